@@ -1,0 +1,46 @@
+# Tributary -- top-level make targets (CMake underneath).
+#   make            build build/tributary
+#   make demo       the main job: the IoT telemetry demo on the embedded engines
+#   make test       every test: unit (ctest), ASan+UBSan, integration (pytest, aws CLI, JS), crash
+#   make check-asan unit + integration tests under AddressSanitizer + UBSan
+#   make bench      benchmarks against kinesalite / kinesis-local, written as a table
+JOBS ?= 2
+
+.PHONY: all deps build demo test check-asan unit bench clean
+
+all: build
+
+deps:
+	@scripts/deps.sh build
+
+build: deps
+	@cmake -S . -B build -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+	@cmake --build build -j$(JOBS)
+
+build-asan: deps
+	@cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
+	@cmake --build build-asan -j$(JOBS)
+
+demo:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@scripts/demo.sh
+
+test:
+	@scripts/deps.sh test
+	@scripts/test.sh
+
+check-asan:
+	@scripts/deps.sh test
+	@scripts/test.sh --asan-only
+
+unit: build
+	@cd build && ctest --output-on-failure
+
+bench:
+	@scripts/deps.sh bench
+	@$(MAKE) --no-print-directory build
+	@bench/run.sh
+
+clean:
+	rm -rf build build-asan
