@@ -12,5 +12,7 @@
 #include <stdint.h>
 
 uint32_t tr_crc32c(uint32_t crc, const void *p, size_t n);
+/* The portable table implementation, for tests that compare it with the hardware path. */
+uint32_t tr__crc32c_sw(uint32_t crc, const void *p, size_t n);
 
 #endif
