@@ -24,7 +24,7 @@ build-asan: deps
 demo:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build
-	@scripts/demo.sh
+	@scripts/demo.sh $(ARGS)
 
 test:
 	@scripts/deps.sh test

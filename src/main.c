@@ -1,2 +1,278 @@
-/* main.c -- placeholder until the server lands (being written). */
-int main(void) { return 0; }
+/*
+ * main.c -- start-up, configuration, signals and wiring.
+ *
+ *   tributary serve [--data DIR] [--port PORT] [--bind ADDR] [--region R] [--threads N]
+ *
+ * Start-up order: lock the data directory (one server per directory), load or create the
+ * credentials, open the engines (recovery runs here and reports torn tails), then listen.
+ * Shutdown (SIGTERM/SIGINT) runs it backwards: refuse new requests, let handlers in progress
+ * return, close the engines (queued writes complete and are answered), stop HTTP.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <openssl/rand.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "api/api.h"
+#include "core/tlog.h"
+#include "log/slog.h"
+#include "net/http.h"
+
+#define DEFAULT_DATA "./tributary-data"
+#define DEFAULT_PORT 4566
+
+static volatile sig_atomic_t stop_requested;
+static void on_signal(int sig) {
+    (void)sig;
+    stop_requested = 1;
+}
+
+/* ---- admission gate for shutdown ------------------------------------------------------------ */
+
+static atomic_int gate_active;
+static atomic_int gate_closing;
+
+static int gated_handle(void *arg, net_req_t *req) {
+    atomic_fetch_add(&gate_active, 1);
+    if (atomic_load(&gate_closing)) {
+        atomic_fetch_sub(&gate_active, 1);
+        api_json_begin(req, "application/x-amz-json-1.1");
+        api_json_error(req, 503, "ServiceUnavailable", "The server is shutting down; retry shortly.");
+        return NET_DONE;
+    }
+    int rc = api_handle(arg, req);
+    atomic_fetch_sub(&gate_active, 1);
+    return rc;
+}
+
+static long long wall_ms(void) { return tr_now_ms(); }
+
+/* ---- credentials --------------------------------------------------------------------------- */
+
+static void random_chars(char *out, size_t n, const char *alphabet) {
+    size_t k = strlen(alphabet);
+    unsigned char r[128];
+    if (RAND_bytes(r, (int)n) != 1) {
+        fprintf(stderr, "tributary: no randomness available for credentials\n");
+        exit(1);
+    }
+    for (size_t i = 0; i < n; i++) out[i] = alphabet[r[i] % k];
+    out[n] = 0;
+}
+
+static int ini_value(const char *line, const char *key, char *out, size_t cap) {
+    size_t kl = strlen(key);
+    while (*line == ' ' || *line == '\t') line++;
+    if (strncmp(line, key, kl)) return 0;
+    line += kl;
+    while (*line == ' ' || *line == '\t') line++;
+    if (*line != '=') return 0;
+    line++;
+    while (*line == ' ' || *line == '\t') line++;
+    size_t n = strcspn(line, " \t\r\n");
+    if (n >= cap) return 0;
+    memcpy(out, line, n);
+    out[n] = 0;
+    return 1;
+}
+
+static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
+    const char *ak = getenv("TRIBUTARY_ACCESS_KEY_ID"), *sk = getenv("TRIBUTARY_SECRET_ACCESS_KEY");
+    if (ak && *ak && sk && *sk) {
+        if (strlen(ak) >= sizeof key->access_key || strlen(sk) >= sizeof key->secret)
+            return tr_err_set(err, TR_EINVAL, "TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY are too long (max 127 characters)");
+        snprintf(key->access_key, sizeof key->access_key, "%s", ak);
+        snprintf(key->secret, sizeof key->secret, "%s", sk);
+        tr_info("auth", "root key %s from TRIBUTARY_ACCESS_KEY_ID", key->access_key);
+        return 0;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/credentials", dir);
+    FILE *f = fopen(path, "r");
+    if (f) {
+        char line[512];
+        key->access_key[0] = key->secret[0] = 0;
+        while (fgets(line, sizeof line, f)) {
+            ini_value(line, "aws_access_key_id", key->access_key, sizeof key->access_key);
+            ini_value(line, "aws_secret_access_key", key->secret, sizeof key->secret);
+        }
+        fclose(f);
+        if (!key->access_key[0] || !key->secret[0])
+            return tr_err_set(err, TR_ECORRUPT, "%s has no aws_access_key_id / aws_secret_access_key; fix it or delete it to generate a new pair", path);
+        tr_info("auth", "root key %s from %s", key->access_key, path);
+        return 0;
+    }
+    memcpy(key->access_key, "AKIA", 4);
+    random_chars(key->access_key + 4, 16, "ABCDEFGHIJKLMNOPQRSTUVWXYZ234567");
+    random_chars(key->secret, 40, "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot create %s: %s; check the data directory's permissions", tmp, strerror(errno));
+    char text[512];
+    int n = snprintf(text, sizeof text, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+                     key->access_key, key->secret);
+    if (write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
+        close(fd);
+        return tr_err_set(err, TR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+    tr_info("auth", "generated a root key pair in %s (use AWS_SHARED_CREDENTIALS_FILE=%s)", path, path);
+    return 0;
+}
+
+/* ---- serve --------------------------------------------------------------------------------- */
+
+static void serve_usage(FILE *o) {
+    fprintf(o,
+            "usage: tributary serve [options]\n"
+            "  Run the server: Kinesis Data Streams API (JSON 1.1) with SigV4 on one port.\n\n"
+            "  --data DIR       data directory (default %s)\n"
+            "  --port PORT      TCP port (default %d; 0 picks a free one)\n"
+            "  --bind ADDR      IPv4 address to listen on (default 127.0.0.1)\n"
+            "  --region REGION  region named in ARNs (default us-east-1)\n"
+            "  --threads N      network threads (default: number of CPUs)\n"
+            "  -h, --help       this text\n\n"
+            "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
+            "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
+            "TRIBUTARY_LOG=debug|info|warn|error sets the log threshold.\n",
+            DEFAULT_DATA, DEFAULT_PORT);
+}
+
+static int cmd_serve(int argc, char **argv) {
+    const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
+    int port = DEFAULT_PORT, threads = 0;
+    static const struct option lo[] = {
+        {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
+        {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+    int ch;
+    optind = 1;
+    while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
+        char *end;
+        switch (ch) {
+        case 'd': data = optarg; break;
+        case 'b': bind = optarg; break;
+        case 'r': region = optarg; break;
+        case 'p':
+            port = (int)strtol(optarg, &end, 10);
+            if (*end || port < 0 || port > 65535) {
+                fprintf(stderr, "tributary serve: --port %s is not a port number (0-65535)\n", optarg);
+                return 2;
+            }
+            break;
+        case 't':
+            threads = (int)strtol(optarg, &end, 10);
+            if (*end || threads < 1 || threads > 256) {
+                fprintf(stderr, "tributary serve: --threads %s must be 1-256\n", optarg);
+                return 2;
+            }
+            break;
+        case 'h': serve_usage(stdout); return 0;
+        default: serve_usage(stderr); return 2;
+        }
+    }
+    if (optind < argc) {
+        fprintf(stderr, "tributary serve: unexpected argument \"%s\"\n", argv[optind]);
+        serve_usage(stderr);
+        return 2;
+    }
+
+    if (mkdir(data, 0700) != 0 && errno != EEXIST) {
+        tr_error("main", "cannot create data directory %s: %s", data, strerror(errno));
+        return 1;
+    }
+    char lockpath[4096];
+    snprintf(lockpath, sizeof lockpath, "%s/LOCK", data);
+    int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
+        tr_error("main", "data directory %s is in use by another tributary process (%s); stop it "
+                 "or pass another --data", data, lockfd < 0 ? strerror(errno) : "locked");
+        return 1;
+    }
+
+    tr_err err;
+    tr_err_clear(&err);
+    api_key_t key;
+    if (load_credentials(data, &key, &err)) {
+        tr_error("main", "%s", err.msg);
+        return 1;
+    }
+    api_ctx_t ctx = {.region = region, .keys = &key, .n_keys = 1, .now_ms = wall_ms};
+    if (api_iter_key_load(data, ctx.iter_key, &err)) {
+        tr_error("main", "%s", err.msg);
+        return 1;
+    }
+    slog_opts_t so;
+    memset(&so, 0, sizeof so);
+    long long t0 = tr_mono_ns();
+    if (slog_open(data, &so, &ctx.slog, &err)) {
+        tr_error("main", "cannot open the stream engine in %s: %s", data, err.msg);
+        return 1;
+    }
+    tr_info("main", "stream engine open in %s (%.1f ms)", data, (tr_mono_ns() - t0) / 1e6);
+
+    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = on_signal;
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGINT, &sa, NULL);
+
+    net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
+                     .handler_arg = &ctx};
+    net_server_t *srv;
+    if (net_server_start(&no, &srv, &err)) {
+        tr_error("main", "%s", err.msg);
+        slog_close(ctx.slog);
+        return 1;
+    }
+    tr_info("main", "listening on %s:%d (region %s)", bind, net_server_port(srv), region);
+
+    while (!stop_requested) pause();
+
+    tr_info("main", "shutting down: finishing requests in progress");
+    atomic_store(&gate_closing, 1);
+    while (atomic_load(&gate_active) > 0) usleep(1000);
+    slog_close(ctx.slog);   /* queued puts complete and resume their connections */
+    usleep(50 * 1000);      /* let the network threads send those answers */
+    net_server_stop(srv);
+    close(lockfd);
+    tr_info("main", "stopped");
+    return 0;
+}
+
+/* ---- entry --------------------------------------------------------------------------------- */
+
+static void usage(FILE *o) {
+    fprintf(o,
+            "usage: tributary <command> [options]\n\n"
+            "commands:\n"
+            "  serve     run the server (Kinesis API on one port, SigV4)\n"
+            "  help      this text\n\n"
+            "`tributary <command> --help` describes a command.\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "tributary: unknown command \"%s\"\n", argv[1]);
+    usage(stderr);
+    return 2;
+}

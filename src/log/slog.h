@@ -22,7 +22,9 @@
  *   - Metadata changes are durable (LMDB commit) before the call returns.
  *
  * Thread rules: every function is thread-safe.  Put callbacks run on the commit thread: they
- * must be short and must not call back into slog_put synchronously.
+ * must be short and must not call back into slog_put synchronously.  They may call the read-only
+ * functions (slog_read, slog_position, describe, list, limits) but no control-plane function:
+ * delete and resharding wait for the commit thread (drain), so that would deadlock.
  *
  * Memory: the engine admits at most opts.max_pending_bytes of queued put data; past that
  * slog_put answers TR_ETHROTTLED (the adapter turns it into a throttling error).
@@ -178,6 +180,14 @@ int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max
  * first record at or after ts_ms.  TR_ENOTFOUND. */
 int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64_t *begin,
                   uint64_t *end, uint64_t *at_time, tr_err *err);
+
+/* Append hook ("push, not poll" consumers such as the Lambda event-source poller): called on
+ * the commit thread after a shard's new records are durable and visible to slog_read, once per
+ * touched shard per commit cycle, with `end` = that shard's next counter.  Like put callbacks it
+ * must be short and must not call into the engine (signal a condition variable and return).
+ * fn NULL removes the hook.  Takes effect from the next commit cycle. */
+typedef void (*slog_append_hook)(void *arg, uint64_t stream_id, uint32_t shard, uint64_t end);
+void slog_set_append_hook(slog_t *lg, slog_append_hook fn, void *arg);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 

@@ -53,6 +53,8 @@ typedef struct sigv4_result {
     char region[64];
     char service[64];
     char date[9];         /* YYYYMMDD of the credential scope */
+    char amz_date[17];    /* request time as signed, ISO 8601 basic: "20150830T123600Z" */
+    char signature[65];   /* the verified signature, lowercase hex (seed of S3 chunk signatures) */
 } sigv4_result_t;
 
 /* Secret lookup: copy the secret for access_key into secret (cap bytes incl. NUL) and return 0,
@@ -65,7 +67,7 @@ int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv
 /* Building blocks, exposed for tests and for the client side (bench, CLI). */
 
 /* Canonical request text (caller frees with free()).  signed_headers is the ';'-joined lowercase
- * list.  Returns NULL on malformed input. */
+ * list.  Returns NULL on malformed input (including a signed header absent from req). */
 char *sigv4_canonical_request(const sigv4_req_t *req, const char *signed_headers,
                               const char *payload_hash, const char *service);
 /* String to sign for amz_date ("20150830T123600Z") and scope ("20150830/us-east-1/iam/aws4_request"). */
@@ -74,7 +76,9 @@ char *sigv4_string_to_sign(const char *amz_date, const char *scope, const char *
 void sigv4_signing_key(const char *secret, const char *date, const char *region,
                        const char *service, uint8_t key[32]);
 /* Sign a request as a client would: returns the Authorization header value (caller frees).
- * headers must include host and x-amz-date; all of them are signed. */
+ * headers must include host and x-amz-date (equal to amz_date); all of them are signed except
+ * authorization.  The payload hash is x-amz-content-sha256 when present, else payload_sha256.
+ * Returns NULL when one of these is missing. */
 char *sigv4_sign(const sigv4_req_t *req, const char *access_key, const char *secret,
                  const char *region, const char *service, const char *amz_date);
 

@@ -1,0 +1,5 @@
+#!/usr/bin/env bash
+# demo.sh -- run the IoT demo (see scripts/demo.py --help); `make demo ARGS="--duration 60"`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+exec /usr/bin/python3 scripts/demo.py "$@"

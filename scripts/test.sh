@@ -1,0 +1,70 @@
+#!/usr/bin/env bash
+# test.sh -- every test Tributary has, in one run (what `make test` and .ci/run call).
+#
+#   1. build (RelWithDebInfo) and run the C unit tests (ctest)
+#   2. build with AddressSanitizer + UBSan; run the unit tests and the integration suite on it
+#   3. integration tests with a second SDK generation (pyenv boto3, when present)
+#   4. the integration, CLI, JS and crash suites on the normal build -- last, so the run
+#      ends with pytest's own summary line
+#
+#   scripts/test.sh --asan-only   just step 2 (make check-asan)
+# Every server a test starts binds 127.0.0.1, uses a temporary data dir and is stopped by PID.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+PY=/usr/bin/python3          # Debian's python3 with python3-pytest, python3-boto3, awscli
+JOBS=${JOBS:-2}
+mode=${1:-all}
+
+export AWS_EC2_METADATA_DISABLED=true PYTHONDONTWRITEBYTECODE=1
+
+js_deps() {
+  if [ ! -d tests/js/node_modules/@aws-sdk/client-kinesis ]; then
+    echo "== installing the JS test client (npm ci in tests/js)"
+    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+  fi
+}
+
+asan() {
+  echo "== ASan+UBSan build"
+  cmake -S . -B build-asan -DCMAKE_BUILD_TYPE=Debug -DTR_SANITIZE=ON >/dev/null
+  cmake --build build-asan -j"$JOBS" >/dev/null
+  echo "== unit tests (ASan+UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j"$JOBS"
+  echo "== integration tests on the ASan+UBSan server"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+  TRIBUTARY_BIN=$ROOT/build-asan/tributary TRIBUTARY_ASAN=1 \
+    $PY -m pytest -q -p no:cacheprovider tests/integration -k "not js_smoke and not awscli"
+}
+
+if [ "$mode" = "--asan-only" ]; then
+  asan
+  exit 0
+fi
+
+echo "== build"
+make --no-print-directory build
+echo "== unit tests"
+ctest --test-dir build --output-on-failure -j"$JOBS"
+asan
+js_deps
+
+# A second client generation: the pyenv python's boto3 (newer), with Debian's pytest borrowed
+# through a directory holding only pytest and its pure-Python dependencies (not boto3).
+ALT_PY=$(command -v python3 || true)
+if [ -n "$ALT_PY" ] && [ "$ALT_PY" != "$PY" ] && "$ALT_PY" -c 'import boto3' 2>/dev/null; then
+  shim=$(mktemp -d)
+  for m in pytest _pytest pluggy iniconfig py py.py packaging; do
+    [ -e "/usr/lib/python3/dist-packages/$m" ] && ln -s "/usr/lib/python3/dist-packages/$m" "$shim/$m"
+  done
+  v=$("$ALT_PY" -c 'import boto3; print(boto3.__version__)')
+  echo "== integration tests with boto3 $v ($ALT_PY)"
+  PYTHONPATH=$shim TRIBUTARY_BIN=$ROOT/build/tributary \
+    "$ALT_PY" -m pytest -q -p no:cacheprovider tests/integration -k "not js_smoke and not awscli"
+  rm -rf "$shim"
+fi
+
+v=$($PY -c 'import boto3; print(boto3.__version__)')
+echo "== integration (boto3 $v, aws CLI, aws-sdk-js v3) and crash tests"
+TRIBUTARY_BIN=$ROOT/build/tributary $PY -m pytest -p no:cacheprovider tests/integration tests/crash

@@ -1,0 +1,206 @@
+/*
+ * api.c -- authentication and routing in front of the protocol adapters (see api.h).
+ */
+#include "api/api.h"
+
+#include <fcntl.h>
+#include <openssl/evp.h>
+#include <openssl/rand.h>
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/tlog.h"
+#include "net/sigv4.h"
+
+/* ---- responses ----------------------------------------------------------------------------- */
+
+static atomic_ullong req_counter;
+static uint32_t req_prefix;
+
+static void request_id(char out[37]) {
+    if (!req_prefix) {
+        uint32_t p;
+        if (RAND_bytes((unsigned char *)&p, sizeof p) != 1) p = (uint32_t)getpid();
+        req_prefix = p | 1;
+    }
+    unsigned long long n = atomic_fetch_add(&req_counter, 1);
+    snprintf(out, 37, "%08x-%04x-4%03x-a%03x-%012llx", req_prefix, (unsigned)(n >> 48) & 0xffff,
+             (unsigned)(n >> 36) & 0xfff, (unsigned)(n >> 24) & 0xfff,
+             n & 0xffffffffffffULL);
+}
+
+void api_json_begin(net_req_t *req, const char *content_type) {
+    char id[37];
+    request_id(id);
+    req->content_type = content_type;
+    net_req_add_header(req, "x-amzn-RequestId", id);
+}
+
+void api_json_error(net_req_t *req, int status, const char *type, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    req->status = status;
+    tr_buf_reset(&req->out);
+    tr_buf_puts(&req->out, "{\"__type\":");
+    tr_buf_json_str(&req->out, type, strlen(type));
+    tr_buf_puts(&req->out, ",\"message\":");
+    tr_buf_json_str(&req->out, msg, strlen(msg));
+    tr_buf_puts(&req->out, "}");
+    tr_debug("api", "%s %s -> %d %s: %s", req->method, req->path, status, type, msg);
+}
+
+/* ---- authentication ------------------------------------------------------------------------ */
+
+static int lookup_secret(void *arg, const char *access_key, char *secret, size_t cap) {
+    api_ctx_t *ctx = arg;
+    for (size_t i = 0; i < ctx->n_keys; i++) {
+        if (!strcmp(ctx->keys[i].access_key, access_key)) {
+            snprintf(secret, cap, "%s", ctx->keys[i].secret);
+            return 0;
+        }
+    }
+    return TR_EAUTH_KEY;
+}
+
+static void sha256_hex(const uint8_t *p, size_t n, char out[65]) {
+    uint8_t md[32];
+    unsigned len = 32;
+    EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+    tr_hex(md, 32, out);
+}
+
+/* Verify the request's signature; on failure fill the JSON error and return nonzero. */
+static int authenticate_json(api_ctx_t *ctx, net_req_t *req) {
+    char body_hash[65];
+    const char *given = net_req_header(req, "x-amz-content-sha256");
+    sigv4_req_t sr = {
+        .method = req->method,
+        .path = req->path,
+        .query = req->query,
+        .headers = req->headers,
+        .n_headers = req->n_headers,
+        .payload_sha256 = NULL,
+        .now_ms = ctx->now_ms(),
+    };
+    if (!given) {
+        sha256_hex(req->body, req->body_len, body_hash);
+        sr.payload_sha256 = body_hash;
+    } else {
+        /* The client told us the hash it signed; it must also be the body's. */
+        sha256_hex(req->body, req->body_len, body_hash);
+        if (strcmp(given, body_hash) && strcmp(given, "UNSIGNED-PAYLOAD")) {
+            api_json_error(req, 400, "InvalidSignatureException",
+                           "The provided x-amz-content-sha256 header does not match what was "
+                           "computed.");
+            return -1;
+        }
+        sr.payload_sha256 = body_hash;
+    }
+    sigv4_result_t res;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
+    if (rc == 0) return 0;
+    switch (rc) {
+    case TR_EAUTH_MISSING:
+        api_json_error(req, 400, "MissingAuthenticationTokenException", "%s",
+                       err.msg[0] ? err.msg : "Missing Authentication Token");
+        break;
+    case TR_EAUTH_KEY:
+        api_json_error(req, 400, "UnrecognizedClientException", "%s",
+                       err.msg[0] ? err.msg : "The security token included in the request is invalid.");
+        break;
+    case TR_EAUTH_EXPIRED:
+        api_json_error(req, 400, "InvalidSignatureException", "%s", err.msg);
+        break;
+    default:
+        /* A malformed Authorization header is "incomplete", a wrong one "invalid". */
+        if (strstr(err.msg, "requires") || strstr(err.msg, "malformed") ||
+            strstr(err.msg, "Authorization header"))
+            api_json_error(req, 400, "IncompleteSignatureException", "%s", err.msg);
+        else
+            api_json_error(req, 400, "InvalidSignatureException", "%s",
+                           err.msg[0] ? err.msg
+                                      : "The request signature we calculated does not match "
+                                        "the signature you provided. Check your AWS Secret "
+                                        "Access Key and signing method.");
+        break;
+    }
+    tr_info("auth", "rejected %s %s from %s: %s", req->method, req->path, req->remote,
+            err.msg);
+    return -1;
+}
+
+/* ---- routing ------------------------------------------------------------------------------- */
+
+#define KINESIS_PREFIX "Kinesis_20131202."
+
+int api_handle(void *arg, net_req_t *req) {
+    api_ctx_t *ctx = arg;
+    const char *target = net_req_header(req, "X-Amz-Target");
+    const char *ctype = "application/x-amz-json-1.1";
+    api_json_begin(req, ctype);
+
+    if (req->reject == NET_REJECT_OVERLOAD) {
+        api_json_error(req, 400, "ProvisionedThroughputExceededException",
+                       "The server is over its in-flight request budget; retry with backoff.");
+        return NET_DONE;
+    }
+    if (req->reject == NET_REJECT_TOO_BIG) {
+        api_json_error(req, 413, "SerializationException",
+                       "Request body is larger than the server accepts (16 MiB); send smaller "
+                       "batches.");
+        return NET_DONE;
+    }
+    if (authenticate_json(ctx, req)) return NET_DONE;
+
+    if (target && !strncmp(target, KINESIS_PREFIX, strlen(KINESIS_PREFIX)))
+        return api_kinesis_handle(ctx, req, target + strlen(KINESIS_PREFIX));
+
+    if (!strcmp(req->method, "POST") || target) {
+        api_json_error(req, 400, "UnknownOperationException",
+                       "Operation %s is not supported by this server (it speaks Kinesis "
+                       "Kinesis_20131202.* today).",
+                       target ? target : "(no X-Amz-Target header)");
+    } else {
+        api_json_error(req, 400, "UnknownOperationException",
+                       "%s %s is not an operation this server implements.", req->method,
+                       req->path);
+    }
+    return NET_DONE;
+}
+
+/* ---- iterator key -------------------------------------------------------------------------- */
+
+int api_iter_key_load(const char *dir, uint8_t key[32], tr_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/iterator.key", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, key, 32);
+        close(fd);
+        if (n == 32) return 0;
+        tr_warn("api", "%s is damaged; making a new one (old shard iterators become invalid)",
+                path);
+    }
+    if (RAND_bytes(key, 32) != 1) return tr_err_set(err, TR_EINTERNAL, "no randomness for the iterator key");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot write %s: %m; check the data directory's permissions", tmp);
+    if (write(fd, key, 32) != 32 || fsync(fd) != 0) {
+        close(fd);
+        return tr_err_set(err, TR_EIO, "cannot write %s: %m", tmp);
+    }
+    close(fd);
+    if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %m", tmp);
+    return 0;
+}

@@ -1,0 +1,1401 @@
+/*
+ * kinesis.c -- the Kinesis Data Streams adapter: JSON 1.1 in, slog engine calls, JSON out.
+ *
+ * Every operation is one row of k_ops[] (name, handler).  A handler validates its input the
+ * way Kinesis does -- shape constraints answer ValidationException with AWS's "N validation
+ * errors detected: ..." text, semantic problems InvalidArgumentException -- calls the engine,
+ * and writes the response.  Engine codes become AWS error types in k_error() only.
+ *
+ * PutRecord / PutRecords are deferred: the engine acknowledges on its commit thread after the
+ * fsync; the response is built back on the network thread (k_put_finish).
+ *
+ * Shard iterators are opaque to clients: base64 of {version, stream id, shard, position,
+ * issued-at} plus a truncated HMAC-SHA256 under a per-data-dir key, so a forged or garbled
+ * iterator is refused and a deleted-and-recreated stream never serves old data.
+ */
+#include <jansson.h>
+#include <openssl/hmac.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "api/api.h"
+#include "core/tlog.h"
+
+#define K_JSON "application/x-amz-json-1.1"
+#define K_ITER_TTL_MS 300000
+#define K_MAX_PUT_BYTES (5u * 1024 * 1024)
+#define K_MAX_GET_BYTES (10u * 1024 * 1024)
+
+typedef struct k_call {
+    api_ctx_t *ctx;
+    net_req_t *req;
+    json_t *in;
+    tr_buf *out;
+    /* accumulated validation errors */
+    int n_verr;
+    tr_buf verr;
+    /* resolved stream name (from StreamName or StreamARN) */
+    char stream[SLOG_MAX_STREAM_NAME + 1];
+} k_call_t;
+
+typedef int (*k_handler_fn)(k_call_t *c);
+
+/* ---- errors -------------------------------------------------------------------------------- */
+
+static int k_fail(k_call_t *c, int status, const char *type, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int k_fail(k_call_t *c, int status, const char *type, const char *fmt, ...) {
+    char msg[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    api_json_error(c->req, status, type, "%s", msg);
+    return -1;
+}
+
+/* The one place engine codes become Kinesis error types. */
+static int k_error(k_call_t *c, int code, const tr_err *err) {
+    const char *type = "InternalFailure";
+    int status = 500;
+    switch (code) {
+    case TR_ENOTFOUND: type = "ResourceNotFoundException"; status = 400; break;
+    case TR_EEXISTS:
+    case TR_EINUSE: type = "ResourceInUseException"; status = 400; break;
+    case TR_ELIMIT: type = "LimitExceededException"; status = 400; break;
+    case TR_ETHROTTLED: type = "ProvisionedThroughputExceededException"; status = 400; break;
+    case TR_EINVAL:
+    case TR_ETOOBIG: type = "InvalidArgumentException"; status = 400; break;
+    case TR_EVALIDATION: type = "ValidationException"; status = 400; break;
+    case TR_EEXPIRED: type = "ExpiredIteratorException"; status = 400; break;
+    case TR_ESERIALIZATION: type = "SerializationException"; status = 400; break;
+    case TR_EUNKNOWN_OP: type = "UnknownOperationException"; status = 400; break;
+    default: break;
+    }
+    if (status == 500)
+        tr_error("kinesis", "internal error %s: %s", tr_err_name(code), err ? err->msg : "");
+    return k_fail(c, status, type, "%s", err && err->msg[0] ? err->msg : tr_strerror(code));
+}
+
+/* Record a shape-constraint violation ("Value 'x' at 'streamName' failed to satisfy ..."). */
+static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...) {
+    char what[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(what, sizeof what, fmt, ap);
+    va_end(ap);
+    if (c->n_verr) tr_buf_puts(&c->verr, "; ");
+    if (value)
+        tr_buf_printf(&c->verr, "Value '%.200s' at '%s' failed to satisfy constraint: %s", value,
+                      member, what);
+    else
+        tr_buf_printf(&c->verr, "Value null at '%s' failed to satisfy constraint: %s", member,
+                      what);
+    c->n_verr++;
+}
+
+/* If validation errors were recorded, answer ValidationException and return -1. */
+static int k_verr_flush(k_call_t *c) {
+    if (!c->n_verr) return 0;
+    return k_fail(c, 400, "ValidationException", "%d validation error%s detected: %s", c->n_verr,
+                  c->n_verr > 1 ? "s" : "", c->verr.data);
+}
+
+/* ---- input helpers ------------------------------------------------------------------------- */
+
+/* camelCase member name for messages, as Kinesis spells them ("StreamName" -> "streamName"). */
+static const char *k_member(const char *name, char *buf, size_t cap) {
+    snprintf(buf, cap, "%s", name);
+    if (buf[0] >= 'A' && buf[0] <= 'Z') buf[0] = (char)(buf[0] - 'A' + 'a');
+    return buf;
+}
+
+static int k_name_char(char ch) {
+    return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+           ch == '_' || ch == '.' || ch == '-';
+}
+
+enum { K_OPT = 0, K_REQ = 1 };
+enum { K_PAT_NONE, K_PAT_NAME, K_PAT_DIGITS, K_PAT_ARN };
+
+static int k_pattern_ok(int pat, const char *s, size_t n) {
+    switch (pat) {
+    case K_PAT_NAME:
+        for (size_t i = 0; i < n; i++)
+            if (!k_name_char(s[i])) return 0;
+        return 1;
+    case K_PAT_DIGITS:  /* 0|([1-9]\d{0,N}) */
+        if (n == 0) return 0;
+        if (s[0] == '0') return n == 1;
+        for (size_t i = 0; i < n; i++)
+            if (s[i] < '0' || s[i] > '9') return 0;
+        return 1;
+    case K_PAT_ARN:
+        return !strncmp(s, "arn:aws", 7) && strstr(s, ":kinesis:") && strstr(s, ":stream/");
+    default:
+        return 1;
+    }
+}
+
+static const char *k_pattern_text(int pat) {
+    switch (pat) {
+    case K_PAT_NAME: return "[a-zA-Z0-9_.-]+";
+    case K_PAT_DIGITS: return "0|([1-9]\\d{0,38})";
+    case K_PAT_ARN: return "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+";
+    default: return "";
+    }
+}
+
+/* String member: *out NULL when absent.  Type errors are SerializationException (returned
+ * as -1 with the response filled); constraint errors are accumulated. */
+static int k_str(k_call_t *c, json_t *obj, const char *name, int req, size_t min, size_t max,
+                 int pat, const char **out, size_t *out_len) {
+    char mb[64];
+    json_t *v = json_object_get(obj, name);
+    *out = NULL;
+    if (out_len) *out_len = 0;
+    if (!v || json_is_null(v)) {
+        if (req) k_verr(c, k_member(name, mb, sizeof mb), NULL, "Member must not be null");
+        return 0;
+    }
+    if (!json_is_string(v))
+        return k_fail(c, 400, "SerializationException",
+                      "Expected a string for %s, got another JSON type", name);
+    const char *s = json_string_value(v);
+    size_t n = json_string_length(v);
+    if (n < min)
+        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length greater than or equal to %zu", min);
+    else if (n > max)
+        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length less than or equal to %zu", max);
+    else if (!k_pattern_ok(pat, s, n))
+        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must satisfy regular expression pattern: %s",
+               k_pattern_text(pat));
+    *out = s;
+    if (out_len) *out_len = n;
+    return 0;
+}
+
+/* Integer member: *present 0 when absent. */
+static int k_int(k_call_t *c, json_t *obj, const char *name, int req, long long min, long long max,
+                 long long *out, int *present) {
+    char mb[64], vb[32];
+    json_t *v = json_object_get(obj, name);
+    *present = 0;
+    if (!v || json_is_null(v)) {
+        if (req) k_verr(c, k_member(name, mb, sizeof mb), NULL, "Member must not be null");
+        return 0;
+    }
+    if (!json_is_integer(v))
+        return k_fail(c, 400, "SerializationException",
+                      "Expected an integer for %s, got another JSON type", name);
+    long long x = json_integer_value(v);
+    snprintf(vb, sizeof vb, "%lld", x);
+    if (x < min)
+        k_verr(c, k_member(name, mb, sizeof mb), vb, "Member must have value greater than or equal to %lld", min);
+    else if (x > max)
+        k_verr(c, k_member(name, mb, sizeof mb), vb, "Member must have value less than or equal to %lld", max);
+    *out = x;
+    *present = 1;
+    return 0;
+}
+
+/* Timestamp member (epoch seconds, number; ISO strings are not sent by AWS SDKs for JSON). */
+static int k_time(k_call_t *c, json_t *obj, const char *name, int64_t *ms, int *present) {
+    json_t *v = json_object_get(obj, name);
+    *present = 0;
+    if (!v || json_is_null(v)) return 0;
+    if (!json_is_number(v))
+        return k_fail(c, 400, "SerializationException",
+                      "Expected a timestamp (epoch seconds) for %s", name);
+    double d = json_number_value(v);
+    *ms = (int64_t)(d * 1000.0 + (d >= 0 ? 0.5 : -0.5));
+    *present = 1;
+    return 0;
+}
+
+/* Resolve StreamName / StreamARN into c->stream; ValidationException / InvalidArgument. */
+static int k_stream(k_call_t *c, int required) {
+    const char *name = NULL, *arn = NULL;
+    if (k_str(c, c->in, "StreamName", K_OPT, 1, 128, K_PAT_NAME, &name, NULL)) return -1;
+    if (k_str(c, c->in, "StreamARN", K_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return -1;
+    if (c->n_verr) return 0;  /* reported with the others */
+    const char *from_arn = NULL;
+    if (arn) {
+        from_arn = strstr(arn, ":stream/") + 8;
+        if (strlen(from_arn) > SLOG_MAX_STREAM_NAME)
+            return k_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
+    }
+    if (name && from_arn && strcmp(name, from_arn))
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "StreamARN %s and StreamName %s refer to different streams; pass one of them",
+                      arn, name);
+    if (!name && !from_arn) {
+        if (!required) return 0;
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "Either StreamName or StreamARN should be provided.");
+    }
+    snprintf(c->stream, sizeof c->stream, "%s", name ? name : from_arn);
+    return 0;
+}
+
+/* "shardId-000000000003" -> 3; also accepts plain digits.  -1 when malformed. */
+static long long k_shard_index(const char *s) {
+    const char *p = s;
+    if (!strncmp(p, "shardId-", 8)) p += 8;
+    if (!*p || strlen(p) > 12) return -1;
+    long long v = 0;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') return -1;
+        v = v * 10 + (*p - '0');
+    }
+    return v;
+}
+
+/* ---- output helpers ------------------------------------------------------------------------ */
+
+static void k_put_ts(tr_buf *b, int64_t ms) {
+    tr_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+}
+
+static void k_put_arn(k_call_t *c, tr_buf *b, const char *name) {
+    tr_buf_printf(b, "\"arn:aws:kinesis:%s:%s:stream/%s\"", c->ctx->region, API_ACCOUNT_ID, name);
+}
+
+static void k_put_shard_id(tr_buf *b, uint32_t idx) { tr_buf_printf(b, "\"shardId-%012u\"", idx); }
+
+static void k_put_hash(tr_buf *b, slog_hash_t h) {
+    char t[40];
+    slog_hash_format(h, t);
+    tr_buf_printf(b, "\"%s\"", t);
+}
+
+static void k_put_seq(tr_buf *b, uint32_t shard, uint64_t counter) {
+    char t[SLOG_SEQ_STRLEN + 1];
+    slog_seq_format(shard, counter, t);
+    tr_buf_printf(b, "\"%s\"", t);
+}
+
+static void k_put_shard(tr_buf *b, const slog_shard_info_t *s) {
+    tr_buf_puts(b, "{\"ShardId\":");
+    k_put_shard_id(b, s->index);
+    if (s->parent != SLOG_NO_SHARD) {
+        tr_buf_puts(b, ",\"ParentShardId\":");
+        k_put_shard_id(b, s->parent);
+    }
+    if (s->adjacent_parent != SLOG_NO_SHARD) {
+        tr_buf_puts(b, ",\"AdjacentParentShardId\":");
+        k_put_shard_id(b, s->adjacent_parent);
+    }
+    tr_buf_puts(b, ",\"HashKeyRange\":{\"StartingHashKey\":");
+    k_put_hash(b, s->hash_start);
+    tr_buf_puts(b, ",\"EndingHashKey\":");
+    k_put_hash(b, s->hash_end);
+    tr_buf_puts(b, "},\"SequenceNumberRange\":{\"StartingSequenceNumber\":");
+    k_put_seq(b, s->index, s->seq_start);
+    if (s->closed) {
+        tr_buf_puts(b, ",\"EndingSequenceNumber\":");
+        k_put_seq(b, s->index, s->seq_end > s->seq_start ? s->seq_end - 1 : s->seq_start);
+    }
+    tr_buf_puts(b, "}}");
+}
+
+static const char *k_mode_name(int mode) {
+    return mode == SLOG_MODE_ON_DEMAND ? "ON_DEMAND" : "PROVISIONED";
+}
+
+static int k_describe(k_call_t *c, slog_stream_info_t *info) {
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_describe(c->ctx->slog, c->stream, info, &err);
+    if (rc) return k_error(c, rc, &err);
+    return 0;
+}
+
+/* ---- control plane ------------------------------------------------------------------------- */
+
+static int k_parse_tags(k_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n) {
+    *tags = NULL;
+    *n = 0;
+    if (!obj || json_is_null(obj)) return 0;
+    if (!json_is_object(obj))
+        return k_fail(c, 400, "SerializationException", "Tags must be a JSON object of key to value");
+    size_t cnt = json_object_size(obj);
+    if (cnt < 1 || cnt > 200) {
+        char v[32];
+        snprintf(v, sizeof v, "%zu", cnt);
+        k_verr(c, "tags", v, "Member must have length %s", cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
+        return 0;
+    }
+    *tags = calloc(cnt, sizeof **tags);
+    const char *key;
+    json_t *val;
+    json_object_foreach(obj, key, val) {
+        if (!json_is_string(val)) {
+            free(*tags);
+            *tags = NULL;
+            return k_fail(c, 400, "SerializationException", "Tag %s must have a string value", key);
+        }
+        (*tags)[*n].key = (char *)key;
+        (*tags)[*n].value = (char *)json_string_value(val);
+        (*n)++;
+    }
+    return 0;
+}
+
+static int k_create_stream(k_call_t *c) {
+    const char *name;
+    long long shards = 0;
+    int has_shards;
+    if (k_str(c, c->in, "StreamName", K_REQ, 1, 128, K_PAT_NAME, &name, NULL)) return -1;
+    if (k_int(c, c->in, "ShardCount", K_OPT, 1, 100000, &shards, &has_shards)) return -1;
+    int mode = SLOG_MODE_PROVISIONED;
+    json_t *md = json_object_get(c->in, "StreamModeDetails");
+    if (md && !json_is_null(md)) {
+        const char *m;
+        if (!json_is_object(md))
+            return k_fail(c, 400, "SerializationException", "StreamModeDetails must be an object");
+        if (k_str(c, md, "StreamMode", K_REQ, 0, 64, K_PAT_NONE, &m, NULL)) return -1;
+        if (m && !strcmp(m, "ON_DEMAND")) mode = SLOG_MODE_ON_DEMAND;
+        else if (m && strcmp(m, "PROVISIONED"))
+            k_verr(c, "streamModeDetails.streamMode", m,
+                   "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]");
+    }
+    slog_tag_t *tags;
+    size_t n_tags;
+    if (k_parse_tags(c, json_object_get(c->in, "Tags"), &tags, &n_tags)) return -1;
+    if (k_verr_flush(c)) {
+        free(tags);
+        return -1;
+    }
+    if (mode == SLOG_MODE_PROVISIONED && !has_shards) {
+        free(tags);
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "ShardCount is required for a stream in PROVISIONED mode; pass ShardCount "
+                      "or StreamModeDetails={StreamMode=ON_DEMAND}");
+    }
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_create(c->ctx->slog, name, mode == SLOG_MODE_ON_DEMAND ? 0 : (uint32_t)shards,
+                                mode, tags, n_tags, &err);
+    free(tags);
+    if (rc) return k_error(c, rc, &err);
+    tr_info("kinesis", "created stream %s (%s, %lld shards)", name, k_mode_name(mode),
+            mode == SLOG_MODE_ON_DEMAND ? 0 : shards);
+    return 0;
+}
+
+static int k_delete_stream(k_call_t *c) {
+    if (k_stream(c, 1)) return -1;
+    json_t *e = json_object_get(c->in, "EnforceConsumerDeletion");
+    if (e && !json_is_boolean(e) && !json_is_null(e))
+        return k_fail(c, 400, "SerializationException", "EnforceConsumerDeletion must be a boolean");
+    if (k_verr_flush(c)) return -1;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_delete(c->ctx->slog, c->stream, &err);
+    if (rc) return k_error(c, rc, &err);
+    tr_info("kinesis", "deleted stream %s", c->stream);
+    return 0;
+}
+
+static int k_describe_stream(k_call_t *c) {
+    long long limit = 100;
+    int has_limit;
+    const char *start;
+    if (k_stream(c, 1)) return -1;
+    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    if (k_str(c, c->in, "ExclusiveStartShardId", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
+    if (k_verr_flush(c)) return -1;
+    long long after = -1;
+    if (start) after = k_shard_index(start);
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"StreamDescription\":{\"StreamName\":");
+    tr_buf_json_str(b, info.name, strlen(info.name));
+    tr_buf_puts(b, ",\"StreamARN\":");
+    k_put_arn(c, b, info.name);
+    tr_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}",
+                  k_mode_name(info.mode));
+    tr_buf_puts(b, ",\"Shards\":[");
+    long long emitted = 0;
+    int more = 0;
+    for (uint32_t i = 0; i < info.n_shards; i++) {
+        if ((long long)info.shards[i].index <= after) continue;
+        if (emitted == limit) {
+            more = 1;
+            break;
+        }
+        if (emitted) tr_buf_puts(b, ",");
+        k_put_shard(b, &info.shards[i]);
+        emitted++;
+    }
+    tr_buf_printf(b, "],\"HasMoreShards\":%s,\"RetentionPeriodHours\":%u,", more ? "true" : "false",
+                  info.retention_hours);
+    tr_buf_puts(b, "\"StreamCreationTimestamp\":");
+    k_put_ts(b, info.created_ms);
+    tr_buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"}}");
+    slog_stream_info_free(&info);
+    return 0;
+}
+
+static int k_describe_stream_summary(k_call_t *c) {
+    if (k_stream(c, 1)) return -1;
+    if (k_verr_flush(c)) return -1;
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"StreamDescriptionSummary\":{\"StreamName\":");
+    tr_buf_json_str(b, info.name, strlen(info.name));
+    tr_buf_puts(b, ",\"StreamARN\":");
+    k_put_arn(c, b, info.name);
+    tr_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}",
+                  k_mode_name(info.mode));
+    tr_buf_printf(b, ",\"RetentionPeriodHours\":%u,\"StreamCreationTimestamp\":", info.retention_hours);
+    k_put_ts(b, info.created_ms);
+    tr_buf_printf(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":"
+                     "\"NONE\",\"OpenShardCount\":%u,\"ConsumerCount\":0}}",
+                  info.open_shards);
+    slog_stream_info_free(&info);
+    return 0;
+}
+
+/* NextToken for ListStreams: base64 of the last name returned. */
+static int k_list_streams(k_call_t *c) {
+    long long limit = 100;
+    int has_limit;
+    const char *start, *token;
+    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    if (k_str(c, c->in, "ExclusiveStartStreamName", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
+    if (k_str(c, c->in, "NextToken", K_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return -1;
+    if (k_verr_flush(c)) return -1;
+    char after[SLOG_MAX_STREAM_NAME + 1] = "";
+    if (token) {
+        uint8_t dec[256];
+        size_t tl = strlen(token);
+        long n = tl < 300 ? tr_base64_decode(token, tl, dec) : -1;
+        if (n <= 4 || n > SLOG_MAX_STREAM_NAME + 4 || memcmp(dec, "LS1:", 4))
+            return k_fail(c, 400, "InvalidArgumentException",
+                          "NextToken is not one this server issued; pass the NextToken of the "
+                          "previous ListStreams response unchanged");
+        memcpy(after, dec + 4, (size_t)n - 4);
+        after[n - 4] = 0;
+    } else if (start) {
+        snprintf(after, sizeof after, "%s", start);
+    }
+    char **names = NULL;
+    size_t n = 0;
+    int more = 0;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_list(c->ctx->slog, after[0] ? after : NULL, (size_t)limit, &names, &n,
+                              &more, &err);
+    if (rc) return k_error(c, rc, &err);
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"StreamNames\":[");
+    for (size_t i = 0; i < n; i++) {
+        if (i) tr_buf_puts(b, ",");
+        tr_buf_json_str(b, names[i], strlen(names[i]));
+    }
+    tr_buf_printf(b, "],\"HasMoreStreams\":%s,\"StreamSummaries\":[", more ? "true" : "false");
+    size_t emitted = 0;
+    for (size_t i = 0; i < n; i++) {
+        slog_stream_info_t info;
+        if (slog_stream_describe(c->ctx->slog, names[i], &info, NULL)) continue;  /* deleted meanwhile */
+        if (emitted++) tr_buf_puts(b, ",");
+        tr_buf_puts(b, "{\"StreamName\":");
+        tr_buf_json_str(b, info.name, strlen(info.name));
+        tr_buf_puts(b, ",\"StreamARN\":");
+        k_put_arn(c, b, info.name);
+        tr_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"},"
+                         "\"StreamCreationTimestamp\":",
+                      k_mode_name(info.mode));
+        k_put_ts(b, info.created_ms);
+        tr_buf_puts(b, "}");
+        slog_stream_info_free(&info);
+    }
+    tr_buf_puts(b, "]");
+    if (more && n) {
+        tr_buf tok = TR_BUF_INIT;
+        tr_buf_puts(&tok, "LS1:");
+        tr_buf_puts(&tok, names[n - 1]);
+        tr_buf_puts(b, ",\"NextToken\":\"");
+        tr_buf_base64(b, tok.data, tok.len);
+        tr_buf_puts(b, "\"");
+        tr_buf_free(&tok);
+    }
+    tr_buf_puts(b, "}");
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
+    return 0;
+}
+
+/* ListShards NextToken: "LH1:" + stream id, last shard index, filter type, filter value,
+ * issued-at -- all the state needed to continue, as AWS's token holds. */
+enum { F_NONE, F_AFTER, F_AT_TRIM, F_FROM_TRIM, F_AT_LATEST, F_AT_TS, F_FROM_TS };
+
+static int k_filter_type(const char *s) {
+    static const char *names[] = {"", "AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON",
+                                  "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"};
+    for (int i = 1; i < 7; i++)
+        if (!strcmp(s, names[i])) return i;
+    return -1;
+}
+
+static int k_shard_passes(const slog_stream_info_t *info, const slog_shard_info_t *s, int ftype,
+                          long long after, int64_t ts) {
+    if ((long long)s->index <= after) return 0;
+    switch (ftype) {
+    case F_AT_TRIM: {
+        /* open at the trim horizon: no retained parent */
+        for (uint32_t i = 0; i < info->n_shards; i++)
+            if (info->shards[i].index == s->parent || info->shards[i].index == s->adjacent_parent)
+                return 0;
+        return 1;
+    }
+    case F_AT_LATEST: return !s->closed;
+    case F_AT_TS: return s->created_ms <= ts && (!s->closed || s->closed_ms > ts);
+    case F_FROM_TS: return !s->closed || s->closed_ms > ts;
+    default: return 1;  /* NONE, AFTER (handled by `after`), FROM_TRIM */
+    }
+}
+
+static int k_list_shards(k_call_t *c) {
+    long long max = 1000;
+    int has_max, has_ts, has_fts;
+    const char *token, *start;
+    int64_t created_ts = 0, fts = 0;
+    if (k_str(c, c->in, "NextToken", K_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return -1;
+    if (k_str(c, c->in, "ExclusiveStartShardId", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
+    if (k_int(c, c->in, "MaxResults", K_OPT, 1, 10000, &max, &has_max)) return -1;
+    if (k_time(c, c->in, "StreamCreationTimestamp", &created_ts, &has_ts)) return -1;
+    int ftype = F_NONE;
+    const char *fshard = NULL;
+    json_t *f = json_object_get(c->in, "ShardFilter");
+    if (f && !json_is_null(f)) {
+        const char *t;
+        if (!json_is_object(f)) return k_fail(c, 400, "SerializationException", "ShardFilter must be an object");
+        if (k_str(c, f, "Type", K_REQ, 1, 64, K_PAT_NONE, &t, NULL)) return -1;
+        if (k_str(c, f, "ShardId", K_OPT, 1, 128, K_PAT_NAME, &fshard, NULL)) return -1;
+        if (k_time(c, f, "Timestamp", &fts, &has_fts)) return -1;
+        if (t) {
+            ftype = k_filter_type(t);
+            if (ftype < 0)
+                k_verr(c, "shardFilter.type", t,
+                       "Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, "
+                       "FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]");
+        }
+    }
+    if (token) {
+        /* NextToken stands alone: AWS refuses it together with StreamName. */
+        if (json_object_get(c->in, "StreamName") || json_object_get(c->in, "ExclusiveStartShardId") ||
+            json_object_get(c->in, "StreamCreationTimestamp") || (f && !json_is_null(f)))
+            return k_fail(c, 400, "InvalidArgumentException",
+                          "NextToken and StreamName cannot be provided together.");
+    } else if (k_stream(c, 1)) {
+        return -1;
+    }
+    if (k_verr_flush(c)) return -1;
+
+    long long after = -1;
+    uint64_t want_id = 0;
+    if (token) {
+        uint8_t dec[256];
+        size_t tl = strlen(token);
+        long n = tl < 300 ? tr_base64_decode(token, tl, dec) : -1;
+        long long issued = 0;
+        char name[SLOG_MAX_STREAM_NAME + 1];
+        unsigned long long id;
+        int ft;
+        long long fv;
+        if (n <= 4 || memcmp(dec, "LH1:", 4))
+            return k_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+        dec[n] = 0;
+        if (sscanf((char *)dec + 4, "%llu:%lld:%d:%lld:%lld:%128s", &id, &after, &ft, &fv, &issued, name) != 6)
+            return k_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+        if (c->ctx->now_ms() - issued > 300000)
+            return k_fail(c, 400, "ExpiredNextTokenException",
+                          "The timestamp of the NextToken is older than 300 seconds; list again "
+                          "from the start");
+        want_id = id;
+        ftype = ft;
+        fts = fv;
+        snprintf(c->stream, sizeof c->stream, "%s", name);
+    }
+    if (ftype == F_AFTER) {
+        if (!fshard && !token)
+            return k_fail(c, 400, "InvalidArgumentException",
+                          "ShardFilter of type AFTER_SHARD_ID requires ShardId");
+        if (fshard) after = k_shard_index(fshard);
+    }
+    if ((ftype == F_AT_TS || ftype == F_FROM_TS) && !has_fts && !token)
+        return k_fail(c, 400, "InvalidArgumentException", "ShardFilter of type %s requires Timestamp",
+                      ftype == F_AT_TS ? "AT_TIMESTAMP" : "FROM_TIMESTAMP");
+    if (start && !token) {
+        long long s = k_shard_index(start);
+        if (s > after) after = s;
+    }
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    if (token && info.id != want_id) {
+        slog_stream_info_free(&info);
+        return k_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s was deleted since the NextToken was issued", c->stream, API_ACCOUNT_ID);
+    }
+    if (has_ts && created_ts / 1000 != info.created_ms / 1000) {
+        slog_stream_info_free(&info);
+        return k_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s with the given StreamCreationTimestamp not found.", c->stream, API_ACCOUNT_ID);
+    }
+    if (ftype == F_FROM_TRIM || ftype == F_AT_TRIM) {
+        /* nothing else: retention already dropped expired shards from the list */
+    }
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"Shards\":[");
+    long long emitted = 0, last = -1;
+    int more = 0;
+    for (uint32_t i = 0; i < info.n_shards; i++) {
+        const slog_shard_info_t *s = &info.shards[i];
+        if (!k_shard_passes(&info, s, ftype, after, fts)) continue;
+        if (emitted == max) {
+            more = 1;
+            break;
+        }
+        if (emitted) tr_buf_puts(b, ",");
+        k_put_shard(b, s);
+        last = s->index;
+        emitted++;
+    }
+    tr_buf_puts(b, "]");
+    if (more) {
+        char tok[400];
+        int tn = snprintf(tok, sizeof tok, "LH1:%llu:%lld:%d:%lld:%lld:%s",
+                          (unsigned long long)info.id, last, ftype, (long long)fts,
+                          c->ctx->now_ms(), info.name);
+        tr_buf_puts(b, ",\"NextToken\":\"");
+        tr_buf_base64(b, tok, (size_t)tn);
+        tr_buf_puts(b, "\"");
+    }
+    tr_buf_puts(b, "}");
+    slog_stream_info_free(&info);
+    return 0;
+}
+
+static int k_retention(k_call_t *c, int increase) {
+    long long hours;
+    int has;
+    if (k_stream(c, 1)) return -1;
+    if (k_int(c, c->in, "RetentionPeriodHours", K_REQ, 1, 8760, &hours, &has)) return -1;
+    if (k_verr_flush(c)) return -1;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_set_retention(c->ctx->slog, c->stream, (uint32_t)hours, increase, &err);
+    if (rc) return k_error(c, rc, &err);
+    return 0;
+}
+static int k_increase_retention(k_call_t *c) { return k_retention(c, 1); }
+static int k_decrease_retention(k_call_t *c) { return k_retention(c, 0); }
+
+static int k_add_tags(k_call_t *c) {
+    if (k_stream(c, 1)) return -1;
+    json_t *t = json_object_get(c->in, "Tags");
+    if (!t || json_is_null(t)) k_verr(c, "tags", NULL, "Member must not be null");
+    slog_tag_t *tags = NULL;
+    size_t n = 0;
+    if (t && !json_is_null(t) && k_parse_tags(c, t, &tags, &n)) return -1;
+    for (size_t i = 0; i < n; i++) {
+        size_t kl = strlen(tags[i].key), vl = strlen(tags[i].value);
+        if (kl < 1 || kl > 128) k_verr(c, "tags", tags[i].key, "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
+        if (vl > 256) k_verr(c, "tags", tags[i].value, "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
+    }
+    if (k_verr_flush(c)) {
+        free(tags);
+        return -1;
+    }
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_tags_add(c->ctx->slog, c->stream, tags, n, &err);
+    free(tags);
+    if (rc) return k_error(c, rc, &err);
+    return 0;
+}
+
+static int k_remove_tags(k_call_t *c) {
+    if (k_stream(c, 1)) return -1;
+    json_t *keys = json_object_get(c->in, "TagKeys");
+    if (!keys || json_is_null(keys)) k_verr(c, "tagKeys", NULL, "Member must not be null");
+    else if (!json_is_array(keys)) return k_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
+    size_t n = keys && json_is_array(keys) ? json_array_size(keys) : 0;
+    if (keys && json_is_array(keys) && (n < 1 || n > 50)) {
+        char v[32];
+        snprintf(v, sizeof v, "%zu", n);
+        k_verr(c, "tagKeys", v, "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
+    }
+    if (k_verr_flush(c)) return -1;
+    char **arr = calloc(n ? n : 1, sizeof *arr);
+    for (size_t i = 0; i < n; i++) {
+        json_t *k = json_array_get(keys, i);
+        if (!json_is_string(k)) {
+            free(arr);
+            return k_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
+        }
+        arr[i] = (char *)json_string_value(k);
+    }
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_tags_remove(c->ctx->slog, c->stream, arr, n, &err);
+    free(arr);
+    if (rc) return k_error(c, rc, &err);
+    return 0;
+}
+
+static int k_list_tags(k_call_t *c) {
+    long long limit = 50;
+    int has_limit;
+    const char *start;
+    if (k_stream(c, 1)) return -1;
+    if (k_str(c, c->in, "ExclusiveStartTagKey", K_OPT, 1, 128, K_PAT_NONE, &start, NULL)) return -1;
+    if (k_int(c, c->in, "Limit", K_OPT, 1, 50, &limit, &has_limit)) return -1;
+    if (k_verr_flush(c)) return -1;
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"Tags\":[");
+    long long emitted = 0;
+    int more = 0;
+    for (size_t i = 0; i < info.n_tags; i++) {
+        if (start && strcmp(info.tags[i].key, start) <= 0) continue;
+        if (emitted == limit) {
+            more = 1;
+            break;
+        }
+        if (emitted++) tr_buf_puts(b, ",");
+        tr_buf_puts(b, "{\"Key\":");
+        tr_buf_json_str(b, info.tags[i].key, strlen(info.tags[i].key));
+        tr_buf_puts(b, ",\"Value\":");
+        tr_buf_json_str(b, info.tags[i].value, strlen(info.tags[i].value));
+        tr_buf_puts(b, "}");
+    }
+    tr_buf_printf(b, "],\"HasMoreTags\":%s}", more ? "true" : "false");
+    slog_stream_info_free(&info);
+    return 0;
+}
+
+/* ---- resharding ---------------------------------------------------------------------------- */
+
+static int k_split_shard(k_call_t *c) {
+    const char *shard, *key;
+    if (k_stream(c, 1)) return -1;
+    if (k_str(c, c->in, "ShardToSplit", K_REQ, 1, 128, K_PAT_NAME, &shard, NULL)) return -1;
+    if (k_str(c, c->in, "NewStartingHashKey", K_REQ, 1, 128, K_PAT_DIGITS, &key, NULL)) return -1;
+    if (k_verr_flush(c)) return -1;
+    long long idx = k_shard_index(shard);
+    slog_hash_t h;
+    if (slog_hash_parse(key, &h))
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "NewStartingHashKey %s is not in [0, 2^128-1]", key);
+    if (idx < 0)
+        return k_fail(c, 400, "ResourceNotFoundException",
+                      "Could not find shard %s in stream %s under account %s.", shard, c->stream,
+                      API_ACCOUNT_ID);
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_shard_split(c->ctx->slog, c->stream, (uint32_t)idx, h, &err);
+    if (rc) return k_error(c, rc, &err);
+    tr_info("kinesis", "split %s of stream %s at %s", shard, c->stream, key);
+    return 0;
+}
+
+static int k_merge_shards(k_call_t *c) {
+    const char *a, *b;
+    if (k_stream(c, 1)) return -1;
+    if (k_str(c, c->in, "ShardToMerge", K_REQ, 1, 128, K_PAT_NAME, &a, NULL)) return -1;
+    if (k_str(c, c->in, "AdjacentShardToMerge", K_REQ, 1, 128, K_PAT_NAME, &b, NULL)) return -1;
+    if (k_verr_flush(c)) return -1;
+    long long ia = k_shard_index(a), ib = k_shard_index(b);
+    if (ia < 0 || ib < 0)
+        return k_fail(c, 400, "ResourceNotFoundException",
+                      "Could not find shard %s in stream %s under account %s.", ia < 0 ? a : b,
+                      c->stream, API_ACCOUNT_ID);
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_shard_merge(c->ctx->slog, c->stream, (uint32_t)ia, (uint32_t)ib, &err);
+    if (rc) return k_error(c, rc, &err);
+    tr_info("kinesis", "merged %s and %s of stream %s", a, b, c->stream);
+    return 0;
+}
+
+static int k_update_shard_count(k_call_t *c) {
+    long long target;
+    int has;
+    const char *scaling;
+    if (k_stream(c, 1)) return -1;
+    if (k_int(c, c->in, "TargetShardCount", K_REQ, 1, 100000, &target, &has)) return -1;
+    if (k_str(c, c->in, "ScalingType", K_REQ, 1, 64, K_PAT_NONE, &scaling, NULL)) return -1;
+    if (scaling && strcmp(scaling, "UNIFORM_SCALING"))
+        k_verr(c, "scalingType", scaling, "Member must satisfy enum value set: [UNIFORM_SCALING]");
+    if (k_verr_flush(c)) return -1;
+    uint32_t old = 0;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_stream_scale(c->ctx->slog, c->stream, (uint32_t)target, &old, &err);
+    if (rc) return k_error(c, rc, &err);
+    tr_buf *b = c->out;
+    tr_buf_puts(b, "{\"StreamName\":");
+    tr_buf_json_str(b, c->stream, strlen(c->stream));
+    tr_buf_printf(b, ",\"CurrentShardCount\":%u,\"TargetShardCount\":%lld,\"StreamARN\":", old, target);
+    k_put_arn(c, b, c->stream);
+    tr_buf_puts(b, "}");
+    tr_info("kinesis", "scaled stream %s from %u to %lld shards", c->stream, old, target);
+    return 0;
+}
+
+static int k_describe_limits(k_call_t *c) {
+    uint32_t limit, open, od_limit, od;
+    slog_limits(c->ctx->slog, &limit, &open, &od_limit, &od);
+    tr_buf_printf(c->out,
+                  "{\"ShardLimit\":%u,\"OpenShardCount\":%u,\"OnDemandStreamCount\":%u,"
+                  "\"OnDemandStreamCountLimit\":%u}",
+                  limit, open, od, od_limit);
+    return 0;
+}
+
+/* ---- data plane: puts ---------------------------------------------------------------------- */
+
+typedef struct k_put {
+    api_ctx_t *ctx;
+    json_t *in;              /* keeps partition keys alive */
+    slog_put_rec_t *recs;
+    size_t n;
+    uint8_t *data;           /* decoded blobs, back to back */
+    int single;              /* PutRecord */
+    int rc;
+    tr_err err;
+} k_put_t;
+
+static void k_put_free(void *p) {
+    k_put_t *kp = p;
+    if (!kp) return;
+    json_decref(kp->in);
+    free(kp->recs);
+    free(kp->data);
+    free(kp);
+}
+
+static void k_put_done(void *arg, int rc) {
+    net_req_t *req = arg;
+    k_put_t *kp = req->state;
+    kp->rc = rc;
+    net_req_resume(req);
+}
+
+static void k_put_finish(net_req_t *req) {
+    k_put_t *kp = req->state;
+    tr_buf *b = &req->out;
+    k_call_t c = {.ctx = kp->ctx, .req = req, .out = b};
+    if (kp->single) {
+        slog_put_rec_t *r = &kp->recs[0];
+        if (kp->rc || r->rc) {
+            int code = r->rc ? r->rc : kp->rc;
+            if (code == TR_ETHROTTLED)
+                k_fail(&c, 400, "ProvisionedThroughputExceededException",
+                       "Rate exceeded for shard shardId-%012u in stream under account %s.",
+                       r->shard, API_ACCOUNT_ID);
+            else
+                k_error(&c, code, NULL);
+            return;
+        }
+        tr_buf_puts(b, "{\"ShardId\":");
+        k_put_shard_id(b, r->shard);
+        tr_buf_puts(b, ",\"SequenceNumber\":");
+        k_put_seq(b, r->shard, r->seq);
+        tr_buf_puts(b, "}");
+        return;
+    }
+    size_t failed = 0;
+    for (size_t i = 0; i < kp->n; i++)
+        if (kp->rc || kp->recs[i].rc) failed++;
+    tr_buf_reserve(b, 32 + kp->n * 90);
+    tr_buf_printf(b, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
+    for (size_t i = 0; i < kp->n; i++) {
+        slog_put_rec_t *r = &kp->recs[i];
+        if (i) tr_buf_append(b, ",", 1);
+        int code = r->rc ? r->rc : kp->rc;
+        if (code) {
+            if (code == TR_ETHROTTLED)
+                tr_buf_printf(b, "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
+                                 "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
+                                 "stream under account %s.\"}",
+                              r->shard, API_ACCOUNT_ID);
+            else
+                tr_buf_printf(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"%s\"}",
+                              tr_strerror(code));
+            continue;
+        }
+        /* hot path: hand-formatted, no printf per record */
+        char seq[SLOG_SEQ_STRLEN + 1];
+        slog_seq_format(r->shard, r->seq, seq);
+        tr_buf_reserve(b, 96);
+        char *o = b->data + b->len;
+        memcpy(o, "{\"SequenceNumber\":\"", 19);
+        o += 19;
+        memcpy(o, seq, SLOG_SEQ_STRLEN);
+        o += SLOG_SEQ_STRLEN;
+        memcpy(o, "\",\"ShardId\":\"shardId-", 21);
+        o += 21;
+        uint32_t s = r->shard;
+        for (int d = 11; d >= 0; d--) {
+            o[d] = (char)('0' + s % 10);
+            s /= 10;
+        }
+        o += 12;
+        memcpy(o, "\"}", 2);
+        o += 2;
+        b->len = (size_t)(o - b->data);
+        b->data[b->len] = 0;
+    }
+    tr_buf_puts(b, "]}");
+}
+
+/* Validate one record object into rec (data decoded into *cursor). */
+static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t **cursor,
+                           const char *prefix, size_t *total) {
+    const char *pk, *data, *ehk;
+    size_t pk_len, data_len;
+    char mb[96];
+    if (!json_is_object(o)) return k_fail(c, 400, "SerializationException", "Each record must be a JSON object");
+    json_t *pkv = json_object_get(o, "PartitionKey");
+    json_t *dv = json_object_get(o, "Data");
+    if (pkv && !json_is_string(pkv) && !json_is_null(pkv)) return k_fail(c, 400, "SerializationException", "PartitionKey must be a string");
+    if (dv && !json_is_string(dv) && !json_is_null(dv)) return k_fail(c, 400, "SerializationException", "Data must be a base64 string");
+    pk = pkv && json_is_string(pkv) ? json_string_value(pkv) : NULL;
+    pk_len = pk ? json_string_length(pkv) : 0;
+    data = dv && json_is_string(dv) ? json_string_value(dv) : NULL;
+    data_len = data ? json_string_length(dv) : 0;
+    if (!pk) {
+        snprintf(mb, sizeof mb, "%spartitionKey", prefix);
+        k_verr(c, mb, NULL, "Member must not be null");
+    } else if (pk_len < 1 || pk_len > 256) {
+        snprintf(mb, sizeof mb, "%spartitionKey", prefix);
+        k_verr(c, mb, pk, "Member must have length %s", pk_len < 1 ? "greater than or equal to 1" : "less than or equal to 256");
+    }
+    if (!data) {
+        snprintf(mb, sizeof mb, "%sdata", prefix);
+        k_verr(c, mb, NULL, "Member must not be null");
+        return 0;
+    }
+    long dn = tr_base64_decode(data, data_len, *cursor);
+    if (dn < 0)
+        return k_fail(c, 400, "SerializationException",
+                      "Data of a record is not valid base64; SDKs encode it for you, raw callers "
+                      "must send standard padded base64");
+    if (dn > SLOG_MAX_DATA) {
+        snprintf(mb, sizeof mb, "%sdata", prefix);
+        k_verr(c, mb, "java.nio.HeapByteBuffer[pos=0 lim=...]", "Member must have length less than or equal to 1048576");
+    }
+    if (k_str(c, o, "ExplicitHashKey", K_OPT, 0, 128, K_PAT_DIGITS, &ehk, NULL)) return -1;
+    rec->pk = pk;
+    rec->pk_len = (uint16_t)pk_len;
+    rec->data = *cursor;
+    rec->data_len = (uint32_t)dn;
+    rec->has_explicit_hash = 0;
+    if (ehk && !c->n_verr) {
+        if (slog_hash_parse(ehk, &rec->explicit_hash))
+            return k_fail(c, 400, "InvalidArgumentException",
+                          "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, "
+                          "2^128-1]. Specified value was %s",
+                          ehk);
+        rec->has_explicit_hash = 1;
+    }
+    *cursor += dn;
+    *total += (size_t)dn + pk_len;
+    return 0;
+}
+
+static int k_put_common(k_call_t *c, int single) {
+    if (k_stream(c, 1)) return -1;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    kp->ctx = c->ctx;
+    kp->single = single;
+    c->req->state = kp;
+    c->req->state_free = k_put_free;
+    size_t total = 0;
+    /* Decoded data is never longer than the base64 text, so the body length bounds it. */
+    kp->data = malloc(c->req->body_len + 1);
+    uint8_t *cursor = kp->data;
+    if (single) {
+        kp->n = 1;
+        kp->recs = calloc(1, sizeof *kp->recs);
+        const char *sfo;
+        if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return -1;
+        if (k_str(c, c->in, "SequenceNumberForOrdering", K_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return -1;
+        if (k_verr_flush(c)) return -1;
+    } else {
+        json_t *arr = json_object_get(c->in, "Records");
+        if (!arr || json_is_null(arr)) {
+            k_verr(c, "records", NULL, "Member must not be null");
+        } else if (!json_is_array(arr)) {
+            return k_fail(c, 400, "SerializationException", "Records must be a list");
+        } else {
+            size_t n = json_array_size(arr);
+            if (n < 1 || n > 500) {
+                k_verr(c, "records", n ? "[...]" : "[]", "Member must have length %s",
+                       n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
+            } else {
+                kp->n = n;
+                kp->recs = calloc(n, sizeof *kp->recs);
+                for (size_t i = 0; i < n; i++) {
+                    char prefix[48];
+                    snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
+                    if (k_put_parse_rec(c, json_array_get(arr, i), &kp->recs[i], &cursor, prefix, &total))
+                        return -1;
+                }
+            }
+        }
+        if (k_verr_flush(c)) return -1;
+        if (total > K_MAX_PUT_BYTES)
+            return k_fail(c, 400, "InvalidArgumentException",
+                          "Records size exceeds 5 MB limit (%zu bytes of data and partition "
+                          "keys); send fewer or smaller records per PutRecords",
+                          total);
+    }
+    kp->in = json_incref(c->in);
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
+    if (rc == TR_ETHROTTLED && !single) {
+        /* Kinesis reports throttling per record in PutRecords. */
+        kp->rc = rc;
+        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
+        k_put_finish(c->req);
+        return 0;
+    }
+    if (rc) return k_error(c, rc, &err);
+    c->req->finish = k_put_finish;
+    return 1;  /* deferred */
+}
+
+static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
+static int k_put_records(k_call_t *c) { return k_put_common(c, 0); }
+
+/* ---- data plane: iterators and reads ------------------------------------------------------- */
+
+#define K_ITER_RAW 41
+
+static void k_iter_encode(api_ctx_t *ctx, uint64_t id, uint32_t shard, uint64_t pos, int64_t now,
+                          tr_buf *b) {
+    uint8_t raw[K_ITER_RAW];
+    raw[0] = 1;
+    memcpy(raw + 1, &id, 8);
+    memcpy(raw + 9, &shard, 4);
+    memcpy(raw + 13, &pos, 8);
+    memcpy(raw + 21, &now, 8);
+    uint8_t mac[32];
+    unsigned ml = 32;
+    HMAC(EVP_sha256(), ctx->iter_key, 32, raw, 29, mac, &ml);
+    memcpy(raw + 29, mac, 12);
+    tr_buf_append(b, "\"", 1);
+    tr_buf_base64(b, raw, sizeof raw);
+    tr_buf_append(b, "\"", 1);
+}
+
+static int k_iter_decode(k_call_t *c, const char *s, size_t n, uint64_t *id, uint32_t *shard,
+                         uint64_t *pos, int64_t *issued) {
+    uint8_t raw[64];
+    if (n != 56 || tr_base64_decode(s, n, raw) != K_ITER_RAW || raw[0] != 1)
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "Invalid ShardIterator: it was not issued by this server or was altered; "
+                      "get a new one with GetShardIterator");
+    uint8_t mac[32];
+    unsigned ml = 32;
+    HMAC(EVP_sha256(), c->ctx->iter_key, 32, raw, 29, mac, &ml);
+    if (CRYPTO_memcmp(mac, raw + 29, 12))
+        return k_fail(c, 400, "InvalidArgumentException",
+                      "Invalid ShardIterator: it was not issued by this server or was altered; "
+                      "get a new one with GetShardIterator");
+    memcpy(id, raw + 1, 8);
+    memcpy(shard, raw + 9, 4);
+    memcpy(pos, raw + 13, 8);
+    memcpy(issued, raw + 21, 8);
+    return 0;
+}
+
+static int k_find_shard(k_call_t *c, slog_stream_info_t *info, const char *shard_id,
+                        slog_shard_info_t **out) {
+    long long idx = k_shard_index(shard_id);
+    for (uint32_t i = 0; idx >= 0 && i < info->n_shards; i++)
+        if (info->shards[i].index == idx) {
+            *out = &info->shards[i];
+            return 0;
+        }
+    return k_fail(c, 400, "ResourceNotFoundException",
+                  "Shard %s in stream %s under account %s does not exist", shard_id, info->name,
+                  API_ACCOUNT_ID);
+}
+
+static int k_get_shard_iterator(k_call_t *c) {
+    const char *shard_id, *type, *seq;
+    int64_t ts = 0;
+    int has_ts;
+    if (k_stream(c, 1)) return -1;
+    if (k_str(c, c->in, "ShardId", K_REQ, 1, 128, K_PAT_NAME, &shard_id, NULL)) return -1;
+    if (k_str(c, c->in, "ShardIteratorType", K_REQ, 1, 64, K_PAT_NONE, &type, NULL)) return -1;
+    if (k_str(c, c->in, "StartingSequenceNumber", K_OPT, 0, 128, K_PAT_DIGITS, &seq, NULL)) return -1;
+    if (k_time(c, c->in, "Timestamp", &ts, &has_ts)) return -1;
+    enum { T_AT, T_AFTER, T_TRIM, T_LATEST, T_TS } t = T_TRIM;
+    if (type) {
+        if (!strcmp(type, "AT_SEQUENCE_NUMBER")) t = T_AT;
+        else if (!strcmp(type, "AFTER_SEQUENCE_NUMBER")) t = T_AFTER;
+        else if (!strcmp(type, "TRIM_HORIZON")) t = T_TRIM;
+        else if (!strcmp(type, "LATEST")) t = T_LATEST;
+        else if (!strcmp(type, "AT_TIMESTAMP")) t = T_TS;
+        else
+            k_verr(c, "shardIteratorType", type,
+                   "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, "
+                   "AT_TIMESTAMP, TRIM_HORIZON, AT_SEQUENCE_NUMBER]");
+    }
+    if (k_verr_flush(c)) return -1;
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    slog_shard_info_t *sh = NULL;
+    if (k_find_shard(c, &info, shard_id, &sh)) {
+        slog_stream_info_free(&info);
+        return -1;
+    }
+    uint64_t begin = 0, end = 0, at = 0, pos = 0;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_position(c->ctx->slog, info.id, sh->index, has_ts ? ts : 0, &begin, &end, &at, &err);
+    if (rc) {
+        slog_stream_info_free(&info);
+        return k_error(c, rc, &err);
+    }
+    int bad = 0;
+    switch (t) {
+    case T_TRIM: pos = begin; break;
+    case T_LATEST: pos = end; break;
+    case T_TS:
+        if (!has_ts) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "Must specify timestampInMillis parameter for iterator of type "
+                         "AT_TIMESTAMP. Current request has no timestamp parameter.");
+            break;
+        }
+        if (ts > c->ctx->now_ms()) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "The timestampInMillis parameter cannot be greater than the "
+                         "currentTimestampInMillis. timestampInMillis: %lld, "
+                         "currentTimestampInMillis: %lld",
+                         (long long)ts, c->ctx->now_ms());
+            break;
+        }
+        pos = at;
+        break;
+    case T_AT:
+    case T_AFTER: {
+        uint32_t s_shard;
+        uint64_t counter;
+        if (!seq) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "Must specify StartingSequenceNumber for %s iterator type", type);
+            break;
+        }
+        if (slog_seq_parse(seq, &s_shard, &counter)) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
+                         "stream %s under account %s is invalid.",
+                         seq, shard_id, info.name, API_ACCOUNT_ID);
+            break;
+        }
+        if (s_shard != sh->index) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was "
+                         "used in a call to a shard with shardId-%012u",
+                         s_shard, sh->index);
+            break;
+        }
+        pos = t == T_AT ? counter : counter + 1;
+        if (pos > end) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
+                         "stream %s under account %s is invalid because it did not come from "
+                         "this stream.",
+                         seq, shard_id, info.name, API_ACCOUNT_ID);
+            break;
+        }
+        if (pos < begin) pos = begin;
+        break;
+    }
+    }
+    if (!bad) {
+        tr_buf_puts(c->out, "{\"ShardIterator\":");
+        k_iter_encode(c->ctx, info.id, sh->index, pos, c->ctx->now_ms(), c->out);
+        tr_buf_puts(c->out, "}");
+    }
+    slog_stream_info_free(&info);
+    return bad;
+}
+
+static int k_get_records(k_call_t *c) {
+    const char *it;
+    size_t it_len;
+    long long limit = 10000;
+    int has_limit;
+    if (k_str(c, c->in, "ShardIterator", K_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return -1;
+    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    if (k_verr_flush(c)) return -1;
+    uint64_t id = 0, pos = 0;
+    uint32_t shard = 0;
+    int64_t issued = 0;
+    if (k_iter_decode(c, it, it_len, &id, &shard, &pos, &issued)) return -1;
+    long long now = c->ctx->now_ms();
+    if (now - issued > K_ITER_TTL_MS)
+        return k_fail(c, 400, "ExpiredIteratorException",
+                      "Iterator expired. The iterator was created at time %lld while right now "
+                      "it is %lld which is further in the future than the tolerated delay of "
+                      "%d milliseconds.",
+                      (long long)issued, now, K_ITER_TTL_MS);
+    slog_read_t rd;
+    memset(&rd, 0, sizeof rd);
+    uint64_t closed_end = UINT64_MAX;
+    int64_t last_arrival = -1;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_read(c->ctx->slog, id, shard, pos, (size_t)limit, K_MAX_GET_BYTES, &rd,
+                       &closed_end, &last_arrival, &err);
+    if (rc) {
+        slog_read_free(&rd);
+        if (rc == TR_ENOTFOUND)
+            return k_fail(c, 400, "ResourceNotFoundException",
+                          "Shard shardId-%012u in the iterator's stream under account %s does "
+                          "not exist (the stream was deleted)",
+                          shard, API_ACCOUNT_ID);
+        return k_error(c, rc, &err);
+    }
+    tr_buf *b = c->out;
+    size_t est = 64;
+    for (size_t i = 0; i < rd.n; i++) est += 120 + rd.recs[i].pk_len * 2 + rd.recs[i].data_len * 4 / 3;
+    tr_buf_reserve(b, est);
+    tr_buf_puts(b, "{\"Records\":[");
+    for (size_t i = 0; i < rd.n; i++) {
+        const slog_rec_t *r = &rd.recs[i];
+        if (i) tr_buf_append(b, ",", 1);
+        tr_buf_puts(b, "{\"SequenceNumber\":");
+        k_put_seq(b, shard, r->seq);
+        tr_buf_puts(b, ",\"ApproximateArrivalTimestamp\":");
+        k_put_ts(b, r->arrival_ms);
+        tr_buf_puts(b, ",\"Data\":\"");
+        tr_buf_base64(b, r->data, r->data_len);
+        tr_buf_puts(b, "\",\"PartitionKey\":");
+        tr_buf_json_str(b, r->pk, r->pk_len);
+        tr_buf_puts(b, "}");
+    }
+    tr_buf_puts(b, "]");
+    uint64_t next = rd.next_seq;
+    long long behind = 0;
+    if (rd.n && last_arrival >= 0) {
+        int64_t newest_read = rd.recs[rd.n - 1].arrival_ms;
+        behind = last_arrival > newest_read ? last_arrival - newest_read : 0;
+    }
+    if (closed_end != UINT64_MAX && next >= closed_end) {
+        /* End of a closed shard: no next iterator; name the children. */
+        slog_stream_info_t info;
+        tr_buf_puts(b, ",\"ChildShards\":[");
+        if (slog_stream_describe_id(c->ctx->slog, id, &info, NULL) == 0) {
+            int emitted = 0;
+            for (uint32_t i = 0; i < info.n_shards; i++) {
+                slog_shard_info_t *s = &info.shards[i];
+                if (s->parent != shard && s->adjacent_parent != shard) continue;
+                if (emitted++) tr_buf_puts(b, ",");
+                tr_buf_puts(b, "{\"ShardId\":");
+                k_put_shard_id(b, s->index);
+                tr_buf_puts(b, ",\"ParentShards\":[");
+                k_put_shard_id(b, s->parent);
+                if (s->adjacent_parent != SLOG_NO_SHARD) {
+                    tr_buf_puts(b, ",");
+                    k_put_shard_id(b, s->adjacent_parent);
+                }
+                tr_buf_puts(b, "],\"HashKeyRange\":{\"StartingHashKey\":");
+                k_put_hash(b, s->hash_start);
+                tr_buf_puts(b, ",\"EndingHashKey\":");
+                k_put_hash(b, s->hash_end);
+                tr_buf_puts(b, "}}");
+            }
+            slog_stream_info_free(&info);
+        }
+        tr_buf_printf(b, "],\"MillisBehindLatest\":0}");
+    } else {
+        tr_buf_puts(b, ",\"NextShardIterator\":");
+        k_iter_encode(c->ctx, id, shard, next, now, b);
+        tr_buf_printf(b, ",\"MillisBehindLatest\":%lld}", behind);
+    }
+    slog_read_free(&rd);
+    return 0;
+}
+
+/* ---- the operation table ------------------------------------------------------------------- */
+
+static const struct k_op {
+    const char *name;
+    k_handler_fn fn;
+} k_ops[] = {
+    {"AddTagsToStream", k_add_tags},
+    {"CreateStream", k_create_stream},
+    {"DecreaseStreamRetentionPeriod", k_decrease_retention},
+    {"DeleteStream", k_delete_stream},
+    {"DescribeLimits", k_describe_limits},
+    {"DescribeStream", k_describe_stream},
+    {"DescribeStreamSummary", k_describe_stream_summary},
+    {"GetRecords", k_get_records},
+    {"GetShardIterator", k_get_shard_iterator},
+    {"IncreaseStreamRetentionPeriod", k_increase_retention},
+    {"ListShards", k_list_shards},
+    {"ListStreams", k_list_streams},
+    {"ListTagsForStream", k_list_tags},
+    {"MergeShards", k_merge_shards},
+    {"PutRecord", k_put_record},
+    {"PutRecords", k_put_records},
+    {"RemoveTagsFromStream", k_remove_tags},
+    {"SplitShard", k_split_shard},
+    {"UpdateShardCount", k_update_shard_count},
+};
+
+int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
+    const struct k_op *found = NULL;
+    for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
+        if (!strcmp(k_ops[i].name, op)) {
+            found = &k_ops[i];
+            break;
+        }
+    k_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    if (!found) {
+        k_fail(&c, 400, "UnknownOperationException",
+               "Operation %s is not implemented by Tributary's Kinesis API; see the "
+               "compatibility table in README.md",
+               op);
+        return NET_DONE;
+    }
+    json_error_t jerr;
+    c.in = json_loadb((const char *)req->body, req->body_len, JSON_ALLOW_NUL, &jerr);
+    if (!c.in) {
+        if (req->body_len == 0) c.in = json_object();
+        else {
+            k_fail(&c, 400, "SerializationException", "Request body is not valid JSON: %s (at byte %d)",
+                   jerr.text, jerr.position);
+            return NET_DONE;
+        }
+    }
+    if (!json_is_object(c.in)) {
+        json_decref(c.in);
+        k_fail(&c, 400, "SerializationException",
+               "Request body must be a JSON object with the operation's members");
+        return NET_DONE;
+    }
+    int rc = found->fn(&c);
+    json_decref(c.in);
+    tr_buf_free(&c.verr);
+    if (rc == 1) return NET_DEFER;
+    return NET_DONE;
+}

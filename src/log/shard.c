@@ -1,0 +1,1515 @@
+/*
+ * shard.c -- one shard's durable log: segment files, sparse index, commit, recovery, retention.
+ *
+ * The contract and the frame format are in shard.h; this file explains how they are kept.
+ *
+ * Writing.  slog_shard_append builds a batch's frames in a staging buffer and writes them with
+ * one pwrite() at the active segment's end (one per 4 MiB of batch).  Nothing is published
+ * until slog_shard_sync has fdatasync'd the file: then, under the shard mutex, the segment's
+ * committed size and end seq and the shard's committed end move forward.  Readers never look
+ * past the committed point, so bytes that are in the file but not yet committed stay invisible.
+ *
+ * Rolling.  A segment is rolled by the first append that finds it at or past segment_bytes
+ * AND fully committed.  Uncommitted data therefore only ever lives in the active segment, and
+ * any failure is undone by one ftruncate of that segment back to a known size.  The price: a
+ * segment can exceed segment_bytes by what is appended between two syncs (one group-commit
+ * cycle).  A new segment's header is written and fdatasync'd and the directory fsync'd before
+ * its first frame; the segment it replaces gets a .idx file (best effort, see Startup).
+ *
+ * Failures.  A failed append truncates its own bytes away; frames of earlier, successful
+ * appends stay pending and the next sync may still commit them.  A failed fdatasync discards
+ * everything not yet committed (after a failed fsync the page cache cannot be trusted):
+ * ftruncate back to the committed size and rewind the seq counter to the committed end, so
+ * the seqs handed out for the lost records are handed out again, none of them ever having been
+ * visible.  If that ftruncate fails too, appends are refused until a retry of it succeeds.
+ *
+ * Index.  Every segment keeps a sparse in-memory index: an entry (seq, file offset, arrival)
+ * for its first record and then whenever SLOG_IX_RECS records or SLOG_IX_BYTES bytes have
+ * passed (about 48 KiB of RAM per 64 MiB segment).  A read starts at the entry at or before
+ * the wanted seq and reads the range it needs with one pread; seek_time binary-searches the
+ * arrival times and walks frame headers between two entries.
+ *
+ * Startup.  Every segment's 16-byte header is read and checked.  A sealed segment's index is
+ * loaded from its .idx file when that file is intact (CRC32C) and describes the .seg's exact
+ * size and seq range; otherwise the segment is scanned and checksummed in full and the .idx
+ * rewritten.  So a restart reads the headers, the .idx files and the last segment -- not
+ * every byte of the sealed segments.  The last segment is always scanned: that is recovery.
+ * Sealed segments found at startup are opened lazily, on their first read.
+ *
+ * Concurrency.  One mutex (sh->mu) guards the segment array, every segment's committed
+ * figures and index length, and the shard's begin/end.  Readers hold it only to find where to
+ * read and to take a reference on the segment; their I/O runs unlocked.  Segments are
+ * refcounted: trim takes a segment out of the array under the mutex and drops the array's
+ * reference; whoever drops the last one closes the fd and frees the memory, so a reader in the
+ * middle of a pread on a trimmed segment is safe (the file is unlinked, its inode lives on).
+ * The writer is the only thread that changes anything, so it reads its own state unlocked and
+ * takes the mutex only to publish (once per batch and once per sync).
+ */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "log/shard.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/crc32c.h"
+#include "core/tlog.h"
+#include "log/shard_int.h"
+
+/* ---- constants ------------------------------------------------------------------------------ */
+
+#define SLOG_DEFAULT_SEGMENT (64ull << 20)
+#define SLOG_FRAME_MAX (SLOG_FRAME_HDR + SLOG_MAX_PK + SLOG_MAX_DATA)
+#define SLOG_IX_RECS 512              /* an index entry at least every this many records */
+#define SLOG_IX_BYTES (32u << 10)     /* ... and at least every this many bytes */
+#define SLOG_STAGE_MAX (4u << 20)     /* append writes out its staging buffer past this */
+#define SLOG_SCAN_BUF (4u << 20)      /* recovery read size; must hold SLOG_FRAME_MAX */
+#define SLOG_READ_CHUNK (8u << 20)    /* largest read-ahead of one pread in slog_shard_read */
+#define SLOG_SEEK_BUF (64u << 10)     /* seek_time's header-walk window */
+
+/*
+ * .idx file of a sealed segment (little-endian), rebuilt from the .seg when missing or when
+ * any check fails, so it needs no fsync:
+ *
+ *     0        8           16          24           32              40    44    48
+ *     +--------+-----------+-----------+------------+---------------+-----+-----+------------
+ *     |TRSIDX01| first_seq | end_seq   | seg_size   | last_arrival  |  n  | crc | n entries:
+ *     |        | u64       | u64 (excl)| u64 (bytes)| i64           | u32 | u32 | seq u64,
+ *     +--------+-----------+-----------+------------+---------------+-----+-----+ off u64,
+ *                                                                               arrival i64
+ *     crc = CRC32C of bytes 0..44 followed by the entries.
+ */
+#define SLOG_IDX_HDR 48
+#define SLOG_IDX_ENT 24
+
+static const char seg_magic[8] = {'T', 'R', 'S', 'L', 'O', 'G', '0', '1'};
+static const char idx_magic[8] = {'T', 'R', 'S', 'I', 'D', 'X', '0', '1'};
+
+/* ---- types ---------------------------------------------------------------------------------- */
+
+typedef struct slog_ix {
+    uint64_t seq;
+    uint64_t off;
+    int64_t arrival_ms;
+} slog_ix_t;
+
+typedef struct slog_seg {
+    atomic_int refs;          /* the array holds one; readers take one while reading */
+    uint64_t first_seq;       /* from the file name, checked against the header */
+    char *path;               /* DIR/<first_seq>.seg, owned */
+    int fd;                   /* -1 until opened; set under sh->mu, then fixed until free */
+    uint64_t w_size;          /* writer only: bytes in the file incl. uncommitted (active seg) */
+    /* under sh->mu; fixed once the segment is no longer the active one */
+    uint64_t pub_size;        /* committed bytes (header included) */
+    uint64_t pub_end;         /* seq after the last committed record */
+    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none */
+    slog_ix_t *ix;            /* sparse index; entries past nix are the writer's scratch */
+    size_t nix, ixcap;
+} slog_seg_t;
+
+struct slog_shard {
+    char *dir;
+    int dirfd;
+    uint64_t seg_bytes;
+    int no_sync;
+    const slog_io_t *io;
+
+    pthread_mutex_t mu;       /* guards the fields below and the pub_ and ix fields of segs */
+    slog_seg_t **segs;        /* ascending first_seq; the last one is the active segment */
+    size_t nsegs, segcap;
+    uint64_t begin;           /* first retained seq */
+    uint64_t pub_end;         /* committed end */
+    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none yet */
+
+    /* writer only */
+    uint64_t w_next;          /* seq of the next appended record */
+    int64_t w_last_arrival;   /* arrival of the last appended record */
+    int w_trunc_pending;      /* a failed batch's bytes are still past w_size in the file */
+    uint8_t *stage;
+    size_t stage_cap;
+};
+
+/* Result of scanning a segment's frames. */
+typedef struct scan_res {
+    uint64_t end_off;         /* offset after the last valid frame */
+    uint64_t end_seq;         /* seq after the last valid frame */
+    int64_t last_arrival;     /* -1 if no frame */
+    const char *why;          /* NULL: valid up to the end of the file; else why it stopped */
+} scan_res_t;
+
+typedef struct frame_hdr {
+    uint32_t len, crc;
+    uint64_t seq;
+    int64_t arrival;
+    uint16_t pk_len;
+} frame_hdr_t;
+
+/* What a reader needs to read one segment, looked up under sh->mu. */
+typedef struct rd_span {
+    slog_seg_t *seg;
+    uint64_t pos, seq;        /* start parsing here: an index entry at or before the wanted seq */
+    uint64_t lim;             /* committed bytes of the segment */
+    uint64_t end_seq;         /* committed end seq of the segment */
+    uint64_t goal;            /* read-ahead target: no wanted byte lies past it (except the
+                                 first record, which is always returned) */
+} rd_span_t;
+
+/* ---- default I/O ---------------------------------------------------------------------------- */
+
+static int px_open(const char *path, int flags, mode_t mode) {
+    int fd;
+    do fd = open(path, flags, mode);
+    while (fd < 0 && errno == EINTR);
+    return fd;
+}
+static int px_close(int fd) { return close(fd); }
+static ssize_t px_pread(int fd, void *b, size_t n, off_t off) { return pread(fd, b, n, off); }
+static ssize_t px_pwrite(int fd, const void *b, size_t n, off_t off) {
+    return pwrite(fd, b, n, off);
+}
+static int px_fdatasync(int fd) { return fdatasync(fd); }
+static int px_fsync(int fd) { return fsync(fd); }
+static int px_ftruncate(int fd, off_t len) { return ftruncate(fd, len); }
+static int px_fstat(int fd, struct stat *st) { return fstat(fd, st); }
+static int px_unlink(const char *path) { return unlink(path); }
+static int px_rename(const char *a, const char *b) { return rename(a, b); }
+
+const slog_io_t slog__io_posix = {px_open,      px_close,  px_pread,     px_pwrite,
+                                  px_fdatasync, px_fsync,  px_ftruncate, px_fstat,
+                                  px_unlink,    px_rename};
+
+static const slog_io_t *io_default = &slog__io_posix;
+
+void slog__io_set_default(const slog_io_t *io) { io_default = io ? io : &slog__io_posix; }
+
+void slog__shard_set_io(slog_shard_t *sh, const slog_io_t *io) {
+    if (sh) sh->io = io ? io : &slog__io_posix;
+}
+
+size_t slog__shard_nsegs(slog_shard_t *sh) {
+    if (!sh) return 0;
+    pthread_mutex_lock(&sh->mu);
+    size_t n = sh->nsegs;
+    pthread_mutex_unlock(&sh->mu);
+    return n;
+}
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static inline void put16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get64(const uint8_t *p) {
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static inline uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+static inline uint64_t sat_mul(uint64_t a, uint64_t b) {
+    return (b && a > UINT64_MAX / b) ? UINT64_MAX : a * b;
+}
+static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+static const char *errtxt(int e, char *b, size_t n) { return strerror_r(e, b, n); }
+
+/* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
+static int io_err(tr_err *err, int e, const char *what, const char *path, const char *fix) {
+    char eb[128];
+    return tr_err_set(err, TR_EIO, "%s %s failed: %s; Fix: %s", what, path,
+                      errtxt(e, eb, sizeof eb), fix);
+}
+
+#define FIX_DISK "check the disk and the kernel log (dmesg), free space if the disk is full, and " \
+                 "retry"
+
+/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
+static int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off) {
+    const uint8_t *p = b;
+    while (n) {
+        ssize_t w = io->pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
+static int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
+    uint8_t *p = b;
+    while (n) {
+        ssize_t r = io->pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) return 1;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Parse and sanity-check a frame header.  room = bytes of the segment from this frame on.
+ * NULL when plausible, else what is wrong (for the log). */
+static const char *frame_parse(const uint8_t *p, uint64_t room, frame_hdr_t *h) {
+    h->len = get32(p);
+    h->crc = get32(p + 4);
+    h->seq = get64(p + 8);
+    h->arrival = (int64_t)get64(p + 16);
+    h->pk_len = get16(p + 24);
+    if (h->len < SLOG_FRAME_HDR || h->len > SLOG_FRAME_MAX) return "impossible frame length";
+    if (h->pk_len > SLOG_MAX_PK || (uint32_t)SLOG_FRAME_HDR + h->pk_len > h->len ||
+        h->len - SLOG_FRAME_HDR - h->pk_len > SLOG_MAX_DATA)
+        return "impossible partition key length";
+    if (h->len > room) return "frame runs past the end of the file";
+    return NULL;
+}
+
+static inline int frame_crc_ok(const uint8_t *p, uint32_t len) {
+    return tr_crc32c(0, p + 8, len - 8) == get32(p + 4);
+}
+
+/* Whether the record at (seq, off) gets an index entry, given the last entry (if have). */
+static inline int ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t off) {
+    return !have || seq - last->seq >= SLOG_IX_RECS || off - last->off >= SLOG_IX_BYTES;
+}
+
+/* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
+static int ix_reserve(slog_seg_t *seg, size_t need) {
+    if (need <= seg->ixcap) return 0;
+    size_t cap = seg->ixcap ? seg->ixcap : 16;
+    while (cap < need) cap *= 2;
+    slog_ix_t *ix = realloc(seg->ix, cap * sizeof *ix);
+    if (!ix) return TR_ENOMEM;
+    seg->ix = ix;
+    seg->ixcap = cap;
+    return 0;
+}
+
+/* First index entry in [0, n) with seq > s (upper bound). */
+static size_t ix_upper_seq(const slog_ix_t *ix, size_t n, uint64_t s) {
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (ix[mid].seq <= s) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* First index entry in [0, n) with seq >= s (lower bound). */
+static size_t ix_lower_seq(const slog_ix_t *ix, size_t n, uint64_t s) {
+    return s == 0 ? 0 : ix_upper_seq(ix, n, s - 1);
+}
+
+/* ---- segments ------------------------------------------------------------------------------- */
+
+static slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
+    slog_seg_t *seg = calloc(1, sizeof *seg);
+    size_t n = strlen(sh->dir) + 1 + 20 + 4 + 1;
+    char *path = malloc(n);
+    if (!seg || !path) {
+        free(seg);
+        free(path);
+        return NULL;
+    }
+    snprintf(path, n, "%s/%020llu.seg", sh->dir, (unsigned long long)first);
+    atomic_init(&seg->refs, 1);
+    seg->first_seq = first;
+    seg->path = path;
+    seg->fd = -1;
+    seg->w_size = seg->pub_size = SLOG_SEG_HDR;
+    seg->pub_end = first;
+    seg->pub_last_arrival = -1;
+    return seg;
+}
+
+static void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
+    if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
+    if (seg->fd >= 0) sh->io->close(seg->fd);
+    free(seg->ix);
+    free(seg->path);
+    free(seg);
+}
+
+/* DIR/<first>.idx (or .idx.tmp) into out (PATH_MAX). */
+static void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
+    size_t n = strlen(seg->path) - 4; /* strip ".seg" */
+    snprintf(out, PATH_MAX, "%.*s%s", (int)n, seg->path, suffix);
+}
+
+/* Open the segment's fd if needed.  Caller holds sh->mu. */
+static int seg_fd_locked(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
+    if (seg->fd >= 0) return 0;
+    int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return io_err(err, errno, "open", seg->path,
+                      "check that the file exists and is readable, and that the open-file limit "
+                      "(ulimit -n) is high enough");
+    seg->fd = fd;
+    return 0;
+}
+
+/* Room for `need` segments in the array.  Caller holds sh->mu once readers may exist. */
+static int segs_reserve(slog_shard_t *sh, size_t need) {
+    if (need <= sh->segcap) return 0;
+    size_t cap = sh->segcap ? sh->segcap * 2 : 8;
+    while (cap < need) cap *= 2;
+    slog_seg_t **s = realloc(sh->segs, cap * sizeof *s);
+    if (!s) return TR_ENOMEM;
+    sh->segs = s;
+    sh->segcap = cap;
+    return 0;
+}
+
+static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
+
+/* Last segment with first_seq <= seq.  Caller holds sh->mu; seq >= sh->begin. */
+static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
+    size_t lo = 0, hi = sh->nsegs;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sh->segs[mid]->first_seq <= seq) lo = mid + 1;
+        else hi = mid;
+    }
+    return sh->segs[lo ? lo - 1 : 0];
+}
+
+static void seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
+    memcpy(hdr, seg_magic, 8);
+    put64(hdr + 8, first);
+}
+
+/* Check a segment's 16-byte header.  NULL if fine, else what is wrong. */
+static const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
+                                    uint64_t size, int *ioerr) {
+    uint8_t hdr[SLOG_SEG_HDR];
+    *ioerr = 0;
+    if (size < SLOG_SEG_HDR) return "file shorter than the 16-byte header";
+    int r = full_pread(sh->io, fd, hdr, sizeof hdr, 0);
+    if (r < 0) {
+        *ioerr = errno;
+        return "read error";
+    }
+    if (r > 0) return "file shorter than the 16-byte header";
+    if (memcmp(hdr, seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
+    if (get64(hdr + 8) != seg->first_seq) return "first seq in the header differs from the file name";
+    return NULL;
+}
+
+/* Create DIR/<first>.seg with its header, make it durable, append it to the array. */
+static int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
+    slog_seg_t *seg = seg_new(sh, first);
+    if (!seg)
+        return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
+                          "memory or lower the number of shards", sh->dir);
+    pthread_mutex_lock(&sh->mu);
+    int rc = segs_reserve(sh, sh->nsegs + 1);
+    pthread_mutex_unlock(&sh->mu);
+    if (rc || ix_reserve(seg, 16)) {
+        seg_unref(sh, seg);
+        return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
+                          "memory or lower the number of shards", sh->dir);
+    }
+    /* A file with this name can only be the debris of an earlier failed create: no segment
+     * holds this seq yet.  O_TRUNC replaces it. */
+    const char *what = "create";
+    int fd = sh->io->open(seg->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    uint8_t hdr[SLOG_SEG_HDR];
+    seg_header(hdr, first);
+    what = "write header of";
+    if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0) goto fail;
+    if (!sh->no_sync) {
+        what = "fdatasync";
+        if (sh->io->fdatasync(fd) != 0) goto fail;
+        what = "fsync directory after creating";
+        if (sh->io->fsync(sh->dirfd) != 0) goto fail;
+    }
+    seg->fd = fd;
+    pthread_mutex_lock(&sh->mu);
+    sh->segs[sh->nsegs++] = seg;
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    sh->io->unlink(seg->path);
+    rc = io_err(err, e, what, seg->path, FIX_DISK);
+    seg_unref(sh, seg);
+    return rc;
+}
+
+/* ---- .idx files ----------------------------------------------------------------------------- */
+
+/* Write the sealed segment's index next to it (tmp + rename).  Best effort: a missing or bad
+ * .idx only costs a scan at the next start. */
+static void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    seg_idx_path(seg, path, ".idx");
+    seg_idx_path(seg, tmp, ".idx.tmp");
+    size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
+    uint8_t *b = malloc(n);
+    if (!b) return;
+    memcpy(b, idx_magic, 8);
+    put64(b + 8, seg->first_seq);
+    put64(b + 16, seg->pub_end);
+    put64(b + 24, seg->pub_size);
+    put64(b + 32, (uint64_t)seg->pub_last_arrival);
+    put32(b + 40, (uint32_t)seg->nix);
+    for (size_t i = 0; i < seg->nix; i++) {
+        uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
+        put64(e, seg->ix[i].seq);
+        put64(e + 8, seg->ix[i].off);
+        put64(e + 16, (uint64_t)seg->ix[i].arrival_ms);
+    }
+    uint32_t crc = tr_crc32c(0, b, 44);
+    crc = tr_crc32c(crc, b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
+    put32(b + 44, crc);
+    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int ok = fd >= 0 && full_pwrite(sh->io, fd, b, n, 0) == 0;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    if (ok && sh->io->rename(tmp, path) != 0) {
+        ok = 0;
+        e = errno;
+    }
+    free(b);
+    if (!ok) {
+        char eb[128];
+        sh->io->unlink(tmp);
+        tr_warn("slog", "shard %s: cannot write index %s: %s; the next start will scan the "
+                "segment instead. Fix: check the disk", sh->dir, path, errtxt(e, eb, sizeof eb));
+    }
+}
+
+/* Load the .idx of a sealed segment of seg_size bytes.  1 if it was usable (seg's index and
+ * committed figures are set), 0 if not (seg untouched). */
+static int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
+    char path[PATH_MAX];
+    seg_idx_path(seg, path, ".idx");
+    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return 0;
+    struct stat st;
+    uint8_t *b = NULL;
+    slog_ix_t *ix = NULL;
+    int ok = 0;
+    if (sh->io->fstat(fd, &st) != 0 || st.st_size < SLOG_IDX_HDR + SLOG_IDX_ENT ||
+        (st.st_size - SLOG_IDX_HDR) % SLOG_IDX_ENT != 0 ||
+        (uint64_t)(st.st_size - SLOG_IDX_HDR) / SLOG_IDX_ENT > seg_size / SLOG_FRAME_HDR)
+        goto out;
+    size_t n = (size_t)st.st_size, nix = (n - SLOG_IDX_HDR) / SLOG_IDX_ENT;
+    if (!(b = malloc(n)) || !(ix = malloc(nix * sizeof *ix))) goto out;
+    if (full_pread(sh->io, fd, b, n, 0) != 0) goto out;
+    uint32_t crc = tr_crc32c(tr_crc32c(0, b, 44), b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
+    uint64_t end = get64(b + 16);
+    int64_t last = (int64_t)get64(b + 32);
+    if (memcmp(b, idx_magic, 8) != 0 || get64(b + 8) != seg->first_seq ||
+        get64(b + 24) != seg_size || get32(b + 40) != nix || get32(b + 44) != crc ||
+        end <= seg->first_seq)
+        goto out;
+    for (size_t i = 0; i < nix; i++) {
+        const uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
+        ix[i].seq = get64(e);
+        ix[i].off = get64(e + 8);
+        ix[i].arrival_ms = (int64_t)get64(e + 16);
+        if (i == 0 ? (ix[0].seq != seg->first_seq || ix[0].off != SLOG_SEG_HDR)
+                   : (ix[i].seq <= ix[i - 1].seq || ix[i].off <= ix[i - 1].off ||
+                      ix[i].arrival_ms < ix[i - 1].arrival_ms))
+            goto out;
+        if (ix[i].seq >= end || ix[i].off >= seg_size) goto out;
+    }
+    if (last < ix[nix - 1].arrival_ms) goto out;
+    seg->ix = ix;
+    seg->nix = seg->ixcap = nix;
+    ix = NULL;
+    seg->pub_size = seg->w_size = seg_size;
+    seg->pub_end = end;
+    seg->pub_last_arrival = last;
+    ok = 1;
+out:
+    free(ix);
+    free(b);
+    sh->io->close(fd);
+    return ok;
+}
+
+/* ---- recovery ------------------------------------------------------------------------------- */
+
+/* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity, and
+ * build its index.  Stops at the first bad frame (res->why says why).  TR_EIO / TR_ENOMEM. */
+static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, scan_res_t *res,
+                    tr_err *err) {
+    uint8_t *b = malloc(SLOG_SCAN_BUF);
+    if (!b)
+        return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory",
+                          seg->path);
+    uint64_t pos = SLOG_SEG_HDR, boff = SLOG_SEG_HDR, seq = seg->first_seq;
+    size_t blen = 0; /* b[0..blen) holds the file bytes at [boff, boff + blen) */
+    int64_t last_arr = -1;
+    const char *why = NULL;
+    int rc = 0;
+    seg->nix = 0;
+    while (pos < size) {
+        size_t have = (size_t)(boff + blen - pos);
+        if (have < SLOG_FRAME_MAX && boff + blen < size) {
+            memmove(b, b + (pos - boff), have);
+            boff = pos;
+            blen = have;
+            size_t want = (size_t)min64(SLOG_SCAN_BUF - blen, size - (boff + blen));
+            int r = full_pread(sh->io, fd, b + blen, want, boff + blen);
+            if (r != 0) {
+                rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+                           : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make "
+                                        "sure only one server uses %s", seg->path, sh->dir);
+                goto out;
+            }
+            blen += want;
+            have = blen;
+        }
+        const uint8_t *p = b + (pos - boff);
+        frame_hdr_t h;
+        if (have < SLOG_FRAME_HDR) {
+            why = "short frame header";
+            break;
+        }
+        if ((why = frame_parse(p, size - pos, &h)) != NULL) break;
+        if (!frame_crc_ok(p, h.len)) {
+            why = "checksum mismatch";
+            break;
+        }
+        if (h.seq != seq) {
+            why = "sequence number does not follow its predecessor";
+            break;
+        }
+        if (ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
+            if (ix_reserve(seg, seg->nix + 1)) {
+                rc = tr_err_set(err, TR_ENOMEM, "out of memory indexing %s; Fix: free memory",
+                                seg->path);
+                goto out;
+            }
+            seg->ix[seg->nix++] = (slog_ix_t){seq, pos, h.arrival};
+        }
+        last_arr = h.arrival;
+        pos += h.len;
+        seq++;
+    }
+    res->end_off = pos;
+    res->end_seq = seq;
+    res->last_arrival = last_arr;
+    res->why = why;
+out:
+    free(b);
+    return rc;
+}
+
+/* A sealed (not newest) segment: header, then .idx or a strict scan; must end at next_first. */
+static int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err) {
+    int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0)
+        return io_err(err, errno, "open", seg->path,
+                      "check the file's permissions and the open-file limit (ulimit -n)");
+    struct stat st;
+    int rc = 0, ioerr;
+    if (sh->io->fstat(fd, &st) != 0) {
+        rc = io_err(err, errno, "stat", seg->path, FIX_DISK);
+        goto out;
+    }
+    uint64_t size = (uint64_t)st.st_size;
+    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
+    if (ioerr) {
+        rc = io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+        goto out;
+    }
+    if (bad) {
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "segment %s has a bad header (%s); it is not the newest segment, so this "
+                        "is damage, not a torn write. Fix: restore it from a backup, or move it "
+                        "and every older .seg/.idx file out of %s and restart (their records are "
+                        "lost)", seg->path, bad, sh->dir);
+        goto out;
+    }
+    if (idx_load(sh, seg, size)) {
+        if (seg->pub_end == next_first) goto out;
+        free(seg->ix); /* inconsistent with its neighbour: trust the data, not the index */
+        seg->ix = NULL;
+        seg->nix = seg->ixcap = 0;
+    }
+    scan_res_t r;
+    if ((rc = seg_scan(sh, seg, fd, size, &r, err)) != 0) goto out;
+    if (r.why) {
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "segment %s is damaged at offset %llu (%s, seq %llu); it is not the newest "
+                        "segment, so this is damage, not a torn write. Fix: restore it from a "
+                        "backup, or move it and every older .seg/.idx file out of %s and restart "
+                        "(their records are lost)", seg->path, (unsigned long long)r.end_off,
+                        r.why, (unsigned long long)r.end_seq, sh->dir);
+        goto out;
+    }
+    if (r.end_seq != next_first) {
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "segment %s ends before seq %llu but the next segment starts at seq %llu "
+                        "(a segment file is missing or foreign). Fix: restore the missing file, "
+                        "or move this segment and every older .seg/.idx file out of %s and "
+                        "restart (their records are lost)", seg->path,
+                        (unsigned long long)r.end_seq, (unsigned long long)next_first, sh->dir);
+        goto out;
+    }
+    seg->pub_size = seg->w_size = size;
+    seg->pub_end = r.end_seq;
+    seg->pub_last_arrival = r.last_arrival;
+    idx_write(sh, seg);
+out:
+    sh->io->close(fd); /* reopened lazily by the first read */
+    return rc;
+}
+
+/* The newest segment: repair a torn header, scan, cut a torn tail.  Keeps it open. */
+static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
+    int fd = sh->io->open(seg->path, O_RDWR | O_CLOEXEC, 0);
+    if (fd < 0)
+        return io_err(err, errno, "open", seg->path,
+                      "check the file's permissions and the open-file limit (ulimit -n)");
+    seg->fd = fd; /* closed by seg_unref on any failure */
+    struct stat st;
+    int ioerr;
+    if (sh->io->fstat(fd, &st) != 0) return io_err(err, errno, "stat", seg->path, FIX_DISK);
+    uint64_t size = (uint64_t)st.st_size;
+    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
+    if (ioerr) return io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+    if (bad && size <= SLOG_SEG_HDR) {
+        /* The header is made durable before any frame is written, so a bad header with no
+         * frames behind it is a crash during the segment's creation. */
+        uint8_t hdr[SLOG_SEG_HDR];
+        seg_header(hdr, seg->first_seq);
+        tr_warn("slog", "shard %s: newest segment %s has a torn header (%llu bytes: %s), left by "
+                "a crash while it was being created; rewriting it as an empty segment",
+                sh->dir, seg->path, (unsigned long long)size, bad);
+        if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
+            sh->io->ftruncate(fd, SLOG_SEG_HDR) != 0 ||
+            (!sh->no_sync && sh->io->fdatasync(fd) != 0))
+            return io_err(err, errno, "repair header of", seg->path, FIX_DISK);
+        size = SLOG_SEG_HDR;
+    } else if (bad) {
+        return tr_err_set(err, TR_ECORRUPT,
+                          "segment %s has a bad header (%s) but holds %llu bytes of data, so "
+                          "this is damage, not a torn write. Fix: restore it from a backup, or "
+                          "move it out of %s and restart (its records are lost)",
+                          seg->path, bad, (unsigned long long)size, sh->dir);
+    }
+    scan_res_t r;
+    int rc = seg_scan(sh, seg, fd, size, &r, err);
+    if (rc) return rc;
+    if (r.why) {
+        tr_warn("slog", "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
+                "from seq %llu on). Expected after a crash or power loss (such records were "
+                "never acknowledged); without one it means the disk lost data",
+                sh->dir, seg->path, (unsigned long long)(size - r.end_off),
+                (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
+        if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
+            (!sh->no_sync && sh->io->fdatasync(fd) != 0))
+            return io_err(err, errno, "truncate torn tail of", seg->path, FIX_DISK);
+    }
+    char ipath[PATH_MAX];
+    seg_idx_path(seg, ipath, ".idx");
+    sh->io->unlink(ipath); /* a stale .idx of a segment that was rolled then recovered */
+    seg->pub_size = seg->w_size = r.end_off;
+    seg->pub_end = r.end_seq;
+    seg->pub_last_arrival = r.last_arrival;
+    return 0;
+}
+
+static int cmp_u64(const void *a, const void *b) {
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* 20 decimal digits -> *v.  0 if s is not exactly that. */
+static int parse20(const char *s, uint64_t *v) {
+    uint64_t x = 0;
+    for (int i = 0; i < 20; i++) {
+        if (s[i] < '0' || s[i] > '9') return 0;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (x > (UINT64_MAX - d) / 10) return 0;
+        x = x * 10 + d;
+    }
+    *v = x;
+    return 1;
+}
+
+static int u64_push(uint64_t **a, size_t *n, size_t *cap, uint64_t v) {
+    if (*n == *cap) {
+        size_t c = *cap ? *cap * 2 : 16;
+        uint64_t *p = realloc(*a, c * sizeof *p);
+        if (!p) return TR_ENOMEM;
+        *a = p;
+        *cap = c;
+    }
+    (*a)[(*n)++] = v;
+    return 0;
+}
+
+/* List DIR: segment and index first seqs, ascending.  Removes leftover .idx.tmp files. */
+static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **idxs,
+                    size_t *nidx, tr_err *err) {
+    size_t cs = 0, ci = 0;
+    DIR *d = opendir(sh->dir);
+    if (!d) return io_err(err, errno, "list directory", sh->dir, "check its permissions");
+    int rc = 0;
+    struct dirent *de;
+    for (;;) {
+        errno = 0;
+        if (!(de = readdir(d))) break;
+        const char *nm = de->d_name;
+        size_t len = strlen(nm);
+        uint64_t v;
+        if (len < 24 || !parse20(nm, &v)) continue;
+        if (!strcmp(nm + 20, ".seg")) rc = u64_push(segs, nseg, &cs, v);
+        else if (!strcmp(nm + 20, ".idx")) rc = u64_push(idxs, nidx, &ci, v);
+        else if (!strcmp(nm + 20, ".idx.tmp")) unlinkat(dirfd(d), nm, 0);
+        if (rc) break;
+    }
+    int e = errno;
+    closedir(d);
+    if (rc) return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
+    if (!de && e) return io_err(err, e, "list directory", sh->dir, FIX_DISK);
+    if (*nseg) qsort(*segs, *nseg, sizeof **segs, cmp_u64);
+    if (*nidx) qsort(*idxs, *nidx, sizeof **idxs, cmp_u64);
+    return 0;
+}
+
+/* Load every segment of an existing shard, or create the first one. */
+static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
+    uint64_t *firsts = NULL, *idxs = NULL;
+    size_t n = 0, nidx = 0;
+    int rc = dir_list(sh, &firsts, &n, &idxs, &nidx, err);
+    if (rc) goto out;
+    if (n == 0) {
+        if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
+        sh->begin = sh->pub_end = sh->w_next = first_seq;
+        sh->pub_last_arrival = sh->w_last_arrival = -1;
+        tr_debug("slog", "shard %s: created, first seq %llu", sh->dir,
+                 (unsigned long long)first_seq);
+        goto out;
+    }
+    if (segs_reserve(sh, n)) {
+        rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
+        goto out;
+    }
+    int64_t last_arr = -1;
+    for (size_t i = 0; i < n; i++) {
+        slog_seg_t *seg = seg_new(sh, firsts[i]);
+        if (!seg) {
+            rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory",
+                            sh->dir);
+            goto out;
+        }
+        sh->segs[sh->nsegs++] = seg; /* no reader can see the shard yet: no lock */
+        rc = i + 1 < n ? load_sealed(sh, seg, firsts[i + 1], err) : load_last(sh, seg, err);
+        if (rc) goto out;
+        if (seg->pub_last_arrival >= 0) last_arr = seg->pub_last_arrival;
+    }
+    slog_seg_t *last = seg_active(sh);
+    sh->begin = sh->segs[0]->first_seq;
+    sh->pub_end = sh->w_next = last->pub_end;
+    sh->pub_last_arrival = sh->w_last_arrival = last_arr;
+    /* .idx files without a sealed segment: left by a trim interrupted by a crash. */
+    for (size_t i = 0; i < nidx; i++) {
+        if (bsearch(&idxs[i], firsts, n - 1, sizeof *firsts, cmp_u64)) continue;
+        if (idxs[i] == last->first_seq) continue; /* already removed by load_last */
+        char p[PATH_MAX];
+        snprintf(p, sizeof p, "%s/%020llu.idx", sh->dir, (unsigned long long)idxs[i]);
+        sh->io->unlink(p);
+    }
+    tr_debug("slog", "shard %s: opened, %zu segments, seqs [%llu, %llu)", sh->dir, n,
+             (unsigned long long)sh->begin, (unsigned long long)sh->pub_end);
+out:
+    free(firsts);
+    free(idxs);
+    return rc;
+}
+
+/* mkdir -p, making every directory it creates durable in its parent. */
+static int mkdir_p(const char *dir, tr_err *err) {
+    char p[PATH_MAX];
+    size_t n = strlen(dir);
+    memcpy(p, dir, n + 1);
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) == 0) {
+            /* fsync the parent so the new entry survives a crash */
+            char *slash = strrchr(p, '/');
+            char parent[PATH_MAX];
+            if (!slash) snprintf(parent, sizeof parent, ".");
+            else if (slash == p) snprintf(parent, sizeof parent, "/");
+            else snprintf(parent, sizeof parent, "%.*s", (int)(slash - p), p);
+            int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+            if (fd >= 0) {
+                fsync(fd);
+                close(fd);
+            }
+        } else if (errno != EEXIST) {
+            int e = errno;
+            p[i] = c;
+            return io_err(err, e, "create directory", p,
+                          "check the permissions of the data directory and free space");
+        }
+        p[i] = c;
+    }
+    return 0;
+}
+
+static void shard_free(slog_shard_t *sh) {
+    if (!sh) return;
+    for (size_t i = 0; i < sh->nsegs; i++) seg_unref(sh, sh->segs[i]);
+    free(sh->segs);
+    if (sh->dirfd >= 0) close(sh->dirfd);
+    pthread_mutex_destroy(&sh->mu);
+    free(sh->stage);
+    free(sh->dir);
+    free(sh);
+}
+
+/* ---- open / close --------------------------------------------------------------------------- */
+
+int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t **out,
+                    tr_err *err) {
+    if (out) *out = NULL;
+    if (!dir || !*dir || !out)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_open: dir and out are required; Fix: pass "
+                          "the shard's directory and a result pointer");
+    if (strlen(dir) > PATH_MAX - 64)
+        return tr_err_set(err, TR_EINVAL, "shard directory path is too long (%zu bytes); Fix: "
+                          "use a data directory with a shorter path", strlen(dir));
+    slog_shard_t *sh = calloc(1, sizeof *sh);
+    if (!sh || !(sh->dir = strdup(dir))) {
+        free(sh);
+        return tr_err_set(err, TR_ENOMEM, "out of memory opening shard %s; Fix: free memory", dir);
+    }
+    sh->dirfd = -1;
+    pthread_mutex_init(&sh->mu, NULL);
+    sh->io = io_default;
+    sh->seg_bytes = opts && opts->segment_bytes ? opts->segment_bytes : SLOG_DEFAULT_SEGMENT;
+    sh->no_sync = opts ? opts->no_sync : 0;
+    int rc = mkdir_p(dir, err);
+    if (rc) goto fail;
+    sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (sh->dirfd < 0) {
+        rc = io_err(err, errno, "open directory", dir,
+                    "make sure the path is a directory and readable");
+        goto fail;
+    }
+    if ((rc = shard_load(sh, opts ? opts->first_seq : 0, err)) != 0) goto fail;
+    *out = sh;
+    return 0;
+fail:
+    shard_free(sh);
+    return rc;
+}
+
+void slog_shard_close(slog_shard_t *sh) { shard_free(sh); }
+
+/* ---- writer --------------------------------------------------------------------------------- */
+
+/* Retry cutting a failed batch's bytes off the active segment. */
+static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
+    slog_seg_t *seg = seg_active(sh);
+    if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0)
+        return io_err(err, errno, "truncate failed batch off", seg->path,
+                      FIX_DISK " (appends are refused until this succeeds)");
+    sh->w_trunc_pending = 0;
+    return 0;
+}
+
+/* Cut the active segment back to w_size after a failed batch.  The bytes past it were never
+ * part of the log; if the cut fails, appends are refused until a retry succeeds. */
+static void w_undo_batch(slog_shard_t *sh) {
+    slog_seg_t *seg = seg_active(sh);
+    if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0) {
+        char eb[128];
+        sh->w_trunc_pending = 1;
+        tr_error("slog", "shard %s: cannot truncate %s back to %llu bytes after a failed write: "
+                 "%s; appends are refused until it succeeds. Fix: " FIX_DISK, sh->dir, seg->path,
+                 (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
+    }
+}
+
+/* Forget everything not committed: after a failed fdatasync nothing un-synced can be trusted. */
+static void w_rewind(slog_shard_t *sh) {
+    slog_seg_t *seg = seg_active(sh);
+    seg->w_size = seg->pub_size;
+    sh->w_next = sh->pub_end;
+    sh->w_last_arrival = sh->pub_last_arrival;
+    pthread_mutex_lock(&sh->mu);
+    seg->nix = ix_lower_seq(seg->ix, seg->nix, sh->pub_end);
+    pthread_mutex_unlock(&sh->mu);
+    w_undo_batch(sh);
+}
+
+/* Start a new segment at w_next.  Only called when the active one is fully committed. */
+static int seg_roll(slog_shard_t *sh, tr_err *err) {
+    slog_seg_t *old = seg_active(sh);
+    int rc = seg_create(sh, sh->w_next, err);
+    if (rc) return rc;
+    idx_write(sh, old);
+    return 0;
+}
+
+int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int64_t arrival_ms,
+                      uint64_t *first_seq, tr_err *err) {
+    if (!sh || (n && !recs))
+        return tr_err_set(err, TR_EINVAL, "slog_shard_append: shard and records are required; "
+                          "Fix: pass an open shard and an array of n records");
+    uint64_t total = 0;
+    for (size_t i = 0; i < n; i++) {
+        const slog_rec_in_t *r = &recs[i];
+        if (r->pk_len > SLOG_MAX_PK)
+            return tr_err_set(err, TR_EINVAL, "record %zu: partition key is %u bytes, the limit "
+                              "is %d; Fix: shorten the partition key", i, r->pk_len, SLOG_MAX_PK);
+        if (r->data_len > SLOG_MAX_DATA)
+            return tr_err_set(err, TR_EINVAL, "record %zu: data is %u bytes, the limit is %d; "
+                              "Fix: split the record", i, r->data_len, SLOG_MAX_DATA);
+        if ((r->pk_len && !r->pk) || (r->data_len && !r->data))
+            return tr_err_set(err, TR_EINVAL, "record %zu: NULL pointer with a non-zero length; "
+                              "Fix: pass the partition key and data buffers", i);
+        total += (uint64_t)SLOG_FRAME_HDR + r->pk_len + r->data_len;
+    }
+    if (first_seq) *first_seq = sh->w_next;
+    if (n == 0) return 0;
+    int rc;
+    if (sh->w_trunc_pending && (rc = w_retry_trunc(sh, err)) != 0) return rc;
+    if (arrival_ms < sh->w_last_arrival) arrival_ms = sh->w_last_arrival; /* keep it monotonic */
+
+    slog_seg_t *seg = seg_active(sh);
+    if (seg->w_size >= sh->seg_bytes && sh->w_next > seg->first_seq && sh->w_next == sh->pub_end) {
+        if ((rc = seg_roll(sh, err)) != 0) return rc;
+        seg = seg_active(sh);
+    }
+    if (seg->w_size + total > (uint64_t)INT64_MAX)
+        return tr_err_set(err, TR_EINVAL, "batch too large; Fix: append fewer records at once");
+
+    /* Pass 1: how many index entries, so the memory is there before anything is written. */
+    size_t nix = seg->nix, k = 0;
+    slog_ix_t last = nix ? seg->ix[nix - 1] : (slog_ix_t){0, 0, 0};
+    int have = nix > 0;
+    uint64_t off = seg->w_size, seq = sh->w_next;
+    for (size_t i = 0; i < n; i++) {
+        if (ix_due(have, &last, seq, off)) {
+            last = (slog_ix_t){seq, off, arrival_ms};
+            have = 1;
+            k++;
+        }
+        off += (uint64_t)SLOG_FRAME_HDR + recs[i].pk_len + recs[i].data_len;
+        seq++;
+    }
+    if (nix + k > seg->ixcap) {
+        pthread_mutex_lock(&sh->mu); /* readers search seg->ix under the mutex */
+        rc = ix_reserve(seg, nix + k);
+        pthread_mutex_unlock(&sh->mu);
+        if (rc)
+            return tr_err_set(err, TR_ENOMEM, "out of memory indexing shard %s; Fix: free memory",
+                              sh->dir);
+    }
+    size_t need = (size_t)min64(total, SLOG_STAGE_MAX + SLOG_FRAME_MAX);
+    if (sh->stage_cap < need) {
+        uint8_t *s = realloc(sh->stage, need);
+        if (!s)
+            return tr_err_set(err, TR_ENOMEM, "out of memory staging %zu records; Fix: free "
+                              "memory or append smaller batches", n);
+        sh->stage = s;
+        sh->stage_cap = need;
+    }
+
+    /* Pass 2: frames into the staging buffer, written out every SLOG_STAGE_MAX bytes.  New
+     * index entries go to seg->ix past nix, which readers do not look at until nix grows. */
+    size_t sl = 0, kk = 0;
+    uint64_t woff = seg->w_size;
+    last = nix ? seg->ix[nix - 1] : (slog_ix_t){0, 0, 0};
+    have = nix > 0;
+    off = seg->w_size;
+    seq = sh->w_next;
+    for (size_t i = 0; i < n; i++) {
+        const slog_rec_in_t *r = &recs[i];
+        uint32_t flen = (uint32_t)SLOG_FRAME_HDR + r->pk_len + r->data_len;
+        if (sl && sl + flen > SLOG_STAGE_MAX) {
+            if (full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+            woff += sl;
+            sl = 0;
+        }
+        if (ix_due(have, &last, seq, off)) {
+            last = (slog_ix_t){seq, off, arrival_ms};
+            have = 1;
+            seg->ix[nix + kk++] = last;
+        }
+        uint8_t *p = sh->stage + sl;
+        put32(p, flen);
+        put64(p + 8, seq);
+        put64(p + 16, (uint64_t)arrival_ms);
+        put16(p + 24, r->pk_len);
+        if (r->pk_len) memcpy(p + SLOG_FRAME_HDR, r->pk, r->pk_len);
+        if (r->data_len) memcpy(p + SLOG_FRAME_HDR + r->pk_len, r->data, r->data_len);
+        put32(p + 4, tr_crc32c(0, p + 8, flen - 8));
+        sl += flen;
+        off += flen;
+        seq++;
+    }
+    if (sl && full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+
+    seg->w_size = off;
+    sh->w_next = seq;
+    sh->w_last_arrival = arrival_ms;
+    if (kk) {
+        pthread_mutex_lock(&sh->mu);
+        seg->nix = nix + kk;
+        pthread_mutex_unlock(&sh->mu);
+    }
+    return 0;
+fail:;
+    int e = errno;
+    w_undo_batch(sh);
+    char eb[128];
+    return tr_err_set(err, TR_EIO, "write to %s failed: %s; none of the %zu records of this batch "
+                      "was appended (the shard stays usable). Fix: " FIX_DISK, seg->path,
+                      errtxt(e, eb, sizeof eb), n);
+}
+
+int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
+    if (!sh)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_sync: shard is NULL; Fix: pass an open "
+                          "shard");
+    slog_seg_t *seg = seg_active(sh);
+    if (sh->w_trunc_pending) {
+        tr_err tmp;
+        if (w_retry_trunc(sh, &tmp) != 0)
+            tr_warn("slog", "shard %s: %s", sh->dir, tmp.msg); /* the committed part is fine */
+    }
+    if (sh->w_next == sh->pub_end) return 0;
+    if (!sh->no_sync && sh->io->fdatasync(seg->fd) != 0) {
+        int e = errno;
+        unsigned long long lost = (unsigned long long)(sh->w_next - sh->pub_end);
+        w_rewind(sh);
+        char eb[128];
+        return tr_err_set(err, TR_EIO, "fdatasync %s failed: %s; the %llu records appended since "
+                          "the last sync were not committed and were discarded (append them "
+                          "again; the shard stays usable). Fix: " FIX_DISK, seg->path,
+                          errtxt(e, eb, sizeof eb), lost);
+    }
+    pthread_mutex_lock(&sh->mu);
+    seg->pub_size = seg->w_size;
+    seg->pub_end = sh->w_next;
+    seg->pub_last_arrival = sh->w_last_arrival;
+    sh->pub_end = sh->w_next;
+    sh->pub_last_arrival = sh->w_last_arrival;
+    pthread_mutex_unlock(&sh->mu);
+    return 0;
+}
+
+/* ---- readers -------------------------------------------------------------------------------- */
+
+/* Reader window over out->buf while reading one segment:
+ *   out->buf[0 .. keep)     frames already accepted (the recs point there);
+ *   out->buf[cur .. blen)   file bytes [pos, pos + blen - cur) read ahead, not parsed yet;
+ *   out->buf[keep .. cur)   skipped frames (only before the first wanted one). */
+typedef struct rd_win {
+    size_t keep, cur, blen;
+    uint64_t pos;
+} rd_win_t;
+
+static int rd_corrupt(slog_shard_t *sh, const slog_seg_t *seg, uint64_t off, uint64_t seq,
+                      const char *why, tr_err *err) {
+    return tr_err_set(err, TR_ECORRUPT,
+                      "shard %s: committed data in %s is damaged at offset %llu (record seq %llu: "
+                      "%s). Fix: the disk is losing data; restore the segment from a backup, or "
+                      "move it and every older segment out of the directory and restart (their "
+                      "records are lost)", sh->dir, seg->path, (unsigned long long)off,
+                      (unsigned long long)seq, why);
+}
+
+/* Make at least `need` bytes of the file at w->pos available at out->buf + w->cur. */
+static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t need,
+                   slog_read_t *out, tr_err *err) {
+    size_t avail = w->blen - w->cur;
+    if (w->cur > w->keep) { /* drop skipped bytes */
+        memmove(out->buf + w->keep, out->buf + w->cur, avail);
+        w->cur = w->keep;
+        w->blen = w->keep + avail;
+    }
+    uint64_t from = w->pos + avail;
+    uint64_t end = sat_add(w->pos, need);
+    uint64_t ahead = min64(sp->goal, sat_add(w->pos, SLOG_READ_CHUNK));
+    if (ahead > end) end = ahead;
+    if (end > sp->lim) end = sp->lim;
+    if (end < w->pos + need) return rd_corrupt(sh, sp->seg, w->pos, 0, "frame past committed end", err);
+    size_t want = (size_t)(end - from);
+    if (w->blen + want > out->buf_cap) {
+        size_t cap = out->buf_cap ? out->buf_cap : 64 << 10;
+        while (cap < w->blen + want) cap *= 2;
+        uint8_t *b = realloc(out->buf, cap);
+        if (!b)
+            return tr_err_set(err, TR_ENOMEM, "out of memory reading shard %s; Fix: free memory "
+                              "or read with a smaller max_bytes", sh->dir);
+        out->buf = b;
+        out->buf_cap = cap;
+    }
+    int r = full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
+    if (r < 0) return io_err(err, errno, "read", sp->seg->path, FIX_DISK);
+    if (r > 0)
+        return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
+    w->blen += want;
+    return 0;
+}
+
+/* Read the records of one segment into out.  *full when a limit was reached. */
+static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t max_records,
+                   size_t max_bytes, slog_read_t *out, int *full, tr_err *err) {
+    rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
+    uint64_t seq = sp->seq;
+    int rc = 0;
+    while (seq < sp->end_seq) {
+        if (out->n >= max_records) {
+            *full = 1;
+            break;
+        }
+        if (w.pos + SLOG_FRAME_HDR > sp->lim) {
+            rc = rd_corrupt(sh, sp->seg, w.pos, seq, "committed records missing", err);
+            break;
+        }
+        if (w.blen - w.cur < SLOG_FRAME_HDR && (rc = rd_fill(sh, sp, &w, SLOG_FRAME_HDR, out, err)))
+            break;
+        frame_hdr_t h;
+        const char *why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
+        if (!why && h.seq != seq) why = "unexpected sequence number";
+        if (why) {
+            rc = rd_corrupt(sh, sp->seg, w.pos, seq, why, err);
+            break;
+        }
+        if (seq < from) { /* before the wanted record: skip without reading its body */
+            if (w.blen - w.cur >= h.len) w.cur += h.len;
+            else w.cur = w.blen = w.keep;
+            w.pos += h.len;
+            seq++;
+            continue;
+        }
+        uint64_t rb = h.len - SLOG_FRAME_HDR;
+        if (out->n > 0 && out->bytes + rb > max_bytes) {
+            *full = 1;
+            break;
+        }
+        if (w.blen - w.cur < h.len && (rc = rd_fill(sh, sp, &w, h.len, out, err))) break;
+        if (!frame_crc_ok(out->buf + w.cur, h.len)) {
+            rc = rd_corrupt(sh, sp->seg, w.pos, seq, "checksum mismatch", err);
+            break;
+        }
+        if (out->n == out->cap) {
+            size_t cap = out->cap ? out->cap * 2 : 64;
+            if (cap > max_records) cap = max_records > out->n ? max_records : out->n + 1;
+            slog_rec_t *r = realloc(out->recs, cap * sizeof *r);
+            if (!r) {
+                rc = tr_err_set(err, TR_ENOMEM, "out of memory reading shard %s; Fix: free "
+                                "memory or read with a smaller max_records", sh->dir);
+                break;
+            }
+            out->recs = r;
+            out->cap = cap;
+        }
+        slog_rec_t *rec = &out->recs[out->n++];
+        rec->seq = seq;
+        rec->arrival_ms = h.arrival;
+        rec->pk_len = h.pk_len;
+        rec->data_len = h.len - SLOG_FRAME_HDR - h.pk_len;
+        rec->pk = (const char *)(uintptr_t)w.cur; /* frame offset in buf; pointers fixed at the end */
+        rec->data = NULL;
+        out->bytes += rb;
+        w.cur += h.len;
+        w.keep = w.cur;
+        w.pos += h.len;
+        seq++;
+    }
+    if (out->n >= max_records) *full = 1;
+    out->buf_len = w.keep; /* read-ahead past the last accepted frame is dropped */
+    return rc;
+}
+
+int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, size_t max_bytes,
+                    slog_read_t *out, tr_err *err) {
+    if (!sh || !out)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_read: shard and out are required; Fix: "
+                          "pass an open shard and a zero-initialised slog_read_t");
+    out->n = 0;
+    out->buf_len = 0;
+    out->bytes = 0;
+    out->next_seq = from_seq;
+    uint64_t next = from_seq;
+    int rc = 0, full = 0;
+    for (int first = 1; !full; first = 0) {
+        rd_span_t sp;
+        pthread_mutex_lock(&sh->mu);
+        if (first) {
+            if (next < sh->begin) next = sh->begin;
+            out->next_seq = next;
+        } else if (next < sh->begin) { /* trimmed under us: stop, the caller resumes at begin */
+            pthread_mutex_unlock(&sh->mu);
+            break;
+        }
+        if (next >= sh->pub_end || max_records == 0) {
+            pthread_mutex_unlock(&sh->mu);
+            break;
+        }
+        slog_seg_t *seg = seg_find_locked(sh, next);
+        if ((rc = seg_fd_locked(sh, seg, err)) != 0) {
+            pthread_mutex_unlock(&sh->mu);
+            break;
+        }
+        atomic_fetch_add(&seg->refs, 1);
+        sp.seg = seg;
+        sp.lim = seg->pub_size;
+        sp.end_seq = seg->pub_end;
+        size_t i = ix_upper_seq(seg->ix, seg->nix, next); /* first entry past `next` */
+        if (i == 0) {
+            sp.seq = seg->first_seq;
+            sp.pos = SLOG_SEG_HDR;
+        } else {
+            sp.seq = seg->ix[i - 1].seq;
+            sp.pos = seg->ix[i - 1].off;
+        }
+        uint64_t skip_end = i < seg->nix ? seg->ix[i].off : sp.lim;
+        size_t rem = max_records - out->n;
+        size_t hi = ix_lower_seq(seg->ix, seg->nix, sat_add(next, rem));
+        uint64_t hi_off = hi < seg->nix ? seg->ix[hi].off : sp.lim;
+        uint64_t budget = sat_add(max_bytes > out->bytes ? max_bytes - out->bytes : 0,
+                                  sat_mul(rem, SLOG_FRAME_HDR));
+        sp.goal = min64(min64(sp.lim, hi_off), sat_add(skip_end, budget));
+        pthread_mutex_unlock(&sh->mu);
+
+        rc = rd_span(sh, &sp, next, max_records, max_bytes, out, &full, err);
+        seg_unref(sh, seg);
+        if (rc) break;
+        next = sp.end_seq;
+    }
+    if (rc) {
+        out->n = 0;
+        out->buf_len = 0;
+        out->bytes = 0;
+        return rc;
+    }
+    for (size_t i = 0; i < out->n; i++) {
+        slog_rec_t *r = &out->recs[i];
+        uint8_t *f = out->buf + (uintptr_t)r->pk;
+        r->pk = (const char *)f + SLOG_FRAME_HDR;
+        r->data = f + SLOG_FRAME_HDR + r->pk_len;
+    }
+    if (out->n) out->next_seq = out->recs[out->n - 1].seq + 1;
+    return 0;
+}
+
+void slog_read_free(slog_read_t *r) {
+    if (!r) return;
+    free(r->recs);
+    free(r->buf);
+    memset(r, 0, sizeof *r);
+}
+
+/* Walk frame headers of seg in [pos, end_off) (seqs from seq) and return the first seq whose
+ * arrival is >= ts; end_seq if none.  On I/O trouble return `seq` (too early is harmless: the
+ * reader gets a few older records; too late would lose some). */
+static uint64_t seek_walk(slog_shard_t *sh, slog_seg_t *seg, uint64_t pos, uint64_t seq,
+                          uint64_t end_off, uint64_t end_seq, int64_t ts) {
+    uint8_t *b = malloc(SLOG_SEEK_BUF);
+    uint64_t start = seq, wpos = 0, wlen = 0;
+    if (!b) return start;
+    while (seq < end_seq && pos + SLOG_FRAME_HDR <= end_off) {
+        if (pos < wpos || pos + SLOG_FRAME_HDR > wpos + wlen) {
+            wlen = min64(SLOG_SEEK_BUF, end_off - pos);
+            wpos = pos;
+            if (full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
+                seq = start;
+                break;
+            }
+        }
+        const uint8_t *p = b + (pos - wpos);
+        uint32_t len = get32(p);
+        if (len < SLOG_FRAME_HDR || get64(p + 8) != seq) {
+            seq = start;
+            break;
+        }
+        if ((int64_t)get64(p + 16) >= ts) break;
+        pos += len;
+        seq++;
+    }
+    free(b);
+    return seq;
+}
+
+uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
+    if (!sh) return 0;
+    pthread_mutex_lock(&sh->mu);
+    uint64_t end = sh->pub_end;
+    /* Segments with committed records: all but possibly the active one, whose last arrival
+     * is -1 while it is empty.  Last arrivals are non-decreasing along the array. */
+    size_t m = sh->nsegs;
+    if (seg_active(sh)->pub_end == seg_active(sh)->first_seq) m--;
+    size_t lo = 0, hi = m;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (sh->segs[mid]->pub_last_arrival < ts_ms) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo == m) {
+        pthread_mutex_unlock(&sh->mu);
+        return end;
+    }
+    slog_seg_t *seg = sh->segs[lo];
+    size_t nvis = ix_lower_seq(seg->ix, seg->nix, seg->pub_end);
+    size_t a = 0, b = nvis; /* first visible entry with arrival >= ts */
+    while (a < b) {
+        size_t mid = a + (b - a) / 2;
+        if (seg->ix[mid].arrival_ms < ts_ms) a = mid + 1;
+        else b = mid;
+    }
+    if (a == 0) {
+        uint64_t r = seg->first_seq; /* read before unlocking: trim may free seg */
+        pthread_mutex_unlock(&sh->mu);
+        return r;
+    }
+    slog_ix_t st = seg->ix[a - 1];
+    uint64_t end_off = a < nvis ? seg->ix[a].off : seg->pub_size;
+    uint64_t end_seq = a < nvis ? seg->ix[a].seq : seg->pub_end;
+    if (seg_fd_locked(sh, seg, NULL) != 0) {
+        pthread_mutex_unlock(&sh->mu);
+        return st.seq;
+    }
+    atomic_fetch_add(&seg->refs, 1);
+    pthread_mutex_unlock(&sh->mu);
+    uint64_t r = seek_walk(sh, seg, st.off, st.seq, end_off, end_seq, ts_ms);
+    seg_unref(sh, seg);
+    return r;
+}
+
+uint64_t slog_shard_begin(slog_shard_t *sh) {
+    if (!sh) return 0;
+    pthread_mutex_lock(&sh->mu);
+    uint64_t v = sh->begin;
+    pthread_mutex_unlock(&sh->mu);
+    return v;
+}
+
+uint64_t slog_shard_end(slog_shard_t *sh) {
+    if (!sh) return 0;
+    pthread_mutex_lock(&sh->mu);
+    uint64_t v = sh->pub_end;
+    pthread_mutex_unlock(&sh->mu);
+    return v;
+}
+
+int64_t slog_shard_last_arrival(slog_shard_t *sh) {
+    if (!sh) return -1;
+    pthread_mutex_lock(&sh->mu);
+    int64_t v = sh->begin == sh->pub_end ? -1 : sh->pub_last_arrival;
+    pthread_mutex_unlock(&sh->mu);
+    return v;
+}
+
+/* ---- retention ------------------------------------------------------------------------------ */
+
+int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
+    if (!sh)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_trim: shard is NULL; Fix: pass an open "
+                          "shard");
+    int removed = 0;
+    /* Oldest first, and never the active segment.  Sealed segments are fully committed. */
+    while (sh->nsegs > 1 && sh->segs[0]->pub_last_arrival < older_than_ms) {
+        slog_seg_t *seg = sh->segs[0];
+        pthread_mutex_lock(&sh->mu);
+        memmove(sh->segs, sh->segs + 1, (sh->nsegs - 1) * sizeof *sh->segs);
+        sh->nsegs--;
+        sh->begin = sh->segs[0]->first_seq;
+        pthread_mutex_unlock(&sh->mu);
+        /* Readers holding a reference keep reading through their fd. */
+        char ipath[PATH_MAX];
+        seg_idx_path(seg, ipath, ".idx");
+        int rc = 0;
+        if (sh->io->unlink(seg->path) != 0 && errno != ENOENT)
+            rc = io_err(err, errno, "delete", seg->path,
+                        "check the directory's permissions; the file is retried at the next start");
+        if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
+            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
+        /* One at a time, so a crash can never leave a gap (a younger file gone, an older one
+         * still there). */
+        if (!rc && !sh->no_sync && sh->io->fsync(sh->dirfd) != 0)
+            rc = io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
+        seg_unref(sh, seg);
+        if (rc) return rc;
+        removed++;
+    }
+    return removed;
+}
+
+/* ---- directory removal ---------------------------------------------------------------------- */
+
+static int rm_tree(int parent, const char *name, int depth) {
+    if (depth > 16) {
+        errno = ELOOP;
+        return -1;
+    }
+    if (unlinkat(parent, name, 0) == 0) return 0;
+    if (errno != EISDIR && errno != EPERM) return errno == ENOENT ? 0 : -1;
+    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        close(fd);
+        return -1;
+    }
+    struct dirent *de;
+    int rc = 0;
+    while (!rc && (de = readdir(d)) != NULL) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        rc = rm_tree(dirfd(d), de->d_name, depth + 1);
+    }
+    closedir(d);
+    if (rc) return rc;
+    return unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
+}
+
+int slog_shard_destroy_dir(const char *dir, tr_err *err) {
+    if (!dir || !*dir)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_destroy_dir: dir is required; Fix: pass "
+                          "the shard's directory");
+    if (rm_tree(AT_FDCWD, dir, 0) != 0)
+        return io_err(err, errno, "remove shard directory", dir,
+                      "check the permissions of the data directory, then remove it by hand");
+    return 0;
+}

@@ -1,0 +1,1022 @@
+/* test_shard.c -- the shard log (log/shard.h): round trips, segments, read limits, recovery of
+ * torn tails and headers, corruption, retention, seek by time, commit visibility, injected I/O
+ * faults (through the private vtable in log/shard_int.h) and a concurrent reader. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "core/err.h"
+#include "log/shard.h"
+#include "log/shard_int.h"
+
+/* ---- helpers -------------------------------------------------------------------------------- */
+
+static uint32_t g_size_mod = 200; /* data_len = (seq * 37) % g_size_mod, see gen() */
+
+typedef struct fixture {
+    char tmp[64];   /* mkdtemp root, removed at teardown */
+    char dir[128];  /* shard directory inside it (two levels, to exercise mkdir -p) */
+} fixture_t;
+
+static int setup(void **st) {
+    fixture_t *f = calloc(1, sizeof *f);
+    strcpy(f->tmp, "/tmp/trshard.XXXXXX");
+    if (!mkdtemp(f->tmp)) return -1;
+    snprintf(f->dir, sizeof f->dir, "%s/streams/0", f->tmp);
+    *st = f;
+    return 0;
+}
+
+static int teardown(void **st) {
+    fixture_t *f = *st;
+    tr_err err;
+    g_size_mod = 200;
+    int rc = slog_shard_destroy_dir(f->tmp, &err);
+    free(f);
+    return rc;
+}
+
+/* Record contents are a function of the seq, so any reader can check what it got. */
+
+static void gen(uint64_t seq, char *pk, uint16_t *pk_len, uint8_t *data, uint32_t *data_len) {
+    *pk_len = (uint16_t)snprintf(pk, SLOG_MAX_PK + 1, "pk-%llu", (unsigned long long)seq);
+    if (seq % 11 == 3) *pk_len = 0;
+    *data_len = (uint32_t)((seq * 37) % g_size_mod);
+    for (uint32_t i = 0; i < *data_len; i++) data[i] = (uint8_t)(seq * 131 + i * 7);
+}
+
+static int rec_ok(const slog_rec_t *r) {
+    static __thread char pk[SLOG_MAX_PK + 1];
+    static __thread uint8_t data[128 << 10]; /* g_size_mod stays below this */
+    uint16_t pl;
+    uint32_t dl;
+    gen(r->seq, pk, &pl, data, &dl);
+    return r->pk_len == pl && r->data_len == dl && memcmp(r->pk, pk, pl) == 0 &&
+           memcmp(r->data, data, dl) == 0;
+}
+
+/* Append n generated records starting at expect (which must be the next seq). */
+static void append_gen(slog_shard_t *sh, uint64_t expect, size_t n, int64_t arrival) {
+    slog_rec_in_t *in = calloc(n, sizeof *in);
+    char(*pks)[SLOG_MAX_PK + 1] = calloc(n, SLOG_MAX_PK + 1);
+    uint8_t **bufs = calloc(n, sizeof *bufs);
+    for (size_t i = 0; i < n; i++) {
+        bufs[i] = malloc(g_size_mod + 1);
+        gen(expect + i, pks[i], &in[i].pk_len, bufs[i], &in[i].data_len);
+        in[i].pk = pks[i];
+        in[i].data = bufs[i];
+    }
+    uint64_t first = 0;
+    tr_err err = {0};
+    int rc = slog_shard_append(sh, in, n, arrival, &first, &err);
+    if (rc) fprintf(stderr, "append: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_int_equal(first, expect);
+    for (size_t i = 0; i < n; i++) free(bufs[i]);
+    free(bufs);
+    free(pks);
+    free(in);
+}
+
+static void sync_ok(slog_shard_t *sh) {
+    tr_err err = {0};
+    int rc = slog_shard_sync(sh, &err);
+    if (rc) fprintf(stderr, "sync: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+}
+
+/* Read everything from `from` in pieces of `step` records; check contents; return count. */
+static uint64_t read_all(slog_shard_t *sh, uint64_t from, size_t step) {
+    slog_read_t rd = {0};
+    tr_err err;
+    uint64_t next = from, count = 0;
+    for (;;) {
+        assert_int_equal(slog_shard_read(sh, next, step, SIZE_MAX, &rd, &err), 0);
+        if (rd.n == 0) break;
+        assert_true(rd.recs[0].seq >= next);
+        for (size_t i = 0; i < rd.n; i++) {
+            assert_int_equal(rd.recs[i].seq, rd.recs[0].seq + i);
+            assert_true(rec_ok(&rd.recs[i]));
+        }
+        count += rd.n;
+        next = rd.next_seq;
+        assert_int_equal(next, rd.recs[rd.n - 1].seq + 1);
+    }
+    slog_read_free(&rd);
+    return count;
+}
+
+static slog_shard_t *open_ok(const char *dir, uint64_t seg_bytes, uint64_t first, int no_sync) {
+    slog_shard_opts_t o = {seg_bytes, first, no_sync};
+    slog_shard_t *sh = NULL;
+    tr_err err = {0};
+    int rc = slog_shard_open(dir, &o, &sh, &err);
+    if (rc) fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, 0);
+    assert_non_null(sh);
+    return sh;
+}
+
+/* Paths of the .seg files in dir, ascending (names sort as numbers). */
+static int seg_files(const char *dir, char out[][256], int max) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    int n = 0;
+    while (d && (de = readdir(d)) && n < max) {
+        size_t l = strlen(de->d_name);
+        if (l == 24 && !strcmp(de->d_name + 20, ".seg"))
+            snprintf(out[n++], 256, "%.200s/%.24s", dir, de->d_name);
+    }
+    if (d) closedir(d);
+    qsort(out, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
+    return n;
+}
+
+static off_t file_size(const char *p) {
+    struct stat st;
+    assert_int_equal(stat(p, &st), 0);
+    return st.st_size;
+}
+
+static void poke(const char *path, off_t off, const void *b, size_t n) {
+    int fd = open(path, O_WRONLY);
+    assert_true(fd >= 0);
+    assert_int_equal(pwrite(fd, b, n, off), (ssize_t)n);
+    close(fd);
+}
+
+/* ---- fault injection ------------------------------------------------------------------------ */
+
+enum { PW_NONE, PW_ENOSPC, PW_SHORT_ENOSPC, PW_SHORT_OK };
+
+static struct {
+    int fail_fdatasync; /* fail the next N fdatasync calls with EIO */
+    int fail_fsync;     /* fail the next N directory fsyncs */
+    int pwrite_plan;
+    int n_fdatasync;
+} fi;
+
+static int t_fdatasync(int fd) {
+    fi.n_fdatasync++;
+    if (fi.fail_fdatasync > 0) {
+        fi.fail_fdatasync--;
+        errno = EIO;
+        return -1;
+    }
+    return slog__io_posix.fdatasync(fd);
+}
+
+static int t_fsync(int fd) {
+    if (fi.fail_fsync > 0) {
+        fi.fail_fsync--;
+        errno = EIO;
+        return -1;
+    }
+    return slog__io_posix.fsync(fd);
+}
+
+static ssize_t t_pwrite(int fd, const void *b, size_t n, off_t off) {
+    switch (fi.pwrite_plan) {
+    case PW_ENOSPC:
+        fi.pwrite_plan = PW_NONE;
+        errno = ENOSPC;
+        return -1;
+    case PW_SHORT_ENOSPC:
+        fi.pwrite_plan = PW_ENOSPC;
+        return slog__io_posix.pwrite(fd, b, n > 1 ? n / 2 : n, off);
+    case PW_SHORT_OK:
+        fi.pwrite_plan = PW_NONE;
+        return slog__io_posix.pwrite(fd, b, n > 1 ? n / 2 : n, off);
+    }
+    return slog__io_posix.pwrite(fd, b, n, off);
+}
+
+static slog_io_t t_io;
+
+static void fi_install(slog_shard_t *sh) {
+    t_io = slog__io_posix;
+    t_io.fdatasync = t_fdatasync;
+    t_io.fsync = t_fsync;
+    t_io.pwrite = t_pwrite;
+    memset(&fi, 0, sizeof fi);
+    slog__shard_set_io(sh, &t_io);
+}
+
+/* ---- tests ---------------------------------------------------------------------------------- */
+
+static void round_trip(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 1000, 0);
+    assert_int_equal(slog_shard_begin(sh), 1000);
+    assert_int_equal(slog_shard_end(sh), 1000);
+    assert_int_equal(slog_shard_last_arrival(sh), -1);
+
+    static uint8_t big[SLOG_MAX_DATA];
+    for (size_t i = 0; i < sizeof big; i++) big[i] = (uint8_t)(i * 13 + 7);
+    char pk256[SLOG_MAX_PK];
+    memset(pk256, 'k', sizeof pk256);
+    slog_rec_in_t in[5] = {
+        {"a", 1, (const uint8_t *)"hello", 5},
+        {NULL, 0, (const uint8_t *)"no key", 6},
+        {"empty-data", 10, NULL, 0},
+        {pk256, SLOG_MAX_PK, big, SLOG_MAX_DATA},
+        {"\x00\xff", 2, (const uint8_t *)"\x00\x01\x02", 3},
+    };
+    uint64_t first;
+    tr_err err;
+    assert_int_equal(slog_shard_append(sh, in, 5, 777, &first, &err), 0);
+    assert_int_equal(first, 1000);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 1005);
+    assert_int_equal(slog_shard_last_arrival(sh), 777);
+
+    slog_read_t rd = {0};
+    assert_int_equal(slog_shard_read(sh, 0, 100, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 5);
+    assert_int_equal(rd.next_seq, 1005);
+    uint64_t bytes = 0;
+    for (size_t i = 0; i < 5; i++) {
+        assert_int_equal(rd.recs[i].seq, 1000 + i);
+        assert_int_equal(rd.recs[i].arrival_ms, 777);
+        assert_int_equal(rd.recs[i].pk_len, in[i].pk_len);
+        assert_int_equal(rd.recs[i].data_len, in[i].data_len);
+        assert_memory_equal(rd.recs[i].pk, in[i].pk ? in[i].pk : "", in[i].pk_len);
+        if (in[i].data_len) assert_memory_equal(rd.recs[i].data, in[i].data, in[i].data_len);
+        bytes += in[i].pk_len + in[i].data_len;
+    }
+    assert_int_equal(rd.bytes, bytes);
+
+    /* arrival is kept monotonic even if the caller goes backwards */
+    assert_int_equal(slog_shard_append(sh, in, 1, 5, &first, &err), 0);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_read(sh, 1005, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 1);
+    assert_int_equal(rd.recs[0].arrival_ms, 777);
+
+    /* n == 0 is a no-op that still reports the next seq */
+    assert_int_equal(slog_shard_append(sh, NULL, 0, 1, &first, &err), 0);
+    assert_int_equal(first, 1006);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+}
+
+static void bad_args(void **st) {
+    fixture_t *f = *st;
+    tr_err err;
+    slog_shard_t *sh = NULL;
+    assert_int_equal(slog_shard_open(NULL, NULL, &sh, &err), TR_EINVAL);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_int_equal(slog_shard_open(f->dir, NULL, NULL, &err), TR_EINVAL);
+    sh = open_ok(f->dir, 0, 0, 1);
+    char pk[SLOG_MAX_PK + 1] = {0};
+    slog_rec_in_t r = {pk, SLOG_MAX_PK + 1, NULL, 0};
+    uint64_t first;
+    assert_int_equal(slog_shard_append(sh, &r, 1, 0, &first, &err), TR_EINVAL);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    r = (slog_rec_in_t){pk, 1, (const uint8_t *)pk, SLOG_MAX_DATA + 1};
+    assert_int_equal(slog_shard_append(sh, &r, 1, 0, &first, &err), TR_EINVAL);
+    r = (slog_rec_in_t){NULL, 3, NULL, 0};
+    assert_int_equal(slog_shard_append(sh, &r, 1, 0, &first, &err), TR_EINVAL);
+    assert_int_equal(slog_shard_append(sh, NULL, 2, 0, &first, &err), TR_EINVAL);
+    assert_int_equal(slog_shard_read(sh, 0, 1, 1, NULL, &err), TR_EINVAL);
+    assert_int_equal(slog_shard_sync(NULL, &err), TR_EINVAL);
+    assert_int_equal(slog_shard_trim(NULL, 0, &err), TR_EINVAL);
+    assert_int_equal(slog_shard_end(sh), 0); /* nothing was appended */
+    slog_shard_close(sh);
+    slog_shard_close(NULL);
+    slog_read_free(NULL);
+}
+
+static void many_segments(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 512, 5, 1);
+    uint64_t next = 5;
+    for (int b = 0; b < 300; b++) {
+        size_t n = 1 + (size_t)(b % 7);
+        append_gen(sh, next, n, 100 + b);
+        next += n;
+        sync_ok(sh);
+    }
+    size_t nsegs = slog__shard_nsegs(sh);
+    assert_true(nsegs > 20);
+    assert_int_equal(slog_shard_end(sh), next);
+    assert_int_equal(read_all(sh, 0, 1), next - 5);
+    assert_int_equal(read_all(sh, 5, 13), next - 5);
+    assert_int_equal(read_all(sh, 0, 100000), next - 5);
+    /* from every seq: the first record is that seq, reads cross segment boundaries */
+    slog_read_t rd = {0};
+    tr_err err;
+    for (uint64_t s = 5; s < next; s += 3) {
+        assert_int_equal(slog_shard_read(sh, s, 9, SIZE_MAX, &rd, &err), 0);
+        assert_int_equal(rd.recs[0].seq, s);
+        assert_int_equal(rd.n, (size_t)(next - s < 9 ? next - s : 9));
+        for (size_t i = 0; i < rd.n; i++) assert_true(rec_ok(&rd.recs[i]));
+    }
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+
+    /* reopen: .idx files for the sealed segments, same data */
+    sh = open_ok(f->dir, 512, 0, 1);
+    assert_int_equal(slog__shard_nsegs(sh), nsegs);
+    assert_int_equal(slog_shard_begin(sh), 5);
+    assert_int_equal(slog_shard_end(sh), next);
+    assert_int_equal(read_all(sh, 0, 7), next - 5);
+    slog_shard_close(sh);
+}
+
+/* One big segment with index entries every 32 KiB / 512 records, records up to ~70 KiB. */
+static void index_positions(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
+    uint64_t next = 0;
+    g_size_mod = 70001;
+    for (int b = 0; b < 40; b++) {
+        append_gen(sh, next, 10, b);
+        next += 10;
+    }
+    g_size_mod = 40;
+    for (int b = 0; b < 20; b++) {
+        append_gen(sh, next, 500, 100 + b);
+        next += 500;
+    }
+    sync_ok(sh);
+    slog_read_t rd = {0};
+    tr_err err;
+    g_size_mod = 70001;
+    for (uint64_t s = 0; s + 3 <= 400; s += 7) {
+        assert_int_equal(slog_shard_read(sh, s, 3, SIZE_MAX, &rd, &err), 0);
+        assert_int_equal(rd.n, 3);
+        assert_int_equal(rd.recs[0].seq, s);
+        for (size_t i = 0; i < 3; i++) assert_true(rec_ok(&rd.recs[i]));
+    }
+    g_size_mod = 40;
+    for (uint64_t s = 400; s < next; s += 97) {
+        assert_int_equal(slog_shard_read(sh, s, 1000, SIZE_MAX, &rd, &err), 0);
+        assert_int_equal(rd.recs[0].seq, s);
+        assert_int_equal(rd.n, next - s < 1000 ? next - s : 1000);
+        for (size_t i = 0; i < rd.n; i++) assert_true(rec_ok(&rd.recs[i]));
+    }
+    /* seek by time inside one segment: batch b has arrival b (first 40) */
+    assert_int_equal(slog_shard_seek_time(sh, 0), 0);
+    assert_int_equal(slog_shard_seek_time(sh, 17), 17 * 10);
+    assert_int_equal(slog_shard_seek_time(sh, 39), 39 * 10);
+    assert_int_equal(slog_shard_seek_time(sh, 40), 400);
+    assert_int_equal(slog_shard_seek_time(sh, 107), 400 + 7 * 500);
+    assert_int_equal(slog_shard_seek_time(sh, 119), 400 + 19 * 500);
+    assert_int_equal(slog_shard_seek_time(sh, 120), next);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+    g_size_mod = 200;
+}
+
+static void read_limits(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 10, 1);
+    /* records of 100 bytes of data and a 4-byte key */
+    uint8_t d[100000];
+    memset(d, 'x', sizeof d);
+    slog_rec_in_t in[6] = {{"k000", 4, d, 100}, {"k001", 4, d, 100}, {"k002", 4, d, 100},
+                           {"k003", 4, d, 90000},  {"k004", 4, d, 100}, {"k005", 4, d, 100}};
+    uint64_t first;
+    tr_err err;
+    assert_int_equal(slog_shard_append(sh, in, 6, 1, &first, &err), 0);
+    sync_ok(sh);
+    slog_read_t rd = {0};
+    assert_int_equal(slog_shard_read(sh, 10, 2, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 2);
+    assert_int_equal(rd.next_seq, 12);
+    assert_int_equal(rd.bytes, 208);
+    /* byte limit: exactly two records fit */
+    assert_int_equal(slog_shard_read(sh, 10, 100, 208, &rd, &err), 0);
+    assert_int_equal(rd.n, 2);
+    assert_int_equal(slog_shard_read(sh, 10, 100, 207, &rd, &err), 0);
+    assert_int_equal(rd.n, 1);
+    /* the first record is returned even when it alone is over the limit */
+    assert_int_equal(slog_shard_read(sh, 10, 100, 0, &rd, &err), 0);
+    assert_int_equal(rd.n, 1);
+    assert_int_equal(slog_shard_read(sh, 13, 100, 1000, &rd, &err), 0);
+    assert_int_equal(rd.n, 1);
+    assert_int_equal(rd.recs[0].data_len, 90000);
+    assert_memory_equal(rd.recs[0].pk, "k003", 4);
+    assert_int_equal(rd.next_seq, 14);
+    /* a big record stops a batch that would exceed the limit */
+    assert_int_equal(slog_shard_read(sh, 11, 100, 1000, &rd, &err), 0);
+    assert_int_equal(rd.n, 2);
+    assert_int_equal(rd.next_seq, 13);
+    /* below begin starts at begin; at or past the end gives nothing */
+    assert_int_equal(slog_shard_read(sh, 0, 1, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 1);
+    assert_int_equal(rd.recs[0].seq, 10);
+    assert_int_equal(slog_shard_read(sh, 16, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 0);
+    assert_int_equal(rd.next_seq, 16);
+    assert_int_equal(slog_shard_read(sh, 999, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 0);
+    assert_int_equal(rd.next_seq, 999);
+    assert_int_equal(slog_shard_read(sh, 0, 0, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 0);
+    assert_int_equal(rd.next_seq, 10);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+}
+
+static void reopen_keeps_seqs(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 42, 0);
+    append_gen(sh, 42, 30, 1);
+    sync_ok(sh);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 0, 7 /* ignored */, 0);
+    assert_int_equal(slog_shard_begin(sh), 42);
+    assert_int_equal(slog_shard_end(sh), 72);
+    assert_int_equal(slog_shard_last_arrival(sh), 1);
+    assert_int_equal(read_all(sh, 0, 8), 30);
+    append_gen(sh, 72, 5, 2);
+    sync_ok(sh);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 77);
+    assert_int_equal(read_all(sh, 0, 100), 35);
+    slog_shard_close(sh);
+
+    /* empty shard keeps its first seq */
+    char d2[200];
+    snprintf(d2, sizeof d2, "%s/empty", f->tmp);
+    sh = open_ok(d2, 0, 500, 0);
+    slog_shard_close(sh);
+    sh = open_ok(d2, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 500);
+    append_gen(sh, 500, 1, 1);
+    slog_shard_close(sh);
+}
+
+/* Sealed segments' .idx missing, corrupt or stale: the segment is scanned instead. */
+static void idx_fallback(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 2000, 0, 1);
+    uint64_t next = 0;
+    for (int b = 0; b < 60; b++) {
+        append_gen(sh, next, 5, b);
+        next += 5;
+        sync_ok(sh);
+    }
+    size_t nsegs = slog__shard_nsegs(sh);
+    assert_true(nsegs >= 4);
+    slog_shard_close(sh);
+    char segs[64][256];
+    int n = seg_files(f->dir, segs, 64);
+    assert_int_equal((size_t)n, nsegs);
+    char idx[256];
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[0]) - 4, segs[0]);
+    assert_int_equal(unlink(idx), 0);
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[1]) - 4, segs[1]);
+    poke(idx, 60, "\xde\xad", 2);
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[2]) - 4, segs[2]);
+    assert_int_equal(truncate(idx, 30), 0);
+    sh = open_ok(f->dir, 2000, 0, 1);
+    assert_int_equal(slog_shard_end(sh), next);
+    assert_int_equal(read_all(sh, 0, 11), next);
+    assert_int_equal(slog_shard_seek_time(sh, 30), 150);
+    slog_shard_close(sh);
+    /* and the .idx files were rewritten */
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[0]) - 4, segs[0]);
+    assert_true(access(idx, F_OK) == 0);
+}
+
+static void torn_tail(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 100, 0);
+    append_gen(sh, 100, 10, 1);
+    sync_ok(sh);
+    slog_shard_close(sh);
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    off_t full = file_size(segs[0]);
+
+    /* cut in the middle of the last frame */
+    uint16_t pl;
+    uint32_t dl;
+    char pk[SLOG_MAX_PK + 1];
+    uint8_t data[256];
+    gen(109, pk, &pl, data, &dl);
+    off_t last_len = SLOG_FRAME_HDR + pl + dl;
+    assert_int_equal(truncate(segs[0], full - last_len / 2), 0);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 109);
+    assert_int_equal(file_size(segs[0]), full - last_len);
+    assert_int_equal(read_all(sh, 0, 4), 9);
+    append_gen(sh, 109, 3, 2);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 4), 12);
+    slog_shard_close(sh);
+
+    /* garbage after the last frame */
+    full = file_size(segs[0]);
+    uint8_t junk[300];
+    for (size_t i = 0; i < sizeof junk; i++) junk[i] = (uint8_t)(i * 7 + 1);
+    poke(segs[0], full, junk, sizeof junk);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 112);
+    assert_int_equal(file_size(segs[0]), full);
+    append_gen(sh, 112, 1, 3);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 100), 13);
+    slog_shard_close(sh);
+
+    /* only a header's worth of a frame (short header) */
+    full = file_size(segs[0]);
+    poke(segs[0], full, junk, 10);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 113);
+    assert_int_equal(file_size(segs[0]), full);
+    slog_shard_close(sh);
+
+    /* a valid-looking frame whose seq does not follow (e.g. a copy of an earlier frame) */
+    uint8_t first_frame[SLOG_FRAME_HDR + 300];
+    gen(100, pk, &pl, data, &dl);
+    int fd = open(segs[0], O_RDONLY);
+    size_t flen = SLOG_FRAME_HDR + pl + dl;
+    assert_int_equal(pread(fd, first_frame, flen, SLOG_SEG_HDR), (ssize_t)flen);
+    close(fd);
+    poke(segs[0], full, first_frame, flen);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 113);
+    assert_int_equal(file_size(segs[0]), full);
+    slog_shard_close(sh);
+}
+
+static void corrupt_crc_mid_last(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
+    append_gen(sh, 0, 20, 1);
+    sync_ok(sh);
+    slog_shard_close(sh);
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    /* offset of frame 10 */
+    off_t off = SLOG_SEG_HDR;
+    char pk[SLOG_MAX_PK + 1];
+    uint8_t data[256];
+    uint16_t pl;
+    uint32_t dl;
+    for (uint64_t s = 0; s < 10; s++) {
+        gen(s, pk, &pl, data, &dl);
+        off += SLOG_FRAME_HDR + pl + dl;
+    }
+    uint8_t x;
+    int fd = open(segs[0], O_RDWR);
+    assert_int_equal(pread(fd, &x, 1, off + 20), 1); /* inside arrival_ms: CRC no longer fits */
+    x ^= 0x40;
+    assert_int_equal(pwrite(fd, &x, 1, off + 20), 1);
+    close(fd);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 10);
+    assert_int_equal(file_size(segs[0]), off);
+    assert_int_equal(read_all(sh, 0, 3), 10);
+    append_gen(sh, 10, 2, 2);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 3), 12);
+    slog_shard_close(sh);
+}
+
+static void bad_header_sealed(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 256, 0, 1);
+    uint64_t next = 0;
+    for (int b = 0; b < 10; b++) {
+        append_gen(sh, next, 4, b);
+        next += 4;
+        sync_ok(sh);
+    }
+    slog_shard_close(sh);
+    char segs[32][256];
+    int n = seg_files(f->dir, segs, 32);
+    assert_true(n >= 3);
+    poke(segs[1], 0, "XRSLOG01", 8);
+    tr_err err = {0};
+    slog_shard_opts_t o = {256, 0, 1};
+    assert_int_equal(slog_shard_open(f->dir, &o, &sh, &err), TR_ECORRUPT);
+    assert_null(sh);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_non_null(strstr(err.msg, segs[1]));
+    poke(segs[1], 0, "TRSLOG01", 8);
+
+    /* header seq not matching the file name */
+    uint8_t wrong[8] = {9, 9, 9, 0, 0, 0, 0, 0};
+    poke(segs[0], 8, wrong, 8);
+    assert_int_equal(slog_shard_open(f->dir, &o, &sh, &err), TR_ECORRUPT);
+    uint8_t zero[8] = {0};
+    poke(segs[0], 8, zero, 8);
+
+    /* a damaged frame inside a sealed segment is corruption too (not a torn tail), even with
+     * its .idx gone */
+    char idx[256];
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[1]) - 4, segs[1]);
+    unlink(idx);
+    poke(segs[1], SLOG_SEG_HDR + 12, "\x77", 1);
+    assert_int_equal(slog_shard_open(f->dir, &o, &sh, &err), TR_ECORRUPT);
+    assert_non_null(strstr(err.msg, "Fix:"));
+
+    /* a missing middle segment */
+    assert_int_equal(unlink(segs[1]), 0);
+    assert_int_equal(slog_shard_open(f->dir, &o, &sh, &err), TR_ECORRUPT);
+    assert_non_null(strstr(err.msg, "Fix:"));
+}
+
+static void torn_header_last(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
+    uint64_t next = 0;
+    for (int b = 0; b < 5; b++) {
+        append_gen(sh, next, 4, b);
+        next += 4;
+        sync_ok(sh);
+    }
+    /* the next append rolls; simulate a crash right after creating that segment */
+    slog_shard_close(sh);
+    char p[256];
+    snprintf(p, sizeof p, "%s/%020llu.seg", f->dir, (unsigned long long)next);
+    int fd = open(p, O_CREAT | O_WRONLY | O_EXCL, 0644);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "TRSL", 4), 4);
+    close(fd);
+    sh = open_ok(f->dir, 256, 0, 0);
+    assert_int_equal(slog_shard_end(sh), next);
+    assert_int_equal(file_size(p), SLOG_SEG_HDR);
+    assert_int_equal(read_all(sh, 0, 3), next);
+    append_gen(sh, next, 2, 9);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 3), next + 2);
+    slog_shard_close(sh);
+
+    /* a 16-byte all-zero header (size extended, data never written) */
+    char d2[200];
+    snprintf(d2, sizeof d2, "%s/lone", f->tmp);
+    sh = open_ok(d2, 0, 77, 0);
+    slog_shard_close(sh);
+    snprintf(p, sizeof p, "%s/%020llu.seg", d2, 77ull);
+    uint8_t z[SLOG_SEG_HDR] = {0};
+    poke(p, 0, z, sizeof z);
+    sh = open_ok(d2, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 77);
+    append_gen(sh, 77, 1, 1);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 3), 1);
+    slog_shard_close(sh);
+
+    /* a bad header on the newest segment WITH data behind it is damage, not a torn create */
+    poke(p, 0, "GARBAGE!", 8);
+    tr_err err;
+    assert_int_equal(slog_shard_open(d2, NULL, &sh, &err), TR_ECORRUPT);
+    assert_non_null(strstr(err.msg, "Fix:"));
+}
+
+static void retention_trim(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 300, 0, 1);
+    uint64_t next = 0;
+    /* batch b arrives at 1000 + 10 b */
+    for (int b = 0; b < 40; b++) {
+        append_gen(sh, next, 3, 1000 + 10 * b);
+        next += 3;
+        sync_ok(sh);
+    }
+    size_t nsegs = slog__shard_nsegs(sh);
+    assert_true(nsegs > 5);
+    tr_err err;
+    assert_int_equal(slog_shard_trim(sh, 1000, &err), 0);
+    assert_int_equal(slog_shard_begin(sh), 0);
+    int removed = slog_shard_trim(sh, 1200, &err);
+    assert_true(removed > 0);
+    uint64_t begin = slog_shard_begin(sh);
+    assert_true(begin > 0);
+    assert_int_equal(slog__shard_nsegs(sh), nsegs - (size_t)removed);
+    /* whole segments go: the first kept record may be older than 1200, but it belongs to
+     * the batch right after the last deleted one (arrival <= 1190) */
+    slog_read_t rd = {0};
+    assert_int_equal(slog_shard_read(sh, 0, 1, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.recs[0].seq, begin);
+    assert_true(rd.recs[0].arrival_ms <= 1200);
+    assert_int_equal(read_all(sh, 0, 5), next - begin);
+    assert_int_equal(slog_shard_seek_time(sh, 0), begin);
+    /* everything but the active segment */
+    removed = slog_shard_trim(sh, INT64_MAX, &err);
+    assert_true(removed > 0);
+    assert_int_equal(slog__shard_nsegs(sh), 1);
+    assert_int_equal(slog_shard_end(sh), next);
+    assert_int_equal(read_all(sh, 0, 5), next - slog_shard_begin(sh));
+    begin = slog_shard_begin(sh);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 300, 0, 1);
+    assert_int_equal(slog_shard_begin(sh), begin);
+    assert_int_equal(slog_shard_end(sh), next);
+    /* and the trimmed .idx files are gone */
+    DIR *d = opendir(f->dir);
+    struct dirent *de;
+    int files = 0;
+    while ((de = readdir(d))) files += de->d_name[0] != '.';
+    closedir(d);
+    assert_int_equal(files, 1);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+}
+
+static void seek_time_segments(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 400, 0, 1);
+    assert_int_equal(slog_shard_seek_time(sh, 5), 0); /* empty */
+    uint64_t next = 0;
+    for (int b = 0; b < 50; b++) { /* batch b: seqs [4b, 4b+4), arrival 100 + 10 b */
+        append_gen(sh, next, 4, 100 + 10 * b);
+        next += 4;
+        sync_ok(sh);
+    }
+    assert_true(slog__shard_nsegs(sh) > 5);
+    assert_int_equal(slog_shard_seek_time(sh, INT64_MIN), 0);
+    assert_int_equal(slog_shard_seek_time(sh, 100), 0);
+    for (int b = 1; b < 50; b++) {
+        assert_int_equal(slog_shard_seek_time(sh, 100 + 10 * b), 4 * (uint64_t)b);
+        assert_int_equal(slog_shard_seek_time(sh, 100 + 10 * b - 5), 4 * (uint64_t)b);
+    }
+    assert_int_equal(slog_shard_seek_time(sh, 100 + 10 * 49 + 1), next);
+    /* uncommitted records do not count */
+    append_gen(sh, next, 4, 5000);
+    assert_int_equal(slog_shard_seek_time(sh, 4000), next);
+    slog_shard_close(sh);
+}
+
+static void uncommitted_invisible(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 200, 0, 0);
+    append_gen(sh, 0, 3, 1);
+    slog_read_t rd = {0};
+    tr_err err;
+    assert_int_equal(slog_shard_end(sh), 0);
+    assert_int_equal(slog_shard_last_arrival(sh), -1);
+    assert_int_equal(slog_shard_read(sh, 0, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 0);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 3);
+    /* the segment is past 200 bytes: this append rolls; still invisible until sync */
+    size_t nsegs = slog__shard_nsegs(sh);
+    append_gen(sh, 3, 4, 2);
+    append_gen(sh, 7, 4, 3);
+    assert_int_equal(slog__shard_nsegs(sh), nsegs + 1);
+    assert_int_equal(slog_shard_end(sh), 3);
+    assert_int_equal(slog_shard_read(sh, 0, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 3);
+    assert_int_equal(slog_shard_read(sh, 3, 10, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.n, 0);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 11);
+    assert_int_equal(slog_shard_last_arrival(sh), 3);
+    assert_int_equal(read_all(sh, 0, 100), 11);
+    /* sync with nothing pending is cheap: no fdatasync */
+    fi_install(sh);
+    sync_ok(sh);
+    assert_int_equal(fi.n_fdatasync, 0);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+}
+
+static void fault_fsync(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
+    fi_install(sh);
+    append_gen(sh, 0, 5, 1);
+    sync_ok(sh);
+    append_gen(sh, 5, 5, 2);
+    append_gen(sh, 10, 5, 2);
+    fi.fail_fdatasync = 1;
+    tr_err err = {0};
+    assert_int_equal(slog_shard_sync(sh, &err), TR_EIO);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_non_null(strstr(err.msg, "Input/output error"));
+    assert_non_null(strstr(err.msg, f->dir));
+    assert_int_equal(slog_shard_end(sh), 5);
+    assert_int_equal(read_all(sh, 0, 100), 5);
+    /* the discarded seqs are handed out again; nothing skipped, nothing visible twice */
+    append_gen(sh, 5, 7, 3);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 12);
+    assert_int_equal(read_all(sh, 0, 3), 12);
+    slog_shard_close(sh);
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    off_t sz = file_size(segs[0]);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 12);
+    assert_int_equal(file_size(segs[0]), sz); /* nothing to recover */
+    slog_shard_close(sh);
+}
+
+static void fault_write(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
+    fi_install(sh);
+    append_gen(sh, 0, 5, 1);
+    sync_ok(sh);
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    off_t committed = file_size(segs[0]);
+
+    /* short write, then the disk is full */
+    fi.pwrite_plan = PW_SHORT_ENOSPC;
+    slog_rec_in_t r = {"k", 1, (const uint8_t *)"0123456789", 10};
+    slog_rec_in_t rs[4] = {r, r, r, r};
+    uint64_t first;
+    tr_err err = {0};
+    assert_int_equal(slog_shard_append(sh, rs, 4, 2, &first, &err), TR_EIO);
+    assert_non_null(strstr(err.msg, "No space left on device"));
+    assert_non_null(strstr(err.msg, segs[0]));
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_int_equal(file_size(segs[0]), committed);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 5);
+
+    /* plain ENOSPC on a batch after a successful, still pending one: the pending one stays */
+    append_gen(sh, 5, 3, 3);
+    fi.pwrite_plan = PW_ENOSPC;
+    assert_int_equal(slog_shard_append(sh, rs, 4, 3, &first, &err), TR_EIO);
+    assert_int_equal(slog_shard_end(sh), 5);
+    sync_ok(sh);
+    assert_int_equal(slog_shard_end(sh), 8);
+    append_gen(sh, 8, 2, 4);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 4), 10);
+
+    /* a short write that the retry completes is fine */
+    fi.pwrite_plan = PW_SHORT_OK;
+    append_gen(sh, 10, 6, 5);
+    sync_ok(sh);
+    assert_int_equal(read_all(sh, 0, 4), 16);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 0, 0, 0);
+    assert_int_equal(slog_shard_end(sh), 16);
+    assert_int_equal(read_all(sh, 0, 100), 16);
+    slog_shard_close(sh);
+}
+
+static void fault_roll(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 100, 0, 0);
+    fi_install(sh);
+    append_gen(sh, 0, 3, 1);
+    sync_ok(sh);
+    /* the next append rolls; the directory fsync fails: the new file is removed */
+    fi.fail_fsync = 1;
+    slog_rec_in_t r = {"k", 1, (const uint8_t *)"x", 1};
+    uint64_t first;
+    tr_err err = {0};
+    assert_int_equal(slog_shard_append(sh, &r, 1, 2, &first, &err), TR_EIO);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_int_equal(slog__shard_nsegs(sh), 1);
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    /* fdatasync of the new segment's header fails */
+    fi.fail_fdatasync = 1;
+    assert_int_equal(slog_shard_append(sh, &r, 1, 2, &first, &err), TR_EIO);
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    append_gen(sh, 3, 2, 3);
+    sync_ok(sh);
+    assert_int_equal(slog__shard_nsegs(sh), 2);
+    assert_int_equal(read_all(sh, 0, 2), 5);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 100, 0, 0);
+    assert_int_equal(read_all(sh, 0, 2), 5);
+    slog_shard_close(sh);
+}
+
+/* ---- concurrency ---------------------------------------------------------------------------- */
+
+typedef struct conc {
+    slog_shard_t *sh;
+    atomic_ullong sync_started; /* w_next when the writer last called sync */
+    atomic_int done;
+    atomic_ullong reads, recs;
+    int failed;
+} conc_t;
+
+static void *conc_reader(void *arg) {
+    conc_t *c = arg;
+    slog_read_t rd = {0};
+    tr_err err;
+    uint64_t next = 0, x = (uint64_t)(uintptr_t)&rd;
+    while (!atomic_load(&c->done)) {
+        x = x * 6364136223846793005ull + 1442695040888963407ull;
+        uint64_t from = next;
+        if ((x >> 60) == 0) from = slog_shard_begin(c->sh); /* races with trim on purpose */
+        size_t maxr = 1 + (size_t)((x >> 20) % 300);
+        size_t maxb = (x >> 40) % 4 == 0 ? 2000 : SIZE_MAX;
+        int rc = slog_shard_read(c->sh, from, maxr, maxb, &rd, &err);
+        uint64_t limit = atomic_load(&c->sync_started);
+        if (rc) {
+            fprintf(stderr, "reader: %s\n", err.msg);
+            c->failed = 1;
+            break;
+        }
+        for (size_t i = 0; i < rd.n; i++) {
+            const slog_rec_t *r = &rd.recs[i];
+            if (r->seq < from || r->seq != rd.recs[0].seq + i || r->seq >= limit || !rec_ok(r) ||
+                (i && r->arrival_ms < rd.recs[i - 1].arrival_ms)) {
+                fprintf(stderr, "reader: bad record seq %llu (from %llu, limit %llu)\n",
+                        (unsigned long long)r->seq, (unsigned long long)from,
+                        (unsigned long long)limit);
+                c->failed = 1;
+                break;
+            }
+        }
+        if (c->failed) break;
+        if (rd.n && rd.next_seq != rd.recs[rd.n - 1].seq + 1) c->failed = 1;
+        if (rd.n) next = rd.next_seq;
+        (void)slog_shard_seek_time(c->sh, (int64_t)((x >> 8) % 3000));
+        (void)slog_shard_last_arrival(c->sh);
+        atomic_fetch_add(&c->reads, 1);
+        atomic_fetch_add(&c->recs, rd.n);
+    }
+    slog_read_free(&rd);
+    return NULL;
+}
+
+static void concurrent_reader(void **st) {
+    fixture_t *f = *st;
+    conc_t c = {0};
+    c.sh = open_ok(f->dir, 4096, 0, 1);
+    pthread_t th[3];
+    for (int i = 0; i < 3; i++) assert_int_equal(pthread_create(&th[i], NULL, conc_reader, &c), 0);
+    uint64_t next = 0;
+    tr_err err;
+    for (int b = 0; b < 3000 && !c.failed; b++) {
+        size_t n = 1 + (size_t)(b * 7 % 40);
+        append_gen(c.sh, next, n, b);
+        next += n;
+        if (b % 3 == 2) {
+            atomic_store(&c.sync_started, next);
+            sync_ok(c.sh);
+        }
+        if (b % 50 == 49) assert_true(slog_shard_trim(c.sh, b - 300, &err) >= 0);
+    }
+    atomic_store(&c.sync_started, next);
+    sync_ok(c.sh);
+    atomic_store(&c.done, 1);
+    for (int i = 0; i < 3; i++) pthread_join(th[i], NULL);
+    assert_false(c.failed);
+    assert_true(atomic_load(&c.reads) > 0);
+    assert_true(slog_shard_begin(c.sh) > 0);
+    assert_int_equal(read_all(c.sh, 0, 1000), next - slog_shard_begin(c.sh));
+    slog_shard_close(c.sh);
+}
+
+static void destroy_dir(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 200, 0, 1);
+    for (int b = 0; b < 5; b++) {
+        append_gen(sh, (uint64_t)b * 5, 5, b);
+        sync_ok(sh);
+    }
+    slog_shard_close(sh);
+    tr_err err;
+    assert_int_equal(slog_shard_destroy_dir(f->dir, &err), 0);
+    assert_int_equal(access(f->dir, F_OK), -1);
+    assert_int_equal(slog_shard_destroy_dir(f->dir, &err), 0); /* already gone: fine */
+    assert_int_equal(slog_shard_destroy_dir(NULL, &err), TR_EINVAL);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(round_trip, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_args, setup, teardown),
+        cmocka_unit_test_setup_teardown(many_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(index_positions, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_limits, setup, teardown),
+        cmocka_unit_test_setup_teardown(reopen_keeps_seqs, setup, teardown),
+        cmocka_unit_test_setup_teardown(idx_fallback, setup, teardown),
+        cmocka_unit_test_setup_teardown(torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(corrupt_crc_mid_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(bad_header_sealed, setup, teardown),
+        cmocka_unit_test_setup_teardown(torn_header_last, setup, teardown),
+        cmocka_unit_test_setup_teardown(retention_trim, setup, teardown),
+        cmocka_unit_test_setup_teardown(seek_time_segments, setup, teardown),
+        cmocka_unit_test_setup_teardown(uncommitted_invisible, setup, teardown),
+        cmocka_unit_test_setup_teardown(fault_fsync, setup, teardown),
+        cmocka_unit_test_setup_teardown(fault_write, setup, teardown),
+        cmocka_unit_test_setup_teardown(fault_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(concurrent_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(destroy_dir, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
