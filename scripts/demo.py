@@ -190,7 +190,7 @@ def main():
                 a, r, behind = stats.acked, stats.read, stats.behind_ms
                 stats.behind_ms = 0
             print(f"{now - t0:6.1f} {(a - last[1]) / (now - last[0]):10.0f} {(r - last[2]) / (now - last[0]):10.0f} "
-                  f"{a:10d} {r:10d} {a - r:8d} {behind:9d}", flush=True)
+                  f"{a:10d} {r:10d} {max(0, a - r):8d} {behind:9d}", flush=True)
             last = (now, a, r)
             if args.duration and now - t0 >= args.duration:
                 stop.set()

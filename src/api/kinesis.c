@@ -1077,6 +1077,180 @@ static int k_put_common(k_call_t *c, int single) {
     return 1;  /* deferred */
 }
 
+
+/* ---- data plane: the PutRecord(s) fast path ------------------------------------------------ *
+ *
+ * PutRecords is the hot operation: a 500-record body is ~100 KB of JSON, and a general JSON
+ * library spends most of the server's time building a tree of it.  This scanner reads the
+ * common, well-formed shape in place -- no allocation per record, partition keys borrowed from
+ * the request body, Data decoded straight into the put buffer.  It accepts only what it is sure
+ * of (ASCII keys without escapes, the members AWS SDKs send); anything else -- escapes, unknown
+ * members, a constraint violation, bad base64 -- makes it return K_FAST_BAIL, and the request
+ * takes the general path, which produces AWS's exact error for it.  So the fast path can change
+ * speed, never behaviour.
+ */
+#define K_FAST_BAIL 2
+
+typedef struct k_scan {
+    const char *p, *end;
+} k_scan_t;
+
+static void ks_ws(k_scan_t *s) {
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+}
+
+static int ks_ch(k_scan_t *s, char ch) {
+    ks_ws(s);
+    if (s->p < s->end && *s->p == ch) {
+        s->p++;
+        return 1;
+    }
+    return 0;
+}
+
+/* A string without escapes or control characters; *ascii says whether all bytes are < 0x80. */
+static int ks_str(k_scan_t *s, const char **out, size_t *n, int *ascii) {
+    ks_ws(s);
+    if (s->p >= s->end || *s->p != '"') return -1;
+    const char *b = ++s->p;
+    const char *q = memchr(b, '"', (size_t)(s->end - b));
+    if (!q) return -1;
+    int asc = 1;
+    for (const char *x = b; x < q; x++) {
+        unsigned char ch = (unsigned char)*x;
+        if (ch == '\\' || ch < 0x20) return -1;
+        if (ch >= 0x80) asc = 0;
+    }
+    *out = b;
+    *n = (size_t)(q - b);
+    if (ascii) *ascii = asc;
+    s->p = q + 1;
+    return 0;
+}
+
+static int ks_key_is(const char *k, size_t n, const char *lit) {
+    return strlen(lit) == n && !memcmp(k, lit, n);
+}
+
+/* One record object's members into rec.  Returns 0 or -1 (bail). */
+static int ks_record(k_scan_t *s, slog_put_rec_t *rec, uint8_t **cursor, size_t *total, int top,
+                     const char **stream, size_t *stream_n) {
+    const char *pk = NULL, *data = NULL;
+    size_t pk_n = 0, data_n = 0;
+    if (!top && !ks_ch(s, '{')) return -1;
+    if (ks_ch(s, '}')) return -1;
+    for (;;) {
+        const char *k, *v;
+        size_t kn, vn;
+        int ascii;
+        if (ks_str(s, &k, &kn, NULL) || !ks_ch(s, ':') || ks_str(s, &v, &vn, &ascii)) return -1;
+        if (ks_key_is(k, kn, "Data")) data = v, data_n = vn;
+        else if (ks_key_is(k, kn, "PartitionKey")) {
+            if (!ascii) return -1;
+            pk = v, pk_n = vn;
+        } else if (top && ks_key_is(k, kn, "StreamName")) *stream = v, *stream_n = vn;
+        else return -1;  /* ExplicitHashKey, SequenceNumberForOrdering, StreamARN, unknown */
+        if (ks_ch(s, ',')) continue;
+        if (ks_ch(s, '}')) break;
+        return -1;
+    }
+    if (!pk || !data || pk_n < 1 || pk_n > 256) return -1;
+    long dn = tr_base64_decode(data, data_n, *cursor);
+    if (dn < 0 || dn > SLOG_MAX_DATA) return -1;
+    rec->pk = pk;
+    rec->pk_len = (uint16_t)pk_n;
+    rec->data = *cursor;
+    rec->data_len = (uint32_t)dn;
+    rec->has_explicit_hash = 0;
+    *cursor += dn;
+    *total += (size_t)dn + pk_n;
+    return 0;
+}
+
+static int k_stream_name_ok(const char *s, size_t n) {
+    if (n < 1 || n > 128) return 0;
+    for (size_t i = 0; i < n; i++)
+        if (!k_name_char(s[i])) return 0;
+    return 1;
+}
+
+/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
+static int k_put_fast(k_call_t *c, int single) {
+    net_req_t *req = c->req;
+    k_scan_t s = {(const char *)req->body, (const char *)req->body + req->body_len};
+    const char *stream = NULL;
+    size_t stream_n = 0, total = 0;
+    if (!ks_ch(&s, '{')) return K_FAST_BAIL;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    kp->ctx = c->ctx;
+    kp->single = single;
+    kp->data = malloc(req->body_len + 1);
+    uint8_t *cursor = kp->data;
+    if (single) {
+        kp->n = 1;
+        kp->recs = calloc(1, sizeof *kp->recs);
+        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) goto bail;
+    } else {
+        size_t cap = 0;
+        int have_records = 0;
+        for (;;) {
+            const char *k;
+            size_t kn;
+            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) goto bail;
+            if (ks_key_is(k, kn, "StreamName")) {
+                if (ks_str(&s, &stream, &stream_n, NULL)) goto bail;
+            } else if (ks_key_is(k, kn, "Records") && !have_records) {
+                have_records = 1;
+                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) goto bail;
+                for (;;) {
+                    if (kp->n == 500) goto bail;
+                    if (kp->n == cap) {
+                        cap = cap ? cap * 2 : 64;
+                        kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
+                        if (!kp->recs) abort();
+                    }
+                    memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
+                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) goto bail;
+                    kp->n++;
+                    if (ks_ch(&s, ',')) continue;
+                    if (ks_ch(&s, ']')) break;
+                    goto bail;
+                }
+            } else {
+                goto bail;
+            }
+            if (ks_ch(&s, ',')) continue;
+            if (ks_ch(&s, '}')) break;
+            goto bail;
+        }
+        if (!have_records || total > K_MAX_PUT_BYTES) goto bail;
+    }
+    ks_ws(&s);
+    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) goto bail;
+    memcpy(c->stream, stream, stream_n);
+    c->stream[stream_n] = 0;
+    req->state = kp;
+    req->state_free = k_put_free;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
+    if (rc == TR_ETHROTTLED && !single) {
+        kp->rc = rc;
+        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
+        k_put_finish(req);
+        return 0;
+    }
+    if (rc) {
+        k_error(c, rc, &err);
+        return 0;
+    }
+    req->finish = k_put_finish;
+    return 1;
+bail:
+    k_put_free(kp);
+    return K_FAST_BAIL;
+}
+
 static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
 static int k_put_records(k_call_t *c) { return k_put_common(c, 0); }
 
@@ -1370,6 +1544,11 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
             break;
         }
     k_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    if (found && (found->fn == k_put_records || found->fn == k_put_record)) {
+        int rc = k_put_fast(&c, found->fn == k_put_record);
+        if (rc != K_FAST_BAIL) return rc == 1 ? NET_DEFER : NET_DONE;
+        tr_buf_reset(&req->out);
+    }
     if (!found) {
         k_fail(&c, 400, "UnknownOperationException",
                "Operation %s is not implemented by Tributary's Kinesis API; see the "
