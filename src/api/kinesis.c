@@ -167,9 +167,12 @@ static int k_str(k_call_t *c, json_t *obj, const char *name, int req, size_t min
                       "Expected a string for %s, got another JSON type", name);
     const char *s = json_string_value(v);
     size_t n = json_string_length(v);
-    if (n < min)
+    /* Lengths are in characters, as AWS counts them, not UTF-8 bytes. */
+    size_t chars = 0;
+    for (size_t i = 0; i < n; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
+    if (chars < min)
         k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length greater than or equal to %zu", min);
-    else if (n > max)
+    else if (chars > max)
         k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length less than or equal to %zu", max);
     else if (!k_pattern_ok(pat, s, n))
         k_verr(c, k_member(name, mb, sizeof mb), s, "Member must satisfy regular expression pattern: %s",
@@ -972,14 +975,16 @@ static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t 
     if (dv && !json_is_string(dv) && !json_is_null(dv)) return k_fail(c, 400, "SerializationException", "Data must be a base64 string");
     pk = pkv && json_is_string(pkv) ? json_string_value(pkv) : NULL;
     pk_len = pk ? json_string_length(pkv) : 0;
+    size_t pk_chars = 0;
+    for (size_t i = 0; i < pk_len; i++) pk_chars += ((unsigned char)pk[i] & 0xC0) != 0x80;
     data = dv && json_is_string(dv) ? json_string_value(dv) : NULL;
     data_len = data ? json_string_length(dv) : 0;
     if (!pk) {
         snprintf(mb, sizeof mb, "%spartitionKey", prefix);
         k_verr(c, mb, NULL, "Member must not be null");
-    } else if (pk_len < 1 || pk_len > 256) {
+    } else if (pk_chars < 1 || pk_chars > 256 || pk_len > SLOG_MAX_PK) {
         snprintf(mb, sizeof mb, "%spartitionKey", prefix);
-        k_verr(c, mb, pk, "Member must have length %s", pk_len < 1 ? "greater than or equal to 1" : "less than or equal to 256");
+        k_verr(c, mb, pk, "Member must have length %s", pk_chars < 1 ? "greater than or equal to 1" : "less than or equal to 256");
     }
     if (!data) {
         snprintf(mb, sizeof mb, "%sdata", prefix);

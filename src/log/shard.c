@@ -423,7 +423,8 @@ static const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *se
     }
     if (r > 0) return "file shorter than the 16-byte header";
     if (memcmp(hdr, seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
-    if (get64(hdr + 8) != seg->first_seq) return "first seq in the header differs from the file name";
+    if (get64(hdr + 8) != seg->first_seq)
+        return "first seq in the header differs from the file name";
     return NULL;
 }
 
@@ -801,7 +802,8 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
     }
     int e = errno;
     closedir(d);
-    if (rc) return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
+    if (rc)
+        return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
     if (!de && e) return io_err(err, e, "list directory", sh->dir, FIX_DISK);
     if (*nseg) qsort(*segs, *nseg, sizeof **segs, cmp_u64);
     if (*nidx) qsort(*idxs, *nidx, sizeof **idxs, cmp_u64);
@@ -1172,7 +1174,8 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
     uint64_t ahead = min64(sp->goal, sat_add(w->pos, SLOG_READ_CHUNK));
     if (ahead > end) end = ahead;
     if (end > sp->lim) end = sp->lim;
-    if (end < w->pos + need) return rd_corrupt(sh, sp->seg, w->pos, 0, "frame past committed end", err);
+    if (end < w->pos + need)
+        return rd_corrupt(sh, sp->seg, w->pos, 0, "frame past committed end", err);
     size_t want = (size_t)(end - from);
     if (w->blen + want > out->buf_cap) {
         size_t cap = out->buf_cap ? out->buf_cap : 64 << 10;
@@ -1250,7 +1253,7 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
         rec->arrival_ms = h.arrival;
         rec->pk_len = h.pk_len;
         rec->data_len = h.len - SLOG_FRAME_HDR - h.pk_len;
-        rec->pk = (const char *)(uintptr_t)w.cur; /* frame offset in buf; pointers fixed at the end */
+        rec->pk = (const char *)(uintptr_t)w.cur; /* offset in buf until the fix-up at the end */
         rec->data = NULL;
         out->bytes += rb;
         w.cur += h.len;

@@ -49,7 +49,7 @@
 
 #define SLOG_FRAME_HDR 26
 #define SLOG_SEG_HDR 16
-#define SLOG_MAX_PK 256
+#define SLOG_MAX_PK 1024     /* bytes: 256 characters of up to 4 UTF-8 bytes each */
 #define SLOG_MAX_DATA (1024 * 1024)
 
 typedef struct slog_shard slog_shard_t;

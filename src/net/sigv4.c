@@ -55,7 +55,8 @@ typedef struct sb {
     char *stack; /* initial storage, never freed here */
 } sb_t;
 
-/* A request header in the sorted index: name (any case) and its position in req->headers. */
+/* A request header in the sorted index: its name lowercased (in the index scratch) and its
+ * position in req->headers. */
 typedef struct href {
     const char *name;
     size_t nlen;
@@ -65,7 +66,9 @@ typedef struct href {
 typedef struct hindex {
     href_t *v;
     size_t n;
+    char *names; /* lowercased names, NUL-separated */
     href_t stack[64];
+    char names_stack[1024];
 } hindex_t;
 
 /* One canonical query parameter: encoded name and value inside the scratch buffer. */
@@ -268,7 +271,9 @@ static inline int is_ws(unsigned char c) { return c == ' ' || c == '\t'; }
 static int ci_cmp(const char *a, size_t an, const char *b, size_t bn) {
     size_t n = an < bn ? an : bn;
     for (size_t i = 0; i < n; i++) {
-        int d = (int)lower((unsigned char)a[i]) - (int)lower((unsigned char)b[i]);
+        unsigned char x = (unsigned char)a[i], y = (unsigned char)b[i];
+        if (x == y) continue; /* the usual case: names arrive already lowercase */
+        int d = (int)lower(x) - (int)lower(y);
         if (d) return d;
     }
     return an < bn ? -1 : an > bn;
@@ -501,11 +506,12 @@ static void canon_query(sb_t *out, const char *q) {
 /* Header index: request headers sorted by name (any case), then arrival order                */
 /* ------------------------------------------------------------------------------------------ */
 
-/* The index only serves lookups, so any total order will do: length first makes most
- * comparisons one integer compare.  Equal names stay adjacent, in arrival order. */
+/* Names in the index are lowercased once, so comparing is memcmp.  The index only serves
+ * lookups, so any total order will do: length first settles most comparisons with one integer
+ * compare.  Equal names stay adjacent, in arrival order. */
 static int hname_cmp(const char *a, size_t an, const char *b, size_t bn) {
     if (an != bn) return an < bn ? -1 : 1;
-    return ci_cmp(a, an, b, bn);
+    return memcmp(a, b, an);
 }
 
 static int href_cmp(const void *a, const void *b) {
@@ -517,25 +523,40 @@ static int href_cmp(const void *a, const void *b) {
 
 static void hindex_build(hindex_t *ix, const sigv4_header_t *h, size_t n) {
     ix->v = ix->stack;
+    ix->names = ix->names_stack;
     if (n > sizeof ix->stack / sizeof ix->stack[0]) {
         ix->v = malloc(n * sizeof *ix->v);
         if (!ix->v) die("out of memory", n * sizeof *ix->v);
     }
+    size_t total = 0;
+    for (size_t i = 0; i < n; i++) total += h[i].name ? strlen(h[i].name) + 1 : 0;
+    if (total > sizeof ix->names_stack) {
+        ix->names = malloc(total);
+        if (!ix->names) die("out of memory", total);
+    }
+    char *d = ix->names;
     ix->n = 0;
     for (size_t i = 0; i < n; i++) {
         if (!h[i].name) continue;
-        ix->v[ix->n++] = (href_t){h[i].name, strlen(h[i].name), i};
+        const char *src = h[i].name;
+        size_t l = 0;
+        for (; src[l]; l++) d[l] = (char)lower((unsigned char)src[l]);
+        d[l] = '\0';
+        ix->v[ix->n++] = (href_t){d, l, i};
+        d += l + 1;
     }
     if (ix->n > 1) qsort(ix->v, ix->n, sizeof *ix->v, href_cmp);
 }
 
 static void hindex_free(hindex_t *ix) {
     if (ix->v != ix->stack) free(ix->v);
+    if (ix->names != ix->names_stack) free(ix->names);
     ix->v = ix->stack;
+    ix->names = ix->names_stack;
     ix->n = 0;
 }
 
-/* First index position whose name equals name (any case), or ix->n. */
+/* First index position whose name equals name (lowercase), or ix->n. */
 static size_t hindex_find(const hindex_t *ix, const char *name, size_t nlen) {
     size_t lo = 0, hi = ix->n;
     while (lo < hi) {
@@ -549,7 +570,7 @@ static size_t hindex_find(const hindex_t *ix, const char *name, size_t nlen) {
     return ix->n;
 }
 
-/* Value of the first header called name (trimmed), or a NULL slice. */
+/* Value of the first header called name (lowercase; trimmed), or a NULL slice. */
 static slice_t header_get(const hindex_t *ix, const sigv4_header_t *h, const char *name) {
     size_t k = hindex_find(ix, name, strlen(name));
     if (k == ix->n || !h[ix->v[k].idx].value) return (slice_t){NULL, 0};
@@ -606,17 +627,21 @@ static int canon_headers(sb_t *b, const sigv4_header_t *h, const hindex_t *ix, s
         while (j < sh.n && sh.p[j] != ';') j++;
         const char *name = sh.p + i;
         size_t nlen = j - i;
-        size_t k = nlen ? hindex_find(ix, name, nlen) : ix->n;
+        /* "name:" goes out lowercase first; that copy is also the lookup key. */
+        char *d = sb_room(b, nlen + 1);
+        for (size_t c = 0; c < nlen; c++) d[c] = (char)lower((unsigned char)name[c]);
+        d[nlen] = ':';
+        size_t k = nlen ? hindex_find(ix, d, nlen) : ix->n;
         if (k == ix->n) {
             *miss = (slice_t){name, nlen};
             return -1;
         }
-        char *d = sb_room(b, nlen + 1);
-        for (size_t c = 0; c < nlen; c++) d[c] = (char)lower((unsigned char)name[c]);
-        d[nlen] = ':';
         b->len += nlen + 1;
         int need_comma = 0;
-        for (; k < ix->n && hname_cmp(ix->v[k].name, ix->v[k].nlen, name, nlen) == 0; k++) {
+        size_t first = k;
+        for (; k < ix->n && hname_cmp(ix->v[k].name, ix->v[k].nlen, ix->v[first].name,
+                                      ix->v[first].nlen) == 0;
+             k++) {
             canon_value(b, h[ix->v[k].idx].value, &need_comma);
             if (used) used[k] = 1;
         }
@@ -1270,11 +1295,11 @@ int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv
     /* S3 refuses x-amz-* headers that the signature does not cover. */
     if (vp.s3 && !vp.presigned) {
         for (size_t k = 0; k < ix.n; k++) {
-            if (!used[k] && ix.v[k].nlen > 6 && ci_cmp(ix.v[k].name, 6, "x-amz-", 6) == 0) {
+            if (!used[k] && ix.v[k].nlen > 6 && memcmp(ix.v[k].name, "x-amz-", 6) == 0) {
                 rc = tr_err_set(err, TR_EAUTH_SIG,
                                 "There were headers present in the request which were not "
-                                "signed: %.*s",
-                                (int)(ix.v[k].nlen > 100 ? 100 : ix.v[k].nlen), ix.v[k].name);
+                                "signed: %.100s",
+                                req->headers[ix.v[k].idx].name);
                 goto leave;
             }
         }
@@ -1330,7 +1355,8 @@ leave:
 
 static int name_lex_cmp(const void *a, const void *b) {
     const href_t *x = a, *y = b;
-    return ci_cmp(x->name, x->nlen, y->name, y->nlen);
+    int d = memcmp(x->name, y->name, x->nlen < y->nlen ? x->nlen : y->nlen);
+    return d ? d : (x->nlen > y->nlen) - (x->nlen < y->nlen);
 }
 
 char *sigv4_sign(const sigv4_req_t *req, const char *access_key, const char *secret,
@@ -1369,15 +1395,12 @@ char *sigv4_sign(const sigv4_req_t *req, const char *access_key, const char *sec
     for (size_t k = 0; k < ix.n; k++) {
         const href_t *r = &ix.v[k];
         if (k && hname_cmp(r->name, r->nlen, ix.v[k - 1].name, ix.v[k - 1].nlen) == 0) continue;
-        if (!ci_eq(r->name, r->nlen, "authorization")) names[nn++] = *r;
+        if (!eq_lit(r->name, r->nlen, "authorization")) names[nn++] = *r;
     }
     if (nn > 1) qsort(names, nn, sizeof *names, name_lex_cmp);
     for (size_t k = 0; k < nn; k++) {
         if (k) sb_putc(&sh, ';');
-        char *d = sb_room(&sh, names[k].nlen);
-        for (size_t c = 0; c < names[k].nlen; c++)
-            d[c] = (char)lower((unsigned char)names[k].name[c]);
-        sh.len += names[k].nlen;
+        sb_add(&sh, names[k].name, names[k].nlen);
     }
     if (names != nstack) free(names);
     slice_t miss;

@@ -54,7 +54,7 @@ typedef struct sigv4_result {
     char service[64];
     char date[9];         /* YYYYMMDD of the credential scope */
     char amz_date[17];    /* request time as signed, ISO 8601 basic: "20150830T123600Z" */
-    char signature[65];   /* the verified signature, lowercase hex (seed of S3 chunk signatures) */
+    char signature[65];   /* verified signature, lowercase hex (seeds S3 chunk signatures) */
 } sigv4_result_t;
 
 /* Secret lookup: copy the secret for access_key into secret (cap bytes incl. NUL) and return 0,

@@ -60,8 +60,8 @@ static void gen(uint64_t seq, char *pk, uint16_t *pk_len, uint8_t *data, uint32_
 }
 
 static int rec_ok(const slog_rec_t *r) {
-    static __thread char pk[SLOG_MAX_PK + 1];
-    static __thread uint8_t data[128 << 10]; /* g_size_mod stays below this */
+    static _Thread_local char pk[SLOG_MAX_PK + 1];
+    static _Thread_local uint8_t data[128 << 10]; /* g_size_mod stays below this */
     uint16_t pl;
     uint32_t dl;
     gen(r->seq, pk, &pl, data, &dl);
@@ -131,6 +131,8 @@ static slog_shard_t *open_ok(const char *dir, uint64_t seg_bytes, uint64_t first
     return sh;
 }
 
+static int cmp_name(const void *a, const void *b) { return strcmp(a, b); }
+
 /* Paths of the .seg files in dir, ascending (names sort as numbers). */
 static int seg_files(const char *dir, char out[][256], int max) {
     DIR *d = opendir(dir);
@@ -142,7 +144,7 @@ static int seg_files(const char *dir, char out[][256], int max) {
             snprintf(out[n++], 256, "%.200s/%.24s", dir, de->d_name);
     }
     if (d) closedir(d);
-    qsort(out, (size_t)n, 256, (int (*)(const void *, const void *))strcmp);
+    qsort(out, (size_t)n, 256, cmp_name);
     return n;
 }
 
@@ -166,9 +168,19 @@ enum { PW_NONE, PW_ENOSPC, PW_SHORT_ENOSPC, PW_SHORT_OK };
 static struct {
     int fail_fdatasync; /* fail the next N fdatasync calls with EIO */
     int fail_fsync;     /* fail the next N directory fsyncs */
+    int fail_ftruncate; /* fail the next N ftruncates */
     int pwrite_plan;
     int n_fdatasync;
 } fi;
+
+static int t_ftruncate(int fd, off_t len) {
+    if (fi.fail_ftruncate > 0) {
+        fi.fail_ftruncate--;
+        errno = EIO;
+        return -1;
+    }
+    return slog__io_posix.ftruncate(fd, len);
+}
 
 static int t_fdatasync(int fd) {
     fi.n_fdatasync++;
@@ -212,6 +224,7 @@ static void fi_install(slog_shard_t *sh) {
     t_io.fdatasync = t_fdatasync;
     t_io.fsync = t_fsync;
     t_io.pwrite = t_pwrite;
+    t_io.ftruncate = t_ftruncate;
     memset(&fi, 0, sizeof fi);
     slog__shard_set_io(sh, &t_io);
 }
@@ -859,6 +872,19 @@ static void fault_write(void **st) {
     sync_ok(sh);
     assert_int_equal(read_all(sh, 0, 4), 10);
 
+    /* the write fails and so does cutting it off: appends are refused until the cut works */
+    off_t c2 = file_size(segs[0]);
+    fi.pwrite_plan = PW_SHORT_ENOSPC;
+    fi.fail_ftruncate = 2;
+    assert_int_equal(slog_shard_append(sh, rs, 4, 4, &first, &err), TR_EIO);
+    assert_true(file_size(segs[0]) > c2); /* debris of the failed batch */
+    assert_int_equal(slog_shard_append(sh, rs, 1, 4, &first, &err), TR_EIO);
+    assert_non_null(strstr(err.msg, "Fix:"));
+    assert_int_equal(slog_shard_end(sh), 10);
+    sync_ok(sh); /* retries the cut, which works now */
+    assert_int_equal(file_size(segs[0]), c2);
+    assert_int_equal(read_all(sh, 0, 4), 10);
+
     /* a short write that the retry completes is fine */
     fi.pwrite_plan = PW_SHORT_OK;
     append_gen(sh, 10, 6, 5);
@@ -981,6 +1007,55 @@ static void concurrent_reader(void **st) {
     slog_shard_close(c.sh);
 }
 
+/* Trim runs while a reader is inside its pread on the oldest segment: the reader keeps its
+ * reference (and fd), finishes that segment, and stops at the trimmed boundary. */
+static slog_shard_t *g_trim_sh;
+static int g_trim_removed = -1;
+
+static ssize_t t_pread_trim(int fd, void *b, size_t n, off_t off) {
+    if (g_trim_sh) {
+        tr_err e;
+        slog_shard_t *sh = g_trim_sh;
+        g_trim_sh = NULL;
+        g_trim_removed = slog_shard_trim(sh, INT64_MAX, &e);
+    }
+    return slog__io_posix.pread(fd, b, n, off);
+}
+
+static void trim_during_read(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 300, 0, 1);
+    uint64_t next = 0;
+    for (int b = 0; b < 12; b++) {
+        append_gen(sh, next, 3, b);
+        next += 3;
+        sync_ok(sh);
+    }
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 300, 0, 1); /* sealed segments are now opened by the reader */
+    size_t nsegs = slog__shard_nsegs(sh);
+    assert_true(nsegs >= 3);
+    static slog_io_t io;
+    io = slog__io_posix;
+    io.pread = t_pread_trim;
+    slog__shard_set_io(sh, &io);
+    g_trim_sh = sh;
+    slog_read_t rd = {0};
+    tr_err err;
+    assert_int_equal(slog_shard_read(sh, 0, 1000, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(g_trim_removed, (int)nsegs - 1);
+    assert_true(rd.n > 0 && rd.n < next);
+    assert_int_equal(rd.recs[0].seq, 0);
+    for (size_t i = 0; i < rd.n; i++) assert_true(rec_ok(&rd.recs[i]));
+    uint64_t begin = slog_shard_begin(sh);
+    assert_true(rd.next_seq <= begin);
+    assert_int_equal(slog_shard_read(sh, rd.next_seq, 1000, SIZE_MAX, &rd, &err), 0);
+    assert_int_equal(rd.recs[0].seq, begin);
+    assert_int_equal(rd.n, next - begin);
+    slog_read_free(&rd);
+    slog_shard_close(sh);
+}
+
 static void destroy_dir(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 200, 0, 1);
@@ -1016,6 +1091,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(fault_write, setup, teardown),
         cmocka_unit_test_setup_teardown(fault_roll, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(trim_during_read, setup, teardown),
         cmocka_unit_test_setup_teardown(destroy_dir, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -732,12 +732,13 @@ static void test_put_read_roundtrip(void **state) {
     slog_put_rec_t bad;
     rec_set(&bad, "", "x");
     assert_int_equal(slog_put(lg, "p", &bad, 1, waiter_cb, &w, &e), TR_EINVAL);
-    char pk257[258];
-    memset(pk257, 'p', 257), pk257[257] = '\0';
-    rec_set(&bad, pk257, "x");
+    /* the engine's bound is in bytes (SLOG_MAX_PK); the adapter checks AWS's 256 characters */
+    char pkbig[SLOG_MAX_PK + 2];
+    memset(pkbig, 'p', SLOG_MAX_PK + 1), pkbig[SLOG_MAX_PK + 1] = '\0';
+    rec_set(&bad, pkbig, "x");
     assert_int_equal(slog_put(lg, "p", &bad, 1, waiter_cb, &w, &e), TR_EINVAL);
-    pk257[256] = '\0';
-    rec_set(&bad, pk257, "x");
+    pkbig[SLOG_MAX_PK] = '\0';
+    rec_set(&bad, pkbig, "x");
     assert_int_equal(put_sync(lg, "p", &bad, 1), 0);
     uint8_t *big = calloc(1, SLOG_MAX_DATA + 1);
     rec_set(&bad, "big", "");

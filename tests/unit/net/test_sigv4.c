@@ -37,10 +37,10 @@
 #define CREQ_TAIL_VANILLA                                                                          \
     "host:" HOST "\nx-amz-date:" AMZ_DATE "\n\nhost;x-amz-date\n" EMPTY_SHA
 #define TOKEN                                                                                      \
-    "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRXmxfpSP" \
-    "fIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy0KPkyQDYwT7" \
-    "WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lIZbqBAz+scqKmlzm8" \
-    "FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
+    "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRX"       \
+    "mxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy"     \
+    "0KPkyQDYwT7WZ0wq5VSXDvp75YU9HFvlRd8Tx6q6fE8YQcHNVXAkiY9q6d+xo0rKwT38xVqr7ZD0u0iPPkUL64lI"     \
+    "ZbqBAz+scqKmlzm8FDrypNC9Yjc8fPOLn9FX9KSYvKTr4rvx3iSIlTJabIQwj2ICCR/oLxBA=="
 
 #define MAX_H 12
 
@@ -257,7 +257,9 @@ static const vec_t VECTORS[] = {
      "GET",
      "/",
      NULL,
-     {{"Host", HOST}, {"My-Header1", "value1\r\n  value2\r\n     value3"}, {"X-Amz-Date", AMZ_DATE}},
+     {{"Host", HOST},
+      {"My-Header1", "value1\r\n  value2\r\n     value3"},
+      {"X-Amz-Date", AMZ_DATE}},
      3,
      NULL,
      "host;my-header1;x-amz-date",
@@ -463,8 +465,9 @@ static void test_signing_key_matches_openssl_hmac(void **state) {
     (void)state;
     const char *secrets[] = {"", "x", SECRET,
                              "0123456789012345678901234567890123456789012345678901234567890",
-                             "0123456789012345678901234567890123456789012345678901234567890123456789"
-                             "0123456789012345678901234567890123456789"};
+                             "01234567890123456789012345678901234567890123456789"
+                             "01234567890123456789012345678901234567890123456789"
+                             "0123456789"};
     for (size_t i = 0; i < sizeof secrets / sizeof secrets[0]; i++) {
         uint8_t a[32], b[32];
         sigv4_signing_key(secrets[i], "20240229", "eu-west-3", "kinesis", a);
@@ -476,9 +479,10 @@ static void test_signing_key_matches_openssl_hmac(void **state) {
 /* IAM ListUsers, the worked example of the AWS signing guide. */
 static void test_iam_docs_example(void **state) {
     (void)state;
-    const sigv4_header_t h[] = {{"Host", "iam.amazonaws.com"},
-                                {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
-                                {"X-Amz-Date", AMZ_DATE}};
+    const sigv4_header_t h[] = {
+        {"Host", "iam.amazonaws.com"},
+        {"Content-Type", "application/x-www-form-urlencoded; charset=utf-8"},
+        {"X-Amz-Date", AMZ_DATE}};
     treq_t t;
     treq_init(&t, "GET", "/", "Action=ListUsers&Version=2010-05-08", h, 3, EMPTY_SHA, T0_MS);
     char *creq = sigv4_canonical_request(&t.r, "content-type;host;x-amz-date", EMPTY_SHA, "iam");
@@ -529,7 +533,8 @@ static void test_presigned_s3_docs_example(void **state) {
     char *creq = sigv4_canonical_request(&t.r, "host", "UNSIGNED-PAYLOAD", "s3");
     assert_string_equal(creq, "GET\n/test.txt\n" S3_Q_UNSIGNED
                               "\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD");
-    char *sts = sigv4_string_to_sign("20130524T000000Z", "20130524/us-east-1/s3/aws4_request", creq);
+    char *sts =
+        sigv4_string_to_sign("20130524T000000Z", "20130524/us-east-1/s3/aws4_request", creq);
     assert_string_equal(sts, "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                              "20130524/us-east-1/s3/aws4_request\n"
                              "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04");
@@ -753,7 +758,8 @@ static void test_unknown_key(void **state) {
                   "SignedHeaders=host;x-amz-date, Signature=" SIG_VANILLA);
     treq_add(&t, "x-amz-content-sha256", EMPTY_SHA);
     assert_int_equal(verify(&t, &k, NULL, &err), TR_EAUTH_KEY);
-    assert_string_equal(err.msg, "The AWS Access Key Id you provided does not exist in our records.");
+    assert_string_equal(err.msg,
+                        "The AWS Access Key Id you provided does not exist in our records.");
 }
 
 static void test_missing_auth(void **state) {
@@ -834,7 +840,8 @@ static void test_malformed_authorization(void **state) {
     vanilla(&t, T0_MS);
     treq_set(&t, "X-Amz-Date", "2015-08-30T12:36:00Z");
     assert_int_equal(verify(&t, &k, NULL, &err), TR_EAUTH_SIG);
-    assert_msg_contains(&err, "Date must be in ISO-8601 'basic format'. Got '2015-08-30T12:36:00Z'");
+    assert_msg_contains(&err,
+                        "Date must be in ISO-8601 'basic format'. Got '2015-08-30T12:36:00Z'");
     treq_set(&t, "X-Amz-Date", "20150231T123600Z");
     assert_int_equal(verify(&t, &k, NULL, &err), TR_EAUTH_SIG);
 
@@ -995,10 +1002,11 @@ static void test_sign_roundtrip_normalised_path(void **state) {
     (void)state;
     keyring_t k = {AKID, SECRET, 0};
     tr_err err;
-    const sigv4_header_t h[] = {{"Host", "lambda.us-east-1.amazonaws.com"}, {"X-Amz-Date", AMZ_DATE}};
+    const sigv4_header_t h[] = {{"Host", "lambda.us-east-1.amazonaws.com"},
+                                {"X-Amz-Date", AMZ_DATE}};
     treq_t t;
-    treq_init(&t, "POST", "/2015-03-31/functions/./f/../my%20fn//invocations", "Qualifier=%24LATEST",
-              h, 2, EMPTY_SHA, T0_MS);
+    treq_init(&t, "POST", "/2015-03-31/functions/./f/../my%20fn//invocations",
+              "Qualifier=%24LATEST", h, 2, EMPTY_SHA, T0_MS);
     char *creq = sigv4_canonical_request(&t.r, "host;x-amz-date", EMPTY_SHA, "lambda");
     assert_non_null(strstr(creq, "\n/2015-03-31/functions/my%2520fn/invocations\n"
                                  "Qualifier=%24LATEST\n"));
@@ -1086,7 +1094,8 @@ static void test_canonical_query(void **state) {
     /* Many parameters: past the on-stack scratch. */
     char q[8192];
     int o = 0;
-    for (int i = 99; i >= 0; i--) o += snprintf(q + o, sizeof q - (size_t)o, "p%02d=v%%20%d&", i, i);
+    for (int i = 99; i >= 0; i--)
+        o += snprintf(q + o, sizeof q - (size_t)o, "p%02d=v%%20%d&", i, i);
     char *line = creq_line("/", q, "service", 2);
     assert_int_equal(strncmp(line, "p00=v%200&p01=v%201&p02=v%202&", 30), 0);
     assert_non_null(strstr(line, "&p99=v%2099"));
@@ -1167,7 +1176,8 @@ static void test_cache_threads(void **state) {
     pthread_t th[N_THREADS];
     worker_t w[N_THREADS];
     memset(w, 0, sizeof w);
-    for (int i = 0; i < N_THREADS; i++) assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
+    for (int i = 0; i < N_THREADS; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, worker_run, &w[i]), 0);
     for (int i = 0; i < N_THREADS; i++) {
         pthread_join(th[i], NULL);
         assert_int_equal(w[i].failures, 0);
