@@ -78,7 +78,7 @@ static void sha256_hex(const uint8_t *p, size_t n, char out[65]) {
 }
 
 /* Verify the request's signature; on failure fill the JSON error and return nonzero. */
-static int authenticate_json(api_ctx_t *ctx, net_req_t *req) {
+static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service) {
     char body_hash[65];
     const char *given = net_req_header(req, "x-amz-content-sha256");
     sigv4_req_t sr = {
@@ -108,11 +108,25 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req) {
     tr_err err;
     tr_err_clear(&err);
     int rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
-    if (rc == 0) return 0;
+    if (rc == 0) {
+        /* A valid signature for another service or region is still the wrong credential. */
+        if (strcmp(res.service, service)) {
+            api_json_error(req, 400, "InvalidSignatureException",
+                           "Credential should be scoped to correct service: '%s'. ", service);
+            return -1;
+        }
+        if (strcmp(res.region, ctx->region)) {
+            api_json_error(req, 400, "InvalidSignatureException",
+                           "Credential should be scoped to a valid region. This server is region "
+                           "'%s' (its --region); the request was signed for '%s'.",
+                           ctx->region, res.region);
+            return -1;
+        }
+        return 0;
+    }
     switch (rc) {
     case TR_EAUTH_MISSING:
-        api_json_error(req, 400, "MissingAuthenticationTokenException", "%s",
-                       err.msg[0] ? err.msg : "Missing Authentication Token");
+        api_json_error(req, 400, "MissingAuthenticationTokenException", "Missing Authentication Token");
         break;
     case TR_EAUTH_KEY:
         api_json_error(req, 400, "UnrecognizedClientException", "%s",
@@ -160,10 +174,25 @@ int api_handle(void *arg, net_req_t *req) {
                        "batches.");
         return NET_DONE;
     }
-    if (authenticate_json(ctx, req)) return NET_DONE;
+    int is_kinesis = target && !strncmp(target, KINESIS_PREFIX, strlen(KINESIS_PREFIX));
+    if (authenticate_json(ctx, req, "kinesis")) return NET_DONE;
 
-    if (target && !strncmp(target, KINESIS_PREFIX, strlen(KINESIS_PREFIX)))
+    if (is_kinesis) {
+        /* JSON 1.1 RPC: POST with the JSON content type, as AWS requires. */
+        const char *ct = net_req_header(req, "Content-Type");
+        if (strcmp(req->method, "POST")) {
+            api_json_error(req, 404, "UnknownOperationException",
+                           "Kinesis operations are POST requests; got %s", req->method);
+            return NET_DONE;
+        }
+        if (!ct || (strncmp(ct, "application/x-amz-json-1.1", 26) && strncmp(ct, "application/json", 16))) {
+            api_json_error(req, 404, "UnknownOperationException",
+                           "Content-Type %s is not supported; send application/x-amz-json-1.1",
+                           ct ? ct : "(none)");
+            return NET_DONE;
+        }
         return api_kinesis_handle(ctx, req, target + strlen(KINESIS_PREFIX));
+    }
 
     if (!strcmp(req->method, "POST") || target) {
         api_json_error(req, 400, "UnknownOperationException",

@@ -788,6 +788,21 @@ static int k_list_tags(k_call_t *c) {
 
 /* ---- resharding ---------------------------------------------------------------------------- */
 
+/* 1 if the stream has shard `id`; else answers ResourceNotFoundException and returns -1. */
+static int k_shard_exists(k_call_t *c, const char *id) {
+    slog_stream_info_t info;
+    if (k_describe(c, &info)) return -1;
+    long long idx = k_shard_index(id);
+    int found = 0;
+    for (uint32_t i = 0; idx >= 0 && i < info.n_shards; i++)
+        if (info.shards[i].index == idx) found = 1;
+    slog_stream_info_free(&info);
+    if (found) return 1;
+    return k_fail(c, 400, "ResourceNotFoundException",
+                  "Could not find shard %s in stream %s under account %s.", id, c->stream,
+                  API_ACCOUNT_ID);
+}
+
 static int k_split_shard(k_call_t *c) {
     const char *shard, *key;
     if (k_stream(c, 1)) return -1;
@@ -799,10 +814,7 @@ static int k_split_shard(k_call_t *c) {
     if (slog_hash_parse(key, &h))
         return k_fail(c, 400, "InvalidArgumentException",
                       "NewStartingHashKey %s is not in [0, 2^128-1]", key);
-    if (idx < 0)
-        return k_fail(c, 400, "ResourceNotFoundException",
-                      "Could not find shard %s in stream %s under account %s.", shard, c->stream,
-                      API_ACCOUNT_ID);
+    if (k_shard_exists(c, shard) <= 0) return -1;
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_shard_split(c->ctx->slog, c->stream, (uint32_t)idx, h, &err);
@@ -818,10 +830,7 @@ static int k_merge_shards(k_call_t *c) {
     if (k_str(c, c->in, "AdjacentShardToMerge", K_REQ, 1, 128, K_PAT_NAME, &b, NULL)) return -1;
     if (k_verr_flush(c)) return -1;
     long long ia = k_shard_index(a), ib = k_shard_index(b);
-    if (ia < 0 || ib < 0)
-        return k_fail(c, 400, "ResourceNotFoundException",
-                      "Could not find shard %s in stream %s under account %s.", ia < 0 ? a : b,
-                      c->stream, API_ACCOUNT_ID);
+    if (k_shard_exists(c, a) <= 0 || k_shard_exists(c, b) <= 0) return -1;
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_shard_merge(c->ctx->slog, c->stream, (uint32_t)ia, (uint32_t)ib, &err);
@@ -1353,8 +1362,18 @@ static int k_get_shard_iterator(k_call_t *c) {
     }
     int bad = 0;
     switch (t) {
-    case T_TRIM: pos = begin; break;
-    case T_LATEST: pos = end; break;
+    case T_TRIM:
+    case T_LATEST:
+        if (seq || has_ts) {
+            bad = k_fail(c, 400, "InvalidArgumentException",
+                         "Request specified %s for a %s iterator; only AT_SEQUENCE_NUMBER / "
+                         "AFTER_SEQUENCE_NUMBER take StartingSequenceNumber and AT_TIMESTAMP "
+                         "takes Timestamp",
+                         seq ? "StartingSequenceNumber" : "Timestamp", type);
+            break;
+        }
+        pos = t == T_TRIM ? begin : end;
+        break;
     case T_TS:
         if (!has_ts) {
             bad = k_fail(c, 400, "InvalidArgumentException",
@@ -1564,12 +1583,14 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
     json_error_t jerr;
     c.in = json_loadb((const char *)req->body, req->body_len, JSON_ALLOW_NUL, &jerr);
     if (!c.in) {
-        if (req->body_len == 0) c.in = json_object();
-        else {
+        if (req->body_len == 0)
+            k_fail(&c, 400, "SerializationException",
+                   "Request body is empty; send a JSON object with the operation's members ({} "
+                   "when there are none)");
+        else
             k_fail(&c, 400, "SerializationException", "Request body is not valid JSON: %s (at byte %d)",
                    jerr.text, jerr.position);
-            return NET_DONE;
-        }
+        return NET_DONE;
     }
     if (!json_is_object(c.in)) {
         json_decref(c.in);

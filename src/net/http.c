@@ -142,6 +142,8 @@ static enum MHD_Result send_response(net_req_int_t *r) {
 
 /* ---- the access handler -------------------------------------------------------------------- */
 
+static void h1_resume(net_req_t *req);
+
 static int append_body(net_req_int_t *r, const char *data, size_t n) {
     net_server_t *s = r->srv;
     if (r->pub.reject) return 0;
@@ -193,6 +195,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->path = strdup(url);
         r->pub.path = r->path;
         r->pub.status = 200;
+        r->pub.resume_fn = h1_resume;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
         MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
         r->pub.query = r->query.data ? r->query.data : "";
@@ -231,7 +234,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     return send_response(r);
 }
 
-void net_req_resume(net_req_t *req) {
+void net_req_resume(net_req_t *req) { req->resume_fn(req); }
+
+static void h1_resume(net_req_t *req) {
     net_req_int_t *r = (net_req_int_t *)req;
     if (atomic_fetch_add(&r->sync, 1) == 1) MHD_resume_connection(r->conn);
 }

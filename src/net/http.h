@@ -61,6 +61,9 @@ typedef struct net_req {
      * response is sent (build the response body here, not on the resuming thread).  May be
      * NULL when the resumer filled the response itself. */
     void (*finish)(struct net_req *req);
+
+    /* ---- transport (private to net/) ---- */
+    void (*resume_fn)(struct net_req *req);   /* what net_req_resume calls: HTTP/1.1 or h2 */
 } net_req_t;
 
 /* Returns NET_DONE (response filled) or NET_DEFER (net_req_resume will be called later). */
