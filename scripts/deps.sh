@@ -3,7 +3,7 @@
 # Idempotent and non-interactive.  Needs root (or sudo) only when something is missing.
 #   scripts/deps.sh build   libraries + compilers
 #   scripts/deps.sh test    build + test tools (pytest, boto3, awscli, node/npm)
-#   scripts/deps.sh bench   test + wrk
+#   scripts/deps.sh bench   test + wrk, nginx (the fixed-body ceiling in bench/run.sh)
 set -euo pipefail
 want="${1:-build}"
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev liblmdb-dev libssl-dev
@@ -11,7 +11,7 @@ pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libjansson-dev liblmdb-
 if [ "$want" = test ] || [ "$want" = bench ]; then
   pkgs+=(python3 python3-pytest python3-boto3 awscli nodejs npm)
 fi
-if [ "$want" = bench ]; then pkgs+=(wrk); fi
+if [ "$want" = bench ]; then pkgs+=(wrk nginx); fi
 
 missing=()
 for p in "${pkgs[@]}"; do

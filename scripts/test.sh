@@ -50,19 +50,13 @@ ctest --test-dir build --output-on-failure -j"$JOBS"
 asan
 js_deps
 
-# A second client generation: the pyenv python's boto3 (newer), with Debian's pytest borrowed
-# through a directory holding only pytest and its pure-Python dependencies (not boto3).
+# A second client generation: the pyenv python's boto3 (newer than Debian's), with only Debian's
+# pytest borrowed (tests/run-pyenv.sh checks that boto3 is not Debian's).
 ALT_PY=$(command -v python3 || true)
-if [ -n "$ALT_PY" ] && [ "$ALT_PY" != "$PY" ] && "$ALT_PY" -c 'import boto3' 2>/dev/null; then
-  shim=$(mktemp -d)
-  for m in pytest _pytest pluggy iniconfig py py.py packaging; do
-    [ -e "/usr/lib/python3/dist-packages/$m" ] && ln -s "/usr/lib/python3/dist-packages/$m" "$shim/$m"
-  done
-  v=$("$ALT_PY" -c 'import boto3; print(boto3.__version__)')
-  echo "== integration tests with boto3 $v ($ALT_PY)"
-  PYTHONPATH=$shim TRIBUTARY_BIN=$ROOT/build/tributary \
-    "$ALT_PY" -m pytest -q -p no:cacheprovider tests/integration -k "not js_smoke and not awscli"
-  rm -rf "$shim"
+if [ -n "$ALT_PY" ] && [ "$(readlink -f "$ALT_PY")" != "$(readlink -f $PY)" ] && "$ALT_PY" -c 'import boto3' 2>/dev/null; then
+  echo "== integration tests with the second SDK generation ($ALT_PY)"
+  PYENV_PYTHON=$ALT_PY TRIBUTARY_BIN=$ROOT/build/tributary \
+    tests/run-pyenv.sh -q -p no:cacheprovider tests/integration -k "not js_smoke and not awscli"
 fi
 
 v=$($PY -c 'import boto3; print(boto3.__version__)')

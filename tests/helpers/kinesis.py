@@ -1,0 +1,385 @@
+"""Kinesis test helpers: clients, a raw signed JSON caller, routing maths and shard readers.
+
+The raw caller signs with its own SigV4 implementation (not botocore's) so tests can set any
+date, key, header or body, and can send members that the installed botocore model lacks (e.g.
+StreamARN with botocore 1.29).
+"""
+import contextlib
+import datetime
+import hashlib
+import hmac
+import http.client
+import json
+import os
+import re
+import time
+import uuid
+from urllib.parse import urlparse
+
+import boto3
+import pytest
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+MAX_HASH = 2 ** 128 - 1
+TARGET_PREFIX = "Kinesis_20131202."
+JSON_CT = "application/x-amz-json-1.1"
+
+
+# ------------------------------------------------------------------------------------------
+# clients
+# ------------------------------------------------------------------------------------------
+
+def make_client(server, validate=True, access_key=None, secret_key=None, read_timeout=60,
+                service="kinesis"):
+    """A boto3 Kinesis client for server: retries off (one attempt), bounded timeouts."""
+    session = boto3.session.Session(
+        aws_access_key_id=access_key or server.access_key,
+        aws_secret_access_key=secret_key or server.secret_key,
+        aws_session_token=getattr(server, "session_token", None) if access_key is None else None,
+        region_name=server.region)
+    cfg = Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+                 read_timeout=read_timeout, parameter_validation=validate,
+                 max_pool_connections=16)
+    return session.client(service, endpoint_url=server.endpoint, config=cfg)
+
+
+def unique_name(tag="s"):
+    tag = re.sub(r"[^a-zA-Z0-9_.-]", "-", tag)[:60]
+    return f"tr-{tag}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_active(client, name, timeout=120):
+    """Poll DescribeStreamSummary until ACTIVE (immediate on Tributary, minutes on AWS)."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        s = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        if s["StreamStatus"] == "ACTIVE":
+            return s
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {name} not ACTIVE after {timeout}s: {s['StreamStatus']}")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def wait_gone(client, name, timeout=120):
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            client.describe_stream_summary(StreamName=name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"stream {name} still exists {timeout}s after DeleteStream")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+# ------------------------------------------------------------------------------------------
+# errors
+# ------------------------------------------------------------------------------------------
+
+class Caught:
+    code = None
+    message = None
+    status = None
+    error = None
+
+
+@contextlib.contextmanager
+def aws_error(*codes, status=None, message=None):
+    """Expect a botocore ClientError whose code is one of codes (and optional message part)."""
+    caught = Caught()
+    try:
+        yield caught
+    except ClientError as e:
+        err = e.response.get("Error", {})
+        caught.error = e
+        caught.code = err.get("Code")
+        caught.message = err.get("Message", "")
+        caught.status = e.response.get("ResponseMetadata", {}).get("HTTPStatusCode")
+        assert caught.code in codes, (
+            f"expected error {' or '.join(codes)}, got {caught.code} (HTTP {caught.status}): "
+            f"{caught.message!r}")
+        if status is not None:
+            assert caught.status == status, (
+                f"{caught.code}: expected HTTP {status}, got {caught.status}")
+        if message is not None:
+            assert message.lower() in (caught.message or "").lower(), (
+                f"{caught.code}: expected message containing {message!r}, got {caught.message!r}")
+        return
+    pytest.fail(f"expected error {' or '.join(codes)}, but the call succeeded")
+
+
+# ------------------------------------------------------------------------------------------
+# raw signed requests
+# ------------------------------------------------------------------------------------------
+
+def _sign(key, msg):
+    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
+
+
+def sigv4_authorization(method, path, headers, body, access_key, secret_key, region, amz_date,
+                        service="kinesis"):
+    """Authorization header value for a request with no query string; signs every header."""
+    lower = {k.lower(): " ".join(str(v).strip().split()) for k, v in headers.items()}
+    signed = sorted(lower)
+    canonical_headers = "".join(f"{k}:{lower[k]}\n" for k in signed)
+    signed_headers = ";".join(signed)
+    canonical = "\n".join([method, path, "", canonical_headers, signed_headers,
+                           hashlib.sha256(body).hexdigest()])
+    date = amz_date[:8]
+    scope = f"{date}/{region}/{service}/aws4_request"
+    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
+                     hashlib.sha256(canonical.encode()).hexdigest()])
+    k = _sign(("AWS4" + secret_key).encode(), date)
+    k = _sign(k, region)
+    k = _sign(k, service)
+    k = _sign(k, "aws4_request")
+    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
+    return (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
+            f"SignedHeaders={signed_headers}, Signature={sig}")
+
+
+class RawResponse:
+    def __init__(self, status, headers, body):
+        self.status = status
+        self.headers = {k.lower(): v for k, v in headers}
+        self.body = body
+        try:
+            self.json = json.loads(body) if body else None
+        except ValueError:
+            self.json = None
+
+    @property
+    def error_type(self):
+        """AWS error type from the JSON __type, the x-amzn-ErrorType header or an XML root."""
+        if isinstance(self.json, dict):
+            t = self.json.get("__type")
+            if t is None and isinstance(self.json.get("Output"), dict):
+                t = self.json["Output"].get("__type")
+            if t:
+                return t.split("#")[-1]
+        h = self.headers.get("x-amzn-errortype")
+        if h:
+            return h.split(":")[0]
+        m = re.search(rb"<\s*([A-Za-z]+Exception)\b", self.body or b"")
+        if m:
+            return m.group(1).decode()
+        return None
+
+    @property
+    def message(self):
+        if isinstance(self.json, dict):
+            return self.json.get("message") or self.json.get("Message") or ""
+        m = re.search(rb"<Message>(.*?)</Message>", self.body or b"", re.S)
+        return m.group(1).decode(errors="replace") if m else ""
+
+    def __repr__(self):
+        return f"<HTTP {self.status} {self.body[:300]!r}>"
+
+
+class RawClient:
+    """JSON 1.1 requests over http.client, signed (or not) exactly as a test wants."""
+
+    def __init__(self, server, timeout=60):
+        self.server = server
+        u = urlparse(server.endpoint)
+        self.scheme = u.scheme
+        self.netloc = u.netloc
+        self.path = u.path or "/"
+        self.timeout = timeout
+
+    def connection(self):
+        host, _, port = self.netloc.partition(":")
+        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
+        return cls(host, int(port) if port else None, timeout=self.timeout)
+
+    def build(self, operation=None, payload=None, *, body=None, target=None,
+              content_type=JSON_CT, sign=True, access_key=None, secret_key=None, when=None,
+              amz_date=None, extra_headers=None, region=None, method="POST"):
+        if body is None:
+            body = json.dumps(payload if payload is not None else {}).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        headers = {"Host": self.netloc}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if target is None and operation is not None:
+            target = TARGET_PREFIX + operation
+        if target is not None:
+            headers["X-Amz-Target"] = target
+        if amz_date is None:
+            when = when or datetime.datetime.now(datetime.timezone.utc)
+            amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+        headers["X-Amz-Date"] = amz_date
+        token = getattr(self.server, "session_token", None)
+        if token and access_key is None:
+            headers["X-Amz-Security-Token"] = token
+        if extra_headers:
+            headers.update(extra_headers)
+        if sign:
+            headers["Authorization"] = sigv4_authorization(
+                method, self.path, headers, body, access_key or self.server.access_key,
+                secret_key or self.server.secret_key, region or self.server.region, amz_date)
+        return method, body, headers
+
+    def call(self, operation=None, payload=None, conn=None, **kw):
+        method, body, headers = self.build(operation, payload, **kw)
+        return self.send(method, body, headers, conn)
+
+    def send(self, method, body, headers, conn=None):
+        """Send a request as built (possibly altered after signing)."""
+        own = conn is None
+        conn = conn or self.connection()
+        try:
+            conn.request(method, self.path, body=body, headers=headers)
+            r = conn.getresponse()
+            return RawResponse(r.status, r.getheaders(), r.read())
+        finally:
+            if own:
+                conn.close()
+
+    def ok(self, operation, payload=None, **kw):
+        """Call and require HTTP 200; returns the decoded JSON body ({} when empty)."""
+        r = self.call(operation, payload, **kw)
+        assert r.status == 200, (f"{operation} {payload!r}: expected HTTP 200, got {r.status} "
+                                 f"{r.error_type}: {r.message!r}")
+        return r.json if r.json is not None else {}
+
+    def error(self, operation, payload, *types, status=400, **kw):
+        r = self.call(operation, payload, **kw)
+        assert r.status != 200, f"{operation} {payload!r}: expected {types}, got HTTP 200 {r.body!r}"
+        assert r.error_type in types, (f"{operation}: expected {' or '.join(types)}, got "
+                                       f"{r.error_type} (HTTP {r.status}) {r.body[:300]!r}")
+        if status is not None:
+            assert r.status == status, f"{operation}: {r.error_type}: expected HTTP {status}, got {r.status}"
+        return r
+
+
+# ------------------------------------------------------------------------------------------
+# routing, shards and reading
+# ------------------------------------------------------------------------------------------
+
+def hash_key(partition_key):
+    """Kinesis maps a partition key to a 128-bit integer: MD5 of its UTF-8 bytes, big-endian."""
+    return int.from_bytes(hashlib.md5(partition_key.encode("utf-8")).digest(), "big")
+
+
+def shard_for_hash(shards, h):
+    for s in shards:
+        r = s["HashKeyRange"]
+        if int(r["StartingHashKey"]) <= h <= int(r["EndingHashKey"]):
+            return s
+    return None
+
+
+def is_open(shard):
+    return "EndingSequenceNumber" not in shard["SequenceNumberRange"]
+
+
+def list_all_shards(client, name):
+    shards, token = [], None
+    for _ in range(1000):
+        kw = {"NextToken": token} if token else {"StreamName": name}
+        r = client.list_shards(**kw)
+        shards.extend(r["Shards"])
+        token = r.get("NextToken")
+        if not token:
+            return shards
+    raise AssertionError("ListShards did not finish paging in 1000 calls")
+
+
+def open_shards(client, name):
+    return [s for s in list_all_shards(client, name) if is_open(s)]
+
+
+def assert_covers_hash_space(shards):
+    """Shards' HashKeyRanges must tile [0, 2^128-1] with no gap or overlap."""
+    ranges = sorted((int(s["HashKeyRange"]["StartingHashKey"]),
+                     int(s["HashKeyRange"]["EndingHashKey"]), s["ShardId"]) for s in shards)
+    assert ranges, "no shards"
+    assert ranges[0][0] == 0, f"first range starts at {ranges[0][0]}, not 0"
+    assert ranges[-1][1] == MAX_HASH, f"last range ends at {ranges[-1][1]}, not 2^128-1"
+    for (a0, a1, aid), (b0, b1, bid) in zip(ranges, ranges[1:]):
+        assert b0 == a1 + 1, f"gap or overlap between {aid} (..{a1}) and {bid} ({b0}..)"
+
+
+def iterator(client, name, shard_id, itype="TRIM_HORIZON", **kw):
+    return client.get_shard_iterator(StreamName=name, ShardId=shard_id, ShardIteratorType=itype,
+                                     **kw)["ShardIterator"]
+
+
+def read_iterator(client, it, limit=None, max_calls=2000):
+    """Read from iterator it until the shard end (NextShardIterator null) or the tip (no records,
+    MillisBehindLatest 0).  Returns (records, responses)."""
+    records, responses = [], []
+    for _ in range(max_calls):
+        kw = {"Limit": limit} if limit else {}
+        r = client.get_records(ShardIterator=it, **kw)
+        responses.append(r)
+        records.extend(r["Records"])
+        it = r.get("NextShardIterator")
+        if not it:
+            return records, responses
+        if not r["Records"] and r.get("MillisBehindLatest", 0) == 0:
+            return records, responses
+    raise AssertionError(f"shard not read to its end/tip in {max_calls} GetRecords calls")
+
+
+def read_shard(client, name, shard_id, itype="TRIM_HORIZON", limit=None, **kw):
+    return read_iterator(client, iterator(client, name, shard_id, itype, **kw), limit)[0]
+
+
+def shard_depths(shards):
+    """Generation of each shard: 0 for shards without parents, else 1 + max(parent depths)."""
+    by_id = {s["ShardId"]: s for s in shards}
+    depth = {}
+
+    def d(sid):
+        if sid in depth:
+            return depth[sid]
+        s = by_id.get(sid)
+        parents = [p for p in (s.get("ParentShardId"), s.get("AdjacentParentShardId"))
+                   if p and p in by_id] if s else []
+        depth[sid] = 1 + max(d(p) for p in parents) if parents else 0
+        return depth[sid]
+
+    for sid in by_id:
+        d(sid)
+    return depth
+
+
+def read_by_lineage(client, name):
+    """Every record of every shard, for each partition key in parent-then-child order.
+    Returns (shards, {shard_id: records}, {pk: [records in lineage order]})."""
+    shards = list_all_shards(client, name)
+    depth = shard_depths(shards)
+    per_shard = {s["ShardId"]: read_shard(client, name, s["ShardId"]) for s in shards}
+    per_pk = {}
+    for sid in sorted(per_shard, key=lambda x: (depth[x], x)):
+        for r in per_shard[sid]:
+            per_pk.setdefault(r["PartitionKey"], []).append(r)
+    return shards, per_shard, per_pk
+
+
+def check_seq(server, seq):
+    assert isinstance(seq, str) and seq.isdigit(), f"sequence number {seq!r} is not decimal digits"
+    digits = os.environ.get("TRIBUTARY_SEQ_DIGITS", "34")  # the contract: 34 digits
+    if not server.external and digits.isdigit():
+        assert len(seq) == int(digits), \
+            f"sequence number {seq!r} has {len(seq)} digits, expected {digits}"
+    return int(seq)
+
+
+def arn_pattern(server, name):
+    account = server.account or r"\d{12}"
+    return rf"arn:aws:kinesis:{re.escape(server.region)}:{account}:stream/{re.escape(name)}"
+
+
+def epoch(dt):
+    return dt.timestamp()

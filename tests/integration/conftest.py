@@ -1,0 +1,109 @@
+"""Fixtures for the Kinesis integration suite.
+
+server         session-scoped: a Tributary process on 127.0.0.1:<free port> with a fresh temp
+               data dir and fixed test credentials (TRIBUTARY_ACCESS_KEY_ID/SECRET in its env),
+               or the external TRIBUTARY_ENDPOINT (e.g. real AWS) when that is set.
+kinesis        boto3 client for it (us-east-1, one attempt, bounded timeouts).
+kinesis_nv     same with client-side parameter validation off, so the server's own validation
+               (ValidationException, ...) is what the test sees.
+raw            RawClient: hand-signed JSON 1.1 requests (any header, date, key or body).
+make_stream    factory: creates a stream, waits ACTIVE, deletes it at teardown.
+private_server factory for a dedicated server the test may restart / kill (durability tests).
+"""
+import pytest
+from botocore.exceptions import ClientError
+
+from helpers import kinesis as k
+from helpers import server as srv
+
+
+@pytest.fixture(scope="session")
+def server():
+    ext = srv.external_endpoint()
+    if ext:
+        s = srv.ExternalServer(ext)
+        yield s
+        s.close()
+        return
+    s = srv.ServerProcess()
+    try:
+        s.start()
+    except srv.ServerError as e:
+        s.close()
+        pytest.fail(f"could not start tributary: {e}", pytrace=False)
+    yield s
+    findings = s.close()
+    if findings:
+        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+
+
+@pytest.fixture(scope="session")
+def kinesis(server):
+    return k.make_client(server)
+
+
+@pytest.fixture(scope="session")
+def kinesis_nv(server):
+    return k.make_client(server, validate=False)
+
+
+@pytest.fixture(scope="session")
+def raw(server):
+    return k.RawClient(server)
+
+
+@pytest.fixture
+def local_only(server):
+    if server.external:
+        pytest.skip("needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
+
+
+@pytest.fixture
+def make_stream(kinesis, server, request):
+    created = []
+
+    def make(shards=1, name=None, mode=None, wait=True):
+        name = name or k.unique_name(request.node.name)
+        kw = {"StreamName": name}
+        if shards is not None:
+            kw["ShardCount"] = shards
+        if mode:
+            kw["StreamModeDetails"] = {"StreamMode": mode}
+        kinesis.create_stream(**kw)
+        created.append(name)
+        if wait:
+            summary = k.wait_active(kinesis, name)
+            if server.account is None:
+                server.account = summary["StreamARN"].split(":")[4]
+        return name
+
+    yield make
+    for name in created:
+        try:
+            kinesis.delete_stream(StreamName=name, EnforceConsumerDeletion=True)
+        except ClientError:
+            pass
+        except Exception:  # server may be down after a failure; don't mask the test's error
+            pass
+
+
+@pytest.fixture
+def private_server(server):
+    """Factory for dedicated servers (own data dir) that a test may restart or kill."""
+    if server.external:
+        pytest.skip("needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
+    started = []
+
+    def make(**kw):
+        s = srv.ServerProcess(**kw)
+        started.append(s)
+        try:
+            s.start()
+        except srv.ServerError as e:
+            pytest.fail(f"could not start tributary: {e}", pytrace=False)
+        return s
+
+    yield make
+    findings = "".join(s.close() for s in started)
+    if findings:
+        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
