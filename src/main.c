@@ -141,6 +141,7 @@ static void serve_usage(FILE *o) {
             "  --bind ADDR      IPv4 address to listen on (default 127.0.0.1)\n"
             "  --region REGION  region named in ARNs (default us-east-1)\n"
             "  --threads N      network threads (default: number of CPUs)\n"
+            "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -151,10 +152,12 @@ static void serve_usage(FILE *o) {
 static int cmd_serve(int argc, char **argv) {
     const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
     int port = DEFAULT_PORT, threads = 0;
+    long long iter_ttl = 300000;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
-        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+        {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
+        {"iterator-ttl", required_argument, 0, 'I'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -174,6 +177,13 @@ static int cmd_serve(int argc, char **argv) {
             threads = (int)strtol(optarg, &end, 10);
             if (*end || threads < 1 || threads > 256) {
                 fprintf(stderr, "tributary serve: --threads %s must be 1-256\n", optarg);
+                return 2;
+            }
+            break;
+        case 'I':
+            iter_ttl = strtoll(optarg, &end, 10);
+            if (*end || iter_ttl < 1 || iter_ttl > 86400000) {
+                fprintf(stderr, "tributary serve: --iterator-ttl %s must be 1-86400000 ms\n", optarg);
                 return 2;
             }
             break;
@@ -207,7 +217,8 @@ static int cmd_serve(int argc, char **argv) {
         tr_error("main", "%s", err.msg);
         return 1;
     }
-    api_ctx_t ctx = {.region = region, .keys = &key, .n_keys = 1, .now_ms = wall_ms};
+    api_ctx_t ctx = {.region = region, .keys = &key, .n_keys = 1, .now_ms = wall_ms,
+                     .iter_ttl_ms = iter_ttl};
     if (api_iter_key_load(data, ctx.iter_key, &err)) {
         tr_error("main", "%s", err.msg);
         return 1;

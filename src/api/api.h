@@ -37,6 +37,7 @@ typedef struct api_ctx {
     size_t n_keys;
     uint8_t iter_key[32];             /* MAC key for shard iterators (random per data dir) */
     long long (*now_ms)(void);        /* clock (tests may replace) */
+    long long iter_ttl_ms;            /* shard iterator lifetime; AWS: 300000 */
 } api_ctx_t;
 
 /* The net_handler_fn: arg is the api_ctx_t. */

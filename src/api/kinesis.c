@@ -24,7 +24,6 @@
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
-#define K_ITER_TTL_MS 300000
 #define K_MAX_PUT_BYTES (5u * 1024 * 1024)
 #define K_MAX_GET_BYTES (10u * 1024 * 1024)
 
@@ -1449,12 +1448,12 @@ static int k_get_records(k_call_t *c) {
     int64_t issued = 0;
     if (k_iter_decode(c, it, it_len, &id, &shard, &pos, &issued)) return -1;
     long long now = c->ctx->now_ms();
-    if (now - issued > K_ITER_TTL_MS)
+    if (now - issued > c->ctx->iter_ttl_ms)
         return k_fail(c, 400, "ExpiredIteratorException",
                       "Iterator expired. The iterator was created at time %lld while right now "
                       "it is %lld which is further in the future than the tolerated delay of "
                       "%d milliseconds.",
-                      (long long)issued, now, K_ITER_TTL_MS);
+                      (long long)issued, now, (int)c->ctx->iter_ttl_ms);
     slog_read_t rd;
     memset(&rd, 0, sizeof rd);
     uint64_t closed_end = UINT64_MAX;

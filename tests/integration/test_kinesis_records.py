@@ -530,6 +530,37 @@ def test_iterator_expires_after_five_minutes(kinesis, make_stream):
         kinesis.get_records(ShardIterator=it)
 
 
+@pytest.mark.deadline(60)
+def test_iterator_expiry_on_a_short_ttl_server(private_server):
+    # Same rule as AWS's 5 minutes, on a server started with --iterator-ttl 1500 so it runs in CI.
+    s = private_server(extra_args=["--iterator-ttl", "1500"])
+    kin = k.make_client(s)
+    kin.create_stream(StreamName="ttl", ShardCount=1)
+    kin.put_record(StreamName="ttl", PartitionKey="a", Data=b"x")
+    it = k.iterator(kin, "ttl", "shardId-000000000000")
+    r = kin.get_records(ShardIterator=it)          # fresh: works, and hands out a fresh next one
+    nxt = r["NextShardIterator"]
+    assert [x["Data"] for x in r["Records"]] == [b"x"]
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline:              # poll until the first one has aged out
+        try:
+            kin.get_records(ShardIterator=it)
+        except kin.exceptions.ExpiredIteratorException as e:
+            assert "Iterator expired" in str(e)
+            break
+        time.sleep(0.2)
+    else:
+        pytest.fail("iterator never expired")
+    # NextShardIterator ages the same way (it was issued a moment after the first one)
+    while True:
+        try:
+            kin.get_records(ShardIterator=nxt)
+        except kin.exceptions.ExpiredIteratorException:
+            break
+        assert time.monotonic() < deadline, "NextShardIterator never expired"
+        time.sleep(0.2)
+
+
 def test_many_keys_random_payloads_round_trip(kinesis, make_stream):
     name = make_stream(3)
     rng = random.Random(7)
