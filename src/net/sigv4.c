@@ -632,6 +632,10 @@ static int canon_headers(sb_t *b, const sigv4_header_t *h, const hindex_t *ix, s
         for (size_t c = 0; c < nlen; c++) d[c] = (char)lower((unsigned char)name[c]);
         d[nlen] = ':';
         size_t k = nlen ? hindex_find(ix, d, nlen) : ix->n;
+        /* HTTP/2 clients (the JS SDK) may sign the ":authority" pseudo-header; the HTTP layer
+         * presents it as "host", so that is where its value is. */
+        if (k == ix->n && nlen == 10 && !memcmp(d, ":authority", 10))
+            k = hindex_find(ix, "host", 4);
         if (k == ix->n) {
             *miss = (slice_t){name, nlen};
             return -1;
@@ -1251,7 +1255,7 @@ int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv
                         vp.date, vp.amz_date, vp.amz_date);
         goto leave;
     }
-    if (!list_has(vp.sh, "host")) {
+    if (!list_has(vp.sh, "host") && !list_has(vp.sh, ":authority")) {
         rc = tr_err_set(err, TR_EAUTH_SIG,
                         "'Host' or ':authority' must be a 'SignedHeader' in the AWS "
                         "Authorization.");

@@ -9,7 +9,8 @@
  *     normalised;
  *   - canonical query: parameters sorted by encoded name then value, X-Amz-Signature excluded;
  *   - canonical headers: the SignedHeaders, lowercase names, values trimmed, inner runs of spaces
- *     collapsed, multiple values joined with ',';
+ *     collapsed, multiple values joined with ','; host (or, from HTTP/2 clients, ":authority",
+ *     whose value is read from the host header) must be among them;
  *   - payload hash: x-amz-content-sha256 when present (UNSIGNED-PAYLOAD allowed for s3), else
  *     hex SHA-256 of the body (the caller passes it).
  * Signatures are compared in constant time.  Clock skew: X-Amz-Date (or Date) must be within
