@@ -33,13 +33,13 @@ REGION="us-east-1"
 
 # Per-workload load shape: connections = requests in flight.
 declare -A WL_ARGS=(
-    [putrecords]="--conns 8"
-    [putrecord]="--conns 32"
+    [putrecords]="--conns 32"
+    [putrecord]="--conns 256"
     [getrecords]="--conns $SHARDS --prefill 100000 --prefill-time 20"
 )
 declare -A WL_DESC=(
-    [putrecords]="PutRecords, 500 x 100 B records/request, 8 conns"
-    [putrecord]="PutRecord, 1 x 100 B record, 32 conns"
+    [putrecords]="PutRecords, 500 x 100 B records/request, 32 conns"
+    [putrecord]="PutRecord, 1 x 100 B record, 256 conns (durable writes need concurrency to share fsyncs, like a device fleet)"
     [getrecords]="GetRecords Limit 10000, 4 conns (one per shard), re-reading a pre-filled stream"
 )
 
