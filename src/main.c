@@ -142,6 +142,8 @@ static void serve_usage(FILE *o) {
             "  --region REGION  region named in ARNs (default us-east-1)\n"
             "  --threads N      network threads (default: number of CPUs)\n"
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
+            "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
+            "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -152,12 +154,13 @@ static void serve_usage(FILE *o) {
 static int cmd_serve(int argc, char **argv) {
     const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
     int port = DEFAULT_PORT, threads = 0;
-    long long iter_ttl = 300000;
+    long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
-        {"iterator-ttl", required_argument, 0, 'I'}, {0, 0, 0, 0}};
+        {"iterator-ttl", required_argument, 0, 'I'}, {"max-pending-mb", required_argument, 0, 'P'},
+        {"max-inflight-mb", required_argument, 0, 'F'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -187,6 +190,18 @@ static int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'P':
+        case 'F': {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > 1024 * 1024) {
+                fprintf(stderr, "tributary serve: --%s %s must be 1-1048576 (MiB)\n",
+                        ch == 'P' ? "max-pending-mb" : "max-inflight-mb", optarg);
+                return 2;
+            }
+            if (ch == 'P') pending_mb = v;
+            else inflight_mb = v;
+            break;
+        }
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -225,6 +240,7 @@ static int cmd_serve(int argc, char **argv) {
     }
     slog_opts_t so;
     memset(&so, 0, sizeof so);
+    so.max_pending_bytes = (size_t)pending_mb << 20;
     long long t0 = tr_mono_ns();
     if (slog_open(data, &so, &ctx.slog, &err)) {
         tr_error("main", "cannot open the stream engine in %s: %s", data, err.msg);
@@ -240,7 +256,7 @@ static int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
 
     net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
-                     .handler_arg = &ctx};
+                     .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20};
     net_server_t *srv;
     if (net_server_start(&no, &srv, &err)) {
         tr_error("main", "%s", err.msg);

@@ -303,6 +303,43 @@ def test_throughput_errors_are_well_formed(kinesis, make_stream, local_only):
                 assert e["SequenceNumber"] and e["ShardId"]
 
 
+@pytest.mark.deadline(90)
+def test_overload_is_throttled_not_buffered(private_server):
+    """A server with small budgets refuses what does not fit, with Kinesis's throttling error,
+    and everything it acknowledged is durable and readable."""
+    import concurrent.futures as cf
+    s = private_server(extra_args=["--max-pending-mb", "1", "--max-inflight-mb", "8"])
+    kin = k.make_client(s)
+    kin.create_stream(StreamName="ovl", ShardCount=2)
+    # 1. a body bigger than the whole in-flight budget is refused before it is buffered
+    big = [{"PartitionKey": f"p{i}", "Data": os.urandom(MiB - 300)} for i in range(9)]
+    with aws_error("ProvisionedThroughputExceededException", status=400):
+        kin.put_records(StreamName="ovl", Records=big[:5] + big[:4])  # ~9 MiB > 8 MiB budget
+    # 2. concurrent puts past the 1 MiB queue budget: throttled per record, the rest durable
+    acked, throttled = {}, 0
+
+    def put(i):
+        recs = [{"PartitionKey": f"k{i}-{j}", "Data": os.urandom(400_000)} for j in range(4)]
+        return recs, k.make_client(s).put_records(StreamName="ovl", Records=recs)
+
+    with cf.ThreadPoolExecutor(8) as ex:
+        for recs, r in ex.map(put, range(48)):
+            for rec, e in zip(recs, r["Records"]):
+                if "ErrorCode" in e:
+                    assert e["ErrorCode"] == "ProvisionedThroughputExceededException", e
+                    assert "SequenceNumber" not in e
+                    throttled += 1
+                else:
+                    acked[e["SequenceNumber"]] = rec["Data"]
+    assert throttled > 0, "no put was throttled with a 1 MiB queue budget"
+    assert acked, "nothing was accepted"
+    got = {}
+    for sid in ("shardId-000000000000", "shardId-000000000001"):
+        for r in k.read_shard(kin, "ovl", sid, limit=10):
+            got[r["SequenceNumber"]] = r["Data"]
+    assert got == acked
+
+
 # ------------------------------------------------------------------------------------------
 # iterator types
 # ------------------------------------------------------------------------------------------
