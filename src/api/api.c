@@ -110,7 +110,7 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
     int rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
     if (rc == 0) {
         /* A valid signature for another service or region is still the wrong credential. */
-        if (strcmp(res.service, service)) {
+        if (service && strcmp(res.service, service)) {
             api_json_error(req, 400, "InvalidSignatureException",
                            "Credential should be scoped to correct service: '%s'. ", service);
             return -1;
@@ -155,49 +155,79 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
-#define KINESIS_PREFIX "Kinesis_20131202."
+/* JSON RPC protocols, chosen by X-Amz-Target prefix.  Each row: the target prefix, the SigV4
+ * service name the credential scope must carry, the content type of requests and responses, and
+ * the adapter.  A new JSON service is one row here. */
+typedef int (*api_rpc_fn)(api_ctx_t *ctx, net_req_t *req, const char *op);
+static const struct api_rpc {
+    const char *prefix;
+    const char *service;
+    const char *ctype;
+    api_rpc_fn fn;
+} api_rpcs[] = {
+    {"Kinesis_20131202.", "kinesis", "application/x-amz-json-1.1", api_kinesis_handle},
+};
+
+/* REST protocols, chosen by path prefix (Lambda: "/2015-03-31/"). */
+typedef int (*api_rest_fn)(api_ctx_t *ctx, net_req_t *req);
+static const struct api_rest {
+    const char *path_prefix;
+    const char *service;
+    api_rest_fn fn;
+} api_rests[] = {
+    {NULL, NULL, NULL},
+};
 
 int api_handle(void *arg, net_req_t *req) {
     api_ctx_t *ctx = arg;
     const char *target = net_req_header(req, "X-Amz-Target");
-    const char *ctype = "application/x-amz-json-1.1";
-    api_json_begin(req, ctype);
+    const struct api_rpc *rpc = NULL;
+    const struct api_rest *rest = NULL;
+    for (size_t i = 0; target && i < sizeof api_rpcs / sizeof api_rpcs[0]; i++)
+        if (!strncmp(target, api_rpcs[i].prefix, strlen(api_rpcs[i].prefix))) rpc = &api_rpcs[i];
+    for (size_t i = 0; !rpc && i < sizeof api_rests / sizeof api_rests[0]; i++)
+        if (api_rests[i].path_prefix &&
+            !strncmp(req->path, api_rests[i].path_prefix, strlen(api_rests[i].path_prefix)))
+            rest = &api_rests[i];
+    api_json_begin(req, rpc ? rpc->ctype : rest ? "application/json" : "application/x-amz-json-1.1");
 
     if (req->reject == NET_REJECT_OVERLOAD) {
-        api_json_error(req, 400, "ProvisionedThroughputExceededException",
+        api_json_error(req, rest ? 429 : 400,
+                       rest ? "TooManyRequestsException" : "ProvisionedThroughputExceededException",
                        "The server is over its in-flight request budget; retry with backoff.");
         return NET_DONE;
     }
     if (req->reject == NET_REJECT_TOO_BIG) {
-        api_json_error(req, 413, "SerializationException",
+        api_json_error(req, 413, rest ? "RequestTooLargeException" : "SerializationException",
                        "Request body is larger than the server accepts (16 MiB); send smaller "
                        "batches.");
         return NET_DONE;
     }
-    int is_kinesis = target && !strncmp(target, KINESIS_PREFIX, strlen(KINESIS_PREFIX));
-    if (authenticate_json(ctx, req, "kinesis")) return NET_DONE;
+    if (authenticate_json(ctx, req, rpc ? rpc->service : rest ? rest->service : NULL))
+        return NET_DONE;
 
-    if (is_kinesis) {
-        /* JSON 1.1 RPC: POST with the JSON content type, as AWS requires. */
+    if (rpc) {
+        /* JSON RPC: POST with the JSON content type, as AWS requires. */
         const char *ct = net_req_header(req, "Content-Type");
         if (strcmp(req->method, "POST")) {
             api_json_error(req, 404, "UnknownOperationException",
-                           "Kinesis operations are POST requests; got %s", req->method);
+                           "%s operations are POST requests; got %s", rpc->service, req->method);
             return NET_DONE;
         }
-        if (!ct || (strncmp(ct, "application/x-amz-json-1.1", 26) && strncmp(ct, "application/json", 16))) {
+        if (!ct || (strncmp(ct, rpc->ctype, strlen(rpc->ctype)) && strncmp(ct, "application/json", 16))) {
             api_json_error(req, 404, "UnknownOperationException",
-                           "Content-Type %s is not supported; send application/x-amz-json-1.1",
-                           ct ? ct : "(none)");
+                           "Content-Type %s is not supported; send %s", ct ? ct : "(none)",
+                           rpc->ctype);
             return NET_DONE;
         }
-        return api_kinesis_handle(ctx, req, target + strlen(KINESIS_PREFIX));
+        return rpc->fn(ctx, req, target + strlen(rpc->prefix));
     }
+    if (rest) return rest->fn(ctx, req);
 
     if (!strcmp(req->method, "POST") || target) {
         api_json_error(req, 400, "UnknownOperationException",
-                       "Operation %s is not supported by this server (it speaks Kinesis "
-                       "Kinesis_20131202.* today).",
+                       "Operation %s is not supported by this server; see README.md for the "
+                       "services and operations it implements.",
                        target ? target : "(no X-Amz-Target header)");
     } else {
         api_json_error(req, 400, "UnknownOperationException",
