@@ -1,5 +1,17 @@
 /*
- * http.c -- libmicrohttpd adapter (see http.h).
+ * http.c -- the front door (see http.h): the listening socket, the acceptor that tells HTTP/1.x
+ * from HTTP/2, and the libmicrohttpd adapter for HTTP/1.x.  HTTP/2 lives in h2.c.
+ *
+ * Acceptor: one thread owns the listening socket.  For each accepted socket it peeks (MSG_PEEK,
+ * nothing consumed) at up to 24 bytes: the HTTP/2 connection preface goes to h2.c, anything
+ * else to libmicrohttpd with MHD_add_connection (which expects the request to be the next bytes
+ * on the socket -- hence peeking).  A socket whose first bytes have not arrived waits in the
+ * acceptor's epoll set (edge-triggered, so unread bytes do not spin it) for at most
+ * NET__SNIFF_TIMEOUT_MS; the acceptor never blocks on one client.  At opts.max_connections
+ * (acceptor + h2 + MHD connections) the listening socket leaves the epoll set and further
+ * clients wait in the kernel backlog; it is re-armed within 50 ms of a connection closing.
+ * libmicrohttpd runs with MHD_USE_NO_LISTEN_SOCKET and keeps its thread pool, epoll and
+ * suspend/resume.
  *
  * Request life cycle inside MHD's access-handler protocol:
  *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers
@@ -17,16 +29,25 @@
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <limits.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "core/tlog.h"
+#include "net/net_int.h"
+
+#define ACCEPT_BURST 256      /* accepts per wake-up, so pending sockets get their turn */
+#define PAUSE_RETRY_MS 50     /* re-check interval while the listening socket is paused */
 
 enum { ST_READING = 0, ST_DEFERRED = 1 };
 
@@ -43,12 +64,15 @@ typedef struct net_req_int {
     char *path;
 } net_req_int_t;
 
-struct net_server {
-    struct MHD_Daemon *d;
-    net_opts_t o;
-    atomic_size_t inflight;
-    int port;
+/* A socket whose protocol the acceptor does not know yet. */
+struct net__pend {
+    int fd;
+    struct sockaddr_in peer;
+    long long deadline_ms;
+    net__pend_t *prev, *next;
 };
+
+static char A_LISTEN, A_WAKE;  /* epoll markers in the acceptor's set */
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -100,22 +124,30 @@ void net_req_add_header(net_req_t *req, const char *name, const char *value) {
     req->n_resp_hdr++;
 }
 
-static void release_body(net_req_int_t *r) {
-    if (r->body_cap) atomic_fetch_sub(&r->srv->inflight, r->body_cap);
-    r->body_cap = 0;
-    free(r->pub.body);
-    r->pub.body = NULL;
+void net__body_release(net_server_t *s, net_req_t *req, size_t *cap) {
+    if (*cap) atomic_fetch_sub(&s->inflight, *cap);
+    *cap = 0;
+    free(req->body);
+    req->body = NULL;
 }
+
+void net__resp_free(net_req_t *req) {
+    tr_buf_free(&req->out);
+    for (int i = 0; i < req->n_resp_hdr; i++) free(req->resp_hdr_value[i]);
+    req->n_resp_hdr = 0;
+    if (req->state && req->state_free) req->state_free(req->state);
+    req->state = NULL;
+}
+
+static void release_body(net_req_int_t *r) { net__body_release(r->srv, &r->pub, &r->body_cap); }
 
 static void req_free(net_req_int_t *r) {
     if (!r) return;
     release_body(r);
     free(r->pub.headers);
-    tr_buf_free(&r->pub.out);
     tr_buf_free(&r->query);
     free(r->path);
-    for (int i = 0; i < r->pub.n_resp_hdr; i++) free(r->pub.resp_hdr_value[i]);
-    if (r->pub.state && r->pub.state_free) r->pub.state_free(r->pub.state);
+    net__resp_free(&r->pub);
     free(r);
 }
 
@@ -144,39 +176,38 @@ static enum MHD_Result send_response(net_req_int_t *r) {
 
 static void h1_resume(net_req_t *req);
 
-static int append_body(net_req_int_t *r, const char *data, size_t n) {
-    net_server_t *s = r->srv;
-    if (r->pub.reject) return 0;
-    size_t need = r->pub.body_len + n + 1;
+void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t expect,
+                      const void *data, size_t n) {
+    if (req->reject) return;
+    size_t need = req->body_len + n + 1;
     if (need - 1 > s->o.max_body) {
-        r->pub.reject = NET_REJECT_TOO_BIG;
-        release_body(r);
-        r->pub.body_len = 0;
-        return 0;
+        req->reject = NET_REJECT_TOO_BIG;
+        net__body_release(s, req, cap_io);
+        req->body_len = 0;
+        return;
     }
-    if (need > r->body_cap) {
-        size_t cap = r->body_cap ? r->body_cap * 2 : 4096;
-        if (r->expect + 1 > cap && r->expect < s->o.max_body) cap = r->expect + 1;
+    if (need > *cap_io) {
+        size_t cap = *cap_io ? *cap_io * 2 : 4096;
+        if (expect + 1 > cap && expect < s->o.max_body) cap = expect + 1;
         while (cap < need) cap *= 2;
         if (cap > s->o.max_body + 1) cap = s->o.max_body + 1;
-        size_t grow = cap - r->body_cap;
+        size_t grow = cap - *cap_io;
         size_t before = atomic_fetch_add(&s->inflight, grow);
         if (before + grow > s->o.max_inflight_bytes) {
             atomic_fetch_sub(&s->inflight, grow);
-            r->pub.reject = NET_REJECT_OVERLOAD;
-            release_body(r);
-            r->pub.body_len = 0;
-            return 0;
+            req->reject = NET_REJECT_OVERLOAD;
+            net__body_release(s, req, cap_io);
+            req->body_len = 0;
+            return;
         }
-        uint8_t *p = realloc(r->pub.body, cap);
+        uint8_t *p = realloc(req->body, cap);
         if (!p) abort();
-        r->pub.body = p;
-        r->body_cap = cap;
+        req->body = p;
+        *cap_io = cap;
     }
-    memcpy(r->pub.body + r->pub.body_len, data, n);
-    r->pub.body_len += n;
-    r->pub.body[r->pub.body_len] = 0;
-    return 0;
+    memcpy(req->body + req->body_len, data, n);
+    req->body_len += n;
+    req->body[req->body_len] = 0;
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
@@ -216,7 +247,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         return send_response(r);
     }
     if (*upload_data_size) {
-        append_body(r, upload_data, *upload_data_size);
+        net__body_append(s, &r->pub, &r->body_cap, r->expect, upload_data, *upload_data_size);
         *upload_data_size = 0;
         return MHD_YES;
     }
@@ -259,12 +290,187 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     tr_debug("http", "%s", msg);
 }
 
+static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
+                          enum MHD_ConnectionNotificationCode code) {
+    (void)conn;
+    (void)socket_context;
+    net_server_t *s = cls;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&s->mhd_live, 1);
+    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&s->mhd_live, 1);
+}
+
+/* ---- the acceptor --------------------------------------------------------------------------- */
+
+enum { SNIFF_WAIT, SNIFF_H1, SNIFF_H2, SNIFF_CLOSE };
+
+/* Look at the first bytes without consuming them.  hup: the peer has shut down its side. */
+static int sniff(int fd, int hup) {
+    char b[NET__H2_PREFACE_LEN];
+    ssize_t n = recv(fd, b, sizeof b, MSG_PEEK);
+    if (n < 0)
+        return !hup && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? SNIFF_WAIT
+                                                                                    : SNIFF_CLOSE;
+    if (n == 0) return SNIFF_CLOSE;
+    if (memcmp(b, NET__H2_PREFACE, (size_t)n) != 0) return SNIFF_H1;
+    if (n == NET__H2_PREFACE_LEN) return SNIFF_H2;
+    return hup ? SNIFF_CLOSE : SNIFF_WAIT;  /* a prefix of the preface: wait for the rest */
+}
+
+static void route(net_server_t *s, int fd, const struct sockaddr_in *peer, int how) {
+    if (how == SNIFF_H2) {
+        net__h2_adopt(s->h2, fd, peer);  /* h2.c uncounts it from s->live when it closes */
+        return;
+    }
+    atomic_fetch_sub(&s->live, 1);
+    if (how != SNIFF_H1) {
+        close(fd);
+        return;
+    }
+    /* MHD counts it in mhd_live from MHD_CONNECTION_NOTIFY_STARTED; it closes fd on failure. */
+    if (MHD_add_connection(s->d, fd, (const struct sockaddr *)peer, sizeof *peer) != MHD_YES)
+        tr_debug("http", "connection refused by libmicrohttpd: %s", strerror(errno));
+}
+
+static void pend_unlink(net_server_t *s, net__pend_t *p) {
+    if (p->prev) p->prev->next = p->next;
+    else s->a_head = p->next;
+    if (p->next) p->next->prev = p->prev;
+    else s->a_tail = p->prev;
+}
+
+static void pend_add(net_server_t *s, int fd, const struct sockaddr_in *peer) {
+    net__pend_t *p = calloc(1, sizeof *p);
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
+    if (!p || epoll_ctl(s->a_ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
+        free(p);
+        close(fd);
+        atomic_fetch_sub(&s->live, 1);
+        return;
+    }
+    p->fd = fd;
+    p->peer = *peer;
+    p->deadline_ms = tr_mono_ns() / 1000000 + NET__SNIFF_TIMEOUT_MS;
+    p->prev = s->a_tail;
+    if (s->a_tail) s->a_tail->next = p;
+    else s->a_head = p;
+    s->a_tail = p;
+}
+
+static void pend_event(net_server_t *s, net__pend_t *p, uint32_t events) {
+    int how = sniff(p->fd, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+    if (how == SNIFF_WAIT) return;
+    epoll_ctl(s->a_ep, EPOLL_CTL_DEL, p->fd, NULL);
+    pend_unlink(s, p);
+    route(s, p->fd, &p->peer, how);
+    free(p);
+}
+
+static int at_limit(net_server_t *s) {
+    return (unsigned)(atomic_load(&s->live) + atomic_load(&s->mhd_live)) >= s->o.max_connections;
+}
+
+static void listen_pause(net_server_t *s, int pause) {
+    if (s->a_paused == pause) return;
+    struct epoll_event ev = {.events = pause ? 0 : EPOLLIN, .data.ptr = &A_LISTEN};
+    if (epoll_ctl(s->a_ep, EPOLL_CTL_MOD, s->lfd, &ev) == 0) s->a_paused = pause;
+}
+
+static void accept_burst(net_server_t *s) {
+    for (int i = 0; i < ACCEPT_BURST; i++) {
+        if (at_limit(s)) {
+            listen_pause(s, 1);
+            return;
+        }
+        struct sockaddr_in peer;
+        socklen_t len = sizeof peer;
+        memset(&peer, 0, sizeof peer);
+        int fd = accept4(s->lfd, (struct sockaddr *)&peer, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0) {
+            if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return;
+            /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning. */
+            tr_warn("http", "accept: %s; new connections wait until some close (raise ulimit -n "
+                    "or lower the client's connection count)", strerror(errno));
+            listen_pause(s, 1);
+            return;
+        }
+        atomic_fetch_add(&s->live, 1);
+        int how = sniff(fd, 0);
+        if (how == SNIFF_WAIT) pend_add(s, fd, &peer);
+        else route(s, fd, &peer, how);
+    }
+}
+
+static void *acceptor_main(void *arg) {
+    net_server_t *s = arg;
+    struct epoll_event ev[64];
+    for (;;) {
+        long long now = tr_mono_ns() / 1000000;
+        while (s->a_head && s->a_head->deadline_ms <= now) {  /* silent too long */
+            net__pend_t *p = s->a_head;
+            epoll_ctl(s->a_ep, EPOLL_CTL_DEL, p->fd, NULL);
+            pend_unlink(s, p);
+            route(s, p->fd, &p->peer, SNIFF_CLOSE);
+            free(p);
+        }
+        if (s->a_paused && !at_limit(s)) listen_pause(s, 0);
+        int timeout = -1;
+        if (s->a_head) {
+            long long d = s->a_head->deadline_ms - now;
+            timeout = d > INT_MAX ? INT_MAX : (int)d;
+        }
+        if (s->a_paused && (timeout < 0 || timeout > PAUSE_RETRY_MS)) timeout = PAUSE_RETRY_MS;
+        int n = epoll_wait(s->a_ep, ev, 64, timeout);
+        if (n < 0 && errno != EINTR) {
+            tr_error("http", "acceptor epoll_wait: %s; no new connections are accepted; restart "
+                     "the server", strerror(errno));
+            break;
+        }
+        for (int i = 0; i < n; i++) {
+            void *ptr = ev[i].data.ptr;
+            if (ptr == &A_WAKE) goto out;  /* net_server_stop */
+            if (ptr == &A_LISTEN) accept_burst(s);
+            else pend_event(s, ptr, ev[i].events);
+        }
+    }
+out:
+    while (s->a_head) {
+        net__pend_t *p = s->a_head;
+        pend_unlink(s, p);
+        close(p->fd);
+        atomic_fetch_sub(&s->live, 1);
+        free(p);
+    }
+    return NULL;
+}
+
+/* The listening socket, bound and listening.  -1 with err set. */
+static int listen_open(net_server_t *s, const struct sockaddr_in *sin, tr_err *err) {
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    int one = 1;
+    if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) != 0 ||
+        bind(fd, (const struct sockaddr *)sin, sizeof *sin) != 0 || listen(fd, 1024) != 0) {
+        int e = errno;
+        if (fd >= 0) close(fd);
+        tr_err_set(err, TR_EIO,
+                   "cannot listen on %s:%d (%s); stop whatever uses the port or pass --port",
+                   s->o.bind, s->o.port, strerror(e));
+        return -1;
+    }
+    struct sockaddr_in got;
+    socklen_t len = sizeof got;
+    s->port = getsockname(fd, (struct sockaddr *)&got, &len) == 0 ? ntohs(got.sin_port)
+                                                                   : s->o.port;
+    return fd;
+}
+
 /* ---- start / stop -------------------------------------------------------------------------- */
 
 int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     net_server_t *s = calloc(1, sizeof *s);
     if (!s) return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP server");
     s->o = *opts;
+    s->lfd = s->a_ep = s->a_wake = -1;
     if (!s->o.bind) s->o.bind = "127.0.0.1";
     if (!s->o.max_body) s->o.max_body = 16u << 20;
     if (!s->o.max_inflight_bytes) s->o.max_inflight_bytes = 512u << 20;
@@ -279,36 +485,71 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     sin.sin_port = htons((uint16_t)s->o.port);
     if (inet_pton(AF_INET, s->o.bind, &sin.sin_addr) != 1) {
         free(s);
-        return tr_err_set(err, TR_EINVAL, "bind address \"%s\" is not an IPv4 address; pass e.g. --bind 127.0.0.1",
+        return tr_err_set(err, TR_EINVAL,
+                          "bind address \"%s\" is not an IPv4 address; pass e.g. --bind 127.0.0.1",
                           opts->bind);
     }
+    int rc = TR_EIO;
+    s->lfd = listen_open(s, &sin, err);
+    if (s->lfd < 0) goto fail;
+
+    /* HTTP/1.x: libmicrohttpd's thread pool, fed by the acceptor (no socket of its own). */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
-                     MHD_USE_TURBO | MHD_USE_ERROR_LOG;
+                     MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
     s->d = MHD_start_daemon(
-        flags, (uint16_t)s->o.port, NULL, NULL, on_request, s, MHD_OPTION_SOCK_ADDR, &sin,
+        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
         MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
-        s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)120,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(128 * 1024), MHD_OPTION_LISTEN_BACKLOG_SIZE,
-        (unsigned)1024, MHD_OPTION_UNESCAPE_CALLBACK, no_unescape, NULL,
-        MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL, MHD_OPTION_EXTERNAL_LOGGER, mhd_log,
-        NULL, MHD_OPTION_END);
+        s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
+        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
+        no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
     if (!s->d) {
-        int e = errno;
-        free(s);
-        return tr_err_set(err, TR_EIO,
-                          "cannot listen on %s:%d (%s); stop whatever uses the port or pass --port",
-                          opts->bind ? opts->bind : "127.0.0.1", opts->port, strerror(e));
+        rc = tr_err_set(err, TR_EIO, "cannot start the HTTP/1.1 server threads (%s); raise the "
+                   "thread or file-descriptor limit (ulimit -u / -n) or pass fewer --threads",
+                   strerror(errno));
+        goto fail;
     }
-    const union MHD_DaemonInfo *di = MHD_get_daemon_info(s->d, MHD_DAEMON_INFO_BIND_PORT);
-    s->port = di ? di->port : s->o.port;
+    /* HTTP/2: one event loop per four network threads is plenty (a loop multiplexes). */
+    rc = net__h2_start(s, (s->o.threads + 3) / 4, &s->h2, err);
+    if (rc != 0) goto fail;
+    rc = TR_EIO;
+
+    s->a_ep = epoll_create1(EPOLL_CLOEXEC);
+    s->a_wake = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    struct epoll_event lev = {.events = EPOLLIN, .data.ptr = &A_LISTEN};
+    struct epoll_event wev = {.events = EPOLLIN, .data.ptr = &A_WAKE};
+    int e = 0;
+    if (s->a_ep < 0 || s->a_wake < 0 || epoll_ctl(s->a_ep, EPOLL_CTL_ADD, s->lfd, &lev) != 0 ||
+        epoll_ctl(s->a_ep, EPOLL_CTL_ADD, s->a_wake, &wev) != 0)
+        e = errno;
+    else if ((e = pthread_create(&s->a_thread, NULL, acceptor_main, s)) == 0)
+        s->a_started = 1;
+    if (e) {
+        rc = tr_err_set(err, TR_EIO, "cannot start the acceptor thread (%s); raise the thread or "
+                   "file-descriptor limit (ulimit -u / -n)", strerror(e));
+        goto fail;
+    }
     *out = s;
     return 0;
+fail:
+    net_server_stop(s);
+    return rc;
 }
 
 int net_server_port(net_server_t *srv) { return srv->port; }
 
 void net_server_stop(net_server_t *srv) {
     if (!srv) return;
-    MHD_stop_daemon(srv->d);
+    if (srv->a_started) {  /* no new connections; sockets not yet routed are closed */
+        uint64_t one = 1;
+        ssize_t w = write(srv->a_wake, &one, sizeof one);
+        (void)w;
+        pthread_join(srv->a_thread, NULL);
+    }
+    if (srv->a_ep >= 0) close(srv->a_ep);
+    if (srv->a_wake >= 0) close(srv->a_wake);
+    if (srv->lfd >= 0) close(srv->lfd);
+    net__h2_stop(srv->h2);
+    if (srv->d) MHD_stop_daemon(srv->d);
     free(srv);
 }

@@ -1,21 +1,29 @@
 /*
- * http.h -- the HTTP/1.1 front door: libmicrohttpd underneath, one handler for every request.
+ * http.h -- the front door: one port, one handler for every request.  HTTP/1.1 runs on
+ * libmicrohttpd; cleartext HTTP/2 with prior knowledge (h2c, what the AWS SDK for JavaScript v3
+ * speaks to http:// endpoints) on nghttp2.  The protocol is told from a connection's first bytes.
  *
  * The server reads a whole request (line, headers, body) into a net_req_t and calls the
- * handler once.  The handler either answers at once (fills status/body, returns NET_DONE) or
+ * handler once; both protocols present it the same way (HTTP/2's :authority as "host", no other
+ * pseudo-header).  The handler either answers at once (fills status/body, returns NET_DONE) or
  * defers (returns NET_DEFER) and later, from ANY thread, fills the response and calls
- * net_req_resume().  A deferred request does not pin a network thread: the connection is
- * suspended (MHD_suspend_connection) until it is resumed, so a request waiting for an fsync
- * costs only its memory.
+ * net_req_resume().  A deferred request does not pin a network thread: an HTTP/1.1 connection is
+ * suspended (MHD_suspend_connection) until it is resumed, an HTTP/2 stream just waits while its
+ * connection carries others, so a request waiting for an fsync costs only its memory.  If an
+ * HTTP/2 client resets the stream or goes away meanwhile, the resume frees the request without
+ * calling finish.
  *
  * Bounds (admission, never unbounded memory):
  *   - a body larger than opts.max_body is not buffered: the handler is called with
  *     req->reject = NET_REJECT_TOO_BIG and must answer with its protocol's error;
  *   - the bodies of all requests in flight share opts.max_inflight_bytes; a request that would
  *     pass it is called with req->reject = NET_REJECT_OVERLOAD (answer with a throttling error);
- *   - at most opts.max_connections connections; more are refused by the kernel backlog.
+ *   - at most opts.max_connections connections (both protocols); more wait in the kernel
+ *     backlog until one closes;
+ *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request.
  *
- * Thread rules: the handler runs on one of opts.threads network threads; a deferred request is
+ * Thread rules: the handler runs on a network thread (one of opts.threads for HTTP/1.1, one of
+ * (opts.threads + 3) / 4 event loops for HTTP/2); a deferred request is
  * owned by whoever will call net_req_resume, exactly once.  The request and everything it
  * points to stays valid until the response has been queued after the handler or the resume.
  */

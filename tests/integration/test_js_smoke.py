@@ -33,9 +33,7 @@ def test_js_sdk_smoke(server):
 
 
 @pytest.mark.deadline(180)
-@pytest.mark.xfail(reason="@aws-sdk/client-kinesis defaults to NodeHttp2Handler (h2c prior "
-                          "knowledge on http://); passes once the server speaks HTTP/2",
-                   strict=False)
 def test_js_sdk_smoke_default_http2_handler(server):
-    """The JS SDK's default Kinesis handler is HTTP/2: does an out-of-the-box client work?"""
+    """The JS SDK's default Kinesis handler is HTTP/2 (NodeHttp2Handler: cleartext h2 with prior
+    knowledge on http://): an out-of-the-box client must work."""
     run_smoke(server, {"SMOKE_HTTP2": "1"})

@@ -1,0 +1,734 @@
+/*
+ * h2.c -- cleartext HTTP/2 with prior knowledge ("h2c", RFC 9113 section 3.3) on nghttp2.
+ *
+ * Why: the AWS SDK for JavaScript v3 sends Kinesis requests over HTTP/2 by default, and on an
+ * http:// endpoint Node opens the connection with the HTTP/2 preface straight away.  The
+ * acceptor in http.c recognises the preface and hands the socket here (net__h2_adopt).
+ *
+ * Shape: a few event-loop threads (net__h2_start), each with its own epoll set and an eventfd
+ * that wakes it for three things: adopted connections, resumed requests, stop.  A connection
+ * belongs to one loop for its life; nghttp2 does the framing, HPACK and flow control and we
+ * feed it with nghttp2_session_mem_recv / drain it with nghttp2_session_mem_send, so the only
+ * I/O is ours and non-blocking.
+ *
+ * Each request stream becomes an h2_stream_t whose first member is the net_req_t the handler
+ * sees, filled exactly as http.c fills it: method, raw path, raw query (split from :path),
+ * regular headers as received (lowercase on the wire), :authority presented as "host" unless a
+ * host header came too (SigV4 signs host; a signed ":authority", as the JS SDK sends, is read
+ * from host by sigv4.c), no other pseudo-header; body admitted against opts.max_body and the
+ * shared in-flight budget.  The handler runs on the loop thread when the stream's END_STREAM arrives.
+ *
+ * Deferred requests: NET_DEFER leaves the stream in S_DEFERRED; net_req_resume (any thread)
+ * queues it on its loop under the loop's mutex and wakes the loop, which calls req->finish and
+ * submits the response.  If the client resets the stream or drops the connection meanwhile, the
+ * stream is detached ("orphaned", conn = NULL) but not freed: the resumer still owns the
+ * pointer.  The resume then frees it without calling finish.
+ *
+ * Bounds: SETTINGS_MAX_CONCURRENT_STREAMS H2_MAX_STREAMS per connection (nghttp2 refuses more);
+ * H2_MAX_HEADER_BYTES of header text per request (more resets the stream); bodies as HTTP/1.1;
+ * bytes produced by nghttp2 but not yet taken by the socket are capped near H2_OUT_BATCH per
+ * connection (nghttp2 pulls response bodies from the data provider only as the socket drains,
+ * and respects the peer's per-stream and connection flow-control windows).  Connections with no
+ * open stream for NET__IDLE_TIMEOUT_S get a GOAWAY and are closed.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <nghttp2/nghttp2.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "core/buf.h"
+#include "core/tlog.h"
+#include "net/net_int.h"
+
+#define H2_MAX_LOOPS 8
+#define H2_MAX_STREAMS 128
+#define H2_MAX_HEADER_BYTES (64 * 1024)
+#define H2_STREAM_WINDOW (1 << 20)        /* we consume at once, so large windows cost nothing */
+#define H2_CONN_WINDOW (16 << 20)
+#define H2_READ_CHUNK (64 * 1024)
+#define H2_OUT_BATCH (64 * 1024)
+#define H2_EVENTS 64
+#define NOPOS ((size_t)-1)
+
+enum { S_READING = 0, S_HANDLER, S_DEFERRED, S_RESPONDING };
+
+typedef struct h2_conn h2_conn_t;
+typedef struct h2_loop h2_loop_t;
+
+typedef struct h2_stream {
+    net_req_t pub;                /* first: net_req_t * <-> h2_stream_t * */
+    h2_loop_t *loop;
+    h2_conn_t *conn;              /* NULL once orphaned (see the file comment) */
+    int32_t id;
+    int state;
+    struct h2_stream *prev, *next; /* conn->streams */
+    struct h2_stream *rnext;       /* loop->rhead queue (under loop->mu) */
+    size_t body_cap, expect;
+    size_t resp_off;               /* bytes of pub.out handed to nghttp2 */
+    /* Header text: "name\0value\0" pairs, pseudo-header values kept at the offsets below. */
+    tr_buf hs;
+    size_t n_hs;
+    size_t off_method, off_path, off_query, off_auth;
+    int has_host;
+} h2_stream_t;
+
+struct h2_conn {
+    h2_loop_t *loop;
+    int fd;
+    nghttp2_session *ses;
+    h2_stream_t *streams;          /* open streams, and deferred ones not yet orphaned */
+    uint8_t *out;                  /* produced by nghttp2, not yet written */
+    size_t out_off, out_len, out_cap;
+    int pollout;                   /* EPOLLOUT registered */
+    int dirty;                     /* on the loop's to-flush list */
+    int closed;                    /* on the loop's dead list, freed after this epoll batch */
+    h2_conn_t *dnext;
+    h2_conn_t *prev, *next;        /* loop->conns */
+    long long last_active_s;
+    char remote[64];
+};
+
+struct h2_loop {
+    net__h2_t *h2;
+    net_server_t *srv;
+    pthread_t th;
+    int started;
+    int ep, efd;
+    pthread_mutex_t mu;            /* guards rhead/rtail, adopt, stop */
+    h2_stream_t *rhead, *rtail;    /* resumed, waiting for the loop */
+    h2_conn_t *adopt;              /* sockets handed over by the acceptor */
+    int stop;
+    h2_conn_t *conns;              /* loop thread only */
+    h2_conn_t *dead;               /* closed, freed at the end of the epoll batch */
+    uint8_t rbuf[H2_READ_CHUNK];
+    long long date_s;              /* cached Date header value */
+    char date[40];
+};
+
+struct net__h2 {
+    net_server_t *srv;
+    int n;
+    atomic_uint next;
+    nghttp2_session_callbacks *cbs;
+    h2_loop_t loops[H2_MAX_LOOPS];
+};
+
+static void h2_resume(net_req_t *req);
+static void conn_close(h2_conn_t *c);
+
+/* ---- small helpers --------------------------------------------------------------------------- */
+
+static long long mono_s(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec;
+}
+
+static void loop_wake(h2_loop_t *l) {
+    uint64_t one = 1;
+    ssize_t w = write(l->efd, &one, sizeof one);
+    (void)w;  /* EAGAIN: the counter is already non-zero, the loop will wake anyway */
+}
+
+static void set_pollout(h2_conn_t *c, int on) {
+    if (c->pollout == on) return;
+    struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
+    if (epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->pollout = on;
+}
+
+static const char *loop_date(h2_loop_t *l) {
+    time_t now = time(NULL);
+    if ((long long)now != l->date_s) {
+        struct tm tm;
+        gmtime_r(&now, &tm);
+        strftime(l->date, sizeof l->date, "%a, %d %b %Y %H:%M:%S GMT", &tm);
+        l->date_s = (long long)now;
+    }
+    return l->date;
+}
+
+/* ---- streams --------------------------------------------------------------------------------- */
+
+static void stream_unlink(h2_stream_t *st) {
+    h2_conn_t *c = st->conn;
+    if (!c) return;
+    if (st->prev) st->prev->next = st->next;
+    else c->streams = st->next;
+    if (st->next) st->next->prev = st->prev;
+    st->prev = st->next = NULL;
+}
+
+static void stream_free(h2_stream_t *st) {
+    net__body_release(st->loop->srv, &st->pub, &st->body_cap);
+    free(st->pub.headers);
+    tr_buf_free(&st->hs);
+    net__resp_free(&st->pub);
+    free(st);
+}
+
+/* A stream is going away on the network side: free it, unless a resumer still owns it. */
+static void stream_drop(h2_stream_t *st) {
+    stream_unlink(st);
+    st->conn = NULL;
+    if (st->state != S_DEFERRED) stream_free(st);
+}
+
+static size_t hs_put(h2_stream_t *st, const uint8_t *p, size_t n) {
+    size_t off = st->hs.len;
+    tr_buf_append(&st->hs, p, n);
+    tr_buf_append(&st->hs, "", 1);  /* keep the NUL in the text */
+    return off;
+}
+
+static int is_hop_header(const char *name) {
+    return !strcasecmp(name, "connection") || !strcasecmp(name, "keep-alive") ||
+           !strcasecmp(name, "transfer-encoding") || !strcasecmp(name, "upgrade") ||
+           !strcasecmp(name, "proxy-connection");
+}
+
+static ssize_t body_read(nghttp2_session *ses, int32_t id, uint8_t *buf, size_t len,
+                         uint32_t *flags, nghttp2_data_source *src, void *ud) {
+    (void)ses;
+    (void)id;
+    (void)ud;
+    h2_stream_t *st = src->ptr;
+    size_t left = st->pub.out.len - st->resp_off;
+    size_t n = left < len ? left : len;
+    if (n) memcpy(buf, st->pub.out.data + st->resp_off, n);
+    st->resp_off += n;
+    if (st->resp_off == st->pub.out.len) *flags |= NGHTTP2_DATA_FLAG_EOF;
+    return (ssize_t)n;
+}
+
+/* Queue the response the handler (or finish) filled.  Network thread, conn alive. */
+static void stream_respond(h2_stream_t *st) {
+    h2_conn_t *c = st->conn;
+    net_req_t *r = &st->pub;
+    st->state = S_RESPONDING;
+    /* The request body is not needed any more: give its budget back early. */
+    net__body_release(c->loop->srv, r, &st->body_cap);
+
+    char status[8], clen[24], names[NET_MAX_RESP_HEADERS][64];
+    nghttp2_nv nv[4 + NET_MAX_RESP_HEADERS];
+    size_t n = 0;
+#define NV(nm, nmlen, val)                                                                       \
+    do {                                                                                         \
+        nv[n].name = (uint8_t *)(nm);                                                            \
+        nv[n].namelen = (nmlen);                                                                 \
+        nv[n].value = (uint8_t *)(val);                                                          \
+        nv[n].valuelen = strlen(val);                                                            \
+        nv[n].flags = NGHTTP2_NV_FLAG_NONE;                                                      \
+        n++;                                                                                     \
+    } while (0)
+    int code = r->status >= 100 && r->status <= 999 ? r->status : 500;
+    snprintf(status, sizeof status, "%d", code);
+    NV(":status", 7, status);
+    NV("date", 4, loop_date(c->loop));
+    if (r->content_type) NV("content-type", 12, r->content_type);
+    snprintf(clen, sizeof clen, "%zu", r->out.len);
+    NV("content-length", 14, clen);
+    for (int i = 0; i < r->n_resp_hdr; i++) {
+        const char *name = r->resp_hdr_name[i];
+        size_t k = strlen(name);
+        if (k == 0 || k >= sizeof names[i] || is_hop_header(name)) continue;
+        for (size_t j = 0; j < k; j++) /* HTTP/2 field names are lowercase (RFC 9113 8.2.1) */
+            names[i][j] = (char)(name[j] >= 'A' && name[j] <= 'Z' ? name[j] + 32 : name[j]);
+        NV(names[i], k, r->resp_hdr_value[i]);
+    }
+#undef NV
+    nghttp2_data_provider dp = {.source.ptr = st, .read_callback = body_read};
+    int body = r->out.len && strcmp(r->method, "HEAD") != 0;
+    int rc = nghttp2_submit_response(c->ses, st->id, nv, n, body ? &dp : NULL);
+    if (rc != 0) {
+        tr_debug("http2", "%s: stream %d: cannot queue the response (%s)", c->remote, st->id,
+                 nghttp2_strerror(rc));
+        nghttp2_submit_rst_stream(c->ses, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_INTERNAL_ERROR);
+        if (!nghttp2_session_find_stream(c->ses, st->id)) stream_drop(st);
+    }
+}
+
+/* END_STREAM seen: present the request to the handler. */
+static void stream_dispatch(h2_stream_t *st) {
+    net_server_t *s = st->loop->srv;
+    net_req_t *r = &st->pub;
+    char *hs = st->hs.data;
+    size_t n = st->n_hs + (st->has_host || st->off_auth == NOPOS ? 0 : 1);
+    r->headers = calloc(n ? n : 1, sizeof *r->headers);
+    if (!r->headers) abort();
+    size_t k = 0, off = 0;
+    if (!st->has_host && st->off_auth != NOPOS) {
+        r->headers[k].name = "host";
+        r->headers[k].value = hs + st->off_auth;
+        k++;
+    }
+    /* Regular headers were stored as "name\0value\0"; pseudo-header values sit among them. */
+    for (size_t i = 0; i < st->n_hs; i++) {
+        while (off == st->off_method || off == st->off_path || off == st->off_query ||
+               off == st->off_auth)
+            off += strlen(hs + off) + 1;
+        r->headers[k].name = hs + off;
+        off += strlen(hs + off) + 1;
+        r->headers[k].value = hs + off;
+        off += strlen(hs + off) + 1;
+        k++;
+    }
+    r->n_headers = k;
+    r->method = st->off_method != NOPOS ? hs + st->off_method : "GET";
+    r->path = st->off_path != NOPOS ? hs + st->off_path : "/";
+    r->query = st->off_query != NOPOS ? hs + st->off_query : "";
+    if (!r->body) {
+        r->body = calloc(1, 1);
+        if (!r->body) abort();
+    }
+    st->state = S_HANDLER;
+    if (s->o.handler(s->o.handler_arg, r) == NET_DEFER) {
+        st->state = S_DEFERRED;
+        return;
+    }
+    stream_respond(st);
+}
+
+/* ---- nghttp2 callbacks (loop thread, inside mem_recv / mem_send) ----------------------------- */
+
+static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
+    h2_conn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    h2_stream_t *st = calloc(1, sizeof *st);
+    if (!st) abort();
+    st->loop = c->loop;
+    st->conn = c;
+    st->id = f->hd.stream_id;
+    st->off_method = st->off_path = st->off_query = st->off_auth = NOPOS;
+    st->pub.status = 200;
+    st->pub.resume_fn = h2_resume;
+    memcpy(st->pub.remote, c->remote, sizeof st->pub.remote);
+    st->next = c->streams;
+    if (c->streams) c->streams->prev = st;
+    c->streams = st;
+    nghttp2_session_set_stream_user_data(ses, st->id, st);
+    return 0;
+}
+
+static int on_header(nghttp2_session *ses, const nghttp2_frame *f, const uint8_t *name,
+                     size_t namelen, const uint8_t *value, size_t valuelen, uint8_t flags,
+                     void *ud) {
+    (void)flags;
+    (void)ud;
+    if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
+    if (!st) return 0;
+    if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES)
+        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  /* resets this stream only */
+    if (namelen && name[0] == ':') {
+        if (namelen == 7 && !memcmp(name, ":method", 7)) {
+            st->off_method = hs_put(st, value, valuelen);
+        } else if (namelen == 5 && !memcmp(name, ":path", 5)) {
+            const uint8_t *q = memchr(value, '?', valuelen);
+            size_t plen = q ? (size_t)(q - value) : valuelen;
+            st->off_path = hs_put(st, value, plen);
+            if (q) st->off_query = hs_put(st, q + 1, valuelen - plen - 1);
+        } else if (namelen == 10 && !memcmp(name, ":authority", 10)) {
+            st->off_auth = hs_put(st, value, valuelen);
+        }
+        return 0;  /* :scheme, :protocol: not presented */
+    }
+    hs_put(st, name, namelen);
+    size_t voff = hs_put(st, value, valuelen);
+    st->n_hs++;
+    if (namelen == 4 && !memcmp(name, "host", 4)) st->has_host = 1;
+    if (namelen == 14 && !memcmp(name, "content-length", 14)) {
+        st->expect = strtoull(st->hs.data + voff, NULL, 10);
+        if (st->expect > st->loop->srv->o.max_body) st->pub.reject = NET_REJECT_TOO_BIG;
+    }
+    return 0;
+}
+
+static int on_data_chunk(nghttp2_session *ses, uint8_t flags, int32_t id, const uint8_t *data,
+                         size_t len, void *ud) {
+    (void)flags;
+    (void)ud;
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, id);
+    if (st && st->state == S_READING)
+        net__body_append(st->loop->srv, &st->pub, &st->body_cap, st->expect, data, len);
+    return 0;
+}
+
+static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
+    (void)ud;
+    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
+    if (st && st->state == S_READING) stream_dispatch(st);
+    return 0;
+}
+
+static int on_stream_close(nghttp2_session *ses, int32_t id, uint32_t code, void *ud) {
+    (void)code;
+    (void)ud;
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, id);
+    if (!st) return 0;
+    nghttp2_session_set_stream_user_data(ses, id, NULL);
+    stream_drop(st);
+    return 0;
+}
+
+/* ---- connections ----------------------------------------------------------------------------- */
+
+static void out_append(h2_conn_t *c, const uint8_t *p, size_t n) {
+    if (c->out_off && c->out_len + n > c->out_cap) {
+        memmove(c->out, c->out + c->out_off, c->out_len - c->out_off);
+        c->out_len -= c->out_off;
+        c->out_off = 0;
+    }
+    if (c->out_len + n > c->out_cap) {
+        size_t cap = c->out_cap ? c->out_cap : 16384;
+        while (cap < c->out_len + n) cap *= 2;
+        uint8_t *o = realloc(c->out, cap);
+        if (!o) abort();
+        c->out = o;
+        c->out_cap = cap;
+    }
+    memcpy(c->out + c->out_len, p, n);
+    c->out_len += n;
+}
+
+/* Move nghttp2's output to the socket until it is drained or the socket is full.  -1: the
+ * connection is broken (close it). */
+static int conn_flush(h2_conn_t *c) {
+    for (;;) {
+        while (c->out_len - c->out_off < H2_OUT_BATCH) {
+            const uint8_t *d;
+            ssize_t n = nghttp2_session_mem_send(c->ses, &d);
+            if (n < 0) {
+                tr_debug("http2", "%s: %s", c->remote, nghttp2_strerror((int)n));
+                return -1;
+            }
+            if (n == 0) break;
+            out_append(c, d, (size_t)n);
+        }
+        if (c->out_len == c->out_off) {
+            c->out_off = c->out_len = 0;
+            set_pollout(c, 0);
+            return 0;
+        }
+        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) {
+                set_pollout(c, 1);
+                return 0;
+            }
+            return -1;
+        }
+        c->out_off += (size_t)w;
+        if (c->out_off == c->out_len) c->out_off = c->out_len = 0;
+    }
+}
+
+/* Flush, then close when nghttp2 says the session is over.  Returns 0 if c is still alive. */
+static int conn_settle(h2_conn_t *c) {
+    if (c->closed) return -1;
+    if (conn_flush(c) != 0 ||
+        (!nghttp2_session_want_read(c->ses) && !nghttp2_session_want_write(c->ses) &&
+         c->out_len == c->out_off)) {
+        conn_close(c);
+        return -1;
+    }
+    return 0;
+}
+
+/* Close the socket and drop the streams now; the struct itself is freed by loop_reap, after
+ * every event of the current epoll batch has been looked at (a later event may name c). */
+static void conn_close(h2_conn_t *c) {
+    h2_loop_t *l = c->loop;
+    if (c->closed) return;
+    c->closed = 1;
+    epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    while (c->streams) {
+        h2_stream_t *st = c->streams;
+        nghttp2_session_set_stream_user_data(c->ses, st->id, NULL);
+        stream_drop(st);
+    }
+    nghttp2_session_del(c->ses);
+    c->ses = NULL;
+    if (c->prev) c->prev->next = c->next;
+    else l->conns = c->next;
+    if (c->next) c->next->prev = c->prev;
+    c->prev = NULL;
+    c->next = l->dead;
+    l->dead = c;
+    atomic_fetch_sub(&l->srv->live, 1);
+}
+
+static void loop_reap(h2_loop_t *l) {
+    while (l->dead) {
+        h2_conn_t *c = l->dead;
+        l->dead = c->next;
+        free(c->out);
+        free(c);
+    }
+}
+
+/* Loop thread: set up a session for an adopted socket.  The preface is still in the socket:
+ * nghttp2 reads and checks it. */
+static void conn_open(h2_loop_t *l, h2_conn_t *c) {
+    c->loop = l;
+    c->last_active_s = mono_s();
+    if (nghttp2_session_server_new(&c->ses, l->h2->cbs, c) != 0) goto fail;
+    nghttp2_settings_entry iv[] = {
+        {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
+        {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
+        {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADER_BYTES},
+    };
+    if (nghttp2_submit_settings(c->ses, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
+        nghttp2_session_set_local_window_size(c->ses, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
+        goto fail;
+    int one = 1;
+    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+    c->next = l->conns;
+    if (l->conns) l->conns->prev = c;
+    l->conns = c;
+    conn_settle(c);  /* our SETTINGS go out now */
+    return;
+fail:
+    tr_warn("http2", "%s: cannot set up an HTTP/2 session (out of memory or file descriptors); "
+            "the connection is closed, the client will retry", c->remote);
+    if (c->ses) nghttp2_session_del(c->ses);
+    close(c->fd);
+    free(c);
+    atomic_fetch_sub(&l->srv->live, 1);
+}
+
+static void conn_readable(h2_conn_t *c, int hup) {
+    ssize_t n = recv(c->fd, c->loop->rbuf, sizeof c->loop->rbuf, 0);
+    if (n < 0 && !hup && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
+    if (n <= 0) {
+        conn_close(c);  /* peer closed or reset: deferred streams are orphaned */
+        return;
+    }
+    c->last_active_s = mono_s();
+    ssize_t r = nghttp2_session_mem_recv(c->ses, c->loop->rbuf, (size_t)n);
+    if (r < 0) {
+        tr_debug("http2", "%s: protocol error: %s", c->remote, nghttp2_strerror((int)r));
+        conn_flush(c);  /* best effort: nghttp2 may have queued a GOAWAY saying why */
+        conn_close(c);
+        return;
+    }
+    conn_settle(c);
+}
+
+/* ---- the loop -------------------------------------------------------------------------------- */
+
+static void h2_resume(net_req_t *req) {
+    h2_stream_t *st = (h2_stream_t *)req;
+    h2_loop_t *l = st->loop;
+    pthread_mutex_lock(&l->mu);
+    int was_empty = l->rhead == NULL;
+    st->rnext = NULL;
+    if (l->rtail) l->rtail->rnext = st;
+    else l->rhead = st;
+    l->rtail = st;
+    pthread_mutex_unlock(&l->mu);
+    if (was_empty) loop_wake(l);
+}
+
+/* Returns 1 when the loop must stop. */
+static int loop_drain_queues(h2_loop_t *l) {
+    uint64_t v;
+    ssize_t rd = read(l->efd, &v, sizeof v);
+    (void)rd;
+    pthread_mutex_lock(&l->mu);
+    h2_stream_t *rs = l->rhead;
+    h2_conn_t *ad = l->adopt;
+    int stop = l->stop;
+    l->rhead = l->rtail = NULL;
+    l->adopt = NULL;
+    pthread_mutex_unlock(&l->mu);
+
+    while (ad) {
+        h2_conn_t *c = ad;
+        ad = ad->next;
+        c->next = NULL;
+        if (stop) {
+            close(c->fd);
+            free(c);
+            atomic_fetch_sub(&l->srv->live, 1);
+        } else {
+            conn_open(l, c);
+        }
+    }
+    h2_conn_t *dirty = NULL;
+    while (rs) {
+        h2_stream_t *st = rs;
+        rs = rs->rnext;
+        if (!st->conn || stop) {  /* client went away (or we are stopping): nobody to answer */
+            tr_debug("http2", "%s: stream %d: the client went away before its answer was ready",
+                     st->pub.remote, st->id);
+            stream_unlink(st);
+            st->conn = NULL;
+            stream_free(st);
+            continue;
+        }
+        if (st->pub.finish) st->pub.finish(&st->pub);
+        stream_respond(st);
+        h2_conn_t *c = st->conn;
+        if (c && !c->dirty) {
+            c->dirty = 1;
+            c->dnext = dirty;
+            dirty = c;
+        }
+    }
+    while (dirty) {
+        h2_conn_t *c = dirty;
+        dirty = c->dnext;
+        c->dirty = 0;
+        conn_settle(c);
+    }
+    return stop;
+}
+
+static void loop_sweep_idle(h2_loop_t *l, long long now) {
+    for (h2_conn_t *c = l->conns, *next; c; c = next) {
+        next = c->next;
+        if (c->streams || now - c->last_active_s < NET__IDLE_TIMEOUT_S) continue;
+        nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
+        conn_flush(c);
+        conn_close(c);
+    }
+}
+
+static void *loop_main(void *arg) {
+    h2_loop_t *l = arg;
+    struct epoll_event ev[H2_EVENTS];
+    long long last_sweep = mono_s();
+    for (;;) {
+        int n = epoll_wait(l->ep, ev, H2_EVENTS, 1000);
+        if (n < 0 && errno != EINTR) {
+            tr_error("http2", "epoll_wait: %s; HTTP/2 connections on this loop stop being served",
+                     strerror(errno));
+            break;
+        }
+        int stop = 0;
+        for (int i = 0; i < n; i++)
+            if (!ev[i].data.ptr) stop = loop_drain_queues(l);
+        if (stop) break;
+        for (int i = 0; i < n; i++) {
+            h2_conn_t *c = ev[i].data.ptr;
+            if (!c || c->closed) continue;  /* closed earlier in this batch */
+            if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+                conn_readable(c, (ev[i].events & (EPOLLHUP | EPOLLERR)) != 0);
+                continue;  /* it flushed (or closed) */
+            }
+            if (ev[i].events & EPOLLOUT) conn_settle(c);
+        }
+        long long now = mono_s();
+        if (now != last_sweep) {
+            last_sweep = now;
+            loop_sweep_idle(l, now);
+        }
+        loop_reap(l);
+    }
+    while (l->conns) conn_close(l->conns);
+    /* Resumed streams (orphaned by the closes above or not) are ours now: free them. */
+    loop_drain_queues(l);
+    loop_reap(l);
+    return NULL;
+}
+
+/* ---- public (to src/net) --------------------------------------------------------------------- */
+
+void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer) {
+    h2_conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        atomic_fetch_sub(&h->srv->live, 1);
+        return;
+    }
+    c->fd = fd;
+    if (peer && peer->sin_family == AF_INET)
+        inet_ntop(AF_INET, &peer->sin_addr, c->remote, sizeof c->remote);
+    h2_loop_t *l = &h->loops[atomic_fetch_add(&h->next, 1) % (unsigned)h->n];
+    pthread_mutex_lock(&l->mu);
+    c->next = l->adopt;
+    l->adopt = c;
+    pthread_mutex_unlock(&l->mu);
+    loop_wake(l);
+}
+
+int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err) {
+    if (loops < 1) loops = 1;
+    if (loops > H2_MAX_LOOPS) loops = H2_MAX_LOOPS;
+    net__h2_t *h = calloc(1, sizeof *h);
+    if (!h) return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP/2 loops");
+    h->srv = srv;
+    if (nghttp2_session_callbacks_new(&h->cbs) != 0) {
+        free(h);
+        return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP/2 loops");
+    }
+    nghttp2_session_callbacks_set_on_begin_headers_callback(h->cbs, on_begin_headers);
+    nghttp2_session_callbacks_set_on_header_callback(h->cbs, on_header);
+    nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h->cbs, on_data_chunk);
+    nghttp2_session_callbacks_set_on_frame_recv_callback(h->cbs, on_frame_recv);
+    nghttp2_session_callbacks_set_on_stream_close_callback(h->cbs, on_stream_close);
+    for (int i = 0; i < loops; i++) {
+        h2_loop_t *l = &h->loops[i];
+        l->h2 = h;
+        l->srv = srv;
+        l->ep = epoll_create1(EPOLL_CLOEXEC);
+        l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+        pthread_mutex_init(&l->mu, NULL);
+        h->n = i + 1;
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+        int e = 0;
+        if (l->ep < 0 || l->efd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) != 0)
+            e = errno;
+        else if ((e = pthread_create(&l->th, NULL, loop_main, l)) == 0)
+            l->started = 1;
+        if (e) {
+            net__h2_stop(h);
+            return tr_err_set(err, TR_EIO, "cannot start an HTTP/2 event loop: %s; raise the "
+                              "process's thread or file-descriptor limit (ulimit -u / -n)",
+                              strerror(e));
+        }
+    }
+    *out = h;
+    return 0;
+}
+
+void net__h2_stop(net__h2_t *h) {
+    if (!h) return;
+    for (int i = 0; i < h->n; i++) {
+        h2_loop_t *l = &h->loops[i];
+        if (!l->started) continue;
+        pthread_mutex_lock(&l->mu);
+        l->stop = 1;
+        pthread_mutex_unlock(&l->mu);
+        loop_wake(l);
+    }
+    for (int i = 0; i < h->n; i++) {
+        h2_loop_t *l = &h->loops[i];
+        if (l->started) pthread_join(l->th, NULL);
+        if (l->ep >= 0) close(l->ep);
+        if (l->efd >= 0) close(l->efd);
+        pthread_mutex_destroy(&l->mu);
+    }
+    nghttp2_session_callbacks_del(h->cbs);
+    free(h);
+}

@@ -1,0 +1,77 @@
+/*
+ * net_int.h -- private to src/net: what http.c (the front door, HTTP/1.1 on libmicrohttpd)
+ * and h2.c (cleartext HTTP/2 on nghttp2) share.  Not API: nothing outside src/net includes it.
+ *
+ * One listening socket serves both protocols.  http.c owns it and runs the acceptor thread: it
+ * accepts, peeks at the first bytes without consuming them (MSG_PEEK, bounded by
+ * NET__SNIFF_TIMEOUT_MS), and hands the socket either to libmicrohttpd (MHD_add_connection) or,
+ * when they are the HTTP/2 connection preface, to h2.c (net__h2_adopt).  Both halves build the
+ * same net_req_t, admit bodies against the same budget (net__body_append) and free responses
+ * the same way (net__resp_free).
+ */
+#ifndef NET_INT_H
+#define NET_INT_H
+
+#include <netinet/in.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+
+#include "core/err.h"
+#include "net/http.h"
+
+/* The client connection preface of RFC 9113 section 3.4 ("prior knowledge"). */
+#define NET__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
+#define NET__H2_PREFACE_LEN 24
+/* A connection that has not sent enough bytes to tell its protocol in this time is closed (the
+ * same idle bound libmicrohttpd applies to HTTP/1.1 connections). */
+#define NET__SNIFF_TIMEOUT_MS 120000
+#define NET__IDLE_TIMEOUT_S 120
+
+typedef struct net__h2 net__h2_t;
+typedef struct net__pend net__pend_t;
+
+struct net_server {
+    net_opts_t o;                /* defaults filled in */
+    struct MHD_Daemon *d;        /* HTTP/1.1: started without a listening socket */
+    net__h2_t *h2;               /* HTTP/2 event loops */
+    int lfd;                     /* the listening socket (acceptor's) */
+    int port;
+    atomic_size_t inflight;      /* request-body bytes admitted, all protocols */
+    atomic_int live;             /* connections held by the acceptor or by h2.c */
+    atomic_int mhd_live;         /* connections held by libmicrohttpd */
+    /* acceptor thread (http.c); all but a_wake are the acceptor's own */
+    pthread_t a_thread;
+    int a_started;
+    int a_ep, a_wake;            /* epoll set; eventfd written by net_server_stop */
+    int a_paused;                /* listening socket out of the epoll set (at the limit) */
+    net__pend_t *a_head, *a_tail; /* sockets whose protocol is not known yet, oldest first */
+};
+
+/* ---- request bodies: admission against opts.max_body and opts.max_inflight_bytes ---------- */
+
+/* Append n bytes to req->body.  *cap is the number of bytes this request has charged to the
+ * server's in-flight budget (0 at first); expect the announced Content-Length (0 if none), used
+ * to size the first allocation.  Over max_body sets req->reject = NET_REJECT_TOO_BIG, over the
+ * budget NET_REJECT_OVERLOAD; either way the body is dropped and later chunks are ignored.
+ * Allocation failure aborts (the sizes are bounded by the budget). */
+void net__body_append(net_server_t *s, net_req_t *req, size_t *cap, size_t expect,
+                      const void *data, size_t n);
+/* Free req->body and give its charge back.  Idempotent. */
+void net__body_release(net_server_t *s, net_req_t *req, size_t *cap);
+/* Free what the handler attached: out buffer, response header values, state (state_free). */
+void net__resp_free(net_req_t *req);
+
+/* ---- HTTP/2 (h2.c) ----------------------------------------------------------------------- */
+
+/* Start `loops` event-loop threads (1..8).  TR_ENOMEM / TR_EIO with a message. */
+int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err);
+/* Take over an accepted, non-blocking socket whose first bytes are the preface (not yet
+ * consumed).  Always takes ownership of fd (closes it on failure).  Any thread; the caller has
+ * already counted the connection in srv->live (h2.c uncounts it when it closes). */
+void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer);
+/* Close every HTTP/2 connection and join the loops.  Requests deferred and not yet resumed are
+ * abandoned (net_server_stop's contract: resume them first).  Accepts NULL. */
+void net__h2_stop(net__h2_t *h);
+
+#endif
