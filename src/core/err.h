@@ -39,7 +39,10 @@
     X(CLOSED, -18, "closed")                                                                       \
     X(INTERNAL, -19, "internal error")                                                             \
     X(AGAIN, -20, "try again")                                                                     \
-    X(VALIDATION, -21, "validation failed")
+    X(VALIDATION, -21, "validation failed")                                                        \
+    X(CONDITION, -22, "conditional check failed")                                                  \
+    X(TXN_CANCELED, -23, "transaction canceled")                                                   \
+    X(IDEMPOTENCY, -24, "idempotency token reused with different parameters")
 
 enum {
 #define TR__ERR_ENUM(name, val, desc) TR_E##name = (val),
