@@ -22,9 +22,14 @@
 #include <unistd.h>
 
 #include "api/api.h"
+#include "cli/cli.h"
 #include "core/tlog.h"
+#include "fn/esm.h"
+#include "fn/fn.h"
+#include "fn/native.h"
 #include "log/slog.h"
 #include "net/http.h"
+#include "table/tbl.h"
 
 #define DEFAULT_DATA "./tributary-data"
 #define DEFAULT_PORT 4566
@@ -144,6 +149,9 @@ static void serve_usage(FILE *o) {
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
             "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
+            "  --lambda-concurrency N  concurrent Lambda invocations, all functions (64)\n"
+            "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
+            "  --esm-age-unit-ms MS  length of a MaximumRecordAgeInSeconds second (1000; tests)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -155,12 +163,17 @@ static int cmd_serve(int argc, char **argv) {
     const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
     int port = DEFAULT_PORT, threads = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
+    long long fn_concurrency = 64, fn_retry_ms = 60000;
+    long long esm_age_unit_ms = 1000;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
         {"iterator-ttl", required_argument, 0, 'I'}, {"max-pending-mb", required_argument, 0, 'P'},
-        {"max-inflight-mb", required_argument, 0, 'F'}, {0, 0, 0, 0}};
+        {"max-inflight-mb", required_argument, 0, 'F'},
+        {"lambda-concurrency", required_argument, 0, 'L'},
+        {"lambda-retry-ms", required_argument, 0, 'R'},
+        {"esm-age-unit-ms", required_argument, 0, 'A'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -202,6 +215,25 @@ static int cmd_serve(int argc, char **argv) {
             else inflight_mb = v;
             break;
         }
+        case 'L':
+        case 'R': {
+            long long v = strtoll(optarg, &end, 10);
+            if (*end || v < 1 || v > (ch == 'L' ? 100000 : 86400000)) {
+                fprintf(stderr, "tributary serve: --%s %s is out of range\n",
+                        ch == 'L' ? "lambda-concurrency" : "lambda-retry-ms", optarg);
+                return 2;
+            }
+            if (ch == 'L') fn_concurrency = v;
+            else fn_retry_ms = v;
+            break;
+        }
+        case 'A':
+            esm_age_unit_ms = strtoll(optarg, &end, 10);
+            if (*end || esm_age_unit_ms < 1 || esm_age_unit_ms > 1000) {
+                fprintf(stderr, "tributary serve: --esm-age-unit-ms %s must be 1-1000\n", optarg);
+                return 2;
+            }
+            break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -247,6 +279,54 @@ static int cmd_serve(int argc, char **argv) {
         return 1;
     }
     tr_info("main", "stream engine open in %s (%.1f ms)", data, (tr_mono_ns() - t0) / 1e6);
+    char tbldir[4096];
+    snprintf(tbldir, sizeof tbldir, "%s/tables", data);
+    tbl_opts_t to;
+    memset(&to, 0, sizeof to);
+    t0 = tr_mono_ns();
+    if (tbl_open(tbldir, &to, &ctx.tbl, &err)) {
+        tr_error("main", "cannot open the table engine in %s: %s", tbldir, err.msg);
+        slog_close(ctx.slog);
+        return 1;
+    }
+    tr_info("main", "table engine open in %s (%.1f ms)", tbldir, (tr_mono_ns() - t0) / 1e6);
+
+    fn_opts_t fo;
+    memset(&fo, 0, sizeof fo);
+    fo.region = region;
+    fo.account_concurrency = (uint32_t)fn_concurrency;
+    fo.async_retry_ms = fn_retry_ms;
+    t0 = tr_mono_ns();
+    if (fn_open(data, &fo, &ctx.fn, &err)) {
+        tr_error("main", "cannot open the functions engine in %s/functions: %s", data, err.msg);
+        tbl_close(ctx.tbl);
+        slog_close(ctx.slog);
+        return 1;
+    }
+    tr_info("main", "functions engine open (%.1f ms)", (tr_mono_ns() - t0) / 1e6);
+    /* plug-in runtimes register here (fn_runtime_register), before fn_start */
+    /* The native C runtime (tributary.c1): .so handlers in supervised host processes. */
+    fn_native_t *native = NULL;
+    fn_native_opts_t nto = {.region = region};
+    if (fn_native_create(&nto, &native, &err) ||
+        fn_runtime_register(ctx.fn, fn_native_runtime(), native, &err)) {
+        tr_error("main", "cannot start the native function runtime: %s", err.msg);
+        fn_close(ctx.fn);
+        fn_native_destroy(native);
+        tbl_close(ctx.tbl);
+        slog_close(ctx.slog);
+        return 1;
+    }
+    /* Event-source mappings: Kinesis -> Lambda pollers, woken by the stream's append hook. */
+    esm_opts_t eo = {.region = region, .age_unit_ms = esm_age_unit_ms};
+    if (esm_open(data, ctx.slog, ctx.fn, &eo, &ctx.esm, &err)) {
+        tr_error("main", "cannot open the event source mappings: %s", err.msg);
+        fn_close(ctx.fn);
+        fn_native_destroy(native);
+        tbl_close(ctx.tbl);
+        slog_close(ctx.slog);
+        return 1;
+    }
 
     signal(SIGPIPE, SIG_IGN);
     struct sigaction sa;
@@ -257,9 +337,35 @@ static int cmd_serve(int argc, char **argv) {
 
     net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
                      .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20};
+    /* The Lambda Runtime API: its own listener, loopback only, ephemeral port, no SigV4. */
+    net_opts_t ro = {.bind = "127.0.0.1", .port = 0, .threads = threads,
+                     .handler = api_runtime_handle, .handler_arg = &ctx};
+    net_server_t *rsrv = NULL;
+    char rapi[64];
+    if (net_server_start(&ro, &rsrv, &err) ||
+        (snprintf(rapi, sizeof rapi, "127.0.0.1:%d", net_server_port(rsrv)),
+         fn_start(ctx.fn, rapi, &err))) {
+        tr_error("main", "cannot start the Lambda Runtime API: %s", err.msg);
+        esm_close(ctx.esm);
+        fn_shutdown(ctx.fn);
+        net_server_stop(rsrv);
+        fn_close(ctx.fn);
+        fn_native_destroy(native);
+        tbl_close(ctx.tbl);
+        slog_close(ctx.slog);
+        return 1;
+    }
+    tr_info("main", "Lambda Runtime API on %s", rapi);
+    if (esm_start(ctx.esm, &err)) tr_error("main", "event source mappings: %s", err.msg);
     net_server_t *srv;
     if (net_server_start(&no, &srv, &err)) {
         tr_error("main", "%s", err.msg);
+        esm_close(ctx.esm);
+        fn_shutdown(ctx.fn);
+        net_server_stop(rsrv);
+        fn_close(ctx.fn);
+        fn_native_destroy(native);
+        tbl_close(ctx.tbl);
         slog_close(ctx.slog);
         return 1;
     }
@@ -270,9 +376,17 @@ static int cmd_serve(int argc, char **argv) {
     tr_info("main", "shutting down: finishing requests in progress");
     atomic_store(&gate_closing, 1);
     while (atomic_load(&gate_active) > 0) usleep(1000);
+    esm_close(ctx.esm);     /* pollers stop (invocations in flight finish), checkpoints flushed */
+    ctx.esm = NULL;
+    fn_shutdown(ctx.fn);    /* instances killed; waiting invokes and /next polls answered */
+    net_server_stop(rsrv);  /* Runtime API handlers in flight have returned */
+    rsrv = NULL;
+    tbl_close(ctx.tbl);     /* queued table writes commit and resume their connections */
     slog_close(ctx.slog);   /* queued puts complete and resume their connections */
     usleep(50 * 1000);      /* let the network threads send those answers */
     net_server_stop(srv);
+    fn_close(ctx.fn);
+    fn_native_destroy(native);
     close(lockfd);
     tr_info("main", "stopped");
     return 0;
@@ -285,6 +399,7 @@ static void usage(FILE *o) {
             "usage: tributary <command> [options]\n\n"
             "commands:\n"
             "  serve     run the server (Kinesis API on one port, SigV4)\n"
+            "  logs      print a function's log: tributary logs FUNCTION [--follow]\n"
             "  help      this text\n\n"
             "`tributary <command> --help` describes a command.\n");
 }
@@ -295,6 +410,9 @@ int main(int argc, char **argv) {
         return 2;
     }
     if (!strcmp(argv[1], "serve")) return cmd_serve(argc - 1, argv + 1);
+    if (!strcmp(argv[1], "logs")) return cli_logs_main(argc - 1, argv + 1);
+    /* Hidden: the native runtime's supervised host process (src/fn/native_host.c). */
+    if (!strcmp(argv[1], FN_NATIVE_HOST_CMD)) return fn_native_host_main(argc, argv);
     if (!strcmp(argv[1], "help") || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         usage(stdout);
         return 0;

@@ -166,6 +166,7 @@ static const struct api_rpc {
     api_rpc_fn fn;
 } api_rpcs[] = {
     {"Kinesis_20131202.", "kinesis", "application/x-amz-json-1.1", api_kinesis_handle},
+    {"DynamoDB_20120810.", "dynamodb", "application/x-amz-json-1.0", api_dynamodb_handle},
 };
 
 /* REST protocols, chosen by path prefix (Lambda: "/2015-03-31/"). */
@@ -175,11 +176,22 @@ static const struct api_rest {
     const char *service;
     api_rest_fn fn;
 } api_rests[] = {
-    {NULL, NULL, NULL},
+    {"/2015-03-31/", "lambda", api_lambda_handle},
+    {"/2017-10-31/", "lambda", api_lambda_handle},   /* Put/DeleteFunctionConcurrency */
+    {"/2019-09-30/", "lambda", api_lambda_handle},   /* GetFunctionConcurrency */
+    {"/2014-11-13/", "lambda", api_lambda_handle},   /* InvokeAsync */
+    /* The longest matching prefix wins (rows are scanned in order, the last match is kept). */
+    {"/2015-03-31/event-source-mappings", "lambda", api_lambda_esm_handle},
 };
 
 int api_handle(void *arg, net_req_t *req) {
     api_ctx_t *ctx = arg;
+    /* No auth: Prometheus scrape endpoint (see api.h). */
+    if (!strcmp(req->path, "/metrics") && !strcmp(req->method, "GET")) {
+        int rc = api_metrics_handle(ctx, req);
+        if (ctx->esm) esm_metrics_prometheus(ctx->esm, &req->out);   /* IteratorAge & co */
+        return rc;
+    }
     const char *target = net_req_header(req, "X-Amz-Target");
     const struct api_rpc *rpc = NULL;
     const struct api_rest *rest = NULL;

@@ -4,8 +4,9 @@
  * api_handle() is the HTTP layer's handler.  For every request it:
  *   1. answers the cheap things that need no auth (nothing yet);
  *   2. verifies SigV4 against the configured keys (every request, no exceptions);
- *   3. routes by protocol: X-Amz-Target "Kinesis_20131202.*" -> the Kinesis adapter; anything
- *      else gets the JSON UnknownOperationException (S3, Lambda, DynamoDB come later);
+ *   3. routes by protocol: X-Amz-Target "Kinesis_20131202.*" -> the Kinesis adapter,
+ *      "DynamoDB_20120810.*" -> the DynamoDB adapter; anything else gets the JSON
+ *      UnknownOperationException (S3, Lambda come later);
  *   4. maps engine error codes (TR_E*) to the protocol's AWS error type and HTTP status -- in
  *      one table per adapter; engines never spell AWS names.
  *
@@ -20,8 +21,11 @@
 
 #include "core/buf.h"
 #include "core/err.h"
+#include "fn/esm.h"
+#include "fn/fn.h"
 #include "log/slog.h"
 #include "net/http.h"
+#include "table/tbl.h"
 
 #define API_ACCOUNT_ID "000000000000"
 
@@ -32,12 +36,15 @@ typedef struct api_key {
 
 typedef struct api_ctx {
     slog_t *slog;
+    tbl_t *tbl;                       /* DynamoDB table engine (DATA/tables) */
     const char *region;               /* ARNs and DescribeLimits use it */
     api_key_t *keys;                  /* accepted keys */
     size_t n_keys;
     uint8_t iter_key[32];             /* MAC key for shard iterators (random per data dir) */
     long long (*now_ms)(void);        /* clock (tests may replace) */
     long long iter_ttl_ms;            /* shard iterator lifetime; AWS: 300000 */
+    fn_t *fn;                         /* functions engine (Lambda); NULL: Lambda answers 503 */
+    esm_t *esm;                       /* event-source mappings (fn/esm.h); NULL: they answer 503 */
 } api_ctx_t;
 
 /* The net_handler_fn: arg is the api_ctx_t. */
@@ -53,6 +60,21 @@ void api_json_begin(net_req_t *req, const char *content_type);
 
 /* Kinesis adapter entry: target is the operation name after "Kinesis_20131202.". */
 int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
+/* DynamoDB adapter entry: target is the operation name after "DynamoDB_20120810.". */
+int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
+/* Lambda adapter entry (REST JSON; paths /2015-03-31/..., /2017-10-31/..., /2019-09-30/...,
+ * /2014-11-13/...). */
+int api_lambda_handle(api_ctx_t *ctx, net_req_t *req);
+/* Lambda's event-source-mapping operations (api/lambda_esm.c): api.c routes the path prefix
+ * /2015-03-31/event-source-mappings here, ahead of api_lambda_handle (whose table lists them
+ * too; those rows are not reached). */
+int api_lambda_esm_handle(api_ctx_t *ctx, net_req_t *req);
+/* The Lambda Runtime API listener's handler (a second net server on 127.0.0.1, ephemeral port,
+ * no SigV4 -- as on AWS); arg is the api_ctx_t. */
+int api_runtime_handle(void *arg, net_req_t *req);
+/* GET /metrics: Prometheus text, answered before SigV4 (like a scrape endpoint, it is
+ * unauthenticated; bind to 127.0.0.1 or firewall it). */
+int api_metrics_handle(api_ctx_t *ctx, net_req_t *req);
 /* Load or create the iterator MAC key in dir/iterator.key. */
 int api_iter_key_load(const char *dir, uint8_t key[32], tr_err *err);
 

@@ -9,10 +9,15 @@ kinesis_nv     same with client-side parameter validation off, so the server's o
 raw            RawClient: hand-signed JSON 1.1 requests (any header, date, key or body).
 make_stream    factory: creates a stream, waits ACTIVE, deletes it at teardown.
 private_server factory for a dedicated server the test may restart / kill (durability tests).
+ddb, ddb_nv    boto3 DynamoDB clients (ddb_nv: client-side validation off); ddb_res the resource.
+ddb_raw        RawClient for hand-signed DynamoDB JSON 1.0 requests.
+make_table     factory: creates a table (HASH [+ RANGE], PAY_PER_REQUEST by default), waits
+               ACTIVE, deletes it at teardown.
 """
 import pytest
 from botocore.exceptions import ClientError
 
+from helpers import dynamodb as d
 from helpers import kinesis as k
 from helpers import server as srv
 
@@ -107,3 +112,55 @@ def private_server(server):
     findings = "".join(s.close() for s in started)
     if findings:
         pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+
+
+# ---- DynamoDB ---------------------------------------------------------------------------------
+
+@pytest.fixture(scope="session")
+def ddb(server):
+    return d.make_client(server)
+
+
+@pytest.fixture(scope="session")
+def ddb_nv(server):
+    return d.make_client(server, validate=False)
+
+
+@pytest.fixture(scope="session")
+def ddb_res(server):
+    return d.make_resource(server)
+
+
+@pytest.fixture(scope="session")
+def ddb_raw(server):
+    return d.RawClient(server)
+
+
+@pytest.fixture
+def make_table(ddb, request):
+    """make_table(hash=("pk", "S"), range=None, **CreateTable members) -> table name."""
+    created = []
+
+    def make(hash=("pk", "S"), range=None, name=None, attrs=None, wait=True, **kw):
+        name = name or d.unique_table(request.node.name)
+        defs = {hash[0]: hash[1]}
+        if range:
+            defs[range[0]] = range[1]
+        defs.update(attrs or {})
+        args = {"TableName": name, "KeySchema": d.key_schema(hash[0], range and range[0]),
+                "AttributeDefinitions": d.attr_defs(**defs)}
+        if "ProvisionedThroughput" not in kw:
+            args["BillingMode"] = "PAY_PER_REQUEST"
+        args.update(kw)
+        ddb.create_table(**args)
+        created.append(name)
+        if wait:
+            d.wait_active(ddb, name)
+        return name
+
+    yield make
+    for name in created:
+        try:
+            ddb.delete_table(TableName=name)
+        except Exception:  # already deleted by the test, or the server is down
+            pass

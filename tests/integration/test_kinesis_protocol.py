@@ -38,7 +38,7 @@ def test_unknown_operation(raw):
 
 
 def test_unknown_service_prefix(raw):
-    raw.error(None, {}, "UnknownOperationException", target="DynamoDB_20120810.ListTables")
+    raw.error(None, {}, "UnknownOperationException", target="Frobnicate_20200101.ListThings")
 
 
 def test_unsupported_kinesis_operation(raw):

@@ -1,0 +1,137 @@
+"""DynamoDB test helpers: boto3 clients/resources, a raw signed JSON 1.0 caller, table factory.
+
+The raw caller reuses the Kinesis helper's SigV4 signer with service "dynamodb", target prefix
+"DynamoDB_20120810." and content type application/x-amz-json-1.0, so tests can send members the
+installed botocore lacks (botocore 1.29 has no ReturnValuesOnConditionCheckFailure on PutItem)
+and can look at raw bodies, headers (x-amz-crc32) and __type values.
+"""
+import datetime
+import re
+import time
+import uuid
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import ClientError
+
+from helpers import kinesis as k
+
+TARGET_PREFIX = "DynamoDB_20120810."
+JSON_CT = "application/x-amz-json-1.0"
+ERR_PREFIX = "com.amazonaws.dynamodb.v20120810#"
+VALIDATION_TYPE = "com.amazon.coral.validate#ValidationException"
+
+aws_error = k.aws_error
+
+
+def _session(server, access_key=None, secret_key=None):
+    return boto3.session.Session(
+        aws_access_key_id=access_key or server.access_key,
+        aws_secret_access_key=secret_key or server.secret_key,
+        aws_session_token=getattr(server, "session_token", None) if access_key is None else None,
+        region_name=server.region)
+
+
+def _config(validate=True, read_timeout=60, pool=16):
+    return Config(retries={"total_max_attempts": 1, "mode": "standard"}, connect_timeout=5,
+                  read_timeout=read_timeout, parameter_validation=validate,
+                  max_pool_connections=pool)
+
+
+def make_client(server, validate=True, read_timeout=60, pool=16, **kw):
+    """A boto3 DynamoDB client: one attempt, bounded timeouts (botocore checks x-amz-crc32)."""
+    return _session(server, **kw).client("dynamodb", endpoint_url=server.endpoint,
+                                          config=_config(validate, read_timeout, pool))
+
+
+def make_resource(server, validate=True):
+    return _session(server).resource("dynamodb", endpoint_url=server.endpoint,
+                                     config=_config(validate))
+
+
+def unique_table(tag="t"):
+    tag = re.sub(r"[^a-zA-Z0-9_.-]", "-", tag)[:60]
+    return f"tr-{tag}-{uuid.uuid4().hex[:10]}"
+
+
+def wait_active(client, name, timeout=120):
+    """DescribeTable until the table and all its GSIs are ACTIVE."""
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        t = client.describe_table(TableName=name)["Table"]
+        if t["TableStatus"] == "ACTIVE" and all(
+                g.get("IndexStatus") == "ACTIVE" for g in t.get("GlobalSecondaryIndexes", [])):
+            return t
+        if time.monotonic() > deadline:
+            raise AssertionError(f"table {name} not ACTIVE after {timeout}s: {t}")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def wait_gone(client, name, timeout=120):
+    deadline = time.monotonic() + timeout
+    delay = 0.05
+    while True:
+        try:
+            client.describe_table(TableName=name)
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return
+            raise
+        if time.monotonic() > deadline:
+            raise AssertionError(f"table {name} still exists {timeout}s after DeleteTable")
+        time.sleep(delay)
+        delay = min(delay * 2, 2.0)
+
+
+def key_schema(hash_key, range_key=None):
+    ks = [{"AttributeName": hash_key, "KeyType": "HASH"}]
+    if range_key:
+        ks.append({"AttributeName": range_key, "KeyType": "RANGE"})
+    return ks
+
+
+def attr_defs(**types):
+    return [{"AttributeName": n, "AttributeType": t} for n, t in types.items()]
+
+
+class RawClient(k.RawClient):
+    """Hand-signed DynamoDB JSON 1.0 requests."""
+
+    def build(self, operation=None, payload=None, *, body=None, target=None,
+              content_type=JSON_CT, sign=True, access_key=None, secret_key=None, when=None,
+              amz_date=None, extra_headers=None, region=None, method="POST",
+              service="dynamodb"):
+        import json
+        if body is None:
+            body = json.dumps(payload if payload is not None else {}).encode()
+        elif isinstance(body, str):
+            body = body.encode()
+        headers = {"Host": self.netloc}
+        if content_type is not None:
+            headers["Content-Type"] = content_type
+        if target is None and operation is not None:
+            target = TARGET_PREFIX + operation
+        if target is not None:
+            headers["X-Amz-Target"] = target
+        if amz_date is None:
+            when = when or datetime.datetime.now(datetime.timezone.utc)
+            amz_date = when.strftime("%Y%m%dT%H%M%SZ")
+        headers["X-Amz-Date"] = amz_date
+        token = getattr(self.server, "session_token", None)
+        if token and access_key is None:
+            headers["X-Amz-Security-Token"] = token
+        if extra_headers:
+            headers.update(extra_headers)
+        if sign:
+            headers["Authorization"] = k.sigv4_authorization(
+                method, self.path, headers, body, access_key or self.server.access_key,
+                secret_key or self.server.secret_key, region or self.server.region, amz_date,
+                service=service)
+        return method, body, headers
+
+
+def full_type(r):
+    """The raw __type of an error response."""
+    return (r.json or {}).get("__type")
