@@ -1861,6 +1861,17 @@ json_t *tbl_expr_project(const tbl_expr_t *e, const json_t *item) {
     return res;
 }
 
+json_t *tbl_expr_update_project(const tbl_expr_t *e, const json_t *item) {
+    json_t *res = json_object();
+    if (!res) ex_oom();
+    if (!e || e->kind != TBL_EXPR_UPDATE || !item) return res;
+    for (uint32_t i = 0; i < e->nacts; i++) project_one(res, item, e->acts[i].path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(res, k, v) compact(v);
+    return res;
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Key conditions                                                                              */
 /* ------------------------------------------------------------------------------------------ */

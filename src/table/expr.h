@@ -75,6 +75,10 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
 /* Names of top-level attributes the update touches (for ReturnValues UPDATED_OLD/NEW): a new
  * reference to an array of strings. */
 json_t *tbl_expr_update_touched(const tbl_expr_t *e);
+/* The parts of item that the update's paths address, nested structure kept (what DynamoDB
+ * returns for ReturnValues UPDATED_OLD on the old item and UPDATED_NEW on the new one:
+ * `SET m.x = :v` gives {"m": {"M": {"x": ...}}}, not the whole map).  New reference. */
+json_t *tbl_expr_update_project(const tbl_expr_t *e, const json_t *item);
 
 /* Projection: new item with only the projected paths (nested paths and list indexes kept in
  * their structure, as DynamoDB returns them). */

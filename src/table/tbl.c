@@ -1337,24 +1337,9 @@ static int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
 }
 
 /* Attributes of item named in touched (array of strings), or NULL when none. */
-static json_t *subset(const json_t *item, json_t *touched) {
-    if (!item || !touched) return NULL;
-    json_t *o = NULL;
-    size_t i;
-    json_t *n;
-    json_array_foreach(touched, i, n) {
-        json_t *v = json_object_get(item, json_string_value(n));
-        if (!v) continue;
-        if (!o) o = json_object();
-        json_object_set(o, json_string_value(n), v);
-    }
-    return o;
-}
-
 static void op_outputs(tbl_write_t *w, const tb_op_t *op) {
     w->old_size = op->exists ? op->old_size : 0;
     w->new_size = op->act == A_PUT ? op->new_size : op->act == A_NONE ? w->old_size : 0;
-    json_t *touched = NULL;
     switch (w->return_values) {
     case TBL_RV_ALL_OLD:
         w->attrs = op->old ? json_incref(op->old) : NULL;
@@ -1365,9 +1350,8 @@ static void op_outputs(tbl_write_t *w, const tb_op_t *op) {
     case TBL_RV_UPDATED_OLD:
     case TBL_RV_UPDATED_NEW:
         if (w->op != TBL_OP_UPDATE || !w->update) break;
-        touched = tbl_expr_update_touched(w->update);
-        w->attrs = subset(w->return_values == TBL_RV_UPDATED_OLD ? op->old : op->neu, touched);
-        json_decref(touched);
+        w->attrs = tbl_expr_update_project(
+            w->update, w->return_values == TBL_RV_UPDATED_OLD ? op->old : op->neu);
         break;
     default:
         break;

@@ -318,8 +318,6 @@ def test_update_return_values(ddb, table):
         {**key, "a": {"N": "6"}, "b": {"S": "keep"}}
 
 
-@pytest.mark.xfail(strict=True, reason="table engine returns the whole top-level attribute for "
-                   "UPDATED_OLD/UPDATED_NEW, and {} for a REMOVE-only UPDATED_NEW (reported)")
 def test_update_return_values_nested_fragment(ddb, table):
     """UPDATED_OLD / UPDATED_NEW return only the changed fragment of a nested attribute, and a
     REMOVE-only update has no new values to return."""
