@@ -2,7 +2,8 @@
 # profile.sh -- where does Tributary's time go under one workload?
 #
 #   bench/profile.sh [WORKLOAD] [SECONDS]      WORKLOAD: putrecords (default) | putrecord |
-#                                               getrecords; SECONDS of load (default 10)
+#                                               getrecords | putitem | getitem | updateitem |
+#                                               query | transactwrite; SECONDS of load (default 10)
 #   PROFILER=perf|callgrind   force one (default: perf when it can sample here, else callgrind)
 #   PERF_CALLGRAPH=dwarf|fp|none  how perf records stacks (default dwarf: the build keeps no
 #                             frame pointers, so fp stacks stop at the first -O2 frame)
@@ -10,7 +11,8 @@
 #   PROFILE_KEEP=1            keep the temp dir (perf.data / callgrind.out, server log)
 #
 # Starts build/tributary on a free 127.0.0.1 port with a temp data dir (as bench/run.sh does),
-# creates and fills the stream with a short unmeasured trbench run, then samples the server
+# creates and fills the stream (or DynamoDB table) with a short unmeasured trbench run, at the
+# load shape bench/run.sh and bench/run-dynamodb.sh use, then samples the server
 # while trbench drives the workload, and prints the top symbols by self time (and, with call
 # stacks, by inclusive time).  perf samples the running server (cpu-clock when this machine
 # has no hardware counters, as under most hypervisors); callgrind runs the server under
@@ -31,8 +33,13 @@ declare -A WL_ARGS=(
     [putrecords]="--conns 8"
     [putrecord]="--conns 32"
     [getrecords]="--conns 4 --prefill 100000 --prefill-time 20"
+    [putitem]="--conns 256"
+    [getitem]="--conns 32"
+    [updateitem]="--conns 256"
+    [query]="--conns 32"
+    [transactwrite]="--conns 256"
 )
-[ -n "${WL_ARGS[$WL]:-}" ] || { echo "profile: unknown workload $WL (putrecords putrecord getrecords)" >&2; exit 1; }
+[ -n "${WL_ARGS[$WL]:-}" ] || { echo "profile: unknown workload $WL (${!WL_ARGS[*]})" >&2; exit 1; }
 for b in "$TRIBUTARY_BIN" "$TRBENCH"; do
     [ -x "$b" ] || { echo "profile: $b not built; run make build" >&2; exit 1; }
 done
@@ -111,7 +118,8 @@ bench() {  # bench DURATION EXTRA_ARGS...
         --warmup 0 --key "$KEY" --secret "$SECRET" --region "$REGION" ${WL_ARGS[$WL]} "$@"
 }
 
-# Unmeasured: create the stream (and pre-fill it for getrecords), warm caches.
+# Unmeasured: create the stream or table (and pre-fill it for getrecords, getitem, query), warm
+# caches.
 bench 1 --setup 4 >"$TMP/setup.out" 2>&1 || { cat "$TMP/setup.out" >&2; exit 1; }
 
 # ---- sample -----------------------------------------------------------------------------------

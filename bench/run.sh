@@ -1,14 +1,17 @@
 #!/usr/bin/env bash
-# run.sh -- the Kinesis benchmark behind `make bench`: Tributary against kinesalite and
-# kinesis-local (npm), plus nginx returning a fixed body as the HTTP ceiling.
+# run.sh -- the benchmarks behind `make bench`.  Kinesis here: Tributary against kinesalite and
+# kinesis-local (npm), plus nginx returning a fixed body as the HTTP ceiling.  Then DynamoDB:
+# bench/run-dynamodb.sh (Tributary against dynalite, bench/results/dynamodb.md).
 #
 # For each server in turn: start it on a free 127.0.0.1 port (Tributary with a temp data dir,
 # durable, default settings; the peers with their defaults, in memory), run each workload with
 # bench/trbench (build/trbench), stop it by PID.  Results go to bench/results/kinesis.md as a
 # Markdown table (also printed).  A peer that cannot be installed or started is reported in the
-# table with the reason; it does not fail the bench.  Total time is about 3-4 minutes.
+# table with the reason; it does not fail the bench.  Total time is about 3-4 minutes, then
+# 2-3 for DynamoDB.
 #
 # Knobs (environment):
+#   BENCH_SUITES="kinesis dynamodb"  which benchmarks (the DynamoDB knobs: run-dynamodb.sh)
 #   BENCH_DURATION=10  measured seconds per run      BENCH_WARMUP=1  unmeasured seconds first
 #   BENCH_THREADS=2    trbench threads               BENCH_SERVERS="tributary kinesalite
 #   BENCH_WORKLOADS="putrecords putrecord getrecords"   kinesis-local nginx"
@@ -26,10 +29,12 @@ WARM="${BENCH_WARMUP:-1}"
 THREADS="${BENCH_THREADS:-2}"
 SERVERS="${BENCH_SERVERS:-tributary kinesalite kinesis-local nginx}"
 WORKLOADS="${BENCH_WORKLOADS:-putrecords putrecord getrecords}"
+SUITES="${BENCH_SUITES:-kinesis dynamodb}"
 SHARDS=4
-KEY="AKIATRIBUTARYBENCH01"
-SECRET="tributary/bench/secret/key/0123456789abc"
-REGION="us-east-1"
+NGINX_BODY='{"FailedRecordCount":0,"Records":[]}'   # PutRecords-shaped
+NGINX_TYPE=application/x-amz-json-1.1
+# shellcheck source=bench/lib.sh
+. "$BENCH/lib.sh"
 
 # Per-workload load shape: connections = requests in flight.
 declare -A WL_ARGS=(
@@ -43,105 +48,14 @@ declare -A WL_DESC=(
     [getrecords]="GetRecords Limit 10000, 4 conns (one per shard), re-reading a pre-filled stream"
 )
 
-TMP="$(mktemp -d /tmp/tributary-bench.XXXXXX)"
+bench_init bench
 declare -A R        # R[server:workload:key] = value from trbench's RESULT line
-declare -A NOTE     # NOTE[server] = why it has no numbers
-declare -A VERSION  # VERSION[server] = what ran
 declare -A EXTRA    # EXTRA[server:workload] = footnote (errors, prefill size)
-PIDS=()
-
-log() { printf 'bench: %s\n' "$*" >&2; }
-
-# why_down NAME: sets WHY to one line on why server NAME (pid SRV_PID, log $TMP/NAME.log) is
-# not listening.  Not in a $(subshell): wait must run in the shell that started the server.
-why_down() {
-    local st="still running but not listening"
-    if ! kill -0 "$SRV_PID" 2>/dev/null; then wait "$SRV_PID"; st="exited with status $?"; fi
-    WHY="$st; log: $(tail -n 3 "$TMP/$1.log" 2>/dev/null | tr '\n|' ' /' | cut -c1-200)"
-}
 
 # ---------------------------------------------------------------------------------------------
-# Process handling: every server is started here, bound to 127.0.0.1, and stopped by its PID.
+# Servers (tributary and nginx: lib.sh).  start_<name> sets SRV_PID and SRV_PORT, or sets
+# NOTE[name] and returns 1.
 # ---------------------------------------------------------------------------------------------
-
-stop_pid() {
-    local pid="$1" i
-    kill -0 "$pid" 2>/dev/null || return 0
-    kill -TERM "$pid" 2>/dev/null
-    for i in $(seq 1 100); do
-        kill -0 "$pid" 2>/dev/null || { wait "$pid" 2>/dev/null; return 0; }
-        sleep 0.1
-    done
-    log "pid $pid ignored SIGTERM for 10 s; SIGKILL"
-    kill -KILL "$pid" 2>/dev/null
-    wait "$pid" 2>/dev/null
-    return 0
-}
-
-cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do stop_pid "$p"; done
-    if [ "${BENCH_KEEP:-0}" = 1 ]; then log "kept $TMP"; else rm -rf "$TMP"; fi
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-free_port() {
-    python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'
-}
-
-# wait_port PORT PID SECONDS: 0 when the port accepts a connection, 1 on timeout or exit.
-wait_port() {
-    local port="$1" pid="$2" deadline=$((SECONDS + $3))
-    while [ $SECONDS -le $deadline ]; do
-        kill -0 "$pid" 2>/dev/null || return 1
-        if (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    return 1
-}
-
-# ---------------------------------------------------------------------------------------------
-# Servers.  start_<name> sets SRV_PID and SRV_PORT, or sets NOTE[name] and returns 1.
-# ---------------------------------------------------------------------------------------------
-
-start_tributary() {
-    if [ ! -x "$TRIBUTARY_BIN" ]; then
-        NOTE[tributary]="binary $TRIBUTARY_BIN not built (run make build)"; return 1
-    fi
-    SRV_PORT="$(free_port)"
-    mkdir -p "$TMP/tributary-data"
-    TRIBUTARY_ACCESS_KEY_ID="$KEY" TRIBUTARY_SECRET_ACCESS_KEY="$SECRET" \
-        "$TRIBUTARY_BIN" serve --data "$TMP/tributary-data" --port "$SRV_PORT" \
-        --bind 127.0.0.1 --region "$REGION" </dev/null >"$TMP/tributary.log" 2>&1 &
-    SRV_PID=$!
-    PIDS+=("$SRV_PID")
-    VERSION[tributary]="build/tributary $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null), durable, default settings"
-    if ! wait_port "$SRV_PORT" "$SRV_PID" 20; then
-        why_down tributary; NOTE[tributary]="did not start: $WHY"
-        return 1
-    fi
-}
-
-npm_peers() {
-    [ -n "${NPM_DONE:-}" ] && return "$NPM_DONE"
-    NPM_DONE=1
-    if ! command -v node >/dev/null || ! command -v npm >/dev/null; then
-        NPM_REASON="node/npm not installed (scripts/deps.sh bench installs them)"; return 1
-    fi
-    if [ ! -f "$BENCH/node_modules/.package-lock.json" ] ||
-       [ "$BENCH/package-lock.json" -nt "$BENCH/node_modules/.package-lock.json" ] ||
-       [ ! -d "$BENCH/node_modules/kinesalite" ] || [ ! -d "$BENCH/node_modules/kinesis-local" ]; then
-        log "installing peers under bench/node_modules (npm ci)"
-        if ! (cd "$BENCH" && npm ci --no-audit --no-fund --loglevel=error) >"$TMP/npm.log" 2>&1; then
-            NPM_REASON="npm ci failed: $(grep -m1 -i 'err' "$TMP/npm.log" | tr '|' '/')"
-            return 1
-        fi
-    fi
-    NPM_DONE=0
-}
-
-pkg_version() { node -p "require('$BENCH/node_modules/$1/package.json').version" 2>/dev/null; }
 
 start_kinesalite() {
     if ! npm_peers || [ ! -d "$BENCH/node_modules/kinesalite" ]; then
@@ -179,43 +93,6 @@ start_kinesis-local() {
     VERSION[kinesis-local]="kinesis-local $(pkg_version kinesis-local) (kinesis-mock on node, in memory)"
     if ! wait_port "$SRV_PORT" "$SRV_PID" 60; then
         why_down kinesis-local; NOTE[kinesis-local]="did not start: $WHY"
-        return 1
-    fi
-}
-
-start_nginx() {
-    if ! command -v nginx >/dev/null && [ ! -x /usr/sbin/nginx ]; then
-        NOTE[nginx]="nginx not installed (scripts/deps.sh bench installs it)"; return 1
-    fi
-    local ngx; ngx="$(command -v nginx || echo /usr/sbin/nginx)"
-    SRV_PORT="$(free_port)"
-    mkdir -p "$TMP/nginx"
-    cat >"$TMP/nginx/nginx.conf" <<EOF
-# The ceiling: one nginx worker answering every request with a fixed PutRecords-shaped body.
-worker_processes 1;
-pid $TMP/nginx/nginx.pid;
-error_log $TMP/nginx/error.log warn;
-events { worker_connections 1024; }
-http {
-    access_log off;
-    client_body_temp_path $TMP/nginx/body;
-    client_body_buffer_size 1m;
-    client_max_body_size 16m;
-    keepalive_requests 100000000;
-    server {
-        listen 127.0.0.1:$SRV_PORT;
-        default_type application/x-amz-json-1.1;
-        location / { return 200 '{"FailedRecordCount":0,"Records":[]}'; }
-    }
-}
-EOF
-    "$ngx" -p "$TMP/nginx" -c "$TMP/nginx/nginx.conf" -g 'daemon off;' \
-        </dev/null >"$TMP/nginx.log" 2>&1 &
-    SRV_PID=$!
-    PIDS+=("$SRV_PID")
-    VERSION[nginx]="$("$ngx" -v 2>&1 | sed 's/.*version: //'), 1 worker, fixed 200 body"
-    if ! wait_port "$SRV_PORT" "$SRV_PID" 10; then
-        why_down nginx; NOTE[nginx]="did not start: $WHY"
         return 1
     fi
 }
@@ -304,24 +181,14 @@ ratio() {  # ratio WORKLOAD PEER
 }
 
 report() {
-    local commit dirty="" date cpu wl s
-    commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] && dirty=" (work tree has uncommitted changes)"
-    date="$(date -u '+%Y-%m-%d %H:%M UTC')"
-    cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
+    local wl s
     {
         echo "# Kinesis benchmark: Tributary vs kinesalite vs kinesis-local"
         echo
         echo "Generated by \`make bench\` (bench/run.sh, load from bench/trbench.c)."
         echo
-        echo "| machine | |"
-        echo "| --- | --- |"
-        echo "| date | $date |"
-        echo "| commit | $commit$dirty |"
-        echo "| CPU | ${cpu:-unknown}, nproc $(nproc) |"
-        echo "| memory | $(free -g | awk '/^Mem:/ {print $2 " GiB"}') |"
-        echo "| kernel | $(uname -r) |"
-        for s in $SERVERS; do echo "| $s | ${VERSION[$s]:-not run}${NOTE[$s]:+ -- **unavailable: ${NOTE[$s]}**} |"; done
+        # shellcheck disable=SC2086
+        machine_rows $SERVERS
         echo "| load | trbench, closed loop over HTTP/1.1 keep-alive, SigV4-signed, $THREADS client threads on the same machine (client and server share its $(nproc) cores), ${WARM} s warm-up + ${DUR} s measured per run, $SHARDS-shard stream per workload |"
         echo
         echo "rec/s = records written (Put*) or read (GetRecords) per second in 2xx responses; p50/p99 = request latency in ms."
@@ -374,9 +241,17 @@ if [ ! -x "$TRBENCH" ]; then
     echo "bench: $TRBENCH not built; run make build (CMake builds bench/*.c into trbench)" >&2
     exit 1
 fi
-mkdir -p "$(dirname "$OUT")"
 t0=$SECONDS
-for s in $SERVERS; do bench_server "$s"; done
-report
-cat "$OUT"
-log "done in $((SECONDS - t0)) s; table in ${OUT#"$ROOT"/}"
+if [[ " $SUITES " == *" kinesis "* ]]; then
+    mkdir -p "$(dirname "$OUT")"
+    for s in $SERVERS; do bench_server "$s"; done
+    report
+    cat "$OUT"
+    log "kinesis done in $((SECONDS - t0)) s; table in ${OUT#"$ROOT"/}"
+fi
+rc=0
+if [[ " $SUITES " == *" dynamodb "* ]]; then
+    TRIBUTARY_BIN="$TRIBUTARY_BIN" TRBENCH="$TRBENCH" "$BENCH/run-dynamodb.sh" || rc=$?
+fi
+log "done in $((SECONDS - t0)) s"
+exit "$rc"

@@ -1,5 +1,6 @@
 /*
- * trbench.c -- a small closed-loop load generator for the Kinesis JSON 1.1 wire protocol.
+ * trbench.c -- a small closed-loop load generator for the Kinesis JSON 1.1 and DynamoDB JSON 1.0
+ * wire protocols.
  *
  * N keep-alive HTTP/1.1 connections are spread over M threads (connection i belongs to thread
  * i % M); each thread runs its own epoll loop.  A connection sends one request, waits for the
@@ -8,7 +9,7 @@
  * a fixed duration and prints requests/s, records/s and p50/p99/p99.9 latency from a log-bucket
  * histogram (HdrHistogram-style: 64 sub-buckets per power of two, about 1.6% precision).
  *
- * Workloads (the X-Amz-Target operation and what counts as a record):
+ * Kinesis workloads (X-Amz-Target Kinesis_20131202.*, SigV4 service "kinesis"):
  *   putrecords  PutRecords, 500 x 100-byte records, partition keys spread over the key space.
  *               One request, signed once with SigV4 at start, replayed (AWS accepts duplicates).
  *               Records/s counts 500 - FailedRecordCount per 200 response.
@@ -20,16 +21,38 @@
  *               fresh TRIM_HORIZON iterator.  Every request has a new body, so it is signed per
  *               request (cheap next to a response of ~1 MB).  Records/s counts records read.
  *
+ * DynamoDB workloads (X-Amz-Target DynamoDB_20120810.*, SigV4 service "dynamodb", table with
+ * hash key "pk" (S) and range key "sk" (S); --keys K is the key space):
+ *   putitem        PutItem of {pk, sk "0", data (--record-size bytes, S), n (N)}, pk one of K
+ *                  (default 1,000,000: mostly inserts, some overwrites).  Records = items put.
+ *   getitem        GetItem by {pk, sk "0"}, pk one of K (default 10,000), all pre-filled by
+ *                  --setup.  Records = items found; a response without "Item" counts as a miss.
+ *   updateitem     UpdateItem "ADD #c :one" (an atomic counter) on {pk, sk "0"}, pk one of K
+ *                  (default 10,000), so concurrent requests hit the same counters.
+ *   query          Query "pk = :p", Limit 10, pk one of K (default 1,000), each holding
+ *                  --range-items R (default 10) items pre-filled by --setup.  Records = Count.
+ *   transactwrite  TransactWriteItems of two "ADD #c :one" updates on two distinct pks of K
+ *                  (default 10,000).  Records = items updated (2 per transaction).
+ *   Keys must vary, but a signed request can only be replayed as it is: so --pool P distinct
+ *   requests (default 65536, keys drawn pseudo-randomly) are built and signed once at start with
+ *   one fixed X-Amz-Date (valid 15 minutes), shared read-only by every connection; connection i
+ *   starts at pool entry i * P / conns and steps through the pool, wrapping.
+ *
  * Cost rules, so the client is not the bottleneck: request bytes are built once (or once per
  * request for getrecords, into a per-connection buffer that only grows); receive buffers are
  * per connection and only grow; no JSON library -- the few fields needed (FailedRecordCount,
  * ShardIterator, NextShardIterator, MillisBehindLatest, record count) are found by plain scans.
  *
  * --setup N creates the stream with N shards when it does not exist, waits (bounded) for ACTIVE
- * and, for getrecords, pre-fills it with --prefill records through PutRecords.
+ * and, for getrecords, pre-fills it with --prefill records through PutRecords.  For DynamoDB
+ * workloads --setup N (any N >= 1) creates the table (PAY_PER_REQUEST) when it does not exist,
+ * waits for ACTIVE and, for getitem and query, pre-fills the whole key space through
+ * BatchWriteItem (25 items a request, UnprocessedItems retried); --prefill 0 skips that.
  *
- * The last line printed is machine-readable for bench/run.sh:
- *   RESULT workload=... req_s=... rec_s=... p50_ms=... p99_ms=... p999_ms=... errors=... ...
+ * The last line printed is machine-readable for bench/run.sh and bench/run-dynamodb.sh:
+ *   RESULT workload=... req_s=... ok_s=... rec_s=... p50_ms=... p99_ms=... p999_ms=...
+ *          errors=... misses=... ...
+ * (req_s counts every response, ok_s the 2xx ones.)
  * Exit status: 0 when the run completed (even with error responses), 1 on usage or connection
  * failure, 2 when setup failed.
  */
@@ -60,8 +83,6 @@
 /* Macros and types                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-#define TB_TARGET_PREFIX "Kinesis_20131202."
-#define TB_CONTENT_TYPE "application/x-amz-json-1.1"
 #define TB_MAX_SHARDS 1024
 #define TB_ITER_MAX 8192   /* longest shard iterator accepted */
 #define TB_MAX_ERR_SHOWN 3 /* error bodies printed to stderr */
@@ -72,7 +93,24 @@
 #define TB_HIST_SUB 64
 #define TB_HIST_N (TB_HIST_LINEAR + (47 - 7) * TB_HIST_SUB)
 
-enum { WL_PUTRECORDS, WL_PUTRECORD, WL_GETRECORDS };
+#define TB_BATCH_WRITE 25   /* items per BatchWriteItem (DynamoDB's maximum) */
+
+enum {
+    WL_PUTRECORDS, WL_PUTRECORD, WL_GETRECORDS,                          /* Kinesis */
+    WL_PUTITEM, WL_GETITEM, WL_UPDATEITEM, WL_QUERY, WL_TRANSACTWRITE,   /* DynamoDB */
+};
+#define WL_IS_DDB(w) ((w) >= WL_PUTITEM)
+
+/* A wire protocol: what build_request puts in X-Amz-Target, Content-Type and the SigV4 scope. */
+typedef struct tb_proto {
+    const char *target_prefix;
+    const char *content_type;
+    const char *service;
+} tb_proto;
+
+static const tb_proto tb_kinesis = {"Kinesis_20131202.", "application/x-amz-json-1.1", "kinesis"};
+static const tb_proto tb_dynamodb = {"DynamoDB_20120810.", "application/x-amz-json-1.0",
+                                     "dynamodb"};
 enum { PH_ITER, PH_RECORDS };
 
 typedef struct tb_buf {
@@ -89,6 +127,7 @@ typedef struct tb_stats {
     uint64_t errors;       /* non-2xx responses */
     uint64_t throttled;    /* ProvisionedThroughputExceeded / LimitExceeded / 503 */
     uint64_t failed_recs;  /* PutRecords FailedRecordCount sum */
+    uint64_t misses;       /* GetItem 2xx without an Item */
     uint64_t iter_calls;   /* GetShardIterator calls (getrecords) */
     uint64_t wraps;        /* caught up -> fresh TRIM_HORIZON */
     uint64_t reconnects;
@@ -116,6 +155,7 @@ typedef struct tb_conn {
     int status;
     int close_after;
     uint64_t t_start;
+    size_t pool_i;       /* DynamoDB: next entry of the shared request pool */
     /* getrecords */
     int phase;
     const char *shard_id;
@@ -154,10 +194,16 @@ static struct {
     int batch;        /* records per PutRecords */
     int rec_size;     /* bytes per record */
     int limit;        /* GetRecords Limit */
+    long keys;        /* DynamoDB key space (0: the workload's default) */
+    int range_items;  /* query: items per hash key */
+    long pool;        /* DynamoDB: distinct pre-signed requests */
     int verbose;
+    const tb_proto *proto;
     /* derived */
     char amz_date[17];
     tb_buf shared_req;  /* putrecords request, replayed by every connection */
+    tb_buf pool_buf;    /* DynamoDB: the pool's requests back to back */
+    size_t *pool_off;   /* entry i is pool_buf.p[pool_off[i] .. pool_off[i + 1]) */
     char *shard_ids[TB_MAX_SHARDS];
     int n_shards;
     uint64_t t_window_start, t_window_end;
@@ -337,7 +383,8 @@ static void amz_date_now(char out[17])
     strftime(out, 17, "%Y%m%dT%H%M%SZ", &tm);
 }
 
-/* Appends a complete signed HTTP request for op with body to out (out->len is reset). */
+/* Writes a complete signed HTTP request for op with body to out (out->len is reset), in the
+ * protocol g.proto. */
 static void build_request(tb_buf *out, const char *op, const char *body, size_t blen,
                           const char *amz_date)
 {
@@ -346,10 +393,10 @@ static void build_request(tb_buf *out, const char *op, const char *body, size_t 
     SHA256((const unsigned char *)body, blen, md);
     for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
         snprintf(hex + 2 * i, 3, "%02x", md[i]);
-    snprintf(target, sizeof target, TB_TARGET_PREFIX "%s", op);
+    snprintf(target, sizeof target, "%s%s", g.proto->target_prefix, op);
 
     sigv4_header_t h[4] = {
-        {"content-type", TB_CONTENT_TYPE},
+        {"content-type", g.proto->content_type},
         {"host", g.host},
         {"x-amz-date", amz_date},
         {"x-amz-target", target},
@@ -363,15 +410,15 @@ static void build_request(tb_buf *out, const char *op, const char *body, size_t 
         .payload_sha256 = hex,
         .now_ms = (long long)time(NULL) * 1000,
     };
-    char *auth = sigv4_sign(&r, g.key, g.secret, g.region, "kinesis", amz_date);
+    char *auth = sigv4_sign(&r, g.key, g.secret, g.region, g.proto->service, amz_date);
     if (!auth)
         die("sigv4_sign failed for %s", op);
     out->len = 0;
     buf_addf(out,
-             "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: " TB_CONTENT_TYPE "\r\n"
+             "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n"
              "X-Amz-Target: %s\r\nX-Amz-Date: %s\r\nAuthorization: %s\r\n"
              "Content-Length: %zu\r\n\r\n",
-             g.host, target, amz_date, auth, blen);
+             g.host, g.proto->content_type, target, amz_date, auth, blen);
     buf_add(out, body, blen);
     free(auth);
 }
@@ -408,6 +455,84 @@ static void body_putrecord(tb_buf *b, uint64_t seed)
     buf_addf(b, "{\"StreamName\":\"%s\",\"Data\":\"%s\",\"PartitionKey\":\"pk-%016llx\"}",
              g.stream, data.p, (unsigned long long)mix(seed));
     free(data.p);
+}
+
+/* ---- DynamoDB bodies ---------------------------------------------------------------------- */
+
+/* The item's "data" attribute: rec_size printable bytes (no JSON escapes needed). */
+static void item_data(tb_buf *out)
+{
+    static const char t[] = "abcdefghijklmnopqrstuvwxyz0123456789";
+    out->len = 0;
+    buf_reserve(out, (size_t)g.rec_size + 1);
+    for (int i = 0; i < g.rec_size; i++)
+        out->p[i] = t[mix((uint64_t)i) % (sizeof t - 1)];
+    out->len = (size_t)g.rec_size;
+    out->p[out->len] = '\0';
+}
+
+/* Appends one item in DynamoDB wire form: {pk "<pfx>-<k>", sk, data, n}. */
+static void add_item(tb_buf *b, const char *pfx, uint64_t k, const char *sk, const char *data)
+{
+    buf_addf(b,
+             "{\"pk\":{\"S\":\"%s-%08llu\"},\"sk\":{\"S\":\"%s\"},\"data\":{\"S\":\"%s\"},"
+             "\"n\":{\"N\":\"%llu\"}}",
+             pfx, (unsigned long long)k, sk, data, (unsigned long long)k);
+}
+
+/* "ADD #c :one" on {pk "c-<k>", sk "0"}: the members of an Update (UpdateItem body or a
+ * TransactWriteItems Update), without braces. */
+static void add_counter_update(tb_buf *b, uint64_t k)
+{
+    buf_addf(b,
+             "\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"c-%08llu\"},\"sk\":{\"S\":\"0\"}},"
+             "\"UpdateExpression\":\"ADD #c :one\",\"ExpressionAttributeNames\":{\"#c\":\"c\"},"
+             "\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}}",
+             g.stream, (unsigned long long)k);
+}
+
+/* Body and operation of pool entry j (keys drawn from j by mix). */
+static const char *body_ddb(tb_buf *b, uint64_t j, const char *data)
+{
+    uint64_t r = mix(0xddb0000ull + j), k = r % (uint64_t)g.keys;
+    b->len = 0;
+    switch (g.workload) {
+    case WL_PUTITEM:
+        buf_addf(b, "{\"TableName\":\"%s\",\"Item\":", g.stream);
+        add_item(b, "p", k, "0", data);
+        buf_addf(b, "}");
+        return "PutItem";
+    case WL_GETITEM:
+        buf_addf(b,
+                 "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"g-%08llu\"},"
+                 "\"sk\":{\"S\":\"0\"}}}",
+                 g.stream, (unsigned long long)k);
+        return "GetItem";
+    case WL_UPDATEITEM:
+        buf_addf(b, "{");
+        add_counter_update(b, k);
+        buf_addf(b, "}");
+        return "UpdateItem";
+    case WL_QUERY:
+        buf_addf(b,
+                 "{\"TableName\":\"%s\",\"KeyConditionExpression\":\"pk = :p\","
+                 "\"ExpressionAttributeValues\":{\":p\":{\"S\":\"q-%08llu\"}},\"Limit\":10}",
+                 g.stream, (unsigned long long)k);
+        return "Query";
+    case WL_TRANSACTWRITE: {
+        uint64_t k2 = mix(r) % (uint64_t)g.keys;
+        if (k2 == k)
+            k2 = (k + 1) % (uint64_t)g.keys; /* one transaction may touch an item only once */
+        buf_addf(b, "{\"TransactItems\":[{\"Update\":{");
+        add_counter_update(b, k);
+        buf_addf(b, "}},{\"Update\":{");
+        add_counter_update(b, k2);
+        buf_addf(b, "}}]}");
+        return "TransactWriteItems";
+    }
+    }
+    die("body_ddb: not a DynamoDB workload");
+    return NULL;
 }
 
 /* ------------------------------------------------------------------------------------------ */
@@ -676,6 +801,143 @@ static void prefill(tb_conn *c)
     free(body.p);
 }
 
+/* ---- DynamoDB setup: table, pre-fill, request pool ---------------------------------------- */
+
+static int describe_table(tb_conn *c, char *status, size_t cap)
+{
+    tb_buf b = {0};
+    buf_addf(&b, "{\"TableName\":\"%s\"}", g.stream);
+    int st = sync_call(c, "DescribeTable", b.p);
+    free(b.p);
+    if (st != 200)
+        return st;
+    if (json_str(sync_body(c), (size_t)c->body_len, "TableStatus", status, cap) < 0)
+        return -1;
+    return 200;
+}
+
+/* Creates the table (hash "pk" S, range "sk" S, on demand) unless it exists; waits for ACTIVE. */
+static void setup_table(tb_conn *c)
+{
+    tb_buf b = {0};
+    buf_addf(&b,
+             "{\"TableName\":\"%s\",\"BillingMode\":\"PAY_PER_REQUEST\","
+             "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"},"
+             "{\"AttributeName\":\"sk\",\"AttributeType\":\"S\"}],"
+             "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"},"
+             "{\"AttributeName\":\"sk\",\"KeyType\":\"RANGE\"}]}",
+             g.stream);
+    int st = sync_call(c, "CreateTable", b.p);
+    if (st != 200 && !(st == 400 && strstr(sync_body(c), "ResourceInUse"))) {
+        fprintf(stderr, "trbench: CreateTable %s -> %d: %.300s\n", g.stream, st,
+                st > 0 ? sync_body(c) : "(no response)");
+        exit(2);
+    }
+    free(b.p);
+    uint64_t deadline = now_ns() + 60ull * 1000000000ull;
+    char status[64] = "";
+    for (;;) {
+        st = describe_table(c, status, sizeof status);
+        if (st == 200 && strcmp(status, "ACTIVE") == 0)
+            break;
+        if (now_ns() > deadline) {
+            fprintf(stderr, "trbench: table %s not ACTIVE after 60 s (status %d %s)\n", g.stream,
+                    st, status);
+            exit(2);
+        }
+        struct timespec ts = {0, 50 * 1000000};
+        nanosleep(&ts, NULL);
+    }
+}
+
+/* 1 when a BatchWriteItem response left items unprocessed ("UnprocessedItems" not {}). */
+static int has_unprocessed(const char *p, size_t n)
+{
+    const char *e = p + n, *s = find(p, n, "\"UnprocessedItems\"");
+    if (!s)
+        return 0;
+    s += strlen("\"UnprocessedItems\"");
+    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    if (s < e && *s == '{')
+        s++;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
+        s++;
+    return s < e && *s != '}';
+}
+
+/* Puts every item getitem or query reads, TB_BATCH_WRITE per BatchWriteItem; a batch with
+ * UnprocessedItems (or an error) is sent again whole (puts are idempotent). */
+static void prefill_table(tb_conn *c)
+{
+    int per_key = g.workload == WL_QUERY ? g.range_items : 1;
+    const char *pfx = g.workload == WL_QUERY ? "q" : "g";
+    long total = g.keys * per_key, done = 0;
+    int retries = 0;
+    tb_buf body = {0}, data = {0};
+    item_data(&data);
+    uint64_t t0 = now_ns(), stop = t0 + (uint64_t)(g.prefill_time * 1e9);
+    while (done < total) {
+        if (now_ns() > stop) {
+            fprintf(stderr, "trbench: prefill stopped after %.0f s (--prefill-time)\n",
+                    g.prefill_time);
+            break;
+        }
+        long n = total - done < TB_BATCH_WRITE ? total - done : TB_BATCH_WRITE;
+        body.len = 0;
+        buf_addf(&body, "{\"RequestItems\":{\"%s\":[", g.stream);
+        for (long i = 0; i < n; i++) {
+            long x = done + i;
+            char sk[16];
+            snprintf(sk, sizeof sk, per_key > 1 ? "%02ld" : "0", x % per_key);
+            buf_addf(&body, "%s{\"PutRequest\":{\"Item\":", i ? "," : "");
+            add_item(&body, pfx, (uint64_t)(x / per_key), sk, data.p);
+            buf_addf(&body, "}}");
+        }
+        buf_addf(&body, "]}}");
+        int st = sync_call(c, "BatchWriteItem", body.p);
+        if (st != 200 || has_unprocessed(sync_body(c), (size_t)c->body_len)) {
+            if (++retries > 200) {
+                fprintf(stderr, "trbench: prefill BatchWriteItem -> %d: %.300s\n", st,
+                        st > 0 ? sync_body(c) : "(no response)");
+                exit(2);
+            }
+            struct timespec ts = {0, 20 * 1000000};
+            nanosleep(&ts, NULL);
+            continue;
+        }
+        done += n;
+    }
+    fprintf(stderr, "trbench: prefilled %ld items into %s in %.1f s\n", done, g.stream,
+            (double)(now_ns() - t0) / 1e9);
+    free(body.p);
+    free(data.p);
+}
+
+/* Builds and signs the g.pool requests every connection replays (one X-Amz-Date, g.amz_date). */
+static void build_pool(void)
+{
+    tb_buf body = {0}, req = {0}, data = {0};
+    uint64_t t0 = now_ns();
+    item_data(&data);
+    g.pool_off = malloc(((size_t)g.pool + 1) * sizeof *g.pool_off);
+    if (!g.pool_off)
+        die("out of memory (request pool of %ld)", g.pool);
+    for (long j = 0; j < g.pool; j++) {
+        const char *op = body_ddb(&body, (uint64_t)j, data.p);
+        build_request(&req, op, body.p, body.len, g.amz_date);
+        g.pool_off[j] = g.pool_buf.len;
+        buf_add(&g.pool_buf, req.p, req.len);
+    }
+    g.pool_off[g.pool] = g.pool_buf.len;
+    if (g.verbose)
+        fprintf(stderr, "trbench: signed %ld requests (%.1f MB) in %.2f s\n", g.pool,
+                (double)g.pool_buf.len / 1e6, (double)(now_ns() - t0) / 1e9);
+    free(body.p);
+    free(req.p);
+    free(data.p);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Event loop                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
@@ -700,7 +962,8 @@ static int conn_open(tb_conn *c)
     return epoll_ctl(c->th->ep, EPOLL_CTL_ADD, c->fd, &ev);
 }
 
-/* Prepares the next request of c (getrecords builds it; the others reuse theirs). */
+/* Prepares the next request of c (getrecords builds it; DynamoDB workloads take the next pool
+ * entry; the others reuse theirs). */
 static void conn_next_request(tb_conn *c)
 {
     if (g.workload == WL_GETRECORDS) {
@@ -718,6 +981,11 @@ static void conn_next_request(tb_conn *c)
         }
         c->req = c->own.p;
         c->req_len = c->own.len;
+    } else if (WL_IS_DDB(g.workload)) {
+        c->req = g.pool_buf.p + g.pool_off[c->pool_i];
+        c->req_len = g.pool_off[c->pool_i + 1] - g.pool_off[c->pool_i];
+        if (++c->pool_i == (size_t)g.pool)
+            c->pool_i = 0;
     }
     c->sent = 0;
 }
@@ -831,6 +1099,22 @@ static void conn_on_response(tb_conn *c, uint64_t t_end)
             }
             break;
         }
+        case WL_PUTITEM:
+        case WL_UPDATEITEM:
+            records = 1;
+            break;
+        case WL_TRANSACTWRITE:
+            records = 2;
+            break;
+        case WL_GETITEM:
+            if (find(body, blen, "\"Item\""))
+                records = 1;
+            else if (in_window)
+                st->misses++;
+            break;
+        case WL_QUERY:
+            records = (uint64_t)json_int(body, blen, "Count", 0);
+            break;
         }
     } else if (g.workload == WL_GETRECORDS && !is_throttle(c, body, blen)) {
         c->phase = PH_ITER; /* expired or invalid iterator: start over */
@@ -954,9 +1238,12 @@ static void *thread_main(void *arg)
 static void usage(FILE *f)
 {
     fprintf(f,
-            "usage: trbench [options] WORKLOAD      (putrecords | putrecord | getrecords)\n"
+            "usage: trbench [options] WORKLOAD\n"
+            "  WORKLOAD: Kinesis putrecords | putrecord | getrecords,\n"
+            "            DynamoDB putitem | getitem | updateitem | query | transactwrite\n"
             "  --endpoint HOST:PORT   server (default 127.0.0.1:4567)\n"
             "  --stream NAME          stream (default trbench)\n"
+            "  --table NAME           DynamoDB table (the same option as --stream)\n"
             "  --conns N              keep-alive connections = requests in flight (default 16)\n"
             "  --threads M            client threads (default 2)\n"
             "  --duration S           measured seconds (default 10)\n"
@@ -965,11 +1252,18 @@ static void usage(FILE *f)
             "                         $AWS_SECRET_ACCESS_KEY)\n"
             "  --region R             SigV4 region (default $AWS_REGION or us-east-1)\n"
             "  --setup N              create the stream with N shards if missing, wait for ACTIVE\n"
-            "  --prefill R            with --setup and getrecords: put R records first (50000)\n"
+            "                         (DynamoDB: N >= 1 creates the table, pre-fills for getitem\n"
+            "                         and query)\n"
+            "  --prefill R            with --setup and getrecords: put R records first (50000);\n"
+            "                         DynamoDB: 0 skips the pre-fill, else the whole key space\n"
             "  --prefill-time S       ... but stop pre-filling after S seconds (default 60)\n"
             "  --batch N              records per PutRecords (default 500)\n"
-            "  --record-size B        bytes per record (default 100)\n"
+            "  --record-size B        bytes per record / per item's data attribute (default 100)\n"
             "  --limit L              GetRecords Limit (default 10000)\n"
+            "  --keys K               DynamoDB key space (default 1000000 putitem, 1000 query\n"
+            "                         hash keys, 10000 otherwise)\n"
+            "  --range-items R        query: items per hash key (default 10, at most 100)\n"
+            "  --pool P               DynamoDB: distinct pre-signed requests (default 65536)\n"
             "  -v                     print error bodies and progress\n");
 }
 
@@ -1032,6 +1326,8 @@ int main(int argc, char **argv)
         {"record-size", required_argument, 0, 'z'}, {"limit", required_argument, 0, 'l'},
         {"workload", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
         {"prefill-time", required_argument, 0, 'P'},
+        {"table", required_argument, 0, 's'},    {"keys", required_argument, 0, 'Y'},
+        {"range-items", required_argument, 0, 'R'}, {"pool", required_argument, 0, 'O'},
         {0, 0, 0, 0},
     };
     const char *endpoint = "127.0.0.1:4567", *wl = NULL;
@@ -1048,6 +1344,8 @@ int main(int argc, char **argv)
     g.batch = 500;
     g.rec_size = 100;
     g.limit = 10000;
+    g.range_items = 10;
+    g.pool = 65536;
     int o;
     while ((o = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
         switch (o) {
@@ -1067,6 +1365,9 @@ int main(int argc, char **argv)
         case 'z': g.rec_size = atoi(optarg); break;
         case 'l': g.limit = atoi(optarg); break;
         case 'W': wl = optarg; break;
+        case 'Y': g.keys = atol(optarg); break;
+        case 'R': g.range_items = atoi(optarg); break;
+        case 'O': g.pool = atol(optarg); break;
         case 'v': g.verbose = 1; break;
         case 'h': usage(stdout); return 0;
         default: usage(stderr); return 1;
@@ -1084,13 +1385,29 @@ int main(int argc, char **argv)
         g.workload = WL_PUTRECORD;
     else if (!strcmp(wl, "getrecords"))
         g.workload = WL_GETRECORDS;
+    else if (!strcmp(wl, "putitem"))
+        g.workload = WL_PUTITEM;
+    else if (!strcmp(wl, "getitem"))
+        g.workload = WL_GETITEM;
+    else if (!strcmp(wl, "updateitem"))
+        g.workload = WL_UPDATEITEM;
+    else if (!strcmp(wl, "query"))
+        g.workload = WL_QUERY;
+    else if (!strcmp(wl, "transactwrite"))
+        g.workload = WL_TRANSACTWRITE;
     else
-        die("unknown workload \"%s\" (putrecords, putrecord, getrecords)", wl);
+        die("unknown workload \"%s\" (putrecords, putrecord, getrecords, putitem, getitem, "
+            "updateitem, query, transactwrite)", wl);
+    g.proto = WL_IS_DDB(g.workload) ? &tb_dynamodb : &tb_kinesis;
+    if (g.keys <= 0)
+        g.keys = g.workload == WL_PUTITEM ? 1000000 : g.workload == WL_QUERY ? 1000 : 10000;
     g.workload_name = wl;
     if (g.conns < 1 || g.threads < 1 || g.duration <= 0 || g.warmup < 0 || g.batch < 1 ||
-        g.batch > 500 || g.rec_size < 1 || g.rec_size > 65536 || g.limit < 1)
+        g.batch > 500 || g.rec_size < 1 || g.rec_size > 65536 || g.limit < 1 ||
+        g.range_items < 1 || g.range_items > 100 || g.pool < 1 || g.pool > 4000000 ||
+        (g.workload == WL_TRANSACTWRITE && g.keys < 2))
         die("bad numeric option (conns, threads >= 1; duration > 0; batch 1..500; "
-            "record-size 1..65536)");
+            "record-size 1..65536; range-items 1..100; pool 1..4000000; keys >= 2)");
     if (g.threads > g.conns)
         g.threads = g.conns;
     if (!g.key || !*g.key)
@@ -1108,8 +1425,15 @@ int main(int argc, char **argv)
 
     /* Setup on one blocking connection. */
     tb_conn ctl = {.fd = -1};
-    if (g.setup_shards > 0)
+    if (WL_IS_DDB(g.workload)) {
+        if (g.setup_shards > 0)
+            setup_table(&ctl);
+        if (g.setup_shards > 0 && g.prefill > 0 &&
+            (g.workload == WL_GETITEM || g.workload == WL_QUERY))
+            prefill_table(&ctl);
+    } else if (g.setup_shards > 0) {
         setup_stream(&ctl);
+    }
     if (g.workload == WL_GETRECORDS) {
         list_shards(&ctl);
         if (g.setup_shards > 0 && g.prefill > 0)
@@ -1127,6 +1451,8 @@ int main(int argc, char **argv)
         body_putrecords(&body, g.batch, 1);
         build_request(&g.shared_req, "PutRecords", body.p, body.len, g.amz_date);
     }
+    if (WL_IS_DDB(g.workload))
+        build_pool();
     tb_thread *ths = calloc((size_t)g.threads, sizeof *ths);
     tb_conn *conns = calloc((size_t)g.conns, sizeof *conns);
     if (!ths || !conns)
@@ -1157,6 +1483,9 @@ int main(int argc, char **argv)
             c->shard_id = g.shard_ids[i % g.n_shards];
             c->phase = PH_ITER;
             break;
+        default: /* DynamoDB: spread the starting points over the pool */
+            c->pool_i = (size_t)((uint64_t)i * (uint64_t)g.pool / (uint64_t)g.conns);
+            break;
         }
     }
     free(body.p);
@@ -1185,6 +1514,7 @@ int main(int argc, char **argv)
         tot.errors += s->errors;
         tot.throttled += s->throttled;
         tot.failed_recs += s->failed_recs;
+        tot.misses += s->misses;
         tot.iter_calls += s->iter_calls;
         tot.wraps += s->wraps;
         tot.reconnects += s->reconnects;
@@ -1205,15 +1535,23 @@ int main(int argc, char **argv)
     double p50 = pct(tot.hist, tot.requests, 0.50) / 1000;
     double p99 = pct(tot.hist, tot.requests, 0.99) / 1000;
     double p999 = pct(tot.hist, tot.requests, 0.999) / 1000;
-    printf("trbench %s -> %s stream=%s conns=%d threads=%d duration=%.1fs\n", g.workload_name,
-           g.host, g.stream, g.conns, g.threads, secs);
+    printf("trbench %s -> %s %s=%s conns=%d threads=%d duration=%.1fs\n", g.workload_name,
+           g.host, WL_IS_DDB(g.workload) ? "table" : "stream", g.stream, g.conns, g.threads,
+           secs);
     printf("  requests  %llu (%.0f/s), 2xx %llu, errors %llu (throttled %llu), reconnects %llu\n",
            (unsigned long long)tot.requests, (double)tot.requests / secs,
            (unsigned long long)tot.ok, (unsigned long long)tot.errors,
            (unsigned long long)tot.throttled, (unsigned long long)tot.reconnects);
-    printf("  records   %llu (%.0f/s)%s, response bytes %.1f MB/s\n",
-           (unsigned long long)tot.records, (double)tot.records / secs,
-           g.workload == WL_GETRECORDS ? " read" : " written", (double)tot.bytes_in / secs / 1e6);
+    int reads = g.workload == WL_GETRECORDS || g.workload == WL_GETITEM || g.workload == WL_QUERY;
+    printf("  %s   %llu (%.0f/s)%s, response bytes %.1f MB/s\n",
+           WL_IS_DDB(g.workload) ? "items  " : "records", (unsigned long long)tot.records,
+           (double)tot.records / secs, reads ? " read" : " written",
+           (double)tot.bytes_in / secs / 1e6);
+    if (WL_IS_DDB(g.workload))
+        printf("  key space %ld%s, %ld pre-signed requests%s\n", g.keys,
+               g.workload == WL_QUERY ? " hash keys" : "", g.pool,
+               g.workload == WL_GETITEM ? (tot.misses ? ", SOME GETS MISSED" : ", every get hit")
+                                        : "");
     if (g.workload == WL_PUTRECORDS)
         printf("  FailedRecordCount total %llu\n", (unsigned long long)tot.failed_recs);
     if (g.workload == WL_GETRECORDS)
@@ -1222,11 +1560,12 @@ int main(int argc, char **argv)
     printf("  latency   p50 %.3f ms  p99 %.3f ms  p99.9 %.3f ms\n", p50, p99, p999);
     printf("  client CPU %.0f%% of one core (load generator's own share of the machine)\n",
            client_cpu);
-    printf("RESULT workload=%s req_s=%.0f rec_s=%.0f p50_ms=%.3f p99_ms=%.3f p999_ms=%.3f "
-           "requests=%llu errors=%llu throttled=%llu failed_records=%llu reconnects=%llu "
-           "s2xx=%llu s4xx=%llu s5xx=%llu client_cpu_pct=%.0f fatal=%d\n",
-           g.workload_name, (double)tot.requests / secs, (double)tot.records / secs, p50, p99,
-           p999, (unsigned long long)tot.requests, (unsigned long long)tot.errors,
+    printf("RESULT workload=%s req_s=%.0f ok_s=%.0f rec_s=%.0f p50_ms=%.3f p99_ms=%.3f "
+           "p999_ms=%.3f requests=%llu errors=%llu misses=%llu throttled=%llu failed_records=%llu "
+           "reconnects=%llu s2xx=%llu s4xx=%llu s5xx=%llu client_cpu_pct=%.0f fatal=%d\n",
+           g.workload_name, (double)tot.requests / secs, (double)tot.ok / secs,
+           (double)tot.records / secs, p50, p99, p999, (unsigned long long)tot.requests,
+           (unsigned long long)tot.errors, (unsigned long long)tot.misses,
            (unsigned long long)tot.throttled, (unsigned long long)tot.failed_recs,
            (unsigned long long)tot.reconnects, (unsigned long long)tot.status[2],
            (unsigned long long)tot.status[4], (unsigned long long)tot.status[5], client_cpu,
@@ -1242,6 +1581,8 @@ int main(int argc, char **argv)
     }
     free(ths);
     free(g.shared_req.p);
+    free(g.pool_buf.p);
+    free(g.pool_off);
     for (int i = 0; i < g.n_shards; i++)
         free(g.shard_ids[i]);
     return fatal ? 1 : 0;

@@ -19,9 +19,12 @@ mode=${1:-all}
 export AWS_EC2_METADATA_DISABLED=true PYTHONDONTWRITEBYTECODE=1
 
 js_deps() {
-  if [ ! -d tests/js/node_modules/@aws-sdk/client-kinesis ]; then
+  if [ ! -d tests/js/node_modules/@aws-sdk/client-kinesis ] ||
+     [ ! -f tests/js/node_modules/aws-lambda-ric/index.mjs ]; then
     echo "== installing the JS test client (npm ci in tests/js)"
-    (cd tests/js && npm ci --no-audit --no-fund --loglevel=error)
+    # --ignore-scripts: aws-lambda-ric would build curl + aws-lambda-cpp from source; its
+    # shipped JS client works without them (and is what test_lambda_node_ric.py runs)
+    (cd tests/js && npm ci --ignore-scripts --no-audit --no-fund --loglevel=error)
   fi
 }
 

@@ -337,32 +337,28 @@ static int cmd_serve(int argc, char **argv) {
 
     net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
                      .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20};
-    /* The Lambda Runtime API: its own listener, loopback only, ephemeral port, no SigV4. */
-    net_opts_t ro = {.bind = "127.0.0.1", .port = 0, .threads = threads,
-                     .handler = api_runtime_handle, .handler_arg = &ctx};
-    net_server_t *rsrv = NULL;
-    char rapi[64];
-    if (net_server_start(&ro, &rsrv, &err) ||
-        (snprintf(rapi, sizeof rapi, "127.0.0.1:%d", net_server_port(rsrv)),
-         fn_start(ctx.fn, rapi, &err))) {
-        tr_error("main", "cannot start the Lambda Runtime API: %s", err.msg);
+    /* The Lambda Runtime API: a listener per instance on 127.0.0.1, ephemeral port, no SigV4
+     * (as on AWS; see api/runtime.c). */
+    static fn_rt_listener_t rtl;
+    rtl.open = api_runtime_listener_open;
+    rtl.close = api_runtime_listener_close;
+    rtl.arg = &ctx;
+    fn_set_rt_listener(ctx.fn, &rtl);
+    if (fn_start(ctx.fn, NULL, &err)) {
+        tr_error("main", "cannot start the functions engine: %s", err.msg);
         esm_close(ctx.esm);
-        fn_shutdown(ctx.fn);
-        net_server_stop(rsrv);
         fn_close(ctx.fn);
         fn_native_destroy(native);
         tbl_close(ctx.tbl);
         slog_close(ctx.slog);
         return 1;
     }
-    tr_info("main", "Lambda Runtime API on %s", rapi);
+    /* Event-source mappings start after the functions engine (they invoke through it). */
     if (esm_start(ctx.esm, &err)) tr_error("main", "event source mappings: %s", err.msg);
     net_server_t *srv;
     if (net_server_start(&no, &srv, &err)) {
         tr_error("main", "%s", err.msg);
         esm_close(ctx.esm);
-        fn_shutdown(ctx.fn);
-        net_server_stop(rsrv);
         fn_close(ctx.fn);
         fn_native_destroy(native);
         tbl_close(ctx.tbl);
@@ -378,9 +374,8 @@ static int cmd_serve(int argc, char **argv) {
     while (atomic_load(&gate_active) > 0) usleep(1000);
     esm_close(ctx.esm);     /* pollers stop (invocations in flight finish), checkpoints flushed */
     ctx.esm = NULL;
-    fn_shutdown(ctx.fn);    /* instances killed; waiting invokes and /next polls answered */
-    net_server_stop(rsrv);  /* Runtime API handlers in flight have returned */
-    rsrv = NULL;
+    fn_shutdown(ctx.fn);    /* instances and their Runtime API listeners stopped; waiting
+                               invokes answered */
     tbl_close(ctx.tbl);     /* queued table writes commit and resume their connections */
     slog_close(ctx.slog);   /* queued puts complete and resume their connections */
     usleep(50 * 1000);      /* let the network threads send those answers */

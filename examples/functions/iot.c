@@ -50,7 +50,8 @@ static void state_read(const trf_window_t *w, totals_t *t) {
 
 int handler(const trf_event_t *ev, trf_context_t *ctx) {
     if (ev->kind != TRF_EVENT_KINESIS) {
-        trf_respond(ctx, "{\"error\":\"iot expects Kinesis records\"}", 38);
+        static const char msg[] = "{\"error\":\"iot expects Kinesis records\"}";
+        trf_respond(ctx, msg, sizeof msg - 1);
         return TRF_OK;
     }
     totals_t t;

@@ -72,6 +72,11 @@ int api_lambda_esm_handle(api_ctx_t *ctx, net_req_t *req);
 /* The Lambda Runtime API listener's handler (a second net server on 127.0.0.1, ephemeral port,
  * no SigV4 -- as on AWS); arg is the api_ctx_t. */
 int api_runtime_handle(void *arg, net_req_t *req);
+/* Per-instance Runtime API listeners, the functions engine's fn_rt_listener_t (arg: the
+ * api_ctx_t): start / stop a net server on 127.0.0.1:0 serving one instance. */
+int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle,
+                              tr_err *err);
+void api_runtime_listener_close(void *arg, void *handle);
 /* GET /metrics: Prometheus text, answered before SigV4 (like a scrape endpoint, it is
  * unauthenticated; bind to 127.0.0.1 or firewall it). */
 int api_metrics_handle(api_ctx_t *ctx, net_req_t *req);

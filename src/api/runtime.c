@@ -1,11 +1,12 @@
 /*
  * runtime.c -- the Lambda Runtime API (2018-06-01) for `provided` runtimes, on its own listener.
  *
- * main.c starts a second HTTP server bound to 127.0.0.1 on an ephemeral port with
- * api_runtime_handle as its handler.  As on AWS there is no authentication: the listener is
- * reachable only from the machine, and each child learns its address from
- * AWS_LAMBDA_RUNTIME_API ("127.0.0.1:<port>/<instance token>", see fn.h).  Paths, with the
- * token as an optional first segment:
+ * Every instance gets its own HTTP listener on 127.0.0.1, ephemeral port, one network thread
+ * (api_runtime_listener_open/close, the engine's fn_rt_listener_t, wired in main.c), as every
+ * AWS sandbox has its own endpoint: AWS_LAMBDA_RUNTIME_API is a plain "127.0.0.1:<port>",
+ * which every runtime client accepts.  (api_runtime_handle serves the alternative: one shared
+ * listener, the instance token as the first path segment.)  As on AWS there is no
+ * authentication: the listeners are reachable only from the machine.  Paths:
  *
  *   GET  /2018-06-01/runtime/invocation/next           long poll: 200, the event as the body,
  *        headers Lambda-Runtime-Aws-Request-Id, -Deadline-Ms, -Invoked-Function-Arn,
@@ -89,8 +90,9 @@ static void next_done(void *arg, int rc, const fn_rt_event_t *ev) {
     net_req_resume(req);
 }
 
-int api_runtime_handle(void *arg, net_req_t *req) {
-    api_ctx_t *ctx = arg;
+/* Serve one request.  fixed_token: the instance of a per-instance listener, or NULL (shared
+ * listener: the token is the path's first segment). */
+static int rt_serve(api_ctx_t *ctx, const char *fixed_token, net_req_t *req) {
     if (!ctx->fn) return rt_error(req, 500, "ServiceException", "functions engine not running");
     if (req->reject == NET_REJECT_OVERLOAD)
         return rt_error(req, 429, "TooManyRequestsException", "server over its in-flight budget");
@@ -105,6 +107,11 @@ int api_runtime_handle(void *arg, net_req_t *req) {
         memcpy(token, p + 1, n);
         token[n] = 0;
         p = e;
+    }
+    if (fixed_token) {
+        if (token[0] && strcmp(token, fixed_token))
+            return rt_error(req, 403, "Forbidden", "this endpoint serves another instance");
+        snprintf(token, sizeof token, "%s", fixed_token);
     }
     if (strncmp(p, RT_PREFIX, strlen(RT_PREFIX)))
         return rt_error(req, 404, "InvalidRequest", "unknown Runtime API path");
@@ -151,6 +158,48 @@ int api_runtime_handle(void *arg, net_req_t *req) {
         return rc ? rt_engine_error(req, rc, &err) : rt_accepted(req);
     }
     return rt_error(req, 404, "InvalidRequest", "unknown Runtime API path");
+}
+
+int api_runtime_handle(void *arg, net_req_t *req) { return rt_serve(arg, NULL, req); }
+
+/* ---- per-instance listeners ---------------------------------------------------------------- */
+
+typedef struct rt_listener {
+    api_ctx_t *ctx;
+    char token[FN_TOKEN_LEN + 1];
+    net_server_t *srv;
+} rt_listener_t;
+
+static int rt_instance_handle(void *arg, net_req_t *req) {
+    rt_listener_t *l = arg;
+    return rt_serve(l->ctx, l->token, req);
+}
+
+int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle,
+                              tr_err *err) {
+    rt_listener_t *l = calloc(1, sizeof *l);
+    if (!l) return tr_err_set(err, TR_ENOMEM, "out of memory");
+    l->ctx = arg;
+    snprintf(l->token, sizeof l->token, "%s", token);
+    /* one network thread: an instance makes one request at a time */
+    net_opts_t o = {.bind = "127.0.0.1", .port = 0, .threads = 1, .max_connections = 64,
+                    .max_body = 16u << 20, .handler = rt_instance_handle, .handler_arg = l};
+    int rc = net_server_start(&o, &l->srv, err);
+    if (rc) {
+        free(l);
+        return rc;
+    }
+    *port = net_server_port(l->srv);
+    *handle = l;
+    return 0;
+}
+
+void api_runtime_listener_close(void *arg, void *handle) {
+    (void)arg;
+    rt_listener_t *l = handle;
+    if (!l) return;
+    net_server_stop(l->srv);
+    free(l);
 }
 
 /* ---- GET /metrics -------------------------------------------------------------------------- */

@@ -26,6 +26,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <poll.h>
 #include <signal.h>
 #include <stdio.h>
@@ -167,8 +168,33 @@ static void inst_exited(fn_t *fn, fn_inst_t *in, int status, fn__todo_t *t) {
     fn__dispatch(fn, f, t);
 }
 
+/* Queue a listener for closing after the grace period (under fn->mu). */
+static void grave_add(fn_t *fn, void *handle) {
+    if (!handle) return;
+    struct fn__grave g = {handle, tr_now_ms() + FN__GRACE_MS};
+    fn__todo_push((void **)&fn->grave, &fn->n_grave, &fn->cap_grave, sizeof g, &g);
+}
+
+/* Close the listeners due by `now` (all with now < 0).  Takes and releases fn->mu. */
+static void grave_sweep(fn_t *fn, int64_t now) {
+    for (;;) {
+        void *h = NULL;
+        pthread_mutex_lock(&fn->mu);
+        for (size_t i = 0; i < fn->n_grave; i++)
+            if (now < 0 || fn->grave[i].at <= now) {
+                h = fn->grave[i].handle;
+                fn->grave[i] = fn->grave[--fn->n_grave];
+                break;
+            }
+        pthread_mutex_unlock(&fn->mu);
+        if (!h) return;
+        fn->rtl.close(fn->rtl.arg, h);
+    }
+}
+
 static void inst_free(fn_t *fn, fn_inst_t *in, fn__todo_t *t) {
-    if (in->listener) FN__TODO_ADD(t, lclose, in->listener);
+    (void)t;
+    grave_add(fn, in->listener);
     in->listener = NULL;
     for (fn_inst_t **pp = &fn->insts; *pp; pp = &(*pp)->next)
         if (*pp == in) {
@@ -246,7 +272,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     int lrc = fn->rtl.open ? fn->rtl.open(fn->rtl.arg, in->token, &lport, &listener, &lerr) : 0;
     pthread_mutex_lock(&fn->mu);
     if (in->state != FN__INST_SPAWNING) {
-        if (listener) FN__TODO_ADD(&t, lclose, listener);
+        grave_add(fn, listener);
         pthread_mutex_unlock(&fn->mu);
         fn__todo_run(fn, &t);
         return;
@@ -470,6 +496,8 @@ static void *sup_main(void *arg) {
                 }
                 pthread_mutex_unlock(&fn->mu);
                 fn__todo_run(fn, &t);
+                usleep(FN__GRACE_MS * 1000 / 5);   /* let the last answers leave */
+                grave_sweep(fn, -1);
                 break;
             }
         }
@@ -538,6 +566,7 @@ static void *sup_main(void *arg) {
         fn__timers(fn, tr_now_ms(), &t);
         pthread_mutex_unlock(&fn->mu);
         fn__todo_run(fn, &t);
+        grave_sweep(fn, tr_now_ms());
     }
     free(pfd);
     free(who);
@@ -649,6 +678,16 @@ static int answer(fn_t *fn, const char *token, const char *request_id, const cha
             rc = tr_err_set(err, TR_ETOOBIG, "Response payload size exceeded maximum allowed "
                                              "payload size (%d bytes).", FN_MAX_SYNC_PAYLOAD);
         } else if (fnerr) {
+            /* no Lambda-Runtime-Function-Error-Type (aws-lambda-ric's native client sends
+             * none): take errorType from the error document for the REPORT line */
+            char from_body[101] = "";
+            if ((!error_type || !*error_type) && len && len < 65536) {
+                json_t *j = json_loadb((const char *)body, len, 0, NULL);
+                const char *et = json_string_value(json_object_get(j, "errorType"));
+                if (et) snprintf(from_body, sizeof from_body, "%s", et);
+                json_decref(j);
+                if (from_body[0]) error_type = from_body;
+            }
             if (!len) {
                 const char *ty = error_type && *error_type ? error_type : "Runtime.Unknown";
                 tr_buf_puts(&b, "{\"errorMessage\":\"\",\"errorType\":");

@@ -641,6 +641,7 @@ void fn_close(fn_t *fn) {
         fn->funcs = f->next;
         fn__func_unref(fn, f);
     }
+    free(fn->grave);
     if (fn->env) mdb_env_close(fn->env);
     pthread_mutex_destroy(&fn->mu);
     free(fn);

@@ -19,7 +19,9 @@
  *     `bootstrap` runs as a child process (one per concurrent invocation, reused while warm) in
  *     the unpacked code directory, and talks to the engine through the Lambda Runtime API.  The
  *     HTTP side of that API lives in api/runtime.c and calls the fn_rt_* functions below; the
- *     engine only knows the address it is served on (fn_start).
+ *     engine asks it for one listener per instance (fn_rt_listener_t), so every instance sees
+ *     a plain AWS_LAMBDA_RUNTIME_API=127.0.0.1:<port> as on AWS.  A "#!/bin/sh" bootstrap runs
+ *     under /bin/bash in POSIX mode (Amazon Linux's /bin/sh is bash; AWS's tutorial needs it).
  *   - other runtimes plug in with fn_runtime_register (the native C runtime does).
  *
  * Invariants
@@ -45,9 +47,13 @@
  * borrowed for the duration of the callback.
  *
  * Caveats
- *   - MemorySize bounds a child with RLIMIT_DATA (private writable memory), not a cgroup: the
- *     process gets ENOMEM / is killed past it.  Fix: for a hard RSS bound run the server in a
- *     cgroup with memory.max.
+ *   - MemorySize bounds each process of an instance with RLIMIT_DATA (private writable
+ *     memory), not a cgroup: allocations past it fail (ENOMEM / MemoryError), and a process tree
+ *     can exceed it in total.  RLIMIT_AS was not used: runtimes such as V8 reserve far more
+ *     address space than they use.  Fix: for a hard RSS bound run the server in a cgroup with
+ *     memory.max.
+ *   - Instances run as the server's user, without a sandbox: functions are trusted code.
+ *     Fix: run the server as an unprivileged user (or in a container).
  *   - Only $LATEST exists: PublishVersion and aliases are not implemented.
  */
 #ifndef FN_H

@@ -23,6 +23,7 @@
 
 #define FN__MAX_RUNTIMES 8
 #define FN__PATH 4096
+#define FN__GRACE_MS 500
 
 typedef struct fn_func fn_func_t;
 typedef struct fn_inst fn_inst_t;
@@ -61,6 +62,8 @@ struct fn_inv {
     atomic_int refs;                 /* engine until its callback ran + pending /next answers +
                                         plug-in runtime until fn_inv_complete */
     int cancelled;                   /* timed out/closed under a plug-in runtime */
+    int q_unreserved, r_unreserved;  /* counted in fn->queued_/running_unreserved (the
+                                        reservation may change meanwhile) */
     double init_ms;                  /* cold start: the instance's init duration */
     tr_buf tail;                     /* log lines of this invocation (last FN_LOG_TAIL kept) */
     fn__ev_t *ev;                    /* asynchronous: its durable queue entry */
@@ -142,6 +145,13 @@ struct fn {
     char region[64];
     char runtime_api[128];
     fn_rt_listener_t rtl;            /* per-instance listeners (open NULL: shared listener) */
+    struct fn__grave {               /* listeners of gone instances, closed FN__GRACE_MS later
+                                        (their last answers must leave first: libmicrohttpd
+                                        refuses to stop with a connection still suspended) */
+        void *handle;
+        int64_t at;
+    } *grave;
+    size_t n_grave, cap_grave;
     fn_opts_t o;
     MDB_env *env;
     MDB_dbi db_fn, db_ev;
@@ -179,8 +189,6 @@ typedef struct fn__todo {
     size_t n_start, cap_start;
     fn_inst_t **spawn;               /* instances to fork */
     size_t n_spawn, cap_spawn;
-    void **lclose;                   /* per-instance listeners to close (after next answers) */
-    size_t n_lclose, cap_lclose;
     fn_inv_t **cancel;               /* plug-in invocations past their deadline */
     size_t n_cancel, cap_cancel;
 } fn__todo_t;

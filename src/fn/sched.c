@@ -72,7 +72,6 @@ static void todo_free(fn__todo_t *t) {
     free(t->start);
     free(t->spawn);
     free(t->cancel);
-    free(t->lclose);
     memset(t, 0, sizeof *t);
 }
 
@@ -81,7 +80,7 @@ static void inv_start_plugin(fn_t *fn, fn_inv_t *inv, fn__todo_t *again);
 /* Run what was deferred under the lock.  Each step may produce more work (a failed plug-in
  * start); loop until nothing is left. */
 void fn__todo_run(fn_t *fn, fn__todo_t *t) {
-    while (t->n_done || t->n_next || t->n_start || t->n_spawn || t->n_cancel || t->n_lclose) {
+    while (t->n_done || t->n_next || t->n_start || t->n_spawn || t->n_cancel) {
         fn__todo_t cur = *t;
         memset(t, 0, sizeof *t);
         for (size_t i = 0; i < cur.n_spawn; i++) fn__inst_spawn(fn, cur.spawn[i]);
@@ -111,8 +110,6 @@ void fn__todo_run(fn_t *fn, fn__todo_t *t) {
                 if (c->inv) fn__inv_unref(c->inv);
             }
         }
-        /* after the /next answers above: a listener stops only once its requests resumed */
-        for (size_t i = 0; i < cur.n_lclose; i++) fn->rtl.close(fn->rtl.arg, cur.lclose[i]);
         for (size_t i = 0; i < cur.n_start; i++) inv_start_plugin(fn, cur.start[i], t);
         for (size_t i = 0; i < cur.n_done; i++) {
             fn_inv_t *inv = cur.done[i];
@@ -200,7 +197,8 @@ static void q_push(fn_t *fn, fn_func_t *f, fn_inv_t *inv) {
     else f->q_head = inv;
     f->q_tail = inv;
     f->n_queued++;
-    if (f->cfg.reserved_concurrency < 0) fn->queued_unreserved++;
+    inv->q_unreserved = f->cfg.reserved_concurrency < 0;
+    if (inv->q_unreserved) fn->queued_unreserved++;
 }
 
 fn_inv_t *fn__q_pop(fn_t *fn, fn_func_t *f) {
@@ -210,7 +208,8 @@ fn_inv_t *fn__q_pop(fn_t *fn, fn_func_t *f) {
     if (!f->q_head) f->q_tail = NULL;
     inv->next = NULL;
     f->n_queued--;
-    if (f->cfg.reserved_concurrency < 0 && fn->queued_unreserved) fn->queued_unreserved--;
+    if (inv->q_unreserved && fn->queued_unreserved) fn->queued_unreserved--;
+    inv->q_unreserved = 0;
     return inv;
 }
 
@@ -223,8 +222,8 @@ void fn__inv_mark_running(fn_t *fn, fn_inv_t *inv) {
     inv->deadline_ms = inv->start_ms + (int64_t)f->cfg.timeout_s * 1000;
     f->running++;
     fn->running_total++;
-    if (f->cfg.reserved_concurrency < 0) fn->running_unreserved++;
-    if (f->running > f->m.concurrent) { /* gauge updated below */ }
+    inv->r_unreserved = f->cfg.reserved_concurrency < 0;
+    if (inv->r_unreserved) fn->running_unreserved++;
     f->m.concurrent = f->running;
     inv->rnext = fn->running;
     fn->running = inv;
@@ -243,8 +242,8 @@ static void inv_unmark_running(fn_t *fn, fn_inv_t *inv) {
     inv->rnext = NULL;
     if (f->running) f->running--;
     if (fn->running_total) fn->running_total--;
-    /* the reservation may have changed while it ran: recount rather than drift */
-    if (f->cfg.reserved_concurrency < 0 && fn->running_unreserved) fn->running_unreserved--;
+    if (inv->r_unreserved && fn->running_unreserved) fn->running_unreserved--;
+    inv->r_unreserved = 0;
     f->m.concurrent = f->running;
 }
 
@@ -680,6 +679,8 @@ void fn__func_retire_all(fn_t *fn, fn_func_t *f, int rc, const char *why, fn__to
 
 int64_t fn__next_deadline(fn_t *fn, int64_t now) {
     int64_t next = now + 60000;
+    for (size_t i = 0; i < fn->n_grave; i++)
+        if (fn->grave[i].at < next) next = fn->grave[i].at;
     for (fn_inv_t *inv = fn->running; inv; inv = inv->rnext)
         if (inv->deadline_ms < next) next = inv->deadline_ms;
     for (fn_inst_t *in = fn->insts; in; in = in->next) {

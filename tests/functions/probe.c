@@ -87,7 +87,7 @@ static void record_invoke(const trf_event_t *ev, trf_context_t *ctx) {
     const char *out = getenv("PROBE_OUT");
     if (!out) return;
     sbuf_t b = {0};
-    char num[64];
+    char num[256];
     puts_(&b, "{\"rid\":");
     putstr(&b, ctx->request_id, strlen(ctx->request_id));
     if (ev->kind == TRF_EVENT_KINESIS) {

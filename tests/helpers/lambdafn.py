@@ -123,6 +123,16 @@ print(json.dumps({"env": dict(os.environ), "cwd": os.getcwd(), "headers": h}))'
   case "$1" in *fail*) echo '{"errorMessage":"asked to fail"}'; return 1;; esac
   echo '"ok"'
 }''',
+    # allocate {"mb": n} megabytes (MemorySize bounds it)
+    "alloc": r'''handler() {
+  printf '%s' "$1" | python3 -c 'import sys,json
+n = json.load(sys.stdin)["mb"]
+try:
+    b = bytearray(n * 1024 * 1024)
+    print(json.dumps({"allocated": n}))
+except MemoryError:
+    print(json.dumps({"errorMessage": "MemoryError", "errorType": "MemoryError"})); sys.exit(1)'
+}''',
     # reports an initialisation error before asking for work
     "initerr": r'''init() {
   curl -sS -o /dev/null "$API/init/error" -H "Lambda-Runtime-Function-Error-Type: Runtime.ConfigError" \

@@ -33,7 +33,7 @@ def test_tutorial_bootstrap_unchanged(lam, make_function):
     assert re.search(r"^REPORT RequestId: [0-9a-f-]{36}\tDuration: [\d.]+ ms\tBilled Duration: "
                      r"\d+ ms\tMemory Size: 128 MB\tMax Memory Used: \d+ MB\t", tail, re.M)
     assert "Init Duration" in tail   # a cold start reports it
-    assert rid
+    assert f"START RequestId: {rid} " in tail   # x-amzn-RequestId is the invocation's id
     # warm: a second call reuses the instance, no init
     r2 = lam.invoke(FunctionName=name, Payload=b'"again"', LogType="Tail")
     assert r2["Payload"].read() == b"Echoing request: '\"again\"'"
@@ -226,7 +226,7 @@ def test_logs_command(lam, make_function, server):
     assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}Z", ts)
     assert any(ln.endswith('event: {"log": "me"}') and f"\t{req}\t" in ln for ln in lines)
     assert any("\tREPORT RequestId: " in ln for ln in lines)
-    assert rid
+    assert req == rid
     # --follow prints lines appended later
     p = subprocess.Popen([str(server.binary), "logs", name, "--data", str(server.data_dir),
                           "--follow", "--lines", "0"], stdout=subprocess.PIPE, text=True)
@@ -243,3 +243,16 @@ def test_logs_command(lam, make_function, server):
     bad = subprocess.run([str(server.binary), "logs", unique_name("nope"), "--data",
                           str(server.data_dir)], capture_output=True, text=True, timeout=10)
     assert bad.returncode == 1 and "no function" in bad.stderr
+
+
+def test_memory_size_bounds_the_instance(lam, make_function):
+    """MemorySize is enforced with RLIMIT_DATA on the instance's processes: an allocation past
+    it fails inside the function; the same allocation fits a larger MemorySize."""
+    name = make_function("alloc", memory=128)
+    r, p = invoke_json(lam, name, {"mb": 400})
+    assert r.get("FunctionError") == "Unhandled" and p["errorType"] == "MemoryError", p
+    r, p = invoke_json(lam, name, {"mb": 16})
+    assert "FunctionError" not in r and p == {"allocated": 16}
+    lam.update_function_configuration(FunctionName=name, MemorySize=1024)
+    r, p = invoke_json(lam, name, {"mb": 400})
+    assert "FunctionError" not in r and p == {"allocated": 400}
