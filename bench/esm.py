@@ -80,9 +80,14 @@ def peak(kin, lam, fn, out, batch, tag, n):
         assert r["FailedRecordCount"] == 0
     if os.path.exists(out):
         os.unlink(out)
+    # Created disabled, then enabled: the clock starts before the first invocation can happen.
     m = lam.create_event_source_mapping(FunctionName=fn, EventSourceArn=arn,
-                                        StartingPosition="TRIM_HORIZON", BatchSize=batch)
+                                        StartingPosition="TRIM_HORIZON", BatchSize=batch,
+                                        Enabled=False)
+    while lam.get_event_source_mapping(UUID=m["UUID"])["State"] != "Disabled":
+        time.sleep(0.05)
     t0 = time.time()
+    lam.update_event_source_mapping(UUID=m["UUID"], Enabled=True)
     ok = wait_lines(out, n, 600)
     t1 = time.time()
     inv = invocations(kin, m["UUID"])

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # run.sh -- the benchmarks behind `make bench`.  Kinesis here: Tributary against kinesalite and
 # kinesis-local (npm), plus nginx returning a fixed body as the HTTP ceiling.  Then DynamoDB:
-# bench/run-dynamodb.sh (Tributary against dynalite, bench/results/dynamodb.md).
+# bench/run-dynamodb.sh (Tributary against dynalite, bench/results/dynamodb.md).  Then event-source
+# mappings: bench/esm.py (invocations/s, put -> invoke latency; bench/results/esm.md).
 #
 # For each server in turn: start it on a free 127.0.0.1 port (Tributary with a temp data dir,
 # durable, default settings; the peers with their defaults, in memory), run each workload with
@@ -11,7 +12,8 @@
 # 2-3 for DynamoDB.
 #
 # Knobs (environment):
-#   BENCH_SUITES="kinesis dynamodb"  which benchmarks (the DynamoDB knobs: run-dynamodb.sh)
+#   BENCH_SUITES="kinesis dynamodb esm"  which benchmarks (DynamoDB knobs: run-dynamodb.sh;
+#                      event-source mappings: bench/esm.py)
 #   BENCH_DURATION=10  measured seconds per run      BENCH_WARMUP=1  unmeasured seconds first
 #   BENCH_THREADS=2    trbench threads               BENCH_SERVERS="tributary kinesalite
 #   BENCH_WORKLOADS="putrecords putrecord getrecords"   kinesis-local nginx"
@@ -29,7 +31,7 @@ WARM="${BENCH_WARMUP:-1}"
 THREADS="${BENCH_THREADS:-2}"
 SERVERS="${BENCH_SERVERS:-tributary kinesalite kinesis-local nginx}"
 WORKLOADS="${BENCH_WORKLOADS:-putrecords putrecord getrecords}"
-SUITES="${BENCH_SUITES:-kinesis dynamodb}"
+SUITES="${BENCH_SUITES:-kinesis dynamodb esm}"
 SHARDS=4
 NGINX_BODY='{"FailedRecordCount":0,"Records":[]}'   # PutRecords-shaped
 NGINX_TYPE=application/x-amz-json-1.1
@@ -252,6 +254,9 @@ fi
 rc=0
 if [[ " $SUITES " == *" dynamodb "* ]]; then
     TRIBUTARY_BIN="$TRIBUTARY_BIN" TRBENCH="$TRBENCH" "$BENCH/run-dynamodb.sh" || rc=$?
+fi
+if [[ " $SUITES " == *" esm "* ]]; then
+    TRIBUTARY_BIN="$TRIBUTARY_BIN" /usr/bin/python3 "$BENCH/esm.py" || rc=$?
 fi
 log "done in $((SECONDS - t0)) s"
 exit "$rc"

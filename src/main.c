@@ -60,6 +60,12 @@ static int gated_handle(void *arg, net_req_t *req) {
 
 static long long wall_ms(void) { return tr_now_ms(); }
 
+/* Native functions' trf_table_* calls: the DynamoDB adapter, in-process (fn/native.h). */
+static void native_table_call(void *arg, const char *op, const char *body, size_t len,
+                              fn_native_table_done_fn done, void *done_arg) {
+    api_dynamodb_call(arg, op, body, len, done, done_arg);
+}
+
 /* ---- credentials --------------------------------------------------------------------------- */
 
 static void random_chars(char *out, size_t n, const char *alphabet) {
@@ -317,6 +323,7 @@ static int cmd_serve(int argc, char **argv) {
         slog_close(ctx.slog);
         return 1;
     }
+    fn_native_set_table_handler(native, native_table_call, &ctx);
     /* Event-source mappings: Kinesis -> Lambda pollers, woken by the stream's append hook. */
     esm_opts_t eo = {.region = region, .age_unit_ms = esm_age_unit_ms};
     if (esm_open(data, ctx.slog, ctx.fn, &eo, &ctx.esm, &err)) {
@@ -376,6 +383,7 @@ static int cmd_serve(int argc, char **argv) {
     ctx.esm = NULL;
     fn_shutdown(ctx.fn);    /* instances and their Runtime API listeners stopped; waiting
                                invokes answered */
+    fn_native_set_table_handler(native, NULL, NULL);   /* functions' table calls: 503 */
     tbl_close(ctx.tbl);     /* queued table writes commit and resume their connections */
     slog_close(ctx.slog);   /* queued puts complete and resume their connections */
     usleep(50 * 1000);      /* let the network threads send those answers */

@@ -172,7 +172,16 @@ typedef struct trf_ops {
     /* AWS's Kinesis event JSON for a native batch (rendered once per invoke, then cached);
      * NULL for other kinds.  Borrowed for the handler call. */
     const char *(*event_json)(trf_context_t *ctx, const trf_event_t *ev, size_t *len);
-    void *reserved[8];
+    /* DynamoDB in-process (appended in ABI 1; NULL in a runtime without tables: the helpers
+     * then answer TRF_ERROR).  See "Tables" below. */
+    int (*table_call)(trf_context_t *ctx, const char *op, const char *req, size_t len,
+                      char **resp);
+    long (*table_send)(trf_context_t *ctx, const char *op, const char *req, size_t len);
+    int (*table_flush)(trf_context_t *ctx, int *n_failed,
+                       void (*on_reply)(void *arg, long index, int status, const char *resp,
+                                        size_t len),
+                       void *arg);
+    void *reserved[5];
 } trf_ops_t;
 
 struct trf_context {
@@ -247,6 +256,66 @@ static inline int trf_error(trf_context_t *ctx, const char *type, const char *me
 static inline const char *trf_event_json(trf_context_t *ctx, const trf_event_t *ev, size_t *len) {
     return ctx->ops->event_json(ctx, ev, len);
 }
+/* ---- tables: DynamoDB, in-process ------------------------------------------------------------
+ *
+ * A handler reads and writes the server's DynamoDB tables without HTTP: the request is a
+ * DynamoDB JSON 1.0 body (exactly what an SDK sends for X-Amz-Target DynamoDB_20120810.<op>),
+ * the response the body DynamoDB would answer.  The call runs the server's DynamoDB adapter --
+ * the same validation, conditions, transactions, error types and durability as the HTTP API --
+ * minus SigV4 (the function is trusted).  A write is acknowledged after its group commit (fsync).
+ *
+ *     char *resp = NULL;
+ *     int rc = trf_table_call(ctx, "GetItem",
+ *                             "{\"TableName\":\"t\",\"Key\":{\"pk\":{\"S\":\"a\"}}}", len, &resp);
+ *     ... rc == TRF_OK: resp is {"Item":{...}} ...
+ *     free(resp);
+ *
+ * Pipelining: trf_table_send() queues a call and returns at once (its index: 0, 1, 2, ... since
+ * the last flush); trf_table_flush() waits for every queued call and reports each reply in send
+ * order.  Hundreds of writes sent before one flush share group commits instead of paying an
+ * fsync each.  Calls of one batch run concurrently: their order of application is not
+ * guaranteed (use conditions or commutative updates -- ADD -- where order matters).  Calls still
+ * unflushed when the handler returns are waited for (their replies dropped).
+ *
+ * Caveats
+ *   - Only under the tributary.c1 runtime.  Under the provided.al2023 bootstrap (AWS) the calls
+ *     answer TRF_ERROR.  Fix: on AWS use the AWS SDK for C++ or an HTTP client.
+ *   - A crash mid-batch leaves the calls already made applied; the batch is retried (at-least-once).
+ *     Fix: make writes idempotent (conditions, keys derived from the record's sequence number).
+ */
+
+/* One synchronous call.  op: "PutItem", "GetItem", "UpdateItem", "TransactWriteItems", ... ;
+ * req[0..len): the JSON request body.  *resp (when resp is not NULL): the response body,
+ * malloc'd and NUL-terminated -- free() it -- also on a DynamoDB error, where it is DynamoDB's
+ * {"__type":...,"message":...}.  Returns TRF_OK (HTTP 200), the HTTP status of a DynamoDB error
+ * (400 ConditionalCheckFailedException, ValidationException, ...; 500), or TRF_ERROR when no
+ * call could be made (no table service in this runtime; *resp is NULL). */
+static inline int trf_table_call(trf_context_t *ctx, const char *op, const char *req, size_t len,
+                                 char **resp) {
+    if (resp) *resp = NULL;
+    if (!ctx->ops->table_call) return TRF_ERROR;
+    return ctx->ops->table_call(ctx, op, req, len, resp);
+}
+/* Queue one call (req copied).  Returns its index (>= 0), or TRF_ERROR (no table service). */
+static inline long trf_table_send(trf_context_t *ctx, const char *op, const char *req,
+                                  size_t len) {
+    if (!ctx->ops->table_send) return TRF_ERROR;
+    return ctx->ops->table_send(ctx, op, req, len);
+}
+/* Reply of one queued call, in send order: status 200 on success; resp the response body,
+ * borrowed for the callback. */
+typedef void (*trf_table_reply_fn)(void *arg, long index, int status, const char *resp,
+                                   size_t len);
+/* Wait for every queued call.  *n_failed (may be NULL): how many answered an error (status !=
+ * 200).  on_reply (may be NULL) sees every reply.  TRF_OK when all were answered (successes or
+ * DynamoDB errors), TRF_ERROR when no table service. */
+static inline int trf_table_flush(trf_context_t *ctx, int *n_failed, trf_table_reply_fn on_reply,
+                                  void *arg) {
+    if (n_failed) *n_failed = 0;
+    if (!ctx->ops->table_flush) return TRF_ERROR;
+    return ctx->ops->table_flush(ctx, n_failed, on_reply, arg);
+}
+
 /* Milliseconds left before the deadline (negative when past it). */
 static inline int64_t trf_remaining_ms(const trf_context_t *ctx) {
     struct timespec ts;

@@ -62,6 +62,15 @@ void api_json_begin(net_req_t *req, const char *content_type);
 int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
 /* DynamoDB adapter entry: target is the operation name after "DynamoDB_20120810.". */
 int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
+/* An in-process DynamoDB call (native functions' trf_table_*, wired by main.c into
+ * fn_native_set_table_handler): runs the same adapter code as an HTTP request to `op` with this
+ * JSON 1.0 body (copied) -- validation, engine calls, errors, response -- minus SigV4 (the
+ * caller is trusted).  done(arg, status, body, len) runs exactly once with the HTTP status and
+ * response body (borrowed for the callback): on this thread before the return (reads, errors)
+ * or, for a write, on the table engine's writer thread after its group commit. */
+typedef void (*api_dynamodb_done_fn)(void *arg, int status, const char *body, size_t len);
+void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t len,
+                       api_dynamodb_done_fn done, void *arg);
 /* Lambda adapter entry (REST JSON; paths /2015-03-31/..., /2017-10-31/..., /2019-09-30/...,
  * /2014-11-13/...). */
 int api_lambda_handle(api_ctx_t *ctx, net_req_t *req);

@@ -32,6 +32,7 @@
 #include <jansson.h>
 #include <math.h>
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -3148,4 +3149,63 @@ done:
     if (rc == 1) return NET_DEFER;
     d_seal(req);
     return NET_DONE;
+}
+
+/* ---- in-process calls (native functions) ---------------------------------------------------- */
+
+/* A request that never touched the network: the same net_req_t an HTTP request gets, with
+ * resume_fn ours.  As net/http.c does, the deferred completion runs once both the handler has
+ * returned and the engine has resumed (sync counts to 2), so `finish` never races the handler. */
+typedef struct d_local {
+    net_req_t req;                 /* first: resume_fn gets &req */
+    atomic_int sync;
+    api_dynamodb_done_fn done;
+    void *arg;
+} d_local_t;
+
+static void d_local_end(d_local_t *l) {
+    net_req_t *req = &l->req;
+    if (req->finish) req->finish(req);
+    l->done(l->arg, req->status, req->out.data ? (const char *)req->out.data : "", req->out.len);
+    tr_buf_free(&req->out);
+    for (int i = 0; i < req->n_resp_hdr; i++) free(req->resp_hdr_value[i]);
+    if (req->state && req->state_free) req->state_free(req->state);
+    free(req->body);
+    free(l);
+}
+
+static void d_local_resume(net_req_t *req) {
+    d_local_t *l = (d_local_t *)req;
+    if (atomic_fetch_add(&l->sync, 1) == 1) d_local_end(l);
+}
+
+void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t len,
+                       api_dynamodb_done_fn done, void *arg) {
+    static const char oom[] = "{\"__type\":\"com.amazonaws.dynamodb.v20120810#"
+                              "InternalServerError\",\"message\":\"out of memory\"}";
+    d_local_t *l = calloc(1, sizeof *l);
+    uint8_t *b = malloc(len + 1);
+    if (!l || !b) {
+        free(l);
+        free(b);
+        done(arg, 500, oom, sizeof oom - 1);
+        return;
+    }
+    if (len) memcpy(b, body, len);
+    b[len] = 0;
+    l->done = done;
+    l->arg = arg;
+    l->req.method = "POST";
+    l->req.path = "/";
+    l->req.query = "";
+    l->req.body = b;
+    l->req.body_len = len;
+    l->req.status = 200;
+    l->req.resume_fn = d_local_resume;
+    snprintf(l->req.remote, sizeof l->req.remote, "function");
+    if (api_dynamodb_handle(ctx, &l->req, op) == NET_DONE) {
+        d_local_end(l);
+        return;
+    }
+    if (atomic_fetch_add(&l->sync, 1) == 1) d_local_end(l);
 }

@@ -817,6 +817,7 @@ static void put_done(void *arg, int rc) {
 static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *condition,
                    const inv_out_t *last, int invoke_count) {
     esm_t *e = t->e;
+    if (!n) return 0;   /* a window's final invoke without records: nothing to report */
     const run_t *run = t->run;
     char first[SLOG_SEQ_STRLEN + 1], lastseq[SLOG_SEQ_STRLEN + 1], a1[32], a2[32], now[32];
     slog_seq_format(t->shard, recs[0]->seq, first);
@@ -1174,9 +1175,16 @@ static void *lane_main(void *arg) {
 
         pthread_mutex_lock(&t->mu);
         if (done < k || atomic_load(&t->stop)) {
-            free(state);
+            /* Stopping part-way: keep what was processed (and, in a window, the state that
+             * covers exactly those records) so the checkpoint and the state agree. */
+            if (wsize && done > 0) {
+                free(l->state);
+                l->state = state;
+            } else {
+                free(state);
+            }
             lane_pop(l, done);
-            checkpoint_locked(t, 0);
+            checkpoint_locked(t, wsize != 0);
             break;
         }
         lane_pop(l, done);

@@ -360,8 +360,12 @@ int esm_filter_match(const esm_filter_t *f, const char *pk, size_t pk_len, const
         json_t *d = json_loadb((const char *)data, data_len, JSON_DECODE_ANY, NULL);
         if (d) json_object_set_new(ev, "data", d);
     }
-    int ok = 0;
-    for (size_t i = 0; i < f->n && !ok; i++) ok = pattern_match(f->patterns[i], ev);
+    int ok = 0, have_data = json_object_get(ev, "data") != NULL;
+    for (size_t i = 0; i < f->n && !ok; i++) {
+        /* A pattern on data never matches data that is not JSON (AWS drops such records). */
+        if (!have_data && json_object_get(f->patterns[i], "data")) continue;
+        ok = pattern_match(f->patterns[i], ev);
+    }
     json_decref(ev);
     return ok;
 }

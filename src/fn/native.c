@@ -20,6 +20,14 @@
  *
  * Cost per invoke on a warm host: one frame write, one poll wake-up, one frame read -- tens of
  * microseconds plus the handler.
+ *
+ * Table calls (trf_table_*): while a host thread waits for RESULT (or READY) it also serves
+ * TABLE_CALL frames: each goes to the table handler main.c installed (fn_native_set_table_handler;
+ * the engine never sees the DynamoDB adapter), many may be in flight (FN_NATIVE_TABLE_INFLIGHT,
+ * then the thread stops reading the socket: backpressure), and their completions -- from any
+ * thread -- queue TABLE_REPLY frames under h->tmu and wake the poll through a pipe.  A job
+ * completes (finish_on) only after every call it dispatched has been answered, so a retried
+ * batch never races writes of the failed attempt.
  */
 #include "fn/native.h"
 
@@ -41,6 +49,8 @@
 #include "core/tlog.h"
 #include "fn/native_int.h"
 #include "log/slog.h"
+
+#define FN_NATIVE_TABLE_INFLIGHT 4096   /* table calls in flight per host before backpressure */
 
 extern char **environ;
 
@@ -72,6 +82,8 @@ typedef struct pool pool_t;
 typedef struct host {
     struct host *next;
     pool_t *pool;
+    fn_native_t *nt;
+    int counted;                         /* counted in pool->n_waiting (under nt->mu) */
     pid_t pid;                           /* 0 when no process */
     int sock, logfd;
     spawn_t *spawn;                      /* what the process was started with */
@@ -79,6 +91,14 @@ typedef struct host {
     int64_t last_used_ms;
     trf__buf_t logline;                  /* partial log line */
     trf__buf_t rbuf;                     /* frame being read */
+    trf__buf_t wbuf;                     /* frames being written (INVOKE, TABLE_REPLY) */
+    size_t wsent;
+    /* table calls: dispatched and not yet answered, and the answers not yet moved to wbuf */
+    pthread_mutex_t tmu;
+    pthread_cond_t tcv;
+    size_t t_out;
+    trf__buf_t t_replies;
+    int wake[2];                         /* pipe: t_replies has frames */
 } host_t;
 
 struct pool {
@@ -101,7 +121,16 @@ struct fn_native {
     char host_exe[PATH_MAX];
     char region[64];
     int64_t idle_ms, init_timeout_ms;
+    fn_native_table_fn table_fn;         /* under mu */
+    void *table_arg;
+    size_t table_busy;                   /* dispatches inside table_fn now (under mu) */
+    pthread_cond_t table_idle;
 };
+
+typedef struct tcall {                   /* one table call in flight */
+    host_t *h;
+    uint32_t id;
+} tcall_t;
 
 typedef struct host_arg {
     fn_native_t *nt;
@@ -204,8 +233,13 @@ static spawn_t *spawn_build(fn_native_t *nt, const fn_config_t *cfg) {
     envp[n++] = xasprintf("LANG=C.UTF-8");
     envp[n++] = xasprintf("TZ=:UTC");
     envp[n++] = xasprintf("TRIBUTARY_FN_PARENT=%ld", (long)getpid());
-    /* Sanitizer builds: the host is the same binary; keep its options. */
-    static const char *const pass[] = {"ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
+    /* Sanitizer builds: the host is the same binary; keep its options, but let user code's
+     * crashes be crashes (signals reported as AWS does), not sanitizer reports. */
+    const char *asan = getenv("ASAN_OPTIONS");
+    envp[n++] = xasprintf("ASAN_OPTIONS=%s%shandle_segv=0:handle_sigbus=0:handle_sigfpe=0:"
+                          "handle_sigill=0:handle_abort=0", asan ? asan : "",
+                          asan && *asan ? ":" : "");
+    static const char *const pass[] = {"UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
     for (int i = 0; pass[i]; i++) {
         const char *v = getenv(pass[i]);
         if (v) envp[n++] = xasprintf("%s=%s", pass[i], v);
@@ -354,6 +388,7 @@ static void host_reap(host_t *h, int grace_ms, char *why, size_t cap) {
     if (h->logfd >= 0) close(h->logfd);
     h->sock = h->logfd = -1;
     h->rbuf.len = 0;
+    h->wbuf.len = h->wsent = 0;
 }
 
 static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t cap) {
@@ -399,12 +434,12 @@ fail:
 
 enum { EXCH_FRAME = 0, EXCH_DIED = 1, EXCH_TIMEOUT = 2 };
 
-/* Write out[0..out_len) (if any) and read one frame into h->rbuf, forwarding logs to j, until
- * deadline_ms.  Returns EXCH_*. */
+/* Queue out[0..out_len) (if any) and read until h->rbuf starts with a whole frame, writing
+ * queued frames and table replies and forwarding logs to j, until deadline_ms.  Returns
+ * EXCH_*.  The caller consumes the frame (frame_consume). */
 static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
                          int64_t deadline_ms) {
-    size_t sent = 0;
-    h->rbuf.len = 0;
+    if (out_len) trf__buf_append(&h->wbuf, out, out_len);
     for (;;) {
         /* A complete frame? */
         if (h->rbuf.len >= sizeof(fn_native_frame_hdr_t)) {
@@ -413,18 +448,31 @@ static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
             if (hd.magic != FN_NATIVE_MAGIC || hd.len > FN_NATIVE_MAX_FRAME) return EXCH_DIED;
             if (h->rbuf.len >= sizeof hd + hd.len) return EXCH_FRAME;
         }
+        if (h->wbuf.oom) return EXCH_DIED;
         int64_t left = deadline_ms - now_ms();
         if (left <= 0) return EXCH_TIMEOUT;
-        struct pollfd pf[2] = {{h->sock, (short)(POLLIN | (sent < out_len ? POLLOUT : 0)), 0},
+        int want_out = h->wsent < h->wbuf.len;
+        struct pollfd pf[3] = {{h->sock, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0},
+                               {h->wake[0], POLLIN, 0},
                                {h->logfd, POLLIN, 0}};
-        int pr = poll(pf, h->logfd >= 0 ? 2 : 1, left > 1000 ? 1000 : (int)left);
+        int pr = poll(pf, h->logfd >= 0 ? 3 : 2, left > 1000 ? 1000 : (int)left);
         if (pr < 0 && errno != EINTR) return EXCH_DIED;
         if (pr <= 0) continue;
-        if (pf[1].revents & POLLIN) drain_log(h, j);
-        if (pf[0].revents & POLLOUT && sent < out_len) {
-            ssize_t w = send(h->sock, out + sent, out_len - sent, MSG_NOSIGNAL);
-            if (w > 0) sent += (size_t)w;
+        if (pf[2].revents & POLLIN) drain_log(h, j);
+        if (pf[1].revents & POLLIN) {
+            char tmp[256];
+            while (read(h->wake[0], tmp, sizeof tmp) > 0) {}
+            pthread_mutex_lock(&h->tmu);
+            trf__buf_append(&h->wbuf, h->t_replies.data, h->t_replies.len);
+            h->t_replies.len = 0;
+            pthread_mutex_unlock(&h->tmu);
+        }
+        if (pf[0].revents & POLLOUT && h->wsent < h->wbuf.len) {
+            ssize_t w = send(h->sock, h->wbuf.data + h->wsent, h->wbuf.len - h->wsent,
+                             MSG_NOSIGNAL);
+            if (w > 0) h->wsent += (size_t)w;
             else if (w < 0 && errno != EAGAIN && errno != EINTR) return EXCH_DIED;
+            if (h->wsent == h->wbuf.len) h->wbuf.len = h->wsent = 0;
         }
         if (pf[0].revents & (POLLIN | POLLHUP | POLLERR)) {
             char buf[65536];
@@ -439,12 +487,139 @@ static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
     }
 }
 
-static void finish(job_t *j, const char *type, const char *msg, const uint8_t *payload,
-                   size_t len) {
-    if (j->done) j->done(j->tag, type, msg, payload, len);
+/* Drop the whole frame at the start of h->rbuf, keeping what follows it. */
+static void frame_consume(host_t *h) {
+    fn_native_frame_hdr_t hd;
+    memcpy(&hd, h->rbuf.data, sizeof hd);
+    size_t n = sizeof hd + hd.len;
+    memmove(h->rbuf.data, h->rbuf.data + n, h->rbuf.len - n);
+    h->rbuf.len -= n;
 }
 
-static void finish_timeout(job_t *j) {
+/* ---- table calls ----------------------------------------------------------------------------- */
+
+/* Queue a TABLE_REPLY for the host thread (any thread; h->tmu not held). */
+static void table_reply(host_t *h, uint32_t id, int status, const char *body, size_t len) {
+    trf__buf_t f = {0};
+    fn_native__begin(&f, FN_NATIVE_TABLE_REPLY);
+    fn_native__u32(&f, id);
+    fn_native__u32(&f, (uint32_t)status);
+    fn_native__str(&f, body, len);
+    fn_native__end(&f);
+    pthread_mutex_lock(&h->tmu);
+    if (f.oom) {   /* still answer: the handler must not wait forever */
+        trf__buf_free(&f);
+        fn_native__begin(&f, FN_NATIVE_TABLE_REPLY);
+        fn_native__u32(&f, id);
+        fn_native__u32(&f, 500);
+        fn_native__cstr(&f, "{\"__type\":\"InternalServerError\",\"message\":\"out of memory\"}");
+        fn_native__end(&f);
+    }
+    trf__buf_append(&h->t_replies, f.data, f.len);
+    (void)!write(h->wake[1], "", 1);
+    pthread_mutex_unlock(&h->tmu);
+    trf__buf_free(&f);
+}
+
+static void table_done(void *arg, int status, const char *body, size_t len) {
+    tcall_t *tc = arg;
+    host_t *h = tc->h;
+    table_reply(h, tc->id, status, body, len);
+    pthread_mutex_lock(&h->tmu);
+    h->t_out--;
+    pthread_cond_broadcast(&h->tcv);
+    pthread_mutex_unlock(&h->tmu);
+    free(tc);
+}
+
+/* Serve the TABLE_CALL at the start of h->rbuf (the caller consumes it). */
+static void table_dispatch(fn_native_t *nt, host_t *h) {
+    fn_native_frame_hdr_t hd;
+    memcpy(&hd, h->rbuf.data, sizeof hd);
+    fn_native_rd_t r = {h->rbuf.data + sizeof hd, hd.len, 0};
+    uint32_t id = fn_native__get_u32(&r);
+    const char *op = fn_native__get_str(&r, NULL);
+    size_t len = 0;
+    const char *req = fn_native__get_str(&r, &len);
+    static const char bad[] = "{\"__type\":\"com.amazon.coral.service#SerializationException\","
+                              "\"message\":\"malformed table call frame\"}";
+    static const char gone[] = "{\"__type\":\"com.amazon.coral.availability#ServiceUnavailable\","
+                               "\"message\":\"The table service is not available (the server is "
+                               "shutting down or has no table engine)\"}";
+    if (r.bad) {
+        table_reply(h, id, 400, bad, sizeof bad - 1);
+        return;
+    }
+    pthread_mutex_lock(&h->tmu);          /* backpressure: the host waits on its socket */
+    while (h->t_out >= FN_NATIVE_TABLE_INFLIGHT) pthread_cond_wait(&h->tcv, &h->tmu);
+    pthread_mutex_unlock(&h->tmu);
+    pthread_mutex_lock(&nt->mu);
+    fn_native_table_fn fn = nt->table_fn;
+    void *arg = nt->table_arg;
+    if (fn) nt->table_busy++;
+    pthread_mutex_unlock(&nt->mu);
+    tcall_t *tc = fn ? malloc(sizeof *tc) : NULL;
+    if (!tc) {
+        table_reply(h, id, 503, gone, sizeof gone - 1);
+    } else {
+        tc->h = h;
+        tc->id = id;
+        pthread_mutex_lock(&h->tmu);
+        h->t_out++;
+        pthread_mutex_unlock(&h->tmu);
+        fn(arg, op, req, len, table_done, tc);
+    }
+    if (fn) {
+        pthread_mutex_lock(&nt->mu);
+        if (--nt->table_busy == 0) pthread_cond_broadcast(&nt->table_idle);
+        pthread_mutex_unlock(&nt->mu);
+    }
+}
+
+/* host_exchange, serving table calls until another frame (or death, or the deadline). */
+static int host_next(fn_native_t *nt, host_t *h, job_t *j, const char *out, size_t out_len,
+                     int64_t deadline_ms) {
+    for (;;) {
+        int ex = host_exchange(h, j, out, out_len, deadline_ms);
+        out_len = 0;
+        if (ex != EXCH_FRAME) return ex;
+        fn_native_frame_hdr_t hd;
+        memcpy(&hd, h->rbuf.data, sizeof hd);
+        if (hd.type != FN_NATIVE_TABLE_CALL) return ex;
+        table_dispatch(nt, h);
+        frame_consume(h);
+    }
+}
+
+/* Wait until every table call the host made has been answered; drop undelivered replies. */
+static void table_settle(host_t *h) {
+    pthread_mutex_lock(&h->tmu);
+    while (h->t_out) pthread_cond_wait(&h->tcv, &h->tmu);
+    h->t_replies.len = 0;
+    pthread_mutex_unlock(&h->tmu);
+    char tmp[256];
+    while (read(h->wake[0], tmp, sizeof tmp) > 0) {}
+}
+
+/* Complete a job.  A host counts itself as waiting for work BEFORE the callback runs, so a
+ * caller that submits its next job from the callback (or right after) finds this warm host
+ * instead of starting another. */
+static void finish_on(host_t *h, job_t *j, const char *type, const char *msg,
+                      const uint8_t *payload, size_t len) {
+    if (h) {
+        table_settle(h);
+        pthread_mutex_lock(&h->nt->mu);
+        if (!h->counted) {
+            h->pool->n_waiting++;
+            h->counted = 1;
+        }
+        pthread_mutex_unlock(&h->nt->mu);
+    }
+    if (j->done) j->done(j->tag, type, msg, payload, len);
+}
+#define finish(j, type, msg, payload, len) finish_on(h, j, type, msg, payload, len)
+
+static void finish_timeout(host_t *h, job_t *j) {
     char msg[160];
     snprintf(msg, sizeof msg, "RequestId: %s Error: Task timed out after %u.00 seconds",
              j->request_id, j->timeout_s);
@@ -488,12 +663,13 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
     }
     int64_t init_deadline = now_ms() + nt->init_timeout_ms;
     if (init_deadline > j->deadline_ms) init_deadline = j->deadline_ms;
-    int ex = host_exchange(h, j, NULL, 0, init_deadline);
+    int ex = host_next(nt, h, j, NULL, 0, init_deadline);
     if (ex == EXCH_FRAME) {
         fn_native_frame_hdr_t hd;
         memcpy(&hd, h->rbuf.data, sizeof hd);
         if (hd.type == FN_NATIVE_READY) {
-            h->rbuf.len = 0;
+            frame_consume(h);
+            table_settle(h);
             return 0;
         }
         if (hd.type == FN_NATIVE_INIT_ERROR) {
@@ -510,7 +686,7 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
     if (ex == EXCH_TIMEOUT) {
         host_bury(h, j, 0, NULL, 0);
         if (init_deadline >= j->deadline_ms) {
-            finish_timeout(j);
+            finish_timeout(h, j);
         } else {
             snprintf(msg, sizeof msg, "RequestId: %s Error: the function's library did not load "
                      "within %lld ms", j->request_id, (long long)nt->init_timeout_ms);
@@ -528,7 +704,7 @@ static void host_run(fn_native_t *nt, host_t *h, job_t *j) {
     char why[1024];
     if (h->pid && h->spawn != j->spawn) host_reap(h, 0, NULL, 0);   /* reconfigured: restart */
     if (!h->pid && host_cold_start(nt, h, j)) return;
-    int ex = host_exchange(h, j, j->frame.data, j->frame.len, j->deadline_ms);
+    int ex = host_next(nt, h, j, j->frame.data, j->frame.len, j->deadline_ms);
     pthread_mutex_lock(&nt->mu);
     int cancelled = j->cancelled;
     pthread_mutex_unlock(&nt->mu);
@@ -545,14 +721,14 @@ static void host_run(fn_native_t *nt, host_t *h, job_t *j) {
             host_log(h, j, "", 0, 1);
             finish(j, failed ? (type[0] ? type : "HandlerError") : NULL, NULL,
                    (const uint8_t *)payload, pl);
-            h->rbuf.len = 0;
+            frame_consume(h);
             return;
         }
         ex = EXCH_DIED;
     }
     if (ex == EXCH_TIMEOUT || cancelled) {
         host_bury(h, j, 0, NULL, 0);
-        finish_timeout(j);
+        finish_timeout(h, j);
         return;
     }
     host_bury(h, j, 200, why, sizeof why);
@@ -584,6 +760,8 @@ static void host_stop(host_t *h) {
 
 /* ---- host thread ----------------------------------------------------------------------------- */
 
+static void host_free_io(host_t *h);
+
 static void *host_main(void *arg) {
     host_arg_t *ha = arg;
     fn_native_t *nt = ha->nt;
@@ -594,15 +772,19 @@ static void *host_main(void *arg) {
 
     pthread_mutex_lock(&nt->mu);
     for (;;) {
+        if (!h->counted) {
+            p->n_waiting++;
+            h->counted = 1;
+        }
         while (!p->q_head && !nt->closing && p->generation == gen) {
             int64_t deadline = h->last_used_ms + nt->idle_ms;
             struct timespec ts = {deadline / 1000, (long)(deadline % 1000) * 1000000};
-            p->n_waiting++;
             int rc = pthread_cond_timedwait(&p->cv, &nt->mu, &ts);
-            p->n_waiting--;
             if (rc == ETIMEDOUT && !p->q_head) goto out;
         }
         if (nt->closing || p->generation != gen) break;
+        p->n_waiting--;
+        h->counted = 0;
         job_t *j = p->q_head;
         p->q_head = j->next;
         if (!p->q_head) p->q_tail = NULL;
@@ -619,6 +801,10 @@ static void *host_main(void *arg) {
         job_free(j);
     }
 out:
+    if (h->counted) {
+        p->n_waiting--;
+        h->counted = 0;
+    }
     /* Leave the pool, then stop the process without the lock. */
     for (host_t **pp = &p->hosts; *pp; pp = &(*pp)->next)
         if (*pp == h) {
@@ -630,6 +816,7 @@ out:
     host_stop(h);
     trf__buf_free(&h->logline);
     trf__buf_free(&h->rbuf);
+    host_free_io(h);
     pthread_mutex_lock(&nt->mu);
     spawn_unref(h->spawn);
     free(h);
@@ -639,16 +826,29 @@ out:
     return NULL;
 }
 
+/* A host's write buffer, table-call state and wake pipe (after its last table call settled). */
+static void host_free_io(host_t *h) {
+    trf__buf_free(&h->wbuf);
+    trf__buf_free(&h->t_replies);
+    pthread_mutex_destroy(&h->tmu);
+    pthread_cond_destroy(&h->tcv);
+    close(h->wake[0]);
+    close(h->wake[1]);
+}
+
 /* Under nt->mu.  0 or -1. */
 static int host_add(fn_native_t *nt, pool_t *p) {
     host_t *h = calloc(1, sizeof *h);
     host_arg_t *ha = malloc(sizeof *ha);
-    if (!h || !ha) {
+    if (!h || !ha || pipe2(h->wake, O_CLOEXEC | O_NONBLOCK)) {
         free(h);
         free(ha);
         return -1;
     }
+    pthread_mutex_init(&h->tmu, NULL);
+    pthread_cond_init(&h->tcv, NULL);
     h->pool = p;
+    h->nt = nt;
     h->sock = h->logfd = -1;
     h->last_used_ms = now_ms();
     ha->nt = nt;
@@ -662,6 +862,7 @@ static int host_add(fn_native_t *nt, pool_t *p) {
     int rc = pthread_create(&t, &at, host_main, ha);
     pthread_attr_destroy(&at);
     if (rc) {
+        host_free_io(h);
         free(h);
         free(ha);
         return -1;
@@ -680,6 +881,7 @@ int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *er
     if (!nt) return tr_err_set(err, TR_ENOMEM, "out of memory");
     pthread_mutex_init(&nt->mu, NULL);
     pthread_cond_init(&nt->exited, NULL);
+    pthread_cond_init(&nt->table_idle, NULL);
     if (opts && opts->host_exe) {
         snprintf(nt->host_exe, sizeof nt->host_exe, "%s", opts->host_exe);
     } else {
@@ -729,7 +931,7 @@ void fn_native_destroy(fn_native_t *nt) {
     pthread_mutex_unlock(&nt->mu);
     for (job_t *j = failed, *next; j; j = next) {
         next = j->next;
-        finish(j, "Runtime.Unknown", "the server is shutting down", NULL, 0);
+        finish_on(NULL, j, "Runtime.Unknown", "the server is shutting down", NULL, 0);
         pthread_mutex_lock(&nt->mu);
         spawn_unref(j->spawn);
         pthread_mutex_unlock(&nt->mu);
@@ -745,6 +947,7 @@ void fn_native_destroy(fn_native_t *nt) {
     }
     pthread_mutex_unlock(&nt->mu);
     pthread_cond_destroy(&nt->exited);
+    pthread_cond_destroy(&nt->table_idle);
     pthread_mutex_destroy(&nt->mu);
     free(nt);
 }
@@ -857,7 +1060,7 @@ void fn_native_cancel(fn_native_t *nt, void *tag) {
         char msg[128];
         snprintf(msg, sizeof msg, "RequestId: %s Error: Task timed out after %u.00 seconds",
                  gone->request_id, gone->timeout_s);
-        finish(gone, "Sandbox.Timedout", msg, NULL, 0);
+        finish_on(NULL, gone, "Sandbox.Timedout", msg, NULL, 0);
         pthread_mutex_lock(&nt->mu);
         spawn_unref(gone->spawn);
         pthread_mutex_unlock(&nt->mu);
@@ -874,6 +1077,14 @@ void fn_native_release(fn_native_t *nt, const char *function_name) {
             pthread_cond_broadcast(&p->cv);
             if (p->q_len) host_add(nt, p);
         }
+    pthread_mutex_unlock(&nt->mu);
+}
+
+void fn_native_set_table_handler(fn_native_t *nt, fn_native_table_fn fn, void *arg) {
+    pthread_mutex_lock(&nt->mu);
+    nt->table_fn = fn;
+    nt->table_arg = arg;
+    while (nt->table_busy) pthread_cond_wait(&nt->table_idle, &nt->mu);
     pthread_mutex_unlock(&nt->mu);
 }
 

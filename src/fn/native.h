@@ -11,7 +11,9 @@
  * its stdout and stderr are a pipe the supervisor reads into the invocation's log.
  *
  * Wire format (native_int.h): length-prefixed frames.  A stream batch travels as binary records
- * -- partition key, data bytes, sequence number, arrival time -- never as JSON or base64.
+ * -- partition key, data bytes, sequence number, arrival time -- never as JSON or base64.  A
+ * handler's DynamoDB calls (trf_table_*) travel on the same socket and are served by the host's
+ * supervisor thread through fn_native_set_table_handler.
  *
  * Invariants
  *   - A crash, exit or hang of user code never reaches the server: the host dies alone, its
@@ -97,6 +99,24 @@ int fn_native_submit(fn_native_t *nt, const fn_inv_info_t *info, fn_native_log_c
 void fn_native_cancel(fn_native_t *nt, void *tag);
 /* Retire every host of the function (code or configuration changed, or deleted). */
 void fn_native_release(fn_native_t *nt, const char *function_name);
+
+/* ---- tables (trf_table_* of <tributary/function.h>) ------------------------------------------ */
+
+/* The answer to one table call: the HTTP status and body DynamoDB's API would send (borrowed for
+ * the callback).  Called exactly once per call, from any thread, possibly before the call
+ * returns. */
+typedef void (*fn_native_table_done_fn)(void *done_arg, int status, const char *body, size_t len);
+/* Run one DynamoDB operation (op "PutItem", body its JSON 1.0 request; both borrowed for the
+ * call only) and answer through done.  Must not block for long: writes should complete
+ * asynchronously (group commit), so many calls of one batch share an fsync. */
+typedef void (*fn_native_table_fn)(void *arg, const char *op, const char *body, size_t len,
+                                   fn_native_table_done_fn done, void *done_arg);
+
+/* Install (or with fn NULL remove) what serves the handlers' table calls; the engine does not
+ * know the DynamoDB adapter, main.c wires it.  Without one, calls answer 503 ServiceUnavailable.
+ * Removing waits until no call is being dispatched (calls already dispatched still complete
+ * through done): remove it before closing the table engine. */
+void fn_native_set_table_handler(fn_native_t *nt, fn_native_table_fn fn, void *arg);
 
 /* Hosts alive now (tests). */
 size_t fn_native_host_count(fn_native_t *nt, const char *function_name);

@@ -91,6 +91,48 @@ static void close_inherited(void) {
     closedir(d);
 }
 
+/* ---- tables: TABLE_CALL out, TABLE_REPLY in (see native_int.h) ------------------------------- */
+
+static int table_send(void *arg, uint32_t id, const char *op, const char *req, size_t len) {
+    trf__buf_t *b = arg;
+    fn_native__begin(b, FN_NATIVE_TABLE_CALL);
+    fn_native__u32(b, id);
+    fn_native__cstr(b, op);
+    fn_native__str(b, req, len);
+    fn_native__end(b);
+    if (b->oom || b->len - sizeof(fn_native_frame_hdr_t) > FN_NATIVE_MAX_FRAME) {
+        b->oom = 0;
+        return -1;
+    }
+    if (write_all(FN_NATIVE_FD, b->data, b->len)) _exit(3);   /* the supervisor is gone */
+    return 0;
+}
+
+static int table_recv(void *arg, uint32_t *id, int *status, char **resp, size_t *len) {
+    (void)arg;
+    fn_native_frame_hdr_t h;
+    if (read_all(FN_NATIVE_FD, &h, sizeof h)) _exit(3);
+    if (h.magic != FN_NATIVE_MAGIC || h.len > FN_NATIVE_MAX_FRAME ||
+        h.type != FN_NATIVE_TABLE_REPLY)
+        _exit(4);
+    char *body = malloc(h.len + 1);
+    if (!body || read_all(FN_NATIVE_FD, body, h.len)) _exit(5);
+    body[h.len] = 0;
+    fn_native_rd_t r = {body, h.len, 0};
+    *id = fn_native__get_u32(&r);
+    *status = (int)fn_native__get_u32(&r);
+    size_t n = 0;
+    const char *text = fn_native__get_str(&r, &n);
+    if (r.bad) _exit(4);
+    memmove(body, text, n);   /* the response, in place, NUL-terminated */
+    body[n] = 0;
+    *resp = body;
+    *len = n;
+    return 0;
+}
+
+static const trf__table_io_t table_io = {table_send, table_recv};
+
 /* ---- setup ----------------------------------------------------------------------------------- */
 
 static trf_handler_fn load_handler(const trf_module_t **mod) {
@@ -255,6 +297,9 @@ int fn_native_host_main(int argc, char **argv) {
     trf__call_t call;
     memset(&call, 0, sizeof call);
     call.log_sink = log_stderr;
+    static trf__buf_t table_frame;
+    call.table_io = &table_io;
+    call.table_arg = &table_frame;
     const char *fname = getenv("AWS_LAMBDA_FUNCTION_NAME");
     call.ctx.function_name = fname ? fname : "";
     call.ctx.function_version = "$LATEST";

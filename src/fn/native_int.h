@@ -26,6 +26,12 @@
  *                                   i64 arrival_ms
  *   RESULT      host -> supervisor  u32 failed, str errorType ("" on success), str payload
  *   SHUTDOWN    supervisor -> host  Empty: run the module's shutdown and exit 0.
+ *   TABLE_CALL  host -> supervisor  u32 call_id, str op, str request (DynamoDB JSON 1.0) --
+ *                                   only between INVOKE (or before READY, from init) and its
+ *                                   RESULT / READY; any number may be in flight
+ *   TABLE_REPLY supervisor -> host  u32 call_id, u32 http_status, str response body; in any
+ *                                   order, one per TABLE_CALL, all before the host's RESULT is
+ *                                   read (the host waits for its calls before answering)
  *
  * Logs do not use the socket: the host's stdout and stderr are a pipe.  Everything the host
  * wrote before it sent RESULT is in the pipe when RESULT arrives, so the supervisor drains the
@@ -49,6 +55,8 @@ enum {
     FN_NATIVE_INVOKE = 3,
     FN_NATIVE_RESULT = 4,
     FN_NATIVE_SHUTDOWN = 5,
+    FN_NATIVE_TABLE_CALL = 6,
+    FN_NATIVE_TABLE_REPLY = 7,
 };
 
 typedef struct fn_native_frame_hdr {

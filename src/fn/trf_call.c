@@ -87,6 +87,83 @@ static const char *op_event_json(trf_context_t *ctx, const trf_event_t *ev, size
     return c->event_json.data;
 }
 
+/* ---- tables (the transport is the caller's: trf__table_io_t) ------------------------------- */
+
+#define TRF__SYNC_ID 0x80000000u
+
+/* Read replies until the sync call `want` is answered (want 0: until every pipelined call is).
+ * Replies to pipelined calls are kept for the flush; stale ones dropped.  0 or -1. */
+static int table_wait(trf__call_t *c, uint32_t want, int *status, char **resp) {
+    for (;;) {
+        if (!want && c->n_tpend_done == c->n_tpend) return 0;
+        uint32_t id = 0;
+        int st = 0;
+        char *r = NULL;
+        size_t l = 0;
+        if (c->table_io->recv(c->table_arg, &id, &st, &r, &l)) return -1;
+        if (want && id == want) {
+            *status = st;
+            if (resp) *resp = r;
+            else free(r);
+            return 0;
+        }
+        if (!(id & TRF__SYNC_ID) && id < c->n_tpend && !c->tpend[id].done) {
+            c->tpend[id] = (trf__tpend_t){.status = st, .done = 1, .resp = r, .len = l};
+            c->n_tpend_done++;
+        } else {
+            free(r);
+        }
+    }
+}
+
+static int op_table_call(trf_context_t *ctx, const char *op, const char *req, size_t len,
+                         char **resp) {
+    trf__call_t *c = call_of(ctx);
+    if (resp) *resp = NULL;
+    if (!c->table_io || !op || (!req && len)) return TRF_ERROR;
+    uint32_t id = TRF__SYNC_ID | (++c->sync_seq & 0x7fffffffu);
+    if (id == TRF__SYNC_ID) id = TRF__SYNC_ID | (++c->sync_seq & 0x7fffffffu);
+    int status = 0;
+    if (c->table_io->send(c->table_arg, id, op, req ? req : "", len) ||
+        table_wait(c, id, &status, resp))
+        return TRF_ERROR;
+    return status == 200 ? TRF_OK : status;
+}
+
+static long op_table_send(trf_context_t *ctx, const char *op, const char *req, size_t len) {
+    trf__call_t *c = call_of(ctx);
+    if (!c->table_io || !op || (!req && len) || c->n_tpend >= 0x7fffffffu) return TRF_ERROR;
+    if (c->n_tpend == c->cap_tpend) {
+        size_t cap = c->cap_tpend ? c->cap_tpend * 2 : 256;
+        trf__tpend_t *p = realloc(c->tpend, cap * sizeof *p);
+        if (!p) return TRF_ERROR;
+        c->tpend = p;
+        c->cap_tpend = cap;
+    }
+    c->tpend[c->n_tpend] = (trf__tpend_t){0};
+    if (c->table_io->send(c->table_arg, (uint32_t)c->n_tpend, op, req ? req : "", len))
+        return TRF_ERROR;
+    return (long)c->n_tpend++;
+}
+
+static int op_table_flush(trf_context_t *ctx, int *n_failed,
+                          void (*on_reply)(void *, long, int, const char *, size_t), void *arg) {
+    trf__call_t *c = call_of(ctx);
+    if (n_failed) *n_failed = 0;
+    if (!c->table_io) return TRF_ERROR;
+    int rc = table_wait(c, 0, NULL, NULL) ? TRF_ERROR : TRF_OK;
+    for (size_t i = 0; i < c->n_tpend; i++) {
+        trf__tpend_t *p = &c->tpend[i];
+        if (rc == TRF_OK) {
+            if (p->status != 200 && n_failed) ++*n_failed;
+            if (on_reply) on_reply(arg, (long)i, p->status, p->resp ? p->resp : "", p->len);
+        }
+        free(p->resp);
+    }
+    c->n_tpend = c->n_tpend_done = 0;
+    return rc;
+}
+
 static const trf_ops_t call_ops = {
     .log = op_log,
     .respond = op_respond,
@@ -94,6 +171,9 @@ static const trf_ops_t call_ops = {
     .window_state = op_window_state,
     .error = op_error,
     .event_json = op_event_json,
+    .table_call = op_table_call,
+    .table_send = op_table_send,
+    .table_flush = op_table_flush,
 };
 
 void trf__error_json(trf__buf_t *b, const char *type, const char *msg) {
@@ -124,6 +204,7 @@ int trf__call_run(trf__call_t *c, trf_handler_fn h, const trf_event_t *ev) {
 
     int rc = h(ev, &c->ctx);
     fflush(stdout);
+    if (c->n_tpend) op_table_flush(&c->ctx, NULL, NULL, NULL);   /* unflushed sends: wait */
 
     if (rc != TRF_OK || c->has_error) {
         c->failed = 1;
@@ -166,6 +247,10 @@ void trf__call_free(trf__call_t *c) {
     if (!c) return;
     free(c->fails);
     c->fails = NULL;
+    for (size_t i = 0; i < c->n_tpend; i++) free(c->tpend[i].resp);
+    free(c->tpend);
+    c->tpend = NULL;
+    c->n_tpend = c->cap_tpend = c->n_tpend_done = 0;
     c->n_fails = c->cap_fails = 0;
     trf__buf_free(&c->payload);
     trf__buf_free(&c->respond);

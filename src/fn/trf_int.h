@@ -24,6 +24,21 @@
 #define TRF__HIDDEN
 /* ---- one handler call ------------------------------------------------------------------------ */
 
+/* The transport of trf_table_* (the native host supplies it; the bootstrap has none).  Calls
+ * carry an id; replies come back in any order.  Both return 0, or -1 when the transport is gone
+ * (recv's *resp is malloc'd, NUL-terminated, the caller's to free). */
+typedef struct trf__table_io {
+    int (*send)(void *arg, uint32_t id, const char *op, const char *req, size_t len);
+    int (*recv)(void *arg, uint32_t *id, int *status, char **resp, size_t *len);
+} trf__table_io_t;
+
+/* One pipelined call awaiting trf_table_flush. */
+typedef struct trf__tpend {
+    int status, done;
+    char *resp;
+    size_t len;
+} trf__tpend_t;
+
 /* Runs a handler with the runtime services of trf_ops_t and turns what it did into the
  * invocation's outcome -- shared by the native host and the bootstrap, so both answer alike. */
 typedef struct trf__call {
@@ -32,6 +47,9 @@ typedef struct trf__call {
     trf_context_t ctx;
     void (*log_sink)(void *arg, const char *text, size_t len);
     void *log_arg;
+    /* in: the table transport; NULL: trf_table_* answer TRF_ERROR */
+    const trf__table_io_t *table_io;
+    void *table_arg;
     /* out */
     int failed;                          /* function error */
     char error_type[128];                /* when failed */
@@ -42,6 +60,11 @@ typedef struct trf__call {
     const trf_event_t *ev;
     trf__buf_t respond, state, event_json, error_msg;
     int has_respond, has_state, has_error;
+    /* pipelined table calls since the last flush (ids 0..n_tpend-1); sync calls use ids with
+     * the top bit set */
+    trf__tpend_t *tpend;
+    size_t n_tpend, cap_tpend, n_tpend_done;
+    uint32_t sync_seq;
 } trf__call_t;
 
 /* Call h(ev, &c->ctx).  The outcome:
@@ -161,6 +184,21 @@ TRF__HIDDEN int trf__iso_parse(const char *s, size_t n, int64_t *unix_ms);
 
 /* ---- one handler call ------------------------------------------------------------------------ */
 
+/* The transport of trf_table_* (the native host supplies it; the bootstrap has none).  Calls
+ * carry an id; replies come back in any order.  Both return 0, or -1 when the transport is gone
+ * (recv's *resp is malloc'd, NUL-terminated, the caller's to free). */
+typedef struct trf__table_io {
+    int (*send)(void *arg, uint32_t id, const char *op, const char *req, size_t len);
+    int (*recv)(void *arg, uint32_t *id, int *status, char **resp, size_t *len);
+} trf__table_io_t;
+
+/* One pipelined call awaiting trf_table_flush. */
+typedef struct trf__tpend {
+    int status, done;
+    char *resp;
+    size_t len;
+} trf__tpend_t;
+
 /* Runs a handler with the runtime services of trf_ops_t and turns what it did into the
  * invocation's outcome -- shared by the native host and the bootstrap, so both answer alike. */
 typedef struct trf__call {
@@ -169,6 +207,9 @@ typedef struct trf__call {
     trf_context_t ctx;
     void (*log_sink)(void *arg, const char *text, size_t len);
     void *log_arg;
+    /* in: the table transport; NULL: trf_table_* answer TRF_ERROR */
+    const trf__table_io_t *table_io;
+    void *table_arg;
     /* out */
     int failed;                          /* function error */
     char error_type[128];                /* when failed */
@@ -179,6 +220,11 @@ typedef struct trf__call {
     const trf_event_t *ev;
     trf__buf_t respond, state, event_json, error_msg;
     int has_respond, has_state, has_error;
+    /* pipelined table calls since the last flush (ids 0..n_tpend-1); sync calls use ids with
+     * the top bit set */
+    trf__tpend_t *tpend;
+    size_t n_tpend, cap_tpend, n_tpend_done;
+    uint32_t sync_seq;
 } trf__call_t;
 
 /* Call h(ev, &c->ctx).  The outcome:
