@@ -1,7 +1,8 @@
 """The Node.js runtime interface client from npm (aws-lambda-ric) against Tributary's Runtime
 API: a `bootstrap` that execs it with an ES-module handler, as a provided.al2023 function.
 
-aws-lambda-ric must be installed in tests/js (scripts/test.sh runs `npm ci --ignore-scripts`
+aws-lambda-ric must be installed in tests/js with its native addon built (scripts/test.sh runs
+`npm ci --ignore-scripts` and then `npm rebuild aws-lambda-ric`,
 there; its JavaScript client needs no native build).  Its package declares node >= 22; it runs
 on the node 20 Debian ships, which is what this test checks too."""
 import base64
@@ -37,7 +38,7 @@ def ric_function(make_function, server):
     if server.external:
         pytest.skip("the bootstrap names a local path")
     assert shutil.which("node"), "node is required (scripts/deps.sh test installs it)"
-    assert RIC.is_file(), f"{RIC} missing: run `cd tests/js && npm ci --ignore-scripts`"
+    assert RIC.is_file(), f"{RIC} missing: run `cd tests/js && npm ci --ignore-scripts && npm rebuild aws-lambda-ric`"
     return make_function(zip=make_zip({"bootstrap": (BOOTSTRAP, 0o755), "index.mjs": HANDLER}),
                          handler_name="index.handler", timeout=10,
                          env={"RIC_ENTRY": str(RIC)})
