@@ -2,8 +2,8 @@
 API: a `bootstrap` that execs it with an ES-module handler, as a provided.al2023 function.
 
 aws-lambda-ric must be installed in tests/js with its native addon built (scripts/test.sh runs
-`npm ci --ignore-scripts` and then `npm rebuild aws-lambda-ric`,
-there; its JavaScript client needs no native build).  Its package declares node >= 22; it runs
+`npm ci --ignore-scripts` and then `npm rebuild aws-lambda-ric`, which builds its addon from the
+sources it bundles).  Its package declares node >= 22; it runs
 on the node 20 Debian ships, which is what this test checks too."""
 import base64
 import json
