@@ -1,6 +1,7 @@
 """`make demo` as a test: scripts/demo.py runs the whole core path briefly (devices -> stream ->
 native function -> tables) and must end with its self-check's PASS."""
 import os
+import re
 import pathlib
 import subprocess
 import sys
@@ -21,4 +22,8 @@ def test_demo_passes_its_self_check(tmp_path):
     out = r.stdout + r.stderr
     assert r.returncode == 0, out[-4000:]
     assert "check            PASS" in out, out[-4000:]
-    assert "invocations, 0 errors" in out, out[-4000:]
+    # function errors are expected: a malformed reading first in its batch is a function error,
+    # so the mapping bisects down to it; what matters is that only malformed ones were set aside
+    assert "all among them: yes" in out, out[-4000:]
+    m = re.search(r"on-failure +\d+ batch ranges covering (\d+) records \((\d+) malformed of (\d+) sent", out)
+    assert m and m.group(1) == m.group(2) == m.group(3), out[-4000:]
