@@ -409,7 +409,8 @@ def main():
         print(f"  acknowledged     {stats.acked} records in {produce_s:.1f} s = {stats.acked / produce_s:,.0f} records/s"
               f" ({stats.retried} throttled and resent)")
         print(f"  function         {int(m.get('tributary_esm_invocations_total', 0))} invocations, "
-              f"{int(m.get('tributary_esm_errors_total', 0))} errors; caught up {catchup_s:.1f} s after the producers stopped"
+              f"{int(m.get('tributary_esm_errors_total', 0))} errors (bisecting batches down to malformed readings);"
+              f" caught up {catchup_s:.1f} s after the producers stopped"
               f" ({applied / (produce_s + catchup_s):,.0f} records/s applied overall)")
         print(f"  applied          {applied} readings -> {len(table)} device_minute items, {n_alerts} alerts"
               f" ({stats.faults_sent} faults sent)")
