@@ -719,13 +719,6 @@ static int l_invoke_async(l_call_t *c) {
     return 1;
 }
 
-/* Event source mappings are served by the mapping engine's adapter (esm); until it is wired in,
- * they answer UnknownOperation so clients see a clear error, not a 404. */
-static int l_esm_missing(l_call_t *c) {
-    return l_fail(c, 400, "UnknownOperationException",
-                  "%s is not implemented by this server yet (event source mappings)", c->op);
-}
-
 /* ---- the operation table ------------------------------------------------------------------- */
 
 /* Each row: method, path pattern ("{}" = one FunctionName segment; a trailing "/" optional),
@@ -737,6 +730,7 @@ static const struct l_op {
     const char *name;
     l_handler_fn fn;
 } l_ops[] = {
+    /* (event source mappings are routed to lambda_esm.c by api.c) */
     {"POST", "/2015-03-31/functions", 1, "CreateFunction", l_create},
     {"GET", "/2015-03-31/functions", 0, "ListFunctions", l_list},
     {"GET", "/2015-03-31/functions/{}", 0, "GetFunction", l_get},
@@ -749,11 +743,6 @@ static const struct l_op {
     {"PUT", "/2017-10-31/functions/{}/concurrency", 1, "PutFunctionConcurrency", l_put_concurrency},
     {"DELETE", "/2017-10-31/functions/{}/concurrency", 0, "DeleteFunctionConcurrency", l_delete_concurrency},
     {"GET", "/2019-09-30/functions/{}/concurrency", 0, "GetFunctionConcurrency", l_get_concurrency},
-    {"POST", "/2015-03-31/event-source-mappings", 1, "CreateEventSourceMapping", l_esm_missing},
-    {"GET", "/2015-03-31/event-source-mappings", 0, "ListEventSourceMappings", l_esm_missing},
-    {"GET", "/2015-03-31/event-source-mappings/{}", 0, "GetEventSourceMapping", l_esm_missing},
-    {"PUT", "/2015-03-31/event-source-mappings/{}", 1, "UpdateEventSourceMapping", l_esm_missing},
-    {"DELETE", "/2015-03-31/event-source-mappings/{}", 0, "DeleteEventSourceMapping", l_esm_missing},
 };
 
 /* Match path against pattern; the "{}" segment (raw, still encoded) goes to seg. */
@@ -808,9 +797,7 @@ int api_lambda_handle(api_ctx_t *ctx, net_req_t *req) {
             l_fail(&c, 400, "InvalidParameterValueException", "Malformed FunctionName in the path");
             return NET_DONE;
         }
-        if (op->fn == l_esm_missing) {
-            snprintf(c.qualifier, sizeof c.qualifier, "%.129s", dec);   /* the mapping UUID */
-        } else {
+        {
             tr_err err;
             tr_err_clear(&err);
             if (fn_name_parse(dec, c.name, c.qualifier, &err)) {
