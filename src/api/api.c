@@ -57,6 +57,19 @@ void api_json_error(net_req_t *req, int status, const char *type, const char *fm
     tr_debug("api", "%s %s -> %d %s: %s", req->method, req->path, status, type, msg);
 }
 
+void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
+                   const char *fmt, va_list ap) {
+    char what[512];
+    vsnprintf(what, sizeof what, fmt, ap);
+    if (*n) tr_buf_puts(b, "; ");
+    if (value)
+        tr_buf_printf(b, "Value '%.*s' at '%s' failed to satisfy constraint: %s", value_max, value,
+                      member, what);
+    else
+        tr_buf_printf(b, "Value null at '%s' failed to satisfy constraint: %s", member, what);
+    (*n)++;
+}
+
 /* ---- authentication ------------------------------------------------------------------------ */
 
 static int lookup_secret(void *arg, const char *access_key, char *secret, size_t cap) {

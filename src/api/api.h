@@ -16,6 +16,7 @@
 #ifndef API_H
 #define API_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -57,6 +58,12 @@ void api_json_error(net_req_t *req, int status, const char *type, const char *fm
     __attribute__((format(printf, 4, 5)));
 /* Standard headers of every AWS JSON response (x-amzn-RequestId, content type). */
 void api_json_begin(net_req_t *req, const char *content_type);
+
+/* Shape-constraint violations, accumulated the way AWS's JSON services report them: each call
+ * appends "Value '<value>' at '<member>' failed to satisfy constraint: <what>" (or "Value null
+ * at ...") to b, '; '-separated, and counts it in *n.  value is cut at value_max bytes. */
+void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
+                   const char *fmt, va_list ap);
 
 /* Kinesis adapter entry: target is the operation name after "Kinesis_20131202.". */
 int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op);

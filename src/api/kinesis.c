@@ -82,19 +82,10 @@ static int k_error(k_call_t *c, int code, const tr_err *err) {
 static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...) {
-    char what[512];
     va_list ap;
     va_start(ap, fmt);
-    vsnprintf(what, sizeof what, fmt, ap);
+    api_verr_vadd(&c->verr, &c->n_verr, 200, member, value, fmt, ap);
     va_end(ap);
-    if (c->n_verr) tr_buf_puts(&c->verr, "; ");
-    if (value)
-        tr_buf_printf(&c->verr, "Value '%.200s' at '%s' failed to satisfy constraint: %s", value,
-                      member, what);
-    else
-        tr_buf_printf(&c->verr, "Value null at '%s' failed to satisfy constraint: %s", member,
-                      what);
-    c->n_verr++;
 }
 
 /* If validation errors were recorded, answer ValidationException and return -1. */

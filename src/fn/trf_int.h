@@ -22,67 +22,6 @@
 #define TRF__HIDDEN __attribute__((visibility("hidden")))
 #else
 #define TRF__HIDDEN
-/* ---- one handler call ------------------------------------------------------------------------ */
-
-/* The transport of trf_table_* (the native host supplies it; the bootstrap has none).  Calls
- * carry an id; replies come back in any order.  Both return 0, or -1 when the transport is gone
- * (recv's *resp is malloc'd, NUL-terminated, the caller's to free). */
-typedef struct trf__table_io {
-    int (*send)(void *arg, uint32_t id, const char *op, const char *req, size_t len);
-    int (*recv)(void *arg, uint32_t *id, int *status, char **resp, size_t *len);
-} trf__table_io_t;
-
-/* One pipelined call awaiting trf_table_flush. */
-typedef struct trf__tpend {
-    int status, done;
-    char *resp;
-    size_t len;
-} trf__tpend_t;
-
-/* Runs a handler with the runtime services of trf_ops_t and turns what it did into the
- * invocation's outcome -- shared by the native host and the bootstrap, so both answer alike. */
-typedef struct trf__call {
-    /* in: the caller fills ctx (request_id ... memory_mb, user); ops and runtime_private are set
-     * by trf__call_run.  log_sink receives trf_log text (a newline is appended when missing). */
-    trf_context_t ctx;
-    void (*log_sink)(void *arg, const char *text, size_t len);
-    void *log_arg;
-    /* in: the table transport; NULL: trf_table_* answer TRF_ERROR */
-    const trf__table_io_t *table_io;
-    void *table_arg;
-    /* out */
-    int failed;                          /* function error */
-    char error_type[128];                /* when failed */
-    trf__buf_t payload;                  /* the response, or the error JSON when failed */
-    /* scratch (reset by every run) */
-    size_t *fails;
-    size_t n_fails, cap_fails;
-    const trf_event_t *ev;
-    trf__buf_t respond, state, event_json, error_msg;
-    int has_respond, has_state, has_error;
-    /* pipelined table calls since the last flush (ids 0..n_tpend-1); sync calls use ids with
-     * the top bit set */
-    trf__tpend_t *tpend;
-    size_t n_tpend, cap_tpend, n_tpend_done;
-    uint32_t sync_seq;
-} trf__call_t;
-
-/* Call h(ev, &c->ctx).  The outcome:
- *   - success, TRF_EVENT_JSON: payload = trf_respond() text or "null";
- *   - success, TRF_EVENT_KINESIS: payload = trf_respond() text if the handler set one, else
- *     trf__kinesis_response() of the reported failures and the window state (the received state
- *     when the handler set none);
- *   - failure (nonzero return or trf_error): failed = 1, error_type, payload =
- *     {"errorMessage":...,"errorType":...}.
- * Returns 0, or -1 when out of memory. */
-TRF__HIDDEN int trf__call_run(trf__call_t *c, trf_handler_fn h, const trf_event_t *ev);
-TRF__HIDDEN void trf__call_free(trf__call_t *c);
-/* Point c->ctx at the call's services outside a run (module init: log works, the rest is
- * refused until a run). */
-TRF__HIDDEN void trf__call_prepare(trf__call_t *c);
-/* The error JSON AWS runtimes send: {"errorMessage":msg,"errorType":type}. */
-TRF__HIDDEN void trf__error_json(trf__buf_t *b, const char *type, const char *msg);
-
 #endif
 
 /* ---- buffer ---------------------------------------------------------------------------------- */
