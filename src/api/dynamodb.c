@@ -3158,9 +3158,7 @@ static void d_local_end(d_local_t *l) {
     net_req_t *req = &l->req;
     if (req->finish) req->finish(req);
     l->done(l->arg, req->status, req->out.data ? (const char *)req->out.data : "", req->out.len);
-    tr_buf_free(&req->out);
-    for (int i = 0; i < req->n_resp_hdr; i++) free(req->resp_hdr_value[i]);
-    if (req->state && req->state_free) req->state_free(req->state);
+    net_req_resp_free(req);
     free(req->body);
     free(l);
 }

@@ -600,15 +600,7 @@ static int l_get_concurrency(l_call_t *c) {
  * context.awsRequestId, the id in its log lines). */
 static void set_request_id(net_req_t *req, const char *id) {
     if (!id || !id[0]) return;
-    for (int i = 0; i < req->n_resp_hdr; i++)
-        if (!strcasecmp(req->resp_hdr_name[i], "x-amzn-RequestId")) {
-            char *v = strdup(id);
-            if (!v) return;
-            free(req->resp_hdr_value[i]);
-            req->resp_hdr_value[i] = v;
-            return;
-        }
-    net_req_add_header(req, "x-amzn-RequestId", id);
+    net_req_set_header(req, "x-amzn-RequestId", id);
 }
 
 static void invoke_done(void *arg, const fn_result_t *r) {

@@ -174,7 +174,7 @@ static void stream_free(h2_stream_t *st) {
     net__body_release(st->loop->srv, &st->pub, &st->body_cap);
     free(st->pub.headers);
     tr_buf_free(&st->hs);
-    net__resp_free(&st->pub);
+    net_req_resp_free(&st->pub);
     free(st);
 }
 

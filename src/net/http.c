@@ -48,6 +48,7 @@
 
 #define ACCEPT_BURST 256      /* accepts per wake-up, so pending sockets get their turn */
 #define PAUSE_RETRY_MS 50     /* re-check interval while the listening socket is paused */
+#define HDR_INLINE 24         /* request headers kept in the net_req itself; more are malloc'd */
 
 enum { ST_READING = 0, ST_DEFERRED = 1 };
 
@@ -61,7 +62,7 @@ typedef struct net_req_int {
     size_t expect;       /* Content-Length, or 0 */
     size_t n_hdr_cap;
     tr_buf query;
-    char *path;
+    sigv4_header_t hdr_inline[HDR_INLINE];
 } net_req_int_t;
 
 /* A socket whose protocol the acceptor does not know yet. */
@@ -87,9 +88,17 @@ static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const 
     (void)kind;
     net_req_int_t *r = cls;
     if (r->pub.n_headers == r->n_hdr_cap) {
-        r->n_hdr_cap = r->n_hdr_cap ? r->n_hdr_cap * 2 : 16;
-        r->pub.headers = realloc(r->pub.headers, r->n_hdr_cap * sizeof *r->pub.headers);
-        if (!r->pub.headers) abort();
+        if (!r->n_hdr_cap) {
+            r->n_hdr_cap = HDR_INLINE;
+            r->pub.headers = r->hdr_inline;
+        } else {
+            sigv4_header_t *h = malloc(r->n_hdr_cap * 2 * sizeof *h);
+            if (!h) abort();
+            memcpy(h, r->pub.headers, r->n_hdr_cap * sizeof *h);
+            if (r->pub.headers != r->hdr_inline) free(r->pub.headers);
+            r->pub.headers = h;
+            r->n_hdr_cap *= 2;
+        }
     }
     r->pub.headers[r->pub.n_headers].name = key;
     r->pub.headers[r->pub.n_headers].value = value ? value : "";
@@ -116,12 +125,36 @@ const char *net_req_header(const net_req_t *req, const char *name) {
     return NULL;
 }
 
+/* Store a copy of value as response header i's value: inline when it fits. */
+static void resp_hdr_store(net_req_t *req, int i, const char *value) {
+    size_t n = strlen(value);
+    char *v = n < NET_RESP_HDR_INLINE ? req->resp_hdr_inline[i] : malloc(n + 1);
+    if (!v) abort();
+    memcpy(v, value, n + 1);
+    req->resp_hdr_value[i] = v;
+}
+
+static void resp_hdr_drop(net_req_t *req, int i) {
+    if (req->resp_hdr_value[i] != req->resp_hdr_inline[i]) free(req->resp_hdr_value[i]);
+    req->resp_hdr_value[i] = NULL;
+}
+
 void net_req_add_header(net_req_t *req, const char *name, const char *value) {
     if (req->n_resp_hdr == NET_MAX_RESP_HEADERS) return;
     req->resp_hdr_name[req->n_resp_hdr] = name;
-    req->resp_hdr_value[req->n_resp_hdr] = strdup(value);
-    if (!req->resp_hdr_value[req->n_resp_hdr]) abort();
+    resp_hdr_store(req, req->n_resp_hdr, value);
     req->n_resp_hdr++;
+}
+
+void net_req_set_header(net_req_t *req, const char *name, const char *value) {
+    for (int i = 0; i < req->n_resp_hdr; i++)
+        if (!strcasecmp(req->resp_hdr_name[i], name)) {
+            resp_hdr_drop(req, i);
+            req->resp_hdr_name[i] = name;
+            resp_hdr_store(req, i, value);
+            return;
+        }
+    net_req_add_header(req, name, value);
 }
 
 void net__body_release(net_server_t *s, net_req_t *req, size_t *cap) {
@@ -131,9 +164,9 @@ void net__body_release(net_server_t *s, net_req_t *req, size_t *cap) {
     req->body = NULL;
 }
 
-void net__resp_free(net_req_t *req) {
+void net_req_resp_free(net_req_t *req) {
     tr_buf_free(&req->out);
-    for (int i = 0; i < req->n_resp_hdr; i++) free(req->resp_hdr_value[i]);
+    for (int i = 0; i < req->n_resp_hdr; i++) resp_hdr_drop(req, i);
     req->n_resp_hdr = 0;
     if (req->state && req->state_free) req->state_free(req->state);
     req->state = NULL;
@@ -144,10 +177,9 @@ static void release_body(net_req_int_t *r) { net__body_release(r->srv, &r->pub, 
 static void req_free(net_req_int_t *r) {
     if (!r) return;
     release_body(r);
-    free(r->pub.headers);
+    if (r->pub.headers != r->hdr_inline) free(r->pub.headers);
     tr_buf_free(&r->query);
-    free(r->path);
-    net__resp_free(&r->pub);
+    net_req_resp_free(&r->pub);
     free(r);
 }
 
@@ -187,7 +219,9 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t ex
         return;
     }
     if (need > *cap_io) {
-        size_t cap = *cap_io ? *cap_io * 2 : 4096;
+        /* First chunk of a body whose Content-Length is known: exactly that (a small body then
+         * stays a small allocation); else 4 KiB, doubling. */
+        size_t cap = *cap_io ? *cap_io * 2 : expect && need <= expect + 1 ? expect + 1 : 4096;
         if (expect + 1 > cap && expect < s->o.max_body) cap = expect + 1;
         while (cap < need) cap *= 2;
         if (cap > s->o.max_body + 1) cap = s->o.max_body + 1;
@@ -223,8 +257,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->pub.method = method;
-        r->path = strdup(url);
-        r->pub.path = r->path;
+        r->pub.path = url;  /* MHD keeps it (as the header text) until on_completed */
         r->pub.status = 200;
         r->pub.resume_fn = h1_resume;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);

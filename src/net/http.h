@@ -41,6 +41,8 @@ enum { NET_DONE = 0, NET_DEFER = 1 };
 enum { NET_REJECT_NONE = 0, NET_REJECT_TOO_BIG = 1, NET_REJECT_OVERLOAD = 2 };
 
 #define NET_MAX_RESP_HEADERS 8
+/* A response header value shorter than this is kept inside the net_req_t (no allocation). */
+#define NET_RESP_HDR_INLINE 48
 
 typedef struct net_req {
     /* ---- request, read-only for the handler ---- */
@@ -59,8 +61,11 @@ typedef struct net_req {
     const char *content_type;      /* static string; NULL for none */
     tr_buf out;                    /* response body; net frees it */
     const char *resp_hdr_name[NET_MAX_RESP_HEADERS];   /* static names */
-    char *resp_hdr_value[NET_MAX_RESP_HEADERS];        /* malloc'd; net frees */
+    /* Owned by net: in resp_hdr_inline or malloc'd.  Set them with net_req_add_header /
+     * net_req_set_header, never free one yourself (net_req_resp_free does). */
+    char *resp_hdr_value[NET_MAX_RESP_HEADERS];
     int n_resp_hdr;
+    char resp_hdr_inline[NET_MAX_RESP_HEADERS][NET_RESP_HDR_INLINE];
 
     /* ---- adapter scratch ---- */
     void *state;                   /* freed with state_free(state) when the request ends */
@@ -101,8 +106,15 @@ int net_server_port(net_server_t *srv);
 
 /* First value of header `name` (case-insensitive), or NULL. */
 const char *net_req_header(const net_req_t *req, const char *name);
-/* Add a response header; value is copied. */
+/* Add a response header; value is copied (short values into the request itself).  Past
+ * NET_MAX_RESP_HEADERS the header is dropped. */
 void net_req_add_header(net_req_t *req, const char *name, const char *value);
+/* Replace the value of the first response header called `name` (case-insensitive), or add it. */
+void net_req_set_header(net_req_t *req, const char *name, const char *value);
+/* Free what the handler attached to req: the out buffer, the response header values, and state
+ * (with state_free).  Net calls it for every request it serves; a caller that builds its own
+ * net_req_t (an in-process call) calls it when done.  Idempotent. */
+void net_req_resp_free(net_req_t *req);
 /* Hand a deferred request back to the network thread for its response.  Any thread, once. */
 void net_req_resume(net_req_t *req);
 

@@ -7,7 +7,7 @@
  * NET__SNIFF_TIMEOUT_MS), and hands the socket either to libmicrohttpd (MHD_add_connection) or,
  * when they are the HTTP/2 connection preface, to h2.c (net__h2_adopt).  Both halves build the
  * same net_req_t, admit bodies against the same budget (net__body_append) and free responses
- * the same way (net__resp_free).
+ * the same way (net_req_resp_free).
  */
 #ifndef NET_INT_H
 #define NET_INT_H
@@ -59,8 +59,6 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap, size_t expec
                       const void *data, size_t n);
 /* Free req->body and give its charge back.  Idempotent. */
 void net__body_release(net_server_t *s, net_req_t *req, size_t *cap);
-/* Free what the handler attached: out buffer, response header values, state (state_free). */
-void net__resp_free(net_req_t *req);
 
 /* ---- HTTP/2 (h2.c) ----------------------------------------------------------------------- */
 
