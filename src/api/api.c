@@ -4,7 +4,6 @@
 #include "api/api.h"
 
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdatomic.h>
@@ -29,9 +28,24 @@ static void request_id(char out[37]) {
         req_prefix = p | 1;
     }
     unsigned long long n = atomic_fetch_add(&req_counter, 1);
-    snprintf(out, 37, "%08x-%04x-4%03x-a%03x-%012llx", req_prefix, (unsigned)(n >> 48) & 0xffff,
-             (unsigned)(n >> 36) & 0xfff, (unsigned)(n >> 24) & 0xfff,
-             n & 0xffffffffffffULL);
+    /* "%08x-%04x-4%03x-a%03x-%012llx" of prefix, n>>48, n>>36, n>>24, n: by hand, as this runs
+     * for every request. */
+    static const char hex[] = "0123456789abcdef";
+    static const signed char shift[] = {28, 24, 20, 16, 12, 8, 4, 0, -1,   /* prefix */
+                                        60, 56, 52, 48, -1,                /* n bits 48..63 */
+                                        -2, 44, 40, 36, -1,                /* 4, bits 36..47 */
+                                        -3, 32, 28, 24, -1};               /* a, bits 24..35 */
+    char *o = out;
+    for (size_t i = 0; i < sizeof shift; i++) {
+        int sh = shift[i];
+        if (sh == -1) *o++ = '-';
+        else if (sh == -2) *o++ = '4';
+        else if (sh == -3) *o++ = 'a';
+        else if (i < 8) *o++ = hex[(req_prefix >> sh) & 15];
+        else *o++ = hex[(n >> sh) & 15];
+    }
+    for (int sh = 44; sh >= 0; sh -= 4) *o++ = hex[(n >> sh) & 15];   /* bits 0..47 */
+    *o = 0;
 }
 
 void api_json_begin(net_req_t *req, const char *content_type) {
@@ -76,18 +90,14 @@ static int lookup_secret(void *arg, const char *access_key, char *secret, size_t
     api_ctx_t *ctx = arg;
     for (size_t i = 0; i < ctx->n_keys; i++) {
         if (!strcmp(ctx->keys[i].access_key, access_key)) {
-            snprintf(secret, cap, "%s", ctx->keys[i].secret);
+            size_t n = strlen(ctx->keys[i].secret);   /* truncated to cap, as snprintf would */
+            if (n >= cap) n = cap - 1;
+            memcpy(secret, ctx->keys[i].secret, n);
+            secret[n] = 0;
             return 0;
         }
     }
     return TR_EAUTH_KEY;
-}
-
-static void sha256_hex(const uint8_t *p, size_t n, char out[65]) {
-    uint8_t md[32];
-    unsigned len = 32;
-    EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
-    tr_hex(md, 32, out);
 }
 
 /* Verify the request's signature; on failure fill the JSON error and return nonzero. */
@@ -104,11 +114,11 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
         .now_ms = ctx->now_ms(),
     };
     if (!given) {
-        sha256_hex(req->body, req->body_len, body_hash);
+        sigv4_payload_hash(req->body, req->body_len, body_hash);
         sr.payload_sha256 = body_hash;
     } else {
         /* The client told us the hash it signed; it must also be the body's. */
-        sha256_hex(req->body, req->body_len, body_hash);
+        sigv4_payload_hash(req->body, req->body_len, body_hash);
         if (strcmp(given, body_hash) && strcmp(given, "UNSIGNED-PAYLOAD")) {
             api_json_error(req, 400, "InvalidSignatureException",
                            "The provided x-amz-content-sha256 header does not match what was "

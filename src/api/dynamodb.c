@@ -848,10 +848,13 @@ static void d_put_arn(d_call_t *c, tr_buf *b, const char *table, const char *ind
 
 /* x-amz-crc32: the CRC-32 of the final body. */
 static void d_seal(net_req_t *req) {
-    char v[16];
-    uLong crc = crc32(0L, (const Bytef *)(req->out.data ? req->out.data : ""), (uInt)req->out.len);
-    snprintf(v, sizeof v, "%lu", (unsigned long)crc);
-    net_req_add_header(req, "x-amz-crc32", v);
+    char v[16], *p = v + sizeof v;
+    uint32_t crc =
+        (uint32_t)crc32(0L, (const Bytef *)(req->out.data ? req->out.data : ""), (uInt)req->out.len);
+    *--p = 0;
+    do *--p = (char)('0' + crc % 10);   /* decimal, as "%lu" writes it */
+    while (crc /= 10);
+    net_req_add_header(req, "x-amz-crc32", p);
 }
 
 /* ---- capacity ------------------------------------------------------------------------------ */

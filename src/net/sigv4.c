@@ -245,6 +245,12 @@ static void hex_lower(const uint8_t *p, size_t n, char *out) {
     out[2 * n] = '\0';
 }
 
+void sigv4_payload_hash(const void *p, size_t n, char out[65]) {
+    uint8_t h[32];
+    sha256(p, n, h);
+    hex_lower(h, 32, out);
+}
+
 /* ------------------------------------------------------------------------------------------ */
 /* Characters and strings                                                                     */
 /* ------------------------------------------------------------------------------------------ */

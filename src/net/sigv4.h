@@ -67,6 +67,10 @@ int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv
 
 /* Building blocks, exposed for tests and for the client side (bench, CLI). */
 
+/* Lowercase hex SHA-256 of p[0..n) (a payload hash, as x-amz-content-sha256 carries it), with
+ * the digest fetched from OpenSSL once per process rather than on every call. */
+void sigv4_payload_hash(const void *p, size_t n, char out[65]);
+
 /* Canonical request text (caller frees with free()).  signed_headers is the ';'-joined lowercase
  * list.  Returns NULL on malformed input (including a signed header absent from req). */
 char *sigv4_canonical_request(const sigv4_req_t *req, const char *signed_headers,

@@ -1201,6 +1201,16 @@ static void *worker_run(void *arg) {
     return NULL;
 }
 
+/* sigv4_payload_hash: lowercase hex SHA-256 (the empty string's, and "abc"'s, FIPS 180-2). */
+static void test_payload_hash(void **state) {
+    (void)state;
+    char h[65];
+    sigv4_payload_hash("", 0, h);
+    assert_string_equal(h, EMPTY_SHA);
+    sigv4_payload_hash("abc", 3, h);
+    assert_string_equal(h, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+}
+
 static void test_cache_threads(void **state) {
     (void)state;
     pthread_t th[N_THREADS];
@@ -1246,6 +1256,7 @@ int main(void) {
         cmocka_unit_test(test_canonical_query),
         cmocka_unit_test(test_canonical_headers_many),
         cmocka_unit_test(test_cache_threads),
+        cmocka_unit_test(test_payload_hash),
     };
     int failed = _cmocka_run_group_tests("sigv4_test_suite", vt, nv, NULL, NULL);
     failed += cmocka_run_group_tests_name("sigv4", tests, NULL, NULL);
