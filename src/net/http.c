@@ -49,6 +49,7 @@
 #define ACCEPT_BURST 256      /* accepts per wake-up, so pending sockets get their turn */
 #define PAUSE_RETRY_MS 50     /* re-check interval while the listening socket is paused */
 #define HDR_INLINE 24         /* request headers kept in the net_req itself; more are malloc'd */
+#define REQ_CACHE 64          /* freed net_reqs each network thread keeps for its next requests */
 
 enum { ST_READING = 0, ST_DEFERRED = 1 };
 
@@ -74,6 +75,18 @@ struct net__pend {
 };
 
 static char A_LISTEN, A_WAKE;  /* epoll markers in the acceptor's set */
+
+/* Per-thread cache of freed requests.  A net_req is over 1 KiB, and glibc serves such a size from
+ * its large bins, consolidating the fast bins first: a malloc per request cost more than the
+ * rest of the allocator work together.  A request is allocated and freed on the network thread
+ * that owns its connection, so the cache needs no lock; a thread's cache is freed when it exits
+ * (key destructor). */
+typedef struct req_cache {
+    int n;
+    struct net_req_int *v[REQ_CACHE];
+} req_cache_t;
+static pthread_key_t req_cache_key;
+static pthread_once_t req_cache_once = PTHREAD_ONCE_INIT;
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
@@ -174,13 +187,44 @@ void net_req_resp_free(net_req_t *req) {
 
 static void release_body(net_req_int_t *r) { net__body_release(r->srv, &r->pub, &r->body_cap); }
 
+static void req_cache_drop(void *p) {
+    req_cache_t *c = p;
+    for (int i = 0; i < c->n; i++) free(c->v[i]);
+    free(c);
+}
+
+static void req_cache_init(void) {
+    if (pthread_key_create(&req_cache_key, req_cache_drop) != 0) abort();
+}
+
+/* A zeroed net_req_int_t, from this thread's cache when it has one.  NULL when out of memory.
+ * Makes the thread's cache: only threads that allocate requests keep freed ones. */
+static net_req_int_t *req_alloc(void) {
+    pthread_once(&req_cache_once, req_cache_init);
+    req_cache_t *c = pthread_getspecific(req_cache_key);
+    if (!c && (c = calloc(1, sizeof *c)) != NULL && pthread_setspecific(req_cache_key, c) != 0) {
+        free(c);
+        c = NULL;
+    }
+    if (!c || !c->n) return calloc(1, sizeof(net_req_int_t));
+    net_req_int_t *r = c->v[--c->n];
+    memset(r, 0, sizeof *r);
+    return r;
+}
+
+static void req_release(net_req_int_t *r) {
+    req_cache_t *c = pthread_getspecific(req_cache_key);  /* key made by req_alloc before */
+    if (c && c->n < REQ_CACHE) c->v[c->n++] = r;
+    else free(r);
+}
+
 static void req_free(net_req_int_t *r) {
     if (!r) return;
     release_body(r);
     if (r->pub.headers != r->hdr_inline) free(r->pub.headers);
     tr_buf_free(&r->query);
     net_req_resp_free(&r->pub);
-    free(r);
+    req_release(r);
 }
 
 static enum MHD_Result send_response(net_req_int_t *r) {
@@ -252,7 +296,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
     net_server_t *s = cls;
     net_req_int_t *r = *con_cls;
     if (!r) {
-        r = calloc(1, sizeof *r);
+        r = req_alloc();
         if (!r) return MHD_NO;
         r->srv = s;
         r->conn = conn;
