@@ -89,7 +89,6 @@
 #include "table/tbl.h"
 
 #include <errno.h>
-#include <fcntl.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -106,7 +105,6 @@
 #include "core/buf.h"
 #include "core/tlog.h"
 #include "table/tbl_int.h"
-#include "table/wal.h"
 
 #define SUB "tbl"
 #define TB_DEF_MAPSIZE ((size_t)64 << 30)
@@ -278,14 +276,6 @@ struct tbl_handle {
     char *name;
 };
 
-/* A checkpoint in progress: LMDB's last txn id when it started, the segment the WAL moved on
- * to, both LMDB meta pages as they were, and a read txn pinning that snapshot. */
-typedef struct tb_ckpt {
-    uint64_t txnid, seg;
-    uint8_t *metas;
-    MDB_txn *pin;
-} tb_ckpt_t;
-
 struct tbl {
     char *dir;
     tbl_opts_t opts;
@@ -311,25 +301,7 @@ struct tbl {
     pthread_cond_t s_cond;
     int s_stop;
 
-    /* durability (see "Durability" below) */
-    tbl_wal_t *wal;
-    int data_fd;                /* LMDB's data file */
-    unsigned psize;             /* LMDB page size */
-    pthread_mutex_t cmu;
-    pthread_cond_t c_cond;
-    MDB_txn *pin;               /* cmu: read txn holding the durable checkpoint's snapshot */
-    tb_ckpt_t c_req;            /* cmu: the checkpoint being finished by the ckpt thread */
-    int c_busy, c_stop, c_failed;
-    tr_err c_err;               /* cmu: why c_failed */
-    pthread_t ckpt_thr;
-    int ckpt_started;
-
     /* writer thread only */
-    tr_buf wlog;                /* physical changes of the open write txn, to log at commit */
-    int wlog_off;               /* the open txn outgrew TB_WLOG_MAX: checkpoint at commit */
-    int wal_broken;             /* a log or data sync failed: writes refused until restart */
-    tr_err wal_err;
-    int64_t ckpt_last_ms;       /* monotonic ms of the last checkpoint start */
     tb_table_t **dirty;
     size_t n_dirty, cap_dirty;
     tr_err werr;                /* message of a hard (LMDB) failure */
@@ -463,283 +435,6 @@ static int mdb_fail(tr_err *err, int rc, const char *what) {
         return tr_err_set(err, TR_EIO, "too many changes in one transaction while %s; split the "
                                         "request", what);
     return tr_err_set(err, TR_EIO, "storage error while %s: %s", what, mdb_strerror(rc));
-}
-
-/* ---- durability ---------------------------------------------------------------------------
- *
- * Every write transaction is made durable by the write-ahead log (wal.h), not by LMDB: the
- * writer records each physical change it makes (put key=value / delete key, per DBI) in
- * db->wlog; at commit it appends that as one WAL record and fdatasyncs the log (one sequential
- * write per group commit), then commits to LMDB with MDB_NOSYNC, then acknowledges.  A record
- * whose LMDB commit then fails is followed by an ABORT record naming its LSN.
- *
- * Checkpoints (every TB_CKPT_MS with writes, or TB_CKPT_BYTES of log) make LMDB itself durable
- * so the log can be dropped.  The writer, between transactions, notes LMDB's last txn id K,
- * copies both meta pages of data.mdb, opens a read txn on snapshot K (the pin) and moves the
- * WAL to a new segment S; the ckpt thread then fdatasyncs data.mdb, writes the checkpoint
- * {K, S, meta pages} atomically, releases the previous pin and unlinks segments before S.
- *
- * Recovery argument.  While a checkpoint K is the newest durable one, its pin is held, so LMDB
- * never reuses a page of snapshot K (it only reuses pages freed by txns older than its oldest
- * reader): K's pages, made durable by the fdatasync, stay as they are on disk whatever the
- * kernel writes back later, and every txn after K is in WAL segments >= S, which are kept.
- * Only LMDB's two meta pages are rewritten in place by later commits and may reach the disk
- * pointing at pages that did not (power loss with MDB_NOSYNC).  So open always (1) writes the
- * checkpoint's copies back over both meta pages -- LMDB then opens exactly snapshot K -- (2)
- * checks LMDB's last txn id is K, (3) pins K, (4) replays the WAL from S (physical redo, in
- * order; ABORTed records skipped; a torn tail truncated: it was never acknowledged), (5)
- * checkpoints synchronously.  A crash at any point repeats the same steps from the same K.
- * A transaction too large to log (GSI backfill of a big table, a big DeleteTable) is committed
- * unlogged and followed at once by a synchronous checkpoint before it is acknowledged.
- *
- * A failed log write or data fdatasync leaves the on-disk state unknown (Linux may drop the
- * dirty pages of a failed fsync), so the engine then refuses writes until a restart recovers
- * from the last checkpoint and the log.
- */
-
-#define TB_CKPT_MS 1000
-#define TB_CKPT_BYTES ((uint64_t)64 << 20)
-#define TB_WLOG_MAX ((size_t)256 << 20)
-#define TB_CKPT_VERSION 1
-enum { WAL_TXN = 1, WAL_ABORT = 2 };
-enum { WOP_PUT = 1, WOP_DEL = 2 };
-
-static int dbi_code(const tbl_t *db, MDB_dbi d) {
-    return d == db->db_meta ? 0 : d == db->db_items ? 1 : d == db->db_stats ? 2 : 3;
-}
-
-static MDB_dbi dbi_of(const tbl_t *db, int code) {
-    return code == 0 ? db->db_meta : code == 1 ? db->db_items : code == 2 ? db->db_stats
-                                                                           : db->db_tokens;
-}
-
-/* Record one change of the open write txn (writer thread).  v NULL for a delete. */
-static void wlog_op(tbl_t *db, int op, MDB_dbi dbi, const MDB_val *k, const MDB_val *v) {
-    if (db->wlog_off) return;
-    size_t vn = v ? v->mv_size : 0;
-    if (db->wlog.len + 8 + k->mv_size + vn > TB_WLOG_MAX) {
-        db->wlog_off = 1;           /* too big to log: checkpoint at commit instead */
-        tr_buf_free(&db->wlog);
-        return;
-    }
-    uint8_t h[8];
-    h[0] = (uint8_t)op;
-    h[1] = (uint8_t)dbi_code(db, dbi);
-    h[2] = (uint8_t)k->mv_size;
-    h[3] = (uint8_t)(k->mv_size >> 8);
-    put_le32(h + 4, (uint32_t)vn);
-    tr_buf_append(&db->wlog, h, 8);
-    tr_buf_append(&db->wlog, k->mv_data, k->mv_size);
-    if (vn) tr_buf_append(&db->wlog, v->mv_data, vn);
-}
-
-static int w_put(tbl_t *db, MDB_txn *txn, MDB_dbi dbi, MDB_val *k, MDB_val *v) {
-    int rc = mdb_put(txn, dbi, k, v, 0);
-    if (!rc) wlog_op(db, WOP_PUT, dbi, k, v);
-    return rc;
-}
-
-static int w_del(tbl_t *db, MDB_txn *txn, MDB_dbi dbi, MDB_val *k) {
-    int rc = mdb_del(txn, dbi, k, NULL);
-    if (!rc) wlog_op(db, WOP_DEL, dbi, k, NULL);
-    return rc;
-}
-
-/* After filling an MDB_RESERVE'd value, before the next write moves pages. */
-static void w_reserved(tbl_t *db, MDB_dbi dbi, const MDB_val *k, const MDB_val *v) {
-    wlog_op(db, WOP_PUT, dbi, k, v);
-}
-
-static void wlog_reset(tbl_t *db) {
-    tr_buf_reset(&db->wlog);
-    db->wlog_off = 0;
-}
-
-static void tb_abort(tbl_t *db, MDB_txn *txn) {
-    mdb_txn_abort(txn);
-    wlog_reset(db);
-}
-
-static void wal_break(tbl_t *db, const tr_err *why) {
-    if (db->wal_broken) return;
-    db->wal_broken = 1;
-    tr_err_set(&db->wal_err, TR_EIO, "table writes are stopped: %s; restart the server to "
-                                     "recover from the write-ahead log", why->msg);
-    tr_error(SUB, "%s", db->wal_err.msg);
-}
-
-static int ckpt_sync(tbl_t *db, tr_err *err);
-
-/* Commit a write txn (writer thread): log, sync the log, commit LMDB without syncing.
- * 0, or a TR_E code with err set (the txn is gone either way). */
-static int tb_commit(tbl_t *db, MDB_txn *txn, const char *what, tr_err *err) {
-    int unlogged = db->wlog_off;
-    uint64_t lsn = 0;
-    tr_err e;
-    if (db->wal_broken) {
-        tb_abort(db, txn);
-        return tr_err_set(err, TR_EIO, "%s", db->wal_err.msg);
-    }
-    if (db->wlog.len && !unlogged) {
-        if (tbl_wal_append(db->wal, WAL_TXN, db->wlog.data, db->wlog.len, NULL, 0, &lsn, &e) ||
-            (!db->opts.no_sync && tbl_wal_sync(db->wal, &e))) {
-            wal_break(db, &e);
-            tb_abort(db, txn);
-            return tr_err_set(err, TR_EIO, "%s", db->wal_err.msg);
-        }
-    }
-    wlog_reset(db);
-    int rc = mdb_txn_commit(txn);
-    if (rc) {
-        mdb_fail(err, rc, what);
-        if (lsn) {
-            uint8_t b[8];
-            put_le64(b, lsn);
-            if (tbl_wal_append(db->wal, WAL_ABORT, b, 8, NULL, 0, NULL, &e) ||
-                (!db->opts.no_sync && tbl_wal_sync(db->wal, &e)))
-                wal_break(db, &e);
-        }
-        return err->code;
-    }
-    if (unlogged && ckpt_sync(db, &e)) {
-        wal_break(db, &e);
-        return tr_err_set(err, TR_EIO, "%s", db->wal_err.msg);
-    }
-    return 0;
-}
-
-/* Writer thread, no write txn open: note snapshot K, copy the meta pages, pin K, rotate. */
-static int ckpt_begin(tbl_t *db, tb_ckpt_t *c, tr_err *err) {
-    memset(c, 0, sizeof *c);
-    MDB_envinfo ei;
-    int rc = mdb_env_info(db->env, &ei);
-    if (!rc) rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &c->pin);
-    if (rc) return mdb_fail(err, rc, "starting a checkpoint");
-    c->txnid = ei.me_last_txnid;
-    if (mdb_txn_id(c->pin) != c->txnid) {
-        mdb_txn_abort(c->pin);
-        return tr_err_set(err, TR_EINTERNAL, "checkpoint snapshot %zu is not the last txn %zu",
-                          mdb_txn_id(c->pin), (size_t)c->txnid);
-    }
-    size_t mn = 2 * (size_t)db->psize;
-    c->metas = xmalloc(mn);
-    ssize_t got = pread(db->data_fd, c->metas, mn, 0);
-    if (got != (ssize_t)mn) {
-        rc = tr_err_set(err, TR_EIO, "cannot read the table store's meta pages: %s",
-                        got < 0 ? strerror(errno) : "short read");
-    } else {
-        rc = tbl_wal_rotate(db->wal, &c->seg, err);
-    }
-    if (rc) {
-        mdb_txn_abort(c->pin);
-        free(c->metas);
-        return rc;
-    }
-    db->ckpt_last_ms = tr_mono_ns() / 1000000;
-    return 0;
-}
-
-/* Any thread: make snapshot K durable, record it, move the pin, drop old log segments. */
-static int ckpt_finish(tbl_t *db, tb_ckpt_t *c, tr_err *err) {
-    int rc = 0;
-    if (!db->opts.no_sync && fdatasync(db->data_fd))
-        rc = tr_err_set(err, TR_EIO, "cannot sync the table store %s/data.mdb: %s", db->dir,
-                        strerror(errno));
-    size_t mn = 2 * (size_t)db->psize, bn = 24 + mn;
-    if (!rc && db->opts.ckpt_hook) db->opts.ckpt_hook(db->opts.ckpt_hook_arg, c->txnid);
-    if (!rc) {
-        uint8_t *b = xmalloc(bn);
-        put_le32(b, TB_CKPT_VERSION);
-        put_le32(b + 4, db->psize);
-        put_le64(b + 8, c->txnid);
-        put_le64(b + 16, c->seg);
-        memcpy(b + 24, c->metas, mn);
-        rc = tbl_wal_ckpt_write(db->wal, b, bn, err);
-        free(b);
-    }
-    free(c->metas);
-    c->metas = NULL;
-    if (rc) {
-        mdb_txn_abort(c->pin);      /* the previous checkpoint and its pin stay in force */
-        c->pin = NULL;
-        return rc;
-    }
-    pthread_mutex_lock(&db->cmu);
-    MDB_txn *old = db->pin;
-    db->pin = c->pin;
-    pthread_mutex_unlock(&db->cmu);
-    c->pin = NULL;
-    if (old) mdb_txn_abort(old);
-    tr_err e;
-    if (tbl_wal_drop_before(db->wal, c->seg, &e)) tr_warn(SUB, "%s", e.msg);
-    return 0;
-}
-
-static void *ckpt_main(void *arg) {
-    tbl_t *db = arg;
-    pthread_setname_np(pthread_self(), "tbl-ckpt");
-    pthread_mutex_lock(&db->cmu);
-    for (;;) {
-        while (db->c_busy != 1 && !db->c_stop) pthread_cond_wait(&db->c_cond, &db->cmu);
-        if (db->c_busy != 1) break;
-        tb_ckpt_t c = db->c_req;
-        db->c_busy = 2;
-        pthread_mutex_unlock(&db->cmu);
-        tr_err e;
-        int rc = ckpt_finish(db, &c, &e);
-        pthread_mutex_lock(&db->cmu);
-        if (rc && !db->c_failed) {
-            db->c_failed = 1;
-            db->c_err = e;
-        }
-        db->c_busy = 0;
-        pthread_cond_broadcast(&db->c_cond);
-    }
-    pthread_mutex_unlock(&db->cmu);
-    return NULL;
-}
-
-/* Writer thread: wait for the ckpt thread; take over its failure, if any. */
-static void ckpt_wait(tbl_t *db) {
-    pthread_mutex_lock(&db->cmu);
-    while (db->c_busy) pthread_cond_wait(&db->c_cond, &db->cmu);
-    int failed = db->c_failed;
-    tr_err e = db->c_err;
-    db->c_failed = 0;
-    pthread_mutex_unlock(&db->cmu);
-    if (failed) wal_break(db, &e);
-}
-
-/* Writer thread (or open/close with no writer): a whole checkpoint, now. */
-static int ckpt_sync(tbl_t *db, tr_err *err) {
-    if (db->ckpt_started) ckpt_wait(db);
-    tb_ckpt_t c;
-    int rc = ckpt_begin(db, &c, err);
-    return rc ? rc : ckpt_finish(db, &c, err);
-}
-
-/* Writer thread, between transactions: hand a checkpoint to the ckpt thread when due. */
-static void ckpt_maybe(tbl_t *db) {
-    uint64_t pend = tbl_wal_pending(db->wal);
-    if (!pend || db->wal_broken) return;
-    int64_t now = tr_mono_ns() / 1000000;
-    if (pend < TB_CKPT_BYTES && now - db->ckpt_last_ms < db->opts.ckpt_interval_ms) return;
-    pthread_mutex_lock(&db->cmu);
-    int busy = db->c_busy, failed = db->c_failed;
-    pthread_mutex_unlock(&db->cmu);
-    if (failed) ckpt_wait(db);
-    if (busy || failed) return;
-    tb_ckpt_t c;
-    tr_err e;
-    if (ckpt_begin(db, &c, &e)) {
-        wal_break(db, &e);
-        return;
-    }
-    pthread_mutex_lock(&db->cmu);
-    db->c_req = c;
-    db->c_busy = 1;
-    pthread_cond_broadcast(&db->c_cond);
-    pthread_mutex_unlock(&db->cmu);
 }
 
 /* ---- keys ---------------------------------------------------------------------------------- */
@@ -1194,7 +889,7 @@ static int stats_write(tbl_t *db, MDB_txn *txn, const tb_table_t *t, uint8_t spa
     put_le64(v, t->st_items[space]);
     put_le64(v + 8, t->st_bytes[space]);
     MDB_val kv = {5, k}, vv = {16, v};
-    return w_put(db, txn, db->db_stats, &kv, &vv);
+    return mdb_put(txn, db->db_stats, &kv, &vv, 0);
 }
 
 static int stats_write_all(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
@@ -1559,7 +1254,7 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
             t->st_items[s]--;
             t->st_bytes[s] -= osz;
             if (!has_n || ko.n != kn.n || memcmp(ko.b, kn.b, ko.n)) {
-                rc = w_del(db, txn, db->db_items, &k);
+                rc = mdb_del(txn, db->db_items, &k, NULL);
                 if (rc) return rc;
             }
         } else if (rc != MDB_NOTFOUND) {
@@ -1584,7 +1279,6 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
         if (!rc) {
             val_hdr(v.mv_data, sz, 0, 0);
             memcpy((uint8_t *)v.mv_data + TBL__VAL_HDR, text, tn);
-            w_reserved(db, db->db_items, &k, &v);
             t->st_items[s]++;
             t->st_bytes[s] += sz;
         }
@@ -1605,12 +1299,11 @@ static int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
         if (rc) return rc;
         val_hdr(v.mv_data, op->new_size, op->new_has_ttl, op->new_ttl);
         memcpy((uint8_t *)v.mv_data + TBL__VAL_HDR, op->text, op->text_n);
-        w_reserved(db, db->db_items, &k, &v);
         if (!op->exists) t->st_items[0]++;
         t->st_bytes[0] += op->new_size;
         t->st_bytes[0] -= op->exists ? op->old_size : 0;
     } else if (op->act == A_DEL) {
-        rc = w_del(db, txn, db->db_items, &k);
+        rc = mdb_del(txn, db->db_items, &k, NULL);
         if (rc) return rc;
         t->st_items[0]--;
         t->st_bytes[0] -= op->old_size;
@@ -1630,13 +1323,13 @@ static int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
         if (old_t && !same) {
             ttl_key(t->id, op->old_ttl, x->pk, x->pk_n, &tk);
             MDB_val kk = {tk.n, tk.b};
-            rc = w_del(db, txn, db->db_items, &kk);
+            rc = mdb_del(txn, db->db_items, &kk, NULL);
             if (rc && rc != MDB_NOTFOUND) return rc;
         }
         if (new_t && !same) {
             ttl_key(t->id, op->new_ttl, x->pk, x->pk_n, &tk);
             MDB_val kk = {tk.n, tk.b}, vv = {x->key.n, (void *)x->key.b};
-            rc = w_put(db, txn, db->db_items, &kk, &vv);
+            rc = mdb_put(txn, db->db_items, &kk, &vv, 0);
             if (rc) return rc;
         }
     }
@@ -1750,7 +1443,7 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         put_le64(val, (uint64_t)(now + TBL_TOKEN_TTL_MS));
         memcpy(val + 8, t->digest, 32);
         MDB_val k = {strlen(t->token), (void *)t->token}, v = {40, val};
-        rc = w_put(db, txn, db->db_tokens, &k, &v);
+        rc = mdb_put(txn, db->db_tokens, &k, &v, 0);
         if (rc) return mdb_fail(&db->werr, rc, "storing a token");
     }
     if (!failed) t->rc = 0;
@@ -1813,8 +1506,9 @@ static void batch_run(tbl_t *db, tb_job_t *first) {
     for (tb_job_t *j = first; j && !rc; j = j->next) rc = job_apply(db, txn, j);
     if (!rc && (rc = dirty_flush(db, txn))) mdb_fail(&db->werr, rc, "writing table counters");
     if (!rc) {
-        rc = tb_commit(db, txn, "committing writes", &db->werr);
+        rc = mdb_txn_commit(txn);
         if (rc) {
+            mdb_fail(&db->werr, rc, "committing writes");
             tr_error(SUB, "%s", db->werr.msg);
             dirty_reload(db);
             for (tb_job_t *j = first; j; j = j->next) job_fail(j, &db->werr);
@@ -1822,7 +1516,7 @@ static void batch_run(tbl_t *db, tb_job_t *first) {
         goto done;
     }
     /* A hard failure mid-batch: start over, one job per transaction. */
-    tb_abort(db, txn);
+    mdb_txn_abort(txn);
     dirty_reload(db);
     dirty_clear(db);
     for (tb_job_t *j = first; j; j = j->next) {
@@ -1834,9 +1528,10 @@ static void batch_run(tbl_t *db, tb_job_t *first) {
             rc = job_apply(db, txn, j);
             if (!rc && (rc = dirty_flush(db, txn))) mdb_fail(&db->werr, rc, "writing counters");
             if (!rc) {
-                rc = tb_commit(db, txn, "committing writes", &db->werr);
+                rc = mdb_txn_commit(txn);
+                if (rc) mdb_fail(&db->werr, rc, "committing writes");
             } else {
-                tb_abort(db, txn);
+                mdb_txn_abort(txn);
             }
         }
         if (rc) {
@@ -1868,29 +1563,8 @@ static void *writer_main(void *arg) {
     uint32_t max = db->opts.max_batch;
     pthread_setname_np(pthread_self(), "tbl-writer");
     for (;;) {
-        ckpt_maybe(db);
         pthread_mutex_lock(&db->qmu);
-        while (!db->q_head && !db->stopping) {
-            if (!tbl_wal_pending(db->wal) || db->wal_broken) {
-                pthread_cond_wait(&db->q_cond, &db->qmu);
-                continue;
-            }
-            /* Idle with logged writes: wake when a checkpoint is due (at least 20 ms on, so a
-             * checkpoint still running is not polled in a spin). */
-            int64_t wait_ms = db->ckpt_last_ms + db->opts.ckpt_interval_ms - tr_mono_ns() / 1000000;
-            if (wait_ms < 20) wait_ms = 20;
-            struct timespec ts;
-            clock_gettime(CLOCK_REALTIME, &ts);
-            int64_t ns = ts.tv_nsec + wait_ms * 1000000;
-            ts.tv_sec += ns / 1000000000;
-            ts.tv_nsec = ns % 1000000000;
-            pthread_cond_timedwait(&db->q_cond, &db->qmu, &ts);
-            if (!db->q_head && !db->stopping) {
-                pthread_mutex_unlock(&db->qmu);
-                ckpt_maybe(db);
-                pthread_mutex_lock(&db->qmu);
-            }
-        }
+        while (!db->q_head && !db->stopping) pthread_cond_wait(&db->q_cond, &db->qmu);
         tb_job_t *jobs = db->q_head;
         db->q_head = db->q_tail = NULL;
         pthread_mutex_unlock(&db->qmu);
@@ -2334,7 +2008,7 @@ static int meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
     size_t kn;
     char *k = meta_key(t->name, &kn);
     MDB_val kv = {kn, k}, vv = {n, s};
-    int rc = w_put(db, txn, db->db_meta, &kv, &vv);
+    int rc = mdb_put(txn, db->db_meta, &kv, &vv, 0);
     free(k);
     free(s);
     return rc;
@@ -2344,12 +2018,11 @@ static int meta_put_next_id(tbl_t *db, MDB_txn *txn) {
     uint8_t v[4];
     put_le32(v, db->next_id);
     MDB_val kv = {9, "n/next_id"}, vv = {4, v};
-    return w_put(db, txn, db->db_meta, &kv, &vv);
+    return mdb_put(txn, db->db_meta, &kv, &vv, 0);
 }
 
 /* Delete every key starting with prefix. */
-static int range_delete(tbl_t *db, MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix,
-                        size_t n) {
+static int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n) {
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc) return rc;
@@ -2362,7 +2035,6 @@ static int range_delete(tbl_t *db, MDB_txn *txn, MDB_dbi dbi, const uint8_t *pre
         }
         if (rc) break;
         if (k.mv_size < n || memcmp(k.mv_data, prefix, n)) break;
-        wlog_op(db, WOP_DEL, dbi, &k, NULL); /* before: k points into the page */
         if ((rc = mdb_cursor_del(c, 0))) break;
     }
     mdb_cursor_close(c);
@@ -2425,7 +2097,6 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
         if (!rc) {
             val_hdr(vv.mv_data, sz, 0, 0);
             memcpy((uint8_t *)vv.mv_data + TBL__VAL_HDR, text, tn);
-            w_reserved(db, db->db_items, &kk, &vv);
             t->st_items[ix->space]++;
             t->st_bytes[ix->space] += sz;
         }
@@ -2449,7 +2120,7 @@ static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, cons
     buf[1] = has ? 1 : 0;
     put_le64(buf + 8, (uint64_t)(has ? e : 0));
     MDB_val vv = {v->mv_size, buf};
-    rc = w_put(db, txn, db->db_items, (MDB_val *)k, &vv);
+    rc = mdb_put(txn, db->db_items, (MDB_val *)k, &vv, 0);
     free(buf);
     if (!rc && has) {
         uint8_t *pk = scratch()->pk;
@@ -2457,7 +2128,7 @@ static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, cons
         tb_key_t tk;
         ttl_key(t->id, e, pk, pk_n, &tk);
         MDB_val kk = {tk.n, tk.b};
-        rc = w_put(db, txn, db->db_items, &kk, (MDB_val *)k);
+        rc = mdb_put(txn, db->db_items, &kk, (MDB_val *)k, 0);
     }
     json_decref(item);
     return rc;
@@ -2524,13 +2195,13 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
                           "deletion. Disable deletion protection first.");
     uint8_t pre[4];
     put_be32(pre, t->id);
-    int rc = range_delete(db, txn, db->db_items, pre, 4);
-    if (!rc) rc = range_delete(db, txn, db->db_stats, pre, 4);
+    int rc = range_delete(txn, db->db_items, pre, 4);
+    if (!rc) rc = range_delete(txn, db->db_stats, pre, 4);
     if (!rc) {
         size_t kn;
         char *k = meta_key(t->name, &kn);
         MDB_val kv = {kn, k};
-        rc = w_del(db, txn, db->db_meta, &kv);
+        rc = mdb_del(txn, db->db_meta, &kv, NULL);
         free(k);
     }
     if (rc) return mdb_fail(&c->err, rc, "deleting a table");
@@ -2628,10 +2299,10 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         }
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
-        rc = range_delete(db, txn, db->db_items, pre, 5);
+        rc = range_delete(txn, db->db_items, pre, 5);
         if (!rc) {
             MDB_val kv = {5, pre};
-            rc = w_del(db, txn, db->db_stats, &kv);
+            rc = mdb_del(txn, db->db_stats, &kv, NULL);
             if (rc == MDB_NOTFOUND) rc = 0;
         }
         if (rc) {
@@ -2716,7 +2387,7 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             }
             n->ttl_enabled = 0;
             prefix_put(pre, n->id, TBL__SPACE_TTL);
-            rc = range_delete(db, txn, db->db_items, pre, 5);
+            rc = range_delete(txn, db->db_items, pre, 5);
             if (rc) rc = mdb_fail(&c->err, rc, "removing TTL entries");
         }
         break;
@@ -2799,7 +2470,7 @@ static int ctl_tokens(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     rc = rc == MDB_NOTFOUND ? 0 : rc;
     for (size_t i = 0; i < n && !rc; i++) {
         MDB_val dk = {strlen(dead[i]), dead[i]};
-        rc = w_del(db, txn, db->db_tokens, &dk);
+        rc = mdb_del(txn, db->db_tokens, &dk, NULL);
         if (rc == MDB_NOTFOUND) rc = 0;
     }
     free(dead);
@@ -2823,9 +2494,9 @@ static int ctl_exec(tbl_t *db, tb_ctl_t *c) {
     }
     if (!rc && (rc = dirty_flush(db, txn))) rc = mdb_fail(&c->err, rc, "writing counters");
     if (rc) {
-        tb_abort(db, txn);
-    } else {
-        rc = tb_commit(db, txn, "committing a table change", &c->err);
+        mdb_txn_abort(txn);
+    } else if ((rc = mdb_txn_commit(txn))) {
+        rc = mdb_fail(&c->err, rc, "committing a table change");
     }
     if (rc) {
         dirty_reload(db);
@@ -3617,10 +3288,7 @@ static void db_free(tbl_t *db) {
     for (size_t i = 0; i < db->n_tabs; i++) tab_unref(db->tabs[i]);
     free(db->tabs);
     for (int i = 0; i < db->n_rpool; i++) mdb_txn_abort(db->rpool[i]);
-    if (db->pin) mdb_txn_abort(db->pin);
     if (db->env) mdb_env_close(db->env);
-    tbl_wal_close(db->wal);
-    tr_buf_free(&db->wlog);
     free(db->dirty);
     free(db->dir);
     free(db);
@@ -3674,178 +3342,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
     return 0;
 }
 
-/* ---- recovery (see "Durability") ----------------------------------------------------------- */
-
-typedef struct tb_replay {
-    tbl_t *db;
-    MDB_txn *txn;
-    uint8_t *held;              /* the last TXN record, applied once the next shows no ABORT */
-    size_t held_n, held_cap, since_commit;
-    uint64_t held_lsn;
-    int has_held;
-    uint64_t n_txn, n_abort, bytes;
-    tr_err *err;
-} tb_replay_t;
-
-static int replay_apply(tb_replay_t *r) {
-    tbl_t *db = r->db;
-    const uint8_t *p = r->held;
-    size_t n = r->held_n, off = 0;
-    int rc = 0;
-    while (off < n && !rc) {
-        if (n - off < 8 || p[off] < WOP_PUT || p[off] > WOP_DEL || p[off + 1] > 3) break;
-        size_t kn = (size_t)p[off + 2] | (size_t)p[off + 3] << 8;
-        size_t vn = get_le32(p + off + 4);
-        if (kn == 0 || n - off - 8 < kn || n - off - 8 - kn < vn) break;
-        MDB_val k = {kn, (void *)(p + off + 8)}, v = {vn, (void *)(p + off + 8 + kn)};
-        MDB_dbi dbi = dbi_of(db, p[off + 1]);
-        if (p[off] == WOP_PUT) {
-            rc = mdb_put(r->txn, dbi, &k, &v, 0);
-        } else {
-            rc = mdb_del(r->txn, dbi, &k, NULL);
-            if (rc == MDB_NOTFOUND) rc = 0;
-        }
-        off += 8 + kn + vn;
-    }
-    if (rc) return mdb_fail(r->err, rc, "replaying the write-ahead log");
-    if (off != n)
-        return tr_err_set(r->err, TR_ECORRUPT, "write-ahead log record %" PRIu64 " passed its "
-                          "checksum but does not parse at byte %zu; restore DATA/tables from a "
-                          "backup", r->held_lsn, off);
-    r->n_txn++;
-    r->bytes += n;
-    r->since_commit += n;
-    r->has_held = 0;
-    if (r->since_commit >= ((size_t)16 << 20)) { /* bound LMDB's dirty list */
-        r->since_commit = 0;
-        if ((rc = mdb_txn_commit(r->txn)) || (rc = mdb_txn_begin(db->env, NULL, 0, &r->txn))) {
-            r->txn = NULL;
-            return mdb_fail(r->err, rc, "replaying the write-ahead log");
-        }
-    }
-    return 0;
-}
-
-static int replay_fn(void *arg, uint8_t type, uint64_t lsn, const uint8_t *p, size_t n) {
-    tb_replay_t *r = arg;
-    if (type == WAL_ABORT) {
-        if (n == 8 && r->has_held && get_le64(p) == r->held_lsn) {
-            r->has_held = 0;
-            r->n_abort++;
-        }
-        return 0;
-    }
-    if (type != WAL_TXN)
-        return tr_err_set(r->err, TR_ECORRUPT, "write-ahead log record %" PRIu64 " has unknown "
-                          "type %u; was DATA/tables written by a newer Tributary?", lsn, type);
-    int rc = r->has_held ? replay_apply(r) : 0;
-    if (rc) return rc;
-    if (n > r->held_cap) {
-        r->held = xrealloc(r->held, n);
-        r->held_cap = n;
-    }
-    memcpy(r->held, p, n);
-    r->held_n = n;
-    r->held_lsn = lsn;
-    r->has_held = 1;
-    return 0;
-}
-
-/* Put the checkpoint's meta pages back into data.mdb before LMDB opens it. */
-static int restore_metas(tbl_t *db, const uint8_t *ck, size_t ckn, uint64_t *txnid,
-                         uint64_t *seg, tr_err *err) {
-    if (ckn < 24 || get_le32(ck) != TB_CKPT_VERSION || get_le32(ck + 4) < 512 ||
-        ckn != 24 + 2 * (size_t)get_le32(ck + 4))
-        return tr_err_set(err, TR_ECORRUPT, "table checkpoint in %s/wal has an unknown layout; "
-                          "was it written by a newer Tributary?", db->dir);
-    size_t mn = 2 * (size_t)get_le32(ck + 4);
-    *txnid = get_le64(ck + 8);
-    *seg = get_le64(ck + 16);
-    char path[4200];
-    snprintf(path, sizeof path, "%s/data.mdb", db->dir);
-    int fd = open(path, O_RDWR | O_CLOEXEC);
-    if (fd < 0)
-        return tr_err_set(err, TR_ECORRUPT, "%s is missing (%s) but a checkpoint names it; "
-                          "restore DATA/tables from a backup", path, strerror(errno));
-    int rc = 0;
-    if (pwrite(fd, ck + 24, mn, 0) != (ssize_t)mn || fdatasync(fd))
-        rc = tr_err_set(err, TR_EIO, "cannot restore the checkpoint into %s: %s", path,
-                        strerror(errno));
-    close(fd);
-    return rc;
-}
-
-/* Open LMDB at the last checkpoint, replay the log, checkpoint.  Leaves db->pin held. */
-static int recover(tbl_t *db, tr_err *err) {
-    char wdir[4200];
-    snprintf(wdir, sizeof wdir, "%s/wal", db->dir);
-    if (tbl_wal_open(wdir, &db->wal, err)) return err->code;
-    uint8_t *ck = NULL;
-    size_t ckn = 0;
-    uint64_t ck_txn = 0, ck_seg = 1;
-    int rc = tbl_wal_ckpt_read(db->wal, &ck, &ckn, err);
-    if (rc == TR_ENOTFOUND) rc = 0;
-    else if (!rc) rc = restore_metas(db, ck, ckn, &ck_txn, &ck_seg, err);
-    int had_ckpt = ck != NULL;
-    free(ck);
-    if (rc) return rc;
-    /* MDB_NOSYNC: the log makes commits durable, checkpoints make LMDB durable. */
-    rc = mdb_env_create(&db->env);
-    if (!rc) rc = mdb_env_set_maxdbs(db->env, 8);
-    if (!rc) rc = mdb_env_set_mapsize(db->env, db->opts.map_size);
-    if (!rc) rc = mdb_env_set_maxreaders(db->env, 1024);
-    if (!rc) rc = mdb_env_open(db->env, db->dir, MDB_NOTLS | MDB_NOSYNC, 0644);
-    if (rc)
-        return tr_err_set(err, TR_EIO, "cannot open the table store in %s: %s", db->dir,
-                          mdb_strerror(rc));
-    int dead = 0;
-    mdb_reader_check(db->env, &dead); /* slots left by a crashed process */
-    if (mdb_env_get_maxkeysize(db->env) < TBL__KEYMAX)
-        return tr_err_set(err, TR_EINTERNAL, "liblmdb allows keys of %d bytes; the table engine "
-                          "needs %d: build against a standard liblmdb",
-                          mdb_env_get_maxkeysize(db->env), TBL__KEYMAX);
-    MDB_stat st;
-    MDB_envinfo ei;
-    if ((rc = mdb_env_get_fd(db->env, &db->data_fd)) || (rc = mdb_env_stat(db->env, &st)) ||
-        (rc = mdb_env_info(db->env, &ei)))
-        return mdb_fail(err, rc, "opening the table store");
-    db->psize = st.ms_psize;
-    if (had_ckpt && ei.me_last_txnid != ck_txn)
-        return tr_err_set(err, TR_ECORRUPT, "the table store in %s is at transaction %zu but "
-                          "its checkpoint says %" PRIu64 "; restore DATA/tables from a backup",
-                          db->dir, ei.me_last_txnid, ck_txn);
-    if ((rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &db->pin)))
-        return mdb_fail(err, rc, "pinning the table checkpoint");
-    tb_replay_t r = {.db = db, .err = err};
-    if ((rc = mdb_txn_begin(db->env, NULL, 0, &r.txn)) ||
-        (rc = mdb_dbi_open(r.txn, "meta", MDB_CREATE, &db->db_meta)) ||
-        (rc = mdb_dbi_open(r.txn, "items", MDB_CREATE, &db->db_items)) ||
-        (rc = mdb_dbi_open(r.txn, "stats", MDB_CREATE, &db->db_stats)) ||
-        (rc = mdb_dbi_open(r.txn, "tokens", MDB_CREATE, &db->db_tokens))) {
-        if (r.txn) mdb_txn_abort(r.txn);
-        return mdb_fail(err, rc, "opening the table store");
-    }
-    int64_t t0 = tr_mono_ns();
-    rc = tbl_wal_replay(db->wal, ck_seg, replay_fn, &r, err);
-    if (!rc && r.has_held) rc = replay_apply(&r);
-    free(r.held);
-    if (rc) {
-        if (r.txn) mdb_txn_abort(r.txn);
-        return rc;
-    }
-    if ((rc = mdb_txn_commit(r.txn))) return mdb_fail(err, rc, "replaying the write-ahead log");
-    if (r.n_txn || r.n_abort)
-        tr_info(SUB, "recovered %" PRIu64 " transactions (%" PRIu64 " bytes) from the "
-                     "write-ahead log after checkpoint %" PRIu64 "%s in %.1f ms", r.n_txn,
-                r.bytes, ck_txn, r.n_abort ? " (skipped aborted ones)" : "",
-                (tr_mono_ns() - t0) / 1e6);
-    if ((rc = meta_load(db, err))) return rc;
-    return ckpt_sync(db, err);
-}
-
 int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) {
-    tr_err local;
-    if (!err) err = &local;
     if (!dir || !out) return tr_err_set(err, TR_EINVAL, "tbl_open needs a directory");
     *out = NULL;
     if (mkdir_p(dir))
@@ -3864,19 +3361,27 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     pthread_mutex_init(&db->rmu, NULL);
     pthread_mutex_init(&db->smu, NULL);
     pthread_cond_init(&db->s_cond, NULL);
-    pthread_mutex_init(&db->cmu, NULL);
-    pthread_cond_init(&db->c_cond, NULL);
-    if (!db->opts.ckpt_interval_ms) db->opts.ckpt_interval_ms = TB_CKPT_MS;
-    if (recover(db, err)) goto fail;
-    if (pthread_create(&db->ckpt_thr, NULL, ckpt_main, db)) {
-        tr_err_set(err, TR_EINTERNAL, "cannot start the table checkpoint thread");
+    int rc = mdb_env_create(&db->env);
+    if (!rc) rc = mdb_env_set_maxdbs(db->env, 8);
+    if (!rc) rc = mdb_env_set_mapsize(db->env, db->opts.map_size);
+    if (!rc) rc = mdb_env_set_maxreaders(db->env, 1024);
+    if (!rc) rc = mdb_env_open(db->env, dir, MDB_NOTLS | (db->opts.no_sync ? MDB_NOSYNC : 0), 0644);
+    if (rc) {
+        tr_err_set(err, TR_EIO, "cannot open the table store in %s: %s", dir, mdb_strerror(rc));
         goto fail;
     }
-    db->ckpt_started = 1;
+    int dead = 0;
+    mdb_reader_check(db->env, &dead); /* slots left by a crashed process */
+    if (mdb_env_get_maxkeysize(db->env) < TBL__KEYMAX) {
+        tr_err_set(err, TR_EINTERNAL, "liblmdb allows keys of %d bytes; the table engine needs "
+                                      "%d: build against a standard liblmdb",
+                   mdb_env_get_maxkeysize(db->env), TBL__KEYMAX);
+        goto fail;
+    }
+    if (meta_load(db, err)) goto fail;
     if (pthread_create(&db->writer, NULL, writer_main, db)) {
         tr_err_set(err, TR_EINTERNAL, "cannot start the table writer thread");
-        tbl_close(db);
-        return TR_EINTERNAL;
+        goto fail;
     }
     db->writer_started = 1;
     if (db->opts.ttl_interval_ms > 0) {
@@ -3889,8 +3394,8 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     }
     *out = db;
     return 0;
-fail:;
-    int rc = err->code;
+fail:
+    rc = err ? err->code : TR_EIO;
     db_free(db);
     return rc ? rc : TR_EIO;
 }
@@ -3909,15 +3414,6 @@ void tbl_close(tbl_t *db) {
     pthread_cond_signal(&db->q_cond);
     pthread_mutex_unlock(&db->qmu);
     if (db->writer_started) pthread_join(db->writer, NULL);
-    tr_err e;
-    if (db->wal && !db->wal_broken && ckpt_sync(db, &e)) tr_error(SUB, "%s", e.msg);
-    if (db->ckpt_started) {
-        pthread_mutex_lock(&db->cmu);
-        db->c_stop = 1;
-        pthread_cond_broadcast(&db->c_cond);
-        pthread_mutex_unlock(&db->cmu);
-        pthread_join(db->ckpt_thr, NULL);
-    }
     db_free(db);
 }
 

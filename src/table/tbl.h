@@ -12,12 +12,9 @@
  *
  * Invariants
  *   - A write is acknowledged (its callback runs with rc 0) only after the LMDB transaction
- *     holding it has committed and its changes are synced to the write-ahead log (DIR/wal).
- *     One writer thread applies everything queued (up to opts.max_batch writes) in ONE LMDB
- *     write transaction and commits once: one log append + fdatasync for the whole batch
- *     (group commit), then runs the callbacks in submission order.  LMDB itself is synced at
- *     checkpoints (about every second under writes); open replays the log after the last one.
- *     tbl.c, "Durability", has the recovery argument.
+ *     holding it has committed and synced.  One writer thread applies everything queued (up to
+ *     opts.max_batch writes) in ONE LMDB write transaction and commits once: one fsync pair for
+ *     the whole batch (group commit), then runs the callbacks in submission order.
  *   - Each write is atomic on its own; a transaction (tbl_txn_submit) is atomic as a whole.  Reads
  *     see only committed states (LMDB MVCC snapshots): never a half-applied write or
  *     transaction.  Writes are serializable: one writer applies them one after another, in
@@ -112,13 +109,7 @@ typedef struct tbl_opts {
     int64_t (*clock_ms)(void *arg); /* wall clock (ms since epoch); NULL: tr_now_ms.  Used for
                                        TTL, creation times, token expiry: tests inject one */
     void *clock_arg;
-    int no_sync;                    /* tests only: no fsync of the write-ahead log or the
-                                       data file (still one txn per batch) */
-    int ckpt_interval_ms;           /* checkpoint period while writes arrive; 0: 1000 */
-    void (*ckpt_hook)(void *arg, uint64_t txnid);   /* tests only: called on the checkpoint
-                                       thread once LMDB txn txnid is synced, before it is
-                                       recorded as the checkpoint */
-    void *ckpt_hook_arg;
+    int no_sync;                    /* tests only: MDB_NOSYNC (still one txn per batch) */
 } tbl_opts_t;
 
 /* ---- metadata ------------------------------------------------------------------------------ */
