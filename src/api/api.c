@@ -171,8 +171,15 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
                                         "Access Key and signing method.");
         break;
     }
-    tr_info("auth", "rejected %s %s from %s: %s", req->method, req->path, req->remote,
-            err.msg);
+    static tr_ratelimit auth_rl;
+    unsigned dropped;
+    if (tr_log_allow(&auth_rl, 10, &dropped)) {
+        if (dropped)
+            tr_info("auth", "%u more rejected requests were not logged (at most 10 a second)",
+                    dropped);
+        tr_info("auth", "rejected %s %s from %s: %s", req->method, req->path, req->remote,
+                err.msg);
+    }
     return -1;
 }
 

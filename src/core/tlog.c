@@ -2,6 +2,7 @@
 #include "core/tlog.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,4 +56,17 @@ long long tr_mono_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
+}
+
+int tr_log_allow(tr_ratelimit *rl, unsigned per_sec, unsigned *dropped) {
+    long long now = tr_mono_ns() / 1000000000LL + 1; /* + 1: a zeroed struct is never "now" */
+    long long s = atomic_load(&rl->sec);
+    if (s != now && atomic_compare_exchange_strong(&rl->sec, &s, now)) atomic_store(&rl->n, 0);
+    if (atomic_fetch_add(&rl->n, 1) < per_sec) {
+        *dropped = atomic_exchange(&rl->dropped, 0);
+        return 1;
+    }
+    atomic_fetch_add(&rl->dropped, 1);
+    *dropped = 0;
+    return 0;
 }

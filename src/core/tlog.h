@@ -15,6 +15,17 @@ void tr_log(int level, const char *subsys, const char *fmt, ...) __attribute__((
 #define tr_error(sub, ...) tr_log(TR_LOG_ERROR, sub, __VA_ARGS__)
 #define tr_debug(sub, ...) tr_log(TR_LOG_DEBUG, sub, __VA_ARGS__)
 
+/* Rate limit for lines a client can cause (one per rejected request, say), so bad input can
+ * neither flood the log nor fill the disk.  Zero-initialise one per call site (static).
+ * tr_log_allow returns 1 when a line may be written now -- at most `per_sec` per second --
+ * and then sets *dropped to the number of lines suppressed since the last allowed one, to
+ * say in that line.  Thread-safe (atomics). */
+typedef struct tr_ratelimit {
+    _Atomic long long sec;
+    _Atomic unsigned n, dropped;
+} tr_ratelimit;
+int tr_log_allow(tr_ratelimit *rl, unsigned per_sec, unsigned *dropped);
+
 /* Wall clock in milliseconds since the Unix epoch. */
 long long tr_now_ms(void);
 /* Monotonic clock in nanoseconds. */

@@ -466,8 +466,12 @@ static void accept_burst(net_server_t *s) {
             if (errno == EINTR || errno == ECONNABORTED || errno == EPROTO) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) return;
             /* EMFILE, ENFILE, ENOBUFS, ENOMEM: back off instead of spinning. */
-            tr_warn("http", "accept: %s; new connections wait until some close (raise ulimit -n "
-                    "or lower the client's connection count)", strerror(errno));
+            static tr_ratelimit accept_rl;
+            unsigned dropped;
+            if (tr_log_allow(&accept_rl, 1, &dropped))
+                tr_warn("http", "accept: %s; new connections wait until some close (raise "
+                        "ulimit -n or lower the client's connection count)%s", strerror(errno),
+                        dropped ? " [repeated]" : "");
             listen_pause(s, 1);
             return;
         }

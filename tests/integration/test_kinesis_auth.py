@@ -1,6 +1,7 @@
 """SigV4 authentication: the AWS error codes and messages for missing, unknown, wrong and stale
 signatures.  Requests are signed either by botocore or by the suite's own signer (helpers)."""
 import datetime
+import time
 
 import pytest
 
@@ -101,3 +102,22 @@ def test_malformed_authorization_header(raw):
                  extra_headers={"Authorization": "AWS4-HMAC-SHA256 nonsense"})
     assert r.status == 400, r
     assert r.error_type in ("IncompleteSignatureException", "InvalidSignatureException"), r
+
+
+def test_rejections_do_not_flood_the_log(raw, server):
+    """A client sending bad signatures in a loop gets an error each time, but the server logs
+    at most 10 rejections a second and then says how many it left out, so bad input cannot
+    fill the disk through the log."""
+    before = server.log_text().count("rejected POST")
+    for _ in range(300):
+        raw.error("ListStreams", {}, "UnrecognizedClientException",
+                  access_key="AKIAUNKNOWNKEY000000", secret_key="x")
+    text = server.log_text()
+    logged = text.count("rejected POST") - before
+    assert 1 <= logged <= 40, f"{logged} rejection lines for 300 rejected requests"
+    # the requests took under a few seconds, so most were left out; the next logged rejection
+    # in a new second reports how many
+    time.sleep(1.1)
+    raw.error("ListStreams", {}, "UnrecognizedClientException",
+              access_key="AKIAUNKNOWNKEY000000", secret_key="x")
+    assert "more rejected requests were not logged" in server.log_text()

@@ -11,6 +11,8 @@
 #include "core/buf.h"
 #include "core/crc32c.h"
 #include "core/err.h"
+#include "core/tlog.h"
+#include <time.h>
 
 static void crc_check_value(void **st) {
     (void)st;
@@ -82,11 +84,28 @@ static void err_helpers(void **st) {
     assert_int_equal(tr_err_set(NULL, TR_EIO, "ignored"), TR_EIO);
 }
 
+static void log_rate_limit(void **state) {
+    (void)state;
+    tr_ratelimit rl = {0};
+    unsigned dropped = 99, allowed = 0;
+    long long t0 = tr_mono_ns();
+    for (int i = 0; i < 1000; i++) allowed += (unsigned)tr_log_allow(&rl, 5, &dropped);
+    /* 1000 calls take far less than a second; at most two windows were seen */
+    if (tr_mono_ns() - t0 < 900000000LL) assert_true(allowed >= 5 && allowed <= 10);
+    /* the next window reports what was suppressed */
+    struct timespec ts = {1, 100000000};
+    nanosleep(&ts, NULL);
+    assert_int_equal(tr_log_allow(&rl, 5, &dropped), 1);
+    assert_int_equal(dropped, 1000 - allowed);
+    assert_int_equal(tr_log_allow(&rl, 5, &dropped), 1);
+    assert_int_equal(dropped, 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crc_check_value), cmocka_unit_test(crc_hw_matches_sw_and_chains),
         cmocka_unit_test(base64_round_trip), cmocka_unit_test(json_escaping),
-        cmocka_unit_test(err_helpers),
+        cmocka_unit_test(err_helpers), cmocka_unit_test(log_rate_limit),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
