@@ -162,16 +162,16 @@ typedef struct slog_put_rec {
 typedef void (*slog_put_cb)(void *arg, int rc);
 
 /* Queue records for stream `name`.  Returns 0 when queued (cb WILL run), or an error without
- * queuing (cb will NOT run): TR_ENOTFOUND, TR_ETHROTTLED, TR_EINVAL.
- * min_seq (may be NULL): SequenceNumberForOrdering; the records get larger sequence numbers
- * than it (this holds by construction within a shard). */
+ * queuing (cb will NOT run): TR_ENOTFOUND, TR_ETHROTTLED, TR_EINVAL.  Within a shard every
+ * record gets a larger counter than all before it, so Kinesis' SequenceNumberForOrdering holds
+ * without a parameter here (the adapter only validates the hint). */
 int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_put_cb cb,
              void *arg, tr_err *err);
 
 /* Read committed records of shard `shard` of stream `id` from counter `from` (see
- * slog_shard_read for limits and buffer ownership).  *end receives the shard's next counter
- * at the time of the read, *closed_end (if not NULL) the counter after the last record of a
- * closed shard or UINT64_MAX when open, *last_arrival the arrival time of the newest record.
+ * slog_shard_read for limits and buffer ownership).  *closed_end (if not NULL) receives the
+ * counter after the last record of a closed shard or UINT64_MAX when open, *last_arrival the
+ * arrival time of the newest record (for MillisBehindLatest).
  * TR_ENOTFOUND when the stream or shard no longer exists. */
 int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max_records,
               size_t max_bytes, slog_read_t *out, uint64_t *closed_end, int64_t *last_arrival,
