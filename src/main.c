@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -250,6 +251,17 @@ static int cmd_serve(int argc, char **argv) {
         return 2;
     }
 
+    /* Connections and stream segments are files: use the hard open-file limit, not the
+     * 1024 a login shell usually starts with. */
+    struct rlimit nofile;
+    if (getrlimit(RLIMIT_NOFILE, &nofile) == 0 && nofile.rlim_cur < nofile.rlim_max) {
+        rlim_t want = nofile.rlim_max > 1048576 ? 1048576 : nofile.rlim_max;
+        if (want > nofile.rlim_cur) {
+            nofile.rlim_cur = want;
+            if (setrlimit(RLIMIT_NOFILE, &nofile) != 0)
+                tr_warn("main", "cannot raise the open-file limit: %s", strerror(errno));
+        }
+    }
     if (mkdir(data, 0700) != 0 && errno != EEXIST) {
         tr_error("main", "cannot create data directory %s: %s", data, strerror(errno));
         return 1;

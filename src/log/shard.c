@@ -107,7 +107,8 @@ typedef struct slog_seg {
     atomic_int refs;          /* the array holds one; readers take one while reading */
     uint64_t first_seq;       /* from the file name, checked against the header */
     char *path;               /* DIR/<first_seq>.seg, owned */
-    int fd;                   /* -1 until opened; set under sh->mu, then fixed until free */
+    int fd;                   /* -1 when closed; opened and closed under sh->mu, closed only
+                                 while no reader holds a reference (ro_fds_trim_locked) */
     uint64_t w_size;          /* writer only: bytes in the file incl. uncommitted (active seg) */
     /* under sh->mu; fixed once the segment is no longer the active one */
     uint64_t pub_size;        /* committed bytes (header included) */
@@ -368,6 +369,27 @@ static void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
     snprintf(out, PATH_MAX, "%.*s%s", (int)n, seg->path, suffix);
 }
 
+/* Older segments a shard keeps open for readers.  A shard retained for days holds thousands
+ * of 64 MiB segments; a reader going through them (TRIM_HORIZON, AT_TIMESTAMP) must not leave
+ * one fd each behind, or the process runs into ulimit -n. */
+#define SLOG_RO_FDS 4
+
+/* Close fds of older segments no reader holds, oldest first, down to SLOG_RO_FDS (keep stays
+ * open).  Older segments are complete and synced (a roll waits for the commit), so nobody
+ * writes through their fds; readers take a reference under sh->mu before using seg->fd, so
+ * refs == 1 (the array's) under sh->mu means no reader is using it.  Caller holds sh->mu. */
+static void ro_fds_trim_locked(slog_shard_t *sh, const slog_seg_t *keep) {
+    size_t open = 0;
+    for (size_t i = 0; i + 1 < sh->nsegs; i++) open += sh->segs[i]->fd >= 0;
+    for (size_t i = 0; i + 1 < sh->nsegs && open > SLOG_RO_FDS; i++) {
+        slog_seg_t *s = sh->segs[i];
+        if (s == keep || s->fd < 0 || atomic_load(&s->refs) != 1) continue;
+        sh->io->close(s->fd);
+        s->fd = -1;
+        open--;
+    }
+}
+
 /* Open the segment's fd if needed.  Caller holds sh->mu. */
 static int seg_fd_locked(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     if (seg->fd >= 0) return 0;
@@ -377,6 +399,7 @@ static int seg_fd_locked(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
                       "check that the file exists and is readable, and that the open-file limit "
                       "(ulimit -n) is high enough");
     seg->fd = fd;
+    ro_fds_trim_locked(sh, seg);
     return 0;
 }
 
@@ -987,6 +1010,9 @@ static int seg_roll(slog_shard_t *sh, tr_err *err) {
     int rc = seg_create(sh, sh->w_next, err);
     if (rc) return rc;
     idx_write(sh, old);
+    pthread_mutex_lock(&sh->mu);
+    ro_fds_trim_locked(sh, NULL); /* the old segment's write fd is a reader fd now */
+    pthread_mutex_unlock(&sh->mu);
     return 0;
 }
 

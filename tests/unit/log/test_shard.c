@@ -978,6 +978,47 @@ static void *conc_reader(void *arg) {
     return NULL;
 }
 
+/* Open .seg fds of this process under dir. */
+static int open_seg_fds(const char *dir) {
+    DIR *d = opendir("/proc/self/fd");
+    struct dirent *de;
+    int n = 0;
+    char p[320], t[512];
+    while (d && (de = readdir(d))) {
+        snprintf(p, sizeof p, "/proc/self/fd/%s", de->d_name);
+        ssize_t k = readlink(p, t, sizeof t - 1);
+        if (k <= 0) continue;
+        t[k] = '\0';
+        if (!strncmp(t, dir, strlen(dir)) && strstr(t, ".seg")) n++;
+    }
+    if (d) closedir(d);
+    return n;
+}
+
+/* Reading a long history does not leave an fd per segment open. */
+static void read_fds_bounded(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 4096, 0, 1);
+    uint64_t next = 0;
+    for (int b = 0; b < 400; b++) {
+        append_gen(sh, next, 10, b);
+        next += 10;
+        sync_ok(sh);
+    }
+    char segs[512][256];
+    assert_true(seg_files(f->dir, segs, 512) > 50);
+    assert_int_equal(read_all(sh, 0, 7), next);       /* every record, every segment */
+    assert_true(open_seg_fds(f->dir) <= 4 + 1);        /* SLOG_RO_FDS + the active one */
+    assert_int_equal(read_all(sh, next / 2, 3), next - next / 2);
+    assert_int_equal(read_all(sh, 0, 1000), next);     /* closed fds reopen on demand */
+    assert_true(open_seg_fds(f->dir) <= 4 + 1);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 4096, 0, 1);                  /* and after a restart */
+    assert_int_equal(read_all(sh, 0, 50), next);
+    assert_true(open_seg_fds(f->dir) <= 4 + 1);
+    slog_shard_close(sh);
+}
+
 static void concurrent_reader(void **st) {
     fixture_t *f = *st;
     conc_t c = {0};
@@ -1090,6 +1131,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(fault_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(fault_write, setup, teardown),
         cmocka_unit_test_setup_teardown(fault_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(read_fds_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(trim_during_read, setup, teardown),
         cmocka_unit_test_setup_teardown(destroy_dir, setup, teardown),
