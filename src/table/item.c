@@ -381,6 +381,38 @@ static int av_validate(const json_t *av, int level, tr_err *err) {
     }
 }
 
+/* Deepest nesting level of a (validated) value, counted as av_validate counts: a top-level
+ * attribute is level 1; stops counting past limit. */
+static int av_depth(const json_t *av, int level, int limit) {
+    if (level > limit) return level;
+    json_t *l = json_object_get(av, "L"), *m = json_object_get(av, "M"), *e;
+    int deepest = level;
+    if (json_is_array(l)) {
+        size_t i;
+        json_array_foreach(l, i, e) {
+            int d = av_depth(e, level + 1, limit);
+            if (d > deepest) deepest = d;
+        }
+    } else if (json_is_object(m)) {
+        const char *k;
+        json_object_foreach(m, k, e) {
+            int d = av_depth(e, level + 1, limit);
+            if (d > deepest) deepest = d;
+        }
+    }
+    return deepest;
+}
+
+int tbl_item_depth_check(const json_t *item, tr_err *err) {
+    const char *k;
+    json_t *v;
+    json_object_foreach((json_t *)item, k, v) {
+        if (av_depth(v, 1, TBL_MAX_DEPTH) > TBL_MAX_DEPTH)
+            return tr_err_set(err, TR_EVALIDATION, "%s", MSG_DEPTH);
+    }
+    return 0;
+}
+
 /* Rewrite a validated value in place: canonical numbers, only the type member kept. */
 static void av_canon(json_t *av) {
     int t = TBL_T_INVALID;

@@ -47,6 +47,9 @@ int tbl_item_validate(json_t *item, tr_err *err);
  * two significant digits + 1, binary: decoded length, containers: 3 bytes + 1 per element +
  * contents ...). */
 size_t tbl_item_size(const json_t *item);
+/* TR_EVALIDATION ("Nesting Levels have exceeded ...") when an item built by an update nests
+ * deeper than TBL_MAX_DEPTH, as DynamoDB refuses it; 0 otherwise. */
+int tbl_item_depth_check(const json_t *item, tr_err *err);
 
 /* Equality as DynamoDB compares (numbers numerically, sets as sets). */
 int tbl_av_equal(const json_t *a, const json_t *b);

@@ -1214,6 +1214,10 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
                                "Item size to update has exceeded the maximum allowed size");
             return 0;
         }
+        if ((rc = tbl_item_depth_check(neu, &w->err))) {
+            w->rc = rc;
+            return 0;
+        }
         op->text = dump(neu, &op->text_n);
         op->text_owned = 1;
         op->new_size = (uint32_t)sz;

@@ -126,6 +126,38 @@ def test_item_too_large(ddb, table):
     assert len(got["v"]["S"]) == 390 * 1024
 
 
+def _nested(levels):
+    """A map value nested `levels` deep (level 1 is the attribute itself)."""
+    v = {"S": "leaf"}
+    for _ in range(levels - 1):
+        v = {"M": {"x": v}}
+    return v
+
+
+def test_update_cannot_nest_past_the_limit(ddb, table):
+    """DynamoDB allows 32 levels; an update that would build a deeper item is refused and the
+    stored item stays readable and updatable (it used to be stored and then unreadable)."""
+    ddb.put_item(TableName=table, Item={"pk": {"S": "deep"}, "a": _nested(31)})
+    with aws_error("ValidationException", message="Nesting Levels have exceeded supported limits"):
+        ddb.put_item(TableName=table, Item={"pk": {"S": "deep2"}, "a": _nested(33)})
+    path = "a" + ".x" * 30          # the leaf at level 31
+    ddb.update_item(TableName=table, Key={"pk": {"S": "deep"}},
+                    UpdateExpression=f"SET {path} = :v", ExpressionAttributeValues={":v": _nested(2)})
+    with aws_error("ValidationException", message="Nesting Levels have exceeded supported limits"):
+        ddb.update_item(TableName=table, Key={"pk": {"S": "deep"}},
+                        UpdateExpression=f"SET {path}.x = :v",
+                        ExpressionAttributeValues={":v": _nested(3)})
+    got = ddb.get_item(TableName=table, Key={"pk": {"S": "deep"}}, ConsistentRead=True)["Item"]
+    depth, v = 1, got["a"]
+    while "M" in v:
+        depth, v = depth + 1, v["M"]["x"]
+    assert depth == 32 and v == {"S": "leaf"}
+    scan = ddb.scan(TableName=table, ConsistentRead=True)["Items"]
+    assert any(i["pk"]["S"] == "deep" for i in scan)
+    ddb.update_item(TableName=table, Key={"pk": {"S": "deep"}}, UpdateExpression="SET b = :b",
+                    ExpressionAttributeValues={":b": {"N": "1"}})
+
+
 def test_binary_roundtrip_raw(ddb_raw, table):
     data = bytes(range(256))
     b64 = base64.b64encode(data).decode()
