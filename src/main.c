@@ -24,6 +24,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "core/fs.h"
 #include "core/tlog.h"
 #include "fn/esm.h"
 #include "fn/fn.h"
@@ -138,6 +139,8 @@ static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
     }
     close(fd);
     if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (tr_fsync_parent(path) != 0)
+        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %s", path, strerror(errno));
     tr_info("auth", "generated a root key pair in %s (use AWS_SHARED_CREDENTIALS_FILE=%s)", path, path);
     return 0;
 }

@@ -13,6 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/tlog.h"
 #include "net/sigv4.h"
 
@@ -303,5 +304,7 @@ int api_iter_key_load(const char *dir, uint8_t key[32], tr_err *err) {
     }
     close(fd);
     if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %m", tmp);
+    if (tr_fsync_parent(path) != 0)
+        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %m", path);
     return 0;
 }

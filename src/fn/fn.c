@@ -689,8 +689,12 @@ static int code_put(fn_t *fn, const char *name, const uint8_t *zip, size_t len, 
     fn__sha256(zip, len, hex, b64);
     char dir[FN__PATH];
     snprintf(dir, sizeof dir, "%s/%s", fn->root, name);
-    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+    if (mkdir(dir, 0700) == 0) {
+        if (fn__fsync_dir(fn->root) != 0) /* the registry will name it: make the name durable */
+            return tr_err_set(err, TR_EIO, "cannot sync %s: %s", fn->root, strerror(errno));
+    } else if (errno != EEXIST) {
         return tr_err_set(err, TR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    }
     return fn__code_store(dir, hex, zip, len, err);
 }
 

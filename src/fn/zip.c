@@ -16,6 +16,7 @@
  */
 #include <errno.h>
 #include <fcntl.h>
+#include <ftw.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,6 +76,16 @@ static int link_target_ok(const char *link, const char *target) {
         p = e + 1;
     }
     return 1;
+}
+
+static int sync_dir_entry(const char *p, const struct stat *sb, int type, struct FTW *w) {
+    (void)sb, (void)w;
+    if (type != FTW_D) return 0;
+    int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
 }
 
 static int mkdirs(const char *root, const char *rel, int last_too) {
@@ -220,6 +231,8 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                                 "Could not unzip uploaded file: entry '%.200s' is damaged (%s)",
                                 name, zip_file_strerror(zf));
             fchmod(fd, mode);
+            if (!rc && fsync(fd) != 0)
+                rc = tr_err_set(err, TR_EIO, "cannot sync %s: %s", path, strerror(errno));
             close(fd);
             zip_fclose(zf);
         }
@@ -227,13 +240,17 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
 leave:
     free(buf);
     zip_discard(z);
+    /* the files are synced; now the directories that name them */
+    if (!rc && nftw(target, sync_dir_entry, 16, FTW_PHYS) != 0)
+        rc = tr_err_set(err, TR_EIO, "cannot sync the directories of %s: %s", target,
+                        strerror(errno));
     if (rc) fn__rmtree(target);
     return rc;
 }
 
 /* ---- storage ------------------------------------------------------------------------------- */
 
-static int fsync_dir(const char *dir) {
+int fn__fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -307,7 +324,10 @@ int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t 
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
         goto fail;
     }
-    fsync_dir(dir);
+    if (fn__fsync_dir(dir) != 0) {
+        rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
+        goto fail;
+    }
     return 0;
 fail:
     fn__rmtree(utmp);
@@ -333,5 +353,7 @@ int fn__code_ensure(const char *dir, const char *hex, tr_err *err) {
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
         fn__rmtree(utmp);
     }
+    if (!rc && fn__fsync_dir(dir) != 0)
+        rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
     return rc;
 }

@@ -11,6 +11,7 @@
 #include "core/buf.h"
 #include "core/crc32c.h"
 #include "core/err.h"
+#include "core/fs.h"
 #include "core/tlog.h"
 #include <time.h>
 
@@ -101,11 +102,18 @@ static void log_rate_limit(void **state) {
     assert_int_equal(dropped, 0);
 }
 
+static void fsync_parent(void **state) {
+    (void)state;
+    assert_int_equal(tr_fsync_parent("/tmp/some-file"), 0);
+    assert_int_equal(tr_fsync_parent("relative-file"), 0);        /* the current directory */
+    assert_int_equal(tr_fsync_parent("/no/such/dir/file"), -1);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(crc_check_value), cmocka_unit_test(crc_hw_matches_sw_and_chains),
         cmocka_unit_test(base64_round_trip), cmocka_unit_test(json_escaping),
-        cmocka_unit_test(err_helpers), cmocka_unit_test(log_rate_limit),
+        cmocka_unit_test(err_helpers), cmocka_unit_test(log_rate_limit), cmocka_unit_test(fsync_parent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
