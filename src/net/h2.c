@@ -604,10 +604,22 @@ static int loop_drain_queues(h2_loop_t *l) {
     return stop;
 }
 
+/* A connection is idle when nothing came in for NET__IDLE_TIMEOUT_S and no request is open,
+ * or for NET__BODY_TIMEOUT_S while requests still wait for body bytes from the client (they
+ * hold in-flight budget; a request waiting on the server, S_DEFERRED, never counts). */
+static int conn_stalled(const h2_conn_t *c, long long now) {
+    long long quiet = now - c->last_active_s;
+    if (!c->streams) return quiet >= NET__IDLE_TIMEOUT_S;
+    if (quiet < NET__BODY_TIMEOUT_S) return 0;
+    for (const h2_stream_t *st = c->streams; st; st = st->next)
+        if (st->state != S_READING) return 0;
+    return 1;
+}
+
 static void loop_sweep_idle(h2_loop_t *l, long long now) {
     for (h2_conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
-        if (c->streams || now - c->last_active_s < NET__IDLE_TIMEOUT_S) continue;
+        if (!conn_stalled(c, now)) continue;
         nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
         conn_flush(c);
         conn_close(c);

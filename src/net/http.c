@@ -263,10 +263,17 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t ex
         return;
     }
     if (need > *cap_io) {
-        /* First chunk of a body whose Content-Length is known: exactly that (a small body then
-         * stays a small allocation); else 4 KiB, doubling. */
-        size_t cap = *cap_io ? *cap_io * 2 : expect && need <= expect + 1 ? expect + 1 : 4096;
-        if (expect + 1 > cap && expect < s->o.max_body) cap = expect + 1;
+        /* First chunk of a body whose Content-Length is known: exactly that when it is small
+         * (a small body stays one small allocation), else NET__BODY_PREALLOC; without a length
+         * 4 KiB; then doubling as bytes arrive.  A declared length is not charged up front: a
+         * client that claims 16 MB and sends one byte must not hold 16 MB of everybody's
+         * in-flight budget. */
+        int small = expect && expect < NET__BODY_PREALLOC;
+        size_t cap = *cap_io ? *cap_io * 2
+                     : small && need <= expect + 1 ? expect + 1
+                     : expect ? NET__BODY_PREALLOC : 4096;
+        if (small && expect + 1 > cap) cap = expect + 1;
+        if (expect && cap > expect + 1 && need <= expect + 1) cap = expect + 1; /* no overshoot */
         while (cap < need) cap *= 2;
         if (cap > s->o.max_body + 1) cap = s->o.max_body + 1;
         size_t grow = cap - *cap_io;

@@ -27,6 +27,9 @@
  * same idle bound libmicrohttpd applies to HTTP/1.1 connections). */
 #define NET__SNIFF_TIMEOUT_MS 120000
 #define NET__IDLE_TIMEOUT_S 120
+#define NET__BODY_PREALLOC ((size_t)64 << 10)   /* most of a declared body charged up front */
+#define NET__BODY_TIMEOUT_S 30   /* an HTTP/2 connection whose requests wait for body bytes
+                                    that do not come is closed after this long */
 
 typedef struct net__h2 net__h2_t;
 typedef struct net__pend net__pend_t;

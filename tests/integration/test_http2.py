@@ -225,6 +225,27 @@ def test_h2c_body_over_limit_is_refused_and_connection_survives(h2c):
     ok_json(c.call("ListStreams", {}))
 
 
+def test_h2c_stalled_bodies_do_not_pin_the_inflight_budget(h2c, make_stream, kinesis):
+    """An unauthenticated client opening many streams that each claim a 16 MB body, sending one
+    byte and going silent, must not hold everybody else's in-flight budget: bodies are charged
+    as their bytes arrive (beyond a small preallocation), not by their declared length."""
+    name = make_stream()
+    probe = h2c()
+    kinesis_server = probe.server
+    c = H2Client(kinesis_server)
+    for _ in range(40):
+        sid = c.conn.get_next_available_stream_id()
+        c.conn.send_headers(sid, [(":method", "POST"), (":path", "/"), (":scheme", "http"),
+                                  (":authority", f"127.0.0.1:{kinesis_server.port}"),
+                                  ("content-length", str((16 << 20) - 1))])
+        c.conn.send_data(sid, b"x")
+    c.flush()
+    time.sleep(0.5)
+    for i in range(5):  # would be ProvisionedThroughputExceededException (in-flight budget)
+        kinesis.put_record(StreamName=name, Data=b"x", PartitionKey=f"p{i}")
+    c.sock.close()
+
+
 def test_h2c_client_resets_and_disconnects_with_requests_in_flight(server, h2c, make_stream):
     """Streams reset or a connection dropped while their writes are pending must not disturb the
     server (the deferred requests complete into the void)."""
