@@ -62,6 +62,9 @@
 #define MAX_LANES 10
 #define MAX_PAYLOAD (6 * 1024 * 1024 - 4096)   /* AWS: 6 MB synchronous invoke payload */
 #define LANE_MAX_BYTES (8u << 20)               /* queued data per lane before the reader waits */
+#define ESM_QUEUE_MAX ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
+                                                  readers wait above it, so memory stays bounded
+                                                  however many mappings x shards x lanes run */
 #define READ_MAX_RECORDS 10000
 #define CK_FINISHED 1u
 
@@ -154,6 +157,7 @@ typedef struct ck_item {
 } ck_item_t;
 
 struct esm {
+    atomic_size_t queued_bytes;          /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
     slog_t *lg;
     fn_t *fn;
     char region[64];
@@ -1045,6 +1049,7 @@ static int lane_push(lane_t *l, rec_t *r) {
     l->q[(l->head + l->n) % l->cap] = r;
     l->n++;
     l->bytes += r->data_len + r->pk_len;
+    atomic_fetch_add(&l->t->e->queued_bytes, r->data_len + r->pk_len);
     return 0;
 }
 
@@ -1052,6 +1057,7 @@ static void lane_pop(lane_t *l, size_t k) {
     for (size_t i = 0; i < k && l->n; i++) {
         rec_t *r = l->q[l->head];
         l->bytes -= r->data_len + r->pk_len;
+        atomic_fetch_sub(&l->t->e->queued_bytes, r->data_len + r->pk_len);
         free(r);
         l->head = (l->head + 1) % l->cap;
         l->n--;
@@ -1231,7 +1237,8 @@ static void *reader_main(void *arg) {
         }
         size_t limit = (size_t)run->cfg.batch_size * (size_t)t->n_lanes * 2;
         if (limit < 1000) limit = 1000;
-        if (t->read_done || queued >= limit || bytes >= LANE_MAX_BYTES * (size_t)t->n_lanes) {
+        if (t->read_done || queued >= limit || bytes >= LANE_MAX_BYTES * (size_t)t->n_lanes ||
+            atomic_load(&e->queued_bytes) >= ESM_QUEUE_MAX) {
             struct timespec ts;
             abstime_in(&ts, 1000);
             pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
@@ -2093,4 +2100,8 @@ void esm_metrics_prometheus(esm_t *e, tr_buf *out) {
         }
     }
     free(s);
+    tr_buf_printf(out, "# HELP tributary_esm_queued_bytes Records read from streams and not yet "
+                       "done by a function, all mappings (bounded: readers wait above %zu)\n"
+                       "# TYPE tributary_esm_queued_bytes gauge\ntributary_esm_queued_bytes %zu\n",
+                  ESM_QUEUE_MAX, atomic_load(&e->queued_bytes));
 }

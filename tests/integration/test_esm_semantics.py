@@ -385,6 +385,18 @@ def test_filters_drop_records(server, kinesis, make_stream, native_function, mak
     import urllib.request
     text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
     assert "tributary_esm_records_filtered_total" in text
+    # the global queue gauge (bounded memory) is back to zero once everything read is done: a
+    # leak here would freeze every reader once it reached the bound
+    deadline = time.time() + 10
+    while True:
+        text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
+        queued = [int(line.split()[1]) for line in text.splitlines()
+                  if line.startswith("tributary_esm_queued_bytes ")]
+        assert queued, "tributary_esm_queued_bytes missing from /metrics"
+        if queued[0] == 0 or time.time() > deadline:
+            break
+        time.sleep(0.1)
+    assert queued[0] == 0
 
 
 # ---- parallelization and resharding ------------------------------------------------------------
