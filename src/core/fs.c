@@ -7,17 +7,7 @@
 #include <string.h>
 #include <unistd.h>
 
-int tr_fsync_parent(const char *path) {
-    char dir[PATH_MAX];
-    const char *slash = strrchr(path, '/');
-    size_t n = slash ? (size_t)(slash - path) : 0;
-    if (n >= sizeof dir) {
-        errno = ENAMETOOLONG;
-        return -1;
-    }
-    if (slash && n == 0) n = 1; /* "/file": the root */
-    memcpy(dir, slash ? path : ".", slash ? n : 1);
-    dir[slash ? n : 1] = '\0';
+int tr_fsync_dir(const char *dir) {
     int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (fd < 0) return -1;
     int rc = fsync(fd);
@@ -25,4 +15,18 @@ int tr_fsync_parent(const char *path) {
     close(fd);
     errno = e;
     return rc;
+}
+
+int tr_fsync_parent(const char *path) {
+    const char *slash = strrchr(path, '/');
+    if (!slash) return tr_fsync_dir(".");
+    char dir[PATH_MAX];
+    size_t n = slash == path ? 1 : (size_t)(slash - path); /* "/file": the root */
+    if (n >= sizeof dir) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
+    memcpy(dir, path, n);
+    dir[n] = '\0';
+    return tr_fsync_dir(dir);
 }

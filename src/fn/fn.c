@@ -30,6 +30,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "core/tlog.h"
 #include "fn/fn_int.h"
 
@@ -690,7 +691,7 @@ static int code_put(fn_t *fn, const char *name, const uint8_t *zip, size_t len, 
     char dir[FN__PATH];
     snprintf(dir, sizeof dir, "%s/%s", fn->root, name);
     if (mkdir(dir, 0700) == 0) {
-        if (fn__fsync_dir(fn->root) != 0) /* the registry will name it: make the name durable */
+        if (tr_fsync_dir(fn->root) != 0) /* the registry will name it: make the name durable */
             return tr_err_set(err, TR_EIO, "cannot sync %s: %s", fn->root, strerror(errno));
     } else if (errno != EEXIST) {
         return tr_err_set(err, TR_EIO, "cannot create %s: %s", dir, strerror(errno));

@@ -209,7 +209,6 @@ int fn__config_copy(fn_config_t *dst, const fn_config_t *src);
 void fn__uuid(char out[37]);
 void fn__iso_time(int64_t ms, char *out, size_t cap, int aws_offset);
 int fn__rmtree(const char *path);
-int fn__fsync_dir(const char *dir);   /* 0, or -1 with errno */
 
 /* ---- zip.c ---- */
 /* SHA-256 of data as hex (65) and base64 (45). */

@@ -25,6 +25,8 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "core/fs.h"
+
 #include "core/buf.h"
 #include "core/tlog.h"
 #include "fn/fn_int.h"
@@ -80,12 +82,7 @@ static int link_target_ok(const char *link, const char *target) {
 
 static int sync_dir_entry(const char *p, const struct stat *sb, int type, struct FTW *w) {
     (void)sb, (void)w;
-    if (type != FTW_D) return 0;
-    int fd = open(p, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
+    return type == FTW_D ? tr_fsync_dir(p) : 0;
 }
 
 static int mkdirs(const char *root, const char *rel, int last_too) {
@@ -250,14 +247,6 @@ leave:
 
 /* ---- storage ------------------------------------------------------------------------------- */
 
-int fn__fsync_dir(const char *dir) {
-    int fd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 static int read_file(const char *path, uint8_t **out, size_t *n) {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0) return -1;
@@ -324,7 +313,7 @@ int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t 
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
         goto fail;
     }
-    if (fn__fsync_dir(dir) != 0) {
+    if (tr_fsync_dir(dir) != 0) {
         rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
         goto fail;
     }
@@ -353,7 +342,7 @@ int fn__code_ensure(const char *dir, const char *hex, tr_err *err) {
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
         fn__rmtree(utmp);
     }
-    if (!rc && fn__fsync_dir(dir) != 0)
+    if (!rc && tr_fsync_dir(dir) != 0)
         rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
     return rc;
 }

@@ -268,13 +268,11 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t ex
          * 4 KiB; then doubling as bytes arrive.  A declared length is not charged up front: a
          * client that claims 16 MB and sends one byte must not hold 16 MB of everybody's
          * in-flight budget. */
-        int small = expect && expect < NET__BODY_PREALLOC;
         size_t cap = *cap_io ? *cap_io * 2
-                     : small && need <= expect + 1 ? expect + 1
-                     : expect ? NET__BODY_PREALLOC : 4096;
-        if (small && expect + 1 > cap) cap = expect + 1;
-        if (expect && cap > expect + 1 && need <= expect + 1) cap = expect + 1; /* no overshoot */
+                     : !expect ? 4096
+                     : expect < NET__BODY_PREALLOC ? expect + 1 : NET__BODY_PREALLOC;
         while (cap < need) cap *= 2;
+        if (need <= expect + 1 && cap > expect + 1) cap = expect + 1; /* no overshoot */
         if (cap > s->o.max_body + 1) cap = s->o.max_body + 1;
         size_t grow = cap - *cap_io;
         size_t before = atomic_fetch_add(&s->inflight, grow);

@@ -7,12 +7,10 @@ and can look at raw bodies, headers (x-amz-crc32) and __type values.
 """
 import datetime
 import re
-import time
 import uuid
 
 import boto3
 from botocore.config import Config
-from botocore.exceptions import ClientError
 
 from helpers import kinesis as k
 
@@ -56,33 +54,16 @@ def unique_table(tag="t"):
 
 def wait_active(client, name, timeout=120):
     """DescribeTable until the table and all its GSIs are ACTIVE."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
+    def probe():
         t = client.describe_table(TableName=name)["Table"]
-        if t["TableStatus"] == "ACTIVE" and all(
-                g.get("IndexStatus") == "ACTIVE" for g in t.get("GlobalSecondaryIndexes", [])):
-            return t
-        if time.monotonic() > deadline:
-            raise AssertionError(f"table {name} not ACTIVE after {timeout}s: {t}")
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
+        return t["TableStatus"] == "ACTIVE" and all(
+            g.get("IndexStatus") == "ACTIVE" for g in t.get("GlobalSecondaryIndexes", [])), t
+    return k.poll(probe, timeout, lambda t: f"table {name} not ACTIVE after {timeout}s: {t}")
 
 
 def wait_gone(client, name, timeout=120):
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        try:
-            client.describe_table(TableName=name)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "ResourceNotFoundException":
-                return
-            raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"table {name} still exists {timeout}s after DeleteTable")
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    k.poll(k.absent(lambda: client.describe_table(TableName=name)), timeout,
+           lambda _: f"table {name} still exists {timeout}s after DeleteTable")
 
 
 def key_schema(hash_key, range_key=None):

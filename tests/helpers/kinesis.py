@@ -49,34 +49,46 @@ def unique_name(tag="s"):
     return f"tr-{tag}-{uuid.uuid4().hex[:10]}"
 
 
-def wait_active(client, name, timeout=120):
-    """Poll DescribeStreamSummary until ACTIVE (immediate on Tributary, minutes on AWS)."""
+def poll(probe, timeout, failure):
+    """Call probe() -> (done, value) with backoff (50 ms doubling to 2 s) until done; return
+    value.  After timeout seconds raise AssertionError(failure(value))."""
     deadline = time.monotonic() + timeout
     delay = 0.05
     while True:
-        s = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
-        if s["StreamStatus"] == "ACTIVE":
-            return s
+        done, value = probe()
+        if done:
+            return value
         if time.monotonic() > deadline:
-            raise AssertionError(f"stream {name} not ACTIVE after {timeout}s: {s['StreamStatus']}")
+            raise AssertionError(failure(value))
         time.sleep(delay)
         delay = min(delay * 2, 2.0)
+
+
+def absent(describe):
+    """A poll probe: done once describe() raises ResourceNotFoundException."""
+    def probe():
+        try:
+            describe()
+        except ClientError as e:
+            if e.response["Error"]["Code"] == "ResourceNotFoundException":
+                return True, None
+            raise
+        return False, None
+    return probe
+
+
+def wait_active(client, name, timeout=120):
+    """Poll DescribeStreamSummary until ACTIVE (immediate on Tributary, minutes on AWS)."""
+    def probe():
+        s = client.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+        return s["StreamStatus"] == "ACTIVE", s
+    return poll(probe, timeout,
+                lambda s: f"stream {name} not ACTIVE after {timeout}s: {s['StreamStatus']}")
 
 
 def wait_gone(client, name, timeout=120):
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        try:
-            client.describe_stream_summary(StreamName=name)
-        except ClientError as e:
-            if e.response["Error"]["Code"] == "ResourceNotFoundException":
-                return
-            raise
-        if time.monotonic() > deadline:
-            raise AssertionError(f"stream {name} still exists {timeout}s after DeleteStream")
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
+    poll(absent(lambda: client.describe_stream_summary(StreamName=name)), timeout,
+         lambda _: f"stream {name} still exists {timeout}s after DeleteStream")
 
 
 # ------------------------------------------------------------------------------------------
