@@ -162,6 +162,7 @@ static void serve_usage(FILE *o) {
             "  --lambda-concurrency N  concurrent Lambda invocations, all functions (64)\n"
             "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
             "  --esm-age-unit-ms MS  length of a MaximumRecordAgeInSeconds second (1000; tests)\n"
+            "  --test-commit-delay-ms MS  sleep before each stream commit, as a slow disk (tests)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -174,7 +175,7 @@ static int cmd_serve(int argc, char **argv) {
     int port = DEFAULT_PORT, threads = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     long long fn_concurrency = 64, fn_retry_ms = 60000;
-    long long esm_age_unit_ms = 1000;
+    long long esm_age_unit_ms = 1000, commit_delay_ms = 0;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
@@ -183,7 +184,8 @@ static int cmd_serve(int argc, char **argv) {
         {"max-inflight-mb", required_argument, 0, 'F'},
         {"lambda-concurrency", required_argument, 0, 'L'},
         {"lambda-retry-ms", required_argument, 0, 'R'},
-        {"esm-age-unit-ms", required_argument, 0, 'A'}, {0, 0, 0, 0}};
+        {"esm-age-unit-ms", required_argument, 0, 'A'},
+        {"test-commit-delay-ms", required_argument, 0, 'D'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -244,6 +246,14 @@ static int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'D':
+            commit_delay_ms = strtoll(optarg, &end, 10);
+            if (*end || commit_delay_ms < 0 || commit_delay_ms > 10000) {
+                fprintf(stderr, "tributary serve: --test-commit-delay-ms %s must be 0-10000\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -294,6 +304,10 @@ static int cmd_serve(int argc, char **argv) {
     slog_opts_t so;
     memset(&so, 0, sizeof so);
     so.max_pending_bytes = (size_t)pending_mb << 20;
+    so.commit_delay_ms = (int)commit_delay_ms;
+    if (commit_delay_ms)
+        tr_warn("main", "--test-commit-delay-ms %lld: every stream commit waits %lld ms (testing "
+                        "only; never in production)", commit_delay_ms, commit_delay_ms);
     long long t0 = tr_mono_ns();
     if (slog_open(data, &so, &ctx.slog, &err)) {
         tr_error("main", "cannot open the stream engine in %s: %s", data, err.msg);

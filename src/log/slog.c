@@ -853,6 +853,11 @@ static void *commit_main(void *arg) {
         lg->q_head = lg->q_tail = NULL;
         pthread_mutex_unlock(&lg->qmu);
         if (!jobs) break; /* stopping and drained */
+        if (lg->opts.commit_delay_ms > 0) {
+            struct timespec ts = {lg->opts.commit_delay_ms / 1000,
+                                  (long)(lg->opts.commit_delay_ms % 1000) * 1000000L};
+            nanosleep(&ts, NULL);
+        }
         commit_batch(lg, jobs);
     }
     return NULL;

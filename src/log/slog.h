@@ -56,6 +56,8 @@ typedef struct slog_opts {
     size_t max_pending_bytes;       /* queued put bytes before TR_ETHROTTLED; 0: 256 MiB */
     int retention_interval_ms;      /* how often retention runs; 0: 60000 */
     int no_sync;                    /* tests only */
+    int commit_delay_ms;            /* tests only: sleep before each group commit, as a slow
+                                       disk would, so overload can be produced on demand */
 } slog_opts_t;
 
 typedef struct slog_shard_info {

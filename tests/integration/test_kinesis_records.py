@@ -308,7 +308,9 @@ def test_overload_is_throttled_not_buffered(private_server):
     """A server with small budgets refuses what does not fit, with Kinesis's throttling error,
     and everything it acknowledged is durable and readable."""
     import concurrent.futures as cf
-    s = private_server(extra_args=["--max-pending-mb", "1", "--max-inflight-mb", "8"])
+    # a slow disk (each commit waits 200 ms) makes the overload certain whatever the machine
+    s = private_server(extra_args=["--max-pending-mb", "1", "--max-inflight-mb", "8",
+                                   "--test-commit-delay-ms", "200"])
     kin = k.make_client(s)
     kin.create_stream(StreamName="ovl", ShardCount=2)
     # 1. a body bigger than the whole in-flight budget is refused before it is buffered
