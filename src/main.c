@@ -21,6 +21,9 @@
 #include <sys/resource.h>
 #include <sys/stat.h>
 #include <unistd.h>
+#ifdef TR_WITH_JEMALLOC
+#include <jemalloc/jemalloc.h>
+#endif
 
 #include "api/api.h"
 #include "cli/cli.h"
@@ -401,7 +404,15 @@ static int cmd_serve(int argc, char **argv) {
         slog_close(ctx.slog);
         return 1;
     }
-    tr_info("main", "listening on %s:%d (region %s)", bind, net_server_port(srv), region);
+    char alloc[64] = "the C library's malloc";
+#ifdef TR_WITH_JEMALLOC
+    const char *jv = NULL;
+    size_t jvlen = sizeof jv;
+    if (mallctl("version", &jv, &jvlen, NULL, 0) == 0 && jv)
+        snprintf(alloc, sizeof alloc, "jemalloc %.*s", (int)strcspn(jv, "-"), jv);
+#endif
+    tr_info("main", "listening on %s:%d (region %s, allocator %s)", bind, net_server_port(srv),
+            region, alloc);
 
     while (!stop_requested) pause();
 
