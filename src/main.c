@@ -158,7 +158,7 @@ static void serve_usage(FILE *o) {
             "  --port PORT      TCP port (default %d; 0 picks a free one)\n"
             "  --bind ADDR      IPv4 address to listen on (default 127.0.0.1)\n"
             "  --region REGION  region named in ARNs (default us-east-1)\n"
-            "  --threads N      network threads (default: number of CPUs)\n"
+            "  --threads N      network threads, 126 connections each (default: 4 per CPU)\n"
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
             "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"

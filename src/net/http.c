@@ -10,8 +10,8 @@
  * NET__SNIFF_TIMEOUT_MS; the acceptor never blocks on one client.  At opts.max_connections
  * (acceptor + h2 + MHD connections) the listening socket leaves the epoll set and further
  * clients wait in the kernel backlog; it is re-armed within 50 ms of a connection closing.
- * libmicrohttpd runs with MHD_USE_NO_LISTEN_SOCKET and keeps its thread pool, epoll and
- * suspend/resume.
+ * libmicrohttpd runs as opts.threads single-threaded daemons with MHD_USE_NO_LISTEN_SOCKET
+ * (epoll, suspend/resume), each given at most NET__MHD_CONNS_PER_THREAD connections.
  *
  * Request life cycle inside MHD's access-handler protocol:
  *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers
@@ -376,9 +376,11 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code) {
     (void)conn;
     (void)socket_context;
-    net_server_t *s = cls;
-    if (code == MHD_CONNECTION_NOTIFY_STARTED) atomic_fetch_add(&s->mhd_live, 1);
-    else if (code == MHD_CONNECTION_NOTIFY_CLOSED) atomic_fetch_sub(&s->mhd_live, 1);
+    net__mhd_t *m = cls;
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
+        atomic_fetch_sub(&m->conns, 1);
+        atomic_fetch_sub(&m->s->mhd_live, 1);
+    }
 }
 
 /* ---- the acceptor --------------------------------------------------------------------------- */
@@ -408,9 +410,23 @@ static void route(net_server_t *s, int fd, const struct sockaddr_in *peer, int h
         close(fd);
         return;
     }
-    /* MHD counts it in mhd_live from MHD_CONNECTION_NOTIFY_STARTED; it closes fd on failure. */
-    if (MHD_add_connection(s->d, fd, (const struct sockaddr *)peer, sizeof *peer) != MHD_YES)
+    /* The least loaded daemon takes it, counted now (MHD's own count lags: it is kept by the
+     * daemon's thread) and uncounted when MHD reports it closed.  at_limit keeps the total
+     * below n_mhd * NET__MHD_CONNS_PER_THREAD, so a daemon with room exists. */
+    net__mhd_t *m = &s->mhd[0];
+    for (int i = 1; i < s->n_mhd; i++)
+        if (atomic_load(&s->mhd[i].conns) < atomic_load(&m->conns)) m = &s->mhd[i];
+    if ((unsigned)atomic_load(&m->conns) >= NET__MHD_CONNS_PER_THREAD) {
+        close(fd);  /* not reached while at_limit holds */
+        return;
+    }
+    atomic_fetch_add(&m->conns, 1);
+    atomic_fetch_add(&s->mhd_live, 1);
+    if (MHD_add_connection(m->d, fd, (const struct sockaddr *)peer, sizeof *peer) != MHD_YES) {
         tr_debug("http", "connection refused by libmicrohttpd: %s", strerror(errno));
+        atomic_fetch_sub(&m->conns, 1);   /* MHD closed fd and will not report it */
+        atomic_fetch_sub(&s->mhd_live, 1);
+    }
 }
 
 static void pend_unlink(net_server_t *s, net__pend_t *p) {
@@ -560,11 +576,16 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     if (!s->o.bind) s->o.bind = "127.0.0.1";
     if (!s->o.max_body) s->o.max_body = 16u << 20;
     if (!s->o.max_inflight_bytes) s->o.max_inflight_bytes = 512u << 20;
-    if (!s->o.max_connections) s->o.max_connections = 4096;
     if (s->o.threads <= 0) {
         long n = sysconf(_SC_NPROCESSORS_ONLN);
-        s->o.threads = n > 0 ? (int)n : 2;
+        s->o.threads = (n > 0 ? (int)(n < 64 ? n : 64) : 2) * NET__THREADS_PER_CPU;
     }
+    /* at most NET__MHD_CONNS_PER_THREAD connections per HTTP/1.1 thread (see net_int.h) */
+    unsigned cap = (unsigned)s->o.threads * NET__MHD_CONNS_PER_THREAD;
+    if (!s->o.max_connections) s->o.max_connections = cap;
+    if (s->o.max_connections > cap)
+        s->o.threads = (int)((s->o.max_connections + NET__MHD_CONNS_PER_THREAD - 1) /
+                             NET__MHD_CONNS_PER_THREAD);
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
@@ -579,21 +600,35 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     s->lfd = listen_open(s, &sin, err);
     if (s->lfd < 0) goto fail;
 
-    /* HTTP/1.x: libmicrohttpd's thread pool, fed by the acceptor (no socket of its own). */
+    /* HTTP/1.x: one single-threaded libmicrohttpd daemon per network thread, fed by the
+     * acceptor (no socket of their own).  Not MHD's thread pool: its workers' connection counts
+     * lag behind MHD_add_connection, so it could give one worker more than
+     * NET__MHD_CONNS_PER_THREAD in a burst.  MHD's own limit has slack for connections it is
+     * still cleaning up after reporting them closed. */
     unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME |
                      MHD_USE_TURBO | MHD_USE_ERROR_LOG | MHD_USE_NO_LISTEN_SOCKET | MHD_USE_ITC;
-    s->d = MHD_start_daemon(
-        flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-        MHD_OPTION_THREAD_POOL_SIZE, (unsigned)s->o.threads, MHD_OPTION_CONNECTION_LIMIT,
-        s->o.max_connections, MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
-        MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
-        no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
-        MHD_OPTION_NOTIFY_CONNECTION, on_connection, s, MHD_OPTION_END);
-    if (!s->d) {
-        rc = tr_err_set(err, TR_EIO, "cannot start the HTTP/1.1 server threads (%s); raise the "
-                   "thread or file-descriptor limit (ulimit -u / -n) or pass fewer --threads",
-                   strerror(errno));
+    s->mhd = calloc((size_t)s->o.threads, sizeof *s->mhd);
+    if (!s->mhd) {
+        rc = tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP server");
         goto fail;
+    }
+    for (int i = 0; i < s->o.threads; i++) {
+        net__mhd_t *m = &s->mhd[i];
+        m->s = s;
+        m->d = MHD_start_daemon(
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            MHD_OPTION_CONNECTION_LIMIT, 2 * NET__MHD_CONNS_PER_THREAD,
+            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
+            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
+            no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+            MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_END);
+        if (!m->d) {
+            rc = tr_err_set(err, TR_EIO, "cannot start the HTTP/1.1 server threads (%s); raise "
+                            "the thread or file-descriptor limit (ulimit -u / -n) or pass fewer "
+                            "--threads", strerror(errno));
+            goto fail;
+        }
+        s->n_mhd++;
     }
     /* HTTP/2: one event loop per four network threads is plenty (a loop multiplexes). */
     rc = net__h2_start(s, (s->o.threads + 3) / 4, &s->h2, err);
@@ -636,6 +671,7 @@ void net_server_stop(net_server_t *srv) {
     if (srv->a_wake >= 0) close(srv->a_wake);
     if (srv->lfd >= 0) close(srv->lfd);
     net__h2_stop(srv->h2);
-    if (srv->d) MHD_stop_daemon(srv->d);
+    for (int i = 0; i < srv->n_mhd; i++) MHD_stop_daemon(srv->mhd[i].d);
+    free(srv->mhd);
     free(srv);
 }

@@ -85,10 +85,10 @@ typedef int (*net_handler_fn)(void *arg, net_req_t *req);
 typedef struct net_opts {
     const char *bind;              /* "127.0.0.1" */
     int port;                      /* 4566 */
-    int threads;                   /* network threads; 0: number of CPUs */
+    int threads;                   /* network threads; 0: 4 per CPU */
     size_t max_body;               /* 0: 16 MiB */
     size_t max_inflight_bytes;     /* 0: 512 MiB */
-    unsigned max_connections;      /* 0: 4096 */
+    unsigned max_connections;      /* 0: 126 per thread; more raises threads to match */
     net_handler_fn handler;
     void *handler_arg;
 } net_opts_t;

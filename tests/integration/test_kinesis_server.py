@@ -61,3 +61,69 @@ def test_bad_data_dir_fails_fast(tmp_path, local_only):
         raise AssertionError("server started with an unusable --data directory")
     finally:
         s.close()
+
+
+def _answers(socks, want, within):
+    """Read until `want` of socks have a complete 200 response (or `within` seconds pass);
+    the sockets that got one."""
+    import selectors
+    import time
+    sel = selectors.DefaultSelector()
+    got = {}
+    for c in socks:
+        c.setblocking(False)
+        sel.register(c, selectors.EVENT_READ)
+        got[c] = b""
+    done, deadline = [], time.monotonic() + within
+    while len(done) < want and time.monotonic() < deadline:
+        for key, _ in sel.select(timeout=0.2):
+            try:
+                data = key.fileobj.recv(65536)
+            except BlockingIOError:
+                continue
+            got[key.fileobj] += data
+            head, sep, body = got[key.fileobj].partition(b"\r\n\r\n")
+            if not sep:
+                continue
+            length = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                      if h.lower().startswith(b"content-length:")]
+            if length and len(body) >= length[0]:
+                assert head.startswith(b"HTTP/1.1 200"), head
+                done.append(key.fileobj)
+                sel.unregister(key.fileobj)
+    sel.close()
+    return done
+
+
+def test_connections_per_thread_are_capped_and_bursts_answered(private_server):
+    """libmicrohttpd 0.9.75 sleeps with requests unread when one epoll_wait fills its 128-event
+    buffer and nothing else becomes ready: 256 keep-alive clients of one thread sending at once
+    waited for the 120 s idle timeout.  A thread now serves at most 126 connections (more wait in
+    the backlog until one closes), and a burst of requests on all of them is answered."""
+    import signal
+    import socket
+    s = private_server(extra_args=["--threads", "1"])
+    req = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(200)]
+    try:
+        for c in socks:
+            c.sendall(req)
+        served = _answers(socks, 200, within=3)
+        assert len(served) == 126
+        waiting = [c for c in socks if c not in served]
+        for c in served[:10]:         # closing ten lets ten waiting clients in
+            c.close()
+        assert len(_answers(waiting, 10, within=5)) == 10
+        # all of one thread's connections ready at once: every request answered
+        live = served[10:]
+        os.kill(s.pid, signal.SIGSTOP)
+        try:
+            for c in live:
+                c.setblocking(True)
+                c.sendall(req)
+        finally:
+            os.kill(s.pid, signal.SIGCONT)
+        assert len(_answers(live, len(live), within=15)) == len(live)
+    finally:
+        for c in socks:
+            c.close()
