@@ -167,7 +167,7 @@ EOF
 machine_rows() {
     local commit dirty="" cpu s
     commit="$(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null || echo unknown)"
-    [ -n "$(git -C "$ROOT" status --porcelain 2>/dev/null)" ] && dirty=" (work tree has uncommitted changes)"
+    [ -n "$(git -C "$ROOT" status --porcelain -- . ':!bench/results' 2>/dev/null)" ] && dirty=" (work tree has uncommitted changes)"
     cpu="$(lscpu 2>/dev/null | sed -n 's/^Model name: *//p' | head -n 1)"
     echo "| machine | |"
     echo "| --- | --- |"
