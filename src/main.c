@@ -158,7 +158,9 @@ static void serve_usage(FILE *o) {
             "  --port PORT      TCP port (default %d; 0 picks a free one)\n"
             "  --bind ADDR      IPv4 address to listen on (default 127.0.0.1)\n"
             "  --region REGION  region named in ARNs (default us-east-1)\n"
-            "  --threads N      network threads, 126 connections each (default: 4 per CPU)\n"
+            "  --threads N      network threads (default: 4 per CPU)\n"
+            "  --max-connections N  open client connections (default 126 per network thread;\n"
+            "                   more than that adds threads)\n"
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
             "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
@@ -176,6 +178,7 @@ static void serve_usage(FILE *o) {
 static int cmd_serve(int argc, char **argv) {
     const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
     int port = DEFAULT_PORT, threads = 0;
+    long long max_conns = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     long long fn_concurrency = 64, fn_retry_ms = 60000;
     long long esm_age_unit_ms = 1000, commit_delay_ms = 0;
@@ -185,6 +188,7 @@ static int cmd_serve(int argc, char **argv) {
         {"threads", required_argument, 0, 't'}, {"help", no_argument, 0, 'h'},
         {"iterator-ttl", required_argument, 0, 'I'}, {"max-pending-mb", required_argument, 0, 'P'},
         {"max-inflight-mb", required_argument, 0, 'F'},
+        {"max-connections", required_argument, 0, 'C'},
         {"lambda-concurrency", required_argument, 0, 'L'},
         {"lambda-retry-ms", required_argument, 0, 'R'},
         {"esm-age-unit-ms", required_argument, 0, 'A'},
@@ -246,6 +250,14 @@ static int cmd_serve(int argc, char **argv) {
             esm_age_unit_ms = strtoll(optarg, &end, 10);
             if (*end || esm_age_unit_ms < 1 || esm_age_unit_ms > 1000) {
                 fprintf(stderr, "tributary serve: --esm-age-unit-ms %s must be 1-1000\n", optarg);
+                return 2;
+            }
+            break;
+        case 'C':
+            max_conns = strtoll(optarg, &end, 10);
+            if (*end || max_conns < 1 || max_conns > 32256) {
+                fprintf(stderr, "tributary serve: --max-connections %s must be 1-32256\n",
+                        optarg);
                 return 2;
             }
             break;
@@ -375,7 +387,8 @@ static int cmd_serve(int argc, char **argv) {
     sigaction(SIGINT, &sa, NULL);
 
     net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
-                     .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20};
+                     .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20,
+                     .max_connections = (unsigned)max_conns};
     /* The Lambda Runtime API: a listener per instance on 127.0.0.1, ephemeral port, no SigV4
      * (as on AWS; see api/runtime.c). */
     static fn_rt_listener_t rtl;

@@ -364,11 +364,17 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
-    (void)cls;
+    net__mhd_t *m = cls;
     char msg[512];
     vsnprintf(msg, sizeof msg, fmt, ap);
     size_t n = strlen(msg);
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
+    /* A connection handed over but dropped on the daemon's thread (e.g. out of memory) gets no
+     * NOTIFY_CLOSED; this message is its only trace, once per drop. */
+    if (m && strstr(msg, "Failed to start serving new connection")) {
+        atomic_fetch_sub(&m->conns, 1);
+        atomic_fetch_sub(&m->s->mhd_live, 1);
+    }
     tr_debug("http", "%s", msg);
 }
 
@@ -476,6 +482,12 @@ static void listen_pause(net_server_t *s, int pause) {
 static void accept_burst(net_server_t *s) {
     for (int i = 0; i < ACCEPT_BURST; i++) {
         if (at_limit(s)) {
+            static tr_ratelimit limit_rl;
+            unsigned dropped;
+            if (tr_log_allow(&limit_rl, 1, &dropped))
+                tr_warn("http", "%u connections open, the limit: new clients wait until some "
+                        "close (raise --max-connections)%s", s->o.max_connections,
+                        dropped ? " [repeated]" : "");
             listen_pause(s, 1);
             return;
         }
@@ -616,7 +628,7 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
         net__mhd_t *m = &s->mhd[i];
         m->s = s;
         m->d = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,
             MHD_OPTION_CONNECTION_LIMIT, 2 * NET__MHD_CONNS_PER_THREAD,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,

@@ -108,14 +108,16 @@ def test_connections_per_thread_are_capped_and_bursts_answered(private_server):
     try:
         for c in socks:
             c.sendall(req)
-        served = _answers(socks, 200, within=3)
+        served = _answers(socks, 126, within=30)
         assert len(served) == 126
         waiting = [c for c in socks if c not in served]
+        assert _answers(waiting, 1, within=1) == []   # no 127th connection is served
         for c in served[:10]:         # closing ten lets ten waiting clients in
             c.close()
-        assert len(_answers(waiting, 10, within=5)) == 10
-        # all of one thread's connections ready at once: every request answered
-        live = served[10:]
+        admitted = _answers(waiting, 10, within=30)
+        assert len(admitted) == 10
+        # all 126 connections of the thread ready at once: every request answered
+        live = served[10:] + admitted
         os.kill(s.pid, signal.SIGSTOP)
         try:
             for c in live:
@@ -123,7 +125,22 @@ def test_connections_per_thread_are_capped_and_bursts_answered(private_server):
                 c.sendall(req)
         finally:
             os.kill(s.pid, signal.SIGCONT)
-        assert len(_answers(live, len(live), within=15)) == len(live)
+        assert len(_answers(live, len(live), within=30)) == len(live) == 126
+    finally:
+        for c in socks:
+            c.close()
+
+
+def test_max_connections_adds_threads(private_server):
+    """--max-connections above 126 per thread starts more threads rather than refusing."""
+    import socket
+    s = private_server(extra_args=["--threads", "1", "--max-connections", "300"])
+    req = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
+    socks = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(200)]
+    try:
+        for c in socks:
+            c.sendall(req)
+        assert len(_answers(socks, 200, within=30)) == 200
     finally:
         for c in socks:
             c.close()

@@ -36,12 +36,26 @@ static atomic_long g_meta_prev;   /* seq of the one before it */
 static atomic_long g_sync_last;   /* seq of the latest completed sync */
 static atomic_long g_syncs;
 
+/* Descriptors LMDB has written through: only syncs of those count (not a directory fsync). */
+static atomic_int g_fds[8];
+
+static int lmdb_fd(int fd) {
+    for (int i = 0; i < 8; i++)
+        if (atomic_load(&g_fds[i]) == fd + 1) return 1;
+    return 0;
+}
+
 static void note_sync(void) {
     atomic_store(&g_sync_last, atomic_fetch_add(&g_seq, 1) + 1);
     atomic_fetch_add(&g_syncs, 1);
 }
 
 static void note_write(int fd, off_t off, size_t n) {
+    if (!lmdb_fd(fd))
+        for (int i = 0; i < 8; i++) {
+            int none = 0;
+            if (atomic_compare_exchange_strong(&g_fds[i], &none, fd + 1)) break;
+        }
     long meta_end = 2 * sysconf(_SC_PAGESIZE);
     if (off >= meta_end || n == 0) return;
     long s = atomic_fetch_add(&g_seq, 1) + 1;
@@ -61,13 +75,13 @@ ssize_t pwrite64(int fd, const void *buf, size_t n, off_t off) { return pwrite(f
 
 int fdatasync(int fd) {
     int r = (int)syscall(SYS_fdatasync, fd);
-    if (!r) note_sync();
+    if (!r && lmdb_fd(fd)) note_sync();
     return r;
 }
 
 int fsync(int fd) {
     int r = (int)syscall(SYS_fsync, fd);
-    if (!r) note_sync();
+    if (!r && lmdb_fd(fd)) note_sync();
     return r;
 }
 
@@ -109,7 +123,8 @@ static void close_tmp(tbl_t *db, char *dir) {
 typedef struct {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    long done, failed, early, pipelined;
+    long done, failed, early, pipelined, uncommitted;
+    long meta_at_submit;        /* g_meta_last when the first write was submitted */
 } acks_t;
 
 static void on_done(void *arg, int rc) {
@@ -120,6 +135,7 @@ static void on_done(void *arg, int rc) {
     if (rc) a->failed++;
     if (sync < prev) a->early++;            /* an older commit's meta page was never synced */
     if (sync < last) a->pipelined++;        /* acknowledged while the newest commit is unsynced */
+    if (last <= a->meta_at_submit) a->uncommitted++;   /* no commit since the submission */
     a->done++;
     pthread_cond_broadcast(&a->cv);
     pthread_mutex_unlock(&a->mu);
@@ -140,7 +156,8 @@ static void test_lone_write_is_synced_before_ack(void **state) {
     char dir[] = "/tmp/test_tbl_durable.XXXXXX";
     tbl_t *db = open_tmp(dir, 0);
     for (long i = 0; i < 20; i++) {
-        acks_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+        acks_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0,
+                    atomic_load(&g_meta_last)};
         json_t *it = item(i);
         tbl_write_t w = {.op = TBL_OP_PUT, .table = "dur", .item = it};
         tr_err e = {0, ""};
@@ -152,6 +169,7 @@ static void test_lone_write_is_synced_before_ack(void **state) {
         /* the callback saw every meta page synced, including its own commit's */
         assert_int_equal(a.pipelined, 0);
         assert_int_equal(a.early, 0);
+        assert_int_equal(a.uncommitted, 0);
         json_decref(it);
     }
     close_tmp(db, dir);
@@ -166,7 +184,8 @@ static void test_burst_acks_follow_syncs(void **state) {
     enum { N = 4000 };
     static tbl_write_t w[N];
     static json_t *items[N];
-    acks_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0};
+    acks_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0,
+                atomic_load(&g_meta_last)};
     long syncs0 = atomic_load(&g_syncs);
     for (long i = 0; i < N; i++) {
         items[i] = item(i);
@@ -181,6 +200,7 @@ static void test_burst_acks_follow_syncs(void **state) {
     assert_int_equal(a.failed, 0);
     assert_int_equal(a.early, 0);
     assert_int_equal(a.pipelined, 0);
+    assert_int_equal(a.uncommitted, 0);
     assert_true(syncs > 0);
     assert_true(syncs < N);                  /* group commit */
     for (long i = 0; i < N; i++) json_decref(items[i]);
