@@ -1243,8 +1243,10 @@ static void d_put_table(d_call_t *c, tr_buf *b, const tbl_table_info_t *t, int s
             tr_buf_puts(b, ",\"Projection\":");
             d_put_projection(b, ix);
             if (!local) {
-                tr_buf_printf(b, ",\"IndexStatus\":\"%s\",\"ProvisionedThroughput\":",
-                              tbl_status_name(ix->status));
+                tr_buf_printf(b, ",\"IndexStatus\":\"%s\"", tbl_status_name(ix->status));
+                /* only an index added by UpdateTable is ever CREATING, while it backfills */
+                if (ix->status == TBL_STATUS_CREATING) tr_buf_puts(b, ",\"Backfilling\":true");
+                tr_buf_puts(b, ",\"ProvisionedThroughput\":");
                 d_put_pt(b, t->billing, ix->rcu, ix->wcu);
             }
             tr_buf_printf(b, ",\"IndexSizeBytes\":%llu,\"ItemCount\":%llu,\"IndexArn\":",

@@ -110,6 +110,7 @@
 #define TB_DEF_MAPSIZE ((size_t)64 << 30)
 #define TB_DEF_PENDING ((size_t)64 << 20)
 #define TB_DEF_BATCH 4096
+#define TB_BF_CHUNK 1000      /* items per GSI backfill transaction */
 #define TB_DEF_TTL_MS 1000
 #define TB_TOKEN_SWEEP_MS 60000
 #define TB_ENC_MAX 4200                 /* tbl_key_encode output of the largest legal key value
@@ -306,6 +307,7 @@ struct tbl {
     size_t n_dirty, cap_dirty;
     tr_err werr;                /* message of a hard (LMDB) failure */
     int64_t last_token_sweep;
+    int bf_pending;             /* a GSI may be CREATING: run bf_step between batches */
 
     pthread_t writer, ttl_thr;
     int writer_started, ttl_started;
@@ -1561,14 +1563,24 @@ done:
 }
 
 static int ctl_exec(tbl_t *db, tb_ctl_t *c);
+static void bf_step(tbl_t *db);
 
 static void *writer_main(void *arg) {
     tbl_t *db = arg;
     uint32_t max = db->opts.max_batch;
     pthread_setname_np(pthread_self(), "tbl-writer");
     for (;;) {
+        if (db->bf_pending) bf_step(db);   /* one chunk per round: writes keep flowing */
         pthread_mutex_lock(&db->qmu);
-        while (!db->q_head && !db->stopping) pthread_cond_wait(&db->q_cond, &db->qmu);
+        while (!db->q_head && !db->stopping) {
+            if (db->bf_pending) {
+                pthread_mutex_unlock(&db->qmu);
+                bf_step(db);
+                pthread_mutex_lock(&db->qmu);
+                continue;
+            }
+            pthread_cond_wait(&db->q_cond, &db->qmu);
+        }
         tb_job_t *jobs = db->q_head;
         db->q_head = db->q_tail = NULL;
         pthread_mutex_unlock(&db->qmu);
@@ -1953,6 +1965,8 @@ static void info_fill(const tb_table_t *t, tbl_table_info_t *o) {
     o->deletion_protection = t->dp;
     memcpy(o->table_id, t->table_id, sizeof o->table_id);
     o->status = TBL_STATUS_ACTIVE;
+    for (size_t i = 0; i < t->n_idx; i++)
+        if (t->idx[i].status == TBL_STATUS_CREATING) o->status = TBL_STATUS_UPDATING;
     o->created_ms = t->created_ms;
     o->ttl_attr = xstrdup(t->ttl_attr);
     o->ttl_enabled = t->ttl_enabled;
@@ -2097,12 +2111,15 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
         char *text = dump(pj, &tn);
         uint32_t sz = (uint32_t)tbl_item_size(pj);
         MDB_val kk = {ik.n, ik.b}, vv = {TBL__VAL_HDR + tn, NULL};
-        rc = mdb_put(txn, db->db_items, &kk, &vv, MDB_RESERVE);
+        /* an entry already there was written by a write since the index was added: current */
+        rc = mdb_put(txn, db->db_items, &kk, &vv, MDB_RESERVE | MDB_NOOVERWRITE);
         if (!rc) {
             val_hdr(vv.mv_data, sz, 0, 0);
             memcpy((uint8_t *)vv.mv_data + TBL__VAL_HDR, text, tn);
             t->st_items[ix->space]++;
             t->st_bytes[ix->space] += sz;
+        } else if (rc == MDB_KEYEXIST) {
+            rc = 0;
         }
         free(text);
         json_decref(pj);
@@ -2189,6 +2206,110 @@ static int ctl_create(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
     return 0;
 }
 
+/* ---- background backfill of a GSI added by UpdateTable ---------------------------------------
+ *
+ * The index is CREATING (DescribeTable: Backfilling true, TableStatus UPDATING) from UpdateTable
+ * on.  Writes maintain it like any index; bf_step, on the writer thread between batches, adds
+ * entries for up to opts.bf_chunk existing items per transaction, in key order, and keeps its
+ * position in "meta" under "b/<table id>/<space>" (the last item key done) so a restart goes on
+ * where it stopped.  An entry that already exists came from a later write and is kept.  After
+ * the last item the index becomes ACTIVE.  Query / Scan on it are refused until then, as
+ * DynamoDB does. */
+static int bf_pos_key(char *out, uint32_t id, uint8_t space) {
+    return snprintf(out, 32, "b/%" PRIu32 "/%u", id, (unsigned)space);
+}
+
+static int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
+    char kb[32];
+    MDB_val k = {(size_t)bf_pos_key(kb, id, space), kb};
+    int rc = mdb_del(txn, db->db_meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* One chunk of the first CREATING index found.  Clears db->bf_pending when none is left. */
+static void bf_step(tbl_t *db) {
+    tb_table_t *t = NULL;
+    size_t xi = 0;
+    for (size_t i = 0; i < db->n_tabs && !t; i++)
+        for (size_t j = 0; j < db->tabs[i]->n_idx; j++)
+            if (db->tabs[i]->idx[j].status == TBL_STATUS_CREATING) {
+                t = db->tabs[i];
+                xi = j;
+                break;
+            }
+    if (!t) {
+        db->bf_pending = 0;
+        return;
+    }
+    tb_index_t *ix = &t->idx[xi];
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    tb_table_t *pub = NULL;
+    char pk[32];
+    MDB_val posk = {(size_t)bf_pos_key(pk, t->id, ix->space), pk}, v;
+    uint8_t pre[5], kb[TBL__KEYMAX];
+    size_t kn = 0;
+    prefix_put(pre, t->id, TBL__SPACE_TABLE);
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (!rc) rc = mdb_cursor_open(txn, db->db_items, &cur);
+    if (!rc) {
+        rc = mdb_get(txn, db->db_meta, &posk, &v);
+        if (!rc && v.mv_size <= sizeof kb) {
+            kn = v.mv_size;
+            memcpy(kb, v.mv_data, kn);
+        }
+        if (rc == MDB_NOTFOUND) rc = 0;
+    }
+    int done = 0;
+    for (uint32_t n = 0; !rc && n < db->opts.bf_chunk; n++) {
+        MDB_val k = kn ? (MDB_val){kn, kb} : (MDB_val){5, pre};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (!rc && kn && k.mv_size == kn && !memcmp(k.mv_data, kb, kn))
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc == MDB_NOTFOUND || (!rc && (k.mv_size < 5 || memcmp(k.mv_data, pre, 5)))) {
+            rc = 0;
+            done = 1;
+            break;
+        }
+        if (rc) break;
+        kn = k.mv_size;
+        memcpy(kb, k.mv_data, kn);
+        MDB_val kc = {kn, kb};
+        rc = backfill_one(db, txn, t, ix, &kc, &v);
+    }
+    if (cur) mdb_cursor_close(cur);
+    mark_dirty(db, t);
+    if (!rc && done) {
+        pub = tab_clone(t);
+        pub->idx[xi].status = TBL_STATUS_ACTIVE;
+        rc = meta_put(db, txn, pub);
+        if (!rc) rc = mdb_del(txn, db->db_meta, &posk, NULL);
+        if (rc == MDB_NOTFOUND) rc = 0;
+    } else if (!rc) {
+        MDB_val pv = {kn, kb};
+        rc = mdb_put(txn, db->db_meta, &posk, &pv, 0);
+    }
+    if (!rc) rc = dirty_flush(db, txn);
+    if (!rc) rc = mdb_txn_commit(txn);
+    else if (txn) mdb_txn_abort(txn);
+    if (rc) {
+        mdb_fail(&db->werr, rc, "backfilling an index");
+        tr_error(SUB, "%s of table %s: %s; it stays CREATING until the server restarts", ix->name,
+                 t->name, db->werr.msg);
+        dirty_reload(db);
+        dirty_clear(db);
+        if (pub) tab_unref(pub);
+        db->bf_pending = 0;
+        return;
+    }
+    dirty_clear(db);
+    if (pub) {
+        tr_info(SUB, "index %s of table %s is ACTIVE (backfilled %" PRIu64 " entries)",
+                pub->idx[xi].name, pub->name, pub->st_items[pub->idx[xi].space]);
+        map_set(db, pub);
+    }
+}
+
 static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     tb_table_t *t = map_find(db, c->name);
     if (!t)
@@ -2201,6 +2322,9 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     put_be32(pre, t->id);
     int rc = range_delete(txn, db->db_items, pre, 4);
     if (!rc) rc = range_delete(txn, db->db_stats, pre, 4);
+    for (size_t i = 0; !rc && i < t->n_idx; i++)
+        if (t->idx[i].status == TBL_STATUS_CREATING)
+            rc = bf_pos_del(db, txn, t->id, t->idx[i].space);
     if (!rc) {
         size_t kn;
         char *k = meta_key(t->name, &kn);
@@ -2245,6 +2369,12 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
                                                 "per-table limit of %d", TBL_MAX_GSI);
             goto fail;
         }
+        for (size_t i = 0; i < n->n_idx; i++)
+            if (n->idx[i].status == TBL_STATUS_CREATING) {
+                rc = tr_err_set(&c->err, TR_ELIMIT, "Subscriber limit exceeded: Only 1 online "
+                                "index can be created or deleted simultaneously per table");
+                goto fail;
+            }
         if (tab_index(n, gi->name)) {
             rc = tr_err_set(&c->err, TR_EVALIDATION, "Attempting to create an index which "
                                                      "already exists: %s", gi->name);
@@ -2286,11 +2416,15 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         index_from_info(ix, gi, defs, gi->range ? 2 : 1, space);
         n->st_items[space] = n->st_bytes[space] = 0;
         attrs_recompute(n, u->attrs, u->n_attrs);
-        rc = space_each(db, txn, n, TBL__SPACE_TABLE, backfill_one, ix);
+        /* Writes maintain it from now on; bf_step fills in the items already there, in
+         * chunks between batches, then makes it ACTIVE. */
+        ix->status = TBL_STATUS_CREATING;
+        rc = bf_pos_del(db, txn, n->id, space);
         if (rc) {
-            rc = mdb_fail(&c->err, rc, "backfilling an index");
+            rc = mdb_fail(&c->err, rc, "adding an index");
             goto fail;
         }
+        db->bf_pending = 1;
     }
     if (u->delete_gsi) {
         size_t i;
@@ -2303,7 +2437,8 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         }
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
-        rc = range_delete(txn, db->db_items, pre, 5);
+        rc = bf_pos_del(db, txn, n->id, n->idx[i].space);
+        if (!rc) rc = range_delete(txn, db->db_items, pre, 5);
         if (!rc) {
             MDB_val kv = {5, pre};
             rc = mdb_del(txn, db->db_stats, &kv, NULL);
@@ -2989,6 +3124,9 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         if (!ix)
             return tr_err_set(err, TR_EVALIDATION, "The table does not have the specified index: "
                                                    "%s", q->index);
+        if (ix->status == TBL_STATUS_CREATING)
+            return tr_err_set(err, TR_EVALIDATION, "Cannot read from backfilling global "
+                                                   "secondary index: %s", q->index);
         hname = ix->hash;
         rname = ix->range;
         htype = ix->htype;
@@ -3333,6 +3471,8 @@ static int meta_load(tbl_t *db, tr_err *err) {
         tb_table_t *t = tab_from_json(j);
         json_decref(j);
         stats_load(db, txn, t);
+        for (size_t i = 0; i < t->n_idx; i++)
+            if (t->idx[i].status == TBL_STATUS_CREATING) db->bf_pending = 1;   /* resume */
         if (db->n_tabs == db->cap_tabs) {
             db->cap_tabs = db->cap_tabs ? 2 * db->cap_tabs : 16;
             db->tabs = xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);
@@ -3358,6 +3498,7 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     if (!db->opts.map_size) db->opts.map_size = TB_DEF_MAPSIZE;
     if (!db->opts.max_pending_bytes) db->opts.max_pending_bytes = TB_DEF_PENDING;
     if (!db->opts.max_batch) db->opts.max_batch = TB_DEF_BATCH;
+    if (!db->opts.bf_chunk) db->opts.bf_chunk = TB_BF_CHUNK;
     if (!db->opts.ttl_interval_ms) db->opts.ttl_interval_ms = TB_DEF_TTL_MS;
     pthread_rwlock_init(&db->tlock, NULL);
     pthread_mutex_init(&db->qmu, NULL);

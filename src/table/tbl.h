@@ -45,9 +45,12 @@
  *     values) is kept as its first 479 bytes + SHA-256 of the whole: still unique, but such keys
  *     sort among themselves by digest, not by value, past the first ~470 bytes (Query checks
  *     the key condition on the values, so results stay exact; only their order is affected).
- *   - A GSI added by tbl_table_update is backfilled synchronously on the writer thread, in the
- *     same transaction that adds it; it is ACTIVE when the call returns.  Writes wait meanwhile.
- *     Items whose value has the wrong type for the new index key are skipped (not indexed).
+ *   - A GSI added by tbl_table_update is CREATING when the call returns (the table UPDATING)
+ *     and is backfilled in the background: the writer thread indexes opts.bf_chunk existing
+ *     items per transaction between write batches (writes keep flowing), resumes after a
+ *     restart, then makes it ACTIVE.  Query / Scan on a CREATING index answer TR_EVALIDATION;
+ *     one index at a time per table is created (TR_ELIMIT).  Items whose value has the wrong
+ *     type for the new index key are skipped (not indexed).
  *   - DeleteTable removes the items synchronously on the writer thread.
  *   - ItemCount / TableSizeBytes are exact and live (DynamoDB refreshes them every ~6 hours).
  *   - Provisioned throughput is stored and described, never enforced.
@@ -104,6 +107,7 @@ typedef struct tbl_opts {
     size_t map_size;                /* LMDB map size; 0: 64 GiB (address space, not disk) */
     size_t max_pending_bytes;       /* queued write budget before TR_ETHROTTLED; 0: 64 MiB */
     uint32_t max_batch;             /* writes per LMDB transaction; 0: 4096 */
+    uint32_t bf_chunk;              /* items per GSI backfill transaction; 0: 1000 */
     int ttl_interval_ms;            /* TTL sweep period; 0: 1000; < 0: no TTL thread (tests
                                        call tbl_ttl_run) */
     int64_t (*clock_ms)(void *arg); /* wall clock (ms since epoch); NULL: tr_now_ms.  Used for
@@ -169,7 +173,7 @@ typedef struct tbl_table_update {
     uint64_t rcu, wcu;
     const tbl_attrdef_t *attrs;     /* definitions of a new GSI's key attributes */
     size_t n_attrs;
-    const tbl_index_info_t *create_gsi;   /* backfilled synchronously, ACTIVE on return */
+    const tbl_index_info_t *create_gsi;   /* CREATING on return, backfilled in the background */
     const char *delete_gsi;
     int set_deletion_protection;
     int deletion_protection;

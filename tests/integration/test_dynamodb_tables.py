@@ -298,8 +298,12 @@ def test_update_table_add_and_delete_gsi(ddb, make_table):
             "Projection": {"ProjectionType": "ALL"}}}])
     gsis = r["TableDescription"]["GlobalSecondaryIndexes"]
     assert gsis[0]["IndexName"] == "by-color"
-    assert gsis[0]["IndexStatus"] in ("CREATING", "ACTIVE")
+    # backfilled in the background, as DynamoDB does
+    assert gsis[0]["IndexStatus"] == "CREATING" and gsis[0]["Backfilling"] is True
+    assert r["TableDescription"]["TableStatus"] == "UPDATING"
     d.wait_active(ddb, name)
+    assert "Backfilling" not in ddb.describe_table(TableName=name)["Table"][
+        "GlobalSecondaryIndexes"][0]
     # backfilled: existing items are in the new index
     q = ddb.query(TableName=name, IndexName="by-color", KeyConditionExpression="color = :c",
                   ExpressionAttributeValues={":c": {"S": "c1"}})

@@ -886,6 +886,128 @@ static void test_index_maintenance(void **state) {
     tmp_done(dir);
 }
 
+/* Describe until every index of t is ACTIVE (bounded: 30 s); the last description in out. */
+static void wait_indexes_active(tbl_t *db, const char *t, tbl_table_info_t *out) {
+    for (int i = 0; i < 30000; i++) {
+        describe(db, t, out);
+        int creating = out->status != TBL_STATUS_ACTIVE;
+        for (size_t k = 0; k < out->n_indexes; k++)
+            creating |= out->indexes[k].status != TBL_STATUS_ACTIVE;
+        if (!creating) return;
+        tbl_table_info_free(out);
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    fail_msg("indexes of %s not ACTIVE after 30 s", t);
+}
+
+/* Index entries of "byG" in tt1, counted by a Query per group value g0..g9. */
+static uint32_t count_by_g(tbl_t *db) {
+    tr_err e = {0, ""};
+    uint32_t total = 0;
+    for (int g = 0; g < 10; g++) {
+        char vals[64];
+        snprintf(vals, sizeof vals, "{\":g\":{\"S\":\"g%d\"}}", g);
+        json_t *v = J(vals);
+        tbl_expr_t *kc = NULL;
+        assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "g = :g", NULL, v, NULL, &kc, &e),
+                         0);
+        json_t *start = NULL;
+        do {
+            tbl_query_t q = {.table = "tt1", .index = "byG", .keycond_expr = kc,
+                             .select = TBL_SELECT_COUNT, .start_key = start};
+            if (tbl_query(db, &q, &e)) fail_msg("query: %s", e.msg);
+            total += q.count;
+            json_decref(start);
+            start = q.last_key ? json_incref(q.last_key) : NULL;
+            tbl_query_free(&q);
+        } while (start);
+        tbl_expr_free(kc);
+        json_decref(v);
+    }
+    return total;
+}
+
+/* A GSI added to a populated table backfills in the background, one item per transaction here:
+ * the table stays writable, reads of the index are refused until it is ACTIVE, writes made
+ * meanwhile (new, moved and deleted items) end up exactly right, a second index waits its turn,
+ * and a restart in the middle resumes the backfill. */
+static void test_gsi_backfill_in_background(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    o.bf_chunk = 1;
+    tbl_t *db = open_at(dir, &o);
+    create(db, "tt1", "id", TBL_T_S, NULL, 0);
+    enum { N = 3000 };
+    char buf[160];
+    for (int i = 0; i < N; i++) {   /* every third item has no g: not in the index */
+        if (i % 3)
+            snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i,
+                     i % 10);
+        else snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"}}", i);
+        put_ok(db, "tt1", buf);
+    }
+    tr_err e = {0, ""};
+    tbl_attrdef_t a[1] = {{"g", TBL_T_S}};
+    tbl_index_info_t gi = {.name = "byG", .hash = "g", .projection = TBL_PROJ_KEYS_ONLY};
+    tbl_table_update_t u = {.attrs = a, .n_attrs = 1, .create_gsi = &gi};
+    tbl_table_info_t out;
+    assert_int_equal(tbl_table_update(db, "tt1", &u, &out, &e), 0);
+    assert_int_equal(out.indexes[0].status, TBL_STATUS_CREATING);
+    tbl_table_info_free(&out);
+    /* 3000 one-item transactions take far longer than these calls */
+    json_t *v = J("{\":g\":{\"S\":\"g1\"}}");
+    tbl_expr_t *kc = NULL;
+    assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "g = :g", NULL, v, NULL, &kc, &e), 0);
+    tbl_query_t q = {.table = "tt1", .index = "byG", .keycond_expr = kc};
+    assert_int_equal(tbl_query(db, &q, &e), TR_EVALIDATION);
+    assert_non_null(strstr(e.msg, "Cannot read from backfilling global secondary index: byG"));
+    tbl_query_free(&q);
+    tbl_attrdef_t a2[1] = {{"h", TBL_T_S}};
+    tbl_index_info_t gi2 = {.name = "byH", .hash = "h", .projection = TBL_PROJ_ALL};
+    tbl_table_update_t u2 = {.attrs = a2, .n_attrs = 1, .create_gsi = &gi2};
+    assert_int_equal(tbl_table_update(db, "tt1", &u2, NULL, &e), TR_ELIMIT);
+    /* writes during the backfill: new items, items moved to another group, items deleted,
+     * items that lose g */
+    int expect = 0;
+    for (int i = 0; i < N; i++) expect += i % 3 != 0;
+    for (int i = N; i < N + 300; i++) {
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i, i % 10);
+        put_ok(db, "tt1", buf);
+        expect++;
+    }
+    for (int i = 1; i < N; i += 30) {   /* i % 3 == 1: had g */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i,
+                 (i + 5) % 10);
+        put_ok(db, "tt1", buf);
+    }
+    for (int i = 2; i < N; i += 60) {   /* i % 3 == 2: had g, now deleted */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"}}", i);
+        json_t *k = J(buf);
+        tbl_write_t w = {.op = TBL_OP_DELETE, .table = "tt1", .key = k};
+        assert_int_equal(tbl_sync_write(db, &w, 1, &e), 0);
+        json_decref(k);
+        expect--;
+    }
+    for (int i = 5; i < N; i += 90) {   /* i % 3 == 2: had g, put back without it */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"}}", i);
+        put_ok(db, "tt1", buf);
+        expect--;
+    }
+    /* restart in the middle (if it is not finished yet): it resumes */
+    tbl_close(db);
+    db = open_at(dir, &o);
+    wait_indexes_active(db, "tt1", &out);
+    assert_int_equal(out.indexes[0].item_count, (uint64_t)expect);
+    tbl_table_info_free(&out);
+    assert_int_equal(count_by_g(db), (uint32_t)expect);
+    tbl_expr_free(kc);
+    json_decref(v);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
 static void test_gsi_backfill_and_delete(void **state) {
     (void)state;
     char *dir = tmp_dir();
@@ -908,9 +1030,12 @@ static void test_gsi_backfill_and_delete(void **state) {
     tbl_table_info_t out;
     assert_int_equal(tbl_table_update(db, "tt1", &u, &out, &e), 0);
     assert_int_equal(out.n_indexes, 1);
-    assert_int_equal(out.indexes[0].status, TBL_STATUS_ACTIVE);
-    assert_int_equal(out.indexes[0].item_count, 50); /* odd ids; N-typed c skipped */
+    assert_int_equal(out.indexes[0].status, TBL_STATUS_CREATING);   /* backfilled afterwards */
+    assert_int_equal(out.status, TBL_STATUS_UPDATING);
     assert_int_equal(out.n_attrs, 2);
+    tbl_table_info_free(&out);
+    wait_indexes_active(db, "tt1", &out);
+    assert_int_equal(out.indexes[0].item_count, 50); /* odd ids; N-typed c skipped */
     tbl_table_info_free(&out);
     json_t *v = J("{\":c\":{\"S\":\"c0\"}}");
     tbl_expr_t *kc = NULL;
@@ -961,6 +1086,8 @@ static void test_gsi_backfill_and_delete(void **state) {
     assert_int_equal(tbl_table_update(db, "tt1", &del, NULL, &e), TR_ENOTFOUND);
     /* re-adding backfills again, same space reused cleanly */
     assert_int_equal(tbl_table_update(db, "tt1", &u, &out, &e), 0);
+    tbl_table_info_free(&out);
+    wait_indexes_active(db, "tt1", &out);
     assert_int_equal(out.indexes[0].item_count, 51);
     tbl_table_info_free(&out);
     tbl_expr_free(kc);
@@ -1679,6 +1806,7 @@ int main(void) {
         cmocka_unit_test(test_scan_segments),
         cmocka_unit_test(test_index_maintenance),
         cmocka_unit_test(test_gsi_backfill_and_delete),
+        cmocka_unit_test(test_gsi_backfill_in_background),
         cmocka_unit_test(test_txn_basic),
         cmocka_unit_test(test_txn_idempotency),
         cmocka_unit_test(test_txn_concurrent),
