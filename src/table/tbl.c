@@ -307,7 +307,8 @@ struct tbl {
     size_t n_dirty, cap_dirty;
     tr_err werr;                /* message of a hard (LMDB) failure */
     int64_t last_token_sweep;
-    int bf_pending;             /* a GSI may be CREATING: run bf_step between batches */
+    atomic_int bg_pending;      /* a dropped table's items or a CREATING GSI may be left:
+                                   bg_step runs between batches (tbl_background_pending) */
 
     pthread_t writer, ttl_thr;
     int writer_started, ttl_started;
@@ -1563,19 +1564,19 @@ done:
 }
 
 static int ctl_exec(tbl_t *db, tb_ctl_t *c);
-static void bf_step(tbl_t *db);
+static void bg_step(tbl_t *db);
 
 static void *writer_main(void *arg) {
     tbl_t *db = arg;
     uint32_t max = db->opts.max_batch;
     pthread_setname_np(pthread_self(), "tbl-writer");
     for (;;) {
-        if (db->bf_pending) bf_step(db);   /* one chunk per round: writes keep flowing */
+        if (atomic_load(&db->bg_pending)) bg_step(db);   /* a chunk per round: writes flow */
         pthread_mutex_lock(&db->qmu);
         while (!db->q_head && !db->stopping) {
-            if (db->bf_pending) {
+            if (atomic_load(&db->bg_pending)) {
                 pthread_mutex_unlock(&db->qmu);
-                bf_step(db);
+                bg_step(db);
                 pthread_mutex_lock(&db->qmu);
                 continue;
             }
@@ -2040,11 +2041,15 @@ static int meta_put_next_id(tbl_t *db, MDB_txn *txn) {
 }
 
 /* Delete every key starting with prefix. */
-static int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n) {
+/* Delete the keys starting with prefix[0..n), at most max of them (0: all).  *more (if not
+ * NULL) tells whether some are left. */
+static int range_delete_some(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n,
+                             size_t max, int *more) {
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc) return rc;
-    for (;;) {
+    if (more) *more = 0;
+    for (size_t done = 0;; done++) {
         MDB_val k = {n, (void *)prefix}, v;
         rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
         if (rc == MDB_NOTFOUND) {
@@ -2053,10 +2058,18 @@ static int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t
         }
         if (rc) break;
         if (k.mv_size < n || memcmp(k.mv_data, prefix, n)) break;
+        if (max && done == max) {
+            if (more) *more = 1;
+            break;
+        }
         if ((rc = mdb_cursor_del(c, 0))) break;
     }
     mdb_cursor_close(c);
     return rc;
+}
+
+static int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n) {
+    return range_delete_some(txn, dbi, prefix, n, 0, NULL);
 }
 
 /* Call fn for every entry of a key space, in order; fn may write to the txn (the cursor is
@@ -2226,7 +2239,7 @@ static int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-/* One chunk of the first CREATING index found.  Clears db->bf_pending when none is left. */
+/* One chunk of the first CREATING index found.  Clears db->bg_pending when none is left. */
 static void bf_step(tbl_t *db) {
     tb_table_t *t = NULL;
     size_t xi = 0;
@@ -2238,7 +2251,7 @@ static void bf_step(tbl_t *db) {
                 break;
             }
     if (!t) {
-        db->bf_pending = 0;
+        atomic_store(&db->bg_pending, 0);
         return;
     }
     tb_index_t *ix = &t->idx[xi];
@@ -2299,7 +2312,7 @@ static void bf_step(tbl_t *db) {
         dirty_reload(db);
         dirty_clear(db);
         if (pub) tab_unref(pub);
-        db->bf_pending = 0;
+        atomic_store(&db->bg_pending, 0);
         return;
     }
     dirty_clear(db);
@@ -2309,6 +2322,54 @@ static void bf_step(tbl_t *db) {
         map_set(db, pub);
     }
 }
+
+/* ---- background removal of a deleted table's items -------------------------------------------
+ *
+ * DeleteTable removes the table's metadata and counters at once and leaves "d/<id, 8 hex>" in
+ * "meta"; drop_step deletes opts.bf_chunk of its items (and index / TTL entries) per
+ * transaction between write batches, then the marker.  The id is never given to another
+ * table, so a table re-created under the same name never sees them. */
+static int drop_key(char *out, uint32_t id) { return snprintf(out, 16, "d/%08" PRIx32, id); }
+
+/* 1: did a chunk, 0: nothing to drop, -1: LMDB failure (logged). */
+static int drop_step(tbl_t *db) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn), found = 0, more = 0;
+    if (!rc) rc = mdb_cursor_open(txn, db->db_meta, &c);
+    MDB_val k = {2, "d/"}, v;
+    if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (!rc && k.mv_size == 10 && !memcmp(k.mv_data, "d/", 2)) {
+        char hex[9];
+        memcpy(hex, (char *)k.mv_data + 2, 8);
+        hex[8] = 0;
+        uint8_t pre[4];
+        put_be32(pre, (uint32_t)strtoul(hex, NULL, 16));
+        found = 1;
+        rc = range_delete_some(txn, db->db_items, pre, 4, db->opts.bf_chunk, &more);
+        if (!rc && !more) rc = mdb_cursor_del(c, 0);
+    } else if (rc == MDB_NOTFOUND || !rc) {
+        rc = 0;
+    }
+    if (c) mdb_cursor_close(c);
+    if (!rc && found) rc = mdb_txn_commit(txn);
+    else if (txn) mdb_txn_abort(txn);
+    if (rc) {
+        mdb_fail(&db->werr, rc, "removing a deleted table's items");
+        tr_error(SUB, "%s; the rest is removed after a restart", db->werr.msg);
+        return -1;
+    }
+    return found;
+}
+
+/* Writer thread, between batches: one chunk of background work. */
+static void bg_step(tbl_t *db) {
+    int r = drop_step(db);
+    if (r < 0) atomic_store(&db->bg_pending, 0);
+    else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
+}
+
+int tbl_background_pending(tbl_t *db) { return db ? atomic_load(&db->bg_pending) : 0; }
 
 static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     tb_table_t *t = map_find(db, c->name);
@@ -2320,7 +2381,10 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
                           "deletion. Disable deletion protection first.");
     uint8_t pre[4];
     put_be32(pre, t->id);
-    int rc = range_delete(txn, db->db_items, pre, 4);
+    /* the items go in the background (drop_step); table ids are never reused */
+    char dk[16];
+    MDB_val dkv = {(size_t)drop_key(dk, t->id), dk}, empty = {0, ""};
+    int rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
     if (!rc) rc = range_delete(txn, db->db_stats, pre, 4);
     for (size_t i = 0; !rc && i < t->n_idx; i++)
         if (t->idx[i].status == TBL_STATUS_CREATING)
@@ -2333,6 +2397,7 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         free(k);
     }
     if (rc) return mdb_fail(&c->err, rc, "deleting a table");
+    atomic_store(&db->bg_pending, 1);
     if (c->out) {
         info_fill(t, c->out);
         info_counts_mem(t, c->out);
@@ -2424,7 +2489,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
             rc = mdb_fail(&c->err, rc, "adding an index");
             goto fail;
         }
-        db->bf_pending = 1;
+        atomic_store(&db->bg_pending, 1);
     }
     if (u->delete_gsi) {
         size_t i;
@@ -3450,6 +3515,14 @@ static int meta_load(tbl_t *db, tr_err *err) {
     db->next_id = 1;
     MDB_val k = {9, "n/next_id"}, v;
     if (!mdb_get(txn, db->db_meta, &k, &v) && v.mv_size == 4) db->next_id = get_le32(v.mv_data);
+    MDB_cursor *dc;
+    if (!mdb_cursor_open(txn, db->db_meta, &dc)) {
+        MDB_val dk = {2, "d/"};
+        if (!mdb_cursor_get(dc, &dk, &v, MDB_SET_RANGE) && dk.mv_size >= 2 &&
+            !memcmp(dk.mv_data, "d/", 2))
+            atomic_store(&db->bg_pending, 1);   /* a deleted table's items are left */
+        mdb_cursor_close(dc);
+    }
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, db->db_meta, &c))) {
         mdb_txn_abort(txn);
@@ -3472,7 +3545,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
         json_decref(j);
         stats_load(db, txn, t);
         for (size_t i = 0; i < t->n_idx; i++)
-            if (t->idx[i].status == TBL_STATUS_CREATING) db->bf_pending = 1;   /* resume */
+            if (t->idx[i].status == TBL_STATUS_CREATING) atomic_store(&db->bg_pending, 1);
         if (db->n_tabs == db->cap_tabs) {
             db->cap_tabs = db->cap_tabs ? 2 * db->cap_tabs : 16;
             db->tabs = xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);

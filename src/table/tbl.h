@@ -51,7 +51,9 @@
  *     restart, then makes it ACTIVE.  Query / Scan on a CREATING index answer TR_EVALIDATION;
  *     one index at a time per table is created (TR_ELIMIT).  Items whose value has the wrong
  *     type for the new index key are skipped (not indexed).
- *   - DeleteTable removes the items synchronously on the writer thread.
+ *   - DeleteTable removes the table at once (the name is free for a new table) and its items in
+ *     the background, opts.bf_chunk per transaction between write batches, resuming after a
+ *     restart.
  *   - ItemCount / TableSizeBytes are exact and live (DynamoDB refreshes them every ~6 hours).
  *   - Provisioned throughput is stored and described, never enforced.
  *
@@ -359,6 +361,9 @@ int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, c
  * number of epoch seconds <= clock (and not more than 5 years in the past, as DynamoDB).
  * Returns the number deleted (>= 0) or TR_E*.  Not from a write callback. */
 int tbl_ttl_run(tbl_t *db, size_t max);
+
+/* 1 while background work is left (a GSI backfilling, a deleted table's items), else 0. */
+int tbl_background_pending(tbl_t *db);
 
 /* ---- synchronous convenience API (native C functions) -------------------------------------- */
 

@@ -25,6 +25,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <lmdb.h>
+
 #include "core/tlog.h"
 #include "table/tbl.h"
 
@@ -1008,6 +1010,73 @@ static void test_gsi_backfill_in_background(void **state) {
     tmp_done(dir);
 }
 
+static void wait_background(tbl_t *db) {
+    for (int i = 0; i < 30000 && tbl_background_pending(db); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(tbl_background_pending(db), 0);
+}
+
+/* DeleteTable returns at once; the items go in the background (one per transaction here),
+ * across a restart, and a table re-created under the same name never sees them. */
+static void test_delete_table_in_background(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    o.bf_chunk = 1;
+    tbl_t *db = open_at(dir, &o);
+    create(db, "tt1", "id", TBL_T_S, NULL, 0);
+    char buf[96];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"v\":{\"N\":\"%d\"}}", i, i);
+        put_ok(db, "tt1", buf);
+    }
+    tr_err e = {0, ""};
+    assert_int_equal(tbl_table_delete(db, "tt1", NULL, &e), 0);
+    create(db, "tt1", "id", TBL_T_S, NULL, 0);     /* the name is free at once */
+    json_t *g = get(db, "tt1", "{\"id\":{\"S\":\"i7\"}}");
+    assert_null(g);
+    put_ok(db, "tt1", "{\"id\":{\"S\":\"i7\"},\"v\":{\"N\":\"-1\"}}");
+    tbl_table_info_t out;
+    describe(db, "tt1", &out);
+    assert_int_equal(out.item_count, 1);
+    tbl_table_info_free(&out);
+    tbl_close(db);                 /* most of the 2,000 items are still there: resumed */
+    db = open_at(dir, &o);
+    wait_background(db);
+    g = get(db, "tt1", "{\"id\":{\"S\":\"i7\"}}");
+    assert_non_null(g);
+    assert_int_equal(nval(g, "v"), -1);
+    json_decref(g);
+    tbl_close(db);
+    /* every key left in LMDB belongs to the new table */
+    MDB_env *env;
+    MDB_txn *txn;
+    MDB_dbi dbi;
+    MDB_cursor *c;
+    MDB_val k, v;
+    assert_int_equal(mdb_env_create(&env), 0);
+    assert_int_equal(mdb_env_set_maxdbs(env, 8), 0);
+    assert_int_equal(mdb_env_set_mapsize(env, o.map_size), 0);
+    assert_int_equal(mdb_env_open(env, dir, MDB_RDONLY, 0644), 0);
+    assert_int_equal(mdb_txn_begin(env, NULL, MDB_RDONLY, &txn), 0);
+    assert_int_equal(mdb_dbi_open(txn, "items", 0, &dbi), 0);
+    assert_int_equal(mdb_cursor_open(txn, dbi, &c), 0);
+    uint8_t first[4];
+    size_t n = 0;
+    for (int rc = mdb_cursor_get(c, &k, &v, MDB_FIRST); !rc;
+         rc = mdb_cursor_get(c, &k, &v, MDB_NEXT), n++) {
+        if (!n) memcpy(first, k.mv_data, 4);
+        assert_memory_equal(k.mv_data, first, 4);
+    }
+    assert_int_equal(n, 1);
+    mdb_cursor_close(c);
+    mdb_txn_abort(txn);
+    mdb_env_close(env);
+    tmp_done(dir);
+}
+
 static void test_gsi_backfill_and_delete(void **state) {
     (void)state;
     char *dir = tmp_dir();
@@ -1807,6 +1876,7 @@ int main(void) {
         cmocka_unit_test(test_index_maintenance),
         cmocka_unit_test(test_gsi_backfill_and_delete),
         cmocka_unit_test(test_gsi_backfill_in_background),
+        cmocka_unit_test(test_delete_table_in_background),
         cmocka_unit_test(test_txn_basic),
         cmocka_unit_test(test_txn_idempotency),
         cmocka_unit_test(test_txn_concurrent),
