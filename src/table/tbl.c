@@ -41,6 +41,9 @@
  *                  "indexes":[{"name":..,"space":1,"local":0,"hash":..,"htype":..,"range":..,
  *                  "rtype":..,"proj":0,"include":[..],"rcu":0,"wcu":0,"status":1},..]}
  *           "n/next_id"  ->  u32 LE: the next table id (ids are never reused)
+ *           "b/<id>/<space>" (decimal)  ->  a CREATING GSI's backfill position: the last item
+ *                 key indexed (absent: from the start)
+ *           "d/<id, 8 hex>"  ->  empty: a deleted table whose items are still being removed
  *
  * "stats"   [table id u32 BE][space u8]  ->  [item count u64 LE][bytes u64 LE]  (16 bytes)
  *           bytes = sum of tbl_item_size of the items (space 0) or projected entries (index).
@@ -111,6 +114,8 @@
 #define TB_DEF_PENDING ((size_t)64 << 20)
 #define TB_DEF_BATCH 4096
 #define TB_BF_CHUNK 1000      /* items per GSI backfill transaction */
+#define TB_BF_BYTES ((size_t)8 << 20)   /* and item bytes */
+#define TB_BG_RETRY_MS 1000   /* background work waits this long after an LMDB failure */
 #define TB_DEF_TTL_MS 1000
 #define TB_TOKEN_SWEEP_MS 60000
 #define TB_ENC_MAX 4200                 /* tbl_key_encode output of the largest legal key value
@@ -309,6 +314,7 @@ struct tbl {
     int64_t last_token_sweep;
     atomic_int bg_pending;      /* a dropped table's items or a CREATING GSI may be left:
                                    bg_step runs between batches (tbl_background_pending) */
+    long long bg_retry_ms;      /* monotonic ms before which bg_step waits (after a failure) */
 
     pthread_t writer, ttl_thr;
     int writer_started, ttl_started;
@@ -1574,10 +1580,23 @@ static void *writer_main(void *arg) {
         if (atomic_load(&db->bg_pending)) bg_step(db);   /* a chunk per round: writes flow */
         pthread_mutex_lock(&db->qmu);
         while (!db->q_head && !db->stopping) {
-            if (atomic_load(&db->bg_pending)) {
+            long long wait_ms = db->bg_retry_ms - tr_mono_ns() / 1000000;
+            if (atomic_load(&db->bg_pending) && wait_ms <= 0) {
                 pthread_mutex_unlock(&db->qmu);
                 bg_step(db);
                 pthread_mutex_lock(&db->qmu);
+                continue;
+            }
+            if (atomic_load(&db->bg_pending)) {   /* backing off: wake for work or the retry */
+                struct timespec ts;
+                clock_gettime(CLOCK_REALTIME, &ts);
+                ts.tv_sec += wait_ms / 1000;
+                ts.tv_nsec += (wait_ms % 1000) * 1000000L;
+                if (ts.tv_nsec >= 1000000000L) {
+                    ts.tv_sec++;
+                    ts.tv_nsec -= 1000000000L;
+                }
+                pthread_cond_timedwait(&db->q_cond, &db->qmu, &ts);
                 continue;
             }
             pthread_cond_wait(&db->q_cond, &db->qmu);
@@ -2040,7 +2059,6 @@ static int meta_put_next_id(tbl_t *db, MDB_txn *txn) {
     return mdb_put(txn, db->db_meta, &kv, &vv, 0);
 }
 
-/* Delete every key starting with prefix. */
 /* Delete the keys starting with prefix[0..n), at most max of them (0: all).  *more (if not
  * NULL) tells whether some are left. */
 static int range_delete_some(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n,
@@ -2274,7 +2292,8 @@ static void bf_step(tbl_t *db) {
         if (rc == MDB_NOTFOUND) rc = 0;
     }
     int done = 0;
-    for (uint32_t n = 0; !rc && n < db->opts.bf_chunk; n++) {
+    size_t bytes = 0;   /* and at most TB_BF_BYTES of items per transaction */
+    for (uint32_t n = 0; !rc && n < db->opts.bf_chunk && bytes < TB_BF_BYTES; n++) {
         MDB_val k = kn ? (MDB_val){kn, kb} : (MDB_val){5, pre};
         rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
         if (!rc && kn && k.mv_size == kn && !memcmp(k.mv_data, kb, kn))
@@ -2287,6 +2306,7 @@ static void bf_step(tbl_t *db) {
         if (rc) break;
         kn = k.mv_size;
         memcpy(kb, k.mv_data, kn);
+        bytes += v.mv_size;
         MDB_val kc = {kn, kb};
         rc = backfill_one(db, txn, t, ix, &kc, &v);
     }
@@ -2307,12 +2327,12 @@ static void bf_step(tbl_t *db) {
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
         mdb_fail(&db->werr, rc, "backfilling an index");
-        tr_error(SUB, "%s of table %s: %s; it stays CREATING until the server restarts", ix->name,
-                 t->name, db->werr.msg);
+        tr_error(SUB, "%s of table %s: %s; retrying in %d ms", ix->name, t->name, db->werr.msg,
+                 TB_BG_RETRY_MS);
         dirty_reload(db);
         dirty_clear(db);
         if (pub) tab_unref(pub);
-        atomic_store(&db->bg_pending, 0);
+        db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
         return;
     }
     dirty_clear(db);
@@ -2356,7 +2376,7 @@ static int drop_step(tbl_t *db) {
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
         mdb_fail(&db->werr, rc, "removing a deleted table's items");
-        tr_error(SUB, "%s; the rest is removed after a restart", db->werr.msg);
+        tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
         return -1;
     }
     return found;
@@ -2364,8 +2384,9 @@ static int drop_step(tbl_t *db) {
 
 /* Writer thread, between batches: one chunk of background work. */
 static void bg_step(tbl_t *db) {
+    if (tr_mono_ns() / 1000000 < db->bg_retry_ms) return;   /* backing off after a failure */
     int r = drop_step(db);
-    if (r < 0) atomic_store(&db->bg_pending, 0);
+    if (r < 0) db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
     else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
 }
 
@@ -3518,9 +3539,16 @@ static int meta_load(tbl_t *db, tr_err *err) {
     MDB_cursor *dc;
     if (!mdb_cursor_open(txn, db->db_meta, &dc)) {
         MDB_val dk = {2, "d/"};
-        if (!mdb_cursor_get(dc, &dk, &v, MDB_SET_RANGE) && dk.mv_size >= 2 &&
-            !memcmp(dk.mv_data, "d/", 2))
+        for (int r = mdb_cursor_get(dc, &dk, &v, MDB_SET_RANGE);
+             !r && dk.mv_size == 10 && !memcmp(dk.mv_data, "d/", 2);
+             r = mdb_cursor_get(dc, &dk, &v, MDB_NEXT)) {
             atomic_store(&db->bg_pending, 1);   /* a deleted table's items are left */
+            char hex[9];
+            memcpy(hex, (char *)dk.mv_data + 2, 8);
+            hex[8] = 0;
+            uint32_t id = (uint32_t)strtoul(hex, NULL, 16);
+            if (id >= db->next_id) db->next_id = id + 1;   /* never reused, by construction */
+        }
         mdb_cursor_close(dc);
     }
     MDB_cursor *c;

@@ -196,8 +196,9 @@ void tbl_close(tbl_t *db);
  * attribute definitions unused or missing, LSI on a HASH-only table or with another hash key,
  * duplicate index names), TR_ELIMIT.  out (may be NULL) receives the description. */
 int tbl_table_create(tbl_t *db, const tbl_table_info_t *def, tbl_table_info_t *out, tr_err *err);
-/* DeleteTable: removes items, indexes, TTL entries and metadata in one transaction.  out (may be
- * NULL) gets the description as it was, status DELETING.  TR_ENOTFOUND, TR_EINUSE (deletion
+/* DeleteTable: removes the metadata and counters at once (the name is free again) and the
+ * items, index and TTL entries in the background.  out (may be NULL) gets the description as
+ * it was, status DELETING.  TR_ENOTFOUND, TR_EINUSE (deletion
  * protection). */
 int tbl_table_delete(tbl_t *db, const char *name, tbl_table_info_t *out, tr_err *err);
 /* DescribeTable snapshot; free with tbl_table_info_free.  TR_ENOTFOUND. */
@@ -362,7 +363,8 @@ int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, c
  * Returns the number deleted (>= 0) or TR_E*.  Not from a write callback. */
 int tbl_ttl_run(tbl_t *db, size_t max);
 
-/* 1 while background work is left (a GSI backfilling, a deleted table's items), else 0. */
+/* 1 while background work is left (a GSI backfilling, a deleted table's items), else 0.  An
+ * LMDB failure in that work is logged and retried a second later. */
 int tbl_background_pending(tbl_t *db);
 
 /* ---- synchronous convenience API (native C functions) -------------------------------------- */
