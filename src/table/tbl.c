@@ -44,6 +44,8 @@
  *           "b/<id>/<space>" (decimal)  ->  a CREATING GSI's backfill position: the last item
  *                 key indexed (absent: from the start)
  *           "d/<id, 8 hex>"  ->  empty: a deleted table whose items are still being removed
+ *           "l/<id, 8 hex>"  ->  TTL enabled, existing items still being indexed: the last item
+ *                 key done (empty: from the start)
  *
  * "stats"   [table id u32 BE][space u8]  ->  [item count u64 LE][bytes u64 LE]  (16 bytes)
  *           bytes = sum of tbl_item_size of the items (space 0) or projected entries (index).
@@ -2090,33 +2092,10 @@ static int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t
     return range_delete_some(txn, dbi, prefix, n, 0, NULL);
 }
 
-/* Call fn for every entry of a key space, in order; fn may write to the txn (the cursor is
- * re-positioned from a copy of the key after each call). */
+/* Called for an item by chunk_each; may write to the txn (the cursor is re-positioned from a
+ * copy of the key after each call). */
 typedef int (*space_fn)(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const MDB_val *k,
                         const MDB_val *v);
-
-static int space_each(tbl_t *db, MDB_txn *txn, tb_table_t *t, uint8_t space, space_fn fn,
-                      void *arg) {
-    MDB_cursor *c;
-    int rc = mdb_cursor_open(txn, db->db_items, &c);
-    if (rc) return rc;
-    uint8_t pre[5], kb[TBL__KEYMAX];
-    prefix_put(pre, t->id, space);
-    MDB_val k = {5, pre}, v;
-    rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    while (!rc && k.mv_size >= 5 && !memcmp(k.mv_data, pre, 5)) {
-        size_t kn = k.mv_size;
-        memcpy(kb, k.mv_data, kn);
-        MDB_val kc = {kn, kb};
-        if ((rc = fn(db, txn, t, arg, &kc, &v))) break;
-        k = (MDB_val){kn, kb};
-        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-        if (!rc && k.mv_size == kn && !memcmp(k.mv_data, kb, kn))
-            rc = mdb_cursor_get(c, &k, &v, MDB_NEXT);
-    }
-    mdb_cursor_close(c);
-    return rc == MDB_NOTFOUND ? 0 : rc;
-}
 
 /* pk of a stored item, from its own key attributes. */
 static size_t item_pk(const tb_table_t *t, const json_t *item, uint8_t *out) {
@@ -2257,6 +2236,47 @@ static int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
+/* Call fn for the next items of table t after the position stored under *posk in "meta" (the
+ * last item key done; absent: from the start): at most opts.bf_chunk items and about
+ * TB_BF_BYTES.  kb[*kn] gets the last key done; *done is set when no item is left.  The caller
+ * stores the position or, when done, deletes it, in the same txn. */
+static int chunk_each(tbl_t *db, MDB_txn *txn, tb_table_t *t, const MDB_val *posk, uint8_t *kb,
+                      size_t *kn, space_fn fn, void *arg, int *done) {
+    MDB_cursor *cur;
+    MDB_val v;
+    uint8_t pre[5];
+    prefix_put(pre, t->id, TBL__SPACE_TABLE);
+    *kn = 0;
+    *done = 0;
+    int rc = mdb_get(txn, db->db_meta, (MDB_val *)posk, &v);
+    if (!rc && v.mv_size <= TBL__KEYMAX) {
+        *kn = v.mv_size;
+        memcpy(kb, v.mv_data, *kn);
+    }
+    if (rc && rc != MDB_NOTFOUND) return rc;
+    if ((rc = mdb_cursor_open(txn, db->db_items, &cur))) return rc;
+    size_t bytes = 0;
+    for (uint32_t n = 0; !rc && n < db->opts.bf_chunk && bytes < TB_BF_BYTES; n++) {
+        MDB_val k = *kn ? (MDB_val){*kn, kb} : (MDB_val){5, pre};
+        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+        if (!rc && *kn && k.mv_size == *kn && !memcmp(k.mv_data, kb, *kn))
+            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+        if (rc == MDB_NOTFOUND || (!rc && (k.mv_size < 5 || memcmp(k.mv_data, pre, 5)))) {
+            rc = 0;
+            *done = 1;
+            break;
+        }
+        if (rc) break;
+        *kn = k.mv_size;
+        memcpy(kb, k.mv_data, *kn);
+        bytes += v.mv_size;
+        MDB_val kc = {*kn, kb};
+        rc = fn(db, txn, t, arg, &kc, &v);
+    }
+    mdb_cursor_close(cur);
+    return rc;
+}
+
 /* One chunk of the first CREATING index found.  Clears db->bg_pending when none is left. */
 static void bf_step(tbl_t *db) {
     tb_table_t *t = NULL;
@@ -2274,43 +2294,14 @@ static void bf_step(tbl_t *db) {
     }
     tb_index_t *ix = &t->idx[xi];
     MDB_txn *txn = NULL;
-    MDB_cursor *cur = NULL;
     tb_table_t *pub = NULL;
     char pk[32];
-    MDB_val posk = {(size_t)bf_pos_key(pk, t->id, ix->space), pk}, v;
-    uint8_t pre[5], kb[TBL__KEYMAX];
+    MDB_val posk = {(size_t)bf_pos_key(pk, t->id, ix->space), pk};
+    uint8_t kb[TBL__KEYMAX];
     size_t kn = 0;
-    prefix_put(pre, t->id, TBL__SPACE_TABLE);
-    int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
-    if (!rc) rc = mdb_cursor_open(txn, db->db_items, &cur);
-    if (!rc) {
-        rc = mdb_get(txn, db->db_meta, &posk, &v);
-        if (!rc && v.mv_size <= sizeof kb) {
-            kn = v.mv_size;
-            memcpy(kb, v.mv_data, kn);
-        }
-        if (rc == MDB_NOTFOUND) rc = 0;
-    }
     int done = 0;
-    size_t bytes = 0;   /* and at most TB_BF_BYTES of items per transaction */
-    for (uint32_t n = 0; !rc && n < db->opts.bf_chunk && bytes < TB_BF_BYTES; n++) {
-        MDB_val k = kn ? (MDB_val){kn, kb} : (MDB_val){5, pre};
-        rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-        if (!rc && kn && k.mv_size == kn && !memcmp(k.mv_data, kb, kn))
-            rc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
-        if (rc == MDB_NOTFOUND || (!rc && (k.mv_size < 5 || memcmp(k.mv_data, pre, 5)))) {
-            rc = 0;
-            done = 1;
-            break;
-        }
-        if (rc) break;
-        kn = k.mv_size;
-        memcpy(kb, k.mv_data, kn);
-        bytes += v.mv_size;
-        MDB_val kc = {kn, kb};
-        rc = backfill_one(db, txn, t, ix, &kc, &v);
-    }
-    if (cur) mdb_cursor_close(cur);
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
+    if (!rc) rc = chunk_each(db, txn, t, &posk, kb, &kn, backfill_one, ix, &done);
     mark_dirty(db, t);
     if (!rc && done) {
         pub = tab_clone(t);
@@ -2382,10 +2373,70 @@ static int drop_step(tbl_t *db) {
     return found;
 }
 
+/* ---- background TTL indexing ------------------------------------------------------------------
+ *
+ * Enabling TTL takes effect at once for writes; "l/<id, 8 hex>" in "meta" holds the position
+ * (last item key done) of the indexing of the items already there, which ttl_step does one
+ * chunk per transaction (ttl_index_one is idempotent, so an item a write already indexed is
+ * only rewritten the same). */
+static int ttl_key_meta(char *out, uint32_t id) { return snprintf(out, 16, "l/%08" PRIx32, id); }
+
+static int ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id) {
+    char kb[16];
+    MDB_val k = {(size_t)ttl_key_meta(kb, id), kb};
+    int rc = mdb_del(txn, db->db_meta, &k, NULL);
+    return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+/* 1: did a chunk, 0: nothing to do, -1: LMDB failure (logged). */
+static int ttl_step(tbl_t *db) {
+    MDB_txn *txn = NULL;
+    MDB_cursor *c = NULL;
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn), found = 0;
+    if (!rc) rc = mdb_cursor_open(txn, db->db_meta, &c);
+    MDB_val k = {2, "l/"}, v;
+    if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+    if (!rc && k.mv_size == 10 && !memcmp(k.mv_data, "l/", 2)) {
+        char hex[9], mk[16];
+        memcpy(hex, (char *)k.mv_data + 2, 8);
+        hex[8] = 0;
+        uint32_t id = (uint32_t)strtoul(hex, NULL, 16);
+        memcpy(mk, k.mv_data, 10);
+        MDB_val posk = {10, mk};
+        found = 1;
+        tb_table_t *t = NULL;
+        for (size_t i = 0; i < db->n_tabs && !t; i++)
+            if (db->tabs[i]->id == id && db->tabs[i]->ttl_enabled) t = db->tabs[i];
+        uint8_t kb[TBL__KEYMAX];
+        size_t kn = 0;
+        int done = 1;   /* a marker without its table (or with TTL off) is dropped */
+        if (t) rc = chunk_each(db, txn, t, &posk, kb, &kn, ttl_index_one, NULL, &done);
+        if (!rc && done) {
+            rc = mdb_del(txn, db->db_meta, &posk, NULL);
+            if (t) tr_info(SUB, "TTL of table %s: existing items indexed", t->name);
+        } else if (!rc) {
+            MDB_val pv = {kn, kb};
+            rc = mdb_put(txn, db->db_meta, &posk, &pv, 0);
+        }
+    } else if (rc == MDB_NOTFOUND || !rc) {
+        rc = 0;
+    }
+    if (c) mdb_cursor_close(c);
+    if (!rc && found) rc = mdb_txn_commit(txn);
+    else if (txn) mdb_txn_abort(txn);
+    if (rc) {
+        mdb_fail(&db->werr, rc, "indexing TTL values");
+        tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
+        return -1;
+    }
+    return found;
+}
+
 /* Writer thread, between batches: one chunk of background work. */
 static void bg_step(tbl_t *db) {
     if (tr_mono_ns() / 1000000 < db->bg_retry_ms) return;   /* backing off after a failure */
     int r = drop_step(db);
+    if (r == 0) r = ttl_step(db);
     if (r < 0) db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
     else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
 }
@@ -2410,6 +2461,7 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     for (size_t i = 0; !rc && i < t->n_idx; i++)
         if (t->idx[i].status == TBL_STATUS_CREATING)
             rc = bf_pos_del(db, txn, t->id, t->idx[i].space);
+    if (!rc) rc = ttl_pos_del(db, txn, t->id);
     if (!rc) {
         size_t kn;
         char *k = meta_key(t->name, &kn);
@@ -2603,8 +2655,12 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             free(n->ttl_attr);
             n->ttl_attr = xstrdup(c->ttl_attr);
             n->ttl_enabled = 1;
-            rc = space_each(db, txn, n, TBL__SPACE_TABLE, ttl_index_one, NULL);
-            if (rc) rc = mdb_fail(&c->err, rc, "indexing TTL values");
+            /* writes index their TTL from now on; ttl_step indexes the items already there */
+            char mk[16];
+            MDB_val mkv = {(size_t)ttl_key_meta(mk, n->id), mk}, empty = {0, ""};
+            rc = mdb_put(txn, db->db_meta, &mkv, &empty, 0);
+            if (rc) rc = mdb_fail(&c->err, rc, "enabling TTL");
+            else atomic_store(&db->bg_pending, 1);
         } else {
             if (!t->ttl_enabled) {
                 rc = tr_err_set(&c->err, TR_EVALIDATION, "TimeToLive is already disabled");
@@ -2612,7 +2668,8 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             }
             n->ttl_enabled = 0;
             prefix_put(pre, n->id, TBL__SPACE_TTL);
-            rc = range_delete(txn, db->db_items, pre, 5);
+            rc = ttl_pos_del(db, txn, n->id);
+            if (!rc) rc = range_delete(txn, db->db_items, pre, 5);
             if (rc) rc = mdb_fail(&c->err, rc, "removing TTL entries");
         }
         break;
@@ -3549,6 +3606,10 @@ static int meta_load(tbl_t *db, tr_err *err) {
             uint32_t id = (uint32_t)strtoul(hex, NULL, 16);
             if (id >= db->next_id) db->next_id = id + 1;   /* never reused, by construction */
         }
+        dk = (MDB_val){2, "l/"};
+        if (!mdb_cursor_get(dc, &dk, &v, MDB_SET_RANGE) && dk.mv_size == 10 &&
+            !memcmp(dk.mv_data, "l/", 2))
+            atomic_store(&db->bg_pending, 1);   /* TTL indexing of existing items is left */
         mdb_cursor_close(dc);
     }
     MDB_cursor *c;

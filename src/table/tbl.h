@@ -218,7 +218,8 @@ int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_
                        tr_err *err);
 int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t n, tr_err *err);
 /* UpdateTimeToLive.  TR_EVALIDATION "TimeToLive is already enabled" / "TimeToLive is already
- * disabled" as DynamoDB; enabling indexes every existing item's TTL value (synchronously). */
+ * disabled" as DynamoDB.  Enabling applies to writes at once; the existing items' TTL values
+ * are indexed in the background (tbl_background_pending), so they start expiring shortly after. */
 int tbl_ttl_update(tbl_t *db, const char *name, const char *attr, int enabled, tr_err *err);
 
 /* ---- writes (asynchronous, group-committed) ------------------------------------------------ */

@@ -1498,6 +1498,7 @@ static void test_ttl(void **state) {
                               PRId64 "\"}}", now_s - 10);
     put_ok(db, "tt1", buf);
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), 0);
+    wait_background(db);   /* the items already there are indexed in the background */
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), TR_EVALIDATION);
     assert_non_null(strstr(e.msg, "already enabled"));
     snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"soon\"},\"g\":{\"S\":\"x\"},\"exp\":{\"N\":\"%"
@@ -1547,6 +1548,53 @@ static void test_ttl(void **state) {
     it = get(db, "tt1", "{\"id\":{\"S\":\"moved\"}}");
     assert_non_null(it);
     json_decref(it);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
+/* Enabling TTL indexes the items already there in the background (one per transaction here)
+ * while writes go on; afterwards exactly the expired items expire, across a restart. */
+static void test_ttl_enable_in_background(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    o.bf_chunk = 1;
+    tbl_t *db = open_at(dir, &o);
+    int64_t now_s = 1700000000;
+    atomic_store(&g_clock_ms, now_s * 1000);
+    create(db, "tt1", "id", TBL_T_S, NULL, 0);
+    char buf[160];
+    int expired = 0;
+    for (int i = 0; i < 1000; i++) {   /* even: expired, odd: in the future */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"exp\":{\"N\":\"%" PRId64 "\"}}", i,
+                 i % 2 ? now_s + 1000 : now_s - 10);
+        put_ok(db, "tt1", buf);
+        expired += !(i % 2);
+    }
+    tr_err e = {0, ""};
+    assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), 0);
+    for (int i = 0; i < 1000; i += 10) {   /* even ones moved to the future meanwhile */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"exp\":{\"N\":\"%" PRId64 "\"}}", i,
+                 now_s + 2000);
+        put_ok(db, "tt1", buf);
+        expired--;
+    }
+    for (int i = 1000; i < 1050; i++) {   /* new expired items */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"exp\":{\"N\":\"%" PRId64 "\"}}", i,
+                 now_s - 5);
+        put_ok(db, "tt1", buf);
+        expired++;
+    }
+    tbl_close(db);   /* most of the indexing is still to do: resumed */
+    db = open_at(dir, &o);
+    wait_background(db);
+    int gone = 0;
+    for (int r; (r = tbl_ttl_run(db, 0)) > 0;) gone += r;
+    assert_int_equal(gone, expired);
+    tbl_table_info_t info;
+    describe(db, "tt1", &info);
+    assert_int_equal(info.item_count, (uint64_t)(1050 - expired));
+    tbl_table_info_free(&info);
     tbl_close(db);
     tmp_done(dir);
 }
@@ -1877,6 +1925,7 @@ int main(void) {
         cmocka_unit_test(test_gsi_backfill_and_delete),
         cmocka_unit_test(test_gsi_backfill_in_background),
         cmocka_unit_test(test_delete_table_in_background),
+        cmocka_unit_test(test_ttl_enable_in_background),
         cmocka_unit_test(test_txn_basic),
         cmocka_unit_test(test_txn_idempotency),
         cmocka_unit_test(test_txn_concurrent),
