@@ -44,6 +44,8 @@
  *           "b/<id>/<space>" (decimal)  ->  a CREATING GSI's backfill position: the last item
  *                 key indexed (absent: from the start)
  *           "d/<id, 8 hex>"  ->  empty: a deleted table whose items are still being removed
+ *           "d/<id, 8 hex><space, 2 hex>"  ->  empty: same for a deleted GSI's entries (the space
+ *                 is not reused meanwhile)
  *           "l/<id, 8 hex>"  ->  TTL enabled, existing items still being indexed: the last item
  *                 key done (empty: from the start)
  *
@@ -2342,6 +2344,18 @@ static void bf_step(tbl_t *db) {
  * table, so a table re-created under the same name never sees them. */
 static int drop_key(char *out, uint32_t id) { return snprintf(out, 16, "d/%08" PRIx32, id); }
 
+/* A deleted GSI's entries: "d/<id, 8 hex><space, 2 hex>".  Its space is not given to a new
+ * index until they are gone. */
+static int drop_key_space(char *out, uint32_t id, uint8_t space) {
+    return snprintf(out, 16, "d/%08" PRIx32 "%02x", id, (unsigned)space);
+}
+
+static int space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
+    char kb[16];
+    MDB_val k = {(size_t)drop_key_space(kb, id, space), kb}, v;
+    return mdb_get(txn, db->db_meta, &k, &v) == 0;
+}
+
 /* 1: did a chunk, 0: nothing to drop, -1: LMDB failure (logged). */
 static int drop_step(tbl_t *db) {
     MDB_txn *txn = NULL;
@@ -2350,14 +2364,15 @@ static int drop_step(tbl_t *db) {
     if (!rc) rc = mdb_cursor_open(txn, db->db_meta, &c);
     MDB_val k = {2, "d/"}, v;
     if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (!rc && k.mv_size == 10 && !memcmp(k.mv_data, "d/", 2)) {
-        char hex[9];
-        memcpy(hex, (char *)k.mv_data + 2, 8);
-        hex[8] = 0;
-        uint8_t pre[4];
-        put_be32(pre, (uint32_t)strtoul(hex, NULL, 16));
+    if (!rc && (k.mv_size == 10 || k.mv_size == 12) && !memcmp(k.mv_data, "d/", 2)) {
+        uint8_t pre[5];   /* table id, or table id + space */
+        size_t plen = (k.mv_size - 2) / 2;
+        for (size_t i = 0; i < plen; i++) {
+            char hex[3] = {((char *)k.mv_data)[2 + 2 * i], ((char *)k.mv_data)[3 + 2 * i], 0};
+            pre[i] = (uint8_t)strtoul(hex, NULL, 16);
+        }
         found = 1;
-        rc = range_delete_some(txn, db->db_items, pre, 4, db->opts.bf_chunk, &more);
+        rc = range_delete_some(txn, db->db_items, pre, plen, db->opts.bf_chunk, &more);
         if (!rc && !more) rc = mdb_cursor_del(c, 0);
     } else if (rc == MDB_NOTFOUND || !rc) {
         rc = 0;
@@ -2366,7 +2381,7 @@ static int drop_step(tbl_t *db) {
     if (!rc && found) rc = mdb_txn_commit(txn);
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
-        mdb_fail(&db->werr, rc, "removing a deleted table's items");
+        mdb_fail(&db->werr, rc, "removing a deleted table's or index's entries");
         tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
         return -1;
     }
@@ -2546,7 +2561,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         for (unsigned s = 1; s < TBL__SPACE_TTL && !space; s++) {
             int taken = 0;
             for (size_t i = 0; i < n->n_idx; i++) taken |= n->idx[i].space == s;
-            if (!taken) space = (uint8_t)s;
+            if (!taken && !space_dropping(db, txn, n->id, (uint8_t)s)) space = (uint8_t)s;
         }
         n->idx = xrealloc(n->idx, (n->n_idx + 1) * sizeof *n->idx);
         tb_index_t *ix = &n->idx[n->n_idx++];
@@ -2576,7 +2591,11 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
         rc = bf_pos_del(db, txn, n->id, n->idx[i].space);
-        if (!rc) rc = range_delete(txn, db->db_items, pre, 5);
+        /* its entries go in the background (drop_step) */
+        char dk[16];
+        MDB_val dkv = {(size_t)drop_key_space(dk, n->id, n->idx[i].space), dk}, empty = {0, ""};
+        if (!rc) rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
+        if (!rc) atomic_store(&db->bg_pending, 1);
         if (!rc) {
             MDB_val kv = {5, pre};
             rc = mdb_del(txn, db->db_stats, &kv, NULL);
@@ -3597,7 +3616,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
     if (!mdb_cursor_open(txn, db->db_meta, &dc)) {
         MDB_val dk = {2, "d/"};
         for (int r = mdb_cursor_get(dc, &dk, &v, MDB_SET_RANGE);
-             !r && dk.mv_size == 10 && !memcmp(dk.mv_data, "d/", 2);
+             !r && (dk.mv_size == 10 || dk.mv_size == 12) && !memcmp(dk.mv_data, "d/", 2);
              r = mdb_cursor_get(dc, &dk, &v, MDB_NEXT)) {
             atomic_store(&db->bg_pending, 1);   /* a deleted table's items are left */
             char hex[9];

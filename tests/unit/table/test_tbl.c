@@ -903,6 +903,14 @@ static void wait_indexes_active(tbl_t *db, const char *t, tbl_table_info_t *out)
     fail_msg("indexes of %s not ACTIVE after 30 s", t);
 }
 
+static void wait_background(tbl_t *db) {
+    for (int i = 0; i < 30000 && tbl_background_pending(db); i++) {
+        struct timespec ts = {0, 1000000};
+        nanosleep(&ts, NULL);
+    }
+    assert_int_equal(tbl_background_pending(db), 0);
+}
+
 /* Index entries of "byG" in tt1, counted by a Query per group value g0..g9. */
 static uint32_t count_by_g(tbl_t *db) {
     tr_err e = {0, ""};
@@ -933,7 +941,8 @@ static uint32_t count_by_g(tbl_t *db) {
 /* A GSI added to a populated table backfills in the background, one item per transaction here:
  * the table stays writable, reads of the index are refused until it is ACTIVE, writes made
  * meanwhile (new, moved and deleted items) end up exactly right, a second index waits its turn,
- * and a restart in the middle resumes the backfill. */
+ * and a restart in the middle resumes the backfill.  Deleting it empties its key space in the
+ * background too. */
 static void test_gsi_backfill_in_background(void **state) {
     (void)state;
     char *dir = tmp_dir();
@@ -1004,18 +1013,27 @@ static void test_gsi_backfill_in_background(void **state) {
     assert_int_equal(out.indexes[0].item_count, (uint64_t)expect);
     tbl_table_info_free(&out);
     assert_int_equal(count_by_g(db), (uint32_t)expect);
+    /* deleted (its entries go in the background) and added again at once: the new index does
+     * not share the old one's key space while that is being emptied */
+    tbl_table_update_t del = {.delete_gsi = "byG"};
+    assert_int_equal(tbl_table_update(db, "tt1", &del, NULL, &e), 0);
+    assert_int_equal(tbl_table_update(db, "tt1", &u, NULL, &e), 0);
+    for (int i = N + 300; i < N + 400; i++) {   /* indexed by the new one right away */
+        snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i, i % 10);
+        put_ok(db, "tt1", buf);
+        expect++;
+    }
+    wait_indexes_active(db, "tt1", &out);
+    tbl_table_info_free(&out);
+    wait_background(db);
+    assert_int_equal(count_by_g(db), (uint32_t)expect);
+    describe(db, "tt1", &out);
+    assert_int_equal(out.indexes[0].item_count, (uint64_t)expect);
+    tbl_table_info_free(&out);
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
     tmp_done(dir);
-}
-
-static void wait_background(tbl_t *db) {
-    for (int i = 0; i < 30000 && tbl_background_pending(db); i++) {
-        struct timespec ts = {0, 1000000};
-        nanosleep(&ts, NULL);
-    }
-    assert_int_equal(tbl_background_pending(db), 0);
 }
 
 /* DeleteTable returns at once; the items go in the background (one per transaction here),
