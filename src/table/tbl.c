@@ -81,7 +81,8 @@
  *   Item value (tables and indexes):
  *     offset 0   u8      version (1)
  *     offset 1   u8      flags: bit 0 = the item has a TTL expiry (valid only while the table's
- *                        TTL is enabled; enabling TTL rewrites every header)
+ *                        TTL is enabled; enabling TTL rewrites every header, in the
+ *                        background, so expiry deletes re-check the item's attribute)
  *     offset 2   u16     0
  *     offset 4   u32 LE  tbl_item_size of the stored item (counters, 1 MB paging, capacity)
  *     offset 8   i64 LE  TTL expiry, epoch seconds (flag bit 0)
@@ -2563,6 +2564,11 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
             for (size_t i = 0; i < n->n_idx; i++) taken |= n->idx[i].space == s;
             if (!taken && !space_dropping(db, txn, n->id, (uint8_t)s)) space = (uint8_t)s;
         }
+        if (!space) {   /* every key space taken or still being emptied */
+            rc = tr_err_set(&c->err, TR_ELIMIT, "Subscriber limit exceeded: too many indexes "
+                            "created and deleted on table %s recently; retry later", n->name);
+            goto fail;
+        }
         n->idx = xrealloc(n->idx, (n->n_idx + 1) * sizeof *n->idx);
         tb_index_t *ix = &n->idx[n->n_idx++];
         tbl_attrdef_t defs[2] = {{(char *)gi->hash, types[0]}, {(char *)gi->range, types[1]}};
@@ -2674,6 +2680,19 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             free(n->ttl_attr);
             n->ttl_attr = xstrdup(c->ttl_attr);
             n->ttl_enabled = 1;
+            /* a TTL space still being emptied after a disable is emptied now: new entries go
+             * there at once */
+            if (space_dropping(db, txn, n->id, TBL__SPACE_TTL)) {
+                char dk[16];
+                MDB_val dkv = {(size_t)drop_key_space(dk, n->id, TBL__SPACE_TTL), dk};
+                prefix_put(pre, n->id, TBL__SPACE_TTL);
+                rc = range_delete(txn, db->db_items, pre, 5);
+                if (!rc) rc = mdb_del(txn, db->db_meta, &dkv, NULL);
+                if (rc) {
+                    rc = mdb_fail(&c->err, rc, "enabling TTL");
+                    break;
+                }
+            }
             /* writes index their TTL from now on; ttl_step indexes the items already there */
             char mk[16];
             MDB_val mkv = {(size_t)ttl_key_meta(mk, n->id), mk}, empty = {0, ""};
@@ -2686,10 +2705,14 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
                 break;
             }
             n->ttl_enabled = 0;
-            prefix_put(pre, n->id, TBL__SPACE_TTL);
+            /* the TTL entries go in the background (drop_step) */
+            char dk[16];
+            MDB_val dkv = {(size_t)drop_key_space(dk, n->id, TBL__SPACE_TTL), dk},
+                    empty = {0, ""};
             rc = ttl_pos_del(db, txn, n->id);
-            if (!rc) rc = range_delete(txn, db->db_items, pre, 5);
+            if (!rc) rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
             if (rc) rc = mdb_fail(&c->err, rc, "removing TTL entries");
+            else atomic_store(&db->bg_pending, 1);
         }
         break;
     default:
@@ -2731,11 +2754,15 @@ static int ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         op.old_ttl = cd->expiry;
         op.old = val_parse(&v);
         op.act = A_DEL;
+        /* the header may predate the current TTL setting (its indexing runs in the
+         * background): the item's own value under the current attribute decides */
+        int64_t e_now = 0;
+        int expired_now = op.old && ttl_of(op.old, t->ttl_attr, &e_now) && e_now == cd->expiry;
         tb_wx_t x;
         memset(&x, 0, sizeof x);
         x.key = cd->key;
         x.pk = pk;
-        x.pk_n = op.old ? item_pk(t, op.old, pk) : 0;
+        x.pk_n = expired_now ? item_pk(t, op.old, pk) : 0;
         if (!x.pk_n) {
             op_clear(&op);
             continue;

@@ -1613,6 +1613,24 @@ static void test_ttl_enable_in_background(void **state) {
     describe(db, "tt1", &info);
     assert_int_equal(info.item_count, (uint64_t)(1050 - expired));
     tbl_table_info_free(&info);
+    /* disabled (its entries go in the background) and enabled again at once on another
+     * attribute: only that attribute counts */
+    assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 0, &e), 0);
+    assert_int_equal(tbl_ttl_update(db, "tt1", "exp2", 1, &e), 0);
+    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"a\"},\"exp\":{\"N\":\"%" PRId64
+                              "\"},\"exp2\":{\"N\":\"%" PRId64 "\"}}", now_s - 10, now_s + 100);
+    put_ok(db, "tt1", buf);
+    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"b\"},\"exp2\":{\"N\":\"%" PRId64 "\"}}",
+             now_s - 10);
+    put_ok(db, "tt1", buf);
+    wait_background(db);
+    gone = 0;
+    for (int r; (r = tbl_ttl_run(db, 0)) > 0;) gone += r;
+    assert_int_equal(gone, 1);
+    assert_null(get(db, "tt1", "{\"id\":{\"S\":\"b\"}}"));
+    json_t *it = get(db, "tt1", "{\"id\":{\"S\":\"a\"}}");
+    assert_non_null(it);
+    json_decref(it);
     tbl_close(db);
     tmp_done(dir);
 }
