@@ -823,14 +823,7 @@ static int d_legacy_rewrite(d_call_t *c, json_t *obj, int mask) {
 
 /* ---- output helpers ------------------------------------------------------------------------ */
 
-static int d_dump_cb(const char *buf, size_t size, void *data) {
-    tr_buf_append((tr_buf *)data, buf, size);
-    return 0;
-}
-
-static void d_put_json(tr_buf *b, const json_t *v) {
-    json_dump_callback(v, d_dump_cb, b, JSON_COMPACT | JSON_ENCODE_ANY);
-}
+static void d_put_json(tr_buf *b, const json_t *v) { tbl_json_dump(b, v); }
 
 static void d_put_str(tr_buf *b, const char *s) { tr_buf_json_str(b, s, strlen(s)); }
 

@@ -708,3 +708,47 @@ size_t tbl_key_encode(const json_t *av, uint8_t *out, size_t cap) {
     default: return 0;
     }
 }
+
+/* ---- compact JSON text ---------------------------------------------------------------------- */
+
+void tbl_json_dump(tr_buf *b, const json_t *v) {
+    switch (json_typeof(v)) {
+    case JSON_OBJECT: {
+        const char *k;
+        size_t kn;
+        json_t *m;
+        int first = 1;
+        tr_buf_append(b, "{", 1);
+        json_object_keylen_foreach((json_t *)v, k, kn, m) {
+            if (!first) tr_buf_append(b, ",", 1);
+            first = 0;
+            tr_buf_json_str(b, k, kn);
+            tr_buf_append(b, ":", 1);
+            tbl_json_dump(b, m);
+        }
+        tr_buf_append(b, "}", 1);
+        break;
+    }
+    case JSON_ARRAY: {
+        size_t i;
+        json_t *m;
+        tr_buf_append(b, "[", 1);
+        json_array_foreach(v, i, m) {
+            if (i) tr_buf_append(b, ",", 1);
+            tbl_json_dump(b, m);
+        }
+        tr_buf_append(b, "]", 1);
+        break;
+    }
+    case JSON_STRING: tr_buf_json_str(b, json_string_value(v), json_string_length(v)); break;
+    case JSON_TRUE: tr_buf_append(b, "true", 4); break;
+    case JSON_FALSE: tr_buf_append(b, "false", 5); break;
+    case JSON_NULL: tr_buf_append(b, "null", 4); break;
+    case JSON_INTEGER: tr_buf_printf(b, "%" JSON_INTEGER_FORMAT, json_integer_value(v)); break;
+    default: {   /* reals: not in items; jansson's own formatting */
+        char *s = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
+        if (s) tr_buf_puts(b, s);
+        free(s);
+    }
+    }
+}

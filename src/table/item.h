@@ -17,6 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "table/num.h"
 
@@ -25,6 +26,11 @@
 
 enum { TBL_T_S, TBL_T_N, TBL_T_B, TBL_T_BOOL, TBL_T_NULL, TBL_T_L, TBL_T_M, TBL_T_SS,
        TBL_T_NS, TBL_T_BS, TBL_T_INVALID };
+
+/* Append v as compact JSON text: the text json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)
+ * writes (members in insertion order, the same escapes; \u00XX hex in lower case), without
+ * jansson's per-token callbacks -- items are dumped for every write and read. */
+void tbl_json_dump(tr_buf *b, const json_t *v);
 
 /* Type of an AttributeValue, TBL_T_INVALID if it is not a well-formed one. */
 int tbl_av_type(const json_t *av);

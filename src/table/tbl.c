@@ -604,10 +604,9 @@ static json_t *val_parse(const MDB_val *v) {
 }
 
 static char *dump(const json_t *item, size_t *n) {
-    char *s = json_dumps(item, JSON_COMPACT);
-    if (!s) oom(0);
-    *n = strlen(s);
-    return s;
+    tr_buf b = TR_BUF_INIT;
+    tbl_json_dump(&b, item);
+    return tr_buf_detach(&b, n);
 }
 
 /* Epoch seconds of a TTL attribute: a number in range.  0 when absent or not usable. */

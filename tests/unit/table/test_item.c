@@ -582,9 +582,53 @@ static void key_encoding(void **st) {
     json_decref(lng);
 }
 
+/* Upper-case the 4 hex digits of every \\u escape (jansson writes \\u001F, we \\u001f). */
+static void hex_upper(char *s, size_t n) {
+    for (size_t i = 0; i + 5 < n; i++)
+        if (s[i] == '\\' && s[i + 1] == 'u') {
+            for (size_t k = i + 2; k < i + 6; k++)
+                if (s[k] >= 'a' && s[k] <= 'f') s[k] = (char)(s[k] - 'a' + 'A');
+            i += 5;
+        } else if (s[i] == '\\') {
+            i++;   /* an escaped character: skip it */
+        }
+}
+
+/* tbl_json_dump writes what jansson's compact dump writes (up to the case of \\u hex). */
+static void json_dump_matches_jansson(void **state) {
+    (void)state;
+    static const char *texts[] = {
+        "{}", "[]", "\"\"", "true", "false", "null", "0", "-12345678901234", "1.5", "1e300",
+        "{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"-1.50e3\"},\"b\":{\"BOOL\":false}}",
+        "{\"q\\\"uote\":{\"S\":\"back\\\\slash / \\\"q\\\" \\n\\r\\t\\b\\f \\u0001\\u001f\\u007f\"}}",
+        "{\"utf8\":{\"S\":\"h\\u00e9llo \\u2028 \\ud83d\\ude00 \\u65e5\\u672c\"}}",
+        "{\"nul\":{\"S\":\"a\\u0000b\"}}",
+        "{\"L\":[{\"M\":{\"x\":{\"NULL\":true},\"y\":{\"L\":[]}}},{\"SS\":[\"a\",\"b\"]}]}",
+        "[1,[2,[3,{\"a\":[4]}]]]",
+    };
+    for (size_t i = 0; i < sizeof texts / sizeof texts[0]; i++) {
+        json_error_t je;
+        json_t *v = json_loads(texts[i], JSON_DECODE_ANY | JSON_ALLOW_NUL, &je);
+        if (!v) fail_msg("bad test JSON %s: %s", texts[i], je.text);
+        size_t want_n = json_dumpb(v, NULL, 0, JSON_COMPACT | JSON_ENCODE_ANY);
+        char *want = malloc(want_n + 1);
+        assert_int_equal(json_dumpb(v, want, want_n, JSON_COMPACT | JSON_ENCODE_ANY), want_n);
+        tr_buf b = TR_BUF_INIT;
+        tbl_json_dump(&b, v);
+        assert_int_equal(b.len, want_n);
+        hex_upper(b.data, b.len);
+        hex_upper(want, want_n);
+        assert_memory_equal(b.data, want, want_n);
+        free(want);
+        tr_buf_free(&b);
+        json_decref(v);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(types),
+        cmocka_unit_test(json_dump_matches_jansson),
         cmocka_unit_test(validate_messages),
         cmocka_unit_test(validate_canonicalises),
         cmocka_unit_test(validate_depth),
