@@ -363,6 +363,12 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     *con_cls = NULL;
 }
 
+/* Count a connection in (d = 1) or out (d = -1) of daemon m and of the server's total. */
+static void mhd_count(net__mhd_t *m, int d) {
+    atomic_fetch_add(&m->conns, d);
+    atomic_fetch_add(&m->s->mhd_live, d);
+}
+
 static void mhd_log(void *cls, const char *fmt, va_list ap) {
     net__mhd_t *m = cls;
     char msg[512];
@@ -371,10 +377,7 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     while (n && (msg[n - 1] == '\n' || msg[n - 1] == '\r')) msg[--n] = 0;
     /* A connection handed over but dropped on the daemon's thread (e.g. out of memory) gets no
      * NOTIFY_CLOSED; this message is its only trace, once per drop. */
-    if (m && strstr(msg, "Failed to start serving new connection")) {
-        atomic_fetch_sub(&m->conns, 1);
-        atomic_fetch_sub(&m->s->mhd_live, 1);
-    }
+    if (m && strstr(msg, "Failed to start serving new connection")) mhd_count(m, -1);
     tr_debug("http", "%s", msg);
 }
 
@@ -382,11 +385,7 @@ static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_
                           enum MHD_ConnectionNotificationCode code) {
     (void)conn;
     (void)socket_context;
-    net__mhd_t *m = cls;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED) {
-        atomic_fetch_sub(&m->conns, 1);
-        atomic_fetch_sub(&m->s->mhd_live, 1);
-    }
+    if (code == MHD_CONNECTION_NOTIFY_CLOSED) mhd_count(cls, -1);
 }
 
 /* ---- the acceptor --------------------------------------------------------------------------- */
@@ -426,12 +425,10 @@ static void route(net_server_t *s, int fd, const struct sockaddr_in *peer, int h
         close(fd);  /* not reached while at_limit holds */
         return;
     }
-    atomic_fetch_add(&m->conns, 1);
-    atomic_fetch_add(&s->mhd_live, 1);
+    mhd_count(m, 1);
     if (MHD_add_connection(m->d, fd, (const struct sockaddr *)peer, sizeof *peer) != MHD_YES) {
         tr_debug("http", "connection refused by libmicrohttpd: %s", strerror(errno));
-        atomic_fetch_sub(&m->conns, 1);   /* MHD closed fd and will not report it */
-        atomic_fetch_sub(&s->mhd_live, 1);
+        mhd_count(m, -1);   /* MHD closed fd and will not report it */
     }
 }
 

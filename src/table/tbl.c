@@ -416,6 +416,10 @@ static void put_be64(uint8_t *p, uint64_t v) {
     put_be32(p + 4, (uint32_t)v);
 }
 
+static uint32_t get_be32(const uint8_t *p) {
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
 static uint64_t get_be64(const uint8_t *p) {
     uint64_t v = 0;
     for (int i = 0; i < 8; i++) v = (v << 8) | p[i];
@@ -2231,11 +2235,16 @@ static int bf_pos_key(char *out, uint32_t id, uint8_t space) {
     return snprintf(out, 32, "b/%" PRIu32 "/%u", id, (unsigned)space);
 }
 
-static int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
-    char kb[32];
-    MDB_val k = {(size_t)bf_pos_key(kb, id, space), kb};
+/* Delete a "meta" key if it is there. */
+static int meta_del(tbl_t *db, MDB_txn *txn, const char *key, int n) {
+    MDB_val k = {(size_t)n, (void *)key};
     int rc = mdb_del(txn, db->db_meta, &k, NULL);
     return rc == MDB_NOTFOUND ? 0 : rc;
+}
+
+static int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
+    char kb[32];
+    return meta_del(db, txn, kb, bf_pos_key(kb, id, space));
 }
 
 /* Call fn for the next items of table t after the position stored under *posk in "meta" (the
@@ -2339,9 +2348,17 @@ static void bf_step(tbl_t *db) {
 /* ---- background removal of a deleted table's items -------------------------------------------
  *
  * DeleteTable removes the table's metadata and counters at once and leaves "d/<id, 8 hex>" in
- * "meta"; drop_step deletes opts.bf_chunk of its items (and index / TTL entries) per
+ * "meta"; drop_marker deletes opts.bf_chunk of its items (and index / TTL entries) per
  * transaction between write batches, then the marker.  The id is never given to another
  * table, so a table re-created under the same name never sees them. */
+/* Leave an empty marker key in "meta" for bg_step to work on (as part of txn). */
+static int bg_mark(tbl_t *db, MDB_txn *txn, const char *key, int n) {
+    MDB_val k = {(size_t)n, (void *)key}, empty = {0, ""};
+    int rc = mdb_put(txn, db->db_meta, &k, &empty, 0);
+    if (!rc) atomic_store(&db->bg_pending, 1);
+    return rc;
+}
+
 static int drop_key(char *out, uint32_t id) { return snprintf(out, 16, "d/%08" PRIx32, id); }
 
 /* A deleted GSI's entries: "d/<id, 8 hex><space, 2 hex>".  Its space is not given to a new
@@ -2356,102 +2373,100 @@ static int space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
     return mdb_get(txn, db->db_meta, &k, &v) == 0;
 }
 
-/* 1: did a chunk, 0: nothing to drop, -1: LMDB failure (logged). */
-static int drop_step(tbl_t *db) {
+/* Bytes of a marker key "x/<hex>" (2 hex digits a byte, at most 5 bytes) into out; their
+ * count, 0 if it is not one. */
+static size_t marker_bytes(const MDB_val *k, uint8_t *out) {
+    size_t n = (k->mv_size - 2) / 2;
+    if (k->mv_size < 4 || k->mv_size % 2 || n > 5) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char hex[3] = {((char *)k->mv_data)[2 + 2 * i], ((char *)k->mv_data)[3 + 2 * i], 0};
+        out[i] = (uint8_t)strtoul(hex, NULL, 16);
+    }
+    return n;
+}
+
+/* Work for one marker k (found by marker_step, c positioned on it) in txn; an LMDB rc. */
+typedef int (*marker_fn)(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k);
+
+/* One transaction of background work for the first "meta" key starting with prefix (2 bytes,
+ * "d/" or "l/").  1: did some, 0: no such marker, -1: LMDB failure (logged as `what`). */
+static int marker_step(tbl_t *db, const char *prefix, marker_fn fn, const char *what) {
     MDB_txn *txn = NULL;
     MDB_cursor *c = NULL;
-    int rc = mdb_txn_begin(db->env, NULL, 0, &txn), found = 0, more = 0;
+    int rc = mdb_txn_begin(db->env, NULL, 0, &txn), found = 0;
     if (!rc) rc = mdb_cursor_open(txn, db->db_meta, &c);
-    MDB_val k = {2, "d/"}, v;
+    MDB_val k = {2, (void *)prefix}, v;
     if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (!rc && (k.mv_size == 10 || k.mv_size == 12) && !memcmp(k.mv_data, "d/", 2)) {
-        uint8_t pre[5];   /* table id, or table id + space */
-        size_t plen = (k.mv_size - 2) / 2;
-        for (size_t i = 0; i < plen; i++) {
-            char hex[3] = {((char *)k.mv_data)[2 + 2 * i], ((char *)k.mv_data)[3 + 2 * i], 0};
-            pre[i] = (uint8_t)strtoul(hex, NULL, 16);
-        }
+    if (!rc && k.mv_size >= 2 && !memcmp(k.mv_data, prefix, 2)) {
         found = 1;
-        rc = range_delete_some(txn, db->db_items, pre, plen, db->opts.bf_chunk, &more);
-        if (!rc && !more) rc = mdb_cursor_del(c, 0);
-    } else if (rc == MDB_NOTFOUND || !rc) {
+        rc = fn(db, txn, c, &k);
+    } else if (rc == MDB_NOTFOUND) {
         rc = 0;
     }
     if (c) mdb_cursor_close(c);
     if (!rc && found) rc = mdb_txn_commit(txn);
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
-        mdb_fail(&db->werr, rc, "removing a deleted table's or index's entries");
+        mdb_fail(&db->werr, rc, what);
         tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
         return -1;
     }
     return found;
 }
 
+/* A drop marker: delete the next chunk of keys under its prefix, then the marker. */
+static int drop_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
+    uint8_t pre[5];   /* table id, or table id + space */
+    size_t plen = marker_bytes(k, pre);
+    if (plen != 4 && plen != 5) return mdb_cursor_del(c, 0);   /* not ours: dropped */
+    int more = 0;
+    int rc = range_delete_some(txn, db->db_items, pre, plen, db->opts.bf_chunk, &more);
+    if (!rc && !more) rc = mdb_cursor_del(c, 0);
+    return rc;
+}
+
 /* ---- background TTL indexing ------------------------------------------------------------------
  *
  * Enabling TTL takes effect at once for writes; "l/<id, 8 hex>" in "meta" holds the position
- * (last item key done) of the indexing of the items already there, which ttl_step does one
+ * (last item key done) of the indexing of the items already there, which ttl_marker does one
  * chunk per transaction (ttl_index_one is idempotent, so an item a write already indexed is
  * only rewritten the same). */
 static int ttl_key_meta(char *out, uint32_t id) { return snprintf(out, 16, "l/%08" PRIx32, id); }
 
 static int ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id) {
     char kb[16];
-    MDB_val k = {(size_t)ttl_key_meta(kb, id), kb};
-    int rc = mdb_del(txn, db->db_meta, &k, NULL);
-    return rc == MDB_NOTFOUND ? 0 : rc;
+    return meta_del(db, txn, kb, ttl_key_meta(kb, id));
 }
 
-/* 1: did a chunk, 0: nothing to do, -1: LMDB failure (logged). */
-static int ttl_step(tbl_t *db) {
-    MDB_txn *txn = NULL;
-    MDB_cursor *c = NULL;
-    int rc = mdb_txn_begin(db->env, NULL, 0, &txn), found = 0;
-    if (!rc) rc = mdb_cursor_open(txn, db->db_meta, &c);
-    MDB_val k = {2, "l/"}, v;
-    if (!rc) rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
-    if (!rc && k.mv_size == 10 && !memcmp(k.mv_data, "l/", 2)) {
-        char hex[9], mk[16];
-        memcpy(hex, (char *)k.mv_data + 2, 8);
-        hex[8] = 0;
-        uint32_t id = (uint32_t)strtoul(hex, NULL, 16);
-        memcpy(mk, k.mv_data, 10);
-        MDB_val posk = {10, mk};
-        found = 1;
-        tb_table_t *t = NULL;
-        for (size_t i = 0; i < db->n_tabs && !t; i++)
-            if (db->tabs[i]->id == id && db->tabs[i]->ttl_enabled) t = db->tabs[i];
-        uint8_t kb[TBL__KEYMAX];
-        size_t kn = 0;
-        int done = 1;   /* a marker without its table (or with TTL off) is dropped */
-        if (t) rc = chunk_each(db, txn, t, &posk, kb, &kn, ttl_index_one, NULL, &done);
-        if (!rc && done) {
-            rc = mdb_del(txn, db->db_meta, &posk, NULL);
-            if (t) tr_info(SUB, "TTL of table %s: existing items indexed", t->name);
-        } else if (!rc) {
-            MDB_val pv = {kn, kb};
-            rc = mdb_put(txn, db->db_meta, &posk, &pv, 0);
-        }
-    } else if (rc == MDB_NOTFOUND || !rc) {
-        rc = 0;
+/* A TTL marker: index the next chunk of the table's items, then drop the marker. */
+static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
+    uint8_t idb[5];
+    char mk[16];
+    if (marker_bytes(k, idb) != 4) return mdb_cursor_del(c, 0);   /* not ours: dropped */
+    uint32_t id = get_be32(idb);
+    MDB_val posk = {(size_t)ttl_key_meta(mk, id), mk};
+    tb_table_t *t = NULL;
+    for (size_t i = 0; i < db->n_tabs && !t; i++)
+        if (db->tabs[i]->id == id && db->tabs[i]->ttl_enabled) t = db->tabs[i];
+    uint8_t kb[TBL__KEYMAX];
+    size_t kn = 0;
+    int done = 1, rc = 0;   /* a marker without its table (or with TTL off) is dropped */
+    if (t) rc = chunk_each(db, txn, t, &posk, kb, &kn, ttl_index_one, NULL, &done);
+    if (!rc && done) {
+        rc = mdb_del(txn, db->db_meta, &posk, NULL);
+        if (t) tr_info(SUB, "TTL of table %s: existing items indexed", t->name);
+    } else if (!rc) {
+        MDB_val pv = {kn, kb};
+        rc = mdb_put(txn, db->db_meta, &posk, &pv, 0);
     }
-    if (c) mdb_cursor_close(c);
-    if (!rc && found) rc = mdb_txn_commit(txn);
-    else if (txn) mdb_txn_abort(txn);
-    if (rc) {
-        mdb_fail(&db->werr, rc, "indexing TTL values");
-        tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
-        return -1;
-    }
-    return found;
+    return rc;
 }
 
 /* Writer thread, between batches: one chunk of background work. */
 static void bg_step(tbl_t *db) {
     if (tr_mono_ns() / 1000000 < db->bg_retry_ms) return;   /* backing off after a failure */
-    int r = drop_step(db);
-    if (r == 0) r = ttl_step(db);
+    int r = marker_step(db, "d/", drop_marker, "removing a deleted table's or index's entries");
+    if (r == 0) r = marker_step(db, "l/", ttl_marker, "indexing TTL values");
     if (r < 0) db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
     else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
 }
@@ -2468,10 +2483,9 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
                           "deletion. Disable deletion protection first.");
     uint8_t pre[4];
     put_be32(pre, t->id);
-    /* the items go in the background (drop_step); table ids are never reused */
+    /* the items go in the background (drop_marker); table ids are never reused */
     char dk[16];
-    MDB_val dkv = {(size_t)drop_key(dk, t->id), dk}, empty = {0, ""};
-    int rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
+    int rc = bg_mark(db, txn, dk, drop_key(dk, t->id));
     if (!rc) rc = range_delete(txn, db->db_stats, pre, 4);
     for (size_t i = 0; !rc && i < t->n_idx; i++)
         if (t->idx[i].status == TBL_STATUS_CREATING)
@@ -2485,7 +2499,6 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         free(k);
     }
     if (rc) return mdb_fail(&c->err, rc, "deleting a table");
-    atomic_store(&db->bg_pending, 1);
     if (c->out) {
         info_fill(t, c->out);
         info_counts_mem(t, c->out);
@@ -2596,11 +2609,9 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
         rc = bf_pos_del(db, txn, n->id, n->idx[i].space);
-        /* its entries go in the background (drop_step) */
+        /* its entries go in the background (drop_marker) */
         char dk[16];
-        MDB_val dkv = {(size_t)drop_key_space(dk, n->id, n->idx[i].space), dk}, empty = {0, ""};
-        if (!rc) rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
-        if (!rc) atomic_store(&db->bg_pending, 1);
+        if (!rc) rc = bg_mark(db, txn, dk, drop_key_space(dk, n->id, n->idx[i].space));
         if (!rc) {
             MDB_val kv = {5, pre};
             rc = mdb_del(txn, db->db_stats, &kv, NULL);
@@ -2692,26 +2703,21 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
                     break;
                 }
             }
-            /* writes index their TTL from now on; ttl_step indexes the items already there */
+            /* writes index their TTL from now on; ttl_marker indexes the items already there */
             char mk[16];
-            MDB_val mkv = {(size_t)ttl_key_meta(mk, n->id), mk}, empty = {0, ""};
-            rc = mdb_put(txn, db->db_meta, &mkv, &empty, 0);
+            rc = bg_mark(db, txn, mk, ttl_key_meta(mk, n->id));
             if (rc) rc = mdb_fail(&c->err, rc, "enabling TTL");
-            else atomic_store(&db->bg_pending, 1);
         } else {
             if (!t->ttl_enabled) {
                 rc = tr_err_set(&c->err, TR_EVALIDATION, "TimeToLive is already disabled");
                 break;
             }
             n->ttl_enabled = 0;
-            /* the TTL entries go in the background (drop_step) */
+            /* the TTL entries go in the background (drop_marker) */
             char dk[16];
-            MDB_val dkv = {(size_t)drop_key_space(dk, n->id, TBL__SPACE_TTL), dk},
-                    empty = {0, ""};
             rc = ttl_pos_del(db, txn, n->id);
-            if (!rc) rc = mdb_put(txn, db->db_meta, &dkv, &empty, 0);
+            if (!rc) rc = bg_mark(db, txn, dk, drop_key_space(dk, n->id, TBL__SPACE_TTL));
             if (rc) rc = mdb_fail(&c->err, rc, "removing TTL entries");
-            else atomic_store(&db->bg_pending, 1);
         }
         break;
     default:
@@ -3645,10 +3651,9 @@ static int meta_load(tbl_t *db, tr_err *err) {
              !r && (dk.mv_size == 10 || dk.mv_size == 12) && !memcmp(dk.mv_data, "d/", 2);
              r = mdb_cursor_get(dc, &dk, &v, MDB_NEXT)) {
             atomic_store(&db->bg_pending, 1);   /* a deleted table's items are left */
-            char hex[9];
-            memcpy(hex, (char *)dk.mv_data + 2, 8);
-            hex[8] = 0;
-            uint32_t id = (uint32_t)strtoul(hex, NULL, 16);
+            uint8_t idb[5];
+            marker_bytes(&dk, idb);
+            uint32_t id = get_be32(idb);
             if (id >= db->next_id) db->next_id = id + 1;   /* never reused, by construction */
         }
         dk = (MDB_val){2, "l/"};

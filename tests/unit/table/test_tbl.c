@@ -787,12 +787,19 @@ static uint32_t index_count(tbl_t *db, const char *index, const char *kc, const 
     tr_err err = {0, ""};
     if (tbl_expr_parse(TBL_EXPR_KEY_CONDITION, kc, NULL, v, NULL, &e, &err))
         fail_msg("kc: %s", err.msg);
-    tbl_query_t q = {.table = "tt1", .index = index, .keycond_expr = e,
-                     .select = items ? TBL_SELECT_ALL_PROJECTED : TBL_SELECT_COUNT};
-    if (tbl_query(db, &q, &err)) fail_msg("query %s: %s", index, err.msg);
-    uint32_t n = q.count;
-    if (items) *items = json_incref(q.items);
-    tbl_query_free(&q);
+    uint32_t n = 0;
+    json_t *start = NULL;
+    if (items) *items = json_array();
+    do {   /* every page */
+        tbl_query_t q = {.table = "tt1", .index = index, .keycond_expr = e, .start_key = start,
+                         .select = items ? TBL_SELECT_ALL_PROJECTED : TBL_SELECT_COUNT};
+        if (tbl_query(db, &q, &err)) fail_msg("query %s: %s", index, err.msg);
+        n += q.count;
+        if (items) json_array_extend(*items, q.items);
+        json_decref(start);
+        start = q.last_key ? json_incref(q.last_key) : NULL;
+        tbl_query_free(&q);
+    } while (start);
     tbl_expr_free(e);
     json_decref(v);
     return n;
@@ -913,27 +920,11 @@ static void wait_background(tbl_t *db) {
 
 /* Index entries of "byG" in tt1, counted by a Query per group value g0..g9. */
 static uint32_t count_by_g(tbl_t *db) {
-    tr_err e = {0, ""};
     uint32_t total = 0;
     for (int g = 0; g < 10; g++) {
         char vals[64];
         snprintf(vals, sizeof vals, "{\":g\":{\"S\":\"g%d\"}}", g);
-        json_t *v = J(vals);
-        tbl_expr_t *kc = NULL;
-        assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "g = :g", NULL, v, NULL, &kc, &e),
-                         0);
-        json_t *start = NULL;
-        do {
-            tbl_query_t q = {.table = "tt1", .index = "byG", .keycond_expr = kc,
-                             .select = TBL_SELECT_COUNT, .start_key = start};
-            if (tbl_query(db, &q, &e)) fail_msg("query: %s", e.msg);
-            total += q.count;
-            json_decref(start);
-            start = q.last_key ? json_incref(q.last_key) : NULL;
-            tbl_query_free(&q);
-        } while (start);
-        tbl_expr_free(kc);
-        json_decref(v);
+        total += index_count(db, "byG", "g = :g", vals, NULL);
     }
     return total;
 }
