@@ -1218,6 +1218,12 @@ static int verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sig
                   tr_err *err, int full) {
     if (!req || !req->method || !lookup || (req->n_headers && !req->headers))
         return tr_err_set(err, TR_EINVAL, "sigv4_verify: req, req->method and lookup are required");
+    sigv4_req_t head_only;
+    if (!full) {   /* no body yet: its hash is not known */
+        head_only = *req;
+        head_only.payload_sha256 = NULL;
+        req = &head_only;
+    }
     if (out) memset(out, 0, sizeof *out);
 
     int rc = 0;
