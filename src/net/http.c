@@ -7,14 +7,25 @@
  * else to libmicrohttpd with MHD_add_connection (which expects the request to be the next bytes
  * on the socket -- hence peeking).  A socket whose first bytes have not arrived waits in the
  * acceptor's epoll set (edge-triggered, so unread bytes do not spin it) for at most
- * NET__SNIFF_TIMEOUT_MS; the acceptor never blocks on one client.  At opts.max_connections
+ * opts.header_timeout_s; the acceptor never blocks on one client.  At opts.max_connections
  * (acceptor + h2 + MHD connections) the listening socket leaves the epoll set and further
  * clients wait in the kernel backlog; it is re-armed within 50 ms of a connection closing.
  * libmicrohttpd runs as opts.threads single-threaded daemons with MHD_USE_NO_LISTEN_SOCKET
  * (epoll, suspend/resume), each given at most NET__MHD_CONNS_PER_THREAD connections.
  *
+ * Slow and greedy clients: every connection but HTTP/2 ones has a record (net__conn_t, listed
+ * in accept order) made by the acceptor and kept by the MHD thread that serves it: its phase
+ * (head, body, busy, idle), its deadline and whether it authenticated.  The acceptor counts an
+ * address's records on each accept (max_conns_per_ip: the oldest unauthenticated one without a
+ * complete head gives way, or the newcomer is closed) and sweeps them every SWEEP_MS, shutting
+ * down (shutdown(2): the MHD thread then sees the peer gone and closes it) any past its
+ * deadline.  c_lock guards the list; MHD reports a connection closed (on_connection) before it
+ * closes the fd, and the record leaves the list then, so a swept fd is never a reused one.
+ *
  * Request life cycle inside MHD's access-handler protocol:
- *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers
+ *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers;
+ *                                 framing checks and opts.precheck, which may answer at once
+ *                                 (the body is then never read)
  *   next calls (upload chunks)    append to the body, admitted against max_body and the
  *                                 server-wide in-flight budget
  *   last call  (size 0)           run the handler; queue its response, or suspend
