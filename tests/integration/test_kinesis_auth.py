@@ -227,3 +227,19 @@ def test_signed_with_content_hash_still_checked_against_body(raw, make_stream):
     tampered = good.replace(b'"p"', b'"q"')
     r = raw.send(method, tampered, headers)
     assert r.status == 400 and r.error_type == "InvalidSignatureException", r
+
+
+def test_stalled_body_is_cut_off(private_server):
+    """A request that passed the head checks but whose body stops coming is closed at the body
+    deadline (--body-timeout plus 1 s per 64 KiB announced), giving its budget back."""
+    import time
+    s = private_server(extra_args=["--body-timeout", "1"])
+    raw = k.RawClient(s)
+    method, body, headers = raw.build("ListStreams", body=b"{}" + b" " * 98)
+    headers.pop("Content-Length", None)
+    sock = _head_only(s, headers, len(body), body[:10])     # 90 bytes never sent
+    t0 = time.monotonic()
+    got = _early_answer(sock)
+    assert got == b"", got[:300]          # closed without an answer ...
+    assert time.monotonic() - t0 < 4      # ... at the deadline, not the 120 s idle timeout
+    assert raw.call("ListStreams", {}).status == 200
