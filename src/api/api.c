@@ -276,7 +276,9 @@ int api_precheck(void *arg, net_req_t *req) {
                        "batches.");
     }
     /* Answered here, before the body: it is never read. */
-    api_json_begin(req, rpc ? rpc->ctype : rest ? "application/json" : "application/x-amz-json-1.1");
+    api_json_begin(req, rpc    ? rpc->ctype
+                        : rest ? "application/json"
+                               : "application/x-amz-json-1.1");
     return NET_DONE;
 }
 

@@ -258,9 +258,9 @@ static enum MHD_Result send_response(net_req_int_t *r) {
 /* Headers that carry one value: a second copy is either an attempt to make two readers disagree
  * (request smuggling through a proxy, a signature over "a,b" while routing reads "a") or a
  * broken client.  Transfer-Encoding is checked on its own below. */
-static const char *const SINGLE_HDR[] = {"host",       "authorization",        "content-type",
-                                         "x-amz-target", "x-amz-date",         "x-amz-content-sha256",
-                                         "x-amz-security-token", "transfer-encoding"};
+static const char *const SINGLE_HDR[] = {
+    "host",       "authorization",        "content-type",         "x-amz-target",
+    "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "transfer-encoding"};
 
 /* v without leading and trailing spaces and tabs, as (p, n). */
 static const char *ows_trim(const char *v, size_t *n) {
@@ -490,10 +490,10 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     net_req_int_t *r = *con_cls;
     /* Waiting for the next request's head: an unauthenticated connection gets the head
      * deadline again (an authenticated one only MHD's idle timeout). */
-    if (r && r->c)
-        conn_phase(r->c, NET__C_IDLE,
-                   atomic_load(&r->c->authed) ? 0
-                                              : mono_ms() + (long long)s->o.header_timeout_s * 1000);
+    if (r && r->c) {
+        long long head_ms = (long long)s->o.header_timeout_s * 1000;
+        conn_phase(r->c, NET__C_IDLE, atomic_load(&r->c->authed) ? 0 : mono_ms() + head_ms);
+    }
     req_free(r);
     *con_cls = NULL;
 }
@@ -855,7 +855,8 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
         s->o.threads = (int)((s->o.max_connections + NET__MHD_CONNS_PER_THREAD - 1) /
                              NET__MHD_CONNS_PER_THREAD);
     /* One address may hold 7/8 of the connections: the rest is for everybody else. */
-    if (!s->o.max_conns_per_ip) s->o.max_conns_per_ip = s->o.max_connections - s->o.max_connections / 8;
+    if (!s->o.max_conns_per_ip)
+        s->o.max_conns_per_ip = s->o.max_connections - s->o.max_connections / 8;
     if (s->o.max_conns_per_ip > s->o.max_connections) s->o.max_conns_per_ip = s->o.max_connections;
     if (!s->o.header_timeout_s) s->o.header_timeout_s = 10;
     if (!s->o.body_timeout_s) s->o.body_timeout_s = 30;

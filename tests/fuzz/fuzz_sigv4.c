@@ -56,7 +56,8 @@ static void sign_round_trip(fuzz_req_t *r, int s3) {
             continue;
         /* values: no control characters (a client could not send them) */
         int ok = 1;
-        for (const char *v = r->h[i].value; *v && ok; v++) ok = (unsigned char)*v >= 0x20 && *v != 0x7f;
+        for (const char *v = r->h[i].value; *v && ok; v++)
+            ok = (unsigned char)*v >= 0x20 && *v != 0x7f;
         if (ok) r->h[k++] = r->h[i];
     }
     r->n = k;
