@@ -124,6 +124,18 @@ uint64_t slog_shard_end(slog_shard_t *sh);
 /* Arrival time of the last committed record, or -1 when empty. */
 int64_t slog_shard_last_arrival(slog_shard_t *sh);
 
+/* Damage found in this shard since it was opened (recovery at open, and readers since). */
+typedef struct slog_shard_health {
+    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers) */
+    uint64_t damaged_bytes;   /* their total size */
+    uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers) */
+    uint64_t missing;         /* gaps: a segment file missing in the middle, the newest ones,
+                                 or all of them */
+    uint64_t read_skips;      /* segments in which a READER met damage (at most one per segment) */
+} slog_shard_health_t;
+
+void slog_shard_health(slog_shard_t *sh, slog_shard_health_t *out);
+
 /* Retention: delete whole segments whose LAST record arrived before older_than_ms.  The active
  * segment is never deleted.  Returns the number of segments removed, or a negative TR_E code. */
 int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err);
