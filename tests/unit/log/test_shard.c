@@ -1164,6 +1164,230 @@ static void fault_roll(void **st) {
     slog_shard_close(sh);
 }
 
+/* ---- a fault at every I/O point ------------------------------------------------------------- */
+
+/* Every mutating I/O call of the shard (open with O_CREAT, pwrite, fdatasync, fsync,
+ * ftruncate, rename, unlink) is a numbered point.  A run of the operation sequence counts
+ * them; then for every k the sequence is run again with point k
+ *   FP_FAIL:  failing with EIO (the shard must report it and stay consistent), or
+ *   FP_CRASH: a crash: a pwrite writes half its bytes, and every later call fails as if the
+ *             process had died; then everything not yet fdatasync'd is lost as a power cut
+ *             would lose it (files cut back to their last synced size).
+ * After each run the shard is reopened with real I/O: every acknowledged record (its sync
+ * returned 0) must be there, whole; whatever else is there must be whole records with
+ * contiguous seqs; no damage may be reported; the seqs never go back; appends work. */
+enum { FP_COUNT, FP_FAIL, FP_CRASH };
+
+#define FP_FILES 64
+static struct {
+    int mode, k, n, dead;
+    struct {
+        char path[300];
+        off_t synced;
+        int fd;
+    } f[FP_FILES];
+    int nf;
+} fp;
+
+static int fp_point(void) {
+    if (fp.dead) {
+        errno = EIO;
+        return -1;
+    }
+    fp.n++;
+    if (fp.mode == FP_COUNT || fp.n != fp.k) return 0;
+    if (fp.mode == FP_CRASH) fp.dead = 1;
+    errno = EIO;
+    return 1;
+}
+
+static int fp_file(int fd) {
+    for (int i = 0; i < fp.nf; i++)
+        if (fp.f[i].fd == fd) return i;
+    return -1;
+}
+
+static int fp_open(const char *path, int flags, mode_t mode) {
+    if (flags & O_CREAT) {
+        if (fp_point()) return -1;
+    }
+    int fd = slog__io_posix.open(path, flags, mode);
+    if (fd >= 0 && (flags & (O_WRONLY | O_RDWR))) {
+        int i = -1;
+        for (int j = 0; j < fp.nf; j++)
+            if (!strcmp(fp.f[j].path, path)) i = j;
+        if (i < 0 && fp.nf < FP_FILES) {
+            i = fp.nf++;
+            snprintf(fp.f[i].path, sizeof fp.f[i].path, "%s", path);
+            struct stat st;
+            fp.f[i].synced = (flags & O_TRUNC) ? 0 : (stat(path, &st) == 0 ? st.st_size : 0);
+        } else if (i >= 0 && (flags & O_TRUNC)) {
+            fp.f[i].synced = 0;
+        }
+        if (i >= 0) fp.f[i].fd = fd;
+    }
+    return fd;
+}
+
+static int fp_close(int fd) {
+    int i = fp_file(fd);
+    if (i >= 0) fp.f[i].fd = -1;
+    return slog__io_posix.close(fd);
+}
+
+static ssize_t fp_pwrite(int fd, const void *b, size_t n, off_t off) {
+    int hit = fp_point();
+    if (hit < 0) return -1;
+    if (hit && fp.mode == FP_CRASH && n > 1) {
+        slog__io_posix.pwrite(fd, b, n / 2, off); /* torn */
+        errno = EIO;
+        return -1;
+    }
+    if (hit) return -1;
+    return slog__io_posix.pwrite(fd, b, n, off);
+}
+
+static int fp_fdatasync(int fd) {
+    if (fp_point()) return -1;
+    int i = fp_file(fd); /* no real fdatasync: fp_power_cut models what it guarantees */
+    struct stat st;
+    if (i >= 0 && fstat(fd, &st) == 0) fp.f[i].synced = st.st_size;
+    return 0;
+}
+
+static int fp_fsync(int fd) {
+    (void)fd;
+    return fp_point() ? -1 : 0;
+}
+static int fp_ftruncate(int fd, off_t len) {
+    if (fp_point()) return -1;
+    int rc = slog__io_posix.ftruncate(fd, len);
+    int i = fp_file(fd);
+    if (!rc && i >= 0 && fp.f[i].synced > len) fp.f[i].synced = len;
+    return rc;
+}
+static int fp_rename(const char *a, const char *b) {
+    if (fp_point()) return -1;
+    int rc = slog__io_posix.rename(a, b);
+    if (!rc)
+        for (int i = 0; i < fp.nf; i++)
+            if (!strcmp(fp.f[i].path, a)) snprintf(fp.f[i].path, sizeof fp.f[i].path, "%s", b);
+    return rc;
+}
+static int fp_unlink(const char *p) { return fp_point() ? -1 : slog__io_posix.unlink(p); }
+
+static slog_io_t fp_io;
+
+/* Empty the directory but keep it (recreating it would fsync its parent each time: slow). */
+static void fp_clear(const char *dir) {
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char p[600];
+    while (d && (de = readdir(d))) {
+        if (de->d_name[0] == '.') continue;
+        snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+        assert_int_equal(unlink(p), 0);
+    }
+    if (d) closedir(d);
+}
+
+/* The power cut: un-synced bytes of every file written are gone. */
+static void fp_power_cut(void) {
+    for (int i = 0; i < fp.nf; i++) {
+        struct stat st;
+        if (stat(fp.f[i].path, &st) == 0 && st.st_size > fp.f[i].synced)
+            assert_int_equal(truncate(fp.f[i].path, fp.f[i].synced), 0);
+    }
+}
+
+/* The operation sequence: batches with syncs, segment rolls (small segments), a retention
+ * trim, a close and a reopen.  Returns the acknowledged end (every seq below it was synced)
+ * and, in *begin, the first seq that must still be there. */
+static uint64_t fp_run(const char *dir, uint64_t *begin) {
+    slog_shard_opts_t o = {600, 0, 0};
+    slog_shard_t *sh = NULL;
+    tr_err err;
+    uint64_t acked = 0;
+    *begin = 0;
+    for (int round = 0; round < 2 && !fp.dead; round++) {
+        if (slog_shard_open(dir, &o, &sh, &err) != 0) break;
+        for (int b = 0; b < 8 && !fp.dead; b++) {
+            uint64_t first;
+            assert_int_equal(slog_shard_append(sh, NULL, 0, 0, &first, &err), 0);
+            slog_rec_in_t in[3];
+            char pks[3][SLOG_MAX_PK + 1];
+            static uint8_t bufs[3][256];
+            for (int i = 0; i < 3; i++) {
+                gen(first + (uint64_t)i, pks[i], &in[i].pk_len, bufs[i], &in[i].data_len);
+                in[i].pk = pks[i];
+                in[i].data = bufs[i];
+            }
+            if (slog_shard_append(sh, in, 3, 100 * round + b, &first, &err) != 0) continue;
+            if (slog_shard_sync(sh, &err) == 0) acked = slog_shard_end(sh);
+            if (b == 5 && slog_shard_trim(sh, 100 * round + 2, &err) >= 0)
+                *begin = slog_shard_begin(sh);
+        }
+        if (slog_shard_begin(sh) > *begin) *begin = slog_shard_begin(sh);
+        slog_shard_close(sh);
+        sh = NULL;
+    }
+    return acked;
+}
+
+static void fault_every_point(void **st) {
+    fixture_t *f = *st;
+    fp_io = slog__io_posix;
+    fp_io.open = fp_open;
+    fp_io.close = fp_close;
+    fp_io.pwrite = fp_pwrite;
+    fp_io.fdatasync = fp_fdatasync;
+    fp_io.fsync = fp_fsync;
+    fp_io.ftruncate = fp_ftruncate;
+    fp_io.rename = fp_rename;
+    fp_io.unlink = fp_unlink;
+    char dir[300];
+    snprintf(dir, sizeof dir, "%s/fp", f->tmp);
+    memset(&fp, 0, sizeof fp);
+    slog__io_set_default(&fp_io);
+    uint64_t begin, clean = fp_run(dir, &begin);
+    slog__io_set_default(NULL);
+    int points = fp.n;
+    fprintf(stderr, "fault_every_point: %d I/O points\n", points);
+    assert_true(points > 50);
+    assert_int_equal(clean, 48);
+    fp_clear(dir);
+    int checked = 0;
+    for (int mode = FP_FAIL; mode <= FP_CRASH; mode++) {
+        for (int k = 1; k <= points; k++) {
+            memset(&fp, 0, sizeof fp);
+            fp.mode = mode;
+            fp.k = k;
+            slog__io_set_default(&fp_io);
+            uint64_t acked = fp_run(dir, &begin);
+            slog__io_set_default(NULL);
+            if (mode == FP_CRASH) fp_power_cut();
+            slog_shard_t *sh = open_ok(dir, 600, 0, 1);
+            uint64_t end = slog_shard_end(sh);
+            if (end < acked || slog_shard_begin(sh) > begin)
+                fail_msg("mode %d point %d/%d: acked [%llu, %llu), after recovery [%llu, %llu)",
+                         mode, k, points, (unsigned long long)begin, (unsigned long long)acked,
+                         (unsigned long long)slog_shard_begin(sh), (unsigned long long)end);
+            uint64_t b0 = slog_shard_begin(sh);
+            assert_int_equal(read_all(sh, b0, 5), end - b0); /* whole, contiguous */
+            slog_shard_health_t h = health(sh);
+            if (h.damaged_ranges || h.missing || h.lost_records)
+                fail_msg("mode %d point %d: damage reported after a %s", mode, k,
+                         mode == FP_CRASH ? "crash" : "failed call");
+            append_gen(sh, end, 2, 1000);
+            sync_ok(sh);
+            slog_shard_close(sh);
+            fp_clear(dir);
+            checked++;
+        }
+    }
+    assert_int_equal(checked, 2 * points);
+}
+
 /* ---- concurrency ---------------------------------------------------------------------------- */
 
 typedef struct conc {
@@ -1372,6 +1596,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(fault_fsync, setup, teardown),
         cmocka_unit_test_setup_teardown(fault_write, setup, teardown),
         cmocka_unit_test_setup_teardown(fault_roll, setup, teardown),
+        cmocka_unit_test_setup_teardown(fault_every_point, setup, teardown),
         cmocka_unit_test_setup_teardown(read_fds_bounded, setup, teardown),
         cmocka_unit_test_setup_teardown(concurrent_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(trim_during_read, setup, teardown),
