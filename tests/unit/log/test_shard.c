@@ -1185,6 +1185,10 @@ static struct {
         char path[300];
         off_t synced;
         int fd;
+        int entry_synced;   /* its directory entry is durable (a directory fsync since) */
+        int had_old;        /* renamed over a file whose bytes are in old[0..old_len) */
+        uint8_t old[64];
+        size_t old_len;
     } f[FP_FILES];
     int nf;
 } fp;
@@ -1218,9 +1222,11 @@ static int fp_open(const char *path, int flags, mode_t mode) {
             if (!strcmp(fp.f[j].path, path)) i = j;
         if (i < 0 && fp.nf < FP_FILES) {
             i = fp.nf++;
+            memset(&fp.f[i], 0, sizeof fp.f[i]);
             snprintf(fp.f[i].path, sizeof fp.f[i].path, "%s", path);
             struct stat st;
             fp.f[i].synced = (flags & O_TRUNC) ? 0 : (stat(path, &st) == 0 ? st.st_size : 0);
+            fp.f[i].entry_synced = !(flags & O_CREAT); /* created now (or it existed: fine) */
         } else if (i >= 0 && (flags & O_TRUNC)) {
             fp.f[i].synced = 0;
         }
@@ -1255,9 +1261,11 @@ static int fp_fdatasync(int fd) {
     return 0;
 }
 
-static int fp_fsync(int fd) {
+static int fp_fsync(int fd) { /* the shard directory: every entry in it is durable now */
     (void)fd;
-    return fp_point() ? -1 : 0;
+    if (fp_point()) return -1;
+    for (int i = 0; i < fp.nf; i++) fp.f[i].entry_synced = 1;
+    return 0;
 }
 static int fp_ftruncate(int fd, off_t len) {
     if (fp_point()) return -1;
@@ -1268,11 +1276,22 @@ static int fp_ftruncate(int fd, off_t len) {
 }
 static int fp_rename(const char *a, const char *b) {
     if (fp_point()) return -1;
+    uint8_t old[64];
+    int ofd = open(b, O_RDONLY);
+    ssize_t ol = ofd >= 0 ? read(ofd, old, sizeof old) : -1;
+    if (ofd >= 0) close(ofd);
     int rc = slog__io_posix.rename(a, b);
-    if (!rc)
-        for (int i = 0; i < fp.nf; i++)
-            if (!strcmp(fp.f[i].path, a)) snprintf(fp.f[i].path, sizeof fp.f[i].path, "%s", b);
-    return rc;
+    if (rc) return rc;
+    for (int i = 0; i < fp.nf; i++) {
+        if (!strcmp(fp.f[i].path, b)) fp.f[i].path[0] = '\0'; /* replaced */
+        if (strcmp(fp.f[i].path, a)) continue;
+        snprintf(fp.f[i].path, sizeof fp.f[i].path, "%s", b);
+        fp.f[i].entry_synced = 0;
+        fp.f[i].had_old = ol >= 0;
+        if (ol > 0) memcpy(fp.f[i].old, old, (size_t)ol);
+        fp.f[i].old_len = ol > 0 ? (size_t)ol : 0;
+    }
+    return 0;
 }
 static int fp_unlink(const char *p) { return fp_point() ? -1 : slog__io_posix.unlink(p); }
 
@@ -1291,12 +1310,26 @@ static void fp_clear(const char *dir) {
     if (d) closedir(d);
 }
 
-/* The power cut: un-synced bytes of every file written are gone. */
+/* The power cut: un-synced bytes of every file written are gone, and so are directory
+ * entries made since the last directory fsync (a new file vanishes, a rename is undone). */
 static void fp_power_cut(void) {
     for (int i = 0; i < fp.nf; i++) {
         struct stat st;
-        if (stat(fp.f[i].path, &st) == 0 && st.st_size > fp.f[i].synced)
-            assert_int_equal(truncate(fp.f[i].path, fp.f[i].synced), 0);
+        const char *p = fp.f[i].path;
+        if (!*p) continue;
+        if (!fp.f[i].entry_synced) {
+            unlink(p);
+            if (fp.f[i].had_old) {
+                int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+                assert_true(fd >= 0);
+                assert_int_equal(write(fd, fp.f[i].old, fp.f[i].old_len),
+                                 (ssize_t)fp.f[i].old_len);
+                close(fd);
+            }
+            continue;
+        }
+        if (stat(p, &st) == 0 && st.st_size > fp.f[i].synced)
+            assert_int_equal(truncate(p, fp.f[i].synced), 0);
     }
 }
 
