@@ -715,7 +715,7 @@ static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_
     atomic_fetch_add(&sh->h_lost, seq_end - seq);
     if (off == off_end) {
         atomic_fetch_add(&sh->h_missing, 1);
-        tr_error("slog", "shard %s: MISSING DATA after %s: records %llu..%llu are in no segment "
+        tr_error("slog", "shard %s: MISSING DATA after %s: records [%llu, %llu) are in no segment "
                  "file (%s). Sequence numbers are not reused; readers skip the gap. Fix: restore "
                  "the missing .seg file from a backup (stop the server first) if you have one",
                  sh->dir, seg->path, (unsigned long long)seq, (unsigned long long)seq_end, why);
@@ -724,7 +724,7 @@ static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_
     atomic_fetch_add(&sh->h_ranges, 1);
     atomic_fetch_add(&sh->h_bytes, off_end - off);
     tr_error("slog", "shard %s: DAMAGED DATA in %s: bytes [%llu, %llu) are unreadable (%s); "
-             "records %llu..%llu (%llu) are lost, every intact record before and after is kept "
+             "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
              "and served (readers skip the damaged range; the bytes are left in place as "
              "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
              "status, and replace the drive", sh->dir, seg->path, (unsigned long long)off,
@@ -733,16 +733,139 @@ static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_
     return 0;
 }
 
+/*
+ * DIR/<first>.dmg, the damage sidecar of a segment: the holes recovery chose, so that every
+ * later open makes the SAME choice.  Without it a later scan could pick another resume point
+ * (bytes appended after the first recovery change which chains look believable) and cut off
+ * records acknowledged since.  Written durably (tmp, fdatasync, rename, directory fsync) before
+ * recovery changes the file or anything is appended; a known hole is used only where the scan
+ * finds a bad frame at its start (a segment restored from a backup loses its holes).
+ * Little-endian:
+ *
+ *     0          8      12     16
+ *     +----------+------+------+---------------------------------------------+
+ *     | TRSDMG01 | n    | crc  | n x (off u64, off_end u64, seq u64, seq_end u64)
+ *     +----------+------+------+---------------------------------------------+
+ *     crc = CRC32C of bytes 0..8 followed by the entries.
+ */
+#define SLOG_DMG_HDR 16
+#define SLOG_DMG_ENT 32
+#define SLOG_DMG_MAX 65536
+static const char dmg_magic[8] = {'T', 'R', 'S', 'D', 'M', 'G', '0', '1'};
+
+/* The holes in DIR/<first>.dmg (*n == 0 when absent or unusable: then recovery searches). */
+static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n) {
+    char path[PATH_MAX];
+    seg_idx_path(seg, path, ".dmg");
+    *n = 0;
+    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    struct stat st;
+    uint8_t *b = NULL;
+    slog_hole_t *h = NULL;
+    if (sh->io->fstat(fd, &st) != 0 || st.st_size < SLOG_DMG_HDR ||
+        (st.st_size - SLOG_DMG_HDR) % SLOG_DMG_ENT != 0 ||
+        (st.st_size - SLOG_DMG_HDR) / SLOG_DMG_ENT > SLOG_DMG_MAX)
+        goto bad;
+    size_t len = (size_t)st.st_size, k = (len - SLOG_DMG_HDR) / SLOG_DMG_ENT;
+    if (!(b = malloc(len)) || full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
+    if (memcmp(b, dmg_magic, 8) != 0 || get32(b + 8) != k ||
+        get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
+        goto bad;
+    if (k && !(h = malloc(k * sizeof *h))) goto bad;
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *e = b + SLOG_DMG_HDR + i * SLOG_DMG_ENT;
+        h[i] = (slog_hole_t){get64(e), get64(e + 8), get64(e + 16), get64(e + 24)};
+        if (h[i].off_end <= h[i].off || h[i].seq_end < h[i].seq ||
+            (i && h[i].off < h[i - 1].off_end))
+            goto bad;
+    }
+    *n = k;
+    free(b);
+    sh->io->close(fd);
+    return h;
+bad:
+    tr_warn("slog", "shard %s: damage record %s is unreadable; recovery searches the segment "
+            "again", sh->dir, path);
+    free(h);
+    free(b);
+    sh->io->close(fd);
+    return NULL;
+}
+
+/* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
+static int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
+                     size_t nknown, tr_err *err) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    seg_idx_path(seg, path, ".dmg");
+    seg_idx_path(seg, tmp, ".dmg.tmp");
+    size_t k = 0;
+    for (size_t i = 0; i < seg->nholes; i++) k += seg->holes[i].off_end > seg->holes[i].off;
+    int same = k == nknown;
+    for (size_t i = 0, j = 0; same && i < seg->nholes; i++) {
+        const slog_hole_t *h = &seg->holes[i];
+        if (h->off_end == h->off) continue;
+        same = !memcmp(h, &known[j++], sizeof *h);
+    }
+    if (same) return 0;
+    if (k == 0) {
+        if (sh->io->unlink(path) != 0 && errno != ENOENT)
+            return io_err(err, errno, "delete", path, "check the directory's permissions");
+        return 0;
+    }
+    size_t len = SLOG_DMG_HDR + k * SLOG_DMG_ENT;
+    uint8_t *b = calloc(1, len);
+    if (!b) return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
+    memcpy(b, dmg_magic, 8);
+    put32(b + 8, (uint32_t)k);
+    for (size_t i = 0, j = 0; i < seg->nholes; i++) {
+        const slog_hole_t *h = &seg->holes[i];
+        if (h->off_end == h->off) continue;
+        uint8_t *e = b + SLOG_DMG_HDR + j++ * SLOG_DMG_ENT;
+        put64(e, h->off);
+        put64(e + 8, h->off_end);
+        put64(e + 16, h->seq);
+        put64(e + 24, h->seq_end);
+    }
+    put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
+    const char *what = "create";
+    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    what = "write";
+    if (full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
+    what = "fdatasync";
+    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
+    sh->io->close(fd);
+    fd = -1;
+    what = "rename";
+    if (sh->io->rename(tmp, path) != 0) goto fail;
+    what = "fsync directory after writing";
+    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    free(b);
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    sh->io->unlink(tmp);
+    free(b);
+    return io_err(err, e, what, tmp, FIX_DISK " (the shard cannot be opened without recording "
+                  "its damage)");
+}
+
 /* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
  * below `limit`), and build its index.  Damage followed by intact frames becomes a hole (see
  * above); the scan stops at a bad frame with nothing believable after it (res->why says why).
  * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
 static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
                     int is_last, scan_res_t *res, tr_err *err) {
+    size_t nknown = 0, ki = 0;
+    slog_hole_t *known = dmg_load(sh, seg, &nknown);
     uint8_t *b = malloc(SLOG_SCAN_BUF);
-    if (!b)
+    if (!b) {
+        free(known);
         return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory",
                           seg->path);
+    }
     uint64_t pos = SLOG_SEG_HDR, boff = SLOG_SEG_HDR, seq = seg->first_seq;
     size_t blen = 0; /* b[0..blen) holds the file bytes at [boff, boff + blen) */
     int64_t last_arr = -1;
@@ -775,17 +898,26 @@ static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, ui
         else if (h.seq >= limit) why = "sequence number past the next segment's first";
         else if (h.arrival < last_arr) why = "arrival time goes backwards";
         if (why) {
-            uint64_t at;
-            frame_hdr_t rh;
-            int found;
-            rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at, &rh,
-                            &found, err);
-            if (rc) goto out;
+            uint64_t at = 0, at_seq = 0;
+            int found = 0;
+            while (ki < nknown && known[ki].off < pos) ki++;
+            if (ki < nknown && known[ki].off == pos && known[ki].seq == seq &&
+                known[ki].off_end <= size && known[ki].seq_end <= limit) {
+                at = known[ki].off_end; /* the choice an earlier open made and recorded */
+                at_seq = known[ki].seq_end;
+                found = 1;
+            } else {
+                frame_hdr_t rh;
+                rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at,
+                                &rh, &found, err);
+                if (rc) goto out;
+                at_seq = rh.seq;
+            }
             if (!found) break;
-            if ((rc = seg_hole_add(sh, seg, pos, at, seq, rh.seq, why, err)) != 0) goto out;
+            if ((rc = seg_hole_add(sh, seg, pos, at, seq, at_seq, why, err)) != 0) goto out;
             pos = boff = at;
             blen = 0;
-            seq = rh.seq;
+            seq = at_seq;
             why = NULL;
             force_ix = 1;
             continue;
@@ -808,7 +940,9 @@ static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, ui
     res->end_seq = seq;
     res->last_arrival = last_arr;
     res->why = why;
+    rc = dmg_store(sh, seg, known, nknown, err);
 out:
+    free(known);
     free(b);
     return rc;
 }
@@ -972,7 +1106,8 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
         if (len < 24 || !parse20(nm, &v)) continue;
         if (!strcmp(nm + 20, ".seg")) rc = u64_push(segs, nseg, &cs, v);
         else if (!strcmp(nm + 20, ".idx")) rc = u64_push(idxs, nidx, &ci, v);
-        else if (!strcmp(nm + 20, ".idx.tmp")) unlinkat(dirfd(d), nm, 0);
+        else if (!strcmp(nm + 20, ".idx.tmp") || !strcmp(nm + 20, ".dmg.tmp"))
+            unlinkat(dirfd(d), nm, 0);
         if (rc) break;
     }
     int e = errno;
@@ -1512,7 +1647,7 @@ static void rd_skip(slog_shard_t *sh, const rd_span_t *sp, uint64_t pos, uint64_
         atomic_fetch_add(&sh->h_read_skips, 1);
         atomic_fetch_add(&sh->h_lost, *to_seq - seq);
         tr_error("slog", "shard %s: DAMAGED DATA in %s found by a reader at offset %llu (%s): "
-                 "records %llu..%llu are skipped, readers continue at seq %llu. Fix: the disk "
+                 "records [%llu, %llu) are skipped, readers continue at seq %llu. Fix: the disk "
                  "is corrupting data: check dmesg and the drive's SMART status; restart the "
                  "server to have the segment rescanned (which keeps every intact record)",
                  sh->dir, seg->path, (unsigned long long)pos, why, (unsigned long long)seq,
@@ -1821,6 +1956,9 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
         if (sh->io->unlink(seg->path) != 0 && errno != ENOENT)
             rc = io_err(err, errno, "delete", seg->path,
                         "check the directory's permissions; the file is retried at the next start");
+        if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
+            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
+        seg_idx_path(seg, ipath, ".dmg");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
             rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
         /* One at a time, so a crash can never leave a gap (a younger file gone, an older one
