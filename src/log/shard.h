@@ -11,6 +11,9 @@
  *     DIR/<first-seq as %020llu>.seg      segment files, rolled at opts.segment_bytes
  *     DIR/<first-seq as %020llu>.idx      optional sparse index of a SEALED segment (rebuilt
  *                                         from the .seg when missing or inconsistent)
+ *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery found in that segment
+ *                                         (so every later open skips the same ones)
+ *     DIR/state                           seq high-water mark and newest segment (see below)
  *
  * Record frame inside a .seg (little-endian), drawn byte by byte:
  *
