@@ -873,7 +873,8 @@ typedef struct k_put {
     size_t n;
     uint8_t *data;           /* decoded blobs, back to back */
     int single;              /* PutRecord */
-    int rc;
+    int rc;                  /* first failure of the put (per record: recs[i].rc) */
+    char stream[SLOG_MAX_STREAM_NAME + 1];   /* for throttling messages */
     tr_err err;
 } k_put_t;
 
@@ -903,8 +904,8 @@ static void k_put_finish(net_req_t *req) {
             int code = r->rc ? r->rc : kp->rc;
             if (code == TR_ETHROTTLED)
                 k_fail(&c, 400, "ProvisionedThroughputExceededException",
-                       "Rate exceeded for shard shardId-%012u in stream under account %s.",
-                       r->shard, API_ACCOUNT_ID);
+                       "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
+                       r->shard, kp->stream, API_ACCOUNT_ID);
             else
                 k_error(&c, code, NULL);
             return;
@@ -916,24 +917,27 @@ static void k_put_finish(net_req_t *req) {
         tr_buf_puts(b, "}");
         return;
     }
+    /* Each record's result is its own: the engine sets rc per record (a shard whose append
+     * failed fails its records only; records another shard committed are durable and answered
+     * with their sequence number, so a client retrying the failed ones duplicates nothing).
+     * kp->rc, the first failure of the whole put, says nothing about a given record. */
     size_t failed = 0;
     for (size_t i = 0; i < kp->n; i++)
-        if (kp->rc || kp->recs[i].rc) failed++;
+        if (kp->recs[i].rc) failed++;
     tr_buf_reserve(b, 32 + kp->n * 90);
     tr_buf_printf(b, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
     for (size_t i = 0; i < kp->n; i++) {
         slog_put_rec_t *r = &kp->recs[i];
         if (i) tr_buf_append(b, ",", 1);
-        int code = r->rc ? r->rc : kp->rc;
-        if (code) {
-            if (code == TR_ETHROTTLED)
+        if (r->rc) {
+            if (r->rc == TR_ETHROTTLED)
                 tr_buf_printf(b, "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
                                  "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
-                                 "stream under account %s.\"}",
-                              r->shard, API_ACCOUNT_ID);
-            else
-                tr_buf_printf(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"%s\"}",
-                              tr_strerror(code));
+                                 "stream %s under account %s.\"}",
+                              r->shard, kp->stream, API_ACCOUNT_ID);
+            else  /* AWS's text; the cause is in the server log (the engine logged it) */
+                tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
+                               "\"Internal service failure.\"}");
             continue;
         }
         /* hot path: hand-formatted, no printf per record */
@@ -1066,6 +1070,7 @@ static int k_put_common(k_call_t *c, int single) {
                           total);
     }
     kp->in = json_incref(c->in);
+    memcpy(kp->stream, c->stream, sizeof kp->stream);
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
@@ -1233,6 +1238,7 @@ static int k_put_fast(k_call_t *c, int single) {
     if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) goto bail;
     memcpy(c->stream, stream, stream_n);
     c->stream[stream_n] = 0;
+    memcpy(kp->stream, c->stream, sizeof kp->stream);
     req->state = kp;
     req->state_free = k_put_free;
     tr_err err;

@@ -620,3 +620,50 @@ def test_many_keys_random_payloads_round_trip(kinesis, make_stream):
         for r in k.read_shard(kinesis, name, sid, limit=37):
             got[r["SequenceNumber"]] = (sid, r["PartitionKey"], r["Data"])
     assert got == sent
+
+
+# ------------------------------------------------------------------------------------------
+# a failing shard: each record's result is its own
+# ------------------------------------------------------------------------------------------
+
+@pytest.mark.deadline(90)
+def test_put_records_failure_of_one_shard_fails_only_its_records(private_server):
+    """Appends to shard 1 fail (its disk is full: --test-enospc-shard 1, testing only) while shard
+    0 commits.  PutRecords answers each record by its own shard: shard-1 records InternalFailure
+    with AWS's message, shard-0 records their SequenceNumber, durable and readable; a client that
+    retries the failed ones only therefore duplicates nothing."""
+    s = private_server(extra_args=["--test-enospc-shard", "1"])
+    kin = k.make_client(s)
+    kin.create_stream(StreamName="half", ShardCount=2)
+    k.wait_active(kin, "half")
+    shards = list(_by_shard(kin, "half").values())
+    pks = [f"pk-{i}" for i in range(40)]
+    home = {pk: k.shard_for_hash(shards, k.hash_key(pk))["ShardId"] for pk in pks}
+    assert set(home.values()) == {"shardId-000000000000", "shardId-000000000001"}
+    recs = [{"PartitionKey": pk, "Data": pk.encode()} for pk in pks]
+    for attempt in ("fast path", "general path"):
+        if attempt == "general path":   # the fast scanner leaves ExplicitHashKey to the parser
+            recs = [dict(r, ExplicitHashKey=str(k.hash_key(r["PartitionKey"]))) for r in recs]
+        r = kin.put_records(StreamName="half", Records=recs)
+        failed = [pk for pk, e in zip(pks, r["Records"]) if "ErrorCode" in e]
+        assert r["FailedRecordCount"] == len(failed), r
+        assert failed == [pk for pk in pks if home[pk] == "shardId-000000000001"], attempt
+        for pk, e in zip(pks, r["Records"]):
+            if home[pk] == "shardId-000000000001":
+                assert e["ErrorCode"] == "InternalFailure", e
+                assert e["ErrorMessage"] == "Internal service failure.", e
+                assert "SequenceNumber" not in e and "ShardId" not in e, e
+            else:
+                assert e["ShardId"] == home[pk] and e["SequenceNumber"], e
+    ok = [(e["SequenceNumber"], pk.encode()) for pk, e in zip(pks, r["Records"])
+          if "SequenceNumber" in e]
+    got = [(x["SequenceNumber"], x["Data"]) for x in
+           k.read_shard(kin, "half", "shardId-000000000000")]
+    assert got[-len(ok):] == ok and len(got) == 2 * len(ok)
+    assert k.read_shard(kin, "half", "shardId-000000000001") == []
+    # PutRecord to the failing shard fails as a whole; to the healthy one it succeeds
+    bad = next(pk for pk in pks if home[pk] == "shardId-000000000001")
+    with aws_error("InternalFailure", status=500):
+        kin.put_record(StreamName="half", PartitionKey=bad, Data=b"x")
+    good = next(pk for pk in pks if home[pk] == "shardId-000000000000")
+    assert kin.put_record(StreamName="half", PartitionKey=good, Data=b"y")["SequenceNumber"]
