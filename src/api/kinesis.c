@@ -29,6 +29,7 @@
 
 typedef struct k_call {
     api_ctx_t *ctx;
+    const char *op;          /* operation name, for authorization messages */
     net_req_t *req;
     json_t *in;
     tr_buf *out;
@@ -124,8 +125,17 @@ static int k_pattern_ok(int pat, const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
             if (s[i] < '0' || s[i] > '9') return 0;
         return 1;
-    case K_PAT_ARN:
-        return !strncmp(s, "arn:aws", 7) && strstr(s, ":kinesis:") && strstr(s, ":stream/");
+    case K_PAT_ARN: {  /* arn:aws.*:kinesis:.*:\d{12}:stream/\S+ */
+        const char *k = strstr(s, ":kinesis:"), *st = k ? strstr(k + 8, ":stream/") : NULL;
+        if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8])
+            return 0;
+        for (const char *d = st - 12; d < st; d++)
+            if (*d < '0' || *d > '9') return 0;
+        for (const char *x = st + 8; *x; x++)
+            if (*x == ' ' || *x == '\t' || *x == '\n' || *x == '\r' || *x == '\f' || *x == '\v')
+                return 0;
+        return 1;
+    }
     default:
         return 1;
     }
@@ -210,6 +220,29 @@ static int k_time(k_call_t *c, json_t *obj, const char *name, int64_t *ms, int *
     return 0;
 }
 
+/* A StreamARN must name a stream of this account in this region, as on AWS: another account's
+ * stream is AccessDeniedException (Tributary has no resource policies that could allow it),
+ * another region's is not reachable from this endpoint (ResourceNotFoundException).  0 when
+ * ours, else -1 with the error answered. */
+static int k_arn_owned(k_call_t *c, const char *arn) {
+    char region[64], account[32];
+    api_arn_fields(arn, region, account);
+    switch (api_arn_owner(c->ctx, arn)) {
+    case API_ARN_OTHER_REGION:
+        return k_fail(c, 400, "ResourceNotFoundException",
+                      "Stream %s under account %s not found: StreamARN %s is outside this "
+                      "endpoint's partition and region (aws, %s); call that region's endpoint",
+                      strstr(arn, ":stream/") + 8, account, arn, c->ctx->region);
+    case API_ARN_OTHER_ACCOUNT:
+        return k_fail(c, 400, "AccessDeniedException",
+                      "User: arn:aws:iam::%s:root is not authorized to perform: kinesis:%s on "
+                      "resource: %s because no resource-based policy allows the kinesis:%s "
+                      "action (this server's streams are in account %s)",
+                      API_ACCOUNT_ID, c->op, arn, c->op, API_ACCOUNT_ID);
+    default: return 0;
+    }
+}
+
 /* Resolve StreamName / StreamARN into c->stream; ValidationException / InvalidArgument. */
 static int k_stream(k_call_t *c, int required) {
     const char *name = NULL, *arn = NULL;
@@ -218,6 +251,7 @@ static int k_stream(k_call_t *c, int required) {
     if (c->n_verr) return 0;  /* reported with the others */
     const char *from_arn = NULL;
     if (arn) {
+        if (k_arn_owned(c, arn)) return -1;
         from_arn = strstr(arn, ":stream/") + 8;
         if (strlen(from_arn) > SLOG_MAX_STREAM_NAME)
             return k_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
@@ -1439,7 +1473,10 @@ static int k_get_records(k_call_t *c) {
     int has_limit;
     if (k_str(c, c->in, "ShardIterator", K_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return -1;
     if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    const char *arn = NULL;  /* optional; the iterator names the stream */
+    if (k_str(c, c->in, "StreamARN", K_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return -1;
     if (k_verr_flush(c)) return -1;
+    if (arn && k_arn_owned(c, arn)) return -1;
     uint64_t id = 0, pos = 0;
     uint32_t shard = 0;
     int64_t issued = 0;
@@ -1563,7 +1600,7 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
             found = &k_ops[i];
             break;
         }
-    k_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    k_call_t c = {.ctx = ctx, .op = op, .req = req, .out = &req->out};
     if (found && (found->fn == k_put_records || found->fn == k_put_record)) {
         int rc = k_put_fast(&c, found->fn == k_put_record);
         if (rc != K_FAST_BAIL) return rc == 1 ? NET_DEFER : NET_DONE;
