@@ -114,6 +114,17 @@ int api_arn_owner(const api_ctx_t *ctx, const char *arn) {
     return API_ARN_OURS;
 }
 
+int api_fn_name_owner(const api_ctx_t *ctx, const char *fn) {
+    if (!fn) return API_ARN_OURS;
+    if (!strncmp(fn, "arn:", 4)) return api_arn_owner(ctx, fn);
+    const char *colon = strchr(fn, ':');
+    if (colon && !strncmp(colon, ":function:", 10) &&
+        ((size_t)(colon - fn) != strlen(API_ACCOUNT_ID) ||
+         memcmp(fn, API_ACCOUNT_ID, strlen(API_ACCOUNT_ID))))
+        return API_ARN_OTHER_ACCOUNT;
+    return API_ARN_OURS;
+}
+
 void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
                    const char *fmt, va_list ap) {
     char what[512];

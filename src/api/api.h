@@ -76,6 +76,9 @@ void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const c
  * API_ARN_OTHER_ACCOUNT (checked after the region). */
 enum { API_ARN_OURS = 0, API_ARN_OTHER_REGION = 1, API_ARN_OTHER_ACCOUNT = 2 };
 int api_arn_owner(const api_ctx_t *ctx, const char *arn);
+/* The same for a Lambda FunctionName: a full ARN as above, a partial ARN
+ * "<account>:function:<name>[:<qualifier>]" by its account, a plain name is ours. */
+int api_fn_name_owner(const api_ctx_t *ctx, const char *function_name);
 /* The region and account fields of arn into region[64] / account[32] ("" when absent or
  * longer). */
 void api_arn_fields(const char *arn, char region[64], char account[32]);
