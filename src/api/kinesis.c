@@ -902,7 +902,6 @@ static int k_describe_limits(k_call_t *c) {
 
 typedef struct k_put {
     api_ctx_t *ctx;
-    json_t *in;              /* keeps partition keys alive */
     slog_put_rec_t *recs;
     size_t n;
     uint8_t *data;           /* decoded blobs, back to back */
@@ -915,7 +914,6 @@ typedef struct k_put {
 static void k_put_free(void *p) {
     k_put_t *kp = p;
     if (!kp) return;
-    json_decref(kp->in);
     free(kp->recs);
     free(kp->data);
     free(kp);
@@ -1052,30 +1050,78 @@ static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t 
         rec->has_explicit_hash = 1;
     }
     *cursor += dn;
+    if (pk) {  /* the partition key too, so the JSON tree need not outlive the handler */
+        memcpy(*cursor, pk, pk_len);
+        rec->pk = (const char *)*cursor;
+        *cursor += pk_len;
+    }
     *total += (size_t)dn + pk_len;
+    return 0;
+}
+
+/* Memory a put holds per record while it waits for the disk, besides its data: the record
+ * (slog_put_rec_t), the engine's routing and commit-slot entries, and its share of the response
+ * ({"SequenceNumber":"<34>","ShardId":"shardId-<12>"}, or InternalFailure's shorter entry). */
+#define K_PUT_REC_MEM (sizeof(slog_put_rec_t) + sizeof(slog_rec_in_t) + 2 * sizeof(void *) + 96)
+#define K_PUT_RESP_BASE 64
+/* A throttled record's response entry names its shard, stream and account. */
+#define K_PUT_THROTTLED_ENTRY (160 + SLOG_MAX_STREAM_NAME)
+
+/* Charge n bytes of the put to the request's in-flight budget before allocating them
+ * (net_req_charge); over the budget the whole request is refused with Kinesis' throttling
+ * error, nothing queued.  0 or -1 (answered). */
+static int k_put_charge(k_call_t *c, size_t n) {
+    if (!net_req_charge(c->req, n)) return 0;
+    return k_fail(c, 400, "ProvisionedThroughputExceededException",
+                  "Rate exceeded: the server is over its in-flight memory budget "
+                  "(--max-inflight-mb); retry with backoff");
+}
+
+/* Put refused by the engine's queue budget: PutRecords answers it per record (as Kinesis
+ * reports throttling), when the longer response entries fit the budget; otherwise, and for
+ * PutRecord, the whole request is throttled.  Returns 0 (answered). */
+static int k_put_throttled(k_call_t *c, k_put_t *kp, const tr_err *err) {
+    if (kp->single ||
+        net_req_charge(c->req, kp->n * (K_PUT_THROTTLED_ENTRY > 96 ? K_PUT_THROTTLED_ENTRY - 96 : 0))) {
+        k_error(c, TR_ETHROTTLED, err);
+        return 0;
+    }
+    kp->rc = TR_ETHROTTLED;
+    for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = TR_ETHROTTLED;
+    k_put_finish(c->req);
     return 0;
 }
 
 static int k_put_common(k_call_t *c, int single) {
     if (k_stream(c, 1)) return -1;
+    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
+    size_t n_recs = single ? 1 : json_is_array(arr) ? json_array_size(arr) : 0;
+    /* Everything the put holds until its response is sent, charged before it is allocated:
+     * decoded data and partition keys (never longer than their JSON text, so the body length
+     * bounds them), the records, the engine's entries and the response. */
+    if (n_recs > 500) n_recs = 0;  /* refused below, nothing allocated for them */
+    if (k_put_charge(c, sizeof(k_put_t) + c->req->body_len + 1 + K_PUT_RESP_BASE +
+                            n_recs * K_PUT_REC_MEM))
+        return -1;
     k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
     kp->ctx = c->ctx;
     kp->single = single;
     c->req->state = kp;
     c->req->state_free = k_put_free;
     size_t total = 0;
-    /* Decoded data is never longer than the base64 text, so the body length bounds it. */
     kp->data = malloc(c->req->body_len + 1);
+    if (!kp->data) abort();
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
         kp->recs = calloc(1, sizeof *kp->recs);
+        if (!kp->recs) abort();
         const char *sfo;
         if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return -1;
         if (k_str(c, c->in, "SequenceNumberForOrdering", K_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return -1;
         if (k_verr_flush(c)) return -1;
     } else {
-        json_t *arr = json_object_get(c->in, "Records");
         if (!arr || json_is_null(arr)) {
             k_verr(c, "records", NULL, "Member must not be null");
         } else if (!json_is_array(arr)) {
@@ -1088,6 +1134,7 @@ static int k_put_common(k_call_t *c, int single) {
             } else {
                 kp->n = n;
                 kp->recs = calloc(n, sizeof *kp->recs);
+                if (!kp->recs) abort();
                 for (size_t i = 0; i < n; i++) {
                     char prefix[48];
                     snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
@@ -1103,18 +1150,11 @@ static int k_put_common(k_call_t *c, int single) {
                           "keys); send fewer or smaller records per PutRecords",
                           total);
     }
-    kp->in = json_incref(c->in);
     memcpy(kp->stream, c->stream, sizeof kp->stream);
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
-    if (rc == TR_ETHROTTLED && !single) {
-        /* Kinesis reports throttling per record in PutRecords. */
-        kp->rc = rc;
-        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
-        k_put_finish(c->req);
-        return 0;
-    }
+    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
     if (rc) return k_error(c, rc, &err);
     c->req->finish = k_put_finish;
     return 1;  /* deferred */
@@ -1224,14 +1264,23 @@ static int k_put_fast(k_call_t *c, int single) {
     const char *stream = NULL;
     size_t stream_n = 0, total = 0;
     if (!ks_ch(&s, '{')) return K_FAST_BAIL;
+    /* Charged before allocating, as on the general path (k_put_common): the put buffer and
+     * response base now, the records as the array grows, then the per-record rest.  Partition
+     * keys stay in the request body, which is charged already. */
+    size_t charged = sizeof(k_put_t) + req->body_len + 1 + K_PUT_RESP_BASE;
+    if (k_put_charge(c, charged)) return 0;
     k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
     kp->ctx = c->ctx;
     kp->single = single;
     kp->data = malloc(req->body_len + 1);
+    if (!kp->data) abort();
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
+        if (k_put_charge(c, K_PUT_REC_MEM)) goto answered;
         kp->recs = calloc(1, sizeof *kp->recs);
+        if (!kp->recs) abort();
         if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) goto bail;
     } else {
         size_t cap = 0;
@@ -1248,7 +1297,9 @@ static int k_put_fast(k_call_t *c, int single) {
                 for (;;) {
                     if (kp->n == 500) goto bail;
                     if (kp->n == cap) {
-                        cap = cap ? cap * 2 : 64;
+                        size_t ncap = cap ? cap * 2 : 64;
+                        if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) goto answered;
+                        cap = ncap;
                         kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
                         if (!kp->recs) abort();
                     }
@@ -1278,20 +1329,20 @@ static int k_put_fast(k_call_t *c, int single) {
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
-    if (rc == TR_ETHROTTLED && !single) {
-        kp->rc = rc;
-        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
-        k_put_finish(req);
-        return 0;
-    }
+    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
     if (rc) {
         k_error(c, rc, &err);
         return 0;
     }
     req->finish = k_put_finish;
     return 1;
-bail:
+answered:  /* refused by the budget: the error is in the response */
     k_put_free(kp);
+    return 0;
+bail:
+    /* The general path charges afresh: give back what this one charged. */
+    k_put_free(kp);
+    net_req_uncharge(req);
     return K_FAST_BAIL;
 }
 
@@ -1507,7 +1558,16 @@ static int k_get_records(k_call_t *c) {
     }
     tr_buf *b = c->out;
     size_t est = 64;
-    for (size_t i = 0; i < rd.n; i++) est += 120 + rd.recs[i].pk_len * 2 + rd.recs[i].data_len * 4 / 3;
+    for (size_t i = 0; i < rd.n; i++) est += 120 + rd.recs[i].pk_len * 6 + rd.recs[i].data_len * 4 / 3;
+    est += 1024 + 64 * (size_t)32;  /* iterator, child shards */
+    /* The response (up to ~13 MB) lives until a client that may read slowly has taken it:
+     * charged to the in-flight budget like request bodies, refused as throttling past it. */
+    if (net_req_charge(c->req, est)) {
+        slog_read_free(&rd);
+        return k_fail(c, 400, "ProvisionedThroughputExceededException",
+                      "Rate exceeded for Shard - shardId-%012u: the server is over its in-flight "
+                      "memory budget (--max-inflight-mb); retry with backoff", shard);
+    }
     tr_buf_reserve(b, est);
     tr_buf_puts(b, "{\"Records\":[");
     for (size_t i = 0; i < rd.n; i++) {
