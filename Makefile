@@ -4,9 +4,12 @@
 #   make test       every test: unit (ctest), ASan+UBSan, integration (pytest, aws CLI, JS), crash
 #   make check-asan unit + integration tests under AddressSanitizer + UBSan
 #   make bench      benchmarks against kinesalite / kinesis-local, written as a table
+#   make soak       the crash-and-corruption soak for SOAK_SECONDS (1800; `make test` runs 75 s)
 JOBS ?= 2
 
-.PHONY: all deps build demo test check-asan unit bench clean
+SOAK_SECONDS ?= 1800
+
+.PHONY: all deps build demo test check-asan unit bench soak clean
 
 all: build
 
@@ -36,6 +39,12 @@ check-asan:
 
 unit: build
 	@cd build && ctest --output-on-failure
+
+soak:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@TRIBUTARY_BIN=$(CURDIR)/build/tributary TRIBUTARY_SOAK_SECONDS=$(SOAK_SECONDS) \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -s tests/crash/test_soak.py
 
 bench:
 	@scripts/deps.sh bench
