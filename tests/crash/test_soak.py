@@ -28,6 +28,10 @@ Damage at rest, and what is expected of each:
                      some filesystems): truncated likewise.
   seg-tail-replay    a copy of the segment's last bytes appended (whole frames with old sequence
                      numbers, then a cut one): must not come back as duplicates.
+  seg-idx            a sealed segment's .idx file (its saved index) flipped, truncated or
+                     removed: the engine checks it (CRC32C, size, seq range), rescans the
+                     segment and rewrites it; nothing lost.  (The server runs with 256 KiB
+                     segments, --test-segment-kb, so rounds see sealed segments and rolls.)
   seg-mid-flip       bytes flipped inside committed data of a segment.  OFF until the log
                      engine keeps intact records after mid-segment damage and reports it (h-log's
                      work): turn it on with MID_SEGMENT_DAMAGE = True below or
@@ -219,8 +223,8 @@ def lmdb_dirs(data_dir):
 def damage(data_dir, rng, notes, hit):
     """Apply 1-3 random kinds of damage to the stopped server's files; notes what was done and
     adds to `hit` the (shard index, counter, segment) of every record a byte flip landed in."""
-    kinds = ["seg-tail-garbage", "seg-tail-zeros", "seg-tail-replay", "lmdb-lock", "lmdb-tail",
-             "fn-orphans"]
+    kinds = ["seg-tail-garbage", "seg-tail-zeros", "seg-tail-replay", "seg-idx", "lmdb-lock",
+             "lmdb-tail", "fn-orphans"]
     if MID_SEGMENT_DAMAGE:
         kinds += ["seg-mid-flip"] * 2
     for kind in rng.sample(kinds, rng.randint(1, 3)):
@@ -243,6 +247,23 @@ def damage(data_dir, rng, notes, hit):
             with open(p, "ab") as f:
                 f.write(extra)
             notes.append((kind, str(p.relative_to(data_dir)), len(extra)))
+        elif kind == "seg-idx":
+            idx = sorted((data_dir / "streams").glob("*/*/*.idx"))
+            if not idx:
+                continue
+            p = rng.choice(idx)
+            how = rng.choice(["flip", "truncate", "remove"])
+            if how == "remove":
+                p.unlink()
+            elif how == "truncate":
+                os.truncate(p, rng.randrange(max(1, p.stat().st_size)))
+            else:
+                b = bytearray(p.read_bytes())
+                if b:
+                    i = rng.randrange(len(b))
+                    b[i] ^= 1 << rng.randrange(8)
+                    p.write_bytes(bytes(b))
+            notes.append((kind, str(p.relative_to(data_dir)), how))
         elif kind == "seg-mid-flip":
             segs = [p for p in segments(data_dir) if p.stat().st_size > 64]
             if not segs:
@@ -399,7 +420,8 @@ def verify(server, names, o, counts, new_log, hit):
 def soak_server():
     if srv.external_endpoint():
         pytest.skip("the soak needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    s = srv.ServerProcess()
+    # small segments (testing option): rounds see sealed segments, their .idx files and rolls
+    s = srv.ServerProcess(extra_args=["--test-segment-kb", "256"])
     try:
         s.start()
     except srv.ServerError as e:
