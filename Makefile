@@ -3,13 +3,14 @@
 #   make demo       the main job: the IoT telemetry demo on the embedded engines
 #   make test       every test: unit (ctest), ASan+UBSan, integration (pytest, aws CLI, JS), crash
 #   make check-asan unit + integration tests under AddressSanitizer + UBSan
+#   make fuzz       every libFuzzer target in tests/fuzz for FUZZ_SECONDS (600) each
 #   make bench      benchmarks against kinesalite / kinesis-local, written as a table
 #   make soak       the crash-and-corruption soak for SOAK_SECONDS (1800; `make test` runs 75 s)
 JOBS ?= 2
 
 SOAK_SECONDS ?= 1800
 
-.PHONY: all deps build demo test check-asan unit bench soak clean
+.PHONY: all deps build demo test check-asan unit fuzz bench soak clean
 
 all: build
 
@@ -40,6 +41,11 @@ check-asan:
 unit: build
 	@cd build && ctest --output-on-failure
 
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/deps.sh test
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 soak:
 	@scripts/deps.sh test
 	@$(MAKE) --no-print-directory build
@@ -52,4 +58,4 @@ bench:
 	@bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz
