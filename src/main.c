@@ -309,7 +309,8 @@ static int cmd_serve(int argc, char **argv) {
         case 'S':
             segment_kb = strtoll(optarg, &end, 10);
             if (*end || segment_kb < 1 || segment_kb > 1048576) {
-                fprintf(stderr, "tributary serve: --test-segment-kb %s must be 1-1048576\n", optarg);
+                fprintf(stderr, "tributary serve: --test-segment-kb %s must be 1-1048576\n",
+                        optarg);
                 return 2;
             }
             break;

@@ -1064,8 +1064,9 @@ static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t 
  * ({"SequenceNumber":"<34>","ShardId":"shardId-<12>"}, or InternalFailure's shorter entry). */
 #define K_PUT_REC_MEM (sizeof(slog_put_rec_t) + sizeof(slog_rec_in_t) + 2 * sizeof(void *) + 96)
 #define K_PUT_RESP_BASE 64
-/* A throttled record's response entry names its shard, stream and account. */
-#define K_PUT_THROTTLED_ENTRY (160 + SLOG_MAX_STREAM_NAME)
+/* A throttled record's response entry names its shard, stream and account: this much longer
+ * than the 96 bytes K_PUT_REC_MEM counts for it. */
+#define K_PUT_THROTTLED_EXTRA (64 + SLOG_MAX_STREAM_NAME)
 
 /* Charge n bytes of the put to the request's in-flight budget before allocating them
  * (net_req_charge); over the budget the whole request is refused with Kinesis' throttling
@@ -1081,8 +1082,7 @@ static int k_put_charge(k_call_t *c, size_t n) {
  * reports throttling), when the longer response entries fit the budget; otherwise, and for
  * PutRecord, the whole request is throttled.  Returns 0 (answered). */
 static int k_put_throttled(k_call_t *c, k_put_t *kp, const tr_err *err) {
-    if (kp->single ||
-        net_req_charge(c->req, kp->n * (K_PUT_THROTTLED_ENTRY > 96 ? K_PUT_THROTTLED_ENTRY - 96 : 0))) {
+    if (kp->single || net_req_charge(c->req, kp->n * K_PUT_THROTTLED_EXTRA)) {
         k_error(c, TR_ETHROTTLED, err);
         return 0;
     }
@@ -1558,7 +1558,8 @@ static int k_get_records(k_call_t *c) {
     }
     tr_buf *b = c->out;
     size_t est = 64;
-    for (size_t i = 0; i < rd.n; i++) est += 120 + rd.recs[i].pk_len * 6 + rd.recs[i].data_len * 4 / 3;
+    for (size_t i = 0; i < rd.n; i++)
+        est += 120 + rd.recs[i].pk_len * 6 + rd.recs[i].data_len * 4 / 3;
     est += 1024 + 64 * (size_t)32;  /* iterator, child shards */
     /* The response (up to ~13 MB) lives until a client that may read slowly has taken it:
      * charged to the in-flight budget like request bodies, refused as throttling past it. */
