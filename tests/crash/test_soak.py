@@ -47,6 +47,9 @@ Damage at rest, and what is expected of each:
                      Not applied: flipping bytes in pages LMDB uses.  LMDB keeps no page
                      checksums, so such damage cannot be detected, only prevented (copy-on-write
                      pages, synced meta page); a soak cannot tell right from wrong there.
+  (disk full)        not damage at rest: a quarter of the runs start with one shard's writes
+                     failing with ENOSPC (--test-enospc-shard), so PutRecords answers some
+                     records InternalFailure -- those must then be absent (`misreported`).
   fn-orphans         stray code files in a function's directory (a code-<hex>.zip nobody names,
                      a half-unpacked code-<hex>.tmp directory, as a crash mid-upload leaves):
                      removed when the engine opens; the functions' code is unaffected.
@@ -76,6 +79,8 @@ SOAK_SECONDS = float(os.environ.get("TRIBUTARY_SOAK_SECONDS", "75"))
 SHARDS = 3
 K_WRITERS = 2
 FUNCTIONS = 2
+# small segments (testing option): rounds see sealed segments, their .idx files and rolls
+BASE_ARGS = ["--test-segment-kb", "256"]
 
 pytestmark = [pytest.mark.deadline(int(SOAK_SECONDS) + 150)]
 
@@ -420,8 +425,7 @@ def verify(server, names, o, counts, new_log, hit):
 def soak_server():
     if srv.external_endpoint():
         pytest.skip("the soak needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    # small segments (testing option): rounds see sealed segments, their .idx files and rolls
-    s = srv.ServerProcess(extra_args=["--test-segment-kb", "256"])
+    s = srv.ServerProcess(extra_args=BASE_ARGS)
     try:
         s.start()
     except srv.ServerError as e:
@@ -483,6 +487,13 @@ def test_crash_and_corruption_soak(soak_server):
                     from w.failure
         notes = []
         damage(s.data_dir, rng, notes, hit)
+        # now and then the next run has one shard's disk full (testing option): its records are
+        # answered InternalFailure and must then be absent, the other shards' committed
+        s.extra_args = list(BASE_ARGS)
+        if rng.random() < 0.25:
+            full = rng.randrange(SHARDS)
+            s.extra_args += ["--test-enospc-shard", str(full)]
+            notes.append(("next-run-disk-full", f"shard {full}", ""))
         log_mark = len(s.log_text())
         try:
             s.start()
