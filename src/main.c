@@ -172,6 +172,10 @@ static void serve_usage(FILE *o) {
             "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
             "  --esm-age-unit-ms MS  length of a MaximumRecordAgeInSeconds second (1000; tests)\n"
             "  --test-commit-delay-ms MS  sleep before each stream commit, as a slow disk (tests)\n"
+            "  --test-enospc-shard N  writes to shard index N of every stream fail with ENOSPC,\n"
+            "                   as on a full disk (tests)\n"
+            "  --test-segment-kb N  roll stream segments at N KiB instead of 64 MiB, so tests see\n"
+            "                   many segments (tests)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -185,7 +189,8 @@ static int cmd_serve(int argc, char **argv) {
     long long max_conns = 0, max_conns_ip = 0, header_timeout = 0, body_timeout = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     long long fn_concurrency = 64, fn_retry_ms = 60000;
-    long long esm_age_unit_ms = 1000, commit_delay_ms = 0;
+    long long esm_age_unit_ms = 1000, commit_delay_ms = 0, enospc_shard = -1;
+    long long segment_kb = 0;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
@@ -198,7 +203,9 @@ static int cmd_serve(int argc, char **argv) {
         {"lambda-concurrency", required_argument, 0, 'L'},
         {"lambda-retry-ms", required_argument, 0, 'R'},
         {"esm-age-unit-ms", required_argument, 0, 'A'},
-        {"test-commit-delay-ms", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+        {"test-commit-delay-ms", required_argument, 0, 'D'},
+        {"test-enospc-shard", required_argument, 0, 'E'},
+        {"test-segment-kb", required_argument, 0, 'S'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -291,6 +298,22 @@ static int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'E':
+            enospc_shard = strtoll(optarg, &end, 10);
+            if (*end || enospc_shard < 0 || enospc_shard > 100000) {
+                fprintf(stderr, "tributary serve: --test-enospc-shard %s must be 0-100000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'S':
+            segment_kb = strtoll(optarg, &end, 10);
+            if (*end || segment_kb < 1 || segment_kb > 1048576) {
+                fprintf(stderr, "tributary serve: --test-segment-kb %s must be 1-1048576\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -345,6 +368,12 @@ static int cmd_serve(int argc, char **argv) {
     if (commit_delay_ms)
         tr_warn("main", "--test-commit-delay-ms %lld: every stream commit waits %lld ms (testing "
                         "only; never in production)", commit_delay_ms, commit_delay_ms);
+    so.segment_bytes = (uint64_t)segment_kb << 10;
+    if (enospc_shard >= 0) {
+        so.test_enospc_shard = (uint32_t)enospc_shard + 1;
+        tr_warn("main", "--test-enospc-shard %lld: every write to shard %lld of every stream fails "
+                        "(testing only; never in production)", enospc_shard, enospc_shard);
+    }
     long long t0 = tr_mono_ns();
     if (slog_open(data, &so, &ctx.slog, &err)) {
         tr_error("main", "cannot open the stream engine in %s: %s", data, err.msg);

@@ -49,6 +49,7 @@
 
 typedef struct d_call {
     api_ctx_t *ctx;
+    const char *op;          /* operation name, for authorization messages */
     net_req_t *req;
     json_t *in;
     tr_buf *out;
@@ -314,6 +315,25 @@ static int d_arr(d_call_t *c, const json_t *obj, const char *name, json_t **out)
     return 0;
 }
 
+/* A table ARN must name a table of this account in this region, as on AWS: another account's
+ * is AccessDeniedException (Tributary has no resource policies that could allow it), another
+ * region's is not found from this endpoint.  0 when ours, else -1 with the error answered. */
+static int d_arn_owned(d_call_t *c, const char *arn) {
+    switch (api_arn_owner(c->ctx, arn)) {
+    case API_ARN_OTHER_REGION:
+        return d_fail(c, 400, "ResourceNotFoundException",
+                      "Requested resource not found: %s is outside this endpoint's partition and "
+                      "region (aws, %s); call that region's endpoint", arn, c->ctx->region);
+    case API_ARN_OTHER_ACCOUNT:
+        return d_fail(c, 400, "AccessDeniedException",
+                      "User: arn:aws:iam::%s:root is not authorized to perform: dynamodb:%s on "
+                      "resource: %s because no resource-based policy allows the dynamodb:%s "
+                      "action (this server's tables are in account %s)",
+                      API_ACCOUNT_ID, c->op ? c->op : "", arn, c->op ? c->op : "", API_ACCOUNT_ID);
+    default: return 0;
+    }
+}
+
 /* TableName (or a table ARN, as DynamoDB now accepts) into out. */
 static int d_table(d_call_t *c, const json_t *obj, const char *name, const char *path, int req,
                    char out[D_NAME_MAX]) {
@@ -331,6 +351,7 @@ static int d_table(d_call_t *c, const json_t *obj, const char *name, const char 
             d_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
             return 0;
         }
+        if (d_arn_owned(c, s)) return -1;
         memcpy(out, t, n);
         out[n] = 0;
         return 0;
@@ -1774,6 +1795,7 @@ static int d_resource_arn(d_call_t *c, char name[D_NAME_MAX], const char **arn_o
     size_t n = strlen(t);
     if (strchr(t, '/') || n < 3 || n > TBL_MAX_NAME || !d_name_ok(t, n))
         return d_invalid(c, "Invalid TableArn: Invalid ResourceArn provided as input %s", arn);
+    if (d_arn_owned(c, arn)) return -1;
     char want[200];
     snprintf(want, sizeof want, "arn:aws:dynamodb:%s:%s:table/", c->ctx->region, API_ACCOUNT_ID);
     if (strncmp(arn, want, strlen(want)))
@@ -3102,7 +3124,7 @@ int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
             found = &d_ops[i];
             break;
         }
-    d_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    d_call_t c = {.ctx = ctx, .op = op, .req = req, .out = &req->out};
     int rc = -1;
     if (!found) {
         d_fail(&c, 400, "UnknownOperationException",

@@ -80,6 +80,7 @@
 
 #include "core/buf.h"
 #include "core/tlog.h"
+#include "log/shard_int.h"
 
 #define SLOG_DEF_SHARD_LIMIT 500
 #define SLOG_DEF_ON_DEMAND_LIMIT 50
@@ -576,6 +577,24 @@ static void image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t
 
 /* ---- shard handles ------------------------------------------------------------------------- */
 
+/* Testing only (opts.test_enospc_shard): the I/O of a shard whose disk is full.  Reads, syncs and
+ * truncation work; every write fails with ENOSPC, so appends fail and are undone by the shard
+ * exactly as on a real full disk. */
+static ssize_t enospc_pwrite(int fd, const void *b, size_t n, off_t off) {
+    (void)fd;
+    (void)b;
+    (void)n;
+    (void)off;
+    errno = ENOSPC;
+    return -1;
+}
+static slog_io_t io_enospc;
+static pthread_once_t io_enospc_once = PTHREAD_ONCE_INIT;
+static void io_enospc_init(void) {
+    io_enospc = slog__io_posix;
+    io_enospc.pwrite = enospc_pwrite;
+}
+
 /* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
  * be opened does not fail the call: the shard is kept as FAILED (log NULL), loudly reported,
  * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
@@ -607,6 +626,10 @@ static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_s
         free(sh->stream_dir);
         free(sh);
         return rc;
+    }
+    if (sh->log && lg->opts.test_enospc_shard && lg->opts.test_enospc_shard - 1 == info->index) {
+        pthread_once(&io_enospc_once, io_enospc_init);
+        slog__shard_set_io(sh->log, &io_enospc);  /* before any other thread sees the shard */
     }
     pthread_mutex_init(&sh->wmu, NULL);
     atomic_init(&sh->refs, 1);
@@ -1821,7 +1844,10 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
         rc = stream_missing(name, err);
         goto leave;
     }
-    for (size_t i = 0; i < n; i++) j->route[i] = route(st, recs[i].hash);
+    for (size_t i = 0; i < n; i++) {
+        j->route[i] = route(st, recs[i].hash);
+        recs[i].shard = j->route[i]->info.index;  /* also named when the put is refused */
+    }
     pthread_mutex_lock(&lg->qmu);
     if (lg->stopping) {
         rc = tr_err_set(err, TR_ECLOSED, "the stream engine is shutting down");

@@ -76,6 +76,10 @@ typedef struct slog_opts {
     int no_sync;                    /* tests only */
     int commit_delay_ms;            /* tests only: sleep before each group commit, as a slow
                                        disk would, so overload can be produced on demand */
+    uint32_t test_enospc_shard;     /* tests only: shard index + 1 (0: off); every write to a
+                                       segment of a shard with that index, in every stream, fails
+                                       with ENOSPC as a full disk would, so a test can make one
+                                       shard's appends fail while the others succeed */
 } slog_opts_t;
 
 typedef struct slog_shard_info {

@@ -1024,6 +1024,57 @@ static void test_admission_and_hook(void **state) {
     tmp_done(dir);
 }
 
+/* One shard's disk is full (opts.test_enospc_shard): its records fail, each with its own rc,
+ * and nothing of them is stored; the other shard's records of the same put are committed with
+ * their sequence numbers and readable; the put's callback reports the failure. */
+static void test_put_one_shard_fails(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    slog_opts_t o = fast_opts();
+    o.test_enospc_shard = 1 + 1;  /* shard index 1 */
+    slog_t *lg = open_at(dir, &o);
+    create(lg, "t", 2);
+    slog_stream_info_t si = describe(lg, "t");
+    slog_put_rec_t r[40];
+    char pks[40][16];
+    int on1 = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(pks[i], 16, "key%d", i);
+        rec_set(&r[i], pks[i], pks[i]);
+        on1 += slog_hash_pk(pks[i], strlen(pks[i])) > si.shards[0].hash_end;
+    }
+    assert_true(on1 > 0 && on1 < 40);
+    int rc = put_sync(lg, "t", r, 40);
+    assert_true(rc < 0);
+    uint64_t next0 = 0;
+    for (int i = 0; i < 40; i++) {
+        int home = slog_hash_pk(pks[i], strlen(pks[i])) > si.shards[0].hash_end;
+        assert_int_equal(r[i].shard, (uint32_t)home);
+        if (home == 1) {
+            assert_int_equal(r[i].rc, TR_EIO);
+        } else {
+            assert_int_equal(r[i].rc, 0);
+            assert_int_equal(r[i].seq, next0++);
+        }
+    }
+    size_t n0 = 0, n1 = 0;
+    got_t *g0 = read_shard(lg, si.id, 0, &n0, NULL);
+    got_t *g1 = read_shard(lg, si.id, 1, &n1, NULL);
+    assert_int_equal(n0, 40 - on1);
+    assert_int_equal(n1, 0);
+    for (size_t i = 0, k = 0; i < 40; i++) {
+        if (r[i].shard != 0) continue;
+        assert_int_equal(g0[k].seq, r[i].seq);
+        assert_string_equal(g0[k].pk, pks[i]);
+        k++;
+    }
+    got_free(g0, n0);
+    got_free(g1, n1);
+    slog_stream_info_free(&si);
+    slog_close(lg);
+    tmp_done(dir);
+}
+
 /* ---- resharding ---------------------------------------------------------------------------- */
 
 static void put_keys(slog_t *lg, const char *name, int from, int n, slog_put_rec_t *r,
@@ -1521,6 +1572,7 @@ int main(void) {
         cmocka_unit_test(test_concurrent_putters),
         cmocka_unit_test(test_close_drains_and_reopen),
         cmocka_unit_test(test_admission_and_hook),
+        cmocka_unit_test(test_put_one_shard_fails),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_scale),
