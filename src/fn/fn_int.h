@@ -107,6 +107,7 @@ struct fn_inst {
     tr_buf line;                     /* partial output line */
     const char *exit_reason;         /* why the engine killed it (for the log), or NULL */
     void *listener;                  /* its Runtime API listener (fn_rt_listener_t), or NULL */
+    char scratch[FN__PATH];          /* its $TMPDIR (sandbox.h), removed with it; "" if none */
     fn_inst_t *next;                 /* fn->insts link */
 };
 

@@ -1,0 +1,69 @@
+/*
+ * sandbox.h -- least privilege for function processes (provided bootstraps, native hosts).
+ *
+ * A function runs as the server's user, so without a fence it could read the server's
+ * credentials file, other functions' code and the LMDB files, and write anywhere the server can.
+ * Where the kernel has Landlock (Linux >= 5.13, enabled), each function process is confined
+ * before it runs any user code:
+ *
+ *   read + execute      its package (LAMBDA_TASK_ROOT), /usr /bin /sbin /lib* /opt /etc,
+ *                       --lambda-read-dir directories
+ *   read only           /proc /sys (the kernel's Landlock also bars ptrace and /proc/PID/environ,
+ *                       fd/, mem of processes outside the sandbox: the server's)
+ *   read + write        /dev's existing nodes (/dev/null, /dev/urandom, ...; nothing created)
+ *   everything          its own scratch directory ($TMPDIR, a fresh 0700 dir per process, removed
+ *                       when the process ends), --lambda-write-dir directories
+ *   nothing             the rest: the data directory (credentials, LMDB, other functions' code,
+ *                       logs), home directories, /tmp, /var, /run
+ *
+ * plus no_new_privs (no set-uid escalation), an empty capability bounding set and no
+ * capabilities (a server running as root starts functions without root's powers), and, with
+ * Landlock ABI >= 6, no signals to processes outside the sandbox.  The network is not restricted:
+ * a function reaches its Runtime API and the server's port like any local client (and needs
+ * credentials to be served there).
+ *
+ * Where Landlock is absent, functions run unconfined (only the environment, descriptor and
+ * capability hygiene apply); fn_sandbox_abi() says so and the server logs it once at start.
+ *
+ * Use: the parent builds a ruleset (fn_sandbox_ruleset: allocates, opens paths) before fork; the
+ * child calls fn_sandbox_enter (async-signal-safe: system calls only) before exec or, in the
+ * native host, before loading user code.  A ruleset fd can be passed to another process.
+ *
+ * Thread rules: fn_sandbox_set_dirs before any function starts (main.c at start-up); the rest may
+ * be called from any thread.
+ */
+#ifndef FN_SANDBOX_H
+#define FN_SANDBOX_H
+
+#include <stddef.h>
+
+#include "core/err.h"
+
+/* The Landlock ABI version this kernel offers (>= 1), or 0 when functions run unconfined; then
+ * *why (if not NULL) gets a static sentence saying why.  Probed once, cached. */
+int fn_sandbox_abi(const char **why);
+
+/* Extra directories every function may read (and execute) / read and write.  The arrays are
+ * copied.  Returns 0, TR_EINVAL for a relative path (message in err). */
+int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
+                        const char *const *write_dirs, size_t n_write, tr_err *err);
+
+/* A Landlock ruleset for a function whose package is code_dir and scratch dir is scratch (both
+ * absolute).  On success returns 0 with *fd the ruleset (close-on-exec, owned by the caller), or
+ * *fd = -1 when the kernel has no Landlock (run unconfined).  Fails with TR_EIO and err naming the
+ * path when code_dir or scratch cannot be opened (do not start the function). */
+int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *fd, tr_err *err);
+
+/* In the function's process: no_new_privs, drop every capability, then (ruleset_fd >= 0)
+ * landlock_restrict_self.  Async-signal-safe.  Returns 0 or -errno of the call that failed. */
+int fn_sandbox_enter(int ruleset_fd);
+
+/* A fresh scratch directory for one function process: "<TMPDIR or /tmp>/tributary-fn-XXXXXX",
+ * mode 0700, written to out (cap >= 64).  Returns 0 or a negative TR_E* code with err set. */
+int fn_sandbox_scratch_new(char *out, size_t cap, tr_err *err);
+
+/* Remove a scratch directory and everything in it (symbolic links are removed, never
+ * followed).  NULL or "" is a no-op. */
+void fn_sandbox_scratch_free(const char *dir);
+
+#endif
