@@ -119,6 +119,10 @@ int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
         free(r);
         return rc;
     }
+    for (size_t i = 0; i < g_dirs.n_read; i++) free(g_dirs.read[i]);
+    for (size_t i = 0; i < g_dirs.n_write; i++) free(g_dirs.write[i]);
+    free(g_dirs.read);
+    free(g_dirs.write);
     g_dirs.read = r;
     g_dirs.n_read = nr;
     g_dirs.write = w;
