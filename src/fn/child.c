@@ -374,6 +374,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
              dir);
     envp[n++] = kv("LD_LIBRARY_PATH", buf);
     for (size_t i = 0; i < c->n_env; i++) envp[n++] = kv(c->env[i].key, c->env[i].value);
+    size_t tmpdir_at = n;
     envp[n++] = kv("TMPDIR", scratch);   /* after the function's own: a TMPDIR it sets wins */
     envp[n] = NULL;
     /* Amazon Linux's /bin/sh is bash, and AWS's custom-runtime tutorial relies on it (`source`,
@@ -407,12 +408,16 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     static const char sb_msg[] = "tributary: cannot confine the function (no_new_privs, "
                                  "capabilities or Landlock refused)\n";
     int rfd = -1;
+    char *plan = NULL;
+    static char tmp_env[] = "TMPDIR=/tmp";
     char msg[TR_ERR_MSG_MAX + 64] = "";
     int p[2] = {-1, -1};
     int devnull = -1;
     pid_t pid = -1;
     int err = 0;
-    if (fn_sandbox_ruleset(cwd, scratch, &rfd, &serr)) snprintf(msg, sizeof msg, "%s", serr.msg);
+    if (fn_sandbox_ruleset(cwd, scratch, &rfd, &serr) ||
+        fn_sandbox_tmp_plan(cwd, scratch, &plan, &serr))
+        snprintf(msg, sizeof msg, "%s", serr.msg);
     else if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe2(p, O_CLOEXEC) != 0)
         err = errno;
     else {
@@ -431,6 +436,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
             dup2(devnull, 0);
             dup2(p[1], 1);
             dup2(p[1], 2);
+            /* its scratch as /tmp where namespaces allow (this copy of envp is the child's) */
+            if (plan && fn_sandbox_tmp_apply(plan) == 0) envp[tmpdir_at] = tmp_env;
             if (fn_sandbox_enter(rfd) != 0) {
                 ssize_t w = write(2, sb_msg, sizeof sb_msg - 1);
                 (void)w;
@@ -461,6 +468,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     }
     if (devnull >= 0) close(devnull);
     if (rfd >= 0) close(rfd);
+    free(plan);
     if (p[1] >= 0) close(p[1]);
     for (size_t i = 0; i < n; i++) free(envp[i]);
     free(envp);

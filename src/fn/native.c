@@ -185,7 +185,7 @@ static const char *signal_text(int sig) {
 static int env_reserved(const char *k) {
     static const char *const res[] = {"_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME",
                                       "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "TRIBUTARY_FN_PARENT",
-                                      FN_NATIVE_SANDBOX_ENV, NULL};
+                                      FN_NATIVE_SANDBOX_ENV, FN_NATIVE_TMP_ENV, NULL};
     for (int i = 0; res[i]; i++)
         if (!strcmp(k, res[i])) return 1;
     return 0;
@@ -401,24 +401,28 @@ static void host_reap(host_t *h, int grace_ms, char *why, size_t cap) {
 
 static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t cap) {
     int sv[2] = {-1, -1}, lp[2] = {-1, -1}, rfd = -1;
-    char **envp = NULL;
+    char **envp = NULL, *plan = NULL;
     size_t n = 0;
     tr_err e;
     tr_err_clear(&e);
     /* its private /tmp and its sandbox (sandbox.h): the ruleset goes to the host as fd
      * FN_NATIVE_FD + 1, which it enters before loading the library */
     if (fn_sandbox_scratch_new(h->scratch, sizeof h->scratch, &e) ||
-        fn_sandbox_ruleset(s->code_dir, h->scratch, &rfd, &e)) {
+        fn_sandbox_ruleset(s->code_dir, h->scratch, &rfd, &e) ||
+        fn_sandbox_tmp_plan(s->code_dir, h->scratch, &plan, &e)) {
         snprintf(why, cap, "%s", e.msg);
         goto fail;
     }
     while (s->envp[n]) n++;
-    envp = calloc(n + 3, sizeof *envp);
+    envp = calloc(n + 4, sizeof *envp);
     if (!envp) abort();
     memcpy(envp, s->envp, n * sizeof *envp);
     envp[n] = xasprintf("TMPDIR=%s", h->scratch);
     envp[n + 1] = xasprintf("%s=%d", FN_NATIVE_SANDBOX_ENV, rfd < 0 ? -1 : FN_NATIVE_FD + 1);
-    if (!envp[n] || !envp[n + 1]) abort();
+    envp[n + 2] = xasprintf("%s=%s", FN_NATIVE_TMP_ENV, plan ? plan : "");
+    if (!envp[n] || !envp[n + 1] || !envp[n + 2]) abort();
+    free(plan);
+    plan = NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
         pipe2(lp, O_CLOEXEC)) {
         snprintf(why, cap, "cannot create the host's socket/pipe: %s", strerror(errno));
@@ -439,8 +443,7 @@ static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t 
     close(sv[1]);
     close(lp[1]);
     sv[1] = lp[1] = -1;
-    free(envp[n]);
-    free(envp[n + 1]);
+    for (int i = 0; i < 3; i++) free(envp[n + i]);
     free(envp);
     envp = NULL;
     if (rfd >= 0) close(rfd);
@@ -463,10 +466,10 @@ fail:
         if (lp[i] >= 0) close(lp[i]);
     }
     if (envp) {
-        free(envp[n]);
-        free(envp[n + 1]);
+        for (int i = 0; i < 3; i++) free(envp[n + i]);
         free(envp);
     }
+    free(plan);
     if (rfd >= 0) close(rfd);
     fn_sandbox_scratch_free(h->scratch);
     h->scratch[0] = 0;

@@ -284,6 +284,9 @@ int fn_native_host_main(int argc, char **argv) {
     const char *sb = getenv(FN_NATIVE_SANDBOX_ENV);
     int rfd = sb ? atoi(sb) : -1;
     unsetenv(FN_NATIVE_SANDBOX_ENV);
+    const char *plan = getenv(FN_NATIVE_TMP_ENV);
+    if (plan && *plan && fn_sandbox_tmp_apply(plan) == 0) setenv("TMPDIR", "/tmp", 1);
+    unsetenv(FN_NATIVE_TMP_ENV);
     if (fn_sandbox_enter(rfd > FN_NATIVE_FD ? rfd : -1) != 0)
         init_error("Runtime.Unknown", "the function host cannot confine itself (no_new_privs, "
                    "capabilities or Landlock refused); see the server log");

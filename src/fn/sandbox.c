@@ -19,14 +19,18 @@
 #include <linux/capability.h>
 #include <linux/landlock.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
+
+#include "core/buf.h"
 
 #ifndef LANDLOCK_ACCESS_FS_REFER
 #define LANDLOCK_ACCESS_FS_REFER (1ULL << 13)
@@ -215,6 +219,131 @@ int fn_sandbox_enter(int ruleset_fd) {
     memset(data, 0, sizeof data);
     if (syscall(SYS_capset, &hdr, data) != 0) return -errno;
     if (ruleset_fd >= 0 && syscall(SYS_landlock_restrict_self, ruleset_fd, 0) != 0) return -errno;
+    return 0;
+}
+
+/* ---- a private /tmp ----------------------------------------------------------------------------
+ *
+ * The plan is text: the scratch directory, then each source directory under /tmp to keep visible,
+ * one per line.  A source /tmp/a/b is bound onto SCRATCH/a/b (made by the parent), then SCRATCH
+ * onto /tmp recursively, so /tmp/a/b shows the source again and nothing else of the server's /tmp
+ * is reachable. */
+
+/* Is path /tmp itself (1), beneath it (2), or elsewhere (0)? */
+static int under_tmp(const char *path) {
+    if (strncmp(path, "/tmp", 4)) return 0;
+    if (path[4] == 0 || (path[4] == '/' && path[5] == 0)) return 1;
+    return path[4] == '/' ? 2 : 0;
+}
+
+static int plan_add(tr_buf *b, const char *scratch, const char *src, tr_err *err) {
+    if (strchr(src, '\n')) return 0;   /* not representable: such a directory stays unseen */
+    char dst[8192];
+    if (snprintf(dst, sizeof dst, "%s%s", scratch, src + 4) >= (int)sizeof dst)
+        return tr_err_set(err, TR_EINVAL, "path %s is too long to keep visible in a private /tmp",
+                          src);
+    for (char *q = dst + strlen(scratch) + 1;; q++) {   /* mkdir -p, 0700 */
+        char c = *q;
+        if (c != '/' && c != 0) continue;
+        *q = 0;
+        if (mkdir(dst, 0700) != 0 && errno != EEXIST) {
+            int e = errno;
+            return tr_err_set(err, TR_EIO, "cannot create %s for a function's private /tmp: %s",
+                              dst, strerror(e));
+        }
+        *q = c;
+        if (!c) break;
+    }
+    tr_buf_puts(b, "\n");
+    tr_buf_puts(b, src);
+    return 0;
+}
+
+int fn_sandbox_tmp_plan(const char *code_dir, const char *scratch, char **plan, tr_err *err) {
+    *plan = NULL;
+    if (!scratch || !*scratch || strchr(scratch, '\n')) return 0;
+    for (size_t i = 0; i < g_dirs.n_read; i++)
+        if (under_tmp(g_dirs.read[i]) == 1) return 0;
+    for (size_t i = 0; i < g_dirs.n_write; i++)
+        if (under_tmp(g_dirs.write[i]) == 1) return 0;
+    tr_buf b = TR_BUF_INIT;
+    tr_buf_puts(&b, scratch);
+    int rc = 0;
+    if (code_dir && under_tmp(code_dir) == 2) rc = plan_add(&b, scratch, code_dir, err);
+    for (size_t i = 0; !rc && i < g_dirs.n_read; i++)
+        if (under_tmp(g_dirs.read[i]) == 2) rc = plan_add(&b, scratch, g_dirs.read[i], err);
+    for (size_t i = 0; !rc && i < g_dirs.n_write; i++)
+        if (under_tmp(g_dirs.write[i]) == 2) rc = plan_add(&b, scratch, g_dirs.write[i], err);
+    if (rc) {
+        tr_buf_free(&b);
+        return rc;
+    }
+    *plan = b.data;   /* NUL-terminated, owned by the caller now */
+    return 0;
+}
+
+/* write(2) a whole small string to a file; async-signal-safe. */
+static int put_file(const char *path, const char *text) {
+    int fd = open(path, O_WRONLY | O_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    int e = errno;
+    close(fd);
+    return w == (ssize_t)n ? 0 : -(w < 0 ? e : EIO);
+}
+
+/* "ID ID 1\n" without stdio. */
+static void id_map(char *out, unsigned id) {
+    char d[16];
+    int k = 0;
+    do d[k++] = (char)('0' + id % 10);
+    while ((id /= 10) && k < 15);
+    char *o = out;
+    for (int rep = 0; rep < 2; rep++) {
+        for (int i = k - 1; i >= 0; i--) *o++ = d[i];
+        *o++ = ' ';
+    }
+    *o++ = '1';
+    *o++ = '\n';
+    *o = 0;
+}
+
+int fn_sandbox_tmp_apply(const char *plan) {
+    if (!plan || !*plan) return -EINVAL;
+    uid_t uid = geteuid();
+    gid_t gid = getegid();
+    if (uid != 0) {
+        if (unshare(CLONE_NEWUSER | CLONE_NEWNS) != 0) return -errno;
+        char m[64];
+        int r = put_file("/proc/self/setgroups", "deny");
+        id_map(m, (unsigned)uid);
+        if (!r) r = put_file("/proc/self/uid_map", m);
+        id_map(m, (unsigned)gid);
+        if (!r) r = put_file("/proc/self/gid_map", m);
+        if (r) return r;
+    } else if (unshare(CLONE_NEWNS) != 0) {
+        return -errno;
+    }
+    if (mount(NULL, "/", NULL, MS_REC | MS_PRIVATE, NULL) != 0) return -errno;
+    const char *nl = strchr(plan, '\n');
+    size_t slen = nl ? (size_t)(nl - plan) : strlen(plan);
+    char scratch[4096], src[4096], dst[8192];
+    if (slen >= sizeof scratch) return -ENAMETOOLONG;
+    memcpy(scratch, plan, slen);
+    scratch[slen] = 0;
+    while (nl) {
+        const char *p = nl + 1;
+        nl = strchr(p, '\n');
+        size_t n = nl ? (size_t)(nl - p) : strlen(p);
+        if (n < 5 || n >= sizeof src || slen + n >= sizeof dst) return -ENAMETOOLONG;
+        memcpy(src, p, n);
+        src[n] = 0;
+        memcpy(dst, scratch, slen);
+        memcpy(dst + slen, src + 4, n - 4 + 1);
+        if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
+    }
+    if (mount(scratch, "/tmp", NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
     return 0;
 }
 

@@ -11,8 +11,9 @@
  *   read only           /proc /sys (the kernel's Landlock also bars ptrace and /proc/PID/environ,
  *                       fd/, mem of processes outside the sandbox: the server's)
  *   read + write        /dev's existing nodes (/dev/null, /dev/urandom, ...; nothing created)
- *   everything          its own scratch directory ($TMPDIR, a fresh 0700 dir per process, removed
- *                       when the process ends), --lambda-write-dir directories
+ *   everything          its own scratch directory (a fresh 0700 dir per process, removed when the
+ *                       process ends; its /tmp where namespaces allow, see fn_sandbox_tmp_plan,
+ *                       else $TMPDIR), --lambda-write-dir directories
  *   nothing             the rest: the data directory (credentials, LMDB, other functions' code,
  *                       logs), home directories, /tmp, /var, /run
  *
@@ -57,6 +58,23 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *fd, tr_er
 /* In the function's process: no_new_privs, drop every capability, then (ruleset_fd >= 0)
  * landlock_restrict_self.  Async-signal-safe.  Returns 0 or -errno of the call that failed. */
 int fn_sandbox_enter(int ruleset_fd);
+
+/* A private /tmp (Linux mount namespace; a user namespace too when not root): the function sees
+ * its scratch directory as /tmp, and under it only the directories it needs that live in the
+ * server's /tmp (its package -- when the data directory is there -- and --lambda-*-dir ones),
+ * bound at their own paths; the server's /tmp (and a data directory in it) is out of sight.
+ *
+ * fn_sandbox_tmp_plan (parent, before fork): creates those directories' mount points inside
+ * scratch and returns the plan in *plan (malloc'd text the caller frees), or *plan = NULL when
+ * /tmp is shared on purpose (a --lambda-*-dir is /tmp itself) or scratch is not set.  Returns 0
+ * or TR_EIO (a mount point could not be made; err says which).
+ *
+ * fn_sandbox_tmp_apply (child, before fn_sandbox_enter; async-signal-safe): builds it.  Returns 0
+ * (then $TMPDIR should be /tmp) or -errno: namespaces are not allowed here (e.g. unprivileged user
+ * namespaces disabled), and the function keeps the server's /tmp -- still fenced by Landlock --
+ * with $TMPDIR its scratch directory. */
+int fn_sandbox_tmp_plan(const char *code_dir, const char *scratch, char **plan, tr_err *err);
+int fn_sandbox_tmp_apply(const char *plan);
 
 /* A fresh scratch directory for one function process: "<TMPDIR or /tmp>/tributary-fn-XXXXXX",
  * mode 0700, written to out (cap >= 64).  Returns 0 or a negative TR_E* code with err set. */

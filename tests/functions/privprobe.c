@@ -3,7 +3,8 @@
  * answers what happened (tests/integration/test_fn_privileges.py).
  *
  * Paths come from its environment: PRIV_DATA (the server's data directory), PRIV_OTHER (a file of
- * another function's package).  Each check is "ok" or the errno text it failed with:
+ * another function's package).  Each check is "ok" or the errno text it failed with (list_data:
+ * "ok:name:name..." with what the listing showed):
  *   {"read_credentials":..,"list_data":..,"read_other_code":..,"write_data":..,"write_tmp":..,
  *    "write_scratch":..,"read_own_code":..,"read_etc":..,"server_environ":..,"signal_server":..,
  *    "fds":["0 /dev/null", "3 socket:[..]", ..],"env":["NAME", ..],"uid":N,"root":"$LAMBDA_TASK_ROOT",
@@ -61,13 +62,18 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     snprintf(p, sizeof p, "%s/credentials", data ? data : "");
     check_open("read_credentials", p, O_RDONLY);
     DIR *d = data ? opendir(data) : NULL;
-    put("\"%s\":\"%s\",", "list_data", res(d != NULL));
+    put("\"%s\":\"%s", "list_data", res(d != NULL));
+    for (struct dirent *de; d && (de = readdir(d));)
+        if (de->d_name[0] != '.') put("%s%s", d ? ":" : "", de->d_name);
+    put("\",%s%s", "", "");
     if (d) closedir(d);
     check_open("read_other_code", other, O_RDONLY);
     snprintf(p, sizeof p, "%s/privprobe-was-here", data ? data : "");
     check_open("write_data", p, O_WRONLY | O_CREAT);
-    snprintf(p, sizeof p, "/tmp/privprobe-%d", (int)getpid());
-    check_open("write_tmp", p, O_WRONLY | O_CREAT);
+    int tfd = open("/tmp/tributary-privprobe-escape-c", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+    put("\"%s\":\"%s\",", "write_tmp", res(tfd >= 0));   /* left there: the test looks */
+    if (tfd >= 0) close(tfd);
+    put("\"tmpdir\":\"%s\",%s", tmpdir ? tmpdir : "", "");
     snprintf(p, sizeof p, "%s/privprobe", tmpdir ? tmpdir : "");
     check_open("write_scratch", p, O_WRONLY | O_CREAT);
     snprintf(p, sizeof p, "%s/libprivprobe.so", root ? root : "");

@@ -11,6 +11,7 @@ import json
 import os
 import pathlib
 import subprocess
+import tempfile
 
 import pytest
 
@@ -46,15 +47,21 @@ def t(f):
         f(); return "ok"
     except OSError as e:
         return e.strerror
-def w(p):
+def w(p, keep=False):
     with open(p, "w") as fh: fh.write("x")
-    os.unlink(p)
+    if not keep: os.unlink(p)
+def ls(p):
+    try:
+        return ":".join(["ok"] + sorted(os.listdir(p)))
+    except OSError as e:
+        return e.strerror
 res = {
   "read_credentials": t(lambda: open(ev["data"] + "/credentials").read()),
-  "list_data": t(lambda: os.listdir(ev["data"])),
+  "list_data": ls(ev["data"]),
   "read_other_code": t(lambda: open(ev["other"]).read()),
   "write_data": t(lambda: w(ev["data"] + "/shell-was-here")),
-  "write_tmp": t(lambda: w("/tmp/privprobe-sh-%d" % os.getpid())),
+  "write_tmp": t(lambda: w("/tmp/tributary-privprobe-escape-sh", keep=True)),
+  "tmpdir": os.environ.get("TMPDIR"),
   "write_scratch": t(lambda: w(os.environ.get("TMPDIR", "/no-tmpdir") + "/x")),
   "read_own_code": t(lambda: open(os.environ["LAMBDA_TASK_ROOT"] + "/function.sh").read()),
   "read_etc": t(lambda: open("/etc/passwd").read()),
@@ -117,6 +124,11 @@ def other_code_file(server, name):
 
 def probe_both(confined, clam):
     """Run the shell and the native probe; returns {runtime: result}."""
+    for tag in ("sh", "c"):
+        try:
+            os.unlink(f"/tmp/tributary-privprobe-escape-{tag}")
+        except FileNotFoundError:
+            pass
     other = lf.unique_name("other")
     create(clam, other, lf.handler_zip("echo"), "provided.al2023", "function.handler", {})
     lf.invoke_json(clam, other, {})
@@ -152,11 +164,29 @@ def probed(confined, clam):
 @needs_landlock
 @pytest.mark.parametrize("runtime", ["provided", "native"])
 def test_function_cannot_reach_the_data_directory(probed, runtime):
+    # Denied (Landlock), or out of sight: where namespaces are allowed the function's /tmp is its
+    # own, and the suite's data dir (under the server's /tmp) is not there at all -- only the
+    # empty mount points leading to its package.  Writes never reach the real data dir (see
+    # probe_both) nor the real /tmp (test_function_tmp_is_its_own).
     r = probed[runtime]
-    denied = ("read_credentials", "list_data", "read_other_code", "write_data", "write_tmp")
-    assert {k: r[k] for k in denied} == {k: "Permission denied" for k in denied}, r
+    assert r["read_credentials"] in ("Permission denied", "No such file or directory"), r
+    assert r["read_other_code"] in ("Permission denied", "No such file or directory"), r
+    assert r["list_data"] in ("Permission denied", "ok:functions"), r
     # what it needs still works
     assert r["write_scratch"] == "ok" and r["read_own_code"] == "ok" and r["read_etc"] == "ok", r
+
+
+@needs_landlock
+@pytest.mark.parametrize("runtime", ["provided", "native"])
+def test_function_tmp_is_its_own(probed, runtime):
+    r = probed[runtime]
+    escape = f"/tmp/tributary-privprobe-escape-{'sh' if runtime == 'provided' else 'c'}"
+    assert not os.path.exists(escape), f"the function wrote the server's /tmp: {escape}"
+    if r["tmpdir"] == "/tmp":          # a private /tmp (mount namespace)
+        assert r["write_tmp"] == "ok", r
+    else:                              # namespaces not allowed here: /tmp is denied instead
+        assert r["write_tmp"] == "Permission denied", r
+        assert r["tmpdir"].startswith(tempfile.gettempdir() + "/tributary-fn-"), r
 
 
 @needs_landlock
@@ -201,13 +231,18 @@ def test_unconfined_is_logged_or_confinement_is(confined):
 
 
 def test_scratch_dirs_are_removed_with_the_instance(confined, clam):
+    scratch = lambda: set(pathlib.Path(tempfile.gettempdir()).glob("tributary-fn-*"))  # noqa: E731
+    before = scratch()
     name = lf.unique_name("scratch")
     create(clam, name, lf.handler_zip("env"), "provided.al2023", "function.handler", {})
     _, body = lf.invoke_json(clam, name, {})
-    tmpdir = body["env"]["TMPDIR"]
-    assert os.path.isdir(tmpdir) and os.stat(tmpdir).st_mode & 0o777 == 0o700
+    assert body["env"]["TMPDIR"] in ("/tmp", ) or body["env"]["TMPDIR"].startswith(
+        tempfile.gettempdir() + "/tributary-fn-")
+    new = scratch() - before
+    assert new, "no scratch directory was made for the instance"
+    assert all(os.stat(d).st_mode & 0o777 == 0o700 for d in new)
     clam.delete_function(FunctionName=name)
-    lf.wait_for(lambda: not os.path.exists(tmpdir), 15, what=f"{tmpdir} removed")
+    lf.wait_for(lambda: not any(d.exists() for d in new), 15, what=f"{new} removed")
 
 
 # ---- #18: a relative --data ----------------------------------------------------------------

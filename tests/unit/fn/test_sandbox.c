@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <grp.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -146,6 +148,91 @@ static void test_scratch_is_private_and_removed_without_following_links(void **s
     fn_sandbox_scratch_free("");
 }
 
+/* The private /tmp: the child sees its scratch as /tmp, its package (under the real /tmp here)
+ * at its own path, and nothing else of the real /tmp. */
+static void test_private_tmp(void **state) {
+    (void)state;
+    char *plan = NULL;
+    tr_err err;
+    assert_int_equal(fn_sandbox_tmp_plan(code, scratch, &plan, &err), 0);
+    assert_non_null(plan);
+    char marker[400];
+    snprintf(marker, sizeof marker, "%s/marker", scratch);
+    write_file(scratch, "marker");
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        if (fn_sandbox_tmp_apply(plan) != 0) _exit(99);   /* namespaces not allowed: skip */
+        char p[512];
+        struct stat st;
+        if (stat("/tmp/marker", &st) != 0) _exit(1);      /* /tmp is the scratch dir */
+        snprintf(p, sizeof p, "%s/bootstrap", code);
+        if (stat(p, &st) != 0) _exit(2);                  /* its package, same path */
+        snprintf(p, sizeof p, "%s/credentials", data);
+        if (stat(p, &st) == 0 || errno != ENOENT) _exit(3);   /* the rest: out of sight */
+        int fd = open("/tmp/written", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        if (fd < 0) _exit(4);
+        close(fd);
+        _exit(0);
+    }
+    free(plan);
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    if (WEXITSTATUS(st) == 99) skip();
+    assert_int_equal(WEXITSTATUS(st), 0);
+    char p[512];
+    snprintf(p, sizeof p, "%s/written", scratch);
+    struct stat sst;
+    assert_int_equal(stat(p, &sst), 0);                      /* landed in the scratch dir */
+    /* /tmp shared on purpose (a --lambda-*-dir is /tmp): no plan */
+    const char *w[] = {"/tmp"};
+    assert_int_equal(fn_sandbox_set_dirs(NULL, 0, w, 1, &err), 0);
+    assert_int_equal(fn_sandbox_tmp_plan(code, scratch, &plan, &err), 0);
+    assert_null(plan);
+    assert_int_equal(fn_sandbox_set_dirs(NULL, 0, NULL, 0, &err), 0);
+}
+
+/* The same for a server that is not root: a user namespace maps the user to itself. */
+static void test_private_tmp_unprivileged(void **state) {
+    (void)state;
+    if (geteuid() != 0) skip();   /* needs root to become another user for the test */
+    char b2[64] = "/tmp/tr-sandbox-u-XXXXXX", c2[128], s2[128], *plan = NULL;   /* child's */
+    assert_non_null(mkdtemp(b2));
+    snprintf(c2, sizeof c2, "%s/code", b2);
+    snprintf(s2, sizeof s2, "%s/scratch", b2);
+    assert_int_equal(mkdir(c2, 0700), 0);
+    assert_int_equal(mkdir(s2, 0700), 0);
+    write_file(c2, "bootstrap");
+    char f[200];
+    snprintf(f, sizeof f, "%s/bootstrap", c2);
+    assert_int_equal(chown(b2, 65534, 65534) | chown(c2, 65534, 65534) | chown(s2, 65534, 65534) |
+                     chown(f, 65534, 65534), 0);
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        /* the server's side (plan: mount points made as the server's user), then the child's */
+        if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
+            _exit(98);
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);   /* as a server started as that user would be */
+        tr_err err;
+        if (fn_sandbox_tmp_plan(c2, s2, &plan, &err) || !plan) _exit(97);
+        if (fn_sandbox_tmp_apply(plan) != 0) _exit(99);   /* user namespaces not allowed */
+        struct stat st;
+        if (stat(f, &st) != 0) _exit(2);
+        if (stat(b2, &st) != 0 || stat("/tmp/code", &st) == 0) _exit(3);
+        if (getuid() != 65534) _exit(4);                  /* the same user, mapped */
+        int fd = open("/tmp/written", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
+        _exit(fd >= 0 ? 0 : 5);
+    }
+    int st = 0;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_true(WIFEXITED(st));
+    fn_sandbox_scratch_free(b2);
+    if (WEXITSTATUS(st) == 99) skip();
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_confined_process_reaches_only_its_own),
@@ -153,6 +240,8 @@ int main(void) {
         cmocka_unit_test(test_missing_package_is_refused_with_its_path),
         cmocka_unit_test(test_unconfined_reason),
         cmocka_unit_test(test_scratch_is_private_and_removed_without_following_links),
+        cmocka_unit_test(test_private_tmp),
+        cmocka_unit_test(test_private_tmp_unprivileged),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
