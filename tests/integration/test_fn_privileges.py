@@ -31,6 +31,18 @@ def landlock_abi():
 
 
 ABI = landlock_abi()
+
+
+def namespaces_allowed():
+    """Can this machine give a process a mount namespace (through a user namespace if need be)?"""
+    try:
+        return subprocess.run(["unshare", "-m" if os.geteuid() == 0 else "-Urm", "true"],
+                              capture_output=True, timeout=10).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+NAMESPACES = namespaces_allowed()
 needs_landlock = pytest.mark.skipif(
     ABI < 1, reason="the kernel has no Landlock: functions run unconfined here (the server logs "
                     "it at start); the denials cannot be checked")
@@ -182,6 +194,8 @@ def test_function_tmp_is_its_own(probed, runtime):
     r = probed[runtime]
     escape = f"/tmp/tributary-privprobe-escape-{'sh' if runtime == 'provided' else 'c'}"
     assert not os.path.exists(escape), f"the function wrote the server's /tmp: {escape}"
+    if NAMESPACES:
+        assert r["tmpdir"] == "/tmp", r
     if r["tmpdir"] == "/tmp":          # a private /tmp (mount namespace)
         assert r["write_tmp"] == "ok", r
     else:                              # namespaces not allowed here: /tmp is denied instead
