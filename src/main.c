@@ -366,6 +366,18 @@ static int cmd_serve(int argc, char **argv) {
                  "or pass another --data", data, lockfd < 0 ? strerror(errno) : "locked");
         return 1;
     }
+    /* functions' scratch directories (their /tmp): on the data disk, a crash's leftovers
+     * removed now that the directory is ours */
+    {
+        char scratch_root[PATH_MAX + 16];
+        tr_err serr;
+        tr_err_clear(&serr);
+        snprintf(scratch_root, sizeof scratch_root, "%s/fn-tmp", data);
+        if (fn_sandbox_set_scratch_root(scratch_root, &serr)) {
+            tr_error("main", "%s", serr.msg);
+            return 1;
+        }
+    }
 
     tr_err err;
     tr_err_clear(&err);

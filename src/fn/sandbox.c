@@ -349,8 +349,28 @@ int fn_sandbox_tmp_apply(const char *plan) {
 
 /* ---- scratch directories ----------------------------------------------------------------------- */
 
+static char g_scratch_root[4096];
+
+static int rm_one(const char *path, const struct stat *st, int flag, struct FTW *ftw);
+
+static int rm_below(const char *path, const struct stat *st, int flag, struct FTW *ftw) {
+    return ftw->level == 0 ? 0 : rm_one(path, st, flag, ftw);
+}
+
+int fn_sandbox_set_scratch_root(const char *dir, tr_err *err) {
+    if (!dir || dir[0] != '/' || strlen(dir) >= sizeof g_scratch_root - 64)
+        return tr_err_set(err, TR_EINVAL, "scratch root \"%s\" must be an absolute path shorter "
+                          "than %zu bytes", dir ? dir : "", sizeof g_scratch_root - 64);
+    if (mkdir(dir, 0700) != 0 && errno != EEXIST)
+        return tr_err_set(err, TR_EIO, "cannot create %s for functions' scratch directories: %s; "
+                          "check the data directory's permissions", dir, strerror(errno));
+    nftw(dir, rm_below, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);   /* a previous run's leftovers */
+    snprintf(g_scratch_root, sizeof g_scratch_root, "%s", dir);
+    return 0;
+}
+
 int fn_sandbox_scratch_new(char *out, size_t cap, tr_err *err) {
-    const char *base = getenv("TMPDIR");
+    const char *base = g_scratch_root[0] ? g_scratch_root : getenv("TMPDIR");
     if (!base || base[0] != '/') base = "/tmp";
     if (snprintf(out, cap, "%s/tributary-fn-XXXXXX", base) >= (int)cap)
         return tr_err_set(err, TR_EINVAL, "TMPDIR %s is too long for a function's scratch "

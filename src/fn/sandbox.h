@@ -76,8 +76,15 @@ int fn_sandbox_enter(int ruleset_fd);
 int fn_sandbox_tmp_plan(const char *code_dir, const char *scratch, char **plan, tr_err *err);
 int fn_sandbox_tmp_apply(const char *plan);
 
-/* A fresh scratch directory for one function process: "<TMPDIR or /tmp>/tributary-fn-XXXXXX",
- * mode 0700, written to out (cap >= 64).  Returns 0 or a negative TR_E* code with err set. */
+/* Where scratch directories go: dir (absolute; main.c gives DATA/fn-tmp, so they count on the
+ * data disk and a crash leaves nothing in the system's /tmp).  Creates it (0700) and removes what
+ * a previous run left in it -- call it once at start-up, before any function runs, with the data
+ * directory locked.  Without it they go to $TMPDIR or /tmp.  Returns 0 or TR_EINVAL / TR_EIO. */
+int fn_sandbox_set_scratch_root(const char *dir, tr_err *err);
+
+/* A fresh scratch directory for one function process: "<root>/tributary-fn-XXXXXX" (root as set
+ * above, else $TMPDIR or /tmp), mode 0700, written to out (cap >= 64).  Returns 0 or a negative
+ * TR_E* code with err set. */
 int fn_sandbox_scratch_new(char *out, size_t cap, tr_err *err);
 
 /* Remove a scratch directory and everything in it (symbolic links are removed, never

@@ -10,8 +10,8 @@ import ctypes
 import json
 import os
 import pathlib
+import signal
 import subprocess
-import tempfile
 
 import pytest
 
@@ -200,7 +200,7 @@ def test_function_tmp_is_its_own(probed, runtime):
         assert r["write_tmp"] == "ok", r
     else:                              # namespaces not allowed here: /tmp is denied instead
         assert r["write_tmp"] == "Permission denied", r
-        assert r["tmpdir"].startswith(tempfile.gettempdir() + "/tributary-fn-"), r
+        assert "/fn-tmp/tributary-fn-" in r["tmpdir"], r
 
 
 @needs_landlock
@@ -245,18 +245,26 @@ def test_unconfined_is_logged_or_confinement_is(confined):
 
 
 def test_scratch_dirs_are_removed_with_the_instance(confined, clam):
-    scratch = lambda: set(pathlib.Path(tempfile.gettempdir()).glob("tributary-fn-*"))  # noqa: E731
+    """Scratch dirs live in DATA/fn-tmp: removed with their instance, and a crash's leftovers at
+    the next start."""
+    root = confined.data_dir / "fn-tmp"
+    scratch = lambda: set(root.glob("tributary-fn-*"))  # noqa: E731
     before = scratch()
     name = lf.unique_name("scratch")
     create(clam, name, lf.handler_zip("env"), "provided.al2023", "function.handler", {})
     _, body = lf.invoke_json(clam, name, {})
-    assert body["env"]["TMPDIR"] in ("/tmp", ) or body["env"]["TMPDIR"].startswith(
-        tempfile.gettempdir() + "/tributary-fn-")
+    assert body["env"]["TMPDIR"] == "/tmp" or body["env"]["TMPDIR"].startswith(
+        str(root.resolve()) + "/tributary-fn-")
     new = scratch() - before
     assert new, "no scratch directory was made for the instance"
     assert all(os.stat(d).st_mode & 0o777 == 0o700 for d in new)
     clam.delete_function(FunctionName=name)
     lf.wait_for(lambda: not any(d.exists() for d in new), 15, what=f"{new} removed")
+    left = root / "tributary-fn-left-by-a-crash"
+    (left / "sub").mkdir(parents=True)
+    (left / "sub" / "f").write_text("x")
+    confined.restart(signal.SIGKILL)
+    assert not left.exists() and root.is_dir()
 
 
 # ---- #18: a relative --data ----------------------------------------------------------------
