@@ -306,7 +306,9 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     in->listener = listener;
     if (lrc || src) {
         char msg[TR_ERR_MSG_MAX + 64];
-        if (lrc) snprintf(msg, sizeof msg, "cannot serve the Runtime API for a new instance: %s", lerr.msg);
+        if (lrc)
+            snprintf(msg, sizeof msg, "cannot serve the Runtime API for a new instance: %s",
+                     lerr.msg);
         else snprintf(msg, sizeof msg, "%s", serr.msg);
         tr_error("fn", "function %s: %s", f->cfg.name, msg);
         inst_mark_dead(fn, in, &t);
@@ -481,7 +483,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     pthread_mutex_lock(&fn->mu);
     if (pid < 0) {
         if (p[0] >= 0) close(p[0]);
-        if (!msg[0]) snprintf(msg, sizeof msg, "cannot start the bootstrap process: %s", strerror(err));
+        if (!msg[0])
+            snprintf(msg, sizeof msg, "cannot start the bootstrap process: %s", strerror(err));
         tr_error("fn", "function %s: %s", f->cfg.name, msg);
         if (inst_mark_dead(fn, in, &t) >= 0) {
             in->exit_reason = "spawn failed";

@@ -66,7 +66,7 @@ typedef struct {
     (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
      LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
-/* ---- configuration ----------------------------------------------------------------------------- */
+/* ---- configuration --------------------------------------------------------------------------- */
 
 static struct {
     char **read, **write;
@@ -134,7 +134,7 @@ int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
     return 0;
 }
 
-/* ---- rulesets ---------------------------------------------------------------------------------- */
+/* ---- rulesets -------------------------------------------------------------------------------- */
 
 static uint64_t handled_fs(int abi) {
     uint64_t m = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;   /* ABI 1: bits 0..12 */
@@ -204,7 +204,7 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
     return 0;
 }
 
-/* ---- entering ---------------------------------------------------------------------------------- */
+/* ---- entering -------------------------------------------------------------------------------- */
 
 int fn_sandbox_enter(int ruleset_fd) {
     if (prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) != 0) return -errno;
@@ -347,7 +347,7 @@ int fn_sandbox_tmp_apply(const char *plan) {
     return 0;
 }
 
-/* ---- scratch directories ----------------------------------------------------------------------- */
+/* ---- scratch directories --------------------------------------------------------------------- */
 
 static char g_scratch_root[4096];
 

@@ -7,8 +7,8 @@
  * "ok:name:name..." with what the listing showed):
  *   {"read_credentials":..,"list_data":..,"read_other_code":..,"write_data":..,"write_tmp":..,
  *    "write_scratch":..,"read_own_code":..,"read_etc":..,"server_environ":..,"signal_server":..,
- *    "fds":["0 /dev/null", "3 socket:[..]", ..],"env":["NAME", ..],"uid":N,"root":"$LAMBDA_TASK_ROOT",
- *    "cap_eff":"hex"}
+ *    "fds":["0 /dev/null", "3 socket:[..]", ..],"env":["NAME", ..],"uid":N,
+ *    "root":"$LAMBDA_TASK_ROOT","tmpdir":"$TMPDIR","cap_eff":"hex"}
  */
 #include <dirent.h>
 #include <errno.h>

@@ -4,9 +4,9 @@ A ServerProcess owns one temp root holding ``data/`` (the server's --data dir) a
 (its stdout+stderr).  Functions are confined (README, "What a function can reach"): by default
 the suite's servers let them write the temp dir (tests hand them marker files there) and read the
 repository (tests/js/node_modules); ``fn_dirs=False`` starts a server with no such allowance.
-``cwd`` and ``data_arg`` start it elsewhere with another --data spelling (a relative one).  It binds 127.0.0.1 on a free port, waits for the port to accept a TCP
-connection (bounded polling, no fixed sleeps), and is stopped by PID: SIGTERM, then SIGKILL after
-a bound.  ``restart()`` keeps the data dir and the port, for durability and crash tests.
+``cwd`` and ``data_arg`` start it elsewhere with another --data spelling (a relative one).  It
+binds 127.0.0.1 on a free port, waits for the port to accept a TCP connection (bounded polling, no
+fixed sleeps), and is stopped by PID: SIGTERM, then SIGKILL after a bound.  ``restart()`` keeps the data dir and the port, for durability and crash tests.
 
 ExternalServer wraps TRIBUTARY_ENDPOINT (e.g. real AWS): same attributes, no process control.
 """
