@@ -5,6 +5,7 @@
  *   zip.c     deployment packages: store, hash, unpack (zip-slip safe)
  *   sched.c   invocations: queues, concurrency, deadlines, async queue, metrics, logs
  *   child.c   the `provided` runtimes: child processes, the supervisor thread, fn_rt_*
+ *   sandbox.c what a function process can reach (sandbox.h; child.c and the native runtime)
  *
  * Locking: one engine mutex (fn->mu) guards every structure below except where noted.  Lock
  * order: fn->mu, then a function's log_mu.  Callbacks to users (fn_invoke_cb, fn_rt_next_cb,

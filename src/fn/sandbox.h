@@ -11,11 +11,12 @@
  *   read only           /proc /sys (the kernel's Landlock also bars ptrace and /proc/PID/environ,
  *                       fd/, mem of processes outside the sandbox: the server's)
  *   read + write        /dev's existing nodes (/dev/null, /dev/urandom, ...; nothing created)
- *   everything          its own scratch directory (a fresh 0700 dir per process, removed when the
- *                       process ends; its /tmp where namespaces allow, see fn_sandbox_tmp_plan,
- *                       else $TMPDIR), --lambda-write-dir directories
+ *   everything          its own scratch directory (DATA/fn-tmp/tributary-fn-XXXXXX, fresh, 0700,
+ *                       removed when the process ends; its /tmp where namespaces allow, see
+ *                       fn_sandbox_tmp_plan, else $TMPDIR), --lambda-write-dir directories
  *   nothing             the rest: the data directory (credentials, LMDB, other functions' code,
- *                       logs), home directories, /tmp, /var, /run
+ *                       logs), home directories, the server's /tmp, /var, /run (but
+ *                       /run/systemd/resolve, for DNS)
  *
  * plus no_new_privs (no set-uid escalation), an empty capability bounding set and no
  * capabilities (a server running as root starts functions without root's powers), and, with
@@ -26,12 +27,14 @@
  * Where Landlock is absent, functions run unconfined (only the environment, descriptor and
  * capability hygiene apply); fn_sandbox_abi() says so and the server logs it once at start.
  *
- * Use: the parent builds a ruleset (fn_sandbox_ruleset: allocates, opens paths) before fork; the
- * child calls fn_sandbox_enter (async-signal-safe: system calls only) before exec or, in the
- * native host, before loading user code.  A ruleset fd can be passed to another process.
+ * Use: the parent makes a scratch dir (fn_sandbox_scratch_new), a ruleset (fn_sandbox_ruleset) and
+ * a /tmp plan (fn_sandbox_tmp_plan) before fork; the child calls fn_sandbox_tmp_apply then
+ * fn_sandbox_enter (async-signal-safe: system calls only) before exec or, in the native host,
+ * before loading user code (the ruleset fd and the plan can be passed to another process).  The
+ * parent removes the scratch dir when the process is gone (fn_sandbox_scratch_free).
  *
- * Thread rules: fn_sandbox_set_dirs before any function starts (main.c at start-up); the rest may
- * be called from any thread.
+ * Thread rules: fn_sandbox_set_dirs and fn_sandbox_set_scratch_root before any function starts
+ * (main.c at start-up); the rest may be called from any thread.
  */
 #ifndef FN_SANDBOX_H
 #define FN_SANDBOX_H
