@@ -195,7 +195,6 @@ static void grave_sweep(fn_t *fn, int64_t now) {
 }
 
 static void inst_free(fn_t *fn, fn_inst_t *in, fn__todo_t *t) {
-    (void)t;
     grave_add(fn, in->listener);
     in->listener = NULL;
     for (fn_inst_t **pp = &fn->insts; *pp; pp = &(*pp)->next)
@@ -205,7 +204,11 @@ static void inst_free(fn_t *fn, fn_inst_t *in, fn__todo_t *t) {
         }
     if (in->out_fd >= 0) close(in->out_fd);
     if (in->pidfd >= 0) close(in->pidfd);
-    fn_sandbox_scratch_free(in->scratch);
+    if (in->scratch[0]) {   /* removed after the lock is released (fn__todo_run) */
+        char *dir = strdup(in->scratch);
+        if (!dir) abort();
+        FN__TODO_ADD(t, scratch, dir);
+    }
     tr_buf_free(&in->line);
     fn__func_unref(fn, in->func);
     free(in);

@@ -193,6 +193,8 @@ typedef struct fn__todo {
     size_t n_spawn, cap_spawn;
     fn_inv_t **cancel;               /* plug-in invocations past their deadline */
     size_t n_cancel, cap_cancel;
+    char **scratch;                  /* gone instances' scratch dirs to remove (owned) */
+    size_t n_scratch, cap_scratch;
 } fn__todo_t;
 
 #define FN__TODO_INIT {0}
