@@ -13,6 +13,7 @@
  */
 #include "fn/sandbox.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <ftw.h>
@@ -167,6 +168,26 @@ static int allow(int rfd, const char *path, uint64_t access, uint64_t handled, i
     return 0;
 }
 
+/* Allow `access` on each entry of dir but those named in skip (and listing dir itself): how a
+ * directory minus a few secrets is expressed in an allow-list. */
+static int allow_except(int rfd, const char *dir, uint64_t access, uint64_t handled,
+                        const char *const *skip, tr_err *err) {
+    DIR *d = opendir(dir);
+    if (!d) return 0;
+    int rc = allow(rfd, dir, LANDLOCK_ACCESS_FS_READ_DIR, handled, 0, err);
+    for (struct dirent *e; !rc && (e = readdir(d));) {
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        int skipped = 0;
+        for (int i = 0; skip[i] && !skipped; i++) skipped = !strcmp(e->d_name, skip[i]);
+        if (skipped) continue;
+        char p[4096];
+        if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
+        rc = allow(rfd, p, access, handled, 0, err);
+    }
+    closedir(d);
+    return rc;
+}
+
 int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_err *err) {
     *out = -1;
     int abi = fn_sandbox_abi(NULL);
@@ -179,15 +200,27 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
         return tr_err_set(err, TR_EIO, "cannot create the function's Landlock ruleset: %s",
                           strerror(errno));
     static const char *const sys_exec[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                           "/libx32", "/opt", "/etc", NULL};
-    static const char *const sys_read[] = {"/proc", "/sys", NULL};
+                                           "/libx32", "/opt", NULL};
+    static const char *const sys_read[] = {"/proc", "/sys", "/etc/ssl/certs",
+                                           "/etc/ssl/openssl.cnf", NULL};
+    /* /etc but its secrets: password hashes, sudo rules, SSH host keys, TLS private keys (a
+     * server running as root would otherwise hand them over: uid 0 owns them) */
+    static const char *const etc_secret[] = {"shadow", "shadow-", "gshadow", "gshadow-", "sudoers",
+                                             "sudoers.d", "ssh", "ssl", "security", "credstore",
+                                             "credstore.encrypted", ".pwd.lock", NULL};
+    /* /dev: the harmless nodes only -- not disks, loop devices, the kernel log or memory */
+    static const char *const dev_rw[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
+                                         "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts",
+                                         NULL};
     const uint64_t all = h;
     const uint64_t dev = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
                          LANDLOCK_ACCESS_FS_IOCTL_DEV;
     int rc = 0;
     for (int i = 0; !rc && sys_exec[i]; i++) rc = allow(rfd, sys_exec[i], FS_EXEC, h, 0, err);
     for (int i = 0; !rc && sys_read[i]; i++) rc = allow(rfd, sys_read[i], FS_READ, h, 0, err);
-    if (!rc) rc = allow(rfd, "/dev", dev, h, 0, err);
+    if (!rc) rc = allow_except(rfd, "/etc", FS_EXEC, h, etc_secret, err);
+    if (!rc) rc = allow(rfd, "/dev", LANDLOCK_ACCESS_FS_READ_DIR, h, 0, err);
+    for (int i = 0; !rc && dev_rw[i]; i++) rc = allow(rfd, dev_rw[i], dev, h, 0, err);
     /* name resolution: /etc/resolv.conf is often a link into /run */
     if (!rc) rc = allow(rfd, "/run/systemd/resolve", FS_READ, h, 0, err);
     if (!rc) rc = allow(rfd, code_dir, FS_EXEC, h, 1, err);

@@ -6,11 +6,13 @@
  * Where the kernel has Landlock (Linux >= 5.13, enabled), each function process is confined
  * before it runs any user code:
  *
- *   read + execute      its package (LAMBDA_TASK_ROOT), /usr /bin /sbin /lib* /opt /etc,
- *                       --lambda-read-dir directories
+ *   read + execute      its package (LAMBDA_TASK_ROOT), /usr /bin /sbin /lib* /opt, /etc but its
+ *                       secrets (shadow, gshadow, sudoers*, ssh/, ssl/ but certs/, security/,
+ *                       credstore*), --lambda-read-dir directories
  *   read only           /proc /sys (the kernel's Landlock also bars ptrace and /proc/PID/environ,
  *                       fd/, mem of processes outside the sandbox: the server's)
- *   read + write        /dev's existing nodes (/dev/null, /dev/urandom, ...; nothing created)
+ *   read + write        /dev/null zero full random urandom tty ptmx pts/ (not disks, loop
+ *                       devices, kmsg, shm: a root server's functions would own them)
  *   everything          its own scratch directory (DATA/fn-tmp/tributary-fn-XXXXXX, fresh, 0700,
  *                       removed when the process ends; its /tmp where namespaces allow, see
  *                       fn_sandbox_tmp_plan, else $TMPDIR), --lambda-write-dir directories

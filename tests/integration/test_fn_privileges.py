@@ -77,6 +77,9 @@ res = {
   "write_scratch": t(lambda: w(os.environ.get("TMPDIR", "/no-tmpdir") + "/x")),
   "read_own_code": t(lambda: open(os.environ["LAMBDA_TASK_ROOT"] + "/function.sh").read()),
   "read_etc": t(lambda: open("/etc/passwd").read()),
+  "read_shadow": t(lambda: open("/etc/shadow").read()),
+  "dev_stderr": t(lambda: open("/dev/stderr", "w").write("")),
+  "read_ca_certs": t(lambda: os.listdir("/etc/ssl/certs")),
   "server_environ": t(lambda: open("/proc/%d/environ" % ev["server_pid"]).read()),
   "signal_server": t(lambda: os.kill(ev["server_pid"], 0)),
   "fds": os.environ["FDS"].splitlines(),
@@ -186,6 +189,9 @@ def test_function_cannot_reach_the_data_directory(probed, runtime):
     assert r["list_data"] in ("Permission denied", "ok:functions"), r
     # what it needs still works
     assert r["write_scratch"] == "ok" and r["read_own_code"] == "ok" and r["read_etc"] == "ok", r
+    if runtime == "provided":
+        assert r["dev_stderr"] == "ok" and r["read_ca_certs"] == "ok", r
+        assert r["read_shadow"] in ("Permission denied", "No such file or directory"), r
 
 
 @needs_landlock

@@ -93,6 +93,31 @@ static void test_confined_process_reaches_only_its_own(void **state) {
     assert_int_equal(try_in_sandbox("/etc/tr-sandbox-new", O_WRONLY | O_CREAT), EACCES);
 }
 
+/* A server running as root: DAC lets uid 0 open what root owns even without capabilities, so the
+ * ruleset itself must leave out the system's secrets and raw devices. */
+static void test_system_secrets_and_devices_are_out_of_reach(void **state) {
+    (void)state;
+    if (!fn_sandbox_abi(NULL)) skip();
+    static const char *const denied[] = {"/etc/shadow", "/etc/gshadow", "/etc/sudoers",
+                                         "/dev/kmsg", "/dev/loop0", "/dev/kvm", "/dev/mem",
+                                         "/dev/sda", "/dev/vda", "/dev/nvme0n1", NULL};
+    struct stat st;
+    for (int i = 0; denied[i]; i++)
+        if (stat(denied[i], &st) == 0) {
+            int e = try_in_sandbox(denied[i], O_RDONLY);
+            if (e != EACCES) fail_msg("%s: expected EACCES, got %d", denied[i], e);
+        }
+    assert_int_equal(try_in_sandbox("/dev/urandom", O_RDONLY), 0);
+    assert_int_equal(try_in_sandbox("/dev/zero", O_RDONLY), 0);
+    assert_int_equal(try_in_sandbox("/dev/null", O_RDWR), 0);
+    assert_int_equal(try_in_sandbox("/etc/hostname", O_RDONLY) == 0 ||
+                     stat("/etc/hostname", &st) != 0, 1);
+    if (stat("/etc/ssl/certs", &st) == 0)
+        assert_int_equal(try_in_sandbox("/etc/ssl/certs", O_RDONLY | O_DIRECTORY), 0);
+    if (stat("/etc/ssl/openssl.cnf", &st) == 0)
+        assert_int_equal(try_in_sandbox("/etc/ssl/openssl.cnf", O_RDONLY), 0);
+}
+
 static void test_extra_dirs(void **state) {
     (void)state;
     if (!fn_sandbox_abi(NULL)) skip();
@@ -236,6 +261,7 @@ static void test_private_tmp_unprivileged(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_confined_process_reaches_only_its_own),
+        cmocka_unit_test(test_system_secrets_and_devices_are_out_of_reach),
         cmocka_unit_test(test_extra_dirs),
         cmocka_unit_test(test_missing_package_is_refused_with_its_path),
         cmocka_unit_test(test_unconfined_reason),
