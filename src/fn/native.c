@@ -800,6 +800,8 @@ static void host_stop(host_t *h) {
     if (h->sock >= 0) close(h->sock);
     if (h->logfd >= 0) close(h->logfd);
     h->sock = h->logfd = -1;
+    fn_sandbox_scratch_free(h->scratch);   /* host_reap's, when the process ended by itself */
+    h->scratch[0] = 0;
 }
 
 /* ---- host thread ----------------------------------------------------------------------------- */

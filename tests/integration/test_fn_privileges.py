@@ -250,17 +250,24 @@ def test_unconfined_is_logged_or_confinement_is(confined):
         assert "functions run UNCONFINED" in log
 
 
-def test_scratch_dirs_are_removed_with_the_instance(confined, clam):
-    """Scratch dirs live in DATA/fn-tmp: removed with their instance, and a crash's leftovers at
-    the next start."""
+@pytest.mark.parametrize("runtime", ["provided", "native"])
+def test_scratch_dirs_are_removed_with_the_instance(confined, clam, runtime):
+    """Scratch dirs live in DATA/fn-tmp: removed with their instance (a bootstrap that is
+    killed, a native host that stops gracefully), and a crash's leftovers at the next start."""
     root = confined.data_dir / "fn-tmp"
     scratch = lambda: set(root.glob("tributary-fn-*"))  # noqa: E731
     before = scratch()
     name = lf.unique_name("scratch")
-    create(clam, name, lf.handler_zip("env"), "provided.al2023", "function.handler", {})
-    _, body = lf.invoke_json(clam, name, {})
-    assert body["env"]["TMPDIR"] == "/tmp" or body["env"]["TMPDIR"].startswith(
-        str(root.resolve()) + "/tributary-fn-")
+    if runtime == "provided":
+        create(clam, name, lf.handler_zip("env"), "provided.al2023", "function.handler", {})
+        _, body = lf.invoke_json(clam, name, {})
+        tmpdir = body["env"]["TMPDIR"]
+    else:
+        create(clam, name, esm.native_zip("privprobe"), esm.NATIVE_RUNTIME,
+               "libprivprobe.so:handler", {})
+        _, body = lf.invoke_json(clam, name, {})
+        tmpdir = body["tmpdir"]
+    assert tmpdir == "/tmp" or tmpdir.startswith(str(root.resolve()) + "/tributary-fn-")
     new = scratch() - before
     assert new, "no scratch directory was made for the instance"
     assert all(os.stat(d).st_mode & 0o777 == 0o700 for d in new)
