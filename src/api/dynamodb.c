@@ -564,7 +564,9 @@ static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, j
         {"EQ", "%s = %s", 1, 1}, {"NE", "%s <> %s", 1, 0}, {"LT", "%s < %s", 1, 1},
         {"LE", "%s <= %s", 1, 1}, {"GT", "%s > %s", 1, 1}, {"GE", "%s >= %s", 1, 1},
         {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1}, {"CONTAINS", "contains(%s, %s)", 1, 0},
-        {"NOT_CONTAINS", "NOT contains(%s, %s)", 1, 0}, {"NULL", "attribute_not_exists(%s)", 0, 0},
+        /* NOT_CONTAINS needs the attribute: false when it is missing, as DynamoDB (NE and
+           NULL are the operators a missing attribute passes) */
+        {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0}, {"NULL", "attribute_not_exists(%s)", 0, 0},
         {"NOT_NULL", "attribute_exists(%s)", 0, 0}, {"BETWEEN", NULL, 2, 1}, {"IN", NULL, -1, 0},
     };
     size_t i;

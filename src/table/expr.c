@@ -1762,6 +1762,13 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
     return rc;
 }
 
+int tbl_expr_update_creates(const tbl_expr_t *e) {
+    if (!e || e->kind != TBL_EXPR_UPDATE) return 0;
+    for (uint32_t i = 0; i < e->nacts; i++)
+        if (e->acts[i].type == A_SET || e->acts[i].type == A_ADD) return 1;
+    return 0;
+}
+
 json_t *tbl_expr_update_touched(const tbl_expr_t *e) {
     json_t *arr = json_array();
     if (!arr) ex_oom();

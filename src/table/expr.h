@@ -72,6 +72,10 @@ int tbl_expr_eval(const tbl_expr_t *e, const json_t *item, int *result, tr_err *
  * ("Cannot update attribute <a>. This attribute is part of the key").  Numbers use num.h. */
 int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
                     tr_err *err);
+/* 1 when the update has a SET or ADD action, 0 when it only REMOVEs / DELETEs: such an update
+ * of a missing item creates nothing (DynamoDB neither stores nor returns an item holding only
+ * the key). */
+int tbl_expr_update_creates(const tbl_expr_t *e);
 /* Names of top-level attributes the update touches (for ReturnValues UPDATED_OLD/NEW): a new
  * reference to an array of strings. */
 json_t *tbl_expr_update_touched(const tbl_expr_t *e);

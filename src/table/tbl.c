@@ -1087,8 +1087,13 @@ static int key_check(const tb_table_t *t, const json_t *key, const json_t **h, c
     return 0;
 }
 
+/* What index_check looks at.  DynamoDB refuses an empty index key value before anything runs
+ * (even in a transaction: a top-level ValidationException), a wrong type or size while applying
+ * (in a transaction: a cancellation reason). */
+enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3 };
+
 /* Index key attributes present in a new item must have the index's types and not be empty. */
-static int index_check(const tb_table_t *t, const json_t *item, tr_err *err) {
+static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
     for (size_t i = 0; i < t->n_idx; i++) {
         const tb_index_t *ix = &t->idx[i];
         const char *names[2] = {ix->hash, ix->range};
@@ -1098,18 +1103,20 @@ static int index_check(const tb_table_t *t, const json_t *item, tr_err *err) {
             const json_t *av = json_object_get(item, names[k]);
             if (!av) continue;
             int at = tbl_av_type(av);
-            if (at != types[k])
+            if ((what & IX_TYPE) && at != types[k])
                 return tr_err_set(err, TR_EVALIDATION,
                                   INVALID "Type mismatch for Index Key %s Expected: %s Actual: %s "
                                           "IndexName: %s",
                                   names[k], tbl_type_name(types[k]), tbl_type_name(at), ix->name);
-            if (key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
+            if (at != types[k]) continue;
+            if ((what & IX_TYPE) &&
+                key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
                 return tr_err_set(err, TR_EVALIDATION,
                                   INVALID "Size of %s key attribute %s of index %s has exceeded "
                                           "the maximum size limit of %d bytes",
                                   k ? "range" : "hash", names[k], ix->name,
                                   k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
-            if (key_value_empty(av, at))
+            if ((what & IX_EMPTY) && key_value_empty(av, at))
                 return tr_err_set(err, TR_EVALIDATION,
                                   "One or more parameter values are not valid. A value specified "
                                   "for a secondary index key is not supported. The AttributeValue "
@@ -1224,6 +1231,12 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         } else {
             neu = op->old ? json_incref(op->old) : json_deep_copy(w->key);
         }
+        if (!op->exists && w->update && !tbl_expr_update_creates(w->update)) {
+            /* REMOVE / DELETE only, on a missing item: DynamoDB creates nothing */
+            json_decref(neu);
+            op->act = A_NONE;
+            break;
+        }
         op->neu = neu;
         size_t sz = tbl_item_size(neu);
         if (sz > TBL_MAX_ITEM_BYTES) {
@@ -1249,7 +1262,7 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     }
     if (op->act == A_PUT && t->n_idx) {
-        rc = index_check(t, op->neu, &w->err);
+        rc = index_check(t, op->neu, IX_ALL, &w->err);
         if (rc) {
             w->rc = rc;
             return 0;
@@ -1383,7 +1396,27 @@ static void op_outputs(tbl_write_t *w, const tb_op_t *op) {
     }
 }
 
+/* The submit-time checks again, for the whole job, before any of its writes is applied: the
+ * table may have been deleted, or have gained an index, since the job was queued.  When one
+ * write fails them, none is written (DynamoDB refuses a BatchWriteItem with one invalid item as a
+ * whole): every write gets that write's error.  Returns 1 when the job must not run. */
+static int job_precheck(tbl_t *db, tb_job_t *j) {
+    tr_err e = {0, ""};
+    int rc = 0;
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        const tbl_write_t *w = &j->w[i];
+        tb_table_t *t = tab_current(db, j->x[i].tab);
+        if (!t) rc = tr_err_set(&e, TR_ENOTFOUND, NOT_FOUND);
+        else if (w->op == TBL_OP_PUT && t->n_idx) rc = index_check(t, w->item, IX_ALL, &e);
+    }
+    if (!rc) return 0;
+    for (size_t i = 0; i < j->n; i++) j->w[i].rc = tr_err_set(&j->w[i].err, rc, "%s", e.msg);
+    j->rc = rc;
+    return 1;
+}
+
 static int job_writes(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
+    if (job_precheck(db, j)) return 0;
     for (size_t i = 0; i < j->n; i++) {
         tbl_write_t *w = &j->w[i];
         tb_op_t op;
@@ -1667,8 +1700,12 @@ static void write_reset(tbl_write_t *w) {
     w->old_size = w->new_size = 0;
 }
 
-/* Resolve the table, check and encode the key, dump a put's text. */
-static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
+/* Resolve the table, check and encode the key, check a put's index keys, dump its text.  Every
+ * check that does not need the stored items is made here, before anything is queued, so a
+ * request with one bad write is refused whole.  In a transaction (txn) a wrong type or size of an
+ * index key is left to the writer: DynamoDB cancels the transaction with a ValidationError reason
+ * for it, while an empty index key value is refused up front there too. */
+static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) {
     write_reset(w);
     if (!w->table) return tr_err_set(err, TR_EINVAL, "a write needs a table name");
     if (w->op < TBL_OP_PUT || w->op > TBL_OP_CHECK)
@@ -1695,6 +1732,8 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
         if (sz > TBL_MAX_ITEM_BYTES)
             return tr_err_set(err, TR_EVALIDATION,
                               "Item size has exceeded the maximum allowed size");
+        if (x->tab->n_idx && (rc = index_check(x->tab, w->item, txn ? IX_EMPTY : IX_ALL, err)))
+            return rc;
         x->size = (uint32_t)sz;
         x->text = dump(w->item, &x->text_n);
     }
@@ -1717,7 +1756,7 @@ int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *
     j->arg = arg;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        rc = wx_fill(db, &w[i], &j->x[i], err);
+        rc = wx_fill(db, &w[i], &j->x[i], 0, err);
         j->bytes += w[i].req_bytes ? w[i].req_bytes : TB_WRITE_COST;
     }
     if (!rc) rc = enqueue(db, j, err);
@@ -1747,7 +1786,7 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
     j->arg = arg;
     int rc = 0;
     for (size_t i = 0; i < t->n && !rc; i++) {
-        rc = wx_fill(db, &t->w[i], &j->x[i], err);
+        rc = wx_fill(db, &t->w[i], &j->x[i], 1, err);
         j->bytes += t->w[i].req_bytes ? t->w[i].req_bytes : TB_WRITE_COST;
         for (size_t k = 0; k < i && !rc; k++)
             if (j->x[k].tab->id == j->x[i].tab->id && j->x[k].key.n == j->x[i].key.n &&

@@ -63,6 +63,59 @@ def test_batch_write_limits(ddb_nv, t1):
     assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
 
 
+@pytest.fixture
+def tg(make_table):
+    """pk (S) with a GSI on g (S) + r (N): index keys DynamoDB checks on every write."""
+    return make_table(hash=("pk", "S"), attrs={"g": "S", "r": "N"}, GlobalSecondaryIndexes=[
+        {"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                            {"AttributeName": "r", "KeyType": "RANGE"}],
+         "Projection": {"ProjectionType": "ALL"}}])
+
+
+BAD_INDEX_KEYS = [
+    ({"g": {"N": "1"}}, "Type mismatch for Index Key g Expected: S Actual: N IndexName: by-g"),
+    ({"g": {"S": "x"}, "r": {"S": "1"}},
+     "Type mismatch for Index Key r Expected: N Actual: S IndexName: by-g"),
+    ({"g": {"S": ""}}, "cannot contain an empty string value. IndexName: by-g, IndexKey: g"),
+    ({"g": {"S": "x" * 2049}}, "has exceeded the maximum size limit of 2048 bytes"),
+]
+
+
+@pytest.mark.parametrize("bad,msg", BAD_INDEX_KEYS)
+def test_batch_write_invalid_later_item_writes_nothing(ddb_nv, t1, tg, bad, msg):
+    """A request whose later item fails validation (index key type, emptiness, size) is refused
+    as a whole: the valid items before it, in the same table or another one, are not written."""
+    good = [{"PutRequest": {"Item": {"pk": {"S": f"ok{i}"}, "g": {"S": "a"}, "r": {"N": "1"}}}}
+            for i in range(3)]
+    ddb_nv.put_item(TableName=tg, Item={"pk": {"S": "old"}})
+    for req in ({tg: good + [{"PutRequest": {"Item": {"pk": {"S": "bad"}, **bad}}}]},
+                {t1: [{"PutRequest": {"Item": key("first")}}],
+                 tg: [{"DeleteRequest": {"Key": key("old")}},
+                      {"PutRequest": {"Item": {"pk": {"S": "bad"}, **bad}}}]}):
+        with aws_error("ValidationException", status=400, message=msg):
+            ddb_nv.batch_write_item(RequestItems=req)
+        assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
+        assert [i["pk"]["S"] for i in ddb_nv.scan(TableName=tg)["Items"]] == ["old"]
+        assert ddb_nv.scan(TableName=tg, IndexName="by-g", Select="COUNT")["Count"] == 0
+
+
+@pytest.mark.parametrize("bad,msg", BAD_INDEX_KEYS)
+def test_invalid_index_key_changes_nothing(ddb_nv, tg, bad, msg):
+    """PutItem and a transaction's Put with a bad index key write nothing (nor do the
+    transaction's other writes).  As DynamoDB: an empty index key value is a top-level
+    ValidationException even in a transaction, a wrong type or size cancels the transaction
+    with a ValidationError reason."""
+    with aws_error("ValidationException", status=400, message=msg):
+        ddb_nv.put_item(TableName=tg, Item={"pk": {"S": "p"}, **bad})
+    txn = [{"Put": {"TableName": tg, "Item": {"pk": {"S": "t1"}}}},
+           {"Put": {"TableName": tg, "Item": {"pk": {"S": "t2"}, **bad}}}]
+    empty = "empty string" in msg
+    with aws_error("ValidationException" if empty else "TransactionCanceledException", status=400,
+                   message=msg if empty else "[None, ValidationError]"):
+        ddb_nv.transact_write_items(TransactItems=txn)
+    assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
+
+
 def test_batch_get_limits(ddb_nv, t1, t2):
     with aws_error("ValidationException", message="Too many items requested for the BatchGetItem call"):
         ddb_nv.batch_get_item(RequestItems={
