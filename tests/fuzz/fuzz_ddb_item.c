@@ -6,8 +6,8 @@
  *   - validation never crashes; a refusal is TR_EVALIDATION or TR_ESERIALIZATION with a message
  *     and leaves the value exactly as it was;
  *   - a valid item validates again unchanged (canonical numbers are a fixed point);
- *   - tbl_json_dump writes the text jansson's compact dump does, and that text parses back to an
- *     equal item;
+ *   - tbl_json_dump writes the text jansson's compact dump does (but for the case of \u escape
+ *     hex digits), and that text parses back to an equal item;
  *   - every attribute has a type, equals itself, and a key-typed one (S, N, B) compares equal to
  *     itself and has a key encoding within the documented bound; for two attributes of one key
  *     type, memcmp of their encodings orders as tbl_av_cmp does;
@@ -44,6 +44,16 @@ static void check_dump(const json_t *v) {
     tbl_json_dump(&b, v);
     char *ref = json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY);
     FUZZ_CHECK(ref);
+    /* the same text but for the case of \u escapes' hex digits (jansson \u001F, ours \u001f) */
+    for (size_t i = 0; i + 1 < b.len; i++) {
+        if (b.data[i] != '\\') continue;
+        if (b.data[i + 1] == 'u')
+            for (size_t k = i + 2; k < i + 6 && k < b.len; k++)
+                if (b.data[k] >= 'a' && b.data[k] <= 'f') b.data[k] = (char)(b.data[k] - 32);
+        i++;
+    }
+    if (b.len != strlen(ref) || memcmp(b.data, ref, b.len))
+        fprintf(stderr, "tbl_json_dump: %.*s\njansson:       %s\n", (int)b.len, b.data, ref);
     FUZZ_CHECK(b.len == strlen(ref) && memcmp(b.data, ref, b.len) == 0);
     json_t *back = json_loadb(b.data, b.len, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     FUZZ_CHECK(back && json_equal(back, v));
