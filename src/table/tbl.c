@@ -209,6 +209,8 @@ typedef struct tb_wx {
     char *text;                 /* PUT: compact JSON (malloc'd by jansson) */
     size_t text_n;
     uint32_t size;              /* PUT: tbl_item_size */
+    int bad_key;                /* transaction: a key attribute has the wrong type (no key
+                                   built); the writer cancels with the reason */
 } tb_wx_t;
 
 enum { J_WRITES, J_TXN, J_CTL };
@@ -1174,6 +1176,13 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         w->rc = tr_err_set(&w->err, TR_ENOTFOUND, NOT_FOUND);
         return 0;
     }
+    if (x->bad_key) {   /* the submit-time check's message, as the cancellation reason */
+        const json_t *h, *r;
+        w->rc = w->op == TBL_OP_PUT ? item_key_check(t, w->item, &h, &r, &w->err)
+                                    : key_check(t, w->key, &h, &r, &w->err);
+        if (!w->rc) w->rc = tr_err_set(&w->err, TR_EVALIDATION, KEY_SCHEMA);
+        return 0;
+    }
     MDB_val k = {x->key.n, x->key.b}, v;
     int rc = mdb_get(txn, db->db_items, &k, &v);
     if (rc && rc != MDB_NOTFOUND) return mdb_fail(&db->werr, rc, "reading an item");
@@ -1700,6 +1709,17 @@ static void write_reset(tbl_write_t *w) {
     w->old_size = w->new_size = 0;
 }
 
+/* 1 when a key attribute of t is present in obj (an item or a key) with another type. */
+static int key_type_mismatch(const tb_table_t *t, const json_t *obj) {
+    const char *names[2] = {t->hash, t->range};
+    int types[2] = {t->htype, t->rtype};
+    for (int i = 0; i < (t->range ? 2 : 1); i++) {
+        const json_t *av = json_is_object(obj) ? json_object_get(obj, names[i]) : NULL;
+        if (av && tbl_av_type(av) != types[i]) return 1;
+    }
+    return 0;
+}
+
 /* Resolve the table, check and encode the key, check a put's index keys, dump its text.  Every
  * check that does not need the stored items is made here, before anything is queued, so a
  * request with one bad write is refused whole.  In a transaction (txn) a wrong type or size of an
@@ -1717,6 +1737,10 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) 
         return tr_err_set(err, TR_EVALIDATION, "a ConditionCheck needs a ConditionExpression");
     x->tab = tab_get(db, w->table, err);
     if (!x->tab) return TR_ENOTFOUND;
+    if (txn && key_type_mismatch(x->tab, w->op == TBL_OP_PUT ? w->item : w->key)) {
+        x->bad_key = 1;   /* DynamoDB cancels the transaction for it: op_prepare says why */
+        return 0;
+    }
     const json_t *h, *r;
     int rc = w->op == TBL_OP_PUT ? item_key_check(x->tab, w->item, &h, &r, err)
                                  : key_check(x->tab, w->key, &h, &r, err);
@@ -1788,8 +1812,8 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
     for (size_t i = 0; i < t->n && !rc; i++) {
         rc = wx_fill(db, &t->w[i], &j->x[i], 1, err);
         j->bytes += t->w[i].req_bytes ? t->w[i].req_bytes : TB_WRITE_COST;
-        for (size_t k = 0; k < i && !rc; k++)
-            if (j->x[k].tab->id == j->x[i].tab->id && j->x[k].key.n == j->x[i].key.n &&
+        for (size_t k = 0; k < i && !rc && !j->x[i].bad_key; k++)
+            if (!j->x[k].bad_key && j->x[k].tab->id == j->x[i].tab->id && j->x[k].key.n == j->x[i].key.n &&
                 !memcmp(j->x[k].key.b, j->x[i].key.b, j->x[i].key.n))
                 rc = tr_err_set(err, TR_EVALIDATION, "Transaction request cannot include "
                                                      "multiple operations on one item");

@@ -285,9 +285,10 @@ typedef struct tbl_txn {
 
 /* Queue a transaction.  Checks at submit (error without queuing, cb not run): TR_EINVAL,
  * TR_EVALIDATION (two writes on one item: "Transaction request cannot include multiple
- * operations on one item"; bad keys; an empty index key value in a Put), TR_ENOTFOUND,
- * TR_ETHROTTLED, TR_ECLOSED.  A wrong type or size of an index key cancels it on the writer
- * (reason TR_EVALIDATION), as DynamoDB does.
+ * operations on one item"; a missing, empty or too long key value; an empty index key value in
+ * a Put), TR_ENOTFOUND, TR_ETHROTTLED, TR_ECLOSED.  A key attribute of the wrong type, or a
+ * wrong type or size of an index key, cancels it on the writer (reason TR_EVALIDATION), as
+ * DynamoDB does.
  * On the writer thread, every condition is evaluated first; if any fails (or an update fails at
  * run time) nothing is written, t->rc = TR_ETXN_CANCELED and each w[i].rc is the reason for item
  * i: 0 ("None"), TR_ECONDITION (+ old_item if asked) or TR_EVALIDATION.  Tokens are remembered

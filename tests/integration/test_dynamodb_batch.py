@@ -222,6 +222,34 @@ def test_transact_write_validation(ddb_nv, t1):
              "Delete": {"TableName": t1, "Key": key("b")}}])
 
 
+def test_transact_write_wrong_key_type_cancels(ddb_raw, t1):
+    """A key attribute of the wrong type in a transaction cancels it with a ValidationError
+    reason (DynamoDB checks it while the transaction runs; an empty key value is refused up
+    front instead), and nothing is written."""
+    cases = [
+        ({"Put": {"TableName": t1, "Item": {"pk": {"N": "1"}}}},
+         "One or more parameter values were invalid: Type mismatch for key pk expected: S "
+         "actual: N"),
+        ({"Delete": {"TableName": t1, "Key": {"pk": {"N": "1"}}}},
+         "The provided key element does not match the schema"),
+        ({"Update": {"TableName": t1, "Key": {"pk": {"L": []}}, "UpdateExpression": "SET a = :v",
+                     "ExpressionAttributeValues": {":v": {"S": "x"}}}},
+         "The provided key element does not match the schema"),
+    ]
+    for bad, msg in cases:
+        items = [{"Put": {"TableName": t1, "Item": key("fine")}}, bad]
+        r = ddb_raw.error("TransactWriteItems", {"TransactItems": items},
+                          "TransactionCanceledException")
+        assert r.json["CancellationReasons"] == [{"Code": "None"},
+                                                 {"Code": "ValidationError", "Message": msg}]
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": [
+        {"Put": {"TableName": t1, "Item": key("fine")}},
+        {"Put": {"TableName": t1, "Item": {"pk": {"S": ""}}}}]}, "ValidationException")
+    assert "cannot contain an empty string value" in r.json.get("message", r.json.get("Message"))
+    r = ddb_raw.call("Scan", {"TableName": t1})
+    assert r.json["Count"] == 0
+
+
 def test_transact_write_client_request_token(ddb, t1):
     token = str(uuid.uuid4())
     req = [{"Update": {"TableName": t1, "Key": key("idem"), "UpdateExpression": "ADD n :one",
