@@ -2812,7 +2812,14 @@ static int d_batch_write(d_call_t *c) {
     size_t n = 0;
     json_object_foreach(ri, tname, list) {
         char hash[D_NAME_MAX], range[D_NAME_MAX];
-        if (d_key_names(c, tname, hash, range)) goto fail;
+        int htype, rtype;
+        tr_err kerr;
+        tr_err_clear(&kerr);
+        int krc = tbl_key_schema(c->ctx->tbl, tname, NULL, hash, range, &htype, &rtype, &kerr);
+        if (krc) {
+            d_error(c, krc, &kerr);
+            goto fail;
+        }
         size_t first = n;
         for (size_t i = 0; i < json_array_size(list); i++, n++) {
             json_t *wr = json_array_get(list, i), *put, *del;
@@ -2840,6 +2847,13 @@ static int d_batch_write(d_call_t *c) {
                 if (!json_object_get(item, hash) || (range[0] && !json_object_get(item, range))) {
                     d_invalid(c, "One or more parameter values were invalid: Missing the key %s "
                                  "in the item", json_object_get(item, hash) ? range : hash);
+                    goto fail;
+                }
+                /* BatchWriteItem's words for a key of the wrong type (PutItem's are "Type
+                   mismatch for key ...") */
+                if (tbl_av_type(json_object_get(item, hash)) != htype ||
+                    (range[0] && tbl_av_type(json_object_get(item, range)) != rtype)) {
+                    d_invalid(c, "The provided key element does not match the schema");
                     goto fail;
                 }
                 k = json_object();

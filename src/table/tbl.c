@@ -3058,10 +3058,16 @@ int tbl_table_list(tbl_t *db, const char *after, size_t max, char ***names, size
 
 int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, char *range,
                   tr_err *err) {
+    return tbl_key_schema(db, table, index, hash, range, NULL, NULL, err);
+}
+
+int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, char *range,
+                   int *htype, int *rtype, tr_err *err) {
     if (!db || !hash || !range) return tr_err_set(err, TR_EINVAL, "tbl_key_names: bad arguments");
     tb_table_t *t = tab_get(db, table, err);
     if (!t) return TR_ENOTFOUND;
     const char *h = t->hash, *r = t->range;
+    int ht = t->htype, rt = t->rtype;
     int rc = 0;
     if (index) {
         const tb_index_t *ix = tab_index(t, index);
@@ -3070,11 +3076,15 @@ int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, c
         else {
             h = ix->hash;
             r = ix->range;
+            ht = ix->htype;
+            rt = ix->rtype;
         }
     }
     if (!rc) {
         snprintf(hash, TBL_MAX_NAME + 1, "%s", h);
         snprintf(range, TBL_MAX_NAME + 1, "%s", r ? r : "");
+        if (htype) *htype = ht;
+        if (rtype) *rtype = r ? rt : -1;
     }
     tab_unref(t);
     return rc;

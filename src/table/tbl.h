@@ -365,6 +365,10 @@ void tbl_query_free(tbl_query_t *q);    /* decref items/last_key; accepts NULL *
  * (range[0] = 0 when none).  For adapters that resolve key conditions themselves. */
 int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, char *range,
                   tr_err *err);
+/* The same, with the key types (TBL_T_S / N / B; *rtype -1 when there is no range key).
+ * htype / rtype may be NULL. */
+int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, char *range,
+                   int *htype, int *rtype, tr_err *err);
 
 /* ---- TTL ----------------------------------------------------------------------------------- */
 

@@ -63,6 +63,24 @@ def test_batch_write_limits(ddb_nv, t1):
     assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
 
 
+def test_batch_write_wrong_key_type(ddb_nv, t1, t2):
+    """A put of a key of the wrong type: BatchWriteItem says "The provided key element does not
+    match the schema" (PutItem: "Type mismatch for key"), for the hash or the range key, and
+    writes nothing of the request."""
+    for table, item in ((t1, {"pk": {"N": "1"}}), (t1, {"pk": {"L": []}}),
+                        (t2, {"pk": {"S": "a"}, "sk": {"S": "1"}})):
+        req = {t1: [{"PutRequest": {"Item": key("first")}}],
+               t2: [{"PutRequest": {"Item": {"pk": {"S": "x"}, "sk": {"N": "1"}}}}]}
+        req[table].append({"PutRequest": {"Item": item}})
+        with aws_error("ValidationException",
+                       message="The provided key element does not match the schema"):
+            ddb_nv.batch_write_item(RequestItems=req)
+    with aws_error("ValidationException", message="Type mismatch for key pk expected: S actual: N"):
+        ddb_nv.put_item(TableName=t1, Item={"pk": {"N": "1"}})
+    assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
+    assert ddb_nv.scan(TableName=t2, Select="COUNT")["Count"] == 0
+
+
 @pytest.fixture
 def tg(make_table):
     """pk (S) with a GSI on g (S) + r (N): index keys DynamoDB checks on every write."""
