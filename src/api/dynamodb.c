@@ -560,14 +560,28 @@ static void d_lg_value(d_lg_t *g, json_t *av, char out[16]) {
 /* One legacy condition on attr into out. */
 static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, json_t *args,
                      int key_only, tr_buf *out) {
-    static const struct { const char *op; const char *fmt; int nargs; int key_ok; } ops[] = {
-        {"EQ", "%s = %s", 1, 1}, {"NE", "%s <> %s", 1, 0}, {"LT", "%s < %s", 1, 1},
-        {"LE", "%s <= %s", 1, 1}, {"GT", "%s > %s", 1, 1}, {"GE", "%s >= %s", 1, 1},
-        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1}, {"CONTAINS", "contains(%s, %s)", 1, 0},
+    /* types: the AttributeValue types the operator takes (DynamoDB refuses others with a
+       ValidationException, not a false condition) */
+    enum { SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B, SB = 1 << TBL_T_S | 1 << TBL_T_B,
+           ANY = -1 };
+    static const struct {
+        const char *op;
+        const char *fmt;
+        int nargs;
+        int key_ok;
+        int types;
+    } ops[] = {
+        {"EQ", "%s = %s", 1, 1, ANY}, {"NE", "%s <> %s", 1, 0, ANY},
+        {"LT", "%s < %s", 1, 1, SNB}, {"LE", "%s <= %s", 1, 1, SNB},
+        {"GT", "%s > %s", 1, 1, SNB}, {"GE", "%s >= %s", 1, 1, SNB},
+        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1, SB},
+        {"CONTAINS", "contains(%s, %s)", 1, 0, SNB},
         /* NOT_CONTAINS needs the attribute: false when it is missing, as DynamoDB (NE and
            NULL are the operators a missing attribute passes) */
-        {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0}, {"NULL", "attribute_not_exists(%s)", 0, 0},
-        {"NOT_NULL", "attribute_exists(%s)", 0, 0}, {"BETWEEN", NULL, 2, 1}, {"IN", NULL, -1, 0},
+        {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0, SNB},
+        {"NULL", "attribute_not_exists(%s)", 0, 0, ANY},
+        {"NOT_NULL", "attribute_exists(%s)", 0, 0, ANY}, {"BETWEEN", NULL, 2, 1, SNB},
+        {"IN", NULL, -1, 0, SNB},
     };
     size_t i;
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -582,6 +596,20 @@ static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, j
     for (size_t k = 0; k < n; k++)
         if (!json_is_object(json_array_get(args, k)))
             return d_badtype(c, "AttributeValueList", json_array_get(args, k), "Structure");
+    for (size_t k = 0; k < n; k++) {   /* malformed values are left to their own validation */
+        int t = tbl_av_type(json_array_get(args, k)), t0 = tbl_av_type(json_array_get(args, 0));
+        if (t == TBL_T_INVALID || t0 == TBL_T_INVALID) continue;
+        if (!(ops[i].types & 1 << t))
+            return d_invalid(c, "One or more parameter values were invalid: ComparisonOperator %s "
+                                "is not valid for %s AttributeValue type", op, tbl_type_name(t));
+        if (t != t0)
+            return d_invalid(c, "One or more parameter values were invalid: AttributeValues "
+                                "inside AttributeValueList must be of same type");
+    }
+    if (n == 2 && !strcmp(op, "BETWEEN") &&
+        tbl_av_cmp(json_array_get(args, 0), json_array_get(args, 1)) == 1)
+        return d_invalid(c, "The BETWEEN condition was provided a range where the lower bound is "
+                            "greater than the upper bound");
     char nm[16], v1[16], v2[16];
     d_lg_name(g, attr, nm);
     if (!strcmp(op, "BETWEEN")) {

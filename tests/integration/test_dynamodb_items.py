@@ -341,6 +341,45 @@ def test_legacy_not_contains_needs_the_attribute(ddb, table):
     assert [i["pk"]["S"] for i in r["Items"]] == []   # nc has no s any more, nc3 contains y
 
 
+LEGACY_BAD_ARGS = [
+    ("CONTAINS", [{"L": [{"N": "1"}]}], "ComparisonOperator CONTAINS is not valid for L "
+                                         "AttributeValue type"),
+    ("NOT_CONTAINS", [{"SS": ["a"]}], "ComparisonOperator NOT_CONTAINS is not valid for SS "
+                                      "AttributeValue type"),
+    ("BEGINS_WITH", [{"N": "3"}], "ComparisonOperator BEGINS_WITH is not valid for N "
+                                  "AttributeValue type"),
+    ("LT", [{"BOOL": True}], "ComparisonOperator LT is not valid for BOOL AttributeValue type"),
+    ("IN", [{"N": "3"}, {"S": "dog"}], "AttributeValues inside AttributeValueList must be of "
+                                       "same type"),
+    ("IN", [{"L": []}], "ComparisonOperator IN is not valid for L AttributeValue type"),
+    ("BETWEEN", [{"N": "4"}, {"S": "dog"}], "AttributeValues inside AttributeValueList must be "
+                                            "of same type"),
+    ("BETWEEN", [{"N": "10"}, {"N": "9"}], "The BETWEEN condition was provided a range where the "
+                                           "lower bound is greater than the upper bound"),
+    ("BETWEEN", [{"NS": ["1"]}, {"NS": ["2"]}], "ComparisonOperator BETWEEN is not valid for NS "
+                                                "AttributeValue type"),
+]
+
+
+@pytest.mark.parametrize("op,avl,msg", LEGACY_BAD_ARGS)
+def test_legacy_operator_argument_types(ddb_nv, table, op, avl, msg):
+    """Legacy conditions with arguments of a type the operator does not take (or mixed types,
+    or a reversed BETWEEN) are a ValidationException, as in DynamoDB, and change nothing; a
+    value of another type than the attribute's is just a false condition."""
+    key = {"pk": {"S": "args"}}
+    ddb_nv.put_item(TableName=table, Item={**key, "c": {"N": "3"}})
+    cond = {"c": {"ComparisonOperator": op, "AttributeValueList": avl}}
+    with aws_error("ValidationException", message=msg):
+        ddb_nv.update_item(TableName=table, Key=key, Expected=cond,
+                           AttributeUpdates={"z": {"Action": "PUT", "Value": {"N": "1"}}})
+    with aws_error("ValidationException", message=msg):
+        ddb_nv.scan(TableName=table, ScanFilter=cond)
+    assert ddb_nv.get_item(TableName=table, Key=key)["Item"] == {**key, "c": {"N": "3"}}
+    with aws_error("ConditionalCheckFailedException"):
+        ddb_nv.put_item(TableName=table, Item=key, Expected={
+            "c": {"ComparisonOperator": "IN", "AttributeValueList": [{"S": "3"}]}})
+
+
 def test_mixing_expression_and_legacy(ddb, table):
     with aws_error("ValidationException", message="Can not use both expression and non-expression "
                    "parameters in the same request"):
