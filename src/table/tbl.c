@@ -1813,7 +1813,8 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
         rc = wx_fill(db, &t->w[i], &j->x[i], 1, err);
         j->bytes += t->w[i].req_bytes ? t->w[i].req_bytes : TB_WRITE_COST;
         for (size_t k = 0; k < i && !rc && !j->x[i].bad_key; k++)
-            if (!j->x[k].bad_key && j->x[k].tab->id == j->x[i].tab->id && j->x[k].key.n == j->x[i].key.n &&
+            if (!j->x[k].bad_key && j->x[k].tab->id == j->x[i].tab->id &&
+                j->x[k].key.n == j->x[i].key.n &&
                 !memcmp(j->x[k].key.b, j->x[i].key.b, j->x[i].key.n))
                 rc = tr_err_set(err, TR_EVALIDATION, "Transaction request cannot include "
                                                      "multiple operations on one item");

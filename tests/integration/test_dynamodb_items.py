@@ -427,7 +427,8 @@ def test_update_remove_delete_on_missing_item_creates_nothing(ddb, table):
     # SET / ADD (and legacy PUT / ADD) create the item
     for i, kw in enumerate([dict(UpdateExpression="SET a = :v REMOVE b",
                                  ExpressionAttributeValues={":v": {"N": "1"}}),
-                            dict(UpdateExpression="ADD a :v", ExpressionAttributeValues={":v": {"N": "1"}}),
+                            dict(UpdateExpression="ADD a :v",
+                                 ExpressionAttributeValues={":v": {"N": "1"}}),
                             dict(AttributeUpdates={"a": {"Action": "PUT", "Value": {"N": "1"}},
                                                    "b": {"Action": "DELETE"}})]):
         key = {"pk": {"S": f"made{i}"}}

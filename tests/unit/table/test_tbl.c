@@ -5,7 +5,8 @@
  *
  * Every test works in its own temporary directory.  Waits are bounded and no test sleeps but
  * test_batch_checked_again_at_apply (it says why); the TTL thread is off (ttl_interval_ms < 0)
- * and TTL sweeps run through tbl_ttl_run with an injected clock.  Tests that are not about durability open with no_sync.
+ * and TTL sweeps run through tbl_ttl_run with an injected clock.  Tests that are not about
+ * durability open with no_sync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
