@@ -247,6 +247,8 @@ typedef struct tb_op {
     int new_has_ttl;
     int64_t new_ttl;
     int act;                    /* A_NONE, A_PUT, A_DEL */
+    int refuse_all;             /* w->rc refuses a whole transaction, not just this write (an
+                                   empty index key value: DynamoDB's top-level error) */
 } tb_op_t;
 
 enum { A_NONE, A_PUT, A_DEL };
@@ -1092,7 +1094,8 @@ static int key_check(const tb_table_t *t, const json_t *key, const json_t **h, c
 /* What index_check looks at.  DynamoDB refuses an empty index key value before anything runs
  * (even in a transaction: a top-level ValidationException), a wrong type or size while applying
  * (in a transaction: a cancellation reason). */
-enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3 };
+enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came from an update
+                                                                   expression (its message) */ };
 
 /* Index key attributes present in a new item must have the index's types and not be empty. */
 static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
@@ -1118,6 +1121,13 @@ static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err
                                           "the maximum size limit of %d bytes",
                                   k ? "range" : "hash", names[k], ix->name,
                                   k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
+            if ((what & IX_EMPTY) && (what & IX_UPDATE) && key_value_empty(av, at))
+                return tr_err_set(err, TR_EVALIDATION,
+                                  "One or more parameter values are not valid. The update "
+                                  "expression attempted to update a secondary index key to a "
+                                  "value that is not supported. The AttributeValue for a key "
+                                  "attribute cannot contain an empty %s value.",
+                                  at == TBL_T_S ? "string" : "binary");
             if ((what & IX_EMPTY) && key_value_empty(av, at))
                 return tr_err_set(err, TR_EVALIDATION,
                                   "One or more parameter values are not valid. A value specified "
@@ -1271,7 +1281,12 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     }
     if (op->act == A_PUT && t->n_idx) {
-        rc = index_check(t, op->neu, IX_ALL, &w->err);
+        rc = index_check(t, op->neu, IX_TYPE, &w->err);
+        if (!rc) {
+            rc = index_check(t, op->neu, IX_EMPTY | (w->op == TBL_OP_UPDATE ? IX_UPDATE : 0),
+                             &w->err);
+            op->refuse_all = rc != 0;
+        }
         if (rc) {
             w->rc = rc;
             return 0;
@@ -1475,13 +1490,16 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         rc = 0;
     }
     tb_op_t *ops = xcalloc(j->n, sizeof *ops);
-    int failed = 0;
+    int failed = 0, refused = -1;
     size_t i;
     for (i = 0; i < j->n && !rc; i++) {
         rc = op_prepare(db, txn, &j->w[i], &j->x[i], &ops[i]);
         if (!rc && j->w[i].rc) failed = 1;
+        if (!rc && ops[i].refuse_all && refused < 0) refused = (int)i;
     }
-    if (!rc && failed) {
+    if (!rc && refused >= 0) {   /* the whole request is refused, as a validation error */
+        t->rc = tr_err_set(&t->err, j->w[refused].rc, "%s", j->w[refused].err.msg);
+    } else if (!rc && failed) {
         tr_buf b = TR_BUF_INIT;
         for (size_t k = 0; k < j->n; k++)
             tr_buf_printf(&b, "%s%s", k ? ", " : "", reason_name(j->w[k].rc));

@@ -288,7 +288,8 @@ typedef struct tbl_txn {
  * operations on one item"; a missing, empty or too long key value; an empty index key value in
  * a Put), TR_ENOTFOUND, TR_ETHROTTLED, TR_ECLOSED.  A key attribute of the wrong type, or a
  * wrong type or size of an index key, cancels it on the writer (reason TR_EVALIDATION), as
- * DynamoDB does.
+ * DynamoDB does; an update that gives an index key an empty value refuses it whole instead
+ * (t->rc = TR_EVALIDATION with the message, nothing written), as DynamoDB's top-level error.
  * On the writer thread, every condition is evaluated first; if any fails (or an update fails at
  * run time) nothing is written, t->rc = TR_ETXN_CANCELED and each w[i].rc is the reason for item
  * i: 0 ("None"), TR_ECONDITION (+ old_item if asked) or TR_EVALIDATION.  Tokens are remembered

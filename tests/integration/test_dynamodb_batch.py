@@ -134,6 +134,33 @@ def test_invalid_index_key_changes_nothing(ddb_nv, tg, bad, msg):
     assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
 
 
+UPDATE_EMPTY_INDEX_KEY = ("One or more parameter values are not valid. The update expression "
+                          "attempted to update a secondary index key to a value that is not "
+                          "supported. The AttributeValue for a key attribute cannot contain an "
+                          "empty string value.")
+
+
+def test_update_bad_index_key_changes_nothing(ddb_nv, ddb_raw, tg):
+    """An update that gives an index key an empty value: UpdateItem's own message, and in a
+    transaction a top-level ValidationException (not a cancellation); a wrong type cancels the
+    transaction with a ValidationError reason.  Nothing is written either way."""
+    empty = {"UpdateExpression": "SET g = :v", "ExpressionAttributeValues": {":v": {"S": ""}}}
+    with aws_error("ValidationException", status=400, message=UPDATE_EMPTY_INDEX_KEY):
+        ddb_nv.update_item(TableName=tg, Key=key("u"), **empty)
+    txn = [{"Put": {"TableName": tg, "Item": key("t1")}},
+           {"Update": {"TableName": tg, "Key": key("t2"), **empty}}]
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": txn}, "ValidationException")
+    assert r.json.get("message", r.json.get("Message")) == UPDATE_EMPTY_INDEX_KEY
+    txn[1]["Update"]["ExpressionAttributeValues"][":v"] = {"N": "1"}
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": txn}, "TransactionCanceledException")
+    assert r.json["CancellationReasons"] == [
+        {"Code": "None"},
+        {"Code": "ValidationError", "Message": "One or more parameter values were invalid: Type "
+                                               "mismatch for Index Key g Expected: S Actual: N "
+                                               "IndexName: by-g"}]
+    assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
+
+
 def test_batch_get_limits(ddb_nv, t1, t2):
     with aws_error("ValidationException", message="Too many items requested for the BatchGetItem call"):
         ddb_nv.batch_get_item(RequestItems={
