@@ -1097,47 +1097,64 @@ static int key_check(const tb_table_t *t, const json_t *key, const json_t **h, c
 enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came from an update
                                                                    expression (its message) */ };
 
-/* Index key attributes present in a new item must have the index's types and not be empty. */
-static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
-    for (size_t i = 0; i < t->n_idx; i++) {
-        const tb_index_t *ix = &t->idx[i];
-        const char *names[2] = {ix->hash, ix->range};
-        int types[2] = {ix->htype, ix->rtype};
-        for (int k = 0; k < 2; k++) {
-            if (!names[k]) continue;
-            const json_t *av = json_object_get(item, names[k]);
-            if (!av) continue;
-            int at = tbl_av_type(av);
-            if ((what & IX_TYPE) && at != types[k])
-                return tr_err_set(err, TR_EVALIDATION,
-                                  INVALID "Type mismatch for Index Key %s Expected: %s Actual: %s "
-                                          "IndexName: %s",
-                                  names[k], tbl_type_name(types[k]), tbl_type_name(at), ix->name);
-            if (at != types[k]) continue;
-            if ((what & IX_TYPE) &&
-                key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
-                return tr_err_set(err, TR_EVALIDATION,
-                                  INVALID "Size of %s key attribute %s of index %s has exceeded "
-                                          "the maximum size limit of %d bytes",
-                                  k ? "range" : "hash", names[k], ix->name,
-                                  k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
-            if ((what & IX_EMPTY) && (what & IX_UPDATE) && key_value_empty(av, at))
-                return tr_err_set(err, TR_EVALIDATION,
-                                  "One or more parameter values are not valid. The update "
-                                  "expression attempted to update a secondary index key to a "
-                                  "value that is not supported. The AttributeValue for a key "
-                                  "attribute cannot contain an empty %s value.",
-                                  at == TBL_T_S ? "string" : "binary");
-            if ((what & IX_EMPTY) && key_value_empty(av, at))
-                return tr_err_set(err, TR_EVALIDATION,
-                                  "One or more parameter values are not valid. A value specified "
-                                  "for a secondary index key is not supported. The AttributeValue "
-                                  "for a key attribute cannot contain an empty %s value. "
-                                  "IndexName: %s, IndexKey: %s",
-                                  at == TBL_T_S ? "string" : "binary", ix->name, names[k]);
-        }
+/* Index key attributes of ix present in a new item must have the index's types and not be
+ * empty. */
+static int index_check_one(const tb_index_t *ix, const json_t *item, int what, tr_err *err) {
+    const char *names[2] = {ix->hash, ix->range};
+    int types[2] = {ix->htype, ix->rtype};
+    for (int k = 0; k < 2; k++) {
+        if (!names[k]) continue;
+        const json_t *av = json_object_get(item, names[k]);
+        if (!av) continue;
+        int at = tbl_av_type(av);
+        if ((what & IX_TYPE) && at != types[k])
+            return tr_err_set(err, TR_EVALIDATION,
+                              INVALID "Type mismatch for Index Key %s Expected: %s Actual: %s "
+                                      "IndexName: %s",
+                              names[k], tbl_type_name(types[k]), tbl_type_name(at), ix->name);
+        if (at != types[k]) continue;
+        if ((what & IX_TYPE) &&
+            key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
+            return tr_err_set(err, TR_EVALIDATION,
+                              INVALID "Size of %s key attribute %s of index %s has exceeded "
+                                      "the maximum size limit of %d bytes",
+                              k ? "range" : "hash", names[k], ix->name,
+                              k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
+        if ((what & IX_EMPTY) && (what & IX_UPDATE) && key_value_empty(av, at))
+            return tr_err_set(err, TR_EVALIDATION,
+                              "One or more parameter values are not valid. The update "
+                              "expression attempted to update a secondary index key to a "
+                              "value that is not supported. The AttributeValue for a key "
+                              "attribute cannot contain an empty %s value.",
+                              at == TBL_T_S ? "string" : "binary");
+        if ((what & IX_EMPTY) && key_value_empty(av, at))
+            return tr_err_set(err, TR_EVALIDATION,
+                              "One or more parameter values are not valid. A value specified "
+                              "for a secondary index key is not supported. The AttributeValue "
+                              "for a key attribute cannot contain an empty %s value. "
+                              "IndexName: %s, IndexKey: %s",
+                              at == TBL_T_S ? "string" : "binary", ix->name, names[k]);
     }
     return 0;
+}
+
+/* index_check_one for every index of t; when several fail, the error names the alphabetically
+ * first index, as DynamoDB's does. */
+static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
+    const char *first = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < t->n_idx; i++) {
+        const tb_index_t *ix = &t->idx[i];
+        if (first && strcmp(ix->name, first) >= 0) continue;
+        tr_err e;
+        tr_err_clear(&e);
+        int r = index_check_one(ix, item, what, &e);
+        if (!r) continue;
+        rc = r;
+        first = ix->name;
+        if (err) *err = e;
+    }
+    return rc;
 }
 
 /* Stored key of item's entry in ix: 1 when the item has one, 0 when it has not (sparse), -1 when

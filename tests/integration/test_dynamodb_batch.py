@@ -134,6 +134,24 @@ def test_invalid_index_key_changes_nothing(ddb_nv, tg, bad, msg):
     assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
 
 
+def test_bad_index_key_names_first_index(ddb_nv, make_table):
+    """When the attribute keys several indexes, the error names the alphabetically first one
+    (DynamoDB's choice), whatever their order in the table definition."""
+    gsi = [{"IndexName": n, "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}} for n in ("zz-idx", "mm-idx")]
+    lsi = [{"IndexName": "nn-lsi", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                 {"AttributeName": "g", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}]
+    t = make_table(hash=("pk", "S"), range=("sk", "S"), attrs={"g": "S"},
+                   GlobalSecondaryIndexes=gsi, LocalSecondaryIndexes=lsi)
+    item = {"pk": {"S": "a"}, "sk": {"S": "b"}, "g": {"N": "1"}}
+    with aws_error("ValidationException",
+                   message="Type mismatch for Index Key g Expected: S Actual: N IndexName: mm-idx"):
+        ddb_nv.put_item(TableName=t, Item=item)
+    with aws_error("ValidationException", message="IndexName: mm-idx, IndexKey: g"):
+        ddb_nv.put_item(TableName=t, Item={**item, "g": {"S": ""}})
+
+
 UPDATE_EMPTY_INDEX_KEY = ("One or more parameter values are not valid. The update expression "
                           "attempted to update a secondary index key to a value that is not "
                           "supported. The AttributeValue for a key attribute cannot contain an "
