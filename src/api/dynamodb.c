@@ -2872,13 +2872,8 @@ static int d_batch_write(d_call_t *c) {
                     goto fail;
                 }
                 if (d_item(c, item, "Item") || d_key_empty(c, item, hash, range)) goto fail;
-                if (!json_object_get(item, hash) || (range[0] && !json_object_get(item, range))) {
-                    d_invalid(c, "One or more parameter values were invalid: Missing the key %s "
-                                 "in the item", json_object_get(item, hash) ? range : hash);
-                    goto fail;
-                }
-                /* BatchWriteItem's words for a key of the wrong type (PutItem's are "Type
-                   mismatch for key ...") */
+                /* BatchWriteItem's words for a key missing or of the wrong type (PutItem's are
+                   "Missing the key ..." and "Type mismatch for key ...") */
                 if (tbl_av_type(json_object_get(item, hash)) != htype ||
                     (range[0] && tbl_av_type(json_object_get(item, range)) != rtype)) {
                     d_invalid(c, "The provided key element does not match the schema");

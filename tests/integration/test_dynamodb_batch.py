@@ -57,7 +57,9 @@ def test_batch_write_limits(ddb_nv, t1):
     with aws_error("ResourceNotFoundException", message="Requested resource not found"):
         ddb_nv.batch_write_item(RequestItems={
             d.unique_table("missing"): [{"PutRequest": {"Item": key("a")}}]})
-    with aws_error("ValidationException", message="Missing the key pk in the item"):
+    # BatchWriteItem's words for a missing key (PutItem: "Missing the key pk in the item")
+    with aws_error("ValidationException",
+                   message="The provided key element does not match the schema"):
         ddb_nv.batch_write_item(RequestItems={t1: [{"PutRequest": {"Item": {"x": {"S": "a"}}}}]})
     # a failed validation writes nothing
     assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
