@@ -3077,12 +3077,7 @@ static int d_transact_write(d_call_t *c) {
             d_expr(c, &st->xs[i], op, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
             d_exprs_check(c, &st->xs[i]))
             return -1;
-        if (item) {
-            char hash[D_NAME_MAX], range[D_NAME_MAX];
-            if (d_item(c, item, "Item")) return -1;
-            if (d_key_names(c, st->tables[i], hash, range) || d_key_empty(c, item, hash, range))
-                return -1;
-        }
+        if (item && d_item(c, item, "Item")) return -1;
         w->op = k == 0 ? TBL_OP_CHECK : k == 1 ? TBL_OP_PUT : k == 2 ? TBL_OP_DELETE : TBL_OP_UPDATE;
         w->table = st->tables[i];
         w->item = item;
@@ -3091,6 +3086,16 @@ static int d_transact_write(d_call_t *c) {
         w->cond = cond;
         w->return_old_on_fail = rvf;
         w->req_bytes = 1024;
+    }
+    /* Then what needs the tables: every action's items and expressions are checked first (a
+       malformed expression on a later action is reported ahead of a missing table on an earlier
+       one, as DynamoDB does). */
+    for (size_t i = 0; i < n; i++) {
+        char hash[D_NAME_MAX], range[D_NAME_MAX];
+        if (st->w[i].op != TBL_OP_PUT) continue;
+        if (d_key_names(c, st->tables[i], hash, range) ||
+            d_key_empty(c, st->w[i].item, hash, range))
+            return -1;
     }
     st->txn.w = st->w;
     st->txn.n = n;

@@ -315,6 +315,22 @@ def test_transact_write_wrong_key_type_cancels(ddb_raw, t1):
     assert r.json["Count"] == 0
 
 
+def test_transact_write_checks_expressions_before_tables(ddb_nv, t1):
+    """Every action's expressions are checked before any table is looked up (DynamoDB's order):
+    a malformed or unused-value expression on a later action wins over a missing table on an
+    earlier one."""
+    missing = {"Put": {"TableName": d.unique_table("missing"), "Item": key("a")}}
+    check = {"TableName": t1, "Key": key("cc"), "ConditionExpression": "attribute_not_exists("}
+    with aws_error("ValidationException", message='Invalid ConditionExpression: Syntax error; '
+                                                  'token: "<EOF>", near: "("'):
+        ddb_nv.transact_write_items(TransactItems=[missing, {"ConditionCheck": check}])
+    check = {**check, "ConditionExpression": "attribute_not_exists(pk)",
+             "ExpressionAttributeValues": {":v": {"S": "x"}}}
+    with aws_error("ValidationException", message="Value provided in ExpressionAttributeValues "
+                                                  "unused in expressions: keys: {:v}"):
+        ddb_nv.transact_write_items(TransactItems=[missing, {"ConditionCheck": check}])
+
+
 def test_transact_write_client_request_token(ddb, t1):
     token = str(uuid.uuid4())
     req = [{"Update": {"TableName": t1, "Key": key("idem"), "UpdateExpression": "ADD n :one",
