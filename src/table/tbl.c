@@ -1258,6 +1258,16 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     case TBL_OP_UPDATE: {
         json_t *neu = NULL;
+        if (!op->exists && w->update && !tbl_expr_update_creates(w->update)) {
+            /* REMOVE / DELETE only, on a missing item: DynamoDB creates nothing, and ignores
+               paths into the missing item (REMOVE x.y); updating a key is still refused */
+            if ((rc = tbl_expr_update_keys_ok(w->update, w->key, &w->err))) {
+                w->rc = rc;
+                return 0;
+            }
+            op->act = A_NONE;
+            break;
+        }
         if (w->update) {
             rc = tbl_expr_update(w->update, op->old, w->key, &neu, &w->err);
             if (rc) {
@@ -1266,12 +1276,6 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
             }
         } else {
             neu = op->old ? json_incref(op->old) : json_deep_copy(w->key);
-        }
-        if (!op->exists && w->update && !tbl_expr_update_creates(w->update)) {
-            /* REMOVE / DELETE only, on a missing item: DynamoDB creates nothing */
-            json_decref(neu);
-            op->act = A_NONE;
-            break;
         }
         op->neu = neu;
         size_t sz = tbl_item_size(neu);

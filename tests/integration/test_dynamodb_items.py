@@ -407,6 +407,7 @@ def test_update_remove_delete_on_missing_item_creates_nothing(ddb, table):
     cases = [
         dict(UpdateExpression="REMOVE a"),
         dict(UpdateExpression="REMOVE a, b"),
+        dict(UpdateExpression="REMOVE x.y, z[0]"),   # paths into nothing: ignored here
         dict(UpdateExpression="DELETE ss :s", ExpressionAttributeValues=vals),
         dict(UpdateExpression="REMOVE a DELETE ss :s", ExpressionAttributeValues=vals),
         dict(UpdateExpression="REMOVE a", ConditionExpression="attribute_not_exists(pk)"),
@@ -424,6 +425,12 @@ def test_update_remove_delete_on_missing_item_creates_nothing(ddb, table):
     # a REMOVE of a key attribute is still refused on a missing item
     with aws_error("ValidationException", message="This attribute is part of the key"):
         ddb.update_item(TableName=table, Key={"pk": {"S": "k"}}, UpdateExpression="REMOVE pk")
+    # on an existing item a path into a missing attribute is an error, as DynamoDB's
+    ddb.put_item(TableName=table, Item={"pk": {"S": "k"}})
+    with aws_error("ValidationException",
+                   message="The document path provided in the update expression is invalid"):
+        ddb.update_item(TableName=table, Key={"pk": {"S": "k"}}, UpdateExpression="REMOVE x.y")
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "k"}})
     # SET / ADD (and legacy PUT / ADD) create the item
     for i, kw in enumerate([dict(UpdateExpression="SET a = :v REMOVE b",
                                  ExpressionAttributeValues={":v": {"N": "1"}}),
