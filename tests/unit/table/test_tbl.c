@@ -1896,6 +1896,69 @@ static void test_batch_checked_again_at_apply(void **state) {
     }
 }
 
+static void *drop_main(void *arg) {
+    add_gsi_t *a = arg;
+    tr_err e = {0, ""};
+    a->rc = tbl_table_delete(a->db, "drp", NULL, &e);
+    return NULL;
+}
+
+/* The same with a batch over two tables, one deleted between the submit and the apply: the
+ * writes to the other table are not applied either (ResourceNotFound for the whole batch). */
+static void test_batch_table_deleted_before_apply(void **state) {
+    (void)state;
+    for (int attempt = 0;; attempt++) {
+        assert_true(attempt < 5);
+        char *dir = tmp_dir();
+        tbl_opts_t o = test_opts();
+        tbl_t *db = open_at(dir, &o);
+        create(db, "drp", "id", TBL_T_S, NULL, 0);
+        create(db, "kept", "id", TBL_T_S, NULL, 0);
+        tr_err e = {0, ""};
+        gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
+        tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "kept", .item = i0};
+        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
+        pthread_mutex_lock(&g.mu);
+        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        add_gsi_t ag = {db, -1};
+        pthread_t th;
+        pthread_create(&th, NULL, drop_main, &ag);
+        usleep((useconds_t)(100 * 1000) << attempt);   /* see test_batch_checked_again_at_apply */
+        json_t *a = J("{\"id\":{\"S\":\"a\"}}"), *b = J("{\"id\":{\"S\":\"b\"}}");
+        tbl_write_t w[2] = {{.op = TBL_OP_PUT, .table = "kept", .item = a},
+                            {.op = TBL_OP_PUT, .table = "drp", .item = b}};
+        done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        int src = tbl_write_submit(db, w, 2, done1_cb, &d, &e);
+        pthread_mutex_lock(&g.mu);
+        g.open = 1;
+        pthread_cond_broadcast(&g.cv);
+        pthread_mutex_unlock(&g.mu);
+        pthread_join(th, NULL);
+        assert_int_equal(ag.rc, 0);
+        int again = src != 0;   /* the drop was applied before the submit: a slow machine */
+        if (!again) {
+            pthread_mutex_lock(&d.mu);
+            while (!d.done) pthread_cond_wait(&d.cv, &d.mu);
+            pthread_mutex_unlock(&d.mu);
+            again = d.rc == 0 && w[0].rc == 0 && w[1].rc == 0;   /* applied before the drop */
+        }
+        if (!again) {
+            assert_int_equal(d.rc, TR_ENOTFOUND);
+            assert_int_equal(w[0].rc, TR_ENOTFOUND);   /* not written either */
+            assert_int_equal(w[1].rc, TR_ENOTFOUND);
+            assert_int_equal(count(db, "kept"), 1);   /* only "first" */
+        }
+        json_decref(i0);
+        json_decref(a);
+        json_decref(b);
+        tbl_close(db);
+        tmp_done(dir);
+        if (!again) break;
+    }
+}
+
 /* UpdateItem with only REMOVE / DELETE on a missing item creates nothing; on an existing one it
  * keeps the item even when only the key is left. */
 static void test_update_remove_on_missing_creates_nothing(void **state) {
@@ -2130,6 +2193,7 @@ int main(void) {
         cmocka_unit_test(test_throttling),
         cmocka_unit_test(test_batch_invalid_writes_nothing),
         cmocka_unit_test(test_batch_checked_again_at_apply),
+        cmocka_unit_test(test_batch_table_deleted_before_apply),
         cmocka_unit_test(test_update_remove_on_missing_creates_nothing),
         cmocka_unit_test(test_sync_api),
         cmocka_unit_test(test_key_order),
