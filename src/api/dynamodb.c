@@ -581,12 +581,28 @@ static void d_lg_value(d_lg_t *g, json_t *av, char out[16]) {
 /* One legacy condition on attr into out. */
 static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, json_t *args,
                      int key_only, tr_buf *out) {
-    static const struct { const char *op; const char *fmt; int nargs; int key_ok; } ops[] = {
-        {"EQ", "%s = %s", 1, 1}, {"NE", "%s <> %s", 1, 0}, {"LT", "%s < %s", 1, 1},
-        {"LE", "%s <= %s", 1, 1}, {"GT", "%s > %s", 1, 1}, {"GE", "%s >= %s", 1, 1},
-        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1}, {"CONTAINS", "contains(%s, %s)", 1, 0},
-        {"NOT_CONTAINS", "NOT contains(%s, %s)", 1, 0}, {"NULL", "attribute_not_exists(%s)", 0, 0},
-        {"NOT_NULL", "attribute_exists(%s)", 0, 0}, {"BETWEEN", NULL, 2, 1}, {"IN", NULL, -1, 0},
+    /* types: the AttributeValue types the operator takes (DynamoDB refuses others with a
+       ValidationException, not a false condition) */
+    enum { SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B, SB = 1 << TBL_T_S | 1 << TBL_T_B,
+           ANY = -1 };
+    static const struct {
+        const char *op;
+        const char *fmt;
+        int nargs;
+        int key_ok;
+        int types;
+    } ops[] = {
+        {"EQ", "%s = %s", 1, 1, ANY}, {"NE", "%s <> %s", 1, 0, ANY},
+        {"LT", "%s < %s", 1, 1, SNB}, {"LE", "%s <= %s", 1, 1, SNB},
+        {"GT", "%s > %s", 1, 1, SNB}, {"GE", "%s >= %s", 1, 1, SNB},
+        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1, SB},
+        {"CONTAINS", "contains(%s, %s)", 1, 0, SNB},
+        /* NOT_CONTAINS needs the attribute: false when it is missing, as DynamoDB (NE and
+           NULL are the operators a missing attribute passes) */
+        {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0, SNB},
+        {"NULL", "attribute_not_exists(%s)", 0, 0, ANY},
+        {"NOT_NULL", "attribute_exists(%s)", 0, 0, ANY}, {"BETWEEN", NULL, 2, 1, SNB},
+        {"IN", NULL, -1, 0, SNB},
     };
     size_t i;
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -601,6 +617,20 @@ static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, j
     for (size_t k = 0; k < n; k++)
         if (!json_is_object(json_array_get(args, k)))
             return d_badtype(c, "AttributeValueList", json_array_get(args, k), "Structure");
+    for (size_t k = 0; k < n; k++) {   /* malformed values are left to their own validation */
+        int t = tbl_av_type(json_array_get(args, k)), t0 = tbl_av_type(json_array_get(args, 0));
+        if (t == TBL_T_INVALID || t0 == TBL_T_INVALID) continue;
+        if (!(ops[i].types & 1 << t))
+            return d_invalid(c, "One or more parameter values were invalid: ComparisonOperator %s "
+                                "is not valid for %s AttributeValue type", op, tbl_type_name(t));
+        if (t != t0)
+            return d_invalid(c, "One or more parameter values were invalid: AttributeValues "
+                                "inside AttributeValueList must be of same type");
+    }
+    if (n == 2 && !strcmp(op, "BETWEEN") &&
+        tbl_av_cmp(json_array_get(args, 0), json_array_get(args, 1)) == 1)
+        return d_invalid(c, "The BETWEEN condition was provided a range where the lower bound is "
+                            "greater than the upper bound");
     char nm[16], v1[16], v2[16];
     d_lg_name(g, attr, nm);
     if (!strcmp(op, "BETWEEN")) {
@@ -2832,7 +2862,14 @@ static int d_batch_write(d_call_t *c) {
     size_t n = 0;
     json_object_foreach(ri, tname, list) {
         char hash[D_NAME_MAX], range[D_NAME_MAX];
-        if (d_key_names(c, tname, hash, range)) goto fail;
+        int htype, rtype;
+        tr_err kerr;
+        tr_err_clear(&kerr);
+        int krc = tbl_key_schema(c->ctx->tbl, tname, NULL, hash, range, &htype, &rtype, &kerr);
+        if (krc) {
+            d_error(c, krc, &kerr);
+            goto fail;
+        }
         size_t first = n;
         for (size_t i = 0; i < json_array_size(list); i++, n++) {
             json_t *wr = json_array_get(list, i), *put, *del;
@@ -2857,9 +2894,11 @@ static int d_batch_write(d_call_t *c) {
                     goto fail;
                 }
                 if (d_item(c, item, "Item") || d_key_empty(c, item, hash, range)) goto fail;
-                if (!json_object_get(item, hash) || (range[0] && !json_object_get(item, range))) {
-                    d_invalid(c, "One or more parameter values were invalid: Missing the key %s "
-                                 "in the item", json_object_get(item, hash) ? range : hash);
+                /* BatchWriteItem's words for a key missing or of the wrong type (PutItem's are
+                   "Missing the key ..." and "Type mismatch for key ...") */
+                if (tbl_av_type(json_object_get(item, hash)) != htype ||
+                    (range[0] && tbl_av_type(json_object_get(item, range)) != rtype)) {
+                    d_invalid(c, "The provided key element does not match the schema");
                     goto fail;
                 }
                 k = json_object();
@@ -3060,12 +3099,7 @@ static int d_transact_write(d_call_t *c) {
             d_expr(c, &st->xs[i], op, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
             d_exprs_check(c, &st->xs[i]))
             return -1;
-        if (item) {
-            char hash[D_NAME_MAX], range[D_NAME_MAX];
-            if (d_item(c, item, "Item")) return -1;
-            if (d_key_names(c, st->tables[i], hash, range) || d_key_empty(c, item, hash, range))
-                return -1;
-        }
+        if (item && d_item(c, item, "Item")) return -1;
         w->op = k == 0 ? TBL_OP_CHECK : k == 1 ? TBL_OP_PUT : k == 2 ? TBL_OP_DELETE : TBL_OP_UPDATE;
         w->table = st->tables[i];
         w->item = item;
@@ -3074,6 +3108,16 @@ static int d_transact_write(d_call_t *c) {
         w->cond = cond;
         w->return_old_on_fail = rvf;
         w->req_bytes = 1024;
+    }
+    /* Then what needs the tables: every action's items and expressions are checked first (a
+       malformed expression on a later action is reported ahead of a missing table on an earlier
+       one, as DynamoDB does). */
+    for (size_t i = 0; i < n; i++) {
+        char hash[D_NAME_MAX], range[D_NAME_MAX];
+        if (st->w[i].op != TBL_OP_PUT) continue;
+        if (d_key_names(c, st->tables[i], hash, range) ||
+            d_key_empty(c, st->w[i].item, hash, range))
+            return -1;
     }
     st->txn.w = st->w;
     st->txn.n = n;
