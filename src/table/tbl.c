@@ -523,17 +523,27 @@ static size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *h
     return n;
 }
 
-/* Stored key in a hash-partitioned space: tid|space|h32(C(h))|C(h)[C(r)]|suffix. */
-static int key_make(uint32_t tid, uint8_t space, const json_t *h, const json_t *r,
-                    const uint8_t *suffix, size_t suffix_n, tb_key_t *k) {
+/* Unfolded key in a hash-partitioned space, tid|space|h32(C(h))|C(h)[C(r)]|suffix, built in
+ * scratch()->full (until the next key built on this thread; suffix must not point there).
+ * Returns its length, 0 when a value is not a key value. */
+static size_t key_full(uint32_t tid, uint8_t space, const json_t *h, const json_t *r,
+                       const uint8_t *suffix, size_t suffix_n) {
     uint8_t *full = scratch()->full;
     size_t o = prefix_put(full, tid, space) + 4, hl = 0;
     size_t n = pk_build(h, r, full + o, &hl);
-    if (!n || o + n + suffix_n > TB_FULLKEY_MAX) return -1;
+    if (!n || o + n + suffix_n > TB_FULLKEY_MAX) return 0;
     put_be32(full + 5, tbl__hash32(full + o, hl));
     o += n;
     if (suffix_n) memcpy(full + o, suffix, suffix_n);
-    key_fold(k, full, o + suffix_n);
+    return o + suffix_n;
+}
+
+/* Stored key in a hash-partitioned space: key_full, folded. */
+static int key_make(uint32_t tid, uint8_t space, const json_t *h, const json_t *r,
+                    const uint8_t *suffix, size_t suffix_n, tb_key_t *k) {
+    size_t n = key_full(tid, space, h, r, suffix, suffix_n);
+    if (!n) return -1;
+    key_fold(k, scratch()->full, n);
     return 0;
 }
 
@@ -3079,45 +3089,156 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
     return first;
 }
 
-static int cmp_bound(const MDB_val *k, const tb_key_t *b) {
-    size_t m = k->mv_size < b->n ? k->mv_size : b->n;
-    int c = memcmp(k->mv_data, b->b, m);
+/* ---- query and scan: exact key order ------------------------------------------------------- *
+ *
+ * LMDB orders stored keys bytewise, and a stored key is the unfolded key (tid|space|h32|C(h)
+ * [C(r)]...) except past TBL__FOLD_KEEP bytes: a key longer than LMDB's limit keeps only its
+ * first TBL__FOLD_KEEP bytes, then a digest.  So LMDB's order is the exact order of unfolded keys
+ * everywhere except inside a "fold group": the run of stored keys longer than TBL__FOLD_KEEP that
+ * share their first TBL__FOLD_KEEP bytes (such keys are contiguous; a key of at most that length
+ * compares with all of them alike, being decided within its own length).  A page is read in
+ * LMDB order, every bound and the start key compared on unfolded keys; a fold group is read
+ * whole and its entries that fall in the range are taken in unfolded-key order (each entry's
+ * unfolded key is the stored key, or, for a folded one, rebuilt from the item's key
+ * attributes).  Memory stays bounded: only the entries the page can still take are kept
+ * (limit and TBL_PAGE_BYTES), so a group is read once per page.  Cost: a page that reaches a
+ * group reads all of it; groups only form among keys sharing their first ~470 bytes. */
+
+/* An unfolded key (a bound or a start key): n bytes at b, inline when short. */
+typedef struct tb_fkey {
+    size_t n;
+    uint8_t *b;
+    uint8_t in[TBL__KEYMAX];
+} tb_fkey_t;
+
+typedef struct tb_range {
+    tb_fkey_t P, lo, hi, S;     /* P: the partition (or table/index space) every key extends */
+    int has_lo, lo_excl, has_hi, hi_excl, has_S;
+    int dir;                    /* reading direction: 1 forward, -1 backward */
+} tb_range_t;
+
+/* A fold group entry kept for the page. */
+typedef struct tb_cand {
+    uint8_t *f;                 /* unfolded key (owned) */
+    size_t n;
+    MDB_val v;                  /* value (LMDB memory, valid for the read txn) */
+    uint32_t size;
+} tb_cand_t;
+
+/* The entries of a fold group the page can take: a heap whose root is the last one in reading
+ * order, trimmed to what the page's limit and byte budget can still hold. */
+typedef struct tb_sel {
+    tb_cand_t *c;
+    size_t n, cap;
+    uint64_t bytes;             /* sum of c[].size */
+    int dir;
+    int dropped;                /* an entry in range was left out */
+} tb_sel_t;
+
+/* One page being read. */
+typedef struct tb_page {
+    tbl_t *db;
+    const tb_table_t *t;
+    const tb_index_t *ix;
+    tbl_query_t *q;
+    MDB_txn *txn;
+    const tb_range_t *g;
+    int need_item, fetch_base;
+    json_t *last;               /* the item that ended the page */
+    tr_err *err;
+} tb_page_t;
+
+static void fkey_set(tb_fkey_t *f, const uint8_t *p, size_t n) {
+    if (f->b && f->b != f->in) free(f->b);
+    f->b = n <= sizeof f->in ? f->in : xmalloc(n);
+    memcpy(f->b, p, n);
+    f->n = n;
+}
+
+static void fkey_free(tb_fkey_t *f) {
+    if (f->b != f->in) free(f->b);
+    f->b = NULL;
+    f->n = 0;
+}
+
+/* Bytes of f LMDB can seek on: all of it, or the part every folded key keeps. */
+static size_t fkey_seekable(const tb_fkey_t *f) {
+    return f->n <= TBL__FOLD_KEEP ? f->n : TBL__FOLD_KEEP;
+}
+
+/* memcmp order of a[0..an) and b[0..bn) (a prefix sorts first): -1, 0 or 1. */
+static int bytes_cmp(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+    size_t m = an < bn ? an : bn;
+    int c = m ? memcmp(a, b, m) : 0;
     if (c) return c < 0 ? -1 : 1;
-    return k->mv_size < b->n ? -1 : 0;
+    return (an > bn) - (an < bn);
 }
 
-static int key_cmp(const MDB_val *k, const tb_key_t *b) {
-    size_t m = k->mv_size < b->n ? k->mv_size : b->n;
-    int c = memcmp(k->mv_data, b->b, m);
+/* a against the bound b[0..bn): 0 when a extends b, else their order. */
+static int bytes_cmp_prefix(const uint8_t *a, size_t an, const uint8_t *b, size_t bn) {
+    size_t m = an < bn ? an : bn;
+    int c = m ? memcmp(a, b, m) : 0;
     if (c) return c < 0 ? -1 : 1;
-    return (k->mv_size > b->n) - (k->mv_size < b->n);
+    return an < bn ? -1 : 0;
 }
 
-/* Smallest key greater than every key starting with in; 0 when there is none. */
-static int key_succ(const tb_key_t *in, tb_key_t *out) {
-    *out = *in;
-    while (out->n && out->b[out->n - 1] == 0xFF) out->n--;
-    if (!out->n) return 0;
-    out->b[out->n - 1]++;
-    return 1;
-}
-
-/* Bound tid|sp|h32|C(h)[C(r)]; one longer than the unfolded part of a stored key is cut to it
- * (and *approx set: the caller widens the range and checks each item's values). */
-static int bound_make(uint32_t tid, uint8_t sp, const json_t *h, const json_t *r, tb_key_t *k,
-                      int *approx) {
-    uint8_t *full = scratch()->full;
-    size_t o = prefix_put(full, tid, sp) + 4, hl = 0;
-    size_t n = pk_build(h, r, full + o, &hl);
-    if (!n) return -1;
-    put_be32(full + 5, tbl__hash32(full + o, hl));
-    n += o;
-    if (n > TBL__FOLD_KEEP) { /* stored keys this long may be folded: compare the sure part */
-        n = TBL__FOLD_KEEP;
-        *approx = 1;
+/* Where the unfolded key f[0..n) lies: 0 in the range, -1 below it, 1 above it (key order;
+ * the start key is a lower bound forward, an upper bound backward). */
+static int range_pos(const tb_range_t *g, const uint8_t *f, size_t n) {
+    int c = bytes_cmp_prefix(f, n, g->P.b, g->P.n);
+    if (c) return c;
+    if (g->has_lo) {
+        c = bytes_cmp_prefix(f, n, g->lo.b, g->lo.n);
+        if (g->lo_excl ? c <= 0 : c < 0) return -1;
     }
-    memcpy(k->b, full, n);
-    k->n = n;
+    if (g->has_hi) {
+        c = bytes_cmp_prefix(f, n, g->hi.b, g->hi.n);
+        if (g->hi_excl ? c >= 0 : c > 0) return 1;
+    }
+    if (g->has_S) {
+        c = bytes_cmp(f, n, g->S.b, g->S.n);
+        if (g->dir > 0 && c <= 0) return -1;
+        if (g->dir < 0 && c >= 0) return 1;
+    }
+    return 0;
+}
+
+/* Smallest key greater than every key starting with b[0..n) into out; its length, 0 if none. */
+static size_t key_succ(const uint8_t *b, size_t n, uint8_t *out) {
+    memcpy(out, b, n);
+    while (n && out[n - 1] == 0xFF) n--;
+    if (n) out[n - 1]++;
+    return n;
+}
+
+/* Position at the first key >= b (n <= TBL__FOLD_KEEP), or with after past every key extending
+ * b. */
+static int seek(MDB_cursor *c, const uint8_t *b, size_t n, int after, MDB_val *k, MDB_val *v) {
+    uint8_t s[TBL__KEYMAX];
+    if (after && !(n = key_succ(b, n, s))) return MDB_NOTFOUND;
+    *k = (MDB_val){n, after ? s : (void *)b};
+    return mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+}
+
+/* Position at the last key < b (n <= TBL__FOLD_KEEP), or with incl the last key extending or
+ * below b. */
+static int seek_back(MDB_cursor *c, const uint8_t *b, size_t n, int incl, MDB_val *k,
+                     MDB_val *v) {
+    uint8_t s[TBL__KEYMAX];
+    int rc;
+    if (incl && !(n = key_succ(b, n, s))) return mdb_cursor_get(c, k, v, MDB_LAST);
+    *k = (MDB_val){n, incl ? s : (void *)b};
+    rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+    if (rc == MDB_NOTFOUND) return mdb_cursor_get(c, k, v, MDB_LAST);
+    if (rc) return rc;
+    return mdb_cursor_get(c, k, v, MDB_PREV);
+}
+
+/* Bound tid|sp|h32|C(h)[C(r)], unfolded. */
+static int bound_make(uint32_t tid, uint8_t sp, const json_t *h, const json_t *r, tb_fkey_t *f) {
+    size_t n = key_full(tid, sp, h, r, NULL, 0);
+    if (!n) return -1;
+    fkey_set(f, scratch()->full, n);
     return 0;
 }
 
@@ -3155,48 +3276,12 @@ static json_t *value_succ(const json_t *av, int type) {
     return out;
 }
 
-static int begins_with(const json_t *av, const json_t *prefix) {
-    int t = tbl_av_type(av);
-    if (t != tbl_av_type(prefix) || (t != TBL_T_S && t != TBL_T_B)) return 0;
-    json_t *a = av_inner(av), *p = av_inner(prefix);
-    size_t an = json_string_length(a), pn = json_string_length(p);
-    if (t == TBL_T_S) return an >= pn && !memcmp(json_string_value(a), json_string_value(p), pn);
-    uint8_t *ab = xmalloc(tr_base64_decoded_max(an) + 1);
-    uint8_t *pb = xmalloc(tr_base64_decoded_max(pn) + 1);
-    long al = tr_base64_decode(json_string_value(a), an, ab);
-    long pl = tr_base64_decode(json_string_value(p), pn, pb);
-    int ok = al >= 0 && pl >= 0 && al >= pl && !memcmp(ab, pb, (size_t)pl);
-    free(ab);
-    free(pb);
-    return ok;
-}
-
-/* Exact key condition check on an item (used when a bound had to be cut). */
-static int kc_match(const json_t *item, const char *hname, const char *rname,
-                    const tbl_keycond_t *kc) {
-    if (!tbl_av_equal(json_object_get(item, hname), kc->hash)) return 0;
-    if (kc->range_op == TBL_KC_NONE) return 1;
-    const json_t *r = rname ? json_object_get(item, rname) : NULL;
-    if (!r) return 0;
-    if (kc->range_op == TBL_KC_BEGINS_WITH) return begins_with(r, kc->range_a);
-    int c = tbl_av_cmp(r, kc->range_a);
-    if (c == -2) return 0;
-    switch (kc->range_op) {
-    case TBL_KC_EQ: return c == 0;
-    case TBL_KC_LT: return c < 0;
-    case TBL_KC_LE: return c <= 0;
-    case TBL_KC_GT: return c > 0;
-    case TBL_KC_GE: return c >= 0;
-    case TBL_KC_BETWEEN: return c >= 0 && tbl_av_cmp(r, kc->range_b) <= 0;
-    default: return 0;
-    }
-}
 
 #define BAD_START "The provided starting key is invalid: The provided key element does not match " \
                   "the schema"
 
-/* Stored key of an ExclusiveStartKey. */
-static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *esk, tb_key_t *S,
+/* Unfolded key of an ExclusiveStartKey. */
+static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *esk, tb_fkey_t *S,
                      tr_err *err) {
     if (!json_is_object(esk)) return tr_err_set(err, TR_EVALIDATION, BAD_START);
     const char *names[4] = {t->hash, t->range, ix ? ix->hash : NULL, ix ? ix->range : NULL};
@@ -3213,13 +3298,17 @@ static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *es
             return tr_err_set(err, TR_EVALIDATION, BAD_START);
     }
     if (json_object_size(esk) != distinct) return tr_err_set(err, TR_EVALIDATION, BAD_START);
-    if (!ix) return key_make(t->id, 0, v[0], v[1], NULL, 0, S) ? tr_err_set(err, TR_EVALIDATION,
-                                                                          BAD_START) : 0;
-    uint8_t *pk = scratch()->pk;
-    size_t pn = pk_build(v[0], v[1], pk, NULL);
-    int rc = pn && !key_make(t->id, ix->space, v[2], v[3], pk, pn, S)
-                 ? 0 : tr_err_set(err, TR_EVALIDATION, BAD_START);
-    return rc;
+    size_t n;
+    if (!ix) {
+        n = key_full(t->id, 0, v[0], v[1], NULL, 0);
+    } else {
+        uint8_t *pk = scratch()->pk;
+        size_t pn = pk_build(v[0], v[1], pk, NULL);
+        n = pn ? key_full(t->id, ix->space, v[2], v[3], pk, pn) : 0;
+    }
+    if (!n) return tr_err_set(err, TR_EVALIDATION, BAD_START);
+    fkey_set(S, scratch()->full, n);
+    return 0;
 }
 
 static json_t *lek_of(const tb_table_t *t, const tb_index_t *ix, const json_t *item) {
@@ -3271,41 +3360,173 @@ static int kc_check(const tbl_keycond_t *kc, const char *hname, const char *rnam
     return 0;
 }
 
-typedef struct tb_range {
-    tb_key_t P, lo, hi, S;
-    int has_lo, lo_excl, has_hi, hi_excl, has_S;
-} tb_range_t;
 
-static int in_lo(const tb_range_t *g, const MDB_val *k) {
-    if (!g->has_lo) return 1;
-    int c = cmp_bound(k, &g->lo);
-    return g->lo_excl ? c > 0 : c >= 0;
+/* The unfolded key of a stored entry: the stored key itself unless it may be folded (folded
+ * keys are exactly TBL__FOLD_KEEP + 32 bytes long), else rebuilt from the entry's key
+ * attributes into scratch()->full.  NULL when the entry cannot be read. */
+static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MDB_val *v,
+                                 size_t *n) {
+    if (k->mv_size != TBL__FOLD_KEEP + 32) {
+        *n = k->mv_size;
+        return k->mv_data;
+    }
+    json_t *item = val_parse(v);
+    if (!item) return NULL;
+    const tb_table_t *t = pg->t;
+    const tb_index_t *ix = pg->ix;
+    const json_t *h = json_object_get(item, t->hash);
+    const json_t *r = t->range ? json_object_get(item, t->range) : NULL;
+    size_t len = 0;
+    if (h && (!t->range || r)) {
+        if (!ix) {
+            len = key_full(t->id, TBL__SPACE_TABLE, h, r, NULL, 0);
+        } else {
+            const json_t *ih = json_object_get(item, ix->hash);
+            const json_t *ir = ix->range ? json_object_get(item, ix->range) : NULL;
+            uint8_t *pk = scratch()->pk;
+            size_t pn = ih && (!ix->range || ir) ? pk_build(h, r, pk, NULL) : 0;
+            if (pn) len = key_full(t->id, ix->space, ih, ir, pk, pn);
+        }
+    }
+    json_decref(item);
+    *n = len;
+    return len ? scratch()->full : NULL;
 }
 
-static int in_hi(const tb_range_t *g, const MDB_val *k) {
-    if (!g->has_hi) return 1;
-    int c = cmp_bound(k, &g->hi);
-    return g->hi_excl ? c < 0 : c <= 0;
+/* a comes after b in the selection's reading direction. */
+static int cand_after(const tb_sel_t *s, const tb_cand_t *a, const tb_cand_t *b) {
+    return s->dir * bytes_cmp(a->f, a->n, b->f, b->n) > 0;
 }
 
-/* Seek to the first key >= b (op MDB_SET_RANGE) or, with after, past every key extending b. */
-static int seek(MDB_cursor *c, const tb_key_t *b, int after, MDB_val *k, MDB_val *v) {
-    tb_key_t s;
-    if (after && !key_succ(b, &s)) return MDB_NOTFOUND;
-    *k = after ? (MDB_val){s.n, s.b} : (MDB_val){b->n, (void *)b->b};
-    return mdb_cursor_get(c, k, v, MDB_SET_RANGE);
+static void sel_down(tb_sel_t *s, size_t i, size_t n) {
+    for (;;) {
+        size_t m = i, l = 2 * i + 1, r = l + 1;
+        if (l < n && cand_after(s, &s->c[l], &s->c[m])) m = l;
+        if (r < n && cand_after(s, &s->c[r], &s->c[m])) m = r;
+        if (m == i) return;
+        tb_cand_t x = s->c[i];
+        s->c[i] = s->c[m];
+        s->c[m] = x;
+        i = m;
+    }
 }
 
-/* Position at the last key < b (or, with incl, the last key extending or below b). */
-static int seek_back(MDB_cursor *c, const tb_key_t *b, int incl, MDB_val *k, MDB_val *v) {
-    tb_key_t s;
-    int rc;
-    if (incl && !key_succ(b, &s)) return mdb_cursor_get(c, k, v, MDB_LAST);
-    *k = incl ? (MDB_val){s.n, s.b} : (MDB_val){b->n, (void *)b->b};
-    rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE);
-    if (rc == MDB_NOTFOUND) return mdb_cursor_get(c, k, v, MDB_LAST);
-    if (rc) return rc;
-    return mdb_cursor_get(c, k, v, MDB_PREV);
+/* Add an entry; then drop the last ones while the page would end before reaching them: more
+ * than lim entries, or the ones before the last already fill room bytes. */
+static void sel_add(tb_sel_t *s, const uint8_t *f, size_t n, const MDB_val *v, size_t lim,
+                    uint64_t room) {
+    if (s->n == s->cap) {
+        s->cap = s->cap ? 2 * s->cap : 16;
+        s->c = xrealloc(s->c, s->cap * sizeof *s->c);
+    }
+    size_t i = s->n++;
+    s->c[i] = (tb_cand_t){memcpy(xmalloc(n), f, n), n, *v, val_size(v)};
+    s->bytes += s->c[i].size;
+    while (i && cand_after(s, &s->c[i], &s->c[(i - 1) / 2])) {
+        tb_cand_t x = s->c[i];
+        s->c[i] = s->c[(i - 1) / 2];
+        s->c[(i - 1) / 2] = x;
+        i = (i - 1) / 2;
+    }
+    while (s->n > lim || (s->n > 1 && s->bytes - s->c[0].size >= room)) {
+        s->bytes -= s->c[0].size;
+        free(s->c[0].f);
+        s->c[0] = s->c[--s->n];
+        sel_down(s, 0, s->n);
+        s->dropped = 1;
+    }
+}
+
+/* Add one entry to the page (filter, projection, counts).  0: go on, 1: the page is full
+ * (pg->last set), < 0: error. */
+static int page_add(tb_page_t *pg, const MDB_val *v) {
+    tbl_query_t *q = pg->q;
+    if (!val_ok(v)) return 0;
+    json_t *item = NULL;
+    if (pg->need_item && !(item = val_parse(v))) return 0;
+    q->scanned++;
+    q->scanned_bytes += val_size(v);
+    if (pg->fetch_base) {
+        json_t *b = base_fetch(pg->db, pg->txn, pg->t, item);
+        if (b) {
+            json_decref(item);
+            item = b;
+        }
+    }
+    int pass = 1, rc;
+    if (q->filter && (rc = tbl_expr_eval(q->filter, item, &pass, pg->err))) {
+        json_decref(item);
+        return rc;
+    }
+    if (pass) {
+        q->count++;
+        if (q->items)
+            json_array_append_new(q->items, q->select == TBL_SELECT_SPECIFIC
+                                                ? tbl_expr_project(q->projection, item)
+                                                : json_incref(item));
+    }
+    if ((q->limit && q->scanned >= q->limit) || q->scanned_bytes >= TBL_PAGE_BYTES) {
+        pg->last = item ? item : val_parse(v);
+        return 1;
+    }
+    json_decref(item);
+    return 0;
+}
+
+/* Read the fold group the cursor is on (its first entry in reading direction): add its entries
+ * in range to the page in unfolded-key order.  Leaves the cursor on the first key past the group
+ * (*mrc from that move).  Returns as page_add. */
+static int group_read(tb_page_t *pg, MDB_cursor *cur, MDB_val *k, MDB_val *v, int *mrc) {
+    const tb_range_t *g = pg->g;
+    tbl_query_t *q = pg->q;
+    MDB_cursor_op step = g->dir > 0 ? MDB_NEXT : MDB_PREV;
+    uint8_t gp[TBL__FOLD_KEEP], first[TBL__KEYMAX];
+    size_t first_n = k->mv_size;
+    memcpy(gp, k->mv_data, TBL__FOLD_KEEP);
+    memcpy(first, k->mv_data, first_n);
+    uint8_t *x = NULL; /* the last entry added (unfolded key): later rounds start past it */
+    size_t xn = 0;
+    tb_sel_t s = {.dir = g->dir};
+    int r = 0;
+    for (;;) {
+        size_t lim = q->limit ? q->limit - q->scanned : SIZE_MAX;
+        uint64_t room = TBL_PAGE_BYTES - q->scanned_bytes;
+        s.dropped = 0;
+        for (; *mrc == 0 && k->mv_size > TBL__FOLD_KEEP && !memcmp(k->mv_data, gp, sizeof gp);
+             *mrc = mdb_cursor_get(cur, k, v, step)) {
+            if (!val_ok(v)) continue;
+            size_t n;
+            const uint8_t *f = entry_full(pg, k, v, &n);
+            if (!f || range_pos(g, f, n) != 0) continue;
+            if (x && g->dir * bytes_cmp(f, n, x, xn) <= 0) continue;
+            sel_add(&s, f, n, v, lim, room);
+        }
+        for (size_t i = s.n; i > 1; i--) { /* heap to reading order */
+            tb_cand_t c = s.c[0];
+            s.c[0] = s.c[i - 1];
+            s.c[i - 1] = c;
+            sel_down(&s, 0, i - 1);
+        }
+        size_t i = 0;
+        while (i < s.n && !r) {
+            r = page_add(pg, &s.c[i].v);
+            free(x);
+            x = s.c[i].f;
+            xn = s.c[i].n;
+            s.c[i++].f = NULL;
+        }
+        for (; i < s.n; i++) free(s.c[i].f);
+        s.n = 0;
+        s.bytes = 0;
+        /* an entry left out and the page not full (an entry could not be read): read the
+         * group again from its start for the rest */
+        if (r || !s.dropped) break;
+        *k = (MDB_val){first_n, first};
+        *mrc = mdb_cursor_get(cur, k, v, MDB_SET_KEY);
+    }
+    free(x);
+    free(s.c);
+    return r;
 }
 
 static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err) {
@@ -3340,44 +3561,44 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     int fetch_base = q->select == TBL_SELECT_ALL_ATTRIBUTES && ix && ix->local &&
                      ix->proj != TBL_PROJ_ALL;
     tb_range_t *g = xcalloc(1, sizeof *g);
+    g->dir = q->backward ? -1 : 1;
     tbl_keycond_t kc = q->kc;
-    int approx = 0;
     if (!q->scan) {
         if (q->keycond_expr && (rc = tbl_expr_keycond(q->keycond_expr, hname, rname, &kc, err)))
             goto out;
         if ((rc = kc_check(&kc, hname, rname, htype, rtype, err))) goto out;
-        bound_make(t->id, sp, kc.hash, NULL, &g->P, &approx);
         const json_t *a = kc.range_a;
+        int bad = bound_make(t->id, sp, kc.hash, NULL, &g->P);
         switch (kc.range_op) {
         case TBL_KC_EQ:
             g->has_lo = g->has_hi = 1;
-            bound_make(t->id, sp, kc.hash, a, &g->lo, &approx);
-            g->hi = g->lo;
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->hi);
             break;
         case TBL_KC_LT:
         case TBL_KC_LE:
             g->has_hi = 1;
             g->hi_excl = kc.range_op == TBL_KC_LT;
-            bound_make(t->id, sp, kc.hash, a, &g->hi, &approx);
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->hi);
             break;
         case TBL_KC_GT:
         case TBL_KC_GE:
             g->has_lo = 1;
             g->lo_excl = kc.range_op == TBL_KC_GT;
-            bound_make(t->id, sp, kc.hash, a, &g->lo, &approx);
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
             break;
         case TBL_KC_BETWEEN:
             g->has_lo = g->has_hi = 1;
-            bound_make(t->id, sp, kc.hash, a, &g->lo, &approx);
-            bound_make(t->id, sp, kc.hash, kc.range_b, &g->hi, &approx);
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t->id, sp, kc.hash, kc.range_b, &g->hi);
             break;
         case TBL_KC_BEGINS_WITH: {
             g->has_lo = 1;
-            bound_make(t->id, sp, kc.hash, a, &g->lo, &approx);
+            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
             json_t *s = value_succ(a, rtype);
             if (s) {
                 g->has_hi = g->hi_excl = 1;
-                bound_make(t->id, sp, kc.hash, s, &g->hi, &approx);
+                bad |= bound_make(t->id, sp, kc.hash, s, &g->hi);
                 json_decref(s);
             }
             break;
@@ -3385,9 +3606,15 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         default:
             break;
         }
-        if (approx) g->lo_excl = g->hi_excl = 0; /* cut bounds: superset, checked per item */
+        if (bad) {
+            rc = tr_err_set(err, TR_EVALIDATION, INVALID "a key condition value is longer than "
+                                                         "a key value can be (2048 bytes)");
+            goto out;
+        }
     } else {
-        g->P.n = prefix_put(g->P.b, t->id, sp);
+        uint8_t b[9];
+        prefix_put(b, t->id, sp);
+        fkey_set(&g->P, b, 5);
         if (q->total_segments) {
             if (q->total_segments > 1000000 || q->segment >= q->total_segments) {
                 rc = tr_err_set(err, TR_EVALIDATION,
@@ -3398,14 +3625,12 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
                 goto out;
             }
             g->has_lo = 1;
-            g->lo = g->P;
-            put_be32(g->lo.b + 5, seg_lo(q->segment, q->total_segments));
-            g->lo.n = 9;
+            put_be32(b + 5, seg_lo(q->segment, q->total_segments));
+            fkey_set(&g->lo, b, 9);
             if (q->segment + 1 < q->total_segments) {
                 g->has_hi = g->hi_excl = 1;
-                g->hi = g->P;
-                put_be32(g->hi.b + 5, seg_lo(q->segment + 1, q->total_segments));
-                g->hi.n = 9;
+                put_be32(b + 5, seg_lo(q->segment + 1, q->total_segments));
+                fkey_set(&g->hi, b, 9);
             }
         }
     }
@@ -3427,72 +3652,60 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         rc = mdb_fail(err, rc, "reading");
         goto out;
     }
+    /* Start where the range starts in reading direction: a bound longer than TBL__FOLD_KEEP is
+     * cut to it (its fold group is then read whole, compared on unfolded keys). */
     MDB_val k, v;
     int mrc;
-    if (!q->backward) {
-        mrc = seek(cur, g->has_lo ? &g->lo : &g->P, g->has_lo && g->lo_excl, &k, &v);
-        if (g->has_S && (mrc == 0 ? key_cmp(&k, &g->S) <= 0 : 0)) {
-            k = (MDB_val){g->S.n, g->S.b};
-            mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
-            if (!mrc && key_cmp(&k, &g->S) == 0) mrc = mdb_cursor_get(cur, &k, &v, MDB_NEXT);
+    if (g->dir > 0) {
+        const tb_fkey_t *b = g->has_lo ? &g->lo : &g->P;
+        size_t n = fkey_seekable(b);
+        mrc = seek(cur, b->b, n, g->has_lo && g->lo_excl && n == b->n, &k, &v);
+        if (g->has_S && mrc == 0) {
+            n = fkey_seekable(&g->S);
+            if (bytes_cmp(k.mv_data, k.mv_size, g->S.b, n) < 0) {
+                k = (MDB_val){n, g->S.b};
+                mrc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+            }
         }
     } else {
-        if (g->has_hi) mrc = seek_back(cur, &g->hi, !g->hi_excl, &k, &v);
-        else mrc = seek_back(cur, &g->P, 1, &k, &v);
-        if (g->has_S && mrc == 0 && key_cmp(&k, &g->S) >= 0) mrc = seek_back(cur, &g->S, 0, &k, &v);
+        const tb_fkey_t *b = g->has_hi ? &g->hi : &g->P;
+        size_t n = fkey_seekable(b);
+        mrc = seek_back(cur, b->b, n, !(g->has_hi && g->hi_excl) || n < b->n, &k, &v);
+        if (g->has_S && mrc == 0) {
+            n = fkey_seekable(&g->S);
+            int incl = n < g->S.n;
+            if (incl ? bytes_cmp_prefix(k.mv_data, k.mv_size, g->S.b, n) > 0
+                     : bytes_cmp(k.mv_data, k.mv_size, g->S.b, n) >= 0)
+                mrc = seek_back(cur, g->S.b, n, incl, &k, &v);
+        }
     }
     if (q->select != TBL_SELECT_COUNT) q->items = json_array();
-    json_t *last = NULL;
-    int need_item = q->filter || q->select != TBL_SELECT_COUNT || approx || fetch_base;
-    for (; mrc == 0; mrc = mdb_cursor_get(cur, &k, &v, q->backward ? MDB_PREV : MDB_NEXT)) {
-        if (cmp_bound(&k, &g->P) != 0) break;
-        if (q->backward ? !in_lo(g, &k) : !in_hi(g, &k)) break;
-        if (!q->backward && !in_lo(g, &k)) continue;
-        if (q->backward && !in_hi(g, &k)) continue;
-        if (!val_ok(&v)) continue;
-        json_t *item = NULL;
-        if (need_item) {
-            item = val_parse(&v);
-            if (!item) continue;
-            if (approx && !kc_match(item, hname, rname, &kc)) {
-                json_decref(item);
-                continue;
-            }
+    tb_page_t pg = {db, t, ix, q, txn, g, q->filter || q->select != TBL_SELECT_COUNT || fetch_base,
+                    fetch_base, NULL, err};
+    size_t pn = fkey_seekable(&g->P);
+    int r = 0;
+    while (mrc == 0) {
+        if (bytes_cmp_prefix(k.mv_data, k.mv_size, g->P.b, pn)) break; /* left the partition */
+        if (k.mv_size > TBL__FOLD_KEEP) {
+            if ((r = group_read(&pg, cur, &k, &v, &mrc))) break;
+            continue;
         }
-        q->scanned++;
-        q->scanned_bytes += val_size(&v);
-        if (fetch_base) {
-            json_t *b = base_fetch(db, txn, t, item);
-            if (b) {
-                json_decref(item);
-                item = b;
-            }
-        }
-        int pass = 1;
-        if (q->filter && (rc = tbl_expr_eval(q->filter, item, &pass, err))) {
-            json_decref(item);
-            break;
-        }
-        if (pass) {
-            q->count++;
-            if (q->items)
-                json_array_append_new(q->items, q->select == TBL_SELECT_SPECIFIC
-                                                    ? tbl_expr_project(q->projection, item)
-                                                    : json_incref(item));
-        }
-        if ((q->limit && q->scanned >= q->limit) || q->scanned_bytes >= TBL_PAGE_BYTES) {
-            last = item ? item : val_parse(&v);
-            item = NULL;
-            break;
-        }
-        json_decref(item);
+        int pos = range_pos(g, k.mv_data, k.mv_size);
+        if (pos == g->dir) break;
+        if (pos == 0 && (r = page_add(&pg, &v))) break;
+        mrc = mdb_cursor_get(cur, &k, &v, g->dir > 0 ? MDB_NEXT : MDB_PREV);
     }
+    if (r < 0) rc = r;
     if (!rc && mrc && mrc != MDB_NOTFOUND) rc = mdb_fail(err, mrc, "reading");
-    if (!rc && last) q->last_key = lek_of(t, ix, last);
-    json_decref(last);
+    if (!rc && pg.last) q->last_key = lek_of(t, ix, pg.last);
+    json_decref(pg.last);
     mdb_cursor_close(cur);
     rtxn_put(db, txn);
 out:
+    fkey_free(&g->P);
+    fkey_free(&g->lo);
+    fkey_free(&g->hi);
+    fkey_free(&g->S);
     free(g);
     return rc;
 }
