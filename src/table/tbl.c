@@ -3183,9 +3183,11 @@ static int bytes_cmp_prefix(const uint8_t *a, size_t an, const uint8_t *b, size_
 }
 
 /* Where the unfolded key f[0..n) lies: 0 in the range, -1 below it, 1 above it (key order;
- * the start key is a lower bound forward, an upper bound backward). */
-static int range_pos(const tb_range_t *g, const uint8_t *f, size_t n) {
-    int c = bytes_cmp_prefix(f, n, g->P.b, g->P.n);
+ * the start key is a lower bound forward, an upper bound backward).  in_P: f is known to extend
+ * g->P. */
+__attribute__((always_inline)) static inline int range_pos(const tb_range_t *g, const uint8_t *f,
+                                                           size_t n, int in_P) {
+    int c = in_P ? 0 : bytes_cmp_prefix(f, n, g->P.b, g->P.n);
     if (c) return c;
     if (g->has_lo) {
         c = bytes_cmp_prefix(f, n, g->lo.b, g->lo.n);
@@ -3438,8 +3440,10 @@ static void sel_add(tb_sel_t *s, const uint8_t *f, size_t n, const MDB_val *v, s
 }
 
 /* Add one entry to the page (filter, projection, counts).  0: go on, 1: the page is full
- * (pg->last set), < 0: error. */
-static int page_add(tb_page_t *pg, const MDB_val *v) {
+ * (pg->last set), < 0: error.  range_pos and page_add run per key read: inlined, a COUNT page
+ * costs what it did before exact ordering (+1.8% instructions in a callgrind run, +60 per key
+ * when they were calls). */
+__attribute__((always_inline)) static inline int page_add(tb_page_t *pg, const MDB_val *v) {
     tbl_query_t *q = pg->q;
     if (!val_ok(v)) return 0;
     json_t *item = NULL;
@@ -3497,7 +3501,7 @@ static int group_read(tb_page_t *pg, MDB_cursor *cur, MDB_val *k, MDB_val *v, in
             if (!val_ok(v)) continue;
             size_t n;
             const uint8_t *f = entry_full(pg, k, v, &n);
-            if (!f || range_pos(g, f, n) != 0) continue;
+            if (!f || range_pos(g, f, n, 0) != 0) continue;
             if (x && g->dir * bytes_cmp(f, n, x, xn) <= 0) continue;
             sel_add(&s, f, n, v, lim, room);
         }
@@ -3573,7 +3577,7 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         case TBL_KC_EQ:
             g->has_lo = g->has_hi = 1;
             bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->hi);
+            fkey_set(&g->hi, g->lo.b, g->lo.n);
             break;
         case TBL_KC_LT:
         case TBL_KC_LE:
@@ -3690,9 +3694,13 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
             if ((r = group_read(&pg, cur, &k, &v, &mrc))) break;
             continue;
         }
-        int pos = range_pos(g, k.mv_data, k.mv_size);
+        int pos = range_pos(g, k.mv_data, k.mv_size, pn == g->P.n);
         if (pos == g->dir) break;
-        if (pos == 0 && (r = page_add(&pg, &v))) break;
+        if (pos == 0) {
+            /* every later key lies past this one (exact order here): the start key is passed */
+            g->has_S = 0;
+            if ((r = page_add(&pg, &v))) break;
+        }
         mrc = mdb_cursor_get(cur, &k, &v, g->dir > 0 ? MDB_NEXT : MDB_PREV);
     }
     if (r < 0) rc = r;
