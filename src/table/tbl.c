@@ -76,7 +76,11 @@
  *   h32    = high 32 bits of a mixed 64-bit FNV-1a of C(hash), big-endian: items of one hash key
  *            are contiguous, and Scan segment s of T is the h32 range [ceil(s*2^32/T),
  *            ceil((s+1)*2^32/T)), one contiguous key range.
- *   A key longer than 511 bytes is stored as its first 479 bytes + SHA-256 of all of it.
+ *   A key longer than 511 bytes is stored as its first 479 bytes + SHA-256 of all of it, so
+ *   a stored key of exactly 511 bytes may be folded; the unfolded key is rebuilt from the
+ *   item's key attributes.  LMDB's order is the unfolded keys' order except among stored keys
+ *   longer than 479 bytes sharing their first 479: Query and Scan sort those on unfolded keys
+ *   ("query and scan: exact key order" below).
  *
  *   Item value (tables and indexes):
  *     offset 0   u8      version (1)

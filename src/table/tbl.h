@@ -42,9 +42,16 @@
  *
  * Caveats
  *   - LMDB limits keys to 511 bytes.  A stored key longer than that (long string/binary key
- *     values) is kept as its first 479 bytes + SHA-256 of the whole: still unique, but such keys
- *     sort among themselves by digest, not by value, past the first ~470 bytes (Query checks
- *     the key condition on the values, so results stay exact; only their order is affected).
+ *     values) is kept as its first 479 bytes + SHA-256 of the whole: unique, and LMDB orders
+ *     such keys by digest among the ones sharing those 479 bytes (a "fold group").  Query and
+ *     Scan still return exact key order for every legal key: bounds and ExclusiveStartKey are
+ *     compared on unfolded keys, and a fold group is read whole and sorted by unfolded key
+ *     (keeping only what the page can take, so memory stays bounded by the page).  Cost: each
+ *     page that reaches a fold group reads all of it, parsing the folded entries' items.  Groups
+ *     form only among keys whose encodings share ~470 bytes: partition key values of ~460
+ *     bytes or more (the whole partition is then one group), or sort key values sharing a
+ *     ~460-byte prefix.  Fix: keep partition keys and common sort key prefixes shorter than
+ *     that where Query speed on large partitions matters.
  *   - A GSI added by tbl_table_update is CREATING when the call returns (the table UPDATING)
  *     and is backfilled in the background: the writer thread indexes opts.bf_chunk existing
  *     items per transaction between write batches (writes keep flowing), resumes after a
