@@ -73,6 +73,13 @@
  *   C(v)   = tbl_key_encode(v) with each 0x00 byte written 0x00 0xFF, then 0x00 0x01.  The
  *            escape makes components self-delimiting while keeping memcmp order, so range keys
  *            sort by value (numbers numerically, S and B bytewise) within one hash key.
+ *   Key format 1 (tables whose meta has "kf":1, every table created since): the first C(hash)
+ *            of a key in space 0..254 (the table's hash key, or the index's) when longer than
+ *            TBL__HASH_INLINE (64) bytes is written 'H' (0x48, no C() starts with it) + SHA-256
+ *            of it: partitions need only equality, and the sort key gets the room.  h32 is over
+ *            C(hash) either way; the TTL index and the table key at the end of index entries
+ *            keep C().  Format 0 (meta without "kf"): C(hash) everywhere.  Both stay readable;
+ *            nothing is migrated.
  *   h32    = high 32 bits of a mixed 64-bit FNV-1a of C(hash), big-endian: items of one hash key
  *            are contiguous, and Scan segment s of T is the h32 range [ceil(s*2^32/T),
  *            ceil((s+1)*2^32/T)), one contiguous key range.
@@ -194,6 +201,7 @@ typedef struct tb_table {
     size_t n_tags;
     tb_index_t *idx;
     size_t n_idx;
+    int kf;                     /* key format (tbl.c "On-disk format"): 0 or 1 */
     /* writer thread only */
     uint64_t st_items[256], st_bytes[256];
     int dirty;
@@ -481,6 +489,8 @@ static size_t comp_av(const json_t *av, uint8_t *out) {
     return comp_escape(tmp, n, out);
 }
 
+int tbl__key_format_new = TBL__KEY_FORMAT;
+
 uint32_t tbl__hash32(const uint8_t *p, size_t n) {
     uint64_t h = 0xcbf29ce484222325ULL;
     for (size_t i = 0; i < n; i++) {
@@ -527,37 +537,52 @@ static size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *h
     return n;
 }
 
-/* Unfolded key in a hash-partitioned space, tid|space|h32(C(h))|C(h)[C(r)]|suffix, built in
- * scratch()->full (until the next key built on this thread; suffix must not point there).
- * Returns its length, 0 when a value is not a key value. */
-static size_t key_full(uint32_t tid, uint8_t space, const json_t *h, const json_t *r,
+/* Key format 1: the partition component C(h) at p (hl bytes, n bytes in all from p) becomes
+ * D(h) = 'H' + SHA-256(C(h)) when longer than TBL__HASH_INLINE.  Returns the new length. */
+static size_t part_digest(uint8_t *p, size_t hl, size_t n) {
+    if (hl <= TBL__HASH_INLINE) return n;
+    uint8_t d[32];
+    sha256(p, hl, d);
+    p[0] = 'H';
+    memcpy(p + 1, d, 32);
+    memmove(p + 33, p + hl, n - hl);
+    return n - hl + 33;
+}
+
+/* Unfolded key in a hash-partitioned space of table t (NULL: id 0, format 0),
+ * tid|space|h32(C(h))|P(h)[C(r)]|suffix, built in scratch()->full (until the next key built on
+ * this thread; suffix must not point there).  Returns its length, 0 when a value is not a key
+ * value. */
+static size_t key_full(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
                        const uint8_t *suffix, size_t suffix_n) {
     uint8_t *full = scratch()->full;
-    size_t o = prefix_put(full, tid, space) + 4, hl = 0;
+    size_t o = prefix_put(full, t ? t->id : 0, space) + 4, hl = 0;
     size_t n = pk_build(h, r, full + o, &hl);
     if (!n || o + n + suffix_n > TB_FULLKEY_MAX) return 0;
     put_be32(full + 5, tbl__hash32(full + o, hl));
+    if (t && t->kf) n = part_digest(full + o, hl, n);
     o += n;
     if (suffix_n) memcpy(full + o, suffix, suffix_n);
     return o + suffix_n;
 }
 
 /* Stored key in a hash-partitioned space: key_full, folded. */
-static int key_make(uint32_t tid, uint8_t space, const json_t *h, const json_t *r,
+static int key_make(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
                     const uint8_t *suffix, size_t suffix_n, tb_key_t *k) {
-    size_t n = key_full(tid, space, h, r, suffix, suffix_n);
+    size_t n = key_full(t, space, h, r, suffix, suffix_n);
     if (!n) return -1;
     key_fold(k, scratch()->full, n);
     return 0;
 }
 
-/* Stored key of space 0 from an already built pk (h32 over its first component). */
-static void key_from_pk(uint32_t tid, const uint8_t *pk, size_t pk_n, size_t hlen, tb_key_t *k) {
+/* Stored key of space 0 of table t from an already built pk (h32 over its first component). */
+static void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
+                        tb_key_t *k) {
     uint8_t *full = scratch()->full;
-    prefix_put(full, tid, TBL__SPACE_TABLE);
+    prefix_put(full, t->id, TBL__SPACE_TABLE);
     put_be32(full + 5, tbl__hash32(pk, hlen));
     memcpy(full + 9, pk, pk_n);
-    key_fold(k, full, 9 + pk_n);
+    key_fold(k, full, 9 + (t->kf ? part_digest(full + 9, hlen, pk_n) : pk_n));
 }
 
 /* Length of the first component C(hash) of a pk. */
@@ -582,7 +607,7 @@ static void ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n
 size_t tbl_key_bytes(const json_t *hash_av, const json_t *range_av, uint8_t *out) {
     if (!hash_av || !out) return 0;
     tb_key_t k;
-    if (key_make(0, TBL__SPACE_TABLE, hash_av, range_av, NULL, 0, &k)) return 0;
+    if (key_make(NULL, TBL__SPACE_TABLE, hash_av, range_av, NULL, 0, &k)) return 0;
     memcpy(out, k.b + 5, k.n - 5);
     return k.n - 5;
 }
@@ -737,6 +762,7 @@ static json_t *tab_to_json(const tb_table_t *t) {
         json_array_append_new(ixs, x);
     }
     json_object_set_new(o, "indexes", ixs);
+    if (t->kf) json_object_set_new(o, "kf", json_integer(t->kf));
     return o;
 }
 
@@ -807,6 +833,7 @@ static tb_table_t *tab_from_json(const json_t *o) {
         ix->wcu = (uint64_t)jint(x, "wcu");
         ix->status = (int)jint(x, "status");
     }
+    t->kf = (int)jint(o, "kf");
     return t;
 }
 
@@ -1138,13 +1165,13 @@ static int index_check(const tb_table_t *t, const json_t *item, tr_err *err) {
 /* Stored key of item's entry in ix: 1 when the item has one, 0 when it has not (sparse), -1 when
  * a key attribute has the wrong type or is empty (backfill skips such items). */
 static int index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
-                     uint32_t tid, tb_key_t *k) {
+                     const tb_table_t *t, tb_key_t *k) {
     const json_t *h = json_object_get(item, ix->hash);
     const json_t *r = ix->range ? json_object_get(item, ix->range) : NULL;
     if (!h || (ix->range && !r)) return 0;
     if (tbl_av_type(h) != ix->htype || key_value_empty(h, ix->htype)) return -1;
     if (r && (tbl_av_type(r) != ix->rtype || key_value_empty(r, ix->rtype))) return -1;
-    return key_make(tid, ix->space, h, r, pk, pk_n, k) ? -1 : 1;
+    return key_make(t, ix->space, h, r, pk, pk_n, k) ? -1 : 1;
 }
 
 /* What an index entry stores: the projected item (new reference). */
@@ -1277,8 +1304,8 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
 static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t *ix,
                        const tb_wx_t *x, const tb_op_t *op) {
     tb_key_t ko, kn;
-    int has_o = op->old && index_key(ix, op->old, x->pk, x->pk_n, t->id, &ko) == 1;
-    int has_n = op->act == A_PUT && index_key(ix, op->neu, x->pk, x->pk_n, t->id, &kn) == 1;
+    int has_o = op->old && index_key(ix, op->old, x->pk, x->pk_n, t, &ko) == 1;
+    int has_n = op->act == A_PUT && index_key(ix, op->neu, x->pk, x->pk_n, t, &kn) == 1;
     uint8_t s = ix->space;
     int rc;
     if (has_o) {
@@ -1703,7 +1730,7 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
     if (!n) return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
     x->pk = memcpy(xmalloc(n), pk, n);
     x->pk_n = n;
-    key_from_pk(x->tab->id, x->pk, n, hl, &x->key);
+    key_from_pk(x->tab, x->pk, n, hl, &x->key);
     if (w->op == TBL_OP_PUT) {
         size_t sz = tbl_item_size(w->item);
         if (sz > TBL_MAX_ITEM_BYTES)
@@ -1938,6 +1965,7 @@ static tb_table_t *tab_from_def(const tbl_table_info_t *d) {
     tb_table_t *t = xcalloc(1, sizeof *t);
     atomic_init(&t->refs, 1);
     atomic_init(&t->retired, 0);
+    t->kf = tbl__key_format_new;
     t->name = xstrdup(d->name);
     t->hash = xstrdup(d->hash);
     t->range = xstrdup(d->range);
@@ -2135,7 +2163,7 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
     size_t pk_n = item_pk(t, item, pk);
     tb_key_t ik;
     int rc = 0;
-    if (pk_n && index_key(ix, item, pk, pk_n, t->id, &ik) == 1) {
+    if (pk_n && index_key(ix, item, pk, pk_n, t, &ik) == 1) {
         json_t *pj = index_project(t, ix, item);
         size_t tn;
         char *text = dump(pj, &tn);
@@ -3058,7 +3086,7 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
             uint8_t *pk = scratch()->pk;
             size_t hl = 0, pn = pk_build(h, r, pk, &hl);
             tb_key_t k;
-            key_from_pk(t->id, pk, pn, hl, &k);
+            key_from_pk(t, pk, pn, hl, &k);
             MDB_val kv = {k.n, k.b}, v;
             int mrc = mdb_get(txn, db->db_items, &kv, &v);
             if (mrc == 0 && val_ok(&v)) {
@@ -3241,8 +3269,9 @@ static int seek_back(MDB_cursor *c, const uint8_t *b, size_t n, int incl, MDB_va
 }
 
 /* Bound tid|sp|h32|C(h)[C(r)], unfolded. */
-static int bound_make(uint32_t tid, uint8_t sp, const json_t *h, const json_t *r, tb_fkey_t *f) {
-    size_t n = key_full(tid, sp, h, r, NULL, 0);
+static int bound_make(const tb_table_t *t, uint8_t sp, const json_t *h, const json_t *r,
+                      tb_fkey_t *f) {
+    size_t n = key_full(t, sp, h, r, NULL, 0);
     if (!n) return -1;
     fkey_set(f, scratch()->full, n);
     return 0;
@@ -3306,11 +3335,11 @@ static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *es
     if (json_object_size(esk) != distinct) return tr_err_set(err, TR_EVALIDATION, BAD_START);
     size_t n;
     if (!ix) {
-        n = key_full(t->id, 0, v[0], v[1], NULL, 0);
+        n = key_full(t, 0, v[0], v[1], NULL, 0);
     } else {
         uint8_t *pk = scratch()->pk;
         size_t pn = pk_build(v[0], v[1], pk, NULL);
-        n = pn ? key_full(t->id, ix->space, v[2], v[3], pk, pn) : 0;
+        n = pn ? key_full(t, ix->space, v[2], v[3], pk, pn) : 0;
     }
     if (!n) return tr_err_set(err, TR_EVALIDATION, BAD_START);
     fkey_set(S, scratch()->full, n);
@@ -3334,7 +3363,7 @@ static json_t *base_fetch(tbl_t *db, MDB_txn *txn, const tb_table_t *t, const js
     json_t *out = NULL;
     if (pn) {
         tb_key_t k;
-        key_from_pk(t->id, pk, pn, pk_hlen(pk, pn), &k);
+        key_from_pk(t, pk, pn, pk_hlen(pk, pn), &k);
         MDB_val kv = {k.n, k.b}, v;
         if (!mdb_get(txn, db->db_items, &kv, &v)) out = val_parse(&v);
     }
@@ -3385,13 +3414,13 @@ static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MD
     size_t len = 0;
     if (h && (!t->range || r)) {
         if (!ix) {
-            len = key_full(t->id, TBL__SPACE_TABLE, h, r, NULL, 0);
+            len = key_full(t, TBL__SPACE_TABLE, h, r, NULL, 0);
         } else {
             const json_t *ih = json_object_get(item, ix->hash);
             const json_t *ir = ix->range ? json_object_get(item, ix->range) : NULL;
             uint8_t *pk = scratch()->pk;
             size_t pn = ih && (!ix->range || ir) ? pk_build(h, r, pk, NULL) : 0;
-            if (pn) len = key_full(t->id, ix->space, ih, ir, pk, pn);
+            if (pn) len = key_full(t, ix->space, ih, ir, pk, pn);
         }
     }
     json_decref(item);
@@ -3576,37 +3605,37 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
             goto out;
         if ((rc = kc_check(&kc, hname, rname, htype, rtype, err))) goto out;
         const json_t *a = kc.range_a;
-        int bad = bound_make(t->id, sp, kc.hash, NULL, &g->P);
+        int bad = bound_make(t, sp, kc.hash, NULL, &g->P);
         switch (kc.range_op) {
         case TBL_KC_EQ:
             g->has_lo = g->has_hi = 1;
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t, sp, kc.hash, a, &g->lo);
             fkey_set(&g->hi, g->lo.b, g->lo.n);
             break;
         case TBL_KC_LT:
         case TBL_KC_LE:
             g->has_hi = 1;
             g->hi_excl = kc.range_op == TBL_KC_LT;
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->hi);
+            bad |= bound_make(t, sp, kc.hash, a, &g->hi);
             break;
         case TBL_KC_GT:
         case TBL_KC_GE:
             g->has_lo = 1;
             g->lo_excl = kc.range_op == TBL_KC_GT;
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t, sp, kc.hash, a, &g->lo);
             break;
         case TBL_KC_BETWEEN:
             g->has_lo = g->has_hi = 1;
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
-            bad |= bound_make(t->id, sp, kc.hash, kc.range_b, &g->hi);
+            bad |= bound_make(t, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t, sp, kc.hash, kc.range_b, &g->hi);
             break;
         case TBL_KC_BEGINS_WITH: {
             g->has_lo = 1;
-            bad |= bound_make(t->id, sp, kc.hash, a, &g->lo);
+            bad |= bound_make(t, sp, kc.hash, a, &g->lo);
             json_t *s = value_succ(a, rtype);
             if (s) {
                 g->has_hi = g->hi_excl = 1;
-                bad |= bound_make(t->id, sp, kc.hash, s, &g->hi);
+                bad |= bound_make(t, sp, kc.hash, s, &g->hi);
                 json_decref(s);
             }
             break;

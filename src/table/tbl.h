@@ -48,10 +48,14 @@
  *     compared on unfolded keys, and a fold group is read whole and sorted by unfolded key
  *     (keeping only what the page can take, so memory stays bounded by the page).  Cost: each
  *     page that reaches a fold group reads all of it, parsing the folded entries' items.  Groups
- *     form only among keys whose encodings share ~470 bytes: partition key values of ~460
- *     bytes or more (the whole partition is then one group), or sort key values sharing a
- *     ~460-byte prefix.  Fix: keep partition keys and common sort key prefixes shorter than
- *     that where Query speed on large partitions matters.
+ *     form only among sort key values (table or index) sharing a prefix of ~400 bytes or more.
+ *     Partition key values need only equality: tables store one longer than 64 bytes as its
+ *     SHA-256 (key format 1), so a long partition key alone never makes a group.  Tables
+ *     created before key format 1 (meta without "kf") keep their keys as they are and are read
+ *     the same exact way; in them a partition key value of ~460 bytes or more makes the whole
+ *     partition one group.  Fix: keep common sort key prefixes shorter than ~400 bytes where
+ *     Query speed on large partitions matters (for an old table with long partition keys:
+ *     copy it into a new table).
  *   - A GSI added by tbl_table_update is CREATING when the call returns (the table UPDATING)
  *     and is backfilled in the background: the writer thread indexes opts.bf_chunk existing
  *     items per transaction between write batches (writes keep flowing), resumes after a
@@ -404,7 +408,7 @@ int tbl_sync_delete(tbl_handle_t *h, const json_t *key, const tbl_expr_t *cond, 
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-/* Storage key of a primary key (hash [+ range]) as stored in the table's key space, without the
+/* Storage key of a primary key (hash [+ range]) as a key format 0 table stores it, without the
  * 5-byte table/space prefix (see "On-disk format" in tbl.c): out must hold 512 bytes; returns
  * the length, or 0 when a value is not a key value.  Exposed for tests and tools. */
 size_t tbl_key_bytes(const json_t *hash_av, const json_t *range_av, uint8_t *out);

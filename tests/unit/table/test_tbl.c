@@ -30,6 +30,7 @@
 #include "core/buf.h"
 #include "core/tlog.h"
 #include "table/tbl.h"
+#include "table/tbl_int.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -2140,12 +2141,14 @@ static json_t *lk_str(char c, size_t n, const char *tail) {
     return av;
 }
 
-static void test_long_key_order(void **state) {
-    (void)state;
+/* kf: key format of the tables made (0: as before key format 1, whose tables must still work
+ * after an upgrade: the engine is reopened with today's default before the checks). */
+static void long_key_order(int kf) {
     char *dir = tmp_dir();
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     tr_err e = {0, ""};
+    tbl__key_format_new = kf;
     /* B range keys sharing 700 bytes; a GSI and an LSI with S keys sharing 800 / 900 bytes */
     tbl_attrdef_t a[5] = {{"h", TBL_T_S}, {"r", TBL_T_B}, {"gh", TBL_T_S}, {"gr", TBL_T_S},
                           {"lr", TBL_T_S}};
@@ -2180,6 +2183,9 @@ static void test_long_key_order(void **state) {
             json_decref(it);
         }
     }
+    tbl__key_format_new = TBL__KEY_FORMAT;
+    tbl_close(db);
+    db = open_at(dir, &o);
     qsort(rk, LK_N, sizeof rk[0], lk_cmp);
     qsort(gk, LK_N, sizeof gk[0], lk_cmp);
     qsort(lkk, LK_N, sizeof lkk[0], lk_cmp);
@@ -2189,8 +2195,10 @@ static void test_long_key_order(void **state) {
     lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
     lk_check(db, "lks", "byL", "h", hp, "lr", lkk, LK_N);
 
-    /* N range keys under a long partition key (every key of the partition is folded) */
+    /* N range keys under a long partition key (format 0: every key of the partition folded) */
+    tbl__key_format_new = kf;
     create(db, "lkn", "h", TBL_T_S, "r", TBL_T_N);
+    tbl__key_format_new = TBL__KEY_FORMAT;
     static lk_key_t nk[LK_N];
     lk_keys(nk, LK_N, TBL_T_N, 0, 0);
     for (size_t i = 0; i < LK_N; i++) {
@@ -2237,6 +2245,16 @@ static void test_long_key_order(void **state) {
     tmp_done(dir);
 }
 
+static void test_long_key_order(void **state) {
+    (void)state;
+    long_key_order(TBL__KEY_FORMAT);
+}
+
+static void test_long_key_order_format0(void **state) {
+    (void)state;
+    long_key_order(0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_describe_list_delete),
@@ -2261,6 +2279,7 @@ int main(void) {
         cmocka_unit_test(test_sync_api),
         cmocka_unit_test(test_key_order),
         cmocka_unit_test(test_long_key_order),
+        cmocka_unit_test(test_long_key_order_format0),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
