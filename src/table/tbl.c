@@ -92,12 +92,17 @@
  *   Item value (tables and indexes):
  *     offset 0   u8      version (1)
  *     offset 1   u8      flags: bit 0 = the item has a TTL expiry (valid only while the table's
- *                        TTL is enabled; enabling TTL rewrites every header, in the
- *                        background, so expiry deletes re-check the item's attribute)
+ *                        TTL is enabled; enabling TTL rewrites every header's bit 0, in the
+ *                        background, so expiry deletes re-check the item's attribute);
+ *                        bit 1 = the unfolded key's tail follows (TB_VAL_KEYTAIL)
  *     offset 2   u16     0
  *     offset 4   u32 LE  tbl_item_size of the stored item (counters, 1 MB paging, capacity)
  *     offset 8   i64 LE  TTL expiry, epoch seconds (flag bit 0)
- *     offset 16  ...     the item as compact JSON text in DynamoDB wire form (no NUL)
+ *     [bit 1:]   u32 LE  L, then L bytes: the unfolded key from byte 479 on.  Written when the
+ *                        stored key is 511 bytes long (it may be folded), so Query can order a
+ *                        fold group without parsing items; values written before this flag
+ *                        existed have none, and their key is rebuilt from the item.
+ *     then       ...     the item as compact JSON text in DynamoDB wire form (no NUL)
  *
  *   Why JSON text: the adapter already holds items as jansson values, a PutItem's text is dumped
  *   on the HTTP thread, the writer copies it; GetItem can return the stored text untouched
@@ -138,6 +143,7 @@
                                            (1 + 2 * 2048 + 2); longer is refused */
 #define TB_FULLKEY_MAX (9 + 4 * (2 * TB_ENC_MAX + 2) + 64)   /* unfolded key scratch */
 #define TB_RPOOL 64
+#define TB_VAL_KEYTAIL 0x02             /* value flag: the unfolded key's tail follows the header */
 #define TB_MAX_HASH_BYTES 2048
 #define TB_MAX_RANGE_BYTES 1024
 #define TB_MAX_INCLUDE 100
@@ -575,14 +581,20 @@ static int key_make(const tb_table_t *t, uint8_t space, const json_t *h, const j
     return 0;
 }
 
-/* Stored key of space 0 of table t from an already built pk (h32 over its first component). */
-static void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
-                        tb_key_t *k) {
+/* Unfolded key in space 0 of table t from an already built pk (h32 over its first component,
+ * hlen bytes), in scratch()->full; returns its length. */
+static size_t key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen) {
     uint8_t *full = scratch()->full;
     prefix_put(full, t->id, TBL__SPACE_TABLE);
     put_be32(full + 5, tbl__hash32(pk, hlen));
     memcpy(full + 9, pk, pk_n);
-    key_fold(k, full, 9 + (t->kf ? part_digest(full + 9, hlen, pk_n) : pk_n));
+    return 9 + (t->kf ? part_digest(full + 9, hlen, pk_n) : pk_n);
+}
+
+/* Stored key of space 0 of table t from an already built pk. */
+static void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
+                        tb_key_t *k) {
+    key_fold(k, scratch()->full, key_full_pk(t, pk, pk_n, hlen));
 }
 
 /* Length of the first component C(hash) of a pk. */
@@ -640,10 +652,49 @@ static int val_ok(const MDB_val *v) {
 
 static uint32_t val_size(const MDB_val *v) { return get_le32((const uint8_t *)v->mv_data + 4); }
 
+/* The unfolded key's tail a value keeps (flag bit 1, see "On-disk format"): *n bytes, or NULL. */
+static const uint8_t *val_key_tail(const MDB_val *v, size_t *n) {
+    const uint8_t *p = v->mv_data;
+    if (!(p[1] & TB_VAL_KEYTAIL) || v->mv_size < TBL__VAL_HDR + 4) return NULL;
+    *n = get_le32(p + TBL__VAL_HDR);
+    return *n <= v->mv_size - TBL__VAL_HDR - 4 ? p + TBL__VAL_HDR + 4 : NULL;
+}
+
+/* The item's JSON text in a value (val_ok): *n bytes. */
+static const char *val_text(const MDB_val *v, size_t *n) {
+    size_t off = TBL__VAL_HDR, tn = 0;
+    if (val_key_tail(v, &tn)) off += 4 + tn;
+    else if (((const uint8_t *)v->mv_data)[1] & TB_VAL_KEYTAIL) off = v->mv_size;
+    *n = v->mv_size - off;
+    return (const char *)v->mv_data + off;
+}
+
 static json_t *val_parse(const MDB_val *v) {
     if (!val_ok(v)) return NULL;
-    return json_loadb((const char *)v->mv_data + TBL__VAL_HDR, v->mv_size - TBL__VAL_HDR,
-                      JSON_ALLOW_NUL, NULL);
+    size_t n;
+    const char *text = val_text(v, &n);
+    return json_loadb(text, n, JSON_ALLOW_NUL, NULL);
+}
+
+/* Write an item value under stored key k: header, then, when k may be folded (it has LMDB's
+ * full length), the unfolded key full[0..fn) past TBL__FOLD_KEEP, then the text.  LMDB rc. */
+static int val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, size_t fn,
+                   uint32_t size, int has_ttl, int64_t ttl, const char *text, size_t tn,
+                   unsigned flags) {
+    int tail = k->n == TBL__FOLD_KEEP + 32 && fn > TBL__FOLD_KEEP;
+    size_t xn = tail ? 4 + fn - TBL__FOLD_KEEP : 0;
+    MDB_val kv = {k->n, (void *)k->b}, v = {TBL__VAL_HDR + xn + tn, NULL};
+    int rc = mdb_put(txn, dbi, &kv, &v, flags | MDB_RESERVE);
+    if (rc) return rc;
+    uint8_t *p = v.mv_data;
+    val_hdr(p, size, has_ttl, ttl);
+    if (tail) {
+        p[1] |= TB_VAL_KEYTAIL;
+        put_le32(p + TBL__VAL_HDR, (uint32_t)(fn - TBL__FOLD_KEEP));
+        memcpy(p + TBL__VAL_HDR + 4, full + TBL__FOLD_KEEP, fn - TBL__FOLD_KEEP);
+    }
+    memcpy(p + TBL__VAL_HDR + xn, text, tn);
+    return 0;
 }
 
 static char *dump(const json_t *item, size_t *n) {
@@ -1174,6 +1225,13 @@ static int index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk
     return key_make(t, ix->space, h, r, pk, pk_n, k) ? -1 : 1;
 }
 
+/* Unfolded key of item's entry in ix (index_key returned 1) in scratch()->full; its length. */
+static size_t index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk,
+                         size_t pk_n, const tb_table_t *t) {
+    return key_full(t, ix->space, json_object_get(item, ix->hash),
+                    ix->range ? json_object_get(item, ix->range) : NULL, pk, pk_n);
+}
+
 /* What an index entry stores: the projected item (new reference). */
 static json_t *index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item) {
     if (ix->proj == TBL_PROJ_ALL) return json_incref(item);
@@ -1336,11 +1394,9 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
             sz = (uint32_t)tbl_item_size(pj);
             json_decref(pj);
         }
-        MDB_val k = {kn.n, kn.b}, v = {TBL__VAL_HDR + tn, NULL};
-        rc = mdb_put(txn, db->db_items, &k, &v, MDB_RESERVE);
+        size_t fn = kn.n == TBL__FOLD_KEEP + 32 ? index_full(ix, op->neu, x->pk, x->pk_n, t) : 0;
+        rc = val_put(txn, db->db_items, &kn, scratch()->full, fn, sz, 0, 0, text, tn, 0);
         if (!rc) {
-            val_hdr(v.mv_data, sz, 0, 0);
-            memcpy((uint8_t *)v.mv_data + TBL__VAL_HDR, text, tn);
             t->st_items[s]++;
             t->st_bytes[s] += sz;
         }
@@ -1356,11 +1412,11 @@ static int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
     MDB_val k = {x->key.n, (void *)x->key.b};
     int rc;
     if (op->act == A_PUT) {
-        MDB_val v = {TBL__VAL_HDR + op->text_n, NULL};
-        rc = mdb_put(txn, db->db_items, &k, &v, MDB_RESERVE);
+        size_t fn = x->key.n == TBL__FOLD_KEEP + 32
+                        ? key_full_pk(t, x->pk, x->pk_n, pk_hlen(x->pk, x->pk_n)) : 0;
+        rc = val_put(txn, db->db_items, &x->key, scratch()->full, fn, op->new_size,
+                     op->new_has_ttl, op->new_ttl, op->text, op->text_n, 0);
         if (rc) return rc;
-        val_hdr(v.mv_data, op->new_size, op->new_has_ttl, op->new_ttl);
-        memcpy((uint8_t *)v.mv_data + TBL__VAL_HDR, op->text, op->text_n);
         if (!op->exists) t->st_items[0]++;
         t->st_bytes[0] += op->new_size;
         t->st_bytes[0] -= op->exists ? op->old_size : 0;
@@ -2168,12 +2224,11 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
         size_t tn;
         char *text = dump(pj, &tn);
         uint32_t sz = (uint32_t)tbl_item_size(pj);
-        MDB_val kk = {ik.n, ik.b}, vv = {TBL__VAL_HDR + tn, NULL};
+        size_t fn = ik.n == TBL__FOLD_KEEP + 32 ? index_full(ix, item, pk, pk_n, t) : 0;
         /* an entry already there was written by a write since the index was added: current */
-        rc = mdb_put(txn, db->db_items, &kk, &vv, MDB_RESERVE | MDB_NOOVERWRITE);
+        rc = val_put(txn, db->db_items, &ik, scratch()->full, fn, sz, 0, 0, text, tn,
+                     MDB_NOOVERWRITE);
         if (!rc) {
-            val_hdr(vv.mv_data, sz, 0, 0);
-            memcpy((uint8_t *)vv.mv_data + TBL__VAL_HDR, text, tn);
             t->st_items[ix->space]++;
             t->st_bytes[ix->space] += sz;
         } else if (rc == MDB_KEYEXIST) {
@@ -2196,7 +2251,7 @@ static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, cons
     int rc = 0;
     uint8_t *buf = xmalloc(v->mv_size);
     memcpy(buf, v->mv_data, v->mv_size);
-    buf[1] = has ? 1 : 0;
+    buf[1] = (uint8_t)((buf[1] & ~1) | (has ? 1 : 0)); /* bit 0 only: other flags stay */
     put_le64(buf + 8, (uint64_t)(has ? e : 0));
     MDB_val vv = {v->mv_size, buf};
     rc = mdb_put(txn, db->db_items, (MDB_val *)k, &vv, 0);
@@ -3092,9 +3147,9 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
             if (mrc == 0 && val_ok(&v)) {
                 q->size = val_size(&v);
                 if (q->want_raw && !q->projection) {
-                    q->raw_len = v.mv_size - TBL__VAL_HDR;
+                    const char *text = val_text(&v, &q->raw_len);
                     q->raw = xmalloc(q->raw_len + 1);
-                    memcpy(q->raw, (uint8_t *)v.mv_data + TBL__VAL_HDR, q->raw_len);
+                    memcpy(q->raw, text, q->raw_len);
                     q->raw[q->raw_len] = '\0';
                 } else {
                     q->item = val_parse(&v);
@@ -3396,14 +3451,25 @@ static int kc_check(const tbl_keycond_t *kc, const char *hname, const char *rnam
 }
 
 
-/* The unfolded key of a stored entry: the stored key itself unless it may be folded (folded
- * keys are exactly TBL__FOLD_KEEP + 32 bytes long), else rebuilt from the entry's key
- * attributes into scratch()->full.  NULL when the entry cannot be read. */
+/* The unfolded key of a stored entry (val_ok): the stored key itself unless it may be folded
+ * (folded keys are exactly TBL__FOLD_KEEP + 32 bytes long), else its first TBL__FOLD_KEEP bytes
+ * and the tail the value keeps, or (values written before tails were kept) rebuilt from the
+ * entry's key attributes; in scratch()->full.  NULL when the entry cannot be read. */
 static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MDB_val *v,
                                  size_t *n) {
     if (k->mv_size != TBL__FOLD_KEEP + 32) {
         *n = k->mv_size;
         return k->mv_data;
+    }
+    size_t tn;
+    const uint8_t *tail = val_key_tail(v, &tn);
+    if (tail) {
+        if (TBL__FOLD_KEEP + tn > TB_FULLKEY_MAX) return NULL;
+        uint8_t *full = scratch()->full;
+        memcpy(full, k->mv_data, TBL__FOLD_KEEP);
+        memcpy(full + TBL__FOLD_KEEP, tail, tn);
+        *n = TBL__FOLD_KEEP + tn;
+        return full;
     }
     json_t *item = val_parse(v);
     if (!item) return NULL;

@@ -47,7 +47,8 @@
  *     Scan still return exact key order for every legal key: bounds and ExclusiveStartKey are
  *     compared on unfolded keys, and a fold group is read whole and sorted by unfolded key
  *     (keeping only what the page can take, so memory stays bounded by the page).  Cost: each
- *     page that reaches a fold group reads all of it, parsing the folded entries' items.  Groups
+ *     page that reaches a fold group reads all of it (folded entries keep their unfolded key
+ *     in the value; ones written before that are parsed: rewrite them to speed up).  Groups
  *     form only among sort key values (table or index) sharing a prefix of ~400 bytes or more.
  *     Partition key values need only equality: tables store one longer than 64 bytes as its
  *     SHA-256 (key format 1), so a long partition key alone never makes a group.  Tables

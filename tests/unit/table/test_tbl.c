@@ -2194,6 +2194,16 @@ static void long_key_order(int kf) {
     lk_check(db, "lks", "byG", "gh", G, "gr", gk, LK_N);
     lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
     lk_check(db, "lks", "byL", "h", hp, "lr", lkk, LK_N);
+    /* entries written by a GSI backfill, values rewritten by TTL indexing: same order */
+    tbl_index_info_t gi2 = {.name = "byG2", .hash = "gh", .range = "gr",
+                            .projection = TBL_PROJ_KEYS_ONLY};
+    tbl_table_update_t u = {.create_gsi = &gi2};
+    if (tbl_table_update(db, "lks", &u, NULL, &e)) fail_msg("update: %s", e.msg);
+    if (tbl_ttl_update(db, "lks", "exp", 1, &e)) fail_msg("ttl: %s", e.msg);
+    wait_background(db);
+    lk_check(db, "lks", "byG2", "gh", G, "gr", gk, LK_N);
+    lk_check(db, "lks", NULL, "h", hp, "r", rk, LK_N);
+    lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
 
     /* N range keys under a long partition key (format 0: every key of the partition folded) */
     tbl__key_format_new = kf;
