@@ -2260,6 +2260,44 @@ static void test_long_key_order(void **state) {
     long_key_order(TBL__KEY_FORMAT);
 }
 
+/* Keys around the fold threshold: stored lengths from ~460 to ~540 bytes (short, raw past 479,
+ * exactly 511, folded) in one partition, sharing a 440-byte prefix, tails with 0x00 and 0xFF. */
+static void test_key_order_at_fold_threshold(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    tbl_t *db = open_at(dir, &o);
+    tr_err e = {0, ""};
+    create(db, "thr", "h", TBL_T_S, "r", TBL_T_B);
+    static lk_key_t k[3 * LK_N];
+    size_t n = sizeof k / sizeof k[0];
+    static const uint8_t parts[] = {0x00, 0x01, 0xFE, 0xFF, 'a'};
+    for (size_t i = 0; i < n; i++) {
+        for (;;) {
+            lk_key_t *x = &k[i];
+            memset(x, 0, sizeof *x);
+            x->type = TBL_T_B;
+            x->n = 440 + lk_rand() % 80;
+            memset(x->b, 'a', x->n);
+            for (size_t t = 0; t < 6 && t < x->n; t++) x->b[x->n - 1 - t] = parts[lk_rand() % 5];
+            if (lk_rand() % 4 == 0) x->b[430] = 0x00;   /* escaped: the encoding grows */
+            int dup = 0;
+            for (size_t j = 0; j < i; j++) dup |= !lk_cmp(&k[j], x);
+            if (!dup) break;
+        }
+        json_t *it = json_pack("{s:{s:s},s:o}", "h", "S", "x", "r", lk_av(&k[i]));
+        tbl_write_t w = {.op = TBL_OP_PUT, .table = "thr", .item = it};
+        if (tbl_sync_write(db, &w, 1, &e)) fail_msg("put: %s", e.msg);
+        json_decref(it);
+    }
+    qsort(k, n, sizeof k[0], lk_cmp);
+    json_t *hv = json_pack("{s:s}", "S", "x");
+    lk_check(db, "thr", NULL, "h", hv, "r", k, n);
+    json_decref(hv);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
 static void test_long_key_order_format0(void **state) {
     (void)state;
     long_key_order(0);
@@ -2290,6 +2328,7 @@ int main(void) {
         cmocka_unit_test(test_key_order),
         cmocka_unit_test(test_long_key_order),
         cmocka_unit_test(test_long_key_order_format0),
+        cmocka_unit_test(test_key_order_at_fold_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
