@@ -379,10 +379,12 @@ def test_query_long_keys_exact_order(ddb, make_table, typ):
     name = make_table(
         hash=("pk", "S"), range=("sk", typ), attrs={"gh": "S", "gr": typ, "lr": typ},
         GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [
-            {"AttributeName": "gh", "KeyType": "HASH"}, {"AttributeName": "gr", "KeyType": "RANGE"}],
+            {"AttributeName": "gh", "KeyType": "HASH"},
+            {"AttributeName": "gr", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "KEYS_ONLY"}}],
         LocalSecondaryIndexes=[{"IndexName": "by-l", "KeySchema": [
-            {"AttributeName": "pk", "KeyType": "HASH"}, {"AttributeName": "lr", "KeyType": "RANGE"}],
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "lr", "KeyType": "RANGE"}],
             "Projection": {"ProjectionType": "ALL"}}])
     sk, gr, lr = _long_keys(typ, 1), _long_keys(typ, 2), _long_keys(typ, 3)
     decoys = _long_keys(typ, 4)
