@@ -2293,6 +2293,20 @@ static void test_key_order_at_fold_threshold(void **state) {
     qsort(k, n, sizeof k[0], lk_cmp);
     json_t *hv = json_pack("{s:s}", "S", "x");
     lk_check(db, "thr", NULL, "h", hv, "r", k, n);
+    /* a bound longer than any key encoding (6000 bytes): refused, not read with a cut bound */
+    char *huge = malloc(8001);
+    memset(huge, 'z', 8000);
+    huge[8000] = 0;
+    json_t *bv = json_pack("{s:O,s:{s:s}}", ":h", hv, ":a", "B", huge);
+    free(huge);
+    tbl_expr_t *kc = NULL;
+    if (tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "h = :h AND r < :a", NULL, bv, NULL, &kc, &e))
+        fail_msg("keycond: %s", e.msg);
+    tbl_query_t q = {.table = "thr", .keycond_expr = kc};
+    assert_int_equal(tbl_query(db, &q, &e), TR_EVALIDATION);
+    assert_null(q.items);
+    tbl_expr_free(kc);
+    json_decref(bv);
     json_decref(hv);
     tbl_close(db);
     tmp_done(dir);
