@@ -73,13 +73,13 @@
  *   C(v)   = tbl_key_encode(v) with each 0x00 byte written 0x00 0xFF, then 0x00 0x01.  The
  *            escape makes components self-delimiting while keeping memcmp order, so range keys
  *            sort by value (numbers numerically, S and B bytewise) within one hash key.
- *   Key format 1 (tables whose meta has "kf":1, every table created since): the first C(hash)
- *            of a key in space 0..254 (the table's hash key, or the index's) when longer than
- *            TBL__HASH_INLINE (64) bytes is written 'H' (0x48, no C() starts with it) + SHA-256
- *            of it: partitions need only equality, and the sort key gets the room.  h32 is over
- *            C(hash) either way; the TTL index and the table key at the end of index entries
- *            keep C().  Format 0 (meta without "kf"): C(hash) everywhere.  Both stay readable;
- *            nothing is migrated.
+ *   Key format 1 (tables whose meta has "kf":1, every table created since): in spaces
+ *            0..254, a C(hash) (the table's hash key, the index's, and the table's at the end
+ *            of index entries) longer than TBL__HASH_INLINE (64) bytes is written 'H' (0x48, no
+ *            C() starts with it) + SHA-256 of it: partitions need only equality (and entries
+ *            with equal index keys no particular order), so sort keys get the room.  h32 is
+ *            over C(hash) either way; the TTL index keeps C().  Format 0 (meta without "kf"):
+ *            C(hash) everywhere.  Both stay readable; nothing is migrated.
  *   h32    = high 32 bits of a mixed 64-bit FNV-1a of C(hash), big-endian: items of one hash key
  *            are contiguous, and Scan segment s of T is the h32 range [ceil(s*2^32/T),
  *            ceil((s+1)*2^32/T)), one contiguous key range.
@@ -543,6 +543,17 @@ static size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *h
     return n;
 }
 
+/* Length of the first component C(hash) of a pk. */
+static size_t pk_hlen(const uint8_t *pk, size_t n) {
+    for (size_t i = 0; i + 1 < n; i++) {
+        if (pk[i] == 0x00) {
+            if (pk[i + 1] == 0x01) return i + 2;
+            i++; /* 0x00 0xFF */
+        }
+    }
+    return n;
+}
+
 /* Key format 1: the partition component C(h) at p (hl bytes, n bytes in all from p) becomes
  * D(h) = 'H' + SHA-256(C(h)) when longer than TBL__HASH_INLINE.  Returns the new length. */
 static size_t part_digest(uint8_t *p, size_t hl, size_t n) {
@@ -568,7 +579,10 @@ static size_t key_full(const tb_table_t *t, uint8_t space, const json_t *h, cons
     put_be32(full + 5, tbl__hash32(full + o, hl));
     if (t && t->kf) n = part_digest(full + o, hl, n);
     o += n;
-    if (suffix_n) memcpy(full + o, suffix, suffix_n);
+    if (suffix_n) {
+        memcpy(full + o, suffix, suffix_n);
+        if (t && t->kf) suffix_n = part_digest(full + o, pk_hlen(suffix, suffix_n), suffix_n);
+    }
     return o + suffix_n;
 }
 
@@ -595,17 +609,6 @@ static size_t key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, s
 static void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
                         tb_key_t *k) {
     key_fold(k, scratch()->full, key_full_pk(t, pk, pk_n, hlen));
-}
-
-/* Length of the first component C(hash) of a pk. */
-static size_t pk_hlen(const uint8_t *pk, size_t n) {
-    for (size_t i = 0; i + 1 < n; i++) {
-        if (pk[i] == 0x00) {
-            if (pk[i + 1] == 0x01) return i + 2;
-            i++; /* 0x00 0xFF */
-        }
-    }
-    return n;
 }
 
 static void ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n, tb_key_t *k) {
