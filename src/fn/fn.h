@@ -70,6 +70,10 @@
 #define FN_MAX_ASYNC_PAYLOAD (256 * 1024)       /* Event request (AWS: 256 KB) */
 #define FN_MAX_ZIP (50 * 1024 * 1024)           /* direct upload; AWS: 50 MB */
 #define FN_MAX_UNZIPPED (250 * 1024 * 1024)     /* AWS: 250 MB unzipped */
+#define FN_MAX_ZIP_ENTRIES 65535             /* entries in a package: AWS documents no cap; this
+                                                is the classic (non-zip64) zip's own limit */
+#define FN_CODE_WORKERS 2                    /* threads storing packages (fn_code_submit) */
+#define FN_CODE_QUEUE 8                      /* packages waiting for them; more: TR_ETHROTTLED */
 #define FN_LOG_TAIL 4096                     /* LogType Tail: last 4 KB */
 #define FN_MAX_ENV_BYTES 4096                /* AWS: 4 KB of environment variables in all */
 #define FN_REQUEST_ID_LEN 36                 /* UUID text */
