@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 #include <zip.h>
 
@@ -341,12 +342,164 @@ static void test_symlink_escapes(void **state) {
     rm_dir();
 }
 
+/* ---- fault injection: every disk step of a store fails once, or the process dies there ------- */
+
+static int fault_at, fault_seen, fault_crash;
+
+static int fault_hook(const char *step) {
+    (void)step;
+    if (++fault_seen != fault_at) return 0;
+    if (fault_crash) _exit(0);
+    return fault_seen % 2 ? ENOSPC : EIO;
+}
+
+static uint8_t *fault_zip(const char *tag, size_t *n) {
+    char body[128];
+    snprintf(body, sizeof body, "#!/bin/sh\necho %s\n", tag);
+    zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0},
+                    {"lib/more/deep.txt", "deep", 0}, {"lib/link", "data.txt", 0120777}};
+    return make_zip(e, 5, n);
+}
+
+/* What is on disk is either nothing (name absent) or a complete package of one of the tags. */
+static void assert_state(const char *name, const char *want_sha, const char *alt_sha) {
+    fn_t *fn = open_fn_sync(0);
+    fn_config_t c;
+    tr_err err;
+    int rc = fn_get(fn, name, &c, &err);
+    if (!want_sha && !alt_sha) {
+        assert_int_equal(rc, TR_ENOTFOUND);
+        assert_false(exists("%s/functions/%s", name));
+    } else if (rc == TR_ENOTFOUND && !want_sha) {
+        assert_false(exists("%s/functions/%s", name));
+    } else {
+        assert_int_equal(rc, 0);
+        int which = want_sha && !strcmp(c.code_sha256, want_sha);
+        if (!which && !(alt_sha && !strcmp(c.code_sha256, alt_sha)))
+            fail_msg("%s holds an unexpected package %s", name, c.code_sha256);
+        fn_config_free(&c);
+        assert_code_usable(fn, name);
+        /* no leftovers: the package (zip + dir) and maybe logs */
+        int left = count_entries(name);
+        if (left > 3) fail_msg("%d entries left in functions/%s", left, name);
+    }
+    fn_close(fn);
+}
+
+static void test_fault_injection(void **state) {
+    (void)state;
+    fresh_dir();
+    tr_err err;
+    size_t n1, n2;
+    uint8_t *z1 = fault_zip("one", &n1), *z2 = fault_zip("two", &n2);
+    char sha1[45], sha2[45], hex[65];
+    fn__sha256(z1, n1, hex, sha1);
+    fn__sha256(z2, n2, hex, sha2);
+    /* count the steps of a create and of an update */
+    fn_t *fn = open_fn_sync(0);
+    fault_at = 0;
+    fault_seen = 0;
+    fn__fault = fault_hook;
+    assert_int_equal(create_zip(fn, "probe", z1, n1, &err), 0);
+    int create_steps = fault_seen;
+    fault_seen = 0;
+    assert_int_equal(fn_update_code(fn, "probe", z2, n2, NULL, NULL, &err), 0);
+    int update_steps = fault_seen;
+    fn__fault = NULL;
+    assert_int_equal(fn_delete(fn, "probe", &err), 0);
+    fn_close(fn);
+    assert_true(create_steps >= 8);
+    assert_true(update_steps >= 7);
+
+    for (int crash = 0; crash < 2; crash++) {
+        for (int k = 1; k <= create_steps; k++) {
+            fault_at = k;
+            fault_seen = 0;
+            fault_crash = crash;
+            if (crash) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                    fn_t *f2 = open_fn_sync(0);
+                    fn__fault = fault_hook;
+                    create_zip(f2, "f", z1, n1, &err);
+                    _exit(3);   /* the step was not reached: fail the test below */
+                }
+                int st;
+                assert_int_equal(waitpid(pid, &st, 0), pid);
+                assert_int_equal(WEXITSTATUS(st), 0);
+                assert_state("f", NULL, sha1);   /* either never created or complete */
+                fn = open_fn_sync(0);
+                fn_delete(fn, "f", &err);
+                fn_close(fn);
+            } else {
+                fn = open_fn_sync(0);
+                fn__fault = fault_hook;
+                int rc = create_zip(fn, "f", z1, n1, &err);
+                fn__fault = NULL;
+                if (rc == 0) fail_msg("create survived a failure at step %d", k);
+                assert_int_equal(fn_get(fn, "f", NULL, &err), TR_ENOTFOUND);
+                assert_false(exists("%s/functions/%s", "f"));
+                fn_close(fn);
+                assert_state("f", NULL, NULL);
+            }
+        }
+        fn = open_fn_sync(0);
+        assert_int_equal(create_zip(fn, "u", z1, n1, &err), 0);
+        fn_close(fn);
+        for (int k = 1; k <= update_steps; k++) {
+            fault_at = k;
+            fault_seen = 0;
+            fault_crash = crash;
+            if (crash) {
+                pid_t pid = fork();
+                assert_true(pid >= 0);
+                if (pid == 0) {
+                    fn_t *f2 = open_fn_sync(0);
+                    fn__fault = fault_hook;
+                    fn_update_code(f2, "u", z2, n2, NULL, NULL, &err);
+                    _exit(3);
+                }
+                int st;
+                assert_int_equal(waitpid(pid, &st, 0), pid);
+                assert_int_equal(WEXITSTATUS(st), 0);
+                assert_state("u", sha1, sha2);
+            } else {
+                fn = open_fn_sync(0);
+                fn__fault = fault_hook;
+                int rc = fn_update_code(fn, "u", z2, n2, NULL, NULL, &err);
+                fn__fault = NULL;
+                if (rc == 0) fail_msg("update survived a failure at step %d", k);
+                fn_config_t c;
+                assert_int_equal(fn_get(fn, "u", &c, &err), 0);
+                assert_string_equal(c.code_sha256, sha1);   /* old code still live */
+                fn_config_free(&c);
+                assert_code_usable(fn, "u");
+                fn_close(fn);
+                assert_state("u", sha1, NULL);
+            }
+            /* back to the old code for the next round */
+            fn = open_fn_sync(0);
+            assert_int_equal(fn_update_code(fn, "u", z1, n1, NULL, NULL, &err), 0);
+            fn_close(fn);
+        }
+        fn = open_fn_sync(0);
+        assert_int_equal(fn_delete(fn, "u", &err), 0);
+        fn_close(fn);
+    }
+    fault_crash = 0;
+    free(z1);
+    free(z2);
+    rm_dir();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_update_race_keeps_winner),
         cmocka_unit_test(test_create_race),
         cmocka_unit_test(test_failed_create_leaves_nothing),
         cmocka_unit_test(test_symlink_escapes),
+        cmocka_unit_test(test_fault_injection),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
