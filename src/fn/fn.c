@@ -25,7 +25,7 @@
  * crash leaves at worst unreferenced files, removed at the next open.
  *
  * Packages are stored on the caller's thread by fn_create / fn_update_code, or on the code
- * workers (FN_CODE_WORKERS threads, at most FN_CODE_QUEUE waiting) by fn_code_submit, which the
+ * workers (FN_CODE_WORKERS threads, at most FN_CODE_QUEUE waiting) by fn_work_submit, which the
  * HTTP adapter uses so a large package never holds a network thread.
  *
  * Cost: registry calls take the engine mutex only for the in-memory update, the LMDB commit and
@@ -629,6 +629,88 @@ static int load_registry(fn_t *fn, tr_err *err) {
     return 0;
 }
 
+/* ---- code workers (fn_work_submit) -------------------------------------------------------- */
+
+struct fn__job {
+    fn_work_fn run;
+    void *arg;
+    fn__job_t *next;
+};
+
+static void *job_worker(void *arg) {
+    fn_t *fn = arg;
+    pthread_mutex_lock(&fn->mu);
+    for (;;) {
+        while (!fn->job_head && !fn->jobs_stop) pthread_cond_wait(&fn->job_cv, &fn->mu);
+        if (fn->jobs_stop) break;
+        fn__job_t *j = fn->job_head;
+        fn->job_head = j->next;
+        if (!fn->job_head) fn->job_tail = NULL;
+        fn->n_jobs--;
+        pthread_mutex_unlock(&fn->mu);
+        j->run(j->arg, 0);
+        free(j);
+        pthread_mutex_lock(&fn->mu);
+    }
+    pthread_mutex_unlock(&fn->mu);
+    return NULL;
+}
+
+/* fn_shutdown: wait for the running calls, hand the queued ones closed = 1. */
+static void jobs_stop(fn_t *fn) {
+    pthread_mutex_lock(&fn->mu);
+    fn->jobs_stop = 1;
+    fn__job_t *q = fn->job_head;
+    fn->job_head = fn->job_tail = NULL;
+    fn->n_jobs = 0;
+    int n = fn->n_workers;
+    fn->n_workers = 0;
+    pthread_cond_broadcast(&fn->job_cv);
+    pthread_mutex_unlock(&fn->mu);
+    for (int i = 0; i < n; i++) pthread_join(fn->workers[i], NULL);
+    while (q) {
+        fn__job_t *j = q;
+        q = j->next;
+        j->run(j->arg, 1);
+        free(j);
+    }
+}
+
+int fn_work_submit(fn_t *fn, fn_work_fn run, void *arg, tr_err *err) {
+    if (!fn || !run) return tr_err_set(err, TR_EINVAL, "fn_work_submit: run is required");
+    pthread_mutex_lock(&fn->mu);
+    int rc = 0;
+    if (fn->closing || fn->jobs_stop)
+        rc = tr_err_set(err, TR_ECLOSED, "the server is shutting down; retry after it restarts");
+    else if (fn->n_jobs >= FN_CODE_QUEUE)
+        rc = tr_err_set(err, TR_ETHROTTLED,
+                        "Rate exceeded: %u deployment packages are waiting to be stored; retry "
+                        "shortly",
+                        fn->n_jobs);
+    while (!rc && fn->n_workers < FN_CODE_WORKERS) {
+        int e = pthread_create(&fn->workers[fn->n_workers], NULL, job_worker, fn);
+        if (e) {
+            if (!fn->n_workers)
+                rc = tr_err_set(err, TR_EIO, "cannot start a code worker thread: %s", strerror(e));
+            break;
+        }
+        fn->n_workers++;
+    }
+    if (!rc) {
+        fn__job_t *j = calloc(1, sizeof *j);
+        if (!j) abort();
+        j->run = run;
+        j->arg = arg;
+        if (fn->job_tail) fn->job_tail->next = j;
+        else fn->job_head = j;
+        fn->job_tail = j;
+        fn->n_jobs++;
+        pthread_cond_signal(&fn->job_cv);
+    }
+    pthread_mutex_unlock(&fn->mu);
+    return rc;
+}
+
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err) {
@@ -648,6 +730,7 @@ int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err
     fn->o.region = fn->region;
     fn->wake[0] = fn->wake[1] = -1;
     pthread_mutex_init(&fn->mu, NULL);
+    pthread_cond_init(&fn->job_cv, NULL);
     int rc = 0;
     if (snprintf(fn->root, sizeof fn->root, "%s/functions", data_dir) >= (int)sizeof fn->root) {
         rc = tr_err_set(err, TR_EINVAL, "data directory path is too long");
@@ -736,6 +819,7 @@ void fn_shutdown(fn_t *fn) {
     pthread_mutex_unlock(&fn->mu);
     fn__todo_run(fn, &t);
     fn__sup_stop(fn);   /* reaps the killed instances */
+    jobs_stop(fn);
     for (size_t i = 0; i < fn->n_rts; i++)
         if (fn->rts[i].rt->shutdown) fn->rts[i].rt->shutdown(fn->rts[i].arg);
 }
@@ -753,6 +837,7 @@ void fn_close(fn_t *fn) {
     free(fn->grave);
     free(fn->pins);
     if (fn->env) mdb_env_close(fn->env);
+    pthread_cond_destroy(&fn->job_cv);
     pthread_mutex_destroy(&fn->mu);
     free(fn);
 }
