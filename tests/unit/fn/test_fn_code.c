@@ -493,6 +493,54 @@ static void test_fault_injection(void **state) {
     rm_dir();
 }
 
+/* ---- the code workers: bounded queue, shutdown answers the queued ---------------------------- */
+
+static pthread_mutex_t w_mu = PTHREAD_MUTEX_INITIALIZER;
+static pthread_cond_t w_cv = PTHREAD_COND_INITIALIZER;
+static int w_release, w_running, w_ran, w_closed;
+
+static void blocking_work(void *arg, int closed) {
+    (void)arg;
+    pthread_mutex_lock(&w_mu);
+    if (closed) {
+        w_closed++;
+    } else {
+        w_running++;
+        pthread_cond_broadcast(&w_cv);
+        while (!w_release) pthread_cond_wait(&w_cv, &w_mu);
+        w_ran++;
+    }
+    pthread_mutex_unlock(&w_mu);
+}
+
+static void test_work_queue_bounded(void **state) {
+    (void)state;
+    fresh_dir();
+    fn_t *fn = open_fn();
+    tr_err err;
+    /* FN_CODE_WORKERS run and block, FN_CODE_QUEUE wait, the next is throttled */
+    for (int i = 0; i < FN_CODE_WORKERS; i++)
+        assert_int_equal(fn_work_submit(fn, blocking_work, NULL, &err), 0);
+    pthread_mutex_lock(&w_mu);
+    while (w_running < FN_CODE_WORKERS) pthread_cond_wait(&w_cv, &w_mu);
+    pthread_mutex_unlock(&w_mu);
+    for (int i = 0; i < FN_CODE_QUEUE; i++)
+        assert_int_equal(fn_work_submit(fn, blocking_work, NULL, &err), 0);
+    assert_int_equal(fn_work_submit(fn, blocking_work, NULL, &err), TR_ETHROTTLED);
+    assert_non_null(strstr(err.msg, "retry"));
+    /* let two finish: the queue has room again */
+    pthread_mutex_lock(&w_mu);
+    w_release = 1;
+    pthread_cond_broadcast(&w_cv);
+    pthread_mutex_unlock(&w_mu);
+    fn_shutdown(fn);
+    /* every call ran or was told the server is closing, exactly once */
+    assert_int_equal(w_ran + w_closed, FN_CODE_WORKERS + FN_CODE_QUEUE);
+    assert_int_equal(fn_work_submit(fn, blocking_work, NULL, &err), TR_ECLOSED);
+    fn_close(fn);
+    rm_dir();
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_update_race_keeps_winner),
@@ -500,6 +548,7 @@ int main(void) {
         cmocka_unit_test(test_failed_create_leaves_nothing),
         cmocka_unit_test(test_symlink_escapes),
         cmocka_unit_test(test_fault_injection),
+        cmocka_unit_test(test_work_queue_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
