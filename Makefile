@@ -3,10 +3,11 @@
 #   make demo       the main job: the IoT telemetry demo on the embedded engines
 #   make test       every test: unit (ctest), ASan+UBSan, integration (pytest, aws CLI, JS), crash
 #   make check-asan unit + integration tests under AddressSanitizer + UBSan
+#   make fuzz       every libFuzzer target in tests/fuzz for FUZZ_SECONDS (600) each
 #   make bench      benchmarks against kinesalite / kinesis-local, written as a table
 JOBS ?= 2
 
-.PHONY: all deps build demo test check-asan unit bench clean
+.PHONY: all deps build demo test check-asan unit fuzz bench clean
 
 all: build
 
@@ -37,10 +38,15 @@ check-asan:
 unit: build
 	@cd build && ctest --output-on-failure
 
+FUZZ_SECONDS ?= 600
+fuzz:
+	@scripts/deps.sh test
+	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
 bench:
 	@scripts/deps.sh bench
 	@$(MAKE) --no-print-directory build
 	@bench/run.sh
 
 clean:
-	rm -rf build build-asan
+	rm -rf build build-asan build-fuzz

@@ -3,8 +3,9 @@
 #
 #   1. build (RelWithDebInfo) and run the C unit tests (ctest)
 #   2. build with AddressSanitizer + UBSan; run the unit tests and the integration suite on it
-#   3. integration tests with a second SDK generation (pyenv boto3, when present)
-#   4. the integration, CLI, JS and crash suites on the normal build -- last, so the run
+#   3. a short libFuzzer run of every tests/fuzz target (FUZZ_SECONDS, 60 s each; make fuzz: 600 s)
+#   4. integration tests with a second SDK generation (pyenv boto3, when present)
+#   5. the integration, CLI, JS and crash suites on the normal build -- last, so the run
 #      ends with pytest's own summary line
 #
 #   scripts/test.sh --asan-only   just step 2 (make check-asan)
@@ -58,6 +59,8 @@ make --no-print-directory build
 echo "== unit tests"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 asan
+echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
+scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 js_deps
 
 # A second client generation: the pyenv python's boto3 (newer than Debian's), with only Debian's
