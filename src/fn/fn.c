@@ -24,9 +24,9 @@
  * (the whole function directory when the name is not registered and nothing is pinned).  A
  * crash leaves at worst unreferenced files, removed at the next open.
  *
- * Packages are stored on the caller's thread by fn_create / fn_update_code, or on the code
- * workers (FN_CODE_WORKERS threads, at most FN_CODE_QUEUE waiting) by fn_work_submit, which the
- * HTTP adapter uses so a large package never holds a network thread.
+ * Packages are stored on the thread calling fn_create / fn_update_code; the HTTP adapter calls
+ * those on the code workers (fn_work_submit: FN_CODE_WORKERS threads, at most FN_CODE_QUEUE
+ * calls waiting) so a large package never holds a network thread.
  *
  * Cost: registry calls take the engine mutex only for the in-memory update, the LMDB commit and
  * the GC's renames; zip storage and unpacking (up to 250 MB) run outside it.

@@ -25,8 +25,13 @@
  *   - other runtimes plug in with fn_runtime_register (the native C runtime does).
  *
  * Invariants
- *   - Configuration changes are durable (LMDB commit, code file fsync'd) before the call
- *     returns.  Function names are unique; a deleted name can be re-created at once.
+ *   - Configuration changes are durable (LMDB commit; a package synced by one syncfs of the
+ *     data file system and one directory fsync) before the call returns.  Function names are
+ *     unique; a deleted name can be re-created at once.
+ *   - Code on disk: a package is complete before the commit naming it and removed only after a
+ *     commit that no longer names it (decided under the engine lock), so concurrent updates,
+ *     creates and deletes never lose the package the registry holds; a refused call leaves
+ *     nothing.  Links in a package resolve inside it (as the kernel resolves them).
  *   - An Event (asynchronous) invocation is acknowledged (callback status 202) only once it is in
  *     the durable queue; it runs at least once (again after a crash), retried up to
  *     opts.async_retries times after a function error, then dropped with a warning.
@@ -55,6 +60,9 @@
  *   - Instances run as the server's user, without a sandbox: functions are trusted code.
  *     Fix: run the server as an unprivileged user (or in a container).
  *   - Only $LATEST exists: PublishVersion and aliases are not implemented.
+ *   - syncfs flushes every dirty file of the data file system, not just the package's: a disk
+ *     busy with other writers makes a CreateFunction slower.  Fix: none needed for correctness;
+ *     keep the data directory on its own file system for predictable deploy times.
  */
 #ifndef FN_H
 #define FN_H
