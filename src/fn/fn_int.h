@@ -145,7 +145,7 @@ typedef struct fn__pin {
     uint32_t n;
 } fn__pin_t;
 
-/* One CreateFunction / UpdateFunctionCode queued for the code workers (fn_work_submit). */
+/* One fn_work_submit call waiting for a code worker. */
 typedef struct fn__job fn__job_t;
 
 typedef struct fn__rt {
@@ -185,7 +185,7 @@ struct fn {
     int wake[2];                     /* self-pipe waking the supervisor */
     fn__pin_t *pins;                 /* packages being stored (see fn__pin_t) */
     size_t n_pins, cap_pins;
-    /* code workers: unpack and store packages off the callers' threads (fn_work_submit) */
+    /* code workers (fn_work_submit): CreateFunction / UpdateFunctionCode off network threads */
     pthread_cond_t job_cv;
     fn__job_t *job_head, *job_tail;
     uint32_t n_jobs;                 /* queued, not yet taken by a worker */

@@ -36,7 +36,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     FUZZ_CHECK(mkdtemp(levels[0]) != NULL);
     atexit(cleanup);
     for (int i = 1; i <= LEVELS; i++) {
-        snprintf(levels[i], sizeof levels[i], "%.3000s/l%d", levels[i - 1], i);
+        char up[sizeof levels[0]];
+        memcpy(up, levels[i - 1], sizeof up);
+        snprintf(levels[i], sizeof levels[i], "%.3000s/l%d", up, i);
         FUZZ_CHECK(mkdir(levels[i], 0700) == 0);
     }
     return 0;
