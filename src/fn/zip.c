@@ -430,7 +430,14 @@ int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t 
     snprintf(zpath, sizeof zpath, "%s/code-%s.zip", dir, hex);
     snprintf(udir, sizeof udir, "%s/code-%s", dir, hex);
     struct stat st;
-    if (stat(zpath, &st) == 0 && (size_t)st.st_size == n && stat(udir, &st) == 0) return 0;
+    if (stat(zpath, &st) == 0 && (size_t)st.st_size == n && stat(udir, &st) == 0) {
+        /* already stored (the same content: the name is its hash), maybe by a store still
+         * running: make sure its names are durable before our caller commits */
+        if (!no_sync && tr_fsync_dir(dir) != 0)
+            return tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir,
+                              strerror(errno));
+        return 0;
+    }
 
     /* unpack first: a bad zip leaves nothing behind */
     char id[37];
