@@ -32,10 +32,8 @@ Damage at rest, and what is expected of each:
                      removed: the engine checks it (CRC32C, size, seq range), rescans the
                      segment and rewrites it; nothing lost.  (The server runs with 256 KiB
                      segments, --test-segment-kb, so rounds see sealed segments and rolls.)
-  seg-mid-flip       bytes flipped inside committed data of a segment.  OFF until the log
-                     engine keeps intact records after mid-segment damage and reports it (h-log's
-                     work): turn it on with MID_SEGMENT_DAMAGE = True below or
-                     TRIBUTARY_SOAK_MID_SEGMENT=1.  Expected then: every record outside the
+  seg-mid-flip       bytes flipped inside committed data of a segment (on by default;
+                     TRIBUTARY_SOAK_MID_SEGMENT=0 leaves it out).  Expected: every record outside the
                      damaged frames is intact and readable; a record in a damaged frame may be
                      missing only if the server's log reports that segment damaged (the soak
                      parses the segment's frames to know which records a flip landed in).
@@ -71,9 +69,8 @@ from helpers import kinesis as k
 from helpers import lambdafn as lf
 from helpers import server as srv
 
-# Switch for damage inside committed segment data (see the module text).  The lead turns it on
-# once the log engine's mid-segment recovery has merged.
-MID_SEGMENT_DAMAGE = os.environ.get("TRIBUTARY_SOAK_MID_SEGMENT", "0") == "1"
+# Switch for damage inside committed segment data (see the module text).
+MID_SEGMENT_DAMAGE = os.environ.get("TRIBUTARY_SOAK_MID_SEGMENT", "1") == "1"
 
 SOAK_SECONDS = float(os.environ.get("TRIBUTARY_SOAK_SECONDS", "75"))
 SHARDS = 3
@@ -321,10 +318,11 @@ def damage(data_dir, rng, notes, hit):
 
 # ---- verification -----------------------------------------------------------------------------
 
-def verify(server, names, o, counts, new_log, hit):
+def verify(server, names, o, counts, log_mark, hit):
     """Read everything back; add to counts; returns a list of human-readable findings.  An
     acknowledged record may be missing only if a byte flip landed in its frame (`hit`) and the
-    server's log reports that segment damaged."""
+    server's log since its start (text after log_mark) reports that segment damaged -- at
+    recovery, or while this read-back met the damage in a sealed segment trusted from its index."""
     found = []
     kc = k.make_client(server)
     shards = read_everything(kc, names["stream"])
@@ -359,6 +357,7 @@ def verify(server, names, o, counts, new_log, hit):
             if owner is not None and owner != wc:
                 counts["misreported"] += 1
                 found.append(f"{sid}/{seq} holds {wc}, acknowledged for {owner}")
+    new_log = server.log_text()[log_mark:]     # after the read-back: readers report too
     reported = {line for line in new_log.splitlines() if re.search(r"(?i)damage|corrupt", line)}
     for wc, (sid, seq) in o.acked.items():
         if seen.get(wc) == (sid, seq):
@@ -500,7 +499,7 @@ def test_crash_and_corruption_soak(soak_server):
         except srv.ServerError as e:
             pytest.fail(f"round {round_no} (seed {seed}): the server did not come back after "
                         f"kill -9 and damage {notes}: {e}", pytrace=False)
-        found = verify(s, names, o, counts, s.log_text()[log_mark:], hit)
+        found = verify(s, names, o, counts, log_mark, hit)
         history.append((round_no, notes))
         if found:
             pytest.fail(f"round {round_no} (seed {seed}) after damage {notes}: "
