@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/kinesis_int.h"
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
@@ -1018,13 +1019,9 @@ static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t 
     return 0;
 }
 
-static int k_put_common(k_call_t *c, int single) {
-    if (k_stream(c, 1)) return -1;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    kp->ctx = c->ctx;
-    kp->single = single;
-    c->req->state = kp;
-    c->req->state_free = k_put_free;
+/* The general path's reading of a PutRecord(s) body (c->in) into kp: every record validated,
+ * its data decoded into kp->data.  0, or -1 with the error response filled. */
+static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
     size_t total = 0;
     /* Decoded data is never longer than the base64 text, so the body length bounds it. */
     kp->data = malloc(c->req->body_len + 1);
@@ -1066,6 +1063,17 @@ static int k_put_common(k_call_t *c, int single) {
                           total);
     }
     kp->in = json_incref(c->in);
+    return 0;
+}
+
+static int k_put_common(k_call_t *c, int single) {
+    if (k_stream(c, 1)) return -1;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    kp->ctx = c->ctx;
+    kp->single = single;
+    c->req->state = kp;
+    c->req->state_free = k_put_free;
+    if (k_put_parse(c, single, kp)) return -1;
     tr_err err;
     tr_err_clear(&err);
     int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
@@ -1178,61 +1186,76 @@ static int k_stream_name_ok(const char *s, size_t n) {
     return 1;
 }
 
-/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
-static int k_put_fast(k_call_t *c, int single) {
-    net_req_t *req = c->req;
-    k_scan_t s = {(const char *)req->body, (const char *)req->body + req->body_len};
+/* Scan a PutRecord (single) or PutRecords body of len bytes into kp (records, their data
+ * decoded into kp->data, partition keys borrowed from body) and c->stream.  0, or K_FAST_BAIL
+ * (kp may hold a partial result: the caller frees it). */
+static int k_put_scan(k_call_t *c, const char *body, size_t len, int single, k_put_t *kp) {
+    k_scan_t s = {body, body + len};
     const char *stream = NULL;
     size_t stream_n = 0, total = 0;
     if (!ks_ch(&s, '{')) return K_FAST_BAIL;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    kp->ctx = c->ctx;
-    kp->single = single;
-    kp->data = malloc(req->body_len + 1);
+    kp->data = malloc(len + 1);
+    if (!kp->data) abort();
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
         kp->recs = calloc(1, sizeof *kp->recs);
-        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) goto bail;
+        if (!kp->recs) abort();
+        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) return K_FAST_BAIL;
     } else {
         size_t cap = 0;
         int have_records = 0;
         for (;;) {
             const char *k;
             size_t kn;
-            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) goto bail;
+            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) return K_FAST_BAIL;
             if (ks_key_is(k, kn, "StreamName")) {
-                if (ks_str(&s, &stream, &stream_n, NULL)) goto bail;
+                if (ks_str(&s, &stream, &stream_n, NULL)) return K_FAST_BAIL;
             } else if (ks_key_is(k, kn, "Records") && !have_records) {
                 have_records = 1;
-                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) goto bail;
+                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) return K_FAST_BAIL;
                 for (;;) {
-                    if (kp->n == 500) goto bail;
+                    if (kp->n == 500) return K_FAST_BAIL;
                     if (kp->n == cap) {
                         cap = cap ? cap * 2 : 64;
                         kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
                         if (!kp->recs) abort();
                     }
                     memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
-                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) goto bail;
+                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL))
+                        return K_FAST_BAIL;
                     kp->n++;
                     if (ks_ch(&s, ',')) continue;
                     if (ks_ch(&s, ']')) break;
-                    goto bail;
+                    return K_FAST_BAIL;
                 }
             } else {
-                goto bail;
+                return K_FAST_BAIL;
             }
             if (ks_ch(&s, ',')) continue;
             if (ks_ch(&s, '}')) break;
-            goto bail;
+            return K_FAST_BAIL;
         }
-        if (!have_records || total > K_MAX_PUT_BYTES) goto bail;
+        if (!have_records || total > K_MAX_PUT_BYTES) return K_FAST_BAIL;
     }
     ks_ws(&s);
-    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) goto bail;
+    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) return K_FAST_BAIL;
     memcpy(c->stream, stream, stream_n);
     c->stream[stream_n] = 0;
+    return 0;
+}
+
+/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
+static int k_put_fast(k_call_t *c, int single) {
+    net_req_t *req = c->req;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = c->ctx;
+    kp->single = single;
+    if (k_put_scan(c, (const char *)req->body, req->body_len, single, kp)) {
+        k_put_free(kp);
+        return K_FAST_BAIL;
+    }
     req->state = kp;
     req->state_free = k_put_free;
     tr_err err;
@@ -1250,9 +1273,6 @@ static int k_put_fast(k_call_t *c, int single) {
     }
     req->finish = k_put_finish;
     return 1;
-bail:
-    k_put_free(kp);
-    return K_FAST_BAIL;
 }
 
 static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
@@ -1593,4 +1613,80 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
     tr_buf_free(&c.verr);
     if (rc == 1) return NET_DEFER;
     return NET_DONE;
+}
+
+/* ---- test hooks (kinesis_int.h) ------------------------------------------------------------ */
+
+/* A request around body, as net would present it (NUL-terminated copy). */
+static int k_hook_req(net_req_t *req, const void *body, size_t len) {
+    memset(req, 0, sizeof *req);
+    req->body = malloc(len + 1);
+    if (!req->body) return -1;
+    if (len) memcpy(req->body, body, len);
+    req->body[len] = 0;
+    req->body_len = len;
+    req->status = 200;
+    return 0;
+}
+
+int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int single,
+                          api__kput_t *out) {
+    memset(out, 0, sizeof *out);
+    net_req_t req;
+    if (k_hook_req(&req, body, len)) abort();
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = ctx;
+    kp->single = single;
+    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
+    int rc = k_put_scan(&c, (const char *)req.body, req.body_len, single, kp);
+    out->priv = kp;
+    out->priv_body = req.body;  /* the partition keys point into it */
+    if (rc) return 1;
+    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
+    out->n = kp->n;
+    out->recs = kp->recs;
+    return 0;
+}
+
+int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int single,
+                          api__kput_t *out) {
+    memset(out, 0, sizeof *out);
+    net_req_t req;
+    if (k_hook_req(&req, body, len)) abort();
+    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
+    json_error_t jerr;
+    int rc = -1;
+    c.in = json_loadb((const char *)req.body, req.body_len, JSON_ALLOW_NUL, &jerr);
+    if (!c.in || !json_is_object(c.in)) {
+        k_fail(&c, 400, "SerializationException", "Request body is not a JSON object");
+        goto leave;
+    }
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = ctx;
+    kp->single = single;
+    out->priv = kp;
+    if (k_stream(&c, 1) || k_put_parse(&c, single, kp)) goto leave;
+    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
+    out->n = kp->n;
+    out->recs = kp->recs;
+    rc = 0;
+leave:
+    if (rc) {
+        out->status = req.status;
+        out->error = tr_buf_detach(&req.out, NULL);
+    }
+    json_decref(c.in);
+    tr_buf_free(&c.verr);
+    net_req_resp_free(&req);
+    free(req.body);
+    return rc;
+}
+
+void api__kput_free(api__kput_t *k) {
+    k_put_free(k->priv);
+    free(k->priv_body);
+    free(k->error);
+    memset(k, 0, sizeof *k);
 }

@@ -29,7 +29,7 @@
  * bytes produced by nghttp2 but not yet taken by the socket are capped near H2_OUT_BATCH per
  * connection (nghttp2 pulls response bodies from the data provider only as the socket drains,
  * and respects the peer's per-stream and connection flow-control windows).  nghttp2's own
- * limits (h2_option_new) bound SETTINGS entries, queued PING/SETTINGS acks, the RST_STREAM rate
+ * limits (set in h2_new) bound SETTINGS entries, queued PING/SETTINGS acks, the RST_STREAM rate
  * and CONTINUATION frames per header block; closed streams are not kept.
  *
  * Header blocks: a stream's memory (the h2_stream_t and its header text, as allocated) is
