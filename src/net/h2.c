@@ -108,7 +108,7 @@ typedef struct h2_stream {
     size_t off_method, off_path, off_query, off_auth;
     int has_host;
     size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
-    long long born_s;              /* when its HEADERS began: END_STREAM is due by born_s + timeout */
+    long long born_ms;             /* when its HEADERS began: END_STREAM due by born_ms + timeout */
 } h2_stream_t;
 
 struct h2_conn {
@@ -166,6 +166,12 @@ static long long mono_s(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (long long)ts.tv_sec;
+}
+
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 static void loop_wake(h2_loop_t *l) {
@@ -393,7 +399,7 @@ static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *
     st->loop = c->loop;
     st->conn = c;
     st->id = f->hd.stream_id;
-    st->born_s = c->last_active_s;
+    st->born_ms = mono_ms();
     if (reading >= H2_MAX_READING || stream_charge(st, stream_cost(st, 0, 0)) != 0) {
         tr_debug("http2", "%s: stream %d refused: %s", c->remote, st->id,
                  reading >= H2_MAX_READING ? "too many requests still being sent"
@@ -728,8 +734,8 @@ static int conn_stalled(const h2_conn_t *c, long long now) {
 }
 
 /* Once a second: close stalled connections, reset streams past their deadline. */
-static void loop_sweep_idle(h2_loop_t *l, long long now) {
-    int timeout = l->h2->stream_timeout_s;
+static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
+    long long now = now_ms / 1000, timeout_ms = l->h2->stream_timeout_s * 1000LL;
     for (h2_conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (conn_stalled(c, now)) {
@@ -741,9 +747,9 @@ static void loop_sweep_idle(h2_loop_t *l, long long now) {
         int late = 0;
         for (h2_stream_t *st = c->streams, *snext; st; st = snext) {
             snext = st->next;
-            if (st->state != S_READING || now - st->born_s < timeout) continue;
+            if (st->state != S_READING || now_ms - st->born_ms < timeout_ms) continue;
             tr_debug("http2", "%s: stream %d reset: its request was not complete %d s after its "
-                     "headers began", c->remote, st->id, timeout);
+                     "headers began", c->remote, st->id, l->h2->stream_timeout_s);
             stream_refuse(st, NGHTTP2_CANCEL);
             late = 1;
         }
@@ -778,7 +784,7 @@ static void *loop_main(void *arg) {
         long long now = mono_s();
         if (now != last_sweep) {
             last_sweep = now;
-            loop_sweep_idle(l, now);
+            loop_sweep_idle(l, mono_ms());
         }
         loop_reap(l);
     }
@@ -930,7 +936,7 @@ int net__h2_mem_feed(net__h2_t *h, const void *p, size_t n) {
 void net__h2_mem_tick(net__h2_t *h, int seconds) {
     h2_loop_t *l = &h->loops[0];
     loop_drain_queues(l);
-    loop_sweep_idle(l, mono_s() + seconds);
+    loop_sweep_idle(l, mono_ms() + seconds * 1000LL);
     loop_reap(l);
 }
 

@@ -446,6 +446,12 @@ def _rss_kb(pid):
     raise AssertionError("no VmRSS")
 
 
+def _sanitized(pid):
+    """ASan keeps freed memory in quarantine: RSS says nothing about what the server holds."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
 def _header_flood(server, conns, streams, pad):
     """`conns` connections each opening `streams` streams with `pad`-byte header blocks and no
     END_STREAM; returns the connections once the server has read everything."""
@@ -477,7 +483,8 @@ def test_h2c_header_blocks_are_bounded_per_connection(private_server):
             a.sync()
     grown_mb = (_rss_kb(server.pid) - before) / 1024
     refused = sum(len(a.resets) for a in attackers)
-    assert grown_mb < 48, f"RSS grew by {grown_mb:.0f} MB under a header-block flood"
+    if not _sanitized(server.pid):
+        assert grown_mb < 48, f"RSS grew by {grown_mb:.0f} MB under a header-block flood"
     assert refused >= 20 * 100, f"only {refused} of {20 * 128} streams were refused"
     assert all(code == 7 for a in attackers for code in a.resets.values())  # REFUSED_STREAM
     fresh = H2Client(server)
@@ -501,7 +508,8 @@ def test_h2c_header_blocks_share_a_global_budget(private_server):
     accepted = sum(20 - len(a.resets) for a in attackers)
     # 2 MiB of 60 KB blocks: ~34 streams in all, though every connection has room for 16.
     assert accepted <= 40, f"{accepted} header blocks of 60 KB held with a 2 MiB budget"
-    assert grown_mb < 24, f"RSS grew by {grown_mb:.0f} MB"
+    if not _sanitized(server.pid):
+        assert grown_mb < 24, f"RSS grew by {grown_mb:.0f} MB"
     for a in attackers:
         a.close()
     # The closed connections gave their charge back: a request with a header block is served.
@@ -542,7 +550,7 @@ def test_h2c_streams_must_finish_within_the_deadline_despite_pings(private_serve
         assert set(sids[a]) <= set(a.resets), f"streams not reset after {took:.1f}s: " \
             f"{sorted(set(sids[a]) - set(a.resets))}"
         assert not a.closed and a.goaway is None
-    assert took >= 1.5, f"streams reset after {took:.1f}s, before the 2 s deadline"
+    assert took >= 2.0, f"streams reset after {took:.1f}s, before the 2 s deadline"
     # A legitimate request is served on a fresh connection.
     c = H2Client(server)
     ok_json(c.call("ListStreams", {}))
