@@ -427,8 +427,12 @@ static int on_header(nghttp2_session *ses, const nghttp2_frame *f, const uint8_t
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
     if (!st) return 0;
-    if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  /* resets this stream only */
+    if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES) {
+        tr_debug("http2", "%s: stream %d reset: more than %d bytes of headers", st->conn->remote,
+                 st->id, H2_MAX_HEADER_BYTES);
+        stream_refuse(st, NGHTTP2_INTERNAL_ERROR);  /* this stream only, as nghttp2 would */
+        return 0;
+    }
     /* At most three strings (a :path with a query: two) for st->n_hs + 1 fields. */
     if (stream_charge(st, stream_cost(st, namelen + valuelen + 3, st->n_hs + 1)) != 0) {
         tr_debug("http2", "%s: stream %d refused: header budget spent", st->conn->remote, st->id);
