@@ -36,9 +36,11 @@
  * charged from its HEADERS until it is freed to three budgets at once: its connection's
  * (H2_CONN_HEADER_BUDGET), the header share of the server's in-flight budget (1/H2_HEADER_SHARE
  * of opts.max_inflight_bytes, so header floods cannot starve bodies), and the in-flight budget
- * itself.  A stream that would pass one, or that would be the connection's H2_MAX_READING-th
- * stream still awaiting its headers or body, is refused (RST_STREAM REFUSED_STREAM: the client
- * may retry) and frees what it held at once.  A stream must bring its END_STREAM within
+ * itself.  A stream that would pass one is refused (RST_STREAM REFUSED_STREAM: the client may
+ * retry) and frees what it held at once.  Streams awaiting their body are capped only by
+ * H2_MAX_STREAMS: clients on nghttp2 (Node's, so the JS SDK's) send a burst's HEADERS frames
+ * before its DATA frames, so a lower cap refuses ordinary bursts; the budgets and the deadline
+ * bound what such streams hold, and for how long.  A stream must bring its END_STREAM within
  * opts.h2_stream_timeout_s of its HEADERS, whatever else the connection sends (PINGs, SETTINGS,
  * WINDOW_UPDATEs); past that it is reset (CANCEL) and freed.  Only HEADERS and DATA frames count
  * as activity: a connection with no open stream and no request for NET__IDLE_TIMEOUT_S gets a
@@ -73,7 +75,6 @@
 #define H2_MAX_HEADER_BYTES (64 * 1024)
 #define H2_CONN_HEADER_BUDGET ((size_t)1 << 20)  /* 15 full header blocks, ~500 signed requests */
 #define H2_HEADER_SHARE 8        /* header blocks, all connections: 1/8 of max_inflight_bytes */
-#define H2_MAX_READING 64        /* streams awaiting their headers or body, per connection */
 #define H2_STREAM_TIMEOUT_S 60   /* HEADERS to END_STREAM, default (nginx's client_body_timeout) */
 #define H2_MAX_OUTBOUND_ACK 256  /* PING / SETTINGS acks queued while the client does not read */
 #define H2_MAX_SETTINGS 32       /* entries per SETTINGS frame */
@@ -392,18 +393,14 @@ static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *
     h2_conn_t *c = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     c->last_active_s = mono_s();
-    int reading = 0;
-    for (const h2_stream_t *o = c->streams; o; o = o->next) reading += o->state == S_READING;
     h2_stream_t *st = calloc(1, sizeof *st);
     if (!st) abort();
     st->loop = c->loop;
     st->conn = c;
     st->id = f->hd.stream_id;
     st->born_ms = mono_ms();
-    if (reading >= H2_MAX_READING || stream_charge(st, stream_cost(st, 0, 0)) != 0) {
-        tr_debug("http2", "%s: stream %d refused: %s", c->remote, st->id,
-                 reading >= H2_MAX_READING ? "too many requests still being sent"
-                                           : "header budget spent");
+    if (stream_charge(st, stream_cost(st, 0, 0)) != 0) {
+        tr_debug("http2", "%s: stream %d refused: header budget spent", c->remote, st->id);
         free(st);
         nghttp2_submit_rst_stream(ses, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
         return 0;

@@ -20,11 +20,11 @@
  *     pass it is called with req->reject = NET_REJECT_OVERLOAD (answer with a throttling error);
  *   - at most opts.max_connections connections (both protocols); more wait in the kernel
  *     backlog until one closes;
- *   - HTTP/2: at most 128 concurrent streams, 64 of them still being sent, and 64 KiB of header
- *     text per request; header blocks of open streams are charged to 1 MiB per connection and
- *     to an eighth of opts.max_inflight_bytes in all (streams past either are refused with
- *     REFUSED_STREAM); a request must be complete opts.h2_stream_timeout_s after its headers
- *     began (else RST_STREAM CANCEL), whatever else the connection sends.
+ *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request; header
+ *     blocks of open streams are charged to 1 MiB per connection and to an eighth of
+ *     opts.max_inflight_bytes in all (streams past either are refused with REFUSED_STREAM); a
+ *     request must be complete opts.h2_stream_timeout_s after its headers began (else
+ *     RST_STREAM CANCEL), whatever else the connection sends (PINGs extend nothing).
  *
  * Thread rules: the handler runs on a network thread (one of opts.threads for HTTP/1.1, one of
  * (opts.threads + 3) / 4 event loops for HTTP/2); a deferred request is

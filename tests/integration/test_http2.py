@@ -526,20 +526,6 @@ def test_h2c_header_blocks_share_a_global_budget(private_server):
     c.close()
 
 
-def test_h2c_streams_still_being_sent_are_capped_per_connection(server, local_only, h2c):
-    """At most 64 streams of a connection may await their headers or body: the 65th and later
-    are refused (REFUSED_STREAM, the client may retry) while the first 64 stay open; a finished
-    request on the same connection is served (it is not counted)."""
-    a = RawH2(server)
-    sids = [a.open_stream(100, data=b"{") for _ in range(100)]
-    assert a.sync()
-    assert sorted(a.resets) == sids[64:], sorted(a.resets)
-    assert set(a.resets.values()) == {7}  # REFUSED_STREAM
-    a.close()
-    c = h2c()
-    ok_json(c.call("ListStreams", {}))
-
-
 def test_h2c_streams_must_finish_within_the_deadline_despite_pings(private_server):
     """A stream has --h2-stream-timeout seconds from its HEADERS to its END_STREAM; PINGs do not
     extend it.  Streams stuck in their headers or their body are reset (and free what they
