@@ -161,11 +161,13 @@ static void serve_usage(FILE *o) {
             "  --threads N      network threads (default: 4 per CPU)\n"
             "  --max-connections N  open client connections (default 126 per network thread;\n"
             "                   more than that adds threads)\n"
+            "  --max-connections-per-ip N  connections one client address may hold (default 7/8\n"
+            "                   of --max-connections; the rest is kept for other addresses)\n"
+            "  --header-timeout S  seconds a client has to send a request's headers (10)\n"
+            "  --body-timeout S    seconds for a request body, plus 1 s per 64 KiB (30)\n"
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
             "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
-            "  --h2-stream-timeout S  an HTTP/2 request must be sent whole within S seconds of\n"
-            "                   its headers (60)\n"
             "  --lambda-concurrency N  concurrent Lambda invocations, all functions (64)\n"
             "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
             "  --esm-age-unit-ms MS  length of a MaximumRecordAgeInSeconds second (1000; tests)\n"
@@ -180,10 +182,10 @@ static void serve_usage(FILE *o) {
 static int cmd_serve(int argc, char **argv) {
     const char *data = DEFAULT_DATA, *bind = "127.0.0.1", *region = "us-east-1";
     int port = DEFAULT_PORT, threads = 0;
-    long long max_conns = 0;
+    long long max_conns = 0, max_conns_ip = 0, header_timeout = 0, body_timeout = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     long long fn_concurrency = 64, fn_retry_ms = 60000;
-    long long esm_age_unit_ms = 1000, commit_delay_ms = 0, h2_timeout_s = 0;
+    long long esm_age_unit_ms = 1000, commit_delay_ms = 0;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
@@ -191,11 +193,12 @@ static int cmd_serve(int argc, char **argv) {
         {"iterator-ttl", required_argument, 0, 'I'}, {"max-pending-mb", required_argument, 0, 'P'},
         {"max-inflight-mb", required_argument, 0, 'F'},
         {"max-connections", required_argument, 0, 'C'},
+        {"max-connections-per-ip", required_argument, 0, 'X'},
+        {"header-timeout", required_argument, 0, 'H'}, {"body-timeout", required_argument, 0, 'B'},
         {"lambda-concurrency", required_argument, 0, 'L'},
         {"lambda-retry-ms", required_argument, 0, 'R'},
         {"esm-age-unit-ms", required_argument, 0, 'A'},
-        {"test-commit-delay-ms", required_argument, 0, 'D'},
-        {"h2-stream-timeout", required_argument, 0, 'T'}, {0, 0, 0, 0}};
+        {"test-commit-delay-ms", required_argument, 0, 'D'}, {0, 0, 0, 0}};
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
@@ -264,18 +267,26 @@ static int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'X':
+        case 'H':
+        case 'B': {
+            long long v = strtoll(optarg, &end, 10);
+            long long max = ch == 'X' ? 32256 : 3600;
+            if (*end || v < 1 || v > max) {
+                fprintf(stderr, "tributary serve: --%s %s must be 1-%lld\n",
+                        ch == 'X' ? "max-connections-per-ip"
+                        : ch == 'H' ? "header-timeout" : "body-timeout", optarg, max);
+                return 2;
+            }
+            if (ch == 'X') max_conns_ip = v;
+            else if (ch == 'H') header_timeout = v;
+            else body_timeout = v;
+            break;
+        }
         case 'D':
             commit_delay_ms = strtoll(optarg, &end, 10);
             if (*end || commit_delay_ms < 0 || commit_delay_ms > 10000) {
                 fprintf(stderr, "tributary serve: --test-commit-delay-ms %s must be 0-10000\n",
-                        optarg);
-                return 2;
-            }
-            break;
-        case 'T':
-            h2_timeout_s = strtoll(optarg, &end, 10);
-            if (*end || h2_timeout_s < 1 || h2_timeout_s > 3600) {
-                fprintf(stderr, "tributary serve: --h2-stream-timeout %s must be 1-3600 (s)\n",
                         optarg);
                 return 2;
             }
@@ -399,8 +410,10 @@ static int cmd_serve(int argc, char **argv) {
 
     net_opts_t no = {.bind = bind, .port = port, .threads = threads, .handler = gated_handle,
                      .handler_arg = &ctx, .max_inflight_bytes = (size_t)inflight_mb << 20,
-                     .max_connections = (unsigned)max_conns,
-                     .h2_stream_timeout_s = (int)h2_timeout_s};
+                     .max_connections = (unsigned)max_conns, .precheck = api_precheck,
+                     .max_conns_per_ip = (unsigned)max_conns_ip,
+                     .header_timeout_s = (unsigned)header_timeout,
+                     .body_timeout_s = (unsigned)body_timeout};
     /* The Lambda Runtime API: a listener per instance on 127.0.0.1, ephemeral port, no SigV4
      * (as on AWS; see api/runtime.c). */
     static fn_rt_listener_t rtl;

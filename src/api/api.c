@@ -101,75 +101,31 @@ static int lookup_secret(void *arg, const char *access_key, char *secret, size_t
     return TR_EAUTH_KEY;
 }
 
-/* Verify the request's signature; on failure fill the JSON error and return nonzero. */
-static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service) {
-    char body_hash[65];
-    const char *given = net_req_header(req, "x-amz-content-sha256");
-    sigv4_req_t sr = {
-        .method = req->method,
-        .path = req->path,
-        .query = req->query,
-        .headers = req->headers,
-        .n_headers = req->n_headers,
-        .payload_sha256 = NULL,
-        .now_ms = ctx->now_ms(),
-    };
-    if (!given) {
-        sigv4_payload_hash(req->body, req->body_len, body_hash);
-        sr.payload_sha256 = body_hash;
-    } else {
-        /* The client told us the hash it signed; it must also be the body's. */
-        sigv4_payload_hash(req->body, req->body_len, body_hash);
-        if (strcmp(given, body_hash) && strcmp(given, "UNSIGNED-PAYLOAD")) {
-            api_json_error(req, 400, "InvalidSignatureException",
-                           "The provided x-amz-content-sha256 header does not match what was "
-                           "computed.");
-            return -1;
-        }
-        sr.payload_sha256 = body_hash;
-    }
-    sigv4_result_t res;
-    tr_err err;
-    tr_err_clear(&err);
-    int rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
-    if (rc == 0) {
-        /* A valid signature for another service or region is still the wrong credential. */
-        if (service && strcmp(res.service, service)) {
-            api_json_error(req, 400, "InvalidSignatureException",
-                           "Credential should be scoped to correct service: '%s'. ", service);
-            return -1;
-        }
-        if (strcmp(res.region, ctx->region)) {
-            api_json_error(req, 400, "InvalidSignatureException",
-                           "Credential should be scoped to a valid region. This server is region "
-                           "'%s' (its --region); the request was signed for '%s'.",
-                           ctx->region, res.region);
-            return -1;
-        }
-        return 0;
-    }
+/* The JSON error for a failed SigV4 check (rc, err from sigv4_verify / sigv4_check_headers),
+ * logged at most 10 times a second.  Returns -1. */
+static int auth_failed(net_req_t *req, int rc, const tr_err *err) {
     switch (rc) {
     case TR_EAUTH_MISSING:
         api_json_error(req, 400, "MissingAuthenticationTokenException", "Missing Authentication Token");
         break;
     case TR_EAUTH_KEY:
         api_json_error(req, 400, "UnrecognizedClientException", "%s",
-                       err.msg[0] ? err.msg : "The security token included in the request is invalid.");
+                       err->msg[0] ? err->msg : "The security token included in the request is invalid.");
         break;
     case TR_EAUTH_EXPIRED:
-        api_json_error(req, 400, "InvalidSignatureException", "%s", err.msg);
+        api_json_error(req, 400, "InvalidSignatureException", "%s", err->msg);
         break;
     default:
         /* A malformed Authorization header is "incomplete", a wrong one "invalid". */
-        if (strstr(err.msg, "requires") || strstr(err.msg, "malformed") ||
-            strstr(err.msg, "Authorization header"))
-            api_json_error(req, 400, "IncompleteSignatureException", "%s", err.msg);
+        if (strstr(err->msg, "requires") || strstr(err->msg, "malformed") ||
+            strstr(err->msg, "Authorization header"))
+            api_json_error(req, 400, "IncompleteSignatureException", "%s", err->msg);
         else
             api_json_error(req, 400, "InvalidSignatureException", "%s",
-                           err.msg[0] ? err.msg
-                                      : "The request signature we calculated does not match "
-                                        "the signature you provided. Check your AWS Secret "
-                                        "Access Key and signing method.");
+                           err->msg[0] ? err->msg
+                                       : "The request signature we calculated does not match "
+                                         "the signature you provided. Check your AWS Secret "
+                                         "Access Key and signing method.");
         break;
     }
     static tr_ratelimit auth_rl;
@@ -179,9 +135,68 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
             tr_info("auth", "%u more rejected requests were not logged (at most 10 a second)",
                     dropped);
         tr_info("auth", "rejected %s %s from %s: %s", req->method, req->path, req->remote,
-                err.msg);
+                err->msg);
     }
     return -1;
+}
+
+/* A valid signature for another service or region is still the wrong credential: fill the error
+ * and return -1, else 0. */
+static int scope_check(api_ctx_t *ctx, net_req_t *req, const sigv4_result_t *res,
+                       const char *service) {
+    if (service && strcmp(res->service, service)) {
+        api_json_error(req, 400, "InvalidSignatureException",
+                       "Credential should be scoped to correct service: '%s'. ", service);
+        return -1;
+    }
+    if (strcmp(res->region, ctx->region)) {
+        api_json_error(req, 400, "InvalidSignatureException",
+                       "Credential should be scoped to a valid region. This server is region "
+                       "'%s' (its --region); the request was signed for '%s'.",
+                       ctx->region, res->region);
+        return -1;
+    }
+    return 0;
+}
+
+static sigv4_req_t sigv4_of(api_ctx_t *ctx, const net_req_t *req) {
+    sigv4_req_t sr = {
+        .method = req->method,
+        .path = req->path,
+        .query = req->query,
+        .headers = req->headers,
+        .n_headers = req->n_headers,
+        .payload_sha256 = NULL,
+        .now_ms = ctx->now_ms(),
+    };
+    return sr;
+}
+
+/* Verify the request's signature; on failure fill the JSON error and return nonzero.  A request
+ * whose signature api_precheck already verified (its x-amz-content-sha256 named the body's hash)
+ * only has its body checked against that hash. */
+static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service) {
+    char body_hash[65];
+    const char *given = net_req_header(req, "x-amz-content-sha256");
+    sigv4_req_t sr = sigv4_of(ctx, req);
+    sigv4_payload_hash(req->body, req->body_len, body_hash);
+    /* The client told us the hash it signed; it must also be the body's. */
+    if (given && strcmp(given, body_hash) && strcmp(given, "UNSIGNED-PAYLOAD")) {
+        api_json_error(req, 400, "InvalidSignatureException",
+                       "The provided x-amz-content-sha256 header does not match what was "
+                       "computed.");
+        return -1;
+    }
+    if (req->authed) return 0;
+    sr.payload_sha256 = body_hash;
+    sigv4_result_t res;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
+    if (rc) return auth_failed(req, rc, &err);
+    if (scope_check(ctx, req, &res, service)) return -1;
+    req->authed = 1;
+    return 0;
 }
 
 /* ---- routing ------------------------------------------------------------------------------- */
@@ -215,23 +230,69 @@ static const struct api_rest {
     {"/2015-03-31/event-source-mappings", "lambda", api_lambda_esm_handle},
 };
 
+/* The protocol row a request belongs to: *rpc by X-Amz-Target, else *rest by path, else both
+ * NULL.  Returns the target header (or NULL). */
+static const char *api_route(const net_req_t *req, const struct api_rpc **rpc,
+                             const struct api_rest **rest) {
+    const char *target = net_req_header(req, "X-Amz-Target");
+    *rpc = NULL;
+    *rest = NULL;
+    for (size_t i = 0; target && i < sizeof api_rpcs / sizeof api_rpcs[0]; i++)
+        if (!strncmp(target, api_rpcs[i].prefix, strlen(api_rpcs[i].prefix))) *rpc = &api_rpcs[i];
+    for (size_t i = 0; !*rpc && i < sizeof api_rests / sizeof api_rests[0]; i++)
+        if (api_rests[i].path_prefix &&
+            !strncmp(req->path, api_rests[i].path_prefix, strlen(api_rests[i].path_prefix)))
+            *rest = &api_rests[i];
+    return target;
+}
+
+static int is_metrics(const net_req_t *req) {
+    return !strcmp(req->path, "/metrics") && !strcmp(req->method, "GET");
+}
+
+int api_precheck(void *arg, net_req_t *req) {
+    api_ctx_t *ctx = arg;
+    if (is_metrics(req)) return NET_CONTINUE;
+    const struct api_rpc *rpc;
+    const struct api_rest *rest;
+    api_route(req, &rpc, &rest);
+    const char *service = rpc ? rpc->service : rest ? rest->service : NULL;
+    sigv4_req_t sr = sigv4_of(ctx, req);
+    sigv4_result_t res;
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = sigv4_check_headers(&sr, lookup_secret, ctx, &res, &err);
+    /* The body's hash given up front (64 hex digits): the signature can be checked now too. */
+    const char *given = net_req_header(req, "x-amz-content-sha256");
+    int full = given && strlen(given) == 64 && strspn(given, "0123456789abcdefABCDEF") == 64;
+    if (!rc && full) rc = sigv4_verify(&sr, lookup_secret, ctx, &res, &err);
+    if (rc) {
+        auth_failed(req, rc, &err);
+    } else if (!scope_check(ctx, req, &res, service)) {
+        if (full) req->authed = 1;
+        if (req->reject != NET_REJECT_TOO_BIG) return NET_CONTINUE;
+        api_json_error(req, 413, rest ? "RequestTooLargeException" : "SerializationException",
+                       "Request body is larger than the server accepts (16 MiB); send smaller "
+                       "batches.");
+    }
+    /* Answered here, before the body: it is never read. */
+    api_json_begin(req, rpc    ? rpc->ctype
+                        : rest ? "application/json"
+                               : "application/x-amz-json-1.1");
+    return NET_DONE;
+}
+
 int api_handle(void *arg, net_req_t *req) {
     api_ctx_t *ctx = arg;
     /* No auth: Prometheus scrape endpoint (see api.h). */
-    if (!strcmp(req->path, "/metrics") && !strcmp(req->method, "GET")) {
+    if (is_metrics(req)) {
         int rc = api_metrics_handle(ctx, req);
         if (ctx->esm) esm_metrics_prometheus(ctx->esm, &req->out);   /* IteratorAge & co */
         return rc;
     }
-    const char *target = net_req_header(req, "X-Amz-Target");
-    const struct api_rpc *rpc = NULL;
-    const struct api_rest *rest = NULL;
-    for (size_t i = 0; target && i < sizeof api_rpcs / sizeof api_rpcs[0]; i++)
-        if (!strncmp(target, api_rpcs[i].prefix, strlen(api_rpcs[i].prefix))) rpc = &api_rpcs[i];
-    for (size_t i = 0; !rpc && i < sizeof api_rests / sizeof api_rests[0]; i++)
-        if (api_rests[i].path_prefix &&
-            !strncmp(req->path, api_rests[i].path_prefix, strlen(api_rests[i].path_prefix)))
-            rest = &api_rests[i];
+    const struct api_rpc *rpc;
+    const struct api_rest *rest;
+    const char *target = api_route(req, &rpc, &rest);
     api_json_begin(req, rpc ? rpc->ctype : rest ? "application/json" : "application/x-amz-json-1.1");
 
     if (req->reject == NET_REJECT_OVERLOAD) {

@@ -50,6 +50,14 @@ typedef struct api_ctx {
 
 /* The net_handler_fn: arg is the api_ctx_t. */
 int api_handle(void *arg, net_req_t *req);
+/* The net_precheck_fn (HTTP/1.1 header phase; arg is the api_ctx_t): every SigV4 check that
+ * needs no body (sigv4_check_headers: present, parses, known key, 15-minute window) plus the
+ * credential scope's service and region, and -- when x-amz-content-sha256 names the body's hash
+ * -- the signature itself (req->authed = 1; api_handle then only checks the body against that
+ * hash).  A failure, or a Content-Length over the limit, is answered at once (NET_DONE) with the
+ * same AWS error api_handle would give, so an unauthenticated client never gets body bytes
+ * admitted to the in-flight budget.  GET /metrics is let through (no auth). */
+int api_precheck(void *arg, net_req_t *req);
 
 /* ---- for adapters -------------------------------------------------------------------------- */
 

@@ -39,10 +39,12 @@
  * itself.  A stream that would pass one is refused (RST_STREAM REFUSED_STREAM: the client may
  * retry) and frees what it held at once.  Streams awaiting their body are capped only by
  * H2_MAX_STREAMS: clients on nghttp2 (Node's, so the JS SDK's) send a burst's HEADERS frames
- * before its DATA frames, so a lower cap refuses ordinary bursts; the budgets and the deadline
- * bound what such streams hold, and for how long.  A stream must bring its END_STREAM within
- * opts.h2_stream_timeout_s of its HEADERS, whatever else the connection sends (PINGs, SETTINGS,
- * WINDOW_UPDATEs); past that it is reset (CANCEL) and freed.  Only HEADERS and DATA frames count
+ * before its DATA frames, so a lower cap refuses ordinary bursts; the budgets and the deadlines
+ * bound what such streams hold, and for how long.  A stream has HTTP/1.1's deadlines, whatever
+ * else the connection sends (PINGs, SETTINGS, WINDOW_UPDATEs): its header block must be complete
+ * opts.header_timeout_s after its HEADERS frame began it, its END_STREAM must come
+ * opts.body_timeout_s (plus a second per NET_BODY_MIN_RATE bytes of declared Content-Length)
+ * after that; past either it is reset (CANCEL) and freed.  Only HEADERS and DATA frames count
  * as activity: a connection with no open stream and no request for NET__IDLE_TIMEOUT_S gets a
  * GOAWAY and is closed, however many PINGs it sends.
  *
@@ -75,7 +77,6 @@
 #define H2_MAX_HEADER_BYTES (64 * 1024)
 #define H2_CONN_HEADER_BUDGET ((size_t)1 << 20)  /* 15 full header blocks, ~500 signed requests */
 #define H2_HEADER_SHARE 8        /* header blocks, all connections: 1/8 of max_inflight_bytes */
-#define H2_STREAM_TIMEOUT_S 60   /* HEADERS to END_STREAM, default (nginx's client_body_timeout) */
 #define H2_MAX_OUTBOUND_ACK 256  /* PING / SETTINGS acks queued while the client does not read */
 #define H2_MAX_SETTINGS 32       /* entries per SETTINGS frame */
 #define H2_RST_BURST 256         /* incoming RST_STREAM: token bucket (rapid reset, CVE-2023-44487) */
@@ -109,7 +110,7 @@ typedef struct h2_stream {
     size_t off_method, off_path, off_query, off_auth;
     int has_host;
     size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
-    long long born_ms;             /* when its HEADERS began: END_STREAM due by born_ms + timeout */
+    long long deadline_ms;         /* end of its header block, then END_STREAM, due by then */
 } h2_stream_t;
 
 struct h2_conn {
@@ -154,7 +155,6 @@ struct net__h2 {
     nghttp2_option *opt;
     atomic_size_t hdr_bytes;       /* header budget charged, all connections */
     size_t hdr_max;                /* its bound: max_inflight_bytes / H2_HEADER_SHARE */
-    int stream_timeout_s;
     h2_loop_t loops[H2_MAX_LOOPS];
 };
 
@@ -398,7 +398,7 @@ static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *
     st->loop = c->loop;
     st->conn = c;
     st->id = f->hd.stream_id;
-    st->born_ms = mono_ms();
+    st->deadline_ms = mono_ms() + (long long)c->loop->srv->o.header_timeout_s * 1000;
     if (stream_charge(st, stream_cost(st, 0, 0)) != 0) {
         tr_debug("http2", "%s: stream %d refused: header budget spent", c->remote, st->id);
         free(st);
@@ -474,9 +474,18 @@ static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud)
     h2_conn_t *c = ud;
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
     c->last_active_s = mono_s();
-    if (!(f->hd.flags & NGHTTP2_FLAG_END_STREAM)) return 0;
     h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
-    if (st && st->state == S_READING) stream_dispatch(st);
+    if (!st || st->state != S_READING) return 0;
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        stream_dispatch(st);
+    } else if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        /* Headers complete: the body's deadline, as http.c gives HTTP/1.1 bodies (a declared
+         * length past max_body buys no more time: that body is refused anyway). */
+        const net_opts_t *o = &c->loop->srv->o;
+        size_t declared = st->expect < o->max_body ? st->expect : o->max_body;
+        st->deadline_ms = mono_ms() + (long long)o->body_timeout_s * 1000 +
+                          (long long)(declared / NET_BODY_MIN_RATE) * 1000;
+    }
     return 0;
 }
 
@@ -736,7 +745,7 @@ static int conn_stalled(const h2_conn_t *c, long long now) {
 
 /* Once a second: close stalled connections, reset streams past their deadline. */
 static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
-    long long now = now_ms / 1000, timeout_ms = l->h2->stream_timeout_s * 1000LL;
+    long long now = now_ms / 1000;
     for (h2_conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
         if (conn_stalled(c, now)) {
@@ -748,9 +757,10 @@ static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
         int late = 0;
         for (h2_stream_t *st = c->streams, *snext; st; st = snext) {
             snext = st->next;
-            if (st->state != S_READING || now_ms - st->born_ms < timeout_ms) continue;
-            tr_debug("http2", "%s: stream %d reset: its request was not complete %d s after its "
-                     "headers began", c->remote, st->id, l->h2->stream_timeout_s);
+            if (st->state != S_READING || now_ms < st->deadline_ms) continue;
+            tr_debug("http2", "%s: stream %d reset: its request was not complete in time "
+                     "(--header-timeout %u s, --body-timeout %u s)", c->remote, st->id,
+                     l->srv->o.header_timeout_s, l->srv->o.body_timeout_s);
             stream_refuse(st, NGHTTP2_CANCEL);
             late = 1;
         }
@@ -841,8 +851,6 @@ static net__h2_t *h2_new(net_server_t *srv) {
     nghttp2_option_set_stream_reset_rate_limit(h->opt, H2_RST_BURST, H2_RST_RATE);
     nghttp2_option_set_max_continuations(h->opt, H2_MAX_CONTINUATIONS);
     h->hdr_max = srv->o.max_inflight_bytes / H2_HEADER_SHARE;
-    h->stream_timeout_s = srv->o.h2_stream_timeout_s > 0 ? srv->o.h2_stream_timeout_s
-                                                         : H2_STREAM_TIMEOUT_S;
     for (int i = 0; i < H2_MAX_LOOPS; i++) h->loops[i].ep = h->loops[i].efd = -1;
     return h;
 }

@@ -7,14 +7,25 @@
  * else to libmicrohttpd with MHD_add_connection (which expects the request to be the next bytes
  * on the socket -- hence peeking).  A socket whose first bytes have not arrived waits in the
  * acceptor's epoll set (edge-triggered, so unread bytes do not spin it) for at most
- * NET__SNIFF_TIMEOUT_MS; the acceptor never blocks on one client.  At opts.max_connections
+ * opts.header_timeout_s; the acceptor never blocks on one client.  At opts.max_connections
  * (acceptor + h2 + MHD connections) the listening socket leaves the epoll set and further
  * clients wait in the kernel backlog; it is re-armed within 50 ms of a connection closing.
  * libmicrohttpd runs as opts.threads single-threaded daemons with MHD_USE_NO_LISTEN_SOCKET
  * (epoll, suspend/resume), each given at most NET__MHD_CONNS_PER_THREAD connections.
  *
+ * Slow and greedy clients: every connection but HTTP/2 ones has a record (net__conn_t, listed
+ * in accept order) made by the acceptor and kept by the MHD thread that serves it: its phase
+ * (head, body, busy, idle), its deadline and whether it authenticated.  The acceptor counts an
+ * address's records on each accept (max_conns_per_ip: the oldest unauthenticated one without a
+ * complete head gives way, or the newcomer is closed) and sweeps them every SWEEP_MS, shutting
+ * down (shutdown(2): the MHD thread then sees the peer gone and closes it) any past its
+ * deadline.  c_lock guards the list; MHD reports a connection closed (on_connection) before it
+ * closes the fd, and the record leaves the list then, so a swept fd is never a reused one.
+ *
  * Request life cycle inside MHD's access-handler protocol:
- *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers
+ *   1st call   (no body yet)      allocate the net_req, collect method/path/query/headers;
+ *                                 framing checks and opts.precheck, which may answer at once
+ *                                 (the body is then never read)
  *   next calls (upload chunks)    append to the body, admitted against max_body and the
  *                                 server-wide in-flight budget
  *   last call  (size 0)           run the handler; queue its response, or suspend
@@ -50,6 +61,7 @@
 #define PAUSE_RETRY_MS 50     /* re-check interval while the listening socket is paused */
 #define HDR_INLINE 24         /* request headers kept in the net_req itself; more are malloc'd */
 #define REQ_CACHE 64          /* freed net_reqs each network thread keeps for its next requests */
+#define SWEEP_MS 250          /* deadline granularity: the acceptor checks connections this often */
 
 enum { ST_READING = 0, ST_DEFERRED = 1 };
 
@@ -57,6 +69,7 @@ typedef struct net_req_int {
     net_req_t pub;
     net_server_t *srv;
     struct MHD_Connection *conn;
+    net__conn_t *c;      /* the connection's tracking record, or NULL */
     int state;
     atomic_int sync;
     size_t body_cap;     /* bytes charged to the in-flight budget */
@@ -65,14 +78,6 @@ typedef struct net_req_int {
     tr_buf query;
     sigv4_header_t hdr_inline[HDR_INLINE];
 } net_req_int_t;
-
-/* A socket whose protocol the acceptor does not know yet. */
-struct net__pend {
-    int fd;
-    struct sockaddr_in peer;
-    long long deadline_ms;
-    net__pend_t *prev, *next;
-};
 
 static char A_LISTEN, A_WAKE;  /* epoll markers in the acceptor's set */
 
@@ -248,6 +253,124 @@ static enum MHD_Result send_response(net_req_int_t *r) {
     return ret;
 }
 
+/* ---- request framing ----------------------------------------------------------------------- */
+
+/* Headers that carry one value: a second copy is either an attempt to make two readers disagree
+ * (request smuggling through a proxy, a signature over "a,b" while routing reads "a") or a
+ * broken client.  Transfer-Encoding is checked on its own below. */
+static const char *const SINGLE_HDR[] = {
+    "host",       "authorization",        "content-type",         "x-amz-target",
+    "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "transfer-encoding"};
+
+/* v without leading and trailing spaces and tabs, as (p, n). */
+static const char *ows_trim(const char *v, size_t *n) {
+    while (*v == ' ' || *v == '\t') v++;
+    size_t k = strlen(v);
+    while (k && (v[k - 1] == ' ' || v[k - 1] == '\t')) k--;
+    *n = k;
+    return v;
+}
+
+int net__h1_frame_check(const sigv4_header_t *h, size_t n, char *msg, size_t cap) {
+    const char *cl = NULL, *te = NULL;
+    size_t cl_n = 0, te_n = 0;
+    unsigned seen = 0;
+    for (size_t i = 0; i < n; i++) {
+        const char *name = h[i].name ? h[i].name : "";
+        const char *value = h[i].value ? h[i].value : "";
+        for (size_t k = 0; k < sizeof SINGLE_HDR / sizeof SINGLE_HDR[0]; k++) {
+            if (strcasecmp(name, SINGLE_HDR[k])) continue;
+            if (seen & (1u << k)) {
+                snprintf(msg, cap, "header %s appears more than once; send it once", SINGLE_HDR[k]);
+                return 400;
+            }
+            seen |= 1u << k;
+        }
+        if (!strcasecmp(name, "transfer-encoding")) {
+            te = ows_trim(value, &te_n);
+        } else if (!strcasecmp(name, "content-length")) {
+            size_t vn;
+            const char *v = ows_trim(value, &vn);
+            int digits = vn > 0 && vn <= 19;
+            for (size_t k = 0; digits && k < vn; k++) digits = v[k] >= '0' && v[k] <= '9';
+            if (!digits) {
+                snprintf(msg, cap, "Content-Length '%.*s' is not a number of bytes",
+                         (int)(vn > 40 ? 40 : vn), v);
+                return 400;
+            }
+            if (cl && (vn != cl_n || memcmp(v, cl, vn))) {
+                snprintf(msg, cap, "two Content-Length headers that differ ('%.*s', '%.*s'); "
+                         "send one", (int)(cl_n > 20 ? 20 : cl_n), cl, (int)(vn > 20 ? 20 : vn), v);
+                return 400;
+            }
+            cl = v;
+            cl_n = vn;
+        }
+    }
+    if (te && cl) {
+        snprintf(msg, cap, "Transfer-Encoding and Content-Length together; send one of them");
+        return 400;
+    }
+    if (te && !(te_n == 7 && !strncasecmp(te, "chunked", 7))) {
+        snprintf(msg, cap, "Transfer-Encoding '%.*s' is not supported; send the body with "
+                 "Content-Length or Transfer-Encoding: chunked", (int)(te_n > 40 ? 40 : te_n), te);
+        return 501;
+    }
+    return 0;
+}
+
+/* ---- connection phases (see net_int.h) ------------------------------------------------------ */
+
+static long long mono_ms(void) { return tr_mono_ns() / 1000000; }
+
+/* Take c off the list.  c_lock held. */
+static void conn_unlink(net_server_t *s, net__conn_t *c) {
+    if (c->prev) c->prev->next = c->next;
+    else if (s->c_head == c) s->c_head = c->next;
+    if (c->next) c->next->prev = c->prev;
+    else if (s->c_tail == c) s->c_tail = c->prev;
+    c->prev = c->next = NULL;
+}
+
+static void conn_phase(net__conn_t *c, int state, long long deadline_ms) {
+    if (!c) return;
+    atomic_store(&c->deadline_ms, deadline_ms);
+    atomic_store(&c->state, state);
+}
+
+/* The request's head is complete: refuse a framing we do not accept, run the header-phase
+ * check, or admit the body (with its deadline).  1: answered (respond now), 0: read the body. */
+static int head_complete(net_server_t *s, net_req_int_t *r) {
+    char msg[256];
+    int st = net__h1_frame_check(r->pub.headers, r->pub.n_headers, msg, sizeof msg);
+    if (st) {
+        r->pub.status = st;
+        r->pub.content_type = "text/plain";
+        tr_buf_reset(&r->pub.out);
+        tr_buf_puts(&r->pub.out, msg);
+        tr_buf_puts(&r->pub.out, "\n");
+        net_req_add_header(&r->pub, "Connection", "close");
+        tr_debug("http", "%s %s from %s -> %d: %s", r->pub.method, r->pub.path, r->pub.remote, st,
+                 msg);
+        conn_phase(r->c, NET__C_BUSY, 0);
+        return 1;
+    }
+    if (s->o.precheck && s->o.precheck(s->o.handler_arg, &r->pub) == NET_DONE) {
+        if (r->c && r->pub.authed) atomic_store(&r->c->authed, 1);
+        conn_phase(r->c, NET__C_BUSY, 0);
+        return 1;
+    }
+    if (r->c && r->pub.authed) atomic_store(&r->c->authed, 1);
+    /* The body gets body_timeout_s plus time for what it declares at NET_BODY_MIN_RATE (a
+     * chunked body: for the largest we accept). */
+    size_t len = r->expect ? r->expect
+                 : net_req_header(&r->pub, "Transfer-Encoding") ? s->o.max_body : 0;
+    long long ms = (long long)s->o.body_timeout_s * 1000 +
+                   (long long)(len / NET_BODY_MIN_RATE) * 1000;
+    conn_phase(r->c, NET__C_BODY, mono_ms() + ms);
+    return 0;
+}
+
 /* ---- the access handler -------------------------------------------------------------------- */
 
 static void h1_resume(net_req_t *req);
@@ -321,7 +444,10 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
             const struct sockaddr_in *sin = (const struct sockaddr_in *)ci->client_addr;
             inet_ntop(AF_INET, &sin->sin_addr, r->pub.remote, sizeof r->pub.remote);
         }
+        ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+        r->c = ci ? ci->socket_context : NULL;
         *con_cls = r;
+        if (head_complete(s, r)) return send_response(r);  /* the body is never read */
         return MHD_YES;
     }
     if (r->state == ST_DEFERRED) {
@@ -337,7 +463,9 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->pub.body = (uint8_t *)calloc(1, 1);
         if (!r->pub.body) abort();
     }
+    conn_phase(r->c, NET__C_BUSY, 0);
     int rc = s->o.handler(s->o.handler_arg, &r->pub);
+    if (r->c && (r->pub.authed || !s->o.precheck)) atomic_store(&r->c->authed, 1);
     if (rc == NET_DEFER) {
         r->state = ST_DEFERRED;
         MHD_suspend_connection(conn);
@@ -356,10 +484,17 @@ static void h1_resume(net_req_t *req) {
 
 static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
                          enum MHD_RequestTerminationCode toe) {
-    (void)cls;
+    net_server_t *s = cls;
     (void)conn;
     (void)toe;
-    req_free(*con_cls);
+    net_req_int_t *r = *con_cls;
+    /* Waiting for the next request's head: an unauthenticated connection gets the head
+     * deadline again (an authenticated one only MHD's idle timeout). */
+    if (r && r->c) {
+        long long head_ms = (long long)s->o.header_timeout_s * 1000;
+        conn_phase(r->c, NET__C_IDLE, atomic_load(&r->c->authed) ? 0 : mono_ms() + head_ms);
+    }
+    req_free(r);
     *con_cls = NULL;
 }
 
@@ -381,11 +516,37 @@ static void mhd_log(void *cls, const char *fmt, va_list ap) {
     tr_debug("http", "%s", msg);
 }
 
+/* STARTED: find the record the acceptor made for this socket (state HANDOFF) and keep it as
+ * the socket context.  CLOSED (always before libmicrohttpd closes the fd): forget it, under
+ * c_lock, so the acceptor never shuts down a descriptor that may have been reused. */
 static void on_connection(void *cls, struct MHD_Connection *conn, void **socket_context,
                           enum MHD_ConnectionNotificationCode code) {
-    (void)conn;
-    (void)socket_context;
-    if (code == MHD_CONNECTION_NOTIFY_CLOSED) mhd_count(cls, -1);
+    net__mhd_t *m = cls;
+    net_server_t *s = m->s;
+    if (code == MHD_CONNECTION_NOTIFY_STARTED) {
+        const union MHD_ConnectionInfo *ci =
+            MHD_get_connection_info(conn, MHD_CONNECTION_INFO_CONNECTION_FD);
+        net__conn_t *found = NULL;
+        pthread_mutex_lock(&s->c_lock);
+        for (net__conn_t *c = s->c_head; ci && c; c = c->next)
+            if (c->fd == ci->connect_fd && atomic_load(&c->state) == NET__C_HANDOFF) {
+                atomic_store(&c->state, NET__C_HEADERS);
+                found = c;
+                break;
+            }
+        pthread_mutex_unlock(&s->c_lock);
+        *socket_context = found;
+        return;
+    }
+    if (code != MHD_CONNECTION_NOTIFY_CLOSED) return;
+    mhd_count(m, -1);
+    net__conn_t *c = *socket_context;
+    if (!c) return;
+    pthread_mutex_lock(&s->c_lock);
+    conn_unlink(s, c);
+    pthread_mutex_unlock(&s->c_lock);
+    free(c);
+    *socket_context = NULL;
 }
 
 /* ---- the acceptor --------------------------------------------------------------------------- */
@@ -405,14 +566,41 @@ static int sniff(int fd, int hup) {
     return hup ? SNIFF_CLOSE : SNIFF_WAIT;  /* a prefix of the preface: wait for the rest */
 }
 
-static void route(net_server_t *s, int fd, const struct sockaddr_in *peer, int how) {
-    if (how == SNIFF_H2) {
-        net__h2_adopt(s->h2, fd, peer);  /* h2.c uncounts it from s->live when it closes */
+/* Close a connection the acceptor still owns (state SNIFF): out of its epoll set (a no-op when
+ * it was never added), the list and the count.  Acceptor thread, c_lock held. */
+static void sniff_close(net_server_t *s, net__conn_t *c) {
+    epoll_ctl(s->a_ep, EPOLL_CTL_DEL, c->fd, NULL);
+    conn_unlink(s, c);
+    close(c->fd);
+    atomic_fetch_sub(&s->live, 1);
+    free(c);
+}
+
+/* Stop a connection: the acceptor's own is closed; one libmicrohttpd serves is shut down, which
+ * its thread sees as the peer going away (it then closes it and reports it closed).  c_lock held
+ * (so the record, and its fd, are alive). */
+static void conn_stop(net_server_t *s, net__conn_t *c) {
+    if (atomic_load(&c->state) == NET__C_SNIFF) {
+        sniff_close(s, c);
         return;
     }
-    atomic_fetch_sub(&s->live, 1);
+    shutdown(c->fd, SHUT_RDWR);
+    c->shut = 1;
+}
+
+static void route(net_server_t *s, net__conn_t *c, int how) {
+    int fd = c->fd;
     if (how != SNIFF_H1) {
-        close(fd);
+        pthread_mutex_lock(&s->c_lock);
+        conn_unlink(s, c);
+        pthread_mutex_unlock(&s->c_lock);
+        if (how == SNIFF_H2) {
+            net__h2_adopt(s->h2, fd, &c->peer);  /* h2.c uncounts it from s->live */
+        } else {
+            close(fd);
+            atomic_fetch_sub(&s->live, 1);
+        }
+        free(c);
         return;
     }
     /* The least loaded daemon takes it, counted now (MHD's own count lags: it is kept by the
@@ -422,48 +610,124 @@ static void route(net_server_t *s, int fd, const struct sockaddr_in *peer, int h
     for (int i = 1; i < s->n_mhd; i++)
         if (atomic_load(&s->mhd[i].conns) < atomic_load(&m->conns)) m = &s->mhd[i];
     if ((unsigned)atomic_load(&m->conns) >= NET__MHD_CONNS_PER_THREAD) {
-        close(fd);  /* not reached while at_limit holds */
+        route(s, c, SNIFF_CLOSE);  /* not reached while at_limit holds */
         return;
     }
+    /* The record stays listed, now the daemon's: its thread finds it by fd when it starts
+     * serving the socket (on_connection), and forgets it when it reports the socket closed. */
+    atomic_store(&c->state, NET__C_HANDOFF);
+    atomic_fetch_sub(&s->live, 1);
     mhd_count(m, 1);
-    if (MHD_add_connection(m->d, fd, (const struct sockaddr *)peer, sizeof *peer) != MHD_YES) {
+    if (MHD_add_connection(m->d, fd, (const struct sockaddr *)&c->peer, sizeof c->peer) !=
+        MHD_YES) {
         tr_debug("http", "connection refused by libmicrohttpd: %s", strerror(errno));
         mhd_count(m, -1);   /* MHD closed fd and will not report it */
+        pthread_mutex_lock(&s->c_lock);
+        conn_unlink(s, c);
+        pthread_mutex_unlock(&s->c_lock);
+        free(c);
     }
 }
 
-static void pend_unlink(net_server_t *s, net__pend_t *p) {
-    if (p->prev) p->prev->next = p->next;
-    else s->a_head = p->next;
-    if (p->next) p->next->prev = p->prev;
-    else s->a_tail = p->prev;
-}
-
-static void pend_add(net_server_t *s, int fd, const struct sockaddr_in *peer) {
-    net__pend_t *p = calloc(1, sizeof *p);
-    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = p};
-    if (!p || epoll_ctl(s->a_ep, EPOLL_CTL_ADD, fd, &ev) != 0) {
-        free(p);
+/* A new connection from peer: its record (state SNIFF, head deadline set, listed), or NULL when
+ * it is refused (fd closed, uncounted).  Enforces max_conns_per_ip: at the cap, the address's
+ * oldest connection that has neither a complete request head nor authentication gives way.
+ * One pass over the list: O(connections) per accept. */
+static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *peer) {
+    net__conn_t *c = calloc(1, sizeof *c);
+    if (!c) {
         close(fd);
         atomic_fetch_sub(&s->live, 1);
-        return;
+        return NULL;
     }
-    p->fd = fd;
-    p->peer = *peer;
-    p->deadline_ms = tr_mono_ns() / 1000000 + NET__SNIFF_TIMEOUT_MS;
-    p->prev = s->a_tail;
-    if (s->a_tail) s->a_tail->next = p;
-    else s->a_head = p;
-    s->a_tail = p;
+    c->fd = fd;
+    c->ip = peer->sin_addr.s_addr;
+    c->peer = *peer;
+    atomic_init(&c->state, NET__C_SNIFF);
+    atomic_init(&c->authed, 0);
+    atomic_init(&c->deadline_ms, mono_ms() + (long long)s->o.header_timeout_s * 1000);
+    unsigned n_ip = 0;
+    net__conn_t *victim = NULL;
+    pthread_mutex_lock(&s->c_lock);
+    for (net__conn_t *x = s->c_head, *nx; x; x = nx) {
+        nx = x->next;
+        if (x->fd == fd) {  /* a record whose socket is gone (MHD dropped it unreported) */
+            conn_unlink(s, x);
+            free(x);
+            continue;
+        }
+        if (x->ip != c->ip || x->shut) continue;
+        n_ip++;
+        int st = atomic_load(&x->state);
+        if (!victim && !atomic_load(&x->authed) &&
+            (st == NET__C_SNIFF || st == NET__C_HEADERS || st == NET__C_IDLE))
+            victim = x;
+    }
+    int ok = n_ip < s->o.max_conns_per_ip;
+    if (!ok && victim) {
+        conn_stop(s, victim);
+        ok = 1;
+    }
+    if (ok) {
+        c->prev = s->c_tail;
+        if (s->c_tail) s->c_tail->next = c;
+        else s->c_head = c;
+        s->c_tail = c;
+    }
+    pthread_mutex_unlock(&s->c_lock);
+    if (ok) return c;
+    static tr_ratelimit ip_rl;
+    unsigned dropped;
+    if (tr_log_allow(&ip_rl, 1, &dropped)) {
+        char a[INET_ADDRSTRLEN];
+        inet_ntop(AF_INET, &peer->sin_addr, a, sizeof a);
+        tr_warn("http", "connection from %s closed: it has %u open, the per-address limit, all "
+                "busy (raise --max-connections-per-ip)%s", a, n_ip, dropped ? " [repeated]" : "");
+    }
+    close(fd);
+    atomic_fetch_sub(&s->live, 1);
+    free(c);
+    return NULL;
 }
 
-static void pend_event(net_server_t *s, net__pend_t *p, uint32_t events) {
-    int how = sniff(p->fd, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
+/* Watch a socket whose first bytes have not arrived. */
+static void pend_add(net_server_t *s, net__conn_t *c) {
+    struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
+    if (epoll_ctl(s->a_ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) {
+        pthread_mutex_lock(&s->c_lock);
+        sniff_close(s, c);
+        pthread_mutex_unlock(&s->c_lock);
+    }
+}
+
+static void pend_event(net_server_t *s, net__conn_t *c, uint32_t events) {
+    int how = sniff(c->fd, (events & (EPOLLRDHUP | EPOLLHUP | EPOLLERR)) != 0);
     if (how == SNIFF_WAIT) return;
-    epoll_ctl(s->a_ep, EPOLL_CTL_DEL, p->fd, NULL);
-    pend_unlink(s, p);
-    route(s, p->fd, &p->peer, how);
-    free(p);
+    epoll_ctl(s->a_ep, EPOLL_CTL_DEL, c->fd, NULL);
+    route(s, c, how);
+}
+
+/* Stop every connection past its deadline: a head or body that did not arrive in time, an
+ * unauthenticated connection idle too long.  Acceptor thread, every SWEEP_MS. */
+static void sweep(net_server_t *s, long long now) {
+    unsigned n = 0;
+    pthread_mutex_lock(&s->c_lock);
+    for (net__conn_t *c = s->c_head, *nx; c; c = nx) {
+        nx = c->next;
+        long long d = atomic_load(&c->deadline_ms);
+        if (c->shut || !d || d > now) continue;
+        int st = atomic_load(&c->state);
+        if (st == NET__C_HANDOFF || st == NET__C_BUSY) continue;
+        conn_stop(s, c);
+        n++;
+    }
+    pthread_mutex_unlock(&s->c_lock);
+    static tr_ratelimit sweep_rl;
+    unsigned dropped;
+    if (n && tr_log_allow(&sweep_rl, 1, &dropped))
+        tr_info("http", "closed %u connection(s) that did not send a complete request in time "
+                "(--header-timeout %u s, --body-timeout %u s)%s", n, s->o.header_timeout_s,
+                s->o.body_timeout_s, dropped ? " [repeated]" : "");
 }
 
 static int at_limit(net_server_t *s) {
@@ -506,31 +770,27 @@ static void accept_burst(net_server_t *s) {
             return;
         }
         atomic_fetch_add(&s->live, 1);
+        net__conn_t *c = admit(s, fd, &peer);
+        if (!c) continue;
         int how = sniff(fd, 0);
-        if (how == SNIFF_WAIT) pend_add(s, fd, &peer);
-        else route(s, fd, &peer, how);
+        if (how == SNIFF_WAIT) pend_add(s, c);
+        else route(s, c, how);
     }
 }
 
 static void *acceptor_main(void *arg) {
     net_server_t *s = arg;
     struct epoll_event ev[64];
+    long long next_sweep = 0;
     for (;;) {
-        long long now = tr_mono_ns() / 1000000;
-        while (s->a_head && s->a_head->deadline_ms <= now) {  /* silent too long */
-            net__pend_t *p = s->a_head;
-            epoll_ctl(s->a_ep, EPOLL_CTL_DEL, p->fd, NULL);
-            pend_unlink(s, p);
-            route(s, p->fd, &p->peer, SNIFF_CLOSE);
-            free(p);
+        long long now = mono_ms();
+        if (now >= next_sweep) {
+            sweep(s, now);
+            next_sweep = now + SWEEP_MS;
         }
         if (s->a_paused && !at_limit(s)) listen_pause(s, 0);
-        int timeout = -1;
-        if (s->a_head) {
-            long long d = s->a_head->deadline_ms - now;
-            timeout = d > INT_MAX ? INT_MAX : (int)d;
-        }
-        if (s->a_paused && (timeout < 0 || timeout > PAUSE_RETRY_MS)) timeout = PAUSE_RETRY_MS;
+        int timeout = (int)(next_sweep - now);
+        if (s->a_paused && timeout > PAUSE_RETRY_MS) timeout = PAUSE_RETRY_MS;
         int n = epoll_wait(s->a_ep, ev, 64, timeout);
         if (n < 0 && errno != EINTR) {
             tr_error("http", "acceptor epoll_wait: %s; no new connections are accepted; restart "
@@ -545,13 +805,12 @@ static void *acceptor_main(void *arg) {
         }
     }
 out:
-    while (s->a_head) {
-        net__pend_t *p = s->a_head;
-        pend_unlink(s, p);
-        close(p->fd);
-        atomic_fetch_sub(&s->live, 1);
-        free(p);
+    pthread_mutex_lock(&s->c_lock);
+    for (net__conn_t *c = s->c_head, *nx; c; c = nx) {
+        nx = c->next;
+        if (atomic_load(&c->state) == NET__C_SNIFF) sniff_close(s, c);
     }
+    pthread_mutex_unlock(&s->c_lock);
     return NULL;
 }
 
@@ -595,11 +854,23 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     if (s->o.max_connections > cap)
         s->o.threads = (int)((s->o.max_connections + NET__MHD_CONNS_PER_THREAD - 1) /
                              NET__MHD_CONNS_PER_THREAD);
+    /* One address may hold 7/8 of the connections: the rest is for everybody else. */
+    if (!s->o.max_conns_per_ip)
+        s->o.max_conns_per_ip = s->o.max_connections - s->o.max_connections / 8;
+    if (s->o.max_conns_per_ip > s->o.max_connections) s->o.max_conns_per_ip = s->o.max_connections;
+    if (!s->o.header_timeout_s) s->o.header_timeout_s = 10;
+    if (!s->o.body_timeout_s) s->o.body_timeout_s = 30;
+    if (pthread_mutex_init(&s->c_lock, NULL) != 0) {
+        free(s);
+        return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP server");
+    }
+    s->c_lock_init = 1;
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
     sin.sin_port = htons((uint16_t)s->o.port);
     if (inet_pton(AF_INET, s->o.bind, &sin.sin_addr) != 1) {
+        pthread_mutex_destroy(&s->c_lock);
         free(s);
         return tr_err_set(err, TR_EINVAL,
                           "bind address \"%s\" is not an IPv4 address; pass e.g. --bind 127.0.0.1",
@@ -629,7 +900,7 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
             MHD_OPTION_CONNECTION_LIMIT, 2 * NET__MHD_CONNS_PER_THREAD,
             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
-            no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, NULL,
+            no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
             MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_END);
         if (!m->d) {
             rc = tr_err_set(err, TR_EIO, "cannot start the HTTP/1.1 server threads (%s); raise "
@@ -681,6 +952,13 @@ void net_server_stop(net_server_t *srv) {
     if (srv->lfd >= 0) close(srv->lfd);
     net__h2_stop(srv->h2);
     for (int i = 0; i < srv->n_mhd; i++) MHD_stop_daemon(srv->mhd[i].d);
+    /* What is left never started serving (MHD dropped it unreported). */
+    while (srv->c_head) {
+        net__conn_t *c = srv->c_head;
+        conn_unlink(srv, c);
+        free(c);
+    }
+    if (srv->c_lock_init) pthread_mutex_destroy(&srv->c_lock);
     free(srv->mhd);
     free(srv);
 }

@@ -20,11 +20,30 @@
  *     pass it is called with req->reject = NET_REJECT_OVERLOAD (answer with a throttling error);
  *   - at most opts.max_connections connections (both protocols); more wait in the kernel
  *     backlog until one closes;
+ *   - HTTP/1.1, per client address: at most opts.max_conns_per_ip connections; the rest of
+ *     max_connections is a reserve only other addresses can use.  A new connection from an
+ *     address at its cap takes the place of that address's oldest connection that has not yet
+ *     sent a complete request head and has not authenticated (which is closed); with none, the
+ *     new connection is closed at once;
+ *   - HTTP/1.1, time: a request head (request line and headers) must be complete within
+ *     opts.header_timeout_s of the connection opening or of the previous response (a connection
+ *     that authenticated is then only subject to the 120 s idle timeout); a request body within
+ *     opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes declared.  Past either the
+ *     connection is closed;
+ *   - HTTP/1.1 framing: differing duplicate Content-Length, Transfer-Encoding with
+ *     Content-Length, or a duplicate of a single-valued header (Host, Authorization, X-Amz-*
+ *     that SigV4 or routing reads, Content-Type) is answered 400; a Transfer-Encoding other
+ *     than "chunked" 501; the connection is then closed and the handler never sees the request;
+ *   - HTTP/1.1 header phase: opts.precheck, when set, runs as soon as the request head is
+ *     complete and before any body byte is admitted (e.g. the authentication checks that need
+ *     no body); it may answer at once, and the body is then never read;
  *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request; header
  *     blocks of open streams are charged to 1 MiB per connection and to an eighth of
- *     opts.max_inflight_bytes in all (streams past either are refused with REFUSED_STREAM); a
- *     request must be complete opts.h2_stream_timeout_s after its headers began (else
- *     RST_STREAM CANCEL), whatever else the connection sends (PINGs extend nothing).
+ *     opts.max_inflight_bytes in all (streams past either are refused with REFUSED_STREAM); the
+ *     deadlines of HTTP/1.1 apply to each stream, whatever else its connection sends (PINGs
+ *     extend nothing): its header block within opts.header_timeout_s of its HEADERS frame, its
+ *     END_STREAM within opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes
+ *     declared of the end of its headers; past either, RST_STREAM CANCEL.
  *
  * Thread rules: the handler runs on a network thread (one of opts.threads for HTTP/1.1, one of
  * (opts.threads + 3) / 4 event loops for HTTP/2); a deferred request is
@@ -41,7 +60,7 @@
 #include "core/err.h"
 #include "net/sigv4.h"
 
-enum { NET_DONE = 0, NET_DEFER = 1 };
+enum { NET_DONE = 0, NET_DEFER = 1, NET_CONTINUE = 2 };
 enum { NET_REJECT_NONE = 0, NET_REJECT_TOO_BIG = 1, NET_REJECT_OVERLOAD = 2 };
 
 #define NET_MAX_RESP_HEADERS 8
@@ -58,6 +77,9 @@ typedef struct net_req {
     uint8_t *body;                 /* NUL-terminated (not counted in body_len); owned by net */
     size_t body_len;
     int reject;                    /* NET_REJECT_* (body not kept when set) */
+    int authed;                    /* set by the handler (or precheck) when the request proved
+                                      its credentials: the connection is then trusted (see the
+                                      bounds above) */
     char remote[64];               /* peer address, for logs */
 
     /* ---- response, written by the handler ---- */
@@ -85,6 +107,14 @@ typedef struct net_req {
 
 /* Returns NET_DONE (response filled) or NET_DEFER (net_req_resume will be called later). */
 typedef int (*net_handler_fn)(void *arg, net_req_t *req);
+/* Header-phase check (HTTP/1.1): called once the request head is complete, with body NULL and
+ * body_len 0 (reject may already be NET_REJECT_TOO_BIG from the Content-Length).  Returns
+ * NET_CONTINUE to read the body and call the handler, or NET_DONE with the response filled (the
+ * body is not read and the connection is closed after the response).  Must not defer. */
+typedef int (*net_precheck_fn)(void *arg, net_req_t *req);
+
+/* Minimum upload rate a declared body is given time for, on top of body_timeout_s. */
+#define NET_BODY_MIN_RATE ((size_t)64 << 10)
 
 typedef struct net_opts {
     const char *bind;              /* "127.0.0.1" */
@@ -93,9 +123,14 @@ typedef struct net_opts {
     size_t max_body;               /* 0: 16 MiB */
     size_t max_inflight_bytes;     /* 0: 512 MiB */
     unsigned max_connections;      /* 0: 126 per thread; more raises threads to match */
-    int h2_stream_timeout_s;       /* HTTP/2: a request's HEADERS to its END_STREAM; 0: 60 */
+    unsigned max_conns_per_ip;     /* 0: max_connections - max_connections / 8 */
+    unsigned header_timeout_s;     /* 0: 10 */
+    unsigned body_timeout_s;       /* 0: 30 */
     net_handler_fn handler;
-    void *handler_arg;
+    void *handler_arg;             /* also passed to precheck */
+    /* NULL: no header-phase check, and the server has no authentication: a connection is
+     * trusted once it has completed a request. */
+    net_precheck_fn precheck;
 } net_opts_t;
 
 typedef struct net_server net_server_t;

@@ -23,9 +23,8 @@
 /* The client connection preface of RFC 9113 section 3.4 ("prior knowledge"). */
 #define NET__H2_PREFACE "PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 #define NET__H2_PREFACE_LEN 24
-/* A connection that has not sent enough bytes to tell its protocol in this time is closed (the
- * same idle bound libmicrohttpd applies to HTTP/1.1 connections). */
-#define NET__SNIFF_TIMEOUT_MS 120000
+/* A connection that has not sent enough bytes to tell its protocol within opts.header_timeout_s
+ * is closed (the bound an HTTP/1.1 request head has). */
 #define NET__IDLE_TIMEOUT_S 120
 /* libmicrohttpd 0.9.75's epoll loop calls epoll_wait again, with the full timeout, whenever a
  * call filled its 128-event buffer; if every ready event was in that batch, the worker sleeps
@@ -38,7 +37,33 @@
                                     that do not come is closed after this long */
 
 typedef struct net__h2 net__h2_t;
-typedef struct net__pend net__pend_t;
+typedef struct net__conn net__conn_t;
+
+/* Phases of a connection the acceptor tracks (net__conn_t.state).  Connections handed to h2.c
+ * are not tracked. */
+enum {
+    NET__C_SNIFF,     /* the acceptor's, protocol not known yet */
+    NET__C_HANDOFF,   /* given to libmicrohttpd, not yet started by its thread */
+    NET__C_HEADERS,   /* first request head being received */
+    NET__C_BODY,      /* head complete and admitted, body being received */
+    NET__C_BUSY,      /* request complete, in the handler or deferred: no deadline */
+    NET__C_IDLE,      /* response sent; waiting for the next request head */
+};
+
+/* One tracked connection: from accept until libmicrohttpd reports it closed (or h2.c takes it).
+ * fd, ip, t_open and the list links belong to the acceptor and s->c_lock; state, deadline and
+ * authed are written by the connection's network thread and read by the acceptor's sweep. */
+struct net__conn {
+    int fd;
+    uint32_t ip;                  /* IPv4, network order */
+    struct sockaddr_in peer;
+    atomic_int state;             /* NET__C_* */
+    atomic_int authed;            /* a request on it authenticated: never evicted, no idle
+                                     deadline */
+    atomic_llong deadline_ms;     /* monotonic ms; 0: none */
+    int shut;                     /* acceptor: shutdown() done (expired or evicted) */
+    net__conn_t *prev, *next;     /* s->c_head list, in accept order (oldest first) */
+};
 
 /* One libmicrohttpd daemon (one thread, its own epoll set) of the HTTP/1.1 side. */
 typedef struct net__mhd {
@@ -64,8 +89,19 @@ struct net_server {
     int a_started;
     int a_ep, a_wake;            /* epoll set; eventfd written by net_server_stop */
     int a_paused;                /* listening socket out of the epoll set (at the limit) */
-    net__pend_t *a_head, *a_tail; /* sockets whose protocol is not known yet, oldest first */
+    /* tracked connections (acceptor-phase and HTTP/1.1), oldest first; c_lock guards the list
+     * and keeps a record (and so its fd) alive while the acceptor shuts one down */
+    pthread_mutex_t c_lock;
+    int c_lock_init;
+    net__conn_t *c_head, *c_tail;
 };
+
+/* ---- HTTP/1.1 framing ----------------------------------------------------------------------- */
+
+/* Check a complete request head (headers as received, duplicates kept) for the framings we
+ * refuse (see http.h): returns 0, or the HTTP status to answer (400, 501) with a sentence for
+ * the client in msg (cap bytes, NUL-terminated). */
+int net__h1_frame_check(const sigv4_header_t *h, size_t n, char *msg, size_t cap);
 
 /* ---- request bodies: admission against opts.max_body and opts.max_inflight_bytes ---------- */
 
@@ -94,7 +130,7 @@ void net__h2_stop(net__h2_t *h);
 /* One HTTP/2 server session set up exactly as for an adopted socket, but with no socket and no
  * thread: the caller feeds it client bytes and its output is dropped (after nghttp2 has made
  * it).  For fuzzing and tests (tests/fuzz/fuzz_h2.c).  srv needs o (handler, max_body,
- * max_inflight_bytes, h2_stream_timeout_s), inflight and live; the handler runs inside
+ * max_inflight_bytes, header_timeout_s, body_timeout_s), inflight and live; the handler runs inside
  * net__h2_mem_feed, and deferred requests resumed meanwhile are answered by the next feed or
  * tick.  Single-threaded: every call on the caller's thread (net_req_resume may come from
  * elsewhere).  TR_ENOMEM with a message. */

@@ -1213,10 +1213,17 @@ static int check_time(const vparse_t *vp, long long now, tr_err *err) {
     return 0;
 }
 
-int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv4_result_t *out,
-                 tr_err *err) {
+/* sigv4_verify (full) or sigv4_check_headers (!full: stop before the signature). */
+static int verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv4_result_t *out,
+                  tr_err *err, int full) {
     if (!req || !req->method || !lookup || (req->n_headers && !req->headers))
         return tr_err_set(err, TR_EINVAL, "sigv4_verify: req, req->method and lookup are required");
+    sigv4_req_t head_only;
+    if (!full) {   /* no body yet: its hash is not known */
+        head_only = *req;
+        head_only.payload_sha256 = NULL;
+        req = &head_only;
+    }
     if (out) memset(out, 0, sizeof *out);
 
     int rc = 0;
@@ -1286,6 +1293,21 @@ int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv
     if (rc) goto leave;
 
     char phbuf[72];
+    if (!full) {
+        /* The payload hash is known only when the client sent it: check its form then. */
+        if (header_get(&ix, req->headers, "x-amz-content-sha256").p &&
+            !payload_hash(&vp, req, &ix, phbuf, &rc, err))
+            goto leave;
+        if (out) {
+            memcpy(out->access_key, vp.akid, sizeof vp.akid);
+            memcpy(out->region, vp.region, sizeof vp.region);
+            memcpy(out->service, vp.service, sizeof vp.service);
+            memcpy(out->date, vp.date, sizeof vp.date);
+            memcpy(out->amz_date, vp.amz_date, sizeof vp.amz_date);
+        }
+        rc = 0;
+        goto leave;
+    }
     const char *ph = payload_hash(&vp, req, &ix, phbuf, &rc, err);
     if (!ph) goto leave;
 
@@ -1357,6 +1379,16 @@ leave:
     sb_free(&sts);
     hindex_free(&ix);
     return rc;
+}
+
+int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv4_result_t *out,
+                 tr_err *err) {
+    return verify(req, lookup, arg, out, err, 1);
+}
+
+int sigv4_check_headers(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg,
+                        sigv4_result_t *out, tr_err *err) {
+    return verify(req, lookup, arg, out, err, 0);
 }
 
 /* ------------------------------------------------------------------------------------------ */

@@ -64,6 +64,13 @@ typedef int (*sigv4_secret_fn)(void *arg, const char *access_key, char *secret, 
 
 int sigv4_verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sigv4_result_t *out,
                  tr_err *err);
+/* Everything sigv4_verify checks that needs no body, for a server to run before it admits the
+ * body: an Authorization header or presigned query that parses, a date in the credential scope
+ * matching the request's, host signed, a known access key, the 15-minute window (or
+ * X-Amz-Expires), and x-amz-content-sha256's form when present.  Same errors as sigv4_verify;
+ * on 0, out has everything but signature (empty).  req->payload_sha256 is not used. */
+int sigv4_check_headers(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg,
+                        sigv4_result_t *out, tr_err *err);
 
 /* Building blocks, exposed for tests and for the client side (bench, CLI). */
 

@@ -66,7 +66,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     srv.o.handler = handler;
     srv.o.max_body = 4096;
     srv.o.max_inflight_bytes = 1 << 20;
-    srv.o.h2_stream_timeout_s = 5;
+    srv.o.header_timeout_s = 10;
+    srv.o.body_timeout_s = 30;
     net__h2_t *h = NULL;
     tr_err err;
     tr_err_clear(&err);

@@ -367,20 +367,21 @@ class RawH2:
         self.ping_n = 0
         self.sock.sendall(PREFACE + _frame(F_SETTINGS, 0, 0))
 
-    def open_stream(self, pad, data=b""):
+    def open_stream(self, pad, data=b"", length=1000, end_headers=True):
         """HEADERS (+ CONTINUATIONs) with a pad header of `pad` bytes, no END_STREAM; then
-        `data` in a DATA frame without END_STREAM if given."""
+        `data` in a DATA frame without END_STREAM if given.  end_headers=False: the header block
+        is left unfinished (the connection can then carry nothing else)."""
         sid = self.next_sid
         self.next_sid += 2
         block = b"".join(_hpack_literal(n, v) for n, v in [
             (":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", self.host),
-            ("content-type", k.JSON_CT), ("content-length", "1000000")])
+            ("content-type", k.JSON_CT), ("content-length", str(length))])
         if pad:
             block += _hpack_literal("x-pad", ("%08d" % sid) * (pad // 8))
         chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
         out = b""
         for i, ch in enumerate(chunks):
-            flags = 0x4 if i == len(chunks) - 1 else 0  # END_HEADERS on the last
+            flags = 0x4 if i == len(chunks) - 1 and end_headers else 0  # END_HEADERS
             out += _frame(F_HEADERS if i == 0 else F_CONT, flags, sid, ch)
         if data:
             out += _frame(F_DATA, 0, sid, data)
@@ -433,6 +434,16 @@ class RawH2:
                 if ftype == F_PING and flags & 1 and payload == opaque:
                     return True
         return False
+
+    def wait_reset(self, sid, timeout):
+        """Read (no PINGs) until sid is reset or the connection closes; False after timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while sid not in self.resets and not self.closed:
+                self._read_frames()
+        except socket.timeout:
+            return False
+        return sid in self.resets
 
     def close(self):
         self.sock.close()
@@ -526,14 +537,18 @@ def test_h2c_header_blocks_share_a_global_budget(private_server):
     c.close()
 
 
-def test_h2c_streams_must_finish_within_the_deadline_despite_pings(private_server):
-    """A stream has --h2-stream-timeout seconds from its HEADERS to its END_STREAM; PINGs do not
-    extend it.  Streams stuck in their headers or their body are reset (and free what they
-    held); the connection and new requests on it are unaffected."""
-    server = private_server(extra_args=["--h2-stream-timeout", "2"])
+def test_h2c_streams_must_finish_within_the_deadlines_despite_pings(private_server):
+    """HTTP/1.1's deadlines hold for each HTTP/2 stream, whatever else its connection sends: a
+    header block must be complete --header-timeout seconds after its HEADERS frame, the request
+    --body-timeout seconds (plus 1 s per 64 KiB declared) after its headers.  Streams stuck in
+    their headers or their body are reset (and free what they held) although the client keeps
+    sending PINGs; the connections and new requests are unaffected."""
+    server = private_server(extra_args=["--header-timeout", "1", "--body-timeout", "2"])
+    stuck = RawH2(server)  # a header block that never ends: nothing else can follow it
+    t0 = time.monotonic()
+    stuck_sid = stuck.open_stream(4000, end_headers=False)
     attackers = [RawH2(server) for _ in range(3)]
     sids = {}
-    t0 = time.monotonic()
     for a in attackers:
         sids[a] = [a.open_stream(4000) for _ in range(5)] + \
                   [a.open_stream(0, data=b"{\"StreamName\":") for _ in range(5)]
@@ -549,11 +564,14 @@ def test_h2c_streams_must_finish_within_the_deadline_despite_pings(private_serve
     for a in attackers:
         assert set(sids[a]) <= set(a.resets), f"streams not reset after {took:.1f}s: " \
             f"{sorted(set(sids[a]) - set(a.resets))}"
+        assert set(a.resets.values()) == {8}  # CANCEL
         assert not a.closed and a.goaway is None
-    assert took >= 2.0, f"streams reset after {took:.1f}s, before the 2 s deadline"
+    assert took >= 2.0, f"streams reset after {took:.1f}s, before the 2 s body deadline"
+    assert stuck.wait_reset(stuck_sid, 5), "a header block left unfinished was not reset"
     # A legitimate request is served on a fresh connection.
     c = H2Client(server)
     ok_json(c.call("ListStreams", {}))
     c.close()
+    stuck.close()
     for a in attackers:
         a.close()

@@ -122,3 +122,124 @@ def test_rejections_do_not_flood_the_log(raw, server):
     raw.error("ListStreams", {}, "UnrecognizedClientException",
               access_key="AKIAUNKNOWNKEY000000", secret_key="x")
     assert "more rejected requests were not logged" in server.log_text()
+
+
+# ---- authentication before the body --------------------------------------------------------
+
+def _head_only(s, headers, length, body_part=b""):
+    """Open a connection, send a request head announcing `length` body bytes and only
+    `body_part` of them; return the socket."""
+    import socket
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    head = b"POST / HTTP/1.1\r\n"
+    if not any(n.lower() == "host" for n in headers):
+        head += f"Host: {s.host}\r\n".encode()
+    for name, value in headers.items():
+        head += f"{name}: {value}\r\n".encode()
+    head += f"Content-Length: {length}\r\n\r\n".encode()
+    c.sendall(head + body_part)
+    return c
+
+
+def _early_answer(c):
+    """The response that came before the body was sent (the socket is read to EOF)."""
+    got = b""
+    while True:
+        try:
+            b = c.recv(65536)
+        except (ConnectionResetError, TimeoutError, OSError):
+            break
+        if not b:
+            break
+        got += b
+        if b"\r\n\r\n" in got:
+            head, _, body = got.partition(b"\r\n\r\n")
+            n = [int(h.split(b":")[1]) for h in head.split(b"\r\n")
+                 if h.lower().startswith(b"content-length:")]
+            if n and len(body) >= n[0]:
+                break
+    c.close()
+    return got
+
+
+def test_unsigned_partial_bodies_do_not_throttle_signed_writes(private_server):
+    """Unsigned requests announcing 8 MiB bodies and sending 64 KiB of each were admitted against
+    the in-flight budget until they finished (or timed out), so 24 of them throttled every signed
+    PutRecord of a 1 MiB budget.  The SigV4 checks that need no body now run on the head: each is
+    refused at once and charges nothing."""
+    s = private_server(extra_args=["--max-inflight-mb", "1"])
+    c = k.make_client(s)
+    name = k.unique_name("budget")
+    c.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(c, name)
+    target = {"X-Amz-Target": "Kinesis_20131202.PutRecord",
+              "Content-Type": "application/x-amz-json-1.1"}
+    socks = [_head_only(s, target, 8 << 20, b"x" * (64 << 10)) for _ in range(24)]
+    try:
+        for _ in range(3):
+            r = c.put_record(StreamName=name, Data=b"signed", PartitionKey="p")
+            assert r["SequenceNumber"]
+        for sock in socks:
+            got = _early_answer(sock)
+            assert got.startswith(b"HTTP/1.1 400 "), got[:300]
+            assert b"MissingAuthenticationTokenException" in got, got[:300]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+@pytest.mark.parametrize("case", ["unknown key", "expired", "wrong region", "bad signature"])
+def test_auth_refused_before_the_body(raw, server, case):
+    """Everything that can be checked from the head is, before one body byte is read: the AWS
+    error arrives though the announced body never does."""
+    body = b'{"StreamName":"x","Data":"eA==","PartitionKey":"p"}'
+    kw = {}
+    if case == "unknown key":
+        kw = dict(access_key="AKIAUNKNOWNKEY000000", secret_key="x")
+    elif case == "expired":
+        kw = dict(when=NOW() - datetime.timedelta(minutes=20))
+    elif case == "wrong region":
+        kw = dict(region="eu-west-3")
+    elif case == "bad signature":   # the hash is given up front: the signature is checked too
+        import hashlib
+        kw = dict(secret_key="wrong", extra_headers={
+            "X-Amz-Content-Sha256": hashlib.sha256(body).hexdigest()})
+    method, body, headers = raw.build("PutRecord", body=body, **kw)
+    headers.pop("Content-Length", None)
+    sock = _head_only(server, headers, len(body))    # the body is withheld
+    got = _early_answer(sock)
+    want = {"unknown key": b"UnrecognizedClientException", "expired": b"InvalidSignatureException",
+            "wrong region": b"InvalidSignatureException",
+            "bad signature": b"InvalidSignatureException"}[case]
+    assert got.startswith(b"HTTP/1.1 400 ") and want in got, got[:400]
+
+
+def test_signed_with_content_hash_still_checked_against_body(raw, make_stream):
+    """A request whose signature was verified on its head (x-amz-content-sha256 given) must still
+    carry the body it hashed."""
+    import hashlib
+    name = make_stream(1)
+    good = json_body = ('{"StreamName":"%s","Data":"eA==","PartitionKey":"p"}' % name).encode()
+    method, body, headers = raw.build("PutRecord", body=good, extra_headers={
+        "X-Amz-Content-Sha256": hashlib.sha256(json_body).hexdigest()})
+    r = raw.send(method, body, headers)
+    assert r.status == 200, r
+    tampered = good.replace(b'"p"', b'"q"')
+    r = raw.send(method, tampered, headers)
+    assert r.status == 400 and r.error_type == "InvalidSignatureException", r
+
+
+def test_stalled_body_is_cut_off(private_server):
+    """A request that passed the head checks but whose body stops coming is closed at the body
+    deadline (--body-timeout plus 1 s per 64 KiB announced), giving its budget back."""
+    import time
+    s = private_server(extra_args=["--body-timeout", "1"])
+    raw = k.RawClient(s)
+    method, body, headers = raw.build("ListStreams", body=b"{}" + b" " * 98)
+    headers.pop("Content-Length", None)
+    sock = _head_only(s, headers, len(body), body[:10])     # 90 bytes never sent
+    t0 = time.monotonic()
+    got = _early_answer(sock)
+    assert got == b"", got[:300]          # closed without an answer ...
+    assert time.monotonic() - t0 < 4      # ... at the deadline, not the 120 s idle timeout
+    assert raw.call("ListStreams", {}).status == 200

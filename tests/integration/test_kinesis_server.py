@@ -4,6 +4,8 @@ import os
 import stat
 import subprocess
 
+import pytest
+
 from helpers import kinesis as k
 from helpers import server as srv
 from helpers.kinesis import aws_error
@@ -102,7 +104,8 @@ def test_connections_per_thread_are_capped_and_bursts_answered(private_server):
     the backlog until one closes), and a burst of requests on all of them is answered."""
     import signal
     import socket
-    s = private_server(extra_args=["--threads", "1"])
+    # every client is 127.0.0.1: let one address hold all 126 (by default it may hold 7/8)
+    s = private_server(extra_args=["--threads", "1", "--max-connections-per-ip", "126"])
     req = b"GET /metrics HTTP/1.1\r\nHost: t\r\n\r\n"
     socks = [socket.create_connection(("127.0.0.1", s.port), timeout=5) for _ in range(200)]
     try:
@@ -144,3 +147,131 @@ def test_max_connections_adds_threads(private_server):
     finally:
         for c in socks:
             c.close()
+
+
+# ---- hardening: framing, slow clients, per-address caps ------------------------------------
+
+def _raw_exchange(port, data, timeout=5):
+    """Send raw bytes on a new connection; (status line + headers + body so far, closed?)."""
+    import socket
+    c = socket.create_connection(("127.0.0.1", port), timeout=timeout)
+    try:
+        c.sendall(data)
+        got, closed = b"", False
+        while True:
+            try:
+                b = c.recv(65536)
+            except socket.timeout:
+                break
+            except ConnectionResetError:
+                closed = True
+                break
+            if not b:
+                closed = True
+                break
+            got += b
+        return got, closed
+    finally:
+        c.close()
+
+
+@pytest.mark.parametrize("name,raw,status", [
+    ("differing Content-Length",
+     b"Content-Length: 2\r\nContent-Length: 40\r\n\r\n{}", 400),
+    ("Transfer-Encoding with Content-Length",
+     b"Transfer-Encoding: chunked\r\nContent-Length: 2\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 400),
+    ("Transfer-Encoding gzip, chunked",
+     b"Transfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n", 501),
+    ("duplicate Authorization",
+     b"Authorization: AWS4-HMAC-SHA256 x\r\nAuthorization: AWS4-HMAC-SHA256 y\r\n"
+     b"Content-Length: 2\r\n\r\n{}", 400),
+    ("duplicate X-Amz-Target",
+     b"X-Amz-Target: Kinesis_20131202.DeleteStream\r\nContent-Length: 2\r\n\r\n{}", 400),
+])
+def test_smuggling_shapes_refused(server, local_only, name, raw, status):
+    """Request-smuggling shapes get 400 (501 for an unsupported transfer coding) at once and the
+    connection is closed: never a hang, never a second reading of the same bytes."""
+    import time
+    head = (b"POST / HTTP/1.1\r\nHost: " + server.host.encode() +
+            b"\r\nX-Amz-Target: Kinesis_20131202.ListStreams\r\n"
+            b"Content-Type: application/x-amz-json-1.1\r\n")
+    t0 = time.monotonic()
+    got, closed = _raw_exchange(server.port, head + raw)
+    assert got.startswith(b"HTTP/1.1 %d " % status), f"{name}: {got[:300]!r}"
+    assert closed and time.monotonic() - t0 < 4, f"{name}: connection left open"
+
+
+class _Trickler:
+    """`n` connections from 127.0.0.1 that send a request head one byte at a time (never idle,
+    never complete), reopened as the server closes them, until stop()."""
+
+    def __init__(self, port, n, every=0.2):
+        import threading
+        self.port, self.n, self.every = port, n, every
+        self.closed_by_server = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _open(self):
+        import socket
+        try:
+            c = socket.create_connection(("127.0.0.1", self.port), timeout=1)
+            c.setblocking(False)
+            c.send(b"POST / HTTP/1.1\r\nHost: x\r\n")
+            return c
+        except OSError:
+            return None
+
+    def _run(self):
+        socks = [self._open() for _ in range(self.n)]
+        while not self._stop.wait(self.every):
+            for i, c in enumerate(socks):
+                try:
+                    if c is None:
+                        raise OSError
+                    try:
+                        if c.recv(1, 0) == b"":
+                            raise OSError
+                    except BlockingIOError:
+                        pass
+                    c.send(b"X")
+                except OSError:
+                    if c is not None:
+                        self.closed_by_server += 1
+                        c.close()
+                    socks[i] = self._open()
+        for c in socks:
+            if c is not None:
+                c.close()
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(10)
+
+
+def test_slowloris_does_not_lock_out_signed_clients(private_server):
+    """80 connections trickling header bytes from one address against 40 connection slots: a
+    signed client from another address gets a reserved slot, one from the same address takes
+    the place of a trickler, and trickled heads are closed at the head deadline."""
+    import http.client
+    import time
+    s = private_server(extra_args=["--max-connections", "40", "--max-connections-per-ip", "30",
+                                   "--header-timeout", "2"])
+    attack = _Trickler(s.port, 80)
+    try:
+        time.sleep(1.0)    # the trickle holds every slot one address may have
+        raw = k.RawClient(s, timeout=5)
+        other = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5,
+                                           source_address=("127.0.0.2", 0))
+        for conn in (other, None):       # another address, then the attacker's own
+            t0 = time.monotonic()
+            r = raw.call("ListStreams", {}, conn=conn)
+            assert r.status == 200, r
+            assert time.monotonic() - t0 < 3, "signed client waited for a slot"
+        other.close()
+        assert "StreamNames" in k.make_client(s).list_streams()
+        time.sleep(2.5)    # past the head deadline: tricklers were closed by the server
+        assert attack.closed_by_server >= 30, attack.closed_by_server
+    finally:
+        attack.stop()

@@ -50,6 +50,7 @@ typedef struct resumer {
 } resumer_t;
 
 static resumer_t R;
+static atomic_int H_calls;   /* handler calls */
 
 static void deferred_finish(net_req_t *req) {
     tr_buf_printf(&req->out, "deferred %s len=%zu", req->path, req->body_len);
@@ -76,6 +77,7 @@ static void *resumer_main(void *arg) {
 
 static int handler(void *arg, net_req_t *req) {
     (void)arg;
+    atomic_fetch_add(&H_calls, 1);
     /* state_free must run once per request whatever happens (ASan checks the leak). */
     req->state = malloc(32);
     req->state_free = free;
@@ -107,14 +109,17 @@ static int handler(void *arg, net_req_t *req) {
     return NET_DONE;
 }
 
-static net_server_t *start(size_t max_body, size_t max_inflight, unsigned max_conns) {
+/* Start with o (bind, port, threads and handler filled in here). */
+static net_server_t *start_opts(net_opts_t o) {
     memset(&R, 0, sizeof R);
+    atomic_store(&H_calls, 0);
     pthread_mutex_init(&R.mu, NULL);
     pthread_cond_init(&R.cv, NULL);
     assert_int_equal(pthread_create(&R.th, NULL, resumer_main, NULL), 0);
-    net_opts_t o = {.bind = "127.0.0.1", .port = 0, .threads = 2, .max_body = max_body,
-                    .max_inflight_bytes = max_inflight, .max_connections = max_conns,
-                    .handler = handler};
+    o.bind = "127.0.0.1";
+    o.port = 0;
+    o.threads = 2;
+    o.handler = handler;
     net_server_t *s = NULL;
     tr_err err;
     tr_err_clear(&err);
@@ -122,6 +127,12 @@ static net_server_t *start(size_t max_body, size_t max_inflight, unsigned max_co
     if (rc) fail_msg("net_server_start: %s", err.msg);
     assert_true(net_server_port(s) > 0);
     return s;
+}
+
+static net_server_t *start(size_t max_body, size_t max_inflight, unsigned max_conns) {
+    net_opts_t o = {.max_body = max_body, .max_inflight_bytes = max_inflight,
+                    .max_connections = max_conns};
+    return start_opts(o);
 }
 
 static void stop(net_server_t *s) {
@@ -550,6 +561,194 @@ static void test_bind_conflict_message(void **state) {
     stop(s);
 }
 
+/* Send raw request bytes; the status of the response that comes within ms (0: none). */
+static int h1_raw(int fd, const char *raw, int ms) {
+    send_all(fd, raw, strlen(raw));
+    char b[4096];
+    size_t n = 0;
+    while (n < sizeof b - 1 && wait_in(fd, ms)) {
+        ssize_t r = recv(fd, b + n, sizeof b - 1 - n, 0);
+        if (r <= 0) break;
+        n += (size_t)r;
+        b[n] = 0;
+        if (strstr(b, "\r\n\r\n")) break;
+    }
+    b[n] = 0;
+    return n > 12 && !strncmp(b, "HTTP/1.1 ", 9) ? atoi(b + 9) : 0;
+}
+
+/* The peer closed fd (EOF or reset) within ms. */
+static int closed_within(int fd, int ms) {
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    for (;;) {
+        clock_gettime(CLOCK_MONOTONIC, &t);
+        long left = ms - ((t.tv_sec - t0.tv_sec) * 1000 + (t.tv_nsec - t0.tv_nsec) / 1000000);
+        if (left <= 0 || !wait_in(fd, (int)left)) return 0;
+        char b[4096];
+        ssize_t r = recv(fd, b, sizeof b, 0);
+        if (r <= 0) return 1;
+    }
+}
+
+/* Smuggling shapes are refused before the handler sees anything; the connection is closed. */
+static void test_h1_framing(void **state) {
+    (void)state;
+    net_server_t *s = start(0, 0, 0);
+    int port = net_server_port(s);
+    static const struct {
+        const char *raw;
+        int status;
+    } cases[] = {
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n"
+         "hello12", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+         "5\r\nhello\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+         "5\r\nhello\r\n0\r\n\r\n", 501},
+        {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
+         "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nAuthorization: b\r\n"
+         "Content-Length: 0\r\n\r\n", 400},
+        {"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: A.B\r\nx-amz-target: A.C\r\n"
+         "Content-Length: 0\r\n\r\n", 400},
+        {"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        int fd = tcp_connect(port);
+        assert_int_equal(h1_raw(fd, cases[i].raw, WAIT_MS), cases[i].status);
+        assert_true(closed_within(fd, WAIT_MS));
+        close(fd);
+    }
+    assert_int_equal(atomic_load(&H_calls), 0);
+    /* What stays allowed: equal duplicate Content-Length, plain chunked. */
+    int fd = tcp_connect(port);
+    assert_int_equal(h1_raw(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                                "Content-Length: 5\r\n\r\nhello", WAIT_MS), 200);
+    assert_int_equal(h1_raw(fd, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                                "5\r\nhello\r\n0\r\n\r\n", WAIT_MS), 200);
+    close(fd);
+    stop(s);
+}
+
+/* Header-phase check: refuses without reading (or charging) the body. */
+static int deny_precheck(void *arg, net_req_t *req) {
+    (void)arg;
+    if (!net_req_header(req, "X-Deny")) return NET_CONTINUE;
+    req->status = 403;
+    tr_buf_puts(&req->out, "denied");
+    return NET_DONE;
+}
+
+static void test_precheck_before_body(void **state) {
+    (void)state;
+    net_opts_t o = {.max_inflight_bytes = 256 * 1024, .precheck = deny_precheck};
+    net_server_t *s = start_opts(o);
+    int port = net_server_port(s);
+    /* Denied at once though 1 MiB is announced and not one body byte sent. */
+    int fds[16];
+    for (int i = 0; i < 16; i++) {
+        fds[i] = tcp_connect(port);
+        assert_int_equal(h1_raw(fds[i], "POST / HTTP/1.1\r\nHost: x\r\nX-Deny: 1\r\n"
+                                        "Content-Length: 1048576\r\n\r\n", WAIT_MS), 403);
+    }
+    /* Denied with body bytes trickling in: nothing is charged, the budget stays whole. */
+    for (int i = 0; i < 16; i++) {
+        char blob[32 * 1024];
+        memset(blob, 'x', sizeof blob);
+        send(fds[i], blob, sizeof blob, MSG_NOSIGNAL | MSG_DONTWAIT);
+    }
+    int fd = tcp_connect(port);
+    char *body = malloc(200 * 1024);
+    assert_non_null(body);
+    memset(body, 'b', 200 * 1024);
+    tr_buf out = TR_BUF_INIT;
+    assert_int_equal(h1_call(fd, "POST", "/", body, 200 * 1024, &out, WAIT_MS), 200);
+    assert_non_null(strstr(out.data, "len=204800 "));
+    assert_int_equal(atomic_load(&H_calls), 1);
+    tr_buf_free(&out);
+    free(body);
+    close(fd);
+    for (int i = 0; i < 16; i++) close(fds[i]);
+    stop(s);
+}
+
+/* Heads and bodies that do not arrive in time close the connection; a connection that has
+ * completed a request (no precheck: the server has no authentication) is only idle-bound. */
+static void test_deadlines(void **state) {
+    (void)state;
+    net_opts_t o = {.header_timeout_s = 1, .body_timeout_s = 1};
+    net_server_t *s = start_opts(o);
+    int port = net_server_port(s);
+    int silent = tcp_connect(port);
+    int trickle = tcp_connect(port);
+    int body = tcp_connect(port);
+    int kept = tcp_connect(port);
+    tr_buf out = TR_BUF_INIT;
+    assert_int_equal(h1_call(kept, "GET", "/", NULL, 0, &out, WAIT_MS), 200);
+    send_all(body, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n0123456789", 60);
+    static const char head[] = "GET / HTTP/1.1\r\nHost: x\r\nX-A: ";
+    struct timespec t0, t;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    int trickle_closed = 0;
+    for (size_t i = 0; i < 40 && !trickle_closed; i++) {  /* one byte per 100 ms: never idle */
+        if (send(trickle, i < sizeof head - 1 ? head + i : "a", 1, MSG_NOSIGNAL) != 1 ||
+            closed_within(trickle, 100))
+            trickle_closed = 1;
+    }
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    assert_true(trickle_closed);
+    assert_true(t.tv_sec - t0.tv_sec < 3);  /* 1 s head deadline, swept every 250 ms */
+    assert_true(closed_within(silent, 1000));
+    assert_true(closed_within(body, 3000));   /* 1 s + 0 s for 100 bytes */
+    assert_int_equal(atomic_load(&H_calls), 1);
+    /* the kept-alive connection outlived the head deadline and still serves */
+    assert_int_equal(h1_call(kept, "GET", "/again", NULL, 0, &out, WAIT_MS), 200);
+    tr_buf_free(&out);
+    close(silent);
+    close(trickle);
+    close(body);
+    close(kept);
+    stop(s);
+}
+
+/* One address at its cap: its oldest connection without a complete head gives way; when every
+ * one of them has proved itself, the newcomer is closed instead. */
+static void test_per_address_cap(void **state) {
+    (void)state;
+    net_opts_t o = {.max_connections = 10, .max_conns_per_ip = 3, .header_timeout_s = 30};
+    net_server_t *s = start_opts(o);
+    int port = net_server_port(s);
+    tr_buf out = TR_BUF_INIT;
+    int slow[3];
+    for (int i = 0; i < 3; i++) {
+        slow[i] = tcp_connect(port);
+        send_all(slow[i], "GET / HTTP/1.1\r\n", 16);
+        usleep(20000);   /* accept order = age */
+    }
+    int fresh = tcp_connect(port);
+    assert_int_equal(h1_call(fresh, "GET", "/", NULL, 0, &out, WAIT_MS), 200);
+    assert_true(closed_within(slow[0], WAIT_MS));         /* the oldest gave way */
+    assert_false(closed_within(slow[1], 200));
+    int fresh2 = tcp_connect(port);
+    assert_int_equal(h1_call(fresh2, "GET", "/", NULL, 0, &out, WAIT_MS), 200);
+    assert_true(closed_within(slow[1], WAIT_MS));
+    int fresh3 = tcp_connect(port);
+    assert_int_equal(h1_call(fresh3, "GET", "/", NULL, 0, &out, WAIT_MS), 200);
+    assert_true(closed_within(slow[2], WAIT_MS));
+    /* three served connections, all trusted: a fourth is closed at once */
+    int extra = tcp_connect(port);
+    assert_true(closed_within(extra, WAIT_MS));
+    assert_int_equal(h1_call(fresh, "GET", "/still", NULL, 0, &out, WAIT_MS), 200);
+    tr_buf_free(&out);
+    for (int i = 0; i < 3; i++) close(slow[i]);
+    close(fresh);
+    close(fresh2);
+    close(fresh3);
+    close(extra);
+    stop(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_request_both_protocols),
@@ -558,6 +757,10 @@ int main(void) {
         cmocka_unit_test(test_connection_limit),
         cmocka_unit_test(test_stop_with_connections_open),
         cmocka_unit_test(test_bind_conflict_message),
+        cmocka_unit_test(test_h1_framing),
+        cmocka_unit_test(test_precheck_before_body),
+        cmocka_unit_test(test_deadlines),
+        cmocka_unit_test(test_per_address_cap),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -743,6 +743,38 @@ static void test_date_header(void **state) {
     free(sts);
 }
 
+/* The header-phase subset: everything but the signature, with the same errors. */
+static void test_check_headers(void **state) {
+    (void)state;
+    keyring_t k = {AKID, SECRET, 0};
+    sigv4_result_t res;
+    tr_err err;
+    treq_t t;
+    vanilla(&t, T0_MS);
+    treq_auth(&t, AUTHZ_PREFIX SH_VANILLA ", Signature=" EMPTY_SHA);  /* wrong signature */
+    t.r.payload_sha256 = "not a hash: ignored before the body";
+    tr_err_clear(&err);
+    assert_int_equal(sigv4_check_headers(&t.r, lookup, &k, &res, &err), 0);
+    assert_string_equal(res.access_key, AKID);
+    assert_string_equal(res.region, "us-east-1");
+    assert_string_equal(res.service, "service");
+    assert_string_equal(res.signature, "");
+    t.r.payload_sha256 = EMPTY_SHA;
+    assert_int_equal(verify(&t, &k, NULL, &err), TR_EAUTH_SIG);   /* the full check sees it */
+
+    vanilla(&t, T0_MS + 20 * 60 * 1000LL);
+    assert_int_equal(sigv4_check_headers(&t.r, lookup, &k, NULL, &err), TR_EAUTH_EXPIRED);
+    vanilla(&t, T0_MS);
+    keyring_t other = {"AKIDOTHER", SECRET, 0};
+    assert_int_equal(sigv4_check_headers(&t.r, lookup, &other, NULL, &err), TR_EAUTH_KEY);
+    treq_init(&t, "GET", "/", NULL, VANILLA_H, 2, EMPTY_SHA, T0_MS);
+    assert_int_equal(sigv4_check_headers(&t.r, lookup, &k, NULL, &err), TR_EAUTH_MISSING);
+    vanilla(&t, T0_MS);
+    treq_add(&t, "x-amz-content-sha256", "zz");
+    assert_int_equal(sigv4_check_headers(&t.r, lookup, &k, NULL, &err), TR_EAUTH_SIG);
+    assert_msg_contains(&err, "must be a valid SHA256");
+}
+
 static void test_unknown_key(void **state) {
     (void)state;
     keyring_t k = {"AKIDOTHER", SECRET, 0};
@@ -1243,6 +1275,7 @@ int main(void) {
         cmocka_unit_test(test_presigned_roundtrip_other_service),
         cmocka_unit_test(test_clock_skew),
         cmocka_unit_test(test_date_header),
+        cmocka_unit_test(test_check_headers),
         cmocka_unit_test(test_unknown_key),
         cmocka_unit_test(test_missing_auth),
         cmocka_unit_test(test_malformed_authorization),
