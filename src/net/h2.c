@@ -44,9 +44,15 @@
  * else the connection sends (PINGs, SETTINGS, WINDOW_UPDATEs): its header block must be complete
  * opts.header_timeout_s after its HEADERS frame began it, its END_STREAM must come
  * opts.body_timeout_s (plus a second per NET_BODY_MIN_RATE bytes of declared Content-Length)
- * after that; past either it is reset (CANCEL) and freed.  Only HEADERS and DATA frames count
- * as activity: a connection with no open stream and no request for NET__IDLE_TIMEOUT_S gets a
- * GOAWAY and is closed, however many PINGs it sends.
+ * after that; past either it is reset (CANCEL) and freed.
+ *
+ * Header phase: when a body follows the headers and opts.precheck is set, it runs as soon as the
+ * headers are in (as on HTTP/1.1): an answer it gives is sent at once, the body is not admitted,
+ * and the stream is reset (NO_ERROR) once the answer is out.
+ *
+ * Idle connections: only HEADERS and DATA frames count as activity; a connection with no open
+ * stream and no request for NET__IDLE_TIMEOUT_S gets a GOAWAY and is closed, however many PINGs
+ * it sends.
  *
  * Testing without a socket: net__h2_mem_open sets a session up exactly as for an adopted socket,
  * minus the socket and the thread; net__h2_mem_feed hands it client bytes (tests/fuzz/fuzz_h2.c).
@@ -79,7 +85,7 @@
 #define H2_HEADER_SHARE 8        /* header blocks, all connections: 1/8 of max_inflight_bytes */
 #define H2_MAX_OUTBOUND_ACK 256  /* PING / SETTINGS acks queued while the client does not read */
 #define H2_MAX_SETTINGS 32       /* entries per SETTINGS frame */
-#define H2_RST_BURST 256         /* incoming RST_STREAM: token bucket (rapid reset, CVE-2023-44487) */
+#define H2_RST_BURST 256         /* incoming RST_STREAM token bucket (CVE-2023-44487) */
 #define H2_RST_RATE 32           /* ... tokens per second */
 #define H2_MAX_CONTINUATIONS 8   /* CONTINUATION frames per header block (CVE-2024-28182) */
 #define H2_STREAM_WINDOW (1 << 20)        /* we consume at once, so large windows cost nothing */
@@ -111,6 +117,7 @@ typedef struct h2_stream {
     int has_host;
     size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
     long long deadline_ms;         /* end of its header block, then END_STREAM, due by then */
+    int early;                     /* answered by the precheck, the client's END_STREAM not seen */
 } h2_stream_t;
 
 struct h2_conn {
@@ -346,10 +353,11 @@ static void stream_respond(h2_stream_t *st) {
     }
 }
 
-/* END_STREAM seen: present the request to the handler. */
-static void stream_dispatch(h2_stream_t *st) {
-    net_server_t *s = st->loop->srv;
+/* Headers complete: fill the request's method, path, query and header array from the header
+ * text (which no longer moves: trailers are not kept). */
+static void stream_present(h2_stream_t *st) {
     net_req_t *r = &st->pub;
+    if (r->headers) return;  /* done when the headers ended, for the precheck */
     char *hs = st->hs.data;
     size_t n = st->n_hs + (st->has_host || st->off_auth == NOPOS ? 0 : 1);
     r->headers = calloc(n ? n : 1, sizeof *r->headers);
@@ -375,6 +383,13 @@ static void stream_dispatch(h2_stream_t *st) {
     r->method = st->off_method != NOPOS ? hs + st->off_method : "GET";
     r->path = st->off_path != NOPOS ? hs + st->off_path : "/";
     r->query = st->off_query != NOPOS ? hs + st->off_query : "";
+}
+
+/* END_STREAM seen: present the request to the handler. */
+static void stream_dispatch(h2_stream_t *st) {
+    net_server_t *s = st->loop->srv;
+    net_req_t *r = &st->pub;
+    stream_present(st);
     if (!r->body) {
         r->body = calloc(1, 1);
         if (!r->body) abort();
@@ -475,6 +490,7 @@ static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud)
     if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
     c->last_active_s = mono_s();
     h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
+    if (st && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) st->early = 0;
     if (!st || st->state != S_READING) return 0;
     if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
         stream_dispatch(st);
@@ -485,6 +501,34 @@ static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud)
         size_t declared = st->expect < o->max_body ? st->expect : o->max_body;
         st->deadline_ms = mono_ms() + (long long)o->body_timeout_s * 1000 +
                           (long long)(declared / NET_BODY_MIN_RATE) * 1000;
+        /* A body follows: the header-phase check may answer before any of it is admitted, as
+         * on HTTP/1.1 (on_frame_send then resets the stream once that answer is out). */
+        if (o->precheck) {
+            stream_present(st);
+            st->state = S_HANDLER;
+            if (o->precheck(o->handler_arg, &st->pub) == NET_DONE) {
+                st->early = 1;
+                stream_respond(st);
+            } else {
+                st->state = S_READING;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Our END_STREAM went out.  A stream answered before the client finished its request is then
+ * reset with NO_ERROR (RFC 9113 8.1: stop sending the body); else it would stay open, holding
+ * its budget, until the client ends a body nobody reads. */
+static int on_frame_send(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
+    (void)ud;
+    if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
+        !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
+        return 0;
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
+    if (st && st->early) {
+        st->early = 0;
+        nghttp2_submit_rst_stream(ses, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
     }
     return 0;
 }
@@ -845,6 +889,7 @@ static net__h2_t *h2_new(net_server_t *srv) {
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h->cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(h->cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(h->cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(h->cbs, on_frame_send);
     nghttp2_option_set_no_closed_streams(h->opt, 1);
     nghttp2_option_set_max_outbound_ack(h->opt, H2_MAX_OUTBOUND_ACK);
     nghttp2_option_set_max_settings(h->opt, H2_MAX_SETTINGS);

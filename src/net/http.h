@@ -34,7 +34,7 @@
  *     Content-Length, or a duplicate of a single-valued header (Host, Authorization, X-Amz-*
  *     that SigV4 or routing reads, Content-Type) is answered 400; a Transfer-Encoding other
  *     than "chunked" 501; the connection is then closed and the handler never sees the request;
- *   - HTTP/1.1 header phase: opts.precheck, when set, runs as soon as the request head is
+ *   - header phase (both protocols): opts.precheck, when set, runs as soon as the request head is
  *     complete and before any body byte is admitted (e.g. the authentication checks that need
  *     no body); it may answer at once, and the body is then never read;
  *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request; header

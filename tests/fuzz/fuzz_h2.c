@@ -5,8 +5,9 @@
  * then the client's bytes.  Mode bit 0: prefix the connection preface and an empty SETTINGS
  * frame (so the fuzzer starts past them); bits 1-2: feed the bytes whole or in chunks of 1, 7
  * or 1000; bit 3: run the once-a-second sweep after each chunk; bit 4: resume deferred requests
- * after each chunk rather than at the end.  The handler answers half the requests at once and
- * defers the others (resumed later: some after the client has reset the stream).  Small limits
+ * after each chunk rather than at the end.  The header-phase check answers requests whose path
+ * starts with "/p" before their body; the handler answers half the others at once and defers the
+ * rest (resumed later: some after the client has reset the stream).  Small limits
  * (4 KiB bodies, 1 MiB in flight: 128 KiB of header blocks) so that refusals are reached.
  * Checked:
  *   - no crash, leak, or out-of-bounds access (ASan, UBSan, LeakSanitizer);
@@ -48,6 +49,15 @@ static int handler(void *arg, net_req_t *req) {
     return NET_DONE;
 }
 
+static int precheck(void *arg, net_req_t *req) {
+    (void)arg;
+    FUZZ_CHECK(req->method && req->path && req->query);
+    if (strncmp(req->path, "/p", 2) != 0) return NET_CONTINUE;
+    req->status = 403;
+    tr_buf_puts(&req->out, "{\"__type\":\"precheck\"}");
+    return NET_DONE;
+}
+
 static void resume_all(void) {
     for (int i = 0; i < n_deferred; i++) net_req_resume(deferred[i]);
     n_deferred = 0;
@@ -64,6 +74,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     net_server_t srv;
     memset(&srv, 0, sizeof srv);
     srv.o.handler = handler;
+    srv.o.precheck = precheck;
     srv.o.max_body = 4096;
     srv.o.max_inflight_bytes = 1 << 20;
     srv.o.header_timeout_s = 10;

@@ -21,6 +21,7 @@ h2 = pytest.importorskip("h2", reason="python3-h2 is not installed (scripts/deps
 import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
+import h2.exceptions  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -90,7 +91,10 @@ class H2Client:
                 self.pump()  # wait for the server's WINDOW_UPDATE
                 continue
             chunk, view = view[:window], view[window:]
-            self.conn.send_data(sid, bytes(chunk), end_stream=not view)
+            try:
+                self.conn.send_data(sid, bytes(chunk), end_stream=not view)
+            except h2.exceptions.StreamClosedError:
+                break  # answered before its body (RST_STREAM NO_ERROR): stop sending
             self.flush()
         return sid
 
@@ -265,6 +269,37 @@ def test_h2c_client_resets_and_disconnects_with_requests_in_flight(server, h2c, 
     ok_json(c.call("ListStreams", {}))
 
 
+def test_h2c_unauthenticated_request_answered_before_its_body(h2c):
+    """The header-phase check runs on HTTP/2 as on HTTP/1.1: a request signed with an unknown
+    key, or declaring a body over the limit, is answered as soon as its headers are in, without
+    waiting for (or admitting) its body; the connection goes on serving."""
+    c = h2c()
+    body = json.dumps({"StreamName": "x", "PartitionKey": "p", "Data": "AAAA"}).encode()
+    headers, _ = signed(c.server, "PutRecord", body=body)
+    bad = [(n, v.replace(c.server.access_key, "AKIDUNKNOWNKEY000000") if n == "authorization"
+            else v) for n, v in headers]
+    big = [(n, str(64 << 20) if n == "content-length" else v) for n, v in headers]
+    for hdrs, status, err in [(bad, 400, "UnrecognizedClientException"),
+                              (big, 413, "SerializationException")]:
+        sid = c.conn.get_next_available_stream_id()
+        c.resp[sid] = {"status": None, "headers": {}, "body": b"", "done": False}
+        c.conn.send_headers(sid, hdrs, end_stream=False)  # the body never comes
+        c.flush()
+        c.sock.settimeout(5)
+        r = c.wait([sid])[0]
+        assert r["status"] == status, r
+        assert json.loads(r["body"])["__type"].endswith(err), r
+    c.sock.settimeout(30)
+    ok_json(c.call("ListStreams", {}))
+    # Once answered, the stream is reset with NO_ERROR (stop sending), not left open holding
+    # its budget until the client ends a body nobody reads.
+    a = RawH2(c.server)
+    sid = a.open_stream(0, auth=False)
+    assert a.wait_reset(sid, 5), "an early-answered stream was left open"
+    assert a.resets[sid] == 0
+    a.close()
+
+
 def test_h2c_garbage_after_preface_closes_only_that_connection(server, h2c):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     s.sendall(PREFACE + b"\x00\x00\x04\xff\x00\x00\x00\x00\x00garbage-garbage")
@@ -358,6 +393,7 @@ class RawH2:
 
     def __init__(self, server, timeout=30):
         self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        self.server = server
         self.host = server.host
         self.buf = b""
         self.resets = {}           # stream id -> error code
@@ -367,15 +403,21 @@ class RawH2:
         self.ping_n = 0
         self.sock.sendall(PREFACE + _frame(F_SETTINGS, 0, 0))
 
-    def open_stream(self, pad, data=b"", length=1000, end_headers=True):
+    def open_stream(self, pad, data=b"", length=1000, end_headers=True, auth=True):
         """HEADERS (+ CONTINUATIONs) with a pad header of `pad` bytes, no END_STREAM; then
         `data` in a DATA frame without END_STREAM if given.  end_headers=False: the header block
         is left unfinished (the connection can then carry nothing else)."""
         sid = self.next_sid
         self.next_sid += 2
+        # Signed headers that pass the header-phase check (known key, scope, date): the
+        # signature itself is only checked with the body, which never comes.
+        signed_headers, _ = signed(self.server, "PutRecord", body=b"{}")
+        regular = [(n, v) for n, v in signed_headers
+                   if not n.startswith(":") and n != "content-length" and
+                   (auth or n != "authorization")]
         block = b"".join(_hpack_literal(n, v) for n, v in [
             (":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", self.host),
-            ("content-type", k.JSON_CT), ("content-length", str(length))])
+            *regular, ("content-length", str(length))])
         if pad:
             block += _hpack_literal("x-pad", ("%08d" % sid) * (pad // 8))
         chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
