@@ -5,9 +5,12 @@
 #   make check-asan unit + integration tests under AddressSanitizer + UBSan
 #   make fuzz       every libFuzzer target in tests/fuzz for FUZZ_SECONDS (600) each
 #   make bench      benchmarks against kinesalite / kinesis-local, written as a table
+#   make soak       the crash-and-corruption soak for SOAK_SECONDS (1800; `make test` runs 75 s)
 JOBS ?= 2
 
-.PHONY: all deps build demo test check-asan unit fuzz bench clean
+SOAK_SECONDS ?= 1800
+
+.PHONY: all deps build demo test check-asan unit fuzz bench soak clean
 
 all: build
 
@@ -42,6 +45,12 @@ FUZZ_SECONDS ?= 600
 fuzz:
 	@scripts/deps.sh test
 	@scripts/fuzz.sh $(FUZZ_SECONDS)
+
+soak:
+	@scripts/deps.sh test
+	@$(MAKE) --no-print-directory build
+	@TRIBUTARY_BIN=$(CURDIR)/build/tributary TRIBUTARY_SOAK_SECONDS=$(SOAK_SECONDS) \
+		/usr/bin/python3 -m pytest -p no:cacheprovider -s tests/crash/test_soak.py
 
 bench:
 	@scripts/deps.sh bench

@@ -9,7 +9,8 @@ want="${1:-build}"
 pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libnghttp2-dev libjansson-dev liblmdb-dev
       libjemalloc-dev libssl-dev libcmocka-dev zlib1g-dev libzstd-dev libzip-dev curl)
 if [ "$want" = test ] || [ "$want" = bench ]; then
-  pkgs+=(python3 python3-pytest python3-boto3 python3-h2 awscli nodejs npm clang libclang-rt-14-dev)
+  pkgs+=(python3 python3-pytest python3-boto3 python3-h2 awscli zip nodejs npm clang
+         libclang-rt-14-dev)
 fi
 if [ "$want" = bench ]; then pkgs+=(wrk nginx); fi
 

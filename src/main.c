@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <limits.h>
 #include <openssl/rand.h>
 #include <signal.h>
 #include <stdatomic.h>
@@ -32,6 +33,7 @@
 #include "fn/esm.h"
 #include "fn/fn.h"
 #include "fn/native.h"
+#include "fn/sandbox.h"
 #include "log/slog.h"
 #include "net/http.h"
 #include "table/tbl.h"
@@ -110,7 +112,7 @@ static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
         tr_info("auth", "root key %s from TRIBUTARY_ACCESS_KEY_ID", key->access_key);
         return 0;
     }
-    char path[4096];
+    char path[PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/credentials", dir);
     FILE *f = fopen(path, "r");
     if (f) {
@@ -170,8 +172,15 @@ static void serve_usage(FILE *o) {
             "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
             "  --lambda-concurrency N  concurrent Lambda invocations, all functions (64)\n"
             "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
+            "  --lambda-read-dir DIR   a directory every function may read and execute, beside\n"
+            "                   its package and the system's (repeatable; see README)\n"
+            "  --lambda-write-dir DIR  a directory every function may read and write (repeatable)\n"
             "  --esm-age-unit-ms MS  length of a MaximumRecordAgeInSeconds second (1000; tests)\n"
             "  --test-commit-delay-ms MS  sleep before each stream commit, as a slow disk (tests)\n"
+            "  --test-enospc-shard N  writes to shard index N of every stream fail with ENOSPC,\n"
+            "                   as on a full disk (tests)\n"
+            "  --test-segment-kb N  roll stream segments at N KiB instead of 64 MiB, so tests see\n"
+            "                   many segments (tests)\n"
             "  -h, --help       this text\n\n"
             "Credentials: TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY if set, else\n"
             "DIR/credentials (generated on first start; AWS shared-credentials format).\n"
@@ -185,7 +194,8 @@ static int cmd_serve(int argc, char **argv) {
     long long max_conns = 0, max_conns_ip = 0, header_timeout = 0, body_timeout = 0;
     long long iter_ttl = 300000, pending_mb = 256, inflight_mb = 512;
     long long fn_concurrency = 64, fn_retry_ms = 60000;
-    long long esm_age_unit_ms = 1000, commit_delay_ms = 0;
+    long long esm_age_unit_ms = 1000, commit_delay_ms = 0, enospc_shard = -1;
+    long long segment_kb = 0;
     static const struct option lo[] = {
         {"data", required_argument, 0, 'd'}, {"port", required_argument, 0, 'p'},
         {"bind", required_argument, 0, 'b'}, {"region", required_argument, 0, 'r'},
@@ -198,13 +208,30 @@ static int cmd_serve(int argc, char **argv) {
         {"lambda-concurrency", required_argument, 0, 'L'},
         {"lambda-retry-ms", required_argument, 0, 'R'},
         {"esm-age-unit-ms", required_argument, 0, 'A'},
-        {"test-commit-delay-ms", required_argument, 0, 'D'}, {0, 0, 0, 0}};
+        {"lambda-read-dir", required_argument, 0, 'Y'},
+        {"lambda-write-dir", required_argument, 0, 'W'},
+        {"test-commit-delay-ms", required_argument, 0, 'D'},
+        {"test-enospc-shard", required_argument, 0, 'E'},
+        {"test-segment-kb", required_argument, 0, 'S'}, {0, 0, 0, 0}};
+    enum { MAX_FN_DIRS = 16 };
+    const char *fn_read[MAX_FN_DIRS], *fn_write[MAX_FN_DIRS];
+    size_t n_fn_read = 0, n_fn_write = 0;
     int ch;
     optind = 1;
     while ((ch = getopt_long(argc, argv, "h", lo, NULL)) != -1) {
         char *end;
         switch (ch) {
         case 'd': data = optarg; break;
+        case 'Y':
+        case 'W':
+            if ((ch == 'Y' ? n_fn_read : n_fn_write) == MAX_FN_DIRS) {
+                fprintf(stderr, "tributary serve: at most %d --lambda-%s-dir options\n",
+                        MAX_FN_DIRS, ch == 'Y' ? "read" : "write");
+                return 2;
+            }
+            if (ch == 'Y') fn_read[n_fn_read++] = optarg;
+            else fn_write[n_fn_write++] = optarg;
+            break;
         case 'b': bind = optarg; break;
         case 'r': region = optarg; break;
         case 'p':
@@ -291,6 +318,22 @@ static int cmd_serve(int argc, char **argv) {
                 return 2;
             }
             break;
+        case 'E':
+            enospc_shard = strtoll(optarg, &end, 10);
+            if (*end || enospc_shard < 0 || enospc_shard > 100000) {
+                fprintf(stderr, "tributary serve: --test-enospc-shard %s must be 0-100000\n",
+                        optarg);
+                return 2;
+            }
+            break;
+        case 'S':
+            segment_kb = strtoll(optarg, &end, 10);
+            if (*end || segment_kb < 1 || segment_kb > 1048576) {
+                fprintf(stderr, "tributary serve: --test-segment-kb %s must be 1-1048576\n",
+                        optarg);
+                return 2;
+            }
+            break;
         case 'h': serve_usage(stdout); return 0;
         default: serve_usage(stderr); return 2;
         }
@@ -316,13 +359,69 @@ static int cmd_serve(int argc, char **argv) {
         tr_error("main", "cannot create data directory %s: %s", data, strerror(errno));
         return 1;
     }
-    char lockpath[4096];
+    /* From here on the data directory is absolute: function processes run in their package
+     * directory, and a path relative to the server's cwd names nothing there. */
+    static char data_abs[PATH_MAX];
+    if (!realpath(data, data_abs)) {
+        tr_error("main", "cannot resolve the data directory %s: %s", data, strerror(errno));
+        return 1;
+    }
+    data = data_abs;
+    {
+        char *rd[MAX_FN_DIRS], *wd[MAX_FN_DIRS];
+        size_t nr = 0, nw = 0;
+        int bad = 0;
+        for (size_t i = 0; i < n_fn_read + n_fn_write && !bad; i++) {
+            const char *d = i < n_fn_read ? fn_read[i] : fn_write[i - n_fn_read];
+            char *a = realpath(d, NULL);
+            if (!a) {
+                tr_error("main", "--lambda-%s-dir %s: %s", i < n_fn_read ? "read" : "write", d,
+                         strerror(errno));
+                bad = 1;
+            } else if (i < n_fn_read) rd[nr++] = a;
+            else wd[nw++] = a;
+        }
+        tr_err derr;
+        tr_err_clear(&derr);
+        if (!bad && fn_sandbox_set_dirs((const char *const *)rd, nr, (const char *const *)wd, nw,
+                                        &derr)) {
+            tr_error("main", "%s", derr.msg);
+            bad = 1;
+        }
+        for (size_t i = 0; i < nr; i++) free(rd[i]);
+        for (size_t i = 0; i < nw; i++) free(wd[i]);
+        if (bad) return 1;
+    }
+    const char *why_unconfined = NULL;
+    int ll_abi = fn_sandbox_abi(&why_unconfined);
+    if (ll_abi)
+        tr_info("main", "functions run confined (Landlock ABI %d): they read their package and the "
+                "system's directories, write only their own $TMPDIR, and cannot reach %s", ll_abi,
+                data);
+    else
+        tr_warn("main", "functions run UNCONFINED: %s.  A function can read and write whatever "
+                "this server's user can, including %s (credentials, tables, other functions' "
+                "code); run only code you trust, or run the server on a kernel with Landlock",
+                why_unconfined, data);
+    char lockpath[PATH_MAX + 32];
     snprintf(lockpath, sizeof lockpath, "%s/LOCK", data);
     int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
         tr_error("main", "data directory %s is in use by another tributary process (%s); stop it "
                  "or pass another --data", data, lockfd < 0 ? strerror(errno) : "locked");
         return 1;
+    }
+    /* functions' scratch directories (their /tmp): on the data disk, a crash's leftovers
+     * removed now that the directory is ours */
+    {
+        char scratch_root[PATH_MAX + 16];
+        tr_err serr;
+        tr_err_clear(&serr);
+        snprintf(scratch_root, sizeof scratch_root, "%s/fn-tmp", data);
+        if (fn_sandbox_set_scratch_root(scratch_root, &serr)) {
+            tr_error("main", "%s", serr.msg);
+            return 1;
+        }
     }
 
     tr_err err;
@@ -345,13 +444,19 @@ static int cmd_serve(int argc, char **argv) {
     if (commit_delay_ms)
         tr_warn("main", "--test-commit-delay-ms %lld: every stream commit waits %lld ms (testing "
                         "only; never in production)", commit_delay_ms, commit_delay_ms);
+    so.segment_bytes = (uint64_t)segment_kb << 10;
+    if (enospc_shard >= 0) {
+        so.test_enospc_shard = (uint32_t)enospc_shard + 1;
+        tr_warn("main", "--test-enospc-shard %lld: every write to shard %lld of every stream fails "
+                        "(testing only; never in production)", enospc_shard, enospc_shard);
+    }
     long long t0 = tr_mono_ns();
     if (slog_open(data, &so, &ctx.slog, &err)) {
         tr_error("main", "cannot open the stream engine in %s: %s", data, err.msg);
         return 1;
     }
     tr_info("main", "stream engine open in %s (%.1f ms)", data, (tr_mono_ns() - t0) / 1e6);
-    char tbldir[4096];
+    char tbldir[PATH_MAX + 32];
     snprintf(tbldir, sizeof tbldir, "%s/tables", data);
     tbl_opts_t to;
     memset(&to, 0, sizeof to);

@@ -72,6 +72,59 @@ void api_json_error(net_req_t *req, int status, const char *type, const char *fm
     tr_debug("api", "%s %s -> %d %s: %s", req->method, req->path, status, type, msg);
 }
 
+/* ---- ARNs ------------------------------------------------------------------------------------ */
+
+/* Field i (0-based, ':'-separated) of arn into out (cap bytes); "" when absent or too long. */
+static void arn_field(const char *arn, int i, char *out, size_t cap) {
+    out[0] = 0;
+    const char *p = arn;
+    for (int k = 0; k < i; k++) {
+        p = strchr(p, ':');
+        if (!p) return;
+        p++;
+    }
+    size_t n = strcspn(p, ":");
+    if (n >= cap) return;
+    memcpy(out, p, n);
+    out[n] = 0;
+}
+
+void api_arn_fields(const char *arn, char region[64], char account[32]) {
+    region[0] = account[0] = 0;
+    if (!arn || strncmp(arn, "arn:", 4)) return;
+    arn_field(arn, 3, region, 64);
+    arn_field(arn, 4, account, 32);
+}
+
+/* Field i of arn: 1 when it is empty or equals want, 0 otherwise (absent fields are empty). */
+static int arn_field_ok(const char *arn, int i, const char *want, int empty_ok) {
+    const char *p = arn;
+    for (int k = 0; k < i && p; k++)
+        if ((p = strchr(p, ':')) != NULL) p++;
+    size_t n = p ? strcspn(p, ":") : 0;
+    if (n == 0) return empty_ok;
+    return strlen(want) == n && !memcmp(p, want, n);
+}
+
+int api_arn_owner(const api_ctx_t *ctx, const char *arn) {
+    if (!arn || strncmp(arn, "arn:", 4)) return API_ARN_OURS;
+    if (!arn_field_ok(arn, 1, "aws", 0) || !arn_field_ok(arn, 3, ctx->region, 1))
+        return API_ARN_OTHER_REGION;
+    if (!arn_field_ok(arn, 4, API_ACCOUNT_ID, 1)) return API_ARN_OTHER_ACCOUNT;
+    return API_ARN_OURS;
+}
+
+int api_fn_name_owner(const api_ctx_t *ctx, const char *fn) {
+    if (!fn) return API_ARN_OURS;
+    if (!strncmp(fn, "arn:", 4)) return api_arn_owner(ctx, fn);
+    const char *colon = strchr(fn, ':');
+    if (colon && !strncmp(colon, ":function:", 10) &&
+        ((size_t)(colon - fn) != strlen(API_ACCOUNT_ID) ||
+         memcmp(fn, API_ACCOUNT_ID, strlen(API_ACCOUNT_ID))))
+        return API_ARN_OTHER_ACCOUNT;
+    return API_ARN_OURS;
+}
+
 void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
                    const char *fmt, va_list ap) {
     char what[512];

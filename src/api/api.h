@@ -73,6 +73,24 @@ void api_json_begin(net_req_t *req, const char *content_type);
 void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
                    const char *fmt, va_list ap);
 
+/* Whose resource an ARN names.  Tributary is one account (API_ACCOUNT_ID) in one region
+ * (ctx->region, partition "aws"); an ARN may name a resource of another account or region, which
+ * AWS refuses (another account: AccessDeniedException unless a resource policy allows it --
+ * Tributary has none; another region: the resource is not reachable from this endpoint).
+ * arn is "arn:<partition>:<service>:<region>:<account>:<resource>"; an empty region or account
+ * field (Lambda's partial ARNs leave them out) counts as this server's.  The shape of the ARN is
+ * the caller's validation: this only compares the fields it finds.
+ * Returns API_ARN_OURS, API_ARN_OTHER_REGION (partition or region differs) or
+ * API_ARN_OTHER_ACCOUNT (checked after the region). */
+enum { API_ARN_OURS = 0, API_ARN_OTHER_REGION = 1, API_ARN_OTHER_ACCOUNT = 2 };
+int api_arn_owner(const api_ctx_t *ctx, const char *arn);
+/* The same for a Lambda FunctionName: a full ARN as above, a partial ARN
+ * "<account>:function:<name>[:<qualifier>]" by its account, a plain name is ours. */
+int api_fn_name_owner(const api_ctx_t *ctx, const char *function_name);
+/* The region and account fields of arn into region[64] / account[32] ("" when absent or
+ * longer). */
+void api_arn_fields(const char *arn, char region[64], char account[32]);
+
 /* Kinesis adapter entry: target is the operation name after "Kinesis_20131202.". */
 int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
 /* DynamoDB adapter entry: target is the operation name after "DynamoDB_20120810.". */

@@ -49,6 +49,7 @@
 
 typedef struct d_call {
     api_ctx_t *ctx;
+    const char *op;          /* operation name, for authorization messages */
     net_req_t *req;
     json_t *in;
     tr_buf *out;
@@ -314,6 +315,25 @@ static int d_arr(d_call_t *c, const json_t *obj, const char *name, json_t **out)
     return 0;
 }
 
+/* A table ARN must name a table of this account in this region, as on AWS: another account's
+ * is AccessDeniedException (Tributary has no resource policies that could allow it), another
+ * region's is not found from this endpoint.  0 when ours, else -1 with the error answered. */
+static int d_arn_owned(d_call_t *c, const char *arn) {
+    switch (api_arn_owner(c->ctx, arn)) {
+    case API_ARN_OTHER_REGION:
+        return d_fail(c, 400, "ResourceNotFoundException",
+                      "Requested resource not found: %s is outside this endpoint's partition and "
+                      "region (aws, %s); call that region's endpoint", arn, c->ctx->region);
+    case API_ARN_OTHER_ACCOUNT:
+        return d_fail(c, 400, "AccessDeniedException",
+                      "User: arn:aws:iam::%s:root is not authorized to perform: dynamodb:%s on "
+                      "resource: %s because no resource-based policy allows the dynamodb:%s "
+                      "action (this server's tables are in account %s)",
+                      API_ACCOUNT_ID, c->op ? c->op : "", arn, c->op ? c->op : "", API_ACCOUNT_ID);
+    default: return 0;
+    }
+}
+
 /* TableName (or a table ARN, as DynamoDB now accepts) into out. */
 static int d_table(d_call_t *c, const json_t *obj, const char *name, const char *path, int req,
                    char out[D_NAME_MAX]) {
@@ -331,6 +351,7 @@ static int d_table(d_call_t *c, const json_t *obj, const char *name, const char 
             d_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
             return 0;
         }
+        if (d_arn_owned(c, s)) return -1;
         memcpy(out, t, n);
         out[n] = 0;
         return 0;
@@ -560,12 +581,28 @@ static void d_lg_value(d_lg_t *g, json_t *av, char out[16]) {
 /* One legacy condition on attr into out. */
 static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, json_t *args,
                      int key_only, tr_buf *out) {
-    static const struct { const char *op; const char *fmt; int nargs; int key_ok; } ops[] = {
-        {"EQ", "%s = %s", 1, 1}, {"NE", "%s <> %s", 1, 0}, {"LT", "%s < %s", 1, 1},
-        {"LE", "%s <= %s", 1, 1}, {"GT", "%s > %s", 1, 1}, {"GE", "%s >= %s", 1, 1},
-        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1}, {"CONTAINS", "contains(%s, %s)", 1, 0},
-        {"NOT_CONTAINS", "NOT contains(%s, %s)", 1, 0}, {"NULL", "attribute_not_exists(%s)", 0, 0},
-        {"NOT_NULL", "attribute_exists(%s)", 0, 0}, {"BETWEEN", NULL, 2, 1}, {"IN", NULL, -1, 0},
+    /* types: the AttributeValue types the operator takes (DynamoDB refuses others with a
+       ValidationException, not a false condition) */
+    enum { SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B, SB = 1 << TBL_T_S | 1 << TBL_T_B,
+           ANY = -1 };
+    static const struct {
+        const char *op;
+        const char *fmt;
+        int nargs;
+        int key_ok;
+        int types;
+    } ops[] = {
+        {"EQ", "%s = %s", 1, 1, ANY}, {"NE", "%s <> %s", 1, 0, ANY},
+        {"LT", "%s < %s", 1, 1, SNB}, {"LE", "%s <= %s", 1, 1, SNB},
+        {"GT", "%s > %s", 1, 1, SNB}, {"GE", "%s >= %s", 1, 1, SNB},
+        {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1, SB},
+        {"CONTAINS", "contains(%s, %s)", 1, 0, SNB},
+        /* NOT_CONTAINS needs the attribute: false when it is missing, as DynamoDB (NE and
+           NULL are the operators a missing attribute passes) */
+        {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0, SNB},
+        {"NULL", "attribute_not_exists(%s)", 0, 0, ANY},
+        {"NOT_NULL", "attribute_exists(%s)", 0, 0, ANY}, {"BETWEEN", NULL, 2, 1, SNB},
+        {"IN", NULL, -1, 0, SNB},
     };
     size_t i;
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
@@ -580,6 +617,20 @@ static int d_lg_cond(d_call_t *c, d_lg_t *g, const char *attr, const char *op, j
     for (size_t k = 0; k < n; k++)
         if (!json_is_object(json_array_get(args, k)))
             return d_badtype(c, "AttributeValueList", json_array_get(args, k), "Structure");
+    for (size_t k = 0; k < n; k++) {   /* malformed values are left to their own validation */
+        int t = tbl_av_type(json_array_get(args, k)), t0 = tbl_av_type(json_array_get(args, 0));
+        if (t == TBL_T_INVALID || t0 == TBL_T_INVALID) continue;
+        if (!(ops[i].types & 1 << t))
+            return d_invalid(c, "One or more parameter values were invalid: ComparisonOperator %s "
+                                "is not valid for %s AttributeValue type", op, tbl_type_name(t));
+        if (t != t0)
+            return d_invalid(c, "One or more parameter values were invalid: AttributeValues "
+                                "inside AttributeValueList must be of same type");
+    }
+    if (n == 2 && !strcmp(op, "BETWEEN") &&
+        tbl_av_cmp(json_array_get(args, 0), json_array_get(args, 1)) == 1)
+        return d_invalid(c, "The BETWEEN condition was provided a range where the lower bound is "
+                            "greater than the upper bound");
     char nm[16], v1[16], v2[16];
     d_lg_name(g, attr, nm);
     if (!strcmp(op, "BETWEEN")) {
@@ -1774,6 +1825,7 @@ static int d_resource_arn(d_call_t *c, char name[D_NAME_MAX], const char **arn_o
     size_t n = strlen(t);
     if (strchr(t, '/') || n < 3 || n > TBL_MAX_NAME || !d_name_ok(t, n))
         return d_invalid(c, "Invalid TableArn: Invalid ResourceArn provided as input %s", arn);
+    if (d_arn_owned(c, arn)) return -1;
     char want[200];
     snprintf(want, sizeof want, "arn:aws:dynamodb:%s:%s:table/", c->ctx->region, API_ACCOUNT_ID);
     if (strncmp(arn, want, strlen(want)))
@@ -2810,7 +2862,14 @@ static int d_batch_write(d_call_t *c) {
     size_t n = 0;
     json_object_foreach(ri, tname, list) {
         char hash[D_NAME_MAX], range[D_NAME_MAX];
-        if (d_key_names(c, tname, hash, range)) goto fail;
+        int htype, rtype;
+        tr_err kerr;
+        tr_err_clear(&kerr);
+        int krc = tbl_key_schema(c->ctx->tbl, tname, NULL, hash, range, &htype, &rtype, &kerr);
+        if (krc) {
+            d_error(c, krc, &kerr);
+            goto fail;
+        }
         size_t first = n;
         for (size_t i = 0; i < json_array_size(list); i++, n++) {
             json_t *wr = json_array_get(list, i), *put, *del;
@@ -2835,9 +2894,11 @@ static int d_batch_write(d_call_t *c) {
                     goto fail;
                 }
                 if (d_item(c, item, "Item") || d_key_empty(c, item, hash, range)) goto fail;
-                if (!json_object_get(item, hash) || (range[0] && !json_object_get(item, range))) {
-                    d_invalid(c, "One or more parameter values were invalid: Missing the key %s "
-                                 "in the item", json_object_get(item, hash) ? range : hash);
+                /* BatchWriteItem's words for a key missing or of the wrong type (PutItem's are
+                   "Missing the key ..." and "Type mismatch for key ...") */
+                if (tbl_av_type(json_object_get(item, hash)) != htype ||
+                    (range[0] && tbl_av_type(json_object_get(item, range)) != rtype)) {
+                    d_invalid(c, "The provided key element does not match the schema");
                     goto fail;
                 }
                 k = json_object();
@@ -3038,12 +3099,7 @@ static int d_transact_write(d_call_t *c) {
             d_expr(c, &st->xs[i], op, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
             d_exprs_check(c, &st->xs[i]))
             return -1;
-        if (item) {
-            char hash[D_NAME_MAX], range[D_NAME_MAX];
-            if (d_item(c, item, "Item")) return -1;
-            if (d_key_names(c, st->tables[i], hash, range) || d_key_empty(c, item, hash, range))
-                return -1;
-        }
+        if (item && d_item(c, item, "Item")) return -1;
         w->op = k == 0 ? TBL_OP_CHECK : k == 1 ? TBL_OP_PUT : k == 2 ? TBL_OP_DELETE : TBL_OP_UPDATE;
         w->table = st->tables[i];
         w->item = item;
@@ -3052,6 +3108,16 @@ static int d_transact_write(d_call_t *c) {
         w->cond = cond;
         w->return_old_on_fail = rvf;
         w->req_bytes = 1024;
+    }
+    /* Then what needs the tables: every action's items and expressions are checked first (a
+       malformed expression on a later action is reported ahead of a missing table on an earlier
+       one, as DynamoDB does). */
+    for (size_t i = 0; i < n; i++) {
+        char hash[D_NAME_MAX], range[D_NAME_MAX];
+        if (st->w[i].op != TBL_OP_PUT) continue;
+        if (d_key_names(c, st->tables[i], hash, range) ||
+            d_key_empty(c, st->w[i].item, hash, range))
+            return -1;
     }
     st->txn.w = st->w;
     st->txn.n = n;
@@ -3102,7 +3168,7 @@ int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
             found = &d_ops[i];
             break;
         }
-    d_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    d_call_t c = {.ctx = ctx, .op = op, .req = req, .out = &req->out};
     int rc = -1;
     if (!found) {
         d_fail(&c, 400, "UnknownOperationException",

@@ -30,6 +30,7 @@
 
 typedef struct k_call {
     api_ctx_t *ctx;
+    const char *op;          /* operation name, for authorization messages */
     net_req_t *req;
     json_t *in;
     tr_buf *out;
@@ -125,8 +126,17 @@ static int k_pattern_ok(int pat, const char *s, size_t n) {
         for (size_t i = 0; i < n; i++)
             if (s[i] < '0' || s[i] > '9') return 0;
         return 1;
-    case K_PAT_ARN:
-        return !strncmp(s, "arn:aws", 7) && strstr(s, ":kinesis:") && strstr(s, ":stream/");
+    case K_PAT_ARN: {  /* arn:aws.*:kinesis:.*:\d{12}:stream/\S+ */
+        const char *k = strstr(s, ":kinesis:"), *st = k ? strstr(k + 8, ":stream/") : NULL;
+        if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8])
+            return 0;
+        for (const char *d = st - 12; d < st; d++)
+            if (*d < '0' || *d > '9') return 0;
+        for (const char *x = st + 8; *x; x++)
+            if (*x == ' ' || *x == '\t' || *x == '\n' || *x == '\r' || *x == '\f' || *x == '\v')
+                return 0;
+        return 1;
+    }
     default:
         return 1;
     }
@@ -211,6 +221,29 @@ static int k_time(k_call_t *c, json_t *obj, const char *name, int64_t *ms, int *
     return 0;
 }
 
+/* A StreamARN must name a stream of this account in this region, as on AWS: another account's
+ * stream is AccessDeniedException (Tributary has no resource policies that could allow it),
+ * another region's is not reachable from this endpoint (ResourceNotFoundException).  0 when
+ * ours, else -1 with the error answered. */
+static int k_arn_owned(k_call_t *c, const char *arn) {
+    char region[64], account[32];
+    api_arn_fields(arn, region, account);
+    switch (api_arn_owner(c->ctx, arn)) {
+    case API_ARN_OTHER_REGION:
+        return k_fail(c, 400, "ResourceNotFoundException",
+                      "Stream %s under account %s not found: StreamARN %s is outside this "
+                      "endpoint's partition and region (aws, %s); call that region's endpoint",
+                      strstr(arn, ":stream/") + 8, account, arn, c->ctx->region);
+    case API_ARN_OTHER_ACCOUNT:
+        return k_fail(c, 400, "AccessDeniedException",
+                      "User: arn:aws:iam::%s:root is not authorized to perform: kinesis:%s on "
+                      "resource: %s because no resource-based policy allows the kinesis:%s "
+                      "action (this server's streams are in account %s)",
+                      API_ACCOUNT_ID, c->op, arn, c->op, API_ACCOUNT_ID);
+    default: return 0;
+    }
+}
+
 /* Resolve StreamName / StreamARN into c->stream; ValidationException / InvalidArgument. */
 static int k_stream(k_call_t *c, int required) {
     const char *name = NULL, *arn = NULL;
@@ -219,6 +252,7 @@ static int k_stream(k_call_t *c, int required) {
     if (c->n_verr) return 0;  /* reported with the others */
     const char *from_arn = NULL;
     if (arn) {
+        if (k_arn_owned(c, arn)) return -1;
         from_arn = strstr(arn, ":stream/") + 8;
         if (strlen(from_arn) > SLOG_MAX_STREAM_NAME)
             return k_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
@@ -869,19 +903,18 @@ static int k_describe_limits(k_call_t *c) {
 
 typedef struct k_put {
     api_ctx_t *ctx;
-    json_t *in;              /* keeps partition keys alive */
     slog_put_rec_t *recs;
     size_t n;
     uint8_t *data;           /* decoded blobs, back to back */
     int single;              /* PutRecord */
-    int rc;
+    int rc;                  /* first failure of the put (per record: recs[i].rc) */
+    char stream[SLOG_MAX_STREAM_NAME + 1];   /* for throttling messages */
     tr_err err;
 } k_put_t;
 
 static void k_put_free(void *p) {
     k_put_t *kp = p;
     if (!kp) return;
-    json_decref(kp->in);
     free(kp->recs);
     free(kp->data);
     free(kp);
@@ -904,8 +937,8 @@ static void k_put_finish(net_req_t *req) {
             int code = r->rc ? r->rc : kp->rc;
             if (code == TR_ETHROTTLED)
                 k_fail(&c, 400, "ProvisionedThroughputExceededException",
-                       "Rate exceeded for shard shardId-%012u in stream under account %s.",
-                       r->shard, API_ACCOUNT_ID);
+                       "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
+                       r->shard, kp->stream, API_ACCOUNT_ID);
             else
                 k_error(&c, code, NULL);
             return;
@@ -917,24 +950,27 @@ static void k_put_finish(net_req_t *req) {
         tr_buf_puts(b, "}");
         return;
     }
+    /* Each record's result is its own: the engine sets rc per record (a shard whose append
+     * failed fails its records only; records another shard committed are durable and answered
+     * with their sequence number, so a client retrying the failed ones duplicates nothing).
+     * kp->rc, the first failure of the whole put, says nothing about a given record. */
     size_t failed = 0;
     for (size_t i = 0; i < kp->n; i++)
-        if (kp->rc || kp->recs[i].rc) failed++;
+        if (kp->recs[i].rc) failed++;
     tr_buf_reserve(b, 32 + kp->n * 90);
     tr_buf_printf(b, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
     for (size_t i = 0; i < kp->n; i++) {
         slog_put_rec_t *r = &kp->recs[i];
         if (i) tr_buf_append(b, ",", 1);
-        int code = r->rc ? r->rc : kp->rc;
-        if (code) {
-            if (code == TR_ETHROTTLED)
+        if (r->rc) {
+            if (r->rc == TR_ETHROTTLED)
                 tr_buf_printf(b, "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
                                  "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
-                                 "stream under account %s.\"}",
-                              r->shard, API_ACCOUNT_ID);
-            else
-                tr_buf_printf(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":\"%s\"}",
-                              tr_strerror(code));
+                                 "stream %s under account %s.\"}",
+                              r->shard, kp->stream, API_ACCOUNT_ID);
+            else  /* AWS's text; the cause is in the server log (the engine logged it) */
+                tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
+                               "\"Internal service failure.\"}");
             continue;
         }
         /* hot path: hand-formatted, no printf per record */
@@ -1015,26 +1051,96 @@ static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t 
         rec->has_explicit_hash = 1;
     }
     *cursor += dn;
+    if (pk) {  /* the partition key too, so the JSON tree need not outlive the handler */
+        memcpy(*cursor, pk, pk_len);
+        rec->pk = (const char *)*cursor;
+        *cursor += pk_len;
+    }
     *total += (size_t)dn + pk_len;
     return 0;
 }
 
+/* Memory a put holds per record while it waits for the disk, besides its data: the record
+ * (slog_put_rec_t), the engine's routing and commit-slot entries, and its share of the response
+ * ({"SequenceNumber":"<34>","ShardId":"shardId-<12>"}, or InternalFailure's shorter entry). */
+#define K_PUT_REC_MEM (sizeof(slog_put_rec_t) + sizeof(slog_rec_in_t) + 2 * sizeof(void *) + 96)
+#define K_PUT_RESP_BASE 64
+/* A throttled record's response entry names its shard, stream and account: this much longer
+ * than the 96 bytes K_PUT_REC_MEM counts for it. */
+#define K_PUT_THROTTLED_EXTRA (64 + SLOG_MAX_STREAM_NAME)
+
+/* Charge n bytes of the put to the request's in-flight budget before allocating them
+ * (net_req_charge); over the budget the whole request is refused with Kinesis' throttling
+ * error, nothing queued.  0 or -1 (answered). */
+static int k_put_charge(k_call_t *c, size_t n) {
+    if (!net_req_charge(c->req, n)) return 0;
+    return k_fail(c, 400, "ProvisionedThroughputExceededException",
+                  "Rate exceeded: the server is over its in-flight memory budget "
+                  "(--max-inflight-mb); retry with backoff");
+}
+
+/* Put refused by the engine's queue budget: PutRecords answers it per record (as Kinesis
+ * reports throttling), when the longer response entries fit the budget; otherwise, and for
+ * PutRecord, the whole request is throttled.  Returns 0 (answered). */
+static int k_put_throttled(k_call_t *c, k_put_t *kp, const tr_err *err) {
+    if (kp->single || net_req_charge(c->req, kp->n * K_PUT_THROTTLED_EXTRA)) {
+        k_error(c, TR_ETHROTTLED, err);
+        return 0;
+    }
+    kp->rc = TR_ETHROTTLED;
+    for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = TR_ETHROTTLED;
+    k_put_finish(c->req);
+    return 0;
+}
+
+static int k_put_parse(k_call_t *c, int single, k_put_t *kp);
+
+static int k_put_common(k_call_t *c, int single) {
+    if (k_stream(c, 1)) return -1;
+    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
+    size_t n_recs = single ? 1 : json_is_array(arr) ? json_array_size(arr) : 0;
+    /* Everything the put holds until its response is sent, charged before it is allocated:
+     * decoded data and partition keys (never longer than their JSON text, so the body length
+     * bounds them), the records, the engine's entries and the response. */
+    if (n_recs > 500) n_recs = 0;  /* refused below, nothing allocated for them */
+    if (k_put_charge(c, sizeof(k_put_t) + c->req->body_len + 1 + K_PUT_RESP_BASE +
+                            n_recs * K_PUT_REC_MEM))
+        return -1;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = c->ctx;
+    kp->single = single;
+    c->req->state = kp;
+    c->req->state_free = k_put_free;
+    if (k_put_parse(c, single, kp)) return -1;
+    memcpy(kp->stream, c->stream, sizeof kp->stream);
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
+    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
+    if (rc) return k_error(c, rc, &err);
+    c->req->finish = k_put_finish;
+    return 1;  /* deferred */
+}
+
 /* The general path's reading of a PutRecord(s) body (c->in) into kp: every record validated,
- * its data decoded into kp->data.  0, or -1 with the error response filled. */
+ * its data decoded into kp->data (partition keys borrowed from c->in).  0, or -1 with the error
+ * response filled. */
 static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
+    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
     size_t total = 0;
-    /* Decoded data is never longer than the base64 text, so the body length bounds it. */
     kp->data = malloc(c->req->body_len + 1);
+    if (!kp->data) abort();
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
         kp->recs = calloc(1, sizeof *kp->recs);
+        if (!kp->recs) abort();
         const char *sfo;
         if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return -1;
         if (k_str(c, c->in, "SequenceNumberForOrdering", K_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return -1;
         if (k_verr_flush(c)) return -1;
     } else {
-        json_t *arr = json_object_get(c->in, "Records");
         if (!arr || json_is_null(arr)) {
             k_verr(c, "records", NULL, "Member must not be null");
         } else if (!json_is_array(arr)) {
@@ -1047,6 +1153,7 @@ static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
             } else {
                 kp->n = n;
                 kp->recs = calloc(n, sizeof *kp->recs);
+                if (!kp->recs) abort();
                 for (size_t i = 0; i < n; i++) {
                     char prefix[48];
                     snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
@@ -1062,31 +1169,7 @@ static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
                           "keys); send fewer or smaller records per PutRecords",
                           total);
     }
-    kp->in = json_incref(c->in);
     return 0;
-}
-
-static int k_put_common(k_call_t *c, int single) {
-    if (k_stream(c, 1)) return -1;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    kp->ctx = c->ctx;
-    kp->single = single;
-    c->req->state = kp;
-    c->req->state_free = k_put_free;
-    if (k_put_parse(c, single, kp)) return -1;
-    tr_err err;
-    tr_err_clear(&err);
-    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
-    if (rc == TR_ETHROTTLED && !single) {
-        /* Kinesis reports throttling per record in PutRecords. */
-        kp->rc = rc;
-        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
-        k_put_finish(c->req);
-        return 0;
-    }
-    if (rc) return k_error(c, rc, &err);
-    c->req->finish = k_put_finish;
-    return 1;  /* deferred */
 }
 
 
@@ -1102,6 +1185,7 @@ static int k_put_common(k_call_t *c, int single) {
  * speed, never behaviour.
  */
 #define K_FAST_BAIL 2
+#define K_FAST_ANSWERED 3
 
 typedef struct k_scan {
     const char *p, *end;
@@ -1186,19 +1270,62 @@ static int k_stream_name_ok(const char *s, size_t n) {
     return 1;
 }
 
-/* Scan a PutRecord (single) or PutRecords body of len bytes into kp (records, their data
- * decoded into kp->data, partition keys borrowed from body) and c->stream.  0, or K_FAST_BAIL
- * (kp may hold a partial result: the caller frees it). */
-static int k_put_scan(k_call_t *c, const char *body, size_t len, int single, k_put_t *kp) {
-    k_scan_t s = {body, body + len};
+/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
+static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp);
+
+static int k_put_fast(k_call_t *c, int single) {
+    net_req_t *req = c->req;
+    k_scan_t s = {(const char *)req->body, (const char *)req->body + req->body_len};
+    if (!ks_ch(&s, '{')) return K_FAST_BAIL;
+    /* Charged before allocating, as on the general path (k_put_common): the put buffer and
+     * response base now, the records as the array grows, then the per-record rest.  Partition
+     * keys stay in the request body, which is charged already. */
+    size_t charged = sizeof(k_put_t) + req->body_len + 1 + K_PUT_RESP_BASE;
+    if (k_put_charge(c, charged)) return 0;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = c->ctx;
+    kp->single = single;
+    kp->data = malloc(req->body_len + 1);
+    if (!kp->data) abort();
+    int rc = k_put_scan(c, &s, single, kp);
+    if (rc == K_FAST_ANSWERED) goto answered;
+    if (rc == K_FAST_BAIL) goto bail;
+    memcpy(kp->stream, c->stream, sizeof kp->stream);
+    req->state = kp;
+    req->state_free = k_put_free;
+    tr_err err;
+    tr_err_clear(&err);
+    rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
+    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
+    if (rc) {
+        k_error(c, rc, &err);
+        return 0;
+    }
+    req->finish = k_put_finish;
+    return 1;
+answered:  /* refused by the budget: the error is in the response */
+    k_put_free(kp);
+    return 0;
+bail:
+    /* The general path charges afresh: give back what this one charged. */
+    k_put_free(kp);
+    net_req_uncharge(req);
+    return K_FAST_BAIL;
+}
+
+/* Scan the body (s: after its opening brace) into kp (records, data decoded into kp->data,
+ * partition keys borrowed from the body) and c->stream, charging the records to the request as
+ * they are allocated.  0, K_FAST_BAIL (use the general path) or K_FAST_ANSWERED (refused by the
+ * budget: the error is in the response).  kp may hold a partial result either way. */
+static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
+    k_scan_t s = *sp;
     const char *stream = NULL;
     size_t stream_n = 0, total = 0;
-    if (!ks_ch(&s, '{')) return K_FAST_BAIL;
-    kp->data = malloc(len + 1);
-    if (!kp->data) abort();
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
+        if (k_put_charge(c, K_PUT_REC_MEM)) return K_FAST_ANSWERED;
         kp->recs = calloc(1, sizeof *kp->recs);
         if (!kp->recs) abort();
         if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) return K_FAST_BAIL;
@@ -1217,13 +1344,14 @@ static int k_put_scan(k_call_t *c, const char *body, size_t len, int single, k_p
                 for (;;) {
                     if (kp->n == 500) return K_FAST_BAIL;
                     if (kp->n == cap) {
-                        cap = cap ? cap * 2 : 64;
+                        size_t ncap = cap ? cap * 2 : 64;
+                        if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) return K_FAST_ANSWERED;
+                        cap = ncap;
                         kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
                         if (!kp->recs) abort();
                     }
                     memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
-                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL))
-                        return K_FAST_BAIL;
+                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) return K_FAST_BAIL;
                     kp->n++;
                     if (ks_ch(&s, ',')) continue;
                     if (ks_ch(&s, ']')) break;
@@ -1243,36 +1371,6 @@ static int k_put_scan(k_call_t *c, const char *body, size_t len, int single, k_p
     memcpy(c->stream, stream, stream_n);
     c->stream[stream_n] = 0;
     return 0;
-}
-
-/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
-static int k_put_fast(k_call_t *c, int single) {
-    net_req_t *req = c->req;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
-    kp->ctx = c->ctx;
-    kp->single = single;
-    if (k_put_scan(c, (const char *)req->body, req->body_len, single, kp)) {
-        k_put_free(kp);
-        return K_FAST_BAIL;
-    }
-    req->state = kp;
-    req->state_free = k_put_free;
-    tr_err err;
-    tr_err_clear(&err);
-    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
-    if (rc == TR_ETHROTTLED && !single) {
-        kp->rc = rc;
-        for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = rc;
-        k_put_finish(req);
-        return 0;
-    }
-    if (rc) {
-        k_error(c, rc, &err);
-        return 0;
-    }
-    req->finish = k_put_finish;
-    return 1;
 }
 
 static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
@@ -1453,7 +1551,10 @@ static int k_get_records(k_call_t *c) {
     int has_limit;
     if (k_str(c, c->in, "ShardIterator", K_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return -1;
     if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    const char *arn = NULL;  /* optional; the iterator names the stream */
+    if (k_str(c, c->in, "StreamARN", K_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return -1;
     if (k_verr_flush(c)) return -1;
+    if (arn && k_arn_owned(c, arn)) return -1;
     uint64_t id = 0, pos = 0;
     uint32_t shard = 0;
     int64_t issued = 0;
@@ -1484,7 +1585,17 @@ static int k_get_records(k_call_t *c) {
     }
     tr_buf *b = c->out;
     size_t est = 64;
-    for (size_t i = 0; i < rd.n; i++) est += 120 + rd.recs[i].pk_len * 2 + rd.recs[i].data_len * 4 / 3;
+    for (size_t i = 0; i < rd.n; i++)
+        est += 120 + rd.recs[i].pk_len * 6 + rd.recs[i].data_len * 4 / 3;
+    est += 1024 + 64 * (size_t)32;  /* iterator, child shards */
+    /* The response (up to ~13 MB) lives until a client that may read slowly has taken it:
+     * charged to the in-flight budget like request bodies, refused as throttling past it. */
+    if (net_req_charge(c->req, est)) {
+        slog_read_free(&rd);
+        return k_fail(c, 400, "ProvisionedThroughputExceededException",
+                      "Rate exceeded for Shard - shardId-%012u: the server is over its in-flight "
+                      "memory budget (--max-inflight-mb); retry with backoff", shard);
+    }
     tr_buf_reserve(b, est);
     tr_buf_puts(b, "{\"Records\":[");
     for (size_t i = 0; i < rd.n; i++) {
@@ -1577,7 +1688,7 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
             found = &k_ops[i];
             break;
         }
-    k_call_t c = {.ctx = ctx, .req = req, .out = &req->out};
+    k_call_t c = {.ctx = ctx, .op = op, .req = req, .out = &req->out};
     if (found && (found->fn == k_put_records || found->fn == k_put_record)) {
         int rc = k_put_fast(&c, found->fn == k_put_record);
         if (rc != K_FAST_BAIL) return rc == 1 ? NET_DEFER : NET_DONE;
@@ -1617,31 +1728,36 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
 
 /* ---- test hooks (kinesis_int.h) ------------------------------------------------------------ */
 
-/* A request around body, as net would present it (NUL-terminated copy). */
-static int k_hook_req(net_req_t *req, const void *body, size_t len) {
+/* A request around a copy of body, as net presents it (NUL-terminated); not a served request,
+ * so nothing is charged to a budget. */
+static void k_hook_req(net_req_t *req, const void *body, size_t len) {
     memset(req, 0, sizeof *req);
     req->body = malloc(len + 1);
-    if (!req->body) return -1;
+    if (!req->body) abort();
     if (len) memcpy(req->body, body, len);
     req->body[len] = 0;
     req->body_len = len;
     req->status = 200;
-    return 0;
 }
 
 int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int single,
                           api__kput_t *out) {
     memset(out, 0, sizeof *out);
     net_req_t req;
-    if (k_hook_req(&req, body, len)) abort();
+    k_hook_req(&req, body, len);
+    out->priv_body = req.body;  /* the partition keys point into it */
+    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
+    k_scan_t s = {(const char *)req.body, (const char *)req.body + len};
+    if (!ks_ch(&s, '{')) return 1;
     k_put_t *kp = calloc(1, sizeof *kp);
     if (!kp) abort();
     kp->ctx = ctx;
     kp->single = single;
-    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
-    int rc = k_put_scan(&c, (const char *)req.body, req.body_len, single, kp);
+    kp->data = malloc(len + 1);
+    if (!kp->data) abort();
     out->priv = kp;
-    out->priv_body = req.body;  /* the partition keys point into it */
+    int rc = k_put_scan(&c, &s, single, kp);
+    net_req_resp_free(&req);
     if (rc) return 1;
     snprintf(out->stream, sizeof out->stream, "%s", c.stream);
     out->n = kp->n;
@@ -1653,10 +1769,11 @@ int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int sing
                           api__kput_t *out) {
     memset(out, 0, sizeof *out);
     net_req_t req;
-    if (k_hook_req(&req, body, len)) abort();
+    k_hook_req(&req, body, len);
     k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
     json_error_t jerr;
     int rc = -1;
+    /* As api_kinesis_handle reads a body. */
     c.in = json_loadb((const char *)req.body, req.body_len, JSON_ALLOW_NUL, &jerr);
     if (!c.in || !json_is_object(c.in)) {
         k_fail(&c, 400, "SerializationException", "Request body is not a JSON object");
@@ -1677,7 +1794,7 @@ leave:
         out->status = req.status;
         out->error = tr_buf_detach(&req.out, NULL);
     }
-    json_decref(c.in);
+    out->priv_json = c.in;  /* the partition keys point into it */
     tr_buf_free(&c.verr);
     net_req_resp_free(&req);
     free(req.body);
@@ -1686,6 +1803,7 @@ leave:
 
 void api__kput_free(api__kput_t *k) {
     k_put_free(k->priv);
+    json_decref(k->priv_json);
     free(k->priv_body);
     free(k->error);
     memset(k, 0, sizeof *k);

@@ -23,7 +23,7 @@ typedef struct api__kput {
                                                api__kput_free */
     int status;                             /* general path: HTTP status of its error, or 0 */
     char *error;                            /* general path: its error body (malloc'd), or NULL */
-    void *priv, *priv_body;                 /* the reader's state and body copy */
+    void *priv, *priv_body, *priv_json;     /* the reader's state, body copy, JSON tree */
 } api__kput_t;
 
 /* The fast scanner on body (len bytes; body[len] need not be NUL).  0: accepted, *out filled;

@@ -321,6 +321,8 @@ static int zip_from(l_call_t *c, json_t *code, uint8_t **zip, size_t *n) {
     return 0;
 }
 
+static int l_fn_owned(l_call_t *c, const char *given, const char *action);
+
 static int l_create(l_call_t *c) {
     if (require_body(c)) return -1;
     json_t *in = c->in;
@@ -335,6 +337,7 @@ static int l_create(l_call_t *c) {
                              "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
                              "(function:)?([a-zA-Z0-9-_]+)")
                     : l_error(c, err.code, &err, NULL);
+    if (l_fn_owned(c, name, "CreateFunction")) return -1;
     if (!jstr_or(in, "Role", NULL)) return l_verr(c, "role", NULL, "Member must not be null");
     const char *pkg = jstr_or(in, "PackageType", "Zip");
     if (strcmp(pkg, "Zip"))
@@ -737,6 +740,28 @@ static const struct l_op {
     {"GET", "/2019-09-30/functions/{}/concurrency", 0, "GetFunctionConcurrency", l_get_concurrency},
 };
 
+/* A FunctionName must name a function of this account in this region, as on AWS: another
+ * region's is "not reachable in this region" (404 ResourceNotFoundException), another account's
+ * is 403 AccessDeniedException (Tributary has no resource policies that could allow it).
+ * `action` is the IAM action ("InvokeFunction").  0 when ours, else -1 with the error answered. */
+static int l_fn_owned(l_call_t *c, const char *given, const char *action) {
+    char region[64], account[32];
+    switch (api_fn_name_owner(c->ctx, given)) {
+    case API_ARN_OTHER_REGION:
+        api_arn_fields(given, region, account);
+        return l_fail(c, 404, "ResourceNotFoundException",
+                      "Functions from '%s' are not reachable in this region ('%s')",
+                      region[0] ? region : "another partition", c->ctx->region);
+    case API_ARN_OTHER_ACCOUNT:
+        return l_fail(c, 403, "AccessDeniedException",
+                      "User: arn:aws:iam::%s:root is not authorized to perform: lambda:%s on "
+                      "resource: %s because no resource-based policy allows the lambda:%s action "
+                      "(this server's functions are in account %s)",
+                      API_ACCOUNT_ID, action, given, action, API_ACCOUNT_ID);
+    default: return 0;
+    }
+}
+
 /* Match path against pattern; the "{}" segment (raw, still encoded) goes to seg. */
 static int l_match(const char *pattern, const char *path, char *seg, size_t cap) {
     seg[0] = 0;
@@ -796,6 +821,8 @@ int api_lambda_handle(api_ctx_t *ctx, net_req_t *req) {
                 l_error(&c, err.code, &err, NULL);
                 return NET_DONE;
             }
+            if (l_fn_owned(&c, dec, op->fn == l_invoke ? "InvokeFunction" : op->name))
+                return NET_DONE;
             char q[130];
             if (l_query(req, "Qualifier", q, sizeof q) && q[0]) {
                 if (c.qualifier[0] && strcmp(c.qualifier, q)) {

@@ -51,6 +51,28 @@ static int esm_fail(net_req_t *req, int status, const char *type, const char *fm
     return NET_DONE;
 }
 
+/* A FunctionName of another region or account: answered as the Lambda adapter does (404
+ * "not reachable in this region" / 403 AccessDeniedException); returns 1 then, else 0. */
+static int esm_fn_foreign(api_ctx_t *ctx, net_req_t *req, const char *given, const char *action) {
+    char region[64], account[32];
+    switch (api_fn_name_owner(ctx, given)) {
+    case API_ARN_OTHER_REGION:
+        api_arn_fields(given, region, account);
+        esm_fail(req, 404, "ResourceNotFoundException",
+                 "Functions from '%s' are not reachable in this region ('%s')",
+                 region[0] ? region : "another partition", ctx->region);
+        return 1;
+    case API_ARN_OTHER_ACCOUNT:
+        esm_fail(req, 403, "AccessDeniedException",
+                 "User: arn:aws:iam::%s:root is not authorized to perform: lambda:%s on resource: "
+                 "%s because no resource-based policy allows the lambda:%s action (this server's "
+                 "functions are in account %s)", API_ACCOUNT_ID, action, given, action,
+                 API_ACCOUNT_ID);
+        return 1;
+    default: return 0;
+    }
+}
+
 /* The one place engine codes become AWS error types for these operations. */
 static int esm_error(net_req_t *req, int code, const tr_err *err) {
     static const struct {
@@ -300,6 +322,7 @@ static int op_create(api_ctx_t *ctx, net_req_t *req) {
     long long v;
     const char *s;
     if ((s = get_str(&in, "FunctionName"))) snprintf(c.function_name, sizeof c.function_name, "%s", s);
+    if (s && !in.failed && esm_fn_foreign(ctx, req, s, "CreateEventSourceMapping")) in.failed = 1;
     if ((s = get_str(&in, "EventSourceArn"))) snprintf(c.source_arn, sizeof c.source_arn, "%s", s);
     if (get_int(&in, "BatchSize", 1, 10000, &v)) c.batch_size = (uint32_t)v;
     if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v)) c.max_batching_window_s = (uint32_t)v;
@@ -378,6 +401,7 @@ static int op_list(api_ctx_t *ctx, net_req_t *req) {
     query(req, "FunctionName", fname, sizeof fname);
     query(req, "EventSourceArn", arn, sizeof arn);
     query(req, "Marker", marker, sizeof marker);
+    if (fname[0] && esm_fn_foreign(ctx, req, fname, "ListEventSourceMappings")) return NET_DONE;
     long max = 100;
     if (query(req, "MaxItems", maxs, sizeof maxs)) {
         char *end;
@@ -412,6 +436,9 @@ static int op_update(api_ctx_t *ctx, net_req_t *req, const char *uuid) {
     memset(&u, 0, sizeof u);
     long long v;
     if ((u.function_name = get_str(&in, "FunctionName"))) u.has_function = 1;
+    if (u.has_function && !in.failed &&
+        esm_fn_foreign(ctx, req, u.function_name, "UpdateEventSourceMapping"))
+        in.failed = 1;
     if (get_int(&in, "BatchSize", 1, 10000, &v)) u.has_batch_size = 1, u.batch_size = (uint32_t)v;
     if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v))
         u.has_window = 1, u.max_batching_window_s = (uint32_t)v;

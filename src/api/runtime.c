@@ -209,6 +209,7 @@ int api_metrics_handle(api_ctx_t *ctx, net_req_t *req) {
     req->content_type = "text/plain; version=0.0.4; charset=utf-8";
     tr_buf_reset(&req->out);
     if (ctx->fn) fn_metrics_prometheus(ctx->fn, &req->out);
+    if (ctx->slog) slog_metrics_prometheus(ctx->slog, &req->out); /* log damage, failed shards */
     if (!req->out.len) tr_buf_puts(&req->out, "# no metrics yet\n");
     return NET_DONE;
 }

@@ -2,7 +2,8 @@
  * tlog.h -- the server's own log: one line per notable event on stderr.
  *
  * Format: "2026-11-25T00:00:00.000Z LEVEL subsystem: message".  Thread-safe (one write(2) per
- * line).  TRIBUTARY_LOG=debug|info|warn|error sets the threshold (default info).
+ * line).  TRIBUTARY_LOG=debug|info|warn|error|off sets the threshold (default info; off is for
+ * fuzz targets, whose inputs are damage on purpose).
  */
 #ifndef TR_TLOG_H
 #define TR_TLOG_H

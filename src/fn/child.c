@@ -34,12 +34,14 @@
 #include <string.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "core/tlog.h"
 #include "fn/fn_int.h"
+#include "fn/sandbox.h"
 
 #define LINE_MAX_BYTES (256 * 1024)
 
@@ -193,7 +195,6 @@ static void grave_sweep(fn_t *fn, int64_t now) {
 }
 
 static void inst_free(fn_t *fn, fn_inst_t *in, fn__todo_t *t) {
-    (void)t;
     grave_add(fn, in->listener);
     in->listener = NULL;
     for (fn_inst_t **pp = &fn->insts; *pp; pp = &(*pp)->next)
@@ -203,6 +204,11 @@ static void inst_free(fn_t *fn, fn_inst_t *in, fn__todo_t *t) {
         }
     if (in->out_fd >= 0) close(in->out_fd);
     if (in->pidfd >= 0) close(in->pidfd);
+    if (in->scratch[0]) {   /* removed after the lock is released (fn__todo_run) */
+        char *dir = strdup(in->scratch);
+        if (!dir) abort();
+        FN__TODO_ADD(t, scratch, dir);
+    }
     tr_buf_free(&in->line);
     fn__func_unref(fn, in->func);
     free(in);
@@ -254,6 +260,21 @@ void fn__inst_drain(fn_t *fn, fn_inst_t *in) { out_read(fn, in); }
 
 /* ---- spawning ------------------------------------------------------------------------------ */
 
+/* Why execve failed, in words (async-signal-safe: static strings). */
+static const char *exec_errno_text(int e) {
+    switch (e) {
+    case ENOENT: return "no such file, or its #! interpreter does not exist";
+    case EACCES: return "permission denied (is it executable? chmod 755 it before zipping)";
+    case ENOEXEC: return "not an executable for this machine, nor a script with a #! line";
+    case ETXTBSY: return "the file is open for writing";
+    case ENOMEM: return "out of memory (MemorySize too small?)";
+    case E2BIG: return "the environment is too large";
+    case ELOOP: return "too many symbolic links";
+    case ENAMETOOLONG: return "the path is too long";
+    default: return "the kernel refused to run it";
+    }
+}
+
 static char *kv(const char *k, const char *v) {
     size_t n = strlen(k) + strlen(v) + 2;
     char *s = malloc(n);
@@ -270,7 +291,14 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     tr_err lerr;
     tr_err_clear(&lerr);
     int lrc = fn->rtl.open ? fn->rtl.open(fn->rtl.arg, in->token, &lport, &listener, &lerr) : 0;
+    /* its private /tmp ($TMPDIR), the one directory it may write (sandbox.h) */
+    char scratch[FN__PATH];
+    tr_err serr;
+    tr_err_clear(&serr);
+    int src = lrc ? 0 : fn_sandbox_scratch_new(scratch, sizeof scratch, &serr);
+    if (lrc || src) scratch[0] = 0;
     pthread_mutex_lock(&fn->mu);
+    snprintf(in->scratch, sizeof in->scratch, "%s", scratch);
     if (in->state != FN__INST_SPAWNING) {
         grave_add(fn, listener);
         pthread_mutex_unlock(&fn->mu);
@@ -279,12 +307,15 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     }
     fn_func_t *f = in->func;
     in->listener = listener;
-    if (lrc) {
+    if (lrc || src) {
         char msg[TR_ERR_MSG_MAX + 64];
-        snprintf(msg, sizeof msg, "cannot serve the Runtime API for a new instance: %s", lerr.msg);
+        if (lrc)
+            snprintf(msg, sizeof msg, "cannot serve the Runtime API for a new instance: %s",
+                     lerr.msg);
+        else snprintf(msg, sizeof msg, "%s", serr.msg);
         tr_error("fn", "function %s: %s", f->cfg.name, msg);
         inst_mark_dead(fn, in, &t);
-        in->exit_reason = "no listener";
+        in->exit_reason = lrc ? "no listener" : "no scratch directory";
         fail_head(fn, f, "Runtime.Unknown", msg, NULL, 0, &t);
         pthread_mutex_unlock(&fn->mu);
         fn__sup_wake(fn);
@@ -292,8 +323,12 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
         return;
     }
     const fn_config_t *c = &f->cfg;
+    /* An absolute package path: the child changes directory before exec, and a relative one
+     * (a relative --data) would then name nothing. */
+    char *root = c->code_dir[0] == '/' ? strdup(c->code_dir) : realpath(c->code_dir, NULL);
+    const char *dir = root ? root : c->code_dir;
     char path[FN__PATH + 16];
-    snprintf(path, sizeof path, "%s/bootstrap", c->code_dir);
+    snprintf(path, sizeof path, "%s/bootstrap", dir);
     if (access(path, X_OK) != 0) {
         char msg[FN__PATH + 128];
         snprintf(msg, sizeof msg, "Couldn't find valid bootstrap(s): [%s]%s", path,
@@ -302,6 +337,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
         in->exit_reason = "no bootstrap";
         fail_head(fn, f, "Runtime.InvalidEntrypoint", msg, NULL, 0, &t);
         pthread_mutex_unlock(&fn->mu);
+        free(root);
         fn__sup_wake(fn);
         fn__todo_run(fn, &t);
         return;
@@ -330,8 +366,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     envp[n++] = kv("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", buf);
     envp[n++] = kv("AWS_REGION", fn->region);
     envp[n++] = kv("AWS_DEFAULT_REGION", fn->region);
-    envp[n++] = kv("LAMBDA_TASK_ROOT", c->code_dir);
-    envp[n++] = kv("LAMBDA_RUNTIME_DIR", c->code_dir);
+    envp[n++] = kv("LAMBDA_TASK_ROOT", dir);
+    envp[n++] = kv("LAMBDA_RUNTIME_DIR", dir);
     snprintf(buf, sizeof buf, "/aws/lambda/%s", c->name);
     envp[n++] = kv("AWS_LAMBDA_LOG_GROUP_NAME", buf);
     envp[n++] = kv("AWS_LAMBDA_LOG_STREAM_NAME", stream);
@@ -339,10 +375,12 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     envp[n++] = kv("TZ", ":UTC");
     envp[n++] = kv("LANG", "en_US.UTF-8");
     envp[n++] = kv("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin");
-    snprintf(buf, sizeof buf, "/lib64:/usr/lib64:%s:%s/lib:%s:%s/lib:/opt/lib", c->code_dir,
-             c->code_dir, c->code_dir, c->code_dir);
+    snprintf(buf, sizeof buf, "/lib64:/usr/lib64:%s:%s/lib:%s:%s/lib:/opt/lib", dir, dir, dir,
+             dir);
     envp[n++] = kv("LD_LIBRARY_PATH", buf);
     for (size_t i = 0; i < c->n_env; i++) envp[n++] = kv(c->env[i].key, c->env[i].value);
+    size_t tmpdir_at = n;
+    envp[n++] = kv("TMPDIR", scratch);   /* after the function's own: a TMPDIR it sets wins */
     envp[n] = NULL;
     /* Amazon Linux's /bin/sh is bash, and AWS's custom-runtime tutorial relies on it (`source`,
      * `function f ()`, pipefail); Debian's is dash.  A "#!/bin/sh" bootstrap therefore runs as
@@ -360,17 +398,33 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
                                                    head[9] == '\t' || head[9] == '\r') &&
                 access("/bin/bash", X_OK) == 0;
     }
-    char *cwd = strdup(c->code_dir);
+    char *cwd = strdup(dir);
     char *exe = strdup(path);
     if (!cwd || !exe) abort();
+    free(root);
     rlim_t mem = (rlim_t)c->memory_mb << 20;
     pthread_mutex_unlock(&fn->mu);
 
+    /* What the child says on stderr (its log) when it cannot start, composed here: after fork
+     * only async-signal-safe calls. */
+    char exec_msg[FN__PATH + 64], cd_msg[FN__PATH + 64];
+    snprintf(exec_msg, sizeof exec_msg, "tributary: cannot execute %s: ", exe);
+    snprintf(cd_msg, sizeof cd_msg, "tributary: cannot enter the package directory %s\n", cwd);
+    static const char sb_msg[] = "tributary: cannot confine the function (no_new_privs, "
+                                 "capabilities or Landlock refused)\n";
+    int rfd = -1;
+    char *plan = NULL;
+    static char tmp_env[] = "TMPDIR=/tmp";
+    char msg[TR_ERR_MSG_MAX + 64] = "";
     int p[2] = {-1, -1};
-    int devnull = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    int devnull = -1;
     pid_t pid = -1;
     int err = 0;
-    if (devnull < 0 || pipe2(p, O_CLOEXEC) != 0) err = errno;
+    if (fn_sandbox_ruleset(cwd, scratch, &rfd, &serr) ||
+        fn_sandbox_tmp_plan(cwd, scratch, &plan, &serr))
+        snprintf(msg, sizeof msg, "%s", serr.msg);
+    else if ((devnull = open("/dev/null", O_RDONLY | O_CLOEXEC)) < 0 || pipe2(p, O_CLOEXEC) != 0)
+        err = errno;
     else {
         char sh0[] = "sh", bash[] = "/bin/bash";
         char *argv[] = {exe, NULL, NULL};
@@ -387,8 +441,19 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
             dup2(devnull, 0);
             dup2(p[1], 1);
             dup2(p[1], 2);
+            /* its scratch as /tmp where namespaces allow (this copy of envp is the child's) */
+            if (plan && fn_sandbox_tmp_apply(plan) == 0) envp[tmpdir_at] = tmp_env;
+            if (fn_sandbox_enter(rfd) != 0) {
+                ssize_t w = write(2, sb_msg, sizeof sb_msg - 1);
+                (void)w;
+                _exit(126);
+            }
             syscall(SYS_close_range, 3U, ~0U, 0U);
-            if (chdir(cwd) != 0) _exit(126);
+            if (chdir(cwd) != 0) {
+                ssize_t w = write(2, cd_msg, strlen(cd_msg));
+                (void)w;
+                _exit(126);
+            }
             struct rlimit rl = {mem, mem};
             setrlimit(RLIMIT_DATA, &rl);
             sigset_t none;
@@ -396,12 +461,19 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
             sigprocmask(SIG_SETMASK, &none, NULL);
             signal(SIGPIPE, SIG_DFL);
             execve(run, argv, envp);
+            const char *why = exec_errno_text(errno);
+            struct iovec iov[3] = {{exec_msg, strlen(exec_msg)},
+                                   {(void *)why, strlen(why)}, {(void *)"\n", 1}};
+            ssize_t w = writev(2, iov, 3);
+            (void)w;
             _exit(127);
         }
         if (pid < 0) err = errno;
         else setpgid(pid, pid);
     }
     if (devnull >= 0) close(devnull);
+    if (rfd >= 0) close(rfd);
+    free(plan);
     if (p[1] >= 0) close(p[1]);
     for (size_t i = 0; i < n; i++) free(envp[i]);
     free(envp);
@@ -414,8 +486,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     pthread_mutex_lock(&fn->mu);
     if (pid < 0) {
         if (p[0] >= 0) close(p[0]);
-        char msg[256];
-        snprintf(msg, sizeof msg, "cannot start the bootstrap process: %s", strerror(err));
+        if (!msg[0])
+            snprintf(msg, sizeof msg, "cannot start the bootstrap process: %s", strerror(err));
         tr_error("fn", "function %s: %s", f->cfg.name, msg);
         if (inst_mark_dead(fn, in, &t) >= 0) {
             in->exit_reason = "spawn failed";

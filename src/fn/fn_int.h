@@ -5,6 +5,7 @@
  *   zip.c     deployment packages: store, hash, unpack (zip-slip safe)
  *   sched.c   invocations: queues, concurrency, deadlines, async queue, metrics, logs
  *   child.c   the `provided` runtimes: child processes, the supervisor thread, fn_rt_*
+ *   sandbox.c what a function process can reach (sandbox.h; child.c and the native runtime)
  *
  * Locking: one engine mutex (fn->mu) guards every structure below except where noted.  Lock
  * order: fn->mu, then a function's log_mu.  Callbacks to users (fn_invoke_cb, fn_rt_next_cb,
@@ -107,6 +108,7 @@ struct fn_inst {
     tr_buf line;                     /* partial output line */
     const char *exit_reason;         /* why the engine killed it (for the log), or NULL */
     void *listener;                  /* its Runtime API listener (fn_rt_listener_t), or NULL */
+    char scratch[FN__PATH];          /* its $TMPDIR (sandbox.h), removed with it; "" if none */
     fn_inst_t *next;                 /* fn->insts link */
 };
 
@@ -191,6 +193,8 @@ typedef struct fn__todo {
     size_t n_spawn, cap_spawn;
     fn_inv_t **cancel;               /* plug-in invocations past their deadline */
     size_t n_cancel, cap_cancel;
+    char **scratch;                  /* gone instances' scratch dirs to remove (owned) */
+    size_t n_scratch, cap_scratch;
 } fn__todo_t;
 
 #define FN__TODO_INIT {0}

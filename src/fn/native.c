@@ -48,6 +48,7 @@
 
 #include "core/tlog.h"
 #include "fn/native_int.h"
+#include "fn/sandbox.h"
 #include "log/slog.h"
 
 #define FN_NATIVE_TABLE_INFLIGHT 4096   /* table calls in flight per host before backpressure */
@@ -93,6 +94,7 @@ typedef struct host {
     trf__buf_t rbuf;                     /* frame being read */
     trf__buf_t wbuf;                     /* frames being written (INVOKE, TABLE_REPLY) */
     size_t wsent;
+    char scratch[PATH_MAX];              /* the process's $TMPDIR (sandbox.h); "" if none */
     /* table calls: dispatched and not yet answered, and the answers not yet moved to wbuf */
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
@@ -183,7 +185,7 @@ static const char *signal_text(int sig) {
 static int env_reserved(const char *k) {
     static const char *const res[] = {"_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME",
                                       "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "TRIBUTARY_FN_PARENT",
-                                      NULL};
+                                      FN_NATIVE_SANDBOX_ENV, FN_NATIVE_TMP_ENV, NULL};
     for (int i = 0; res[i]; i++)
         if (!strcmp(k, res[i])) return 1;
     return 0;
@@ -218,7 +220,11 @@ static spawn_t *spawn_build(fn_native_t *nt, const fn_config_t *cfg) {
     s->sig = sig.data;
     s->sig_len = sig.len;
     sig.data = NULL;
-    s->code_dir = strdup(cfg->code_dir ? cfg->code_dir : ".");
+    /* absolute: the host runs in it and dlopens from LAMBDA_TASK_ROOT (a relative --data would
+     * name nothing from there) */
+    const char *cd = cfg->code_dir ? cfg->code_dir : ".";
+    s->code_dir = cd[0] == '/' ? strdup(cd) : realpath(cd, NULL);
+    if (!s->code_dir) s->code_dir = strdup(cd);
     const char *dir = s->code_dir;
     envp[n++] = xasprintf("AWS_LAMBDA_FUNCTION_NAME=%s", cfg->name);
     envp[n++] = xasprintf("AWS_LAMBDA_FUNCTION_VERSION=$LATEST");
@@ -384,6 +390,8 @@ static void host_reap(host_t *h, int grace_ms, char *why, size_t cap) {
         }
     }
     h->pid = 0;
+    fn_sandbox_scratch_free(h->scratch);
+    h->scratch[0] = 0;
     if (h->sock >= 0) close(h->sock);
     if (h->logfd >= 0) close(h->logfd);
     h->sock = h->logfd = -1;
@@ -392,7 +400,29 @@ static void host_reap(host_t *h, int grace_ms, char *why, size_t cap) {
 }
 
 static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t cap) {
-    int sv[2] = {-1, -1}, lp[2] = {-1, -1};
+    int sv[2] = {-1, -1}, lp[2] = {-1, -1}, rfd = -1;
+    char **envp = NULL, *plan = NULL;
+    size_t n = 0;
+    tr_err e;
+    tr_err_clear(&e);
+    /* its private /tmp and its sandbox (sandbox.h): the ruleset goes to the host as fd
+     * FN_NATIVE_FD + 1, which it enters before loading the library */
+    if (fn_sandbox_scratch_new(h->scratch, sizeof h->scratch, &e) ||
+        fn_sandbox_ruleset(s->code_dir, h->scratch, &rfd, &e) ||
+        fn_sandbox_tmp_plan(s->code_dir, h->scratch, &plan, &e)) {
+        snprintf(why, cap, "%s", e.msg);
+        goto fail;
+    }
+    while (s->envp[n]) n++;
+    envp = calloc(n + 4, sizeof *envp);
+    if (!envp) abort();
+    memcpy(envp, s->envp, n * sizeof *envp);
+    envp[n] = xasprintf("TMPDIR=%s", h->scratch);
+    envp[n + 1] = xasprintf("%s=%d", FN_NATIVE_SANDBOX_ENV, rfd < 0 ? -1 : FN_NATIVE_FD + 1);
+    envp[n + 2] = xasprintf("%s=%s", FN_NATIVE_TMP_ENV, plan ? plan : "");
+    if (!envp[n] || !envp[n + 1] || !envp[n + 2]) abort();
+    free(plan);
+    plan = NULL;
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
         pipe2(lp, O_CLOEXEC)) {
         snprintf(why, cap, "cannot create the host's socket/pipe: %s", strerror(errno));
@@ -404,14 +434,20 @@ static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t 
     posix_spawn_file_actions_adddup2(&fa, lp[1], 1);
     posix_spawn_file_actions_adddup2(&fa, lp[1], 2);
     posix_spawn_file_actions_adddup2(&fa, sv[1], FN_NATIVE_FD);
+    if (rfd >= 0) posix_spawn_file_actions_adddup2(&fa, rfd, FN_NATIVE_FD + 1);
     posix_spawn_file_actions_addchdir_np(&fa, s->code_dir);
     char *argv[] = {"tributary", FN_NATIVE_HOST_CMD, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, nt->host_exe, &fa, NULL, argv, s->envp);
+    int rc = posix_spawn(&pid, nt->host_exe, &fa, NULL, argv, envp);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     close(lp[1]);
     sv[1] = lp[1] = -1;
+    for (int i = 0; i < 3; i++) free(envp[n + i]);
+    free(envp);
+    envp = NULL;
+    if (rfd >= 0) close(rfd);
+    rfd = -1;
     if (rc) {
         snprintf(why, cap, "cannot start the function host %.300s in %.400s: %s", nt->host_exe,
                  s->code_dir, strerror(rc));
@@ -429,6 +465,14 @@ fail:
         if (sv[i] >= 0) close(sv[i]);
         if (lp[i] >= 0) close(lp[i]);
     }
+    if (envp) {
+        for (int i = 0; i < 3; i++) free(envp[n + i]);
+        free(envp);
+    }
+    free(plan);
+    if (rfd >= 0) close(rfd);
+    fn_sandbox_scratch_free(h->scratch);
+    h->scratch[0] = 0;
     return -1;
 }
 
@@ -756,6 +800,8 @@ static void host_stop(host_t *h) {
     if (h->sock >= 0) close(h->sock);
     if (h->logfd >= 0) close(h->logfd);
     h->sock = h->logfd = -1;
+    fn_sandbox_scratch_free(h->scratch);   /* host_reap's, when the process ended by itself */
+    h->scratch[0] = 0;
 }
 
 /* ---- host thread ----------------------------------------------------------------------------- */

@@ -3,7 +3,9 @@
  *
  * Started by the supervisor (native.c) with fd 3 a socketpair end, stdout/stderr a log pipe,
  * cwd the function's code directory and AWS's environment.  It:
- *   1. arranges to die with its parent (PR_SET_PDEATHSIG) and closes every other inherited fd;
+ *   1. arranges to die with its parent (PR_SET_PDEATHSIG), enters its sandbox (sandbox.h: the
+ *      Landlock ruleset the supervisor passed as fd 4, no_new_privs, no capabilities) and closes
+ *      every other inherited fd;
  *   2. bounds its private writable memory to AWS_LAMBDA_FUNCTION_MEMORY_SIZE (RLIMIT_DATA);
  *   3. dlopen()s "$LAMBDA_TASK_ROOT/<file>.so" of _HANDLER "<file>.so:<symbol>" with
  *      RTLD_NOW | RTLD_LOCAL, finds the symbol, checks the optional module's ABI and runs its
@@ -27,6 +29,7 @@
 
 #include "fn/native.h"
 #include "fn/native_int.h"
+#include "fn/sandbox.h"
 #include "log/slog.h"
 
 /* ---- I/O ------------------------------------------------------------------------------------- */
@@ -138,7 +141,7 @@ static const trf__table_io_t table_io = {table_send, table_recv};
 static trf_handler_fn load_handler(const trf_module_t **mod) {
     const char *spec = getenv("_HANDLER");
     const char *root = getenv("LAMBDA_TASK_ROOT");
-    char msg[1536];
+    char msg[4096];
     if (!spec || !strchr(spec, ':')) {
         snprintf(msg, sizeof msg, "Handler \"%s\" is not \"<file>.so:<symbol>\"; set Handler to "
                  "e.g. \"libmine.so:handler\" with UpdateFunctionConfiguration", spec ? spec : "");
@@ -160,8 +163,9 @@ static trf_handler_fn load_handler(const trf_module_t **mod) {
     }
     snprintf(path, sizeof path, "%s/%s", root ? root : ".", file);
     if (access(path, F_OK) != 0) {
-        snprintf(msg, sizeof msg, "the package has no %s (Handler \"%s\"); zip the library at "
-                 "the top level or fix Handler", file, spec);
+        int e = errno;
+        snprintf(msg, sizeof msg, "the package has no %s (Handler \"%s\"): cannot open %s: %s; "
+                 "zip the library at the top level or fix Handler", file, spec, path, strerror(e));
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -276,6 +280,16 @@ int fn_native_host_main(int argc, char **argv) {
     const char *ppid = getenv("TRIBUTARY_FN_PARENT");
     if (ppid && atol(ppid) != (long)getppid()) _exit(1);   /* the server died before prctl */
     signal(SIGPIPE, SIG_IGN);
+    /* confined before any user code runs; the variable is the supervisor's (reserved) */
+    const char *sb = getenv(FN_NATIVE_SANDBOX_ENV);
+    int rfd = sb ? atoi(sb) : -1;
+    unsetenv(FN_NATIVE_SANDBOX_ENV);
+    const char *plan = getenv(FN_NATIVE_TMP_ENV);
+    if (plan && *plan && fn_sandbox_tmp_apply(plan) == 0) setenv("TMPDIR", "/tmp", 1);
+    unsetenv(FN_NATIVE_TMP_ENV);
+    if (fn_sandbox_enter(rfd > FN_NATIVE_FD ? rfd : -1) != 0)
+        init_error("Runtime.Unknown", "the function host cannot confine itself (no_new_privs, "
+                   "capabilities or Landlock refused); see the server log");
     close_inherited();
     setvbuf(stdout, NULL, _IOLBF, 0);
 

@@ -47,6 +47,8 @@
 
 #define FN_NATIVE_MAGIC 0x48465254u               /* "TRFH" */
 #define FN_NATIVE_FD 3                            /* the host's end of the socketpair */
+#define FN_NATIVE_SANDBOX_ENV "TRIBUTARY_FN_SANDBOX" /* the fd of its Landlock ruleset, or -1 */
+#define FN_NATIVE_TMP_ENV "TRIBUTARY_FN_TMP"         /* its private /tmp plan (sandbox.h), or "" */
 #define FN_NATIVE_MAX_FRAME (64u << 20)           /* sanity bound on a body */
 
 enum {

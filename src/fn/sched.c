@@ -45,6 +45,7 @@
 
 #include "core/tlog.h"
 #include "fn/fn_int.h"
+#include "fn/sandbox.h"
 
 #define EV_HDR 60
 static const double duration_bounds[8] = FN_DURATION_BUCKETS;
@@ -72,6 +73,7 @@ static void todo_free(fn__todo_t *t) {
     free(t->start);
     free(t->spawn);
     free(t->cancel);
+    free(t->scratch);
     memset(t, 0, sizeof *t);
 }
 
@@ -80,9 +82,13 @@ static void inv_start_plugin(fn_t *fn, fn_inv_t *inv, fn__todo_t *again);
 /* Run what was deferred under the lock.  Each step may produce more work (a failed plug-in
  * start); loop until nothing is left. */
 void fn__todo_run(fn_t *fn, fn__todo_t *t) {
-    while (t->n_done || t->n_next || t->n_start || t->n_spawn || t->n_cancel) {
+    while (t->n_done || t->n_next || t->n_start || t->n_spawn || t->n_cancel || t->n_scratch) {
         fn__todo_t cur = *t;
         memset(t, 0, sizeof *t);
+        for (size_t i = 0; i < cur.n_scratch; i++) {   /* file system work: never under fn->mu */
+            fn_sandbox_scratch_free(cur.scratch[i]);
+            free(cur.scratch[i]);
+        }
         for (size_t i = 0; i < cur.n_spawn; i++) fn__inst_spawn(fn, cur.spawn[i]);
         for (size_t i = 0; i < cur.n_cancel; i++) {
             fn_inv_t *inv = cur.cancel[i];

@@ -103,6 +103,14 @@ typedef struct slog_ix {
     int64_t arrival_ms;
 } slog_ix_t;
 
+/* A damaged or missing range of a segment, found by recovery: file bytes [off, off_end) hold
+ * nothing readable and the records [seq, seq_end) are lost.  off == off_end for records whose
+ * file is missing (a gap between two segments).  Readers jump from off to off_end. */
+typedef struct slog_hole {
+    uint64_t off, off_end;
+    uint64_t seq, seq_end;
+} slog_hole_t;
+
 typedef struct slog_seg {
     atomic_int refs;          /* the array holds one; readers take one while reading */
     uint64_t first_seq;       /* from the file name, checked against the header */
@@ -116,6 +124,9 @@ typedef struct slog_seg {
     int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none */
     slog_ix_t *ix;            /* sparse index; entries past nix are the writer's scratch */
     size_t nix, ixcap;
+    slog_hole_t *holes;       /* ascending off; set at open, fixed afterwards */
+    size_t nholes;
+    atomic_int dmg_seen;      /* damage found by a reader was reported (once per segment) */
 } slog_seg_t;
 
 struct slog_shard {
@@ -138,6 +149,12 @@ struct slog_shard {
     int w_trunc_pending;      /* a failed batch's bytes are still past w_size in the file */
     uint8_t *stage;
     size_t stage_cap;
+    uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
+    uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
+    int st_dirty;             /* DIR/state must be rewritten before the next frame */
+
+    /* damage counters (slog_shard_health), atomics: readers bump the read-time ones */
+    atomic_ullong h_ranges, h_bytes, h_lost, h_missing, h_read_skips;
 };
 
 /* Result of scanning a segment's frames. */
@@ -346,6 +363,7 @@ static slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
     }
     snprintf(path, n, "%s/%020llu.seg", sh->dir, (unsigned long long)first);
     atomic_init(&seg->refs, 1);
+    atomic_init(&seg->dmg_seen, 0);
     seg->first_seq = first;
     seg->path = path;
     seg->fd = -1;
@@ -359,6 +377,7 @@ static void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
     if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
     if (seg->fd >= 0) sh->io->close(seg->fd);
     free(seg->ix);
+    free(seg->holes);
     free(seg->path);
     free(seg);
 }
@@ -500,6 +519,7 @@ fail:;
  * .idx only costs a scan at the next start. */
 static void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     char path[PATH_MAX], tmp[PATH_MAX];
+    if (seg->nholes) return; /* rescanned (and its damage reported again) at every start */
     seg_idx_path(seg, path, ".idx");
     seg_idx_path(seg, tmp, ".idx.tmp");
     size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
@@ -590,19 +610,267 @@ out:
 
 /* ---- recovery ------------------------------------------------------------------------------- */
 
-/* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity, and
- * build its index.  Stops at the first bad frame (res->why says why).  TR_EIO / TR_ENOMEM. */
-static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, scan_res_t *res,
-                    tr_err *err) {
-    uint8_t *b = malloc(SLOG_SCAN_BUF);
+/* Scanning.  A segment is read front to back in SLOG_SCAN_BUF windows; every frame must have a
+ * plausible header, a good CRC and the seq after its predecessor.  The first frame that fails
+ * is either a torn tail (nothing intact after it: only possible at the end of the newest
+ * segment, where it is cut off) or DAMAGE: intact frames follow.  Damage is never cut off.
+ * seg_resync searches the bytes after the bad frame for the offset where intact frames resume;
+ * the range in between becomes a hole of the segment (slog_hole_t): its bytes stay in the file
+ * untouched (evidence), readers jump over it, and the loss is reported loudly (tr_error and
+ * the counters of slog_shard_health).
+ *
+ * A record's payload may itself look like a frame (a stored copy of a segment, say), so one
+ * frame with a good CRC is not enough to resume at.  A candidate must: parse; carry a seq no
+ * smaller than the one expected, below the seq limit (the next segment's first) and no more
+ * ahead of it than the damaged bytes could have held (26 bytes a record); arrive no earlier
+ * than the last intact record; and start a CHAIN of frames (consecutive seqs, good CRCs,
+ * non-decreasing arrivals) that runs exactly to the end of the file, or to a torn tail of the
+ * newest segment, or on for SLOG_RESYNC_CHAIN frames (more damage follows; the scan resyncs
+ * again there).  The earliest such candidate wins.  A forged payload therefore has to predict
+ * its own seq and chain into the real frames after it. */
+
+#define SLOG_RESYNC_CHAIN 8
+#define SLOG_RESYNC_MAX (1ull << 30) /* largest damaged remainder searched in memory */
+
+/* Whether b[q..n) starts a believable frame after damage that began `dist` bytes earlier,
+ * where seq `seq` was expected (see above).  Fills *h. */
+static int rs_frame_ok(const uint8_t *b, uint64_t n, uint64_t q, uint64_t dist, uint64_t seq,
+                       uint64_t limit, int64_t last_arr, frame_hdr_t *h) {
+    if (n - q < SLOG_FRAME_HDR || frame_parse(b + q, n - q, h)) return 0;
+    if (h->seq < seq || h->seq >= limit || h->seq - seq > dist / SLOG_FRAME_HDR) return 0;
+    if (h->arrival < last_arr) return 0;
+    return frame_crc_ok(b + q, h->len);
+}
+
+/* Whether the frame h at b[q..n) starts a believable chain (see above). */
+static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, uint64_t limit,
+                       int is_last) {
+    for (uint64_t k = 1;; k++) {
+        uint64_t seq = h.seq + 1;
+        int64_t arr = h.arrival;
+        q += h.len;
+        if (q == n) return 1; /* runs to the end of the file */
+        frame_hdr_t nh;
+        if (n - q >= SLOG_FRAME_HDR && !frame_parse(b + q, n - q, &nh) && nh.seq == seq &&
+            seq < limit && nh.arrival >= arr && frame_crc_ok(b + q, nh.len)) {
+            h = nh;
+            continue;
+        }
+        if (k >= SLOG_RESYNC_CHAIN) return 1; /* long enough; more damage follows */
+        if (!is_last) return 0;
+        /* newest segment: believable if the rest is a torn tail (nothing believable in it) */
+        for (uint64_t r = q + 1; r + SLOG_FRAME_HDR <= n; r++)
+            if (rs_frame_ok(b, n, r, r - q, seq, limit, arr, &nh)) return 0;
+        return 1;
+    }
+}
+
+/* Damage at file offset `from` (seq `seq` expected there): find where intact frames resume.
+ * *found = 0 when nowhere; else *at and *h describe the first intact frame.  TR_EIO, TR_ENOMEM,
+ * TR_ECORRUPT (remainder too large to search). */
+static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, uint64_t size,
+                      uint64_t seq, uint64_t limit, int64_t last_arr, int is_last, uint64_t *at,
+                      frame_hdr_t *h, int *found, tr_err *err) {
+    *found = 0;
+    uint64_t n = size - from;
+    if (n <= SLOG_FRAME_HDR) return 0;
+    if (n > SLOG_RESYNC_MAX)
+        return tr_err_set(err, TR_ECORRUPT, "segment %s is damaged at offset %llu and the %llu "
+                          "bytes after it are too many to search for intact records; Fix: move "
+                          "the segment out of %s and restart (its records are lost)", seg->path,
+                          (unsigned long long)from, (unsigned long long)n, sh->dir);
+    uint8_t *b = malloc((size_t)n);
     if (!b)
+        return tr_err_set(err, TR_ENOMEM, "out of memory searching damaged %s for intact "
+                          "records; Fix: free memory and restart", seg->path);
+    int r = full_pread(sh->io, fd, b, (size_t)n, from);
+    int rc = 0;
+    if (r != 0) {
+        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+                   : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make sure only "
+                                "one server uses %s", seg->path, sh->dir);
+        goto out;
+    }
+    for (uint64_t q = 1; q + SLOG_FRAME_HDR <= n; q++) {
+        if (rs_frame_ok(b, n, q, q, seq, limit, last_arr, h) &&
+            rs_chain_ok(b, n, q, *h, limit, is_last)) {
+            *at = from + q;
+            *found = 1;
+            break;
+        }
+    }
+out:
+    free(b);
+    return rc;
+}
+
+/* Record a damaged range [off, off_end) losing records [seq, seq_end), and say so loudly. */
+static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_t off_end,
+                        uint64_t seq, uint64_t seq_end, const char *why, tr_err *err) {
+    slog_hole_t *h = realloc(seg->holes, (seg->nholes + 1) * sizeof *h);
+    if (!h)
+        return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
+    seg->holes = h;
+    seg->holes[seg->nholes++] = (slog_hole_t){off, off_end, seq, seq_end};
+    atomic_fetch_add(&sh->h_lost, seq_end - seq);
+    if (off == off_end) {
+        atomic_fetch_add(&sh->h_missing, 1);
+        tr_error("slog", "shard %s: MISSING DATA after %s: records [%llu, %llu) are in no segment "
+                 "file (%s). Sequence numbers are not reused; readers skip the gap. Fix: restore "
+                 "the missing .seg file from a backup (stop the server first) if you have one",
+                 sh->dir, seg->path, (unsigned long long)seq, (unsigned long long)seq_end, why);
+        return 0;
+    }
+    atomic_fetch_add(&sh->h_ranges, 1);
+    atomic_fetch_add(&sh->h_bytes, off_end - off);
+    tr_error("slog", "shard %s: DAMAGED DATA in %s: bytes [%llu, %llu) are unreadable (%s); "
+             "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
+             "and served (readers skip the damaged range; the bytes are left in place as "
+             "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
+             "status, and replace the drive", sh->dir, seg->path, (unsigned long long)off,
+             (unsigned long long)off_end, why, (unsigned long long)seq,
+             (unsigned long long)seq_end, (unsigned long long)(seq_end - seq));
+    return 0;
+}
+
+/*
+ * DIR/<first>.dmg, the damage sidecar of a segment: the holes recovery chose, so that every
+ * later open makes the SAME choice.  Without it a later scan could pick another resume point
+ * (bytes appended after the first recovery change which chains look believable) and cut off
+ * records acknowledged since.  Written durably (tmp, fdatasync, rename, directory fsync) before
+ * recovery changes the file or anything is appended; a known hole is used only where the scan
+ * finds a bad frame at its start (a segment restored from a backup loses its holes).
+ * Little-endian:
+ *
+ *     0          8      12     16
+ *     +----------+------+------+---------------------------------------------+
+ *     | TRSDMG01 | n    | crc  | n x (off u64, off_end u64, seq u64, seq_end u64)
+ *     +----------+------+------+---------------------------------------------+
+ *     crc = CRC32C of bytes 0..8 followed by the entries.
+ */
+#define SLOG_DMG_HDR 16
+#define SLOG_DMG_ENT 32
+#define SLOG_DMG_MAX 65536
+static const char dmg_magic[8] = {'T', 'R', 'S', 'D', 'M', 'G', '0', '1'};
+
+/* The holes in DIR/<first>.dmg (*n == 0 when absent or unusable: then recovery searches). */
+static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n) {
+    char path[PATH_MAX];
+    seg_idx_path(seg, path, ".dmg");
+    *n = 0;
+    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return NULL;
+    struct stat st;
+    uint8_t *b = NULL;
+    slog_hole_t *h = NULL;
+    if (sh->io->fstat(fd, &st) != 0 || st.st_size < SLOG_DMG_HDR ||
+        (st.st_size - SLOG_DMG_HDR) % SLOG_DMG_ENT != 0 ||
+        (st.st_size - SLOG_DMG_HDR) / SLOG_DMG_ENT > SLOG_DMG_MAX)
+        goto bad;
+    size_t len = (size_t)st.st_size, k = (len - SLOG_DMG_HDR) / SLOG_DMG_ENT;
+    if (!(b = malloc(len)) || full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
+    if (memcmp(b, dmg_magic, 8) != 0 || get32(b + 8) != k ||
+        get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
+        goto bad;
+    if (k && !(h = malloc(k * sizeof *h))) goto bad;
+    for (size_t i = 0; i < k; i++) {
+        const uint8_t *e = b + SLOG_DMG_HDR + i * SLOG_DMG_ENT;
+        h[i] = (slog_hole_t){get64(e), get64(e + 8), get64(e + 16), get64(e + 24)};
+        if (h[i].off_end <= h[i].off || h[i].seq_end < h[i].seq ||
+            (i && h[i].off < h[i - 1].off_end))
+            goto bad;
+    }
+    *n = k;
+    free(b);
+    sh->io->close(fd);
+    return h;
+bad:
+    tr_warn("slog", "shard %s: damage record %s is unreadable; recovery searches the segment "
+            "again", sh->dir, path);
+    free(h);
+    free(b);
+    sh->io->close(fd);
+    return NULL;
+}
+
+/* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
+static int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
+                     size_t nknown, tr_err *err) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    seg_idx_path(seg, path, ".dmg");
+    seg_idx_path(seg, tmp, ".dmg.tmp");
+    size_t k = 0;
+    for (size_t i = 0; i < seg->nholes; i++) k += seg->holes[i].off_end > seg->holes[i].off;
+    int same = k == nknown;
+    for (size_t i = 0, j = 0; same && i < seg->nholes; i++) {
+        const slog_hole_t *h = &seg->holes[i];
+        if (h->off_end == h->off) continue;
+        same = !memcmp(h, &known[j++], sizeof *h);
+    }
+    if (same) return 0;
+    if (k == 0) {
+        if (sh->io->unlink(path) != 0 && errno != ENOENT)
+            return io_err(err, errno, "delete", path, "check the directory's permissions");
+        return 0;
+    }
+    size_t len = SLOG_DMG_HDR + k * SLOG_DMG_ENT;
+    uint8_t *b = calloc(1, len);
+    if (!b) return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
+    memcpy(b, dmg_magic, 8);
+    put32(b + 8, (uint32_t)k);
+    for (size_t i = 0, j = 0; i < seg->nholes; i++) {
+        const slog_hole_t *h = &seg->holes[i];
+        if (h->off_end == h->off) continue;
+        uint8_t *e = b + SLOG_DMG_HDR + j++ * SLOG_DMG_ENT;
+        put64(e, h->off);
+        put64(e + 8, h->off_end);
+        put64(e + 16, h->seq);
+        put64(e + 24, h->seq_end);
+    }
+    put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
+    const char *what = "create";
+    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    what = "write";
+    if (full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
+    what = "fdatasync";
+    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
+    sh->io->close(fd);
+    fd = -1;
+    what = "rename";
+    if (sh->io->rename(tmp, path) != 0) goto fail;
+    what = "fsync directory after writing";
+    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    free(b);
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    sh->io->unlink(tmp);
+    free(b);
+    return io_err(err, e, what, tmp, FIX_DISK " (the shard cannot be opened without recording "
+                  "its damage)");
+}
+
+/* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
+ * below `limit`), and build its index.  Damage followed by intact frames becomes a hole (see
+ * above); the scan stops at a bad frame with nothing believable after it (res->why says why).
+ * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
+static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
+                    int is_last, scan_res_t *res, tr_err *err) {
+    size_t nknown = 0, ki = 0;
+    slog_hole_t *known = dmg_load(sh, seg, &nknown);
+    uint8_t *b = malloc(SLOG_SCAN_BUF);
+    if (!b) {
+        free(known);
         return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory",
                           seg->path);
+    }
     uint64_t pos = SLOG_SEG_HDR, boff = SLOG_SEG_HDR, seq = seg->first_seq;
     size_t blen = 0; /* b[0..blen) holds the file bytes at [boff, boff + blen) */
     int64_t last_arr = -1;
     const char *why = NULL;
-    int rc = 0;
+    int rc = 0, force_ix = 0;
     seg->nix = 0;
     while (pos < size) {
         size_t have = (size_t)(boff + blen - pos);
@@ -623,26 +891,46 @@ static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, sc
         }
         const uint8_t *p = b + (pos - boff);
         frame_hdr_t h;
-        if (have < SLOG_FRAME_HDR) {
-            why = "short frame header";
-            break;
+        if (have < SLOG_FRAME_HDR) why = "short frame header";
+        else if ((why = frame_parse(p, size - pos, &h)) != NULL) {
+        } else if (!frame_crc_ok(p, h.len)) why = "checksum mismatch";
+        else if (h.seq != seq) why = "sequence number does not follow its predecessor";
+        else if (h.seq >= limit) why = "sequence number past the next segment's first";
+        else if (h.arrival < last_arr) why = "arrival time goes backwards";
+        if (why) {
+            uint64_t at = 0, at_seq = 0;
+            int found = 0;
+            while (ki < nknown && known[ki].off < pos) ki++;
+            if (ki < nknown && known[ki].off == pos && known[ki].seq == seq &&
+                known[ki].off_end <= size && known[ki].seq_end <= limit) {
+                at = known[ki].off_end; /* the choice an earlier open made and recorded */
+                at_seq = known[ki].seq_end;
+                found = 1;
+            } else {
+                frame_hdr_t rh;
+                rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at,
+                                &rh, &found, err);
+                if (rc) goto out;
+                at_seq = rh.seq;
+            }
+            if (!found) break;
+            if ((rc = seg_hole_add(sh, seg, pos, at, seq, at_seq, why, err)) != 0) goto out;
+            pos = boff = at;
+            blen = 0;
+            seq = at_seq;
+            why = NULL;
+            force_ix = 1;
+            continue;
         }
-        if ((why = frame_parse(p, size - pos, &h)) != NULL) break;
-        if (!frame_crc_ok(p, h.len)) {
-            why = "checksum mismatch";
-            break;
-        }
-        if (h.seq != seq) {
-            why = "sequence number does not follow its predecessor";
-            break;
-        }
-        if (ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
+        if (force_ix ||
+            ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
             if (ix_reserve(seg, seg->nix + 1)) {
                 rc = tr_err_set(err, TR_ENOMEM, "out of memory indexing %s; Fix: free memory",
                                 seg->path);
                 goto out;
             }
             seg->ix[seg->nix++] = (slog_ix_t){seq, pos, h.arrival};
+            force_ix = 0;
         }
         last_arr = h.arrival;
         pos += h.len;
@@ -652,12 +940,26 @@ static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, sc
     res->end_seq = seq;
     res->last_arrival = last_arr;
     res->why = why;
+    rc = dmg_store(sh, seg, known, nknown, err);
 out:
+    free(known);
     free(b);
     return rc;
 }
 
-/* A sealed (not newest) segment: header, then .idx or a strict scan; must end at next_first. */
+/* A damaged segment header: reported, then the frames behind it are scanned as usual (the
+ * first seq comes from the file name). */
+static void seg_header_damage(slog_shard_t *sh, const slog_seg_t *seg, const char *bad) {
+    atomic_fetch_add(&sh->h_ranges, 1);
+    atomic_fetch_add(&sh->h_bytes, SLOG_SEG_HDR);
+    tr_error("slog", "shard %s: DAMAGED DATA in %s: the segment header is bad (%s); its records "
+             "are recovered from the frames behind it (first seq %llu from the file name). Fix: "
+             "the disk is corrupting data: check dmesg and the drive's SMART status", sh->dir,
+             seg->path, bad, (unsigned long long)seg->first_seq);
+}
+
+/* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
+ * next_first, whatever is missing or damaged becomes a hole. */
 static int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err) {
     int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
@@ -675,44 +977,32 @@ static int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, t
         rc = io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
         goto out;
     }
-    if (bad) {
-        rc = tr_err_set(err, TR_ECORRUPT,
-                        "segment %s has a bad header (%s); it is not the newest segment, so this "
-                        "is damage, not a torn write. Fix: restore it from a backup, or move it "
-                        "and every older .seg/.idx file out of %s and restart (their records are "
-                        "lost)", seg->path, bad, sh->dir);
-        goto out;
-    }
-    if (idx_load(sh, seg, size)) {
+    if (bad) seg_header_damage(sh, seg, bad);
+    else if (idx_load(sh, seg, size)) {
         if (seg->pub_end == next_first) goto out;
         free(seg->ix); /* inconsistent with its neighbour: trust the data, not the index */
         seg->ix = NULL;
         seg->nix = seg->ixcap = 0;
     }
-    scan_res_t r;
-    if ((rc = seg_scan(sh, seg, fd, size, &r, err)) != 0) goto out;
-    if (r.why) {
-        rc = tr_err_set(err, TR_ECORRUPT,
-                        "segment %s is damaged at offset %llu (%s, seq %llu); it is not the newest "
-                        "segment, so this is damage, not a torn write. Fix: restore it from a "
-                        "backup, or move it and every older .seg/.idx file out of %s and restart "
-                        "(their records are lost)", seg->path, (unsigned long long)r.end_off,
-                        r.why, (unsigned long long)r.end_seq, sh->dir);
+    scan_res_t r = {SLOG_SEG_HDR, seg->first_seq, -1, NULL};
+    if (size > SLOG_SEG_HDR && (rc = seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
+        goto out;
+    if (r.end_seq > next_first) { /* cannot happen: the scan stops at the limit */
+        rc = tr_err_set(err, TR_ECORRUPT, "segment %s overlaps the next one; Fix: move the "
+                        "foreign segment out of %s and restart", seg->path, sh->dir);
         goto out;
     }
-    if (r.end_seq != next_first) {
-        rc = tr_err_set(err, TR_ECORRUPT,
-                        "segment %s ends before seq %llu but the next segment starts at seq %llu "
-                        "(a segment file is missing or foreign). Fix: restore the missing file, "
-                        "or move this segment and every older .seg/.idx file out of %s and "
-                        "restart (their records are lost)", seg->path,
-                        (unsigned long long)r.end_seq, (unsigned long long)next_first, sh->dir);
-        goto out;
-    }
-    seg->pub_size = seg->w_size = size;
-    seg->pub_end = r.end_seq;
+    if (r.why) /* damaged up to its end */
+        rc = seg_hole_add(sh, seg, r.end_off, size, r.end_seq, next_first, r.why, err);
+    else if (r.end_seq != next_first)
+        rc = seg_hole_add(sh, seg, r.end_off, r.end_off, r.end_seq, next_first,
+                          size > SLOG_SEG_HDR ? "a segment file between them is missing"
+                                              : "the file is shorter than its header", err);
+    if (rc) goto out;
+    seg->pub_size = seg->w_size = size < SLOG_SEG_HDR ? SLOG_SEG_HDR : size;
+    seg->pub_end = next_first;
     seg->pub_last_arrival = r.last_arrival;
-    idx_write(sh, seg);
+    idx_write(sh, seg); /* not for a segment with holes: see idx_write */
 out:
     sh->io->close(fd); /* reopened lazily by the first read */
     return rc;
@@ -745,20 +1035,16 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
             return io_err(err, errno, "repair header of", seg->path, FIX_DISK);
         size = SLOG_SEG_HDR;
     } else if (bad) {
-        return tr_err_set(err, TR_ECORRUPT,
-                          "segment %s has a bad header (%s) but holds %llu bytes of data, so "
-                          "this is damage, not a torn write. Fix: restore it from a backup, or "
-                          "move it out of %s and restart (its records are lost)",
-                          seg->path, bad, (unsigned long long)size, sh->dir);
+        seg_header_damage(sh, seg, bad); /* frames follow: damage, not a torn write */
     }
     scan_res_t r;
-    int rc = seg_scan(sh, seg, fd, size, &r, err);
+    int rc = seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
     if (rc) return rc;
     if (r.why) {
         tr_warn("slog", "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
-                "from seq %llu on). Expected after a crash or power loss (such records were "
-                "never acknowledged); without one it means the disk lost data",
-                sh->dir, seg->path, (unsigned long long)(size - r.end_off),
+                "from seq %llu on; no intact record follows). Expected after a crash or power "
+                "loss (such records were never acknowledged); without one it means the disk lost "
+                "data", sh->dir, seg->path, (unsigned long long)(size - r.end_off),
                 (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
         if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
@@ -820,7 +1106,8 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
         if (len < 24 || !parse20(nm, &v)) continue;
         if (!strcmp(nm + 20, ".seg")) rc = u64_push(segs, nseg, &cs, v);
         else if (!strcmp(nm + 20, ".idx")) rc = u64_push(idxs, nidx, &ci, v);
-        else if (!strcmp(nm + 20, ".idx.tmp")) unlinkat(dirfd(d), nm, 0);
+        else if (!strcmp(nm + 20, ".idx.tmp") || !strcmp(nm + 20, ".dmg.tmp"))
+            unlinkat(dirfd(d), nm, 0);
         if (rc) break;
     }
     int e = errno;
@@ -833,21 +1120,112 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
     return 0;
 }
 
+/* ---- shard state file ----------------------------------------------------------------------- */
+
+/*
+ * DIR/state remembers how far the shard's numbering went, so that a deleted or lost segment
+ * file can never make sequence numbers restart lower (little-endian, 32 bytes):
+ *
+ *     0          8          16             24     28     32
+ *     +----------+----------+--------------+------+------+
+ *     | TRSHST01 | hwm u64  | newest u64   | crc  | 0    |
+ *     +----------+----------+--------------+------+------+
+ *     hwm    = no seq at or past it was ever handed out (a reservation: rewritten, before the
+ *              first frame past it is written, to the seq reached + SLOG_STATE_STEP);
+ *     newest = first seq of the newest segment created;
+ *     crc    = CRC32C of bytes 0..24.
+ *
+ * Written as DIR/state.tmp, fdatasync'd, renamed over DIR/state, directory fsync'd: so it is
+ * always the old or the new one.  Costs two fsyncs per segment roll and per SLOG_STATE_STEP
+ * records.  At open: if the newest segment on disk is older than `newest`, the newest files are
+ * missing: the loss is reported and numbering continues at hwm.
+ */
+#define SLOG_STATE_LEN 32
+#define SLOG_STATE_STEP (1ull << 20)
+static const char state_magic[8] = {'T', 'R', 'S', 'H', 'S', 'T', '0', '1'};
+
+static int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err) {
+    char path[PATH_MAX], tmp[PATH_MAX];
+    snprintf(path, sizeof path, "%s/state", sh->dir);
+    snprintf(tmp, sizeof tmp, "%s/state.tmp", sh->dir);
+    uint8_t b[SLOG_STATE_LEN] = {0};
+    memcpy(b, state_magic, 8);
+    put64(b + 8, hwm);
+    put64(b + 16, newest);
+    put32(b + 24, tr_crc32c(0, b, 24));
+    const char *what = "create";
+    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    what = "write";
+    if (full_pwrite(sh->io, fd, b, sizeof b, 0) != 0) goto fail;
+    what = "fdatasync";
+    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
+    sh->io->close(fd);
+    fd = -1;
+    what = "rename";
+    if (sh->io->rename(tmp, path) != 0) goto fail;
+    what = "fsync directory after writing";
+    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    sh->hwm = hwm;
+    sh->st_newest = newest;
+    sh->st_dirty = 0;
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    sh->io->unlink(tmp);
+    sh->st_dirty = 1;
+    return io_err(err, e, what, tmp, FIX_DISK);
+}
+
+/* 1 and the figures when DIR/state is there and intact, 0 when absent, -1 when damaged. */
+static int state_read(slog_shard_t *sh, uint64_t *hwm, uint64_t *newest) {
+    char path[PATH_MAX];
+    snprintf(path, sizeof path, "%s/state", sh->dir);
+    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
+    if (fd < 0) return errno == ENOENT ? 0 : -1;
+    uint8_t b[SLOG_STATE_LEN];
+    int r = full_pread(sh->io, fd, b, sizeof b, 0);
+    sh->io->close(fd);
+    if (r != 0 || memcmp(b, state_magic, 8) != 0 || get32(b + 24) != tr_crc32c(0, b, 24))
+        return -1;
+    *hwm = get64(b + 8);
+    *newest = get64(b + 16);
+    return 1;
+}
+
 /* Load every segment of an existing shard, or create the first one. */
 static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
     uint64_t *firsts = NULL, *idxs = NULL;
     size_t n = 0, nidx = 0;
+    uint64_t st_hwm = 0, st_newest = 0;
     int rc = dir_list(sh, &firsts, &n, &idxs, &nidx, err);
     if (rc) goto out;
+    int st = state_read(sh, &st_hwm, &st_newest);
+    if (st < 0)
+        tr_error("slog", "shard %s: the state file %s/state is damaged or unreadable; it is "
+                 "rewritten from the segments, but a missing newest segment cannot be detected "
+                 "this time. Fix: check the disk", sh->dir, sh->dir);
     if (n == 0) {
+        if (st > 0) { /* it had segments: all gone */
+            first_seq = st_hwm > first_seq ? st_hwm : first_seq;
+            atomic_fetch_add(&sh->h_missing, 1);
+            tr_error("slog", "shard %s: MISSING DATA: no segment file is left, but the shard had "
+                     "handed out sequence numbers below %llu (its newest segment started at "
+                     "%llu). Numbering continues at %llu, so no number is reused. Fix: restore "
+                     "the .seg files from a backup (stop the server first) if you have one",
+                     sh->dir, (unsigned long long)st_hwm, (unsigned long long)st_newest,
+                     (unsigned long long)first_seq);
+        }
         if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
         sh->begin = sh->pub_end = sh->w_next = first_seq;
         sh->pub_last_arrival = sh->w_last_arrival = -1;
         tr_debug("slog", "shard %s: created, first seq %llu", sh->dir,
                  (unsigned long long)first_seq);
+        rc = state_write(sh, sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
         goto out;
     }
-    if (segs_reserve(sh, n)) {
+    if (segs_reserve(sh, n + 1)) {
         rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
         goto out;
     }
@@ -863,11 +1241,24 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         rc = i + 1 < n ? load_sealed(sh, seg, firsts[i + 1], err) : load_last(sh, seg, err);
         if (rc) goto out;
         if (seg->pub_last_arrival >= 0) last_arr = seg->pub_last_arrival;
+        else if (i + 1 < n) seg->pub_last_arrival = last_arr; /* keeps them non-decreasing */
     }
     slog_seg_t *last = seg_active(sh);
     sh->begin = sh->segs[0]->first_seq;
     sh->pub_end = sh->w_next = last->pub_end;
     sh->pub_last_arrival = sh->w_last_arrival = last_arr;
+    if (st > 0 && last->first_seq < st_newest) {
+        /* The newest segment file(s) are gone: what they held is a gap after `last`, and
+         * numbering goes on past every number they may have handed out. */
+        uint64_t resume = st_hwm > sh->pub_end ? st_hwm : sh->pub_end;
+        if ((rc = seg_hole_add(sh, last, last->pub_size, last->pub_size, last->pub_end, resume,
+                               "the newest segment file(s) are missing", err)) != 0)
+            goto out;
+        last->pub_end = resume;
+        if (last->pub_last_arrival < 0) last->pub_last_arrival = last_arr;
+        if ((rc = seg_create(sh, resume, err)) != 0) goto out;
+        sh->pub_end = sh->w_next = resume;
+    }
     /* .idx files without a sealed segment: left by a trim interrupted by a crash. */
     for (size_t i = 0; i < nidx; i++) {
         if (bsearch(&idxs[i], firsts, n - 1, sizeof *firsts, cmp_u64)) continue;
@@ -875,6 +1266,13 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         char p[PATH_MAX];
         snprintf(p, sizeof p, "%s/%020llu.idx", sh->dir, (unsigned long long)idxs[i]);
         sh->io->unlink(p);
+    }
+    if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm)
+        rc = state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
+                         err);
+    else {
+        sh->hwm = st_hwm;
+        sh->st_newest = st_newest;
     }
     tr_debug("slog", "shard %s: opened, %zu segments, seqs [%llu, %llu)", sh->dir, n,
              (unsigned long long)sh->begin, (unsigned long long)sh->pub_end);
@@ -1009,6 +1407,7 @@ static int seg_roll(slog_shard_t *sh, tr_err *err) {
     slog_seg_t *old = seg_active(sh);
     int rc = seg_create(sh, sh->w_next, err);
     if (rc) return rc;
+    sh->st_dirty = 1; /* DIR/state names the new newest segment before its first frame */
     idx_write(sh, old);
     pthread_mutex_lock(&sh->mu);
     ro_fds_trim_locked(sh, NULL); /* the old segment's write fd is a reader fd now */
@@ -1048,6 +1447,9 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     }
     if (seg->w_size + total > (uint64_t)INT64_MAX)
         return tr_err_set(err, TR_EINVAL, "batch too large; Fix: append fewer records at once");
+    if ((sh->st_dirty || sh->w_next + n > sh->hwm) &&
+        (rc = state_write(sh, sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq, err)) != 0)
+        return rc;
 
     /* Pass 1: how many index entries, so the memory is there before anything is written. */
     size_t nix = seg->nix, k = 0;
@@ -1221,13 +1623,57 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
     return 0;
 }
 
-/* Read the records of one segment into out.  *full when a limit was reached. */
+/* Damage a reader met where recovery found none (a segment loaded from its .idx, or damage
+ * done while the server runs): skip to the next index entry past `pos` -- index entries are
+ * positions of frames known good -- or to the segment's committed end.  Reported once per
+ * segment (tr_error and the read_skips / lost counters).  Sets *to_off, *to_seq. */
+static void rd_skip(slog_shard_t *sh, const rd_span_t *sp, uint64_t pos, uint64_t seq,
+                    const char *why, uint64_t *to_off, uint64_t *to_seq) {
+    slog_seg_t *seg = sp->seg;
+    *to_off = sp->lim;
+    *to_seq = sp->end_seq;
+    pthread_mutex_lock(&sh->mu);
+    for (size_t i = 0; i < seg->nix; i++) {
+        if (seg->ix[i].off <= pos || seg->ix[i].seq <= seq) continue;
+        if (seg->ix[i].off < sp->lim && seg->ix[i].seq < sp->end_seq) {
+            *to_off = seg->ix[i].off;
+            *to_seq = seg->ix[i].seq;
+        }
+        break;
+    }
+    pthread_mutex_unlock(&sh->mu);
+    int expected = 0;
+    if (atomic_compare_exchange_strong(&seg->dmg_seen, &expected, 1)) {
+        atomic_fetch_add(&sh->h_read_skips, 1);
+        atomic_fetch_add(&sh->h_lost, *to_seq - seq);
+        tr_error("slog", "shard %s: DAMAGED DATA in %s found by a reader at offset %llu (%s): "
+                 "records [%llu, %llu) are skipped, readers continue at seq %llu. Fix: the disk "
+                 "is corrupting data: check dmesg and the drive's SMART status; restart the "
+                 "server to have the segment rescanned (which keeps every intact record)",
+                 sh->dir, seg->path, (unsigned long long)pos, why, (unsigned long long)seq,
+                 (unsigned long long)*to_seq, (unsigned long long)*to_seq);
+    }
+}
+
+/* Read the records of one segment into out.  *full when a limit was reached; *reached is the
+ * seq the walk got to (past skipped damage too). */
 static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t max_records,
-                   size_t max_bytes, slog_read_t *out, int *full, tr_err *err) {
+                   size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached,
+                   tr_err *err) {
     rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
     uint64_t seq = sp->seq;
+    const slog_seg_t *seg = sp->seg;
+    size_t hi = 0; /* next hole at or after w.pos (holes are fixed since open: no lock) */
     int rc = 0;
     while (seq < sp->end_seq) {
+        while (hi < seg->nholes && seg->holes[hi].off < w.pos) hi++;
+        if (hi < seg->nholes && seg->holes[hi].off == w.pos) { /* known damage: jump over */
+            w.pos = seg->holes[hi].off_end;
+            seq = seg->holes[hi].seq_end;
+            w.cur = w.blen = w.keep; /* drop read-ahead */
+            hi++;
+            continue;
+        }
         if (out->n >= max_records) {
             *full = 1;
             break;
@@ -1241,9 +1687,18 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
         frame_hdr_t h;
         const char *why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
         if (!why && h.seq != seq) why = "unexpected sequence number";
-        if (why) {
-            rc = rd_corrupt(sh, sp->seg, w.pos, seq, why, err);
+        if (!why && seq >= from && w.blen - w.cur < h.len &&
+            (rc = rd_fill(sh, sp, &w, h.len, out, err)))
             break;
+        if (!why && seq >= from && !frame_crc_ok(out->buf + w.cur, h.len))
+            why = "checksum mismatch";
+        if (why) {
+            uint64_t to_off, to_seq;
+            rd_skip(sh, sp, w.pos, seq, why, &to_off, &to_seq);
+            w.pos = to_off;
+            seq = to_seq;
+            w.cur = w.blen = w.keep;
+            continue;
         }
         if (seq < from) { /* before the wanted record: skip without reading its body */
             if (w.blen - w.cur >= h.len) w.cur += h.len;
@@ -1255,11 +1710,6 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
         uint64_t rb = h.len - SLOG_FRAME_HDR;
         if (out->n > 0 && out->bytes + rb > max_bytes) {
             *full = 1;
-            break;
-        }
-        if (w.blen - w.cur < h.len && (rc = rd_fill(sh, sp, &w, h.len, out, err))) break;
-        if (!frame_crc_ok(out->buf + w.cur, h.len)) {
-            rc = rd_corrupt(sh, sp->seg, w.pos, seq, "checksum mismatch", err);
             break;
         }
         if (out->n == out->cap) {
@@ -1289,6 +1739,7 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
     }
     if (out->n >= max_records) *full = 1;
     out->buf_len = w.keep; /* read-ahead past the last accepted frame is dropped */
+    *reached = seq;
     return rc;
 }
 
@@ -1343,9 +1794,11 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
         sp.goal = min64(min64(sp.lim, hi_off), sat_add(skip_end, budget));
         pthread_mutex_unlock(&sh->mu);
 
-        rc = rd_span(sh, &sp, next, max_records, max_bytes, out, &full, err);
+        uint64_t reached = next;
+        rc = rd_span(sh, &sp, next, max_records, max_bytes, out, &full, &reached, err);
         seg_unref(sh, seg);
         if (rc) break;
+        if (out->n == 0 && reached > out->next_seq) out->next_seq = reached; /* skipped damage */
         next = sp.end_seq;
     }
     if (rc) {
@@ -1447,6 +1900,16 @@ uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
     return r;
 }
 
+void slog_shard_health(slog_shard_t *sh, slog_shard_health_t *out) {
+    memset(out, 0, sizeof *out);
+    if (!sh) return;
+    out->damaged_ranges = atomic_load(&sh->h_ranges);
+    out->damaged_bytes = atomic_load(&sh->h_bytes);
+    out->lost_records = atomic_load(&sh->h_lost);
+    out->missing = atomic_load(&sh->h_missing);
+    out->read_skips = atomic_load(&sh->h_read_skips);
+}
+
 uint64_t slog_shard_begin(slog_shard_t *sh) {
     if (!sh) return 0;
     pthread_mutex_lock(&sh->mu);
@@ -1493,6 +1956,9 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
         if (sh->io->unlink(seg->path) != 0 && errno != ENOENT)
             rc = io_err(err, errno, "delete", seg->path,
                         "check the directory's permissions; the file is retried at the next start");
+        if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
+            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
+        seg_idx_path(seg, ipath, ".dmg");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
             rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
         /* One at a time, so a crash can never leave a gap (a younger file gone, an older one

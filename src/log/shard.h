@@ -11,6 +11,9 @@
  *     DIR/<first-seq as %020llu>.seg      segment files, rolled at opts.segment_bytes
  *     DIR/<first-seq as %020llu>.idx      optional sparse index of a SEALED segment (rebuilt
  *                                         from the .seg when missing or inconsistent)
+ *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery found in that segment
+ *                                         (so every later open skips the same ones)
+ *     DIR/state                           seq high-water mark and newest segment (see below)
  *
  * Record frame inside a .seg (little-endian), drawn byte by byte:
  *
@@ -24,11 +27,33 @@
  *
  * A segment starts with a 16-byte header: magic "TRSLOG01" (8 bytes), u64 first seq.
  *
- * Recovery (slog_shard_open): every segment's header is checked; the LAST segment is scanned
- * frame by frame; the first frame that is short, has an impossible length, a bad CRC or a seq
- * that does not follow its predecessor ends the valid data; the file is truncated there and the
- * loss is reported through tr_log (WARN, with shard dir, offset and bytes dropped).  Only the tail
- * of the last segment can be torn, because older segments were fully synced before the roll.
+ * DIR/state (32 bytes, drawn in shard.c) holds a high-water mark of the seqs handed out and the
+ * first seq of the newest segment, so a deleted newest segment cannot make numbering restart.
+ *
+ * Recovery (slog_shard_open): every segment's header is checked; the LAST segment (and any
+ * sealed one without a usable .idx) is scanned frame by frame.  A frame that is short, has an
+ * impossible length, a bad CRC or a seq that does not follow its predecessor is either
+ *   - a TORN TAIL: nothing believable follows it.  Only the end of the newest segment can be
+ *     torn (older segments were fully synced before the roll); the file is truncated there and
+ *     the loss reported (WARN: shard dir, offset, bytes dropped).  Such records were never
+ *     acknowledged.  (So damage to the very last records of the newest segment cannot be told
+ *     from a torn write and is treated as one.)
+ *   - DAMAGE: intact frames follow.  The scan resumes at the first frame that starts a chain of
+ *     intact frames with consistent seqs (shard.c explains why a record payload that looks like
+ *     a frame does not fool it); the range in between is a HOLE: its records are lost, its bytes
+ *     stay in the file as evidence, readers skip it, and it is reported (ERROR, at every open,
+ *     and slog_shard_health).  A bad segment header is damage too: the frames behind it are
+ *     recovered (the first seq comes from the file name).
+ *   - A segment that ends before the next one starts (a file missing in the middle), a missing
+ *     newest segment (DIR/state says a newer one existed), or no segment at all while DIR/state
+ *     exists: a gap, reported (ERROR, slog_shard_health.missing); numbering continues past every
+ *     seq that may have been handed out.
+ * Reading over a hole or gap returns the records after it (seqs jump; next_seq moves past it).
+ * Damage a reader meets that recovery did not see (a sealed segment trusted from its .idx,
+ * or bytes damaged while the server runs) is skipped to the next index entry -- a position
+ * known to be good -- and reported once per segment, so a consumer is never stuck.
+ * slog_shard_open fails only when files cannot be read or written at all (TR_EIO), memory is
+ * short, or a damaged remainder is too large to search (TR_ECORRUPT, over 1 GiB).
  *
  * Arrival times are non-decreasing within a shard (the caller passes max(now, last)).
  *
@@ -36,8 +61,8 @@
  * called by one writer thread (or under the caller's lock).  slog_shard_read, slog_shard_seek_*
  * and the getters may be called from any number of threads concurrently with the writer.
  *
- * Errors: TR_EIO (with errno text in err), TR_ECORRUPT (unrecoverable damage outside the tail,
- * e.g. a bad segment header: Fix: move the file away and restart), TR_EINVAL, TR_ENOMEM.
+ * Errors: TR_EIO (with errno text in err), TR_ECORRUPT (see Recovery; Fix: move the file away
+ * and restart), TR_EINVAL, TR_ENOMEM.
  */
 #ifndef SLOG_SHARD_H
 #define SLOG_SHARD_H
@@ -109,8 +134,10 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err);
 
 /* Read committed records with seq >= from_seq, at most max_records records and, past the first
  * record, at most max_bytes of pk+data.  If from_seq is below the first retained record, reading
- * starts at the first retained record.  out->n == 0 when there is nothing (yet).
- * out->next_seq is the seq after the last returned record (or the start point if none). */
+ * starts at the first retained record.  Damaged or missing ranges are skipped (see Recovery):
+ * the returned seqs ascend but may jump.  out->n == 0 when there is nothing (yet).
+ * out->next_seq is the seq after the last returned record, or if none, the start point or the
+ * seq after a damaged range the read walked past (so a caller continuing there advances). */
 int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, size_t max_bytes,
                     slog_read_t *out, tr_err *err);
 void slog_read_free(slog_read_t *r);
@@ -123,6 +150,18 @@ uint64_t slog_shard_begin(slog_shard_t *sh);
 uint64_t slog_shard_end(slog_shard_t *sh);
 /* Arrival time of the last committed record, or -1 when empty. */
 int64_t slog_shard_last_arrival(slog_shard_t *sh);
+
+/* Damage found in this shard since it was opened (recovery at open, and readers since). */
+typedef struct slog_shard_health {
+    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers) */
+    uint64_t damaged_bytes;   /* their total size */
+    uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers) */
+    uint64_t missing;         /* gaps: a segment file missing in the middle, the newest ones,
+                                 or all of them */
+    uint64_t read_skips;      /* segments in which a READER met damage (at most one per segment) */
+} slog_shard_health_t;
+
+void slog_shard_health(slog_shard_t *sh, slog_shard_health_t *out);
 
 /* Retention: delete whole segments whose LAST record arrived before older_than_ms.  The active
  * segment is never deleted.  Returns the number of segments removed, or a negative TR_E code. */

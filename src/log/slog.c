@@ -69,6 +69,7 @@
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdarg.h>
+#include <stddef.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -79,6 +80,7 @@
 
 #include "core/buf.h"
 #include "core/tlog.h"
+#include "log/shard_int.h"
 
 #define SLOG_DEF_SHARD_LIMIT 500
 #define SLOG_DEF_ON_DEMAND_LIMIT 50
@@ -108,6 +110,8 @@ typedef struct sl_shard {
     atomic_int refs;            /* the stream table's reference + in-flight readers */
     atomic_int doomed;          /* remove the directory when the last reference goes */
     pthread_mutex_t wmu;        /* append/sync vs trim */
+    int fail_rc;                /* the log could not be opened (log == NULL): this code ... */
+    char *fail_msg;             /* ... and this message answer its requests; fixed at load */
     int64_t last_arrival;       /* under wmu */
     size_t c_slot;              /* commit thread only: 1 + index in lg->slots, 0 = none */
 } sl_shard_t;
@@ -573,8 +577,29 @@ static void image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t
 
 /* ---- shard handles ------------------------------------------------------------------------- */
 
+/* Testing only (opts.test_enospc_shard): the I/O of a shard whose disk is full.  Reads, syncs and
+ * truncation work; every write fails with ENOSPC, so appends fail and are undone by the shard
+ * exactly as on a real full disk. */
+static ssize_t enospc_pwrite(int fd, const void *b, size_t n, off_t off) {
+    (void)fd;
+    (void)b;
+    (void)n;
+    (void)off;
+    errno = ENOSPC;
+    return -1;
+}
+static slog_io_t io_enospc;
+static pthread_once_t io_enospc_once = PTHREAD_ONCE_INIT;
+static void io_enospc_init(void) {
+    io_enospc = slog__io_posix;
+    io_enospc.pwrite = enospc_pwrite;
+}
+
+/* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
+ * be opened does not fail the call: the shard is kept as FAILED (log NULL), loudly reported,
+ * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
 static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
-                   tr_err *err) {
+                   int tolerate, tr_err *err) {
     sl_shard_t *sh = xcalloc(1, sizeof *sh);
     sh->info = *info;
     sh->info.begin = sh->info.end = 0;
@@ -585,11 +610,26 @@ static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_s
                             .first_seq = info->seq_start,
                             .no_sync = lg->opts.no_sync};
     int rc = slog_shard_open(sh->dir, &so, &sh->log, err);
+    if (rc && tolerate) {
+        char sid_s[24];
+        shard_id(info->index, sid_s);
+        sh->fail_rc = rc;
+        sh->fail_msg = xasprintf("shard %s (%s) is unavailable: its log could not be opened at "
+                                 "start-up: %s. The other shards are served. Fix: repair what "
+                                 "the message says, then restart the server", sid_s, sh->dir,
+                                 err ? err->msg : tr_strerror(rc));
+        tr_error(SUB, "FAILED SHARD: %s", sh->fail_msg);
+        rc = 0;
+    }
     if (rc) {
         free(sh->dir);
         free(sh->stream_dir);
         free(sh);
         return rc;
+    }
+    if (sh->log && lg->opts.test_enospc_shard && lg->opts.test_enospc_shard - 1 == info->index) {
+        pthread_once(&io_enospc_once, io_enospc_init);
+        slog__shard_set_io(sh->log, &io_enospc);  /* before any other thread sees the shard */
     }
     pthread_mutex_init(&sh->wmu, NULL);
     atomic_init(&sh->refs, 1);
@@ -616,6 +656,7 @@ static void sh_unref(sl_shard_t *sh) {
             tr_warn(SUB, "rmdir %s: %s", sh->stream_dir, strerror(errno));
     }
     pthread_mutex_destroy(&sh->wmu);
+    free(sh->fail_msg);
     free(sh->dir);
     free(sh->stream_dir);
     free(sh);
@@ -796,6 +837,11 @@ static void commit_batch(slog_t *lg, sl_job_t *jobs) {
         tr_err e = {0, ""};
         pthread_mutex_lock(&s->sh->wmu);
         int64_t arrival = now > s->sh->last_arrival ? now : s->sh->last_arrival;
+        if (!s->sh->log) { /* failed shard: reported at start-up, refused here */
+            s->rc = s->sh->fail_rc;
+            pthread_mutex_unlock(&s->sh->wmu);
+            continue;
+        }
         s->rc = slog_shard_append(s->sh->log, s->in, s->n, arrival, &s->first, &e);
         if (!s->rc) s->sh->last_arrival = arrival;
         pthread_mutex_unlock(&s->sh->wmu);
@@ -899,6 +945,10 @@ static void retention_run(slog_t *lg) {
     pthread_rwlock_unlock(&lg->lock);
     for (size_t i = 0; i < n; i++) {
         tr_err e = {0, ""};
+        if (!v[i].sh->log) {
+            sh_unref(v[i].sh);
+            continue;
+        }
         pthread_mutex_lock(&v[i].sh->wmu);
         int rc = slog_shard_trim(v[i].sh->log, v[i].cutoff, &e);
         pthread_mutex_unlock(&v[i].sh->wmu);
@@ -984,13 +1034,13 @@ static int stream_load(slog_t *lg, const char *name, size_t name_len, sl_image_t
     st->shards = xcalloc(img->n_shards, sizeof *st->shards);
     st->n_shards = img->n_shards;
     for (size_t i = 0; i < img->n_shards; i++) {
-        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], err);
+        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, err);
         if (rc) {
             stream_free(st, 0);
             return rc;
         }
         sl_shard_t *sh = st->shards[i];
-        if (sh->info.closed && slog_shard_end(sh->log) != sh->info.seq_end)
+        if (sh->log && sh->info.closed && slog_shard_end(sh->log) != sh->info.seq_end)
             tr_warn(SUB, "closed shard %s ends at %" PRIu64 " but its metadata says %" PRIu64,
                     sh->dir, slog_shard_end(sh->log), sh->info.seq_end);
     }
@@ -1282,7 +1332,7 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
                                        .hash_start = starts[i],
                                        .hash_end = ends[i],
                                        .created_ms = st->created_ms};
-        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], err))) goto leave;
+        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], 0, err))) goto leave;
         st->n_shards = i + 1;
     }
     sl_image_t img;
@@ -1527,6 +1577,10 @@ int slog_stream_tags_remove(slog_t *lg, const char *name, char *const *keys, siz
  * drain, so the parents' end counters are final; commit the LMDB record; swap the cache. */
 static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, size_t n_par,
                           slog_shard_info_t *kids, size_t n_kids, tr_err *err) {
+    for (size_t p = 0; p < n_par; p++)
+        if (!parents[p]->log)
+            return tr_err_set(err, parents[p]->fail_rc, "%s (it cannot be split or merged "
+                              "while it is unavailable)", parents[p]->fail_msg);
     int rc = 0;
     int64_t now = tr_now_ms();
     sl_shard_t **kh = xcalloc(n_kids, sizeof *kh);
@@ -1541,7 +1595,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
         char *d = xasprintf("%s/streams/%" PRIu64 "/%" PRIu32, lg->dir, st->id, kids[k].index);
         rm_rf(d); /* a leftover of an interrupted reshard would hold stale records */
         free(d);
-        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], err))) goto leave;
+        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], 0, err))) goto leave;
     }
 
     pthread_rwlock_wrlock(&lg->put_lock);
@@ -1790,7 +1844,10 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
         rc = stream_missing(name, err);
         goto leave;
     }
-    for (size_t i = 0; i < n; i++) j->route[i] = route(st, recs[i].hash);
+    for (size_t i = 0; i < n; i++) {
+        j->route[i] = route(st, recs[i].hash);
+        recs[i].shard = j->route[i]->info.index;  /* also named when the put is refused */
+    }
     pthread_mutex_lock(&lg->qmu);
     if (lg->stopping) {
         rc = tr_err_set(err, TR_ECLOSED, "the stream engine is shutting down");
@@ -1849,6 +1906,11 @@ int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max
     uint64_t seq_end = 0;
     sl_shard_t *sh = shard_get(lg, id, shard, &closed, &seq_end, err);
     if (!sh) return TR_ENOTFOUND;
+    if (!sh->log) {
+        int rc = tr_err_set(err, sh->fail_rc, "%s", sh->fail_msg);
+        sh_unref(sh);
+        return rc;
+    }
     int rc = slog_shard_read(sh->log, from, max_records, max_bytes, out, err);
     if (closed_end) *closed_end = closed ? seq_end : UINT64_MAX;
     if (last_arrival) *last_arrival = slog_shard_last_arrival(sh->log);
@@ -1861,6 +1923,11 @@ int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64
     if (!lg) return tr_err_set(err, TR_EINVAL, "no engine");
     sl_shard_t *sh = shard_get(lg, id, shard, NULL, NULL, err);
     if (!sh) return TR_ENOTFOUND;
+    if (!sh->log) {
+        int rc = tr_err_set(err, sh->fail_rc, "%s", sh->fail_msg);
+        sh_unref(sh);
+        return rc;
+    }
     if (begin) *begin = slog_shard_begin(sh->log);
     if (end) *end = slog_shard_end(sh->log);
     if (at_time) *at_time = slog_shard_seek_time(sh->log, ts_ms);
@@ -1874,4 +1941,68 @@ void slog_set_append_hook(slog_t *lg, slog_append_hook fn, void *arg) {
     lg->hook = fn;
     lg->hook_arg = arg;
     pthread_mutex_unlock(&lg->qmu);
+}
+
+/* ---- metrics ------------------------------------------------------------------------------- */
+
+void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
+    if (!lg || !b) return;
+    static const struct {
+        const char *name, *help;
+        size_t off;
+    } fam[] = {
+        {"tributary_stream_damaged_ranges_total", "Damaged byte ranges found in shard logs at "
+         "start-up (their intact neighbours are served)", offsetof(slog_shard_health_t,
+                                                                damaged_ranges)},
+        {"tributary_stream_damaged_bytes_total", "Bytes in those damaged ranges",
+         offsetof(slog_shard_health_t, damaged_bytes)},
+        {"tributary_stream_lost_records_total", "Records lost to damage or missing segment "
+         "files (readers skip them)", offsetof(slog_shard_health_t, lost_records)},
+        {"tributary_stream_missing_segments_total", "Gaps left by missing segment files",
+         offsetof(slog_shard_health_t, missing)},
+        {"tributary_stream_read_damage_total", "Segments in which a reader met damage not found "
+         "at start-up", offsetof(slog_shard_health_t, read_skips)},
+    };
+    enum { NFAM = sizeof fam / sizeof fam[0] };
+    /* Prometheus wants each family's lines together: per-shard lines are gathered per family
+     * (only for shards with something to show), the unlabeled line is the total. */
+    uint64_t total[NFAM] = {0};
+    tr_buf detail[NFAM + 1];
+    for (size_t f = 0; f <= NFAM; f++) detail[f] = (tr_buf)TR_BUF_INIT;
+    uint32_t failed = 0;
+    pthread_rwlock_rdlock(&lg->lock);
+    for (size_t i = 0; i < lg->n_streams; i++) {
+        sl_stream_t *st = lg->streams[i];
+        for (size_t k = 0; k < st->n_shards; k++) {
+            sl_shard_t *sh = st->shards[k];
+            char sid[24];
+            shard_id(sh->info.index, sid);
+            if (!sh->log) {
+                failed++;
+                tr_buf_printf(&detail[NFAM], "tributary_stream_failed_shards{stream=\"%s\","
+                              "shard=\"%s\"} 1\n", st->name, sid);
+                continue;
+            }
+            slog_shard_health_t h;
+            slog_shard_health(sh->log, &h);
+            for (size_t f = 0; f < NFAM; f++) {
+                uint64_t v = *(const uint64_t *)((const char *)&h + fam[f].off);
+                total[f] += v;
+                if (v)
+                    tr_buf_printf(&detail[f], "%s{stream=\"%s\",shard=\"%s\"} %" PRIu64 "\n",
+                                  fam[f].name, st->name, sid, v);
+            }
+        }
+    }
+    pthread_rwlock_unlock(&lg->lock);
+    for (size_t f = 0; f < NFAM; f++) {
+        tr_buf_printf(b, "# HELP %s %s\n# TYPE %s counter\n%s %" PRIu64 "\n", fam[f].name,
+                      fam[f].help, fam[f].name, fam[f].name, total[f]);
+        if (detail[f].len) tr_buf_append(b, detail[f].data, detail[f].len);
+    }
+    tr_buf_printf(b, "# HELP tributary_stream_failed_shards Shards whose log could not be opened "
+                  "(their requests fail; see the log)\n# TYPE tributary_stream_failed_shards "
+                  "gauge\ntributary_stream_failed_shards %" PRIu32 "\n", failed);
+    if (detail[NFAM].len) tr_buf_append(b, detail[NFAM].data, detail[NFAM].len);
+    for (size_t f = 0; f <= NFAM; f++) tr_buf_free(&detail[f]);
 }

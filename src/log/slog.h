@@ -28,6 +28,23 @@
  *
  * Memory: the engine admits at most opts.max_pending_bytes of queued put data; past that
  * slog_put answers TR_ETHROTTLED (the adapter turns it into a throttling error).
+ *
+ * Damaged data (see shard.h, "Recovery")
+ *   - A damaged range inside a shard's log (a flipped bit, a bad segment header, a damaged or
+ *     missing segment file) costs only the records in it.  Every intact record before and
+ *     after it is kept and served; the damage is logged at ERROR at every start and counted
+ *     (slog_metrics_prometheus, GET /metrics).
+ *   - slog_read over a damaged range SKIPS it: it returns the next intact records, so their
+ *     seqs jump over the lost ones, and out->next_seq moves past the damage even when no
+ *     record is returned (a consumer always advances; it is never stuck re-reading the damage).
+ *     Through Kinesis, GetRecords returns the records after the gap and a NextShardIterator
+ *     past it; the lost sequence numbers are never handed out again.
+ *   - Sequence numbers never go backwards, even when the newest segment files are deleted.
+ *   - A shard whose log cannot be opened at start-up at all (an I/O error, a file that cannot
+ *     be read) is FAILED: slog_open still succeeds and the other shards serve; reads, positions
+ *     and resharding of that shard answer its open error (the message names the shard, its
+ *     directory and the fix) and its records' puts fail with that code.  Fix: repair what the
+ *     message says and restart.
  */
 #ifndef SLOG_H
 #define SLOG_H
@@ -35,6 +52,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/buf.h"
 #include "core/err.h"
 #include "log/shard.h"
 
@@ -58,6 +76,10 @@ typedef struct slog_opts {
     int no_sync;                    /* tests only */
     int commit_delay_ms;            /* tests only: sleep before each group commit, as a slow
                                        disk would, so overload can be produced on demand */
+    uint32_t test_enospc_shard;     /* tests only: shard index + 1 (0: off); every write to a
+                                       segment of a shard with that index, in every stream, fails
+                                       with ENOSPC as a full disk would, so a test can make one
+                                       shard's appends fail while the others succeed */
 } slog_opts_t;
 
 typedef struct slog_shard_info {
@@ -94,7 +116,9 @@ typedef struct slog_stream_info {
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 /* Open or create the engine in dir (created if missing), recover every shard (torn tails are
- * truncated and reported), start the commit and retention threads. */
+ * truncated and reported, damage is skipped and reported, a shard that cannot be opened is
+ * kept as failed: see "Damaged data"), start the commit and retention threads.  Fails only for
+ * the engine's own metadata (TR_EIO, TR_ECORRUPT). */
 int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *err);
 /* Drain queued puts (they complete), stop threads, close files.  Accepts NULL. */
 void slog_close(slog_t *lg);
@@ -173,8 +197,10 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
 /* Read committed records of shard `shard` of stream `id` from counter `from` (see
  * slog_shard_read for limits and buffer ownership).  *closed_end (if not NULL) receives the
  * counter after the last record of a closed shard or UINT64_MAX when open, *last_arrival the
- * arrival time of the newest record (for MillisBehindLatest).
- * TR_ENOTFOUND when the stream or shard no longer exists. */
+ * arrival time of the newest record (for MillisBehindLatest).  Over a damaged or missing range
+ * the read skips to the next intact record (out->next_seq moves past the range even when
+ * out->n == 0).  TR_ENOTFOUND when the stream or shard no longer exists; a failed shard's open
+ * error (TR_EIO, TR_ECORRUPT, ...) with a message naming the shard and the fix. */
 int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max_records,
               size_t max_bytes, slog_read_t *out, uint64_t *closed_end, int64_t *last_arrival,
               tr_err *err);
@@ -190,6 +216,14 @@ int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64
  * fn NULL removes the hook.  Takes effect from the next commit cycle. */
 typedef void (*slog_append_hook)(void *arg, uint64_t stream_id, uint32_t shard, uint64_t end);
 void slog_set_append_hook(slog_t *lg, slog_append_hook fn, void *arg);
+
+/* ---- health -------------------------------------------------------------------------------- */
+
+/* Damage and failed shards, in the Prometheus text format, appended to b: the totals of every
+ * shard's slog_shard_health (tributary_stream_damaged_ranges_total, _damaged_bytes_total,
+ * _lost_records_total, _missing_segments_total, _read_damage_total), each also per damaged
+ * shard with {stream, shard} labels, and the gauge tributary_stream_failed_shards. */
+void slog_metrics_prometheus(slog_t *lg, tr_buf *b);
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 

@@ -423,6 +423,7 @@ static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *
     st->off_method = st->off_path = st->off_query = st->off_auth = NOPOS;
     st->pub.status = 200;
     st->pub.resume_fn = h2_resume;
+    st->pub.budget_srv = c->loop->srv;
     memcpy(st->pub.remote, c->remote, sizeof st->pub.remote);
     st->next = c->streams;
     if (c->streams) c->streams->prev = st;

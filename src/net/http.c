@@ -182,7 +182,25 @@ void net__body_release(net_server_t *s, net_req_t *req, size_t *cap) {
     req->body = NULL;
 }
 
+int net_req_charge(net_req_t *req, size_t n) {
+    net_server_t *s = req->budget_srv;
+    if (!s || !n) return 0;
+    size_t before = atomic_fetch_add(&s->inflight, n);
+    if (before + n > s->o.max_inflight_bytes || before + n < before) {
+        atomic_fetch_sub(&s->inflight, n);
+        return TR_ETHROTTLED;
+    }
+    req->charged += n;
+    return 0;
+}
+
+void net_req_uncharge(net_req_t *req) {
+    if (req->charged && req->budget_srv) atomic_fetch_sub(&req->budget_srv->inflight, req->charged);
+    req->charged = 0;
+}
+
 void net_req_resp_free(net_req_t *req) {
+    net_req_uncharge(req);
     tr_buf_free(&req->out);
     for (int i = 0; i < req->n_resp_hdr; i++) resp_hdr_drop(req, i);
     req->n_resp_hdr = 0;
@@ -432,6 +450,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->pub.path = url;  /* MHD keeps it (as the header text) until on_completed */
         r->pub.status = 200;
         r->pub.resume_fn = h1_resume;
+        r->pub.budget_srv = s;
         MHD_get_connection_values(conn, MHD_HEADER_KIND, collect_header, r);
         MHD_get_connection_values_n(conn, MHD_GET_ARGUMENT_KIND, collect_arg, r);
         r->pub.query = r->query.data ? r->query.data : "";

@@ -103,6 +103,9 @@ typedef struct net_req {
 
     /* ---- transport (private to net/) ---- */
     void (*resume_fn)(struct net_req *req);   /* what net_req_resume calls: HTTP/1.1 or h2 */
+    struct net_server *budget_srv; /* whose in-flight budget net_req_charge charges (NULL:
+                                      not a served request, nothing is charged) */
+    size_t charged;                /* bytes net_req_charge added; released by net_req_resp_free */
 } net_req_t;
 
 /* Returns NET_DONE (response filled) or NET_DEFER (net_req_resume will be called later). */
@@ -155,6 +158,17 @@ void net_req_set_header(net_req_t *req, const char *name, const char *value);
  * (with state_free).  Net calls it for every request it serves; a caller that builds its own
  * net_req_t (an in-process call) calls it when done.  Idempotent. */
 void net_req_resp_free(net_req_t *req);
+/* Charge n more bytes of memory this request holds -- decoded copies of its body, per-record
+ * arrays, the response it will send -- to the server's in-flight budget, which its body is
+ * already counted against (opts.max_inflight_bytes).  Call it BEFORE allocating.  The charge
+ * lasts until net_req_resp_free (the end of the request).  Returns 0, or TR_ETHROTTLED when the
+ * budget would be passed (nothing charged; answer with the protocol's throttling error).  A
+ * request not made by a server (an in-process call) is never refused and charges nothing.
+ * Handler or finish thread; the request must not be in flight elsewhere. */
+int net_req_charge(net_req_t *req, size_t n);
+/* Give back everything net_req_charge added to this request (a handler that drops what it
+ * allocated and starts over).  The body's own charge is not touched. */
+void net_req_uncharge(net_req_t *req);
 /* Hand a deferred request back to the network thread for its response.  Any thread, once. */
 void net_req_resume(net_req_t *req);
 

@@ -1712,18 +1712,12 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
         return tr_err_set(err, TR_EINVAL, "tbl_expr_update: a parsed update expression and out "
                           "are required");
     *out = NULL;
-    for (uint32_t i = 0; i < e->nacts; i++) {
-        const pel_t *top = &e->acts[i].path->el[0];
-        if (key && json_object_getn(key, top->name, top->nlen))
-            return tr_err_set(err, TR_EVALIDATION, "One or more parameter values were invalid: "
-                              "Cannot update attribute %.*s. This attribute is part of the key",
-                              (int)top->nlen, top->name);
-    }
+    int rc = tbl_expr_update_keys_ok(e, key, err);
+    if (rc) return rc;
     const json_t *base = item ? item : key;
     wr_t *w = calloc(e->nacts ? e->nacts : 1, sizeof *w);
     if (!w) ex_oom();
     uint32_t nw = 0;
-    int rc = 0;
     for (uint32_t i = 0; i < e->nacts && !rc; i++) {
         const act_t *a = &e->acts[i];
         json_t *v = NULL;
@@ -1760,6 +1754,25 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
     for (uint32_t i = 0; i < nw; i++) json_decref(w[i].val);
     free(w);
     return rc;
+}
+
+int tbl_expr_update_keys_ok(const tbl_expr_t *e, const json_t *key, tr_err *err) {
+    if (!e || e->kind != TBL_EXPR_UPDATE || !key) return 0;
+    for (uint32_t i = 0; i < e->nacts; i++) {
+        const pel_t *top = &e->acts[i].path->el[0];
+        if (json_object_getn(key, top->name, top->nlen))
+            return tr_err_set(err, TR_EVALIDATION, "One or more parameter values were invalid: "
+                              "Cannot update attribute %.*s. This attribute is part of the key",
+                              (int)top->nlen, top->name);
+    }
+    return 0;
+}
+
+int tbl_expr_update_creates(const tbl_expr_t *e) {
+    if (!e || e->kind != TBL_EXPR_UPDATE) return 0;
+    for (uint32_t i = 0; i < e->nacts; i++)
+        if (e->acts[i].type == A_SET || e->acts[i].type == A_ADD) return 1;
+    return 0;
 }
 
 json_t *tbl_expr_update_touched(const tbl_expr_t *e) {

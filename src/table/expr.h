@@ -72,6 +72,15 @@ int tbl_expr_eval(const tbl_expr_t *e, const json_t *item, int *result, tr_err *
  * ("Cannot update attribute <a>. This attribute is part of the key").  Numbers use num.h. */
 int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
                     tr_err *err);
+/* 1 when the update has a SET or ADD action, 0 when it only REMOVEs / DELETEs: such an update
+ * of a missing item creates nothing (DynamoDB neither stores nor returns an item holding only
+ * the key). */
+int tbl_expr_update_creates(const tbl_expr_t *e);
+/* TR_EVALIDATION ("Cannot update attribute pk. This attribute is part of the key") when the
+ * update touches an attribute of key; tbl_expr_update makes the same check first.  For an
+ * update that creates nothing on a missing item (no other error applies: DynamoDB ignores even
+ * REMOVE x.y there). */
+int tbl_expr_update_keys_ok(const tbl_expr_t *e, const json_t *key, tr_err *err);
 /* Names of top-level attributes the update touches (for ReturnValues UPDATED_OLD/NEW): a new
  * reference to an array of strings. */
 json_t *tbl_expr_update_touched(const tbl_expr_t *e);

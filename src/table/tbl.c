@@ -209,6 +209,8 @@ typedef struct tb_wx {
     char *text;                 /* PUT: compact JSON (malloc'd by jansson) */
     size_t text_n;
     uint32_t size;              /* PUT: tbl_item_size */
+    int bad_key;                /* transaction: a key attribute has the wrong type (no key
+                                   built); the writer cancels with the reason */
 } tb_wx_t;
 
 enum { J_WRITES, J_TXN, J_CTL };
@@ -245,6 +247,8 @@ typedef struct tb_op {
     int new_has_ttl;
     int64_t new_ttl;
     int act;                    /* A_NONE, A_PUT, A_DEL */
+    int refuse_all;             /* w->rc refuses a whole transaction, not just this write (an
+                                   empty index key value: DynamoDB's top-level error) */
 } tb_op_t;
 
 enum { A_NONE, A_PUT, A_DEL };
@@ -1087,38 +1091,70 @@ static int key_check(const tb_table_t *t, const json_t *key, const json_t **h, c
     return 0;
 }
 
-/* Index key attributes present in a new item must have the index's types and not be empty. */
-static int index_check(const tb_table_t *t, const json_t *item, tr_err *err) {
-    for (size_t i = 0; i < t->n_idx; i++) {
-        const tb_index_t *ix = &t->idx[i];
-        const char *names[2] = {ix->hash, ix->range};
-        int types[2] = {ix->htype, ix->rtype};
-        for (int k = 0; k < 2; k++) {
-            if (!names[k]) continue;
-            const json_t *av = json_object_get(item, names[k]);
-            if (!av) continue;
-            int at = tbl_av_type(av);
-            if (at != types[k])
-                return tr_err_set(err, TR_EVALIDATION,
-                                  INVALID "Type mismatch for Index Key %s Expected: %s Actual: %s "
-                                          "IndexName: %s",
-                                  names[k], tbl_type_name(types[k]), tbl_type_name(at), ix->name);
-            if (key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
-                return tr_err_set(err, TR_EVALIDATION,
-                                  INVALID "Size of %s key attribute %s of index %s has exceeded "
-                                          "the maximum size limit of %d bytes",
-                                  k ? "range" : "hash", names[k], ix->name,
-                                  k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
-            if (key_value_empty(av, at))
-                return tr_err_set(err, TR_EVALIDATION,
-                                  "One or more parameter values are not valid. A value specified "
-                                  "for a secondary index key is not supported. The AttributeValue "
-                                  "for a key attribute cannot contain an empty %s value. "
-                                  "IndexName: %s, IndexKey: %s",
-                                  at == TBL_T_S ? "string" : "binary", ix->name, names[k]);
-        }
+/* What index_check looks at.  DynamoDB refuses an empty index key value before anything runs
+ * (even in a transaction: a top-level ValidationException), a wrong type or size while applying
+ * (in a transaction: a cancellation reason). */
+enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came from an update
+                                                                   expression (its message) */ };
+
+/* Index key attributes of ix present in a new item must have the index's types and not be
+ * empty. */
+static int index_check_one(const tb_index_t *ix, const json_t *item, int what, tr_err *err) {
+    const char *names[2] = {ix->hash, ix->range};
+    int types[2] = {ix->htype, ix->rtype};
+    for (int k = 0; k < 2; k++) {
+        if (!names[k]) continue;
+        const json_t *av = json_object_get(item, names[k]);
+        if (!av) continue;
+        int at = tbl_av_type(av);
+        if ((what & IX_TYPE) && at != types[k])
+            return tr_err_set(err, TR_EVALIDATION,
+                              INVALID "Type mismatch for Index Key %s Expected: %s Actual: %s "
+                                      "IndexName: %s",
+                              names[k], tbl_type_name(types[k]), tbl_type_name(at), ix->name);
+        if (at != types[k]) continue;
+        if ((what & IX_TYPE) &&
+            key_value_bytes(av, at) > (k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES))
+            return tr_err_set(err, TR_EVALIDATION,
+                              INVALID "Size of %s key attribute %s of index %s has exceeded "
+                                      "the maximum size limit of %d bytes",
+                              k ? "range" : "hash", names[k], ix->name,
+                              k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
+        if ((what & IX_EMPTY) && (what & IX_UPDATE) && key_value_empty(av, at))
+            return tr_err_set(err, TR_EVALIDATION,
+                              "One or more parameter values are not valid. The update "
+                              "expression attempted to update a secondary index key to a "
+                              "value that is not supported. The AttributeValue for a key "
+                              "attribute cannot contain an empty %s value.",
+                              at == TBL_T_S ? "string" : "binary");
+        if ((what & IX_EMPTY) && key_value_empty(av, at))
+            return tr_err_set(err, TR_EVALIDATION,
+                              "One or more parameter values are not valid. A value specified "
+                              "for a secondary index key is not supported. The AttributeValue "
+                              "for a key attribute cannot contain an empty %s value. "
+                              "IndexName: %s, IndexKey: %s",
+                              at == TBL_T_S ? "string" : "binary", ix->name, names[k]);
     }
     return 0;
+}
+
+/* index_check_one for every index of t; when several fail, the error names the alphabetically
+ * first index, as DynamoDB's does. */
+static int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
+    const char *first = NULL;
+    int rc = 0;
+    for (size_t i = 0; i < t->n_idx; i++) {
+        const tb_index_t *ix = &t->idx[i];
+        if (first && strcmp(ix->name, first) >= 0) continue;
+        tr_err e;
+        tr_err_clear(&e);
+        int r = index_check_one(ix, item, what, &e);
+        if (!r) continue;
+        rc = r;
+        first = ix->name;
+        if (err) *err = e;
+    }
+    return rc;
 }
 
 /* Stored key of item's entry in ix: 1 when the item has one, 0 when it has not (sparse), -1 when
@@ -1165,6 +1201,13 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
     tb_table_t *t = op->tab = tab_current(db, x->tab);
     if (!t) {
         w->rc = tr_err_set(&w->err, TR_ENOTFOUND, NOT_FOUND);
+        return 0;
+    }
+    if (x->bad_key) {   /* the submit-time check's message, as the cancellation reason */
+        const json_t *h, *r;
+        w->rc = w->op == TBL_OP_PUT ? item_key_check(t, w->item, &h, &r, &w->err)
+                                    : key_check(t, w->key, &h, &r, &w->err);
+        if (!w->rc) w->rc = tr_err_set(&w->err, TR_EVALIDATION, KEY_SCHEMA);
         return 0;
     }
     MDB_val k = {x->key.n, x->key.b}, v;
@@ -1215,6 +1258,16 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     case TBL_OP_UPDATE: {
         json_t *neu = NULL;
+        if (!op->exists && w->update && !tbl_expr_update_creates(w->update)) {
+            /* REMOVE / DELETE only, on a missing item: DynamoDB creates nothing, and ignores
+               paths into the missing item (REMOVE x.y); updating a key is still refused */
+            if ((rc = tbl_expr_update_keys_ok(w->update, w->key, &w->err))) {
+                w->rc = rc;
+                return 0;
+            }
+            op->act = A_NONE;
+            break;
+        }
         if (w->update) {
             rc = tbl_expr_update(w->update, op->old, w->key, &neu, &w->err);
             if (rc) {
@@ -1249,7 +1302,12 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     }
     if (op->act == A_PUT && t->n_idx) {
-        rc = index_check(t, op->neu, &w->err);
+        rc = index_check(t, op->neu, IX_TYPE, &w->err);
+        if (!rc) {
+            rc = index_check(t, op->neu, IX_EMPTY | (w->op == TBL_OP_UPDATE ? IX_UPDATE : 0),
+                             &w->err);
+            op->refuse_all = rc != 0;
+        }
         if (rc) {
             w->rc = rc;
             return 0;
@@ -1383,7 +1441,27 @@ static void op_outputs(tbl_write_t *w, const tb_op_t *op) {
     }
 }
 
+/* The submit-time checks again, for the whole job, before any of its writes is applied: the
+ * table may have been deleted, or have gained an index, since the job was queued.  When one
+ * write fails them, none is written (DynamoDB refuses a BatchWriteItem with one invalid item as a
+ * whole): every write gets that write's error.  Returns 1 when the job must not run. */
+static int job_precheck(tbl_t *db, tb_job_t *j) {
+    tr_err e = {0, ""};
+    int rc = 0;
+    for (size_t i = 0; i < j->n && !rc; i++) {
+        const tbl_write_t *w = &j->w[i];
+        tb_table_t *t = tab_current(db, j->x[i].tab);
+        if (!t) rc = tr_err_set(&e, TR_ENOTFOUND, NOT_FOUND);
+        else if (w->op == TBL_OP_PUT && t->n_idx) rc = index_check(t, w->item, IX_ALL, &e);
+    }
+    if (!rc) return 0;
+    for (size_t i = 0; i < j->n; i++) j->w[i].rc = tr_err_set(&j->w[i].err, rc, "%s", e.msg);
+    j->rc = rc;
+    return 1;
+}
+
 static int job_writes(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
+    if (job_precheck(db, j)) return 0;
     for (size_t i = 0; i < j->n; i++) {
         tbl_write_t *w = &j->w[i];
         tb_op_t op;
@@ -1433,13 +1511,16 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         rc = 0;
     }
     tb_op_t *ops = xcalloc(j->n, sizeof *ops);
-    int failed = 0;
+    int failed = 0, refused = -1;
     size_t i;
     for (i = 0; i < j->n && !rc; i++) {
         rc = op_prepare(db, txn, &j->w[i], &j->x[i], &ops[i]);
         if (!rc && j->w[i].rc) failed = 1;
+        if (!rc && ops[i].refuse_all && refused < 0) refused = (int)i;
     }
-    if (!rc && failed) {
+    if (!rc && refused >= 0) {   /* the whole request is refused, as a validation error */
+        t->rc = tr_err_set(&t->err, j->w[refused].rc, "%s", j->w[refused].err.msg);
+    } else if (!rc && failed) {
         tr_buf b = TR_BUF_INIT;
         for (size_t k = 0; k < j->n; k++)
             tr_buf_printf(&b, "%s%s", k ? ", " : "", reason_name(j->w[k].rc));
@@ -1667,8 +1748,23 @@ static void write_reset(tbl_write_t *w) {
     w->old_size = w->new_size = 0;
 }
 
-/* Resolve the table, check and encode the key, dump a put's text. */
-static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
+/* 1 when a key attribute of t is present in obj (an item or a key) with another type. */
+static int key_type_mismatch(const tb_table_t *t, const json_t *obj) {
+    const char *names[2] = {t->hash, t->range};
+    int types[2] = {t->htype, t->rtype};
+    for (int i = 0; i < (t->range ? 2 : 1); i++) {
+        const json_t *av = json_is_object(obj) ? json_object_get(obj, names[i]) : NULL;
+        if (av && tbl_av_type(av) != types[i]) return 1;
+    }
+    return 0;
+}
+
+/* Resolve the table, check and encode the key, check a put's index keys, dump its text.  Every
+ * check that does not need the stored items is made here, before anything is queued, so a
+ * request with one bad write is refused whole.  In a transaction (txn) a wrong type or size of an
+ * index key is left to the writer: DynamoDB cancels the transaction with a ValidationError reason
+ * for it, while an empty index key value is refused up front there too. */
+static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) {
     write_reset(w);
     if (!w->table) return tr_err_set(err, TR_EINVAL, "a write needs a table name");
     if (w->op < TBL_OP_PUT || w->op > TBL_OP_CHECK)
@@ -1680,6 +1776,10 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
         return tr_err_set(err, TR_EVALIDATION, "a ConditionCheck needs a ConditionExpression");
     x->tab = tab_get(db, w->table, err);
     if (!x->tab) return TR_ENOTFOUND;
+    if (txn && key_type_mismatch(x->tab, w->op == TBL_OP_PUT ? w->item : w->key)) {
+        x->bad_key = 1;   /* DynamoDB cancels the transaction for it: op_prepare says why */
+        return 0;
+    }
     const json_t *h, *r;
     int rc = w->op == TBL_OP_PUT ? item_key_check(x->tab, w->item, &h, &r, err)
                                  : key_check(x->tab, w->key, &h, &r, err);
@@ -1695,6 +1795,8 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, tr_err *err) {
         if (sz > TBL_MAX_ITEM_BYTES)
             return tr_err_set(err, TR_EVALIDATION,
                               "Item size has exceeded the maximum allowed size");
+        if (x->tab->n_idx && (rc = index_check(x->tab, w->item, txn ? IX_EMPTY : IX_ALL, err)))
+            return rc;
         x->size = (uint32_t)sz;
         x->text = dump(w->item, &x->text_n);
     }
@@ -1717,7 +1819,7 @@ int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *
     j->arg = arg;
     int rc = 0;
     for (size_t i = 0; i < n && !rc; i++) {
-        rc = wx_fill(db, &w[i], &j->x[i], err);
+        rc = wx_fill(db, &w[i], &j->x[i], 0, err);
         j->bytes += w[i].req_bytes ? w[i].req_bytes : TB_WRITE_COST;
     }
     if (!rc) rc = enqueue(db, j, err);
@@ -1747,10 +1849,11 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
     j->arg = arg;
     int rc = 0;
     for (size_t i = 0; i < t->n && !rc; i++) {
-        rc = wx_fill(db, &t->w[i], &j->x[i], err);
+        rc = wx_fill(db, &t->w[i], &j->x[i], 1, err);
         j->bytes += t->w[i].req_bytes ? t->w[i].req_bytes : TB_WRITE_COST;
-        for (size_t k = 0; k < i && !rc; k++)
-            if (j->x[k].tab->id == j->x[i].tab->id && j->x[k].key.n == j->x[i].key.n &&
+        for (size_t k = 0; k < i && !rc && !j->x[i].bad_key; k++)
+            if (!j->x[k].bad_key && j->x[k].tab->id == j->x[i].tab->id &&
+                j->x[k].key.n == j->x[i].key.n &&
                 !memcmp(j->x[k].key.b, j->x[i].key.b, j->x[i].key.n))
                 rc = tr_err_set(err, TR_EVALIDATION, "Transaction request cannot include "
                                                      "multiple operations on one item");
@@ -2995,10 +3098,16 @@ int tbl_table_list(tbl_t *db, const char *after, size_t max, char ***names, size
 
 int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, char *range,
                   tr_err *err) {
+    return tbl_key_schema(db, table, index, hash, range, NULL, NULL, err);
+}
+
+int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, char *range,
+                   int *htype, int *rtype, tr_err *err) {
     if (!db || !hash || !range) return tr_err_set(err, TR_EINVAL, "tbl_key_names: bad arguments");
     tb_table_t *t = tab_get(db, table, err);
     if (!t) return TR_ENOTFOUND;
     const char *h = t->hash, *r = t->range;
+    int ht = t->htype, rt = t->rtype;
     int rc = 0;
     if (index) {
         const tb_index_t *ix = tab_index(t, index);
@@ -3007,11 +3116,15 @@ int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, c
         else {
             h = ix->hash;
             r = ix->range;
+            ht = ix->htype;
+            rt = ix->rtype;
         }
     }
     if (!rc) {
         snprintf(hash, TBL_MAX_NAME + 1, "%s", h);
         snprintf(range, TBL_MAX_NAME + 1, "%s", r ? r : "");
+        if (htype) *htype = ht;
+        if (rtype) *rtype = r ? rt : -1;
     }
     tab_unref(t);
     return rc;

@@ -233,7 +233,8 @@ typedef struct tbl_write {
     json_t *item;                   /* PUT: the whole item, validated with tbl_item_validate */
     const json_t *key;              /* UPDATE/DELETE/CHECK: exactly the key attributes */
     const tbl_expr_t *update;       /* UPDATE: TBL_EXPR_UPDATE; NULL: no change (an UpdateItem
-                                       without expression creates the item if absent) */
+                                       without expression creates the item if absent; one
+                                       that only REMOVEs / DELETEs does not) */
     const tbl_expr_t *cond;         /* optional TBL_EXPR_CONDITION (required for CHECK) */
     int return_values;              /* TBL_RV_*; PUT/DELETE: NONE or ALL_OLD */
     int return_old_on_fail;         /* ReturnValuesOnConditionCheckFailure = ALL_OLD */
@@ -253,13 +254,19 @@ typedef struct tbl_write {
  * (rc: 0 when all succeeded, else the first failing write's rc, or the transaction's). */
 typedef void (*tbl_done_cb)(void *arg, int rc);
 
-/* Queue n independent writes (n = 1 for PutItem / UpdateItem / DeleteItem, up to 25 for
- * BatchWriteItem; more are accepted).  Each succeeds or fails alone; all are durable before cb.
+/* Queue n writes (n = 1 for PutItem / UpdateItem / DeleteItem, up to 25 for BatchWriteItem;
+ * more are accepted); all are durable before cb.
+ * Validated as a whole: every check that needs no stored item (table, key schema, item size, a
+ * put's index key types, sizes and emptiness) is made for all n writes before any is queued,
+ * and again on the writer thread before any is applied (the table may have been deleted or have
+ * gained an index meanwhile): if one write fails them, none is written and every w[i].rc is that
+ * write's error.  Past that, each write succeeds or fails alone (a condition, an update's
+ * runtime error).
  * Returns 0 when queued (cb WILL run), or an error without queuing (cb will NOT run):
  * TR_EINVAL (bad arguments), TR_ENOTFOUND (a table is missing), TR_EVALIDATION (a key does not
- * match its schema: the message names it), TR_ETHROTTLED, TR_ECLOSED.  Two writes of one key in
- * one submission are applied in order (BatchWriteItem's "Provided list of item keys contains
- * duplicates" is the adapter's to refuse). */
+ * match its schema, a bad index key value: the message names it), TR_ETHROTTLED, TR_ECLOSED.
+ * Two writes of one key in one submission are applied in order (BatchWriteItem's "Provided list
+ * of item keys contains duplicates" is the adapter's to refuse). */
 int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg,
                      tr_err *err);
 
@@ -278,7 +285,11 @@ typedef struct tbl_txn {
 
 /* Queue a transaction.  Checks at submit (error without queuing, cb not run): TR_EINVAL,
  * TR_EVALIDATION (two writes on one item: "Transaction request cannot include multiple
- * operations on one item"; bad keys), TR_ENOTFOUND, TR_ETHROTTLED, TR_ECLOSED.
+ * operations on one item"; a missing, empty or too long key value; an empty index key value in
+ * a Put), TR_ENOTFOUND, TR_ETHROTTLED, TR_ECLOSED.  A key attribute of the wrong type, or a
+ * wrong type or size of an index key, cancels it on the writer (reason TR_EVALIDATION), as
+ * DynamoDB does; an update that gives an index key an empty value refuses it whole instead
+ * (t->rc = TR_EVALIDATION with the message, nothing written), as DynamoDB's top-level error.
  * On the writer thread, every condition is evaluated first; if any fails (or an update fails at
  * run time) nothing is written, t->rc = TR_ETXN_CANCELED and each w[i].rc is the reason for item
  * i: 0 ("None"), TR_ECONDITION (+ old_item if asked) or TR_EVALIDATION.  Tokens are remembered
@@ -355,6 +366,10 @@ void tbl_query_free(tbl_query_t *q);    /* decref items/last_key; accepts NULL *
  * (range[0] = 0 when none).  For adapters that resolve key conditions themselves. */
 int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, char *range,
                   tr_err *err);
+/* The same, with the key types (TBL_T_S / N / B; *rtype -1 when there is no range key).
+ * htype / rtype may be NULL. */
+int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, char *range,
+                   int *htype, int *rtype, tr_err *err);
 
 /* ---- TTL ----------------------------------------------------------------------------------- */
 

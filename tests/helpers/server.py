@@ -1,9 +1,12 @@
 """Start, stop and restart a Tributary server for tests, or stand in for an external endpoint.
 
 A ServerProcess owns one temp root holding ``data/`` (the server's --data dir) and ``server.log``
-(its stdout+stderr).  It binds 127.0.0.1 on a free port, waits for the port to accept a TCP
-connection (bounded polling, no fixed sleeps), and is stopped by PID: SIGTERM, then SIGKILL after
-a bound.  ``restart()`` keeps the data dir and the port, for durability and crash tests.
+(its stdout+stderr).  Functions are confined (README, "What a function can reach"): by default
+the suite's servers let them write the temp dir (tests hand them marker files there) and read the
+repository (tests/js/node_modules); ``fn_dirs=False`` starts a server with no such allowance.
+``cwd`` and ``data_arg`` start it elsewhere with another --data spelling (a relative one).  It
+binds 127.0.0.1 on a free port, waits for the port to accept a TCP connection (bounded polling, no
+fixed sleeps), and is stopped by PID: SIGTERM, then SIGKILL after a bound.  ``restart()`` keeps the data dir and the port, for durability and crash tests.
 
 ExternalServer wraps TRIBUTARY_ENDPOINT (e.g. real AWS): same attributes, no process control.
 """
@@ -57,7 +60,8 @@ class ServerProcess:
     session_token = None
 
     def __init__(self, root=None, region="us-east-1", access_key=TEST_ACCESS_KEY,
-                 secret_key=TEST_SECRET_KEY, keys_from_env=True, extra_args=(), binary=None):
+                 secret_key=TEST_SECRET_KEY, keys_from_env=True, extra_args=(), binary=None,
+                 fn_dirs=True, cwd=None, data_arg=None):
         self.binary = pathlib.Path(binary) if binary else server_bin()
         self._own_root = root is None
         self.root = pathlib.Path(root or tempfile.mkdtemp(prefix="tributary-test-"))
@@ -69,6 +73,9 @@ class ServerProcess:
         self.secret_key = secret_key if keys_from_env else None
         self.keys_from_env = keys_from_env
         self.extra_args = list(extra_args)
+        self.fn_dirs = fn_dirs
+        self.cwd = cwd
+        self.data_arg = data_arg
         self.account = LOCAL_ACCOUNT
         self.port = None
         self.proc = None
@@ -93,8 +100,11 @@ class ServerProcess:
 
     # -- lifecycle --------------------------------------------------------------------------
     def command(self):
-        return [str(self.binary), "serve", "--data", str(self.data_dir), "--port", str(self.port),
-                "--bind", "127.0.0.1", "--region", self.region, *self.extra_args]
+        fn = ["--lambda-write-dir", tempfile.gettempdir(), "--lambda-read-dir", str(REPO)] \
+            if self.fn_dirs else []
+        return [str(self.binary), "serve", "--data", self.data_arg or str(self.data_dir),
+                "--port", str(self.port), "--bind", "127.0.0.1", "--region", self.region, *fn,
+                *self.extra_args]
 
     def start(self, timeout=START_TIMEOUT):
         if not self.binary.exists():
@@ -114,7 +124,8 @@ class ServerProcess:
                       .encode())
             log.flush()
             self.proc = subprocess.Popen(self.command(), stdin=subprocess.DEVNULL, stdout=log,
-                                         stderr=log, env=env, start_new_session=True)
+                                         stderr=log, env=env, start_new_session=True,
+                                         cwd=self.cwd)
         self.wait_listening(timeout)
         if not self.keys_from_env:
             self.load_generated_credentials()

@@ -57,10 +57,128 @@ def test_batch_write_limits(ddb_nv, t1):
     with aws_error("ResourceNotFoundException", message="Requested resource not found"):
         ddb_nv.batch_write_item(RequestItems={
             d.unique_table("missing"): [{"PutRequest": {"Item": key("a")}}]})
-    with aws_error("ValidationException", message="Missing the key pk in the item"):
+    # BatchWriteItem's words for a missing key (PutItem: "Missing the key pk in the item")
+    with aws_error("ValidationException",
+                   message="The provided key element does not match the schema"):
         ddb_nv.batch_write_item(RequestItems={t1: [{"PutRequest": {"Item": {"x": {"S": "a"}}}}]})
     # a failed validation writes nothing
     assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
+
+
+def test_batch_write_wrong_key_type(ddb_nv, t1, t2):
+    """A put of a key of the wrong type: BatchWriteItem says "The provided key element does not
+    match the schema" (PutItem: "Type mismatch for key"), for the hash or the range key, and
+    writes nothing of the request."""
+    for table, item in ((t1, {"pk": {"N": "1"}}), (t1, {"pk": {"L": []}}),
+                        (t2, {"pk": {"S": "a"}, "sk": {"S": "1"}})):
+        req = {t1: [{"PutRequest": {"Item": key("first")}}],
+               t2: [{"PutRequest": {"Item": {"pk": {"S": "x"}, "sk": {"N": "1"}}}}]}
+        req[table].append({"PutRequest": {"Item": item}})
+        with aws_error("ValidationException",
+                       message="The provided key element does not match the schema"):
+            ddb_nv.batch_write_item(RequestItems=req)
+    with aws_error("ValidationException", message="Type mismatch for key pk expected: S actual: N"):
+        ddb_nv.put_item(TableName=t1, Item={"pk": {"N": "1"}})
+    assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
+    assert ddb_nv.scan(TableName=t2, Select="COUNT")["Count"] == 0
+
+
+@pytest.fixture
+def tg(make_table):
+    """pk (S) with a GSI on g (S) + r (N): index keys DynamoDB checks on every write."""
+    return make_table(hash=("pk", "S"), attrs={"g": "S", "r": "N"}, GlobalSecondaryIndexes=[
+        {"IndexName": "by-g", "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"},
+                                            {"AttributeName": "r", "KeyType": "RANGE"}],
+         "Projection": {"ProjectionType": "ALL"}}])
+
+
+BAD_INDEX_KEYS = [
+    ({"g": {"N": "1"}}, "Type mismatch for Index Key g Expected: S Actual: N IndexName: by-g"),
+    ({"g": {"S": "x"}, "r": {"S": "1"}},
+     "Type mismatch for Index Key r Expected: N Actual: S IndexName: by-g"),
+    ({"g": {"S": ""}}, "cannot contain an empty string value. IndexName: by-g, IndexKey: g"),
+    ({"g": {"S": "x" * 2049}}, "has exceeded the maximum size limit of 2048 bytes"),
+]
+
+
+@pytest.mark.parametrize("bad,msg", BAD_INDEX_KEYS)
+def test_batch_write_invalid_later_item_writes_nothing(ddb_nv, t1, tg, bad, msg):
+    """A request whose later item fails validation (index key type, emptiness, size) is refused
+    as a whole: the valid items before it, in the same table or another one, are not written."""
+    good = [{"PutRequest": {"Item": {"pk": {"S": f"ok{i}"}, "g": {"S": "a"}, "r": {"N": "1"}}}}
+            for i in range(3)]
+    ddb_nv.put_item(TableName=tg, Item={"pk": {"S": "old"}})
+    for req in ({tg: good + [{"PutRequest": {"Item": {"pk": {"S": "bad"}, **bad}}}]},
+                {t1: [{"PutRequest": {"Item": key("first")}}],
+                 tg: [{"DeleteRequest": {"Key": key("old")}},
+                      {"PutRequest": {"Item": {"pk": {"S": "bad"}, **bad}}}]}):
+        with aws_error("ValidationException", status=400, message=msg):
+            ddb_nv.batch_write_item(RequestItems=req)
+        assert ddb_nv.scan(TableName=t1, Select="COUNT")["Count"] == 0
+        assert [i["pk"]["S"] for i in ddb_nv.scan(TableName=tg)["Items"]] == ["old"]
+        assert ddb_nv.scan(TableName=tg, IndexName="by-g", Select="COUNT")["Count"] == 0
+
+
+@pytest.mark.parametrize("bad,msg", BAD_INDEX_KEYS)
+def test_invalid_index_key_changes_nothing(ddb_nv, tg, bad, msg):
+    """PutItem and a transaction's Put with a bad index key write nothing (nor do the
+    transaction's other writes).  As DynamoDB: an empty index key value is a top-level
+    ValidationException even in a transaction, a wrong type or size cancels the transaction
+    with a ValidationError reason."""
+    with aws_error("ValidationException", status=400, message=msg):
+        ddb_nv.put_item(TableName=tg, Item={"pk": {"S": "p"}, **bad})
+    txn = [{"Put": {"TableName": tg, "Item": {"pk": {"S": "t1"}}}},
+           {"Put": {"TableName": tg, "Item": {"pk": {"S": "t2"}, **bad}}}]
+    empty = "empty string" in msg
+    with aws_error("ValidationException" if empty else "TransactionCanceledException", status=400,
+                   message=msg if empty else "[None, ValidationError]"):
+        ddb_nv.transact_write_items(TransactItems=txn)
+    assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
+
+
+def test_bad_index_key_names_first_index(ddb_nv, make_table):
+    """When the attribute keys several indexes, the error names the alphabetically first one
+    (DynamoDB's choice), whatever their order in the table definition."""
+    gsi = [{"IndexName": n, "KeySchema": [{"AttributeName": "g", "KeyType": "HASH"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}} for n in ("zz-idx", "mm-idx")]
+    lsi = [{"IndexName": "nn-lsi", "KeySchema": [{"AttributeName": "pk", "KeyType": "HASH"},
+                                                 {"AttributeName": "g", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}]
+    t = make_table(hash=("pk", "S"), range=("sk", "S"), attrs={"g": "S"},
+                   GlobalSecondaryIndexes=gsi, LocalSecondaryIndexes=lsi)
+    item = {"pk": {"S": "a"}, "sk": {"S": "b"}, "g": {"N": "1"}}
+    with aws_error("ValidationException",
+                   message="Type mismatch for Index Key g Expected: S Actual: N IndexName: mm-idx"):
+        ddb_nv.put_item(TableName=t, Item=item)
+    with aws_error("ValidationException", message="IndexName: mm-idx, IndexKey: g"):
+        ddb_nv.put_item(TableName=t, Item={**item, "g": {"S": ""}})
+
+
+UPDATE_EMPTY_INDEX_KEY = ("One or more parameter values are not valid. The update expression "
+                          "attempted to update a secondary index key to a value that is not "
+                          "supported. The AttributeValue for a key attribute cannot contain an "
+                          "empty string value.")
+
+
+def test_update_bad_index_key_changes_nothing(ddb_nv, ddb_raw, tg):
+    """An update that gives an index key an empty value: UpdateItem's own message, and in a
+    transaction a top-level ValidationException (not a cancellation); a wrong type cancels the
+    transaction with a ValidationError reason.  Nothing is written either way."""
+    empty = {"UpdateExpression": "SET g = :v", "ExpressionAttributeValues": {":v": {"S": ""}}}
+    with aws_error("ValidationException", status=400, message=UPDATE_EMPTY_INDEX_KEY):
+        ddb_nv.update_item(TableName=tg, Key=key("u"), **empty)
+    txn = [{"Put": {"TableName": tg, "Item": key("t1")}},
+           {"Update": {"TableName": tg, "Key": key("t2"), **empty}}]
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": txn}, "ValidationException")
+    assert r.json.get("message", r.json.get("Message")) == UPDATE_EMPTY_INDEX_KEY
+    txn[1]["Update"]["ExpressionAttributeValues"][":v"] = {"N": "1"}
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": txn}, "TransactionCanceledException")
+    assert r.json["CancellationReasons"] == [
+        {"Code": "None"},
+        {"Code": "ValidationError", "Message": "One or more parameter values were invalid: Type "
+                                               "mismatch for Index Key g Expected: S Actual: N "
+                                               "IndexName: by-g"}]
+    assert ddb_nv.scan(TableName=tg, Select="COUNT")["Count"] == 0
 
 
 def test_batch_get_limits(ddb_nv, t1, t2):
@@ -167,6 +285,50 @@ def test_transact_write_validation(ddb_nv, t1):
         ddb_nv.transact_write_items(TransactItems=[
             {"Put": {"TableName": t1, "Item": key("a")},
              "Delete": {"TableName": t1, "Key": key("b")}}])
+
+
+def test_transact_write_wrong_key_type_cancels(ddb_raw, t1):
+    """A key attribute of the wrong type in a transaction cancels it with a ValidationError
+    reason (DynamoDB checks it while the transaction runs; an empty key value is refused up
+    front instead), and nothing is written."""
+    cases = [
+        ({"Put": {"TableName": t1, "Item": {"pk": {"N": "1"}}}},
+         "One or more parameter values were invalid: Type mismatch for key pk expected: S "
+         "actual: N"),
+        ({"Delete": {"TableName": t1, "Key": {"pk": {"N": "1"}}}},
+         "The provided key element does not match the schema"),
+        ({"Update": {"TableName": t1, "Key": {"pk": {"L": []}}, "UpdateExpression": "SET a = :v",
+                     "ExpressionAttributeValues": {":v": {"S": "x"}}}},
+         "The provided key element does not match the schema"),
+    ]
+    for bad, msg in cases:
+        items = [{"Put": {"TableName": t1, "Item": key("fine")}}, bad]
+        r = ddb_raw.error("TransactWriteItems", {"TransactItems": items},
+                          "TransactionCanceledException")
+        assert r.json["CancellationReasons"] == [{"Code": "None"},
+                                                 {"Code": "ValidationError", "Message": msg}]
+    r = ddb_raw.error("TransactWriteItems", {"TransactItems": [
+        {"Put": {"TableName": t1, "Item": key("fine")}},
+        {"Put": {"TableName": t1, "Item": {"pk": {"S": ""}}}}]}, "ValidationException")
+    assert "cannot contain an empty string value" in r.json.get("message", r.json.get("Message"))
+    r = ddb_raw.call("Scan", {"TableName": t1})
+    assert r.json["Count"] == 0
+
+
+def test_transact_write_checks_expressions_before_tables(ddb_nv, t1):
+    """Every action's expressions are checked before any table is looked up (DynamoDB's order):
+    a malformed or unused-value expression on a later action wins over a missing table on an
+    earlier one."""
+    missing = {"Put": {"TableName": d.unique_table("missing"), "Item": key("a")}}
+    check = {"TableName": t1, "Key": key("cc"), "ConditionExpression": "attribute_not_exists("}
+    with aws_error("ValidationException", message='Invalid ConditionExpression: Syntax error; '
+                                                  'token: "<EOF>", near: "("'):
+        ddb_nv.transact_write_items(TransactItems=[missing, {"ConditionCheck": check}])
+    check = {**check, "ConditionExpression": "attribute_not_exists(pk)",
+             "ExpressionAttributeValues": {":v": {"S": "x"}}}
+    with aws_error("ValidationException", message="Value provided in ExpressionAttributeValues "
+                                                  "unused in expressions: keys: {:v}"):
+        ddb_nv.transact_write_items(TransactItems=[missing, {"ConditionCheck": check}])
 
 
 def test_transact_write_client_request_token(ddb, t1):

@@ -317,6 +317,69 @@ def test_legacy_parameters(ddb, table):
             "v": {"ComparisonOperator": "EQ", "AttributeValueList": []}})
 
 
+def test_legacy_not_contains_needs_the_attribute(ddb, table):
+    """Legacy NOT_CONTAINS is false on a missing attribute (DynamoDB); NE and NULL pass it."""
+    key = {"pk": {"S": "nc"}}
+    ddb.put_item(TableName=table, Item={**key, "s": {"S": "abc"}})
+    nc = {"ComparisonOperator": "NOT_CONTAINS", "AttributeValueList": [{"S": "z"}]}
+    with aws_error("ConditionalCheckFailedException"):
+        ddb.put_item(TableName=table, Item={**key, "v": {"N": "1"}}, Expected={"gone": nc})
+    with aws_error("ConditionalCheckFailedException"):   # no item at all
+        ddb.put_item(TableName=table, Item={"pk": {"S": "nc2"}}, Expected={"s": nc})
+    assert ddb.get_item(TableName=table, Key=key)["Item"] == {**key, "s": {"S": "abc"}}
+    assert "Item" not in ddb.get_item(TableName=table, Key={"pk": {"S": "nc2"}})
+    ddb.put_item(TableName=table, Item={**key, "v": {"N": "1"}}, Expected={"s": nc})
+    ddb.put_item(TableName=table, Item={**key, "v": {"N": "2"}}, Expected={
+        "gone": {"ComparisonOperator": "NE", "AttributeValueList": [{"S": "z"}]},
+        "gone2": {"ComparisonOperator": "NULL"}})
+    # the same in ScanFilter: items without the attribute are filtered out
+    ddb.put_item(TableName=table, Item={"pk": {"S": "nc3"}, "s": {"S": "xyz"}})
+    r = ddb.scan(TableName=table, ScanFilter={"s": nc})
+    assert [i["pk"]["S"] for i in r["Items"]] == []
+    r = ddb.scan(TableName=table, ScanFilter={"s": {"ComparisonOperator": "NOT_CONTAINS",
+                                                    "AttributeValueList": [{"S": "y"}]}})
+    assert [i["pk"]["S"] for i in r["Items"]] == []   # nc has no s any more, nc3 contains y
+
+
+LEGACY_BAD_ARGS = [
+    ("CONTAINS", [{"L": [{"N": "1"}]}], "ComparisonOperator CONTAINS is not valid for L "
+                                         "AttributeValue type"),
+    ("NOT_CONTAINS", [{"SS": ["a"]}], "ComparisonOperator NOT_CONTAINS is not valid for SS "
+                                      "AttributeValue type"),
+    ("BEGINS_WITH", [{"N": "3"}], "ComparisonOperator BEGINS_WITH is not valid for N "
+                                  "AttributeValue type"),
+    ("LT", [{"BOOL": True}], "ComparisonOperator LT is not valid for BOOL AttributeValue type"),
+    ("IN", [{"N": "3"}, {"S": "dog"}], "AttributeValues inside AttributeValueList must be of "
+                                       "same type"),
+    ("IN", [{"L": []}], "ComparisonOperator IN is not valid for L AttributeValue type"),
+    ("BETWEEN", [{"N": "4"}, {"S": "dog"}], "AttributeValues inside AttributeValueList must be "
+                                            "of same type"),
+    ("BETWEEN", [{"N": "10"}, {"N": "9"}], "The BETWEEN condition was provided a range where the "
+                                           "lower bound is greater than the upper bound"),
+    ("BETWEEN", [{"NS": ["1"]}, {"NS": ["2"]}], "ComparisonOperator BETWEEN is not valid for NS "
+                                                "AttributeValue type"),
+]
+
+
+@pytest.mark.parametrize("op,avl,msg", LEGACY_BAD_ARGS)
+def test_legacy_operator_argument_types(ddb_nv, table, op, avl, msg):
+    """Legacy conditions with arguments of a type the operator does not take (or mixed types,
+    or a reversed BETWEEN) are a ValidationException, as in DynamoDB, and change nothing; a
+    value of another type than the attribute's is just a false condition."""
+    key = {"pk": {"S": "args"}}
+    ddb_nv.put_item(TableName=table, Item={**key, "c": {"N": "3"}})
+    cond = {"c": {"ComparisonOperator": op, "AttributeValueList": avl}}
+    with aws_error("ValidationException", message=msg):
+        ddb_nv.update_item(TableName=table, Key=key, Expected=cond,
+                           AttributeUpdates={"z": {"Action": "PUT", "Value": {"N": "1"}}})
+    with aws_error("ValidationException", message=msg):
+        ddb_nv.scan(TableName=table, ScanFilter=cond)
+    assert ddb_nv.get_item(TableName=table, Key=key)["Item"] == {**key, "c": {"N": "3"}}
+    with aws_error("ConditionalCheckFailedException"):
+        ddb_nv.put_item(TableName=table, Item=key, Expected={
+            "c": {"ComparisonOperator": "IN", "AttributeValueList": [{"S": "3"}]}})
+
+
 def test_mixing_expression_and_legacy(ddb, table):
     with aws_error("ValidationException", message="Can not use both expression and non-expression "
                    "parameters in the same request"):
@@ -334,6 +397,67 @@ def test_update_creates_item(ddb, table):
                         ReturnValues="ALL_NEW")
     assert r["Attributes"] == {"pk": {"S": "u1"}, "a": {"S": "A"}, "b": {"L": []},
                                "c": {"N": "1"}}
+
+
+def test_update_remove_delete_on_missing_item_creates_nothing(ddb, table):
+    """An UpdateItem whose actions only REMOVE or DELETE, on a missing item, creates no item and
+    returns none (DynamoDB), with or without a condition, in expression or legacy form; SET and
+    ADD do create it."""
+    vals = {":s": {"SS": ["a"]}}
+    cases = [
+        dict(UpdateExpression="REMOVE a"),
+        dict(UpdateExpression="REMOVE a, b"),
+        dict(UpdateExpression="REMOVE x.y, z[0]"),   # paths into nothing: ignored here
+        dict(UpdateExpression="DELETE ss :s", ExpressionAttributeValues=vals),
+        dict(UpdateExpression="REMOVE a DELETE ss :s", ExpressionAttributeValues=vals),
+        dict(UpdateExpression="REMOVE a", ConditionExpression="attribute_not_exists(pk)"),
+        dict(AttributeUpdates={"a": {"Action": "DELETE"}}),
+        dict(AttributeUpdates={"ss": {"Action": "DELETE", "Value": {"SS": ["a"]}}}),
+        dict(AttributeUpdates={"a": {"Action": "DELETE"}}, Expected={"a": {"Exists": False}}),
+    ]
+    for i, kw in enumerate(cases):
+        key = {"pk": {"S": f"phantom{i}"}}
+        for rv in ("ALL_NEW", "UPDATED_NEW", "ALL_OLD", "NONE"):
+            r = ddb.update_item(TableName=table, Key=key, ReturnValues=rv, **kw)
+            assert "Attributes" not in r, (kw, rv)
+        assert "Item" not in ddb.get_item(TableName=table, Key=key, ConsistentRead=True), kw
+    assert ddb.scan(TableName=table, Select="COUNT")["Count"] == 0
+    # a REMOVE of a key attribute is still refused on a missing item
+    with aws_error("ValidationException", message="This attribute is part of the key"):
+        ddb.update_item(TableName=table, Key={"pk": {"S": "k"}}, UpdateExpression="REMOVE pk")
+    # on an existing item a path into a missing attribute is an error, as DynamoDB's
+    ddb.put_item(TableName=table, Item={"pk": {"S": "k"}})
+    with aws_error("ValidationException",
+                   message="The document path provided in the update expression is invalid"):
+        ddb.update_item(TableName=table, Key={"pk": {"S": "k"}}, UpdateExpression="REMOVE x.y")
+    ddb.delete_item(TableName=table, Key={"pk": {"S": "k"}})
+    # SET / ADD (and legacy PUT / ADD) create the item
+    for i, kw in enumerate([dict(UpdateExpression="SET a = :v REMOVE b",
+                                 ExpressionAttributeValues={":v": {"N": "1"}}),
+                            dict(UpdateExpression="ADD a :v",
+                                 ExpressionAttributeValues={":v": {"N": "1"}}),
+                            dict(AttributeUpdates={"a": {"Action": "PUT", "Value": {"N": "1"}},
+                                                   "b": {"Action": "DELETE"}})]):
+        key = {"pk": {"S": f"made{i}"}}
+        r = ddb.update_item(TableName=table, Key=key, ReturnValues="ALL_NEW", **kw)
+        assert r["Attributes"] == {**key, "a": {"N": "1"}}
+        assert ddb.get_item(TableName=table, Key=key)["Item"] == {**key, "a": {"N": "1"}}
+    # on an existing item a REMOVE-only update keeps the item, even when it leaves only the key
+    key = {"pk": {"S": "kept"}}
+    ddb.put_item(TableName=table, Item={**key, "a": {"N": "1"}})
+    r = ddb.update_item(TableName=table, Key=key, UpdateExpression="REMOVE a",
+                        ReturnValues="ALL_NEW")
+    assert r["Attributes"] == key
+    assert ddb.get_item(TableName=table, Key=key)["Item"] == key
+
+
+def test_transact_update_remove_on_missing_item_creates_nothing(ddb, table):
+    key = {"pk": {"S": "tx-phantom"}}
+    ddb.transact_write_items(TransactItems=[
+        {"Update": {"TableName": table, "Key": key, "UpdateExpression": "REMOVE a"}},
+        {"Put": {"TableName": table, "Item": {"pk": {"S": "tx-real"}}}}])
+    assert "Item" not in ddb.get_item(TableName=table, Key=key)
+    assert ddb.scan(TableName=table, Select="COUNT")["Count"] == 1
 
 
 def test_update_return_values(ddb, table):

@@ -439,3 +439,34 @@ def test_tag_key_too_long(ddb_nv, make_table):
     arn = ddb_nv.describe_table(TableName=name)["Table"]["TableArn"]
     with aws_error("ValidationException", message="Member must have length less than or equal to 128"):
         ddb_nv.tag_resource(ResourceArn=arn, Tags=[{"Key": "k" * 129, "Value": "v"}])
+
+
+def test_table_arn_of_another_account_or_region_is_refused(ddb_nv, make_table, server):
+    """TableName given as an ARN of another account is AccessDeniedException, of another region
+    or partition ResourceNotFoundException -- even when a table of that name exists here -- and
+    nothing changes; likewise ResourceArn of the tag operations."""
+    name = make_table()
+    region = server.region
+    other = "eu-west-3" if region != "eu-west-3" else "us-east-2"
+    acct = f"arn:aws:dynamodb:{region}:123456789012:table/{name}"
+    reg = f"arn:aws:dynamodb:{other}:000000000000:table/{name}"
+    part = f"arn:aws-cn:dynamodb:{region}:000000000000:table/{name}"
+    calls = {
+        "DescribeTable": lambda t: ddb_nv.describe_table(TableName=t),
+        "PutItem": lambda t: ddb_nv.put_item(TableName=t, Item={"pk": {"S": "x"}}),
+        "GetItem": lambda t: ddb_nv.get_item(TableName=t, Key={"pk": {"S": "x"}}),
+        "Scan": lambda t: ddb_nv.scan(TableName=t),
+        "DeleteTable": lambda t: ddb_nv.delete_table(TableName=t),
+        "TagResource": lambda t: ddb_nv.tag_resource(ResourceArn=t,
+                                                     Tags=[{"Key": "a", "Value": "b"}]),
+    }
+    for op, call in calls.items():
+        with aws_error("AccessDeniedException", message=f"dynamodb:{op}"):
+            call(acct)
+        for foreign in (reg, part):
+            with aws_error("ResourceNotFoundException"):
+                call(foreign)
+    assert ddb_nv.describe_table(TableName=name)["Table"]["TableStatus"] == "ACTIVE"
+    assert ddb_nv.scan(TableName=name)["Items"] == []
+    own = ddb_nv.describe_table(TableName=name)["Table"]["TableArn"]
+    assert ddb_nv.list_tags_of_resource(ResourceArn=own)["Tags"] == []

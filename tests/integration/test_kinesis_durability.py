@@ -178,3 +178,126 @@ def test_tags_and_retention_updates_after_restart(private_server):
     assert tags == {"b": "2"}
     assert c.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"][
         "RetentionPeriodHours"] == 72
+
+
+def _segments(s, shard_index=0):
+    import glob
+    return sorted(glob.glob(str(s.data_dir / "streams" / "*" / str(shard_index) / "*.seg")))
+
+
+def _metrics(s):
+    import urllib.request
+    return urllib.request.urlopen(s.endpoint + "/metrics", timeout=10).read().decode()
+
+
+def test_flipped_byte_mid_segment_keeps_intact_records(private_server):
+    """Issue #8 item 1: one byte flipped in the middle of the newest segment while the server is
+    stopped costs the one record it hit: every other record is read back through GetRecords,
+    a consumer starting at the lost record moves on, the damage is in the log and /metrics,
+    and sequence numbers keep increasing."""
+    import re
+    s = private_server()
+    c = k.make_client(s)
+    name = k.unique_name("dmg")
+    c.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(c, name)
+    sid = "shardId-000000000000"
+    for b in range(10):
+        r = c.put_records(StreamName=name, Records=[
+            {"PartitionKey": f"p{b}-{i}", "Data": f"record {b}/{i} ".encode() * 10}
+            for i in range(100)])
+        assert r["FailedRecordCount"] == 0
+    before = k.read_shard(c, name, sid)
+    assert len(before) == 1000
+    s.stop(signal.SIGTERM)
+
+    segs = _segments(s)
+    assert len(segs) == 1, segs
+    size = os.path.getsize(segs[0])
+    with open(segs[0], "r+b") as f:
+        f.seek(size // 2)
+        x = f.read(1)
+        f.seek(size // 2)
+        f.write(bytes([x[0] ^ 0x10]))
+    s.start()
+    c = k.make_client(s)
+
+    after = k.read_shard(c, name, sid, limit=7)
+    by_seq = {r["SequenceNumber"]: r for r in before}
+    assert len(after) == 999, f"{len(after)} of 1000 records read back after one flipped byte"
+    for r in after:
+        assert r["Data"] == by_seq[r["SequenceNumber"]]["Data"]
+        assert r["PartitionKey"] == by_seq[r["SequenceNumber"]]["PartitionKey"]
+    lost = sorted(set(by_seq) - {r["SequenceNumber"] for r in after}, key=int)
+    assert len(lost) == 1
+    # a consumer positioned exactly at the lost record gets the next intact one
+    it = c.get_shard_iterator(StreamName=name, ShardId=sid,
+                              ShardIteratorType="AT_SEQUENCE_NUMBER",
+                              StartingSequenceNumber=lost[0])["ShardIterator"]
+    got = c.get_records(ShardIterator=it, Limit=1)["Records"]
+    seqs = [r["SequenceNumber"] for r in before]
+    assert got and got[0]["SequenceNumber"] == seqs[seqs.index(lost[0]) + 1]
+
+    assert "DAMAGED DATA" in s.log_text()
+    m = _metrics(s)
+    assert re.search(r"^tributary_stream_lost_records_total 1$", m, re.M), m
+    assert re.search(r'^tributary_stream_damaged_ranges_total\{stream="%s",shard="%s"\} 1$'
+                     % (re.escape(name), sid), m, re.M), m
+
+    r = c.put_record(StreamName=name, PartitionKey="after", Data=b"after-damage")
+    assert int(r["SequenceNumber"]) > int(before[-1]["SequenceNumber"])
+    assert k.read_shard(c, name, sid)[-1]["Data"] == b"after-damage"
+
+
+def test_deleted_newest_segment_never_reuses_sequence_numbers(private_server):
+    """Issue #8 item 4: with the shard's (only, so newest) segment file deleted while the server
+    is stopped, new records get larger sequence numbers than any handed out before, and the
+    loss is reported in the log and /metrics."""
+    s = private_server()
+    c = k.make_client(s)
+    name = k.unique_name("gone")
+    c.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(c, name)
+    last = None
+    for i in range(20):
+        last = c.put_record(StreamName=name, PartitionKey=f"k{i}", Data=b"x")["SequenceNumber"]
+    s.stop(signal.SIGTERM)
+    for p in _segments(s):
+        os.unlink(p)
+    s.start()
+    c = k.make_client(s)
+    r = c.put_record(StreamName=name, PartitionKey="new", Data=b"new")
+    assert int(r["SequenceNumber"]) > int(last), \
+        f"sequence number {r['SequenceNumber']} reused/regressed (last before: {last})"
+    assert "MISSING DATA" in s.log_text()
+    assert "\ntributary_stream_missing_segments_total 1\n" in _metrics(s)
+
+
+def test_unopenable_shard_fails_alone(private_server):
+    """A shard whose log cannot be opened at start-up no longer keeps the server from starting:
+    its requests answer an error naming it, the other shards and streams serve."""
+    s = private_server()
+    c = k.make_client(s)
+    bad, good = k.unique_name("bad"), k.unique_name("good")
+    for n in (bad, good):
+        c.create_stream(StreamName=n, ShardCount=1)
+        k.wait_active(c, n)
+        c.put_record(StreamName=n, PartitionKey="k", Data=b"v")
+    s.stop(signal.SIGTERM)
+    segs = _segments(s)
+    assert len(segs) == 2
+    # the bad stream was created first: its id is the smaller one
+    seg = sorted(segs, key=lambda p: int(p.split("/streams/")[1].split("/")[0]))[0]
+    os.unlink(seg)
+    os.mkdir(seg)  # a directory where the segment file was: open fails with EISDIR
+    s.start()
+    c = k.make_client(s)
+    assert k.read_shard(c, good, "shardId-000000000000")[0]["Data"] == b"v"
+    with aws_error("InternalFailure", status=500, message="shardId-000000000000") as e:
+        c.get_shard_iterator(StreamName=bad, ShardId="shardId-000000000000",
+                             ShardIteratorType="TRIM_HORIZON")
+    assert "Fix:" in e.message
+    r = c.put_records(StreamName=bad, Records=[{"PartitionKey": "k", "Data": b"w"}])
+    assert r["FailedRecordCount"] == 1 and r["Records"][0]["ErrorCode"] == "InternalFailure"
+    assert "FAILED SHARD" in s.log_text()
+    assert "\ntributary_stream_failed_shards 1\n" in _metrics(s)

@@ -342,3 +342,66 @@ def test_stream_arn_unknown_stream(raw, server):
 def test_stream_arn_malformed(raw):
     raw.error("DescribeStreamSummary", {"StreamARN": "arn:not-a-kinesis-arn"},
               "ValidationException", "InvalidArgumentException")
+
+
+# every operation that takes a StreamARN, with the members it needs besides the ARN
+ARN_OPS = {
+    "DescribeStream": {}, "DescribeStreamSummary": {}, "ListShards": {},
+    "ListTagsForStream": {}, "AddTagsToStream": {"Tags": {"k": "v"}},
+    "RemoveTagsFromStream": {"TagKeys": ["k"]},
+    "IncreaseStreamRetentionPeriod": {"RetentionPeriodHours": 48},
+    "DecreaseStreamRetentionPeriod": {"RetentionPeriodHours": 24},
+    "PutRecord": {"PartitionKey": "a", "Data": "eA=="},
+    "PutRecords": {"Records": [{"PartitionKey": "a", "Data": "eA=="}]},
+    "GetShardIterator": {"ShardId": "shardId-000000000000", "ShardIteratorType": "TRIM_HORIZON"},
+    "MergeShards": {"ShardToMerge": "shardId-000000000000",
+                    "AdjacentShardToMerge": "shardId-000000000001"},
+    "SplitShard": {"ShardToSplit": "shardId-000000000000", "NewStartingHashKey": "1000"},
+    "UpdateShardCount": {"TargetShardCount": 1, "ScalingType": "UNIFORM_SCALING"},
+    "DeleteStream": {},
+}
+
+
+def test_stream_arn_of_another_account_or_region_is_refused(raw, kinesis, make_stream, server,
+                                                            local_only):
+    """A StreamARN naming a stream of another account is AccessDeniedException (no resource
+    policy allows it), one of another region or partition is not reachable from this endpoint
+    (ResourceNotFoundException) -- even when a stream of that name exists here -- for every
+    operation that takes StreamARN, and nothing changes."""
+    name = make_stream(2)
+    mine = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    arn = mine["StreamARN"]
+    part, svc, region, account, res = arn.split(":", 5)[1:]
+    other_account = f"arn:aws:kinesis:{region}:123456789012:{res}"
+    other_region = f"arn:aws:kinesis:{'eu-west-3' if region != 'eu-west-3' else 'us-east-2'}:" \
+                   f"{account}:{res}"
+    other_partition = f"arn:aws-cn:kinesis:{region}:{account}:{res}"
+    for op, extra in ARN_OPS.items():
+        r = raw.error(op, {**extra, "StreamARN": other_account}, "AccessDeniedException")
+        assert f"kinesis:{op}" in r.message and other_account in r.message, r.message
+        for foreign in (other_region, other_partition):
+            raw.error(op, {**extra, "StreamARN": foreign}, "ResourceNotFoundException")
+    # GetRecords takes an optional StreamARN next to the iterator
+    it = kinesis.get_shard_iterator(StreamName=name, ShardId="shardId-000000000000",
+                                    ShardIteratorType="TRIM_HORIZON")["ShardIterator"]
+    raw.error("GetRecords", {"ShardIterator": it, "StreamARN": other_account},
+              "AccessDeniedException")
+    raw.error("GetRecords", {"ShardIterator": it, "StreamARN": other_region},
+              "ResourceNotFoundException")
+    raw.ok("GetRecords", {"ShardIterator": it, "StreamARN": arn})
+    # nothing changed: no record, no tag, same retention and shards, stream still there
+    after = kinesis.describe_stream_summary(StreamName=name)["StreamDescriptionSummary"]
+    assert after["RetentionPeriodHours"] == mine["RetentionPeriodHours"]
+    assert after["OpenShardCount"] == 2
+    assert kinesis.list_tags_for_stream(StreamName=name)["Tags"] == []
+    for sid in ("shardId-000000000000", "shardId-000000000001"):
+        assert k.read_shard(kinesis, name, sid) == []
+
+
+def test_stream_arn_shape_is_checked(raw):
+    """The account field must be 12 digits and the ARN must name a stream."""
+    for bad in ("arn:aws:kinesis:us-east-1:12345:stream/x",
+                "arn:aws:kinesis:us-east-1:00000000000x:stream/x",
+                "arn:aws:kinesis:us-east-1:000000000000:stream/",
+                "arn:aws:kinesis:us-east-1:000000000000:table/x"):
+        raw.error("DescribeStreamSummary", {"StreamARN": bad}, "ValidationException")

@@ -332,3 +332,60 @@ def test_metrics_endpoint_needs_no_auth(server, lam, make_function):
     assert f'tributary_lambda_duration_milliseconds_count{{function_name="{name}"}} 1' in text
     assert "# TYPE tributary_lambda_concurrent_executions gauge" in text
     assert "# TYPE tributary_lambda_throttles_total counter" in text
+
+
+def test_function_arn_of_another_account_or_region_is_refused(lam_nv, make_function, server):
+    """A FunctionName ARN (full or partial) naming a function of another account is 403
+    AccessDeniedException, one of another region 404 "not reachable in this region" -- even when
+    a function of that name exists here -- in every operation that takes FunctionName, and
+    nothing changes."""
+    name = make_function("echo")
+    other = "eu-west-3" if server.region != "eu-west-3" else "us-east-2"
+    foreign = {
+        "AccessDeniedException": [f"arn:aws:lambda:{server.region}:123456789012:function:{name}",
+                                  f"123456789012:function:{name}"],
+        "ResourceNotFoundException": [f"arn:aws:lambda:{other}:000000000000:function:{name}",
+                                      f"arn:aws-cn:lambda:{server.region}:000000000000:"
+                                      f"function:{name}"],
+    }
+    calls = {
+        "GetFunction": lambda fn: lam_nv.get_function(FunctionName=fn),
+        "GetFunctionConfiguration": lambda fn: lam_nv.get_function_configuration(FunctionName=fn),
+        "UpdateFunctionConfiguration": lambda fn: lam_nv.update_function_configuration(
+            FunctionName=fn, Timeout=9),
+        "UpdateFunctionCode": lambda fn: lam_nv.update_function_code(
+            FunctionName=fn, ZipFile=handler_zip("echo")),
+        "InvokeFunction": lambda fn: lam_nv.invoke(FunctionName=fn, Payload=b"{}"),
+        "PutFunctionConcurrency": lambda fn: lam_nv.put_function_concurrency(
+            FunctionName=fn, ReservedConcurrentExecutions=1),
+        "GetFunctionConcurrency": lambda fn: lam_nv.get_function_concurrency(FunctionName=fn),
+        "DeleteFunctionConcurrency": lambda fn: lam_nv.delete_function_concurrency(
+            FunctionName=fn),
+        "DeleteFunction": lambda fn: lam_nv.delete_function(FunctionName=fn),
+        "CreateFunction": lambda fn: lam_nv.create_function(
+            FunctionName=fn, Runtime="provided.al2023", Role=ROLE, Handler="function.handler",
+            Code={"ZipFile": handler_zip("echo")}),
+        "CreateEventSourceMapping": lambda fn: lam_nv.create_event_source_mapping(
+            FunctionName=fn, StartingPosition="LATEST",
+            EventSourceArn=f"arn:aws:kinesis:{server.region}:000000000000:stream/none"),
+        "ListEventSourceMappings": lambda fn: lam_nv.list_event_source_mappings(FunctionName=fn),
+    }
+    for code, arns in foreign.items():
+        for fn in arns:
+            for action, call in calls.items():
+                if action == "CreateFunction" and ":function:" in fn and not fn.startswith("arn"):
+                    continue  # partial ARN is not a CreateFunction FunctionName shape here
+                with pytest.raises(ClientError) as ei:
+                    call(fn)
+                assert error_code(ei) == code, (action, fn, ei.value.response)
+                status = ei.value.response["ResponseMetadata"]["HTTPStatusCode"]
+                assert status == (403 if code == "AccessDeniedException" else 404), (action, fn)
+                if code == "AccessDeniedException":
+                    assert f"lambda:{action}" in str(ei.value), (action, str(ei.value))
+    cfg = lam_nv.get_function_configuration(FunctionName=name)
+    assert cfg["Timeout"] == 3
+    assert lam_nv.get_function_concurrency(FunctionName=name).get(
+        "ReservedConcurrentExecutions") is None
+    # this server's own ARN still works
+    own = f"arn:aws:lambda:{server.region}:000000000000:function:{name}"
+    assert lam_nv.get_function(FunctionName=own)["Configuration"]["FunctionName"] == name

@@ -17,6 +17,7 @@
 #include <pthread.h>
 
 #include "fn/native.h"
+#include "fn/sandbox.h"
 #include "log/slog.h"
 
 static char dir[256];       /* code dir with libprobe.so */
@@ -384,6 +385,13 @@ static int setup(void **st) {
     snprintf(src, sizeof src, "%s/functions/libprobe.so", exe);
     snprintf(dst, sizeof dst, "%s/libprobe.so", dir);
     assert_int_equal(symlink(src, dst), 0);
+    /* the hosts are confined (fn/sandbox.h): let them read the library the link points to and
+     * write the probe's files, as main.c's --lambda-read-dir / --lambda-write-dir would */
+    char fdir[600];
+    snprintf(fdir, sizeof fdir, "%s/functions", exe);
+    const char *rd[] = {fdir}, *wd[] = {dir};
+    tr_err derr;
+    assert_int_equal(fn_sandbox_set_dirs(rd, 1, wd, 1, &derr), 0);
     fn_native_opts_t o = {.idle_ms = 60000};
     tr_err err;
     assert_int_equal(fn_native_create(&o, &nt, &err), 0);

@@ -1024,6 +1024,57 @@ static void test_admission_and_hook(void **state) {
     tmp_done(dir);
 }
 
+/* One shard's disk is full (opts.test_enospc_shard): its records fail, each with its own rc,
+ * and nothing of them is stored; the other shard's records of the same put are committed with
+ * their sequence numbers and readable; the put's callback reports the failure. */
+static void test_put_one_shard_fails(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    slog_opts_t o = fast_opts();
+    o.test_enospc_shard = 1 + 1;  /* shard index 1 */
+    slog_t *lg = open_at(dir, &o);
+    create(lg, "t", 2);
+    slog_stream_info_t si = describe(lg, "t");
+    slog_put_rec_t r[40];
+    char pks[40][16];
+    int on1 = 0;
+    for (int i = 0; i < 40; i++) {
+        snprintf(pks[i], 16, "key%d", i);
+        rec_set(&r[i], pks[i], pks[i]);
+        on1 += slog_hash_pk(pks[i], strlen(pks[i])) > si.shards[0].hash_end;
+    }
+    assert_true(on1 > 0 && on1 < 40);
+    int rc = put_sync(lg, "t", r, 40);
+    assert_true(rc < 0);
+    uint64_t next0 = 0;
+    for (int i = 0; i < 40; i++) {
+        int home = slog_hash_pk(pks[i], strlen(pks[i])) > si.shards[0].hash_end;
+        assert_int_equal(r[i].shard, (uint32_t)home);
+        if (home == 1) {
+            assert_int_equal(r[i].rc, TR_EIO);
+        } else {
+            assert_int_equal(r[i].rc, 0);
+            assert_int_equal(r[i].seq, next0++);
+        }
+    }
+    size_t n0 = 0, n1 = 0;
+    got_t *g0 = read_shard(lg, si.id, 0, &n0, NULL);
+    got_t *g1 = read_shard(lg, si.id, 1, &n1, NULL);
+    assert_int_equal(n0, 40 - on1);
+    assert_int_equal(n1, 0);
+    for (size_t i = 0, k = 0; i < 40; i++) {
+        if (r[i].shard != 0) continue;
+        assert_int_equal(g0[k].seq, r[i].seq);
+        assert_string_equal(g0[k].pk, pks[i]);
+        k++;
+    }
+    got_free(g0, n0);
+    got_free(g1, n1);
+    slog_stream_info_free(&si);
+    slog_close(lg);
+    tmp_done(dir);
+}
+
 /* ---- resharding ---------------------------------------------------------------------------- */
 
 static void put_keys(slog_t *lg, const char *name, int from, int n, slog_put_rec_t *r,
@@ -1439,6 +1490,74 @@ static void test_orphans_removed(void **state) {
     tmp_done(dir);
 }
 
+/* Issue #8: a shard whose log cannot be opened does not stop the engine: it is failed (its
+ * requests answer an error naming it), the other shards serve, /metrics counts it. */
+static void test_failed_shard(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    slog_opts_t o = fast_opts();
+    slog_t *lg = open_at(dir, &o);
+    create(lg, "f", 2);
+    slog_put_rec_t r[20];
+    char pks[20][8];
+    int on[2] = {0, 0};
+    for (int i = 0; i < 20; i++) {
+        snprintf(pks[i], sizeof pks[i], "k%d", i);
+        rec_set(&r[i], pks[i], "payload");
+    }
+    assert_int_equal(put_sync(lg, "f", r, 20), 0);
+    for (int i = 0; i < 20; i++) on[r[i].shard]++;
+    assert_true(on[0] > 0 && on[1] > 0);
+    slog_stream_info_t si = describe(lg, "f");
+    uint64_t id = si.id;
+    slog_stream_info_free(&si);
+    slog_close(lg);
+
+    /* shard 0's segment becomes unreadable (a directory in its place: EISDIR) */
+    char seg[512];
+    snprintf(seg, sizeof seg, "%s/streams/%" PRIu64 "/0/%020d.seg", dir, id, 0);
+    assert_int_equal(unlink(seg), 0);
+    assert_int_equal(mkdir(seg, 0755), 0);
+
+    lg = open_at(dir, &o); /* fails the test if the engine does not open */
+    slog_read_t rd = {0};
+    tr_err e = {0, ""};
+    assert_int_equal(slog_read(lg, id, 1, 0, 100, 1 << 20, &rd, NULL, NULL, &e), 0);
+    assert_int_equal(rd.n, (size_t)on[1]);
+    int rc = slog_read(lg, id, 0, 0, 100, 1 << 20, &rd, NULL, NULL, &e);
+    assert_true(rc < 0);
+    assert_non_null(strstr(e.msg, "shardId-000000000000"));
+    assert_non_null(strstr(e.msg, "Fix:"));
+    uint64_t b, en, at;
+    assert_true(slog_position(lg, id, 0, 0, &b, &en, &at, &e) < 0);
+    assert_int_equal(slog_position(lg, id, 1, 0, &b, &en, &at, &e), 0);
+    /* puts: the failed shard's records fail, the other shard's succeed */
+    slog_put_rec_t p0, p1;
+    int i0 = -1, i1 = -1;
+    for (int i = 0; i < 20; i++) {
+        if (r[i].shard == 0 && i0 < 0) i0 = i;
+        if (r[i].shard == 1 && i1 < 0) i1 = i;
+    }
+    rec_set(&p0, pks[i0], "again");
+    rec_set(&p1, pks[i1], "again");
+    assert_true(put_sync(lg, "f", &p0, 1) < 0);
+    assert_int_equal(put_sync(lg, "f", &p1, 1), 0);
+    assert_int_equal(p1.shard, 1);
+    /* resharding it is refused */
+    assert_true(slog_shard_split(lg, "f", 0, (slog_hash_t)1 << 100, &e) < 0);
+    assert_non_null(strstr(e.msg, "shardId-000000000000"));
+    tr_buf m = TR_BUF_INIT;
+    slog_metrics_prometheus(lg, &m);
+    assert_non_null(strstr(m.data, "\ntributary_stream_failed_shards 1\n"));
+    assert_non_null(strstr(m.data, "tributary_stream_failed_shards{stream=\"f\","
+                                   "shard=\"shardId-000000000000\"} 1"));
+    assert_non_null(strstr(m.data, "tributary_stream_lost_records_total 0\n"));
+    tr_buf_free(&m);
+    slog_read_free(&rd);
+    slog_close(lg);
+    tmp_done(dir);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_format_parse),
@@ -1453,12 +1572,14 @@ int main(void) {
         cmocka_unit_test(test_concurrent_putters),
         cmocka_unit_test(test_close_drains_and_reopen),
         cmocka_unit_test(test_admission_and_hook),
+        cmocka_unit_test(test_put_one_shard_fails),
         cmocka_unit_test(test_split),
         cmocka_unit_test(test_merge),
         cmocka_unit_test(test_scale),
         cmocka_unit_test(test_reshard_under_load),
         cmocka_unit_test(test_delete_while_reading),
         cmocka_unit_test(test_orphans_removed),
+        cmocka_unit_test(test_failed_shard),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1189,6 +1189,35 @@ static void update_touched(void **st) {
     ctx_free(&c);
 }
 
+/* Which updates create an item that is missing (SET / ADD) and which do not (REMOVE / DELETE
+ * only), and the key check that applies to both. */
+static void update_creates(void **st) {
+    (void)st;
+    static const struct { const char *text; int creates; } cases[] = {
+        {"SET a = :v", 1}, {"ADD n :one", 1}, {"REMOVE a SET b = :v", 1},
+        {"DELETE s :ss ADD n :one", 1}, {"REMOVE a", 0}, {"REMOVE a, m.x, l[0]", 0},
+        {"DELETE s :ss", 0}, {"REMOVE a DELETE s :ss", 0},
+    };
+    json_t *key = J(KEY);
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        ctx_t c = {0};
+        parse_ok(&c, U, cases[i].text, NULL, UV);
+        if (tbl_expr_update_creates(c.e) != cases[i].creates)
+            fail_msg("%s: creates %d", cases[i].text, !cases[i].creates);
+        tr_err err = {0, ""};
+        assert_int_equal(tbl_expr_update_keys_ok(c.e, key, &err), 0);
+        ctx_free(&c);
+    }
+    ctx_t c = {0};
+    parse_ok(&c, U, "REMOVE x, id", NULL, NULL);
+    tr_err err = {0, ""};
+    assert_int_equal(tbl_expr_update_keys_ok(c.e, key, &err), TR_EVALIDATION);
+    assert_string_equal(err.msg, "One or more parameter values were invalid: Cannot update "
+                                 "attribute id. This attribute is part of the key");
+    ctx_free(&c);
+    json_decref(key);
+}
+
 /* ---- projection ----------------------------------------------------------------------------- */
 
 static void projection(void **st) {
@@ -1348,6 +1377,7 @@ int main(void) {
         cmocka_unit_test(update_remove),    cmocka_unit_test(update_add_delete),
         cmocka_unit_test(update_decimal),   cmocka_unit_test(update_decimal_overflow),
         cmocka_unit_test(update_errors),    cmocka_unit_test(update_touched),
+        cmocka_unit_test(update_creates),
         cmocka_unit_test(projection),       cmocka_unit_test(key_conditions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -3,9 +3,10 @@
  * conditions and ReturnValues, queries and scans, secondary indexes, transactions, idempotency,
  * concurrency, TTL, persistence, admission, and the synchronous API.
  *
- * Every test works in its own temporary directory.  Waits are bounded and no test sleeps; the
- * TTL thread is off (ttl_interval_ms < 0) and TTL sweeps run through tbl_ttl_run with an
- * injected clock.  Tests that are not about durability open with no_sync.
+ * Every test works in its own temporary directory.  Waits are bounded and no test sleeps but
+ * test_batch_checked_again_at_apply (it says why); the TTL thread is off (ttl_interval_ms < 0)
+ * and TTL sweeps run through tbl_ttl_run with an injected clock.  Tests that are not about
+ * durability open with no_sync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -1757,6 +1758,236 @@ static void reentrant_cb(void *arg, int rc) {
     atomic_store(&g_done, 1);
 }
 
+/* ---- whole-request validation ------------------------------------------------------------- */
+
+/* Items in the table t (Scan count). */
+static uint32_t count(tbl_t *db, const char *t) {
+    tbl_query_t q = {.table = t, .scan = 1, .select = TBL_SELECT_COUNT};
+    tr_err e = {0, ""};
+    if (tbl_query(db, &q, &e)) fail_msg("scan %s: %s", t, e.msg);
+    uint32_t n = q.count;
+    tbl_query_free(&q);
+    return n;
+}
+
+/* A submission of several writes whose last put has a bad index key is refused whole at submit:
+ * nothing queued, nothing written (BatchWriteItem's "validate everything, then write"). */
+static void test_batch_invalid_writes_nothing(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    tbl_t *db = open_at(dir, &o);
+    create(db, "bvt", "id", TBL_T_S, NULL, 0);
+    tr_err e = {0, ""};
+    tbl_attrdef_t a[1] = {{"g", TBL_T_S}};
+    tbl_index_info_t gi = {.name = "byG", .hash = "g", .projection = TBL_PROJ_ALL};
+    tbl_table_update_t u = {.attrs = a, .n_attrs = 1, .create_gsi = &gi};
+    assert_int_equal(tbl_table_update(db, "bvt", &u, NULL, &e), 0);
+    while (tbl_background_pending(db)) usleep(1000);
+    put_ok(db, "bvt", "{\"id\":{\"S\":\"old\"}}");
+    const char *bad[] = {"{\"id\":{\"S\":\"bad\"},\"g\":{\"N\":\"1\"}}",
+                         "{\"id\":{\"S\":\"bad\"},\"g\":{\"S\":\"\"}}"};
+    for (int b = 0; b < 2; b++) {
+        json_t *i0 = J("{\"id\":{\"S\":\"a\"},\"g\":{\"S\":\"x\"}}"), *i2 = J(bad[b]);
+        json_t *k1 = J("{\"id\":{\"S\":\"old\"}}");
+        tbl_write_t w[3] = {{.op = TBL_OP_PUT, .table = "bvt", .item = i0},
+                            {.op = TBL_OP_DELETE, .table = "bvt", .key = k1},
+                            {.op = TBL_OP_PUT, .table = "bvt", .item = i2}};
+        assert_int_equal(tbl_sync_write(db, w, 3, &e), TR_EVALIDATION);
+        assert_non_null(strstr(e.msg, "IndexName: byG"));
+        assert_int_equal(count(db, "bvt"), 1);
+        json_t *old = get(db, "bvt", "{\"id\":{\"S\":\"old\"}}");
+        assert_non_null(old);
+        json_decref(old);
+        json_decref(i0);
+        json_decref(i2);
+        json_decref(k1);
+    }
+    tbl_close(db);
+    tmp_done(dir);
+}
+
+typedef struct add_gsi {
+    tbl_t *db;
+    int rc;
+} add_gsi_t;
+
+static void *add_gsi_main(void *arg) {
+    add_gsi_t *a = arg;
+    tr_err e = {0, ""};
+    tbl_attrdef_t at[1] = {{"g", TBL_T_S}};
+    tbl_index_info_t gi = {.name = "byG", .hash = "g", .projection = TBL_PROJ_ALL};
+    tbl_table_update_t u = {.attrs = at, .n_attrs = 1, .create_gsi = &gi};
+    a->rc = tbl_table_update(a->db, "blt", &u, NULL, &e);
+    return NULL;
+}
+
+typedef struct done1 {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, rc;
+} done1_t;
+
+static void done1_cb(void *arg, int rc) {
+    done1_t *d = arg;
+    pthread_mutex_lock(&d->mu);
+    d->done = 1;
+    d->rc = rc;
+    pthread_cond_broadcast(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+}
+
+/* The table gains an index between a batch's submit (valid then) and its turn on the writer,
+ * and one item has a wrong-typed value for the new index key: the batch is checked again as a
+ * whole before it is applied, so none of it is written, not the items before the bad one. */
+static void test_batch_checked_again_at_apply(void **state) {
+    (void)state;
+    /* The index change must be queued before the batch, from another thread (a control call
+     * waits), and nothing shows that it is: the test sleeps, and when the batch was applied
+     * first anyway (all of it written: a slow machine) it tries again with a longer sleep. */
+    for (int attempt = 0;; attempt++) {
+        assert_true(attempt < 5);
+        char *dir = tmp_dir();
+        tbl_opts_t o = test_opts();
+        tbl_t *db = open_at(dir, &o);
+        create(db, "blt", "id", TBL_T_S, NULL, 0);
+        tr_err e = {0, ""};
+        gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
+        tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "blt", .item = i0};
+        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
+        pthread_mutex_lock(&g.mu);
+        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        /* the writer is held: queue the index creation, then the batch behind it */
+        add_gsi_t ag = {db, -1};
+        pthread_t th;
+        pthread_create(&th, NULL, add_gsi_main, &ag);
+        usleep((useconds_t)(100 * 1000) << attempt);
+        json_t *a = J("{\"id\":{\"S\":\"a\"},\"g\":{\"S\":\"x\"}}");
+        json_t *b = J("{\"id\":{\"S\":\"b\"},\"g\":{\"N\":\"1\"}}");
+        tbl_write_t w[2] = {{.op = TBL_OP_PUT, .table = "blt", .item = a},
+                            {.op = TBL_OP_PUT, .table = "blt", .item = b}};
+        done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        assert_int_equal(tbl_write_submit(db, w, 2, done1_cb, &d, &e), 0);
+        pthread_mutex_lock(&g.mu);
+        g.open = 1;
+        pthread_cond_broadcast(&g.cv);
+        pthread_mutex_unlock(&g.mu);
+        pthread_join(th, NULL);
+        assert_int_equal(ag.rc, 0);
+        pthread_mutex_lock(&d.mu);
+        while (!d.done) pthread_cond_wait(&d.cv, &d.mu);
+        pthread_mutex_unlock(&d.mu);
+        int again = d.rc == 0 && w[0].rc == 0 && w[1].rc == 0;   /* applied before the index */
+        if (!again) {
+            assert_int_equal(d.rc, TR_EVALIDATION);
+            assert_int_equal(w[0].rc, TR_EVALIDATION);   /* not written either */
+            assert_int_equal(w[1].rc, TR_EVALIDATION);
+            assert_non_null(strstr(w[0].err.msg, "Type mismatch for Index Key g"));
+            assert_int_equal(count(db, "blt"), 1);   /* only "first" */
+        }
+        json_decref(i0);
+        json_decref(a);
+        json_decref(b);
+        tbl_close(db);
+        tmp_done(dir);
+        if (!again) break;
+    }
+}
+
+static void *drop_main(void *arg) {
+    add_gsi_t *a = arg;
+    tr_err e = {0, ""};
+    a->rc = tbl_table_delete(a->db, "drp", NULL, &e);
+    return NULL;
+}
+
+/* The same with a batch over two tables, one deleted between the submit and the apply: the
+ * writes to the other table are not applied either (ResourceNotFound for the whole batch). */
+static void test_batch_table_deleted_before_apply(void **state) {
+    (void)state;
+    for (int attempt = 0;; attempt++) {
+        assert_true(attempt < 5);
+        char *dir = tmp_dir();
+        tbl_opts_t o = test_opts();
+        tbl_t *db = open_at(dir, &o);
+        create(db, "drp", "id", TBL_T_S, NULL, 0);
+        create(db, "kept", "id", TBL_T_S, NULL, 0);
+        tr_err e = {0, ""};
+        gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
+        tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "kept", .item = i0};
+        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
+        pthread_mutex_lock(&g.mu);
+        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
+        pthread_mutex_unlock(&g.mu);
+        add_gsi_t ag = {db, -1};
+        pthread_t th;
+        pthread_create(&th, NULL, drop_main, &ag);
+        usleep((useconds_t)(100 * 1000) << attempt);   /* see test_batch_checked_again_at_apply */
+        json_t *a = J("{\"id\":{\"S\":\"a\"}}"), *b = J("{\"id\":{\"S\":\"b\"}}");
+        tbl_write_t w[2] = {{.op = TBL_OP_PUT, .table = "kept", .item = a},
+                            {.op = TBL_OP_PUT, .table = "drp", .item = b}};
+        done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
+        int src = tbl_write_submit(db, w, 2, done1_cb, &d, &e);
+        pthread_mutex_lock(&g.mu);
+        g.open = 1;
+        pthread_cond_broadcast(&g.cv);
+        pthread_mutex_unlock(&g.mu);
+        pthread_join(th, NULL);
+        assert_int_equal(ag.rc, 0);
+        int again = src != 0;   /* the drop was applied before the submit: a slow machine */
+        if (!again) {
+            pthread_mutex_lock(&d.mu);
+            while (!d.done) pthread_cond_wait(&d.cv, &d.mu);
+            pthread_mutex_unlock(&d.mu);
+            again = d.rc == 0 && w[0].rc == 0 && w[1].rc == 0;   /* applied before the drop */
+        }
+        if (!again) {
+            assert_int_equal(d.rc, TR_ENOTFOUND);
+            assert_int_equal(w[0].rc, TR_ENOTFOUND);   /* not written either */
+            assert_int_equal(w[1].rc, TR_ENOTFOUND);
+            assert_int_equal(count(db, "kept"), 1);   /* only "first" */
+        }
+        json_decref(i0);
+        json_decref(a);
+        json_decref(b);
+        tbl_close(db);
+        tmp_done(dir);
+        if (!again) break;
+    }
+}
+
+/* UpdateItem with only REMOVE / DELETE on a missing item creates nothing; on an existing one it
+ * keeps the item even when only the key is left. */
+static void test_update_remove_on_missing_creates_nothing(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    tbl_t *db = open_at(dir, &o);
+    create(db, "pht", "id", TBL_T_S, NULL, 0);
+    tr_err e = {0, ""};
+    json_t *attrs = NULL;
+    assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"m\"}}", "REMOVE a, b", NULL, NULL, NULL,
+                            TBL_RV_ALL_NEW, &attrs, &e), 0);
+    assert_null(attrs);
+    assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"m\"}}", "DELETE s :v", NULL,
+                            "{\":v\":{\"SS\":[\"x\"]}}", "attribute_not_exists(id)",
+                            TBL_RV_UPDATED_NEW, &attrs, &e), 0);
+    assert_null(attrs);
+    assert_int_equal(count(db, "pht"), 0);
+    put_ok(db, "pht", "{\"id\":{\"S\":\"k\"},\"a\":{\"N\":\"1\"}}");
+    assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"k\"}}", "REMOVE a", NULL, NULL, NULL,
+                            TBL_RV_ALL_NEW, &attrs, &e), 0);
+    assert_non_null(attrs);
+    assert_int_equal(json_object_size(attrs), 1);
+    json_decref(attrs);
+    assert_int_equal(count(db, "pht"), 1);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
 static void test_sync_api(void **state) {
     (void)state;
     char *dir = tmp_dir();
@@ -1960,6 +2191,10 @@ int main(void) {
         cmocka_unit_test(test_ttl),
         cmocka_unit_test(test_reopen),
         cmocka_unit_test(test_throttling),
+        cmocka_unit_test(test_batch_invalid_writes_nothing),
+        cmocka_unit_test(test_batch_checked_again_at_apply),
+        cmocka_unit_test(test_batch_table_deleted_before_apply),
+        cmocka_unit_test(test_update_remove_on_missing_creates_nothing),
         cmocka_unit_test(test_sync_api),
         cmocka_unit_test(test_key_order),
     };
