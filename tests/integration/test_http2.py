@@ -85,8 +85,13 @@ class H2Client:
         self.flush()
         view = memoryview(body)
         while view:
-            window = min(self.conn.local_flow_control_window(sid),
-                         self.conn.max_outbound_frame_size)
+            if self.resp[sid]["done"]:
+                break  # answered before its body, and reset (NO_ERROR): stop sending
+            try:
+                window = min(self.conn.local_flow_control_window(sid),
+                             self.conn.max_outbound_frame_size)
+            except h2.exceptions.StreamClosedError:
+                break
             if window <= 0:
                 self.pump()  # wait for the server's WINDOW_UPDATE
                 continue
