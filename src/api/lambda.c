@@ -10,7 +10,9 @@
  *     TR_EINVAL       400 InvalidParameterValueException TR_ELIMIT      400 InvalidParameterValueException
  *     TR_EVALIDATION  400 ValidationException            TR_EINUSE      412 PreconditionFailedException
  *     TR_ETHROTTLED   429 TooManyRequestsException (+Reason, Retry-After)
- *     TR_ETOOBIG      413 RequestTooLargeException       TR_ESERIALIZATION 400 InvalidRequestContentException
+ *     TR_ETOOBIG      413 RequestTooLargeException (CreateFunction / UpdateFunctionCode: 413
+ *                     RequestEntityTooLargeException, as AWS's front end answers a big upload)
+ *     TR_ESERIALIZATION 400 InvalidRequestContentException
  *     other           500 ServiceException (503 while shutting down)
  *
  * Error responses are AWS's REST JSON shape: header x-amzn-ErrorType: <type> (botocore takes
@@ -18,7 +20,12 @@
  * spelling of that exception's shape in the service model.
  *
  * Invoke is deferred: fn_invoke calls back (any thread, maybe before it returns) and the
- * callback fills the response and resumes the request.
+ * callback fills the response and resumes the request.  Operations marked L_WORKER in l_ops[]
+ * (CreateFunction, UpdateFunctionCode: parsing a 16 MB body, decoding, unpacking and syncing a
+ * package of tens of thousands of files take seconds) run whole -- body parse included -- on
+ * the engine's code workers (fn_work_submit), never on a network thread; when their queue is
+ * full the call answers 429 TooManyRequestsException (Reason CallerRateLimitExceeded,
+ * Retry-After) at once.
  */
 #include <jansson.h>
 #include <stdarg.h>
@@ -84,7 +91,12 @@ static int l_error(l_call_t *c, int code, const tr_err *err, const char *throttl
     case TR_EVALIDATION: type = "ValidationException"; status = 400; break;
     case TR_EINUSE: type = "PreconditionFailedException"; status = 412; break;
     case TR_ETHROTTLED: type = "TooManyRequestsException"; status = 429; break;
-    case TR_ETOOBIG: type = "RequestTooLargeException"; status = 413; break;
+    case TR_ETOOBIG:
+        type = c->op && (!strcmp(c->op, "CreateFunction") || !strcmp(c->op, "UpdateFunctionCode"))
+                   ? "RequestEntityTooLargeException"
+                   : "RequestTooLargeException";
+        status = 413;
+        break;
     case TR_ESERIALIZATION: type = "InvalidRequestContentException"; status = 400; break;
     case TR_ECLOSED: status = 503; break;
     default: break;
@@ -718,21 +730,22 @@ static int l_invoke_async(l_call_t *c) {
 
 /* Each row: method, path pattern ("{}" = one FunctionName segment; a trailing "/" optional),
  * whether a JSON body is parsed, the operation name and its handler. */
+#define L_WORKER 2                     /* json_body flag: parse and run on a code worker */
 static const struct l_op {
     const char *method;
     const char *pattern;
-    int json_body;
+    int json_body;                     /* 1: parse the body; L_WORKER: and run on a worker */
     const char *name;
     l_handler_fn fn;
 } l_ops[] = {
     /* (event source mappings are routed to lambda_esm.c by api.c) */
-    {"POST", "/2015-03-31/functions", 1, "CreateFunction", l_create},
+    {"POST", "/2015-03-31/functions", 1 | L_WORKER, "CreateFunction", l_create},
     {"GET", "/2015-03-31/functions", 0, "ListFunctions", l_list},
     {"GET", "/2015-03-31/functions/{}", 0, "GetFunction", l_get},
     {"DELETE", "/2015-03-31/functions/{}", 0, "DeleteFunction", l_delete},
     {"GET", "/2015-03-31/functions/{}/configuration", 0, "GetFunctionConfiguration", l_get_config},
     {"PUT", "/2015-03-31/functions/{}/configuration", 1, "UpdateFunctionConfiguration", l_update_config},
-    {"PUT", "/2015-03-31/functions/{}/code", 1, "UpdateFunctionCode", l_update_code},
+    {"PUT", "/2015-03-31/functions/{}/code", 1 | L_WORKER, "UpdateFunctionCode", l_update_code},
     {"POST", "/2015-03-31/functions/{}/invocations", 0, "Invoke", l_invoke},
     {"POST", "/2014-11-13/functions/{}/invoke-async", 0, "InvokeAsync", l_invoke_async},
     {"PUT", "/2017-10-31/functions/{}/concurrency", 1, "PutFunctionConcurrency", l_put_concurrency},
@@ -782,6 +795,43 @@ static int l_match(const char *pattern, const char *path, char *seg, size_t cap)
         s++;
     }
     return *s == 0 || (s[0] == '/' && s[1] == 0);
+}
+
+/* Parse the JSON object body into c->in (none when empty); -1 answered. */
+static int l_parse_body(l_call_t *c) {
+    net_req_t *req = c->req;
+    if (!req->body_len) return 0;
+    json_error_t je;
+    c->in = json_loadb((const char *)req->body, req->body_len, 0, &je);
+    if (!c->in || !json_is_object(c->in)) {
+        int parsed = c->in != NULL;
+        json_decref(c->in);
+        c->in = NULL;
+        return l_fail(c, 400, "InvalidRequestContentException",
+                      "Could not parse request body into json: %s (at byte %d)",
+                      parsed ? "expected a JSON object" : je.text, je.position);
+    }
+    return 0;
+}
+
+/* An L_WORKER operation queued on a code worker (the request is deferred until it ran). */
+typedef struct l_job {
+    l_call_t c;
+    l_handler_fn fn;
+} l_job_t;
+
+static void l_job_run(void *arg, int closed) {
+    l_job_t *j = arg;
+    l_call_t *c = &j->c;
+    if (closed) {
+        l_fail(c, 503, "ServiceException", "The server is shutting down; retry after it restarts");
+    } else if (!l_parse_body(c)) {
+        j->fn(c);   /* synchronous: these operations never defer */
+        json_decref(c->in);
+    }
+    net_req_t *req = c->req;
+    free(j);
+    net_req_resume(req);
 }
 
 int api_lambda_handle(api_ctx_t *ctx, net_req_t *req) {
@@ -842,17 +892,20 @@ int api_lambda_handle(api_ctx_t *ctx, net_req_t *req) {
             }
         }
     }
-    if (op->json_body && req->body_len) {
-        json_error_t je;
-        c.in = json_loadb((const char *)req->body, req->body_len, 0, &je);
-        if (!c.in || !json_is_object(c.in)) {
-            json_decref(c.in);
-            l_fail(&c, 400, "InvalidRequestContentException",
-                   "Could not parse request body into json: %s (at byte %d)",
-                   c.in ? "expected a JSON object" : je.text, je.position);
-            return NET_DONE;
-        }
+    if (op->json_body & L_WORKER) {
+        l_job_t *j = malloc(sizeof *j);
+        if (!j) abort();
+        j->c = c;
+        j->fn = op->fn;
+        tr_err err;
+        tr_err_clear(&err);
+        int rc = fn_work_submit(ctx->fn, l_job_run, j, &err);
+        if (!rc) return NET_DEFER;
+        free(j);
+        l_error(&c, rc, &err, "CallerRateLimitExceeded");
+        return NET_DONE;
     }
+    if (op->json_body && l_parse_body(&c)) return NET_DONE;
     int rc = op->fn(&c);
     json_decref(c.in);
     return rc == 1 ? NET_DEFER : NET_DONE;

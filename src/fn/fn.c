@@ -11,12 +11,25 @@
  *            "LastModified":ms, "RevisionId":s}
  *   "ev"  the durable queue of asynchronous invocations (layout in sched.c).
  *
- * Every change is one LMDB write transaction, committed (synced) before the call returns.  The
- * code files are content-addressed (code-<sha256 hex>) and written before the transaction that
- * names them, so a crash leaves at worst an unreferenced file, removed at the next open.
+ * Every change is one LMDB write transaction, committed (synced) before the call returns.
  *
- * Cost: registry calls take the engine mutex only for the in-memory update and the LMDB commit;
- * zip storage and unpacking (up to 250 MB) run outside it.
+ * Code storage.  Everything on disk derived from the registry (DATA/functions/<name>/ with its
+ * code-<hex>.zip, code-<hex>/ and logs/) follows one rule: it is created before the commit that
+ * references it and removed only after a commit that no longer references it, and what to
+ * remove is decided under fn->mu from the registry's state in memory (code_gc_locked).  A
+ * package being stored is *pinned* (fn->pins, name + hex) from before its first file until its
+ * commit or failure, so the GC of a concurrent update, create or delete never takes it.  The GC
+ * only renames under the lock (into DATA/functions/.trash-<uuid>); the slow removal runs after
+ * unlocking.  Every failure path unpins and runs the GC, which removes what the call created
+ * (the whole function directory when the name is not registered and nothing is pinned).  A
+ * crash leaves at worst unreferenced files, removed at the next open.
+ *
+ * Packages are stored on the thread calling fn_create / fn_update_code; the HTTP adapter calls
+ * those on the code workers (fn_work_submit: FN_CODE_WORKERS threads, at most FN_CODE_QUEUE
+ * calls waiting) so a large package never holds a network thread.
+ *
+ * Cost: registry calls take the engine mutex only for the in-memory update, the LMDB commit and
+ * the GC's renames; zip storage and unpacking (up to 250 MB) run outside it.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -452,30 +465,111 @@ static int reg_write(fn_t *fn, const char *name, const char *json, fn_func_t *dr
         mdb_txn_abort(txn);
         return lmdb_err(err, rc, "write");
     }
+    int fe = FN__FAULT("reg.commit");
+    if (fe) {
+        mdb_txn_abort(txn);
+        return tr_err_set(err, TR_EIO, "functions registry: commit: %s", strerror(fe));
+    }
     rc = mdb_txn_commit(txn);
     if (rc) return lmdb_err(err, rc, "commit");
     return 0;
 }
 
-/* Remove code-* entries of dir/<name> other than keep1/keep2 (hex). */
-static void code_gc(fn_t *fn, const char *name, const char *keep1, const char *keep2) {
+/* ---- code storage: pins and GC ------------------------------------------------------------ */
+
+static fn__pin_t *pin_find(fn_t *fn, const char *name, const char *hex) {
+    for (size_t i = 0; i < fn->n_pins; i++)
+        if (!strcmp(fn->pins[i].name, name) && (!hex || !strcmp(fn->pins[i].hex, hex)))
+            return &fn->pins[i];
+    return NULL;
+}
+
+/* Under fn->mu. */
+static void pin_add(fn_t *fn, const char *name, const char *hex) {
+    fn__pin_t *p = pin_find(fn, name, hex);
+    if (!p) {
+        fn__pin_t it;
+        memset(&it, 0, sizeof it);
+        snprintf(it.name, sizeof it.name, "%s", name);
+        snprintf(it.hex, sizeof it.hex, "%s", hex);
+        fn__todo_push((void **)&fn->pins, &fn->n_pins, &fn->cap_pins, sizeof it, &it);
+        p = &fn->pins[fn->n_pins - 1];
+    }
+    p->n++;
+}
+
+/* Under fn->mu. */
+static void pin_drop(fn_t *fn, const char *name, const char *hex) {
+    fn__pin_t *p = pin_find(fn, name, hex);
+    if (!p || --p->n) return;
+    *p = fn->pins[--fn->n_pins];
+}
+
+/* Is the code-* entry e (of functions/<name>) in use: the registry's package or the previous one
+ * (exact names only, so crash leftovers "code-<hex>.tmp-*" go), or any entry of a pinned hex? */
+static int code_entry_live(fn_t *fn, const fn_func_t *f, const char *name, const char *e) {
+    const char *h = e + 5;
+    if (strlen(h) < 64) return 0;
+    char hex[65];
+    memcpy(hex, h, 64);
+    hex[64] = 0;
+    if (pin_find(fn, name, hex)) return 1;
+    if (!f) return 0;
+    const char *rest = h + 64;
+    if (*rest && strcmp(rest, ".zip")) return 0;
+    return !strcmp(hex, f->code_hex) || (f->prev_hex[0] && !strcmp(hex, f->prev_hex));
+}
+
+/* Move into trash (made on first use) what functions/<name> holds that the registry does not
+ * reference and no store has pinned: with the function registered, its dead code-* entries;
+ * without it, everything pinned stores do not need -- the whole directory when nothing is
+ * pinned.  Under fn->mu; the caller removes trash (fn__rmtree) after unlocking.  Failures only
+ * leave garbage for the next open to collect. */
+static void code_gc_locked(fn_t *fn, const char *name, char trash[FN__PATH + 64]) {
     char dir[FN__PATH];
     snprintf(dir, sizeof dir, "%s/%s", fn->root, name);
+    fn_func_t *f = fn__func_find(fn, name);
+    int pinned = pin_find(fn, name, NULL) != NULL;
+    if (!trash[0]) {
+        char id[37];
+        fn__uuid(id);
+        snprintf(trash, FN__PATH + 64, "%s/.trash-%s", fn->root, id);
+    }
+    if (!f && !pinned) {
+        struct stat st;
+        if (lstat(dir, &st) == 0 && rename(dir, trash) != 0)
+            tr_warn("fn", "cannot remove %s: %s (removed at the next start)", dir, strerror(errno));
+        return;
+    }
     DIR *d = opendir(dir);
     if (!d) return;
+    int made = 0;
     struct dirent *e;
     while ((e = readdir(d))) {
-        if (strncmp(e->d_name, "code-", 5)) continue;
-        const char *h = e->d_name + 5;
-        if ((keep1 && !strncmp(h, keep1, 64)) || (keep2 && !strncmp(h, keep2, 64))) {
-            /* keep the zip and the dir, but not a half-unpacked temp */
-            if (!strstr(h, ".tmp")) continue;
-        }
-        char p[FN__PATH + 300];
-        snprintf(p, sizeof p, "%s/%s", dir, e->d_name);
-        fn__rmtree(p);
+        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
+        int code = !strncmp(e->d_name, "code-", 5);
+        if (code ? code_entry_live(fn, f, name, e->d_name) : f != NULL) continue;
+        if (!made && mkdir(trash, 0700) != 0 && errno != EEXIST) break;
+        made = 1;
+        char from[FN__PATH + 300], to[FN__PATH + 400];
+        snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
+        snprintf(to, sizeof to, "%s/%s", trash, e->d_name);
+        if (rename(from, to) != 0)
+            tr_warn("fn", "cannot remove %s: %s (removed at the next start)", from, strerror(errno));
     }
     closedir(d);
+}
+
+/* Remove a trash directory filled by code_gc_locked (no lock held). */
+static void trash_empty(const char *trash) {
+    if (trash[0]) fn__rmtree(trash);
+}
+
+/* A store of (name, hex) is over (committed or failed): unpin it and collect under fn->mu. */
+static void code_release_locked(fn_t *fn, const char *name, const char *hex,
+                                char trash[FN__PATH + 64]) {
+    pin_drop(fn, name, hex);
+    code_gc_locked(fn, name, trash);
 }
 
 static int load_registry(fn_t *fn, tr_err *err) {
@@ -510,15 +604,111 @@ static int load_registry(fn_t *fn, tr_err *err) {
         snprintf(fdir, sizeof fdir, "%s/%s", fn->root, name);
         tr_err e2;
         tr_err_clear(&e2);
-        if (fn__code_ensure(fdir, f->code_hex, &e2))
+        if (fn__code_ensure(fdir, f->code_hex, fn->o.no_sync, &e2))
             tr_warn("fn", "function %s: %s (invocations will fail until its code is updated)",
                     name, e2.msg);
-        code_gc(fn, name, f->code_hex, NULL);
+        char trash[FN__PATH + 64] = "";
+        code_gc_locked(fn, name, trash);
+        trash_empty(trash);
     }
     mdb_cursor_close(cur);
     mdb_txn_abort(txn);
     if (rc != MDB_NOTFOUND) return lmdb_err(err, rc, "scan");
+    /* directories of functions the registry does not hold (a create that crashed) */
+    DIR *d = opendir(fn->root);
+    if (d) {
+        struct dirent *e;
+        while ((e = readdir(d))) {
+            if (!name_ok(e->d_name) || fn__func_find(fn, e->d_name)) continue;
+            char trash[FN__PATH + 64] = "";
+            code_gc_locked(fn, e->d_name, trash);
+            trash_empty(trash);
+        }
+        closedir(d);
+    }
     return 0;
+}
+
+/* ---- code workers (fn_work_submit) -------------------------------------------------------- */
+
+struct fn__job {
+    fn_work_fn run;
+    void *arg;
+    fn__job_t *next;
+};
+
+static void *job_worker(void *arg) {
+    fn_t *fn = arg;
+    pthread_mutex_lock(&fn->mu);
+    for (;;) {
+        while (!fn->job_head && !fn->jobs_stop) pthread_cond_wait(&fn->job_cv, &fn->mu);
+        if (fn->jobs_stop) break;
+        fn__job_t *j = fn->job_head;
+        fn->job_head = j->next;
+        if (!fn->job_head) fn->job_tail = NULL;
+        fn->n_jobs--;
+        pthread_mutex_unlock(&fn->mu);
+        j->run(j->arg, 0);
+        free(j);
+        pthread_mutex_lock(&fn->mu);
+    }
+    pthread_mutex_unlock(&fn->mu);
+    return NULL;
+}
+
+/* fn_shutdown: wait for the running calls, hand the queued ones closed = 1. */
+static void jobs_stop(fn_t *fn) {
+    pthread_mutex_lock(&fn->mu);
+    fn->jobs_stop = 1;
+    fn__job_t *q = fn->job_head;
+    fn->job_head = fn->job_tail = NULL;
+    fn->n_jobs = 0;
+    int n = fn->n_workers;
+    fn->n_workers = 0;
+    pthread_cond_broadcast(&fn->job_cv);
+    pthread_mutex_unlock(&fn->mu);
+    for (int i = 0; i < n; i++) pthread_join(fn->workers[i], NULL);
+    while (q) {
+        fn__job_t *j = q;
+        q = j->next;
+        j->run(j->arg, 1);
+        free(j);
+    }
+}
+
+int fn_work_submit(fn_t *fn, fn_work_fn run, void *arg, tr_err *err) {
+    if (!fn || !run) return tr_err_set(err, TR_EINVAL, "fn_work_submit: run is required");
+    pthread_mutex_lock(&fn->mu);
+    int rc = 0;
+    if (fn->closing || fn->jobs_stop)
+        rc = tr_err_set(err, TR_ECLOSED, "the server is shutting down; retry after it restarts");
+    else if (fn->n_jobs >= FN_CODE_QUEUE)
+        rc = tr_err_set(err, TR_ETHROTTLED,
+                        "Rate exceeded: %u deployment packages are waiting to be stored; retry "
+                        "shortly",
+                        fn->n_jobs);
+    while (!rc && fn->n_workers < FN_CODE_WORKERS) {
+        int e = pthread_create(&fn->workers[fn->n_workers], NULL, job_worker, fn);
+        if (e) {
+            if (!fn->n_workers)
+                rc = tr_err_set(err, TR_EIO, "cannot start a code worker thread: %s", strerror(e));
+            break;
+        }
+        fn->n_workers++;
+    }
+    if (!rc) {
+        fn__job_t *j = calloc(1, sizeof *j);
+        if (!j) abort();
+        j->run = run;
+        j->arg = arg;
+        if (fn->job_tail) fn->job_tail->next = j;
+        else fn->job_head = j;
+        fn->job_tail = j;
+        fn->n_jobs++;
+        pthread_cond_signal(&fn->job_cv);
+    }
+    pthread_mutex_unlock(&fn->mu);
+    return rc;
 }
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -540,6 +730,7 @@ int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err
     fn->o.region = fn->region;
     fn->wake[0] = fn->wake[1] = -1;
     pthread_mutex_init(&fn->mu, NULL);
+    pthread_cond_init(&fn->job_cv, NULL);
     int rc = 0;
     if (snprintf(fn->root, sizeof fn->root, "%s/functions", data_dir) >= (int)sizeof fn->root) {
         rc = tr_err_set(err, TR_EINVAL, "data directory path is too long");
@@ -628,6 +819,7 @@ void fn_shutdown(fn_t *fn) {
     pthread_mutex_unlock(&fn->mu);
     fn__todo_run(fn, &t);
     fn__sup_stop(fn);   /* reaps the killed instances */
+    jobs_stop(fn);
     for (size_t i = 0; i < fn->n_rts; i++)
         if (fn->rts[i].rt->shutdown) fn->rts[i].rt->shutdown(fn->rts[i].arg);
 }
@@ -643,7 +835,9 @@ void fn_close(fn_t *fn) {
         fn__func_unref(fn, f);
     }
     free(fn->grave);
+    free(fn->pins);
     if (fn->env) mdb_env_close(fn->env);
+    pthread_cond_destroy(&fn->job_cv);
     pthread_mutex_destroy(&fn->mu);
     free(fn);
 }
@@ -678,25 +872,43 @@ static int not_found(fn_t *fn, const char *name, tr_err *err) {
                       fn->region, name);
 }
 
-/* Store the package for function `name` outside the lock; fills hex/b64. */
+/* Store the package for function `name` outside the lock; fills hex/b64.  On success the
+ * package is pinned: the caller commits and then calls code_release_locked under fn->mu.  On
+ * failure nothing of it is left (unpinned and collected here). */
 static int code_put(fn_t *fn, const char *name, const uint8_t *zip, size_t len, char hex[65],
                     char b64[45], tr_err *err) {
     if (!zip || !len)
         return tr_err_set(err, TR_EINVAL, "Code.ZipFile is required (a base64 .zip holding an "
                                           "executable bootstrap)");
     if (len > FN_MAX_ZIP)
-        return tr_err_set(err, TR_ETOOBIG, "Unzipped size must be smaller than %d bytes; the zip "
-                                           "is %zu bytes", FN_MAX_ZIP, len);
+        return tr_err_set(err, TR_ETOOBIG,
+                          "the zip is %zu bytes; a package uploaded directly must be at most %d "
+                          "bytes (AWS: 50 MB)",
+                          len, FN_MAX_ZIP);
     fn__sha256(zip, len, hex, b64);
+    pthread_mutex_lock(&fn->mu);
+    pin_add(fn, name, hex);
+    pthread_mutex_unlock(&fn->mu);
     char dir[FN__PATH];
     snprintf(dir, sizeof dir, "%s/%s", fn->root, name);
-    if (mkdir(dir, 0700) == 0) {
-        if (tr_fsync_dir(fn->root) != 0) /* the registry will name it: make the name durable */
-            return tr_err_set(err, TR_EIO, "cannot sync %s: %s", fn->root, strerror(errno));
-    } else if (errno != EEXIST) {
-        return tr_err_set(err, TR_EIO, "cannot create %s: %s", dir, strerror(errno));
+    int rc = 0, fe = FN__FAULT("fn.mkdir");
+    if (!fe && mkdir(dir, 0700) == 0) {
+        /* the registry will name it: make the name durable */
+        fe = FN__FAULT("fn.fsync");
+        if (fe || (!fn->o.no_sync && tr_fsync_dir(fn->root) != 0))
+            rc = tr_err_set(err, TR_EIO, "cannot sync %s: %s", fn->root, strerror(fe ? fe : errno));
+    } else if (fe || errno != EEXIST) {
+        rc = tr_err_set(err, TR_EIO, "cannot create %s: %s", dir, strerror(fe ? fe : errno));
     }
-    return fn__code_store(dir, hex, zip, len, err);
+    if (!rc) rc = fn__code_store(dir, hex, zip, len, fn->o.no_sync, err);
+    if (rc) {
+        char trash[FN__PATH + 64] = "";
+        pthread_mutex_lock(&fn->mu);
+        code_release_locked(fn, name, hex, trash);
+        pthread_mutex_unlock(&fn->mu);
+        trash_empty(trash);
+    }
+    return rc;
 }
 
 int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_len,
@@ -748,13 +960,11 @@ int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_l
     c->last_modified_ms = tr_now_ms();
     fn__uuid(c->revision_id);
 
+    char trash[FN__PATH + 64] = "";
     pthread_mutex_lock(&fn->mu);
     func_derive(fn, f);
-    struct stat st;
     if (fn->closing) rc = tr_err_set(err, TR_ECLOSED, "the server is shutting down");
     else if (fn__func_find(fn, c->name)) rc = tr_err_set(err, TR_EEXISTS, "Function already exist: %s", c->name);
-    else if (stat(c->code_dir, &st) != 0)
-        rc = tr_err_set(err, TR_EINUSE, "The function %s was changed concurrently; retry", c->name);
     if (!rc) {
         char *json = config_json(f);
         rc = reg_write(fn, c->name, json, NULL, err);
@@ -767,7 +977,9 @@ int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_l
         tr_info("fn", "created function %s (%s, %llu bytes, sha256 %s)", c->name, c->runtime,
                 (unsigned long long)c->code_size, c->code_sha256);
     }
+    code_release_locked(fn, cfg->name, hex, trash);
     pthread_mutex_unlock(&fn->mu);
+    trash_empty(trash);
     if (rc) func_free(f);
     return rc;
 }
@@ -832,7 +1044,7 @@ int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_le
     if ((rc = code_put(fn, name, zip, zip_len, hex, b64, err))) return rc;
 
     fn__todo_t t = FN__TODO_INIT;
-    char old_hex[65] = "";
+    char old_hex[65] = "", trash[FN__PATH + 64] = "";
     pthread_mutex_lock(&fn->mu);
     fn_func_t *f = fn__func_find(fn, name);
     if (!f) rc = not_found(fn, name, err);
@@ -855,14 +1067,16 @@ int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_le
             memcpy(f->cfg.code_sha256, save_b64, sizeof save_b64);
             f->cfg.code_size = save_size;
         } else {
+            if (strcmp(old_hex, hex)) memcpy(f->prev_hex, old_hex, sizeof f->prev_hex);
             func_derive(fn, f);
             if (out) set_str(&out->code_dir, f->cfg.code_dir);
             tr_info("fn", "updated code of %s (sha256 %s)", name, b64);
         }
     }
+    code_release_locked(fn, name, hex, trash);
     pthread_mutex_unlock(&fn->mu);
+    trash_empty(trash);
     fn__todo_run(fn, &t);
-    if (!rc) code_gc(fn, name, hex, old_hex);
     return rc;
 }
 
@@ -927,17 +1141,13 @@ int fn_delete(fn_t *fn, const char *name, tr_err *err) {
         pthread_mutex_lock(&f->log_mu);
         fn__log_close(f);
         pthread_mutex_unlock(&f->log_mu);
-        char dir[FN__PATH], id[37];
-        snprintf(dir, sizeof dir, "%s/%s", fn->root, name);
-        fn__uuid(id);
-        snprintf(trash, sizeof trash, "%s/.trash-%s", fn->root, id);
-        if (rename(dir, trash) != 0) trash[0] = 0;
+        code_gc_locked(fn, name, trash);
         fn__func_unref(fn, f);
         tr_info("fn", "deleted function %s", name);
     }
     pthread_mutex_unlock(&fn->mu);
     fn__todo_run(fn, &t);
-    if (trash[0]) fn__rmtree(trash);
+    trash_empty(trash);
     for (size_t i = 0; !rc && i < fn->n_rts; i++)
         if (fn->rts[i].rt->release) fn->rts[i].rt->release(fn->rts[i].arg, name);
     return rc;

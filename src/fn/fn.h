@@ -25,8 +25,13 @@
  *   - other runtimes plug in with fn_runtime_register (the native C runtime does).
  *
  * Invariants
- *   - Configuration changes are durable (LMDB commit, code file fsync'd) before the call
- *     returns.  Function names are unique; a deleted name can be re-created at once.
+ *   - Configuration changes are durable (LMDB commit; a package synced by one syncfs of the
+ *     data file system and one directory fsync) before the call returns.  Function names are
+ *     unique; a deleted name can be re-created at once.
+ *   - Code on disk: a package is complete before the commit naming it and removed only after a
+ *     commit that no longer names it (decided under the engine lock), so concurrent updates,
+ *     creates and deletes never lose the package the registry holds; a refused call leaves
+ *     nothing.  Links in a package resolve inside it (as the kernel resolves them).
  *   - An Event (asynchronous) invocation is acknowledged (callback status 202) only once it is in
  *     the durable queue; it runs at least once (again after a crash), retried up to
  *     opts.async_retries times after a function error, then dropped with a warning.
@@ -55,6 +60,9 @@
  *   - Instances run as the server's user, without a sandbox: functions are trusted code.
  *     Fix: run the server as an unprivileged user (or in a container).
  *   - Only $LATEST exists: PublishVersion and aliases are not implemented.
+ *   - syncfs flushes every dirty file of the data file system, not just the package's: a disk
+ *     busy with other writers makes a CreateFunction slower.  Fix: none needed for correctness;
+ *     keep the data directory on its own file system for predictable deploy times.
  */
 #ifndef FN_H
 #define FN_H
@@ -70,6 +78,10 @@
 #define FN_MAX_ASYNC_PAYLOAD (256 * 1024)       /* Event request (AWS: 256 KB) */
 #define FN_MAX_ZIP (50 * 1024 * 1024)           /* direct upload; AWS: 50 MB */
 #define FN_MAX_UNZIPPED (250 * 1024 * 1024)     /* AWS: 250 MB unzipped */
+#define FN_MAX_ZIP_ENTRIES 65535             /* entries in a package: AWS documents no cap; this
+                                                is the classic (non-zip64) zip's own limit */
+#define FN_CODE_WORKERS 2                    /* threads storing packages (fn_work_submit) */
+#define FN_CODE_QUEUE 8                      /* packages waiting for them; more: TR_ETHROTTLED */
 #define FN_LOG_TAIL 4096                     /* LogType Tail: last 4 KB */
 #define FN_MAX_ENV_BYTES 4096                /* AWS: 4 KB of environment variables in all */
 #define FN_REQUEST_ID_LEN 36                 /* UUID text */
@@ -183,11 +195,23 @@ const char *fn_region(fn_t *fn);
 /* Create a function from cfg (name, runtime, handler, role, ... as in CreateFunction) and its
  * deployment package (zip bytes, already base64-decoded).  *out (may be NULL) receives the
  * stored configuration.  TR_EEXISTS if the name is taken; TR_EINVAL for a bad name, runtime,
- * timeout, memory, environment, or a zip that is not one or is unsafe (entries escaping the
- * directory, symlinks); TR_ETOOBIG past the zip limits.  A missing `bootstrap` is not checked
+ * timeout, memory, environment, or a zip that is not one, is unsafe (entries escaping the
+ * directory, links leading out of it) or is past FN_MAX_UNZIPPED / FN_MAX_ZIP_ENTRIES;
+ * TR_ETOOBIG for a zip past FN_MAX_ZIP.  The package is unpacked on the calling thread: from a
+ * network thread use fn_work_submit.  A missing `bootstrap` is not checked
  * (AWS accepts it and fails at invoke with Runtime.InvalidEntrypoint; so do we). */
 int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_len,
               fn_config_t *out, tr_err *err);
+/* Slow control-plane work off the caller's thread (what a network thread must use for
+ * CreateFunction / UpdateFunctionCode: a package of tens of thousands of files takes seconds to
+ * parse, unpack and sync).  run(arg, 0) is queued for one of FN_CODE_WORKERS engine threads,
+ * which calls it once; it may call any fn_* function (fn_create, fn_update_code ...) but not
+ * fn_shutdown / fn_close.  Returns 0 (queued: run will be called exactly once), TR_ETHROTTLED
+ * when FN_CODE_QUEUE calls already wait (run is not called: answer 429 and let the client
+ * retry), TR_ECLOSED after fn_shutdown began.  fn_shutdown waits for the running calls and
+ * calls the queued ones with closed = 1 (answer "shutting down", touch nothing). */
+typedef void (*fn_work_fn)(void *arg, int closed);
+int fn_work_submit(fn_t *fn, fn_work_fn run, void *arg, tr_err *err);
 /* Configuration of one function.  TR_ENOTFOUND ("function not found: arn..."). */
 int fn_get(fn_t *fn, const char *name, fn_config_t *out, tr_err *err);
 /* Up to max functions in name order after `marker` (NULL/"" = first).  *out is an array of

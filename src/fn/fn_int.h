@@ -116,6 +116,8 @@ struct fn_inst {
 struct fn_func {
     fn_config_t cfg;                 /* current configuration (owned) */
     char code_hex[65];               /* SHA-256 hex of the package (names the files) */
+    char prev_hex[65];               /* the package before the last update ("" none): kept on
+                                        disk while instances started on it may still run */
     uint64_t gen;                    /* bumped on every code/configuration change */
     int deleted;
     atomic_int refs;                 /* registry 1 + invocations + instances */
@@ -136,6 +138,17 @@ struct fn_func {
     uint64_t log_size;
     fn_func_t *next;                 /* fn->funcs list, sorted by name */
 };
+
+/* A package being stored for a function (code_put .. its commit or failure): the code GC keeps
+ * every code-<hex>* entry of a pinned (name, hex), and the name's directory itself. */
+typedef struct fn__pin {
+    char name[FN_MAX_NAME + 1];
+    char hex[65];
+    uint32_t n;
+} fn__pin_t;
+
+/* One fn_work_submit call waiting for a code worker. */
+typedef struct fn__job fn__job_t;
 
 typedef struct fn__rt {
     const fn_runtime_t *rt;
@@ -172,6 +185,15 @@ struct fn {
     int sup_running;
     pthread_t sup;                   /* supervisor thread (child.c) */
     int wake[2];                     /* self-pipe waking the supervisor */
+    fn__pin_t *pins;                 /* packages being stored (see fn__pin_t) */
+    size_t n_pins, cap_pins;
+    /* code workers (fn_work_submit): CreateFunction / UpdateFunctionCode off network threads */
+    pthread_cond_t job_cv;
+    fn__job_t *job_head, *job_tail;
+    uint32_t n_jobs;                 /* queued, not yet taken by a worker */
+    pthread_t workers[FN_CODE_WORKERS];
+    int n_workers;
+    int jobs_stop;
 };
 
 /* Deferred user callbacks, run after fn->mu is released (arrays grow as needed). */
@@ -215,14 +237,27 @@ void fn__iso_time(int64_t ms, char *out, size_t cap, int aws_offset);
 int fn__rmtree(const char *path);
 
 /* ---- zip.c ---- */
+/* Fault injection (tests only; NULL in production): called at every step of storing a package
+ * that touches the disk, with the step's name ("unpack.mkdir", "unpack.write", "unpack.link",
+ * "sync", "zip.write", "zip.rename", "dir.rename", "dir.fsync", "fn.mkdir", "fn.fsync",
+ * "reg.commit"); a nonzero return is an errno the step then fails with. */
+extern int (*fn__fault)(const char *step);
+#define FN__FAULT(step) (fn__fault ? fn__fault(step) : 0)
 /* SHA-256 of data as hex (65) and base64 (45). */
 void fn__sha256(const uint8_t *p, size_t n, char hex[65], char b64[45]);
-/* Write dir/code-<hex>.zip (fsync'd) and unpack it to dir/code-<hex>/ (temp dir + rename).
- * TR_EINVAL for a bad or unsafe zip, TR_ETOOBIG past FN_MAX_UNZIPPED, TR_EIO. */
-int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t n, tr_err *err);
+/* Write dir/code-<hex>.zip and unpack it to dir/code-<hex>/ (temp names + renames), made
+ * durable with one syncfs and one directory fsync (none when no_sync).  Another store of the
+ * same hex may run at once (the caller pins it): both succeed.  On failure nothing of this call
+ * is left.  TR_EINVAL for a bad or unsafe zip or one past FN_MAX_UNZIPPED / FN_MAX_ZIP_ENTRIES,
+ * TR_EIO. */
+int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t n, int no_sync,
+                   tr_err *err);
 /* Unpack an already stored zip if its directory is missing (after a crash). */
-int fn__code_ensure(const char *dir, const char *hex, tr_err *err);
-/* Unpack zip bytes into target (must not exist). */
+int fn__code_ensure(const char *dir, const char *hex, int no_sync, tr_err *err);
+/* Unpack zip bytes into target (must not exist; created).  Nothing is synced.  On failure the
+ * target is removed.  Every file, directory and link it creates is inside target, and every
+ * link resolves (as the kernel resolves it, through other links) inside target or dangles
+ * there. */
 int fn__zip_unpack(const uint8_t *zip, size_t n, const char *target, tr_err *err);
 
 /* ---- sched.c ---- */

@@ -1,22 +1,28 @@
 /*
  * zip.c -- deployment packages: content hash, durable storage, safe unpacking (libzip).
  *
- * A package is stored as DIR/code-<sha256 hex>.zip (written to a temp name, fsync'd, renamed,
- * directory fsync'd) and unpacked into DIR/code-<hex>/ through DIR/code-<hex>.tmp/ and a rename,
- * so a half-unpacked tree is never used.  The unpacked tree is derived data: if it is missing
- * (crash between the two steps) fn__code_ensure rebuilds it from the zip.
+ * A package is stored as DIR/code-<sha256 hex>.zip and unpacked into DIR/code-<hex>/, both
+ * written under temporary names (code-<hex>.zip.tmp-<id>, code-<hex>.tmp-<id>), made durable
+ * with ONE syncfs(2) of the file system (not one fsync per file: a 60,000-file package costs
+ * one sync, not 60,000), then renamed into place and the directory fsync'd once.  A
+ * half-unpacked tree is never used; a crash leaves only temporary names, which the code GC
+ * (fn.c) removes.  The unpacked tree is derived data: if it is missing fn__code_ensure rebuilds
+ * it from the zip.
  *
- * Zip-slip safety: every entry name is checked before anything is written -- no absolute path,
- * no "..", no backslash, no NUL -- and regular files and directories are all written before any
- * symbolic link is created, so no write can pass through a link.  Links are created last and
- * only when their target, resolved lexically from the link's directory, stays inside the tree.
- * Modes keep only the rwx bits of the Unix attributes (no setuid); entries without Unix
- * attributes get 0644 (0755 for a file named bootstrap, as zips made on Windows lose the bit).
- * The bytes written are counted against FN_MAX_UNZIPPED whatever the headers claim.
+ * Containment: every entry name is checked before anything is written -- no absolute path, no
+ * "..", no backslash -- and at most FN_MAX_ZIP_ENTRIES entries.  Regular files and directories
+ * are all written before any symbolic link is created, so no file write can pass through a
+ * link; a link's own parent directories must be real directories (not links), so no link is
+ * created through another.  Once all links exist, each is resolved the way the kernel would
+ * resolve it -- component by component, following links (also links to links, at most 40),
+ * ".." from the package root refused -- and the package is refused if any leaves the tree
+ * (dangling links inside are allowed, as AWS allows them).  Modes keep only the rwx bits of
+ * the Unix attributes (no setuid); entries without Unix attributes get 0644 (0755 for a file
+ * named bootstrap, as zips made on Windows lose the bit).  The bytes written are counted
+ * against FN_MAX_UNZIPPED whatever the headers claim.
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +37,10 @@
 #include "core/tlog.h"
 #include "fn/fn_int.h"
 
+#define ZIP__MAX_LINKS 40            /* as the kernel's MAXSYMLINKS */
+
+int (*fn__fault)(const char *step) = NULL;
+
 void fn__sha256(const uint8_t *p, size_t n, char hex[65], char b64[45]) {
     uint8_t md[32];
     unsigned len = 32;
@@ -42,7 +52,7 @@ void fn__sha256(const uint8_t *p, size_t n, char hex[65], char b64[45]) {
     tr_buf_free(&b);
 }
 
-/* ---- entry names --------------------------------------------------------------------------- */
+/* ---- entry names and links ----------------------------------------------------------------- */
 
 /* Is `name` a safe relative path?  Empty components and "." are tolerated, ".." never. */
 static int entry_name_ok(const char *name) {
@@ -58,48 +68,113 @@ static int entry_name_ok(const char *name) {
     return 1;
 }
 
-/* Does a link at `link` (relative path in the tree) pointing to `target` stay inside? */
-static int link_target_ok(const char *link, const char *target) {
-    if (!*target || target[0] == '/') return 0;
-    int depth = 0;
-    for (const char *p = link; *p; p++)
-        if (*p == '/' && p[1]) depth++;   /* directories above the link */
-    /* walk the target's components */
-    const char *p = target;
-    while (*p) {
-        const char *e = strchr(p, '/');
+/* Drop the last component of the relative path cur (in place). */
+static void path_pop(char *cur) {
+    char *s = strrchr(cur, '/');
+    if (s) *s = 0;
+    else cur[0] = 0;
+}
+
+/* Resolve root/rel as the kernel would (following every link on the way, rel's last component
+ * too) and tell whether it stays inside root: 1 inside (or dangling inside: the rest of the path
+ * past a missing component is walked lexically), 0 it leaves root (".." above it, an absolute
+ * target), a loop (more than ZIP__MAX_LINKS links) or a path too long to follow. */
+static int resolves_inside(const char *root, const char *rel) {
+    char todo[FN__PATH], cur[FN__PATH] = "", path[2 * FN__PATH + 2], tgt[FN__PATH];
+    if (snprintf(todo, sizeof todo, "%s", rel) >= (int)sizeof todo) return 0;
+    size_t pos = 0;
+    int links = 0, missing = 0;
+    while (todo[pos]) {
+        char *p = todo + pos;
+        char *e = strchr(p, '/');
         size_t n = e ? (size_t)(e - p) : strlen(p);
+        pos += n + (e ? 1 : 0);
+        if (n == 0 || (n == 1 && p[0] == '.')) continue;
         if (n == 2 && p[0] == '.' && p[1] == '.') {
-            if (--depth < 0) return 0;
-        } else if (n && !(n == 1 && p[0] == '.')) {
-            depth++;
+            if (!cur[0]) return 0;
+            path_pop(cur);
+            continue;
         }
-        if (!e) break;
-        p = e + 1;
+        size_t cl = strlen(cur);
+        if (cl + 1 + n >= sizeof cur) return 0;
+        if (!missing) {
+            snprintf(path, sizeof path, "%s/%s%s%.*s", root, cur, cl ? "/" : "", (int)n, p);
+            struct stat st;
+            if (lstat(path, &st) != 0) {
+                missing = 1;   /* the kernel stops here (ENOENT, ENOTDIR): lexical from now */
+            } else if (S_ISLNK(st.st_mode)) {
+                if (++links > ZIP__MAX_LINKS) return 0;
+                ssize_t tl = readlink(path, tgt, sizeof tgt - 1);
+                if (tl <= 0) return 0;
+                tgt[tl] = 0;
+                if (tgt[0] == '/') return 0;
+                /* todo = target "/" rest */
+                size_t rest = strlen(todo + pos);
+                if ((size_t)tl + 1 + rest >= sizeof todo) return 0;
+                memmove(todo + tl + 1, todo + pos, rest + 1);
+                memcpy(todo, tgt, (size_t)tl);
+                todo[tl] = '/';
+                pos = 0;
+                continue;
+            }
+        }
+        if (cl) cur[cl++] = '/';
+        memcpy(cur + cl, p, n);
+        cur[cl + n] = 0;
     }
     return 1;
 }
 
-static int sync_dir_entry(const char *p, const struct stat *sb, int type, struct FTW *w) {
-    (void)sb, (void)w;
-    return type == FTW_D ? tr_fsync_dir(p) : 0;
+/* Is every parent directory of root/rel a real directory (no link on the way)? */
+static int parents_real(const char *root, const char *rel) {
+    char path[FN__PATH];
+    if (snprintf(path, sizeof path, "%s/%s", root, rel) >= (int)sizeof path) return 0;
+    size_t rl = strlen(root);
+    for (char *p = path + rl + 1; *p; p++) {
+        if (*p != '/') continue;
+        *p = 0;
+        struct stat st;
+        int ok = lstat(path, &st) == 0 && S_ISDIR(st.st_mode);
+        *p = '/';
+        if (!ok) return 0;
+    }
+    return 1;
 }
 
 static int mkdirs(const char *root, const char *rel, int last_too) {
     char path[FN__PATH];
     size_t rl = strlen(root);
-    if (rl + 1 + strlen(rel) >= sizeof path) return -1;
+    if (rl + 1 + strlen(rel) >= sizeof path) {
+        errno = ENAMETOOLONG;
+        return -1;
+    }
     memcpy(path, root, rl);
     path[rl] = '/';
     strcpy(path + rl + 1, rel);
     for (char *p = path + rl + 1; *p; p++) {
         if (*p != '/') continue;
         *p = 0;
+        int fe = FN__FAULT("unpack.mkdir");
+        if (fe) {
+            errno = fe;
+            return -1;
+        }
         if (mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
         *p = '/';
     }
     if (last_too && mkdir(path, 0755) != 0 && errno != EEXIST) return -1;
     return 0;
+}
+
+/* An entry could not be created: the zip's fault (conflicting entries) or the disk's. */
+static int entry_fail(tr_err *err, int e, const char *what, const char *name, const char *target) {
+    if (e == EEXIST || e == ENOTDIR || e == EISDIR || e == ELOOP || e == ENAMETOOLONG ||
+        e == ENOTEMPTY)
+        return tr_err_set(err, TR_EINVAL,
+                          "Could not unzip uploaded file: entry '%.200s' conflicts with another "
+                          "entry of the package (%s); rebuild the zip",
+                          name, strerror(e));
+    return tr_err_set(err, TR_EIO, "cannot %s %s in %s: %s", what, name, target, strerror(e));
 }
 
 /* ---- unpack -------------------------------------------------------------------------------- */
@@ -123,17 +198,26 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
         return rc;
     }
     zip_error_fini(&ze);
-    int rc = 0;
+    int rc = 0, made = 0;
     uint64_t total = 0;
     char *buf = malloc(1 << 16);
     if (!buf) abort();
     zip_int64_t count = zip_get_num_entries(z, 0);
-    if (mkdir(target, 0755) != 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot create %s: %s", target, strerror(errno));
+    if (count > FN_MAX_ZIP_ENTRIES) {
+        rc = tr_err_set(err, TR_EINVAL,
+                        "Could not unzip uploaded file: the package has %lld entries; at most %d "
+                        "are accepted (package fewer files, e.g. bundle them)",
+                        (long long)count, FN_MAX_ZIP_ENTRIES);
         goto leave;
     }
-    /* pass 0: validate names; pass 1: dirs and files; pass 2: symlinks */
-    for (int pass = 0; pass < 3 && !rc; pass++) {
+    int fe = FN__FAULT("unpack.mkdir");
+    if (fe || mkdir(target, 0755) != 0) {
+        rc = tr_err_set(err, TR_EIO, "cannot create %s: %s", target, strerror(fe ? fe : errno));
+        goto leave;
+    }
+    made = 1;
+    /* pass 0: validate names; 1: dirs and files; 2: symlinks; 3: where the links lead */
+    for (int pass = 0; pass < 4 && !rc; pass++) {
         for (zip_int64_t i = 0; i < count && !rc; i++) {
             const char *name = zip_get_name(z, (zip_uint64_t)i, ZIP_FL_ENC_RAW);
             zip_uint8_t opsys;
@@ -143,9 +227,9 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                 attr = 0;
             }
             mode_t umode = opsys == ZIP_OPSYS_UNIX ? (mode_t)(attr >> 16) : 0;
-            int is_link = opsys == ZIP_OPSYS_UNIX && S_ISLNK(umode);
             size_t nl = name ? strlen(name) : 0;
             int is_dir = nl && name[nl - 1] == '/';
+            int is_link = !is_dir && opsys == ZIP_OPSYS_UNIX && S_ISLNK(umode);
             if (pass == 0) {
                 if (!entry_name_ok(name))
                     rc = tr_err_set(err, TR_EINVAL,
@@ -155,12 +239,27 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                                     name ? name : "");
                 continue;
             }
+            if (pass == 3) {
+                if (is_link && !resolves_inside(target, name))
+                    rc = tr_err_set(err, TR_EINVAL,
+                                    "Could not unzip uploaded file: symbolic link '%.200s' leads "
+                                    "outside the package (or loops); package the file itself",
+                                    name);
+                continue;
+            }
             if (pass == 1 && is_link) continue;
             if (pass == 2 && !is_link) continue;
             if (is_dir) {
-                if (mkdirs(target, name, 1))
-                    rc = tr_err_set(err, TR_EIO, "cannot create directory %s in %s: %s", name,
-                                    target, strerror(errno));
+                if (mkdirs(target, name, 1)) rc = entry_fail(err, errno, "create", name, target);
+                continue;
+            }
+            if (mkdirs(target, name, 0)) {
+                rc = entry_fail(err, errno, "create the directories of", name, target);
+                continue;
+            }
+            char path[FN__PATH];
+            if (snprintf(path, sizeof path, "%s/%s", target, name) >= (int)sizeof path) {
+                rc = entry_fail(err, ENAMETOOLONG, "create", name, target);
                 continue;
             }
             zip_file_t *zf = zip_fopen_index(z, (zip_uint64_t)i, 0);
@@ -170,30 +269,32 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                                 name, zip_strerror(z));
                 continue;
             }
-            if (mkdirs(target, name, 0)) {
-                zip_fclose(zf);
-                rc = tr_err_set(err, TR_EIO, "cannot create directories for %s in %s: %s", name,
-                                target, strerror(errno));
-                continue;
-            }
-            char path[FN__PATH];
-            snprintf(path, sizeof path, "%s/%s", target, name);
             if (is_link) {
                 char tgt[1024];
                 zip_int64_t r = zip_fread(zf, tgt, sizeof tgt - 1);
                 zip_fclose(zf);
-                if (r < 0) r = 0;
-                tgt[r] = 0;
-                if (!link_target_ok(name, tgt)) {
+                if (r <= 0 || memchr(tgt, 0, (size_t)r) || tgt[0] == '/') {
+                    tgt[r > 0 ? r : 0] = 0;
                     rc = tr_err_set(err, TR_EINVAL,
-                                    "Could not unzip uploaded file: symbolic link '%.200s' points "
-                                    "outside the package ('%.200s'); package the file itself",
+                                    "Could not unzip uploaded file: symbolic link '%.200s' has an "
+                                    "empty, absolute or unreadable target ('%.200s'); package the "
+                                    "file itself",
                                     name, tgt);
                     continue;
                 }
-                unlink(path);
-                if (symlink(tgt, path) != 0)
-                    rc = tr_err_set(err, TR_EIO, "cannot create link %s: %s", path, strerror(errno));
+                tgt[r] = 0;
+                if (!parents_real(target, name)) {
+                    rc = tr_err_set(err, TR_EINVAL,
+                                    "Could not unzip uploaded file: symbolic link '%.200s' is "
+                                    "placed below another link; rebuild the zip",
+                                    name);
+                    continue;
+                }
+                struct stat st;
+                if (lstat(path, &st) == 0 && !S_ISDIR(st.st_mode)) unlink(path);
+                fe = FN__FAULT("unpack.link");
+                if (fe || symlink(tgt, path) != 0)
+                    rc = entry_fail(err, fe ? fe : errno, "create the link", name, target);
                 continue;
             }
             mode_t mode = umode & 0777;
@@ -206,20 +307,21 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
             int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_NOFOLLOW | O_CLOEXEC, mode);
             if (fd < 0) {
                 zip_fclose(zf);
-                rc = tr_err_set(err, TR_EIO, "cannot create %s: %s", path, strerror(errno));
+                rc = entry_fail(err, errno, "create", name, target);
                 continue;
             }
             zip_int64_t r;
             while ((r = zip_fread(zf, buf, 1 << 16)) > 0) {
                 total += (uint64_t)r;
                 if (total > FN_MAX_UNZIPPED) {
-                    rc = tr_err_set(err, TR_ETOOBIG,
-                                    "Unzipped size must be smaller than %d bytes",
+                    rc = tr_err_set(err, TR_EINVAL, "Unzipped size must be smaller than %d bytes",
                                     FN_MAX_UNZIPPED);
                     break;
                 }
-                if (write(fd, buf, (size_t)r) != r) {
-                    rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", path, strerror(errno));
+                fe = FN__FAULT("unpack.write");
+                if (fe || write(fd, buf, (size_t)r) != r) {
+                    rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", path,
+                                    fe ? strerror(fe) : errno ? strerror(errno) : "short write");
                     break;
                 }
             }
@@ -227,9 +329,8 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                 rc = tr_err_set(err, TR_EINVAL,
                                 "Could not unzip uploaded file: entry '%.200s' is damaged (%s)",
                                 name, zip_file_strerror(zf));
-            fchmod(fd, mode);
-            if (!rc && fsync(fd) != 0)
-                rc = tr_err_set(err, TR_EIO, "cannot sync %s: %s", path, strerror(errno));
+            if (fchmod(fd, mode) != 0 && !rc)
+                rc = tr_err_set(err, TR_EIO, "cannot set the mode of %s: %s", path, strerror(errno));
             close(fd);
             zip_fclose(zf);
         }
@@ -237,11 +338,7 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
 leave:
     free(buf);
     zip_discard(z);
-    /* the files are synced; now the directories that name them */
-    if (!rc && nftw(target, sync_dir_entry, 16, FTW_PHYS) != 0)
-        rc = tr_err_set(err, TR_EIO, "cannot sync the directories of %s: %s", target,
-                        strerror(errno));
-    if (rc) fn__rmtree(target);
+    if (rc && made) fn__rmtree(target);
     return rc;
 }
 
@@ -269,61 +366,115 @@ static int read_file(const char *path, uint8_t **out, size_t *n) {
     return 0;
 }
 
-int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t n, tr_err *err) {
-    char zpath[FN__PATH], tmp[FN__PATH + 32], udir[FN__PATH], utmp[FN__PATH + 32];
+/* Make everything written under dir durable: one syncfs of its file system. */
+static int sync_fs(const char *dir, tr_err *err) {
+    int fe = FN__FAULT("sync");
+    int fd = fe ? -1 : open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    int rc = fd >= 0 ? syncfs(fd) : -1;
+    int e = fe ? fe : errno;
+    if (fd >= 0) close(fd);
+    if (rc != 0) return tr_err_set(err, TR_EIO, "cannot sync %s: %s", dir, strerror(e));
+    return 0;
+}
+
+/* Write n bytes to path (created, exclusive); 0 or -1 with errno. */
+static int write_new(const char *path, const uint8_t *p, size_t n) {
+    int fe = FN__FAULT("zip.write");
+    if (fe) {
+        errno = fe;
+        return -1;
+    }
+    int fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) return -1;
+    size_t off = 0;
+    while (off < n) {
+        ssize_t w = write(fd, p + off, n - off);
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) {
+            int e = w < 0 ? errno : ENOSPC;
+            close(fd);
+            unlink(path);
+            errno = e;
+            return -1;
+        }
+        off += (size_t)w;
+    }
+    if (close(fd) != 0) {
+        int e = errno;
+        unlink(path);
+        errno = e;
+        return -1;
+    }
+    return 0;
+}
+
+/* rename, treating "the other store of the same content got there first" as done. */
+static int rename_dir_into_place(const char *from, const char *to) {
+    int fe = FN__FAULT("dir.rename");
+    if (fe) {
+        errno = fe;
+        return -1;
+    }
+    if (rename(from, to) == 0) return 0;
+    struct stat st;
+    if ((errno == ENOTEMPTY || errno == EEXIST) && stat(to, &st) == 0 && S_ISDIR(st.st_mode)) {
+        fn__rmtree(from);   /* identical content (same hash) already unpacked */
+        return 0;
+    }
+    return -1;
+}
+
+int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t n, int no_sync,
+                   tr_err *err) {
+    char zpath[FN__PATH], ztmp[FN__PATH + 32], udir[FN__PATH], utmp[FN__PATH + 32];
     snprintf(zpath, sizeof zpath, "%s/code-%s.zip", dir, hex);
     snprintf(udir, sizeof udir, "%s/code-%s", dir, hex);
     struct stat st;
-    if (stat(zpath, &st) == 0 && (size_t)st.st_size == n && stat(udir, &st) == 0) return 0;
+    if (stat(zpath, &st) == 0 && (size_t)st.st_size == n && stat(udir, &st) == 0) {
+        /* already stored (the same content: the name is its hash), maybe by a store still
+         * running: make sure its names are durable before our caller commits */
+        if (!no_sync && tr_fsync_dir(dir) != 0)
+            return tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir,
+                              strerror(errno));
+        return 0;
+    }
 
     /* unpack first: a bad zip leaves nothing behind */
     char id[37];
     fn__uuid(id);
     snprintf(utmp, sizeof utmp, "%s/code-%s.tmp-%.8s", dir, hex, id);
+    snprintf(ztmp, sizeof ztmp, "%s/code-%s.zip.tmp-%.8s", dir, hex, id);
     int rc = fn__zip_unpack(zip, n, utmp, err);
     if (rc) return rc;
-
-    snprintf(tmp, sizeof tmp, "%s/code-%s.zip.tmp-%.8s", dir, hex, id);
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", tmp, strerror(errno));
+    if (write_new(ztmp, zip, n) != 0) {
+        rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", ztmp, strerror(errno));
         goto fail;
     }
-    size_t off = 0;
-    while (off < n) {
-        ssize_t w = write(fd, zip + off, n - off);
-        if (w <= 0) break;
-        off += (size_t)w;
-    }
-    if (off != n || fsync(fd) != 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", tmp, strerror(errno));
-        close(fd);
-        unlink(tmp);
+    /* one sync for every file and directory of the package and the zip */
+    if (!no_sync && (rc = sync_fs(dir, err))) goto fail;
+    int fe = FN__FAULT("zip.rename");
+    if (fe || rename(ztmp, zpath) != 0) {
+        rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", ztmp, strerror(fe ? fe : errno));
         goto fail;
     }
-    close(fd);
-    if (rename(tmp, zpath) != 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
-        unlink(tmp);
-        goto fail;
-    }
-    if (stat(udir, &st) == 0) {
-        fn__rmtree(utmp);   /* same content already unpacked */
-    } else if (rename(utmp, udir) != 0) {
+    if (rename_dir_into_place(utmp, udir) != 0) {
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
-        goto fail;
+        goto fail;   /* the zip stays: same content as any other store of this hex */
     }
-    if (tr_fsync_dir(dir) != 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
-        goto fail;
+    fe = FN__FAULT("dir.fsync");
+    if (fe || (!no_sync && tr_fsync_dir(dir) != 0)) {
+        rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir,
+                        strerror(fe ? fe : errno));
+        return rc;   /* in place but not durable: the caller's GC removes it unless referenced */
     }
     return 0;
 fail:
+    unlink(ztmp);
     fn__rmtree(utmp);
     return rc;
 }
 
-int fn__code_ensure(const char *dir, const char *hex, tr_err *err) {
+int fn__code_ensure(const char *dir, const char *hex, int no_sync, tr_err *err) {
     char zpath[FN__PATH], udir[FN__PATH];
     snprintf(zpath, sizeof zpath, "%s/code-%s.zip", dir, hex);
     snprintf(udir, sizeof udir, "%s/code-%s", dir, hex);
@@ -338,11 +489,11 @@ int fn__code_ensure(const char *dir, const char *hex, tr_err *err) {
     fn__rmtree(utmp);
     int rc = fn__zip_unpack(b, n, utmp, err);
     free(b);
-    if (!rc && rename(utmp, udir) != 0) {
+    if (!rc && !no_sync) rc = sync_fs(dir, err);
+    if (!rc && rename(utmp, udir) != 0)
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
-        fn__rmtree(utmp);
-    }
-    if (!rc && tr_fsync_dir(dir) != 0)
+    if (rc) fn__rmtree(utmp);
+    if (!rc && !no_sync && tr_fsync_dir(dir) != 0)
         rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
     return rc;
 }

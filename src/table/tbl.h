@@ -42,9 +42,21 @@
  *
  * Caveats
  *   - LMDB limits keys to 511 bytes.  A stored key longer than that (long string/binary key
- *     values) is kept as its first 479 bytes + SHA-256 of the whole: still unique, but such keys
- *     sort among themselves by digest, not by value, past the first ~470 bytes (Query checks
- *     the key condition on the values, so results stay exact; only their order is affected).
+ *     values) is kept as its first 479 bytes + SHA-256 of the whole: unique, and LMDB orders
+ *     such keys by digest among the ones sharing those 479 bytes (a "fold group").  Query and
+ *     Scan still return exact key order for every legal key: bounds and ExclusiveStartKey are
+ *     compared on unfolded keys, and a fold group is read whole and sorted by unfolded key
+ *     (keeping only what the page can take, so memory stays bounded by the page).  Cost: each
+ *     page that reaches a fold group reads all of it (folded entries keep their unfolded key
+ *     in the value; ones written before that are parsed: rewrite them to speed up).  Groups
+ *     form only among sort key values (table or index) sharing a prefix of ~400 bytes or more.
+ *     Partition key values need only equality: tables store one longer than 64 bytes as its
+ *     SHA-256 (key format 1), so a long partition key alone never makes a group.  Tables
+ *     created before key format 1 (meta without "kf") keep their keys as they are and are read
+ *     the same exact way; in them a partition key value of ~460 bytes or more makes the whole
+ *     partition one group.  Fix: keep common sort key prefixes shorter than ~400 bytes where
+ *     Query speed on large partitions matters (for an old table with long partition keys:
+ *     copy it into a new table).
  *   - A GSI added by tbl_table_update is CREATING when the call returns (the table UPDATING)
  *     and is backfilled in the background: the writer thread indexes opts.bf_chunk existing
  *     items per transaction between write batches (writes keep flowing), resumes after a
@@ -412,7 +424,7 @@ int tbl_sync_delete(tbl_handle_t *h, const json_t *key, const tbl_expr_t *cond, 
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-/* Storage key of a primary key (hash [+ range]) as stored in the table's key space, without the
+/* Storage key of a primary key (hash [+ range]) as a key format 0 table stores it, without the
  * 5-byte table/space prefix (see "On-disk format" in tbl.c): out must hold 512 bytes; returns
  * the length, or 0 when a value is not a key value.  Exposed for tests and tools. */
 size_t tbl_key_bytes(const json_t *hash_av, const json_t *range_av, uint8_t *out);

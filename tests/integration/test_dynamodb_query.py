@@ -1,4 +1,5 @@
 """DynamoDB Query and Scan: key conditions, filters, indexes, order, paging, COUNT, segments."""
+import random
 from decimal import Decimal
 
 import pytest
@@ -288,3 +289,136 @@ def test_query_numbers_exact(ddb, make_table):
     r = q(ddb, name, "pk = :p AND sk > :v", {":p": {"S": "x"}, ":v": {"N": "0.1"}})
     assert [Decimal(i["sk"]["N"]) for i in r["Items"]] == \
         [Decimal("0.10000000000000000000000000000000000001"), Decimal("0.2")]
+
+
+# ---- exact order of long keys ----------------------------------------------------------------
+# Keys longer than LMDB's 511-byte key limit are stored folded; Query must still return them in
+# exact key order (S as UTF-8 bytes, B bytewise, N numerically), forward and backward, under every
+# key condition and across Limit pages, on the table and on its GSI and LSI.
+
+LONG_N = 30
+
+
+def _long_keys(typ, seed):
+    """LONG_N distinct sort key values sharing a long prefix (N: varied numbers)."""
+    rnd = random.Random(seed)
+    out = set()
+    while len(out) < LONG_N:
+        if typ == "S":
+            tail = "".join(rnd.choice(["a", "b", "z", "\x01", "\x7f", "\u00e9", "\U0001F600"])
+                           for _ in range(rnd.randrange(0, 5)))
+            out.add("s" * 800 + tail)
+        elif typ == "B":
+            out.add(b"\xab" * 700 + bytes(rnd.choice([0, 1, 0x7F, 0xFE, 0xFF, 0x61])
+                                          for _ in range(rnd.randrange(0, 5))))
+        else:
+            out.add(Decimal(rnd.randrange(-10**6, 10**6)).scaleb(rnd.randrange(-5, 5)))
+    return list(out)
+
+
+def _order_key(typ, v):
+    return v.encode() if typ == "S" else v if typ == "B" else Decimal(v)
+
+
+def _av(typ, v):
+    return {typ: str(v) if typ == "N" else v}
+
+
+def _val(typ, av):
+    v = av[typ]
+    return Decimal(v) if typ == "N" else v
+
+
+def _query_all(ddb, table, index, hname, hval, rname, typ, cond, vals, forward, limit):
+    kw = {"TableName": table, "KeyConditionExpression": cond, "ScanIndexForward": forward,
+          "ExpressionAttributeNames": {"#h": hname, **({"#r": rname} if "#r" in cond else {})},
+          "ExpressionAttributeValues": {":h": {"S": hval}, **vals}}
+    if index:
+        kw["IndexName"] = index
+    if limit:
+        kw["Limit"] = limit
+    got, pages = [], 0
+    while True:
+        r = ddb.query(**kw)
+        got += [_val(typ, i[rname]) for i in r["Items"]]
+        pages += 1
+        assert pages <= 2 * LONG_N + 2
+        if "LastEvaluatedKey" not in r:
+            return got
+        kw["ExclusiveStartKey"] = r["LastEvaluatedKey"]
+
+
+def _check_long_order(ddb, table, index, hname, hval, rname, typ, keys):
+    s = sorted(keys, key=lambda v: _order_key(typ, v))
+    a, b = s[LONG_N // 3], s[2 * LONG_N // 3]
+    p = s[LONG_N // 2][:-1] if typ != "N" else None  # a key without its last character/byte
+    ok = lambda v: _order_key(typ, v)  # noqa: E731
+    cases = [("#h = :h", {}, lambda v: True),
+             ("#h = :h AND #r = :a", {":a": a}, lambda v: ok(v) == ok(a)),
+             ("#h = :h AND #r < :a", {":a": a}, lambda v: ok(v) < ok(a)),
+             ("#h = :h AND #r <= :a", {":a": a}, lambda v: ok(v) <= ok(a)),
+             ("#h = :h AND #r > :a", {":a": a}, lambda v: ok(v) > ok(a)),
+             ("#h = :h AND #r >= :a", {":a": a}, lambda v: ok(v) >= ok(a)),
+             ("#h = :h AND #r BETWEEN :a AND :b", {":a": a, ":b": b},
+              lambda v: ok(a) <= ok(v) <= ok(b))]
+    if typ != "N":
+        cases.append(("#h = :h AND begins_with(#r, :a)", {":a": p}, lambda v: v.startswith(p)))
+    for cond, vals, pred in cases:
+        want = [v for v in s if pred(v)]
+        avs = {k: _av(typ, v) for k, v in vals.items()}
+        for forward in (True, False):
+            for limit in (None, 4):
+                got = _query_all(ddb, table, index, hname, hval, rname, typ, cond, avs, forward,
+                                 limit)
+                assert got == (want if forward else want[::-1]), \
+                    f"{index or 'table'} {hval[:3]}.. {cond} forward={forward} limit={limit}"
+
+
+@pytest.mark.parametrize("typ", ["S", "B", "N"])
+def test_query_long_keys_exact_order(ddb, make_table, typ):
+    name = make_table(
+        hash=("pk", "S"), range=("sk", typ), attrs={"gh": "S", "gr": typ, "lr": typ},
+        GlobalSecondaryIndexes=[{"IndexName": "by-g", "KeySchema": [
+            {"AttributeName": "gh", "KeyType": "HASH"},
+            {"AttributeName": "gr", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "KEYS_ONLY"}}],
+        LocalSecondaryIndexes=[{"IndexName": "by-l", "KeySchema": [
+            {"AttributeName": "pk", "KeyType": "HASH"},
+            {"AttributeName": "lr", "KeyType": "RANGE"}],
+            "Projection": {"ProjectionType": "ALL"}}])
+    sk, gr, lr = _long_keys(typ, 1), _long_keys(typ, 2), _long_keys(typ, 3)
+    decoys = _long_keys(typ, 4)
+    short, long_, G = "x", "q" * 600, "G" * 600   # partitions; long_ + "r" holds decoys
+    for i in range(LONG_N):
+        for pk in (short, long_):
+            item = {"pk": {"S": pk}, "sk": _av(typ, sk[i]), "lr": _av(typ, lr[i])}
+            if pk == short:
+                item.update(gh={"S": G}, gr=_av(typ, gr[i]))
+            ddb.put_item(TableName=name, Item=item)
+        ddb.put_item(TableName=name, Item={"pk": {"S": long_ + "r"}, "sk": _av(typ, decoys[i]),
+                                           "lr": _av(typ, decoys[i]), "gh": {"S": G + "r"},
+                                           "gr": _av(typ, decoys[i])})
+    for pk in (short, long_):
+        _check_long_order(ddb, name, None, "pk", pk, "sk", typ, sk)
+        _check_long_order(ddb, name, "by-l", "pk", pk, "lr", typ, lr)
+    _check_long_order(ddb, name, "by-g", "gh", G, "gr", typ, gr)
+
+
+def test_query_long_keys_point_operations(ddb, make_table):
+    """GetItem, UpdateItem and DeleteItem by long keys keep working; the order stays exact."""
+    name = make_table(hash=("pk", "S"), range=("sk", "S"))
+    keys = _long_keys("S", 5)
+    pk = "p" * 2048
+    for k in keys:
+        ddb.put_item(TableName=name, Item={"pk": {"S": pk}, "sk": {"S": k}})
+    for k in keys[:5]:
+        ddb.delete_item(TableName=name, Key={"pk": {"S": pk}, "sk": {"S": k}})
+    ddb.update_item(TableName=name, Key={"pk": {"S": pk}, "sk": {"S": keys[7]}},
+                    UpdateExpression="SET v = :v", ExpressionAttributeValues={":v": {"S": "seven"}})
+    r = ddb.get_item(TableName=name, Key={"pk": {"S": pk}, "sk": {"S": keys[7]}})
+    assert r["Item"]["v"] == {"S": "seven"}
+    assert "Item" not in ddb.get_item(TableName=name, Key={"pk": {"S": pk}, "sk": {"S": keys[0]}})
+    left = sorted(keys[5:], key=str.encode)
+    for limit in (None, 3):
+        got = _query_all(ddb, name, None, "pk", pk, "sk", "S", "#h = :h", {}, False, limit)
+        assert got == left[::-1]

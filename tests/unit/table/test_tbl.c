@@ -28,8 +28,10 @@
 
 #include <lmdb.h>
 
+#include "core/buf.h"
 #include "core/tlog.h"
 #include "table/tbl.h"
+#include "table/tbl_int.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -2170,6 +2172,382 @@ static void test_key_order(void **state) {
     tmp_done(dir);
 }
 
+/* ---- exact order of long keys -------------------------------------------------------------- */
+
+/* Keys longer than LMDB's 511-byte limit are stored folded (first bytes + a digest); Query must
+ * still return them in exact key order (S and B bytewise, N numerically), forward and backward,
+ * under every key condition and across pages.  The expected order is computed here by sorting
+ * the values themselves. */
+
+#define LK_N 30
+
+typedef struct lk_key {
+    int type;                     /* TBL_T_S, TBL_T_B or TBL_T_N (n: the integer value) */
+    uint8_t b[1100];
+    size_t n;
+    long num;
+} lk_key_t;
+
+static uint32_t lk_seed = 12345;
+static uint32_t lk_rand(void) {
+    lk_seed = lk_seed * 1103515245u + 12345u;
+    return lk_seed >> 8;
+}
+
+static int lk_cmp(const void *a, const void *b) {
+    const lk_key_t *x = a, *y = b;
+    if (x->type == TBL_T_N) return (x->num > y->num) - (x->num < y->num);
+    size_t m = x->n < y->n ? x->n : y->n;
+    int c = memcmp(x->b, y->b, m);
+    if (c) return c < 0 ? -1 : 1;
+    return (x->n > y->n) - (x->n < y->n);
+}
+
+static json_t *lk_av(const lk_key_t *k) {
+    if (k->type == TBL_T_S) return json_pack("{s:s%}", "S", (const char *)k->b, k->n);
+    if (k->type == TBL_T_N) {
+        char s[32];
+        snprintf(s, sizeof s, "%ld", k->num);
+        return json_pack("{s:s}", "N", s);
+    }
+    tr_buf t = TR_BUF_INIT;
+    tr_buf_base64(&t, k->b, k->n);
+    json_t *av = json_pack("{s:s%}", "B", t.data, t.len);
+    tr_buf_free(&t);
+    return av;
+}
+
+static void lk_from_av(const json_t *av, int type, lk_key_t *k) {
+    memset(k, 0, sizeof *k);
+    k->type = type;
+    json_t *s = json_object_get(av, type == TBL_T_S ? "S" : type == TBL_T_N ? "N" : "B");
+    if (!s) fail_msg("attribute value of the wrong type");
+    if (type == TBL_T_N) {
+        k->num = atol(json_string_value(s));
+    } else if (type == TBL_T_S) {
+        k->n = json_string_length(s);
+        assert_true(k->n <= sizeof k->b);
+        memcpy(k->b, json_string_value(s), k->n);
+    } else {
+        uint8_t *tmp = malloc(tr_base64_decoded_max(json_string_length(s)));
+        long n = tr_base64_decode(json_string_value(s), json_string_length(s), tmp);
+        assert_true(n >= 0 && (size_t)n <= sizeof k->b);
+        memcpy(k->b, tmp, (size_t)n);
+        k->n = (size_t)n;
+        free(tmp);
+    }
+}
+
+/* n distinct keys: `plen` bytes of `fill`, then a short tail (bytes that stress the escapes: 0x00,
+ * 0x01, 0xFF, multi-byte UTF-8 for S), in random order; N keys are integers. */
+static void lk_keys(lk_key_t *k, size_t n, int type, size_t plen, uint8_t fill) {
+    static const char *s_parts[] = {"a", "b", "z", "\x01", "\x7f", "\xc3\xa9", "\xf0\x9f\x98\x80"};
+    static const uint8_t b_parts[] = {0x00, 0x01, 0x7f, 0xfe, 0xff, 'a'};
+    for (size_t i = 0; i < n; i++) {
+        for (;;) {
+            lk_key_t *x = &k[i];
+            memset(x, 0, sizeof *x);
+            x->type = type;
+            if (type == TBL_T_N) {
+                x->num = (long)(lk_rand() % 2001) - 1000;
+            } else {
+                memset(x->b, fill, plen);
+                x->n = plen;
+                size_t tl = i == 0 ? 0 : lk_rand() % 5;   /* key 0: the bare prefix */
+                for (size_t t = 0; t < tl; t++) {
+                    if (type == TBL_T_S) {
+                        const char *p = s_parts[lk_rand() % 7];
+                        memcpy(x->b + x->n, p, strlen(p));
+                        x->n += strlen(p);
+                    } else {
+                        x->b[x->n++] = b_parts[lk_rand() % 6];
+                    }
+                }
+            }
+            int dup = 0;
+            for (size_t j = 0; j < i; j++) dup |= !lk_cmp(&k[j], x);
+            if (!dup) break;
+        }
+    }
+}
+
+enum { LK_ALL, LK_EQ, LK_LT, LK_LE, LK_GT, LK_GE, LK_BETWEEN, LK_BEGINS, LK_NOPS };
+
+static int lk_match(int op, const lk_key_t *v, const lk_key_t *a, const lk_key_t *b) {
+    int c = lk_cmp(v, a);
+    switch (op) {
+    case LK_ALL: return 1;
+    case LK_EQ: return c == 0;
+    case LK_LT: return c < 0;
+    case LK_LE: return c <= 0;
+    case LK_GT: return c > 0;
+    case LK_GE: return c >= 0;
+    case LK_BETWEEN: return c >= 0 && lk_cmp(v, b) <= 0;
+    default: return v->n >= a->n && !memcmp(v->b, a->b, a->n);
+    }
+}
+
+/* Query partition hv of table/index on range attribute rname (keys sorted[0..n) are all the
+ * partition holds) with every operator, both directions and several page sizes; compare with
+ * the sorted keys. */
+static void lk_check(tbl_t *db, const char *table, const char *index, const char *hname,
+                     const json_t *hv, const char *rname, const lk_key_t *sorted, size_t n) {
+    static const char *conds[] = {"#h = :h", "#h = :h AND #r = :a", "#h = :h AND #r < :a",
+                                  "#h = :h AND #r <= :a", "#h = :h AND #r > :a",
+                                  "#h = :h AND #r >= :a", "#h = :h AND #r BETWEEN :a AND :b",
+                                  "#h = :h AND begins_with(#r, :a)"};
+    int type = sorted[0].type;
+    lk_key_t *got = malloc(sizeof *got * (n + 1));
+    for (int op = 0; op < LK_NOPS; op++) {
+        if (op == LK_BEGINS && type == TBL_T_N) continue;
+        lk_key_t a = sorted[n / 3], b = sorted[2 * n / 3];
+        if (op == LK_BEGINS) { /* a key without its last character */
+            a = sorted[n / 2];
+            do a.n--;
+            while (type == TBL_T_S && a.n && (a.b[a.n] & 0xC0) == 0x80);
+        }
+        json_t *names = json_pack("{s:s,s:s}", "#h", hname, "#r", rname);
+        json_t *vals = json_pack("{s:O,s:o,s:o}", ":h", hv, ":a", lk_av(&a), ":b", lk_av(&b));
+        if (op == LK_ALL || op == LK_EQ || op == LK_LT || op == LK_LE || op == LK_GT ||
+            op == LK_GE || op == LK_BEGINS)
+            json_object_del(vals, ":b");
+        if (op == LK_ALL) json_object_del(vals, ":a"), json_object_del(names, "#r");
+        tbl_expr_t *kc = NULL;
+        tr_err e = {0, ""};
+        if (tbl_expr_parse(TBL_EXPR_KEY_CONDITION, conds[op], names, vals, NULL, &kc, &e))
+            fail_msg("keycond %s: %s", conds[op], e.msg);
+        size_t want_n = 0;
+        for (size_t i = 0; i < n; i++) want_n += lk_match(op, &sorted[i], &a, &b);
+        for (int back = 0; back < 2; back++) {
+            static const uint32_t limits[] = {0, 1, 7};
+            for (size_t li = 0; li < 3; li++) {
+                if (limits[li] == 1 && op != LK_ALL && op != LK_GT) continue; /* time */
+                size_t got_n = 0;
+                int pages = 0;
+                json_t *start = NULL;
+                do {
+                    tbl_query_t q = {.table = table, .index = index, .keycond_expr = kc,
+                                     .backward = back, .limit = limits[li], .start_key = start,
+                                     .select = TBL_SELECT_ALL_PROJECTED};
+                    if (tbl_query(db, &q, &e)) fail_msg("query %s: %s", conds[op], e.msg);
+                    size_t i;
+                    json_t *it;
+                    json_array_foreach(q.items, i, it) {
+                        if (got_n <= n) lk_from_av(json_object_get(it, rname), type, &got[got_n]);
+                        got_n++;
+                    }
+                    json_decref(start);
+                    start = q.last_key ? json_incref(q.last_key) : NULL;
+                    tbl_query_free(&q);
+                    if (++pages > 200) fail_msg("%s: query does not end", conds[op]);
+                } while (start);
+                if (got_n != want_n)
+                    fail_msg("%s %s/%s back=%d limit=%u: %zu items, want %zu", conds[op], table,
+                             index ? index : "-", back, limits[li], got_n, want_n);
+                size_t w = 0;
+                for (size_t i = 0; i < n; i++) {
+                    size_t s = back ? n - 1 - i : i;
+                    if (!lk_match(op, &sorted[s], &a, &b)) continue;
+                    if (lk_cmp(&got[w], &sorted[s]))
+                        fail_msg("%s %s/%s back=%d limit=%u: item %zu out of order (key of %zu "
+                                 "bytes, want the one of %zu)", conds[op], table,
+                                 index ? index : "-", back, limits[li], w, got[w].n, sorted[s].n);
+                    w++;
+                }
+            }
+        }
+        tbl_expr_free(kc);
+        json_decref(names);
+        json_decref(vals);
+    }
+    free(got);
+}
+
+static json_t *lk_str(char c, size_t n, const char *tail) {
+    char *s = malloc(n + strlen(tail) + 1);
+    memset(s, c, n);
+    strcpy(s + n, tail);
+    json_t *av = json_pack("{s:s}", "S", s);
+    free(s);
+    return av;
+}
+
+/* kf: key format of the tables made (0: as before key format 1, whose tables must still work
+ * after an upgrade: the engine is reopened with today's default before the checks). */
+static void long_key_order(int kf) {
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    tbl_t *db = open_at(dir, &o);
+    tr_err e = {0, ""};
+    tbl__key_format_new = kf;
+    /* B range keys sharing 700 bytes; a GSI and an LSI with S keys sharing 800 / 900 bytes */
+    tbl_attrdef_t a[5] = {{"h", TBL_T_S}, {"r", TBL_T_B}, {"gh", TBL_T_S}, {"gr", TBL_T_S},
+                          {"lr", TBL_T_S}};
+    tbl_index_info_t ix[2] = {
+        {.name = "byG", .hash = "gh", .range = "gr", .projection = TBL_PROJ_KEYS_ONLY},
+        {.name = "byL", .local = 1, .hash = "h", .range = "lr", .projection = TBL_PROJ_ALL},
+    };
+    tbl_table_info_t d = {.name = "lks", .hash = "h", .range = "r", .attrs = a, .n_attrs = 5,
+                          .indexes = ix, .n_indexes = 2,
+                          .billing = TBL_BILLING_PAY_PER_REQUEST};
+    if (tbl_table_create(db, &d, NULL, &e)) fail_msg("create: %s", e.msg);
+    static lk_key_t rk[LK_N + 10], gk[LK_N + 10], lkk[LK_N + 10];
+    lk_keys(rk, LK_N + 10, TBL_T_B, 700, 0xAB);
+    lk_keys(gk, LK_N + 10, TBL_T_S, 800, 'g');
+    lk_keys(lkk, LK_N + 10, TBL_T_S, 900, 'l');
+    /* partitions: "x" (short), P (600 bytes), and decoys under P + "q" (same first 600 bytes,
+     * keys 40..49) and in the GSI under G + "q" */
+    json_t *hx = lk_str('x', 1, ""), *hp = lk_str('p', 600, ""), *hq = lk_str('p', 600, "q");
+    json_t *G = lk_str('G', 600, ""), *Gq = lk_str('G', 600, "q");
+    for (size_t i = 0; i < LK_N + 10; i++) {
+        for (int part = 0; part < 2; part++) {
+            if (i >= LK_N && part) continue;
+            json_t *h = i >= LK_N ? hq : part ? hp : hx;
+            json_t *it = json_pack("{s:O,s:o,s:o}", "h", h, "r", lk_av(&rk[i]), "lr",
+                                   lk_av(&lkk[i]));
+            if (!part) {
+                json_object_set(it, "gh", i >= LK_N ? Gq : G);
+                json_object_set_new(it, "gr", lk_av(&gk[i]));
+            }
+            tbl_write_t w = {.op = TBL_OP_PUT, .table = "lks", .item = it};
+            if (tbl_sync_write(db, &w, 1, &e)) fail_msg("put: %s", e.msg);
+            json_decref(it);
+        }
+    }
+    tbl__key_format_new = TBL__KEY_FORMAT;
+    tbl_close(db);
+    db = open_at(dir, &o);
+    qsort(rk, LK_N, sizeof rk[0], lk_cmp);
+    qsort(gk, LK_N, sizeof gk[0], lk_cmp);
+    qsort(lkk, LK_N, sizeof lkk[0], lk_cmp);
+    lk_check(db, "lks", NULL, "h", hx, "r", rk, LK_N);
+    lk_check(db, "lks", NULL, "h", hp, "r", rk, LK_N);
+    lk_check(db, "lks", "byG", "gh", G, "gr", gk, LK_N);
+    lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
+    lk_check(db, "lks", "byL", "h", hp, "lr", lkk, LK_N);
+    /* entries written by a GSI backfill, values rewritten by TTL indexing: same order */
+    tbl_index_info_t gi2 = {.name = "byG2", .hash = "gh", .range = "gr",
+                            .projection = TBL_PROJ_KEYS_ONLY};
+    tbl_table_update_t u = {.create_gsi = &gi2};
+    if (tbl_table_update(db, "lks", &u, NULL, &e)) fail_msg("update: %s", e.msg);
+    if (tbl_ttl_update(db, "lks", "exp", 1, &e)) fail_msg("ttl: %s", e.msg);
+    wait_background(db);
+    lk_check(db, "lks", "byG2", "gh", G, "gr", gk, LK_N);
+    lk_check(db, "lks", NULL, "h", hp, "r", rk, LK_N);
+    lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
+
+    /* N range keys under a long partition key (format 0: every key of the partition folded) */
+    tbl__key_format_new = kf;
+    create(db, "lkn", "h", TBL_T_S, "r", TBL_T_N);
+    tbl__key_format_new = TBL__KEY_FORMAT;
+    static lk_key_t nk[LK_N];
+    lk_keys(nk, LK_N, TBL_T_N, 0, 0);
+    for (size_t i = 0; i < LK_N; i++) {
+        json_t *it = json_pack("{s:O,s:o}", "h", hp, "r", lk_av(&nk[i]));
+        tbl_write_t w = {.op = TBL_OP_PUT, .table = "lkn", .item = it};
+        if (tbl_sync_write(db, &w, 1, &e)) fail_msg("put: %s", e.msg);
+        json_decref(it);
+    }
+    qsort(nk, LK_N, sizeof nk[0], lk_cmp);
+    lk_check(db, "lkn", NULL, "h", hp, "r", nk, LK_N);
+
+    /* Scan pages through every item exactly once */
+    size_t seen = 0;
+    json_t *start = NULL;
+    json_t *keys = json_object();
+    do {
+        tbl_query_t q = {.table = "lks", .scan = 1, .limit = 3, .start_key = start};
+        assert_int_equal(tbl_query(db, &q, &e), 0);
+        size_t i;
+        json_t *it;
+        json_array_foreach(q.items, i, it) {
+            json_t *kj = json_pack("{s:O,s:O}", "h", json_object_get(it, "h"), "r",
+                                   json_object_get(it, "r"));
+            char *k = json_dumps(kj, JSON_SORT_KEYS | JSON_COMPACT);
+            json_decref(kj);
+            assert_null(json_object_get(keys, k));
+            json_object_set_new(keys, k, json_true());
+            free(k);
+            seen++;
+        }
+        json_decref(start);
+        start = q.last_key ? json_incref(q.last_key) : NULL;
+        tbl_query_free(&q);
+    } while (start);
+    assert_int_equal(seen, 2 * LK_N + 10);
+    json_decref(keys);
+
+    json_decref(hx);
+    json_decref(hp);
+    json_decref(hq);
+    json_decref(G);
+    json_decref(Gq);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
+static void test_long_key_order(void **state) {
+    (void)state;
+    long_key_order(TBL__KEY_FORMAT);
+}
+
+/* Keys around the fold threshold: stored lengths from ~460 to ~540 bytes (short, raw past 479,
+ * exactly 511, folded) in one partition, sharing a 440-byte prefix, tails with 0x00 and 0xFF. */
+static void test_key_order_at_fold_threshold(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    tbl_opts_t o = test_opts();
+    tbl_t *db = open_at(dir, &o);
+    tr_err e = {0, ""};
+    create(db, "thr", "h", TBL_T_S, "r", TBL_T_B);
+    static lk_key_t k[3 * LK_N];
+    size_t n = sizeof k / sizeof k[0];
+    static const uint8_t parts[] = {0x00, 0x01, 0xFE, 0xFF, 'a'};
+    for (size_t i = 0; i < n; i++) {
+        for (;;) {
+            lk_key_t *x = &k[i];
+            memset(x, 0, sizeof *x);
+            x->type = TBL_T_B;
+            x->n = 440 + lk_rand() % 80;
+            memset(x->b, 'a', x->n);
+            for (size_t t = 0; t < 6 && t < x->n; t++) x->b[x->n - 1 - t] = parts[lk_rand() % 5];
+            if (lk_rand() % 4 == 0) x->b[430] = 0x00;   /* escaped: the encoding grows */
+            int dup = 0;
+            for (size_t j = 0; j < i; j++) dup |= !lk_cmp(&k[j], x);
+            if (!dup) break;
+        }
+        json_t *it = json_pack("{s:{s:s},s:o}", "h", "S", "x", "r", lk_av(&k[i]));
+        tbl_write_t w = {.op = TBL_OP_PUT, .table = "thr", .item = it};
+        if (tbl_sync_write(db, &w, 1, &e)) fail_msg("put: %s", e.msg);
+        json_decref(it);
+    }
+    qsort(k, n, sizeof k[0], lk_cmp);
+    json_t *hv = json_pack("{s:s}", "S", "x");
+    lk_check(db, "thr", NULL, "h", hv, "r", k, n);
+    /* a bound longer than any key encoding (6000 bytes): refused, not read with a cut bound */
+    char *huge = malloc(8001);
+    memset(huge, 'z', 8000);
+    huge[8000] = 0;
+    json_t *bv = json_pack("{s:O,s:{s:s}}", ":h", hv, ":a", "B", huge);
+    free(huge);
+    tbl_expr_t *kc = NULL;
+    if (tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "h = :h AND r < :a", NULL, bv, NULL, &kc, &e))
+        fail_msg("keycond: %s", e.msg);
+    tbl_query_t q = {.table = "thr", .keycond_expr = kc};
+    assert_int_equal(tbl_query(db, &q, &e), TR_EVALIDATION);
+    assert_null(q.items);
+    tbl_expr_free(kc);
+    json_decref(bv);
+    json_decref(hv);
+    tbl_close(db);
+    tmp_done(dir);
+}
+
+static void test_long_key_order_format0(void **state) {
+    (void)state;
+    long_key_order(0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_describe_list_delete),
@@ -2197,6 +2575,9 @@ int main(void) {
         cmocka_unit_test(test_update_remove_on_missing_creates_nothing),
         cmocka_unit_test(test_sync_api),
         cmocka_unit_test(test_key_order),
+        cmocka_unit_test(test_long_key_order),
+        cmocka_unit_test(test_long_key_order_format0),
+        cmocka_unit_test(test_key_order_at_fold_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
