@@ -21,6 +21,7 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/kinesis_int.h"
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
@@ -1092,6 +1093,8 @@ static int k_put_throttled(k_call_t *c, k_put_t *kp, const tr_err *err) {
     return 0;
 }
 
+static int k_put_parse(k_call_t *c, int single, k_put_t *kp);
+
 static int k_put_common(k_call_t *c, int single) {
     if (k_stream(c, 1)) return -1;
     json_t *arr = single ? NULL : json_object_get(c->in, "Records");
@@ -1109,6 +1112,22 @@ static int k_put_common(k_call_t *c, int single) {
     kp->single = single;
     c->req->state = kp;
     c->req->state_free = k_put_free;
+    if (k_put_parse(c, single, kp)) return -1;
+    memcpy(kp->stream, c->stream, sizeof kp->stream);
+    tr_err err;
+    tr_err_clear(&err);
+    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
+    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
+    if (rc) return k_error(c, rc, &err);
+    c->req->finish = k_put_finish;
+    return 1;  /* deferred */
+}
+
+/* The general path's reading of a PutRecord(s) body (c->in) into kp: every record validated,
+ * its data decoded into kp->data (partition keys borrowed from c->in).  0, or -1 with the error
+ * response filled. */
+static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
+    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
     size_t total = 0;
     kp->data = malloc(c->req->body_len + 1);
     if (!kp->data) abort();
@@ -1150,14 +1169,7 @@ static int k_put_common(k_call_t *c, int single) {
                           "keys); send fewer or smaller records per PutRecords",
                           total);
     }
-    memcpy(kp->stream, c->stream, sizeof kp->stream);
-    tr_err err;
-    tr_err_clear(&err);
-    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
-    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
-    if (rc) return k_error(c, rc, &err);
-    c->req->finish = k_put_finish;
-    return 1;  /* deferred */
+    return 0;
 }
 
 
@@ -1173,6 +1185,7 @@ static int k_put_common(k_call_t *c, int single) {
  * speed, never behaviour.
  */
 #define K_FAST_BAIL 2
+#define K_FAST_ANSWERED 3
 
 typedef struct k_scan {
     const char *p, *end;
@@ -1258,11 +1271,11 @@ static int k_stream_name_ok(const char *s, size_t n) {
 }
 
 /* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
+static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp);
+
 static int k_put_fast(k_call_t *c, int single) {
     net_req_t *req = c->req;
     k_scan_t s = {(const char *)req->body, (const char *)req->body + req->body_len};
-    const char *stream = NULL;
-    size_t stream_n = 0, total = 0;
     if (!ks_ch(&s, '{')) return K_FAST_BAIL;
     /* Charged before allocating, as on the general path (k_put_common): the put buffer and
      * response base now, the records as the array grows, then the per-record rest.  Partition
@@ -1275,60 +1288,15 @@ static int k_put_fast(k_call_t *c, int single) {
     kp->single = single;
     kp->data = malloc(req->body_len + 1);
     if (!kp->data) abort();
-    uint8_t *cursor = kp->data;
-    if (single) {
-        kp->n = 1;
-        if (k_put_charge(c, K_PUT_REC_MEM)) goto answered;
-        kp->recs = calloc(1, sizeof *kp->recs);
-        if (!kp->recs) abort();
-        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) goto bail;
-    } else {
-        size_t cap = 0;
-        int have_records = 0;
-        for (;;) {
-            const char *k;
-            size_t kn;
-            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) goto bail;
-            if (ks_key_is(k, kn, "StreamName")) {
-                if (ks_str(&s, &stream, &stream_n, NULL)) goto bail;
-            } else if (ks_key_is(k, kn, "Records") && !have_records) {
-                have_records = 1;
-                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) goto bail;
-                for (;;) {
-                    if (kp->n == 500) goto bail;
-                    if (kp->n == cap) {
-                        size_t ncap = cap ? cap * 2 : 64;
-                        if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) goto answered;
-                        cap = ncap;
-                        kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
-                        if (!kp->recs) abort();
-                    }
-                    memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
-                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) goto bail;
-                    kp->n++;
-                    if (ks_ch(&s, ',')) continue;
-                    if (ks_ch(&s, ']')) break;
-                    goto bail;
-                }
-            } else {
-                goto bail;
-            }
-            if (ks_ch(&s, ',')) continue;
-            if (ks_ch(&s, '}')) break;
-            goto bail;
-        }
-        if (!have_records || total > K_MAX_PUT_BYTES) goto bail;
-    }
-    ks_ws(&s);
-    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) goto bail;
-    memcpy(c->stream, stream, stream_n);
-    c->stream[stream_n] = 0;
+    int rc = k_put_scan(c, &s, single, kp);
+    if (rc == K_FAST_ANSWERED) goto answered;
+    if (rc == K_FAST_BAIL) goto bail;
     memcpy(kp->stream, c->stream, sizeof kp->stream);
     req->state = kp;
     req->state_free = k_put_free;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
+    rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
     if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
     if (rc) {
         k_error(c, rc, &err);
@@ -1344,6 +1312,65 @@ bail:
     k_put_free(kp);
     net_req_uncharge(req);
     return K_FAST_BAIL;
+}
+
+/* Scan the body (s: after its opening brace) into kp (records, data decoded into kp->data,
+ * partition keys borrowed from the body) and c->stream, charging the records to the request as
+ * they are allocated.  0, K_FAST_BAIL (use the general path) or K_FAST_ANSWERED (refused by the
+ * budget: the error is in the response).  kp may hold a partial result either way. */
+static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
+    k_scan_t s = *sp;
+    const char *stream = NULL;
+    size_t stream_n = 0, total = 0;
+    uint8_t *cursor = kp->data;
+    if (single) {
+        kp->n = 1;
+        if (k_put_charge(c, K_PUT_REC_MEM)) return K_FAST_ANSWERED;
+        kp->recs = calloc(1, sizeof *kp->recs);
+        if (!kp->recs) abort();
+        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) return K_FAST_BAIL;
+    } else {
+        size_t cap = 0;
+        int have_records = 0;
+        for (;;) {
+            const char *k;
+            size_t kn;
+            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) return K_FAST_BAIL;
+            if (ks_key_is(k, kn, "StreamName")) {
+                if (ks_str(&s, &stream, &stream_n, NULL)) return K_FAST_BAIL;
+            } else if (ks_key_is(k, kn, "Records") && !have_records) {
+                have_records = 1;
+                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) return K_FAST_BAIL;
+                for (;;) {
+                    if (kp->n == 500) return K_FAST_BAIL;
+                    if (kp->n == cap) {
+                        size_t ncap = cap ? cap * 2 : 64;
+                        if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) return K_FAST_ANSWERED;
+                        cap = ncap;
+                        kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
+                        if (!kp->recs) abort();
+                    }
+                    memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
+                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) return K_FAST_BAIL;
+                    kp->n++;
+                    if (ks_ch(&s, ',')) continue;
+                    if (ks_ch(&s, ']')) break;
+                    return K_FAST_BAIL;
+                }
+            } else {
+                return K_FAST_BAIL;
+            }
+            if (ks_ch(&s, ',')) continue;
+            if (ks_ch(&s, '}')) break;
+            return K_FAST_BAIL;
+        }
+        if (!have_records || total > K_MAX_PUT_BYTES) return K_FAST_BAIL;
+    }
+    ks_ws(&s);
+    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) return K_FAST_BAIL;
+    memcpy(c->stream, stream, stream_n);
+    c->stream[stream_n] = 0;
+    return 0;
 }
 
 static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
@@ -1697,4 +1724,87 @@ int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
     tr_buf_free(&c.verr);
     if (rc == 1) return NET_DEFER;
     return NET_DONE;
+}
+
+/* ---- test hooks (kinesis_int.h) ------------------------------------------------------------ */
+
+/* A request around a copy of body, as net presents it (NUL-terminated); not a served request,
+ * so nothing is charged to a budget. */
+static void k_hook_req(net_req_t *req, const void *body, size_t len) {
+    memset(req, 0, sizeof *req);
+    req->body = malloc(len + 1);
+    if (!req->body) abort();
+    if (len) memcpy(req->body, body, len);
+    req->body[len] = 0;
+    req->body_len = len;
+    req->status = 200;
+}
+
+int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int single,
+                          api__kput_t *out) {
+    memset(out, 0, sizeof *out);
+    net_req_t req;
+    k_hook_req(&req, body, len);
+    out->priv_body = req.body;  /* the partition keys point into it */
+    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
+    k_scan_t s = {(const char *)req.body, (const char *)req.body + len};
+    if (!ks_ch(&s, '{')) return 1;
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = ctx;
+    kp->single = single;
+    kp->data = malloc(len + 1);
+    if (!kp->data) abort();
+    out->priv = kp;
+    int rc = k_put_scan(&c, &s, single, kp);
+    net_req_resp_free(&req);
+    if (rc) return 1;
+    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
+    out->n = kp->n;
+    out->recs = kp->recs;
+    return 0;
+}
+
+int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int single,
+                          api__kput_t *out) {
+    memset(out, 0, sizeof *out);
+    net_req_t req;
+    k_hook_req(&req, body, len);
+    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
+    json_error_t jerr;
+    int rc = -1;
+    /* As api_kinesis_handle reads a body. */
+    c.in = json_loadb((const char *)req.body, req.body_len, JSON_ALLOW_NUL, &jerr);
+    if (!c.in || !json_is_object(c.in)) {
+        k_fail(&c, 400, "SerializationException", "Request body is not a JSON object");
+        goto leave;
+    }
+    k_put_t *kp = calloc(1, sizeof *kp);
+    if (!kp) abort();
+    kp->ctx = ctx;
+    kp->single = single;
+    out->priv = kp;
+    if (k_stream(&c, 1) || k_put_parse(&c, single, kp)) goto leave;
+    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
+    out->n = kp->n;
+    out->recs = kp->recs;
+    rc = 0;
+leave:
+    if (rc) {
+        out->status = req.status;
+        out->error = tr_buf_detach(&req.out, NULL);
+    }
+    out->priv_json = c.in;  /* the partition keys point into it */
+    tr_buf_free(&c.verr);
+    net_req_resp_free(&req);
+    free(req.body);
+    return rc;
+}
+
+void api__kput_free(api__kput_t *k) {
+    k_put_free(k->priv);
+    json_decref(k->priv_json);
+    free(k->priv_body);
+    free(k->error);
+    memset(k, 0, sizeof *k);
 }

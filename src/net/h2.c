@@ -28,8 +28,34 @@
  * H2_MAX_HEADER_BYTES of header text per request (more resets the stream); bodies as HTTP/1.1;
  * bytes produced by nghttp2 but not yet taken by the socket are capped near H2_OUT_BATCH per
  * connection (nghttp2 pulls response bodies from the data provider only as the socket drains,
- * and respects the peer's per-stream and connection flow-control windows).  Connections with no
- * open stream for NET__IDLE_TIMEOUT_S get a GOAWAY and are closed.
+ * and respects the peer's per-stream and connection flow-control windows).  nghttp2's own
+ * limits (set in h2_new) bound SETTINGS entries, queued PING/SETTINGS acks, the RST_STREAM rate
+ * and CONTINUATION frames per header block; closed streams are not kept.
+ *
+ * Header blocks: a stream's memory (the h2_stream_t and its header text, as allocated) is
+ * charged from its HEADERS until it is freed to three budgets at once: its connection's
+ * (H2_CONN_HEADER_BUDGET), the header share of the server's in-flight budget (1/H2_HEADER_SHARE
+ * of opts.max_inflight_bytes, so header floods cannot starve bodies), and the in-flight budget
+ * itself.  A stream that would pass one is refused (RST_STREAM REFUSED_STREAM: the client may
+ * retry) and frees what it held at once.  Streams awaiting their body are capped only by
+ * H2_MAX_STREAMS: clients on nghttp2 (Node's, so the JS SDK's) send a burst's HEADERS frames
+ * before its DATA frames, so a lower cap refuses ordinary bursts; the budgets and the deadlines
+ * bound what such streams hold, and for how long.  A stream has HTTP/1.1's deadlines, whatever
+ * else the connection sends (PINGs, SETTINGS, WINDOW_UPDATEs): its header block must be complete
+ * opts.header_timeout_s after its HEADERS frame began it, its END_STREAM must come
+ * opts.body_timeout_s (plus a second per NET_BODY_MIN_RATE bytes of declared Content-Length)
+ * after that; past either it is reset (CANCEL) and freed.
+ *
+ * Header phase: when a body follows the headers and opts.precheck is set, it runs as soon as the
+ * headers are in (as on HTTP/1.1): an answer it gives is sent at once, the body is not admitted,
+ * and the stream is reset (NO_ERROR) once the answer is out.
+ *
+ * Idle connections: only HEADERS and DATA frames count as activity; a connection with no open
+ * stream and no request for NET__IDLE_TIMEOUT_S gets a GOAWAY and is closed, however many PINGs
+ * it sends.
+ *
+ * Testing without a socket: net__h2_mem_open sets a session up exactly as for an adopted socket,
+ * minus the socket and the thread; net__h2_mem_feed hands it client bytes (tests/fuzz/fuzz_h2.c).
  */
 #include <arpa/inet.h>
 #include <errno.h>
@@ -55,6 +81,13 @@
 #define H2_MAX_LOOPS 8
 #define H2_MAX_STREAMS 128
 #define H2_MAX_HEADER_BYTES (64 * 1024)
+#define H2_CONN_HEADER_BUDGET ((size_t)1 << 20)  /* 15 full header blocks, ~500 signed requests */
+#define H2_HEADER_SHARE 8        /* header blocks, all connections: 1/8 of max_inflight_bytes */
+#define H2_MAX_OUTBOUND_ACK 256  /* PING / SETTINGS acks queued while the client does not read */
+#define H2_MAX_SETTINGS 32       /* entries per SETTINGS frame */
+#define H2_RST_BURST 256         /* incoming RST_STREAM token bucket (CVE-2023-44487) */
+#define H2_RST_RATE 32           /* ... tokens per second */
+#define H2_MAX_CONTINUATIONS 8   /* CONTINUATION frames per header block (CVE-2024-28182) */
 #define H2_STREAM_WINDOW (1 << 20)        /* we consume at once, so large windows cost nothing */
 #define H2_CONN_WINDOW (16 << 20)
 #define H2_READ_CHUNK (64 * 1024)
@@ -82,6 +115,9 @@ typedef struct h2_stream {
     size_t n_hs;
     size_t off_method, off_path, off_query, off_auth;
     int has_host;
+    size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
+    long long deadline_ms;         /* end of its header block, then END_STREAM, due by then */
+    int early;                     /* answered by the precheck, the client's END_STREAM not seen */
 } h2_stream_t;
 
 struct h2_conn {
@@ -96,7 +132,8 @@ struct h2_conn {
     int closed;                    /* on the loop's dead list, freed after this epoll batch */
     h2_conn_t *dnext;
     h2_conn_t *prev, *next;        /* loop->conns */
-    long long last_active_s;
+    long long last_active_s;       /* last HEADERS or DATA frame (PINGs do not count) */
+    size_t hdr_bytes;              /* header budget charged by this connection's streams */
     char remote[64];
 };
 
@@ -122,6 +159,9 @@ struct net__h2 {
     int n;
     atomic_uint next;
     nghttp2_session_callbacks *cbs;
+    nghttp2_option *opt;
+    atomic_size_t hdr_bytes;       /* header budget charged, all connections */
+    size_t hdr_max;                /* its bound: max_inflight_bytes / H2_HEADER_SHARE */
     h2_loop_t loops[H2_MAX_LOOPS];
 };
 
@@ -136,6 +176,12 @@ static long long mono_s(void) {
     return (long long)ts.tv_sec;
 }
 
+static long long mono_ms(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
 static void loop_wake(h2_loop_t *l) {
     uint64_t one = 1;
     ssize_t w = write(l->efd, &one, sizeof one);
@@ -143,7 +189,7 @@ static void loop_wake(h2_loop_t *l) {
 }
 
 static void set_pollout(h2_conn_t *c, int on) {
-    if (c->pollout == on) return;
+    if (c->pollout == on || c->fd < 0) return;
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
     if (epoll_ctl(c->loop->ep, EPOLL_CTL_MOD, c->fd, &ev) == 0) c->pollout = on;
 }
@@ -164,13 +210,41 @@ static const char *loop_date(h2_loop_t *l) {
 static void stream_unlink(h2_stream_t *st) {
     h2_conn_t *c = st->conn;
     if (!c) return;
+    c->hdr_bytes -= st->charge;  /* the connection's share; the server's goes in stream_free */
     if (st->prev) st->prev->next = st->next;
     else c->streams = st->next;
     if (st->next) st->next->prev = st->prev;
     st->prev = st->next = NULL;
 }
 
+/* Charge the stream's header memory up to `total` bytes (see the file comment).  -1, nothing
+ * charged, when that would pass its connection's budget, the header share or the in-flight
+ * budget.  Conn alive. */
+static int stream_charge(h2_stream_t *st, size_t total) {
+    if (total <= st->charge) return 0;
+    size_t d = total - st->charge;
+    net__h2_t *h = st->loop->h2;
+    net_server_t *s = st->loop->srv;
+    if (st->conn->hdr_bytes + d > H2_CONN_HEADER_BUDGET) return -1;
+    if (atomic_fetch_add(&h->hdr_bytes, d) + d > h->hdr_max) {
+        atomic_fetch_sub(&h->hdr_bytes, d);
+        return -1;
+    }
+    if (atomic_fetch_add(&s->inflight, d) + d > s->o.max_inflight_bytes) {
+        atomic_fetch_sub(&s->inflight, d);
+        atomic_fetch_sub(&h->hdr_bytes, d);
+        return -1;
+    }
+    st->conn->hdr_bytes += d;
+    st->charge = total;
+    return 0;
+}
+
 static void stream_free(h2_stream_t *st) {
+    if (st->charge) {
+        atomic_fetch_sub(&st->loop->h2->hdr_bytes, st->charge);
+        atomic_fetch_sub(&st->loop->srv->inflight, st->charge);
+    }
     net__body_release(st->loop->srv, &st->pub, &st->body_cap);
     free(st->pub.headers);
     tr_buf_free(&st->hs);
@@ -183,6 +257,26 @@ static void stream_drop(h2_stream_t *st) {
     stream_unlink(st);
     st->conn = NULL;
     if (st->state != S_DEFERRED) stream_free(st);
+}
+
+/* Reset a stream still reading its request, and free it now rather than when nghttp2 has sent the
+ * RST_STREAM (a client that does not read would otherwise keep it).  Conn alive. */
+static void stream_refuse(h2_stream_t *st, uint32_t code) {
+    h2_conn_t *c = st->conn;
+    nghttp2_session_set_stream_user_data(c->ses, st->id, NULL);
+    nghttp2_submit_rst_stream(c->ses, NGHTTP2_FLAG_NONE, st->id, code);
+    stream_drop(st);
+}
+
+/* What st->hs will have allocated once `extra` more bytes are appended (tr_buf_reserve's
+ * growth), plus the stream and the header array stream_dispatch makes: its charge. */
+static size_t stream_cost(const h2_stream_t *st, size_t extra, size_t fields) {
+    size_t need = st->hs.len + extra + 1, cap = st->hs.cap;
+    if (need > cap) {
+        cap = cap ? cap : 256;
+        while (cap < need) cap *= 2;
+    }
+    return sizeof *st + cap + (fields + 1) * sizeof(sigv4_header_t);
 }
 
 static size_t hs_put(h2_stream_t *st, const uint8_t *p, size_t n) {
@@ -259,10 +353,11 @@ static void stream_respond(h2_stream_t *st) {
     }
 }
 
-/* END_STREAM seen: present the request to the handler. */
-static void stream_dispatch(h2_stream_t *st) {
-    net_server_t *s = st->loop->srv;
+/* Headers complete: fill the request's method, path, query and header array from the header
+ * text (which no longer moves: trailers are not kept). */
+static void stream_present(h2_stream_t *st) {
     net_req_t *r = &st->pub;
+    if (r->headers) return;  /* done when the headers ended, for the precheck */
     char *hs = st->hs.data;
     size_t n = st->n_hs + (st->has_host || st->off_auth == NOPOS ? 0 : 1);
     r->headers = calloc(n ? n : 1, sizeof *r->headers);
@@ -288,6 +383,13 @@ static void stream_dispatch(h2_stream_t *st) {
     r->method = st->off_method != NOPOS ? hs + st->off_method : "GET";
     r->path = st->off_path != NOPOS ? hs + st->off_path : "/";
     r->query = st->off_query != NOPOS ? hs + st->off_query : "";
+}
+
+/* END_STREAM seen: present the request to the handler. */
+static void stream_dispatch(h2_stream_t *st) {
+    net_server_t *s = st->loop->srv;
+    net_req_t *r = &st->pub;
+    stream_present(st);
     if (!r->body) {
         r->body = calloc(1, 1);
         if (!r->body) abort();
@@ -305,11 +407,19 @@ static void stream_dispatch(h2_stream_t *st) {
 static int on_begin_headers(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
     h2_conn_t *c = ud;
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
+    c->last_active_s = mono_s();
     h2_stream_t *st = calloc(1, sizeof *st);
     if (!st) abort();
     st->loop = c->loop;
     st->conn = c;
     st->id = f->hd.stream_id;
+    st->deadline_ms = mono_ms() + (long long)c->loop->srv->o.header_timeout_s * 1000;
+    if (stream_charge(st, stream_cost(st, 0, 0)) != 0) {
+        tr_debug("http2", "%s: stream %d refused: header budget spent", c->remote, st->id);
+        free(st);
+        nghttp2_submit_rst_stream(ses, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     st->off_method = st->off_path = st->off_query = st->off_auth = NOPOS;
     st->pub.status = 200;
     st->pub.resume_fn = h2_resume;
@@ -330,8 +440,18 @@ static int on_header(nghttp2_session *ses, const nghttp2_frame *f, const uint8_t
     if (f->hd.type != NGHTTP2_HEADERS || f->headers.cat != NGHTTP2_HCAT_REQUEST) return 0;
     h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
     if (!st) return 0;
-    if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES)
-        return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;  /* resets this stream only */
+    if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES) {
+        tr_debug("http2", "%s: stream %d reset: more than %d bytes of headers", st->conn->remote,
+                 st->id, H2_MAX_HEADER_BYTES);
+        stream_refuse(st, NGHTTP2_INTERNAL_ERROR);  /* this stream only, as nghttp2 would */
+        return 0;
+    }
+    /* At most three strings (a :path with a query: two) for st->n_hs + 1 fields. */
+    if (stream_charge(st, stream_cost(st, namelen + valuelen + 3, st->n_hs + 1)) != 0) {
+        tr_debug("http2", "%s: stream %d refused: header budget spent", st->conn->remote, st->id);
+        stream_refuse(st, NGHTTP2_REFUSED_STREAM);
+        return 0;
+    }
     if (namelen && name[0] == ':') {
         if (namelen == 7 && !memcmp(name, ":method", 7)) {
             st->off_method = hs_put(st, value, valuelen);
@@ -367,12 +487,50 @@ static int on_data_chunk(nghttp2_session *ses, uint8_t flags, int32_t id, const 
 }
 
 static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
+    h2_conn_t *c = ud;
+    if (f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) return 0;
+    c->last_active_s = mono_s();
+    h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
+    if (st && (f->hd.flags & NGHTTP2_FLAG_END_STREAM)) st->early = 0;
+    if (!st || st->state != S_READING) return 0;
+    if (f->hd.flags & NGHTTP2_FLAG_END_STREAM) {
+        stream_dispatch(st);
+    } else if (f->hd.type == NGHTTP2_HEADERS && f->headers.cat == NGHTTP2_HCAT_REQUEST) {
+        /* Headers complete: the body's deadline, as http.c gives HTTP/1.1 bodies (a declared
+         * length past max_body buys no more time: that body is refused anyway). */
+        const net_opts_t *o = &c->loop->srv->o;
+        size_t declared = st->expect < o->max_body ? st->expect : o->max_body;
+        st->deadline_ms = mono_ms() + (long long)o->body_timeout_s * 1000 +
+                          (long long)(declared / NET_BODY_MIN_RATE) * 1000;
+        /* A body follows: the header-phase check may answer before any of it is admitted, as
+         * on HTTP/1.1 (on_frame_send then resets the stream once that answer is out). */
+        if (o->precheck) {
+            stream_present(st);
+            st->state = S_HANDLER;
+            if (o->precheck(o->handler_arg, &st->pub) == NET_DONE) {
+                st->early = 1;
+                stream_respond(st);
+            } else {
+                st->state = S_READING;
+            }
+        }
+    }
+    return 0;
+}
+
+/* Our END_STREAM went out.  A stream answered before the client finished its request is then
+ * reset with NO_ERROR (RFC 9113 8.1: stop sending the body); else it would stay open, holding
+ * its budget, until the client ends a body nobody reads. */
+static int on_frame_send(nghttp2_session *ses, const nghttp2_frame *f, void *ud) {
     (void)ud;
     if ((f->hd.type != NGHTTP2_HEADERS && f->hd.type != NGHTTP2_DATA) ||
         !(f->hd.flags & NGHTTP2_FLAG_END_STREAM))
         return 0;
     h2_stream_t *st = nghttp2_session_get_stream_user_data(ses, f->hd.stream_id);
-    if (st && st->state == S_READING) stream_dispatch(st);
+    if (st && st->early) {
+        st->early = 0;
+        nghttp2_submit_rst_stream(ses, NGHTTP2_FLAG_NONE, f->hd.stream_id, NGHTTP2_NO_ERROR);
+    }
     return 0;
 }
 
@@ -425,7 +583,10 @@ static int conn_flush(h2_conn_t *c) {
             set_pollout(c, 0);
             return 0;
         }
-        ssize_t w = send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
+        /* No socket (net__h2_mem_open): the output is produced, checked by nghttp2, dropped. */
+        ssize_t w = c->fd < 0 ? (ssize_t)(c->out_len - c->out_off)
+                              : send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
+                                     MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -457,9 +618,11 @@ static void conn_close(h2_conn_t *c) {
     h2_loop_t *l = c->loop;
     if (c->closed) return;
     c->closed = 1;
-    epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
-    close(c->fd);
-    c->fd = -1;
+    if (c->fd >= 0) {
+        epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
+        close(c->fd);
+        c->fd = -1;
+    }
     while (c->streams) {
         h2_stream_t *st = c->streams;
         nghttp2_session_set_stream_user_data(c->ses, st->id, NULL);
@@ -490,19 +653,23 @@ static void loop_reap(h2_loop_t *l) {
 static void conn_open(h2_loop_t *l, h2_conn_t *c) {
     c->loop = l;
     c->last_active_s = mono_s();
-    if (nghttp2_session_server_new(&c->ses, l->h2->cbs, c) != 0) goto fail;
+    if (nghttp2_session_server_new2(&c->ses, l->h2->cbs, c, l->h2->opt) != 0) goto fail;
+    /* No RFC 7540 priorities: no priority tree, no idle streams made by PRIORITY frames. */
     nghttp2_settings_entry iv[] = {
         {NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, H2_MAX_STREAMS},
         {NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, H2_STREAM_WINDOW},
         {NGHTTP2_SETTINGS_MAX_HEADER_LIST_SIZE, H2_MAX_HEADER_BYTES},
+        {NGHTTP2_SETTINGS_NO_RFC7540_PRIORITIES, 1},
     };
     if (nghttp2_submit_settings(c->ses, NGHTTP2_FLAG_NONE, iv, sizeof iv / sizeof iv[0]) != 0 ||
         nghttp2_session_set_local_window_size(c->ses, NGHTTP2_FLAG_NONE, 0, H2_CONN_WINDOW) != 0)
         goto fail;
-    int one = 1;
-    setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
-    if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+    if (c->fd >= 0) {
+        int one = 1;
+        setsockopt(c->fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
+        if (epoll_ctl(l->ep, EPOLL_CTL_ADD, c->fd, &ev) != 0) goto fail;
+    }
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;
     l->conns = c;
@@ -512,9 +679,21 @@ fail:
     tr_warn("http2", "%s: cannot set up an HTTP/2 session (out of memory or file descriptors); "
             "the connection is closed, the client will retry", c->remote);
     if (c->ses) nghttp2_session_del(c->ses);
-    close(c->fd);
+    if (c->fd >= 0) close(c->fd);
     free(c);
     atomic_fetch_sub(&l->srv->live, 1);
+}
+
+/* n bytes from the client: to nghttp2, then its answers out.  Returns 0 if c is still alive. */
+static int conn_input(h2_conn_t *c, const uint8_t *p, size_t n) {
+    ssize_t r = nghttp2_session_mem_recv(c->ses, p, n);
+    if (r < 0) {
+        tr_debug("http2", "%s: protocol error: %s", c->remote, nghttp2_strerror((int)r));
+        conn_flush(c);  /* best effort: nghttp2 may have queued a GOAWAY saying why */
+        conn_close(c);
+        return -1;
+    }
+    return conn_settle(c);
 }
 
 static void conn_readable(h2_conn_t *c, int hup) {
@@ -524,15 +703,7 @@ static void conn_readable(h2_conn_t *c, int hup) {
         conn_close(c);  /* peer closed or reset: deferred streams are orphaned */
         return;
     }
-    c->last_active_s = mono_s();
-    ssize_t r = nghttp2_session_mem_recv(c->ses, c->loop->rbuf, (size_t)n);
-    if (r < 0) {
-        tr_debug("http2", "%s: protocol error: %s", c->remote, nghttp2_strerror((int)r));
-        conn_flush(c);  /* best effort: nghttp2 may have queued a GOAWAY saying why */
-        conn_close(c);
-        return;
-    }
-    conn_settle(c);
+    conn_input(c, c->loop->rbuf, (size_t)n);
 }
 
 /* ---- the loop -------------------------------------------------------------------------------- */
@@ -617,13 +788,28 @@ static int conn_stalled(const h2_conn_t *c, long long now) {
     return 1;
 }
 
-static void loop_sweep_idle(h2_loop_t *l, long long now) {
+/* Once a second: close stalled connections, reset streams past their deadline. */
+static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
+    long long now = now_ms / 1000;
     for (h2_conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
-        if (!conn_stalled(c, now)) continue;
-        nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
-        conn_flush(c);
-        conn_close(c);
+        if (conn_stalled(c, now)) {
+            nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
+            conn_flush(c);
+            conn_close(c);
+            continue;
+        }
+        int late = 0;
+        for (h2_stream_t *st = c->streams, *snext; st; st = snext) {
+            snext = st->next;
+            if (st->state != S_READING || now_ms < st->deadline_ms) continue;
+            tr_debug("http2", "%s: stream %d reset: its request was not complete in time "
+                     "(--header-timeout %u s, --body-timeout %u s)", c->remote, st->id,
+                     l->srv->o.header_timeout_s, l->srv->o.body_timeout_s);
+            stream_refuse(st, NGHTTP2_CANCEL);
+            late = 1;
+        }
+        if (late) conn_settle(c);
     }
 }
 
@@ -654,7 +840,7 @@ static void *loop_main(void *arg) {
         long long now = mono_s();
         if (now != last_sweep) {
             last_sweep = now;
-            loop_sweep_idle(l, now);
+            loop_sweep_idle(l, mono_ms());
         }
         loop_reap(l);
     }
@@ -685,21 +871,41 @@ void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer) {
     loop_wake(l);
 }
 
-int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err) {
-    if (loops < 1) loops = 1;
-    if (loops > H2_MAX_LOOPS) loops = H2_MAX_LOOPS;
+/* The shared part of net__h2_start and net__h2_mem_open: callbacks, options, budgets. */
+static net__h2_t *h2_new(net_server_t *srv) {
     net__h2_t *h = calloc(1, sizeof *h);
-    if (!h) return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP/2 loops");
+    if (!h) return NULL;
     h->srv = srv;
     if (nghttp2_session_callbacks_new(&h->cbs) != 0) {
         free(h);
-        return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP/2 loops");
+        return NULL;
+    }
+    if (nghttp2_option_new(&h->opt) != 0) {
+        nghttp2_session_callbacks_del(h->cbs);
+        free(h);
+        return NULL;
     }
     nghttp2_session_callbacks_set_on_begin_headers_callback(h->cbs, on_begin_headers);
     nghttp2_session_callbacks_set_on_header_callback(h->cbs, on_header);
     nghttp2_session_callbacks_set_on_data_chunk_recv_callback(h->cbs, on_data_chunk);
     nghttp2_session_callbacks_set_on_frame_recv_callback(h->cbs, on_frame_recv);
     nghttp2_session_callbacks_set_on_stream_close_callback(h->cbs, on_stream_close);
+    nghttp2_session_callbacks_set_on_frame_send_callback(h->cbs, on_frame_send);
+    nghttp2_option_set_no_closed_streams(h->opt, 1);
+    nghttp2_option_set_max_outbound_ack(h->opt, H2_MAX_OUTBOUND_ACK);
+    nghttp2_option_set_max_settings(h->opt, H2_MAX_SETTINGS);
+    nghttp2_option_set_stream_reset_rate_limit(h->opt, H2_RST_BURST, H2_RST_RATE);
+    nghttp2_option_set_max_continuations(h->opt, H2_MAX_CONTINUATIONS);
+    h->hdr_max = srv->o.max_inflight_bytes / H2_HEADER_SHARE;
+    for (int i = 0; i < H2_MAX_LOOPS; i++) h->loops[i].ep = h->loops[i].efd = -1;
+    return h;
+}
+
+int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err) {
+    if (loops < 1) loops = 1;
+    if (loops > H2_MAX_LOOPS) loops = H2_MAX_LOOPS;
+    net__h2_t *h = h2_new(srv);
+    if (!h) return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP/2 loops");
     for (int i = 0; i < loops; i++) {
         h2_loop_t *l = &h->loops[i];
         l->h2 = h;
@@ -742,6 +948,61 @@ void net__h2_stop(net__h2_t *h) {
         if (l->efd >= 0) close(l->efd);
         pthread_mutex_destroy(&l->mu);
     }
+    nghttp2_option_del(h->opt);
     nghttp2_session_callbacks_del(h->cbs);
     free(h);
+}
+
+/* ---- a session driven from memory (net__h2_mem_*) -------------------------------------------- */
+
+int net__h2_mem_open(net_server_t *srv, net__h2_t **out, tr_err *err) {
+    net__h2_t *h = h2_new(srv);
+    if (!h) return tr_err_set(err, TR_ENOMEM, "out of memory setting up an HTTP/2 session");
+    h2_loop_t *l = &h->loops[0];
+    l->h2 = h;
+    l->srv = srv;
+    pthread_mutex_init(&l->mu, NULL);
+    h->n = 1;
+    l->efd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    h2_conn_t *c = calloc(1, sizeof *c);
+    if (l->efd < 0 || !c) {
+        free(c);
+        net__h2_stop(h);
+        return tr_err_set(err, TR_ENOMEM, "cannot set up an HTTP/2 session: out of memory or "
+                          "file descriptors");
+    }
+    c->fd = -1;
+    snprintf(c->remote, sizeof c->remote, "memory");
+    atomic_fetch_add(&srv->live, 1);
+    conn_open(l, c);  /* on failure it has freed c and uncounted it */
+    *out = h;
+    return 0;
+}
+
+int net__h2_mem_feed(net__h2_t *h, const void *p, size_t n) {
+    h2_loop_t *l = &h->loops[0];
+    h2_conn_t *c = l->conns;
+    int alive = c && conn_input(c, p, n) == 0;
+    loop_drain_queues(l);  /* requests resumed meanwhile get their answers */
+    loop_reap(l);
+    return alive && l->conns ? 0 : -1;
+}
+
+void net__h2_mem_tick(net__h2_t *h, int seconds) {
+    h2_loop_t *l = &h->loops[0];
+    loop_drain_queues(l);
+    loop_sweep_idle(l, mono_ms() + seconds * 1000LL);
+    loop_reap(l);
+}
+
+void net__h2_mem_close(net__h2_t *h) {
+    if (!h) return;
+    h2_loop_t *l = &h->loops[0];
+    while (l->conns) conn_close(l->conns);
+    pthread_mutex_lock(&l->mu);
+    l->stop = 1;
+    pthread_mutex_unlock(&l->mu);
+    loop_drain_queues(l);  /* resumed streams, orphaned by the close, are freed */
+    loop_reap(l);
+    net__h2_stop(h);
 }

@@ -34,10 +34,16 @@
  *     Content-Length, or a duplicate of a single-valued header (Host, Authorization, X-Amz-*
  *     that SigV4 or routing reads, Content-Type) is answered 400; a Transfer-Encoding other
  *     than "chunked" 501; the connection is then closed and the handler never sees the request;
- *   - HTTP/1.1 header phase: opts.precheck, when set, runs as soon as the request head is
+ *   - header phase (both protocols): opts.precheck, when set, runs as soon as the request head is
  *     complete and before any body byte is admitted (e.g. the authentication checks that need
  *     no body); it may answer at once, and the body is then never read;
- *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request.
+ *   - HTTP/2: at most 128 concurrent streams and 64 KiB of header text per request; header
+ *     blocks of open streams are charged to 1 MiB per connection and to an eighth of
+ *     opts.max_inflight_bytes in all (streams past either are refused with REFUSED_STREAM); the
+ *     deadlines of HTTP/1.1 apply to each stream, whatever else its connection sends (PINGs
+ *     extend nothing): its header block within opts.header_timeout_s of its HEADERS frame, its
+ *     END_STREAM within opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes
+ *     declared of the end of its headers; past either, RST_STREAM CANCEL.
  *
  * Thread rules: the handler runs on a network thread (one of opts.threads for HTTP/1.1, one of
  * (opts.threads + 3) / 4 event loops for HTTP/2); a deferred request is

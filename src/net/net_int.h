@@ -127,4 +127,22 @@ void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer);
  * abandoned (net_server_stop's contract: resume them first).  Accepts NULL. */
 void net__h2_stop(net__h2_t *h);
 
+/* One HTTP/2 server session set up exactly as for an adopted socket, but with no socket and no
+ * thread: the caller feeds it client bytes and its output is dropped (after nghttp2 has made
+ * it).  For fuzzing and tests (tests/fuzz/fuzz_h2.c).  srv needs o (handler, max_body,
+ * max_inflight_bytes, header_timeout_s, body_timeout_s), inflight and live; the handler runs inside
+ * net__h2_mem_feed, and deferred requests resumed meanwhile are answered by the next feed or
+ * tick.  Single-threaded: every call on the caller's thread (net_req_resume may come from
+ * elsewhere).  TR_ENOMEM with a message. */
+int net__h2_mem_open(net_server_t *srv, net__h2_t **out, tr_err *err);
+/* Hand n client bytes to the session (the first must be the connection preface).  0 while the
+ * session is open, -1 once it has closed (protocol error, GOAWAY done): later feeds do nothing. */
+int net__h2_mem_feed(net__h2_t *h, const void *p, size_t n);
+/* Answer resumed requests, then run the once-a-second sweep as if `seconds` had passed (stream
+ * deadlines, idle connection). */
+void net__h2_mem_tick(net__h2_t *h, int seconds);
+/* Close the session and free everything.  Deferred requests must have been resumed first (they
+ * are freed here, unanswered).  Accepts NULL. */
+void net__h2_mem_close(net__h2_t *h);
+
 #endif

@@ -21,6 +21,7 @@ h2 = pytest.importorskip("h2", reason="python3-h2 is not installed (scripts/deps
 import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
+import h2.exceptions  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -84,13 +85,21 @@ class H2Client:
         self.flush()
         view = memoryview(body)
         while view:
-            window = min(self.conn.local_flow_control_window(sid),
-                         self.conn.max_outbound_frame_size)
+            if self.resp[sid]["done"]:
+                break  # answered before its body, and reset (NO_ERROR): stop sending
+            try:
+                window = min(self.conn.local_flow_control_window(sid),
+                             self.conn.max_outbound_frame_size)
+            except h2.exceptions.StreamClosedError:
+                break
             if window <= 0:
                 self.pump()  # wait for the server's WINDOW_UPDATE
                 continue
             chunk, view = view[:window], view[window:]
-            self.conn.send_data(sid, bytes(chunk), end_stream=not view)
+            try:
+                self.conn.send_data(sid, bytes(chunk), end_stream=not view)
+            except h2.exceptions.StreamClosedError:
+                break  # answered before its body (RST_STREAM NO_ERROR): stop sending
             self.flush()
         return sid
 
@@ -265,6 +274,37 @@ def test_h2c_client_resets_and_disconnects_with_requests_in_flight(server, h2c, 
     ok_json(c.call("ListStreams", {}))
 
 
+def test_h2c_unauthenticated_request_answered_before_its_body(h2c):
+    """The header-phase check runs on HTTP/2 as on HTTP/1.1: a request signed with an unknown
+    key, or declaring a body over the limit, is answered as soon as its headers are in, without
+    waiting for (or admitting) its body; the connection goes on serving."""
+    c = h2c()
+    body = json.dumps({"StreamName": "x", "PartitionKey": "p", "Data": "AAAA"}).encode()
+    headers, _ = signed(c.server, "PutRecord", body=body)
+    bad = [(n, v.replace(c.server.access_key, "AKIDUNKNOWNKEY000000") if n == "authorization"
+            else v) for n, v in headers]
+    big = [(n, str(64 << 20) if n == "content-length" else v) for n, v in headers]
+    for hdrs, status, err in [(bad, 400, "UnrecognizedClientException"),
+                              (big, 413, "SerializationException")]:
+        sid = c.conn.get_next_available_stream_id()
+        c.resp[sid] = {"status": None, "headers": {}, "body": b"", "done": False}
+        c.conn.send_headers(sid, hdrs, end_stream=False)  # the body never comes
+        c.flush()
+        c.sock.settimeout(5)
+        r = c.wait([sid])[0]
+        assert r["status"] == status, r
+        assert json.loads(r["body"])["__type"].endswith(err), r
+    c.sock.settimeout(30)
+    ok_json(c.call("ListStreams", {}))
+    # Once answered, the stream is reset with NO_ERROR (stop sending), not left open holding
+    # its budget until the client ends a body nobody reads.
+    a = RawH2(c.server)
+    sid = a.open_stream(0, auth=False)
+    assert a.wait_reset(sid, 5), "an early-answered stream was left open"
+    assert a.resets[sid] == 0
+    a.close()
+
+
 def test_h2c_garbage_after_preface_closes_only_that_connection(server, h2c):
     s = socket.create_connection(("127.0.0.1", server.port), timeout=10)
     s.sendall(PREFACE + b"\x00\x00\x04\xff\x00\x00\x00\x00\x00garbage-garbage")
@@ -320,3 +360,265 @@ def test_silent_and_slow_clients_do_not_block_the_acceptor(server, local_only, r
     finally:
         silent.close()
         slow.close()
+
+
+# ---- header-block budgets and request deadlines (issue #8, item 9) ---------------------------
+#
+# The attacker below speaks raw frames: HPACK literals without indexing, no Huffman, so that a
+# 60 KB header block costs 60 KB on the wire and 60 KB (or a refusal) on the server, without
+# the h2 library's pure-Python encoder in the way.
+
+def _hpack_int(n, prefix_bits, first=0):
+    top = (1 << prefix_bits) - 1
+    if n < top:
+        return bytes([first | n])
+    out = [first | top]
+    n -= top
+    while n >= 128:
+        out.append((n & 127) | 128)
+        n >>= 7
+    out.append(n)
+    return bytes(out)
+
+
+def _hpack_literal(name, value):
+    name, value = name.encode(), value.encode()
+    return b"\x00" + _hpack_int(len(name), 7) + name + _hpack_int(len(value), 7) + value
+
+
+def _frame(ftype, flags, sid, payload=b""):
+    return len(payload).to_bytes(3, "big") + bytes([ftype, flags]) + sid.to_bytes(4, "big") + payload
+
+
+F_DATA, F_HEADERS, F_RST, F_SETTINGS, F_PING, F_GOAWAY, F_CONT = 0, 1, 3, 4, 6, 7, 9
+
+
+class RawH2:
+    """A hand-rolled HTTP/2 client connection that opens streams and never finishes them."""
+
+    def __init__(self, server, timeout=30):
+        self.sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout)
+        self.server = server
+        self.host = server.host
+        self.buf = b""
+        self.resets = {}           # stream id -> error code
+        self.goaway = None
+        self.closed = False
+        self.next_sid = 1
+        self.ping_n = 0
+        self.sock.sendall(PREFACE + _frame(F_SETTINGS, 0, 0))
+
+    def open_stream(self, pad, data=b"", length=1000, end_headers=True, auth=True):
+        """HEADERS (+ CONTINUATIONs) with a pad header of `pad` bytes, no END_STREAM; then
+        `data` in a DATA frame without END_STREAM if given.  end_headers=False: the header block
+        is left unfinished (the connection can then carry nothing else)."""
+        sid = self.next_sid
+        self.next_sid += 2
+        # Signed headers that pass the header-phase check (known key, scope, date): the
+        # signature itself is only checked with the body, which never comes.
+        signed_headers, _ = signed(self.server, "PutRecord", body=b"{}")
+        regular = [(n, v) for n, v in signed_headers
+                   if not n.startswith(":") and n != "content-length" and
+                   (auth or n != "authorization")]
+        block = b"".join(_hpack_literal(n, v) for n, v in [
+            (":method", "POST"), (":scheme", "http"), (":path", "/"), (":authority", self.host),
+            *regular, ("content-length", str(length))])
+        if pad:
+            block += _hpack_literal("x-pad", ("%08d" % sid) * (pad // 8))
+        chunks = [block[i:i + 16384] for i in range(0, len(block), 16384)]
+        out = b""
+        for i, ch in enumerate(chunks):
+            flags = 0x4 if i == len(chunks) - 1 and end_headers else 0  # END_HEADERS
+            out += _frame(F_HEADERS if i == 0 else F_CONT, flags, sid, ch)
+        if data:
+            out += _frame(F_DATA, 0, sid, data)
+        self.sock.sendall(out)
+        return sid
+
+    def _read_frames(self):
+        try:
+            chunk = self.sock.recv(1 << 16)
+        except (ConnectionResetError, BrokenPipeError):
+            chunk = b""
+        if not chunk:
+            self.closed = True
+            return []
+        self.buf += chunk
+        frames = []
+        while len(self.buf) >= 9:
+            n = int.from_bytes(self.buf[:3], "big")
+            if len(self.buf) < 9 + n:
+                break
+            ftype, flags = self.buf[3], self.buf[4]
+            sid = int.from_bytes(self.buf[5:9], "big") & 0x7FFFFFFF
+            payload = self.buf[9:9 + n]
+            self.buf = self.buf[9 + n:]
+            frames.append((ftype, flags, sid, payload))
+            if ftype == F_RST:
+                self.resets[sid] = int.from_bytes(payload[:4], "big")
+            elif ftype == F_GOAWAY:
+                self.goaway = int.from_bytes(payload[4:8], "big")
+            elif ftype == F_SETTINGS and not flags & 1:
+                self.sock.sendall(_frame(F_SETTINGS, 1, 0))
+        return frames
+
+    def ping(self):
+        """Send a PING; return its opaque payload."""
+        self.ping_n += 1
+        opaque = self.ping_n.to_bytes(8, "big")
+        try:
+            self.sock.sendall(_frame(F_PING, 0, 0, opaque))
+        except OSError:
+            self.closed = True
+        return opaque
+
+    def sync(self):
+        """PING and read until its ACK: the server has processed everything sent before.
+        False when the server closed the connection instead."""
+        opaque = self.ping()
+        while not self.closed:
+            for ftype, flags, _sid, payload in self._read_frames():
+                if ftype == F_PING and flags & 1 and payload == opaque:
+                    return True
+        return False
+
+    def wait_reset(self, sid, timeout):
+        """Read (no PINGs) until sid is reset or the connection closes; False after timeout."""
+        self.sock.settimeout(timeout)
+        try:
+            while sid not in self.resets and not self.closed:
+                self._read_frames()
+        except socket.timeout:
+            return False
+        return sid in self.resets
+
+    def close(self):
+        self.sock.close()
+
+
+def _rss_kb(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    raise AssertionError("no VmRSS")
+
+
+def _sanitized(pid):
+    """ASan keeps freed memory in quarantine: RSS says nothing about what the server holds."""
+    with open(f"/proc/{pid}/maps") as f:
+        return "libasan" in f.read()
+
+
+def _header_flood(server, conns, streams, pad):
+    """`conns` connections each opening `streams` streams with `pad`-byte header blocks and no
+    END_STREAM; returns the connections once the server has read everything."""
+    attackers = [RawH2(server) for _ in range(conns)]
+    for a in attackers:
+        for _ in range(streams):
+            try:
+                a.open_stream(pad)
+            except OSError:
+                a.closed = True
+                break
+    for a in attackers:
+        a.sync()
+    return attackers
+
+
+def test_h2c_header_blocks_are_bounded_per_connection(private_server):
+    """Many streams with large header blocks and no END_STREAM, kept alive with PINGs, on many
+    connections: the server charges header bytes to a per-connection budget (streams past it
+    are refused), its RSS stays bounded, and a signed request on a fresh connection is served
+    meanwhile.  Before the budget: ~8 MB held per connection (20 connections: +150 MB RSS)."""
+    server = private_server()
+    c = H2Client(server)
+    ok_json(c.call("ListStreams", {}))
+    before = _rss_kb(server.pid)
+    attackers = _header_flood(server, conns=20, streams=128, pad=60000)
+    for _ in range(3):  # PINGs keep the connections busy; nothing is released by them
+        for a in attackers:
+            a.sync()
+    grown_mb = (_rss_kb(server.pid) - before) / 1024
+    refused = sum(len(a.resets) for a in attackers)
+    if not _sanitized(server.pid):
+        assert grown_mb < 48, f"RSS grew by {grown_mb:.0f} MB under a header-block flood"
+    assert refused >= 20 * 100, f"only {refused} of {20 * 128} streams were refused"
+    assert all(code == 7 for a in attackers for code in a.resets.values())  # REFUSED_STREAM
+    fresh = H2Client(server)
+    ok_json(fresh.call("ListStreams", {}))
+    fresh.close()
+    c.close()
+    for a in attackers:
+        a.close()
+
+
+def test_h2c_header_blocks_share_a_global_budget(private_server):
+    """With a small in-flight budget (--max-inflight-mb 16: 2 MiB of it for header blocks), the
+    header bytes of all connections together stay under it, and once the flood is gone the
+    budget is whole again."""
+    server = private_server(extra_args=["--max-inflight-mb", "16"])
+    c = H2Client(server)
+    ok_json(c.call("ListStreams", {}))
+    before = _rss_kb(server.pid)
+    attackers = _header_flood(server, conns=10, streams=20, pad=60000)
+    grown_mb = (_rss_kb(server.pid) - before) / 1024
+    accepted = sum(20 - len(a.resets) for a in attackers)
+    # 2 MiB of 60 KB blocks: ~34 streams in all, though every connection has room for 16.
+    assert accepted <= 40, f"{accepted} header blocks of 60 KB held with a 2 MiB budget"
+    if not _sanitized(server.pid):
+        assert grown_mb < 24, f"RSS grew by {grown_mb:.0f} MB"
+    for a in attackers:
+        a.close()
+    # The closed connections gave their charge back: a request with a header block is served.
+    deadline = time.monotonic() + 10
+    while True:
+        fresh = RawH2(server)
+        fresh.open_stream(60000)
+        fresh.sync()
+        fresh.close()
+        if not fresh.resets or time.monotonic() > deadline:
+            break
+    assert not fresh.resets, "the header budget was not given back by closed connections"
+    ok_json(c.call("ListStreams", {}))
+    c.close()
+
+
+def test_h2c_streams_must_finish_within_the_deadlines_despite_pings(private_server):
+    """HTTP/1.1's deadlines hold for each HTTP/2 stream, whatever else its connection sends: a
+    header block must be complete --header-timeout seconds after its HEADERS frame, the request
+    --body-timeout seconds (plus 1 s per 64 KiB declared) after its headers.  Streams stuck in
+    their headers or their body are reset (and free what they held) although the client keeps
+    sending PINGs; the connections and new requests are unaffected."""
+    server = private_server(extra_args=["--header-timeout", "1", "--body-timeout", "2"])
+    stuck = RawH2(server)  # a header block that never ends: nothing else can follow it
+    t0 = time.monotonic()
+    stuck_sid = stuck.open_stream(4000, end_headers=False)
+    attackers = [RawH2(server) for _ in range(3)]
+    sids = {}
+    for a in attackers:
+        sids[a] = [a.open_stream(4000) for _ in range(5)] + \
+                  [a.open_stream(0, data=b"{\"StreamName\":") for _ in range(5)]
+        a.sync()
+    # Keep the connections chatty with PINGs until every stream has been reset.
+    while time.monotonic() - t0 < 15:
+        for a in attackers:
+            a.sync()
+        if all(set(sids[a]) <= set(a.resets) for a in attackers):
+            break
+        time.sleep(0.2)  # PING interval
+    took = time.monotonic() - t0
+    for a in attackers:
+        assert set(sids[a]) <= set(a.resets), f"streams not reset after {took:.1f}s: " \
+            f"{sorted(set(sids[a]) - set(a.resets))}"
+        assert set(a.resets.values()) == {8}  # CANCEL
+        assert not a.closed and a.goaway is None
+    assert took >= 2.0, f"streams reset after {took:.1f}s, before the 2 s body deadline"
+    assert stuck.wait_reset(stuck_sid, 5), "a header block left unfinished was not reset"
+    # A legitimate request is served on a fresh connection.
+    c = H2Client(server)
+    ok_json(c.call("ListStreams", {}))
+    c.close()
+    stuck.close()
+    for a in attackers:
+        a.close()
