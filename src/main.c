@@ -393,6 +393,14 @@ static int cmd_serve(int argc, char **argv) {
         for (size_t i = 0; i < nw; i++) free(wd[i]);
         if (bad) return 1;
     }
+    {
+        tr_err perr;
+        tr_err_clear(&perr);
+        if (fn_sandbox_set_private(data, &perr)) {
+            tr_error("main", "%s", perr.msg);
+            return 1;
+        }
+    }
     const char *why_unconfined = NULL;
     int ll_abi = fn_sandbox_abi(&why_unconfined);
     if (ll_abi)
