@@ -23,6 +23,7 @@ import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 import h2.exceptions  # noqa: E402
+import h2.settings  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -791,17 +792,26 @@ def _get_records_setup(s, records=4, size=60000):
     return kc, it, len(r.body)
 
 
-def test_h2c_responses_not_read_are_dropped_within_the_deadline(private_server):
+@pytest.mark.parametrize("window", ["default", "open"])
+def test_h2c_responses_not_read_are_dropped_within_the_deadline(private_server, window):
     """A client that asks for large GetRecords responses on 100 streams and never reads holds
     them -- and the in-flight budget they are charged to -- only until each is due
-    (--body-timeout + 1 s per 64 KiB, as for bodies): then its streams are reset (CANCEL) or its
-    connection closed, the memory is given back and other clients' GetRecords are served again.
-    Before: the responses were held for as long as the connection stayed open."""
+    (--body-timeout + 1 s per 64 KiB, as for bodies): then its streams are reset (CANCEL) or, when
+    its output is backed up (window "open": flow control lets the server send until the socket
+    is full), its connection closed; the memory is given back and other clients' GetRecords are
+    served again.  Before: the responses were held for as long as the connection stayed open."""
     s = private_server(extra_args=["--body-timeout", "1", "--max-inflight-mb", "24"])
     kc, it, resp_len = _get_records_setup(s)
     due = 1 + resp_len // 65536
     base = _rss_kb(s.pid)
-    greedy = H2Client(s, timeout=30)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # the kernel takes little
+    sock.connect(("127.0.0.1", s.port))
+    greedy = H2Client(s, timeout=30, sock=sock)
+    if window == "open":
+        greedy.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        greedy.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        greedy.flush()
     sids = [greedy.start(*signed(s, "GetRecords", {"ShardIterator": it})) for _ in range(100)]
     t0 = time.monotonic()
     time.sleep(1.0)
@@ -824,14 +834,20 @@ def test_h2c_responses_not_read_are_dropped_within_the_deadline(private_server):
         f"stopped reading {len(sids)} responses of {resp_len} bytes (due after {due} s)"
     ok_json(other.call("ListStreams", {}))
     other.close()
-    # The greedy client now reads: its unread streams were reset, or its connection closed.
+    # The greedy client reads only once its responses are past due: the unread ones were reset,
+    # or (output backed up) its connection closed.
+    time.sleep(max(0.0, t0 + due + 2 - time.monotonic()))
     greedy.sock.settimeout(5)
     try:
         while not greedy.closed and not all(greedy.resp[x]["done"] for x in sids):
             greedy.pump()
     except (ConnectionError, OSError):
         greedy.closed = True
-    if not greedy.closed:
+    if window == "open":
+        assert greedy.closed, "a connection whose output was backed up past its responses' " \
+            "deadline was not closed"
+    else:
+        assert not greedy.closed
         # Each stream was either refused by the budget at once (REFUSED_STREAM, or a throttling
         # error) or held a response that was reset (CANCEL) when it fell due: none was kept.
         reset = [x for x in sids if greedy.resp[x].get("reset") == 8]
