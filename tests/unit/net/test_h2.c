@@ -30,6 +30,16 @@ static int auth_handler(void *arg, net_req_t *req) {
     return NET_DONE;
 }
 
+/* Authenticates every request and answers with a 100 KB body. */
+static int big_handler(void *arg, net_req_t *req) {
+    (void)arg;
+    req->authed = 1;
+    for (int i = 0; i < 1000; i++)
+        tr_buf_puts(&req->out, "0123456789012345678901234567890123456789012345678901234567890123"
+                               "456789012345678901234567890123456");
+    return NET_DONE;
+}
+
 static int precheck_continue(void *arg, net_req_t *req) {
     (void)arg;
     (void)req;
@@ -160,12 +170,37 @@ static void test_authenticated_connection_kept_past_header_timeout(void **state)
     assert_int_equal(atomic_load(&srv.live), 0);
 }
 
+/* A response the client does not take (its flow-control window is 0) is charged to the
+ * in-flight budget while it waits, and is reset and freed once past body_timeout_s + 1 s per
+ * 64 KiB of it: the budget is whole again.  Before: charged nothing, and held for as long as
+ * the connection stayed open. */
+static void test_response_not_taken_is_charged_then_dropped(void **state) {
+    (void)state;
+    net_server_t srv;
+    server_init(&srv);
+    srv.o.handler = big_handler;
+    srv.o.precheck = precheck_continue;
+    net__h2_t *h = open_session(&srv);
+    static const uint8_t window0[15] = {0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0};
+    assert_int_equal(net__h2_mem_feed(h, window0, sizeof window0), 0);
+    request(h, 1, 0);
+    assert_true(atomic_load(&srv.inflight) >= 100000);   /* the response, until taken */
+    net__h2_mem_tick(h, 30);                              /* due after 30 + 1 s */
+    assert_true(atomic_load(&srv.inflight) >= 100000);
+    net__h2_mem_tick(h, 32);
+    assert_int_equal(atomic_load(&srv.inflight), 0);
+    assert_int_equal(net__h2_mem_feed(h, ping, sizeof ping), 0);  /* the connection stays */
+    net__h2_mem_close(h);
+    assert_int_equal(atomic_load(&srv.live), 0);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_pings_do_not_keep_an_idle_connection),
         cmocka_unit_test(test_idle_connection_kept_until_the_timeout),
         cmocka_unit_test(test_unauthenticated_connection_closed_at_header_timeout),
         cmocka_unit_test(test_authenticated_connection_kept_past_header_timeout),
+        cmocka_unit_test(test_response_not_taken_is_charged_then_dropped),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
