@@ -50,9 +50,17 @@
  * headers are in (as on HTTP/1.1): an answer it gives is sent at once, the body is not admitted,
  * and the stream is reset (NO_ERROR) once the answer is out.
  *
+ * Responses: charged to the in-flight budget until the stream ends (net__charge_response) and
+ * due like a body, body_timeout_s + 1 s per NET_BODY_MIN_RATE bytes after being queued; past
+ * that the stream is reset and its response freed (stream_late_response), or the connection
+ * closed when its output is backed up (the client reads nothing: a reset could not be sent).
+ *
  * Idle connections: only HEADERS and DATA frames count as activity; a connection with no open
  * stream and no request for NET__IDLE_TIMEOUT_S gets a GOAWAY and is closed, however many PINGs
- * it sends.
+ * it sends.  Until a request on it authenticates (conn_trust), a connection is closed
+ * header_timeout_s after it was accepted whatever it does (see unauth_ms), and its record in
+ * the acceptor's list (rec: the per-address cap, http.c) may be chosen to give way to a newer
+ * connection from its address: the acceptor shuts its socket down, which the loop sees as EOF.
  *
  * Testing without a socket: net__h2_mem_open sets a session up exactly as for an adopted socket,
  * minus the socket and the thread; net__h2_mem_feed hands it client bytes (tests/fuzz/fuzz_h2.c).
@@ -134,6 +142,12 @@ struct h2_conn {
     h2_conn_t *prev, *next;        /* loop->conns */
     long long last_active_s;       /* last HEADERS or DATA frame (PINGs do not count) */
     size_t hdr_bytes;              /* header budget charged by this connection's streams */
+    long long unauth_ms;           /* closed at this time (monotonic ms) unless authed: accept +
+                                      header_timeout_s, or the body deadline of the first
+                                      request that passed the header-phase check if later */
+    int grace;                     /* unauth_ms was extended (once per connection) */
+    int authed;                    /* a request on it passed authentication */
+    net__conn_t *rec;              /* the acceptor's record (per-address cap); NULL in memory */
     char remote[64];
 };
 
@@ -313,6 +327,11 @@ static void stream_respond(h2_stream_t *st) {
     st->state = S_RESPONDING;
     /* The request body is not needed any more: give its budget back early. */
     net__body_release(c->loop->srv, r, &st->body_cap);
+    /* The response is held until the client takes it: charged to the in-flight budget, and due
+     * like a body, body_timeout_s + 1 s per NET_BODY_MIN_RATE bytes (loop_sweep_idle). */
+    net__charge_response(r);
+    st->deadline_ms = mono_ms() + (long long)c->loop->srv->o.body_timeout_s * 1000 +
+                      (long long)(r->out.len / NET_BODY_MIN_RATE) * 1000;
 
     char status[8], clen[24], names[NET_MAX_RESP_HEADERS][64];
     nghttp2_nv nv[4 + NET_MAX_RESP_HEADERS];
@@ -385,6 +404,14 @@ static void stream_present(h2_stream_t *st) {
     r->query = st->off_query != NOPOS ? hs + st->off_query : "";
 }
 
+/* A request on c proved its credentials (or the server has none to check): c is trusted from
+ * now on -- no unauthenticated deadline, never chosen to give way to a newcomer. */
+static void conn_trust(h2_conn_t *c, const net_req_t *r) {
+    if (c->authed || (!r->authed && c->loop->srv->o.precheck)) return;
+    c->authed = 1;
+    if (c->rec) atomic_store(&c->rec->authed, 1);
+}
+
 /* END_STREAM seen: present the request to the handler. */
 static void stream_dispatch(h2_stream_t *st) {
     net_server_t *s = st->loop->srv;
@@ -395,7 +422,9 @@ static void stream_dispatch(h2_stream_t *st) {
         if (!r->body) abort();
     }
     st->state = S_HANDLER;
-    if (s->o.handler(s->o.handler_arg, r) == NET_DEFER) {
+    int rc = s->o.handler(s->o.handler_arg, r);
+    conn_trust(st->conn, r);
+    if (rc == NET_DEFER) {
         st->state = S_DEFERRED;
         return;
     }
@@ -507,11 +536,20 @@ static int on_frame_recv(nghttp2_session *ses, const nghttp2_frame *f, void *ud)
         if (o->precheck) {
             stream_present(st);
             st->state = S_HANDLER;
-            if (o->precheck(o->handler_arg, &st->pub) == NET_DONE) {
+            int rc = o->precheck(o->handler_arg, &st->pub);
+            if (st->pub.authed) conn_trust(c, &st->pub);
+            if (rc == NET_DONE) {
                 st->early = 1;
                 stream_respond(st);
             } else {
                 st->state = S_READING;
+                /* The signature of a request whose body hash is not sent up front is checked
+                 * with the body: the first such request gets its body's time to authenticate
+                 * the connection (once, so streams cannot be chained to keep it). */
+                if (!c->authed && !c->grace) {
+                    c->grace = 1;
+                    if (st->deadline_ms > c->unauth_ms) c->unauth_ms = st->deadline_ms;
+                }
             }
         }
     }
@@ -618,6 +656,8 @@ static void conn_close(h2_conn_t *c) {
     h2_loop_t *l = c->loop;
     if (c->closed) return;
     c->closed = 1;
+    if (c->rec) net__conn_forget(l->srv, c->rec);  /* before the fd can be reused */
+    c->rec = NULL;
     if (c->fd >= 0) {
         epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -679,6 +719,7 @@ fail:
     tr_warn("http2", "%s: cannot set up an HTTP/2 session (out of memory or file descriptors); "
             "the connection is closed, the client will retry", c->remote);
     if (c->ses) nghttp2_session_del(c->ses);
+    if (c->rec) net__conn_forget(l->srv, c->rec);
     if (c->fd >= 0) close(c->fd);
     free(c);
     atomic_fetch_sub(&l->srv->live, 1);
@@ -739,6 +780,7 @@ static int loop_drain_queues(h2_loop_t *l) {
         ad = ad->next;
         c->next = NULL;
         if (stop) {
+            if (c->rec) net__conn_forget(l->srv, c->rec);
             close(c->fd);
             free(c);
             atomic_fetch_sub(&l->srv->live, 1);
@@ -788,12 +830,39 @@ static int conn_stalled(const h2_conn_t *c, long long now) {
     return 1;
 }
 
-/* Once a second: close stalled connections, reset streams past their deadline. */
+/* A response the client did not take by its deadline.  When the connection's output is backed
+ * up (the client reads nothing) a reset could not even be sent: the connection is closed, which
+ * frees every stream.  Else (the client starves this one stream of flow-control window) the
+ * stream is reset (CANCEL) and its response freed now; the stream itself goes when nghttp2 has
+ * sent the reset (on_stream_close).  Returns 0 while c is alive. */
+static int stream_late_response(h2_conn_t *c, h2_stream_t *st) {
+    const net_opts_t *o = &c->loop->srv->o;
+    tr_debug("http2", "%s: stream %d: its %zu-byte response was not taken in time "
+             "(--body-timeout %u s + 1 s per 64 KiB)%s", c->remote, st->id, st->pub.out.len,
+             o->body_timeout_s, c->out_len > c->out_off ? "; connection closed" : "");
+    if (c->out_len > c->out_off) {
+        nghttp2_session_terminate_session(c->ses, NGHTTP2_CANCEL);
+        conn_close(c);
+        return -1;
+    }
+    net_req_resp_free(&st->pub);  /* body_read now finds nothing left to send */
+    st->resp_off = 0;
+    nghttp2_submit_rst_stream(c->ses, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
+    return 0;
+}
+
+/* Once a second: close stalled connections and unauthenticated ones past header_timeout_s,
+ * reset streams past their deadline (request not complete, response not taken). */
 static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
     long long now = now_ms / 1000;
+    const net_opts_t *o = &l->srv->o;
     for (h2_conn_t *c = l->conns, *next; c; c = next) {
         next = c->next;
-        if (conn_stalled(c, now)) {
+        int unauth = !c->authed && now_ms >= c->unauth_ms;
+        if (unauth || conn_stalled(c, now)) {
+            if (unauth)
+                tr_debug("http2", "%s: closed: no request authenticated within %u s "
+                         "(--header-timeout)", c->remote, o->header_timeout_s);
             nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
             conn_flush(c);
             conn_close(c);
@@ -802,14 +871,22 @@ static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
         int late = 0;
         for (h2_stream_t *st = c->streams, *snext; st; st = snext) {
             snext = st->next;
-            if (st->state != S_READING || now_ms < st->deadline_ms) continue;
+            if (now_ms < st->deadline_ms) continue;
+            if (st->state == S_RESPONDING) {
+                if (c->out_len > c->out_off || st->pub.out.len) {
+                    if (stream_late_response(c, st) != 0) break;
+                    late = 1;
+                }
+                continue;
+            }
+            if (st->state != S_READING) continue;
             tr_debug("http2", "%s: stream %d reset: its request was not complete in time "
                      "(--header-timeout %u s, --body-timeout %u s)", c->remote, st->id,
-                     l->srv->o.header_timeout_s, l->srv->o.body_timeout_s);
+                     o->header_timeout_s, o->body_timeout_s);
             stream_refuse(st, NGHTTP2_CANCEL);
             late = 1;
         }
-        if (late) conn_settle(c);
+        if (late && !c->closed) conn_settle(c);
     }
 }
 
@@ -853,14 +930,17 @@ static void *loop_main(void *arg) {
 
 /* ---- public (to src/net) --------------------------------------------------------------------- */
 
-void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer) {
+void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer, net__conn_t *rec) {
     h2_conn_t *c = calloc(1, sizeof *c);
     if (!c) {
+        if (rec) net__conn_forget(h->srv, rec);
         close(fd);
         atomic_fetch_sub(&h->srv->live, 1);
         return;
     }
     c->fd = fd;
+    c->rec = rec;
+    c->unauth_ms = mono_ms() + (long long)h->srv->o.header_timeout_s * 1000;
     if (peer && peer->sin_family == AF_INET)
         inet_ntop(AF_INET, &peer->sin_addr, c->remote, sizeof c->remote);
     h2_loop_t *l = &h->loops[atomic_fetch_add(&h->next, 1) % (unsigned)h->n];
@@ -972,6 +1052,7 @@ int net__h2_mem_open(net_server_t *srv, net__h2_t **out, tr_err *err) {
                           "file descriptors");
     }
     c->fd = -1;
+    c->unauth_ms = mono_ms() + (long long)srv->o.header_timeout_s * 1000;
     snprintf(c->remote, sizeof c->remote, "memory");
     atomic_fetch_add(&srv->live, 1);
     conn_open(l, c);  /* on failure it has freed c and uncounted it */

@@ -13,9 +13,11 @@
  * libmicrohttpd runs as opts.threads single-threaded daemons with MHD_USE_NO_LISTEN_SOCKET
  * (epoll, suspend/resume), each given at most NET__MHD_CONNS_PER_THREAD connections.
  *
- * Slow and greedy clients: every connection but HTTP/2 ones has a record (net__conn_t, listed
- * in accept order) made by the acceptor and kept by the MHD thread that serves it: its phase
- * (head, body, busy, idle), its deadline and whether it authenticated.  The acceptor counts an
+ * Slow and greedy clients: every connection has a record (net__conn_t, listed in accept order)
+ * made by the acceptor and kept by the MHD thread or HTTP/2 loop that serves it: its phase (head,
+ * body, busy, reply, idle; or HTTP/2), its deadline and whether it authenticated.  HTTP/2
+ * connections count against the per-address cap like the others; h2.c enforces their
+ * deadlines itself.  The acceptor counts an
  * address's records on each accept (max_conns_per_ip: the oldest unauthenticated one without a
  * complete head gives way, or the newcomer is closed) and sweeps them every SWEEP_MS, shutting
  * down (shutdown(2): the MHD thread then sees the peer gone and closes it) any past its
@@ -199,6 +201,14 @@ void net_req_uncharge(net_req_t *req) {
     req->charged = 0;
 }
 
+void net__charge_response(net_req_t *req) {
+    net_server_t *s = req->budget_srv;
+    size_t held = req->out.cap;
+    if (!s || held <= req->charged) return;
+    atomic_fetch_add(&s->inflight, held - req->charged);
+    req->charged = held;
+}
+
 void net_req_resp_free(net_req_t *req) {
     net_req_uncharge(req);
     tr_buf_free(&req->out);
@@ -250,7 +260,17 @@ static void req_free(net_req_int_t *r) {
     req_release(r);
 }
 
+static long long mono_ms(void);
+static void conn_phase(net__conn_t *c, int state, long long deadline_ms);
+
 static enum MHD_Result send_response(net_req_int_t *r) {
+    /* The response stays in memory until the client has taken it: charged to the in-flight
+     * budget, and due like a body (body_timeout_s + 1 s per NET_BODY_MIN_RATE bytes) however
+     * slowly the client keeps reading (the sweep closes the connection past that). */
+    net__charge_response(&r->pub);
+    const net_opts_t *o = &r->srv->o;
+    conn_phase(r->c, NET__C_REPLY, mono_ms() + (long long)o->body_timeout_s * 1000 +
+               (long long)(r->pub.out.len / NET_BODY_MIN_RATE) * 1000);
     size_t len = 0;
     char *data = r->pub.out.data ? tr_buf_detach(&r->pub.out, &len) : NULL;
     struct MHD_Response *resp;
@@ -610,15 +630,19 @@ static void conn_stop(net_server_t *s, net__conn_t *c) {
 static void route(net_server_t *s, net__conn_t *c, int how) {
     int fd = c->fd;
     if (how != SNIFF_H1) {
+        if (how == SNIFF_H2) {
+            /* The record stays listed (the per-address cap counts it), now h2.c's: it keeps
+             * authed up to date and forgets the record when the connection closes. */
+            atomic_store(&c->deadline_ms, 0);
+            atomic_store(&c->state, NET__C_H2);
+            net__h2_adopt(s->h2, fd, &c->peer, c);  /* h2.c uncounts it from s->live */
+            return;
+        }
         pthread_mutex_lock(&s->c_lock);
         conn_unlink(s, c);
         pthread_mutex_unlock(&s->c_lock);
-        if (how == SNIFF_H2) {
-            net__h2_adopt(s->h2, fd, &c->peer);  /* h2.c uncounts it from s->live */
-        } else {
-            close(fd);
-            atomic_fetch_sub(&s->live, 1);
-        }
+        close(fd);
+        atomic_fetch_sub(&s->live, 1);
         free(c);
         return;
     }
@@ -679,7 +703,8 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
         n_ip++;
         int st = atomic_load(&x->state);
         if (!victim && !atomic_load(&x->authed) &&
-            (st == NET__C_SNIFF || st == NET__C_HEADERS || st == NET__C_IDLE))
+            (st == NET__C_SNIFF || st == NET__C_HEADERS || st == NET__C_IDLE ||
+             st == NET__C_H2))
             victim = x;
     }
     int ok = n_ip < s->o.max_conns_per_ip;
@@ -709,6 +734,13 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
     return NULL;
 }
 
+void net__conn_forget(net_server_t *s, net__conn_t *c) {
+    pthread_mutex_lock(&s->c_lock);
+    conn_unlink(s, c);
+    pthread_mutex_unlock(&s->c_lock);
+    free(c);
+}
+
 /* Watch a socket whose first bytes have not arrived. */
 static void pend_add(net_server_t *s, net__conn_t *c) {
     struct epoll_event ev = {.events = EPOLLIN | EPOLLRDHUP | EPOLLET, .data.ptr = c};
@@ -726,8 +758,8 @@ static void pend_event(net_server_t *s, net__conn_t *c, uint32_t events) {
     route(s, c, how);
 }
 
-/* Stop every connection past its deadline: a head or body that did not arrive in time, an
- * unauthenticated connection idle too long.  Acceptor thread, every SWEEP_MS. */
+/* Stop every connection past its deadline: a head or body that did not arrive in time, a
+ * response the client did not take in time, an unauthenticated connection idle too long.  Acceptor thread, every SWEEP_MS. */
 static void sweep(net_server_t *s, long long now) {
     unsigned n = 0;
     pthread_mutex_lock(&s->c_lock);
@@ -744,8 +776,9 @@ static void sweep(net_server_t *s, long long now) {
     static tr_ratelimit sweep_rl;
     unsigned dropped;
     if (n && tr_log_allow(&sweep_rl, 1, &dropped))
-        tr_info("http", "closed %u connection(s) that did not send a complete request in time "
-                "(--header-timeout %u s, --body-timeout %u s)%s", n, s->o.header_timeout_s,
+        tr_info("http", "closed %u connection(s) that did not send a complete request, or take "
+                "a response, in time (--header-timeout %u s, --body-timeout %u s + 1 s per "
+                "64 KiB)%s", n, s->o.header_timeout_s,
                 s->o.body_timeout_s, dropped ? " [repeated]" : "");
 }
 

@@ -18,17 +18,21 @@
  *     req->reject = NET_REJECT_TOO_BIG and must answer with its protocol's error;
  *   - the bodies of all requests in flight share opts.max_inflight_bytes; a request that would
  *     pass it is called with req->reject = NET_REJECT_OVERLOAD (answer with a throttling error);
+ *     a response is charged to it too, from when it is queued until the client has taken it
+ *     (what the handler charged with net_req_charge, topped up to the response's size);
  *   - at most opts.max_connections connections (both protocols); more wait in the kernel
  *     backlog until one closes;
- *   - HTTP/1.1, per client address: at most opts.max_conns_per_ip connections; the rest of
- *     max_connections is a reserve only other addresses can use.  A new connection from an
- *     address at its cap takes the place of that address's oldest connection that has not yet
- *     sent a complete request head and has not authenticated (which is closed); with none, the
- *     new connection is closed at once;
+ *   - per client address (both protocols): at most opts.max_conns_per_ip connections; the rest
+ *     of max_connections is a reserve only other addresses can use.  A new connection from an
+ *     address at its cap takes the place of that address's oldest connection that has not
+ *     authenticated and (HTTP/1.1) has not sent a complete request head (which is closed); with
+ *     none, the new connection is closed at once;
  *   - HTTP/1.1, time: a request head (request line and headers) must be complete within
  *     opts.header_timeout_s of the connection opening or of the previous response (a connection
  *     that authenticated is then only subject to the 120 s idle timeout); a request body within
- *     opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes declared.  Past either the
+ *     opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes declared; a response must
+ *     have been taken by the client within opts.body_timeout_s plus one second per
+ *     NET_BODY_MIN_RATE bytes of it, however slowly it keeps reading.  Past any of them the
  *     connection is closed;
  *   - HTTP/1.1 framing: differing duplicate Content-Length, Transfer-Encoding with
  *     Content-Length, or a duplicate of a single-valued header (Host, Authorization, X-Amz-*
@@ -43,7 +47,12 @@
  *     deadlines of HTTP/1.1 apply to each stream, whatever else its connection sends (PINGs
  *     extend nothing): its header block within opts.header_timeout_s of its HEADERS frame, its
  *     END_STREAM within opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes
- *     declared of the end of its headers; past either, RST_STREAM CANCEL.
+ *     declared of the end of its headers; past either, RST_STREAM CANCEL.  Its response has the
+ *     HTTP/1.1 response deadline: past it the stream is reset (CANCEL) and the response freed,
+ *     or, when the client reads nothing at all, the connection is closed.  A connection on which
+ *     no request has authenticated is closed (GOAWAY) opts.header_timeout_s after it opened (or
+ *     at the body deadline of its first request that passed the header-phase check, if later),
+ *     whatever it sends; once one has, only the 120 s idle rule applies.
  *
  * Thread rules: the handler runs on a network thread (one of opts.threads for HTTP/1.1, one of
  * (opts.threads + 3) / 4 event loops for HTTP/2); a deferred request is

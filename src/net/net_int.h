@@ -39,8 +39,8 @@
 typedef struct net__h2 net__h2_t;
 typedef struct net__conn net__conn_t;
 
-/* Phases of a connection the acceptor tracks (net__conn_t.state).  Connections handed to h2.c
- * are not tracked. */
+/* Phases of a connection the acceptor tracks (net__conn_t.state).  Every connection is tracked,
+ * HTTP/2 ones too (for the per-address cap). */
 enum {
     NET__C_SNIFF,     /* the acceptor's, protocol not known yet */
     NET__C_HANDOFF,   /* given to libmicrohttpd, not yet started by its thread */
@@ -48,9 +48,12 @@ enum {
     NET__C_BODY,      /* head complete and admitted, body being received */
     NET__C_BUSY,      /* request complete, in the handler or deferred: no deadline */
     NET__C_IDLE,      /* response sent; waiting for the next request head */
+    NET__C_REPLY,     /* response queued, being sent: due by its deadline (see http.h) */
+    NET__C_H2,        /* handed to h2.c, which keeps authed up to date and enforces its own
+                         deadlines (deadline_ms stays 0); unauthenticated ones may give way */
 };
 
-/* One tracked connection: from accept until libmicrohttpd reports it closed (or h2.c takes it).
+/* One tracked connection: from accept until libmicrohttpd or h2.c closes it (net__conn_forget).
  * fd, ip, t_open and the list links belong to the acceptor and s->c_lock; state, deadline and
  * authed are written by the connection's network thread and read by the acceptor's sweep. */
 struct net__conn {
@@ -120,9 +123,18 @@ void net__body_release(net_server_t *s, net_req_t *req, size_t *cap);
 /* Start `loops` event-loop threads (1..8).  TR_ENOMEM / TR_EIO with a message. */
 int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err);
 /* Take over an accepted, non-blocking socket whose first bytes are the preface (not yet
- * consumed).  Always takes ownership of fd (closes it on failure).  Any thread; the caller has
- * already counted the connection in srv->live (h2.c uncounts it when it closes). */
-void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer);
+ * consumed), with its record rec (listed, state NET__C_H2).  Always takes ownership of fd and
+ * rec (on failure: forgets rec, then closes fd).  Any thread; the caller has already counted
+ * the connection in srv->live (h2.c uncounts it when it closes). */
+void net__h2_adopt(net__h2_t *h, int fd, const struct sockaddr_in *peer, net__conn_t *rec);
+
+/* The connection of record c is closing: take c off the acceptor's list (under c_lock) and free
+ * it.  Call it BEFORE closing c->fd (the acceptor may shut the fd down while c is listed). */
+void net__conn_forget(net_server_t *s, net__conn_t *c);
+/* Charge what req's response holds (its out buffer) to the in-flight budget, as far as the
+ * handler has not charged it already (net_req_charge), until net_req_resp_free.  Never refused:
+ * the response exists; later requests see the budget spent.  Before the response is queued. */
+void net__charge_response(net_req_t *req);
 /* Close every HTTP/2 connection and join the loops.  Requests deferred and not yet resumed are
  * abandoned (net_server_stop's contract: resume them first).  Accepts NULL. */
 void net__h2_stop(net__h2_t *h);

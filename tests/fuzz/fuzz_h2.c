@@ -7,7 +7,9 @@
  * or 1000; bit 3: run the once-a-second sweep after each chunk; bit 4: resume deferred requests
  * after each chunk rather than at the end.  The header-phase check answers requests whose path
  * starts with "/p" before their body; the handler answers half the others at once and defers the
- * rest (resumed later: some after the client has reset the stream).  Small limits
+ * rest (resumed later: some after the client has reset the stream); requests whose path starts
+ * with "/a" authenticate the connection (else it is closed at the header timeout, and the
+ * response deadlines of a trusted connection are not reached).  Small limits
  * (4 KiB bodies, 1 MiB in flight: 128 KiB of header blocks) so that refusals are reached.
  * Checked:
  *   - no crash, leak, or out-of-bounds access (ASan, UBSan, LeakSanitizer);
@@ -38,6 +40,7 @@ static int handler(void *arg, net_req_t *req) {
         text += strlen(req->headers[i].name) + strlen(req->headers[i].value) + 2;
     }
     FUZZ_CHECK(text <= 64 * 1024 + strlen("host") + 1);
+    if (!strncmp(req->path, "/a", 2)) req->authed = 1;
     req->content_type = "application/x-amz-json-1.1";
     net_req_add_header(req, "x-amzn-RequestId", "fuzz");
     tr_buf_printf(&req->out, "{\"method\":\"%.16s\",\"len\":%zu,\"reject\":%d}", req->method,

@@ -10,6 +10,7 @@ import base64
 import datetime
 import http.client
 import json
+import os
 import socket
 import time
 
@@ -22,6 +23,7 @@ import h2.config  # noqa: E402
 import h2.connection  # noqa: E402
 import h2.events  # noqa: E402
 import h2.exceptions  # noqa: E402
+import h2.settings  # noqa: E402
 
 PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n"
 
@@ -435,6 +437,16 @@ class RawH2:
         self.sock.sendall(out)
         return sid
 
+    def authenticate(self):
+        """A complete signed request (ListStreams): the connection is trusted from then on (not
+        closed --header-timeout after it opened, as unauthenticated ones are)."""
+        sid = self.next_sid
+        self.next_sid += 2
+        headers, body = signed(self.server, "ListStreams", {})
+        block = b"".join(_hpack_literal(n, v) for n, v in headers)
+        self.sock.sendall(_frame(F_HEADERS, 0x4, sid, block) + _frame(F_DATA, 0x1, sid, body))
+        return self.sync()
+
     def _read_frames(self):
         try:
             chunk = self.sock.recv(1 << 16)
@@ -589,12 +601,15 @@ def test_h2c_streams_must_finish_within_the_deadlines_despite_pings(private_serv
     header block must be complete --header-timeout seconds after its HEADERS frame, the request
     --body-timeout seconds (plus 1 s per 64 KiB declared) after its headers.  Streams stuck in
     their headers or their body are reset (and free what they held) although the client keeps
-    sending PINGs; the connections and new requests are unaffected."""
+    sending PINGs; the connections and new requests are unaffected.  (The connections have
+    authenticated first: unauthenticated ones are closed at --header-timeout anyway.)"""
     server = private_server(extra_args=["--header-timeout", "1", "--body-timeout", "2"])
     stuck = RawH2(server)  # a header block that never ends: nothing else can follow it
+    attackers = [RawH2(server) for _ in range(3)]
+    for a in [stuck] + attackers:
+        assert a.authenticate()
     t0 = time.monotonic()
     stuck_sid = stuck.open_stream(4000, end_headers=False)
-    attackers = [RawH2(server) for _ in range(3)]
     sids = {}
     for a in attackers:
         sids[a] = [a.open_stream(4000) for _ in range(5)] + \
@@ -622,3 +637,225 @@ def test_h2c_streams_must_finish_within_the_deadlines_despite_pings(private_serv
     stuck.close()
     for a in attackers:
         a.close()
+
+
+# ---- per-address caps, unauthenticated connections, responses nobody reads -------------------
+
+class _H2Trickler:
+    """`n` HTTP/2 connections from 127.0.0.1 that never authenticate: each keeps a stream open
+    whose signed headers pass the header-phase check (its body, which would be checked, never
+    comes), opens another every `every` seconds (before the stream deadlines) and PINGs; they
+    are reopened as the server closes them, until stop()."""
+
+    def __init__(self, server, n, every=0.5):
+        import threading
+        self.server, self.n, self.every = server, n, every
+        self.closed_by_server = 0
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _stream(self, c):
+        sid = c["sid"]
+        c["sid"] += 2
+        headers, _ = signed(self.server, "PutRecord", body=b"{}")
+        block = b"".join(_hpack_literal(n, "1000" if n == "content-length" else v)
+                         for n, v in headers)
+        c["sock"].send(_frame(F_HEADERS, 0x4, sid, block) + _frame(F_PING, 0, 0, b"p" * 8))
+
+    def _open(self):
+        try:
+            s = socket.create_connection(("127.0.0.1", self.server.port), timeout=1)
+            s.sendall(PREFACE + _frame(F_SETTINGS, 0, 0))
+            s.setblocking(False)
+            c = {"sock": s, "sid": 1}
+            self._stream(c)
+            return c
+        except OSError:
+            return None
+
+    def _run(self):
+        conns = [self._open() for _ in range(self.n)]
+        while not self._stop.wait(self.every):
+            for i, c in enumerate(conns):
+                try:
+                    if c is None:
+                        raise OSError
+                    try:
+                        while True:  # drain: the server closing shows as EOF or a reset
+                            if c["sock"].recv(1 << 16) == b"":
+                                raise OSError
+                    except BlockingIOError:
+                        pass
+                    self._stream(c)
+                except OSError:
+                    if c is not None:
+                        self.closed_by_server += 1
+                        c["sock"].close()
+                    conns[i] = self._open()
+        for c in conns:
+            if c is not None:
+                c["sock"].close()
+
+    def stop(self):
+        self._stop.set()
+        self._t.join(10)
+
+
+def _h2_from(server, addr, timeout=5):
+    sock = socket.create_connection(("127.0.0.1", server.port), timeout=timeout,
+                                    source_address=(addr, 0))
+    return H2Client(server, timeout=timeout, sock=sock)
+
+
+def _signed_h2_call(server, addr, within=3.0):
+    """A signed ListStreams on a new HTTP/2 connection from addr, retried (as SDKs do) while a
+    connection is closed under it before its request authenticated -- the oldest
+    unauthenticated connection of an address at its cap gives way, and the attackers sharing
+    the address churn.  Returns the client, whose connection has authenticated."""
+    t0 = time.monotonic()
+    while True:
+        c = None
+        try:
+            c = _h2_from(server, addr)
+            ok_json(c.call("ListStreams", {}))
+            return c
+        except (OSError, ConnectionError) as e:
+            if c:
+                c.sock.close()
+            if time.monotonic() - t0 > within:
+                pytest.fail(f"signed HTTP/2 client from {addr} locked out for {within} s: {e!r}")
+
+
+def test_h2c_unauthenticated_connections_cannot_lock_out_signed_clients(private_server):
+    """60 unauthenticated HTTP/2 connections from one address, kept busy with new streams and
+    PINGs, against 40 connection slots: they count against --max-connections-per-ip like
+    HTTP/1.1 ones, so a signed client from another address gets a reserved slot and one from
+    the same address takes the place of the oldest of them; each is closed (GOAWAY) once it has
+    gone --header-timeout without an authenticated request.  Before: HTTP/2 connections left
+    the per-address accounting and held every slot; the signed clients waited in the backlog."""
+    s = private_server(extra_args=["--max-connections", "40", "--max-connections-per-ip", "30",
+                                   "--header-timeout", "2", "--body-timeout", "2"])
+    attack = _H2Trickler(s, 60)
+    clients = []
+    try:
+        time.sleep(1.5)  # the attackers hold every slot one address may have
+        for addr in ("127.0.0.2", "127.0.0.1"):
+            clients.append(_signed_h2_call(s, addr))
+        raw = k.RawClient(s, timeout=5)
+        assert raw.call("ListStreams", {}).status == 200  # HTTP/1.1, the attackers' address
+        before = attack.closed_by_server
+        time.sleep(3.5)  # past the header timeout: every attacker connection was closed
+        assert attack.closed_by_server - before >= 30, attack.closed_by_server - before
+    finally:
+        attack.stop()
+        for c in clients:
+            c.close()
+
+
+def test_h2c_authenticated_connection_outlives_the_header_timeout(private_server):
+    """An HTTP/2 connection on which a request authenticated is trusted: neither closed by the
+    unauthenticated-connection deadline nor chosen to give way to newcomers from its address,
+    while unauthenticated connections from that address churn around it.  Before: it could not
+    even connect (HTTP/2 attackers held every slot)."""
+    s = private_server(extra_args=["--max-connections", "40", "--max-connections-per-ip", "30",
+                                   "--header-timeout", "2", "--body-timeout", "2"])
+    attack = _H2Trickler(s, 60)
+    c = None
+    try:
+        time.sleep(1.5)
+        c = _signed_h2_call(s, "127.0.0.1")
+        time.sleep(5)  # 2.5 header timeouts, attackers being closed and reopened meanwhile
+        assert attack.closed_by_server >= 30, attack.closed_by_server
+        ok_json(c.call("ListStreams", {}))  # the same connection
+        assert not c.closed
+    finally:
+        attack.stop()
+        if c:
+            c.close()
+
+
+def _get_records_setup(s, records=4, size=60000):
+    """A one-shard stream with `records` records of `size` bytes; returns (client, iterator, the
+    size of one GetRecords response)."""
+    kc = k.make_client(s)
+    name = k.unique_name("drain")
+    kc.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(kc, name)
+    for i in range(records):
+        kc.put_record(StreamName=name, Data=bytes([65 + i]) * size, PartitionKey="p")
+    shard = kc.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    it = k.iterator(kc, name, shard)
+    raw = k.RawClient(s, timeout=10)
+    r = raw.call("GetRecords", {"ShardIterator": it})
+    assert r.status == 200, r
+    return kc, it, len(r.body)
+
+
+@pytest.mark.parametrize("window", ["default", "open"])
+def test_h2c_responses_not_read_are_dropped_within_the_deadline(private_server, window):
+    """A client that asks for large GetRecords responses on 100 streams and never reads holds
+    them -- and the in-flight budget they are charged to -- only until each is due
+    (--body-timeout + 1 s per 64 KiB, as for bodies): then its streams are reset (CANCEL) or, when
+    its output is backed up (window "open": flow control lets the server send until the socket
+    is full), its connection closed; the memory is given back and other clients' GetRecords are
+    served again.  Before: the responses were held for as long as the connection stayed open."""
+    s = private_server(extra_args=["--body-timeout", "1", "--max-inflight-mb", "24"])
+    kc, it, resp_len = _get_records_setup(s)
+    due = 1 + resp_len // 65536
+    base = _rss_kb(s.pid)
+    sock = socket.socket()
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)  # the kernel takes little
+    sock.connect(("127.0.0.1", s.port))
+    greedy = H2Client(s, timeout=30, sock=sock)
+    if window == "open":
+        greedy.conn.update_settings({h2.settings.SettingCodes.INITIAL_WINDOW_SIZE: 2**31 - 1})
+        greedy.conn.increment_flow_control_window(2**31 - 1 - 65535)
+        greedy.flush()
+    sids = [greedy.start(*signed(s, "GetRecords", {"ShardIterator": it})) for _ in range(100)]
+    t0 = time.monotonic()
+    time.sleep(1.0)
+    grown_mb = (_rss_kb(s.pid) - base) / 1024
+    # Meanwhile the server answers other clients at once, though with the budget spent by the
+    # unread responses it refuses what would need memory (REFUSED_STREAM, throttling: retry).
+    other = H2Client(s, timeout=5)
+    r = other.call("ListStreams", {})
+    assert r["status"] in (200, 400) or r.get("reset") == 7, r
+    # After the deadline every response held was released: GetRecords fits the budget again.
+    served = None
+    while time.monotonic() - t0 < due + 6:
+        try:
+            kc.get_records(ShardIterator=it)
+            served = time.monotonic() - t0
+            break
+        except kc.exceptions.ProvisionedThroughputExceededException:
+            time.sleep(0.25)
+    assert served is not None, f"GetRecords still throttled {due + 6} s after a client " \
+        f"stopped reading {len(sids)} responses of {resp_len} bytes (due after {due} s)"
+    ok_json(other.call("ListStreams", {}))
+    other.close()
+    # The greedy client reads only once its responses are past due: the unread ones were reset,
+    # or (output backed up) its connection closed.
+    time.sleep(max(0.0, t0 + due + 2 - time.monotonic()))
+    greedy.sock.settimeout(5)
+    try:
+        while not greedy.closed and not all(greedy.resp[x]["done"] for x in sids):
+            greedy.pump()
+    except (ConnectionError, OSError):
+        greedy.closed = True
+    if window == "open":
+        assert greedy.closed, "a connection whose output was backed up past its responses' " \
+            "deadline was not closed"
+    else:
+        assert not greedy.closed
+        # Each stream was either refused by the budget at once (REFUSED_STREAM, or a throttling
+        # error) or held a response that was reset (CANCEL) when it fell due: none was kept.
+        reset = [x for x in sids if greedy.resp[x].get("reset") == 8]
+        throttled = [x for x in sids if x not in reset and
+                     (greedy.resp[x]["status"] == 400 or greedy.resp[x].get("reset") == 7)]
+        assert len(reset) + len(throttled) == len(sids), \
+            [greedy.resp[x] for x in sids if x not in reset and x not in throttled][:2]
+        assert len(reset) >= 20, f"only {len(reset)} unread responses held and reset"
+    if not _sanitized(s.pid) and os.environ.get("TRIBUTARY_ASAN") != "1":
+        assert grown_mb < 64, f"RSS grew by {grown_mb:.0f} MB holding unread responses"
+    greedy.close()

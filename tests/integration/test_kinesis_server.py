@@ -275,3 +275,55 @@ def test_slowloris_does_not_lock_out_signed_clients(private_server):
         assert attack.closed_by_server >= 30, attack.closed_by_server
     finally:
         attack.stop()
+
+
+@pytest.mark.slow
+def test_http11_response_not_read_is_cut_off_at_its_deadline(private_server):
+    """A client that asks for a large GetRecords response and reads nothing (a tiny receive
+    window) holds it -- memory charged to the in-flight budget -- only until it is due,
+    --body-timeout plus 1 s per 64 KiB as for bodies: then the server closes the connection.
+    Before: libmicrohttpd kept it for as long as the client took (its 120 s idle timeout is
+    refreshed by every byte read).  Slow (~110 s): the response must be larger than the 4 MiB
+    the kernel's send buffer takes off the server's hands (6.7 MB: due after ~100 s)."""
+    import socket
+    import time
+    s = private_server(extra_args=["--body-timeout", "1"])
+    kc = k.make_client(s)
+    name = k.unique_name("slowread")
+    kc.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(kc, name)
+    for i in range(5):
+        kc.put_record(StreamName=name, Data=bytes([65 + i]) * 1000000, PartitionKey="p")
+    shard = kc.list_shards(StreamName=name)["Shards"][0]["ShardId"]
+    it = k.iterator(kc, name, shard)
+    raw = k.RawClient(s)
+    method, body, headers = raw.build("GetRecords", {"ShardIterator": it})
+    req = (f"{method} / HTTP/1.1\r\n" + "".join(f"{h}: {v}\r\n" for h, v in headers.items()) +
+           f"Content-Length: {len(body)}\r\n\r\n").encode() + body
+    c = socket.socket()
+    c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+    c.connect(("127.0.0.1", s.port))
+    c.sendall(req)
+    t0 = time.monotonic()
+    time.sleep(0.5)
+    got = c.recv(4096)  # the head (and some body): the response is on its way
+    head, _, rest = got.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200"), got[:300]
+    length = int([ln.split(b":")[1] for ln in head.split(b"\r\n")
+                  if ln.lower().startswith(b"content-length:")][0])
+    due = 1 + length // 65536
+    time.sleep(due + 1.5 - (time.monotonic() - t0))
+    c.settimeout(5)
+    total = len(rest)
+    try:
+        while total < length:
+            chunk = c.recv(1 << 16)
+            if not chunk:
+                break
+            total += len(chunk)
+    except (socket.timeout, ConnectionResetError):
+        pass
+    c.close()
+    assert total < length, f"a {length}-byte response the client did not read for " \
+        f"{due + 1.5:.1f} s (due after {due} s) was still being sent"
+    assert "StreamNames" in kc.list_streams()  # the server is fine
