@@ -32,7 +32,8 @@
  * Startup.  Every segment's 16-byte header is read and checked.  A sealed segment's index is
  * loaded from its .idx file when that file is intact (CRC32C) and describes the .seg's exact
  * size and seq range; otherwise the segment is scanned and checksummed in full and the .idx
- * rewritten.  So a restart reads the headers, the .idx files and the last segment -- not
+ * rewritten.  A segment with damage on record (a .dmg file: see Recovery) is always scanned,
+ * and gets no .idx.  So a restart reads the headers, the .idx files and the last segment -- not
  * every byte of the sealed segments.  The last segment is always scanned: that is recovery.
  * Sealed segments found at startup are opened lazily, on their first read.
  *

@@ -11,8 +11,10 @@
  *     DIR/<first-seq as %020llu>.seg      segment files, rolled at opts.segment_bytes
  *     DIR/<first-seq as %020llu>.idx      optional sparse index of a SEALED segment (rebuilt
  *                                         from the .seg when missing or inconsistent)
- *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery found in that segment
- *                                         (so every later open skips the same ones)
+ *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery or a reader found in
+ *                                         that segment (so every later open skips the same
+ *                                         ones; a sealed segment with one is scanned at open,
+ *                                         whatever its .idx says)
  *     DIR/state                           seq high-water mark and newest segment (see below)
  *
  * Record frame inside a .seg (little-endian), drawn byte by byte:
@@ -50,8 +52,12 @@
  *     seq that may have been handed out.
  * Reading over a hole or gap returns the records after it (seqs jump; next_seq moves past it).
  * Damage a reader meets that recovery did not see (a sealed segment trusted from its .idx,
- * or bytes damaged while the server runs) is skipped to the next index entry -- a position
- * known to be good -- and reported once per segment, so a consumer is never stuck.
+ * or bytes damaged while the server runs) is handled the same way, exactly: the reader checks
+ * the frames from the last known-good point, finds where intact frames resume with recovery's
+ * own resync (searching up to the next index entry), and the damaged range becomes a hole --
+ * only its records are lost, reported once (ERROR naming the segment, byte range and lost
+ * seqs; slog_shard_health), recorded in the segment's .dmg, and the .idx removed, so every
+ * later read and every restart skips exactly that range.  A consumer is never stuck.
  * slog_shard_open fails only when files cannot be read or written at all (TR_EIO), memory is
  * short, or a damaged remainder is too large to search (TR_ECORRUPT, over 1 GiB).
  *
@@ -153,12 +159,15 @@ int64_t slog_shard_last_arrival(slog_shard_t *sh);
 
 /* Damage found in this shard since it was opened (recovery at open, and readers since). */
 typedef struct slog_shard_health {
-    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers) */
+    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers)
+                                 or by readers since */
     uint64_t damaged_bytes;   /* their total size */
     uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers) */
     uint64_t missing;         /* gaps: a segment file missing in the middle, the newest ones,
-                                 or all of them */
-    uint64_t read_skips;      /* segments in which a READER met damage (at most one per segment) */
+                                 or all of them (or records an index promised that a reader
+                                 did not find) */
+    uint64_t read_skips;      /* of those ranges and gaps, the ones a READER found (each once;
+                                 the next open finds them again, by rescanning) */
 } slog_shard_health_t;
 
 void slog_shard_health(slog_shard_t *sh, slog_shard_health_t *out);

@@ -1952,7 +1952,7 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         size_t off;
     } fam[] = {
         {"tributary_stream_damaged_ranges_total", "Damaged byte ranges found in shard logs at "
-         "start-up (their intact neighbours are served)", offsetof(slog_shard_health_t,
+         "start-up or by readers (their intact neighbours are served)", offsetof(slog_shard_health_t,
                                                                 damaged_ranges)},
         {"tributary_stream_damaged_bytes_total", "Bytes in those damaged ranges",
          offsetof(slog_shard_health_t, damaged_bytes)},
@@ -1960,8 +1960,8 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
          "files (readers skip them)", offsetof(slog_shard_health_t, lost_records)},
         {"tributary_stream_missing_segments_total", "Gaps left by missing segment files",
          offsetof(slog_shard_health_t, missing)},
-        {"tributary_stream_read_damage_total", "Segments in which a reader met damage not found "
-         "at start-up", offsetof(slog_shard_health_t, read_skips)},
+        {"tributary_stream_read_damage_total", "Damaged ranges found by readers since start-up "
+         "(also counted in damaged_ranges)", offsetof(slog_shard_health_t, read_skips)},
     };
     enum { NFAM = sizeof fam / sizeof fam[0] };
     /* Prometheus wants each family's lines together: per-shard lines are gathered per family
