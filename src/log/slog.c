@@ -1918,6 +1918,23 @@ int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max
     return rc;
 }
 
+int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err) {
+    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
+    int rc = 0;
+    pthread_rwlock_rdlock(&lg->lock);
+    sl_stream_t *st = stream_by_name(lg, name);
+    sl_shard_t *sh = NULL;
+    for (size_t i = 0; st && i < st->n_shards; i++)
+        if (st->shards[i] && st->shards[i]->info.index == shard) sh = st->shards[i];
+    if (!st) rc = stream_missing(name, err);
+    else if (!sh)
+        rc = tr_err_set(err, TR_ENOTFOUND, "shard shardId-%012" PRIu32 " not found in stream "
+                        "\"%s\"", shard, name);
+    else if (!sh->log) rc = tr_err_set(err, sh->fail_rc, "%s", sh->fail_msg);
+    pthread_rwlock_unlock(&lg->lock);
+    return rc;
+}
+
 int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64_t *begin,
                   uint64_t *end, uint64_t *at_time, tr_err *err) {
     if (!lg) return tr_err_set(err, TR_EINVAL, "no engine");

@@ -299,5 +299,11 @@ def test_unopenable_shard_fails_alone(private_server):
     assert "Fix:" in e.message
     r = c.put_records(StreamName=bad, Records=[{"PartitionKey": "k", "Data": b"w"}])
     assert r["FailedRecordCount"] == 1 and r["Records"][0]["ErrorCode"] == "InternalFailure"
+    # puts name the shard and the fix too, as reads do
+    msg = r["Records"][0]["ErrorMessage"]
+    assert "shardId-000000000000" in msg and "unavailable" in msg and "Fix:" in msg, msg
+    with aws_error("InternalFailure", status=500, message="shardId-000000000000") as e:
+        c.put_record(StreamName=bad, PartitionKey="k", Data=b"w")
+    assert "unavailable" in e.message and "Fix:" in e.message
     assert "FAILED SHARD" in s.log_text()
     assert "\ntributary_stream_failed_shards 1\n" in _metrics(s)

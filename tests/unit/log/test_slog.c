@@ -1543,6 +1543,13 @@ static void test_failed_shard(void **state) {
     assert_true(put_sync(lg, "f", &p0, 1) < 0);
     assert_int_equal(put_sync(lg, "f", &p1, 1), 0);
     assert_int_equal(p1.shard, 1);
+    /* why a put to it failed: the shard's message, as its reads answer */
+    assert_true(slog_shard_status(lg, "f", 0, &e) < 0);
+    assert_non_null(strstr(e.msg, "shardId-000000000000"));
+    assert_non_null(strstr(e.msg, "Fix:"));
+    assert_int_equal(slog_shard_status(lg, "f", 1, &e), 0);
+    assert_int_equal(slog_shard_status(lg, "f", 7, &e), TR_ENOTFOUND);
+    assert_int_equal(slog_shard_status(lg, "nope", 0, &e), TR_ENOTFOUND);
     /* resharding it is refused */
     assert_true(slog_shard_split(lg, "f", 0, (slog_hash_t)1 << 100, &e) < 0);
     assert_non_null(strstr(e.msg, "shardId-000000000000"));
