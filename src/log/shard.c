@@ -160,6 +160,9 @@ struct slog_shard {
     uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
     uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
     int st_dirty;             /* DIR/state must be rewritten before the next frame */
+    uint64_t min_next;        /* opts.min_next */
+    slog_shard_hwm_fn hwm_fn; /* copy of the mark outside DIR (slog_shard_set_hwm_hook) */
+    void *hwm_arg;
 
     /* damage counters (slog_shard_health), atomics: readers bump them too */
     atomic_ullong h_ranges, h_bytes, h_lost, h_missing, h_read_skips;
@@ -1205,6 +1208,13 @@ static int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *
     if (sh->io->rename(tmp, path) != 0) goto fail;
     what = "fsync directory after writing";
     if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    if (sh->hwm_fn && hwm > sh->hwm) {
+        int rc = sh->hwm_fn(sh->hwm_arg, hwm, err);
+        if (rc) {
+            sh->st_dirty = 1;
+            return rc;
+        }
+    }
     sh->hwm = hwm;
     sh->st_newest = newest;
     sh->st_dirty = 0;
@@ -1247,6 +1257,7 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
                  "this time. Fix: check the disk", sh->dir, sh->dir);
     if (n == 0) {
         if (st > 0) { /* it had segments: all gone */
+            if (sh->min_next > st_hwm) st_hwm = sh->min_next;
             first_seq = st_hwm > first_seq ? st_hwm : first_seq;
             atomic_fetch_add(&sh->h_missing, 1);
             tr_error("slog", "shard %s: MISSING DATA: no segment file is left, but the shard had "
@@ -1254,6 +1265,16 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
                      "%llu). Numbering continues at %llu, so no number is reused. Fix: restore "
                      "the .seg files from a backup (stop the server first) if you have one",
                      sh->dir, (unsigned long long)st_hwm, (unsigned long long)st_newest,
+                     (unsigned long long)first_seq);
+        } else if (st == 0 && sh->min_next > first_seq) { /* the directory itself went */
+            first_seq = sh->min_next;
+            atomic_fetch_add(&sh->h_missing, 1);
+            tr_error("slog", "shard %s: MISSING DATA: the shard directory holds no segment file "
+                     "and no state file, but the shard had handed out sequence numbers below "
+                     "%llu (as recorded outside the directory): the directory was deleted or "
+                     "emptied, and its records are lost. Numbering continues at %llu, so no "
+                     "number is reused. Fix: restore the shard directory from a backup (stop the "
+                     "server first) if you have one", sh->dir, (unsigned long long)first_seq,
                      (unsigned long long)first_seq);
         }
         if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
@@ -1290,6 +1311,7 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         /* The newest segment file(s) are gone: what they held is a gap after `last`, and
          * numbering goes on past every number they may have handed out. */
         uint64_t resume = st_hwm > sh->pub_end ? st_hwm : sh->pub_end;
+        if (sh->min_next > resume) resume = sh->min_next;
         if ((rc = seg_hole_add(sh, last, last->pub_size, last->pub_size, last->pub_end, resume,
                                "the newest segment file(s) are missing", err)) != 0)
             goto out;
@@ -1388,6 +1410,7 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
     sh->io = io_default;
     sh->seg_bytes = opts && opts->segment_bytes ? opts->segment_bytes : SLOG_DEFAULT_SEGMENT;
     sh->no_sync = opts ? opts->no_sync : 0;
+    sh->min_next = opts ? opts->min_next : 0;
     int rc = mkdir_p(dir, err);
     if (rc) goto fail;
     sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1405,6 +1428,16 @@ fail:
 }
 
 void slog_shard_close(slog_shard_t *sh) { shard_free(sh); }
+
+void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg) {
+    if (!sh) return;
+    sh->hwm_fn = fn;
+    sh->hwm_arg = arg;
+    if (fn) {
+        sh->st_dirty = 1; /* the next append rewrites DIR/state and so calls fn */
+        sh->hwm = 0;      /* ... with a mark above this, whatever the file holds */
+    }
+}
 
 /* ---- writer --------------------------------------------------------------------------------- */
 

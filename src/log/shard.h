@@ -31,6 +31,8 @@
  *
  * DIR/state (32 bytes, drawn in shard.c) holds a high-water mark of the seqs handed out and the
  * first seq of the newest segment, so a deleted newest segment cannot make numbering restart.
+ * The owner may keep a copy of the mark outside the directory (slog_shard_set_hwm_hook,
+ * opts.min_next), so that deleting the whole directory cannot make it restart either.
  *
  * Recovery (slog_shard_open): every segment's header is checked; the LAST segment (and any
  * sealed one without a usable .idx) is scanned frame by frame.  A frame that is short, has an
@@ -90,6 +92,12 @@ typedef struct slog_shard_opts {
     uint64_t first_seq;      /* seq of the first record of a NEW (empty) shard; ignored if the
                                 directory already holds segments */
     int no_sync;             /* tests/bench only: skip fdatasync (never in the server) */
+    uint64_t min_next;       /* a high-water mark kept OUTSIDE the directory (the stream
+                                engine's metadata; see slog_shard_set_hwm_hook), 0 if none:
+                                numbering never restarts below it.  A directory with no segment
+                                and no DIR/state while min_next > first_seq was deleted or
+                                emptied: reported (MISSING DATA; slog_shard_health.missing) and
+                                numbering continues at min_next */
 } slog_shard_opts_t;
 
 /* One record to append.  Borrowed: the pointers must stay valid for the call only. */
@@ -125,6 +133,17 @@ typedef struct slog_read {
  * On success *out owns the shard; close with slog_shard_close. */
 int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t **out,
                     tr_err *err);
+/* Copy of the high-water mark outside the directory.  fn is called by the writer (inside
+ * slog_shard_append) each time DIR/state's high-water mark is rewritten, after DIR/state is
+ * durable and before any seq at or past the previous mark is handed out; it must make `hwm`
+ * durable where a deleted shard directory cannot take it along, and pass it back as
+ * opts.min_next at the next open.  A failure (negative TR_E code, err set) fails that append
+ * (nothing is appended; the next append retries).  Setting a hook makes the next append rewrite
+ * DIR/state, so the copy is current from then on.  Call between open and the first append (or
+ * under the writer's lock); fn NULL removes it. */
+typedef int (*slog_shard_hwm_fn)(void *arg, uint64_t hwm, tr_err *err);
+void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg);
+
 /* Close files and free.  Accepts NULL.  Does not sync: call slog_shard_sync first. */
 void slog_shard_close(slog_shard_t *sh);
 

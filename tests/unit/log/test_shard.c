@@ -138,7 +138,7 @@ static uint64_t read_all(slog_shard_t *sh, uint64_t from, size_t step) {
 }
 
 static slog_shard_t *open_ok(const char *dir, uint64_t seg_bytes, uint64_t first, int no_sync) {
-    slog_shard_opts_t o = {seg_bytes, first, no_sync};
+    slog_shard_opts_t o = {seg_bytes, first, no_sync, 0};
     slog_shard_t *sh = NULL;
     tr_err err = {0};
     int rc = slog_shard_open(dir, &o, &sh, &err);
@@ -1490,7 +1490,7 @@ static void fp_power_cut(void) {
  * trim, a close and a reopen.  Returns the acknowledged end (every seq below it was synced)
  * and, in *begin, the first seq that must still be there. */
 static uint64_t fp_run(const char *dir, uint64_t *begin) {
-    slog_shard_opts_t o = {600, 0, 0};
+    slog_shard_opts_t o = {600, 0, 0, 0};
     slog_shard_t *sh = NULL;
     tr_err err;
     uint64_t acked = 0;
