@@ -1037,6 +1037,80 @@ static void damage_reader_active(void **st) {
     slog_shard_close(sh);
 }
 
+/* Readers racing over the same fresh damage: one of them records it, every one of them gets
+ * every intact record (and only those), and the range is recorded once. */
+typedef struct dmg_reader {
+    slog_shard_t *sh;
+    size_t step;
+    uint64_t count, bad_content, want_missing, missing_seen;
+} dmg_reader_t;
+
+static void *dmg_reader_main(void *arg) {
+    dmg_reader_t *t = arg;
+    slog_read_t rd = {0};
+    tr_err err;
+    uint64_t next = 0, expect = 0;
+    for (;;) {
+        if (slog_shard_read(t->sh, next, t->step, SIZE_MAX, &rd, &err) != 0) {
+            t->bad_content++;
+            break;
+        }
+        if (rd.n == 0) {
+            if (rd.next_seq > next && rd.next_seq < slog_shard_end(t->sh)) {
+                next = rd.next_seq;
+                continue;
+            }
+            break;
+        }
+        for (size_t i = 0; i < rd.n; i++) {
+            if (!rec_ok(&rd.recs[i])) t->bad_content++;
+            while (expect < rd.recs[i].seq) { /* a gap: must be exactly the damaged record */
+                if (expect == t->want_missing) t->missing_seen++;
+                else t->bad_content++;
+                expect++;
+            }
+            expect = rd.recs[i].seq + 1;
+            t->count++;
+        }
+        next = rd.next_seq;
+    }
+    slog_read_free(&rd);
+    return NULL;
+}
+
+static void damage_reader_concurrent(void **st) {
+    fixture_t *f = *st;
+    g_size_mod = 2000;
+    slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
+    for (uint64_t b = 0; b < 8; b++) {
+        append_gen(sh, b * 50, 50, (int64_t)b);
+        sync_ok(sh);
+    }
+    slog_shard_close(sh);
+    char segs[32][256];
+    assert_true(seg_files(f->dir, segs, 32) >= 2);
+    off_t at = file_size(segs[0]) / 2;
+    uint64_t bad = frame_at(at);
+    flip(segs[0], at);
+    sh = open_ok(f->dir, 150000, 0, 1);
+    enum { NT = 4 };
+    pthread_t th[NT];
+    dmg_reader_t t[NT];
+    for (int i = 0; i < NT; i++) {
+        t[i] = (dmg_reader_t){sh, (size_t)(3 + i * 7), 0, 0, bad, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, dmg_reader_main, &t[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].bad_content, 0);
+        assert_int_equal(t[i].count, 399);
+        assert_int_equal(t[i].missing_seen, 1);
+    }
+    assert_int_equal(health(sh).damaged_ranges, 1);
+    assert_int_equal(health(sh).lost_records, 1);
+    slog_shard_close(sh);
+}
+
 static void torn_header_last(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
@@ -1777,6 +1851,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(damage_found_by_reader, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_reader_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_reader_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_reader_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_header_last, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(seek_time_segments, setup, teardown),
