@@ -1037,6 +1037,49 @@ static void damage_reader_active(void **st) {
     slog_shard_close(sh);
 }
 
+/* A byte in the middle of frame `seq` (inside what its CRC covers). */
+static off_t mid_of(uint64_t seq) {
+    off_t a = frame_off(seq), b = frame_off(seq + 1);
+    return a + 8 + (b - a - 8) / 2;
+}
+
+/* Two damaged frames close together (one intact frame between them): only the two are lost,
+ * whether recovery (newest segment) or a reader (sealed segment trusted from its .idx) finds
+ * them -- the intact frame between them is served, before and after a restart. */
+static void damage_nearby(void **st) {
+    fixture_t *f = *st;
+    g_size_mod = 2000;
+    slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
+    for (uint64_t b = 0; b < 8; b++) {
+        append_gen(sh, b * 50, 50, (int64_t)b);
+        sync_ok(sh);
+    }
+    uint64_t end = slog_shard_end(sh);
+    slog_shard_close(sh);
+    char segs[32][256];
+    int n = seg_files(f->dir, segs, 32);
+    assert_true(n >= 2);
+    uint64_t first_last = strtoull(strrchr(segs[n - 1], '/') + 1, NULL, 10);
+    assert_true(first_last > 100 && first_last + 6 < end);
+    uint64_t k = 60;                       /* sealed segment 0 */
+    flip(segs[0], mid_of(k));
+    flip(segs[0], mid_of(k + 2));
+    /* newest segment: frame offsets relative to its first seq */
+    uint64_t j = first_last + 2;
+    off_t base = frame_off(first_last) - SLOG_SEG_HDR;
+    flip(segs[n - 1], mid_of(j) - base);
+    flip(segs[n - 1], mid_of(j + 2) - base);
+    uint64_t lost[4] = {k, k + 2, j, j + 2};
+    for (int round = 0; round < 2; round++) {
+        sh = open_ok(f->dir, 150000, 0, 1);
+        expect_lost(sh, end, 7, lost, 4);
+        assert_int_equal(first_from(sh, k + 1), k + 1);
+        assert_int_equal(first_from(sh, j + 1), j + 1);
+        assert_int_equal(health(sh).lost_records, 4);
+        slog_shard_close(sh);
+    }
+}
+
 /* Readers racing over the same fresh damage: one of them records it, every one of them gets
  * every intact record (and only those), and the range is recorded once. */
 typedef struct dmg_reader {
@@ -1852,6 +1895,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(damage_reader_exact, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_reader_active, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_reader_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_nearby, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_header_last, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(seek_time_segments, setup, teardown),
