@@ -1080,6 +1080,40 @@ static void damage_nearby(void **st) {
     }
 }
 
+/* Every single byte of a frame in a SEALED segment trusted from its .idx, flipped in turn: the
+ * reader loses that record alone, and so does the next open. */
+static void damage_each_byte_sealed(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 3000, 0, 1);
+    append_gen(sh, 0, 30, 1);
+    sync_ok(sh);
+    append_gen(sh, 30, 5, 2); /* rolls: segment 0 is sealed and gets its .idx */
+    sync_ok(sh);
+    slog_shard_close(sh);
+    char segs[4][256], idx[256], dmg[256], pseg[300], pidx[300];
+    assert_int_equal(seg_files(f->dir, segs, 4), 2);
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[0]) - 4, segs[0]);
+    snprintf(dmg, sizeof dmg, "%.*s.dmg", (int)strlen(segs[0]) - 4, segs[0]);
+    snprintf(pseg, sizeof pseg, "%s/pristine.seg", f->tmp);
+    snprintf(pidx, sizeof pidx, "%s/pristine.idx", f->tmp);
+    copy_file(segs[0], pseg);
+    copy_file(idx, pidx);
+    uint64_t k = 10;
+    for (off_t off = frame_off(k); off < frame_off(k + 1); off++) {
+        copy_file(pseg, segs[0]);
+        copy_file(pidx, idx);
+        unlink(dmg);
+        flip(segs[0], off);
+        for (int round = 0; round < 2; round++) {
+            sh = open_ok(f->dir, 3000, 0, 1);
+            assert_int_equal(health(sh).damaged_ranges, (uint64_t)round);
+            expect_lost(sh, 35, 4, &k, 1);
+            assert_int_equal(health(sh).lost_records, 1);
+            slog_shard_close(sh);
+        }
+    }
+}
+
 /* Readers racing over the same fresh damage: one of them records it, every one of them gets
  * every intact record (and only those), and the range is recorded once. */
 typedef struct dmg_reader {
@@ -1896,6 +1930,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(damage_reader_active, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_reader_concurrent, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_nearby, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_each_byte_sealed, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_header_last, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(seek_time_segments, setup, teardown),
