@@ -983,9 +983,15 @@ static void k_put_finish(net_req_t *req) {
                                  "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
                                  "stream %s under account %s.\"}",
                               r->shard, kp->stream, API_ACCOUNT_ID);
-            else { /* AWS's text, then which shard and why */
+            else { /* AWS's text; for a FAILED shard, also which one and the fix (else the
+                    * cause is in the server log: the engine logged it) */
                 tr_err e;
-                k_put_why(kp, r, r->rc, &e);
+                if (slog_shard_status(kp->ctx->slog, kp->stream, r->shard, &e) >= 0 ||
+                    e.code == TR_ENOTFOUND) {
+                    tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
+                                   "\"Internal service failure.\"}");
+                    continue;
+                }
                 char msg[TR_ERR_MSG_MAX + 32];
                 int m = snprintf(msg, sizeof msg, "Internal service failure: %s", e.msg);
                 tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":");
