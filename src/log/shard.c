@@ -645,8 +645,8 @@ out:
  * non-decreasing arrivals) that runs exactly to the end of the file, or to a torn tail of the
  * newest segment, or on for SLOG_RESYNC_CHAIN frames (more damage follows; the scan resyncs
  * again there).  The earliest such candidate wins.  Exception, tried first: when the bad
- * frame's header is intact (its length and seq parse) and the frame its length points to is
- * intact with the next seq, that frame is the resume point, chain or not (see rs_search).  A forged payload therefore has to predict
+ * frames' headers are intact (lengths and consecutive seqs parse) and lead to an intact frame
+ * with the next seq, that frame is the resume point, chain or not (see rs_search).  A forged payload therefore has to predict
  * its own seq and chain into the real frames after it. */
 
 #define SLOG_RESYNC_CHAIN 8
@@ -691,15 +691,19 @@ static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, 
  * (rd_damage), so both draw the same line between damage and intact records. */
 static uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
                           int64_t last_arr, int is_last, frame_hdr_t *h) {
-    /* The damaged frame's own length, when its header still parses with the expected seq and
-     * lands on an intact frame carrying the next seq: exactly that frame is damaged (its body
-     * or checksum).  No chain is needed there -- the next frame sits at a real frame boundary,
+    /* The damaged frames' own lengths, while their headers still parse with consecutive seqs,
+     * up to an intact frame carrying the next seq: exactly those frames are damaged (bodies or
+     * checksums).  No chain is needed there -- the intact frame sits at a real frame boundary,
      * where a payload cannot plant a forgery -- so damage a few frames further on does not
      * cost the intact frames in between. */
     frame_hdr_t d;
-    if (n > SLOG_FRAME_HDR && !frame_parse(b, n, &d) && d.seq == seq && d.len < n &&
-        rs_frame_ok(b, n, d.len, d.len, seq, limit, last_arr, h) && h->seq == seq + 1)
-        return d.len;
+    uint64_t o = 0, s = seq;
+    while (n - o > SLOG_FRAME_HDR && !frame_parse(b + o, n - o, &d) && d.seq == s &&
+           d.len < n - o) {
+        o += d.len;
+        s++;
+        if (rs_frame_ok(b, n, o, o, seq, limit, last_arr, h) && h->seq == s) return o;
+    }
     for (uint64_t q = 1; q + SLOG_FRAME_HDR <= n; q++)
         if (rs_frame_ok(b, n, q, q, seq, limit, last_arr, h) &&
             rs_chain_ok(b, n, q, *h, limit, is_last))

@@ -1043,7 +1043,7 @@ static off_t mid_of(uint64_t seq) {
     return a + 8 + (b - a - 8) / 2;
 }
 
-/* Two damaged frames close together (one intact frame between them): only the two are lost,
+/* Damaged frames close together (adjacent ones, and one intact frame between): only they are lost,
  * whether recovery (newest segment) or a reader (sealed segment trusted from its .idx) finds
  * them -- the intact frame between them is served, before and after a restart. */
 static void damage_nearby(void **st) {
@@ -1061,21 +1061,22 @@ static void damage_nearby(void **st) {
     assert_true(n >= 2);
     uint64_t first_last = strtoull(strrchr(segs[n - 1], '/') + 1, NULL, 10);
     assert_true(first_last > 100 && first_last + 6 < end);
-    uint64_t k = 60;                       /* sealed segment 0 */
+    uint64_t k = 60;                       /* sealed segment 0: two adjacent, then one more */
     flip(segs[0], mid_of(k));
-    flip(segs[0], mid_of(k + 2));
+    flip(segs[0], mid_of(k + 1));
+    flip(segs[0], mid_of(k + 3));
     /* newest segment: frame offsets relative to its first seq */
     uint64_t j = first_last + 2;
     off_t base = frame_off(first_last) - SLOG_SEG_HDR;
     flip(segs[n - 1], mid_of(j) - base);
     flip(segs[n - 1], mid_of(j + 2) - base);
-    uint64_t lost[4] = {k, k + 2, j, j + 2};
+    uint64_t lost[5] = {k, k + 1, k + 3, j, j + 2};
     for (int round = 0; round < 2; round++) {
         sh = open_ok(f->dir, 150000, 0, 1);
-        expect_lost(sh, end, 7, lost, 4);
-        assert_int_equal(first_from(sh, k + 1), k + 1);
+        expect_lost(sh, end, 7, lost, 5);
+        assert_int_equal(first_from(sh, k + 1), k + 2);
         assert_int_equal(first_from(sh, j + 1), j + 1);
-        assert_int_equal(health(sh).lost_records, 4);
+        assert_int_equal(health(sh).lost_records, 5);
         slog_shard_close(sh);
     }
 }
