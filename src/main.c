@@ -169,7 +169,8 @@ static void serve_usage(FILE *o) {
             "  --body-timeout S    seconds for a request body, plus 1 s per 64 KiB (30)\n"
             "  --iterator-ttl MS  shard iterator lifetime (default 300000, as AWS; for tests)\n"
             "  --max-pending-mb N   queued, not yet durable put data before throttling (256)\n"
-            "  --max-inflight-mb N  request bodies held in memory before throttling (512)\n"
+            "  --max-inflight-mb N  request memory (bodies, decoded records, responses, HTTP/2\n"
+            "                   header blocks) held before throttling (512)\n"
             "  --lambda-concurrency N  concurrent Lambda invocations, all functions (64)\n"
             "  --lambda-retry-ms MS    delay before retrying a failed Event invoke (60000)\n"
             "  --lambda-read-dir DIR   a directory every function may read and execute, beside\n"
@@ -391,6 +392,14 @@ static int cmd_serve(int argc, char **argv) {
         for (size_t i = 0; i < nr; i++) free(rd[i]);
         for (size_t i = 0; i < nw; i++) free(wd[i]);
         if (bad) return 1;
+    }
+    {
+        tr_err perr;
+        tr_err_clear(&perr);
+        if (fn_sandbox_set_private(data, &perr)) {
+            tr_error("main", "%s", perr.msg);
+            return 1;
+        }
     }
     const char *why_unconfined = NULL;
     int ll_abi = fn_sandbox_abi(&why_unconfined);

@@ -32,6 +32,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -436,8 +437,16 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
         }
         pid = fork();
         if (pid == 0) {
-            /* child: async-signal-safe calls only */
+            /* child: async-signal-safe calls only.  Its own process group (the parent sets it
+             * too: a kill of the group may come before this line runs), and no controlling
+             * terminal: with the server's terminal it could push input into the operator's
+             * shell (TIOCSTI), outside any sandbox.  TIOCNOTTY detaches this process only. */
             setpgid(0, 0);
+            int tty = open("/dev/tty", O_RDWR | O_NOCTTY | O_CLOEXEC);
+            if (tty >= 0) {
+                ioctl(tty, TIOCNOTTY);
+                close(tty);
+            }
             dup2(devnull, 0);
             dup2(p[1], 1);
             dup2(p[1], 2);

@@ -438,7 +438,13 @@ static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t 
     posix_spawn_file_actions_addchdir_np(&fa, s->code_dir);
     char *argv[] = {"tributary", FN_NATIVE_HOST_CMD, NULL};
     pid_t pid;
-    int rc = posix_spawn(&pid, nt->host_exe, &fa, NULL, argv, envp);
+    /* A session of its own: no controlling terminal, so user code cannot push input into the
+     * operator's shell (TIOCSTI) when the server runs in one. */
+    posix_spawnattr_t sa;
+    posix_spawnattr_init(&sa);
+    posix_spawnattr_setflags(&sa, POSIX_SPAWN_SETSID);
+    int rc = posix_spawn(&pid, nt->host_exe, &fa, &sa, argv, envp);
+    posix_spawnattr_destroy(&sa);
     posix_spawn_file_actions_destroy(&fa);
     close(sv[1]);
     close(lp[1]);

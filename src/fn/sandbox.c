@@ -72,6 +72,7 @@ typedef struct {
 static struct {
     char **read, **write;
     size_t n_read, n_write;
+    char *private;          /* realpath of the data directory: no rule reaches into it */
 } g_dirs;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -135,6 +136,39 @@ int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
     return 0;
 }
 
+/* Is path equal to dir (2), beneath it (1), or neither (0)?  Both absolute, no trailing '/'. */
+static int path_within(const char *path, const char *dir) {
+    size_t n = strlen(dir);
+    if (n == 1 && dir[0] == '/') return path[1] ? 1 : 2;
+    if (strncmp(path, dir, n) != 0) return 0;
+    return path[n] == 0 ? 2 : path[n] == '/' ? 1 : 0;
+}
+
+int fn_sandbox_set_private(const char *dir, tr_err *err) {
+    char *real = realpath(dir, NULL);
+    if (!real)
+        return tr_err_set(err, TR_EIO, "cannot resolve the data directory %s to fence functions "
+                          "out of it: %s", dir, strerror(errno));
+    for (size_t i = 0; i < g_dirs.n_read + g_dirs.n_write; i++) {
+        int rd = i < g_dirs.n_read;
+        const char *d = rd ? g_dirs.read[i] : g_dirs.write[i - g_dirs.n_read];
+        char *rdir = realpath(d, NULL);
+        int bad = rdir && path_within(rdir, real);
+        free(rdir);
+        if (bad) {
+            tr_err_set(err, TR_EINVAL, "--lambda-%s-dir %s is inside the data directory %s, which "
+                       "holds the server's credentials and every function's code: functions "
+                       "must not reach it. Fix: give a directory outside %s",
+                       rd ? "read" : "write", d, real, real);
+            free(real);
+            return TR_EINVAL;
+        }
+    }
+    free(g_dirs.private);
+    g_dirs.private = real;
+    return 0;
+}
+
 /* ---- rulesets -------------------------------------------------------------------------------- */
 
 static uint64_t handled_fs(int abi) {
@@ -168,23 +202,65 @@ static int allow(int rfd, const char *path, uint64_t access, uint64_t handled, i
     return 0;
 }
 
-/* Allow `access` on each entry of dir but those named in skip (and listing dir itself): how a
- * directory minus a few secrets is expressed in an allow-list. */
+/* Allow `access` on each entry of dir but those named in skip (NULL-terminated, may be NULL)
+ * and `also` (may be NULL): how a directory minus a few entries is expressed in an allow-list.
+ * Listing dir itself is allowed only without `also`: Landlock's rights hold for everything
+ * beneath, so listing dir would let a function list the skipped entry's whole tree (names only:
+ * harmless for /etc/ssh, not for the data directory, whose path `also` is on). */
 static int allow_except(int rfd, const char *dir, uint64_t access, uint64_t handled,
-                        const char *const *skip, tr_err *err) {
+                        const char *const *skip, const char *also, tr_err *err) {
     DIR *d = opendir(dir);
     if (!d) return 0;
-    int rc = allow(rfd, dir, LANDLOCK_ACCESS_FS_READ_DIR, handled, 0, err);
+    int rc = also ? 0 : allow(rfd, dir, LANDLOCK_ACCESS_FS_READ_DIR, handled, 0, err);
     for (struct dirent *e; !rc && (e = readdir(d));) {
         if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        int skipped = 0;
-        for (int i = 0; skip[i] && !skipped; i++) skipped = !strcmp(e->d_name, skip[i]);
+        int skipped = also && !strcmp(e->d_name, also);
+        for (int i = 0; skip && skip[i] && !skipped; i++) skipped = !strcmp(e->d_name, skip[i]);
         if (skipped) continue;
         char p[4096];
         if (snprintf(p, sizeof p, "%s/%s", dir, e->d_name) >= (int)sizeof p) continue;
         rc = allow(rfd, p, access, handled, 0, err);
     }
     closedir(d);
+    return rc;
+}
+
+/* Allow `access` beneath path, but its entries named in skip (may be NULL), and never into the
+ * data directory (fn_sandbox_set_private): Landlock only adds rights, so where the data directory
+ * lies beneath path (say --data /opt/tributary/data, and /opt is readable), path's entries are
+ * allowed one by one but the one on the way to it, and so on down to it.  A path inside the data
+ * directory is skipped (its parts functions need -- a package, a scratch dir -- have rules of
+ * their own).  A missing path is skipped.  The directories on the way to the data directory can
+ * be passed through but not listed (see allow_except). */
+static int allow_tree(int rfd, const char *path, uint64_t access, uint64_t handled,
+                      const char *const *skip, tr_err *err) {
+    char *real = realpath(path, NULL);
+    if (!real) return 0;
+    const char *avoid = g_dirs.private;
+    int rc = 0;
+    if (avoid && path_within(real, avoid)) goto done;          /* inside: nothing */
+    if (!avoid || !path_within(avoid, real)) {                 /* apart: all but skip */
+        rc = skip ? allow_except(rfd, real, access, handled, skip, NULL, err)
+                  : allow(rfd, real, access, handled, 0, err);
+        goto done;
+    }
+    char cur[4096];
+    snprintf(cur, sizeof cur, "%s", strcmp(real, "/") ? real : "");
+    while (!rc) {   /* cur is above avoid: its entries but the next step, then down a level */
+        const char *next = avoid + strlen(cur) + 1;
+        size_t nn = strcspn(next, "/");
+        char name[256];
+        if (nn >= sizeof name || strlen(cur) + 1 + nn >= sizeof cur) break;
+        memcpy(name, next, nn);
+        name[nn] = 0;
+        rc = allow_except(rfd, *cur ? cur : "/", access, handled, skip, name, err);
+        skip = NULL;
+        size_t cn = strlen(cur);
+        snprintf(cur + cn, sizeof cur - cn, "/%s", name);
+        if (!strcmp(cur, avoid)) break;
+    }
+done:
+    free(real);
     return rc;
 }
 
@@ -208,17 +284,18 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
     static const char *const etc_secret[] = {"shadow", "shadow-", "gshadow", "gshadow-", "sudoers",
                                              "sudoers.d", "ssh", "ssl", "security", "credstore",
                                              "credstore.encrypted", ".pwd.lock", NULL};
-    /* /dev: the harmless nodes only -- not disks, loop devices, the kernel log or memory */
+    /* /dev: the harmless nodes only -- not disks, loop devices, the kernel log or memory; no
+     * terminal either: a function has no controlling terminal (it runs in a new session), and
+     * the server's (a tour in a shell) must not be written to or have input pushed into it */
     static const char *const dev_rw[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-                                         "/dev/urandom", "/dev/tty", "/dev/ptmx", "/dev/pts",
-                                         NULL};
+                                         "/dev/urandom", NULL};
     const uint64_t all = h;
     const uint64_t dev = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
                          LANDLOCK_ACCESS_FS_IOCTL_DEV;
     int rc = 0;
-    for (int i = 0; !rc && sys_exec[i]; i++) rc = allow(rfd, sys_exec[i], FS_EXEC, h, 0, err);
-    for (int i = 0; !rc && sys_read[i]; i++) rc = allow(rfd, sys_read[i], FS_READ, h, 0, err);
-    if (!rc) rc = allow_except(rfd, "/etc", FS_EXEC, h, etc_secret, err);
+    for (int i = 0; !rc && sys_exec[i]; i++) rc = allow_tree(rfd, sys_exec[i], FS_EXEC, h, NULL, err);
+    for (int i = 0; !rc && sys_read[i]; i++) rc = allow_tree(rfd, sys_read[i], FS_READ, h, NULL, err);
+    if (!rc) rc = allow_tree(rfd, "/etc", FS_EXEC, h, etc_secret, err);
     if (!rc) rc = allow(rfd, "/dev", LANDLOCK_ACCESS_FS_READ_DIR, h, 0, err);
     for (int i = 0; !rc && dev_rw[i]; i++) rc = allow(rfd, dev_rw[i], dev, h, 0, err);
     /* name resolution: /etc/resolv.conf is often a link into /run */
@@ -226,9 +303,9 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
     if (!rc) rc = allow(rfd, code_dir, FS_EXEC, h, 1, err);
     if (!rc && scratch && *scratch) rc = allow(rfd, scratch, all, h, 1, err);
     for (size_t i = 0; !rc && i < g_dirs.n_read; i++)
-        rc = allow(rfd, g_dirs.read[i], FS_EXEC, h, 0, err);
+        rc = allow_tree(rfd, g_dirs.read[i], FS_EXEC, h, NULL, err);
     for (size_t i = 0; !rc && i < g_dirs.n_write; i++)
-        rc = allow(rfd, g_dirs.write[i], all, h, 0, err);
+        rc = allow_tree(rfd, g_dirs.write[i], all, h, NULL, err);
     if (rc) {
         close(rfd);
         return rc;

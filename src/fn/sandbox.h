@@ -11,14 +11,18 @@
  *                       credstore*), --lambda-read-dir directories
  *   read only           /proc /sys (the kernel's Landlock also bars ptrace and /proc/PID/environ,
  *                       fd/, mem of processes outside the sandbox: the server's)
- *   read + write        /dev/null zero full random urandom tty ptmx pts/ (not disks, loop
- *                       devices, kmsg, shm: a root server's functions would own them)
+ *   read + write        /dev/null zero full random urandom (not disks, loop devices, kmsg, shm:
+ *                       a root server's functions would own them; not terminals: a function
+ *                       runs in a session of its own, without a controlling terminal, so it
+ *                       can neither write to the server's nor push input into it)
  *   everything          its own scratch directory (DATA/fn-tmp/tributary-fn-XXXXXX, fresh, 0700,
  *                       removed when the process ends; its /tmp where namespaces allow, see
  *                       fn_sandbox_tmp_plan, else $TMPDIR), --lambda-write-dir directories
  *   nothing             the rest: the data directory (credentials, LMDB, other functions' code,
- *                       logs), home directories, the server's /tmp, /var, /run (but
- *                       /run/systemd/resolve, for DNS)
+ *                       logs) -- also where it lies beneath a directory of the lists above, e.g.
+ *                       --data /opt/tributary/data (fn_sandbox_set_private) --, home
+ *                       directories, the server's /tmp, /var, /run (but /run/systemd/resolve,
+ *                       for DNS)
  *
  * plus no_new_privs (no set-uid escalation), an empty capability bounding set and no
  * capabilities (a server running as root starts functions without root's powers), and, with
@@ -35,7 +39,8 @@
  * before loading user code (the ruleset fd and the plan can be passed to another process).  The
  * parent removes the scratch dir when the process is gone (fn_sandbox_scratch_free).
  *
- * Thread rules: fn_sandbox_set_dirs and fn_sandbox_set_scratch_root before any function starts
+ * Thread rules: fn_sandbox_set_dirs, fn_sandbox_set_private and fn_sandbox_set_scratch_root
+ * before any function starts
  * (main.c at start-up); the rest may be called from any thread.
  */
 #ifndef FN_SANDBOX_H
@@ -53,6 +58,12 @@ int fn_sandbox_abi(const char **why);
  * copied.  Returns 0, TR_EINVAL for a relative path (message in err). */
 int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
                         const char *const *write_dirs, size_t n_write, tr_err *err);
+
+/* The directory no function may reach: the data directory (resolved with realpath here).  Rules
+ * for directories that contain it (/opt, a --lambda-read-dir, ...) are split around it.  Call it
+ * after fn_sandbox_set_dirs: a --lambda-*-dir inside it is refused.  Returns 0, TR_EIO (cannot
+ * resolve dir) or TR_EINVAL (a --lambda-*-dir inside it); err says which. */
+int fn_sandbox_set_private(const char *dir, tr_err *err);
 
 /* A Landlock ruleset for a function whose package is code_dir and scratch dir is scratch (both
  * absolute).  On success returns 0 with *fd the ruleset (close-on-exec, owned by the caller), or

@@ -79,6 +79,9 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     snprintf(p, sizeof p, "%s/libprivprobe.so", root ? root : "");
     check_open("read_own_code", p, O_RDONLY);
     check_open("read_etc", "/etc/passwd", O_RDONLY);
+    check_open("open_tty", "/dev/tty", O_RDWR | O_NOCTTY);
+    /* a readable directory of the test's choosing (the repository holding the data dir) */
+    check_open("read_repo", getenv("PRIV_REPO_FILE"), O_RDONLY);
     snprintf(p, sizeof p, "/proc/%d/environ", (int)getppid());
     check_open("server_environ", p, O_RDONLY);
     put("\"%s\":\"%s\",", "signal_server", res(kill(getppid(), 0) == 0));

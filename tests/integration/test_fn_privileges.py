@@ -10,8 +10,10 @@ import ctypes
 import json
 import os
 import pathlib
+import shutil
 import signal
 import subprocess
+import tempfile
 
 import pytest
 
@@ -77,6 +79,8 @@ res = {
   "write_scratch": t(lambda: w(os.environ.get("TMPDIR", "/no-tmpdir") + "/x")),
   "read_own_code": t(lambda: open(os.environ["LAMBDA_TASK_ROOT"] + "/function.sh").read()),
   "read_etc": t(lambda: open("/etc/passwd").read()),
+  "open_tty": t(lambda: os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))),
+  "read_repo": t(lambda: open(ev["repo_file"]).read()) if ev.get("repo_file") else "Invalid argument",
   "read_shadow": t(lambda: open("/etc/shadow").read()),
   "dev_stderr": t(lambda: open("/dev/stderr", "w").write("")),
   "read_ca_certs": t(lambda: os.listdir("/etc/ssl/certs")),
@@ -99,7 +103,8 @@ ALLOWED_ENV = {
     "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_EXECUTION_ENV", "TZ", "LANG", "PATH", "LD_LIBRARY_PATH",
     "TMPDIR", "TRIBUTARY_FN_PARENT", "ASAN_OPTIONS", "UBSAN_OPTIONS", "LSAN_OPTIONS",
     # bash's own, and the test's variables
-    "PWD", "SHLVL", "_", "OLDPWD", "PRIV_DATA", "PRIV_OTHER", "HEADERS", "REQUEST_ID",
+    "PWD", "SHLVL", "_", "OLDPWD", "PRIV_DATA", "PRIV_OTHER", "PRIV_REPO_FILE", "HEADERS",
+    "REQUEST_ID",
     "EVENT_FILE",
     "LC_CTYPE",   # python3 sets it itself (PEP 538 locale coercion)
 }
@@ -148,14 +153,16 @@ def probe_both(confined, clam):
     create(clam, other, lf.handler_zip("echo"), "provided.al2023", "function.handler", {})
     lf.invoke_json(clam, other, {})
     data = str(confined.data_dir.resolve())
-    env = {"PRIV_DATA": data, "PRIV_OTHER": other_code_file(confined, other)}
+    env = {"PRIV_DATA": data, "PRIV_OTHER": other_code_file(confined, other),
+           "PRIV_REPO_FILE": str(srv.REPO / "README.md")}
     out = {}
     sh = lf.unique_name("privsh")
     create(clam, sh, lf.make_zip({"bootstrap": (lf.RICH_BOOTSTRAP, 0o755),
                                   "function.sh": SHELL_PROBE}),
            "provided.al2023", "function.handler", env)
     r, body = lf.invoke_json(clam, sh, {"data": data, "other": env["PRIV_OTHER"],
-                                        "server_pid": confined.pid})
+                                        "server_pid": confined.pid,
+                                        "repo_file": env["PRIV_REPO_FILE"]})
     assert "FunctionError" not in r, body
     out["provided"] = body
     nat = lf.unique_name("privc")
@@ -248,6 +255,74 @@ def test_unconfined_is_logged_or_confinement_is(confined):
         assert "functions run confined (Landlock ABI" in log
     else:
         assert "functions run UNCONFINED" in log
+
+
+# ---- the data directory inside a readable directory; the server's terminal ------------------
+
+@pytest.fixture(scope="module")
+def nested():
+    """A server whose data directory lies inside a directory every function may read (the
+    repository: --lambda-read-dir, as the suite's servers have it), like --data
+    /opt/tributary/data where /opt is readable.  It runs with a terminal of its own as its
+    controlling terminal, as in a shell (the README's tour)."""
+    root = pathlib.Path(tempfile.mkdtemp(prefix="tributary-nested-", dir=srv.REPO / "build"))
+    wrapper = root / "with-tty"
+    wrapper.write_text(TTY_WRAPPER.replace("@BIN@", str(srv.server_bin())))
+    wrapper.chmod(0o755)
+    s = srv.ServerProcess(root=root, fn_dirs=True, keys_from_env=False, binary=wrapper)
+    s.start()
+    yield s
+    findings = s.close()
+    shutil.rmtree(root, ignore_errors=True)
+    assert not findings, findings
+
+
+# Gives the server (a session leader: the harness starts it in a new session) a pseudo-terminal
+# as its controlling terminal, then becomes the server (same pid).
+TTY_WRAPPER = """#!/usr/bin/python3
+import fcntl, os, pty, sys, termios
+m, s = pty.openpty()
+fcntl.ioctl(s, termios.TIOCSCTTY, 0)
+os.set_inheritable(m, True)
+os.execv("@BIN@", ["@BIN@"] + sys.argv[1:])
+"""
+
+
+@pytest.fixture(scope="module")
+def nested_probed(nested):
+    return probe_both(nested, lf.make_client(nested))
+
+
+@needs_landlock
+@pytest.mark.parametrize("runtime", ["provided", "native"])
+def test_data_directory_inside_a_readable_directory_is_fenced(nested_probed, nested, runtime):
+    r = nested_probed[runtime]
+    assert r["read_credentials"] == "Permission denied", r
+    assert r["read_other_code"] == "Permission denied", r
+    assert r["list_data"] == "Permission denied", r
+    # the rest of the readable directory, and what the function needs, still work
+    assert r["read_repo"] == "ok" and r["read_own_code"] == "ok", r
+    assert r["write_scratch"] == "ok" and r["read_etc"] == "ok", r
+
+
+@pytest.mark.parametrize("runtime", ["provided", "native"])
+def test_function_cannot_use_the_servers_terminal(nested_probed, nested, runtime):
+    # The server has a controlling terminal (as in a shell); a function must have none, or it
+    # could write to it or push input into the operator's shell (TIOCSTI), outside any sandbox.
+    assert os.path.exists(f"/proc/{nested.pid}/fd") and \
+        open(f"/proc/{nested.pid}/stat").read().split(") ")[1].split()[4] != "0", \
+        "the test server did not get a controlling terminal"
+    assert nested_probed[runtime]["open_tty"] != "ok", nested_probed[runtime]
+
+
+def test_lambda_dir_inside_the_data_directory_is_refused(tmp_path):
+    s = srv.ServerProcess(root=tmp_path, fn_dirs=False)
+    (s.data_dir / "share").mkdir()
+    s.extra_args = ["--lambda-read-dir", str(s.data_dir / "share")]
+    with pytest.raises(srv.ServerError):
+        s.start(timeout=10)
+    assert "is inside the data directory" in s.log_text()
+    s.close()
 
 
 @pytest.mark.parametrize("runtime", ["provided", "native"])
