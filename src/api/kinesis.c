@@ -927,6 +927,18 @@ static void k_put_done(void *arg, int rc) {
     net_req_resume(req);
 }
 
+/* Why a record of a put failed with `code` (other than throttling), into e: the shard's own
+ * message when it is FAILED (it names the shard, its directory and the fix; reads answer the
+ * same), else a message naming the shard. */
+static void k_put_why(const k_put_t *kp, const slog_put_rec_t *r, int code, tr_err *e) {
+    if (r->shard != SLOG_NO_SHARD) {
+        int rc = slog_shard_status(kp->ctx->slog, kp->stream, r->shard, e);
+        if (rc < 0 && rc != TR_ENOTFOUND) return;
+    }
+    tr_err_set(e, code, "shard shardId-%012u of stream %s could not store the record (%s); the "
+               "server log says why", r->shard, kp->stream, tr_strerror(code));
+}
+
 static void k_put_finish(net_req_t *req) {
     k_put_t *kp = req->state;
     tr_buf *b = &req->out;
@@ -939,8 +951,11 @@ static void k_put_finish(net_req_t *req) {
                 k_fail(&c, 400, "ProvisionedThroughputExceededException",
                        "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
                        r->shard, kp->stream, API_ACCOUNT_ID);
-            else
-                k_error(&c, code, NULL);
+            else {
+                tr_err e;
+                k_put_why(kp, r, code, &e);
+                k_error(&c, code, &e);
+            }
             return;
         }
         tr_buf_puts(b, "{\"ShardId\":");
@@ -968,9 +983,22 @@ static void k_put_finish(net_req_t *req) {
                                  "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
                                  "stream %s under account %s.\"}",
                               r->shard, kp->stream, API_ACCOUNT_ID);
-            else  /* AWS's text; the cause is in the server log (the engine logged it) */
-                tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
-                               "\"Internal service failure.\"}");
+            else { /* AWS's text; for a FAILED shard, also which one and the fix (else the
+                    * cause is in the server log: the engine logged it) */
+                tr_err e;
+                if (slog_shard_status(kp->ctx->slog, kp->stream, r->shard, &e) >= 0 ||
+                    e.code == TR_ENOTFOUND) {
+                    tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
+                                   "\"Internal service failure.\"}");
+                    continue;
+                }
+                char msg[TR_ERR_MSG_MAX + 32];
+                int m = snprintf(msg, sizeof msg, "Internal service failure: %s", e.msg);
+                tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":");
+                tr_buf_json_str(b, msg, m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m
+                                                                          : sizeof msg - 1);
+                tr_buf_puts(b, "}");
+            }
             continue;
         }
         /* hot path: hand-formatted, no printf per record */

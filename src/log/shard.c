@@ -32,7 +32,8 @@
  * Startup.  Every segment's 16-byte header is read and checked.  A sealed segment's index is
  * loaded from its .idx file when that file is intact (CRC32C) and describes the .seg's exact
  * size and seq range; otherwise the segment is scanned and checksummed in full and the .idx
- * rewritten.  So a restart reads the headers, the .idx files and the last segment -- not
+ * rewritten.  A segment with damage on record (a .dmg file: see Recovery) is always scanned,
+ * and gets no .idx.  So a restart reads the headers, the .idx files and the last segment -- not
  * every byte of the sealed segments.  The last segment is always scanned: that is recovery.
  * Sealed segments found at startup are opened lazily, on their first read.
  *
@@ -103,9 +104,10 @@ typedef struct slog_ix {
     int64_t arrival_ms;
 } slog_ix_t;
 
-/* A damaged or missing range of a segment, found by recovery: file bytes [off, off_end) hold
- * nothing readable and the records [seq, seq_end) are lost.  off == off_end for records whose
- * file is missing (a gap between two segments).  Readers jump from off to off_end. */
+/* A damaged or missing range of a segment, found by recovery or by a reader: file bytes
+ * [off, off_end) hold nothing readable and the records [seq, seq_end) are lost.  off == off_end
+ * for records whose file is missing (a gap between two segments).  Readers reaching a position
+ * in [off, off_end) (or off itself) jump to off_end, seq_end. */
 typedef struct slog_hole {
     uint64_t off, off_end;
     uint64_t seq, seq_end;
@@ -124,9 +126,12 @@ typedef struct slog_seg {
     int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none */
     slog_ix_t *ix;            /* sparse index; entries past nix are the writer's scratch */
     size_t nix, ixcap;
-    slog_hole_t *holes;       /* ascending off; set at open, fixed afterwards */
+    slog_hole_t *holes;       /* ascending off.  Set by recovery; afterwards replaced (never
+                                 changed in place) under sh->mu by a reader that finds damage
+                                 (hole_publish), so readers use a snapshot without the lock */
     size_t nholes;
-    atomic_int dmg_seen;      /* damage found by a reader was reported (once per segment) */
+    slog_hole_t **retired;    /* replaced hole arrays, freed with the segment: readers' snapshots */
+    size_t nretired;
 } slog_seg_t;
 
 struct slog_shard {
@@ -137,6 +142,9 @@ struct slog_shard {
     const slog_io_t *io;
 
     pthread_mutex_t mu;       /* guards the fields below and the pub_ and ix fields of segs */
+    pthread_mutex_t dmg_mu;   /* serialises readers handling newly found damage (rd_damage)
+                                 and the removal of .dmg files by trim; never held with mu
+                                 except mu inside it */
     slog_seg_t **segs;        /* ascending first_seq; the last one is the active segment */
     size_t nsegs, segcap;
     uint64_t begin;           /* first retained seq */
@@ -152,8 +160,11 @@ struct slog_shard {
     uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
     uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
     int st_dirty;             /* DIR/state must be rewritten before the next frame */
+    uint64_t min_next;        /* opts.min_next */
+    slog_shard_hwm_fn hwm_fn; /* copy of the mark outside DIR (slog_shard_set_hwm_hook) */
+    void *hwm_arg;
 
-    /* damage counters (slog_shard_health), atomics: readers bump the read-time ones */
+    /* damage counters (slog_shard_health), atomics: readers bump them too */
     atomic_ullong h_ranges, h_bytes, h_lost, h_missing, h_read_skips;
 };
 
@@ -180,6 +191,9 @@ typedef struct rd_span {
     uint64_t end_seq;         /* committed end seq of the segment */
     uint64_t goal;            /* read-ahead target: no wanted byte lies past it (except the
                                  first record, which is always returned) */
+    int64_t arr;              /* a lower bound of the arrival times from pos on */
+    const slog_hole_t *holes; /* snapshot of seg's holes (valid while the reference is held) */
+    size_t nholes;
 } rd_span_t;
 
 /* ---- default I/O ---------------------------------------------------------------------------- */
@@ -363,7 +377,6 @@ static slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
     }
     snprintf(path, n, "%s/%020llu.seg", sh->dir, (unsigned long long)first);
     atomic_init(&seg->refs, 1);
-    atomic_init(&seg->dmg_seen, 0);
     seg->first_seq = first;
     seg->path = path;
     seg->fd = -1;
@@ -378,6 +391,8 @@ static void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
     if (seg->fd >= 0) sh->io->close(seg->fd);
     free(seg->ix);
     free(seg->holes);
+    for (size_t i = 0; i < seg->nretired; i++) free(seg->retired[i]);
+    free(seg->retired);
     free(seg->path);
     free(seg);
 }
@@ -519,7 +534,10 @@ fail:;
  * .idx only costs a scan at the next start. */
 static void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     char path[PATH_MAX], tmp[PATH_MAX];
-    if (seg->nholes) return; /* rescanned (and its damage reported again) at every start */
+    pthread_mutex_lock(&sh->mu); /* a reader may be adding a hole */
+    size_t nholes = seg->nholes;
+    pthread_mutex_unlock(&sh->mu);
+    if (nholes) return; /* rescanned (and its damage reported again) at every start */
     seg_idx_path(seg, path, ".idx");
     seg_idx_path(seg, tmp, ".idx.tmp");
     size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
@@ -626,7 +644,9 @@ out:
  * than the last intact record; and start a CHAIN of frames (consecutive seqs, good CRCs,
  * non-decreasing arrivals) that runs exactly to the end of the file, or to a torn tail of the
  * newest segment, or on for SLOG_RESYNC_CHAIN frames (more damage follows; the scan resyncs
- * again there).  The earliest such candidate wins.  A forged payload therefore has to predict
+ * again there).  The earliest such candidate wins.  Exception, tried first: when the bad
+ * frames' headers are intact (lengths and consecutive seqs parse) and lead to an intact frame
+ * with the next seq, that frame is the resume point, chain or not (see rs_search).  A forged payload therefore has to predict
  * its own seq and chain into the real frames after it. */
 
 #define SLOG_RESYNC_CHAIN 8
@@ -665,6 +685,32 @@ static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, 
     }
 }
 
+/* b[0..n) are the bytes from the start of damage (where seq `seq` was expected) to the end of
+ * the searched range: the offset q of the first believable frame after b[0] (see above), its
+ * header in *h.  0 when there is none.  Used by recovery (seg_resync) and by readers
+ * (rd_damage), so both draw the same line between damage and intact records. */
+static uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
+                          int64_t last_arr, int is_last, frame_hdr_t *h) {
+    /* The damaged frames' own lengths, while their headers still parse with consecutive seqs,
+     * up to an intact frame carrying the next seq: exactly those frames are damaged (bodies or
+     * checksums).  No chain is needed there -- the intact frame sits at a real frame boundary,
+     * where a payload cannot plant a forgery -- so damage a few frames further on does not
+     * cost the intact frames in between. */
+    frame_hdr_t d;
+    uint64_t o = 0, s = seq;
+    while (n - o > SLOG_FRAME_HDR && !frame_parse(b + o, n - o, &d) && d.seq == s &&
+           d.len < n - o) {
+        o += d.len;
+        s++;
+        if (rs_frame_ok(b, n, o, o, seq, limit, last_arr, h) && h->seq == s) return o;
+    }
+    for (uint64_t q = 1; q + SLOG_FRAME_HDR <= n; q++)
+        if (rs_frame_ok(b, n, q, q, seq, limit, last_arr, h) &&
+            rs_chain_ok(b, n, q, *h, limit, is_last))
+            return q;
+    return 0;
+}
+
 /* Damage at file offset `from` (seq `seq` expected there): find where intact frames resume.
  * *found = 0 when nowhere; else *at and *h describe the first intact frame.  TR_EIO, TR_ENOMEM,
  * TR_ECORRUPT (remainder too large to search). */
@@ -691,20 +737,44 @@ static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, 
                                 "one server uses %s", seg->path, sh->dir);
         goto out;
     }
-    for (uint64_t q = 1; q + SLOG_FRAME_HDR <= n; q++) {
-        if (rs_frame_ok(b, n, q, q, seq, limit, last_arr, h) &&
-            rs_chain_ok(b, n, q, *h, limit, is_last)) {
-            *at = from + q;
-            *found = 1;
-            break;
-        }
+    uint64_t q = rs_search(b, n, seq, limit, last_arr, is_last, h);
+    if (q) {
+        *at = from + q;
+        *found = 1;
     }
 out:
     free(b);
     return rc;
 }
 
-/* Record a damaged range [off, off_end) losing records [seq, seq_end), and say so loudly. */
+/* Count a damaged or missing range (slog_shard_health) and say so loudly.  `by` is NULL for
+ * recovery, else who found it ("a reader"). */
+static void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
+                        const char *why, const char *by) {
+    unsigned long long off = h->off, off_end = h->off_end, seq = h->seq, seq_end = h->seq_end;
+    atomic_fetch_add(&sh->h_lost, seq_end - seq);
+    if (by) atomic_fetch_add(&sh->h_read_skips, 1);
+    if (off == off_end) {
+        atomic_fetch_add(&sh->h_missing, 1);
+        tr_error("slog", "shard %s: MISSING DATA after %s%s%s: records [%llu, %llu) are in no "
+                 "segment file (%s). Sequence numbers are not reused; readers skip the gap. Fix: "
+                 "restore the missing .seg file from a backup (stop the server first) if you "
+                 "have one", sh->dir, seg->path, by ? ", found by " : "", by ? by : "", seq,
+                 seq_end, why);
+        return;
+    }
+    atomic_fetch_add(&sh->h_ranges, 1);
+    atomic_fetch_add(&sh->h_bytes, off_end - off);
+    tr_error("slog", "shard %s: DAMAGED DATA in %s%s%s: bytes [%llu, %llu) are unreadable (%s); "
+             "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
+             "and served (readers skip exactly the damaged range; the bytes are left in place as "
+             "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
+             "status, and replace the drive", sh->dir, seg->path, by ? ", found by " : "",
+             by ? by : "", off, off_end, why, seq, seq_end, seq_end - seq);
+}
+
+/* Recovery: record a damaged range [off, off_end) losing records [seq, seq_end), and say so
+ * loudly.  Only while no reader can see the segment (holes are appended in place). */
 static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_t off_end,
                         uint64_t seq, uint64_t seq_end, const char *why, tr_err *err) {
     slog_hole_t *h = realloc(seg->holes, (seg->nholes + 1) * sizeof *h);
@@ -712,24 +782,7 @@ static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_
         return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
     seg->holes = h;
     seg->holes[seg->nholes++] = (slog_hole_t){off, off_end, seq, seq_end};
-    atomic_fetch_add(&sh->h_lost, seq_end - seq);
-    if (off == off_end) {
-        atomic_fetch_add(&sh->h_missing, 1);
-        tr_error("slog", "shard %s: MISSING DATA after %s: records [%llu, %llu) are in no segment "
-                 "file (%s). Sequence numbers are not reused; readers skip the gap. Fix: restore "
-                 "the missing .seg file from a backup (stop the server first) if you have one",
-                 sh->dir, seg->path, (unsigned long long)seq, (unsigned long long)seq_end, why);
-        return 0;
-    }
-    atomic_fetch_add(&sh->h_ranges, 1);
-    atomic_fetch_add(&sh->h_bytes, off_end - off);
-    tr_error("slog", "shard %s: DAMAGED DATA in %s: bytes [%llu, %llu) are unreadable (%s); "
-             "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
-             "and served (readers skip the damaged range; the bytes are left in place as "
-             "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
-             "status, and replace the drive", sh->dir, seg->path, (unsigned long long)off,
-             (unsigned long long)off_end, why, (unsigned long long)seq,
-             (unsigned long long)seq_end, (unsigned long long)(seq_end - seq));
+    hole_report(sh, seg, &seg->holes[seg->nholes - 1], why, NULL);
     return 0;
 }
 
@@ -977,8 +1030,12 @@ static int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, t
         rc = io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
         goto out;
     }
+    char dpath[PATH_MAX];
+    seg_idx_path(seg, dpath, ".dmg");
+    int dfd = sh->io->open(dpath, O_RDONLY | O_CLOEXEC, 0);
+    if (dfd >= 0) sh->io->close(dfd);
     if (bad) seg_header_damage(sh, seg, bad);
-    else if (idx_load(sh, seg, size)) {
+    else if (dfd < 0 && idx_load(sh, seg, size)) { /* damage recorded: scan, whatever the .idx says */
         if (seg->pub_end == next_first) goto out;
         free(seg->ix); /* inconsistent with its neighbour: trust the data, not the index */
         seg->ix = NULL;
@@ -1166,6 +1223,13 @@ static int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *
     if (sh->io->rename(tmp, path) != 0) goto fail;
     what = "fsync directory after writing";
     if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    if (sh->hwm_fn && hwm > sh->hwm) {
+        int rc = sh->hwm_fn(sh->hwm_arg, hwm, err);
+        if (rc) {
+            sh->st_dirty = 1;
+            return rc;
+        }
+    }
     sh->hwm = hwm;
     sh->st_newest = newest;
     sh->st_dirty = 0;
@@ -1208,6 +1272,7 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
                  "this time. Fix: check the disk", sh->dir, sh->dir);
     if (n == 0) {
         if (st > 0) { /* it had segments: all gone */
+            if (sh->min_next > st_hwm) st_hwm = sh->min_next;
             first_seq = st_hwm > first_seq ? st_hwm : first_seq;
             atomic_fetch_add(&sh->h_missing, 1);
             tr_error("slog", "shard %s: MISSING DATA: no segment file is left, but the shard had "
@@ -1215,6 +1280,16 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
                      "%llu). Numbering continues at %llu, so no number is reused. Fix: restore "
                      "the .seg files from a backup (stop the server first) if you have one",
                      sh->dir, (unsigned long long)st_hwm, (unsigned long long)st_newest,
+                     (unsigned long long)first_seq);
+        } else if (st == 0 && sh->min_next > first_seq) { /* the directory itself went */
+            first_seq = sh->min_next;
+            atomic_fetch_add(&sh->h_missing, 1);
+            tr_error("slog", "shard %s: MISSING DATA: the shard directory holds no segment file "
+                     "and no state file, but the shard had handed out sequence numbers below "
+                     "%llu (as recorded outside the directory): the directory was deleted or "
+                     "emptied, and its records are lost. Numbering continues at %llu, so no "
+                     "number is reused. Fix: restore the shard directory from a backup (stop the "
+                     "server first) if you have one", sh->dir, (unsigned long long)first_seq,
                      (unsigned long long)first_seq);
         }
         if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
@@ -1251,6 +1326,7 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         /* The newest segment file(s) are gone: what they held is a gap after `last`, and
          * numbering goes on past every number they may have handed out. */
         uint64_t resume = st_hwm > sh->pub_end ? st_hwm : sh->pub_end;
+        if (sh->min_next > resume) resume = sh->min_next;
         if ((rc = seg_hole_add(sh, last, last->pub_size, last->pub_size, last->pub_end, resume,
                                "the newest segment file(s) are missing", err)) != 0)
             goto out;
@@ -1321,6 +1397,7 @@ static void shard_free(slog_shard_t *sh) {
     free(sh->segs);
     if (sh->dirfd >= 0) close(sh->dirfd);
     pthread_mutex_destroy(&sh->mu);
+    pthread_mutex_destroy(&sh->dmg_mu);
     free(sh->stage);
     free(sh->dir);
     free(sh);
@@ -1344,9 +1421,11 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
     }
     sh->dirfd = -1;
     pthread_mutex_init(&sh->mu, NULL);
+    pthread_mutex_init(&sh->dmg_mu, NULL);
     sh->io = io_default;
     sh->seg_bytes = opts && opts->segment_bytes ? opts->segment_bytes : SLOG_DEFAULT_SEGMENT;
     sh->no_sync = opts ? opts->no_sync : 0;
+    sh->min_next = opts ? opts->min_next : 0;
     int rc = mkdir_p(dir, err);
     if (rc) goto fail;
     sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
@@ -1364,6 +1443,16 @@ fail:
 }
 
 void slog_shard_close(slog_shard_t *sh) { shard_free(sh); }
+
+void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg) {
+    if (!sh) return;
+    sh->hwm_fn = fn;
+    sh->hwm_arg = arg;
+    if (fn) {
+        sh->st_dirty = 1; /* the next append rewrites DIR/state and so calls fn */
+        sh->hwm = 0;      /* ... with a mark above this, whatever the file holds */
+    }
+}
 
 /* ---- writer --------------------------------------------------------------------------------- */
 
@@ -1623,53 +1712,208 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
     return 0;
 }
 
-/* Damage a reader met where recovery found none (a segment loaded from its .idx, or damage
- * done while the server runs): skip to the next index entry past `pos` -- index entries are
- * positions of frames known good -- or to the segment's committed end.  Reported once per
- * segment (tr_error and the read_skips / lost counters).  Sets *to_off, *to_seq. */
-static void rd_skip(slog_shard_t *sh, const rd_span_t *sp, uint64_t pos, uint64_t seq,
-                    const char *why, uint64_t *to_off, uint64_t *to_seq) {
-    slog_seg_t *seg = sp->seg;
-    *to_off = sp->lim;
-    *to_seq = sp->end_seq;
+/* Whether hole h lies wholly before file offset pos (a zero-length hole at pos does not). */
+static inline int hole_passed(const slog_hole_t *h, uint64_t pos) {
+    return h->off_end < pos || (h->off_end == pos && h->off < pos);
+}
+
+/* Add hole nh to a segment readers may be using.  The array is replaced, not changed in place:
+ * readers walk snapshots of it without the lock, so the old array is retired and freed with
+ * the segment.  Caller holds sh->dmg_mu (the only writer of holes once the shard is open). */
+static int hole_publish(slog_shard_t *sh, slog_seg_t *seg, slog_hole_t nh) {
+    slog_hole_t *a = malloc((seg->nholes + 1) * sizeof *a);
+    slog_hole_t **r = realloc(seg->retired, (seg->nretired + 1) * sizeof *r);
+    if (r) seg->retired = r;
+    if (!a || !r) {
+        free(a);
+        return TR_ENOMEM;
+    }
+    size_t i = 0;
+    while (i < seg->nholes && seg->holes[i].off <= nh.off) i++;
+    if (i) memcpy(a, seg->holes, i * sizeof *a);
+    a[i] = nh;
+    if (seg->nholes > i) memcpy(a + i + 1, seg->holes + i, (seg->nholes - i) * sizeof *a);
     pthread_mutex_lock(&sh->mu);
-    for (size_t i = 0; i < seg->nix; i++) {
-        if (seg->ix[i].off <= pos || seg->ix[i].seq <= seq) continue;
-        if (seg->ix[i].off < sp->lim && seg->ix[i].seq < sp->end_seq) {
-            *to_off = seg->ix[i].off;
-            *to_seq = seg->ix[i].seq;
-        }
-        break;
+    slog_hole_t *old = seg->holes;
+    seg->holes = a;
+    seg->nholes++;
+    pthread_mutex_unlock(&sh->mu);
+    if (old) seg->retired[seg->nretired++] = old;
+    return 0;
+}
+
+/*
+ * Damage a reader met where no hole was known: a sealed segment trusted from its .idx (not
+ * scanned at open), or bytes damaged while the server runs.  The reader gets what recovery
+ * would have given it -- exactly the damaged bytes skipped, every intact frame served -- and
+ * the range is recorded so that this and every later read, and every later start, skip the
+ * same range:
+ *   1. Frames are checked in full (length, CRC, seq, arrival: seg_scan's rules) from
+ *      (vpos, vseq), the last point known good, up to the first index entry past `bad` (a
+ *      frame start) or the committed end.  A reader does not checksum the frames before the
+ *      record it wants, so the damage may begin before `bad` (a damaged length field sends
+ *      the reader into the middle of a frame).  Holes another reader recorded meanwhile are
+ *      jumped.
+ *   2. From the first bad frame p, rs_search -- recovery's resync -- finds the first intact
+ *      frame whose chain runs to that index entry (or the committed end) with consecutive
+ *      seqs; none: the damage reaches the entry.
+ *   3. The hole is published to readers (hole_publish), reported (tr_error, counters: once,
+ *      since every later read jumps it), written to the segment's .dmg (dmg_store), and the
+ *      .idx is removed: the next start rescans the segment and takes the same hole from the
+ *      .dmg (load_sealed ignores an .idx while a .dmg exists).  If recording fails only the
+ *      report says so: this process still skips exactly the range, and a later reader would
+ *      find the same range again.
+ * On success the reader continues at *to_off, *to_seq with sp's hole snapshot refreshed.
+ * TR_EIO, TR_ENOMEM, TR_ECORRUPT (a range too large to check, or bytes that read differently
+ * twice).  Cost: one pread of up to ~1 MiB and two fsyncs, once per damaged range.
+ */
+static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vseq,
+                     int64_t varr, uint64_t bad, const char *why, uint64_t *to_off,
+                     uint64_t *to_seq, tr_err *err) {
+    slog_seg_t *seg = sp->seg;
+    uint8_t *b = NULL;
+    int rc = 0;
+    pthread_mutex_lock(&sh->dmg_mu);
+    pthread_mutex_lock(&sh->mu);
+    size_t had = sp->nholes;
+    const slog_hole_t *holes = seg->holes;
+    size_t nh = seg->nholes;
+    sp->holes = holes;
+    sp->nholes = nh;
+    uint64_t end = sp->lim, limit = sp->end_seq;
+    size_t lo = 0, hi = seg->nix; /* first index entry past `bad` */
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (seg->ix[mid].off <= bad) lo = mid + 1;
+        else hi = mid;
+    }
+    if (lo < seg->nix && seg->ix[lo].off < sp->lim && seg->ix[lo].seq < sp->end_seq &&
+        seg->ix[lo].seq > vseq) {
+        end = seg->ix[lo].off;
+        limit = seg->ix[lo].seq;
     }
     pthread_mutex_unlock(&sh->mu);
-    int expected = 0;
-    if (atomic_compare_exchange_strong(&seg->dmg_seen, &expected, 1)) {
-        atomic_fetch_add(&sh->h_read_skips, 1);
-        atomic_fetch_add(&sh->h_lost, *to_seq - seq);
-        tr_error("slog", "shard %s: DAMAGED DATA in %s found by a reader at offset %llu (%s): "
-                 "records [%llu, %llu) are skipped, readers continue at seq %llu. Fix: the disk "
-                 "is corrupting data: check dmesg and the drive's SMART status; restart the "
-                 "server to have the segment rescanned (which keeps every intact record)",
-                 sh->dir, seg->path, (unsigned long long)pos, why, (unsigned long long)seq,
-                 (unsigned long long)*to_seq, (unsigned long long)*to_seq);
+
+    /* 1. the first bad frame at or after vpos */
+    uint64_t n = end > vpos ? end - vpos : 0;
+    if (n > SLOG_RESYNC_MAX) {
+        rc = tr_err_set(err, TR_ECORRUPT, "shard %s: %s is damaged at offset %llu and the %llu "
+                        "bytes to check are too many; Fix: restart the server (the segment is "
+                        "rescanned) and check the disk", sh->dir, seg->path,
+                        (unsigned long long)bad, (unsigned long long)n);
+        goto out;
     }
+    if (n && !(b = malloc((size_t)n))) {
+        rc = tr_err_set(err, TR_ENOMEM, "out of memory checking damaged %s; Fix: free memory",
+                        seg->path);
+        goto out;
+    }
+    int r = n ? full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
+    if (r != 0) {
+        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+                   : rd_corrupt(sh, seg, vpos, vseq, "file shorter than its committed size", err);
+        goto out;
+    }
+    uint64_t q = 0, seq = vseq;
+    int64_t arr = varr;
+    const char *bwhy = NULL;
+    for (size_t k = 0; q < n;) {
+        while (k < nh && hole_passed(&holes[k], vpos + q)) k++;
+        if (k < nh && holes[k].off <= vpos + q) { /* recorded by another reader meanwhile */
+            if (holes[k].off_end >= end || holes[k].seq_end >= limit) {
+                q = n;
+                seq = limit;
+                break;
+            }
+            q = holes[k].off_end - vpos;
+            seq = holes[k].seq_end;
+            k++;
+            continue;
+        }
+        frame_hdr_t h;
+        if (n - q < SLOG_FRAME_HDR) bwhy = "short frame header";
+        else if ((bwhy = frame_parse(b + q, n - q, &h)) != NULL) {
+        } else if (!frame_crc_ok(b + q, h.len)) bwhy = "checksum mismatch";
+        else if (h.seq != seq) bwhy = "sequence number does not follow its predecessor";
+        else if (h.seq >= limit) bwhy = "sequence number past the index";
+        else if (h.arrival < arr) bwhy = "arrival time goes backwards";
+        if (bwhy) break;
+        arr = h.arrival;
+        q += h.len;
+        seq++;
+    }
+    slog_hole_t hole;
+    if (bwhy) { /* 2. where intact frames resume */
+        frame_hdr_t rh;
+        uint64_t at = rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
+        hole = at ? (slog_hole_t){vpos + q, vpos + q + at, seq, rh.seq}
+                  : (slog_hole_t){vpos + q, end, seq, limit};
+        why = bwhy;
+    } else if (seq < limit) { /* the frames end before the records the index promises */
+        hole = (slog_hole_t){end, end, seq, limit};
+        why = "committed records missing";
+    } else if (nh != had) { /* another reader recorded it: walk again with its holes */
+        *to_off = vpos;
+        *to_seq = vseq;
+        goto out;
+    } else {
+        rc = tr_err_set(err, TR_ECORRUPT, "shard %s: %s read differently twice at offset %llu "
+                        "(%s, then intact); Fix: the disk or memory is failing: check dmesg, "
+                        "the drive's SMART status and the RAM", sh->dir, seg->path,
+                        (unsigned long long)bad, why);
+        goto out;
+    }
+    /* 3. publish, report, record */
+    if ((rc = hole_publish(sh, seg, hole)) != 0) {
+        rc = tr_err_set(err, TR_ENOMEM, "out of memory recording damage in %s; Fix: free memory",
+                        seg->path);
+        goto out;
+    }
+    pthread_mutex_lock(&sh->mu);
+    sp->holes = seg->holes;
+    sp->nholes = seg->nholes;
+    int gone = seg->first_seq < sh->begin; /* trimmed meanwhile: nothing left to record */
+    pthread_mutex_unlock(&sh->mu);
+    hole_report(sh, seg, &hole, why, "a reader");
+    *to_off = hole.off_end;
+    *to_seq = hole.seq_end;
+    if (gone) goto out;
+    tr_err e2;
+    char ipath[PATH_MAX];
+    seg_idx_path(seg, ipath, ".idx");
+    if (dmg_store(sh, seg, NULL, 0, &e2) != 0)
+        tr_error("slog", "shard %s: the damage found in %s could not be recorded: %s. This "
+                 "process skips it; after a restart a reader finds it again", sh->dir,
+                 seg->path, e2.msg);
+    else if (sh->io->unlink(ipath) != 0 && errno != ENOENT)
+        tr_warn("slog", "shard %s: cannot delete %s after recording damage in %s; the next "
+                "start ignores it anyway (a .dmg file exists). Fix: check the directory's "
+                "permissions", sh->dir, ipath, seg->path);
+out:
+    pthread_mutex_unlock(&sh->dmg_mu);
+    free(b);
+    return rc;
 }
 
 /* Read the records of one segment into out.  *full when a limit was reached; *reached is the
- * seq the walk got to (past skipped damage too). */
-static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t max_records,
+ * seq the walk got to (past skipped damage too).  Known holes are jumped; damage met anywhere
+ * else goes to rd_damage, which makes it a hole. */
+static int rd_span(slog_shard_t *sh, rd_span_t *sp, uint64_t from, size_t max_records,
                    size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached,
                    tr_err *err) {
     rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
     uint64_t seq = sp->seq;
-    const slog_seg_t *seg = sp->seg;
-    size_t hi = 0; /* next hole at or after w.pos (holes are fixed since open: no lock) */
+    /* the last point known good: frames before it were checked in full (or jumped as holes);
+     * frames the walk skips before `from` are not checksummed */
+    uint64_t vpos = sp->pos, vseq = sp->seq;
+    int64_t varr = sp->arr;
+    size_t hi = 0; /* next hole not wholly before w.pos */
     int rc = 0;
     while (seq < sp->end_seq) {
-        while (hi < seg->nholes && seg->holes[hi].off < w.pos) hi++;
-        if (hi < seg->nholes && seg->holes[hi].off == w.pos) { /* known damage: jump over */
-            w.pos = seg->holes[hi].off_end;
-            seq = seg->holes[hi].seq_end;
+        while (hi < sp->nholes && hole_passed(&sp->holes[hi], w.pos)) hi++;
+        if (hi < sp->nholes && sp->holes[hi].off <= w.pos) { /* known damage: jump over */
+            w.pos = vpos = sp->holes[hi].off_end;
+            seq = vseq = sp->holes[hi].seq_end;
             w.cur = w.blen = w.keep; /* drop read-ahead */
             hi++;
             continue;
@@ -1678,26 +1922,29 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
             *full = 1;
             break;
         }
-        if (w.pos + SLOG_FRAME_HDR > sp->lim) {
-            rc = rd_corrupt(sh, sp->seg, w.pos, seq, "committed records missing", err);
-            break;
-        }
-        if (w.blen - w.cur < SLOG_FRAME_HDR && (rc = rd_fill(sh, sp, &w, SLOG_FRAME_HDR, out, err)))
-            break;
         frame_hdr_t h;
-        const char *why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
-        if (!why && h.seq != seq) why = "unexpected sequence number";
-        if (!why && seq >= from && w.blen - w.cur < h.len &&
-            (rc = rd_fill(sh, sp, &w, h.len, out, err)))
-            break;
-        if (!why && seq >= from && !frame_crc_ok(out->buf + w.cur, h.len))
-            why = "checksum mismatch";
+        const char *why = NULL;
+        if (w.pos + SLOG_FRAME_HDR > sp->lim) why = "committed records missing";
+        else {
+            if (w.blen - w.cur < SLOG_FRAME_HDR &&
+                (rc = rd_fill(sh, sp, &w, SLOG_FRAME_HDR, out, err)))
+                break;
+            why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
+            if (!why && h.seq != seq) why = "unexpected sequence number";
+            if (!why && seq >= from && w.blen - w.cur < h.len &&
+                (rc = rd_fill(sh, sp, &w, h.len, out, err)))
+                break;
+            if (!why && seq >= from && !frame_crc_ok(out->buf + w.cur, h.len))
+                why = "checksum mismatch";
+        }
         if (why) {
             uint64_t to_off, to_seq;
-            rd_skip(sh, sp, w.pos, seq, why, &to_off, &to_seq);
-            w.pos = to_off;
-            seq = to_seq;
+            if ((rc = rd_damage(sh, sp, vpos, vseq, varr, w.pos, why, &to_off, &to_seq, err)))
+                break;
+            w.pos = vpos = to_off;
+            seq = vseq = to_seq;
             w.cur = w.blen = w.keep;
+            hi = 0;
             continue;
         }
         if (seq < from) { /* before the wanted record: skip without reading its body */
@@ -1736,6 +1983,9 @@ static int rd_span(slog_shard_t *sh, const rd_span_t *sp, uint64_t from, size_t 
         w.keep = w.cur;
         w.pos += h.len;
         seq++;
+        vpos = w.pos; /* checksummed */
+        vseq = seq;
+        varr = h.arrival;
     }
     if (out->n >= max_records) *full = 1;
     out->buf_len = w.keep; /* read-ahead past the last accepted frame is dropped */
@@ -1781,10 +2031,14 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
         if (i == 0) {
             sp.seq = seg->first_seq;
             sp.pos = SLOG_SEG_HDR;
+            sp.arr = -1;
         } else {
             sp.seq = seg->ix[i - 1].seq;
             sp.pos = seg->ix[i - 1].off;
+            sp.arr = seg->ix[i - 1].arrival_ms;
         }
+        sp.holes = seg->holes;
+        sp.nholes = seg->nholes;
         uint64_t skip_end = i < seg->nix ? seg->ix[i].off : sp.lim;
         size_t rem = max_records - out->n;
         size_t hi = ix_lower_seq(seg->ix, seg->nix, sat_add(next, rem));
@@ -1949,7 +2203,9 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
         sh->nsegs--;
         sh->begin = sh->segs[0]->first_seq;
         pthread_mutex_unlock(&sh->mu);
-        /* Readers holding a reference keep reading through their fd. */
+        /* Readers holding a reference keep reading through their fd; one recording damage in
+         * it (rd_damage) does so under dmg_mu and skips it once it is out of the array. */
+        pthread_mutex_lock(&sh->dmg_mu);
         char ipath[PATH_MAX];
         seg_idx_path(seg, ipath, ".idx");
         int rc = 0;
@@ -1965,6 +2221,7 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
          * still there). */
         if (!rc && !sh->no_sync && sh->io->fsync(sh->dirfd) != 0)
             rc = io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
+        pthread_mutex_unlock(&sh->dmg_mu);
         seg_unref(sh, seg);
         if (rc) return rc;
         removed++;

@@ -11,8 +11,10 @@
  *     DIR/<first-seq as %020llu>.seg      segment files, rolled at opts.segment_bytes
  *     DIR/<first-seq as %020llu>.idx      optional sparse index of a SEALED segment (rebuilt
  *                                         from the .seg when missing or inconsistent)
- *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery found in that segment
- *                                         (so every later open skips the same ones)
+ *     DIR/<first-seq as %020llu>.dmg      the damaged ranges recovery or a reader found in
+ *                                         that segment (so every later open skips the same
+ *                                         ones; a sealed segment with one is scanned at open,
+ *                                         whatever its .idx says)
  *     DIR/state                           seq high-water mark and newest segment (see below)
  *
  * Record frame inside a .seg (little-endian), drawn byte by byte:
@@ -29,6 +31,8 @@
  *
  * DIR/state (32 bytes, drawn in shard.c) holds a high-water mark of the seqs handed out and the
  * first seq of the newest segment, so a deleted newest segment cannot make numbering restart.
+ * The owner may keep a copy of the mark outside the directory (slog_shard_set_hwm_hook,
+ * opts.min_next), so that deleting the whole directory cannot make it restart either.
  *
  * Recovery (slog_shard_open): every segment's header is checked; the LAST segment (and any
  * sealed one without a usable .idx) is scanned frame by frame.  A frame that is short, has an
@@ -50,8 +54,12 @@
  *     seq that may have been handed out.
  * Reading over a hole or gap returns the records after it (seqs jump; next_seq moves past it).
  * Damage a reader meets that recovery did not see (a sealed segment trusted from its .idx,
- * or bytes damaged while the server runs) is skipped to the next index entry -- a position
- * known to be good -- and reported once per segment, so a consumer is never stuck.
+ * or bytes damaged while the server runs) is handled the same way, exactly: the reader checks
+ * the frames from the last known-good point, finds where intact frames resume with recovery's
+ * own resync (searching up to the next index entry), and the damaged range becomes a hole --
+ * only its records are lost, reported once (ERROR naming the segment, byte range and lost
+ * seqs; slog_shard_health), recorded in the segment's .dmg, and the .idx removed, so every
+ * later read and every restart skips exactly that range.  A consumer is never stuck.
  * slog_shard_open fails only when files cannot be read or written at all (TR_EIO), memory is
  * short, or a damaged remainder is too large to search (TR_ECORRUPT, over 1 GiB).
  *
@@ -84,6 +92,12 @@ typedef struct slog_shard_opts {
     uint64_t first_seq;      /* seq of the first record of a NEW (empty) shard; ignored if the
                                 directory already holds segments */
     int no_sync;             /* tests/bench only: skip fdatasync (never in the server) */
+    uint64_t min_next;       /* a high-water mark kept OUTSIDE the directory (the stream
+                                engine's metadata; see slog_shard_set_hwm_hook), 0 if none:
+                                numbering never restarts below it.  A directory with no segment
+                                and no DIR/state while min_next > first_seq was deleted or
+                                emptied: reported (MISSING DATA; slog_shard_health.missing) and
+                                numbering continues at min_next */
 } slog_shard_opts_t;
 
 /* One record to append.  Borrowed: the pointers must stay valid for the call only. */
@@ -119,6 +133,17 @@ typedef struct slog_read {
  * On success *out owns the shard; close with slog_shard_close. */
 int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t **out,
                     tr_err *err);
+/* Copy of the high-water mark outside the directory.  fn is called by the writer (inside
+ * slog_shard_append) each time DIR/state's high-water mark is rewritten, after DIR/state is
+ * durable and before any seq at or past the previous mark is handed out; it must make `hwm`
+ * durable where a deleted shard directory cannot take it along, and pass it back as
+ * opts.min_next at the next open.  A failure (negative TR_E code, err set) fails that append
+ * (nothing is appended; the next append retries).  Setting a hook makes the next append rewrite
+ * DIR/state, so the copy is current from then on.  Call between open and the first append (or
+ * under the writer's lock); fn NULL removes it. */
+typedef int (*slog_shard_hwm_fn)(void *arg, uint64_t hwm, tr_err *err);
+void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg);
+
 /* Close files and free.  Accepts NULL.  Does not sync: call slog_shard_sync first. */
 void slog_shard_close(slog_shard_t *sh);
 
@@ -153,12 +178,15 @@ int64_t slog_shard_last_arrival(slog_shard_t *sh);
 
 /* Damage found in this shard since it was opened (recovery at open, and readers since). */
 typedef struct slog_shard_health {
-    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers) */
+    uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers)
+                                 or by readers since */
     uint64_t damaged_bytes;   /* their total size */
     uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers) */
     uint64_t missing;         /* gaps: a segment file missing in the middle, the newest ones,
-                                 or all of them */
-    uint64_t read_skips;      /* segments in which a READER met damage (at most one per segment) */
+                                 or all of them (or records an index promised that a reader
+                                 did not find) */
+    uint64_t read_skips;      /* of those ranges and gaps, the ones a READER found (each once;
+                                 the next open finds them again, by rescanning) */
 } slog_shard_health_t;
 
 void slog_shard_health(slog_shard_t *sh, slog_shard_health_t *out);

@@ -114,6 +114,7 @@ typedef struct sl_shard {
     char *fail_msg;             /* ... and this message answer its requests; fixed at load */
     int64_t last_arrival;       /* under wmu */
     size_t c_slot;              /* commit thread only: 1 + index in lg->slots, 0 = none */
+    struct slog *lg;            /* for the high-water mark hook (hwm_store) */
 } sl_shard_t;
 
 typedef struct sl_stream {
@@ -595,11 +596,85 @@ static void io_enospc_init(void) {
     io_enospc.pwrite = enospc_pwrite;
 }
 
+/*
+ * Sequence high-water marks in the metadata.  Each shard log keeps its mark in DIR/state, inside
+ * the shard directory; a copy lives in db_meta under "hwm/" + stream id (u64 big-endian) +
+ * shard index (u32 big-endian) -> mark (u64 little-endian), written by the commit thread
+ * through the shard's hwm hook at the same moments as DIR/state (a segment roll, every 2^20
+ * records, the first append after an open), before any number under the new mark is handed
+ * out.  At open it is the shard's opts.min_next: a shard directory deleted as a whole is
+ * reported and numbering continues past every number handed out.  The commit thread holds no
+ * LMDB transaction otherwise, and no control-plane thread waits for it while holding one
+ * (meta_write is self-contained), so the write transaction here cannot deadlock.
+ */
+#define SL_HWM_KEY 16
+
+static void hwm_key(uint8_t k[SL_HWM_KEY], uint64_t sid, uint32_t index) {
+    memcpy(k, "hwm/", 4);
+    for (int i = 0; i < 8; i++) k[4 + i] = (uint8_t)(sid >> (56 - 8 * i));
+    for (int i = 0; i < 4; i++) k[12 + i] = (uint8_t)(index >> (24 - 8 * i));
+}
+
+/* The recorded mark of a shard (0 if none), read in txn. */
+static uint64_t hwm_load(slog_t *lg, MDB_txn *txn, uint64_t sid, uint32_t index) {
+    uint8_t kb[SL_HWM_KEY];
+    hwm_key(kb, sid, index);
+    MDB_val k = {SL_HWM_KEY, kb}, v;
+    if (!txn || mdb_get(txn, lg->db_meta, &k, &v) || v.mv_size != 8) return 0;
+    uint64_t x = 0;
+    for (int i = 0; i < 8; i++) x |= (uint64_t)((const uint8_t *)v.mv_data)[i] << (8 * i);
+    return x;
+}
+
+/* slog_shard_hwm_fn: record a shard's new mark durably (commit thread). */
+static int hwm_store(void *arg, uint64_t hwm, tr_err *err) {
+    sl_shard_t *sh = arg;
+    slog_t *lg = sh->lg;
+    uint8_t kb[SL_HWM_KEY], vb[8];
+    hwm_key(kb, sh->stream_id, sh->info.index);
+    for (int i = 0; i < 8; i++) vb[i] = (uint8_t)(hwm >> (8 * i));
+    MDB_val k = {SL_HWM_KEY, kb}, v = {8, vb};
+    MDB_txn *txn = NULL;
+    int rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
+    if (!rc && (rc = mdb_put(txn, lg->db_meta, &k, &v, 0)) != 0) mdb_txn_abort(txn);
+    else if (!rc) rc = mdb_txn_commit(txn);
+    if (!rc) return 0;
+    return tr_err_set(err, TR_EIO, "recording the sequence high-water mark of %s in %s/meta "
+                      "failed: %s; nothing was appended. Fix: check free space and permissions "
+                      "of %s/meta, then retry", sh->dir, lg->dir, mdb_strerror(rc), lg->dir);
+}
+
+/* Drop the marks of a deleted stream (best effort: a leftover key names an id never reused). */
+static void hwm_forget(slog_t *lg, uint64_t sid) {
+    uint8_t kb[SL_HWM_KEY];
+    hwm_key(kb, sid, 0);
+    MDB_txn *txn = NULL;
+    MDB_cursor *cur = NULL;
+    if (mdb_txn_begin(lg->env, NULL, 0, &txn)) return;
+    if (mdb_cursor_open(txn, lg->db_meta, &cur)) {
+        mdb_txn_abort(txn);
+        return;
+    }
+    MDB_val k = {SL_HWM_KEY, kb}, v;
+    int rc = mdb_cursor_get(cur, &k, &v, MDB_SET_RANGE);
+    while (!rc && k.mv_size == SL_HWM_KEY && !memcmp(k.mv_data, kb, 12)) {
+        if ((rc = mdb_cursor_del(cur, 0)) != 0) break;
+        rc = mdb_cursor_get(cur, &k, &v, MDB_GET_CURRENT);
+        if (rc == MDB_NOTFOUND || (!rc && (k.mv_size != SL_HWM_KEY || memcmp(k.mv_data, kb, 12))))
+            break;
+    }
+    mdb_cursor_close(cur);
+    if (rc && rc != MDB_NOTFOUND) mdb_txn_abort(txn);
+    else if (mdb_txn_commit(txn))
+        tr_warn(SUB, "could not remove the high-water marks of deleted stream %" PRIu64 " from "
+                "%s/meta (harmless: its id is never reused)", sid, lg->dir);
+}
+
 /* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
  * be opened does not fail the call: the shard is kept as FAILED (log NULL), loudly reported,
  * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
 static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
-                   int tolerate, tr_err *err) {
+                   int tolerate, MDB_txn *txn, tr_err *err) {
     sl_shard_t *sh = xcalloc(1, sizeof *sh);
     sh->info = *info;
     sh->info.begin = sh->info.end = 0;
@@ -608,7 +683,8 @@ static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_s
     sh->dir = xasprintf("%s/%" PRIu32, sh->stream_dir, info->index);
     slog_shard_opts_t so = {.segment_bytes = lg->opts.segment_bytes,
                             .first_seq = info->seq_start,
-                            .no_sync = lg->opts.no_sync};
+                            .no_sync = lg->opts.no_sync,
+                            .min_next = hwm_load(lg, txn, sid, info->index)};
     int rc = slog_shard_open(sh->dir, &so, &sh->log, err);
     if (rc && tolerate) {
         char sid_s[24];
@@ -631,6 +707,8 @@ static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_s
         pthread_once(&io_enospc_once, io_enospc_init);
         slog__shard_set_io(sh->log, &io_enospc);  /* before any other thread sees the shard */
     }
+    sh->lg = lg;
+    if (sh->log) slog_shard_set_hwm_hook(sh->log, hwm_store, sh); /* before any append */
     pthread_mutex_init(&sh->wmu, NULL);
     atomic_init(&sh->refs, 1);
     atomic_init(&sh->doomed, 0);
@@ -1016,8 +1094,8 @@ static void remove_orphans(slog_t *lg) {
 }
 
 /* Build the cache entry of one decoded record and open (recover) its shards. */
-static int stream_load(slog_t *lg, const char *name, size_t name_len, sl_image_t *img,
-                       tr_err *err) {
+static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_len,
+                       sl_image_t *img, tr_err *err) {
     if (name_len == 0 || name_len > SLOG_MAX_STREAM_NAME)
         return tr_err_set(err, TR_ECORRUPT, "metadata holds an invalid stream name; Fix: "
                                             "restore %s/meta from a backup", lg->dir);
@@ -1034,7 +1112,7 @@ static int stream_load(slog_t *lg, const char *name, size_t name_len, sl_image_t
     st->shards = xcalloc(img->n_shards, sizeof *st->shards);
     st->n_shards = img->n_shards;
     for (size_t i = 0; i < img->n_shards; i++) {
-        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, err);
+        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
         if (rc) {
             stream_free(st, 0);
             return rc;
@@ -1104,7 +1182,7 @@ static int meta_load(slog_t *lg, tr_err *err) {
                             path);
             goto leave;
         }
-        rc = stream_load(lg, k.mv_data, k.mv_size, &img, err);
+        rc = stream_load(lg, txn, k.mv_data, k.mv_size, &img, err);
         free((void *)img.shards);
         tags_free((slog_tag_t *)img.tags, img.n_tags);
         if (rc) goto leave;
@@ -1332,7 +1410,7 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
                                        .hash_start = starts[i],
                                        .hash_end = ends[i],
                                        .created_ms = st->created_ms};
-        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], 0, err))) goto leave;
+        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], 0, NULL, err))) goto leave;
         st->n_shards = i + 1;
     }
     sl_image_t img;
@@ -1383,7 +1461,10 @@ int slog_stream_delete(slog_t *lg, const char *name, tr_err *err) {
     pthread_rwlock_unlock(&lg->put_lock);
     pthread_mutex_unlock(&lg->ctl_mu);
     /* Readers may still hold shards: the last reference removes each directory. */
-    if (!rc) stream_free(st, 1);
+    if (!rc) {
+        hwm_forget(lg, st->id);
+        stream_free(st, 1);
+    }
     return rc;
 }
 
@@ -1595,7 +1676,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
         char *d = xasprintf("%s/streams/%" PRIu64 "/%" PRIu32, lg->dir, st->id, kids[k].index);
         rm_rf(d); /* a leftover of an interrupted reshard would hold stale records */
         free(d);
-        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], 0, err))) goto leave;
+        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], 0, NULL, err))) goto leave;
     }
 
     pthread_rwlock_wrlock(&lg->put_lock);
@@ -1918,6 +1999,23 @@ int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max
     return rc;
 }
 
+int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err) {
+    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
+    int rc = 0;
+    pthread_rwlock_rdlock(&lg->lock);
+    sl_stream_t *st = stream_by_name(lg, name);
+    sl_shard_t *sh = NULL;
+    for (size_t i = 0; st && i < st->n_shards; i++)
+        if (st->shards[i] && st->shards[i]->info.index == shard) sh = st->shards[i];
+    if (!st) rc = stream_missing(name, err);
+    else if (!sh)
+        rc = tr_err_set(err, TR_ENOTFOUND, "shard shardId-%012" PRIu32 " not found in stream "
+                        "\"%s\"", shard, name);
+    else if (!sh->log) rc = tr_err_set(err, sh->fail_rc, "%s", sh->fail_msg);
+    pthread_rwlock_unlock(&lg->lock);
+    return rc;
+}
+
 int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64_t *begin,
                   uint64_t *end, uint64_t *at_time, tr_err *err) {
     if (!lg) return tr_err_set(err, TR_EINVAL, "no engine");
@@ -1952,7 +2050,7 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         size_t off;
     } fam[] = {
         {"tributary_stream_damaged_ranges_total", "Damaged byte ranges found in shard logs at "
-         "start-up (their intact neighbours are served)", offsetof(slog_shard_health_t,
+         "start-up or by readers (their intact neighbours are served)", offsetof(slog_shard_health_t,
                                                                 damaged_ranges)},
         {"tributary_stream_damaged_bytes_total", "Bytes in those damaged ranges",
          offsetof(slog_shard_health_t, damaged_bytes)},
@@ -1960,8 +2058,8 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
          "files (readers skip them)", offsetof(slog_shard_health_t, lost_records)},
         {"tributary_stream_missing_segments_total", "Gaps left by missing segment files",
          offsetof(slog_shard_health_t, missing)},
-        {"tributary_stream_read_damage_total", "Segments in which a reader met damage not found "
-         "at start-up", offsetof(slog_shard_health_t, read_skips)},
+        {"tributary_stream_read_damage_total", "Damaged ranges found by readers since start-up "
+         "(also counted in damaged_ranges)", offsetof(slog_shard_health_t, read_skips)},
     };
     enum { NFAM = sizeof fam / sizeof fam[0] };
     /* Prometheus wants each family's lines together: per-shard lines are gathered per family

@@ -204,6 +204,11 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
 int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max_records,
               size_t max_bytes, slog_read_t *out, uint64_t *closed_end, int64_t *last_arrival,
               tr_err *err);
+/* Whether shard `shard` of stream `name` serves: 0 when it does; a FAILED shard's open error
+ * (TR_EIO, TR_ECORRUPT, ...) with the message naming the shard, its directory and the fix in
+ * err (the message its reads answer); TR_ENOTFOUND for an unknown stream or shard.  For
+ * adapters explaining why a put's record failed (the callback only carries the code). */
+int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err);
 /* Counter positions for iterators: the first retained record, the tip (next counter), and the
  * first record at or after ts_ms.  TR_ENOTFOUND. */
 int slog_position(slog_t *lg, uint64_t id, uint32_t shard, int64_t ts_ms, uint64_t *begin,

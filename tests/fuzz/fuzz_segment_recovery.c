@@ -124,7 +124,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     } else {
         put_file(0, b, n);
     }
-    slog_shard_opts_t o = {0, 0, 1};
+    slog_shard_opts_t o = {0, 0, 1, 0};
     slog_shard_t *sh = NULL;
     tr_err err;
     if (slog_shard_open(g_dir, &o, &sh, &err) != 0) return 0;

@@ -273,6 +273,33 @@ def test_deleted_newest_segment_never_reuses_sequence_numbers(private_server):
     assert "\ntributary_stream_missing_segments_total 1\n" in _metrics(s)
 
 
+def test_deleted_shard_directory_never_reuses_sequence_numbers(private_server):
+    """With a whole shard directory deleted while the server is stopped (its segments and its
+    state file with the high-water mark), numbering still goes on past every sequence number
+    handed out (the metadata keeps a copy of the mark), and the loss is reported."""
+    import shutil
+    s = private_server()
+    c = k.make_client(s)
+    name = k.unique_name("nodir")
+    c.create_stream(StreamName=name, ShardCount=1)
+    k.wait_active(c, name)
+    last = None
+    for i in range(20):
+        last = c.put_record(StreamName=name, PartitionKey=f"k{i}", Data=b"x")["SequenceNumber"]
+    s.stop(signal.SIGTERM)
+    segs = _segments(s)
+    assert segs
+    shutil.rmtree(os.path.dirname(segs[0]))
+    s.start()
+    c = k.make_client(s)
+    r = c.put_record(StreamName=name, PartitionKey="new", Data=b"new")
+    assert int(r["SequenceNumber"]) > int(last), \
+        f"sequence number {r['SequenceNumber']} reused/regressed (last before: {last})"
+    assert "MISSING DATA" in s.log_text() and "directory was deleted" in s.log_text()
+    assert "\ntributary_stream_missing_segments_total 1\n" in _metrics(s)
+    assert [x["Data"] for x in k.read_shard(c, name, "shardId-000000000000")] == [b"new"]
+
+
 def test_unopenable_shard_fails_alone(private_server):
     """A shard whose log cannot be opened at start-up no longer keeps the server from starting:
     its requests answer an error naming it, the other shards and streams serve."""
@@ -299,5 +326,11 @@ def test_unopenable_shard_fails_alone(private_server):
     assert "Fix:" in e.message
     r = c.put_records(StreamName=bad, Records=[{"PartitionKey": "k", "Data": b"w"}])
     assert r["FailedRecordCount"] == 1 and r["Records"][0]["ErrorCode"] == "InternalFailure"
+    # puts name the shard and the fix too, as reads do
+    msg = r["Records"][0]["ErrorMessage"]
+    assert "shardId-000000000000" in msg and "unavailable" in msg and "Fix:" in msg, msg
+    with aws_error("InternalFailure", status=500, message="shardId-000000000000") as e:
+        c.put_record(StreamName=bad, PartitionKey="k", Data=b"w")
+    assert "unavailable" in e.message and "Fix:" in e.message
     assert "FAILED SHARD" in s.log_text()
     assert "\ntributary_stream_failed_shards 1\n" in _metrics(s)

@@ -138,7 +138,7 @@ static uint64_t read_all(slog_shard_t *sh, uint64_t from, size_t step) {
 }
 
 static slog_shard_t *open_ok(const char *dir, uint64_t seg_bytes, uint64_t first, int no_sync) {
-    slog_shard_opts_t o = {seg_bytes, first, no_sync};
+    slog_shard_opts_t o = {seg_bytes, first, no_sync, 0};
     slog_shard_t *sh = NULL;
     tr_err err = {0};
     int rc = slog_shard_open(dir, &o, &sh, &err);
@@ -849,8 +849,67 @@ static void missing_newest(void **st) {
     slog_shard_close(sh);
 }
 
-/* Damage a reader meets where recovery did not look (a sealed segment loaded from its .idx):
- * the read skips to the next known-good position instead of failing forever. */
+/* Seqs that get an index entry in a segment written by append_gen from seq 0 (the rule of
+ * shard.c: an entry every 512 records or 32 KiB).  Returns how many of [0, n) there are. */
+static size_t ix_seqs(uint64_t n, uint64_t *out, size_t max) {
+    size_t k = 0;
+    uint64_t last_seq = 0, last_off = 0;
+    for (uint64_t s = 0; s < n; s++) {
+        uint64_t off = (uint64_t)frame_off(s);
+        if (k == 0 || s - last_seq >= 512 || off - last_off >= (32u << 10)) {
+            if (k < max) out[k] = s;
+            k++;
+            last_seq = s;
+            last_off = off;
+        }
+    }
+    return k;
+}
+
+/* The seq of the frame holding byte `off` of a segment written by append_gen from seq 0. */
+static uint64_t frame_at(off_t off) {
+    uint64_t s = 0;
+    while (frame_off(s + 1) <= off) s++;
+    return s;
+}
+
+/* Read from `from` with one call; the seq of the first record returned (UINT64_MAX if none). */
+static uint64_t first_from(slog_shard_t *sh, uint64_t from) {
+    slog_read_t rd = {0};
+    tr_err err;
+    assert_int_equal(slog_shard_read(sh, from, 1, SIZE_MAX, &rd, &err), 0);
+    uint64_t s = rd.n ? rd.recs[0].seq : UINT64_MAX;
+    if (rd.n) assert_true(rec_ok(&rd.recs[0]));
+    slog_read_free(&rd);
+    return s;
+}
+
+/* Read all of [0, total) and check that exactly the seqs in lost[0..nlost) are missing. */
+static void expect_lost(slog_shard_t *sh, uint64_t total, size_t step, const uint64_t *lost,
+                        size_t nlost) {
+    static uint64_t seqs[4096];
+    assert_true(total <= 4096);
+    assert_int_equal(read_seqs(sh, 0, step, seqs, 4096), total - nlost);
+    size_t j = 0, li = 0;
+    for (uint64_t s = 0; s < total; s++) {
+        if (li < nlost && lost[li] == s) {
+            li++;
+            continue;
+        }
+        assert_int_equal(seqs[j], s);
+        j++;
+    }
+}
+
+static int file_exists(const char *p) {
+    struct stat st;
+    return stat(p, &st) == 0;
+}
+
+/* Issue #8 item 1: damage a reader meets where recovery did not look (a sealed segment loaded
+ * from its intact .idx) costs exactly the damaged record: the reader resyncs right after it,
+ * records the range in the segment's .dmg, and later reads and restarts skip the same range
+ * (reported once per process: by the reader, then by the rescan at each start). */
 static void damage_found_by_reader(void **st) {
     fixture_t *f = *st;
     g_size_mod = 2000;
@@ -861,26 +920,272 @@ static void damage_found_by_reader(void **st) {
     }
     assert_true(slog__shard_nsegs(sh) >= 2);
     slog_shard_close(sh);
-    char segs[32][256];
+    char segs[32][256], dmg[256], idx[256];
     assert_true(seg_files(f->dir, segs, 32) >= 2);
-    flip(segs[0], file_size(segs[0]) / 3); /* .idx still describes it: no scan at open */
+    snprintf(dmg, sizeof dmg, "%.*s.dmg", (int)strlen(segs[0]) - 4, segs[0]);
+    snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[0]) - 4, segs[0]);
+    assert_true(file_exists(idx));
+    off_t at = file_size(segs[0]) / 3;
+    uint64_t bad = frame_at(at);
+    flip(segs[0], at); /* .idx still describes it: no scan at open */
     sh = open_ok(f->dir, 150000, 0, 1);
     assert_int_equal(health(sh).damaged_ranges, 0);
-    uint64_t got = read_all(sh, 0, 10);
-    assert_true(got < 400 && got + 512 > 400);
+    expect_lost(sh, 400, 10, &bad, 1);
+    slog_shard_health_t h = health(sh);
+    assert_int_equal(h.read_skips, 1);
+    assert_int_equal(h.damaged_ranges, 1);
+    assert_int_equal(h.lost_records, 1);
+    assert_true(file_exists(dmg));
+    expect_lost(sh, 400, 1000, &bad, 1); /* same again, reported once */
+    assert_int_equal(first_from(sh, bad), bad + 1); /* a consumer at the lost record moves on */
+    assert_int_equal(first_from(sh, bad + 1), bad + 1);
     assert_int_equal(health(sh).read_skips, 1);
-    assert_int_equal(health(sh).lost_records, 400 - got);
-    assert_int_equal(read_all(sh, 0, 1000), got); /* same again, reported once */
+    append_gen(sh, 400, 5, 9);
+    sync_ok(sh);
+    slog_shard_close(sh);
+    for (int i = 0; i < 2; i++) { /* after restarts: the same single record is missing */
+        sh = open_ok(f->dir, 150000, 0, 1);
+        assert_int_equal(health(sh).damaged_ranges, 1); /* reported by the rescan at start */
+        assert_int_equal(health(sh).lost_records, 1);
+        assert_int_equal(first_from(sh, bad), bad + 1);
+        expect_lost(sh, 405, 7, &bad, 1);
+        assert_int_equal(health(sh).read_skips, 0);
+        slog_shard_close(sh);
+    }
+}
+
+/* The reader's resync is exact wherever the damage lies relative to the index: a damaged
+ * length field in a frame the reader skips (it starts later in the same index block), and a
+ * damaged range spanning an index entry (three frames zeroed).  Only the damaged frames are
+ * lost, before and after a restart; a consumer starting inside the range moves on. */
+static void damage_reader_exact(void **st) {
+    fixture_t *f = *st;
+    g_size_mod = 2000;
+    slog_shard_t *sh = open_ok(f->dir, 400000, 0, 1);
+    for (uint64_t b = 0; b < 10; b++) {
+        append_gen(sh, b * 50, 50, (int64_t)b);
+        sync_ok(sh);
+    }
+    assert_true(slog__shard_nsegs(sh) >= 2);
+    slog_shard_close(sh);
+    char segs[32][256];
+    assert_true(seg_files(f->dir, segs, 32) >= 2);
+    uint64_t seg1 = strtoull(strrchr(segs[1], '/') + 1, NULL, 10);
+    assert_true(seg1 > 300);
+    uint64_t ix[64];
+    size_t nix = ix_seqs(seg1, ix, 64);
+    assert_true(nix >= 6 && nix < 64);
+    /* a length field two frames after an index entry; a reader starts 3 frames later */
+    uint64_t a = ix[2] + 2;
+    assert_true(a + 3 < ix[3]);
+    uint8_t len[4];
+    int fd = open(segs[0], O_RDONLY);
+    assert_int_equal(pread(fd, len, 4, frame_off(a)), 4);
+    close(fd);
+    len[1] ^= 0x02; /* +512 bytes: still a plausible length, lands mid-frame */
+    poke(segs[0], frame_off(a), len, 4);
+    /* three frames around another index entry, zeroed */
+    uint64_t e = ix[4];
+    off_t z0 = frame_off(e - 1) + 3, z1 = frame_off(e + 1) + 30;
+    static uint8_t zero[8192];
+    assert_true((size_t)(z1 - z0) <= sizeof zero);
+    poke(segs[0], z0, zero, (size_t)(z1 - z0));
+    uint64_t lost[4] = {a, e - 1, e, e + 1};
+    sh = open_ok(f->dir, 400000, 0, 1);
+    assert_int_equal(health(sh).damaged_ranges, 0);
+    assert_int_equal(first_from(sh, a + 3), a + 3);
+    assert_int_equal(first_from(sh, a + 1), a + 1);
+    assert_int_equal(first_from(sh, e), e + 2);
+    assert_int_equal(first_from(sh, e - 1), e + 2);
+    expect_lost(sh, 500, 13, lost, 4);
+    assert_int_equal(health(sh).lost_records, 4);
+    slog_shard_close(sh);
+    sh = open_ok(f->dir, 400000, 0, 1);
+    assert_int_equal(health(sh).lost_records, 4);
+    assert_int_equal(first_from(sh, a), a + 1);
+    assert_int_equal(first_from(sh, e + 1), e + 2);
+    expect_lost(sh, 500, 13, lost, 4);
+    slog_shard_close(sh);
+}
+
+/* Damage done to committed records of the ACTIVE segment while the shard is open: the reader
+ * skips exactly that record, appends go on, and the next open skips the same record. */
+static void damage_reader_active(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
+    for (uint64_t b = 0; b < 10; b++) {
+        append_gen(sh, b * 20, 20, (int64_t)b);
+        sync_ok(sh);
+    }
+    char segs[4][256];
+    assert_int_equal(seg_files(f->dir, segs, 4), 1);
+    uint64_t bad = 77;
+    flip(segs[0], frame_off(bad) + SLOG_FRAME_HDR);
+    expect_lost(sh, 200, 9, &bad, 1);
+    append_gen(sh, 200, 20, 11);
+    sync_ok(sh);
+    expect_lost(sh, 220, 50, &bad, 1);
     assert_int_equal(health(sh).read_skips, 1);
     slog_shard_close(sh);
-    sh = open_ok(f->dir, 150000, 0, 1); /* without the .idx a rescan loses one record only */
+    sh = open_ok(f->dir, 0, 0, 1);
+    assert_int_equal(slog_shard_end(sh), 220);
+    expect_lost(sh, 220, 9, &bad, 1);
+    assert_int_equal(health(sh).lost_records, 1);
+    append_gen(sh, 220, 5, 12);
+    sync_ok(sh);
+    expect_lost(sh, 225, 9, &bad, 1);
     slog_shard_close(sh);
-    char idx[256];
+}
+
+/* A byte in the middle of frame `seq` (inside what its CRC covers). */
+static off_t mid_of(uint64_t seq) {
+    off_t a = frame_off(seq), b = frame_off(seq + 1);
+    return a + 8 + (b - a - 8) / 2;
+}
+
+/* Damaged frames close together (adjacent ones, and one intact frame between): only they are lost,
+ * whether recovery (newest segment) or a reader (sealed segment trusted from its .idx) finds
+ * them -- the intact frame between them is served, before and after a restart. */
+static void damage_nearby(void **st) {
+    fixture_t *f = *st;
+    g_size_mod = 2000;
+    slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
+    for (uint64_t b = 0; b < 8; b++) {
+        append_gen(sh, b * 50, 50, (int64_t)b);
+        sync_ok(sh);
+    }
+    uint64_t end = slog_shard_end(sh);
+    slog_shard_close(sh);
+    char segs[32][256];
+    int n = seg_files(f->dir, segs, 32);
+    assert_true(n >= 2);
+    uint64_t first_last = strtoull(strrchr(segs[n - 1], '/') + 1, NULL, 10);
+    assert_true(first_last > 100 && first_last + 6 < end);
+    uint64_t k = 60;                       /* sealed segment 0: two adjacent, then one more */
+    flip(segs[0], mid_of(k));
+    flip(segs[0], mid_of(k + 1));
+    flip(segs[0], mid_of(k + 3));
+    /* newest segment: frame offsets relative to its first seq */
+    uint64_t j = first_last + 2;
+    off_t base = frame_off(first_last) - SLOG_SEG_HDR;
+    flip(segs[n - 1], mid_of(j) - base);
+    flip(segs[n - 1], mid_of(j + 2) - base);
+    uint64_t lost[5] = {k, k + 1, k + 3, j, j + 2};
+    for (int round = 0; round < 2; round++) {
+        sh = open_ok(f->dir, 150000, 0, 1);
+        expect_lost(sh, end, 7, lost, 5);
+        assert_int_equal(first_from(sh, k + 1), k + 2);
+        assert_int_equal(first_from(sh, j + 1), j + 1);
+        assert_int_equal(health(sh).lost_records, 5);
+        slog_shard_close(sh);
+    }
+}
+
+/* Every single byte of a frame in a SEALED segment trusted from its .idx, flipped in turn: the
+ * reader loses that record alone, and so does the next open. */
+static void damage_each_byte_sealed(void **st) {
+    fixture_t *f = *st;
+    slog_shard_t *sh = open_ok(f->dir, 3000, 0, 1);
+    append_gen(sh, 0, 30, 1);
+    sync_ok(sh);
+    append_gen(sh, 30, 5, 2); /* rolls: segment 0 is sealed and gets its .idx */
+    sync_ok(sh);
+    slog_shard_close(sh);
+    char segs[4][256], idx[256], dmg[256], pseg[300], pidx[300];
+    assert_int_equal(seg_files(f->dir, segs, 4), 2);
     snprintf(idx, sizeof idx, "%.*s.idx", (int)strlen(segs[0]) - 4, segs[0]);
-    assert_int_equal(unlink(idx), 0);
+    snprintf(dmg, sizeof dmg, "%.*s.dmg", (int)strlen(segs[0]) - 4, segs[0]);
+    snprintf(pseg, sizeof pseg, "%s/pristine.seg", f->tmp);
+    snprintf(pidx, sizeof pidx, "%s/pristine.idx", f->tmp);
+    copy_file(segs[0], pseg);
+    copy_file(idx, pidx);
+    uint64_t k = 10;
+    for (off_t off = frame_off(k); off < frame_off(k + 1); off++) {
+        copy_file(pseg, segs[0]);
+        copy_file(pidx, idx);
+        unlink(dmg);
+        flip(segs[0], off);
+        for (int round = 0; round < 2; round++) {
+            sh = open_ok(f->dir, 3000, 0, 1);
+            assert_int_equal(health(sh).damaged_ranges, (uint64_t)round);
+            expect_lost(sh, 35, 4, &k, 1);
+            assert_int_equal(health(sh).lost_records, 1);
+            slog_shard_close(sh);
+        }
+    }
+}
+
+/* Readers racing over the same fresh damage: one of them records it, every one of them gets
+ * every intact record (and only those), and the range is recorded once. */
+typedef struct dmg_reader {
+    slog_shard_t *sh;
+    size_t step;
+    uint64_t count, bad_content, want_missing, missing_seen;
+} dmg_reader_t;
+
+static void *dmg_reader_main(void *arg) {
+    dmg_reader_t *t = arg;
+    slog_read_t rd = {0};
+    tr_err err;
+    uint64_t next = 0, expect = 0;
+    for (;;) {
+        if (slog_shard_read(t->sh, next, t->step, SIZE_MAX, &rd, &err) != 0) {
+            t->bad_content++;
+            break;
+        }
+        if (rd.n == 0) {
+            if (rd.next_seq > next && rd.next_seq < slog_shard_end(t->sh)) {
+                next = rd.next_seq;
+                continue;
+            }
+            break;
+        }
+        for (size_t i = 0; i < rd.n; i++) {
+            if (!rec_ok(&rd.recs[i])) t->bad_content++;
+            while (expect < rd.recs[i].seq) { /* a gap: must be exactly the damaged record */
+                if (expect == t->want_missing) t->missing_seen++;
+                else t->bad_content++;
+                expect++;
+            }
+            expect = rd.recs[i].seq + 1;
+            t->count++;
+        }
+        next = rd.next_seq;
+    }
+    slog_read_free(&rd);
+    return NULL;
+}
+
+static void damage_reader_concurrent(void **st) {
+    fixture_t *f = *st;
+    g_size_mod = 2000;
+    slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
+    for (uint64_t b = 0; b < 8; b++) {
+        append_gen(sh, b * 50, 50, (int64_t)b);
+        sync_ok(sh);
+    }
+    slog_shard_close(sh);
+    char segs[32][256];
+    assert_true(seg_files(f->dir, segs, 32) >= 2);
+    off_t at = file_size(segs[0]) / 2;
+    uint64_t bad = frame_at(at);
+    flip(segs[0], at);
     sh = open_ok(f->dir, 150000, 0, 1);
-    assert_int_equal(read_all(sh, 0, 10), 399);
+    enum { NT = 4 };
+    pthread_t th[NT];
+    dmg_reader_t t[NT];
+    for (int i = 0; i < NT; i++) {
+        t[i] = (dmg_reader_t){sh, (size_t)(3 + i * 7), 0, 0, bad, 0};
+        assert_int_equal(pthread_create(&th[i], NULL, dmg_reader_main, &t[i]), 0);
+    }
+    for (int i = 0; i < NT; i++) {
+        pthread_join(th[i], NULL);
+        assert_int_equal(t[i].bad_content, 0);
+        assert_int_equal(t[i].count, 399);
+        assert_int_equal(t[i].missing_seen, 1);
+    }
     assert_int_equal(health(sh).damaged_ranges, 1);
+    assert_int_equal(health(sh).lost_records, 1);
     slog_shard_close(sh);
 }
 
@@ -1337,7 +1642,7 @@ static void fp_power_cut(void) {
  * trim, a close and a reopen.  Returns the acknowledged end (every seq below it was synced)
  * and, in *begin, the first seq that must still be there. */
 static uint64_t fp_run(const char *dir, uint64_t *begin) {
-    slog_shard_opts_t o = {600, 0, 0};
+    slog_shard_opts_t o = {600, 0, 0, 0};
     slog_shard_t *sh = NULL;
     tr_err err;
     uint64_t acked = 0;
@@ -1622,6 +1927,11 @@ int main(void) {
         cmocka_unit_test_setup_teardown(damage_sealed, setup, teardown),
         cmocka_unit_test_setup_teardown(missing_newest, setup, teardown),
         cmocka_unit_test_setup_teardown(damage_found_by_reader, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_reader_exact, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_reader_active, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_reader_concurrent, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_nearby, setup, teardown),
+        cmocka_unit_test_setup_teardown(damage_each_byte_sealed, setup, teardown),
         cmocka_unit_test_setup_teardown(torn_header_last, setup, teardown),
         cmocka_unit_test_setup_teardown(retention_trim, setup, teardown),
         cmocka_unit_test_setup_teardown(seek_time_segments, setup, teardown),

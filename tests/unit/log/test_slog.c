@@ -1543,6 +1543,13 @@ static void test_failed_shard(void **state) {
     assert_true(put_sync(lg, "f", &p0, 1) < 0);
     assert_int_equal(put_sync(lg, "f", &p1, 1), 0);
     assert_int_equal(p1.shard, 1);
+    /* why a put to it failed: the shard's message, as its reads answer */
+    assert_true(slog_shard_status(lg, "f", 0, &e) < 0);
+    assert_non_null(strstr(e.msg, "shardId-000000000000"));
+    assert_non_null(strstr(e.msg, "Fix:"));
+    assert_int_equal(slog_shard_status(lg, "f", 1, &e), 0);
+    assert_int_equal(slog_shard_status(lg, "f", 7, &e), TR_ENOTFOUND);
+    assert_int_equal(slog_shard_status(lg, "nope", 0, &e), TR_ENOTFOUND);
     /* resharding it is refused */
     assert_true(slog_shard_split(lg, "f", 0, (slog_hash_t)1 << 100, &e) < 0);
     assert_non_null(strstr(e.msg, "shardId-000000000000"));
@@ -1555,6 +1562,51 @@ static void test_failed_shard(void **state) {
     tr_buf_free(&m);
     slog_read_free(&rd);
     slog_close(lg);
+    tmp_done(dir);
+}
+
+/* Issue #8 (leftover of item 4): a shard directory deleted as a whole does not make sequence
+ * numbers restart from the shard's starting number (the metadata keeps a copy of the
+ * high-water mark); the loss is reported (/metrics). */
+static void test_deleted_shard_dir(void **state) {
+    (void)state;
+    char *dir = tmp_dir();
+    slog_opts_t o = fast_opts();
+    slog_t *lg = open_at(dir, &o);
+    create(lg, "h", 1);
+    slog_put_rec_t r[20];
+    char pks[20][8];
+    for (int i = 0; i < 20; i++) {
+        snprintf(pks[i], sizeof pks[i], "k%d", i);
+        rec_set(&r[i], pks[i], "payload");
+    }
+    assert_int_equal(put_sync(lg, "h", r, 20), 0);
+    uint64_t last = 0;
+    for (int i = 0; i < 20; i++)
+        if (r[i].seq > last) last = r[i].seq;
+    slog_stream_info_t si = describe(lg, "h");
+    uint64_t id = si.id;
+    slog_stream_info_free(&si);
+    slog_close(lg);
+
+    char sd[512];
+    tr_err e = {0, ""};
+    snprintf(sd, sizeof sd, "%s/streams/%" PRIu64 "/0", dir, id);
+    assert_int_equal(slog_shard_destroy_dir(sd, &e), 0);
+    for (int round = 0; round < 2; round++) { /* and again after a restart */
+        lg = open_at(dir, &o);
+        slog_put_rec_t p;
+        rec_set(&p, pks[0], "after");
+        assert_int_equal(put_sync(lg, "h", &p, 1), 0);
+        assert_true(p.seq > last);
+        last = p.seq;
+        tr_buf m = TR_BUF_INIT;
+        slog_metrics_prometheus(lg, &m);
+        assert_non_null(strstr(m.data, round ? "\ntributary_stream_missing_segments_total 0\n"
+                                             : "\ntributary_stream_missing_segments_total 1\n"));
+        tr_buf_free(&m);
+        slog_close(lg);
+    }
     tmp_done(dir);
 }
 
@@ -1580,6 +1632,7 @@ int main(void) {
         cmocka_unit_test(test_delete_while_reading),
         cmocka_unit_test(test_orphans_removed),
         cmocka_unit_test(test_failed_shard),
+        cmocka_unit_test(test_deleted_shard_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
