@@ -747,15 +747,28 @@ out:
     return rc;
 }
 
+/* The `why` of the gap left by missing newest segment file(s): it runs to DIR/state's mark, a
+ * reservation, so how many of its numbers were handed out (records lost) is unknown. */
+static const char k_newest_missing[] = "the newest segment file(s) are missing";
+
 /* Count a damaged or missing range (slog_shard_health) and say so loudly.  `by` is NULL for
  * recovery, else who found it ("a reader"). */
 static void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
                         const char *why, const char *by) {
     unsigned long long off = h->off, off_end = h->off_end, seq = h->seq, seq_end = h->seq_end;
-    atomic_fetch_add(&sh->h_lost, seq_end - seq);
     if (by) atomic_fetch_add(&sh->h_read_skips, 1);
     if (off == off_end) {
         atomic_fetch_add(&sh->h_missing, 1);
+        if (why == k_newest_missing) {   /* not counted in h_lost: the number is unknown */
+            tr_error("slog", "shard %s: MISSING DATA after %s: sequence numbers [%llu, %llu) are "
+                     "in no segment file (%s): the records they held are lost -- how many is "
+                     "unknown, the range also holds numbers reserved ahead and never handed "
+                     "out. Sequence numbers are not reused; readers skip the gap. Fix: restore "
+                     "the missing .seg files from a backup (stop the server first) if you have "
+                     "them", sh->dir, seg->path, seq, seq_end, why);
+            return;
+        }
+        atomic_fetch_add(&sh->h_lost, seq_end - seq);
         tr_error("slog", "shard %s: MISSING DATA after %s%s%s: records [%llu, %llu) are in no "
                  "segment file (%s). Sequence numbers are not reused; readers skip the gap. Fix: "
                  "restore the missing .seg file from a backup (stop the server first) if you "
@@ -763,6 +776,7 @@ static void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole
                  seq_end, why);
         return;
     }
+    atomic_fetch_add(&sh->h_lost, seq_end - seq);
     atomic_fetch_add(&sh->h_ranges, 1);
     atomic_fetch_add(&sh->h_bytes, off_end - off);
     tr_error("slog", "shard %s: DAMAGED DATA in %s%s%s: bytes [%llu, %llu) are unreadable (%s); "
@@ -1328,7 +1342,7 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         uint64_t resume = st_hwm > sh->pub_end ? st_hwm : sh->pub_end;
         if (sh->min_next > resume) resume = sh->min_next;
         if ((rc = seg_hole_add(sh, last, last->pub_size, last->pub_size, last->pub_end, resume,
-                               "the newest segment file(s) are missing", err)) != 0)
+                               k_newest_missing, err)) != 0)
             goto out;
         last->pub_end = resume;
         if (last->pub_last_arrival < 0) last->pub_last_arrival = last_arr;
@@ -1343,10 +1357,17 @@ static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         snprintf(p, sizeof p, "%s/%020llu.idx", sh->dir, (unsigned long long)idxs[i]);
         sh->io->unlink(p);
     }
-    if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm)
-        rc = state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
-                         err);
-    else {
+    if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm) {
+        /* A disk that is full or read-only now must not cost the reads: the mark is needed
+         * only before the next number is handed out, and state_write left st_dirty set, so the
+         * next append writes it first (and fails, as it should, while it cannot). */
+        tr_err werr;
+        tr_err_clear(&werr);
+        if (state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
+                        &werr) != 0)
+            tr_warn("slog", "shard %s: cannot write its sequence high-water mark (%s); its records "
+                    "are served, appends wait until the mark can be written", sh->dir, werr.msg);
+    } else {
         sh->hwm = st_hwm;
         sh->st_newest = st_newest;
     }

@@ -181,7 +181,8 @@ typedef struct slog_shard_health {
     uint64_t damaged_ranges;  /* damaged byte ranges found at open (frames or segment headers)
                                  or by readers since */
     uint64_t damaged_bytes;   /* their total size */
-    uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers) */
+    uint64_t lost_records;    /* records in damaged ranges and gaps (skipped by readers); not
+                               * those of missing newest files (unknown: see missing) */
     uint64_t missing;         /* gaps: a segment file missing in the middle, the newest ones,
                                  or all of them (or records an index promised that a reader
                                  did not find) */

@@ -2055,7 +2055,7 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         {"tributary_stream_damaged_bytes_total", "Bytes in those damaged ranges",
          offsetof(slog_shard_health_t, damaged_bytes)},
         {"tributary_stream_lost_records_total", "Records lost to damage or missing segment "
-         "files (readers skip them)", offsetof(slog_shard_health_t, lost_records)},
+         "files (readers skip them; not counted: what missing newest files held, unknown)", offsetof(slog_shard_health_t, lost_records)},
         {"tributary_stream_missing_segments_total", "Gaps left by missing segment files",
          offsetof(slog_shard_health_t, missing)},
         {"tributary_stream_read_damage_total", "Damaged ranges found by readers since start-up "
