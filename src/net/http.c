@@ -527,11 +527,14 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     net_req_int_t *r = *con_cls;
-    /* Waiting for the next request's head: an unauthenticated connection gets the head
-     * deadline again (an authenticated one only MHD's idle timeout). */
+    /* Waiting for the next request's head.  An authenticated connection: only MHD's idle
+     * timeout.  An unauthenticated one: the head deadline counted from the connection's
+     * opening, not re-armed -- else a client that never authenticates keeps a slot for ever by
+     * sending a failing request within each deadline (it is closed now if that has passed;
+     * what it sends once authenticated is unbounded by this, as for HTTP/2). */
     if (r && r->c) {
         long long head_ms = (long long)s->o.header_timeout_s * 1000;
-        conn_phase(r->c, NET__C_IDLE, atomic_load(&r->c->authed) ? 0 : mono_ms() + head_ms);
+        conn_phase(r->c, NET__C_IDLE, atomic_load(&r->c->authed) ? 0 : r->c->open_ms + head_ms);
     }
     req_free(r);
     *con_cls = NULL;
@@ -688,7 +691,8 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
     c->peer = *peer;
     atomic_init(&c->state, NET__C_SNIFF);
     atomic_init(&c->authed, 0);
-    atomic_init(&c->deadline_ms, mono_ms() + (long long)s->o.header_timeout_s * 1000);
+    c->open_ms = mono_ms();
+    atomic_init(&c->deadline_ms, c->open_ms + (long long)s->o.header_timeout_s * 1000);
     unsigned n_ip = 0;
     net__conn_t *victim = NULL;
     pthread_mutex_lock(&s->c_lock);

@@ -64,6 +64,9 @@ struct net__conn {
     atomic_int authed;            /* a request on it authenticated: never evicted, no idle
                                      deadline */
     atomic_llong deadline_ms;     /* monotonic ms; 0: none */
+    long long open_ms;            /* monotonic ms at accept: an unauthenticated HTTP/1.1
+                                     connection lives at most opts.header_timeout_s from it,
+                                     between requests */
     int shut;                     /* acceptor: shutdown() done (expired or evicted) */
     net__conn_t *prev, *next;     /* s->c_head list, in accept order (oldest first) */
 };

@@ -277,6 +277,54 @@ def test_slowloris_does_not_lock_out_signed_clients(private_server):
         attack.stop()
 
 
+def test_unauthenticated_keepalive_cannot_chain_requests_to_stay_open(private_server):
+    """A connection that never authenticates but sends a request before each head deadline
+    (GET /metrics needs none; a request failing SigV4 is answered with Connection: close) must
+    not keep its slot for ever: it lives --header-timeout from its opening.  A signed
+    connection stays open past that."""
+    import socket
+    import time
+    s = private_server(extra_args=["--header-timeout", "2"])
+    c = socket.create_connection(("127.0.0.1", s.port), timeout=5)
+    f = c.makefile("rb")
+    t0, answers, closed = time.monotonic(), 0, False
+    try:
+        while time.monotonic() - t0 < 8:
+            try:
+                c.sendall(b"GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n")
+                status = f.readline()
+                n = 0
+                while True:
+                    line = f.readline()
+                    if line.lower().startswith(b"content-length:"):
+                        n = int(line.split(b":")[1])
+                    if line in (b"\r\n", b""):
+                        break
+                body = f.read(n) if status else b""
+            except (ConnectionResetError, BrokenPipeError):
+                status = b""
+            if not status:
+                closed = True
+                break
+            assert status.startswith(b"HTTP/1.1 200") and len(body) == n, status
+            answers += 1
+            time.sleep(0.5)
+    finally:
+        f.close()
+        c.close()
+    assert answers >= 2, answers
+    assert closed, "an unauthenticated connection stayed open 8 s by chaining requests"
+    assert time.monotonic() - t0 < 4.5
+    # a signed keep-alive connection outlives the header timeout
+    import http.client
+    conn = http.client.HTTPConnection("127.0.0.1", s.port, timeout=5)
+    raw = k.RawClient(s, timeout=5)
+    assert raw.call("ListStreams", {}, conn=conn).status == 200
+    time.sleep(3)
+    assert raw.call("ListStreams", {}, conn=conn).status == 200
+    conn.close()
+
+
 @pytest.mark.slow
 def test_http11_response_not_read_is_cut_off_at_its_deadline(private_server):
     """A client that asks for a large GetRecords response and reads nothing (a tiny receive
