@@ -11,6 +11,7 @@
  * Cost: building a ruleset is ~20 open(O_PATH)+add_rule system calls per process start; entering
  * it is one prctl and one system call.  Nothing on the invoke path.
  */
+#include "core/tlog.h"
 #include "fn/sandbox.h"
 
 #include <dirent.h>
@@ -164,6 +165,15 @@ int fn_sandbox_set_private(const char *dir, tr_err *err) {
             return TR_EINVAL;
         }
     }
+    for (size_t i = 0; i < g_dirs.n_write; i++) {
+        char *rdir = realpath(g_dirs.write[i], NULL);
+        if (rdir && path_within(real, rdir))
+            tr_warn("fn", "the data directory %s lies inside --lambda-write-dir %s: functions can "
+                    "read and write it (credentials, tables, other functions' code) through that "
+                    "directory. Fix: keep the data directory outside every --lambda-write-dir",
+                    real, g_dirs.write[i]);
+        free(rdir);
+    }
     free(g_dirs.private);
     g_dirs.private = real;
     return 0;
@@ -304,8 +314,11 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
     if (!rc && scratch && *scratch) rc = allow(rfd, scratch, all, h, 1, err);
     for (size_t i = 0; !rc && i < g_dirs.n_read; i++)
         rc = allow_tree(rfd, g_dirs.read[i], FS_EXEC, h, NULL, err);
+    /* Not split: a function must create files in a writable directory itself, and a right to
+     * create on a directory holds for all beneath it.  fn_sandbox_set_private warns when the data
+     * directory lies beneath one. */
     for (size_t i = 0; !rc && i < g_dirs.n_write; i++)
-        rc = allow_tree(rfd, g_dirs.write[i], all, h, NULL, err);
+        rc = allow(rfd, g_dirs.write[i], all, h, 0, err);
     if (rc) {
         close(rfd);
         return rc;

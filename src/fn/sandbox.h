@@ -19,8 +19,9 @@
  *                       removed when the process ends; its /tmp where namespaces allow, see
  *                       fn_sandbox_tmp_plan, else $TMPDIR), --lambda-write-dir directories
  *   nothing             the rest: the data directory (credentials, LMDB, other functions' code,
- *                       logs) -- also where it lies beneath a directory of the lists above, e.g.
- *                       --data /opt/tributary/data (fn_sandbox_set_private) --, home
+ *                       logs) -- also where it lies beneath a readable directory of the lists
+ *                       above, e.g. --data /opt/tributary/data (fn_sandbox_set_private); not
+ *                       beneath a --lambda-write-dir, which is given whole (warned at start) --, home
  *                       directories, the server's /tmp, /var, /run (but /run/systemd/resolve,
  *                       for DNS)
  *
