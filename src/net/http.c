@@ -399,6 +399,7 @@ static int head_complete(net_server_t *s, net_req_int_t *r) {
         return 1;
     }
     if (r->c && r->pub.authed) atomic_store(&r->c->authed, 1);
+    if (r->c && s->o.precheck) atomic_store(&r->c->vouched, 1);
     /* The body gets body_timeout_s plus time for what it declares at NET_BODY_MIN_RATE (a
      * chunked body: for the largest we accept). */
     size_t len = r->expect ? r->expect
@@ -528,13 +529,18 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)toe;
     net_req_int_t *r = *con_cls;
     /* Waiting for the next request's head.  An authenticated connection: only MHD's idle
-     * timeout.  An unauthenticated one: the head deadline counted from the connection's
-     * opening, not re-armed -- else a client that never authenticates keeps a slot for ever by
-     * sending a failing request within each deadline (it is closed now if that has passed;
-     * what it sends once authenticated is unbounded by this, as for HTTP/2). */
+     * timeout.  One whose requests passed the header-phase checks (a known key; e.g. throttled
+     * before its signature could be checked): the head deadline again.  Any other: the head
+     * deadline counted from the connection's opening, not re-armed -- else a client without
+     * credentials keeps a slot for ever by sending a request that needs none (GET /metrics)
+     * within each deadline; it is closed now if that has passed.  (A request failing the
+     * header-phase checks is answered with Connection: close.) */
     if (r && r->c) {
         long long head_ms = (long long)s->o.header_timeout_s * 1000;
-        conn_phase(r->c, NET__C_IDLE, atomic_load(&r->c->authed) ? 0 : r->c->open_ms + head_ms);
+        long long due = atomic_load(&r->c->authed)    ? 0
+                        : atomic_load(&r->c->vouched) ? mono_ms() + head_ms
+                                                      : r->c->open_ms + head_ms;
+        conn_phase(r->c, NET__C_IDLE, due);
     }
     req_free(r);
     *con_cls = NULL;
@@ -692,6 +698,7 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
     atomic_init(&c->state, NET__C_SNIFF);
     atomic_init(&c->authed, 0);
     c->open_ms = mono_ms();
+    atomic_init(&c->vouched, 0);
     atomic_init(&c->deadline_ms, c->open_ms + (long long)s->o.header_timeout_s * 1000);
     unsigned n_ip = 0;
     net__conn_t *victim = NULL;

@@ -29,8 +29,10 @@
  *     none, the new connection is closed at once;
  *   - HTTP/1.1, time: a request head (request line and headers) must be complete within
  *     opts.header_timeout_s of the connection opening; between requests, a connection on which
- *     no request has authenticated is closed once opts.header_timeout_s have passed since it
- *     opened (one that authenticated is only subject to the 120 s idle timeout); a request body within
+ *     no request has authenticated nor passed opts.precheck is closed once
+ *     opts.header_timeout_s have passed since it opened (one that passed precheck gets the head
+ *     deadline again after each response; one that authenticated is only subject to the 120 s
+ *     idle timeout); a request body within
  *     opts.body_timeout_s plus one second per NET_BODY_MIN_RATE bytes declared; a response must
  *     have been taken by the client within opts.body_timeout_s plus one second per
  *     NET_BODY_MIN_RATE bytes of it, however slowly it keeps reading.  Past any of them the

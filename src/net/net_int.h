@@ -64,9 +64,13 @@ struct net__conn {
     atomic_int authed;            /* a request on it authenticated: never evicted, no idle
                                      deadline */
     atomic_llong deadline_ms;     /* monotonic ms; 0: none */
-    long long open_ms;            /* monotonic ms at accept: an unauthenticated HTTP/1.1
-                                     connection lives at most opts.header_timeout_s from it,
-                                     between requests */
+    long long open_ms;            /* monotonic ms at accept: an HTTP/1.1 connection neither
+                                     authenticated nor vouched lives at most
+                                     opts.header_timeout_s from it, between requests */
+    atomic_int vouched;           /* HTTP/1.1: a request on it passed opts.precheck (a known
+                                     access key, date and scope; e.g. throttled before its
+                                     signature was checked): head deadline re-armed after each
+                                     response, as for a client that may yet authenticate */
     int shut;                     /* acceptor: shutdown() done (expired or evicted) */
     net__conn_t *prev, *next;     /* s->c_head list, in accept order (oldest first) */
 };

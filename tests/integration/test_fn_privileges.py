@@ -269,7 +269,10 @@ def nested():
     wrapper = root / "with-tty"
     wrapper.write_text(TTY_WRAPPER.replace("@BIN@", str(srv.server_bin())))
     wrapper.chmod(0o755)
-    s = srv.ServerProcess(root=root, fn_dirs=True, keys_from_env=False, binary=wrapper)
+    # Only the repository is given (as a reader): the suite's usual --lambda-write-dir /tmp
+    # would hold the data directory whole when the checkout itself lies in /tmp (CI's).
+    s = srv.ServerProcess(root=root, fn_dirs=False, keys_from_env=False, binary=wrapper,
+                          extra_args=["--lambda-read-dir", str(srv.REPO)])
     s.start()
     yield s
     findings = s.close()
