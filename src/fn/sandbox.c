@@ -348,7 +348,7 @@ int fn_sandbox_enter(int ruleset_fd) {
 /* ---- a private /tmp ----------------------------------------------------------------------------
  *
  * The plan is text: the scratch directory, then each source directory under /tmp to keep visible,
- * one per line.  A source /tmp/a/b is bound onto SCRATCH/a/b (made by the parent), then SCRATCH
+ * one per line, after 'r' (bound read-only: the package, --lambda-read-dir) or 'w'.  A source /tmp/a/b is bound onto SCRATCH/a/b (made by the parent), then SCRATCH
  * onto /tmp recursively, so /tmp/a/b shows the source again and nothing else of the server's /tmp
  * is reachable. */
 
@@ -359,7 +359,8 @@ static int under_tmp(const char *path) {
     return path[4] == '/' ? 2 : 0;
 }
 
-static int plan_add(tr_buf *b, const char *scratch, const char *src, tr_err *err) {
+static int plan_add(tr_buf *b, const char *scratch, const char *src, int writable,
+                    tr_err *err) {
     if (strchr(src, '\n')) return 0;   /* not representable: such a directory stays unseen */
     char dst[8192];
     if (snprintf(dst, sizeof dst, "%s%s", scratch, src + 4) >= (int)sizeof dst)
@@ -377,7 +378,7 @@ static int plan_add(tr_buf *b, const char *scratch, const char *src, tr_err *err
         *q = c;
         if (!c) break;
     }
-    tr_buf_puts(b, "\n");
+    tr_buf_puts(b, writable ? "\nw" : "\nr");
     tr_buf_puts(b, src);
     return 0;
 }
@@ -389,14 +390,23 @@ int fn_sandbox_tmp_plan(const char *code_dir, const char *scratch, char **plan, 
         if (under_tmp(g_dirs.read[i]) == 1) return 0;
     for (size_t i = 0; i < g_dirs.n_write; i++)
         if (under_tmp(g_dirs.write[i]) == 1) return 0;
+    /* A directory to keep visible that holds the data directory would show it inside the
+     * private /tmp, i.e. beneath the scratch directory, whose rights (all) would then cover it:
+     * no private /tmp then ($TMPDIR is the scratch dir, and the Landlock rules hold as drawn). */
+    for (size_t i = 0; g_dirs.private && i < g_dirs.n_read + g_dirs.n_write; i++) {
+        const char *d = i < g_dirs.n_read ? g_dirs.read[i] : g_dirs.write[i - g_dirs.n_read];
+        if (under_tmp(d) == 2 && path_within(g_dirs.private, d)) return 0;
+    }
     tr_buf b = TR_BUF_INIT;
     tr_buf_puts(&b, scratch);
     int rc = 0;
-    if (code_dir && under_tmp(code_dir) == 2) rc = plan_add(&b, scratch, code_dir, err);
+    /* Read-only binds: beneath the scratch directory (all rights) Landlock would let the
+     * function write its own package or a --lambda-read-dir; the mount says no instead. */
+    if (code_dir && under_tmp(code_dir) == 2) rc = plan_add(&b, scratch, code_dir, 0, err);
     for (size_t i = 0; !rc && i < g_dirs.n_read; i++)
-        if (under_tmp(g_dirs.read[i]) == 2) rc = plan_add(&b, scratch, g_dirs.read[i], err);
+        if (under_tmp(g_dirs.read[i]) == 2) rc = plan_add(&b, scratch, g_dirs.read[i], 0, err);
     for (size_t i = 0; !rc && i < g_dirs.n_write; i++)
-        if (under_tmp(g_dirs.write[i]) == 2) rc = plan_add(&b, scratch, g_dirs.write[i], err);
+        if (under_tmp(g_dirs.write[i]) == 2) rc = plan_add(&b, scratch, g_dirs.write[i], 1, err);
     if (rc) {
         tr_buf_free(&b);
         return rc;
@@ -459,12 +469,15 @@ int fn_sandbox_tmp_apply(const char *plan) {
         const char *p = nl + 1;
         nl = strchr(p, '\n');
         size_t n = nl ? (size_t)(nl - p) : strlen(p);
-        if (n < 5 || n >= sizeof src || slen + n >= sizeof dst) return -ENAMETOOLONG;
-        memcpy(src, p, n);
-        src[n] = 0;
+        if (n < 6 || n >= sizeof src || slen + n >= sizeof dst) return -ENAMETOOLONG;
+        int writable = p[0] == 'w';
+        memcpy(src, p + 1, n - 1);
+        src[n - 1] = 0;
         memcpy(dst, scratch, slen);
-        memcpy(dst + slen, src + 4, n - 4 + 1);
+        memcpy(dst + slen, src + 4, n - 1 - 4 + 1);
         if (mount(src, dst, NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
+        if (!writable && mount(NULL, dst, NULL, MS_BIND | MS_REMOUNT | MS_RDONLY, NULL) != 0)
+            return -errno;
     }
     if (mount(scratch, "/tmp", NULL, MS_BIND | MS_REC, NULL) != 0) return -errno;
     return 0;

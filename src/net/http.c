@@ -399,7 +399,8 @@ static int head_complete(net_server_t *s, net_req_int_t *r) {
         return 1;
     }
     if (r->c && r->pub.authed) atomic_store(&r->c->authed, 1);
-    if (r->c && s->o.precheck) atomic_store(&r->c->vouched, 1);
+    if (r->c && s->o.precheck && net_req_header(&r->pub, "Authorization"))
+        atomic_store(&r->c->vouched, 1);   /* its key, date and scope passed */
     /* The body gets body_timeout_s plus time for what it declares at NET_BODY_MIN_RATE (a
      * chunked body: for the largest we accept). */
     size_t len = r->expect ? r->expect

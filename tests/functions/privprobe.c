@@ -78,6 +78,7 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     check_open("write_scratch", p, O_WRONLY | O_CREAT);
     snprintf(p, sizeof p, "%s/libprivprobe.so", root ? root : "");
     check_open("read_own_code", p, O_RDONLY);
+    check_open("write_own_code", p, O_WRONLY);
     check_open("read_etc", "/etc/passwd", O_RDONLY);
     check_open("open_tty", "/dev/tty", O_RDWR | O_NOCTTY);
     /* a readable directory of the test's choosing (the repository holding the data dir) */

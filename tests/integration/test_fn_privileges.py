@@ -78,6 +78,7 @@ res = {
   "tmpdir": os.environ.get("TMPDIR"),
   "write_scratch": t(lambda: w(os.environ.get("TMPDIR", "/no-tmpdir") + "/x")),
   "read_own_code": t(lambda: open(os.environ["LAMBDA_TASK_ROOT"] + "/function.sh").read()),
+  "write_own_code": t(lambda: w(os.environ["LAMBDA_TASK_ROOT"] + "/function.sh", keep=True)),
   "read_etc": t(lambda: open("/etc/passwd").read()),
   "open_tty": t(lambda: os.close(os.open("/dev/tty", os.O_RDWR | os.O_NOCTTY))),
   "read_repo": t(lambda: open(ev["repo_file"]).read()) if ev.get("repo_file") else "Invalid argument",
@@ -194,6 +195,8 @@ def test_function_cannot_reach_the_data_directory(probed, runtime):
     assert r["read_credentials"] in ("Permission denied", "No such file or directory"), r
     assert r["read_other_code"] in ("Permission denied", "No such file or directory"), r
     assert r["list_data"] in ("Permission denied", "ok:functions"), r
+    # its package is read-only (also where the private /tmp binds it beneath the scratch dir)
+    assert r["write_own_code"] in ("Permission denied", "Read-only file system"), r
     # what it needs still works
     assert r["write_scratch"] == "ok" and r["read_own_code"] == "ok" and r["read_etc"] == "ok", r
     if runtime == "provided":
