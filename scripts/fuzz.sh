@@ -2,6 +2,8 @@
 # fuzz.sh -- coverage-guided fuzzing of every target in tests/fuzz/ (libFuzzer, clang, ASan+UBSan).
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]   fuzz each target (all by default) for SECONDS (60)
+#   FUZZ_SEED=N                           libFuzzer's seed (make test sets 1, so that a CI run
+#                                         explores as a local one does; make fuzz: random)
 #
 # Builds build-fuzz/ with clang -DTR_FUZZ=ON, then runs each fuzz_<name> from its seeds
 # (tests/fuzz/corpus/<name>/, read-only) and its working corpus (build-fuzz/corpus/<name>/, kept
@@ -36,6 +38,7 @@ for n in "${names[@]}"; do
   mkdir -p "$work" "$seeds"
   dict=()
   [ -f "tests/fuzz/$n.dict" ] && dict=(-dict="tests/fuzz/$n.dict")
+  [ -n "${FUZZ_SEED:-}" ] && dict+=(-seed="$FUZZ_SEED")
   log=build-fuzz/fuzz_$n.log
   echo "== fuzz_$n: ${secs}s"
   set +e

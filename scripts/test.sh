@@ -60,7 +60,7 @@ echo "== unit tests"
 ctest --test-dir build --output-on-failure -j"$JOBS"
 asan
 echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
-scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
+FUZZ_SEED=${FUZZ_SEED:-1} scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
 js_deps
 
 # A second client generation: the pyenv python's boto3 (newer than Debian's), with only Debian's

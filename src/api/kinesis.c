@@ -1233,21 +1233,21 @@ static int ks_ch(k_scan_t *s, char ch) {
 }
 
 /* A string without escapes or control characters; *ascii says whether all bytes are < 0x80. */
-static int ks_str(k_scan_t *s, const char **out, size_t *n, int *ascii) {
+/* A plain string: printable ASCII only.  Escapes, control characters and any byte >= 0x80 bail
+ * to the general path, which validates UTF-8 as JSON requires (a fuzzed body with invalid UTF-8
+ * in Data was accepted here and refused there) and decodes Unicode partition keys. */
+static int ks_str(k_scan_t *s, const char **out, size_t *n) {
     ks_ws(s);
     if (s->p >= s->end || *s->p != '"') return -1;
     const char *b = ++s->p;
     const char *q = memchr(b, '"', (size_t)(s->end - b));
     if (!q) return -1;
-    int asc = 1;
     for (const char *x = b; x < q; x++) {
         unsigned char ch = (unsigned char)*x;
-        if (ch == '\\' || ch < 0x20) return -1;
-        if (ch >= 0x80) asc = 0;
+        if (ch == '\\' || ch < 0x20 || ch >= 0x80) return -1;
     }
     *out = b;
     *n = (size_t)(q - b);
-    if (ascii) *ascii = asc;
     s->p = q + 1;
     return 0;
 }
@@ -1266,13 +1266,10 @@ static int ks_record(k_scan_t *s, slog_put_rec_t *rec, uint8_t **cursor, size_t 
     for (;;) {
         const char *k, *v;
         size_t kn, vn;
-        int ascii;
-        if (ks_str(s, &k, &kn, NULL) || !ks_ch(s, ':') || ks_str(s, &v, &vn, &ascii)) return -1;
+        if (ks_str(s, &k, &kn) || !ks_ch(s, ':') || ks_str(s, &v, &vn)) return -1;
         if (ks_key_is(k, kn, "Data")) data = v, data_n = vn;
-        else if (ks_key_is(k, kn, "PartitionKey")) {
-            if (!ascii) return -1;
-            pk = v, pk_n = vn;
-        } else if (top && ks_key_is(k, kn, "StreamName")) *stream = v, *stream_n = vn;
+        else if (ks_key_is(k, kn, "PartitionKey")) pk = v, pk_n = vn;
+        else if (top && ks_key_is(k, kn, "StreamName")) *stream = v, *stream_n = vn;
         else return -1;  /* ExplicitHashKey, SequenceNumberForOrdering, StreamARN, unknown */
         if (ks_ch(s, ',')) continue;
         if (ks_ch(s, '}')) break;
@@ -1363,9 +1360,9 @@ static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
         for (;;) {
             const char *k;
             size_t kn;
-            if (ks_str(&s, &k, &kn, NULL) || !ks_ch(&s, ':')) return K_FAST_BAIL;
+            if (ks_str(&s, &k, &kn) || !ks_ch(&s, ':')) return K_FAST_BAIL;
             if (ks_key_is(k, kn, "StreamName")) {
-                if (ks_str(&s, &stream, &stream_n, NULL)) return K_FAST_BAIL;
+                if (ks_str(&s, &stream, &stream_n)) return K_FAST_BAIL;
             } else if (ks_key_is(k, kn, "Records") && !have_records) {
                 have_records = 1;
                 if (!ks_ch(&s, '[') || ks_ch(&s, ']')) return K_FAST_BAIL;
