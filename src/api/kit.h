@@ -32,6 +32,14 @@
  * NET_DONE, answers an error with api_fail / api_error (which return API_FAIL), or defers
  * (NET_DEFER, the engine resumes the request later: see net/http.h).
  *
+ * Moving an adapter that dispatches itself (DynamoDB) onto the kit: its table becomes api_op_t
+ * rows; d_fail / d_error / d_verr become api_fail / api_error / api_verr (the namespaced __type
+ * is .type_name, the error map an api_errmap_t table, .verr_value_max 300, .seal its CRC
+ * header, .ready its "engine not open" check); handlers return NET_DONE / NET_DEFER / API_FAIL;
+ * api_dynamodb_call becomes api_call_local(ctx, &api_dynamodb_service, ...).  Then delete the
+ * shim declaration in api.c (the one with .handle) and define api_dynamodb_service beside the
+ * handlers.
+ *
  * Protocols (api_proto_t): JSON 1.0 / 1.1 (X-Amz-Target RPC; DynamoDB, Kinesis) and REST-JSON
  * (method + path; Lambda) have adapters and error writers.  REST-XML (S3), query (STS,
  * CloudWatch) and CBOR (CloudWatch's rpcv2) are reserved values: no service uses them yet, so the
