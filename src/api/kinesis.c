@@ -456,7 +456,7 @@ static int k_shard_passes(const slog_stream_info_t *info, const slog_shard_info_
 
 static int k_list_shards(api_call_t *c) {
     long long max = 1000;
-    int has_max, has_ts, has_fts;
+    int has_max = 0, has_ts = 0, has_fts = 0;  /* set only when the member is read */
     const char *token, *start;
     int64_t created_ts = 0, fts = 0;
     if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return API_FAIL;
@@ -574,8 +574,8 @@ static int k_list_shards(api_call_t *c) {
 }
 
 static int k_retention(api_call_t *c, int increase) {
-    long long hours;
-    int has;
+    long long hours = 0;
+    int has = 0;
     if (k_stream(c, 1)) return API_FAIL;
     if (api_get_int(c, c->in, "RetentionPeriodHours", API_REQ, 1, 8760, &hours, &has)) return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
