@@ -367,16 +367,13 @@ static int l_list(api_call_t *c) {
     tr_err_clear(&err);
     int rc = fn_list(c->ctx->fn, marker, (size_t)max, &arr, &n, &next, &err);
     if (rc) return l_error(c, rc, &err, NULL);
-    json_t *o = json_object(), *list = json_array();
+    json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, config_to_json(c, &arr[i]));
         fn_config_free(&arr[i]);
     }
     free(arr);
-    json_object_set_new(o, "Functions", list);
-    if (next) json_object_set_new(o, "NextMarker", json_string(next));
-    free(next);
-    return api_reply_json(c, 200, o, 0);
+    return api__lambda_reply_list(c, "Functions", list, next, 0);
 }
 
 static int l_delete(api_call_t *c) {
@@ -618,6 +615,15 @@ static int l_invoke_async(api_call_t *c) {
     int rc = fn_invoke(c->ctx->fn, &ir, invoke_async_done, req, &err);
     if (rc) return l_error(c, rc, &err, NULL);
     return NET_DEFER;
+}
+
+int api__lambda_reply_list(api_call_t *c, const char *member, json_t *items, char *next,
+                           int real_precision) {
+    json_t *o = json_object();
+    json_object_set_new(o, member, items);
+    if (next) json_object_set_new(o, "NextMarker", json_string(next));
+    free(next);
+    return api_reply_json(c, 200, o, real_precision);
 }
 
 /* ---- the service ----------------------------------------------------------------------------- */

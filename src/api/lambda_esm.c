@@ -323,16 +323,13 @@ static int op_list(api_call_t *cl) {
     char *next;
     int rc = esm_list(ctx->esm, fname, arn, marker, (size_t)max, &list, &n, &next, &err);
     if (rc) return api_error(cl, rc, &err);
-    json_t *o = json_object(), *arr = json_array();
+    json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, config_json(ctx, &list[i]));
         esm_config_free(&list[i]);
     }
     free(list);
-    json_object_set_new(o, "EventSourceMappings", arr);
-    if (next) json_object_set_new(o, "NextMarker", json_string(next));
-    free(next);
-    return api_reply_json(cl, 200, o, 17);
+    return api__lambda_reply_list(cl, "EventSourceMappings", arr, next, 17);
 }
 
 static int op_update(api_call_t *cl) {

@@ -31,4 +31,9 @@ extern const char *const api__lambda_message_caps[];
  * `action` is the IAM action ("InvokeFunction").  0 when ours, else API_FAIL (answered). */
 int api__lambda_fn_owned(api_call_t *c, const char *given, const char *action);
 
+/* Lambda's paged list response: 200 {"<member>": items, "NextMarker": next} (NextMarker only
+ * when next is not NULL).  Consumes items and frees next.  Returns NET_DONE. */
+int api__lambda_reply_list(api_call_t *c, const char *member, json_t *items, char *next,
+                           int real_precision);
+
 #endif
