@@ -27,6 +27,7 @@
 #include "api/kinesis_int.h"
 #include "api/kit.h"
 #include "core/fs.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
@@ -220,7 +221,7 @@ static int k_parse_tags(api_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n
         api_verr(c, "tags", v, "Member must have length %s", cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
         return 0;
     }
-    *tags = calloc(cnt, sizeof **tags);
+    *tags = tr_xcalloc(cnt, sizeof **tags);
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
@@ -624,7 +625,7 @@ static int k_remove_tags(api_call_t *c) {
         api_verr(c, "tagKeys", v, "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
     }
     if (api_verr_flush(c)) return API_FAIL;
-    char **arr = calloc(n ? n : 1, sizeof *arr);
+    char **arr = tr_xcalloc(n ? n : 1, sizeof *arr);
     for (size_t i = 0; i < n; i++) {
         json_t *k = json_array_get(keys, i);
         if (!json_is_string(k)) {
@@ -996,8 +997,7 @@ static int k_put_common(api_call_t *c, int single) {
     if (k_put_charge(c, sizeof(k_put_t) + c->req->body_len + 1 + K_PUT_RESP_BASE +
                             n_recs * K_PUT_REC_MEM))
         return API_FAIL;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
+    k_put_t *kp = tr_xcalloc(1, sizeof *kp);
     kp->ctx = c->ctx;
     kp->single = single;
     c->req->state = kp;
@@ -1019,13 +1019,11 @@ static int k_put_common(api_call_t *c, int single) {
 static int k_put_parse(api_call_t *c, int single, k_put_t *kp) {
     json_t *arr = single ? NULL : json_object_get(c->in, "Records");
     size_t total = 0;
-    kp->data = malloc(c->req->body_len + 1);
-    if (!kp->data) abort();
+    kp->data = tr_xmalloc(c->req->body_len + 1);
     uint8_t *cursor = kp->data;
     if (single) {
         kp->n = 1;
-        kp->recs = calloc(1, sizeof *kp->recs);
-        if (!kp->recs) abort();
+        kp->recs = tr_xcalloc(1, sizeof *kp->recs);
         const char *sfo;
         if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return API_FAIL;
         if (api_get_str(c, c->in, "SequenceNumberForOrdering", API_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return API_FAIL;
@@ -1042,8 +1040,7 @@ static int k_put_parse(api_call_t *c, int single, k_put_t *kp) {
                        n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
             } else {
                 kp->n = n;
-                kp->recs = calloc(n, sizeof *kp->recs);
-                if (!kp->recs) abort();
+                kp->recs = tr_xcalloc(n, sizeof *kp->recs);
                 for (size_t i = 0; i < n; i++) {
                     char prefix[48];
                     snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
@@ -1169,12 +1166,10 @@ static int k_put_fast(api_call_t *c, int single) {
      * keys stay in the request body, which is charged already. */
     size_t charged = sizeof(k_put_t) + req->body_len + 1 + K_PUT_RESP_BASE;
     if (k_put_charge(c, charged)) return NET_DONE;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
+    k_put_t *kp = tr_xcalloc(1, sizeof *kp);
     kp->ctx = c->ctx;
     kp->single = single;
-    kp->data = malloc(req->body_len + 1);
-    if (!kp->data) abort();
+    kp->data = tr_xmalloc(req->body_len + 1);
     int rc = k_put_scan(c, &s, single, kp);
     if (rc == K_FAST_ANSWERED) goto answered;
     if (rc == K_FAST_BAIL) goto bail;
@@ -1216,8 +1211,7 @@ static int k_put_scan(api_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
     if (single) {
         kp->n = 1;
         if (k_put_charge(c, K_PUT_REC_MEM)) return K_FAST_ANSWERED;
-        kp->recs = calloc(1, sizeof *kp->recs);
-        if (!kp->recs) abort();
+        kp->recs = tr_xcalloc(1, sizeof *kp->recs);
         if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) return K_FAST_BAIL;
     } else {
         size_t cap = 0;
@@ -1237,8 +1231,7 @@ static int k_put_scan(api_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
                         size_t ncap = cap ? cap * 2 : 64;
                         if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) return K_FAST_ANSWERED;
                         cap = ncap;
-                        kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
-                        if (!kp->recs) abort();
+                        kp->recs = tr_xrealloc(kp->recs, cap * sizeof *kp->recs);
                     }
                     memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
                     if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) return K_FAST_BAIL;
@@ -1640,8 +1633,7 @@ const api_service_t api_kinesis_service = {
  * so nothing is charged to a budget. */
 static void k_hook_req(net_req_t *req, const void *body, size_t len) {
     memset(req, 0, sizeof *req);
-    req->body = malloc(len + 1);
-    if (!req->body) abort();
+    req->body = tr_xmalloc(len + 1);
     if (len) memcpy(req->body, body, len);
     req->body[len] = 0;
     req->body_len = len;
@@ -1657,12 +1649,10 @@ int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int sing
     api_call_t c = {.ctx = ctx, .svc = &api_kinesis_service, .req = &req, .out = &req.out};
     k_scan_t s = {(const char *)req.body, (const char *)req.body + len};
     if (!ks_ch(&s, '{')) return 1;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
+    k_put_t *kp = tr_xcalloc(1, sizeof *kp);
     kp->ctx = ctx;
     kp->single = single;
-    kp->data = malloc(len + 1);
-    if (!kp->data) abort();
+    kp->data = tr_xmalloc(len + 1);
     out->priv = kp;
     int rc = k_put_scan(&c, &s, single, kp);
     net_req_resp_free(&req);
@@ -1687,8 +1677,7 @@ int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int sing
         api_fail(&c, 400, "SerializationException", "Request body is not a JSON object");
         goto leave;
     }
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
+    k_put_t *kp = tr_xcalloc(1, sizeof *kp);
     kp->ctx = ctx;
     kp->single = single;
     out->priv = kp;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/mem.h"
 #include "core/tlog.h"
 
 /* ---- responses ----------------------------------------------------------------------------- */
@@ -480,12 +481,8 @@ static void local_resume(net_req_t *req) {
 
 void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
                     size_t len, api_local_done_fn done, void *arg) {
-    api_local_t *l = calloc(1, sizeof *l);
-    uint8_t *b = malloc(len + 1);
-    if (!l || !b) {
-        tr_error("api", "out of memory for an in-process %s call", svc->name);
-        abort();
-    }
+    api_local_t *l = tr_xcalloc(1, sizeof *l);
+    uint8_t *b = tr_xmalloc(len + 1);
     if (len) memcpy(b, body, len);
     b[len] = 0;
     l->done = done;

@@ -30,6 +30,7 @@
 
 #include "api/api.h"
 #include "api/lambda_int.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "fn/fn.h"
 
@@ -124,8 +125,7 @@ static int env_from_json(api_call_t *c, json_t *env, fn_env_var_t **out, size_t 
                       "Could not parse request body into json: Environment.Variables must be an "
                       "object of strings");
     size_t k = json_object_size(vars);
-    fn_env_var_t *arr = calloc(k ? k : 1, sizeof *arr);
-    if (!arr) abort();
+    fn_env_var_t *arr = tr_xcalloc(k ? k : 1, sizeof *arr);
     const char *key;
     json_t *val;
     size_t i = 0;
@@ -220,8 +220,7 @@ static int zip_from(api_call_t *c, json_t *code, uint8_t **zip, size_t *n) {
                       "Please provide a source for function code.");
     }
     size_t len = json_string_length(zf);
-    uint8_t *b = malloc(tr_base64_decoded_max(len) + 1);
-    if (!b) abort();
+    uint8_t *b = tr_xmalloc(tr_base64_decoded_max(len) + 1);
     long got = tr_base64_decode(json_string_value(zf), len, b);
     if (got <= 0) {
         free(b);
@@ -702,8 +701,7 @@ static void l_job_run(void *arg, int closed) {
  * TooManyRequestsException (Reason CallerRateLimitExceeded, Retry-After) at once. */
 static int l_run(api_call_t *c) {
     if (!(c->op->flags & API_OP_WORKER)) return c->op->fn(c);
-    l_job_t *j = malloc(sizeof *j);
-    if (!j) abort();
+    l_job_t *j = tr_xmalloc(sizeof *j);
     j->c = *c;
     tr_err err;
     tr_err_clear(&err);
