@@ -738,17 +738,9 @@ static const char *const l_prefixes[] = {
 };
 
 const api_service_t api_lambda_service = {
-    .name = "lambda",
-    .label = "Lambda",
-    .log = "lambda",
-    .proto = API_PROTO_REST_JSON,
+    API_LAMBDA_SERVICE_COMMON,
     .path_prefixes = l_prefixes,
-    .content_type = L_JSON,
     API_OPS(l_ops),
-    API_ERRORS(api__lambda_errors),
-    .message_caps = api__lambda_message_caps,
-    .verr_value_max = 200,
-    .member_style = API_MEMBER_CAMEL,
     .ready = l_ready,
     .run = l_run,
 };

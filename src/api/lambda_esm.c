@@ -420,16 +420,8 @@ static const api_op_t esm_ops[] = {
 static const char *const esm_prefixes[] = {ESM_PREFIX, NULL};
 
 const api_service_t api_lambda_esm_service = {
-    .name = "lambda",
-    .label = "Lambda",
-    .log = "lambda",
-    .proto = API_PROTO_REST_JSON,
+    API_LAMBDA_SERVICE_COMMON,
     .path_prefixes = esm_prefixes,
-    .content_type = "application/json",
     API_OPS(esm_ops),
-    API_ERRORS(api__lambda_errors),
-    .message_caps = api__lambda_message_caps,
-    .verr_value_max = 200,
-    .member_style = API_MEMBER_CAMEL,
     .ready = esm_ready,
 };
