@@ -3,10 +3,10 @@
  * conditions and ReturnValues, queries and scans, secondary indexes, transactions, idempotency,
  * concurrency, TTL, persistence, admission, and the synchronous API.
  *
- * Every test works in its own temporary directory.  Waits are bounded and no test sleeps but
- * test_batch_checked_again_at_apply (it says why); the TTL thread is off (ttl_interval_ms < 0)
- * and TTL sweeps run through tbl_ttl_run with an injected clock.  Tests that are not about
- * durability open with no_sync.
+ * Every test works in its own temporary directory (testutil.h's TU_DIR_TEST fixture).  Waits
+ * are bounded and no test sleeps but test_batch_checked_again_at_apply (it says why); the TTL
+ * thread is off (ttl_interval_ms < 0) and TTL sweeps run through tbl_ttl_run with an injected
+ * clock.  Tests that are not about durability open with no_sync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +31,7 @@
 #include "core/tlog.h"
 #include "table/tbl.h"
 #include "table/tbl_int.h"
+#include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -40,23 +40,6 @@ static atomic_llong g_clock_ms;
 static int64_t test_clock(void *arg) {
     (void)arg;
     return atomic_load(&g_clock_ms);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-static char *tmp_dir(void) {
-    char *d = strdup("/tmp/test_tbl.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void tmp_done(char *d) {
-    nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
 }
 
 static tbl_opts_t test_opts(void) {
@@ -192,8 +175,7 @@ static void describe(tbl_t *db, const char *t, tbl_table_info_t *out) {
 /* ---- control plane ------------------------------------------------------------------------- */
 
 static void test_create_describe_list_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     atomic_store(&g_clock_ms, 1700000000000LL);
@@ -285,14 +267,12 @@ static void test_create_describe_list_delete(void **state) {
     assert_int_equal(tbl_table_update(db, "events", &none, NULL, &e), TR_EVALIDATION);
 
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- items --------------------------------------------------------------------------------- */
 
 static void test_put_get_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -370,12 +350,10 @@ static void test_put_get_delete(void **state) {
     tbl_table_info_free(&info);
 
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_return_values(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -434,12 +412,10 @@ static void test_return_values(void **state) {
     assert_int_equal(update(db, "tt1", key, "SET id = :v", NULL, "{\":v\":{\"S\":\"q\"}}", NULL,
                             TBL_RV_NONE, NULL, &e), TR_EVALIDATION);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_conditions(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -498,7 +474,6 @@ static void test_conditions(void **state) {
     json_decref(i2);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- query and scan ------------------------------------------------------------------------ */
@@ -538,8 +513,7 @@ static size_t query_all(tbl_t *db, const char *table, const char *index, const c
 }
 
 static void test_query_ranges(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -667,12 +641,10 @@ static void test_query_ranges(void **state) {
     tbl_expr_free(kc);
     json_decref(vals);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_query_page_bytes(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -700,12 +672,10 @@ static void test_query_page_bytes(void **state) {
     assert_int_equal(pages, 3);
     for (int i = 0; i < 30; i++) assert_int_equal(out[i], i);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_scan_segments(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_N, NULL, 0);
@@ -763,7 +733,6 @@ static void test_scan_segments(void **state) {
     tbl_expr_free(f);
     json_decref(vals);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- secondary indexes --------------------------------------------------------------------- */
@@ -809,8 +778,7 @@ static uint32_t index_count(tbl_t *db, const char *index, const char *kc, const 
 }
 
 static void test_index_maintenance(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create_indexed(db);
@@ -895,7 +863,6 @@ static void test_index_maintenance(void **state) {
     assert_int_equal(sc.count, 1);
     tbl_query_free(&sc);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Describe until every index of t is ACTIVE (bounded: 30 s); the last description in out. */
@@ -938,8 +905,7 @@ static uint32_t count_by_g(tbl_t *db) {
  * and a restart in the middle resumes the backfill.  Deleting it empties its key space in the
  * background too. */
 static void test_gsi_backfill_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1027,14 +993,12 @@ static void test_gsi_backfill_in_background(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* DeleteTable returns at once; the items go in the background (one per transaction here),
  * across a restart, and a table re-created under the same name never sees them. */
 static void test_delete_table_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1086,12 +1050,10 @@ static void test_delete_table_in_background(void **state) {
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     mdb_env_close(env);
-    tmp_done(dir);
 }
 
 static void test_gsi_backfill_and_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -1174,14 +1136,12 @@ static void test_gsi_backfill_and_delete(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- transactions -------------------------------------------------------------------------- */
 
 static void test_txn_basic(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -1243,12 +1203,10 @@ static void test_txn_basic(void **state) {
     json_decref(kb);
     json_decref(ic);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_txn_idempotency(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     atomic_store(&g_clock_ms, 1700000000000LL);
@@ -1291,7 +1249,6 @@ static void test_txn_idempotency(void **state) {
     X_free(&inc);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Concurrent transfers between accounts: each moves 1 from one account to another under a
@@ -1367,8 +1324,7 @@ static void *audit_main(void *arg) {
 }
 
 static void test_txn_concurrent(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.max_batch = 64;
     tbl_t *db = open_at(dir, &o);
@@ -1406,7 +1362,6 @@ static void test_txn_concurrent(void **state) {
     }
     assert_int_equal(total, (long)ACCTS * START_BAL);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- concurrency: atomic counters ---------------------------------------------------------- */
@@ -1462,8 +1417,7 @@ static void *add_main(void *arg) {
 }
 
 static void test_concurrent_add(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.no_sync = 0; /* the real thing: group commit with fsync */
     tbl_t *db = open_at(dir, &o);
@@ -1486,14 +1440,12 @@ static void test_concurrent_add(void **state) {
     pthread_mutex_destroy(&shared.mu);
     X_free(&inc);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- TTL ----------------------------------------------------------------------------------- */
 
 static void test_ttl(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     int64_t now_s = 1700000000;
@@ -1561,14 +1513,12 @@ static void test_ttl(void **state) {
     assert_non_null(it);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Enabling TTL indexes the items already there in the background (one per transaction here)
  * while writes go on; afterwards exactly the expired items expire, across a restart. */
 static void test_ttl_enable_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1626,14 +1576,12 @@ static void test_ttl_enable_in_background(void **state) {
     assert_non_null(it);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- persistence --------------------------------------------------------------------------- */
 
 static void test_reopen(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.no_sync = 0;
     tbl_t *db = open_at(dir, &o);
@@ -1671,7 +1619,6 @@ static void test_reopen(void **state) {
     assert_int_equal(q.count, 0);
     tbl_query_free(&q);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- admission ----------------------------------------------------------------------------- */
@@ -1701,8 +1648,7 @@ static void count_cb(void *arg, int rc) {
 }
 
 static void test_throttling(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.max_pending_bytes = 10000;
     tbl_t *db = open_at(dir, &o);
@@ -1742,7 +1688,6 @@ static void test_throttling(void **state) {
     assert_int_equal(tbl_sync_write(db, &w5, 1, &e), 0);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static tbl_t *g_cb_db;
@@ -1775,8 +1720,7 @@ static uint32_t count(tbl_t *db, const char *t) {
 /* A submission of several writes whose last put has a bad index key is refused whole at submit:
  * nothing queued, nothing written (BatchWriteItem's "validate everything, then write"). */
 static void test_batch_invalid_writes_nothing(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "bvt", "id", TBL_T_S, NULL, 0);
@@ -1806,7 +1750,6 @@ static void test_batch_invalid_writes_nothing(void **state) {
         json_decref(k1);
     }
     tbl_close(db);
-    tmp_done(dir);
 }
 
 typedef struct add_gsi {
@@ -1843,13 +1786,12 @@ static void done1_cb(void *arg, int rc) {
  * and one item has a wrong-typed value for the new index key: the batch is checked again as a
  * whole before it is applied, so none of it is written, not the items before the bad one. */
 static void test_batch_checked_again_at_apply(void **state) {
-    (void)state;
     /* The index change must be queued before the batch, from another thread (a control call
      * waits), and nothing shows that it is: the test sleeps, and when the batch was applied
      * first anyway (all of it written: a slow machine) it tries again with a longer sleep. */
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        char *dir = tmp_dir();
+        const char *dir = *state;
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "blt", "id", TBL_T_S, NULL, 0);
@@ -1893,7 +1835,6 @@ static void test_batch_checked_again_at_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
-        tmp_done(dir);
         if (!again) break;
     }
 }
@@ -1908,10 +1849,9 @@ static void *drop_main(void *arg) {
 /* The same with a batch over two tables, one deleted between the submit and the apply: the
  * writes to the other table are not applied either (ResourceNotFound for the whole batch). */
 static void test_batch_table_deleted_before_apply(void **state) {
-    (void)state;
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        char *dir = tmp_dir();
+        const char *dir = *state;
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "drp", "id", TBL_T_S, NULL, 0);
@@ -1956,7 +1896,6 @@ static void test_batch_table_deleted_before_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
-        tmp_done(dir);
         if (!again) break;
     }
 }
@@ -1964,8 +1903,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
 /* UpdateItem with only REMOVE / DELETE on a missing item creates nothing; on an existing one it
  * keeps the item even when only the key is left. */
 static void test_update_remove_on_missing_creates_nothing(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "pht", "id", TBL_T_S, NULL, 0);
@@ -1987,12 +1925,10 @@ static void test_update_remove_on_missing_creates_nothing(void **state) {
     json_decref(attrs);
     assert_int_equal(count(db, "pht"), 1);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_sync_api(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -2040,14 +1976,12 @@ static void test_sync_api(void **state) {
     json_decref(it);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- key encoding -------------------------------------------------------------------------- */
 
 static void test_key_order(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -2169,7 +2103,6 @@ static void test_key_order(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- exact order of long keys -------------------------------------------------------------- */
@@ -2375,7 +2308,7 @@ static json_t *lk_str(char c, size_t n, const char *tail) {
 /* kf: key format of the tables made (0: as before key format 1, whose tables must still work
  * after an upgrade: the engine is reopened with today's default before the checks). */
 static void long_key_order(int kf) {
-    char *dir = tmp_dir();
+    char *dir = tu_tmpdir("test_tbl");
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     tr_err e = {0, ""};
@@ -2483,7 +2416,7 @@ static void long_key_order(int kf) {
     json_decref(G);
     json_decref(Gq);
     tbl_close(db);
-    tmp_done(dir);
+    tu_tmpdir_done(dir);
 }
 
 static void test_long_key_order(void **state) {
@@ -2494,8 +2427,7 @@ static void test_long_key_order(void **state) {
 /* Keys around the fold threshold: stored lengths from ~460 to ~540 bytes (short, raw past 479,
  * exactly 511, folded) in one partition, sharing a 440-byte prefix, tails with 0x00 and 0xFF. */
 static void test_key_order_at_fold_threshold(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     tr_err e = {0, ""};
@@ -2540,7 +2472,6 @@ static void test_key_order_at_fold_threshold(void **state) {
     json_decref(bv);
     json_decref(hv);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_long_key_order_format0(void **state) {
@@ -2550,34 +2481,34 @@ static void test_long_key_order_format0(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_describe_list_delete),
-        cmocka_unit_test(test_put_get_delete),
-        cmocka_unit_test(test_return_values),
-        cmocka_unit_test(test_conditions),
-        cmocka_unit_test(test_query_ranges),
-        cmocka_unit_test(test_query_page_bytes),
-        cmocka_unit_test(test_scan_segments),
-        cmocka_unit_test(test_index_maintenance),
-        cmocka_unit_test(test_gsi_backfill_and_delete),
-        cmocka_unit_test(test_gsi_backfill_in_background),
-        cmocka_unit_test(test_delete_table_in_background),
-        cmocka_unit_test(test_ttl_enable_in_background),
-        cmocka_unit_test(test_txn_basic),
-        cmocka_unit_test(test_txn_idempotency),
-        cmocka_unit_test(test_txn_concurrent),
-        cmocka_unit_test(test_concurrent_add),
-        cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_reopen),
-        cmocka_unit_test(test_throttling),
-        cmocka_unit_test(test_batch_invalid_writes_nothing),
-        cmocka_unit_test(test_batch_checked_again_at_apply),
-        cmocka_unit_test(test_batch_table_deleted_before_apply),
-        cmocka_unit_test(test_update_remove_on_missing_creates_nothing),
-        cmocka_unit_test(test_sync_api),
-        cmocka_unit_test(test_key_order),
+        TU_DIR_TEST(test_create_describe_list_delete),
+        TU_DIR_TEST(test_put_get_delete),
+        TU_DIR_TEST(test_return_values),
+        TU_DIR_TEST(test_conditions),
+        TU_DIR_TEST(test_query_ranges),
+        TU_DIR_TEST(test_query_page_bytes),
+        TU_DIR_TEST(test_scan_segments),
+        TU_DIR_TEST(test_index_maintenance),
+        TU_DIR_TEST(test_gsi_backfill_and_delete),
+        TU_DIR_TEST(test_gsi_backfill_in_background),
+        TU_DIR_TEST(test_delete_table_in_background),
+        TU_DIR_TEST(test_ttl_enable_in_background),
+        TU_DIR_TEST(test_txn_basic),
+        TU_DIR_TEST(test_txn_idempotency),
+        TU_DIR_TEST(test_txn_concurrent),
+        TU_DIR_TEST(test_concurrent_add),
+        TU_DIR_TEST(test_ttl),
+        TU_DIR_TEST(test_reopen),
+        TU_DIR_TEST(test_throttling),
+        TU_DIR_TEST(test_batch_invalid_writes_nothing),
+        TU_DIR_TEST(test_batch_checked_again_at_apply),
+        TU_DIR_TEST(test_batch_table_deleted_before_apply),
+        TU_DIR_TEST(test_update_remove_on_missing_creates_nothing),
+        TU_DIR_TEST(test_sync_api),
+        TU_DIR_TEST(test_key_order),
         cmocka_unit_test(test_long_key_order),
         cmocka_unit_test(test_long_key_order_format0),
-        cmocka_unit_test(test_key_order_at_fold_threshold),
+        TU_DIR_TEST(test_key_order_at_fold_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
