@@ -19,8 +19,9 @@
 #include "fn/native.h"
 #include "fn/sandbox.h"
 #include "log/slog.h"
+#include "testutil.h"
 
-static char dir[256];       /* code dir with libprobe.so */
+static char *dir;           /* code dir with libprobe.so (a tu_tmpdir) */
 static char out_path[300];  /* PROBE_OUT */
 static fn_native_t *nt;
 
@@ -374,8 +375,7 @@ static void kinesis_json_is_decoded(void **st) {
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/trib-native-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    dir = tu_tmpdir("trib-native");
     snprintf(out_path, sizeof out_path, "%s/out.jsonl", dir);
     char exe[512], src[700], dst[400];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -390,20 +390,18 @@ static int setup(void **st) {
     char fdir[600];
     snprintf(fdir, sizeof fdir, "%s/functions", exe);
     const char *rd[] = {fdir}, *wd[] = {dir};
-    tr_err derr;
-    assert_int_equal(fn_sandbox_set_dirs(rd, 1, wd, 1, &derr), 0);
-    fn_native_opts_t o = {.idle_ms = 60000};
     tr_err err;
-    assert_int_equal(fn_native_create(&o, &nt, &err), 0);
+    tu_ok(fn_sandbox_set_dirs(rd, 1, wd, 1, &err), err);
+    fn_native_opts_t o = {.idle_ms = 60000};
+    tu_ok(fn_native_create(&o, &nt, &err), err);
     return 0;
 }
 
 static int teardown(void **st) {
     (void)st;
     fn_native_destroy(nt);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
+    tu_tmpdir_done(dir);
+    dir = NULL;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "log/shard.h"
 #include "log/shard_int.h"
+#include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -95,9 +96,18 @@ static void append_gen(slog_shard_t *sh, uint64_t expect, size_t n, int64_t arri
 
 static void sync_ok(slog_shard_t *sh) {
     tr_err err = {0};
-    int rc = slog_shard_sync(sh, &err);
-    if (rc) fprintf(stderr, "sync: %s\n", err.msg);
-    assert_int_equal(rc, 0);
+    tu_ok(slog_shard_sync(sh, &err), err);
+}
+
+/* Append `batches` batches of `per` generated records from `next` (batch b arrives at time b),
+ * syncing after each; returns the seq after the last one. */
+static uint64_t append_batches(slog_shard_t *sh, uint64_t next, int batches, size_t per) {
+    for (int b = 0; b < batches; b++) {
+        append_gen(sh, next, per, b);
+        next += per;
+        sync_ok(sh);
+    }
+    return next;
 }
 
 /* Read everything from `from` in pieces of `step` records, as a consumer does (continuing at
@@ -498,12 +508,7 @@ static void reopen_keeps_seqs(void **st) {
 static void idx_fallback(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 2000, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 60; b++) {
-        append_gen(sh, next, 5, b);
-        next += 5;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 60, 5);
     size_t nsegs = slog__shard_nsegs(sh);
     assert_true(nsegs >= 4);
     slog_shard_close(sh);
@@ -750,12 +755,7 @@ static void damage_payload_looks_like_frame(void **st) {
 static void damage_sealed(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 10; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 10, 4);
     slog_shard_close(sh);
     char segs[32][256];
     int n = seg_files(f->dir, segs, 32);
@@ -854,12 +854,7 @@ static void state_unwritable_at_open(void **st) {
 static void missing_newest(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
-    uint64_t next = 0;
-    for (int b = 0; b < 10; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 10, 4);
     slog_shard_close(sh);
     char segs[32][256];
     int n = seg_files(f->dir, segs, 32);
@@ -1237,12 +1232,7 @@ static void damage_reader_concurrent(void **st) {
 static void torn_header_last(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
-    uint64_t next = 0;
-    for (int b = 0; b < 5; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 5, 4);
     /* the next append rolls; simulate a crash right after creating that segment */
     slog_shard_close(sh);
     char p[256];
@@ -1843,12 +1833,7 @@ static int open_seg_fds(const char *dir) {
 static void read_fds_bounded(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 4096, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 400; b++) {
-        append_gen(sh, next, 10, b);
-        next += 10;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 400, 10);
     char segs[512][256];
     assert_true(seg_files(f->dir, segs, 512) > 50);
     assert_int_equal(read_all(sh, 0, 7), next);       /* every record, every segment */
@@ -1910,12 +1895,7 @@ static ssize_t t_pread_trim(int fd, void *b, size_t n, off_t off) {
 static void trim_during_read(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 300, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 12; b++) {
-        append_gen(sh, next, 3, b);
-        next += 3;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 12, 3);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 300, 0, 1); /* sealed segments are now opened by the reader */
     size_t nsegs = slog__shard_nsegs(sh);
