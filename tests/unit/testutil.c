@@ -85,6 +85,24 @@ void tu__fails(int rc, int code, const tr_err *err, const char *text, const char
                  text);
 }
 
+/* ---- test data ------------------------------------------------------------------------------ */
+
+json_t *tu_json(const char *text) {
+    if (!text) return NULL;
+    json_error_t e;
+    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
+    if (!v) fail_msg("bad test JSON %s: %s", text, e.text);
+    return v;
+}
+
+uint64_t tu_xorshift(uint64_t *state) {
+    uint64_t x = *state;
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return *state = x;
+}
+
 /* ---- zip archives ---------------------------------------------------------------------------- */
 
 uint8_t *tu_zip(const tu_zentry_t *e, size_t count, size_t *n) {

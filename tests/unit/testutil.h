@@ -23,6 +23,8 @@
 #include <stdint.h>
 #include <string.h>
 
+#include <jansson.h>
+
 #include "core/err.h"
 
 /* Bounded waits in unit tests: how long a test waits for a callback or a thread at most. */
@@ -76,6 +78,16 @@ int tu_dir_teardown(void **state);
 
 void tu__fails(int rc, int code, const tr_err *err, const char *text, const char *call,
                const char *file, int line);
+
+/* ---- test data ------------------------------------------------------------------------------ */
+
+/* Parse JSON test text (any value at the top, \u0000 allowed in strings); NULL gives NULL.  The
+ * caller owns the result (json_decref).  Bad JSON fails the test with the text and the error. */
+json_t *tu_json(const char *text);
+
+/* xorshift64: the next pseudo-random number of the sequence kept in *state (nonzero); the same
+ * seed gives the same sequence on every run, so a failure replays. */
+uint64_t tu_xorshift(uint64_t *state);
 
 /* ---- zip archives (the functions engine's packages) ------------------------------------------ */
 

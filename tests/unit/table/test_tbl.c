@@ -59,12 +59,7 @@ static tbl_t *open_at(const char *dir, const tbl_opts_t *o) {
     return db;
 }
 
-static json_t *J(const char *text) {
-    json_error_t je;
-    json_t *j = json_loads(text, 0, &je);
-    if (!j) fail_msg("bad test JSON %s: %s", text, je.text);
-    return j;
-}
+#define J tu_json   /* testutil.h: parse test JSON or fail the test */
 
 /* Parse an expression whose values/names live in the returned holder json (freed by caller). */
 typedef struct ex {
