@@ -7,7 +7,6 @@ Node opens with the HTTP/2 connection preface.  These tests drive the server wit
 server started by the suite (AWS endpoints are https).
 """
 import base64
-import datetime
 import http.client
 import json
 import os
@@ -17,6 +16,7 @@ import time
 import pytest
 
 from helpers import kinesis as k
+from helpers.raw import amz_now, sigv4_authorization
 
 h2 = pytest.importorskip("h2", reason="python3-h2 is not installed (scripts/deps.sh test)")
 import h2.config  # noqa: E402
@@ -128,13 +128,13 @@ def signed(server, operation, payload=None, sign="authority", body=None):
     pseudo-header as the JS SDK does; "host" signs host (the value of :authority)."""
     if body is None:
         body = json.dumps(payload or {}).encode()
-    amz_date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y%m%dT%H%M%SZ")
+    amz_date = amz_now()
     regular = {"content-type": k.JSON_CT, "x-amz-target": k.TARGET_PREFIX + operation,
                "x-amz-date": amz_date}
     if server.session_token:
         regular["x-amz-security-token"] = server.session_token
     to_sign = {(":authority" if sign == "authority" else "host"): server.host, **regular}
-    regular["authorization"] = k.sigv4_authorization(
+    regular["authorization"] = sigv4_authorization(
         "POST", "/", to_sign, body, server.access_key, server.secret_key, server.region, amz_date)
     headers = [(":method", "POST"), (":scheme", "http"), (":authority", server.host),
                (":path", "/"), *regular.items(), ("content-length", str(len(body)))]
@@ -356,8 +356,8 @@ def test_silent_and_slow_clients_do_not_block_the_acceptor(server, local_only, r
         # The silent one turns out to be an HTTP/1.1 client.
         hc = http.client.HTTPConnection("127.0.0.1", server.port, timeout=10)
         hc.sock = silent
-        method, body, headers = raw.build("ListStreams", {})
-        hc.request(method, "/", body=body, headers=headers)
+        method, url, body, headers = raw.build("ListStreams", {})
+        hc.request(method, url, body=body, headers=headers)
         assert hc.getresponse().status == 200
     finally:
         silent.close()

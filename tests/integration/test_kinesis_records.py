@@ -759,9 +759,9 @@ def test_put_records_flood_stays_within_memory_budget(private_server, general_pa
     raw = k.RawClient(s)
 
     def wire_of(op, payload):
-        method, body, headers = raw.build(op, payload)
+        method, url, body, headers = raw.build(op, payload)
         head = "".join(f"{h}: {v}\r\n" for h, v in headers.items())
-        return (f"{method} / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return (f"{method} {url} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     flood = wire_of("PutRecords", {"StreamName": "flood", "Records": recs})
     # Baseline with the connections open and used (their buffers are connection state, bounded

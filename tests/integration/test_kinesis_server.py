@@ -345,8 +345,8 @@ def test_http11_response_not_read_is_cut_off_at_its_deadline(private_server):
     shard = kc.list_shards(StreamName=name)["Shards"][0]["ShardId"]
     it = k.iterator(kc, name, shard)
     raw = k.RawClient(s)
-    method, body, headers = raw.build("GetRecords", {"ShardIterator": it})
-    req = (f"{method} / HTTP/1.1\r\n" + "".join(f"{h}: {v}\r\n" for h, v in headers.items()) +
+    method, url, body, headers = raw.build("GetRecords", {"ShardIterator": it})
+    req = (f"{method} {url} HTTP/1.1\r\n" + "".join(f"{h}: {v}\r\n" for h, v in headers.items()) +
            f"Content-Length: {len(body)}\r\n\r\n").encode() + body
     c = socket.socket()
     c.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
