@@ -23,20 +23,8 @@ pytestmark = [pytest.mark.deadline(240)]
 
 @pytest.fixture
 def private_server():
-    if srv.external_endpoint():
-        pytest.skip("needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    started = []
-
-    def make(**kw):
-        s = srv.ServerProcess(**kw)
-        started.append(s)
-        s.start()
-        return s
-
-    yield make
-    findings = "".join(s.close() for s in started)
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.server_factory("a crash test") as make:
+        yield make
 
 
 def make_pipeline(s, probe, stream="src", shards=1, **mapping):

@@ -8,7 +8,6 @@ import contextlib
 import hashlib
 import os
 import re
-import time
 import uuid
 
 import boto3
@@ -17,6 +16,7 @@ from botocore.config import Config
 from botocore.exceptions import ClientError
 
 from helpers import raw
+from helpers.wait import poll
 
 MAX_HASH = 2 ** 128 - 1
 TARGET_PREFIX = "Kinesis_20131202."
@@ -44,21 +44,6 @@ def make_client(server, validate=True, access_key=None, secret_key=None, read_ti
 def unique_name(tag="s"):
     tag = re.sub(r"[^a-zA-Z0-9_.-]", "-", tag)[:60]
     return f"tr-{tag}-{uuid.uuid4().hex[:10]}"
-
-
-def poll(probe, timeout, failure):
-    """Call probe() -> (done, value) with backoff (50 ms doubling to 2 s) until done; return
-    value.  After timeout seconds raise AssertionError(failure(value))."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        done, value = probe()
-        if done:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(failure(value))
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
 
 
 def absent(describe):
