@@ -145,14 +145,14 @@ def test_kill9_mid_processing_loses_and_skips_nothing(private_server, probe):
     pids_before_kill = set()
     try:
         for rnd in range(5):
-            time.sleep(random.uniform(0.4, 1.2))
+            time.sleep(random.uniform(0.4, 1.2))  # a random kill moment: the test
             pids_before_kill |= {inv["pid"] for inv in probe.invokes()}
             s.kill9()
             # Hosts die with the server (PR_SET_PDEATHSIG): no orphans keep running user code.
             lf.wait_for(lambda: not any(alive(p) for p in pids_before_kill), 5,
                         what="function hosts to die with the server")
             s.start()
-        time.sleep(0.5)
+        time.sleep(0.5)  # load after the last restart, before the writer stops
     finally:
         w.stop.set()
         w.join(10)

@@ -10,14 +10,16 @@ import time
 
 def wait_for(cond, timeout=20.0, what="condition", interval=0.05):
     """Call cond() every `interval` seconds until it returns a true value, and return that value.
-    After `timeout` seconds raise AssertionError("timed out after ...s waiting for <what>")."""
+    After `timeout` seconds raise AssertionError("timed out after ...s waiting for <what>");
+    `what` may be a function, called then, to say what state things were left in."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
         if v:
             return v
         if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
+            text = what() if callable(what) else what
+            raise AssertionError(f"timed out after {timeout:.3g}s waiting for {text}")
         time.sleep(interval)  # bounded polling
 
 
