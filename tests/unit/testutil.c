@@ -11,14 +11,13 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <unistd.h>
 #include <zip.h>
 
+#include "core/fs.h"
 #include "testutil.h"
 
 /* ---- temporary directories ----------------------------------------------------------------- */
@@ -32,23 +31,12 @@ char *tu_tmpdir(const char *tag) {
     return d;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)w;
-    return (f == FTW_DP ? rmdir(p) : unlink(p)) && errno != ENOENT ? -1 : 0;
-}
-
-int tu_rmtree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) && errno == ENOENT) return 0;
-    return nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS) ? -1 : 0;
-}
-
 void tu_tmpdir_done(char *dir) {
     if (!dir) return;
     const char *keep = getenv("TRIBUTARY_KEEP_DATA");
     if (keep && !strcmp(keep, "1")) {
         fprintf(stderr, "kept %s (TRIBUTARY_KEEP_DATA=1)\n", dir);
-    } else if (tu_rmtree(dir)) {
+    } else if (tr_rmtree(dir)) {
         fprintf(stderr, "could not remove %s: %s\n", dir, strerror(errno));
     }
     free(dir);

@@ -36,13 +36,9 @@
  * tu_tmpdir_done).  Fails the test when the directory cannot be made. */
 char *tu_tmpdir(const char *tag);
 
-/* Remove `dir` and all it holds, then free it (NULL is accepted).  With TRIBUTARY_KEEP_DATA=1
- * the directory is kept and its path printed. */
+/* Remove `dir` and all it holds (core/fs.h's tr_rmtree: links not followed), then free it (NULL
+ * is accepted).  With TRIBUTARY_KEEP_DATA=1 the directory is kept and its path printed. */
 void tu_tmpdir_done(char *dir);
-
-/* Remove `path` and all it holds (links not followed); returns 0, or -1 with errno set when a
- * part of it could not be removed.  A missing path is 0. */
-int tu_rmtree(const char *path);
 
 /* ---- cmocka fixtures ------------------------------------------------------------------------ */
 
