@@ -1634,6 +1634,23 @@ static void gate_cb(void *arg, int rc) {
     pthread_mutex_unlock(&g->mu);
 }
 
+/* Hold the writer thread: submit w0 with gate_cb as its callback and wait until the writer is
+ * inside it; gate_open lets it go on. */
+static void gate_hold(tbl_t *db, tbl_write_t *w0, gate_t *g) {
+    tr_err e = {0, ""};
+    tu_ok(tbl_write_submit(db, w0, 1, gate_cb, g, &e), e);
+    pthread_mutex_lock(&g->mu);
+    while (!g->entered) pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate_t *g) {
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static atomic_int g_done;
 
 static void count_cb(void *arg, int rc) {
@@ -1653,10 +1670,7 @@ static void test_throttling(void **state) {
     /* hold the writer thread inside a callback */
     gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "tt1", .item = it};
-    assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-    pthread_mutex_lock(&g.mu);
-    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
+    gate_hold(db, &w0, &g);
     /* queue: the first is always admitted, then the budget runs out */
     tbl_write_t w[4];
     int admitted = 0, throttled = 0;
@@ -1674,10 +1688,7 @@ static void test_throttling(void **state) {
     assert_int_equal(admitted, 2);
     assert_int_equal(throttled, 2);
     /* a synchronous call from the writer thread would deadlock: refused */
-    pthread_mutex_lock(&g.mu);
-    g.open = 1;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);
     while (atomic_load(&g_done) < admitted) sched_yield();
     tbl_write_t w5 = {.op = TBL_OP_PUT, .table = "tt1", .item = it, .req_bytes = 4000};
     assert_int_equal(tbl_sync_write(db, &w5, 1, &e), 0);
@@ -1794,10 +1805,7 @@ static void test_batch_checked_again_at_apply(void **state) {
         gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
         tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "blt", .item = i0};
-        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-        pthread_mutex_unlock(&g.mu);
+        gate_hold(db, &w0, &g);
         /* the writer is held: queue the index creation, then the batch behind it */
         add_gsi_t ag = {db, -1};
         pthread_t th;
@@ -1809,10 +1817,7 @@ static void test_batch_checked_again_at_apply(void **state) {
                             {.op = TBL_OP_PUT, .table = "blt", .item = b}};
         done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         assert_int_equal(tbl_write_submit(db, w, 2, done1_cb, &d, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        g.open = 1;
-        pthread_cond_broadcast(&g.cv);
-        pthread_mutex_unlock(&g.mu);
+        gate_open(&g);
         pthread_join(th, NULL);
         assert_int_equal(ag.rc, 0);
         pthread_mutex_lock(&d.mu);
@@ -1855,10 +1860,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
         gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
         tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "kept", .item = i0};
-        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-        pthread_mutex_unlock(&g.mu);
+        gate_hold(db, &w0, &g);
         add_gsi_t ag = {db, -1};
         pthread_t th;
         pthread_create(&th, NULL, drop_main, &ag);
@@ -1868,10 +1870,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
                             {.op = TBL_OP_PUT, .table = "drp", .item = b}};
         done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         int src = tbl_write_submit(db, w, 2, done1_cb, &d, &e);
-        pthread_mutex_lock(&g.mu);
-        g.open = 1;
-        pthread_cond_broadcast(&g.cv);
-        pthread_mutex_unlock(&g.mu);
+        gate_open(&g);
         pthread_join(th, NULL);
         assert_int_equal(ag.rc, 0);
         int again = src != 0;   /* the drop was applied before the submit: a slow machine */
