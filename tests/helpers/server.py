@@ -339,6 +339,32 @@ def metrics_text(server, timeout=10):
         return r.read().decode()
 
 
+AWS_CLI = os.environ.get("AWS_CLI", "/usr/bin/aws")
+
+
+def aws_cli(server, service, home):
+    """run(*args, check=True) -> (exit code, decoded JSON output or {}, stderr): `aws <service>
+    <args>` (AWS_CLI, default /usr/bin/aws) against server with cli_env and HOME=home; a
+    missing CLI fails the test.  check: a nonzero exit fails the test with stderr."""
+    import json
+    import pytest
+    if not (os.path.isfile(AWS_CLI) and os.access(AWS_CLI, os.X_OK)) and not shutil.which(AWS_CLI):
+        pytest.fail(f"aws CLI not found at {AWS_CLI}; install awscli (scripts/deps.sh test) or "
+                    f"set AWS_CLI")
+    env = cli_env(server, {"HOME": str(home)})
+
+    def run(*args, check=True):
+        cmd = [AWS_CLI, "--endpoint-url", server.endpoint, "--output", "json", service, *args]
+        p = subprocess.run(cmd, env=env, capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        if check:
+            assert p.returncode == 0, f"{' '.join(args)} -> exit {p.returncode}\n{err}"
+        return p.returncode, (json.loads(out) if out.strip() else {}), err
+
+    return run
+
+
 def cli_env(server, extra=None):
     """Environment for child processes (aws CLI, node): no Python path leaks, isolated config."""
     env = {
