@@ -323,6 +323,25 @@ static void assert_state(const char *name, const char *want_sha, const char *alt
     fn_close(fn);
 }
 
+/* In a child process, create (update = 0) or update (1) `name` with the fault hook armed; the
+ * hook ends the child at the chosen step (fault_crash), with status 0.  A child that finishes
+ * the call instead (the step was never reached) exits 3: the test fails. */
+static void crash_in_child(int update, const char *name, const uint8_t *z, size_t n) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tr_err err;
+        fn_t *f2 = open_fn_sync(0);
+        fn__fault = fault_hook;
+        if (update) fn_update_code(f2, name, z, n, NULL, NULL, &err);
+        else create_zip(f2, name, z, n, &err);
+        _exit(3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_fault_injection(void **state) {
     (void)state;
     tr_err err;
@@ -353,17 +372,7 @@ static void test_fault_injection(void **state) {
             fault_seen = 0;
             fault_crash = crash;
             if (crash) {
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                    fn_t *f2 = open_fn_sync(0);
-                    fn__fault = fault_hook;
-                    create_zip(f2, "f", z1, n1, &err);
-                    _exit(3);   /* the step was not reached: fail the test below */
-                }
-                int st;
-                assert_int_equal(waitpid(pid, &st, 0), pid);
-                assert_int_equal(WEXITSTATUS(st), 0);
+                crash_in_child(0, "f", z1, n1);
                 assert_state("f", NULL, sha1);   /* either never created or complete */
                 fn = open_fn_sync(0);
                 fn_delete(fn, "f", &err);
@@ -388,17 +397,7 @@ static void test_fault_injection(void **state) {
             fault_seen = 0;
             fault_crash = crash;
             if (crash) {
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                    fn_t *f2 = open_fn_sync(0);
-                    fn__fault = fault_hook;
-                    fn_update_code(f2, "u", z2, n2, NULL, NULL, &err);
-                    _exit(3);
-                }
-                int st;
-                assert_int_equal(waitpid(pid, &st, 0), pid);
-                assert_int_equal(WEXITSTATUS(st), 0);
+                crash_in_child(1, "u", z2, n2);
                 assert_state("u", sha1, sha2);
             } else {
                 fn = open_fn_sync(0);
