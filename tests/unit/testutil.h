@@ -11,8 +11,9 @@
  *   removed with everything beneath it, links not followed.  Fix: a test that must outlive its
  *   directory (to look at it after a failure) sets TRIBUTARY_KEEP_DATA=1, as the Python suites do.
  * - The helpers fail the running test (cmocka's fail_msg) rather than return errors: they are
- *   for test bodies and fixtures only, not for a forked child (a failure there cannot reach
- *   cmocka; the child should _exit with a status instead).
+ *   for test bodies and fixtures.  In a forked child a failure is caught by the child's copy of
+ *   cmocka, which goes on with the remaining tests there.  Fix: a child checks for itself and
+ *   _exits with a status the parent asserts on (test_fn_code.c's crash_in_child).
  * Thread rules: the tu_ok / tu_fails checks may run on any thread cmocka runs tests on (its main
  * thread); from other threads use plain checks and report through the test's own state.
  */
@@ -26,9 +27,6 @@
 #include <jansson.h>
 
 #include "core/err.h"
-
-/* Bounded waits in unit tests: how long a test waits for a callback or a thread at most. */
-#define TU_WAIT_S 60
 
 /* ---- temporary directories ----------------------------------------------------------------- */
 
