@@ -1792,12 +1792,13 @@ static void done1_cb(void *arg, int rc) {
  * and one item has a wrong-typed value for the new index key: the batch is checked again as a
  * whole before it is applied, so none of it is written, not the items before the bad one. */
 static void test_batch_checked_again_at_apply(void **state) {
+    (void)state;
     /* The index change must be queued before the batch, from another thread (a control call
      * waits), and nothing shows that it is: the test sleeps, and when the batch was applied
      * first anyway (all of it written: a slow machine) it tries again with a longer sleep. */
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        const char *dir = *state;
+        char *dir = tu_tmpdir("test_tbl");   /* a fresh one per attempt */
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "blt", "id", TBL_T_S, NULL, 0);
@@ -1835,6 +1836,7 @@ static void test_batch_checked_again_at_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
+        tu_tmpdir_done(dir);
         if (!again) break;
     }
 }
@@ -1849,9 +1851,10 @@ static void *drop_main(void *arg) {
 /* The same with a batch over two tables, one deleted between the submit and the apply: the
  * writes to the other table are not applied either (ResourceNotFound for the whole batch). */
 static void test_batch_table_deleted_before_apply(void **state) {
+    (void)state;
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        const char *dir = *state;
+        char *dir = tu_tmpdir("test_tbl");   /* a fresh one per attempt */
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "drp", "id", TBL_T_S, NULL, 0);
@@ -1890,6 +1893,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
+        tu_tmpdir_done(dir);
         if (!again) break;
     }
 }
@@ -2495,8 +2499,8 @@ int main(void) {
         TU_DIR_TEST(test_reopen),
         TU_DIR_TEST(test_throttling),
         TU_DIR_TEST(test_batch_invalid_writes_nothing),
-        TU_DIR_TEST(test_batch_checked_again_at_apply),
-        TU_DIR_TEST(test_batch_table_deleted_before_apply),
+        cmocka_unit_test(test_batch_checked_again_at_apply),
+        cmocka_unit_test(test_batch_table_deleted_before_apply),
         TU_DIR_TEST(test_update_remove_on_missing_creates_nothing),
         TU_DIR_TEST(test_sync_api),
         TU_DIR_TEST(test_key_order),
