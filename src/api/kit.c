@@ -466,6 +466,7 @@ typedef struct api_local {
     atomic_int sync;
     api_local_done_fn done;
     void *arg;
+    char *line;                    /* REST: "METHOD path?query", split in place */
 } api_local_t;
 
 static void local_end(api_local_t *l) {
@@ -474,6 +475,7 @@ static void local_end(api_local_t *l) {
     l->done(l->arg, req->status, req->out.data ? (const char *)req->out.data : "", req->out.len);
     net_req_resp_free(req);
     free(req->body);
+    free(l->line);
     free(l);
 }
 
@@ -493,6 +495,21 @@ void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, co
     l->req.method = "POST";
     l->req.path = "/";
     l->req.query = "";
+    if (svc->proto == API_PROTO_REST_JSON) {   /* op is "METHOD path[?query]" */
+        l->line = tr_xstrdup(op);
+        char *sp = strchr(l->line, ' ');
+        if (sp) {
+            *sp = 0;
+            l->req.method = l->line;
+            l->req.path = sp + 1;
+            char *q = strchr(sp + 1, '?');
+            if (q) {
+                *q = 0;
+                l->req.query = q + 1;
+            }
+        }
+        op = NULL;
+    }
     l->req.body = b;
     l->req.body_len = len;
     l->req.status = 200;

@@ -260,8 +260,9 @@ int api_reply_empty(api_call_t *c, int status);
 
 /* ---- in-process calls ----------------------------------------------------------------------- */
 
-/* Run a JSON RPC operation of svc without HTTP: the same dispatch as a request to `op` with
- * this body (copied) -- validation, engine calls, errors, response -- minus SigV4 (the caller is
+/* Run an operation of svc without HTTP -- op is the operation name for JSON RPC services,
+ * "METHOD /path[?query]" for REST ones: the same dispatch as a request with this body
+ * (copied) -- validation, engine calls, errors, response -- minus SigV4 (the caller is
  * trusted) and the request id / content type api.c adds.  done(arg, status, body, len) runs
  * exactly once with the HTTP status and the response body (borrowed for the callback): on this
  * thread before the return, or, for a deferred operation, on the thread that finishes it. */

@@ -3,8 +3,9 @@
  * path (kit.h: api_call_local): no HTTP, no SigV4, the same dispatch, validation, engine calls
  * and responses as a request.  Cheaper than the integration tests for what is about the
  * adapter's answers: validation texts, unknown operations, errors, puts (fast and general path)
- * and reads on a temporary data directory.  Also the kit's helpers (error maps, ISO 8601,
- * query strings, REST path patterns).
+ * and reads on a temporary data directory.  Also the REST services' routing and error shape
+ * (Lambda, with no engine behind it) and the kit's helpers (error maps, ISO 8601, query
+ * strings, REST path patterns).
  *
  * Every test opens its own engine in a temporary directory; waits are bounded (deferred puts
  * answer from the engine's commit thread).
@@ -93,10 +94,11 @@ static void on_done(void *arg, int status, const char *body, size_t len) {
     pthread_mutex_unlock(&a->mu);
 }
 
-/* Call op with body; returns the status, *body the response (free it). */
-static int call(fx_t *fx, const char *op, const char *body, char **out) {
+/* Call op of svc with body; returns the status, *body the response (free it). */
+static int call_svc(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
+                    char **out) {
     answer_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL};
-    api_call_local(&fx->ctx, &api_kinesis_service, op, body, strlen(body), on_done, &a);
+    api_call_local(ctx, svc, op, body, strlen(body), on_done, &a);
     struct timespec until;
     clock_gettime(CLOCK_REALTIME, &until);
     until.tv_sec += WAIT_S;
@@ -106,6 +108,10 @@ static int call(fx_t *fx, const char *op, const char *body, char **out) {
     pthread_mutex_unlock(&a.mu);
     *out = a.body;
     return a.status;
+}
+
+static int call(fx_t *fx, const char *op, const char *body, char **out) {
+    return call_svc(&fx->ctx, &api_kinesis_service, op, body, out);
 }
 
 /* Call and check status and that the body contains `want`. */
@@ -227,6 +233,37 @@ static void test_iterator_refused_when_forged(void **state) {
            400, "Invalid ShardIterator: it was not issued by this server or was altered");
 }
 
+/* ---- REST services: routing, readiness, error shape ------------------------------------------- */
+
+static void expect_rest(const api_service_t *svc, const char *line, int status, const char *want) {
+    api_ctx_t ctx;
+    memset(&ctx, 0, sizeof ctx);   /* no engines: the services answer 503 once routed */
+    ctx.region = "us-east-1";
+    char *got;
+    int st = call_svc(&ctx, svc, line, "", &got);
+    if (st != status || strcmp(got, want))
+        fail_msg("%s: got %d %s; want %d %s", line, st, got, status, want);
+    free(got);
+}
+
+static void test_lambda_routes(void **state) {
+    (void)state;
+    expect_rest(&api_lambda_service, "GET /2015-03-31/functions/f/nothing", 404,
+                "{\"Type\":\"User\",\"message\":\"GET /2015-03-31/functions/f/nothing is not a "
+                "Lambda operation this server implements; see README.md\"}");
+    expect_rest(&api_lambda_service, "PATCH /2015-03-31/functions/f", 405,
+                "{\"Type\":\"User\",\"message\":\"PATCH /2015-03-31/functions/f is not a Lambda "
+                "operation this server implements; see README.md\"}");
+    /* ServiceException's shape spells "Message" */
+    expect_rest(&api_lambda_service, "GET /2015-03-31/functions/?MaxItems=5", 503,
+                "{\"Type\":\"Service\",\"Message\":\"The functions engine is not running\"}");
+    expect_rest(&api_lambda_esm_service, "GET /2015-03-31/event-source-mappings/", 503,
+                "{\"Type\":\"Service\",\"Message\":\"Event source mappings are not running\"}");
+    expect_rest(&api_lambda_esm_service, "DELETE /2015-03-31/event-source-mappings", 405,
+                "{\"Type\":\"User\",\"message\":\"DELETE /2015-03-31/event-source-mappings is not "
+                "a Lambda operation this server implements; see README.md\"}");
+}
+
 /* ---- kit helpers ------------------------------------------------------------------------------- */
 
 static void test_lambda_error_map(void **state) {
@@ -293,6 +330,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_engine_errors_through_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_put_and_get, setup, teardown),
         cmocka_unit_test_setup_teardown(test_iterator_refused_when_forged, setup, teardown),
+        cmocka_unit_test(test_lambda_routes),
         cmocka_unit_test(test_lambda_error_map),
         cmocka_unit_test(test_iso8601),
         cmocka_unit_test(test_query_and_paths),
