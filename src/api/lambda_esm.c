@@ -72,6 +72,15 @@ static json_t *config_json(const api_ctx_t *ctx, const esm_config_t *c) {
     return o;
 }
 
+/* The answer to an engine call on one mapping: *out as EventSourceMappingConfiguration with
+ * status (out is freed), or rc's error. */
+static int answer(api_call_t *c, int rc, const tr_err *err, esm_config_t *out, int status) {
+    if (rc) return api_error(c, rc, err);
+    json_t *o = config_json(c->ctx, out);
+    esm_config_free(out);
+    return api_reply_json(c, status, o, 17);
+}
+
 /* ---- requests -------------------------------------------------------------------------------- */
 
 /* Query parameter key into out (api_query): 0 absent, 1 present, API_FAIL (answered) when it is
@@ -195,6 +204,30 @@ static int get_filters(in_t *in, char **out) {
     return 1;
 }
 
+/* The members CreateEventSourceMapping and UpdateEventSourceMapping both take (all but
+ * FunctionName, EventSourceArn and the starting position) into u, stopping at the first error
+ * (in->failed); *filters gets FilterCriteria's text (malloc'd, the caller's; u points to it). */
+static void get_common(in_t *in, esm_update_t *u, char **filters) {
+    long long v;
+    if (get_int(in, "BatchSize", 1, 10000, &v)) u->has_batch_size = 1, u->batch_size = (uint32_t)v;
+    if (get_int(in, "MaximumBatchingWindowInSeconds", 0, 300, &v))
+        u->has_window = 1, u->max_batching_window_s = (uint32_t)v;
+    if (get_int(in, "ParallelizationFactor", 1, 10, &v))
+        u->has_parallelization = 1, u->parallelization = (uint32_t)v;
+    if (get_int(in, "MaximumRetryAttempts", -1, 10000, &v))
+        u->has_retry = 1, u->max_retry = (int32_t)v;
+    if (get_int(in, "MaximumRecordAgeInSeconds", -1, 604800, &v))
+        u->has_age = 1, u->max_record_age_s = (int32_t)v;
+    if (get_int(in, "TumblingWindowInSeconds", 0, 900, &v))
+        u->has_tumbling = 1, u->tumbling_window_s = (uint32_t)v;
+    u->has_enabled = get_bool(in, "Enabled", &u->enabled);
+    u->has_bisect = get_bool(in, "BisectBatchOnFunctionError", &u->bisect);
+    u->has_response_types = get_response_types(in, &u->report_item_failures);
+    u->has_destination = get_destination(in, &u->on_failure);
+    u->has_filters = get_filters(in, filters);
+    u->filter_criteria = *filters;
+}
+
 static int parse_body(api_call_t *c, in_t *in) {
     net_req_t *req = c->req;
     in->c = c;
@@ -219,23 +252,23 @@ static int op_create(api_call_t *cl) {
     if (parse_body(cl, &in)) return API_FAIL;
     esm_config_t c;
     esm_config_defaults(&c);
-    long long v;
     const char *s;
     if ((s = get_str(&in, "FunctionName"))) snprintf(c.function_name, sizeof c.function_name, "%s", s);
     if (s && !in.failed && api__lambda_fn_owned(cl, s, "CreateEventSourceMapping")) in.failed = 1;
     if ((s = get_str(&in, "EventSourceArn"))) snprintf(c.source_arn, sizeof c.source_arn, "%s", s);
-    if (get_int(&in, "BatchSize", 1, 10000, &v)) c.batch_size = (uint32_t)v;
-    if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v)) c.max_batching_window_s = (uint32_t)v;
-    if (get_int(&in, "ParallelizationFactor", 1, 10, &v)) c.parallelization = (uint32_t)v;
-    if (get_int(&in, "MaximumRetryAttempts", -1, 10000, &v)) c.max_retry = (int32_t)v;
-    if (get_int(&in, "MaximumRecordAgeInSeconds", -1, 604800, &v)) c.max_record_age_s = (int32_t)v;
-    if (get_int(&in, "TumblingWindowInSeconds", 0, 900, &v)) c.tumbling_window_s = (uint32_t)v;
-    get_bool(&in, "Enabled", &c.enabled);
-    get_bool(&in, "BisectBatchOnFunctionError", &c.bisect);
-    get_response_types(&in, &c.report_item_failures);
-    const char *dest = NULL;
-    if (get_destination(&in, &dest)) snprintf(c.on_failure, sizeof c.on_failure, "%s", dest);
-    get_filters(&in, &c.filter_criteria);
+    esm_update_t u;
+    memset(&u, 0, sizeof u);
+    get_common(&in, &u, &c.filter_criteria);
+    if (u.has_batch_size) c.batch_size = u.batch_size;
+    if (u.has_window) c.max_batching_window_s = u.max_batching_window_s;
+    if (u.has_parallelization) c.parallelization = u.parallelization;
+    if (u.has_retry) c.max_retry = u.max_retry;
+    if (u.has_age) c.max_record_age_s = u.max_record_age_s;
+    if (u.has_tumbling) c.tumbling_window_s = u.tumbling_window_s;
+    if (u.has_enabled) c.enabled = u.enabled;
+    if (u.has_bisect) c.bisect = u.bisect;
+    if (u.has_response_types) c.report_item_failures = u.report_item_failures;
+    if (u.has_destination) snprintf(c.on_failure, sizeof c.on_failure, "%s", u.on_failure);
     if ((s = get_str(&in, "StartingPosition"))) {
         c.starting_position = !strcmp(s, "TRIM_HORIZON") ? ESM_TRIM_HORIZON
                               : !strcmp(s, "LATEST")     ? ESM_LATEST
@@ -278,10 +311,7 @@ static int op_create(api_call_t *cl) {
     memset(&out, 0, sizeof out);
     int rc = esm_create(ctx->esm, &c, &out, &err);
     esm_config_free(&c);
-    if (rc) return api_error(cl, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return api_reply_json(cl, 202, o, 17);
+    return answer(cl, rc, &err, &out, 202);
 }
 
 static int op_get(api_call_t *cl) {
@@ -292,10 +322,7 @@ static int op_get(api_call_t *cl) {
     esm_config_t out;
     memset(&out, 0, sizeof out);
     int rc = esm_get(ctx->esm, uuid, &out, &err);
-    if (rc) return api_error(cl, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return api_reply_json(cl, 200, o, 17);
+    return answer(cl, rc, &err, &out, 200);
 }
 
 static int op_list(api_call_t *cl) {
@@ -339,28 +366,12 @@ static int op_update(api_call_t *cl) {
     if (parse_body(cl, &in)) return API_FAIL;
     esm_update_t u;
     memset(&u, 0, sizeof u);
-    long long v;
     if ((u.function_name = get_str(&in, "FunctionName"))) u.has_function = 1;
     if (u.has_function && !in.failed &&
         api__lambda_fn_owned(cl, u.function_name, "UpdateEventSourceMapping"))
         in.failed = 1;
-    if (get_int(&in, "BatchSize", 1, 10000, &v)) u.has_batch_size = 1, u.batch_size = (uint32_t)v;
-    if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v))
-        u.has_window = 1, u.max_batching_window_s = (uint32_t)v;
-    if (get_int(&in, "ParallelizationFactor", 1, 10, &v))
-        u.has_parallelization = 1, u.parallelization = (uint32_t)v;
-    if (get_int(&in, "MaximumRetryAttempts", -1, 10000, &v)) u.has_retry = 1, u.max_retry = (int32_t)v;
-    if (get_int(&in, "MaximumRecordAgeInSeconds", -1, 604800, &v))
-        u.has_age = 1, u.max_record_age_s = (int32_t)v;
-    if (get_int(&in, "TumblingWindowInSeconds", 0, 900, &v))
-        u.has_tumbling = 1, u.tumbling_window_s = (uint32_t)v;
-    u.has_enabled = get_bool(&in, "Enabled", &u.enabled);
-    u.has_bisect = get_bool(&in, "BisectBatchOnFunctionError", &u.bisect);
-    u.has_response_types = get_response_types(&in, &u.report_item_failures);
-    u.has_destination = get_destination(&in, &u.on_failure);
     char *filters = NULL;
-    u.has_filters = get_filters(&in, &filters);
-    u.filter_criteria = filters;
+    get_common(&in, &u, &filters);
     if (!in.failed && json_object_get(in.o, "StartingPosition"))
         in.failed = 1, api_fail(cl, 400, "InvalidParameterValueException",
                                 "StartingPosition cannot be updated; delete and re-create the mapping");
@@ -376,10 +387,7 @@ static int op_update(api_call_t *cl) {
     int rc = esm_update(ctx->esm, uuid, &u, &out, &err);
     json_decref(in.o);   /* u's strings point into it */
     free(filters);
-    if (rc) return api_error(cl, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return api_reply_json(cl, 202, o, 17);
+    return answer(cl, rc, &err, &out, 202);
 }
 
 static int op_delete(api_call_t *cl) {
@@ -390,10 +398,7 @@ static int op_delete(api_call_t *cl) {
     esm_config_t out;
     memset(&out, 0, sizeof out);
     int rc = esm_delete(ctx->esm, uuid, &out, &err);
-    if (rc) return api_error(cl, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return api_reply_json(cl, 202, o, 17);
+    return answer(cl, rc, &err, &out, 202);
 }
 
 /* ---- the service ------------------------------------------------------------------------------ */
