@@ -314,16 +314,18 @@ static int op_create(api_call_t *cl) {
     return answer(cl, rc, &err, &out, 202);
 }
 
-static int op_get(api_call_t *cl) {
-    api_ctx_t *ctx = cl->ctx;
-    const char *uuid = cl->seg;
+/* GetEventSourceMapping and DeleteEventSourceMapping: fn on the path's UUID. */
+static int op_by_uuid(api_call_t *cl, int (*fn)(esm_t *, const char *, esm_config_t *, tr_err *),
+                      int status) {
     tr_err err;
     tr_err_clear(&err);
     esm_config_t out;
     memset(&out, 0, sizeof out);
-    int rc = esm_get(ctx->esm, uuid, &out, &err);
-    return answer(cl, rc, &err, &out, 200);
+    int rc = fn(cl->ctx->esm, cl->seg, &out, &err);
+    return answer(cl, rc, &err, &out, status);
 }
+
+static int op_get(api_call_t *cl) { return op_by_uuid(cl, esm_get, 200); }
 
 static int op_list(api_call_t *cl) {
     api_ctx_t *ctx = cl->ctx;
@@ -390,16 +392,7 @@ static int op_update(api_call_t *cl) {
     return answer(cl, rc, &err, &out, 202);
 }
 
-static int op_delete(api_call_t *cl) {
-    api_ctx_t *ctx = cl->ctx;
-    const char *uuid = cl->seg;
-    tr_err err;
-    tr_err_clear(&err);
-    esm_config_t out;
-    memset(&out, 0, sizeof out);
-    int rc = esm_delete(ctx->esm, uuid, &out, &err);
-    return answer(cl, rc, &err, &out, 202);
-}
+static int op_delete(api_call_t *cl) { return op_by_uuid(cl, esm_delete, 202); }
 
 /* ---- the service ------------------------------------------------------------------------------ */
 
