@@ -17,24 +17,23 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
 #include <time.h>
 
 #include "api/api.h"
 #include "api/kit.h"
 #include "log/slog.h"
+#include "testutil.h"
 
 #define WAIT_S 60
 
 /* ---- fixtures -------------------------------------------------------------------------------- */
 
 typedef struct fx {
-    char dir[64];
+    char *dir;
     api_kinesis_t kin;
     api_ctx_t ctx;
 } fx_t;
@@ -45,16 +44,9 @@ static long long fixed_now(void) {
     return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
 static int setup(void **state) {
     fx_t *fx = calloc(1, sizeof *fx);
-    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_kinesis_adapter.XXXXXX");
-    assert_non_null(mkdtemp(fx->dir));
+    fx->dir = tu_tmpdir("test_kinesis_adapter");
     tr_err err = {0, ""};
     slog_opts_t o;
     memset(&o, 0, sizeof o);
@@ -71,7 +63,7 @@ static int setup(void **state) {
 static int teardown(void **state) {
     fx_t *fx = *state;
     slog_close(fx->ctx.slog);
-    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tu_tmpdir_done(fx->dir);
     free(fx);
     return 0;
 }
