@@ -23,6 +23,13 @@
  * AttributesToGet, ConditionalOperator) are rewritten into the equivalent expressions (see
  * ddb_legacy_rewrite); mixing them with expressions is refused as DynamoDB does.
  *
+ * This file holds the dispatch (the operation table, api_dynamodb_handle), the errors, response
+ * output and sealing, the capacity arithmetic and the in-process call path (api_dynamodb_call).
+ * Its siblings hold the handlers: dynamodb_input.c (member validation, expressions, legacy
+ * translation), dynamodb_control.c (tables, TTL, tags), dynamodb_read.c (GetItem, Query, Scan,
+ * BatchGetItem, TransactGetItems) and dynamodb_write.c (the writes, one deferred path);
+ * dynamodb_int.h declares what they share.
+ *
  * Consumed capacity follows DynamoDB's arithmetic: reads ceil(size / 4 KB) units (half for
  * eventually consistent reads, double in transactions; Query/Scan sum the sizes of everything
  * read before rounding), writes ceil(max(old, new size) / 1 KB) (double in transactions), at
@@ -263,8 +270,9 @@ void ddb_tcap_add(ddb_tcap_t *t, size_t *n, const char *table, double u) {
     (*n)++;
 }
 
-void ddb_put_tcaps(tr_buf *b, int mode, const ddb_tcap_t *t, size_t n) {
-    tr_buf_puts(b, ",\"ConsumedCapacity\":[");
+void ddb_put_tcaps(tr_buf *b, const char *lead, int mode, const ddb_tcap_t *t, size_t n) {
+    tr_buf_puts(b, lead);
+    tr_buf_puts(b, "\"ConsumedCapacity\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) tr_buf_puts(b, ",");
         ddb_put_capacity(b, mode, t[i].table, t[i].units, NULL, 0);

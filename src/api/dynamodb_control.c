@@ -877,6 +877,15 @@ static int ddb_resource_arn(ddb_call_t *c, char name[DDB_NAME_MAX], const char *
     return 0;
 }
 
+/* The engine's error for a tagging call on arn: a missing table is named by its ARN, in
+ * DynamoDB's words ("ResourcArn" sic). */
+static int ddb_tag_error(ddb_call_t *c, int e, const tr_err *err, const char *arn) {
+    if (e == TR_ENOTFOUND)
+        return ddb_fail(c, 400, "ResourceNotFoundException",
+                        "Requested resource not found: ResourcArn: %s not found", arn);
+    return ddb_error(c, e, err);
+}
+
 int ddb_tag_resource(ddb_call_t *c) {
     char name[DDB_NAME_MAX];
     const char *arn;
@@ -894,10 +903,7 @@ int ddb_tag_resource(ddb_call_t *c) {
     tr_err_clear(&err);
     int e = tbl_table_tags_add(c->ctx->tbl, name, tags, n, &err);
     free(tags);
-    if (e == TR_ENOTFOUND)
-        return ddb_fail(c, 400, "ResourceNotFoundException",
-                      "Requested resource not found: ResourcArn: %s not found", arn);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return ddb_tag_error(c, e, &err, arn);
     tr_buf_puts(c->out, "{}");
     return 0;
 }
@@ -932,10 +938,7 @@ int ddb_untag_resource(ddb_call_t *c) {
     tr_err_clear(&err);
     int e = tbl_table_tags_remove(c->ctx->tbl, name, k, n, &err);
     free(k);
-    if (e == TR_ENOTFOUND)
-        return ddb_fail(c, 400, "ResourceNotFoundException",
-                      "Requested resource not found: ResourcArn: %s not found", arn);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return ddb_tag_error(c, e, &err, arn);
     tr_buf_puts(c->out, "{}");
     return 0;
 }
@@ -949,10 +952,7 @@ int ddb_list_tags(ddb_call_t *c) {
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_describe(c->ctx->tbl, name, &info, &err);
-    if (e == TR_ENOTFOUND)
-        return ddb_fail(c, 400, "ResourceNotFoundException",
-                      "Requested resource not found: ResourcArn: %s not found", arn);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return ddb_tag_error(c, e, &err, arn);
     tr_buf_puts(c->out, "{\"Tags\":[");
     for (size_t i = 0; i < info.n_tags; i++) {
         tr_buf_puts(c->out, i ? ",{\"Key\":" : "{\"Key\":");

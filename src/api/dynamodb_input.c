@@ -150,6 +150,15 @@ int ddb_arr(ddb_call_t *c, const json_t *obj, const char *name, json_t **out) {
     return 0;
 }
 
+/* A table name as a key of BatchGetItem's or BatchWriteItem's RequestItems: its constraint
+ * violations are accumulated (ddb_verr). */
+void ddb_request_items_table(ddb_call_t *c, const char *tname) {
+    if (strlen(tname) < 3 || strlen(tname) > 255 || !ddb_name_ok(tname, strlen(tname)))
+        ddb_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
+                 "length less than or equal to 255, Member must have length greater than or "
+                 "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
+}
+
 /* A table ARN must name a table of this account in this region, as on AWS: another account's
  * is AccessDeniedException (Tributary has no resource policies that could allow it), another
  * region's is not found from this endpoint.  0 when ours, else -1 with the error answered. */

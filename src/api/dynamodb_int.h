@@ -94,7 +94,7 @@ void ddb_put_capacity(tr_buf *b, int mode, const char *table, double table_units
                       const ddb_idx_units_t *idx, size_t n_idx);
 double ddb_index_write_units(const tbl_index_info_t *ix, const json_t *item);
 void ddb_tcap_add(ddb_tcap_t *t, size_t *n, const char *table, double u);
-void ddb_put_tcaps(tr_buf *b, int mode, const ddb_tcap_t *t, size_t n);
+void ddb_put_tcaps(tr_buf *b, const char *lead, int mode, const ddb_tcap_t *t, size_t n);
 
 /* ---- input helpers (dynamodb_input.c) -------------------------------------------------------- */
 
@@ -110,6 +110,7 @@ int ddb_enum(ddb_call_t *c, const json_t *obj, const char *name, const char *pat
              const char *const *vals, size_t n, const char *set_text, int *idx);
 int ddb_obj(ddb_call_t *c, const json_t *obj, const char *name, json_t **out);
 int ddb_arr(ddb_call_t *c, const json_t *obj, const char *name, json_t **out);
+void ddb_request_items_table(ddb_call_t *c, const char *tname);
 int ddb_arn_owned(ddb_call_t *c, const char *arn);
 int ddb_table(ddb_call_t *c, const json_t *obj, const char *name, const char *path, int req,
               char out[DDB_NAME_MAX]);

@@ -329,10 +329,7 @@ int ddb_batch_get(ddb_call_t *c) {
             ddb_verr(c, p, "[...]", "Member must have length %s",
                    nk < 1 ? "greater than or equal to 1" : "less than or equal to 100");
         total += nk;
-        if (strlen(tname) < 3 || strlen(tname) > 255 || !ddb_name_ok(tname, strlen(tname)))
-            ddb_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
-                   "length less than or equal to 255, Member must have length greater than or "
-                   "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
+        ddb_request_items_table(c, tname);
     }
     if (ddb_verr_flush(c)) return -1;
     if (total > TBL_MAX_BATCH_GET)
@@ -419,7 +416,7 @@ int ddb_batch_get(ddb_call_t *c) {
     tr_buf_puts(b, "},\"UnprocessedKeys\":");
     ddb_put_json(b, unprocessed);
     json_decref(unprocessed);
-    if (rcc) ddb_put_tcaps(b, rcc, caps, n_caps);
+    if (rcc) ddb_put_tcaps(b, ",", rcc, caps, n_caps);
     tr_buf_puts(b, "}");
     free(caps);
     rc = 0;
@@ -514,7 +511,7 @@ int ddb_transact_get(ddb_call_t *c) {
         if (rcc) ddb_tcap_add(caps, &n_caps, tables[i], ddb_read_units(g[i].size, 1, 1));
     }
     tr_buf_puts(b, "]");
-    if (rcc) ddb_put_tcaps(b, rcc, caps, n_caps);
+    if (rcc) ddb_put_tcaps(b, ",", rcc, caps, n_caps);
     tr_buf_puts(b, "}");
     free(caps);
     rc = 0;

@@ -16,16 +16,22 @@
 
 /* ---- deferred writes: state shared by PutItem .. TransactWriteItems ------------------------ */
 
-enum { DDB_K_PUT, DDB_K_UPDATE, DDB_K_DELETE, DDB_K_BATCH, DDB_K_TXN };
+enum { DDB_K_SINGLE, DDB_K_BATCH, DDB_K_TXN };
 
-typedef struct ddb_wr {
+typedef struct ddb_wr ddb_wr_t;
+
+/* The response of a deferred write, built on the network thread from the engine's results
+ * (errors included); ddb_write_finish resets req->out before and seals it after. */
+typedef void (*ddb_body_fn)(net_req_t *req, ddb_wr_t *st);
+
+struct ddb_wr {
     api_ctx_t *ctx;
     json_t *in;                    /* the request body (owned; the writes borrow from it) */
     int kind;                      /* DDB_K_* */
-    ddb_exprs_t *xs;                 /* expressions: one set per write (n of them) */
+    ddb_exprs_t *xs;               /* expressions: one set per write (n of them) */
     tbl_write_t *w;
     size_t n;
-    char (*tables)[DDB_NAME_MAX];    /* table of each write */
+    char (*tables)[DDB_NAME_MAX];  /* table of each write */
     json_t **wreq;                 /* BatchWriteItem: each write's WriteRequest (borrowed) */
     tbl_txn_t txn;
     int rc;                        /* the callback's rc */
@@ -33,7 +39,8 @@ typedef struct ddb_wr {
     int user_rv;                   /* single writes: the ReturnValues asked for */
     tbl_table_info_t info;         /* single writes with INDEXES: the table's indexes */
     int have_info;
-} ddb_wr_t;
+    ddb_body_fn body;              /* the operation's response */
+};
 
 static void ddb_wr_free(void *p) {
     ddb_wr_t *st = p;
@@ -103,45 +110,50 @@ static size_t ddb_index_units(ddb_wr_t *st, const tbl_write_t *w, ddb_idx_units_
     return n;
 }
 
-static void ddb_single_finish(net_req_t *req) {
-    ddb_wr_t *st = req->state;
-    tbl_write_t *w = &st->w[0];
-    int rc = w->rc ? w->rc : st->rc;
-    if (rc == TR_ECONDITION) {
-        ddb_put_ccf(req, w->old_item);
-    } else if (rc) {
-        ddb_error_req(req, rc, &w->err, NULL);
-    } else {
-        tr_buf *b = &req->out;
-        tr_buf_reset(b);
-        tr_buf_puts(b, "{");
-        int any = 0;
-        if (w->attrs && st->user_rv != TBL_RV_NONE && json_object_size(w->attrs)) {
-            tr_buf_puts(b, "\"Attributes\":");
-            ddb_put_json(b, w->attrs);
-            any = 1;
-        }
-        if (st->rcc) {
-            ddb_idx_units_t idx[TBL_MAX_GSI + TBL_MAX_LSI];
-            size_t n_idx = ddb_index_units(st, w, idx);
-            tr_buf_puts(b, any ? ",\"ConsumedCapacity\":" : "\"ConsumedCapacity\":");
-            ddb_put_capacity(b, st->rcc, st->tables[0], ddb_write_units(w->old_size, w->new_size, 0),
-                           idx, n_idx);
-        }
-        tr_buf_puts(b, "}");
+/* ConsumedCapacity of st's writes, after lead: a single-item write's object (with the index
+ * units the adapter can count), or the per-table list of BatchWriteItem (the writes that were
+ * done) and TransactWriteItems (all of them, at double units). */
+static void ddb_put_write_capacity(tr_buf *b, ddb_wr_t *st, const char *lead) {
+    if (st->kind == DDB_K_SINGLE) {
+        const tbl_write_t *w = &st->w[0];
+        ddb_idx_units_t idx[TBL_MAX_GSI + TBL_MAX_LSI];
+        size_t n_idx = ddb_index_units(st, w, idx);
+        tr_buf_puts(b, lead);
+        tr_buf_puts(b, "\"ConsumedCapacity\":");
+        ddb_put_capacity(b, st->rcc, st->tables[0], ddb_write_units(w->old_size, w->new_size, 0),
+                         idx, n_idx);
+        return;
     }
+    int txn = st->kind == DDB_K_TXN;
+    ddb_tcap_t *caps = calloc(st->n + 1, sizeof *caps);
+    size_t n_caps = 0;
+    for (size_t i = 0; i < st->n; i++)
+        if (txn || !st->w[i].rc)
+            ddb_tcap_add(caps, &n_caps, st->tables[i],
+                         ddb_write_units(st->w[i].old_size, st->w[i].new_size, txn));
+    ddb_put_tcaps(b, lead, st->rcc, caps, n_caps);
+    free(caps);
+}
+
+/* req->finish of every deferred write: the operation's body, then x-amz-crc32. */
+static void ddb_write_finish(net_req_t *req) {
+    ddb_wr_t *st = req->state;
+    tr_buf_reset(&req->out);
+    st->body(req, st);
     ddb_seal(req);
 }
 
-/* Queue st's writes (or transaction); 1 when deferred, -1 with the error answered. */
-static int ddb_submit(ddb_call_t *c, ddb_wr_t *st, void (*finish)(net_req_t *)) {
+/* Queue st's writes (or transaction), whose response body() builds once the engine has
+ * committed them; 1 when deferred, -1 with the error answered. */
+static int ddb_submit(ddb_call_t *c, ddb_wr_t *st, ddb_body_fn body) {
     tr_err err;
     tr_err_clear(&err);
+    st->body = body;
     int rc = st->kind == DDB_K_TXN
                  ? tbl_txn_submit(c->ctx->tbl, &st->txn, ddb_write_done, c->req, &err)
                  : tbl_write_submit(c->ctx->tbl, st->w, st->n, ddb_write_done, c->req, &err);
     if (rc) return ddb_error(c, rc, &err);
-    c->req->finish = finish;
+    c->req->finish = ddb_write_finish;
     return 1;
 }
 
@@ -149,7 +161,6 @@ static int ddb_submit(ddb_call_t *c, ddb_wr_t *st, void (*finish)(net_req_t *)) 
 
 static const char *const ddb_rv_vals[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"};
 #define DDB_RV_SET "[NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW]"
-
 
 static int ddb_want_info(ddb_call_t *c, ddb_wr_t *st, const char *table) {
     if (st->rcc != DDB_RCC_INDEXES) return 0;
@@ -162,86 +173,92 @@ static int ddb_want_info(ddb_call_t *c, ddb_wr_t *st, const char *table) {
     return 0;
 }
 
-int ddb_put_item(ddb_call_t *c) {
+/* PutItem's, UpdateItem's and DeleteItem's response: the ReturnValues asked for and the
+ * capacity, or the error (ConditionalCheckFailedException with the old item when asked). */
+static void ddb_single_body(net_req_t *req, ddb_wr_t *st) {
+    tbl_write_t *w = &st->w[0];
+    int rc = w->rc ? w->rc : st->rc;
+    if (rc == TR_ECONDITION) {
+        ddb_put_ccf(req, w->old_item);
+        return;
+    }
+    if (rc) {
+        ddb_error_req(req, rc, &w->err, NULL);
+        return;
+    }
+    tr_buf *b = &req->out;
+    tr_buf_puts(b, "{");
+    int any = 0;
+    if (w->attrs && st->user_rv != TBL_RV_NONE && json_object_size(w->attrs)) {
+        tr_buf_puts(b, "\"Attributes\":");
+        ddb_put_json(b, w->attrs);
+        any = 1;
+    }
+    if (st->rcc) ddb_put_write_capacity(b, st, any ? "," : "");
+    tr_buf_puts(b, "}");
+}
+
+/* PutItem, UpdateItem and DeleteItem: one path.  op is TBL_OP_PUT, TBL_OP_UPDATE or
+ * TBL_OP_DELETE; each reads its own members (Item or Key; UpdateItem its UpdateExpression and
+ * AttributeUpdates) in DynamoDB's order of checks.  1 when submitted, -1 with the error
+ * answered. */
+static int ddb_single_write(ddb_call_t *c, int op) {
     static const char *const legacy[] = {"Expected", "ConditionalOperator"};
     static const char *const modern[] = {"ConditionExpression", "ConditionExpression"};
     static const char *const exprs[] = {"ConditionExpression"};
+    static const char *const u_legacy[] = {"AttributeUpdates", "Expected", "ConditionalOperator"};
+    static const char *const u_modern[] = {"UpdateExpression", "ConditionExpression",
+                                           "ConditionExpression"};
+    static const char *const u_exprs[] = {"UpdateExpression", "ConditionExpression"};
+    int update = op == TBL_OP_UPDATE;
     char table[DDB_NAME_MAX];
-    json_t *item;
+    json_t *item = NULL, *key = NULL;
     int rv, rcc, rvf;
     if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
-    if (ddb_obj(c, c->in, "Item", &item)) return -1;
-    if (!item) ddb_verr(c, "item", NULL, "Member must not be null");
+    if (op == TBL_OP_PUT) {
+        if (ddb_obj(c, c->in, "Item", &item)) return -1;
+        if (!item) ddb_verr(c, "item", NULL, "Member must not be null");
+    } else if (ddb_key(c, c->in, "Key", "key", &key)) {
+        return -1;
+    }
     if (ddb_enum(c, c->in, "ReturnValues", "returnValues", DDB_OPT, ddb_rv_vals, 5, DDB_RV_SET, &rv)) return -1;
     if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
     if (ddb_rvoccf(c, c->in, "returnValuesOnConditionCheckFailure", &rvf)) return -1;
     if (ddb_verr_flush(c)) return -1;
-    if (ddb_legacy_rewrite(c, c->in, DDB_LG_EXPECTED)) return -1;
-    if (ddb_legacy(c, c->in, legacy, modern, 2, exprs, 1)) return -1;
-    if (rv > TBL_RV_ALL_OLD) return ddb_invalid(c, "ReturnValues can only be ALL_OLD or NONE");
-    ddb_exprs_t x;
-    if (ddb_exprs_init(c, c->in, json_object_get(c->in, "ConditionExpression") != NULL, &x)) return -1;
-    tbl_expr_t *cond = NULL;
-    if (ddb_expr(c, &x, c->in, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
-        ddb_exprs_check(c, &x) || ddb_item(c, item, "Item")) {
-        ddb_exprs_free(&x);
+    if (ddb_legacy_rewrite(c, c->in, update ? DDB_LG_EXPECTED | DDB_LG_UPDATES : DDB_LG_EXPECTED))
         return -1;
-    }
-    char hash[DDB_NAME_MAX], range[DDB_NAME_MAX];
-    if (ddb_key_names(c, table, hash, range) || ddb_key_empty(c, item, hash, range)) {
-        ddb_exprs_free(&x);
+    if (update ? ddb_legacy(c, c->in, u_legacy, u_modern, 3, u_exprs, 2)
+               : ddb_legacy(c, c->in, legacy, modern, 2, exprs, 1))
         return -1;
-    }
-    ddb_wr_t *st = ddb_wr_new(c, DDB_K_PUT, 1);
-    st->xs[0] = x;
-    st->rcc = rcc;
-    st->user_rv = rv < 0 ? TBL_RV_NONE : rv;
-    memcpy(st->tables[0], table, sizeof table);
-    tbl_write_t *w = &st->w[0];
-    w->op = TBL_OP_PUT;
-    w->table = st->tables[0];
-    w->item = item;
-    w->cond = cond;
-    w->return_values = st->user_rv;
-    w->return_old_on_fail = rvf;
-    w->req_bytes = c->req->body_len;
-    if (ddb_want_info(c, st, table)) return -1;
-    return ddb_submit(c, st, ddb_single_finish);
-}
-
-int ddb_update_item(ddb_call_t *c) {
-    static const char *const legacy[] = {"AttributeUpdates", "Expected", "ConditionalOperator"};
-    static const char *const modern[] = {"UpdateExpression", "ConditionExpression", "ConditionExpression"};
-    static const char *const exprs[] = {"UpdateExpression", "ConditionExpression"};
-    char table[DDB_NAME_MAX];
-    json_t *key;
-    int rv, rcc, rvf;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
-    if (ddb_key(c, c->in, "Key", "key", &key)) return -1;
-    if (ddb_enum(c, c->in, "ReturnValues", "returnValues", DDB_OPT, ddb_rv_vals, 5, DDB_RV_SET, &rv)) return -1;
-    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
-    if (ddb_rvoccf(c, c->in, "returnValuesOnConditionCheckFailure", &rvf)) return -1;
-    if (ddb_verr_flush(c)) return -1;
-    if (ddb_legacy_rewrite(c, c->in, DDB_LG_EXPECTED | DDB_LG_UPDATES)) return -1;
-    if (ddb_legacy(c, c->in, legacy, modern, 3, exprs, 2)) return -1;
+    if (!update && rv > TBL_RV_ALL_OLD)
+        return ddb_invalid(c, "ReturnValues can only be ALL_OLD or NONE");
     ddb_exprs_t x;
-    int any = json_object_get(c->in, "UpdateExpression") || json_object_get(c->in, "ConditionExpression");
+    int any = json_object_get(c->in, "ConditionExpression") ||
+              (update && json_object_get(c->in, "UpdateExpression"));
     if (ddb_exprs_init(c, c->in, any, &x)) return -1;
     tbl_expr_t *upd = NULL, *cond = NULL;
-    if (ddb_expr(c, &x, c->in, "UpdateExpression", TBL_EXPR_UPDATE, &upd) ||
+    if ((update && ddb_expr(c, &x, c->in, "UpdateExpression", TBL_EXPR_UPDATE, &upd)) ||
         ddb_expr(c, &x, c->in, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
-        ddb_exprs_check(c, &x)) {
+        ddb_exprs_check(c, &x) || (item && ddb_item(c, item, "Item"))) {
         ddb_exprs_free(&x);
         return -1;
     }
-    ddb_wr_t *st = ddb_wr_new(c, DDB_K_UPDATE, 1);
+    if (item) {
+        char hash[DDB_NAME_MAX], range[DDB_NAME_MAX];
+        if (ddb_key_names(c, table, hash, range) || ddb_key_empty(c, item, hash, range)) {
+            ddb_exprs_free(&x);
+            return -1;
+        }
+    }
+    ddb_wr_t *st = ddb_wr_new(c, DDB_K_SINGLE, 1);
     st->xs[0] = x;
     st->rcc = rcc;
     st->user_rv = rv < 0 ? TBL_RV_NONE : rv;
     memcpy(st->tables[0], table, sizeof table);
     tbl_write_t *w = &st->w[0];
-    w->op = TBL_OP_UPDATE;
+    w->op = op;
     w->table = st->tables[0];
+    w->item = item;
     w->key = key;
     w->update = upd;
     w->cond = cond;
@@ -249,90 +266,45 @@ int ddb_update_item(ddb_call_t *c) {
     w->return_old_on_fail = rvf;
     w->req_bytes = c->req->body_len;
     if (ddb_want_info(c, st, table)) return -1;
-    if (st->have_info && st->user_rv == TBL_RV_NONE) w->return_values = TBL_RV_ALL_NEW;
-    return ddb_submit(c, st, ddb_single_finish);
+    /* index capacity is counted on the item the adapter sees: UpdateItem's new one, DeleteItem's
+       old one (ddb_index_units) */
+    if (st->have_info && update && st->user_rv == TBL_RV_NONE) w->return_values = TBL_RV_ALL_NEW;
+    if (st->have_info && op == TBL_OP_DELETE) w->return_values = TBL_RV_ALL_OLD;
+    return ddb_submit(c, st, ddb_single_body);
 }
 
-int ddb_delete_item(ddb_call_t *c) {
-    static const char *const legacy[] = {"Expected", "ConditionalOperator"};
-    static const char *const modern[] = {"ConditionExpression", "ConditionExpression"};
-    static const char *const exprs[] = {"ConditionExpression"};
-    char table[DDB_NAME_MAX];
-    json_t *key;
-    int rv, rcc, rvf;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
-    if (ddb_key(c, c->in, "Key", "key", &key)) return -1;
-    if (ddb_enum(c, c->in, "ReturnValues", "returnValues", DDB_OPT, ddb_rv_vals, 5, DDB_RV_SET, &rv)) return -1;
-    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
-    if (ddb_rvoccf(c, c->in, "returnValuesOnConditionCheckFailure", &rvf)) return -1;
-    if (ddb_verr_flush(c)) return -1;
-    if (ddb_legacy_rewrite(c, c->in, DDB_LG_EXPECTED)) return -1;
-    if (ddb_legacy(c, c->in, legacy, modern, 2, exprs, 1)) return -1;
-    if (rv > TBL_RV_ALL_OLD) return ddb_invalid(c, "ReturnValues can only be ALL_OLD or NONE");
-    ddb_exprs_t x;
-    if (ddb_exprs_init(c, c->in, json_object_get(c->in, "ConditionExpression") != NULL, &x)) return -1;
-    tbl_expr_t *cond = NULL;
-    if (ddb_expr(c, &x, c->in, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
-        ddb_exprs_check(c, &x)) {
-        ddb_exprs_free(&x);
-        return -1;
-    }
-    ddb_wr_t *st = ddb_wr_new(c, DDB_K_DELETE, 1);
-    st->xs[0] = x;
-    st->rcc = rcc;
-    st->user_rv = rv < 0 ? TBL_RV_NONE : rv;
-    memcpy(st->tables[0], table, sizeof table);
-    tbl_write_t *w = &st->w[0];
-    w->op = TBL_OP_DELETE;
-    w->table = st->tables[0];
-    w->key = key;
-    w->cond = cond;
-    w->return_values = st->user_rv;
-    w->return_old_on_fail = rvf;
-    w->req_bytes = c->req->body_len;
-    if (ddb_want_info(c, st, table)) return -1;
-    if (st->have_info) w->return_values = TBL_RV_ALL_OLD;
-    return ddb_submit(c, st, ddb_single_finish);
-}
+int ddb_put_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_PUT); }
+int ddb_update_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_UPDATE); }
+int ddb_delete_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_DELETE); }
 
 /* ---- BatchWriteItem ------------------------------------------------------------------------ */
 
-static void ddb_batch_finish(net_req_t *req) {
-    ddb_wr_t *st = req->state;
+/* BatchWriteItem's response: the writes the engine could not do are UnprocessedItems. */
+static void ddb_batch_body(net_req_t *req, ddb_wr_t *st) {
     tr_buf *b = &req->out;
     /* a write that failed for a reason other than capacity/storage fails the request */
     for (size_t i = 0; i < st->n; i++) {
         int rc = st->w[i].rc;
         if (rc == TR_EVALIDATION || rc == TR_ENOTFOUND || rc == TR_EINVAL) {
             ddb_error_req(req, rc, &st->w[i].err, NULL);
-            ddb_seal(req);
             return;
         }
     }
-    tr_buf_reset(b);
     json_t *unprocessed = json_object();
-    ddb_tcap_t *caps = calloc(st->n + 1, sizeof *caps);
-    size_t n_caps = 0;
     for (size_t i = 0; i < st->n; i++) {
-        if (st->w[i].rc) {
-            json_t *list = json_object_get(unprocessed, st->tables[i]);
-            if (!list) {
-                list = json_array();
-                json_object_set_new(unprocessed, st->tables[i], list);
-            }
-            json_array_append(list, st->wreq[i]);
-            continue;
+        if (!st->w[i].rc) continue;
+        json_t *list = json_object_get(unprocessed, st->tables[i]);
+        if (!list) {
+            list = json_array();
+            json_object_set_new(unprocessed, st->tables[i], list);
         }
-        if (st->rcc)
-            ddb_tcap_add(caps, &n_caps, st->tables[i], ddb_write_units(st->w[i].old_size, st->w[i].new_size, 0));
+        json_array_append(list, st->wreq[i]);
     }
     tr_buf_puts(b, "{\"UnprocessedItems\":");
     ddb_put_json(b, unprocessed);
-    if (st->rcc) ddb_put_tcaps(b, st->rcc, caps, n_caps);
+    if (st->rcc) ddb_put_write_capacity(b, st, ",");
     tr_buf_puts(b, "}");
     json_decref(unprocessed);
-    free(caps);
-    ddb_seal(req);
 }
 
 int ddb_batch_write(ddb_call_t *c) {
@@ -356,10 +328,7 @@ int ddb_batch_write(ddb_call_t *c) {
             ddb_verr(c, "requestItems", "{...}", "Map value must satisfy constraint: [Member must "
                    "have length less than or equal to 25, Member must have length greater than or "
                    "equal to 1]");
-        if (strlen(tname) < 3 || strlen(tname) > 255 || !ddb_name_ok(tname, strlen(tname)))
-            ddb_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
-                   "length less than or equal to 255, Member must have length greater than or "
-                   "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
+        ddb_request_items_table(c, tname);
     }
     if (ddb_verr_flush(c)) return -1;
     if (total > TBL_MAX_BATCH_WRITE)
@@ -457,7 +426,7 @@ int ddb_batch_write(ddb_call_t *c) {
             w->req_bytes = 1024;
         }
     }
-    return ddb_submit(c, st, ddb_batch_finish);
+    return ddb_submit(c, st, ddb_batch_body);
 fail:
     if (texts)
         for (size_t i = 0; i < total; i++) free(texts[i]);
@@ -479,12 +448,11 @@ static const char *ddb_reason_code(int rc) {
     }
 }
 
-static void ddb_txn_finish(net_req_t *req) {
-    ddb_wr_t *st = req->state;
+/* TransactWriteItems' response: capacity, or why the transaction was cancelled. */
+static void ddb_txn_body(net_req_t *req, ddb_wr_t *st) {
     tbl_txn_t *t = &st->txn;
     int rc = t->rc ? t->rc : st->rc;
     tr_buf *b = &req->out;
-    tr_buf_reset(b);
     if (rc == TR_ETXN_CANCELED) {
         tr_buf reasons = TR_BUF_INIT, codes = TR_BUF_INIT;
         for (size_t i = 0; i < st->n; i++) {
@@ -520,23 +488,9 @@ static void ddb_txn_finish(net_req_t *req) {
         ddb_error_req(req, rc, &t->err, NULL);
     } else {
         tr_buf_puts(b, "{");
-        if (st->rcc) {
-            ddb_tcap_t *caps = calloc(st->n + 1, sizeof *caps);
-            size_t n_caps = 0;
-            for (size_t i = 0; i < st->n; i++)
-                ddb_tcap_add(caps, &n_caps, st->tables[i],
-                           ddb_write_units(st->w[i].old_size, st->w[i].new_size, 1));
-            tr_buf_puts(b, "\"ConsumedCapacity\":[");
-            for (size_t i = 0; i < n_caps; i++) {
-                if (i) tr_buf_puts(b, ",");
-                ddb_put_capacity(b, st->rcc, caps[i].table, caps[i].units, NULL, 0);
-            }
-            tr_buf_puts(b, "]");
-            free(caps);
-        }
+        if (st->rcc) ddb_put_write_capacity(b, st, "");
         tr_buf_puts(b, "}");
     }
-    ddb_seal(req);
 }
 
 int ddb_transact_write(ddb_call_t *c) {
@@ -639,5 +593,5 @@ int ddb_transact_write(ddb_call_t *c) {
         tbl_request_digest(copy, st->txn.digest);
         json_decref(copy);
     }
-    return ddb_submit(c, st, ddb_txn_finish);
+    return ddb_submit(c, st, ddb_txn_body);
 }
