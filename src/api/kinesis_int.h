@@ -31,7 +31,7 @@ typedef struct api__kput {
  * way.  ctx: only its region is read. */
 int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int single,
                           api__kput_t *out);
-/* The general path (jansson, all validations, as api_kinesis_handle runs it) on body.  0:
+/* The general path (jansson, all validations, as the kit runs PutRecord(s)) on body.  0:
  * accepted, *out filled; -1: refused, out->status and out->error say how.  Free *out with
  * api__kput_free either way. */
 int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int single,
