@@ -40,20 +40,21 @@ static void ddb_ks_text(json_t *arr, char *out, size_t cap) {
     tr_buf_free(&b);
 }
 
-static int ddb_parse_ks(ddb_call_t *c, json_t *obj, const char *path, int req, ddb_ks_t *ks) {
+static int ddb_parse_ks(api_call_t *c, json_t *obj, const char *path, int req, ddb_ks_t *ks) {
     static const char *const kt[] = {"HASH", "RANGE"};
     json_t *arr;
     memset(ks, 0, sizeof *ks);
-    if (ddb_arr(c, obj, "KeySchema", &arr)) return -1;
+    if (ddb_arr(c, obj, "KeySchema", &arr)) return API_FAIL;
     if (!arr) {
-        if (req) ddb_verr(c, path, NULL, "Member must not be null");
+        if (req) api_verr(c, path, NULL, "Member must not be null");
         return 0;
     }
     size_t n = json_array_size(arr);
     if (n < 1 || n > 2) {
         char text[1024];
         ddb_ks_text(arr, text, sizeof text);
-        ddb_verr(c, path, text, "Member must have length %s to %d", n < 1 ? "greater than or equal" : "less than or equal", n < 1 ? 1 : 2);
+        api_verr(c, path, text, "Member must have length %s to %d",
+                 n < 1 ? "greater than or equal" : "less than or equal", n < 1 ? 1 : 2);
     }
     for (size_t i = 0; i < n; i++) {
         json_t *el = json_array_get(arr, i);
@@ -62,9 +63,10 @@ static int ddb_parse_ks(ddb_call_t *c, json_t *obj, const char *path, int req, d
         const char *name;
         int t;
         snprintf(p, sizeof p, "%s.%zu.member.attributeName", path, i + 1);
-        if (ddb_str(c, el, "AttributeName", p, DDB_REQ, 1, 255, DDB_PAT_NONE, &name)) return -1;
+        if (ddb_str(c, el, "AttributeName", p, DDB_REQ, 1, 255, DDB_PAT_NONE, &name))
+            return API_FAIL;
         snprintf(p, sizeof p, "%s.%zu.member.keyType", path, i + 1);
-        if (ddb_enum(c, el, "KeyType", p, DDB_REQ, kt, 2, "[HASH, RANGE]", &t)) return -1;
+        if (ddb_enum(c, el, "KeyType", p, DDB_REQ, kt, 2, "[HASH, RANGE]", &t)) return API_FAIL;
         if (i < 2) {
             ks->name[i] = name;
             ks->type[i] = t < 0 ? NULL : kt[t];
@@ -79,18 +81,20 @@ typedef struct ddb_pt {
     long long rcu, wcu;
 } ddb_pt_t;
 
-static int ddb_parse_pt(ddb_call_t *c, json_t *obj, const char *path, ddb_pt_t *pt) {
+static int ddb_parse_pt(api_call_t *c, json_t *obj, const char *path, ddb_pt_t *pt) {
     json_t *v;
     char p[160];
     int has;
     memset(pt, 0, sizeof *pt);
-    if (ddb_obj(c, obj, "ProvisionedThroughput", &v)) return -1;
+    if (ddb_obj(c, obj, "ProvisionedThroughput", &v)) return API_FAIL;
     if (!v) return 0;
     pt->present = 1;
     snprintf(p, sizeof p, "%s.readCapacityUnits", path);
-    if (ddb_int(c, v, "ReadCapacityUnits", p, DDB_REQ, 1, 1000000000000LL, &pt->rcu, &has)) return -1;
+    if (ddb_int(c, v, "ReadCapacityUnits", p, DDB_REQ, 1, 1000000000000LL, &pt->rcu, &has))
+        return API_FAIL;
     snprintf(p, sizeof p, "%s.writeCapacityUnits", path);
-    if (ddb_int(c, v, "WriteCapacityUnits", p, DDB_REQ, 1, 1000000000000LL, &pt->wcu, &has)) return -1;
+    if (ddb_int(c, v, "WriteCapacityUnits", p, DDB_REQ, 1, 1000000000000LL, &pt->wcu, &has))
+        return API_FAIL;
     return 0;
 }
 
@@ -103,13 +107,13 @@ static int ddb_type_code(const char *t) {
     return !strcmp(t, "S") ? TBL_T_S : !strcmp(t, "N") ? TBL_T_N : TBL_T_B;
 }
 
-static int ddb_parse_attrs(ddb_call_t *c, json_t *obj, int req, ddb_attrs_t *out) {
+static int ddb_parse_attrs(api_call_t *c, json_t *obj, int req, ddb_attrs_t *out) {
     static const char *const types[] = {"B", "N", "S"};
     json_t *arr;
     memset(out, 0, sizeof *out);
-    if (ddb_arr(c, obj, "AttributeDefinitions", &arr)) return -1;
+    if (ddb_arr(c, obj, "AttributeDefinitions", &arr)) return API_FAIL;
     if (!arr) {
-        if (req) ddb_verr(c, "attributeDefinitions", NULL, "Member must not be null");
+        if (req) api_verr(c, "attributeDefinitions", NULL, "Member must not be null");
         return 0;
     }
     size_t n = json_array_size(arr);
@@ -121,9 +125,11 @@ static int ddb_parse_attrs(ddb_call_t *c, json_t *obj, int req, ddb_attrs_t *out
         int t;
         if (!json_is_object(el)) return ddb_badtype(c, "AttributeDefinitions", el, "Structure");
         snprintf(p, sizeof p, "attributeDefinitions.%zu.member.attributeName", i + 1);
-        if (ddb_str(c, el, "AttributeName", p, DDB_REQ, 1, 255, DDB_PAT_NONE, &name)) return -1;
+        if (ddb_str(c, el, "AttributeName", p, DDB_REQ, 1, 255, DDB_PAT_NONE, &name))
+            return API_FAIL;
         snprintf(p, sizeof p, "attributeDefinitions.%zu.member.attributeType", i + 1);
-        if (ddb_enum(c, el, "AttributeType", p, DDB_REQ, types, 3, "[B, N, S]", &t)) return -1;
+        if (ddb_enum(c, el, "AttributeType", p, DDB_REQ, types, 3, "[B, N, S]", &t))
+            return API_FAIL;
         if (name && t >= 0) {
             out->a[out->n].name = (char *)name;
             out->a[out->n].type = ddb_type_code(types[t]);
@@ -140,7 +146,8 @@ static const tbl_attrdef_t *ddb_attr_find(const ddb_attrs_t *a, const char *name
 }
 
 /* "[a, b]" list of names. */
-static void ddb_names_text(const char *const *names, size_t n, size_t stride, char *out, size_t cap) {
+static void ddb_names_text(const char *const *names, size_t n, size_t stride, char *out,
+                           size_t cap) {
     size_t o = 0;
     o += (size_t)snprintf(out + o, cap - o, "[");
     for (size_t i = 0; i < n && o < cap; i++) {
@@ -161,36 +168,41 @@ typedef struct ddb_index_in {
     ddb_pt_t pt;
 } ddb_index_in_t;
 
-static int ddb_parse_index(ddb_call_t *c, json_t *el, const char *path, int gsi, ddb_index_in_t *ix) {
+static int ddb_parse_index(api_call_t *c, json_t *el, const char *path, int gsi,
+                           ddb_index_in_t *ix) {
     static const char *const pts[] = {"ALL", "KEYS_ONLY", "INCLUDE"};
     char p[200];
     memset(ix, 0, sizeof *ix);
     ix->projection = -1;
-    if (!json_is_object(el)) return ddb_badtype(c, gsi ? "GlobalSecondaryIndexes" : "LocalSecondaryIndexes", el, "Structure");
+    if (!json_is_object(el))
+        return ddb_badtype(c, gsi ? "GlobalSecondaryIndexes" : "LocalSecondaryIndexes", el,
+                           "Structure");
     snprintf(p, sizeof p, "%s.indexName", path);
-    if (ddb_str(c, el, "IndexName", p, DDB_REQ, 3, 255, DDB_PAT_NAME, &ix->name)) return -1;
+    if (ddb_str(c, el, "IndexName", p, DDB_REQ, 3, 255, DDB_PAT_NAME, &ix->name)) return API_FAIL;
     snprintf(p, sizeof p, "%s.keySchema", path);
-    if (ddb_parse_ks(c, el, p, DDB_REQ, &ix->ks)) return -1;
+    if (ddb_parse_ks(c, el, p, DDB_REQ, &ix->ks)) return API_FAIL;
     json_t *proj;
-    if (ddb_obj(c, el, "Projection", &proj)) return -1;
+    if (ddb_obj(c, el, "Projection", &proj)) return API_FAIL;
     snprintf(p, sizeof p, "%s.projection", path);
     if (!proj) {
-        ddb_verr(c, p, NULL, "Member must not be null");
+        api_verr(c, p, NULL, "Member must not be null");
     } else {
         int t;
         snprintf(p, sizeof p, "%s.projection.projectionType", path);
-        if (ddb_enum(c, proj, "ProjectionType", p, DDB_OPT, pts, 3, "[ALL, KEYS_ONLY, INCLUDE]", &t))
-            return -1;
+        if (ddb_enum(c, proj, "ProjectionType", p, DDB_OPT, pts, 3, "[ALL, KEYS_ONLY, INCLUDE]",
+                     &t))
+            return API_FAIL;
         ix->projection = t;
         ix->proj_text = t >= 0 ? pts[t] : NULL;
         json_t *nk;
-        if (ddb_arr(c, proj, "NonKeyAttributes", &nk)) return -1;
+        if (ddb_arr(c, proj, "NonKeyAttributes", &nk)) return API_FAIL;
         if (nk) {
             ix->has_include = 1;
             size_t n = json_array_size(nk);
             snprintf(p, sizeof p, "%s.projection.nonKeyAttributes", path);
             if (n < 1 || n > 20)
-                ddb_verr(c, p, "[...]", "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 20");
+                api_verr(c, p, "[...]", "Member must have length %s",
+                         n < 1 ? "greater than or equal to 1" : "less than or equal to 20");
             ix->include = calloc(n ? n : 1, sizeof *ix->include);
             for (size_t i = 0; i < n; i++) {
                 json_t *s = json_array_get(nk, i);
@@ -201,42 +213,52 @@ static int ddb_parse_index(ddb_call_t *c, json_t *el, const char *path, int gsi,
     }
     if (gsi) {
         snprintf(p, sizeof p, "%s.provisionedThroughput", path);
-        if (ddb_parse_pt(c, el, p, &ix->pt)) return -1;
+        if (ddb_parse_pt(c, el, p, &ix->pt)) return API_FAIL;
     }
     return 0;
 }
 
 /* Semantic checks of a key schema against the attribute definitions, as DynamoDB words them. */
-static int ddb_check_ks(ddb_call_t *c, const ddb_ks_t *ks, const ddb_attrs_t *attrs) {
+static int ddb_check_ks(api_call_t *c, const ddb_ks_t *ks, const ddb_attrs_t *attrs) {
     char keys[600], defs[2000];
     ddb_names_text(ks->name, ks->n, sizeof(char *), keys, sizeof keys);
     ddb_names_text((const char *const *)&attrs->a[0].name, attrs->n, sizeof(tbl_attrdef_t), defs,
-                 sizeof defs);
+                   sizeof defs);
     for (size_t i = 0; i < ks->n; i++)
         if (!ddb_attr_find(attrs, ks->name[i])) {
-            if (ks->n == 2) return ddb_invalid(c, "Invalid KeySchema: Some index key attribute have no definition");
-            return ddb_invalid(c, "One or more parameter values were invalid: Some index key "
-                                "attributes are not defined in AttributeDefinitions. Keys: %s, "
-                                "AttributeDefinitions: %s", keys, defs);
+            if (ks->n == 2)
+                return ddb_invalid(
+                    c, "Invalid KeySchema: Some index key attribute have no definition");
+            return ddb_invalid(c,
+                               "One or more parameter values were invalid: Some index key "
+                               "attributes are not defined in AttributeDefinitions. Keys: %s, "
+                               "AttributeDefinitions: %s",
+                               keys, defs);
         }
     if (ks->n == 2 && !strcmp(ks->name[0], ks->name[1]))
-        return ddb_invalid(c, "Both the Hash Key and the Range Key element in the KeySchema have the same name");
+        return ddb_invalid(
+            c, "Both the Hash Key and the Range Key element in the KeySchema have the same name");
     if (strcmp(ks->type[0], "HASH"))
-        return ddb_invalid(c, "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");
+        return ddb_invalid(c,
+                           "Invalid KeySchema: The first KeySchemaElement is not a HASH key type");
     if (ks->n == 2 && strcmp(ks->type[1], "RANGE"))
-        return ddb_invalid(c, "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type");
+        return ddb_invalid(
+            c, "Invalid KeySchema: The second KeySchemaElement is not a RANGE key type");
     return 0;
 }
 
-static int ddb_check_projection(ddb_call_t *c, const ddb_index_in_t *ix) {
+static int ddb_check_projection(api_call_t *c, const ddb_index_in_t *ix) {
     if (ix->projection < 0)
-        return ddb_invalid(c, "One or more parameter values were invalid: Unknown ProjectionType: null");
+        return ddb_invalid(
+            c, "One or more parameter values were invalid: Unknown ProjectionType: null");
     if (ix->has_include && ix->projection != TBL_PROJ_INCLUDE)
-        return ddb_invalid(c, "One or more parameter values were invalid: ProjectionType is %s, but "
-                            "NonKeyAttributes is specified", ix->proj_text);
+        return ddb_invalid(c,
+                           "One or more parameter values were invalid: ProjectionType is %s, but "
+                           "NonKeyAttributes is specified",
+                           ix->proj_text);
     if (!ix->has_include && ix->projection == TBL_PROJ_INCLUDE)
         return ddb_invalid(c, "One or more parameter values were invalid: ProjectionType is "
-                            "INCLUDE, but NonKeyAttributes is not specified");
+                              "INCLUDE, but NonKeyAttributes is not specified");
     return 0;
 }
 
@@ -269,7 +291,8 @@ static void ddb_put_ks(tr_buf *b, const char *hash, const char *range) {
 
 static void ddb_put_projection(tr_buf *b, const tbl_index_info_t *ix) {
     static const char *const pts[] = {"ALL", "KEYS_ONLY", "INCLUDE"};
-    tr_buf_printf(b, "{\"ProjectionType\":\"%s\"", pts[ix->projection >= 0 && ix->projection < 3 ? ix->projection : 0]);
+    tr_buf_printf(b, "{\"ProjectionType\":\"%s\"",
+                  pts[ix->projection >= 0 && ix->projection < 3 ? ix->projection : 0]);
     if (ix->projection == TBL_PROJ_INCLUDE) {
         tr_buf_puts(b, ",\"NonKeyAttributes\":[");
         for (size_t i = 0; i < ix->n_include; i++) {
@@ -283,12 +306,14 @@ static void ddb_put_projection(tr_buf *b, const tbl_index_info_t *ix) {
 
 static void ddb_put_pt(tr_buf *b, int billing, uint64_t rcu, uint64_t wcu) {
     if (billing == TBL_BILLING_PAY_PER_REQUEST) rcu = wcu = 0;
-    tr_buf_printf(b, "{\"NumberOfDecreasesToday\":0,\"ReadCapacityUnits\":%llu,"
-                     "\"WriteCapacityUnits\":%llu}",
+    tr_buf_printf(b,
+                  "{\"NumberOfDecreasesToday\":0,\"ReadCapacityUnits\":%llu,"
+                  "\"WriteCapacityUnits\":%llu}",
                   (unsigned long long)rcu, (unsigned long long)wcu);
 }
 
-static void ddb_put_table(ddb_call_t *c, tr_buf *b, const tbl_table_info_t *t, int status_override) {
+static void ddb_put_table(api_call_t *c, tr_buf *b, const tbl_table_info_t *t,
+                          int status_override) {
     static const char *const types[] = {"S", "N", "B"};
     tr_buf_puts(b, "{\"AttributeDefinitions\":[");
     for (size_t i = 0; i < t->n_attrs; i++) {
@@ -321,7 +346,9 @@ static void ddb_put_table(ddb_call_t *c, tr_buf *b, const tbl_table_info_t *t, i
         for (size_t i = 0; i < t->n_indexes; i++) {
             const tbl_index_info_t *ix = &t->indexes[i];
             if (ix->local != local) continue;
-            tr_buf_puts(b, any++ ? "," : local ? ",\"LocalSecondaryIndexes\":[" : ",\"GlobalSecondaryIndexes\":[");
+            tr_buf_puts(b, any++   ? ","
+                           : local ? ",\"LocalSecondaryIndexes\":["
+                                   : ",\"GlobalSecondaryIndexes\":[");
             tr_buf_puts(b, "{\"IndexName\":");
             ddb_put_str(b, ix->name);
             tr_buf_puts(b, ",\"KeySchema\":");
@@ -342,18 +369,19 @@ static void ddb_put_table(ddb_call_t *c, tr_buf *b, const tbl_table_info_t *t, i
         }
         if (any) tr_buf_puts(b, "]");
     }
-    tr_buf_printf(b, ",\"DeletionProtectionEnabled\":%s}", t->deletion_protection ? "true" : "false");
+    tr_buf_printf(b, ",\"DeletionProtectionEnabled\":%s}",
+                  t->deletion_protection ? "true" : "false");
 }
 
 /* ---- control plane: operations ------------------------------------------------------------- */
 
-static int ddb_parse_tags(ddb_call_t *c, json_t *obj, int req, tbl_tag_t **tags, size_t *n) {
+static int ddb_parse_tags(api_call_t *c, json_t *obj, int req, tbl_tag_t **tags, size_t *n) {
     json_t *arr;
     *tags = NULL;
     *n = 0;
-    if (ddb_arr(c, obj, "Tags", &arr)) return -1;
+    if (ddb_arr(c, obj, "Tags", &arr)) return API_FAIL;
     if (!arr) {
-        if (req) ddb_verr(c, "tags", NULL, "Member must not be null");
+        if (req) api_verr(c, "tags", NULL, "Member must not be null");
         return 0;
     }
     size_t cnt = json_array_size(arr);
@@ -364,9 +392,9 @@ static int ddb_parse_tags(ddb_call_t *c, json_t *obj, int req, tbl_tag_t **tags,
         const char *k, *v;
         if (!json_is_object(el)) return ddb_badtype(c, "Tags", el, "Structure");
         snprintf(p, sizeof p, "tags.%zu.member.key", i + 1);
-        if (ddb_str(c, el, "Key", p, DDB_REQ, 1, 128, DDB_PAT_NONE, &k)) return -1;
+        if (ddb_str(c, el, "Key", p, DDB_REQ, 1, 128, DDB_PAT_NONE, &k)) return API_FAIL;
         snprintf(p, sizeof p, "tags.%zu.member.value", i + 1);
-        if (ddb_str(c, el, "Value", p, DDB_REQ, 0, 256, DDB_PAT_NONE, &v)) return -1;
+        if (ddb_str(c, el, "Value", p, DDB_REQ, 0, 256, DDB_PAT_NONE, &v)) return API_FAIL;
         if (k && v) {
             (*tags)[*n].key = (char *)k;
             (*tags)[*n].value = (char *)v;
@@ -376,7 +404,7 @@ static int ddb_parse_tags(ddb_call_t *c, json_t *obj, int req, tbl_tag_t **tags,
     return 0;
 }
 
-int ddb_create_table(ddb_call_t *c) {
+int ddb_create_table(api_call_t *c) {
     static const char *const bms[] = {"PROVISIONED", "PAY_PER_REQUEST"};
     char name[DDB_NAME_MAX];
     ddb_attrs_t attrs;
@@ -389,14 +417,15 @@ int ddb_create_table(ddb_call_t *c) {
     tbl_tag_t *tags = NULL;
     size_t n_tags = 0;
     tbl_index_info_t *ixs = NULL;
-    int rc = -1;
+    int rc = API_FAIL;
     memset(&attrs, 0, sizeof attrs);
 
     if (ddb_parse_attrs(c, c->in, DDB_REQ, &attrs)) goto leave;
     if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) goto leave;
     if (ddb_parse_ks(c, c->in, "keySchema", DDB_REQ, &ks)) goto leave;
     if (ddb_parse_pt(c, c->in, "provisionedThroughput", &pt)) goto leave;
-    if (ddb_enum(c, c->in, "BillingMode", "billingMode", DDB_OPT, bms, 2, "[PROVISIONED, PAY_PER_REQUEST]", &bm))
+    if (ddb_enum(c, c->in, "BillingMode", "billingMode", DDB_OPT, bms, 2,
+                 "[PROVISIONED, PAY_PER_REQUEST]", &bm))
         goto leave;
     if (ddb_arr(c, c->in, "GlobalSecondaryIndexes", &gsis)) goto leave;
     if (ddb_arr(c, c->in, "LocalSecondaryIndexes", &lsis)) goto leave;
@@ -415,13 +444,14 @@ int ddb_create_table(ddb_call_t *c) {
         if (ddb_parse_index(c, json_array_get(lsis, i), p, 0, &lin[i])) goto leave;
     }
     if (ddb_parse_tags(c, c->in, DDB_OPT, &tags, &n_tags)) goto leave;
-    if (ddb_verr_flush(c)) goto leave;
+    if (api_verr_flush(c)) goto leave;
 
     /* semantics, in DynamoDB's order */
     if (ddb_check_ks(c, &ks, &attrs)) goto leave;
     if (!gsis && !lsis && ks.n != attrs.n) {
-        ddb_invalid(c, "One or more parameter values were invalid: Number of attributes in KeySchema "
-                     "does not exactly match number of attributes defined in AttributeDefinitions");
+        ddb_invalid(c,
+                    "One or more parameter values were invalid: Number of attributes in KeySchema "
+                    "does not exactly match number of attributes defined in AttributeDefinitions");
         goto leave;
     }
     for (size_t i = 0; i < attrs.n; i++)
@@ -432,45 +462,58 @@ int ddb_create_table(ddb_call_t *c) {
             }
     if (lsis) {
         if (!n_l) {
-            ddb_invalid(c, "One or more parameter values were invalid: List of LocalSecondaryIndexes is empty");
+            ddb_invalid(
+                c,
+                "One or more parameter values were invalid: List of LocalSecondaryIndexes is empty");
             goto leave;
         }
         if (ks.n != 2) {
-            ddb_invalid(c, "One or more parameter values were invalid: Table KeySchema does not have a "
-                         "range key, which is required when specifying a LocalSecondaryIndex");
+            ddb_invalid(
+                c, "One or more parameter values were invalid: Table KeySchema does not have a "
+                   "range key, which is required when specifying a LocalSecondaryIndex");
             goto leave;
         }
         for (size_t i = 0; i < n_l; i++) {
             ddb_index_in_t *ix = &lin[i];
             if (ddb_check_ks(c, &ix->ks, &attrs)) goto leave;
             if (ix->ks.n != 2) {
-                ddb_invalid(c, "One or more parameter values were invalid: Index KeySchema does not "
-                             "have a range key for index: %s", ix->name);
+                ddb_invalid(c,
+                            "One or more parameter values were invalid: Index KeySchema does not "
+                            "have a range key for index: %s",
+                            ix->name);
                 goto leave;
             }
             if (strcmp(ix->ks.name[0], ks.name[0])) {
-                ddb_invalid(c, "One or more parameter values were invalid: Index KeySchema does not "
-                             "have the same leading hash key as table KeySchema for index: %s. "
-                             "index hash key: %s, table hash key: %s",
-                          ix->name, ix->ks.name[0], ks.name[0]);
+                ddb_invalid(c,
+                            "One or more parameter values were invalid: Index KeySchema does not "
+                            "have the same leading hash key as table KeySchema for index: %s. "
+                            "index hash key: %s, table hash key: %s",
+                            ix->name, ix->ks.name[0], ks.name[0]);
                 goto leave;
             }
             if (ddb_check_projection(c, ix)) goto leave;
             for (size_t j = 0; j < i; j++)
                 if (!strcmp(lin[j].name, ix->name)) {
-                    ddb_invalid(c, "One or more parameter values were invalid: Duplicate index name: %s", ix->name);
+                    ddb_invalid(
+                        c, "One or more parameter values were invalid: Duplicate index name: %s",
+                        ix->name);
                     goto leave;
                 }
         }
         if (n_l > TBL_MAX_LSI) {
-            ddb_invalid(c, "One or more parameter values were invalid: Number of LocalSecondaryIndexes "
-                         "exceeds per-table limit of %d", TBL_MAX_LSI);
+            ddb_invalid(
+                c,
+                "One or more parameter values were invalid: Number of LocalSecondaryIndexes "
+                "exceeds per-table limit of %d",
+                TBL_MAX_LSI);
             goto leave;
         }
     }
     if (gsis) {
         if (!n_g) {
-            ddb_invalid(c, "One or more parameter values were invalid: List of GlobalSecondaryIndexes is empty");
+            ddb_invalid(
+                c,
+                "One or more parameter values were invalid: List of GlobalSecondaryIndexes is empty");
             goto leave;
         }
         for (size_t i = 0; i < n_g; i++) {
@@ -479,18 +522,24 @@ int ddb_create_table(ddb_call_t *c) {
             if (ddb_check_projection(c, ix)) goto leave;
             for (size_t j = 0; j < n_l; j++)
                 if (!strcmp(lin[j].name, ix->name)) {
-                    ddb_invalid(c, "One or more parameter values were invalid: Duplicate index name: %s", ix->name);
+                    ddb_invalid(
+                        c, "One or more parameter values were invalid: Duplicate index name: %s",
+                        ix->name);
                     goto leave;
                 }
             for (size_t j = 0; j < i; j++)
                 if (!strcmp(gin[j].name, ix->name)) {
-                    ddb_invalid(c, "One or more parameter values were invalid: Duplicate index name: %s", ix->name);
+                    ddb_invalid(
+                        c, "One or more parameter values were invalid: Duplicate index name: %s",
+                        ix->name);
                     goto leave;
                 }
         }
         if (n_g > TBL_MAX_GSI) {
-            ddb_invalid(c, "One or more parameter values were invalid: GlobalSecondaryIndex count "
-                         "exceeds the per-table limit of %d", TBL_MAX_GSI);
+            ddb_invalid(c,
+                        "One or more parameter values were invalid: GlobalSecondaryIndex count "
+                        "exceeds the per-table limit of %d",
+                        TBL_MAX_GSI);
             goto leave;
         }
     }
@@ -505,10 +554,12 @@ int ddb_create_table(ddb_call_t *c) {
                 for (size_t k = 0; k < lin[j].ks.n; k++) used |= !strcmp(a, lin[j].ks.name[k]);
             if (!used) {
                 char defs[2000];
-                ddb_names_text((const char *const *)&attrs.a[0].name, attrs.n, sizeof(tbl_attrdef_t),
-                             defs, sizeof defs);
-                ddb_invalid(c, "One or more parameter values were invalid: Some AttributeDefinitions "
-                             "are not used. AttributeDefinitions: %s, keys used: [%s]", defs, a);
+                ddb_names_text((const char *const *)&attrs.a[0].name, attrs.n,
+                               sizeof(tbl_attrdef_t), defs, sizeof defs);
+                ddb_invalid(c,
+                            "One or more parameter values were invalid: Some AttributeDefinitions "
+                            "are not used. AttributeDefinitions: %s, keys used: [%s]",
+                            defs, a);
                 goto leave;
             }
         }
@@ -518,23 +569,27 @@ int ddb_create_table(ddb_call_t *c) {
         int any = pt.present;
         for (size_t i = 0; i < n_g; i++) any |= gin[i].pt.present;
         if (any) {
-            ddb_invalid(c, "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
-                         "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+            ddb_invalid(c,
+                        "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                        "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
             goto leave;
         }
     } else {
         if (!pt.present) {
             if (bm == 0)
-                ddb_invalid(c, "One or more parameter values were invalid: ReadCapacityUnits and "
-                             "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
+                ddb_invalid(
+                    c, "One or more parameter values were invalid: ReadCapacityUnits and "
+                       "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
             else
                 ddb_invalid(c, "No provisioned throughput specified for the table");
             goto leave;
         }
         for (size_t i = 0; i < n_g; i++)
             if (!gin[i].pt.present) {
-                ddb_invalid(c, "One or more parameter values were invalid: ProvisionedThroughput "
-                             "must be specified for index: %s", gin[i].name);
+                ddb_invalid(c,
+                            "One or more parameter values were invalid: ProvisionedThroughput "
+                            "must be specified for index: %s",
+                            gin[i].name);
                 goto leave;
             }
     }
@@ -567,16 +622,16 @@ int ddb_create_table(ddb_call_t *c) {
     int e = tbl_table_create(c->ctx->tbl, &def, &out, &err);
     if (e) {
         if (e == TR_EEXISTS)
-            ddb_fail(c, 400, "ResourceInUseException", "Table already exists: %s", name);
+            api_fail(c, 400, "ResourceInUseException", "Table already exists: %s", name);
         else
-            ddb_error(c, e, &err);
+            api_error(c, e, &err);
         goto leave;
     }
     tr_buf_puts(c->out, "{\"TableDescription\":");
     ddb_put_table(c, c->out, &out, -1);
     tr_buf_puts(c->out, "}");
     tbl_table_info_free(&out);
-    rc = 0;
+    rc = NET_DONE;
 leave:
     free(attrs.a);
     for (size_t i = 0; gin && i < n_g; i++) free(gin[i].include);
@@ -588,55 +643,55 @@ leave:
     return rc;
 }
 
-int ddb_describe_table(ddb_call_t *c) {
+int ddb_describe_table(api_call_t *c) {
     char name[DDB_NAME_MAX];
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     tbl_table_info_t info;
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_describe(c->ctx->tbl, name, &info, &err);
-    if (e) return ddb_error_req(c->req, e, &err, name);
+    if (e) return ddb_error_table(c, e, &err, name);
     tr_buf_puts(c->out, "{\"Table\":");
     ddb_put_table(c, c->out, &info, -1);
     tr_buf_puts(c->out, "}");
     tbl_table_info_free(&info);
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_delete_table(ddb_call_t *c) {
+int ddb_delete_table(api_call_t *c) {
     char name[DDB_NAME_MAX];
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     tbl_table_info_t info;
     memset(&info, 0, sizeof info);
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_delete(c->ctx->tbl, name, &info, &err);
-    if (e) return ddb_error_req(c->req, e, &err, name);
+    if (e) return ddb_error_table(c, e, &err, name);
     tr_buf_puts(c->out, "{\"TableDescription\":");
     ddb_put_table(c, c->out, &info, TBL_STATUS_DELETING);
     tr_buf_puts(c->out, "}");
     tbl_table_info_free(&info);
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_list_tables(ddb_call_t *c) {
+int ddb_list_tables(api_call_t *c) {
     const char *start;
     long long limit = 100;
     int has_limit;
     if (ddb_str(c, c->in, "ExclusiveStartTableName", "exclusiveStartTableName", DDB_OPT, 3, 255,
-              DDB_PAT_NAME, &start))
-        return -1;
-    if (ddb_int(c, c->in, "Limit", "limit", DDB_OPT, 1, 100, &limit, &has_limit)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+                DDB_PAT_NAME, &start))
+        return API_FAIL;
+    if (ddb_int(c, c->in, "Limit", "limit", DDB_OPT, 1, 100, &limit, &has_limit)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     char **names = NULL;
     size_t n = 0;
     int more = 0;
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_list(c->ctx->tbl, start, (size_t)limit, &names, &n, &more, &err);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return api_error(c, e, &err);
     tr_buf_puts(c->out, "{\"TableNames\":[");
     for (size_t i = 0; i < n; i++) {
         if (i) tr_buf_puts(c->out, ",");
@@ -650,15 +705,15 @@ int ddb_list_tables(ddb_call_t *c) {
     tr_buf_puts(c->out, "}");
     for (size_t i = 0; i < n; i++) free(names[i]);
     free(names);
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_update_table(ddb_call_t *c) {
+int ddb_update_table(api_call_t *c) {
     static const char *const bms[] = {"PROVISIONED", "PAY_PER_REQUEST"};
     char name[DDB_NAME_MAX];
     ddb_attrs_t attrs;
     ddb_pt_t pt;
-    int bm = -1, rc = -1;
+    int bm = -1, rc = API_FAIL;
     json_t *upd = NULL;
     ddb_index_in_t cin;
     int have_create = 0;
@@ -669,7 +724,8 @@ int ddb_update_table(ddb_call_t *c) {
     if (ddb_parse_attrs(c, c->in, DDB_OPT, &attrs)) goto leave;
     if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) goto leave;
     if (ddb_parse_pt(c, c->in, "provisionedThroughput", &pt)) goto leave;
-    if (ddb_enum(c, c->in, "BillingMode", "billingMode", DDB_OPT, bms, 2, "[PROVISIONED, PAY_PER_REQUEST]", &bm))
+    if (ddb_enum(c, c->in, "BillingMode", "billingMode", DDB_OPT, bms, 2,
+                 "[PROVISIONED, PAY_PER_REQUEST]", &bm))
         goto leave;
     if (ddb_arr(c, c->in, "GlobalSecondaryIndexUpdates", &upd)) goto leave;
     size_t n_upd = upd ? json_array_size(upd) : 0;
@@ -680,7 +736,8 @@ int ddb_update_table(ddb_call_t *c) {
             ddb_badtype(c, "GlobalSecondaryIndexUpdates", el, "Structure");
             goto leave;
         }
-        if (ddb_obj(c, el, "Create", &cr) || ddb_obj(c, el, "Delete", &dl) || ddb_obj(c, el, "Update", &up))
+        if (ddb_obj(c, el, "Create", &cr) || ddb_obj(c, el, "Delete", &dl) ||
+            ddb_obj(c, el, "Update", &up))
             goto leave;
         if (cr && !have_create) {
             snprintf(p, sizeof p, "globalSecondaryIndexUpdates.%zu.member.create", i + 1);
@@ -693,20 +750,21 @@ int ddb_update_table(ddb_call_t *c) {
     }
     int dp = 0, has_dp = 0;
     if (ddb_bool(c, c->in, "DeletionProtectionEnabled", &dp, &has_dp)) goto leave;
-    if (ddb_verr_flush(c)) goto leave;
+    if (api_verr_flush(c)) goto leave;
     if (n_upd > 1 || (have_create && del)) {
         ddb_invalid(c, "One or more parameter values were invalid: Only one global secondary index "
-                     "update per UpdateTable call is supported; make one call per index");
+                       "update per UpdateTable call is supported; make one call per index");
         goto leave;
     }
     if (bm < 0 && !pt.present && !n_upd && !has_dp) {
-        ddb_invalid(c, "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
-                     "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required");
+        ddb_invalid(
+            c, "At least one of ProvisionedThroughput, BillingMode, UpdateStreamEnabled, "
+               "GlobalSecondaryIndexUpdates or SSESpecification or ReplicaUpdates is required");
         goto leave;
     }
     if (bm == 1 && pt.present) {
         ddb_invalid(c, "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
-                     "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+                       "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
         goto leave;
     }
     tbl_table_update_t u;
@@ -717,7 +775,7 @@ int ddb_update_table(ddb_call_t *c) {
     tr_err_clear(&err);
     int e = tbl_table_describe(c->ctx->tbl, name, &cur, &err);
     if (e) {
-        ddb_error_req(c->req, e, &err, name);
+        ddb_error_table(c, e, &err, name);
         goto leave;
     }
     if (bm >= 0 || pt.present) {
@@ -731,7 +789,7 @@ int ddb_update_table(ddb_call_t *c) {
             } else {
                 tbl_table_info_free(&cur);
                 ddb_invalid(c, "One or more parameter values were invalid: ProvisionedThroughput "
-                             "must be specified when BillingMode is PROVISIONED");
+                               "must be specified when BillingMode is PROVISIONED");
                 goto leave;
             }
         }
@@ -747,21 +805,26 @@ int ddb_update_table(ddb_call_t *c) {
         for (size_t i = 0; i < cur.n_indexes; i++)
             if (!strcmp(cur.indexes[i].name, cin.name)) {
                 tbl_table_info_free(&cur);
-                ddb_invalid(c, "One or more parameter values were invalid: Duplicate index name: %s "
-                             "(the table already has an index of that name)", cin.name);
+                ddb_invalid(c,
+                            "One or more parameter values were invalid: Duplicate index name: %s "
+                            "(the table already has an index of that name)",
+                            cin.name);
                 goto leave;
             }
         int billing = u.set_billing ? u.billing : cur.billing;
         if (billing == TBL_BILLING_PROVISIONED && !cin.pt.present) {
             tbl_table_info_free(&cur);
-            ddb_invalid(c, "One or more parameter values were invalid: ProvisionedThroughput must be "
-                         "specified for index: %s", cin.name);
+            ddb_invalid(c,
+                        "One or more parameter values were invalid: ProvisionedThroughput must be "
+                        "specified for index: %s",
+                        cin.name);
             goto leave;
         }
         if (billing == TBL_BILLING_PAY_PER_REQUEST && cin.pt.present) {
             tbl_table_info_free(&cur);
-            ddb_invalid(c, "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
-                         "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
+            ddb_invalid(c,
+                        "One or more parameter values were invalid: Neither ReadCapacityUnits nor "
+                        "WriteCapacityUnits can be specified when BillingMode is PAY_PER_REQUEST");
             goto leave;
         }
         ddb_index_to_info(&cin, 0, &cix);
@@ -775,8 +838,8 @@ int ddb_update_table(ddb_call_t *c) {
             found |= !cur.indexes[i].local && !strcmp(cur.indexes[i].name, del);
         if (!found) {
             tbl_table_info_free(&cur);
-            ddb_fail(c, 400, "ResourceNotFoundException",
-                   "Requested resource not found: Index: %s not found on table %s", del, name);
+            api_fail(c, 400, "ResourceNotFoundException",
+                     "Requested resource not found: Index: %s not found on table %s", del, name);
             goto leave;
         }
         u.delete_gsi = del;
@@ -791,57 +854,58 @@ int ddb_update_table(ddb_call_t *c) {
     tr_err_clear(&err);
     e = tbl_table_update(c->ctx->tbl, name, &u, &out, &err);
     if (e) {
-        ddb_error_req(c->req, e, &err, name);
+        ddb_error_table(c, e, &err, name);
         goto leave;
     }
     tr_buf_puts(c->out, "{\"TableDescription\":");
     ddb_put_table(c, c->out, &out, -1);
     tr_buf_puts(c->out, "}");
     tbl_table_info_free(&out);
-    rc = 0;
+    rc = NET_DONE;
 leave:
     free(attrs.a);
     free(cin.include);
     return rc;
 }
 
-int ddb_update_ttl(ddb_call_t *c) {
+int ddb_update_ttl(api_call_t *c) {
     char name[DDB_NAME_MAX];
     json_t *spec;
     const char *attr = NULL;
     int enabled = 0, has_enabled = 0;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return -1;
-    if (ddb_obj(c, c->in, "TimeToLiveSpecification", &spec)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
+    if (ddb_obj(c, c->in, "TimeToLiveSpecification", &spec)) return API_FAIL;
     if (!spec) {
-        ddb_verr(c, "timeToLiveSpecification", NULL, "Member must not be null");
+        api_verr(c, "timeToLiveSpecification", NULL, "Member must not be null");
     } else {
-        if (ddb_str(c, spec, "AttributeName", "timeToLiveSpecification.attributeName", DDB_REQ, 1, 255,
-                  DDB_PAT_NONE, &attr))
-            return -1;
-        if (ddb_bool(c, spec, "Enabled", &enabled, &has_enabled)) return -1;
-        if (!has_enabled) ddb_verr(c, "timeToLiveSpecification.enabled", NULL, "Member must not be null");
+        if (ddb_str(c, spec, "AttributeName", "timeToLiveSpecification.attributeName", DDB_REQ, 1,
+                    255, DDB_PAT_NONE, &attr))
+            return API_FAIL;
+        if (ddb_bool(c, spec, "Enabled", &enabled, &has_enabled)) return API_FAIL;
+        if (!has_enabled)
+            api_verr(c, "timeToLiveSpecification.enabled", NULL, "Member must not be null");
     }
-    if (ddb_verr_flush(c)) return -1;
+    if (api_verr_flush(c)) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_ttl_update(c->ctx->tbl, name, attr, enabled, &err);
-    if (e) return ddb_error_req(c->req, e, &err, name);
+    if (e) return ddb_error_table(c, e, &err, name);
     tr_buf_printf(c->out, "{\"TimeToLiveSpecification\":{\"Enabled\":%s,\"AttributeName\":",
                   enabled ? "true" : "false");
     ddb_put_str(c->out, attr);
     tr_buf_puts(c->out, "}}");
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_describe_ttl(ddb_call_t *c) {
+int ddb_describe_ttl(api_call_t *c) {
     char name[DDB_NAME_MAX];
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     tbl_table_info_t info;
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_describe(c->ctx->tbl, name, &info, &err);
-    if (e) return ddb_error_req(c->req, e, &err, name);
+    if (e) return ddb_error_table(c, e, &err, name);
     if (info.ttl_enabled && info.ttl_attr) {
         tr_buf_puts(c->out, "{\"TimeToLiveDescription\":{\"TimeToLiveStatus\":\"ENABLED\","
                             "\"AttributeName\":");
@@ -851,14 +915,15 @@ int ddb_describe_ttl(ddb_call_t *c) {
         tr_buf_puts(c->out, "{\"TimeToLiveDescription\":{\"TimeToLiveStatus\":\"DISABLED\"}}");
     }
     tbl_table_info_free(&info);
-    return 0;
+    return NET_DONE;
 }
 
 /* ResourceArn of a table: "arn:aws:dynamodb:<region>:<account>:table/<name>". */
-static int ddb_resource_arn(ddb_call_t *c, char name[DDB_NAME_MAX], const char **arn_out) {
+static int ddb_resource_arn(api_call_t *c, char name[DDB_NAME_MAX], const char **arn_out) {
     const char *arn;
-    if (ddb_str(c, c->in, "ResourceArn", "resourceArn", DDB_REQ, 1, 1283, DDB_PAT_NONE, &arn)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+    if (ddb_str(c, c->in, "ResourceArn", "resourceArn", DDB_REQ, 1, 1283, DDB_PAT_NONE, &arn))
+        return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     *arn_out = arn;
     const char *t = strstr(arn, ":table/");
     if (strncmp(arn, "arn:", 4) || !strstr(arn, ":dynamodb:") || !t)
@@ -867,37 +932,37 @@ static int ddb_resource_arn(ddb_call_t *c, char name[DDB_NAME_MAX], const char *
     size_t n = strlen(t);
     if (strchr(t, '/') || n < 3 || n > TBL_MAX_NAME || !ddb_name_ok(t, n))
         return ddb_invalid(c, "Invalid TableArn: Invalid ResourceArn provided as input %s", arn);
-    if (ddb_arn_owned(c, arn)) return -1;
+    if (ddb_arn_owned(c, arn)) return API_FAIL;
     char want[200];
     snprintf(want, sizeof want, "arn:aws:dynamodb:%s:%s:table/", c->ctx->region, API_ACCOUNT_ID);
     if (strncmp(arn, want, strlen(want)))
-        return ddb_fail(c, 400, "ResourceNotFoundException",
-                      "Requested resource not found: ResourcArn: %s not found", arn);
+        return api_fail(c, 400, "ResourceNotFoundException",
+                        "Requested resource not found: ResourcArn: %s not found", arn);
     memcpy(name, t, n + 1);
     return 0;
 }
 
 /* The engine's error for a tagging call on arn: a missing table is named by its ARN, in
  * DynamoDB's words ("ResourcArn" sic). */
-static int ddb_tag_error(ddb_call_t *c, int e, const tr_err *err, const char *arn) {
+static int ddb_tag_error(api_call_t *c, int e, const tr_err *err, const char *arn) {
     if (e == TR_ENOTFOUND)
-        return ddb_fail(c, 400, "ResourceNotFoundException",
+        return api_fail(c, 400, "ResourceNotFoundException",
                         "Requested resource not found: ResourcArn: %s not found", arn);
-    return ddb_error(c, e, err);
+    return api_error(c, e, err);
 }
 
-int ddb_tag_resource(ddb_call_t *c) {
+int ddb_tag_resource(api_call_t *c) {
     char name[DDB_NAME_MAX];
     const char *arn;
     tbl_tag_t *tags;
     size_t n;
     if (ddb_parse_tags(c, c->in, DDB_REQ, &tags, &n)) {
         free(tags);
-        return -1;
+        return API_FAIL;
     }
     if (ddb_resource_arn(c, name, &arn)) {
         free(tags);
-        return -1;
+        return API_FAIL;
     }
     tr_err err;
     tr_err_clear(&err);
@@ -905,15 +970,15 @@ int ddb_tag_resource(ddb_call_t *c) {
     free(tags);
     if (e) return ddb_tag_error(c, e, &err, arn);
     tr_buf_puts(c->out, "{}");
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_untag_resource(ddb_call_t *c) {
+int ddb_untag_resource(api_call_t *c) {
     char name[DDB_NAME_MAX];
     const char *arn;
     json_t *keys;
-    if (ddb_arr(c, c->in, "TagKeys", &keys)) return -1;
-    if (!keys) ddb_verr(c, "tagKeys", NULL, "Member must not be null");
+    if (ddb_arr(c, c->in, "TagKeys", &keys)) return API_FAIL;
+    if (!keys) api_verr(c, "tagKeys", NULL, "Member must not be null");
     size_t n = keys ? json_array_size(keys) : 0;
     char **k = calloc(n + 1, sizeof *k);
     for (size_t i = 0; i < n; i++) {
@@ -927,12 +992,13 @@ int ddb_untag_resource(ddb_call_t *c) {
         if (len < 1 || len > 128) {
             char p[64];
             snprintf(p, sizeof p, "tagKeys.%zu.member", i + 1);
-            ddb_verr(c, p, k[i], "Member must have length %s", len < 1 ? "greater than or equal to 1" : "less than or equal to 128");
+            api_verr(c, p, k[i], "Member must have length %s",
+                     len < 1 ? "greater than or equal to 1" : "less than or equal to 128");
         }
     }
     if (ddb_resource_arn(c, name, &arn)) {
         free(k);
-        return -1;
+        return API_FAIL;
     }
     tr_err err;
     tr_err_clear(&err);
@@ -940,14 +1006,15 @@ int ddb_untag_resource(ddb_call_t *c) {
     free(k);
     if (e) return ddb_tag_error(c, e, &err, arn);
     tr_buf_puts(c->out, "{}");
-    return 0;
+    return NET_DONE;
 }
 
-int ddb_list_tags(ddb_call_t *c) {
+int ddb_list_tags(api_call_t *c) {
     char name[DDB_NAME_MAX];
     const char *arn, *token;
-    if (ddb_str(c, c->in, "NextToken", "nextToken", DDB_OPT, 0, SIZE_MAX, DDB_PAT_NONE, &token)) return -1;
-    if (ddb_resource_arn(c, name, &arn)) return -1;
+    if (ddb_str(c, c->in, "NextToken", "nextToken", DDB_OPT, 0, SIZE_MAX, DDB_PAT_NONE, &token))
+        return API_FAIL;
+    if (ddb_resource_arn(c, name, &arn)) return API_FAIL;
     tbl_table_info_t info;
     tr_err err;
     tr_err_clear(&err);
@@ -963,5 +1030,5 @@ int ddb_list_tags(ddb_call_t *c) {
     }
     tr_buf_puts(c->out, "]}");
     tbl_table_info_free(&info);
-    return 0;
+    return NET_DONE;
 }

@@ -3,8 +3,9 @@
  * the way DynamoDB does, and translating the legacy (pre-expression) parameters.
  *
  * Every handler (dynamodb_control.c, dynamodb_read.c, dynamodb_write.c) reads its members with
- * the helpers here: shape constraints are accumulated with ddb_verr (dynamodb.c) and flushed as
- * one ValidationException; a member of the wrong JSON type is a SerializationException at once.
+ * the helpers here: shape constraints are accumulated with the kit's api_verr and flushed
+ * (api_verr_flush) as one ValidationException; a member of the wrong JSON type is a
+ * SerializationException at once, in DynamoDB's words (ddb_badtype).
  * Attribute values, items and keys are validated here; expressions are parsed into a ddb_exprs_t
  * set; legacy parameters are rewritten in place into expressions (ddb_legacy_rewrite).
  * Declarations: dynamodb_int.h.
@@ -43,15 +44,15 @@ static const char *ddb_json_kind(const json_t *v) {
 }
 
 /* SerializationException for a member of the wrong JSON type. */
-int ddb_badtype(ddb_call_t *c, const char *name, const json_t *v, const char *want) {
+int ddb_badtype(api_call_t *c, const char *name, const json_t *v, const char *want) {
     if (json_is_object(v) && strcmp(want, "Map") && strcmp(want, "Structure"))
-        return ddb_fail(c, 400, "SerializationException",
-                      "Start of structure or map found where not expected (member %s)", name);
+        return api_fail(c, 400, "SerializationException",
+                        "Start of structure or map found where not expected (member %s)", name);
     if (json_is_array(v) && strcmp(want, "List"))
-        return ddb_fail(c, 400, "SerializationException",
-                      "Start of list found where not expected (member %s)", name);
-    return ddb_fail(c, 400, "SerializationException", "%s can not be converted to %s (member %s)",
-                  ddb_json_kind(v), want, name);
+        return api_fail(c, 400, "SerializationException",
+                        "Start of list found where not expected (member %s)", name);
+    return api_fail(c, 400, "SerializationException", "%s can not be converted to %s (member %s)",
+                    ddb_json_kind(v), want, name);
 }
 
 size_t ddb_chars(const char *s, size_t n) {
@@ -60,51 +61,51 @@ size_t ddb_chars(const char *s, size_t n) {
     return chars;
 }
 
-/* String member: *out NULL when absent.  Type errors answer SerializationException (-1);
+/* String member: *out NULL when absent.  Type errors answer SerializationException (API_FAIL);
  * constraint errors are accumulated under `path`. */
-int ddb_str(ddb_call_t *c, const json_t *obj, const char *name, const char *path, int req,
-                 size_t min, size_t max, int pat, const char **out) {
+int ddb_str(api_call_t *c, const json_t *obj, const char *name, const char *path, int req,
+            size_t min, size_t max, int pat, const char **out) {
     json_t *v = json_object_get(obj, name);
     *out = NULL;
     if (!v || json_is_null(v)) {
-        if (req) ddb_verr(c, path, NULL, "Member must not be null");
+        if (req) api_verr(c, path, NULL, "Member must not be null");
         return 0;
     }
     if (!json_is_string(v)) return ddb_badtype(c, name, v, "String");
     const char *s = json_string_value(v);
     size_t n = json_string_length(v), chars = ddb_chars(s, n);
     if (pat == DDB_PAT_NAME && !ddb_name_ok(s, n))
-        ddb_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+        api_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
     if (chars < min)
-        ddb_verr(c, path, s, "Member must have length greater than or equal to %zu", min);
+        api_verr(c, path, s, "Member must have length greater than or equal to %zu", min);
     else if (chars > max)
-        ddb_verr(c, path, s, "Member must have length less than or equal to %zu", max);
+        api_verr(c, path, s, "Member must have length less than or equal to %zu", max);
     *out = s;
     return 0;
 }
 
-int ddb_int(ddb_call_t *c, const json_t *obj, const char *name, const char *path, int req,
-                 long long min, long long max, long long *out, int *present) {
+int ddb_int(api_call_t *c, const json_t *obj, const char *name, const char *path, int req,
+            long long min, long long max, long long *out, int *present) {
     json_t *v = json_object_get(obj, name);
     char vb[32];
     *present = 0;
     if (!v || json_is_null(v)) {
-        if (req) ddb_verr(c, path, NULL, "Member must not be null");
+        if (req) api_verr(c, path, NULL, "Member must not be null");
         return 0;
     }
     if (!json_is_integer(v)) return ddb_badtype(c, name, v, "Integer");
     long long x = json_integer_value(v);
     snprintf(vb, sizeof vb, "%lld", x);
     if (x < min)
-        ddb_verr(c, path, vb, "Member must have value greater than or equal to %lld", min);
+        api_verr(c, path, vb, "Member must have value greater than or equal to %lld", min);
     else if (x > max)
-        ddb_verr(c, path, vb, "Member must have value less than or equal to %lld", max);
+        api_verr(c, path, vb, "Member must have value less than or equal to %lld", max);
     *out = x;
     *present = 1;
     return 0;
 }
 
-int ddb_bool(ddb_call_t *c, const json_t *obj, const char *name, int *out, int *present) {
+int ddb_bool(api_call_t *c, const json_t *obj, const char *name, int *out, int *present) {
     json_t *v = json_object_get(obj, name);
     if (present) *present = 0;
     *out = 0;
@@ -116,23 +117,23 @@ int ddb_bool(ddb_call_t *c, const json_t *obj, const char *name, int *out, int *
 }
 
 /* Enum member: *idx = index into vals, -1 when absent or invalid (accumulated). */
-int ddb_enum(ddb_call_t *c, const json_t *obj, const char *name, const char *path, int req,
-                  const char *const *vals, size_t n, const char *set_text, int *idx) {
+int ddb_enum(api_call_t *c, const json_t *obj, const char *name, const char *path, int req,
+             const char *const *vals, size_t n, const char *set_text, int *idx) {
     const char *s;
     *idx = -1;
-    if (ddb_str(c, obj, name, path, req, 0, SIZE_MAX, DDB_PAT_NONE, &s)) return -1;
+    if (ddb_str(c, obj, name, path, req, 0, SIZE_MAX, DDB_PAT_NONE, &s)) return API_FAIL;
     if (!s) return 0;
     for (size_t i = 0; i < n; i++)
         if (!strcmp(s, vals[i])) {
             *idx = (int)i;
             return 0;
         }
-    ddb_verr(c, path, s, "Member must satisfy enum value set: %s", set_text);
+    api_verr(c, path, s, "Member must satisfy enum value set: %s", set_text);
     return 0;
 }
 
 /* Object / array member (NULL when absent); wrong type is SerializationException. */
-int ddb_obj(ddb_call_t *c, const json_t *obj, const char *name, json_t **out) {
+int ddb_obj(api_call_t *c, const json_t *obj, const char *name, json_t **out) {
     json_t *v = json_object_get(obj, name);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
@@ -141,7 +142,7 @@ int ddb_obj(ddb_call_t *c, const json_t *obj, const char *name, json_t **out) {
     return 0;
 }
 
-int ddb_arr(ddb_call_t *c, const json_t *obj, const char *name, json_t **out) {
+int ddb_arr(api_call_t *c, const json_t *obj, const char *name, json_t **out) {
     json_t *v = json_object_get(obj, name);
     *out = NULL;
     if (!v || json_is_null(v)) return 0;
@@ -151,84 +152,86 @@ int ddb_arr(ddb_call_t *c, const json_t *obj, const char *name, json_t **out) {
 }
 
 /* A table name as a key of BatchGetItem's or BatchWriteItem's RequestItems: its constraint
- * violations are accumulated (ddb_verr). */
-void ddb_request_items_table(ddb_call_t *c, const char *tname) {
+ * violations are accumulated (api_verr). */
+void ddb_request_items_table(api_call_t *c, const char *tname) {
     if (strlen(tname) < 3 || strlen(tname) > 255 || !ddb_name_ok(tname, strlen(tname)))
-        ddb_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
+        api_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
                  "length less than or equal to 255, Member must have length greater than or "
                  "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
 }
 
 /* A table ARN must name a table of this account in this region, as on AWS: another account's
  * is AccessDeniedException (Tributary has no resource policies that could allow it), another
- * region's is not found from this endpoint.  0 when ours, else -1 with the error answered. */
-int ddb_arn_owned(ddb_call_t *c, const char *arn) {
+ * region's is not found from this endpoint.  0 when ours, else API_FAIL with the error answered. */
+int ddb_arn_owned(api_call_t *c, const char *arn) {
     switch (api_arn_owner(c->ctx, arn)) {
     case API_ARN_OTHER_REGION:
-        return ddb_fail(c, 400, "ResourceNotFoundException",
-                      "Requested resource not found: %s is outside this endpoint's partition and "
-                      "region (aws, %s); call that region's endpoint", arn, c->ctx->region);
+        return api_fail(c, 400, "ResourceNotFoundException",
+                        "Requested resource not found: %s is outside this endpoint's partition and "
+                        "region (aws, %s); call that region's endpoint",
+                        arn, c->ctx->region);
     case API_ARN_OTHER_ACCOUNT:
-        return ddb_fail(c, 400, "AccessDeniedException",
-                      "User: arn:aws:iam::%s:root is not authorized to perform: dynamodb:%s on "
-                      "resource: %s because no resource-based policy allows the dynamodb:%s "
-                      "action (this server's tables are in account %s)",
-                      API_ACCOUNT_ID, c->op ? c->op : "", arn, c->op ? c->op : "", API_ACCOUNT_ID);
+        return api_fail(c, 400, "AccessDeniedException",
+                        "User: arn:aws:iam::%s:root is not authorized to perform: dynamodb:%s on "
+                        "resource: %s because no resource-based policy allows the dynamodb:%s "
+                        "action (this server's tables are in account %s)",
+                        API_ACCOUNT_ID, c->op ? c->op->name : "", arn, c->op ? c->op->name : "",
+                        API_ACCOUNT_ID);
     default: return 0;
     }
 }
 
 /* TableName (or a table ARN, as DynamoDB now accepts) into out. */
-int ddb_table(ddb_call_t *c, const json_t *obj, const char *name, const char *path, int req,
-                   char out[DDB_NAME_MAX]) {
+int ddb_table(api_call_t *c, const json_t *obj, const char *name, const char *path, int req,
+              char out[DDB_NAME_MAX]) {
     json_t *v = json_object_get(obj, name);
     out[0] = 0;
     if (v && json_is_string(v) && !strncmp(json_string_value(v), "arn:", 4)) {
         const char *s = json_string_value(v), *t = strstr(s, ":table/");
         if (!t || !strstr(s, ":dynamodb:")) {
-            ddb_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+            api_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
             return 0;
         }
         t += 7;
         size_t n = strcspn(t, "/");
         if (n < 3 || n > TBL_MAX_NAME || !ddb_name_ok(t, n)) {
-            ddb_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
+            api_verr(c, path, s, "Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+");
             return 0;
         }
-        if (ddb_arn_owned(c, s)) return -1;
+        if (ddb_arn_owned(c, s)) return API_FAIL;
         memcpy(out, t, n);
         out[n] = 0;
         return 0;
     }
     const char *s;
-    if (ddb_str(c, obj, name, path, req, 3, 255, DDB_PAT_NAME, &s)) return -1;
+    if (ddb_str(c, obj, name, path, req, 3, 255, DDB_PAT_NAME, &s)) return API_FAIL;
     if (s) snprintf(out, DDB_NAME_MAX, "%s", s);
     return 0;
 }
 
 static const char *const ddb_rcc_vals[] = {"NONE", "TOTAL", "INDEXES"};
-int ddb_rcc(ddb_call_t *c, const json_t *obj, int *mode) {
+int ddb_rcc(api_call_t *c, const json_t *obj, int *mode) {
     int i;
-    if (ddb_enum(c, obj, "ReturnConsumedCapacity", "returnConsumedCapacity", DDB_OPT, ddb_rcc_vals, 3,
-               "[INDEXES, TOTAL, NONE]", &i))
-        return -1;
+    if (ddb_enum(c, obj, "ReturnConsumedCapacity", "returnConsumedCapacity", DDB_OPT, ddb_rcc_vals,
+                 3, "[INDEXES, TOTAL, NONE]", &i))
+        return API_FAIL;
     *mode = i < 0 ? DDB_RCC_NONE : i;
     return 0;
 }
 
-int ddb_ricm(ddb_call_t *c, const json_t *obj) {
+int ddb_ricm(api_call_t *c, const json_t *obj) {
     static const char *const vals[] = {"SIZE", "NONE"};
     int i;
     return ddb_enum(c, obj, "ReturnItemCollectionMetrics", "returnItemCollectionMetrics", DDB_OPT,
-                  vals, 2, "[SIZE, NONE]", &i);
+                    vals, 2, "[SIZE, NONE]", &i);
 }
 
-int ddb_rvoccf(ddb_call_t *c, const json_t *obj, const char *path, int *all_old) {
+int ddb_rvoccf(api_call_t *c, const json_t *obj, const char *path, int *all_old) {
     static const char *const vals[] = {"NONE", "ALL_OLD"};
     int i;
     if (ddb_enum(c, obj, "ReturnValuesOnConditionCheckFailure", path, DDB_OPT, vals, 2,
-               "[ALL_OLD, NONE]", &i))
-        return -1;
+                 "[ALL_OLD, NONE]", &i))
+        return API_FAIL;
     *all_old = i == 1;
     return 0;
 }
@@ -236,7 +239,7 @@ int ddb_rvoccf(ddb_call_t *c, const json_t *obj, const char *path, int *all_old)
 /* ---- attribute values ---------------------------------------------------------------------- */
 
 /* A map of AttributeValues (Key, ExclusiveStartKey): validated and canonicalised in place. */
-int ddb_av_map(ddb_call_t *c, json_t *m, const char *name) {
+int ddb_av_map(api_call_t *c, json_t *m, const char *name) {
     if (!json_is_object(m)) return ddb_badtype(c, name, m, "Map");
     const char *k;
     json_t *av;
@@ -250,7 +253,7 @@ int ddb_av_map(ddb_call_t *c, json_t *m, const char *name) {
 }
 
 /* A whole item (PutItem's Item): validated, numbers canonicalised, size checked. */
-int ddb_item(ddb_call_t *c, json_t *item, const char *name) {
+int ddb_item(api_call_t *c, json_t *item, const char *name) {
     if (!json_is_object(item)) return ddb_badtype(c, name, item, "Map");
     const char *k;
     json_t *av;
@@ -264,7 +267,7 @@ int ddb_item(ddb_call_t *c, json_t *item, const char *name) {
 }
 
 /* Key attributes may not be empty strings or binaries. */
-int ddb_key_empty(ddb_call_t *c, const json_t *m, const char *hash, const char *range) {
+int ddb_key_empty(api_call_t *c, const json_t *m, const char *hash, const char *range) {
     const char *names[2] = {hash, range};
     for (int i = 0; i < 2; i++) {
         if (!names[i] || !names[i][0]) continue;
@@ -274,9 +277,9 @@ int ddb_key_empty(ddb_call_t *c, const json_t *m, const char *hash, const char *
         if ((s && json_is_string(s) && json_string_length(s) == 0) ||
             (b && json_is_string(b) && json_string_length(b) == 0))
             return ddb_invalid(c,
-                             "One or more parameter values are not valid. The AttributeValue for "
-                             "a key attribute cannot contain an empty %s value. Key: %s",
-                             s ? "string" : "binary", names[i]);
+                               "One or more parameter values are not valid. The AttributeValue for "
+                               "a key attribute cannot contain an empty %s value. Key: %s",
+                               s ? "string" : "binary", names[i]);
     }
     return 0;
 }
@@ -291,10 +294,10 @@ void ddb_exprs_free(ddb_exprs_t *x) {
 }
 
 /* Load ExpressionAttributeNames/Values of obj.  any_expr: whether obj has an expression. */
-int ddb_exprs_init(ddb_call_t *c, json_t *obj, int any_expr, ddb_exprs_t *x) {
+int ddb_exprs_init(api_call_t *c, json_t *obj, int any_expr, ddb_exprs_t *x) {
     memset(x, 0, sizeof *x);
-    if (ddb_obj(c, obj, "ExpressionAttributeNames", &x->names)) return -1;
-    if (ddb_obj(c, obj, "ExpressionAttributeValues", &x->values)) return -1;
+    if (ddb_obj(c, obj, "ExpressionAttributeNames", &x->names)) return API_FAIL;
+    if (ddb_obj(c, obj, "ExpressionAttributeValues", &x->values)) return API_FAIL;
     if (x->names) {
         const char *k;
         json_t *v;
@@ -302,14 +305,14 @@ int ddb_exprs_init(ddb_call_t *c, json_t *obj, int any_expr, ddb_exprs_t *x) {
             if (!json_is_string(v)) return ddb_badtype(c, "ExpressionAttributeNames", v, "String");
         }
     }
-    if (x->values && ddb_av_map(c, x->values, "ExpressionAttributeValues")) return -1;
+    if (x->values && ddb_av_map(c, x->values, "ExpressionAttributeValues")) return API_FAIL;
     if (!any_expr) {
         if (x->names)
             return ddb_invalid(c, "ExpressionAttributeNames can only be specified when using "
-                                "expressions");
+                                  "expressions");
         if (x->values)
             return ddb_invalid(c, "ExpressionAttributeValues can only be specified when using "
-                                "expressions");
+                                  "expressions");
     }
     if (x->names && json_object_size(x->names) == 0)
         return ddb_invalid(c, "ExpressionAttributeNames must not be empty");
@@ -319,14 +322,14 @@ int ddb_exprs_init(ddb_call_t *c, json_t *obj, int any_expr, ddb_exprs_t *x) {
 }
 
 /* Parse obj[member] (if present) as kind; *out NULL when absent. */
-int ddb_expr(ddb_call_t *c, ddb_exprs_t *x, json_t *obj, const char *member, int kind,
-                  tbl_expr_t **out) {
+int ddb_expr(api_call_t *c, ddb_exprs_t *x, json_t *obj, const char *member, int kind,
+             tbl_expr_t **out) {
     const char *text;
     char path[64];
     snprintf(path, sizeof path, "%s", member);
     path[0] = (char)(path[0] - 'A' + 'a');
     *out = NULL;
-    if (ddb_str(c, obj, member, path, DDB_OPT, 0, SIZE_MAX, DDB_PAT_NONE, &text)) return -1;
+    if (ddb_str(c, obj, member, path, DDB_OPT, 0, SIZE_MAX, DDB_PAT_NONE, &text)) return API_FAIL;
     if (!text) return 0;
     if (!text[0]) return ddb_invalid(c, "Invalid %s: The expression can not be empty;", member);
     tr_err err;
@@ -339,7 +342,7 @@ int ddb_expr(ddb_call_t *c, ddb_exprs_t *x, json_t *obj, const char *member, int
     return 0;
 }
 
-int ddb_exprs_check(ddb_call_t *c, ddb_exprs_t *x) {
+int ddb_exprs_check(api_call_t *c, ddb_exprs_t *x) {
     tr_err err;
     tr_err_clear(&err);
     if (tbl_expr_usage_check(&x->usage, x->names, x->values, &err))
@@ -348,8 +351,8 @@ int ddb_exprs_check(ddb_call_t *c, ddb_exprs_t *x) {
 }
 
 /* Legacy (pre-expression) parameters.  legacy[i] is replaced by modern[i]. */
-int ddb_legacy(ddb_call_t *c, const json_t *obj, const char *const *legacy,
-                    const char *const *modern, size_t n, const char *const *exprs, size_t n_exprs) {
+int ddb_legacy(api_call_t *c, const json_t *obj, const char *const *legacy,
+               const char *const *modern, size_t n, const char *const *exprs, size_t n_exprs) {
     tr_buf lb = TR_BUF_INIT, eb = TR_BUF_INIT;
     int first = -1;
     for (size_t i = 0; i < n; i++) {
@@ -365,14 +368,16 @@ int ddb_legacy(ddb_call_t *c, const json_t *obj, const char *const *legacy,
     }
     int rc;
     if (eb.len)
-        rc = ddb_invalid(c, "Can not use both expression and non-expression parameters in the same "
-                          "request: Non-expression parameters: {%s} Expression parameters: {%s}",
-                       lb.data, eb.data);
+        rc = ddb_invalid(c,
+                         "Can not use both expression and non-expression parameters in the same "
+                         "request: Non-expression parameters: {%s} Expression parameters: {%s}",
+                         lb.data, eb.data);
     else
-        rc = ddb_invalid(c, "The legacy parameter %s cannot be used on its own here; use %s "
-                          "instead (see \"Legacy conditional parameters\" in the DynamoDB "
-                          "developer guide)",
-                       legacy[first], modern[first]);
+        rc = ddb_invalid(c,
+                         "The legacy parameter %s cannot be used on its own here; use %s "
+                         "instead (see \"Legacy conditional parameters\" in the DynamoDB "
+                         "developer guide)",
+                         legacy[first], modern[first]);
     tr_buf_free(&lb);
     tr_buf_free(&eb);
     return rc;
@@ -385,8 +390,9 @@ int ddb_legacy(ddb_call_t *c, const json_t *obj, const char *const *legacy,
  * then take the ordinary path.  A request mixing both kinds is refused by ddb_legacy(), as
  * DynamoDB does.  Translations (DynamoDB developer guide, "Legacy conditional parameters"):
  *   AttributesToGet [a, b]                   -> ProjectionExpression #a, #b
- *   Expected {a: {Value: v}}                 -> #a = :v          ({Exists: false}: attribute_not_exists)
- *   Expected/QueryFilter/ScanFilter {a: {ComparisonOperator: OP, AttributeValueList: [...]}}
+ *   Expected {a: {Value: v}}                 -> #a = :v          ({Exists: false}:
+ * attribute_not_exists) Expected/QueryFilter/ScanFilter {a: {ComparisonOperator: OP,
+ * AttributeValueList: [...]}}
  *                                            -> EQ =, NE <>, LT <, LE <=, GT >, GE >=, BETWEEN,
  *                                               IN, BEGINS_WITH begins_with, CONTAINS contains,
  *                                               NOT_CONTAINS NOT contains, NULL
@@ -394,10 +400,8 @@ int ddb_legacy(ddb_call_t *c, const json_t *obj, const char *const *legacy,
  *                                               joined by ConditionalOperator (AND)
  *   KeyConditions                            -> KeyConditionExpression (EQ, LE, LT, GE, GT,
  *                                               BEGINS_WITH, BETWEEN), joined by AND
- *   AttributeUpdates {a: {Action, Value}}    -> PUT: SET #a = :v; DELETE: REMOVE #a or DELETE #a :v;
- *                                               ADD: ADD #a :v (lists: SET #a = list_append(
- *                                               if_not_exists(#a, :empty), :v)) */
-
+ *   AttributeUpdates {a: {Action, Value}}    -> PUT: SET #a = :v; DELETE: REMOVE #a or DELETE #a
+ * :v; ADD: ADD #a :v (lists: SET #a = list_append( if_not_exists(#a, :empty), :v)) */
 
 typedef struct ddb_lg {
     json_t *names, *values;
@@ -415,8 +419,8 @@ static void ddb_lg_value(ddb_lg_t *g, json_t *av, char out[16]) {
 }
 
 /* One legacy condition on attr into out. */
-static int ddb_lg_cond(ddb_call_t *c, ddb_lg_t *g, const char *attr, const char *op, json_t *args,
-                     int key_only, tr_buf *out) {
+static int ddb_lg_cond(api_call_t *c, ddb_lg_t *g, const char *attr, const char *op, json_t *args,
+                       int key_only, tr_buf *out) {
     /* types: the AttributeValue types the operator takes (DynamoDB refuses others with a
        ValidationException, not a false condition) */
     enum { SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B, SB = 1 << TBL_T_S | 1 << TBL_T_B,
@@ -444,12 +448,16 @@ static int ddb_lg_cond(ddb_call_t *c, ddb_lg_t *g, const char *attr, const char 
     for (i = 0; i < sizeof ops / sizeof ops[0]; i++)
         if (!strcmp(ops[i].op, op)) break;
     if (i == sizeof ops / sizeof ops[0] || (key_only && !ops[i].key_ok))
-        return ddb_invalid(c, "One or more parameter values were invalid: Unsupported operator on "
-                            "%s: %s", key_only ? "KeyConditions" : "condition", op);
+        return ddb_invalid(c,
+                           "One or more parameter values were invalid: Unsupported operator on "
+                           "%s: %s",
+                           key_only ? "KeyConditions" : "condition", op);
     size_t n = args ? json_array_size(args) : 0;
     if ((ops[i].nargs >= 0 && n != (size_t)ops[i].nargs) || (ops[i].nargs < 0 && n < 1))
-        return ddb_invalid(c, "One or more parameter values were invalid: Invalid number of "
-                            "argument(s) for the %s ComparisonOperator", op);
+        return ddb_invalid(c,
+                           "One or more parameter values were invalid: Invalid number of "
+                           "argument(s) for the %s ComparisonOperator",
+                           op);
     for (size_t k = 0; k < n; k++)
         if (!json_is_object(json_array_get(args, k)))
             return ddb_badtype(c, "AttributeValueList", json_array_get(args, k), "Structure");
@@ -457,16 +465,18 @@ static int ddb_lg_cond(ddb_call_t *c, ddb_lg_t *g, const char *attr, const char 
         int t = tbl_av_type(json_array_get(args, k)), t0 = tbl_av_type(json_array_get(args, 0));
         if (t == TBL_T_INVALID || t0 == TBL_T_INVALID) continue;
         if (!(ops[i].types & 1 << t))
-            return ddb_invalid(c, "One or more parameter values were invalid: ComparisonOperator %s "
-                                "is not valid for %s AttributeValue type", op, tbl_type_name(t));
+            return ddb_invalid(c,
+                               "One or more parameter values were invalid: ComparisonOperator %s "
+                               "is not valid for %s AttributeValue type",
+                               op, tbl_type_name(t));
         if (t != t0)
             return ddb_invalid(c, "One or more parameter values were invalid: AttributeValues "
-                                "inside AttributeValueList must be of same type");
+                                  "inside AttributeValueList must be of same type");
     }
     if (n == 2 && !strcmp(op, "BETWEEN") &&
         tbl_av_cmp(json_array_get(args, 0), json_array_get(args, 1)) == 1)
         return ddb_invalid(c, "The BETWEEN condition was provided a range where the lower bound is "
-                            "greater than the upper bound");
+                              "greater than the upper bound");
     char nm[16], v1[16], v2[16];
     ddb_lg_name(g, attr, nm);
     if (!strcmp(op, "BETWEEN")) {
@@ -491,8 +501,8 @@ static int ddb_lg_cond(ddb_call_t *c, ddb_lg_t *g, const char *attr, const char 
 
 /* A map of legacy conditions ({attr: {ComparisonOperator, AttributeValueList}} or, for
  * Expected, {attr: {Value, Exists}}) into one expression. */
-static int ddb_lg_conds(ddb_call_t *c, ddb_lg_t *g, json_t *map, const char *member, int expected,
-                      int key_only, const char *joiner, tr_buf *out) {
+static int ddb_lg_conds(api_call_t *c, ddb_lg_t *g, json_t *map, const char *member, int expected,
+                        int key_only, const char *joiner, tr_buf *out) {
     if (!json_is_object(map)) return ddb_badtype(c, member, map, "Map");
     const char *attr;
     json_t *cond;
@@ -510,8 +520,10 @@ static int ddb_lg_conds(ddb_call_t *c, ddb_lg_t *g, json_t *map, const char *mem
         if (exists && !json_is_boolean(exists)) return ddb_badtype(c, "Exists", exists, "Boolean");
         if (op) {
             if (value && list)
-                return ddb_invalid(c, "One or more parameter values were invalid: Value and "
-                                    "AttributeValueList cannot be used together for Attribute: %s", attr);
+                return ddb_invalid(c,
+                                   "One or more parameter values were invalid: Value and "
+                                   "AttributeValueList cannot be used together for Attribute: %s",
+                                   attr);
             json_t *args = list;
             json_t *tmp = NULL;
             if (value) {
@@ -525,30 +537,37 @@ static int ddb_lg_conds(ddb_call_t *c, ddb_lg_t *g, json_t *map, const char *mem
             continue;
         }
         if (!expected)
-            return ddb_invalid(c, "One or more parameter values were invalid: ComparisonOperator "
-                                "is required for %s attribute %s", member, attr);
+            return ddb_invalid(c,
+                               "One or more parameter values were invalid: ComparisonOperator "
+                               "is required for %s attribute %s",
+                               member, attr);
         char nm[16], v[16];
         if (exists && json_is_false(exists)) {
             if (value)
-                return ddb_invalid(c, "One or more parameter values were invalid: Value cannot be "
-                                    "used when Exists is false for Attribute: %s", attr);
+                return ddb_invalid(c,
+                                   "One or more parameter values were invalid: Value cannot be "
+                                   "used when Exists is false for Attribute: %s",
+                                   attr);
             ddb_lg_name(g, attr, nm);
             tr_buf_printf(out, "attribute_not_exists(%s)", nm);
             continue;
         }
         if (!value)
-            return ddb_invalid(c, "One or more parameter values were invalid: Value must be "
-                                "provided when Exists is %s for Attribute: %s",
-                             exists ? "true" : "null", attr);
+            return ddb_invalid(c,
+                               "One or more parameter values were invalid: Value must be "
+                               "provided when Exists is %s for Attribute: %s",
+                               exists ? "true" : "null", attr);
         ddb_lg_name(g, attr, nm);
         ddb_lg_value(g, value, v);
         tr_buf_printf(out, "%s = %s", nm, v);
     }
-    if (first) return ddb_invalid(c, "One or more parameter values were invalid: %s must not be empty", member);
+    if (first)
+        return ddb_invalid(c, "One or more parameter values were invalid: %s must not be empty",
+                           member);
     return 0;
 }
 
-static int ddb_lg_updates(ddb_call_t *c, ddb_lg_t *g, json_t *map, tr_buf *out) {
+static int ddb_lg_updates(api_call_t *c, ddb_lg_t *g, json_t *map, tr_buf *out) {
     if (!json_is_object(map)) return ddb_badtype(c, "AttributeUpdates", map, "Map");
     tr_buf set = TR_BUF_INIT, rem = TR_BUF_INIT, add = TR_BUF_INIT, del = TR_BUF_INIT;
     const char *attr;
@@ -568,7 +587,7 @@ static int ddb_lg_updates(ddb_call_t *c, ddb_lg_t *g, json_t *map, tr_buf *out) 
         }
         if (!v && strcmp(action, "DELETE")) {
             rc = ddb_invalid(c, "One or more parameter values were invalid: Only DELETE action is "
-                              "allowed when no attribute value is specified");
+                                "allowed when no attribute value is specified");
             break;
         }
         ddb_lg_name(g, attr, nm);
@@ -593,9 +612,9 @@ static int ddb_lg_updates(ddb_call_t *c, ddb_lg_t *g, json_t *map, tr_buf *out) 
                 tr_buf_printf(&add, "%s%s %s", add.len ? ", " : "", nm, vn);
             }
         } else {
-            ddb_verr(c, "attributeUpdates.action", action,
-                   "Member must satisfy enum value set: [ADD, PUT, DELETE]");
-            rc = ddb_verr_flush(c);
+            api_verr(c, "attributeUpdates.action", action,
+                     "Member must satisfy enum value set: [ADD, PUT, DELETE]");
+            rc = api_verr_flush(c);
             break;
         }
     }
@@ -613,7 +632,7 @@ static int ddb_lg_updates(ddb_call_t *c, ddb_lg_t *g, json_t *map, tr_buf *out) 
 }
 
 /* Rewrite obj's legacy members (those in mask) into expressions, when obj uses no expression. */
-int ddb_legacy_rewrite(ddb_call_t *c, json_t *obj, int mask) {
+int ddb_legacy_rewrite(api_call_t *c, json_t *obj, int mask) {
     static const char *const exprs[] = {"ConditionExpression", "UpdateExpression",
                                         "ProjectionExpression", "KeyConditionExpression",
                                         "FilterExpression"};
@@ -633,29 +652,34 @@ int ddb_legacy_rewrite(ddb_call_t *c, json_t *obj, int mask) {
         if (v && !json_is_null(v)) return 0;   /* mixed: ddb_legacy() refuses it */
     }
     if (json_object_get(obj, "ExpressionAttributeNames"))
-        return ddb_invalid(c, "ExpressionAttributeNames can only be specified when using expressions");
+        return ddb_invalid(c,
+                           "ExpressionAttributeNames can only be specified when using expressions");
     if (json_object_get(obj, "ExpressionAttributeValues"))
-        return ddb_invalid(c, "ExpressionAttributeValues can only be specified when using expressions");
+        return ddb_invalid(
+            c, "ExpressionAttributeValues can only be specified when using expressions");
     const char *joiner = "AND";
     json_t *co = json_object_get(obj, "ConditionalOperator");
     if (co && !json_is_null(co)) {
         if (!json_is_string(co)) return ddb_badtype(c, "ConditionalOperator", co, "String");
         joiner = json_string_value(co);
         if (strcmp(joiner, "AND") && strcmp(joiner, "OR")) {
-            ddb_verr(c, "conditionalOperator", joiner, "Member must satisfy enum value set: [AND, OR]");
-            return ddb_verr_flush(c);
+            api_verr(c, "conditionalOperator", joiner,
+                     "Member must satisfy enum value set: [AND, OR]");
+            return api_verr_flush(c);
         }
     }
     ddb_lg_t g = {json_object(), json_object(), 0};
     tr_buf e = TR_BUF_INIT;
     int rc = 0;
     json_t *v;
-    if (!rc && (mask & DDB_LG_ATG) && (v = json_object_get(obj, "AttributesToGet")) && !json_is_null(v)) {
+    if (!rc && (mask & DDB_LG_ATG) && (v = json_object_get(obj, "AttributesToGet")) &&
+        !json_is_null(v)) {
         if (!json_is_array(v) || !json_array_size(v)) {
-            rc = json_is_array(v) ? ddb_invalid(c, "1 validation error detected: Value '[]' at "
-                                                 "'attributesToGet' failed to satisfy constraint: "
-                                                 "Member must have length greater than or equal to 1")
-                                  : ddb_badtype(c, "AttributesToGet", v, "List");
+            rc = json_is_array(v)
+                     ? ddb_invalid(c, "1 validation error detected: Value '[]' at "
+                                      "'attributesToGet' failed to satisfy constraint: "
+                                      "Member must have length greater than or equal to 1")
+                     : ddb_badtype(c, "AttributesToGet", v, "List");
         } else {
             tr_buf_reset(&e);
             for (size_t i = 0; i < json_array_size(v); i++) {
@@ -672,26 +696,30 @@ int ddb_legacy_rewrite(ddb_call_t *c, json_t *obj, int mask) {
         }
         json_object_del(obj, "AttributesToGet");
     }
-    if (!rc && (mask & DDB_LG_EXPECTED) && (v = json_object_get(obj, "Expected")) && !json_is_null(v)) {
+    if (!rc && (mask & DDB_LG_EXPECTED) && (v = json_object_get(obj, "Expected")) &&
+        !json_is_null(v)) {
         tr_buf_reset(&e);
         rc = ddb_lg_conds(c, &g, v, "Expected", 1, 0, joiner, &e);
         if (!rc) json_object_set_new(obj, "ConditionExpression", json_string(e.data));
         json_object_del(obj, "Expected");
     }
-    if (!rc && (mask & DDB_LG_UPDATES) && (v = json_object_get(obj, "AttributeUpdates")) && !json_is_null(v)) {
+    if (!rc && (mask & DDB_LG_UPDATES) && (v = json_object_get(obj, "AttributeUpdates")) &&
+        !json_is_null(v)) {
         tr_buf_reset(&e);
         rc = ddb_lg_updates(c, &g, v, &e);
         if (!rc && e.len) json_object_set_new(obj, "UpdateExpression", json_string(e.data));
         json_object_del(obj, "AttributeUpdates");
     }
-    if (!rc && (mask & DDB_LG_KEYCOND) && (v = json_object_get(obj, "KeyConditions")) && !json_is_null(v)) {
+    if (!rc && (mask & DDB_LG_KEYCOND) && (v = json_object_get(obj, "KeyConditions")) &&
+        !json_is_null(v)) {
         tr_buf_reset(&e);
         rc = ddb_lg_conds(c, &g, v, "KeyConditions", 0, 1, "AND", &e);
         if (!rc) json_object_set_new(obj, "KeyConditionExpression", json_string(e.data));
         json_object_del(obj, "KeyConditions");
     }
     const char *fm = (mask & DDB_LG_QFILTER) ? "QueryFilter" : "ScanFilter";
-    if (!rc && (mask & (DDB_LG_QFILTER | DDB_LG_SFILTER)) && (v = json_object_get(obj, fm)) && !json_is_null(v)) {
+    if (!rc && (mask & (DDB_LG_QFILTER | DDB_LG_SFILTER)) && (v = json_object_get(obj, fm)) &&
+        !json_is_null(v)) {
         tr_buf_reset(&e);
         rc = ddb_lg_conds(c, &g, v, fm, 0, 0, joiner, &e);
         if (!rc) json_object_set_new(obj, "FilterExpression", json_string(e.data));
@@ -709,27 +737,28 @@ int ddb_legacy_rewrite(ddb_call_t *c, json_t *obj, int mask) {
 }
 
 /* Key member: validated, numbers canonical, no empty key strings. */
-int ddb_key(ddb_call_t *c, json_t *obj, const char *name, const char *path, json_t **out) {
-    if (ddb_obj(c, obj, name, out)) return -1;
+int ddb_key(api_call_t *c, json_t *obj, const char *name, const char *path, json_t **out) {
+    if (ddb_obj(c, obj, name, out)) return API_FAIL;
     if (!*out) {
-        ddb_verr(c, path, NULL, "Member must not be null");
+        api_verr(c, path, NULL, "Member must not be null");
         return 0;
     }
-    if (ddb_av_map(c, *out, name)) return -1;
+    if (ddb_av_map(c, *out, name)) return API_FAIL;
     const char *k;
     json_t *av;
     json_object_foreach(*out, k, av) {
-        if (ddb_key_empty(c, *out, k, NULL)) return -1;
+        if (ddb_key_empty(c, *out, k, NULL)) return API_FAIL;
     }
     return 0;
 }
 
-/* Look up the table's key names (for empty-key checks on items).  -1 with the error answered. */
-int ddb_key_names(ddb_call_t *c, const char *table, char *hash, char *range) {
+/* Look up the table's key names (for empty-key checks on items).  API_FAIL with the error answered.
+ */
+int ddb_key_names(api_call_t *c, const char *table, char *hash, char *range) {
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_key_names(c->ctx->tbl, table, NULL, hash, range, &err);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return api_error(c, e, &err);
     return 0;
 }
 

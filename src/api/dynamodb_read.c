@@ -14,23 +14,25 @@
 
 #include "api/dynamodb_int.h"
 
-int ddb_get_item(ddb_call_t *c) {
+int ddb_get_item(api_call_t *c) {
     static const char *const legacy[] = {"AttributesToGet"};
     static const char *const modern[] = {"ProjectionExpression"};
     static const char *const exprs[] = {"ProjectionExpression"};
     char table[DDB_NAME_MAX];
     json_t *key;
     int consistent, rcc;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
-    if (ddb_key(c, c->in, "Key", "key", &key)) return -1;
-    if (ddb_bool(c, c->in, "ConsistentRead", &consistent, NULL) || ddb_rcc(c, c->in, &rcc)) return -1;
-    if (ddb_verr_flush(c)) return -1;
-    if (ddb_legacy_rewrite(c, c->in, DDB_LG_ATG)) return -1;
-    if (ddb_legacy(c, c->in, legacy, modern, 1, exprs, 1)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return API_FAIL;
+    if (ddb_key(c, c->in, "Key", "key", &key)) return API_FAIL;
+    if (ddb_bool(c, c->in, "ConsistentRead", &consistent, NULL) || ddb_rcc(c, c->in, &rcc))
+        return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
+    if (ddb_legacy_rewrite(c, c->in, DDB_LG_ATG)) return API_FAIL;
+    if (ddb_legacy(c, c->in, legacy, modern, 1, exprs, 1)) return API_FAIL;
     ddb_exprs_t x;
-    if (ddb_exprs_init(c, c->in, json_object_get(c->in, "ProjectionExpression") != NULL, &x)) return -1;
+    if (ddb_exprs_init(c, c->in, json_object_get(c->in, "ProjectionExpression") != NULL, &x))
+        return API_FAIL;
     tbl_expr_t *proj = NULL;
-    int rc = -1;
+    int rc = API_FAIL;
     if (ddb_expr(c, &x, c->in, "ProjectionExpression", TBL_EXPR_PROJECTION, &proj) ||
         ddb_exprs_check(c, &x))
         goto leave;
@@ -44,7 +46,7 @@ int ddb_get_item(ddb_call_t *c) {
     tr_err_clear(&err);
     tbl_get_many(c->ctx->tbl, &g, 1, &err);
     if (g.rc) {
-        ddb_error(c, g.rc, g.err.msg[0] ? &g.err : &err);
+        api_error(c, g.rc, g.err.msg[0] ? &g.err : &err);
         goto leave;
     }
     tr_buf *b = c->out;
@@ -67,7 +69,7 @@ int ddb_get_item(ddb_call_t *c) {
     tr_buf_puts(b, "}");
     free(g.raw);
     json_decref(g.item);
-    rc = 0;
+    rc = NET_DONE;
 leave:
     ddb_exprs_free(&x);
     return rc;
@@ -83,7 +85,7 @@ static int ddb_is_name_char(char ch) {
 /* The first top-level attribute a filter names that is one of the key attributes, or NULL.
  * DynamoDB refuses filters on the key of the table or index a Query reads. */
 static const char *ddb_filter_key_attr(const char *expr, const json_t *names, const char *hash,
-                                     const char *range, char *buf, size_t cap) {
+                                       const char *range, char *buf, size_t cap) {
     static const char *const kw[] = {"AND", "OR", "NOT", "BETWEEN", "IN"};
     const char *p = expr;
     char prev = 0;
@@ -111,7 +113,8 @@ static const char *ddb_filter_key_attr(const char *expr, const json_t *names, co
                     json_t *v = json_object_get(names, tok);
                     name = v ? json_string_value(v) : NULL;
                 }
-                if (name && ((hash && !strcmp(name, hash)) || (range && range[0] && !strcmp(name, range)))) {
+                if (name && ((hash && !strcmp(name, hash)) ||
+                             (range && range[0] && !strcmp(name, range)))) {
                     snprintf(buf, cap, "%s", name);
                     return buf;
                 }
@@ -135,71 +138,87 @@ static const char *const ddb_select_vals[] = {"ALL_ATTRIBUTES", "ALL_PROJECTED_A
                                             "SPECIFIC_ATTRIBUTES", "COUNT"};
 #define DDB_SELECT_SET "[SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
 
-static int ddb_query_common(ddb_call_t *c, int scan) {
-    static const char *const q_legacy[] = {"KeyConditions", "QueryFilter", "AttributesToGet", "ConditionalOperator"};
-    static const char *const q_modern[] = {"KeyConditionExpression", "FilterExpression", "ProjectionExpression", "FilterExpression"};
-    static const char *const q_exprs[] = {"KeyConditionExpression", "FilterExpression", "ProjectionExpression"};
+static int ddb_query_common(api_call_t *c, int scan) {
+    static const char *const q_legacy[] = {"KeyConditions", "QueryFilter", "AttributesToGet",
+                                           "ConditionalOperator"};
+    static const char *const q_modern[] = {"KeyConditionExpression", "FilterExpression",
+                                           "ProjectionExpression", "FilterExpression"};
+    static const char *const q_exprs[] = {"KeyConditionExpression", "FilterExpression",
+                                          "ProjectionExpression"};
     static const char *const s_legacy[] = {"ScanFilter", "AttributesToGet", "ConditionalOperator"};
-    static const char *const s_modern[] = {"FilterExpression", "ProjectionExpression", "FilterExpression"};
+    static const char *const s_modern[] = {"FilterExpression", "ProjectionExpression",
+                                           "FilterExpression"};
     static const char *const s_exprs[] = {"FilterExpression", "ProjectionExpression"};
     char table[DDB_NAME_MAX];
     const char *index;
     int select, consistent, rcc, fwd = 1, has_fwd, has_limit, has_seg, has_total;
     long long limit = 0, seg = 0, total = 0;
     json_t *start;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
-    if (ddb_str(c, c->in, "IndexName", "indexName", DDB_OPT, 3, 255, DDB_PAT_NAME, &index)) return -1;
-    if (ddb_enum(c, c->in, "Select", "select", DDB_OPT, ddb_select_vals, 4, DDB_SELECT_SET, &select)) return -1;
-    if (ddb_int(c, c->in, "Limit", "limit", DDB_OPT, 1, 2147483647LL, &limit, &has_limit)) return -1;
-    if (ddb_bool(c, c->in, "ConsistentRead", &consistent, NULL) || ddb_rcc(c, c->in, &rcc)) return -1;
-    if (ddb_obj(c, c->in, "ExclusiveStartKey", &start)) return -1;
-    if (!scan && ddb_bool(c, c->in, "ScanIndexForward", &fwd, &has_fwd)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return API_FAIL;
+    if (ddb_str(c, c->in, "IndexName", "indexName", DDB_OPT, 3, 255, DDB_PAT_NAME, &index))
+        return API_FAIL;
+    if (ddb_enum(c, c->in, "Select", "select", DDB_OPT, ddb_select_vals, 4, DDB_SELECT_SET,
+                 &select))
+        return API_FAIL;
+    if (ddb_int(c, c->in, "Limit", "limit", DDB_OPT, 1, 2147483647LL, &limit, &has_limit))
+        return API_FAIL;
+    if (ddb_bool(c, c->in, "ConsistentRead", &consistent, NULL) || ddb_rcc(c, c->in, &rcc))
+        return API_FAIL;
+    if (ddb_obj(c, c->in, "ExclusiveStartKey", &start)) return API_FAIL;
+    if (!scan && ddb_bool(c, c->in, "ScanIndexForward", &fwd, &has_fwd)) return API_FAIL;
     if (!scan) fwd = has_fwd ? fwd : 1;
     if (scan) {
-        if (ddb_int(c, c->in, "Segment", "segment", DDB_OPT, 0, 999999, &seg, &has_seg)) return -1;
-        if (ddb_int(c, c->in, "TotalSegments", "totalSegments", DDB_OPT, 1, 1000000, &total, &has_total))
-            return -1;
+        if (ddb_int(c, c->in, "Segment", "segment", DDB_OPT, 0, 999999, &seg, &has_seg))
+            return API_FAIL;
+        if (ddb_int(c, c->in, "TotalSegments", "totalSegments", DDB_OPT, 1, 1000000, &total,
+                    &has_total))
+            return API_FAIL;
     }
-    if (ddb_verr_flush(c)) return -1;
-    if (ddb_legacy_rewrite(c, c->in, scan ? (DDB_LG_SFILTER | DDB_LG_ATG) : (DDB_LG_KEYCOND | DDB_LG_QFILTER | DDB_LG_ATG)))
-        return -1;
+    if (api_verr_flush(c)) return API_FAIL;
+    if (ddb_legacy_rewrite(c, c->in,
+                           scan ? (DDB_LG_SFILTER | DDB_LG_ATG)
+                                : (DDB_LG_KEYCOND | DDB_LG_QFILTER | DDB_LG_ATG)))
+        return API_FAIL;
     if (scan ? ddb_legacy(c, c->in, s_legacy, s_modern, 3, s_exprs, 2)
              : ddb_legacy(c, c->in, q_legacy, q_modern, 4, q_exprs, 3))
-        return -1;
+        return API_FAIL;
     if (scan) {
         if (has_seg && !has_total)
             return ddb_invalid(c, "The TotalSegments parameter is required but was not present in "
-                                "the request when Segment parameter is present");
+                                  "the request when Segment parameter is present");
         if (has_total && !has_seg)
             return ddb_invalid(c, "The Segment parameter is required but was not present in the "
-                                "request when parameter TotalSegments is present");
+                                  "request when parameter TotalSegments is present");
         if (has_seg && seg >= total)
-            return ddb_invalid(c, "The Segment parameter is zero-based and must be less than "
-                                "parameter TotalSegments: Segment: %lld is not less than "
-                                "TotalSegments: %lld", seg, total);
+            return ddb_invalid(c,
+                               "The Segment parameter is zero-based and must be less than "
+                               "parameter TotalSegments: Segment: %lld is not less than "
+                               "TotalSegments: %lld",
+                               seg, total);
     } else if (!json_object_get(c->in, "KeyConditionExpression")) {
-        return ddb_invalid(c, "Either the KeyConditions or KeyConditionExpression parameter must be "
-                            "specified in the request.");
+        return ddb_invalid(c,
+                           "Either the KeyConditions or KeyConditionExpression parameter must be "
+                           "specified in the request.");
     }
     int has_proj = json_object_get(c->in, "ProjectionExpression") != NULL;
     if (select == TBL_SELECT_ALL_PROJECTED && !index)
         return ddb_invalid(c, "ALL_PROJECTED_ATTRIBUTES can be used only when Querying using an "
-                            "IndexName");
+                              "IndexName");
     if (has_proj && select >= 0 && select != TBL_SELECT_SPECIFIC)
         return ddb_invalid(c, "Cannot specify the ProjectionExpression when choosing to get %s",
-                         select == TBL_SELECT_COUNT ? "only the Count" : ddb_select_vals[select]);
+                           select == TBL_SELECT_COUNT ? "only the Count" : ddb_select_vals[select]);
     if (select == TBL_SELECT_SPECIFIC && !has_proj)
         return ddb_invalid(c, "Select type SPECIFIC_ATTRIBUTES requires ProjectionExpression (or "
-                            "AttributesToGet) to name the attributes");
+                              "AttributesToGet) to name the attributes");
     int any = has_proj || json_object_get(c->in, "FilterExpression") ||
               json_object_get(c->in, "KeyConditionExpression");
     ddb_exprs_t x;
-    if (ddb_exprs_init(c, c->in, any, &x)) return -1;
+    if (ddb_exprs_init(c, c->in, any, &x)) return API_FAIL;
     tbl_query_t q;
     memset(&q, 0, sizeof q);
     tbl_expr_t *kc = NULL, *filter = NULL, *proj = NULL;
     tbl_table_info_t info;
-    int have_info = 0, rc = -1;
+    int have_info = 0, rc = API_FAIL;
     if ((!scan && ddb_expr(c, &x, c->in, "KeyConditionExpression", TBL_EXPR_KEY_CONDITION, &kc)) ||
         ddb_expr(c, &x, c->in, "FilterExpression", TBL_EXPR_FILTER, &filter) ||
         ddb_expr(c, &x, c->in, "ProjectionExpression", TBL_EXPR_PROJECTION, &proj) ||
@@ -211,7 +230,7 @@ static int ddb_query_common(ddb_call_t *c, int scan) {
     if (index && (consistent || rcc == DDB_RCC_INDEXES)) {
         int e = tbl_table_describe(c->ctx->tbl, table, &info, &err);
         if (e) {
-            ddb_error(c, e, &err);
+            api_error(c, e, &err);
             goto leave;
         }
         have_info = 1;
@@ -225,14 +244,17 @@ static int ddb_query_common(ddb_call_t *c, int scan) {
         char hash[DDB_NAME_MAX], range[DDB_NAME_MAX], nb[DDB_NAME_MAX];
         int e = tbl_key_names(c->ctx->tbl, table, index, hash, range, &err);
         if (e) {
-            ddb_error(c, e, &err);
+            api_error(c, e, &err);
             goto leave;
         }
-        const char *k = ddb_filter_key_attr(json_string_value(json_object_get(c->in, "FilterExpression")),
-                                          x.names, hash, range, nb, sizeof nb);
+        const char *k =
+            ddb_filter_key_attr(json_string_value(json_object_get(c->in, "FilterExpression")),
+                                x.names, hash, range, nb, sizeof nb);
         if (k) {
-            ddb_invalid(c, "Filter Expression can only contain non-primary key attributes: Primary "
-                         "key attribute: %s", k);
+            ddb_invalid(c,
+                        "Filter Expression can only contain non-primary key attributes: Primary "
+                        "key attribute: %s",
+                        k);
             goto leave;
         }
     }
@@ -253,7 +275,7 @@ static int ddb_query_common(ddb_call_t *c, int scan) {
     q.total_segments = has_total ? (uint32_t)total : 0;
     int e = tbl_query(c->ctx->tbl, &q, &err);
     if (e) {
-        ddb_error(c, e, q.err.msg[0] ? &q.err : &err);
+        api_error(c, e, q.err.msg[0] ? &q.err : &err);
         goto leave;
     }
     tr_buf *b = c->out;
@@ -277,7 +299,7 @@ static int ddb_query_common(ddb_call_t *c, int scan) {
         ddb_put_capacity(b, rcc, table, index ? 0 : u, index ? &ix : NULL, index ? 1 : 0);
     }
     tr_buf_puts(b, "}");
-    rc = 0;
+    rc = NET_DONE;
 leave:
     tbl_query_free(&q);
     if (have_info) tbl_table_info_free(&info);
@@ -285,13 +307,13 @@ leave:
     return rc;
 }
 
-int ddb_query(ddb_call_t *c) { return ddb_query_common(c, 0); }
-int ddb_scan(ddb_call_t *c) { return ddb_query_common(c, 1); }
+int ddb_query(api_call_t *c) { return ddb_query_common(c, 0); }
+int ddb_scan(api_call_t *c) { return ddb_query_common(c, 1); }
 
 /* ---- batch and transactional reads --------------------------------------------------------- */
-static int ddb_get_fail(ddb_call_t *c, tbl_get_t *g, size_t n, const tr_err *err) {
+static int ddb_get_fail(api_call_t *c, tbl_get_t *g, size_t n, const tr_err *err) {
     for (size_t i = 0; i < n; i++)
-        if (g[i].rc) return ddb_error(c, g[i].rc, g[i].err.msg[0] ? &g[i].err : err);
+        if (g[i].rc) return api_error(c, g[i].rc, g[i].err.msg[0] ? &g[i].err : err);
     return 0;
 }
 
@@ -300,38 +322,38 @@ static void ddb_put_got(tr_buf *b, const tbl_get_t *g) {
     else ddb_put_json(b, g->item);
 }
 
-int ddb_batch_get(ddb_call_t *c) {
+int ddb_batch_get(api_call_t *c) {
     static const char *const legacy[] = {"AttributesToGet"};
     static const char *const modern[] = {"ProjectionExpression"};
     static const char *const exprs[] = {"ProjectionExpression"};
     json_t *ri;
-    int rcc, rc = -1;
-    if (ddb_obj(c, c->in, "RequestItems", &ri)) return -1;
-    if (!ri) ddb_verr(c, "requestItems", NULL, "Member must not be null");
-    if (ddb_rcc(c, c->in, &rcc)) return -1;
+    int rcc, rc = API_FAIL;
+    if (ddb_obj(c, c->in, "RequestItems", &ri)) return API_FAIL;
+    if (!ri) api_verr(c, "requestItems", NULL, "Member must not be null");
+    if (ddb_rcc(c, c->in, &rcc)) return API_FAIL;
     size_t n_tables = ri ? json_object_size(ri) : 0;
     if (ri && (n_tables < 1 || n_tables > 100))
-        ddb_verr(c, "requestItems", "{...}", "Member must have length %s",
-               n_tables < 1 ? "greater than or equal to 1" : "less than or equal to 100");
-    if (ddb_verr_flush(c)) return -1;
+        api_verr(c, "requestItems", "{...}", "Member must have length %s",
+                 n_tables < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    if (api_verr_flush(c)) return API_FAIL;
     size_t total = 0;
     const char *tname;
     json_t *ka;
     json_object_foreach(ri, tname, ka) {
         if (!json_is_object(ka)) return ddb_badtype(c, "RequestItems", ka, "Structure");
         json_t *keys;
-        if (ddb_arr(c, ka, "Keys", &keys)) return -1;
+        if (ddb_arr(c, ka, "Keys", &keys)) return API_FAIL;
         size_t nk = keys ? json_array_size(keys) : 0;
         char p[300];
         snprintf(p, sizeof p, "requestItems.%s.member.keys", tname);
-        if (!keys) ddb_verr(c, p, NULL, "Member must not be null");
+        if (!keys) api_verr(c, p, NULL, "Member must not be null");
         else if (nk < 1 || nk > 100)
-            ddb_verr(c, p, "[...]", "Member must have length %s",
-                   nk < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+            api_verr(c, p, "[...]", "Member must have length %s",
+                     nk < 1 ? "greater than or equal to 1" : "less than or equal to 100");
         total += nk;
         ddb_request_items_table(c, tname);
     }
-    if (ddb_verr_flush(c)) return -1;
+    if (api_verr_flush(c)) return API_FAIL;
     if (total > TBL_MAX_BATCH_GET)
         return ddb_invalid(c, "Too many items requested for the BatchGetItem call");
 
@@ -399,7 +421,8 @@ int ddb_batch_get(ddb_call_t *c) {
                 json_array_append(left, (json_t *)g[i].key);
                 continue;
             }
-            if (rcc) ddb_tcap_add(caps, &n_caps, tname, ddb_read_units(g[i].size, consistent[ti], 0));
+            if (rcc)
+                ddb_tcap_add(caps, &n_caps, tname, ddb_read_units(g[i].size, consistent[ti], 0));
             if (!g[i].raw && !g[i].item) continue;
             used += sz;
             if (emitted++) tr_buf_puts(b, ",");
@@ -419,7 +442,7 @@ int ddb_batch_get(ddb_call_t *c) {
     if (rcc) ddb_put_tcaps(b, ",", rcc, caps, n_caps);
     tr_buf_puts(b, "}");
     free(caps);
-    rc = 0;
+    rc = NET_DONE;
 leave:
     for (size_t i = 0; i < n; i++) {
         free(g[i].raw);
@@ -435,17 +458,17 @@ leave:
     return rc;
 }
 
-int ddb_transact_get(ddb_call_t *c) {
+int ddb_transact_get(api_call_t *c) {
     json_t *items;
-    int rcc, rc = -1;
-    if (ddb_arr(c, c->in, "TransactItems", &items)) return -1;
+    int rcc, rc = API_FAIL;
+    if (ddb_arr(c, c->in, "TransactItems", &items)) return API_FAIL;
     size_t n = items ? json_array_size(items) : 0;
-    if (!items) ddb_verr(c, "transactItems", NULL, "Member must not be null");
+    if (!items) api_verr(c, "transactItems", NULL, "Member must not be null");
     else if (n < 1 || n > TBL_MAX_TXN_ITEMS)
-        ddb_verr(c, "transactItems", "[...]", "Member must have length %s",
-               n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
-    if (ddb_rcc(c, c->in, &rcc)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+        api_verr(c, "transactItems", "[...]", "Member must have length %s",
+                 n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    if (ddb_rcc(c, c->in, &rcc)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     ddb_exprs_t *xs = calloc(n, sizeof *xs);
     tbl_get_t *g = calloc(n, sizeof *g);
     char (*tables)[DDB_NAME_MAX] = calloc(n, sizeof *tables);
@@ -460,7 +483,7 @@ int ddb_transact_get(ddb_call_t *c) {
         if (ddb_obj(c, el, "Get", &get)) goto leave;
         snprintf(p, sizeof p, "transactItems.%zu.member.get", i + 1);
         if (!get) {
-            ddb_verr(c, p, NULL, "Member must not be null");
+            api_verr(c, p, NULL, "Member must not be null");
             continue;
         }
         snprintf(p, sizeof p, "transactItems.%zu.member.get.tableName", i + 1);
@@ -486,7 +509,7 @@ int ddb_transact_get(ddb_call_t *c) {
             free(kt);
         }
     }
-    if (ddb_verr_flush(c)) goto leave;
+    if (api_verr_flush(c)) goto leave;
     if (ddb_has_dup(texts, n)) {
         ddb_invalid(c, "Transaction request cannot include multiple operations on one item");
         goto leave;
@@ -514,7 +537,7 @@ int ddb_transact_get(ddb_call_t *c) {
     if (rcc) ddb_put_tcaps(b, ",", rcc, caps, n_caps);
     tr_buf_puts(b, "}");
     free(caps);
-    rc = 0;
+    rc = NET_DONE;
 leave:
     for (size_t i = 0; i < n; i++) {
         free(g[i].raw);

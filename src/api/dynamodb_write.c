@@ -59,7 +59,7 @@ static void ddb_wr_free(void *p) {
     free(st);
 }
 
-static ddb_wr_t *ddb_wr_new(ddb_call_t *c, int kind, size_t n) {
+static ddb_wr_t *ddb_wr_new(api_call_t *c, int kind, size_t n) {
     ddb_wr_t *st = calloc(1, sizeof *st);
     st->ctx = c->ctx;
     st->kind = kind;
@@ -144,30 +144,31 @@ static void ddb_write_finish(net_req_t *req) {
 }
 
 /* Queue st's writes (or transaction), whose response body() builds once the engine has
- * committed them; 1 when deferred, -1 with the error answered. */
-static int ddb_submit(ddb_call_t *c, ddb_wr_t *st, ddb_body_fn body) {
+ * committed them; NET_DEFER, or API_FAIL with the error answered. */
+static int ddb_submit(api_call_t *c, ddb_wr_t *st, ddb_body_fn body) {
     tr_err err;
     tr_err_clear(&err);
     st->body = body;
     int rc = st->kind == DDB_K_TXN
                  ? tbl_txn_submit(c->ctx->tbl, &st->txn, ddb_write_done, c->req, &err)
                  : tbl_write_submit(c->ctx->tbl, st->w, st->n, ddb_write_done, c->req, &err);
-    if (rc) return ddb_error(c, rc, &err);
+    if (rc) return api_error(c, rc, &err);
     c->req->finish = ddb_write_finish;
-    return 1;
+    return NET_DEFER;
 }
 
 /* ---- single-item operations ---------------------------------------------------------------- */
 
-static const char *const ddb_rv_vals[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW", "UPDATED_NEW"};
+static const char *const ddb_rv_vals[] = {"NONE", "ALL_OLD", "UPDATED_OLD", "ALL_NEW",
+                                          "UPDATED_NEW"};
 #define DDB_RV_SET "[NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW]"
 
-static int ddb_want_info(ddb_call_t *c, ddb_wr_t *st, const char *table) {
+static int ddb_want_info(api_call_t *c, ddb_wr_t *st, const char *table) {
     if (st->rcc != DDB_RCC_INDEXES) return 0;
     tr_err err;
     tr_err_clear(&err);
     int e = tbl_table_describe(c->ctx->tbl, table, &st->info, &err);
-    if (e) return ddb_error(c, e, &err);
+    if (e) return api_error(c, e, &err);
     st->have_info = st->info.n_indexes > 0;
     if (!st->have_info) tbl_table_info_free(&st->info);
     return 0;
@@ -183,7 +184,7 @@ static void ddb_single_body(net_req_t *req, ddb_wr_t *st) {
         return;
     }
     if (rc) {
-        ddb_error_req(req, rc, &w->err, NULL);
+        ddb_error_req(req, st->ctx, rc, &w->err);
         return;
     }
     tr_buf *b = &req->out;
@@ -200,9 +201,9 @@ static void ddb_single_body(net_req_t *req, ddb_wr_t *st) {
 
 /* PutItem, UpdateItem and DeleteItem: one path.  op is TBL_OP_PUT, TBL_OP_UPDATE or
  * TBL_OP_DELETE; each reads its own members (Item or Key; UpdateItem its UpdateExpression and
- * AttributeUpdates) in DynamoDB's order of checks.  1 when submitted, -1 with the error
- * answered. */
-static int ddb_single_write(ddb_call_t *c, int op) {
+ * AttributeUpdates) in DynamoDB's order of checks.  NET_DEFER when submitted, API_FAIL with the
+ * error answered. */
+static int ddb_single_write(api_call_t *c, int op) {
     static const char *const legacy[] = {"Expected", "ConditionalOperator"};
     static const char *const modern[] = {"ConditionExpression", "ConditionExpression"};
     static const char *const exprs[] = {"ConditionExpression"};
@@ -214,40 +215,42 @@ static int ddb_single_write(ddb_call_t *c, int op) {
     char table[DDB_NAME_MAX];
     json_t *item = NULL, *key = NULL;
     int rv, rcc, rvf;
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return -1;
+    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, table)) return API_FAIL;
     if (op == TBL_OP_PUT) {
-        if (ddb_obj(c, c->in, "Item", &item)) return -1;
-        if (!item) ddb_verr(c, "item", NULL, "Member must not be null");
+        if (ddb_obj(c, c->in, "Item", &item)) return API_FAIL;
+        if (!item) api_verr(c, "item", NULL, "Member must not be null");
     } else if (ddb_key(c, c->in, "Key", "key", &key)) {
-        return -1;
+        return API_FAIL;
     }
-    if (ddb_enum(c, c->in, "ReturnValues", "returnValues", DDB_OPT, ddb_rv_vals, 5, DDB_RV_SET, &rv)) return -1;
-    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
-    if (ddb_rvoccf(c, c->in, "returnValuesOnConditionCheckFailure", &rvf)) return -1;
-    if (ddb_verr_flush(c)) return -1;
+    if (ddb_enum(c, c->in, "ReturnValues", "returnValues", DDB_OPT, ddb_rv_vals, 5, DDB_RV_SET,
+                 &rv))
+        return API_FAIL;
+    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return API_FAIL;
+    if (ddb_rvoccf(c, c->in, "returnValuesOnConditionCheckFailure", &rvf)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     if (ddb_legacy_rewrite(c, c->in, update ? DDB_LG_EXPECTED | DDB_LG_UPDATES : DDB_LG_EXPECTED))
-        return -1;
+        return API_FAIL;
     if (update ? ddb_legacy(c, c->in, u_legacy, u_modern, 3, u_exprs, 2)
                : ddb_legacy(c, c->in, legacy, modern, 2, exprs, 1))
-        return -1;
+        return API_FAIL;
     if (!update && rv > TBL_RV_ALL_OLD)
         return ddb_invalid(c, "ReturnValues can only be ALL_OLD or NONE");
     ddb_exprs_t x;
     int any = json_object_get(c->in, "ConditionExpression") ||
               (update && json_object_get(c->in, "UpdateExpression"));
-    if (ddb_exprs_init(c, c->in, any, &x)) return -1;
+    if (ddb_exprs_init(c, c->in, any, &x)) return API_FAIL;
     tbl_expr_t *upd = NULL, *cond = NULL;
     if ((update && ddb_expr(c, &x, c->in, "UpdateExpression", TBL_EXPR_UPDATE, &upd)) ||
         ddb_expr(c, &x, c->in, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
         ddb_exprs_check(c, &x) || (item && ddb_item(c, item, "Item"))) {
         ddb_exprs_free(&x);
-        return -1;
+        return API_FAIL;
     }
     if (item) {
         char hash[DDB_NAME_MAX], range[DDB_NAME_MAX];
         if (ddb_key_names(c, table, hash, range) || ddb_key_empty(c, item, hash, range)) {
             ddb_exprs_free(&x);
-            return -1;
+            return API_FAIL;
         }
     }
     ddb_wr_t *st = ddb_wr_new(c, DDB_K_SINGLE, 1);
@@ -265,7 +268,7 @@ static int ddb_single_write(ddb_call_t *c, int op) {
     w->return_values = st->user_rv;
     w->return_old_on_fail = rvf;
     w->req_bytes = c->req->body_len;
-    if (ddb_want_info(c, st, table)) return -1;
+    if (ddb_want_info(c, st, table)) return API_FAIL;
     /* index capacity is counted on the item the adapter sees: UpdateItem's new one, DeleteItem's
        old one (ddb_index_units) */
     if (st->have_info && update && st->user_rv == TBL_RV_NONE) w->return_values = TBL_RV_ALL_NEW;
@@ -273,9 +276,9 @@ static int ddb_single_write(ddb_call_t *c, int op) {
     return ddb_submit(c, st, ddb_single_body);
 }
 
-int ddb_put_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_PUT); }
-int ddb_update_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_UPDATE); }
-int ddb_delete_item(ddb_call_t *c) { return ddb_single_write(c, TBL_OP_DELETE); }
+int ddb_put_item(api_call_t *c) { return ddb_single_write(c, TBL_OP_PUT); }
+int ddb_update_item(api_call_t *c) { return ddb_single_write(c, TBL_OP_UPDATE); }
+int ddb_delete_item(api_call_t *c) { return ddb_single_write(c, TBL_OP_DELETE); }
 
 /* ---- BatchWriteItem ------------------------------------------------------------------------ */
 
@@ -286,7 +289,7 @@ static void ddb_batch_body(net_req_t *req, ddb_wr_t *st) {
     for (size_t i = 0; i < st->n; i++) {
         int rc = st->w[i].rc;
         if (rc == TR_EVALIDATION || rc == TR_ENOTFOUND || rc == TR_EINVAL) {
-            ddb_error_req(req, rc, &st->w[i].err, NULL);
+            ddb_error_req(req, st->ctx, rc, &st->w[i].err);
             return;
         }
     }
@@ -307,16 +310,16 @@ static void ddb_batch_body(net_req_t *req, ddb_wr_t *st) {
     json_decref(unprocessed);
 }
 
-int ddb_batch_write(ddb_call_t *c) {
+int ddb_batch_write(api_call_t *c) {
     json_t *ri;
     int rcc;
-    if (ddb_obj(c, c->in, "RequestItems", &ri)) return -1;
-    if (!ri) ddb_verr(c, "requestItems", NULL, "Member must not be null");
-    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
+    if (ddb_obj(c, c->in, "RequestItems", &ri)) return API_FAIL;
+    if (!ri) api_verr(c, "requestItems", NULL, "Member must not be null");
+    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return API_FAIL;
     size_t n_tables = ri ? json_object_size(ri) : 0;
     if (ri && (n_tables < 1 || n_tables > 25))
-        ddb_verr(c, "requestItems", "{...}", "Member must have length %s",
-               n_tables < 1 ? "greater than or equal to 1" : "less than or equal to 25");
+        api_verr(c, "requestItems", "{...}", "Member must have length %s",
+                 n_tables < 1 ? "greater than or equal to 1" : "less than or equal to 25");
     const char *tname;
     json_t *list;
     size_t total = 0;
@@ -325,18 +328,20 @@ int ddb_batch_write(ddb_call_t *c) {
         size_t nl = json_array_size(list);
         total += nl;
         if (nl < 1 || nl > 25)
-            ddb_verr(c, "requestItems", "{...}", "Map value must satisfy constraint: [Member must "
-                   "have length less than or equal to 25, Member must have length greater than or "
-                   "equal to 1]");
+            api_verr(
+                c, "requestItems", "{...}",
+                "Map value must satisfy constraint: [Member must "
+                "have length less than or equal to 25, Member must have length greater than or "
+                "equal to 1]");
         ddb_request_items_table(c, tname);
     }
-    if (ddb_verr_flush(c)) return -1;
+    if (api_verr_flush(c)) return API_FAIL;
     if (total > TBL_MAX_BATCH_WRITE)
         return ddb_invalid(c, "Too many items requested for the BatchWriteItem call");
 
     /* validate everything before anything is queued */
     char **texts = calloc(total ? total : 1, sizeof *texts);
-    int rc = -1;
+    int rc = API_FAIL;
     size_t n = 0;
     json_object_foreach(ri, tname, list) {
         char hash[DDB_NAME_MAX], range[DDB_NAME_MAX];
@@ -345,7 +350,7 @@ int ddb_batch_write(ddb_call_t *c) {
         tr_err_clear(&kerr);
         int krc = tbl_key_schema(c->ctx->tbl, tname, NULL, hash, range, &htype, &rtype, &kerr);
         if (krc) {
-            ddb_error(c, krc, &kerr);
+            api_error(c, krc, &kerr);
             goto fail;
         }
         size_t first = n;
@@ -355,10 +360,11 @@ int ddb_batch_write(ddb_call_t *c) {
                 ddb_badtype(c, "WriteRequest", wr, "Structure");
                 goto fail;
             }
-            if (ddb_obj(c, wr, "PutRequest", &put) || ddb_obj(c, wr, "DeleteRequest", &del)) goto fail;
+            if (ddb_obj(c, wr, "PutRequest", &put) || ddb_obj(c, wr, "DeleteRequest", &del))
+                goto fail;
             if ((put != NULL) == (del != NULL)) {
                 ddb_invalid(c, "Supplied WriteRequest must contain exactly one of PutRequest or "
-                             "DeleteRequest");
+                               "DeleteRequest");
                 goto fail;
             }
             json_t *k;
@@ -366,9 +372,11 @@ int ddb_batch_write(ddb_call_t *c) {
                 json_t *item;
                 if (ddb_obj(c, put, "Item", &item)) goto fail;
                 if (!item) {
-                    ddb_invalid(c, "1 validation error detected: Value null at "
-                                 "'requestItems.%s.member.putRequest.item' failed to satisfy "
-                                 "constraint: Member must not be null", tname);
+                    ddb_invalid(c,
+                                "1 validation error detected: Value null at "
+                                "'requestItems.%s.member.putRequest.item' failed to satisfy "
+                                "constraint: Member must not be null",
+                                tname);
                     goto fail;
                 }
                 if (ddb_item(c, item, "Item") || ddb_key_empty(c, item, hash, range)) goto fail;
@@ -387,9 +395,11 @@ int ddb_batch_write(ddb_call_t *c) {
             } else {
                 if (ddb_obj(c, del, "Key", &k)) goto fail;
                 if (!k) {
-                    ddb_invalid(c, "1 validation error detected: Value null at "
-                                 "'requestItems.%s.member.deleteRequest.key' failed to satisfy "
-                                 "constraint: Member must not be null", tname);
+                    ddb_invalid(c,
+                                "1 validation error detected: Value null at "
+                                "'requestItems.%s.member.deleteRequest.key' failed to satisfy "
+                                "constraint: Member must not be null",
+                                tname);
                     goto fail;
                 }
                 if (ddb_av_map(c, k, "Key") || ddb_key_empty(c, k, hash, range)) goto fail;
@@ -473,9 +483,10 @@ static void ddb_txn_body(net_req_t *req, ddb_wr_t *st) {
             tr_buf_puts(&reasons, "}");
         }
         char msg[8192];
-        snprintf(msg, sizeof msg,
-                 "Transaction cancelled, please refer cancellation reasons for specific reasons [%s]",
-                 codes.data ? codes.data : "");
+        snprintf(
+            msg, sizeof msg,
+            "Transaction cancelled, please refer cancellation reasons for specific reasons [%s]",
+            codes.data ? codes.data : "");
         req->status = 400;
         tr_buf_puts(b, "{\"__type\":\"" DDB_NS "TransactionCanceledException\",\"Message\":");
         ddb_put_str(b, msg);
@@ -485,7 +496,7 @@ static void ddb_txn_body(net_req_t *req, ddb_wr_t *st) {
         tr_buf_free(&reasons);
         tr_buf_free(&codes);
     } else if (rc) {
-        ddb_error_req(req, rc, &t->err, NULL);
+        ddb_error_req(req, st->ctx, rc, &t->err);
     } else {
         tr_buf_puts(b, "{");
         if (st->rcc) ddb_put_write_capacity(b, st, "");
@@ -493,23 +504,23 @@ static void ddb_txn_body(net_req_t *req, ddb_wr_t *st) {
     }
 }
 
-int ddb_transact_write(ddb_call_t *c) {
+int ddb_transact_write(api_call_t *c) {
     static const char *const kinds[] = {"ConditionCheck", "Put", "Delete", "Update"};
     static const char *const kpath[] = {"conditionCheck", "put", "delete", "update"};
     json_t *items;
     int rcc;
     const char *token;
-    if (ddb_arr(c, c->in, "TransactItems", &items)) return -1;
+    if (ddb_arr(c, c->in, "TransactItems", &items)) return API_FAIL;
     size_t n = items ? json_array_size(items) : 0;
-    if (!items) ddb_verr(c, "transactItems", NULL, "Member must not be null");
+    if (!items) api_verr(c, "transactItems", NULL, "Member must not be null");
     else if (n < 1 || n > TBL_MAX_TXN_ITEMS)
-        ddb_verr(c, "transactItems", "[...]", "Member must have length %s",
-               n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
-    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return -1;
+        api_verr(c, "transactItems", "[...]", "Member must have length %s",
+                 n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return API_FAIL;
     if (ddb_str(c, c->in, "ClientRequestToken", "clientRequestToken", DDB_OPT, 1, TBL_MAX_TOKEN,
-              DDB_PAT_NONE, &token))
-        return -1;
-    if (ddb_verr_flush(c)) return -1;
+                DDB_PAT_NONE, &token))
+        return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     for (size_t i = 0; i < n; i++) {
         json_t *el = json_array_get(items, i);
         if (!json_is_object(el)) return ddb_badtype(c, "TransactItems", el, "Structure");
@@ -519,7 +530,8 @@ int ddb_transact_write(ddb_call_t *c) {
             if (v && !json_is_null(v)) count++;
         }
         if (count != 1)
-            return ddb_invalid(c, "TransactItems can only contain one of Check, Put, Update or Delete");
+            return ddb_invalid(
+                c, "TransactItems can only contain one of Check, Put, Update or Delete");
     }
     json_t *in = c->in;
     ddb_wr_t *st = ddb_wr_new(c, DDB_K_TXN, n);
@@ -535,35 +547,41 @@ int ddb_transact_write(ddb_call_t *c) {
         char p[128];
         tbl_write_t *w = &st->w[i];
         snprintf(p, sizeof p, "transactItems.%zu.member.%s.tableName", i + 1, kpath[k]);
-        if (ddb_table(c, op, "TableName", p, DDB_REQ, st->tables[i])) return -1;
+        if (ddb_table(c, op, "TableName", p, DDB_REQ, st->tables[i])) return API_FAIL;
         int rvf;
-        snprintf(p, sizeof p, "transactItems.%zu.member.%s.returnValuesOnConditionCheckFailure", i + 1, kpath[k]);
-        if (ddb_rvoccf(c, op, p, &rvf)) return -1;
+        snprintf(p, sizeof p, "transactItems.%zu.member.%s.returnValuesOnConditionCheckFailure",
+                 i + 1, kpath[k]);
+        if (ddb_rvoccf(c, op, p, &rvf)) return API_FAIL;
         json_t *item = NULL, *key = NULL;
         if (k == 1) {
-            if (ddb_obj(c, op, "Item", &item)) return -1;
+            if (ddb_obj(c, op, "Item", &item)) return API_FAIL;
             snprintf(p, sizeof p, "transactItems.%zu.member.put.item", i + 1);
-            if (!item) ddb_verr(c, p, NULL, "Member must not be null");
+            if (!item) api_verr(c, p, NULL, "Member must not be null");
         } else {
             snprintf(p, sizeof p, "transactItems.%zu.member.%s.key", i + 1, kpath[k]);
-            if (ddb_key(c, op, "Key", p, &key)) return -1;
+            if (ddb_key(c, op, "Key", p, &key)) return API_FAIL;
         }
         const char *ce, *ue = NULL;
         snprintf(p, sizeof p, "transactItems.%zu.member.%s.conditionExpression", i + 1, kpath[k]);
-        if (ddb_str(c, op, "ConditionExpression", p, k == 0, 0, SIZE_MAX, DDB_PAT_NONE, &ce)) return -1;
+        if (ddb_str(c, op, "ConditionExpression", p, k == 0, 0, SIZE_MAX, DDB_PAT_NONE, &ce))
+            return API_FAIL;
         if (k == 3) {
             snprintf(p, sizeof p, "transactItems.%zu.member.update.updateExpression", i + 1);
-            if (ddb_str(c, op, "UpdateExpression", p, DDB_REQ, 0, SIZE_MAX, DDB_PAT_NONE, &ue)) return -1;
+            if (ddb_str(c, op, "UpdateExpression", p, DDB_REQ, 0, SIZE_MAX, DDB_PAT_NONE, &ue))
+                return API_FAIL;
         }
-        if (ddb_verr_flush(c)) return -1;
-        if (ddb_exprs_init(c, op, ce || ue, &st->xs[i])) return -1;
+        if (api_verr_flush(c)) return API_FAIL;
+        if (ddb_exprs_init(c, op, ce || ue, &st->xs[i])) return API_FAIL;
         tbl_expr_t *cond = NULL, *upd = NULL;
         if (ddb_expr(c, &st->xs[i], op, "UpdateExpression", TBL_EXPR_UPDATE, &upd) ||
             ddb_expr(c, &st->xs[i], op, "ConditionExpression", TBL_EXPR_CONDITION, &cond) ||
             ddb_exprs_check(c, &st->xs[i]))
-            return -1;
-        if (item && ddb_item(c, item, "Item")) return -1;
-        w->op = k == 0 ? TBL_OP_CHECK : k == 1 ? TBL_OP_PUT : k == 2 ? TBL_OP_DELETE : TBL_OP_UPDATE;
+            return API_FAIL;
+        if (item && ddb_item(c, item, "Item")) return API_FAIL;
+        w->op = k == 0   ? TBL_OP_CHECK
+                : k == 1 ? TBL_OP_PUT
+                : k == 2 ? TBL_OP_DELETE
+                         : TBL_OP_UPDATE;
         w->table = st->tables[i];
         w->item = item;
         w->key = key;
@@ -580,7 +598,7 @@ int ddb_transact_write(ddb_call_t *c) {
         if (st->w[i].op != TBL_OP_PUT) continue;
         if (ddb_key_names(c, st->tables[i], hash, range) ||
             ddb_key_empty(c, st->w[i].item, hash, range))
-            return -1;
+            return API_FAIL;
     }
     st->txn.w = st->w;
     st->txn.n = n;
