@@ -117,7 +117,7 @@ static int ddb_parse_attrs(api_call_t *c, json_t *obj, int req, ddb_attrs_t *out
         return 0;
     }
     size_t n = json_array_size(arr);
-    out->a = calloc(n ? n : 1, sizeof *out->a);
+    out->a = tr_xcalloc(n, sizeof *out->a);
     for (size_t i = 0; i < n; i++) {
         json_t *el = json_array_get(arr, i);
         char p[128];
@@ -203,7 +203,7 @@ static int ddb_parse_index(api_call_t *c, json_t *el, const char *path, int gsi,
             if (n < 1 || n > 20)
                 api_verr(c, p, "[...]", "Member must have length %s",
                          n < 1 ? "greater than or equal to 1" : "less than or equal to 20");
-            ix->include = calloc(n ? n : 1, sizeof *ix->include);
+            ix->include = tr_xcalloc(n, sizeof *ix->include);
             for (size_t i = 0; i < n; i++) {
                 json_t *s = json_array_get(nk, i);
                 if (!json_is_string(s)) return ddb_badtype(c, "NonKeyAttributes", s, "String");
@@ -385,7 +385,7 @@ static int ddb_parse_tags(api_call_t *c, json_t *obj, int req, tbl_tag_t **tags,
         return 0;
     }
     size_t cnt = json_array_size(arr);
-    *tags = calloc(cnt ? cnt : 1, sizeof **tags);
+    *tags = tr_xcalloc(cnt, sizeof **tags);
     for (size_t i = 0; i < cnt; i++) {
         json_t *el = json_array_get(arr, i);
         char p[64];
@@ -431,8 +431,8 @@ int ddb_create_table(api_call_t *c) {
     if (ddb_arr(c, c->in, "LocalSecondaryIndexes", &lsis)) goto leave;
     n_g = gsis ? json_array_size(gsis) : 0;
     n_l = lsis ? json_array_size(lsis) : 0;
-    gin = calloc(n_g + 1, sizeof *gin);
-    lin = calloc(n_l + 1, sizeof *lin);
+    gin = tr_xcalloc(n_g + 1, sizeof *gin);
+    lin = tr_xcalloc(n_l + 1, sizeof *lin);
     for (size_t i = 0; i < n_g; i++) {
         char p[64];
         snprintf(p, sizeof p, "globalSecondaryIndexes.%zu.member", i + 1);
@@ -606,7 +606,7 @@ int ddb_create_table(api_call_t *c) {
     def.billing = billing;
     def.rcu = (uint64_t)pt.rcu;
     def.wcu = (uint64_t)pt.wcu;
-    ixs = calloc(n_g + n_l + 1, sizeof *ixs);
+    ixs = tr_xcalloc(n_g + n_l + 1, sizeof *ixs);
     for (size_t i = 0; i < n_l; i++) ddb_index_to_info(&lin[i], 1, &ixs[i]);
     for (size_t i = 0; i < n_g; i++) ddb_index_to_info(&gin[i], 0, &ixs[n_l + i]);
     def.indexes = ixs;
@@ -980,7 +980,7 @@ int ddb_untag_resource(api_call_t *c) {
     if (ddb_arr(c, c->in, "TagKeys", &keys)) return API_FAIL;
     if (!keys) api_verr(c, "tagKeys", NULL, "Member must not be null");
     size_t n = keys ? json_array_size(keys) : 0;
-    char **k = calloc(n + 1, sizeof *k);
+    char **k = tr_xcalloc(n + 1, sizeof *k);
     for (size_t i = 0; i < n; i++) {
         json_t *s = json_array_get(keys, i);
         if (!json_is_string(s)) {

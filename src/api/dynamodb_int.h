@@ -29,6 +29,7 @@
 
 #include "api/api.h"
 #include "api/kit.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "table/tbl.h"
 

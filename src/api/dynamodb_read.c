@@ -357,11 +357,11 @@ int ddb_batch_get(api_call_t *c) {
     if (total > TBL_MAX_BATCH_GET)
         return ddb_invalid(c, "Too many items requested for the BatchGetItem call");
 
-    ddb_exprs_t *xs = calloc(n_tables, sizeof *xs);
-    tbl_get_t *g = calloc(total ? total : 1, sizeof *g);
-    char **texts = calloc(total ? total : 1, sizeof *texts);
-    size_t *first = calloc(n_tables + 1, sizeof *first);
-    int *consistent = calloc(n_tables, sizeof *consistent);
+    ddb_exprs_t *xs = tr_xcalloc(n_tables, sizeof *xs);
+    tbl_get_t *g = tr_xcalloc(total, sizeof *g);
+    char **texts = tr_xcalloc(total, sizeof *texts);
+    size_t *first = tr_xcalloc(n_tables + 1, sizeof *first);
+    int *consistent = tr_xcalloc(n_tables, sizeof *consistent);
     size_t ti = 0, n = 0;
     json_object_foreach(ri, tname, ka) {
         json_t *keys = json_object_get(ka, "Keys");
@@ -404,7 +404,7 @@ int ddb_batch_get(api_call_t *c) {
 
     tr_buf *b = c->out;
     json_t *unprocessed = json_object();
-    ddb_tcap_t *caps = calloc(n_tables + 1, sizeof *caps);
+    ddb_tcap_t *caps = tr_xcalloc(n_tables + 1, sizeof *caps);
     size_t n_caps = 0, used = 0;
     tr_buf_puts(b, "{\"Responses\":{");
     ti = 0;
@@ -469,10 +469,10 @@ int ddb_transact_get(api_call_t *c) {
                  n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
     if (ddb_rcc(c, c->in, &rcc)) return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
-    ddb_exprs_t *xs = calloc(n, sizeof *xs);
-    tbl_get_t *g = calloc(n, sizeof *g);
-    char (*tables)[DDB_NAME_MAX] = calloc(n, sizeof *tables);
-    char **texts = calloc(n, sizeof *texts);
+    ddb_exprs_t *xs = tr_xcalloc(n, sizeof *xs);
+    tbl_get_t *g = tr_xcalloc(n, sizeof *g);
+    char (*tables)[DDB_NAME_MAX] = tr_xcalloc(n, sizeof *tables);
+    char **texts = tr_xcalloc(n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         json_t *el = json_array_get(items, i), *get;
         char p[96];
@@ -504,7 +504,7 @@ int ddb_transact_get(api_call_t *c) {
         char *kt = key ? ddb_key_text(key) : NULL;
         if (kt) {
             size_t len = strlen(tables[i]) + strlen(kt) + 2;
-            texts[i] = malloc(len);
+            texts[i] = tr_xmalloc(len);
             snprintf(texts[i], len, "%s|%s", tables[i], kt);
             free(kt);
         }
@@ -519,7 +519,7 @@ int ddb_transact_get(api_call_t *c) {
     tbl_get_many(c->ctx->tbl, g, n, &err);
     if (ddb_get_fail(c, g, n, &err)) goto leave;
     tr_buf *b = c->out;
-    ddb_tcap_t *caps = calloc(n + 1, sizeof *caps);
+    ddb_tcap_t *caps = tr_xcalloc(n + 1, sizeof *caps);
     size_t n_caps = 0;
     tr_buf_puts(b, "{\"Responses\":[");
     for (size_t i = 0; i < n; i++) {

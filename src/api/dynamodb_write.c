@@ -60,13 +60,13 @@ static void ddb_wr_free(void *p) {
 }
 
 static ddb_wr_t *ddb_wr_new(api_call_t *c, int kind, size_t n) {
-    ddb_wr_t *st = calloc(1, sizeof *st);
+    ddb_wr_t *st = tr_xcalloc(1, sizeof *st);
     st->ctx = c->ctx;
     st->kind = kind;
     st->n = n;
-    st->xs = calloc(n ? n : 1, sizeof *st->xs);
-    st->w = calloc(n ? n : 1, sizeof *st->w);
-    st->tables = calloc(n ? n : 1, sizeof *st->tables);
+    st->xs = tr_xcalloc(n, sizeof *st->xs);
+    st->w = tr_xcalloc(n, sizeof *st->w);
+    st->tables = tr_xcalloc(n, sizeof *st->tables);
     st->in = c->in;               /* ownership moves to the state */
     c->in = NULL;
     c->req->state = st;
@@ -125,7 +125,7 @@ static void ddb_put_write_capacity(tr_buf *b, ddb_wr_t *st, const char *lead) {
         return;
     }
     int txn = st->kind == DDB_K_TXN;
-    ddb_tcap_t *caps = calloc(st->n + 1, sizeof *caps);
+    ddb_tcap_t *caps = tr_xcalloc(st->n + 1, sizeof *caps);
     size_t n_caps = 0;
     for (size_t i = 0; i < st->n; i++)
         if (txn || !st->w[i].rc)
@@ -340,7 +340,7 @@ int ddb_batch_write(api_call_t *c) {
         return ddb_invalid(c, "Too many items requested for the BatchWriteItem call");
 
     /* validate everything before anything is queued */
-    char **texts = calloc(total ? total : 1, sizeof *texts);
+    char **texts = tr_xcalloc(total, sizeof *texts);
     int rc = API_FAIL;
     size_t n = 0;
     json_object_foreach(ri, tname, list) {
@@ -417,7 +417,7 @@ int ddb_batch_write(api_call_t *c) {
 
     ddb_wr_t *st = ddb_wr_new(c, DDB_K_BATCH, total);
     st->rcc = rcc;
-    st->wreq = calloc(total ? total : 1, sizeof *st->wreq);
+    st->wreq = tr_xcalloc(total, sizeof *st->wreq);
     n = 0;
     json_object_foreach(ri, tname, list) {
         for (size_t i = 0; i < json_array_size(list); i++, n++) {
