@@ -643,15 +643,22 @@ leave:
     return rc;
 }
 
-int ddb_describe_table(api_call_t *c) {
+/* The table the request's TableName names, described into *info (free it with
+ * tbl_table_info_free).  0 or API_FAIL. */
+static int ddb_describe_named(api_call_t *c, tbl_table_info_t *info) {
     char name[DDB_NAME_MAX];
     if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
-    tbl_table_info_t info;
     tr_err err;
     tr_err_clear(&err);
-    int e = tbl_table_describe(c->ctx->tbl, name, &info, &err);
+    int e = tbl_table_describe(c->ctx->tbl, name, info, &err);
     if (e) return ddb_error_table(c, e, &err, name);
+    return 0;
+}
+
+int ddb_describe_table(api_call_t *c) {
+    tbl_table_info_t info;
+    if (ddb_describe_named(c, &info)) return API_FAIL;
     tr_buf_puts(c->out, "{\"Table\":");
     ddb_put_table(c, c->out, &info, -1);
     tr_buf_puts(c->out, "}");
@@ -898,14 +905,8 @@ int ddb_update_ttl(api_call_t *c) {
 }
 
 int ddb_describe_ttl(api_call_t *c) {
-    char name[DDB_NAME_MAX];
-    if (ddb_table(c, c->in, "TableName", "tableName", DDB_REQ, name)) return API_FAIL;
-    if (api_verr_flush(c)) return API_FAIL;
     tbl_table_info_t info;
-    tr_err err;
-    tr_err_clear(&err);
-    int e = tbl_table_describe(c->ctx->tbl, name, &info, &err);
-    if (e) return ddb_error_table(c, e, &err, name);
+    if (ddb_describe_named(c, &info)) return API_FAIL;
     if (info.ttl_enabled && info.ttl_attr) {
         tr_buf_puts(c->out, "{\"TimeToLiveDescription\":{\"TimeToLiveStatus\":\"ENABLED\","
                             "\"AttributeName\":");
@@ -951,31 +952,40 @@ static int ddb_tag_error(api_call_t *c, int e, const tr_err *err, const char *ar
     return api_error(c, e, err);
 }
 
-int ddb_tag_resource(api_call_t *c) {
+/* TagResource's and UntagResource's common end: resolve ResourceArn, add the n tags `add` or
+ * remove the n keys `del` (the other NULL; both freed here), answer {}. */
+static int ddb_tags_change(api_call_t *c, tbl_tag_t *add, char **del, size_t n) {
     char name[DDB_NAME_MAX];
     const char *arn;
+    int rc = ddb_resource_arn(c, name, &arn);
+    if (!rc) {
+        tr_err err;
+        tr_err_clear(&err);
+        int e = add ? tbl_table_tags_add(c->ctx->tbl, name, add, n, &err)
+                    : tbl_table_tags_remove(c->ctx->tbl, name, del, n, &err);
+        if (e) {
+            rc = ddb_tag_error(c, e, &err, arn);
+        } else {
+            tr_buf_puts(c->out, "{}");
+            rc = NET_DONE;
+        }
+    }
+    free(add);
+    free(del);
+    return rc;
+}
+
+int ddb_tag_resource(api_call_t *c) {
     tbl_tag_t *tags;
     size_t n;
     if (ddb_parse_tags(c, c->in, DDB_REQ, &tags, &n)) {
         free(tags);
         return API_FAIL;
     }
-    if (ddb_resource_arn(c, name, &arn)) {
-        free(tags);
-        return API_FAIL;
-    }
-    tr_err err;
-    tr_err_clear(&err);
-    int e = tbl_table_tags_add(c->ctx->tbl, name, tags, n, &err);
-    free(tags);
-    if (e) return ddb_tag_error(c, e, &err, arn);
-    tr_buf_puts(c->out, "{}");
-    return NET_DONE;
+    return ddb_tags_change(c, tags, NULL, n);
 }
 
 int ddb_untag_resource(api_call_t *c) {
-    char name[DDB_NAME_MAX];
-    const char *arn;
     json_t *keys;
     if (ddb_arr(c, c->in, "TagKeys", &keys)) return API_FAIL;
     if (!keys) api_verr(c, "tagKeys", NULL, "Member must not be null");
@@ -996,17 +1006,7 @@ int ddb_untag_resource(api_call_t *c) {
                      len < 1 ? "greater than or equal to 1" : "less than or equal to 128");
         }
     }
-    if (ddb_resource_arn(c, name, &arn)) {
-        free(k);
-        return API_FAIL;
-    }
-    tr_err err;
-    tr_err_clear(&err);
-    int e = tbl_table_tags_remove(c->ctx->tbl, name, k, n, &err);
-    free(k);
-    if (e) return ddb_tag_error(c, e, &err, arn);
-    tr_buf_puts(c->out, "{}");
-    return NET_DONE;
+    return ddb_tags_change(c, NULL, k, n);
 }
 
 int ddb_list_tags(api_call_t *c) {

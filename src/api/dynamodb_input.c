@@ -160,6 +160,18 @@ void ddb_request_items_table(api_call_t *c, const char *tname) {
                  "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
 }
 
+/* TransactItems of TransactGetItems and TransactWriteItems: *items NULL when absent, *n its
+ * length; absence and a length outside 1..100 are recorded (api_verr).  0 or API_FAIL. */
+int ddb_transact_items(api_call_t *c, json_t **items, size_t *n) {
+    if (ddb_arr(c, c->in, "TransactItems", items)) return API_FAIL;
+    *n = *items ? json_array_size(*items) : 0;
+    if (!*items) api_verr(c, "transactItems", NULL, "Member must not be null");
+    else if (*n < 1 || *n > TBL_MAX_TXN_ITEMS)
+        api_verr(c, "transactItems", "[...]", "Member must have length %s",
+                 *n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    return 0;
+}
+
 /* A table ARN must name a table of this account in this region, as on AWS: another account's
  * is AccessDeniedException (Tributary has no resource policies that could allow it), another
  * region's is not found from this endpoint.  0 when ours, else API_FAIL with the error answered. */

@@ -110,6 +110,7 @@ int ddb_enum(api_call_t *c, const json_t *obj, const char *name, const char *pat
 int ddb_obj(api_call_t *c, const json_t *obj, const char *name, json_t **out);
 int ddb_arr(api_call_t *c, const json_t *obj, const char *name, json_t **out);
 void ddb_request_items_table(api_call_t *c, const char *tname);
+int ddb_transact_items(api_call_t *c, json_t **items, size_t *n);
 int ddb_arn_owned(api_call_t *c, const char *arn);
 int ddb_table(api_call_t *c, const json_t *obj, const char *name, const char *path, int req,
               char out[DDB_NAME_MAX]);

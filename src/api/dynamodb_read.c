@@ -322,6 +322,15 @@ static void ddb_put_got(tr_buf *b, const tbl_get_t *g) {
     else ddb_put_json(b, g->item);
 }
 
+/* The results of n gets and their key texts (the arrays themselves stay the caller's). */
+static void ddb_gets_free(tbl_get_t *g, char **texts, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        free(g[i].raw);
+        json_decref(g[i].item);
+        free(texts[i]);
+    }
+}
+
 int ddb_batch_get(api_call_t *c) {
     static const char *const legacy[] = {"AttributesToGet"};
     static const char *const modern[] = {"ProjectionExpression"};
@@ -444,11 +453,7 @@ int ddb_batch_get(api_call_t *c) {
     free(caps);
     rc = NET_DONE;
 leave:
-    for (size_t i = 0; i < n; i++) {
-        free(g[i].raw);
-        json_decref(g[i].item);
-        free(texts[i]);
-    }
+    ddb_gets_free(g, texts, n);
     for (size_t i = 0; i < n_tables; i++) ddb_exprs_free(&xs[i]);
     free(xs);
     free(g);
@@ -461,12 +466,8 @@ leave:
 int ddb_transact_get(api_call_t *c) {
     json_t *items;
     int rcc, rc = API_FAIL;
-    if (ddb_arr(c, c->in, "TransactItems", &items)) return API_FAIL;
-    size_t n = items ? json_array_size(items) : 0;
-    if (!items) api_verr(c, "transactItems", NULL, "Member must not be null");
-    else if (n < 1 || n > TBL_MAX_TXN_ITEMS)
-        api_verr(c, "transactItems", "[...]", "Member must have length %s",
-                 n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    size_t n;
+    if (ddb_transact_items(c, &items, &n)) return API_FAIL;
     if (ddb_rcc(c, c->in, &rcc)) return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     ddb_exprs_t *xs = tr_xcalloc(n, sizeof *xs);
@@ -539,12 +540,8 @@ int ddb_transact_get(api_call_t *c) {
     free(caps);
     rc = NET_DONE;
 leave:
-    for (size_t i = 0; i < n; i++) {
-        free(g[i].raw);
-        json_decref(g[i].item);
-        free(texts[i]);
-        ddb_exprs_free(&xs[i]);
-    }
+    ddb_gets_free(g, texts, n);
+    for (size_t i = 0; i < n; i++) ddb_exprs_free(&xs[i]);
     free(xs);
     free(g);
     free(tables);

@@ -510,12 +510,8 @@ int ddb_transact_write(api_call_t *c) {
     json_t *items;
     int rcc;
     const char *token;
-    if (ddb_arr(c, c->in, "TransactItems", &items)) return API_FAIL;
-    size_t n = items ? json_array_size(items) : 0;
-    if (!items) api_verr(c, "transactItems", NULL, "Member must not be null");
-    else if (n < 1 || n > TBL_MAX_TXN_ITEMS)
-        api_verr(c, "transactItems", "[...]", "Member must have length %s",
-                 n < 1 ? "greater than or equal to 1" : "less than or equal to 100");
+    size_t n;
+    if (ddb_transact_items(c, &items, &n)) return API_FAIL;
     if (ddb_rcc(c, c->in, &rcc) || ddb_ricm(c, c->in)) return API_FAIL;
     if (ddb_str(c, c->in, "ClientRequestToken", "clientRequestToken", DDB_OPT, 1, TBL_MAX_TOKEN,
                 DDB_PAT_NONE, &token))
