@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/mem.h"
 #include "core/tlog.h"
 
 /* ---- responses ----------------------------------------------------------------------------- */
@@ -166,16 +167,22 @@ const char *api_member(const api_call_t *c, const char *name, char *buf, size_t 
     return buf;
 }
 
+/* obj's member `name`, or NULL when absent or null (then, when req, recorded as a violation). */
+static json_t *member_get(api_call_t *c, json_t *obj, const char *name, int req) {
+    char mb[64];
+    json_t *v = json_object_get(obj, name);
+    if (v && !json_is_null(v)) return v;
+    if (req) api_verr(c, api_member(c, name, mb, sizeof mb), NULL, "Member must not be null");
+    return NULL;
+}
+
 int api_get_str(api_call_t *c, json_t *obj, const char *name, int req, size_t min, size_t max,
                 const api_pattern_t *pat, const char **out, size_t *out_len) {
     char mb[64];
-    json_t *v = json_object_get(obj, name);
+    json_t *v = member_get(c, obj, name, req);
     *out = NULL;
     if (out_len) *out_len = 0;
-    if (!v || json_is_null(v)) {
-        if (req) api_verr(c, api_member(c, name, mb, sizeof mb), NULL, "Member must not be null");
-        return 0;
-    }
+    if (!v) return 0;
     if (!json_is_string(v))
         return api_fail(c, 400, "SerializationException",
                         "Expected a string for %s, got another JSON type", name);
@@ -201,12 +208,9 @@ int api_get_str(api_call_t *c, json_t *obj, const char *name, int req, size_t mi
 int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long min,
                 long long max, long long *out, int *present) {
     char mb[64], vb[32];
-    json_t *v = json_object_get(obj, name);
+    json_t *v = member_get(c, obj, name, req);
     *present = 0;
-    if (!v || json_is_null(v)) {
-        if (req) api_verr(c, api_member(c, name, mb, sizeof mb), NULL, "Member must not be null");
-        return 0;
-    }
+    if (!v) return 0;
     if (!json_is_integer(v))
         return api_fail(c, 400, "SerializationException",
                         "Expected an integer for %s, got another JSON type", name);
@@ -224,9 +228,9 @@ int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long
 }
 
 int api_get_epoch(api_call_t *c, json_t *obj, const char *name, int64_t *ms, int *present) {
-    json_t *v = json_object_get(obj, name);
+    json_t *v = member_get(c, obj, name, API_OPT);
     *present = 0;
-    if (!v || json_is_null(v)) return 0;
+    if (!v) return 0;
     if (!json_is_number(v))
         return api_fail(c, 400, "SerializationException",
                         "Expected a timestamp (epoch seconds) for %s", name);
@@ -480,12 +484,8 @@ static void local_resume(net_req_t *req) {
 
 void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
                     size_t len, api_local_done_fn done, void *arg) {
-    api_local_t *l = calloc(1, sizeof *l);
-    uint8_t *b = malloc(len + 1);
-    if (!l || !b) {
-        tr_error("api", "out of memory for an in-process %s call", svc->name);
-        abort();
-    }
+    api_local_t *l = tr_xcalloc(1, sizeof *l);
+    uint8_t *b = tr_xmalloc(len + 1);
     if (len) memcpy(b, body, len);
     b[len] = 0;
     l->done = done;

@@ -30,6 +30,7 @@
 
 #include "api/api.h"
 #include "api/lambda_int.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "fn/fn.h"
 
@@ -124,8 +125,7 @@ static int env_from_json(api_call_t *c, json_t *env, fn_env_var_t **out, size_t 
                       "Could not parse request body into json: Environment.Variables must be an "
                       "object of strings");
     size_t k = json_object_size(vars);
-    fn_env_var_t *arr = calloc(k ? k : 1, sizeof *arr);
-    if (!arr) abort();
+    fn_env_var_t *arr = tr_xcalloc(k ? k : 1, sizeof *arr);
     const char *key;
     json_t *val;
     size_t i = 0;
@@ -220,8 +220,7 @@ static int zip_from(api_call_t *c, json_t *code, uint8_t **zip, size_t *n) {
                       "Please provide a source for function code.");
     }
     size_t len = json_string_length(zf);
-    uint8_t *b = malloc(tr_base64_decoded_max(len) + 1);
-    if (!b) abort();
+    uint8_t *b = tr_xmalloc(tr_base64_decoded_max(len) + 1);
     long got = tr_base64_decode(json_string_value(zf), len, b);
     if (got <= 0) {
         free(b);
@@ -367,16 +366,13 @@ static int l_list(api_call_t *c) {
     tr_err_clear(&err);
     int rc = fn_list(c->ctx->fn, marker, (size_t)max, &arr, &n, &next, &err);
     if (rc) return l_error(c, rc, &err, NULL);
-    json_t *o = json_object(), *list = json_array();
+    json_t *list = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(list, config_to_json(c, &arr[i]));
         fn_config_free(&arr[i]);
     }
     free(arr);
-    json_object_set_new(o, "Functions", list);
-    if (next) json_object_set_new(o, "NextMarker", json_string(next));
-    free(next);
-    return api_reply_json(c, 200, o, 0);
+    return api__lambda_reply_list(c, "Functions", list, next, 0);
 }
 
 static int l_delete(api_call_t *c) {
@@ -620,6 +616,15 @@ static int l_invoke_async(api_call_t *c) {
     return NET_DEFER;
 }
 
+int api__lambda_reply_list(api_call_t *c, const char *member, json_t *items, char *next,
+                           int real_precision) {
+    json_t *o = json_object();
+    json_object_set_new(o, member, items);
+    if (next) json_object_set_new(o, "NextMarker", json_string(next));
+    free(next);
+    return api_reply_json(c, 200, o, real_precision);
+}
+
 /* ---- the service ----------------------------------------------------------------------------- */
 
 int api__lambda_fn_owned(api_call_t *c, const char *given, const char *action) {
@@ -696,8 +701,7 @@ static void l_job_run(void *arg, int closed) {
  * TooManyRequestsException (Reason CallerRateLimitExceeded, Retry-After) at once. */
 static int l_run(api_call_t *c) {
     if (!(c->op->flags & API_OP_WORKER)) return c->op->fn(c);
-    l_job_t *j = malloc(sizeof *j);
-    if (!j) abort();
+    l_job_t *j = tr_xmalloc(sizeof *j);
     j->c = *c;
     tr_err err;
     tr_err_clear(&err);
@@ -734,17 +738,9 @@ static const char *const l_prefixes[] = {
 };
 
 const api_service_t api_lambda_service = {
-    .name = "lambda",
-    .label = "Lambda",
-    .log = "lambda",
-    .proto = API_PROTO_REST_JSON,
+    API_LAMBDA_SERVICE_COMMON,
     .path_prefixes = l_prefixes,
-    .content_type = L_JSON,
     API_OPS(l_ops),
-    API_ERRORS(api__lambda_errors),
-    .message_caps = api__lambda_message_caps,
-    .verr_value_max = 200,
-    .member_style = API_MEMBER_CAMEL,
     .ready = l_ready,
     .run = l_run,
 };

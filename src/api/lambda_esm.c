@@ -323,16 +323,13 @@ static int op_list(api_call_t *cl) {
     char *next;
     int rc = esm_list(ctx->esm, fname, arn, marker, (size_t)max, &list, &n, &next, &err);
     if (rc) return api_error(cl, rc, &err);
-    json_t *o = json_object(), *arr = json_array();
+    json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, config_json(ctx, &list[i]));
         esm_config_free(&list[i]);
     }
     free(list);
-    json_object_set_new(o, "EventSourceMappings", arr);
-    if (next) json_object_set_new(o, "NextMarker", json_string(next));
-    free(next);
-    return api_reply_json(cl, 200, o, 17);
+    return api__lambda_reply_list(cl, "EventSourceMappings", arr, next, 17);
 }
 
 static int op_update(api_call_t *cl) {
@@ -423,16 +420,8 @@ static const api_op_t esm_ops[] = {
 static const char *const esm_prefixes[] = {ESM_PREFIX, NULL};
 
 const api_service_t api_lambda_esm_service = {
-    .name = "lambda",
-    .label = "Lambda",
-    .log = "lambda",
-    .proto = API_PROTO_REST_JSON,
+    API_LAMBDA_SERVICE_COMMON,
     .path_prefixes = esm_prefixes,
-    .content_type = "application/json",
     API_OPS(esm_ops),
-    API_ERRORS(api__lambda_errors),
-    .message_caps = api__lambda_message_caps,
-    .verr_value_max = 200,
-    .member_style = API_MEMBER_CAMEL,
     .ready = esm_ready,
 };

@@ -274,7 +274,7 @@ static void test_list_update_delete(void **state) {
     fn_env_var_t env[] = {{"NEW_ONE", "1"}};
     fn_config_update_t u = {.has_timeout = 1, .timeout_s = 30, .has_env = 1, .env = env,
                             .n_env = 1, .revision_id = "stale"};
-    assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), TR_EINUSE);
+    assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), TR_ECONDITION);
     u.revision_id = cur.revision_id;
     assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), 0);
     assert_int_equal(out.timeout_s, 30);
@@ -285,7 +285,7 @@ static void test_list_update_delete(void **state) {
     zentry_t e[] = {{"bootstrap", "#!/bin/sh\necho two\n", 0100755}};
     size_t zn;
     uint8_t *z = make_zip(e, 1, &zn);
-    assert_int_equal(fn_update_code(fn, "c", z, zn, cur.revision_id, &out, &err), TR_EINUSE);
+    assert_int_equal(fn_update_code(fn, "c", z, zn, cur.revision_id, &out, &err), TR_ECONDITION);
     assert_int_equal(fn_update_code(fn, "c", z, zn, NULL, &out, &err), 0);
     assert_string_not_equal(out.code_sha256, cur.code_sha256);
     assert_int_equal(out.code_size, zn);
