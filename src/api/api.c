@@ -181,17 +181,6 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
-/* DynamoDB dispatches itself until it moves onto the kit (kit.h: api_service_t.handle). */
-const api_service_t api_dynamodb_service = {
-    .name = "dynamodb",
-    .label = "DynamoDB",
-    .log = "dynamodb",
-    .proto = API_PROTO_JSON10,
-    .target_prefix = "DynamoDB_20120810.",
-    .content_type = "application/x-amz-json-1.0",
-    .handle = api_dynamodb_handle,
-};
-
 /* The registry: every service this server speaks, each declared by its adapter (kit.h).  JSON
  * RPC services are chosen by X-Amz-Target prefix, REST services by the longest path prefix.  A
  * new service is one row here. */

@@ -114,8 +114,6 @@ typedef struct api_kinesis {
 } api_kinesis_t;
 /* Fill k: load or create the iterator key in data_dir.  TR_EIO / TR_EINTERNAL with err. */
 int api_kinesis_init(api_kinesis_t *k, const char *data_dir, long long iter_ttl_ms, tr_err *err);
-/* DynamoDB adapter entry: target is the operation name after "DynamoDB_20120810.". */
-int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
 /* An in-process DynamoDB call (native functions' trf_table_*, wired by main.c into
  * fn_native_set_table_handler): runs the same adapter code as an HTTP request to `op` with this
  * JSON 1.0 body (copied) -- validation, engine calls, errors, response -- minus SigV4 (the
