@@ -413,7 +413,6 @@ int api_parse_body(api_call_t *c) {
 }
 
 int api_dispatch(api_ctx_t *ctx, const api_service_t *svc, net_req_t *req, const char *name) {
-    if (svc->handle) return svc->handle(ctx, req, name);
     api_call_t c;
     c.ctx = ctx;
     c.svc = svc;

@@ -32,14 +32,6 @@
  * NET_DONE, answers an error with api_fail / api_error (which return API_FAIL), or defers
  * (NET_DEFER, the engine resumes the request later: see net/http.h).
  *
- * Moving an adapter that dispatches itself (DynamoDB) onto the kit: its table becomes api_op_t
- * rows; d_fail / d_error / d_verr become api_fail / api_error / api_verr (the namespaced __type
- * is .type_name, the error map an api_errmap_t table, .verr_value_max 300, .seal its CRC
- * header, .ready its "engine not open" check); handlers return NET_DONE / NET_DEFER / API_FAIL;
- * api_dynamodb_call becomes api_call_local(ctx, &api_dynamodb_service, ...).  Then delete the
- * shim declaration in api.c (the one with .handle) and define api_dynamodb_service beside the
- * handlers.
- *
  * Protocols (api_proto_t): JSON 1.0 / 1.1 (X-Amz-Target RPC; DynamoDB, Kinesis) and REST-JSON
  * (method + path; Lambda) have adapters and error writers.  REST-XML (S3), query (STS,
  * CloudWatch) and CBOR (CloudWatch's rpcv2) are reserved values: no service uses them yet, so the
@@ -142,13 +134,10 @@ struct api_service {
      * run    -- calls the handler instead of the kit (adapter-private per-call setup, moving the
      *           call to a worker); returns what the handler returns.
      * seal   -- on every response answered before the dispatcher returns (DynamoDB: its
-     *           x-amz-crc32 header); deferred responses seal themselves in their finish.
-     * handle -- the adapter dispatches itself (DynamoDB until it moves onto the kit): the kit
-     *           only routes to it. */
+     *           x-amz-crc32 header); deferred responses seal themselves in their finish. */
     int (*ready)(api_call_t *c);
     int (*run)(api_call_t *c);
     void (*seal)(net_req_t *req);
-    int (*handle)(api_ctx_t *ctx, net_req_t *req, const char *op);
 };
 
 #define API_OPS(t) .ops = (t), .n_ops = sizeof(t) / sizeof((t)[0])
