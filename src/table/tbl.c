@@ -30,11 +30,17 @@
  * for a lookup and a refcount bump), qmu (queue, budget, stopping), rmu (read txn pool),
  * smu (TTL thread sleep).  The writer holds none of them while it runs LMDB.
  *
+ * Files.  This one holds the overview and the on-disk format (below), small helpers, the name
+ * map, the counters, the read transaction pool, open/close and the synchronous API.  Its
+ * siblings: tbl_key.c (keys, values, schema checks), tbl_meta.c (snapshots, control plane),
+ * tbl_write.c (submission, writer thread), tbl_bg.c (background work, TTL), tbl_read.c (get,
+ * query, scan); tbl_int.h declares what they share.
+ *
  * ==== On-disk format ==========================================================================
  *
  * DIR/data.mdb holds four named LMDB databases.
  *
- * "meta"    "t/" + table name  ->  JSON text of the table's schema (tab_to_json below):
+ * "meta"    "t/" + table name  ->  JSON text of the table's schema (tab_to_json, tbl_meta.c):
  *                 {"id":7,"name":"t","table_id":"<uuid>","hash":"pk","htype":"S","range":..,
  *                  "rtype":..,"attrs":[["pk","S"],..],"billing":0,"rcu":0,"wcu":0,"dp":0,
  *                  "created_ms":..,"ttl_attr":..,"ttl_enabled":0,"tags":[["k","v"],..],
@@ -87,7 +93,7 @@
  *   a stored key of exactly 511 bytes may be folded; the unfolded key is rebuilt from the
  *   item's key attributes.  LMDB's order is the unfolded keys' order except among stored keys
  *   longer than 479 bytes sharing their first 479: Query and Scan sort those on unfolded keys
- *   ("query and scan: exact key order" below).
+ *   ("query and scan: exact key order" in tbl_read.c).
  *
  *   Item value (tables and indexes):
  *     offset 0   u8      version (1)
@@ -132,7 +138,7 @@
 
 #define SUB "tbl"
 
-static _Thread_local tb_scratch_t *tls_scr;
+_Thread_local tb_scratch_t *tbl__tls_scratch;
 static pthread_key_t scr_key;
 static pthread_once_t scr_once = PTHREAD_ONCE_INIT;
 
@@ -152,13 +158,14 @@ void *xmalloc(size_t n) {
     return p;
 }
 
-tb_scratch_t *scratch(void) {
-    if (!tls_scr) {
+/* tbl__scratch's first call on a thread (tbl_int.h). */
+tb_scratch_t *tbl__scratch_new(void) {
+    if (!tbl__tls_scratch) {
         pthread_once(&scr_once, scr_key_make);
-        tls_scr = xmalloc(sizeof *tls_scr);
-        pthread_setspecific(scr_key, tls_scr);
+        tbl__tls_scratch = xmalloc(sizeof *tbl__tls_scratch);
+        pthread_setspecific(scr_key, tbl__tls_scratch);
     }
-    return tls_scr;
+    return tbl__tls_scratch;
 }
 
 void *xcalloc(size_t n, size_t sz) {
@@ -179,7 +186,7 @@ char *xstrdup(const char *s) {
     return memcpy(xmalloc(n), s, n);
 }
 
-int64_t now_ms(const tbl_t *db) {
+int64_t tbl__now_ms(const tbl_t *db) {
     return db->opts.clock_ms ? db->opts.clock_ms(db->opts.clock_arg) : tr_now_ms();
 }
 
@@ -212,13 +219,13 @@ void uuid_new(char out[37]) {
     snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
-void sha256(const void *p, size_t n, uint8_t out[32]) {
+void tbl__sha256(const void *p, size_t n, uint8_t out[32]) {
     unsigned int len = 32;
     EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
 /* Message for an LMDB failure, with the fix. */
-int mdb_fail(tr_err *err, int rc, const char *what) {
+int tbl__mdb_fail(tr_err *err, int rc, const char *what) {
     if (rc == MDB_MAP_FULL)
         return tr_err_set(err, TR_EIO, "table storage is full while %s (LMDB map size "
                                         "reached); raise the tables map size", what);
@@ -230,7 +237,7 @@ int mdb_fail(tr_err *err, int rc, const char *what) {
 
 /* ---- the name map -------------------------------------------------------------------------- */
 
-size_t map_lower(tbl_t *db, const char *name) {
+size_t tbl__map_lower(tbl_t *db, const char *name) {
     size_t lo = 0, hi = db->n_tabs;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
@@ -241,15 +248,15 @@ size_t map_lower(tbl_t *db, const char *name) {
 }
 
 /* Caller holds tlock (or is the writer thread). */
-tb_table_t *map_find(tbl_t *db, const char *name) {
-    size_t i = map_lower(db, name);
+tb_table_t *tbl__map_find(tbl_t *db, const char *name) {
+    size_t i = tbl__map_lower(db, name);
     return i < db->n_tabs && !strcmp(db->tabs[i]->name, name) ? db->tabs[i] : NULL;
 }
 
 /* Writer thread: insert or replace (the old snapshot is retired and unreferenced). */
-void map_set(tbl_t *db, tb_table_t *t) {
+void tbl__map_set(tbl_t *db, tb_table_t *t) {
     pthread_rwlock_wrlock(&db->tlock);
-    size_t i = map_lower(db, t->name);
+    size_t i = tbl__map_lower(db, t->name);
     tb_table_t *old = NULL;
     if (i < db->n_tabs && !strcmp(db->tabs[i]->name, t->name)) {
         old = db->tabs[i];
@@ -266,13 +273,13 @@ void map_set(tbl_t *db, tb_table_t *t) {
     pthread_rwlock_unlock(&db->tlock);
     if (old) {
         atomic_store(&old->retired, 1);
-        tab_unref(old);
+        tbl__tab_unref(old);
     }
 }
 
-void map_remove(tbl_t *db, const char *name) {
+void tbl__map_remove(tbl_t *db, const char *name) {
     pthread_rwlock_wrlock(&db->tlock);
-    size_t i = map_lower(db, name);
+    size_t i = tbl__map_lower(db, name);
     tb_table_t *old = NULL;
     if (i < db->n_tabs && !strcmp(db->tabs[i]->name, name)) {
         old = db->tabs[i];
@@ -282,17 +289,17 @@ void map_remove(tbl_t *db, const char *name) {
     pthread_rwlock_unlock(&db->tlock);
     if (old) {
         atomic_store(&old->retired, 1);
-        tab_unref(old);
+        tbl__tab_unref(old);
     }
 }
 
 /* Any thread: a referenced snapshot, or NULL + TR_ENOTFOUND. */
-tb_table_t *tab_get(tbl_t *db, const char *name, tr_err *err) {
+tb_table_t *tbl__tab_get(tbl_t *db, const char *name, tr_err *err) {
     tb_table_t *t = NULL;
     if (name) {
         pthread_rwlock_rdlock(&db->tlock);
-        t = map_find(db, name);
-        if (t) tab_ref(t);
+        t = tbl__map_find(db, name);
+        if (t) tbl__tab_ref(t);
         pthread_rwlock_unlock(&db->tlock);
     }
     if (!t) tr_err_set(err, TR_ENOTFOUND, NOT_FOUND);
@@ -300,9 +307,9 @@ tb_table_t *tab_get(tbl_t *db, const char *name, tr_err *err) {
 }
 
 /* Writer thread: the current snapshot of the table t was taken from, or NULL if it is gone. */
-tb_table_t *tab_current(tbl_t *db, tb_table_t *t) {
+tb_table_t *tbl__tab_current(tbl_t *db, tb_table_t *t) {
     if (!atomic_load_explicit(&t->retired, memory_order_acquire)) return t;
-    tb_table_t *c = map_find(db, t->name);
+    tb_table_t *c = tbl__map_find(db, t->name);
     return c && c->id == t->id ? c : NULL;
 }
 
@@ -319,14 +326,14 @@ static int stats_write(tbl_t *db, MDB_txn *txn, const tb_table_t *t, uint8_t spa
     return mdb_put(txn, db->db_stats, &kv, &vv, 0);
 }
 
-int stats_write_all(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
+int tbl__stats_write_all(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
     int rc = stats_write(db, txn, t, TBL__SPACE_TABLE);
     for (size_t i = 0; !rc && i < t->n_idx; i++) rc = stats_write(db, txn, t, t->idx[i].space);
     return rc;
 }
 
-void stats_read(tbl_t *db, MDB_txn *txn, uint32_t tid, uint8_t space, uint64_t *items,
-                uint64_t *bytes) {
+void tbl__stats_read(tbl_t *db, MDB_txn *txn, uint32_t tid, uint8_t space, uint64_t *items,
+                     uint64_t *bytes) {
     uint8_t k[5];
     stats_key(k, tid, space);
     MDB_val kv = {5, k}, vv;
@@ -338,32 +345,33 @@ void stats_read(tbl_t *db, MDB_txn *txn, uint32_t tid, uint8_t space, uint64_t *
 }
 
 static void stats_load(tbl_t *db, MDB_txn *txn, tb_table_t *t) {
-    stats_read(db, txn, t->id, 0, &t->st_items[0], &t->st_bytes[0]);
+    tbl__stats_read(db, txn, t->id, 0, &t->st_items[0], &t->st_bytes[0]);
     for (size_t i = 0; i < t->n_idx; i++) {
         uint8_t s = t->idx[i].space;
-        stats_read(db, txn, t->id, s, &t->st_items[s], &t->st_bytes[s]);
+        tbl__stats_read(db, txn, t->id, s, &t->st_items[s], &t->st_bytes[s]);
     }
 }
 
-void mark_dirty(tbl_t *db, tb_table_t *t) {
+void tbl__mark_dirty(tbl_t *db, tb_table_t *t) {
     if (t->dirty) return;
     t->dirty = 1;
     if (db->n_dirty == db->cap_dirty) {
         db->cap_dirty = db->cap_dirty ? 2 * db->cap_dirty : 16;
         db->dirty = xrealloc(db->dirty, db->cap_dirty * sizeof *db->dirty);
     }
-    tab_ref(t);
+    tbl__tab_ref(t);
     db->dirty[db->n_dirty++] = t;
 }
 
-int dirty_flush(tbl_t *db, MDB_txn *txn) {
+int tbl__dirty_flush(tbl_t *db, MDB_txn *txn) {
     int rc = 0;
-    for (size_t i = 0; !rc && i < db->n_dirty; i++) rc = stats_write_all(db, txn, db->dirty[i]);
+    for (size_t i = 0; !rc && i < db->n_dirty; i++)
+        rc = tbl__stats_write_all(db, txn, db->dirty[i]);
     return rc;
 }
 
 /* After an abort: counters back to what LMDB holds. */
-void dirty_reload(tbl_t *db) {
+void tbl__dirty_reload(tbl_t *db) {
     if (!db->n_dirty) return;
     MDB_txn *txn;
     if (mdb_txn_begin(db->env, NULL, MDB_RDONLY, &txn)) return;
@@ -371,17 +379,17 @@ void dirty_reload(tbl_t *db) {
     mdb_txn_abort(txn);
 }
 
-void dirty_clear(tbl_t *db) {
+void tbl__dirty_clear(tbl_t *db) {
     for (size_t i = 0; i < db->n_dirty; i++) {
         db->dirty[i]->dirty = 0;
-        tab_unref(db->dirty[i]);
+        tbl__tab_unref(db->dirty[i]);
     }
     db->n_dirty = 0;
 }
 
 /* ---- read transactions --------------------------------------------------------------------- */
 
-int rtxn_get(tbl_t *db, MDB_txn **out, tr_err *err) {
+int tbl__rtxn_get(tbl_t *db, MDB_txn **out, tr_err *err) {
     MDB_txn *t = NULL;
     pthread_mutex_lock(&db->rmu);
     if (db->n_rpool) t = db->rpool[--db->n_rpool];
@@ -393,12 +401,12 @@ int rtxn_get(tbl_t *db, MDB_txn **out, tr_err *err) {
     } else {
         rc = mdb_txn_begin(db->env, NULL, MDB_RDONLY, &t);
     }
-    if (rc) return mdb_fail(err, rc, "starting a read");
+    if (rc) return tbl__mdb_fail(err, rc, "starting a read");
     *out = t;
     return 0;
 }
 
-void rtxn_put(tbl_t *db, MDB_txn *t) {
+void tbl__rtxn_put(tbl_t *db, MDB_txn *t) {
     mdb_txn_reset(t);
     pthread_mutex_lock(&db->rmu);
     if (db->n_rpool < TB_RPOOL) {
@@ -409,13 +417,13 @@ void rtxn_put(tbl_t *db, MDB_txn *t) {
     if (t) mdb_txn_abort(t);
 }
 
-void wait_init(tb_wait_t *w) {
+void tbl__wait_init(tb_wait_t *w) {
     pthread_mutex_init(&w->mu, NULL);
     pthread_cond_init(&w->cv, NULL);
     w->done = w->rc = 0;
 }
 
-void wait_cb(void *arg, int rc) {
+void tbl__wait_cb(void *arg, int rc) {
     tb_wait_t *w = arg;
     pthread_mutex_lock(&w->mu);
     w->rc = rc;
@@ -424,7 +432,7 @@ void wait_cb(void *arg, int rc) {
     pthread_mutex_unlock(&w->mu);
 }
 
-int wait_end(tb_wait_t *w) {
+int tbl__wait_end(tb_wait_t *w) {
     pthread_mutex_lock(&w->mu);
     while (!w->done) pthread_cond_wait(&w->cv, &w->mu);
     pthread_mutex_unlock(&w->mu);
@@ -433,7 +441,7 @@ int wait_end(tb_wait_t *w) {
     return w->rc;
 }
 
-int on_writer(tbl_t *db, tr_err *err) {
+int tbl__on_writer(tbl_t *db, tr_err *err) {
     if (db->writer_started && pthread_equal(pthread_self(), db->writer))
         return tr_err_set(err, TR_EINVAL, "a synchronous table call was made from a write "
                                           "callback; it would wait for itself");
@@ -443,7 +451,7 @@ int on_writer(tbl_t *db, tr_err *err) {
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 static void db_free(tbl_t *db) {
-    for (size_t i = 0; i < db->n_tabs; i++) tab_unref(db->tabs[i]);
+    for (size_t i = 0; i < db->n_tabs; i++) tbl__tab_unref(db->tabs[i]);
     free(db->tabs);
     for (int i = 0; i < db->n_rpool; i++) mdb_txn_abort(db->rpool[i]);
     if (db->env) mdb_env_close(db->env);
@@ -455,13 +463,13 @@ static void db_free(tbl_t *db) {
 static int meta_load(tbl_t *db, tr_err *err) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
-    if (rc) return mdb_fail(err, rc, "opening the table store");
+    if (rc) return tbl__mdb_fail(err, rc, "opening the table store");
     if ((rc = mdb_dbi_open(txn, "meta", MDB_CREATE, &db->db_meta)) ||
         (rc = mdb_dbi_open(txn, "items", MDB_CREATE, &db->db_items)) ||
         (rc = mdb_dbi_open(txn, "stats", MDB_CREATE, &db->db_stats)) ||
         (rc = mdb_dbi_open(txn, "tokens", MDB_CREATE, &db->db_tokens))) {
         mdb_txn_abort(txn);
-        return mdb_fail(err, rc, "opening the table store");
+        return tbl__mdb_fail(err, rc, "opening the table store");
     }
     db->next_id = 1;
     MDB_val k = {9, "n/next_id"}, v;
@@ -474,7 +482,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
              r = mdb_cursor_get(dc, &dk, &v, MDB_NEXT)) {
             atomic_store(&db->bg_pending, 1);   /* a deleted table's items are left */
             uint8_t idb[5];
-            marker_bytes(&dk, idb);
+            tbl__marker_bytes(&dk, idb);
             uint32_t id = get_be32(idb);
             if (id >= db->next_id) db->next_id = id + 1;   /* never reused, by construction */
         }
@@ -487,7 +495,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
     MDB_cursor *c;
     if ((rc = mdb_cursor_open(txn, db->db_meta, &c))) {
         mdb_txn_abort(txn);
-        return mdb_fail(err, rc, "opening the table store");
+        return tbl__mdb_fail(err, rc, "opening the table store");
     }
     k = (MDB_val){2, "t/"};
     for (rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !rc;
@@ -502,7 +510,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
                                                 "DATA/tables from a backup",
                               (int)k.mv_size, (char *)k.mv_data, je.text);
         }
-        tb_table_t *t = tab_from_json(j);
+        tb_table_t *t = tbl__tab_from_json(j);
         json_decref(j);
         stats_load(db, txn, t);
         for (size_t i = 0; i < t->n_idx; i++)
@@ -516,7 +524,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
     }
     mdb_cursor_close(c);
     rc = mdb_txn_commit(txn);
-    if (rc) return mdb_fail(err, rc, "opening the table store");
+    if (rc) return tbl__mdb_fail(err, rc, "opening the table store");
     return 0;
 }
 
@@ -558,13 +566,13 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
         goto fail;
     }
     if (meta_load(db, err)) goto fail;
-    if (pthread_create(&db->writer, NULL, writer_main, db)) {
+    if (pthread_create(&db->writer, NULL, tbl__writer_main, db)) {
         tr_err_set(err, TR_EINTERNAL, "cannot start the table writer thread");
         goto fail;
     }
     db->writer_started = 1;
     if (db->opts.ttl_interval_ms > 0) {
-        if (pthread_create(&db->ttl_thr, NULL, ttl_main, db)) {
+        if (pthread_create(&db->ttl_thr, NULL, tbl__ttl_main, db)) {
             tr_err_set(err, TR_EINTERNAL, "cannot start the TTL thread");
             tbl_close(db);
             return TR_EINTERNAL;
@@ -600,17 +608,17 @@ void tbl_close(tbl_t *db) {
 
 int tbl_sync_write(tbl_t *db, tbl_write_t *w, size_t n, tr_err *err) {
     if (!db) return tr_err_set(err, TR_EINVAL, "no table engine");
-    int rc = on_writer(db, err);
+    int rc = tbl__on_writer(db, err);
     if (rc) return rc;
     tb_wait_t wt;
-    wait_init(&wt);
-    rc = tbl_write_submit(db, w, n, wait_cb, &wt, err);
+    tbl__wait_init(&wt);
+    rc = tbl_write_submit(db, w, n, tbl__wait_cb, &wt, err);
     if (rc) {
         wt.done = 1;
-        wait_end(&wt);
+        tbl__wait_end(&wt);
         return rc;
     }
-    rc = wait_end(&wt);
+    rc = tbl__wait_end(&wt);
     if (rc && err) {
         for (size_t i = 0; i < n; i++)
             if (w[i].rc) {
@@ -623,26 +631,26 @@ int tbl_sync_write(tbl_t *db, tbl_write_t *w, size_t n, tr_err *err) {
 
 int tbl_sync_txn(tbl_t *db, tbl_txn_t *t, tr_err *err) {
     if (!db) return tr_err_set(err, TR_EINVAL, "no table engine");
-    int rc = on_writer(db, err);
+    int rc = tbl__on_writer(db, err);
     if (rc) return rc;
     tb_wait_t wt;
-    wait_init(&wt);
-    rc = tbl_txn_submit(db, t, wait_cb, &wt, err);
+    tbl__wait_init(&wt);
+    rc = tbl_txn_submit(db, t, tbl__wait_cb, &wt, err);
     if (rc) {
         wt.done = 1;
-        wait_end(&wt);
+        tbl__wait_end(&wt);
         return rc;
     }
-    rc = wait_end(&wt);
+    rc = tbl__wait_end(&wt);
     if (rc && err) *err = t->err;
     return rc;
 }
 
 int tbl_handle_open(tbl_t *db, const char *table, tbl_handle_t **out, tr_err *err) {
     if (!db || !table || !out) return tr_err_set(err, TR_EINVAL, "tbl_handle_open: bad args");
-    tb_table_t *t = tab_get(db, table, NULL);
+    tb_table_t *t = tbl__tab_get(db, table, NULL);
     if (!t) return tr_err_set(err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", table);
-    tab_unref(t);
+    tbl__tab_unref(t);
     tbl_handle_t *h = xcalloc(1, sizeof *h);
     h->db = db;
     h->name = xstrdup(table);

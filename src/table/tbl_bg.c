@@ -6,7 +6,7 @@
  * Each step is one LMDB transaction of at most opts.bf_chunk items that records where it
  * stopped in "meta" (tbl.c "On-disk format": "b/", "d/", "l/" keys), so a restart goes on where
  * the last commit left off.  tbl_meta.c leaves the markers; tbl_write.c's writer loop calls
- * bg_step.
+ * tbl__bg_step.
  */
 #include "table/tbl.h"
 
@@ -49,7 +49,7 @@ static int range_delete_some(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, s
     return rc;
 }
 
-int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n) {
+int tbl__range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n) {
     return range_delete_some(txn, dbi, prefix, n, 0, NULL);
 }
 
@@ -62,21 +62,21 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
                         const MDB_val *v) {
     (void)k;
     const tb_index_t *ix = arg;
-    json_t *item = val_parse(v);
+    json_t *item = tbl__val_parse(v);
     if (!item) return 0;
-    uint8_t *pk = scratch()->pk;
-    size_t pk_n = item_pk(t, item, pk);
+    uint8_t *pk = tbl__scratch()->pk;
+    size_t pk_n = tbl__item_pk(t, item, pk);
     tb_key_t ik;
     int rc = 0;
-    if (pk_n && index_key(ix, item, pk, pk_n, t, &ik) == 1) {
-        json_t *pj = index_project(t, ix, item);
+    if (pk_n && tbl__index_key(ix, item, pk, pk_n, t, &ik) == 1) {
+        json_t *pj = tbl__index_project(t, ix, item);
         size_t tn;
-        char *text = dump(pj, &tn);
+        char *text = tbl__dump(pj, &tn);
         uint32_t sz = (uint32_t)tbl_item_size(pj);
-        size_t fn = ik.n == TBL__FOLD_KEEP + 32 ? index_full(ix, item, pk, pk_n, t) : 0;
+        size_t fn = ik.n == TBL__FOLD_KEEP + 32 ? tbl__index_full(ix, item, pk, pk_n, t) : 0;
         /* an entry already there was written by a write since the index was added: current */
-        rc = val_put(txn, db->db_items, &ik, scratch()->full, fn, sz, 0, 0, text, tn,
-                     MDB_NOOVERWRITE);
+        rc = tbl__val_put(txn, db->db_items, &ik, tbl__scratch()->full, fn, sz, 0, 0, text, tn,
+                          MDB_NOOVERWRITE);
         if (!rc) {
             t->st_items[ix->space]++;
             t->st_bytes[ix->space] += sz;
@@ -93,10 +93,10 @@ static int backfill_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const
 static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, const MDB_val *k,
                          const MDB_val *v) {
     (void)arg;
-    json_t *item = val_parse(v);
+    json_t *item = tbl__val_parse(v);
     if (!item) return 0;
     int64_t e = 0;
-    int has = ttl_of(item, t->ttl_attr, &e);
+    int has = tbl__ttl_of(item, t->ttl_attr, &e);
     int rc = 0;
     uint8_t *buf = xmalloc(v->mv_size);
     memcpy(buf, v->mv_data, v->mv_size);
@@ -106,10 +106,10 @@ static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, cons
     rc = mdb_put(txn, db->db_items, (MDB_val *)k, &vv, 0);
     free(buf);
     if (!rc && has) {
-        uint8_t *pk = scratch()->pk;
-        size_t pk_n = item_pk(t, item, pk);
+        uint8_t *pk = tbl__scratch()->pk;
+        size_t pk_n = tbl__item_pk(t, item, pk);
         tb_key_t tk;
-        ttl_key(t->id, e, pk, pk_n, &tk);
+        tbl__ttl_key(t->id, e, pk, pk_n, &tk);
         MDB_val kk = {tk.n, tk.b};
         rc = mdb_put(txn, db->db_items, &kk, (MDB_val *)k, 0);
     }
@@ -137,7 +137,7 @@ static int meta_del(tbl_t *db, MDB_txn *txn, const char *key, int n) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
+int tbl__bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
     char kb[32];
     return meta_del(db, txn, kb, bf_pos_key(kb, id, space));
 }
@@ -208,35 +208,35 @@ static void bf_step(tbl_t *db) {
     int done = 0;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     if (!rc) rc = chunk_each(db, txn, t, &posk, kb, &kn, backfill_one, ix, &done);
-    mark_dirty(db, t);
+    tbl__mark_dirty(db, t);
     if (!rc && done) {
-        pub = tab_clone(t);
+        pub = tbl__tab_clone(t);
         pub->idx[xi].status = TBL_STATUS_ACTIVE;
-        rc = meta_put(db, txn, pub);
+        rc = tbl__meta_put(db, txn, pub);
         if (!rc) rc = mdb_del(txn, db->db_meta, &posk, NULL);
         if (rc == MDB_NOTFOUND) rc = 0;
     } else if (!rc) {
         MDB_val pv = {kn, kb};
         rc = mdb_put(txn, db->db_meta, &posk, &pv, 0);
     }
-    if (!rc) rc = dirty_flush(db, txn);
+    if (!rc) rc = tbl__dirty_flush(db, txn);
     if (!rc) rc = mdb_txn_commit(txn);
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
-        mdb_fail(&db->werr, rc, "backfilling an index");
+        tbl__mdb_fail(&db->werr, rc, "backfilling an index");
         tr_error(SUB, "%s of table %s: %s; retrying in %d ms", ix->name, t->name, db->werr.msg,
                  TB_BG_RETRY_MS);
-        dirty_reload(db);
-        dirty_clear(db);
-        if (pub) tab_unref(pub);
+        tbl__dirty_reload(db);
+        tbl__dirty_clear(db);
+        if (pub) tbl__tab_unref(pub);
         db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
         return;
     }
-    dirty_clear(db);
+    tbl__dirty_clear(db);
     if (pub) {
         tr_info(SUB, "index %s of table %s is ACTIVE (backfilled %" PRIu64 " entries)",
                 pub->idx[xi].name, pub->name, pub->st_items[pub->idx[xi].space]);
-        map_set(db, pub);
+        tbl__map_set(db, pub);
     }
 }
 
@@ -246,31 +246,31 @@ static void bf_step(tbl_t *db) {
  * "meta"; drop_marker deletes opts.bf_chunk of its items (and index / TTL entries) per
  * transaction between write batches, then the marker.  The id is never given to another
  * table, so a table re-created under the same name never sees them. */
-/* Leave an empty marker key in "meta" for bg_step to work on (as part of txn). */
-int bg_mark(tbl_t *db, MDB_txn *txn, const char *key, int n) {
+/* Leave an empty marker key in "meta" for tbl__bg_step to work on (as part of txn). */
+int tbl__bg_mark(tbl_t *db, MDB_txn *txn, const char *key, int n) {
     MDB_val k = {(size_t)n, (void *)key}, empty = {0, ""};
     int rc = mdb_put(txn, db->db_meta, &k, &empty, 0);
     if (!rc) atomic_store(&db->bg_pending, 1);
     return rc;
 }
 
-int drop_key(char *out, uint32_t id) { return snprintf(out, 16, "d/%08" PRIx32, id); }
+int tbl__drop_key(char *out, uint32_t id) { return snprintf(out, 16, "d/%08" PRIx32, id); }
 
 /* A deleted GSI's entries: "d/<id, 8 hex><space, 2 hex>".  Its space is not given to a new
  * index until they are gone. */
-int drop_key_space(char *out, uint32_t id, uint8_t space) {
+int tbl__drop_key_space(char *out, uint32_t id, uint8_t space) {
     return snprintf(out, 16, "d/%08" PRIx32 "%02x", id, (unsigned)space);
 }
 
-int space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
+int tbl__space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space) {
     char kb[16];
-    MDB_val k = {(size_t)drop_key_space(kb, id, space), kb}, v;
+    MDB_val k = {(size_t)tbl__drop_key_space(kb, id, space), kb}, v;
     return mdb_get(txn, db->db_meta, &k, &v) == 0;
 }
 
 /* Bytes of a marker key "x/<hex>" (2 hex digits a byte, at most 5 bytes) into out; their
  * count, 0 if it is not one. */
-size_t marker_bytes(const MDB_val *k, uint8_t *out) {
+size_t tbl__marker_bytes(const MDB_val *k, uint8_t *out) {
     size_t n = (k->mv_size - 2) / 2;
     if (k->mv_size < 4 || k->mv_size % 2 || n > 5) return 0;
     for (size_t i = 0; i < n; i++) {
@@ -302,7 +302,7 @@ static int marker_step(tbl_t *db, const char *prefix, marker_fn fn, const char *
     if (!rc && found) rc = mdb_txn_commit(txn);
     else if (txn) mdb_txn_abort(txn);
     if (rc) {
-        mdb_fail(&db->werr, rc, what);
+        tbl__mdb_fail(&db->werr, rc, what);
         tr_error(SUB, "%s; retrying in %d ms", db->werr.msg, TB_BG_RETRY_MS);
         return -1;
     }
@@ -312,7 +312,7 @@ static int marker_step(tbl_t *db, const char *prefix, marker_fn fn, const char *
 /* A drop marker: delete the next chunk of keys under its prefix, then the marker. */
 static int drop_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
     uint8_t pre[5];   /* table id, or table id + space */
-    size_t plen = marker_bytes(k, pre);
+    size_t plen = tbl__marker_bytes(k, pre);
     if (plen != 4 && plen != 5) return mdb_cursor_del(c, 0);   /* not ours: dropped */
     int more = 0;
     int rc = range_delete_some(txn, db->db_items, pre, plen, db->opts.bf_chunk, &more);
@@ -326,20 +326,20 @@ static int drop_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k)
  * (last item key done) of the indexing of the items already there, which ttl_marker does one
  * chunk per transaction (ttl_index_one is idempotent, so an item a write already indexed is
  * only rewritten the same). */
-int ttl_key_meta(char *out, uint32_t id) { return snprintf(out, 16, "l/%08" PRIx32, id); }
+int tbl__ttl_key_meta(char *out, uint32_t id) { return snprintf(out, 16, "l/%08" PRIx32, id); }
 
-int ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id) {
+int tbl__ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id) {
     char kb[16];
-    return meta_del(db, txn, kb, ttl_key_meta(kb, id));
+    return meta_del(db, txn, kb, tbl__ttl_key_meta(kb, id));
 }
 
 /* A TTL marker: index the next chunk of the table's items, then drop the marker. */
 static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
     uint8_t idb[5];
     char mk[16];
-    if (marker_bytes(k, idb) != 4) return mdb_cursor_del(c, 0);   /* not ours: dropped */
+    if (tbl__marker_bytes(k, idb) != 4) return mdb_cursor_del(c, 0);   /* not ours: dropped */
     uint32_t id = get_be32(idb);
-    MDB_val posk = {(size_t)ttl_key_meta(mk, id), mk};
+    MDB_val posk = {(size_t)tbl__ttl_key_meta(mk, id), mk};
     tb_table_t *t = NULL;
     for (size_t i = 0; i < db->n_tabs && !t; i++)
         if (db->tabs[i]->id == id && db->tabs[i]->ttl_enabled) t = db->tabs[i];
@@ -358,7 +358,7 @@ static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) 
 }
 
 /* Writer thread, between batches: one chunk of background work. */
-void bg_step(tbl_t *db) {
+void tbl__bg_step(tbl_t *db) {
     if (tr_mono_ns() / 1000000 < db->bg_retry_ms) return;   /* backing off after a failure */
     int r = marker_step(db, "d/", drop_marker, "removing a deleted table's or index's entries");
     if (r == 0) r = marker_step(db, "l/", ttl_marker, "indexing TTL values");
@@ -368,13 +368,13 @@ void bg_step(tbl_t *db) {
 
 int tbl_background_pending(tbl_t *db) { return db ? atomic_load(&db->bg_pending) : 0; }
 
-int ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
-    int64_t now_s = now_ms(db) / 1000;
-    uint8_t *pk = scratch()->pk;
+int tbl__ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
+    int64_t now_s = tbl__now_ms(db) / 1000;
+    uint8_t *pk = tbl__scratch()->pk;
     int rc = 0;
     for (size_t i = 0; i < c->n_cand && !rc; i++) {
         tb_ttl_cand_t *cd = &c->cand[i];
-        tb_table_t *t = tab_current(db, cd->tab);
+        tb_table_t *t = tbl__tab_current(db, cd->tab);
         if (!t || !t->ttl_enabled || cd->expiry > now_s) continue;
         MDB_val k = {cd->key.n, cd->key.b}, v;
         rc = mdb_get(txn, db->db_items, &k, &v);
@@ -393,26 +393,26 @@ int ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         op.old_size = val_size(&v);
         op.old_has_ttl = 1;
         op.old_ttl = cd->expiry;
-        op.old = val_parse(&v);
+        op.old = tbl__val_parse(&v);
         op.act = A_DEL;
         /* the header may predate the current TTL setting (its indexing runs in the
          * background): the item's own value under the current attribute decides */
         int64_t e_now = 0;
-        int expired_now = op.old && ttl_of(op.old, t->ttl_attr, &e_now) && e_now == cd->expiry;
+        int expired_now = op.old && tbl__ttl_of(op.old, t->ttl_attr, &e_now) && e_now == cd->expiry;
         tb_wx_t x;
         memset(&x, 0, sizeof x);
         x.key = cd->key;
         x.pk = pk;
-        x.pk_n = expired_now ? item_pk(t, op.old, pk) : 0;
+        x.pk_n = expired_now ? tbl__item_pk(t, op.old, pk) : 0;
         if (!x.pk_n) {
-            op_clear(&op);
+            tbl__op_clear(&op);
             continue;
         }
-        rc = op_mutate(db, txn, &x, &op);
+        rc = tbl__op_mutate(db, txn, &x, &op);
         if (!rc) c->deleted++;
-        op_clear(&op);
+        tbl__op_clear(&op);
     }
-    if (rc) return mdb_fail(&c->err, rc, "deleting expired items");
+    if (rc) return tbl__mdb_fail(&c->err, rc, "deleting expired items");
     return 0;
 }
 
@@ -420,9 +420,9 @@ int ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
 
 int tbl_ttl_run(tbl_t *db, size_t max) {
     if (!db) return TR_EINVAL;
-    if (on_writer(db, NULL)) return TR_EINVAL;
+    if (tbl__on_writer(db, NULL)) return TR_EINVAL;
     if (!max) max = 10000;
-    int64_t now_s = now_ms(db) / 1000;
+    int64_t now_s = tbl__now_ms(db) / 1000;
     int64_t lo_s = now_s - TB_TTL_PAST_S;
     if (lo_s < 0) lo_s = 0;
     pthread_rwlock_rdlock(&db->tlock);
@@ -431,14 +431,14 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
     for (size_t i = 0; i < db->n_tabs; i++)
         if (db->tabs[i]->ttl_enabled) {
             tabs[nt] = db->tabs[i];
-            tab_ref(tabs[nt++]);
+            tbl__tab_ref(tabs[nt++]);
         }
     pthread_rwlock_unlock(&db->tlock);
     tb_ttl_cand_t *cand = NULL;
     size_t nc = 0, cap = 0;
     int rc = 0;
     MDB_txn *txn = NULL;
-    if (nt && !(rc = rtxn_get(db, &txn, NULL))) {
+    if (nt && !(rc = tbl__rtxn_get(db, &txn, NULL))) {
         MDB_cursor *cur;
         if (!(rc = mdb_cursor_open(txn, db->db_items, &cur))) {
             for (size_t i = 0; i < nt && nc < max; i++) {
@@ -458,7 +458,7 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
                     }
                     tb_ttl_cand_t *c = &cand[nc++];
                     c->tab = tabs[i];
-                    tab_ref(c->tab);
+                    tbl__tab_ref(c->tab);
                     c->key.n = v.mv_size;
                     memcpy(c->key.b, v.mv_data, v.mv_size);
                     c->expiry = e;
@@ -466,23 +466,23 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
             }
             mdb_cursor_close(cur);
         }
-        rtxn_put(db, txn);
+        tbl__rtxn_put(db, txn);
         rc = rc ? TR_EIO : 0;
     }
-    for (size_t i = 0; i < nt; i++) tab_unref(tabs[i]);
+    for (size_t i = 0; i < nt; i++) tbl__tab_unref(tabs[i]);
     free(tabs);
     int deleted = 0;
     if (!rc && nc) {
         tb_ctl_t c = {.kind = C_TTL_DELETE, .cand = cand, .n_cand = nc};
-        rc = ctl_run(db, &c, NULL);
+        rc = tbl__ctl_run(db, &c, NULL);
         if (!rc) deleted = (int)c.deleted;
     }
-    for (size_t i = 0; i < nc; i++) tab_unref(cand[i].tab);
+    for (size_t i = 0; i < nc; i++) tbl__tab_unref(cand[i].tab);
     free(cand);
     return rc ? rc : deleted;
 }
 
-void *ttl_main(void *arg) {
+void *tbl__ttl_main(void *arg) {
     tbl_t *db = arg;
     int64_t last_sweep = tr_mono_ns() / 1000000;
     pthread_setname_np(pthread_self(), "tbl-ttl");
@@ -502,7 +502,7 @@ void *ttl_main(void *arg) {
         if (now - last_sweep >= TB_TOKEN_SWEEP_MS) {
             last_sweep = now;
             tb_ctl_t c = {.kind = C_TOKENS};
-            ctl_run(db, &c, NULL);
+            tbl__ctl_run(db, &c, NULL);
         }
         pthread_mutex_lock(&db->smu);
     }

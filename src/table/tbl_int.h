@@ -1,6 +1,21 @@
 /*
- * tbl_int.h -- table engine internals shared by tbl.c and its siblings (tbl_key.c, tbl_meta.c,
- * tbl_write.c, tbl_bg.c, tbl_read.c).  Not API.
+ * tbl_int.h -- the table engine's internals, shared by its files.  Not API (tbl.h is).
+ *
+ *     tbl.c        overview and on-disk format; helpers, the name map of table snapshots,
+ *                  counters, read transactions, open/close, the synchronous API
+ *     tbl_key.c    stored keys and item values (encoding, folding), schema and index checks
+ *     tbl_meta.c   snapshots and their "meta" records, the control plane (create, delete,
+ *                  update table, TTL, tags, describe, list) as control jobs
+ *     tbl_write.c  submitting writes and the writer thread (group commit, transactions)
+ *     tbl_bg.c     background work between batches (GSI backfill, drops, TTL indexing) and the
+ *                  TTL sweep
+ *     tbl_read.c   GetItem and friends, Query and Scan in exact key order
+ *
+ * Names shared between these files are tbl__*; what lives in one file is static there.  Thread
+ * rules are tbl.c's: "writer thread" marks what only the writer thread may call.
+ *
+ * White-box tests (tests/unit/table/test_tbl.c, tests/fuzz/fuzz_tblorder.c) include this header
+ * for tbl__key_format_new and the TBL__ constants; they use nothing else from it.
  */
 #ifndef TBL_INT_H
 #define TBL_INT_H
@@ -60,6 +75,16 @@ typedef struct tb_scratch {
     uint8_t full[TB_FULLKEY_MAX];
     uint8_t pk[TB_FULLKEY_MAX];
 } tb_scratch_t;
+
+extern _Thread_local tb_scratch_t *tbl__tls_scratch;   /* tbl.c; NULL until first use */
+tb_scratch_t *tbl__scratch_new(void);
+
+/* This thread's scratch (valid until the thread exits; the next key built on this thread
+ * overwrites it). */
+static inline tb_scratch_t *tbl__scratch(void) {
+    tb_scratch_t *s = tbl__tls_scratch;
+    return s ? s : tbl__scratch_new();
+}
 
 /* ---- types --------------------------------------------------------------------------------- */
 
@@ -229,21 +254,21 @@ struct tbl {
     tr_err werr;                /* message of a hard (LMDB) failure */
     int64_t last_token_sweep;
     atomic_int bg_pending;      /* a dropped table's items or a CREATING GSI may be left:
-                                   bg_step runs between batches (tbl_background_pending) */
-    long long bg_retry_ms;      /* monotonic ms before which bg_step waits (after a failure) */
+                                   tbl__bg_step runs between batches (tbl_background_pending) */
+    long long bg_retry_ms;      /* monotonic ms before which tbl__bg_step waits (after a failure) */
 
     pthread_t writer, ttl_thr;
     int writer_started, ttl_started;
 };
 
-/* What index_check looks at.  DynamoDB refuses an empty index key value before anything runs
+/* What tbl__index_check looks at.  DynamoDB refuses an empty index key value before anything runs
  * (even in a transaction: a top-level ValidationException), a wrong type or size while applying
  * (in a transaction: a cancellation reason). */
 enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came from an update
                                                                    expression (its message) */ };
 
 
-/* ---- byte order and small value helpers ---------------------------------------------------- */
+/* ---- small helpers, inline: they run per key read ----------------------------------------- */
 
 static inline void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
@@ -295,102 +320,107 @@ static inline int val_ok(const MDB_val *v) {
     return v->mv_size >= TBL__VAL_HDR && ((const uint8_t *)v->mv_data)[0] == TBL__VAL_VERSION;
 }
 
-static inline uint32_t val_size(const MDB_val *v) { return get_le32((const uint8_t *)v->mv_data + 4); }
+static inline uint32_t val_size(const MDB_val *v) {
+    return get_le32((const uint8_t *)v->mv_data + 4);
+}
 
-/* ---- tbl.c -------------------------------------------------------------------------------- */
+/* ---- tbl.c: helpers, name map, counters, read transactions, waiting ------------------------ */
+
+/* Comments on each are at its definition. */
 
 void *xmalloc(size_t n) __attribute__((returns_nonnull, malloc));
-tb_scratch_t *scratch(void);
 void *xcalloc(size_t n, size_t sz);
 void *xrealloc(void *p, size_t n);
 char *xstrdup(const char *s);
-int64_t now_ms(const tbl_t *db);
+int64_t tbl__now_ms(const tbl_t *db);
 void uuid_new(char out[37]);
-void sha256(const void *p, size_t n, uint8_t out[32]);
-int mdb_fail(tr_err *err, int rc, const char *what);
-size_t map_lower(tbl_t *db, const char *name);
-tb_table_t *map_find(tbl_t *db, const char *name);
-void map_set(tbl_t *db, tb_table_t *t);
-void map_remove(tbl_t *db, const char *name);
-tb_table_t *tab_get(tbl_t *db, const char *name, tr_err *err);
-tb_table_t *tab_current(tbl_t *db, tb_table_t *t);
-int stats_write_all(tbl_t *db, MDB_txn *txn, const tb_table_t *t);
-void stats_read(tbl_t *db, MDB_txn *txn, uint32_t tid, uint8_t space, uint64_t *items,
-                uint64_t *bytes);
-void mark_dirty(tbl_t *db, tb_table_t *t);
-int dirty_flush(tbl_t *db, MDB_txn *txn);
-void dirty_reload(tbl_t *db);
-void dirty_clear(tbl_t *db);
-int rtxn_get(tbl_t *db, MDB_txn **out, tr_err *err);
-void rtxn_put(tbl_t *db, MDB_txn *t);
-void wait_init(tb_wait_t *w);
-void wait_cb(void *arg, int rc);
-int wait_end(tb_wait_t *w);
-int on_writer(tbl_t *db, tr_err *err);
+void tbl__sha256(const void *p, size_t n, uint8_t out[32]);
+int tbl__mdb_fail(tr_err *err, int rc, const char *what);
+size_t tbl__map_lower(tbl_t *db, const char *name);
+tb_table_t *tbl__map_find(tbl_t *db, const char *name);
+void tbl__map_set(tbl_t *db, tb_table_t *t);
+void tbl__map_remove(tbl_t *db, const char *name);
+tb_table_t *tbl__tab_get(tbl_t *db, const char *name, tr_err *err);
+tb_table_t *tbl__tab_current(tbl_t *db, tb_table_t *t);
+int tbl__stats_write_all(tbl_t *db, MDB_txn *txn, const tb_table_t *t);
+void tbl__stats_read(tbl_t *db, MDB_txn *txn, uint32_t tid, uint8_t space, uint64_t *items,
+                     uint64_t *bytes);
+void tbl__mark_dirty(tbl_t *db, tb_table_t *t);
+int tbl__dirty_flush(tbl_t *db, MDB_txn *txn);
+void tbl__dirty_reload(tbl_t *db);
+void tbl__dirty_clear(tbl_t *db);
+int tbl__rtxn_get(tbl_t *db, MDB_txn **out, tr_err *err);
+void tbl__rtxn_put(tbl_t *db, MDB_txn *t);
+void tbl__wait_init(tb_wait_t *w);
+void tbl__wait_cb(void *arg, int rc);
+int tbl__wait_end(tb_wait_t *w);
+int tbl__on_writer(tbl_t *db, tr_err *err);
 
-/* ---- tbl_key.c ---------------------------------------------------------------------------- */
+/* ---- tbl_key.c: keys, values, schema checks (pure; results in tbl__scratch() say so) ------ */
 
-size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen);
-size_t pk_hlen(const uint8_t *pk, size_t n);
-size_t key_full(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
-                const uint8_t *suffix, size_t suffix_n);
-size_t key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen);
-void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen, tb_key_t *k);
-void ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n, tb_key_t *k);
-uint32_t seg_lo(uint32_t s, uint32_t total);
-const uint8_t *val_key_tail(const MDB_val *v, size_t *n);
-const char *val_text(const MDB_val *v, size_t *n);
-json_t *val_parse(const MDB_val *v);
-int val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, size_t fn,
-            uint32_t size, int has_ttl, int64_t ttl, const char *text, size_t tn, unsigned flags);
-char *dump(const json_t *item, size_t *n);
-int ttl_of(const json_t *item, const char *attr, int64_t *out);
-json_t *av_inner(const json_t *av);
-int key_value_empty(const json_t *av, int type);
-int item_key_check(const tb_table_t *t, const json_t *item, const json_t **h, const json_t **r,
+size_t tbl__pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen);
+size_t tbl__pk_hlen(const uint8_t *pk, size_t n);
+size_t tbl__key_full(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
+                     const uint8_t *suffix, size_t suffix_n);
+size_t tbl__key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen);
+void tbl__key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
+                      tb_key_t *k);
+void tbl__ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n, tb_key_t *k);
+uint32_t tbl__seg_lo(uint32_t s, uint32_t total);
+const uint8_t *tbl__val_key_tail(const MDB_val *v, size_t *n);
+const char *tbl__val_text(const MDB_val *v, size_t *n);
+json_t *tbl__val_parse(const MDB_val *v);
+int tbl__val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, size_t fn,
+                 uint32_t size, int has_ttl, int64_t ttl, const char *text, size_t tn,
+                 unsigned flags);
+char *tbl__dump(const json_t *item, size_t *n);
+int tbl__ttl_of(const json_t *item, const char *attr, int64_t *out);
+json_t *tbl__av_inner(const json_t *av);
+int tbl__key_value_empty(const json_t *av, int type);
+int tbl__item_key_check(const tb_table_t *t, const json_t *item, const json_t **h, const json_t **r,
+                        tr_err *err);
+int tbl__key_check(const tb_table_t *t, const json_t *key, const json_t **h, const json_t **r,
                    tr_err *err);
-int key_check(const tb_table_t *t, const json_t *key, const json_t **h, const json_t **r,
-              tr_err *err);
-int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err);
-int index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
-              const tb_table_t *t, tb_key_t *k);
-size_t index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
-                  const tb_table_t *t);
-json_t *index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item);
-size_t item_pk(const tb_table_t *t, const json_t *item, uint8_t *out);
+int tbl__index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err);
+int tbl__index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
+                   const tb_table_t *t, tb_key_t *k);
+size_t tbl__index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
+                       const tb_table_t *t);
+json_t *tbl__index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item);
+size_t tbl__item_pk(const tb_table_t *t, const json_t *item, uint8_t *out);
 
-/* ---- tbl_meta.c --------------------------------------------------------------------------- */
+/* ---- tbl_meta.c: snapshots, control jobs ------------------------------------------------- */
 
-void tab_ref(tb_table_t *t);
-void tab_unref(tb_table_t *t);
-tb_table_t *tab_from_json(const json_t *o);
-tb_table_t *tab_clone(const tb_table_t *t);
-const tb_index_t *tab_index(const tb_table_t *t, const char *name);
-int meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t);
-int ctl_exec(tbl_t *db, tb_ctl_t *c);
-int ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err);
+void tbl__tab_ref(tb_table_t *t);
+void tbl__tab_unref(tb_table_t *t);
+tb_table_t *tbl__tab_from_json(const json_t *o);
+tb_table_t *tbl__tab_clone(const tb_table_t *t);
+const tb_index_t *tbl__tab_index(const tb_table_t *t, const char *name);
+int tbl__meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t);
+int tbl__ctl_exec(tbl_t *db, tb_ctl_t *c);
+int tbl__ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err);
 
-/* ---- tbl_write.c -------------------------------------------------------------------------- */
+/* ---- tbl_write.c: applying and queuing writes ------------------------------------------- */
 
-void op_clear(tb_op_t *op);
-int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op);
-void *writer_main(void *arg);
-int enqueue(tbl_t *db, tb_job_t *j, tr_err *err);
-tb_job_t *job_new(size_t n);
+void tbl__op_clear(tb_op_t *op);
+int tbl__op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op);
+void *tbl__writer_main(void *arg);
+int tbl__enqueue(tbl_t *db, tb_job_t *j, tr_err *err);
+tb_job_t *tbl__job_new(size_t n);
 
-/* ---- tbl_bg.c ----------------------------------------------------------------------------- */
+/* ---- tbl_bg.c: background work and TTL (markers in "meta") ------------------------------ */
 
-int range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n);
-int bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space);
-int bg_mark(tbl_t *db, MDB_txn *txn, const char *key, int n);
-int drop_key(char *out, uint32_t id);
-int drop_key_space(char *out, uint32_t id, uint8_t space);
-int space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space);
-size_t marker_bytes(const MDB_val *k, uint8_t *out);
-int ttl_key_meta(char *out, uint32_t id);
-int ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id);
-void bg_step(tbl_t *db);
-int ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c);
-void *ttl_main(void *arg);
+int tbl__range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n);
+int tbl__bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space);
+int tbl__bg_mark(tbl_t *db, MDB_txn *txn, const char *key, int n);
+int tbl__drop_key(char *out, uint32_t id);
+int tbl__drop_key_space(char *out, uint32_t id, uint8_t space);
+int tbl__space_dropping(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space);
+size_t tbl__marker_bytes(const MDB_val *k, uint8_t *out);
+int tbl__ttl_key_meta(char *out, uint32_t id);
+int tbl__ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id);
+void tbl__bg_step(tbl_t *db);
+int tbl__ctl_ttl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c);
+void *tbl__ttl_main(void *arg);
 
 #endif

@@ -60,13 +60,13 @@ static void key_fold(tb_key_t *k, const uint8_t *full, size_t n) {
         return;
     }
     memcpy(k->b, full, TBL__FOLD_KEEP);
-    sha256(full, n, k->b + TBL__FOLD_KEEP);
+    tbl__sha256(full, n, k->b + TBL__FOLD_KEEP);
     k->n = TBL__FOLD_KEEP + 32;
 }
 
 /* pk = C(hash)[C(range)]: into out (room TB_FULLKEY_MAX / 2), returns length, 0 on bad value.
  * *hlen receives the length of C(hash). */
-size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen) {
+size_t tbl__pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen) {
     size_t n = comp_av(h, out);
     if (!n) return 0;
     if (hlen) *hlen = n;
@@ -79,7 +79,7 @@ size_t pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen) {
 }
 
 /* Length of the first component C(hash) of a pk. */
-size_t pk_hlen(const uint8_t *pk, size_t n) {
+size_t tbl__pk_hlen(const uint8_t *pk, size_t n) {
     for (size_t i = 0; i + 1 < n; i++) {
         if (pk[i] == 0x00) {
             if (pk[i + 1] == 0x01) return i + 2;
@@ -94,7 +94,7 @@ size_t pk_hlen(const uint8_t *pk, size_t n) {
 static size_t part_digest(uint8_t *p, size_t hl, size_t n) {
     if (hl <= TBL__HASH_INLINE) return n;
     uint8_t d[32];
-    sha256(p, hl, d);
+    tbl__sha256(p, hl, d);
     p[0] = 'H';
     memcpy(p + 1, d, 32);
     memmove(p + 33, p + hl, n - hl);
@@ -102,38 +102,38 @@ static size_t part_digest(uint8_t *p, size_t hl, size_t n) {
 }
 
 /* Unfolded key in a hash-partitioned space of table t (NULL: id 0, format 0),
- * tid|space|h32(C(h))|P(h)[C(r)]|suffix, built in scratch()->full (until the next key built on
+ * tid|space|h32(C(h))|P(h)[C(r)]|suffix, built in tbl__scratch()->full (until the next key built on
  * this thread; suffix must not point there).  Returns its length, 0 when a value is not a key
  * value. */
-size_t key_full(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
-                const uint8_t *suffix, size_t suffix_n) {
-    uint8_t *full = scratch()->full;
+size_t tbl__key_full(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
+                     const uint8_t *suffix, size_t suffix_n) {
+    uint8_t *full = tbl__scratch()->full;
     size_t o = prefix_put(full, t ? t->id : 0, space) + 4, hl = 0;
-    size_t n = pk_build(h, r, full + o, &hl);
+    size_t n = tbl__pk_build(h, r, full + o, &hl);
     if (!n || o + n + suffix_n > TB_FULLKEY_MAX) return 0;
     put_be32(full + 5, tbl__hash32(full + o, hl));
     if (t && t->kf) n = part_digest(full + o, hl, n);
     o += n;
     if (suffix_n) {
         memcpy(full + o, suffix, suffix_n);
-        if (t && t->kf) suffix_n = part_digest(full + o, pk_hlen(suffix, suffix_n), suffix_n);
+        if (t && t->kf) suffix_n = part_digest(full + o, tbl__pk_hlen(suffix, suffix_n), suffix_n);
     }
     return o + suffix_n;
 }
 
-/* Stored key in a hash-partitioned space: key_full, folded. */
+/* Stored key in a hash-partitioned space: tbl__key_full, folded. */
 static int key_make(const tb_table_t *t, uint8_t space, const json_t *h, const json_t *r,
                     const uint8_t *suffix, size_t suffix_n, tb_key_t *k) {
-    size_t n = key_full(t, space, h, r, suffix, suffix_n);
+    size_t n = tbl__key_full(t, space, h, r, suffix, suffix_n);
     if (!n) return -1;
-    key_fold(k, scratch()->full, n);
+    key_fold(k, tbl__scratch()->full, n);
     return 0;
 }
 
 /* Unfolded key in space 0 of table t from an already built pk (h32 over its first component,
- * hlen bytes), in scratch()->full; returns its length. */
-size_t key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen) {
-    uint8_t *full = scratch()->full;
+ * hlen bytes), in tbl__scratch()->full; returns its length. */
+size_t tbl__key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen) {
+    uint8_t *full = tbl__scratch()->full;
     prefix_put(full, t->id, TBL__SPACE_TABLE);
     put_be32(full + 5, tbl__hash32(pk, hlen));
     memcpy(full + 9, pk, pk_n);
@@ -141,13 +141,13 @@ size_t key_full_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t h
 }
 
 /* Stored key of space 0 of table t from an already built pk. */
-void key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
-                 tb_key_t *k) {
-    key_fold(k, scratch()->full, key_full_pk(t, pk, pk_n, hlen));
+void tbl__key_from_pk(const tb_table_t *t, const uint8_t *pk, size_t pk_n, size_t hlen,
+                      tb_key_t *k) {
+    key_fold(k, tbl__scratch()->full, tbl__key_full_pk(t, pk, pk_n, hlen));
 }
 
-void ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n, tb_key_t *k) {
-    uint8_t *full = scratch()->full;
+void tbl__ttl_key(uint32_t tid, int64_t expiry, const uint8_t *pk, size_t pk_n, tb_key_t *k) {
+    uint8_t *full = tbl__scratch()->full;
     prefix_put(full, tid, TBL__SPACE_TTL);
     put_be64(full + 5, (uint64_t)expiry);
     memcpy(full + 13, pk, pk_n);
@@ -162,13 +162,13 @@ size_t tbl_key_bytes(const json_t *hash_av, const json_t *range_av, uint8_t *out
     return k.n - 5;
 }
 
-uint32_t seg_lo(uint32_t s, uint32_t total) {
+uint32_t tbl__seg_lo(uint32_t s, uint32_t total) {
     return (uint32_t)((((uint64_t)s << 32) + total - 1) / total);
 }
 
 uint32_t tbl_key_segment(const json_t *hash_av, uint32_t total) {
     if (!hash_av || total == 0) return 0;
-    uint8_t *buf = scratch()->full;
+    uint8_t *buf = tbl__scratch()->full;
     size_t n = comp_av(hash_av, buf);
     uint32_t h = tbl__hash32(buf, n);
     return (uint32_t)(((uint64_t)h * total) >> 32);
@@ -185,7 +185,7 @@ static void val_hdr(uint8_t *p, uint32_t size, int has_ttl, int64_t ttl) {
 }
 
 /* The unfolded key's tail a value keeps (flag bit 1, see "On-disk format"): *n bytes, or NULL. */
-const uint8_t *val_key_tail(const MDB_val *v, size_t *n) {
+const uint8_t *tbl__val_key_tail(const MDB_val *v, size_t *n) {
     const uint8_t *p = v->mv_data;
     if (!(p[1] & TB_VAL_KEYTAIL) || v->mv_size < TBL__VAL_HDR + 4) return NULL;
     *n = get_le32(p + TBL__VAL_HDR);
@@ -193,26 +193,26 @@ const uint8_t *val_key_tail(const MDB_val *v, size_t *n) {
 }
 
 /* The item's JSON text in a value (val_ok): *n bytes. */
-const char *val_text(const MDB_val *v, size_t *n) {
+const char *tbl__val_text(const MDB_val *v, size_t *n) {
     size_t off = TBL__VAL_HDR, tn = 0;
-    if (val_key_tail(v, &tn)) off += 4 + tn;
+    if (tbl__val_key_tail(v, &tn)) off += 4 + tn;
     else if (((const uint8_t *)v->mv_data)[1] & TB_VAL_KEYTAIL) off = v->mv_size;
     *n = v->mv_size - off;
     return (const char *)v->mv_data + off;
 }
 
-json_t *val_parse(const MDB_val *v) {
+json_t *tbl__val_parse(const MDB_val *v) {
     if (!val_ok(v)) return NULL;
     size_t n;
-    const char *text = val_text(v, &n);
+    const char *text = tbl__val_text(v, &n);
     return json_loadb(text, n, JSON_ALLOW_NUL, NULL);
 }
 
 /* Write an item value under stored key k: header, then, when k may be folded (it has LMDB's
  * full length), the unfolded key full[0..fn) past TBL__FOLD_KEEP, then the text.  LMDB rc. */
-int val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, size_t fn,
-            uint32_t size, int has_ttl, int64_t ttl, const char *text, size_t tn,
-            unsigned flags) {
+int tbl__val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, size_t fn,
+                 uint32_t size, int has_ttl, int64_t ttl, const char *text, size_t tn,
+                 unsigned flags) {
     int tail = k->n == TBL__FOLD_KEEP + 32 && fn > TBL__FOLD_KEEP;
     size_t xn = tail ? 4 + fn - TBL__FOLD_KEEP : 0;
     MDB_val kv = {k->n, (void *)k->b}, v = {TBL__VAL_HDR + xn + tn, NULL};
@@ -229,14 +229,14 @@ int val_put(MDB_txn *txn, MDB_dbi dbi, const tb_key_t *k, const uint8_t *full, s
     return 0;
 }
 
-char *dump(const json_t *item, size_t *n) {
+char *tbl__dump(const json_t *item, size_t *n) {
     tr_buf b = TR_BUF_INIT;
     tbl_json_dump(&b, item);
     return tr_buf_detach(&b, n);
 }
 
 /* Epoch seconds of a TTL attribute: a number in range.  0 when absent or not usable. */
-int ttl_of(const json_t *item, const char *attr, int64_t *out) {
+int tbl__ttl_of(const json_t *item, const char *attr, int64_t *out) {
     if (!item || !attr) return 0;
     json_t *av = json_object_get(item, attr);
     if (!av || tbl_av_type(av) != TBL_T_N) return 0;
@@ -253,14 +253,14 @@ int ttl_of(const json_t *item, const char *attr, int64_t *out) {
 
 /* ---- schema checks ------------------------------------------------------------------------- */
 
-json_t *av_inner(const json_t *av) {
+json_t *tbl__av_inner(const json_t *av) {
     void *it = json_object_iter((json_t *)av);
     return it ? json_object_iter_value(it) : NULL;
 }
 
 /* Bytes of a key value for the size limits: S its UTF-8 bytes, B its decoded bytes. */
 static size_t key_value_bytes(const json_t *av, int type) {
-    json_t *v = av_inner(av);
+    json_t *v = tbl__av_inner(av);
     size_t n = json_string_length(v);
     if (type == TBL_T_B) {
         const char *s = json_string_value(v);
@@ -270,14 +270,14 @@ static size_t key_value_bytes(const json_t *av, int type) {
     return type == TBL_T_S ? n : 0;
 }
 
-int key_value_empty(const json_t *av, int type) {
-    return (type == TBL_T_S || type == TBL_T_B) && json_string_length(av_inner(av)) == 0;
+int tbl__key_value_empty(const json_t *av, int type) {
+    return (type == TBL_T_S || type == TBL_T_B) && json_string_length(tbl__av_inner(av)) == 0;
 }
 
 /* Value checks shared by items and keys: emptiness and the size limits. */
 static int key_value_check(const char *name, int type, const json_t *av, int is_hash,
                            tr_err *err) {
-    if (key_value_empty(av, type))
+    if (tbl__key_value_empty(av, type))
         return tr_err_set(err, TR_EVALIDATION,
                           "One or more parameter values are not valid. The AttributeValue for a "
                           "key attribute cannot contain an empty %s value. Key: %s",
@@ -293,8 +293,8 @@ static int key_value_check(const char *name, int type, const json_t *av, int is_
 }
 
 /* The key attributes of a whole item (PutItem). */
-int item_key_check(const tb_table_t *t, const json_t *item, const json_t **h,
-                   const json_t **r, tr_err *err) {
+int tbl__item_key_check(const tb_table_t *t, const json_t *item, const json_t **h,
+                        const json_t **r, tr_err *err) {
     if (!json_is_object(item))
         return tr_err_set(err, TR_EVALIDATION, INVALID "the item must be a map of attributes");
     const char *names[2] = {t->hash, t->range};
@@ -318,8 +318,8 @@ int item_key_check(const tb_table_t *t, const json_t *item, const json_t **h,
 }
 
 /* A Key parameter: exactly the key attributes. */
-int key_check(const tb_table_t *t, const json_t *key, const json_t **h, const json_t **r,
-              tr_err *err) {
+int tbl__key_check(const tb_table_t *t, const json_t *key, const json_t **h, const json_t **r,
+                   tr_err *err) {
     *h = *r = NULL;
     if (!json_is_object(key) || json_object_size(key) != (t->range ? 2u : 1u))
         return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
@@ -362,14 +362,14 @@ static int index_check_one(const tb_index_t *ix, const json_t *item, int what, t
                                       "the maximum size limit of %d bytes",
                               k ? "range" : "hash", names[k], ix->name,
                               k ? TB_MAX_RANGE_BYTES : TB_MAX_HASH_BYTES);
-        if ((what & IX_EMPTY) && (what & IX_UPDATE) && key_value_empty(av, at))
+        if ((what & IX_EMPTY) && (what & IX_UPDATE) && tbl__key_value_empty(av, at))
             return tr_err_set(err, TR_EVALIDATION,
                               "One or more parameter values are not valid. The update "
                               "expression attempted to update a secondary index key to a "
                               "value that is not supported. The AttributeValue for a key "
                               "attribute cannot contain an empty %s value.",
                               at == TBL_T_S ? "string" : "binary");
-        if ((what & IX_EMPTY) && key_value_empty(av, at))
+        if ((what & IX_EMPTY) && tbl__key_value_empty(av, at))
             return tr_err_set(err, TR_EVALIDATION,
                               "One or more parameter values are not valid. A value specified "
                               "for a secondary index key is not supported. The AttributeValue "
@@ -382,7 +382,7 @@ static int index_check_one(const tb_index_t *ix, const json_t *item, int what, t
 
 /* index_check_one for every index of t; when several fail, the error names the alphabetically
  * first index, as DynamoDB's does. */
-int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
+int tbl__index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) {
     const char *first = NULL;
     int rc = 0;
     for (size_t i = 0; i < t->n_idx; i++) {
@@ -401,25 +401,26 @@ int index_check(const tb_table_t *t, const json_t *item, int what, tr_err *err) 
 
 /* Stored key of item's entry in ix: 1 when the item has one, 0 when it has not (sparse), -1 when
  * a key attribute has the wrong type or is empty (backfill skips such items). */
-int index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
-              const tb_table_t *t, tb_key_t *k) {
+int tbl__index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
+                   const tb_table_t *t, tb_key_t *k) {
     const json_t *h = json_object_get(item, ix->hash);
     const json_t *r = ix->range ? json_object_get(item, ix->range) : NULL;
     if (!h || (ix->range && !r)) return 0;
-    if (tbl_av_type(h) != ix->htype || key_value_empty(h, ix->htype)) return -1;
-    if (r && (tbl_av_type(r) != ix->rtype || key_value_empty(r, ix->rtype))) return -1;
+    if (tbl_av_type(h) != ix->htype || tbl__key_value_empty(h, ix->htype)) return -1;
+    if (r && (tbl_av_type(r) != ix->rtype || tbl__key_value_empty(r, ix->rtype))) return -1;
     return key_make(t, ix->space, h, r, pk, pk_n, k) ? -1 : 1;
 }
 
-/* Unfolded key of item's entry in ix (index_key returned 1) in scratch()->full; its length. */
-size_t index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk,
-                  size_t pk_n, const tb_table_t *t) {
-    return key_full(t, ix->space, json_object_get(item, ix->hash),
-                    ix->range ? json_object_get(item, ix->range) : NULL, pk, pk_n);
+/* Unfolded key of item's entry in ix (tbl__index_key returned 1) in tbl__scratch()->full; its
+ * length. */
+size_t tbl__index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk,
+                       size_t pk_n, const tb_table_t *t) {
+    return tbl__key_full(t, ix->space, json_object_get(item, ix->hash),
+                         ix->range ? json_object_get(item, ix->range) : NULL, pk, pk_n);
 }
 
 /* What an index entry stores: the projected item (new reference). */
-json_t *index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item) {
+json_t *tbl__index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item) {
     if (ix->proj == TBL_PROJ_ALL) return json_incref(item);
     json_t *o = json_object();
     const char *keys[4] = {t->hash, t->range, ix->hash, ix->range};
@@ -435,9 +436,9 @@ json_t *index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item) {
 }
 
 /* pk of a stored item, from its own key attributes. */
-size_t item_pk(const tb_table_t *t, const json_t *item, uint8_t *out) {
+size_t tbl__item_pk(const tb_table_t *t, const json_t *item, uint8_t *out) {
     const json_t *h = json_object_get(item, t->hash);
     const json_t *r = t->range ? json_object_get(item, t->range) : NULL;
     if (!h || (t->range && !r)) return 0;
-    return pk_build(h, r, out, NULL);
+    return tbl__pk_build(h, r, out, NULL);
 }

@@ -3,9 +3,9 @@
  * form in "meta", CreateTable / DeleteTable / UpdateTable (GSIs), tags, TTL settings,
  * DescribeTable / ListTables, and the control jobs that run them on the writer thread.
  *
- * A control call checks its arguments, queues a control job (ctl_run) and waits; the writer
+ * A control call checks its arguments, queues a control job (tbl__ctl_run) and waits; the writer
  * thread (tbl_write.c) runs it alone in its own LMDB transaction between write batches
- * (ctl_exec), then swaps the snapshot in the name map (tbl.c).  Work too big for one
+ * (tbl__ctl_exec), then swaps the snapshot in the name map (tbl.c).  Work too big for one
  * transaction (a new GSI's backfill, a deleted table's items, TTL indexing) is left to
  * tbl_bg.c as markers in "meta".
  */
@@ -50,9 +50,9 @@ static void tab_free(tb_table_t *t) {
     free(t);
 }
 
-void tab_ref(tb_table_t *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
+void tbl__tab_ref(tb_table_t *t) { atomic_fetch_add_explicit(&t->refs, 1, memory_order_relaxed); }
 
-void tab_unref(tb_table_t *t) {
+void tbl__tab_unref(tb_table_t *t) {
     if (t && atomic_fetch_sub_explicit(&t->refs, 1, memory_order_acq_rel) == 1) tab_free(t);
 }
 
@@ -129,7 +129,7 @@ static int64_t jint(const json_t *o, const char *k) {
     return (int64_t)json_integer_value(json_object_get(o, k));
 }
 
-tb_table_t *tab_from_json(const json_t *o) {
+tb_table_t *tbl__tab_from_json(const json_t *o) {
     tb_table_t *t = xcalloc(1, sizeof *t);
     atomic_init(&t->refs, 1);
     atomic_init(&t->retired, 0);
@@ -192,16 +192,16 @@ tb_table_t *tab_from_json(const json_t *o) {
 }
 
 /* Deep copy for a control change; writer-only counters come along. */
-tb_table_t *tab_clone(const tb_table_t *t) {
+tb_table_t *tbl__tab_clone(const tb_table_t *t) {
     json_t *j = tab_to_json(t);
-    tb_table_t *c = tab_from_json(j);
+    tb_table_t *c = tbl__tab_from_json(j);
     json_decref(j);
     memcpy(c->st_items, t->st_items, sizeof c->st_items);
     memcpy(c->st_bytes, t->st_bytes, sizeof c->st_bytes);
     return c;
 }
 
-const tb_index_t *tab_index(const tb_table_t *t, const char *name) {
+const tb_index_t *tbl__tab_index(const tb_table_t *t, const char *name) {
     for (size_t i = 0; i < t->n_idx; i++)
         if (!strcmp(t->idx[i].name, name)) return &t->idx[i];
     return NULL;
@@ -494,10 +494,10 @@ static char *meta_key(const char *name, size_t *n) {
     return k;
 }
 
-int meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
+int tbl__meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t) {
     json_t *j = tab_to_json(t);
     size_t n;
-    char *s = dump(j, &n);
+    char *s = tbl__dump(j, &n);
     json_decref(j);
     size_t kn;
     char *k = meta_key(t->name, &kn);
@@ -549,25 +549,25 @@ static void attrs_recompute(tb_table_t *n, const tbl_attrdef_t *extra, size_t n_
 }
 
 static int ctl_create(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
-    if (map_find(db, c->def->name))
+    if (tbl__map_find(db, c->def->name))
         return tr_err_set(&c->err, TR_EEXISTS, "Table already exists: %s", c->def->name);
     tb_table_t *t = tab_from_def(c->def);
     t->id = db->next_id++;
-    t->created_ms = now_ms(db);
+    t->created_ms = tbl__now_ms(db);
     uuid_new(t->table_id);
-    int rc = meta_put(db, txn, t);
+    int rc = tbl__meta_put(db, txn, t);
     if (!rc) rc = meta_put_next_id(db, txn);
-    if (!rc) rc = stats_write_all(db, txn, t);
+    if (!rc) rc = tbl__stats_write_all(db, txn, t);
     if (rc) {
-        tab_unref(t);
-        return mdb_fail(&c->err, rc, "creating a table");
+        tbl__tab_unref(t);
+        return tbl__mdb_fail(&c->err, rc, "creating a table");
     }
     *pub = t;
     return 0;
 }
 
 static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
-    tb_table_t *t = map_find(db, c->name);
+    tb_table_t *t = tbl__map_find(db, c->name);
     if (!t)
         return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
     if (t->dp)
@@ -578,12 +578,12 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     put_be32(pre, t->id);
     /* the items go in the background (drop_marker); table ids are never reused */
     char dk[16];
-    int rc = bg_mark(db, txn, dk, drop_key(dk, t->id));
-    if (!rc) rc = range_delete(txn, db->db_stats, pre, 4);
+    int rc = tbl__bg_mark(db, txn, dk, tbl__drop_key(dk, t->id));
+    if (!rc) rc = tbl__range_delete(txn, db->db_stats, pre, 4);
     for (size_t i = 0; !rc && i < t->n_idx; i++)
         if (t->idx[i].status == TBL_STATUS_CREATING)
-            rc = bf_pos_del(db, txn, t->id, t->idx[i].space);
-    if (!rc) rc = ttl_pos_del(db, txn, t->id);
+            rc = tbl__bf_pos_del(db, txn, t->id, t->idx[i].space);
+    if (!rc) rc = tbl__ttl_pos_del(db, txn, t->id);
     if (!rc) {
         size_t kn;
         char *k = meta_key(t->name, &kn);
@@ -591,7 +591,7 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         rc = mdb_del(txn, db->db_meta, &kv, NULL);
         free(k);
     }
-    if (rc) return mdb_fail(&c->err, rc, "deleting a table");
+    if (rc) return tbl__mdb_fail(&c->err, rc, "deleting a table");
     if (c->out) {
         info_fill(t, c->out);
         info_counts_mem(t, c->out);
@@ -602,10 +602,10 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
 
 static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
     const tbl_table_update_t *u = c->u;
-    tb_table_t *t = map_find(db, c->name);
+    tb_table_t *t = tbl__map_find(db, c->name);
     if (!t)
         return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
-    tb_table_t *n = tab_clone(t);
+    tb_table_t *n = tbl__tab_clone(t);
     int rc = 0;
     if (u->set_billing) {
         n->billing = u->billing;
@@ -634,7 +634,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
                                 "index can be created or deleted simultaneously per table");
                 goto fail;
             }
-        if (tab_index(n, gi->name)) {
+        if (tbl__tab_index(n, gi->name)) {
             rc = tr_err_set(&c->err, TR_EVALIDATION, "Attempting to create an index which "
                                                      "already exists: %s", gi->name);
             goto fail;
@@ -667,7 +667,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         for (unsigned s = 1; s < TBL__SPACE_TTL && !space; s++) {
             int taken = 0;
             for (size_t i = 0; i < n->n_idx; i++) taken |= n->idx[i].space == s;
-            if (!taken && !space_dropping(db, txn, n->id, (uint8_t)s)) space = (uint8_t)s;
+            if (!taken && !tbl__space_dropping(db, txn, n->id, (uint8_t)s)) space = (uint8_t)s;
         }
         if (!space) {   /* every key space taken or still being emptied */
             rc = tr_err_set(&c->err, TR_ELIMIT, "Subscriber limit exceeded: too many indexes "
@@ -683,9 +683,9 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         /* Writes maintain it from now on; bf_step fills in the items already there, in
          * chunks between batches, then makes it ACTIVE. */
         ix->status = TBL_STATUS_CREATING;
-        rc = bf_pos_del(db, txn, n->id, space);
+        rc = tbl__bf_pos_del(db, txn, n->id, space);
         if (rc) {
-            rc = mdb_fail(&c->err, rc, "adding an index");
+            rc = tbl__mdb_fail(&c->err, rc, "adding an index");
             goto fail;
         }
         atomic_store(&db->bg_pending, 1);
@@ -701,17 +701,17 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         }
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
-        rc = bf_pos_del(db, txn, n->id, n->idx[i].space);
+        rc = tbl__bf_pos_del(db, txn, n->id, n->idx[i].space);
         /* its entries go in the background (drop_marker) */
         char dk[16];
-        if (!rc) rc = bg_mark(db, txn, dk, drop_key_space(dk, n->id, n->idx[i].space));
+        if (!rc) rc = tbl__bg_mark(db, txn, dk, tbl__drop_key_space(dk, n->id, n->idx[i].space));
         if (!rc) {
             MDB_val kv = {5, pre};
             rc = mdb_del(txn, db->db_stats, &kv, NULL);
             if (rc == MDB_NOTFOUND) rc = 0;
         }
         if (rc) {
-            rc = mdb_fail(&c->err, rc, "deleting an index");
+            rc = tbl__mdb_fail(&c->err, rc, "deleting an index");
             goto fail;
         }
         n->st_items[n->idx[i].space] = n->st_bytes[n->idx[i].space] = 0;
@@ -720,16 +720,16 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         n->n_idx--;
         attrs_recompute(n, NULL, 0);
     }
-    rc = meta_put(db, txn, n);
-    if (!rc) rc = stats_write_all(db, txn, n);
+    rc = tbl__meta_put(db, txn, n);
+    if (!rc) rc = tbl__stats_write_all(db, txn, n);
     if (rc) {
-        rc = mdb_fail(&c->err, rc, "updating a table");
+        rc = tbl__mdb_fail(&c->err, rc, "updating a table");
         goto fail;
     }
     *pub = n;
     return 0;
 fail:
-    tab_unref(n);
+    tbl__tab_unref(n);
     return rc;
 }
 
@@ -754,10 +754,10 @@ static int tags_merge(tb_table_t *n, const tbl_tag_t *tags, size_t nt, tr_err *e
 }
 
 static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
-    tb_table_t *t = map_find(db, c->name);
+    tb_table_t *t = tbl__map_find(db, c->name);
     if (!t)
         return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
-    tb_table_t *n = tab_clone(t);
+    tb_table_t *n = tbl__tab_clone(t);
     int rc = 0;
     uint8_t pre[5];
     switch (c->kind) {
@@ -785,21 +785,21 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             n->ttl_enabled = 1;
             /* a TTL space still being emptied after a disable is emptied now: new entries go
              * there at once */
-            if (space_dropping(db, txn, n->id, TBL__SPACE_TTL)) {
+            if (tbl__space_dropping(db, txn, n->id, TBL__SPACE_TTL)) {
                 char dk[16];
-                MDB_val dkv = {(size_t)drop_key_space(dk, n->id, TBL__SPACE_TTL), dk};
+                MDB_val dkv = {(size_t)tbl__drop_key_space(dk, n->id, TBL__SPACE_TTL), dk};
                 prefix_put(pre, n->id, TBL__SPACE_TTL);
-                rc = range_delete(txn, db->db_items, pre, 5);
+                rc = tbl__range_delete(txn, db->db_items, pre, 5);
                 if (!rc) rc = mdb_del(txn, db->db_meta, &dkv, NULL);
                 if (rc) {
-                    rc = mdb_fail(&c->err, rc, "enabling TTL");
+                    rc = tbl__mdb_fail(&c->err, rc, "enabling TTL");
                     break;
                 }
             }
             /* writes index their TTL from now on; ttl_marker indexes the items already there */
             char mk[16];
-            rc = bg_mark(db, txn, mk, ttl_key_meta(mk, n->id));
-            if (rc) rc = mdb_fail(&c->err, rc, "enabling TTL");
+            rc = tbl__bg_mark(db, txn, mk, tbl__ttl_key_meta(mk, n->id));
+            if (rc) rc = tbl__mdb_fail(&c->err, rc, "enabling TTL");
         } else {
             if (!t->ttl_enabled) {
                 rc = tr_err_set(&c->err, TR_EVALIDATION, "TimeToLive is already disabled");
@@ -808,17 +808,18 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             n->ttl_enabled = 0;
             /* the TTL entries go in the background (drop_marker) */
             char dk[16];
-            rc = ttl_pos_del(db, txn, n->id);
-            if (!rc) rc = bg_mark(db, txn, dk, drop_key_space(dk, n->id, TBL__SPACE_TTL));
-            if (rc) rc = mdb_fail(&c->err, rc, "removing TTL entries");
+            rc = tbl__ttl_pos_del(db, txn, n->id);
+            if (!rc) rc = tbl__bg_mark(db, txn, dk, tbl__drop_key_space(dk, n->id, TBL__SPACE_TTL));
+            if (rc) rc = tbl__mdb_fail(&c->err, rc, "removing TTL entries");
         }
         break;
     default:
         break;
     }
-    if (!rc && (rc = meta_put(db, txn, n))) rc = mdb_fail(&c->err, rc, "updating a table");
+    if (!rc && (rc = tbl__meta_put(db, txn, n)))
+        rc = tbl__mdb_fail(&c->err, rc, "updating a table");
     if (rc) {
-        tab_unref(n);
+        tbl__tab_unref(n);
         return rc;
     }
     *pub = n;
@@ -826,10 +827,10 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
 }
 
 static int ctl_tokens(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
-    int64_t now = now_ms(db);
+    int64_t now = tbl__now_ms(db);
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db->db_tokens, &cur);
-    if (rc) return mdb_fail(&c->err, rc, "sweeping tokens");
+    if (rc) return tbl__mdb_fail(&c->err, rc, "sweeping tokens");
     char (*dead)[TBL_MAX_TOKEN + 1] = NULL;
     size_t n = 0, cap = 0;
     MDB_val k, v;
@@ -852,41 +853,42 @@ static int ctl_tokens(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
         if (rc == MDB_NOTFOUND) rc = 0;
     }
     free(dead);
-    return rc ? mdb_fail(&c->err, rc, "sweeping tokens") : 0;
+    return rc ? tbl__mdb_fail(&c->err, rc, "sweeping tokens") : 0;
 }
 
 /* Writer thread: one control change in its own transaction, then the memory swap. */
-int ctl_exec(tbl_t *db, tb_ctl_t *c) {
+int tbl__ctl_exec(tbl_t *db, tb_ctl_t *c) {
     MDB_txn *txn;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
-    if (rc) return mdb_fail(&c->err, rc, "starting a write");
+    if (rc) return tbl__mdb_fail(&c->err, rc, "starting a write");
     tb_table_t *pub = NULL;
     int remove = 0;
     switch (c->kind) {
     case C_CREATE: rc = ctl_create(db, txn, c, &pub); break;
     case C_DELETE: rc = ctl_delete(db, txn, c); remove = !rc; break;
     case C_UPDATE: rc = ctl_update(db, txn, c, &pub); break;
-    case C_TTL_DELETE: rc = ctl_ttl_delete(db, txn, c); break;
+    case C_TTL_DELETE: rc = tbl__ctl_ttl_delete(db, txn, c); break;
     case C_TOKENS: rc = ctl_tokens(db, txn, c); break;
     default: rc = ctl_meta_change(db, txn, c, &pub); break;
     }
-    if (!rc && (rc = dirty_flush(db, txn))) rc = mdb_fail(&c->err, rc, "writing counters");
+    if (!rc && (rc = tbl__dirty_flush(db, txn)))
+        rc = tbl__mdb_fail(&c->err, rc, "writing counters");
     if (rc) {
         mdb_txn_abort(txn);
     } else if ((rc = mdb_txn_commit(txn))) {
-        rc = mdb_fail(&c->err, rc, "committing a table change");
+        rc = tbl__mdb_fail(&c->err, rc, "committing a table change");
     }
     if (rc) {
-        dirty_reload(db);
-        dirty_clear(db);
-        if (pub) tab_unref(pub);
+        tbl__dirty_reload(db);
+        tbl__dirty_clear(db);
+        if (pub) tbl__tab_unref(pub);
         if (remove && c->out) tbl_table_info_free(c->out);
         return rc;
     }
-    dirty_clear(db);
-    if (remove) map_remove(db, c->name);
+    tbl__dirty_clear(db);
+    if (remove) tbl__map_remove(db, c->name);
     if (pub) {
-        map_set(db, pub);
+        tbl__map_set(db, pub);
         if (c->out) {
             info_fill(pub, c->out);
             info_counts_mem(pub, c->out);
@@ -895,24 +897,24 @@ int ctl_exec(tbl_t *db, tb_ctl_t *c) {
     return 0;
 }
 
-int ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err) {
-    int rc = on_writer(db, err);
+int tbl__ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err) {
+    int rc = tbl__on_writer(db, err);
     if (rc) return rc;
     tb_wait_t w;
-    wait_init(&w);
-    tb_job_t *j = job_new(0);
+    tbl__wait_init(&w);
+    tb_job_t *j = tbl__job_new(0);
     j->kind = J_CTL;
     j->ctl = c;
-    j->cb = wait_cb;
+    j->cb = tbl__wait_cb;
     j->arg = &w;
-    rc = enqueue(db, j, err);
+    rc = tbl__enqueue(db, j, err);
     if (rc) {
         free(j);
         pthread_mutex_destroy(&w.mu);
         pthread_cond_destroy(&w.cv);
         return rc;
     }
-    rc = wait_end(&w);
+    rc = tbl__wait_end(&w);
     if (rc && err) *err = c->err;
     return rc;
 }
@@ -923,13 +925,13 @@ int tbl_table_create(tbl_t *db, const tbl_table_info_t *def, tbl_table_info_t *o
     int rc = def_check(def, err);
     if (rc) return rc;
     tb_ctl_t c = {.kind = C_CREATE, .def = def, .out = out};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_table_delete(tbl_t *db, const char *name, tbl_table_info_t *out, tr_err *err) {
     if (!db || !name) return tr_err_set(err, TR_EINVAL, "DeleteTable needs a table name");
     tb_ctl_t c = {.kind = C_DELETE, .name = name, .out = out};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_table_update(tbl_t *db, const char *name, const tbl_table_update_t *u,
@@ -944,7 +946,7 @@ int tbl_table_update(tbl_t *db, const char *name, const tbl_table_update_t *u,
         return tr_err_set(err, TR_EVALIDATION, "Only one global secondary index update per "
                                                "UpdateTable call is supported");
     tb_ctl_t c = {.kind = C_UPDATE, .name = name, .u = u, .out = out};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_t n,
@@ -954,14 +956,14 @@ int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_
         if (!tags[i].key || !*tags[i].key)
             return tr_err_set(err, TR_EVALIDATION, "tag %zu needs a key", i);
     tb_ctl_t c = {.kind = C_TAGS_ADD, .name = name, .tags = tags, .n_tags = n};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t n,
                           tr_err *err) {
     if (!db || !name || (n && !keys)) return tr_err_set(err, TR_EINVAL, "UntagResource: bad args");
     tb_ctl_t c = {.kind = C_TAGS_REMOVE, .name = name, .keys = keys, .n_keys = n};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_ttl_update(tbl_t *db, const char *name, const char *attr, int enabled, tr_err *err) {
@@ -970,24 +972,24 @@ int tbl_ttl_update(tbl_t *db, const char *name, const char *attr, int enabled, t
         return tr_err_set(err, TR_EVALIDATION, "TimeToLiveSpecification needs an AttributeName "
                                                "of 1-255 characters");
     tb_ctl_t c = {.kind = C_TTL, .name = name, .ttl_attr = attr, .ttl_enabled = enabled};
-    return ctl_run(db, &c, err);
+    return tbl__ctl_run(db, &c, err);
 }
 
 int tbl_table_describe(tbl_t *db, const char *name, tbl_table_info_t *out, tr_err *err) {
     if (!db || !name || !out) return tr_err_set(err, TR_EINVAL, "DescribeTable needs a name");
-    tb_table_t *t = tab_get(db, name, NULL);
+    tb_table_t *t = tbl__tab_get(db, name, NULL);
     if (!t) return tr_err_set(err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", name);
     MDB_txn *txn;
-    int rc = rtxn_get(db, &txn, err);
+    int rc = tbl__rtxn_get(db, &txn, err);
     if (!rc) {
         info_fill(t, out);
-        stats_read(db, txn, t->id, 0, &out->item_count, &out->size_bytes);
+        tbl__stats_read(db, txn, t->id, 0, &out->item_count, &out->size_bytes);
         for (size_t i = 0; i < t->n_idx; i++)
-            stats_read(db, txn, t->id, t->idx[i].space, &out->indexes[i].item_count,
-                       &out->indexes[i].size_bytes);
-        rtxn_put(db, txn);
+            tbl__stats_read(db, txn, t->id, t->idx[i].space, &out->indexes[i].item_count,
+                            &out->indexes[i].size_bytes);
+        tbl__rtxn_put(db, txn);
     }
-    tab_unref(t);
+    tbl__tab_unref(t);
     return rc;
 }
 
@@ -995,7 +997,7 @@ int tbl_table_list(tbl_t *db, const char *after, size_t max, char ***names, size
                    tr_err *err) {
     if (!db || !names || !n) return tr_err_set(err, TR_EINVAL, "ListTables: bad arguments");
     pthread_rwlock_rdlock(&db->tlock);
-    size_t i = after ? map_lower(db, after) : 0;
+    size_t i = after ? tbl__map_lower(db, after) : 0;
     if (after && i < db->n_tabs && !strcmp(db->tabs[i]->name, after)) i++;
     size_t k = db->n_tabs - i < max ? db->n_tabs - i : max;
     char **v = xcalloc(k, sizeof *v);
@@ -1015,13 +1017,13 @@ int tbl_key_names(tbl_t *db, const char *table, const char *index, char *hash, c
 int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, char *range,
                    int *htype, int *rtype, tr_err *err) {
     if (!db || !hash || !range) return tr_err_set(err, TR_EINVAL, "tbl_key_names: bad arguments");
-    tb_table_t *t = tab_get(db, table, err);
+    tb_table_t *t = tbl__tab_get(db, table, err);
     if (!t) return TR_ENOTFOUND;
     const char *h = t->hash, *r = t->range;
     int ht = t->htype, rt = t->rtype;
     int rc = 0;
     if (index) {
-        const tb_index_t *ix = tab_index(t, index);
+        const tb_index_t *ix = tbl__tab_index(t, index);
         if (!ix) rc = tr_err_set(err, TR_EVALIDATION, "The table does not have the specified "
                                                       "index: %s", index);
         else {
@@ -1037,6 +1039,6 @@ int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, 
         if (htype) *htype = ht;
         if (rtype) *rtype = r ? rt : -1;
     }
-    tab_unref(t);
+    tbl__tab_unref(t);
     return rc;
 }

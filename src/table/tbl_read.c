@@ -19,7 +19,7 @@
 int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
     if (!db || (n && !g)) return tr_err_set(err, TR_EINVAL, "tbl_get_many: bad arguments");
     MDB_txn *txn;
-    int rc = rtxn_get(db, &txn, err);
+    int rc = tbl__rtxn_get(db, &txn, err);
     if (rc) return rc;
     int first = 0;
     tb_table_t *t = NULL;
@@ -31,28 +31,28 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
         q->raw = NULL;
         q->raw_len = q->size = 0;
         if (!t || strcmp(t->name, q->table ? q->table : "")) {
-            tab_unref(t);
-            t = tab_get(db, q->table, &q->err);
+            tbl__tab_unref(t);
+            t = tbl__tab_get(db, q->table, &q->err);
         }
         const json_t *h, *r;
         if (!t) q->rc = TR_ENOTFOUND;
-        else q->rc = key_check(t, q->key, &h, &r, &q->err);
+        else q->rc = tbl__key_check(t, q->key, &h, &r, &q->err);
         if (!q->rc) {
-            uint8_t *pk = scratch()->pk;
-            size_t hl = 0, pn = pk_build(h, r, pk, &hl);
+            uint8_t *pk = tbl__scratch()->pk;
+            size_t hl = 0, pn = tbl__pk_build(h, r, pk, &hl);
             tb_key_t k;
-            key_from_pk(t, pk, pn, hl, &k);
+            tbl__key_from_pk(t, pk, pn, hl, &k);
             MDB_val kv = {k.n, k.b}, v;
             int mrc = mdb_get(txn, db->db_items, &kv, &v);
             if (mrc == 0 && val_ok(&v)) {
                 q->size = val_size(&v);
                 if (q->want_raw && !q->projection) {
-                    const char *text = val_text(&v, &q->raw_len);
+                    const char *text = tbl__val_text(&v, &q->raw_len);
                     q->raw = xmalloc(q->raw_len + 1);
                     memcpy(q->raw, text, q->raw_len);
                     q->raw[q->raw_len] = '\0';
                 } else {
-                    q->item = val_parse(&v);
+                    q->item = tbl__val_parse(&v);
                     if (!q->item)
                         q->rc = tr_err_set(&q->err, TR_ECORRUPT, "stored item of table %s is "
                                                                  "corrupt", t->name);
@@ -63,7 +63,7 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
                     }
                 }
             } else if (mrc && mrc != MDB_NOTFOUND) {
-                q->rc = mdb_fail(&q->err, mrc, "reading an item");
+                q->rc = tbl__mdb_fail(&q->err, mrc, "reading an item");
             }
         }
         if (q->rc && !first) {
@@ -71,8 +71,8 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
             if (err) *err = q->err;
         }
     }
-    tab_unref(t);
-    rtxn_put(db, txn);
+    tbl__tab_unref(t);
+    tbl__rtxn_put(db, txn);
     return first;
 }
 
@@ -226,15 +226,15 @@ static int seek_back(MDB_cursor *c, const uint8_t *b, size_t n, int incl, MDB_va
 /* Bound tid|sp|h32|C(h)[C(r)], unfolded. */
 static int bound_make(const tb_table_t *t, uint8_t sp, const json_t *h, const json_t *r,
                       tb_fkey_t *f) {
-    size_t n = key_full(t, sp, h, r, NULL, 0);
+    size_t n = tbl__key_full(t, sp, h, r, NULL, 0);
     if (!n) return -1;
-    fkey_set(f, scratch()->full, n);
+    fkey_set(f, tbl__scratch()->full, n);
     return 0;
 }
 
 /* begins_with upper bound: the smallest value greater than every value starting with av. */
 static json_t *value_succ(const json_t *av, int type) {
-    json_t *v = av_inner(av);
+    json_t *v = tbl__av_inner(av);
     size_t n = json_string_length(v);
     uint8_t *b = NULL;
     if (type == TBL_T_S) {
@@ -284,20 +284,20 @@ static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *es
         for (int k = 0; k < i; k++) dup |= names[k] && !strcmp(names[k], names[i]);
         distinct += !dup;
         v[i] = json_object_get(esk, names[i]);
-        if (!v[i] || tbl_av_type(v[i]) != types[i] || key_value_empty(v[i], types[i]))
+        if (!v[i] || tbl_av_type(v[i]) != types[i] || tbl__key_value_empty(v[i], types[i]))
             return tr_err_set(err, TR_EVALIDATION, BAD_START);
     }
     if (json_object_size(esk) != distinct) return tr_err_set(err, TR_EVALIDATION, BAD_START);
     size_t n;
     if (!ix) {
-        n = key_full(t, 0, v[0], v[1], NULL, 0);
+        n = tbl__key_full(t, 0, v[0], v[1], NULL, 0);
     } else {
-        uint8_t *pk = scratch()->pk;
-        size_t pn = pk_build(v[0], v[1], pk, NULL);
-        n = pn ? key_full(t, ix->space, v[2], v[3], pk, pn) : 0;
+        uint8_t *pk = tbl__scratch()->pk;
+        size_t pn = tbl__pk_build(v[0], v[1], pk, NULL);
+        n = pn ? tbl__key_full(t, ix->space, v[2], v[3], pk, pn) : 0;
     }
     if (!n) return tr_err_set(err, TR_EVALIDATION, BAD_START);
-    fkey_set(S, scratch()->full, n);
+    fkey_set(S, tbl__scratch()->full, n);
     return 0;
 }
 
@@ -313,14 +313,14 @@ static json_t *lek_of(const tb_table_t *t, const tb_index_t *ix, const json_t *i
 
 /* The base-table item an LSI entry points to (new reference or NULL). */
 static json_t *base_fetch(tbl_t *db, MDB_txn *txn, const tb_table_t *t, const json_t *entry) {
-    uint8_t *pk = scratch()->pk;
-    size_t pn = item_pk(t, entry, pk);
+    uint8_t *pk = tbl__scratch()->pk;
+    size_t pn = tbl__item_pk(t, entry, pk);
     json_t *out = NULL;
     if (pn) {
         tb_key_t k;
-        key_from_pk(t, pk, pn, pk_hlen(pk, pn), &k);
+        tbl__key_from_pk(t, pk, pn, tbl__pk_hlen(pk, pn), &k);
         MDB_val kv = {k.n, k.b}, v;
-        if (!mdb_get(txn, db->db_items, &kv, &v)) out = val_parse(&v);
+        if (!mdb_get(txn, db->db_items, &kv, &v)) out = tbl__val_parse(&v);
     }
     return out;
 }
@@ -354,7 +354,7 @@ static int kc_check(const tbl_keycond_t *kc, const char *hname, const char *rnam
 /* The unfolded key of a stored entry (val_ok): the stored key itself unless it may be folded
  * (folded keys are exactly TBL__FOLD_KEEP + 32 bytes long), else its first TBL__FOLD_KEEP bytes
  * and the tail the value keeps, or (values written before tails were kept) rebuilt from the
- * entry's key attributes; in scratch()->full.  NULL when the entry cannot be read. */
+ * entry's key attributes; in tbl__scratch()->full.  NULL when the entry cannot be read. */
 static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MDB_val *v,
                                  size_t *n) {
     if (k->mv_size != TBL__FOLD_KEEP + 32) {
@@ -362,16 +362,16 @@ static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MD
         return k->mv_data;
     }
     size_t tn;
-    const uint8_t *tail = val_key_tail(v, &tn);
+    const uint8_t *tail = tbl__val_key_tail(v, &tn);
     if (tail) {
         if (TBL__FOLD_KEEP + tn > TB_FULLKEY_MAX) return NULL;
-        uint8_t *full = scratch()->full;
+        uint8_t *full = tbl__scratch()->full;
         memcpy(full, k->mv_data, TBL__FOLD_KEEP);
         memcpy(full + TBL__FOLD_KEEP, tail, tn);
         *n = TBL__FOLD_KEEP + tn;
         return full;
     }
-    json_t *item = val_parse(v);
+    json_t *item = tbl__val_parse(v);
     if (!item) return NULL;
     const tb_table_t *t = pg->t;
     const tb_index_t *ix = pg->ix;
@@ -380,18 +380,18 @@ static const uint8_t *entry_full(const tb_page_t *pg, const MDB_val *k, const MD
     size_t len = 0;
     if (h && (!t->range || r)) {
         if (!ix) {
-            len = key_full(t, TBL__SPACE_TABLE, h, r, NULL, 0);
+            len = tbl__key_full(t, TBL__SPACE_TABLE, h, r, NULL, 0);
         } else {
             const json_t *ih = json_object_get(item, ix->hash);
             const json_t *ir = ix->range ? json_object_get(item, ix->range) : NULL;
-            uint8_t *pk = scratch()->pk;
-            size_t pn = ih && (!ix->range || ir) ? pk_build(h, r, pk, NULL) : 0;
-            if (pn) len = key_full(t, ix->space, ih, ir, pk, pn);
+            uint8_t *pk = tbl__scratch()->pk;
+            size_t pn = ih && (!ix->range || ir) ? tbl__pk_build(h, r, pk, NULL) : 0;
+            if (pn) len = tbl__key_full(t, ix->space, ih, ir, pk, pn);
         }
     }
     json_decref(item);
     *n = len;
-    return len ? scratch()->full : NULL;
+    return len ? tbl__scratch()->full : NULL;
 }
 
 /* a comes after b in the selection's reading direction. */
@@ -446,7 +446,7 @@ __attribute__((always_inline)) static inline int page_add(tb_page_t *pg, const M
     tbl_query_t *q = pg->q;
     if (!val_ok(v)) return 0;
     json_t *item = NULL;
-    if (pg->need_item && !(item = val_parse(v))) return 0;
+    if (pg->need_item && !(item = tbl__val_parse(v))) return 0;
     q->scanned++;
     q->scanned_bytes += val_size(v);
     if (pg->fetch_base) {
@@ -469,7 +469,7 @@ __attribute__((always_inline)) static inline int page_add(tb_page_t *pg, const M
                                                 : json_incref(item));
     }
     if ((q->limit && q->scanned >= q->limit) || q->scanned_bytes >= TBL_PAGE_BYTES) {
-        pg->last = item ? item : val_parse(v);
+        pg->last = item ? item : tbl__val_parse(v);
         return 1;
     }
     json_decref(item);
@@ -538,7 +538,7 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     int htype = t->htype, rtype = t->rtype, rc;
     uint8_t sp = TBL__SPACE_TABLE;
     if (q->index) {
-        ix = tab_index(t, q->index);
+        ix = tbl__tab_index(t, q->index);
         if (!ix)
             return tr_err_set(err, TR_EVALIDATION, "The table does not have the specified index: "
                                                    "%s", q->index);
@@ -628,11 +628,11 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
                 goto out;
             }
             g->has_lo = 1;
-            put_be32(b + 5, seg_lo(q->segment, q->total_segments));
+            put_be32(b + 5, tbl__seg_lo(q->segment, q->total_segments));
             fkey_set(&g->lo, b, 9);
             if (q->segment + 1 < q->total_segments) {
                 g->has_hi = g->hi_excl = 1;
-                put_be32(b + 5, seg_lo(q->segment + 1, q->total_segments));
+                put_be32(b + 5, tbl__seg_lo(q->segment + 1, q->total_segments));
                 fkey_set(&g->hi, b, 9);
             }
         }
@@ -648,11 +648,11 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     }
 
     MDB_txn *txn;
-    if ((rc = rtxn_get(db, &txn, err))) goto out;
+    if ((rc = tbl__rtxn_get(db, &txn, err))) goto out;
     MDB_cursor *cur;
     if ((rc = mdb_cursor_open(txn, db->db_items, &cur))) {
-        rtxn_put(db, txn);
-        rc = mdb_fail(err, rc, "reading");
+        tbl__rtxn_put(db, txn);
+        rc = tbl__mdb_fail(err, rc, "reading");
         goto out;
     }
     /* Start where the range starts in reading direction: a bound longer than TBL__FOLD_KEEP is
@@ -703,11 +703,11 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         mrc = mdb_cursor_get(cur, &k, &v, g->dir > 0 ? MDB_NEXT : MDB_PREV);
     }
     if (r < 0) rc = r;
-    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = mdb_fail(err, mrc, "reading");
+    if (!rc && mrc && mrc != MDB_NOTFOUND) rc = tbl__mdb_fail(err, mrc, "reading");
     if (!rc && pg.last) q->last_key = lek_of(t, ix, pg.last);
     json_decref(pg.last);
     mdb_cursor_close(cur);
-    rtxn_put(db, txn);
+    tbl__rtxn_put(db, txn);
 out:
     fkey_free(&g->P);
     fkey_free(&g->lo);
@@ -723,12 +723,12 @@ int tbl_query(tbl_t *db, tbl_query_t *q, tr_err *err) {
     q->count = q->scanned = 0;
     q->scanned_bytes = 0;
     tr_err_clear(&q->err);
-    tb_table_t *t = tab_get(db, q->table, &q->err);
+    tb_table_t *t = tbl__tab_get(db, q->table, &q->err);
     int rc;
     if (!t) rc = TR_ENOTFOUND;
     else {
         rc = query_run(db, t, q, &q->err);
-        tab_unref(t);
+        tbl__tab_unref(t);
     }
     if (rc) {
         tbl_query_free(q);

@@ -5,7 +5,8 @@
  * TransactWriteItems with tokens).
  *
  * The writer loop also runs control jobs (tbl_meta.c) and background steps (tbl_bg.c) between
- * batches.  Keys and values are built by tbl_key.c; snapshots and counters live in tbl.c.
+ * batches.  Keys and values are built by tbl_key.c; the name map and counters live in tbl.c,
+ * snapshots in tbl_meta.c.
  */
 #include "table/tbl.h"
 
@@ -21,7 +22,7 @@
 
 /* ---- applying writes (writer thread) ------------------------------------------------------- */
 
-void op_clear(tb_op_t *op) {
+void tbl__op_clear(tb_op_t *op) {
     json_decref(op->old);
     json_decref(op->neu);
     if (op->text_owned) free(op->text);
@@ -32,21 +33,21 @@ void op_clear(tb_op_t *op) {
  * whether the write goes on) or a hard LMDB failure (db->werr). */
 static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op_t *op) {
     memset(op, 0, sizeof *op);
-    tb_table_t *t = op->tab = tab_current(db, x->tab);
+    tb_table_t *t = op->tab = tbl__tab_current(db, x->tab);
     if (!t) {
         w->rc = tr_err_set(&w->err, TR_ENOTFOUND, NOT_FOUND);
         return 0;
     }
     if (x->bad_key) {   /* the submit-time check's message, as the cancellation reason */
         const json_t *h, *r;
-        w->rc = w->op == TBL_OP_PUT ? item_key_check(t, w->item, &h, &r, &w->err)
-                                    : key_check(t, w->key, &h, &r, &w->err);
+        w->rc = w->op == TBL_OP_PUT ? tbl__item_key_check(t, w->item, &h, &r, &w->err)
+                                    : tbl__key_check(t, w->key, &h, &r, &w->err);
         if (!w->rc) w->rc = tr_err_set(&w->err, TR_EVALIDATION, KEY_SCHEMA);
         return 0;
     }
     MDB_val k = {x->key.n, x->key.b}, v;
     int rc = mdb_get(txn, db->db_items, &k, &v);
-    if (rc && rc != MDB_NOTFOUND) return mdb_fail(&db->werr, rc, "reading an item");
+    if (rc && rc != MDB_NOTFOUND) return tbl__mdb_fail(&db->werr, rc, "reading an item");
     if (!rc) {
         if (!val_ok(&v)) {
             w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt",
@@ -61,7 +62,7 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         int rv = w->return_values;
         if (w->cond || rv == TBL_RV_ALL_OLD || rv == TBL_RV_UPDATED_OLD ||
             w->op == TBL_OP_UPDATE || t->n_idx) {
-            op->old = val_parse(&v);
+            op->old = tbl__val_parse(&v);
             if (!op->old) {
                 w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt",
                                    t->name);
@@ -122,7 +123,7 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
             w->rc = rc;
             return 0;
         }
-        op->text = dump(neu, &op->text_n);
+        op->text = tbl__dump(neu, &op->text_n);
         op->text_owned = 1;
         op->new_size = (uint32_t)sz;
         op->act = A_PUT;
@@ -136,10 +137,10 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         break;
     }
     if (op->act == A_PUT && t->n_idx) {
-        rc = index_check(t, op->neu, IX_TYPE, &w->err);
+        rc = tbl__index_check(t, op->neu, IX_TYPE, &w->err);
         if (!rc) {
-            rc = index_check(t, op->neu, IX_EMPTY | (w->op == TBL_OP_UPDATE ? IX_UPDATE : 0),
-                             &w->err);
+            rc = tbl__index_check(t, op->neu, IX_EMPTY | (w->op == TBL_OP_UPDATE ? IX_UPDATE : 0),
+                                  &w->err);
             op->refuse_all = rc != 0;
         }
         if (rc) {
@@ -148,15 +149,15 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         }
     }
     if (op->act == A_PUT && t->ttl_enabled)
-        op->new_has_ttl = ttl_of(op->neu, t->ttl_attr, &op->new_ttl);
+        op->new_has_ttl = tbl__ttl_of(op->neu, t->ttl_attr, &op->new_ttl);
     return 0;
 }
 
 static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t *ix,
                        const tb_wx_t *x, const tb_op_t *op) {
     tb_key_t ko, kn;
-    int has_o = op->old && index_key(ix, op->old, x->pk, x->pk_n, t, &ko) == 1;
-    int has_n = op->act == A_PUT && index_key(ix, op->neu, x->pk, x->pk_n, t, &kn) == 1;
+    int has_o = op->old && tbl__index_key(ix, op->old, x->pk, x->pk_n, t, &ko) == 1;
+    int has_n = op->act == A_PUT && tbl__index_key(ix, op->neu, x->pk, x->pk_n, t, &kn) == 1;
     uint8_t s = ix->space;
     int rc;
     if (has_o) {
@@ -181,14 +182,15 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
         uint32_t sz = op->new_size;
         char *owned = NULL;
         if (ix->proj != TBL_PROJ_ALL) {
-            pj = index_project(t, ix, op->neu);
-            owned = dump(pj, &tn);
+            pj = tbl__index_project(t, ix, op->neu);
+            owned = tbl__dump(pj, &tn);
             text = owned;
             sz = (uint32_t)tbl_item_size(pj);
             json_decref(pj);
         }
-        size_t fn = kn.n == TBL__FOLD_KEEP + 32 ? index_full(ix, op->neu, x->pk, x->pk_n, t) : 0;
-        rc = val_put(txn, db->db_items, &kn, scratch()->full, fn, sz, 0, 0, text, tn, 0);
+        size_t fn =
+            kn.n == TBL__FOLD_KEEP + 32 ? tbl__index_full(ix, op->neu, x->pk, x->pk_n, t) : 0;
+        rc = tbl__val_put(txn, db->db_items, &kn, tbl__scratch()->full, fn, sz, 0, 0, text, tn, 0);
         if (!rc) {
             t->st_items[s]++;
             t->st_bytes[s] += sz;
@@ -200,15 +202,15 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
 }
 
 /* Write the prepared change: item, index entries, TTL entry, counters.  LMDB rc on failure. */
-int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
+int tbl__op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
     tb_table_t *t = op->tab;
     MDB_val k = {x->key.n, (void *)x->key.b};
     int rc;
     if (op->act == A_PUT) {
         size_t fn = x->key.n == TBL__FOLD_KEEP + 32
-                        ? key_full_pk(t, x->pk, x->pk_n, pk_hlen(x->pk, x->pk_n)) : 0;
-        rc = val_put(txn, db->db_items, &x->key, scratch()->full, fn, op->new_size,
-                     op->new_has_ttl, op->new_ttl, op->text, op->text_n, 0);
+                        ? tbl__key_full_pk(t, x->pk, x->pk_n, tbl__pk_hlen(x->pk, x->pk_n)) : 0;
+        rc = tbl__val_put(txn, db->db_items, &x->key, tbl__scratch()->full, fn, op->new_size,
+                          op->new_has_ttl, op->new_ttl, op->text, op->text_n, 0);
         if (rc) return rc;
         if (!op->exists) t->st_items[0]++;
         t->st_bytes[0] += op->new_size;
@@ -221,7 +223,7 @@ int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
     } else {
         return 0;
     }
-    mark_dirty(db, t);
+    tbl__mark_dirty(db, t);
     for (size_t i = 0; i < t->n_idx; i++) {
         rc = index_apply(db, txn, t, &t->idx[i], x, op);
         if (rc) return rc;
@@ -232,13 +234,13 @@ int op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
         int same = old_t && new_t && op->old_ttl == op->new_ttl;
         tb_key_t tk;
         if (old_t && !same) {
-            ttl_key(t->id, op->old_ttl, x->pk, x->pk_n, &tk);
+            tbl__ttl_key(t->id, op->old_ttl, x->pk, x->pk_n, &tk);
             MDB_val kk = {tk.n, tk.b};
             rc = mdb_del(txn, db->db_items, &kk, NULL);
             if (rc && rc != MDB_NOTFOUND) return rc;
         }
         if (new_t && !same) {
-            ttl_key(t->id, op->new_ttl, x->pk, x->pk_n, &tk);
+            tbl__ttl_key(t->id, op->new_ttl, x->pk, x->pk_n, &tk);
             MDB_val kk = {tk.n, tk.b}, vv = {x->key.n, (void *)x->key.b};
             rc = mdb_put(txn, db->db_items, &kk, &vv, 0);
             if (rc) return rc;
@@ -282,9 +284,9 @@ static int job_precheck(tbl_t *db, tb_job_t *j) {
     int rc = 0;
     for (size_t i = 0; i < j->n && !rc; i++) {
         const tbl_write_t *w = &j->w[i];
-        tb_table_t *t = tab_current(db, j->x[i].tab);
+        tb_table_t *t = tbl__tab_current(db, j->x[i].tab);
         if (!t) rc = tr_err_set(&e, TR_ENOTFOUND, NOT_FOUND);
-        else if (w->op == TBL_OP_PUT && t->n_idx) rc = index_check(t, w->item, IX_ALL, &e);
+        else if (w->op == TBL_OP_PUT && t->n_idx) rc = tbl__index_check(t, w->item, IX_ALL, &e);
     }
     if (!rc) return 0;
     for (size_t i = 0; i < j->n; i++) j->w[i].rc = tr_err_set(&j->w[i].err, rc, "%s", e.msg);
@@ -299,11 +301,11 @@ static int job_writes(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         tb_op_t op;
         int rc = op_prepare(db, txn, w, &j->x[i], &op);
         if (!rc && !w->rc) {
-            rc = op_mutate(db, txn, &j->x[i], &op);
-            if (rc) rc = mdb_fail(&db->werr, rc, "writing an item");
+            rc = tbl__op_mutate(db, txn, &j->x[i], &op);
+            if (rc) rc = tbl__mdb_fail(&db->werr, rc, "writing an item");
             else op_outputs(w, &op);
         }
-        op_clear(&op);
+        tbl__op_clear(&op);
         if (rc) return rc;
         if (w->rc && !j->rc) j->rc = w->rc;
     }
@@ -322,12 +324,12 @@ static const char *reason_name(int rc) {
 
 static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
     tbl_txn_t *t = j->t;
-    int64_t now = now_ms(db);
+    int64_t now = tbl__now_ms(db);
     int rc = 0;
     if (t->token) {
         MDB_val k = {strlen(t->token), (void *)t->token}, v;
         rc = mdb_get(txn, db->db_tokens, &k, &v);
-        if (rc && rc != MDB_NOTFOUND) return mdb_fail(&db->werr, rc, "reading a token");
+        if (rc && rc != MDB_NOTFOUND) return tbl__mdb_fail(&db->werr, rc, "reading a token");
         if (!rc && v.mv_size == 40 && (int64_t)get_le64(v.mv_data) > now) {
             if (!memcmp((uint8_t *)v.mv_data + 8, t->digest, 32)) {
                 t->replayed = 1;
@@ -362,14 +364,14 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         tr_buf_free(&b);
     }
     for (size_t k = 0; k < j->n && !rc && !failed; k++) {
-        rc = op_mutate(db, txn, &j->x[k], &ops[k]);
-        if (rc) rc = mdb_fail(&db->werr, rc, "writing a transaction");
+        rc = tbl__op_mutate(db, txn, &j->x[k], &ops[k]);
+        if (rc) rc = tbl__mdb_fail(&db->werr, rc, "writing a transaction");
         else {
             j->w[k].old_size = ops[k].exists ? ops[k].old_size : 0;
             j->w[k].new_size = ops[k].act == A_PUT ? ops[k].new_size : 0;
         }
     }
-    for (size_t k = 0; k < j->n; k++) op_clear(&ops[k]);
+    for (size_t k = 0; k < j->n; k++) tbl__op_clear(&ops[k]);
     free(ops);
     if (rc) return rc;
     if (!failed && t->token) {
@@ -378,7 +380,7 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         memcpy(val + 8, t->digest, 32);
         MDB_val k = {strlen(t->token), (void *)t->token}, v = {40, val};
         rc = mdb_put(txn, db->db_tokens, &k, &v, 0);
-        if (rc) return mdb_fail(&db->werr, rc, "storing a token");
+        if (rc) return tbl__mdb_fail(&db->werr, rc, "storing a token");
     }
     if (!failed) t->rc = 0;
     return 0;
@@ -421,7 +423,7 @@ static int job_rc(const tb_job_t *j) { return j->t ? j->t->rc : j->rc; }
 
 static void job_free(tb_job_t *j) {
     for (size_t i = 0; i < j->n; i++) {
-        tab_unref(j->x[i].tab);
+        tbl__tab_unref(j->x[i].tab);
         free(j->x[i].pk);
         free(j->x[i].text);
     }
@@ -433,50 +435,52 @@ static void batch_run(tbl_t *db, tb_job_t *first) {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(db->env, NULL, 0, &txn);
     if (rc) {
-        mdb_fail(&db->werr, rc, "starting a write");
+        tbl__mdb_fail(&db->werr, rc, "starting a write");
         for (tb_job_t *j = first; j; j = j->next) job_fail(j, &db->werr);
         goto done;
     }
     for (tb_job_t *j = first; j && !rc; j = j->next) rc = job_apply(db, txn, j);
-    if (!rc && (rc = dirty_flush(db, txn))) mdb_fail(&db->werr, rc, "writing table counters");
+    if (!rc && (rc = tbl__dirty_flush(db, txn)))
+        tbl__mdb_fail(&db->werr, rc, "writing table counters");
     if (!rc) {
         rc = mdb_txn_commit(txn);
         if (rc) {
-            mdb_fail(&db->werr, rc, "committing writes");
+            tbl__mdb_fail(&db->werr, rc, "committing writes");
             tr_error(SUB, "%s", db->werr.msg);
-            dirty_reload(db);
+            tbl__dirty_reload(db);
             for (tb_job_t *j = first; j; j = j->next) job_fail(j, &db->werr);
         }
         goto done;
     }
     /* A hard failure mid-batch: start over, one job per transaction. */
     mdb_txn_abort(txn);
-    dirty_reload(db);
-    dirty_clear(db);
+    tbl__dirty_reload(db);
+    tbl__dirty_clear(db);
     for (tb_job_t *j = first; j; j = j->next) {
         job_reset(j);
         rc = mdb_txn_begin(db->env, NULL, 0, &txn);
         if (rc) {
-            mdb_fail(&db->werr, rc, "starting a write");
+            tbl__mdb_fail(&db->werr, rc, "starting a write");
         } else {
             rc = job_apply(db, txn, j);
-            if (!rc && (rc = dirty_flush(db, txn))) mdb_fail(&db->werr, rc, "writing counters");
+            if (!rc && (rc = tbl__dirty_flush(db, txn)))
+                tbl__mdb_fail(&db->werr, rc, "writing counters");
             if (!rc) {
                 rc = mdb_txn_commit(txn);
-                if (rc) mdb_fail(&db->werr, rc, "committing writes");
+                if (rc) tbl__mdb_fail(&db->werr, rc, "committing writes");
             } else {
                 mdb_txn_abort(txn);
             }
         }
         if (rc) {
             tr_error(SUB, "%s", db->werr.msg);
-            dirty_reload(db);
+            tbl__dirty_reload(db);
             job_fail(j, &db->werr);
         }
-        dirty_clear(db);
+        tbl__dirty_clear(db);
     }
 done:
-    dirty_clear(db);
+    tbl__dirty_clear(db);
     size_t bytes = 0;
     for (tb_job_t *j = first; j; j = j->next) bytes += j->bytes;
     pthread_mutex_lock(&db->qmu);
@@ -490,18 +494,18 @@ done:
     }
 }
 
-void *writer_main(void *arg) {
+void *tbl__writer_main(void *arg) {
     tbl_t *db = arg;
     uint32_t max = db->opts.max_batch;
     pthread_setname_np(pthread_self(), "tbl-writer");
     for (;;) {
-        if (atomic_load(&db->bg_pending)) bg_step(db);   /* a chunk per round: writes flow */
+        if (atomic_load(&db->bg_pending)) tbl__bg_step(db);   /* a chunk per round: writes flow */
         pthread_mutex_lock(&db->qmu);
         while (!db->q_head && !db->stopping) {
             long long wait_ms = db->bg_retry_ms - tr_mono_ns() / 1000000;
             if (atomic_load(&db->bg_pending) && wait_ms <= 0) {
                 pthread_mutex_unlock(&db->qmu);
-                bg_step(db);
+                tbl__bg_step(db);
                 pthread_mutex_lock(&db->qmu);
                 continue;
             }
@@ -527,7 +531,7 @@ void *writer_main(void *arg) {
             tb_job_t *j = jobs;
             if (j->kind == J_CTL) {
                 jobs = j->next;
-                int rc = ctl_exec(db, j->ctl);
+                int rc = tbl__ctl_exec(db, j->ctl);
                 if (j->cb) j->cb(j->arg, rc);
                 free(j);
                 continue;
@@ -548,7 +552,7 @@ void *writer_main(void *arg) {
 
 /* ---- submitting ---------------------------------------------------------------------------- */
 
-int enqueue(tbl_t *db, tb_job_t *j, tr_err *err) {
+int tbl__enqueue(tbl_t *db, tb_job_t *j, tr_err *err) {
     int rc = 0;
     pthread_mutex_lock(&db->qmu);
     if (db->stopping) {
@@ -603,36 +607,36 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) 
                           w->op == TBL_OP_PUT ? "an item" : "a key");
     if (w->op == TBL_OP_CHECK && !w->cond)
         return tr_err_set(err, TR_EVALIDATION, "a ConditionCheck needs a ConditionExpression");
-    x->tab = tab_get(db, w->table, err);
+    x->tab = tbl__tab_get(db, w->table, err);
     if (!x->tab) return TR_ENOTFOUND;
     if (txn && key_type_mismatch(x->tab, w->op == TBL_OP_PUT ? w->item : w->key)) {
         x->bad_key = 1;   /* DynamoDB cancels the transaction for it: op_prepare says why */
         return 0;
     }
     const json_t *h, *r;
-    int rc = w->op == TBL_OP_PUT ? item_key_check(x->tab, w->item, &h, &r, err)
-                                 : key_check(x->tab, w->key, &h, &r, err);
+    int rc = w->op == TBL_OP_PUT ? tbl__item_key_check(x->tab, w->item, &h, &r, err)
+                                 : tbl__key_check(x->tab, w->key, &h, &r, err);
     if (rc) return rc;
-    uint8_t *pk = scratch()->pk;
-    size_t hl = 0, n = pk_build(h, r, pk, &hl);
+    uint8_t *pk = tbl__scratch()->pk;
+    size_t hl = 0, n = tbl__pk_build(h, r, pk, &hl);
     if (!n) return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
     x->pk = memcpy(xmalloc(n), pk, n);
     x->pk_n = n;
-    key_from_pk(x->tab, x->pk, n, hl, &x->key);
+    tbl__key_from_pk(x->tab, x->pk, n, hl, &x->key);
     if (w->op == TBL_OP_PUT) {
         size_t sz = tbl_item_size(w->item);
         if (sz > TBL_MAX_ITEM_BYTES)
             return tr_err_set(err, TR_EVALIDATION,
                               "Item size has exceeded the maximum allowed size");
-        if (x->tab->n_idx && (rc = index_check(x->tab, w->item, txn ? IX_EMPTY : IX_ALL, err)))
+        if (x->tab->n_idx && (rc = tbl__index_check(x->tab, w->item, txn ? IX_EMPTY : IX_ALL, err)))
             return rc;
         x->size = (uint32_t)sz;
-        x->text = dump(w->item, &x->text_n);
+        x->text = tbl__dump(w->item, &x->text_n);
     }
     return 0;
 }
 
-tb_job_t *job_new(size_t n) {
+tb_job_t *tbl__job_new(size_t n) {
     tb_job_t *j = xcalloc(1, sizeof *j + n * sizeof(tb_wx_t));
     j->n = n;
     return j;
@@ -641,7 +645,7 @@ tb_job_t *job_new(size_t n) {
 int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg,
                      tr_err *err) {
     if (!db || !w || n == 0) return tr_err_set(err, TR_EINVAL, "a write needs at least one item");
-    tb_job_t *j = job_new(n);
+    tb_job_t *j = tbl__job_new(n);
     j->kind = J_WRITES;
     j->w = w;
     j->cb = cb;
@@ -651,7 +655,7 @@ int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *
         rc = wx_fill(db, &w[i], &j->x[i], 0, err);
         j->bytes += w[i].req_bytes ? w[i].req_bytes : TB_WRITE_COST;
     }
-    if (!rc) rc = enqueue(db, j, err);
+    if (!rc) rc = tbl__enqueue(db, j, err);
     if (rc) job_free(j);
     return rc;
 }
@@ -670,7 +674,7 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
     t->rc = 0;
     t->replayed = 0;
     tr_err_clear(&t->err);
-    tb_job_t *j = job_new(t->n);
+    tb_job_t *j = tbl__job_new(t->n);
     j->kind = J_TXN;
     j->w = t->w;
     j->t = t;
@@ -687,13 +691,13 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
                 rc = tr_err_set(err, TR_EVALIDATION, "Transaction request cannot include "
                                                      "multiple operations on one item");
     }
-    if (!rc) rc = enqueue(db, j, err);
+    if (!rc) rc = tbl__enqueue(db, j, err);
     if (rc) job_free(j);
     return rc;
 }
 
 void tbl_request_digest(const json_t *v, uint8_t out[32]) {
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
-    sha256(s ? s : "", s ? strlen(s) : 0, out);
+    tbl__sha256(s ? s : "", s ? strlen(s) : 0, out);
     free(s);
 }
