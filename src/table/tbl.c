@@ -122,7 +122,6 @@
 #include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -147,43 +146,14 @@ static void scr_key_make(void) { pthread_key_create(&scr_key, scr_free); }
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
-static void oom(size_t n) {
-    tr_error(SUB, "out of memory allocating %zu bytes", n);
-    abort();
-}
-
-void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) oom(n);
-    return p;
-}
-
 /* tbl__scratch's first call on a thread (tbl_int.h). */
 tb_scratch_t *tbl__scratch_new(void) {
     if (!tbl__tls_scratch) {
         pthread_once(&scr_once, scr_key_make);
-        tbl__tls_scratch = xmalloc(sizeof *tbl__tls_scratch);
+        tbl__tls_scratch = tr_xmalloc(sizeof *tbl__tls_scratch);
         pthread_setspecific(scr_key, tbl__tls_scratch);
     }
     return tbl__tls_scratch;
-}
-
-void *xcalloc(size_t n, size_t sz) {
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) oom(n * sz);
-    return p;
-}
-
-void *xrealloc(void *p, size_t n) {
-    p = realloc(p, n ? n : 1);
-    if (!p) oom(n);
-    return p;
-}
-
-char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    size_t n = strlen(s) + 1;
-    return memcpy(xmalloc(n), s, n);
 }
 
 int64_t tbl__now_ms(const tbl_t *db) {
@@ -204,19 +174,6 @@ static int mkdir_p(const char *path) {
         }
     }
     return 0;
-}
-
-void uuid_new(char out[37]) {
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1) {
-        uint64_t t = (uint64_t)tr_mono_ns() ^ (uint64_t)getpid();
-        for (int i = 0; i < 16; i++) b[i] = (uint8_t)(t >> (8 * (i % 8))) ^ (uint8_t)(i * 37);
-    }
-    b[6] = (uint8_t)((b[6] & 0x0F) | 0x40);
-    b[8] = (uint8_t)((b[8] & 0x3F) | 0x80);
-    char hex[33];
-    tr_hex(b, 16, hex);
-    snprintf(out, 37, "%.8s-%.4s-%.4s-%.4s-%.12s", hex, hex + 8, hex + 12, hex + 16, hex + 20);
 }
 
 void tbl__sha256(const void *p, size_t n, uint8_t out[32]) {
@@ -264,7 +221,7 @@ void tbl__map_set(tbl_t *db, tb_table_t *t) {
     } else {
         if (db->n_tabs == db->cap_tabs) {
             db->cap_tabs = db->cap_tabs ? 2 * db->cap_tabs : 16;
-            db->tabs = xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);
+            db->tabs = tr_xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);
         }
         memmove(db->tabs + i + 1, db->tabs + i, (db->n_tabs - i) * sizeof *db->tabs);
         db->tabs[i] = t;
@@ -357,7 +314,7 @@ void tbl__mark_dirty(tbl_t *db, tb_table_t *t) {
     t->dirty = 1;
     if (db->n_dirty == db->cap_dirty) {
         db->cap_dirty = db->cap_dirty ? 2 * db->cap_dirty : 16;
-        db->dirty = xrealloc(db->dirty, db->cap_dirty * sizeof *db->dirty);
+        db->dirty = tr_xrealloc(db->dirty, db->cap_dirty * sizeof *db->dirty);
     }
     tbl__tab_ref(t);
     db->dirty[db->n_dirty++] = t;
@@ -517,7 +474,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
             if (t->idx[i].status == TBL_STATUS_CREATING) atomic_store(&db->bg_pending, 1);
         if (db->n_tabs == db->cap_tabs) {
             db->cap_tabs = db->cap_tabs ? 2 * db->cap_tabs : 16;
-            db->tabs = xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);
+            db->tabs = tr_xrealloc(db->tabs, db->cap_tabs * sizeof *db->tabs);
         }
         db->tabs[db->n_tabs++] = t; /* LMDB order == name order */
         if (t->id >= db->next_id) db->next_id = t->id + 1;
@@ -534,8 +491,8 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     if (mkdir_p(dir))
         return tr_err_set(err, TR_EIO, "cannot create %s: %s; check the data directory "
                                        "permissions", dir, strerror(errno));
-    tbl_t *db = xcalloc(1, sizeof *db);
-    db->dir = xstrdup(dir);
+    tbl_t *db = tr_xcalloc(1, sizeof *db);
+    db->dir = tr_xstrdup(dir);
     if (opts) db->opts = *opts;
     if (!db->opts.map_size) db->opts.map_size = TB_DEF_MAPSIZE;
     if (!db->opts.max_pending_bytes) db->opts.max_pending_bytes = TB_DEF_PENDING;
@@ -651,9 +608,9 @@ int tbl_handle_open(tbl_t *db, const char *table, tbl_handle_t **out, tr_err *er
     tb_table_t *t = tbl__tab_get(db, table, NULL);
     if (!t) return tr_err_set(err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", table);
     tbl__tab_unref(t);
-    tbl_handle_t *h = xcalloc(1, sizeof *h);
+    tbl_handle_t *h = tr_xcalloc(1, sizeof *h);
     h->db = db;
-    h->name = xstrdup(table);
+    h->name = tr_xstrdup(table);
     *out = h;
     return 0;
 }

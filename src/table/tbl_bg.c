@@ -98,7 +98,7 @@ static int ttl_index_one(tbl_t *db, MDB_txn *txn, tb_table_t *t, void *arg, cons
     int64_t e = 0;
     int has = tbl__ttl_of(item, t->ttl_attr, &e);
     int rc = 0;
-    uint8_t *buf = xmalloc(v->mv_size);
+    uint8_t *buf = tr_xmalloc(v->mv_size);
     memcpy(buf, v->mv_data, v->mv_size);
     buf[1] = (uint8_t)((buf[1] & ~1) | (has ? 1 : 0)); /* bit 0 only: other flags stay */
     put_le64(buf + 8, (uint64_t)(has ? e : 0));
@@ -229,7 +229,7 @@ static void bf_step(tbl_t *db) {
         tbl__dirty_reload(db);
         tbl__dirty_clear(db);
         if (pub) tbl__tab_unref(pub);
-        db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
+        db->bg_retry_ms = tr_mono_ms() + TB_BG_RETRY_MS;
         return;
     }
     tbl__dirty_clear(db);
@@ -359,10 +359,10 @@ static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) 
 
 /* Writer thread, between batches: one chunk of background work. */
 void tbl__bg_step(tbl_t *db) {
-    if (tr_mono_ns() / 1000000 < db->bg_retry_ms) return;   /* backing off after a failure */
+    if (tr_mono_ms() < db->bg_retry_ms) return;   /* backing off after a failure */
     int r = marker_step(db, "d/", drop_marker, "removing a deleted table's or index's entries");
     if (r == 0) r = marker_step(db, "l/", ttl_marker, "indexing TTL values");
-    if (r < 0) db->bg_retry_ms = tr_mono_ns() / 1000000 + TB_BG_RETRY_MS;
+    if (r < 0) db->bg_retry_ms = tr_mono_ms() + TB_BG_RETRY_MS;
     else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
 }
 
@@ -427,7 +427,7 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
     if (lo_s < 0) lo_s = 0;
     pthread_rwlock_rdlock(&db->tlock);
     size_t nt = 0;
-    tb_table_t **tabs = xcalloc(db->n_tabs, sizeof *tabs);
+    tb_table_t **tabs = tr_xcalloc(db->n_tabs, sizeof *tabs);
     for (size_t i = 0; i < db->n_tabs; i++)
         if (db->tabs[i]->ttl_enabled) {
             tabs[nt] = db->tabs[i];
@@ -454,7 +454,7 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
                     if (v.mv_size > TBL__KEYMAX) continue;
                     if (nc == cap) {
                         cap = cap ? 2 * cap : 64;
-                        cand = xrealloc(cand, cap * sizeof *cand);
+                        cand = tr_xrealloc(cand, cap * sizeof *cand);
                     }
                     tb_ttl_cand_t *c = &cand[nc++];
                     c->tab = tabs[i];
@@ -484,7 +484,7 @@ int tbl_ttl_run(tbl_t *db, size_t max) {
 
 void *tbl__ttl_main(void *arg) {
     tbl_t *db = arg;
-    int64_t last_sweep = tr_mono_ns() / 1000000;
+    int64_t last_sweep = tr_mono_ms();
     pthread_setname_np(pthread_self(), "tbl-ttl");
     pthread_mutex_lock(&db->smu);
     while (!db->s_stop) {
@@ -498,7 +498,7 @@ void *tbl__ttl_main(void *arg) {
         pthread_mutex_unlock(&db->smu);
         int rc = tbl_ttl_run(db, 0);
         if (rc < 0 && rc != TR_ECLOSED) tr_warn(SUB, "TTL sweep failed: %s", tr_strerror(rc));
-        int64_t now = tr_mono_ns() / 1000000;
+        int64_t now = tr_mono_ms();
         if (now - last_sweep >= TB_TOKEN_SWEEP_MS) {
             last_sweep = now;
             tb_ctl_t c = {.kind = C_TOKENS};

@@ -26,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "core/mem.h"
 #include "table/tbl.h"
 
 #define TBL__KEYMAX 511          /* LMDB's compiled-in key limit (checked at open) */
@@ -328,12 +329,7 @@ static inline uint32_t val_size(const MDB_val *v) {
 
 /* Comments on each are at its definition. */
 
-void *xmalloc(size_t n) __attribute__((returns_nonnull, malloc));
-void *xcalloc(size_t n, size_t sz);
-void *xrealloc(void *p, size_t n);
-char *xstrdup(const char *s);
 int64_t tbl__now_ms(const tbl_t *db);
-void uuid_new(char out[37]);
 void tbl__sha256(const void *p, size_t n, uint8_t out[32]);
 int tbl__mdb_fail(tr_err *err, int rc, const char *what);
 size_t tbl__map_lower(tbl_t *db, const char *name);

@@ -18,6 +18,7 @@
 
 #include "core/buf.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "table/tbl_int.h"
 
 #define SUB "tbl"
@@ -122,7 +123,7 @@ static json_t *tab_to_json(const tb_table_t *t) {
 
 static char *jstr(const json_t *o, const char *k) {
     const char *s = json_string_value(json_object_get(o, k));
-    return s ? xstrdup(s) : NULL;
+    return s ? tr_xstrdup(s) : NULL;
 }
 
 static int64_t jint(const json_t *o, const char *k) {
@@ -130,7 +131,7 @@ static int64_t jint(const json_t *o, const char *k) {
 }
 
 tb_table_t *tbl__tab_from_json(const json_t *o) {
-    tb_table_t *t = xcalloc(1, sizeof *t);
+    tb_table_t *t = tr_xcalloc(1, sizeof *t);
     atomic_init(&t->refs, 1);
     atomic_init(&t->retired, 0);
     t->id = (uint32_t)jint(o, "id");
@@ -143,10 +144,10 @@ tb_table_t *tbl__tab_from_json(const json_t *o) {
     t->rtype = type_parse(json_string_value(json_object_get(o, "rtype")));
     json_t *a = json_object_get(o, "attrs");
     t->n_attrs = json_array_size(a);
-    t->attrs = xcalloc(t->n_attrs, sizeof *t->attrs);
+    t->attrs = tr_xcalloc(t->n_attrs, sizeof *t->attrs);
     for (size_t i = 0; i < t->n_attrs; i++) {
         json_t *p = json_array_get(a, i);
-        t->attrs[i].name = xstrdup(json_string_value(json_array_get(p, 0)));
+        t->attrs[i].name = tr_xstrdup(json_string_value(json_array_get(p, 0)));
         t->attrs[i].type = type_parse(json_string_value(json_array_get(p, 1)));
     }
     t->billing = (int)jint(o, "billing");
@@ -158,15 +159,15 @@ tb_table_t *tbl__tab_from_json(const json_t *o) {
     t->ttl_enabled = (int)jint(o, "ttl_enabled");
     json_t *tags = json_object_get(o, "tags");
     t->n_tags = json_array_size(tags);
-    t->tags = xcalloc(t->n_tags, sizeof *t->tags);
+    t->tags = tr_xcalloc(t->n_tags, sizeof *t->tags);
     for (size_t i = 0; i < t->n_tags; i++) {
         json_t *p = json_array_get(tags, i);
-        t->tags[i].key = xstrdup(json_string_value(json_array_get(p, 0)));
-        t->tags[i].value = xstrdup(json_string_value(json_array_get(p, 1)));
+        t->tags[i].key = tr_xstrdup(json_string_value(json_array_get(p, 0)));
+        t->tags[i].value = tr_xstrdup(json_string_value(json_array_get(p, 1)));
     }
     json_t *ixs = json_object_get(o, "indexes");
     t->n_idx = json_array_size(ixs);
-    t->idx = xcalloc(t->n_idx, sizeof *t->idx);
+    t->idx = tr_xcalloc(t->n_idx, sizeof *t->idx);
     for (size_t i = 0; i < t->n_idx; i++) {
         json_t *x = json_array_get(ixs, i);
         tb_index_t *ix = &t->idx[i];
@@ -180,9 +181,9 @@ tb_table_t *tbl__tab_from_json(const json_t *o) {
         ix->proj = (int)jint(x, "proj");
         json_t *inc = json_object_get(x, "include");
         ix->n_incl = json_array_size(inc);
-        ix->incl = xcalloc(ix->n_incl, sizeof *ix->incl);
+        ix->incl = tr_xcalloc(ix->n_incl, sizeof *ix->incl);
         for (size_t k = 0; k < ix->n_incl; k++)
-            ix->incl[k] = xstrdup(json_string_value(json_array_get(inc, k)));
+            ix->incl[k] = tr_xstrdup(json_string_value(json_array_get(inc, k)));
         ix->rcu = (uint64_t)jint(x, "rcu");
         ix->wcu = (uint64_t)jint(x, "wcu");
         ix->status = (int)jint(x, "status");
@@ -351,36 +352,36 @@ static int def_check(const tbl_table_info_t *d, tr_err *err) {
 static void index_from_info(tb_index_t *ix, const tbl_index_info_t *in, const tbl_attrdef_t *a,
                             size_t na, uint8_t space) {
     memset(ix, 0, sizeof *ix);
-    ix->name = xstrdup(in->name);
+    ix->name = tr_xstrdup(in->name);
     ix->space = space;
     ix->local = in->local;
-    ix->hash = xstrdup(in->hash);
-    ix->range = xstrdup(in->range);
+    ix->hash = tr_xstrdup(in->hash);
+    ix->range = tr_xstrdup(in->range);
     ix->htype = def_type(a, na, in->hash);
     ix->rtype = in->range ? def_type(a, na, in->range) : -1;
     ix->proj = in->projection;
     ix->n_incl = in->n_include;
-    ix->incl = xcalloc(in->n_include, sizeof *ix->incl);
-    for (size_t i = 0; i < in->n_include; i++) ix->incl[i] = xstrdup(in->include[i]);
+    ix->incl = tr_xcalloc(in->n_include, sizeof *ix->incl);
+    for (size_t i = 0; i < in->n_include; i++) ix->incl[i] = tr_xstrdup(in->include[i]);
     ix->rcu = in->rcu;
     ix->wcu = in->wcu;
     ix->status = TBL_STATUS_ACTIVE;
 }
 
 static tb_table_t *tab_from_def(const tbl_table_info_t *d) {
-    tb_table_t *t = xcalloc(1, sizeof *t);
+    tb_table_t *t = tr_xcalloc(1, sizeof *t);
     atomic_init(&t->refs, 1);
     atomic_init(&t->retired, 0);
     t->kf = tbl__key_format_new;
-    t->name = xstrdup(d->name);
-    t->hash = xstrdup(d->hash);
-    t->range = xstrdup(d->range);
+    t->name = tr_xstrdup(d->name);
+    t->hash = tr_xstrdup(d->hash);
+    t->range = tr_xstrdup(d->range);
     t->htype = def_type(d->attrs, d->n_attrs, d->hash);
     t->rtype = d->range ? def_type(d->attrs, d->n_attrs, d->range) : -1;
     t->n_attrs = d->n_attrs;
-    t->attrs = xcalloc(d->n_attrs, sizeof *t->attrs);
+    t->attrs = tr_xcalloc(d->n_attrs, sizeof *t->attrs);
     for (size_t i = 0; i < d->n_attrs; i++) {
-        t->attrs[i].name = xstrdup(d->attrs[i].name);
+        t->attrs[i].name = tr_xstrdup(d->attrs[i].name);
         t->attrs[i].type = d->attrs[i].type;
     }
     t->billing = d->billing;
@@ -388,13 +389,13 @@ static tb_table_t *tab_from_def(const tbl_table_info_t *d) {
     t->wcu = d->wcu;
     t->dp = d->deletion_protection;
     t->n_tags = d->n_tags;
-    t->tags = xcalloc(d->n_tags, sizeof *t->tags);
+    t->tags = tr_xcalloc(d->n_tags, sizeof *t->tags);
     for (size_t i = 0; i < d->n_tags; i++) {
-        t->tags[i].key = xstrdup(d->tags[i].key);
-        t->tags[i].value = xstrdup(d->tags[i].value ? d->tags[i].value : "");
+        t->tags[i].key = tr_xstrdup(d->tags[i].key);
+        t->tags[i].value = tr_xstrdup(d->tags[i].value ? d->tags[i].value : "");
     }
     t->n_idx = d->n_indexes;
-    t->idx = xcalloc(d->n_indexes, sizeof *t->idx);
+    t->idx = tr_xcalloc(d->n_indexes, sizeof *t->idx);
     for (size_t i = 0; i < d->n_indexes; i++)
         index_from_info(&t->idx[i], &d->indexes[i], d->attrs, d->n_attrs, (uint8_t)(i + 1));
     return t;
@@ -403,40 +404,40 @@ static tb_table_t *tab_from_def(const tbl_table_info_t *d) {
 /* The snapshot as a description (everything copied; counters left to the caller). */
 static void info_fill(const tb_table_t *t, tbl_table_info_t *o) {
     memset(o, 0, sizeof *o);
-    o->name = xstrdup(t->name);
-    o->hash = xstrdup(t->hash);
-    o->range = xstrdup(t->range);
+    o->name = tr_xstrdup(t->name);
+    o->hash = tr_xstrdup(t->hash);
+    o->range = tr_xstrdup(t->range);
     o->n_attrs = t->n_attrs;
-    o->attrs = xcalloc(t->n_attrs, sizeof *o->attrs);
+    o->attrs = tr_xcalloc(t->n_attrs, sizeof *o->attrs);
     for (size_t i = 0; i < t->n_attrs; i++) {
-        o->attrs[i].name = xstrdup(t->attrs[i].name);
+        o->attrs[i].name = tr_xstrdup(t->attrs[i].name);
         o->attrs[i].type = t->attrs[i].type;
     }
     o->billing = t->billing;
     o->rcu = t->rcu;
     o->wcu = t->wcu;
     o->n_indexes = t->n_idx;
-    o->indexes = xcalloc(t->n_idx, sizeof *o->indexes);
+    o->indexes = tr_xcalloc(t->n_idx, sizeof *o->indexes);
     for (size_t i = 0; i < t->n_idx; i++) {
         const tb_index_t *ix = &t->idx[i];
         tbl_index_info_t *oi = &o->indexes[i];
-        oi->name = xstrdup(ix->name);
+        oi->name = tr_xstrdup(ix->name);
         oi->local = ix->local;
-        oi->hash = xstrdup(ix->hash);
-        oi->range = xstrdup(ix->range);
+        oi->hash = tr_xstrdup(ix->hash);
+        oi->range = tr_xstrdup(ix->range);
         oi->projection = ix->proj;
         oi->n_include = ix->n_incl;
-        oi->include = xcalloc(ix->n_incl, sizeof *oi->include);
-        for (size_t k = 0; k < ix->n_incl; k++) oi->include[k] = xstrdup(ix->incl[k]);
+        oi->include = tr_xcalloc(ix->n_incl, sizeof *oi->include);
+        for (size_t k = 0; k < ix->n_incl; k++) oi->include[k] = tr_xstrdup(ix->incl[k]);
         oi->rcu = ix->rcu;
         oi->wcu = ix->wcu;
         oi->status = ix->status;
     }
     o->n_tags = t->n_tags;
-    o->tags = xcalloc(t->n_tags, sizeof *o->tags);
+    o->tags = tr_xcalloc(t->n_tags, sizeof *o->tags);
     for (size_t i = 0; i < t->n_tags; i++) {
-        o->tags[i].key = xstrdup(t->tags[i].key);
-        o->tags[i].value = xstrdup(t->tags[i].value);
+        o->tags[i].key = tr_xstrdup(t->tags[i].key);
+        o->tags[i].value = tr_xstrdup(t->tags[i].value);
     }
     o->deletion_protection = t->dp;
     memcpy(o->table_id, t->table_id, sizeof o->table_id);
@@ -444,7 +445,7 @@ static void info_fill(const tb_table_t *t, tbl_table_info_t *o) {
     for (size_t i = 0; i < t->n_idx; i++)
         if (t->idx[i].status == TBL_STATUS_CREATING) o->status = TBL_STATUS_UPDATING;
     o->created_ms = t->created_ms;
-    o->ttl_attr = xstrdup(t->ttl_attr);
+    o->ttl_attr = tr_xstrdup(t->ttl_attr);
     o->ttl_enabled = t->ttl_enabled;
 }
 
@@ -486,7 +487,7 @@ void tbl_table_info_free(tbl_table_info_t *o) {
 /* "t/" + name, the metadata key of a table (malloc'd). */
 static char *meta_key(const char *name, size_t *n) {
     size_t l = strlen(name);
-    char *k = xmalloc(l + 3);
+    char *k = tr_xmalloc(l + 3);
     k[0] = 't';
     k[1] = '/';
     memcpy(k + 2, name, l + 1);
@@ -537,9 +538,9 @@ static void attrs_recompute(tb_table_t *n, const tbl_attrdef_t *extra, size_t n_
         USE(n->idx[i].range);
     }
 #undef USE
-    tbl_attrdef_t *a = xcalloc(nu, sizeof *a);
+    tbl_attrdef_t *a = tr_xcalloc(nu, sizeof *a);
     for (size_t i = 0; i < nu; i++) {
-        a[i].name = xstrdup(used[i]);
+        a[i].name = tr_xstrdup(used[i]);
         a[i].type = types[i];
     }
     for (size_t i = 0; i < n->n_attrs; i++) free(n->attrs[i].name);
@@ -554,7 +555,7 @@ static int ctl_create(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
     tb_table_t *t = tab_from_def(c->def);
     t->id = db->next_id++;
     t->created_ms = tbl__now_ms(db);
-    uuid_new(t->table_id);
+    tr_uuid_v4(t->table_id);
     int rc = tbl__meta_put(db, txn, t);
     if (!rc) rc = meta_put_next_id(db, txn);
     if (!rc) rc = tbl__stats_write_all(db, txn, t);
@@ -674,7 +675,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
                             "created and deleted on table %s recently; retry later", n->name);
             goto fail;
         }
-        n->idx = xrealloc(n->idx, (n->n_idx + 1) * sizeof *n->idx);
+        n->idx = tr_xrealloc(n->idx, (n->n_idx + 1) * sizeof *n->idx);
         tb_index_t *ix = &n->idx[n->n_idx++];
         tbl_attrdef_t defs[2] = {{(char *)gi->hash, types[0]}, {(char *)gi->range, types[1]}};
         index_from_info(ix, gi, defs, gi->range ? 2 : 1, space);
@@ -740,15 +741,15 @@ static int tags_merge(tb_table_t *n, const tbl_tag_t *tags, size_t nt, tr_err *e
             if (!strcmp(n->tags[k].key, tags[i].key)) break;
         if (k < n->n_tags) {
             free(n->tags[k].value);
-            n->tags[k].value = xstrdup(tags[i].value ? tags[i].value : "");
+            n->tags[k].value = tr_xstrdup(tags[i].value ? tags[i].value : "");
             continue;
         }
         if (n->n_tags >= TBL_MAX_TAGS)
             return tr_err_set(err, TR_ELIMIT, "The number of tags exceeds the limit of %d",
                               TBL_MAX_TAGS);
-        n->tags = xrealloc(n->tags, (n->n_tags + 1) * sizeof *n->tags);
-        n->tags[n->n_tags].key = xstrdup(tags[i].key);
-        n->tags[n->n_tags++].value = xstrdup(tags[i].value ? tags[i].value : "");
+        n->tags = tr_xrealloc(n->tags, (n->n_tags + 1) * sizeof *n->tags);
+        n->tags[n->n_tags].key = tr_xstrdup(tags[i].key);
+        n->tags[n->n_tags++].value = tr_xstrdup(tags[i].value ? tags[i].value : "");
     }
     return 0;
 }
@@ -781,7 +782,7 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
                 break;
             }
             free(n->ttl_attr);
-            n->ttl_attr = xstrdup(c->ttl_attr);
+            n->ttl_attr = tr_xstrdup(c->ttl_attr);
             n->ttl_enabled = 1;
             /* a TTL space still being emptied after a disable is emptied now: new entries go
              * there at once */
@@ -840,7 +841,7 @@ static int ctl_tokens(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
             continue;
         if (n == cap) {
             cap = cap ? 2 * cap : 64;
-            dead = xrealloc(dead, cap * sizeof *dead);
+            dead = tr_xrealloc(dead, cap * sizeof *dead);
         }
         memcpy(dead[n], k.mv_data, k.mv_size);
         dead[n++][k.mv_size] = '\0';
@@ -1000,8 +1001,8 @@ int tbl_table_list(tbl_t *db, const char *after, size_t max, char ***names, size
     size_t i = after ? tbl__map_lower(db, after) : 0;
     if (after && i < db->n_tabs && !strcmp(db->tabs[i]->name, after)) i++;
     size_t k = db->n_tabs - i < max ? db->n_tabs - i : max;
-    char **v = xcalloc(k, sizeof *v);
-    for (size_t q = 0; q < k; q++) v[q] = xstrdup(db->tabs[i + q]->name);
+    char **v = tr_xcalloc(k, sizeof *v);
+    for (size_t q = 0; q < k; q++) v[q] = tr_xstrdup(db->tabs[i + q]->name);
     if (more) *more = i + k < db->n_tabs;
     pthread_rwlock_unlock(&db->tlock);
     *names = v;

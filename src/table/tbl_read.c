@@ -48,7 +48,7 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
                 q->size = val_size(&v);
                 if (q->want_raw && !q->projection) {
                     const char *text = tbl__val_text(&v, &q->raw_len);
-                    q->raw = xmalloc(q->raw_len + 1);
+                    q->raw = tr_xmalloc(q->raw_len + 1);
                     memcpy(q->raw, text, q->raw_len);
                     q->raw[q->raw_len] = '\0';
                 } else {
@@ -137,7 +137,7 @@ typedef struct tb_page {
 
 static void fkey_set(tb_fkey_t *f, const uint8_t *p, size_t n) {
     if (f->b && f->b != f->in) free(f->b);
-    f->b = n <= sizeof f->in ? f->in : xmalloc(n);
+    f->b = n <= sizeof f->in ? f->in : tr_xmalloc(n);
     memcpy(f->b, p, n);
     f->n = n;
 }
@@ -238,10 +238,10 @@ static json_t *value_succ(const json_t *av, int type) {
     size_t n = json_string_length(v);
     uint8_t *b = NULL;
     if (type == TBL_T_S) {
-        b = xmalloc(n + 1);
+        b = tr_xmalloc(n + 1);
         memcpy(b, json_string_value(v), n);
     } else {
-        b = xmalloc(tr_base64_decoded_max(n) + 1);
+        b = tr_xmalloc(tr_base64_decoded_max(n) + 1);
         long dn = tr_base64_decode(json_string_value(v), n, b);
         if (dn < 0) {
             free(b);
@@ -418,10 +418,10 @@ static void sel_add(tb_sel_t *s, const uint8_t *f, size_t n, const MDB_val *v, s
                     uint64_t room) {
     if (s->n == s->cap) {
         s->cap = s->cap ? 2 * s->cap : 16;
-        s->c = xrealloc(s->c, s->cap * sizeof *s->c);
+        s->c = tr_xrealloc(s->c, s->cap * sizeof *s->c);
     }
     size_t i = s->n++;
-    s->c[i] = (tb_cand_t){memcpy(xmalloc(n), f, n), n, *v, val_size(v)};
+    s->c[i] = (tb_cand_t){memcpy(tr_xmalloc(n), f, n), n, *v, val_size(v)};
     s->bytes += s->c[i].size;
     while (i && cand_after(s, &s->c[i], &s->c[(i - 1) / 2])) {
         tb_cand_t x = s->c[i];
@@ -563,7 +563,7 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
                           ix->name);
     int fetch_base = q->select == TBL_SELECT_ALL_ATTRIBUTES && ix && ix->local &&
                      ix->proj != TBL_PROJ_ALL;
-    tb_range_t *g = xcalloc(1, sizeof *g);
+    tb_range_t *g = tr_xcalloc(1, sizeof *g);
     g->dir = q->backward ? -1 : 1;
     tbl_keycond_t kc = q->kc;
     if (!q->scan) {

@@ -344,7 +344,7 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         }
         rc = 0;
     }
-    tb_op_t *ops = xcalloc(j->n, sizeof *ops);
+    tb_op_t *ops = tr_xcalloc(j->n, sizeof *ops);
     int failed = 0, refused = -1;
     size_t i;
     for (i = 0; i < j->n && !rc; i++) {
@@ -502,7 +502,7 @@ void *tbl__writer_main(void *arg) {
         if (atomic_load(&db->bg_pending)) tbl__bg_step(db);   /* a chunk per round: writes flow */
         pthread_mutex_lock(&db->qmu);
         while (!db->q_head && !db->stopping) {
-            long long wait_ms = db->bg_retry_ms - tr_mono_ns() / 1000000;
+            long long wait_ms = db->bg_retry_ms - tr_mono_ms();
             if (atomic_load(&db->bg_pending) && wait_ms <= 0) {
                 pthread_mutex_unlock(&db->qmu);
                 tbl__bg_step(db);
@@ -620,7 +620,7 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) 
     uint8_t *pk = tbl__scratch()->pk;
     size_t hl = 0, n = tbl__pk_build(h, r, pk, &hl);
     if (!n) return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
-    x->pk = memcpy(xmalloc(n), pk, n);
+    x->pk = memcpy(tr_xmalloc(n), pk, n);
     x->pk_n = n;
     tbl__key_from_pk(x->tab, x->pk, n, hl, &x->key);
     if (w->op == TBL_OP_PUT) {
@@ -637,7 +637,7 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) 
 }
 
 tb_job_t *tbl__job_new(size_t n) {
-    tb_job_t *j = xcalloc(1, sizeof *j + n * sizeof(tb_wx_t));
+    tb_job_t *j = tr_xcalloc(1, sizeof *j + n * sizeof(tb_wx_t));
     j->n = n;
     return j;
 }
