@@ -1,5 +1,6 @@
 /*
- * expr.c -- DynamoDB expressions: lexer, recursive-descent parser, checks and evaluation.
+ * expr.c -- DynamoDB expressions: lexer, recursive-descent parser and checks.  Evaluation is in
+ * expr_eval.c; the parsed tree (node_t and friends) is drawn in expr_int.h.
  *
  * tbl_expr_parse runs in four steps, each able to fail with DynamoDB's own message:
  *   1. size and emptiness ("The expression can not be empty;");
@@ -34,6 +35,7 @@
 #include <strings.h>
 
 #include "core/buf.h"
+#include "core/mem.h"
 #include "table/expr_int.h"
 #include "table/num.h"
 
@@ -118,7 +120,8 @@ static const char *const reserved[] = {
 /* Small helpers                                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
-void ex_oom(void) {
+/* A jansson allocation failed (tr_x* cover the others): stop, as core/mem.h explains. */
+void tbl__expr_oom(void) {
     fputs("tributary: out of memory while parsing a DynamoDB expression\n", stderr);
     abort();
 }
@@ -127,13 +130,10 @@ void ex_oom(void) {
 static void *ex_alloc(tbl_expr_t *e, size_t n) {
     if (e->nmem == e->capmem) {
         size_t cap = e->capmem ? e->capmem * 2 : 32;
-        void **m = realloc(e->mem, cap * sizeof *m);
-        if (!m) ex_oom();
-        e->mem = m;
+        e->mem = tr_xrealloc(e->mem, cap * sizeof *e->mem);
         e->capmem = cap;
     }
-    void *p = calloc(1, n ? n : 1);
-    if (!p) ex_oom();
+    void *p = tr_xcalloc(1, n);
     e->mem[e->nmem++] = p;
     return p;
 }
@@ -177,7 +177,7 @@ static const char *what_of(int kind) {
 }
 
 /* The inner value of an AttributeValue ({"S": "x"} -> "x") and its type. */
-json_t *av_inner(const json_t *av, int *type) {
+json_t *tbl__expr_av_inner(const json_t *av, int *type) {
     int t = av ? tbl_av_type(av) : TBL_T_INVALID;
     if (type) *type = t;
     if (t == TBL_T_INVALID) return NULL;
@@ -204,11 +204,10 @@ static const char *long_type(int t) {
 static bool is_set_type(int t) { return t == TBL_T_SS || t == TBL_T_NS || t == TBL_T_BS; }
 
 /* Decoded bytes of a base64 JSON string (malloc'd, caller frees); NULL when invalid. */
-uint8_t *b64_bytes(const json_t *s, size_t *len) {
+uint8_t *tbl__expr_b64_bytes(const json_t *s, size_t *len) {
     if (!json_is_string(s)) return NULL;
     size_t n = json_string_length(s);
-    uint8_t *out = malloc(tr_base64_decoded_max(n) + 1);
-    if (!out) ex_oom();
+    uint8_t *out = tr_xmalloc(tr_base64_decoded_max(n) + 1);
     long r = tr_base64_decode(json_string_value(s), n, out);
     if (r < 0) {
         free(out);
@@ -219,13 +218,13 @@ uint8_t *b64_bytes(const json_t *s, size_t *len) {
 }
 
 /* New {"N": "<n>"} AttributeValue. */
-json_t *av_number_u(size_t n) {
+json_t *tbl__expr_av_number_u(size_t n) {
     char buf[32];
     snprintf(buf, sizeof buf, "%zu", n);
     return json_pack("{s:s}", "N", buf);
 }
 
-json_t *av_number(const tbl_num_t *x) {
+json_t *tbl__expr_av_number(const tbl_num_t *x) {
     char buf[TBL_NUM_STRMAX];
     tbl_num_format(x, buf);
     return json_pack("{s:s}", "N", buf);
@@ -245,7 +244,7 @@ static void path_render(tr_buf *b, const node_t *p) {
 /* Append "{N:2}" for an AttributeValue, as DynamoDB prints operands in BETWEEN messages. */
 static void av_render(tr_buf *b, const json_t *av) {
     int t;
-    json_t *v = av_inner(av, &t);
+    json_t *v = tbl__expr_av_inner(av, &t);
     tr_buf_printf(b, "{%s", tbl_type_name(t));
     if (json_is_string(v)) {
         tr_buf_puts(b, ":");
@@ -756,7 +755,7 @@ static void note(chk_t *c, int cls, const char *fmt, ...) {
 }
 
 static void mark_used(json_t **set, const char *key, size_t len) {
-    if (!*set && !(*set = json_object())) ex_oom();
+    if (!*set && !(*set = json_object())) tbl__expr_oom();
     json_object_setn_new(*set, key, len, json_true());
 }
 
@@ -766,7 +765,7 @@ static bool path_resolved(const node_t *p) {
     return true;
 }
 
-bool path_eq(const node_t *a, const node_t *b) {
+bool tbl__expr_path_eq(const node_t *a, const node_t *b) {
     if (a->nel != b->nel || !path_resolved(a) || !path_resolved(b)) return false;
     for (uint32_t i = 0; i < a->nel; i++) {
         const pel_t *x = &a->el[i], *y = &b->el[i];
@@ -910,7 +909,7 @@ static void chk_distinct(chk_t *c, const node_t *n) {
     const node_t *first = n->k[0];
     if (first->kind != N_PATH) return;
     for (uint32_t i = 1; i < n->nk; i++) {
-        if (n->k[i]->kind != N_PATH || !path_eq(first, n->k[i])) continue;
+        if (n->k[i]->kind != N_PATH || !tbl__expr_path_eq(first, n->k[i])) continue;
         char op[64];
         node_opname(c->e, n, op, sizeof op);
         tr_buf b = TR_BUF_INIT;
@@ -947,7 +946,7 @@ static void chk_func(chk_t *c, const node_t *n) {
             bad_type(c, n, t);
             break;
         }
-        const json_t *s = av_inner(n->k[1]->val, NULL);
+        const json_t *s = tbl__expr_av_inner(n->k[1]->val, NULL);
         bool ok = false;
         for (int i = 0; i < TBL_T_INVALID && !ok; i++)
             ok = strlen(tbl_type_name(i)) == json_string_length(s) &&
@@ -1066,8 +1065,7 @@ static void chk_paths(chk_t *c, node_t *const *paths, uint32_t n) {
 static const char *const section_names[] = {"SET", "REMOVE", "ADD", "DELETE"};
 
 static int check(tbl_expr_t *e, tbl_expr_usage_t *u, tr_err *err) {
-    chk_t *c = calloc(1, sizeof *c);
-    if (!c) ex_oom();
+    chk_t *c = tr_xcalloc(1, sizeof *c);
     c->e = e;
     c->u = u;
     if (e->kind == TBL_EXPR_UPDATE) {
@@ -1087,8 +1085,7 @@ static int check(tbl_expr_t *e, tbl_expr_usage_t *u, tr_err *err) {
                 note(c, C_ADDDEL, "Incorrect operand type for operator or function; operator: "
                      "%s, operand type: %s", section_names[a->type], long_type(t));
         }
-        node_t **paths = calloc(e->nacts ? e->nacts : 1, sizeof *paths);
-        if (!paths) ex_oom();
+        node_t **paths = tr_xcalloc(e->nacts, sizeof *paths);
         for (uint32_t i = 0; i < e->nacts; i++) paths[i] = e->acts[i].path;
         chk_paths(c, paths, e->nacts);
         free(paths);
@@ -1137,8 +1134,7 @@ int tbl_expr_parse(int kind, const char *text, json_t *names, json_t *values,
     if (strspn(text, " \t\r\n") == len)
         return tr_err_set(err, TR_EVALIDATION, "Invalid %s: The expression can not be empty;",
                           what);
-    tbl_expr_t *e = calloc(1, sizeof *e);
-    if (!e) ex_oom();
+    tbl_expr_t *e = tr_xcalloc(1, sizeof *e);
     e->kind = kind;
     e->what = what;
     e->names = names;

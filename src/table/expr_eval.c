@@ -15,6 +15,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/mem.h"
 #include "table/expr_int.h"
 #include "table/num.h"
 
@@ -28,7 +29,7 @@ static json_t *path_get_n(const json_t *item, const node_t *p, uint32_t n) {
     json_t *av = json_object_getn(item, p->el[0].name, p->el[0].nlen);
     for (uint32_t i = 1; i < n && av; i++) {
         int t;
-        json_t *in = av_inner(av, &t);
+        json_t *in = tbl__expr_av_inner(av, &t);
         if (p->el[i].src == EL_INDEX)
             av = t == TBL_T_L ? json_array_get(in, p->el[i].idx) : NULL;
         else
@@ -44,12 +45,12 @@ static json_t *path_get(const json_t *item, const node_t *p) {
 /* size(): UTF-8 bytes of S, decoded bytes of B, members of sets / L / M; -1 otherwise. */
 static long av_size(const json_t *av) {
     int t;
-    json_t *v = av_inner(av, &t);
+    json_t *v = tbl__expr_av_inner(av, &t);
     switch (t) {
     case TBL_T_S: return (long)json_string_length(v);
     case TBL_T_B: {
         size_t n;
-        uint8_t *b = b64_bytes(v, &n);
+        uint8_t *b = tbl__expr_b64_bytes(v, &n);
         if (!b) return -1;
         free(b);
         return (long)n;
@@ -74,7 +75,7 @@ static const json_t *ev_operand(const node_t *n, const json_t *item, json_t **tm
             long sz = v ? av_size(v) : -1;
             json_decref(tmp2);
             if (sz < 0) return NULL;
-            return *tmp = av_number_u((size_t)sz);
+            return *tmp = tbl__expr_av_number_u((size_t)sz);
         }
         return NULL;
     default: return NULL;
@@ -99,7 +100,7 @@ static bool bytes_contain(const uint8_t *a, size_t na, const uint8_t *b, size_t 
 /* begins_with / contains on S (bytes) or B (decoded bytes). */
 static bool av_bytes_op(const json_t *a, const json_t *b, bool prefix) {
     int ta, tb;
-    json_t *va = av_inner(a, &ta), *vb = av_inner(b, &tb);
+    json_t *va = tbl__expr_av_inner(a, &ta), *vb = tbl__expr_av_inner(b, &tb);
     if (ta != tb || (ta != TBL_T_S && ta != TBL_T_B)) return false;
     if (ta == TBL_T_S) {
         const uint8_t *x = (const uint8_t *)json_string_value(va);
@@ -108,7 +109,7 @@ static bool av_bytes_op(const json_t *a, const json_t *b, bool prefix) {
         return prefix ? bytes_begin(x, nx, y, ny) : bytes_contain(x, nx, y, ny);
     }
     size_t nx = 0, ny = 0;
-    uint8_t *x = b64_bytes(va, &nx), *y = b64_bytes(vb, &ny);
+    uint8_t *x = tbl__expr_b64_bytes(va, &nx), *y = tbl__expr_b64_bytes(vb, &ny);
     bool r = x && y && (prefix ? bytes_begin(x, nx, y, ny) : bytes_contain(x, nx, y, ny));
     free(x);
     free(y);
@@ -129,7 +130,7 @@ static bool member_eq(int t, const json_t *a, const json_t *b) {
         return tbl_num_cmp(&x, &y) == 0;
     }
     size_t nx = 0, ny = 0;
-    uint8_t *x = b64_bytes(a, &nx), *y = b64_bytes(b, &ny);
+    uint8_t *x = tbl__expr_b64_bytes(a, &nx), *y = tbl__expr_b64_bytes(b, &ny);
     bool r = x && y && nx == ny && memcmp(x, y, nx) == 0;
     free(x);
     free(y);
@@ -144,7 +145,7 @@ static bool set_has(int t, const json_t *arr, const json_t *m) {
 
 static bool ev_contains(const json_t *a, const json_t *b) {
     int ta, tb;
-    json_t *va = av_inner(a, &ta), *vb = av_inner(b, &tb);
+    json_t *va = tbl__expr_av_inner(a, &ta), *vb = tbl__expr_av_inner(b, &tb);
     switch (ta) {
     case TBL_T_S: case TBL_T_B: return av_bytes_op(a, b, false);
     case TBL_T_SS: return tb == TBL_T_S && set_has(ta, va, vb);
@@ -168,7 +169,7 @@ static bool ev_func(const node_t *n, const json_t *item) {
     case F_NOT_EXISTS: r = a == NULL; break;
     case F_TYPE: {
         int tb;
-        json_t *vb = av_inner(b, &tb);
+        json_t *vb = tbl__expr_av_inner(b, &tb);
         r = a && tb == TBL_T_S && strcmp(tbl_type_name(tbl_av_type(a)), json_string_value(vb)) == 0;
         break;
     }
@@ -263,7 +264,7 @@ static int err_path(tr_err *err) {
 
 static int av_num(const json_t *av, tbl_num_t *x, tr_err *err) {
     int t;
-    json_t *v = av_inner(av, &t);
+    json_t *v = tbl__expr_av_inner(av, &t);
     if (t != TBL_T_N) return err_type(err);
     return tbl_num_parse(json_string_value(v), json_string_length(v), x, err);
 }
@@ -298,7 +299,7 @@ static int upd_value(const node_t *n, const json_t *item, json_t **out, tr_err *
                 return rc;
             }
             int ta, tb;
-            json_t *la = av_inner(a, &ta), *lb = av_inner(b, &tb);
+            json_t *la = tbl__expr_av_inner(a, &ta), *lb = tbl__expr_av_inner(b, &tb);
             if (ta != TBL_T_L || tb != TBL_T_L) rc = err_type(err);
             else json_array_extend(la, lb);
             json_decref(b);
@@ -317,7 +318,7 @@ static int upd_value(const node_t *n, const json_t *item, json_t **out, tr_err *
         tbl_num_t x, y, z;
         if (!(rc = av_num(a, &x, err)) && !(rc = av_num(b, &y, err))) {
             rc = n->op == T_PLUS ? tbl_num_add(&x, &y, &z, err) : tbl_num_sub(&x, &y, &z, err);
-            if (!rc) *out = av_number(&z);
+            if (!rc) *out = tbl__expr_av_number(&z);
         }
         json_decref(a);
         json_decref(b);
@@ -333,15 +334,15 @@ static int upd_value(const node_t *n, const json_t *item, json_t **out, tr_err *
 static bool parent_ok(const json_t *item, const node_t *p) {
     if (p->nel == 1) return true;
     int t;
-    av_inner(path_get_n(item, p, p->nel - 1), &t);
+    tbl__expr_av_inner(path_get_n(item, p, p->nel - 1), &t);
     return p->el[p->nel - 1].src == EL_INDEX ? t == TBL_T_L : t == TBL_T_M;
 }
 
 /* ADD :v to old (NULL when absent): numbers add, sets union. */
 static int upd_add(const json_t *old, const json_t *v, json_t **out, tr_err *err) {
     int to, tv;
-    json_t *vv = av_inner(v, &tv);
-    av_inner(old, &to);
+    json_t *vv = tbl__expr_av_inner(v, &tv);
+    tbl__expr_av_inner(old, &to);
     if (!old) {
         *out = json_deep_copy(v);
         return 0;
@@ -352,10 +353,10 @@ static int upd_add(const json_t *old, const json_t *v, json_t **out, tr_err *err
         int rc = av_num(old, &x, err);
         if (!rc) rc = av_num(v, &y, err);
         if (!rc) rc = tbl_num_add(&x, &y, &z, err);
-        if (!rc) *out = av_number(&z);
+        if (!rc) *out = tbl__expr_av_number(&z);
         return rc;
     }
-    json_t *res = json_deep_copy(old), *arr = av_inner(res, NULL);
+    json_t *res = json_deep_copy(old), *arr = tbl__expr_av_inner(res, NULL);
     for (size_t i = 0; i < json_array_size(vv); i++) {
         json_t *m = json_array_get(vv, i);
         if (!set_has(tv, arr, m)) json_array_append_new(arr, json_copy(m));
@@ -367,7 +368,7 @@ static int upd_add(const json_t *old, const json_t *v, json_t **out, tr_err *err
 /* DELETE :set from old; *out NULL when the set becomes empty (the attribute is removed). */
 static int upd_delete(const json_t *old, const json_t *v, json_t **out, tr_err *err) {
     int to, tv;
-    json_t *vo = av_inner(old, &to), *vv = av_inner(v, &tv);
+    json_t *vo = tbl__expr_av_inner(old, &to), *vv = tbl__expr_av_inner(v, &tv);
     *out = NULL;
     if (to != tv) return err_type(err);
     json_t *arr = json_array();
@@ -425,7 +426,7 @@ static void apply(json_t *item, const wr_t *w) {
     json_t *container = item;
     if (p->nel > 1) {
         int t;
-        container = av_inner(path_get_n(item, p, p->nel - 1), &t);
+        container = tbl__expr_av_inner(path_get_n(item, p, p->nel - 1), &t);
         if (!container) return;  /* checked by parent_ok on the same structure */
     }
     if (last->src == EL_INDEX) {
@@ -452,8 +453,7 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
     int rc = tbl_expr_update_keys_ok(e, key, err);
     if (rc) return rc;
     const json_t *base = item ? item : key;
-    wr_t *w = calloc(e->nacts ? e->nacts : 1, sizeof *w);
-    if (!w) ex_oom();
+    wr_t *w = tr_xcalloc(e->nacts, sizeof *w);
     uint32_t nw = 0;
     for (uint32_t i = 0; i < e->nacts && !rc; i++) {
         const act_t *a = &e->acts[i];
@@ -483,7 +483,7 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
     }
     if (!rc) {
         json_t *res = base ? json_deep_copy(base) : json_object();
-        if (!res) ex_oom();
+        if (!res) tbl__expr_oom();
         qsort(w, nw, sizeof *w, wr_cmp);
         for (uint32_t i = 0; i < nw; i++) apply(res, &w[i]);
         *out = res;
@@ -514,7 +514,7 @@ int tbl_expr_update_creates(const tbl_expr_t *e) {
 
 json_t *tbl_expr_update_touched(const tbl_expr_t *e) {
     json_t *arr = json_array();
-    if (!arr) ex_oom();
+    if (!arr) tbl__expr_oom();
     if (!e || e->kind != TBL_EXPR_UPDATE) return arr;
     json_t *seen = json_object();
     for (uint32_t i = 0; i < e->nacts; i++) {
@@ -544,8 +544,7 @@ static void compact(json_t *av) {
     json_t *sp = json_object_get(av, SPARSE_L);
     if (sp) {
         size_t n = json_object_size(sp), i = 0;
-        uint32_t *ix = calloc(n ? n : 1, sizeof *ix);
-        if (!ix) ex_oom();
+        uint32_t *ix = tr_xcalloc(n, sizeof *ix);
         const char *k;
         json_t *v;
         json_object_foreach(sp, k, v) ix[i++] = (uint32_t)strtoul(k, NULL, 10);
@@ -602,7 +601,7 @@ static void project_one(json_t *res, const json_t *item, const node_t *p) {
 
 json_t *tbl_expr_project(const tbl_expr_t *e, const json_t *item) {
     json_t *res = json_object();
-    if (!res) ex_oom();
+    if (!res) tbl__expr_oom();
     if (!e || e->kind != TBL_EXPR_PROJECTION || !item) return res;
     for (uint32_t i = 0; i < e->npaths; i++) project_one(res, item, e->paths[i]);
     const char *k;
@@ -613,7 +612,7 @@ json_t *tbl_expr_project(const tbl_expr_t *e, const json_t *item) {
 
 json_t *tbl_expr_update_project(const tbl_expr_t *e, const json_t *item) {
     json_t *res = json_object();
-    if (!res) ex_oom();
+    if (!res) tbl__expr_oom();
     if (!e || e->kind != TBL_EXPR_UPDATE || !item) return res;
     for (uint32_t i = 0; i < e->nacts; i++) project_one(res, item, e->acts[i].path);
     const char *k;
@@ -734,7 +733,7 @@ int tbl_expr_keycond(const tbl_expr_t *e, const char *hash_name, const char *ran
         int rc = kc_leaf(e, leaves[i], &kl[i], err);
         if (rc) return rc;
         for (int j = 0; j < i; j++)
-            if (path_eq(kl[i].path, kl[j].path))
+            if (tbl__expr_path_eq(kl[i].path, kl[j].path))
                 return kc_fail(err, "KeyConditionExpressions must only contain one condition "
                                "per key");
     }

@@ -104,11 +104,11 @@ typedef struct chk {
 
 /* ---- helpers of expr.c used by expr_eval.c (comments at their definitions) -------------- */
 
-void ex_oom(void);
-json_t *av_inner(const json_t *av, int *type);
-uint8_t *b64_bytes(const json_t *s, size_t *len);
-json_t *av_number_u(size_t n);
-json_t *av_number(const tbl_num_t *x);
-bool path_eq(const node_t *a, const node_t *b);
+void tbl__expr_oom(void);
+json_t *tbl__expr_av_inner(const json_t *av, int *type);
+uint8_t *tbl__expr_b64_bytes(const json_t *s, size_t *len);
+json_t *tbl__expr_av_number_u(size_t n);
+json_t *tbl__expr_av_number(const tbl_num_t *x);
+bool tbl__expr_path_eq(const node_t *a, const node_t *b);
 
 #endif
