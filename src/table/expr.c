@@ -45,6 +45,31 @@
 #define EXPR_MAX_INDEX 0x7fffffffu
 
 /* ------------------------------------------------------------------------------------------ */
+/* Parser and checker state (the tree they build is in expr_int.h)                             */
+/* ------------------------------------------------------------------------------------------ */
+
+typedef struct parser {
+    tbl_expr_t *e;
+    uint32_t i;    /* current token */
+    int depth;
+    int failed;
+    tr_err *err;
+} parser_t;
+
+/* Semantic check classes, in the order DynamoDB reports them. */
+enum { C_FUNCNAME, C_FUNCUSE, C_RESERVED, C_SECTION, C_NAME, C_VALUE, C_ADDDEL, C_OVERLAP,
+       C_CONFLICT, C_FUNC, C_DISTINCT, C_NCLASS };
+
+enum { CTX_COND, CTX_OPERAND };
+
+typedef struct chk {
+    tbl_expr_t *e;
+    tbl_expr_usage_t *u;
+    bool has[C_NCLASS];
+    char msg[C_NCLASS][TR_ERR_MSG_MAX];
+} chk_t;
+
+/* ------------------------------------------------------------------------------------------ */
 /* Reserved words ("Reserved words in DynamoDB", developer guide): sorted, upper case.         */
 /* ------------------------------------------------------------------------------------------ */
 

@@ -79,27 +79,6 @@ struct tbl_expr {
     size_t nmem, capmem;
 };
 
-typedef struct parser {
-    tbl_expr_t *e;
-    uint32_t i;    /* current token */
-    int depth;
-    int failed;
-    tr_err *err;
-} parser_t;
-
-/* Semantic check classes, in the order DynamoDB reports them. */
-enum { C_FUNCNAME, C_FUNCUSE, C_RESERVED, C_SECTION, C_NAME, C_VALUE, C_ADDDEL, C_OVERLAP,
-       C_CONFLICT, C_FUNC, C_DISTINCT, C_NCLASS };
-
-enum { CTX_COND, CTX_OPERAND };
-
-typedef struct chk {
-    tbl_expr_t *e;
-    tbl_expr_usage_t *u;
-    bool has[C_NCLASS];
-    char msg[C_NCLASS][TR_ERR_MSG_MAX];
-} chk_t;
-
 #define TOKTEXT(e, i) (int)(e)->toks[i].len, (e)->text + (e)->toks[i].pos
 
 /* ---- helpers of expr.c used by expr_eval.c (comments at their definitions) -------------- */
