@@ -119,23 +119,16 @@
 #include "table/tbl.h"
 
 #include <errno.h>
-#include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
-#include <unistd.h>
 
-#include "core/buf.h"
-#include "core/tlog.h"
+#include "core/clock.h"
 #include "table/tbl_int.h"
-
-#define SUB "tbl"
 
 _Thread_local tb_scratch_t *tbl__tls_scratch;
 static pthread_key_t scr_key;
