@@ -45,6 +45,8 @@ extern int tbl__key_format_new;
 /* 32-bit partition hash of an escaped hash-key component (scan order and segments). */
 uint32_t tbl__hash32(const uint8_t *p, size_t n);
 
+/* ---- defaults, limits, formats ------------------------------------------------------------- */
+
 #define TB_DEF_MAPSIZE ((size_t)64 << 30)
 #define TB_DEF_PENDING ((size_t)64 << 20)
 #define TB_DEF_BATCH 4096
@@ -63,6 +65,8 @@ uint32_t tbl__hash32(const uint8_t *p, size_t n);
 #define TB_MAX_INCLUDE 100
 #define TB_TTL_PAST_S (5LL * 365 * 86400)
 #define TB_WRITE_COST 1024
+
+/* DynamoDB's wording, used by the messages of several files. */
 #define INVALID "One or more parameter values were invalid: "
 #define NOT_FOUND "Requested resource not found"
 #define KEY_SCHEMA "The provided key element does not match the schema"
@@ -269,7 +273,7 @@ enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came fr
                                                                    expression (its message) */ };
 
 
-/* ---- small helpers, inline: they run per key read ----------------------------------------- */
+/* ---- small helpers, inline: they run per key read ------------------------------------------ */
 
 static inline void put_be32(uint8_t *p, uint32_t v) {
     p[0] = (uint8_t)(v >> 24);
@@ -352,7 +356,7 @@ void tbl__wait_cb(void *arg, int rc);
 int tbl__wait_end(tb_wait_t *w);
 int tbl__on_writer(tbl_t *db, tr_err *err);
 
-/* ---- tbl_key.c: keys, values, schema checks (pure; results in tbl__scratch() say so) ------ */
+/* ---- tbl_key.c: keys, values, schema checks (pure; results in tbl__scratch() say so) ------- */
 
 size_t tbl__pk_build(const json_t *h, const json_t *r, uint8_t *out, size_t *hlen);
 size_t tbl__pk_hlen(const uint8_t *pk, size_t n);
@@ -385,7 +389,7 @@ size_t tbl__index_full(const tb_index_t *ix, const json_t *item, const uint8_t *
 json_t *tbl__index_project(const tb_table_t *t, const tb_index_t *ix, json_t *item);
 size_t tbl__item_pk(const tb_table_t *t, const json_t *item, uint8_t *out);
 
-/* ---- tbl_meta.c: snapshots, control jobs ------------------------------------------------- */
+/* ---- tbl_meta.c: snapshots, control jobs --------------------------------------------------- */
 
 void tbl__tab_ref(tb_table_t *t);
 void tbl__tab_unref(tb_table_t *t);
@@ -396,7 +400,7 @@ int tbl__meta_put(tbl_t *db, MDB_txn *txn, const tb_table_t *t);
 int tbl__ctl_exec(tbl_t *db, tb_ctl_t *c);
 int tbl__ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err);
 
-/* ---- tbl_write.c: applying and queuing writes ------------------------------------------- */
+/* ---- tbl_write.c: applying and queuing writes ---------------------------------------------- */
 
 void tbl__op_clear(tb_op_t *op);
 int tbl__op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op);
@@ -404,7 +408,7 @@ void *tbl__writer_main(void *arg);
 int tbl__enqueue(tbl_t *db, tb_job_t *j, tr_err *err);
 tb_job_t *tbl__job_new(size_t n);
 
-/* ---- tbl_bg.c: background work and TTL (markers in "meta") ------------------------------ */
+/* ---- tbl_bg.c: background work and TTL (markers in "meta") --------------------------------- */
 
 int tbl__range_delete(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n);
 int tbl__bf_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id, uint8_t space);
