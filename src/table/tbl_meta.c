@@ -577,7 +577,7 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
                           "deletion. Disable deletion protection first.");
     uint8_t pre[4];
     put_be32(pre, t->id);
-    /* the items go in the background (drop_marker); table ids are never reused */
+    /* the items go in the background (tbl_bg.c: drop_marker); table ids are never reused */
     char dk[16];
     int rc = tbl__bg_mark(db, txn, dk, tbl__drop_key(dk, t->id));
     if (!rc) rc = tbl__range_delete(txn, db->db_stats, pre, 4);
@@ -681,8 +681,8 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         index_from_info(ix, gi, defs, gi->range ? 2 : 1, space);
         n->st_items[space] = n->st_bytes[space] = 0;
         attrs_recompute(n, u->attrs, u->n_attrs);
-        /* Writes maintain it from now on; bf_step fills in the items already there, in
-         * chunks between batches, then makes it ACTIVE. */
+        /* Writes maintain it from now on; bf_step (tbl_bg.c) fills in the items already
+         * there, in chunks between batches, then makes it ACTIVE. */
         ix->status = TBL_STATUS_CREATING;
         rc = tbl__bf_pos_del(db, txn, n->id, space);
         if (rc) {
@@ -703,7 +703,7 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         uint8_t pre[5];
         prefix_put(pre, n->id, n->idx[i].space);
         rc = tbl__bf_pos_del(db, txn, n->id, n->idx[i].space);
-        /* its entries go in the background (drop_marker) */
+        /* its entries go in the background (tbl_bg.c: drop_marker) */
         char dk[16];
         if (!rc) rc = tbl__bg_mark(db, txn, dk, tbl__drop_key_space(dk, n->id, n->idx[i].space));
         if (!rc) {
@@ -797,7 +797,8 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
                     break;
                 }
             }
-            /* writes index their TTL from now on; ttl_marker indexes the items already there */
+            /* writes index their TTL from now on; ttl_marker (tbl_bg.c) indexes the items
+             * already there */
             char mk[16];
             rc = tbl__bg_mark(db, txn, mk, tbl__ttl_key_meta(mk, n->id));
             if (rc) rc = tbl__mdb_fail(&c->err, rc, "enabling TTL");
@@ -807,7 +808,7 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
                 break;
             }
             n->ttl_enabled = 0;
-            /* the TTL entries go in the background (drop_marker) */
+            /* the TTL entries go in the background (tbl_bg.c: drop_marker) */
             char dk[16];
             rc = tbl__ttl_pos_del(db, txn, n->id);
             if (!rc) rc = tbl__bg_mark(db, txn, dk, tbl__drop_key_space(dk, n->id, TBL__SPACE_TTL));
