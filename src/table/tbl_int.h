@@ -15,7 +15,7 @@
  * rules are tbl.c's: "writer thread" marks what only the writer thread may call.
  *
  * White-box tests (tests/unit/table/test_tbl.c, tests/fuzz/fuzz_tblorder.c) include this header
- * for tbl__key_format_new and the TBL__ constants; they use nothing else from it.
+ * for tbl__key_format_new and TBL__KEY_FORMAT (tables in key format 0); nothing else of it.
  */
 #ifndef TBL_INT_H
 #define TBL_INT_H
