@@ -15,7 +15,7 @@
  */
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/hmac.h>
+#include <openssl/crypto.h>
 #include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +28,7 @@
 #include "api/kit.h"
 #include "core/fs.h"
 #include "core/mem.h"
+#include "core/digest.h"
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
@@ -766,8 +767,7 @@ static void k_iter_encode(api_ctx_t *ctx, uint64_t id, uint32_t shard, uint64_t 
     memcpy(raw + 13, &pos, 8);
     memcpy(raw + 21, &now, 8);
     uint8_t mac[32];
-    unsigned ml = 32;
-    HMAC(EVP_sha256(), ctx->kinesis->iter_key, 32, raw, 29, mac, &ml);
+    tr_hmac_sha256(ctx->kinesis->iter_key, 32, raw, 29, mac);
     memcpy(raw + 29, mac, 12);
     tr_buf_append(b, "\"", 1);
     tr_buf_base64(b, raw, sizeof raw);
@@ -782,8 +782,7 @@ static int k_iter_decode(api_call_t *c, const char *s, size_t n, uint64_t *id, u
                       "Invalid ShardIterator: it was not issued by this server or was altered; "
                       "get a new one with GetShardIterator");
     uint8_t mac[32];
-    unsigned ml = 32;
-    HMAC(EVP_sha256(), c->ctx->kinesis->iter_key, 32, raw, 29, mac, &ml);
+    tr_hmac_sha256(c->ctx->kinesis->iter_key, 32, raw, 29, mac);
     if (CRYPTO_memcmp(mac, raw + 29, 12))
         return api_fail(c, 400, "InvalidArgumentException",
                       "Invalid ShardIterator: it was not issued by this server or was altered; "

@@ -104,24 +104,30 @@ void tr_buf_base64(tr_buf *b, const void *p, size_t n) {
     b->data[b->len] = '\0';
 }
 
+/* Each base64 character's value plus one; 0 marks a byte that is not base64.  A constant table:
+ * built lazily it would be a data race between the threads decoding at the same time. */
+static const uint8_t b64_rev1[256] = {
+    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
+    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
+    ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
+    ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,
+    ['o'] = 41, ['p'] = 42, ['q'] = 43, ['r'] = 44, ['s'] = 45, ['t'] = 46, ['u'] = 47, ['v'] = 48,
+    ['w'] = 49, ['x'] = 50, ['y'] = 51, ['z'] = 52, ['0'] = 53, ['1'] = 54, ['2'] = 55, ['3'] = 56,
+    ['4'] = 57, ['5'] = 58, ['6'] = 59, ['7'] = 60, ['8'] = 61, ['9'] = 62, ['+'] = 63, ['/'] = 64,
+};
+
 long tr_base64_decode(const char *in, size_t n, uint8_t *out) {
-    static int8_t rev[256];
-    static int init;
-    if (!init) {
-        memset(rev, -1, sizeof rev);
-        for (int i = 0; i < 64; i++) rev[(unsigned char)b64[i]] = (int8_t)i;
-        init = 1; /* benign race: every thread writes identical values */
-    }
     if (n % 4) return -1;
     size_t o = 0;
     for (size_t i = 0; i < n; i += 4) {
-        int a = rev[(unsigned char)in[i]], b = rev[(unsigned char)in[i + 1]];
+        int a = b64_rev1[(unsigned char)in[i]] - 1, b = b64_rev1[(unsigned char)in[i + 1]] - 1;
         if (a < 0 || b < 0) return -1;
         int pad2 = in[i + 2] == '=', pad3 = in[i + 3] == '=';
         if ((pad2 || pad3) && i + 4 != n) return -1;
         if (pad2 && !pad3) return -1;
-        int c = pad2 ? 0 : rev[(unsigned char)in[i + 2]];
-        int d = pad3 ? 0 : rev[(unsigned char)in[i + 3]];
+        int c = pad2 ? 0 : b64_rev1[(unsigned char)in[i + 2]] - 1;
+        int d = pad3 ? 0 : b64_rev1[(unsigned char)in[i + 3]] - 1;
         if (c < 0 || d < 0) return -1;
         uint32_t v = (uint32_t)a << 18 | (uint32_t)b << 12 | (uint32_t)c << 6 | (uint32_t)d;
         out[o++] = (uint8_t)(v >> 16);

@@ -83,3 +83,32 @@ int tr_rmtree(const char *path) {
     if (rc) errno = e;
     return rc;
 }
+
+int tr_mkdir_p(const char *path) {
+    char p[PATH_MAX];
+    size_t n = strlen(path);
+    if (n == 0 || n >= sizeof p) {
+        errno = n ? ENAMETOOLONG : ENOENT;
+        return -1;
+    }
+    memcpy(p, path, n + 1);
+    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
+    for (size_t i = 1; i <= n; i++) {
+        if (p[i] != '/' && p[i] != '\0') continue;
+        char c = p[i];
+        p[i] = '\0';
+        if (mkdir(p, 0755) == 0) {
+            if (tr_fsync_parent(p)) return -1;
+        } else if (errno != EEXIST) {
+            return -1;
+        }
+        p[i] = c;
+    }
+    struct stat st;
+    if (stat(p, &st)) return -1;
+    if (!S_ISDIR(st.st_mode)) {
+        errno = ENOTDIR;
+        return -1;
+    }
+    return 0;
+}

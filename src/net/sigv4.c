@@ -11,9 +11,8 @@
  * (access key, date, region, service, secret) skips that.  Keying on the secret too means a
  * rotated secret can never be served from the cache.  Per-thread, so no lock is taken.
  *
- * HMAC-SHA256 is RFC 2104 over OpenSSL's EVP SHA-256 (fetched once): about half the cost of
- * OpenSSL 3's one-shot HMAC(), which fetches the algorithm on every call.  The unit tests check
- * it against HMAC().
+ * SHA-256 and HMAC-SHA256 are core/digest.h's (HMAC over an EVP digest fetched once: about half
+ * the cost of OpenSSL 3's one-shot HMAC()).
  *
  * URI rules (what AWS SDKs sign):
  *   - non-s3 services: the path as received is normalised (empty and "." segments dropped, ".."
@@ -32,6 +31,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "core/digest.h"
 
 #define SIGV4_ALGO "AWS4-HMAC-SHA256"
 #define SIGV4_TERM "aws4_request"
@@ -110,9 +111,6 @@ typedef struct sk_slot {
 
 static const char HEX_UP[] = "0123456789ABCDEF";
 static const char HEX_LO[] = "0123456789abcdef";
-
-static const EVP_MD *g_sha256;
-static pthread_once_t g_sha256_once = PTHREAD_ONCE_INIT;
 
 static _Thread_local sk_slot_t sk_cache[SK_SLOTS];
 static _Thread_local unsigned sk_next;
@@ -196,46 +194,8 @@ static char *sb_detach(sb_t *b) {
 }
 
 /* ------------------------------------------------------------------------------------------ */
-/* Crypto: SHA-256 and HMAC-SHA256                                                            */
+/* Hex (SHA-256 and HMAC-SHA256 are core/digest.h's)                                         */
 /* ------------------------------------------------------------------------------------------ */
-
-static void sha256_init_once(void) {
-    EVP_MD *m = EVP_MD_fetch(NULL, "SHA256", NULL);
-    g_sha256 = m ? m : EVP_sha256();
-}
-
-static const EVP_MD *sha256_md(void) {
-    pthread_once(&g_sha256_once, sha256_init_once);
-    return g_sha256;
-}
-
-static void sha256(const void *p, size_t n, uint8_t out[32]) {
-    unsigned int len = 0;
-    if (!EVP_Digest(p, n, out, &len, sha256_md(), NULL) || len != 32) die("SHA-256 failed", n);
-}
-
-/* RFC 2104 HMAC with SHA-256 (block 64 bytes). */
-static void hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, uint8_t out[32]) {
-    uint8_t k0[64] = {0}, pad[64], inner[32];
-    const EVP_MD *md = sha256_md();
-    if (klen > sizeof k0)
-        sha256(key, klen, k0);
-    else if (klen)
-        memcpy(k0, key, klen);
-    EVP_MD_CTX *c = EVP_MD_CTX_new();
-    if (!c) die("out of memory for EVP_MD_CTX", 0);
-    for (size_t i = 0; i < 64; i++) pad[i] = (uint8_t)(k0[i] ^ 0x36);
-    int ok = EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, pad, 64) &&
-             EVP_DigestUpdate(c, msg, n) && EVP_DigestFinal_ex(c, inner, NULL);
-    for (size_t i = 0; i < 64; i++) pad[i] = (uint8_t)(k0[i] ^ 0x5c);
-    ok = ok && EVP_DigestInit_ex(c, md, NULL) && EVP_DigestUpdate(c, pad, 64) &&
-         EVP_DigestUpdate(c, inner, 32) && EVP_DigestFinal_ex(c, out, NULL);
-    EVP_MD_CTX_free(c);
-    OPENSSL_cleanse(k0, sizeof k0);
-    OPENSSL_cleanse(pad, sizeof pad);
-    OPENSSL_cleanse(inner, sizeof inner);
-    if (!ok) die("HMAC-SHA256 failed", n);
-}
 
 static void hex_lower(const uint8_t *p, size_t n, char *out) {
     for (size_t i = 0; i < n; i++) {
@@ -247,7 +207,7 @@ static void hex_lower(const uint8_t *p, size_t n, char *out) {
 
 void sigv4_payload_hash(const void *p, size_t n, char out[65]) {
     uint8_t h[32];
-    sha256(p, n, h);
+    tr_sha256(p, n, h);
     hex_lower(h, 32, out);
 }
 
@@ -685,12 +645,12 @@ static int build_creq(sb_t *b, const sigv4_req_t *req, const hindex_t *ix, slice
     return 0;
 }
 
-/* "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex sha256(creq)>" into b. */
+/* "AWS4-HMAC-SHA256\n<date>\n<scope>\n<hex tr_sha256(creq)>" into b. */
 static void build_sts(sb_t *b, const char *amz_date, const char *scope, const char *creq,
                       size_t creq_len) {
     uint8_t h[32];
     char hex[65];
-    sha256(creq, creq_len, h);
+    tr_sha256(creq, creq_len, h);
     hex_lower(h, 32, hex);
     sb_puts(b, SIGV4_ALGO "\n");
     sb_puts(b, amz_date);
@@ -822,10 +782,10 @@ static void derive_key(const char *secret, const char *date, const char *region,
     memcpy(k, "AWS4", 4);
     memcpy(k + 4, secret, sl);
     uint8_t a[32], b[32];
-    hmac_sha256(k, sl + 4, date, strlen(date), a);
-    hmac_sha256(a, 32, region, strlen(region), b);
-    hmac_sha256(b, 32, service, strlen(service), a);
-    hmac_sha256(a, 32, SIGV4_TERM, sizeof SIGV4_TERM - 1, key);
+    tr_hmac_sha256(k, sl + 4, date, strlen(date), a);
+    tr_hmac_sha256(a, 32, region, strlen(region), b);
+    tr_hmac_sha256(b, 32, service, strlen(service), a);
+    tr_hmac_sha256(a, 32, SIGV4_TERM, sizeof SIGV4_TERM - 1, key);
     OPENSSL_cleanse(k, sl + 4);
     if (k != kbuf) free(k);
     OPENSSL_cleanse(a, sizeof a);
@@ -1345,7 +1305,7 @@ static int verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sig
     memcpy(sp, SIGV4_TERM, sizeof SIGV4_TERM); /* NUL included */
     build_sts(&sts, vp.amz_date, scope, cr.p, cr.len);
     signing_key_cached(vp.akid, secret, vp.date, vp.region, vp.service, key);
-    hmac_sha256(key, 32, sts.p, sts.len, mac);
+    tr_hmac_sha256(key, 32, sts.p, sts.len, mac);
 
     int ok = vp.sig.n == 64;
     for (size_t i = 0; ok && i < 32; i++) {
@@ -1468,7 +1428,7 @@ char *sigv4_sign(const sigv4_req_t *req, const char *access_key, const char *sec
     uint8_t key[32], mac[32];
     char hex[65];
     signing_key_cached(access_key, secret, date, region, service, key);
-    hmac_sha256(key, 32, sts.p, sts.len, mac);
+    tr_hmac_sha256(key, 32, sts.p, sts.len, mac);
     OPENSSL_cleanse(key, sizeof key);
     hex_lower(mac, 32, hex);
 

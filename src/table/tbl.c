@@ -120,13 +120,13 @@
 
 #include <errno.h>
 #include <lmdb.h>
-#include <openssl/evp.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
+#include "core/fs.h"
 #include "core/clock.h"
 #include "table/tbl_int.h"
 
@@ -151,27 +151,6 @@ tb_scratch_t *tbl__scratch_new(void) {
 
 int64_t tbl__now_ms(const tbl_t *db) {
     return db->opts.clock_ms ? db->opts.clock_ms(db->opts.clock_arg) : tr_now_ms();
-}
-
-static int mkdir_p(const char *path) {
-    char tmp[4096];
-    size_t n = strlen(path);
-    if (n >= sizeof tmp) return -1;
-    memcpy(tmp, path, n + 1);
-    for (size_t i = 1; i <= n; i++) {
-        if (tmp[i] == '/' || tmp[i] == '\0') {
-            char c = tmp[i];
-            tmp[i] = '\0';
-            if (mkdir(tmp, 0755) && errno != EEXIST) return -1;
-            tmp[i] = c;
-        }
-    }
-    return 0;
-}
-
-void tbl__sha256(const void *p, size_t n, uint8_t out[32]) {
-    unsigned int len = 32;
-    EVP_Digest(p, n, out, &len, EVP_sha256(), NULL);
 }
 
 /* Message for an LMDB failure, with the fix. */
@@ -481,7 +460,7 @@ static int meta_load(tbl_t *db, tr_err *err) {
 int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) {
     if (!dir || !out) return tr_err_set(err, TR_EINVAL, "tbl_open needs a directory");
     *out = NULL;
-    if (mkdir_p(dir))
+    if (tr_mkdir_p(dir))
         return tr_err_set(err, TR_EIO, "cannot create %s: %s; check the data directory "
                                        "permissions", dir, strerror(errno));
     tbl_t *db = tr_xcalloc(1, sizeof *db);

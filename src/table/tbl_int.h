@@ -334,7 +334,6 @@ static inline uint32_t val_size(const MDB_val *v) {
 /* Comments on each are at its definition. */
 
 int64_t tbl__now_ms(const tbl_t *db);
-void tbl__sha256(const void *p, size_t n, uint8_t out[32]);
 int tbl__mdb_fail(tr_err *err, int rc, const char *what);
 size_t tbl__map_lower(tbl_t *db, const char *name);
 tb_table_t *tbl__map_find(tbl_t *db, const char *name);

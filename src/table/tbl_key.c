@@ -11,6 +11,7 @@
 
 #include <string.h>
 
+#include "core/digest.h"
 #include "core/buf.h"
 #include "table/tbl_int.h"
 
@@ -60,7 +61,7 @@ static void key_fold(tb_key_t *k, const uint8_t *full, size_t n) {
         return;
     }
     memcpy(k->b, full, TBL__FOLD_KEEP);
-    tbl__sha256(full, n, k->b + TBL__FOLD_KEEP);
+    tr_sha256(full, n, k->b + TBL__FOLD_KEEP);
     k->n = TBL__FOLD_KEEP + 32;
 }
 
@@ -94,7 +95,7 @@ size_t tbl__pk_hlen(const uint8_t *pk, size_t n) {
 static size_t part_digest(uint8_t *p, size_t hl, size_t n) {
     if (hl <= TBL__HASH_INLINE) return n;
     uint8_t d[32];
-    tbl__sha256(p, hl, d);
+    tr_sha256(p, hl, d);
     p[0] = 'H';
     memcpy(p + 1, d, 32);
     memmove(p + 33, p + hl, n - hl);

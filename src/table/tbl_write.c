@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "core/digest.h"
 #include "core/buf.h"
 #include "core/tlog.h"
 #include "table/tbl_int.h"
@@ -698,6 +699,6 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
 
 void tbl_request_digest(const json_t *v, uint8_t out[32]) {
     char *s = v ? json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY) : NULL;
-    tbl__sha256(s ? s : "", s ? strlen(s) : 0, out);
+    tr_sha256(s ? s : "", s ? strlen(s) : 0, out);
     free(s);
 }

@@ -11,8 +11,12 @@
 #include <unistd.h>
 
 #include <cmocka.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
 #include "core/clock.h"
+#include "core/digest.h"
+#include "core/buf.h"
 #include "core/fs.h"
 #include "core/mem.h"
 #include "core/uuid.h"
@@ -98,12 +102,49 @@ static void clocks_move_forward(void **st) {
     assert_true(tr_mono_ms() >= m);
 }
 
+static void mkdir_p_makes_every_level_and_refuses_a_file(void **st) {
+    (void)st;
+    char root[] = "/tmp/tr-mkdirp-XXXXXX", p[512];
+    assert_non_null(mkdtemp(root));
+    snprintf(p, sizeof p, "%s/a/b//c/", root);
+    assert_int_equal(tr_mkdir_p(p), 0);
+    assert_int_equal(tr_mkdir_p(p), 0);                    /* exists: success */
+    struct stat sb;
+    snprintf(p, sizeof p, "%s/a/b/c", root);
+    assert_int_equal(stat(p, &sb), 0);
+    assert_true(S_ISDIR(sb.st_mode));
+    snprintf(p, sizeof p, "%s/a/file", root);
+    touch(p);
+    assert_int_equal(tr_mkdir_p(p), -1);                   /* a file is not a directory */
+    snprintf(p, sizeof p, "%s/a/file/d", root);
+    assert_int_equal(tr_mkdir_p(p), -1);
+    assert_int_equal(tr_rmtree(root), 0);
+}
+
+static void digest_matches_openssl(void **st) {
+    (void)st;
+    uint8_t a[32], b[32], big[200];
+    unsigned n = 32;
+    memset(big, 'k', sizeof big);
+    tr_sha256("abc", 3, a);
+    char hex[65];
+    tr_hex(a, 32, hex);
+    assert_string_equal(hex, "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad");
+    for (size_t klen = 0; klen <= sizeof big; klen += 50) {  /* short, block-sized, long keys */
+        tr_hmac_sha256(big, klen, "message", 7, a);
+        HMAC(EVP_sha256(), big, (int)klen, (const uint8_t *)"message", 7, b, &n);
+        assert_memory_equal(a, b, 32);
+    }
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(rmtree_removes_a_deep_tree_and_never_follows_links),
         cmocka_unit_test(uuid_v4_has_the_layout_and_differs),
         cmocka_unit_test(xalloc_copies_and_zeroes),
         cmocka_unit_test(clocks_move_forward),
+        cmocka_unit_test(mkdir_p_makes_every_level_and_refuses_a_file),
+        cmocka_unit_test(digest_matches_openssl),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
