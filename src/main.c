@@ -34,6 +34,7 @@
 
 #include "api/api.h"
 #include "cli/cli.h"
+#include "core/clock.h"
 #include "core/fs.h"
 #include "core/tlog.h"
 #include "fn/esm.h"
@@ -96,8 +97,6 @@ static int gated_handle(void *arg, net_req_t *req) {
     gate_leave();
     return rc;
 }
-
-static long long wall_ms(void) { return tr_now_ms(); }
 
 /* Native functions' trf_table_* calls: the DynamoDB adapter, in-process (fn/native.h). */
 static void native_table_call(void *arg, const char *op, const char *body, size_t len,
@@ -511,7 +510,7 @@ static int cmd_serve(int argc, char **argv) {
     rc = 1;
     int lockfd = -1;
     api_key_t key;
-    api_ctx_t ctx = {.region = cfg.region, .keys = &key, .n_keys = 1, .now_ms = wall_ms,
+    api_ctx_t ctx = {.region = cfg.region, .keys = &key, .n_keys = 1, .now_ms = tr_now_ms,
                      .iter_ttl_ms = cfg.iter_ttl};
     fn_native_t *native = NULL;
     net_server_t *srv = NULL;
