@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # test.sh -- every test Tributary has, in one run (what `make test` and .ci/run call).
 #
-#   1. build (RelWithDebInfo) and run the C unit tests (ctest)
+#   1. build (RelWithDebInfo) and run the C unit tests (ctest); the same in a Release build
+#      (what packagers build: -O3 finds warnings -O2 does not, and -Werror makes them fatal)
 #   2. build with AddressSanitizer + UBSan; run the unit tests and the integration suite on it
 #   3. a short libFuzzer run of every tests/fuzz target (FUZZ_SECONDS, 60 s each; make fuzz: 600 s)
 #   4. integration tests with a second SDK generation (pyenv boto3, when present)
@@ -58,6 +59,11 @@ echo "== build"
 make --no-print-directory build
 echo "== unit tests"
 ctest --test-dir build --output-on-failure -j"$JOBS"
+echo "== Release build"
+cmake -S . -B build-release -DCMAKE_BUILD_TYPE=Release >/dev/null
+cmake --build build-release -j"$JOBS" >/dev/null
+echo "== unit tests (Release)"
+ctest --test-dir build-release --output-on-failure -j"$JOBS"
 asan
 echo "== fuzzing (libFuzzer, ${FUZZ_SECONDS:-60} s per target)"
 FUZZ_SEED=${FUZZ_SEED:-1} scripts/fuzz.sh "${FUZZ_SECONDS:-60}"
