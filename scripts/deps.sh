@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh -- install the Debian packages Tributary needs to build, test and run, if missing.
 # Idempotent and non-interactive.  Needs root (or sudo) only when something is missing.
 #   scripts/deps.sh build   libraries + compilers

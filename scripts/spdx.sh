@@ -56,6 +56,11 @@ add_line() {   # $1 = file
         { echo "/* $LINE */"; cat "$f"; } >"$tmp"
       fi ;;
     *)
+      if [ ! -s "$f" ]; then
+        case "$f" in *.js|*.mjs|*.cjs) echo "// $LINE" ;; *) echo "# $LINE" ;; esac >"$f"
+        rm -f "$tmp"
+        return
+      fi
       local mark="#"
       case "$f" in *.js|*.mjs|*.cjs) mark="//" ;; esac
       awk -v line="$mark $LINE" 'NR == 1 && /^#!/ { print; print line; next }

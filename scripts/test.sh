@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # test.sh -- every test Tributary has, in one run (what `make test` and .ci/run call).
 #
 #   1. build (RelWithDebInfo) and run the C unit tests (ctest); the same in a Release build

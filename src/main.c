@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * main.c -- start-up, configuration, signals and wiring.
  *
  *   tributary serve [options]     (SERVE_OPTS below; `tributary serve --help` lists them)
