@@ -5,7 +5,7 @@
 #   make build-release build-release/: Release, as a packager builds it (warning-free, -Werror)
 #   make install       install the server, tributary-cc and function.h (PREFIX, DESTDIR)
 #   make demo          the main job: the IoT telemetry demo on the embedded engines
-#   make test          every test: unit (ctest), Release, ASan+UBSan, integration, crash, format
+#   make test          every test: unit (also Release), ASan+UBSan, fuzzing, integration, crash
 #   make check-asan    unit + integration tests under AddressSanitizer + UBSan
 #   make unit          the unit tests (ctest) of build/
 #   make format        apply .clang-format to the C sources (scripts/format.sh)
