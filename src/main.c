@@ -511,8 +511,9 @@ static int cmd_serve(int argc, char **argv) {
     rc = 1;
     int lockfd = -1;
     api_key_t key;
+    api_kinesis_t kinesis;
     api_ctx_t ctx = {.region = cfg.region, .keys = &key, .n_keys = 1, .now_ms = tr_now_ms,
-                     .iter_ttl_ms = cfg.iter_ttl};
+                     .kinesis = &kinesis};
     fn_native_t *native = NULL;
     net_server_t *srv = NULL;
     tr_err err;
@@ -522,7 +523,8 @@ static int cmd_serve(int argc, char **argv) {
     static char data[PATH_MAX];  /* absolute; the engines and the sandbox keep pointers to it */
     if (data_dir_open(cfg.data, data) || sandbox_setup(&cfg, data)) goto out;
     if ((lockfd = data_dir_lock(data)) < 0 || scratch_setup(data)) goto out;
-    if (load_credentials(data, &key, &err) || api_iter_key_load(data, ctx.iter_key, &err)) {
+    if (load_credentials(data, &key, &err) ||
+        api_kinesis_init(&kinesis, data, cfg.iter_ttl, &err)) {
         tr_error("main", "%s", err.msg);
         goto out;
     }
