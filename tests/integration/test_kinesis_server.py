@@ -396,11 +396,12 @@ def test_sigterm_answers_puts_waiting_for_their_commit(private_server):
     raw = k.RawClient(s)
     socks = []
     for i in range(N_PUTS):
-        method, body, headers = raw.build("PutRecord", {"StreamName": "drain",
-                                                        "PartitionKey": f"p{i}",
-                                                        "Data": "AAAA"})
+        method, target, body, headers = raw.build("PutRecord", {"StreamName": "drain",
+                                                                "PartitionKey": f"p{i}",
+                                                                "Data": "AAAA"})
         head = "".join(f"{h}: {v}\r\n" for h, v in headers.items())
-        wire = f"{method} / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n".encode() + body
+        wire = (f"{method} {target} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+                .encode() + body)
         sock = socket.create_connection(("127.0.0.1", s.port), timeout=20)
         sock.sendall(wire)
         socks.append(sock)
