@@ -21,6 +21,23 @@ def test_serve_help(local_only):
         assert opt in out, f"serve --help does not mention {opt}:\n{out}"
 
 
+def test_serve_help_and_parser_agree(local_only):
+    """Every option `serve --help` lists is one the parser knows (both come from one table): a
+    numeric option given a non-number is refused by name, not as an unknown option."""
+    import re
+    out = subprocess.run([str(srv.server_bin()), "serve", "--help"], capture_output=True,
+                         timeout=10, stdin=subprocess.DEVNULL).stdout.decode()
+    opts = re.findall(r"^  --([a-z-]+)(?: ([A-Z]+))?", out, re.M)
+    assert len(opts) >= 20, out
+    for name, arg in opts:
+        if arg not in ("N", "S", "MS", "PORT"):
+            continue
+        r = subprocess.run([str(srv.server_bin()), "serve", f"--{name}", "x"], capture_output=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and err.startswith(f"tributary serve: --{name} x "), (name, err)
+
+
 def test_logs_listening_line(server, local_only):
     assert f"listening on 127.0.0.1:{server.port}" in server.log_text()
 
