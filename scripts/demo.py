@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """The main job: simulated IoT devices -> Kinesis stream -> a native C function -> DynamoDB tables.
 
 Starts `build/tributary serve` on a free loopback port (data dir: --data, default a fresh

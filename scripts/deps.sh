@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # deps.sh -- install the Debian packages Tributary needs to build, test and run, if missing.
 # Idempotent and non-interactive.  Needs root (or sudo) only when something is missing.
 #   scripts/deps.sh build   libraries + compilers
-#   scripts/deps.sh test    build + test tools (pytest, boto3, h2, awscli, node/npm, clang/libFuzzer)
+#   scripts/deps.sh test    build + test tools (pytest, boto3, h2, awscli, node/npm, clang/libFuzzer,
+#                           clang-format-19 for scripts/format.sh)
 #   scripts/deps.sh bench   test + wrk, nginx (the fixed-body ceiling in bench/run.sh)
 set -euo pipefail
 want="${1:-build}"
@@ -10,7 +12,7 @@ pkgs=(build-essential cmake pkg-config libmicrohttpd-dev libnghttp2-dev libjanss
       libjemalloc-dev libssl-dev libcmocka-dev zlib1g-dev libzstd-dev libzip-dev curl)
 if [ "$want" = test ] || [ "$want" = bench ]; then
   pkgs+=(python3 python3-pytest python3-boto3 python3-h2 awscli zip nodejs npm clang
-         libclang-rt-14-dev)
+         libclang-rt-14-dev clang-format-19)
 fi
 if [ "$want" = bench ]; then pkgs+=(wrk nginx); fi
 

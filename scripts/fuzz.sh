@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # fuzz.sh -- coverage-guided fuzzing of every target in tests/fuzz/ (libFuzzer, clang, ASan+UBSan).
 #
 #   scripts/fuzz.sh [SECONDS] [NAME...]   fuzz each target (all by default) for SECONDS (60)

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * cli.h -- command-line subcommands other than `serve` (which lives in main.c).
  *
  * Each takes argc/argv with argv[0] = the subcommand name and returns the process exit code

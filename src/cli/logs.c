@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * logs.c -- `tributary logs FUNCTION [--follow]`: a function's log from the data directory.
  *
  * The functions engine writes DATA/functions/<name>/logs/function.log (format in fn.h: one line

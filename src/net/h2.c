@@ -126,6 +126,7 @@ typedef struct h2_stream {
     size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
     long long deadline_ms;         /* end of its header block, then END_STREAM, due by then */
     int early;                     /* answered by the precheck, the client's END_STREAM not seen */
+    int counted;                   /* net__req_begin counted it (net_server_drain) */
 } h2_stream_t;
 
 struct h2_conn {
@@ -255,6 +256,7 @@ static int stream_charge(h2_stream_t *st, size_t total) {
 }
 
 static void stream_free(h2_stream_t *st) {
+    net__req_end(st->loop->srv, st->counted);
     if (st->charge) {
         atomic_fetch_sub(&st->loop->h2->hdr_bytes, st->charge);
         atomic_fetch_sub(&st->loop->srv->inflight, st->charge);
@@ -422,6 +424,7 @@ static void stream_dispatch(h2_stream_t *st) {
         if (!r->body) abort();
     }
     st->state = S_HANDLER;
+    st->counted = net__req_begin(s);
     int rc = s->o.handler(s->o.handler_arg, r);
     conn_trust(st->conn, r);
     if (rc == NET_DEFER) {

@@ -54,6 +54,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/socket.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "core/tlog.h"
@@ -74,6 +75,7 @@ typedef struct net_req_int {
     net__conn_t *c;      /* the connection's tracking record, or NULL */
     int state;
     atomic_int sync;
+    int counted;         /* net__req_begin counted it (net_server_drain) */
     size_t body_cap;     /* bytes charged to the in-flight budget */
     size_t expect;       /* Content-Length, or 0 */
     size_t n_hdr_cap;
@@ -505,6 +507,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         if (!r->pub.body) abort();
     }
     conn_phase(r->c, NET__C_BUSY, 0);
+    r->counted = net__req_begin(s);
     int rc = s->o.handler(s->o.handler_arg, &r->pub);
     if (r->c && (r->pub.authed || !s->o.precheck)) atomic_store(&r->c->authed, 1);
     if (rc == NET_DEFER) {
@@ -529,6 +532,7 @@ static void on_completed(void *cls, struct MHD_Connection *conn, void **con_cls,
     (void)conn;
     (void)toe;
     net_req_int_t *r = *con_cls;
+    if (r) net__req_end(s, r->counted);
     /* Waiting for the next request's head.  An authenticated connection: only MHD's idle
      * timeout.  One whose requests passed the header-phase checks (a known key; e.g. throttled
      * before its signature could be checked): the head deadline again.  Any other: the head
@@ -898,6 +902,61 @@ static int listen_open(net_server_t *s, const struct sockaddr_in *sin, tr_err *e
     return fd;
 }
 
+/* ---- drain ------------------------------------------------------------------------------- */
+
+int net__req_begin(net_server_t *s) {
+    if (atomic_load(&s->draining)) return 0;
+    atomic_fetch_add(&s->busy, 1);
+    return 1;
+}
+
+/* The drainer sets draining before it reads busy, and we read draining after our decrement
+ * (both sequentially consistent): either it sees our decrement, or we see it waiting and wake
+ * it under drain_mu, which it holds from its check until it sleeps. */
+void net__req_end(net_server_t *s, int counted) {
+    if (!counted) return;
+    if (atomic_fetch_sub(&s->busy, 1) == 1 && atomic_load(&s->draining) && s->drain_init) {
+        pthread_mutex_lock(&s->drain_mu);
+        pthread_cond_broadcast(&s->drain_cv);
+        pthread_mutex_unlock(&s->drain_mu);
+    }
+}
+
+/* drain_mu and drain_cv (on the monotonic clock); sets drain_init.  -1 when they cannot be made. */
+static int drain_setup(net_server_t *s) {
+    pthread_condattr_t ca;
+    if (pthread_condattr_init(&ca) != 0) return -1;
+    int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
+                     pthread_cond_init(&s->drain_cv, &ca) == 0 ? 0 : -1;
+    pthread_condattr_destroy(&ca);
+    if (rc == 0 && pthread_mutex_init(&s->drain_mu, NULL) != 0) {
+        pthread_cond_destroy(&s->drain_cv);
+        rc = -1;
+    }
+    s->drain_init = rc == 0;
+    return rc;
+}
+
+int net_server_drain(net_server_t *srv, int timeout_ms) {
+    if (!srv) return 0;
+    struct timespec until;
+    clock_gettime(CLOCK_MONOTONIC, &until);
+    until.tv_sec += timeout_ms / 1000;
+    until.tv_nsec += (long)(timeout_ms % 1000) * 1000000L;
+    if (until.tv_nsec >= 1000000000L) {
+        until.tv_sec++;
+        until.tv_nsec -= 1000000000L;
+    }
+    atomic_store(&srv->draining, 1);
+    pthread_mutex_lock(&srv->drain_mu);
+    int left;
+    while ((left = atomic_load(&srv->busy)) > 0 &&
+           pthread_cond_timedwait(&srv->drain_cv, &srv->drain_mu, &until) != ETIMEDOUT) {
+    }
+    pthread_mutex_unlock(&srv->drain_mu);
+    return left > 0 ? left : 0;
+}
+
 /* ---- start / stop -------------------------------------------------------------------------- */
 
 int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
@@ -929,6 +988,11 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
         return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP server");
     }
     s->c_lock_init = 1;
+    if (drain_setup(s) != 0) {
+        pthread_mutex_destroy(&s->c_lock);
+        free(s);
+        return tr_err_set(err, TR_ENOMEM, "out of memory starting the HTTP server");
+    }
     struct sockaddr_in sin;
     memset(&sin, 0, sizeof sin);
     sin.sin_family = AF_INET;
@@ -1023,6 +1087,10 @@ void net_server_stop(net_server_t *srv) {
         free(c);
     }
     if (srv->c_lock_init) pthread_mutex_destroy(&srv->c_lock);
+    if (srv->drain_init) {
+        pthread_mutex_destroy(&srv->drain_mu);
+        pthread_cond_destroy(&srv->drain_cv);
+    }
     free(srv->mhd);
     free(srv);
 }

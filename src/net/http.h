@@ -153,6 +153,14 @@ typedef struct net_server net_server_t;
 /* Bind and start serving.  TR_EIO when the address cannot be bound (message says which and
  * why: "port 4566 on 127.0.0.1 is in use; stop the other server or pass --port"). */
 int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err);
+/* Wait until every request whose handler was called before this call has ended -- answered
+ * (deferred ones resumed, finished and their response handed to the client) or dropped by its
+ * client -- or until timeout_ms have passed.  Requests arriving meanwhile are still served but
+ * not waited for.  Returns how many are still in progress (0: drained).  Call it between
+ * resuming the deferred requests (closing the engines) and net_server_stop, so their answers
+ * are sent.  Any thread but a network thread.  It may be called again (a longer wait, say):
+ * requests that came after the first call are never waited for.  Accepts NULL (returns 0). */
+int net_server_drain(net_server_t *srv, int timeout_ms);
 /* Stop accepting, finish nothing more, free.  Deferred requests must have been resumed (stop
  * the engines' producers first).  Accepts NULL. */
 void net_server_stop(net_server_t *srv);

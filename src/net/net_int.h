@@ -94,6 +94,13 @@ struct net_server {
     atomic_size_t inflight;      /* request-body bytes admitted, all protocols */
     atomic_int live;             /* connections held by the acceptor or by h2.c */
     atomic_int mhd_live;         /* connections held by libmicrohttpd (sum of mhd[].conns) */
+    /* net_server_drain: requests counted by net__req_begin and not yet ended; drain_mu and
+     * drain_cv (monotonic clock) are initialised when drain_init is set (net_server_start) */
+    atomic_int busy;
+    atomic_int draining;         /* net_server_drain has begun: new requests are not counted */
+    pthread_mutex_t drain_mu;
+    pthread_cond_t drain_cv;
+    int drain_init;
     /* acceptor thread (http.c); all but a_wake are the acceptor's own */
     pthread_t a_thread;
     int a_started;
@@ -124,6 +131,16 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap, size_t expec
                       const void *data, size_t n);
 /* Free req->body and give its charge back.  Idempotent. */
 void net__body_release(net_server_t *s, net_req_t *req, size_t *cap);
+
+/* ---- in-progress requests, for net_server_drain ------------------------------------------ */
+
+/* The handler is about to run on a request: count it as in progress until net__req_end.
+ * Returns 1 when counted (pass that to net__req_end), 0 when a drain has already begun (a
+ * request that comes after the drain started is not waited for).  Network thread. */
+int net__req_begin(net_server_t *s);
+/* The request counted by net__req_begin (counted = its return value) is over: its response was
+ * handed to the client, or the client went away.  Wakes net_server_drain at the last one. */
+void net__req_end(net_server_t *s, int counted);
 
 /* ---- HTTP/2 (h2.c) ----------------------------------------------------------------------- */
 

@@ -21,6 +21,23 @@ def test_serve_help(local_only):
         assert opt in out, f"serve --help does not mention {opt}:\n{out}"
 
 
+def test_serve_help_and_parser_agree(local_only):
+    """Every option `serve --help` lists is one the parser knows (both come from one table): a
+    numeric option given a non-number is refused by name, not as an unknown option."""
+    import re
+    out = subprocess.run([str(srv.server_bin()), "serve", "--help"], capture_output=True,
+                         timeout=10, stdin=subprocess.DEVNULL).stdout.decode()
+    opts = re.findall(r"^  --([a-z-]+)(?: ([A-Z]+))?", out, re.M)
+    assert len(opts) >= 20, out
+    for name, arg in opts:
+        if arg not in ("N", "S", "MS", "PORT"):
+            continue
+        r = subprocess.run([str(srv.server_bin()), "serve", f"--{name}", "x"], capture_output=True,
+                           timeout=10, stdin=subprocess.DEVNULL)
+        err = r.stderr.decode()
+        assert r.returncode == 2 and err.startswith(f"tributary serve: --{name} x "), (name, err)
+
+
 def test_logs_listening_line(server, local_only):
     assert f"listening on 127.0.0.1:{server.port}" in server.log_text()
 
@@ -378,3 +395,50 @@ def test_http11_response_not_read_is_cut_off_at_its_deadline(private_server):
     assert total < length, f"a {length}-byte response the client did not read for " \
         f"{due + 1.5:.1f} s (due after {due} s) was still being sent"
     assert "StreamNames" in kc.list_streams()  # the server is fine
+
+
+N_PUTS = 64
+
+
+def test_sigterm_answers_puts_waiting_for_their_commit(private_server):
+    """SIGTERM while puts wait for a (slow) commit: the shutdown completes them, sends their
+    answers before it stops HTTP (net_server_drain), exits 0, and the records are durable."""
+    import signal
+    import socket
+    import time
+    s = private_server(extra_args=["--test-commit-delay-ms", "3000"])
+    c = k.make_client(s)
+    c.create_stream(StreamName="drain", ShardCount=1)
+    k.wait_active(c, "drain")
+    raw = k.RawClient(s)
+    socks = []
+    for i in range(N_PUTS):
+        method, target, body, headers = raw.build("PutRecord", {"StreamName": "drain",
+                                                                "PartitionKey": f"p{i}",
+                                                                "Data": "AAAA"})
+        head = "".join(f"{h}: {v}\r\n" for h, v in headers.items())
+        wire = (f"{method} {target} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n"
+                .encode() + body)
+        sock = socket.create_connection(("127.0.0.1", s.port), timeout=20)
+        sock.sendall(wire)
+        socks.append(sock)
+    try:
+        # The puts reach the commit queue within milliseconds; the 3 s commit delay keeps them
+        # there well past this pause, so SIGTERM finds them waiting.
+        time.sleep(0.5)
+        os.kill(s.pid, signal.SIGTERM)
+        for sock in socks:
+            resp = b""
+            while b"SequenceNumber" not in resp:
+                chunk = sock.recv(65536)
+                if not chunk:
+                    break
+                resp += chunk
+            assert resp.startswith(b"HTTP/1.1 200") and b"SequenceNumber" in resp, resp[:300]
+        assert s.stop(signal.SIGTERM) == 0
+    finally:
+        for sock in socks:
+            sock.close()
+    s.start()
+    c = k.make_client(s)
+    assert len(k.read_shard(c, "drain", "shardId-000000000000")) == N_PUTS

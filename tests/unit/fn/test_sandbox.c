@@ -23,7 +23,8 @@ static char base[256], code[300], data[300], scratch[300];
 
 static void write_file(const char *dir, const char *name) {
     char p[512];
-    snprintf(p, sizeof p, "%s/%s", dir, name);
+    int n = snprintf(p, sizeof p, "%s/%s", dir, name);
+    assert_true(n > 0 && (size_t)n < sizeof p);
     int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0600);
     assert_true(fd >= 0);
     assert_int_equal(write(fd, "x", 1), 1);

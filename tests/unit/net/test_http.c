@@ -2,7 +2,7 @@
  * test_http.c -- net/http (the front door) through its public header: HTTP/1.1 and cleartext
  * HTTP/2 (prior knowledge) on one port, the same net_req_t for both, NET_DEFER resumed from
  * another thread, body bounds (max_body, in-flight budget), the connection limit, and stop with
- * connections of every kind still open.
+ * connections of every kind still open, and net_server_drain waiting for requests in progress.
  *
  * The HTTP/2 client is nghttp2's client session over a blocking socket; the HTTP/1.1 client is a
  * few lines of socket code.  Every wait is bounded (poll with a timeout).
@@ -51,6 +51,9 @@ typedef struct resumer {
 
 static resumer_t R;
 static atomic_int H_calls;   /* handler calls */
+/* Requests to /hold stay deferred until the test resumes them (release_held). */
+static net_req_t *Held[8];
+static atomic_int N_held;
 
 static void deferred_finish(net_req_t *req) {
     tr_buf_printf(&req->out, "deferred %s len=%zu", req->path, req->body_len);
@@ -85,6 +88,10 @@ static int handler(void *arg, net_req_t *req) {
         req->status = req->reject == NET_REJECT_TOO_BIG ? 413 : 503;
         tr_buf_puts(&req->out, req->reject == NET_REJECT_TOO_BIG ? "too big" : "overload");
         return NET_DONE;
+    }
+    if (!strcmp(req->path, "/hold")) {
+        Held[atomic_fetch_add(&N_held, 1) % 8] = req;
+        return NET_DEFER;
     }
     if (!strcmp(req->path, "/defer")) {
         atomic_fetch_add(&R.deferred, 1);
@@ -749,6 +756,88 @@ static void test_per_address_cap(void **state) {
     stop(s);
 }
 
+static void release_held(void) {
+    int n = atomic_exchange(&N_held, 0);
+    for (int i = 0; i < n; i++) {
+        Held[i]->finish = deferred_finish;
+        net_req_resume(Held[i]);
+    }
+}
+
+typedef struct drainer {
+    net_server_t *s;
+    int timeout_ms, left;
+    atomic_int done;
+} drainer_t;
+
+static void *drainer_main(void *arg) {
+    drainer_t *d = arg;
+    d->left = net_server_drain(d->s, d->timeout_ms);
+    atomic_store(&d->done, 1);
+    return NULL;
+}
+
+static long long elapsed_ms(const struct timespec *t0) {
+    struct timespec t;
+    clock_gettime(CLOCK_MONOTONIC, &t);
+    return (t.tv_sec - t0->tv_sec) * 1000LL + (t.tv_nsec - t0->tv_nsec) / 1000000;
+}
+
+/* net_server_drain waits for the requests in progress when it is called (deferred ones on both
+ * protocols included) until their answers are out, or returns how many are left at its timeout;
+ * requests that come meanwhile are served and not waited for. */
+static void test_drain(void **state) {
+    (void)state;
+    atomic_store(&N_held, 0);
+    net_server_t *s = start(0, 0, 0);
+    int port = net_server_port(s);
+    int fd = tcp_connect(port);
+    const char *hold = "GET /hold HTTP/1.1\r\nHost: h\r\n\r\n";
+    send_all(fd, hold, strlen(hold));
+    h2c_t *c = h2c_open(port);
+    int32_t id = h2c_request(c, "GET", "/hold", NULL, 0, 1);
+    const uint8_t *d;
+    ssize_t k;
+    while ((k = nghttp2_session_mem_send(c->s, &d)) > 0) send_all(c->fd, d, (size_t)k);
+    for (int ms = 0; ms < WAIT_MS && atomic_load(&N_held) < 2; ms++) usleep(1000);
+    assert_int_equal(atomic_load(&N_held), 2);
+
+    struct timespec t0;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    assert_int_equal(net_server_drain(s, 200), 2);   /* both still deferred */
+    assert_true(elapsed_ms(&t0) >= 199);
+    int late = tcp_connect(port);                     /* served, not waited for */
+    tr_buf out = TR_BUF_INIT;
+    assert_int_equal(h1_call(late, "GET", "/late", NULL, 0, &out, WAIT_MS), 200);
+
+    drainer_t dr = {.s = s, .timeout_ms = WAIT_MS};
+    pthread_t th;
+    assert_int_equal(pthread_create(&th, NULL, drainer_main, &dr), 0);
+    usleep(100 * 1000);
+    assert_int_equal(atomic_load(&dr.done), 0);       /* still waiting for the held two */
+    clock_gettime(CLOCK_MONOTONIC, &t0);
+    release_held();
+    pthread_join(th, NULL);
+    assert_int_equal(dr.left, 0);
+    assert_true(elapsed_ms(&t0) < WAIT_MS);
+    /* their answers were handed over before the drain returned */
+    assert_int_equal(h2c_run(c, &id, 1), 0);
+    assert_string_equal(h2c_slot(c, id)->body.data, "deferred /hold len=0");
+    assert_true(wait_in(fd, WAIT_MS));
+    char buf[1024];
+    ssize_t n = recv(fd, buf, sizeof buf - 1, 0);
+    assert_true(n > 0);
+    buf[n] = 0;
+    assert_non_null(strstr(buf, "deferred /hold len=0"));
+    assert_int_equal(net_server_drain(s, WAIT_MS), 0); /* nothing left: at once */
+    assert_int_equal(net_server_drain(NULL, 0), 0);
+    tr_buf_free(&out);
+    close(fd);
+    close(late);
+    h2c_close(c);
+    stop(s);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_same_request_both_protocols),
@@ -761,6 +850,7 @@ int main(void) {
         cmocka_unit_test(test_precheck_before_body),
         cmocka_unit_test(test_deadlines),
         cmocka_unit_test(test_per_address_cap),
+        cmocka_unit_test(test_drain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
