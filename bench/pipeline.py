@@ -106,6 +106,27 @@ class Sampler(threading.Thread):
             self.stop.wait(0.1)
 
 
+def cpu_seconds(pid):
+    """CPU time (user + system) of process pid and of its live children (the function hosts),
+    plus children it has reaped: the server's whole cost, whatever else runs on the machine."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        # fields[0] is field 3 (state): ppid is field 4, utime 14, stime 15, cutime 16, cstime 17
+        if int(entry) == pid:
+            total += sum(int(x) for x in fields[11:15])
+        elif int(fields[1]) == pid:
+            total += int(fields[11]) + int(fields[12])
+    return total / tick
+
+
 def pct(xs, p):
     xs = sorted(xs)
     return xs[min(len(xs) - 1, int(len(xs) * p))] if xs else 0
@@ -141,7 +162,7 @@ def setup(server, lat_out, mapping):
         if time.time() > deadline:
             raise SystemExit("bench/pipeline.py: the mapping did not become Enabled")
         time.sleep(0.05)
-    return kin
+    return arn
 
 
 def one_run(kind, rate, mapping):
@@ -150,10 +171,11 @@ def one_run(kind, rate, mapping):
     server.start()
     lat_out = os.path.join(tmp, "lag.txt")
     try:
-        kin = setup(server, lat_out, mapping)
+        setup(server, lat_out, mapping)
         env = dict(os.environ, AWS_ACCESS_KEY_ID=server.access_key,
                    AWS_SECRET_ACCESS_KEY=server.secret_key)
         m0 = metrics(server)
+        cpu0 = cpu_seconds(server.pid)
         sampler = Sampler(server)
         sampler.start()
         args = [str(PIPELOAD), "--endpoint", server.host, "--stream", "iot-telemetry",
@@ -181,6 +203,7 @@ def one_run(kind, rate, mapping):
         sampler.stop.set()
         sampler.join()
         m = metrics(server)
+        cpu = cpu_seconds(server.pid) - cpu0
         lags = []
         with open(lat_out) as f:
             lags = [int(x) for x in f if x.strip()]
@@ -196,7 +219,9 @@ def one_run(kind, rate, mapping):
                "lag_p50_ms": pct(lags, 0.50) / 1000, "lag_p99_ms": pct(lags, 0.99) / 1000,
                "lag_max_ms": max(lags) / 1000 if lags else 0,
                "age_p99_ms": pct(sampler.ages, 0.99), "age_max_ms": max(sampler.ages or [0]),
-               "age_samples": len(sampler.ages)}
+               "age_samples": len(sampler.ages), "server_cpu_s": cpu,
+               "cpu_us_per_reading": cpu / max(1, applied) * 1e6,
+               "load_avg": os.getloadavg()[0]}
         print(f"{kind}: {json.dumps(out)}", flush=True)
         return out
     finally:
