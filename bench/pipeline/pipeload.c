@@ -15,16 +15,14 @@
  *      "humidity":40.1,"battery":99.87,"fault":null}
  * -- a random walk per device, fault "overheat" (+80 C, an alert) with probability --fault
  * (0.001), and a malformed (truncated) reading with probability --malformed (0.0005).  Records
- * the server refuses (ErrorCode) are counted, not resent.  Signing: SigV4 from src/net/sigv4.h,
- * as bench/esm/esmload.c (its sibling, one PutRecord per record).  Prints one line:
+ * the server refuses (ErrorCode) are counted, not resent.  Connection and SigV4 signing:
+ * bench/lib/awsreq.c, shared with bench/esm/esmload.c (its sibling, one PutRecord per record).
+ * Prints one line:
  *     RESULT sent=N ok=N failed=N malformed_ok=N alerts_ok=N errors=N seconds=S rate=R
  * (ok: records acknowledged; malformed_ok / alerts_ok: how many of those were malformed or
  * faults; errors: requests without a 200 answer).
  */
 #include <math.h>
-#include <netdb.h>
-#include <netinet/tcp.h>
-#include <openssl/sha.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -34,8 +32,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "../lib/awsreq.h"
 #include "core/buf.h"
-#include "net/sigv4.h"
 
 typedef struct device {
     char name[16];
@@ -71,42 +69,6 @@ static double gauss(unsigned long long *s, double sigma) {
     double u = rnd(s), v = rnd(s);
     if (u < 1e-12) u = 1e-12;
     return sigma * sqrt(-2 * log(u)) * cos(6.283185307179586 * v);
-}
-
-static int connect_to(void) {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
-    if (getaddrinfo(g.host, g.port, &hints, &ai)) return -1;
-    int fd = socket(ai->ai_family, SOCK_STREAM, 0);
-    if (fd >= 0 && connect(fd, ai->ai_addr, ai->ai_addrlen)) {
-        close(fd);
-        fd = -1;
-    }
-    freeaddrinfo(ai);
-    int one = 1;
-    if (fd >= 0) setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-    return fd;
-}
-
-/* Read one HTTP response (Content-Length body) into *buf; returns the status or -1, and the
- * body's offset in *body. */
-static int read_response(int fd, tr_buf *buf, size_t *body) {
-    tr_buf_reset(buf);
-    for (;;) {
-        char tmp[65536];
-        ssize_t r = recv(fd, tmp, sizeof tmp, 0);
-        if (r <= 0) return -1;
-        tr_buf_append(buf, tmp, (size_t)r);   /* NUL-terminated: the scans below may strstr */
-        char *he = strstr(buf->data, "\r\n\r\n");
-        if (!he) continue;
-        char *cl = strcasestr(buf->data, "content-length:");
-        size_t blen = cl && cl < he ? (size_t)atol(cl + 15) : 0;
-        *body = (size_t)(he + 4 - buf->data);
-        if (buf->len >= *body + blen) {
-            int status = 0;
-            sscanf(buf->data, "HTTP/1.%*d %d", &status);
-            return status;
-        }
-    }
 }
 
 /* One reading of device d into out (JSON text); returns its kind: 0 normal, 1 fault, 2
@@ -165,7 +127,7 @@ static void *worker(void *arg) {
         } else if (now >= end) {
             break;
         }
-        if (fd < 0 && (fd = connect_to()) < 0) {
+        if (fd < 0 && (fd = bench_connect(g.host, g.port)) < 0) {
             atomic_fetch_add(&g.errors, 1);
             sleep(1);
             continue;
@@ -182,28 +144,8 @@ static void *worker(void *arg) {
             tr_buf_puts(&body, "\"}");
         }
         tr_buf_puts(&body, "]}");
-        unsigned char md[SHA256_DIGEST_LENGTH];
-        char hex[65], amz[32];
-        SHA256((const unsigned char *)body.data, body.len, md);
-        tr_hex(md, 32, hex);
-        time_t t = time(NULL);
-        struct tm tm;
-        gmtime_r(&t, &tm);
-        strftime(amz, sizeof amz, "%Y%m%dT%H%M%SZ", &tm);
-        sigv4_header_t h[4] = {{"content-type", "application/x-amz-json-1.1"},
-                               {"host", g.hostport},
-                               {"x-amz-date", amz},
-                               {"x-amz-target", "Kinesis_20131202.PutRecords"}};
-        sigv4_req_t r = {.method = "POST", .path = "/", .query = "", .headers = h, .n_headers = 4,
-                         .payload_sha256 = hex, .now_ms = (long long)t * 1000};
-        char *auth = sigv4_sign(&r, g.key, g.secret, g.region, "kinesis", amz);
-        tr_buf_reset(&req);
-        tr_buf_printf(&req, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.1\r\n"
-                      "X-Amz-Target: Kinesis_20131202.PutRecords\r\nX-Amz-Date: %s\r\n"
-                      "Authorization: %s\r\nContent-Length: %zu\r\n\r\n",
-                      g.hostport, amz, auth ? auth : "", body.len);
-        tr_buf_append(&req, body.data, body.len);
-        free(auth);
+        bench_kinesis_request(&req, g.hostport, "PutRecords", body.data, body.len, g.key, g.secret,
+                              g.region);
         atomic_fetch_add(&g.sent, g.batch);
         if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
             close(fd);
@@ -212,7 +154,7 @@ static void *worker(void *arg) {
             continue;
         }
         size_t off = 0;
-        int st = read_response(fd, &resp, &off);
+        int st = bench_read_response(fd, &resp, &off);
         if (st != 200) {
             atomic_fetch_add(&g.errors, 1);
             if (st < 0) {
