@@ -26,12 +26,13 @@
 #include "core/buf.h"
 
 static struct {
-    char host[256], port[16], hostport[300], stream[129], key[128], secret[128], region[64];
+    bench_target_t to;
+    char stream[129];
     double rate, duration;
     int threads, keys;
     atomic_long sent, ok, errors;
     long long t0_us;
-} g = {.rate = 1000, .duration = 10, .threads = 16, .keys = 64, .region = "us-east-1"};
+} g = {.rate = 1000, .duration = 10, .threads = 16, .keys = 64};
 
 static long long now_us(void) {
     struct timespec ts;
@@ -55,7 +56,7 @@ static void *worker(void *arg) {
             nanosleep(&ts, NULL);
         }
         next += (long long)per;
-        if (fd < 0 && (fd = bench_connect(g.host, g.port)) < 0) {
+        if (fd < 0 && (fd = bench_connect(&g.to)) < 0) {
             atomic_fetch_add(&g.errors, 1);
             continue;
         }
@@ -67,8 +68,7 @@ static void *worker(void *arg) {
                       seq++ % (unsigned)g.keys);
         tr_buf_base64(&body, data, (size_t)dl);
         tr_buf_puts(&body, "\"}");
-        bench_kinesis_request(&req, g.hostport, "PutRecord", body.data, body.len, g.key, g.secret,
-                              g.region);
+        bench_kinesis_request(&req, &g.to, "PutRecord", body.data, body.len);
         atomic_fetch_add(&g.sent, 1);
         if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
             close(fd);
@@ -96,29 +96,21 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-    snprintf(g.key, sizeof g.key, "%s", ak ? ak : "");
-    snprintf(g.secret, sizeof g.secret, "%s", sk ? sk : "");
+    bench_target_init(&g.to);
     snprintf(g.stream, sizeof g.stream, "bench");
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
-        if (!strcmp(o, "--endpoint")) {
-            snprintf(g.hostport, sizeof g.hostport, "%s", v);
-            const char *c = strrchr(v, ':');
-            if (!c) return fprintf(stderr, "esmload: --endpoint HOST:PORT\n"), 2;
-            snprintf(g.host, sizeof g.host, "%.*s", (int)(c - v), v);
-            snprintf(g.port, sizeof g.port, "%s", c + 1);
-        } else if (!strcmp(o, "--stream")) snprintf(g.stream, sizeof g.stream, "%s", v);
+        int taken = bench_target_opt(&g.to, "esmload", o, v);
+        if (taken < 0) return 2;
+        if (taken) continue;
+        if (!strcmp(o, "--stream")) snprintf(g.stream, sizeof g.stream, "%s", v);
         else if (!strcmp(o, "--rate")) g.rate = atof(v);
         else if (!strcmp(o, "--duration")) g.duration = atof(v);
         else if (!strcmp(o, "--threads")) g.threads = atoi(v);
         else if (!strcmp(o, "--keys")) g.keys = atoi(v);
-        else if (!strcmp(o, "--key")) snprintf(g.key, sizeof g.key, "%s", v);
-        else if (!strcmp(o, "--secret")) snprintf(g.secret, sizeof g.secret, "%s", v);
-        else if (!strcmp(o, "--region")) snprintf(g.region, sizeof g.region, "%s", v);
         else return fprintf(stderr, "esmload: unknown option %s\n", o), 2;
     }
-    if (!g.host[0] || g.rate <= 0 || g.threads < 1 || g.keys < 1)
+    if (!g.to.host[0] || g.rate <= 0 || g.threads < 1 || g.keys < 1)
         return fprintf(stderr, "usage: esmload --endpoint HOST:PORT --stream S --rate R "
                                "--duration S [--threads T] [--keys K] [--key K --secret S]\n"), 2;
     g.t0_us = now_us() + 100000;

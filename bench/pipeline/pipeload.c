@@ -42,14 +42,15 @@ typedef struct device {
 } device_t;
 
 static struct {
-    char host[256], port[16], hostport[300], stream[129], key[128], secret[128], region[64];
+    bench_target_t to;
+    char stream[129];
     double rate, duration, p_malformed, p_fault;
     int threads, devices, batch;
     unsigned seed;
     atomic_long sent, ok, failed, malformed_ok, alerts_ok, errors;
     long long t0_us;
 } g = {.duration = 10, .threads = 4, .devices = 2000, .batch = 500, .p_malformed = 0.0005,
-       .p_fault = 0.001, .seed = 1, .region = "us-east-1"};
+       .p_fault = 0.001, .seed = 1};
 
 static long long now_us(void) {
     struct timespec ts;
@@ -127,7 +128,7 @@ static void *worker(void *arg) {
         } else if (now >= end) {
             break;
         }
-        if (fd < 0 && (fd = bench_connect(g.host, g.port)) < 0) {
+        if (fd < 0 && (fd = bench_connect(&g.to)) < 0) {
             atomic_fetch_add(&g.errors, 1);
             sleep(1);
             continue;
@@ -144,8 +145,7 @@ static void *worker(void *arg) {
             tr_buf_puts(&body, "\"}");
         }
         tr_buf_puts(&body, "]}");
-        bench_kinesis_request(&req, g.hostport, "PutRecords", body.data, body.len, g.key, g.secret,
-                              g.region);
+        bench_kinesis_request(&req, &g.to, "PutRecords", body.data, body.len);
         atomic_fetch_add(&g.sent, g.batch);
         if (send(fd, req.data, req.len, MSG_NOSIGNAL) != (ssize_t)req.len) {
             close(fd);
@@ -194,19 +194,14 @@ static void *worker(void *arg) {
 }
 
 int main(int argc, char **argv) {
-    const char *ak = getenv("AWS_ACCESS_KEY_ID"), *sk = getenv("AWS_SECRET_ACCESS_KEY");
-    snprintf(g.key, sizeof g.key, "%s", ak ? ak : "");
-    snprintf(g.secret, sizeof g.secret, "%s", sk ? sk : "");
+    bench_target_init(&g.to);
     snprintf(g.stream, sizeof g.stream, "iot-telemetry");
     for (int i = 1; i + 1 < argc; i += 2) {
         const char *o = argv[i], *v = argv[i + 1];
-        if (!strcmp(o, "--endpoint")) {
-            snprintf(g.hostport, sizeof g.hostport, "%s", v);
-            const char *c = strrchr(v, ':');
-            if (!c) return fprintf(stderr, "pipeload: --endpoint HOST:PORT\n"), 2;
-            snprintf(g.host, sizeof g.host, "%.*s", (int)(c - v), v);
-            snprintf(g.port, sizeof g.port, "%s", c + 1);
-        } else if (!strcmp(o, "--stream")) snprintf(g.stream, sizeof g.stream, "%s", v);
+        int taken = bench_target_opt(&g.to, "pipeload", o, v);
+        if (taken < 0) return 2;
+        if (taken) continue;
+        if (!strcmp(o, "--stream")) snprintf(g.stream, sizeof g.stream, "%s", v);
         else if (!strcmp(o, "--rate")) g.rate = atof(v);
         else if (!strcmp(o, "--duration")) g.duration = atof(v);
         else if (!strcmp(o, "--threads")) g.threads = atoi(v);
@@ -215,12 +210,9 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--malformed")) g.p_malformed = atof(v);
         else if (!strcmp(o, "--fault")) g.p_fault = atof(v);
         else if (!strcmp(o, "--seed")) g.seed = (unsigned)atol(v);
-        else if (!strcmp(o, "--key")) snprintf(g.key, sizeof g.key, "%s", v);
-        else if (!strcmp(o, "--secret")) snprintf(g.secret, sizeof g.secret, "%s", v);
-        else if (!strcmp(o, "--region")) snprintf(g.region, sizeof g.region, "%s", v);
         else return fprintf(stderr, "pipeload: unknown option %s\n", o), 2;
     }
-    if (!g.host[0] || g.rate < 0 || g.threads < 1 || g.devices < 1 || g.batch < 1 || g.batch > 500)
+    if (!g.to.host[0] || g.rate < 0 || g.threads < 1 || g.devices < 1 || g.batch < 1 || g.batch > 500)
         return fprintf(stderr, "usage: pipeload --endpoint HOST:PORT --stream S --duration S "
                                "[--rate R] [--threads T] [--devices D] [--batch 1-500] "
                                "[--malformed P] [--fault P] [--key K --secret S]\n"), 2;
