@@ -298,6 +298,9 @@ def write_report(res, mapping):
         f.write("| | Tributary | target |\n| --- | ---: | --- |\n")
         for r in rows:
             f.write(f"| {r[0]} | {r[1]} | {r[2]} |\n")
+        f.write("\nSustained: applied readings / (last application - first put).  The producer "
+                "shares the 2 cores: when the pipeline caught up within ~1 s of the producer "
+                "stopping, the producer was the bound, else the pipeline was.\n")
         f.write("\nput -> applied: the producer's clock when it built the reading (ms) -> the "
                 "function's clock after its table writes were flushed (durable, visible); "
                 "IteratorAge: the mapping's gauge (age of the newest record of the last batch "
