@@ -26,7 +26,7 @@ after producing: about 30 s for the default run's ~450,000 records) and checks i
   - device_minute (count, sum, min, max, alerts), device_latest and alerts equal a recount made
     by reading the stream with GetRecords over the records not sent to the on-failure stream.
 Exit status 0 only if the check passes.  The summary says how long each part took.  The mapping's
-function errors are expected: about 8 per malformed reading (the bisection that isolates it).
+function errors are expected: 7-9 per malformed reading (the bisection that isolates it).
 
 The data directory (50-150 MB) is removed at the end of a passing run, unless --keep (or
 TRIBUTARY_DEMO_KEEP=1) is given or the directory existed before; a failing run keeps it (with
