@@ -442,9 +442,10 @@ static int cmd_serve(int argc, char **argv) {
         tr_error("main", "%s", err.msg);
         return 1;
     }
+    api_kinesis_t kinesis;
     api_ctx_t ctx = {.region = region, .keys = &key, .n_keys = 1, .now_ms = wall_ms,
-                     .iter_ttl_ms = iter_ttl};
-    if (api_iter_key_load(data, ctx.iter_key, &err)) {
+                     .kinesis = &kinesis};
+    if (api_kinesis_init(&kinesis, data, iter_ttl, &err)) {
         tr_error("main", "%s", err.msg);
         return 1;
     }

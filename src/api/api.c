@@ -3,74 +3,14 @@
  */
 #include "api/api.h"
 
-#include <fcntl.h>
-#include <openssl/rand.h>
 #include <stdarg.h>
-#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/stat.h>
-#include <unistd.h>
 
-#include "core/fs.h"
+#include "api/kit.h"
 #include "core/tlog.h"
 #include "net/sigv4.h"
-
-/* ---- responses ----------------------------------------------------------------------------- */
-
-static atomic_ullong req_counter;
-static uint32_t req_prefix;
-
-static void request_id(char out[37]) {
-    if (!req_prefix) {
-        uint32_t p;
-        if (RAND_bytes((unsigned char *)&p, sizeof p) != 1) p = (uint32_t)getpid();
-        req_prefix = p | 1;
-    }
-    unsigned long long n = atomic_fetch_add(&req_counter, 1);
-    /* "%08x-%04x-4%03x-a%03x-%012llx" of prefix, n>>48, n>>36, n>>24, n: by hand, as this runs
-     * for every request. */
-    static const char hex[] = "0123456789abcdef";
-    static const signed char shift[] = {28, 24, 20, 16, 12, 8, 4, 0, -1,   /* prefix */
-                                        60, 56, 52, 48, -1,                /* n bits 48..63 */
-                                        -2, 44, 40, 36, -1,                /* 4, bits 36..47 */
-                                        -3, 32, 28, 24, -1};               /* a, bits 24..35 */
-    char *o = out;
-    for (size_t i = 0; i < sizeof shift; i++) {
-        int sh = shift[i];
-        if (sh == -1) *o++ = '-';
-        else if (sh == -2) *o++ = '4';
-        else if (sh == -3) *o++ = 'a';
-        else if (i < 8) *o++ = hex[(req_prefix >> sh) & 15];
-        else *o++ = hex[(n >> sh) & 15];
-    }
-    for (int sh = 44; sh >= 0; sh -= 4) *o++ = hex[(n >> sh) & 15];   /* bits 0..47 */
-    *o = 0;
-}
-
-void api_json_begin(net_req_t *req, const char *content_type) {
-    char id[37];
-    request_id(id);
-    req->content_type = content_type;
-    net_req_add_header(req, "x-amzn-RequestId", id);
-}
-
-void api_json_error(net_req_t *req, int status, const char *type, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    req->status = status;
-    tr_buf_reset(&req->out);
-    tr_buf_puts(&req->out, "{\"__type\":");
-    tr_buf_json_str(&req->out, type, strlen(type));
-    tr_buf_puts(&req->out, ",\"message\":");
-    tr_buf_json_str(&req->out, msg, strlen(msg));
-    tr_buf_puts(&req->out, "}");
-    tr_debug("api", "%s %s -> %d %s: %s", req->method, req->path, status, type, msg);
-}
 
 /* ---- ARNs ------------------------------------------------------------------------------------ */
 
@@ -123,19 +63,6 @@ int api_fn_name_owner(const api_ctx_t *ctx, const char *fn) {
          memcmp(fn, API_ACCOUNT_ID, strlen(API_ACCOUNT_ID))))
         return API_ARN_OTHER_ACCOUNT;
     return API_ARN_OURS;
-}
-
-void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const char *value,
-                   const char *fmt, va_list ap) {
-    char what[512];
-    vsnprintf(what, sizeof what, fmt, ap);
-    if (*n) tr_buf_puts(b, "; ");
-    if (value)
-        tr_buf_printf(b, "Value '%.*s' at '%s' failed to satisfy constraint: %s", value_max, value,
-                      member, what);
-    else
-        tr_buf_printf(b, "Value null at '%s' failed to satisfy constraint: %s", member, what);
-    (*n)++;
 }
 
 /* ---- authentication ------------------------------------------------------------------------ */
@@ -254,50 +181,39 @@ static int authenticate_json(api_ctx_t *ctx, net_req_t *req, const char *service
 
 /* ---- routing ------------------------------------------------------------------------------- */
 
-/* JSON RPC protocols, chosen by X-Amz-Target prefix.  Each row: the target prefix, the SigV4
- * service name the credential scope must carry, the content type of requests and responses, and
- * the adapter.  A new JSON service is one row here. */
-typedef int (*api_rpc_fn)(api_ctx_t *ctx, net_req_t *req, const char *op);
-static const struct api_rpc {
-    const char *prefix;
-    const char *service;
-    const char *ctype;
-    api_rpc_fn fn;
-} api_rpcs[] = {
-    {"Kinesis_20131202.", "kinesis", "application/x-amz-json-1.1", api_kinesis_handle},
-    {"DynamoDB_20120810.", "dynamodb", "application/x-amz-json-1.0", api_dynamodb_handle},
+/* The registry: every service this server speaks, each declared by its adapter (kit.h).  JSON
+ * RPC services are chosen by X-Amz-Target prefix, REST services by the longest path prefix.  A
+ * new service is one row here. */
+static const api_service_t *const api_services[] = {
+    &api_kinesis_service,
+    &api_dynamodb_service,
+    &api_lambda_service,
+    &api_lambda_esm_service,
 };
+#define API_N_SERVICES (sizeof api_services / sizeof api_services[0])
 
-/* REST protocols, chosen by path prefix (Lambda: "/2015-03-31/"). */
-typedef int (*api_rest_fn)(api_ctx_t *ctx, net_req_t *req);
-static const struct api_rest {
-    const char *path_prefix;
-    const char *service;
-    api_rest_fn fn;
-} api_rests[] = {
-    {"/2015-03-31/", "lambda", api_lambda_handle},
-    {"/2017-10-31/", "lambda", api_lambda_handle},   /* Put/DeleteFunctionConcurrency */
-    {"/2019-09-30/", "lambda", api_lambda_handle},   /* GetFunctionConcurrency */
-    {"/2014-11-13/", "lambda", api_lambda_handle},   /* InvokeAsync */
-    /* The longest matching prefix wins (rows are scanned in order, the last match is kept). */
-    {"/2015-03-31/event-source-mappings", "lambda", api_lambda_esm_handle},
-};
-
-/* The protocol row a request belongs to: *rpc by X-Amz-Target, else *rest by path, else both
- * NULL.  Returns the target header (or NULL). */
-static const char *api_route(const net_req_t *req, const struct api_rpc **rpc,
-                             const struct api_rest **rest) {
-    const char *target = net_req_header(req, "X-Amz-Target");
-    *rpc = NULL;
-    *rest = NULL;
-    for (size_t i = 0; target && i < sizeof api_rpcs / sizeof api_rpcs[0]; i++)
-        if (!strncmp(target, api_rpcs[i].prefix, strlen(api_rpcs[i].prefix))) *rpc = &api_rpcs[i];
-    for (size_t i = 0; !*rpc && i < sizeof api_rests / sizeof api_rests[0]; i++)
-        if (api_rests[i].path_prefix &&
-            !strncmp(req->path, api_rests[i].path_prefix, strlen(api_rests[i].path_prefix)))
-            *rest = &api_rests[i];
-    return target;
+/* The service a request belongs to (NULL: none): by X-Amz-Target, else by path.  *target gets
+ * the X-Amz-Target header (or NULL). */
+static const api_service_t *api_route(const net_req_t *req, const char **target) {
+    *target = net_req_header(req, "X-Amz-Target");
+    for (size_t i = 0; *target && i < API_N_SERVICES; i++) {
+        const char *p = api_services[i]->target_prefix;
+        if (p && !strncmp(*target, p, strlen(p))) return api_services[i];
+    }
+    const api_service_t *best = NULL;
+    size_t best_len = 0;
+    for (size_t i = 0; i < API_N_SERVICES; i++)
+        for (const char *const *p = api_services[i]->path_prefixes; p && *p; p++) {
+            size_t n = strlen(*p);
+            if (n > best_len && !strncmp(req->path, *p, n)) {
+                best = api_services[i];
+                best_len = n;
+            }
+        }
+    return best;
 }
+
+static int is_rest(const api_service_t *svc) { return svc && svc->proto == API_PROTO_REST_JSON; }
 
 static int is_metrics(const net_req_t *req) {
     return !strcmp(req->path, "/metrics") && !strcmp(req->method, "GET");
@@ -306,10 +222,10 @@ static int is_metrics(const net_req_t *req) {
 int api_precheck(void *arg, net_req_t *req) {
     api_ctx_t *ctx = arg;
     if (is_metrics(req)) return NET_CONTINUE;
-    const struct api_rpc *rpc;
-    const struct api_rest *rest;
-    api_route(req, &rpc, &rest);
-    const char *service = rpc ? rpc->service : rest ? rest->service : NULL;
+    const char *target;
+    const api_service_t *svc = api_route(req, &target);
+    int rest = is_rest(svc);
+    const char *service = svc ? svc->name : NULL;
     sigv4_req_t sr = sigv4_of(ctx, req);
     sigv4_result_t res;
     tr_err err;
@@ -329,24 +245,18 @@ int api_precheck(void *arg, net_req_t *req) {
                        "batches.");
     }
     /* Answered here, before the body: it is never read. */
-    api_json_begin(req, rpc    ? rpc->ctype
-                        : rest ? "application/json"
-                               : "application/x-amz-json-1.1");
+    api_json_begin(req, svc ? svc->content_type : "application/x-amz-json-1.1");
     return NET_DONE;
 }
 
 int api_handle(void *arg, net_req_t *req) {
     api_ctx_t *ctx = arg;
     /* No auth: Prometheus scrape endpoint (see api.h). */
-    if (is_metrics(req)) {
-        int rc = api_metrics_handle(ctx, req);
-        if (ctx->esm) esm_metrics_prometheus(ctx->esm, &req->out);   /* IteratorAge & co */
-        return rc;
-    }
-    const struct api_rpc *rpc;
-    const struct api_rest *rest;
-    const char *target = api_route(req, &rpc, &rest);
-    api_json_begin(req, rpc ? rpc->ctype : rest ? "application/json" : "application/x-amz-json-1.1");
+    if (is_metrics(req)) return api_metrics_handle(ctx, req);
+    const char *target;
+    const api_service_t *svc = api_route(req, &target);
+    int rest = is_rest(svc);
+    api_json_begin(req, svc ? svc->content_type : "application/x-amz-json-1.1");
 
     if (req->reject == NET_REJECT_OVERLOAD) {
         api_json_error(req, rest ? 429 : 400,
@@ -360,26 +270,25 @@ int api_handle(void *arg, net_req_t *req) {
                        "batches.");
         return NET_DONE;
     }
-    if (authenticate_json(ctx, req, rpc ? rpc->service : rest ? rest->service : NULL))
-        return NET_DONE;
+    if (authenticate_json(ctx, req, svc ? svc->name : NULL)) return NET_DONE;
 
-    if (rpc) {
+    if (svc && !rest) {
         /* JSON RPC: POST with the JSON content type, as AWS requires. */
         const char *ct = net_req_header(req, "Content-Type");
         if (strcmp(req->method, "POST")) {
             api_json_error(req, 404, "UnknownOperationException",
-                           "%s operations are POST requests; got %s", rpc->service, req->method);
+                           "%s operations are POST requests; got %s", svc->name, req->method);
             return NET_DONE;
         }
-        if (!ct || (strncmp(ct, rpc->ctype, strlen(rpc->ctype)) && strncmp(ct, "application/json", 16))) {
+        const char *want = svc->content_type;
+        if (!ct || (strncmp(ct, want, strlen(want)) && strncmp(ct, "application/json", 16))) {
             api_json_error(req, 404, "UnknownOperationException",
-                           "Content-Type %s is not supported; send %s", ct ? ct : "(none)",
-                           rpc->ctype);
+                           "Content-Type %s is not supported; send %s", ct ? ct : "(none)", want);
             return NET_DONE;
         }
-        return rpc->fn(ctx, req, target + strlen(rpc->prefix));
+        return api_dispatch(ctx, svc, req, target + strlen(svc->target_prefix));
     }
-    if (rest) return rest->fn(ctx, req);
+    if (svc) return api_dispatch(ctx, svc, req, NULL);
 
     if (!strcmp(req->method, "POST") || target) {
         api_json_error(req, 400, "UnknownOperationException",
@@ -392,33 +301,4 @@ int api_handle(void *arg, net_req_t *req) {
                        req->path);
     }
     return NET_DONE;
-}
-
-/* ---- iterator key -------------------------------------------------------------------------- */
-
-int api_iter_key_load(const char *dir, uint8_t key[32], tr_err *err) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/iterator.key", dir);
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd >= 0) {
-        ssize_t n = read(fd, key, 32);
-        close(fd);
-        if (n == 32) return 0;
-        tr_warn("api", "%s is damaged; making a new one (old shard iterators become invalid)",
-                path);
-    }
-    if (RAND_bytes(key, 32) != 1) return tr_err_set(err, TR_EINTERNAL, "no randomness for the iterator key");
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot write %s: %m; check the data directory's permissions", tmp);
-    if (write(fd, key, 32) != 32 || fsync(fd) != 0) {
-        close(fd);
-        return tr_err_set(err, TR_EIO, "cannot write %s: %m", tmp);
-    }
-    close(fd);
-    if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %m", tmp);
-    if (tr_fsync_parent(path) != 0)
-        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %m", path);
-    return 0;
 }

@@ -1,14 +1,22 @@
 /*
- * api.h -- the protocol adapters' shared context: authentication, routing, error mapping.
+ * api.h -- the protocol adapters' shared context, and the entry points of src/api/: request
+ * handling (authentication, routing), the services, the Runtime API listeners, /metrics.
  *
  * api_handle() is the HTTP layer's handler.  For every request it:
- *   1. answers the cheap things that need no auth (nothing yet);
- *   2. verifies SigV4 against the configured keys (every request, no exceptions);
- *   3. routes by protocol: X-Amz-Target "Kinesis_20131202.*" -> the Kinesis adapter,
- *      "DynamoDB_20120810.*" -> the DynamoDB adapter; anything else gets the JSON
- *      UnknownOperationException (S3, Lambda come later);
- *   4. maps engine error codes (TR_E*) to the protocol's AWS error type and HTTP status -- in
- *      one table per adapter; engines never spell AWS names.
+ *   1. answers GET /metrics (Prometheus text, metrics.c) with no authentication;
+ *   2. answers a request the network layer refused (over the in-flight budget, body too big)
+ *      with its protocol's error;
+ *   3. verifies SigV4 against the configured keys (every other request, no exceptions; the
+ *      credential scope must name the service and this server's region);
+ *   4. routes to a service of api.c's registry (api_services[]): by X-Amz-Target prefix for the
+ *      JSON RPC services -- Kinesis ("Kinesis_20131202.", JSON 1.1) and DynamoDB
+ *      ("DynamoDB_20120810.", JSON 1.0) -- else by path prefix for the REST services -- Lambda
+ *      (/2015-03-31/, /2017-10-31/, /2019-09-30/, /2014-11-13/) and its event source mappings
+ *      (/2015-03-31/event-source-mappings); anything else gets UnknownOperationException;
+ *   5. hands the request to the adapter kit (kit.h: api_dispatch), which finds the operation,
+ *      parses the body, runs the handler and maps engine error codes (TR_E*) to the service's
+ *      AWS error types in one table per service; engines never spell AWS names.
+ * A new service is declared with kit.h's api_service_t and listed in api_services[].
  *
  * Thread rules: api_handle runs on network threads; the context is read-only after start
  * except for the engines, which are thread-safe.
@@ -41,12 +49,18 @@ typedef struct api_ctx {
     const char *region;               /* ARNs and DescribeLimits use it */
     api_key_t *keys;                  /* accepted keys */
     size_t n_keys;
-    uint8_t iter_key[32];             /* MAC key for shard iterators (random per data dir) */
     long long (*now_ms)(void);        /* clock (tests may replace) */
-    long long iter_ttl_ms;            /* shard iterator lifetime; AWS: 300000 */
     fn_t *fn;                         /* functions engine (Lambda); NULL: Lambda answers 503 */
     esm_t *esm;                       /* event-source mappings (fn/esm.h); NULL: they answer 503 */
+    struct api_kinesis *kinesis;      /* the Kinesis adapter's state (api_kinesis_init) */
 } api_ctx_t;
+
+/* The services (kit.h), one per adapter file; api.c's registry lists them. */
+struct api_service;
+extern const struct api_service api_kinesis_service;
+extern const struct api_service api_dynamodb_service;
+extern const struct api_service api_lambda_service;
+extern const struct api_service api_lambda_esm_service;
 
 /* The net_handler_fn: arg is the api_ctx_t. */
 int api_handle(void *arg, net_req_t *req);
@@ -59,7 +73,7 @@ int api_handle(void *arg, net_req_t *req);
  * admitted to the in-flight budget.  GET /metrics is let through (no auth). */
 int api_precheck(void *arg, net_req_t *req);
 
-/* ---- for adapters -------------------------------------------------------------------------- */
+/* ---- for adapters (kit.h has the rest) ------------------------------------------------------ */
 
 /* A JSON-protocol error response: {"__type": type, "message": msg}, with status. */
 void api_json_error(net_req_t *req, int status, const char *type, const char *fmt, ...)
@@ -91,10 +105,15 @@ int api_fn_name_owner(const api_ctx_t *ctx, const char *function_name);
  * longer). */
 void api_arn_fields(const char *arn, char region[64], char account[32]);
 
-/* Kinesis adapter entry: target is the operation name after "Kinesis_20131202.". */
-int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
-/* DynamoDB adapter entry: target is the operation name after "DynamoDB_20120810.". */
-int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
+/* The Kinesis adapter's state: the MAC key of its shard iterators (random per data directory,
+ * kept in <data_dir>/iterator.key, created on first use) and their lifetime (AWS: 300000 ms).
+ * Caller-allocated, lives as long as the api_ctx_t that points to it; holds no resources. */
+typedef struct api_kinesis {
+    uint8_t iter_key[32];
+    long long iter_ttl_ms;
+} api_kinesis_t;
+/* Fill k: load or create the iterator key in data_dir.  TR_EIO / TR_EINTERNAL with err. */
+int api_kinesis_init(api_kinesis_t *k, const char *data_dir, long long iter_ttl_ms, tr_err *err);
 /* An in-process DynamoDB call (native functions' trf_table_*, wired by main.c into
  * fn_native_set_table_handler): runs the same adapter code as an HTTP request to `op` with this
  * JSON 1.0 body (copied) -- validation, engine calls, errors, response -- minus SigV4 (the
@@ -104,13 +123,6 @@ int api_dynamodb_handle(api_ctx_t *ctx, net_req_t *req, const char *op);
 typedef void (*api_dynamodb_done_fn)(void *arg, int status, const char *body, size_t len);
 void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t len,
                        api_dynamodb_done_fn done, void *arg);
-/* Lambda adapter entry (REST JSON; paths /2015-03-31/..., /2017-10-31/..., /2019-09-30/...,
- * /2014-11-13/...). */
-int api_lambda_handle(api_ctx_t *ctx, net_req_t *req);
-/* Lambda's event-source-mapping operations (api/lambda_esm.c): api.c routes the path prefix
- * /2015-03-31/event-source-mappings here, ahead of api_lambda_handle (whose table lists them
- * too; those rows are not reached). */
-int api_lambda_esm_handle(api_ctx_t *ctx, net_req_t *req);
 /* The Lambda Runtime API listener's handler (a second net server on 127.0.0.1, ephemeral port,
  * no SigV4 -- as on AWS); arg is the api_ctx_t. */
 int api_runtime_handle(void *arg, net_req_t *req);
@@ -119,10 +131,8 @@ int api_runtime_handle(void *arg, net_req_t *req);
 int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle,
                               tr_err *err);
 void api_runtime_listener_close(void *arg, void *handle);
-/* GET /metrics: Prometheus text, answered before SigV4 (like a scrape endpoint, it is
- * unauthenticated; bind to 127.0.0.1 or firewall it). */
+/* GET /metrics (metrics.c): the whole Prometheus page of every engine, answered before SigV4
+ * (like a scrape endpoint, it is unauthenticated; bind to 127.0.0.1 or firewall it). */
 int api_metrics_handle(api_ctx_t *ctx, net_req_t *req);
-/* Load or create the iterator MAC key in dir/iterator.key. */
-int api_iter_key_load(const char *dir, uint8_t key[32], tr_err *err);
 
 #endif

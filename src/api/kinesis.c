@@ -4,269 +4,123 @@
  * Every operation is one row of k_ops[] (name, handler).  A handler validates its input the
  * way Kinesis does -- shape constraints answer ValidationException with AWS's "N validation
  * errors detected: ..." text, semantic problems InvalidArgumentException -- calls the engine,
- * and writes the response.  Engine codes become AWS error types in k_error() only.
+ * and writes the response.  Engine codes become AWS error types in api_error() only.
  *
- * PutRecord / PutRecords are deferred: the engine acknowledges on its commit thread after the
- * fsync; the response is built back on the network thread (k_put_finish).
+ * PutRecord / PutRecords (deferred: the engine acknowledges on its commit thread after the
+ * fsync) live in kinesis_put.c, with their fast path; kinesis_int.h holds what both files use.
  *
  * Shard iterators are opaque to clients: base64 of {version, stream id, shard, position,
  * issued-at} plus a truncated HMAC-SHA256 under a per-data-dir key, so a forged or garbled
  * iterator is refused and a deleted-and-recreated stream never serves old data.
  */
+#include <fcntl.h>
 #include <jansson.h>
 #include <openssl/hmac.h>
+#include <openssl/rand.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "api/api.h"
 #include "api/kinesis_int.h"
+#include "api/kit.h"
+#include "core/fs.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 
 #define K_JSON "application/x-amz-json-1.1"
-#define K_MAX_PUT_BYTES (5u * 1024 * 1024)
 #define K_MAX_GET_BYTES (10u * 1024 * 1024)
-
-typedef struct k_call {
-    api_ctx_t *ctx;
-    const char *op;          /* operation name, for authorization messages */
-    net_req_t *req;
-    json_t *in;
-    tr_buf *out;
-    /* accumulated validation errors */
-    int n_verr;
-    tr_buf verr;
-    /* resolved stream name (from StreamName or StreamARN) */
-    char stream[SLOG_MAX_STREAM_NAME + 1];
-} k_call_t;
-
-typedef int (*k_handler_fn)(k_call_t *c);
-
-/* ---- errors -------------------------------------------------------------------------------- */
-
-static int k_fail(k_call_t *c, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int k_fail(k_call_t *c, int status, const char *type, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    api_json_error(c->req, status, type, "%s", msg);
-    return -1;
-}
-
-/* The one place engine codes become Kinesis error types. */
-static int k_error(k_call_t *c, int code, const tr_err *err) {
-    const char *type = "InternalFailure";
-    int status = 500;
-    switch (code) {
-    case TR_ENOTFOUND: type = "ResourceNotFoundException"; status = 400; break;
-    case TR_EEXISTS:
-    case TR_EINUSE: type = "ResourceInUseException"; status = 400; break;
-    case TR_ELIMIT: type = "LimitExceededException"; status = 400; break;
-    case TR_ETHROTTLED: type = "ProvisionedThroughputExceededException"; status = 400; break;
-    case TR_EINVAL:
-    case TR_ETOOBIG: type = "InvalidArgumentException"; status = 400; break;
-    case TR_EVALIDATION: type = "ValidationException"; status = 400; break;
-    case TR_EEXPIRED: type = "ExpiredIteratorException"; status = 400; break;
-    case TR_ESERIALIZATION: type = "SerializationException"; status = 400; break;
-    case TR_EUNKNOWN_OP: type = "UnknownOperationException"; status = 400; break;
-    default: break;
-    }
-    if (status == 500)
-        tr_error("kinesis", "internal error %s: %s", tr_err_name(code), err ? err->msg : "");
-    return k_fail(c, status, type, "%s", err && err->msg[0] ? err->msg : tr_strerror(code));
-}
-
-/* Record a shape-constraint violation ("Value 'x' at 'streamName' failed to satisfy ..."). */
-static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static void k_verr(k_call_t *c, const char *member, const char *value, const char *fmt, ...) {
-    va_list ap;
-    va_start(ap, fmt);
-    api_verr_vadd(&c->verr, &c->n_verr, 200, member, value, fmt, ap);
-    va_end(ap);
-}
-
-/* If validation errors were recorded, answer ValidationException and return -1. */
-static int k_verr_flush(k_call_t *c) {
-    if (!c->n_verr) return 0;
-    return k_fail(c, 400, "ValidationException", "%d validation error%s detected: %s", c->n_verr,
-                  c->n_verr > 1 ? "s" : "", c->verr.data);
-}
 
 /* ---- input helpers ------------------------------------------------------------------------- */
 
-/* camelCase member name for messages, as Kinesis spells them ("StreamName" -> "streamName"). */
-static const char *k_member(const char *name, char *buf, size_t cap) {
-    snprintf(buf, cap, "%s", name);
-    if (buf[0] >= 'A' && buf[0] <= 'Z') buf[0] = (char)(buf[0] - 'A' + 'a');
-    return buf;
-}
-
-static int k_name_char(char ch) {
+int api__kinesis_name_char(char ch) {
     return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
            ch == '_' || ch == '.' || ch == '-';
 }
 
-enum { K_OPT = 0, K_REQ = 1 };
-enum { K_PAT_NONE, K_PAT_NAME, K_PAT_DIGITS, K_PAT_ARN };
+static int k_name_ok(const char *s, size_t n) {
+    for (size_t i = 0; i < n; i++)
+        if (!api__kinesis_name_char(s[i])) return 0;
+    return 1;
+}
 
-static int k_pattern_ok(int pat, const char *s, size_t n) {
-    switch (pat) {
-    case K_PAT_NAME:
-        for (size_t i = 0; i < n; i++)
-            if (!k_name_char(s[i])) return 0;
-        return 1;
-    case K_PAT_DIGITS:  /* 0|([1-9]\d{0,N}) */
-        if (n == 0) return 0;
-        if (s[0] == '0') return n == 1;
-        for (size_t i = 0; i < n; i++)
-            if (s[i] < '0' || s[i] > '9') return 0;
-        return 1;
-    case K_PAT_ARN: {  /* arn:aws.*:kinesis:.*:\d{12}:stream/\S+ */
-        const char *k = strstr(s, ":kinesis:"), *st = k ? strstr(k + 8, ":stream/") : NULL;
-        if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8])
+static int k_digits_ok(const char *s, size_t n) {  /* 0|([1-9]\d{0,N}) */
+    if (n == 0) return 0;
+    if (s[0] == '0') return n == 1;
+    for (size_t i = 0; i < n; i++)
+        if (s[i] < '0' || s[i] > '9') return 0;
+    return 1;
+}
+
+static int k_arn_ok(const char *s, size_t n) {  /* arn:aws.*:kinesis:.*:\d{12}:stream/\S+ */
+    (void)n;
+    const char *k = strstr(s, ":kinesis:"), *st = k ? strstr(k + 8, ":stream/") : NULL;
+    if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8])
+        return 0;
+    for (const char *d = st - 12; d < st; d++)
+        if (*d < '0' || *d > '9') return 0;
+    for (const char *x = st + 8; *x; x++)
+        if (*x == ' ' || *x == '\t' || *x == '\n' || *x == '\r' || *x == '\f' || *x == '\v')
             return 0;
-        for (const char *d = st - 12; d < st; d++)
-            if (*d < '0' || *d > '9') return 0;
-        for (const char *x = st + 8; *x; x++)
-            if (*x == ' ' || *x == '\t' || *x == '\n' || *x == '\r' || *x == '\f' || *x == '\v')
-                return 0;
-        return 1;
-    }
-    default:
-        return 1;
-    }
+    return 1;
 }
 
-static const char *k_pattern_text(int pat) {
-    switch (pat) {
-    case K_PAT_NAME: return "[a-zA-Z0-9_.-]+";
-    case K_PAT_DIGITS: return "0|([1-9]\\d{0,38})";
-    case K_PAT_ARN: return "arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+";
-    default: return "";
-    }
-}
-
-/* String member: *out NULL when absent.  Type errors are SerializationException (returned
- * as -1 with the response filled); constraint errors are accumulated. */
-static int k_str(k_call_t *c, json_t *obj, const char *name, int req, size_t min, size_t max,
-                 int pat, const char **out, size_t *out_len) {
-    char mb[64];
-    json_t *v = json_object_get(obj, name);
-    *out = NULL;
-    if (out_len) *out_len = 0;
-    if (!v || json_is_null(v)) {
-        if (req) k_verr(c, k_member(name, mb, sizeof mb), NULL, "Member must not be null");
-        return 0;
-    }
-    if (!json_is_string(v))
-        return k_fail(c, 400, "SerializationException",
-                      "Expected a string for %s, got another JSON type", name);
-    const char *s = json_string_value(v);
-    size_t n = json_string_length(v);
-    /* Lengths are in characters, as AWS counts them, not UTF-8 bytes. */
-    size_t chars = 0;
-    for (size_t i = 0; i < n; i++) chars += ((unsigned char)s[i] & 0xC0) != 0x80;
-    if (chars < min)
-        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length greater than or equal to %zu", min);
-    else if (chars > max)
-        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must have length less than or equal to %zu", max);
-    else if (!k_pattern_ok(pat, s, n))
-        k_verr(c, k_member(name, mb, sizeof mb), s, "Member must satisfy regular expression pattern: %s",
-               k_pattern_text(pat));
-    *out = s;
-    if (out_len) *out_len = n;
-    return 0;
-}
-
-/* Integer member: *present 0 when absent. */
-static int k_int(k_call_t *c, json_t *obj, const char *name, int req, long long min, long long max,
-                 long long *out, int *present) {
-    char mb[64], vb[32];
-    json_t *v = json_object_get(obj, name);
-    *present = 0;
-    if (!v || json_is_null(v)) {
-        if (req) k_verr(c, k_member(name, mb, sizeof mb), NULL, "Member must not be null");
-        return 0;
-    }
-    if (!json_is_integer(v))
-        return k_fail(c, 400, "SerializationException",
-                      "Expected an integer for %s, got another JSON type", name);
-    long long x = json_integer_value(v);
-    snprintf(vb, sizeof vb, "%lld", x);
-    if (x < min)
-        k_verr(c, k_member(name, mb, sizeof mb), vb, "Member must have value greater than or equal to %lld", min);
-    else if (x > max)
-        k_verr(c, k_member(name, mb, sizeof mb), vb, "Member must have value less than or equal to %lld", max);
-    *out = x;
-    *present = 1;
-    return 0;
-}
-
-/* Timestamp member (epoch seconds, number; ISO strings are not sent by AWS SDKs for JSON). */
-static int k_time(k_call_t *c, json_t *obj, const char *name, int64_t *ms, int *present) {
-    json_t *v = json_object_get(obj, name);
-    *present = 0;
-    if (!v || json_is_null(v)) return 0;
-    if (!json_is_number(v))
-        return k_fail(c, 400, "SerializationException",
-                      "Expected a timestamp (epoch seconds) for %s", name);
-    double d = json_number_value(v);
-    *ms = (int64_t)(d * 1000.0 + (d >= 0 ? 0.5 : -0.5));
-    *present = 1;
-    return 0;
-}
+static const api_pattern_t k_pat_name = {"[a-zA-Z0-9_.-]+", k_name_ok};
+const api_pattern_t api__kinesis_pat_digits = {"0|([1-9]\\d{0,38})", k_digits_ok};
+static const api_pattern_t k_pat_arn = {"arn:aws.*:kinesis:.*:\\d{12}:stream/\\S+", k_arn_ok};
+#define K_PAT_NONE NULL
+#define K_PAT_NAME (&k_pat_name)
+#define K_PAT_DIGITS (&api__kinesis_pat_digits)
+#define K_PAT_ARN (&k_pat_arn)
 
 /* A StreamARN must name a stream of this account in this region, as on AWS: another account's
  * stream is AccessDeniedException (Tributary has no resource policies that could allow it),
  * another region's is not reachable from this endpoint (ResourceNotFoundException).  0 when
  * ours, else -1 with the error answered. */
-static int k_arn_owned(k_call_t *c, const char *arn) {
+static int k_arn_owned(api_call_t *c, const char *arn) {
     char region[64], account[32];
     api_arn_fields(arn, region, account);
     switch (api_arn_owner(c->ctx, arn)) {
     case API_ARN_OTHER_REGION:
-        return k_fail(c, 400, "ResourceNotFoundException",
+        return api_fail(c, 400, "ResourceNotFoundException",
                       "Stream %s under account %s not found: StreamARN %s is outside this "
                       "endpoint's partition and region (aws, %s); call that region's endpoint",
                       strstr(arn, ":stream/") + 8, account, arn, c->ctx->region);
     case API_ARN_OTHER_ACCOUNT:
-        return k_fail(c, 400, "AccessDeniedException",
+        return api_fail(c, 400, "AccessDeniedException",
                       "User: arn:aws:iam::%s:root is not authorized to perform: kinesis:%s on "
                       "resource: %s because no resource-based policy allows the kinesis:%s "
                       "action (this server's streams are in account %s)",
-                      API_ACCOUNT_ID, c->op, arn, c->op, API_ACCOUNT_ID);
+                      API_ACCOUNT_ID, c->op->name, arn, c->op->name, API_ACCOUNT_ID);
     default: return 0;
     }
 }
 
-/* Resolve StreamName / StreamARN into c->stream; ValidationException / InvalidArgument. */
-static int k_stream(k_call_t *c, int required) {
+/* Resolve StreamName / StreamARN into k_name(c); ValidationException / InvalidArgument. */
+int api__kinesis_stream(api_call_t *c, int required) {
     const char *name = NULL, *arn = NULL;
-    if (k_str(c, c->in, "StreamName", K_OPT, 1, 128, K_PAT_NAME, &name, NULL)) return -1;
-    if (k_str(c, c->in, "StreamARN", K_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return -1;
+    if (api_get_str(c, c->in, "StreamName", API_OPT, 1, 128, K_PAT_NAME, &name, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return API_FAIL;
     if (c->n_verr) return 0;  /* reported with the others */
     const char *from_arn = NULL;
     if (arn) {
-        if (k_arn_owned(c, arn)) return -1;
+        if (k_arn_owned(c, arn)) return API_FAIL;
         from_arn = strstr(arn, ":stream/") + 8;
         if (strlen(from_arn) > SLOG_MAX_STREAM_NAME)
-            return k_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
+            return api_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
     }
     if (name && from_arn && strcmp(name, from_arn))
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "StreamARN %s and StreamName %s refer to different streams; pass one of them",
                       arn, name);
     if (!name && !from_arn) {
         if (!required) return 0;
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "Either StreamName or StreamARN should be provided.");
     }
-    snprintf(c->stream, sizeof c->stream, "%s", name ? name : from_arn);
+    snprintf(k_name(c), SLOG_MAX_STREAM_NAME + 1, "%s", name ? name : from_arn);
     return 0;
 }
 
@@ -289,11 +143,11 @@ static void k_put_ts(tr_buf *b, int64_t ms) {
     tr_buf_printf(b, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
 }
 
-static void k_put_arn(k_call_t *c, tr_buf *b, const char *name) {
+static void k_put_arn(api_call_t *c, tr_buf *b, const char *name) {
     tr_buf_printf(b, "\"arn:aws:kinesis:%s:%s:stream/%s\"", c->ctx->region, API_ACCOUNT_ID, name);
 }
 
-static void k_put_shard_id(tr_buf *b, uint32_t idx) { tr_buf_printf(b, "\"shardId-%012u\"", idx); }
+void api__kinesis_put_shard_id(tr_buf *b, uint32_t idx) { tr_buf_printf(b, "\"shardId-%012u\"", idx); }
 
 static void k_put_hash(tr_buf *b, slog_hash_t h) {
     char t[40];
@@ -301,7 +155,7 @@ static void k_put_hash(tr_buf *b, slog_hash_t h) {
     tr_buf_printf(b, "\"%s\"", t);
 }
 
-static void k_put_seq(tr_buf *b, uint32_t shard, uint64_t counter) {
+void api__kinesis_put_seq(tr_buf *b, uint32_t shard, uint64_t counter) {
     char t[SLOG_SEQ_STRLEN + 1];
     slog_seq_format(shard, counter, t);
     tr_buf_printf(b, "\"%s\"", t);
@@ -309,24 +163,24 @@ static void k_put_seq(tr_buf *b, uint32_t shard, uint64_t counter) {
 
 static void k_put_shard(tr_buf *b, const slog_shard_info_t *s) {
     tr_buf_puts(b, "{\"ShardId\":");
-    k_put_shard_id(b, s->index);
+    api__kinesis_put_shard_id(b, s->index);
     if (s->parent != SLOG_NO_SHARD) {
         tr_buf_puts(b, ",\"ParentShardId\":");
-        k_put_shard_id(b, s->parent);
+        api__kinesis_put_shard_id(b, s->parent);
     }
     if (s->adjacent_parent != SLOG_NO_SHARD) {
         tr_buf_puts(b, ",\"AdjacentParentShardId\":");
-        k_put_shard_id(b, s->adjacent_parent);
+        api__kinesis_put_shard_id(b, s->adjacent_parent);
     }
     tr_buf_puts(b, ",\"HashKeyRange\":{\"StartingHashKey\":");
     k_put_hash(b, s->hash_start);
     tr_buf_puts(b, ",\"EndingHashKey\":");
     k_put_hash(b, s->hash_end);
     tr_buf_puts(b, "},\"SequenceNumberRange\":{\"StartingSequenceNumber\":");
-    k_put_seq(b, s->index, s->seq_start);
+    api__kinesis_put_seq(b, s->index, s->seq_start);
     if (s->closed) {
         tr_buf_puts(b, ",\"EndingSequenceNumber\":");
-        k_put_seq(b, s->index, s->seq_end > s->seq_start ? s->seq_end - 1 : s->seq_start);
+        api__kinesis_put_seq(b, s->index, s->seq_end > s->seq_start ? s->seq_end - 1 : s->seq_start);
     }
     tr_buf_puts(b, "}}");
 }
@@ -335,37 +189,37 @@ static const char *k_mode_name(int mode) {
     return mode == SLOG_MODE_ON_DEMAND ? "ON_DEMAND" : "PROVISIONED";
 }
 
-static int k_describe(k_call_t *c, slog_stream_info_t *info) {
+static int k_describe(api_call_t *c, slog_stream_info_t *info) {
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_describe(c->ctx->slog, c->stream, info, &err);
-    if (rc) return k_error(c, rc, &err);
+    int rc = slog_stream_describe(c->ctx->slog, k_name(c), info, &err);
+    if (rc) return api_error(c, rc, &err);
     return 0;
 }
 
 /* ---- control plane ------------------------------------------------------------------------- */
 
-static int k_parse_tags(k_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n) {
+static int k_parse_tags(api_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n) {
     *tags = NULL;
     *n = 0;
     if (!obj || json_is_null(obj)) return 0;
     if (!json_is_object(obj))
-        return k_fail(c, 400, "SerializationException", "Tags must be a JSON object of key to value");
+        return api_fail(c, 400, "SerializationException", "Tags must be a JSON object of key to value");
     size_t cnt = json_object_size(obj);
     if (cnt < 1 || cnt > 200) {
         char v[32];
         snprintf(v, sizeof v, "%zu", cnt);
-        k_verr(c, "tags", v, "Member must have length %s", cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
+        api_verr(c, "tags", v, "Member must have length %s", cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
         return 0;
     }
-    *tags = calloc(cnt, sizeof **tags);
+    *tags = tr_xcalloc(cnt, sizeof **tags);
     const char *key;
     json_t *val;
     json_object_foreach(obj, key, val) {
         if (!json_is_string(val)) {
             free(*tags);
             *tags = NULL;
-            return k_fail(c, 400, "SerializationException", "Tag %s must have a string value", key);
+            return api_fail(c, 400, "SerializationException", "Tag %s must have a string value", key);
         }
         (*tags)[*n].key = (char *)key;
         (*tags)[*n].value = (char *)json_string_value(val);
@@ -374,34 +228,34 @@ static int k_parse_tags(k_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n) 
     return 0;
 }
 
-static int k_create_stream(k_call_t *c) {
+static int k_create_stream(api_call_t *c) {
     const char *name;
     long long shards = 0;
     int has_shards;
-    if (k_str(c, c->in, "StreamName", K_REQ, 1, 128, K_PAT_NAME, &name, NULL)) return -1;
-    if (k_int(c, c->in, "ShardCount", K_OPT, 1, 100000, &shards, &has_shards)) return -1;
+    if (api_get_str(c, c->in, "StreamName", API_REQ, 1, 128, K_PAT_NAME, &name, NULL)) return API_FAIL;
+    if (api_get_int(c, c->in, "ShardCount", API_OPT, 1, 100000, &shards, &has_shards)) return API_FAIL;
     int mode = SLOG_MODE_PROVISIONED;
     json_t *md = json_object_get(c->in, "StreamModeDetails");
     if (md && !json_is_null(md)) {
         const char *m;
         if (!json_is_object(md))
-            return k_fail(c, 400, "SerializationException", "StreamModeDetails must be an object");
-        if (k_str(c, md, "StreamMode", K_REQ, 0, 64, K_PAT_NONE, &m, NULL)) return -1;
+            return api_fail(c, 400, "SerializationException", "StreamModeDetails must be an object");
+        if (api_get_str(c, md, "StreamMode", API_REQ, 0, 64, K_PAT_NONE, &m, NULL)) return API_FAIL;
         if (m && !strcmp(m, "ON_DEMAND")) mode = SLOG_MODE_ON_DEMAND;
         else if (m && strcmp(m, "PROVISIONED"))
-            k_verr(c, "streamModeDetails.streamMode", m,
+            api_verr(c, "streamModeDetails.streamMode", m,
                    "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]");
     }
     slog_tag_t *tags;
     size_t n_tags;
-    if (k_parse_tags(c, json_object_get(c->in, "Tags"), &tags, &n_tags)) return -1;
-    if (k_verr_flush(c)) {
+    if (k_parse_tags(c, json_object_get(c->in, "Tags"), &tags, &n_tags)) return API_FAIL;
+    if (api_verr_flush(c)) {
         free(tags);
-        return -1;
+        return API_FAIL;
     }
     if (mode == SLOG_MODE_PROVISIONED && !has_shards) {
         free(tags);
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "ShardCount is required for a stream in PROVISIONED mode; pass ShardCount "
                       "or StreamModeDetails={StreamMode=ON_DEMAND}");
     }
@@ -410,38 +264,38 @@ static int k_create_stream(k_call_t *c) {
     int rc = slog_stream_create(c->ctx->slog, name, mode == SLOG_MODE_ON_DEMAND ? 0 : (uint32_t)shards,
                                 mode, tags, n_tags, &err);
     free(tags);
-    if (rc) return k_error(c, rc, &err);
+    if (rc) return api_error(c, rc, &err);
     tr_info("kinesis", "created stream %s (%s, %lld shards)", name, k_mode_name(mode),
             mode == SLOG_MODE_ON_DEMAND ? 0 : shards);
     return 0;
 }
 
-static int k_delete_stream(k_call_t *c) {
-    if (k_stream(c, 1)) return -1;
+static int k_delete_stream(api_call_t *c) {
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
     json_t *e = json_object_get(c->in, "EnforceConsumerDeletion");
     if (e && !json_is_boolean(e) && !json_is_null(e))
-        return k_fail(c, 400, "SerializationException", "EnforceConsumerDeletion must be a boolean");
-    if (k_verr_flush(c)) return -1;
+        return api_fail(c, 400, "SerializationException", "EnforceConsumerDeletion must be a boolean");
+    if (api_verr_flush(c)) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_delete(c->ctx->slog, c->stream, &err);
-    if (rc) return k_error(c, rc, &err);
-    tr_info("kinesis", "deleted stream %s", c->stream);
+    int rc = slog_stream_delete(c->ctx->slog, k_name(c), &err);
+    if (rc) return api_error(c, rc, &err);
+    tr_info("kinesis", "deleted stream %s", k_name(c));
     return 0;
 }
 
-static int k_describe_stream(k_call_t *c) {
+static int k_describe_stream(api_call_t *c) {
     long long limit = 100;
     int has_limit;
     const char *start;
-    if (k_stream(c, 1)) return -1;
-    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
-    if (k_str(c, c->in, "ExclusiveStartShardId", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
-    if (k_verr_flush(c)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     long long after = -1;
     if (start) after = k_shard_index(start);
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"StreamDescription\":{\"StreamName\":");
     tr_buf_json_str(b, info.name, strlen(info.name));
@@ -471,11 +325,11 @@ static int k_describe_stream(k_call_t *c) {
     return 0;
 }
 
-static int k_describe_stream_summary(k_call_t *c) {
-    if (k_stream(c, 1)) return -1;
-    if (k_verr_flush(c)) return -1;
+static int k_describe_stream_summary(api_call_t *c) {
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"StreamDescriptionSummary\":{\"StreamName\":");
     tr_buf_json_str(b, info.name, strlen(info.name));
@@ -493,21 +347,21 @@ static int k_describe_stream_summary(k_call_t *c) {
 }
 
 /* NextToken for ListStreams: base64 of the last name returned. */
-static int k_list_streams(k_call_t *c) {
+static int k_list_streams(api_call_t *c) {
     long long limit = 100;
     int has_limit;
     const char *start, *token;
-    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
-    if (k_str(c, c->in, "ExclusiveStartStreamName", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
-    if (k_str(c, c->in, "NextToken", K_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return -1;
-    if (k_verr_flush(c)) return -1;
+    if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartStreamName", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     char after[SLOG_MAX_STREAM_NAME + 1] = "";
     if (token) {
         uint8_t dec[256];
         size_t tl = strlen(token);
         long n = tl < 300 ? tr_base64_decode(token, tl, dec) : -1;
         if (n <= 4 || n > SLOG_MAX_STREAM_NAME + 4 || memcmp(dec, "LS1:", 4))
-            return k_fail(c, 400, "InvalidArgumentException",
+            return api_fail(c, 400, "InvalidArgumentException",
                           "NextToken is not one this server issued; pass the NextToken of the "
                           "previous ListStreams response unchanged");
         memcpy(after, dec + 4, (size_t)n - 4);
@@ -522,7 +376,7 @@ static int k_list_streams(k_call_t *c) {
     tr_err_clear(&err);
     int rc = slog_stream_list(c->ctx->slog, after[0] ? after : NULL, (size_t)limit, &names, &n,
                               &more, &err);
-    if (rc) return k_error(c, rc, &err);
+    if (rc) return api_error(c, rc, &err);
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"StreamNames\":[");
     for (size_t i = 0; i < n; i++) {
@@ -592,28 +446,28 @@ static int k_shard_passes(const slog_stream_info_t *info, const slog_shard_info_
     }
 }
 
-static int k_list_shards(k_call_t *c) {
+static int k_list_shards(api_call_t *c) {
     long long max = 1000;
-    int has_max, has_ts, has_fts;
+    int has_max = 0, has_ts = 0, has_fts = 0;  /* set only when the member is read */
     const char *token, *start;
     int64_t created_ts = 0, fts = 0;
-    if (k_str(c, c->in, "NextToken", K_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return -1;
-    if (k_str(c, c->in, "ExclusiveStartShardId", K_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return -1;
-    if (k_int(c, c->in, "MaxResults", K_OPT, 1, 10000, &max, &has_max)) return -1;
-    if (k_time(c, c->in, "StreamCreationTimestamp", &created_ts, &has_ts)) return -1;
+    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
+    if (api_get_int(c, c->in, "MaxResults", API_OPT, 1, 10000, &max, &has_max)) return API_FAIL;
+    if (api_get_epoch(c, c->in, "StreamCreationTimestamp", &created_ts, &has_ts)) return API_FAIL;
     int ftype = F_NONE;
     const char *fshard = NULL;
     json_t *f = json_object_get(c->in, "ShardFilter");
     if (f && !json_is_null(f)) {
         const char *t;
-        if (!json_is_object(f)) return k_fail(c, 400, "SerializationException", "ShardFilter must be an object");
-        if (k_str(c, f, "Type", K_REQ, 1, 64, K_PAT_NONE, &t, NULL)) return -1;
-        if (k_str(c, f, "ShardId", K_OPT, 1, 128, K_PAT_NAME, &fshard, NULL)) return -1;
-        if (k_time(c, f, "Timestamp", &fts, &has_fts)) return -1;
+        if (!json_is_object(f)) return api_fail(c, 400, "SerializationException", "ShardFilter must be an object");
+        if (api_get_str(c, f, "Type", API_REQ, 1, 64, K_PAT_NONE, &t, NULL)) return API_FAIL;
+        if (api_get_str(c, f, "ShardId", API_OPT, 1, 128, K_PAT_NAME, &fshard, NULL)) return API_FAIL;
+        if (api_get_epoch(c, f, "Timestamp", &fts, &has_fts)) return API_FAIL;
         if (t) {
             ftype = k_filter_type(t);
             if (ftype < 0)
-                k_verr(c, "shardFilter.type", t,
+                api_verr(c, "shardFilter.type", t,
                        "Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, "
                        "FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]");
         }
@@ -622,12 +476,12 @@ static int k_list_shards(k_call_t *c) {
         /* NextToken stands alone: AWS refuses it together with StreamName. */
         if (json_object_get(c->in, "StreamName") || json_object_get(c->in, "ExclusiveStartShardId") ||
             json_object_get(c->in, "StreamCreationTimestamp") || (f && !json_is_null(f)))
-            return k_fail(c, 400, "InvalidArgumentException",
+            return api_fail(c, 400, "InvalidArgumentException",
                           "NextToken and StreamName cannot be provided together.");
-    } else if (k_stream(c, 1)) {
-        return -1;
+    } else if (api__kinesis_stream(c, 1)) {
+        return API_FAIL;
     }
-    if (k_verr_flush(c)) return -1;
+    if (api_verr_flush(c)) return API_FAIL;
 
     long long after = -1;
     uint64_t want_id = 0;
@@ -641,41 +495,41 @@ static int k_list_shards(k_call_t *c) {
         int ft;
         long long fv;
         if (n <= 4 || memcmp(dec, "LH1:", 4))
-            return k_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+            return api_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
         dec[n] = 0;
         if (sscanf((char *)dec + 4, "%llu:%lld:%d:%lld:%lld:%128s", &id, &after, &ft, &fv, &issued, name) != 6)
-            return k_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+            return api_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
         if (c->ctx->now_ms() - issued > 300000)
-            return k_fail(c, 400, "ExpiredNextTokenException",
+            return api_fail(c, 400, "ExpiredNextTokenException",
                           "The timestamp of the NextToken is older than 300 seconds; list again "
                           "from the start");
         want_id = id;
         ftype = ft;
         fts = fv;
-        snprintf(c->stream, sizeof c->stream, "%s", name);
+        snprintf(k_name(c), SLOG_MAX_STREAM_NAME + 1, "%s", name);
     }
     if (ftype == F_AFTER) {
         if (!fshard && !token)
-            return k_fail(c, 400, "InvalidArgumentException",
+            return api_fail(c, 400, "InvalidArgumentException",
                           "ShardFilter of type AFTER_SHARD_ID requires ShardId");
         if (fshard) after = k_shard_index(fshard);
     }
     if ((ftype == F_AT_TS || ftype == F_FROM_TS) && !has_fts && !token)
-        return k_fail(c, 400, "InvalidArgumentException", "ShardFilter of type %s requires Timestamp",
+        return api_fail(c, 400, "InvalidArgumentException", "ShardFilter of type %s requires Timestamp",
                       ftype == F_AT_TS ? "AT_TIMESTAMP" : "FROM_TIMESTAMP");
     if (start && !token) {
         long long s = k_shard_index(start);
         if (s > after) after = s;
     }
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     if (token && info.id != want_id) {
         slog_stream_info_free(&info);
-        return k_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s was deleted since the NextToken was issued", c->stream, API_ACCOUNT_ID);
+        return api_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s was deleted since the NextToken was issued", k_name(c), API_ACCOUNT_ID);
     }
     if (has_ts && created_ts / 1000 != info.created_ms / 1000) {
         slog_stream_info_free(&info);
-        return k_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s with the given StreamCreationTimestamp not found.", c->stream, API_ACCOUNT_ID);
+        return api_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s with the given StreamCreationTimestamp not found.", k_name(c), API_ACCOUNT_ID);
     }
     if (ftype == F_FROM_TRIM || ftype == F_AT_TRIM) {
         /* nothing else: retention already dropped expired shards from the list */
@@ -711,84 +565,84 @@ static int k_list_shards(k_call_t *c) {
     return 0;
 }
 
-static int k_retention(k_call_t *c, int increase) {
-    long long hours;
-    int has;
-    if (k_stream(c, 1)) return -1;
-    if (k_int(c, c->in, "RetentionPeriodHours", K_REQ, 1, 8760, &hours, &has)) return -1;
-    if (k_verr_flush(c)) return -1;
+static int k_retention(api_call_t *c, int increase) {
+    long long hours = 0;
+    int has = 0;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_int(c, c->in, "RetentionPeriodHours", API_REQ, 1, 8760, &hours, &has)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_set_retention(c->ctx->slog, c->stream, (uint32_t)hours, increase, &err);
-    if (rc) return k_error(c, rc, &err);
+    int rc = slog_stream_set_retention(c->ctx->slog, k_name(c), (uint32_t)hours, increase, &err);
+    if (rc) return api_error(c, rc, &err);
     return 0;
 }
-static int k_increase_retention(k_call_t *c) { return k_retention(c, 1); }
-static int k_decrease_retention(k_call_t *c) { return k_retention(c, 0); }
+static int k_increase_retention(api_call_t *c) { return k_retention(c, 1); }
+static int k_decrease_retention(api_call_t *c) { return k_retention(c, 0); }
 
-static int k_add_tags(k_call_t *c) {
-    if (k_stream(c, 1)) return -1;
+static int k_add_tags(api_call_t *c) {
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
     json_t *t = json_object_get(c->in, "Tags");
-    if (!t || json_is_null(t)) k_verr(c, "tags", NULL, "Member must not be null");
+    if (!t || json_is_null(t)) api_verr(c, "tags", NULL, "Member must not be null");
     slog_tag_t *tags = NULL;
     size_t n = 0;
-    if (t && !json_is_null(t) && k_parse_tags(c, t, &tags, &n)) return -1;
+    if (t && !json_is_null(t) && k_parse_tags(c, t, &tags, &n)) return API_FAIL;
     for (size_t i = 0; i < n; i++) {
         size_t kl = strlen(tags[i].key), vl = strlen(tags[i].value);
-        if (kl < 1 || kl > 128) k_verr(c, "tags", tags[i].key, "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
-        if (vl > 256) k_verr(c, "tags", tags[i].value, "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
+        if (kl < 1 || kl > 128) api_verr(c, "tags", tags[i].key, "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
+        if (vl > 256) api_verr(c, "tags", tags[i].value, "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
     }
-    if (k_verr_flush(c)) {
+    if (api_verr_flush(c)) {
         free(tags);
-        return -1;
+        return API_FAIL;
     }
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_tags_add(c->ctx->slog, c->stream, tags, n, &err);
+    int rc = slog_stream_tags_add(c->ctx->slog, k_name(c), tags, n, &err);
     free(tags);
-    if (rc) return k_error(c, rc, &err);
+    if (rc) return api_error(c, rc, &err);
     return 0;
 }
 
-static int k_remove_tags(k_call_t *c) {
-    if (k_stream(c, 1)) return -1;
+static int k_remove_tags(api_call_t *c) {
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
     json_t *keys = json_object_get(c->in, "TagKeys");
-    if (!keys || json_is_null(keys)) k_verr(c, "tagKeys", NULL, "Member must not be null");
-    else if (!json_is_array(keys)) return k_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
+    if (!keys || json_is_null(keys)) api_verr(c, "tagKeys", NULL, "Member must not be null");
+    else if (!json_is_array(keys)) return api_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
     size_t n = keys && json_is_array(keys) ? json_array_size(keys) : 0;
     if (keys && json_is_array(keys) && (n < 1 || n > 50)) {
         char v[32];
         snprintf(v, sizeof v, "%zu", n);
-        k_verr(c, "tagKeys", v, "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
+        api_verr(c, "tagKeys", v, "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
     }
-    if (k_verr_flush(c)) return -1;
-    char **arr = calloc(n ? n : 1, sizeof *arr);
+    if (api_verr_flush(c)) return API_FAIL;
+    char **arr = tr_xcalloc(n ? n : 1, sizeof *arr);
     for (size_t i = 0; i < n; i++) {
         json_t *k = json_array_get(keys, i);
         if (!json_is_string(k)) {
             free(arr);
-            return k_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
+            return api_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
         }
         arr[i] = (char *)json_string_value(k);
     }
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_tags_remove(c->ctx->slog, c->stream, arr, n, &err);
+    int rc = slog_stream_tags_remove(c->ctx->slog, k_name(c), arr, n, &err);
     free(arr);
-    if (rc) return k_error(c, rc, &err);
+    if (rc) return api_error(c, rc, &err);
     return 0;
 }
 
-static int k_list_tags(k_call_t *c) {
+static int k_list_tags(api_call_t *c) {
     long long limit = 50;
     int has_limit;
     const char *start;
-    if (k_stream(c, 1)) return -1;
-    if (k_str(c, c->in, "ExclusiveStartTagKey", K_OPT, 1, 128, K_PAT_NONE, &start, NULL)) return -1;
-    if (k_int(c, c->in, "Limit", K_OPT, 1, 50, &limit, &has_limit)) return -1;
-    if (k_verr_flush(c)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartTagKey", API_OPT, 1, 128, K_PAT_NONE, &start, NULL)) return API_FAIL;
+    if (api_get_int(c, c->in, "Limit", API_OPT, 1, 50, &limit, &has_limit)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"Tags\":[");
     long long emitted = 0;
@@ -814,82 +668,82 @@ static int k_list_tags(k_call_t *c) {
 /* ---- resharding ---------------------------------------------------------------------------- */
 
 /* 1 if the stream has shard `id`; else answers ResourceNotFoundException and returns -1. */
-static int k_shard_exists(k_call_t *c, const char *id) {
+static int k_shard_exists(api_call_t *c, const char *id) {
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     long long idx = k_shard_index(id);
     int found = 0;
     for (uint32_t i = 0; idx >= 0 && i < info.n_shards; i++)
         if (info.shards[i].index == idx) found = 1;
     slog_stream_info_free(&info);
     if (found) return 1;
-    return k_fail(c, 400, "ResourceNotFoundException",
-                  "Could not find shard %s in stream %s under account %s.", id, c->stream,
+    return api_fail(c, 400, "ResourceNotFoundException",
+                  "Could not find shard %s in stream %s under account %s.", id, k_name(c),
                   API_ACCOUNT_ID);
 }
 
-static int k_split_shard(k_call_t *c) {
+static int k_split_shard(api_call_t *c) {
     const char *shard, *key;
-    if (k_stream(c, 1)) return -1;
-    if (k_str(c, c->in, "ShardToSplit", K_REQ, 1, 128, K_PAT_NAME, &shard, NULL)) return -1;
-    if (k_str(c, c->in, "NewStartingHashKey", K_REQ, 1, 128, K_PAT_DIGITS, &key, NULL)) return -1;
-    if (k_verr_flush(c)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardToSplit", API_REQ, 1, 128, K_PAT_NAME, &shard, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "NewStartingHashKey", API_REQ, 1, 128, K_PAT_DIGITS, &key, NULL)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     long long idx = k_shard_index(shard);
     slog_hash_t h;
     if (slog_hash_parse(key, &h))
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "NewStartingHashKey %s is not in [0, 2^128-1]", key);
-    if (k_shard_exists(c, shard) <= 0) return -1;
+    if (k_shard_exists(c, shard) <= 0) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_shard_split(c->ctx->slog, c->stream, (uint32_t)idx, h, &err);
-    if (rc) return k_error(c, rc, &err);
-    tr_info("kinesis", "split %s of stream %s at %s", shard, c->stream, key);
+    int rc = slog_shard_split(c->ctx->slog, k_name(c), (uint32_t)idx, h, &err);
+    if (rc) return api_error(c, rc, &err);
+    tr_info("kinesis", "split %s of stream %s at %s", shard, k_name(c), key);
     return 0;
 }
 
-static int k_merge_shards(k_call_t *c) {
+static int k_merge_shards(api_call_t *c) {
     const char *a, *b;
-    if (k_stream(c, 1)) return -1;
-    if (k_str(c, c->in, "ShardToMerge", K_REQ, 1, 128, K_PAT_NAME, &a, NULL)) return -1;
-    if (k_str(c, c->in, "AdjacentShardToMerge", K_REQ, 1, 128, K_PAT_NAME, &b, NULL)) return -1;
-    if (k_verr_flush(c)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &a, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "AdjacentShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &b, NULL)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
     long long ia = k_shard_index(a), ib = k_shard_index(b);
-    if (k_shard_exists(c, a) <= 0 || k_shard_exists(c, b) <= 0) return -1;
+    if (k_shard_exists(c, a) <= 0 || k_shard_exists(c, b) <= 0) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_shard_merge(c->ctx->slog, c->stream, (uint32_t)ia, (uint32_t)ib, &err);
-    if (rc) return k_error(c, rc, &err);
-    tr_info("kinesis", "merged %s and %s of stream %s", a, b, c->stream);
+    int rc = slog_shard_merge(c->ctx->slog, k_name(c), (uint32_t)ia, (uint32_t)ib, &err);
+    if (rc) return api_error(c, rc, &err);
+    tr_info("kinesis", "merged %s and %s of stream %s", a, b, k_name(c));
     return 0;
 }
 
-static int k_update_shard_count(k_call_t *c) {
+static int k_update_shard_count(api_call_t *c) {
     long long target;
     int has;
     const char *scaling;
-    if (k_stream(c, 1)) return -1;
-    if (k_int(c, c->in, "TargetShardCount", K_REQ, 1, 100000, &target, &has)) return -1;
-    if (k_str(c, c->in, "ScalingType", K_REQ, 1, 64, K_PAT_NONE, &scaling, NULL)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_int(c, c->in, "TargetShardCount", API_REQ, 1, 100000, &target, &has)) return API_FAIL;
+    if (api_get_str(c, c->in, "ScalingType", API_REQ, 1, 64, K_PAT_NONE, &scaling, NULL)) return API_FAIL;
     if (scaling && strcmp(scaling, "UNIFORM_SCALING"))
-        k_verr(c, "scalingType", scaling, "Member must satisfy enum value set: [UNIFORM_SCALING]");
-    if (k_verr_flush(c)) return -1;
+        api_verr(c, "scalingType", scaling, "Member must satisfy enum value set: [UNIFORM_SCALING]");
+    if (api_verr_flush(c)) return API_FAIL;
     uint32_t old = 0;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_scale(c->ctx->slog, c->stream, (uint32_t)target, &old, &err);
-    if (rc) return k_error(c, rc, &err);
+    int rc = slog_stream_scale(c->ctx->slog, k_name(c), (uint32_t)target, &old, &err);
+    if (rc) return api_error(c, rc, &err);
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"StreamName\":");
-    tr_buf_json_str(b, c->stream, strlen(c->stream));
+    tr_buf_json_str(b, k_name(c), strlen(k_name(c)));
     tr_buf_printf(b, ",\"CurrentShardCount\":%u,\"TargetShardCount\":%lld,\"StreamARN\":", old, target);
-    k_put_arn(c, b, c->stream);
+    k_put_arn(c, b, k_name(c));
     tr_buf_puts(b, "}");
-    tr_info("kinesis", "scaled stream %s from %u to %lld shards", c->stream, old, target);
+    tr_info("kinesis", "scaled stream %s from %u to %lld shards", k_name(c), old, target);
     return 0;
 }
 
-static int k_describe_limits(k_call_t *c) {
+static int k_describe_limits(api_call_t *c) {
     uint32_t limit, open, od_limit, od;
     slog_limits(c->ctx->slog, &limit, &open, &od_limit, &od);
     tr_buf_printf(c->out,
@@ -898,508 +752,6 @@ static int k_describe_limits(k_call_t *c) {
                   limit, open, od, od_limit);
     return 0;
 }
-
-/* ---- data plane: puts ---------------------------------------------------------------------- */
-
-typedef struct k_put {
-    api_ctx_t *ctx;
-    slog_put_rec_t *recs;
-    size_t n;
-    uint8_t *data;           /* decoded blobs, back to back */
-    int single;              /* PutRecord */
-    int rc;                  /* first failure of the put (per record: recs[i].rc) */
-    char stream[SLOG_MAX_STREAM_NAME + 1];   /* for throttling messages */
-    tr_err err;
-} k_put_t;
-
-static void k_put_free(void *p) {
-    k_put_t *kp = p;
-    if (!kp) return;
-    free(kp->recs);
-    free(kp->data);
-    free(kp);
-}
-
-static void k_put_done(void *arg, int rc) {
-    net_req_t *req = arg;
-    k_put_t *kp = req->state;
-    kp->rc = rc;
-    net_req_resume(req);
-}
-
-/* Why a record of a put failed with `code` (other than throttling), into e: the shard's own
- * message when it is FAILED (it names the shard, its directory and the fix; reads answer the
- * same), else a message naming the shard. */
-static void k_put_why(const k_put_t *kp, const slog_put_rec_t *r, int code, tr_err *e) {
-    if (r->shard != SLOG_NO_SHARD) {
-        int rc = slog_shard_status(kp->ctx->slog, kp->stream, r->shard, e);
-        if (rc < 0 && rc != TR_ENOTFOUND) return;
-    }
-    tr_err_set(e, code, "shard shardId-%012u of stream %s could not store the record (%s); the "
-               "server log says why", r->shard, kp->stream, tr_strerror(code));
-}
-
-static void k_put_finish(net_req_t *req) {
-    k_put_t *kp = req->state;
-    tr_buf *b = &req->out;
-    k_call_t c = {.ctx = kp->ctx, .req = req, .out = b};
-    if (kp->single) {
-        slog_put_rec_t *r = &kp->recs[0];
-        if (kp->rc || r->rc) {
-            int code = r->rc ? r->rc : kp->rc;
-            if (code == TR_ETHROTTLED)
-                k_fail(&c, 400, "ProvisionedThroughputExceededException",
-                       "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
-                       r->shard, kp->stream, API_ACCOUNT_ID);
-            else {
-                tr_err e;
-                k_put_why(kp, r, code, &e);
-                k_error(&c, code, &e);
-            }
-            return;
-        }
-        tr_buf_puts(b, "{\"ShardId\":");
-        k_put_shard_id(b, r->shard);
-        tr_buf_puts(b, ",\"SequenceNumber\":");
-        k_put_seq(b, r->shard, r->seq);
-        tr_buf_puts(b, "}");
-        return;
-    }
-    /* Each record's result is its own: the engine sets rc per record (a shard whose append
-     * failed fails its records only; records another shard committed are durable and answered
-     * with their sequence number, so a client retrying the failed ones duplicates nothing).
-     * kp->rc, the first failure of the whole put, says nothing about a given record. */
-    size_t failed = 0;
-    for (size_t i = 0; i < kp->n; i++)
-        if (kp->recs[i].rc) failed++;
-    tr_buf_reserve(b, 32 + kp->n * 90);
-    tr_buf_printf(b, "{\"FailedRecordCount\":%zu,\"Records\":[", failed);
-    for (size_t i = 0; i < kp->n; i++) {
-        slog_put_rec_t *r = &kp->recs[i];
-        if (i) tr_buf_append(b, ",", 1);
-        if (r->rc) {
-            if (r->rc == TR_ETHROTTLED)
-                tr_buf_printf(b, "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
-                                 "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
-                                 "stream %s under account %s.\"}",
-                              r->shard, kp->stream, API_ACCOUNT_ID);
-            else { /* AWS's text; for a FAILED shard, also which one and the fix (else the
-                    * cause is in the server log: the engine logged it) */
-                tr_err e;
-                if (slog_shard_status(kp->ctx->slog, kp->stream, r->shard, &e) >= 0 ||
-                    e.code == TR_ENOTFOUND) {
-                    tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":"
-                                   "\"Internal service failure.\"}");
-                    continue;
-                }
-                char msg[TR_ERR_MSG_MAX + 32];
-                int m = snprintf(msg, sizeof msg, "Internal service failure: %s", e.msg);
-                tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":");
-                tr_buf_json_str(b, msg, m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m
-                                                                          : sizeof msg - 1);
-                tr_buf_puts(b, "}");
-            }
-            continue;
-        }
-        /* hot path: hand-formatted, no printf per record */
-        char seq[SLOG_SEQ_STRLEN + 1];
-        slog_seq_format(r->shard, r->seq, seq);
-        tr_buf_reserve(b, 96);
-        char *o = b->data + b->len;
-        memcpy(o, "{\"SequenceNumber\":\"", 19);
-        o += 19;
-        memcpy(o, seq, SLOG_SEQ_STRLEN);
-        o += SLOG_SEQ_STRLEN;
-        memcpy(o, "\",\"ShardId\":\"shardId-", 21);
-        o += 21;
-        uint32_t s = r->shard;
-        for (int d = 11; d >= 0; d--) {
-            o[d] = (char)('0' + s % 10);
-            s /= 10;
-        }
-        o += 12;
-        memcpy(o, "\"}", 2);
-        o += 2;
-        b->len = (size_t)(o - b->data);
-        b->data[b->len] = 0;
-    }
-    tr_buf_puts(b, "]}");
-}
-
-/* Validate one record object into rec (data decoded into *cursor). */
-static int k_put_parse_rec(k_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_t **cursor,
-                           const char *prefix, size_t *total) {
-    const char *pk, *data, *ehk;
-    size_t pk_len, data_len;
-    char mb[96];
-    if (!json_is_object(o)) return k_fail(c, 400, "SerializationException", "Each record must be a JSON object");
-    json_t *pkv = json_object_get(o, "PartitionKey");
-    json_t *dv = json_object_get(o, "Data");
-    if (pkv && !json_is_string(pkv) && !json_is_null(pkv)) return k_fail(c, 400, "SerializationException", "PartitionKey must be a string");
-    if (dv && !json_is_string(dv) && !json_is_null(dv)) return k_fail(c, 400, "SerializationException", "Data must be a base64 string");
-    pk = pkv && json_is_string(pkv) ? json_string_value(pkv) : NULL;
-    pk_len = pk ? json_string_length(pkv) : 0;
-    size_t pk_chars = 0;
-    for (size_t i = 0; i < pk_len; i++) pk_chars += ((unsigned char)pk[i] & 0xC0) != 0x80;
-    data = dv && json_is_string(dv) ? json_string_value(dv) : NULL;
-    data_len = data ? json_string_length(dv) : 0;
-    if (!pk) {
-        snprintf(mb, sizeof mb, "%spartitionKey", prefix);
-        k_verr(c, mb, NULL, "Member must not be null");
-    } else if (pk_chars < 1 || pk_chars > 256 || pk_len > SLOG_MAX_PK) {
-        snprintf(mb, sizeof mb, "%spartitionKey", prefix);
-        k_verr(c, mb, pk, "Member must have length %s", pk_chars < 1 ? "greater than or equal to 1" : "less than or equal to 256");
-    }
-    if (!data) {
-        snprintf(mb, sizeof mb, "%sdata", prefix);
-        k_verr(c, mb, NULL, "Member must not be null");
-        return 0;
-    }
-    long dn = tr_base64_decode(data, data_len, *cursor);
-    if (dn < 0)
-        return k_fail(c, 400, "SerializationException",
-                      "Data of a record is not valid base64; SDKs encode it for you, raw callers "
-                      "must send standard padded base64");
-    if (dn > SLOG_MAX_DATA) {
-        snprintf(mb, sizeof mb, "%sdata", prefix);
-        k_verr(c, mb, "java.nio.HeapByteBuffer[pos=0 lim=...]", "Member must have length less than or equal to 1048576");
-    }
-    if (k_str(c, o, "ExplicitHashKey", K_OPT, 0, 128, K_PAT_DIGITS, &ehk, NULL)) return -1;
-    rec->pk = pk;
-    rec->pk_len = (uint16_t)pk_len;
-    rec->data = *cursor;
-    rec->data_len = (uint32_t)dn;
-    rec->has_explicit_hash = 0;
-    if (ehk && !c->n_verr) {
-        if (slog_hash_parse(ehk, &rec->explicit_hash))
-            return k_fail(c, 400, "InvalidArgumentException",
-                          "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, "
-                          "2^128-1]. Specified value was %s",
-                          ehk);
-        rec->has_explicit_hash = 1;
-    }
-    *cursor += dn;
-    if (pk) {  /* the partition key too, so the JSON tree need not outlive the handler */
-        memcpy(*cursor, pk, pk_len);
-        rec->pk = (const char *)*cursor;
-        *cursor += pk_len;
-    }
-    *total += (size_t)dn + pk_len;
-    return 0;
-}
-
-/* Memory a put holds per record while it waits for the disk, besides its data: the record
- * (slog_put_rec_t), the engine's routing and commit-slot entries, and its share of the response
- * ({"SequenceNumber":"<34>","ShardId":"shardId-<12>"}, or InternalFailure's shorter entry). */
-#define K_PUT_REC_MEM (sizeof(slog_put_rec_t) + sizeof(slog_rec_in_t) + 2 * sizeof(void *) + 96)
-#define K_PUT_RESP_BASE 64
-/* A throttled record's response entry names its shard, stream and account: this much longer
- * than the 96 bytes K_PUT_REC_MEM counts for it. */
-#define K_PUT_THROTTLED_EXTRA (64 + SLOG_MAX_STREAM_NAME)
-
-/* Charge n bytes of the put to the request's in-flight budget before allocating them
- * (net_req_charge); over the budget the whole request is refused with Kinesis' throttling
- * error, nothing queued.  0 or -1 (answered). */
-static int k_put_charge(k_call_t *c, size_t n) {
-    if (!net_req_charge(c->req, n)) return 0;
-    return k_fail(c, 400, "ProvisionedThroughputExceededException",
-                  "Rate exceeded: the server is over its in-flight memory budget "
-                  "(--max-inflight-mb); retry with backoff");
-}
-
-/* Put refused by the engine's queue budget: PutRecords answers it per record (as Kinesis
- * reports throttling), when the longer response entries fit the budget; otherwise, and for
- * PutRecord, the whole request is throttled.  Returns 0 (answered). */
-static int k_put_throttled(k_call_t *c, k_put_t *kp, const tr_err *err) {
-    if (kp->single || net_req_charge(c->req, kp->n * K_PUT_THROTTLED_EXTRA)) {
-        k_error(c, TR_ETHROTTLED, err);
-        return 0;
-    }
-    kp->rc = TR_ETHROTTLED;
-    for (size_t i = 0; i < kp->n; i++) kp->recs[i].rc = TR_ETHROTTLED;
-    k_put_finish(c->req);
-    return 0;
-}
-
-static int k_put_parse(k_call_t *c, int single, k_put_t *kp);
-
-static int k_put_common(k_call_t *c, int single) {
-    if (k_stream(c, 1)) return -1;
-    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
-    size_t n_recs = single ? 1 : json_is_array(arr) ? json_array_size(arr) : 0;
-    /* Everything the put holds until its response is sent, charged before it is allocated:
-     * decoded data and partition keys (never longer than their JSON text, so the body length
-     * bounds them), the records, the engine's entries and the response. */
-    if (n_recs > 500) n_recs = 0;  /* refused below, nothing allocated for them */
-    if (k_put_charge(c, sizeof(k_put_t) + c->req->body_len + 1 + K_PUT_RESP_BASE +
-                            n_recs * K_PUT_REC_MEM))
-        return -1;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
-    kp->ctx = c->ctx;
-    kp->single = single;
-    c->req->state = kp;
-    c->req->state_free = k_put_free;
-    if (k_put_parse(c, single, kp)) return -1;
-    memcpy(kp->stream, c->stream, sizeof kp->stream);
-    tr_err err;
-    tr_err_clear(&err);
-    int rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, c->req, &err);
-    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
-    if (rc) return k_error(c, rc, &err);
-    c->req->finish = k_put_finish;
-    return 1;  /* deferred */
-}
-
-/* The general path's reading of a PutRecord(s) body (c->in) into kp: every record validated,
- * its data decoded into kp->data (partition keys borrowed from c->in).  0, or -1 with the error
- * response filled. */
-static int k_put_parse(k_call_t *c, int single, k_put_t *kp) {
-    json_t *arr = single ? NULL : json_object_get(c->in, "Records");
-    size_t total = 0;
-    kp->data = malloc(c->req->body_len + 1);
-    if (!kp->data) abort();
-    uint8_t *cursor = kp->data;
-    if (single) {
-        kp->n = 1;
-        kp->recs = calloc(1, sizeof *kp->recs);
-        if (!kp->recs) abort();
-        const char *sfo;
-        if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return -1;
-        if (k_str(c, c->in, "SequenceNumberForOrdering", K_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return -1;
-        if (k_verr_flush(c)) return -1;
-    } else {
-        if (!arr || json_is_null(arr)) {
-            k_verr(c, "records", NULL, "Member must not be null");
-        } else if (!json_is_array(arr)) {
-            return k_fail(c, 400, "SerializationException", "Records must be a list");
-        } else {
-            size_t n = json_array_size(arr);
-            if (n < 1 || n > 500) {
-                k_verr(c, "records", n ? "[...]" : "[]", "Member must have length %s",
-                       n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
-            } else {
-                kp->n = n;
-                kp->recs = calloc(n, sizeof *kp->recs);
-                if (!kp->recs) abort();
-                for (size_t i = 0; i < n; i++) {
-                    char prefix[48];
-                    snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
-                    if (k_put_parse_rec(c, json_array_get(arr, i), &kp->recs[i], &cursor, prefix, &total))
-                        return -1;
-                }
-            }
-        }
-        if (k_verr_flush(c)) return -1;
-        if (total > K_MAX_PUT_BYTES)
-            return k_fail(c, 400, "InvalidArgumentException",
-                          "Records size exceeds 5 MB limit (%zu bytes of data and partition "
-                          "keys); send fewer or smaller records per PutRecords",
-                          total);
-    }
-    return 0;
-}
-
-
-/* ---- data plane: the PutRecord(s) fast path ------------------------------------------------ *
- *
- * PutRecords is the hot operation: a 500-record body is ~100 KB of JSON, and a general JSON
- * library spends most of the server's time building a tree of it.  This scanner reads the
- * common, well-formed shape in place -- no allocation per record, partition keys borrowed from
- * the request body, Data decoded straight into the put buffer.  It accepts only what it is sure
- * of (ASCII keys without escapes, the members AWS SDKs send); anything else -- escapes, unknown
- * members, a constraint violation, bad base64 -- makes it return K_FAST_BAIL, and the request
- * takes the general path, which produces AWS's exact error for it.  So the fast path can change
- * speed, never behaviour.
- */
-#define K_FAST_BAIL 2
-#define K_FAST_ANSWERED 3
-
-typedef struct k_scan {
-    const char *p, *end;
-} k_scan_t;
-
-static void ks_ws(k_scan_t *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
-}
-
-static int ks_ch(k_scan_t *s, char ch) {
-    ks_ws(s);
-    if (s->p < s->end && *s->p == ch) {
-        s->p++;
-        return 1;
-    }
-    return 0;
-}
-
-/* A string without escapes or control characters; *ascii says whether all bytes are < 0x80. */
-/* A plain string: printable ASCII only.  Escapes, control characters and any byte >= 0x80 bail
- * to the general path, which validates UTF-8 as JSON requires (a fuzzed body with invalid UTF-8
- * in Data was accepted here and refused there) and decodes Unicode partition keys. */
-static int ks_str(k_scan_t *s, const char **out, size_t *n) {
-    ks_ws(s);
-    if (s->p >= s->end || *s->p != '"') return -1;
-    const char *b = ++s->p;
-    const char *q = memchr(b, '"', (size_t)(s->end - b));
-    if (!q) return -1;
-    for (const char *x = b; x < q; x++) {
-        unsigned char ch = (unsigned char)*x;
-        if (ch == '\\' || ch < 0x20 || ch >= 0x80) return -1;
-    }
-    *out = b;
-    *n = (size_t)(q - b);
-    s->p = q + 1;
-    return 0;
-}
-
-static int ks_key_is(const char *k, size_t n, const char *lit) {
-    return strlen(lit) == n && !memcmp(k, lit, n);
-}
-
-/* One record object's members into rec.  Returns 0 or -1 (bail). */
-static int ks_record(k_scan_t *s, slog_put_rec_t *rec, uint8_t **cursor, size_t *total, int top,
-                     const char **stream, size_t *stream_n) {
-    const char *pk = NULL, *data = NULL;
-    size_t pk_n = 0, data_n = 0;
-    if (!top && !ks_ch(s, '{')) return -1;
-    if (ks_ch(s, '}')) return -1;
-    for (;;) {
-        const char *k, *v;
-        size_t kn, vn;
-        if (ks_str(s, &k, &kn) || !ks_ch(s, ':') || ks_str(s, &v, &vn)) return -1;
-        if (ks_key_is(k, kn, "Data")) data = v, data_n = vn;
-        else if (ks_key_is(k, kn, "PartitionKey")) pk = v, pk_n = vn;
-        else if (top && ks_key_is(k, kn, "StreamName")) *stream = v, *stream_n = vn;
-        else return -1;  /* ExplicitHashKey, SequenceNumberForOrdering, StreamARN, unknown */
-        if (ks_ch(s, ',')) continue;
-        if (ks_ch(s, '}')) break;
-        return -1;
-    }
-    if (!pk || !data || pk_n < 1 || pk_n > 256) return -1;
-    long dn = tr_base64_decode(data, data_n, *cursor);
-    if (dn < 0 || dn > SLOG_MAX_DATA) return -1;
-    rec->pk = pk;
-    rec->pk_len = (uint16_t)pk_n;
-    rec->data = *cursor;
-    rec->data_len = (uint32_t)dn;
-    rec->has_explicit_hash = 0;
-    *cursor += dn;
-    *total += (size_t)dn + pk_n;
-    return 0;
-}
-
-static int k_stream_name_ok(const char *s, size_t n) {
-    if (n < 1 || n > 128) return 0;
-    for (size_t i = 0; i < n; i++)
-        if (!k_name_char(s[i])) return 0;
-    return 1;
-}
-
-/* Returns 1 (deferred), 0 (answered) or K_FAST_BAIL (use the general path). */
-static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp);
-
-static int k_put_fast(k_call_t *c, int single) {
-    net_req_t *req = c->req;
-    k_scan_t s = {(const char *)req->body, (const char *)req->body + req->body_len};
-    if (!ks_ch(&s, '{')) return K_FAST_BAIL;
-    /* Charged before allocating, as on the general path (k_put_common): the put buffer and
-     * response base now, the records as the array grows, then the per-record rest.  Partition
-     * keys stay in the request body, which is charged already. */
-    size_t charged = sizeof(k_put_t) + req->body_len + 1 + K_PUT_RESP_BASE;
-    if (k_put_charge(c, charged)) return 0;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
-    kp->ctx = c->ctx;
-    kp->single = single;
-    kp->data = malloc(req->body_len + 1);
-    if (!kp->data) abort();
-    int rc = k_put_scan(c, &s, single, kp);
-    if (rc == K_FAST_ANSWERED) goto answered;
-    if (rc == K_FAST_BAIL) goto bail;
-    memcpy(kp->stream, c->stream, sizeof kp->stream);
-    req->state = kp;
-    req->state_free = k_put_free;
-    tr_err err;
-    tr_err_clear(&err);
-    rc = slog_put(c->ctx->slog, c->stream, kp->recs, kp->n, k_put_done, req, &err);
-    if (rc == TR_ETHROTTLED) return k_put_throttled(c, kp, &err);
-    if (rc) {
-        k_error(c, rc, &err);
-        return 0;
-    }
-    req->finish = k_put_finish;
-    return 1;
-answered:  /* refused by the budget: the error is in the response */
-    k_put_free(kp);
-    return 0;
-bail:
-    /* The general path charges afresh: give back what this one charged. */
-    k_put_free(kp);
-    net_req_uncharge(req);
-    return K_FAST_BAIL;
-}
-
-/* Scan the body (s: after its opening brace) into kp (records, data decoded into kp->data,
- * partition keys borrowed from the body) and c->stream, charging the records to the request as
- * they are allocated.  0, K_FAST_BAIL (use the general path) or K_FAST_ANSWERED (refused by the
- * budget: the error is in the response).  kp may hold a partial result either way. */
-static int k_put_scan(k_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
-    k_scan_t s = *sp;
-    const char *stream = NULL;
-    size_t stream_n = 0, total = 0;
-    uint8_t *cursor = kp->data;
-    if (single) {
-        kp->n = 1;
-        if (k_put_charge(c, K_PUT_REC_MEM)) return K_FAST_ANSWERED;
-        kp->recs = calloc(1, sizeof *kp->recs);
-        if (!kp->recs) abort();
-        if (ks_record(&s, &kp->recs[0], &cursor, &total, 1, &stream, &stream_n)) return K_FAST_BAIL;
-    } else {
-        size_t cap = 0;
-        int have_records = 0;
-        for (;;) {
-            const char *k;
-            size_t kn;
-            if (ks_str(&s, &k, &kn) || !ks_ch(&s, ':')) return K_FAST_BAIL;
-            if (ks_key_is(k, kn, "StreamName")) {
-                if (ks_str(&s, &stream, &stream_n)) return K_FAST_BAIL;
-            } else if (ks_key_is(k, kn, "Records") && !have_records) {
-                have_records = 1;
-                if (!ks_ch(&s, '[') || ks_ch(&s, ']')) return K_FAST_BAIL;
-                for (;;) {
-                    if (kp->n == 500) return K_FAST_BAIL;
-                    if (kp->n == cap) {
-                        size_t ncap = cap ? cap * 2 : 64;
-                        if (k_put_charge(c, (ncap - cap) * K_PUT_REC_MEM)) return K_FAST_ANSWERED;
-                        cap = ncap;
-                        kp->recs = realloc(kp->recs, cap * sizeof *kp->recs);
-                        if (!kp->recs) abort();
-                    }
-                    memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
-                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) return K_FAST_BAIL;
-                    kp->n++;
-                    if (ks_ch(&s, ',')) continue;
-                    if (ks_ch(&s, ']')) break;
-                    return K_FAST_BAIL;
-                }
-            } else {
-                return K_FAST_BAIL;
-            }
-            if (ks_ch(&s, ',')) continue;
-            if (ks_ch(&s, '}')) break;
-            return K_FAST_BAIL;
-        }
-        if (!have_records || total > K_MAX_PUT_BYTES) return K_FAST_BAIL;
-    }
-    ks_ws(&s);
-    if (s.p != s.end || !stream || !k_stream_name_ok(stream, stream_n)) return K_FAST_BAIL;
-    memcpy(c->stream, stream, stream_n);
-    c->stream[stream_n] = 0;
-    return 0;
-}
-
-static int k_put_record(k_call_t *c) { return k_put_common(c, 1); }
-static int k_put_records(k_call_t *c) { return k_put_common(c, 0); }
 
 /* ---- data plane: iterators and reads ------------------------------------------------------- */
 
@@ -1415,25 +767,25 @@ static void k_iter_encode(api_ctx_t *ctx, uint64_t id, uint32_t shard, uint64_t 
     memcpy(raw + 21, &now, 8);
     uint8_t mac[32];
     unsigned ml = 32;
-    HMAC(EVP_sha256(), ctx->iter_key, 32, raw, 29, mac, &ml);
+    HMAC(EVP_sha256(), ctx->kinesis->iter_key, 32, raw, 29, mac, &ml);
     memcpy(raw + 29, mac, 12);
     tr_buf_append(b, "\"", 1);
     tr_buf_base64(b, raw, sizeof raw);
     tr_buf_append(b, "\"", 1);
 }
 
-static int k_iter_decode(k_call_t *c, const char *s, size_t n, uint64_t *id, uint32_t *shard,
+static int k_iter_decode(api_call_t *c, const char *s, size_t n, uint64_t *id, uint32_t *shard,
                          uint64_t *pos, int64_t *issued) {
     uint8_t raw[64];
     if (n != 56 || tr_base64_decode(s, n, raw) != K_ITER_RAW || raw[0] != 1)
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "Invalid ShardIterator: it was not issued by this server or was altered; "
                       "get a new one with GetShardIterator");
     uint8_t mac[32];
     unsigned ml = 32;
-    HMAC(EVP_sha256(), c->ctx->iter_key, 32, raw, 29, mac, &ml);
+    HMAC(EVP_sha256(), c->ctx->kinesis->iter_key, 32, raw, 29, mac, &ml);
     if (CRYPTO_memcmp(mac, raw + 29, 12))
-        return k_fail(c, 400, "InvalidArgumentException",
+        return api_fail(c, 400, "InvalidArgumentException",
                       "Invalid ShardIterator: it was not issued by this server or was altered; "
                       "get a new one with GetShardIterator");
     memcpy(id, raw + 1, 8);
@@ -1443,7 +795,7 @@ static int k_iter_decode(k_call_t *c, const char *s, size_t n, uint64_t *id, uin
     return 0;
 }
 
-static int k_find_shard(k_call_t *c, slog_stream_info_t *info, const char *shard_id,
+static int k_find_shard(api_call_t *c, slog_stream_info_t *info, const char *shard_id,
                         slog_shard_info_t **out) {
     long long idx = k_shard_index(shard_id);
     for (uint32_t i = 0; idx >= 0 && i < info->n_shards; i++)
@@ -1451,20 +803,20 @@ static int k_find_shard(k_call_t *c, slog_stream_info_t *info, const char *shard
             *out = &info->shards[i];
             return 0;
         }
-    return k_fail(c, 400, "ResourceNotFoundException",
+    return api_fail(c, 400, "ResourceNotFoundException",
                   "Shard %s in stream %s under account %s does not exist", shard_id, info->name,
                   API_ACCOUNT_ID);
 }
 
-static int k_get_shard_iterator(k_call_t *c) {
+static int k_get_shard_iterator(api_call_t *c) {
     const char *shard_id, *type, *seq;
     int64_t ts = 0;
     int has_ts;
-    if (k_stream(c, 1)) return -1;
-    if (k_str(c, c->in, "ShardId", K_REQ, 1, 128, K_PAT_NAME, &shard_id, NULL)) return -1;
-    if (k_str(c, c->in, "ShardIteratorType", K_REQ, 1, 64, K_PAT_NONE, &type, NULL)) return -1;
-    if (k_str(c, c->in, "StartingSequenceNumber", K_OPT, 0, 128, K_PAT_DIGITS, &seq, NULL)) return -1;
-    if (k_time(c, c->in, "Timestamp", &ts, &has_ts)) return -1;
+    if (api__kinesis_stream(c, 1)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardId", API_REQ, 1, 128, K_PAT_NAME, &shard_id, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardIteratorType", API_REQ, 1, 64, K_PAT_NONE, &type, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "StartingSequenceNumber", API_OPT, 0, 128, K_PAT_DIGITS, &seq, NULL)) return API_FAIL;
+    if (api_get_epoch(c, c->in, "Timestamp", &ts, &has_ts)) return API_FAIL;
     enum { T_AT, T_AFTER, T_TRIM, T_LATEST, T_TS } t = T_TRIM;
     if (type) {
         if (!strcmp(type, "AT_SEQUENCE_NUMBER")) t = T_AT;
@@ -1473,17 +825,17 @@ static int k_get_shard_iterator(k_call_t *c) {
         else if (!strcmp(type, "LATEST")) t = T_LATEST;
         else if (!strcmp(type, "AT_TIMESTAMP")) t = T_TS;
         else
-            k_verr(c, "shardIteratorType", type,
+            api_verr(c, "shardIteratorType", type,
                    "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, "
                    "AT_TIMESTAMP, TRIM_HORIZON, AT_SEQUENCE_NUMBER]");
     }
-    if (k_verr_flush(c)) return -1;
+    if (api_verr_flush(c)) return API_FAIL;
     slog_stream_info_t info;
-    if (k_describe(c, &info)) return -1;
+    if (k_describe(c, &info)) return API_FAIL;
     slog_shard_info_t *sh = NULL;
     if (k_find_shard(c, &info, shard_id, &sh)) {
         slog_stream_info_free(&info);
-        return -1;
+        return API_FAIL;
     }
     uint64_t begin = 0, end = 0, at = 0, pos = 0;
     tr_err err;
@@ -1491,14 +843,14 @@ static int k_get_shard_iterator(k_call_t *c) {
     int rc = slog_position(c->ctx->slog, info.id, sh->index, has_ts ? ts : 0, &begin, &end, &at, &err);
     if (rc) {
         slog_stream_info_free(&info);
-        return k_error(c, rc, &err);
+        return api_error(c, rc, &err);
     }
     int bad = 0;
     switch (t) {
     case T_TRIM:
     case T_LATEST:
         if (seq || has_ts) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "Request specified %s for a %s iterator; only AT_SEQUENCE_NUMBER / "
                          "AFTER_SEQUENCE_NUMBER take StartingSequenceNumber and AT_TIMESTAMP "
                          "takes Timestamp",
@@ -1509,13 +861,13 @@ static int k_get_shard_iterator(k_call_t *c) {
         break;
     case T_TS:
         if (!has_ts) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "Must specify timestampInMillis parameter for iterator of type "
                          "AT_TIMESTAMP. Current request has no timestamp parameter.");
             break;
         }
         if (ts > c->ctx->now_ms()) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "The timestampInMillis parameter cannot be greater than the "
                          "currentTimestampInMillis. timestampInMillis: %lld, "
                          "currentTimestampInMillis: %lld",
@@ -1529,19 +881,19 @@ static int k_get_shard_iterator(k_call_t *c) {
         uint32_t s_shard;
         uint64_t counter;
         if (!seq) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "Must specify StartingSequenceNumber for %s iterator type", type);
             break;
         }
         if (slog_seq_parse(seq, &s_shard, &counter)) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
                          "stream %s under account %s is invalid.",
                          seq, shard_id, info.name, API_ACCOUNT_ID);
             break;
         }
         if (s_shard != sh->index) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was "
                          "used in a call to a shard with shardId-%012u",
                          s_shard, sh->index);
@@ -1549,7 +901,7 @@ static int k_get_shard_iterator(k_call_t *c) {
         }
         pos = t == T_AT ? counter : counter + 1;
         if (pos > end) {
-            bad = k_fail(c, 400, "InvalidArgumentException",
+            bad = api_fail(c, 400, "InvalidArgumentException",
                          "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
                          "stream %s under account %s is invalid because it did not come from "
                          "this stream.",
@@ -1569,28 +921,28 @@ static int k_get_shard_iterator(k_call_t *c) {
     return bad;
 }
 
-static int k_get_records(k_call_t *c) {
+static int k_get_records(api_call_t *c) {
     const char *it;
     size_t it_len;
     long long limit = 10000;
     int has_limit;
-    if (k_str(c, c->in, "ShardIterator", K_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return -1;
-    if (k_int(c, c->in, "Limit", K_OPT, 1, 10000, &limit, &has_limit)) return -1;
+    if (api_get_str(c, c->in, "ShardIterator", API_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return API_FAIL;
+    if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
     const char *arn = NULL;  /* optional; the iterator names the stream */
-    if (k_str(c, c->in, "StreamARN", K_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return -1;
-    if (k_verr_flush(c)) return -1;
-    if (arn && k_arn_owned(c, arn)) return -1;
+    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return API_FAIL;
+    if (api_verr_flush(c)) return API_FAIL;
+    if (arn && k_arn_owned(c, arn)) return API_FAIL;
     uint64_t id = 0, pos = 0;
     uint32_t shard = 0;
     int64_t issued = 0;
-    if (k_iter_decode(c, it, it_len, &id, &shard, &pos, &issued)) return -1;
+    if (k_iter_decode(c, it, it_len, &id, &shard, &pos, &issued)) return API_FAIL;
     long long now = c->ctx->now_ms();
-    if (now - issued > c->ctx->iter_ttl_ms)
-        return k_fail(c, 400, "ExpiredIteratorException",
+    if (now - issued > c->ctx->kinesis->iter_ttl_ms)
+        return api_fail(c, 400, "ExpiredIteratorException",
                       "Iterator expired. The iterator was created at time %lld while right now "
                       "it is %lld which is further in the future than the tolerated delay of "
                       "%d milliseconds.",
-                      (long long)issued, now, (int)c->ctx->iter_ttl_ms);
+                      (long long)issued, now, (int)c->ctx->kinesis->iter_ttl_ms);
     slog_read_t rd;
     memset(&rd, 0, sizeof rd);
     uint64_t closed_end = UINT64_MAX;
@@ -1602,11 +954,11 @@ static int k_get_records(k_call_t *c) {
     if (rc) {
         slog_read_free(&rd);
         if (rc == TR_ENOTFOUND)
-            return k_fail(c, 400, "ResourceNotFoundException",
+            return api_fail(c, 400, "ResourceNotFoundException",
                           "Shard shardId-%012u in the iterator's stream under account %s does "
                           "not exist (the stream was deleted)",
                           shard, API_ACCOUNT_ID);
-        return k_error(c, rc, &err);
+        return api_error(c, rc, &err);
     }
     tr_buf *b = c->out;
     size_t est = 64;
@@ -1617,7 +969,7 @@ static int k_get_records(k_call_t *c) {
      * charged to the in-flight budget like request bodies, refused as throttling past it. */
     if (net_req_charge(c->req, est)) {
         slog_read_free(&rd);
-        return k_fail(c, 400, "ProvisionedThroughputExceededException",
+        return api_fail(c, 400, "ProvisionedThroughputExceededException",
                       "Rate exceeded for Shard - shardId-%012u: the server is over its in-flight "
                       "memory budget (--max-inflight-mb); retry with backoff", shard);
     }
@@ -1627,7 +979,7 @@ static int k_get_records(k_call_t *c) {
         const slog_rec_t *r = &rd.recs[i];
         if (i) tr_buf_append(b, ",", 1);
         tr_buf_puts(b, "{\"SequenceNumber\":");
-        k_put_seq(b, shard, r->seq);
+        api__kinesis_put_seq(b, shard, r->seq);
         tr_buf_puts(b, ",\"ApproximateArrivalTimestamp\":");
         k_put_ts(b, r->arrival_ms);
         tr_buf_puts(b, ",\"Data\":\"");
@@ -1654,12 +1006,12 @@ static int k_get_records(k_call_t *c) {
                 if (s->parent != shard && s->adjacent_parent != shard) continue;
                 if (emitted++) tr_buf_puts(b, ",");
                 tr_buf_puts(b, "{\"ShardId\":");
-                k_put_shard_id(b, s->index);
+                api__kinesis_put_shard_id(b, s->index);
                 tr_buf_puts(b, ",\"ParentShards\":[");
-                k_put_shard_id(b, s->parent);
+                api__kinesis_put_shard_id(b, s->parent);
                 if (s->adjacent_parent != SLOG_NO_SHARD) {
                     tr_buf_puts(b, ",");
-                    k_put_shard_id(b, s->adjacent_parent);
+                    api__kinesis_put_shard_id(b, s->adjacent_parent);
                 }
                 tr_buf_puts(b, "],\"HashKeyRange\":{\"StartingHashKey\":");
                 k_put_hash(b, s->hash_start);
@@ -1679,157 +1031,92 @@ static int k_get_records(k_call_t *c) {
     return 0;
 }
 
-/* ---- the operation table ------------------------------------------------------------------- */
+/* ---- iterator key ---------------------------------------------------------------------------- */
 
-static const struct k_op {
-    const char *name;
-    k_handler_fn fn;
-} k_ops[] = {
-    {"AddTagsToStream", k_add_tags},
-    {"CreateStream", k_create_stream},
-    {"DecreaseStreamRetentionPeriod", k_decrease_retention},
-    {"DeleteStream", k_delete_stream},
-    {"DescribeLimits", k_describe_limits},
-    {"DescribeStream", k_describe_stream},
-    {"DescribeStreamSummary", k_describe_stream_summary},
-    {"GetRecords", k_get_records},
-    {"GetShardIterator", k_get_shard_iterator},
-    {"IncreaseStreamRetentionPeriod", k_increase_retention},
-    {"ListShards", k_list_shards},
-    {"ListStreams", k_list_streams},
-    {"ListTagsForStream", k_list_tags},
-    {"MergeShards", k_merge_shards},
-    {"PutRecord", k_put_record},
-    {"PutRecords", k_put_records},
-    {"RemoveTagsFromStream", k_remove_tags},
-    {"SplitShard", k_split_shard},
-    {"UpdateShardCount", k_update_shard_count},
-};
-
-int api_kinesis_handle(api_ctx_t *ctx, net_req_t *req, const char *op) {
-    const struct k_op *found = NULL;
-    for (size_t i = 0; i < sizeof k_ops / sizeof k_ops[0]; i++)
-        if (!strcmp(k_ops[i].name, op)) {
-            found = &k_ops[i];
-            break;
-        }
-    k_call_t c = {.ctx = ctx, .op = op, .req = req, .out = &req->out};
-    if (found && (found->fn == k_put_records || found->fn == k_put_record)) {
-        int rc = k_put_fast(&c, found->fn == k_put_record);
-        if (rc != K_FAST_BAIL) return rc == 1 ? NET_DEFER : NET_DONE;
-        tr_buf_reset(&req->out);
+/* Load or create the iterator MAC key in dir/iterator.key. */
+static int k_iter_key_load(const char *dir, uint8_t key[32], tr_err *err) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/iterator.key", dir);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) {
+        ssize_t n = read(fd, key, 32);
+        close(fd);
+        if (n == 32) return 0;
+        tr_warn("api", "%s is damaged; making a new one (old shard iterators become invalid)",
+                path);
     }
-    if (!found) {
-        k_fail(&c, 400, "UnknownOperationException",
-               "Operation %s is not implemented by Tributary's Kinesis API; see the "
-               "compatibility table in README.md",
-               op);
-        return NET_DONE;
+    if (RAND_bytes(key, 32) != 1) return tr_err_set(err, TR_EINTERNAL, "no randomness for the iterator key");
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot write %s: %m; check the data directory's permissions", tmp);
+    if (write(fd, key, 32) != 32 || fsync(fd) != 0) {
+        close(fd);
+        return tr_err_set(err, TR_EIO, "cannot write %s: %m", tmp);
     }
-    json_error_t jerr;
-    c.in = json_loadb((const char *)req->body, req->body_len, JSON_ALLOW_NUL, &jerr);
-    if (!c.in) {
-        if (req->body_len == 0)
-            k_fail(&c, 400, "SerializationException",
-                   "Request body is empty; send a JSON object with the operation's members ({} "
-                   "when there are none)");
-        else
-            k_fail(&c, 400, "SerializationException", "Request body is not valid JSON: %s (at byte %d)",
-                   jerr.text, jerr.position);
-        return NET_DONE;
-    }
-    if (!json_is_object(c.in)) {
-        json_decref(c.in);
-        k_fail(&c, 400, "SerializationException",
-               "Request body must be a JSON object with the operation's members");
-        return NET_DONE;
-    }
-    int rc = found->fn(&c);
-    json_decref(c.in);
-    tr_buf_free(&c.verr);
-    if (rc == 1) return NET_DEFER;
-    return NET_DONE;
-}
-
-/* ---- test hooks (kinesis_int.h) ------------------------------------------------------------ */
-
-/* A request around a copy of body, as net presents it (NUL-terminated); not a served request,
- * so nothing is charged to a budget. */
-static void k_hook_req(net_req_t *req, const void *body, size_t len) {
-    memset(req, 0, sizeof *req);
-    req->body = malloc(len + 1);
-    if (!req->body) abort();
-    if (len) memcpy(req->body, body, len);
-    req->body[len] = 0;
-    req->body_len = len;
-    req->status = 200;
-}
-
-int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int single,
-                          api__kput_t *out) {
-    memset(out, 0, sizeof *out);
-    net_req_t req;
-    k_hook_req(&req, body, len);
-    out->priv_body = req.body;  /* the partition keys point into it */
-    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
-    k_scan_t s = {(const char *)req.body, (const char *)req.body + len};
-    if (!ks_ch(&s, '{')) return 1;
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
-    kp->ctx = ctx;
-    kp->single = single;
-    kp->data = malloc(len + 1);
-    if (!kp->data) abort();
-    out->priv = kp;
-    int rc = k_put_scan(&c, &s, single, kp);
-    net_req_resp_free(&req);
-    if (rc) return 1;
-    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
-    out->n = kp->n;
-    out->recs = kp->recs;
+    close(fd);
+    if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %m", tmp);
+    if (tr_fsync_parent(path) != 0)
+        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %m", path);
     return 0;
 }
 
-int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int single,
-                          api__kput_t *out) {
-    memset(out, 0, sizeof *out);
-    net_req_t req;
-    k_hook_req(&req, body, len);
-    k_call_t c = {.ctx = ctx, .req = &req, .out = &req.out};
-    json_error_t jerr;
-    int rc = -1;
-    /* As api_kinesis_handle reads a body. */
-    c.in = json_loadb((const char *)req.body, req.body_len, JSON_ALLOW_NUL, &jerr);
-    if (!c.in || !json_is_object(c.in)) {
-        k_fail(&c, 400, "SerializationException", "Request body is not a JSON object");
-        goto leave;
-    }
-    k_put_t *kp = calloc(1, sizeof *kp);
-    if (!kp) abort();
-    kp->ctx = ctx;
-    kp->single = single;
-    out->priv = kp;
-    if (k_stream(&c, 1) || k_put_parse(&c, single, kp)) goto leave;
-    snprintf(out->stream, sizeof out->stream, "%s", c.stream);
-    out->n = kp->n;
-    out->recs = kp->recs;
-    rc = 0;
-leave:
-    if (rc) {
-        out->status = req.status;
-        out->error = tr_buf_detach(&req.out, NULL);
-    }
-    out->priv_json = c.in;  /* the partition keys point into it */
-    tr_buf_free(&c.verr);
-    net_req_resp_free(&req);
-    free(req.body);
-    return rc;
+int api_kinesis_init(api_kinesis_t *k, const char *data_dir, long long iter_ttl_ms, tr_err *err) {
+    memset(k, 0, sizeof *k);
+    k->iter_ttl_ms = iter_ttl_ms;
+    return k_iter_key_load(data_dir, k->iter_key, err);
 }
 
-void api__kput_free(api__kput_t *k) {
-    k_put_free(k->priv);
-    json_decref(k->priv_json);
-    free(k->priv_body);
-    free(k->error);
-    memset(k, 0, sizeof *k);
-}
+/* ---- the operation table ------------------------------------------------------------------- */
+
+/* Kinesis's answers to engine codes (kit.h: api_error). */
+static const api_errmap_t k_errors[] = {
+    {TR_ENOTFOUND, 400, "ResourceNotFoundException", NULL, NULL},
+    {TR_EEXISTS, 400, "ResourceInUseException", NULL, NULL},
+    {TR_EINUSE, 400, "ResourceInUseException", NULL, NULL},
+    {TR_ELIMIT, 400, "LimitExceededException", NULL, NULL},
+    {TR_ETHROTTLED, 400, "ProvisionedThroughputExceededException", NULL, NULL},
+    {TR_EINVAL, 400, "InvalidArgumentException", NULL, NULL},
+    {TR_ETOOBIG, 400, "InvalidArgumentException", NULL, NULL},
+    {TR_EVALIDATION, 400, "ValidationException", NULL, NULL},
+    {TR_EEXPIRED, 400, "ExpiredIteratorException", NULL, NULL},
+    {TR_ESERIALIZATION, 400, "SerializationException", NULL, NULL},
+    {TR_EUNKNOWN_OP, 400, "UnknownOperationException", NULL, NULL},
+    {0, 500, "InternalFailure", NULL, NULL},
+};
+
+/* PutRecord(s) try the fast scanner first (.fast); it bails to .fn on anything unusual. */
+static const api_op_t k_ops[] = {
+    {.name = "AddTagsToStream", .fn = k_add_tags},
+    {.name = "CreateStream", .fn = k_create_stream},
+    {.name = "DecreaseStreamRetentionPeriod", .fn = k_decrease_retention},
+    {.name = "DeleteStream", .fn = k_delete_stream},
+    {.name = "DescribeLimits", .fn = k_describe_limits},
+    {.name = "DescribeStream", .fn = k_describe_stream},
+    {.name = "DescribeStreamSummary", .fn = k_describe_stream_summary},
+    {.name = "GetRecords", .fn = k_get_records},
+    {.name = "GetShardIterator", .fn = k_get_shard_iterator},
+    {.name = "IncreaseStreamRetentionPeriod", .fn = k_increase_retention},
+    {.name = "ListShards", .fn = k_list_shards},
+    {.name = "ListStreams", .fn = k_list_streams},
+    {.name = "ListTagsForStream", .fn = k_list_tags},
+    {.name = "MergeShards", .fn = k_merge_shards},
+    {.name = "PutRecord", .fn = api__kinesis_put_record, .fast = api__kinesis_put_record_fast},
+    {.name = "PutRecords", .fn = api__kinesis_put_records, .fast = api__kinesis_put_records_fast},
+    {.name = "RemoveTagsFromStream", .fn = k_remove_tags},
+    {.name = "SplitShard", .fn = k_split_shard},
+    {.name = "UpdateShardCount", .fn = k_update_shard_count},
+};
+
+const api_service_t api_kinesis_service = {
+    .name = "kinesis",
+    .label = "Kinesis",
+    .log = "kinesis",
+    .proto = API_PROTO_JSON11,
+    .target_prefix = "Kinesis_20131202.",
+    .content_type = K_JSON,
+    API_OPS(k_ops),
+    API_ERRORS(k_errors),
+    .verr_value_max = 200,
+    .member_style = API_MEMBER_CAMEL,
+};

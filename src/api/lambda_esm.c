@@ -8,10 +8,11 @@
  *     PUT    /2015-03-31/event-source-mappings/{UUID}    UpdateEventSourceMapping   202
  *     DELETE /2015-03-31/event-source-mappings/{UUID}    DeleteEventSourceMapping   202
  *
- * Routed from api.c by the path prefix "/2015-03-31/event-source-mappings" (ahead of the
- * general Lambda adapter).  This file translates: JSON members to esm_config_t / esm_update_t
- * and back (AWS's EventSourceMappingConfiguration shape), and engine codes to AWS errors in one
- * table (esm_error).  The engine decides everything else.
+ * A kit service of its own (kit.h: api_lambda_esm_service, routed by the path prefix
+ * "/2015-03-31/event-source-mappings", longer than the general Lambda adapter's), with Lambda's
+ * error map and error shape (lambda_int.h).  This file translates: JSON members to
+ * esm_config_t / esm_update_t and back (AWS's EventSourceMappingConfiguration shape).  The
+ * engine decides everything else.
  */
 #include <jansson.h>
 #include <math.h>
@@ -21,79 +22,13 @@
 #include <string.h>
 
 #include "api/api.h"
+#include "api/lambda_int.h"
 #include "core/tlog.h"
 #include "fn/esm.h"
-#include "fn/trf_int.h"
 
 #define ESM_PREFIX "/2015-03-31/event-source-mappings"
 
 /* ---- responses ------------------------------------------------------------------------------- */
-
-static int esm_fail(net_req_t *req, int status, const char *type, const char *fmt, ...)
-    __attribute__((format(printf, 4, 5)));
-static int esm_fail(net_req_t *req, int status, const char *type, const char *fmt, ...) {
-    char msg[1024];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(msg, sizeof msg, fmt, ap);
-    va_end(ap);
-    req->status = status;
-    req->content_type = "application/json";
-    net_req_add_header(req, "x-amzn-ErrorType", type);
-    int cap = !strcmp(type, "ResourceNotFoundException") || !strcmp(type, "ServiceException") ||
-              !strcmp(type, "ResourceInUseException");
-    tr_buf_reset(&req->out);
-    tr_buf_printf(&req->out, "{\"Type\":\"%s\",\"%s\":", status >= 500 ? "Service" : "User",
-                  cap ? "Message" : "message");
-    tr_buf_json_str(&req->out, msg, strlen(msg));
-    tr_buf_puts(&req->out, "}");
-    tr_debug("lambda", "%s %s -> %d %s: %s", req->method, req->path, status, type, msg);
-    return NET_DONE;
-}
-
-/* A FunctionName of another region or account: answered as the Lambda adapter does (404
- * "not reachable in this region" / 403 AccessDeniedException); returns 1 then, else 0. */
-static int esm_fn_foreign(api_ctx_t *ctx, net_req_t *req, const char *given, const char *action) {
-    char region[64], account[32];
-    switch (api_fn_name_owner(ctx, given)) {
-    case API_ARN_OTHER_REGION:
-        api_arn_fields(given, region, account);
-        esm_fail(req, 404, "ResourceNotFoundException",
-                 "Functions from '%s' are not reachable in this region ('%s')",
-                 region[0] ? region : "another partition", ctx->region);
-        return 1;
-    case API_ARN_OTHER_ACCOUNT:
-        esm_fail(req, 403, "AccessDeniedException",
-                 "User: arn:aws:iam::%s:root is not authorized to perform: lambda:%s on resource: "
-                 "%s because no resource-based policy allows the lambda:%s action (this server's "
-                 "functions are in account %s)", API_ACCOUNT_ID, action, given, action,
-                 API_ACCOUNT_ID);
-        return 1;
-    default: return 0;
-    }
-}
-
-/* The one place engine codes become AWS error types for these operations. */
-static int esm_error(net_req_t *req, int code, const tr_err *err) {
-    static const struct {
-        int code, status;
-        const char *type;
-    } map[] = {
-        {TR_EINVAL, 400, "InvalidParameterValueException"},
-        {TR_EVALIDATION, 400, "InvalidParameterValueException"},
-        {TR_ENOTFOUND, 404, "ResourceNotFoundException"},
-        {TR_EEXISTS, 409, "ResourceConflictException"},
-        {TR_EINUSE, 400, "ResourceInUseException"},
-        {TR_ESERIALIZATION, 400, "InvalidRequestContentException"},
-        {TR_ETHROTTLED, 429, "TooManyRequestsException"},
-    };
-    for (size_t i = 0; i < sizeof map / sizeof map[0]; i++)
-        if (map[i].code == code)
-            return esm_fail(req, map[i].status, map[i].type, "%s",
-                            err && err->msg[0] ? err->msg : tr_strerror(code));
-    return esm_fail(req, 500, "ServiceException", "%s",
-                    err && err->msg[0] ? err->msg : tr_strerror(code));
-}
 
 static const char *pos_name(int p) {
     return p == ESM_LATEST ? "LATEST" : p == ESM_AT_TIMESTAMP ? "AT_TIMESTAMP" : "TRIM_HORIZON";
@@ -137,58 +72,30 @@ static json_t *config_json(const api_ctx_t *ctx, const esm_config_t *c) {
     return o;
 }
 
-static int reply(net_req_t *req, int status, json_t *o) {
-    char *s = json_dumps(o, JSON_COMPACT | JSON_REAL_PRECISION(17));
-    json_decref(o);
-    req->status = status;
-    req->content_type = "application/json";
-    tr_buf_reset(&req->out);
-    if (s) tr_buf_puts(&req->out, s);
-    free(s);
-    return NET_DONE;
+/* The answer to an engine call on one mapping: *out as EventSourceMappingConfiguration with
+ * status (out is freed), or rc's error. */
+static int answer(api_call_t *c, int rc, const tr_err *err, esm_config_t *out, int status) {
+    if (rc) return api_error(c, rc, err);
+    json_t *o = config_json(c->ctx, out);
+    esm_config_free(out);
+    return api_reply_json(c, status, o, 17);
 }
 
 /* ---- requests -------------------------------------------------------------------------------- */
 
-static int hexval(char c) {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-}
-
-/* Query parameter key, percent-decoded, into out; 0 absent, 1 present. */
-static int query(const net_req_t *req, const char *key, char *out, size_t cap) {
-    const char *q = req->query;
-    size_t kl = strlen(key);
-    while (q && *q) {
-        const char *amp = strchr(q, '&');
-        size_t len = amp ? (size_t)(amp - q) : strlen(q);
-        const char *eq = memchr(q, '=', len);
-        size_t nl = eq ? (size_t)(eq - q) : len;
-        if (nl == kl && !strncmp(q, key, kl)) {
-            size_t k = 0;
-            for (size_t i = eq ? nl + 1 : len; i < len && k + 1 < cap; i++) {
-                char ch = q[i];
-                if (ch == '%' && i + 2 < len && hexval(q[i + 1]) >= 0 && hexval(q[i + 2]) >= 0) {
-                    ch = (char)(hexval(q[i + 1]) * 16 + hexval(q[i + 2]));
-                    i += 2;
-                } else if (ch == '+') {
-                    ch = ' ';
-                }
-                out[k++] = ch;
-            }
-            out[k] = 0;
-            return 1;
-        }
-        q = amp ? amp + 1 : NULL;
-    }
-    return 0;
+/* Query parameter key into out (api_query): 0 absent, 1 present, API_FAIL (answered) when it is
+ * not valid percent-encoding or longer than cap. */
+static int query(api_call_t *c, const char *key, char *out, size_t cap) {
+    int rc = api_query(c->req, key, out, cap);
+    if (rc >= 0) return rc;
+    return api_fail(c, 400, "InvalidParameterValueException",
+                    "Query parameter %s is not valid percent-encoding or is longer than %zu bytes",
+                    key, cap - 1);
 }
 
 typedef struct in {
     json_t *o;
-    net_req_t *req;
+    api_call_t *c;
     int failed;                          /* an error response is filled */
 } in_t;
 
@@ -198,13 +105,13 @@ static int get_int(in_t *in, const char *k, long long lo, long long hi, long lon
     if (!v || json_is_null(v) || in->failed) return 0;
     if (!json_is_integer(v)) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException", "%s must be an integer", k);
+        api_fail(in->c, 400, "InvalidParameterValueException", "%s must be an integer", k);
         return 0;
     }
     long long x = json_integer_value(v);
     if (x < lo || x > hi) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException",
+        api_fail(in->c, 400, "InvalidParameterValueException",
                  "%s %lld is out of range [%lld, %lld]", k, x, lo, hi);
         return 0;
     }
@@ -217,7 +124,7 @@ static int get_bool(in_t *in, const char *k, int *out) {
     if (!v || json_is_null(v) || in->failed) return 0;
     if (!json_is_boolean(v)) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException", "%s must be true or false", k);
+        api_fail(in->c, 400, "InvalidParameterValueException", "%s must be true or false", k);
         return 0;
     }
     *out = json_is_true(v);
@@ -229,7 +136,7 @@ static const char *get_str(in_t *in, const char *k) {
     if (!v || json_is_null(v) || in->failed) return NULL;
     if (!json_is_string(v)) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException", "%s must be a string", k);
+        api_fail(in->c, 400, "InvalidParameterValueException", "%s must be a string", k);
         return NULL;
     }
     return json_string_value(v);
@@ -241,7 +148,7 @@ static int get_response_types(in_t *in, int *report) {
     if (!v || json_is_null(v) || in->failed) return 0;
     if (!json_is_array(v)) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException", "FunctionResponseTypes must be a list");
+        api_fail(in->c, 400, "InvalidParameterValueException", "FunctionResponseTypes must be a list");
         return 0;
     }
     *report = 0;
@@ -251,7 +158,7 @@ static int get_response_types(in_t *in, int *report) {
         const char *s = json_string_value(x);
         if (!s || strcmp(s, "ReportBatchItemFailures")) {
             in->failed = 1;
-            esm_fail(in->req, 400, "InvalidParameterValueException",
+            api_fail(in->c, 400, "InvalidParameterValueException",
                      "FunctionResponseTypes: \"%s\" is not a valid response type "
                      "(ReportBatchItemFailures)", s ? s : "(not a string)");
             return 0;
@@ -269,13 +176,13 @@ static int get_destination(in_t *in, const char **dest) {
     json_t *d = onf ? json_object_get(onf, "Destination") : NULL;
     if (!json_is_object(v) || (onf && !json_is_object(onf)) || (d && !json_is_null(d) && !json_is_string(d))) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException",
+        api_fail(in->c, 400, "InvalidParameterValueException",
                  "DestinationConfig must be {\"OnFailure\": {\"Destination\": \"<stream ARN>\"}}");
         return 0;
     }
     if (json_object_get(v, "OnSuccess")) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException",
+        api_fail(in->c, 400, "InvalidParameterValueException",
                  "DestinationConfig.OnSuccess is not supported for Kinesis event sources");
         return 0;
     }
@@ -290,52 +197,78 @@ static int get_filters(in_t *in, char **out) {
     if (!v || json_is_null(v) || in->failed) return 0;
     if (!json_is_object(v)) {
         in->failed = 1;
-        esm_fail(in->req, 400, "InvalidParameterValueException", "FilterCriteria must be an object");
+        api_fail(in->c, 400, "InvalidParameterValueException", "FilterCriteria must be an object");
         return 0;
     }
     if (json_array_size(json_object_get(v, "Filters"))) *out = json_dumps(v, JSON_COMPACT);
     return 1;
 }
 
-static int parse_body(net_req_t *req, in_t *in) {
-    in->req = req;
+/* The members CreateEventSourceMapping and UpdateEventSourceMapping both take (all but
+ * FunctionName, EventSourceArn and the starting position) into u, stopping at the first error
+ * (in->failed); *filters gets FilterCriteria's text (malloc'd, the caller's; u points to it). */
+static void get_common(in_t *in, esm_update_t *u, char **filters) {
+    long long v;
+    if (get_int(in, "BatchSize", 1, 10000, &v)) u->has_batch_size = 1, u->batch_size = (uint32_t)v;
+    if (get_int(in, "MaximumBatchingWindowInSeconds", 0, 300, &v))
+        u->has_window = 1, u->max_batching_window_s = (uint32_t)v;
+    if (get_int(in, "ParallelizationFactor", 1, 10, &v))
+        u->has_parallelization = 1, u->parallelization = (uint32_t)v;
+    if (get_int(in, "MaximumRetryAttempts", -1, 10000, &v))
+        u->has_retry = 1, u->max_retry = (int32_t)v;
+    if (get_int(in, "MaximumRecordAgeInSeconds", -1, 604800, &v))
+        u->has_age = 1, u->max_record_age_s = (int32_t)v;
+    if (get_int(in, "TumblingWindowInSeconds", 0, 900, &v))
+        u->has_tumbling = 1, u->tumbling_window_s = (uint32_t)v;
+    u->has_enabled = get_bool(in, "Enabled", &u->enabled);
+    u->has_bisect = get_bool(in, "BisectBatchOnFunctionError", &u->bisect);
+    u->has_response_types = get_response_types(in, &u->report_item_failures);
+    u->has_destination = get_destination(in, &u->on_failure);
+    u->has_filters = get_filters(in, filters);
+    u->filter_criteria = *filters;
+}
+
+static int parse_body(api_call_t *c, in_t *in) {
+    net_req_t *req = c->req;
+    in->c = c;
     in->failed = 0;
     json_error_t je;
     in->o = req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &je) : json_object();
     if (!in->o || !json_is_object(in->o)) {
         json_decref(in->o);
         in->o = NULL;
-        esm_fail(req, 400, "InvalidRequestContentException",
-                 "Could not parse request body into json: %s", req->body_len ? je.text : "empty");
-        return -1;
+        return api_fail(c, 400, "InvalidRequestContentException",
+                        "Could not parse request body into json: %s",
+                        req->body_len ? je.text : "empty");
     }
     return 0;
 }
 
 /* ---- operations ------------------------------------------------------------------------------ */
 
-static int op_create(api_ctx_t *ctx, net_req_t *req) {
+static int op_create(api_call_t *cl) {
+    api_ctx_t *ctx = cl->ctx;
     in_t in;
-    if (parse_body(req, &in)) return NET_DONE;
+    if (parse_body(cl, &in)) return API_FAIL;
     esm_config_t c;
     esm_config_defaults(&c);
-    long long v;
     const char *s;
     if ((s = get_str(&in, "FunctionName"))) snprintf(c.function_name, sizeof c.function_name, "%s", s);
-    if (s && !in.failed && esm_fn_foreign(ctx, req, s, "CreateEventSourceMapping")) in.failed = 1;
+    if (s && !in.failed && api__lambda_fn_owned(cl, s, "CreateEventSourceMapping")) in.failed = 1;
     if ((s = get_str(&in, "EventSourceArn"))) snprintf(c.source_arn, sizeof c.source_arn, "%s", s);
-    if (get_int(&in, "BatchSize", 1, 10000, &v)) c.batch_size = (uint32_t)v;
-    if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v)) c.max_batching_window_s = (uint32_t)v;
-    if (get_int(&in, "ParallelizationFactor", 1, 10, &v)) c.parallelization = (uint32_t)v;
-    if (get_int(&in, "MaximumRetryAttempts", -1, 10000, &v)) c.max_retry = (int32_t)v;
-    if (get_int(&in, "MaximumRecordAgeInSeconds", -1, 604800, &v)) c.max_record_age_s = (int32_t)v;
-    if (get_int(&in, "TumblingWindowInSeconds", 0, 900, &v)) c.tumbling_window_s = (uint32_t)v;
-    get_bool(&in, "Enabled", &c.enabled);
-    get_bool(&in, "BisectBatchOnFunctionError", &c.bisect);
-    get_response_types(&in, &c.report_item_failures);
-    const char *dest = NULL;
-    if (get_destination(&in, &dest)) snprintf(c.on_failure, sizeof c.on_failure, "%s", dest);
-    get_filters(&in, &c.filter_criteria);
+    esm_update_t u;
+    memset(&u, 0, sizeof u);
+    get_common(&in, &u, &c.filter_criteria);
+    if (u.has_batch_size) c.batch_size = u.batch_size;
+    if (u.has_window) c.max_batching_window_s = u.max_batching_window_s;
+    if (u.has_parallelization) c.parallelization = u.parallelization;
+    if (u.has_retry) c.max_retry = u.max_retry;
+    if (u.has_age) c.max_record_age_s = u.max_record_age_s;
+    if (u.has_tumbling) c.tumbling_window_s = u.tumbling_window_s;
+    if (u.has_enabled) c.enabled = u.enabled;
+    if (u.has_bisect) c.bisect = u.bisect;
+    if (u.has_response_types) c.report_item_failures = u.report_item_failures;
+    if (u.has_destination) snprintf(c.on_failure, sizeof c.on_failure, "%s", u.on_failure);
     if ((s = get_str(&in, "StartingPosition"))) {
         c.starting_position = !strcmp(s, "TRIM_HORIZON") ? ESM_TRIM_HORIZON
                               : !strcmp(s, "LATEST")     ? ESM_LATEST
@@ -343,7 +276,7 @@ static int op_create(api_ctx_t *ctx, net_req_t *req) {
                                                            : -2;
         if (c.starting_position == -2 && !in.failed) {
             in.failed = 1;
-            esm_fail(req, 400, "InvalidParameterValueException", "StartingPosition \"%s\" is not one "
+            api_fail(cl, 400, "InvalidParameterValueException", "StartingPosition \"%s\" is not one "
                      "of TRIM_HORIZON, LATEST, AT_TIMESTAMP", s);
         }
     }
@@ -354,7 +287,7 @@ static int op_create(api_ctx_t *ctx, net_req_t *req) {
         } else if (json_is_string(ts)) {
             int64_t ms;
             const char *t = json_string_value(ts);
-            if (trf__iso_parse(t, strlen(t), &ms) == 0) c.starting_ts_ms = ms;
+            if (api_iso8601_parse(t, strlen(t), &ms) == 0) c.starting_ts_ms = ms;
             else c.starting_ts_ms = (int64_t)llround(atof(t) * 1000.0);
         }
     }
@@ -364,13 +297,13 @@ static int op_create(api_ctx_t *ctx, net_req_t *req) {
     for (int i = 0; unsupported[i] && !in.failed; i++)
         if (json_object_get(in.o, unsupported[i])) {
             in.failed = 1;
-            esm_fail(req, 400, "InvalidParameterValueException", "%s does not apply to a Kinesis "
+            api_fail(cl, 400, "InvalidParameterValueException", "%s does not apply to a Kinesis "
                      "event source", unsupported[i]);
         }
     json_decref(in.o);
     if (in.failed) {
         esm_config_free(&c);
-        return NET_DONE;
+        return API_FAIL;
     }
     tr_err err;
     tr_err_clear(&err);
@@ -378,36 +311,38 @@ static int op_create(api_ctx_t *ctx, net_req_t *req) {
     memset(&out, 0, sizeof out);
     int rc = esm_create(ctx->esm, &c, &out, &err);
     esm_config_free(&c);
-    if (rc) return esm_error(req, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return reply(req, 202, o);
+    return answer(cl, rc, &err, &out, 202);
 }
 
-static int op_get(api_ctx_t *ctx, net_req_t *req, const char *uuid) {
+/* GetEventSourceMapping and DeleteEventSourceMapping: fn on the path's UUID. */
+static int op_by_uuid(api_call_t *cl, int (*fn)(esm_t *, const char *, esm_config_t *, tr_err *),
+                      int status) {
     tr_err err;
     tr_err_clear(&err);
     esm_config_t out;
     memset(&out, 0, sizeof out);
-    int rc = esm_get(ctx->esm, uuid, &out, &err);
-    if (rc) return esm_error(req, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return reply(req, 200, o);
+    int rc = fn(cl->ctx->esm, cl->seg, &out, &err);
+    return answer(cl, rc, &err, &out, status);
 }
 
-static int op_list(api_ctx_t *ctx, net_req_t *req) {
+static int op_get(api_call_t *cl) { return op_by_uuid(cl, esm_get, 200); }
+
+static int op_list(api_call_t *cl) {
+    api_ctx_t *ctx = cl->ctx;
     char fname[512] = "", arn[ESM_MAX_ARN] = "", marker[64] = "", maxs[32] = "";
-    query(req, "FunctionName", fname, sizeof fname);
-    query(req, "EventSourceArn", arn, sizeof arn);
-    query(req, "Marker", marker, sizeof marker);
-    if (fname[0] && esm_fn_foreign(ctx, req, fname, "ListEventSourceMappings")) return NET_DONE;
+    if (query(cl, "FunctionName", fname, sizeof fname) < 0 ||
+        query(cl, "EventSourceArn", arn, sizeof arn) < 0 ||
+        query(cl, "Marker", marker, sizeof marker) < 0)
+        return API_FAIL;
+    if (fname[0] && api__lambda_fn_owned(cl, fname, "ListEventSourceMappings")) return API_FAIL;
     long max = 100;
-    if (query(req, "MaxItems", maxs, sizeof maxs)) {
+    int has_max = query(cl, "MaxItems", maxs, sizeof maxs);
+    if (has_max < 0) return API_FAIL;
+    if (has_max) {
         char *end;
         max = strtol(maxs, &end, 10);
         if (*end || max < 1 || max > 10000)
-            return esm_fail(req, 400, "InvalidParameterValueException",
+            return api_fail(cl, 400, "InvalidParameterValueException",
                             "MaxItems %s is out of range [1, 10000]", maxs);
     }
     tr_err err;
@@ -416,53 +351,36 @@ static int op_list(api_ctx_t *ctx, net_req_t *req) {
     size_t n;
     char *next;
     int rc = esm_list(ctx->esm, fname, arn, marker, (size_t)max, &list, &n, &next, &err);
-    if (rc) return esm_error(req, rc, &err);
-    json_t *o = json_object(), *arr = json_array();
+    if (rc) return api_error(cl, rc, &err);
+    json_t *arr = json_array();
     for (size_t i = 0; i < n; i++) {
         json_array_append_new(arr, config_json(ctx, &list[i]));
         esm_config_free(&list[i]);
     }
     free(list);
-    json_object_set_new(o, "EventSourceMappings", arr);
-    if (next) json_object_set_new(o, "NextMarker", json_string(next));
-    free(next);
-    return reply(req, 200, o);
+    return api__lambda_reply_list(cl, "EventSourceMappings", arr, next, 17);
 }
 
-static int op_update(api_ctx_t *ctx, net_req_t *req, const char *uuid) {
+static int op_update(api_call_t *cl) {
+    api_ctx_t *ctx = cl->ctx;
+    const char *uuid = cl->seg;
     in_t in;
-    if (parse_body(req, &in)) return NET_DONE;
+    if (parse_body(cl, &in)) return API_FAIL;
     esm_update_t u;
     memset(&u, 0, sizeof u);
-    long long v;
     if ((u.function_name = get_str(&in, "FunctionName"))) u.has_function = 1;
     if (u.has_function && !in.failed &&
-        esm_fn_foreign(ctx, req, u.function_name, "UpdateEventSourceMapping"))
+        api__lambda_fn_owned(cl, u.function_name, "UpdateEventSourceMapping"))
         in.failed = 1;
-    if (get_int(&in, "BatchSize", 1, 10000, &v)) u.has_batch_size = 1, u.batch_size = (uint32_t)v;
-    if (get_int(&in, "MaximumBatchingWindowInSeconds", 0, 300, &v))
-        u.has_window = 1, u.max_batching_window_s = (uint32_t)v;
-    if (get_int(&in, "ParallelizationFactor", 1, 10, &v))
-        u.has_parallelization = 1, u.parallelization = (uint32_t)v;
-    if (get_int(&in, "MaximumRetryAttempts", -1, 10000, &v)) u.has_retry = 1, u.max_retry = (int32_t)v;
-    if (get_int(&in, "MaximumRecordAgeInSeconds", -1, 604800, &v))
-        u.has_age = 1, u.max_record_age_s = (int32_t)v;
-    if (get_int(&in, "TumblingWindowInSeconds", 0, 900, &v))
-        u.has_tumbling = 1, u.tumbling_window_s = (uint32_t)v;
-    u.has_enabled = get_bool(&in, "Enabled", &u.enabled);
-    u.has_bisect = get_bool(&in, "BisectBatchOnFunctionError", &u.bisect);
-    u.has_response_types = get_response_types(&in, &u.report_item_failures);
-    u.has_destination = get_destination(&in, &u.on_failure);
     char *filters = NULL;
-    u.has_filters = get_filters(&in, &filters);
-    u.filter_criteria = filters;
+    get_common(&in, &u, &filters);
     if (!in.failed && json_object_get(in.o, "StartingPosition"))
-        in.failed = 1, esm_fail(req, 400, "InvalidParameterValueException",
+        in.failed = 1, api_fail(cl, 400, "InvalidParameterValueException",
                                 "StartingPosition cannot be updated; delete and re-create the mapping");
     if (in.failed) {
         json_decref(in.o);
         free(filters);
-        return NET_DONE;
+        return API_FAIL;
     }
     tr_err err;
     tr_err_clear(&err);
@@ -471,48 +389,37 @@ static int op_update(api_ctx_t *ctx, net_req_t *req, const char *uuid) {
     int rc = esm_update(ctx->esm, uuid, &u, &out, &err);
     json_decref(in.o);   /* u's strings point into it */
     free(filters);
-    if (rc) return esm_error(req, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return reply(req, 202, o);
+    return answer(cl, rc, &err, &out, 202);
 }
 
-static int op_delete(api_ctx_t *ctx, net_req_t *req, const char *uuid) {
-    tr_err err;
-    tr_err_clear(&err);
-    esm_config_t out;
-    memset(&out, 0, sizeof out);
-    int rc = esm_delete(ctx->esm, uuid, &out, &err);
-    if (rc) return esm_error(req, rc, &err);
-    json_t *o = config_json(ctx, &out);
-    esm_config_free(&out);
-    return reply(req, 202, o);
+static int op_delete(api_call_t *cl) { return op_by_uuid(cl, esm_delete, 202); }
+
+/* ---- the service ------------------------------------------------------------------------------ */
+
+/* Before the body: the engine is running, and a mapping's UUID (c->seg) is one that could be. */
+static int esm_ready(api_call_t *c) {
+    if (!c->ctx->esm) return api_fail(c, 503, "ServiceException", "Event source mappings are not running");
+    if (strlen(c->seg) >= 64)
+        return api_fail(c, 404, "UnknownOperationException", "%s %s is not a Lambda operation",
+                        c->req->method, c->req->path);
+    return 0;
 }
 
-int api_lambda_esm_handle(api_ctx_t *ctx, net_req_t *req) {
-    const char *rest = req->path + strlen(ESM_PREFIX);
-    if (*rest && *rest != '/')
-        return esm_fail(req, 404, "UnknownOperationException", "%s %s is not a Lambda operation",
-                        req->method, req->path);
-    if (!ctx->esm)
-        return esm_fail(req, 503, "ServiceException", "Event source mappings are not running");
-    if (*rest == '/') rest++;
-    char uuid[64];
-    size_t n = strcspn(rest, "/");
-    if (n >= sizeof uuid || (rest[n] == '/' && rest[n + 1]))
-        return esm_fail(req, 404, "UnknownOperationException", "%s %s is not a Lambda operation",
-                        req->method, req->path);
-    memcpy(uuid, rest, n);
-    uuid[n] = 0;
-    const char *m = req->method;
-    if (!uuid[0]) {
-        if (!strcmp(m, "POST")) return op_create(ctx, req);
-        if (!strcmp(m, "GET")) return op_list(ctx, req);
-    } else {
-        if (!strcmp(m, "GET")) return op_get(ctx, req, uuid);
-        if (!strcmp(m, "PUT")) return op_update(ctx, req, uuid);
-        if (!strcmp(m, "DELETE")) return op_delete(ctx, req, uuid);
-    }
-    return esm_fail(req, 405, "UnknownOperationException", "%s %s is not a Lambda operation",
-                    req->method, req->path);
-}
+/* Each row: the operation, method, path ("{}": the mapping's UUID), handler.  The handlers read
+ * their bodies themselves (an empty body is {} here). */
+static const api_op_t esm_ops[] = {
+    {"CreateEventSourceMapping", "POST", ESM_PREFIX, op_create, 0, NULL},
+    {"ListEventSourceMappings", "GET", ESM_PREFIX, op_list, 0, NULL},
+    {"GetEventSourceMapping", "GET", ESM_PREFIX "/{}", op_get, 0, NULL},
+    {"UpdateEventSourceMapping", "PUT", ESM_PREFIX "/{}", op_update, 0, NULL},
+    {"DeleteEventSourceMapping", "DELETE", ESM_PREFIX "/{}", op_delete, 0, NULL},
+};
+
+static const char *const esm_prefixes[] = {ESM_PREFIX, NULL};
+
+const api_service_t api_lambda_esm_service = {
+    API_LAMBDA_SERVICE_COMMON,
+    .path_prefixes = esm_prefixes,
+    API_OPS(esm_ops),
+    .ready = esm_ready,
+};

@@ -201,15 +201,3 @@ void api_runtime_listener_close(void *arg, void *handle) {
     net_server_stop(l->srv);
     free(l);
 }
-
-/* ---- GET /metrics -------------------------------------------------------------------------- */
-
-int api_metrics_handle(api_ctx_t *ctx, net_req_t *req) {
-    req->status = 200;
-    req->content_type = "text/plain; version=0.0.4; charset=utf-8";
-    tr_buf_reset(&req->out);
-    if (ctx->fn) fn_metrics_prometheus(ctx->fn, &req->out);
-    if (ctx->slog) slog_metrics_prometheus(ctx->slog, &req->out); /* log damage, failed shards */
-    if (!req->out.len) tr_buf_puts(&req->out, "# no metrics yet\n");
-    return NET_DONE;
-}

@@ -1049,7 +1049,7 @@ int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_le
     fn_func_t *f = fn__func_find(fn, name);
     if (!f) rc = not_found(fn, name, err);
     else if (revision_id && *revision_id && strcmp(revision_id, f->cfg.revision_id))
-        rc = tr_err_set(err, TR_EINUSE,
+        rc = tr_err_set(err, TR_ECONDITION,
                         "The Revision Id provided does not match the latest Revision Id. Call the "
                         "GetFunction/GetAlias API to retrieve the latest Revision Id");
     if (!rc) {
@@ -1094,7 +1094,7 @@ int fn_update_config(fn_t *fn, const char *name, const fn_config_update_t *u, fn
         goto leave;
     }
     if (u->revision_id && *u->revision_id && strcmp(u->revision_id, f->cfg.revision_id)) {
-        rc = tr_err_set(err, TR_EINUSE,
+        rc = tr_err_set(err, TR_ECONDITION,
                         "The Revision Id provided does not match the latest Revision Id. Call the "
                         "GetFunction/GetAlias API to retrieve the latest Revision Id");
         goto leave;

@@ -131,7 +131,7 @@ typedef struct fn_config_update {
     uint32_t timeout_s, memory_mb;
     const fn_env_var_t *env;                 /* replaces all variables (AWS semantics) */
     size_t n_env;
-    const char *revision_id;                 /* if not NULL: TR_EINUSE unless it matches */
+    const char *revision_id;                 /* if not NULL: TR_ECONDITION unless it matches */
 } fn_config_update_t;
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
@@ -219,7 +219,7 @@ int fn_get(fn_t *fn, const char *name, fn_config_t *out, tr_err *err);
  * NULL when none follow. */
 int fn_list(fn_t *fn, const char *marker, size_t max, fn_config_t **out, size_t *n, char **next,
             tr_err *err);
-/* Replace the code.  revision_id: NULL or must match (TR_EINUSE).  Warm instances of the old
+/* Replace the code.  revision_id: NULL or must match (TR_ECONDITION).  Warm instances of the old
  * code are retired (idle ones at once, busy ones after their invocation). */
 int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_len,
                    const char *revision_id, fn_config_t *out, tr_err *err);

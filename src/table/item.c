@@ -65,6 +65,7 @@
 #include <string.h>
 
 #include "core/buf.h"
+#include "core/mem.h"
 
 /* ------------------------------------------------------------------------------------------ */
 /* messages                                                                                     */
@@ -95,12 +96,6 @@ typedef struct bstr {
     const uint8_t *p;
     size_t n;
 } bstr;
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) abort(); /* control-plane sized: bounded by the request, see STYLE "Memory" */
-    return p;
-}
 
 static int bstr_cmp(const void *a, const void *b) {
     const bstr *x = a, *y = b;
@@ -173,7 +168,9 @@ static int b64_val(unsigned char c) {
 }
 
 /* Check standard padded base64 strictly as DynamoDB does (including zero unused bits in the
- * last character); on success store the decoded length.  Returns 0 or TR_ESERIALIZATION. */
+ * last character); on success store the decoded length.  Returns 0 or TR_ESERIALIZATION.
+ * Decoding is core's (tr_base64_decode); this check stays here because DynamoDB's verdicts and
+ * messages are its own: core accepts non-zero unused bits and says nothing about why it refused. */
 static int b64_check(const char *s, size_t n, size_t *declen, tr_err *err) {
     if (n % 4)
         return tr_err_set(err, TR_ESERIALIZATION,
@@ -201,7 +198,7 @@ static uint8_t *b64_dup(const json_t *str, size_t *len) {
     const char *s = json_string_value(str);
     size_t n = json_string_length(str), dl;
     if (!s || b64_check(s, n, &dl, NULL)) return NULL;
-    uint8_t *p = xmalloc(tr_base64_decoded_max(n));
+    uint8_t *p = tr_xmalloc(tr_base64_decoded_max(n));
     long r = tr_base64_decode(s, n, p);
     if (r < 0) {
         free(p);
@@ -221,13 +218,13 @@ static uint8_t *b64_dup(const json_t *str, size_t *len) {
 static int set_keys(const json_t *arr, int t, bstr **out, uint8_t **arena) {
     size_t n = json_array_size(arr), i, total = 0;
     json_t *e;
-    bstr *k = xmalloc(n * sizeof *k);
+    bstr *k = tr_xmalloc(n * sizeof *k);
     uint8_t *a = NULL;
     if (t == TBL_T_NS) {
-        a = xmalloc(n * TBL_NUM_KEYMAX);
+        a = tr_xmalloc(n * TBL_NUM_KEYMAX);
     } else if (t == TBL_T_BS) {
         json_array_foreach(arr, i, e) total += tr_base64_decoded_max(json_string_length(e));
-        a = xmalloc(total);
+        a = tr_xmalloc(total);
     }
     size_t off = 0;
     json_array_foreach(arr, i, e) {

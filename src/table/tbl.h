@@ -395,7 +395,7 @@ int tbl_ttl_run(tbl_t *db, size_t max);
  * LMDB failure in that work is logged and retried a second later. */
 int tbl_background_pending(tbl_t *db);
 
-/* ---- synchronous convenience API (native C functions) -------------------------------------- */
+/* ---- synchronous convenience API (tests and tools: no server path uses it) ----------------- */
 
 /* A table handle: the engine plus a table name, checked at open.  Calls below submit to the
  * writer thread and wait for the callback, so they return only once durable, with exactly the

@@ -154,18 +154,8 @@ def verify(c, table, led, round_no):
 
 @pytest.fixture
 def crash_server():
-    if srv.external_endpoint():
-        pytest.skip("kill -9 needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    s = srv.ServerProcess()
-    try:
-        s.start()
-    except srv.ServerError as e:
-        s.close()
-        pytest.fail(f"could not start tributary: {e}", pytrace=False)
-    yield s
-    findings = s.close()
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.own_server("kill -9") as s:
+        yield s
 
 
 def test_dynamodb_kill9_under_load(crash_server):
@@ -193,19 +183,8 @@ def test_dynamodb_kill9_under_load(crash_server):
             w.start()
         want = base + (rng.randint(0, 5) if rng.random() < 0.2 else rng.randint(20, 300))
         until = time.monotonic() + rng.uniform(0.05, 1.5)
-        while time.monotonic() < until:
-            acked = len(led.put_acked) + sum(len(v) for v in led.add_acked.values())
-            if acked >= want or any(w.failure for w in writers):
-                break
-            time.sleep(0.002)
-        s.kill9()
-        stop.set()
-        for w in writers:
-            w.join(timeout=30)
-            assert not w.is_alive(), f"{w.name} did not stop within 30s"
-        for w in writers:
-            if w.failure:
-                raise AssertionError(f"{w.name} failed: {w.failure!r}") from w.failure
+        srv.kill9_amid(s, writers, stop, until, lambda: len(led.put_acked) + sum(
+            len(v) for v in led.add_acked.values()) >= want)
         s.start()
         c = d.make_client(s)
         n = verify(c, table, led, round_no)

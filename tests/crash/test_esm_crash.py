@@ -23,20 +23,8 @@ pytestmark = [pytest.mark.deadline(240)]
 
 @pytest.fixture
 def private_server():
-    if srv.external_endpoint():
-        pytest.skip("needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    started = []
-
-    def make(**kw):
-        s = srv.ServerProcess(**kw)
-        started.append(s)
-        s.start()
-        return s
-
-    yield make
-    findings = "".join(s.close() for s in started)
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.server_factory("a crash test") as make:
+        yield make
 
 
 def make_pipeline(s, probe, stream="src", shards=1, **mapping):
@@ -157,14 +145,14 @@ def test_kill9_mid_processing_loses_and_skips_nothing(private_server, probe):
     pids_before_kill = set()
     try:
         for rnd in range(5):
-            time.sleep(random.uniform(0.4, 1.2))
+            time.sleep(random.uniform(0.4, 1.2))  # a random kill moment: the test
             pids_before_kill |= {inv["pid"] for inv in probe.invokes()}
             s.kill9()
             # Hosts die with the server (PR_SET_PDEATHSIG): no orphans keep running user code.
             lf.wait_for(lambda: not any(alive(p) for p in pids_before_kill), 5,
                         what="function hosts to die with the server")
             s.start()
-        time.sleep(0.5)
+        time.sleep(0.5)  # load after the last restart, before the writer stops
     finally:
         w.stop.set()
         w.join(10)

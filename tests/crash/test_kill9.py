@@ -158,18 +158,8 @@ def verify(client, stream, ledger, round_no):
 
 @pytest.fixture
 def crash_server():
-    if srv.external_endpoint():
-        pytest.skip("kill -9 needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    s = srv.ServerProcess()
-    try:
-        s.start()
-    except srv.ServerError as e:
-        s.close()
-        pytest.fail(f"could not start tributary: {e}", pytrace=False)
-    yield s
-    findings = s.close()
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.own_server("kill -9") as s:
+        yield s
 
 
 def test_kill9_under_load(crash_server):
@@ -200,18 +190,7 @@ def test_kill9_under_load(crash_server):
         # now and then kill almost at once (right after the restart's recovery)
         want = base + (rng.randint(0, 5) if rng.random() < 0.2 else rng.randint(20, 600))
         until = time.monotonic() + rng.uniform(0.05, 1.5)
-        while len(ledger.acked) < want and time.monotonic() < until:
-            if any(w.failure for w in writers):
-                break
-            time.sleep(0.002)
-        s.kill9()
-        stop.set()
-        for w in writers:
-            w.join(timeout=30)
-            assert not w.is_alive(), f"{w.name} did not stop within 30s"
-        for w in writers:
-            if w.failure:
-                raise AssertionError(f"{w.name} failed: {w.failure!r}") from w.failure
+        srv.kill9_amid(s, writers, stop, until, lambda: len(ledger.acked) >= want)
         s.start()
         if rng.random() < 0.15:  # crash again straight after recovery, before any traffic
             s.kill9()

@@ -422,18 +422,8 @@ def verify(server, names, o, counts, log_mark, hit):
 
 @pytest.fixture
 def soak_server():
-    if srv.external_endpoint():
-        pytest.skip("the soak needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    s = srv.ServerProcess(extra_args=BASE_ARGS)
-    try:
-        s.start()
-    except srv.ServerError as e:
-        s.close()
-        pytest.fail(f"could not start tributary: {e}", pytrace=False)
-    yield s
-    findings = s.close()
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.own_server("the soak", extra_args=BASE_ARGS) as s:
+        yield s
 
 
 def test_crash_and_corruption_soak(soak_server):
@@ -475,15 +465,9 @@ def test_crash_and_corruption_soak(soak_server):
         for w in writers:
             w.start()
         # now and then kill almost at once; usually after some traffic
-        stop.wait(rng.uniform(0.0, 0.1) if rng.random() < 0.2 else rng.uniform(0.3, 2.0))
-        s.kill9()
-        stop.set()
-        for w in writers:
-            w.join(timeout=30)
-            assert not w.is_alive(), f"{w.name} did not stop within 30 s (seed {seed})"
-            if w.failure:
-                raise AssertionError(f"{w.name} failed (seed {seed}): {w.failure!r}") \
-                    from w.failure
+        srv.kill9_amid(s, writers, stop, time.monotonic() + (
+            rng.uniform(0.0, 0.1) if rng.random() < 0.2 else rng.uniform(0.3, 2.0)),
+            note=f" (seed {seed})")
         notes = []
         damage(s.data_dir, rng, notes, hit)
         # now and then the next run has one shard's disk full (testing option): its records are

@@ -1,11 +1,10 @@
 """DynamoDB test helpers: boto3 clients/resources, a raw signed JSON 1.0 caller, table factory.
 
-The raw caller reuses the Kinesis helper's SigV4 signer with service "dynamodb", target prefix
+The raw caller is helpers/raw.py's client with service "dynamodb", target prefix
 "DynamoDB_20120810." and content type application/x-amz-json-1.0, so tests can send members the
 installed botocore lacks (botocore 1.29 has no ReturnValuesOnConditionCheckFailure on PutItem)
 and can look at raw bodies, headers (x-amz-crc32) and __type values.
 """
-import datetime
 import re
 import uuid
 
@@ -13,6 +12,7 @@ import boto3
 from botocore.config import Config
 
 from helpers import kinesis as k
+from helpers import raw
 
 TARGET_PREFIX = "DynamoDB_20120810."
 JSON_CT = "application/x-amz-json-1.0"
@@ -77,40 +77,11 @@ def attr_defs(**types):
     return [{"AttributeName": n, "AttributeType": t} for n, t in types.items()]
 
 
-class RawClient(k.RawClient):
-    """Hand-signed DynamoDB JSON 1.0 requests."""
-
-    def build(self, operation=None, payload=None, *, body=None, target=None,
-              content_type=JSON_CT, sign=True, access_key=None, secret_key=None, when=None,
-              amz_date=None, extra_headers=None, region=None, method="POST",
-              service="dynamodb"):
-        import json
-        if body is None:
-            body = json.dumps(payload if payload is not None else {}).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        headers = {"Host": self.netloc}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        if target is None and operation is not None:
-            target = TARGET_PREFIX + operation
-        if target is not None:
-            headers["X-Amz-Target"] = target
-        if amz_date is None:
-            when = when or datetime.datetime.now(datetime.timezone.utc)
-            amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-        headers["X-Amz-Date"] = amz_date
-        token = getattr(self.server, "session_token", None)
-        if token and access_key is None:
-            headers["X-Amz-Security-Token"] = token
-        if extra_headers:
-            headers.update(extra_headers)
-        if sign:
-            headers["Authorization"] = k.sigv4_authorization(
-                method, self.path, headers, body, access_key or self.server.access_key,
-                secret_key or self.server.secret_key, region or self.server.region, amz_date,
-                service=service)
-        return method, body, headers
+class RawClient(raw.RawClient):
+    """Hand-signed DynamoDB JSON 1.0 requests (helpers/raw.py)."""
+    service = "dynamodb"
+    target_prefix = TARGET_PREFIX
+    content_type = JSON_CT
 
 
 def full_type(r):

@@ -1,25 +1,22 @@
 """Kinesis test helpers: clients, a raw signed JSON caller, routing maths and shard readers.
 
-The raw caller signs with its own SigV4 implementation (not botocore's) so tests can set any
-date, key, header or body, and can send members that the installed botocore model lacks (e.g.
-StreamARN with botocore 1.29).
+The raw caller is helpers/raw.py's client for JSON 1.1 with Kinesis's target prefix: tests can
+set any date, key, header or body, and can send members that the installed botocore model lacks
+(e.g. StreamARN with botocore 1.29).
 """
 import contextlib
-import datetime
 import hashlib
-import hmac
-import http.client
-import json
 import os
 import re
-import time
 import uuid
-from urllib.parse import urlparse
 
 import boto3
 import pytest
 from botocore.config import Config
 from botocore.exceptions import ClientError
+
+from helpers import raw
+from helpers.wait import poll
 
 MAX_HASH = 2 ** 128 - 1
 TARGET_PREFIX = "Kinesis_20131202."
@@ -47,21 +44,6 @@ def make_client(server, validate=True, access_key=None, secret_key=None, read_ti
 def unique_name(tag="s"):
     tag = re.sub(r"[^a-zA-Z0-9_.-]", "-", tag)[:60]
     return f"tr-{tag}-{uuid.uuid4().hex[:10]}"
-
-
-def poll(probe, timeout, failure):
-    """Call probe() -> (done, value) with backoff (50 ms doubling to 2 s) until done; return
-    value.  After timeout seconds raise AssertionError(failure(value))."""
-    deadline = time.monotonic() + timeout
-    delay = 0.05
-    while True:
-        done, value = probe()
-        if done:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(failure(value))
-        time.sleep(delay)
-        delay = min(delay * 2, 2.0)
 
 
 def absent(describe):
@@ -131,146 +113,11 @@ def aws_error(*codes, status=None, message=None):
 # raw signed requests
 # ------------------------------------------------------------------------------------------
 
-def _sign(key, msg):
-    return hmac.new(key, msg.encode("utf-8"), hashlib.sha256).digest()
-
-
-def sigv4_authorization(method, path, headers, body, access_key, secret_key, region, amz_date,
-                        service="kinesis"):
-    """Authorization header value for a request with no query string; signs every header."""
-    lower = {k.lower(): " ".join(str(v).strip().split()) for k, v in headers.items()}
-    signed = sorted(lower)
-    canonical_headers = "".join(f"{k}:{lower[k]}\n" for k in signed)
-    signed_headers = ";".join(signed)
-    canonical = "\n".join([method, path, "", canonical_headers, signed_headers,
-                           hashlib.sha256(body).hexdigest()])
-    date = amz_date[:8]
-    scope = f"{date}/{region}/{service}/aws4_request"
-    sts = "\n".join(["AWS4-HMAC-SHA256", amz_date, scope,
-                     hashlib.sha256(canonical.encode()).hexdigest()])
-    k = _sign(("AWS4" + secret_key).encode(), date)
-    k = _sign(k, region)
-    k = _sign(k, service)
-    k = _sign(k, "aws4_request")
-    sig = hmac.new(k, sts.encode(), hashlib.sha256).hexdigest()
-    return (f"AWS4-HMAC-SHA256 Credential={access_key}/{scope}, "
-            f"SignedHeaders={signed_headers}, Signature={sig}")
-
-
-class RawResponse:
-    def __init__(self, status, headers, body):
-        self.status = status
-        self.headers = {k.lower(): v for k, v in headers}
-        self.body = body
-        try:
-            self.json = json.loads(body) if body else None
-        except ValueError:
-            self.json = None
-
-    @property
-    def error_type(self):
-        """AWS error type from the JSON __type, the x-amzn-ErrorType header or an XML root."""
-        if isinstance(self.json, dict):
-            t = self.json.get("__type")
-            if t is None and isinstance(self.json.get("Output"), dict):
-                t = self.json["Output"].get("__type")
-            if t:
-                return t.split("#")[-1]
-        h = self.headers.get("x-amzn-errortype")
-        if h:
-            return h.split(":")[0]
-        m = re.search(rb"<\s*([A-Za-z]+Exception)\b", self.body or b"")
-        if m:
-            return m.group(1).decode()
-        return None
-
-    @property
-    def message(self):
-        if isinstance(self.json, dict):
-            return self.json.get("message") or self.json.get("Message") or ""
-        m = re.search(rb"<Message>(.*?)</Message>", self.body or b"", re.S)
-        return m.group(1).decode(errors="replace") if m else ""
-
-    def __repr__(self):
-        return f"<HTTP {self.status} {self.body[:300]!r}>"
-
-
-class RawClient:
-    """JSON 1.1 requests over http.client, signed (or not) exactly as a test wants."""
-
-    def __init__(self, server, timeout=60):
-        self.server = server
-        u = urlparse(server.endpoint)
-        self.scheme = u.scheme
-        self.netloc = u.netloc
-        self.path = u.path or "/"
-        self.timeout = timeout
-
-    def connection(self):
-        host, _, port = self.netloc.partition(":")
-        cls = http.client.HTTPSConnection if self.scheme == "https" else http.client.HTTPConnection
-        return cls(host, int(port) if port else None, timeout=self.timeout)
-
-    def build(self, operation=None, payload=None, *, body=None, target=None,
-              content_type=JSON_CT, sign=True, access_key=None, secret_key=None, when=None,
-              amz_date=None, extra_headers=None, region=None, method="POST"):
-        if body is None:
-            body = json.dumps(payload if payload is not None else {}).encode()
-        elif isinstance(body, str):
-            body = body.encode()
-        headers = {"Host": self.netloc}
-        if content_type is not None:
-            headers["Content-Type"] = content_type
-        if target is None and operation is not None:
-            target = TARGET_PREFIX + operation
-        if target is not None:
-            headers["X-Amz-Target"] = target
-        if amz_date is None:
-            when = when or datetime.datetime.now(datetime.timezone.utc)
-            amz_date = when.strftime("%Y%m%dT%H%M%SZ")
-        headers["X-Amz-Date"] = amz_date
-        token = getattr(self.server, "session_token", None)
-        if token and access_key is None:
-            headers["X-Amz-Security-Token"] = token
-        if extra_headers:
-            headers.update(extra_headers)
-        if sign:
-            headers["Authorization"] = sigv4_authorization(
-                method, self.path, headers, body, access_key or self.server.access_key,
-                secret_key or self.server.secret_key, region or self.server.region, amz_date)
-        return method, body, headers
-
-    def call(self, operation=None, payload=None, conn=None, **kw):
-        method, body, headers = self.build(operation, payload, **kw)
-        return self.send(method, body, headers, conn)
-
-    def send(self, method, body, headers, conn=None):
-        """Send a request as built (possibly altered after signing)."""
-        own = conn is None
-        conn = conn or self.connection()
-        try:
-            conn.request(method, self.path, body=body, headers=headers)
-            r = conn.getresponse()
-            return RawResponse(r.status, r.getheaders(), r.read())
-        finally:
-            if own:
-                conn.close()
-
-    def ok(self, operation, payload=None, **kw):
-        """Call and require HTTP 200; returns the decoded JSON body ({} when empty)."""
-        r = self.call(operation, payload, **kw)
-        assert r.status == 200, (f"{operation} {payload!r}: expected HTTP 200, got {r.status} "
-                                 f"{r.error_type}: {r.message!r}")
-        return r.json if r.json is not None else {}
-
-    def error(self, operation, payload, *types, status=400, **kw):
-        r = self.call(operation, payload, **kw)
-        assert r.status != 200, f"{operation} {payload!r}: expected {types}, got HTTP 200 {r.body!r}"
-        assert r.error_type in types, (f"{operation}: expected {' or '.join(types)}, got "
-                                       f"{r.error_type} (HTTP {r.status}) {r.body[:300]!r}")
-        if status is not None:
-            assert r.status == status, f"{operation}: {r.error_type}: expected HTTP {status}, got {r.status}"
-        return r
+class RawClient(raw.RawClient):
+    """Hand-signed Kinesis JSON 1.1 requests (helpers/raw.py)."""
+    service = "kinesis"
+    target_prefix = TARGET_PREFIX
+    content_type = JSON_CT
 
 
 # ------------------------------------------------------------------------------------------

@@ -15,7 +15,6 @@ import base64
 import hashlib
 import io
 import json
-import time
 import uuid
 import zipfile
 
@@ -23,6 +22,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from helpers import kinesis as k
+from helpers.wait import wait_for  # noqa: F401  (lf.wait_for: the suites' bounded wait)
 
 ROLE = "arn:aws:iam::000000000000:role/lambda-test"
 
@@ -194,17 +194,6 @@ def invoke_json(client, name, event=None, **kw):
 
 def error_code(excinfo):
     return excinfo.value.response["Error"]["Code"]
-
-
-def wait_for(pred, timeout=20.0, interval=0.05, what="condition"):
-    deadline = time.monotonic() + timeout
-    while True:
-        v = pred()
-        if v:
-            return v
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}")
-        time.sleep(interval)  # bounded polling
 
 
 # ---- fixtures -------------------------------------------------------------------------------

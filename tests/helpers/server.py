@@ -9,7 +9,13 @@ binds 127.0.0.1 on a free port, waits for the port to accept a TCP connection (b
 fixed sleeps), and is stopped by PID: SIGTERM, then SIGKILL after a bound.  ``restart()`` keeps the data dir and the port, for durability and crash tests.
 
 ExternalServer wraps TRIBUTARY_ENDPOINT (e.g. real AWS): same attributes, no process control.
+
+For fixtures: ``own_server(why, **kw)`` (one server started for a test and closed after it) and
+``server_factory(why)`` (a ``make(**kw)`` that starts servers, all closed after the test) skip
+when TRIBUTARY_ENDPOINT is set, fail the test with the log when a server does not start, and
+fail it when a server's log holds sanitizer reports.  ``metrics_text(server)`` reads /metrics.
 """
+import contextlib
 import os
 import pathlib
 import shutil
@@ -18,6 +24,7 @@ import socket
 import subprocess
 import tempfile
 import time
+import urllib.request
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / "build" / "tributary"
@@ -254,6 +261,108 @@ class ExternalServer:
         if self in _registry:
             _registry.remove(self)
         return ""
+
+
+# ---- fixtures' building blocks ------------------------------------------------------------------
+
+def require_own_server(why="this test"):
+    """Skip when the suite runs against TRIBUTARY_ENDPOINT: `why` needs a server of its own."""
+    import pytest
+    if external_endpoint():
+        pytest.skip(f"{why} needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
+
+
+def start_or_fail(s):
+    """Start ServerProcess s; a server that does not come up fails the test with its log."""
+    import pytest
+    try:
+        s.start()
+    except ServerError as e:
+        s.close()
+        pytest.fail(f"could not start tributary: {e}", pytrace=False)
+    return s
+
+
+def close_or_fail(servers):
+    """Close servers; sanitizer reports in their logs fail the test."""
+    import pytest
+    findings = "".join(s.close() for s in servers)
+    if findings:
+        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+
+
+@contextlib.contextmanager
+def own_server(why="this test", **kw):
+    """A ServerProcess(**kw) started for the block and closed after it (see the module text):
+    ``with own_server("kill -9") as s: yield s`` in a fixture."""
+    require_own_server(why)
+    s = start_or_fail(ServerProcess(**kw))
+    yield s
+    close_or_fail([s])
+
+
+@contextlib.contextmanager
+def server_factory(why="this test"):
+    """make(**kw) -> a started ServerProcess(**kw); every one is closed after the block."""
+    require_own_server(why)
+    started = []
+
+    def make(**kw):
+        s = ServerProcess(**kw)
+        started.append(s)
+        return start_or_fail(s)
+
+    yield make
+    close_or_fail(started)
+
+
+def kill9_amid(s, writers, stop, until, done=lambda: False, note=""):
+    """SIGKILL server s amid the load of `writers` (threads with .failure and .name): at
+    monotonic time `until`, or earlier once done() is true or a writer has failed; then set
+    `stop`, join every writer (each must end within 30 s) and raise the first writer failure.
+    `note` (e.g. " (seed 123)") is added to the messages.  The crash tests' kill -9 round."""
+    while time.monotonic() < until and not done() and not any(w.failure for w in writers):
+        time.sleep(0.002)  # bounded polling for a moment chosen at random: the wait is the test
+    s.kill9()
+    stop.set()
+    for w in writers:
+        w.join(timeout=30)
+        assert not w.is_alive(), f"{w.name} did not stop within 30 s{note}"
+    for w in writers:
+        if w.failure:
+            raise AssertionError(f"{w.name} failed{note}: {w.failure!r}") from w.failure
+
+
+def metrics_text(server, timeout=10):
+    """The server's GET /metrics (Prometheus text; needs no signature)."""
+    with urllib.request.urlopen(f"{server.endpoint}/metrics", timeout=timeout) as r:
+        return r.read().decode()
+
+
+AWS_CLI = os.environ.get("AWS_CLI", "/usr/bin/aws")
+
+
+def aws_cli(server, service, home):
+    """run(*args, check=True) -> (exit code, decoded JSON output or {}, stderr): `aws <service>
+    <args>` (AWS_CLI, default /usr/bin/aws) against server with cli_env and HOME=home; a
+    missing CLI fails the test.  check: a nonzero exit fails the test with stderr."""
+    import json
+    import pytest
+    if not (os.path.isfile(AWS_CLI) and os.access(AWS_CLI, os.X_OK)) and not shutil.which(AWS_CLI):
+        pytest.fail(f"aws CLI not found at {AWS_CLI}; install awscli (scripts/deps.sh test) or "
+                    f"set AWS_CLI")
+    env = cli_env(server, {"HOME": str(home)})
+
+    def run(*args, check=True):
+        cmd = [AWS_CLI, "--endpoint-url", server.endpoint, "--output", "json", service, *args]
+        p = subprocess.run(cmd, env=env, capture_output=True, timeout=60,
+                           stdin=subprocess.DEVNULL)
+        out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
+        if check:
+            assert p.returncode == 0, f"{' '.join(args)} -> exit {p.returncode}\n{err}"
+        return p.returncode, (json.loads(out) if out.strip() else {}), err
+
+    return run
 
 
 def cli_env(server, extra=None):

@@ -30,16 +30,9 @@ def server():
         yield s
         s.close()
         return
-    s = srv.ServerProcess()
-    try:
-        s.start()
-    except srv.ServerError as e:
-        s.close()
-        pytest.fail(f"could not start tributary: {e}", pytrace=False)
+    s = srv.start_or_fail(srv.ServerProcess())
     yield s
-    findings = s.close()
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    srv.close_or_fail([s])
 
 
 @pytest.fixture(scope="session")
@@ -95,23 +88,8 @@ def make_stream(kinesis, server, request):
 @pytest.fixture
 def private_server(server):
     """Factory for dedicated servers (own data dir) that a test may restart or kill."""
-    if server.external:
-        pytest.skip("needs a server started by the suite (TRIBUTARY_ENDPOINT is set)")
-    started = []
-
-    def make(**kw):
-        s = srv.ServerProcess(**kw)
-        started.append(s)
-        try:
-            s.start()
-        except srv.ServerError as e:
-            pytest.fail(f"could not start tributary: {e}", pytrace=False)
-        return s
-
-    yield make
-    findings = "".join(s.close() for s in started)
-    if findings:
-        pytest.fail(f"sanitizer reports in the server log:\n{findings}", pytrace=False)
+    with srv.server_factory() as make:
+        yield make
 
 
 # ---- DynamoDB ---------------------------------------------------------------------------------

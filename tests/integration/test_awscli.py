@@ -1,36 +1,19 @@
 """The same server driven by the aws CLI v2 (Debian's awscli), in an isolated environment."""
 import base64
-import json
 import os
-import shutil
 import subprocess
 
 import pytest
 
 from helpers import kinesis as k
-from helpers.server import cli_env
+from helpers.server import AWS_CLI, aws_cli, cli_env
 
-AWS = os.environ.get("AWS_CLI", "/usr/bin/aws")
+AWS = AWS_CLI
 
 
 @pytest.fixture(scope="module")
 def aws(server, tmp_path_factory):
-    if not (os.path.isfile(AWS) and os.access(AWS, os.X_OK)) and not shutil.which(AWS):
-        pytest.fail(f"aws CLI not found at {AWS}; install awscli (scripts/deps.sh test) or set "
-                    f"AWS_CLI")
-    home = tmp_path_factory.mktemp("awshome")
-    env = cli_env(server, {"HOME": str(home)})
-
-    def run(*args, check=True):
-        cmd = [AWS, "--endpoint-url", server.endpoint, "--output", "json", "kinesis", *args]
-        p = subprocess.run(cmd, env=env, capture_output=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
-        out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-        if check:
-            assert p.returncode == 0, f"{' '.join(args)} -> exit {p.returncode}\n{err}"
-        return p.returncode, (json.loads(out) if out.strip() else {}), err
-
-    return run
+    return aws_cli(server, "kinesis", tmp_path_factory.mktemp("awshome"))
 
 
 def test_cli_version_is_v2():

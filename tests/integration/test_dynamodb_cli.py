@@ -1,35 +1,15 @@
 """`aws dynamodb` (Debian's aws CLI v2) against the fixture server, in an isolated environment."""
 import json
-import os
-import shutil
-import subprocess
 
 import pytest
 
 from helpers import dynamodb as d
-from helpers.server import cli_env
-
-AWS = os.environ.get("AWS_CLI", "/usr/bin/aws")
+from helpers.server import aws_cli
 
 
 @pytest.fixture(scope="module")
 def aws(server, tmp_path_factory):
-    if not (os.path.isfile(AWS) and os.access(AWS, os.X_OK)) and not shutil.which(AWS):
-        pytest.fail(f"aws CLI not found at {AWS}; install awscli (scripts/deps.sh test) or set "
-                    f"AWS_CLI")
-    home = tmp_path_factory.mktemp("awshome-ddb")
-    env = cli_env(server, {"HOME": str(home)})
-
-    def run(*args, check=True):
-        cmd = [AWS, "--endpoint-url", server.endpoint, "--output", "json", "dynamodb", *args]
-        p = subprocess.run(cmd, env=env, capture_output=True, timeout=60,
-                           stdin=subprocess.DEVNULL)
-        out, err = p.stdout.decode(errors="replace"), p.stderr.decode(errors="replace")
-        if check:
-            assert p.returncode == 0, f"{' '.join(args)} -> exit {p.returncode}\n{err}"
-        return p.returncode, (json.loads(out) if out.strip() else {}), err
-
-    return run
+    return aws_cli(server, "dynamodb", tmp_path_factory.mktemp("awshome-ddb"))
 
 
 def j(v):

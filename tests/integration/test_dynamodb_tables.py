@@ -7,6 +7,7 @@ import pytest
 
 from helpers import dynamodb as d
 from helpers.dynamodb import aws_error
+from helpers.wait import wait_for
 
 
 def arn_re(server, name):
@@ -388,13 +389,13 @@ def test_time_to_live_expires_items(ddb, make_table, local_only):
     ddb.update_time_to_live(TableName=name, TimeToLiveSpecification={
         "Enabled": True, "AttributeName": "exp"})
     ddb.put_item(TableName=name, Item={"pk": {"S": "old2"}, "exp": {"N": str(now - 5)}})
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        left = {i["pk"]["S"] for i in ddb.scan(TableName=name, ConsistentRead=True)["Items"]}
-        if not left & {"old", "old2"}:
-            break
-        time.sleep(0.2)  # poll interval
-    assert left == {"future", "not-a-number"}, left
+
+    def left():
+        return {i["pk"]["S"] for i in ddb.scan(TableName=name, ConsistentRead=True)["Items"]}
+    wait_for(lambda: not left() & {"old", "old2"}, 30, what="the expired items to be deleted",
+             interval=0.2)
+    got = left()
+    assert got == {"future", "not-a-number"}, got
 
 
 def test_time_to_live_missing_table(ddb):

@@ -11,6 +11,7 @@ import pytest
 from helpers import esm
 from helpers import kinesis as k
 from helpers import lambdafn as lf
+from helpers import server as srv
 from helpers.esm import make_mapping, native_function, probe  # noqa: F401 (fixtures)
 from helpers.lambdafn import lam, lam_nv, make_function  # noqa: F401 (fixtures)
 
@@ -96,13 +97,13 @@ def test_starting_positions(server, kinesis, make_stream, native_function, make_
     arn = esm.stream_arn(server, stream)
     esm.put(kinesis, stream, ["old1", "old2"])
     # The SDK sends StartingPositionTimestamp in whole seconds: start on a fresh second.
-    time.sleep(1.05 - time.time() % 1)
+    time.sleep(1.05 - time.time() % 1)  # a clock edge, not a condition
     ts = int(time.time())
     esm.put(kinesis, stream, ["mid"])
     m = make_mapping(FunctionName=fn, EventSourceArn=arn, StartingPosition="LATEST")
     esm.put(kinesis, stream, ["new"])
     probe.wait_records(1)
-    time.sleep(0.3)
+    time.sleep(0.3)  # nothing else arrives: an absence, so the wait is the test
     assert [d for _, d in probe.delivered()] == ["new"]
     lam.delete_event_source_mapping(UUID=m["UUID"])
     esm.wait_gone(lam, m["UUID"])
@@ -112,7 +113,7 @@ def test_starting_positions(server, kinesis, make_stream, native_function, make_
     make_mapping(FunctionName=fn, EventSourceArn=arn, StartingPosition="AT_TIMESTAMP",
                  StartingPositionTimestamp=datetime.datetime.fromtimestamp(ts, datetime.timezone.utc))
     probe.wait_records(2)
-    time.sleep(0.3)
+    time.sleep(0.3)  # nothing else arrives: an absence, so the wait is the test
     assert [d for _, d in probe.delivered()] == ["mid", "new"]
 
 
@@ -126,7 +127,7 @@ def test_disabled_mapping_holds_then_resumes(server, kinesis, make_stream, nativ
     lam.update_event_source_mapping(UUID=m["UUID"], Enabled=False)
     esm.wait_state(lam, m["UUID"], "Disabled")
     esm.put(kinesis, stream, ["2", "3"])
-    time.sleep(0.5)
+    time.sleep(0.5)  # a disabled mapping delivers nothing: an absence, the wait is the test
     assert [d for _, d in probe.delivered()] == ["1"]
     lam.update_event_source_mapping(UUID=m["UUID"], Enabled=True)
     probe.wait_records(3)
@@ -252,7 +253,7 @@ def test_partial_batch_response_checkpoints_to_first_failure(runtime, server, ki
     make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=5,
                  FunctionResponseTypes=["ReportBatchItemFailures"])
     lf.wait_for(lambda: len(probe.invokes()) >= 2, 20, what="retry after partial failure")
-    time.sleep(0.3)
+    time.sleep(0.3)  # no third invoke comes: an absence, the wait is the test
     invs = probe.invokes()
     # First delivery: all 5; the probe reports items 2 and 4; the retry starts at item 2 (the
     # lowest failed), and they succeed the second time.
@@ -268,7 +269,7 @@ def test_item_failures_ignored_without_response_type(server, kinesis, make_strea
     esm.put(kinesis, stream, ["r0", "FAILITEM", "r2"])
     make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=5)
     probe.wait_records(3)
-    time.sleep(0.4)
+    time.sleep(0.4)  # no retry comes: an absence, the wait is the test
     assert len(probe.invokes()) == 1
 
 
@@ -321,7 +322,7 @@ def test_tumbling_window_state_across_invokes(runtime, server, kinesis, make_str
     # Three records early in one window, two in a later one.
     lf.wait_for(lambda: time.time() % 1 < 0.3, 2, interval=0.01, what="window start")
     esm.put(kinesis, stream, ["1", "2", "3"])
-    time.sleep(1.2)
+    time.sleep(1.2)  # into the next tumbling window (a clock edge, not a condition)
     lf.wait_for(lambda: time.time() % 1 < 0.3, 2, interval=0.01, what="window start")
     esm.put(kinesis, stream, ["10", "20"])
     lf.wait_for(lambda: sum(1 for i in probe.invokes() if i["window"]["final"]) >= 2, 20,
@@ -382,21 +383,16 @@ def test_filters_drop_records(server, kinesis, make_stream, native_function, mak
     esm.put(kinesis, stream, [json.dumps({"type": "buy", "qty": 11})])   # a marker after them
     probe.wait_records(len(want) + 1)
     assert seqs_in_order(probe)[:-1] == want
-    import urllib.request
-    text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
-    assert "tributary_esm_records_filtered_total" in text
+    assert "tributary_esm_records_filtered_total" in srv.metrics_text(server)
     # the global queue gauge (bounded memory) is back to zero once everything read is done: a
     # leak here would freeze every reader once it reached the bound
-    deadline = time.time() + 10
-    while True:
-        text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
-        queued = [int(line.split()[1]) for line in text.splitlines()
+
+    def queue_empty():
+        queued = [int(line.split()[1]) for line in srv.metrics_text(server).splitlines()
                   if line.startswith("tributary_esm_queued_bytes ")]
         assert queued, "tributary_esm_queued_bytes missing from /metrics"
-        if queued[0] == 0 or time.time() > deadline:
-            break
-        time.sleep(0.1)
-    assert queued[0] == 0
+        return queued[0] == 0
+    lf.wait_for(queue_empty, 10, what="tributary_esm_queued_bytes back to 0", interval=0.1)
 
 
 # ---- parallelization and resharding ------------------------------------------------------------
@@ -488,8 +484,7 @@ def test_iterator_age_metric(server, kinesis, make_stream, native_function, make
     m = make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream))
     esm.put(kinesis, stream, ["x"])
     probe.wait_records(1)
-    import urllib.request
-    text = urllib.request.urlopen(server.endpoint + "/metrics", timeout=10).read().decode()
+    text = srv.metrics_text(server)
     line = [x for x in text.splitlines()
             if x.startswith("tributary_esm_iterator_age_milliseconds{") and m["UUID"] in x]
     assert line and 0 <= float(line[0].split()[-1]) < 5000

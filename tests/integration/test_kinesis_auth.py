@@ -7,6 +7,7 @@ import pytest
 
 from helpers import kinesis as k
 from helpers.kinesis import aws_error
+from helpers.raw import sigv4_authorization
 
 NOW = lambda: datetime.datetime.now(datetime.timezone.utc)  # noqa: E731
 
@@ -68,27 +69,27 @@ def test_signature_within_skew_window(raw, minutes):
 
 def test_tampered_body(raw, make_stream):
     name = make_stream(1)
-    method, body, headers = raw.build("PutRecord", {"StreamName": name, "PartitionKey": "p",
+    method, url, body, headers = raw.build("PutRecord", {"StreamName": name, "PartitionKey": "p",
                                                     "Data": "c2lnbmVk"})
     forged = body.replace(b"c2lnbmVk", b"Zm9yZ2Vk")
-    r = raw.send(method, forged, headers)
+    r = raw.send(method, url, forged, headers)
     assert r.status == 400 and r.error_type == "InvalidSignatureException", r
     assert k.read_shard(k.make_client(raw.server), name, "shardId-000000000000") == []
 
 
 def test_tampered_target_header(raw):
-    method, body, headers = raw.build("ListStreams", {})
+    method, url, body, headers = raw.build("ListStreams", {})
     headers["X-Amz-Target"] = "Kinesis_20131202.DescribeLimits"
-    r = raw.send(method, body, headers)
+    r = raw.send(method, url, body, headers)
     assert r.status == 400 and r.error_type == "InvalidSignatureException", r
 
 
 def test_wrong_service_in_scope(raw):
-    method, body, headers = raw.build("ListStreams", {}, sign=False)
-    headers["Authorization"] = k.sigv4_authorization(
+    method, url, body, headers = raw.build("ListStreams", {}, sign=False)
+    headers["Authorization"] = sigv4_authorization(
         method, raw.path, headers, body, raw.server.access_key, raw.server.secret_key,
         raw.server.region, headers["X-Amz-Date"], service="dynamodb")
-    r = raw.send(method, body, headers)
+    r = raw.send(method, url, body, headers)
     assert r.status == 400 and r.error_type == "InvalidSignatureException", r
 
 
@@ -204,7 +205,7 @@ def test_auth_refused_before_the_body(raw, server, case):
         import hashlib
         kw = dict(secret_key="wrong", extra_headers={
             "X-Amz-Content-Sha256": hashlib.sha256(body).hexdigest()})
-    method, body, headers = raw.build("PutRecord", body=body, **kw)
+    method, url, body, headers = raw.build("PutRecord", body=body, **kw)
     headers.pop("Content-Length", None)
     sock = _head_only(server, headers, len(body))    # the body is withheld
     got = _early_answer(sock)
@@ -220,12 +221,12 @@ def test_signed_with_content_hash_still_checked_against_body(raw, make_stream):
     import hashlib
     name = make_stream(1)
     good = json_body = ('{"StreamName":"%s","Data":"eA==","PartitionKey":"p"}' % name).encode()
-    method, body, headers = raw.build("PutRecord", body=good, extra_headers={
+    method, url, body, headers = raw.build("PutRecord", body=good, extra_headers={
         "X-Amz-Content-Sha256": hashlib.sha256(json_body).hexdigest()})
-    r = raw.send(method, body, headers)
+    r = raw.send(method, url, body, headers)
     assert r.status == 200, r
     tampered = good.replace(b'"p"', b'"q"')
-    r = raw.send(method, tampered, headers)
+    r = raw.send(method, url, tampered, headers)
     assert r.status == 400 and r.error_type == "InvalidSignatureException", r
 
 
@@ -235,7 +236,7 @@ def test_stalled_body_is_cut_off(private_server):
     import time
     s = private_server(extra_args=["--body-timeout", "1"])
     raw = k.RawClient(s)
-    method, body, headers = raw.build("ListStreams", body=b"{}" + b" " * 98)
+    method, url, body, headers = raw.build("ListStreams", body=b"{}" + b" " * 98)
     headers.pop("Content-Length", None)
     sock = _head_only(s, headers, len(body), body[:10])     # 90 bytes never sent
     t0 = time.monotonic()

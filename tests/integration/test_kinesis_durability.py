@@ -7,6 +7,7 @@ import signal
 import pytest
 
 from helpers import kinesis as k
+from helpers import server as srv
 from helpers.kinesis import aws_error
 
 pytestmark = pytest.mark.deadline(180)
@@ -185,11 +186,6 @@ def _segments(s, shard_index=0):
     return sorted(glob.glob(str(s.data_dir / "streams" / "*" / str(shard_index) / "*.seg")))
 
 
-def _metrics(s):
-    import urllib.request
-    return urllib.request.urlopen(s.endpoint + "/metrics", timeout=10).read().decode()
-
-
 def test_flipped_byte_mid_segment_keeps_intact_records(private_server):
     """Issue #8 item 1: one byte flipped in the middle of the newest segment while the server is
     stopped costs the one record it hit: every other record is read back through GetRecords,
@@ -239,7 +235,7 @@ def test_flipped_byte_mid_segment_keeps_intact_records(private_server):
     assert got and got[0]["SequenceNumber"] == seqs[seqs.index(lost[0]) + 1]
 
     assert "DAMAGED DATA" in s.log_text()
-    m = _metrics(s)
+    m = srv.metrics_text(s)
     assert re.search(r"^tributary_stream_lost_records_total 1$", m, re.M), m
     assert re.search(r'^tributary_stream_damaged_ranges_total\{stream="%s",shard="%s"\} 1$'
                      % (re.escape(name), sid), m, re.M), m
@@ -249,28 +245,38 @@ def test_flipped_byte_mid_segment_keeps_intact_records(private_server):
     assert k.read_shard(c, name, sid)[-1]["Data"] == b"after-damage"
 
 
-def test_deleted_newest_segment_never_reuses_sequence_numbers(private_server):
-    """Issue #8 item 4: with the shard's (only, so newest) segment file deleted while the server
-    is stopped, new records get larger sequence numbers than any handed out before, and the
-    loss is reported in the log and /metrics."""
-    s = private_server()
+def _stream_of_20_then_stop(s, tag):
+    """A one-shard stream on s with 20 records; s is stopped.  Returns (name, last seq)."""
     c = k.make_client(s)
-    name = k.unique_name("gone")
+    name = k.unique_name(tag)
     c.create_stream(StreamName=name, ShardCount=1)
     k.wait_active(c, name)
     last = None
     for i in range(20):
         last = c.put_record(StreamName=name, PartitionKey=f"k{i}", Data=b"x")["SequenceNumber"]
     s.stop(signal.SIGTERM)
+    return name, last
+
+
+def _next_seq_is_past(c, name, last):
+    r = c.put_record(StreamName=name, PartitionKey="new", Data=b"new")
+    assert int(r["SequenceNumber"]) > int(last), \
+        f"sequence number {r['SequenceNumber']} reused/regressed (last before: {last})"
+
+
+def test_deleted_newest_segment_never_reuses_sequence_numbers(private_server):
+    """Issue #8 item 4: with the shard's (only, so newest) segment file deleted while the server
+    is stopped, new records get larger sequence numbers than any handed out before, and the
+    loss is reported in the log and /metrics."""
+    s = private_server()
+    name, last = _stream_of_20_then_stop(s, "gone")
     for p in _segments(s):
         os.unlink(p)
     s.start()
     c = k.make_client(s)
-    r = c.put_record(StreamName=name, PartitionKey="new", Data=b"new")
-    assert int(r["SequenceNumber"]) > int(last), \
-        f"sequence number {r['SequenceNumber']} reused/regressed (last before: {last})"
+    _next_seq_is_past(c, name, last)
     assert "MISSING DATA" in s.log_text()
-    assert "\ntributary_stream_missing_segments_total 1\n" in _metrics(s)
+    assert "\ntributary_stream_missing_segments_total 1\n" in srv.metrics_text(s)
 
 
 def test_deleted_shard_directory_never_reuses_sequence_numbers(private_server):
@@ -279,24 +285,15 @@ def test_deleted_shard_directory_never_reuses_sequence_numbers(private_server):
     handed out (the metadata keeps a copy of the mark), and the loss is reported."""
     import shutil
     s = private_server()
-    c = k.make_client(s)
-    name = k.unique_name("nodir")
-    c.create_stream(StreamName=name, ShardCount=1)
-    k.wait_active(c, name)
-    last = None
-    for i in range(20):
-        last = c.put_record(StreamName=name, PartitionKey=f"k{i}", Data=b"x")["SequenceNumber"]
-    s.stop(signal.SIGTERM)
+    name, last = _stream_of_20_then_stop(s, "nodir")
     segs = _segments(s)
     assert segs
     shutil.rmtree(os.path.dirname(segs[0]))
     s.start()
     c = k.make_client(s)
-    r = c.put_record(StreamName=name, PartitionKey="new", Data=b"new")
-    assert int(r["SequenceNumber"]) > int(last), \
-        f"sequence number {r['SequenceNumber']} reused/regressed (last before: {last})"
+    _next_seq_is_past(c, name, last)
     assert "MISSING DATA" in s.log_text() and "directory was deleted" in s.log_text()
-    assert "\ntributary_stream_missing_segments_total 1\n" in _metrics(s)
+    assert "\ntributary_stream_missing_segments_total 1\n" in srv.metrics_text(s)
     assert [x["Data"] for x in k.read_shard(c, name, "shardId-000000000000")] == [b"new"]
 
 
@@ -333,4 +330,4 @@ def test_unopenable_shard_fails_alone(private_server):
         c.put_record(StreamName=bad, PartitionKey="k", Data=b"w")
     assert "unavailable" in e.message and "Fix:" in e.message
     assert "FAILED SHARD" in s.log_text()
-    assert "\ntributary_stream_failed_shards 1\n" in _metrics(s)
+    assert "\ntributary_stream_failed_shards 1\n" in srv.metrics_text(s)

@@ -10,6 +10,7 @@ import pytest
 
 from helpers import kinesis as k
 from helpers.kinesis import aws_error
+from helpers.wait import wait_for
 
 MiB = 1024 * 1024
 
@@ -587,23 +588,18 @@ def test_iterator_expiry_on_a_short_ttl_server(private_server):
     nxt = r["NextShardIterator"]
     assert [x["Data"] for x in r["Records"]] == [b"x"]
     deadline = time.monotonic() + 20
-    while time.monotonic() < deadline:              # poll until the first one has aged out
+
+    def expired(iterator):
         try:
-            kin.get_records(ShardIterator=it)
+            kin.get_records(ShardIterator=iterator)
         except kin.exceptions.ExpiredIteratorException as e:
             assert "Iterator expired" in str(e)
-            break
-        time.sleep(0.2)
-    else:
-        pytest.fail("iterator never expired")
+            return True
+        return False
+    wait_for(lambda: expired(it), 20, what="the iterator to expire", interval=0.2)
     # NextShardIterator ages the same way (it was issued a moment after the first one)
-    while True:
-        try:
-            kin.get_records(ShardIterator=nxt)
-        except kin.exceptions.ExpiredIteratorException:
-            break
-        assert time.monotonic() < deadline, "NextShardIterator never expired"
-        time.sleep(0.2)
+    wait_for(lambda: expired(nxt), max(0.0, deadline - time.monotonic()),
+             what="NextShardIterator to expire", interval=0.2)
 
 
 def test_many_keys_random_payloads_round_trip(kinesis, make_stream):
@@ -759,9 +755,9 @@ def test_put_records_flood_stays_within_memory_budget(private_server, general_pa
     raw = k.RawClient(s)
 
     def wire_of(op, payload):
-        method, body, headers = raw.build(op, payload)
+        method, url, body, headers = raw.build(op, payload)
         head = "".join(f"{h}: {v}\r\n" for h, v in headers.items())
-        return (f"{method} / HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode() + body
+        return (f"{method} {url} HTTP/1.1\r\n{head}Content-Length: {len(body)}\r\n\r\n").encode() + body
 
     flood = wire_of("PutRecords", {"StreamName": "flood", "Records": recs})
     # Baseline with the connections open and used (their buffers are connection state, bounded

@@ -1,11 +1,11 @@
 """Reserved and account concurrency: caps on running instances, TooManyRequestsException with
 AWS's Reason for synchronous calls beyond the cap, queueing (not refusal) for Event calls."""
 import concurrent.futures as cf
-import time
 
 import pytest
 from botocore.exceptions import ClientError
 
+from helpers import server as srv
 from helpers.lambdafn import (ROLE, error_code, handler_zip, invoke_json, lam,  # noqa: F401
                               make_client, make_function, unique_name, wait_for)
 
@@ -93,7 +93,9 @@ def test_account_concurrency_limit(private_server):
             return e.response
     with cf.ThreadPoolExecutor(3) as ex:
         futs = [ex.submit(one, names[0]), ex.submit(one, names[0])]
-        time.sleep(0.3)   # both are running before the third call
+        running = f'tributary_lambda_concurrent_executions{{function_name="{names[0]}"}} 2\n'
+        wait_for(lambda: running in srv.metrics_text(s), 5,
+                 what=f"both calls of {names[0]} running before the third call")
         futs.append(ex.submit(one, names[1]))
         res = [f.result() for f in futs]
     errs = [r for r in res if r]

@@ -1,15 +1,14 @@
 """Lambda control plane through boto3: create/get/list/update/delete, concurrency, and the
 error types, statuses and body shape AWS uses for each failure."""
 import base64
-import json
 import os
 import re
-import urllib.error
 import urllib.request
 
 import pytest
 from botocore.exceptions import ClientError
 
+from helpers import raw
 from helpers.lambdafn import (ROLE, code_sha256, error_code, handler_zip, invoke_json, lam,  # noqa: F401
                               lam_nv, make_function, make_zip, tutorial_zip, unique_name)
 
@@ -303,21 +302,11 @@ def test_concurrency_put_get_delete(lam, lam_nv, make_function):
 
 def test_error_body_and_header_shape(server, make_function, lam):
     """REST JSON errors: x-amzn-ErrorType header, {"Type": "User", "Message"/"message"}."""
-    from botocore.auth import SigV4Auth
-    from botocore.awsrequest import AWSRequest
-    import boto3
-    creds = boto3.session.Session(aws_access_key_id=server.access_key,
-                                  aws_secret_access_key=server.secret_key).get_credentials()
-    url = f"{server.endpoint}/2015-03-31/functions/{unique_name('nope')}/configuration"
-    req = AWSRequest(method="GET", url=url)
-    SigV4Auth(creds, "lambda", server.region).add_auth(req)
-    r = urllib.request.Request(url, headers=dict(req.headers), method="GET")
-    with pytest.raises(urllib.error.HTTPError) as e:
-        urllib.request.urlopen(r, timeout=10)
-    assert e.value.code == 404
-    assert e.value.headers["x-amzn-ErrorType"].startswith("ResourceNotFoundException")
-    body = json.loads(e.value.read())
-    assert body["Type"] == "User" and "Function not found" in body["Message"]
+    r = raw.RawClient(server, service="lambda").call(
+        method="GET", path=f"/2015-03-31/functions/{unique_name('nope')}/configuration")
+    assert r.status == 404, r
+    assert r.headers["x-amzn-errortype"].startswith("ResourceNotFoundException")
+    assert r.json["Type"] == "User" and "Function not found" in r.json["Message"]
 
 
 def test_metrics_endpoint_needs_no_auth(server, lam, make_function):

@@ -12,11 +12,11 @@ import shutil
 import signal
 import socket
 import subprocess
-import time
 
 import pytest
 
 from helpers import server as srv
+from helpers.wait import wait_for
 
 pytestmark = pytest.mark.skipif(bool(srv.external_endpoint()),
                                 reason="starts its own server (TRIBUTARY_ENDPOINT is set)")
@@ -89,15 +89,14 @@ def test_readme_tour_runs_as_written(tmp_path, major):
     server = subprocess.Popen(["bash", "-c", "exec " + serve.strip()], cwd=work, env=env,
                               stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
     try:
-        deadline = time.monotonic() + 20
-        while True:
+        def listening():
             assert server.poll() is None, (tmp_path / "server.log").read_text()
             try:
                 socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                break
+                return True
             except OSError:
-                assert time.monotonic() < deadline, "server not listening"
-                time.sleep(0.05)   # bounded polling
+                return False
+        wait_for(listening, 20, what="the README's server to listen")
         script = ["set -euo pipefail"]
         for i, (lang, body) in enumerate(blocks[1:], 2):
             script.append(f"echo '::: README block {i} ({lang})'")

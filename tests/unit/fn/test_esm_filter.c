@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "fn/esm.h"
+#include "testutil.h"
 
 /* Does a record with this JSON data (and partition key) pass a single pattern? */
 static int passes(const char *pattern, const char *pk, const char *data) {
@@ -32,11 +33,17 @@ static int passes(const char *pattern, const char *pk, const char *data) {
     return ok;
 }
 
+/* Does the criteria compile?  A refusal must be TR_EINVAL with a message saying why. */
 static int compiles(const char *criteria) {
     esm_filter_t *f = NULL;
     tr_err err;
+    tr_err_clear(&err);
     int rc = esm_filter_compile(criteria, &f, &err);
     esm_filter_free(f);
+    if (rc) {
+        tu_fails(rc, TR_EINVAL, err, NULL);
+        assert_true(err.msg[0] != 0);
+    }
     return rc == 0;
 }
 
@@ -92,12 +99,12 @@ static void any_filter_passes(void **st) {
                     "{\"Pattern\":\"{\\\"data\\\":{\\\"b\\\":[2]}}\"}]}";
     esm_filter_t *f;
     tr_err err;
-    assert_int_equal(esm_filter_compile(c, &f, &err), 0);
+    tu_ok(esm_filter_compile(c, &f, &err), err);
     assert_true(esm_filter_match(f, "k", 1, "1", 0, (const uint8_t *)"{\"b\":2}", 7));
     assert_false(esm_filter_match(f, "k", 1, "1", 0, (const uint8_t *)"{\"c\":2}", 7));
     esm_filter_free(f);
     /* No filters: everything passes. */
-    assert_int_equal(esm_filter_compile("{\"Filters\":[]}", &f, &err), 0);
+    tu_ok(esm_filter_compile("{\"Filters\":[]}", &f, &err), err);
     assert_null(f);
     assert_true(esm_filter_match(NULL, "k", 1, "1", 0, (const uint8_t *)"x", 1));
 }

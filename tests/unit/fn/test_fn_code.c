@@ -25,69 +25,16 @@
 #include "core/buf.h"
 #include "fn/fn.h"
 #include "fn/fn_int.h"
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
-
-typedef struct zentry {
-    const char *name;
-    const char *data;      /* NULL: directory */
-    unsigned mode;         /* Unix mode incl. type bits; 0: regular 0644 */
-} zentry_t;
-
-/* Build a zip in memory; *n receives its size; free() the result. */
-static uint8_t *make_zip(const zentry_t *e, size_t count, size_t *n) {
-    char path[] = "/tmp/fnzipXXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    int err;
-    zip_t *z = zip_open(path, ZIP_TRUNCATE | ZIP_CREATE, &err);
-    assert_non_null(z);
-    for (size_t i = 0; i < count; i++) {
-        zip_int64_t idx;
-        if (!e[i].data) {
-            idx = zip_dir_add(z, e[i].name, ZIP_FL_ENC_UTF_8);
-        } else {
-            zip_source_t *s = zip_source_buffer(z, e[i].data, strlen(e[i].data), 0);
-            idx = zip_file_add(z, e[i].name, s, ZIP_FL_ENC_UTF_8);
-        }
-        assert_true(idx >= 0);
-        unsigned mode = e[i].mode ? e[i].mode : (e[i].data ? 0100644 : 040755);
-        zip_file_set_external_attributes(z, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
-                                         (zip_uint32_t)mode << 16);
-    }
-    assert_int_equal(zip_close(z), 0);
-    FILE *f = fopen(path, "rb");
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len);
-    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    unlink(path);
-    *n = (size_t)len;
-    return b;
-}
 
 /* A one-file package whose bootstrap says `tag`. */
 static uint8_t *tag_zip(const char *tag, size_t *n) {
     char body[128];
     snprintf(body, sizeof body, "#!/bin/sh\necho %s\n", tag);
-    zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0}};
-    return make_zip(e, 3, n);
-}
-
-static char tmpdir[256];
-
-static void fresh_dir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/fncodeXXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-}
-
-static void rm_dir(void) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    tu_zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0}};
+    return tu_zip(e, 3, n);
 }
 
 static fn_t *open_fn_sync(int no_sync) {
@@ -97,9 +44,7 @@ static fn_t *open_fn_sync(int no_sync) {
     fn_opts_t o;
     memset(&o, 0, sizeof o);
     o.no_sync = no_sync;
-    int rc = fn_open(tmpdir, &o, &fn, &err);
-    if (rc) fprintf(stderr, "fn_open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
+    tu_ok(fn_open(tu_dir, &o, &fn, &err), err);
     return fn;
 }
 
@@ -116,7 +61,7 @@ static int create_zip(fn_t *fn, const char *name, const uint8_t *z, size_t n, tr
 
 static int exists(const char *fmt, const char *a) {
     char p[1024];
-    snprintf(p, sizeof p, fmt, tmpdir, a);
+    snprintf(p, sizeof p, fmt, tu_dir, a);
     struct stat st;
     return lstat(p, &st) == 0;
 }
@@ -124,7 +69,7 @@ static int exists(const char *fmt, const char *a) {
 /* Entries of functions/<name> (0 when the directory is missing). */
 static int count_entries(const char *name) {
     char p[600];
-    snprintf(p, sizeof p, "%s/functions/%s", tmpdir, name);
+    snprintf(p, sizeof p, "%s/functions/%s", tu_dir, name);
     DIR *d = opendir(p);
     if (!d) return 0;
     int n = 0;
@@ -176,7 +121,6 @@ static void *upd_thread(void *p) {
 
 static void test_update_race_keeps_winner(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     size_t n;
@@ -204,7 +148,6 @@ static void test_update_race_keeps_winner(void **state) {
     fn = open_fn();
     assert_code_usable(fn, "race");
     fn_close(fn);
-    rm_dir();
 }
 
 /* Concurrent creates of one name: one wins, its package survives the losers' cleanup. */
@@ -228,7 +171,6 @@ static void *create_thread(void *p) {
 
 static void test_create_race(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     for (int r = 0; r < 30; r++) {
@@ -251,19 +193,17 @@ static void test_create_race(void **state) {
         assert_false(exists("%s/functions/%s", "dup"));
     }
     fn_close(fn);
-    rm_dir();
 }
 
 /* ---- #8: a refused CreateFunction leaves nothing -------------------------------------------- */
 
 static void test_failed_create_leaves_nothing(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
-    zentry_t bad[] = {{"bootstrap", "x", 0100755}, {"../escape", "x", 0}};
+    tu_zentry_t bad[] = {{"bootstrap", "x", 0100755}, {"../escape", "x", 0}};
     size_t n;
-    uint8_t *z = make_zip(bad, 2, &n);
+    uint8_t *z = tu_zip(bad, 2, &n);
     assert_int_equal(create_zip(fn, "nope", z, n, &err), TR_EINVAL);
     free(z);
     assert_false(exists("%s/functions/%s", "nope"));
@@ -279,26 +219,24 @@ static void test_failed_create_leaves_nothing(void **state) {
     /* leftovers of a crash in the middle of a create are removed at open */
     fn_close(fn);
     char p[600];
-    snprintf(p, sizeof p, "%s/functions/crashed", tmpdir);
+    snprintf(p, sizeof p, "%s/functions/crashed", tu_dir);
     assert_int_equal(mkdir(p, 0700), 0);
-    snprintf(p, sizeof p, "%s/functions/w/code-%064d.tmp-1234", tmpdir, 0);
+    snprintf(p, sizeof p, "%s/functions/w/code-%064d.tmp-1234", tu_dir, 0);
     assert_int_equal(mkdir(p, 0700), 0);
     fn = open_fn();
     assert_false(exists("%s/functions/%s", "crashed"));
     assert_int_equal(count_entries("w"), 3);
     assert_code_usable(fn, "w");
     fn_close(fn);
-    rm_dir();
 }
 
 /* ---- #16: symbolic links resolved as the kernel would ---------------------------------------- */
 
 static void test_symlink_escapes(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
-    zentry_t cases[][3] = {
+    tu_zentry_t cases[][3] = {
         /* "./" components in the link's own name made it look deeper than it is */
         {{"a/", NULL, 0}, {"a/./b/l", "../../../x", 0120777}, {"bootstrap", "y", 0100755}},
         {{"a/b/", NULL, 0}, {"a//b/l", "../../../x", 0120777}, {"bootstrap", "y", 0100755}},
@@ -313,7 +251,7 @@ static void test_symlink_escapes(void **state) {
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         size_t n;
-        uint8_t *z = make_zip(cases[i], 3, &n);
+        uint8_t *z = tu_zip(cases[i], 3, &n);
         int rc = create_zip(fn, "sl", z, n, &err);
         free(z);
         if (rc != TR_EINVAL) fail_msg("case %zu: got %d, want TR_EINVAL", i, rc);
@@ -322,11 +260,11 @@ static void test_symlink_escapes(void **state) {
         assert_false(exists("%s/%s", "evil"));
     }
     /* links that stay inside are kept, also through other links */
-    zentry_t ok[] = {{"a/b/up", "../..", 0120777}, {"a/b/self", "up/a/b", 0120777},
-                     {"bootstrap", "y", 0100755}, {"a/b/f", "data", 0},
-                     {"a/b/dangling", "nothing/here", 0120777}};
+    tu_zentry_t ok[] = {{"a/b/up", "../..", 0120777}, {"a/b/self", "up/a/b", 0120777},
+                        {"bootstrap", "y", 0100755}, {"a/b/f", "data", 0},
+                        {"a/b/dangling", "nothing/here", 0120777}};
     size_t n;
-    uint8_t *z = make_zip(ok, 5, &n);
+    uint8_t *z = tu_zip(ok, 5, &n);
     assert_int_equal(create_zip(fn, "sl", z, n, &err), 0);
     free(z);
     fn_config_t c;
@@ -339,7 +277,6 @@ static void test_symlink_escapes(void **state) {
     close(fd);
     fn_config_free(&c);
     fn_close(fn);
-    rm_dir();
 }
 
 /* ---- fault injection: every disk step of a store fails once, or the process dies there ------- */
@@ -356,9 +293,9 @@ static int fault_hook(const char *step) {
 static uint8_t *fault_zip(const char *tag, size_t *n) {
     char body[128];
     snprintf(body, sizeof body, "#!/bin/sh\necho %s\n", tag);
-    zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0},
+    tu_zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0},
                     {"lib/more/deep.txt", "deep", 0}, {"lib/link", "data.txt", 0120777}};
-    return make_zip(e, 5, n);
+    return tu_zip(e, 5, n);
 }
 
 /* What is on disk is either nothing (name absent) or a complete package of one of the tags. */
@@ -386,9 +323,27 @@ static void assert_state(const char *name, const char *want_sha, const char *alt
     fn_close(fn);
 }
 
+/* In a child process, create (update = 0) or update (1) `name` with the fault hook armed; the
+ * hook ends the child at the chosen step (fault_crash), with status 0.  A child that finishes
+ * the call instead (the step was never reached) exits 3: the test fails. */
+static void crash_in_child(int update, const char *name, const uint8_t *z, size_t n) {
+    pid_t pid = fork();
+    assert_true(pid >= 0);
+    if (pid == 0) {
+        tr_err err;
+        fn_t *f2 = open_fn_sync(0);
+        fn__fault = fault_hook;
+        if (update) fn_update_code(f2, name, z, n, NULL, NULL, &err);
+        else create_zip(f2, name, z, n, &err);
+        _exit(3);
+    }
+    int st;
+    assert_int_equal(waitpid(pid, &st, 0), pid);
+    assert_int_equal(WEXITSTATUS(st), 0);
+}
+
 static void test_fault_injection(void **state) {
     (void)state;
-    fresh_dir();
     tr_err err;
     size_t n1, n2;
     uint8_t *z1 = fault_zip("one", &n1), *z2 = fault_zip("two", &n2);
@@ -417,17 +372,7 @@ static void test_fault_injection(void **state) {
             fault_seen = 0;
             fault_crash = crash;
             if (crash) {
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                    fn_t *f2 = open_fn_sync(0);
-                    fn__fault = fault_hook;
-                    create_zip(f2, "f", z1, n1, &err);
-                    _exit(3);   /* the step was not reached: fail the test below */
-                }
-                int st;
-                assert_int_equal(waitpid(pid, &st, 0), pid);
-                assert_int_equal(WEXITSTATUS(st), 0);
+                crash_in_child(0, "f", z1, n1);
                 assert_state("f", NULL, sha1);   /* either never created or complete */
                 fn = open_fn_sync(0);
                 fn_delete(fn, "f", &err);
@@ -452,17 +397,7 @@ static void test_fault_injection(void **state) {
             fault_seen = 0;
             fault_crash = crash;
             if (crash) {
-                pid_t pid = fork();
-                assert_true(pid >= 0);
-                if (pid == 0) {
-                    fn_t *f2 = open_fn_sync(0);
-                    fn__fault = fault_hook;
-                    fn_update_code(f2, "u", z2, n2, NULL, NULL, &err);
-                    _exit(3);
-                }
-                int st;
-                assert_int_equal(waitpid(pid, &st, 0), pid);
-                assert_int_equal(WEXITSTATUS(st), 0);
+                crash_in_child(1, "u", z2, n2);
                 assert_state("u", sha1, sha2);
             } else {
                 fn = open_fn_sync(0);
@@ -490,7 +425,6 @@ static void test_fault_injection(void **state) {
     fault_crash = 0;
     free(z1);
     free(z2);
-    rm_dir();
 }
 
 /* ---- the code workers: bounded queue, shutdown answers the queued ---------------------------- */
@@ -515,7 +449,6 @@ static void blocking_work(void *arg, int closed) {
 
 static void test_work_queue_bounded(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     /* FN_CODE_WORKERS run and block, FN_CODE_QUEUE wait, the next is throttled */
@@ -538,17 +471,16 @@ static void test_work_queue_bounded(void **state) {
     assert_int_equal(w_ran + w_closed, FN_CODE_WORKERS + FN_CODE_QUEUE);
     assert_int_equal(fn_work_submit(fn, blocking_work, NULL, &err), TR_ECLOSED);
     fn_close(fn);
-    rm_dir();
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_update_race_keeps_winner),
-        cmocka_unit_test(test_create_race),
-        cmocka_unit_test(test_failed_create_leaves_nothing),
-        cmocka_unit_test(test_symlink_escapes),
-        cmocka_unit_test(test_fault_injection),
-        cmocka_unit_test(test_work_queue_bounded),
+        TU_DIR_TEST(test_update_race_keeps_winner),
+        TU_DIR_TEST(test_create_race),
+        TU_DIR_TEST(test_failed_create_leaves_nothing),
+        TU_DIR_TEST(test_symlink_escapes),
+        TU_DIR_TEST(test_fault_injection),
+        TU_DIR_TEST(test_work_queue_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -21,70 +21,18 @@
 #include <zip.h>
 
 #include "core/buf.h"
+#include "core/clock.h"
 #include "fn/fn.h"
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------------- */
 
-typedef struct zentry {
-    const char *name;
-    const char *data;      /* NULL: directory */
-    unsigned mode;         /* Unix mode incl. type bits; 0: regular 0644 */
-} zentry_t;
-
-/* Build a zip in memory; *n receives its size; free() the result. */
-static uint8_t *make_zip(const zentry_t *e, size_t count, size_t *n) {
-    char path[] = "/tmp/fnzipXXXXXX";
-    int fd = mkstemp(path);
-    assert_true(fd >= 0);
-    close(fd);
-    int err;
-    zip_t *z = zip_open(path, ZIP_TRUNCATE | ZIP_CREATE, &err);
-    assert_non_null(z);
-    for (size_t i = 0; i < count; i++) {
-        zip_int64_t idx;
-        if (!e[i].data) {
-            idx = zip_dir_add(z, e[i].name, ZIP_FL_ENC_UTF_8);
-        } else {
-            zip_source_t *s = zip_source_buffer(z, e[i].data, strlen(e[i].data), 0);
-            idx = zip_file_add(z, e[i].name, s, ZIP_FL_ENC_UTF_8 | ZIP_FL_OVERWRITE);
-        }
-        assert_true(idx >= 0);
-        unsigned mode = e[i].mode ? e[i].mode : (e[i].data ? 0100644 : 040755);
-        zip_file_set_external_attributes(z, (zip_uint64_t)idx, 0, ZIP_OPSYS_UNIX,
-                                         (zip_uint32_t)mode << 16);
-    }
-    assert_int_equal(zip_close(z), 0);
-    FILE *f = fopen(path, "rb");
-    fseek(f, 0, SEEK_END);
-    long len = ftell(f);
-    fseek(f, 0, SEEK_SET);
-    uint8_t *b = malloc((size_t)len);
-    assert_int_equal(fread(b, 1, (size_t)len, f), (size_t)len);
-    fclose(f);
-    unlink(path);
-    *n = (size_t)len;
-    return b;
-}
-
 static uint8_t *simple_zip(size_t *n) {
-    zentry_t e[] = {{"bootstrap", "#!/bin/sh\necho hi\n", 0100755},
-                    {"lib/", NULL, 0},
-                    {"lib/data.txt", "payload", 0},
-                    {"lib/link", "data.txt", 0120777}};
-    return make_zip(e, 4, n);
-}
-
-static char tmpdir[256];
-
-static void fresh_dir(void) {
-    snprintf(tmpdir, sizeof tmpdir, "/tmp/fnunitXXXXXX");
-    assert_non_null(mkdtemp(tmpdir));
-}
-
-static void rm_dir(void) {
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    assert_int_equal(system(cmd), 0);
+    tu_zentry_t e[] = {{"bootstrap", "#!/bin/sh\necho hi\n", 0100755},
+                       {"lib/", NULL, 0},
+                       {"lib/data.txt", "payload", 0},
+                       {"lib/link", "data.txt", 0120777}};
+    return tu_zip(e, 4, n);
 }
 
 static fn_t *open_fn(void) {
@@ -97,9 +45,7 @@ static fn_t *open_fn(void) {
     o.no_sync = 1;
     o.account_concurrency = 10;
     o.async_retry_ms = 20;
-    int rc = fn_open(tmpdir, &o, &fn, &err);
-    if (rc) fprintf(stderr, "fn_open: %s\n", err.msg);
-    assert_int_equal(rc, 0);
+    tu_ok(fn_open(tu_dir, &o, &fn, &err), err);
     return fn;
 }
 
@@ -124,7 +70,6 @@ static int create(fn_t *fn, const char *name, const char *runtime, fn_config_t *
 
 static void test_create_get_persist(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     fn_config_t out;
@@ -172,12 +117,10 @@ static void test_create_get_persist(void **state) {
     assert_int_equal(fn_get(fn, "beta", &out, &err), TR_ENOTFOUND);
     assert_non_null(strstr(err.msg, "function:beta"));
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_validation(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     assert_int_equal(create(fn, "bad name", "provided", NULL, &err), TR_EVALIDATION);
@@ -209,19 +152,17 @@ static void test_validation(void **state) {
     assert_int_equal(fn_create(fn, &c, NULL, 0, NULL, &err), TR_EINVAL);
     free(z);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_zip_slip(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     fn_config_t c;
     memset(&c, 0, sizeof c);
     snprintf(c.name, sizeof c.name, "slip");
     c.runtime = "provided";
-    zentry_t bad[][2] = {
+    tu_zentry_t bad[][2] = {
         {{"../escape", "x", 0}, {"bootstrap", "y", 0}},
         {{"a/../../escape", "x", 0}, {"bootstrap", "y", 0}},
         {{"/abs", "x", 0}, {"bootstrap", "y", 0}},
@@ -230,24 +171,22 @@ static void test_zip_slip(void **state) {
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         size_t n;
-        uint8_t *z = make_zip(bad[i], 2, &n);
+        uint8_t *z = tu_zip(bad[i], 2, &n);
         assert_int_equal(fn_create(fn, &c, z, n, NULL, &err), TR_EINVAL);
         free(z);
     }
     char p[512];
     struct stat st;
-    snprintf(p, sizeof p, "%s/escape", tmpdir);
+    snprintf(p, sizeof p, "%s/escape", tu_dir);
     assert_int_not_equal(stat(p, &st), 0);
-    snprintf(p, sizeof p, "%s/functions/escape", tmpdir);
+    snprintf(p, sizeof p, "%s/functions/escape", tu_dir);
     assert_int_not_equal(stat(p, &st), 0);
     assert_int_equal(fn_get(fn, "slip", NULL, &err), TR_ENOTFOUND);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_list_update_delete(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     const char *names[] = {"e", "b", "d", "a", "c"};
@@ -274,7 +213,7 @@ static void test_list_update_delete(void **state) {
     fn_env_var_t env[] = {{"NEW_ONE", "1"}};
     fn_config_update_t u = {.has_timeout = 1, .timeout_s = 30, .has_env = 1, .env = env,
                             .n_env = 1, .revision_id = "stale"};
-    assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), TR_EINUSE);
+    assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), TR_ECONDITION);
     u.revision_id = cur.revision_id;
     assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), 0);
     assert_int_equal(out.timeout_s, 30);
@@ -282,10 +221,10 @@ static void test_list_update_delete(void **state) {
     assert_string_equal(out.env[0].key, "NEW_ONE");
     assert_string_not_equal(out.revision_id, cur.revision_id);
     fn_config_free(&out);
-    zentry_t e[] = {{"bootstrap", "#!/bin/sh\necho two\n", 0100755}};
+    tu_zentry_t e[] = {{"bootstrap", "#!/bin/sh\necho two\n", 0100755}};
     size_t zn;
-    uint8_t *z = make_zip(e, 1, &zn);
-    assert_int_equal(fn_update_code(fn, "c", z, zn, cur.revision_id, &out, &err), TR_EINUSE);
+    uint8_t *z = tu_zip(e, 1, &zn);
+    assert_int_equal(fn_update_code(fn, "c", z, zn, cur.revision_id, &out, &err), TR_ECONDITION);
     assert_int_equal(fn_update_code(fn, "c", z, zn, NULL, &out, &err), 0);
     assert_string_not_equal(out.code_sha256, cur.code_sha256);
     assert_int_equal(out.code_size, zn);
@@ -298,7 +237,7 @@ static void test_list_update_delete(void **state) {
     assert_int_equal(fn_delete(fn, "c", &err), TR_ENOTFOUND);
     char p[512];
     struct stat st;
-    snprintf(p, sizeof p, "%s/functions/c", tmpdir);
+    snprintf(p, sizeof p, "%s/functions/c", tu_dir);
     assert_int_not_equal(stat(p, &st), 0);
     fn_close(fn);
     fn = open_fn();
@@ -306,12 +245,10 @@ static void test_list_update_delete(void **state) {
     assert_int_equal(fn_get(fn, "d", &out, &err), 0);
     fn_config_free(&out);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_concurrency(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_fn();
     tr_err err;
     assert_int_equal(create(fn, "a", "provided", NULL, &err), 0);
@@ -333,7 +270,6 @@ static void test_concurrency(void **state) {
     assert_int_equal(fn_concurrency_put(fn, "b", 10, &err), 0);
     assert_int_equal(fn_concurrency_get(fn, "zz", &n, &err), TR_ENOTFOUND);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_name_parse(void **state) {
@@ -429,7 +365,6 @@ static void make_rt_fn(fn_t *fn, const char *name, const char *handler, uint32_t
 
 static void test_invoke_plugin(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_started();
     make_rt_fn(fn, "echo", "echo", 3);
     fn_invoke_req_t req = {.name = "echo", .type = FN_INVOKE_SYNC,
@@ -486,12 +421,10 @@ static void test_invoke_plugin(void **state) {
     assert_non_null(strstr(b.data, "tributary_lambda_invocations_total{function_name=\"echo\"} 2"));
     tr_buf_free(&b);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_timeout_and_throttle(void **state) {
     (void)state;
-    fresh_dir();
     fn_t *fn = open_started();
     make_rt_fn(fn, "hang", "hang", 1);
     tr_err err;
@@ -517,16 +450,9 @@ static void test_timeout_and_throttle(void **state) {
     fn_result_free(&r2);
     /* waiting for a slot instead: runs after the held one times out, then itself times out */
     req.wait_for_slot = 1;
-    long long t0 = 0;
-    {
-        struct timespec ts;
-        clock_gettime(CLOCK_MONOTONIC, &ts);
-        t0 = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-    }
+    long long t0 = tr_mono_ms();
     assert_int_equal(fn_invoke_wait(fn, &req, &r2), 0);
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    long long el = ts.tv_sec * 1000LL + ts.tv_nsec / 1000000 - t0;
+    long long el = tr_mono_ms() - t0;
     assert_true(el >= 900 && el < 5000);
     assert_string_equal(r2.r.function_error, "Unhandled");
     assert_non_null(strstr((const char *)r2.r.payload, "Task timed out after 1.00 seconds"));
@@ -536,12 +462,10 @@ static void test_timeout_and_throttle(void **state) {
     assert_true(rt_cancels >= 2);
     pthread_mutex_unlock(&rt_mu);
     fn_close(fn);
-    rm_dir();
 }
 
 static void test_events_durable(void **state) {
     (void)state;
-    fresh_dir();
     /* queue events while no slot exists, reopen, free the slot: they run */
     fn_t *fn = open_started();
     make_rt_fn(fn, "ev", "echo", 3);
@@ -595,20 +519,19 @@ static void test_events_durable(void **state) {
     assert_int_equal(m[0].async_queued, 0);
     free(m);
     fn_close(fn);
-    rm_dir();
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_get_persist),
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_zip_slip),
-        cmocka_unit_test(test_list_update_delete),
-        cmocka_unit_test(test_concurrency),
+        TU_DIR_TEST(test_create_get_persist),
+        TU_DIR_TEST(test_validation),
+        TU_DIR_TEST(test_zip_slip),
+        TU_DIR_TEST(test_list_update_delete),
+        TU_DIR_TEST(test_concurrency),
         cmocka_unit_test(test_name_parse),
-        cmocka_unit_test(test_invoke_plugin),
-        cmocka_unit_test(test_timeout_and_throttle),
-        cmocka_unit_test(test_events_durable),
+        TU_DIR_TEST(test_invoke_plugin),
+        TU_DIR_TEST(test_timeout_and_throttle),
+        TU_DIR_TEST(test_events_durable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

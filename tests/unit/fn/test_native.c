@@ -16,11 +16,13 @@
 #include <cmocka.h>
 #include <pthread.h>
 
+#include "core/clock.h"
 #include "fn/native.h"
 #include "fn/sandbox.h"
 #include "log/slog.h"
+#include "testutil.h"
 
-static char dir[256];       /* code dir with libprobe.so */
+static char *dir;           /* code dir with libprobe.so (a tu_tmpdir) */
 static char out_path[300];  /* PROBE_OUT */
 static fn_native_t *nt;
 
@@ -57,12 +59,6 @@ static void on_done(void *tag, const char *fe, const char *msg, const uint8_t *p
     pthread_mutex_unlock(&r->mu);
 }
 
-static long long wall_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 static fn_config_t config(const char *name, const char *handler) {
     static fn_env_var_t env[2];
     env[0].key = "PROBE_OUT";
@@ -92,7 +88,7 @@ static void run(fn_config_t *c, const char *payload, const fn_native_batch_t *ba
     static int seq;
     char rid[64];
     snprintf(rid, sizeof rid, "00000000-0000-4000-8000-%012d", ++seq);
-    fn_inv_info_t info = {.request_id = rid, .config = c, .deadline_ms = wall_ms() + timeout_ms,
+    fn_inv_info_t info = {.request_id = rid, .config = c, .deadline_ms = tr_now_ms() + timeout_ms,
                           .payload = (const uint8_t *)payload,
                           .payload_len = payload ? strlen(payload) : 0, .native = batch,
                           .trace_id = "Root=1-x"};
@@ -177,7 +173,7 @@ static void native_batch_without_json(void **st) {
     /* A bad batch pointer is refused at submit. */
     fn_native_batch_t bad = b;
     bad.magic = 1;
-    fn_inv_info_t info = {.request_id = "x", .config = &c, .deadline_ms = wall_ms() + 1000,
+    fn_inv_info_t info = {.request_id = "x", .config = &c, .deadline_ms = tr_now_ms() + 1000,
                           .native = &bad};
     tr_err err;
     assert_int_equal(fn_native_submit(nt, &info, on_log, on_done, NULL, &err), TR_EINVAL);
@@ -254,9 +250,9 @@ static void timeout_kills_the_host(void **st) {
     batch_of(recs, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t r;
-    long long t0 = wall_ms();
+    long long t0 = tr_now_ms();
     invoke(&c, "{}", &b, 600, &r);
-    long long took = wall_ms() - t0;
+    long long took = tr_now_ms() - t0;
     assert_string_equal(r.type, "Sandbox.Timedout");
     assert_non_null(strstr(r.msg, "Task timed out after 3.00 seconds"));
     assert_true(took >= 550 && took < 3000);
@@ -297,7 +293,7 @@ static void load_failures_are_one_sentence(void **st) {
     assert_non_null(strstr(r.msg, "cannot load libjunk.so"));
     tr_err err;
     c = config("nocolon", "handler");
-    fn_inv_info_t info = {.request_id = "x", .config = &c, .deadline_ms = wall_ms() + 1000};
+    fn_inv_info_t info = {.request_id = "x", .config = &c, .deadline_ms = tr_now_ms() + 1000};
     assert_int_equal(fn_native_submit(nt, &info, on_log, on_done, NULL, &err), TR_EINVAL);
 }
 
@@ -330,13 +326,13 @@ static void warm_reuse_and_concurrency(void **st) {
     batch_of(recs, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t rs[4];
-    long long t0 = wall_ms();
+    long long t0 = tr_now_ms();
     for (int i = 0; i < 4; i++) run(&c, "{}", &b, 5000, &rs[i]);
     for (int i = 0; i < 4; i++) {
         wait_done(&rs[i]);
         assert_string_equal(rs[i].type, "");
     }
-    long long took = wall_ms() - t0;
+    long long took = tr_now_ms() - t0;
     assert_true(took < 2000);   /* serial would be >= 2400 */
     assert_true(fn_native_host_count(nt, "warm") >= 4);
     /* A configuration change restarts hosts with the new environment. */
@@ -374,8 +370,7 @@ static void kinesis_json_is_decoded(void **st) {
 
 static int setup(void **st) {
     (void)st;
-    snprintf(dir, sizeof dir, "/tmp/trib-native-XXXXXX");
-    assert_non_null(mkdtemp(dir));
+    dir = tu_tmpdir("trib-native");
     snprintf(out_path, sizeof out_path, "%s/out.jsonl", dir);
     char exe[512], src[700], dst[400];
     ssize_t n = readlink("/proc/self/exe", exe, sizeof exe - 1);
@@ -390,20 +385,18 @@ static int setup(void **st) {
     char fdir[600];
     snprintf(fdir, sizeof fdir, "%s/functions", exe);
     const char *rd[] = {fdir}, *wd[] = {dir};
-    tr_err derr;
-    assert_int_equal(fn_sandbox_set_dirs(rd, 1, wd, 1, &derr), 0);
-    fn_native_opts_t o = {.idle_ms = 60000};
     tr_err err;
-    assert_int_equal(fn_native_create(&o, &nt, &err), 0);
+    tu_ok(fn_sandbox_set_dirs(rd, 1, wd, 1, &err), err);
+    fn_native_opts_t o = {.idle_ms = 60000};
+    tu_ok(fn_native_create(&o, &nt, &err), err);
     return 0;
 }
 
 static int teardown(void **st) {
     (void)st;
     fn_native_destroy(nt);
-    char cmd[400];
-    snprintf(cmd, sizeof cmd, "rm -rf %s", dir);
-    if (system(cmd)) {}
+    tu_tmpdir_done(dir);
+    dir = NULL;
     return 0;
 }
 

@@ -23,6 +23,7 @@
 #include "core/err.h"
 #include "log/shard.h"
 #include "log/shard_int.h"
+#include "testutil.h"
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
@@ -95,9 +96,23 @@ static void append_gen(slog_shard_t *sh, uint64_t expect, size_t n, int64_t arri
 
 static void sync_ok(slog_shard_t *sh) {
     tr_err err = {0};
-    int rc = slog_shard_sync(sh, &err);
-    if (rc) fprintf(stderr, "sync: %s\n", err.msg);
-    assert_int_equal(rc, 0);
+    tu_ok(slog_shard_sync(sh, &err), err);
+}
+
+/* append_gen, then make the records durable (slog_shard_sync). */
+static void append_synced(slog_shard_t *sh, uint64_t expect, size_t n, int64_t arrival) {
+    append_gen(sh, expect, n, arrival);
+    sync_ok(sh);
+}
+
+/* Append `batches` batches of `per` generated records from `next` (batch b arrives at time b),
+ * syncing after each; returns the seq after the last one. */
+static uint64_t append_batches(slog_shard_t *sh, uint64_t next, int batches, size_t per) {
+    for (int b = 0; b < batches; b++) {
+        append_synced(sh, next, per, b);
+        next += per;
+    }
+    return next;
 }
 
 /* Read everything from `from` in pieces of `step` records, as a consumer does (continuing at
@@ -467,16 +482,14 @@ static void read_limits(void **st) {
 static void reopen_keeps_seqs(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 42, 0);
-    append_gen(sh, 42, 30, 1);
-    sync_ok(sh);
+    append_synced(sh, 42, 30, 1);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 0, 7 /* ignored */, 0);
     assert_int_equal(slog_shard_begin(sh), 42);
     assert_int_equal(slog_shard_end(sh), 72);
     assert_int_equal(slog_shard_last_arrival(sh), 1);
     assert_int_equal(read_all(sh, 0, 8), 30);
-    append_gen(sh, 72, 5, 2);
-    sync_ok(sh);
+    append_synced(sh, 72, 5, 2);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 0, 0, 0);
     assert_int_equal(slog_shard_end(sh), 77);
@@ -498,12 +511,7 @@ static void reopen_keeps_seqs(void **st) {
 static void idx_fallback(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 2000, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 60; b++) {
-        append_gen(sh, next, 5, b);
-        next += 5;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 60, 5);
     size_t nsegs = slog__shard_nsegs(sh);
     assert_true(nsegs >= 4);
     slog_shard_close(sh);
@@ -530,8 +538,7 @@ static void idx_fallback(void **st) {
 static void torn_tail(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 100, 0);
-    append_gen(sh, 100, 10, 1);
-    sync_ok(sh);
+    append_synced(sh, 100, 10, 1);
     slog_shard_close(sh);
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
@@ -549,8 +556,7 @@ static void torn_tail(void **st) {
     assert_int_equal(slog_shard_end(sh), 109);
     assert_int_equal(file_size(segs[0]), full - last_len);
     assert_int_equal(read_all(sh, 0, 4), 9);
-    append_gen(sh, 109, 3, 2);
-    sync_ok(sh);
+    append_synced(sh, 109, 3, 2);
     assert_int_equal(read_all(sh, 0, 4), 12);
     slog_shard_close(sh);
 
@@ -562,8 +568,7 @@ static void torn_tail(void **st) {
     sh = open_ok(f->dir, 0, 0, 0);
     assert_int_equal(slog_shard_end(sh), 112);
     assert_int_equal(file_size(segs[0]), full);
-    append_gen(sh, 112, 1, 3);
-    sync_ok(sh);
+    append_synced(sh, 112, 1, 3);
     assert_int_equal(read_all(sh, 0, 100), 13);
     slog_shard_close(sh);
 
@@ -636,8 +641,7 @@ static void damage_mid_newest(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
     for (uint64_t b = 0; b < 20; b++) {
-        append_gen(sh, b * 100, 100, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 100, 100, (int64_t)b);
     }
     slog_shard_close(sh);
     char segs[4][256];
@@ -666,8 +670,7 @@ static void damage_mid_newest(void **st) {
     assert_int_equal(rd.n, 1);
     assert_int_equal(rd.recs[0].seq, gone + 1);
     slog_read_free(&rd);
-    append_gen(sh, 2000, 5, 30);
-    sync_ok(sh);
+    append_synced(sh, 2000, 5, 30);
     assert_int_equal(read_all(sh, 0, 100), 2004);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 0, 0, 0); /* and again: same result, damage reported again */
@@ -680,8 +683,7 @@ static void damage_mid_newest(void **st) {
 static void damage_each_byte(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
-    append_gen(sh, 0, 20, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 20, 1);
     slog_shard_close(sh);
     char segs[4][256], pristine[300];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
@@ -707,8 +709,7 @@ static void damage_each_byte(void **st) {
 static void damage_payload_looks_like_frame(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
-    append_gen(sh, 0, 5, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 5, 1);
     /* record 5: its data is a frame claiming seq 6 (the next one), with a good CRC */
     char inner_pk[] = "forged";
     uint8_t fake[64];
@@ -728,8 +729,7 @@ static void damage_payload_looks_like_frame(void **st) {
     assert_int_equal(slog_shard_append(sh, &r, 1, 1, &first, &err), 0);
     assert_int_equal(first, 5);
     sync_ok(sh);
-    append_gen(sh, 6, 5, 1); /* 6..10 */
-    sync_ok(sh);
+    append_synced(sh, 6, 5, 1); /* 6..10 */
     slog_shard_close(sh);
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
@@ -750,12 +750,7 @@ static void damage_payload_looks_like_frame(void **st) {
 static void damage_sealed(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 10; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 10, 4);
     slog_shard_close(sh);
     char segs[32][256];
     int n = seg_files(f->dir, segs, 32);
@@ -820,8 +815,7 @@ static int ro_open(const char *path, int flags, mode_t mode) {
 static void state_unwritable_at_open(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 1 << 20, 0, 0);
-    append_gen(sh, 0, 10, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 10, 1);
     slog_shard_close(sh);
     char p[600];
     snprintf(p, sizeof p, "%s/state", f->dir);
@@ -842,8 +836,7 @@ static void state_unwritable_at_open(void **st) {
     uint64_t seq = 0;
     assert_int_not_equal(slog_shard_append(sh, &r, 1, 5, &seq, &err), 0);
     slog__shard_set_io(sh, NULL);
-    append_gen(sh, 10, 2, 2);
-    sync_ok(sh);
+    append_synced(sh, 10, 2, 2);
     assert_int_equal(read_all(sh, 0, 3), 12);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 1 << 20, 0, 0);
@@ -854,12 +847,7 @@ static void state_unwritable_at_open(void **st) {
 static void missing_newest(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
-    uint64_t next = 0;
-    for (int b = 0; b < 10; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 10, 4);
     slog_shard_close(sh);
     char segs[32][256];
     int n = seg_files(f->dir, segs, 32);
@@ -872,8 +860,7 @@ static void missing_newest(void **st) {
     assert_true(end >= next);
     assert_int_equal(health(sh).missing, 1);
     assert_int_equal(read_all(sh, 0, 3), fl);
-    append_gen(sh, end, 3, 20);
-    sync_ok(sh);
+    append_synced(sh, end, 3, 20);
     assert_int_equal(read_all(sh, 0, 3), fl + 3);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 256, 0, 0);
@@ -888,8 +875,7 @@ static void missing_newest(void **st) {
     assert_true(slog_shard_end(sh) >= end + 3);
     assert_int_equal(health(sh).missing, 1);
     uint64_t e2 = slog_shard_end(sh);
-    append_gen(sh, e2, 1, 30);
-    sync_ok(sh);
+    append_synced(sh, e2, 1, 30);
     assert_int_equal(read_all(sh, 0, 3), 1);
     slog_shard_close(sh);
 }
@@ -960,8 +946,7 @@ static void damage_found_by_reader(void **st) {
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
     for (uint64_t b = 0; b < 8; b++) {
-        append_gen(sh, b * 50, 50, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 50, 50, (int64_t)b);
     }
     assert_true(slog__shard_nsegs(sh) >= 2);
     slog_shard_close(sh);
@@ -985,8 +970,7 @@ static void damage_found_by_reader(void **st) {
     assert_int_equal(first_from(sh, bad), bad + 1); /* a consumer at the lost record moves on */
     assert_int_equal(first_from(sh, bad + 1), bad + 1);
     assert_int_equal(health(sh).read_skips, 1);
-    append_gen(sh, 400, 5, 9);
-    sync_ok(sh);
+    append_synced(sh, 400, 5, 9);
     slog_shard_close(sh);
     for (int i = 0; i < 2; i++) { /* after restarts: the same single record is missing */
         sh = open_ok(f->dir, 150000, 0, 1);
@@ -1008,8 +992,7 @@ static void damage_reader_exact(void **st) {
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 400000, 0, 1);
     for (uint64_t b = 0; b < 10; b++) {
-        append_gen(sh, b * 50, 50, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 50, 50, (int64_t)b);
     }
     assert_true(slog__shard_nsegs(sh) >= 2);
     slog_shard_close(sh);
@@ -1059,16 +1042,14 @@ static void damage_reader_active(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
     for (uint64_t b = 0; b < 10; b++) {
-        append_gen(sh, b * 20, 20, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 20, 20, (int64_t)b);
     }
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
     uint64_t bad = 77;
     flip(segs[0], frame_off(bad) + SLOG_FRAME_HDR);
     expect_lost(sh, 200, 9, &bad, 1);
-    append_gen(sh, 200, 20, 11);
-    sync_ok(sh);
+    append_synced(sh, 200, 20, 11);
     expect_lost(sh, 220, 50, &bad, 1);
     assert_int_equal(health(sh).read_skips, 1);
     slog_shard_close(sh);
@@ -1076,8 +1057,7 @@ static void damage_reader_active(void **st) {
     assert_int_equal(slog_shard_end(sh), 220);
     expect_lost(sh, 220, 9, &bad, 1);
     assert_int_equal(health(sh).lost_records, 1);
-    append_gen(sh, 220, 5, 12);
-    sync_ok(sh);
+    append_synced(sh, 220, 5, 12);
     expect_lost(sh, 225, 9, &bad, 1);
     slog_shard_close(sh);
 }
@@ -1096,8 +1076,7 @@ static void damage_nearby(void **st) {
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
     for (uint64_t b = 0; b < 8; b++) {
-        append_gen(sh, b * 50, 50, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 50, 50, (int64_t)b);
     }
     uint64_t end = slog_shard_end(sh);
     slog_shard_close(sh);
@@ -1131,10 +1110,8 @@ static void damage_nearby(void **st) {
 static void damage_each_byte_sealed(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 3000, 0, 1);
-    append_gen(sh, 0, 30, 1);
-    sync_ok(sh);
-    append_gen(sh, 30, 5, 2); /* rolls: segment 0 is sealed and gets its .idx */
-    sync_ok(sh);
+    append_synced(sh, 0, 30, 1);
+    append_synced(sh, 30, 5, 2); /* rolls: segment 0 is sealed and gets its .idx */
     slog_shard_close(sh);
     char segs[4][256], idx[256], dmg[256], pseg[300], pidx[300];
     assert_int_equal(seg_files(f->dir, segs, 4), 2);
@@ -1206,8 +1183,7 @@ static void damage_reader_concurrent(void **st) {
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
     for (uint64_t b = 0; b < 8; b++) {
-        append_gen(sh, b * 50, 50, (int64_t)b);
-        sync_ok(sh);
+        append_synced(sh, b * 50, 50, (int64_t)b);
     }
     slog_shard_close(sh);
     char segs[32][256];
@@ -1237,12 +1213,7 @@ static void damage_reader_concurrent(void **st) {
 static void torn_header_last(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 256, 0, 0);
-    uint64_t next = 0;
-    for (int b = 0; b < 5; b++) {
-        append_gen(sh, next, 4, b);
-        next += 4;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 5, 4);
     /* the next append rolls; simulate a crash right after creating that segment */
     slog_shard_close(sh);
     char p[256];
@@ -1255,8 +1226,7 @@ static void torn_header_last(void **st) {
     assert_int_equal(slog_shard_end(sh), next);
     assert_int_equal(file_size(p), SLOG_SEG_HDR);
     assert_int_equal(read_all(sh, 0, 3), next);
-    append_gen(sh, next, 2, 9);
-    sync_ok(sh);
+    append_synced(sh, next, 2, 9);
     assert_int_equal(read_all(sh, 0, 3), next + 2);
     slog_shard_close(sh);
 
@@ -1270,8 +1240,7 @@ static void torn_header_last(void **st) {
     poke(p, 0, z, sizeof z);
     sh = open_ok(d2, 0, 0, 0);
     assert_int_equal(slog_shard_end(sh), 77);
-    append_gen(sh, 77, 1, 1);
-    sync_ok(sh);
+    append_synced(sh, 77, 1, 1);
     assert_int_equal(read_all(sh, 0, 3), 1);
     slog_shard_close(sh);
 
@@ -1397,8 +1366,7 @@ static void fault_fsync(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
     fi_install(sh);
-    append_gen(sh, 0, 5, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 5, 1);
     append_gen(sh, 5, 5, 2);
     append_gen(sh, 10, 5, 2);
     fi.fail_fdatasync = 1;
@@ -1410,8 +1378,7 @@ static void fault_fsync(void **st) {
     assert_int_equal(slog_shard_end(sh), 5);
     assert_int_equal(read_all(sh, 0, 100), 5);
     /* the discarded seqs are handed out again; nothing skipped, nothing visible twice */
-    append_gen(sh, 5, 7, 3);
-    sync_ok(sh);
+    append_synced(sh, 5, 7, 3);
     assert_int_equal(slog_shard_end(sh), 12);
     assert_int_equal(read_all(sh, 0, 3), 12);
     slog_shard_close(sh);
@@ -1428,8 +1395,7 @@ static void fault_write(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
     fi_install(sh);
-    append_gen(sh, 0, 5, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 5, 1);
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
     off_t committed = file_size(segs[0]);
@@ -1455,8 +1421,7 @@ static void fault_write(void **st) {
     assert_int_equal(slog_shard_end(sh), 5);
     sync_ok(sh);
     assert_int_equal(slog_shard_end(sh), 8);
-    append_gen(sh, 8, 2, 4);
-    sync_ok(sh);
+    append_synced(sh, 8, 2, 4);
     assert_int_equal(read_all(sh, 0, 4), 10);
 
     /* the write fails and so does cutting it off: appends are refused until the cut works */
@@ -1474,8 +1439,7 @@ static void fault_write(void **st) {
 
     /* a short write that the retry completes is fine */
     fi.pwrite_plan = PW_SHORT_OK;
-    append_gen(sh, 10, 6, 5);
-    sync_ok(sh);
+    append_synced(sh, 10, 6, 5);
     assert_int_equal(read_all(sh, 0, 4), 16);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 0, 0, 0);
@@ -1488,8 +1452,7 @@ static void fault_roll(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 100, 0, 0);
     fi_install(sh);
-    append_gen(sh, 0, 3, 1);
-    sync_ok(sh);
+    append_synced(sh, 0, 3, 1);
     /* the next append rolls; the directory fsync fails: the new file is removed */
     fi.fail_fsync = 1;
     slog_rec_in_t r = {"k", 1, (const uint8_t *)"x", 1};
@@ -1504,8 +1467,7 @@ static void fault_roll(void **st) {
     fi.fail_fdatasync = 1;
     assert_int_equal(slog_shard_append(sh, &r, 1, 2, &first, &err), TR_EIO);
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
-    append_gen(sh, 3, 2, 3);
-    sync_ok(sh);
+    append_synced(sh, 3, 2, 3);
     assert_int_equal(slog__shard_nsegs(sh), 2);
     assert_int_equal(read_all(sh, 0, 2), 5);
     slog_shard_close(sh);
@@ -1761,8 +1723,7 @@ static void fault_every_point(void **st) {
             if (h.damaged_ranges || h.missing || h.lost_records)
                 fail_msg("mode %d point %d: damage reported after a %s", mode, k,
                          mode == FP_CRASH ? "crash" : "failed call");
-            append_gen(sh, end, 2, 1000);
-            sync_ok(sh);
+            append_synced(sh, end, 2, 1000);
             slog_shard_close(sh);
             fp_clear(dir);
             checked++;
@@ -1843,12 +1804,7 @@ static int open_seg_fds(const char *dir) {
 static void read_fds_bounded(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 4096, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 400; b++) {
-        append_gen(sh, next, 10, b);
-        next += 10;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 400, 10);
     char segs[512][256];
     assert_true(seg_files(f->dir, segs, 512) > 50);
     assert_int_equal(read_all(sh, 0, 7), next);       /* every record, every segment */
@@ -1910,12 +1866,7 @@ static ssize_t t_pread_trim(int fd, void *b, size_t n, off_t off) {
 static void trim_during_read(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 300, 0, 1);
-    uint64_t next = 0;
-    for (int b = 0; b < 12; b++) {
-        append_gen(sh, next, 3, b);
-        next += 3;
-        sync_ok(sh);
-    }
+    uint64_t next = append_batches(sh, 0, 12, 3);
     slog_shard_close(sh);
     sh = open_ok(f->dir, 300, 0, 1); /* sealed segments are now opened by the reader */
     size_t nsegs = slog__shard_nsegs(sh);
@@ -1945,8 +1896,7 @@ static void destroy_dir(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 200, 0, 1);
     for (int b = 0; b < 5; b++) {
-        append_gen(sh, (uint64_t)b * 5, 5, b);
-        sync_ok(sh);
+        append_synced(sh, (uint64_t)b * 5, 5, b);
     }
     slog_shard_close(sh);
     tr_err err;

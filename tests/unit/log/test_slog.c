@@ -2,8 +2,9 @@
  * test_slog.c -- the stream engine through slog.h: control plane, group-committed puts, reads,
  * resharding, retention bounds, tags, persistence, admission, and the text helpers.
  *
- * Every test works in its own temporary directory.  Waits are bounded (WAIT_S) and no test
- * sleeps; tests that are not about durability open with no_sync.
+ * Every test works in its own temporary directory (testutil.h's TU_DIR_TEST fixture).  Waits
+ * are bounded (WAIT_S) and no test sleeps; tests that are not about durability open with
+ * no_sync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -13,7 +14,6 @@
 #include <cmocka.h>
 
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -26,29 +26,13 @@
 
 #include "core/tlog.h"
 #include "log/slog.h"
+#include "testutil.h"
 
 #define WAIT_S 60
 #define HMAX (~(slog_hash_t)0)
 #define H127 ((slog_hash_t)1 << 127)
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
-
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-static char *tmp_dir(void) {
-    char *d = strdup("/tmp/test_slog.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void tmp_done(char *d) {
-    nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
-}
 
 static slog_t *open_at(const char *dir, const slog_opts_t *o) {
     slog_t *lg = NULL;
@@ -302,8 +286,7 @@ static void test_hash_format_parse(void **state) {
 /* ---- control plane ------------------------------------------------------------------------- */
 
 static void test_create_describe(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     long long t0 = tr_now_ms();
@@ -371,7 +354,6 @@ static void test_create_describe(void **state) {
 
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void list_check(slog_t *lg, const char *after, size_t max, const char *want, int more_want) {
@@ -391,8 +373,7 @@ static void list_check(slog_t *lg, const char *after, size_t max, const char *wa
 }
 
 static void test_list_pagination(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     list_check(lg, NULL, 10, "", 0);
@@ -408,12 +389,10 @@ static void test_list_pagination(void **state) {
     assert_int_equal(slog_stream_delete(lg, "c", NULL), 0);
     list_check(lg, "b", 2, "d,e", 0);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void test_delete_recreate(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "s", 2);
@@ -459,12 +438,10 @@ static void test_delete_recreate(void **state) {
     slog_stream_info_free(&si);
     slog_read_free(&rd);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void test_name_and_limit_errors(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.shard_limit = 10;
     o.on_demand_limit = 1;
@@ -532,12 +509,10 @@ static void test_name_and_limit_errors(void **state) {
     assert_int_equal(ods, 1);
     assert_int_equal(slog_stream_create(lg, "one", 1, 0, NULL, 0, &e), TR_ELIMIT);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void test_retention_bounds(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "r", 1);
@@ -560,7 +535,6 @@ static void test_retention_bounds(void **state) {
     assert_int_equal(si.retention_hours, 24);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void tags_expect(slog_t *lg, const char *name, const char *want) {
@@ -577,8 +551,7 @@ static void tags_expect(slog_t *lg, const char *name, const char *want) {
 }
 
 static void test_tags(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     tr_err e = {0, ""};
@@ -635,14 +608,12 @@ static void test_tags(void **state) {
     assert_string_equal(si.tags[0].key, "cost");
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* ---- data plane ---------------------------------------------------------------------------- */
 
 static void test_put_read_roundtrip(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "p", 4);
@@ -763,7 +734,6 @@ static void test_put_read_roundtrip(void **state) {
     slog_read_free(&rd);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* Many putter threads; every acked record must be readable where the engine said. */
@@ -809,8 +779,7 @@ static void *putter_main(void *arg) {
 }
 
 static void test_concurrent_putters(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = {0}; /* real fsyncs: group commit is the point */
     o.retention_interval_ms = 1; /* and the retention thread racing with it */
     o.segment_bytes = 4096;      /* and segment rolls */
@@ -861,13 +830,11 @@ static void test_concurrent_putters(void **state) {
     free(ps);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* slog_close completes queued puts; a reopen sees everything with counters continuing. */
 static void test_close_drains_and_reopen(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = {0};
     slog_t *lg = open_at(dir, &o);
     create(lg, "r", 2);
@@ -931,7 +898,6 @@ static void test_close_drains_and_reopen(void **state) {
     slog_stream_info_free(&before);
     slog_stream_info_free(&after);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* The append hook as a gate: while it blocks, the commit thread holds the queued bytes. */
@@ -959,8 +925,7 @@ static void gate_hook(void *arg, uint64_t sid, uint32_t shard, uint64_t end) {
 }
 
 static void test_admission_and_hook(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.max_pending_bytes = 100;
     slog_t *lg = open_at(dir, &o);
@@ -1021,15 +986,13 @@ static void test_admission_and_hook(void **state) {
     pthread_mutex_unlock(&g.mu);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* One shard's disk is full (opts.test_enospc_shard): its records fail, each with its own rc,
  * and nothing of them is stored; the other shard's records of the same put are committed with
  * their sequence numbers and readable; the put's callback reports the failure. */
 static void test_put_one_shard_fails(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.test_enospc_shard = 1 + 1;  /* shard index 1 */
     slog_t *lg = open_at(dir, &o);
@@ -1072,7 +1035,6 @@ static void test_put_one_shard_fails(void **state) {
     got_free(g1, n1);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* ---- resharding ---------------------------------------------------------------------------- */
@@ -1087,8 +1049,7 @@ static void put_keys(slog_t *lg, const char *name, int from, int n, slog_put_rec
 }
 
 static void test_split(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.shard_limit = 3;
     slog_t *lg = open_at(dir, &o);
@@ -1159,12 +1120,10 @@ static void test_split(void **state) {
     slog_limits(lg, NULL, &open, NULL, NULL);
     assert_int_equal(open, 3);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void test_merge(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "m", 4);
@@ -1211,12 +1170,10 @@ static void test_merge(void **state) {
     assert_int_equal(open, 2);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 static void test_scale(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.shard_limit = 7;
     slog_t *lg = open_at(dir, &o);
@@ -1290,7 +1247,6 @@ static void test_scale(void **state) {
     slog_limits(lg, NULL, &open, NULL, NULL);
     assert_int_equal(open, 7);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* One putter thread keeps going while the main thread reshards: every acked record is where
@@ -1326,8 +1282,7 @@ static void *rc_main(void *arg) {
 }
 
 static void test_reshard_under_load(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     o.retention_interval_ms = 1;
     o.segment_bytes = 2048;
@@ -1401,7 +1356,6 @@ static void test_reshard_under_load(void **state) {
     free(p);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* Deleting a stream while a reader works on it: the reader gets its records or TR_ENOTFOUND,
@@ -1430,8 +1384,7 @@ static void *del_reader_main(void *arg) {
 }
 
 static void test_delete_while_reading(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "d", 2);
@@ -1457,13 +1410,11 @@ static void test_delete_while_reading(void **state) {
     assert_int_equal(stat(path, &sb), -1);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* Orphan directories (crash between mkdir and metadata commit) are removed at open. */
 static void test_orphans_removed(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "k", 1);
@@ -1487,14 +1438,12 @@ static void test_orphans_removed(void **state) {
     slog_stream_info_free(&s2);
     slog_stream_info_free(&si);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* Issue #8: a shard whose log cannot be opened does not stop the engine: it is failed (its
  * requests answer an error naming it), the other shards serve, /metrics counts it. */
 static void test_failed_shard(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "f", 2);
@@ -1562,15 +1511,13 @@ static void test_failed_shard(void **state) {
     tr_buf_free(&m);
     slog_read_free(&rd);
     slog_close(lg);
-    tmp_done(dir);
 }
 
 /* Issue #8 (leftover of item 4): a shard directory deleted as a whole does not make sequence
  * numbers restart from the shard's starting number (the metadata keeps a copy of the
  * high-water mark); the loss is reported (/metrics). */
 static void test_deleted_shard_dir(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     slog_opts_t o = fast_opts();
     slog_t *lg = open_at(dir, &o);
     create(lg, "h", 1);
@@ -1607,32 +1554,31 @@ static void test_deleted_shard_dir(void **state) {
         tr_buf_free(&m);
         slog_close(lg);
     }
-    tmp_done(dir);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_seq_format_parse),
         cmocka_unit_test(test_hash_format_parse),
-        cmocka_unit_test(test_create_describe),
-        cmocka_unit_test(test_list_pagination),
-        cmocka_unit_test(test_delete_recreate),
-        cmocka_unit_test(test_name_and_limit_errors),
-        cmocka_unit_test(test_retention_bounds),
-        cmocka_unit_test(test_tags),
-        cmocka_unit_test(test_put_read_roundtrip),
-        cmocka_unit_test(test_concurrent_putters),
-        cmocka_unit_test(test_close_drains_and_reopen),
-        cmocka_unit_test(test_admission_and_hook),
-        cmocka_unit_test(test_put_one_shard_fails),
-        cmocka_unit_test(test_split),
-        cmocka_unit_test(test_merge),
-        cmocka_unit_test(test_scale),
-        cmocka_unit_test(test_reshard_under_load),
-        cmocka_unit_test(test_delete_while_reading),
-        cmocka_unit_test(test_orphans_removed),
-        cmocka_unit_test(test_failed_shard),
-        cmocka_unit_test(test_deleted_shard_dir),
+        TU_DIR_TEST(test_create_describe),
+        TU_DIR_TEST(test_list_pagination),
+        TU_DIR_TEST(test_delete_recreate),
+        TU_DIR_TEST(test_name_and_limit_errors),
+        TU_DIR_TEST(test_retention_bounds),
+        TU_DIR_TEST(test_tags),
+        TU_DIR_TEST(test_put_read_roundtrip),
+        TU_DIR_TEST(test_concurrent_putters),
+        TU_DIR_TEST(test_close_drains_and_reopen),
+        TU_DIR_TEST(test_admission_and_hook),
+        TU_DIR_TEST(test_put_one_shard_fails),
+        TU_DIR_TEST(test_split),
+        TU_DIR_TEST(test_merge),
+        TU_DIR_TEST(test_scale),
+        TU_DIR_TEST(test_reshard_under_load),
+        TU_DIR_TEST(test_delete_while_reading),
+        TU_DIR_TEST(test_orphans_removed),
+        TU_DIR_TEST(test_failed_shard),
+        TU_DIR_TEST(test_deleted_shard_dir),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -11,16 +11,11 @@
 #include <cmocka.h>
 
 #include "table/expr.h"
+#include "testutil.h"
 
 /* ---- helpers ------------------------------------------------------------------------------ */
 
-static json_t *J(const char *s) {
-    if (!s) return NULL;
-    json_error_t je;
-    json_t *j = json_loads(s, JSON_DECODE_ANY, &je);
-    if (!j) fail_msg("bad test JSON %s: %s", s, je.text);
-    return j;
-}
+#define J tu_json   /* testutil.h: parse test JSON or fail the test */
 
 /* Names / values used by the expressions of one test case; they must outlive the expression. */
 typedef struct ctx {

@@ -12,26 +12,16 @@
 
 #include "core/buf.h"
 #include "table/item.h"
+#include "testutil.h"
 
 #define INVALID "One or more parameter values were invalid: "
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0xD1B54A32D192ED03ull;
-static uint64_t rnd(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
+static uint64_t rnd(void) { return tu_xorshift(&rng_state); }
 
-static json_t *J(const char *text) {
-    json_error_t e;
-    json_t *v = json_loads(text, JSON_DECODE_ANY | JSON_ALLOW_NUL, &e);
-    if (!v) fail_msg("bad test JSON %s: %s", text, e.text);
-    return v;
-}
+#define J tu_json   /* testutil.h: parse test JSON or fail the test */
 
 static char *dump(const json_t *v) {
     return json_dumps(v, JSON_COMPACT | JSON_SORT_KEYS | JSON_ENCODE_ANY);

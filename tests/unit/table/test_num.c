@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "table/num.h"
+#include "testutil.h"
 
 static const char MSG_NAN[] = "A value provided cannot be converted into a number";
 static const char MSG_DIGITS[] = "Attempting to store more than 38 significant digits in a Number";
@@ -21,13 +22,7 @@ static const char MSG_UNDER[] =
 /* ---- helpers ---------------------------------------------------------------------------- */
 
 static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
-static uint64_t rnd(void) {
-    uint64_t x = rng_state;
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    return rng_state = x;
-}
+static uint64_t rnd(void) { return tu_xorshift(&rng_state); }
 
 static tbl_num_t num(const char *s) {
     tbl_num_t x;

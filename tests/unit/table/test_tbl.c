@@ -3,10 +3,10 @@
  * conditions and ReturnValues, queries and scans, secondary indexes, transactions, idempotency,
  * concurrency, TTL, persistence, admission, and the synchronous API.
  *
- * Every test works in its own temporary directory.  Waits are bounded and no test sleeps but
- * test_batch_checked_again_at_apply (it says why); the TTL thread is off (ttl_interval_ms < 0)
- * and TTL sweeps run through tbl_ttl_run with an injected clock.  Tests that are not about
- * durability open with no_sync.
+ * Every test works in its own temporary directory (testutil.h's TU_DIR_TEST fixture).  Waits
+ * are bounded and no test sleeps but test_batch_checked_again_at_apply (it says why); the TTL
+ * thread is off (ttl_interval_ms < 0) and TTL sweeps run through tbl_ttl_run with an injected
+ * clock.  Tests that are not about durability open with no_sync.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,7 +15,6 @@
 
 #include <cmocka.h>
 
-#include <ftw.h>
 #include <inttypes.h>
 #include <pthread.h>
 #include <stdatomic.h>
@@ -32,6 +31,7 @@
 #include "core/tlog.h"
 #include "table/tbl.h"
 #include "table/tbl_int.h"
+#include "testutil.h"
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
@@ -40,23 +40,6 @@ static atomic_llong g_clock_ms;
 static int64_t test_clock(void *arg) {
     (void)arg;
     return atomic_load(&g_clock_ms);
-}
-
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-static char *tmp_dir(void) {
-    char *d = strdup("/tmp/test_tbl.XXXXXX");
-    assert_non_null(mkdtemp(d));
-    return d;
-}
-
-static void tmp_done(char *d) {
-    nftw(d, rm_one, 16, FTW_DEPTH | FTW_PHYS);
-    free(d);
 }
 
 static tbl_opts_t test_opts(void) {
@@ -76,12 +59,7 @@ static tbl_t *open_at(const char *dir, const tbl_opts_t *o) {
     return db;
 }
 
-static json_t *J(const char *text) {
-    json_error_t je;
-    json_t *j = json_loads(text, 0, &je);
-    if (!j) fail_msg("bad test JSON %s: %s", text, je.text);
-    return j;
-}
+#define J tu_json   /* testutil.h: parse test JSON or fail the test */
 
 /* Parse an expression whose values/names live in the returned holder json (freed by caller). */
 typedef struct ex {
@@ -192,8 +170,7 @@ static void describe(tbl_t *db, const char *t, tbl_table_info_t *out) {
 /* ---- control plane ------------------------------------------------------------------------- */
 
 static void test_create_describe_list_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     atomic_store(&g_clock_ms, 1700000000000LL);
@@ -285,14 +262,12 @@ static void test_create_describe_list_delete(void **state) {
     assert_int_equal(tbl_table_update(db, "events", &none, NULL, &e), TR_EVALIDATION);
 
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- items --------------------------------------------------------------------------------- */
 
 static void test_put_get_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -370,12 +345,10 @@ static void test_put_get_delete(void **state) {
     tbl_table_info_free(&info);
 
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_return_values(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -434,12 +407,10 @@ static void test_return_values(void **state) {
     assert_int_equal(update(db, "tt1", key, "SET id = :v", NULL, "{\":v\":{\"S\":\"q\"}}", NULL,
                             TBL_RV_NONE, NULL, &e), TR_EVALIDATION);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_conditions(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -498,7 +469,6 @@ static void test_conditions(void **state) {
     json_decref(i2);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- query and scan ------------------------------------------------------------------------ */
@@ -538,8 +508,7 @@ static size_t query_all(tbl_t *db, const char *table, const char *index, const c
 }
 
 static void test_query_ranges(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -667,12 +636,10 @@ static void test_query_ranges(void **state) {
     tbl_expr_free(kc);
     json_decref(vals);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_query_page_bytes(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -700,12 +667,10 @@ static void test_query_page_bytes(void **state) {
     assert_int_equal(pages, 3);
     for (int i = 0; i < 30; i++) assert_int_equal(out[i], i);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_scan_segments(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_N, NULL, 0);
@@ -763,7 +728,6 @@ static void test_scan_segments(void **state) {
     tbl_expr_free(f);
     json_decref(vals);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- secondary indexes --------------------------------------------------------------------- */
@@ -809,8 +773,7 @@ static uint32_t index_count(tbl_t *db, const char *index, const char *kc, const 
 }
 
 static void test_index_maintenance(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create_indexed(db);
@@ -895,7 +858,6 @@ static void test_index_maintenance(void **state) {
     assert_int_equal(sc.count, 1);
     tbl_query_free(&sc);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Describe until every index of t is ACTIVE (bounded: 30 s); the last description in out. */
@@ -938,8 +900,7 @@ static uint32_t count_by_g(tbl_t *db) {
  * and a restart in the middle resumes the backfill.  Deleting it empties its key space in the
  * background too. */
 static void test_gsi_backfill_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1027,14 +988,12 @@ static void test_gsi_backfill_in_background(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* DeleteTable returns at once; the items go in the background (one per transaction here),
  * across a restart, and a table re-created under the same name never sees them. */
 static void test_delete_table_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1086,12 +1045,10 @@ static void test_delete_table_in_background(void **state) {
     mdb_cursor_close(c);
     mdb_txn_abort(txn);
     mdb_env_close(env);
-    tmp_done(dir);
 }
 
 static void test_gsi_backfill_and_delete(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -1174,14 +1131,12 @@ static void test_gsi_backfill_and_delete(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- transactions -------------------------------------------------------------------------- */
 
 static void test_txn_basic(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -1243,12 +1198,10 @@ static void test_txn_basic(void **state) {
     json_decref(kb);
     json_decref(ic);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_txn_idempotency(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     atomic_store(&g_clock_ms, 1700000000000LL);
@@ -1291,7 +1244,6 @@ static void test_txn_idempotency(void **state) {
     X_free(&inc);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Concurrent transfers between accounts: each moves 1 from one account to another under a
@@ -1367,8 +1319,7 @@ static void *audit_main(void *arg) {
 }
 
 static void test_txn_concurrent(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.max_batch = 64;
     tbl_t *db = open_at(dir, &o);
@@ -1406,7 +1357,6 @@ static void test_txn_concurrent(void **state) {
     }
     assert_int_equal(total, (long)ACCTS * START_BAL);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- concurrency: atomic counters ---------------------------------------------------------- */
@@ -1462,8 +1412,7 @@ static void *add_main(void *arg) {
 }
 
 static void test_concurrent_add(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.no_sync = 0; /* the real thing: group commit with fsync */
     tbl_t *db = open_at(dir, &o);
@@ -1486,14 +1435,12 @@ static void test_concurrent_add(void **state) {
     pthread_mutex_destroy(&shared.mu);
     X_free(&inc);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- TTL ----------------------------------------------------------------------------------- */
 
 static void test_ttl(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     int64_t now_s = 1700000000;
@@ -1561,14 +1508,12 @@ static void test_ttl(void **state) {
     assert_non_null(it);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* Enabling TTL indexes the items already there in the background (one per transaction here)
  * while writes go on; afterwards exactly the expired items expire, across a restart. */
 static void test_ttl_enable_in_background(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.bf_chunk = 1;
     tbl_t *db = open_at(dir, &o);
@@ -1626,14 +1571,12 @@ static void test_ttl_enable_in_background(void **state) {
     assert_non_null(it);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- persistence --------------------------------------------------------------------------- */
 
 static void test_reopen(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.no_sync = 0;
     tbl_t *db = open_at(dir, &o);
@@ -1671,7 +1614,6 @@ static void test_reopen(void **state) {
     assert_int_equal(q.count, 0);
     tbl_query_free(&q);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- admission ----------------------------------------------------------------------------- */
@@ -1692,6 +1634,23 @@ static void gate_cb(void *arg, int rc) {
     pthread_mutex_unlock(&g->mu);
 }
 
+/* Hold the writer thread: submit w0 with gate_cb as its callback and wait until the writer is
+ * inside it; gate_open lets it go on. */
+static void gate_hold(tbl_t *db, tbl_write_t *w0, gate_t *g) {
+    tr_err e = {0, ""};
+    tu_ok(tbl_write_submit(db, w0, 1, gate_cb, g, &e), e);
+    pthread_mutex_lock(&g->mu);
+    while (!g->entered) pthread_cond_wait(&g->cv, &g->mu);
+    pthread_mutex_unlock(&g->mu);
+}
+
+static void gate_open(gate_t *g) {
+    pthread_mutex_lock(&g->mu);
+    g->open = 1;
+    pthread_cond_broadcast(&g->cv);
+    pthread_mutex_unlock(&g->mu);
+}
+
 static atomic_int g_done;
 
 static void count_cb(void *arg, int rc) {
@@ -1701,8 +1660,7 @@ static void count_cb(void *arg, int rc) {
 }
 
 static void test_throttling(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     o.max_pending_bytes = 10000;
     tbl_t *db = open_at(dir, &o);
@@ -1712,10 +1670,7 @@ static void test_throttling(void **state) {
     /* hold the writer thread inside a callback */
     gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
     tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "tt1", .item = it};
-    assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-    pthread_mutex_lock(&g.mu);
-    while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-    pthread_mutex_unlock(&g.mu);
+    gate_hold(db, &w0, &g);
     /* queue: the first is always admitted, then the budget runs out */
     tbl_write_t w[4];
     int admitted = 0, throttled = 0;
@@ -1733,16 +1688,12 @@ static void test_throttling(void **state) {
     assert_int_equal(admitted, 2);
     assert_int_equal(throttled, 2);
     /* a synchronous call from the writer thread would deadlock: refused */
-    pthread_mutex_lock(&g.mu);
-    g.open = 1;
-    pthread_cond_broadcast(&g.cv);
-    pthread_mutex_unlock(&g.mu);
+    gate_open(&g);
     while (atomic_load(&g_done) < admitted) sched_yield();
     tbl_write_t w5 = {.op = TBL_OP_PUT, .table = "tt1", .item = it, .req_bytes = 4000};
     assert_int_equal(tbl_sync_write(db, &w5, 1, &e), 0);
     json_decref(it);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static tbl_t *g_cb_db;
@@ -1775,8 +1726,7 @@ static uint32_t count(tbl_t *db, const char *t) {
 /* A submission of several writes whose last put has a bad index key is refused whole at submit:
  * nothing queued, nothing written (BatchWriteItem's "validate everything, then write"). */
 static void test_batch_invalid_writes_nothing(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "bvt", "id", TBL_T_S, NULL, 0);
@@ -1806,7 +1756,6 @@ static void test_batch_invalid_writes_nothing(void **state) {
         json_decref(k1);
     }
     tbl_close(db);
-    tmp_done(dir);
 }
 
 typedef struct add_gsi {
@@ -1849,7 +1798,7 @@ static void test_batch_checked_again_at_apply(void **state) {
      * first anyway (all of it written: a slow machine) it tries again with a longer sleep. */
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        char *dir = tmp_dir();
+        char *dir = tu_tmpdir("test_tbl");   /* a fresh one per attempt */
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "blt", "id", TBL_T_S, NULL, 0);
@@ -1857,10 +1806,7 @@ static void test_batch_checked_again_at_apply(void **state) {
         gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
         tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "blt", .item = i0};
-        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-        pthread_mutex_unlock(&g.mu);
+        gate_hold(db, &w0, &g);
         /* the writer is held: queue the index creation, then the batch behind it */
         add_gsi_t ag = {db, -1};
         pthread_t th;
@@ -1872,10 +1818,7 @@ static void test_batch_checked_again_at_apply(void **state) {
                             {.op = TBL_OP_PUT, .table = "blt", .item = b}};
         done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         assert_int_equal(tbl_write_submit(db, w, 2, done1_cb, &d, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        g.open = 1;
-        pthread_cond_broadcast(&g.cv);
-        pthread_mutex_unlock(&g.mu);
+        gate_open(&g);
         pthread_join(th, NULL);
         assert_int_equal(ag.rc, 0);
         pthread_mutex_lock(&d.mu);
@@ -1893,7 +1836,7 @@ static void test_batch_checked_again_at_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
-        tmp_done(dir);
+        tu_tmpdir_done(dir);
         if (!again) break;
     }
 }
@@ -1911,7 +1854,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
     (void)state;
     for (int attempt = 0;; attempt++) {
         assert_true(attempt < 5);
-        char *dir = tmp_dir();
+        char *dir = tu_tmpdir("test_tbl");   /* a fresh one per attempt */
         tbl_opts_t o = test_opts();
         tbl_t *db = open_at(dir, &o);
         create(db, "drp", "id", TBL_T_S, NULL, 0);
@@ -1920,10 +1863,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
         gate_t g = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         json_t *i0 = J("{\"id\":{\"S\":\"first\"}}");
         tbl_write_t w0 = {.op = TBL_OP_PUT, .table = "kept", .item = i0};
-        assert_int_equal(tbl_write_submit(db, &w0, 1, gate_cb, &g, &e), 0);
-        pthread_mutex_lock(&g.mu);
-        while (!g.entered) pthread_cond_wait(&g.cv, &g.mu);
-        pthread_mutex_unlock(&g.mu);
+        gate_hold(db, &w0, &g);
         add_gsi_t ag = {db, -1};
         pthread_t th;
         pthread_create(&th, NULL, drop_main, &ag);
@@ -1933,10 +1873,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
                             {.op = TBL_OP_PUT, .table = "drp", .item = b}};
         done1_t d = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
         int src = tbl_write_submit(db, w, 2, done1_cb, &d, &e);
-        pthread_mutex_lock(&g.mu);
-        g.open = 1;
-        pthread_cond_broadcast(&g.cv);
-        pthread_mutex_unlock(&g.mu);
+        gate_open(&g);
         pthread_join(th, NULL);
         assert_int_equal(ag.rc, 0);
         int again = src != 0;   /* the drop was applied before the submit: a slow machine */
@@ -1956,7 +1893,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
         json_decref(a);
         json_decref(b);
         tbl_close(db);
-        tmp_done(dir);
+        tu_tmpdir_done(dir);
         if (!again) break;
     }
 }
@@ -1964,8 +1901,7 @@ static void test_batch_table_deleted_before_apply(void **state) {
 /* UpdateItem with only REMOVE / DELETE on a missing item creates nothing; on an existing one it
  * keeps the item even when only the key is left. */
 static void test_update_remove_on_missing_creates_nothing(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "pht", "id", TBL_T_S, NULL, 0);
@@ -1987,12 +1923,10 @@ static void test_update_remove_on_missing_creates_nothing(void **state) {
     json_decref(attrs);
     assert_int_equal(count(db, "pht"), 1);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_sync_api(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "id", TBL_T_S, NULL, 0);
@@ -2040,14 +1974,12 @@ static void test_sync_api(void **state) {
     json_decref(it);
     json_decref(k);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- key encoding -------------------------------------------------------------------------- */
 
 static void test_key_order(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
@@ -2169,7 +2101,6 @@ static void test_key_order(void **state) {
     tbl_expr_free(kc);
     json_decref(v);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 /* ---- exact order of long keys -------------------------------------------------------------- */
@@ -2375,7 +2306,7 @@ static json_t *lk_str(char c, size_t n, const char *tail) {
 /* kf: key format of the tables made (0: as before key format 1, whose tables must still work
  * after an upgrade: the engine is reopened with today's default before the checks). */
 static void long_key_order(int kf) {
-    char *dir = tmp_dir();
+    char *dir = tu_tmpdir("test_tbl");
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     tr_err e = {0, ""};
@@ -2483,7 +2414,7 @@ static void long_key_order(int kf) {
     json_decref(G);
     json_decref(Gq);
     tbl_close(db);
-    tmp_done(dir);
+    tu_tmpdir_done(dir);
 }
 
 static void test_long_key_order(void **state) {
@@ -2494,8 +2425,7 @@ static void test_long_key_order(void **state) {
 /* Keys around the fold threshold: stored lengths from ~460 to ~540 bytes (short, raw past 479,
  * exactly 511, folded) in one partition, sharing a 440-byte prefix, tails with 0x00 and 0xFF. */
 static void test_key_order_at_fold_threshold(void **state) {
-    (void)state;
-    char *dir = tmp_dir();
+    const char *dir = *state;
     tbl_opts_t o = test_opts();
     tbl_t *db = open_at(dir, &o);
     tr_err e = {0, ""};
@@ -2540,7 +2470,6 @@ static void test_key_order_at_fold_threshold(void **state) {
     json_decref(bv);
     json_decref(hv);
     tbl_close(db);
-    tmp_done(dir);
 }
 
 static void test_long_key_order_format0(void **state) {
@@ -2550,34 +2479,34 @@ static void test_long_key_order_format0(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_create_describe_list_delete),
-        cmocka_unit_test(test_put_get_delete),
-        cmocka_unit_test(test_return_values),
-        cmocka_unit_test(test_conditions),
-        cmocka_unit_test(test_query_ranges),
-        cmocka_unit_test(test_query_page_bytes),
-        cmocka_unit_test(test_scan_segments),
-        cmocka_unit_test(test_index_maintenance),
-        cmocka_unit_test(test_gsi_backfill_and_delete),
-        cmocka_unit_test(test_gsi_backfill_in_background),
-        cmocka_unit_test(test_delete_table_in_background),
-        cmocka_unit_test(test_ttl_enable_in_background),
-        cmocka_unit_test(test_txn_basic),
-        cmocka_unit_test(test_txn_idempotency),
-        cmocka_unit_test(test_txn_concurrent),
-        cmocka_unit_test(test_concurrent_add),
-        cmocka_unit_test(test_ttl),
-        cmocka_unit_test(test_reopen),
-        cmocka_unit_test(test_throttling),
-        cmocka_unit_test(test_batch_invalid_writes_nothing),
+        TU_DIR_TEST(test_create_describe_list_delete),
+        TU_DIR_TEST(test_put_get_delete),
+        TU_DIR_TEST(test_return_values),
+        TU_DIR_TEST(test_conditions),
+        TU_DIR_TEST(test_query_ranges),
+        TU_DIR_TEST(test_query_page_bytes),
+        TU_DIR_TEST(test_scan_segments),
+        TU_DIR_TEST(test_index_maintenance),
+        TU_DIR_TEST(test_gsi_backfill_and_delete),
+        TU_DIR_TEST(test_gsi_backfill_in_background),
+        TU_DIR_TEST(test_delete_table_in_background),
+        TU_DIR_TEST(test_ttl_enable_in_background),
+        TU_DIR_TEST(test_txn_basic),
+        TU_DIR_TEST(test_txn_idempotency),
+        TU_DIR_TEST(test_txn_concurrent),
+        TU_DIR_TEST(test_concurrent_add),
+        TU_DIR_TEST(test_ttl),
+        TU_DIR_TEST(test_reopen),
+        TU_DIR_TEST(test_throttling),
+        TU_DIR_TEST(test_batch_invalid_writes_nothing),
         cmocka_unit_test(test_batch_checked_again_at_apply),
         cmocka_unit_test(test_batch_table_deleted_before_apply),
-        cmocka_unit_test(test_update_remove_on_missing_creates_nothing),
-        cmocka_unit_test(test_sync_api),
-        cmocka_unit_test(test_key_order),
+        TU_DIR_TEST(test_update_remove_on_missing_creates_nothing),
+        TU_DIR_TEST(test_sync_api),
+        TU_DIR_TEST(test_key_order),
         cmocka_unit_test(test_long_key_order),
         cmocka_unit_test(test_long_key_order_format0),
-        cmocka_unit_test(test_key_order_at_fold_threshold),
+        TU_DIR_TEST(test_key_order_at_fold_threshold),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

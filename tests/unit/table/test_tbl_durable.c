@@ -23,7 +23,6 @@
 
 #include <errno.h>
 #include <fcntl.h>
-#include <ftw.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -35,6 +34,7 @@
 #include <unistd.h>
 
 #include "table/tbl.h"
+#include "testutil.h"
 
 /* ---- the I/O journal ----------------------------------------------------------------------- */
 
@@ -126,14 +126,8 @@ int fsync(int fd) {
 
 /* ---- fixtures ------------------------------------------------------------------------------ */
 
-static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
-    (void)sb, (void)f, (void)w;
-    remove(p);
-    return 0;
-}
-
-static tbl_t *open_tmp(char *dir, uint32_t max_batch) {
-    assert_non_null(mkdtemp(dir));
+/* Open the engine on the test's directory (the TU_DIR_TEST fixture's) with table "dur". */
+static tbl_t *open_tmp(const char *dir, uint32_t max_batch) {
     tbl_opts_t o = {0};
     o.max_batch = max_batch;
     o.ttl_interval_ms = -1;
@@ -152,11 +146,6 @@ static tbl_t *open_tmp(char *dir, uint32_t max_batch) {
     /* a control change is durable before its call returns */
     assert_true(atomic_load(&g_sync_last) > atomic_load(&g_meta_last));
     return db;
-}
-
-static void close_tmp(tbl_t *db, char *dir) {
-    tbl_close(db);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
 }
 
 typedef struct {
@@ -191,9 +180,7 @@ static json_t *item(long i) {
 /* One write at a time: nothing follows a commit to carry its meta sync, so the writer must sync
  * before it acknowledges. */
 static void test_lone_write_is_synced_before_ack(void **state) {
-    (void)state;
-    char dir[] = "/tmp/test_tbl_durable.XXXXXX";
-    tbl_t *db = open_tmp(dir, 0);
+    tbl_t *db = open_tmp(*state, 0);
     for (long i = 0; i < 20; i++) {
         acks_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, 0, 0, 0,
                     atomic_load(&g_meta_last)};
@@ -211,15 +198,13 @@ static void test_lone_write_is_synced_before_ack(void **state) {
         assert_int_equal(a.uncommitted, 0);
         json_decref(it);
     }
-    close_tmp(db, dir);
+    tbl_close(db);
 }
 
 /* A burst in batches of 16 (many commits back to back): no write is acknowledged before the
  * meta page of its commit is on disk, and the commits are grouped (fewer syncs than writes). */
 static void test_burst_acks_follow_syncs(void **state) {
-    (void)state;
-    char dir[] = "/tmp/test_tbl_durable.XXXXXX";
-    tbl_t *db = open_tmp(dir, 16);
+    tbl_t *db = open_tmp(*state, 16);
     enum { N = 4000 };
     static tbl_write_t w[N];
     static json_t *items[N];
@@ -243,7 +228,7 @@ static void test_burst_acks_follow_syncs(void **state) {
     assert_true(syncs > 0);
     assert_true(syncs < N);                  /* group commit */
     for (long i = 0; i < N; i++) json_decref(items[i]);
-    close_tmp(db, dir);
+    tbl_close(db);
 }
 
 /* ---- fault injection ----------------------------------------------------------------------- */
@@ -433,8 +418,7 @@ static void ft_verify(tbl_t *db, const model_t *m, const char *what) {
 
 /* One run with the k-th LMDB write/sync failing (k = 0: none).  Returns the I/O calls made. */
 static long ft_case(long k, int err, int sticky, int *refused) {
-    char dir[] = "/tmp/test_tbl_fault.XXXXXX";
-    assert_non_null(mkdtemp(dir));
+    char *dir = tu_tmpdir("test_tbl_fault");
     tbl_t *db = ft_open(dir, 1);
     model_t m;
     memset(&m, 0, sizeof m);
@@ -451,7 +435,7 @@ static long ft_case(long k, int err, int sticky, int *refused) {
     db = ft_open(dir, 0);
     ft_verify(db, &m, what);
     tbl_close(db);
-    nftw(dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    tu_tmpdir_done(dir);
     return calls;
 }
 
@@ -481,8 +465,8 @@ static void test_faults_at_every_io(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_lone_write_is_synced_before_ack),
-        cmocka_unit_test(test_burst_acks_follow_syncs),
+        TU_DIR_TEST(test_lone_write_is_synced_before_ack),
+        TU_DIR_TEST(test_burst_acks_follow_syncs),
         cmocka_unit_test(test_faults_at_every_io),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

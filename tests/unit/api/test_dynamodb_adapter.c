@@ -1,0 +1,224 @@
+/*
+ * test_dynamodb_adapter.c -- the DynamoDB adapter as a kit service, through its in-process call
+ * path (api_dynamodb_call, which native functions' trf_table_* use): no HTTP, no SigV4, the same
+ * dispatch, validation, engine calls and responses as a request.  What the integration suites
+ * cannot reach cheaply: a server whose table engine is not open (the service's ready hook), and
+ * the namespaced __type of every kind of error (the service's type namer and error map), plus a
+ * deferred write answered from the engine's commit thread and read back.
+ *
+ * Every test opens its own engine in a temporary directory; waits are bounded.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <cmocka.h>
+
+#include <ftw.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+
+#include "api/api.h"
+#include "api/kit.h"
+#include "table/tbl.h"
+
+#define WAIT_S 60
+#define NS "com.amazonaws.dynamodb.v20120810#"
+
+/* ---- fixtures -------------------------------------------------------------------------------- */
+
+typedef struct fx {
+    char dir[64];
+    api_ctx_t ctx;
+} fx_t;
+
+static int rm_one(const char *p, const struct stat *sb, int f, struct FTW *w) {
+    (void)sb, (void)f, (void)w;
+    remove(p);
+    return 0;
+}
+
+static int setup(void **state) {
+    fx_t *fx = calloc(1, sizeof *fx);
+    snprintf(fx->dir, sizeof fx->dir, "/tmp/test_dynamodb_adapter.XXXXXX");
+    assert_non_null(mkdtemp(fx->dir));
+    tr_err err = {0, ""};
+    tbl_opts_t o;
+    memset(&o, 0, sizeof o);
+    o.no_sync = 1;
+    o.ttl_interval_ms = -1;
+    if (tbl_open(fx->dir, &o, &fx->ctx.tbl, &err)) fail_msg("tbl_open: %s", err.msg);
+    fx->ctx.region = "us-east-1";
+    *state = fx;
+    return 0;
+}
+
+static int teardown(void **state) {
+    fx_t *fx = *state;
+    tbl_close(fx->ctx.tbl);
+    nftw(fx->dir, rm_one, 16, FTW_DEPTH | FTW_PHYS);
+    free(fx);
+    return 0;
+}
+
+/* One call's answer, waited for (a write's done callback runs on the engine's thread). */
+typedef struct answer {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int done, status;
+    char *body;
+} answer_t;
+
+static void on_done(void *arg, int status, const char *body, size_t len) {
+    answer_t *a = arg;
+    pthread_mutex_lock(&a->mu);
+    a->status = status;
+    a->body = strndup(body, len);
+    a->done = 1;
+    pthread_cond_signal(&a->cv);
+    pthread_mutex_unlock(&a->mu);
+}
+
+/* Call op with body; returns the status, *out the response (free it). */
+static int call(api_ctx_t *ctx, const char *op, const char *body, char **out) {
+    answer_t a = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL};
+    api_dynamodb_call(ctx, op, body, strlen(body), on_done, &a);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += WAIT_S;
+    pthread_mutex_lock(&a.mu);
+    while (!a.done)
+        if (pthread_cond_timedwait(&a.cv, &a.mu, &until)) fail_msg("%s did not answer", op);
+    pthread_mutex_unlock(&a.mu);
+    *out = a.body;
+    return a.status;
+}
+
+/* Call and check the status and that the body is (exact) or contains `want`. */
+static void expect_at(api_ctx_t *ctx, const char *op, const char *body, int status,
+                      const char *want, int exact) {
+    char *got;
+    int st = call(ctx, op, body, &got);
+    if (st != status || (exact ? strcmp(got, want) : !strstr(got, want)))
+        fail_msg("%s %s: got %d %s; want %d and \"%s\"", op, body, st, got, status, want);
+    free(got);
+}
+#define expect(fx, op, body, status, want) expect_at(&(fx)->ctx, op, body, status, want, 0)
+#define expect_exact(fx, op, body, status, want) expect_at(&(fx)->ctx, op, body, status, want, 1)
+
+static const char table_def[] =
+    "{\"TableName\":\"tab\",\"BillingMode\":\"PAY_PER_REQUEST\","
+    "\"AttributeDefinitions\":[{\"AttributeName\":\"pk\",\"AttributeType\":\"S\"}],"
+    "\"KeySchema\":[{\"AttributeName\":\"pk\",\"KeyType\":\"HASH\"}]}";
+
+/* ---- the service: dispatch, ready hook, error types ------------------------------------------ */
+
+static void test_unknown_operation_and_bodies(void **state) {
+    fx_t *fx = *state;
+    expect_exact(fx, "DescribeLimits", "{}", 400,
+                 "{\"__type\":\"com.amazon.coral.service#UnknownOperationException\",\"message\":"
+                 "\"Operation DescribeLimits is not implemented by Tributary's DynamoDB API; see "
+                 "the compatibility table in README.md\"}");
+    expect_exact(fx, "ListTables", "", 400,
+                 "{\"__type\":\"com.amazon.coral.service#SerializationException\",\"message\":"
+                 "\"Request body is empty; send a JSON object with the operation's members ({} "
+                 "when there are none)\"}");
+    expect(fx, "ListTables", "[1]", 400,
+           "\"Request body must be a JSON object with the operation's members\"");
+    /* DynamoDB's own words for a member of the wrong JSON type */
+    expect_exact(fx, "ListTables", "{\"Limit\":\"ten\"}", 400,
+                 "{\"__type\":\"com.amazon.coral.service#SerializationException\",\"message\":"
+                 "\"STRING_VALUE can not be converted to Integer (member Limit)\"}");
+}
+
+static void test_engine_not_open(void **state) {
+    fx_t *fx = *state;
+    api_ctx_t ctx = fx->ctx;
+    ctx.tbl = NULL;
+    expect_at(&ctx, "ListTables", "{}", 500,
+              "{\"__type\":\"" NS "InternalServerError\",\"message\":\"The table engine is not "
+              "open on this server\"}", 1);
+    /* an unknown operation is still named as such */
+    expect_at(&ctx, "Nope", "{}", 400, "UnknownOperationException", 0);
+}
+
+static void test_validation_accumulates(void **state) {
+    expect_exact((fx_t *)*state, "PutItem", "{\"TableName\":\"x\",\"ReturnValues\":\"SOME\"}", 400,
+                 "{\"__type\":\"com.amazon.coral.validate#ValidationException\",\"message\":\"3 "
+                 "validation errors detected: Value 'x' at 'tableName' failed to satisfy "
+                 "constraint: Member must have length greater than or equal to 3; Value null at "
+                 "'item' failed to satisfy constraint: Member must not be null; Value 'SOME' at "
+                 "'returnValues' failed to satisfy constraint: Member must satisfy enum value "
+                 "set: [NONE, ALL_OLD, UPDATED_OLD, ALL_NEW, UPDATED_NEW]\"}");
+}
+
+static void test_engine_errors_through_the_map(void **state) {
+    fx_t *fx = *state;
+    expect_exact(fx, "DescribeTable", "{\"TableName\":\"nope\"}", 400,
+                 "{\"__type\":\"" NS "ResourceNotFoundException\",\"message\":\"Requested "
+                 "resource not found: Table: nope not found\"}");
+    expect(fx, "CreateTable", table_def, 200, "\"TableStatus\":\"ACTIVE\"");
+    expect(fx, "CreateTable", table_def, 400,
+           "{\"__type\":\"" NS "ResourceInUseException\",\"message\":\"Table already exists: tab\"}");
+    expect(fx, "GetItem", "{\"TableName\":\"nope\",\"Key\":{\"pk\":{\"S\":\"a\"}}}", 400,
+           "{\"__type\":\"" NS "ResourceNotFoundException\"");
+}
+
+/* ---- deferred writes ------------------------------------------------------------------------- */
+
+static void test_write_paths(void **state) {
+    fx_t *fx = *state;
+    expect(fx, "CreateTable", table_def, 200, "");
+    expect_exact(fx, "PutItem",
+                 "{\"TableName\":\"tab\",\"Item\":{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"1\"}},"
+                 "\"ReturnConsumedCapacity\":\"TOTAL\"}",
+                 200, "{\"ConsumedCapacity\":{\"TableName\":\"tab\",\"CapacityUnits\":1.0}}");
+    expect_exact(fx, "UpdateItem",
+                 "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}},\"UpdateExpression\":"
+                 "\"ADD n :one\",\"ExpressionAttributeValues\":{\":one\":{\"N\":\"2\"}},"
+                 "\"ReturnValues\":\"UPDATED_NEW\"}",
+                 200, "{\"Attributes\":{\"n\":{\"N\":\"3\"}}}");
+    /* a failed condition with the item as it was */
+    expect_exact(fx, "DeleteItem",
+                 "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}},\"ConditionExpression\":"
+                 "\"attribute_not_exists(pk)\",\"ReturnValuesOnConditionCheckFailure\":"
+                 "\"ALL_OLD\"}",
+                 400, "{\"__type\":\"" NS "ConditionalCheckFailedException\",\"message\":\"The "
+                 "conditional request failed\",\"Item\":{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"3\"}}}");
+    expect_exact(fx, "BatchWriteItem",
+                 "{\"RequestItems\":{\"tab\":[{\"PutRequest\":{\"Item\":{\"pk\":{\"S\":\"b\"}}}},"
+                 "{\"DeleteRequest\":{\"Key\":{\"pk\":{\"S\":\"a\"}}}}]},"
+                 "\"ReturnConsumedCapacity\":\"TOTAL\"}",
+                 200, "{\"UnprocessedItems\":{},\"ConsumedCapacity\":[{\"TableName\":\"tab\","
+                 "\"CapacityUnits\":2.0}]}");
+    expect_exact(fx, "TransactWriteItems",
+                 "{\"TransactItems\":[{\"Put\":{\"TableName\":\"tab\",\"Item\":{\"pk\":{\"S\":"
+                 "\"c\"}}}}],\"ReturnConsumedCapacity\":\"TOTAL\"}",
+                 200, "{\"ConsumedCapacity\":[{\"TableName\":\"tab\",\"CapacityUnits\":2.0}]}");
+    expect(fx, "TransactWriteItems",
+           "{\"TransactItems\":[{\"ConditionCheck\":{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":"
+           "\"zz\"}},\"ConditionExpression\":\"attribute_exists(pk)\"}}]}",
+           400, "{\"__type\":\"" NS "TransactionCanceledException\",\"Message\":\"Transaction "
+           "cancelled, please refer cancellation reasons for specific reasons "
+           "[ConditionalCheckFailed]\"");
+    expect_exact(fx, "GetItem", "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}}}", 200,
+                 "{}");
+    expect_exact(fx, "GetItem", "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"b\"}}}", 200,
+                 "{\"Item\":{\"pk\":{\"S\":\"b\"}}}");
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_unknown_operation_and_bodies, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_not_open, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_validation_accumulates, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_engine_errors_through_the_map, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_paths, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
