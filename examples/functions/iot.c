@@ -124,7 +124,8 @@ static void sb_add(sb_t *b, const char *s, size_t n) {
     b->p[b->len] = 0;
 }
 
-/* printf-style append (strings from readings go through sb_str). */
+/* printf-style append (strings from readings go through sb_str).  Never truncates: a key
+ * holding a long escaped device name may pass any fixed size. */
 static void sb_printf(sb_t *b, const char *fmt, ...) TRF_PRINTF(2, 3);
 static void sb_printf(sb_t *b, const char *fmt, ...) {
     char tmp[2048];
@@ -132,7 +133,18 @@ static void sb_printf(sb_t *b, const char *fmt, ...) {
     va_start(ap, fmt);
     int n = vsnprintf(tmp, sizeof tmp, fmt, ap);
     va_end(ap);
-    if (n > 0) sb_add(b, tmp, (size_t)n < sizeof tmp ? (size_t)n : sizeof tmp - 1);
+    if (n < 0) return;
+    if ((size_t)n < sizeof tmp) {
+        sb_add(b, tmp, (size_t)n);
+        return;
+    }
+    char *big = malloc((size_t)n + 1);
+    if (!big) abort();
+    va_start(ap, fmt);
+    vsnprintf(big, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    sb_add(b, big, (size_t)n);
+    free(big);
 }
 
 /* A JSON string literal (quotes included). */
@@ -303,11 +315,8 @@ static void on_reply(void *arg, long index, int status, const char *resp, size_t
             (int)(len > 300 ? 300 : len), resp);
 }
 
-/* Open-addressing index from a string key to a slot of `vals` (cap a power of two). */
-typedef struct index {
-    size_t cap, *slot;                   /* slot[i]: value index + 1, 0 when empty */
-} index_t;
-
+/* FNV-1a of a and b: the open-addressing tables of write_batch (slot = value index + 1, 0 when
+ * empty; a power-of-two size at least twice the readings). */
 static uint64_t hash2(const char *a, const char *b) {
     uint64_t h = 1469598103934665603ULL;
     for (; *a; a++) h = (h ^ (unsigned char)*a) * 1099511628211ULL;
