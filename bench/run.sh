@@ -2,7 +2,9 @@
 # run.sh -- the benchmarks behind `make bench`.  Kinesis here: Tributary against kinesalite and
 # kinesis-local (npm), plus nginx returning a fixed body as the HTTP ceiling.  Then DynamoDB:
 # bench/run-dynamodb.sh (Tributary against dynalite, bench/results/dynamodb.md).  Then event-source
-# mappings: bench/esm.py (invocations/s, put -> invoke latency; bench/results/esm.md).
+# mappings: bench/esm.py (invocations/s, put -> invoke latency; bench/results/esm.md).  Then the
+# main job end to end: bench/pipeline.py (make demo's pipeline with a C producer: sustained
+# readings/s, put -> applied latency at half load; bench/results/pipeline.md).
 #
 # For each server in turn: start it on a free 127.0.0.1 port (Tributary with a temp data dir,
 # durable, default settings; the peers with their defaults, in memory), run each workload with
@@ -12,8 +14,9 @@
 # 2-3 for DynamoDB.
 #
 # Knobs (environment):
-#   BENCH_SUITES="kinesis dynamodb esm"  which benchmarks (DynamoDB knobs: run-dynamodb.sh;
-#                      event-source mappings: bench/esm.py)
+#   BENCH_SUITES="kinesis dynamodb esm pipeline"  which benchmarks (DynamoDB knobs:
+#                      run-dynamodb.sh; event-source mappings: bench/esm.py; the pipeline:
+#                      bench/pipeline.py, e.g. BENCH_PIPE_DURATION=5 for a short run)
 #   BENCH_DURATION=10  measured seconds per run      BENCH_WARMUP=1  unmeasured seconds first
 #   BENCH_THREADS=2    trbench threads               BENCH_SERVERS="tributary kinesalite
 #   BENCH_WORKLOADS="putrecords putrecord getrecords"   kinesis-local nginx"
@@ -31,7 +34,7 @@ WARM="${BENCH_WARMUP:-1}"
 THREADS="${BENCH_THREADS:-2}"
 SERVERS="${BENCH_SERVERS:-tributary kinesalite kinesis-local nginx}"
 WORKLOADS="${BENCH_WORKLOADS:-putrecords putrecord getrecords}"
-SUITES="${BENCH_SUITES:-kinesis dynamodb esm}"
+SUITES="${BENCH_SUITES:-kinesis dynamodb esm pipeline}"
 SHARDS=4
 NGINX_BODY='{"FailedRecordCount":0,"Records":[]}'   # PutRecords-shaped
 NGINX_TYPE=application/x-amz-json-1.1
@@ -257,6 +260,9 @@ if [[ " $SUITES " == *" dynamodb "* ]]; then
 fi
 if [[ " $SUITES " == *" esm "* ]]; then
     TRIBUTARY_BIN="$TRIBUTARY_BIN" /usr/bin/python3 "$BENCH/esm.py" || rc=$?
+fi
+if [[ " $SUITES " == *" pipeline "* ]]; then
+    TRIBUTARY_BIN="$TRIBUTARY_BIN" /usr/bin/python3 "$BENCH/pipeline.py" || rc=$?
 fi
 log "done in $((SECONDS - t0)) s"
 exit "$rc"

@@ -116,3 +116,31 @@ def test_iot_function_writes_the_tables(lam, ddb, make_table, make_function):
     al = ddb.query(TableName=alerts, KeyConditionExpression="device = :d",
                    ExpressionAttributeValues={":d": {"S": "d-1"}})["Items"]
     assert sorted(a["reason"]["S"] for a in al) == ["fan", "temperature"]
+
+
+def test_iot_function_takes_a_device_name_that_escapes_long(lam, ddb, make_table, make_function):
+    """A device name of 200 control characters is 1,200 bytes once JSON-escaped: the function's
+    requests must not cut it (iot.c once built device_minute's key in a 1,024-byte buffer, so the
+    UpdateItem was invalid JSON and the batch was retried until it went to the destination)."""
+    latest = make_table(hash=("device", "S"))
+    minute = make_table(hash=("device", "S"), range=("minute", "S"))
+    alerts = make_table(hash=("device", "S"), range=("seq", "S"))
+    fn = make_function(zip=esm.native_zip("iot"), runtime=esm.NATIVE_RUNTIME,
+                       handler_name="libiot.so:handler",
+                       env={"IOT_LATEST_TABLE": latest, "IOT_MINUTE_TABLE": minute,
+                            "IOT_ALERTS_TABLE": alerts})
+    device = "\u0001" * 200
+    ts = 1700000000000   # 2023-11-14T22:13:20Z
+    recs = [(f"d{i}", json.dumps({"device": device, "n": i, "ts": ts, "temperature": 20 + i}))
+            for i in (1, 2)]
+    from test_native_functions import kinesis_event
+    r, body = lf.invoke_json(lam, fn, kinesis_event(recs), LogType="Tail")
+    assert "FunctionError" not in r, body
+    assert not (body or {}).get("batchItemFailures"), \
+        __import__("base64").b64decode(r["LogResult"]).decode()
+    m = ddb.get_item(TableName=minute, Key={"device": {"S": device},
+                                            "minute": {"S": "2023-11-14T22:13"}},
+                     ConsistentRead=True)["Item"]
+    assert m["count"] == {"N": "2"} and m["sum"] == {"N": "43"}
+    assert m["min"] == {"N": "21"} and m["max"] == {"N": "22"}
+    assert ddb.get_item(TableName=latest, Key={"device": {"S": device}})["Item"]["n"] == {"N": "2"}
