@@ -4,6 +4,8 @@
  * A slog_t keeps every stream in memory (the cache) and mirrors each change of a stream into one
  * LMDB record (DIR/meta) before the change becomes visible, so the cache is always a committed
  * state.  Record data lives in one slog_shard_t per shard (shard.c), under DIR/streams/<id>/<idx>.
+ * The control plane (create, delete, describe, tags, retention) and resharding live in
+ * slog_ctl.c; the types and helpers both files use are in slog_int.h.
  *
  * Locks, in the only order they are ever taken:
  *
@@ -95,7 +97,7 @@ static void *xmalloc(size_t n) {
     return p;
 }
 
-void *xcalloc(size_t n, size_t sz) {
+void *slog__xcalloc(size_t n, size_t sz) {
     void *p = calloc(n ? n : 1, sz ? sz : 1);
     if (!p) oom(n * sz);
     return p;
@@ -107,14 +109,14 @@ static void *xrealloc(void *p, size_t n) {
     return q;
 }
 
-char *xstrdup(const char *s) {
+char *slog__xstrdup(const char *s) {
     char *p = strdup(s ? s : "");
     if (!p) oom(strlen(s));
     return p;
 }
 
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-char *xasprintf(const char *fmt, ...) {
+char *slog__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *slog__xasprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
@@ -125,7 +127,7 @@ char *xasprintf(const char *fmt, ...) {
 }
 
 static int mkdir_p(const char *path) {
-    char *tmp = xstrdup(path);
+    char *tmp = slog__xstrdup(path);
     int rc = 0;
     for (char *p = tmp + 1; *p && !rc; p++) {
         if (*p != '/') continue;
@@ -144,7 +146,7 @@ static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW 
     return 0;
 }
 
-void rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
+void slog__rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int all_digits(const char *s) {
     if (!*s) return 0;
@@ -153,7 +155,7 @@ static int all_digits(const char *s) {
     return 1;
 }
 
-void shard_id(uint32_t idx, char out[24]) { snprintf(out, 24, "shardId-%012" PRIu32, idx); }
+void slog__shard_id(uint32_t idx, char out[24]) { snprintf(out, 24, "shardId-%012" PRIu32, idx); }
 
 /* ---- helpers: hash keys and sequence numbers ----------------------------------------------- */
 
@@ -231,7 +233,7 @@ int slog_seq_parse(const char *s, uint32_t *shard, uint64_t *counter) {
 
 /* Ranges of n shards splitting [0, 2^128) evenly as AWS does: step = floor(2^128 / n), shard i
  * gets [i*step, (i+1)*step - 1], the last one ends at 2^128 - 1. */
-void split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends) {
+void slog__split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends) {
     slog_hash_t step = 0;
     if (n > 1) step = SLOG_HASH_MAX / n + (SLOG_HASH_MAX % n == (slog_hash_t)n - 1 ? 1 : 0);
     for (uint32_t i = 0; i < n; i++) {
@@ -355,7 +357,7 @@ static void image_encode(const sl_image_t *img, tr_buf *b) {
     }
 }
 
-void tags_free(slog_tag_t *t, size_t n) {
+void slog__tags_free(slog_tag_t *t, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(t[i].key);
         free(t[i].value);
@@ -376,7 +378,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
     img->retention_hours = (uint32_t)get_le(&r, 4);
     size_t ns = (size_t)get_le(&r, 4), nt = (size_t)get_le(&r, 4);
     if (r.bad || ns == 0 || ns > (n - SL_HDR) / SL_SHARD_REC) return TR_ECORRUPT;
-    slog_shard_info_t *sh = xcalloc(ns, sizeof *sh);
+    slog_shard_info_t *sh = slog__xcalloc(ns, sizeof *sh);
     for (size_t i = 0; i < ns; i++) {
         sh[i].index = (uint32_t)get_le(&r, 4);
         sh[i].parent = (uint32_t)get_le(&r, 4);
@@ -390,7 +392,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
         sh[i].closed_ms = (int64_t)get_le(&r, 8);
         if (sh[i].index != i) r.bad = 1;
     }
-    slog_tag_t *tags = nt ? xcalloc(nt, sizeof *tags) : NULL;
+    slog_tag_t *tags = nt ? slog__xcalloc(nt, sizeof *tags) : NULL;
     size_t got = 0;
     for (; got < nt && !r.bad; got++) {
         tags[got].key = get_str(&r);
@@ -398,7 +400,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
     }
     if (r.bad || r.off != n) {
         free(sh);
-        tags_free(tags, got);
+        slog__tags_free(tags, got);
         return TR_ECORRUPT;
     }
     img->shards = sh;
@@ -410,8 +412,8 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
 
 /* Write (img != NULL) or delete (img == NULL) the record of `name`, and next_id if nonzero, in
  * one durable transaction. */
-int meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
-               tr_err *err) {
+int slog__meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
+                     tr_err *err) {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
     if (rc) goto fail;
@@ -445,7 +447,7 @@ fail:
 }
 
 /* The image of st as cached; infos must hold st->n_shards (filled here) + room the caller uses. */
-void image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img) {
+void slog__image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img) {
     for (size_t i = 0; i < st->n_shards; i++) infos[i] = st->shards[i]->info;
     img->id = st->id;
     img->mode = st->mode;
@@ -486,7 +488,7 @@ static void io_enospc_init(void) {
  * out.  At open it is the shard's opts.min_next: a shard directory deleted as a whole is
  * reported and numbering continues past every number handed out.  The commit thread holds no
  * LMDB transaction otherwise, and no control-plane thread waits for it while holding one
- * (meta_write is self-contained), so the write transaction here cannot deadlock.
+ * (slog__meta_write is self-contained), so the write transaction here cannot deadlock.
  */
 #define SL_HWM_KEY 16
 
@@ -526,7 +528,7 @@ static int hwm_store(void *arg, uint64_t hwm, tr_err *err) {
 }
 
 /* Drop the marks of a deleted stream (best effort: a leftover key names an id never reused). */
-void hwm_forget(slog_t *lg, uint64_t sid) {
+void slog__hwm_forget(slog_t *lg, uint64_t sid) {
     uint8_t kb[SL_HWM_KEY];
     hwm_key(kb, sid, 0);
     MDB_txn *txn = NULL;
@@ -554,14 +556,14 @@ void hwm_forget(slog_t *lg, uint64_t sid) {
 /* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
  * be opened does not fail the call: the shard is kept as FAILED (log NULL), loudly reported,
  * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
-int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
-            int tolerate, MDB_txn *txn, tr_err *err) {
-    sl_shard_t *sh = xcalloc(1, sizeof *sh);
+int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
+                  int tolerate, MDB_txn *txn, tr_err *err) {
+    sl_shard_t *sh = slog__xcalloc(1, sizeof *sh);
     sh->info = *info;
     sh->info.begin = sh->info.end = 0;
     sh->stream_id = sid;
-    sh->stream_dir = xasprintf("%s/streams/%" PRIu64, lg->dir, sid);
-    sh->dir = xasprintf("%s/%" PRIu32, sh->stream_dir, info->index);
+    sh->stream_dir = slog__xasprintf("%s/streams/%" PRIu64, lg->dir, sid);
+    sh->dir = slog__xasprintf("%s/%" PRIu32, sh->stream_dir, info->index);
     slog_shard_opts_t so = {.segment_bytes = lg->opts.segment_bytes,
                             .first_seq = info->seq_start,
                             .no_sync = lg->opts.no_sync,
@@ -569,12 +571,12 @@ int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t 
     int rc = slog_shard_open(sh->dir, &so, &sh->log, err);
     if (rc && tolerate) {
         char sid_s[24];
-        shard_id(info->index, sid_s);
+        slog__shard_id(info->index, sid_s);
         sh->fail_rc = rc;
-        sh->fail_msg = xasprintf("shard %s (%s) is unavailable: its log could not be opened at "
-                                 "start-up: %s. The other shards are served. Fix: repair what "
-                                 "the message says, then restart the server", sid_s, sh->dir,
-                                 err ? err->msg : tr_strerror(rc));
+        sh->fail_msg = slog__xasprintf("shard %s (%s) is unavailable: its log could not be opened "
+                                       "at start-up: %s. The other shards are served. Fix: repair "
+                                       "what the message says, then restart the server", sid_s,
+                                       sh->dir, err ? err->msg : tr_strerror(rc));
         tr_error(SUB, "FAILED SHARD: %s", sh->fail_msg);
         rc = 0;
     }
@@ -609,7 +611,7 @@ static void sh_unref(sl_shard_t *sh) {
         tr_err e = {0, ""};
         if (slog_shard_destroy_dir(sh->dir, &e)) {
             tr_warn(SUB, "removing %s: %s; removing it by hand", sh->dir, e.msg);
-            rm_rf(sh->dir);
+            slog__rm_rf(sh->dir);
         }
         if (rmdir(sh->stream_dir) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
             tr_warn(SUB, "rmdir %s: %s", sh->stream_dir, strerror(errno));
@@ -621,14 +623,14 @@ static void sh_unref(sl_shard_t *sh) {
     free(sh);
 }
 
-void sh_doom(sl_shard_t *sh) {
+void slog__sh_doom(sl_shard_t *sh) {
     atomic_store(&sh->doomed, 1);
     sh_unref(sh);
 }
 
 /* ---- stream cache -------------------------------------------------------------------------- */
 
-size_t stream_lower_bound(slog_t *lg, const char *name) {
+size_t slog__stream_lower_bound(slog_t *lg, const char *name) {
     size_t lo = 0, hi = lg->n_streams;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -638,24 +640,24 @@ size_t stream_lower_bound(slog_t *lg, const char *name) {
     return lo;
 }
 
-sl_stream_t *stream_by_name(slog_t *lg, const char *name) {
-    size_t i = stream_lower_bound(lg, name);
+sl_stream_t *slog__stream_by_name(slog_t *lg, const char *name) {
+    size_t i = slog__stream_lower_bound(lg, name);
     return i < lg->n_streams && !strcmp(lg->streams[i]->name, name) ? lg->streams[i] : NULL;
 }
 
-sl_stream_t *stream_by_id(slog_t *lg, uint64_t id) {
+sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id) {
     for (size_t i = 0; i < lg->n_streams; i++)
         if (lg->streams[i]->id == id) return lg->streams[i];
     return NULL;
 }
 
 /* Insert into the sorted table (caller holds both locks as writer, or is single-threaded). */
-void stream_insert(slog_t *lg, sl_stream_t *st) {
+void slog__stream_insert(slog_t *lg, sl_stream_t *st) {
     if (lg->n_streams == lg->cap_streams) {
         lg->cap_streams = lg->cap_streams ? lg->cap_streams * 2 : 16;
         lg->streams = xrealloc(lg->streams, lg->cap_streams * sizeof *lg->streams);
     }
-    size_t i = stream_lower_bound(lg, st->name);
+    size_t i = slog__stream_lower_bound(lg, st->name);
     memmove(lg->streams + i + 1, lg->streams + i, (lg->n_streams - i) * sizeof *lg->streams);
     lg->streams[i] = st;
     lg->n_streams++;
@@ -667,8 +669,8 @@ static int cmp_open(const void *a, const void *b) {
 }
 
 /* A fresh routing table for st's current shard set (the caller swaps it in). */
-sl_shard_t **routing_build(const sl_stream_t *st, size_t *n) {
-    sl_shard_t **v = xcalloc(st->n_shards, sizeof *v);
+sl_shard_t **slog__routing_build(const sl_stream_t *st, size_t *n) {
+    sl_shard_t **v = slog__xcalloc(st->n_shards, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < st->n_shards; i++)
         if (!st->shards[i]->info.closed) v[k++] = st->shards[i];
@@ -688,20 +690,20 @@ static sl_shard_t *route(const sl_stream_t *st, slog_hash_t h) {
     return st->open[lo];
 }
 
-void stream_free(sl_stream_t *st, int doom) {
+void slog__stream_free(sl_stream_t *st, int doom) {
     if (!st) return;
     for (size_t i = 0; i < st->n_shards; i++) {
         if (!st->shards[i]) continue;
-        if (doom) sh_doom(st->shards[i]);
+        if (doom) slog__sh_doom(st->shards[i]);
         else sh_unref(st->shards[i]);
     }
     free(st->shards);
     free(st->open);
-    tags_free(st->tags, st->n_tags);
+    slog__tags_free(st->tags, st->n_tags);
     free(st);
 }
 
-int stream_missing(const char *name, tr_err *err) {
+int slog__stream_missing(const char *name, tr_err *err) {
     return tr_err_set(err, TR_ENOTFOUND,
                       "stream \"%s\" not found; create it with CreateStream or check StreamName",
                       name);
@@ -709,7 +711,7 @@ int stream_missing(const char *name, tr_err *err) {
 
 /* ---- tags ---------------------------------------------------------------------------------- */
 
-int tags_check(const slog_tag_t *tags, size_t n, tr_err *err) {
+int slog__tags_check(const slog_tag_t *tags, size_t n, tr_err *err) {
     for (size_t i = 0; i < n; i++) {
         size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
         size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
@@ -729,23 +731,23 @@ static int cmp_tag(const void *a, const void *b) {
 }
 
 /* Deep copy of a (minus keys in `drop`) with b added/overwriting, sorted by key. */
-slog_tag_t *tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
-                       char *const *drop, size_t nd, size_t *n_out) {
-    slog_tag_t *v = xcalloc(na + nb, sizeof *v);
+slog_tag_t *slog__tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
+                             char *const *drop, size_t nd, size_t *n_out) {
+    slog_tag_t *v = slog__xcalloc(na + nb, sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < na; i++) {
         int skip = 0;
         for (size_t j = 0; j < nd && !skip; j++) skip = drop[j] && !strcmp(drop[j], a[i].key);
         if (skip) continue;
-        v[n].key = xstrdup(a[i].key);
-        v[n++].value = xstrdup(a[i].value);
+        v[n].key = slog__xstrdup(a[i].key);
+        v[n++].value = slog__xstrdup(a[i].value);
     }
     for (size_t i = 0; i < nb; i++) {
         size_t j = 0;
         while (j < n && strcmp(v[j].key, b[i].key)) j++;
-        if (j == n) v[n++].key = xstrdup(b[i].key);
+        if (j == n) v[n++].key = slog__xstrdup(b[i].key);
         else free(v[j].value);
-        v[j].value = xstrdup(b[i].value ? b[i].value : "");
+        v[j].value = slog__xstrdup(b[i].value ? b[i].value : "");
     }
     qsort(v, n, sizeof *v, cmp_tag);
     *n_out = n;
@@ -870,7 +872,7 @@ static void *commit_main(void *arg) {
 
 /* Wait until every job queued so far has been appended and synced.  Callers hold put_lock as
  * writer so nothing new is routed meanwhile. */
-void drain(slog_t *lg) {
+void slog__drain(slog_t *lg) {
     pthread_mutex_lock(&lg->qmu);
     uint64_t target = lg->q_enqueued;
     while (lg->q_done < target) pthread_cond_wait(&lg->q_done_cond, &lg->qmu);
@@ -943,27 +945,27 @@ static void *retention_main(void *arg) {
 /* Remove stream directories no stream owns, and shard directories past a stream's shard count
  * (left by a crash between creating a directory and committing the metadata). */
 static void remove_orphans(slog_t *lg) {
-    char *root = xasprintf("%s/streams", lg->dir);
+    char *root = slog__xasprintf("%s/streams", lg->dir);
     DIR *d = opendir(root);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (!all_digits(de->d_name)) continue;
-        char *path = xasprintf("%s/%s", root, de->d_name);
-        sl_stream_t *st = stream_by_id(lg, strtoull(de->d_name, NULL, 10));
+        char *path = slog__xasprintf("%s/%s", root, de->d_name);
+        sl_stream_t *st = slog__stream_by_id(lg, strtoull(de->d_name, NULL, 10));
         if (!st) {
             tr_warn(SUB, "removing %s: no stream has id %s (deleted, or created during a crash)",
                     path, de->d_name);
-            rm_rf(path);
+            slog__rm_rf(path);
         } else {
             DIR *sd = opendir(path);
             struct dirent *se;
             while (sd && (se = readdir(sd))) {
                 if (!all_digits(se->d_name) || strtoull(se->d_name, NULL, 10) < st->n_shards)
                     continue;
-                char *sp = xasprintf("%s/%s", path, se->d_name);
+                char *sp = slog__xasprintf("%s/%s", path, se->d_name);
                 tr_warn(SUB, "removing %s: stream \"%s\" has no such shard (reshard interrupted)",
                         sp, st->name);
-                rm_rf(sp);
+                slog__rm_rf(sp);
                 free(sp);
             }
             if (sd) closedir(sd);
@@ -980,7 +982,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     if (name_len == 0 || name_len > SLOG_MAX_STREAM_NAME)
         return tr_err_set(err, TR_ECORRUPT, "metadata holds an invalid stream name; Fix: "
                                             "restore %s/meta from a backup", lg->dir);
-    sl_stream_t *st = xcalloc(1, sizeof *st);
+    sl_stream_t *st = slog__xcalloc(1, sizeof *st);
     memcpy(st->name, name, name_len);
     st->id = img->id;
     st->mode = img->mode;
@@ -990,12 +992,12 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     st->n_tags = img->n_tags;
     img->tags = NULL;
     img->n_tags = 0;
-    st->shards = xcalloc(img->n_shards, sizeof *st->shards);
+    st->shards = slog__xcalloc(img->n_shards, sizeof *st->shards);
     st->n_shards = img->n_shards;
     for (size_t i = 0; i < img->n_shards; i++) {
-        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
+        int rc = slog__sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
         if (rc) {
-            stream_free(st, 0);
+            slog__stream_free(st, 0);
             return rc;
         }
         sl_shard_t *sh = st->shards[i];
@@ -1003,15 +1005,15 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
             tr_warn(SUB, "closed shard %s ends at %" PRIu64 " but its metadata says %" PRIu64,
                     sh->dir, slog_shard_end(sh->log), sh->info.seq_end);
     }
-    st->open = routing_build(st, &st->n_open);
+    st->open = slog__routing_build(st, &st->n_open);
     if (st->n_open == 0 || st->open[0]->info.hash_start != 0) {
-        stream_free(st, 0);
+        slog__stream_free(st, 0);
         return tr_err_set(err, TR_ECORRUPT,
                           "metadata of stream \"%.*s\" has no open shard at hash key 0; Fix: "
                           "restore %s/meta from a backup",
                           (int)name_len, name, lg->dir);
     }
-    stream_insert(lg, st);
+    slog__stream_insert(lg, st);
     lg->open_total += (uint32_t)st->n_open;
     if (st->mode == SLOG_MODE_ON_DEMAND) lg->on_demand_streams++;
     if (st->id >= lg->next_id) lg->next_id = st->id + 1;
@@ -1021,7 +1023,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
 static int meta_load(slog_t *lg, tr_err *err) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    char *path = xasprintf("%s/meta", lg->dir);
+    char *path = slog__xasprintf("%s/meta", lg->dir);
     int rc = mdb_env_create(&lg->env);
     if (!rc) rc = mdb_env_set_maxdbs(lg->env, 4);
     if (!rc) rc = mdb_env_set_mapsize(lg->env, SLOG_META_MAPSIZE);
@@ -1065,7 +1067,7 @@ static int meta_load(slog_t *lg, tr_err *err) {
         }
         rc = stream_load(lg, txn, k.mv_data, k.mv_size, &img, err);
         free((void *)img.shards);
-        tags_free((slog_tag_t *)img.tags, img.n_tags);
+        slog__tags_free((slog_tag_t *)img.tags, img.n_tags);
         if (rc) goto leave;
     }
     if (rc != MDB_NOTFOUND) {
@@ -1103,7 +1105,7 @@ static void lg_free(slog_t *lg) {
         pthread_mutex_unlock(&lg->rmu);
         pthread_join(lg->ret_thr, NULL);
     }
-    for (size_t i = 0; i < lg->n_streams; i++) stream_free(lg->streams[i], 0);
+    for (size_t i = 0; i < lg->n_streams; i++) slog__stream_free(lg->streams[i], 0);
     free(lg->streams);
     for (size_t i = 0; i < lg->slots_cap; i++) {
         free(lg->slots[i].in);
@@ -1128,14 +1130,14 @@ static void lg_free(slog_t *lg) {
 int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *err) {
     if (!dir || !*dir || !out) return tr_err_set(err, TR_EINVAL, "slog_open: dir and out needed");
     *out = NULL;
-    slog_t *lg = xcalloc(1, sizeof *lg);
+    slog_t *lg = slog__xcalloc(1, sizeof *lg);
     if (opts) lg->opts = *opts;
     if (!lg->opts.shard_limit) lg->opts.shard_limit = SLOG_DEF_SHARD_LIMIT;
     if (!lg->opts.on_demand_limit) lg->opts.on_demand_limit = SLOG_DEF_ON_DEMAND_LIMIT;
     if (!lg->opts.on_demand_shards) lg->opts.on_demand_shards = SLOG_DEF_ON_DEMAND_SHARDS;
     if (!lg->opts.max_pending_bytes) lg->opts.max_pending_bytes = SLOG_DEF_MAX_PENDING;
     if (lg->opts.retention_interval_ms <= 0) lg->opts.retention_interval_ms = SLOG_DEF_RETENTION_MS;
-    lg->dir = xstrdup(dir);
+    lg->dir = slog__xstrdup(dir);
 
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -1158,7 +1160,7 @@ int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *er
     lg->locks_ready = 1;
 
     int rc;
-    char *meta = xasprintf("%s/meta", dir), *streams = xasprintf("%s/streams", dir);
+    char *meta = slog__xasprintf("%s/meta", dir), *streams = slog__xasprintf("%s/streams", dir);
     int mk = mkdir_p(meta) || mkdir_p(streams);
     free(meta);
     free(streams);
@@ -1221,9 +1223,9 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
 
     int rc = 0;
     pthread_rwlock_rdlock(&lg->put_lock);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
         goto leave;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1259,7 +1261,7 @@ static sl_shard_t *shard_get(slog_t *lg, uint64_t id, uint32_t shard, int *close
                              uint64_t *seq_end, tr_err *err) {
     sl_shard_t *sh = NULL;
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_id(lg, id);
+    sl_stream_t *st = slog__stream_by_id(lg, id);
     if (st && shard < st->n_shards) {
         sh = st->shards[shard];
         sh_ref(sh);
@@ -1269,7 +1271,7 @@ static sl_shard_t *shard_get(slog_t *lg, uint64_t id, uint32_t shard, int *close
     pthread_rwlock_unlock(&lg->lock);
     if (!sh) {
         char sid[24];
-        shard_id(shard, sid);
+        slog__shard_id(shard, sid);
         tr_err_set(err, TR_ENOTFOUND,
                    st ? "shard %s of stream id %" PRIu64 " not found; list the shards with "
                         "ListShards"
@@ -1304,11 +1306,11 @@ int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err)
     if (!lg || !name) return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
     int rc = 0;
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     sl_shard_t *sh = NULL;
     for (size_t i = 0; st && i < st->n_shards; i++)
         if (st->shards[i] && st->shards[i]->info.index == shard) sh = st->shards[i];
-    if (!st) rc = stream_missing(name, err);
+    if (!st) rc = slog__stream_missing(name, err);
     else if (!sh)
         rc = tr_err_set(err, TR_ENOTFOUND, "shard shardId-%012" PRIu32 " not found in stream "
                         "\"%s\"", shard, name);
@@ -1375,7 +1377,7 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         for (size_t k = 0; k < st->n_shards; k++) {
             sl_shard_t *sh = st->shards[k];
             char sid[24];
-            shard_id(sh->info.index, sid);
+            slog__shard_id(sh->info.index, sid);
             if (!sh->log) {
                 failed++;
                 tr_buf_printf(&detail[NFAM], "tributary_stream_failed_shards{stream=\"%s\","

@@ -60,11 +60,11 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
                                           "stream can have", count, SLOG_MAX_SHARDS_PER_STREAM);
     if (n_tags && !tags)
         return tr_err_set(err, TR_EINVAL, "n_tags is %zu but tags is NULL", n_tags);
-    if ((rc = tags_check(tags, n_tags, err))) return rc;
+    if ((rc = slog__tags_check(tags, n_tags, err))) return rc;
     size_t nt = 0;
-    slog_tag_t *tv = tags_merge(NULL, 0, tags, n_tags, NULL, 0, &nt);
+    slog_tag_t *tv = slog__tags_merge(NULL, 0, tags, n_tags, NULL, 0, &nt);
     if (nt > SLOG_MAX_TAGS) {
-        tags_free(tv, nt);
+        slog__tags_free(tv, nt);
         return tr_err_set(err, TR_ELIMIT, "%zu tags given; a stream can have at most %d", nt,
                           SLOG_MAX_TAGS);
     }
@@ -73,7 +73,7 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
     slog_shard_info_t *infos = NULL;
     slog_hash_t *starts = NULL, *ends = NULL;
     pthread_mutex_lock(&lg->ctl_mu);
-    if (stream_by_name(lg, name)) {
+    if (slog__stream_by_name(lg, name)) {
         rc = tr_err_set(err, TR_EEXISTS, "stream \"%s\" already exists; delete it first or pick "
                                          "another StreamName", name);
         goto leave;
@@ -91,7 +91,7 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
         goto leave;
     }
 
-    st = xcalloc(1, sizeof *st);
+    st = slog__xcalloc(1, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", name);
     st->id = lg->next_id++;
     st->mode = mode;
@@ -100,13 +100,13 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
     st->tags = tv;
     st->n_tags = nt;
     tv = NULL;
-    st->shards = xcalloc(count, sizeof *st->shards);
-    infos = xcalloc(count, sizeof *infos);
-    starts = xcalloc(count, sizeof *starts);
-    ends = xcalloc(count, sizeof *ends);
-    split_even(count, starts, ends);
-    char *sdir = xasprintf("%s/streams/%" PRIu64, lg->dir, st->id);
-    rm_rf(sdir); /* nothing may be there: the id is new */
+    st->shards = slog__xcalloc(count, sizeof *st->shards);
+    infos = slog__xcalloc(count, sizeof *infos);
+    starts = slog__xcalloc(count, sizeof *starts);
+    ends = slog__xcalloc(count, sizeof *ends);
+    slog__split_even(count, starts, ends);
+    char *sdir = slog__xasprintf("%s/streams/%" PRIu64, lg->dir, st->id);
+    slog__rm_rf(sdir); /* nothing may be there: the id is new */
     free(sdir);
     for (uint32_t i = 0; i < count; i++) {
         infos[i] = (slog_shard_info_t){.index = i,
@@ -115,17 +115,17 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
                                        .hash_start = starts[i],
                                        .hash_end = ends[i],
                                        .created_ms = st->created_ms};
-        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], 0, NULL, err))) goto leave;
+        if ((rc = slog__sh_open(lg, st->id, &infos[i], &st->shards[i], 0, NULL, err))) goto leave;
         st->n_shards = i + 1;
     }
     sl_image_t img;
-    image_of(st, infos, &img);
-    if ((rc = meta_write(lg, name, &img, lg->next_id, err))) goto leave;
+    slog__image_of(st, infos, &img);
+    if ((rc = slog__meta_write(lg, name, &img, lg->next_id, err))) goto leave;
 
-    st->open = routing_build(st, &st->n_open);
+    st->open = slog__routing_build(st, &st->n_open);
     pthread_rwlock_wrlock(&lg->put_lock);
     pthread_rwlock_wrlock(&lg->lock);
-    stream_insert(lg, st);
+    slog__stream_insert(lg, st);
     lg->open_total += count;
     if (mode == SLOG_MODE_ON_DEMAND) lg->on_demand_streams++;
     pthread_rwlock_unlock(&lg->lock);
@@ -133,8 +133,8 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
     st = NULL;
 leave:
     pthread_mutex_unlock(&lg->ctl_mu);
-    stream_free(st, 1); /* failure: closes and removes what was created */
-    tags_free(tv, tv ? nt : 0);
+    slog__stream_free(st, 1); /* failure: closes and removes what was created */
+    slog__tags_free(tv, tv ? nt : 0);
     free(infos);
     free(starts);
     free(ends);
@@ -144,18 +144,18 @@ leave:
 int slog_stream_delete(slog_t *lg, const char *name, tr_err *err) {
     if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
         pthread_mutex_unlock(&lg->ctl_mu);
-        return stream_missing(name, err);
+        return slog__stream_missing(name, err);
     }
     /* No new put can reach the stream; the ones queued complete first. */
     pthread_rwlock_wrlock(&lg->put_lock);
-    drain(lg);
-    int rc = meta_write(lg, name, NULL, 0, err);
+    slog__drain(lg);
+    int rc = slog__meta_write(lg, name, NULL, 0, err);
     if (!rc) {
         pthread_rwlock_wrlock(&lg->lock);
-        size_t i = stream_lower_bound(lg, name);
+        size_t i = slog__stream_lower_bound(lg, name);
         memmove(lg->streams + i, lg->streams + i + 1,
                 (lg->n_streams - i - 1) * sizeof *lg->streams);
         lg->n_streams--;
@@ -167,8 +167,8 @@ int slog_stream_delete(slog_t *lg, const char *name, tr_err *err) {
     pthread_mutex_unlock(&lg->ctl_mu);
     /* Readers may still hold shards: the last reference removes each directory. */
     if (!rc) {
-        hwm_forget(lg, st->id);
-        stream_free(st, 1);
+        slog__hwm_forget(lg, st->id);
+        slog__stream_free(st, 1);
     }
     return rc;
 }
@@ -182,33 +182,33 @@ static void info_fill(const sl_stream_t *st, slog_stream_info_t *out) {
     out->retention_hours = st->retention_hours;
     out->n_shards = (uint32_t)st->n_shards;
     out->open_shards = (uint32_t)st->n_open;
-    out->shards = xcalloc(st->n_shards, sizeof *out->shards);
+    out->shards = slog__xcalloc(st->n_shards, sizeof *out->shards);
     for (size_t i = 0; i < st->n_shards; i++) {
         out->shards[i] = st->shards[i]->info;
         out->shards[i].begin = slog_shard_begin(st->shards[i]->log);
         out->shards[i].end = slog_shard_end(st->shards[i]->log);
     }
     out->n_tags = st->n_tags;
-    out->tags = st->n_tags ? xcalloc(st->n_tags, sizeof *out->tags) : NULL;
+    out->tags = st->n_tags ? slog__xcalloc(st->n_tags, sizeof *out->tags) : NULL;
     for (size_t i = 0; i < st->n_tags; i++) {
-        out->tags[i].key = xstrdup(st->tags[i].key);
-        out->tags[i].value = xstrdup(st->tags[i].value);
+        out->tags[i].key = slog__xstrdup(st->tags[i].key);
+        out->tags[i].value = slog__xstrdup(st->tags[i].value);
     }
 }
 
 int slog_stream_describe(slog_t *lg, const char *name, slog_stream_info_t *out, tr_err *err) {
     if (!lg || !name || !out) return tr_err_set(err, TR_EINVAL, "stream name and out needed");
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (st) info_fill(st, out);
     pthread_rwlock_unlock(&lg->lock);
-    return st ? 0 : stream_missing(name, err);
+    return st ? 0 : slog__stream_missing(name, err);
 }
 
 int slog_stream_describe_id(slog_t *lg, uint64_t id, slog_stream_info_t *out, tr_err *err) {
     if (!lg || !out) return tr_err_set(err, TR_EINVAL, "out needed");
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_id(lg, id);
+    sl_stream_t *st = slog__stream_by_id(lg, id);
     if (st) info_fill(st, out);
     pthread_rwlock_unlock(&lg->lock);
     if (st) return 0;
@@ -219,7 +219,7 @@ int slog_stream_describe_id(slog_t *lg, uint64_t id, slog_stream_info_t *out, tr
 void slog_stream_info_free(slog_stream_info_t *info) {
     if (!info) return;
     free(info->shards);
-    tags_free(info->tags, info->n_tags);
+    slog__tags_free(info->tags, info->n_tags);
     info->shards = NULL;
     info->tags = NULL;
     info->n_shards = info->open_shards = 0;
@@ -232,12 +232,12 @@ int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, s
     pthread_rwlock_rdlock(&lg->lock);
     size_t i = 0;
     if (after) {
-        i = stream_lower_bound(lg, after);
+        i = slog__stream_lower_bound(lg, after);
         if (i < lg->n_streams && !strcmp(lg->streams[i]->name, after)) i++;
     }
     size_t k = lg->n_streams - i < max ? lg->n_streams - i : max;
-    char **v = xcalloc(k ? k : 1, sizeof *v);
-    for (size_t j = 0; j < k; j++) v[j] = xstrdup(lg->streams[i + j]->name);
+    char **v = slog__xcalloc(k ? k : 1, sizeof *v);
+    for (size_t j = 0; j < k; j++) v[j] = slog__xstrdup(lg->streams[i + j]->name);
     if (more) *more = i + k < lg->n_streams;
     pthread_rwlock_unlock(&lg->lock);
     *names = v;
@@ -258,9 +258,9 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
                                           "too long.", SLOG_MAX_RETENTION_H, hours);
     int rc = 0;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
     } else if (increase && hours < st->retention_hours) {
         rc = tr_err_set(err, TR_EINVAL, "Requested retention period (%" PRIu32 " hours) for "
                                         "stream %s can not be shorter than existing retention "
@@ -274,11 +274,11 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
                                         "IncreaseStreamRetentionPeriod API.",
                         hours, name, st->retention_hours);
     } else if (hours != st->retention_hours) {
-        slog_shard_info_t *infos = xcalloc(st->n_shards, sizeof *infos);
+        slog_shard_info_t *infos = slog__xcalloc(st->n_shards, sizeof *infos);
         sl_image_t img;
-        image_of(st, infos, &img);
+        slog__image_of(st, infos, &img);
         img.retention_hours = hours;
-        rc = meta_write(lg, name, &img, 0, err);
+        rc = slog__meta_write(lg, name, &img, 0, err);
         free(infos);
         if (!rc) {
             pthread_rwlock_wrlock(&lg->lock);
@@ -292,15 +292,15 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
 
 /* Replace st's tags by `tv` durably (takes tv either way). */
 static int tags_commit(slog_t *lg, sl_stream_t *st, slog_tag_t *tv, size_t nt, tr_err *err) {
-    slog_shard_info_t *infos = xcalloc(st->n_shards, sizeof *infos);
+    slog_shard_info_t *infos = slog__xcalloc(st->n_shards, sizeof *infos);
     sl_image_t img;
-    image_of(st, infos, &img);
+    slog__image_of(st, infos, &img);
     img.tags = tv;
     img.n_tags = nt;
-    int rc = meta_write(lg, st->name, &img, 0, err);
+    int rc = slog__meta_write(lg, st->name, &img, 0, err);
     free(infos);
     if (rc) {
-        tags_free(tv, nt);
+        slog__tags_free(tv, nt);
         return rc;
     }
     pthread_rwlock_wrlock(&lg->lock);
@@ -309,24 +309,24 @@ static int tags_commit(slog_t *lg, sl_stream_t *st, slog_tag_t *tv, size_t nt, t
     st->tags = tv;
     st->n_tags = nt;
     pthread_rwlock_unlock(&lg->lock);
-    tags_free(old, old_n);
+    slog__tags_free(old, old_n);
     return 0;
 }
 
 int slog_stream_tags_add(slog_t *lg, const char *name, const slog_tag_t *tags, size_t n,
                          tr_err *err) {
     if (!lg || !name || (n && !tags)) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc = tags_check(tags, n, err);
+    int rc = slog__tags_check(tags, n, err);
     if (rc) return rc;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
     } else {
         size_t nt = 0;
-        slog_tag_t *tv = tags_merge(st->tags, st->n_tags, tags, n, NULL, 0, &nt);
+        slog_tag_t *tv = slog__tags_merge(st->tags, st->n_tags, tags, n, NULL, 0, &nt);
         if (nt > SLOG_MAX_TAGS) {
-            tags_free(tv, nt);
+            slog__tags_free(tv, nt);
             rc = tr_err_set(err, TR_ELIMIT, "stream \"%s\" would have %zu tags; a stream can "
                                             "have at most %d: remove some first",
                             name, nt, SLOG_MAX_TAGS);
@@ -343,13 +343,13 @@ int slog_stream_tags_remove(slog_t *lg, const char *name, char *const *keys, siz
     if (!lg || !name || (n && !keys)) return tr_err_set(err, TR_EINVAL, "stream name needed");
     int rc = 0;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
     } else {
         size_t nt = 0;
-        slog_tag_t *tv = tags_merge(st->tags, st->n_tags, NULL, 0, keys, n, &nt);
-        if (nt == st->n_tags) tags_free(tv, nt); /* nothing to remove */
+        slog_tag_t *tv = slog__tags_merge(st->tags, st->n_tags, NULL, 0, keys, n, &nt);
+        if (nt == st->n_tags) slog__tags_free(tv, nt); /* nothing to remove */
         else rc = tags_commit(lg, st, tv, nt, err);
     }
     pthread_mutex_unlock(&lg->ctl_mu);
@@ -369,7 +369,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
                               "while it is unavailable)", parents[p]->fail_msg);
     int rc = 0;
     int64_t now = tr_now_ms();
-    sl_shard_t **kh = xcalloc(n_kids, sizeof *kh);
+    sl_shard_t **kh = slog__xcalloc(n_kids, sizeof *kh);
     slog_shard_info_t *infos = NULL;
     for (size_t k = 0; k < n_kids; k++) {
         kids[k].index = (uint32_t)(st->n_shards + k);
@@ -378,17 +378,18 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
         kids[k].seq_end = 0;
         kids[k].closed = 0;
         kids[k].closed_ms = 0;
-        char *d = xasprintf("%s/streams/%" PRIu64 "/%" PRIu32, lg->dir, st->id, kids[k].index);
-        rm_rf(d); /* a leftover of an interrupted reshard would hold stale records */
+        char *d = slog__xasprintf("%s/streams/%" PRIu64 "/%" PRIu32, lg->dir, st->id,
+                                  kids[k].index);
+        slog__rm_rf(d); /* a leftover of an interrupted reshard would hold stale records */
         free(d);
-        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], 0, NULL, err))) goto leave;
+        if ((rc = slog__sh_open(lg, st->id, &kids[k], &kh[k], 0, NULL, err))) goto leave;
     }
 
     pthread_rwlock_wrlock(&lg->put_lock);
-    drain(lg);
-    infos = xcalloc(st->n_shards + n_kids, sizeof *infos);
+    slog__drain(lg);
+    infos = slog__xcalloc(st->n_shards + n_kids, sizeof *infos);
     sl_image_t img;
-    image_of(st, infos, &img);
+    slog__image_of(st, infos, &img);
     for (size_t p = 0; p < n_par; p++) {
         slog_shard_info_t *pi = &infos[parents[p]->info.index];
         pi->closed = 1;
@@ -397,9 +398,9 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
     }
     memcpy(infos + st->n_shards, kids, n_kids * sizeof *kids);
     img.n_shards = st->n_shards + n_kids;
-    rc = meta_write(lg, st->name, &img, 0, err);
+    rc = slog__meta_write(lg, st->name, &img, 0, err);
     if (!rc) {
-        sl_shard_t **shards = xcalloc(st->n_shards + n_kids, sizeof *shards);
+        sl_shard_t **shards = slog__xcalloc(st->n_shards + n_kids, sizeof *shards);
         memcpy(shards, st->shards, st->n_shards * sizeof *shards);
         memcpy(shards + st->n_shards, kh, n_kids * sizeof *kh);
         pthread_rwlock_wrlock(&lg->lock);
@@ -413,7 +414,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
         st->shards = shards;
         st->n_shards += n_kids;
         free(st->open);
-        st->open = routing_build(st, &st->n_open);
+        st->open = slog__routing_build(st, &st->n_open);
         lg->open_total = lg->open_total + (uint32_t)n_kids - (uint32_t)n_par;
         pthread_rwlock_unlock(&lg->lock);
         free(old);
@@ -422,7 +423,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
     pthread_rwlock_unlock(&lg->put_lock);
 leave:
     for (size_t k = 0; k < n_kids; k++)
-        if (kh[k]) sh_doom(kh[k]);
+        if (kh[k]) slog__sh_doom(kh[k]);
     free(kh);
     free(infos);
     return rc;
@@ -431,7 +432,7 @@ leave:
 /* Look up an open shard of st for a reshard; TR_EINVAL with an AWS-like message otherwise. */
 static int open_shard(sl_stream_t *st, uint32_t idx, sl_shard_t **out, tr_err *err) {
     char id[24];
-    shard_id(idx, id);
+    slog__shard_id(idx, id);
     if (idx >= st->n_shards)
         return tr_err_set(err, TR_EINVAL, "Could not find shard %s in stream %s; list the "
                                           "stream's shards with DescribeStream", id, st->name);
@@ -449,9 +450,9 @@ int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t n
     int rc;
     sl_shard_t *sh = NULL;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
         goto leave;
     }
     if ((rc = open_shard(st, shard, &sh, err))) goto leave;
@@ -461,7 +462,7 @@ int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t n
         slog_hash_format(new_start, a);
         slog_hash_format(s, b);
         slog_hash_format(e, c);
-        shard_id(shard, id);
+        slog__shard_id(shard, id);
         rc = tr_err_set(err, TR_EINVAL, "NewStartingHashKey %s used in SplitShard() on shard %s "
                                         "in stream %s is not both greater than one plus the "
                                         "shard's StartingHashKey %s and less than the shard's "
@@ -490,9 +491,9 @@ int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adja
     int rc;
     sl_shard_t *a = NULL, *b = NULL;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
         goto leave;
     }
     if ((rc = open_shard(st, shard, &a, err)) || (rc = open_shard(st, adjacent, &b, err)))
@@ -503,8 +504,8 @@ int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adja
                           b->info.hash_end + 1 == a->info.hash_start));
     if (!adj) {
         char x[24], y[24];
-        shard_id(shard, x);
-        shard_id(adjacent, y);
+        slog__shard_id(shard, x);
+        slog__shard_id(adjacent, y);
         rc = tr_err_set(err, TR_EINVAL, "Shards %s and %s in stream %s are not an adjacent pair "
                                         "of shards eligible for merging", x, y, name);
         goto leave;
@@ -531,9 +532,9 @@ int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *o
     slog_shard_info_t *kids = NULL;
     sl_shard_t **par = NULL;
     pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
         goto leave;
     }
     uint32_t open = (uint32_t)st->n_open;
@@ -552,11 +553,11 @@ int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *o
         rc = shard_limit_error(lg, target - open, err);
         goto leave;
     }
-    starts = xcalloc(target, sizeof *starts);
-    ends = xcalloc(target, sizeof *ends);
-    kids = xcalloc(target, sizeof *kids);
-    split_even(target, starts, ends);
-    par = xcalloc(open, sizeof *par);
+    starts = slog__xcalloc(target, sizeof *starts);
+    ends = slog__xcalloc(target, sizeof *ends);
+    kids = slog__xcalloc(target, sizeof *kids);
+    slog__split_even(target, starts, ends);
+    par = slog__xcalloc(open, sizeof *par);
     memcpy(par, st->open, open * sizeof *par);
     for (uint32_t k = 0; k < target; k++) {
         /* parents by overlap: the largest, then the second largest */

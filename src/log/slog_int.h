@@ -142,30 +142,52 @@ struct slog {
 
 /* ---- helpers of slog.c used by slog_ctl.c -------------------------------------------------- */
 
-void *xcalloc(size_t n, size_t sz);
-char *xstrdup(const char *s);
-char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-void rm_rf(const char *path);
-void shard_id(uint32_t idx, char out[24]);
-void split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends);
-void tags_free(slog_tag_t *t, size_t n);
-int meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
-               tr_err *err);
-void image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img);
-void hwm_forget(slog_t *lg, uint64_t sid);
-int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
-            int tolerate, MDB_txn *txn, tr_err *err);
-void sh_doom(sl_shard_t *sh);
-size_t stream_lower_bound(slog_t *lg, const char *name);
-sl_stream_t *stream_by_name(slog_t *lg, const char *name);
-sl_stream_t *stream_by_id(slog_t *lg, uint64_t id);
-void stream_insert(slog_t *lg, sl_stream_t *st);
-sl_shard_t **routing_build(const sl_stream_t *st, size_t *n);
-void stream_free(sl_stream_t *st, int doom);
-int stream_missing(const char *name, tr_err *err);
-int tags_check(const slog_tag_t *tags, size_t n, tr_err *err);
-slog_tag_t *tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
-                       char *const *drop, size_t nd, size_t *n_out);
-void drain(slog_t *lg);
+/* Allocation that aborts with a log line on OOM (small control-plane allocations only). */
+void *slog__xcalloc(size_t n, size_t sz);
+char *slog__xstrdup(const char *s);
+char *slog__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Remove a directory tree, best effort (failures are logged at WARN). */
+void slog__rm_rf(const char *path);
+/* "shardId-%012u" of a shard index. */
+void slog__shard_id(uint32_t idx, char out[24]);
+/* Ranges of n shards splitting [0, 2^128) evenly as AWS does (starts/ends hold n entries). */
+void slog__split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends);
+/* Free n tags and the array (NULL is fine). */
+void slog__tags_free(slog_tag_t *t, size_t n);
+/* Write (img != NULL) or delete (img == NULL) the LMDB record of `name`, and next_id if
+ * nonzero, in one durable transaction.  Caller holds ctl_mu. */
+int slog__meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
+                     tr_err *err);
+/* The image of st as cached; infos must hold st->n_shards (filled here) + room the caller uses. */
+void slog__image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img);
+/* Drop the high-water marks of a deleted stream (best effort). */
+void slog__hwm_forget(slog_t *lg, uint64_t sid);
+/* Open a shard's log into a new handle holding one reference (*out).  With `tolerate` a log
+ * that cannot be opened yields a FAILED shard (log NULL, fail_rc/fail_msg set) instead of an
+ * error.  txn: the caller's LMDB read transaction for the high-water mark, or NULL. */
+int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
+                  int tolerate, MDB_txn *txn, tr_err *err);
+/* Mark a shard so that the last reference's release removes its directory. */
+void slog__sh_doom(sl_shard_t *sh);
+/* The stream cache (sorted by name): lookups need `lock` (any mode) or ctl_mu; insert needs
+ * put_lock and lock as writer (or a single thread). */
+size_t slog__stream_lower_bound(slog_t *lg, const char *name);
+sl_stream_t *slog__stream_by_name(slog_t *lg, const char *name);
+sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id);
+void slog__stream_insert(slog_t *lg, sl_stream_t *st);
+/* A fresh routing table (open shards by hash_start) for st; the caller swaps it in, owns it. */
+sl_shard_t **slog__routing_build(const sl_stream_t *st, size_t *n);
+/* Free a stream and drop its shard references; doom != 0 also marks the shards for removal. */
+void slog__stream_free(sl_stream_t *st, int doom);
+/* TR_ENOTFOUND "stream ... not found" into err; returns the code. */
+int slog__stream_missing(const char *name, tr_err *err);
+/* Validate tags against the AWS limits (count, key and value lengths). */
+int slog__tags_check(const slog_tag_t *tags, size_t n, tr_err *err);
+/* Deep copy of a (minus keys in `drop`) with b added/overwriting, sorted by key; caller owns. */
+slog_tag_t *slog__tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
+                             char *const *drop, size_t nd, size_t *n_out);
+/* Wait until every job queued so far has been appended and synced.  Callers hold put_lock as
+ * writer so nothing new is routed meanwhile. */
+void slog__drain(slog_t *lg);
 
 #endif
