@@ -34,9 +34,10 @@ char *tr_buf_detach(tr_buf *b, size_t *len);
 void tr_buf_reset(tr_buf *b);  /* len = 0, keeps capacity */
 void tr_buf_free(tr_buf *b);   /* frees data, b becomes TR_BUF_INIT; accepts zeroed buf */
 
-/* Decode standard base64 (padding required when length % 4 != 0 is rejected; whitespace
- * rejected).  out must have room for tr_base64_decoded_max(n) bytes.  Returns the decoded length,
- * or -1 on invalid input. */
+/* Decode standard base64: padding is required (an input whose length is not a multiple of 4 is
+ * invalid), '=' only in the last one or two places; whitespace and other characters are invalid.
+ * out must have room for tr_base64_decoded_max(n) bytes.  Returns the decoded length, or -1 on
+ * invalid input. */
 long tr_base64_decode(const char *in, size_t n, uint8_t *out);
 static inline size_t tr_base64_decoded_max(size_t n) { return (n / 4 + 1) * 3; }
 static inline size_t tr_base64_encoded_len(size_t n) { return ((n + 2) / 3) * 4; }

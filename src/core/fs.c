@@ -1,10 +1,12 @@
 /* fs.c -- filesystem helpers (see fs.h). */
 #include "core/fs.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 int tr_fsync_dir(const char *dir) {
@@ -29,4 +31,55 @@ int tr_fsync_parent(const char *path) {
     memcpy(dir, path, n);
     dir[n] = '\0';
     return tr_fsync_dir(dir);
+}
+
+/* Remove the entries of directory fd (owned: closed here), depth first. */
+static int rm_entries(int fd) {
+    DIR *d = fdopendir(fd);
+    if (!d) {
+        int e = errno;
+        close(fd);
+        errno = e;
+        return -1;
+    }
+    int rc = 0, first = 0;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
+        int dir = de->d_type == DT_DIR;
+        if (de->d_type == DT_UNKNOWN) {
+            struct stat st;
+            dir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+        }
+        if (dir) {
+            int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+            if (sub < 0 || rm_entries(sub)) {
+                if (!first) first = errno;
+                rc = -1;
+            }
+        }
+        if (unlinkat(dirfd(d), de->d_name, dir ? AT_REMOVEDIR : 0) && errno != ENOENT) {
+            if (!first) first = errno;
+            rc = -1;
+        }
+    }
+    closedir(d);
+    if (rc) errno = first;
+    return rc;
+}
+
+int tr_rmtree(const char *path) {
+    struct stat st;
+    if (lstat(path, &st)) return errno == ENOENT ? 0 : -1;
+    if (!S_ISDIR(st.st_mode)) return unlink(path);
+    int fd = open(path, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+    if (fd < 0) return -1;
+    int rc = rm_entries(fd);
+    int e = errno;
+    if (rmdir(path)) {
+        if (!rc) e = errno;
+        rc = -1;
+    }
+    if (rc) errno = e;
+    return rc;
 }

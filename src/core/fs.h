@@ -12,4 +12,9 @@ int tr_fsync_dir(const char *dir);
 /* fsync the directory containing path ("." for a bare name).  0, or -1 with errno set. */
 int tr_fsync_parent(const char *path);
 
+/* Remove path and, if it is a directory, everything beneath it (symbolic links are removed, never
+ * followed).  A missing path is success.  Returns 0, or -1 with errno set by the first failure;
+ * it goes on past failures and removes what it can. */
+int tr_rmtree(const char *path);
+
 #endif

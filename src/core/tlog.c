@@ -1,4 +1,4 @@
-/* tlog.c -- the server's log lines and clocks (see tlog.h). */
+/* tlog.c -- the server's log lines (see tlog.h). */
 #include "core/tlog.h"
 
 #include <stdarg.h>
@@ -45,18 +45,6 @@ void tr_log(int level, const char *subsys, const char *fmt, ...) {
     line[len++] = '\n';
     ssize_t w = write(2, line, len);
     (void)w;
-}
-
-long long tr_now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-long long tr_mono_ns(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (long long)ts.tv_sec * 1000000000LL + ts.tv_nsec;
 }
 
 int tr_log_allow(tr_ratelimit *rl, unsigned per_sec, unsigned *dropped) {

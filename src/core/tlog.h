@@ -8,6 +8,8 @@
 #ifndef TR_TLOG_H
 #define TR_TLOG_H
 
+#include "core/clock.h" /* tr_now_ms, tr_mono_ns: most log users want them too */
+
 enum { TR_LOG_DEBUG, TR_LOG_INFO, TR_LOG_WARN, TR_LOG_ERROR };
 
 void tr_log(int level, const char *subsys, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -27,9 +29,5 @@ typedef struct tr_ratelimit {
 } tr_ratelimit;
 int tr_log_allow(tr_ratelimit *rl, unsigned per_sec, unsigned *dropped);
 
-/* Wall clock in milliseconds since the Unix epoch. */
-long long tr_now_ms(void);
-/* Monotonic clock in nanoseconds. */
-long long tr_mono_ns(void);
 
 #endif
