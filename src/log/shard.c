@@ -64,6 +64,7 @@
 #include <unistd.h>
 
 #include "core/crc32c.h"
+#include "core/fs.h"
 #include "core/tlog.h"
 #include "log/shard_int.h"
 
@@ -2252,36 +2253,11 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
 
 /* ---- directory removal ---------------------------------------------------------------------- */
 
-static int rm_tree(int parent, const char *name, int depth) {
-    if (depth > 16) {
-        errno = ELOOP;
-        return -1;
-    }
-    if (unlinkat(parent, name, 0) == 0) return 0;
-    if (errno != EISDIR && errno != EPERM) return errno == ENOENT ? 0 : -1;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while (!rc && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        rc = rm_tree(dirfd(d), de->d_name, depth + 1);
-    }
-    closedir(d);
-    if (rc) return rc;
-    return unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 int slog_shard_destroy_dir(const char *dir, tr_err *err) {
     if (!dir || !*dir)
         return tr_err_set(err, TR_EINVAL, "slog_shard_destroy_dir: dir is required; Fix: pass "
                           "the shard's directory");
-    if (rm_tree(AT_FDCWD, dir, 0) != 0)
+    if (tr_rmtree(dir) != 0)
         return io_err(err, errno, "remove shard directory", dir,
                       "check the permissions of the data directory, then remove it by hand");
     return 0;

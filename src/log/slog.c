@@ -65,7 +65,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -81,6 +80,8 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fs.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "log/slog_int.h"
 
@@ -89,30 +90,6 @@
 static void oom(size_t n) {
     tr_error(SUB, "out of memory allocating %zu bytes; free memory or lower limits", n);
     abort();
-}
-
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) oom(n);
-    return p;
-}
-
-void *slog__xcalloc(size_t n, size_t sz) {
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) oom(n * sz);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) oom(n);
-    return q;
-}
-
-char *slog__xstrdup(const char *s) {
-    char *p = strdup(s ? s : "");
-    if (!p) oom(strlen(s));
-    return p;
 }
 
 char *slog__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
@@ -127,7 +104,7 @@ char *slog__xasprintf(const char *fmt, ...) {
 }
 
 static int mkdir_p(const char *path) {
-    char *tmp = slog__xstrdup(path);
+    char *tmp = tr_xstrdup(path);
     int rc = 0;
     for (char *p = tmp + 1; *p && !rc; p++) {
         if (*p != '/') continue;
@@ -140,13 +117,9 @@ static int mkdir_p(const char *path) {
     return rc;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) && errno != ENOENT) tr_warn(SUB, "remove %s: %s", path, strerror(errno));
-    return 0;
+void slog__rm_rf(const char *path) {
+    if (tr_rmtree(path)) tr_warn(SUB, "remove %s: %s", path, strerror(errno));
 }
-
-void slog__rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int all_digits(const char *s) {
     if (!*s) return 0;
@@ -320,7 +293,7 @@ static char *get_str(sl_rd_t *r) {
         r->bad = 1;
         return NULL;
     }
-    char *s = xmalloc(n + 1);
+    char *s = tr_xmalloc(n + 1);
     memcpy(s, r->p + r->off, n);
     s[n] = '\0';
     r->off += n;
@@ -378,7 +351,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
     img->retention_hours = (uint32_t)get_le(&r, 4);
     size_t ns = (size_t)get_le(&r, 4), nt = (size_t)get_le(&r, 4);
     if (r.bad || ns == 0 || ns > (n - SL_HDR) / SL_SHARD_REC) return TR_ECORRUPT;
-    slog_shard_info_t *sh = slog__xcalloc(ns, sizeof *sh);
+    slog_shard_info_t *sh = tr_xcalloc(ns, sizeof *sh);
     for (size_t i = 0; i < ns; i++) {
         sh[i].index = (uint32_t)get_le(&r, 4);
         sh[i].parent = (uint32_t)get_le(&r, 4);
@@ -392,7 +365,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
         sh[i].closed_ms = (int64_t)get_le(&r, 8);
         if (sh[i].index != i) r.bad = 1;
     }
-    slog_tag_t *tags = nt ? slog__xcalloc(nt, sizeof *tags) : NULL;
+    slog_tag_t *tags = nt ? tr_xcalloc(nt, sizeof *tags) : NULL;
     size_t got = 0;
     for (; got < nt && !r.bad; got++) {
         tags[got].key = get_str(&r);
@@ -558,7 +531,7 @@ void slog__hwm_forget(slog_t *lg, uint64_t sid) {
  * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
 int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
                   int tolerate, MDB_txn *txn, tr_err *err) {
-    sl_shard_t *sh = slog__xcalloc(1, sizeof *sh);
+    sl_shard_t *sh = tr_xcalloc(1, sizeof *sh);
     sh->info = *info;
     sh->info.begin = sh->info.end = 0;
     sh->stream_id = sid;
@@ -655,7 +628,7 @@ sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id) {
 void slog__stream_insert(slog_t *lg, sl_stream_t *st) {
     if (lg->n_streams == lg->cap_streams) {
         lg->cap_streams = lg->cap_streams ? lg->cap_streams * 2 : 16;
-        lg->streams = xrealloc(lg->streams, lg->cap_streams * sizeof *lg->streams);
+        lg->streams = tr_xrealloc(lg->streams, lg->cap_streams * sizeof *lg->streams);
     }
     size_t i = slog__stream_lower_bound(lg, st->name);
     memmove(lg->streams + i + 1, lg->streams + i, (lg->n_streams - i) * sizeof *lg->streams);
@@ -670,7 +643,7 @@ static int cmp_open(const void *a, const void *b) {
 
 /* A fresh routing table for st's current shard set (the caller swaps it in). */
 sl_shard_t **slog__routing_build(const sl_stream_t *st, size_t *n) {
-    sl_shard_t **v = slog__xcalloc(st->n_shards, sizeof *v);
+    sl_shard_t **v = tr_xcalloc(st->n_shards, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < st->n_shards; i++)
         if (!st->shards[i]->info.closed) v[k++] = st->shards[i];
@@ -733,21 +706,21 @@ static int cmp_tag(const void *a, const void *b) {
 /* Deep copy of a (minus keys in `drop`) with b added/overwriting, sorted by key. */
 slog_tag_t *slog__tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
                              char *const *drop, size_t nd, size_t *n_out) {
-    slog_tag_t *v = slog__xcalloc(na + nb, sizeof *v);
+    slog_tag_t *v = tr_xcalloc(na + nb, sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < na; i++) {
         int skip = 0;
         for (size_t j = 0; j < nd && !skip; j++) skip = drop[j] && !strcmp(drop[j], a[i].key);
         if (skip) continue;
-        v[n].key = slog__xstrdup(a[i].key);
-        v[n++].value = slog__xstrdup(a[i].value);
+        v[n].key = tr_xstrdup(a[i].key);
+        v[n++].value = tr_xstrdup(a[i].value);
     }
     for (size_t i = 0; i < nb; i++) {
         size_t j = 0;
         while (j < n && strcmp(v[j].key, b[i].key)) j++;
-        if (j == n) v[n++].key = slog__xstrdup(b[i].key);
+        if (j == n) v[n++].key = tr_xstrdup(b[i].key);
         else free(v[j].value);
-        v[j].value = slog__xstrdup(b[i].value ? b[i].value : "");
+        v[j].value = tr_xstrdup(b[i].value ? b[i].value : "");
     }
     qsort(v, n, sizeof *v, cmp_tag);
     *n_out = n;
@@ -760,7 +733,7 @@ static sl_slot_t *slot_of(slog_t *lg, sl_shard_t *sh, size_t *ns) {
     if (sh->c_slot) return &lg->slots[sh->c_slot - 1];
     if (*ns == lg->slots_cap) {
         size_t cap = lg->slots_cap ? lg->slots_cap * 2 : 16;
-        lg->slots = xrealloc(lg->slots, cap * sizeof *lg->slots);
+        lg->slots = tr_xrealloc(lg->slots, cap * sizeof *lg->slots);
         memset(lg->slots + lg->slots_cap, 0, (cap - lg->slots_cap) * sizeof *lg->slots);
         lg->slots_cap = cap;
     }
@@ -775,8 +748,8 @@ static sl_slot_t *slot_of(slog_t *lg, sl_shard_t *sh, size_t *ns) {
 static void slot_push(sl_slot_t *s, slog_put_rec_t *r) {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
-        s->in = xrealloc(s->in, s->cap * sizeof *s->in);
-        s->out = xrealloc(s->out, s->cap * sizeof *s->out);
+        s->in = tr_xrealloc(s->in, s->cap * sizeof *s->in);
+        s->out = tr_xrealloc(s->out, s->cap * sizeof *s->out);
     }
     s->in[s->n] = (slog_rec_in_t){r->pk, r->pk_len, r->data, r->data_len};
     s->out[s->n++] = r;
@@ -897,7 +870,7 @@ static void retention_run(slog_t *lg) {
         for (size_t k = 0; k < st->n_shards; k++) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
-                v = xrealloc(v, cap * sizeof *v);
+                v = tr_xrealloc(v, cap * sizeof *v);
             }
             sh_ref(st->shards[k]);
             v[n++] = (sl_trim_t){st->shards[k], cutoff};
@@ -982,7 +955,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     if (name_len == 0 || name_len > SLOG_MAX_STREAM_NAME)
         return tr_err_set(err, TR_ECORRUPT, "metadata holds an invalid stream name; Fix: "
                                             "restore %s/meta from a backup", lg->dir);
-    sl_stream_t *st = slog__xcalloc(1, sizeof *st);
+    sl_stream_t *st = tr_xcalloc(1, sizeof *st);
     memcpy(st->name, name, name_len);
     st->id = img->id;
     st->mode = img->mode;
@@ -992,7 +965,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     st->n_tags = img->n_tags;
     img->tags = NULL;
     img->n_tags = 0;
-    st->shards = slog__xcalloc(img->n_shards, sizeof *st->shards);
+    st->shards = tr_xcalloc(img->n_shards, sizeof *st->shards);
     st->n_shards = img->n_shards;
     for (size_t i = 0; i < img->n_shards; i++) {
         int rc = slog__sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
@@ -1130,14 +1103,14 @@ static void lg_free(slog_t *lg) {
 int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *err) {
     if (!dir || !*dir || !out) return tr_err_set(err, TR_EINVAL, "slog_open: dir and out needed");
     *out = NULL;
-    slog_t *lg = slog__xcalloc(1, sizeof *lg);
+    slog_t *lg = tr_xcalloc(1, sizeof *lg);
     if (opts) lg->opts = *opts;
     if (!lg->opts.shard_limit) lg->opts.shard_limit = SLOG_DEF_SHARD_LIMIT;
     if (!lg->opts.on_demand_limit) lg->opts.on_demand_limit = SLOG_DEF_ON_DEMAND_LIMIT;
     if (!lg->opts.on_demand_shards) lg->opts.on_demand_shards = SLOG_DEF_ON_DEMAND_SHARDS;
     if (!lg->opts.max_pending_bytes) lg->opts.max_pending_bytes = SLOG_DEF_MAX_PENDING;
     if (lg->opts.retention_interval_ms <= 0) lg->opts.retention_interval_ms = SLOG_DEF_RETENTION_MS;
-    lg->dir = slog__xstrdup(dir);
+    lg->dir = tr_xstrdup(dir);
 
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -1218,7 +1191,7 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
         r->seq = 0;
         bytes += (size_t)r->pk_len + r->data_len;
     }
-    sl_job_t *j = xmalloc(sizeof *j + n * sizeof j->route[0]);
+    sl_job_t *j = tr_xmalloc(sizeof *j + n * sizeof j->route[0]);
     *j = (sl_job_t){.recs = recs, .n = n, .cb = cb, .arg = arg, .bytes = bytes};
 
     int rc = 0;

@@ -15,6 +15,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "log/slog_int.h"
 
@@ -91,7 +92,7 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
         goto leave;
     }
 
-    st = slog__xcalloc(1, sizeof *st);
+    st = tr_xcalloc(1, sizeof *st);
     snprintf(st->name, sizeof st->name, "%s", name);
     st->id = lg->next_id++;
     st->mode = mode;
@@ -100,10 +101,10 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
     st->tags = tv;
     st->n_tags = nt;
     tv = NULL;
-    st->shards = slog__xcalloc(count, sizeof *st->shards);
-    infos = slog__xcalloc(count, sizeof *infos);
-    starts = slog__xcalloc(count, sizeof *starts);
-    ends = slog__xcalloc(count, sizeof *ends);
+    st->shards = tr_xcalloc(count, sizeof *st->shards);
+    infos = tr_xcalloc(count, sizeof *infos);
+    starts = tr_xcalloc(count, sizeof *starts);
+    ends = tr_xcalloc(count, sizeof *ends);
     slog__split_even(count, starts, ends);
     char *sdir = slog__xasprintf("%s/streams/%" PRIu64, lg->dir, st->id);
     slog__rm_rf(sdir); /* nothing may be there: the id is new */
@@ -182,17 +183,17 @@ static void info_fill(const sl_stream_t *st, slog_stream_info_t *out) {
     out->retention_hours = st->retention_hours;
     out->n_shards = (uint32_t)st->n_shards;
     out->open_shards = (uint32_t)st->n_open;
-    out->shards = slog__xcalloc(st->n_shards, sizeof *out->shards);
+    out->shards = tr_xcalloc(st->n_shards, sizeof *out->shards);
     for (size_t i = 0; i < st->n_shards; i++) {
         out->shards[i] = st->shards[i]->info;
         out->shards[i].begin = slog_shard_begin(st->shards[i]->log);
         out->shards[i].end = slog_shard_end(st->shards[i]->log);
     }
     out->n_tags = st->n_tags;
-    out->tags = st->n_tags ? slog__xcalloc(st->n_tags, sizeof *out->tags) : NULL;
+    out->tags = st->n_tags ? tr_xcalloc(st->n_tags, sizeof *out->tags) : NULL;
     for (size_t i = 0; i < st->n_tags; i++) {
-        out->tags[i].key = slog__xstrdup(st->tags[i].key);
-        out->tags[i].value = slog__xstrdup(st->tags[i].value);
+        out->tags[i].key = tr_xstrdup(st->tags[i].key);
+        out->tags[i].value = tr_xstrdup(st->tags[i].value);
     }
 }
 
@@ -236,8 +237,8 @@ int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, s
         if (i < lg->n_streams && !strcmp(lg->streams[i]->name, after)) i++;
     }
     size_t k = lg->n_streams - i < max ? lg->n_streams - i : max;
-    char **v = slog__xcalloc(k ? k : 1, sizeof *v);
-    for (size_t j = 0; j < k; j++) v[j] = slog__xstrdup(lg->streams[i + j]->name);
+    char **v = tr_xcalloc(k ? k : 1, sizeof *v);
+    for (size_t j = 0; j < k; j++) v[j] = tr_xstrdup(lg->streams[i + j]->name);
     if (more) *more = i + k < lg->n_streams;
     pthread_rwlock_unlock(&lg->lock);
     *names = v;
@@ -274,7 +275,7 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
                                         "IncreaseStreamRetentionPeriod API.",
                         hours, name, st->retention_hours);
     } else if (hours != st->retention_hours) {
-        slog_shard_info_t *infos = slog__xcalloc(st->n_shards, sizeof *infos);
+        slog_shard_info_t *infos = tr_xcalloc(st->n_shards, sizeof *infos);
         sl_image_t img;
         slog__image_of(st, infos, &img);
         img.retention_hours = hours;
@@ -292,7 +293,7 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
 
 /* Replace st's tags by `tv` durably (takes tv either way). */
 static int tags_commit(slog_t *lg, sl_stream_t *st, slog_tag_t *tv, size_t nt, tr_err *err) {
-    slog_shard_info_t *infos = slog__xcalloc(st->n_shards, sizeof *infos);
+    slog_shard_info_t *infos = tr_xcalloc(st->n_shards, sizeof *infos);
     sl_image_t img;
     slog__image_of(st, infos, &img);
     img.tags = tv;
@@ -369,7 +370,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
                               "while it is unavailable)", parents[p]->fail_msg);
     int rc = 0;
     int64_t now = tr_now_ms();
-    sl_shard_t **kh = slog__xcalloc(n_kids, sizeof *kh);
+    sl_shard_t **kh = tr_xcalloc(n_kids, sizeof *kh);
     slog_shard_info_t *infos = NULL;
     for (size_t k = 0; k < n_kids; k++) {
         kids[k].index = (uint32_t)(st->n_shards + k);
@@ -387,7 +388,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
 
     pthread_rwlock_wrlock(&lg->put_lock);
     slog__drain(lg);
-    infos = slog__xcalloc(st->n_shards + n_kids, sizeof *infos);
+    infos = tr_xcalloc(st->n_shards + n_kids, sizeof *infos);
     sl_image_t img;
     slog__image_of(st, infos, &img);
     for (size_t p = 0; p < n_par; p++) {
@@ -400,7 +401,7 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
     img.n_shards = st->n_shards + n_kids;
     rc = slog__meta_write(lg, st->name, &img, 0, err);
     if (!rc) {
-        sl_shard_t **shards = slog__xcalloc(st->n_shards + n_kids, sizeof *shards);
+        sl_shard_t **shards = tr_xcalloc(st->n_shards + n_kids, sizeof *shards);
         memcpy(shards, st->shards, st->n_shards * sizeof *shards);
         memcpy(shards + st->n_shards, kh, n_kids * sizeof *kh);
         pthread_rwlock_wrlock(&lg->lock);
@@ -553,11 +554,11 @@ int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *o
         rc = shard_limit_error(lg, target - open, err);
         goto leave;
     }
-    starts = slog__xcalloc(target, sizeof *starts);
-    ends = slog__xcalloc(target, sizeof *ends);
-    kids = slog__xcalloc(target, sizeof *kids);
+    starts = tr_xcalloc(target, sizeof *starts);
+    ends = tr_xcalloc(target, sizeof *ends);
+    kids = tr_xcalloc(target, sizeof *kids);
     slog__split_even(target, starts, ends);
-    par = slog__xcalloc(open, sizeof *par);
+    par = tr_xcalloc(open, sizeof *par);
     memcpy(par, st->open, open * sizeof *par);
     for (uint32_t k = 0; k < target; k++) {
         /* parents by overlap: the largest, then the second largest */

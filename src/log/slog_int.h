@@ -142,11 +142,10 @@ struct slog {
 
 /* ---- helpers of slog.c used by slog_ctl.c -------------------------------------------------- */
 
-/* Allocation that aborts with a log line on OOM (small control-plane allocations only). */
-void *slog__xcalloc(size_t n, size_t sz);
-char *slog__xstrdup(const char *s);
+/* asprintf that aborts with a log line on OOM, as core/mem.h's tr_x* do (small control-plane
+ * allocations only). */
 char *slog__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-/* Remove a directory tree, best effort (failures are logged at WARN). */
+/* Remove a directory tree, best effort (tr_rmtree; a failure is logged at WARN). */
 void slog__rm_rf(const char *path);
 /* "shardId-%012u" of a shard index. */
 void slog__shard_id(uint32_t idx, char out[24]);
