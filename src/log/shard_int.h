@@ -14,10 +14,15 @@
 #ifndef SLOG_SHARD_INT_H
 #define SLOG_SHARD_INT_H
 
+#include <pthread.h>
+#include <stdatomic.h>
 #include <stddef.h>
+#include <stdint.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
+#include "core/crc32c.h"
+#include "core/err.h"
 #include "log/shard.h"
 
 typedef struct slog_io {
@@ -43,5 +48,225 @@ void slog__io_set_default(const slog_io_t *io);
 void slog__shard_set_io(slog_shard_t *sh, const slog_io_t *io);
 /* Number of segment files the shard currently holds (active one included). */
 size_t slog__shard_nsegs(slog_shard_t *sh);
+
+/* ==== internals of shard.c and shard_recover.c ============================================== */
+
+/* ---- constants ------------------------------------------------------------------------------ */
+
+#define SLOG_DEFAULT_SEGMENT (64ull << 20)
+#define SLOG_FRAME_MAX (SLOG_FRAME_HDR + SLOG_MAX_PK + SLOG_MAX_DATA)
+#define SLOG_IX_RECS 512              /* an index entry at least every this many records */
+#define SLOG_IX_BYTES (32u << 10)     /* ... and at least every this many bytes */
+#define SLOG_STAGE_MAX (4u << 20)     /* append writes out its staging buffer past this */
+#define SLOG_SCAN_BUF (4u << 20)      /* recovery read size; must hold SLOG_FRAME_MAX */
+#define SLOG_READ_CHUNK (8u << 20)    /* largest read-ahead of one pread in slog_shard_read */
+#define SLOG_SEEK_BUF (64u << 10)     /* seek_time's header-walk window */
+#define SLOG_RESYNC_MAX (1ull << 30) /* largest damaged remainder searched in memory */
+#define SLOG_STATE_STEP (1ull << 20)        /* DIR/state: hwm reserved ahead (shard_recover.c) */
+
+/*
+ * .idx file of a sealed segment (little-endian), rebuilt from the .seg when missing or when
+ * any check fails, so it needs no fsync:
+ *
+ *     0        8           16          24           32              40    44    48
+ *     +--------+-----------+-----------+------------+---------------+-----+-----+------------
+ *     |TRSIDX01| first_seq | end_seq   | seg_size   | last_arrival  |  n  | crc | n entries:
+ *     |        | u64       | u64 (excl)| u64 (bytes)| i64           | u32 | u32 | seq u64,
+ *     +--------+-----------+-----------+------------+---------------+-----+-----+ off u64,
+ *                                                                               arrival i64
+ *     crc = CRC32C of bytes 0..44 followed by the entries.
+ */
+#define SLOG_IDX_HDR 48
+#define SLOG_IDX_ENT 24
+
+static const char seg_magic[8] = {'T', 'R', 'S', 'L', 'O', 'G', '0', '1'};
+static const char idx_magic[8] = {'T', 'R', 'S', 'I', 'D', 'X', '0', '1'};
+
+/* ---- types ---------------------------------------------------------------------------------- */
+
+typedef struct slog_ix {
+    uint64_t seq;
+    uint64_t off;
+    int64_t arrival_ms;
+} slog_ix_t;
+
+/* A damaged or missing range of a segment, found by recovery or by a reader: file bytes
+ * [off, off_end) hold nothing readable and the records [seq, seq_end) are lost.  off == off_end
+ * for records whose file is missing (a gap between two segments).  Readers reaching a position
+ * in [off, off_end) (or off itself) jump to off_end, seq_end. */
+typedef struct slog_hole {
+    uint64_t off, off_end;
+    uint64_t seq, seq_end;
+} slog_hole_t;
+
+typedef struct slog_seg {
+    atomic_int refs;          /* the array holds one; readers take one while reading */
+    uint64_t first_seq;       /* from the file name, checked against the header */
+    char *path;               /* DIR/<first_seq>.seg, owned */
+    int fd;                   /* -1 when closed; opened and closed under sh->mu, closed only
+                                 while no reader holds a reference (ro_fds_trim_locked) */
+    uint64_t w_size;          /* writer only: bytes in the file incl. uncommitted (active seg) */
+    /* under sh->mu; fixed once the segment is no longer the active one */
+    uint64_t pub_size;        /* committed bytes (header included) */
+    uint64_t pub_end;         /* seq after the last committed record */
+    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none */
+    slog_ix_t *ix;            /* sparse index; entries past nix are the writer's scratch */
+    size_t nix, ixcap;
+    slog_hole_t *holes;       /* ascending off.  Set by recovery; afterwards replaced (never
+                                 changed in place) under sh->mu by a reader that finds damage
+                                 (hole_publish), so readers use a snapshot without the lock */
+    size_t nholes;
+    slog_hole_t **retired;    /* replaced hole arrays, freed with the segment: readers' snapshots */
+    size_t nretired;
+} slog_seg_t;
+
+struct slog_shard {
+    char *dir;
+    int dirfd;
+    uint64_t seg_bytes;
+    int no_sync;
+    const slog_io_t *io;
+
+    pthread_mutex_t mu;       /* guards the fields below and the pub_ and ix fields of segs */
+    pthread_mutex_t dmg_mu;   /* serialises readers handling newly found damage (rd_damage)
+                                 and the removal of .dmg files by trim; never held with mu
+                                 except mu inside it */
+    slog_seg_t **segs;        /* ascending first_seq; the last one is the active segment */
+    size_t nsegs, segcap;
+    uint64_t begin;           /* first retained seq */
+    uint64_t pub_end;         /* committed end */
+    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none yet */
+
+    /* writer only */
+    uint64_t w_next;          /* seq of the next appended record */
+    int64_t w_last_arrival;   /* arrival of the last appended record */
+    int w_trunc_pending;      /* a failed batch's bytes are still past w_size in the file */
+    uint8_t *stage;
+    size_t stage_cap;
+    uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
+    uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
+    int st_dirty;             /* DIR/state must be rewritten before the next frame */
+    uint64_t min_next;        /* opts.min_next */
+    slog_shard_hwm_fn hwm_fn; /* copy of the mark outside DIR (slog_shard_set_hwm_hook) */
+    void *hwm_arg;
+
+    /* damage counters (slog_shard_health), atomics: readers bump them too */
+    atomic_ullong h_ranges, h_bytes, h_lost, h_missing, h_read_skips;
+};
+
+/* Result of scanning a segment's frames. */
+typedef struct scan_res {
+    uint64_t end_off;         /* offset after the last valid frame */
+    uint64_t end_seq;         /* seq after the last valid frame */
+    int64_t last_arrival;     /* -1 if no frame */
+    const char *why;          /* NULL: valid up to the end of the file; else why it stopped */
+} scan_res_t;
+
+typedef struct frame_hdr {
+    uint32_t len, crc;
+    uint64_t seq;
+    int64_t arrival;
+    uint16_t pk_len;
+} frame_hdr_t;
+
+/* What a reader needs to read one segment, looked up under sh->mu. */
+typedef struct rd_span {
+    slog_seg_t *seg;
+    uint64_t pos, seq;        /* start parsing here: an index entry at or before the wanted seq */
+    uint64_t lim;             /* committed bytes of the segment */
+    uint64_t end_seq;         /* committed end seq of the segment */
+    uint64_t goal;            /* read-ahead target: no wanted byte lies past it (except the
+                                 first record, which is always returned) */
+    int64_t arr;              /* a lower bound of the arrival times from pos on */
+    const slog_hole_t *holes; /* snapshot of seg's holes (valid while the reference is held) */
+    size_t nholes;
+} rd_span_t;
+
+/* ---- small helpers -------------------------------------------------------------------------- */
+
+static inline void put16(uint8_t *p, uint16_t v) {
+    p[0] = (uint8_t)v;
+    p[1] = (uint8_t)(v >> 8);
+}
+static inline void put32(uint8_t *p, uint32_t v) {
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline void put64(uint8_t *p, uint64_t v) {
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t get32(const uint8_t *p) {
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+static inline uint64_t get64(const uint8_t *p) {
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static inline uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
+static inline uint64_t sat_mul(uint64_t a, uint64_t b) {
+    return (b && a > UINT64_MAX / b) ? UINT64_MAX : a * b;
+}
+static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+
+#define FIX_DISK "check the disk and the kernel log (dmesg), free space if the disk is full, and " \
+                 "retry"
+
+/* Parse and sanity-check a frame header.  room = bytes of the segment from this frame on.
+ * NULL when plausible, else what is wrong (for the log). */
+static inline const char *frame_parse(const uint8_t *p, uint64_t room, frame_hdr_t *h) {
+    h->len = get32(p);
+    h->crc = get32(p + 4);
+    h->seq = get64(p + 8);
+    h->arrival = (int64_t)get64(p + 16);
+    h->pk_len = get16(p + 24);
+    if (h->len < SLOG_FRAME_HDR || h->len > SLOG_FRAME_MAX) return "impossible frame length";
+    if (h->pk_len > SLOG_MAX_PK || (uint32_t)SLOG_FRAME_HDR + h->pk_len > h->len ||
+        h->len - SLOG_FRAME_HDR - h->pk_len > SLOG_MAX_DATA)
+        return "impossible partition key length";
+    if (h->len > room) return "frame runs past the end of the file";
+    return NULL;
+}
+
+static inline int frame_crc_ok(const uint8_t *p, uint32_t len) {
+    return tr_crc32c(0, p + 8, len - 8) == get32(p + 4);
+}
+
+/* Whether the record at (seq, off) gets an index entry, given the last entry (if have). */
+static inline int ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t off) {
+    return !have || seq - last->seq >= SLOG_IX_RECS || off - last->off >= SLOG_IX_BYTES;
+}
+
+static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
+
+/* ---- functions of shard.c used by shard_recover.c ----------------------------------------- */
+
+int io_err(tr_err *err, int e, const char *what, const char *path, const char *fix);
+int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off);
+int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off);
+int ix_reserve(slog_seg_t *seg, size_t need);
+slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first);
+void seg_unref(slog_shard_t *sh, slog_seg_t *seg);
+void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix);
+int segs_reserve(slog_shard_t *sh, size_t need);
+void seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first);
+const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
+                             uint64_t size, int *ioerr);
+int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err);
+void idx_write(slog_shard_t *sh, const slog_seg_t *seg);
+int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size);
+
+/* ---- functions of shard_recover.c used by shard.c ----------------------------------------- */
+
+uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
+                   int64_t last_arr, int is_last, frame_hdr_t *h);
+void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
+                 const char *why, const char *by);
+int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
+              size_t nknown, tr_err *err);
+int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
+             int is_last, scan_res_t *res, tr_err *err);
+int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err);
+int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err);
+int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err);
 
 #endif
