@@ -2,6 +2,8 @@
  * shard.c -- one shard's durable log: segment files, sparse index, commit, recovery, retention.
  *
  * The contract and the frame format are in shard.h; this file explains how they are kept.
+ * Opening a shard (recovery, .dmg files, the state file) lives in shard_recover.c; the types,
+ * constants and inline helpers both files share are in shard_int.h.
  *
  * Writing.  slog_shard_append builds a batch's frames in a staging buffer and writes them with
  * one pwrite() at the active segment's end (one per 4 MiB of batch).  Nothing is published
@@ -112,7 +114,7 @@ size_t slog__shard_nsegs(slog_shard_t *sh) {
 static const char *errtxt(int e, char *b, size_t n) { return strerror_r(e, b, n); }
 
 /* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
-int io_err(tr_err *err, int e, const char *what, const char *path, const char *fix) {
+int slog__io_err(tr_err *err, int e, const char *what, const char *path, const char *fix) {
     char eb[128];
     return tr_err_set(err, TR_EIO, "%s %s failed: %s; Fix: %s", what, path,
                       errtxt(e, eb, sizeof eb), fix);
@@ -120,7 +122,7 @@ int io_err(tr_err *err, int e, const char *what, const char *path, const char *f
 
 
 /* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
-int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off) {
+int slog__full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off) {
     const uint8_t *p = b;
     while (n) {
         ssize_t w = io->pwrite(fd, p, n, (off_t)off);
@@ -140,7 +142,7 @@ int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t o
 }
 
 /* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
-int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
+int slog__full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
     uint8_t *p = b;
     while (n) {
         ssize_t r = io->pread(fd, p, n, (off_t)off);
@@ -157,7 +159,7 @@ int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
 }
 
 /* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
-int ix_reserve(slog_seg_t *seg, size_t need) {
+int slog__ix_reserve(slog_seg_t *seg, size_t need) {
     if (need <= seg->ixcap) return 0;
     size_t cap = seg->ixcap ? seg->ixcap : 16;
     while (cap < need) cap *= 2;
@@ -186,7 +188,7 @@ static size_t ix_lower_seq(const slog_ix_t *ix, size_t n, uint64_t s) {
 
 /* ---- segments ------------------------------------------------------------------------------- */
 
-slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
+slog_seg_t *slog__seg_new(slog_shard_t *sh, uint64_t first) {
     slog_seg_t *seg = calloc(1, sizeof *seg);
     size_t n = strlen(sh->dir) + 1 + 20 + 4 + 1;
     char *path = malloc(n);
@@ -206,7 +208,7 @@ slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
     return seg;
 }
 
-void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
+void slog__seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
     if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
     if (seg->fd >= 0) sh->io->close(seg->fd);
     free(seg->ix);
@@ -218,7 +220,7 @@ void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
 }
 
 /* DIR/<first>.idx (or .idx.tmp) into out (PATH_MAX). */
-void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
+void slog__seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
     size_t n = strlen(seg->path) - 4; /* strip ".seg" */
     snprintf(out, PATH_MAX, "%.*s%s", (int)n, seg->path, suffix);
 }
@@ -249,16 +251,16 @@ static int seg_fd_locked(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     if (seg->fd >= 0) return 0;
     int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check that the file exists and is readable, and that the open-file limit "
-                      "(ulimit -n) is high enough");
+        return slog__io_err(err, errno, "open", seg->path,
+                            "check that the file exists and is readable, and that the open-file "
+                            "limit (ulimit -n) is high enough");
     seg->fd = fd;
     ro_fds_trim_locked(sh, seg);
     return 0;
 }
 
 /* Room for `need` segments in the array.  Caller holds sh->mu once readers may exist. */
-int segs_reserve(slog_shard_t *sh, size_t need) {
+int slog__segs_reserve(slog_shard_t *sh, size_t need) {
     if (need <= sh->segcap) return 0;
     size_t cap = sh->segcap ? sh->segcap * 2 : 8;
     while (cap < need) cap *= 2;
@@ -281,18 +283,18 @@ static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
     return sh->segs[lo ? lo - 1 : 0];
 }
 
-void seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
+void slog__seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
     memcpy(hdr, seg_magic, 8);
     put64(hdr + 8, first);
 }
 
 /* Check a segment's 16-byte header.  NULL if fine, else what is wrong. */
-const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
-                             uint64_t size, int *ioerr) {
+const char *slog__seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
+                                   uint64_t size, int *ioerr) {
     uint8_t hdr[SLOG_SEG_HDR];
     *ioerr = 0;
     if (size < SLOG_SEG_HDR) return "file shorter than the 16-byte header";
-    int r = full_pread(sh->io, fd, hdr, sizeof hdr, 0);
+    int r = slog__full_pread(sh->io, fd, hdr, sizeof hdr, 0);
     if (r < 0) {
         *ioerr = errno;
         return "read error";
@@ -305,16 +307,16 @@ const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int 
 }
 
 /* Create DIR/<first>.seg with its header, make it durable, append it to the array. */
-int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
-    slog_seg_t *seg = seg_new(sh, first);
+int slog__seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
+    slog_seg_t *seg = slog__seg_new(sh, first);
     if (!seg)
         return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
                           "memory or lower the number of shards", sh->dir);
     pthread_mutex_lock(&sh->mu);
-    int rc = segs_reserve(sh, sh->nsegs + 1);
+    int rc = slog__segs_reserve(sh, sh->nsegs + 1);
     pthread_mutex_unlock(&sh->mu);
-    if (rc || ix_reserve(seg, 16)) {
-        seg_unref(sh, seg);
+    if (rc || slog__ix_reserve(seg, 16)) {
+        slog__seg_unref(sh, seg);
         return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
                           "memory or lower the number of shards", sh->dir);
     }
@@ -324,9 +326,9 @@ int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
     int fd = sh->io->open(seg->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) goto fail;
     uint8_t hdr[SLOG_SEG_HDR];
-    seg_header(hdr, first);
+    slog__seg_header(hdr, first);
     what = "write header of";
-    if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0) goto fail;
+    if (slog__full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0) goto fail;
     if (!sh->no_sync) {
         what = "fdatasync";
         if (sh->io->fdatasync(fd) != 0) goto fail;
@@ -342,8 +344,8 @@ fail:;
     int e = errno;
     if (fd >= 0) sh->io->close(fd);
     sh->io->unlink(seg->path);
-    rc = io_err(err, e, what, seg->path, FIX_DISK);
-    seg_unref(sh, seg);
+    rc = slog__io_err(err, e, what, seg->path, FIX_DISK);
+    slog__seg_unref(sh, seg);
     return rc;
 }
 
@@ -351,14 +353,14 @@ fail:;
 
 /* Write the sealed segment's index next to it (tmp + rename).  Best effort: a missing or bad
  * .idx only costs a scan at the next start. */
-void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
+void slog__idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     char path[PATH_MAX], tmp[PATH_MAX];
     pthread_mutex_lock(&sh->mu); /* a reader may be adding a hole */
     size_t nholes = seg->nholes;
     pthread_mutex_unlock(&sh->mu);
     if (nholes) return; /* rescanned (and its damage reported again) at every start */
-    seg_idx_path(seg, path, ".idx");
-    seg_idx_path(seg, tmp, ".idx.tmp");
+    slog__seg_idx_path(seg, path, ".idx");
+    slog__seg_idx_path(seg, tmp, ".idx.tmp");
     size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
     uint8_t *b = malloc(n);
     if (!b) return;
@@ -378,7 +380,7 @@ void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     crc = tr_crc32c(crc, b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
     put32(b + 44, crc);
     int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && full_pwrite(sh->io, fd, b, n, 0) == 0;
+    int ok = fd >= 0 && slog__full_pwrite(sh->io, fd, b, n, 0) == 0;
     int e = errno;
     if (fd >= 0) sh->io->close(fd);
     if (ok && sh->io->rename(tmp, path) != 0) {
@@ -396,9 +398,9 @@ void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
 
 /* Load the .idx of a sealed segment of seg_size bytes.  1 if it was usable (seg's index and
  * committed figures are set), 0 if not (seg untouched). */
-int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
+int slog__idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
     char path[PATH_MAX];
-    seg_idx_path(seg, path, ".idx");
+    slog__seg_idx_path(seg, path, ".idx");
     int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return 0;
     struct stat st;
@@ -411,7 +413,7 @@ int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
         goto out;
     size_t n = (size_t)st.st_size, nix = (n - SLOG_IDX_HDR) / SLOG_IDX_ENT;
     if (!(b = malloc(n)) || !(ix = malloc(nix * sizeof *ix))) goto out;
-    if (full_pread(sh->io, fd, b, n, 0) != 0) goto out;
+    if (slog__full_pread(sh->io, fd, b, n, 0) != 0) goto out;
     uint32_t crc = tr_crc32c(tr_crc32c(0, b, 44), b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
     uint64_t end = get64(b + 16);
     int64_t last = (int64_t)get64(b + 32);
@@ -471,8 +473,8 @@ static int mkdir_p(const char *dir, tr_err *err) {
         } else if (errno != EEXIST) {
             int e = errno;
             p[i] = c;
-            return io_err(err, e, "create directory", p,
-                          "check the permissions of the data directory and free space");
+            return slog__io_err(err, e, "create directory", p,
+                                "check the permissions of the data directory and free space");
         }
         p[i] = c;
     }
@@ -481,7 +483,7 @@ static int mkdir_p(const char *dir, tr_err *err) {
 
 static void shard_free(slog_shard_t *sh) {
     if (!sh) return;
-    for (size_t i = 0; i < sh->nsegs; i++) seg_unref(sh, sh->segs[i]);
+    for (size_t i = 0; i < sh->nsegs; i++) slog__seg_unref(sh, sh->segs[i]);
     free(sh->segs);
     if (sh->dirfd >= 0) close(sh->dirfd);
     pthread_mutex_destroy(&sh->mu);
@@ -518,11 +520,11 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
     if (rc) goto fail;
     sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sh->dirfd < 0) {
-        rc = io_err(err, errno, "open directory", dir,
-                    "make sure the path is a directory and readable");
+        rc = slog__io_err(err, errno, "open directory", dir,
+                          "make sure the path is a directory and readable");
         goto fail;
     }
-    if ((rc = shard_load(sh, opts ? opts->first_seq : 0, err)) != 0) goto fail;
+    if ((rc = slog__shard_load(sh, opts ? opts->first_seq : 0, err)) != 0) goto fail;
     *out = sh;
     return 0;
 fail:
@@ -548,8 +550,8 @@ void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg) 
 static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
     slog_seg_t *seg = seg_active(sh);
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0)
-        return io_err(err, errno, "truncate failed batch off", seg->path,
-                      FIX_DISK " (appends are refused until this succeeds)");
+        return slog__io_err(err, errno, "truncate failed batch off", seg->path,
+                            FIX_DISK " (appends are refused until this succeeds)");
     sh->w_trunc_pending = 0;
     return 0;
 }
@@ -582,10 +584,10 @@ static void w_rewind(slog_shard_t *sh) {
 /* Start a new segment at w_next.  Only called when the active one is fully committed. */
 static int seg_roll(slog_shard_t *sh, tr_err *err) {
     slog_seg_t *old = seg_active(sh);
-    int rc = seg_create(sh, sh->w_next, err);
+    int rc = slog__seg_create(sh, sh->w_next, err);
     if (rc) return rc;
     sh->st_dirty = 1; /* DIR/state names the new newest segment before its first frame */
-    idx_write(sh, old);
+    slog__idx_write(sh, old);
     pthread_mutex_lock(&sh->mu);
     ro_fds_trim_locked(sh, NULL); /* the old segment's write fd is a reader fd now */
     pthread_mutex_unlock(&sh->mu);
@@ -625,7 +627,8 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     if (seg->w_size + total > (uint64_t)INT64_MAX)
         return tr_err_set(err, TR_EINVAL, "batch too large; Fix: append fewer records at once");
     if ((sh->st_dirty || sh->w_next + n > sh->hwm) &&
-        (rc = state_write(sh, sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq, err)) != 0)
+        (rc = slog__state_write(sh, sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq,
+                                err)) != 0)
         return rc;
 
     /* Pass 1: how many index entries, so the memory is there before anything is written. */
@@ -644,7 +647,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     }
     if (nix + k > seg->ixcap) {
         pthread_mutex_lock(&sh->mu); /* readers search seg->ix under the mutex */
-        rc = ix_reserve(seg, nix + k);
+        rc = slog__ix_reserve(seg, nix + k);
         pthread_mutex_unlock(&sh->mu);
         if (rc)
             return tr_err_set(err, TR_ENOMEM, "out of memory indexing shard %s; Fix: free memory",
@@ -672,7 +675,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
         const slog_rec_in_t *r = &recs[i];
         uint32_t flen = (uint32_t)SLOG_FRAME_HDR + r->pk_len + r->data_len;
         if (sl && sl + flen > SLOG_STAGE_MAX) {
-            if (full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+            if (slog__full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
             woff += sl;
             sl = 0;
         }
@@ -693,7 +696,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
         off += flen;
         seq++;
     }
-    if (sl && full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+    if (sl && slog__full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
 
     seg->w_size = off;
     sh->w_next = seq;
@@ -792,8 +795,8 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
         out->buf = b;
         out->buf_cap = cap;
     }
-    int r = full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
-    if (r < 0) return io_err(err, errno, "read", sp->seg->path, FIX_DISK);
+    int r = slog__full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
+    if (r < 0) return slog__io_err(err, errno, "read", sp->seg->path, FIX_DISK);
     if (r > 0)
         return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
     w->blen += want;
@@ -836,19 +839,19 @@ static int hole_publish(slog_shard_t *sh, slog_seg_t *seg, slog_hole_t nh) {
  * would have given it -- exactly the damaged bytes skipped, every intact frame served -- and
  * the range is recorded so that this and every later read, and every later start, skip the
  * same range:
- *   1. Frames are checked in full (length, CRC, seq, arrival: seg_scan's rules) from
+ *   1. Frames are checked in full (length, CRC, seq, arrival: slog__seg_scan's rules) from
  *      (vpos, vseq), the last point known good, up to the first index entry past `bad` (a
  *      frame start) or the committed end.  A reader does not checksum the frames before the
  *      record it wants, so the damage may begin before `bad` (a damaged length field sends
  *      the reader into the middle of a frame).  Holes another reader recorded meanwhile are
  *      jumped.
- *   2. From the first bad frame p, rs_search -- recovery's resync -- finds the first intact
+ *   2. From the first bad frame p, slog__rs_search -- recovery's resync -- finds the first intact
  *      frame whose chain runs to that index entry (or the committed end) with consecutive
  *      seqs; none: the damage reaches the entry.
  *   3. The hole is published to readers (hole_publish), reported (tr_error, counters: once,
- *      since every later read jumps it), written to the segment's .dmg (dmg_store), and the
+ *      since every later read jumps it), written to the segment's .dmg (slog__dmg_store), and the
  *      .idx is removed: the next start rescans the segment and takes the same hole from the
- *      .dmg (load_sealed ignores an .idx while a .dmg exists).  If recording fails only the
+ *      .dmg (slog__load_sealed ignores an .idx while a .dmg exists).  If recording fails only the
  *      report says so: this process still skips exactly the range, and a later reader would
  *      find the same range again.
  * On success the reader continues at *to_off, *to_seq with sp's hole snapshot refreshed.
@@ -896,9 +899,9 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
                         seg->path);
         goto out;
     }
-    int r = n ? full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
+    int r = n ? slog__full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
     if (r != 0) {
-        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
                    : rd_corrupt(sh, seg, vpos, vseq, "file shorter than its committed size", err);
         goto out;
     }
@@ -933,7 +936,7 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     slog_hole_t hole;
     if (bwhy) { /* 2. where intact frames resume */
         frame_hdr_t rh;
-        uint64_t at = rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
+        uint64_t at = slog__rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
         hole = at ? (slog_hole_t){vpos + q, vpos + q + at, seq, rh.seq}
                   : (slog_hole_t){vpos + q, end, seq, limit};
         why = bwhy;
@@ -962,14 +965,14 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     sp->nholes = seg->nholes;
     int gone = seg->first_seq < sh->begin; /* trimmed meanwhile: nothing left to record */
     pthread_mutex_unlock(&sh->mu);
-    hole_report(sh, seg, &hole, why, "a reader");
+    slog__hole_report(sh, seg, &hole, why, "a reader");
     *to_off = hole.off_end;
     *to_seq = hole.seq_end;
     if (gone) goto out;
     tr_err e2;
     char ipath[PATH_MAX];
-    seg_idx_path(seg, ipath, ".idx");
-    if (dmg_store(sh, seg, NULL, 0, &e2) != 0)
+    slog__seg_idx_path(seg, ipath, ".idx");
+    if (slog__dmg_store(sh, seg, NULL, 0, &e2) != 0)
         tr_error("slog", "shard %s: the damage found in %s could not be recorded: %s. This "
                  "process skips it; after a restart a reader finds it again", sh->dir,
                  seg->path, e2.msg);
@@ -1138,7 +1141,7 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
 
         uint64_t reached = next;
         rc = rd_span(sh, &sp, next, max_records, max_bytes, out, &full, &reached, err);
-        seg_unref(sh, seg);
+        slog__seg_unref(sh, seg);
         if (rc) break;
         if (out->n == 0 && reached > out->next_seq) out->next_seq = reached; /* skipped damage */
         next = sp.end_seq;
@@ -1178,7 +1181,7 @@ static uint64_t seek_walk(slog_shard_t *sh, slog_seg_t *seg, uint64_t pos, uint6
         if (pos < wpos || pos + SLOG_FRAME_HDR > wpos + wlen) {
             wlen = min64(SLOG_SEEK_BUF, end_off - pos);
             wpos = pos;
-            if (full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
+            if (slog__full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
                 seq = start;
                 break;
             }
@@ -1238,7 +1241,7 @@ uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
     atomic_fetch_add(&seg->refs, 1);
     pthread_mutex_unlock(&sh->mu);
     uint64_t r = seek_walk(sh, seg, st.off, st.seq, end_off, end_seq, ts_ms);
-    seg_unref(sh, seg);
+    slog__seg_unref(sh, seg);
     return r;
 }
 
@@ -1295,22 +1298,23 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
          * it (rd_damage) does so under dmg_mu and skips it once it is out of the array. */
         pthread_mutex_lock(&sh->dmg_mu);
         char ipath[PATH_MAX];
-        seg_idx_path(seg, ipath, ".idx");
+        slog__seg_idx_path(seg, ipath, ".idx");
         int rc = 0;
         if (sh->io->unlink(seg->path) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", seg->path,
-                        "check the directory's permissions; the file is retried at the next start");
+            rc = slog__io_err(err, errno, "delete", seg->path,
+                              "check the directory's permissions; the file is retried at the next "
+                              "start");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
-        seg_idx_path(seg, ipath, ".dmg");
+            rc = slog__io_err(err, errno, "delete", ipath, "check the directory's permissions");
+        slog__seg_idx_path(seg, ipath, ".dmg");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
+            rc = slog__io_err(err, errno, "delete", ipath, "check the directory's permissions");
         /* One at a time, so a crash can never leave a gap (a younger file gone, an older one
          * still there). */
         if (!rc && !sh->no_sync && sh->io->fsync(sh->dirfd) != 0)
-            rc = io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
+            rc = slog__io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
         pthread_mutex_unlock(&sh->dmg_mu);
-        seg_unref(sh, seg);
+        slog__seg_unref(sh, seg);
         if (rc) return rc;
         removed++;
     }
@@ -1324,7 +1328,7 @@ int slog_shard_destroy_dir(const char *dir, tr_err *err) {
         return tr_err_set(err, TR_EINVAL, "slog_shard_destroy_dir: dir is required; Fix: pass "
                           "the shard's directory");
     if (tr_rmtree(dir) != 0)
-        return io_err(err, errno, "remove shard directory", dir,
-                      "check the permissions of the data directory, then remove it by hand");
+        return slog__io_err(err, errno, "remove shard directory", dir,
+                            "check the permissions of the data directory, then remove it by hand");
     return 0;
 }

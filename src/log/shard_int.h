@@ -1,5 +1,7 @@
 /*
- * shard_int.h -- private hooks of the shard log (shard.c), for unit and crash tests only.
+ * shard_int.h -- internals of the shard log: the test hooks (first part), then the types,
+ * constants and helpers shared by shard.c and shard_recover.c (second part).  Not API: other
+ * modules use shard.h; slog.c uses only the test hooks' I/O vtable (an ENOSPC hook).
  *
  * Storage I/O of a shard goes through a slog_io_t vtable so a test can inject short writes,
  * ENOSPC, failed fsyncs and so on (SQLite src/test6.c).  Every member behaves like the POSIX
@@ -9,7 +11,8 @@
  * Thread rules: slog__io_set_default affects shards opened afterwards and must not race with
  * slog_shard_open.  slog__shard_set_io swaps one shard's vtable; call it only while no other
  * thread uses the shard (between open and the first read, typically).  Fix: set it right
- * after slog_shard_open, before starting reader threads.
+ * after slog_shard_open, before starting reader threads.  The second part's locking rules are
+ * given field by field in struct slog_shard and at the top of shard.c.
  */
 #ifndef SLOG_SHARD_INT_H
 #define SLOG_SHARD_INT_H
@@ -240,33 +243,62 @@ static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nse
 
 /* ---- functions of shard.c used by shard_recover.c ----------------------------------------- */
 
-int io_err(tr_err *err, int e, const char *what, const char *path, const char *fix);
-int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off);
-int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off);
-int ix_reserve(slog_seg_t *seg, size_t need);
-slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first);
-void seg_unref(slog_shard_t *sh, slog_seg_t *seg);
-void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix);
-int segs_reserve(slog_shard_t *sh, size_t need);
-void seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first);
-const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
-                             uint64_t size, int *ioerr);
-int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err);
-void idx_write(slog_shard_t *sh, const slog_seg_t *seg);
-int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size);
+/* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
+int slog__io_err(tr_err *err, int e, const char *what, const char *path, const char *fix);
+/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
+int slog__full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off);
+/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
+int slog__full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off);
+/* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
+int slog__ix_reserve(slog_seg_t *seg, size_t need);
+/* A new segment starting at seq `first` holding one reference (the array's); NULL on OOM. */
+slog_seg_t *slog__seg_new(slog_shard_t *sh, uint64_t first);
+/* Drop a reference; the last one closes the fd and frees the segment. */
+void slog__seg_unref(slog_shard_t *sh, slog_seg_t *seg);
+/* DIR/<first><suffix> (".idx", ".idx.tmp", ".dmg", ...) into out (PATH_MAX). */
+void slog__seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix);
+/* Room for `need` segments in the array.  Caller holds sh->mu once readers may exist. */
+int slog__segs_reserve(slog_shard_t *sh, size_t need);
+/* The 16-byte header of a segment whose first seq is `first`. */
+void slog__seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first);
+/* Check a segment's 16-byte header.  NULL if fine, else what is wrong (*ioerr: the errno of
+ * a failed read, else 0). */
+const char *slog__seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
+                                   uint64_t size, int *ioerr);
+/* Create DIR/<first>.seg with its header, make it durable, append it to the array. */
+int slog__seg_create(slog_shard_t *sh, uint64_t first, tr_err *err);
+/* Write the sealed segment's index next to it (tmp + rename).  Best effort: a missing or bad
+ * .idx only costs a scan at the next start. */
+void slog__idx_write(slog_shard_t *sh, const slog_seg_t *seg);
+/* Load the .idx of a sealed segment of seg_size bytes.  1 if it was usable (seg's index and
+ * committed figures are set), 0 if not (seg untouched). */
+int slog__idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size);
 
 /* ---- functions of shard_recover.c used by shard.c ----------------------------------------- */
 
-uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
-                   int64_t last_arr, int is_last, frame_hdr_t *h);
-void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
-                 const char *why, const char *by);
-int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
-              size_t nknown, tr_err *err);
-int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
-             int is_last, scan_res_t *res, tr_err *err);
-int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err);
-int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err);
-int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err);
+/* The offset in b[0..n) of the first believable frame after damage that began at b[0] where
+ * seq `seq` was expected, its header in *h; 0 when there is none.  Recovery and readers
+ * (rd_damage) both use it, so they draw the same line between damage and intact records. */
+uint64_t slog__rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
+                         int64_t last_arr, int is_last, frame_hdr_t *h);
+/* Count a damaged or missing range (slog_shard_health) and log it at ERROR.  `by` is NULL for
+ * recovery, else who found it ("a reader"). */
+void slog__hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
+                       const char *why, const char *by);
+/* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
+int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
+                    size_t nknown, tr_err *err);
+/* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
+ * below `limit`), and build its index; damage followed by intact frames becomes a hole.
+ * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
+int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
+                   int is_last, scan_res_t *res, tr_err *err);
+/* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
+ * next_first, whatever is missing or damaged becomes a hole. */
+int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err);
+/* Rewrite DIR/state (hwm, newest) durably: tmp, fdatasync, rename, directory fsync. */
+int slog__state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err);
+/* Load every segment of an existing shard, or create the first one (slog_shard_open). */
+int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err);
 
 #endif

@@ -1,6 +1,6 @@
 /*
  * shard_recover.c -- how a shard log is opened: recovery (scanning segments, resynchronising
- * past damage, .dmg files of known holes), the shard state file, and shard_load.
+ * past damage, .dmg files of known holes), the shard state file, and slog__shard_load.
  *
  * Split out of shard.c, which keeps segments, .idx files, open/close, the writer, readers,
  * retention and directory removal; the on-disk formats and the contract are described in
@@ -45,8 +45,8 @@
  * newest segment, or on for SLOG_RESYNC_CHAIN frames (more damage follows; the scan resyncs
  * again there).  The earliest such candidate wins.  Exception, tried first: when the bad
  * frames' headers are intact (lengths and consecutive seqs parse) and lead to an intact frame
- * with the next seq, that frame is the resume point, chain or not (see rs_search).  A forged payload therefore has to predict
- * its own seq and chain into the real frames after it. */
+ * with the next seq, that frame is the resume point, chain or not (see slog__rs_search).  A
+ * forged payload therefore has to predict its own seq and chain into the real frames after it. */
 
 #define SLOG_RESYNC_CHAIN 8
 
@@ -87,8 +87,8 @@ static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, 
  * the searched range: the offset q of the first believable frame after b[0] (see above), its
  * header in *h.  0 when there is none.  Used by recovery (seg_resync) and by readers
  * (rd_damage), so both draw the same line between damage and intact records. */
-uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
-                   int64_t last_arr, int is_last, frame_hdr_t *h) {
+uint64_t slog__rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
+                         int64_t last_arr, int is_last, frame_hdr_t *h) {
     /* The damaged frames' own lengths, while their headers still parse with consecutive seqs,
      * up to an intact frame carrying the next seq: exactly those frames are damaged (bodies or
      * checksums).  No chain is needed there -- the intact frame sits at a real frame boundary,
@@ -127,15 +127,15 @@ static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, 
     if (!b)
         return tr_err_set(err, TR_ENOMEM, "out of memory searching damaged %s for intact "
                           "records; Fix: free memory and restart", seg->path);
-    int r = full_pread(sh->io, fd, b, (size_t)n, from);
+    int r = slog__full_pread(sh->io, fd, b, (size_t)n, from);
     int rc = 0;
     if (r != 0) {
-        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
                    : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make sure only "
                                 "one server uses %s", seg->path, sh->dir);
         goto out;
     }
-    uint64_t q = rs_search(b, n, seq, limit, last_arr, is_last, h);
+    uint64_t q = slog__rs_search(b, n, seq, limit, last_arr, is_last, h);
     if (q) {
         *at = from + q;
         *found = 1;
@@ -151,8 +151,8 @@ static const char k_newest_missing[] = "the newest segment file(s) are missing";
 
 /* Count a damaged or missing range (slog_shard_health) and say so loudly.  `by` is NULL for
  * recovery, else who found it ("a reader"). */
-void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
-                 const char *why, const char *by) {
+void slog__hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
+                       const char *why, const char *by) {
     unsigned long long off = h->off, off_end = h->off_end, seq = h->seq, seq_end = h->seq_end;
     if (by) atomic_fetch_add(&sh->h_read_skips, 1);
     if (off == off_end) {
@@ -194,7 +194,7 @@ static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_
         return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
     seg->holes = h;
     seg->holes[seg->nholes++] = (slog_hole_t){off, off_end, seq, seq_end};
-    hole_report(sh, seg, &seg->holes[seg->nholes - 1], why, NULL);
+    slog__hole_report(sh, seg, &seg->holes[seg->nholes - 1], why, NULL);
     return 0;
 }
 
@@ -221,7 +221,7 @@ static const char dmg_magic[8] = {'T', 'R', 'S', 'D', 'M', 'G', '0', '1'};
 /* The holes in DIR/<first>.dmg (*n == 0 when absent or unusable: then recovery searches). */
 static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n) {
     char path[PATH_MAX];
-    seg_idx_path(seg, path, ".dmg");
+    slog__seg_idx_path(seg, path, ".dmg");
     *n = 0;
     int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return NULL;
@@ -233,7 +233,7 @@ static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n)
         (st.st_size - SLOG_DMG_HDR) / SLOG_DMG_ENT > SLOG_DMG_MAX)
         goto bad;
     size_t len = (size_t)st.st_size, k = (len - SLOG_DMG_HDR) / SLOG_DMG_ENT;
-    if (!(b = malloc(len)) || full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
+    if (!(b = malloc(len)) || slog__full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
     if (memcmp(b, dmg_magic, 8) != 0 || get32(b + 8) != k ||
         get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
         goto bad;
@@ -259,11 +259,11 @@ bad:
 }
 
 /* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
-int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
-              size_t nknown, tr_err *err) {
+int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
+                    size_t nknown, tr_err *err) {
     char path[PATH_MAX], tmp[PATH_MAX];
-    seg_idx_path(seg, path, ".dmg");
-    seg_idx_path(seg, tmp, ".dmg.tmp");
+    slog__seg_idx_path(seg, path, ".dmg");
+    slog__seg_idx_path(seg, tmp, ".dmg.tmp");
     size_t k = 0;
     for (size_t i = 0; i < seg->nholes; i++) k += seg->holes[i].off_end > seg->holes[i].off;
     int same = k == nknown;
@@ -275,7 +275,7 @@ int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
     if (same) return 0;
     if (k == 0) {
         if (sh->io->unlink(path) != 0 && errno != ENOENT)
-            return io_err(err, errno, "delete", path, "check the directory's permissions");
+            return slog__io_err(err, errno, "delete", path, "check the directory's permissions");
         return 0;
     }
     size_t len = SLOG_DMG_HDR + k * SLOG_DMG_ENT;
@@ -297,7 +297,7 @@ int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
     int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) goto fail;
     what = "write";
-    if (full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
+    if (slog__full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
     what = "fdatasync";
     if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
     sh->io->close(fd);
@@ -313,16 +313,16 @@ fail:;
     if (fd >= 0) sh->io->close(fd);
     sh->io->unlink(tmp);
     free(b);
-    return io_err(err, e, what, tmp, FIX_DISK " (the shard cannot be opened without recording "
-                  "its damage)");
+    return slog__io_err(err, e, what, tmp,
+                        FIX_DISK " (the shard cannot be opened without recording its damage)");
 }
 
 /* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
  * below `limit`), and build its index.  Damage followed by intact frames becomes a hole (see
  * above); the scan stops at a bad frame with nothing believable after it (res->why says why).
  * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
-int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
-             int is_last, scan_res_t *res, tr_err *err) {
+int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
+                   int is_last, scan_res_t *res, tr_err *err) {
     size_t nknown = 0, ki = 0;
     slog_hole_t *known = dmg_load(sh, seg, &nknown);
     uint8_t *b = malloc(SLOG_SCAN_BUF);
@@ -344,9 +344,9 @@ int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t 
             boff = pos;
             blen = have;
             size_t want = (size_t)min64(SLOG_SCAN_BUF - blen, size - (boff + blen));
-            int r = full_pread(sh->io, fd, b + blen, want, boff + blen);
+            int r = slog__full_pread(sh->io, fd, b + blen, want, boff + blen);
             if (r != 0) {
-                rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+                rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
                            : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make "
                                         "sure only one server uses %s", seg->path, sh->dir);
                 goto out;
@@ -389,7 +389,7 @@ int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t 
         }
         if (force_ix ||
             ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
-            if (ix_reserve(seg, seg->nix + 1)) {
+            if (slog__ix_reserve(seg, seg->nix + 1)) {
                 rc = tr_err_set(err, TR_ENOMEM, "out of memory indexing %s; Fix: free memory",
                                 seg->path);
                 goto out;
@@ -405,7 +405,7 @@ int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t 
     res->end_seq = seq;
     res->last_arrival = last_arr;
     res->why = why;
-    rc = dmg_store(sh, seg, known, nknown, err);
+    rc = slog__dmg_store(sh, seg, known, nknown, err);
 out:
     free(known);
     free(b);
@@ -425,36 +425,37 @@ static void seg_header_damage(slog_shard_t *sh, const slog_seg_t *seg, const cha
 
 /* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
  * next_first, whatever is missing or damaged becomes a hole. */
-int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err) {
+int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err) {
     int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check the file's permissions and the open-file limit (ulimit -n)");
+        return slog__io_err(err, errno, "open", seg->path,
+                            "check the file's permissions and the open-file limit (ulimit -n)");
     struct stat st;
     int rc = 0, ioerr;
     if (sh->io->fstat(fd, &st) != 0) {
-        rc = io_err(err, errno, "stat", seg->path, FIX_DISK);
+        rc = slog__io_err(err, errno, "stat", seg->path, FIX_DISK);
         goto out;
     }
     uint64_t size = (uint64_t)st.st_size;
-    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
+    const char *bad = slog__seg_header_check(sh, seg, fd, size, &ioerr);
     if (ioerr) {
-        rc = io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+        rc = slog__io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
         goto out;
     }
     char dpath[PATH_MAX];
-    seg_idx_path(seg, dpath, ".dmg");
+    slog__seg_idx_path(seg, dpath, ".dmg");
     int dfd = sh->io->open(dpath, O_RDONLY | O_CLOEXEC, 0);
     if (dfd >= 0) sh->io->close(dfd);
     if (bad) seg_header_damage(sh, seg, bad);
-    else if (dfd < 0 && idx_load(sh, seg, size)) { /* damage recorded: scan, whatever the .idx says */
+    else if (dfd < 0 && slog__idx_load(sh, seg, size)) { /* .dmg: scan, whatever .idx says */
         if (seg->pub_end == next_first) goto out;
         free(seg->ix); /* inconsistent with its neighbour: trust the data, not the index */
         seg->ix = NULL;
         seg->nix = seg->ixcap = 0;
     }
     scan_res_t r = {SLOG_SEG_HDR, seg->first_seq, -1, NULL};
-    if (size > SLOG_SEG_HDR && (rc = seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
+    if (size > SLOG_SEG_HDR &&
+        (rc = slog__seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
         goto out;
     if (r.end_seq > next_first) { /* cannot happen: the scan stops at the limit */
         rc = tr_err_set(err, TR_ECORRUPT, "segment %s overlaps the next one; Fix: move the "
@@ -471,7 +472,7 @@ int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *
     seg->pub_size = seg->w_size = size < SLOG_SEG_HDR ? SLOG_SEG_HDR : size;
     seg->pub_end = next_first;
     seg->pub_last_arrival = r.last_arrival;
-    idx_write(sh, seg); /* not for a segment with holes: see idx_write */
+    slog__idx_write(sh, seg); /* not for a segment with holes: see slog__idx_write */
 out:
     sh->io->close(fd); /* reopened lazily by the first read */
     return rc;
@@ -481,33 +482,33 @@ out:
 static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     int fd = sh->io->open(seg->path, O_RDWR | O_CLOEXEC, 0);
     if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check the file's permissions and the open-file limit (ulimit -n)");
-    seg->fd = fd; /* closed by seg_unref on any failure */
+        return slog__io_err(err, errno, "open", seg->path,
+                            "check the file's permissions and the open-file limit (ulimit -n)");
+    seg->fd = fd; /* closed by slog__seg_unref on any failure */
     struct stat st;
     int ioerr;
-    if (sh->io->fstat(fd, &st) != 0) return io_err(err, errno, "stat", seg->path, FIX_DISK);
+    if (sh->io->fstat(fd, &st) != 0) return slog__io_err(err, errno, "stat", seg->path, FIX_DISK);
     uint64_t size = (uint64_t)st.st_size;
-    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
-    if (ioerr) return io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+    const char *bad = slog__seg_header_check(sh, seg, fd, size, &ioerr);
+    if (ioerr) return slog__io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
     if (bad && size <= SLOG_SEG_HDR) {
         /* The header is made durable before any frame is written, so a bad header with no
          * frames behind it is a crash during the segment's creation. */
         uint8_t hdr[SLOG_SEG_HDR];
-        seg_header(hdr, seg->first_seq);
+        slog__seg_header(hdr, seg->first_seq);
         tr_warn("slog", "shard %s: newest segment %s has a torn header (%llu bytes: %s), left by "
                 "a crash while it was being created; rewriting it as an empty segment",
                 sh->dir, seg->path, (unsigned long long)size, bad);
-        if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
+        if (slog__full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
             sh->io->ftruncate(fd, SLOG_SEG_HDR) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return io_err(err, errno, "repair header of", seg->path, FIX_DISK);
+            return slog__io_err(err, errno, "repair header of", seg->path, FIX_DISK);
         size = SLOG_SEG_HDR;
     } else if (bad) {
         seg_header_damage(sh, seg, bad); /* frames follow: damage, not a torn write */
     }
     scan_res_t r;
-    int rc = seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
+    int rc = slog__seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
     if (rc) return rc;
     if (r.why) {
         tr_warn("slog", "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
@@ -517,10 +518,10 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
                 (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
         if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return io_err(err, errno, "truncate torn tail of", seg->path, FIX_DISK);
+            return slog__io_err(err, errno, "truncate torn tail of", seg->path, FIX_DISK);
     }
     char ipath[PATH_MAX];
-    seg_idx_path(seg, ipath, ".idx");
+    slog__seg_idx_path(seg, ipath, ".idx");
     sh->io->unlink(ipath); /* a stale .idx of a segment that was rolled then recovered */
     seg->pub_size = seg->w_size = r.end_off;
     seg->pub_end = r.end_seq;
@@ -563,7 +564,7 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
                     size_t *nidx, tr_err *err) {
     size_t cs = 0, ci = 0;
     DIR *d = opendir(sh->dir);
-    if (!d) return io_err(err, errno, "list directory", sh->dir, "check its permissions");
+    if (!d) return slog__io_err(err, errno, "list directory", sh->dir, "check its permissions");
     int rc = 0;
     struct dirent *de;
     for (;;) {
@@ -583,7 +584,7 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
     closedir(d);
     if (rc)
         return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
-    if (!de && e) return io_err(err, e, "list directory", sh->dir, FIX_DISK);
+    if (!de && e) return slog__io_err(err, e, "list directory", sh->dir, FIX_DISK);
     if (*nseg) qsort(*segs, *nseg, sizeof **segs, cmp_u64);
     if (*nidx) qsort(*idxs, *nidx, sizeof **idxs, cmp_u64);
     return 0;
@@ -612,7 +613,7 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
 #define SLOG_STATE_LEN 32
 static const char state_magic[8] = {'T', 'R', 'S', 'H', 'S', 'T', '0', '1'};
 
-int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err) {
+int slog__state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err) {
     char path[PATH_MAX], tmp[PATH_MAX];
     snprintf(path, sizeof path, "%s/state", sh->dir);
     snprintf(tmp, sizeof tmp, "%s/state.tmp", sh->dir);
@@ -625,7 +626,7 @@ int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err) {
     int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) goto fail;
     what = "write";
-    if (full_pwrite(sh->io, fd, b, sizeof b, 0) != 0) goto fail;
+    if (slog__full_pwrite(sh->io, fd, b, sizeof b, 0) != 0) goto fail;
     what = "fdatasync";
     if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
     sh->io->close(fd);
@@ -650,7 +651,7 @@ fail:;
     if (fd >= 0) sh->io->close(fd);
     sh->io->unlink(tmp);
     sh->st_dirty = 1;
-    return io_err(err, e, what, tmp, FIX_DISK);
+    return slog__io_err(err, e, what, tmp, FIX_DISK);
 }
 
 /* 1 and the figures when DIR/state is there and intact, 0 when absent, -1 when damaged. */
@@ -660,7 +661,7 @@ static int state_read(slog_shard_t *sh, uint64_t *hwm, uint64_t *newest) {
     int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return errno == ENOENT ? 0 : -1;
     uint8_t b[SLOG_STATE_LEN];
-    int r = full_pread(sh->io, fd, b, sizeof b, 0);
+    int r = slog__full_pread(sh->io, fd, b, sizeof b, 0);
     sh->io->close(fd);
     if (r != 0 || memcmp(b, state_magic, 8) != 0 || get32(b + 24) != tr_crc32c(0, b, 24))
         return -1;
@@ -670,7 +671,7 @@ static int state_read(slog_shard_t *sh, uint64_t *hwm, uint64_t *newest) {
 }
 
 /* Load every segment of an existing shard, or create the first one. */
-int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
+int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
     uint64_t *firsts = NULL, *idxs = NULL;
     size_t n = 0, nidx = 0;
     uint64_t st_hwm = 0, st_newest = 0;
@@ -703,28 +704,28 @@ int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
                      "server first) if you have one", sh->dir, (unsigned long long)first_seq,
                      (unsigned long long)first_seq);
         }
-        if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
+        if ((rc = slog__seg_create(sh, first_seq, err)) != 0) goto out;
         sh->begin = sh->pub_end = sh->w_next = first_seq;
         sh->pub_last_arrival = sh->w_last_arrival = -1;
         tr_debug("slog", "shard %s: created, first seq %llu", sh->dir,
                  (unsigned long long)first_seq);
-        rc = state_write(sh, sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
+        rc = slog__state_write(sh, sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
         goto out;
     }
-    if (segs_reserve(sh, n + 1)) {
+    if (slog__segs_reserve(sh, n + 1)) {
         rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
         goto out;
     }
     int64_t last_arr = -1;
     for (size_t i = 0; i < n; i++) {
-        slog_seg_t *seg = seg_new(sh, firsts[i]);
+        slog_seg_t *seg = slog__seg_new(sh, firsts[i]);
         if (!seg) {
             rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory",
                             sh->dir);
             goto out;
         }
         sh->segs[sh->nsegs++] = seg; /* no reader can see the shard yet: no lock */
-        rc = i + 1 < n ? load_sealed(sh, seg, firsts[i + 1], err) : load_last(sh, seg, err);
+        rc = i + 1 < n ? slog__load_sealed(sh, seg, firsts[i + 1], err) : load_last(sh, seg, err);
         if (rc) goto out;
         if (seg->pub_last_arrival >= 0) last_arr = seg->pub_last_arrival;
         else if (i + 1 < n) seg->pub_last_arrival = last_arr; /* keeps them non-decreasing */
@@ -743,7 +744,7 @@ int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
             goto out;
         last->pub_end = resume;
         if (last->pub_last_arrival < 0) last->pub_last_arrival = last_arr;
-        if ((rc = seg_create(sh, resume, err)) != 0) goto out;
+        if ((rc = slog__seg_create(sh, resume, err)) != 0) goto out;
         sh->pub_end = sh->w_next = resume;
     }
     /* .idx files without a sealed segment: left by a trim interrupted by a crash. */
@@ -756,12 +757,12 @@ int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
     }
     if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm) {
         /* A disk that is full or read-only now must not cost the reads: the mark is needed
-         * only before the next number is handed out, and state_write left st_dirty set, so the
-         * next append writes it first (and fails, as it should, while it cannot). */
+         * only before the next number is handed out, and slog__state_write left st_dirty set, so
+         * the next append writes it first (and fails, as it should, while it cannot). */
         tr_err werr;
         tr_err_clear(&werr);
-        if (state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
-                        &werr) != 0)
+        if (slog__state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
+                              &werr) != 0)
             tr_warn("slog", "shard %s: cannot write its sequence high-water mark (%s); its records "
                     "are served, appends wait until the mark can be written", sh->dir, werr.msg);
     } else {
