@@ -44,7 +44,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <lmdb.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,7 +53,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "fn/native.h"
 #include "fn/trf_int.h"
 
@@ -69,6 +70,8 @@
 #define CK_FINISHED 1u
 
 enum { DESIRE_RUN = 0, DESIRE_DELETE = 1 };
+
+_Static_assert(ESM_UUID_LEN == TR_UUID_LEN, "mapping UUIDs are core/uuid.h's");
 
 /* ---- types ----------------------------------------------------------------------------------- */
 
@@ -184,9 +187,6 @@ struct esm {
 
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static int64_t wall_ms(void) { return tr_now_ms(); }
-static int64_t mono_ms(void) { return tr_mono_ns() / 1000000; }
-
 static void sleep_ms(int64_t ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
@@ -200,18 +200,6 @@ static void abstime_in(struct timespec *ts, int64_t ms) {
         ts->tv_sec++;
         ts->tv_nsec -= 1000000000;
     }
-}
-
-static void uuid_new(char out[ESM_UUID_LEN + 1]) {
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1)
-        for (int i = 0; i < 16; i++) b[i] = (uint8_t)(rand() >> 3);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, ESM_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
 }
 
 static uint32_t hook_slot(uint64_t stream_id, uint32_t shard) {
@@ -768,7 +756,7 @@ static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_
                            .native = &nb};
     fn_result_owned_t res;
     memset(&res, 0, sizeof res);
-    int64_t now = wall_ms();
+    int64_t now = tr_now_ms();
     int rc = fn_invoke_wait(e->fn, &req, &res);
     trf__buf_free(&json);
     snprintf(o->request_id, sizeof o->request_id, "%s", res.r.request_id);
@@ -828,7 +816,7 @@ static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *conditio
     slog_seq_format(t->shard, recs[n - 1]->seq, lastseq);
     trf__iso_time(recs[0]->arrival_ms, 1, a1);
     trf__iso_time(recs[n - 1]->arrival_ms, 1, a2);
-    trf__iso_time(wall_ms(), 1, now);
+    trf__iso_time(tr_now_ms(), 1, now);
     pthread_mutex_lock(&e->mu);
     t->m->records_discarded += n;
     pthread_mutex_unlock(&e->mu);
@@ -840,7 +828,7 @@ static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *conditio
     }
     char rid[FN_REQUEST_ID_LEN + 1];
     if (last && last->request_id[0]) snprintf(rid, sizeof rid, "%s", last->request_id);
-    else uuid_new(rid);
+    else tr_uuid_v4(rid);
     trf__buf_t b = {0};
     trf__buf_puts(&b, "{\"requestContext\":{\"requestId\":\"");
     trf__buf_puts(&b, rid);
@@ -941,7 +929,7 @@ static size_t process_batch(lane_t *l, rec_t **recs, size_t n, const win_arg_t *
         span_t *s = &st[sp - 1];
         if (atomic_load(&t->stop)) break;
         /* MaximumRecordAgeInSeconds: the expired front goes to the destination. */
-        int64_t now = wall_ms();
+        int64_t now = tr_now_ms();
         size_t k = s->lo;
         while (k < s->hi && expired(t, recs[k], now)) k++;
         if (k > s->lo) {
@@ -1114,7 +1102,7 @@ static void *lane_main(void *arg) {
     }
     pthread_mutex_lock(&t->mu);
     while (!atomic_load(&t->stop)) {
-        int64_t now = wall_ms();
+        int64_t now = tr_now_ms();
         win_arg_t w = {0};
         size_t k = 0;
         int final = 0;
@@ -1158,7 +1146,7 @@ static void *lane_main(void *arg) {
              * or the batch is as full as it can be. */
             int full = k >= cfg->batch_size || k < l->n || est * 2 > MAX_PAYLOAD;
             if (!final && !full && batching_ms && !t->read_done) {
-                int64_t due = lane_at(l, 0)->queued_ms + batching_ms, mnow = mono_ms();
+                int64_t due = lane_at(l, 0)->queued_ms + batching_ms, mnow = tr_mono_ms();
                 if (mnow < due) {
                     struct timespec ts;
                     abstime_in(&ts, due - mnow);
@@ -1274,7 +1262,7 @@ static void *reader_main(void *arg) {
         rec_t **keep = rd.n ? malloc(rd.n * sizeof *keep) : NULL;
         uint32_t *lane_of = rd.n ? malloc(rd.n * sizeof *lane_of) : NULL;
         size_t n_keep = 0, n_filtered = 0;
-        int64_t mnow = mono_ms();
+        int64_t mnow = tr_mono_ms();
         for (size_t i = 0; i < rd.n && keep && lane_of; i++) {
             const slog_rec_t *r = &rd.recs[i];
             if (run->filter) {
@@ -1862,8 +1850,8 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
             if (s->closed && at >= s->seq_end) c->flags = CK_FINISHED;
         }
     }
-    uuid_new(m->cfg.uuid);
-    m->cfg.last_modified_ms = wall_ms();
+    tr_uuid_v4(m->cfg.uuid);
+    m->cfg.last_modified_ms = tr_now_ms();
     snprintf(m->cfg.state, sizeof m->cfg.state, "Creating");
     snprintf(m->cfg.state_reason, sizeof m->cfg.state_reason, "User action");
     snprintf(m->cfg.last_result, sizeof m->cfg.last_result, "No records processed");
@@ -1991,7 +1979,7 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
     rc = validate(e, &c, err);
     if (!rc) {
         int toggled = c.enabled != m->cfg.enabled;
-        c.last_modified_ms = wall_ms();
+        c.last_modified_ms = tr_now_ms();
         snprintf(c.state, sizeof c.state, "%s",
                  toggled ? (c.enabled ? "Enabling" : "Disabling") : "Updating");
         esm_config_t old = m->cfg;
