@@ -1,0 +1,168 @@
+/*
+ * esm_int.h -- internals of the event-source mappings shared by esm.c and esm_run.c; not API
+ * (other modules use esm.h).
+ *
+ * esm.c holds the mappings' registry and stored state, the checkpointer, the append hook,
+ * starting/stopping shard tasks, the manager thread, the control plane and metrics; esm_run.c
+ * holds what a running shard task does (reader, lanes, invocation, retries, destination).
+ * Threads, lock order and the stored format are described at the top of esm.c; every field
+ * below says which lock guards it.
+ */
+#ifndef ESM_INT_H
+#define ESM_INT_H
+
+#include <lmdb.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <time.h>
+
+#include "core/uuid.h"
+#include "fn/esm.h"
+
+
+#define ESM_ACCOUNT "000000000000"
+#define MAX_LANES 10
+#define MAX_PAYLOAD (6 * 1024 * 1024 - 4096)   /* AWS: 6 MB synchronous invoke payload */
+#define LANE_MAX_BYTES (8u << 20)               /* queued data per lane before the reader waits */
+#define ESM_QUEUE_MAX ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
+                                                  readers wait above it, so memory stays bounded
+                                                  however many mappings x shards x lanes run */
+#define READ_MAX_RECORDS 10000
+#define CK_FINISHED 1u
+
+enum { DESIRE_RUN = 0, DESIRE_DELETE = 1 };
+
+_Static_assert(ESM_UUID_LEN == TR_UUID_LEN, "mapping UUIDs are core/uuid.h's");
+
+/* ---- types ----------------------------------------------------------------------------------- */
+
+typedef struct rec {
+    uint64_t seq;
+    int64_t arrival_ms;
+    int64_t queued_ms;                   /* monotonic, for MaximumBatchingWindowInSeconds */
+    uint16_t pk_len;
+    uint32_t data_len;
+    char bytes[];                        /* pk, NUL, data, NUL */
+} rec_t;
+
+typedef struct shard_task shard_task_t;
+typedef struct mapping mapping_t;
+
+typedef struct lane {
+    shard_task_t *t;
+    int idx;
+    rec_t **q;                           /* ring */
+    size_t head, n, cap, bytes;
+    pthread_t thread;
+    int running;
+    /* tumbling window (lane 0 only; ParallelizationFactor is 1 then) */
+    int64_t win_start;                   /* 0: no open window */
+    char *state;                         /* JSON object text; NULL = "{}" */
+} lane_t;
+
+/* What a task runs with: a snapshot of the configuration (tasks restart when it changes). */
+typedef struct run {
+    esm_config_t cfg;
+    esm_filter_t *filter;
+    char stream_name[SLOG_MAX_STREAM_NAME + 1];
+    char dest_stream[SLOG_MAX_STREAM_NAME + 1];   /* "" when no destination */
+    int refs;                            /* under e->mu */
+} run_t;
+
+struct shard_task {
+    shard_task_t *next;                  /* in the mapping's list */
+    shard_task_t *hnext;                 /* in the hook's table */
+    mapping_t *m;
+    run_t *run;
+    esm_t *e;
+    uint64_t stream_id;
+    uint32_t shard;
+    pthread_mutex_t mu;
+    pthread_cond_t cv_reader, cv_lanes;
+    atomic_int stop;
+    int poked;
+    uint64_t read_pos;                   /* next counter to read */
+    int read_done;                       /* a closed shard read to its end */
+    int finished;                        /* ... and processed and checkpointed */
+    uint64_t ck_next;                    /* last checkpoint handed to the checkpointer */
+    int n_lanes;
+    lane_t lanes[MAX_LANES];
+    pthread_t reader;
+    int reader_running;
+};
+
+struct mapping {
+    mapping_t *next;
+    esm_config_t cfg;                    /* under e->mu */
+    uint64_t cfg_gen;                    /* bumped by every update */
+    int desire;                          /* DESIRE_* */
+    uint64_t stream_id;
+    /* manager-owned */
+    uint32_t n_tasks;                    /* copy of the task count, under e->mu (stats) */
+    run_t *run;
+    uint64_t run_gen;
+    shard_task_t *tasks;
+    uint32_t *finished;                  /* shards known finished */
+    size_t n_finished, cap_finished;
+    /* stats (under e->mu) */
+    int64_t iterator_age_ms;
+    uint64_t invocations, errors, records_in, records_filtered, records_discarded;
+};
+
+typedef struct ck_item {
+    struct ck_item *next;
+    char uuid[ESM_UUID_LEN + 1];
+    uint32_t shard;
+    uint64_t next_counter;
+    uint32_t flags;
+    int64_t win_start;
+    char *state;
+    int del;                             /* delete every checkpoint of uuid instead */
+} ck_item_t;
+
+struct esm {
+    atomic_size_t queued_bytes;          /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
+    slog_t *lg;
+    fn_t *fn;
+    char region[64];
+    int64_t age_unit_ms, window_grace_ms, backoff_ms;
+    MDB_env *env;
+    MDB_dbi db_map, db_ck;
+    pthread_mutex_t mu;
+    mapping_t *maps;
+    /* manager */
+    pthread_t manager;
+    pthread_cond_t mgr_cv;
+    int mgr_poked, closing, started;
+    /* hook table: tasks by (stream id, shard) */
+    pthread_mutex_t hook_mu;
+    shard_task_t *hook[256];
+    /* checkpointer */
+    pthread_t ckthread;
+    pthread_mutex_t ck_mu;
+    pthread_cond_t ck_cv, ck_done;
+    ck_item_t *ck_head;
+    uint64_t ck_gen, ck_flushed;
+    int ck_closing;
+};
+
+/* ---- functions of esm.c used by esm_run.c -------------------------------------------------- */
+
+void sleep_ms(int64_t ms);
+void abstime_in(struct timespec *ts, int64_t ms);
+uint32_t pk_hash(const char *pk, size_t n);
+uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
+                int64_t win_start, const char *state);
+void ck_wait(esm_t *e, uint64_t gen);
+void poke_manager(esm_t *e);
+
+/* ---- functions of esm_run.c used by esm.c -------------------------------------------------- */
+
+void lane_pop(lane_t *l, size_t k);
+uint64_t checkpoint_locked(shard_task_t *t, int state_changed);
+void *lane_main(void *arg);
+void *reader_main(void *arg);
+
+#endif
