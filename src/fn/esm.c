@@ -1,6 +1,9 @@
 /*
  * esm.c -- event-source mappings for Kinesis streams (see esm.h for the contract).
  *
+ * What a running shard task does (reader, lanes, invocation, retries, destination) is in
+ * esm_run.c; the types and helpers the two files share are in esm_int.h.
+ *
  * Moving parts, per esm_t:
  *
  *   manager thread   reconciles what runs with what is configured, every 500 ms or when poked
@@ -61,12 +64,12 @@
 #include "fn/trf_int.h"
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-void sleep_ms(int64_t ms) {
+void esm__sleep_ms(int64_t ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-void abstime_in(struct timespec *ts, int64_t ms) {
+void esm__abstime_in(struct timespec *ts, int64_t ms) {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_sec += ms / 1000;
     ts->tv_nsec += (ms % 1000) * 1000000;
@@ -81,7 +84,7 @@ static uint32_t hook_slot(uint64_t stream_id, uint32_t shard) {
 }
 
 /* FNV-1a of the partition key: the lane of a record. */
-uint32_t pk_hash(const char *pk, size_t n) {
+uint32_t esm__pk_hash(const char *pk, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)pk[i]) * 16777619u;
     return h;
@@ -332,9 +335,9 @@ static int map_store(esm_t *e, mapping_t *m, const ck_rec_t *cks, size_t n_ck, t
 
 /* ---- checkpointer ---------------------------------------------------------------------------- */
 
-/* Queue a checkpoint; returns its flush generation (see ck_wait). */
-uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
-                int64_t win_start, const char *state) {
+/* Queue a checkpoint; returns its flush generation (see esm__ck_wait). */
+uint64_t esm__ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
+                     int64_t win_start, const char *state) {
     pthread_mutex_lock(&e->ck_mu);
     ck_item_t *it = NULL;
     for (ck_item_t *p = e->ck_head; p; p = p->next)
@@ -364,7 +367,7 @@ uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint3
     return gen;
 }
 
-void ck_wait(esm_t *e, uint64_t gen) {
+void esm__ck_wait(esm_t *e, uint64_t gen) {
     pthread_mutex_lock(&e->ck_mu);
     while (e->ck_flushed < gen && !e->ck_closing) pthread_cond_wait(&e->ck_done, &e->ck_mu);
     pthread_mutex_unlock(&e->ck_mu);
@@ -375,7 +378,7 @@ static void ck_flush(esm_t *e) {
     pthread_mutex_lock(&e->ck_mu);
     uint64_t gen = e->ck_gen;
     pthread_mutex_unlock(&e->ck_mu);
-    ck_wait(e, gen);
+    esm__ck_wait(e, gen);
 }
 
 static void ck_write_batch(esm_t *e, ck_item_t *list) {
@@ -478,7 +481,7 @@ static void hook_remove(esm_t *e, shard_task_t *t) {
     pthread_mutex_unlock(&e->hook_mu);
 }
 
-void poke_manager(esm_t *e) {
+void esm__poke_manager(esm_t *e) {
     pthread_mutex_lock(&e->mu);
     e->mgr_poked = 1;
     pthread_cond_signal(&e->mgr_cv);
@@ -528,10 +531,10 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, 512 * 1024);
-    int ok = pthread_create(&t->reader, &at, reader_main, t) == 0;
+    int ok = pthread_create(&t->reader, &at, esm__reader_main, t) == 0;
     t->reader_running = ok;
     for (int i = 0; ok && i < t->n_lanes; i++) {
-        ok = pthread_create(&t->lanes[i].thread, &at, lane_main, &t->lanes[i]) == 0;
+        ok = pthread_create(&t->lanes[i].thread, &at, esm__lane_main, &t->lanes[i]) == 0;
         t->lanes[i].running = ok;
     }
     pthread_attr_destroy(&at);
@@ -552,10 +555,10 @@ static void task_stop(esm_t *e, shard_task_t *t) {
     for (int i = 0; i < t->n_lanes; i++)
         if (t->lanes[i].running) pthread_join(t->lanes[i].thread, NULL);
     pthread_mutex_lock(&t->mu);
-    checkpoint_locked(t, 1);
+    esm__checkpoint_locked(t, 1);
     pthread_mutex_unlock(&t->mu);
     for (int i = 0; i < t->n_lanes; i++) {
-        lane_pop(&t->lanes[i], t->lanes[i].n);
+        esm__lane_pop(&t->lanes[i], t->lanes[i].n);
         free(t->lanes[i].q);
         free(t->lanes[i].state);
     }
@@ -768,7 +771,7 @@ static void *manager_main(void *arg) {
         pthread_mutex_lock(&e->mu);
         if (e->mgr_poked || e->closing) continue;
         struct timespec ts;
-        abstime_in(&ts, 500);
+        esm__abstime_in(&ts, 500);
         pthread_cond_timedwait(&e->mgr_cv, &e->mu, &ts);
     }
     pthread_mutex_unlock(&e->mu);

@@ -150,19 +150,33 @@ struct esm {
 
 /* ---- functions of esm.c used by esm_run.c -------------------------------------------------- */
 
-void sleep_ms(int64_t ms);
-void abstime_in(struct timespec *ts, int64_t ms);
-uint32_t pk_hash(const char *pk, size_t n);
-uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
-                int64_t win_start, const char *state);
-void ck_wait(esm_t *e, uint64_t gen);
-void poke_manager(esm_t *e);
+/* Sleep ms milliseconds (EINTR resumes the sleep). */
+void esm__sleep_ms(int64_t ms);
+/* The CLOCK_REALTIME deadline ms from now, for pthread_cond_timedwait. */
+void esm__abstime_in(struct timespec *ts, int64_t ms);
+/* FNV-1a of the partition key: the lane of a record. */
+uint32_t esm__pk_hash(const char *pk, size_t n);
+/* Queue a checkpoint for the checkpointer; returns its flush generation (see esm__ck_wait).
+ * state is copied. */
+uint64_t esm__ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
+                     int64_t win_start, const char *state);
+/* Wait until the checkpointer has flushed generation gen (or is closing).  Takes ck_mu: call
+ * with no other lock held. */
+void esm__ck_wait(esm_t *e, uint64_t gen);
+/* Wake the manager thread now (takes e->mu). */
+void esm__poke_manager(esm_t *e);
 
 /* ---- functions of esm_run.c used by esm.c -------------------------------------------------- */
 
-void lane_pop(lane_t *l, size_t k);
-uint64_t checkpoint_locked(shard_task_t *t, int state_changed);
-void *lane_main(void *arg);
-void *reader_main(void *arg);
+/* Drop the first k queued records of a lane, releasing their bytes.  Caller holds t->mu. */
+void esm__lane_pop(lane_t *l, size_t k);
+/* Under t->mu: persist the shard's checkpoint if it moved (or the window state changed), and
+ * finish the shard when a closed shard is fully processed.  Returns a flush generation to wait
+ * for (outside the lock) when the shard just finished, else 0. */
+uint64_t esm__checkpoint_locked(shard_task_t *t, int state_changed);
+/* Thread bodies of a shard task, started by task_start (esm.c): arg is the lane_t / the
+ * shard_task_t. */
+void *esm__lane_main(void *arg);
+void *esm__reader_main(void *arg);
 
 #endif

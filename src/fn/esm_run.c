@@ -292,7 +292,7 @@ static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *conditio
             tr_error("esm", "mapping %s: cannot send the on-failure record to %s: %s; retrying "
                      "(the shard waits: records are never skipped without their report)",
                      run->cfg.uuid, run->cfg.on_failure, err.msg);
-        sleep_ms(backoff);
+        esm__sleep_ms(backoff);
         if (backoff < 1000) backoff *= 2;
     }
     trf__buf_free(&b);
@@ -313,7 +313,7 @@ static int backoff(shard_task_t *t, int attempt) {
     if (ms > 1000) ms = 1000;
     for (int64_t slept = 0; slept < ms; slept += 10) {
         if (atomic_load(&t->stop)) return -1;
-        sleep_ms(ms - slept < 10 ? ms - slept : 10);
+        esm__sleep_ms(ms - slept < 10 ? ms - slept : 10);
     }
     return atomic_load(&t->stop) ? -1 : 0;
 }
@@ -456,7 +456,7 @@ static int lane_push(lane_t *l, rec_t *r) {
     return 0;
 }
 
-void lane_pop(lane_t *l, size_t k) {
+void esm__lane_pop(lane_t *l, size_t k) {
     for (size_t i = 0; i < k && l->n; i++) {
         rec_t *r = l->q[l->head];
         l->bytes -= r->data_len + r->pk_len;
@@ -475,7 +475,7 @@ static int64_t window_of(const shard_task_t *t, int64_t arrival_ms) {
 /* Under t->mu: persist the shard's checkpoint if it moved (or the window state changed), and
  * finish the shard when a closed shard is fully processed.  Returns a flush generation to wait
  * for (outside the lock) when the shard just finished, else 0. */
-uint64_t checkpoint_locked(shard_task_t *t, int state_changed) {
+uint64_t esm__checkpoint_locked(shard_task_t *t, int state_changed) {
     uint64_t next = t->read_pos;
     for (int i = 0; i < t->n_lanes; i++)
         if (t->lanes[i].n && lane_at(&t->lanes[i], 0)->seq < next) next = lane_at(&t->lanes[i], 0)->seq;
@@ -486,25 +486,25 @@ uint64_t checkpoint_locked(shard_task_t *t, int state_changed) {
     if (t->read_done && all_empty && !t->finished) {
         t->finished = 1;
         t->ck_next = next;
-        return ck_put(t->e, t->run->cfg.uuid, t->shard, next, CK_FINISHED, 0, NULL);
+        return esm__ck_put(t->e, t->run->cfg.uuid, t->shard, next, CK_FINISHED, 0, NULL);
     }
     if (next != t->ck_next || state_changed) {
         t->ck_next = next;
         lane_t *l0 = &t->lanes[0];
-        ck_put(t->e, t->run->cfg.uuid, t->shard, next, 0, l0->win_start, l0->state);
+        esm__ck_put(t->e, t->run->cfg.uuid, t->shard, next, 0, l0->win_start, l0->state);
     }
     return 0;
 }
 
 static void finish_wait(shard_task_t *t, uint64_t gen) {
     if (!gen) return;
-    ck_wait(t->e, gen);
+    esm__ck_wait(t->e, gen);
     tr_info("esm", "mapping %s: shardId-%012u finished (read to its end)", t->run->cfg.uuid,
             t->shard);
-    poke_manager(t->e);
+    esm__poke_manager(t->e);
 }
 
-void *lane_main(void *arg) {
+void *esm__lane_main(void *arg) {
     lane_t *l = arg;
     shard_task_t *t = l->t;
     const esm_config_t *cfg = &t->run->cfg;
@@ -526,14 +526,14 @@ void *lane_main(void *arg) {
             int later_queued = l->n > 0;
             if (!later_queued && now < l->win_start + wsize + t->e->window_grace_ms) {
                 struct timespec ts;
-                abstime_in(&ts, l->win_start + wsize + t->e->window_grace_ms - now);
+                esm__abstime_in(&ts, l->win_start + wsize + t->e->window_grace_ms - now);
                 pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
                 continue;
             }
             final = 1;   /* final invoke with no records */
         } else if (!l->n) {
             struct timespec ts;
-            abstime_in(&ts, 1000);
+            esm__abstime_in(&ts, 1000);
             pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
             continue;
         } else {
@@ -564,7 +564,7 @@ void *lane_main(void *arg) {
                 int64_t due = lane_at(l, 0)->queued_ms + batching_ms, mnow = tr_mono_ms();
                 if (mnow < due) {
                     struct timespec ts;
-                    abstime_in(&ts, due - mnow);
+                    esm__abstime_in(&ts, due - mnow);
                     pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
                     continue;
                 }
@@ -592,11 +592,11 @@ void *lane_main(void *arg) {
             } else {
                 free(state);
             }
-            lane_pop(l, done);
-            checkpoint_locked(t, wsize != 0);
+            esm__lane_pop(l, done);
+            esm__checkpoint_locked(t, wsize != 0);
             break;
         }
-        lane_pop(l, done);
+        esm__lane_pop(l, done);
         if (wsize) {
             free(l->state);
             if (final) {
@@ -609,7 +609,7 @@ void *lane_main(void *arg) {
         } else {
             free(state);
         }
-        uint64_t gen = checkpoint_locked(t, wsize != 0);
+        uint64_t gen = esm__checkpoint_locked(t, wsize != 0);
         pthread_cond_signal(&t->cv_reader);   /* room in the queue */
         if (gen) {
             pthread_mutex_unlock(&t->mu);
@@ -624,7 +624,7 @@ void *lane_main(void *arg) {
 
 /* ---- reader ---------------------------------------------------------------------------------- */
 
-void *reader_main(void *arg) {
+void *esm__reader_main(void *arg) {
     shard_task_t *t = arg;
     esm_t *e = t->e;
     const run_t *run = t->run;
@@ -643,7 +643,7 @@ void *reader_main(void *arg) {
         if (t->read_done || queued >= limit || bytes >= LANE_MAX_BYTES * (size_t)t->n_lanes ||
             atomic_load(&e->queued_bytes) >= ESM_QUEUE_MAX) {
             struct timespec ts;
-            abstime_in(&ts, 1000);
+            esm__abstime_in(&ts, 1000);
             pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
             continue;
         }
@@ -668,7 +668,7 @@ void *reader_main(void *arg) {
             pthread_mutex_unlock(&e->mu);
             pthread_mutex_lock(&t->mu);
             struct timespec ts;
-            abstime_in(&ts, 1000);
+            esm__abstime_in(&ts, 1000);
             if (!atomic_load(&t->stop)) pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
             continue;
         }
@@ -700,7 +700,8 @@ void *reader_main(void *arg) {
             c->bytes[r->pk_len] = 0;
             memcpy(c->bytes + r->pk_len + 1, r->data, r->data_len);
             c->bytes[r->pk_len + 1 + r->data_len] = 0;
-            lane_of[n_keep] = t->n_lanes > 1 ? pk_hash(r->pk, r->pk_len) % (uint32_t)t->n_lanes : 0;
+            lane_of[n_keep] =
+                t->n_lanes > 1 ? esm__pk_hash(r->pk, r->pk_len) % (uint32_t)t->n_lanes : 0;
             keep[n_keep++] = c;
         }
         size_t consumed = rd.n;
@@ -725,7 +726,7 @@ void *reader_main(void *arg) {
         else if (rd.n == 0 && rd.next_seq > t->read_pos) t->read_pos = rd.next_seq;   /* trimmed */
         if (closed_end != UINT64_MAX && t->read_pos >= closed_end) t->read_done = 1;
         if (n_keep) pthread_cond_broadcast(&t->cv_lanes);
-        uint64_t gen = checkpoint_locked(t, 0);   /* filtered records move it too */
+        uint64_t gen = esm__checkpoint_locked(t, 0);   /* filtered records move it too */
         if (gen) {
             pthread_mutex_unlock(&t->mu);
             finish_wait(t, gen);
@@ -734,14 +735,14 @@ void *reader_main(void *arg) {
         if (consumed && rd.n >= want) continue;   /* more may be there: read on */
         if (!consumed && rd.n) {
             struct timespec ts;
-            abstime_in(&ts, 100);
+            esm__abstime_in(&ts, 100);
             pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
             continue;
         }
         /* Caught up: wait for the append hook (1 s fallback). */
         while (!t->poked && !atomic_load(&t->stop) && !t->read_done) {
             struct timespec ts;
-            abstime_in(&ts, 1000);
+            esm__abstime_in(&ts, 1000);
             if (pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts) == ETIMEDOUT) break;
         }
     }
