@@ -111,19 +111,23 @@ static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_
     int native = cfg.runtime && !strcmp(cfg.runtime, FN_NATIVE_RUNTIME);
     fn_config_free(&cfg);
 
-    slog_rec_t stack_sr[64];
-    slog_rec_t *sr = n <= 64 ? stack_sr : malloc(n * sizeof *sr);
-    if (!sr) {
+    /* The records as a handler sees them (<tributary/function.h>): the native runtime sends
+     * them as they are, the other runtimes get AWS's event JSON rendered from them. */
+    trf_record_t stack_tr[64];
+    char stack_seqs[64][SLOG_SEQ_STRLEN + 1];
+    trf_record_t *tr = n <= 64 ? stack_tr : malloc(n * sizeof *tr);
+    char(*seqs)[SLOG_SEQ_STRLEN + 1] = n <= 64 ? stack_seqs : malloc(n * sizeof *seqs);
+    if (!tr || !seqs) {
+        if (tr != stack_tr) free(tr);
+        if (seqs != stack_seqs) free(seqs);
         o->kind = INV_NOT_INVOKED;
         return;
     }
     for (size_t i = 0; i < n; i++) {
-        sr[i].seq = recs[i]->seq;
-        sr[i].arrival_ms = recs[i]->arrival_ms;
-        sr[i].pk = recs[i]->bytes;
-        sr[i].pk_len = recs[i]->pk_len;
-        sr[i].data = (const uint8_t *)recs[i]->bytes + recs[i]->pk_len + 1;
-        sr[i].data_len = recs[i]->data_len;
+        slog_seq_format(t->shard, recs[i]->seq, seqs[i]);
+        tr[i] = (trf_record_t){recs[i]->bytes, recs[i]->pk_len,
+                               (const uint8_t *)recs[i]->bytes + recs[i]->pk_len + 1,
+                               recs[i]->data_len, seqs[i], recs[i]->arrival_ms};
     }
     trf_window_t tw = {0};
     if (w->active) {
@@ -133,34 +137,20 @@ static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_
         tw.state_len = strlen(tw.state);
         tw.is_final = w->is_final;
     }
-    fn_native_batch_t nb = {FN_NATIVE_BATCH_MAGIC, sr, n, t->shard, run->cfg.source_arn,
+    fn_native_batch_t nb = {FN_NATIVE_BATCH_MAGIC, tr, n, t->shard, run->cfg.source_arn,
                             e->region, w->active ? &tw : NULL};
     trf__buf_t json = {0};
     if (!native) {
         /* Other runtimes get AWS's event JSON. */
-        trf_record_t *tr = calloc(n ? n : 1, sizeof *tr);
-        char *seqs = malloc((n ? n : 1) * (SLOG_SEQ_STRLEN + 1));
-        if (tr && seqs) {
-            for (size_t i = 0; i < n; i++) {
-                char *s = seqs + i * (SLOG_SEQ_STRLEN + 1);
-                slog_seq_format(t->shard, sr[i].seq, s);
-                tr[i] = (trf_record_t){sr[i].pk, sr[i].pk_len, sr[i].data, sr[i].data_len, s,
-                                       sr[i].arrival_ms};
-            }
-            char shard_id[32];
-            snprintf(shard_id, sizeof shard_id, "shardId-%012u", t->shard);
-            trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, tr, n,
-                              run->cfg.source_arn, shard_id, e->region, w->active ? &tw : NULL,
-                              {0}};
-            trf__kinesis_render(&json, &ev, NULL);
-        } else {
-            json.oom = 1;
-        }
-        free(tr);
-        free(seqs);
+        char shard_id[32];
+        snprintf(shard_id, sizeof shard_id, "shardId-%012u", t->shard);
+        trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, tr, n,
+                          run->cfg.source_arn, shard_id, e->region, w->active ? &tw : NULL, {0}};
+        trf__kinesis_render(&json, &ev, NULL);
         if (json.oom) {
             trf__buf_free(&json);
-            if (sr != stack_sr) free(sr);
+            if (tr != stack_tr) free(tr);
+            if (seqs != stack_seqs) free(seqs);
             o->kind = INV_NOT_INVOKED;
             return;
         }
@@ -197,7 +187,8 @@ static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_
                  tr_err_name(rc ? rc : res.r.rc));
     }
     fn_result_free(&res);
-    if (sr != stack_sr) free(sr);
+    if (tr != stack_tr) free(tr);
+    if (seqs != stack_seqs) free(seqs);
 }
 
 /* ---- on-failure destination ------------------------------------------------------------------ */

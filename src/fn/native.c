@@ -49,7 +49,6 @@
 #include "core/tlog.h"
 #include "fn/native_int.h"
 #include "fn/sandbox.h"
-#include "log/slog.h"
 
 #define FN_NATIVE_TABLE_INFLIGHT 4096   /* table calls in flight per host before backpressure */
 
@@ -305,12 +304,10 @@ static int job_frame(trf__buf_t *b, const fn_inv_info_t *info, tr_err *err) {
         }
         fn_native__u32(b, (uint32_t)batch->n);
         for (size_t i = 0; i < batch->n; i++) {
-            const slog_rec_t *r = &batch->recs[i];
-            char seq[SLOG_SEQ_STRLEN + 1];
-            slog_seq_format(batch->shard, r->seq, seq);
-            fn_native__str(b, r->pk, r->pk_len);
-            fn_native__str(b, r->data, r->data_len);
-            fn_native__str(b, seq, SLOG_SEQ_STRLEN);
+            const trf_record_t *r = &batch->recs[i];
+            fn_native__str(b, r->partition_key, r->partition_key_len);
+            fn_native__str(b, r->data, r->len);
+            fn_native__cstr(b, r->sequence_number);
             fn_native__i64(b, r->arrival_ms);
         }
     }

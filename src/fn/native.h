@@ -43,7 +43,6 @@
 
 #include "core/err.h"
 #include "fn/fn.h"
-#include "log/shard.h"
 #include "tributary/function.h"
 
 #define FN_NATIVE_RUNTIME TRF_RUNTIME_NAME       /* "tributary.c1" */
@@ -53,12 +52,15 @@
 /* A stream batch handed to the native runtime without JSON: put a pointer to one in
  * fn_invoke_req_t.native (borrowed until the invocation's callback has run).  The event-source
  * mappings do this when the function's runtime is FN_NATIVE_RUNTIME; other runtimes ignore it
- * and use the JSON payload. */
+ * and use the JSON payload.  The records are the handler's own view (trf_record_t of
+ * <tributary/function.h>), so this engine does not depend on how the stream log stores them:
+ * the caller fills sequence_number with the public text (slog_seq_format) and the runtime sends
+ * each field as it is. */
 typedef struct fn_native_batch {
     uint32_t magic;                      /* FN_NATIVE_BATCH_MAGIC */
-    const slog_rec_t *recs;              /* in sequence order */
+    const trf_record_t *recs;            /* in sequence order */
     size_t n;
-    uint32_t shard;                      /* shard index: sequence numbers and shardId */
+    uint32_t shard;                      /* shard index: the event's shardId */
     const char *event_source_arn;
     const char *region;
     const trf_window_t *window;          /* NULL, or the tumbling window of this invoke */

@@ -122,14 +122,25 @@ static char *slurp(const char *path) {
     return strdup(buf);
 }
 
-static void batch_of(slog_rec_t *recs, const char **data, size_t n) {
+/* Sequence number texts of the records batch_of makes (at most 8). */
+static char seq_text[8][SLOG_SEQ_STRLEN + 1];
+
+/* Record i's sequence number: `counter` of shard `shard`, as the event-source mappings format
+ * it (slog_seq_format). */
+static void set_seq(trf_record_t *recs, size_t i, uint32_t shard, uint64_t counter) {
+    slog_seq_format(shard, counter, seq_text[i]);
+    recs[i].sequence_number = seq_text[i];
+}
+
+/* n records of shard `shard` as a handler sees them: counters 100, 101, ... */
+static void batch_of(trf_record_t *recs, uint32_t shard, const char **data, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        recs[i].seq = 100 + i;
+        set_seq(recs, i, shard, 100 + i);
         recs[i].arrival_ms = 1700000000000 + (int64_t)i;
-        recs[i].pk = i % 2 ? "odd" : "even";
-        recs[i].pk_len = i % 2 ? 3 : 4;
+        recs[i].partition_key = i % 2 ? "odd" : "even";
+        recs[i].partition_key_len = i % 2 ? 3 : 4;
         recs[i].data = (const uint8_t *)data[i];
-        recs[i].data_len = (uint32_t)strlen(data[i]);
+        recs[i].len = strlen(data[i]);
     }
 }
 
@@ -156,8 +167,8 @@ static void native_batch_without_json(void **st) {
     fn_config_t c = config("batch", "libprobe.so:handler");
     unlink(out_path);
     const char *data[] = {"one", "two\nlines", "\"quoted\""};
-    slog_rec_t recs[3];
-    batch_of(recs, data, 3);
+    trf_record_t recs[3];
+    batch_of(recs, 5, data, 3);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 3, 5,
                            "arn:aws:kinesis:us-east-1:000000000000:stream/s", "us-east-1", NULL};
     result_t r;
@@ -187,15 +198,19 @@ static void batch_item_failures_and_errors(void **st) {
     (void)st;
     fn_config_t c = config("items", "libprobe.so:handler");
     const char *data[] = {"ok", "FAILITEM", "ok", "FAILITEM"};
-    slog_rec_t recs[4];
-    batch_of(recs, data, 4);
-    for (int i = 0; i < 4; i++) recs[i].seq = 9000 + (uint64_t)i + (uint64_t)(getpid() % 1000) * 10;
+    trf_record_t recs[4];
+    batch_of(recs, 0, data, 4);
+    uint64_t counters[4];
+    for (int i = 0; i < 4; i++) {
+        counters[i] = 9000 + (uint64_t)i + (uint64_t)(getpid() % 1000) * 10;
+        set_seq(recs, (size_t)i, 0, counters[i]);
+    }
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 4, 0, "arn", "us-east-1", NULL};
     result_t r;
     invoke(&c, "{}", &b, 5000, &r);
     char s1[SLOG_SEQ_STRLEN + 1], s3[SLOG_SEQ_STRLEN + 1], want[200];
-    slog_seq_format(0, recs[1].seq, s1);
-    slog_seq_format(0, recs[3].seq, s3);
+    slog_seq_format(0, counters[1], s1);
+    slog_seq_format(0, counters[3], s3);
     snprintf(want, sizeof want,
              "{\"batchItemFailures\":[{\"itemIdentifier\":\"%s\"},{\"itemIdentifier\":\"%s\"}]}",
              s1, s3);
@@ -204,7 +219,7 @@ static void batch_item_failures_and_errors(void **st) {
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.payload, "null");
     const char *poison[] = {"ok", "POISON"};
-    batch_of(recs, poison, 2);
+    batch_of(recs, 0, poison, 2);
     b.n = 2;
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.type, "PoisonRecord");
@@ -215,8 +230,8 @@ static void window_state_round_trip(void **st) {
     (void)st;
     fn_config_t c = config("window", "libprobe.so:handler");
     const char *data[] = {"5", "7"};
-    slog_rec_t recs[2];
-    batch_of(recs, data, 2);
+    trf_record_t recs[2];
+    batch_of(recs, 0, data, 2);
     trf_window_t w = {1000, 2000, "{\"sum\":10,\"count\":1}", 20, 0, 0};
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 2, 0, "arn", "us-east-1", &w};
     result_t r;
@@ -238,8 +253,8 @@ static void crash_is_contained(void **st) {
     assert_non_null(strstr(r.payload, "\"again\":1"));
     /* exit() is reported with its status. */
     const char *data[] = {"EXIT"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.type, "Runtime.ExitError");
@@ -250,8 +265,8 @@ static void timeout_kills_the_host(void **st) {
     (void)st;
     fn_config_t c = config("sleepy", "libprobe.so:handler");
     const char *data[] = {"SLEEP:10000"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t r;
     long long t0 = wall_ms();
@@ -326,8 +341,8 @@ static void warm_reuse_and_concurrency(void **st) {
     free(o);
     /* Four at once run in four hosts, in parallel. */
     const char *data[] = {"SLEEP:600"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t rs[4];
     long long t0 = wall_ms();
