@@ -27,7 +27,9 @@
  * then the thread stops reading the socket: backpressure), and their completions -- from any
  * thread -- queue TABLE_REPLY frames under h->tmu and wake the poll through a pipe.  A job
  * completes (finish_on) only after every call it dispatched has been answered, so a retried
- * batch never races writes of the failed attempt.
+ * batch never races writes of the failed attempt.  A call the engine cannot pass on (malformed
+ * frame, no handler installed, no memory) is answered through opts.table_error: the engine
+ * names the case with a TR_E* code and a message, main.c writes DynamoDB's error body.
  */
 #include "fn/native.h"
 
@@ -122,6 +124,7 @@ struct fn_native {
     char host_exe[PATH_MAX];
     char region[64];
     int64_t idle_ms, init_timeout_ms;
+    fn_native_table_error_fn table_error;  /* fixed at create; NULL: table_error_plain */
     fn_native_table_fn table_fn;         /* under mu */
     void *table_arg;
     size_t table_busy;                   /* dispatches inside table_fn now (under mu) */
@@ -545,6 +548,29 @@ static void frame_consume(host_t *h) {
 
 /* ---- table calls ----------------------------------------------------------------------------- */
 
+/* fn_native_table_error_fn without a protocol (no opts.table_error): a plain message. */
+static void table_error_plain(int code, const char *msg, fn_native_table_done_fn done,
+                              void *done_arg) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"message\":\"%s\"}", msg);
+    done(done_arg, code == TR_ESERIALIZATION ? 400 : code == TR_ENOMEM ? 500 : 503, body,
+         strlen(body));
+}
+
+/* Where table_error's answer lands when it is needed synchronously (the OOM fallback below). */
+typedef struct small_answer {
+    int status;
+    char body[256];
+    size_t len;
+} small_answer_t;
+
+static void small_answer_done(void *arg, int status, const char *body, size_t len) {
+    small_answer_t *a = arg;
+    a->status = status;
+    a->len = len < sizeof a->body ? len : sizeof a->body;
+    memcpy(a->body, body, a->len);
+}
+
 /* Queue a TABLE_REPLY for the host thread (any thread; h->tmu not held). */
 static void table_reply(host_t *h, uint32_t id, int status, const char *body, size_t len) {
     trf__buf_t f = {0};
@@ -553,19 +579,27 @@ static void table_reply(host_t *h, uint32_t id, int status, const char *body, si
     fn_native__u32(&f, (uint32_t)status);
     fn_native__str(&f, body, len);
     fn_native__end(&f);
+    small_answer_t oom = {500, "", 0};
+    if (f.oom) h->nt->table_error(TR_ENOMEM, "out of memory", small_answer_done, &oom);
     pthread_mutex_lock(&h->tmu);
     if (f.oom) {   /* still answer: the handler must not wait forever */
         trf__buf_free(&f);
         fn_native__begin(&f, FN_NATIVE_TABLE_REPLY);
         fn_native__u32(&f, id);
-        fn_native__u32(&f, 500);
-        fn_native__cstr(&f, "{\"__type\":\"InternalServerError\",\"message\":\"out of memory\"}");
+        fn_native__u32(&f, (uint32_t)oom.status);
+        fn_native__str(&f, oom.body, oom.len);
         fn_native__end(&f);
     }
     trf__buf_append(&h->t_replies, f.data, f.len);
     (void)!write(h->wake[1], "", 1);
     pthread_mutex_unlock(&h->tmu);
     trf__buf_free(&f);
+}
+
+/* done of an answer given before the call was dispatched (nothing in flight to count). */
+static void table_done_now(void *arg, int status, const char *body, size_t len) {
+    const tcall_t *tc = arg;
+    table_reply(tc->h, tc->id, status, body, len);
 }
 
 static void table_done(void *arg, int status, const char *body, size_t len) {
@@ -579,6 +613,12 @@ static void table_done(void *arg, int status, const char *body, size_t len) {
     free(tc);
 }
 
+/* Answer call `id` with an engine failure, rendered by opts.table_error. */
+static void table_fail(host_t *h, uint32_t id, int code, const char *msg) {
+    tcall_t tc = {h, id};
+    h->nt->table_error(code, msg, table_done_now, &tc);
+}
+
 /* Serve the TABLE_CALL at the start of h->rbuf (the caller consumes it). */
 static void table_dispatch(fn_native_t *nt, host_t *h) {
     fn_native_frame_hdr_t hd;
@@ -588,13 +628,8 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
     const char *op = fn_native__get_str(&r, NULL);
     size_t len = 0;
     const char *req = fn_native__get_str(&r, &len);
-    static const char bad[] = "{\"__type\":\"com.amazon.coral.service#SerializationException\","
-                              "\"message\":\"malformed table call frame\"}";
-    static const char gone[] = "{\"__type\":\"com.amazon.coral.availability#ServiceUnavailable\","
-                               "\"message\":\"The table service is not available (the server is "
-                               "shutting down or has no table engine)\"}";
     if (r.bad) {
-        table_reply(h, id, 400, bad, sizeof bad - 1);
+        table_fail(h, id, TR_ESERIALIZATION, "malformed table call frame");
         return;
     }
     pthread_mutex_lock(&h->tmu);          /* backpressure: the host waits on its socket */
@@ -606,8 +641,11 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
     if (fn) nt->table_busy++;
     pthread_mutex_unlock(&nt->mu);
     tcall_t *tc = fn ? malloc(sizeof *tc) : NULL;
-    if (!tc) {
-        table_reply(h, id, 503, gone, sizeof gone - 1);
+    if (!fn) {
+        table_fail(h, id, TR_ECLOSED, "The table service is not available (the server is "
+                   "shutting down or has no table engine)");
+    } else if (!tc) {
+        table_fail(h, id, TR_ENOMEM, "out of memory");
     } else {
         tc->h = h;
         tc->id = id;
@@ -951,6 +989,7 @@ int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *er
     snprintf(nt->region, sizeof nt->region, "%s", opts && opts->region ? opts->region : "us-east-1");
     nt->idle_ms = opts && opts->idle_ms > 0 ? opts->idle_ms : 600000;
     nt->init_timeout_ms = opts && opts->init_timeout_ms > 0 ? opts->init_timeout_ms : 10000;
+    nt->table_error = opts && opts->table_error ? opts->table_error : table_error_plain;
     *out = nt;
     return 0;
 }

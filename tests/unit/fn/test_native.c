@@ -20,7 +20,7 @@
 #include "fn/sandbox.h"
 #include "log/slog.h"
 
-static char dir[256];       /* code dir with libprobe.so */
+static char dir[256];       /* code dir with libprobe.so and libtablecheck.so */
 static char out_path[300];  /* PROBE_OUT */
 static fn_native_t *nt;
 
@@ -387,6 +387,42 @@ static void kinesis_json_is_decoded(void **st) {
     free(o);
 }
 
+/* A table_error that shows what it was given, to see that its answer reaches the function. */
+static void table_error_probe(int code, const char *msg, fn_native_table_done_fn done,
+                              void *done_arg) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"code\":%d,\"msg\":\"%s\"}", code, msg);
+    done(done_arg, 418, body, strlen(body));
+}
+
+static void table_calls_without_a_handler(void **st) {
+    (void)st;
+    static const char gone[] = "The table service is not available (the server is shutting down "
+                               "or has no table engine)";
+    fn_config_t c = config("tables", "libtablecheck.so:handler");
+    result_t r;
+    char want[512];
+    /* No opts.table_error: the engine's plain answer. */
+    invoke(&c, "{\"table\":\"t\",\"mode\":\"basic\"}", NULL, 5000, &r);
+    assert_string_equal(r.type, "");
+    snprintf(want, sizeof want, "{\"op\":\"PutItem\",\"rc\":503,\"resp\":{\"message\":\"%s\"}}",
+             gone);
+    assert_non_null(strstr(r.payload, want));
+    /* With one (main.c renders DynamoDB's errors), its answer reaches the function as it is. */
+    fn_native_t *plain = nt;
+    fn_native_opts_t o = {.idle_ms = 60000, .table_error = table_error_probe};
+    tr_err err;
+    assert_int_equal(fn_native_create(&o, &nt, &err), 0);
+    invoke(&c, "{\"table\":\"t\",\"mode\":\"basic\"}", NULL, 5000, &r);
+    fn_native_destroy(nt);
+    nt = plain;
+    assert_string_equal(r.type, "");
+    snprintf(want, sizeof want,
+             "{\"op\":\"PutItem\",\"rc\":418,\"resp\":{\"code\":%d,\"msg\":\"%s\"}}",
+             TR_ECLOSED, gone);
+    assert_non_null(strstr(r.payload, want));
+}
+
 static int setup(void **st) {
     (void)st;
     snprintf(dir, sizeof dir, "/tmp/trib-native-XXXXXX");
@@ -397,9 +433,12 @@ static int setup(void **st) {
     assert_true(n > 0);
     exe[n] = 0;
     *strrchr(exe, '/') = 0;
-    snprintf(src, sizeof src, "%s/functions/libprobe.so", exe);
-    snprintf(dst, sizeof dst, "%s/libprobe.so", dir);
-    assert_int_equal(symlink(src, dst), 0);
+    for (int i = 0; i < 2; i++) {
+        const char *lib = i ? "libtablecheck.so" : "libprobe.so";
+        snprintf(src, sizeof src, "%s/functions/%s", exe, lib);
+        snprintf(dst, sizeof dst, "%s/%s", dir, lib);
+        assert_int_equal(symlink(src, dst), 0);
+    }
     /* the hosts are confined (fn/sandbox.h): let them read the library the link points to and
      * write the probe's files, as main.c's --lambda-read-dir / --lambda-write-dir would */
     char fdir[600];
@@ -434,6 +473,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(load_failures_are_one_sentence),
         cmocka_unit_test(warm_reuse_and_concurrency),
         cmocka_unit_test(kinesis_json_is_decoded),
+        cmocka_unit_test(table_calls_without_a_handler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
