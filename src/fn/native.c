@@ -48,6 +48,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/tlog.h"
 #include "fn/native_int.h"
 #include "fn/sandbox.h"
@@ -143,12 +144,6 @@ typedef struct host_arg {
 } host_arg_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void spawn_unref(spawn_t *s) {   /* under nt->mu */
     if (!s || --s->refs > 0) return;
@@ -499,7 +494,7 @@ static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
             if (h->rbuf.len >= sizeof hd + hd.len) return EXCH_FRAME;
         }
         if (h->wbuf.oom) return EXCH_DIED;
-        int64_t left = deadline_ms - now_ms();
+        int64_t left = deadline_ms - tr_now_ms();
         if (left <= 0) return EXCH_TIMEOUT;
         int want_out = h->wsent < h->wbuf.len;
         struct pollfd pf[3] = {{h->sock, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0},
@@ -746,7 +741,7 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
         finish(j, "Runtime.Unknown", why, NULL, 0);
         return -1;
     }
-    int64_t init_deadline = now_ms() + nt->init_timeout_ms;
+    int64_t init_deadline = tr_now_ms() + nt->init_timeout_ms;
     if (init_deadline > j->deadline_ms) init_deadline = j->deadline_ms;
     int ex = host_next(nt, h, j, NULL, 0, init_deadline);
     if (ex == EXCH_FRAME) {
@@ -883,7 +878,7 @@ static void *host_main(void *arg) {
 
         pthread_mutex_lock(&nt->mu);
         h->job = NULL;
-        h->last_used_ms = now_ms();
+        h->last_used_ms = tr_now_ms();
         spawn_unref(j->spawn);
         job_free(j);
     }
@@ -937,7 +932,7 @@ static int host_add(fn_native_t *nt, pool_t *p) {
     h->pool = p;
     h->nt = nt;
     h->sock = h->logfd = -1;
-    h->last_used_ms = now_ms();
+    h->last_used_ms = tr_now_ms();
     ha->nt = nt;
     ha->h = h;
     ha->generation = p->generation;
