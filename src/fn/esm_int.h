@@ -21,7 +21,6 @@
 #include "core/uuid.h"
 #include "fn/esm.h"
 
-
 #define ESM_ACCOUNT "000000000000"
 #define MAX_LANES 10
 #define MAX_PAYLOAD (6 * 1024 * 1024 - 4096)   /* AWS: 6 MB synchronous invoke payload */

@@ -110,7 +110,6 @@ size_t slog__shard_nsegs(slog_shard_t *sh) {
     return n;
 }
 
-
 static const char *errtxt(int e, char *b, size_t n) { return strerror_r(e, b, n); }
 
 /* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
@@ -118,44 +117,6 @@ int slog__io_err(tr_err *err, int e, const char *what, const char *path, const c
     char eb[128];
     return tr_err_set(err, TR_EIO, "%s %s failed: %s; Fix: %s", what, path,
                       errtxt(e, eb, sizeof eb), fix);
-}
-
-
-/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
-int slog__full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off) {
-    const uint8_t *p = b;
-    while (n) {
-        ssize_t w = io->pwrite(fd, p, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
-int slog__full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
-    uint8_t *p = b;
-    while (n) {
-        ssize_t r = io->pread(fd, p, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) return 1;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
 }
 
 /* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
@@ -206,17 +167,6 @@ slog_seg_t *slog__seg_new(slog_shard_t *sh, uint64_t first) {
     seg->pub_end = first;
     seg->pub_last_arrival = -1;
     return seg;
-}
-
-void slog__seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
-    if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
-    if (seg->fd >= 0) sh->io->close(seg->fd);
-    free(seg->ix);
-    free(seg->holes);
-    for (size_t i = 0; i < seg->nretired; i++) free(seg->retired[i]);
-    free(seg->retired);
-    free(seg->path);
-    free(seg);
 }
 
 /* DIR/<first>.idx (or .idx.tmp) into out (PATH_MAX). */
@@ -270,7 +220,6 @@ int slog__segs_reserve(slog_shard_t *sh, size_t need) {
     sh->segcap = cap;
     return 0;
 }
-
 
 /* Last segment with first_seq <= seq.  Caller holds sh->mu; seq >= sh->begin. */
 static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
@@ -446,7 +395,6 @@ out:
     sh->io->close(fd);
     return ok;
 }
-
 
 /* mkdir -p, making every directory it creates durable in its parent. */
 static int mkdir_p(const char *dir, tr_err *err) {

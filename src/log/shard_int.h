@@ -20,7 +20,9 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
+#include <errno.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <sys/stat.h>
 #include <sys/types.h>
 
@@ -241,20 +243,66 @@ static inline int ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t
 
 static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
 
+/* ---- small I/O and segment helpers (inline: the read and append paths call them) --------- */
+
+/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
+static inline int slog__full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n,
+                                    uint64_t off) {
+    const uint8_t *p = b;
+    while (n) {
+        ssize_t w = io->pwrite(fd, p, n, (off_t)off);
+        if (w < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (w == 0) {
+            errno = EIO;
+            return -1;
+        }
+        p += w;
+        n -= (size_t)w;
+        off += (uint64_t)w;
+    }
+    return 0;
+}
+
+/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
+static inline int slog__full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
+    uint8_t *p = b;
+    while (n) {
+        ssize_t r = io->pread(fd, p, n, (off_t)off);
+        if (r < 0) {
+            if (errno == EINTR) continue;
+            return -1;
+        }
+        if (r == 0) return 1;
+        p += r;
+        n -= (size_t)r;
+        off += (uint64_t)r;
+    }
+    return 0;
+}
+
+/* Drop a reference; the last one closes the fd and frees the segment. */
+static inline void slog__seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
+    if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
+    if (seg->fd >= 0) sh->io->close(seg->fd);
+    free(seg->ix);
+    free(seg->holes);
+    for (size_t i = 0; i < seg->nretired; i++) free(seg->retired[i]);
+    free(seg->retired);
+    free(seg->path);
+    free(seg);
+}
+
 /* ---- functions of shard.c used by shard_recover.c ----------------------------------------- */
 
 /* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
 int slog__io_err(tr_err *err, int e, const char *what, const char *path, const char *fix);
-/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
-int slog__full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off);
-/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
-int slog__full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off);
 /* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
 int slog__ix_reserve(slog_seg_t *seg, size_t need);
 /* A new segment starting at seq `first` holding one reference (the array's); NULL on OOM. */
 slog_seg_t *slog__seg_new(slog_shard_t *sh, uint64_t first);
-/* Drop a reference; the last one closes the fd and frees the segment. */
-void slog__seg_unref(slog_shard_t *sh, slog_seg_t *seg);
 /* DIR/<first><suffix> (".idx", ".idx.tmp", ".dmg", ...) into out (PATH_MAX). */
 void slog__seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix);
 /* Room for `need` segments in the array.  Caller holds sh->mu once readers may exist. */

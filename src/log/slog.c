@@ -603,27 +603,6 @@ void slog__sh_doom(sl_shard_t *sh) {
 
 /* ---- stream cache -------------------------------------------------------------------------- */
 
-size_t slog__stream_lower_bound(slog_t *lg, const char *name) {
-    size_t lo = 0, hi = lg->n_streams;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(lg->streams[mid]->name, name) < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-sl_stream_t *slog__stream_by_name(slog_t *lg, const char *name) {
-    size_t i = slog__stream_lower_bound(lg, name);
-    return i < lg->n_streams && !strcmp(lg->streams[i]->name, name) ? lg->streams[i] : NULL;
-}
-
-sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id) {
-    for (size_t i = 0; i < lg->n_streams; i++)
-        if (lg->streams[i]->id == id) return lg->streams[i];
-    return NULL;
-}
-
 /* Insert into the sorted table (caller holds both locks as writer, or is single-threaded). */
 void slog__stream_insert(slog_t *lg, sl_stream_t *st) {
     if (lg->n_streams == lg->cap_streams) {
@@ -1168,7 +1147,6 @@ void slog_close(slog_t *lg) {
     if (!lg) return;
     lg_free(lg);
 }
-
 
 /* ---- data plane ---------------------------------------------------------------------------- */
 

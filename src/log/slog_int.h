@@ -15,6 +15,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "core/buf.h"
 #include "core/err.h"
@@ -168,11 +169,8 @@ int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_sh
                   int tolerate, MDB_txn *txn, tr_err *err);
 /* Mark a shard so that the last reference's release removes its directory. */
 void slog__sh_doom(sl_shard_t *sh);
-/* The stream cache (sorted by name): lookups need `lock` (any mode) or ctl_mu; insert needs
- * put_lock and lock as writer (or a single thread). */
-size_t slog__stream_lower_bound(slog_t *lg, const char *name);
-sl_stream_t *slog__stream_by_name(slog_t *lg, const char *name);
-sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id);
+/* Insert into the stream cache (caller holds put_lock and lock as writer, or is the only
+ * thread); lookups are the inline functions at the end of this file. */
 void slog__stream_insert(slog_t *lg, sl_stream_t *st);
 /* A fresh routing table (open shards by hash_start) for st; the caller swaps it in, owns it. */
 sl_shard_t **slog__routing_build(const sl_stream_t *st, size_t *n);
@@ -188,5 +186,29 @@ slog_tag_t *slog__tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b
 /* Wait until every job queued so far has been appended and synced.  Callers hold put_lock as
  * writer so nothing new is routed meanwhile. */
 void slog__drain(slog_t *lg);
+
+/* ---- stream cache lookups (inline: slog_put and slog_read make one per call) --------------- */
+
+/* The stream cache is sorted by name.  Lookups need `lock` (any mode), put_lock, or ctl_mu. */
+static inline size_t slog__stream_lower_bound(slog_t *lg, const char *name) {
+    size_t lo = 0, hi = lg->n_streams;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (strcmp(lg->streams[mid]->name, name) < 0) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+static inline sl_stream_t *slog__stream_by_name(slog_t *lg, const char *name) {
+    size_t i = slog__stream_lower_bound(lg, name);
+    return i < lg->n_streams && !strcmp(lg->streams[i]->name, name) ? lg->streams[i] : NULL;
+}
+
+static inline sl_stream_t *slog__stream_by_id(slog_t *lg, uint64_t id) {
+    for (size_t i = 0; i < lg->n_streams; i++)
+        if (lg->streams[i]->id == id) return lg->streams[i];
+    return NULL;
+}
 
 #endif
