@@ -258,6 +258,33 @@ bad:
     return NULL;
 }
 
+/* Replace `path` by a file holding b[0..len), durably: write `tmp`, fdatasync it, rename it over
+ * `path`, fsync the directory (no syncs with no_sync), so a crash leaves the old or the new
+ * file.  0, or -1 with errno and *what naming the step that failed; tmp is removed then. */
+static int file_replace(slog_shard_t *sh, const char *tmp, const char *path, const void *b,
+                        size_t len, const char **what) {
+    *what = "create";
+    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) goto fail;
+    *what = "write";
+    if (slog__full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
+    *what = "fdatasync";
+    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
+    sh->io->close(fd);
+    fd = -1;
+    *what = "rename";
+    if (sh->io->rename(tmp, path) != 0) goto fail;
+    *what = "fsync directory after writing";
+    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    return 0;
+fail:;
+    int e = errno;
+    if (fd >= 0) sh->io->close(fd);
+    sh->io->unlink(tmp);
+    errno = e;
+    return -1;
+}
+
 /* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
 int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
                     size_t nknown, tr_err *err) {
@@ -293,28 +320,14 @@ int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *
         put64(e + 24, h->seq_end);
     }
     put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
-    const char *what = "create";
-    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) goto fail;
-    what = "write";
-    if (slog__full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
-    what = "fdatasync";
-    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
-    sh->io->close(fd);
-    fd = -1;
-    what = "rename";
-    if (sh->io->rename(tmp, path) != 0) goto fail;
-    what = "fsync directory after writing";
-    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
-    free(b);
-    return 0;
-fail:;
+    const char *what;
+    int rc = file_replace(sh, tmp, path, b, len, &what);
     int e = errno;
-    if (fd >= 0) sh->io->close(fd);
-    sh->io->unlink(tmp);
     free(b);
-    return slog__io_err(err, e, what, tmp,
-                        FIX_DISK " (the shard cannot be opened without recording its damage)");
+    if (rc)
+        return slog__io_err(err, e, what, tmp,
+                            FIX_DISK " (the shard cannot be opened without recording its damage)");
+    return 0;
 }
 
 /* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
@@ -622,19 +635,12 @@ int slog__state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *e
     put64(b + 8, hwm);
     put64(b + 16, newest);
     put32(b + 24, tr_crc32c(0, b, 24));
-    const char *what = "create";
-    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) goto fail;
-    what = "write";
-    if (slog__full_pwrite(sh->io, fd, b, sizeof b, 0) != 0) goto fail;
-    what = "fdatasync";
-    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
-    sh->io->close(fd);
-    fd = -1;
-    what = "rename";
-    if (sh->io->rename(tmp, path) != 0) goto fail;
-    what = "fsync directory after writing";
-    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
+    const char *what;
+    if (file_replace(sh, tmp, path, b, sizeof b, &what) != 0) {
+        int e = errno;
+        sh->st_dirty = 1;
+        return slog__io_err(err, e, what, tmp, FIX_DISK);
+    }
     if (sh->hwm_fn && hwm > sh->hwm) {
         int rc = sh->hwm_fn(sh->hwm_arg, hwm, err);
         if (rc) {
@@ -646,12 +652,6 @@ int slog__state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *e
     sh->st_newest = newest;
     sh->st_dirty = 0;
     return 0;
-fail:;
-    int e = errno;
-    if (fd >= 0) sh->io->close(fd);
-    sh->io->unlink(tmp);
-    sh->st_dirty = 1;
-    return slog__io_err(err, e, what, tmp, FIX_DISK);
 }
 
 /* 1 and the figures when DIR/state is there and intact, 0 when absent, -1 when damaged. */
