@@ -143,7 +143,7 @@ static const char *pos_name(int p) {
     return p == ESM_LATEST ? "LATEST" : p == ESM_AT_TIMESTAMP ? "AT_TIMESTAMP" : "TRIM_HORIZON";
 }
 
-static char *map_to_json(const mapping_t *m) {
+static char *map_to_json(const esm_mapping_t *m) {
     const esm_config_t *c = &m->cfg;
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:I,s:b,s:b,s:s,s:I,s:I,"
                           "s:I,s:b}",
@@ -157,7 +157,7 @@ static char *map_to_json(const mapping_t *m) {
                           "report_items", c->report_item_failures, "on_failure", c->on_failure,
                           "tumbling", (json_int_t)c->tumbling_window_s, "last_modified",
                           (json_int_t)c->last_modified_ms, "stream_id", (json_int_t)m->stream_id,
-                          "deleting", m->desire == DESIRE_DELETE);
+                          "deleting", m->desire == ESM_DESIRE_DELETE);
     if (!o) return NULL;
     if (c->filter_criteria) json_object_set_new(o, "filters", json_string(c->filter_criteria));
     char *s = json_dumps(o, JSON_COMPACT);
@@ -165,7 +165,7 @@ static char *map_to_json(const mapping_t *m) {
     return s;
 }
 
-static int map_from_json(const char *text, size_t len, mapping_t *m) {
+static int map_from_json(const char *text, size_t len, esm_mapping_t *m) {
     json_t *o = json_loadb(text, len, 0, NULL);
     if (!o) return -1;
     esm_config_t *c = &m->cfg;
@@ -196,7 +196,7 @@ static int map_from_json(const char *text, size_t len, mapping_t *m) {
     c->tumbling_window_s = (uint32_t)json_integer_value(json_object_get(o, "tumbling"));
     c->last_modified_ms = json_integer_value(json_object_get(o, "last_modified"));
     m->stream_id = (uint64_t)json_integer_value(json_object_get(o, "stream_id"));
-    m->desire = json_is_true(json_object_get(o, "deleting")) ? DESIRE_DELETE : DESIRE_RUN;
+    m->desire = json_is_true(json_object_get(o, "deleting")) ? ESM_DESIRE_DELETE : ESM_DESIRE_RUN;
     json_decref(o);
     if (!c->batch_size) c->batch_size = 100;
     if (!c->parallelization) c->parallelization = 1;
@@ -313,7 +313,7 @@ static int ck_delete_all(MDB_txn *txn, MDB_dbi db, const char *uuid) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int map_store(esm_t *e, mapping_t *m, const ck_rec_t *cks, size_t n_ck, tr_err *err) {
+static int map_store(esm_t *e, esm_mapping_t *m, const ck_rec_t *cks, size_t n_ck, tr_err *err) {
     char *text = map_to_json(m);
     if (!text) return tr_err_set(err, TR_ENOMEM, "out of memory");
     MDB_txn *txn;
@@ -339,8 +339,8 @@ static int map_store(esm_t *e, mapping_t *m, const ck_rec_t *cks, size_t n_ck, t
 uint64_t esm__ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
                      int64_t win_start, const char *state) {
     pthread_mutex_lock(&e->ck_mu);
-    ck_item_t *it = NULL;
-    for (ck_item_t *p = e->ck_head; p; p = p->next)
+    esm_ck_item_t *it = NULL;
+    for (esm_ck_item_t *p = e->ck_head; p; p = p->next)
         if (!p->del && p->shard == shard && !strcmp(p->uuid, uuid)) {
             it = p;
             break;
@@ -381,11 +381,11 @@ static void ck_flush(esm_t *e) {
     esm__ck_wait(e, gen);
 }
 
-static void ck_write_batch(esm_t *e, ck_item_t *list) {
+static void ck_write_batch(esm_t *e, esm_ck_item_t *list) {
     if (!list) return;
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(e->env, NULL, 0, &txn);
-    for (ck_item_t *it = list; !rc && it; it = it->next) {
+    for (esm_ck_item_t *it = list; !rc && it; it = it->next) {
         if (it->del) {
             rc = ck_delete_all(txn, e->db_ck, it->uuid);
             if (!rc) {
@@ -413,13 +413,13 @@ static void *ck_main(void *arg) {
     for (;;) {
         while (!e->ck_head && !e->ck_closing) pthread_cond_wait(&e->ck_cv, &e->ck_mu);
         if (!e->ck_head && e->ck_closing) break;
-        ck_item_t *list = e->ck_head;
+        esm_ck_item_t *list = e->ck_head;
         uint64_t gen = e->ck_gen;
         e->ck_head = NULL;
         pthread_mutex_unlock(&e->ck_mu);
         ck_write_batch(e, list);
         while (list) {
-            ck_item_t *n = list->next;
+            esm_ck_item_t *n = list->next;
             free(list->state);
             free(list);
             list = n;
@@ -439,7 +439,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
     esm_t *e = arg;
     int found = 0;
     pthread_mutex_lock(&e->hook_mu);
-    for (shard_task_t *t = e->hook[hook_slot(stream_id, shard)]; t; t = t->hnext) {
+    for (esm_task_t *t = e->hook[hook_slot(stream_id, shard)]; t; t = t->hnext) {
         if (t->stream_id != stream_id || t->shard != shard) continue;
         found = 1;
         pthread_mutex_lock(&t->mu);
@@ -452,7 +452,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
         /* A shard nobody reads yet: maybe a child of a reshard, or a stream a mapping waits for.
          * The manager decides (pthread_mutex_trylock: never wait on the commit thread). */
         if (pthread_mutex_trylock(&e->mu) == 0) {
-            for (mapping_t *m = e->maps; m; m = m->next)
+            for (esm_mapping_t *m = e->maps; m; m = m->next)
                 if (m->stream_id == stream_id && m->cfg.enabled) {
                     e->mgr_poked = 1;
                     pthread_cond_signal(&e->mgr_cv);
@@ -463,7 +463,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
     }
 }
 
-static void hook_add(esm_t *e, shard_task_t *t) {
+static void hook_add(esm_t *e, esm_task_t *t) {
     pthread_mutex_lock(&e->hook_mu);
     uint32_t s = hook_slot(t->stream_id, t->shard);
     t->hnext = e->hook[s];
@@ -471,9 +471,9 @@ static void hook_add(esm_t *e, shard_task_t *t) {
     pthread_mutex_unlock(&e->hook_mu);
 }
 
-static void hook_remove(esm_t *e, shard_task_t *t) {
+static void hook_remove(esm_t *e, esm_task_t *t) {
     pthread_mutex_lock(&e->hook_mu);
-    for (shard_task_t **p = &e->hook[hook_slot(t->stream_id, t->shard)]; *p; p = &(*p)->hnext)
+    for (esm_task_t **p = &e->hook[hook_slot(t->stream_id, t->shard)]; *p; p = &(*p)->hnext)
         if (*p == t) {
             *p = t->hnext;
             break;
@@ -490,7 +490,7 @@ void esm__poke_manager(esm_t *e) {
 
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
-static void run_unref(esm_t *e, run_t *r) {
+static void run_unref(esm_t *e, esm_run_t *r) {
     if (!r) return;
     pthread_mutex_lock(&e->mu);
     int last = --r->refs == 0;
@@ -501,8 +501,8 @@ static void run_unref(esm_t *e, run_t *r) {
     free(r);
 }
 
-static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck_rec_t *ck) {
-    shard_task_t *t = calloc(1, sizeof *t);
+static esm_task_t *task_start(esm_t *e, esm_mapping_t *m, uint32_t shard, const ck_rec_t *ck) {
+    esm_task_t *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->e = e;
     t->m = m;
@@ -515,7 +515,7 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
     t->read_pos = ck ? ck->next : 0;
     t->ck_next = t->read_pos;
     t->n_lanes = (int)(m->run->cfg.parallelization ? m->run->cfg.parallelization : 1);
-    if (t->n_lanes > MAX_LANES) t->n_lanes = MAX_LANES;
+    if (t->n_lanes > ESM_MAX_LANES) t->n_lanes = ESM_MAX_LANES;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv_reader, NULL);
     pthread_cond_init(&t->cv_lanes, NULL);
@@ -544,7 +544,7 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
 }
 
 /* Stop and free a task (waits for an invocation in flight); its checkpoint is queued. */
-static void task_stop(esm_t *e, shard_task_t *t) {
+static void task_stop(esm_t *e, esm_task_t *t) {
     hook_remove(e, t);
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->stop, 1);
@@ -569,14 +569,14 @@ static void task_stop(esm_t *e, shard_task_t *t) {
     free(t);
 }
 
-static void stop_all_tasks(esm_t *e, mapping_t *m) {
-    shard_task_t *t = m->tasks;
+static void stop_all_tasks(esm_t *e, esm_mapping_t *m) {
+    esm_task_t *t = m->tasks;
     m->tasks = NULL;
     pthread_mutex_lock(&e->mu);
     m->n_tasks = 0;
     pthread_mutex_unlock(&e->mu);
     while (t) {
-        shard_task_t *n = t->next;
+        esm_task_t *n = t->next;
         task_stop(e, t);
         t = n;
     }
@@ -585,13 +585,13 @@ static void stop_all_tasks(esm_t *e, mapping_t *m) {
 
 /* ---- manager --------------------------------------------------------------------------------- */
 
-static int is_finished(const mapping_t *m, uint32_t shard) {
+static int is_finished(const esm_mapping_t *m, uint32_t shard) {
     for (size_t i = 0; i < m->n_finished; i++)
         if (m->finished[i] == shard) return 1;
     return 0;
 }
 
-static void mark_finished(mapping_t *m, uint32_t shard) {
+static void mark_finished(esm_mapping_t *m, uint32_t shard) {
     if (is_finished(m, shard)) return;
     if (m->n_finished == m->cap_finished) {
         size_t cap = m->cap_finished ? m->cap_finished * 2 : 16;
@@ -603,14 +603,14 @@ static void mark_finished(mapping_t *m, uint32_t shard) {
     m->finished[m->n_finished++] = shard;
 }
 
-static void set_state(esm_t *e, mapping_t *m, const char *state) {
+static void set_state(esm_t *e, esm_mapping_t *m, const char *state) {
     pthread_mutex_lock(&e->mu);
     snprintf(m->cfg.state, sizeof m->cfg.state, "%s", state);
     pthread_mutex_unlock(&e->mu);
 }
 
-static run_t *run_build(esm_t *e, const esm_config_t *cfg) {
-    run_t *r = calloc(1, sizeof *r);
+static esm_run_t *run_build(esm_t *e, const esm_config_t *cfg) {
+    esm_run_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     config_copy(&r->cfg, cfg);
     r->refs = 1;
@@ -627,7 +627,7 @@ static run_t *run_build(esm_t *e, const esm_config_t *cfg) {
 
 /* Bring one mapping's tasks in line with its configuration.  Returns 1 when the mapping was
  * deleted (and freed). */
-static int reconcile(esm_t *e, mapping_t *m) {
+static int reconcile(esm_t *e, esm_mapping_t *m) {
     pthread_mutex_lock(&e->mu);
     int desire = m->desire, enabled = m->cfg.enabled;
     uint64_t gen = m->cfg_gen;
@@ -635,15 +635,15 @@ static int reconcile(esm_t *e, mapping_t *m) {
     config_copy(&snap, &m->cfg);
     pthread_mutex_unlock(&e->mu);
 
-    if (desire == DESIRE_DELETE) {
+    if (desire == ESM_DESIRE_DELETE) {
         stop_all_tasks(e, m);
         pthread_mutex_lock(&e->ck_mu);
-        ck_item_t *it = calloc(1, sizeof *it);
+        esm_ck_item_t *it = calloc(1, sizeof *it);
         if (it) {
             snprintf(it->uuid, sizeof it->uuid, "%s", snap.uuid);
             it->del = 1;
             /* After every pending checkpoint of it (the list is written head first: append). */
-            ck_item_t **p = &e->ck_head;
+            esm_ck_item_t **p = &e->ck_head;
             while (*p) p = &(*p)->next;
             *p = it;
             e->ck_gen++;
@@ -652,7 +652,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         pthread_mutex_unlock(&e->ck_mu);
         ck_flush(e);
         pthread_mutex_lock(&e->mu);
-        for (mapping_t **p = &e->maps; *p; p = &(*p)->next)
+        for (esm_mapping_t **p = &e->maps; *p; p = &(*p)->next)
             if (*p == m) {
                 *p = m->next;
                 break;
@@ -704,10 +704,10 @@ static int reconcile(esm_t *e, mapping_t *m) {
     size_t n_ck = 0;
     ck_load_all(e, m->cfg.uuid, &cks, &n_ck);
     for (size_t i = 0; i < n_ck; i++)
-        if (cks[i].flags & CK_FINISHED) mark_finished(m, cks[i].shard);
+        if (cks[i].flags & ESM_CK_FINISHED) mark_finished(m, cks[i].shard);
     /* Finished tasks leave; their children may start below. */
-    for (shard_task_t **p = &m->tasks; *p;) {
-        shard_task_t *t = *p;
+    for (esm_task_t **p = &m->tasks; *p;) {
+        esm_task_t *t = *p;
         pthread_mutex_lock(&t->mu);
         int fin = t->finished;
         pthread_mutex_unlock(&t->mu);
@@ -723,7 +723,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         const slog_shard_info_t *s = &info.shards[i];
         if (is_finished(m, s->index)) continue;
         int running = 0;
-        for (shard_task_t *t = m->tasks; t; t = t->next) running |= t->shard == s->index;
+        for (esm_task_t *t = m->tasks; t; t = t->next) running |= t->shard == s->index;
         if (running) continue;
         /* Parents first. */
         int ready = 1;
@@ -738,7 +738,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         for (size_t j = 0; j < n_ck; j++)
             if (cks[j].shard == s->index) ck = &cks[j];
         ck_rec_t born = {s->index, s->seq_start, 0, 0, NULL};   /* a child born after creation */
-        shard_task_t *t = task_start(e, m, s->index, ck ? ck : &born);
+        esm_task_t *t = task_start(e, m, s->index, ck ? ck : &born);
         if (t) {
             t->next = m->tasks;
             m->tasks = t;
@@ -747,7 +747,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
     ck_recs_free(cks, n_ck);
     slog_stream_info_free(&info);
     uint32_t nt = 0;
-    for (shard_task_t *t = m->tasks; t; t = t->next) nt++;
+    for (esm_task_t *t = m->tasks; t; t = t->next) nt++;
     pthread_mutex_lock(&e->mu);
     m->n_tasks = nt;
     snprintf(m->cfg.state, sizeof m->cfg.state, "Enabled");
@@ -760,10 +760,10 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->mu);
     while (!e->closing) {
         size_t n = 0;
-        for (mapping_t *m = e->maps; m; m = m->next) n++;
-        mapping_t **list = n ? malloc(n * sizeof *list) : NULL;
+        for (esm_mapping_t *m = e->maps; m; m = m->next) n++;
+        esm_mapping_t **list = n ? malloc(n * sizeof *list) : NULL;
         size_t k = 0;
-        for (mapping_t *m = e->maps; m && list; m = m->next) list[k++] = m;
+        for (esm_mapping_t *m = e->maps; m && list; m = m->next) list[k++] = m;
         e->mgr_poked = 0;
         pthread_mutex_unlock(&e->mu);
         for (size_t i = 0; i < k; i++) reconcile(e, list[i]);
@@ -815,10 +815,10 @@ int esm_open(const char *data_dir, slog_t *lg, fn_t *fn, const esm_opts_t *opts,
         MDB_val k, v;
         int r = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (!rc && r == 0) {
-            mapping_t *m = calloc(1, sizeof *m);
+            esm_mapping_t *m = calloc(1, sizeof *m);
             if (m && map_from_json(v.mv_data, v.mv_size, m) == 0) {
                 snprintf(m->cfg.state, sizeof m->cfg.state, "%s",
-                         m->desire == DESIRE_DELETE ? "Deleting"
+                         m->desire == ESM_DESIRE_DELETE ? "Deleting"
                          : m->cfg.enabled           ? "Enabling"
                                                     : "Disabled");
                 snprintf(m->cfg.state_reason, sizeof m->cfg.state_reason, "User action");
@@ -866,7 +866,7 @@ void esm_close(esm_t *e) {
     pthread_cond_broadcast(&e->mgr_cv);
     pthread_mutex_unlock(&e->mu);
     if (e->started) pthread_join(e->manager, NULL);
-    for (mapping_t *m = e->maps; m; m = m->next)
+    for (esm_mapping_t *m = e->maps; m; m = m->next)
         if (m->tasks) stop_all_tasks(e, m);
     slog_set_append_hook(e->lg, NULL, NULL);
     ck_flush(e);
@@ -875,7 +875,7 @@ void esm_close(esm_t *e) {
     pthread_cond_broadcast(&e->ck_cv);
     pthread_mutex_unlock(&e->ck_mu);
     pthread_join(e->ckthread, NULL);
-    for (mapping_t *m = e->maps, *n; m; m = n) {
+    for (esm_mapping_t *m = e->maps, *n; m; m = n) {
         n = m->next;
         if (m->run) run_unref(e, m->run);
         free(m->finished);
@@ -947,8 +947,8 @@ static int resolve_function(esm_t *e, const char *given, char *name, char *arn, 
     return 0;
 }
 
-static mapping_t *find_locked(esm_t *e, const char *uuid) {
-    for (mapping_t *m = e->maps; m; m = m->next)
+static esm_mapping_t *find_locked(esm_t *e, const char *uuid) {
+    for (esm_mapping_t *m = e->maps; m; m = m->next)
         if (!strcmp(m->cfg.uuid, uuid)) return m;
     return NULL;
 }
@@ -968,7 +968,7 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
         return tr_err_set(err, TR_EINVAL, "StartingPositionTimestamp is required with "
                           "StartingPosition AT_TIMESTAMP");
     if ((rc = validate(e, in, err))) return rc;
-    mapping_t *m = calloc(1, sizeof *m);
+    esm_mapping_t *m = calloc(1, sizeof *m);
     if (!m) return tr_err_set(err, TR_ENOMEM, "out of memory");
     config_copy(&m->cfg, in);
     rc = resolve_function(e, in->function_name, m->cfg.function_name, m->cfg.function_arn, err);
@@ -996,11 +996,11 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
             c->next = begin;
         } else if (in->starting_position == ESM_LATEST) {
             c->next = end;
-            if (s->closed) c->flags = CK_FINISHED;
+            if (s->closed) c->flags = ESM_CK_FINISHED;
         } else {
             slog_position(e->lg, info.id, s->index, in->starting_ts_ms, &begin, &end, &at, NULL);
             c->next = at;
-            if (s->closed && at >= s->seq_end) c->flags = CK_FINISHED;
+            if (s->closed && at >= s->seq_end) c->flags = ESM_CK_FINISHED;
         }
     }
     tr_uuid_v4(m->cfg.uuid);
@@ -1010,8 +1010,8 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
     snprintf(m->cfg.last_result, sizeof m->cfg.last_result, "No records processed");
 
     pthread_mutex_lock(&e->mu);
-    for (mapping_t *x = e->maps; x; x = x->next)
-        if (x->desire != DESIRE_DELETE && !strcmp(x->cfg.function_arn, m->cfg.function_arn) &&
+    for (esm_mapping_t *x = e->maps; x; x = x->next)
+        if (x->desire != ESM_DESIRE_DELETE && !strcmp(x->cfg.function_arn, m->cfg.function_arn) &&
             !strcmp(x->cfg.source_arn, m->cfg.source_arn)) {
             rc = tr_err_set(err, TR_EEXISTS, "The event source arn (\" %s \") and function "
                             "(\" %s \") provided mapping already exists. Please update or delete "
@@ -1042,7 +1042,7 @@ fail:
 
 int esm_get(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     if (m) config_copy(out, &m->cfg);
     pthread_mutex_unlock(&e->mu);
     if (!m)
@@ -1065,10 +1065,10 @@ int esm_list(esm_t *e, const char *function_name, const char *source_arn, const 
         return TR_EINVAL;
     pthread_mutex_lock(&e->mu);
     size_t total = 0;
-    for (mapping_t *m = e->maps; m; m = m->next) total++;
+    for (esm_mapping_t *m = e->maps; m; m = m->next) total++;
     esm_config_t *all = calloc(total ? total : 1, sizeof *all);
     size_t k = 0;
-    for (mapping_t *m = e->maps; m && all; m = m->next) {
+    for (esm_mapping_t *m = e->maps; m && all; m = m->next) {
         if (fname[0] && strcmp(m->cfg.function_name, fname)) continue;
         if (source_arn && *source_arn && strcmp(m->cfg.source_arn, source_arn)) continue;
         if (marker && *marker && strcmp(m->cfg.uuid, marker) <= 0) continue;
@@ -1095,14 +1095,14 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
         if (rc) return rc;
     }
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
         rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
                         "(Event source mapping %s)", uuid);
         goto out;
     }
-    if (m->desire == DESIRE_DELETE) {
+    if (m->desire == ESM_DESIRE_DELETE) {
         rc = tr_err_set(err, TR_EINUSE, "Cannot update the event source mapping %s: it is being "
                         "deleted", uuid);
         goto out;
@@ -1158,19 +1158,19 @@ out:
 
 int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
         rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
                         "(Event source mapping %s)", uuid);
-    } else if (m->desire == DESIRE_DELETE) {
+    } else if (m->desire == ESM_DESIRE_DELETE) {
         rc = tr_err_set(err, TR_EINUSE, "The event source mapping %s is already being deleted",
                         uuid);
     } else {
-        m->desire = DESIRE_DELETE;
+        m->desire = ESM_DESIRE_DELETE;
         rc = map_store(e, m, NULL, 0, err);   /* survives a crash: deletion resumes at start */
         if (rc) {
-            m->desire = DESIRE_RUN;
+            m->desire = ESM_DESIRE_RUN;
         } else {
             snprintf(m->cfg.state, sizeof m->cfg.state, "Deleting");
             config_copy(out, &m->cfg);
@@ -1187,10 +1187,10 @@ int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
 int esm_stats_list(esm_t *e, esm_stats_t **out, size_t *n) {
     pthread_mutex_lock(&e->mu);
     size_t k = 0;
-    for (mapping_t *m = e->maps; m; m = m->next) k++;
+    for (esm_mapping_t *m = e->maps; m; m = m->next) k++;
     esm_stats_t *s = calloc(k ? k : 1, sizeof *s);
     size_t i = 0;
-    for (mapping_t *m = e->maps; m && s; m = m->next, i++) {
+    for (esm_mapping_t *m = e->maps; m && s; m = m->next, i++) {
         snprintf(s[i].uuid, sizeof s[i].uuid, "%s", m->cfg.uuid);
         snprintf(s[i].function_name, sizeof s[i].function_name, "%s", m->cfg.function_name);
         s[i].iterator_age_ms = m->iterator_age_ms;

@@ -22,59 +22,61 @@
 #include "fn/esm.h"
 
 #define ESM_ACCOUNT "000000000000"
-#define MAX_LANES 10
-#define MAX_PAYLOAD (6 * 1024 * 1024 - 4096)   /* AWS: 6 MB synchronous invoke payload */
-#define LANE_MAX_BYTES (8u << 20)               /* queued data per lane before the reader waits */
+#define ESM_MAX_LANES 10
+#define ESM_MAX_PAYLOAD (6 * 1024 * 1024 - 4096) /* AWS: 6 MB synchronous invoke payload */
+#define ESM_LANE_MAX_BYTES (8u << 20)            /* queued data per lane before the reader
+                                                    waits */
 #define ESM_QUEUE_MAX ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
-                                                  readers wait above it, so memory stays bounded
-                                                  however many mappings x shards x lanes run */
-#define READ_MAX_RECORDS 10000
-#define CK_FINISHED 1u
+                                                    readers wait above it, so memory stays
+                                                    bounded however many mappings x shards x
+                                                    lanes run */
+#define ESM_READ_MAX_RECORDS 10000
+#define ESM_CK_FINISHED 1u
 
-enum { DESIRE_RUN = 0, DESIRE_DELETE = 1 };
+enum { ESM_DESIRE_RUN = 0, ESM_DESIRE_DELETE = 1 };
 
 _Static_assert(ESM_UUID_LEN == TR_UUID_LEN, "mapping UUIDs are core/uuid.h's");
 
 /* ---- types ----------------------------------------------------------------------------------- */
 
-typedef struct rec {
+typedef struct esm_rec {
     uint64_t seq;
     int64_t arrival_ms;
     int64_t queued_ms;                   /* monotonic, for MaximumBatchingWindowInSeconds */
     uint16_t pk_len;
     uint32_t data_len;
     char bytes[];                        /* pk, NUL, data, NUL */
-} rec_t;
+} esm_rec_t;
 
-typedef struct shard_task shard_task_t;
-typedef struct mapping mapping_t;
+typedef struct esm_task esm_task_t;
+typedef struct esm_mapping esm_mapping_t;
 
-typedef struct lane {
-    shard_task_t *t;
+typedef struct esm_lane {
+    esm_task_t *t;
     int idx;
-    rec_t **q;                           /* ring */
+    esm_rec_t **q;                       /* ring */
     size_t head, n, cap, bytes;
     pthread_t thread;
     int running;
     /* tumbling window (lane 0 only; ParallelizationFactor is 1 then) */
     int64_t win_start;                   /* 0: no open window */
     char *state;                         /* JSON object text; NULL = "{}" */
-} lane_t;
+} esm_lane_t;
 
 /* What a task runs with: a snapshot of the configuration (tasks restart when it changes). */
-typedef struct run {
+typedef struct esm_run {
     esm_config_t cfg;
     esm_filter_t *filter;
     char stream_name[SLOG_MAX_STREAM_NAME + 1];
     char dest_stream[SLOG_MAX_STREAM_NAME + 1];   /* "" when no destination */
     int refs;                            /* under e->mu */
-} run_t;
+} esm_run_t;
 
-struct shard_task {
-    shard_task_t *next;                  /* in the mapping's list */
-    shard_task_t *hnext;                 /* in the hook's table */
-    mapping_t *m;
-    run_t *run;
+struct esm_task {
+    esm_task_t *next;                    /* in the mapping's list */
+    esm_task_t *hnext;                   /* in the hook's table */
+    esm_mapping_t *m;
+    esm_run_t *run;
     esm_t *e;
     uint64_t stream_id;
     uint32_t shard;
@@ -87,22 +89,22 @@ struct shard_task {
     int finished;                        /* ... and processed and checkpointed */
     uint64_t ck_next;                    /* last checkpoint handed to the checkpointer */
     int n_lanes;
-    lane_t lanes[MAX_LANES];
+    esm_lane_t lanes[ESM_MAX_LANES];
     pthread_t reader;
     int reader_running;
 };
 
-struct mapping {
-    mapping_t *next;
+struct esm_mapping {
+    esm_mapping_t *next;
     esm_config_t cfg;                    /* under e->mu */
     uint64_t cfg_gen;                    /* bumped by every update */
     int desire;                          /* DESIRE_* */
     uint64_t stream_id;
     /* manager-owned */
     uint32_t n_tasks;                    /* copy of the task count, under e->mu (stats) */
-    run_t *run;
+    esm_run_t *run;
     uint64_t run_gen;
-    shard_task_t *tasks;
+    esm_task_t *tasks;
     uint32_t *finished;                  /* shards known finished */
     size_t n_finished, cap_finished;
     /* stats (under e->mu) */
@@ -110,8 +112,8 @@ struct mapping {
     uint64_t invocations, errors, records_in, records_filtered, records_discarded;
 };
 
-typedef struct ck_item {
-    struct ck_item *next;
+typedef struct esm_ck_item {
+    struct esm_ck_item *next;
     char uuid[ESM_UUID_LEN + 1];
     uint32_t shard;
     uint64_t next_counter;
@@ -119,7 +121,7 @@ typedef struct ck_item {
     int64_t win_start;
     char *state;
     int del;                             /* delete every checkpoint of uuid instead */
-} ck_item_t;
+} esm_ck_item_t;
 
 struct esm {
     atomic_size_t queued_bytes;          /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
@@ -130,19 +132,19 @@ struct esm {
     MDB_env *env;
     MDB_dbi db_map, db_ck;
     pthread_mutex_t mu;
-    mapping_t *maps;
+    esm_mapping_t *maps;
     /* manager */
     pthread_t manager;
     pthread_cond_t mgr_cv;
     int mgr_poked, closing, started;
     /* hook table: tasks by (stream id, shard) */
     pthread_mutex_t hook_mu;
-    shard_task_t *hook[256];
+    esm_task_t *hook[256];
     /* checkpointer */
     pthread_t ckthread;
     pthread_mutex_t ck_mu;
     pthread_cond_t ck_cv, ck_done;
-    ck_item_t *ck_head;
+    esm_ck_item_t *ck_head;
     uint64_t ck_gen, ck_flushed;
     int ck_closing;
 };
@@ -168,13 +170,13 @@ void esm__poke_manager(esm_t *e);
 /* ---- functions of esm_run.c used by esm.c -------------------------------------------------- */
 
 /* Drop the first k queued records of a lane, releasing their bytes.  Caller holds t->mu. */
-void esm__lane_pop(lane_t *l, size_t k);
+void esm__lane_pop(esm_lane_t *l, size_t k);
 /* Under t->mu: persist the shard's checkpoint if it moved (or the window state changed), and
  * finish the shard when a closed shard is fully processed.  Returns a flush generation to wait
  * for (outside the lock) when the shard just finished, else 0. */
-uint64_t esm__checkpoint_locked(shard_task_t *t, int state_changed);
-/* Thread bodies of a shard task, started by task_start (esm.c): arg is the lane_t / the
- * shard_task_t. */
+uint64_t esm__checkpoint_locked(esm_task_t *t, int state_changed);
+/* Thread bodies of a shard task, started by task_start (esm.c): arg is the esm_lane_t / the
+ * esm_task_t. */
 void *esm__lane_main(void *arg);
 void *esm__reader_main(void *arg);
 

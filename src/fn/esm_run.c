@@ -40,7 +40,7 @@ typedef struct inv_out {
 } inv_out_t;
 
 /* Interpret a successful invocation's response per the mapping (see esm.h). */
-static void parse_response(const run_t *run, rec_t **recs, size_t n, uint32_t shard,
+static void parse_response(const esm_run_t *run, esm_rec_t **recs, size_t n, uint32_t shard,
                            const uint8_t *p, size_t len, inv_out_t *o) {
     o->kind = INV_OK;
     if (!run->cfg.report_item_failures && !run->cfg.tumbling_window_s) return;
@@ -92,10 +92,10 @@ typedef struct win_arg {
     int is_final;
 } win_arg_t;
 
-static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_t *w,
+static void invoke_batch(esm_task_t *t, esm_rec_t **recs, size_t n, const win_arg_t *w,
                          inv_out_t *o) {
     esm_t *e = t->e;
-    const run_t *run = t->run;
+    const esm_run_t *run = t->run;
     memset(o, 0, sizeof *o);
     char name[FN_MAX_NAME + 1], qual[130];
     tr_err err;
@@ -212,11 +212,11 @@ static void put_done(void *arg, int rc) {
  * "RecordAgeExceeded").  With a destination, blocks until the report is durable in it (retrying
  * while the task runs); returns 0 when the records may be checkpointed, -1 when the task is
  * stopping before that. */
-static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *condition,
+static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condition,
                    const inv_out_t *last, int invoke_count) {
     esm_t *e = t->e;
     if (!n) return 0;   /* a window's final invoke without records: nothing to report */
-    const run_t *run = t->run;
+    const esm_run_t *run = t->run;
     char first[SLOG_SEQ_STRLEN + 1], lastseq[SLOG_SEQ_STRLEN + 1], a1[32], a2[32], now[32];
     slog_seq_format(t->shard, recs[0]->seq, first);
     slog_seq_format(t->shard, recs[n - 1]->seq, lastseq);
@@ -292,13 +292,13 @@ static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *conditio
 
 /* ---- one lane's batch ------------------------------------------------------------------------ */
 
-static int expired(const shard_task_t *t, const rec_t *r, int64_t now) {
+static int expired(const esm_task_t *t, const esm_rec_t *r, int64_t now) {
     int32_t age = t->run->cfg.max_record_age_s;
     return age >= 0 && now - r->arrival_ms > (int64_t)age * t->e->age_unit_ms;
 }
 
 /* Sleep for a retry, in slices so that a stop is noticed.  -1 if stopping. */
-static int backoff(shard_task_t *t, int attempt) {
+static int backoff(esm_task_t *t, int attempt) {
     int64_t ms = t->e->backoff_ms;
     for (int i = 1; i < attempt && ms < 1000; i++) ms *= 2;
     if (ms > 1000) ms = 1000;
@@ -312,8 +312,9 @@ static int backoff(shard_task_t *t, int attempt) {
 /* Process recs[0, n) to completion under the mapping's policy.  Returns how many records, from
  * the front, are done (n unless the task is stopping).  *state gets the window state to carry
  * (malloc'd, may be NULL). */
-static size_t process_batch(lane_t *l, rec_t **recs, size_t n, const win_arg_t *w, char **state) {
-    shard_task_t *t = l->t;
+static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win_arg_t *w,
+                            char **state) {
+    esm_task_t *t = l->t;
     const esm_config_t *cfg = &t->run->cfg;
     typedef struct span {
         size_t lo, hi;
@@ -427,12 +428,12 @@ static size_t process_batch(lane_t *l, rec_t **recs, size_t n, const win_arg_t *
 
 /* ---- lanes ----------------------------------------------------------------------------------- */
 
-static rec_t *lane_at(const lane_t *l, size_t i) { return l->q[(l->head + i) % l->cap]; }
+static esm_rec_t *lane_at(const esm_lane_t *l, size_t i) { return l->q[(l->head + i) % l->cap]; }
 
-static int lane_push(lane_t *l, rec_t *r) {
+static int lane_push(esm_lane_t *l, esm_rec_t *r) {
     if (l->n == l->cap) {
         size_t cap = l->cap ? l->cap * 2 : 256;
-        rec_t **q = malloc(cap * sizeof *q);
+        esm_rec_t **q = malloc(cap * sizeof *q);
         if (!q) return -1;
         for (size_t i = 0; i < l->n; i++) q[i] = lane_at(l, i);
         free(l->q);
@@ -447,9 +448,9 @@ static int lane_push(lane_t *l, rec_t *r) {
     return 0;
 }
 
-void esm__lane_pop(lane_t *l, size_t k) {
+void esm__lane_pop(esm_lane_t *l, size_t k) {
     for (size_t i = 0; i < k && l->n; i++) {
-        rec_t *r = l->q[l->head];
+        esm_rec_t *r = l->q[l->head];
         l->bytes -= r->data_len + r->pk_len;
         atomic_fetch_sub(&l->t->e->queued_bytes, r->data_len + r->pk_len);
         free(r);
@@ -458,7 +459,7 @@ void esm__lane_pop(lane_t *l, size_t k) {
     }
 }
 
-static int64_t window_of(const shard_task_t *t, int64_t arrival_ms) {
+static int64_t window_of(const esm_task_t *t, int64_t arrival_ms) {
     int64_t w = (int64_t)t->run->cfg.tumbling_window_s * 1000;
     return arrival_ms - ((arrival_ms % w) + w) % w;
 }
@@ -466,7 +467,7 @@ static int64_t window_of(const shard_task_t *t, int64_t arrival_ms) {
 /* Under t->mu: persist the shard's checkpoint if it moved (or the window state changed), and
  * finish the shard when a closed shard is fully processed.  Returns a flush generation to wait
  * for (outside the lock) when the shard just finished, else 0. */
-uint64_t esm__checkpoint_locked(shard_task_t *t, int state_changed) {
+uint64_t esm__checkpoint_locked(esm_task_t *t, int state_changed) {
     uint64_t next = t->read_pos;
     for (int i = 0; i < t->n_lanes; i++)
         if (t->lanes[i].n && lane_at(&t->lanes[i], 0)->seq < next) next = lane_at(&t->lanes[i], 0)->seq;
@@ -477,17 +478,17 @@ uint64_t esm__checkpoint_locked(shard_task_t *t, int state_changed) {
     if (t->read_done && all_empty && !t->finished) {
         t->finished = 1;
         t->ck_next = next;
-        return esm__ck_put(t->e, t->run->cfg.uuid, t->shard, next, CK_FINISHED, 0, NULL);
+        return esm__ck_put(t->e, t->run->cfg.uuid, t->shard, next, ESM_CK_FINISHED, 0, NULL);
     }
     if (next != t->ck_next || state_changed) {
         t->ck_next = next;
-        lane_t *l0 = &t->lanes[0];
+        esm_lane_t *l0 = &t->lanes[0];
         esm__ck_put(t->e, t->run->cfg.uuid, t->shard, next, 0, l0->win_start, l0->state);
     }
     return 0;
 }
 
-static void finish_wait(shard_task_t *t, uint64_t gen) {
+static void finish_wait(esm_task_t *t, uint64_t gen) {
     if (!gen) return;
     esm__ck_wait(t->e, gen);
     tr_info("esm", "mapping %s: shardId-%012u finished (read to its end)", t->run->cfg.uuid,
@@ -496,12 +497,12 @@ static void finish_wait(shard_task_t *t, uint64_t gen) {
 }
 
 void *esm__lane_main(void *arg) {
-    lane_t *l = arg;
-    shard_task_t *t = l->t;
+    esm_lane_t *l = arg;
+    esm_task_t *t = l->t;
     const esm_config_t *cfg = &t->run->cfg;
     int64_t wsize = (int64_t)cfg->tumbling_window_s * 1000;
     int64_t batching_ms = (int64_t)cfg->max_batching_window_s * 1000;
-    rec_t **batch = malloc(cfg->batch_size * sizeof *batch);
+    esm_rec_t **batch = malloc(cfg->batch_size * sizeof *batch);
     if (!batch) {
         tr_error("esm", "mapping %s: out of memory starting a lane", cfg->uuid);
         return NULL;
@@ -532,10 +533,10 @@ void *esm__lane_main(void *arg) {
             size_t est = 0;
             int64_t win = wsize ? window_of(t, lane_at(l, 0)->arrival_ms) : 0;
             while (k < l->n && k < cfg->batch_size) {
-                rec_t *r = lane_at(l, k);
+                esm_rec_t *r = lane_at(l, k);
                 if (wsize && window_of(t, r->arrival_ms) != win) break;
                 size_t sz = (size_t)r->data_len * 4 / 3 + 2u * r->pk_len + 2 * strlen(cfg->source_arn) + 400;
-                if (k && est + sz > MAX_PAYLOAD) break;
+                if (k && est + sz > ESM_MAX_PAYLOAD) break;
                 est += sz;
                 batch[k++] = r;
             }
@@ -550,7 +551,7 @@ void *esm__lane_main(void *arg) {
             }
             /* MaximumBatchingWindowInSeconds: wait for a fuller batch, unless the shard is done
              * or the batch is as full as it can be. */
-            int full = k >= cfg->batch_size || k < l->n || est * 2 > MAX_PAYLOAD;
+            int full = k >= cfg->batch_size || k < l->n || est * 2 > ESM_MAX_PAYLOAD;
             if (!final && !full && batching_ms && !t->read_done) {
                 int64_t due = lane_at(l, 0)->queued_ms + batching_ms, mnow = tr_mono_ms();
                 if (mnow < due) {
@@ -616,9 +617,9 @@ void *esm__lane_main(void *arg) {
 /* ---- reader ---------------------------------------------------------------------------------- */
 
 void *esm__reader_main(void *arg) {
-    shard_task_t *t = arg;
+    esm_task_t *t = arg;
     esm_t *e = t->e;
-    const run_t *run = t->run;
+    const esm_run_t *run = t->run;
     slog_read_t rd;
     memset(&rd, 0, sizeof rd);
     int warned = 0;
@@ -631,7 +632,7 @@ void *esm__reader_main(void *arg) {
         }
         size_t limit = (size_t)run->cfg.batch_size * (size_t)t->n_lanes * 2;
         if (limit < 1000) limit = 1000;
-        if (t->read_done || queued >= limit || bytes >= LANE_MAX_BYTES * (size_t)t->n_lanes ||
+        if (t->read_done || queued >= limit || bytes >= ESM_LANE_MAX_BYTES * (size_t)t->n_lanes ||
             atomic_load(&e->queued_bytes) >= ESM_QUEUE_MAX) {
             struct timespec ts;
             esm__abstime_in(&ts, 1000);
@@ -643,7 +644,7 @@ void *esm__reader_main(void *arg) {
         pthread_mutex_unlock(&t->mu);
 
         size_t want = limit - queued;
-        if (want > READ_MAX_RECORDS) want = READ_MAX_RECORDS;
+        if (want > ESM_READ_MAX_RECORDS) want = ESM_READ_MAX_RECORDS;
         uint64_t closed_end = UINT64_MAX;
         tr_err err;
         tr_err_clear(&err);
@@ -665,7 +666,7 @@ void *esm__reader_main(void *arg) {
         }
         warned = 0;
         /* Filter and copy outside the lock; the lanes get whole records. */
-        rec_t **keep = rd.n ? malloc(rd.n * sizeof *keep) : NULL;
+        esm_rec_t **keep = rd.n ? malloc(rd.n * sizeof *keep) : NULL;
         uint32_t *lane_of = rd.n ? malloc(rd.n * sizeof *lane_of) : NULL;
         size_t n_keep = 0, n_filtered = 0;
         int64_t mnow = tr_mono_ms();
@@ -680,7 +681,7 @@ void *esm__reader_main(void *arg) {
                     continue;
                 }
             }
-            rec_t *c = malloc(sizeof *c + r->pk_len + 1 + r->data_len + 1);
+            esm_rec_t *c = malloc(sizeof *c + r->pk_len + 1 + r->data_len + 1);
             if (!c) break;
             c->seq = r->seq;
             c->arrival_ms = r->arrival_ms;
