@@ -233,8 +233,8 @@ static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
 }
 
 void slog__seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
-    memcpy(hdr, seg_magic, 8);
-    put64(hdr + 8, first);
+    memcpy(hdr, slog__seg_magic, 8);
+    slog__put64(hdr + 8, first);
 }
 
 /* Check a segment's 16-byte header.  NULL if fine, else what is wrong. */
@@ -249,8 +249,8 @@ const char *slog__seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg
         return "read error";
     }
     if (r > 0) return "file shorter than the 16-byte header";
-    if (memcmp(hdr, seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
-    if (get64(hdr + 8) != seg->first_seq)
+    if (memcmp(hdr, slog__seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
+    if (slog__get64(hdr + 8) != seg->first_seq)
         return "first seq in the header differs from the file name";
     return NULL;
 }
@@ -293,7 +293,7 @@ fail:;
     int e = errno;
     if (fd >= 0) sh->io->close(fd);
     sh->io->unlink(seg->path);
-    rc = slog__io_err(err, e, what, seg->path, FIX_DISK);
+    rc = slog__io_err(err, e, what, seg->path, SLOG_FIX_DISK);
     slog__seg_unref(sh, seg);
     return rc;
 }
@@ -313,21 +313,21 @@ void slog__idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
     uint8_t *b = malloc(n);
     if (!b) return;
-    memcpy(b, idx_magic, 8);
-    put64(b + 8, seg->first_seq);
-    put64(b + 16, seg->pub_end);
-    put64(b + 24, seg->pub_size);
-    put64(b + 32, (uint64_t)seg->pub_last_arrival);
-    put32(b + 40, (uint32_t)seg->nix);
+    memcpy(b, slog__idx_magic, 8);
+    slog__put64(b + 8, seg->first_seq);
+    slog__put64(b + 16, seg->pub_end);
+    slog__put64(b + 24, seg->pub_size);
+    slog__put64(b + 32, (uint64_t)seg->pub_last_arrival);
+    slog__put32(b + 40, (uint32_t)seg->nix);
     for (size_t i = 0; i < seg->nix; i++) {
         uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
-        put64(e, seg->ix[i].seq);
-        put64(e + 8, seg->ix[i].off);
-        put64(e + 16, (uint64_t)seg->ix[i].arrival_ms);
+        slog__put64(e, seg->ix[i].seq);
+        slog__put64(e + 8, seg->ix[i].off);
+        slog__put64(e + 16, (uint64_t)seg->ix[i].arrival_ms);
     }
     uint32_t crc = tr_crc32c(0, b, 44);
     crc = tr_crc32c(crc, b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
-    put32(b + 44, crc);
+    slog__put32(b + 44, crc);
     int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     int ok = fd >= 0 && slog__full_pwrite(sh->io, fd, b, n, 0) == 0;
     int e = errno;
@@ -364,17 +364,17 @@ int slog__idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
     if (!(b = malloc(n)) || !(ix = malloc(nix * sizeof *ix))) goto out;
     if (slog__full_pread(sh->io, fd, b, n, 0) != 0) goto out;
     uint32_t crc = tr_crc32c(tr_crc32c(0, b, 44), b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
-    uint64_t end = get64(b + 16);
-    int64_t last = (int64_t)get64(b + 32);
-    if (memcmp(b, idx_magic, 8) != 0 || get64(b + 8) != seg->first_seq ||
-        get64(b + 24) != seg_size || get32(b + 40) != nix || get32(b + 44) != crc ||
-        end <= seg->first_seq)
+    uint64_t end = slog__get64(b + 16);
+    int64_t last = (int64_t)slog__get64(b + 32);
+    if (memcmp(b, slog__idx_magic, 8) != 0 || slog__get64(b + 8) != seg->first_seq ||
+        slog__get64(b + 24) != seg_size || slog__get32(b + 40) != nix ||
+        slog__get32(b + 44) != crc || end <= seg->first_seq)
         goto out;
     for (size_t i = 0; i < nix; i++) {
         const uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
-        ix[i].seq = get64(e);
-        ix[i].off = get64(e + 8);
-        ix[i].arrival_ms = (int64_t)get64(e + 16);
+        ix[i].seq = slog__get64(e);
+        ix[i].off = slog__get64(e + 8);
+        ix[i].arrival_ms = (int64_t)slog__get64(e + 16);
         if (i == 0 ? (ix[0].seq != seg->first_seq || ix[0].off != SLOG_SEG_HDR)
                    : (ix[i].seq <= ix[i - 1].seq || ix[i].off <= ix[i - 1].off ||
                       ix[i].arrival_ms < ix[i - 1].arrival_ms))
@@ -496,10 +496,10 @@ void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg) 
 
 /* Retry cutting a failed batch's bytes off the active segment. */
 static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0)
         return slog__io_err(err, errno, "truncate failed batch off", seg->path,
-                            FIX_DISK " (appends are refused until this succeeds)");
+                            SLOG_FIX_DISK " (appends are refused until this succeeds)");
     sh->w_trunc_pending = 0;
     return 0;
 }
@@ -507,19 +507,19 @@ static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
 /* Cut the active segment back to w_size after a failed batch.  The bytes past it were never
  * part of the log; if the cut fails, appends are refused until a retry succeeds. */
 static void w_undo_batch(slog_shard_t *sh) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0) {
         char eb[128];
         sh->w_trunc_pending = 1;
         tr_error("slog", "shard %s: cannot truncate %s back to %llu bytes after a failed write: "
-                 "%s; appends are refused until it succeeds. Fix: " FIX_DISK, sh->dir, seg->path,
-                 (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
+                 "%s; appends are refused until it succeeds. Fix: " SLOG_FIX_DISK, sh->dir,
+                 seg->path, (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
     }
 }
 
 /* Forget everything not committed: after a failed fdatasync nothing un-synced can be trusted. */
 static void w_rewind(slog_shard_t *sh) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     seg->w_size = seg->pub_size;
     sh->w_next = sh->pub_end;
     sh->w_last_arrival = sh->pub_last_arrival;
@@ -531,7 +531,7 @@ static void w_rewind(slog_shard_t *sh) {
 
 /* Start a new segment at w_next.  Only called when the active one is fully committed. */
 static int seg_roll(slog_shard_t *sh, tr_err *err) {
-    slog_seg_t *old = seg_active(sh);
+    slog_seg_t *old = slog__seg_active(sh);
     int rc = slog__seg_create(sh, sh->w_next, err);
     if (rc) return rc;
     sh->st_dirty = 1; /* DIR/state names the new newest segment before its first frame */
@@ -567,15 +567,15 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     if (sh->w_trunc_pending && (rc = w_retry_trunc(sh, err)) != 0) return rc;
     if (arrival_ms < sh->w_last_arrival) arrival_ms = sh->w_last_arrival; /* keep it monotonic */
 
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (seg->w_size >= sh->seg_bytes && sh->w_next > seg->first_seq && sh->w_next == sh->pub_end) {
         if ((rc = seg_roll(sh, err)) != 0) return rc;
-        seg = seg_active(sh);
+        seg = slog__seg_active(sh);
     }
     if (seg->w_size + total > (uint64_t)INT64_MAX)
         return tr_err_set(err, TR_EINVAL, "batch too large; Fix: append fewer records at once");
     if ((sh->st_dirty || sh->w_next + n > sh->hwm) &&
-        (rc = slog__state_write(sh, sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq,
+        (rc = slog__state_write(sh, slog__sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq,
                                 err)) != 0)
         return rc;
 
@@ -585,7 +585,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     int have = nix > 0;
     uint64_t off = seg->w_size, seq = sh->w_next;
     for (size_t i = 0; i < n; i++) {
-        if (ix_due(have, &last, seq, off)) {
+        if (slog__ix_due(have, &last, seq, off)) {
             last = (slog_ix_t){seq, off, arrival_ms};
             have = 1;
             k++;
@@ -601,7 +601,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
             return tr_err_set(err, TR_ENOMEM, "out of memory indexing shard %s; Fix: free memory",
                               sh->dir);
     }
-    size_t need = (size_t)min64(total, SLOG_STAGE_MAX + SLOG_FRAME_MAX);
+    size_t need = (size_t)slog__min64(total, SLOG_STAGE_MAX + SLOG_FRAME_MAX);
     if (sh->stage_cap < need) {
         uint8_t *s = realloc(sh->stage, need);
         if (!s)
@@ -627,19 +627,19 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
             woff += sl;
             sl = 0;
         }
-        if (ix_due(have, &last, seq, off)) {
+        if (slog__ix_due(have, &last, seq, off)) {
             last = (slog_ix_t){seq, off, arrival_ms};
             have = 1;
             seg->ix[nix + kk++] = last;
         }
         uint8_t *p = sh->stage + sl;
-        put32(p, flen);
-        put64(p + 8, seq);
-        put64(p + 16, (uint64_t)arrival_ms);
-        put16(p + 24, r->pk_len);
+        slog__put32(p, flen);
+        slog__put64(p + 8, seq);
+        slog__put64(p + 16, (uint64_t)arrival_ms);
+        slog__put16(p + 24, r->pk_len);
         if (r->pk_len) memcpy(p + SLOG_FRAME_HDR, r->pk, r->pk_len);
         if (r->data_len) memcpy(p + SLOG_FRAME_HDR + r->pk_len, r->data, r->data_len);
-        put32(p + 4, tr_crc32c(0, p + 8, flen - 8));
+        slog__put32(p + 4, tr_crc32c(0, p + 8, flen - 8));
         sl += flen;
         off += flen;
         seq++;
@@ -660,7 +660,7 @@ fail:;
     w_undo_batch(sh);
     char eb[128];
     return tr_err_set(err, TR_EIO, "write to %s failed: %s; none of the %zu records of this batch "
-                      "was appended (the shard stays usable). Fix: " FIX_DISK, seg->path,
+                      "was appended (the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
                       errtxt(e, eb, sizeof eb), n);
 }
 
@@ -668,7 +668,7 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
     if (!sh)
         return tr_err_set(err, TR_EINVAL, "slog_shard_sync: shard is NULL; Fix: pass an open "
                           "shard");
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->w_trunc_pending) {
         tr_err tmp;
         if (w_retry_trunc(sh, &tmp) != 0)
@@ -682,7 +682,7 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
         char eb[128];
         return tr_err_set(err, TR_EIO, "fdatasync %s failed: %s; the %llu records appended since "
                           "the last sync were not committed and were discarded (append them "
-                          "again; the shard stays usable). Fix: " FIX_DISK, seg->path,
+                          "again; the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
                           errtxt(e, eb, sizeof eb), lost);
     }
     pthread_mutex_lock(&sh->mu);
@@ -717,7 +717,7 @@ static int rd_corrupt(slog_shard_t *sh, const slog_seg_t *seg, uint64_t off, uin
 }
 
 /* Make at least `need` bytes of the file at w->pos available at out->buf + w->cur. */
-static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t need,
+static int rd_fill(slog_shard_t *sh, const slog_rd_span_t *sp, rd_win_t *w, size_t need,
                    slog_read_t *out, tr_err *err) {
     size_t avail = w->blen - w->cur;
     if (w->cur > w->keep) { /* drop skipped bytes */
@@ -726,8 +726,8 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
         w->blen = w->keep + avail;
     }
     uint64_t from = w->pos + avail;
-    uint64_t end = sat_add(w->pos, need);
-    uint64_t ahead = min64(sp->goal, sat_add(w->pos, SLOG_READ_CHUNK));
+    uint64_t end = slog__sat_add(w->pos, need);
+    uint64_t ahead = slog__min64(sp->goal, slog__sat_add(w->pos, SLOG_READ_CHUNK));
     if (ahead > end) end = ahead;
     if (end > sp->lim) end = sp->lim;
     if (end < w->pos + need)
@@ -744,7 +744,7 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
         out->buf_cap = cap;
     }
     int r = slog__full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
-    if (r < 0) return slog__io_err(err, errno, "read", sp->seg->path, FIX_DISK);
+    if (r < 0) return slog__io_err(err, errno, "read", sp->seg->path, SLOG_FIX_DISK);
     if (r > 0)
         return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
     w->blen += want;
@@ -806,7 +806,7 @@ static int hole_publish(slog_shard_t *sh, slog_seg_t *seg, slog_hole_t nh) {
  * TR_EIO, TR_ENOMEM, TR_ECORRUPT (a range too large to check, or bytes that read differently
  * twice).  Cost: one pread of up to ~1 MiB and two fsyncs, once per damaged range.
  */
-static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vseq,
+static int rd_damage(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t vpos, uint64_t vseq,
                      int64_t varr, uint64_t bad, const char *why, uint64_t *to_off,
                      uint64_t *to_seq, tr_err *err) {
     slog_seg_t *seg = sp->seg;
@@ -849,7 +849,7 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     }
     int r = n ? slog__full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
     if (r != 0) {
-        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
+        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
                    : rd_corrupt(sh, seg, vpos, vseq, "file shorter than its committed size", err);
         goto out;
     }
@@ -869,10 +869,10 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
             k++;
             continue;
         }
-        frame_hdr_t h;
+        slog_frame_hdr_t h;
         if (n - q < SLOG_FRAME_HDR) bwhy = "short frame header";
-        else if ((bwhy = frame_parse(b + q, n - q, &h)) != NULL) {
-        } else if (!frame_crc_ok(b + q, h.len)) bwhy = "checksum mismatch";
+        else if ((bwhy = slog__frame_parse(b + q, n - q, &h)) != NULL) {
+        } else if (!slog__frame_crc_ok(b + q, h.len)) bwhy = "checksum mismatch";
         else if (h.seq != seq) bwhy = "sequence number does not follow its predecessor";
         else if (h.seq >= limit) bwhy = "sequence number past the index";
         else if (h.arrival < arr) bwhy = "arrival time goes backwards";
@@ -883,7 +883,7 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     }
     slog_hole_t hole;
     if (bwhy) { /* 2. where intact frames resume */
-        frame_hdr_t rh;
+        slog_frame_hdr_t rh;
         uint64_t at = slog__rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
         hole = at ? (slog_hole_t){vpos + q, vpos + q + at, seq, rh.seq}
                   : (slog_hole_t){vpos + q, end, seq, limit};
@@ -937,7 +937,7 @@ out:
 /* Read the records of one segment into out.  *full when a limit was reached; *reached is the
  * seq the walk got to (past skipped damage too).  Known holes are jumped; damage met anywhere
  * else goes to rd_damage, which makes it a hole. */
-static int rd_span(slog_shard_t *sh, rd_span_t *sp, uint64_t from, size_t max_records,
+static int rd_span(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t from, size_t max_records,
                    size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached,
                    tr_err *err) {
     rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
@@ -961,19 +961,19 @@ static int rd_span(slog_shard_t *sh, rd_span_t *sp, uint64_t from, size_t max_re
             *full = 1;
             break;
         }
-        frame_hdr_t h;
+        slog_frame_hdr_t h;
         const char *why = NULL;
         if (w.pos + SLOG_FRAME_HDR > sp->lim) why = "committed records missing";
         else {
             if (w.blen - w.cur < SLOG_FRAME_HDR &&
                 (rc = rd_fill(sh, sp, &w, SLOG_FRAME_HDR, out, err)))
                 break;
-            why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
+            why = slog__frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
             if (!why && h.seq != seq) why = "unexpected sequence number";
             if (!why && seq >= from && w.blen - w.cur < h.len &&
                 (rc = rd_fill(sh, sp, &w, h.len, out, err)))
                 break;
-            if (!why && seq >= from && !frame_crc_ok(out->buf + w.cur, h.len))
+            if (!why && seq >= from && !slog__frame_crc_ok(out->buf + w.cur, h.len))
                 why = "checksum mismatch";
         }
         if (why) {
@@ -1044,7 +1044,7 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
     uint64_t next = from_seq;
     int rc = 0, full = 0;
     for (int first = 1; !full; first = 0) {
-        rd_span_t sp;
+        slog_rd_span_t sp;
         pthread_mutex_lock(&sh->mu);
         if (first) {
             if (next < sh->begin) next = sh->begin;
@@ -1080,11 +1080,11 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
         sp.nholes = seg->nholes;
         uint64_t skip_end = i < seg->nix ? seg->ix[i].off : sp.lim;
         size_t rem = max_records - out->n;
-        size_t hi = ix_lower_seq(seg->ix, seg->nix, sat_add(next, rem));
+        size_t hi = ix_lower_seq(seg->ix, seg->nix, slog__sat_add(next, rem));
         uint64_t hi_off = hi < seg->nix ? seg->ix[hi].off : sp.lim;
-        uint64_t budget = sat_add(max_bytes > out->bytes ? max_bytes - out->bytes : 0,
-                                  sat_mul(rem, SLOG_FRAME_HDR));
-        sp.goal = min64(min64(sp.lim, hi_off), sat_add(skip_end, budget));
+        uint64_t budget = slog__sat_add(max_bytes > out->bytes ? max_bytes - out->bytes : 0,
+                                        slog__sat_mul(rem, SLOG_FRAME_HDR));
+        sp.goal = slog__min64(slog__min64(sp.lim, hi_off), slog__sat_add(skip_end, budget));
         pthread_mutex_unlock(&sh->mu);
 
         uint64_t reached = next;
@@ -1127,7 +1127,7 @@ static uint64_t seek_walk(slog_shard_t *sh, slog_seg_t *seg, uint64_t pos, uint6
     if (!b) return start;
     while (seq < end_seq && pos + SLOG_FRAME_HDR <= end_off) {
         if (pos < wpos || pos + SLOG_FRAME_HDR > wpos + wlen) {
-            wlen = min64(SLOG_SEEK_BUF, end_off - pos);
+            wlen = slog__min64(SLOG_SEEK_BUF, end_off - pos);
             wpos = pos;
             if (slog__full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
                 seq = start;
@@ -1135,12 +1135,12 @@ static uint64_t seek_walk(slog_shard_t *sh, slog_seg_t *seg, uint64_t pos, uint6
             }
         }
         const uint8_t *p = b + (pos - wpos);
-        uint32_t len = get32(p);
-        if (len < SLOG_FRAME_HDR || get64(p + 8) != seq) {
+        uint32_t len = slog__get32(p);
+        if (len < SLOG_FRAME_HDR || slog__get64(p + 8) != seq) {
             seq = start;
             break;
         }
-        if ((int64_t)get64(p + 16) >= ts) break;
+        if ((int64_t)slog__get64(p + 16) >= ts) break;
         pos += len;
         seq++;
     }
@@ -1155,7 +1155,7 @@ uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
     /* Segments with committed records: all but possibly the active one, whose last arrival
      * is -1 while it is empty.  Last arrivals are non-decreasing along the array. */
     size_t m = sh->nsegs;
-    if (seg_active(sh)->pub_end == seg_active(sh)->first_seq) m--;
+    if (slog__seg_active(sh)->pub_end == slog__seg_active(sh)->first_seq) m--;
     size_t lo = 0, hi = m;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -1260,7 +1260,7 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
         /* One at a time, so a crash can never leave a gap (a younger file gone, an older one
          * still there). */
         if (!rc && !sh->no_sync && sh->io->fsync(sh->dirfd) != 0)
-            rc = slog__io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
+            rc = slog__io_err(err, errno, "fsync directory", sh->dir, SLOG_FIX_DISK);
         pthread_mutex_unlock(&sh->dmg_mu);
         slog__seg_unref(sh, seg);
         if (rc) return rc;

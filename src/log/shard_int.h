@@ -84,8 +84,8 @@ size_t slog__shard_nsegs(slog_shard_t *sh);
 #define SLOG_IDX_HDR 48
 #define SLOG_IDX_ENT 24
 
-static const char seg_magic[8] = {'T', 'R', 'S', 'L', 'O', 'G', '0', '1'};
-static const char idx_magic[8] = {'T', 'R', 'S', 'I', 'D', 'X', '0', '1'};
+static const char slog__seg_magic[8] = {'T', 'R', 'S', 'L', 'O', 'G', '0', '1'};
+static const char slog__idx_magic[8] = {'T', 'R', 'S', 'I', 'D', 'X', '0', '1'};
 
 /* ---- types ---------------------------------------------------------------------------------- */
 
@@ -160,22 +160,22 @@ struct slog_shard {
 };
 
 /* Result of scanning a segment's frames. */
-typedef struct scan_res {
+typedef struct slog_scan_res {
     uint64_t end_off;         /* offset after the last valid frame */
     uint64_t end_seq;         /* seq after the last valid frame */
     int64_t last_arrival;     /* -1 if no frame */
     const char *why;          /* NULL: valid up to the end of the file; else why it stopped */
-} scan_res_t;
+} slog_scan_res_t;
 
-typedef struct frame_hdr {
+typedef struct slog_frame_hdr {
     uint32_t len, crc;
     uint64_t seq;
     int64_t arrival;
     uint16_t pk_len;
-} frame_hdr_t;
+} slog_frame_hdr_t;
 
 /* What a reader needs to read one segment, looked up under sh->mu. */
-typedef struct rd_span {
+typedef struct slog_rd_span {
     slog_seg_t *seg;
     uint64_t pos, seq;        /* start parsing here: an index entry at or before the wanted seq */
     uint64_t lim;             /* committed bytes of the segment */
@@ -185,45 +185,47 @@ typedef struct rd_span {
     int64_t arr;              /* a lower bound of the arrival times from pos on */
     const slog_hole_t *holes; /* snapshot of seg's holes (valid while the reference is held) */
     size_t nholes;
-} rd_span_t;
+} slog_rd_span_t;
 
 /* ---- small helpers -------------------------------------------------------------------------- */
 
-static inline void put16(uint8_t *p, uint16_t v) {
+static inline void slog__put16(uint8_t *p, uint16_t v) {
     p[0] = (uint8_t)v;
     p[1] = (uint8_t)(v >> 8);
 }
-static inline void put32(uint8_t *p, uint32_t v) {
+static inline void slog__put32(uint8_t *p, uint32_t v) {
     for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline void put64(uint8_t *p, uint64_t v) {
+static inline void slog__put64(uint8_t *p, uint64_t v) {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
 }
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t get32(const uint8_t *p) {
+static inline uint16_t slog__get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
+static inline uint32_t slog__get32(const uint8_t *p) {
     return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
 }
-static inline uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+static inline uint64_t slog__get64(const uint8_t *p) {
+    return (uint64_t)slog__get32(p) | (uint64_t)slog__get32(p + 4) << 32;
 }
 
-static inline uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
-static inline uint64_t sat_mul(uint64_t a, uint64_t b) {
+static inline uint64_t slog__sat_add(uint64_t a, uint64_t b) {
+    return a + b < a ? UINT64_MAX : a + b;
+}
+static inline uint64_t slog__sat_mul(uint64_t a, uint64_t b) {
     return (b && a > UINT64_MAX / b) ? UINT64_MAX : a * b;
 }
-static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
+static inline uint64_t slog__min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
 
-#define FIX_DISK "check the disk and the kernel log (dmesg), free space if the disk is full, and " \
-                 "retry"
+#define SLOG_FIX_DISK                                                                              \
+    "check the disk and the kernel log (dmesg), free space if the disk is full, and retry"
 
 /* Parse and sanity-check a frame header.  room = bytes of the segment from this frame on.
  * NULL when plausible, else what is wrong (for the log). */
-static inline const char *frame_parse(const uint8_t *p, uint64_t room, frame_hdr_t *h) {
-    h->len = get32(p);
-    h->crc = get32(p + 4);
-    h->seq = get64(p + 8);
-    h->arrival = (int64_t)get64(p + 16);
-    h->pk_len = get16(p + 24);
+static inline const char *slog__frame_parse(const uint8_t *p, uint64_t room, slog_frame_hdr_t *h) {
+    h->len = slog__get32(p);
+    h->crc = slog__get32(p + 4);
+    h->seq = slog__get64(p + 8);
+    h->arrival = (int64_t)slog__get64(p + 16);
+    h->pk_len = slog__get16(p + 24);
     if (h->len < SLOG_FRAME_HDR || h->len > SLOG_FRAME_MAX) return "impossible frame length";
     if (h->pk_len > SLOG_MAX_PK || (uint32_t)SLOG_FRAME_HDR + h->pk_len > h->len ||
         h->len - SLOG_FRAME_HDR - h->pk_len > SLOG_MAX_DATA)
@@ -232,16 +234,16 @@ static inline const char *frame_parse(const uint8_t *p, uint64_t room, frame_hdr
     return NULL;
 }
 
-static inline int frame_crc_ok(const uint8_t *p, uint32_t len) {
-    return tr_crc32c(0, p + 8, len - 8) == get32(p + 4);
+static inline int slog__frame_crc_ok(const uint8_t *p, uint32_t len) {
+    return tr_crc32c(0, p + 8, len - 8) == slog__get32(p + 4);
 }
 
 /* Whether the record at (seq, off) gets an index entry, given the last entry (if have). */
-static inline int ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t off) {
+static inline int slog__ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t off) {
     return !have || seq - last->seq >= SLOG_IX_RECS || off - last->off >= SLOG_IX_BYTES;
 }
 
-static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
+static inline slog_seg_t *slog__seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
 
 /* ---- small I/O and segment helpers (inline: the read and append paths call them) --------- */
 
@@ -328,7 +330,7 @@ int slog__idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size);
  * seq `seq` was expected, its header in *h; 0 when there is none.  Recovery and readers
  * (rd_damage) both use it, so they draw the same line between damage and intact records. */
 uint64_t slog__rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
-                         int64_t last_arr, int is_last, frame_hdr_t *h);
+                         int64_t last_arr, int is_last, slog_frame_hdr_t *h);
 /* Count a damaged or missing range (slog_shard_health) and log it at ERROR.  `by` is NULL for
  * recovery, else who found it ("a reader"). */
 void slog__hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
@@ -340,7 +342,7 @@ int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *
  * below `limit`), and build its index; damage followed by intact frames becomes a hole.
  * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
 int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
-                   int is_last, scan_res_t *res, tr_err *err);
+                   int is_last, slog_scan_res_t *res, tr_err *err);
 /* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
  * next_first, whatever is missing or damaged becomes a hole. */
 int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err);

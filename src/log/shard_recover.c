@@ -53,24 +53,24 @@
 /* Whether b[q..n) starts a believable frame after damage that began `dist` bytes earlier,
  * where seq `seq` was expected (see above).  Fills *h. */
 static int rs_frame_ok(const uint8_t *b, uint64_t n, uint64_t q, uint64_t dist, uint64_t seq,
-                       uint64_t limit, int64_t last_arr, frame_hdr_t *h) {
-    if (n - q < SLOG_FRAME_HDR || frame_parse(b + q, n - q, h)) return 0;
+                       uint64_t limit, int64_t last_arr, slog_frame_hdr_t *h) {
+    if (n - q < SLOG_FRAME_HDR || slog__frame_parse(b + q, n - q, h)) return 0;
     if (h->seq < seq || h->seq >= limit || h->seq - seq > dist / SLOG_FRAME_HDR) return 0;
     if (h->arrival < last_arr) return 0;
-    return frame_crc_ok(b + q, h->len);
+    return slog__frame_crc_ok(b + q, h->len);
 }
 
 /* Whether the frame h at b[q..n) starts a believable chain (see above). */
-static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, uint64_t limit,
+static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, slog_frame_hdr_t h, uint64_t limit,
                        int is_last) {
     for (uint64_t k = 1;; k++) {
         uint64_t seq = h.seq + 1;
         int64_t arr = h.arrival;
         q += h.len;
         if (q == n) return 1; /* runs to the end of the file */
-        frame_hdr_t nh;
-        if (n - q >= SLOG_FRAME_HDR && !frame_parse(b + q, n - q, &nh) && nh.seq == seq &&
-            seq < limit && nh.arrival >= arr && frame_crc_ok(b + q, nh.len)) {
+        slog_frame_hdr_t nh;
+        if (n - q >= SLOG_FRAME_HDR && !slog__frame_parse(b + q, n - q, &nh) && nh.seq == seq &&
+            seq < limit && nh.arrival >= arr && slog__frame_crc_ok(b + q, nh.len)) {
             h = nh;
             continue;
         }
@@ -88,15 +88,15 @@ static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, 
  * header in *h.  0 when there is none.  Used by recovery (seg_resync) and by readers
  * (rd_damage), so both draw the same line between damage and intact records. */
 uint64_t slog__rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
-                         int64_t last_arr, int is_last, frame_hdr_t *h) {
+                         int64_t last_arr, int is_last, slog_frame_hdr_t *h) {
     /* The damaged frames' own lengths, while their headers still parse with consecutive seqs,
      * up to an intact frame carrying the next seq: exactly those frames are damaged (bodies or
      * checksums).  No chain is needed there -- the intact frame sits at a real frame boundary,
      * where a payload cannot plant a forgery -- so damage a few frames further on does not
      * cost the intact frames in between. */
-    frame_hdr_t d;
+    slog_frame_hdr_t d;
     uint64_t o = 0, s = seq;
-    while (n - o > SLOG_FRAME_HDR && !frame_parse(b + o, n - o, &d) && d.seq == s &&
+    while (n - o > SLOG_FRAME_HDR && !slog__frame_parse(b + o, n - o, &d) && d.seq == s &&
            d.len < n - o) {
         o += d.len;
         s++;
@@ -114,7 +114,7 @@ uint64_t slog__rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t li
  * TR_ECORRUPT (remainder too large to search). */
 static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, uint64_t size,
                       uint64_t seq, uint64_t limit, int64_t last_arr, int is_last, uint64_t *at,
-                      frame_hdr_t *h, int *found, tr_err *err) {
+                      slog_frame_hdr_t *h, int *found, tr_err *err) {
     *found = 0;
     uint64_t n = size - from;
     if (n <= SLOG_FRAME_HDR) return 0;
@@ -130,7 +130,7 @@ static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, 
     int r = slog__full_pread(sh->io, fd, b, (size_t)n, from);
     int rc = 0;
     if (r != 0) {
-        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
+        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
                    : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make sure only "
                                 "one server uses %s", seg->path, sh->dir);
         goto out;
@@ -234,13 +234,14 @@ static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n)
         goto bad;
     size_t len = (size_t)st.st_size, k = (len - SLOG_DMG_HDR) / SLOG_DMG_ENT;
     if (!(b = malloc(len)) || slog__full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
-    if (memcmp(b, dmg_magic, 8) != 0 || get32(b + 8) != k ||
-        get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
+    if (memcmp(b, dmg_magic, 8) != 0 || slog__get32(b + 8) != k ||
+        slog__get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
         goto bad;
     if (k && !(h = malloc(k * sizeof *h))) goto bad;
     for (size_t i = 0; i < k; i++) {
         const uint8_t *e = b + SLOG_DMG_HDR + i * SLOG_DMG_ENT;
-        h[i] = (slog_hole_t){get64(e), get64(e + 8), get64(e + 16), get64(e + 24)};
+        h[i] = (slog_hole_t){slog__get64(e), slog__get64(e + 8), slog__get64(e + 16),
+                             slog__get64(e + 24)};
         if (h[i].off_end <= h[i].off || h[i].seq_end < h[i].seq ||
             (i && h[i].off < h[i - 1].off_end))
             goto bad;
@@ -309,24 +310,25 @@ int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *
     uint8_t *b = calloc(1, len);
     if (!b) return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
     memcpy(b, dmg_magic, 8);
-    put32(b + 8, (uint32_t)k);
+    slog__put32(b + 8, (uint32_t)k);
     for (size_t i = 0, j = 0; i < seg->nholes; i++) {
         const slog_hole_t *h = &seg->holes[i];
         if (h->off_end == h->off) continue;
         uint8_t *e = b + SLOG_DMG_HDR + j++ * SLOG_DMG_ENT;
-        put64(e, h->off);
-        put64(e + 8, h->off_end);
-        put64(e + 16, h->seq);
-        put64(e + 24, h->seq_end);
+        slog__put64(e, h->off);
+        slog__put64(e + 8, h->off_end);
+        slog__put64(e + 16, h->seq);
+        slog__put64(e + 24, h->seq_end);
     }
-    put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
+    slog__put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
     const char *what;
     int rc = file_replace(sh, tmp, path, b, len, &what);
     int e = errno;
     free(b);
     if (rc)
         return slog__io_err(err, e, what, tmp,
-                            FIX_DISK " (the shard cannot be opened without recording its damage)");
+                            SLOG_FIX_DISK " (the shard cannot be opened without recording its "
+                                          "damage)");
     return 0;
 }
 
@@ -335,7 +337,7 @@ int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *
  * above); the scan stops at a bad frame with nothing believable after it (res->why says why).
  * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
 int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
-                   int is_last, scan_res_t *res, tr_err *err) {
+                   int is_last, slog_scan_res_t *res, tr_err *err) {
     size_t nknown = 0, ki = 0;
     slog_hole_t *known = dmg_load(sh, seg, &nknown);
     uint8_t *b = malloc(SLOG_SCAN_BUF);
@@ -356,10 +358,10 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
             memmove(b, b + (pos - boff), have);
             boff = pos;
             blen = have;
-            size_t want = (size_t)min64(SLOG_SCAN_BUF - blen, size - (boff + blen));
+            size_t want = (size_t)slog__min64(SLOG_SCAN_BUF - blen, size - (boff + blen));
             int r = slog__full_pread(sh->io, fd, b + blen, want, boff + blen);
             if (r != 0) {
-                rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, FIX_DISK)
+                rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
                            : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make "
                                         "sure only one server uses %s", seg->path, sh->dir);
                 goto out;
@@ -368,10 +370,10 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
             have = blen;
         }
         const uint8_t *p = b + (pos - boff);
-        frame_hdr_t h;
+        slog_frame_hdr_t h;
         if (have < SLOG_FRAME_HDR) why = "short frame header";
-        else if ((why = frame_parse(p, size - pos, &h)) != NULL) {
-        } else if (!frame_crc_ok(p, h.len)) why = "checksum mismatch";
+        else if ((why = slog__frame_parse(p, size - pos, &h)) != NULL) {
+        } else if (!slog__frame_crc_ok(p, h.len)) why = "checksum mismatch";
         else if (h.seq != seq) why = "sequence number does not follow its predecessor";
         else if (h.seq >= limit) why = "sequence number past the next segment's first";
         else if (h.arrival < last_arr) why = "arrival time goes backwards";
@@ -385,7 +387,7 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
                 at_seq = known[ki].seq_end;
                 found = 1;
             } else {
-                frame_hdr_t rh;
+                slog_frame_hdr_t rh;
                 rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at,
                                 &rh, &found, err);
                 if (rc) goto out;
@@ -401,7 +403,7 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
             continue;
         }
         if (force_ix ||
-            ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
+            slog__ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
             if (slog__ix_reserve(seg, seg->nix + 1)) {
                 rc = tr_err_set(err, TR_ENOMEM, "out of memory indexing %s; Fix: free memory",
                                 seg->path);
@@ -446,13 +448,13 @@ int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr
     struct stat st;
     int rc = 0, ioerr;
     if (sh->io->fstat(fd, &st) != 0) {
-        rc = slog__io_err(err, errno, "stat", seg->path, FIX_DISK);
+        rc = slog__io_err(err, errno, "stat", seg->path, SLOG_FIX_DISK);
         goto out;
     }
     uint64_t size = (uint64_t)st.st_size;
     const char *bad = slog__seg_header_check(sh, seg, fd, size, &ioerr);
     if (ioerr) {
-        rc = slog__io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+        rc = slog__io_err(err, ioerr, "read header of", seg->path, SLOG_FIX_DISK);
         goto out;
     }
     char dpath[PATH_MAX];
@@ -466,7 +468,7 @@ int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr
         seg->ix = NULL;
         seg->nix = seg->ixcap = 0;
     }
-    scan_res_t r = {SLOG_SEG_HDR, seg->first_seq, -1, NULL};
+    slog_scan_res_t r = {SLOG_SEG_HDR, seg->first_seq, -1, NULL};
     if (size > SLOG_SEG_HDR &&
         (rc = slog__seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
         goto out;
@@ -500,10 +502,11 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     seg->fd = fd; /* closed by slog__seg_unref on any failure */
     struct stat st;
     int ioerr;
-    if (sh->io->fstat(fd, &st) != 0) return slog__io_err(err, errno, "stat", seg->path, FIX_DISK);
+    if (sh->io->fstat(fd, &st) != 0)
+        return slog__io_err(err, errno, "stat", seg->path, SLOG_FIX_DISK);
     uint64_t size = (uint64_t)st.st_size;
     const char *bad = slog__seg_header_check(sh, seg, fd, size, &ioerr);
-    if (ioerr) return slog__io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
+    if (ioerr) return slog__io_err(err, ioerr, "read header of", seg->path, SLOG_FIX_DISK);
     if (bad && size <= SLOG_SEG_HDR) {
         /* The header is made durable before any frame is written, so a bad header with no
          * frames behind it is a crash during the segment's creation. */
@@ -515,12 +518,12 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
         if (slog__full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
             sh->io->ftruncate(fd, SLOG_SEG_HDR) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return slog__io_err(err, errno, "repair header of", seg->path, FIX_DISK);
+            return slog__io_err(err, errno, "repair header of", seg->path, SLOG_FIX_DISK);
         size = SLOG_SEG_HDR;
     } else if (bad) {
         seg_header_damage(sh, seg, bad); /* frames follow: damage, not a torn write */
     }
-    scan_res_t r;
+    slog_scan_res_t r;
     int rc = slog__seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
     if (rc) return rc;
     if (r.why) {
@@ -531,7 +534,7 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
                 (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
         if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return slog__io_err(err, errno, "truncate torn tail of", seg->path, FIX_DISK);
+            return slog__io_err(err, errno, "truncate torn tail of", seg->path, SLOG_FIX_DISK);
     }
     char ipath[PATH_MAX];
     slog__seg_idx_path(seg, ipath, ".idx");
@@ -597,7 +600,7 @@ static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **
     closedir(d);
     if (rc)
         return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
-    if (!de && e) return slog__io_err(err, e, "list directory", sh->dir, FIX_DISK);
+    if (!de && e) return slog__io_err(err, e, "list directory", sh->dir, SLOG_FIX_DISK);
     if (*nseg) qsort(*segs, *nseg, sizeof **segs, cmp_u64);
     if (*nidx) qsort(*idxs, *nidx, sizeof **idxs, cmp_u64);
     return 0;
@@ -632,14 +635,14 @@ int slog__state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *e
     snprintf(tmp, sizeof tmp, "%s/state.tmp", sh->dir);
     uint8_t b[SLOG_STATE_LEN] = {0};
     memcpy(b, state_magic, 8);
-    put64(b + 8, hwm);
-    put64(b + 16, newest);
-    put32(b + 24, tr_crc32c(0, b, 24));
+    slog__put64(b + 8, hwm);
+    slog__put64(b + 16, newest);
+    slog__put32(b + 24, tr_crc32c(0, b, 24));
     const char *what;
     if (file_replace(sh, tmp, path, b, sizeof b, &what) != 0) {
         int e = errno;
         sh->st_dirty = 1;
-        return slog__io_err(err, e, what, tmp, FIX_DISK);
+        return slog__io_err(err, e, what, tmp, SLOG_FIX_DISK);
     }
     if (sh->hwm_fn && hwm > sh->hwm) {
         int rc = sh->hwm_fn(sh->hwm_arg, hwm, err);
@@ -663,10 +666,10 @@ static int state_read(slog_shard_t *sh, uint64_t *hwm, uint64_t *newest) {
     uint8_t b[SLOG_STATE_LEN];
     int r = slog__full_pread(sh->io, fd, b, sizeof b, 0);
     sh->io->close(fd);
-    if (r != 0 || memcmp(b, state_magic, 8) != 0 || get32(b + 24) != tr_crc32c(0, b, 24))
+    if (r != 0 || memcmp(b, state_magic, 8) != 0 || slog__get32(b + 24) != tr_crc32c(0, b, 24))
         return -1;
-    *hwm = get64(b + 8);
-    *newest = get64(b + 16);
+    *hwm = slog__get64(b + 8);
+    *newest = slog__get64(b + 16);
     return 1;
 }
 
@@ -709,7 +712,7 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         sh->pub_last_arrival = sh->w_last_arrival = -1;
         tr_debug("slog", "shard %s: created, first seq %llu", sh->dir,
                  (unsigned long long)first_seq);
-        rc = slog__state_write(sh, sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
+        rc = slog__state_write(sh, slog__sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
         goto out;
     }
     if (slog__segs_reserve(sh, n + 1)) {
@@ -730,7 +733,7 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         if (seg->pub_last_arrival >= 0) last_arr = seg->pub_last_arrival;
         else if (i + 1 < n) seg->pub_last_arrival = last_arr; /* keeps them non-decreasing */
     }
-    slog_seg_t *last = seg_active(sh);
+    slog_seg_t *last = slog__seg_active(sh);
     sh->begin = sh->segs[0]->first_seq;
     sh->pub_end = sh->w_next = last->pub_end;
     sh->pub_last_arrival = sh->w_last_arrival = last_arr;
@@ -755,14 +758,14 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         snprintf(p, sizeof p, "%s/%020llu.idx", sh->dir, (unsigned long long)idxs[i]);
         sh->io->unlink(p);
     }
-    if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm) {
+    if (st <= 0 || st_newest != slog__seg_active(sh)->first_seq || sh->pub_end >= st_hwm) {
         /* A disk that is full or read-only now must not cost the reads: the mark is needed
          * only before the next number is handed out, and slog__state_write left st_dirty set, so
          * the next append writes it first (and fails, as it should, while it cannot). */
         tr_err werr;
         tr_err_clear(&werr);
-        if (slog__state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
-                              &werr) != 0)
+        if (slog__state_write(sh, slog__sat_add(sh->pub_end, SLOG_STATE_STEP),
+                              slog__seg_active(sh)->first_seq, &werr) != 0)
             tr_warn("slog", "shard %s: cannot write its sequence high-water mark (%s); its records "
                     "are served, appends wait until the mark can be written", sh->dir, werr.msg);
     } else {
