@@ -85,6 +85,8 @@
 #include "core/tlog.h"
 #include "log/slog_int.h"
 
+#define SUB "slog"   /* tlog subsystem of this file's log lines */
+
 /* ---- small helpers ------------------------------------------------------------------------- */
 
 static void oom(size_t n) {

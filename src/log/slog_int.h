@@ -36,7 +36,6 @@
 #define SLOG_MAX_SHARDS_PER_STREAM 10000
 #define SLOG_META_MAPSIZE ((size_t)1 << 30)
 #define SLOG_HASH_MAX (~(slog_hash_t)0)
-#define SUB "slog"
 
 /* ---- types --------------------------------------------------------------------------------- */
 
