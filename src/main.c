@@ -105,6 +105,23 @@ static void native_table_call(void *arg, const char *op, const char *body, size_
     api_dynamodb_call(arg, op, body, len, done, done_arg);
 }
 
+/* ... and the answers to those the functions engine could not pass on, in DynamoDB's format. */
+static void native_table_error(int code, const char *msg, fn_native_table_done_fn done,
+                               void *done_arg) {
+    const char *type = "com.amazon.coral.availability#ServiceUnavailable";   /* TR_ECLOSED */
+    int status = 503;
+    if (code == TR_ESERIALIZATION) {
+        type = "com.amazon.coral.service#SerializationException";
+        status = 400;
+    } else if (code == TR_ENOMEM) {
+        type = "InternalServerError";
+        status = 500;
+    }
+    char body[512];
+    snprintf(body, sizeof body, "{\"__type\":\"%s\",\"message\":\"%s\"}", type, msg);
+    done(done_arg, status, body, strlen(body));
+}
+
 /* ---- credentials --------------------------------------------------------------------------- */
 
 /* n (at most 128) random characters of alphabet into out, NUL-terminated.  TR_EIO when the
@@ -572,7 +589,7 @@ static int cmd_serve(int argc, char **argv) {
     tr_info("main", "functions engine open (%.1f ms)", (tr_mono_ns() - t0) / 1e6);
     /* plug-in runtimes register here (fn_runtime_register), before fn_start */
     /* The native C runtime (tributary.c1): .so handlers in supervised host processes. */
-    fn_native_opts_t nto = {.region = cfg.region};
+    fn_native_opts_t nto = {.region = cfg.region, .table_error = native_table_error};
     if (fn_native_create(&nto, &native, &err) ||
         fn_runtime_register(ctx.fn, fn_native_runtime(), native, &err)) {
         tr_error("main", "cannot start the native function runtime: %s", err.msg);

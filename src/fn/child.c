@@ -41,6 +41,7 @@
 #include <unistd.h>
 
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "fn/fn_int.h"
 #include "fn/sandbox.h"
 
@@ -55,7 +56,7 @@ fn_inst_t *fn__inst_new(fn_t *fn, fn_func_t *f) {
     atomic_fetch_add(&f->refs, 1);
     in->gen = f->gen;
     char id[37];
-    fn__uuid(id);
+    tr_uuid_v4(id);
     for (int i = 0, k = 0; id[i] && k < FN_TOKEN_LEN; i++)
         if (id[i] != '-') in->token[k++] = id[i];
     in->token[FN_TOKEN_LEN] = 0;
@@ -354,7 +355,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     gmtime_r(&now, &tm);
     strftime(day, sizeof day, "%Y/%m/%d", &tm);
     char sid[37];
-    fn__uuid(sid);
+    tr_uuid_v4(sid);
     snprintf(stream, sizeof stream, "%s/[$LATEST]%.8s%.4s%.4s%.4s%.12s", day, sid, sid + 9,
              sid + 14, sid + 19, sid + 24);
     if (fn->rtl.open) snprintf(buf, sizeof buf, "127.0.0.1:%d", lport);

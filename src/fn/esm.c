@@ -1,6 +1,9 @@
 /*
  * esm.c -- event-source mappings for Kinesis streams (see esm.h for the contract).
  *
+ * What a running shard task does (reader, lanes, invocation, retries, destination) is in
+ * esm_run.c; the types and helpers the two files share are in esm_int.h.
+ *
  * Moving parts, per esm_t:
  *
  *   manager thread   reconciles what runs with what is configured, every 500 ms or when poked
@@ -44,7 +47,6 @@
 #include <inttypes.h>
 #include <jansson.h>
 #include <lmdb.h>
-#include <openssl/rand.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -54,145 +56,20 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
+#include "fn/esm_int.h"
 #include "fn/native.h"
 #include "fn/trf_int.h"
-
-#define ESM_ACCOUNT "000000000000"
-#define MAX_LANES 10
-#define MAX_PAYLOAD (6 * 1024 * 1024 - 4096)   /* AWS: 6 MB synchronous invoke payload */
-#define LANE_MAX_BYTES (8u << 20)               /* queued data per lane before the reader waits */
-#define ESM_QUEUE_MAX ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
-                                                  readers wait above it, so memory stays bounded
-                                                  however many mappings x shards x lanes run */
-#define READ_MAX_RECORDS 10000
-#define CK_FINISHED 1u
-
-enum { DESIRE_RUN = 0, DESIRE_DELETE = 1 };
-
-/* ---- types ----------------------------------------------------------------------------------- */
-
-typedef struct rec {
-    uint64_t seq;
-    int64_t arrival_ms;
-    int64_t queued_ms;                   /* monotonic, for MaximumBatchingWindowInSeconds */
-    uint16_t pk_len;
-    uint32_t data_len;
-    char bytes[];                        /* pk, NUL, data, NUL */
-} rec_t;
-
-typedef struct shard_task shard_task_t;
-typedef struct mapping mapping_t;
-
-typedef struct lane {
-    shard_task_t *t;
-    int idx;
-    rec_t **q;                           /* ring */
-    size_t head, n, cap, bytes;
-    pthread_t thread;
-    int running;
-    /* tumbling window (lane 0 only; ParallelizationFactor is 1 then) */
-    int64_t win_start;                   /* 0: no open window */
-    char *state;                         /* JSON object text; NULL = "{}" */
-} lane_t;
-
-/* What a task runs with: a snapshot of the configuration (tasks restart when it changes). */
-typedef struct run {
-    esm_config_t cfg;
-    esm_filter_t *filter;
-    char stream_name[SLOG_MAX_STREAM_NAME + 1];
-    char dest_stream[SLOG_MAX_STREAM_NAME + 1];   /* "" when no destination */
-    int refs;                            /* under e->mu */
-} run_t;
-
-struct shard_task {
-    shard_task_t *next;                  /* in the mapping's list */
-    shard_task_t *hnext;                 /* in the hook's table */
-    mapping_t *m;
-    run_t *run;
-    esm_t *e;
-    uint64_t stream_id;
-    uint32_t shard;
-    pthread_mutex_t mu;
-    pthread_cond_t cv_reader, cv_lanes;
-    atomic_int stop;
-    int poked;
-    uint64_t read_pos;                   /* next counter to read */
-    int read_done;                       /* a closed shard read to its end */
-    int finished;                        /* ... and processed and checkpointed */
-    uint64_t ck_next;                    /* last checkpoint handed to the checkpointer */
-    int n_lanes;
-    lane_t lanes[MAX_LANES];
-    pthread_t reader;
-    int reader_running;
-};
-
-struct mapping {
-    mapping_t *next;
-    esm_config_t cfg;                    /* under e->mu */
-    uint64_t cfg_gen;                    /* bumped by every update */
-    int desire;                          /* DESIRE_* */
-    uint64_t stream_id;
-    /* manager-owned */
-    uint32_t n_tasks;                    /* copy of the task count, under e->mu (stats) */
-    run_t *run;
-    uint64_t run_gen;
-    shard_task_t *tasks;
-    uint32_t *finished;                  /* shards known finished */
-    size_t n_finished, cap_finished;
-    /* stats (under e->mu) */
-    int64_t iterator_age_ms;
-    uint64_t invocations, errors, records_in, records_filtered, records_discarded;
-};
-
-typedef struct ck_item {
-    struct ck_item *next;
-    char uuid[ESM_UUID_LEN + 1];
-    uint32_t shard;
-    uint64_t next_counter;
-    uint32_t flags;
-    int64_t win_start;
-    char *state;
-    int del;                             /* delete every checkpoint of uuid instead */
-} ck_item_t;
-
-struct esm {
-    atomic_size_t queued_bytes;          /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
-    slog_t *lg;
-    fn_t *fn;
-    char region[64];
-    int64_t age_unit_ms, window_grace_ms, backoff_ms;
-    MDB_env *env;
-    MDB_dbi db_map, db_ck;
-    pthread_mutex_t mu;
-    mapping_t *maps;
-    /* manager */
-    pthread_t manager;
-    pthread_cond_t mgr_cv;
-    int mgr_poked, closing, started;
-    /* hook table: tasks by (stream id, shard) */
-    pthread_mutex_t hook_mu;
-    shard_task_t *hook[256];
-    /* checkpointer */
-    pthread_t ckthread;
-    pthread_mutex_t ck_mu;
-    pthread_cond_t ck_cv, ck_done;
-    ck_item_t *ck_head;
-    uint64_t ck_gen, ck_flushed;
-    int ck_closing;
-};
-
 /* ---- helpers --------------------------------------------------------------------------------- */
 
-static int64_t wall_ms(void) { return tr_now_ms(); }
-static int64_t mono_ms(void) { return tr_mono_ns() / 1000000; }
-
-static void sleep_ms(int64_t ms) {
+void esm__sleep_ms(int64_t ms) {
     struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
     while (nanosleep(&ts, &ts) && errno == EINTR) {}
 }
 
-static void abstime_in(struct timespec *ts, int64_t ms) {
+void esm__abstime_in(struct timespec *ts, int64_t ms) {
     clock_gettime(CLOCK_REALTIME, ts);
     ts->tv_sec += ms / 1000;
     ts->tv_nsec += (ms % 1000) * 1000000;
@@ -202,24 +79,12 @@ static void abstime_in(struct timespec *ts, int64_t ms) {
     }
 }
 
-static void uuid_new(char out[ESM_UUID_LEN + 1]) {
-    uint8_t b[16];
-    if (RAND_bytes(b, sizeof b) != 1)
-        for (int i = 0; i < 16; i++) b[i] = (uint8_t)(rand() >> 3);
-    b[6] = (b[6] & 0x0f) | 0x40;
-    b[8] = (b[8] & 0x3f) | 0x80;
-    snprintf(out, ESM_UUID_LEN + 1,
-             "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x", b[0], b[1],
-             b[2], b[3], b[4], b[5], b[6], b[7], b[8], b[9], b[10], b[11], b[12], b[13], b[14],
-             b[15]);
-}
-
 static uint32_t hook_slot(uint64_t stream_id, uint32_t shard) {
     return (uint32_t)((stream_id * 0x9E3779B97F4A7C15ull) >> 40 ^ shard) & 255u;
 }
 
 /* FNV-1a of the partition key: the lane of a record. */
-static uint32_t pk_hash(const char *pk, size_t n) {
+uint32_t esm__pk_hash(const char *pk, size_t n) {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < n; i++) h = (h ^ (uint8_t)pk[i]) * 16777619u;
     return h;
@@ -278,7 +143,7 @@ static const char *pos_name(int p) {
     return p == ESM_LATEST ? "LATEST" : p == ESM_AT_TIMESTAMP ? "AT_TIMESTAMP" : "TRIM_HORIZON";
 }
 
-static char *map_to_json(const mapping_t *m) {
+static char *map_to_json(const esm_mapping_t *m) {
     const esm_config_t *c = &m->cfg;
     json_t *o = json_pack("{s:s,s:s,s:s,s:s,s:I,s:I,s:s,s:I,s:b,s:I,s:I,s:I,s:b,s:b,s:s,s:I,s:I,"
                           "s:I,s:b}",
@@ -292,7 +157,7 @@ static char *map_to_json(const mapping_t *m) {
                           "report_items", c->report_item_failures, "on_failure", c->on_failure,
                           "tumbling", (json_int_t)c->tumbling_window_s, "last_modified",
                           (json_int_t)c->last_modified_ms, "stream_id", (json_int_t)m->stream_id,
-                          "deleting", m->desire == DESIRE_DELETE);
+                          "deleting", m->desire == ESM_DESIRE_DELETE);
     if (!o) return NULL;
     if (c->filter_criteria) json_object_set_new(o, "filters", json_string(c->filter_criteria));
     char *s = json_dumps(o, JSON_COMPACT);
@@ -300,7 +165,7 @@ static char *map_to_json(const mapping_t *m) {
     return s;
 }
 
-static int map_from_json(const char *text, size_t len, mapping_t *m) {
+static int map_from_json(const char *text, size_t len, esm_mapping_t *m) {
     json_t *o = json_loadb(text, len, 0, NULL);
     if (!o) return -1;
     esm_config_t *c = &m->cfg;
@@ -331,7 +196,7 @@ static int map_from_json(const char *text, size_t len, mapping_t *m) {
     c->tumbling_window_s = (uint32_t)json_integer_value(json_object_get(o, "tumbling"));
     c->last_modified_ms = json_integer_value(json_object_get(o, "last_modified"));
     m->stream_id = (uint64_t)json_integer_value(json_object_get(o, "stream_id"));
-    m->desire = json_is_true(json_object_get(o, "deleting")) ? DESIRE_DELETE : DESIRE_RUN;
+    m->desire = json_is_true(json_object_get(o, "deleting")) ? ESM_DESIRE_DELETE : ESM_DESIRE_RUN;
     json_decref(o);
     if (!c->batch_size) c->batch_size = 100;
     if (!c->parallelization) c->parallelization = 1;
@@ -448,7 +313,7 @@ static int ck_delete_all(MDB_txn *txn, MDB_dbi db, const char *uuid) {
     return rc == MDB_NOTFOUND ? 0 : rc;
 }
 
-static int map_store(esm_t *e, mapping_t *m, const ck_rec_t *cks, size_t n_ck, tr_err *err) {
+static int map_store(esm_t *e, esm_mapping_t *m, const ck_rec_t *cks, size_t n_ck, tr_err *err) {
     char *text = map_to_json(m);
     if (!text) return tr_err_set(err, TR_ENOMEM, "out of memory");
     MDB_txn *txn;
@@ -470,12 +335,12 @@ static int map_store(esm_t *e, mapping_t *m, const ck_rec_t *cks, size_t n_ck, t
 
 /* ---- checkpointer ---------------------------------------------------------------------------- */
 
-/* Queue a checkpoint; returns its flush generation (see ck_wait). */
-static uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
-                       int64_t win_start, const char *state) {
+/* Queue a checkpoint; returns its flush generation (see esm__ck_wait). */
+uint64_t esm__ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, uint32_t flags,
+                     int64_t win_start, const char *state) {
     pthread_mutex_lock(&e->ck_mu);
-    ck_item_t *it = NULL;
-    for (ck_item_t *p = e->ck_head; p; p = p->next)
+    esm_ck_item_t *it = NULL;
+    for (esm_ck_item_t *p = e->ck_head; p; p = p->next)
         if (!p->del && p->shard == shard && !strcmp(p->uuid, uuid)) {
             it = p;
             break;
@@ -502,7 +367,7 @@ static uint64_t ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next
     return gen;
 }
 
-static void ck_wait(esm_t *e, uint64_t gen) {
+void esm__ck_wait(esm_t *e, uint64_t gen) {
     pthread_mutex_lock(&e->ck_mu);
     while (e->ck_flushed < gen && !e->ck_closing) pthread_cond_wait(&e->ck_done, &e->ck_mu);
     pthread_mutex_unlock(&e->ck_mu);
@@ -513,14 +378,14 @@ static void ck_flush(esm_t *e) {
     pthread_mutex_lock(&e->ck_mu);
     uint64_t gen = e->ck_gen;
     pthread_mutex_unlock(&e->ck_mu);
-    ck_wait(e, gen);
+    esm__ck_wait(e, gen);
 }
 
-static void ck_write_batch(esm_t *e, ck_item_t *list) {
+static void ck_write_batch(esm_t *e, esm_ck_item_t *list) {
     if (!list) return;
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(e->env, NULL, 0, &txn);
-    for (ck_item_t *it = list; !rc && it; it = it->next) {
+    for (esm_ck_item_t *it = list; !rc && it; it = it->next) {
         if (it->del) {
             rc = ck_delete_all(txn, e->db_ck, it->uuid);
             if (!rc) {
@@ -548,13 +413,13 @@ static void *ck_main(void *arg) {
     for (;;) {
         while (!e->ck_head && !e->ck_closing) pthread_cond_wait(&e->ck_cv, &e->ck_mu);
         if (!e->ck_head && e->ck_closing) break;
-        ck_item_t *list = e->ck_head;
+        esm_ck_item_t *list = e->ck_head;
         uint64_t gen = e->ck_gen;
         e->ck_head = NULL;
         pthread_mutex_unlock(&e->ck_mu);
         ck_write_batch(e, list);
         while (list) {
-            ck_item_t *n = list->next;
+            esm_ck_item_t *n = list->next;
             free(list->state);
             free(list);
             list = n;
@@ -574,7 +439,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
     esm_t *e = arg;
     int found = 0;
     pthread_mutex_lock(&e->hook_mu);
-    for (shard_task_t *t = e->hook[hook_slot(stream_id, shard)]; t; t = t->hnext) {
+    for (esm_task_t *t = e->hook[hook_slot(stream_id, shard)]; t; t = t->hnext) {
         if (t->stream_id != stream_id || t->shard != shard) continue;
         found = 1;
         pthread_mutex_lock(&t->mu);
@@ -587,7 +452,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
         /* A shard nobody reads yet: maybe a child of a reshard, or a stream a mapping waits for.
          * The manager decides (pthread_mutex_trylock: never wait on the commit thread). */
         if (pthread_mutex_trylock(&e->mu) == 0) {
-            for (mapping_t *m = e->maps; m; m = m->next)
+            for (esm_mapping_t *m = e->maps; m; m = m->next)
                 if (m->stream_id == stream_id && m->cfg.enabled) {
                     e->mgr_poked = 1;
                     pthread_cond_signal(&e->mgr_cv);
@@ -598,7 +463,7 @@ static void hook_on_append(void *arg, uint64_t stream_id, uint32_t shard, uint64
     }
 }
 
-static void hook_add(esm_t *e, shard_task_t *t) {
+static void hook_add(esm_t *e, esm_task_t *t) {
     pthread_mutex_lock(&e->hook_mu);
     uint32_t s = hook_slot(t->stream_id, t->shard);
     t->hnext = e->hook[s];
@@ -606,9 +471,9 @@ static void hook_add(esm_t *e, shard_task_t *t) {
     pthread_mutex_unlock(&e->hook_mu);
 }
 
-static void hook_remove(esm_t *e, shard_task_t *t) {
+static void hook_remove(esm_t *e, esm_task_t *t) {
     pthread_mutex_lock(&e->hook_mu);
-    for (shard_task_t **p = &e->hook[hook_slot(t->stream_id, t->shard)]; *p; p = &(*p)->hnext)
+    for (esm_task_t **p = &e->hook[hook_slot(t->stream_id, t->shard)]; *p; p = &(*p)->hnext)
         if (*p == t) {
             *p = t->hnext;
             break;
@@ -616,740 +481,16 @@ static void hook_remove(esm_t *e, shard_task_t *t) {
     pthread_mutex_unlock(&e->hook_mu);
 }
 
-static void poke_manager(esm_t *e) {
+void esm__poke_manager(esm_t *e) {
     pthread_mutex_lock(&e->mu);
     e->mgr_poked = 1;
     pthread_cond_signal(&e->mgr_cv);
     pthread_mutex_unlock(&e->mu);
 }
 
-/* ---- invocation ------------------------------------------------------------------------------ */
-
-enum { INV_OK = 0, INV_PARTIAL = 1, INV_FAILED = 2, INV_NOT_INVOKED = 3 };
-
-typedef struct inv_out {
-    int kind;                            /* INV_* */
-    size_t first_failed;                 /* INV_PARTIAL: index into the batch */
-    char *state;                         /* window state returned (malloc'd) or NULL */
-    char request_id[FN_REQUEST_ID_LEN + 1];
-    char function_error[64];
-    int status;
-} inv_out_t;
-
-/* Interpret a successful invocation's response per the mapping (see esm.h). */
-static void parse_response(const run_t *run, rec_t **recs, size_t n, uint32_t shard,
-                           const uint8_t *p, size_t len, inv_out_t *o) {
-    o->kind = INV_OK;
-    if (!run->cfg.report_item_failures && !run->cfg.tumbling_window_s) return;
-    json_t *root = len ? json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL) : NULL;
-    if (!json_is_object(root)) {
-        json_decref(root);
-        return;   /* null, empty, not an object: success (AWS) */
-    }
-    if (run->cfg.tumbling_window_s) {
-        json_t *st = json_object_get(root, "state");
-        if (json_is_object(st)) o->state = json_dumps(st, JSON_COMPACT);
-    }
-    json_t *bif = json_object_get(root, "batchItemFailures");
-    if (run->cfg.report_item_failures && bif && !json_is_null(bif)) {
-        if (!json_is_array(bif)) {
-            o->kind = INV_FAILED;   /* malformed response: the whole batch failed */
-        } else {
-            size_t i, best = SIZE_MAX;
-            json_t *item;
-            json_array_foreach(bif, i, item) {
-                const char *id = json_string_value(json_object_get(item, "itemIdentifier"));
-                size_t k = n;
-                if (id && *id) {
-                    uint32_t sh;
-                    uint64_t ctr;
-                    if (slog_seq_parse(id, &sh, &ctr) == 0 && sh == shard)
-                        for (k = 0; k < n && recs[k]->seq != ctr; k++) {}
-                }
-                if (k == n) {   /* null, empty, unknown: the whole batch failed */
-                    best = SIZE_MAX;
-                    o->kind = INV_FAILED;
-                    break;
-                }
-                if (k < best) best = k;
-            }
-            if (o->kind != INV_FAILED && best != SIZE_MAX) {
-                o->kind = INV_PARTIAL;
-                o->first_failed = best;
-            }
-        }
-    }
-    json_decref(root);
-}
-
-typedef struct win_arg {
-    int active;
-    int64_t start_ms, end_ms;
-    const char *state;
-    int is_final;
-} win_arg_t;
-
-static void invoke_batch(shard_task_t *t, rec_t **recs, size_t n, const win_arg_t *w,
-                         inv_out_t *o) {
-    esm_t *e = t->e;
-    const run_t *run = t->run;
-    memset(o, 0, sizeof *o);
-    char name[FN_MAX_NAME + 1], qual[130];
-    tr_err err;
-    tr_err_clear(&err);
-    fn_config_t cfg;
-    memset(&cfg, 0, sizeof cfg);
-    if (fn_name_parse(run->cfg.function_arn, name, qual, &err) || fn_get(e->fn, name, &cfg, &err)) {
-        o->kind = INV_NOT_INVOKED;
-        snprintf(o->function_error, sizeof o->function_error, "ResourceNotFound");
-        fn_config_free(&cfg);
-        return;
-    }
-    int native = cfg.runtime && !strcmp(cfg.runtime, FN_NATIVE_RUNTIME);
-    fn_config_free(&cfg);
-
-    slog_rec_t stack_sr[64];
-    slog_rec_t *sr = n <= 64 ? stack_sr : malloc(n * sizeof *sr);
-    if (!sr) {
-        o->kind = INV_NOT_INVOKED;
-        return;
-    }
-    for (size_t i = 0; i < n; i++) {
-        sr[i].seq = recs[i]->seq;
-        sr[i].arrival_ms = recs[i]->arrival_ms;
-        sr[i].pk = recs[i]->bytes;
-        sr[i].pk_len = recs[i]->pk_len;
-        sr[i].data = (const uint8_t *)recs[i]->bytes + recs[i]->pk_len + 1;
-        sr[i].data_len = recs[i]->data_len;
-    }
-    trf_window_t tw = {0};
-    if (w->active) {
-        tw.start_ms = w->start_ms;
-        tw.end_ms = w->end_ms;
-        tw.state = w->state ? w->state : "{}";
-        tw.state_len = strlen(tw.state);
-        tw.is_final = w->is_final;
-    }
-    fn_native_batch_t nb = {FN_NATIVE_BATCH_MAGIC, sr, n, t->shard, run->cfg.source_arn,
-                            e->region, w->active ? &tw : NULL};
-    trf__buf_t json = {0};
-    if (!native) {
-        /* Other runtimes get AWS's event JSON. */
-        trf_record_t *tr = calloc(n ? n : 1, sizeof *tr);
-        char *seqs = malloc((n ? n : 1) * (SLOG_SEQ_STRLEN + 1));
-        if (tr && seqs) {
-            for (size_t i = 0; i < n; i++) {
-                char *s = seqs + i * (SLOG_SEQ_STRLEN + 1);
-                slog_seq_format(t->shard, sr[i].seq, s);
-                tr[i] = (trf_record_t){sr[i].pk, sr[i].pk_len, sr[i].data, sr[i].data_len, s,
-                                       sr[i].arrival_ms};
-            }
-            char shard_id[32];
-            snprintf(shard_id, sizeof shard_id, "shardId-%012u", t->shard);
-            trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, tr, n,
-                              run->cfg.source_arn, shard_id, e->region, w->active ? &tw : NULL,
-                              {0}};
-            trf__kinesis_render(&json, &ev, NULL);
-        } else {
-            json.oom = 1;
-        }
-        free(tr);
-        free(seqs);
-        if (json.oom) {
-            trf__buf_free(&json);
-            if (sr != stack_sr) free(sr);
-            o->kind = INV_NOT_INVOKED;
-            return;
-        }
-    }
-    fn_invoke_req_t req = {.name = name, .qualifier = NULL, .type = FN_INVOKE_SYNC,
-                           .payload = (const uint8_t *)(native ? "{}" : json.data),
-                           .payload_len = native ? 2 : json.len, .wait_for_slot = 1,
-                           .native = &nb};
-    fn_result_owned_t res;
-    memset(&res, 0, sizeof res);
-    int64_t now = wall_ms();
-    int rc = fn_invoke_wait(e->fn, &req, &res);
-    trf__buf_free(&json);
-    snprintf(o->request_id, sizeof o->request_id, "%s", res.r.request_id);
-    o->status = res.r.status;
-    if (rc == 0 && res.r.rc == 0) {
-        pthread_mutex_lock(&e->mu);
-        t->m->invocations++;
-        if (n) t->m->iterator_age_ms = now - recs[n - 1]->arrival_ms;
-        if (res.r.function_error) t->m->errors++;
-        pthread_mutex_unlock(&e->mu);
-        if (res.r.function_error) {
-            o->kind = INV_FAILED;
-            snprintf(o->function_error, sizeof o->function_error, "%s", res.r.function_error);
-        } else {
-            parse_response(run, recs, n, t->shard, res.r.payload, res.r.payload_len, o);
-        }
-    } else if (res.r.rc == TR_ETOOBIG) {
-        o->kind = INV_FAILED;   /* the function ran; its response was too large */
-        snprintf(o->function_error, sizeof o->function_error, "Unhandled");
-    } else {
-        o->kind = INV_NOT_INVOKED;
-        snprintf(o->function_error, sizeof o->function_error, "%s",
-                 tr_err_name(rc ? rc : res.r.rc));
-    }
-    fn_result_free(&res);
-    if (sr != stack_sr) free(sr);
-}
-
-/* ---- on-failure destination ------------------------------------------------------------------ */
-
-typedef struct put_wait {
-    pthread_mutex_t mu;
-    pthread_cond_t cv;
-    int done, rc;
-} put_wait_t;
-
-static void put_done(void *arg, int rc) {
-    put_wait_t *w = arg;
-    pthread_mutex_lock(&w->mu);
-    w->done = 1;
-    w->rc = rc;
-    pthread_cond_signal(&w->cv);
-    pthread_mutex_unlock(&w->mu);
-}
-
-/* Report records [0, n) as discarded (condition "RetryAttemptsExhausted" or
- * "RecordAgeExceeded").  With a destination, blocks until the report is durable in it (retrying
- * while the task runs); returns 0 when the records may be checkpointed, -1 when the task is
- * stopping before that. */
-static int discard(shard_task_t *t, rec_t **recs, size_t n, const char *condition,
-                   const inv_out_t *last, int invoke_count) {
-    esm_t *e = t->e;
-    if (!n) return 0;   /* a window's final invoke without records: nothing to report */
-    const run_t *run = t->run;
-    char first[SLOG_SEQ_STRLEN + 1], lastseq[SLOG_SEQ_STRLEN + 1], a1[32], a2[32], now[32];
-    slog_seq_format(t->shard, recs[0]->seq, first);
-    slog_seq_format(t->shard, recs[n - 1]->seq, lastseq);
-    trf__iso_time(recs[0]->arrival_ms, 1, a1);
-    trf__iso_time(recs[n - 1]->arrival_ms, 1, a2);
-    trf__iso_time(wall_ms(), 1, now);
-    pthread_mutex_lock(&e->mu);
-    t->m->records_discarded += n;
-    pthread_mutex_unlock(&e->mu);
-    if (!run->dest_stream[0]) {
-        tr_warn("esm", "mapping %s: discarded %zu records of shardId-%012u (%s .. %s): %s; "
-                "no OnFailure destination is configured", run->cfg.uuid, n, t->shard, first,
-                lastseq, condition);
-        return 0;
-    }
-    char rid[FN_REQUEST_ID_LEN + 1];
-    if (last && last->request_id[0]) snprintf(rid, sizeof rid, "%s", last->request_id);
-    else uuid_new(rid);
-    trf__buf_t b = {0};
-    trf__buf_puts(&b, "{\"requestContext\":{\"requestId\":\"");
-    trf__buf_puts(&b, rid);
-    trf__buf_puts(&b, "\",\"functionArn\":");
-    trf__buf_json_str(&b, run->cfg.function_arn, strlen(run->cfg.function_arn));
-    trf__buf_printf(&b, ",\"condition\":\"%s\",\"approximateInvokeCount\":%d}", condition,
-                    invoke_count);
-    if (invoke_count > 0 && last)
-        trf__buf_printf(&b, ",\"responseContext\":{\"statusCode\":%d,\"executedVersion\":\"$LATEST\","
-                        "\"functionError\":\"%s\"}", last->status ? last->status : 200,
-                        last->function_error[0] ? "Unhandled" : "");
-    trf__buf_printf(&b, ",\"version\":\"1.0\",\"timestamp\":\"%s\",\"KinesisBatchInfo\":{"
-                    "\"shardId\":\"shardId-%012u\",\"startSequenceNumber\":\"%s\","
-                    "\"endSequenceNumber\":\"%s\",\"approximateArrivalOfFirstRecord\":\"%s\","
-                    "\"approximateArrivalOfLastRecord\":\"%s\",\"batchSize\":%zu,\"streamArn\":",
-                    now, t->shard, first, lastseq, a1, a2, n);
-    trf__buf_json_str(&b, run->cfg.source_arn, strlen(run->cfg.source_arn));
-    trf__buf_puts(&b, "}}");
-    if (b.oom) {
-        trf__buf_free(&b);
-        return -1;
-    }
-    char pk[32];
-    snprintf(pk, sizeof pk, "shardId-%012u", t->shard);
-    int64_t backoff = 50;
-    for (int attempt = 0;; attempt++) {
-        if (atomic_load(&t->stop)) {
-            trf__buf_free(&b);
-            return -1;
-        }
-        put_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-        slog_put_rec_t pr = {.pk = pk, .pk_len = (uint16_t)strlen(pk),
-                             .data = (const uint8_t *)b.data, .data_len = (uint32_t)b.len};
-        tr_err err;
-        tr_err_clear(&err);
-        int rc = slog_put(e->lg, run->dest_stream, &pr, 1, put_done, &w, &err);
-        if (rc == 0) {
-            pthread_mutex_lock(&w.mu);
-            while (!w.done) pthread_cond_wait(&w.cv, &w.mu);
-            pthread_mutex_unlock(&w.mu);
-            rc = w.rc ? w.rc : pr.rc;
-            if (rc) snprintf(err.msg, sizeof err.msg, "%s", tr_strerror(rc));
-        }
-        if (rc == 0) break;
-        if (attempt % 20 == 0)
-            tr_error("esm", "mapping %s: cannot send the on-failure record to %s: %s; retrying "
-                     "(the shard waits: records are never skipped without their report)",
-                     run->cfg.uuid, run->cfg.on_failure, err.msg);
-        sleep_ms(backoff);
-        if (backoff < 1000) backoff *= 2;
-    }
-    trf__buf_free(&b);
-    return 0;
-}
-
-/* ---- one lane's batch ------------------------------------------------------------------------ */
-
-static int expired(const shard_task_t *t, const rec_t *r, int64_t now) {
-    int32_t age = t->run->cfg.max_record_age_s;
-    return age >= 0 && now - r->arrival_ms > (int64_t)age * t->e->age_unit_ms;
-}
-
-/* Sleep for a retry, in slices so that a stop is noticed.  -1 if stopping. */
-static int backoff(shard_task_t *t, int attempt) {
-    int64_t ms = t->e->backoff_ms;
-    for (int i = 1; i < attempt && ms < 1000; i++) ms *= 2;
-    if (ms > 1000) ms = 1000;
-    for (int64_t slept = 0; slept < ms; slept += 10) {
-        if (atomic_load(&t->stop)) return -1;
-        sleep_ms(ms - slept < 10 ? ms - slept : 10);
-    }
-    return atomic_load(&t->stop) ? -1 : 0;
-}
-
-/* Process recs[0, n) to completion under the mapping's policy.  Returns how many records, from
- * the front, are done (n unless the task is stopping).  *state gets the window state to carry
- * (malloc'd, may be NULL). */
-static size_t process_batch(lane_t *l, rec_t **recs, size_t n, const win_arg_t *w, char **state) {
-    shard_task_t *t = l->t;
-    const esm_config_t *cfg = &t->run->cfg;
-    typedef struct span {
-        size_t lo, hi;
-        int attempts;
-    } span_t;
-    span_t stack_spans[64];
-    span_t *st = stack_spans;
-    size_t sp = 0, cap = 64;
-    st[sp++] = (span_t){0, n, 0};
-    size_t done = 0;   /* everything before this index is processed */
-    win_arg_t win = *w;
-    char *cur_state = w->state ? strdup(w->state) : NULL;
-    int final_pending = w->is_final;
-    int not_invoked = 0;
-    inv_out_t last;
-    memset(&last, 0, sizeof last);
-
-    while (sp) {
-        span_t *s = &st[sp - 1];
-        if (atomic_load(&t->stop)) break;
-        /* MaximumRecordAgeInSeconds: the expired front goes to the destination. */
-        int64_t now = wall_ms();
-        size_t k = s->lo;
-        while (k < s->hi && expired(t, recs[k], now)) k++;
-        if (k > s->lo) {
-            if (discard(t, recs + s->lo, k - s->lo, "RecordAgeExceeded", &last, s->attempts))
-                break;
-            s->lo = k;
-            done = k;
-            s->attempts = 0;
-            if (s->lo == s->hi) {
-                sp--;
-                continue;
-            }
-        }
-        /* A final window invoke without records still has to happen: lo == hi only then. */
-        win.state = cur_state;
-        win.is_final = final_pending && sp == 1 && s->hi == n;
-        inv_out_t o;
-        invoke_batch(t, recs + s->lo, s->hi - s->lo, &win, &o);
-        if (o.kind != INV_NOT_INVOKED) last = o;
-        if (o.kind == INV_NOT_INVOKED) {
-            /* Throttled or the function is missing: not the function's fault, no retry spent. */
-            if (++not_invoked % 50 == 1)
-                tr_warn("esm", "mapping %s: could not invoke %s (%s); retrying", cfg->uuid,
-                        cfg->function_arn, o.function_error);
-            free(o.state);
-            if (backoff(t, not_invoked > 6 ? 6 : not_invoked)) break;
-            continue;
-        }
-        not_invoked = 0;
-        if (o.kind == INV_OK || o.kind == INV_PARTIAL) {
-            if (o.state || cfg->tumbling_window_s) {
-                free(cur_state);
-                cur_state = o.state ? o.state : NULL;
-                o.state = NULL;
-            }
-        }
-        free(o.state);
-        if (o.kind == INV_OK) {
-            pthread_mutex_lock(&t->e->mu);
-            snprintf(t->m->cfg.last_result, sizeof t->m->cfg.last_result, "OK");
-            pthread_mutex_unlock(&t->e->mu);
-            done = s->hi;
-            sp--;
-            continue;
-        }
-        if (o.kind == INV_PARTIAL) {
-            size_t f = s->lo + o.first_failed;
-            if (f > s->lo) s->attempts = 0;   /* progress: the rest is a new batch */
-            s->lo = f;
-            done = f;
-        }
-        /* Function error (or a partial failure). */
-        pthread_mutex_lock(&t->e->mu);
-        snprintf(t->m->cfg.last_result, sizeof t->m->cfg.last_result,
-                 "PROBLEM: Function call failed");
-        pthread_mutex_unlock(&t->e->mu);
-        if (o.kind == INV_FAILED && cfg->bisect && s->hi - s->lo > 1) {
-            size_t lo = s->lo, hi = s->hi, mid = lo + (hi - lo) / 2;
-            if (sp + 1 >= cap) {
-                size_t nc = cap * 2;
-                span_t *p = malloc(nc * sizeof *p);
-                if (!p) break;
-                memcpy(p, st, sp * sizeof *p);
-                if (st != stack_spans) free(st);
-                st = p;
-                cap = nc;
-                s = &st[sp - 1];
-            }
-            /* Second half below, first half on top: processed in order. */
-            st[sp - 1] = (span_t){mid, hi, 0};
-            st[sp++] = (span_t){lo, mid, 0};
-            continue;
-        }
-        s->attempts++;
-        if (cfg->max_retry >= 0 && s->attempts > cfg->max_retry) {
-            if (discard(t, recs + s->lo, s->hi - s->lo, "RetryAttemptsExhausted", &last,
-                        s->attempts))
-                break;
-            done = s->hi;
-            sp--;
-            continue;
-        }
-        if (backoff(t, s->attempts)) break;
-    }
-    if (st != stack_spans) free(st);
-    *state = cur_state;
-    return done;
-}
-
-/* ---- lanes ----------------------------------------------------------------------------------- */
-
-static rec_t *lane_at(const lane_t *l, size_t i) { return l->q[(l->head + i) % l->cap]; }
-
-static int lane_push(lane_t *l, rec_t *r) {
-    if (l->n == l->cap) {
-        size_t cap = l->cap ? l->cap * 2 : 256;
-        rec_t **q = malloc(cap * sizeof *q);
-        if (!q) return -1;
-        for (size_t i = 0; i < l->n; i++) q[i] = lane_at(l, i);
-        free(l->q);
-        l->q = q;
-        l->head = 0;
-        l->cap = cap;
-    }
-    l->q[(l->head + l->n) % l->cap] = r;
-    l->n++;
-    l->bytes += r->data_len + r->pk_len;
-    atomic_fetch_add(&l->t->e->queued_bytes, r->data_len + r->pk_len);
-    return 0;
-}
-
-static void lane_pop(lane_t *l, size_t k) {
-    for (size_t i = 0; i < k && l->n; i++) {
-        rec_t *r = l->q[l->head];
-        l->bytes -= r->data_len + r->pk_len;
-        atomic_fetch_sub(&l->t->e->queued_bytes, r->data_len + r->pk_len);
-        free(r);
-        l->head = (l->head + 1) % l->cap;
-        l->n--;
-    }
-}
-
-static int64_t window_of(const shard_task_t *t, int64_t arrival_ms) {
-    int64_t w = (int64_t)t->run->cfg.tumbling_window_s * 1000;
-    return arrival_ms - ((arrival_ms % w) + w) % w;
-}
-
-/* Under t->mu: persist the shard's checkpoint if it moved (or the window state changed), and
- * finish the shard when a closed shard is fully processed.  Returns a flush generation to wait
- * for (outside the lock) when the shard just finished, else 0. */
-static uint64_t checkpoint_locked(shard_task_t *t, int state_changed) {
-    uint64_t next = t->read_pos;
-    for (int i = 0; i < t->n_lanes; i++)
-        if (t->lanes[i].n && lane_at(&t->lanes[i], 0)->seq < next) next = lane_at(&t->lanes[i], 0)->seq;
-    int all_empty = 1;
-    for (int i = 0; i < t->n_lanes; i++)
-        if (t->lanes[i].n || (t->run->cfg.tumbling_window_s && t->lanes[i].win_start))
-            all_empty = 0;
-    if (t->read_done && all_empty && !t->finished) {
-        t->finished = 1;
-        t->ck_next = next;
-        return ck_put(t->e, t->run->cfg.uuid, t->shard, next, CK_FINISHED, 0, NULL);
-    }
-    if (next != t->ck_next || state_changed) {
-        t->ck_next = next;
-        lane_t *l0 = &t->lanes[0];
-        ck_put(t->e, t->run->cfg.uuid, t->shard, next, 0, l0->win_start, l0->state);
-    }
-    return 0;
-}
-
-static void finish_wait(shard_task_t *t, uint64_t gen) {
-    if (!gen) return;
-    ck_wait(t->e, gen);
-    tr_info("esm", "mapping %s: shardId-%012u finished (read to its end)", t->run->cfg.uuid,
-            t->shard);
-    poke_manager(t->e);
-}
-
-static void *lane_main(void *arg) {
-    lane_t *l = arg;
-    shard_task_t *t = l->t;
-    const esm_config_t *cfg = &t->run->cfg;
-    int64_t wsize = (int64_t)cfg->tumbling_window_s * 1000;
-    int64_t batching_ms = (int64_t)cfg->max_batching_window_s * 1000;
-    rec_t **batch = malloc(cfg->batch_size * sizeof *batch);
-    if (!batch) {
-        tr_error("esm", "mapping %s: out of memory starting a lane", cfg->uuid);
-        return NULL;
-    }
-    pthread_mutex_lock(&t->mu);
-    while (!atomic_load(&t->stop)) {
-        int64_t now = wall_ms();
-        win_arg_t w = {0};
-        size_t k = 0;
-        int final = 0;
-        if (wsize && l->win_start && (!l->n || window_of(t, lane_at(l, 0)->arrival_ms) != l->win_start)) {
-            /* The open window has no queued records left. */
-            int later_queued = l->n > 0;
-            if (!later_queued && now < l->win_start + wsize + t->e->window_grace_ms) {
-                struct timespec ts;
-                abstime_in(&ts, l->win_start + wsize + t->e->window_grace_ms - now);
-                pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
-                continue;
-            }
-            final = 1;   /* final invoke with no records */
-        } else if (!l->n) {
-            struct timespec ts;
-            abstime_in(&ts, 1000);
-            pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
-            continue;
-        } else {
-            /* Take up to BatchSize records within the payload cap (and one window). */
-            size_t est = 0;
-            int64_t win = wsize ? window_of(t, lane_at(l, 0)->arrival_ms) : 0;
-            while (k < l->n && k < cfg->batch_size) {
-                rec_t *r = lane_at(l, k);
-                if (wsize && window_of(t, r->arrival_ms) != win) break;
-                size_t sz = (size_t)r->data_len * 4 / 3 + 2u * r->pk_len + 2 * strlen(cfg->source_arn) + 400;
-                if (k && est + sz > MAX_PAYLOAD) break;
-                est += sz;
-                batch[k++] = r;
-            }
-            if (wsize) {
-                /* Final when the batch holds the window's last queued record and the window is
-                 * over: by the clock, or because a record of a later window is queued (arrival
-                 * times only grow within a shard). */
-                int later = k < l->n && window_of(t, lane_at(l, k)->arrival_ms) != win;
-                final = (k == l->n || later) &&
-                        (later || now >= win + wsize + t->e->window_grace_ms);
-                l->win_start = win;
-            }
-            /* MaximumBatchingWindowInSeconds: wait for a fuller batch, unless the shard is done
-             * or the batch is as full as it can be. */
-            int full = k >= cfg->batch_size || k < l->n || est * 2 > MAX_PAYLOAD;
-            if (!final && !full && batching_ms && !t->read_done) {
-                int64_t due = lane_at(l, 0)->queued_ms + batching_ms, mnow = mono_ms();
-                if (mnow < due) {
-                    struct timespec ts;
-                    abstime_in(&ts, due - mnow);
-                    pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
-                    continue;
-                }
-            }
-        }
-        if (wsize) {
-            w.active = 1;
-            w.start_ms = l->win_start;
-            w.end_ms = l->win_start + wsize;
-            w.state = l->state;
-            w.is_final = final;
-        }
-        pthread_mutex_unlock(&t->mu);
-
-        char *state = NULL;
-        size_t done = process_batch(l, batch, k, &w, &state);
-
-        pthread_mutex_lock(&t->mu);
-        if (done < k || atomic_load(&t->stop)) {
-            /* Stopping part-way: keep what was processed (and, in a window, the state that
-             * covers exactly those records) so the checkpoint and the state agree. */
-            if (wsize && done > 0) {
-                free(l->state);
-                l->state = state;
-            } else {
-                free(state);
-            }
-            lane_pop(l, done);
-            checkpoint_locked(t, wsize != 0);
-            break;
-        }
-        lane_pop(l, done);
-        if (wsize) {
-            free(l->state);
-            if (final) {
-                l->state = NULL;
-                l->win_start = 0;
-                free(state);
-            } else {
-                l->state = state;
-            }
-        } else {
-            free(state);
-        }
-        uint64_t gen = checkpoint_locked(t, wsize != 0);
-        pthread_cond_signal(&t->cv_reader);   /* room in the queue */
-        if (gen) {
-            pthread_mutex_unlock(&t->mu);
-            finish_wait(t, gen);
-            pthread_mutex_lock(&t->mu);
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    free(batch);
-    return NULL;
-}
-
-/* ---- reader ---------------------------------------------------------------------------------- */
-
-static void *reader_main(void *arg) {
-    shard_task_t *t = arg;
-    esm_t *e = t->e;
-    const run_t *run = t->run;
-    slog_read_t rd;
-    memset(&rd, 0, sizeof rd);
-    int warned = 0;
-    pthread_mutex_lock(&t->mu);
-    while (!atomic_load(&t->stop)) {
-        size_t queued = 0, bytes = 0;
-        for (int i = 0; i < t->n_lanes; i++) {
-            queued += t->lanes[i].n;
-            bytes += t->lanes[i].bytes;
-        }
-        size_t limit = (size_t)run->cfg.batch_size * (size_t)t->n_lanes * 2;
-        if (limit < 1000) limit = 1000;
-        if (t->read_done || queued >= limit || bytes >= LANE_MAX_BYTES * (size_t)t->n_lanes ||
-            atomic_load(&e->queued_bytes) >= ESM_QUEUE_MAX) {
-            struct timespec ts;
-            abstime_in(&ts, 1000);
-            pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
-            continue;
-        }
-        uint64_t from = t->read_pos;
-        t->poked = 0;
-        pthread_mutex_unlock(&t->mu);
-
-        size_t want = limit - queued;
-        if (want > READ_MAX_RECORDS) want = READ_MAX_RECORDS;
-        uint64_t closed_end = UINT64_MAX;
-        tr_err err;
-        tr_err_clear(&err);
-        int rc = slog_read(e->lg, t->stream_id, t->shard, from, want, 4u << 20, &rd, &closed_end,
-                           NULL, &err);
-        if (rc) {
-            if (!warned++)
-                tr_warn("esm", "mapping %s: cannot read shardId-%012u: %s", run->cfg.uuid, t->shard,
-                        err.msg);
-            pthread_mutex_lock(&e->mu);
-            snprintf(t->m->cfg.last_result, sizeof t->m->cfg.last_result,
-                     "PROBLEM: cannot read the stream");
-            pthread_mutex_unlock(&e->mu);
-            pthread_mutex_lock(&t->mu);
-            struct timespec ts;
-            abstime_in(&ts, 1000);
-            if (!atomic_load(&t->stop)) pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
-            continue;
-        }
-        warned = 0;
-        /* Filter and copy outside the lock; the lanes get whole records. */
-        rec_t **keep = rd.n ? malloc(rd.n * sizeof *keep) : NULL;
-        uint32_t *lane_of = rd.n ? malloc(rd.n * sizeof *lane_of) : NULL;
-        size_t n_keep = 0, n_filtered = 0;
-        int64_t mnow = mono_ms();
-        for (size_t i = 0; i < rd.n && keep && lane_of; i++) {
-            const slog_rec_t *r = &rd.recs[i];
-            if (run->filter) {
-                char seq[SLOG_SEQ_STRLEN + 1];
-                slog_seq_format(t->shard, r->seq, seq);
-                if (!esm_filter_match(run->filter, r->pk, r->pk_len, seq, r->arrival_ms, r->data,
-                                      r->data_len)) {
-                    n_filtered++;
-                    continue;
-                }
-            }
-            rec_t *c = malloc(sizeof *c + r->pk_len + 1 + r->data_len + 1);
-            if (!c) break;
-            c->seq = r->seq;
-            c->arrival_ms = r->arrival_ms;
-            c->queued_ms = mnow;
-            c->pk_len = r->pk_len;
-            c->data_len = r->data_len;
-            memcpy(c->bytes, r->pk, r->pk_len);
-            c->bytes[r->pk_len] = 0;
-            memcpy(c->bytes + r->pk_len + 1, r->data, r->data_len);
-            c->bytes[r->pk_len + 1 + r->data_len] = 0;
-            lane_of[n_keep] = t->n_lanes > 1 ? pk_hash(r->pk, r->pk_len) % (uint32_t)t->n_lanes : 0;
-            keep[n_keep++] = c;
-        }
-        size_t consumed = rd.n;
-        if (rd.n && (!keep || !lane_of || n_keep + n_filtered < rd.n)) {
-            /* Out of memory part-way: queue what was copied, re-read the rest later. */
-            consumed = 0;
-            for (size_t i = 0; i < n_keep; i++) free(keep[i]);
-            n_keep = 0;
-            n_filtered = 0;
-        }
-        pthread_mutex_lock(&e->mu);
-        t->m->records_in += n_keep;
-        t->m->records_filtered += n_filtered;
-        pthread_mutex_unlock(&e->mu);
-
-        pthread_mutex_lock(&t->mu);
-        for (size_t i = 0; i < n_keep; i++)
-            if (lane_push(&t->lanes[lane_of[i]], keep[i])) free(keep[i]);   /* see above */
-        free(keep);
-        free(lane_of);
-        if (consumed) t->read_pos = rd.next_seq;
-        else if (rd.n == 0 && rd.next_seq > t->read_pos) t->read_pos = rd.next_seq;   /* trimmed */
-        if (closed_end != UINT64_MAX && t->read_pos >= closed_end) t->read_done = 1;
-        if (n_keep) pthread_cond_broadcast(&t->cv_lanes);
-        uint64_t gen = checkpoint_locked(t, 0);   /* filtered records move it too */
-        if (gen) {
-            pthread_mutex_unlock(&t->mu);
-            finish_wait(t, gen);
-            pthread_mutex_lock(&t->mu);
-        }
-        if (consumed && rd.n >= want) continue;   /* more may be there: read on */
-        if (!consumed && rd.n) {
-            struct timespec ts;
-            abstime_in(&ts, 100);
-            pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts);
-            continue;
-        }
-        /* Caught up: wait for the append hook (1 s fallback). */
-        while (!t->poked && !atomic_load(&t->stop) && !t->read_done) {
-            struct timespec ts;
-            abstime_in(&ts, 1000);
-            if (pthread_cond_timedwait(&t->cv_reader, &t->mu, &ts) == ETIMEDOUT) break;
-        }
-    }
-    pthread_mutex_unlock(&t->mu);
-    slog_read_free(&rd);
-    return NULL;
-}
-
 /* ---- tasks ----------------------------------------------------------------------------------- */
 
-static void run_unref(esm_t *e, run_t *r) {
+static void run_unref(esm_t *e, esm_run_t *r) {
     if (!r) return;
     pthread_mutex_lock(&e->mu);
     int last = --r->refs == 0;
@@ -1360,8 +501,8 @@ static void run_unref(esm_t *e, run_t *r) {
     free(r);
 }
 
-static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck_rec_t *ck) {
-    shard_task_t *t = calloc(1, sizeof *t);
+static esm_task_t *task_start(esm_t *e, esm_mapping_t *m, uint32_t shard, const ck_rec_t *ck) {
+    esm_task_t *t = calloc(1, sizeof *t);
     if (!t) return NULL;
     t->e = e;
     t->m = m;
@@ -1374,7 +515,7 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
     t->read_pos = ck ? ck->next : 0;
     t->ck_next = t->read_pos;
     t->n_lanes = (int)(m->run->cfg.parallelization ? m->run->cfg.parallelization : 1);
-    if (t->n_lanes > MAX_LANES) t->n_lanes = MAX_LANES;
+    if (t->n_lanes > ESM_MAX_LANES) t->n_lanes = ESM_MAX_LANES;
     pthread_mutex_init(&t->mu, NULL);
     pthread_cond_init(&t->cv_reader, NULL);
     pthread_cond_init(&t->cv_lanes, NULL);
@@ -1390,10 +531,10 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
     pthread_attr_t at;
     pthread_attr_init(&at);
     pthread_attr_setstacksize(&at, 512 * 1024);
-    int ok = pthread_create(&t->reader, &at, reader_main, t) == 0;
+    int ok = pthread_create(&t->reader, &at, esm__reader_main, t) == 0;
     t->reader_running = ok;
     for (int i = 0; ok && i < t->n_lanes; i++) {
-        ok = pthread_create(&t->lanes[i].thread, &at, lane_main, &t->lanes[i]) == 0;
+        ok = pthread_create(&t->lanes[i].thread, &at, esm__lane_main, &t->lanes[i]) == 0;
         t->lanes[i].running = ok;
     }
     pthread_attr_destroy(&at);
@@ -1403,7 +544,7 @@ static shard_task_t *task_start(esm_t *e, mapping_t *m, uint32_t shard, const ck
 }
 
 /* Stop and free a task (waits for an invocation in flight); its checkpoint is queued. */
-static void task_stop(esm_t *e, shard_task_t *t) {
+static void task_stop(esm_t *e, esm_task_t *t) {
     hook_remove(e, t);
     pthread_mutex_lock(&t->mu);
     atomic_store(&t->stop, 1);
@@ -1414,10 +555,10 @@ static void task_stop(esm_t *e, shard_task_t *t) {
     for (int i = 0; i < t->n_lanes; i++)
         if (t->lanes[i].running) pthread_join(t->lanes[i].thread, NULL);
     pthread_mutex_lock(&t->mu);
-    checkpoint_locked(t, 1);
+    esm__checkpoint_locked(t, 1);
     pthread_mutex_unlock(&t->mu);
     for (int i = 0; i < t->n_lanes; i++) {
-        lane_pop(&t->lanes[i], t->lanes[i].n);
+        esm__lane_pop(&t->lanes[i], t->lanes[i].n);
         free(t->lanes[i].q);
         free(t->lanes[i].state);
     }
@@ -1428,14 +569,14 @@ static void task_stop(esm_t *e, shard_task_t *t) {
     free(t);
 }
 
-static void stop_all_tasks(esm_t *e, mapping_t *m) {
-    shard_task_t *t = m->tasks;
+static void stop_all_tasks(esm_t *e, esm_mapping_t *m) {
+    esm_task_t *t = m->tasks;
     m->tasks = NULL;
     pthread_mutex_lock(&e->mu);
     m->n_tasks = 0;
     pthread_mutex_unlock(&e->mu);
     while (t) {
-        shard_task_t *n = t->next;
+        esm_task_t *n = t->next;
         task_stop(e, t);
         t = n;
     }
@@ -1444,13 +585,13 @@ static void stop_all_tasks(esm_t *e, mapping_t *m) {
 
 /* ---- manager --------------------------------------------------------------------------------- */
 
-static int is_finished(const mapping_t *m, uint32_t shard) {
+static int is_finished(const esm_mapping_t *m, uint32_t shard) {
     for (size_t i = 0; i < m->n_finished; i++)
         if (m->finished[i] == shard) return 1;
     return 0;
 }
 
-static void mark_finished(mapping_t *m, uint32_t shard) {
+static void mark_finished(esm_mapping_t *m, uint32_t shard) {
     if (is_finished(m, shard)) return;
     if (m->n_finished == m->cap_finished) {
         size_t cap = m->cap_finished ? m->cap_finished * 2 : 16;
@@ -1462,14 +603,14 @@ static void mark_finished(mapping_t *m, uint32_t shard) {
     m->finished[m->n_finished++] = shard;
 }
 
-static void set_state(esm_t *e, mapping_t *m, const char *state) {
+static void set_state(esm_t *e, esm_mapping_t *m, const char *state) {
     pthread_mutex_lock(&e->mu);
     snprintf(m->cfg.state, sizeof m->cfg.state, "%s", state);
     pthread_mutex_unlock(&e->mu);
 }
 
-static run_t *run_build(esm_t *e, const esm_config_t *cfg) {
-    run_t *r = calloc(1, sizeof *r);
+static esm_run_t *run_build(esm_t *e, const esm_config_t *cfg) {
+    esm_run_t *r = calloc(1, sizeof *r);
     if (!r) return NULL;
     config_copy(&r->cfg, cfg);
     r->refs = 1;
@@ -1486,7 +627,7 @@ static run_t *run_build(esm_t *e, const esm_config_t *cfg) {
 
 /* Bring one mapping's tasks in line with its configuration.  Returns 1 when the mapping was
  * deleted (and freed). */
-static int reconcile(esm_t *e, mapping_t *m) {
+static int reconcile(esm_t *e, esm_mapping_t *m) {
     pthread_mutex_lock(&e->mu);
     int desire = m->desire, enabled = m->cfg.enabled;
     uint64_t gen = m->cfg_gen;
@@ -1494,15 +635,15 @@ static int reconcile(esm_t *e, mapping_t *m) {
     config_copy(&snap, &m->cfg);
     pthread_mutex_unlock(&e->mu);
 
-    if (desire == DESIRE_DELETE) {
+    if (desire == ESM_DESIRE_DELETE) {
         stop_all_tasks(e, m);
         pthread_mutex_lock(&e->ck_mu);
-        ck_item_t *it = calloc(1, sizeof *it);
+        esm_ck_item_t *it = calloc(1, sizeof *it);
         if (it) {
             snprintf(it->uuid, sizeof it->uuid, "%s", snap.uuid);
             it->del = 1;
             /* After every pending checkpoint of it (the list is written head first: append). */
-            ck_item_t **p = &e->ck_head;
+            esm_ck_item_t **p = &e->ck_head;
             while (*p) p = &(*p)->next;
             *p = it;
             e->ck_gen++;
@@ -1511,7 +652,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         pthread_mutex_unlock(&e->ck_mu);
         ck_flush(e);
         pthread_mutex_lock(&e->mu);
-        for (mapping_t **p = &e->maps; *p; p = &(*p)->next)
+        for (esm_mapping_t **p = &e->maps; *p; p = &(*p)->next)
             if (*p == m) {
                 *p = m->next;
                 break;
@@ -1563,10 +704,10 @@ static int reconcile(esm_t *e, mapping_t *m) {
     size_t n_ck = 0;
     ck_load_all(e, m->cfg.uuid, &cks, &n_ck);
     for (size_t i = 0; i < n_ck; i++)
-        if (cks[i].flags & CK_FINISHED) mark_finished(m, cks[i].shard);
+        if (cks[i].flags & ESM_CK_FINISHED) mark_finished(m, cks[i].shard);
     /* Finished tasks leave; their children may start below. */
-    for (shard_task_t **p = &m->tasks; *p;) {
-        shard_task_t *t = *p;
+    for (esm_task_t **p = &m->tasks; *p;) {
+        esm_task_t *t = *p;
         pthread_mutex_lock(&t->mu);
         int fin = t->finished;
         pthread_mutex_unlock(&t->mu);
@@ -1582,7 +723,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         const slog_shard_info_t *s = &info.shards[i];
         if (is_finished(m, s->index)) continue;
         int running = 0;
-        for (shard_task_t *t = m->tasks; t; t = t->next) running |= t->shard == s->index;
+        for (esm_task_t *t = m->tasks; t; t = t->next) running |= t->shard == s->index;
         if (running) continue;
         /* Parents first. */
         int ready = 1;
@@ -1597,7 +738,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
         for (size_t j = 0; j < n_ck; j++)
             if (cks[j].shard == s->index) ck = &cks[j];
         ck_rec_t born = {s->index, s->seq_start, 0, 0, NULL};   /* a child born after creation */
-        shard_task_t *t = task_start(e, m, s->index, ck ? ck : &born);
+        esm_task_t *t = task_start(e, m, s->index, ck ? ck : &born);
         if (t) {
             t->next = m->tasks;
             m->tasks = t;
@@ -1606,7 +747,7 @@ static int reconcile(esm_t *e, mapping_t *m) {
     ck_recs_free(cks, n_ck);
     slog_stream_info_free(&info);
     uint32_t nt = 0;
-    for (shard_task_t *t = m->tasks; t; t = t->next) nt++;
+    for (esm_task_t *t = m->tasks; t; t = t->next) nt++;
     pthread_mutex_lock(&e->mu);
     m->n_tasks = nt;
     snprintf(m->cfg.state, sizeof m->cfg.state, "Enabled");
@@ -1619,10 +760,10 @@ static void *manager_main(void *arg) {
     pthread_mutex_lock(&e->mu);
     while (!e->closing) {
         size_t n = 0;
-        for (mapping_t *m = e->maps; m; m = m->next) n++;
-        mapping_t **list = n ? malloc(n * sizeof *list) : NULL;
+        for (esm_mapping_t *m = e->maps; m; m = m->next) n++;
+        esm_mapping_t **list = n ? malloc(n * sizeof *list) : NULL;
         size_t k = 0;
-        for (mapping_t *m = e->maps; m && list; m = m->next) list[k++] = m;
+        for (esm_mapping_t *m = e->maps; m && list; m = m->next) list[k++] = m;
         e->mgr_poked = 0;
         pthread_mutex_unlock(&e->mu);
         for (size_t i = 0; i < k; i++) reconcile(e, list[i]);
@@ -1630,7 +771,7 @@ static void *manager_main(void *arg) {
         pthread_mutex_lock(&e->mu);
         if (e->mgr_poked || e->closing) continue;
         struct timespec ts;
-        abstime_in(&ts, 500);
+        esm__abstime_in(&ts, 500);
         pthread_cond_timedwait(&e->mgr_cv, &e->mu, &ts);
     }
     pthread_mutex_unlock(&e->mu);
@@ -1674,10 +815,10 @@ int esm_open(const char *data_dir, slog_t *lg, fn_t *fn, const esm_opts_t *opts,
         MDB_val k, v;
         int r = rc ? rc : mdb_cursor_get(cur, &k, &v, MDB_FIRST);
         while (!rc && r == 0) {
-            mapping_t *m = calloc(1, sizeof *m);
+            esm_mapping_t *m = calloc(1, sizeof *m);
             if (m && map_from_json(v.mv_data, v.mv_size, m) == 0) {
                 snprintf(m->cfg.state, sizeof m->cfg.state, "%s",
-                         m->desire == DESIRE_DELETE ? "Deleting"
+                         m->desire == ESM_DESIRE_DELETE ? "Deleting"
                          : m->cfg.enabled           ? "Enabling"
                                                     : "Disabled");
                 snprintf(m->cfg.state_reason, sizeof m->cfg.state_reason, "User action");
@@ -1725,7 +866,7 @@ void esm_close(esm_t *e) {
     pthread_cond_broadcast(&e->mgr_cv);
     pthread_mutex_unlock(&e->mu);
     if (e->started) pthread_join(e->manager, NULL);
-    for (mapping_t *m = e->maps; m; m = m->next)
+    for (esm_mapping_t *m = e->maps; m; m = m->next)
         if (m->tasks) stop_all_tasks(e, m);
     slog_set_append_hook(e->lg, NULL, NULL);
     ck_flush(e);
@@ -1734,7 +875,7 @@ void esm_close(esm_t *e) {
     pthread_cond_broadcast(&e->ck_cv);
     pthread_mutex_unlock(&e->ck_mu);
     pthread_join(e->ckthread, NULL);
-    for (mapping_t *m = e->maps, *n; m; m = n) {
+    for (esm_mapping_t *m = e->maps, *n; m; m = n) {
         n = m->next;
         if (m->run) run_unref(e, m->run);
         free(m->finished);
@@ -1806,8 +947,8 @@ static int resolve_function(esm_t *e, const char *given, char *name, char *arn, 
     return 0;
 }
 
-static mapping_t *find_locked(esm_t *e, const char *uuid) {
-    for (mapping_t *m = e->maps; m; m = m->next)
+static esm_mapping_t *find_locked(esm_t *e, const char *uuid) {
+    for (esm_mapping_t *m = e->maps; m; m = m->next)
         if (!strcmp(m->cfg.uuid, uuid)) return m;
     return NULL;
 }
@@ -1827,7 +968,7 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
         return tr_err_set(err, TR_EINVAL, "StartingPositionTimestamp is required with "
                           "StartingPosition AT_TIMESTAMP");
     if ((rc = validate(e, in, err))) return rc;
-    mapping_t *m = calloc(1, sizeof *m);
+    esm_mapping_t *m = calloc(1, sizeof *m);
     if (!m) return tr_err_set(err, TR_ENOMEM, "out of memory");
     config_copy(&m->cfg, in);
     rc = resolve_function(e, in->function_name, m->cfg.function_name, m->cfg.function_arn, err);
@@ -1855,22 +996,22 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
             c->next = begin;
         } else if (in->starting_position == ESM_LATEST) {
             c->next = end;
-            if (s->closed) c->flags = CK_FINISHED;
+            if (s->closed) c->flags = ESM_CK_FINISHED;
         } else {
             slog_position(e->lg, info.id, s->index, in->starting_ts_ms, &begin, &end, &at, NULL);
             c->next = at;
-            if (s->closed && at >= s->seq_end) c->flags = CK_FINISHED;
+            if (s->closed && at >= s->seq_end) c->flags = ESM_CK_FINISHED;
         }
     }
-    uuid_new(m->cfg.uuid);
-    m->cfg.last_modified_ms = wall_ms();
+    tr_uuid_v4(m->cfg.uuid);
+    m->cfg.last_modified_ms = tr_now_ms();
     snprintf(m->cfg.state, sizeof m->cfg.state, "Creating");
     snprintf(m->cfg.state_reason, sizeof m->cfg.state_reason, "User action");
     snprintf(m->cfg.last_result, sizeof m->cfg.last_result, "No records processed");
 
     pthread_mutex_lock(&e->mu);
-    for (mapping_t *x = e->maps; x; x = x->next)
-        if (x->desire != DESIRE_DELETE && !strcmp(x->cfg.function_arn, m->cfg.function_arn) &&
+    for (esm_mapping_t *x = e->maps; x; x = x->next)
+        if (x->desire != ESM_DESIRE_DELETE && !strcmp(x->cfg.function_arn, m->cfg.function_arn) &&
             !strcmp(x->cfg.source_arn, m->cfg.source_arn)) {
             rc = tr_err_set(err, TR_EEXISTS, "The event source arn (\" %s \") and function "
                             "(\" %s \") provided mapping already exists. Please update or delete "
@@ -1901,7 +1042,7 @@ fail:
 
 int esm_get(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     if (m) config_copy(out, &m->cfg);
     pthread_mutex_unlock(&e->mu);
     if (!m)
@@ -1924,10 +1065,10 @@ int esm_list(esm_t *e, const char *function_name, const char *source_arn, const 
         return TR_EINVAL;
     pthread_mutex_lock(&e->mu);
     size_t total = 0;
-    for (mapping_t *m = e->maps; m; m = m->next) total++;
+    for (esm_mapping_t *m = e->maps; m; m = m->next) total++;
     esm_config_t *all = calloc(total ? total : 1, sizeof *all);
     size_t k = 0;
-    for (mapping_t *m = e->maps; m && all; m = m->next) {
+    for (esm_mapping_t *m = e->maps; m && all; m = m->next) {
         if (fname[0] && strcmp(m->cfg.function_name, fname)) continue;
         if (source_arn && *source_arn && strcmp(m->cfg.source_arn, source_arn)) continue;
         if (marker && *marker && strcmp(m->cfg.uuid, marker) <= 0) continue;
@@ -1954,14 +1095,14 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
         if (rc) return rc;
     }
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
         rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
                         "(Event source mapping %s)", uuid);
         goto out;
     }
-    if (m->desire == DESIRE_DELETE) {
+    if (m->desire == ESM_DESIRE_DELETE) {
         rc = tr_err_set(err, TR_EINUSE, "Cannot update the event source mapping %s: it is being "
                         "deleted", uuid);
         goto out;
@@ -1991,7 +1132,7 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
     rc = validate(e, &c, err);
     if (!rc) {
         int toggled = c.enabled != m->cfg.enabled;
-        c.last_modified_ms = wall_ms();
+        c.last_modified_ms = tr_now_ms();
         snprintf(c.state, sizeof c.state, "%s",
                  toggled ? (c.enabled ? "Enabling" : "Disabling") : "Updating");
         esm_config_t old = m->cfg;
@@ -2017,19 +1158,19 @@ out:
 
 int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     pthread_mutex_lock(&e->mu);
-    mapping_t *m = find_locked(e, uuid);
+    esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
         rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
                         "(Event source mapping %s)", uuid);
-    } else if (m->desire == DESIRE_DELETE) {
+    } else if (m->desire == ESM_DESIRE_DELETE) {
         rc = tr_err_set(err, TR_EINUSE, "The event source mapping %s is already being deleted",
                         uuid);
     } else {
-        m->desire = DESIRE_DELETE;
+        m->desire = ESM_DESIRE_DELETE;
         rc = map_store(e, m, NULL, 0, err);   /* survives a crash: deletion resumes at start */
         if (rc) {
-            m->desire = DESIRE_RUN;
+            m->desire = ESM_DESIRE_RUN;
         } else {
             snprintf(m->cfg.state, sizeof m->cfg.state, "Deleting");
             config_copy(out, &m->cfg);
@@ -2046,10 +1187,10 @@ int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
 int esm_stats_list(esm_t *e, esm_stats_t **out, size_t *n) {
     pthread_mutex_lock(&e->mu);
     size_t k = 0;
-    for (mapping_t *m = e->maps; m; m = m->next) k++;
+    for (esm_mapping_t *m = e->maps; m; m = m->next) k++;
     esm_stats_t *s = calloc(k ? k : 1, sizeof *s);
     size_t i = 0;
-    for (mapping_t *m = e->maps; m && s; m = m->next, i++) {
+    for (esm_mapping_t *m = e->maps; m && s; m = m->next, i++) {
         snprintf(s[i].uuid, sizeof s[i].uuid, "%s", m->cfg.uuid);
         snprintf(s[i].function_name, sizeof s[i].function_name, "%s", m->cfg.function_name);
         s[i].iterator_age_ms = m->iterator_age_ms;

@@ -35,7 +35,6 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <jansson.h>
-#include <openssl/rand.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -44,24 +43,14 @@
 #include <unistd.h>
 
 #include "core/fs.h"
+#include "core/mem.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "fn/fn_int.h"
 
 #define FN__MAPSIZE (8ULL << 30)
 
 /* ---- small helpers ------------------------------------------------------------------------- */
-
-void fn__uuid(char out[37]) {
-    uint8_t r[16];
-    if (RAND_bytes(r, sizeof r) != 1) {
-        for (size_t i = 0; i < sizeof r; i++) r[i] = (uint8_t)rand();
-    }
-    r[6] = (uint8_t)((r[6] & 0x0f) | 0x40);
-    r[8] = (uint8_t)((r[8] & 0x3f) | 0x80);
-    snprintf(out, 37, "%02x%02x%02x%02x-%02x%02x-%02x%02x-%02x%02x-%02x%02x%02x%02x%02x%02x",
-             r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], r[8], r[9], r[10], r[11], r[12],
-             r[13], r[14], r[15]);
-}
 
 /* "2024-01-02T03:04:05.678Z", or with aws_offset "2024-01-02T03:04:05.678+0000" (LastModified). */
 void fn__iso_time(int64_t ms, char *out, size_t cap, int aws_offset) {
@@ -71,38 +60,6 @@ void fn__iso_time(int64_t ms, char *out, size_t cap, int aws_offset) {
     char base[32];
     strftime(base, sizeof base, "%Y-%m-%dT%H:%M:%S", &tm);
     snprintf(out, cap, "%s.%03d%s", base, (int)(ms % 1000), aws_offset ? "+0000" : "Z");
-}
-
-int fn__rmtree(const char *path) {
-    struct stat st;
-    if (lstat(path, &st) != 0) return errno == ENOENT ? 0 : -1;
-    if (!S_ISDIR(st.st_mode)) return unlink(path);
-    DIR *d = opendir(path);
-    if (!d) return -1;
-    struct dirent *e;
-    int rc = 0;
-    while ((e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        char sub[FN__PATH];
-        if (snprintf(sub, sizeof sub, "%s/%s", path, e->d_name) >= (int)sizeof sub) {
-            rc = -1;
-            continue;
-        }
-        if (fn__rmtree(sub)) rc = -1;
-    }
-    closedir(d);
-    if (rmdir(path)) rc = -1;
-    return rc;
-}
-
-static char *xstrdup(const char *s) {
-    if (!s) return NULL;
-    char *p = strdup(s);
-    if (!p) {
-        tr_error("fn", "out of memory");
-        abort();
-    }
-    return p;
 }
 
 /* ---- configuration structs ----------------------------------------------------------------- */
@@ -126,26 +83,24 @@ void fn_config_free(fn_config_t *c) {
 
 int fn__config_copy(fn_config_t *d, const fn_config_t *s) {
     *d = *s;
-    d->runtime = xstrdup(s->runtime);
-    d->handler = xstrdup(s->handler);
-    d->role = xstrdup(s->role);
-    d->description = xstrdup(s->description);
-    d->code_dir = xstrdup(s->code_dir);
+    d->runtime = tr_xstrdup(s->runtime);
+    d->handler = tr_xstrdup(s->handler);
+    d->role = tr_xstrdup(s->role);
+    d->description = tr_xstrdup(s->description);
+    d->code_dir = tr_xstrdup(s->code_dir);
     d->env = NULL;
     if (s->n_env) {
-        d->env = calloc(s->n_env, sizeof *d->env);
-        if (!d->env) abort();
+        d->env = tr_xcalloc(s->n_env, sizeof *d->env);
         for (size_t i = 0; i < s->n_env; i++) {
-            d->env[i].key = xstrdup(s->env[i].key);
-            d->env[i].value = xstrdup(s->env[i].value);
+            d->env[i].key = tr_xstrdup(s->env[i].key);
+            d->env[i].value = tr_xstrdup(s->env[i].value);
         }
     }
     d->architectures = NULL;
     if (s->n_architectures) {
-        d->architectures = calloc(s->n_architectures, sizeof *d->architectures);
-        if (!d->architectures) abort();
+        d->architectures = tr_xcalloc(s->n_architectures, sizeof *d->architectures);
         for (size_t i = 0; i < s->n_architectures; i++)
-            d->architectures[i] = xstrdup(s->architectures[i]);
+            d->architectures[i] = tr_xstrdup(s->architectures[i]);
     }
     return 0;
 }
@@ -159,17 +114,16 @@ static void set_env(fn_config_t *c, const fn_env_var_t *env, size_t n) {
     c->env = NULL;
     c->n_env = n;
     if (!n) return;
-    c->env = calloc(n, sizeof *c->env);
-    if (!c->env) abort();
+    c->env = tr_xcalloc(n, sizeof *c->env);
     for (size_t i = 0; i < n; i++) {
-        c->env[i].key = xstrdup(env[i].key);
-        c->env[i].value = xstrdup(env[i].value ? env[i].value : "");
+        c->env[i].key = tr_xstrdup(env[i].key);
+        c->env[i].value = tr_xstrdup(env[i].value ? env[i].value : "");
     }
 }
 
 static void set_str(char **dst, const char *s) {
     free(*dst);
-    *dst = xstrdup(s);
+    *dst = tr_xstrdup(s);
 }
 
 /* ---- validation ---------------------------------------------------------------------------- */
@@ -327,10 +281,10 @@ static int config_parse(const char *name, const void *data, size_t len, fn_func_
     }
     fn_config_t *c = &f->cfg;
     snprintf(c->name, sizeof c->name, "%s", name);
-    c->runtime = xstrdup(jstr(o, "Runtime"));
-    c->handler = xstrdup(jstr(o, "Handler"));
-    c->role = xstrdup(jstr(o, "Role"));
-    c->description = xstrdup(jstr(o, "Description"));
+    c->runtime = tr_xstrdup(jstr(o, "Runtime"));
+    c->handler = tr_xstrdup(jstr(o, "Handler"));
+    c->role = tr_xstrdup(jstr(o, "Role"));
+    c->description = tr_xstrdup(jstr(o, "Description"));
     c->timeout_s = (uint32_t)json_integer_value(json_object_get(o, "Timeout"));
     c->memory_mb = (uint32_t)json_integer_value(json_object_get(o, "MemorySize"));
     c->ephemeral_mb = (uint32_t)json_integer_value(json_object_get(o, "Ephemeral"));
@@ -343,25 +297,23 @@ static int config_parse(const char *name, const void *data, size_t len, fn_func_
     json_t *env = json_object_get(o, "Env");
     size_t n = json_array_size(env);
     if (n) {
-        c->env = calloc(n, sizeof *c->env);
-        if (!c->env) abort();
+        c->env = tr_xcalloc(n, sizeof *c->env);
         for (size_t i = 0; i < n; i++) {
             json_t *p = json_array_get(env, i);
-            c->env[i].key = xstrdup(json_string_value(json_array_get(p, 0)));
-            c->env[i].value = xstrdup(json_string_value(json_array_get(p, 1)));
-            if (!c->env[i].key) c->env[i].key = xstrdup("");
-            if (!c->env[i].value) c->env[i].value = xstrdup("");
+            c->env[i].key = tr_xstrdup(json_string_value(json_array_get(p, 0)));
+            c->env[i].value = tr_xstrdup(json_string_value(json_array_get(p, 1)));
+            if (!c->env[i].key) c->env[i].key = tr_xstrdup("");
+            if (!c->env[i].value) c->env[i].value = tr_xstrdup("");
         }
         c->n_env = n;
     }
     json_t *arch = json_object_get(o, "Architectures");
     n = json_array_size(arch);
     if (n) {
-        c->architectures = calloc(n, sizeof *c->architectures);
-        if (!c->architectures) abort();
+        c->architectures = tr_xcalloc(n, sizeof *c->architectures);
         for (size_t i = 0; i < n; i++) {
             const char *a = json_string_value(json_array_get(arch, i));
-            c->architectures[i] = xstrdup(a ? a : "x86_64");
+            c->architectures[i] = tr_xstrdup(a ? a : "x86_64");
         }
         c->n_architectures = n;
     }
@@ -372,8 +324,7 @@ static int config_parse(const char *name, const void *data, size_t len, fn_func_
 /* ---- in-memory functions ------------------------------------------------------------------- */
 
 static fn_func_t *func_new(void) {
-    fn_func_t *f = calloc(1, sizeof *f);
-    if (!f) abort();
+    fn_func_t *f = tr_xcalloc(1, sizeof *f);
     pthread_mutex_init(&f->log_mu, NULL);
     f->log_fd = -1;
     atomic_init(&f->refs, 1);
@@ -523,7 +474,7 @@ static int code_entry_live(fn_t *fn, const fn_func_t *f, const char *name, const
 /* Move into trash (made on first use) what functions/<name> holds that the registry does not
  * reference and no store has pinned: with the function registered, its dead code-* entries;
  * without it, everything pinned stores do not need -- the whole directory when nothing is
- * pinned.  Under fn->mu; the caller removes trash (fn__rmtree) after unlocking.  Failures only
+ * pinned.  Under fn->mu; the caller removes trash (tr_rmtree) after unlocking.  Failures only
  * leave garbage for the next open to collect. */
 static void code_gc_locked(fn_t *fn, const char *name, char trash[FN__PATH + 64]) {
     char dir[FN__PATH];
@@ -532,7 +483,7 @@ static void code_gc_locked(fn_t *fn, const char *name, char trash[FN__PATH + 64]
     int pinned = pin_find(fn, name, NULL) != NULL;
     if (!trash[0]) {
         char id[37];
-        fn__uuid(id);
+        tr_uuid_v4(id);
         snprintf(trash, FN__PATH + 64, "%s/.trash-%s", fn->root, id);
     }
     if (!f && !pinned) {
@@ -562,7 +513,7 @@ static void code_gc_locked(fn_t *fn, const char *name, char trash[FN__PATH + 64]
 
 /* Remove a trash directory filled by code_gc_locked (no lock held). */
 static void trash_empty(const char *trash) {
-    if (trash[0]) fn__rmtree(trash);
+    if (trash[0]) tr_rmtree(trash);
 }
 
 /* A store of (name, hex) is over (committed or failed): unpin it and collect under fn->mu. */
@@ -697,8 +648,7 @@ int fn_work_submit(fn_t *fn, fn_work_fn run, void *arg, tr_err *err) {
         fn->n_workers++;
     }
     if (!rc) {
-        fn__job_t *j = calloc(1, sizeof *j);
-        if (!j) abort();
+        fn__job_t *j = tr_xcalloc(1, sizeof *j);
         j->run = run;
         j->arg = arg;
         if (fn->job_tail) fn->job_tail->next = j;
@@ -766,7 +716,7 @@ int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err
             if (strncmp(e->d_name, ".trash-", 7)) continue;
             char p[FN__PATH + 300];
             snprintf(p, sizeof p, "%s/%s", fn->root, e->d_name);
-            fn__rmtree(p);
+            tr_rmtree(p);
         }
         closedir(d);
     }
@@ -944,13 +894,12 @@ int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_l
     c->timeout_s = timeout;
     c->memory_mb = mem;
     if (!c->ephemeral_mb) c->ephemeral_mb = 512;
-    if (!c->handler) c->handler = xstrdup("");
-    if (!c->role) c->role = xstrdup("");
-    if (!c->description) c->description = xstrdup("");
+    if (!c->handler) c->handler = tr_xstrdup("");
+    if (!c->role) c->role = tr_xstrdup("");
+    if (!c->description) c->description = tr_xstrdup("");
     if (!c->n_architectures) {
-        c->architectures = calloc(1, sizeof *c->architectures);
-        if (!c->architectures) abort();
-        c->architectures[0] = xstrdup("x86_64");
+        c->architectures = tr_xcalloc(1, sizeof *c->architectures);
+        c->architectures[0] = tr_xstrdup("x86_64");
         c->n_architectures = 1;
     }
     c->reserved_concurrency = FN_NO_RESERVED;
@@ -958,7 +907,7 @@ int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_l
     snprintf(f->code_hex, sizeof f->code_hex, "%s", hex);
     c->code_size = zip_len;
     c->last_modified_ms = tr_now_ms();
-    fn__uuid(c->revision_id);
+    tr_uuid_v4(c->revision_id);
 
     char trash[FN__PATH + 64] = "";
     pthread_mutex_lock(&fn->mu);
@@ -1005,13 +954,12 @@ int fn_list(fn_t *fn, const char *marker, size_t max, fn_config_t **out, size_t 
     pthread_mutex_lock(&fn->mu);
     size_t cap = 0;
     for (fn_func_t *f = fn->funcs; f; f = f->next) cap++;
-    fn_config_t *arr = calloc(cap ? (cap < max ? cap : max) : 1, sizeof *arr);
-    if (!arr) abort();
+    fn_config_t *arr = tr_xcalloc(cap ? (cap < max ? cap : max) : 1, sizeof *arr);
     size_t k = 0;
     fn_func_t *f = fn->funcs;
     while (f && marker && *marker && strcmp(f->cfg.name, marker) <= 0) f = f->next;
     for (; f && k < max; f = f->next) func_snapshot(f, &arr[k++]);
-    if (f && k && next) *next = xstrdup(arr[k - 1].name);
+    if (f && k && next) *next = tr_xstrdup(arr[k - 1].name);
     pthread_mutex_unlock(&fn->mu);
     *out = arr;
     *n = k;
@@ -1021,7 +969,7 @@ int fn_list(fn_t *fn, const char *marker, size_t max, fn_config_t **out, size_t 
 /* Apply a change under the lock: persist, bump the generation, retire old instances. */
 static int commit_change(fn_t *fn, fn_func_t *f, fn_config_t *out, tr_err *err, fn__todo_t *t) {
     f->cfg.last_modified_ms = tr_now_ms();
-    fn__uuid(f->cfg.revision_id);
+    tr_uuid_v4(f->cfg.revision_id);
     char *json = config_json(f);
     int rc = reg_write(fn, f->cfg.name, json, NULL, err);
     free(json);

@@ -391,7 +391,7 @@ typedef struct fn_inv_info {
 } fn_inv_info_t;
 
 typedef struct fn_runtime {
-    const char *name;                        /* Runtime value it serves, e.g. "tributary.c" */
+    const char *name;                        /* Runtime value it serves, e.g. "tributary.c1" */
     /* Start one invocation and return at once.  Called on an engine thread, without engine
      * locks held, at most `concurrency limit` at a time per function.  Must eventually call
      * fn_inv_complete(inv, ...) exactly once -- also after cancel.  A nonzero return fails the

@@ -232,9 +232,7 @@ void fn__todo_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *
 fn_func_t *fn__func_find(fn_t *fn, const char *name);
 void fn__func_unref(fn_t *fn, fn_func_t *f);
 int fn__config_copy(fn_config_t *dst, const fn_config_t *src);
-void fn__uuid(char out[37]);
 void fn__iso_time(int64_t ms, char *out, size_t cap, int aws_offset);
-int fn__rmtree(const char *path);
 
 /* ---- zip.c ---- */
 /* Fault injection (tests only; NULL in production): called at every step of storing a package

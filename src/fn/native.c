@@ -27,7 +27,9 @@
  * then the thread stops reading the socket: backpressure), and their completions -- from any
  * thread -- queue TABLE_REPLY frames under h->tmu and wake the poll through a pipe.  A job
  * completes (finish_on) only after every call it dispatched has been answered, so a retried
- * batch never races writes of the failed attempt.
+ * batch never races writes of the failed attempt.  A call the engine cannot pass on (malformed
+ * frame, no handler installed, no memory) is answered through opts.table_error: the engine
+ * names the case with a TR_E* code and a message, main.c writes DynamoDB's error body.
  */
 #include "fn/native.h"
 
@@ -46,10 +48,10 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/clock.h"
 #include "core/tlog.h"
 #include "fn/native_int.h"
 #include "fn/sandbox.h"
-#include "log/slog.h"
 
 #define FN_NATIVE_TABLE_INFLIGHT 4096   /* table calls in flight per host before backpressure */
 
@@ -123,6 +125,7 @@ struct fn_native {
     char host_exe[PATH_MAX];
     char region[64];
     int64_t idle_ms, init_timeout_ms;
+    fn_native_table_error_fn table_error;  /* fixed at create; NULL: table_error_plain */
     fn_native_table_fn table_fn;         /* under mu */
     void *table_arg;
     size_t table_busy;                   /* dispatches inside table_fn now (under mu) */
@@ -141,12 +144,6 @@ typedef struct host_arg {
 } host_arg_t;
 
 /* ---- small helpers --------------------------------------------------------------------------- */
-
-static int64_t now_ms(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 static void spawn_unref(spawn_t *s) {   /* under nt->mu */
     if (!s || --s->refs > 0) return;
@@ -305,12 +302,10 @@ static int job_frame(trf__buf_t *b, const fn_inv_info_t *info, tr_err *err) {
         }
         fn_native__u32(b, (uint32_t)batch->n);
         for (size_t i = 0; i < batch->n; i++) {
-            const slog_rec_t *r = &batch->recs[i];
-            char seq[SLOG_SEQ_STRLEN + 1];
-            slog_seq_format(batch->shard, r->seq, seq);
-            fn_native__str(b, r->pk, r->pk_len);
-            fn_native__str(b, r->data, r->data_len);
-            fn_native__str(b, seq, SLOG_SEQ_STRLEN);
+            const trf_record_t *r = &batch->recs[i];
+            fn_native__str(b, r->partition_key, r->partition_key_len);
+            fn_native__str(b, r->data, r->len);
+            fn_native__cstr(b, r->sequence_number);
             fn_native__i64(b, r->arrival_ms);
         }
     }
@@ -499,7 +494,7 @@ static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
             if (h->rbuf.len >= sizeof hd + hd.len) return EXCH_FRAME;
         }
         if (h->wbuf.oom) return EXCH_DIED;
-        int64_t left = deadline_ms - now_ms();
+        int64_t left = deadline_ms - tr_now_ms();
         if (left <= 0) return EXCH_TIMEOUT;
         int want_out = h->wsent < h->wbuf.len;
         struct pollfd pf[3] = {{h->sock, (short)(POLLIN | (want_out ? POLLOUT : 0)), 0},
@@ -548,6 +543,29 @@ static void frame_consume(host_t *h) {
 
 /* ---- table calls ----------------------------------------------------------------------------- */
 
+/* fn_native_table_error_fn without a protocol (no opts.table_error): a plain message. */
+static void table_error_plain(int code, const char *msg, fn_native_table_done_fn done,
+                              void *done_arg) {
+    char body[256];
+    snprintf(body, sizeof body, "{\"message\":\"%s\"}", msg);
+    done(done_arg, code == TR_ESERIALIZATION ? 400 : code == TR_ENOMEM ? 500 : 503, body,
+         strlen(body));
+}
+
+/* Where table_error's answer lands when it is needed synchronously (the OOM fallback below). */
+typedef struct small_answer {
+    int status;
+    char body[256];
+    size_t len;
+} small_answer_t;
+
+static void small_answer_done(void *arg, int status, const char *body, size_t len) {
+    small_answer_t *a = arg;
+    a->status = status;
+    a->len = len < sizeof a->body ? len : sizeof a->body;
+    memcpy(a->body, body, a->len);
+}
+
 /* Queue a TABLE_REPLY for the host thread (any thread; h->tmu not held). */
 static void table_reply(host_t *h, uint32_t id, int status, const char *body, size_t len) {
     trf__buf_t f = {0};
@@ -556,19 +574,27 @@ static void table_reply(host_t *h, uint32_t id, int status, const char *body, si
     fn_native__u32(&f, (uint32_t)status);
     fn_native__str(&f, body, len);
     fn_native__end(&f);
+    small_answer_t oom = {500, "", 0};
+    if (f.oom) h->nt->table_error(TR_ENOMEM, "out of memory", small_answer_done, &oom);
     pthread_mutex_lock(&h->tmu);
     if (f.oom) {   /* still answer: the handler must not wait forever */
         trf__buf_free(&f);
         fn_native__begin(&f, FN_NATIVE_TABLE_REPLY);
         fn_native__u32(&f, id);
-        fn_native__u32(&f, 500);
-        fn_native__cstr(&f, "{\"__type\":\"InternalServerError\",\"message\":\"out of memory\"}");
+        fn_native__u32(&f, (uint32_t)oom.status);
+        fn_native__str(&f, oom.body, oom.len);
         fn_native__end(&f);
     }
     trf__buf_append(&h->t_replies, f.data, f.len);
     (void)!write(h->wake[1], "", 1);
     pthread_mutex_unlock(&h->tmu);
     trf__buf_free(&f);
+}
+
+/* done of an answer given before the call was dispatched (nothing in flight to count). */
+static void table_done_now(void *arg, int status, const char *body, size_t len) {
+    const tcall_t *tc = arg;
+    table_reply(tc->h, tc->id, status, body, len);
 }
 
 static void table_done(void *arg, int status, const char *body, size_t len) {
@@ -582,6 +608,12 @@ static void table_done(void *arg, int status, const char *body, size_t len) {
     free(tc);
 }
 
+/* Answer call `id` with an engine failure, rendered by opts.table_error. */
+static void table_fail(host_t *h, uint32_t id, int code, const char *msg) {
+    tcall_t tc = {h, id};
+    h->nt->table_error(code, msg, table_done_now, &tc);
+}
+
 /* Serve the TABLE_CALL at the start of h->rbuf (the caller consumes it). */
 static void table_dispatch(fn_native_t *nt, host_t *h) {
     fn_native_frame_hdr_t hd;
@@ -591,13 +623,8 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
     const char *op = fn_native__get_str(&r, NULL);
     size_t len = 0;
     const char *req = fn_native__get_str(&r, &len);
-    static const char bad[] = "{\"__type\":\"com.amazon.coral.service#SerializationException\","
-                              "\"message\":\"malformed table call frame\"}";
-    static const char gone[] = "{\"__type\":\"com.amazon.coral.availability#ServiceUnavailable\","
-                               "\"message\":\"The table service is not available (the server is "
-                               "shutting down or has no table engine)\"}";
     if (r.bad) {
-        table_reply(h, id, 400, bad, sizeof bad - 1);
+        table_fail(h, id, TR_ESERIALIZATION, "malformed table call frame");
         return;
     }
     pthread_mutex_lock(&h->tmu);          /* backpressure: the host waits on its socket */
@@ -609,8 +636,11 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
     if (fn) nt->table_busy++;
     pthread_mutex_unlock(&nt->mu);
     tcall_t *tc = fn ? malloc(sizeof *tc) : NULL;
-    if (!tc) {
-        table_reply(h, id, 503, gone, sizeof gone - 1);
+    if (!fn) {
+        table_fail(h, id, TR_ECLOSED, "The table service is not available (the server is "
+                   "shutting down or has no table engine)");
+    } else if (!tc) {
+        table_fail(h, id, TR_ENOMEM, "out of memory");
     } else {
         tc->h = h;
         tc->id = id;
@@ -711,7 +741,7 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
         finish(j, "Runtime.Unknown", why, NULL, 0);
         return -1;
     }
-    int64_t init_deadline = now_ms() + nt->init_timeout_ms;
+    int64_t init_deadline = tr_now_ms() + nt->init_timeout_ms;
     if (init_deadline > j->deadline_ms) init_deadline = j->deadline_ms;
     int ex = host_next(nt, h, j, NULL, 0, init_deadline);
     if (ex == EXCH_FRAME) {
@@ -848,7 +878,7 @@ static void *host_main(void *arg) {
 
         pthread_mutex_lock(&nt->mu);
         h->job = NULL;
-        h->last_used_ms = now_ms();
+        h->last_used_ms = tr_now_ms();
         spawn_unref(j->spawn);
         job_free(j);
     }
@@ -902,7 +932,7 @@ static int host_add(fn_native_t *nt, pool_t *p) {
     h->pool = p;
     h->nt = nt;
     h->sock = h->logfd = -1;
-    h->last_used_ms = now_ms();
+    h->last_used_ms = tr_now_ms();
     ha->nt = nt;
     ha->h = h;
     ha->generation = p->generation;
@@ -954,6 +984,7 @@ int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *er
     snprintf(nt->region, sizeof nt->region, "%s", opts && opts->region ? opts->region : "us-east-1");
     nt->idle_ms = opts && opts->idle_ms > 0 ? opts->idle_ms : 600000;
     nt->init_timeout_ms = opts && opts->init_timeout_ms > 0 ? opts->init_timeout_ms : 10000;
+    nt->table_error = opts && opts->table_error ? opts->table_error : table_error_plain;
     *out = nt;
     return 0;
 }

@@ -43,7 +43,6 @@
 
 #include "core/err.h"
 #include "fn/fn.h"
-#include "log/shard.h"
 #include "tributary/function.h"
 
 #define FN_NATIVE_RUNTIME TRF_RUNTIME_NAME       /* "tributary.c1" */
@@ -53,12 +52,15 @@
 /* A stream batch handed to the native runtime without JSON: put a pointer to one in
  * fn_invoke_req_t.native (borrowed until the invocation's callback has run).  The event-source
  * mappings do this when the function's runtime is FN_NATIVE_RUNTIME; other runtimes ignore it
- * and use the JSON payload. */
+ * and use the JSON payload.  The records are the handler's own view (trf_record_t of
+ * <tributary/function.h>), so this engine does not depend on how the stream log stores them:
+ * the caller fills sequence_number with the public text (slog_seq_format) and the runtime sends
+ * each field as it is. */
 typedef struct fn_native_batch {
     uint32_t magic;                      /* FN_NATIVE_BATCH_MAGIC */
-    const slog_rec_t *recs;              /* in sequence order */
+    const trf_record_t *recs;            /* in sequence order */
     size_t n;
-    uint32_t shard;                      /* shard index: sequence numbers and shardId */
+    uint32_t shard;                      /* shard index: the event's shardId */
     const char *event_source_arn;
     const char *region;
     const trf_window_t *window;          /* NULL, or the tumbling window of this invoke */
@@ -66,12 +68,27 @@ typedef struct fn_native_batch {
 
 typedef struct fn_native fn_native_t;
 
+/* The answer to one table call: the HTTP status and body DynamoDB's API would send (borrowed for
+ * the callback).  Called exactly once per call, from any thread, possibly before the call
+ * returns. */
+typedef void (*fn_native_table_done_fn)(void *done_arg, int status, const char *body, size_t len);
+/* Answer a table call that the engine could not pass to the table handler, in the handler's
+ * protocol (the engine does not know its error format; main.c renders DynamoDB's): call done
+ * exactly once before returning.  code says what happened -- TR_ESERIALIZATION: the call's frame
+ * was malformed; TR_ECLOSED: no table handler is installed; TR_ENOMEM: no memory to pass the
+ * call on or to frame the handler's answer -- and msg says it in words (borrowed). */
+typedef void (*fn_native_table_error_fn)(int code, const char *msg, fn_native_table_done_fn done,
+                                         void *done_arg);
+
 typedef struct fn_native_opts {
     const char *host_exe;                /* binary with the __fn-host subcommand; NULL:
                                             /proc/self/exe (resolved at create) */
     const char *region;                  /* AWS_REGION of hosts; NULL: "us-east-1" */
     int64_t idle_ms;                     /* a warm host unused this long exits; 0: 600000 */
     int64_t init_timeout_ms;             /* dlopen + module init must finish within; 0: 10000 */
+    fn_native_table_error_fn table_error;  /* NULL: statuses 400 (TR_ESERIALIZATION), 503
+                                              (TR_ECLOSED), 500 (TR_ENOMEM) with the body
+                                              {"message":"<msg>"} */
 } fn_native_opts_t;
 
 int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *err);
@@ -102,10 +119,6 @@ void fn_native_release(fn_native_t *nt, const char *function_name);
 
 /* ---- tables (trf_table_* of <tributary/function.h>) ------------------------------------------ */
 
-/* The answer to one table call: the HTTP status and body DynamoDB's API would send (borrowed for
- * the callback).  Called exactly once per call, from any thread, possibly before the call
- * returns. */
-typedef void (*fn_native_table_done_fn)(void *done_arg, int status, const char *body, size_t len);
 /* Run one DynamoDB operation (op "PutItem", body its JSON 1.0 request; both borrowed for the
  * call only) and answer through done.  Must not block for long: writes should complete
  * asynchronously (group commit), so many calls of one batch share an fsync. */
@@ -113,7 +126,8 @@ typedef void (*fn_native_table_fn)(void *arg, const char *op, const char *body, 
                                    fn_native_table_done_fn done, void *done_arg);
 
 /* Install (or with fn NULL remove) what serves the handlers' table calls; the engine does not
- * know the DynamoDB adapter, main.c wires it.  Without one, calls answer 503 ServiceUnavailable.
+ * know the DynamoDB adapter, main.c wires it.  Without one, calls are answered through
+ * opts.table_error with TR_ECLOSED (main.c: 503 ServiceUnavailable).
  * Removing waits until no call is being dispatched (calls already dispatched still complete
  * through done): remove it before closing the table engine. */
 void fn_native_set_table_handler(fn_native_t *nt, fn_native_table_fn fn, void *arg);

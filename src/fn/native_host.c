@@ -30,7 +30,6 @@
 #include "fn/native.h"
 #include "fn/native_int.h"
 #include "fn/sandbox.h"
-#include "log/slog.h"
 
 /* ---- I/O ------------------------------------------------------------------------------------- */
 

@@ -43,7 +43,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/mem.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "fn/fn_int.h"
 #include "fn/sandbox.h"
 
@@ -55,12 +57,7 @@ static const double duration_bounds[8] = FN_DURATION_BUCKETS;
 void fn__todo_push(void **arr, size_t *n, size_t *cap, size_t elem, const void *item) {
     if (*n == *cap) {
         size_t nc = *cap ? *cap * 2 : 8;
-        void *p = realloc(*arr, nc * elem);
-        if (!p) {
-            tr_error("fn", "out of memory");
-            abort();
-        }
-        *arr = p;
+        *arr = tr_xrealloc(*arr, nc * elem);
         *cap = nc;
     }
     memcpy((char *)*arr + *n * elem, item, elem);
@@ -130,8 +127,7 @@ void fn__todo_run(fn_t *fn, fn__todo_t *t) {
 /* ---- invocation objects -------------------------------------------------------------------- */
 
 static fn_inv_t *inv_new(fn_t *fn, fn_func_t *f, const uint8_t *payload, size_t len, int type) {
-    fn_inv_t *inv = calloc(1, sizeof *inv);
-    if (!inv) abort();
+    fn_inv_t *inv = tr_xcalloc(1, sizeof *inv);
     inv->fn = fn;
     inv->func = f;
     atomic_fetch_add(&f->refs, 1);
@@ -141,13 +137,12 @@ static fn_inv_t *inv_new(fn_t *fn, fn_func_t *f, const uint8_t *payload, size_t 
         payload = (const uint8_t *)"{}";
         len = 2;
     }
-    inv->payload = malloc(len + 1);
-    if (!inv->payload) abort();
+    inv->payload = tr_xmalloc(len + 1);
     memcpy(inv->payload, payload, len);
     inv->payload[len] = 0;
     inv->payload_len = len;
     inv->enqueue_ms = tr_now_ms();
-    fn__uuid(inv->request_id);
+    tr_uuid_v4(inv->request_id);
     return inv;
 }
 
@@ -487,8 +482,7 @@ int fn__ev_load(fn_t *fn, tr_err *err) {
         }
         uint64_t seq = 0;
         for (int i = 0; i < 8; i++) seq = (seq << 8) | kb[nl + 1 + (size_t)i];
-        fn__ev_t *e = calloc(1, sizeof *e);
-        if (!e) abort();
+        fn__ev_t *e = tr_xcalloc(1, sizeof *e);
         e->seq = seq;
         const uint8_t *h = v.mv_data;
         memcpy(&e->attempt, h + 4, 4);
@@ -774,7 +768,7 @@ int fn_invoke(fn_t *fn, const fn_invoke_req_t *req, fn_invoke_cb cb, void *arg, 
         memset(&r, 0, sizeof r);
         r.status = 204;
         r.executed_version = "$LATEST";
-        fn__uuid(r.request_id);
+        tr_uuid_v4(r.request_id);
         cb(arg, &r);
         return 0;
     }
@@ -810,8 +804,7 @@ int fn_invoke(fn_t *fn, const fn_invoke_req_t *req, fn_invoke_cb cb, void *arg, 
             FN__TODO_ADD(&t, done, inv);
         } else {
             if (!f->deleted) {
-                fn__ev_t *e = calloc(1, sizeof *e);
-                if (!e) abort();
+                fn__ev_t *e = tr_xcalloc(1, sizeof *e);
                 e->seq = seq;
                 memcpy(e->request_id, inv->request_id, sizeof e->request_id);
                 ev_append(f, e);
@@ -1014,8 +1007,7 @@ int fn_metrics_list(fn_t *fn, fn_metrics_t **out, size_t *n) {
     pthread_mutex_lock(&fn->mu);
     size_t k = 0;
     for (fn_func_t *f = fn->funcs; f; f = f->next) k++;
-    fn_metrics_t *m = calloc(k ? k : 1, sizeof *m);
-    if (!m) abort();
+    fn_metrics_t *m = tr_xcalloc(k ? k : 1, sizeof *m);
     k = 0;
     for (fn_func_t *f = fn->funcs; f; f = f->next) {
         m[k] = f->m;

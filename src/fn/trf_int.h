@@ -6,7 +6,10 @@
  * These files (trf_json.c, trf_event.c) build twice: into the server (the host process and the
  * event-source mappings use them) and, position-independent, into libtributary-function.a, which
  * tributary-cc links into every user library and bootstrap.  So they depend on libc only -- no
- * core/, no jansson -- and every name here is hidden from the user's library's exports.
+ * core/, no jansson -- and every name here is hidden from the user's library's exports.  That is
+ * why the base64 codec and the buffer here are the library's own and not core/buf.h's: on
+ * purpose, not duplicates to merge (core/ is not linked into user code, and the buffer's
+ * oom-flag contract suits code that must never abort inside a user's process).
  *
  * Thread rules: no global state; every function works on caller-owned data.
  */

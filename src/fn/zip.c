@@ -34,7 +34,9 @@
 #include "core/fs.h"
 
 #include "core/buf.h"
+#include "core/mem.h"
 #include "core/tlog.h"
+#include "core/uuid.h"
 #include "fn/fn_int.h"
 
 #define ZIP__MAX_LINKS 40            /* as the kernel's MAXSYMLINKS */
@@ -200,8 +202,7 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
     zip_error_fini(&ze);
     int rc = 0, made = 0;
     uint64_t total = 0;
-    char *buf = malloc(1 << 16);
-    if (!buf) abort();
+    char *buf = tr_xmalloc(1 << 16);
     zip_int64_t count = zip_get_num_entries(z, 0);
     if (count > FN_MAX_ZIP_ENTRIES) {
         rc = tr_err_set(err, TR_EINVAL,
@@ -338,7 +339,7 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
 leave:
     free(buf);
     zip_discard(z);
-    if (rc && made) fn__rmtree(target);
+    if (rc && made) tr_rmtree(target);
     return rc;
 }
 
@@ -352,8 +353,7 @@ static int read_file(const char *path, uint8_t **out, size_t *n) {
         close(fd);
         return -1;
     }
-    uint8_t *b = malloc((size_t)st.st_size + 1);
-    if (!b) abort();
+    uint8_t *b = tr_xmalloc((size_t)st.st_size + 1);
     size_t got = 0;
     while (got < (size_t)st.st_size) {
         ssize_t r = read(fd, b + got, (size_t)st.st_size - got);
@@ -418,7 +418,7 @@ static int rename_dir_into_place(const char *from, const char *to) {
     if (rename(from, to) == 0) return 0;
     struct stat st;
     if ((errno == ENOTEMPTY || errno == EEXIST) && stat(to, &st) == 0 && S_ISDIR(st.st_mode)) {
-        fn__rmtree(from);   /* identical content (same hash) already unpacked */
+        tr_rmtree(from);   /* identical content (same hash) already unpacked */
         return 0;
     }
     return -1;
@@ -441,7 +441,7 @@ int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t 
 
     /* unpack first: a bad zip leaves nothing behind */
     char id[37];
-    fn__uuid(id);
+    tr_uuid_v4(id);
     snprintf(utmp, sizeof utmp, "%s/code-%s.tmp-%.8s", dir, hex, id);
     snprintf(ztmp, sizeof ztmp, "%s/code-%s.zip.tmp-%.8s", dir, hex, id);
     int rc = fn__zip_unpack(zip, n, utmp, err);
@@ -470,7 +470,7 @@ int fn__code_store(const char *dir, const char *hex, const uint8_t *zip, size_t 
     return 0;
 fail:
     unlink(ztmp);
-    fn__rmtree(utmp);
+    tr_rmtree(utmp);
     return rc;
 }
 
@@ -486,13 +486,13 @@ int fn__code_ensure(const char *dir, const char *hex, int no_sync, tr_err *err) 
         return tr_err_set(err, TR_ECORRUPT, "code package %s is missing: %s", zpath, strerror(errno));
     char utmp[FN__PATH + 16];
     snprintf(utmp, sizeof utmp, "%s.tmp", udir);
-    fn__rmtree(utmp);
+    tr_rmtree(utmp);
     int rc = fn__zip_unpack(b, n, utmp, err);
     free(b);
     if (!rc && !no_sync) rc = sync_fs(dir, err);
     if (!rc && rename(utmp, udir) != 0)
         rc = tr_err_set(err, TR_EIO, "cannot rename %s: %s", utmp, strerror(errno));
-    if (rc) fn__rmtree(utmp);
+    if (rc) tr_rmtree(utmp);
     if (!rc && !no_sync && tr_fsync_dir(dir) != 0)
         rc = tr_err_set(err, TR_EIO, "cannot sync the directory %s: %s", dir, strerror(errno));
     return rc;

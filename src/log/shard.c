@@ -2,6 +2,8 @@
  * shard.c -- one shard's durable log: segment files, sparse index, commit, recovery, retention.
  *
  * The contract and the frame format are in shard.h; this file explains how they are kept.
+ * Opening a shard (recovery, .dmg files, the state file) lives in shard_recover.c; the types,
+ * constants and inline helpers both files share are in shard_int.h.
  *
  * Writing.  slog_shard_append builds a batch's frames in a staging buffer and writes them with
  * one pwrite() at the active segment's end (one per 4 MiB of batch).  Nothing is published
@@ -64,137 +66,9 @@
 #include <unistd.h>
 
 #include "core/crc32c.h"
+#include "core/fs.h"
 #include "core/tlog.h"
 #include "log/shard_int.h"
-
-/* ---- constants ------------------------------------------------------------------------------ */
-
-#define SLOG_DEFAULT_SEGMENT (64ull << 20)
-#define SLOG_FRAME_MAX (SLOG_FRAME_HDR + SLOG_MAX_PK + SLOG_MAX_DATA)
-#define SLOG_IX_RECS 512              /* an index entry at least every this many records */
-#define SLOG_IX_BYTES (32u << 10)     /* ... and at least every this many bytes */
-#define SLOG_STAGE_MAX (4u << 20)     /* append writes out its staging buffer past this */
-#define SLOG_SCAN_BUF (4u << 20)      /* recovery read size; must hold SLOG_FRAME_MAX */
-#define SLOG_READ_CHUNK (8u << 20)    /* largest read-ahead of one pread in slog_shard_read */
-#define SLOG_SEEK_BUF (64u << 10)     /* seek_time's header-walk window */
-
-/*
- * .idx file of a sealed segment (little-endian), rebuilt from the .seg when missing or when
- * any check fails, so it needs no fsync:
- *
- *     0        8           16          24           32              40    44    48
- *     +--------+-----------+-----------+------------+---------------+-----+-----+------------
- *     |TRSIDX01| first_seq | end_seq   | seg_size   | last_arrival  |  n  | crc | n entries:
- *     |        | u64       | u64 (excl)| u64 (bytes)| i64           | u32 | u32 | seq u64,
- *     +--------+-----------+-----------+------------+---------------+-----+-----+ off u64,
- *                                                                               arrival i64
- *     crc = CRC32C of bytes 0..44 followed by the entries.
- */
-#define SLOG_IDX_HDR 48
-#define SLOG_IDX_ENT 24
-
-static const char seg_magic[8] = {'T', 'R', 'S', 'L', 'O', 'G', '0', '1'};
-static const char idx_magic[8] = {'T', 'R', 'S', 'I', 'D', 'X', '0', '1'};
-
-/* ---- types ---------------------------------------------------------------------------------- */
-
-typedef struct slog_ix {
-    uint64_t seq;
-    uint64_t off;
-    int64_t arrival_ms;
-} slog_ix_t;
-
-/* A damaged or missing range of a segment, found by recovery or by a reader: file bytes
- * [off, off_end) hold nothing readable and the records [seq, seq_end) are lost.  off == off_end
- * for records whose file is missing (a gap between two segments).  Readers reaching a position
- * in [off, off_end) (or off itself) jump to off_end, seq_end. */
-typedef struct slog_hole {
-    uint64_t off, off_end;
-    uint64_t seq, seq_end;
-} slog_hole_t;
-
-typedef struct slog_seg {
-    atomic_int refs;          /* the array holds one; readers take one while reading */
-    uint64_t first_seq;       /* from the file name, checked against the header */
-    char *path;               /* DIR/<first_seq>.seg, owned */
-    int fd;                   /* -1 when closed; opened and closed under sh->mu, closed only
-                                 while no reader holds a reference (ro_fds_trim_locked) */
-    uint64_t w_size;          /* writer only: bytes in the file incl. uncommitted (active seg) */
-    /* under sh->mu; fixed once the segment is no longer the active one */
-    uint64_t pub_size;        /* committed bytes (header included) */
-    uint64_t pub_end;         /* seq after the last committed record */
-    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none */
-    slog_ix_t *ix;            /* sparse index; entries past nix are the writer's scratch */
-    size_t nix, ixcap;
-    slog_hole_t *holes;       /* ascending off.  Set by recovery; afterwards replaced (never
-                                 changed in place) under sh->mu by a reader that finds damage
-                                 (hole_publish), so readers use a snapshot without the lock */
-    size_t nholes;
-    slog_hole_t **retired;    /* replaced hole arrays, freed with the segment: readers' snapshots */
-    size_t nretired;
-} slog_seg_t;
-
-struct slog_shard {
-    char *dir;
-    int dirfd;
-    uint64_t seg_bytes;
-    int no_sync;
-    const slog_io_t *io;
-
-    pthread_mutex_t mu;       /* guards the fields below and the pub_ and ix fields of segs */
-    pthread_mutex_t dmg_mu;   /* serialises readers handling newly found damage (rd_damage)
-                                 and the removal of .dmg files by trim; never held with mu
-                                 except mu inside it */
-    slog_seg_t **segs;        /* ascending first_seq; the last one is the active segment */
-    size_t nsegs, segcap;
-    uint64_t begin;           /* first retained seq */
-    uint64_t pub_end;         /* committed end */
-    int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none yet */
-
-    /* writer only */
-    uint64_t w_next;          /* seq of the next appended record */
-    int64_t w_last_arrival;   /* arrival of the last appended record */
-    int w_trunc_pending;      /* a failed batch's bytes are still past w_size in the file */
-    uint8_t *stage;
-    size_t stage_cap;
-    uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
-    uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
-    int st_dirty;             /* DIR/state must be rewritten before the next frame */
-    uint64_t min_next;        /* opts.min_next */
-    slog_shard_hwm_fn hwm_fn; /* copy of the mark outside DIR (slog_shard_set_hwm_hook) */
-    void *hwm_arg;
-
-    /* damage counters (slog_shard_health), atomics: readers bump them too */
-    atomic_ullong h_ranges, h_bytes, h_lost, h_missing, h_read_skips;
-};
-
-/* Result of scanning a segment's frames. */
-typedef struct scan_res {
-    uint64_t end_off;         /* offset after the last valid frame */
-    uint64_t end_seq;         /* seq after the last valid frame */
-    int64_t last_arrival;     /* -1 if no frame */
-    const char *why;          /* NULL: valid up to the end of the file; else why it stopped */
-} scan_res_t;
-
-typedef struct frame_hdr {
-    uint32_t len, crc;
-    uint64_t seq;
-    int64_t arrival;
-    uint16_t pk_len;
-} frame_hdr_t;
-
-/* What a reader needs to read one segment, looked up under sh->mu. */
-typedef struct rd_span {
-    slog_seg_t *seg;
-    uint64_t pos, seq;        /* start parsing here: an index entry at or before the wanted seq */
-    uint64_t lim;             /* committed bytes of the segment */
-    uint64_t end_seq;         /* committed end seq of the segment */
-    uint64_t goal;            /* read-ahead target: no wanted byte lies past it (except the
-                                 first record, which is always returned) */
-    int64_t arr;              /* a lower bound of the arrival times from pos on */
-    const slog_hole_t *holes; /* snapshot of seg's holes (valid while the reference is held) */
-    size_t nholes;
-} rd_span_t;
 
 /* ---- default I/O ---------------------------------------------------------------------------- */
 
@@ -236,108 +110,17 @@ size_t slog__shard_nsegs(slog_shard_t *sh) {
     return n;
 }
 
-/* ---- small helpers -------------------------------------------------------------------------- */
-
-static inline void put16(uint8_t *p, uint16_t v) {
-    p[0] = (uint8_t)v;
-    p[1] = (uint8_t)(v >> 8);
-}
-static inline void put32(uint8_t *p, uint32_t v) {
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline void put64(uint8_t *p, uint64_t v) {
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-static inline uint16_t get16(const uint8_t *p) { return (uint16_t)(p[0] | (p[1] << 8)); }
-static inline uint32_t get32(const uint8_t *p) {
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-static inline uint64_t get64(const uint8_t *p) {
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static inline uint64_t sat_add(uint64_t a, uint64_t b) { return a + b < a ? UINT64_MAX : a + b; }
-static inline uint64_t sat_mul(uint64_t a, uint64_t b) {
-    return (b && a > UINT64_MAX / b) ? UINT64_MAX : a * b;
-}
-static inline uint64_t min64(uint64_t a, uint64_t b) { return a < b ? a : b; }
-
 static const char *errtxt(int e, char *b, size_t n) { return strerror_r(e, b, n); }
 
 /* TR_EIO with errno text and the path: "<what> <path> failed: <errno text>; Fix: <fix>". */
-static int io_err(tr_err *err, int e, const char *what, const char *path, const char *fix) {
+int slog__io_err(tr_err *err, int e, const char *what, const char *path, const char *fix) {
     char eb[128];
     return tr_err_set(err, TR_EIO, "%s %s failed: %s; Fix: %s", what, path,
                       errtxt(e, eb, sizeof eb), fix);
 }
 
-#define FIX_DISK "check the disk and the kernel log (dmesg), free space if the disk is full, and " \
-                 "retry"
-
-/* pwrite all n bytes (retrying short writes and EINTR).  0, or -1 with errno. */
-static int full_pwrite(const slog_io_t *io, int fd, const void *b, size_t n, uint64_t off) {
-    const uint8_t *p = b;
-    while (n) {
-        ssize_t w = io->pwrite(fd, p, n, (off_t)off);
-        if (w < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (w == 0) {
-            errno = EIO;
-            return -1;
-        }
-        p += w;
-        n -= (size_t)w;
-        off += (uint64_t)w;
-    }
-    return 0;
-}
-
-/* pread n bytes.  0 when all were read, 1 when the file ended first, -1 with errno. */
-static int full_pread(const slog_io_t *io, int fd, void *b, size_t n, uint64_t off) {
-    uint8_t *p = b;
-    while (n) {
-        ssize_t r = io->pread(fd, p, n, (off_t)off);
-        if (r < 0) {
-            if (errno == EINTR) continue;
-            return -1;
-        }
-        if (r == 0) return 1;
-        p += r;
-        n -= (size_t)r;
-        off += (uint64_t)r;
-    }
-    return 0;
-}
-
-/* Parse and sanity-check a frame header.  room = bytes of the segment from this frame on.
- * NULL when plausible, else what is wrong (for the log). */
-static const char *frame_parse(const uint8_t *p, uint64_t room, frame_hdr_t *h) {
-    h->len = get32(p);
-    h->crc = get32(p + 4);
-    h->seq = get64(p + 8);
-    h->arrival = (int64_t)get64(p + 16);
-    h->pk_len = get16(p + 24);
-    if (h->len < SLOG_FRAME_HDR || h->len > SLOG_FRAME_MAX) return "impossible frame length";
-    if (h->pk_len > SLOG_MAX_PK || (uint32_t)SLOG_FRAME_HDR + h->pk_len > h->len ||
-        h->len - SLOG_FRAME_HDR - h->pk_len > SLOG_MAX_DATA)
-        return "impossible partition key length";
-    if (h->len > room) return "frame runs past the end of the file";
-    return NULL;
-}
-
-static inline int frame_crc_ok(const uint8_t *p, uint32_t len) {
-    return tr_crc32c(0, p + 8, len - 8) == get32(p + 4);
-}
-
-/* Whether the record at (seq, off) gets an index entry, given the last entry (if have). */
-static inline int ix_due(int have, const slog_ix_t *last, uint64_t seq, uint64_t off) {
-    return !have || seq - last->seq >= SLOG_IX_RECS || off - last->off >= SLOG_IX_BYTES;
-}
-
 /* Grow seg->ix to hold `need` entries.  Caller holds sh->mu if readers can see seg. */
-static int ix_reserve(slog_seg_t *seg, size_t need) {
+int slog__ix_reserve(slog_seg_t *seg, size_t need) {
     if (need <= seg->ixcap) return 0;
     size_t cap = seg->ixcap ? seg->ixcap : 16;
     while (cap < need) cap *= 2;
@@ -366,7 +149,7 @@ static size_t ix_lower_seq(const slog_ix_t *ix, size_t n, uint64_t s) {
 
 /* ---- segments ------------------------------------------------------------------------------- */
 
-static slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
+slog_seg_t *slog__seg_new(slog_shard_t *sh, uint64_t first) {
     slog_seg_t *seg = calloc(1, sizeof *seg);
     size_t n = strlen(sh->dir) + 1 + 20 + 4 + 1;
     char *path = malloc(n);
@@ -386,19 +169,8 @@ static slog_seg_t *seg_new(slog_shard_t *sh, uint64_t first) {
     return seg;
 }
 
-static void seg_unref(slog_shard_t *sh, slog_seg_t *seg) {
-    if (!seg || atomic_fetch_sub(&seg->refs, 1) != 1) return;
-    if (seg->fd >= 0) sh->io->close(seg->fd);
-    free(seg->ix);
-    free(seg->holes);
-    for (size_t i = 0; i < seg->nretired; i++) free(seg->retired[i]);
-    free(seg->retired);
-    free(seg->path);
-    free(seg);
-}
-
 /* DIR/<first>.idx (or .idx.tmp) into out (PATH_MAX). */
-static void seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
+void slog__seg_idx_path(const slog_seg_t *seg, char *out, const char *suffix) {
     size_t n = strlen(seg->path) - 4; /* strip ".seg" */
     snprintf(out, PATH_MAX, "%.*s%s", (int)n, seg->path, suffix);
 }
@@ -429,16 +201,16 @@ static int seg_fd_locked(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     if (seg->fd >= 0) return 0;
     int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check that the file exists and is readable, and that the open-file limit "
-                      "(ulimit -n) is high enough");
+        return slog__io_err(err, errno, "open", seg->path,
+                            "check that the file exists and is readable, and that the open-file "
+                            "limit (ulimit -n) is high enough");
     seg->fd = fd;
     ro_fds_trim_locked(sh, seg);
     return 0;
 }
 
 /* Room for `need` segments in the array.  Caller holds sh->mu once readers may exist. */
-static int segs_reserve(slog_shard_t *sh, size_t need) {
+int slog__segs_reserve(slog_shard_t *sh, size_t need) {
     if (need <= sh->segcap) return 0;
     size_t cap = sh->segcap ? sh->segcap * 2 : 8;
     while (cap < need) cap *= 2;
@@ -448,8 +220,6 @@ static int segs_reserve(slog_shard_t *sh, size_t need) {
     sh->segcap = cap;
     return 0;
 }
-
-static inline slog_seg_t *seg_active(slog_shard_t *sh) { return sh->segs[sh->nsegs - 1]; }
 
 /* Last segment with first_seq <= seq.  Caller holds sh->mu; seq >= sh->begin. */
 static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
@@ -462,40 +232,40 @@ static slog_seg_t *seg_find_locked(slog_shard_t *sh, uint64_t seq) {
     return sh->segs[lo ? lo - 1 : 0];
 }
 
-static void seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
-    memcpy(hdr, seg_magic, 8);
-    put64(hdr + 8, first);
+void slog__seg_header(uint8_t hdr[SLOG_SEG_HDR], uint64_t first) {
+    memcpy(hdr, slog__seg_magic, 8);
+    slog__put64(hdr + 8, first);
 }
 
 /* Check a segment's 16-byte header.  NULL if fine, else what is wrong. */
-static const char *seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
-                                    uint64_t size, int *ioerr) {
+const char *slog__seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg, int fd,
+                                   uint64_t size, int *ioerr) {
     uint8_t hdr[SLOG_SEG_HDR];
     *ioerr = 0;
     if (size < SLOG_SEG_HDR) return "file shorter than the 16-byte header";
-    int r = full_pread(sh->io, fd, hdr, sizeof hdr, 0);
+    int r = slog__full_pread(sh->io, fd, hdr, sizeof hdr, 0);
     if (r < 0) {
         *ioerr = errno;
         return "read error";
     }
     if (r > 0) return "file shorter than the 16-byte header";
-    if (memcmp(hdr, seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
-    if (get64(hdr + 8) != seg->first_seq)
+    if (memcmp(hdr, slog__seg_magic, 8) != 0) return "bad magic (expected TRSLOG01)";
+    if (slog__get64(hdr + 8) != seg->first_seq)
         return "first seq in the header differs from the file name";
     return NULL;
 }
 
 /* Create DIR/<first>.seg with its header, make it durable, append it to the array. */
-static int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
-    slog_seg_t *seg = seg_new(sh, first);
+int slog__seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
+    slog_seg_t *seg = slog__seg_new(sh, first);
     if (!seg)
         return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
                           "memory or lower the number of shards", sh->dir);
     pthread_mutex_lock(&sh->mu);
-    int rc = segs_reserve(sh, sh->nsegs + 1);
+    int rc = slog__segs_reserve(sh, sh->nsegs + 1);
     pthread_mutex_unlock(&sh->mu);
-    if (rc || ix_reserve(seg, 16)) {
-        seg_unref(sh, seg);
+    if (rc || slog__ix_reserve(seg, 16)) {
+        slog__seg_unref(sh, seg);
         return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
                           "memory or lower the number of shards", sh->dir);
     }
@@ -505,9 +275,9 @@ static int seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
     int fd = sh->io->open(seg->path, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0) goto fail;
     uint8_t hdr[SLOG_SEG_HDR];
-    seg_header(hdr, first);
+    slog__seg_header(hdr, first);
     what = "write header of";
-    if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0) goto fail;
+    if (slog__full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0) goto fail;
     if (!sh->no_sync) {
         what = "fdatasync";
         if (sh->io->fdatasync(fd) != 0) goto fail;
@@ -523,8 +293,8 @@ fail:;
     int e = errno;
     if (fd >= 0) sh->io->close(fd);
     sh->io->unlink(seg->path);
-    rc = io_err(err, e, what, seg->path, FIX_DISK);
-    seg_unref(sh, seg);
+    rc = slog__io_err(err, e, what, seg->path, SLOG_FIX_DISK);
+    slog__seg_unref(sh, seg);
     return rc;
 }
 
@@ -532,34 +302,34 @@ fail:;
 
 /* Write the sealed segment's index next to it (tmp + rename).  Best effort: a missing or bad
  * .idx only costs a scan at the next start. */
-static void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
+void slog__idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     char path[PATH_MAX], tmp[PATH_MAX];
     pthread_mutex_lock(&sh->mu); /* a reader may be adding a hole */
     size_t nholes = seg->nholes;
     pthread_mutex_unlock(&sh->mu);
     if (nholes) return; /* rescanned (and its damage reported again) at every start */
-    seg_idx_path(seg, path, ".idx");
-    seg_idx_path(seg, tmp, ".idx.tmp");
+    slog__seg_idx_path(seg, path, ".idx");
+    slog__seg_idx_path(seg, tmp, ".idx.tmp");
     size_t n = SLOG_IDX_HDR + seg->nix * SLOG_IDX_ENT;
     uint8_t *b = malloc(n);
     if (!b) return;
-    memcpy(b, idx_magic, 8);
-    put64(b + 8, seg->first_seq);
-    put64(b + 16, seg->pub_end);
-    put64(b + 24, seg->pub_size);
-    put64(b + 32, (uint64_t)seg->pub_last_arrival);
-    put32(b + 40, (uint32_t)seg->nix);
+    memcpy(b, slog__idx_magic, 8);
+    slog__put64(b + 8, seg->first_seq);
+    slog__put64(b + 16, seg->pub_end);
+    slog__put64(b + 24, seg->pub_size);
+    slog__put64(b + 32, (uint64_t)seg->pub_last_arrival);
+    slog__put32(b + 40, (uint32_t)seg->nix);
     for (size_t i = 0; i < seg->nix; i++) {
         uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
-        put64(e, seg->ix[i].seq);
-        put64(e + 8, seg->ix[i].off);
-        put64(e + 16, (uint64_t)seg->ix[i].arrival_ms);
+        slog__put64(e, seg->ix[i].seq);
+        slog__put64(e + 8, seg->ix[i].off);
+        slog__put64(e + 16, (uint64_t)seg->ix[i].arrival_ms);
     }
     uint32_t crc = tr_crc32c(0, b, 44);
     crc = tr_crc32c(crc, b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
-    put32(b + 44, crc);
+    slog__put32(b + 44, crc);
     int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    int ok = fd >= 0 && full_pwrite(sh->io, fd, b, n, 0) == 0;
+    int ok = fd >= 0 && slog__full_pwrite(sh->io, fd, b, n, 0) == 0;
     int e = errno;
     if (fd >= 0) sh->io->close(fd);
     if (ok && sh->io->rename(tmp, path) != 0) {
@@ -577,9 +347,9 @@ static void idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
 
 /* Load the .idx of a sealed segment of seg_size bytes.  1 if it was usable (seg's index and
  * committed figures are set), 0 if not (seg untouched). */
-static int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
+int slog__idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
     char path[PATH_MAX];
-    seg_idx_path(seg, path, ".idx");
+    slog__seg_idx_path(seg, path, ".idx");
     int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
     if (fd < 0) return 0;
     struct stat st;
@@ -592,19 +362,19 @@ static int idx_load(slog_shard_t *sh, slog_seg_t *seg, uint64_t seg_size) {
         goto out;
     size_t n = (size_t)st.st_size, nix = (n - SLOG_IDX_HDR) / SLOG_IDX_ENT;
     if (!(b = malloc(n)) || !(ix = malloc(nix * sizeof *ix))) goto out;
-    if (full_pread(sh->io, fd, b, n, 0) != 0) goto out;
+    if (slog__full_pread(sh->io, fd, b, n, 0) != 0) goto out;
     uint32_t crc = tr_crc32c(tr_crc32c(0, b, 44), b + SLOG_IDX_HDR, n - SLOG_IDX_HDR);
-    uint64_t end = get64(b + 16);
-    int64_t last = (int64_t)get64(b + 32);
-    if (memcmp(b, idx_magic, 8) != 0 || get64(b + 8) != seg->first_seq ||
-        get64(b + 24) != seg_size || get32(b + 40) != nix || get32(b + 44) != crc ||
-        end <= seg->first_seq)
+    uint64_t end = slog__get64(b + 16);
+    int64_t last = (int64_t)slog__get64(b + 32);
+    if (memcmp(b, slog__idx_magic, 8) != 0 || slog__get64(b + 8) != seg->first_seq ||
+        slog__get64(b + 24) != seg_size || slog__get32(b + 40) != nix ||
+        slog__get32(b + 44) != crc || end <= seg->first_seq)
         goto out;
     for (size_t i = 0; i < nix; i++) {
         const uint8_t *e = b + SLOG_IDX_HDR + i * SLOG_IDX_ENT;
-        ix[i].seq = get64(e);
-        ix[i].off = get64(e + 8);
-        ix[i].arrival_ms = (int64_t)get64(e + 16);
+        ix[i].seq = slog__get64(e);
+        ix[i].off = slog__get64(e + 8);
+        ix[i].arrival_ms = (int64_t)slog__get64(e + 16);
         if (i == 0 ? (ix[0].seq != seg->first_seq || ix[0].off != SLOG_SEG_HDR)
                    : (ix[i].seq <= ix[i - 1].seq || ix[i].off <= ix[i - 1].off ||
                       ix[i].arrival_ms < ix[i - 1].arrival_ms))
@@ -624,759 +394,6 @@ out:
     free(b);
     sh->io->close(fd);
     return ok;
-}
-
-/* ---- recovery ------------------------------------------------------------------------------- */
-
-/* Scanning.  A segment is read front to back in SLOG_SCAN_BUF windows; every frame must have a
- * plausible header, a good CRC and the seq after its predecessor.  The first frame that fails
- * is either a torn tail (nothing intact after it: only possible at the end of the newest
- * segment, where it is cut off) or DAMAGE: intact frames follow.  Damage is never cut off.
- * seg_resync searches the bytes after the bad frame for the offset where intact frames resume;
- * the range in between becomes a hole of the segment (slog_hole_t): its bytes stay in the file
- * untouched (evidence), readers jump over it, and the loss is reported loudly (tr_error and
- * the counters of slog_shard_health).
- *
- * A record's payload may itself look like a frame (a stored copy of a segment, say), so one
- * frame with a good CRC is not enough to resume at.  A candidate must: parse; carry a seq no
- * smaller than the one expected, below the seq limit (the next segment's first) and no more
- * ahead of it than the damaged bytes could have held (26 bytes a record); arrive no earlier
- * than the last intact record; and start a CHAIN of frames (consecutive seqs, good CRCs,
- * non-decreasing arrivals) that runs exactly to the end of the file, or to a torn tail of the
- * newest segment, or on for SLOG_RESYNC_CHAIN frames (more damage follows; the scan resyncs
- * again there).  The earliest such candidate wins.  Exception, tried first: when the bad
- * frames' headers are intact (lengths and consecutive seqs parse) and lead to an intact frame
- * with the next seq, that frame is the resume point, chain or not (see rs_search).  A forged payload therefore has to predict
- * its own seq and chain into the real frames after it. */
-
-#define SLOG_RESYNC_CHAIN 8
-#define SLOG_RESYNC_MAX (1ull << 30) /* largest damaged remainder searched in memory */
-
-/* Whether b[q..n) starts a believable frame after damage that began `dist` bytes earlier,
- * where seq `seq` was expected (see above).  Fills *h. */
-static int rs_frame_ok(const uint8_t *b, uint64_t n, uint64_t q, uint64_t dist, uint64_t seq,
-                       uint64_t limit, int64_t last_arr, frame_hdr_t *h) {
-    if (n - q < SLOG_FRAME_HDR || frame_parse(b + q, n - q, h)) return 0;
-    if (h->seq < seq || h->seq >= limit || h->seq - seq > dist / SLOG_FRAME_HDR) return 0;
-    if (h->arrival < last_arr) return 0;
-    return frame_crc_ok(b + q, h->len);
-}
-
-/* Whether the frame h at b[q..n) starts a believable chain (see above). */
-static int rs_chain_ok(const uint8_t *b, uint64_t n, uint64_t q, frame_hdr_t h, uint64_t limit,
-                       int is_last) {
-    for (uint64_t k = 1;; k++) {
-        uint64_t seq = h.seq + 1;
-        int64_t arr = h.arrival;
-        q += h.len;
-        if (q == n) return 1; /* runs to the end of the file */
-        frame_hdr_t nh;
-        if (n - q >= SLOG_FRAME_HDR && !frame_parse(b + q, n - q, &nh) && nh.seq == seq &&
-            seq < limit && nh.arrival >= arr && frame_crc_ok(b + q, nh.len)) {
-            h = nh;
-            continue;
-        }
-        if (k >= SLOG_RESYNC_CHAIN) return 1; /* long enough; more damage follows */
-        if (!is_last) return 0;
-        /* newest segment: believable if the rest is a torn tail (nothing believable in it) */
-        for (uint64_t r = q + 1; r + SLOG_FRAME_HDR <= n; r++)
-            if (rs_frame_ok(b, n, r, r - q, seq, limit, arr, &nh)) return 0;
-        return 1;
-    }
-}
-
-/* b[0..n) are the bytes from the start of damage (where seq `seq` was expected) to the end of
- * the searched range: the offset q of the first believable frame after b[0] (see above), its
- * header in *h.  0 when there is none.  Used by recovery (seg_resync) and by readers
- * (rd_damage), so both draw the same line between damage and intact records. */
-static uint64_t rs_search(const uint8_t *b, uint64_t n, uint64_t seq, uint64_t limit,
-                          int64_t last_arr, int is_last, frame_hdr_t *h) {
-    /* The damaged frames' own lengths, while their headers still parse with consecutive seqs,
-     * up to an intact frame carrying the next seq: exactly those frames are damaged (bodies or
-     * checksums).  No chain is needed there -- the intact frame sits at a real frame boundary,
-     * where a payload cannot plant a forgery -- so damage a few frames further on does not
-     * cost the intact frames in between. */
-    frame_hdr_t d;
-    uint64_t o = 0, s = seq;
-    while (n - o > SLOG_FRAME_HDR && !frame_parse(b + o, n - o, &d) && d.seq == s &&
-           d.len < n - o) {
-        o += d.len;
-        s++;
-        if (rs_frame_ok(b, n, o, o, seq, limit, last_arr, h) && h->seq == s) return o;
-    }
-    for (uint64_t q = 1; q + SLOG_FRAME_HDR <= n; q++)
-        if (rs_frame_ok(b, n, q, q, seq, limit, last_arr, h) &&
-            rs_chain_ok(b, n, q, *h, limit, is_last))
-            return q;
-    return 0;
-}
-
-/* Damage at file offset `from` (seq `seq` expected there): find where intact frames resume.
- * *found = 0 when nowhere; else *at and *h describe the first intact frame.  TR_EIO, TR_ENOMEM,
- * TR_ECORRUPT (remainder too large to search). */
-static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, uint64_t size,
-                      uint64_t seq, uint64_t limit, int64_t last_arr, int is_last, uint64_t *at,
-                      frame_hdr_t *h, int *found, tr_err *err) {
-    *found = 0;
-    uint64_t n = size - from;
-    if (n <= SLOG_FRAME_HDR) return 0;
-    if (n > SLOG_RESYNC_MAX)
-        return tr_err_set(err, TR_ECORRUPT, "segment %s is damaged at offset %llu and the %llu "
-                          "bytes after it are too many to search for intact records; Fix: move "
-                          "the segment out of %s and restart (its records are lost)", seg->path,
-                          (unsigned long long)from, (unsigned long long)n, sh->dir);
-    uint8_t *b = malloc((size_t)n);
-    if (!b)
-        return tr_err_set(err, TR_ENOMEM, "out of memory searching damaged %s for intact "
-                          "records; Fix: free memory and restart", seg->path);
-    int r = full_pread(sh->io, fd, b, (size_t)n, from);
-    int rc = 0;
-    if (r != 0) {
-        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
-                   : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make sure only "
-                                "one server uses %s", seg->path, sh->dir);
-        goto out;
-    }
-    uint64_t q = rs_search(b, n, seq, limit, last_arr, is_last, h);
-    if (q) {
-        *at = from + q;
-        *found = 1;
-    }
-out:
-    free(b);
-    return rc;
-}
-
-/* The `why` of the gap left by missing newest segment file(s): it runs to DIR/state's mark, a
- * reservation, so how many of its numbers were handed out (records lost) is unknown. */
-static const char k_newest_missing[] = "the newest segment file(s) are missing";
-
-/* Count a damaged or missing range (slog_shard_health) and say so loudly.  `by` is NULL for
- * recovery, else who found it ("a reader"). */
-static void hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *h,
-                        const char *why, const char *by) {
-    unsigned long long off = h->off, off_end = h->off_end, seq = h->seq, seq_end = h->seq_end;
-    if (by) atomic_fetch_add(&sh->h_read_skips, 1);
-    if (off == off_end) {
-        atomic_fetch_add(&sh->h_missing, 1);
-        if (why == k_newest_missing) {   /* not counted in h_lost: the number is unknown */
-            tr_error("slog", "shard %s: MISSING DATA after %s: sequence numbers [%llu, %llu) are "
-                     "in no segment file (%s): the records they held are lost -- how many is "
-                     "unknown, the range also holds numbers reserved ahead and never handed "
-                     "out. Sequence numbers are not reused; readers skip the gap. Fix: restore "
-                     "the missing .seg files from a backup (stop the server first) if you have "
-                     "them", sh->dir, seg->path, seq, seq_end, why);
-            return;
-        }
-        atomic_fetch_add(&sh->h_lost, seq_end - seq);
-        tr_error("slog", "shard %s: MISSING DATA after %s%s%s: records [%llu, %llu) are in no "
-                 "segment file (%s). Sequence numbers are not reused; readers skip the gap. Fix: "
-                 "restore the missing .seg file from a backup (stop the server first) if you "
-                 "have one", sh->dir, seg->path, by ? ", found by " : "", by ? by : "", seq,
-                 seq_end, why);
-        return;
-    }
-    atomic_fetch_add(&sh->h_lost, seq_end - seq);
-    atomic_fetch_add(&sh->h_ranges, 1);
-    atomic_fetch_add(&sh->h_bytes, off_end - off);
-    tr_error("slog", "shard %s: DAMAGED DATA in %s%s%s: bytes [%llu, %llu) are unreadable (%s); "
-             "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
-             "and served (readers skip exactly the damaged range; the bytes are left in place as "
-             "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
-             "status, and replace the drive", sh->dir, seg->path, by ? ", found by " : "",
-             by ? by : "", off, off_end, why, seq, seq_end, seq_end - seq);
-}
-
-/* Recovery: record a damaged range [off, off_end) losing records [seq, seq_end), and say so
- * loudly.  Only while no reader can see the segment (holes are appended in place). */
-static int seg_hole_add(slog_shard_t *sh, slog_seg_t *seg, uint64_t off, uint64_t off_end,
-                        uint64_t seq, uint64_t seq_end, const char *why, tr_err *err) {
-    slog_hole_t *h = realloc(seg->holes, (seg->nholes + 1) * sizeof *h);
-    if (!h)
-        return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
-    seg->holes = h;
-    seg->holes[seg->nholes++] = (slog_hole_t){off, off_end, seq, seq_end};
-    hole_report(sh, seg, &seg->holes[seg->nholes - 1], why, NULL);
-    return 0;
-}
-
-/*
- * DIR/<first>.dmg, the damage sidecar of a segment: the holes recovery chose, so that every
- * later open makes the SAME choice.  Without it a later scan could pick another resume point
- * (bytes appended after the first recovery change which chains look believable) and cut off
- * records acknowledged since.  Written durably (tmp, fdatasync, rename, directory fsync) before
- * recovery changes the file or anything is appended; a known hole is used only where the scan
- * finds a bad frame at its start (a segment restored from a backup loses its holes).
- * Little-endian:
- *
- *     0          8      12     16
- *     +----------+------+------+---------------------------------------------+
- *     | TRSDMG01 | n    | crc  | n x (off u64, off_end u64, seq u64, seq_end u64)
- *     +----------+------+------+---------------------------------------------+
- *     crc = CRC32C of bytes 0..8 followed by the entries.
- */
-#define SLOG_DMG_HDR 16
-#define SLOG_DMG_ENT 32
-#define SLOG_DMG_MAX 65536
-static const char dmg_magic[8] = {'T', 'R', 'S', 'D', 'M', 'G', '0', '1'};
-
-/* The holes in DIR/<first>.dmg (*n == 0 when absent or unusable: then recovery searches). */
-static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n) {
-    char path[PATH_MAX];
-    seg_idx_path(seg, path, ".dmg");
-    *n = 0;
-    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return NULL;
-    struct stat st;
-    uint8_t *b = NULL;
-    slog_hole_t *h = NULL;
-    if (sh->io->fstat(fd, &st) != 0 || st.st_size < SLOG_DMG_HDR ||
-        (st.st_size - SLOG_DMG_HDR) % SLOG_DMG_ENT != 0 ||
-        (st.st_size - SLOG_DMG_HDR) / SLOG_DMG_ENT > SLOG_DMG_MAX)
-        goto bad;
-    size_t len = (size_t)st.st_size, k = (len - SLOG_DMG_HDR) / SLOG_DMG_ENT;
-    if (!(b = malloc(len)) || full_pread(sh->io, fd, b, len, 0) != 0) goto bad;
-    if (memcmp(b, dmg_magic, 8) != 0 || get32(b + 8) != k ||
-        get32(b + 12) != tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR))
-        goto bad;
-    if (k && !(h = malloc(k * sizeof *h))) goto bad;
-    for (size_t i = 0; i < k; i++) {
-        const uint8_t *e = b + SLOG_DMG_HDR + i * SLOG_DMG_ENT;
-        h[i] = (slog_hole_t){get64(e), get64(e + 8), get64(e + 16), get64(e + 24)};
-        if (h[i].off_end <= h[i].off || h[i].seq_end < h[i].seq ||
-            (i && h[i].off < h[i - 1].off_end))
-            goto bad;
-    }
-    *n = k;
-    free(b);
-    sh->io->close(fd);
-    return h;
-bad:
-    tr_warn("slog", "shard %s: damage record %s is unreadable; recovery searches the segment "
-            "again", sh->dir, path);
-    free(h);
-    free(b);
-    sh->io->close(fd);
-    return NULL;
-}
-
-/* Make DIR/<first>.dmg hold exactly seg's byte holes (remove it when there are none). */
-static int dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *known,
-                     size_t nknown, tr_err *err) {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    seg_idx_path(seg, path, ".dmg");
-    seg_idx_path(seg, tmp, ".dmg.tmp");
-    size_t k = 0;
-    for (size_t i = 0; i < seg->nholes; i++) k += seg->holes[i].off_end > seg->holes[i].off;
-    int same = k == nknown;
-    for (size_t i = 0, j = 0; same && i < seg->nholes; i++) {
-        const slog_hole_t *h = &seg->holes[i];
-        if (h->off_end == h->off) continue;
-        same = !memcmp(h, &known[j++], sizeof *h);
-    }
-    if (same) return 0;
-    if (k == 0) {
-        if (sh->io->unlink(path) != 0 && errno != ENOENT)
-            return io_err(err, errno, "delete", path, "check the directory's permissions");
-        return 0;
-    }
-    size_t len = SLOG_DMG_HDR + k * SLOG_DMG_ENT;
-    uint8_t *b = calloc(1, len);
-    if (!b) return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
-    memcpy(b, dmg_magic, 8);
-    put32(b + 8, (uint32_t)k);
-    for (size_t i = 0, j = 0; i < seg->nholes; i++) {
-        const slog_hole_t *h = &seg->holes[i];
-        if (h->off_end == h->off) continue;
-        uint8_t *e = b + SLOG_DMG_HDR + j++ * SLOG_DMG_ENT;
-        put64(e, h->off);
-        put64(e + 8, h->off_end);
-        put64(e + 16, h->seq);
-        put64(e + 24, h->seq_end);
-    }
-    put32(b + 12, tr_crc32c(tr_crc32c(0, b, 8), b + SLOG_DMG_HDR, len - SLOG_DMG_HDR));
-    const char *what = "create";
-    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) goto fail;
-    what = "write";
-    if (full_pwrite(sh->io, fd, b, len, 0) != 0) goto fail;
-    what = "fdatasync";
-    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
-    sh->io->close(fd);
-    fd = -1;
-    what = "rename";
-    if (sh->io->rename(tmp, path) != 0) goto fail;
-    what = "fsync directory after writing";
-    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
-    free(b);
-    return 0;
-fail:;
-    int e = errno;
-    if (fd >= 0) sh->io->close(fd);
-    sh->io->unlink(tmp);
-    free(b);
-    return io_err(err, e, what, tmp, FIX_DISK " (the shard cannot be opened without recording "
-                  "its damage)");
-}
-
-/* Scan seg's frames from its header to `size`, checking length, CRC and seq continuity (seqs
- * below `limit`), and build its index.  Damage followed by intact frames becomes a hole (see
- * above); the scan stops at a bad frame with nothing believable after it (res->why says why).
- * TR_EIO / TR_ENOMEM / TR_ECORRUPT. */
-static int seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uint64_t limit,
-                    int is_last, scan_res_t *res, tr_err *err) {
-    size_t nknown = 0, ki = 0;
-    slog_hole_t *known = dmg_load(sh, seg, &nknown);
-    uint8_t *b = malloc(SLOG_SCAN_BUF);
-    if (!b) {
-        free(known);
-        return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory",
-                          seg->path);
-    }
-    uint64_t pos = SLOG_SEG_HDR, boff = SLOG_SEG_HDR, seq = seg->first_seq;
-    size_t blen = 0; /* b[0..blen) holds the file bytes at [boff, boff + blen) */
-    int64_t last_arr = -1;
-    const char *why = NULL;
-    int rc = 0, force_ix = 0;
-    seg->nix = 0;
-    while (pos < size) {
-        size_t have = (size_t)(boff + blen - pos);
-        if (have < SLOG_FRAME_MAX && boff + blen < size) {
-            memmove(b, b + (pos - boff), have);
-            boff = pos;
-            blen = have;
-            size_t want = (size_t)min64(SLOG_SCAN_BUF - blen, size - (boff + blen));
-            int r = full_pread(sh->io, fd, b + blen, want, boff + blen);
-            if (r != 0) {
-                rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
-                           : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make "
-                                        "sure only one server uses %s", seg->path, sh->dir);
-                goto out;
-            }
-            blen += want;
-            have = blen;
-        }
-        const uint8_t *p = b + (pos - boff);
-        frame_hdr_t h;
-        if (have < SLOG_FRAME_HDR) why = "short frame header";
-        else if ((why = frame_parse(p, size - pos, &h)) != NULL) {
-        } else if (!frame_crc_ok(p, h.len)) why = "checksum mismatch";
-        else if (h.seq != seq) why = "sequence number does not follow its predecessor";
-        else if (h.seq >= limit) why = "sequence number past the next segment's first";
-        else if (h.arrival < last_arr) why = "arrival time goes backwards";
-        if (why) {
-            uint64_t at = 0, at_seq = 0;
-            int found = 0;
-            while (ki < nknown && known[ki].off < pos) ki++;
-            if (ki < nknown && known[ki].off == pos && known[ki].seq == seq &&
-                known[ki].off_end <= size && known[ki].seq_end <= limit) {
-                at = known[ki].off_end; /* the choice an earlier open made and recorded */
-                at_seq = known[ki].seq_end;
-                found = 1;
-            } else {
-                frame_hdr_t rh;
-                rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at,
-                                &rh, &found, err);
-                if (rc) goto out;
-                at_seq = rh.seq;
-            }
-            if (!found) break;
-            if ((rc = seg_hole_add(sh, seg, pos, at, seq, at_seq, why, err)) != 0) goto out;
-            pos = boff = at;
-            blen = 0;
-            seq = at_seq;
-            why = NULL;
-            force_ix = 1;
-            continue;
-        }
-        if (force_ix ||
-            ix_due(seg->nix > 0, seg->nix ? &seg->ix[seg->nix - 1] : NULL, seq, pos)) {
-            if (ix_reserve(seg, seg->nix + 1)) {
-                rc = tr_err_set(err, TR_ENOMEM, "out of memory indexing %s; Fix: free memory",
-                                seg->path);
-                goto out;
-            }
-            seg->ix[seg->nix++] = (slog_ix_t){seq, pos, h.arrival};
-            force_ix = 0;
-        }
-        last_arr = h.arrival;
-        pos += h.len;
-        seq++;
-    }
-    res->end_off = pos;
-    res->end_seq = seq;
-    res->last_arrival = last_arr;
-    res->why = why;
-    rc = dmg_store(sh, seg, known, nknown, err);
-out:
-    free(known);
-    free(b);
-    return rc;
-}
-
-/* A damaged segment header: reported, then the frames behind it are scanned as usual (the
- * first seq comes from the file name). */
-static void seg_header_damage(slog_shard_t *sh, const slog_seg_t *seg, const char *bad) {
-    atomic_fetch_add(&sh->h_ranges, 1);
-    atomic_fetch_add(&sh->h_bytes, SLOG_SEG_HDR);
-    tr_error("slog", "shard %s: DAMAGED DATA in %s: the segment header is bad (%s); its records "
-             "are recovered from the frames behind it (first seq %llu from the file name). Fix: "
-             "the disk is corrupting data: check dmesg and the drive's SMART status", sh->dir,
-             seg->path, bad, (unsigned long long)seg->first_seq);
-}
-
-/* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
- * next_first, whatever is missing or damaged becomes a hole. */
-static int load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr_err *err) {
-    int fd = sh->io->open(seg->path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check the file's permissions and the open-file limit (ulimit -n)");
-    struct stat st;
-    int rc = 0, ioerr;
-    if (sh->io->fstat(fd, &st) != 0) {
-        rc = io_err(err, errno, "stat", seg->path, FIX_DISK);
-        goto out;
-    }
-    uint64_t size = (uint64_t)st.st_size;
-    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
-    if (ioerr) {
-        rc = io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
-        goto out;
-    }
-    char dpath[PATH_MAX];
-    seg_idx_path(seg, dpath, ".dmg");
-    int dfd = sh->io->open(dpath, O_RDONLY | O_CLOEXEC, 0);
-    if (dfd >= 0) sh->io->close(dfd);
-    if (bad) seg_header_damage(sh, seg, bad);
-    else if (dfd < 0 && idx_load(sh, seg, size)) { /* damage recorded: scan, whatever the .idx says */
-        if (seg->pub_end == next_first) goto out;
-        free(seg->ix); /* inconsistent with its neighbour: trust the data, not the index */
-        seg->ix = NULL;
-        seg->nix = seg->ixcap = 0;
-    }
-    scan_res_t r = {SLOG_SEG_HDR, seg->first_seq, -1, NULL};
-    if (size > SLOG_SEG_HDR && (rc = seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
-        goto out;
-    if (r.end_seq > next_first) { /* cannot happen: the scan stops at the limit */
-        rc = tr_err_set(err, TR_ECORRUPT, "segment %s overlaps the next one; Fix: move the "
-                        "foreign segment out of %s and restart", seg->path, sh->dir);
-        goto out;
-    }
-    if (r.why) /* damaged up to its end */
-        rc = seg_hole_add(sh, seg, r.end_off, size, r.end_seq, next_first, r.why, err);
-    else if (r.end_seq != next_first)
-        rc = seg_hole_add(sh, seg, r.end_off, r.end_off, r.end_seq, next_first,
-                          size > SLOG_SEG_HDR ? "a segment file between them is missing"
-                                              : "the file is shorter than its header", err);
-    if (rc) goto out;
-    seg->pub_size = seg->w_size = size < SLOG_SEG_HDR ? SLOG_SEG_HDR : size;
-    seg->pub_end = next_first;
-    seg->pub_last_arrival = r.last_arrival;
-    idx_write(sh, seg); /* not for a segment with holes: see idx_write */
-out:
-    sh->io->close(fd); /* reopened lazily by the first read */
-    return rc;
-}
-
-/* The newest segment: repair a torn header, scan, cut a torn tail.  Keeps it open. */
-static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
-    int fd = sh->io->open(seg->path, O_RDWR | O_CLOEXEC, 0);
-    if (fd < 0)
-        return io_err(err, errno, "open", seg->path,
-                      "check the file's permissions and the open-file limit (ulimit -n)");
-    seg->fd = fd; /* closed by seg_unref on any failure */
-    struct stat st;
-    int ioerr;
-    if (sh->io->fstat(fd, &st) != 0) return io_err(err, errno, "stat", seg->path, FIX_DISK);
-    uint64_t size = (uint64_t)st.st_size;
-    const char *bad = seg_header_check(sh, seg, fd, size, &ioerr);
-    if (ioerr) return io_err(err, ioerr, "read header of", seg->path, FIX_DISK);
-    if (bad && size <= SLOG_SEG_HDR) {
-        /* The header is made durable before any frame is written, so a bad header with no
-         * frames behind it is a crash during the segment's creation. */
-        uint8_t hdr[SLOG_SEG_HDR];
-        seg_header(hdr, seg->first_seq);
-        tr_warn("slog", "shard %s: newest segment %s has a torn header (%llu bytes: %s), left by "
-                "a crash while it was being created; rewriting it as an empty segment",
-                sh->dir, seg->path, (unsigned long long)size, bad);
-        if (full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
-            sh->io->ftruncate(fd, SLOG_SEG_HDR) != 0 ||
-            (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return io_err(err, errno, "repair header of", seg->path, FIX_DISK);
-        size = SLOG_SEG_HDR;
-    } else if (bad) {
-        seg_header_damage(sh, seg, bad); /* frames follow: damage, not a torn write */
-    }
-    scan_res_t r;
-    int rc = seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
-    if (rc) return rc;
-    if (r.why) {
-        tr_warn("slog", "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
-                "from seq %llu on; no intact record follows). Expected after a crash or power "
-                "loss (such records were never acknowledged); without one it means the disk lost "
-                "data", sh->dir, seg->path, (unsigned long long)(size - r.end_off),
-                (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
-        if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
-            (!sh->no_sync && sh->io->fdatasync(fd) != 0))
-            return io_err(err, errno, "truncate torn tail of", seg->path, FIX_DISK);
-    }
-    char ipath[PATH_MAX];
-    seg_idx_path(seg, ipath, ".idx");
-    sh->io->unlink(ipath); /* a stale .idx of a segment that was rolled then recovered */
-    seg->pub_size = seg->w_size = r.end_off;
-    seg->pub_end = r.end_seq;
-    seg->pub_last_arrival = r.last_arrival;
-    return 0;
-}
-
-static int cmp_u64(const void *a, const void *b) {
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-/* 20 decimal digits -> *v.  0 if s is not exactly that. */
-static int parse20(const char *s, uint64_t *v) {
-    uint64_t x = 0;
-    for (int i = 0; i < 20; i++) {
-        if (s[i] < '0' || s[i] > '9') return 0;
-        unsigned d = (unsigned)(s[i] - '0');
-        if (x > (UINT64_MAX - d) / 10) return 0;
-        x = x * 10 + d;
-    }
-    *v = x;
-    return 1;
-}
-
-static int u64_push(uint64_t **a, size_t *n, size_t *cap, uint64_t v) {
-    if (*n == *cap) {
-        size_t c = *cap ? *cap * 2 : 16;
-        uint64_t *p = realloc(*a, c * sizeof *p);
-        if (!p) return TR_ENOMEM;
-        *a = p;
-        *cap = c;
-    }
-    (*a)[(*n)++] = v;
-    return 0;
-}
-
-/* List DIR: segment and index first seqs, ascending.  Removes leftover .idx.tmp files. */
-static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **idxs,
-                    size_t *nidx, tr_err *err) {
-    size_t cs = 0, ci = 0;
-    DIR *d = opendir(sh->dir);
-    if (!d) return io_err(err, errno, "list directory", sh->dir, "check its permissions");
-    int rc = 0;
-    struct dirent *de;
-    for (;;) {
-        errno = 0;
-        if (!(de = readdir(d))) break;
-        const char *nm = de->d_name;
-        size_t len = strlen(nm);
-        uint64_t v;
-        if (len < 24 || !parse20(nm, &v)) continue;
-        if (!strcmp(nm + 20, ".seg")) rc = u64_push(segs, nseg, &cs, v);
-        else if (!strcmp(nm + 20, ".idx")) rc = u64_push(idxs, nidx, &ci, v);
-        else if (!strcmp(nm + 20, ".idx.tmp") || !strcmp(nm + 20, ".dmg.tmp"))
-            unlinkat(dirfd(d), nm, 0);
-        if (rc) break;
-    }
-    int e = errno;
-    closedir(d);
-    if (rc)
-        return tr_err_set(err, TR_ENOMEM, "out of memory listing %s; Fix: free memory", sh->dir);
-    if (!de && e) return io_err(err, e, "list directory", sh->dir, FIX_DISK);
-    if (*nseg) qsort(*segs, *nseg, sizeof **segs, cmp_u64);
-    if (*nidx) qsort(*idxs, *nidx, sizeof **idxs, cmp_u64);
-    return 0;
-}
-
-/* ---- shard state file ----------------------------------------------------------------------- */
-
-/*
- * DIR/state remembers how far the shard's numbering went, so that a deleted or lost segment
- * file can never make sequence numbers restart lower (little-endian, 32 bytes):
- *
- *     0          8          16             24     28     32
- *     +----------+----------+--------------+------+------+
- *     | TRSHST01 | hwm u64  | newest u64   | crc  | 0    |
- *     +----------+----------+--------------+------+------+
- *     hwm    = no seq at or past it was ever handed out (a reservation: rewritten, before the
- *              first frame past it is written, to the seq reached + SLOG_STATE_STEP);
- *     newest = first seq of the newest segment created;
- *     crc    = CRC32C of bytes 0..24.
- *
- * Written as DIR/state.tmp, fdatasync'd, renamed over DIR/state, directory fsync'd: so it is
- * always the old or the new one.  Costs two fsyncs per segment roll and per SLOG_STATE_STEP
- * records.  At open: if the newest segment on disk is older than `newest`, the newest files are
- * missing: the loss is reported and numbering continues at hwm.
- */
-#define SLOG_STATE_LEN 32
-#define SLOG_STATE_STEP (1ull << 20)
-static const char state_magic[8] = {'T', 'R', 'S', 'H', 'S', 'T', '0', '1'};
-
-static int state_write(slog_shard_t *sh, uint64_t hwm, uint64_t newest, tr_err *err) {
-    char path[PATH_MAX], tmp[PATH_MAX];
-    snprintf(path, sizeof path, "%s/state", sh->dir);
-    snprintf(tmp, sizeof tmp, "%s/state.tmp", sh->dir);
-    uint8_t b[SLOG_STATE_LEN] = {0};
-    memcpy(b, state_magic, 8);
-    put64(b + 8, hwm);
-    put64(b + 16, newest);
-    put32(b + 24, tr_crc32c(0, b, 24));
-    const char *what = "create";
-    int fd = sh->io->open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0) goto fail;
-    what = "write";
-    if (full_pwrite(sh->io, fd, b, sizeof b, 0) != 0) goto fail;
-    what = "fdatasync";
-    if (!sh->no_sync && sh->io->fdatasync(fd) != 0) goto fail;
-    sh->io->close(fd);
-    fd = -1;
-    what = "rename";
-    if (sh->io->rename(tmp, path) != 0) goto fail;
-    what = "fsync directory after writing";
-    if (!sh->no_sync && sh->io->fsync(sh->dirfd) != 0) goto fail;
-    if (sh->hwm_fn && hwm > sh->hwm) {
-        int rc = sh->hwm_fn(sh->hwm_arg, hwm, err);
-        if (rc) {
-            sh->st_dirty = 1;
-            return rc;
-        }
-    }
-    sh->hwm = hwm;
-    sh->st_newest = newest;
-    sh->st_dirty = 0;
-    return 0;
-fail:;
-    int e = errno;
-    if (fd >= 0) sh->io->close(fd);
-    sh->io->unlink(tmp);
-    sh->st_dirty = 1;
-    return io_err(err, e, what, tmp, FIX_DISK);
-}
-
-/* 1 and the figures when DIR/state is there and intact, 0 when absent, -1 when damaged. */
-static int state_read(slog_shard_t *sh, uint64_t *hwm, uint64_t *newest) {
-    char path[PATH_MAX];
-    snprintf(path, sizeof path, "%s/state", sh->dir);
-    int fd = sh->io->open(path, O_RDONLY | O_CLOEXEC, 0);
-    if (fd < 0) return errno == ENOENT ? 0 : -1;
-    uint8_t b[SLOG_STATE_LEN];
-    int r = full_pread(sh->io, fd, b, sizeof b, 0);
-    sh->io->close(fd);
-    if (r != 0 || memcmp(b, state_magic, 8) != 0 || get32(b + 24) != tr_crc32c(0, b, 24))
-        return -1;
-    *hwm = get64(b + 8);
-    *newest = get64(b + 16);
-    return 1;
-}
-
-/* Load every segment of an existing shard, or create the first one. */
-static int shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
-    uint64_t *firsts = NULL, *idxs = NULL;
-    size_t n = 0, nidx = 0;
-    uint64_t st_hwm = 0, st_newest = 0;
-    int rc = dir_list(sh, &firsts, &n, &idxs, &nidx, err);
-    if (rc) goto out;
-    int st = state_read(sh, &st_hwm, &st_newest);
-    if (st < 0)
-        tr_error("slog", "shard %s: the state file %s/state is damaged or unreadable; it is "
-                 "rewritten from the segments, but a missing newest segment cannot be detected "
-                 "this time. Fix: check the disk", sh->dir, sh->dir);
-    if (n == 0) {
-        if (st > 0) { /* it had segments: all gone */
-            if (sh->min_next > st_hwm) st_hwm = sh->min_next;
-            first_seq = st_hwm > first_seq ? st_hwm : first_seq;
-            atomic_fetch_add(&sh->h_missing, 1);
-            tr_error("slog", "shard %s: MISSING DATA: no segment file is left, but the shard had "
-                     "handed out sequence numbers below %llu (its newest segment started at "
-                     "%llu). Numbering continues at %llu, so no number is reused. Fix: restore "
-                     "the .seg files from a backup (stop the server first) if you have one",
-                     sh->dir, (unsigned long long)st_hwm, (unsigned long long)st_newest,
-                     (unsigned long long)first_seq);
-        } else if (st == 0 && sh->min_next > first_seq) { /* the directory itself went */
-            first_seq = sh->min_next;
-            atomic_fetch_add(&sh->h_missing, 1);
-            tr_error("slog", "shard %s: MISSING DATA: the shard directory holds no segment file "
-                     "and no state file, but the shard had handed out sequence numbers below "
-                     "%llu (as recorded outside the directory): the directory was deleted or "
-                     "emptied, and its records are lost. Numbering continues at %llu, so no "
-                     "number is reused. Fix: restore the shard directory from a backup (stop the "
-                     "server first) if you have one", sh->dir, (unsigned long long)first_seq,
-                     (unsigned long long)first_seq);
-        }
-        if ((rc = seg_create(sh, first_seq, err)) != 0) goto out;
-        sh->begin = sh->pub_end = sh->w_next = first_seq;
-        sh->pub_last_arrival = sh->w_last_arrival = -1;
-        tr_debug("slog", "shard %s: created, first seq %llu", sh->dir,
-                 (unsigned long long)first_seq);
-        rc = state_write(sh, sat_add(first_seq, SLOG_STATE_STEP), first_seq, err);
-        goto out;
-    }
-    if (segs_reserve(sh, n + 1)) {
-        rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
-        goto out;
-    }
-    int64_t last_arr = -1;
-    for (size_t i = 0; i < n; i++) {
-        slog_seg_t *seg = seg_new(sh, firsts[i]);
-        if (!seg) {
-            rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory",
-                            sh->dir);
-            goto out;
-        }
-        sh->segs[sh->nsegs++] = seg; /* no reader can see the shard yet: no lock */
-        rc = i + 1 < n ? load_sealed(sh, seg, firsts[i + 1], err) : load_last(sh, seg, err);
-        if (rc) goto out;
-        if (seg->pub_last_arrival >= 0) last_arr = seg->pub_last_arrival;
-        else if (i + 1 < n) seg->pub_last_arrival = last_arr; /* keeps them non-decreasing */
-    }
-    slog_seg_t *last = seg_active(sh);
-    sh->begin = sh->segs[0]->first_seq;
-    sh->pub_end = sh->w_next = last->pub_end;
-    sh->pub_last_arrival = sh->w_last_arrival = last_arr;
-    if (st > 0 && last->first_seq < st_newest) {
-        /* The newest segment file(s) are gone: what they held is a gap after `last`, and
-         * numbering goes on past every number they may have handed out. */
-        uint64_t resume = st_hwm > sh->pub_end ? st_hwm : sh->pub_end;
-        if (sh->min_next > resume) resume = sh->min_next;
-        if ((rc = seg_hole_add(sh, last, last->pub_size, last->pub_size, last->pub_end, resume,
-                               k_newest_missing, err)) != 0)
-            goto out;
-        last->pub_end = resume;
-        if (last->pub_last_arrival < 0) last->pub_last_arrival = last_arr;
-        if ((rc = seg_create(sh, resume, err)) != 0) goto out;
-        sh->pub_end = sh->w_next = resume;
-    }
-    /* .idx files without a sealed segment: left by a trim interrupted by a crash. */
-    for (size_t i = 0; i < nidx; i++) {
-        if (bsearch(&idxs[i], firsts, n - 1, sizeof *firsts, cmp_u64)) continue;
-        if (idxs[i] == last->first_seq) continue; /* already removed by load_last */
-        char p[PATH_MAX];
-        snprintf(p, sizeof p, "%s/%020llu.idx", sh->dir, (unsigned long long)idxs[i]);
-        sh->io->unlink(p);
-    }
-    if (st <= 0 || st_newest != seg_active(sh)->first_seq || sh->pub_end >= st_hwm) {
-        /* A disk that is full or read-only now must not cost the reads: the mark is needed
-         * only before the next number is handed out, and state_write left st_dirty set, so the
-         * next append writes it first (and fails, as it should, while it cannot). */
-        tr_err werr;
-        tr_err_clear(&werr);
-        if (state_write(sh, sat_add(sh->pub_end, SLOG_STATE_STEP), seg_active(sh)->first_seq,
-                        &werr) != 0)
-            tr_warn("slog", "shard %s: cannot write its sequence high-water mark (%s); its records "
-                    "are served, appends wait until the mark can be written", sh->dir, werr.msg);
-    } else {
-        sh->hwm = st_hwm;
-        sh->st_newest = st_newest;
-    }
-    tr_debug("slog", "shard %s: opened, %zu segments, seqs [%llu, %llu)", sh->dir, n,
-             (unsigned long long)sh->begin, (unsigned long long)sh->pub_end);
-out:
-    free(firsts);
-    free(idxs);
-    return rc;
 }
 
 /* mkdir -p, making every directory it creates durable in its parent. */
@@ -1404,8 +421,8 @@ static int mkdir_p(const char *dir, tr_err *err) {
         } else if (errno != EEXIST) {
             int e = errno;
             p[i] = c;
-            return io_err(err, e, "create directory", p,
-                          "check the permissions of the data directory and free space");
+            return slog__io_err(err, e, "create directory", p,
+                                "check the permissions of the data directory and free space");
         }
         p[i] = c;
     }
@@ -1414,7 +431,7 @@ static int mkdir_p(const char *dir, tr_err *err) {
 
 static void shard_free(slog_shard_t *sh) {
     if (!sh) return;
-    for (size_t i = 0; i < sh->nsegs; i++) seg_unref(sh, sh->segs[i]);
+    for (size_t i = 0; i < sh->nsegs; i++) slog__seg_unref(sh, sh->segs[i]);
     free(sh->segs);
     if (sh->dirfd >= 0) close(sh->dirfd);
     pthread_mutex_destroy(&sh->mu);
@@ -1451,11 +468,11 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
     if (rc) goto fail;
     sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sh->dirfd < 0) {
-        rc = io_err(err, errno, "open directory", dir,
-                    "make sure the path is a directory and readable");
+        rc = slog__io_err(err, errno, "open directory", dir,
+                          "make sure the path is a directory and readable");
         goto fail;
     }
-    if ((rc = shard_load(sh, opts ? opts->first_seq : 0, err)) != 0) goto fail;
+    if ((rc = slog__shard_load(sh, opts ? opts->first_seq : 0, err)) != 0) goto fail;
     *out = sh;
     return 0;
 fail:
@@ -1479,10 +496,10 @@ void slog_shard_set_hwm_hook(slog_shard_t *sh, slog_shard_hwm_fn fn, void *arg) 
 
 /* Retry cutting a failed batch's bytes off the active segment. */
 static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0)
-        return io_err(err, errno, "truncate failed batch off", seg->path,
-                      FIX_DISK " (appends are refused until this succeeds)");
+        return slog__io_err(err, errno, "truncate failed batch off", seg->path,
+                            SLOG_FIX_DISK " (appends are refused until this succeeds)");
     sh->w_trunc_pending = 0;
     return 0;
 }
@@ -1490,19 +507,19 @@ static int w_retry_trunc(slog_shard_t *sh, tr_err *err) {
 /* Cut the active segment back to w_size after a failed batch.  The bytes past it were never
  * part of the log; if the cut fails, appends are refused until a retry succeeds. */
 static void w_undo_batch(slog_shard_t *sh) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0) {
         char eb[128];
         sh->w_trunc_pending = 1;
         tr_error("slog", "shard %s: cannot truncate %s back to %llu bytes after a failed write: "
-                 "%s; appends are refused until it succeeds. Fix: " FIX_DISK, sh->dir, seg->path,
-                 (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
+                 "%s; appends are refused until it succeeds. Fix: " SLOG_FIX_DISK, sh->dir,
+                 seg->path, (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
     }
 }
 
 /* Forget everything not committed: after a failed fdatasync nothing un-synced can be trusted. */
 static void w_rewind(slog_shard_t *sh) {
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     seg->w_size = seg->pub_size;
     sh->w_next = sh->pub_end;
     sh->w_last_arrival = sh->pub_last_arrival;
@@ -1514,11 +531,11 @@ static void w_rewind(slog_shard_t *sh) {
 
 /* Start a new segment at w_next.  Only called when the active one is fully committed. */
 static int seg_roll(slog_shard_t *sh, tr_err *err) {
-    slog_seg_t *old = seg_active(sh);
-    int rc = seg_create(sh, sh->w_next, err);
+    slog_seg_t *old = slog__seg_active(sh);
+    int rc = slog__seg_create(sh, sh->w_next, err);
     if (rc) return rc;
     sh->st_dirty = 1; /* DIR/state names the new newest segment before its first frame */
-    idx_write(sh, old);
+    slog__idx_write(sh, old);
     pthread_mutex_lock(&sh->mu);
     ro_fds_trim_locked(sh, NULL); /* the old segment's write fd is a reader fd now */
     pthread_mutex_unlock(&sh->mu);
@@ -1550,15 +567,16 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     if (sh->w_trunc_pending && (rc = w_retry_trunc(sh, err)) != 0) return rc;
     if (arrival_ms < sh->w_last_arrival) arrival_ms = sh->w_last_arrival; /* keep it monotonic */
 
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (seg->w_size >= sh->seg_bytes && sh->w_next > seg->first_seq && sh->w_next == sh->pub_end) {
         if ((rc = seg_roll(sh, err)) != 0) return rc;
-        seg = seg_active(sh);
+        seg = slog__seg_active(sh);
     }
     if (seg->w_size + total > (uint64_t)INT64_MAX)
         return tr_err_set(err, TR_EINVAL, "batch too large; Fix: append fewer records at once");
     if ((sh->st_dirty || sh->w_next + n > sh->hwm) &&
-        (rc = state_write(sh, sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq, err)) != 0)
+        (rc = slog__state_write(sh, slog__sat_add(sh->w_next + n, SLOG_STATE_STEP), seg->first_seq,
+                                err)) != 0)
         return rc;
 
     /* Pass 1: how many index entries, so the memory is there before anything is written. */
@@ -1567,7 +585,7 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     int have = nix > 0;
     uint64_t off = seg->w_size, seq = sh->w_next;
     for (size_t i = 0; i < n; i++) {
-        if (ix_due(have, &last, seq, off)) {
+        if (slog__ix_due(have, &last, seq, off)) {
             last = (slog_ix_t){seq, off, arrival_ms};
             have = 1;
             k++;
@@ -1577,13 +595,13 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     }
     if (nix + k > seg->ixcap) {
         pthread_mutex_lock(&sh->mu); /* readers search seg->ix under the mutex */
-        rc = ix_reserve(seg, nix + k);
+        rc = slog__ix_reserve(seg, nix + k);
         pthread_mutex_unlock(&sh->mu);
         if (rc)
             return tr_err_set(err, TR_ENOMEM, "out of memory indexing shard %s; Fix: free memory",
                               sh->dir);
     }
-    size_t need = (size_t)min64(total, SLOG_STAGE_MAX + SLOG_FRAME_MAX);
+    size_t need = (size_t)slog__min64(total, SLOG_STAGE_MAX + SLOG_FRAME_MAX);
     if (sh->stage_cap < need) {
         uint8_t *s = realloc(sh->stage, need);
         if (!s)
@@ -1605,28 +623,28 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
         const slog_rec_in_t *r = &recs[i];
         uint32_t flen = (uint32_t)SLOG_FRAME_HDR + r->pk_len + r->data_len;
         if (sl && sl + flen > SLOG_STAGE_MAX) {
-            if (full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+            if (slog__full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
             woff += sl;
             sl = 0;
         }
-        if (ix_due(have, &last, seq, off)) {
+        if (slog__ix_due(have, &last, seq, off)) {
             last = (slog_ix_t){seq, off, arrival_ms};
             have = 1;
             seg->ix[nix + kk++] = last;
         }
         uint8_t *p = sh->stage + sl;
-        put32(p, flen);
-        put64(p + 8, seq);
-        put64(p + 16, (uint64_t)arrival_ms);
-        put16(p + 24, r->pk_len);
+        slog__put32(p, flen);
+        slog__put64(p + 8, seq);
+        slog__put64(p + 16, (uint64_t)arrival_ms);
+        slog__put16(p + 24, r->pk_len);
         if (r->pk_len) memcpy(p + SLOG_FRAME_HDR, r->pk, r->pk_len);
         if (r->data_len) memcpy(p + SLOG_FRAME_HDR + r->pk_len, r->data, r->data_len);
-        put32(p + 4, tr_crc32c(0, p + 8, flen - 8));
+        slog__put32(p + 4, tr_crc32c(0, p + 8, flen - 8));
         sl += flen;
         off += flen;
         seq++;
     }
-    if (sl && full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
+    if (sl && slog__full_pwrite(sh->io, seg->fd, sh->stage, sl, woff) != 0) goto fail;
 
     seg->w_size = off;
     sh->w_next = seq;
@@ -1642,7 +660,7 @@ fail:;
     w_undo_batch(sh);
     char eb[128];
     return tr_err_set(err, TR_EIO, "write to %s failed: %s; none of the %zu records of this batch "
-                      "was appended (the shard stays usable). Fix: " FIX_DISK, seg->path,
+                      "was appended (the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
                       errtxt(e, eb, sizeof eb), n);
 }
 
@@ -1650,7 +668,7 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
     if (!sh)
         return tr_err_set(err, TR_EINVAL, "slog_shard_sync: shard is NULL; Fix: pass an open "
                           "shard");
-    slog_seg_t *seg = seg_active(sh);
+    slog_seg_t *seg = slog__seg_active(sh);
     if (sh->w_trunc_pending) {
         tr_err tmp;
         if (w_retry_trunc(sh, &tmp) != 0)
@@ -1664,7 +682,7 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
         char eb[128];
         return tr_err_set(err, TR_EIO, "fdatasync %s failed: %s; the %llu records appended since "
                           "the last sync were not committed and were discarded (append them "
-                          "again; the shard stays usable). Fix: " FIX_DISK, seg->path,
+                          "again; the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
                           errtxt(e, eb, sizeof eb), lost);
     }
     pthread_mutex_lock(&sh->mu);
@@ -1699,7 +717,7 @@ static int rd_corrupt(slog_shard_t *sh, const slog_seg_t *seg, uint64_t off, uin
 }
 
 /* Make at least `need` bytes of the file at w->pos available at out->buf + w->cur. */
-static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t need,
+static int rd_fill(slog_shard_t *sh, const slog_rd_span_t *sp, rd_win_t *w, size_t need,
                    slog_read_t *out, tr_err *err) {
     size_t avail = w->blen - w->cur;
     if (w->cur > w->keep) { /* drop skipped bytes */
@@ -1708,8 +726,8 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
         w->blen = w->keep + avail;
     }
     uint64_t from = w->pos + avail;
-    uint64_t end = sat_add(w->pos, need);
-    uint64_t ahead = min64(sp->goal, sat_add(w->pos, SLOG_READ_CHUNK));
+    uint64_t end = slog__sat_add(w->pos, need);
+    uint64_t ahead = slog__min64(sp->goal, slog__sat_add(w->pos, SLOG_READ_CHUNK));
     if (ahead > end) end = ahead;
     if (end > sp->lim) end = sp->lim;
     if (end < w->pos + need)
@@ -1725,8 +743,8 @@ static int rd_fill(slog_shard_t *sh, const rd_span_t *sp, rd_win_t *w, size_t ne
         out->buf = b;
         out->buf_cap = cap;
     }
-    int r = full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
-    if (r < 0) return io_err(err, errno, "read", sp->seg->path, FIX_DISK);
+    int r = slog__full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
+    if (r < 0) return slog__io_err(err, errno, "read", sp->seg->path, SLOG_FIX_DISK);
     if (r > 0)
         return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
     w->blen += want;
@@ -1769,26 +787,26 @@ static int hole_publish(slog_shard_t *sh, slog_seg_t *seg, slog_hole_t nh) {
  * would have given it -- exactly the damaged bytes skipped, every intact frame served -- and
  * the range is recorded so that this and every later read, and every later start, skip the
  * same range:
- *   1. Frames are checked in full (length, CRC, seq, arrival: seg_scan's rules) from
+ *   1. Frames are checked in full (length, CRC, seq, arrival: slog__seg_scan's rules) from
  *      (vpos, vseq), the last point known good, up to the first index entry past `bad` (a
  *      frame start) or the committed end.  A reader does not checksum the frames before the
  *      record it wants, so the damage may begin before `bad` (a damaged length field sends
  *      the reader into the middle of a frame).  Holes another reader recorded meanwhile are
  *      jumped.
- *   2. From the first bad frame p, rs_search -- recovery's resync -- finds the first intact
+ *   2. From the first bad frame p, slog__rs_search -- recovery's resync -- finds the first intact
  *      frame whose chain runs to that index entry (or the committed end) with consecutive
  *      seqs; none: the damage reaches the entry.
  *   3. The hole is published to readers (hole_publish), reported (tr_error, counters: once,
- *      since every later read jumps it), written to the segment's .dmg (dmg_store), and the
+ *      since every later read jumps it), written to the segment's .dmg (slog__dmg_store), and the
  *      .idx is removed: the next start rescans the segment and takes the same hole from the
- *      .dmg (load_sealed ignores an .idx while a .dmg exists).  If recording fails only the
+ *      .dmg (slog__load_sealed ignores an .idx while a .dmg exists).  If recording fails only the
  *      report says so: this process still skips exactly the range, and a later reader would
  *      find the same range again.
  * On success the reader continues at *to_off, *to_seq with sp's hole snapshot refreshed.
  * TR_EIO, TR_ENOMEM, TR_ECORRUPT (a range too large to check, or bytes that read differently
  * twice).  Cost: one pread of up to ~1 MiB and two fsyncs, once per damaged range.
  */
-static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vseq,
+static int rd_damage(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t vpos, uint64_t vseq,
                      int64_t varr, uint64_t bad, const char *why, uint64_t *to_off,
                      uint64_t *to_seq, tr_err *err) {
     slog_seg_t *seg = sp->seg;
@@ -1829,9 +847,9 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
                         seg->path);
         goto out;
     }
-    int r = n ? full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
+    int r = n ? slog__full_pread(sh->io, seg->fd, b, (size_t)n, vpos) : 0;
     if (r != 0) {
-        rc = r < 0 ? io_err(err, errno, "read", seg->path, FIX_DISK)
+        rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
                    : rd_corrupt(sh, seg, vpos, vseq, "file shorter than its committed size", err);
         goto out;
     }
@@ -1851,10 +869,10 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
             k++;
             continue;
         }
-        frame_hdr_t h;
+        slog_frame_hdr_t h;
         if (n - q < SLOG_FRAME_HDR) bwhy = "short frame header";
-        else if ((bwhy = frame_parse(b + q, n - q, &h)) != NULL) {
-        } else if (!frame_crc_ok(b + q, h.len)) bwhy = "checksum mismatch";
+        else if ((bwhy = slog__frame_parse(b + q, n - q, &h)) != NULL) {
+        } else if (!slog__frame_crc_ok(b + q, h.len)) bwhy = "checksum mismatch";
         else if (h.seq != seq) bwhy = "sequence number does not follow its predecessor";
         else if (h.seq >= limit) bwhy = "sequence number past the index";
         else if (h.arrival < arr) bwhy = "arrival time goes backwards";
@@ -1865,8 +883,8 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     }
     slog_hole_t hole;
     if (bwhy) { /* 2. where intact frames resume */
-        frame_hdr_t rh;
-        uint64_t at = rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
+        slog_frame_hdr_t rh;
+        uint64_t at = slog__rs_search(b + q, n - q, seq, limit, arr, 0, &rh);
         hole = at ? (slog_hole_t){vpos + q, vpos + q + at, seq, rh.seq}
                   : (slog_hole_t){vpos + q, end, seq, limit};
         why = bwhy;
@@ -1895,14 +913,14 @@ static int rd_damage(slog_shard_t *sh, rd_span_t *sp, uint64_t vpos, uint64_t vs
     sp->nholes = seg->nholes;
     int gone = seg->first_seq < sh->begin; /* trimmed meanwhile: nothing left to record */
     pthread_mutex_unlock(&sh->mu);
-    hole_report(sh, seg, &hole, why, "a reader");
+    slog__hole_report(sh, seg, &hole, why, "a reader");
     *to_off = hole.off_end;
     *to_seq = hole.seq_end;
     if (gone) goto out;
     tr_err e2;
     char ipath[PATH_MAX];
-    seg_idx_path(seg, ipath, ".idx");
-    if (dmg_store(sh, seg, NULL, 0, &e2) != 0)
+    slog__seg_idx_path(seg, ipath, ".idx");
+    if (slog__dmg_store(sh, seg, NULL, 0, &e2) != 0)
         tr_error("slog", "shard %s: the damage found in %s could not be recorded: %s. This "
                  "process skips it; after a restart a reader finds it again", sh->dir,
                  seg->path, e2.msg);
@@ -1919,7 +937,7 @@ out:
 /* Read the records of one segment into out.  *full when a limit was reached; *reached is the
  * seq the walk got to (past skipped damage too).  Known holes are jumped; damage met anywhere
  * else goes to rd_damage, which makes it a hole. */
-static int rd_span(slog_shard_t *sh, rd_span_t *sp, uint64_t from, size_t max_records,
+static int rd_span(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t from, size_t max_records,
                    size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached,
                    tr_err *err) {
     rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
@@ -1943,19 +961,19 @@ static int rd_span(slog_shard_t *sh, rd_span_t *sp, uint64_t from, size_t max_re
             *full = 1;
             break;
         }
-        frame_hdr_t h;
+        slog_frame_hdr_t h;
         const char *why = NULL;
         if (w.pos + SLOG_FRAME_HDR > sp->lim) why = "committed records missing";
         else {
             if (w.blen - w.cur < SLOG_FRAME_HDR &&
                 (rc = rd_fill(sh, sp, &w, SLOG_FRAME_HDR, out, err)))
                 break;
-            why = frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
+            why = slog__frame_parse(out->buf + w.cur, sp->lim - w.pos, &h);
             if (!why && h.seq != seq) why = "unexpected sequence number";
             if (!why && seq >= from && w.blen - w.cur < h.len &&
                 (rc = rd_fill(sh, sp, &w, h.len, out, err)))
                 break;
-            if (!why && seq >= from && !frame_crc_ok(out->buf + w.cur, h.len))
+            if (!why && seq >= from && !slog__frame_crc_ok(out->buf + w.cur, h.len))
                 why = "checksum mismatch";
         }
         if (why) {
@@ -2026,7 +1044,7 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
     uint64_t next = from_seq;
     int rc = 0, full = 0;
     for (int first = 1; !full; first = 0) {
-        rd_span_t sp;
+        slog_rd_span_t sp;
         pthread_mutex_lock(&sh->mu);
         if (first) {
             if (next < sh->begin) next = sh->begin;
@@ -2062,16 +1080,16 @@ int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, siz
         sp.nholes = seg->nholes;
         uint64_t skip_end = i < seg->nix ? seg->ix[i].off : sp.lim;
         size_t rem = max_records - out->n;
-        size_t hi = ix_lower_seq(seg->ix, seg->nix, sat_add(next, rem));
+        size_t hi = ix_lower_seq(seg->ix, seg->nix, slog__sat_add(next, rem));
         uint64_t hi_off = hi < seg->nix ? seg->ix[hi].off : sp.lim;
-        uint64_t budget = sat_add(max_bytes > out->bytes ? max_bytes - out->bytes : 0,
-                                  sat_mul(rem, SLOG_FRAME_HDR));
-        sp.goal = min64(min64(sp.lim, hi_off), sat_add(skip_end, budget));
+        uint64_t budget = slog__sat_add(max_bytes > out->bytes ? max_bytes - out->bytes : 0,
+                                        slog__sat_mul(rem, SLOG_FRAME_HDR));
+        sp.goal = slog__min64(slog__min64(sp.lim, hi_off), slog__sat_add(skip_end, budget));
         pthread_mutex_unlock(&sh->mu);
 
         uint64_t reached = next;
         rc = rd_span(sh, &sp, next, max_records, max_bytes, out, &full, &reached, err);
-        seg_unref(sh, seg);
+        slog__seg_unref(sh, seg);
         if (rc) break;
         if (out->n == 0 && reached > out->next_seq) out->next_seq = reached; /* skipped damage */
         next = sp.end_seq;
@@ -2109,20 +1127,20 @@ static uint64_t seek_walk(slog_shard_t *sh, slog_seg_t *seg, uint64_t pos, uint6
     if (!b) return start;
     while (seq < end_seq && pos + SLOG_FRAME_HDR <= end_off) {
         if (pos < wpos || pos + SLOG_FRAME_HDR > wpos + wlen) {
-            wlen = min64(SLOG_SEEK_BUF, end_off - pos);
+            wlen = slog__min64(SLOG_SEEK_BUF, end_off - pos);
             wpos = pos;
-            if (full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
+            if (slog__full_pread(sh->io, seg->fd, b, (size_t)wlen, wpos) != 0) {
                 seq = start;
                 break;
             }
         }
         const uint8_t *p = b + (pos - wpos);
-        uint32_t len = get32(p);
-        if (len < SLOG_FRAME_HDR || get64(p + 8) != seq) {
+        uint32_t len = slog__get32(p);
+        if (len < SLOG_FRAME_HDR || slog__get64(p + 8) != seq) {
             seq = start;
             break;
         }
-        if ((int64_t)get64(p + 16) >= ts) break;
+        if ((int64_t)slog__get64(p + 16) >= ts) break;
         pos += len;
         seq++;
     }
@@ -2137,7 +1155,7 @@ uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
     /* Segments with committed records: all but possibly the active one, whose last arrival
      * is -1 while it is empty.  Last arrivals are non-decreasing along the array. */
     size_t m = sh->nsegs;
-    if (seg_active(sh)->pub_end == seg_active(sh)->first_seq) m--;
+    if (slog__seg_active(sh)->pub_end == slog__seg_active(sh)->first_seq) m--;
     size_t lo = 0, hi = m;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
@@ -2171,7 +1189,7 @@ uint64_t slog_shard_seek_time(slog_shard_t *sh, int64_t ts_ms) {
     atomic_fetch_add(&seg->refs, 1);
     pthread_mutex_unlock(&sh->mu);
     uint64_t r = seek_walk(sh, seg, st.off, st.seq, end_off, end_seq, ts_ms);
-    seg_unref(sh, seg);
+    slog__seg_unref(sh, seg);
     return r;
 }
 
@@ -2228,22 +1246,23 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
          * it (rd_damage) does so under dmg_mu and skips it once it is out of the array. */
         pthread_mutex_lock(&sh->dmg_mu);
         char ipath[PATH_MAX];
-        seg_idx_path(seg, ipath, ".idx");
+        slog__seg_idx_path(seg, ipath, ".idx");
         int rc = 0;
         if (sh->io->unlink(seg->path) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", seg->path,
-                        "check the directory's permissions; the file is retried at the next start");
+            rc = slog__io_err(err, errno, "delete", seg->path,
+                              "check the directory's permissions; the file is retried at the next "
+                              "start");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
-        seg_idx_path(seg, ipath, ".dmg");
+            rc = slog__io_err(err, errno, "delete", ipath, "check the directory's permissions");
+        slog__seg_idx_path(seg, ipath, ".dmg");
         if (!rc && sh->io->unlink(ipath) != 0 && errno != ENOENT)
-            rc = io_err(err, errno, "delete", ipath, "check the directory's permissions");
+            rc = slog__io_err(err, errno, "delete", ipath, "check the directory's permissions");
         /* One at a time, so a crash can never leave a gap (a younger file gone, an older one
          * still there). */
         if (!rc && !sh->no_sync && sh->io->fsync(sh->dirfd) != 0)
-            rc = io_err(err, errno, "fsync directory", sh->dir, FIX_DISK);
+            rc = slog__io_err(err, errno, "fsync directory", sh->dir, SLOG_FIX_DISK);
         pthread_mutex_unlock(&sh->dmg_mu);
-        seg_unref(sh, seg);
+        slog__seg_unref(sh, seg);
         if (rc) return rc;
         removed++;
     }
@@ -2252,37 +1271,12 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
 
 /* ---- directory removal ---------------------------------------------------------------------- */
 
-static int rm_tree(int parent, const char *name, int depth) {
-    if (depth > 16) {
-        errno = ELOOP;
-        return -1;
-    }
-    if (unlinkat(parent, name, 0) == 0) return 0;
-    if (errno != EISDIR && errno != EPERM) return errno == ENOENT ? 0 : -1;
-    int fd = openat(parent, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
-    if (fd < 0) return -1;
-    DIR *d = fdopendir(fd);
-    if (!d) {
-        close(fd);
-        return -1;
-    }
-    struct dirent *de;
-    int rc = 0;
-    while (!rc && (de = readdir(d)) != NULL) {
-        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..")) continue;
-        rc = rm_tree(dirfd(d), de->d_name, depth + 1);
-    }
-    closedir(d);
-    if (rc) return rc;
-    return unlinkat(parent, name, AT_REMOVEDIR) == 0 || errno == ENOENT ? 0 : -1;
-}
-
 int slog_shard_destroy_dir(const char *dir, tr_err *err) {
     if (!dir || !*dir)
         return tr_err_set(err, TR_EINVAL, "slog_shard_destroy_dir: dir is required; Fix: pass "
                           "the shard's directory");
-    if (rm_tree(AT_FDCWD, dir, 0) != 0)
-        return io_err(err, errno, "remove shard directory", dir,
-                      "check the permissions of the data directory, then remove it by hand");
+    if (tr_rmtree(dir) != 0)
+        return slog__io_err(err, errno, "remove shard directory", dir,
+                            "check the permissions of the data directory, then remove it by hand");
     return 0;
 }

@@ -29,8 +29,9 @@
  *
  * A segment starts with a 16-byte header: magic "TRSLOG01" (8 bytes), u64 first seq.
  *
- * DIR/state (32 bytes, drawn in shard.c) holds a high-water mark of the seqs handed out and the
- * first seq of the newest segment, so a deleted newest segment cannot make numbering restart.
+ * DIR/state (32 bytes, drawn in shard_recover.c) holds a high-water mark of the seqs handed out
+ * and the first seq of the newest segment, so a deleted newest segment cannot make numbering
+ * restart.
  * The owner may keep a copy of the mark outside the directory (slog_shard_set_hwm_hook,
  * opts.min_next), so that deleting the whole directory cannot make it restart either.
  *
@@ -43,11 +44,11 @@
  *     acknowledged.  (So damage to the very last records of the newest segment cannot be told
  *     from a torn write and is treated as one.)
  *   - DAMAGE: intact frames follow.  The scan resumes at the first frame that starts a chain of
- *     intact frames with consistent seqs (shard.c explains why a record payload that looks like
- *     a frame does not fool it); the range in between is a HOLE: its records are lost, its bytes
- *     stay in the file as evidence, readers skip it, and it is reported (ERROR, at every open,
- *     and slog_shard_health).  A bad segment header is damage too: the frames behind it are
- *     recovered (the first seq comes from the file name).
+ *     intact frames with consistent seqs (shard_recover.c explains why a record payload that
+ *     looks like a frame does not fool it); the range in between is a HOLE: its records are
+ *     lost, its bytes stay in the file as evidence, readers skip it, and it is reported (ERROR,
+ *     at every open, and slog_shard_health).  A bad segment header is damage too: the frames
+ *     behind it are recovered (the first seq comes from the file name).
  *   - A segment that ends before the next one starts (a file missing in the middle), a missing
  *     newest segment (DIR/state says a newer one existed), or no segment at all while DIR/state
  *     exists: a gap, reported (ERROR, slog_shard_health.missing); numbering continues past every

@@ -4,6 +4,8 @@
  * A slog_t keeps every stream in memory (the cache) and mirrors each change of a stream into one
  * LMDB record (DIR/meta) before the change becomes visible, so the cache is always a committed
  * state.  Record data lives in one slog_shard_t per shard (shard.c), under DIR/streams/<id>/<idx>.
+ * The control plane (create, delete, describe, tags, retention) and resharding live in
+ * slog_ctl.c; the types and helpers both files use are in slog_int.h.
  *
  * Locks, in the only order they are ever taken:
  *
@@ -63,7 +65,6 @@
 
 #include <dirent.h>
 #include <errno.h>
-#include <ftw.h>
 #include <inttypes.h>
 #include <lmdb.h>
 #include <openssl/evp.h>
@@ -79,127 +80,12 @@
 #include <unistd.h>
 
 #include "core/buf.h"
+#include "core/fs.h"
+#include "core/mem.h"
 #include "core/tlog.h"
-#include "log/shard_int.h"
+#include "log/slog_int.h"
 
-#define SLOG_DEF_SHARD_LIMIT 500
-#define SLOG_DEF_ON_DEMAND_LIMIT 50
-#define SLOG_DEF_ON_DEMAND_SHARDS 4
-#define SLOG_DEF_MAX_PENDING ((size_t)256 << 20)
-#define SLOG_DEF_RETENTION_MS 60000
-#define SLOG_MIN_RETENTION_H 24
-#define SLOG_MAX_RETENTION_H 8760
-#define SLOG_DEF_RETENTION_H 24
-#define SLOG_MAX_TAGS 50
-#define SLOG_MAX_TAG_KEY 128
-#define SLOG_MAX_TAG_VALUE 256
-#define SLOG_MAX_SHARDS_PER_STREAM 10000
-#define SLOG_META_MAPSIZE ((size_t)1 << 30)
-#define SLOG_HASH_MAX (~(slog_hash_t)0)
-#define SUB "slog"
-
-/* ---- types --------------------------------------------------------------------------------- */
-
-/* One shard of a stream: its persisted description plus the open log. */
-typedef struct sl_shard {
-    slog_shard_info_t info;     /* persisted part; begin/end are not used here.  Changed only
-                                   under ctl_mu + lock (writer) */
-    uint64_t stream_id;
-    slog_shard_t *log;
-    char *dir, *stream_dir;
-    atomic_int refs;            /* the stream table's reference + in-flight readers */
-    atomic_int doomed;          /* remove the directory when the last reference goes */
-    pthread_mutex_t wmu;        /* append/sync vs trim */
-    int fail_rc;                /* the log could not be opened (log == NULL): this code ... */
-    char *fail_msg;             /* ... and this message answer its requests; fixed at load */
-    int64_t last_arrival;       /* under wmu */
-    size_t c_slot;              /* commit thread only: 1 + index in lg->slots, 0 = none */
-    struct slog *lg;            /* for the high-water mark hook (hwm_store) */
-} sl_shard_t;
-
-typedef struct sl_stream {
-    char name[SLOG_MAX_STREAM_NAME + 1];
-    uint64_t id;
-    int mode;
-    int64_t created_ms;
-    uint32_t retention_hours;
-    sl_shard_t **shards;        /* by index: shards[i]->info.index == i */
-    size_t n_shards;
-    sl_shard_t **open;          /* open shards by ascending hash_start (routing table) */
-    size_t n_open;
-    slog_tag_t *tags;           /* sorted by key; owned */
-    size_t n_tags;
-} sl_stream_t;
-
-/* One queued put. */
-typedef struct sl_job {
-    struct sl_job *next;
-    slog_put_rec_t *recs;
-    size_t n;
-    slog_put_cb cb;
-    void *arg;
-    size_t bytes;
-    uint64_t ticket;
-    sl_shard_t *route[];        /* n entries: the open shard each record goes to */
-} sl_job_t;
-
-/* Commit thread scratch: the records of one shard in one cycle. */
-typedef struct sl_slot {
-    sl_shard_t *sh;
-    slog_rec_in_t *in;
-    slog_put_rec_t **out;
-    size_t n, cap;
-    uint64_t first;
-    int rc;
-} sl_slot_t;
-
-/* What one LMDB stream record holds (see "metadata" below). */
-typedef struct sl_image {
-    uint64_t id;
-    int mode;
-    int64_t created_ms;
-    uint32_t retention_hours;
-    const slog_shard_info_t *shards;
-    size_t n_shards;
-    const slog_tag_t *tags;
-    size_t n_tags;
-} sl_image_t;
-
-struct slog {
-    char *dir;
-    slog_opts_t opts;
-    MDB_env *env;
-    MDB_dbi db_streams, db_meta;
-    uint64_t next_id;                   /* under ctl_mu */
-
-    pthread_mutex_t ctl_mu;
-    pthread_rwlock_t put_lock;
-    pthread_rwlock_t lock;
-    sl_stream_t **streams;              /* sorted by name */
-    size_t n_streams, cap_streams;
-    uint32_t open_total;                /* open shards, all streams */
-    uint32_t on_demand_streams;
-
-    pthread_mutex_t qmu;
-    pthread_cond_t q_cond;              /* work queued or stopping */
-    pthread_cond_t q_done_cond;         /* q_done moved */
-    sl_job_t *q_head, *q_tail;
-    size_t pending_bytes;
-    uint64_t q_enqueued, q_done;
-    int stopping;
-    slog_append_hook hook;
-    void *hook_arg;
-
-    sl_slot_t *slots;                   /* commit thread only */
-    size_t slots_cap;
-
-    pthread_mutex_t rmu;
-    pthread_cond_t r_cond;
-    int r_stop;
-
-    pthread_t commit_thr, ret_thr;
-    int commit_started, ret_started, locks_ready;
-};
+#define SUB "slog"   /* tlog subsystem of this file's log lines */
 
 /* ---- small helpers ------------------------------------------------------------------------- */
 
@@ -208,32 +94,8 @@ static void oom(size_t n) {
     abort();
 }
 
-static void *xmalloc(size_t n) {
-    void *p = malloc(n ? n : 1);
-    if (!p) oom(n);
-    return p;
-}
-
-static void *xcalloc(size_t n, size_t sz) {
-    void *p = calloc(n ? n : 1, sz ? sz : 1);
-    if (!p) oom(n * sz);
-    return p;
-}
-
-static void *xrealloc(void *p, size_t n) {
-    void *q = realloc(p, n ? n : 1);
-    if (!q) oom(n);
-    return q;
-}
-
-static char *xstrdup(const char *s) {
-    char *p = strdup(s ? s : "");
-    if (!p) oom(strlen(s));
-    return p;
-}
-
-static char *xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
-static char *xasprintf(const char *fmt, ...) {
+char *slog__xasprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+char *slog__xasprintf(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     char *s = NULL;
@@ -244,7 +106,7 @@ static char *xasprintf(const char *fmt, ...) {
 }
 
 static int mkdir_p(const char *path) {
-    char *tmp = xstrdup(path);
+    char *tmp = tr_xstrdup(path);
     int rc = 0;
     for (char *p = tmp + 1; *p && !rc; p++) {
         if (*p != '/') continue;
@@ -257,13 +119,9 @@ static int mkdir_p(const char *path) {
     return rc;
 }
 
-static int rm_one(const char *path, const struct stat *sb, int flag, struct FTW *ftw) {
-    (void)sb, (void)flag, (void)ftw;
-    if (remove(path) && errno != ENOENT) tr_warn(SUB, "remove %s: %s", path, strerror(errno));
-    return 0;
+void slog__rm_rf(const char *path) {
+    if (tr_rmtree(path)) tr_warn(SUB, "remove %s: %s", path, strerror(errno));
 }
-
-static void rm_rf(const char *path) { nftw(path, rm_one, 16, FTW_DEPTH | FTW_PHYS); }
 
 static int all_digits(const char *s) {
     if (!*s) return 0;
@@ -272,7 +130,7 @@ static int all_digits(const char *s) {
     return 1;
 }
 
-static void shard_id(uint32_t idx, char out[24]) { snprintf(out, 24, "shardId-%012" PRIu32, idx); }
+void slog__shard_id(uint32_t idx, char out[24]) { snprintf(out, 24, "shardId-%012" PRIu32, idx); }
 
 /* ---- helpers: hash keys and sequence numbers ----------------------------------------------- */
 
@@ -350,7 +208,7 @@ int slog_seq_parse(const char *s, uint32_t *shard, uint64_t *counter) {
 
 /* Ranges of n shards splitting [0, 2^128) evenly as AWS does: step = floor(2^128 / n), shard i
  * gets [i*step, (i+1)*step - 1], the last one ends at 2^128 - 1. */
-static void split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends) {
+void slog__split_even(uint32_t n, slog_hash_t *starts, slog_hash_t *ends) {
     slog_hash_t step = 0;
     if (n > 1) step = SLOG_HASH_MAX / n + (SLOG_HASH_MAX % n == (slog_hash_t)n - 1 ? 1 : 0);
     for (uint32_t i = 0; i < n; i++) {
@@ -437,7 +295,7 @@ static char *get_str(sl_rd_t *r) {
         r->bad = 1;
         return NULL;
     }
-    char *s = xmalloc(n + 1);
+    char *s = tr_xmalloc(n + 1);
     memcpy(s, r->p + r->off, n);
     s[n] = '\0';
     r->off += n;
@@ -474,7 +332,7 @@ static void image_encode(const sl_image_t *img, tr_buf *b) {
     }
 }
 
-static void tags_free(slog_tag_t *t, size_t n) {
+void slog__tags_free(slog_tag_t *t, size_t n) {
     for (size_t i = 0; i < n; i++) {
         free(t[i].key);
         free(t[i].value);
@@ -495,7 +353,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
     img->retention_hours = (uint32_t)get_le(&r, 4);
     size_t ns = (size_t)get_le(&r, 4), nt = (size_t)get_le(&r, 4);
     if (r.bad || ns == 0 || ns > (n - SL_HDR) / SL_SHARD_REC) return TR_ECORRUPT;
-    slog_shard_info_t *sh = xcalloc(ns, sizeof *sh);
+    slog_shard_info_t *sh = tr_xcalloc(ns, sizeof *sh);
     for (size_t i = 0; i < ns; i++) {
         sh[i].index = (uint32_t)get_le(&r, 4);
         sh[i].parent = (uint32_t)get_le(&r, 4);
@@ -509,7 +367,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
         sh[i].closed_ms = (int64_t)get_le(&r, 8);
         if (sh[i].index != i) r.bad = 1;
     }
-    slog_tag_t *tags = nt ? xcalloc(nt, sizeof *tags) : NULL;
+    slog_tag_t *tags = nt ? tr_xcalloc(nt, sizeof *tags) : NULL;
     size_t got = 0;
     for (; got < nt && !r.bad; got++) {
         tags[got].key = get_str(&r);
@@ -517,7 +375,7 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
     }
     if (r.bad || r.off != n) {
         free(sh);
-        tags_free(tags, got);
+        slog__tags_free(tags, got);
         return TR_ECORRUPT;
     }
     img->shards = sh;
@@ -529,8 +387,8 @@ static int image_decode(const void *p, size_t n, sl_image_t *img) {
 
 /* Write (img != NULL) or delete (img == NULL) the record of `name`, and next_id if nonzero, in
  * one durable transaction. */
-static int meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
-                      tr_err *err) {
+int slog__meta_write(slog_t *lg, const char *name, const sl_image_t *img, uint64_t next_id,
+                     tr_err *err) {
     MDB_txn *txn = NULL;
     int rc = mdb_txn_begin(lg->env, NULL, 0, &txn);
     if (rc) goto fail;
@@ -564,7 +422,7 @@ fail:
 }
 
 /* The image of st as cached; infos must hold st->n_shards (filled here) + room the caller uses. */
-static void image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img) {
+void slog__image_of(const sl_stream_t *st, slog_shard_info_t *infos, sl_image_t *img) {
     for (size_t i = 0; i < st->n_shards; i++) infos[i] = st->shards[i]->info;
     img->id = st->id;
     img->mode = st->mode;
@@ -605,7 +463,7 @@ static void io_enospc_init(void) {
  * out.  At open it is the shard's opts.min_next: a shard directory deleted as a whole is
  * reported and numbering continues past every number handed out.  The commit thread holds no
  * LMDB transaction otherwise, and no control-plane thread waits for it while holding one
- * (meta_write is self-contained), so the write transaction here cannot deadlock.
+ * (slog__meta_write is self-contained), so the write transaction here cannot deadlock.
  */
 #define SL_HWM_KEY 16
 
@@ -645,7 +503,7 @@ static int hwm_store(void *arg, uint64_t hwm, tr_err *err) {
 }
 
 /* Drop the marks of a deleted stream (best effort: a leftover key names an id never reused). */
-static void hwm_forget(slog_t *lg, uint64_t sid) {
+void slog__hwm_forget(slog_t *lg, uint64_t sid) {
     uint8_t kb[SL_HWM_KEY];
     hwm_key(kb, sid, 0);
     MDB_txn *txn = NULL;
@@ -673,14 +531,14 @@ static void hwm_forget(slog_t *lg, uint64_t sid) {
 /* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
  * be opened does not fail the call: the shard is kept as FAILED (log NULL), loudly reported,
  * and every request to it answers fail_rc/fail_msg, while the other shards serve. */
-static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
-                   int tolerate, MDB_txn *txn, tr_err *err) {
-    sl_shard_t *sh = xcalloc(1, sizeof *sh);
+int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_shard_t **out,
+                  int tolerate, MDB_txn *txn, tr_err *err) {
+    sl_shard_t *sh = tr_xcalloc(1, sizeof *sh);
     sh->info = *info;
     sh->info.begin = sh->info.end = 0;
     sh->stream_id = sid;
-    sh->stream_dir = xasprintf("%s/streams/%" PRIu64, lg->dir, sid);
-    sh->dir = xasprintf("%s/%" PRIu32, sh->stream_dir, info->index);
+    sh->stream_dir = slog__xasprintf("%s/streams/%" PRIu64, lg->dir, sid);
+    sh->dir = slog__xasprintf("%s/%" PRIu32, sh->stream_dir, info->index);
     slog_shard_opts_t so = {.segment_bytes = lg->opts.segment_bytes,
                             .first_seq = info->seq_start,
                             .no_sync = lg->opts.no_sync,
@@ -688,12 +546,12 @@ static int sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_s
     int rc = slog_shard_open(sh->dir, &so, &sh->log, err);
     if (rc && tolerate) {
         char sid_s[24];
-        shard_id(info->index, sid_s);
+        slog__shard_id(info->index, sid_s);
         sh->fail_rc = rc;
-        sh->fail_msg = xasprintf("shard %s (%s) is unavailable: its log could not be opened at "
-                                 "start-up: %s. The other shards are served. Fix: repair what "
-                                 "the message says, then restart the server", sid_s, sh->dir,
-                                 err ? err->msg : tr_strerror(rc));
+        sh->fail_msg = slog__xasprintf("shard %s (%s) is unavailable: its log could not be opened "
+                                       "at start-up: %s. The other shards are served. Fix: repair "
+                                       "what the message says, then restart the server", sid_s,
+                                       sh->dir, err ? err->msg : tr_strerror(rc));
         tr_error(SUB, "FAILED SHARD: %s", sh->fail_msg);
         rc = 0;
     }
@@ -728,7 +586,7 @@ static void sh_unref(sl_shard_t *sh) {
         tr_err e = {0, ""};
         if (slog_shard_destroy_dir(sh->dir, &e)) {
             tr_warn(SUB, "removing %s: %s; removing it by hand", sh->dir, e.msg);
-            rm_rf(sh->dir);
+            slog__rm_rf(sh->dir);
         }
         if (rmdir(sh->stream_dir) && errno != ENOTEMPTY && errno != EEXIST && errno != ENOENT)
             tr_warn(SUB, "rmdir %s: %s", sh->stream_dir, strerror(errno));
@@ -740,41 +598,20 @@ static void sh_unref(sl_shard_t *sh) {
     free(sh);
 }
 
-static void sh_doom(sl_shard_t *sh) {
+void slog__sh_doom(sl_shard_t *sh) {
     atomic_store(&sh->doomed, 1);
     sh_unref(sh);
 }
 
 /* ---- stream cache -------------------------------------------------------------------------- */
 
-static size_t stream_lower_bound(slog_t *lg, const char *name) {
-    size_t lo = 0, hi = lg->n_streams;
-    while (lo < hi) {
-        size_t mid = lo + (hi - lo) / 2;
-        if (strcmp(lg->streams[mid]->name, name) < 0) lo = mid + 1;
-        else hi = mid;
-    }
-    return lo;
-}
-
-static sl_stream_t *stream_by_name(slog_t *lg, const char *name) {
-    size_t i = stream_lower_bound(lg, name);
-    return i < lg->n_streams && !strcmp(lg->streams[i]->name, name) ? lg->streams[i] : NULL;
-}
-
-static sl_stream_t *stream_by_id(slog_t *lg, uint64_t id) {
-    for (size_t i = 0; i < lg->n_streams; i++)
-        if (lg->streams[i]->id == id) return lg->streams[i];
-    return NULL;
-}
-
 /* Insert into the sorted table (caller holds both locks as writer, or is single-threaded). */
-static void stream_insert(slog_t *lg, sl_stream_t *st) {
+void slog__stream_insert(slog_t *lg, sl_stream_t *st) {
     if (lg->n_streams == lg->cap_streams) {
         lg->cap_streams = lg->cap_streams ? lg->cap_streams * 2 : 16;
-        lg->streams = xrealloc(lg->streams, lg->cap_streams * sizeof *lg->streams);
+        lg->streams = tr_xrealloc(lg->streams, lg->cap_streams * sizeof *lg->streams);
     }
-    size_t i = stream_lower_bound(lg, st->name);
+    size_t i = slog__stream_lower_bound(lg, st->name);
     memmove(lg->streams + i + 1, lg->streams + i, (lg->n_streams - i) * sizeof *lg->streams);
     lg->streams[i] = st;
     lg->n_streams++;
@@ -786,8 +623,8 @@ static int cmp_open(const void *a, const void *b) {
 }
 
 /* A fresh routing table for st's current shard set (the caller swaps it in). */
-static sl_shard_t **routing_build(const sl_stream_t *st, size_t *n) {
-    sl_shard_t **v = xcalloc(st->n_shards, sizeof *v);
+sl_shard_t **slog__routing_build(const sl_stream_t *st, size_t *n) {
+    sl_shard_t **v = tr_xcalloc(st->n_shards, sizeof *v);
     size_t k = 0;
     for (size_t i = 0; i < st->n_shards; i++)
         if (!st->shards[i]->info.closed) v[k++] = st->shards[i];
@@ -807,20 +644,20 @@ static sl_shard_t *route(const sl_stream_t *st, slog_hash_t h) {
     return st->open[lo];
 }
 
-static void stream_free(sl_stream_t *st, int doom) {
+void slog__stream_free(sl_stream_t *st, int doom) {
     if (!st) return;
     for (size_t i = 0; i < st->n_shards; i++) {
         if (!st->shards[i]) continue;
-        if (doom) sh_doom(st->shards[i]);
+        if (doom) slog__sh_doom(st->shards[i]);
         else sh_unref(st->shards[i]);
     }
     free(st->shards);
     free(st->open);
-    tags_free(st->tags, st->n_tags);
+    slog__tags_free(st->tags, st->n_tags);
     free(st);
 }
 
-static int stream_missing(const char *name, tr_err *err) {
+int slog__stream_missing(const char *name, tr_err *err) {
     return tr_err_set(err, TR_ENOTFOUND,
                       "stream \"%s\" not found; create it with CreateStream or check StreamName",
                       name);
@@ -828,7 +665,7 @@ static int stream_missing(const char *name, tr_err *err) {
 
 /* ---- tags ---------------------------------------------------------------------------------- */
 
-static int tags_check(const slog_tag_t *tags, size_t n, tr_err *err) {
+int slog__tags_check(const slog_tag_t *tags, size_t n, tr_err *err) {
     for (size_t i = 0; i < n; i++) {
         size_t kl = tags[i].key ? strlen(tags[i].key) : 0;
         size_t vl = tags[i].value ? strlen(tags[i].value) : 0;
@@ -848,23 +685,23 @@ static int cmp_tag(const void *a, const void *b) {
 }
 
 /* Deep copy of a (minus keys in `drop`) with b added/overwriting, sorted by key. */
-static slog_tag_t *tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
-                              char *const *drop, size_t nd, size_t *n_out) {
-    slog_tag_t *v = xcalloc(na + nb, sizeof *v);
+slog_tag_t *slog__tags_merge(const slog_tag_t *a, size_t na, const slog_tag_t *b, size_t nb,
+                             char *const *drop, size_t nd, size_t *n_out) {
+    slog_tag_t *v = tr_xcalloc(na + nb, sizeof *v);
     size_t n = 0;
     for (size_t i = 0; i < na; i++) {
         int skip = 0;
         for (size_t j = 0; j < nd && !skip; j++) skip = drop[j] && !strcmp(drop[j], a[i].key);
         if (skip) continue;
-        v[n].key = xstrdup(a[i].key);
-        v[n++].value = xstrdup(a[i].value);
+        v[n].key = tr_xstrdup(a[i].key);
+        v[n++].value = tr_xstrdup(a[i].value);
     }
     for (size_t i = 0; i < nb; i++) {
         size_t j = 0;
         while (j < n && strcmp(v[j].key, b[i].key)) j++;
-        if (j == n) v[n++].key = xstrdup(b[i].key);
+        if (j == n) v[n++].key = tr_xstrdup(b[i].key);
         else free(v[j].value);
-        v[j].value = xstrdup(b[i].value ? b[i].value : "");
+        v[j].value = tr_xstrdup(b[i].value ? b[i].value : "");
     }
     qsort(v, n, sizeof *v, cmp_tag);
     *n_out = n;
@@ -877,7 +714,7 @@ static sl_slot_t *slot_of(slog_t *lg, sl_shard_t *sh, size_t *ns) {
     if (sh->c_slot) return &lg->slots[sh->c_slot - 1];
     if (*ns == lg->slots_cap) {
         size_t cap = lg->slots_cap ? lg->slots_cap * 2 : 16;
-        lg->slots = xrealloc(lg->slots, cap * sizeof *lg->slots);
+        lg->slots = tr_xrealloc(lg->slots, cap * sizeof *lg->slots);
         memset(lg->slots + lg->slots_cap, 0, (cap - lg->slots_cap) * sizeof *lg->slots);
         lg->slots_cap = cap;
     }
@@ -892,8 +729,8 @@ static sl_slot_t *slot_of(slog_t *lg, sl_shard_t *sh, size_t *ns) {
 static void slot_push(sl_slot_t *s, slog_put_rec_t *r) {
     if (s->n == s->cap) {
         s->cap = s->cap ? s->cap * 2 : 64;
-        s->in = xrealloc(s->in, s->cap * sizeof *s->in);
-        s->out = xrealloc(s->out, s->cap * sizeof *s->out);
+        s->in = tr_xrealloc(s->in, s->cap * sizeof *s->in);
+        s->out = tr_xrealloc(s->out, s->cap * sizeof *s->out);
     }
     s->in[s->n] = (slog_rec_in_t){r->pk, r->pk_len, r->data, r->data_len};
     s->out[s->n++] = r;
@@ -989,7 +826,7 @@ static void *commit_main(void *arg) {
 
 /* Wait until every job queued so far has been appended and synced.  Callers hold put_lock as
  * writer so nothing new is routed meanwhile. */
-static void drain(slog_t *lg) {
+void slog__drain(slog_t *lg) {
     pthread_mutex_lock(&lg->qmu);
     uint64_t target = lg->q_enqueued;
     while (lg->q_done < target) pthread_cond_wait(&lg->q_done_cond, &lg->qmu);
@@ -1014,7 +851,7 @@ static void retention_run(slog_t *lg) {
         for (size_t k = 0; k < st->n_shards; k++) {
             if (n == cap) {
                 cap = cap ? cap * 2 : 64;
-                v = xrealloc(v, cap * sizeof *v);
+                v = tr_xrealloc(v, cap * sizeof *v);
             }
             sh_ref(st->shards[k]);
             v[n++] = (sl_trim_t){st->shards[k], cutoff};
@@ -1062,27 +899,27 @@ static void *retention_main(void *arg) {
 /* Remove stream directories no stream owns, and shard directories past a stream's shard count
  * (left by a crash between creating a directory and committing the metadata). */
 static void remove_orphans(slog_t *lg) {
-    char *root = xasprintf("%s/streams", lg->dir);
+    char *root = slog__xasprintf("%s/streams", lg->dir);
     DIR *d = opendir(root);
     struct dirent *de;
     while (d && (de = readdir(d))) {
         if (!all_digits(de->d_name)) continue;
-        char *path = xasprintf("%s/%s", root, de->d_name);
-        sl_stream_t *st = stream_by_id(lg, strtoull(de->d_name, NULL, 10));
+        char *path = slog__xasprintf("%s/%s", root, de->d_name);
+        sl_stream_t *st = slog__stream_by_id(lg, strtoull(de->d_name, NULL, 10));
         if (!st) {
             tr_warn(SUB, "removing %s: no stream has id %s (deleted, or created during a crash)",
                     path, de->d_name);
-            rm_rf(path);
+            slog__rm_rf(path);
         } else {
             DIR *sd = opendir(path);
             struct dirent *se;
             while (sd && (se = readdir(sd))) {
                 if (!all_digits(se->d_name) || strtoull(se->d_name, NULL, 10) < st->n_shards)
                     continue;
-                char *sp = xasprintf("%s/%s", path, se->d_name);
+                char *sp = slog__xasprintf("%s/%s", path, se->d_name);
                 tr_warn(SUB, "removing %s: stream \"%s\" has no such shard (reshard interrupted)",
                         sp, st->name);
-                rm_rf(sp);
+                slog__rm_rf(sp);
                 free(sp);
             }
             if (sd) closedir(sd);
@@ -1099,7 +936,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     if (name_len == 0 || name_len > SLOG_MAX_STREAM_NAME)
         return tr_err_set(err, TR_ECORRUPT, "metadata holds an invalid stream name; Fix: "
                                             "restore %s/meta from a backup", lg->dir);
-    sl_stream_t *st = xcalloc(1, sizeof *st);
+    sl_stream_t *st = tr_xcalloc(1, sizeof *st);
     memcpy(st->name, name, name_len);
     st->id = img->id;
     st->mode = img->mode;
@@ -1109,12 +946,12 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
     st->n_tags = img->n_tags;
     img->tags = NULL;
     img->n_tags = 0;
-    st->shards = xcalloc(img->n_shards, sizeof *st->shards);
+    st->shards = tr_xcalloc(img->n_shards, sizeof *st->shards);
     st->n_shards = img->n_shards;
     for (size_t i = 0; i < img->n_shards; i++) {
-        int rc = sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
+        int rc = slog__sh_open(lg, st->id, &img->shards[i], &st->shards[i], 1, txn, err);
         if (rc) {
-            stream_free(st, 0);
+            slog__stream_free(st, 0);
             return rc;
         }
         sl_shard_t *sh = st->shards[i];
@@ -1122,15 +959,15 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
             tr_warn(SUB, "closed shard %s ends at %" PRIu64 " but its metadata says %" PRIu64,
                     sh->dir, slog_shard_end(sh->log), sh->info.seq_end);
     }
-    st->open = routing_build(st, &st->n_open);
+    st->open = slog__routing_build(st, &st->n_open);
     if (st->n_open == 0 || st->open[0]->info.hash_start != 0) {
-        stream_free(st, 0);
+        slog__stream_free(st, 0);
         return tr_err_set(err, TR_ECORRUPT,
                           "metadata of stream \"%.*s\" has no open shard at hash key 0; Fix: "
                           "restore %s/meta from a backup",
                           (int)name_len, name, lg->dir);
     }
-    stream_insert(lg, st);
+    slog__stream_insert(lg, st);
     lg->open_total += (uint32_t)st->n_open;
     if (st->mode == SLOG_MODE_ON_DEMAND) lg->on_demand_streams++;
     if (st->id >= lg->next_id) lg->next_id = st->id + 1;
@@ -1140,7 +977,7 @@ static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_l
 static int meta_load(slog_t *lg, tr_err *err) {
     MDB_txn *txn = NULL;
     MDB_cursor *cur = NULL;
-    char *path = xasprintf("%s/meta", lg->dir);
+    char *path = slog__xasprintf("%s/meta", lg->dir);
     int rc = mdb_env_create(&lg->env);
     if (!rc) rc = mdb_env_set_maxdbs(lg->env, 4);
     if (!rc) rc = mdb_env_set_mapsize(lg->env, SLOG_META_MAPSIZE);
@@ -1184,7 +1021,7 @@ static int meta_load(slog_t *lg, tr_err *err) {
         }
         rc = stream_load(lg, txn, k.mv_data, k.mv_size, &img, err);
         free((void *)img.shards);
-        tags_free((slog_tag_t *)img.tags, img.n_tags);
+        slog__tags_free((slog_tag_t *)img.tags, img.n_tags);
         if (rc) goto leave;
     }
     if (rc != MDB_NOTFOUND) {
@@ -1222,7 +1059,7 @@ static void lg_free(slog_t *lg) {
         pthread_mutex_unlock(&lg->rmu);
         pthread_join(lg->ret_thr, NULL);
     }
-    for (size_t i = 0; i < lg->n_streams; i++) stream_free(lg->streams[i], 0);
+    for (size_t i = 0; i < lg->n_streams; i++) slog__stream_free(lg->streams[i], 0);
     free(lg->streams);
     for (size_t i = 0; i < lg->slots_cap; i++) {
         free(lg->slots[i].in);
@@ -1247,14 +1084,14 @@ static void lg_free(slog_t *lg) {
 int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *err) {
     if (!dir || !*dir || !out) return tr_err_set(err, TR_EINVAL, "slog_open: dir and out needed");
     *out = NULL;
-    slog_t *lg = xcalloc(1, sizeof *lg);
+    slog_t *lg = tr_xcalloc(1, sizeof *lg);
     if (opts) lg->opts = *opts;
     if (!lg->opts.shard_limit) lg->opts.shard_limit = SLOG_DEF_SHARD_LIMIT;
     if (!lg->opts.on_demand_limit) lg->opts.on_demand_limit = SLOG_DEF_ON_DEMAND_LIMIT;
     if (!lg->opts.on_demand_shards) lg->opts.on_demand_shards = SLOG_DEF_ON_DEMAND_SHARDS;
     if (!lg->opts.max_pending_bytes) lg->opts.max_pending_bytes = SLOG_DEF_MAX_PENDING;
     if (lg->opts.retention_interval_ms <= 0) lg->opts.retention_interval_ms = SLOG_DEF_RETENTION_MS;
-    lg->dir = xstrdup(dir);
+    lg->dir = tr_xstrdup(dir);
 
     pthread_rwlockattr_t ra;
     pthread_rwlockattr_init(&ra);
@@ -1277,7 +1114,7 @@ int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *er
     lg->locks_ready = 1;
 
     int rc;
-    char *meta = xasprintf("%s/meta", dir), *streams = xasprintf("%s/streams", dir);
+    char *meta = slog__xasprintf("%s/meta", dir), *streams = slog__xasprintf("%s/streams", dir);
     int mk = mkdir_p(meta) || mkdir_p(streams);
     free(meta);
     free(streams);
@@ -1313,587 +1150,6 @@ void slog_close(slog_t *lg) {
     lg_free(lg);
 }
 
-/* ---- control plane ------------------------------------------------------------------------- */
-
-static int name_check(const char *name, tr_err *err) {
-    size_t n = name ? strlen(name) : 0;
-    int ok = n >= 1 && n <= SLOG_MAX_STREAM_NAME;
-    for (size_t i = 0; ok && i < n; i++) {
-        char c = name[i];
-        ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-             c == '_' || c == '.' || c == '-';
-    }
-    if (ok) return 0;
-    return tr_err_set(err, TR_EINVAL,
-                      "stream name \"%.*s\" is invalid: use 1-%d characters from a-z, A-Z, 0-9, "
-                      "'_', '.' and '-'",
-                      (int)(n > 140 ? 140 : n), name ? name : "", SLOG_MAX_STREAM_NAME);
-}
-
-static int shard_limit_error(slog_t *lg, uint32_t adding, tr_err *err) {
-    return tr_err_set(err, TR_ELIMIT,
-                      "This request would exceed the shard limit for the account. Current limit "
-                      "of shards is %" PRIu32 ", open shards: %" PRIu32 ", shards this request "
-                      "would add: %" PRIu32 ". Delete or merge shards, or raise the shard limit",
-                      lg->opts.shard_limit, lg->open_total, adding);
-}
-
-int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int mode,
-                       const slog_tag_t *tags, size_t n_tags, tr_err *err) {
-    if (!lg) return tr_err_set(err, TR_EINVAL, "no engine");
-    int rc = name_check(name, err);
-    if (rc) return rc;
-    if (mode != SLOG_MODE_PROVISIONED && mode != SLOG_MODE_ON_DEMAND)
-        return tr_err_set(err, TR_EINVAL, "stream mode %d is neither PROVISIONED nor ON_DEMAND",
-                          mode);
-    uint32_t count = mode == SLOG_MODE_ON_DEMAND ? lg->opts.on_demand_shards : shard_count;
-    if (count < 1)
-        return tr_err_set(err, TR_EINVAL, "ShardCount must be at least 1 for a PROVISIONED "
-                                          "stream");
-    if (count > SLOG_MAX_SHARDS_PER_STREAM)
-        return tr_err_set(err, TR_ELIMIT, "ShardCount %" PRIu32 " is above %d, the most a "
-                                          "stream can have", count, SLOG_MAX_SHARDS_PER_STREAM);
-    if (n_tags && !tags)
-        return tr_err_set(err, TR_EINVAL, "n_tags is %zu but tags is NULL", n_tags);
-    if ((rc = tags_check(tags, n_tags, err))) return rc;
-    size_t nt = 0;
-    slog_tag_t *tv = tags_merge(NULL, 0, tags, n_tags, NULL, 0, &nt);
-    if (nt > SLOG_MAX_TAGS) {
-        tags_free(tv, nt);
-        return tr_err_set(err, TR_ELIMIT, "%zu tags given; a stream can have at most %d", nt,
-                          SLOG_MAX_TAGS);
-    }
-
-    sl_stream_t *st = NULL;
-    slog_shard_info_t *infos = NULL;
-    slog_hash_t *starts = NULL, *ends = NULL;
-    pthread_mutex_lock(&lg->ctl_mu);
-    if (stream_by_name(lg, name)) {
-        rc = tr_err_set(err, TR_EEXISTS, "stream \"%s\" already exists; delete it first or pick "
-                                         "another StreamName", name);
-        goto leave;
-    }
-    if ((uint64_t)lg->open_total + count > lg->opts.shard_limit) {
-        rc = shard_limit_error(lg, count, err);
-        goto leave;
-    }
-    if (mode == SLOG_MODE_ON_DEMAND && lg->on_demand_streams >= lg->opts.on_demand_limit) {
-        rc = tr_err_set(err, TR_ELIMIT,
-                        "This request would exceed the limit of on-demand streams for the "
-                        "account. Current limit of on-demand streams is %" PRIu32 "; delete an "
-                        "on-demand stream or create a PROVISIONED one",
-                        lg->opts.on_demand_limit);
-        goto leave;
-    }
-
-    st = xcalloc(1, sizeof *st);
-    snprintf(st->name, sizeof st->name, "%s", name);
-    st->id = lg->next_id++;
-    st->mode = mode;
-    st->created_ms = tr_now_ms();
-    st->retention_hours = SLOG_DEF_RETENTION_H;
-    st->tags = tv;
-    st->n_tags = nt;
-    tv = NULL;
-    st->shards = xcalloc(count, sizeof *st->shards);
-    infos = xcalloc(count, sizeof *infos);
-    starts = xcalloc(count, sizeof *starts);
-    ends = xcalloc(count, sizeof *ends);
-    split_even(count, starts, ends);
-    char *sdir = xasprintf("%s/streams/%" PRIu64, lg->dir, st->id);
-    rm_rf(sdir); /* nothing may be there: the id is new */
-    free(sdir);
-    for (uint32_t i = 0; i < count; i++) {
-        infos[i] = (slog_shard_info_t){.index = i,
-                                       .parent = SLOG_NO_SHARD,
-                                       .adjacent_parent = SLOG_NO_SHARD,
-                                       .hash_start = starts[i],
-                                       .hash_end = ends[i],
-                                       .created_ms = st->created_ms};
-        if ((rc = sh_open(lg, st->id, &infos[i], &st->shards[i], 0, NULL, err))) goto leave;
-        st->n_shards = i + 1;
-    }
-    sl_image_t img;
-    image_of(st, infos, &img);
-    if ((rc = meta_write(lg, name, &img, lg->next_id, err))) goto leave;
-
-    st->open = routing_build(st, &st->n_open);
-    pthread_rwlock_wrlock(&lg->put_lock);
-    pthread_rwlock_wrlock(&lg->lock);
-    stream_insert(lg, st);
-    lg->open_total += count;
-    if (mode == SLOG_MODE_ON_DEMAND) lg->on_demand_streams++;
-    pthread_rwlock_unlock(&lg->lock);
-    pthread_rwlock_unlock(&lg->put_lock);
-    st = NULL;
-leave:
-    pthread_mutex_unlock(&lg->ctl_mu);
-    stream_free(st, 1); /* failure: closes and removes what was created */
-    tags_free(tv, tv ? nt : 0);
-    free(infos);
-    free(starts);
-    free(ends);
-    return rc;
-}
-
-int slog_stream_delete(slog_t *lg, const char *name, tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        pthread_mutex_unlock(&lg->ctl_mu);
-        return stream_missing(name, err);
-    }
-    /* No new put can reach the stream; the ones queued complete first. */
-    pthread_rwlock_wrlock(&lg->put_lock);
-    drain(lg);
-    int rc = meta_write(lg, name, NULL, 0, err);
-    if (!rc) {
-        pthread_rwlock_wrlock(&lg->lock);
-        size_t i = stream_lower_bound(lg, name);
-        memmove(lg->streams + i, lg->streams + i + 1,
-                (lg->n_streams - i - 1) * sizeof *lg->streams);
-        lg->n_streams--;
-        lg->open_total -= (uint32_t)st->n_open;
-        if (st->mode == SLOG_MODE_ON_DEMAND) lg->on_demand_streams--;
-        pthread_rwlock_unlock(&lg->lock);
-    }
-    pthread_rwlock_unlock(&lg->put_lock);
-    pthread_mutex_unlock(&lg->ctl_mu);
-    /* Readers may still hold shards: the last reference removes each directory. */
-    if (!rc) {
-        hwm_forget(lg, st->id);
-        stream_free(st, 1);
-    }
-    return rc;
-}
-
-static void info_fill(const sl_stream_t *st, slog_stream_info_t *out) {
-    memset(out, 0, sizeof *out);
-    snprintf(out->name, sizeof out->name, "%s", st->name);
-    out->id = st->id;
-    out->mode = st->mode;
-    out->created_ms = st->created_ms;
-    out->retention_hours = st->retention_hours;
-    out->n_shards = (uint32_t)st->n_shards;
-    out->open_shards = (uint32_t)st->n_open;
-    out->shards = xcalloc(st->n_shards, sizeof *out->shards);
-    for (size_t i = 0; i < st->n_shards; i++) {
-        out->shards[i] = st->shards[i]->info;
-        out->shards[i].begin = slog_shard_begin(st->shards[i]->log);
-        out->shards[i].end = slog_shard_end(st->shards[i]->log);
-    }
-    out->n_tags = st->n_tags;
-    out->tags = st->n_tags ? xcalloc(st->n_tags, sizeof *out->tags) : NULL;
-    for (size_t i = 0; i < st->n_tags; i++) {
-        out->tags[i].key = xstrdup(st->tags[i].key);
-        out->tags[i].value = xstrdup(st->tags[i].value);
-    }
-}
-
-int slog_stream_describe(slog_t *lg, const char *name, slog_stream_info_t *out, tr_err *err) {
-    if (!lg || !name || !out) return tr_err_set(err, TR_EINVAL, "stream name and out needed");
-    pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (st) info_fill(st, out);
-    pthread_rwlock_unlock(&lg->lock);
-    return st ? 0 : stream_missing(name, err);
-}
-
-int slog_stream_describe_id(slog_t *lg, uint64_t id, slog_stream_info_t *out, tr_err *err) {
-    if (!lg || !out) return tr_err_set(err, TR_EINVAL, "out needed");
-    pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_id(lg, id);
-    if (st) info_fill(st, out);
-    pthread_rwlock_unlock(&lg->lock);
-    if (st) return 0;
-    return tr_err_set(err, TR_ENOTFOUND, "stream with id %" PRIu64 " not found: it was deleted; "
-                                         "describe the stream by name again", id);
-}
-
-void slog_stream_info_free(slog_stream_info_t *info) {
-    if (!info) return;
-    free(info->shards);
-    tags_free(info->tags, info->n_tags);
-    info->shards = NULL;
-    info->tags = NULL;
-    info->n_shards = info->open_shards = 0;
-    info->n_tags = 0;
-}
-
-int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, size_t *n,
-                     int *more, tr_err *err) {
-    if (!lg || !names || !n) return tr_err_set(err, TR_EINVAL, "names and n needed");
-    pthread_rwlock_rdlock(&lg->lock);
-    size_t i = 0;
-    if (after) {
-        i = stream_lower_bound(lg, after);
-        if (i < lg->n_streams && !strcmp(lg->streams[i]->name, after)) i++;
-    }
-    size_t k = lg->n_streams - i < max ? lg->n_streams - i : max;
-    char **v = xcalloc(k ? k : 1, sizeof *v);
-    for (size_t j = 0; j < k; j++) v[j] = xstrdup(lg->streams[i + j]->name);
-    if (more) *more = i + k < lg->n_streams;
-    pthread_rwlock_unlock(&lg->lock);
-    *names = v;
-    *n = k;
-    return 0;
-}
-
-int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int increase,
-                              tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    if (hours < SLOG_MIN_RETENTION_H)
-        return tr_err_set(err, TR_EINVAL, "Minimum allowed retention period is %d hours. "
-                                          "Requested retention period (%" PRIu32 " hours) is "
-                                          "too short.", SLOG_MIN_RETENTION_H, hours);
-    if (hours > SLOG_MAX_RETENTION_H)
-        return tr_err_set(err, TR_EINVAL, "Maximum allowed retention period is %d hours. "
-                                          "Requested retention period (%" PRIu32 " hours) is "
-                                          "too long.", SLOG_MAX_RETENTION_H, hours);
-    int rc = 0;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-    } else if (increase && hours < st->retention_hours) {
-        rc = tr_err_set(err, TR_EINVAL, "Requested retention period (%" PRIu32 " hours) for "
-                                        "stream %s can not be shorter than existing retention "
-                                        "period (%" PRIu32 " hours). Use "
-                                        "DecreaseStreamRetentionPeriod API.",
-                        hours, name, st->retention_hours);
-    } else if (!increase && hours > st->retention_hours) {
-        rc = tr_err_set(err, TR_EINVAL, "Requested retention period (%" PRIu32 " hours) for "
-                                        "stream %s can not be longer than existing retention "
-                                        "period (%" PRIu32 " hours). Use "
-                                        "IncreaseStreamRetentionPeriod API.",
-                        hours, name, st->retention_hours);
-    } else if (hours != st->retention_hours) {
-        slog_shard_info_t *infos = xcalloc(st->n_shards, sizeof *infos);
-        sl_image_t img;
-        image_of(st, infos, &img);
-        img.retention_hours = hours;
-        rc = meta_write(lg, name, &img, 0, err);
-        free(infos);
-        if (!rc) {
-            pthread_rwlock_wrlock(&lg->lock);
-            st->retention_hours = hours;
-            pthread_rwlock_unlock(&lg->lock);
-        }
-    }
-    pthread_mutex_unlock(&lg->ctl_mu);
-    return rc;
-}
-
-/* Replace st's tags by `tv` durably (takes tv either way). */
-static int tags_commit(slog_t *lg, sl_stream_t *st, slog_tag_t *tv, size_t nt, tr_err *err) {
-    slog_shard_info_t *infos = xcalloc(st->n_shards, sizeof *infos);
-    sl_image_t img;
-    image_of(st, infos, &img);
-    img.tags = tv;
-    img.n_tags = nt;
-    int rc = meta_write(lg, st->name, &img, 0, err);
-    free(infos);
-    if (rc) {
-        tags_free(tv, nt);
-        return rc;
-    }
-    pthread_rwlock_wrlock(&lg->lock);
-    slog_tag_t *old = st->tags;
-    size_t old_n = st->n_tags;
-    st->tags = tv;
-    st->n_tags = nt;
-    pthread_rwlock_unlock(&lg->lock);
-    tags_free(old, old_n);
-    return 0;
-}
-
-int slog_stream_tags_add(slog_t *lg, const char *name, const slog_tag_t *tags, size_t n,
-                         tr_err *err) {
-    if (!lg || !name || (n && !tags)) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc = tags_check(tags, n, err);
-    if (rc) return rc;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-    } else {
-        size_t nt = 0;
-        slog_tag_t *tv = tags_merge(st->tags, st->n_tags, tags, n, NULL, 0, &nt);
-        if (nt > SLOG_MAX_TAGS) {
-            tags_free(tv, nt);
-            rc = tr_err_set(err, TR_ELIMIT, "stream \"%s\" would have %zu tags; a stream can "
-                                            "have at most %d: remove some first",
-                            name, nt, SLOG_MAX_TAGS);
-        } else {
-            rc = tags_commit(lg, st, tv, nt, err);
-        }
-    }
-    pthread_mutex_unlock(&lg->ctl_mu);
-    return rc;
-}
-
-int slog_stream_tags_remove(slog_t *lg, const char *name, char *const *keys, size_t n,
-                            tr_err *err) {
-    if (!lg || !name || (n && !keys)) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc = 0;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-    } else {
-        size_t nt = 0;
-        slog_tag_t *tv = tags_merge(st->tags, st->n_tags, NULL, 0, keys, n, &nt);
-        if (nt == st->n_tags) tags_free(tv, nt); /* nothing to remove */
-        else rc = tags_commit(lg, st, tv, nt, err);
-    }
-    pthread_mutex_unlock(&lg->ctl_mu);
-    return rc;
-}
-
-/* ---- resharding ---------------------------------------------------------------------------- */
-
-/* Close `parents` and add `kids` (index, created_ms and seq_start are assigned here) durably.
- * Caller holds ctl_mu.  Order: open the children's logs; stop routing (put_lock as writer);
- * drain, so the parents' end counters are final; commit the LMDB record; swap the cache. */
-static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, size_t n_par,
-                          slog_shard_info_t *kids, size_t n_kids, tr_err *err) {
-    for (size_t p = 0; p < n_par; p++)
-        if (!parents[p]->log)
-            return tr_err_set(err, parents[p]->fail_rc, "%s (it cannot be split or merged "
-                              "while it is unavailable)", parents[p]->fail_msg);
-    int rc = 0;
-    int64_t now = tr_now_ms();
-    sl_shard_t **kh = xcalloc(n_kids, sizeof *kh);
-    slog_shard_info_t *infos = NULL;
-    for (size_t k = 0; k < n_kids; k++) {
-        kids[k].index = (uint32_t)(st->n_shards + k);
-        kids[k].created_ms = now;
-        kids[k].seq_start = 0;
-        kids[k].seq_end = 0;
-        kids[k].closed = 0;
-        kids[k].closed_ms = 0;
-        char *d = xasprintf("%s/streams/%" PRIu64 "/%" PRIu32, lg->dir, st->id, kids[k].index);
-        rm_rf(d); /* a leftover of an interrupted reshard would hold stale records */
-        free(d);
-        if ((rc = sh_open(lg, st->id, &kids[k], &kh[k], 0, NULL, err))) goto leave;
-    }
-
-    pthread_rwlock_wrlock(&lg->put_lock);
-    drain(lg);
-    infos = xcalloc(st->n_shards + n_kids, sizeof *infos);
-    sl_image_t img;
-    image_of(st, infos, &img);
-    for (size_t p = 0; p < n_par; p++) {
-        slog_shard_info_t *pi = &infos[parents[p]->info.index];
-        pi->closed = 1;
-        pi->closed_ms = now;
-        pi->seq_end = slog_shard_end(parents[p]->log);
-    }
-    memcpy(infos + st->n_shards, kids, n_kids * sizeof *kids);
-    img.n_shards = st->n_shards + n_kids;
-    rc = meta_write(lg, st->name, &img, 0, err);
-    if (!rc) {
-        sl_shard_t **shards = xcalloc(st->n_shards + n_kids, sizeof *shards);
-        memcpy(shards, st->shards, st->n_shards * sizeof *shards);
-        memcpy(shards + st->n_shards, kh, n_kids * sizeof *kh);
-        pthread_rwlock_wrlock(&lg->lock);
-        for (size_t p = 0; p < n_par; p++) {
-            slog_shard_info_t *pi = &parents[p]->info;
-            pi->closed = 1;
-            pi->closed_ms = now;
-            pi->seq_end = infos[pi->index].seq_end;
-        }
-        sl_shard_t **old = st->shards;
-        st->shards = shards;
-        st->n_shards += n_kids;
-        free(st->open);
-        st->open = routing_build(st, &st->n_open);
-        lg->open_total = lg->open_total + (uint32_t)n_kids - (uint32_t)n_par;
-        pthread_rwlock_unlock(&lg->lock);
-        free(old);
-        n_kids = 0; /* owned by the stream now */
-    }
-    pthread_rwlock_unlock(&lg->put_lock);
-leave:
-    for (size_t k = 0; k < n_kids; k++)
-        if (kh[k]) sh_doom(kh[k]);
-    free(kh);
-    free(infos);
-    return rc;
-}
-
-/* Look up an open shard of st for a reshard; TR_EINVAL with an AWS-like message otherwise. */
-static int open_shard(sl_stream_t *st, uint32_t idx, sl_shard_t **out, tr_err *err) {
-    char id[24];
-    shard_id(idx, id);
-    if (idx >= st->n_shards)
-        return tr_err_set(err, TR_EINVAL, "Could not find shard %s in stream %s; list the "
-                                          "stream's shards with DescribeStream", id, st->name);
-    if (st->shards[idx]->info.closed)
-        return tr_err_set(err, TR_EINVAL, "Shard %s in stream %s has already been merged or "
-                                          "split, and thus is not eligible for merging or "
-                                          "splitting.", id, st->name);
-    *out = st->shards[idx];
-    return 0;
-}
-
-int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t new_start,
-                     tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc;
-    sl_shard_t *sh = NULL;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-        goto leave;
-    }
-    if ((rc = open_shard(st, shard, &sh, err))) goto leave;
-    slog_hash_t s = sh->info.hash_start, e = sh->info.hash_end;
-    if (new_start <= s || new_start - s <= 1 || new_start >= e) {
-        char a[40], b[40], c[40], id[24];
-        slog_hash_format(new_start, a);
-        slog_hash_format(s, b);
-        slog_hash_format(e, c);
-        shard_id(shard, id);
-        rc = tr_err_set(err, TR_EINVAL, "NewStartingHashKey %s used in SplitShard() on shard %s "
-                                        "in stream %s is not both greater than one plus the "
-                                        "shard's StartingHashKey %s and less than the shard's "
-                                        "EndingHashKey %s.", a, id, name, b, c);
-        goto leave;
-    }
-    if ((uint64_t)lg->open_total + 1 > lg->opts.shard_limit) {
-        rc = shard_limit_error(lg, 1, err);
-        goto leave;
-    }
-    slog_shard_info_t kids[2] = {
-        {.parent = shard, .adjacent_parent = SLOG_NO_SHARD, .hash_start = s,
-         .hash_end = new_start - 1},
-        {.parent = shard, .adjacent_parent = SLOG_NO_SHARD, .hash_start = new_start,
-         .hash_end = e},
-    };
-    rc = reshard_commit(lg, st, &sh, 1, kids, 2, err);
-leave:
-    pthread_mutex_unlock(&lg->ctl_mu);
-    return rc;
-}
-
-int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adjacent,
-                     tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc;
-    sl_shard_t *a = NULL, *b = NULL;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-        goto leave;
-    }
-    if ((rc = open_shard(st, shard, &a, err)) || (rc = open_shard(st, adjacent, &b, err)))
-        goto leave;
-    int adj = a != b && ((a->info.hash_end != SLOG_HASH_MAX &&
-                          a->info.hash_end + 1 == b->info.hash_start) ||
-                         (b->info.hash_end != SLOG_HASH_MAX &&
-                          b->info.hash_end + 1 == a->info.hash_start));
-    if (!adj) {
-        char x[24], y[24];
-        shard_id(shard, x);
-        shard_id(adjacent, y);
-        rc = tr_err_set(err, TR_EINVAL, "Shards %s and %s in stream %s are not an adjacent pair "
-                                        "of shards eligible for merging", x, y, name);
-        goto leave;
-    }
-    slog_shard_info_t kid = {
-        .parent = shard,
-        .adjacent_parent = adjacent,
-        .hash_start = a->info.hash_start < b->info.hash_start ? a->info.hash_start
-                                                              : b->info.hash_start,
-        .hash_end = a->info.hash_end > b->info.hash_end ? a->info.hash_end : b->info.hash_end,
-    };
-    sl_shard_t *par[2] = {a, b};
-    rc = reshard_commit(lg, st, par, 2, &kid, 1, err);
-leave:
-    pthread_mutex_unlock(&lg->ctl_mu);
-    return rc;
-}
-
-int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *old_count,
-                      tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
-    int rc = 0;
-    slog_hash_t *starts = NULL, *ends = NULL;
-    slog_shard_info_t *kids = NULL;
-    sl_shard_t **par = NULL;
-    pthread_mutex_lock(&lg->ctl_mu);
-    sl_stream_t *st = stream_by_name(lg, name);
-    if (!st) {
-        rc = stream_missing(name, err);
-        goto leave;
-    }
-    uint32_t open = (uint32_t)st->n_open;
-    if (old_count) *old_count = open;
-    if (target < 1 || target > SLOG_MAX_SHARDS_PER_STREAM || (uint64_t)target > 2ull * open ||
-        2ull * target < open) {
-        rc = tr_err_set(err, TR_EINVAL,
-                        "TargetShardCount %" PRIu32 " is out of range for stream %s with %" PRIu32
-                        " open shards: UpdateShardCount can at most double the open shard count "
-                        "and at least halve it (and %d is the most a stream can have)",
-                        target, name, open, SLOG_MAX_SHARDS_PER_STREAM);
-        goto leave;
-    }
-    if (target == open) goto leave;
-    if (target > open && (uint64_t)lg->open_total + (target - open) > lg->opts.shard_limit) {
-        rc = shard_limit_error(lg, target - open, err);
-        goto leave;
-    }
-    starts = xcalloc(target, sizeof *starts);
-    ends = xcalloc(target, sizeof *ends);
-    kids = xcalloc(target, sizeof *kids);
-    split_even(target, starts, ends);
-    par = xcalloc(open, sizeof *par);
-    memcpy(par, st->open, open * sizeof *par);
-    for (uint32_t k = 0; k < target; k++) {
-        /* parents by overlap: the largest, then the second largest */
-        uint32_t best = SLOG_NO_SHARD, second = SLOG_NO_SHARD;
-        slog_hash_t bo = 0, so = 0;
-        for (uint32_t p = 0; p < open; p++) {
-            slog_hash_t s = par[p]->info.hash_start > starts[k] ? par[p]->info.hash_start
-                                                                 : starts[k];
-            slog_hash_t e = par[p]->info.hash_end < ends[k] ? par[p]->info.hash_end : ends[k];
-            if (s > e) continue;
-            slog_hash_t ov = e - s; /* overlap size - 1 */
-            if (best == SLOG_NO_SHARD || ov > bo) {
-                second = best, so = bo;
-                best = par[p]->info.index, bo = ov;
-            } else if (second == SLOG_NO_SHARD || ov > so) {
-                second = par[p]->info.index, so = ov;
-            }
-        }
-        kids[k] = (slog_shard_info_t){.parent = best, .adjacent_parent = second,
-                                      .hash_start = starts[k], .hash_end = ends[k]};
-    }
-    rc = reshard_commit(lg, st, par, open, kids, target, err);
-leave:
-    pthread_mutex_unlock(&lg->ctl_mu);
-    free(starts);
-    free(ends);
-    free(kids);
-    free(par);
-    return rc;
-}
-
-void slog_limits(slog_t *lg, uint32_t *shard_limit, uint32_t *open_shards,
-                 uint32_t *on_demand_limit, uint32_t *on_demand_streams) {
-    if (!lg) return;
-    pthread_rwlock_rdlock(&lg->lock);
-    if (shard_limit) *shard_limit = lg->opts.shard_limit;
-    if (open_shards) *open_shards = lg->open_total;
-    if (on_demand_limit) *on_demand_limit = lg->opts.on_demand_limit;
-    if (on_demand_streams) *on_demand_streams = lg->on_demand_streams;
-    pthread_rwlock_unlock(&lg->lock);
-}
-
 /* ---- data plane ---------------------------------------------------------------------------- */
 
 int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_put_cb cb,
@@ -1915,14 +1171,14 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
         r->seq = 0;
         bytes += (size_t)r->pk_len + r->data_len;
     }
-    sl_job_t *j = xmalloc(sizeof *j + n * sizeof j->route[0]);
+    sl_job_t *j = tr_xmalloc(sizeof *j + n * sizeof j->route[0]);
     *j = (sl_job_t){.recs = recs, .n = n, .cb = cb, .arg = arg, .bytes = bytes};
 
     int rc = 0;
     pthread_rwlock_rdlock(&lg->put_lock);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
-        rc = stream_missing(name, err);
+        rc = slog__stream_missing(name, err);
         goto leave;
     }
     for (size_t i = 0; i < n; i++) {
@@ -1958,7 +1214,7 @@ static sl_shard_t *shard_get(slog_t *lg, uint64_t id, uint32_t shard, int *close
                              uint64_t *seq_end, tr_err *err) {
     sl_shard_t *sh = NULL;
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_id(lg, id);
+    sl_stream_t *st = slog__stream_by_id(lg, id);
     if (st && shard < st->n_shards) {
         sh = st->shards[shard];
         sh_ref(sh);
@@ -1968,7 +1224,7 @@ static sl_shard_t *shard_get(slog_t *lg, uint64_t id, uint32_t shard, int *close
     pthread_rwlock_unlock(&lg->lock);
     if (!sh) {
         char sid[24];
-        shard_id(shard, sid);
+        slog__shard_id(shard, sid);
         tr_err_set(err, TR_ENOTFOUND,
                    st ? "shard %s of stream id %" PRIu64 " not found; list the shards with "
                         "ListShards"
@@ -2003,11 +1259,11 @@ int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err)
     if (!lg || !name) return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
     int rc = 0;
     pthread_rwlock_rdlock(&lg->lock);
-    sl_stream_t *st = stream_by_name(lg, name);
+    sl_stream_t *st = slog__stream_by_name(lg, name);
     sl_shard_t *sh = NULL;
     for (size_t i = 0; st && i < st->n_shards; i++)
         if (st->shards[i] && st->shards[i]->info.index == shard) sh = st->shards[i];
-    if (!st) rc = stream_missing(name, err);
+    if (!st) rc = slog__stream_missing(name, err);
     else if (!sh)
         rc = tr_err_set(err, TR_ENOTFOUND, "shard shardId-%012" PRIu32 " not found in stream "
                         "\"%s\"", shard, name);
@@ -2074,7 +1330,7 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         for (size_t k = 0; k < st->n_shards; k++) {
             sl_shard_t *sh = st->shards[k];
             char sid[24];
-            shard_id(sh->info.index, sid);
+            slog__shard_id(sh->info.index, sid);
             if (!sh->log) {
                 failed++;
                 tr_buf_printf(&detail[NFAM], "tributary_stream_failed_shards{stream=\"%s\","

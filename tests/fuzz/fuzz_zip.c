@@ -21,6 +21,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "core/fs.h"
 #include "fn/fn_int.h"
 #include "fuzz.h"
 
@@ -28,7 +29,7 @@
 
 static char levels[LEVELS + 1][3100];   /* levels[0] the temp root .. levels[LEVELS] pkg */
 
-static void cleanup(void) { fn__rmtree(levels[0]); }
+static void cleanup(void) { tr_rmtree(levels[0]); }
 
 int LLVMFuzzerInitialize(int *argc, char ***argv) {
     (void)argc, (void)argv;
@@ -137,7 +138,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     FUZZ_CHECK(realpath(p, root) != NULL);
     links_inside(p, root);
     /* clean up for the next input */
-    FUZZ_CHECK(fn__rmtree(p) == 0);
+    FUZZ_CHECK(tr_rmtree(p) == 0);
     snprintf(p, sizeof p, "%s/%s", pkg, zname);
     FUZZ_CHECK(unlink(p) == 0);
     return 0;

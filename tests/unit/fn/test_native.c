@@ -22,7 +22,7 @@
 #include "log/slog.h"
 #include "testutil.h"
 
-static char *dir;           /* code dir with libprobe.so (a tu_tmpdir) */
+static char *dir;           /* code dir with libprobe.so and libtablecheck.so (a tu_tmpdir) */
 static char out_path[300];  /* PROBE_OUT */
 static fn_native_t *nt;
 
@@ -118,14 +118,25 @@ static char *slurp(const char *path) {
     return strdup(buf);
 }
 
-static void batch_of(slog_rec_t *recs, const char **data, size_t n) {
+/* Sequence number texts of the records batch_of makes (at most 8). */
+static char seq_text[8][SLOG_SEQ_STRLEN + 1];
+
+/* Record i's sequence number: `counter` of shard `shard`, as the event-source mappings format
+ * it (slog_seq_format). */
+static void set_seq(trf_record_t *recs, size_t i, uint32_t shard, uint64_t counter) {
+    slog_seq_format(shard, counter, seq_text[i]);
+    recs[i].sequence_number = seq_text[i];
+}
+
+/* n records of shard `shard` as a handler sees them: counters 100, 101, ... */
+static void batch_of(trf_record_t *recs, uint32_t shard, const char **data, size_t n) {
     for (size_t i = 0; i < n; i++) {
-        recs[i].seq = 100 + i;
+        set_seq(recs, i, shard, 100 + i);
         recs[i].arrival_ms = 1700000000000 + (int64_t)i;
-        recs[i].pk = i % 2 ? "odd" : "even";
-        recs[i].pk_len = i % 2 ? 3 : 4;
+        recs[i].partition_key = i % 2 ? "odd" : "even";
+        recs[i].partition_key_len = i % 2 ? 3 : 4;
         recs[i].data = (const uint8_t *)data[i];
-        recs[i].data_len = (uint32_t)strlen(data[i]);
+        recs[i].len = strlen(data[i]);
     }
 }
 
@@ -152,8 +163,8 @@ static void native_batch_without_json(void **st) {
     fn_config_t c = config("batch", "libprobe.so:handler");
     unlink(out_path);
     const char *data[] = {"one", "two\nlines", "\"quoted\""};
-    slog_rec_t recs[3];
-    batch_of(recs, data, 3);
+    trf_record_t recs[3];
+    batch_of(recs, 5, data, 3);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 3, 5,
                            "arn:aws:kinesis:us-east-1:000000000000:stream/s", "us-east-1", NULL};
     result_t r;
@@ -183,15 +194,19 @@ static void batch_item_failures_and_errors(void **st) {
     (void)st;
     fn_config_t c = config("items", "libprobe.so:handler");
     const char *data[] = {"ok", "FAILITEM", "ok", "FAILITEM"};
-    slog_rec_t recs[4];
-    batch_of(recs, data, 4);
-    for (int i = 0; i < 4; i++) recs[i].seq = 9000 + (uint64_t)i + (uint64_t)(getpid() % 1000) * 10;
+    trf_record_t recs[4];
+    batch_of(recs, 0, data, 4);
+    uint64_t counters[4];
+    for (int i = 0; i < 4; i++) {
+        counters[i] = 9000 + (uint64_t)i + (uint64_t)(getpid() % 1000) * 10;
+        set_seq(recs, (size_t)i, 0, counters[i]);
+    }
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 4, 0, "arn", "us-east-1", NULL};
     result_t r;
     invoke(&c, "{}", &b, 5000, &r);
     char s1[SLOG_SEQ_STRLEN + 1], s3[SLOG_SEQ_STRLEN + 1], want[200];
-    slog_seq_format(0, recs[1].seq, s1);
-    slog_seq_format(0, recs[3].seq, s3);
+    slog_seq_format(0, counters[1], s1);
+    slog_seq_format(0, counters[3], s3);
     snprintf(want, sizeof want,
              "{\"batchItemFailures\":[{\"itemIdentifier\":\"%s\"},{\"itemIdentifier\":\"%s\"}]}",
              s1, s3);
@@ -200,7 +215,7 @@ static void batch_item_failures_and_errors(void **st) {
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.payload, "null");
     const char *poison[] = {"ok", "POISON"};
-    batch_of(recs, poison, 2);
+    batch_of(recs, 0, poison, 2);
     b.n = 2;
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.type, "PoisonRecord");
@@ -211,8 +226,8 @@ static void window_state_round_trip(void **st) {
     (void)st;
     fn_config_t c = config("window", "libprobe.so:handler");
     const char *data[] = {"5", "7"};
-    slog_rec_t recs[2];
-    batch_of(recs, data, 2);
+    trf_record_t recs[2];
+    batch_of(recs, 0, data, 2);
     trf_window_t w = {1000, 2000, "{\"sum\":10,\"count\":1}", 20, 0, 0};
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 2, 0, "arn", "us-east-1", &w};
     result_t r;
@@ -234,8 +249,8 @@ static void crash_is_contained(void **st) {
     assert_non_null(strstr(r.payload, "\"again\":1"));
     /* exit() is reported with its status. */
     const char *data[] = {"EXIT"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.type, "Runtime.ExitError");
@@ -246,8 +261,8 @@ static void timeout_kills_the_host(void **st) {
     (void)st;
     fn_config_t c = config("sleepy", "libprobe.so:handler");
     const char *data[] = {"SLEEP:10000"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t r;
     long long t0 = tr_now_ms();
@@ -322,8 +337,8 @@ static void warm_reuse_and_concurrency(void **st) {
     free(o);
     /* Four at once run in four hosts, in parallel. */
     const char *data[] = {"SLEEP:600"};
-    slog_rec_t recs[1];
-    batch_of(recs, data, 1);
+    trf_record_t recs[1];
+    batch_of(recs, 0, data, 1);
     fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 1, 0, "arn", "us-east-1", NULL};
     result_t rs[4];
     long long t0 = tr_now_ms();
@@ -368,6 +383,42 @@ static void kinesis_json_is_decoded(void **st) {
     free(o);
 }
 
+/* A table_error that shows what it was given, to see that its answer reaches the function. */
+static void table_error_probe(int code, const char *msg, fn_native_table_done_fn done,
+                              void *done_arg) {
+    char body[512];
+    snprintf(body, sizeof body, "{\"code\":%d,\"msg\":\"%s\"}", code, msg);
+    done(done_arg, 418, body, strlen(body));
+}
+
+static void table_calls_without_a_handler(void **st) {
+    (void)st;
+    static const char gone[] = "The table service is not available (the server is shutting down "
+                               "or has no table engine)";
+    fn_config_t c = config("tables", "libtablecheck.so:handler");
+    result_t r;
+    char want[512];
+    /* No opts.table_error: the engine's plain answer. */
+    invoke(&c, "{\"table\":\"t\",\"mode\":\"basic\"}", NULL, 5000, &r);
+    assert_string_equal(r.type, "");
+    snprintf(want, sizeof want, "{\"op\":\"PutItem\",\"rc\":503,\"resp\":{\"message\":\"%s\"}}",
+             gone);
+    assert_non_null(strstr(r.payload, want));
+    /* With one (main.c renders DynamoDB's errors), its answer reaches the function as it is. */
+    fn_native_t *plain = nt;
+    fn_native_opts_t o = {.idle_ms = 60000, .table_error = table_error_probe};
+    tr_err err;
+    assert_int_equal(fn_native_create(&o, &nt, &err), 0);
+    invoke(&c, "{\"table\":\"t\",\"mode\":\"basic\"}", NULL, 5000, &r);
+    fn_native_destroy(nt);
+    nt = plain;
+    assert_string_equal(r.type, "");
+    snprintf(want, sizeof want,
+             "{\"op\":\"PutItem\",\"rc\":418,\"resp\":{\"code\":%d,\"msg\":\"%s\"}}",
+             TR_ECLOSED, gone);
+    assert_non_null(strstr(r.payload, want));
+}
+
 static int setup(void **st) {
     (void)st;
     dir = tu_tmpdir("trib-native");
@@ -377,9 +428,12 @@ static int setup(void **st) {
     assert_true(n > 0);
     exe[n] = 0;
     *strrchr(exe, '/') = 0;
-    snprintf(src, sizeof src, "%s/functions/libprobe.so", exe);
-    snprintf(dst, sizeof dst, "%s/libprobe.so", dir);
-    assert_int_equal(symlink(src, dst), 0);
+    for (int i = 0; i < 2; i++) {
+        const char *lib = i ? "libtablecheck.so" : "libprobe.so";
+        snprintf(src, sizeof src, "%s/functions/%s", exe, lib);
+        snprintf(dst, sizeof dst, "%s/%s", dir, lib);
+        assert_int_equal(symlink(src, dst), 0);
+    }
     /* the hosts are confined (fn/sandbox.h): let them read the library the link points to and
      * write the probe's files, as main.c's --lambda-read-dir / --lambda-write-dir would */
     char fdir[600];
@@ -412,6 +466,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(load_failures_are_one_sentence),
         cmocka_unit_test(warm_reuse_and_concurrency),
         cmocka_unit_test(kinesis_json_is_decoded),
+        cmocka_unit_test(table_calls_without_a_handler),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
