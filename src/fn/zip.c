@@ -23,7 +23,6 @@
  */
 #include <errno.h>
 #include <fcntl.h>
-#include <openssl/evp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -31,6 +30,7 @@
 #include <unistd.h>
 #include <zip.h>
 
+#include "core/digest.h"
 #include "core/fs.h"
 
 #include "core/buf.h"
@@ -45,8 +45,7 @@ int (*fn__fault)(const char *step) = NULL;
 
 void fn__sha256(const uint8_t *p, size_t n, char hex[65], char b64[45]) {
     uint8_t md[32];
-    unsigned len = 32;
-    EVP_Digest(p, n, md, &len, EVP_sha256(), NULL);
+    tr_sha256(p, n, md);
     tr_hex(md, 32, hex);
     tr_buf b = TR_BUF_INIT;
     tr_buf_base64(&b, md, 32);

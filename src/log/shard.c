@@ -396,39 +396,6 @@ out:
     return ok;
 }
 
-/* mkdir -p, making every directory it creates durable in its parent. */
-static int mkdir_p(const char *dir, tr_err *err) {
-    char p[PATH_MAX];
-    size_t n = strlen(dir);
-    memcpy(p, dir, n + 1);
-    while (n > 1 && p[n - 1] == '/') p[--n] = '\0';
-    for (size_t i = 1; i <= n; i++) {
-        if (p[i] != '/' && p[i] != '\0') continue;
-        char c = p[i];
-        p[i] = '\0';
-        if (mkdir(p, 0755) == 0) {
-            /* fsync the parent so the new entry survives a crash */
-            char *slash = strrchr(p, '/');
-            char parent[PATH_MAX];
-            if (!slash) snprintf(parent, sizeof parent, ".");
-            else if (slash == p) snprintf(parent, sizeof parent, "/");
-            else snprintf(parent, sizeof parent, "%.*s", (int)(slash - p), p);
-            int fd = open(parent, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-            if (fd >= 0) {
-                fsync(fd);
-                close(fd);
-            }
-        } else if (errno != EEXIST) {
-            int e = errno;
-            p[i] = c;
-            return slog__io_err(err, e, "create directory", p,
-                                "check the permissions of the data directory and free space");
-        }
-        p[i] = c;
-    }
-    return 0;
-}
-
 static void shard_free(slog_shard_t *sh) {
     if (!sh) return;
     for (size_t i = 0; i < sh->nsegs; i++) slog__seg_unref(sh, sh->segs[i]);
@@ -464,8 +431,12 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
     sh->seg_bytes = opts && opts->segment_bytes ? opts->segment_bytes : SLOG_DEFAULT_SEGMENT;
     sh->no_sync = opts ? opts->no_sync : 0;
     sh->min_next = opts ? opts->min_next : 0;
-    int rc = mkdir_p(dir, err);
-    if (rc) goto fail;
+    int rc = 0;
+    if (tr_mkdir_p(dir)) {   /* each new directory durable in its parent */
+        rc = slog__io_err(err, errno, "create directory", dir,
+                          "check the permissions of the data directory and free space");
+        goto fail;
+    }
     sh->dirfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
     if (sh->dirfd < 0) {
         rc = slog__io_err(err, errno, "open directory", dir,

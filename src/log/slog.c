@@ -105,20 +105,6 @@ char *slog__xasprintf(const char *fmt, ...) {
     return s;
 }
 
-static int mkdir_p(const char *path) {
-    char *tmp = tr_xstrdup(path);
-    int rc = 0;
-    for (char *p = tmp + 1; *p && !rc; p++) {
-        if (*p != '/') continue;
-        *p = '\0';
-        if (mkdir(tmp, 0755) && errno != EEXIST) rc = -1;
-        *p = '/';
-    }
-    if (!rc && mkdir(tmp, 0755) && errno != EEXIST) rc = -1;
-    free(tmp);
-    return rc;
-}
-
 void slog__rm_rf(const char *path) {
     if (tr_rmtree(path)) tr_warn(SUB, "remove %s: %s", path, strerror(errno));
 }
@@ -1115,7 +1101,7 @@ int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *er
 
     int rc;
     char *meta = slog__xasprintf("%s/meta", dir), *streams = slog__xasprintf("%s/streams", dir);
-    int mk = mkdir_p(meta) || mkdir_p(streams);
+    int mk = tr_mkdir_p(meta) || tr_mkdir_p(streams);
     free(meta);
     free(streams);
     if (mk) {
