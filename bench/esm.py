@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/esm.py -- event-source mappings: invocations per second and put -> invoke latency.
 
 Starts build/tributary (TRIBUTARY_BIN) on a free loopback port with a temp data dir (durable,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Measure CreateFunction of a large package (issue #8 item 12): time to create one function
 from a zip of N small files, and whether other API calls are served meanwhile (the slowest
 ListFunctions answer while the create(s) run).

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 # lib.sh -- shared by bench/run.sh (Kinesis) and bench/run-dynamodb.sh (DynamoDB): starting and
 # stopping the servers under test, the npm peers, and the machine facts of a report.  Sourced,
 # not run.

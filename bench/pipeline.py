@@ -1,4 +1,5 @@
 #!/usr/bin/python3
+# SPDX-License-Identifier: Apache-2.0
 """bench/pipeline.py -- the main job at line rate: `make demo`'s pipeline, end to end, measured.
 
 The demo's pipeline without its progress display: a 4-shard stream iot-telemetry, an on-failure

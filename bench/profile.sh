@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # profile.sh -- where does Tributary's time go under one workload?
 #
 #   bench/profile.sh [WORKLOAD] [SECONDS]      WORKLOAD: putrecords (default) | putrecord |

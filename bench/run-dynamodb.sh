@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run-dynamodb.sh -- the DynamoDB benchmark of `make bench` (run by bench/run.sh after Kinesis;
 # runs alone too): Tributary against dynalite (npm, in memory), plus nginx returning a fixed
 # body as the HTTP ceiling.

@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run.sh -- the benchmarks behind `make bench`.  Kinesis here: Tributary against kinesalite and
 # kinesis-local (npm), plus nginx returning a fixed body as the HTTP ceiling.  Then DynamoDB:
 # bench/run-dynamodb.sh (Tributary against dynalite, bench/results/dynamodb.md).  Then event-source

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * trbench.c -- a small closed-loop load generator for the Kinesis JSON 1.1 and DynamoDB JSON 1.0
  * wire protocols.
  *
@@ -96,8 +97,14 @@
 #define TB_BATCH_WRITE 25   /* items per BatchWriteItem (DynamoDB's maximum) */
 
 enum {
-    WL_PUTRECORDS, WL_PUTRECORD, WL_GETRECORDS,                          /* Kinesis */
-    WL_PUTITEM, WL_GETITEM, WL_UPDATEITEM, WL_QUERY, WL_TRANSACTWRITE,   /* DynamoDB */
+    WL_PUTRECORDS,
+    WL_PUTRECORD,
+    WL_GETRECORDS,                          /* Kinesis */
+    WL_PUTITEM,
+    WL_GETITEM,
+    WL_UPDATEITEM,
+    WL_QUERY,
+    WL_TRANSACTWRITE,   /* DynamoDB */
 };
 #define WL_IS_DDB(w) ((w) >= WL_PUTITEM)
 
@@ -215,8 +222,7 @@ static volatile sig_atomic_t g_stop;
 /* Small helpers                                                                              */
 /* ------------------------------------------------------------------------------------------ */
 
-static void die(const char *fmt, ...)
-{
+static void die(const char *fmt, ...) {
     va_list ap;
     va_start(ap, fmt);
     fputs("trbench: ", stderr);
@@ -226,45 +232,37 @@ static void die(const char *fmt, ...)
     exit(1);
 }
 
-static uint64_t now_ns(void)
-{
+static uint64_t now_ns(void) {
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
-static void buf_reserve(tb_buf *b, size_t need)
-{
-    if (need <= b->cap)
-        return;
+static void buf_reserve(tb_buf *b, size_t need) {
+    if (need <= b->cap) return;
     size_t cap = b->cap ? b->cap : 4096;
-    while (cap < need)
-        cap *= 2;
+    while (cap < need) cap *= 2;
     char *p = realloc(b->p, cap);
-    if (!p)
-        die("out of memory (%zu bytes)", cap);
+    if (!p) die("out of memory (%zu bytes)", cap);
     b->p = p;
     b->cap = cap;
 }
 
-static void buf_add(tb_buf *b, const void *d, size_t n)
-{
+static void buf_add(tb_buf *b, const void *d, size_t n) {
     buf_reserve(b, b->len + n + 1);
     memcpy(b->p + b->len, d, n);
     b->len += n;
     b->p[b->len] = '\0';
 }
 
-static void buf_addf(tb_buf *b, const char *fmt, ...)
-{
+static void buf_addf(tb_buf *b, const char *fmt, ...) {
     va_list ap;
     for (;;) {
         size_t room = b->cap - b->len;
         va_start(ap, fmt);
         int n = vsnprintf(b->p ? b->p + b->len : NULL, b->p ? room : 0, fmt, ap);
         va_end(ap);
-        if (n < 0)
-            die("format error");
+        if (n < 0) die("format error");
         if ((size_t)n < room) {
             b->len += (size_t)n;
             return;
@@ -274,72 +272,57 @@ static void buf_addf(tb_buf *b, const char *fmt, ...)
 }
 
 /* Finds needle in [p, p+n); like memmem but with a C-string needle. */
-static const char *find(const char *p, size_t n, const char *needle)
-{
+static const char *find(const char *p, size_t n, const char *needle) {
     return memmem(p, n, needle, strlen(needle));
 }
 
 /* Value of a JSON string field "name":"value" (first occurrence, no escapes expected: iterators,
  * shard ids and statuses are plain).  Copies at most cap-1 bytes; returns length or -1. */
-static long json_str(const char *p, size_t n, const char *name, char *out, size_t cap)
-{
+static long json_str(const char *p, size_t n, const char *name, char *out, size_t cap) {
     char pat[96];
     snprintf(pat, sizeof pat, "\"%s\"", name);
     const char *e = p + n, *s = find(p, n, pat);
-    if (!s)
-        return -1;
+    if (!s) return -1;
     s += strlen(pat);
-    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
-    if (s >= e || *s != '"')
-        return -1;
+    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
+    if (s >= e || *s != '"') return -1;
     s++;
     const char *q = memchr(s, '"', (size_t)(e - s));
-    if (!q || (size_t)(q - s) >= cap)
-        return -1;
+    if (!q || (size_t)(q - s) >= cap) return -1;
     memcpy(out, s, (size_t)(q - s));
     out[q - s] = '\0';
     return q - s;
 }
 
 /* Value of a JSON integer field "name":123; returns dflt when absent. */
-static long long json_int(const char *p, size_t n, const char *name, long long dflt)
-{
+static long long json_int(const char *p, size_t n, const char *name, long long dflt) {
     char pat[96];
     snprintf(pat, sizeof pat, "\"%s\"", name);
     const char *e = p + n, *s = find(p, n, pat);
-    if (!s)
-        return dflt;
+    if (!s) return dflt;
     s += strlen(pat);
-    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
-    if (s >= e || (*s != '-' && (*s < '0' || *s > '9')))
-        return dflt;
+    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
+    if (s >= e || (*s != '-' && (*s < '0' || *s > '9'))) return dflt;
     long long v = 0;
     int neg = *s == '-';
-    if (neg)
-        s++;
-    while (s < e && *s >= '0' && *s <= '9')
-        v = v * 10 + (*s++ - '0');
+    if (neg) s++;
+    while (s < e && *s >= '0' && *s <= '9') v = v * 10 + (*s++ - '0');
     return neg ? -v : v;
 }
 
-static size_t count_occ(const char *p, size_t n, const char *needle)
-{
+static size_t count_occ(const char *p, size_t n, const char *needle) {
     size_t c = 0, k = strlen(needle);
     const char *e = p + n;
     while (p < e) {
         const char *q = memmem(p, (size_t)(e - p), needle, k);
-        if (!q)
-            break;
+        if (!q) break;
         c++;
         p = q + k;
     }
     return c;
 }
 
-static void base64(const unsigned char *in, size_t n, tb_buf *out)
-{
+static void base64(const unsigned char *in, size_t n, tb_buf *out) {
     static const char t[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
     buf_reserve(out, out->len + (n + 2) / 3 * 4 + 1);
     char *o = out->p + out->len;
@@ -363,8 +346,7 @@ static void base64(const unsigned char *in, size_t n, tb_buf *out)
 }
 
 /* 64-bit mix (splitmix64) for partition keys and payload bytes. */
-static uint64_t mix(uint64_t x)
-{
+static uint64_t mix(uint64_t x) {
     x += 0x9e3779b97f4a7c15ull;
     x = (x ^ (x >> 30)) * 0xbf58476d1ce4e5b9ull;
     x = (x ^ (x >> 27)) * 0x94d049bb133111ebull;
@@ -375,8 +357,7 @@ static uint64_t mix(uint64_t x)
 /* Request building and signing                                                               */
 /* ------------------------------------------------------------------------------------------ */
 
-static void amz_date_now(char out[17])
-{
+static void amz_date_now(char out[17]) {
     time_t t = time(NULL);
     struct tm tm;
     gmtime_r(&t, &tm);
@@ -386,13 +367,11 @@ static void amz_date_now(char out[17])
 /* Writes a complete signed HTTP request for op with body to out (out->len is reset), in the
  * protocol g.proto. */
 static void build_request(tb_buf *out, const char *op, const char *body, size_t blen,
-                          const char *amz_date)
-{
+                          const char *amz_date) {
     unsigned char md[SHA256_DIGEST_LENGTH];
     char hex[2 * SHA256_DIGEST_LENGTH + 1], target[96];
     SHA256((const unsigned char *)body, blen, md);
-    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++)
-        snprintf(hex + 2 * i, 3, "%02x", md[i]);
+    for (int i = 0; i < SHA256_DIGEST_LENGTH; i++) snprintf(hex + 2 * i, 3, "%02x", md[i]);
     snprintf(target, sizeof target, "%s%s", g.proto->target_prefix, op);
 
     sigv4_header_t h[4] = {
@@ -411,8 +390,7 @@ static void build_request(tb_buf *out, const char *op, const char *body, size_t 
         .now_ms = (long long)time(NULL) * 1000,
     };
     char *auth = sigv4_sign(&r, g.key, g.secret, g.region, g.proto->service, amz_date);
-    if (!auth)
-        die("sigv4_sign failed for %s", op);
+    if (!auth) die("sigv4_sign failed for %s", op);
     out->len = 0;
     buf_addf(out,
              "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: %s\r\n"
@@ -424,18 +402,15 @@ static void build_request(tb_buf *out, const char *op, const char *body, size_t 
 }
 
 /* A record's Data (base64 of rec_size pseudo-random bytes, the same for every record). */
-static void record_data(tb_buf *out)
-{
+static void record_data(tb_buf *out) {
     unsigned char raw[1 << 16];
     size_t n = (size_t)g.rec_size < sizeof raw ? (size_t)g.rec_size : sizeof raw;
-    for (size_t i = 0; i < n; i++)
-        raw[i] = (unsigned char)mix(i);
+    for (size_t i = 0; i < n; i++) raw[i] = (unsigned char)mix(i);
     base64(raw, n, out);
 }
 
 /* PutRecords body with n records; partition keys derived from seed. */
-static void body_putrecords(tb_buf *b, int n, uint64_t seed)
-{
+static void body_putrecords(tb_buf *b, int n, uint64_t seed) {
     tb_buf data = {0};
     record_data(&data);
     b->len = 0;
@@ -447,33 +422,29 @@ static void body_putrecords(tb_buf *b, int n, uint64_t seed)
     free(data.p);
 }
 
-static void body_putrecord(tb_buf *b, uint64_t seed)
-{
+static void body_putrecord(tb_buf *b, uint64_t seed) {
     tb_buf data = {0};
     record_data(&data);
     b->len = 0;
-    buf_addf(b, "{\"StreamName\":\"%s\",\"Data\":\"%s\",\"PartitionKey\":\"pk-%016llx\"}",
-             g.stream, data.p, (unsigned long long)mix(seed));
+    buf_addf(b, "{\"StreamName\":\"%s\",\"Data\":\"%s\",\"PartitionKey\":\"pk-%016llx\"}", g.stream,
+             data.p, (unsigned long long)mix(seed));
     free(data.p);
 }
 
 /* ---- DynamoDB bodies ---------------------------------------------------------------------- */
 
 /* The item's "data" attribute: rec_size printable bytes (no JSON escapes needed). */
-static void item_data(tb_buf *out)
-{
+static void item_data(tb_buf *out) {
     static const char t[] = "abcdefghijklmnopqrstuvwxyz0123456789";
     out->len = 0;
     buf_reserve(out, (size_t)g.rec_size + 1);
-    for (int i = 0; i < g.rec_size; i++)
-        out->p[i] = t[mix((uint64_t)i) % (sizeof t - 1)];
+    for (int i = 0; i < g.rec_size; i++) out->p[i] = t[mix((uint64_t)i) % (sizeof t - 1)];
     out->len = (size_t)g.rec_size;
     out->p[out->len] = '\0';
 }
 
 /* Appends one item in DynamoDB wire form: {pk "<pfx>-<k>", sk, data, n}. */
-static void add_item(tb_buf *b, const char *pfx, uint64_t k, const char *sk, const char *data)
-{
+static void add_item(tb_buf *b, const char *pfx, uint64_t k, const char *sk, const char *data) {
     buf_addf(b,
              "{\"pk\":{\"S\":\"%s-%08llu\"},\"sk\":{\"S\":\"%s\"},\"data\":{\"S\":\"%s\"},"
              "\"n\":{\"N\":\"%llu\"}}",
@@ -482,8 +453,7 @@ static void add_item(tb_buf *b, const char *pfx, uint64_t k, const char *sk, con
 
 /* "ADD #c :one" on {pk "c-<k>", sk "0"}: the members of an Update (UpdateItem body or a
  * TransactWriteItems Update), without braces. */
-static void add_counter_update(tb_buf *b, uint64_t k)
-{
+static void add_counter_update(tb_buf *b, uint64_t k) {
     buf_addf(b,
              "\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"c-%08llu\"},\"sk\":{\"S\":\"0\"}},"
              "\"UpdateExpression\":\"ADD #c :one\",\"ExpressionAttributeNames\":{\"#c\":\"c\"},"
@@ -492,8 +462,7 @@ static void add_counter_update(tb_buf *b, uint64_t k)
 }
 
 /* Body and operation of pool entry j (keys drawn from j by mix). */
-static const char *body_ddb(tb_buf *b, uint64_t j, const char *data)
-{
+static const char *body_ddb(tb_buf *b, uint64_t j, const char *data) {
     uint64_t r = mix(0xddb0000ull + j), k = r % (uint64_t)g.keys;
     b->len = 0;
     switch (g.workload) {
@@ -539,8 +508,7 @@ static const char *body_ddb(tb_buf *b, uint64_t j, const char *data)
 /* HTTP response parsing (shared by the event loop and the blocking setup calls)              */
 /* ------------------------------------------------------------------------------------------ */
 
-static void conn_reset_response(tb_conn *c)
-{
+static void conn_reset_response(tb_conn *c) {
     c->rb.len = 0;
     c->scanned = 0;
     c->hdr_len = 0;
@@ -552,22 +520,18 @@ static void conn_reset_response(tb_conn *c)
 }
 
 /* Header value for name (case-insensitive) in the header block; NULL when absent. */
-static const char *hdr_value(const char *h, size_t n, const char *name, size_t *vlen)
-{
+static const char *hdr_value(const char *h, size_t n, const char *name, size_t *vlen) {
     size_t k = strlen(name);
     const char *e = h + n, *line = memchr(h, '\n', n);
     while (line && line + 1 < e) {
         line++;
         const char *eol = memchr(line, '\n', (size_t)(e - line));
-        if (!eol)
-            eol = e;
+        if (!eol) eol = e;
         if ((size_t)(eol - line) > k && line[k] == ':' && strncasecmp(line, name, k) == 0) {
             const char *v = line + k + 1;
-            while (v < eol && (*v == ' ' || *v == '\t'))
-                v++;
+            while (v < eol && (*v == ' ' || *v == '\t')) v++;
             const char *ve = eol;
-            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' '))
-                ve--;
+            while (ve > v && (ve[-1] == '\r' || ve[-1] == ' ')) ve--;
             *vlen = (size_t)(ve - v);
             return v;
         }
@@ -578,8 +542,7 @@ static const char *hdr_value(const char *h, size_t n, const char *name, size_t *
 
 /* Advances the parse of c->rb.  Returns 1 when a whole response is in (body at
  * rb.p + hdr_len, body_len bytes), 0 when more bytes are needed, -1 on a malformed response. */
-static int conn_parse(tb_conn *c)
-{
+static int conn_parse(tb_conn *c) {
     if (!c->hdr_len) {
         size_t from = c->scanned > 3 ? c->scanned - 3 : 0;
         const char *e = c->rb.len > from ? find(c->rb.p + from, c->rb.len - from, "\r\n\r\n")
@@ -590,8 +553,7 @@ static int conn_parse(tb_conn *c)
         }
         c->hdr_len = (size_t)(e - c->rb.p) + 4;
         const char *p = c->rb.p;
-        if (c->hdr_len < 12 || strncmp(p, "HTTP/1.", 7) != 0)
-            return -1;
+        if (c->hdr_len < 12 || strncmp(p, "HTTP/1.", 7) != 0) return -1;
         c->status = atoi(p + 9);
         size_t vl;
         const char *v = hdr_value(p, c->hdr_len, "transfer-encoding", &vl);
@@ -601,50 +563,41 @@ static int conn_parse(tb_conn *c)
             c->body_len = 0;
         } else if ((v = hdr_value(p, c->hdr_len, "content-length", &vl))) {
             c->body_len = strtoll(v, NULL, 10);
-            if (c->body_len < 0)
-                return -1;
+            if (c->body_len < 0) return -1;
         } else {
             c->body_len = 0; /* no body (we never send HEAD; fine for 204/304) */
         }
         v = hdr_value(p, c->hdr_len, "connection", &vl);
-        if (v && vl == 5 && strncasecmp(v, "close", 5) == 0)
-            c->close_after = 1;
-        if (!c->chunked)
-            buf_reserve(&c->rb, c->hdr_len + (size_t)c->body_len + 1);
+        if (v && vl == 5 && strncasecmp(v, "close", 5) == 0) c->close_after = 1;
+        if (!c->chunked) buf_reserve(&c->rb, c->hdr_len + (size_t)c->body_len + 1);
     }
-    if (!c->chunked)
-        return c->rb.len >= c->hdr_len + (size_t)c->body_len ? 1 : 0;
+    if (!c->chunked) return c->rb.len >= c->hdr_len + (size_t)c->body_len ? 1 : 0;
 
     /* Chunked: decode in place; decoded bytes land at hdr_len + body_len, always behind cpos. */
     for (;;) {
         char *p = c->rb.p + c->cpos;
         size_t avail = c->rb.len - c->cpos;
         char *nl = memchr(p, '\n', avail);
-        if (!nl)
-            return avail > 64 ? -1 : 0;
+        if (!nl) return avail > 64 ? -1 : 0;
         size_t sz = (size_t)strtoull(p, NULL, 16);
         size_t data = (size_t)(nl + 1 - c->rb.p);
         if (sz == 0) {
             /* last chunk: expect an empty line (no trailers from the servers we talk to) */
-            if (c->rb.len < data + 2)
-                return 0;
+            if (c->rb.len < data + 2) return 0;
             c->cpos = data + 2;
             c->rb.len = c->cpos; /* nothing after the response is expected */
             return 1;
         }
-        if (c->rb.len < data + sz + 2)
-            return 0;
+        if (c->rb.len < data + sz + 2) return 0;
         memmove(c->rb.p + c->hdr_len + c->body_len, c->rb.p + data, sz);
         c->body_len += (long long)sz;
         c->cpos = data + sz + 2;
     }
 }
 
-static int connect_endpoint(void)
-{
+static int connect_endpoint(void) {
     int fd = socket(g.addr.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
+    if (fd < 0) return -1;
     if (connect(fd, (struct sockaddr *)&g.addr, g.addrlen) != 0) {
         close(fd);
         return -1;
@@ -655,31 +608,25 @@ static int connect_endpoint(void)
 }
 
 /* Blocking call used for setup: returns the HTTP status (or -1), the body in c->rb. */
-static int sync_call(tb_conn *c, const char *op, const char *body)
-{
+static int sync_call(tb_conn *c, const char *op, const char *body) {
     char date[17];
     amz_date_now(date);
     build_request(&c->own, op, body, strlen(body), date);
-    if (c->fd < 0 && (c->fd = connect_endpoint()) < 0)
-        return -1;
+    if (c->fd < 0 && (c->fd = connect_endpoint()) < 0) return -1;
     for (size_t off = 0; off < c->own.len;) {
         ssize_t n = send(c->fd, c->own.p + off, c->own.len - off, MSG_NOSIGNAL);
-        if (n <= 0)
-            goto broken;
+        if (n <= 0) goto broken;
         off += (size_t)n;
     }
     conn_reset_response(c);
     for (;;) {
         buf_reserve(&c->rb, c->rb.len + 65536);
         ssize_t n = recv(c->fd, c->rb.p + c->rb.len, c->rb.cap - c->rb.len - 1, 0);
-        if (n <= 0)
-            goto broken;
+        if (n <= 0) goto broken;
         c->rb.len += (size_t)n;
         int r = conn_parse(c);
-        if (r < 0)
-            goto broken;
-        if (r == 1)
-            break;
+        if (r < 0) goto broken;
+        if (r == 1) break;
     }
     c->rb.p[c->hdr_len + (size_t)c->body_len] = '\0';
     if (c->close_after) {
@@ -699,21 +646,17 @@ static const char *sync_body(tb_conn *c) { return c->rb.p + c->hdr_len; }
 /* Setup: create stream, wait for ACTIVE, list shards, pre-fill                               */
 /* ------------------------------------------------------------------------------------------ */
 
-static int describe_stream(tb_conn *c, char *status, size_t cap)
-{
+static int describe_stream(tb_conn *c, char *status, size_t cap) {
     tb_buf b = {0};
     buf_addf(&b, "{\"StreamName\":\"%s\"}", g.stream);
     int st = sync_call(c, "DescribeStream", b.p);
     free(b.p);
-    if (st != 200)
-        return st;
-    if (json_str(sync_body(c), (size_t)c->body_len, "StreamStatus", status, cap) < 0)
-        return -1;
+    if (st != 200) return st;
+    if (json_str(sync_body(c), (size_t)c->body_len, "StreamStatus", status, cap) < 0) return -1;
     return 200;
 }
 
-static void list_shards(tb_conn *c)
-{
+static void list_shards(tb_conn *c) {
     char status[64];
     int st = describe_stream(c, status, sizeof status);
     if (st != 200) {
@@ -725,11 +668,9 @@ static void list_shards(tb_conn *c)
     g.n_shards = 0;
     while (g.n_shards < TB_MAX_SHARDS) {
         const char *s = find(p, (size_t)(e - p), "\"ShardId\"");
-        if (!s)
-            break;
+        if (!s) break;
         char id[256];
-        if (json_str(s, (size_t)(e - s), "ShardId", id, sizeof id) < 0)
-            break;
+        if (json_str(s, (size_t)(e - s), "ShardId", id, sizeof id) < 0) break;
         /* closed shards (after resharding) still list; open ones have no EndingSequenceNumber,
          * but a fresh bench stream has none closed, so take them all */
         g.shard_ids[g.n_shards++] = strdup(id);
@@ -741,8 +682,7 @@ static void list_shards(tb_conn *c)
     }
 }
 
-static void setup_stream(tb_conn *c)
-{
+static void setup_stream(tb_conn *c) {
     tb_buf b = {0};
     buf_addf(&b, "{\"StreamName\":\"%s\",\"ShardCount\":%d}", g.stream, g.setup_shards);
     int st = sync_call(c, "CreateStream", b.p);
@@ -756,11 +696,10 @@ static void setup_stream(tb_conn *c)
     char status[64] = "";
     for (;;) {
         st = describe_stream(c, status, sizeof status);
-        if (st == 200 && strcmp(status, "ACTIVE") == 0)
-            break;
+        if (st == 200 && strcmp(status, "ACTIVE") == 0) break;
         if (now_ns() > deadline) {
-            fprintf(stderr, "trbench: stream %s not ACTIVE after 60 s (status %d %s)\n",
-                    g.stream, st, status);
+            fprintf(stderr, "trbench: stream %s not ACTIVE after 60 s (status %d %s)\n", g.stream,
+                    st, status);
             exit(2);
         }
         struct timespec ts = {0, 100 * 1000000};
@@ -768,8 +707,7 @@ static void setup_stream(tb_conn *c)
     }
 }
 
-static void prefill(tb_conn *c)
-{
+static void prefill(tb_conn *c) {
     tb_buf body = {0};
     uint64_t t0 = now_ns();
     long done = 0, batch_no = 0;
@@ -790,8 +728,7 @@ static void prefill(tb_conn *c)
             }
             struct timespec ts = {0, 50 * 1000000};
             nanosleep(&ts, NULL);
-            if (st != 200)
-                continue;
+            if (st != 200) continue;
         }
         done += n - failed; /* duplicates of failed ones are fine: they are re-sent next */
         batch_no++;
@@ -803,22 +740,18 @@ static void prefill(tb_conn *c)
 
 /* ---- DynamoDB setup: table, pre-fill, request pool ---------------------------------------- */
 
-static int describe_table(tb_conn *c, char *status, size_t cap)
-{
+static int describe_table(tb_conn *c, char *status, size_t cap) {
     tb_buf b = {0};
     buf_addf(&b, "{\"TableName\":\"%s\"}", g.stream);
     int st = sync_call(c, "DescribeTable", b.p);
     free(b.p);
-    if (st != 200)
-        return st;
-    if (json_str(sync_body(c), (size_t)c->body_len, "TableStatus", status, cap) < 0)
-        return -1;
+    if (st != 200) return st;
+    if (json_str(sync_body(c), (size_t)c->body_len, "TableStatus", status, cap) < 0) return -1;
     return 200;
 }
 
 /* Creates the table (hash "pk" S, range "sk" S, on demand) unless it exists; waits for ACTIVE. */
-static void setup_table(tb_conn *c)
-{
+static void setup_table(tb_conn *c) {
     tb_buf b = {0};
     buf_addf(&b,
              "{\"TableName\":\"%s\",\"BillingMode\":\"PAY_PER_REQUEST\","
@@ -838,8 +771,7 @@ static void setup_table(tb_conn *c)
     char status[64] = "";
     for (;;) {
         st = describe_table(c, status, sizeof status);
-        if (st == 200 && strcmp(status, "ACTIVE") == 0)
-            break;
+        if (st == 200 && strcmp(status, "ACTIVE") == 0) break;
         if (now_ns() > deadline) {
             fprintf(stderr, "trbench: table %s not ACTIVE after 60 s (status %d %s)\n", g.stream,
                     st, status);
@@ -851,25 +783,19 @@ static void setup_table(tb_conn *c)
 }
 
 /* 1 when a BatchWriteItem response left items unprocessed ("UnprocessedItems" not {}). */
-static int has_unprocessed(const char *p, size_t n)
-{
+static int has_unprocessed(const char *p, size_t n) {
     const char *e = p + n, *s = find(p, n, "\"UnprocessedItems\"");
-    if (!s)
-        return 0;
+    if (!s) return 0;
     s += strlen("\"UnprocessedItems\"");
-    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
-    if (s < e && *s == '{')
-        s++;
-    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r'))
-        s++;
+    while (s < e && (*s == ' ' || *s == ':' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
+    if (s < e && *s == '{') s++;
+    while (s < e && (*s == ' ' || *s == '\t' || *s == '\n' || *s == '\r')) s++;
     return s < e && *s != '}';
 }
 
 /* Puts every item getitem or query reads, TB_BATCH_WRITE per BatchWriteItem; a batch with
  * UnprocessedItems (or an error) is sent again whole (puts are idempotent). */
-static void prefill_table(tb_conn *c)
-{
+static void prefill_table(tb_conn *c) {
     int per_key = g.workload == WL_QUERY ? g.range_items : 1;
     const char *pfx = g.workload == WL_QUERY ? "q" : "g";
     long total = g.keys * per_key, done = 0;
@@ -915,14 +841,12 @@ static void prefill_table(tb_conn *c)
 }
 
 /* Builds and signs the g.pool requests every connection replays (one X-Amz-Date, g.amz_date). */
-static void build_pool(void)
-{
+static void build_pool(void) {
     tb_buf body = {0}, req = {0}, data = {0};
     uint64_t t0 = now_ns();
     item_data(&data);
     g.pool_off = malloc(((size_t)g.pool + 1) * sizeof *g.pool_off);
-    if (!g.pool_off)
-        die("out of memory (request pool of %ld)", g.pool);
+    if (!g.pool_off) die("out of memory (request pool of %ld)", g.pool);
     for (long j = 0; j < g.pool; j++) {
         const char *op = body_ddb(&body, (uint64_t)j, data.p);
         build_request(&req, op, body.p, body.len, g.amz_date);
@@ -942,20 +866,16 @@ static void build_pool(void)
 /* Event loop                                                                                 */
 /* ------------------------------------------------------------------------------------------ */
 
-static void conn_set_out(tb_conn *c, int on)
-{
-    if (c->want_out == on)
-        return;
+static void conn_set_out(tb_conn *c, int on) {
+    if (c->want_out == on) return;
     struct epoll_event ev = {.events = EPOLLIN | (on ? EPOLLOUT : 0), .data.ptr = c};
     epoll_ctl(c->th->ep, EPOLL_CTL_MOD, c->fd, &ev);
     c->want_out = on;
 }
 
-static int conn_open(tb_conn *c)
-{
+static int conn_open(tb_conn *c) {
     c->fd = connect_endpoint();
-    if (c->fd < 0)
-        return -1;
+    if (c->fd < 0) return -1;
     fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) | O_NONBLOCK);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = c};
     c->want_out = 0;
@@ -964,8 +884,7 @@ static int conn_open(tb_conn *c)
 
 /* Prepares the next request of c (getrecords builds it; DynamoDB workloads take the next pool
  * entry; the others reuse theirs). */
-static void conn_next_request(tb_conn *c)
-{
+static void conn_next_request(tb_conn *c) {
     if (g.workload == WL_GETRECORDS) {
         tb_buf *body = &c->th->body;
         body->len = 0;
@@ -984,15 +903,13 @@ static void conn_next_request(tb_conn *c)
     } else if (WL_IS_DDB(g.workload)) {
         c->req = g.pool_buf.p + g.pool_off[c->pool_i];
         c->req_len = g.pool_off[c->pool_i + 1] - g.pool_off[c->pool_i];
-        if (++c->pool_i == (size_t)g.pool)
-            c->pool_i = 0;
+        if (++c->pool_i == (size_t)g.pool) c->pool_i = 0;
     }
     c->sent = 0;
 }
 
 /* Sends what it can of the current request. Returns -1 on a broken connection. */
-static int conn_send(tb_conn *c)
-{
+static int conn_send(tb_conn *c) {
     while (c->sent < c->req_len) {
         ssize_t n = send(c->fd, c->req + c->sent, c->req_len - c->sent, MSG_NOSIGNAL);
         if (n < 0) {
@@ -1000,8 +917,7 @@ static int conn_send(tb_conn *c)
                 conn_set_out(c, 1);
                 return 0;
             }
-            if (errno == EINTR)
-                continue;
+            if (errno == EINTR) continue;
             return -1;
         }
         c->sent += (size_t)n;
@@ -1010,49 +926,41 @@ static int conn_send(tb_conn *c)
     return 0;
 }
 
-static void conn_start(tb_conn *c)
-{
+static void conn_start(tb_conn *c) {
     conn_next_request(c);
     conn_reset_response(c);
     c->t_start = now_ns();
-    if (conn_send(c) < 0)
-        c->close_after = 2; /* handled by the caller as a broken connection */
+    if (conn_send(c) < 0) c->close_after = 2; /* handled by the caller as a broken connection */
 }
 
-static void hist_add(uint64_t *h, uint64_t us)
-{
+static void hist_add(uint64_t *h, uint64_t us) {
     unsigned idx;
     if (us < TB_HIST_LINEAR) {
         idx = (unsigned)us;
     } else {
         unsigned e = 63u - (unsigned)__builtin_clzll(us); /* >= 7 */
         idx = TB_HIST_LINEAR + (e - 7) * TB_HIST_SUB + (unsigned)((us >> (e - 6)) & 63);
-        if (idx >= TB_HIST_N)
-            idx = TB_HIST_N - 1;
+        if (idx >= TB_HIST_N) idx = TB_HIST_N - 1;
     }
     h[idx]++;
 }
 
 /* Middle of bucket idx, in microseconds. */
-static double hist_value(unsigned idx)
-{
-    if (idx < TB_HIST_LINEAR)
-        return idx;
+static double hist_value(unsigned idx) {
+    if (idx < TB_HIST_LINEAR) return idx;
     unsigned e = (idx - TB_HIST_LINEAR) / TB_HIST_SUB + 7;
     unsigned sub = (idx - TB_HIST_LINEAR) % TB_HIST_SUB;
     double lo = (double)((64ull + sub) << (e - 6));
     return lo + (double)(1ull << (e - 6)) / 2;
 }
 
-static int is_throttle(const tb_conn *c, const char *body, size_t n)
-{
+static int is_throttle(const tb_conn *c, const char *body, size_t n) {
     return c->status == 503 || find(body, n, "ProvisionedThroughputExceeded") ||
            find(body, n, "LimitExceeded") || find(body, n, "Throttl");
 }
 
 /* A whole response is in: account for it and decide what comes next. */
-static void conn_on_response(tb_conn *c, uint64_t t_end)
-{
+static void conn_on_response(tb_conn *c, uint64_t t_end) {
     tb_thread *th = c->th;
     tb_stats *st = &th->st;
     const char *body = c->rb.p + c->hdr_len;
@@ -1067,12 +975,10 @@ static void conn_on_response(tb_conn *c, uint64_t t_end)
     }
 
     if (g.workload == WL_GETRECORDS && c->phase == PH_ITER) {
-        if (in_window)
-            st->iter_calls++;
+        if (in_window) st->iter_calls++;
         if (ok && json_str(body, blen, "ShardIterator", c->iter, sizeof c->iter) > 0)
             c->phase = PH_RECORDS;
-        else if (in_window)
-            st->errors++;
+        else if (in_window) st->errors++;
         return; /* not a measured request */
     }
 
@@ -1081,47 +987,34 @@ static void conn_on_response(tb_conn *c, uint64_t t_end)
         case WL_PUTRECORDS: {
             long long failed = json_int(body, blen, "FailedRecordCount", 0);
             records = (uint64_t)(g.batch - failed);
-            if (in_window)
-                st->failed_recs += (uint64_t)failed;
+            if (in_window) st->failed_recs += (uint64_t)failed;
             break;
         }
-        case WL_PUTRECORD:
-            records = 1;
-            break;
+        case WL_PUTRECORD: records = 1; break;
         case WL_GETRECORDS: {
             records = count_occ(body, blen, "\"SequenceNumber\"");
             if (records == 0) {
                 c->phase = PH_ITER; /* caught up: wrap to TRIM_HORIZON */
-                if (in_window)
-                    st->wraps++;
+                if (in_window) st->wraps++;
             } else if (json_str(body, blen, "NextShardIterator", c->iter, sizeof c->iter) <= 0) {
                 c->phase = PH_ITER; /* shard closed or iterator missing */
             }
             break;
         }
         case WL_PUTITEM:
-        case WL_UPDATEITEM:
-            records = 1;
-            break;
-        case WL_TRANSACTWRITE:
-            records = 2;
-            break;
+        case WL_UPDATEITEM: records = 1; break;
+        case WL_TRANSACTWRITE: records = 2; break;
         case WL_GETITEM:
-            if (find(body, blen, "\"Item\""))
-                records = 1;
-            else if (in_window)
-                st->misses++;
+            if (find(body, blen, "\"Item\"")) records = 1;
+            else if (in_window) st->misses++;
             break;
-        case WL_QUERY:
-            records = (uint64_t)json_int(body, blen, "Count", 0);
-            break;
+        case WL_QUERY: records = (uint64_t)json_int(body, blen, "Count", 0); break;
         }
     } else if (g.workload == WL_GETRECORDS && !is_throttle(c, body, blen)) {
         c->phase = PH_ITER; /* expired or invalid iterator: start over */
     }
 
-    if (!in_window)
-        return;
+    if (!in_window) return;
     st->requests++;
     st->status[c->status / 100 < 6 ? c->status / 100 : 5]++;
     st->bytes_in += blen;
@@ -1131,13 +1024,11 @@ static void conn_on_response(tb_conn *c, uint64_t t_end)
         st->records += records;
     } else {
         st->errors++;
-        if (is_throttle(c, body, blen))
-            st->throttled++;
+        if (is_throttle(c, body, blen)) st->throttled++;
     }
 }
 
-static int conn_reconnect(tb_conn *c)
-{
+static int conn_reconnect(tb_conn *c) {
     if (c->fd >= 0) {
         epoll_ctl(c->th->ep, EPOLL_CTL_DEL, c->fd, NULL);
         close(c->fd);
@@ -1145,8 +1036,7 @@ static int conn_reconnect(tb_conn *c)
     }
     c->th->st.reconnects++;
     for (int i = 0; i < 50 && !g_stop; i++) {
-        if (conn_open(c) == 0)
-            return 0;
+        if (conn_open(c) == 0) return 0;
         struct timespec ts = {0, 20 * 1000000};
         nanosleep(&ts, NULL);
     }
@@ -1154,41 +1044,31 @@ static int conn_reconnect(tb_conn *c)
 }
 
 /* Reads what is there; on a complete response accounts for it and sends the next request. */
-static int conn_on_readable(tb_conn *c)
-{
+static int conn_on_readable(tb_conn *c) {
     for (;;) {
         size_t want = c->hdr_len && !c->chunked ? c->hdr_len + (size_t)c->body_len + 1 : 0;
         buf_reserve(&c->rb, (want > c->rb.len + 4096 ? want : c->rb.len + 65536));
         ssize_t n = recv(c->fd, c->rb.p + c->rb.len, c->rb.cap - c->rb.len - 1, 0);
         if (n < 0) {
-            if (errno == EAGAIN || errno == EWOULDBLOCK)
-                return 0;
-            if (errno == EINTR)
-                continue;
+            if (errno == EAGAIN || errno == EWOULDBLOCK) return 0;
+            if (errno == EINTR) continue;
             return -1;
         }
-        if (n == 0)
-            return -1;
+        if (n == 0) return -1;
         c->rb.len += (size_t)n;
         int r = conn_parse(c);
-        if (r < 0)
-            return -1;
-        if (r == 0)
-            continue;
+        if (r < 0) return -1;
+        if (r == 0) continue;
         conn_on_response(c, now_ns());
-        if (c->close_after)
-            return -1;
-        if (g_stop || now_ns() >= g.t_window_end)
-            return 0;
+        if (c->close_after) return -1;
+        if (g_stop || now_ns() >= g.t_window_end) return 0;
         conn_start(c);
-        if (c->close_after == 2)
-            return -1;
+        if (c->close_after == 2) return -1;
         return 0;
     }
 }
 
-static void *thread_main(void *arg)
-{
+static void *thread_main(void *arg) {
     tb_thread *th = arg;
     struct epoll_event evs[256];
     for (int i = 0; i < th->n_conns; i++) {
@@ -1202,18 +1082,14 @@ static void *thread_main(void *arg)
     }
     while (!g_stop) {
         uint64_t now = now_ns();
-        if (now >= g.t_window_end)
-            break;
+        if (now >= g.t_window_end) break;
         int n = epoll_wait(th->ep, evs, 256, 50);
         for (int i = 0; i < n; i++) {
             tb_conn *c = evs[i].data.ptr;
             int rc = 0;
-            if (evs[i].events & (EPOLLERR | EPOLLHUP))
-                rc = -1;
-            if (!rc && (evs[i].events & EPOLLOUT))
-                rc = conn_send(c);
-            if (!rc && (evs[i].events & EPOLLIN))
-                rc = conn_on_readable(c);
+            if (evs[i].events & (EPOLLERR | EPOLLHUP)) rc = -1;
+            if (!rc && (evs[i].events & EPOLLOUT)) rc = conn_send(c);
+            if (!rc && (evs[i].events & EPOLLIN)) rc = conn_on_readable(c);
             if (rc < 0) {
                 /* broken or Connection: close; the in-flight request is lost */
                 if (conn_reconnect(c) != 0) {
@@ -1226,8 +1102,7 @@ static void *thread_main(void *arg)
         }
     }
     for (int i = 0; i < th->n_conns; i++)
-        if (th->conns[i].fd >= 0)
-            close(th->conns[i].fd);
+        if (th->conns[i].fd >= 0) close(th->conns[i].fd);
     return NULL;
 }
 
@@ -1235,8 +1110,7 @@ static void *thread_main(void *arg)
 /* Options and main                                                                           */
 /* ------------------------------------------------------------------------------------------ */
 
-static void usage(FILE *f)
-{
+static void usage(FILE *f) {
     fprintf(f,
             "usage: trbench [options] WORKLOAD\n"
             "  WORKLOAD: Kinesis putrecords | putrecord | getrecords,\n"
@@ -1267,18 +1141,14 @@ static void usage(FILE *f)
             "  -v                     print error bodies and progress\n");
 }
 
-static void parse_endpoint(const char *ep)
-{
+static void parse_endpoint(const char *ep) {
     const char *s = strstr(ep, "://");
-    if (s)
-        ep = s + 3;
+    if (s) ep = s + 3;
     snprintf(g.host, sizeof g.host, "%s", ep);
     size_t n = strlen(g.host);
-    if (n && g.host[n - 1] == '/')
-        g.host[n - 1] = '\0';
+    if (n && g.host[n - 1] == '/') g.host[n - 1] = '\0';
     char host[256], *colon = strrchr(g.host, ':');
-    if (!colon)
-        die("--endpoint wants HOST:PORT, got \"%s\"", ep);
+    if (!colon) die("--endpoint wants HOST:PORT, got \"%s\"", ep);
     snprintf(host, sizeof host, "%.*s", (int)(colon - g.host), g.host);
     if (host[0] == '[') { /* [::1]:port */
         memmove(host, host + 1, strlen(host));
@@ -1286,49 +1156,41 @@ static void parse_endpoint(const char *ep)
     }
     struct addrinfo hints = {.ai_socktype = SOCK_STREAM}, *ai;
     int rc = getaddrinfo(host, colon + 1, &hints, &ai);
-    if (rc != 0)
-        die("cannot resolve %s: %s", g.host, gai_strerror(rc));
+    if (rc != 0) die("cannot resolve %s: %s", g.host, gai_strerror(rc));
     memcpy(&g.addr, ai->ai_addr, ai->ai_addrlen);
     g.addrlen = ai->ai_addrlen;
     freeaddrinfo(ai);
 }
 
-static double pct(const uint64_t *h, uint64_t total, double q)
-{
-    if (!total)
-        return 0;
+static double pct(const uint64_t *h, uint64_t total, double q) {
+    if (!total) return 0;
     uint64_t rank = (uint64_t)(q * (double)total + 0.5), acc = 0;
-    if (rank < 1)
-        rank = 1;
+    if (rank < 1) rank = 1;
     for (unsigned i = 0; i < TB_HIST_N; i++) {
         acc += h[i];
-        if (acc >= rank)
-            return hist_value(i);
+        if (acc >= rank) return hist_value(i);
     }
     return hist_value(TB_HIST_N - 1);
 }
 
-static void on_signal(int sig)
-{
+static void on_signal(int sig) {
     (void)sig;
     g_stop = 1;
 }
 
-int main(int argc, char **argv)
-{
+int main(int argc, char **argv) {
     static const struct option opts[] = {
-        {"endpoint", required_argument, 0, 'e'}, {"stream", required_argument, 0, 's'},
-        {"conns", required_argument, 0, 'c'},    {"threads", required_argument, 0, 't'},
-        {"duration", required_argument, 0, 'd'}, {"warmup", required_argument, 0, 'w'},
-        {"key", required_argument, 0, 'k'},      {"secret", required_argument, 0, 'K'},
-        {"region", required_argument, 0, 'r'},   {"setup", required_argument, 0, 'S'},
-        {"prefill", required_argument, 0, 'p'},  {"batch", required_argument, 0, 'b'},
-        {"record-size", required_argument, 0, 'z'}, {"limit", required_argument, 0, 'l'},
-        {"workload", required_argument, 0, 'W'}, {"help", no_argument, 0, 'h'},
-        {"prefill-time", required_argument, 0, 'P'},
-        {"table", required_argument, 0, 's'},    {"keys", required_argument, 0, 'Y'},
-        {"range-items", required_argument, 0, 'R'}, {"pool", required_argument, 0, 'O'},
-        {0, 0, 0, 0},
+        {"endpoint", required_argument, 0, 'e'},     {"stream", required_argument, 0, 's'},
+        {"conns", required_argument, 0, 'c'},        {"threads", required_argument, 0, 't'},
+        {"duration", required_argument, 0, 'd'},     {"warmup", required_argument, 0, 'w'},
+        {"key", required_argument, 0, 'k'},          {"secret", required_argument, 0, 'K'},
+        {"region", required_argument, 0, 'r'},       {"setup", required_argument, 0, 'S'},
+        {"prefill", required_argument, 0, 'p'},      {"batch", required_argument, 0, 'b'},
+        {"record-size", required_argument, 0, 'z'},  {"limit", required_argument, 0, 'l'},
+        {"workload", required_argument, 0, 'W'},     {"help", no_argument, 0, 'h'},
+        {"prefill-time", required_argument, 0, 'P'}, {"table", required_argument, 0, 's'},
+        {"keys", required_argument, 0, 'Y'},         {"range-items", required_argument, 0, 'R'},
+        {"pool", required_argument, 0, 'O'},         {0, 0, 0, 0},
     };
     const char *endpoint = "127.0.0.1:4567", *wl = NULL;
     g.stream = "trbench";
@@ -1373,49 +1235,37 @@ int main(int argc, char **argv)
         default: usage(stderr); return 1;
         }
     }
-    if (!wl && optind < argc)
-        wl = argv[optind++];
+    if (!wl && optind < argc) wl = argv[optind++];
     if (!wl || optind != argc) {
         usage(stderr);
         return 1;
     }
-    if (!strcmp(wl, "putrecords"))
-        g.workload = WL_PUTRECORDS;
-    else if (!strcmp(wl, "putrecord"))
-        g.workload = WL_PUTRECORD;
-    else if (!strcmp(wl, "getrecords"))
-        g.workload = WL_GETRECORDS;
-    else if (!strcmp(wl, "putitem"))
-        g.workload = WL_PUTITEM;
-    else if (!strcmp(wl, "getitem"))
-        g.workload = WL_GETITEM;
-    else if (!strcmp(wl, "updateitem"))
-        g.workload = WL_UPDATEITEM;
-    else if (!strcmp(wl, "query"))
-        g.workload = WL_QUERY;
-    else if (!strcmp(wl, "transactwrite"))
-        g.workload = WL_TRANSACTWRITE;
+    if (!strcmp(wl, "putrecords")) g.workload = WL_PUTRECORDS;
+    else if (!strcmp(wl, "putrecord")) g.workload = WL_PUTRECORD;
+    else if (!strcmp(wl, "getrecords")) g.workload = WL_GETRECORDS;
+    else if (!strcmp(wl, "putitem")) g.workload = WL_PUTITEM;
+    else if (!strcmp(wl, "getitem")) g.workload = WL_GETITEM;
+    else if (!strcmp(wl, "updateitem")) g.workload = WL_UPDATEITEM;
+    else if (!strcmp(wl, "query")) g.workload = WL_QUERY;
+    else if (!strcmp(wl, "transactwrite")) g.workload = WL_TRANSACTWRITE;
     else
         die("unknown workload \"%s\" (putrecords, putrecord, getrecords, putitem, getitem, "
-            "updateitem, query, transactwrite)", wl);
+            "updateitem, query, transactwrite)",
+            wl);
     g.proto = WL_IS_DDB(g.workload) ? &tb_dynamodb : &tb_kinesis;
     if (g.keys <= 0)
         g.keys = g.workload == WL_PUTITEM ? 1000000 : g.workload == WL_QUERY ? 1000 : 10000;
     g.workload_name = wl;
     if (g.conns < 1 || g.threads < 1 || g.duration <= 0 || g.warmup < 0 || g.batch < 1 ||
-        g.batch > 500 || g.rec_size < 1 || g.rec_size > 65536 || g.limit < 1 ||
-        g.range_items < 1 || g.range_items > 100 || g.pool < 1 || g.pool > 4000000 ||
+        g.batch > 500 || g.rec_size < 1 || g.rec_size > 65536 || g.limit < 1 || g.range_items < 1 ||
+        g.range_items > 100 || g.pool < 1 || g.pool > 4000000 ||
         (g.workload == WL_TRANSACTWRITE && g.keys < 2))
         die("bad numeric option (conns, threads >= 1; duration > 0; batch 1..500; "
             "record-size 1..65536; range-items 1..100; pool 1..4000000; keys >= 2)");
-    if (g.threads > g.conns)
-        g.threads = g.conns;
-    if (!g.key || !*g.key)
-        g.key = "trbench";
-    if (!g.secret || !*g.secret)
-        g.secret = "trbench-secret";
-    if (!g.region || !*g.region)
-        g.region = "us-east-1";
+    if (g.threads > g.conns) g.threads = g.conns;
+    if (!g.key || !*g.key) g.key = "trbench";
+    if (!g.secret || !*g.secret) g.secret = "trbench-secret";
+    if (!g.region || !*g.region) g.region = "us-east-1";
     if (g.duration + g.warmup > 14 * 60)
         die("--duration + --warmup must stay under 14 minutes (the signature is replayed)");
     parse_endpoint(endpoint);
@@ -1426,8 +1276,7 @@ int main(int argc, char **argv)
     /* Setup on one blocking connection. */
     tb_conn ctl = {.fd = -1};
     if (WL_IS_DDB(g.workload)) {
-        if (g.setup_shards > 0)
-            setup_table(&ctl);
+        if (g.setup_shards > 0) setup_table(&ctl);
         if (g.setup_shards > 0 && g.prefill > 0 &&
             (g.workload == WL_GETITEM || g.workload == WL_QUERY))
             prefill_table(&ctl);
@@ -1436,11 +1285,9 @@ int main(int argc, char **argv)
     }
     if (g.workload == WL_GETRECORDS) {
         list_shards(&ctl);
-        if (g.setup_shards > 0 && g.prefill > 0)
-            prefill(&ctl);
+        if (g.setup_shards > 0 && g.prefill > 0) prefill(&ctl);
     }
-    if (ctl.fd >= 0)
-        close(ctl.fd);
+    if (ctl.fd >= 0) close(ctl.fd);
     free(ctl.own.p);
     free(ctl.rb.p);
 
@@ -1451,12 +1298,10 @@ int main(int argc, char **argv)
         body_putrecords(&body, g.batch, 1);
         build_request(&g.shared_req, "PutRecords", body.p, body.len, g.amz_date);
     }
-    if (WL_IS_DDB(g.workload))
-        build_pool();
+    if (WL_IS_DDB(g.workload)) build_pool();
     tb_thread *ths = calloc((size_t)g.threads, sizeof *ths);
     tb_conn *conns = calloc((size_t)g.conns, sizeof *conns);
-    if (!ths || !conns)
-        die("out of memory");
+    if (!ths || !conns) die("out of memory");
     for (int t = 0; t < g.threads; t++) {
         ths[t].idx = t;
         ths[t].ep = epoll_create1(EPOLL_CLOEXEC);
@@ -1496,8 +1341,7 @@ int main(int argc, char **argv)
     uint64_t t0 = now_ns();
     g.t_window_start = t0 + (uint64_t)(g.warmup * 1e9);
     g.t_window_end = g.t_window_start + (uint64_t)(g.duration * 1e9);
-    for (int t = 0; t < g.threads; t++)
-        pthread_create(&ths[t].tid, NULL, thread_main, &ths[t]);
+    for (int t = 0; t < g.threads; t++) pthread_create(&ths[t].tid, NULL, thread_main, &ths[t]);
     int fatal = 0;
     tb_stats tot;
     memset(&tot, 0, sizeof tot);
@@ -1505,8 +1349,7 @@ int main(int argc, char **argv)
         pthread_join(ths[t].tid, NULL);
         fatal |= ths[t].fatal;
         tb_stats *s = &ths[t].st;
-        for (unsigned i = 0; i < TB_HIST_N; i++)
-            tot.hist[i] += s->hist[i];
+        for (unsigned i = 0; i < TB_HIST_N; i++) tot.hist[i] += s->hist[i];
         tot.requests += s->requests;
         tot.ok += s->ok;
         tot.records += s->records;
@@ -1518,15 +1361,15 @@ int main(int argc, char **argv)
         tot.iter_calls += s->iter_calls;
         tot.wraps += s->wraps;
         tot.reconnects += s->reconnects;
-        for (int k = 0; k < 6; k++)
-            tot.status[k] += s->status[k];
+        for (int k = 0; k < 6; k++) tot.status[k] += s->status[k];
     }
     uint64_t t_end = now_ns();
     getrusage(RUSAGE_SELF, &ru1);
     double cpu = (double)(ru1.ru_utime.tv_sec - ru0.ru_utime.tv_sec + ru1.ru_stime.tv_sec -
                           ru0.ru_stime.tv_sec) +
                  (double)(ru1.ru_utime.tv_usec - ru0.ru_utime.tv_usec + ru1.ru_stime.tv_usec -
-                          ru0.ru_stime.tv_usec) / 1e6;
+                          ru0.ru_stime.tv_usec) /
+                     1e6;
     double client_cpu = 100.0 * cpu / ((double)(t_end - t0) / 1e9);
     double secs = g.duration;
     if (g_stop && t_end < g.t_window_end)
@@ -1535,9 +1378,8 @@ int main(int argc, char **argv)
     double p50 = pct(tot.hist, tot.requests, 0.50) / 1000;
     double p99 = pct(tot.hist, tot.requests, 0.99) / 1000;
     double p999 = pct(tot.hist, tot.requests, 0.999) / 1000;
-    printf("trbench %s -> %s %s=%s conns=%d threads=%d duration=%.1fs\n", g.workload_name,
-           g.host, WL_IS_DDB(g.workload) ? "table" : "stream", g.stream, g.conns, g.threads,
-           secs);
+    printf("trbench %s -> %s %s=%s conns=%d threads=%d duration=%.1fs\n", g.workload_name, g.host,
+           WL_IS_DDB(g.workload) ? "table" : "stream", g.stream, g.conns, g.threads, secs);
     printf("  requests  %llu (%.0f/s), 2xx %llu, errors %llu (throttled %llu), reconnects %llu\n",
            (unsigned long long)tot.requests, (double)tot.requests / secs,
            (unsigned long long)tot.ok, (unsigned long long)tot.errors,
@@ -1568,8 +1410,7 @@ int main(int argc, char **argv)
            (unsigned long long)tot.errors, (unsigned long long)tot.misses,
            (unsigned long long)tot.throttled, (unsigned long long)tot.failed_recs,
            (unsigned long long)tot.reconnects, (unsigned long long)tot.status[2],
-           (unsigned long long)tot.status[4], (unsigned long long)tot.status[5], client_cpu,
-           fatal);
+           (unsigned long long)tot.status[4], (unsigned long long)tot.status[5], client_cpu, fatal);
     for (int t = 0; t < g.threads; t++) {
         for (int i = 0; i < ths[t].n_conns; i++) {
             free(ths[t].conns[i].own.p);
@@ -1583,7 +1424,6 @@ int main(int argc, char **argv)
     free(g.shared_req.p);
     free(g.pool_buf.p);
     free(g.pool_off);
-    for (int i = 0; i < g.n_shards; i++)
-        free(g.shard_ids[i]);
+    for (int i = 0; i < g.n_shards; i++) free(g.shard_ids[i]);
     return fatal ? 1 : 0;
 }

@@ -91,7 +91,8 @@ static int gated_handle(void *arg, net_req_t *req) {
     if (atomic_load(&gate.closing)) {
         gate_leave();
         api_json_begin(req, "application/x-amz-json-1.1");
-        api_json_error(req, 503, "ServiceUnavailable", "The server is shutting down; retry shortly.");
+        api_json_error(req, 503, "ServiceUnavailable",
+                       "The server is shutting down; retry shortly.");
         return NET_DONE;
     }
     int rc = api_handle(arg, req);
@@ -130,7 +131,8 @@ static int random_chars(char *out, size_t n, const char *alphabet, tr_err *err) 
     size_t k = strlen(alphabet);
     unsigned char r[128];
     if (n > sizeof r || RAND_bytes(r, (int)n) != 1)
-        return tr_err_set(err, TR_EIO, "no randomness available for credentials; set "
+        return tr_err_set(err, TR_EIO,
+                          "no randomness available for credentials; set "
                           "TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY instead");
     for (size_t i = 0; i < n; i++) out[i] = alphabet[r[i] % k];
     out[n] = 0;
@@ -157,7 +159,9 @@ static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
     const char *ak = getenv("TRIBUTARY_ACCESS_KEY_ID"), *sk = getenv("TRIBUTARY_SECRET_ACCESS_KEY");
     if (ak && *ak && sk && *sk) {
         if (strlen(ak) >= sizeof key->access_key || strlen(sk) >= sizeof key->secret)
-            return tr_err_set(err, TR_EINVAL, "TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY are too long (max 127 characters)");
+            return tr_err_set(
+                err, TR_EINVAL,
+                "TRIBUTARY_ACCESS_KEY_ID / TRIBUTARY_SECRET_ACCESS_KEY are too long (max 127 characters)");
         snprintf(key->access_key, sizeof key->access_key, "%s", ak);
         snprintf(key->secret, sizeof key->secret, "%s", sk);
         tr_info("auth", "root key %s from TRIBUTARY_ACCESS_KEY_ID", key->access_key);
@@ -175,7 +179,10 @@ static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
         }
         fclose(f);
         if (!key->access_key[0] || !key->secret[0])
-            return tr_err_set(err, TR_ECORRUPT, "%s has no aws_access_key_id / aws_secret_access_key; fix it or delete it to generate a new pair", path);
+            return tr_err_set(
+                err, TR_ECORRUPT,
+                "%s has no aws_access_key_id / aws_secret_access_key; fix it or delete it to generate a new pair",
+                path);
         tr_info("auth", "root key %s from %s", key->access_key, path);
         return 0;
     }
@@ -187,19 +194,26 @@ static int load_credentials(const char *dir, api_key_t *key, tr_err *err) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot create %s: %s; check the data directory's permissions", tmp, strerror(errno));
+    if (fd < 0)
+        return tr_err_set(err, TR_EIO,
+                          "cannot create %s: %s; check the data directory's permissions", tmp,
+                          strerror(errno));
     char text[512];
-    int n = snprintf(text, sizeof text, "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
+    int n = snprintf(text, sizeof text,
+                     "[default]\naws_access_key_id = %s\naws_secret_access_key = %s\n",
                      key->access_key, key->secret);
     if (write(fd, text, (size_t)n) != n || fsync(fd) != 0) {
         close(fd);
         return tr_err_set(err, TR_EIO, "cannot write %s: %s", tmp, strerror(errno));
     }
     close(fd);
-    if (rename(tmp, path) != 0) return tr_err_set(err, TR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
+    if (rename(tmp, path) != 0)
+        return tr_err_set(err, TR_EIO, "cannot rename %s: %s", tmp, strerror(errno));
     if (tr_fsync_parent(path) != 0)
-        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %s", path, strerror(errno));
-    tr_info("auth", "generated a root key pair in %s (use AWS_SHARED_CREDENTIALS_FILE=%s)", path, path);
+        return tr_err_set(err, TR_EIO, "cannot sync the directory of %s: %s", path,
+                          strerror(errno));
+    tr_info("auth", "generated a root key pair in %s (use AWS_SHARED_CREDENTIALS_FILE=%s)", path,
+            path);
     return 0;
 }
 
@@ -238,19 +252,16 @@ typedef struct serve_opt {
 
 #define CFG(m) offsetof(serve_cfg_t, m)
 static const serve_opt_t SERVE_OPTS[] = {
-    {"data", "DIR", OPT_STR, CFG(data), 0, 0, 0, DEFAULT_DATA, NULL, NULL,
-     "data directory"},
+    {"data", "DIR", OPT_STR, CFG(data), 0, 0, 0, DEFAULT_DATA, NULL, NULL, "data directory"},
     {"port", "PORT", OPT_INT, CFG(port), 0, 0, 65535, DEFAULT_PORT, NULL,
      "is not a port number (0-65535)", "TCP port; 0 picks a free one"},
     {"bind", "ADDR", OPT_STR, CFG(bind), 0, 0, 0, "127.0.0.1", NULL, NULL,
      "IPv4 address to listen on"},
     {"region", "REGION", OPT_STR, CFG(region), 0, 0, 0, "us-east-1", NULL, NULL,
      "region named in ARNs"},
-    {"threads", "N", OPT_INT, CFG(threads), 0, 1, 256, "0", "4 per CPU", NULL,
-     "network threads"},
-    {"max-connections", "N", OPT_INT, CFG(max_conns), 0, 1, 32256, "0",
-     "126 per network thread", NULL,
-     "open client connections; more than the default adds network threads"},
+    {"threads", "N", OPT_INT, CFG(threads), 0, 1, 256, "0", "4 per CPU", NULL, "network threads"},
+    {"max-connections", "N", OPT_INT, CFG(max_conns), 0, 1, 32256, "0", "126 per network thread",
+     NULL, "open client connections; more than the default adds network threads"},
     {"max-connections-per-ip", "N", OPT_INT, CFG(max_conns_ip), 0, 1, 32256, "0",
      "7/8 of --max-connections", NULL,
      "connections one client address may hold; the rest is kept for other addresses"},
@@ -311,9 +322,10 @@ static void usage_wrap(FILE *o, const char *text, int col, int at) {
 
 static void serve_usage(FILE *o) {
     enum { COL = 30 };
-    fprintf(o, "usage: tributary serve [options]\n"
-               "  Run the server: the Kinesis Data Streams, DynamoDB and Lambda APIs, SigV4-signed,\n"
-               "  on one port (HTTP/1.1 and cleartext HTTP/2).\n\n");
+    fprintf(o,
+            "usage: tributary serve [options]\n"
+            "  Run the server: the Kinesis Data Streams, DynamoDB and Lambda APIs, SigV4-signed,\n"
+            "  on one port (HTTP/1.1 and cleartext HTTP/2).\n\n");
     for (size_t i = 0; i < N_SERVE_OPTS; i++) {
         const serve_opt_t *op = &SERVE_OPTS[i];
         char left[64], help[512];
@@ -445,8 +457,8 @@ static int sandbox_setup(const serve_cfg_t *cfg, const char *data) {
         } else if (i < cfg->n_fn_read) rd[nr++] = a;
         else wd[nw++] = a;
     }
-    if (!bad && fn_sandbox_set_dirs((const char *const *)rd, nr, (const char *const *)wd, nw,
-                                    &err)) {
+    if (!bad &&
+        fn_sandbox_set_dirs((const char *const *)rd, nr, (const char *const *)wd, nw, &err)) {
         tr_error("main", "%s", err.msg);
         bad = 1;
     }
@@ -461,11 +473,13 @@ static int sandbox_setup(const serve_cfg_t *cfg, const char *data) {
     const char *why_unconfined = NULL;
     int ll_abi = fn_sandbox_abi(&why_unconfined);
     if (ll_abi)
-        tr_info("main", "functions run confined (Landlock ABI %d): they read their package and the "
-                "system's directories, write only their own $TMPDIR, and cannot reach %s", ll_abi,
-                data);
+        tr_info("main",
+                "functions run confined (Landlock ABI %d): they read their package and the "
+                "system's directories, write only their own $TMPDIR, and cannot reach %s",
+                ll_abi, data);
     else
-        tr_warn("main", "functions run UNCONFINED: %s.  A function can read and write whatever "
+        tr_warn("main",
+                "functions run UNCONFINED: %s.  A function can read and write whatever "
                 "this server's user can, including %s (credentials, tables, other functions' "
                 "code); run only code you trust, or run the server on a kernel with Landlock",
                 why_unconfined, data);
@@ -479,8 +493,10 @@ static int data_dir_lock(const char *data) {
     snprintf(lockpath, sizeof lockpath, "%s/LOCK", data);
     int lockfd = open(lockpath, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (lockfd < 0 || flock(lockfd, LOCK_EX | LOCK_NB) != 0) {
-        tr_error("main", "data directory %s is in use by another tributary process (%s); stop it "
-                 "or pass another --data", data, lockfd < 0 ? strerror(errno) : "locked");
+        tr_error("main",
+                 "data directory %s is in use by another tributary process (%s); stop it "
+                 "or pass another --data",
+                 data, lockfd < 0 ? strerror(errno) : "locked");
         if (lockfd >= 0) close(lockfd);
         return -1;
     }
@@ -529,7 +545,10 @@ static int cmd_serve(int argc, char **argv) {
     int lockfd = -1;
     api_key_t key;
     api_kinesis_t kinesis;
-    api_ctx_t ctx = {.region = cfg.region, .keys = &key, .n_keys = 1, .now_ms = tr_now_ms,
+    api_ctx_t ctx = {.region = cfg.region,
+                     .keys = &key,
+                     .n_keys = 1,
+                     .now_ms = tr_now_ms,
                      .kinesis = &kinesis};
     fn_native_t *native = NULL;
     net_server_t *srv = NULL;
@@ -537,7 +556,7 @@ static int cmd_serve(int argc, char **argv) {
     tr_err_clear(&err);
 
     raise_nofile();
-    static char data[PATH_MAX];  /* absolute; the engines and the sandbox keep pointers to it */
+    static char data[PATH_MAX]; /* absolute; the engines and the sandbox keep pointers to it */
     if (data_dir_open(cfg.data, data) || sandbox_setup(&cfg, data)) goto out;
     if ((lockfd = data_dir_lock(data)) < 0 || scratch_setup(data)) goto out;
     if (load_credentials(data, &key, &err) ||
@@ -551,13 +570,17 @@ static int cmd_serve(int argc, char **argv) {
     so.max_pending_bytes = (size_t)cfg.pending_mb << 20;
     so.commit_delay_ms = (int)cfg.commit_delay_ms;
     if (cfg.commit_delay_ms)
-        tr_warn("main", "--test-commit-delay-ms %lld: every stream commit waits %lld ms (testing "
-                        "only; never in production)", cfg.commit_delay_ms, cfg.commit_delay_ms);
+        tr_warn("main",
+                "--test-commit-delay-ms %lld: every stream commit waits %lld ms (testing "
+                "only; never in production)",
+                cfg.commit_delay_ms, cfg.commit_delay_ms);
     so.segment_bytes = (uint64_t)cfg.segment_kb << 10;
     if (cfg.enospc_shard >= 0) {
         so.test_enospc_shard = (uint32_t)cfg.enospc_shard + 1;
-        tr_warn("main", "--test-enospc-shard %lld: every write to shard %lld of every stream fails "
-                        "(testing only; never in production)", cfg.enospc_shard, cfg.enospc_shard);
+        tr_warn("main",
+                "--test-enospc-shard %lld: every write to shard %lld of every stream fails "
+                "(testing only; never in production)",
+                cfg.enospc_shard, cfg.enospc_shard);
     }
     long long t0 = tr_mono_ns();
     if (slog_open(data, &so, &ctx.slog, &err)) {
@@ -623,10 +646,14 @@ static int cmd_serve(int argc, char **argv) {
     }
     /* Event-source mappings start after the functions engine (they invoke through it). */
     if (esm_start(ctx.esm, &err)) tr_error("main", "event source mappings: %s", err.msg);
-    net_opts_t no = {.bind = cfg.bind, .port = (int)cfg.port, .threads = (int)cfg.threads,
-                     .handler = gated_handle, .handler_arg = &ctx,
+    net_opts_t no = {.bind = cfg.bind,
+                     .port = (int)cfg.port,
+                     .threads = (int)cfg.threads,
+                     .handler = gated_handle,
+                     .handler_arg = &ctx,
                      .max_inflight_bytes = (size_t)cfg.inflight_mb << 20,
-                     .max_connections = (unsigned)cfg.max_conns, .precheck = api_precheck,
+                     .max_connections = (unsigned)cfg.max_conns,
+                     .precheck = api_precheck,
                      .max_conns_per_ip = (unsigned)cfg.max_conns_ip,
                      .header_timeout_s = (unsigned)cfg.header_timeout,
                      .body_timeout_s = (unsigned)cfg.body_timeout};
@@ -636,29 +663,30 @@ static int cmd_serve(int argc, char **argv) {
     }
     char alloc[64];
     allocator_name(alloc, sizeof alloc);
-    tr_info("main", "listening on %s:%d (region %s, allocator %s)", cfg.bind,
-            net_server_port(srv), cfg.region, alloc);
+    tr_info("main", "listening on %s:%d (region %s, allocator %s)", cfg.bind, net_server_port(srv),
+            cfg.region, alloc);
 
-    while (sem_wait(&stop_sem) != 0 && errno == EINTR) {
-    }
+    while (sem_wait(&stop_sem) != 0 && errno == EINTR) {}
     tr_info("main", "shutting down: finishing requests in progress");
     rc = 0;
 
 out:
     /* Refuse new requests (503) and wait until no handler is running: the engines close next. */
     if (srv) gate_close();
-    esm_close(ctx.esm);     /* pollers stop (invocations in flight finish), checkpoints flushed */
+    esm_close(ctx.esm); /* pollers stop (invocations in flight finish), checkpoints flushed */
     ctx.esm = NULL;
-    fn_shutdown(ctx.fn);    /* instances and their Runtime API listeners stopped; waiting
+    fn_shutdown(ctx.fn); /* instances and their Runtime API listeners stopped; waiting
                                invokes answered */
-    if (native) fn_native_set_table_handler(native, NULL, NULL);   /* table calls: 503 */
-    tbl_close(ctx.tbl);     /* queued table writes commit and resume their connections */
-    slog_close(ctx.slog);   /* queued puts complete and resume their connections */
+    if (native) fn_native_set_table_handler(native, NULL, NULL); /* table calls: 503 */
+    tbl_close(ctx.tbl); /* queued table writes commit and resume their connections */
+    slog_close(ctx.slog); /* queued puts complete and resume their connections */
     if (srv) {
-        int left = net_server_drain(srv, SHUTDOWN_DRAIN_MS);   /* their answers are sent */
+        int left = net_server_drain(srv, SHUTDOWN_DRAIN_MS); /* their answers are sent */
         if (left)
-            tr_warn("main", "%d answers not taken by their clients within %d ms; closing their "
-                            "connections", left, SHUTDOWN_DRAIN_MS);
+            tr_warn("main",
+                    "%d answers not taken by their clients within %d ms; closing their "
+                    "connections",
+                    left, SHUTDOWN_DRAIN_MS);
     }
     net_server_stop(srv);
     fn_close(ctx.fn);
@@ -671,13 +699,12 @@ out:
 /* ---- entry --------------------------------------------------------------------------------- */
 
 static void usage(FILE *o) {
-    fprintf(o,
-            "usage: tributary <command> [options]\n\n"
-            "commands:\n"
-            "  serve     run the server (Kinesis, DynamoDB and Lambda APIs on one port, SigV4)\n"
-            "  logs      print a function's log: tributary logs FUNCTION [--follow]\n"
-            "  help      this text\n\n"
-            "`tributary <command> --help` describes a command.\n");
+    fprintf(o, "usage: tributary <command> [options]\n\n"
+               "commands:\n"
+               "  serve     run the server (Kinesis, DynamoDB and Lambda APIs on one port, SigV4)\n"
+               "  logs      print a function's log: tributary logs FUNCTION [--follow]\n"
+               "  help      this text\n\n"
+               "`tributary <command> --help` describes a command.\n");
 }
 
 int main(int argc, char **argv) {

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Shared pytest hooks for tests/integration and tests/crash.
 
 - A hard per-test time limit (marker ``deadline(seconds)``, default 120 s) so that a hung server

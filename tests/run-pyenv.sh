@@ -1,4 +1,5 @@
 #!/usr/bin/env bash
+# SPDX-License-Identifier: Apache-2.0
 # run-pyenv.sh -- run the Python suites with the pyenv python3 (its own boto3/botocore), borrowing
 # only pytest and its pure-Python dependencies from Debian's dist-packages (no PyPI needed).
 # Debian's boto3/botocore are NOT put on the path: a symlink farm holds just the test runner.

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esmload.c -- open-loop, timestamped PutRecord load for the event-source-mapping benchmark.
  *
  *   esmload --endpoint HOST:PORT --stream NAME --rate R --duration S [--threads T] [--keys K]
@@ -64,8 +65,8 @@ static void *worker(void *arg) {
         int dl = snprintf(data, sizeof data, "%lld ", now_us());
         while (dl < 100) data[dl++] = 'x';
         tr_buf_reset(&body);
-        tr_buf_printf(&body, "{\"StreamName\":\"%s\",\"PartitionKey\":\"k%u\",\"Data\":\"", g.stream,
-                      seq++ % (unsigned)g.keys);
+        tr_buf_printf(&body, "{\"StreamName\":\"%s\",\"PartitionKey\":\"k%u\",\"Data\":\"",
+                      g.stream, seq++ % (unsigned)g.keys);
         tr_buf_base64(&body, data, (size_t)dl);
         tr_buf_puts(&body, "\"}");
         bench_kinesis_request(&req, &g.to, "PutRecord", body.data, body.len);
@@ -112,7 +113,8 @@ int main(int argc, char **argv) {
     }
     if (!g.to.host[0] || g.rate <= 0 || g.threads < 1 || g.keys < 1)
         return fprintf(stderr, "usage: esmload --endpoint HOST:PORT --stream S --rate R "
-                               "--duration S [--threads T] [--keys K] [--key K --secret S]\n"), 2;
+                               "--duration S [--threads T] [--keys K] [--key K --secret S]\n"),
+               2;
     g.t0_us = now_us() + 100000;
     pthread_t *t = calloc((size_t)g.threads, sizeof *t);
     for (long i = 0; i < g.threads; i++) pthread_create(&t[i], NULL, worker, (void *)i);

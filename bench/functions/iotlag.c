@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * iotlag.c -- the pipeline benchmark's function (bench/pipeline.py): examples/functions/iot.c
  * unchanged, plus a measurement around it.  After iot.c's handler returns -- its table writes
  * flushed, so durable and visible -- it appends one line "<now - ts, microseconds>" per reading
@@ -47,8 +48,8 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     size_t n = 0;
     for (size_t i = 0; i < lag_first_failed; i++) {
         double ts;
-        if (trf_json_get_number((const char *)ev->records[i].data, ev->records[i].len, "ts",
-                                &ts) != TRF_OK)
+        if (trf_json_get_number((const char *)ev->records[i].data, ev->records[i].len, "ts", &ts) !=
+            TRF_OK)
             continue;
         if (n + 32 > sizeof buf) {
             if (write(fd, buf, n) < 0) break;

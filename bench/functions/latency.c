@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * latency.c -- the benchmark's no-op native function: it does nothing with a record except note
  * how long ago it was sent.  A record whose data starts with the sender's wall clock in
  * microseconds ("1764000000123456 ...", bench/esm/esmload.c) adds one line "<latency us>" to

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * awsreq.c -- connection and signed Kinesis requests for the benchmark's C producers (see
  * awsreq.h).  Moved out of bench/esm/esmload.c when bench/pipeline/pipeload.c needed the same.
  */
@@ -57,8 +58,8 @@ int bench_connect(const bench_target_t *t) {
     return fd;
 }
 
-void bench_kinesis_request(tr_buf *req, const bench_target_t *t, const char *op,
-                           const char *body, size_t len) {
+void bench_kinesis_request(tr_buf *req, const bench_target_t *t, const char *op, const char *body,
+                           size_t len) {
     unsigned char md[SHA256_DIGEST_LENGTH];
     char hex[65], amz[32], target[96];
     SHA256((const unsigned char *)body, len, md);
@@ -72,11 +73,17 @@ void bench_kinesis_request(tr_buf *req, const bench_target_t *t, const char *op,
                            {"host", t->hostport},
                            {"x-amz-date", amz},
                            {"x-amz-target", target}};
-    sigv4_req_t r = {.method = "POST", .path = "/", .query = "", .headers = h, .n_headers = 4,
-                     .payload_sha256 = hex, .now_ms = (long long)now * 1000};
+    sigv4_req_t r = {.method = "POST",
+                     .path = "/",
+                     .query = "",
+                     .headers = h,
+                     .n_headers = 4,
+                     .payload_sha256 = hex,
+                     .now_ms = (long long)now * 1000};
     char *auth = sigv4_sign(&r, t->key, t->secret, t->region, "kinesis", amz);
     tr_buf_reset(req);
-    tr_buf_printf(req, "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.1\r\n"
+    tr_buf_printf(req,
+                  "POST / HTTP/1.1\r\nHost: %s\r\nContent-Type: application/x-amz-json-1.1\r\n"
                   "X-Amz-Target: %s\r\nX-Amz-Date: %s\r\n"
                   "Authorization: %s\r\nContent-Length: %zu\r\n\r\n",
                   t->hostport, target, amz, auth ? auth : "", len);

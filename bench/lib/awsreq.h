@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * awsreq.h -- what the benchmark's C producers share: a keep-alive TCP connection and a
  * SigV4-signed Kinesis JSON 1.1 request over it.  Used by bench/esm/esmload.c (one PutRecord per
  * record) and bench/pipeline/pipeload.c (PutRecords of demo readings); bench/trbench.c has its

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // loopback.cjs -- preloaded with `node -r` into the peer emulators that bench/run.sh starts
 // (kinesalite, kinesis-local).  Both listen on every interface (kinesis-local hard-codes
 // 0.0.0.0); the bench must only bind loopback, so any TCP listen on a wildcard or missing host

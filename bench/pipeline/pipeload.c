@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * pipeload.c -- the producer of the pipeline benchmark (bench/pipeline.py): `make demo`'s
  * readings, put with PutRecords from C so that the producer is not what limits the pipeline.
  *
@@ -49,8 +50,13 @@ static struct {
     unsigned seed;
     atomic_long sent, ok, failed, malformed_ok, alerts_ok, errors;
     long long t0_us;
-} g = {.duration = 10, .threads = 4, .devices = 2000, .batch = 500, .p_malformed = 0.0005,
-       .p_fault = 0.001, .seed = 1};
+} g = {.duration = 10,
+       .threads = 4,
+       .devices = 2000,
+       .batch = 500,
+       .p_malformed = 0.0005,
+       .p_fault = 0.001,
+       .seed = 1};
 
 static long long now_us(void) {
     struct timespec ts;
@@ -98,10 +104,12 @@ static int reading(device_t *d, unsigned long long *s, char *out, size_t cap, si
 
 static void *worker(void *arg) {
     long id = (long)arg;
-    int lo = (int)((long)g.devices * id / g.threads), hi = (int)((long)g.devices * (id + 1) / g.threads);
+    int lo = (int)((long)g.devices * id / g.threads),
+        hi = (int)((long)g.devices * (id + 1) / g.threads);
     int nd = hi - lo;
     if (nd < 1) return NULL;
-    unsigned long long s = 0x9E3779B97F4A7C15ULL ^ ((unsigned long long)g.seed << 20) ^ (unsigned long long)(id + 1);
+    unsigned long long s = 0x9E3779B97F4A7C15ULL ^ ((unsigned long long)g.seed << 20) ^
+                           (unsigned long long)(id + 1);
     device_t *dev = calloc((size_t)nd, sizeof *dev);
     int *kind = calloc((size_t)g.batch, sizeof *kind);
     if (!dev || !kind) abort();
@@ -212,10 +220,12 @@ int main(int argc, char **argv) {
         else if (!strcmp(o, "--seed")) g.seed = (unsigned)atol(v);
         else return fprintf(stderr, "pipeload: unknown option %s\n", o), 2;
     }
-    if (!g.to.host[0] || g.rate < 0 || g.threads < 1 || g.devices < 1 || g.batch < 1 || g.batch > 500)
+    if (!g.to.host[0] || g.rate < 0 || g.threads < 1 || g.devices < 1 || g.batch < 1 ||
+        g.batch > 500)
         return fprintf(stderr, "usage: pipeload --endpoint HOST:PORT --stream S --duration S "
                                "[--rate R] [--threads T] [--devices D] [--batch 1-500] "
-                               "[--malformed P] [--fault P] [--key K --secret S]\n"), 2;
+                               "[--malformed P] [--fault P] [--key K --secret S]\n"),
+               2;
     g.t0_us = now_us() + 100000;
     pthread_t *t = calloc((size_t)g.threads, sizeof *t);
     if (!t) return 1;
@@ -223,9 +233,10 @@ int main(int argc, char **argv) {
     for (int i = 0; i < g.threads; i++) pthread_join(t[i], NULL);
     double secs = (now_us() - g.t0_us) / 1e6;
     printf("RESULT sent=%ld ok=%ld failed=%ld malformed_ok=%ld alerts_ok=%ld errors=%ld "
-           "seconds=%.2f rate=%.0f\n", atomic_load(&g.sent), atomic_load(&g.ok),
-           atomic_load(&g.failed), atomic_load(&g.malformed_ok), atomic_load(&g.alerts_ok),
-           atomic_load(&g.errors), secs, atomic_load(&g.ok) / secs);
+           "seconds=%.2f rate=%.0f\n",
+           atomic_load(&g.sent), atomic_load(&g.ok), atomic_load(&g.failed),
+           atomic_load(&g.malformed_ok), atomic_load(&g.alerts_ok), atomic_load(&g.errors), secs,
+           atomic_load(&g.ok) / secs);
     free(t);
     return 0;
 }

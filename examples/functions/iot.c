@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * iot.c -- the native function of `make demo`: IoT readings from a stream into DynamoDB tables,
  * in-process (trf_table_*), one write per device-minute per batch, all of a batch's writes
  * pipelined so that they share group commits.
@@ -224,7 +225,7 @@ static void dec_format(dec_t v, char *out, size_t cap) {
     int n = 0;
     __int128 m = v.m < 0 ? -v.m : v.m;
     int e = v.e;
-    while (m != 0 && m % 10 == 0 && e < 0) {   /* 21.50 -> 21.5 */
+    while (m != 0 && m % 10 == 0 && e < 0) { /* 21.50 -> 21.5 */
         m /= 10;
         e++;
     }
@@ -242,8 +243,7 @@ static void dec_format(dec_t v, char *out, size_t cap) {
     else if (e < 0 && -e <= 40)
         snprintf(out, cap, "%s0.%.*s%s", sign, -e - n, "0000000000000000000000000000000000000000",
                  dg);
-    else
-        snprintf(out, cap, "%s%sE%d", sign, dg, e);
+    else snprintf(out, cap, "%s%sE%d", sign, dg, e);
 }
 
 /* ---- one batch: parse, aggregate, write --------------------------------------------------- */
@@ -251,7 +251,7 @@ static void dec_format(dec_t v, char *out, size_t cap) {
 /* A valid reading, parsed once. */
 typedef struct reading {
     char device[256], fault[128], minute[20];
-    char temp[40];                       /* %.15g of temperature: the decimal text we send */
+    char temp[40]; /* %.15g of temperature: the decimal text we send */
     double temp_v, n, hum, batt;
     int64_t ts;
     int alert;
@@ -259,8 +259,8 @@ typedef struct reading {
 
 /* One device-minute of the batch: its readings folded into one count/sum and a min and max. */
 typedef struct agg {
-    size_t first;                        /* index of its first reading (failures: see on_reply) */
-    size_t min_i, max_i;                 /* readings with the lowest / highest temperature */
+    size_t first; /* index of its first reading (failures: see on_reply) */
+    size_t min_i, max_i; /* readings with the lowest / highest temperature */
     long count;
     dec_t sum;
 } agg_t;
@@ -273,14 +273,14 @@ typedef struct last {
 enum { W_LATEST, W_COUNT, W_MIN, W_MAX, W_ALERT, W_SUM };
 
 typedef struct sent {
-    size_t rec;                          /* record index: the first one the write stands for */
-    int kind;                            /* W_* */
+    size_t rec; /* record index: the first one the write stands for */
+    int kind; /* W_* */
 } sent_t;
 
 typedef struct batch {
     sent_t *sent;
     size_t n_sent, cap_sent;
-    size_t first_bad;                    /* lowest record index with an unexpected failure */
+    size_t first_bad; /* lowest record index with an unexpected failure */
     size_t n_unexpected;
     trf_context_t *ctx;
 } batch_t;
@@ -333,13 +333,14 @@ static void minute_key(sb_t *b, const reading_t *r) {
 }
 
 /* Queue device_latest's PutItem for reading r (guarded by "no newer n"). */
-static int write_latest(batch_t *bt, sb_t *req, size_t first, const reading_t *r,
-                        const char *seq) {
+static int write_latest(batch_t *bt, sb_t *req, size_t first, const reading_t *r, const char *seq) {
     sb_printf(req, "{\"TableName\":\"%s\",\"Item\":{\"device\":{\"S\":", t_latest);
     sb_str(req, r->device);
-    sb_printf(req, "},\"n\":{\"N\":\"%.15g\"},\"ts\":{\"N\":\"%lld\"},\"temperature\":{\"N\":\"%s\"},"
+    sb_printf(req,
+              "},\"n\":{\"N\":\"%.15g\"},\"ts\":{\"N\":\"%lld\"},\"temperature\":{\"N\":\"%s\"},"
               "\"humidity\":{\"N\":\"%.15g\"},\"battery\":{\"N\":\"%.15g\"},\"seq\":{\"S\":\"%s\"},"
-              "\"fault\":", r->n, (long long)r->ts, r->temp, r->hum, r->batt, seq);
+              "\"fault\":",
+              r->n, (long long)r->ts, r->temp, r->hum, r->batt, seq);
     if (r->fault[0]) {
         sb_add(req, "{\"S\":", 5);
         sb_str(req, r->fault);
@@ -347,9 +348,11 @@ static int write_latest(batch_t *bt, sb_t *req, size_t first, const reading_t *r
     } else {
         sb_printf(req, "{\"NULL\":true}");
     }
-    sb_printf(req, "},\"ConditionExpression\":\"attribute_not_exists(device) OR #n < :n\","
+    sb_printf(req,
+              "},\"ConditionExpression\":\"attribute_not_exists(device) OR #n < :n\","
               "\"ExpressionAttributeNames\":{\"#n\":\"n\"},\"ExpressionAttributeValues\":"
-              "{\":n\":{\"N\":\"%.15g\"}}}", r->n);
+              "{\":n\":{\"N\":\"%.15g\"}}}",
+              r->n);
     return send(bt, req, "PutItem", first, W_LATEST);
 }
 
@@ -360,14 +363,16 @@ static int write_minute(batch_t *bt, sb_t *req, sb_t *key, const agg_t *a, const
     key->len = 0;
     minute_key(key, &rd[a->first]);
     dec_format(a->sum, sum, sizeof sum);
-    sb_printf(req, "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"ADD #c :c, #s :s\","
+    sb_printf(req,
+              "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"ADD #c :c, #s :s\","
               "\"ExpressionAttributeNames\":{\"#c\":\"count\",\"#s\":\"sum\"},"
               "\"ExpressionAttributeValues\":{\":c\":{\"N\":\"%ld\"},\":s\":{\"N\":\"%s\"}}}",
               t_minute, key->p, a->count, sum);
     rc |= send(bt, req, "UpdateItem", a->first, W_COUNT);
     static const char *const mm[2][2] = {{"min", ">"}, {"max", "<"}};
     for (int i = 0; i < 2; i++) {
-        sb_printf(req, "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"SET #m = :t\","
+        sb_printf(req,
+                  "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"SET #m = :t\","
                   "\"ConditionExpression\":\"attribute_not_exists(#m) OR #m %s :t\","
                   "\"ExpressionAttributeNames\":{\"#m\":\"%s\"},"
                   "\"ExpressionAttributeValues\":{\":t\":{\"N\":\"%s\"}}}",
@@ -381,9 +386,11 @@ static int write_minute(batch_t *bt, sb_t *req, sb_t *key, const agg_t *a, const
 static int write_sum(batch_t *bt, sb_t *req, sb_t *key, size_t first, const reading_t *r) {
     key->len = 0;
     minute_key(key, r);
-    sb_printf(req, "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"ADD #s :t\","
+    sb_printf(req,
+              "{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":\"ADD #s :t\","
               "\"ExpressionAttributeNames\":{\"#s\":\"sum\"},"
-              "\"ExpressionAttributeValues\":{\":t\":{\"N\":\"%s\"}}}", t_minute, key->p, r->temp);
+              "\"ExpressionAttributeValues\":{\":t\":{\"N\":\"%s\"}}}",
+              t_minute, key->p, r->temp);
     return send(bt, req, "UpdateItem", first, W_SUM);
 }
 
@@ -394,14 +401,18 @@ static int write_alert(batch_t *bt, sb_t *req, sb_t *key, size_t rec, const read
                        const char *seq) {
     key->len = 0;
     minute_key(key, r);
-    sb_printf(req, "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":{"
-              "\"device\":{\"S\":", t_alerts);
+    sb_printf(req,
+              "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":{"
+              "\"device\":{\"S\":",
+              t_alerts);
     sb_str(req, r->device);
-    sb_printf(req, "},\"seq\":{\"S\":\"%s\"},\"minute\":{\"S\":\"%s\"},\"ts\":{\"N\":\"%lld\"},"
-              "\"temperature\":{\"N\":\"%s\"},\"reason\":{\"S\":", seq, r->minute,
-              (long long)r->ts, r->temp);
+    sb_printf(req,
+              "},\"seq\":{\"S\":\"%s\"},\"minute\":{\"S\":\"%s\"},\"ts\":{\"N\":\"%lld\"},"
+              "\"temperature\":{\"N\":\"%s\"},\"reason\":{\"S\":",
+              seq, r->minute, (long long)r->ts, r->temp);
     sb_str(req, r->fault[0] ? r->fault : "temperature");
-    sb_printf(req, "}},\"ConditionExpression\":\"attribute_not_exists(seq)\"}},"
+    sb_printf(req,
+              "}},\"ConditionExpression\":\"attribute_not_exists(seq)\"}},"
               "{\"Update\":{\"TableName\":\"%s\",\"Key\":%s,\"UpdateExpression\":"
               "\"ADD alerts :one\",\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}}}}]}",
               t_minute, key->p);
@@ -423,7 +434,7 @@ static int write_batch(batch_t *bt, const trf_event_t *ev, const reading_t *rd, 
     for (size_t i = 0; i < n; i++) {
         const reading_t *r = &rd[i];
         dec_t t;
-        if (dec_parse(r->temp, &t) != 0) t = (dec_t){0, 0};   /* %.15g always parses */
+        if (dec_parse(r->temp, &t) != 0) t = (dec_t){0, 0}; /* %.15g always parses */
         /* device-minute */
         size_t h = hash2(r->device, r->minute) & (cap - 1);
         while (mslot[h] && (strcmp(rd[aggs[mslot[h] - 1].first].device, r->device) ||
@@ -519,7 +530,7 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
                 return trf_error(ctx, "Iot.MalformedReading",
                                  "the first reading of the batch is not valid telemetry");
             }
-            trf_fail_record(ctx, i);   /* checkpoint before it; the retry starts at it */
+            trf_fail_record(ctx, i); /* checkpoint before it; the retry starts at it */
             stopped_at = i;
             break;
         }
@@ -536,7 +547,8 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         if (write_batch(&bt, ev, rd, stopped_at) != TRF_OK) {
             free(rd);
             free(bt.sent);
-            return trf_error(ctx, "Iot.NoTables", "in-process tables are not available in this "
+            return trf_error(ctx, "Iot.NoTables",
+                             "in-process tables are not available in this "
                              "runtime; deploy with Runtime tributary.c1 or set IOT_TABLES=0");
         }
         if (trf_table_flush(ctx, &failed, on_reply, &bt) != TRF_OK) {
@@ -546,8 +558,8 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         }
         if (bt.n_unexpected && bt.first_bad < stopped_at) {
             /* Retry from the first reading not fully applied (the ones before it are). */
-            trf_log(ctx, "iot: %zu table writes failed; retrying from record %zu",
-                    bt.n_unexpected, bt.first_bad);
+            trf_log(ctx, "iot: %zu table writes failed; retrying from record %zu", bt.n_unexpected,
+                    bt.first_bad);
             trf_fail_record(ctx, bt.first_bad);
         }
     }
@@ -557,12 +569,15 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         char state[256];
         int len = snprintf(state, sizeof state,
                            "{\"readings\":%.0f,\"alerts\":%.0f,\"malformed\":%.0f,"
-                           "\"max_temp\":%.2f}", t.readings, t.alerts, t.malformed, t.max_temp);
+                           "\"max_temp\":%.2f}",
+                           t.readings, t.alerts, t.malformed, t.max_temp);
         trf_window_state(ctx, state, (size_t)len);
         if (ev->window->is_final)
-            trf_log(ctx, "iot: window %lld..%lld: %.0f readings, %.0f alerts, %.0f malformed, "
-                    "max %.2f C", (long long)ev->window->start_ms, (long long)ev->window->end_ms,
-                    t.readings, t.alerts, t.malformed, t.max_temp);
+            trf_log(ctx,
+                    "iot: window %lld..%lld: %.0f readings, %.0f alerts, %.0f malformed, "
+                    "max %.2f C",
+                    (long long)ev->window->start_ms, (long long)ev->window->end_ms, t.readings,
+                    t.alerts, t.malformed, t.max_temp);
     } else {
         trf_log(ctx, "iot: %zu records, %.0f alerts, %.0f malformed", ev->n_records, t.alerts,
                 t.malformed);

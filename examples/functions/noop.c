@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * noop.c -- the smallest native function: accepts every event and does nothing.
  *
  *   tributary-cc --zip noop.zip noop.c

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tributary/function.h -- all a C function author needs: the native runtime's ABI, version 1.
  *
  * Write a handler, build it as a shared library, zip it and deploy it:
@@ -174,8 +175,7 @@ typedef struct trf_ops {
     const char *(*event_json)(trf_context_t *ctx, const trf_event_t *ev, size_t *len);
     /* DynamoDB in-process (appended in ABI 1; NULL in a runtime without tables: the helpers
      * then answer TRF_ERROR).  See "Tables" below. */
-    int (*table_call)(trf_context_t *ctx, const char *op, const char *req, size_t len,
-                      char **resp);
+    int (*table_call)(trf_context_t *ctx, const char *op, const char *req, size_t len, char **resp);
     long (*table_send)(trf_context_t *ctx, const char *op, const char *req, size_t len);
     int (*table_flush)(trf_context_t *ctx, int *n_failed,
                        void (*on_reply)(void *arg, long index, int status, const char *resp,
@@ -297,15 +297,13 @@ static inline int trf_table_call(trf_context_t *ctx, const char *op, const char 
     return ctx->ops->table_call(ctx, op, req, len, resp);
 }
 /* Queue one call (req copied).  Returns its index (>= 0), or TRF_ERROR (no table service). */
-static inline long trf_table_send(trf_context_t *ctx, const char *op, const char *req,
-                                  size_t len) {
+static inline long trf_table_send(trf_context_t *ctx, const char *op, const char *req, size_t len) {
     if (!ctx->ops->table_send) return TRF_ERROR;
     return ctx->ops->table_send(ctx, op, req, len);
 }
 /* Reply of one queued call, in send order: status 200 on success; resp the response body,
  * borrowed for the callback. */
-typedef void (*trf_table_reply_fn)(void *arg, long index, int status, const char *resp,
-                                   size_t len);
+typedef void (*trf_table_reply_fn)(void *arg, long index, int status, const char *resp, size_t len);
 /* Wait for every queued call.  *n_failed (may be NULL): how many answered an error (status !=
  * 200).  on_reply (may be NULL) sees every reply.  TRF_OK when all were answered (successes or
  * DynamoDB errors), TRF_ERROR when no table service. */

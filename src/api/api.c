@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * api.c -- authentication and routing in front of the protocol adapters (see api.h).
  */
 #include "api/api.h"
@@ -71,7 +72,7 @@ static int lookup_secret(void *arg, const char *access_key, char *secret, size_t
     api_ctx_t *ctx = arg;
     for (size_t i = 0; i < ctx->n_keys; i++) {
         if (!strcmp(ctx->keys[i].access_key, access_key)) {
-            size_t n = strlen(ctx->keys[i].secret);   /* truncated to cap, as snprintf would */
+            size_t n = strlen(ctx->keys[i].secret); /* truncated to cap, as snprintf would */
             if (n >= cap) n = cap - 1;
             memcpy(secret, ctx->keys[i].secret, n);
             secret[n] = 0;
@@ -86,11 +87,13 @@ static int lookup_secret(void *arg, const char *access_key, char *secret, size_t
 static int auth_failed(net_req_t *req, int rc, const tr_err *err) {
     switch (rc) {
     case TR_EAUTH_MISSING:
-        api_json_error(req, 400, "MissingAuthenticationTokenException", "Missing Authentication Token");
+        api_json_error(req, 400, "MissingAuthenticationTokenException",
+                       "Missing Authentication Token");
         break;
     case TR_EAUTH_KEY:
         api_json_error(req, 400, "UnrecognizedClientException", "%s",
-                       err->msg[0] ? err->msg : "The security token included in the request is invalid.");
+                       err->msg[0] ? err->msg
+                                   : "The security token included in the request is invalid.");
         break;
     case TR_EAUTH_EXPIRED:
         api_json_error(req, 400, "InvalidSignatureException", "%s", err->msg);
@@ -297,8 +300,7 @@ int api_handle(void *arg, net_req_t *req) {
                        target ? target : "(no X-Amz-Target header)");
     } else {
         api_json_error(req, 400, "UnknownOperationException",
-                       "%s %s is not an operation this server implements.", req->method,
-                       req->path);
+                       "%s %s is not an operation this server implements.", req->method, req->path);
     }
     return NET_DONE;
 }

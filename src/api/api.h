@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * api.h -- the protocol adapters' shared context, and the entry points of src/api/: request
  * handling (authentication, routing), the services, the Runtime API listeners, /metrics.
  *
@@ -51,8 +52,8 @@ typedef struct api_ctx {
     size_t n_keys;
     long long (*now_ms)(void);        /* clock (tests may replace) */
     fn_t *fn;                         /* functions engine (Lambda); NULL: Lambda answers 503 */
-    esm_t *esm;                       /* event-source mappings (fn/esm.h); NULL: they answer 503 */
-    struct api_kinesis *kinesis;      /* the Kinesis adapter's state (api_kinesis_init) */
+    esm_t *esm; /* event-source mappings (fn/esm.h); NULL: they answer 503 */
+    struct api_kinesis *kinesis; /* the Kinesis adapter's state (api_kinesis_init) */
 } api_ctx_t;
 
 /* The services (kit.h), one per adapter file; api.c's registry lists them. */
@@ -128,8 +129,7 @@ void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t 
 int api_runtime_handle(void *arg, net_req_t *req);
 /* Per-instance Runtime API listeners, the functions engine's fn_rt_listener_t (arg: the
  * api_ctx_t): start / stop a net server on 127.0.0.1:0 serving one instance. */
-int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle,
-                              tr_err *err);
+int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle, tr_err *err);
 void api_runtime_listener_close(void *arg, void *handle);
 /* GET /metrics (metrics.c): the whole Prometheus page of every engine, answered before SigV4
  * (like a scrape endpoint, it is unauthenticated; bind to 127.0.0.1 or firewall it). */

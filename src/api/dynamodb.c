@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb.c -- the DynamoDB adapter: JSON 1.0 in, table engine (table/tbl.h) calls, JSON out.
  *
  * The adapter is a service of the adapter kit (kit.h: api_dynamodb_service, declared at the end
@@ -212,7 +213,6 @@ double ddb_index_write_units(const tbl_index_info_t *ix, const json_t *item) {
     }
     return ddb_write_units(0, size, 0);
 }
-
 
 void ddb_tcap_add(ddb_tcap_t *t, size_t *n, const char *table, double u) {
     for (size_t i = 0; i < *n; i++)

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb_control.c -- the DynamoDB adapter's control plane: CreateTable, DescribeTable,
  * UpdateTable, DeleteTable, ListTables, UpdateTimeToLive / DescribeTimeToLive, TagResource /
  * UntagResource / ListTagsOfResource.
@@ -580,8 +581,7 @@ int ddb_create_table(api_call_t *c) {
                 ddb_invalid(
                     c, "One or more parameter values were invalid: ReadCapacityUnits and "
                        "WriteCapacityUnits must both be specified when BillingMode is PROVISIONED");
-            else
-                ddb_invalid(c, "No provisioned throughput specified for the table");
+            else ddb_invalid(c, "No provisioned throughput specified for the table");
             goto leave;
         }
         for (size_t i = 0; i < n_g; i++)
@@ -623,8 +623,7 @@ int ddb_create_table(api_call_t *c) {
     if (e) {
         if (e == TR_EEXISTS)
             api_fail(c, 400, "ResourceInUseException", "Table already exists: %s", name);
-        else
-            api_error(c, e, &err);
+        else api_error(c, e, &err);
         goto leave;
     }
     tr_buf_puts(c->out, "{\"TableDescription\":");

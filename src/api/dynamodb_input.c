@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb_input.c -- the DynamoDB adapter's input side: reading and validating request members
  * the way DynamoDB does, and translating the legacy (pre-expression) parameters.
  *
@@ -96,8 +97,7 @@ int ddb_int(api_call_t *c, const json_t *obj, const char *name, const char *path
     if (!json_is_integer(v)) return ddb_badtype(c, name, v, "Integer");
     long long x = json_integer_value(v);
     snprintf(vb, sizeof vb, "%lld", x);
-    if (x < min)
-        api_verr(c, path, vb, "Member must have value greater than or equal to %lld", min);
+    if (x < min) api_verr(c, path, vb, "Member must have value greater than or equal to %lld", min);
     else if (x > max)
         api_verr(c, path, vb, "Member must have value less than or equal to %lld", max);
     *out = x;
@@ -155,7 +155,8 @@ int ddb_arr(api_call_t *c, const json_t *obj, const char *name, json_t **out) {
  * violations are accumulated (api_verr). */
 void ddb_request_items_table(api_call_t *c, const char *tname) {
     if (strlen(tname) < 3 || strlen(tname) > 255 || !ddb_name_ok(tname, strlen(tname)))
-        api_verr(c, "requestItems", tname, "Map keys must satisfy constraint: [Member must have "
+        api_verr(c, "requestItems", tname,
+                 "Map keys must satisfy constraint: [Member must have "
                  "length less than or equal to 255, Member must have length greater than or "
                  "equal to 3, Member must satisfy regular expression pattern: [a-zA-Z0-9_.-]+]");
 }
@@ -298,7 +299,6 @@ int ddb_key_empty(api_call_t *c, const json_t *m, const char *hash, const char *
 
 /* ---- expressions --------------------------------------------------------------------------- */
 
-
 void ddb_exprs_free(ddb_exprs_t *x) {
     for (int i = 0; i < x->n; i++) tbl_expr_free(x->e[i]);
     x->n = 0;
@@ -435,8 +435,11 @@ static int ddb_lg_cond(api_call_t *c, ddb_lg_t *g, const char *attr, const char 
                        int key_only, tr_buf *out) {
     /* types: the AttributeValue types the operator takes (DynamoDB refuses others with a
        ValidationException, not a false condition) */
-    enum { SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B, SB = 1 << TBL_T_S | 1 << TBL_T_B,
-           ANY = -1 };
+    enum {
+        SNB = 1 << TBL_T_S | 1 << TBL_T_N | 1 << TBL_T_B,
+        SB = 1 << TBL_T_S | 1 << TBL_T_B,
+        ANY = -1
+    };
     static const struct {
         const char *op;
         const char *fmt;
@@ -444,16 +447,20 @@ static int ddb_lg_cond(api_call_t *c, ddb_lg_t *g, const char *attr, const char 
         int key_ok;
         int types;
     } ops[] = {
-        {"EQ", "%s = %s", 1, 1, ANY}, {"NE", "%s <> %s", 1, 0, ANY},
-        {"LT", "%s < %s", 1, 1, SNB}, {"LE", "%s <= %s", 1, 1, SNB},
-        {"GT", "%s > %s", 1, 1, SNB}, {"GE", "%s >= %s", 1, 1, SNB},
+        {"EQ", "%s = %s", 1, 1, ANY},
+        {"NE", "%s <> %s", 1, 0, ANY},
+        {"LT", "%s < %s", 1, 1, SNB},
+        {"LE", "%s <= %s", 1, 1, SNB},
+        {"GT", "%s > %s", 1, 1, SNB},
+        {"GE", "%s >= %s", 1, 1, SNB},
         {"BEGINS_WITH", "begins_with(%s, %s)", 1, 1, SB},
         {"CONTAINS", "contains(%s, %s)", 1, 0, SNB},
         /* NOT_CONTAINS needs the attribute: false when it is missing, as DynamoDB (NE and
            NULL are the operators a missing attribute passes) */
         {"NOT_CONTAINS", "(attribute_exists(%1$s) AND NOT contains(%1$s, %2$s))", 1, 0, SNB},
         {"NULL", "attribute_not_exists(%s)", 0, 0, ANY},
-        {"NOT_NULL", "attribute_exists(%s)", 0, 0, ANY}, {"BETWEEN", NULL, 2, 1, SNB},
+        {"NOT_NULL", "attribute_exists(%s)", 0, 0, ANY},
+        {"BETWEEN", NULL, 2, 1, SNB},
         {"IN", NULL, -1, 0, SNB},
     };
     size_t i;
@@ -648,8 +655,11 @@ int ddb_legacy_rewrite(api_call_t *c, json_t *obj, int mask) {
     static const char *const exprs[] = {"ConditionExpression", "UpdateExpression",
                                         "ProjectionExpression", "KeyConditionExpression",
                                         "FilterExpression"};
-    static const struct { int bit; const char *member; } members[] = {
-        {DDB_LG_EXPECTED, "Expected"}, {DDB_LG_UPDATES, "AttributeUpdates"},
+    static const struct {
+        int bit;
+        const char *member;
+    } members[] = {
+        {DDB_LG_EXPECTED, "Expected"},   {DDB_LG_UPDATES, "AttributeUpdates"},
         {DDB_LG_ATG, "AttributesToGet"}, {DDB_LG_KEYCOND, "KeyConditions"},
         {DDB_LG_QFILTER, "QueryFilter"}, {DDB_LG_SFILTER, "ScanFilter"},
     };
@@ -775,9 +785,7 @@ int ddb_key_names(api_call_t *c, const char *table, char *hash, char *range) {
 }
 
 /* Canonical text of a key (sorted members), for duplicate detection; caller frees. */
-char *ddb_key_text(const json_t *key) {
-    return json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS);
-}
+char *ddb_key_text(const json_t *key) { return json_dumps(key, JSON_COMPACT | JSON_SORT_KEYS); }
 
 int ddb_has_dup(char **texts, size_t n) {
     for (size_t i = 0; i < n; i++)

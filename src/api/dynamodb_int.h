@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb_int.h -- private to the DynamoDB adapter (src/api/dynamodb*.c): what its files share.
  * Not API: the adapter is the kit service api_dynamodb_service (kit.h; api.c routes to it) and
  * api_dynamodb_call (api.h), the in-process path of native functions.
@@ -34,9 +35,9 @@
 #include "table/tbl.h"
 
 #define DDB_JSON "application/x-amz-json-1.0"      /* content type of requests and responses */
-#define DDB_NS "com.amazonaws.dynamodb.v20120810#"  /* __type namespace of DynamoDB's own errors */
+#define DDB_NS "com.amazonaws.dynamodb.v20120810#" /* __type namespace of DynamoDB's own errors */
 #define DDB_MAX_BATCH_GET_BYTES (16u * 1024 * 1024) /* BatchGetItem answers at most this much */
-#define DDB_NAME_MAX (TBL_MAX_NAME + 1)             /* a table or index name and its NUL */
+#define DDB_NAME_MAX (TBL_MAX_NAME + 1) /* a table or index name and its NUL */
 
 /* ReturnConsumedCapacity */
 enum { DDB_RCC_NONE = 0, DDB_RCC_TOTAL, DDB_RCC_INDEXES };
@@ -49,7 +50,7 @@ enum { DDB_PAT_NONE, DDB_PAT_NAME };
  * ExpressionAttributeNames/Values, whose use is checked across all of them (ddb_exprs_check).
  * ddb_exprs_init fills it; ddb_exprs_free frees the parsed expressions (not the borrowed maps). */
 typedef struct ddb_exprs {
-    json_t *names, *values;          /* borrowed from the request */
+    json_t *names, *values; /* borrowed from the request */
     tbl_expr_usage_t usage;
     tbl_expr_t *e[6];
     int n;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb_read.c -- the DynamoDB adapter's reads: GetItem, Query, Scan, BatchGetItem,
  * TransactGetItems.
  *
@@ -135,7 +136,7 @@ static const char *ddb_filter_key_attr(const char *expr, const json_t *names, co
 }
 
 static const char *const ddb_select_vals[] = {"ALL_ATTRIBUTES", "ALL_PROJECTED_ATTRIBUTES",
-                                            "SPECIFIC_ATTRIBUTES", "COUNT"};
+                                              "SPECIFIC_ATTRIBUTES", "COUNT"};
 #define DDB_SELECT_SET "[SPECIFIC_ATTRIBUTES, COUNT, ALL_ATTRIBUTES, ALL_PROJECTED_ATTRIBUTES]"
 
 static int ddb_query_common(api_call_t *c, int scan) {
@@ -247,9 +248,9 @@ static int ddb_query_common(api_call_t *c, int scan) {
             api_error(c, e, &err);
             goto leave;
         }
-        const char *k =
-            ddb_filter_key_attr(json_string_value(json_object_get(c->in, "FilterExpression")),
-                                x.names, hash, range, nb, sizeof nb);
+        const char *k = ddb_filter_key_attr(json_string_value(json_object_get(c->in,
+                                                                              "FilterExpression")),
+                                            x.names, hash, range, nb, sizeof nb);
         if (k) {
             ddb_invalid(c,
                         "Filter Expression can only contain non-primary key attributes: Primary "
@@ -472,7 +473,7 @@ int ddb_transact_get(api_call_t *c) {
     if (api_verr_flush(c)) return API_FAIL;
     ddb_exprs_t *xs = tr_xcalloc(n, sizeof *xs);
     tbl_get_t *g = tr_xcalloc(n, sizeof *g);
-    char (*tables)[DDB_NAME_MAX] = tr_xcalloc(n, sizeof *tables);
+    char(*tables)[DDB_NAME_MAX] = tr_xcalloc(n, sizeof *tables);
     char **texts = tr_xcalloc(n, sizeof *texts);
     for (size_t i = 0; i < n; i++) {
         json_t *el = json_array_get(items, i), *get;

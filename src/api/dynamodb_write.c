@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * dynamodb_write.c -- the DynamoDB adapter's writes: PutItem, UpdateItem, DeleteItem,
  * BatchWriteItem, TransactWriteItems.
  *

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * kinesis.c -- the Kinesis Data Streams adapter: JSON 1.1 in, slog engine calls, JSON out.
  *
  * Every operation is one row of k_ops[] (name, handler).  A handler validates its input the
@@ -58,8 +59,7 @@ static int k_digits_ok(const char *s, size_t n) {  /* 0|([1-9]\d{0,N}) */
 static int k_arn_ok(const char *s, size_t n) {  /* arn:aws.*:kinesis:.*:\d{12}:stream/\S+ */
     (void)n;
     const char *k = strstr(s, ":kinesis:"), *st = k ? strstr(k + 8, ":stream/") : NULL;
-    if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8])
-        return 0;
+    if (strncmp(s, "arn:aws", 7) || !st || st - (k + 8) < 13 || st[-13] != ':' || !st[8]) return 0;
     for (const char *d = st - 12; d < st; d++)
         if (*d < '0' || *d > '9') return 0;
     for (const char *x = st + 8; *x; x++)
@@ -86,15 +86,15 @@ static int k_arn_owned(api_call_t *c, const char *arn) {
     switch (api_arn_owner(c->ctx, arn)) {
     case API_ARN_OTHER_REGION:
         return api_fail(c, 400, "ResourceNotFoundException",
-                      "Stream %s under account %s not found: StreamARN %s is outside this "
-                      "endpoint's partition and region (aws, %s); call that region's endpoint",
-                      strstr(arn, ":stream/") + 8, account, arn, c->ctx->region);
+                        "Stream %s under account %s not found: StreamARN %s is outside this "
+                        "endpoint's partition and region (aws, %s); call that region's endpoint",
+                        strstr(arn, ":stream/") + 8, account, arn, c->ctx->region);
     case API_ARN_OTHER_ACCOUNT:
         return api_fail(c, 400, "AccessDeniedException",
-                      "User: arn:aws:iam::%s:root is not authorized to perform: kinesis:%s on "
-                      "resource: %s because no resource-based policy allows the kinesis:%s "
-                      "action (this server's streams are in account %s)",
-                      API_ACCOUNT_ID, c->op->name, arn, c->op->name, API_ACCOUNT_ID);
+                        "User: arn:aws:iam::%s:root is not authorized to perform: kinesis:%s on "
+                        "resource: %s because no resource-based policy allows the kinesis:%s "
+                        "action (this server's streams are in account %s)",
+                        API_ACCOUNT_ID, c->op->name, arn, c->op->name, API_ACCOUNT_ID);
     default: return 0;
     }
 }
@@ -102,24 +102,28 @@ static int k_arn_owned(api_call_t *c, const char *arn) {
 /* Resolve StreamName / StreamARN into k_name(c); ValidationException / InvalidArgument. */
 int api__kinesis_stream(api_call_t *c, int required) {
     const char *name = NULL, *arn = NULL;
-    if (api_get_str(c, c->in, "StreamName", API_OPT, 1, 128, K_PAT_NAME, &name, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "StreamName", API_OPT, 1, 128, K_PAT_NAME, &name, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL))
+        return API_FAIL;
     if (c->n_verr) return 0;  /* reported with the others */
     const char *from_arn = NULL;
     if (arn) {
         if (k_arn_owned(c, arn)) return API_FAIL;
         from_arn = strstr(arn, ":stream/") + 8;
         if (strlen(from_arn) > SLOG_MAX_STREAM_NAME)
-            return api_fail(c, 400, "InvalidArgumentException", "StreamARN %s names no valid stream", arn);
+            return api_fail(c, 400, "InvalidArgumentException",
+                            "StreamARN %s names no valid stream", arn);
     }
     if (name && from_arn && strcmp(name, from_arn))
-        return api_fail(c, 400, "InvalidArgumentException",
-                      "StreamARN %s and StreamName %s refer to different streams; pass one of them",
-                      arn, name);
+        return api_fail(
+            c, 400, "InvalidArgumentException",
+            "StreamARN %s and StreamName %s refer to different streams; pass one of them", arn,
+            name);
     if (!name && !from_arn) {
         if (!required) return 0;
         return api_fail(c, 400, "InvalidArgumentException",
-                      "Either StreamName or StreamARN should be provided.");
+                        "Either StreamName or StreamARN should be provided.");
     }
     snprintf(k_name(c), SLOG_MAX_STREAM_NAME + 1, "%s", name ? name : from_arn);
     return 0;
@@ -148,7 +152,9 @@ static void k_put_arn(api_call_t *c, tr_buf *b, const char *name) {
     tr_buf_printf(b, "\"arn:aws:kinesis:%s:%s:stream/%s\"", c->ctx->region, API_ACCOUNT_ID, name);
 }
 
-void api__kinesis_put_shard_id(tr_buf *b, uint32_t idx) { tr_buf_printf(b, "\"shardId-%012u\"", idx); }
+void api__kinesis_put_shard_id(tr_buf *b, uint32_t idx) {
+    tr_buf_printf(b, "\"shardId-%012u\"", idx);
+}
 
 static void k_put_hash(tr_buf *b, slog_hash_t h) {
     char t[40];
@@ -181,7 +187,8 @@ static void k_put_shard(tr_buf *b, const slog_shard_info_t *s) {
     api__kinesis_put_seq(b, s->index, s->seq_start);
     if (s->closed) {
         tr_buf_puts(b, ",\"EndingSequenceNumber\":");
-        api__kinesis_put_seq(b, s->index, s->seq_end > s->seq_start ? s->seq_end - 1 : s->seq_start);
+        api__kinesis_put_seq(b, s->index,
+                             s->seq_end > s->seq_start ? s->seq_end - 1 : s->seq_start);
     }
     tr_buf_puts(b, "}}");
 }
@@ -205,12 +212,14 @@ static int k_parse_tags(api_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n
     *n = 0;
     if (!obj || json_is_null(obj)) return 0;
     if (!json_is_object(obj))
-        return api_fail(c, 400, "SerializationException", "Tags must be a JSON object of key to value");
+        return api_fail(c, 400, "SerializationException",
+                        "Tags must be a JSON object of key to value");
     size_t cnt = json_object_size(obj);
     if (cnt < 1 || cnt > 200) {
         char v[32];
         snprintf(v, sizeof v, "%zu", cnt);
-        api_verr(c, "tags", v, "Member must have length %s", cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
+        api_verr(c, "tags", v, "Member must have length %s",
+                 cnt < 1 ? "greater than or equal to 1" : "less than or equal to 200");
         return 0;
     }
     *tags = tr_xcalloc(cnt, sizeof **tags);
@@ -220,7 +229,8 @@ static int k_parse_tags(api_call_t *c, json_t *obj, slog_tag_t **tags, size_t *n
         if (!json_is_string(val)) {
             free(*tags);
             *tags = NULL;
-            return api_fail(c, 400, "SerializationException", "Tag %s must have a string value", key);
+            return api_fail(c, 400, "SerializationException", "Tag %s must have a string value",
+                            key);
         }
         (*tags)[*n].key = (char *)key;
         (*tags)[*n].value = (char *)json_string_value(val);
@@ -233,19 +243,22 @@ static int k_create_stream(api_call_t *c) {
     const char *name;
     long long shards = 0;
     int has_shards;
-    if (api_get_str(c, c->in, "StreamName", API_REQ, 1, 128, K_PAT_NAME, &name, NULL)) return API_FAIL;
-    if (api_get_int(c, c->in, "ShardCount", API_OPT, 1, 100000, &shards, &has_shards)) return API_FAIL;
+    if (api_get_str(c, c->in, "StreamName", API_REQ, 1, 128, K_PAT_NAME, &name, NULL))
+        return API_FAIL;
+    if (api_get_int(c, c->in, "ShardCount", API_OPT, 1, 100000, &shards, &has_shards))
+        return API_FAIL;
     int mode = SLOG_MODE_PROVISIONED;
     json_t *md = json_object_get(c->in, "StreamModeDetails");
     if (md && !json_is_null(md)) {
         const char *m;
         if (!json_is_object(md))
-            return api_fail(c, 400, "SerializationException", "StreamModeDetails must be an object");
+            return api_fail(c, 400, "SerializationException",
+                            "StreamModeDetails must be an object");
         if (api_get_str(c, md, "StreamMode", API_REQ, 0, 64, K_PAT_NONE, &m, NULL)) return API_FAIL;
         if (m && !strcmp(m, "ON_DEMAND")) mode = SLOG_MODE_ON_DEMAND;
         else if (m && strcmp(m, "PROVISIONED"))
             api_verr(c, "streamModeDetails.streamMode", m,
-                   "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]");
+                     "Member must satisfy enum value set: [PROVISIONED, ON_DEMAND]");
     }
     slog_tag_t *tags;
     size_t n_tags;
@@ -257,13 +270,14 @@ static int k_create_stream(api_call_t *c) {
     if (mode == SLOG_MODE_PROVISIONED && !has_shards) {
         free(tags);
         return api_fail(c, 400, "InvalidArgumentException",
-                      "ShardCount is required for a stream in PROVISIONED mode; pass ShardCount "
-                      "or StreamModeDetails={StreamMode=ON_DEMAND}");
+                        "ShardCount is required for a stream in PROVISIONED mode; pass ShardCount "
+                        "or StreamModeDetails={StreamMode=ON_DEMAND}");
     }
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_stream_create(c->ctx->slog, name, mode == SLOG_MODE_ON_DEMAND ? 0 : (uint32_t)shards,
-                                mode, tags, n_tags, &err);
+    int rc = slog_stream_create(c->ctx->slog, name,
+                                mode == SLOG_MODE_ON_DEMAND ? 0 : (uint32_t)shards, mode, tags,
+                                n_tags, &err);
     free(tags);
     if (rc) return api_error(c, rc, &err);
     tr_info("kinesis", "created stream %s (%s, %lld shards)", name, k_mode_name(mode),
@@ -275,7 +289,8 @@ static int k_delete_stream(api_call_t *c) {
     if (api__kinesis_stream(c, 1)) return API_FAIL;
     json_t *e = json_object_get(c->in, "EnforceConsumerDeletion");
     if (e && !json_is_boolean(e) && !json_is_null(e))
-        return api_fail(c, 400, "SerializationException", "EnforceConsumerDeletion must be a boolean");
+        return api_fail(c, 400, "SerializationException",
+                        "EnforceConsumerDeletion must be a boolean");
     if (api_verr_flush(c)) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
@@ -291,7 +306,8 @@ static int k_describe_stream(api_call_t *c) {
     const char *start;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
     if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
-    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     long long after = -1;
     if (start) after = k_shard_index(start);
@@ -321,7 +337,8 @@ static int k_describe_stream(api_call_t *c) {
                   info.retention_hours);
     tr_buf_puts(b, "\"StreamCreationTimestamp\":");
     k_put_ts(b, info.created_ms);
-    tr_buf_puts(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"}}");
+    tr_buf_puts(
+        b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":\"NONE\"}}");
     slog_stream_info_free(&info);
     return 0;
 }
@@ -338,10 +355,12 @@ static int k_describe_stream_summary(api_call_t *c) {
     k_put_arn(c, b, info.name);
     tr_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"}",
                   k_mode_name(info.mode));
-    tr_buf_printf(b, ",\"RetentionPeriodHours\":%u,\"StreamCreationTimestamp\":", info.retention_hours);
+    tr_buf_printf(b, ",\"RetentionPeriodHours\":%u,\"StreamCreationTimestamp\":",
+                  info.retention_hours);
     k_put_ts(b, info.created_ms);
-    tr_buf_printf(b, ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":"
-                     "\"NONE\",\"OpenShardCount\":%u,\"ConsumerCount\":0}}",
+    tr_buf_printf(b,
+                  ",\"EnhancedMonitoring\":[{\"ShardLevelMetrics\":[]}],\"EncryptionType\":"
+                  "\"NONE\",\"OpenShardCount\":%u,\"ConsumerCount\":0}}",
                   info.open_shards);
     slog_stream_info_free(&info);
     return 0;
@@ -353,8 +372,11 @@ static int k_list_streams(api_call_t *c) {
     int has_limit;
     const char *start, *token;
     if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
-    if (api_get_str(c, c->in, "ExclusiveStartStreamName", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartStreamName", API_OPT, 1, 128, K_PAT_NAME, &start,
+                    NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     char after[SLOG_MAX_STREAM_NAME + 1] = "";
     if (token) {
@@ -363,8 +385,8 @@ static int k_list_streams(api_call_t *c) {
         long n = tl < 300 ? tr_base64_decode(token, tl, dec) : -1;
         if (n <= 4 || n > SLOG_MAX_STREAM_NAME + 4 || memcmp(dec, "LS1:", 4))
             return api_fail(c, 400, "InvalidArgumentException",
-                          "NextToken is not one this server issued; pass the NextToken of the "
-                          "previous ListStreams response unchanged");
+                            "NextToken is not one this server issued; pass the NextToken of the "
+                            "previous ListStreams response unchanged");
         memcpy(after, dec + 4, (size_t)n - 4);
         after[n - 4] = 0;
     } else if (start) {
@@ -388,14 +410,16 @@ static int k_list_streams(api_call_t *c) {
     size_t emitted = 0;
     for (size_t i = 0; i < n; i++) {
         slog_stream_info_t info;
-        if (slog_stream_describe(c->ctx->slog, names[i], &info, NULL)) continue;  /* deleted meanwhile */
+        if (slog_stream_describe(c->ctx->slog, names[i], &info, NULL))
+            continue;  /* deleted meanwhile */
         if (emitted++) tr_buf_puts(b, ",");
         tr_buf_puts(b, "{\"StreamName\":");
         tr_buf_json_str(b, info.name, strlen(info.name));
         tr_buf_puts(b, ",\"StreamARN\":");
         k_put_arn(c, b, info.name);
-        tr_buf_printf(b, ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"},"
-                         "\"StreamCreationTimestamp\":",
+        tr_buf_printf(b,
+                      ",\"StreamStatus\":\"ACTIVE\",\"StreamModeDetails\":{\"StreamMode\":\"%s\"},"
+                      "\"StreamCreationTimestamp\":",
                       k_mode_name(info.mode));
         k_put_ts(b, info.created_ms);
         tr_buf_puts(b, "}");
@@ -422,8 +446,9 @@ static int k_list_streams(api_call_t *c) {
 enum { F_NONE, F_AFTER, F_AT_TRIM, F_FROM_TRIM, F_AT_LATEST, F_AT_TS, F_FROM_TS };
 
 static int k_filter_type(const char *s) {
-    static const char *names[] = {"", "AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON",
-                                  "AT_LATEST", "AT_TIMESTAMP", "FROM_TIMESTAMP"};
+    static const char *names[] = {
+        "",          "AFTER_SHARD_ID", "AT_TRIM_HORIZON", "FROM_TRIM_HORIZON",
+        "AT_LATEST", "AT_TIMESTAMP",   "FROM_TIMESTAMP"};
     for (int i = 1; i < 7; i++)
         if (!strcmp(s, names[i])) return i;
     return -1;
@@ -452,8 +477,10 @@ static int k_list_shards(api_call_t *c) {
     int has_max = 0, has_ts = 0, has_fts = 0;  /* set only when the member is read */
     const char *token, *start;
     int64_t created_ts = 0, fts = 0;
-    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "NextToken", API_OPT, 1, 1048576, K_PAT_NONE, &token, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartShardId", API_OPT, 1, 128, K_PAT_NAME, &start, NULL))
+        return API_FAIL;
     if (api_get_int(c, c->in, "MaxResults", API_OPT, 1, 10000, &max, &has_max)) return API_FAIL;
     if (api_get_epoch(c, c->in, "StreamCreationTimestamp", &created_ts, &has_ts)) return API_FAIL;
     int ftype = F_NONE;
@@ -461,24 +488,27 @@ static int k_list_shards(api_call_t *c) {
     json_t *f = json_object_get(c->in, "ShardFilter");
     if (f && !json_is_null(f)) {
         const char *t;
-        if (!json_is_object(f)) return api_fail(c, 400, "SerializationException", "ShardFilter must be an object");
+        if (!json_is_object(f))
+            return api_fail(c, 400, "SerializationException", "ShardFilter must be an object");
         if (api_get_str(c, f, "Type", API_REQ, 1, 64, K_PAT_NONE, &t, NULL)) return API_FAIL;
-        if (api_get_str(c, f, "ShardId", API_OPT, 1, 128, K_PAT_NAME, &fshard, NULL)) return API_FAIL;
+        if (api_get_str(c, f, "ShardId", API_OPT, 1, 128, K_PAT_NAME, &fshard, NULL))
+            return API_FAIL;
         if (api_get_epoch(c, f, "Timestamp", &fts, &has_fts)) return API_FAIL;
         if (t) {
             ftype = k_filter_type(t);
             if (ftype < 0)
                 api_verr(c, "shardFilter.type", t,
-                       "Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, "
-                       "FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]");
+                         "Member must satisfy enum value set: [AFTER_SHARD_ID, AT_TRIM_HORIZON, "
+                         "FROM_TRIM_HORIZON, AT_LATEST, AT_TIMESTAMP, FROM_TIMESTAMP]");
         }
     }
     if (token) {
         /* NextToken stands alone: AWS refuses it together with StreamName. */
-        if (json_object_get(c->in, "StreamName") || json_object_get(c->in, "ExclusiveStartShardId") ||
+        if (json_object_get(c->in, "StreamName") ||
+            json_object_get(c->in, "ExclusiveStartShardId") ||
             json_object_get(c->in, "StreamCreationTimestamp") || (f && !json_is_null(f)))
             return api_fail(c, 400, "InvalidArgumentException",
-                          "NextToken and StreamName cannot be provided together.");
+                            "NextToken and StreamName cannot be provided together.");
     } else if (api__kinesis_stream(c, 1)) {
         return API_FAIL;
     }
@@ -496,14 +526,19 @@ static int k_list_shards(api_call_t *c) {
         int ft;
         long long fv;
         if (n <= 4 || memcmp(dec, "LH1:", 4))
-            return api_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+            return api_fail(
+                c, 400, "InvalidArgumentException",
+                "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
         dec[n] = 0;
-        if (sscanf((char *)dec + 4, "%llu:%lld:%d:%lld:%lld:%128s", &id, &after, &ft, &fv, &issued, name) != 6)
-            return api_fail(c, 400, "InvalidArgumentException", "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
+        if (sscanf((char *)dec + 4, "%llu:%lld:%d:%lld:%lld:%128s", &id, &after, &ft, &fv, &issued,
+                   name) != 6)
+            return api_fail(
+                c, 400, "InvalidArgumentException",
+                "Invalid NextToken; pass the NextToken of the previous ListShards response unchanged");
         if (c->ctx->now_ms() - issued > 300000)
             return api_fail(c, 400, "ExpiredNextTokenException",
-                          "The timestamp of the NextToken is older than 300 seconds; list again "
-                          "from the start");
+                            "The timestamp of the NextToken is older than 300 seconds; list again "
+                            "from the start");
         want_id = id;
         ftype = ft;
         fts = fv;
@@ -512,12 +547,13 @@ static int k_list_shards(api_call_t *c) {
     if (ftype == F_AFTER) {
         if (!fshard && !token)
             return api_fail(c, 400, "InvalidArgumentException",
-                          "ShardFilter of type AFTER_SHARD_ID requires ShardId");
+                            "ShardFilter of type AFTER_SHARD_ID requires ShardId");
         if (fshard) after = k_shard_index(fshard);
     }
     if ((ftype == F_AT_TS || ftype == F_FROM_TS) && !has_fts && !token)
-        return api_fail(c, 400, "InvalidArgumentException", "ShardFilter of type %s requires Timestamp",
-                      ftype == F_AT_TS ? "AT_TIMESTAMP" : "FROM_TIMESTAMP");
+        return api_fail(c, 400, "InvalidArgumentException",
+                        "ShardFilter of type %s requires Timestamp",
+                        ftype == F_AT_TS ? "AT_TIMESTAMP" : "FROM_TIMESTAMP");
     if (start && !token) {
         long long s = k_shard_index(start);
         if (s > after) after = s;
@@ -526,11 +562,16 @@ static int k_list_shards(api_call_t *c) {
     if (k_describe(c, &info)) return API_FAIL;
     if (token && info.id != want_id) {
         slog_stream_info_free(&info);
-        return api_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s was deleted since the NextToken was issued", k_name(c), API_ACCOUNT_ID);
+        return api_fail(c, 400, "ResourceNotFoundException",
+                        "Stream %s under account %s was deleted since the NextToken was issued",
+                        k_name(c), API_ACCOUNT_ID);
     }
     if (has_ts && created_ts / 1000 != info.created_ms / 1000) {
         slog_stream_info_free(&info);
-        return api_fail(c, 400, "ResourceNotFoundException", "Stream %s under account %s with the given StreamCreationTimestamp not found.", k_name(c), API_ACCOUNT_ID);
+        return api_fail(
+            c, 400, "ResourceNotFoundException",
+            "Stream %s under account %s with the given StreamCreationTimestamp not found.",
+            k_name(c), API_ACCOUNT_ID);
     }
     if (ftype == F_FROM_TRIM || ftype == F_AT_TRIM) {
         /* nothing else: retention already dropped expired shards from the list */
@@ -570,7 +611,8 @@ static int k_retention(api_call_t *c, int increase) {
     long long hours = 0;
     int has = 0;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_int(c, c->in, "RetentionPeriodHours", API_REQ, 1, 8760, &hours, &has)) return API_FAIL;
+    if (api_get_int(c, c->in, "RetentionPeriodHours", API_REQ, 1, 8760, &hours, &has))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
@@ -590,8 +632,14 @@ static int k_add_tags(api_call_t *c) {
     if (t && !json_is_null(t) && k_parse_tags(c, t, &tags, &n)) return API_FAIL;
     for (size_t i = 0; i < n; i++) {
         size_t kl = strlen(tags[i].key), vl = strlen(tags[i].value);
-        if (kl < 1 || kl > 128) api_verr(c, "tags", tags[i].key, "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
-        if (vl > 256) api_verr(c, "tags", tags[i].value, "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
+        if (kl < 1 || kl > 128)
+            api_verr(
+                c, "tags", tags[i].key,
+                "Map keys must satisfy constraint: [Member must have length less than or equal to 128, Member must have length greater than or equal to 1]");
+        if (vl > 256)
+            api_verr(
+                c, "tags", tags[i].value,
+                "Map value must satisfy constraint: [Member must have length less than or equal to 256]");
     }
     if (api_verr_flush(c)) {
         free(tags);
@@ -609,12 +657,14 @@ static int k_remove_tags(api_call_t *c) {
     if (api__kinesis_stream(c, 1)) return API_FAIL;
     json_t *keys = json_object_get(c->in, "TagKeys");
     if (!keys || json_is_null(keys)) api_verr(c, "tagKeys", NULL, "Member must not be null");
-    else if (!json_is_array(keys)) return api_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
+    else if (!json_is_array(keys))
+        return api_fail(c, 400, "SerializationException", "TagKeys must be a list of strings");
     size_t n = keys && json_is_array(keys) ? json_array_size(keys) : 0;
     if (keys && json_is_array(keys) && (n < 1 || n > 50)) {
         char v[32];
         snprintf(v, sizeof v, "%zu", n);
-        api_verr(c, "tagKeys", v, "Member must have length %s", n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
+        api_verr(c, "tagKeys", v, "Member must have length %s",
+                 n < 1 ? "greater than or equal to 1" : "less than or equal to 50");
     }
     if (api_verr_flush(c)) return API_FAIL;
     char **arr = tr_xcalloc(n ? n : 1, sizeof *arr);
@@ -639,7 +689,8 @@ static int k_list_tags(api_call_t *c) {
     int has_limit;
     const char *start;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_str(c, c->in, "ExclusiveStartTagKey", API_OPT, 1, 128, K_PAT_NONE, &start, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ExclusiveStartTagKey", API_OPT, 1, 128, K_PAT_NONE, &start, NULL))
+        return API_FAIL;
     if (api_get_int(c, c->in, "Limit", API_OPT, 1, 50, &limit, &has_limit)) return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     slog_stream_info_t info;
@@ -679,21 +730,23 @@ static int k_shard_exists(api_call_t *c, const char *id) {
     slog_stream_info_free(&info);
     if (found) return 1;
     return api_fail(c, 400, "ResourceNotFoundException",
-                  "Could not find shard %s in stream %s under account %s.", id, k_name(c),
-                  API_ACCOUNT_ID);
+                    "Could not find shard %s in stream %s under account %s.", id, k_name(c),
+                    API_ACCOUNT_ID);
 }
 
 static int k_split_shard(api_call_t *c) {
     const char *shard, *key;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_str(c, c->in, "ShardToSplit", API_REQ, 1, 128, K_PAT_NAME, &shard, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "NewStartingHashKey", API_REQ, 1, 128, K_PAT_DIGITS, &key, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardToSplit", API_REQ, 1, 128, K_PAT_NAME, &shard, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "NewStartingHashKey", API_REQ, 1, 128, K_PAT_DIGITS, &key, NULL))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     long long idx = k_shard_index(shard);
     slog_hash_t h;
     if (slog_hash_parse(key, &h))
         return api_fail(c, 400, "InvalidArgumentException",
-                      "NewStartingHashKey %s is not in [0, 2^128-1]", key);
+                        "NewStartingHashKey %s is not in [0, 2^128-1]", key);
     if (k_shard_exists(c, shard) <= 0) return API_FAIL;
     tr_err err;
     tr_err_clear(&err);
@@ -706,8 +759,10 @@ static int k_split_shard(api_call_t *c) {
 static int k_merge_shards(api_call_t *c) {
     const char *a, *b;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_str(c, c->in, "ShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &a, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "AdjacentShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &b, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &a, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "AdjacentShardToMerge", API_REQ, 1, 128, K_PAT_NAME, &b, NULL))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     long long ia = k_shard_index(a), ib = k_shard_index(b);
     if (k_shard_exists(c, a) <= 0 || k_shard_exists(c, b) <= 0) return API_FAIL;
@@ -724,10 +779,13 @@ static int k_update_shard_count(api_call_t *c) {
     int has;
     const char *scaling;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_int(c, c->in, "TargetShardCount", API_REQ, 1, 100000, &target, &has)) return API_FAIL;
-    if (api_get_str(c, c->in, "ScalingType", API_REQ, 1, 64, K_PAT_NONE, &scaling, NULL)) return API_FAIL;
+    if (api_get_int(c, c->in, "TargetShardCount", API_REQ, 1, 100000, &target, &has))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "ScalingType", API_REQ, 1, 64, K_PAT_NONE, &scaling, NULL))
+        return API_FAIL;
     if (scaling && strcmp(scaling, "UNIFORM_SCALING"))
-        api_verr(c, "scalingType", scaling, "Member must satisfy enum value set: [UNIFORM_SCALING]");
+        api_verr(c, "scalingType", scaling,
+                 "Member must satisfy enum value set: [UNIFORM_SCALING]");
     if (api_verr_flush(c)) return API_FAIL;
     uint32_t old = 0;
     tr_err err;
@@ -737,7 +795,8 @@ static int k_update_shard_count(api_call_t *c) {
     tr_buf *b = c->out;
     tr_buf_puts(b, "{\"StreamName\":");
     tr_buf_json_str(b, k_name(c), strlen(k_name(c)));
-    tr_buf_printf(b, ",\"CurrentShardCount\":%u,\"TargetShardCount\":%lld,\"StreamARN\":", old, target);
+    tr_buf_printf(b, ",\"CurrentShardCount\":%u,\"TargetShardCount\":%lld,\"StreamARN\":", old,
+                  target);
     k_put_arn(c, b, k_name(c));
     tr_buf_puts(b, "}");
     tr_info("kinesis", "scaled stream %s from %u to %lld shards", k_name(c), old, target);
@@ -779,14 +838,14 @@ static int k_iter_decode(api_call_t *c, const char *s, size_t n, uint64_t *id, u
     uint8_t raw[64];
     if (n != 56 || tr_base64_decode(s, n, raw) != K_ITER_RAW || raw[0] != 1)
         return api_fail(c, 400, "InvalidArgumentException",
-                      "Invalid ShardIterator: it was not issued by this server or was altered; "
-                      "get a new one with GetShardIterator");
+                        "Invalid ShardIterator: it was not issued by this server or was altered; "
+                        "get a new one with GetShardIterator");
     uint8_t mac[32];
     tr_hmac_sha256(c->ctx->kinesis->iter_key, 32, raw, 29, mac);
     if (CRYPTO_memcmp(mac, raw + 29, 12))
         return api_fail(c, 400, "InvalidArgumentException",
-                      "Invalid ShardIterator: it was not issued by this server or was altered; "
-                      "get a new one with GetShardIterator");
+                        "Invalid ShardIterator: it was not issued by this server or was altered; "
+                        "get a new one with GetShardIterator");
     memcpy(id, raw + 1, 8);
     memcpy(shard, raw + 9, 4);
     memcpy(pos, raw + 13, 8);
@@ -803,8 +862,8 @@ static int k_find_shard(api_call_t *c, slog_stream_info_t *info, const char *sha
             return 0;
         }
     return api_fail(c, 400, "ResourceNotFoundException",
-                  "Shard %s in stream %s under account %s does not exist", shard_id, info->name,
-                  API_ACCOUNT_ID);
+                    "Shard %s in stream %s under account %s does not exist", shard_id, info->name,
+                    API_ACCOUNT_ID);
 }
 
 static int k_get_shard_iterator(api_call_t *c) {
@@ -812,9 +871,12 @@ static int k_get_shard_iterator(api_call_t *c) {
     int64_t ts = 0;
     int has_ts;
     if (api__kinesis_stream(c, 1)) return API_FAIL;
-    if (api_get_str(c, c->in, "ShardId", API_REQ, 1, 128, K_PAT_NAME, &shard_id, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "ShardIteratorType", API_REQ, 1, 64, K_PAT_NONE, &type, NULL)) return API_FAIL;
-    if (api_get_str(c, c->in, "StartingSequenceNumber", API_OPT, 0, 128, K_PAT_DIGITS, &seq, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardId", API_REQ, 1, 128, K_PAT_NAME, &shard_id, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "ShardIteratorType", API_REQ, 1, 64, K_PAT_NONE, &type, NULL))
+        return API_FAIL;
+    if (api_get_str(c, c->in, "StartingSequenceNumber", API_OPT, 0, 128, K_PAT_DIGITS, &seq, NULL))
+        return API_FAIL;
     if (api_get_epoch(c, c->in, "Timestamp", &ts, &has_ts)) return API_FAIL;
     enum { T_AT, T_AFTER, T_TRIM, T_LATEST, T_TS } t = T_TRIM;
     if (type) {
@@ -825,8 +887,8 @@ static int k_get_shard_iterator(api_call_t *c) {
         else if (!strcmp(type, "AT_TIMESTAMP")) t = T_TS;
         else
             api_verr(c, "shardIteratorType", type,
-                   "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, "
-                   "AT_TIMESTAMP, TRIM_HORIZON, AT_SEQUENCE_NUMBER]");
+                     "Member must satisfy enum value set: [AFTER_SEQUENCE_NUMBER, LATEST, "
+                     "AT_TIMESTAMP, TRIM_HORIZON, AT_SEQUENCE_NUMBER]");
     }
     if (api_verr_flush(c)) return API_FAIL;
     slog_stream_info_t info;
@@ -839,7 +901,8 @@ static int k_get_shard_iterator(api_call_t *c) {
     uint64_t begin = 0, end = 0, at = 0, pos = 0;
     tr_err err;
     tr_err_clear(&err);
-    int rc = slog_position(c->ctx->slog, info.id, sh->index, has_ts ? ts : 0, &begin, &end, &at, &err);
+    int rc = slog_position(c->ctx->slog, info.id, sh->index, has_ts ? ts : 0, &begin, &end, &at,
+                           &err);
     if (rc) {
         slog_stream_info_free(&info);
         return api_error(c, rc, &err);
@@ -850,10 +913,10 @@ static int k_get_shard_iterator(api_call_t *c) {
     case T_LATEST:
         if (seq || has_ts) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "Request specified %s for a %s iterator; only AT_SEQUENCE_NUMBER / "
-                         "AFTER_SEQUENCE_NUMBER take StartingSequenceNumber and AT_TIMESTAMP "
-                         "takes Timestamp",
-                         seq ? "StartingSequenceNumber" : "Timestamp", type);
+                           "Request specified %s for a %s iterator; only AT_SEQUENCE_NUMBER / "
+                           "AFTER_SEQUENCE_NUMBER take StartingSequenceNumber and AT_TIMESTAMP "
+                           "takes Timestamp",
+                           seq ? "StartingSequenceNumber" : "Timestamp", type);
             break;
         }
         pos = t == T_TRIM ? begin : end;
@@ -861,16 +924,16 @@ static int k_get_shard_iterator(api_call_t *c) {
     case T_TS:
         if (!has_ts) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "Must specify timestampInMillis parameter for iterator of type "
-                         "AT_TIMESTAMP. Current request has no timestamp parameter.");
+                           "Must specify timestampInMillis parameter for iterator of type "
+                           "AT_TIMESTAMP. Current request has no timestamp parameter.");
             break;
         }
         if (ts > c->ctx->now_ms()) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "The timestampInMillis parameter cannot be greater than the "
-                         "currentTimestampInMillis. timestampInMillis: %lld, "
-                         "currentTimestampInMillis: %lld",
-                         (long long)ts, c->ctx->now_ms());
+                           "The timestampInMillis parameter cannot be greater than the "
+                           "currentTimestampInMillis. timestampInMillis: %lld, "
+                           "currentTimestampInMillis: %lld",
+                           (long long)ts, c->ctx->now_ms());
             break;
         }
         pos = at;
@@ -881,30 +944,30 @@ static int k_get_shard_iterator(api_call_t *c) {
         uint64_t counter;
         if (!seq) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "Must specify StartingSequenceNumber for %s iterator type", type);
+                           "Must specify StartingSequenceNumber for %s iterator type", type);
             break;
         }
         if (slog_seq_parse(seq, &s_shard, &counter)) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
-                         "stream %s under account %s is invalid.",
-                         seq, shard_id, info.name, API_ACCOUNT_ID);
+                           "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
+                           "stream %s under account %s is invalid.",
+                           seq, shard_id, info.name, API_ACCOUNT_ID);
             break;
         }
         if (s_shard != sh->index) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was "
-                         "used in a call to a shard with shardId-%012u",
-                         s_shard, sh->index);
+                           "Invalid StartingSequenceNumber. It encodes shardId-%012u, while it was "
+                           "used in a call to a shard with shardId-%012u",
+                           s_shard, sh->index);
             break;
         }
         pos = t == T_AT ? counter : counter + 1;
         if (pos > end) {
             bad = api_fail(c, 400, "InvalidArgumentException",
-                         "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
-                         "stream %s under account %s is invalid because it did not come from "
-                         "this stream.",
-                         seq, shard_id, info.name, API_ACCOUNT_ID);
+                           "StartingSequenceNumber %s used in GetShardIterator on shard %s in "
+                           "stream %s under account %s is invalid because it did not come from "
+                           "this stream.",
+                           seq, shard_id, info.name, API_ACCOUNT_ID);
             break;
         }
         if (pos < begin) pos = begin;
@@ -925,10 +988,12 @@ static int k_get_records(api_call_t *c) {
     size_t it_len;
     long long limit = 10000;
     int has_limit;
-    if (api_get_str(c, c->in, "ShardIterator", API_REQ, 1, 512, K_PAT_NONE, &it, &it_len)) return API_FAIL;
+    if (api_get_str(c, c->in, "ShardIterator", API_REQ, 1, 512, K_PAT_NONE, &it, &it_len))
+        return API_FAIL;
     if (api_get_int(c, c->in, "Limit", API_OPT, 1, 10000, &limit, &has_limit)) return API_FAIL;
     const char *arn = NULL;  /* optional; the iterator names the stream */
-    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL)) return API_FAIL;
+    if (api_get_str(c, c->in, "StreamARN", API_OPT, 1, 2048, K_PAT_ARN, &arn, NULL))
+        return API_FAIL;
     if (api_verr_flush(c)) return API_FAIL;
     if (arn && k_arn_owned(c, arn)) return API_FAIL;
     uint64_t id = 0, pos = 0;
@@ -938,10 +1003,10 @@ static int k_get_records(api_call_t *c) {
     long long now = c->ctx->now_ms();
     if (now - issued > c->ctx->kinesis->iter_ttl_ms)
         return api_fail(c, 400, "ExpiredIteratorException",
-                      "Iterator expired. The iterator was created at time %lld while right now "
-                      "it is %lld which is further in the future than the tolerated delay of "
-                      "%d milliseconds.",
-                      (long long)issued, now, (int)c->ctx->kinesis->iter_ttl_ms);
+                        "Iterator expired. The iterator was created at time %lld while right now "
+                        "it is %lld which is further in the future than the tolerated delay of "
+                        "%d milliseconds.",
+                        (long long)issued, now, (int)c->ctx->kinesis->iter_ttl_ms);
     slog_read_t rd;
     memset(&rd, 0, sizeof rd);
     uint64_t closed_end = UINT64_MAX;
@@ -954,9 +1019,9 @@ static int k_get_records(api_call_t *c) {
         slog_read_free(&rd);
         if (rc == TR_ENOTFOUND)
             return api_fail(c, 400, "ResourceNotFoundException",
-                          "Shard shardId-%012u in the iterator's stream under account %s does "
-                          "not exist (the stream was deleted)",
-                          shard, API_ACCOUNT_ID);
+                            "Shard shardId-%012u in the iterator's stream under account %s does "
+                            "not exist (the stream was deleted)",
+                            shard, API_ACCOUNT_ID);
         return api_error(c, rc, &err);
     }
     tr_buf *b = c->out;
@@ -969,8 +1034,9 @@ static int k_get_records(api_call_t *c) {
     if (net_req_charge(c->req, est)) {
         slog_read_free(&rd);
         return api_fail(c, 400, "ProvisionedThroughputExceededException",
-                      "Rate exceeded for Shard - shardId-%012u: the server is over its in-flight "
-                      "memory budget (--max-inflight-mb); retry with backoff", shard);
+                        "Rate exceeded for Shard - shardId-%012u: the server is over its in-flight "
+                        "memory budget (--max-inflight-mb); retry with backoff",
+                        shard);
     }
     tr_buf_reserve(b, est);
     tr_buf_puts(b, "{\"Records\":[");
@@ -1044,11 +1110,14 @@ static int k_iter_key_load(const char *dir, uint8_t key[32], tr_err *err) {
         tr_warn("api", "%s is damaged; making a new one (old shard iterators become invalid)",
                 path);
     }
-    if (RAND_bytes(key, 32) != 1) return tr_err_set(err, TR_EINTERNAL, "no randomness for the iterator key");
+    if (RAND_bytes(key, 32) != 1)
+        return tr_err_set(err, TR_EINTERNAL, "no randomness for the iterator key");
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-    if (fd < 0) return tr_err_set(err, TR_EIO, "cannot write %s: %m; check the data directory's permissions", tmp);
+    if (fd < 0)
+        return tr_err_set(err, TR_EIO,
+                          "cannot write %s: %m; check the data directory's permissions", tmp);
     if (write(fd, key, 32) != 32 || fsync(fd) != 0) {
         close(fd);
         return tr_err_set(err, TR_EIO, "cannot write %s: %m", tmp);

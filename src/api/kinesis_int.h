@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * kinesis_int.h -- private to src/api and its tests: what kinesis.c (the Kinesis adapter) and
  * kinesis_put.c (its PutRecord and PutRecords) share, and the two readers of PutRecord(s)
  * bodies.

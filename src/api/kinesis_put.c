@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * kinesis_put.c -- the Kinesis adapter's PutRecord and PutRecords (kinesis.c holds the other
  * operations and the service declaration; kinesis_int.h what the two files share).
  *
@@ -57,8 +58,10 @@ static void k_put_why(const k_put_t *kp, const slog_put_rec_t *r, int code, tr_e
         int rc = slog_shard_status(kp->ctx->slog, kp->stream, r->shard, e);
         if (rc < 0 && rc != TR_ENOTFOUND) return;
     }
-    tr_err_set(e, code, "shard shardId-%012u of stream %s could not store the record (%s); the "
-               "server log says why", r->shard, kp->stream, tr_strerror(code));
+    tr_err_set(e, code,
+               "shard shardId-%012u of stream %s could not store the record (%s); the "
+               "server log says why",
+               r->shard, kp->stream, tr_strerror(code));
 }
 
 static void k_put_finish(net_req_t *req) {
@@ -71,8 +74,8 @@ static void k_put_finish(net_req_t *req) {
             int code = r->rc ? r->rc : kp->rc;
             if (code == TR_ETHROTTLED)
                 api_fail(&c, 400, "ProvisionedThroughputExceededException",
-                       "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
-                       r->shard, kp->stream, API_ACCOUNT_ID);
+                         "Rate exceeded for shard shardId-%012u in stream %s under account %s.",
+                         r->shard, kp->stream, API_ACCOUNT_ID);
             else {
                 tr_err e;
                 k_put_why(kp, r, code, &e);
@@ -101,9 +104,10 @@ static void k_put_finish(net_req_t *req) {
         if (i) tr_buf_append(b, ",", 1);
         if (r->rc) {
             if (r->rc == TR_ETHROTTLED)
-                tr_buf_printf(b, "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
-                                 "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
-                                 "stream %s under account %s.\"}",
+                tr_buf_printf(b,
+                              "{\"ErrorCode\":\"ProvisionedThroughputExceededException\","
+                              "\"ErrorMessage\":\"Rate exceeded for shard shardId-%012u in "
+                              "stream %s under account %s.\"}",
                               r->shard, kp->stream, API_ACCOUNT_ID);
             else { /* AWS's text; for a FAILED shard, also which one and the fix (else the
                     * cause is in the server log: the engine logged it) */
@@ -117,8 +121,10 @@ static void k_put_finish(net_req_t *req) {
                 char msg[TR_ERR_MSG_MAX + 32];
                 int m = snprintf(msg, sizeof msg, "Internal service failure: %s", e.msg);
                 tr_buf_puts(b, "{\"ErrorCode\":\"InternalFailure\",\"ErrorMessage\":");
-                tr_buf_json_str(b, msg, m < 0 ? 0 : (size_t)m < sizeof msg ? (size_t)m
-                                                                          : sizeof msg - 1);
+                tr_buf_json_str(b, msg,
+                                m < 0                    ? 0
+                                : (size_t)m < sizeof msg ? (size_t)m
+                                                         : sizeof msg - 1);
                 tr_buf_puts(b, "}");
             }
             continue;
@@ -154,11 +160,14 @@ static int k_put_parse_rec(api_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_
     const char *pk, *data, *ehk;
     size_t pk_len, data_len;
     char mb[96];
-    if (!json_is_object(o)) return api_fail(c, 400, "SerializationException", "Each record must be a JSON object");
+    if (!json_is_object(o))
+        return api_fail(c, 400, "SerializationException", "Each record must be a JSON object");
     json_t *pkv = json_object_get(o, "PartitionKey");
     json_t *dv = json_object_get(o, "Data");
-    if (pkv && !json_is_string(pkv) && !json_is_null(pkv)) return api_fail(c, 400, "SerializationException", "PartitionKey must be a string");
-    if (dv && !json_is_string(dv) && !json_is_null(dv)) return api_fail(c, 400, "SerializationException", "Data must be a base64 string");
+    if (pkv && !json_is_string(pkv) && !json_is_null(pkv))
+        return api_fail(c, 400, "SerializationException", "PartitionKey must be a string");
+    if (dv && !json_is_string(dv) && !json_is_null(dv))
+        return api_fail(c, 400, "SerializationException", "Data must be a base64 string");
     pk = pkv && json_is_string(pkv) ? json_string_value(pkv) : NULL;
     pk_len = pk ? json_string_length(pkv) : 0;
     size_t pk_chars = 0;
@@ -170,7 +179,8 @@ static int k_put_parse_rec(api_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_
         api_verr(c, mb, NULL, "Member must not be null");
     } else if (pk_chars < 1 || pk_chars > 256 || pk_len > SLOG_MAX_PK) {
         snprintf(mb, sizeof mb, "%spartitionKey", prefix);
-        api_verr(c, mb, pk, "Member must have length %s", pk_chars < 1 ? "greater than or equal to 1" : "less than or equal to 256");
+        api_verr(c, mb, pk, "Member must have length %s",
+                 pk_chars < 1 ? "greater than or equal to 1" : "less than or equal to 256");
     }
     if (!data) {
         snprintf(mb, sizeof mb, "%sdata", prefix);
@@ -180,13 +190,15 @@ static int k_put_parse_rec(api_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_
     long dn = tr_base64_decode(data, data_len, *cursor);
     if (dn < 0)
         return api_fail(c, 400, "SerializationException",
-                      "Data of a record is not valid base64; SDKs encode it for you, raw callers "
-                      "must send standard padded base64");
+                        "Data of a record is not valid base64; SDKs encode it for you, raw callers "
+                        "must send standard padded base64");
     if (dn > SLOG_MAX_DATA) {
         snprintf(mb, sizeof mb, "%sdata", prefix);
-        api_verr(c, mb, "java.nio.HeapByteBuffer[pos=0 lim=...]", "Member must have length less than or equal to 1048576");
+        api_verr(c, mb, "java.nio.HeapByteBuffer[pos=0 lim=...]",
+                 "Member must have length less than or equal to 1048576");
     }
-    if (api_get_str(c, o, "ExplicitHashKey", API_OPT, 0, 128, K_PAT_DIGITS, &ehk, NULL)) return API_FAIL;
+    if (api_get_str(c, o, "ExplicitHashKey", API_OPT, 0, 128, K_PAT_DIGITS, &ehk, NULL))
+        return API_FAIL;
     rec->pk = pk;
     rec->pk_len = (uint16_t)pk_len;
     rec->data = *cursor;
@@ -195,9 +207,9 @@ static int k_put_parse_rec(api_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_
     if (ehk && !c->n_verr) {
         if (slog_hash_parse(ehk, &rec->explicit_hash))
             return api_fail(c, 400, "InvalidArgumentException",
-                          "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, "
-                          "2^128-1]. Specified value was %s",
-                          ehk);
+                            "Invalid ExplicitHashKey. ExplicitHashKey must be in the range: [0, "
+                            "2^128-1]. Specified value was %s",
+                            ehk);
         rec->has_explicit_hash = 1;
     }
     *cursor += dn;
@@ -225,8 +237,8 @@ static int k_put_parse_rec(api_call_t *c, json_t *o, slog_put_rec_t *rec, uint8_
 static int k_put_charge(api_call_t *c, size_t n) {
     if (!net_req_charge(c->req, n)) return 0;
     return api_fail(c, 400, "ProvisionedThroughputExceededException",
-                  "Rate exceeded: the server is over its in-flight memory budget "
-                  "(--max-inflight-mb); retry with backoff");
+                    "Rate exceeded: the server is over its in-flight memory budget "
+                    "(--max-inflight-mb); retry with backoff");
 }
 
 /* Put refused by the engine's queue budget: PutRecords answers it per record (as Kinesis
@@ -285,7 +297,9 @@ static int k_put_parse(api_call_t *c, int single, k_put_t *kp) {
         kp->recs = tr_xcalloc(1, sizeof *kp->recs);
         const char *sfo;
         if (k_put_parse_rec(c, c->in, &kp->recs[0], &cursor, "", &total)) return API_FAIL;
-        if (api_get_str(c, c->in, "SequenceNumberForOrdering", API_OPT, 0, 128, K_PAT_DIGITS, &sfo, NULL)) return API_FAIL;
+        if (api_get_str(c, c->in, "SequenceNumberForOrdering", API_OPT, 0, 128, K_PAT_DIGITS, &sfo,
+                        NULL))
+            return API_FAIL;
         if (api_verr_flush(c)) return API_FAIL;
     } else {
         if (!arr || json_is_null(arr)) {
@@ -296,14 +310,15 @@ static int k_put_parse(api_call_t *c, int single, k_put_t *kp) {
             size_t n = json_array_size(arr);
             if (n < 1 || n > 500) {
                 api_verr(c, "records", n ? "[...]" : "[]", "Member must have length %s",
-                       n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
+                         n < 1 ? "greater than or equal to 1" : "less than or equal to 500");
             } else {
                 kp->n = n;
                 kp->recs = tr_xcalloc(n, sizeof *kp->recs);
                 for (size_t i = 0; i < n; i++) {
                     char prefix[48];
                     snprintf(prefix, sizeof prefix, "records.%zu.member.", i + 1);
-                    if (k_put_parse_rec(c, json_array_get(arr, i), &kp->recs[i], &cursor, prefix, &total))
+                    if (k_put_parse_rec(c, json_array_get(arr, i), &kp->recs[i], &cursor, prefix,
+                                        &total))
                         return API_FAIL;
                 }
             }
@@ -311,13 +326,12 @@ static int k_put_parse(api_call_t *c, int single, k_put_t *kp) {
         if (api_verr_flush(c)) return API_FAIL;
         if (total > K_MAX_PUT_BYTES)
             return api_fail(c, 400, "InvalidArgumentException",
-                          "Records size exceeds 5 MB limit (%zu bytes of data and partition "
-                          "keys); send fewer or smaller records per PutRecords",
-                          total);
+                            "Records size exceeds 5 MB limit (%zu bytes of data and partition "
+                            "keys); send fewer or smaller records per PutRecords",
+                            total);
     }
     return 0;
 }
-
 
 /* ---- data plane: the PutRecord(s) fast path ------------------------------------------------ *
  *
@@ -338,7 +352,8 @@ typedef struct k_scan {
 } k_scan_t;
 
 static void ks_ws(k_scan_t *s) {
-    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t')) s->p++;
+    while (s->p < s->end && (*s->p == ' ' || *s->p == '\n' || *s->p == '\r' || *s->p == '\t'))
+        s->p++;
 }
 
 static int ks_ch(k_scan_t *s, char ch) {
@@ -493,7 +508,8 @@ static int k_put_scan(api_call_t *c, k_scan_t *sp, int single, k_put_t *kp) {
                         kp->recs = tr_xrealloc(kp->recs, cap * sizeof *kp->recs);
                     }
                     memset(&kp->recs[kp->n], 0, sizeof kp->recs[0]);
-                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL)) return K_FAST_BAIL;
+                    if (ks_record(&s, &kp->recs[kp->n], &cursor, &total, 0, NULL, NULL))
+                        return K_FAST_BAIL;
                     kp->n++;
                     if (ks_ch(&s, ',')) continue;
                     if (ks_ch(&s, ']')) break;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * kit.c -- the adapter kit (kit.h): dispatch of a request to its service's operation, error
  * responses in each protocol's shape, the engine-code map, validation messages, member readers,
  * REST helpers and the in-process call path.  api.c authenticates and picks the service; the
@@ -82,8 +83,7 @@ void api_verr_vadd(tr_buf *b, int *n, int value_max, const char *member, const c
     if (value)
         tr_buf_printf(b, "Value '%.*s' at '%s' failed to satisfy constraint: %s", value_max, value,
                       member, what);
-    else
-        tr_buf_printf(b, "Value null at '%s' failed to satisfy constraint: %s", member, what);
+    else tr_buf_printf(b, "Value null at '%s' failed to satisfy constraint: %s", member, what);
     (*n)++;
 }
 
@@ -121,8 +121,8 @@ int api_fail(api_call_t *c, int status, const char *type, const char *fmt, ...) 
     case API_PROTO_REST_JSON: rest_json_error(c, status, type, msg); break;
     default:
         /* Reserved protocols have no writer yet (kit.h): no service declares one. */
-        tr_error("api", "service %s declares protocol %d, which has no error writer yet",
-                 svc->name, (int)svc->proto);
+        tr_error("api", "service %s declares protocol %d, which has no error writer yet", svc->name,
+                 (int)svc->proto);
         abort();
     }
     return API_FAIL;
@@ -136,10 +136,10 @@ const api_errmap_t *api_error_row(const api_service_t *svc, int code) {
 
 int api_error(api_call_t *c, int code, const tr_err *err) {
     const api_errmap_t *row = api_error_row(c->svc, code);
-    const char *msg = row->fixed                 ? row->fixed
-                      : err && err->msg[0]       ? err->msg
-                      : row->fallback            ? row->fallback
-                                                 : tr_strerror(code);
+    const char *msg = row->fixed           ? row->fixed
+                      : err && err->msg[0] ? err->msg
+                      : row->fallback      ? row->fallback
+                                           : tr_strerror(code);
     if (row->status == 500)
         tr_error(c->svc->log, "internal error %s: %s", tr_err_name(code), err ? err->msg : "");
     return api_fail(c, row->status, row->type, "%s", msg);
@@ -205,8 +205,8 @@ int api_get_str(api_call_t *c, json_t *obj, const char *name, int req, size_t mi
     return 0;
 }
 
-int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long min,
-                long long max, long long *out, int *present) {
+int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long min, long long max,
+                long long *out, int *present) {
     char mb[64], vb[32];
     json_t *v = member_get(c, obj, name, req);
     *present = 0;
@@ -248,8 +248,8 @@ int api_iso8601_parse(const char *s, size_t n, int64_t *unix_ms) {
     struct tm tm;
     memset(&tm, 0, sizeof tm);
     int used = 0;
-    if (sscanf(tmp, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-               &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
+    if (sscanf(tmp, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+               &tm.tm_min, &tm.tm_sec, &used) != 6)
         return -1;
     /* fraction: milliseconds, further digits ignored */
     const char *r = tmp + used;
@@ -341,7 +341,8 @@ int api_path_match(const char *pattern, const char *path, char *seg, size_t cap)
 }
 
 int api_reply_json(api_call_t *c, int status, json_t *o, int real_precision) {
-    char *s = json_dumps(o, JSON_COMPACT | (real_precision ? JSON_REAL_PRECISION(real_precision) : 0));
+    char *s = json_dumps(o,
+                         JSON_COMPACT | (real_precision ? JSON_REAL_PRECISION(real_precision) : 0));
     json_decref(o);
     if (!s) abort();
     net_req_t *req = c->req;
@@ -461,11 +462,11 @@ done:
  * resume_fn ours.  As net/http.c does, the deferred completion runs once both the handler has
  * returned and the engine has resumed (sync counts to 2), so `finish` never races the handler. */
 typedef struct api_local {
-    net_req_t req;                 /* first: resume_fn gets &req */
+    net_req_t req; /* first: resume_fn gets &req */
     atomic_int sync;
     api_local_done_fn done;
     void *arg;
-    char *line;                    /* REST: "METHOD path?query", split in place */
+    char *line; /* REST: "METHOD path?query", split in place */
 } api_local_t;
 
 static void local_end(api_local_t *l) {
@@ -494,7 +495,7 @@ void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, co
     l->req.method = "POST";
     l->req.path = "/";
     l->req.query = "";
-    if (svc->proto == API_PROTO_REST_JSON) {   /* op is "METHOD path[?query]" */
+    if (svc->proto == API_PROTO_REST_JSON) { /* op is "METHOD path[?query]" */
         l->line = tr_xstrdup(op);
         char *sp = strchr(l->line, ' ');
         if (sp) {

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * kit.h -- the adapter kit: what every AWS protocol adapter in src/api/ declares about itself,
  * and the plumbing they all share (dispatch, error responses, validation messages, member
  * readers, query strings, the in-process call path).
@@ -55,12 +56,12 @@
 /* ---- declarations ----------------------------------------------------------------------------- */
 
 typedef enum api_proto {
-    API_PROTO_JSON10 = 1,  /* awsJson1_0: POST, X-Amz-Target <prefix><Op>, {"__type","message"} */
-    API_PROTO_JSON11,      /* awsJson1_1: the same with application/x-amz-json-1.1 */
-    API_PROTO_REST_JSON,   /* restJson1: method + path; x-amzn-ErrorType + {"Type","message"} */
-    API_PROTO_REST_XML,    /* reserved (S3): no writer yet */
-    API_PROTO_QUERY,       /* reserved (STS, CloudWatch): no writer yet */
-    API_PROTO_CBOR,        /* reserved (CloudWatch rpcv2Cbor): no writer yet */
+    API_PROTO_JSON10 = 1, /* awsJson1_0: POST, X-Amz-Target <prefix><Op>, {"__type","message"} */
+    API_PROTO_JSON11, /* awsJson1_1: the same with application/x-amz-json-1.1 */
+    API_PROTO_REST_JSON, /* restJson1: method + path; x-amzn-ErrorType + {"Type","message"} */
+    API_PROTO_REST_XML, /* reserved (S3): no writer yet */
+    API_PROTO_QUERY, /* reserved (STS, CloudWatch): no writer yet */
+    API_PROTO_CBOR, /* reserved (CloudWatch rpcv2Cbor): no writer yet */
 } api_proto_t;
 
 /* What a handler returns: NET_DONE (the response is in req), NET_DEFER (see net/http.h), or
@@ -76,20 +77,20 @@ typedef int (*api_handler_fn)(api_call_t *c);
 
 /* api_op_t.flags.  Bits 16 and up are the adapter's own (API_OP_ADAPTER(n)). */
 enum {
-    API_OP_BODY = 1 << 0,    /* REST: parse the body as a JSON object into c->in (empty: NULL);
+    API_OP_BODY = 1 << 0, /* REST: parse the body as a JSON object into c->in (empty: NULL);
                                 JSON RPC always parses */
-    API_OP_WORKER = 1 << 1,  /* the service's run hook moves the call off the network thread
+    API_OP_WORKER = 1 << 1, /* the service's run hook moves the call off the network thread
                                 (Lambda: fn_work_submit) and parses the body there itself */
 };
 #define API_OP_ADAPTER(n) (1u << (16 + (n)))
 
 typedef struct api_op {
-    const char *name;        /* AWS operation name ("PutRecords") */
-    const char *method;      /* REST only: "GET" */
-    const char *path;        /* REST only: pattern; each "{}" is one raw path segment (c->seg),
+    const char *name; /* AWS operation name ("PutRecords") */
+    const char *method; /* REST only: "GET" */
+    const char *path; /* REST only: pattern; each "{}" is one raw path segment (c->seg),
                                 a trailing "/" in the request is optional */
     api_handler_fn fn;
-    unsigned flags;          /* API_OP_* */
+    unsigned flags; /* API_OP_* */
     /* Optional fast path, tried before the body is parsed (Kinesis PutRecord(s)): returns
      * NET_DONE / NET_DEFER / API_FAIL as a handler, or API_BAIL to run fn on the parsed body
      * instead (it must then have written nothing and charged nothing). */
@@ -110,24 +111,24 @@ typedef struct api_errmap {
 enum { API_MEMBER_AS_IS = 0, API_MEMBER_CAMEL = 1 };
 
 struct api_service {
-    const char *name;             /* SigV4 service of the credential scope ("kinesis") */
-    const char *label;            /* for messages: "Tributary's <label> API" ("Kinesis") */
-    const char *log;              /* log tag ("kinesis") */
+    const char *name; /* SigV4 service of the credential scope ("kinesis") */
+    const char *label; /* for messages: "Tributary's <label> API" ("Kinesis") */
+    const char *log; /* log tag ("kinesis") */
     api_proto_t proto;
-    const char *target_prefix;    /* JSON RPC: X-Amz-Target prefix ("Kinesis_20131202.") */
-    const char *const *path_prefixes;  /* REST: NULL-terminated; the longest match wins */
-    const char *content_type;     /* of requests and responses */
-    const api_op_t *ops;          /* searched in order */
+    const char *target_prefix; /* JSON RPC: X-Amz-Target prefix ("Kinesis_20131202.") */
+    const char *const *path_prefixes; /* REST: NULL-terminated; the longest match wins */
+    const char *content_type; /* of requests and responses */
+    const api_op_t *ops; /* searched in order */
     size_t n_ops;
-    const api_errmap_t *errors;   /* ends with its code-0 row */
+    const api_errmap_t *errors; /* ends with its code-0 row */
     /* DynamoDB namespaces its __type ("com.amazon.coral.validate#ValidationException"):
      * api_fail passes every type through this when set (buf: cap bytes of scratch). */
     const char *(*type_name)(const char *type, char *buf, size_t cap);
     /* REST-JSON: error types whose shape spells the message member "Message" (NULL-terminated;
      * the others say "message"), as in the service model. */
     const char *const *message_caps;
-    int verr_value_max;           /* validation messages cut member values at this many bytes */
-    int member_style;             /* API_MEMBER_CAMEL: api_get_* name "StreamName" "streamName" */
+    int verr_value_max; /* validation messages cut member values at this many bytes */
+    int member_style; /* API_MEMBER_CAMEL: api_get_* name "StreamName" "streamName" */
     /* Optional hooks (NULL: none):
      * ready  -- after the operation is found, before the body is read: the engine is there,
      *           path parameters resolve, ...; 0 or API_FAIL (answered).
@@ -145,19 +146,19 @@ struct api_service {
 
 /* ---- one request ---------------------------------------------------------------------------- */
 
-#define API_SEG_MAX 512           /* a REST path segment ("{}"), raw, NUL included */
-#define API_PRIV_MAX 512          /* adapter-private per-call bytes */
+#define API_SEG_MAX 512 /* a REST path segment ("{}"), raw, NUL included */
+#define API_PRIV_MAX 512 /* adapter-private per-call bytes */
 
 struct api_call {
     api_ctx_t *ctx;
     const api_service_t *svc;
-    const api_op_t *op;           /* NULL only while answering an unknown operation */
+    const api_op_t *op; /* NULL only while answering an unknown operation */
     net_req_t *req;
-    json_t *in;                   /* parsed body (an object) or NULL; the dispatcher frees it */
-    tr_buf *out;                  /* &req->out */
-    int n_verr;                   /* accumulated validation errors (api_verr) */
+    json_t *in; /* parsed body (an object) or NULL; the dispatcher frees it */
+    tr_buf *out; /* &req->out */
+    int n_verr; /* accumulated validation errors (api_verr) */
     tr_buf verr;
-    char seg[API_SEG_MAX];        /* REST: the "{}" segment of the path, raw (still encoded) */
+    char seg[API_SEG_MAX]; /* REST: the "{}" segment of the path, raw (still encoded) */
     /* Adapter-private per-call state (zeroed; see the adapter's own struct), copied with the
      * call when an adapter moves it to a worker. */
     _Alignas(max_align_t) unsigned char priv[API_PRIV_MAX];
@@ -219,8 +220,8 @@ int api_get_str(api_call_t *c, json_t *obj, const char *name, int req, size_t mi
                 const api_pattern_t *pat, const char **out, size_t *out_len);
 /* Integer member: *present 0 when absent; a non-integer answers SerializationException; out
  * of [min, max] is recorded. */
-int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long min,
-                long long max, long long *out, int *present);
+int api_get_int(api_call_t *c, json_t *obj, const char *name, int req, long long min, long long max,
+                long long *out, int *present);
 /* Timestamp member sent as epoch seconds (a JSON number, as SDKs send it in JSON RPC) into
  * milliseconds: *present 0 when absent; another type answers SerializationException. */
 int api_get_epoch(api_call_t *c, json_t *obj, const char *name, int64_t *ms, int *present);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * lambda.c -- the Lambda adapter: REST JSON (/2015-03-31/functions/...) in, fn engine calls,
  * JSON out.
  *
@@ -107,7 +108,7 @@ static int jint(api_call_t *c, const char *k, long long *out) {
     if (!v || json_is_null(v)) return 0;
     if (!json_is_integer(v)) {
         api_fail(c, 400, "InvalidRequestContentException",
-               "Could not parse request body into json: %s must be an integer", k);
+                 "Could not parse request body into json: %s must be an integer", k);
         return API_FAIL;
     }
     *out = json_integer_value(v);
@@ -122,8 +123,8 @@ static int env_from_json(api_call_t *c, json_t *env, fn_env_var_t **out, size_t 
     if (!vars || json_is_null(vars)) return 0;
     if (!json_is_object(vars))
         return api_fail(c, 400, "InvalidRequestContentException",
-                      "Could not parse request body into json: Environment.Variables must be an "
-                      "object of strings");
+                        "Could not parse request body into json: Environment.Variables must be an "
+                        "object of strings");
     size_t k = json_object_size(vars);
     fn_env_var_t *arr = tr_xcalloc(k ? k : 1, sizeof *arr);
     const char *key;
@@ -133,9 +134,9 @@ static int env_from_json(api_call_t *c, json_t *env, fn_env_var_t **out, size_t 
         if (!json_is_string(val)) {
             free(arr);
             return api_fail(c, 400, "InvalidRequestContentException",
-                          "Could not parse request body into json: Environment variable %.100s "
-                          "must be a string",
-                          key);
+                            "Could not parse request body into json: Environment variable %.100s "
+                            "must be a string",
+                            key);
         }
         arr[i].key = (char *)key;
         arr[i].value = (char *)json_string_value(val);
@@ -184,11 +185,12 @@ static json_t *config_to_json(api_call_t *c, const fn_config_t *cfg) {
         json_array_append_new(arch, json_string(cfg->architectures[i]));
     json_object_set_new(o, "Architectures", arch);
     json_object_set_new(o, "EphemeralStorage", json_pack("{si}", "Size", (int)cfg->ephemeral_mb));
-    json_object_set_new(o, "SnapStart", json_pack("{ssss}", "ApplyOn", "None",
-                                                  "OptimizationStatus", "Off"));
+    json_object_set_new(o, "SnapStart",
+                        json_pack("{ssss}", "ApplyOn", "None", "OptimizationStatus", "Off"));
     char group[128];
     snprintf(group, sizeof group, "/aws/lambda/%s", cfg->name);
-    json_object_set_new(o, "LoggingConfig", json_pack("{ssss}", "LogFormat", "Text", "LogGroup", group));
+    json_object_set_new(o, "LoggingConfig",
+                        json_pack("{ssss}", "LogFormat", "Text", "LogGroup", group));
     (void)c;
     return o;
 }
@@ -198,7 +200,7 @@ static json_t *config_to_json(api_call_t *c, const fn_config_t *cfg) {
 static int require_body(api_call_t *c) {
     if (!c->in)
         return api_fail(c, 400, "InvalidRequestContentException",
-                      "Could not parse request body into json: the body must be a JSON object");
+                        "Could not parse request body into json: the body must be a JSON object");
     return 0;
 }
 
@@ -208,16 +210,16 @@ static int zip_from(api_call_t *c, json_t *code, uint8_t **zip, size_t *n) {
     *n = 0;
     if (!json_is_object(code))
         return api_fail(c, 400, "InvalidParameterValueException",
-                      "Code is required: pass Code.ZipFile, a base64 .zip holding an executable "
-                      "bootstrap");
+                        "Code is required: pass Code.ZipFile, a base64 .zip holding an executable "
+                        "bootstrap");
     json_t *zf = json_object_get(code, "ZipFile");
     if (!json_is_string(zf)) {
         if (json_object_get(code, "S3Bucket") || json_object_get(code, "ImageUri"))
             return api_fail(c, 400, "InvalidParameterValueException",
-                          "Tributary takes the deployment package as ZipFile only (S3Bucket and "
-                          "ImageUri are not supported); pass the zip bytes in ZipFile");
+                            "Tributary takes the deployment package as ZipFile only (S3Bucket and "
+                            "ImageUri are not supported); pass the zip bytes in ZipFile");
         return api_fail(c, 400, "InvalidParameterValueException",
-                      "Please provide a source for function code.");
+                        "Please provide a source for function code.");
     }
     size_t len = json_string_length(zf);
     uint8_t *b = tr_xmalloc(tr_base64_decoded_max(len) + 1);
@@ -225,14 +227,13 @@ static int zip_from(api_call_t *c, json_t *code, uint8_t **zip, size_t *n) {
     if (got <= 0) {
         free(b);
         return api_fail(c, 400, "InvalidParameterValueException",
-                      "Could not unzip uploaded file. Please check your file, then try to upload "
-                      "again. (ZipFile is not base64)");
+                        "Could not unzip uploaded file. Please check your file, then try to upload "
+                        "again. (ZipFile is not base64)");
     }
     *zip = b;
     *n = (size_t)got;
     return 0;
 }
-
 
 static int l_create(api_call_t *c) {
     if (require_body(c)) return API_FAIL;
@@ -243,35 +244,41 @@ static int l_create(api_call_t *c) {
     tr_err err;
     tr_err_clear(&err);
     if (fn_name_parse(name, nm, q, &err) || q[0])
-        return q[0] ? l_verr(c, "functionName", name,
-                             "Member must satisfy regular expression pattern: "
-                             "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
-                             "(function:)?([a-zA-Z0-9-_]+)")
-                    : l_error(c, err.code, &err, NULL);
+        return q[0]
+                   ? l_verr(
+                         c, "functionName", name,
+                         "Member must satisfy regular expression pattern: "
+                         "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+                         "(function:)?([a-zA-Z0-9-_]+)")
+                   : l_error(c, err.code, &err, NULL);
     if (api__lambda_fn_owned(c, name, "CreateFunction")) return API_FAIL;
     if (!jstr_or(in, "Role", NULL)) return l_verr(c, "role", NULL, "Member must not be null");
     const char *pkg = jstr_or(in, "PackageType", "Zip");
     if (strcmp(pkg, "Zip"))
         return api_fail(c, 400, "InvalidParameterValueException",
-                      "PackageType %.32s is not supported by Tributary; use Zip", pkg);
+                        "PackageType %.32s is not supported by Tributary; use Zip", pkg);
     long long timeout = 0, mem = 0, eph = 0;
     int r;
-    if ((r = jint(c, "Timeout", &timeout)) < 0 || (r = jint(c, "MemorySize", &mem)) < 0) return API_FAIL;
+    if ((r = jint(c, "Timeout", &timeout)) < 0 || (r = jint(c, "MemorySize", &mem)) < 0)
+        return API_FAIL;
     json_t *es = json_object_get(in, "EphemeralStorage");
     if (json_is_object(es)) eph = json_integer_value(json_object_get(es, "Size"));
     if (eph && (eph < 512 || eph > 10240))
-        return l_verr(c, "ephemeralStorage.size", "", "Member must have value between 512 and 10240");
+        return l_verr(c, "ephemeralStorage.size", "",
+                      "Member must have value between 512 and 10240");
     if (json_object_get(in, "Timeout") && (timeout < 1 || timeout > 900)) {
         char v[32];
         snprintf(v, sizeof v, "%lld", timeout);
-        return l_verr(c, "timeout", v, timeout < 1 ? "Member must have value greater than or equal to 1"
-                                                   : "Member must have value less than or equal to 900");
+        return l_verr(c, "timeout", v,
+                      timeout < 1 ? "Member must have value greater than or equal to 1"
+                                  : "Member must have value less than or equal to 900");
     }
     if (json_object_get(in, "MemorySize") && (mem < 128 || mem > 10240)) {
         char v[32];
         snprintf(v, sizeof v, "%lld", mem);
-        return l_verr(c, "memorySize", v, mem < 128 ? "Member must have value greater than or equal to 128"
-                                                    : "Member must have value less than or equal to 10240");
+        return l_verr(c, "memorySize", v,
+                      mem < 128 ? "Member must have value greater than or equal to 128"
+                                : "Member must have value less than or equal to 10240");
     }
     fn_config_t cfg;
     memset(&cfg, 0, sizeof cfg);
@@ -285,16 +292,18 @@ static int l_create(api_call_t *c) {
     cfg.ephemeral_mb = (uint32_t)eph;
     json_t *arch = json_object_get(in, "Architectures");
     char *archs[1];
-    if (json_is_array(arch) && json_array_size(arch) == 1 && json_is_string(json_array_get(arch, 0))) {
+    if (json_is_array(arch) && json_array_size(arch) == 1 &&
+        json_is_string(json_array_get(arch, 0))) {
         const char *a = json_string_value(json_array_get(arch, 0));
         if (strcmp(a, "x86_64") && strcmp(a, "arm64"))
-            return l_verr(c, "architectures", a, "Member must satisfy enum value set: [x86_64, arm64]");
+            return l_verr(c, "architectures", a,
+                          "Member must satisfy enum value set: [x86_64, arm64]");
         archs[0] = (char *)a;
         cfg.architectures = archs;
         cfg.n_architectures = 1;
     } else if (arch && !json_is_null(arch)) {
         return api_fail(c, 400, "InvalidParameterValueException",
-                      "Architectures must be a list of exactly one value: x86_64 or arm64");
+                        "Architectures must be a list of exactly one value: x86_64 or arm64");
     }
     fn_env_var_t *env = NULL;
     size_t n_env = 0;
@@ -340,8 +349,9 @@ static int l_get(api_call_t *c) {
     snprintf(loc, sizeof loc, "file://%s.zip", cfg.code_dir);
     json_object_set_new(o, "Code", json_pack("{ssss}", "RepositoryType", "S3", "Location", loc));
     if (cfg.reserved_concurrency >= 0)
-        json_object_set_new(o, "Concurrency", json_pack("{si}", "ReservedConcurrentExecutions",
-                                                        cfg.reserved_concurrency));
+        json_object_set_new(o, "Concurrency",
+                            json_pack("{si}", "ReservedConcurrentExecutions",
+                                      cfg.reserved_concurrency));
     fn_config_free(&cfg);
     return api_reply_json(c, 200, o, 0);
 }
@@ -378,8 +388,8 @@ static int l_list(api_call_t *c) {
 static int l_delete(api_call_t *c) {
     if (l_st(c)->qualifier[0] && strcmp(l_st(c)->qualifier, "$LATEST"))
         return api_fail(c, 404, "ResourceNotFoundException",
-                      "Function not found: arn:aws:lambda:%s:000000000000:function:%s:%s",
-                      c->ctx->region, l_st(c)->name, l_st(c)->qualifier);
+                        "Function not found: arn:aws:lambda:%s:000000000000:function:%s:%s",
+                        c->ctx->region, l_st(c)->name, l_st(c)->qualifier);
     tr_err err;
     tr_err_clear(&err);
     int rc = fn_delete(c->ctx->fn, l_st(c)->name, &err);
@@ -399,8 +409,8 @@ static int l_update_code(api_call_t *c) {
     if (json_is_true(json_object_get(c->in, "DryRun"))) {
         rc = fn_get(c->ctx->fn, l_st(c)->name, &out, &err);
     } else {
-        rc = fn_update_code(c->ctx->fn, l_st(c)->name, zip, zlen, jstr_or(c->in, "RevisionId", NULL),
-                            &out, &err);
+        rc = fn_update_code(c->ctx->fn, l_st(c)->name, zip, zlen,
+                            jstr_or(c->in, "RevisionId", NULL), &out, &err);
     }
     free(zip);
     if (rc) return l_error(c, rc, &err, NULL);
@@ -421,8 +431,9 @@ static int l_update_config(api_call_t *c) {
         if (v < 1 || v > 900) {
             char s[32];
             snprintf(s, sizeof s, "%lld", v);
-            return l_verr(c, "timeout", s, v < 1 ? "Member must have value greater than or equal to 1"
-                                                 : "Member must have value less than or equal to 900");
+            return l_verr(c, "timeout", s,
+                          v < 1 ? "Member must have value greater than or equal to 1"
+                                : "Member must have value less than or equal to 900");
         }
         u.has_timeout = 1;
         u.timeout_s = (uint32_t)v;
@@ -432,8 +443,9 @@ static int l_update_config(api_call_t *c) {
         if (v < 128 || v > 10240) {
             char s[32];
             snprintf(s, sizeof s, "%lld", v);
-            return l_verr(c, "memorySize", s, v < 128 ? "Member must have value greater than or equal to 128"
-                                                      : "Member must have value less than or equal to 10240");
+            return l_verr(c, "memorySize", s,
+                          v < 128 ? "Member must have value greater than or equal to 128"
+                                  : "Member must have value less than or equal to 10240");
         }
         u.has_memory = 1;
         u.memory_mb = (uint32_t)v;
@@ -475,9 +487,11 @@ static int l_put_concurrency(api_call_t *c) {
     }
     tr_err err;
     tr_err_clear(&err);
-    int rc = fn_concurrency_put(c->ctx->fn, l_st(c)->name, n > INT32_MAX ? INT32_MAX : (int32_t)n, &err);
+    int rc = fn_concurrency_put(c->ctx->fn, l_st(c)->name, n > INT32_MAX ? INT32_MAX : (int32_t)n,
+                                &err);
     if (rc) return l_error(c, rc, &err, NULL);
-    return api_reply_json(c, 200, json_pack("{sI}", "ReservedConcurrentExecutions", (json_int_t)n), 0);
+    return api_reply_json(c, 200, json_pack("{sI}", "ReservedConcurrentExecutions", (json_int_t)n),
+                          0);
 }
 
 static int l_delete_concurrency(api_call_t *c) {
@@ -519,7 +533,8 @@ static void invoke_done(void *arg, const fn_result_t *r) {
         return;
     }
     req->status = r->status;
-    net_req_add_header(req, "X-Amz-Executed-Version", r->executed_version ? r->executed_version : "$LATEST");
+    net_req_add_header(req, "X-Amz-Executed-Version",
+                       r->executed_version ? r->executed_version : "$LATEST");
     if (r->status == 200) {
         req->content_type = L_JSON;
         if (r->function_error) net_req_add_header(req, "X-Amz-Function-Error", r->function_error);
@@ -555,16 +570,16 @@ static int l_invoke_common(api_call_t *c, int type) {
     size_t limit = type == FN_INVOKE_EVENT ? FN_MAX_ASYNC_PAYLOAD : FN_MAX_SYNC_PAYLOAD;
     if (req->body_len > limit)
         return api_fail(c, 413, "RequestTooLargeException",
-                      "Request must be smaller than %zu bytes for the InvokeFunction operation",
-                      limit);
+                        "Request must be smaller than %zu bytes for the InvokeFunction operation",
+                        limit);
     if (req->body_len) {
         json_error_t je;
         json_t *p = json_loadb((const char *)req->body, req->body_len, JSON_DECODE_ANY, &je);
         if (!p)
             return api_fail(c, 400, "InvalidRequestContentException",
-                          "Could not parse request body into json: Could not parse payload into "
-                          "json: %s: at [line: %d, column: %d]",
-                          je.text, je.line, je.column);
+                            "Could not parse request body into json: Could not parse payload into "
+                            "json: %s: at [line: %d, column: %d]",
+                            je.text, je.line, je.column);
         json_decref(p);
     }
     fn_invoke_req_t ir = {
@@ -605,9 +620,11 @@ static int l_invoke_async(api_call_t *c) {
     net_req_t *req = c->req;
     if (req->body_len > FN_MAX_ASYNC_PAYLOAD)
         return api_fail(c, 413, "RequestTooLargeException",
-                      "Request must be smaller than %d bytes for the InvokeAsync operation",
-                      FN_MAX_ASYNC_PAYLOAD);
-    fn_invoke_req_t ir = {.name = l_st(c)->name, .type = FN_INVOKE_EVENT, .payload = req->body,
+                        "Request must be smaller than %d bytes for the InvokeAsync operation",
+                        FN_MAX_ASYNC_PAYLOAD);
+    fn_invoke_req_t ir = {.name = l_st(c)->name,
+                          .type = FN_INVOKE_EVENT,
+                          .payload = req->body,
                           .payload_len = req->body_len};
     tr_err err;
     tr_err_clear(&err);
@@ -649,11 +666,13 @@ int api__lambda_fn_owned(api_call_t *c, const char *given, const char *action) {
  * ours (into l_st(c)), with the Qualifier query parameter agreeing.  0 or API_FAIL. */
 static int l_ready(api_call_t *c) {
     l_state_t *st = l_st(c);
-    if (!c->ctx->fn) return api_fail(c, 503, "ServiceException", "The functions engine is not running");
+    if (!c->ctx->fn)
+        return api_fail(c, 503, "ServiceException", "The functions engine is not running");
     if (!c->seg[0]) return 0;
     char dec[API_SEG_MAX];
     if (api_pct_decode(c->seg, strlen(c->seg), dec, sizeof dec, 0))
-        return api_fail(c, 400, "InvalidParameterValueException", "Malformed FunctionName in the path");
+        return api_fail(c, 400, "InvalidParameterValueException",
+                        "Malformed FunctionName in the path");
     tr_err err;
     tr_err_clear(&err);
     if (fn_name_parse(dec, st->name, st->qualifier, &err)) return l_error(c, err.code, &err, NULL);
@@ -684,9 +703,10 @@ static void l_job_run(void *arg, int closed) {
     l_job_t *j = arg;
     api_call_t *c = &j->c;
     if (closed) {
-        api_fail(c, 503, "ServiceException", "The server is shutting down; retry after it restarts");
+        api_fail(c, 503, "ServiceException",
+                 "The server is shutting down; retry after it restarts");
     } else if (!api_parse_body(c)) {
-        c->op->fn(c);   /* synchronous: these operations never defer */
+        c->op->fn(c); /* synchronous: these operations never defer */
         json_decref(c->in);
     }
     tr_buf_free(&c->verr);
@@ -715,25 +735,31 @@ static int l_run(api_call_t *c) {
  * "/" optional), its handler, and whether the JSON body is parsed (API_OP_BODY) on a code
  * worker (API_OP_WORKER).  Event source mappings are lambda_esm.c's service. */
 static const api_op_t l_ops[] = {
-    {"CreateFunction", "POST", "/2015-03-31/functions", l_create, API_OP_BODY | API_OP_WORKER, NULL},
+    {"CreateFunction", "POST", "/2015-03-31/functions", l_create, API_OP_BODY | API_OP_WORKER,
+     NULL},
     {"ListFunctions", "GET", "/2015-03-31/functions", l_list, 0, NULL},
     {"GetFunction", "GET", "/2015-03-31/functions/{}", l_get, 0, NULL},
     {"DeleteFunction", "DELETE", "/2015-03-31/functions/{}", l_delete, 0, NULL},
-    {"GetFunctionConfiguration", "GET", "/2015-03-31/functions/{}/configuration", l_get_config, 0, NULL},
-    {"UpdateFunctionConfiguration", "PUT", "/2015-03-31/functions/{}/configuration", l_update_config, API_OP_BODY, NULL},
-    {"UpdateFunctionCode", "PUT", "/2015-03-31/functions/{}/code", l_update_code, API_OP_BODY | API_OP_WORKER, NULL},
+    {"GetFunctionConfiguration", "GET", "/2015-03-31/functions/{}/configuration", l_get_config, 0,
+     NULL},
+    {"UpdateFunctionConfiguration", "PUT", "/2015-03-31/functions/{}/configuration",
+     l_update_config, API_OP_BODY, NULL},
+    {"UpdateFunctionCode", "PUT", "/2015-03-31/functions/{}/code", l_update_code,
+     API_OP_BODY | API_OP_WORKER, NULL},
     {"Invoke", "POST", "/2015-03-31/functions/{}/invocations", l_invoke, 0, NULL},
     {"InvokeAsync", "POST", "/2014-11-13/functions/{}/invoke-async", l_invoke_async, 0, NULL},
-    {"PutFunctionConcurrency", "PUT", "/2017-10-31/functions/{}/concurrency", l_put_concurrency, API_OP_BODY, NULL},
-    {"DeleteFunctionConcurrency", "DELETE", "/2017-10-31/functions/{}/concurrency", l_delete_concurrency, 0, NULL},
-    {"GetFunctionConcurrency", "GET", "/2019-09-30/functions/{}/concurrency", l_get_concurrency, 0, NULL},
+    {"PutFunctionConcurrency", "PUT", "/2017-10-31/functions/{}/concurrency", l_put_concurrency,
+     API_OP_BODY, NULL},
+    {"DeleteFunctionConcurrency", "DELETE", "/2017-10-31/functions/{}/concurrency",
+     l_delete_concurrency, 0, NULL},
+    {"GetFunctionConcurrency", "GET", "/2019-09-30/functions/{}/concurrency", l_get_concurrency, 0,
+     NULL},
 };
 
 static const char *const l_prefixes[] = {
-    "/2015-03-31/",
-    "/2017-10-31/",   /* Put/DeleteFunctionConcurrency */
-    "/2019-09-30/",   /* GetFunctionConcurrency */
-    "/2014-11-13/",   /* InvokeAsync */
+    "/2015-03-31/", "/2017-10-31/", /* Put/DeleteFunctionConcurrency */
+    "/2019-09-30/", /* GetFunctionConcurrency */
+    "/2014-11-13/", /* InvokeAsync */
     NULL,
 };
 

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * lambda_esm.c -- the Lambda API's event-source-mapping operations (REST JSON), over the esm
  * engine (fn/esm.h):
  *
@@ -42,9 +43,11 @@ static json_t *config_json(const api_ctx_t *ctx, const esm_config_t *c) {
     json_object_set_new(o, "UUID", json_string(c->uuid));
     json_object_set_new(o, "StartingPosition", json_string(pos_name(c->starting_position)));
     if (c->starting_position == ESM_AT_TIMESTAMP)
-        json_object_set_new(o, "StartingPositionTimestamp", json_real((double)c->starting_ts_ms / 1000.0));
+        json_object_set_new(o, "StartingPositionTimestamp",
+                            json_real((double)c->starting_ts_ms / 1000.0));
     json_object_set_new(o, "BatchSize", json_integer(c->batch_size));
-    json_object_set_new(o, "MaximumBatchingWindowInSeconds", json_integer(c->max_batching_window_s));
+    json_object_set_new(o, "MaximumBatchingWindowInSeconds",
+                        json_integer(c->max_batching_window_s));
     json_object_set_new(o, "ParallelizationFactor", json_integer(c->parallelization));
     json_object_set_new(o, "EventSourceArn", json_string(c->source_arn));
     if (c->filter_criteria) {
@@ -96,7 +99,7 @@ static int query(api_call_t *c, const char *key, char *out, size_t cap) {
 typedef struct in {
     json_t *o;
     api_call_t *c;
-    int failed;                          /* an error response is filled */
+    int failed; /* an error response is filled */
 } in_t;
 
 /* Integer member into *out: 0 absent, 1 present; a wrong type answers the request. */
@@ -148,7 +151,8 @@ static int get_response_types(in_t *in, int *report) {
     if (!v || json_is_null(v) || in->failed) return 0;
     if (!json_is_array(v)) {
         in->failed = 1;
-        api_fail(in->c, 400, "InvalidParameterValueException", "FunctionResponseTypes must be a list");
+        api_fail(in->c, 400, "InvalidParameterValueException",
+                 "FunctionResponseTypes must be a list");
         return 0;
     }
     *report = 0;
@@ -160,7 +164,8 @@ static int get_response_types(in_t *in, int *report) {
             in->failed = 1;
             api_fail(in->c, 400, "InvalidParameterValueException",
                      "FunctionResponseTypes: \"%s\" is not a valid response type "
-                     "(ReportBatchItemFailures)", s ? s : "(not a string)");
+                     "(ReportBatchItemFailures)",
+                     s ? s : "(not a string)");
             return 0;
         }
         *report = 1;
@@ -174,7 +179,8 @@ static int get_destination(in_t *in, const char **dest) {
     if (!v || json_is_null(v) || in->failed) return 0;
     json_t *onf = json_object_get(v, "OnFailure");
     json_t *d = onf ? json_object_get(onf, "Destination") : NULL;
-    if (!json_is_object(v) || (onf && !json_is_object(onf)) || (d && !json_is_null(d) && !json_is_string(d))) {
+    if (!json_is_object(v) || (onf && !json_is_object(onf)) ||
+        (d && !json_is_null(d) && !json_is_string(d))) {
         in->failed = 1;
         api_fail(in->c, 400, "InvalidParameterValueException",
                  "DestinationConfig must be {\"OnFailure\": {\"Destination\": \"<stream ARN>\"}}");
@@ -233,7 +239,8 @@ static int parse_body(api_call_t *c, in_t *in) {
     in->c = c;
     in->failed = 0;
     json_error_t je;
-    in->o = req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &je) : json_object();
+    in->o = req->body_len ? json_loadb((const char *)req->body, req->body_len, 0, &je)
+                          : json_object();
     if (!in->o || !json_is_object(in->o)) {
         json_decref(in->o);
         in->o = NULL;
@@ -253,7 +260,8 @@ static int op_create(api_call_t *cl) {
     esm_config_t c;
     esm_config_defaults(&c);
     const char *s;
-    if ((s = get_str(&in, "FunctionName"))) snprintf(c.function_name, sizeof c.function_name, "%s", s);
+    if ((s = get_str(&in, "FunctionName")))
+        snprintf(c.function_name, sizeof c.function_name, "%s", s);
     if (s && !in.failed && api__lambda_fn_owned(cl, s, "CreateEventSourceMapping")) in.failed = 1;
     if ((s = get_str(&in, "EventSourceArn"))) snprintf(c.source_arn, sizeof c.source_arn, "%s", s);
     esm_update_t u;
@@ -270,14 +278,16 @@ static int op_create(api_call_t *cl) {
     if (u.has_response_types) c.report_item_failures = u.report_item_failures;
     if (u.has_destination) snprintf(c.on_failure, sizeof c.on_failure, "%s", u.on_failure);
     if ((s = get_str(&in, "StartingPosition"))) {
-        c.starting_position = !strcmp(s, "TRIM_HORIZON") ? ESM_TRIM_HORIZON
-                              : !strcmp(s, "LATEST")     ? ESM_LATEST
+        c.starting_position = !strcmp(s, "TRIM_HORIZON")   ? ESM_TRIM_HORIZON
+                              : !strcmp(s, "LATEST")       ? ESM_LATEST
                               : !strcmp(s, "AT_TIMESTAMP") ? ESM_AT_TIMESTAMP
                                                            : -2;
         if (c.starting_position == -2 && !in.failed) {
             in.failed = 1;
-            api_fail(cl, 400, "InvalidParameterValueException", "StartingPosition \"%s\" is not one "
-                     "of TRIM_HORIZON, LATEST, AT_TIMESTAMP", s);
+            api_fail(cl, 400, "InvalidParameterValueException",
+                     "StartingPosition \"%s\" is not one "
+                     "of TRIM_HORIZON, LATEST, AT_TIMESTAMP",
+                     s);
         }
     }
     json_t *ts = json_object_get(in.o, "StartingPositionTimestamp");
@@ -291,14 +301,20 @@ static int op_create(api_call_t *cl) {
             else c.starting_ts_ms = (int64_t)llround(atof(t) * 1000.0);
         }
     }
-    static const char *const unsupported[] = {"Queues", "Topics", "SourceAccessConfigurations",
-                                              "SelfManagedEventSource", "DocumentDBEventSourceConfig",
-                                              "ScalingConfig", NULL};
+    static const char *const unsupported[] = {"Queues",
+                                              "Topics",
+                                              "SourceAccessConfigurations",
+                                              "SelfManagedEventSource",
+                                              "DocumentDBEventSourceConfig",
+                                              "ScalingConfig",
+                                              NULL};
     for (int i = 0; unsupported[i] && !in.failed; i++)
         if (json_object_get(in.o, unsupported[i])) {
             in.failed = 1;
-            api_fail(cl, 400, "InvalidParameterValueException", "%s does not apply to a Kinesis "
-                     "event source", unsupported[i]);
+            api_fail(cl, 400, "InvalidParameterValueException",
+                     "%s does not apply to a Kinesis "
+                     "event source",
+                     unsupported[i]);
         }
     json_decref(in.o);
     if (in.failed) {
@@ -375,8 +391,9 @@ static int op_update(api_call_t *cl) {
     char *filters = NULL;
     get_common(&in, &u, &filters);
     if (!in.failed && json_object_get(in.o, "StartingPosition"))
-        in.failed = 1, api_fail(cl, 400, "InvalidParameterValueException",
-                                "StartingPosition cannot be updated; delete and re-create the mapping");
+        in.failed = 1,
+        api_fail(cl, 400, "InvalidParameterValueException",
+                 "StartingPosition cannot be updated; delete and re-create the mapping");
     if (in.failed) {
         json_decref(in.o);
         free(filters);
@@ -387,7 +404,7 @@ static int op_update(api_call_t *cl) {
     esm_config_t out;
     memset(&out, 0, sizeof out);
     int rc = esm_update(ctx->esm, uuid, &u, &out, &err);
-    json_decref(in.o);   /* u's strings point into it */
+    json_decref(in.o); /* u's strings point into it */
     free(filters);
     return answer(cl, rc, &err, &out, 202);
 }
@@ -398,7 +415,8 @@ static int op_delete(api_call_t *cl) { return op_by_uuid(cl, esm_delete, 202); }
 
 /* Before the body: the engine is running, and a mapping's UUID (c->seg) is one that could be. */
 static int esm_ready(api_call_t *c) {
-    if (!c->ctx->esm) return api_fail(c, 503, "ServiceException", "Event source mappings are not running");
+    if (!c->ctx->esm)
+        return api_fail(c, 503, "ServiceException", "Event source mappings are not running");
     if (strlen(c->seg) >= 64)
         return api_fail(c, 404, "UnknownOperationException", "%s %s is not a Lambda operation",
                         c->req->method, c->req->path);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * lambda_int.h -- private to src/api: what the Lambda adapter's two files share.  lambda.c
  * (functions, invocations, concurrency) and lambda_esm.c (event source mappings) are two kit
  * services (kit.h) of the same AWS API: one SigV4 service ("lambda"), one REST-JSON error shape

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * metrics.c -- GET /metrics: the one place the whole Prometheus page is built, from each
  * engine's own *_prometheus writer (functions, streams, event source mappings).  api.c answers
  * the path before authentication (see api.h); the engines own their metric names.

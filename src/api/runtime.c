@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * runtime.c -- the Lambda Runtime API (2018-06-01) for `provided` runtimes, on its own listener.
  *
  * Every instance gets its own HTTP listener on 127.0.0.1, ephemeral port, one network thread
@@ -148,13 +149,13 @@ static int rt_serve(api_ctx_t *ctx, const char *fixed_token, net_req_t *req) {
             /* a body past the listener's limit was not kept: report its size only */
             rc = fn_rt_response(ctx->fn, token[0] ? token : NULL, rid,
                                 req->reject ? NULL : req->body,
-                                req->reject ? (size_t)FN_MAX_SYNC_PAYLOAD + 1 : req->body_len, &err);
+                                req->reject ? (size_t)FN_MAX_SYNC_PAYLOAD + 1 : req->body_len,
+                                &err);
         else if (!strcmp(slash, "/error"))
             rc = fn_rt_error(ctx->fn, token[0] ? token : NULL, rid,
                              net_req_header(req, "Lambda-Runtime-Function-Error-Type"), req->body,
                              req->body_len, &err);
-        else
-            return rt_error(req, 404, "InvalidRequest", "unknown Runtime API path");
+        else return rt_error(req, 404, "InvalidRequest", "unknown Runtime API path");
         return rc ? rt_engine_error(req, rc, &err) : rt_accepted(req);
     }
     return rt_error(req, 404, "InvalidRequest", "unknown Runtime API path");
@@ -175,15 +176,19 @@ static int rt_instance_handle(void *arg, net_req_t *req) {
     return rt_serve(l->ctx, l->token, req);
 }
 
-int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle,
-                              tr_err *err) {
+int api_runtime_listener_open(void *arg, const char *token, int *port, void **handle, tr_err *err) {
     rt_listener_t *l = calloc(1, sizeof *l);
     if (!l) return tr_err_set(err, TR_ENOMEM, "out of memory");
     l->ctx = arg;
     snprintf(l->token, sizeof l->token, "%s", token);
     /* one network thread: an instance makes one request at a time */
-    net_opts_t o = {.bind = "127.0.0.1", .port = 0, .threads = 1, .max_connections = 64,
-                    .max_body = 16u << 20, .handler = rt_instance_handle, .handler_arg = l};
+    net_opts_t o = {.bind = "127.0.0.1",
+                    .port = 0,
+                    .threads = 1,
+                    .max_connections = 64,
+                    .max_body = 16u << 20,
+                    .handler = rt_instance_handle,
+                    .handler_arg = l};
     int rc = net_server_start(&o, &l->srv, err);
     if (rc) {
         free(l);

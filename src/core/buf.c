@@ -1,4 +1,6 @@
-/* buf.c -- growable buffer, JSON escaping and base64 (see buf.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * buf.c -- growable buffer, JSON escaping and base64 (see buf.h). */
 #include "core/buf.h"
 
 #include <stdarg.h>
@@ -107,8 +109,8 @@ void tr_buf_base64(tr_buf *b, const void *p, size_t n) {
 /* Each base64 character's value plus one; 0 marks a byte that is not base64.  A constant table:
  * built lazily it would be a data race between the threads decoding at the same time. */
 static const uint8_t b64_rev1[256] = {
-    ['A'] = 1, ['B'] = 2, ['C'] = 3, ['D'] = 4, ['E'] = 5, ['F'] = 6, ['G'] = 7, ['H'] = 8,
-    ['I'] = 9, ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
+    ['A'] = 1,  ['B'] = 2,  ['C'] = 3,  ['D'] = 4,  ['E'] = 5,  ['F'] = 6,  ['G'] = 7,  ['H'] = 8,
+    ['I'] = 9,  ['J'] = 10, ['K'] = 11, ['L'] = 12, ['M'] = 13, ['N'] = 14, ['O'] = 15, ['P'] = 16,
     ['Q'] = 17, ['R'] = 18, ['S'] = 19, ['T'] = 20, ['U'] = 21, ['V'] = 22, ['W'] = 23, ['X'] = 24,
     ['Y'] = 25, ['Z'] = 26, ['a'] = 27, ['b'] = 28, ['c'] = 29, ['d'] = 30, ['e'] = 31, ['f'] = 32,
     ['g'] = 33, ['h'] = 34, ['i'] = 35, ['j'] = 36, ['k'] = 37, ['l'] = 38, ['m'] = 39, ['n'] = 40,

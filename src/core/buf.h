@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * buf.h -- growable byte buffer, JSON string escaping and base64.
  *
  * A tr_buf owns its bytes (malloc'd); tr_buf_free releases them.  Appends grow geometrically.

@@ -1,4 +1,6 @@
-/* clock.c -- wall and monotonic clocks (see clock.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * clock.c -- wall and monotonic clocks (see clock.h). */
 #include "core/clock.h"
 
 #include <time.h>

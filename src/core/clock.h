@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * clock.h -- the two clocks: wall time for what users see (timestamps, ARNs' dates, TTLs) and
  * monotonic time for everything that measures an interval (deadlines, rates, ages).
  */

@@ -1,4 +1,6 @@
-/* crc32c.c -- CRC-32C (Castagnoli), see crc32c.h.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * crc32c.c -- CRC-32C (Castagnoli), see crc32c.h.
  *
  * Two implementations: the SSE4.2 crc32 instruction (8 bytes per step) when the CPU has it,
  * chosen once at first use, and a slicing-by-8 table otherwise.  Both give identical results;
@@ -21,7 +23,8 @@ static void init(void) {
         table[0][i] = c;
     }
     for (uint32_t i = 0; i < 256; i++)
-        for (int t = 1; t < 8; t++) table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
+        for (int t = 1; t < 8; t++)
+            table[t][i] = (table[t - 1][i] >> 8) ^ table[0][table[t - 1][i] & 0xff];
 #if defined(__x86_64__)
     __builtin_cpu_init();
     use_hw = __builtin_cpu_supports("sse4.2");
@@ -34,8 +37,8 @@ static uint32_t crc_sw(uint32_t crc, const uint8_t *p, size_t n) {
         memcpy(&w, p, 8);
         w ^= crc;
         crc = table[7][w & 0xff] ^ table[6][(w >> 8) & 0xff] ^ table[5][(w >> 16) & 0xff] ^
-              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^
-              table[2][(w >> 40) & 0xff] ^ table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
+              table[4][(w >> 24) & 0xff] ^ table[3][(w >> 32) & 0xff] ^ table[2][(w >> 40) & 0xff] ^
+              table[1][(w >> 48) & 0xff] ^ table[0][w >> 56];
         p += 8;
         n -= 8;
     }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * crc32c.h -- CRC-32C (Castagnoli, reflected polynomial 0x82F63B78), as used by the log frames.
  *
  * crc = tr_crc32c(0, p, n) computes the checksum of p[0..n); pass a previous result to continue

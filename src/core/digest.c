@@ -1,4 +1,6 @@
-/* digest.c -- SHA-256 and HMAC-SHA256 (see digest.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * digest.c -- SHA-256 and HMAC-SHA256 (see digest.h). */
 #include "core/digest.h"
 
 #include <openssl/crypto.h>
@@ -36,10 +38,8 @@ void tr_sha256(const void *p, size_t n, uint8_t out[32]) {
 void tr_hmac_sha256(const void *key, size_t klen, const void *msg, size_t n, uint8_t out[32]) {
     uint8_t k0[64] = {0}, pad[64], inner[32];
     const EVP_MD *md = sha256_md();
-    if (klen > sizeof k0)
-        tr_sha256(key, klen, k0);
-    else if (klen)
-        memcpy(k0, key, klen);
+    if (klen > sizeof k0) tr_sha256(key, klen, k0);
+    else if (klen) memcpy(k0, key, klen);
     EVP_MD_CTX *c = EVP_MD_CTX_new();
     if (!c) die("out of memory for EVP_MD_CTX", 0);
     for (size_t i = 0; i < 64; i++) pad[i] = (uint8_t)(k0[i] ^ 0x36);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * digest.h -- SHA-256 and HMAC-SHA256 (OpenSSL's EVP SHA-256, fetched once per process).
  *
  * HMAC is RFC 2104 over the EVP digest: about half the cost of OpenSSL 3's one-shot HMAC(),

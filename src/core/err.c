@@ -1,4 +1,6 @@
-/* err.c -- error names and the message helper declared in err.h. */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * err.c -- error names and the message helper declared in err.h. */
 #include "core/err.h"
 
 #include <stdio.h>
@@ -7,8 +9,7 @@
 const char *tr_err_name(int code) {
     switch (code) {
 #define TR__ERR_NAME(name, val, desc)                                                              \
-    case val:                                                                                      \
-        return #name;
+    case val: return #name;
         TR_ERRNO_MAP(TR__ERR_NAME)
 #undef TR__ERR_NAME
     }
@@ -18,8 +19,7 @@ const char *tr_err_name(int code) {
 const char *tr_strerror(int code) {
     switch (code) {
 #define TR__ERR_DESC(name, val, desc)                                                              \
-    case val:                                                                                      \
-        return desc;
+    case val: return desc;
         TR_ERRNO_MAP(TR__ERR_DESC)
 #undef TR__ERR_DESC
     }

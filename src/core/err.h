@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * err.h -- Tributary error codes and the caller-owned error message.
  *
  * Every fallible function returns int: 0 on success, a negative TR_E* code on failure.  When

@@ -1,4 +1,6 @@
-/* fs.c -- filesystem helpers (see fs.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fs.c -- filesystem helpers (see fs.h). */
 #include "core/fs.h"
 
 #include <dirent.h>
@@ -49,7 +51,8 @@ static int rm_entries(int fd) {
         int dir = de->d_type == DT_DIR;
         if (de->d_type == DT_UNKNOWN) {
             struct stat st;
-            dir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode);
+            dir = fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+                  S_ISDIR(st.st_mode);
         }
         if (dir) {
             int sub = openat(dirfd(d), de->d_name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);

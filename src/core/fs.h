@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * fs.h -- small filesystem helpers for durable file replacement.
  *
  * A file written to a temporary name, fsynced and renamed into place is durable only once the

@@ -1,4 +1,6 @@
-/* mem.c -- allocation that aborts on out-of-memory (see mem.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * mem.c -- allocation that aborts on out-of-memory (see mem.h). */
 #include "core/mem.h"
 
 #include <stdlib.h>

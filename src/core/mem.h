@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * mem.h -- allocation that does not return NULL.
  *
  * The server's policy on out-of-memory is to stop: memory is bounded by budgets checked before

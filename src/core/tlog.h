@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tlog.h -- the server's own log: one line per notable event on stderr.
  *
  * Format: "2026-11-25T00:00:00.000Z LEVEL subsystem: message".  Thread-safe (one write(2) per
@@ -12,7 +13,8 @@
 
 enum { TR_LOG_DEBUG, TR_LOG_INFO, TR_LOG_WARN, TR_LOG_ERROR };
 
-void tr_log(int level, const char *subsys, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+void tr_log(int level, const char *subsys, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 #define tr_info(sub, ...) tr_log(TR_LOG_INFO, sub, __VA_ARGS__)
 #define tr_warn(sub, ...) tr_log(TR_LOG_WARN, sub, __VA_ARGS__)
 #define tr_error(sub, ...) tr_log(TR_LOG_ERROR, sub, __VA_ARGS__)
@@ -28,6 +30,5 @@ typedef struct tr_ratelimit {
     _Atomic unsigned n, dropped;
 } tr_ratelimit;
 int tr_log_allow(tr_ratelimit *rl, unsigned per_sec, unsigned *dropped);
-
 
 #endif

@@ -1,4 +1,6 @@
-/* uuid.c -- version 4 UUIDs (see uuid.h). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * uuid.c -- version 4 UUIDs (see uuid.h). */
 #include "core/uuid.h"
 
 #include <openssl/rand.h>

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * uuid.h -- random (version 4) UUIDs for resource ids: "xxxxxxxx-xxxx-4xxx-yxxx-xxxxxxxxxxxx",
  * lower-case hex, from OpenSSL's RAND_bytes (the kernel's CSPRNG).
  */

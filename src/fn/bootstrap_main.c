@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * bootstrap_main.c -- the Lambda Runtime API client loop that turns a native handler into a
  * `bootstrap` for AWS Lambda's provided.al2023 (and Tributary's provided runtimes).
  *
@@ -44,9 +45,9 @@
 typedef struct conn {
     char host[256];
     char port[16];
-    char prefix[256];                    /* path prefix without trailing '/' ("" or "/tok") */
+    char prefix[256]; /* path prefix without trailing '/' ("" or "/tok") */
     int fd;
-    char *in;                            /* bytes read but not consumed */
+    char *in; /* bytes read but not consumed */
     size_t in_len, in_cap;
 } conn_t;
 
@@ -262,7 +263,8 @@ static void post_error(conn_t *c, const char *path, const char *type, const char
     trf__buf_t b = {0};
     trf__error_json(&b, type, msg);
     char hdr[256];
-    snprintf(hdr, sizeof hdr, "Lambda-Runtime-Function-Error-Type: %s\r\nContent-Type: application/json\r\n", type);
+    snprintf(hdr, sizeof hdr,
+             "Lambda-Runtime-Function-Error-Type: %s\r\nContent-Type: application/json\r\n", type);
     resp_t r = {0};
     for (int attempt = 0; attempt < 3; attempt++)
         if (http_do(c, "POST", path, hdr, b.data, b.len, &r) == 0) break;
@@ -301,15 +303,20 @@ static trf_handler_fn resolve_handler(const char *spec, const trf_module_t **mod
         h = dlsym(lib, sym);
     }
     if (!h) {
-        snprintf(why, cap, "handler symbol \"%s\" not found (in this bootstrap%s%s); export it "
-                 "(non-static) or fix _HANDLER", sym, file[0] ? " or " : "", file);
+        snprintf(why, cap,
+                 "handler symbol \"%s\" not found (in this bootstrap%s%s); export it "
+                 "(non-static) or fix _HANDLER",
+                 sym, file[0] ? " or " : "", file);
         return NULL;
     }
-    const trf_module_t *(*modfn)(void) = (const trf_module_t *(*)(void))dlsym(lib, TRF_MODULE_SYMBOL);
+    const trf_module_t *(*modfn)(void) = (const trf_module_t *(*)(void))dlsym(lib,
+                                                                              TRF_MODULE_SYMBOL);
     *mod = modfn ? modfn() : NULL;
     if (*mod && (*mod)->abi > TRF_ABI_VERSION) {
-        snprintf(why, cap, "the handler was built for function ABI %u but this bootstrap "
-                 "implements %u; rebuild it with this tributary-cc", (*mod)->abi, TRF_ABI_VERSION);
+        snprintf(why, cap,
+                 "the handler was built for function ABI %u but this bootstrap "
+                 "implements %u; rebuild it with this tributary-cc",
+                 (*mod)->abi, TRF_ABI_VERSION);
         return NULL;
     }
     return (trf_handler_fn)h;
@@ -318,7 +325,8 @@ static trf_handler_fn resolve_handler(const char *spec, const trf_module_t **mod
 int main(void) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *api = getenv("AWS_LAMBDA_RUNTIME_API");
-    if (!api || !*api) die("%s", "AWS_LAMBDA_RUNTIME_API is not set; run me under Lambda's provided runtime");
+    if (!api || !*api)
+        die("%s", "AWS_LAMBDA_RUNTIME_API is not set; run me under Lambda's provided runtime");
     conn_t c = {.fd = -1};
     const char *slash = strchr(api, '/');
     size_t hp = slash ? (size_t)(slash - api) : strlen(api);
@@ -359,7 +367,7 @@ int main(void) {
         return 1;
     }
     if (mod && mod->init) {
-        trf__call_prepare(&call);   /* init may log */
+        trf__call_prepare(&call); /* init may log */
         int rc = mod->init(&call.ctx);
         if (rc) {
             snprintf(why, sizeof why, "the module's init returned %d", rc);
@@ -388,8 +396,8 @@ int main(void) {
         char path[512];
         trf__event_owned_t ev;
         const char *bad = NULL;
-        if (trf__event_from_json(&ev, r.body.data ? r.body.data : "{}", r.body.data ? r.body.len : 2,
-                                 &bad)) {
+        if (trf__event_from_json(&ev, r.body.data ? r.body.data : "{}",
+                                 r.body.data ? r.body.len : 2, &bad)) {
             snprintf(path, sizeof path, API_VERSION "/runtime/invocation/%s/error", r.request_id);
             post_error(&c, path, "Runtime.InvalidEvent", bad ? bad : "cannot decode the event");
             continue;
@@ -408,18 +416,20 @@ int main(void) {
         resp_t pr = {0};
         if (call.failed) {
             char hdr[256];
-            snprintf(hdr, sizeof hdr, "Lambda-Runtime-Function-Error-Type: %s\r\n", call.error_type);
+            snprintf(hdr, sizeof hdr, "Lambda-Runtime-Function-Error-Type: %s\r\n",
+                     call.error_type);
             snprintf(path, sizeof path, API_VERSION "/runtime/invocation/%s/error", r.request_id);
             if (http_do(&c, "POST", path, hdr, call.payload.data, call.payload.len, &pr))
                 http_do(&c, "POST", path, hdr, call.payload.data, call.payload.len, &pr);
         } else {
-            snprintf(path, sizeof path, API_VERSION "/runtime/invocation/%s/response", r.request_id);
+            snprintf(path, sizeof path, API_VERSION "/runtime/invocation/%s/response",
+                     r.request_id);
             if (http_do(&c, "POST", path, NULL, call.payload.data, call.payload.len, &pr))
                 http_do(&c, "POST", path, NULL, call.payload.data, call.payload.len, &pr);
         }
         if (pr.status >= 400)
-            fprintf(stderr, "bootstrap: posting the result of %s answered %d: %.*s\n",
-                    r.request_id, pr.status, (int)pr.body.len, pr.body.data ? pr.body.data : "");
+            fprintf(stderr, "bootstrap: posting the result of %s answered %d: %.*s\n", r.request_id,
+                    pr.status, (int)pr.body.len, pr.body.data ? pr.body.data : "");
         trf__buf_free(&pr.body);
     }
 }

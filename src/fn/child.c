@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * child.c -- the `provided` runtimes: `bootstrap` child processes and the engine side of the
  * Lambda Runtime API (fn_rt_*).
  *
@@ -132,8 +133,10 @@ void fn__inst_kill(fn_t *fn, fn_inst_t *in, const char *why, fn__todo_t *t) {
     }
     if (!why && (prev == FN__INST_INIT || prev == FN__INST_SPAWNING)) {
         char msg[128];
-        snprintf(msg, sizeof msg, "Runtime failed to call /runtime/invocation/next within %lld ms "
-                                  "(init timeout)", (long long)fn->o.init_timeout_ms);
+        snprintf(msg, sizeof msg,
+                 "Runtime failed to call /runtime/invocation/next within %lld ms "
+                 "(init timeout)",
+                 (long long)fn->o.init_timeout_ms);
         fail_head(fn, f, "Runtime.Unknown", msg, NULL, 0, t);
     }
     fn__dispatch(fn, f, t);
@@ -143,12 +146,14 @@ void fn__inst_kill(fn_t *fn, fn_inst_t *in, const char *why, fn__todo_t *t) {
 /* The process exited on its own (or after our SIGKILL). */
 static void inst_exited(fn_t *fn, fn_inst_t *in, int status, fn__todo_t *t) {
     char why[96];
-    if (WIFEXITED(status)) snprintf(why, sizeof why, "Runtime exited with error: exit status %d", WEXITSTATUS(status));
+    if (WIFEXITED(status))
+        snprintf(why, sizeof why, "Runtime exited with error: exit status %d", WEXITSTATUS(status));
     else if (WIFSIGNALED(status))
         snprintf(why, sizeof why, "Runtime exited with error: signal: %s",
                  WTERMSIG(status) == SIGKILL ? "killed" : strsignal(WTERMSIG(status)));
     else snprintf(why, sizeof why, "Runtime exited");
-    if (WIFEXITED(status) && WEXITSTATUS(status) == 0) snprintf(why, sizeof why, "Runtime exited without providing a reason");
+    if (WIFEXITED(status) && WEXITSTATUS(status) == 0)
+        snprintf(why, sizeof why, "Runtime exited without providing a reason");
     int prev = inst_mark_dead(fn, in, t);
     if (prev < 0) return;   /* the engine killed it: already accounted */
     fn_func_t *f = in->func;
@@ -377,8 +382,7 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
     envp[n++] = kv("TZ", ":UTC");
     envp[n++] = kv("LANG", "en_US.UTF-8");
     envp[n++] = kv("PATH", "/usr/local/bin:/usr/bin/:/bin:/opt/bin");
-    snprintf(buf, sizeof buf, "/lib64:/usr/lib64:%s:%s/lib:%s:%s/lib:/opt/lib", dir, dir, dir,
-             dir);
+    snprintf(buf, sizeof buf, "/lib64:/usr/lib64:%s:%s/lib:%s:%s/lib:/opt/lib", dir, dir, dir, dir);
     envp[n++] = kv("LD_LIBRARY_PATH", buf);
     for (size_t i = 0; i < c->n_env; i++) envp[n++] = kv(c->env[i].key, c->env[i].value);
     size_t tmpdir_at = n;
@@ -396,8 +400,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
             head[r > 0 ? r : 0] = 0;
             close(hfd);
         }
-        as_sh = !strncmp(head, "#!/bin/sh", 9) && (head[9] == '\n' || head[9] == ' ' ||
-                                                   head[9] == '\t' || head[9] == '\r') &&
+        as_sh = !strncmp(head, "#!/bin/sh", 9) &&
+                (head[9] == '\n' || head[9] == ' ' || head[9] == '\t' || head[9] == '\r') &&
                 access("/bin/bash", X_OK) == 0;
     }
     char *cwd = strdup(dir);
@@ -473,7 +477,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
             execve(run, argv, envp);
             const char *why = exec_errno_text(errno);
             struct iovec iov[3] = {{exec_msg, strlen(exec_msg)},
-                                   {(void *)why, strlen(why)}, {(void *)"\n", 1}};
+                                   {(void *)why, strlen(why)},
+                                   {(void *)"\n", 1}};
             ssize_t w = writev(2, iov, 3);
             (void)w;
             _exit(127);
@@ -517,7 +522,8 @@ void fn__inst_spawn(fn_t *fn, fn_inst_t *in) {
         } else {
             in->state = FN__INST_INIT;
         }
-        tr_debug("fn", "function %s: started instance %s (pid %d)", f->cfg.name, in->token, (int)pid);
+        tr_debug("fn", "function %s: started instance %s (pid %d)", f->cfg.name, in->token,
+                 (int)pid);
     }
     pthread_mutex_unlock(&fn->mu);
     fn__sup_wake(fn);
@@ -578,7 +584,7 @@ static void *sup_main(void *arg) {
                 }
                 pthread_mutex_unlock(&fn->mu);
                 fn__todo_run(fn, &t);
-                usleep(FN__GRACE_MS * 1000 / 5);   /* let the last answers leave */
+                usleep(FN__GRACE_MS * 1000 / 5); /* let the last answers leave */
                 grave_sweep(fn, -1);
                 break;
             }
@@ -752,13 +758,17 @@ static int answer(fn_t *fn, const char *token, const char *request_id, const cha
         out_read(fn, in);
         tr_buf b = TR_BUF_INIT;
         if (!fnerr && len > FN_MAX_SYNC_PAYLOAD) {
-            tr_buf_printf(&b, "{\"errorMessage\":\"Response payload size exceeded maximum allowed "
-                              "payload size (%d bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
-                          FN_MAX_SYNC_PAYLOAD);
+            tr_buf_printf(
+                &b,
+                "{\"errorMessage\":\"Response payload size exceeded maximum allowed "
+                "payload size (%d bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
+                FN_MAX_SYNC_PAYLOAD);
             fn__inv_finish(fn, inv, "Unhandled", (const uint8_t *)b.data, b.len,
                            "Status: error\tError Type: Function.ResponseSizeTooLarge", &t);
-            rc = tr_err_set(err, TR_ETOOBIG, "Response payload size exceeded maximum allowed "
-                                             "payload size (%d bytes).", FN_MAX_SYNC_PAYLOAD);
+            rc = tr_err_set(err, TR_ETOOBIG,
+                            "Response payload size exceeded maximum allowed "
+                            "payload size (%d bytes).",
+                            FN_MAX_SYNC_PAYLOAD);
         } else if (fnerr) {
             /* no Lambda-Runtime-Function-Error-Type (aws-lambda-ric's native client sends
              * none): take errorType from the error document for the REPORT line */
@@ -815,8 +825,9 @@ int fn_rt_init_error(fn_t *fn, const char *token, const char *error_type, const 
     if (!in || in->state == FN__INST_DEAD) {
         rc = tr_err_set(err, TR_ENOTFOUND, "unknown runtime instance");
     } else if (in->state != FN__INST_INIT) {
-        rc = tr_err_set(err, TR_EINUSE, "Invalid state transition: init/error after the "
-                                        "runtime asked for its first invocation");
+        rc = tr_err_set(err, TR_EINUSE,
+                        "Invalid state transition: init/error after the "
+                        "runtime asked for its first invocation");
     } else {
         fn_func_t *f = in->func;
         const char *ty = error_type && *error_type ? error_type : "Runtime.Unknown";

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esm.c -- event-source mappings for Kinesis streams (see esm.h for the contract).
  *
  * What a running shard task does (reader, lanes, invocation, retries, destination) is in
@@ -117,23 +118,27 @@ static int parse_stream_arn(const char *arn, const char *region, const char *wha
     char r[64], acct[32], rest[400];
     if (!arn || sscanf(arn, "arn:aws:kinesis:%63[^:]:%31[^:]:%399s", r, acct, rest) != 3 ||
         strncmp(rest, "stream/", 7))
-        return tr_err_set(err, TR_EINVAL, "%s \"%s\" is not a Kinesis stream ARN "
-                          "(arn:aws:kinesis:%s:%s:stream/NAME)", what, arn ? arn : "", region,
-                          ESM_ACCOUNT);
+        return tr_err_set(err, TR_EINVAL,
+                          "%s \"%s\" is not a Kinesis stream ARN "
+                          "(arn:aws:kinesis:%s:%s:stream/NAME)",
+                          what, arn ? arn : "", region, ESM_ACCOUNT);
     if (strstr(rest, "/consumer/"))
-        return tr_err_set(err, TR_EINVAL, "%s \"%s\" names a stream consumer (enhanced fan-out), "
-                          "which this server does not implement; map the stream ARN instead", what,
-                          arn);
+        return tr_err_set(err, TR_EINVAL,
+                          "%s \"%s\" names a stream consumer (enhanced fan-out), "
+                          "which this server does not implement; map the stream ARN instead",
+                          what, arn);
     if (strcmp(r, region))
         return tr_err_set(err, TR_EINVAL, "%s \"%s\" is in region %s, but this server is %s", what,
                           arn, r, region);
     if (strcmp(acct, ESM_ACCOUNT))
-        return tr_err_set(err, TR_EINVAL, "%s \"%s\" belongs to account %s; this server's streams "
-                          "are in account %s", what, arn, acct, ESM_ACCOUNT);
+        return tr_err_set(err, TR_EINVAL,
+                          "%s \"%s\" belongs to account %s; this server's streams "
+                          "are in account %s",
+                          what, arn, acct, ESM_ACCOUNT);
     const char *n = rest + 7;
     if (!*n || strlen(n) > SLOG_MAX_STREAM_NAME || strchr(n, '/'))
         return tr_err_set(err, TR_EINVAL, "%s \"%s\" has no valid stream name", what, arn);
-    memcpy(name, n, strlen(n) + 1);   /* fits: checked above */
+    memcpy(name, n, strlen(n) + 1); /* fits: checked above */
     return 0;
 }
 
@@ -171,7 +176,8 @@ static int map_from_json(const char *text, size_t len, esm_mapping_t *m) {
     esm_config_t *c = &m->cfg;
     esm_config_defaults(c);
     const char *s;
-    if ((s = json_string_value(json_object_get(o, "uuid")))) snprintf(c->uuid, sizeof c->uuid, "%s", s);
+    if ((s = json_string_value(json_object_get(o, "uuid"))))
+        snprintf(c->uuid, sizeof c->uuid, "%s", s);
     if ((s = json_string_value(json_object_get(o, "function_name"))))
         snprintf(c->function_name, sizeof c->function_name, "%s", s);
     if ((s = json_string_value(json_object_get(o, "function_arn"))))
@@ -182,8 +188,9 @@ static int map_from_json(const char *text, size_t len, esm_mapping_t *m) {
         snprintf(c->on_failure, sizeof c->on_failure, "%s", s);
     if ((s = json_string_value(json_object_get(o, "filters")))) c->filter_criteria = strdup(s);
     s = json_string_value(json_object_get(o, "starting_position"));
-    c->starting_position = s && !strcmp(s, "LATEST") ? ESM_LATEST
-                           : s && !strcmp(s, "AT_TIMESTAMP") ? ESM_AT_TIMESTAMP : ESM_TRIM_HORIZON;
+    c->starting_position = s && !strcmp(s, "LATEST")         ? ESM_LATEST
+                           : s && !strcmp(s, "AT_TIMESTAMP") ? ESM_AT_TIMESTAMP
+                                                             : ESM_TRIM_HORIZON;
     c->batch_size = (uint32_t)json_integer_value(json_object_get(o, "batch_size"));
     c->max_batching_window_s = (uint32_t)json_integer_value(json_object_get(o, "window"));
     c->starting_ts_ms = json_integer_value(json_object_get(o, "starting_ts"));
@@ -269,7 +276,8 @@ static int ck_load_all(esm_t *e, const char *uuid, ck_rec_t **out, size_t *n) {
             }
             const uint8_t *kb = k.mv_data, *vb = v.mv_data;
             ck_rec_t *c = &(*out)[(*n)++];
-            c->shard = (uint32_t)kb[36] << 24 | (uint32_t)kb[37] << 16 | (uint32_t)kb[38] << 8 | kb[39];
+            c->shard = (uint32_t)kb[36] << 24 | (uint32_t)kb[37] << 16 | (uint32_t)kb[38] << 8 |
+                       kb[39];
             memcpy(&c->flags, vb + 4, 4);
             memcpy(&c->next, vb + 8, 8);
             memcpy(&c->win_start, vb + 16, 8);
@@ -328,8 +336,9 @@ static int map_store(esm_t *e, esm_mapping_t *m, const ck_rec_t *cks, size_t n_c
         else rc = mdb_txn_commit(txn);
     }
     free(text);
-    if (rc) return tr_err_set(err, TR_EIO, "cannot store event source mapping %s: %s", m->cfg.uuid,
-                              mdb_strerror(rc));
+    if (rc)
+        return tr_err_set(err, TR_EIO, "cannot store event source mapping %s: %s", m->cfg.uuid,
+                          mdb_strerror(rc));
     return 0;
 }
 
@@ -347,7 +356,7 @@ uint64_t esm__ck_put(esm_t *e, const char *uuid, uint32_t shard, uint64_t next, 
         }
     if (!it) {
         it = calloc(1, sizeof *it);
-        if (!it) {   /* dropped: a later checkpoint supersedes it; at worst records repeat */
+        if (!it) { /* dropped: a later checkpoint supersedes it; at worst records repeat */
             pthread_mutex_unlock(&e->ck_mu);
             return 0;
         }
@@ -400,8 +409,10 @@ static void ck_write_batch(esm_t *e, esm_ck_item_t *list) {
     }
     if (rc) {
         if (txn) mdb_txn_abort(txn);
-        tr_error("esm", "cannot write checkpoints: %s; processing continues, but a restart may "
-                 "repeat records", mdb_strerror(rc));
+        tr_error("esm",
+                 "cannot write checkpoints: %s; processing continues, but a restart may "
+                 "repeat records",
+                 mdb_strerror(rc));
     } else if ((rc = mdb_txn_commit(txn))) {
         tr_error("esm", "cannot commit checkpoints: %s", mdb_strerror(rc));
     }
@@ -538,8 +549,9 @@ static esm_task_t *task_start(esm_t *e, esm_mapping_t *m, uint32_t shard, const 
         t->lanes[i].running = ok;
     }
     pthread_attr_destroy(&at);
-    if (!ok) tr_error("esm", "mapping %s: cannot start the threads of shardId-%012u",
-                      m->cfg.uuid, shard);
+    if (!ok)
+        tr_error("esm", "mapping %s: cannot start the threads of shardId-%012u", m->cfg.uuid,
+                 shard);
     return t;
 }
 
@@ -694,8 +706,8 @@ static int reconcile(esm_t *e, esm_mapping_t *m) {
     if (slog_stream_describe_id(e->lg, m->stream_id, &info, &err)) {
         if (m->tasks) stop_all_tasks(e, m);
         pthread_mutex_lock(&e->mu);
-        snprintf(m->cfg.last_result, sizeof m->cfg.last_result,
-                 "PROBLEM: Stream not found: %.90s", m->run->stream_name);
+        snprintf(m->cfg.last_result, sizeof m->cfg.last_result, "PROBLEM: Stream not found: %.90s",
+                 m->run->stream_name);
         snprintf(m->cfg.state, sizeof m->cfg.state, "Enabled");
         pthread_mutex_unlock(&e->mu);
         return 0;
@@ -737,7 +749,7 @@ static int reconcile(esm_t *e, esm_mapping_t *m) {
         const ck_rec_t *ck = NULL;
         for (size_t j = 0; j < n_ck; j++)
             if (cks[j].shard == s->index) ck = &cks[j];
-        ck_rec_t born = {s->index, s->seq_start, 0, 0, NULL};   /* a child born after creation */
+        ck_rec_t born = {s->index, s->seq_start, 0, 0, NULL}; /* a child born after creation */
         esm_task_t *t = task_start(e, m, s->index, ck ? ck : &born);
         if (t) {
             t->next = m->tasks;
@@ -819,8 +831,8 @@ int esm_open(const char *data_dir, slog_t *lg, fn_t *fn, const esm_opts_t *opts,
             if (m && map_from_json(v.mv_data, v.mv_size, m) == 0) {
                 snprintf(m->cfg.state, sizeof m->cfg.state, "%s",
                          m->desire == ESM_DESIRE_DELETE ? "Deleting"
-                         : m->cfg.enabled           ? "Enabling"
-                                                    : "Disabled");
+                         : m->cfg.enabled               ? "Enabling"
+                                                        : "Disabled");
                 snprintf(m->cfg.state_reason, sizeof m->cfg.state_reason, "User action");
                 snprintf(m->cfg.last_result, sizeof m->cfg.last_result, "No records processed");
                 m->next = e->maps;
@@ -899,8 +911,10 @@ static int validate(esm_t *e, const esm_config_t *c, tr_err *err) {
         return tr_err_set(err, TR_EINVAL, "BatchSize %u is out of range [1, 10000] for Kinesis",
                           c->batch_size);
     if (c->max_batching_window_s > 300)
-        return tr_err_set(err, TR_EINVAL, "MaximumBatchingWindowInSeconds %u is out of range "
-                          "[0, 300]", c->max_batching_window_s);
+        return tr_err_set(err, TR_EINVAL,
+                          "MaximumBatchingWindowInSeconds %u is out of range "
+                          "[0, 300]",
+                          c->max_batching_window_s);
     if (c->parallelization < 1 || c->parallelization > 10)
         return tr_err_set(err, TR_EINVAL, "ParallelizationFactor %u is out of range [1, 10]",
                           c->parallelization);
@@ -908,13 +922,16 @@ static int validate(esm_t *e, const esm_config_t *c, tr_err *err) {
         return tr_err_set(err, TR_EINVAL, "MaximumRetryAttempts %d is out of range [-1, 10000]",
                           c->max_retry);
     if (c->max_record_age_s != -1 && (c->max_record_age_s < 60 || c->max_record_age_s > 604800))
-        return tr_err_set(err, TR_EINVAL, "MaximumRecordAgeInSeconds %d must be -1 (infinite) or "
-                          "in [60, 604800]", c->max_record_age_s);
+        return tr_err_set(err, TR_EINVAL,
+                          "MaximumRecordAgeInSeconds %d must be -1 (infinite) or "
+                          "in [60, 604800]",
+                          c->max_record_age_s);
     if (c->tumbling_window_s > 900)
         return tr_err_set(err, TR_EINVAL, "TumblingWindowInSeconds %u is out of range [0, 900]",
                           c->tumbling_window_s);
     if (c->tumbling_window_s && c->parallelization > 1)
-        return tr_err_set(err, TR_EINVAL, "TumblingWindowInSeconds needs ParallelizationFactor 1 "
+        return tr_err_set(err, TR_EINVAL,
+                          "TumblingWindowInSeconds needs ParallelizationFactor 1 "
                           "on this server (window state is kept per shard)");
     char name[SLOG_MAX_STREAM_NAME + 1];
     if (c->on_failure[0] && parse_stream_arn(c->on_failure, e->region,
@@ -954,18 +971,18 @@ static esm_mapping_t *find_locked(esm_t *e, const char *uuid) {
 }
 
 int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err) {
-    if (!in->function_name[0])
-        return tr_err_set(err, TR_EINVAL, "FunctionName is required");
-    if (!in->source_arn[0])
-        return tr_err_set(err, TR_EINVAL, "EventSourceArn is required");
+    if (!in->function_name[0]) return tr_err_set(err, TR_EINVAL, "FunctionName is required");
+    if (!in->source_arn[0]) return tr_err_set(err, TR_EINVAL, "EventSourceArn is required");
     char stream[SLOG_MAX_STREAM_NAME + 1];
     int rc = parse_stream_arn(in->source_arn, e->region, "EventSourceArn", stream, err);
     if (rc) return rc;
     if (in->starting_position < ESM_TRIM_HORIZON || in->starting_position > ESM_AT_TIMESTAMP)
-        return tr_err_set(err, TR_EINVAL, "StartingPosition is required for a Kinesis event "
+        return tr_err_set(err, TR_EINVAL,
+                          "StartingPosition is required for a Kinesis event "
                           "source: TRIM_HORIZON, LATEST or AT_TIMESTAMP");
     if (in->starting_position == ESM_AT_TIMESTAMP && in->starting_ts_ms <= 0)
-        return tr_err_set(err, TR_EINVAL, "StartingPositionTimestamp is required with "
+        return tr_err_set(err, TR_EINVAL,
+                          "StartingPositionTimestamp is required with "
                           "StartingPosition AT_TIMESTAMP");
     if ((rc = validate(e, in, err))) return rc;
     esm_mapping_t *m = calloc(1, sizeof *m);
@@ -1013,10 +1030,11 @@ int esm_create(esm_t *e, const esm_config_t *in, esm_config_t *out, tr_err *err)
     for (esm_mapping_t *x = e->maps; x; x = x->next)
         if (x->desire != ESM_DESIRE_DELETE && !strcmp(x->cfg.function_arn, m->cfg.function_arn) &&
             !strcmp(x->cfg.source_arn, m->cfg.source_arn)) {
-            rc = tr_err_set(err, TR_EEXISTS, "The event source arn (\" %s \") and function "
+            rc = tr_err_set(err, TR_EEXISTS,
+                            "The event source arn (\" %s \") and function "
                             "(\" %s \") provided mapping already exists. Please update or delete "
-                            "the existing mapping with UUID %s", m->cfg.source_arn,
-                            m->cfg.function_name, x->cfg.uuid);
+                            "the existing mapping with UUID %s",
+                            m->cfg.source_arn, m->cfg.function_name, x->cfg.uuid);
             break;
         }
     if (!rc) rc = map_store(e, m, cks, info.n_shards, err);
@@ -1046,8 +1064,10 @@ int esm_get(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     if (m) config_copy(out, &m->cfg);
     pthread_mutex_unlock(&e->mu);
     if (!m)
-        return tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
-                          "(Event source mapping %s)", uuid);
+        return tr_err_set(err, TR_ENOTFOUND,
+                          "The resource you requested does not exist. "
+                          "(Event source mapping %s)",
+                          uuid);
     return 0;
 }
 
@@ -1087,8 +1107,7 @@ int esm_list(esm_t *e, const char *function_name, const char *source_arn, const 
     return 0;
 }
 
-int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *out,
-               tr_err *err) {
+int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *out, tr_err *err) {
     char fname[FN_MAX_NAME + 1] = "", farn[256] = "";
     if (u->has_function) {
         int rc = resolve_function(e, u->function_name, fname, farn, err);
@@ -1098,13 +1117,17 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
     esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
-        rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
-                        "(Event source mapping %s)", uuid);
+        rc = tr_err_set(err, TR_ENOTFOUND,
+                        "The resource you requested does not exist. "
+                        "(Event source mapping %s)",
+                        uuid);
         goto out;
     }
     if (m->desire == ESM_DESIRE_DELETE) {
-        rc = tr_err_set(err, TR_EINUSE, "Cannot update the event source mapping %s: it is being "
-                        "deleted", uuid);
+        rc = tr_err_set(err, TR_EINUSE,
+                        "Cannot update the event source mapping %s: it is being "
+                        "deleted",
+                        uuid);
         goto out;
     }
     esm_config_t c;
@@ -1126,8 +1149,8 @@ int esm_update(esm_t *e, const char *uuid, const esm_update_t *u, esm_config_t *
     if (u->has_tumbling) c.tumbling_window_s = u->tumbling_window_s;
     if (u->has_filters) {
         free(c.filter_criteria);
-        c.filter_criteria =
-            u->filter_criteria && *u->filter_criteria ? strdup(u->filter_criteria) : NULL;
+        c.filter_criteria = u->filter_criteria && *u->filter_criteria ? strdup(u->filter_criteria)
+                                                                      : NULL;
     }
     rc = validate(e, &c, err);
     if (!rc) {
@@ -1161,14 +1184,16 @@ int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err) {
     esm_mapping_t *m = find_locked(e, uuid);
     int rc = 0;
     if (!m) {
-        rc = tr_err_set(err, TR_ENOTFOUND, "The resource you requested does not exist. "
-                        "(Event source mapping %s)", uuid);
+        rc = tr_err_set(err, TR_ENOTFOUND,
+                        "The resource you requested does not exist. "
+                        "(Event source mapping %s)",
+                        uuid);
     } else if (m->desire == ESM_DESIRE_DELETE) {
         rc = tr_err_set(err, TR_EINUSE, "The event source mapping %s is already being deleted",
                         uuid);
     } else {
         m->desire = ESM_DESIRE_DELETE;
-        rc = map_store(e, m, NULL, 0, err);   /* survives a crash: deletion resumes at start */
+        rc = map_store(e, m, NULL, 0, err); /* survives a crash: deletion resumes at start */
         if (rc) {
             m->desire = ESM_DESIRE_RUN;
         } else {
@@ -1229,7 +1254,7 @@ void esm_metrics_prometheus(esm_t *e, tr_buf *out) {
         tr_buf_printf(out, "# HELP %s %s\n# TYPE %s %s\n", fam[f].name, fam[f].help, fam[f].name,
                       fam[f].type);
         for (size_t i = 0; i < n; i++) {
-            double v = f == 0 ? (double)s[i].iterator_age_ms
+            double v = f == 0   ? (double)s[i].iterator_age_ms
                        : f == 1 ? (double)s[i].invocations
                        : f == 2 ? (double)s[i].errors
                        : f == 3 ? (double)s[i].records_in
@@ -1241,8 +1266,9 @@ void esm_metrics_prometheus(esm_t *e, tr_buf *out) {
         }
     }
     free(s);
-    tr_buf_printf(out, "# HELP tributary_esm_queued_bytes Records read from streams and not yet "
-                       "done by a function, all mappings (bounded: readers wait above %zu)\n"
-                       "# TYPE tributary_esm_queued_bytes gauge\ntributary_esm_queued_bytes %zu\n",
+    tr_buf_printf(out,
+                  "# HELP tributary_esm_queued_bytes Records read from streams and not yet "
+                  "done by a function, all mappings (bounded: readers wait above %zu)\n"
+                  "# TYPE tributary_esm_queued_bytes gauge\ntributary_esm_queued_bytes %zu\n",
                   ESM_QUEUE_MAX, atomic_load(&e->queued_bytes));
 }

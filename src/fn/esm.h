@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esm.h -- event-source mappings: Lambda's Kinesis poller, pushed by the stream engine.
  *
  * An esm_t owns DATA/esm/ (LMDB: "map" = mapping configurations by UUID, "ckpt" = one checkpoint
@@ -75,29 +76,29 @@ typedef struct esm_config {
     char uuid[ESM_UUID_LEN + 1];
     char function_name[FN_MAX_NAME + 1];  /* in: FunctionName as given (name or ARN) */
     char function_arn[256];               /* out */
-    char source_arn[ESM_MAX_ARN];         /* EventSourceArn: arn:aws:kinesis:<r>:<acct>:stream/<n> */
-    uint32_t batch_size;                  /* 0 in: default 100 */
+    char source_arn[ESM_MAX_ARN]; /* EventSourceArn: arn:aws:kinesis:<r>:<acct>:stream/<n> */
+    uint32_t batch_size; /* 0 in: default 100 */
     uint32_t max_batching_window_s;
-    int starting_position;                /* ESM_* */
-    int64_t starting_ts_ms;               /* AT_TIMESTAMP */
+    int starting_position; /* ESM_* */
+    int64_t starting_ts_ms; /* AT_TIMESTAMP */
     int enabled;
-    uint32_t parallelization;             /* 0 in: default 1 */
-    int32_t max_retry;                    /* -1: infinite */
-    int32_t max_record_age_s;             /* -1: infinite */
+    uint32_t parallelization; /* 0 in: default 1 */
+    int32_t max_retry; /* -1: infinite */
+    int32_t max_record_age_s; /* -1: infinite */
     int bisect;
     int report_item_failures;
-    char on_failure[ESM_MAX_ARN];         /* "" when none */
+    char on_failure[ESM_MAX_ARN]; /* "" when none */
     uint32_t tumbling_window_s;
-    char *filter_criteria;                /* {"Filters":[{"Pattern":"..."}]} as JSON text; NULL */
+    char *filter_criteria; /* {"Filters":[{"Pattern":"..."}]} as JSON text; NULL */
     /* out */
     int64_t last_modified_ms;
-    char state[16];                       /* Creating Enabling Enabled Disabling Disabled
+    char state[16]; /* Creating Enabling Enabled Disabling Disabled
                                              Updating Deleting */
-    char state_reason[64];                /* StateTransitionReason */
-    char last_result[128];                /* LastProcessingResult */
+    char state_reason[64]; /* StateTransitionReason */
+    char last_result[128]; /* LastProcessingResult */
 } esm_config_t;
 
-void esm_config_free(esm_config_t *c);    /* frees filter_criteria; accepts NULL */
+void esm_config_free(esm_config_t *c); /* frees filter_criteria; accepts NULL */
 /* Defaults of AWS for every field (batch 100, parallelization 1, retries -1, age -1,
  * enabled). */
 void esm_config_defaults(esm_config_t *c);
@@ -110,19 +111,19 @@ typedef struct esm_update {
     uint32_t batch_size, max_batching_window_s, parallelization, tumbling_window_s;
     int enabled, bisect, report_item_failures;
     int32_t max_retry, max_record_age_s;
-    const char *on_failure;               /* "" removes it */
-    const char *filter_criteria;          /* NULL or "" removes them */
+    const char *on_failure; /* "" removes it */
+    const char *filter_criteria; /* NULL or "" removes them */
 } esm_update_t;
 
 typedef struct esm esm_t;
 
 typedef struct esm_opts {
-    const char *region;                   /* NULL: "us-east-1" */
-    int64_t age_unit_ms;                  /* ms per second of MaximumRecordAgeInSeconds; 0: 1000
+    const char *region; /* NULL: "us-east-1" */
+    int64_t age_unit_ms; /* ms per second of MaximumRecordAgeInSeconds; 0: 1000
                                              (tests shrink it: 60 "seconds" at 10 ms = 0.6 s) */
-    int64_t window_grace_ms;              /* after a tumbling window's end; 0: 200 */
-    int64_t retry_backoff_ms;             /* first retry delay, doubled up to 1 s; 0: 20 */
-    int no_sync;                          /* tests only */
+    int64_t window_grace_ms; /* after a tumbling window's end; 0: 200 */
+    int64_t retry_backoff_ms; /* first retry delay, doubled up to 1 s; 0: 20 */
+    int no_sync; /* tests only */
 } esm_opts_t;
 
 /* Open DATA/esm (created if missing) and load the mappings; nothing runs until esm_start.
@@ -149,8 +150,7 @@ int esm_get(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err);
 int esm_list(esm_t *e, const char *function_name, const char *source_arn, const char *marker,
              size_t max, esm_config_t **out, size_t *n, char **next, tr_err *err);
 /* TR_ENOTFOUND, TR_EINVAL, TR_EINUSE (being created, updated or deleted). */
-int esm_update(esm_t *e, const char *uuid, const esm_update_t *upd, esm_config_t *out,
-               tr_err *err);
+int esm_update(esm_t *e, const char *uuid, const esm_update_t *upd, esm_config_t *out, tr_err *err);
 /* Delete (State "Deleting" in *out; gone once its pollers stopped).  TR_ENOTFOUND, TR_EINUSE. */
 int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err);
 
@@ -159,7 +159,7 @@ int esm_delete(esm_t *e, const char *uuid, esm_config_t *out, tr_err *err);
 typedef struct esm_stats {
     char uuid[ESM_UUID_LEN + 1];
     char function_name[FN_MAX_NAME + 1];
-    int64_t iterator_age_ms;              /* age of the last record of the last batch invoked */
+    int64_t iterator_age_ms; /* age of the last record of the last batch invoked */
     uint64_t invocations, errors, records_in, records_filtered, records_discarded;
     uint32_t shards_active;
 } esm_stats_t;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esm_filter.c -- FilterCriteria of event-source mappings: AWS's event-pattern grammar applied to
  * Kinesis records (see esm.h).
  *
@@ -46,14 +47,17 @@ static int bad(tr_err *err, const char *fmt, const char *detail) {
 static int check_numeric(json_t *arr, tr_err *err) {
     size_t n = json_array_size(arr);
     if (!json_is_array(arr) || (n != 2 && n != 4))
-        return bad(err, "Invalid filter pattern: \"numeric\" takes [op, number] or [op, number, op, "
-                   "number]%s", "");
+        return bad(err,
+                   "Invalid filter pattern: \"numeric\" takes [op, number] or [op, number, op, "
+                   "number]%s",
+                   "");
     for (size_t i = 0; i < n; i += 2) {
         json_t *op = json_array_get(arr, i), *v = json_array_get(arr, i + 1);
         const char *o = json_string_value(op);
         if (!o || (strcmp(o, "<") && strcmp(o, "<=") && strcmp(o, ">") && strcmp(o, ">=") &&
                    strcmp(o, "=")))
-            return bad(err, "Invalid filter pattern: \"numeric\" operator %s is not one of < <= > >= =",
+            return bad(err,
+                       "Invalid filter pattern: \"numeric\" operator %s is not one of < <= > >= =",
                        o ? o : "(not a string)");
         if (!json_is_number(v))
             return bad(err, "Invalid filter pattern: \"numeric\" needs a number after %s", o);
@@ -68,25 +72,33 @@ static int check_anything_but(json_t *v, tr_err *err) {
     if (json_is_array(v)) {
         size_t i;
         json_t *e;
-        json_array_foreach(v, i, e) if (!json_is_string(e) && !json_is_number(e))
-            return bad(err, "Invalid filter pattern: \"anything-but\" lists strings or numbers%s", "");
-        return json_array_size(v) ? 0 : bad(err, "Invalid filter pattern: empty \"anything-but\"%s", "");
+        json_array_foreach(v, i, e) if (!json_is_string(e) && !json_is_number(e)) return bad(
+            err, "Invalid filter pattern: \"anything-but\" lists strings or numbers%s", "");
+        return json_array_size(v)
+                   ? 0
+                   : bad(err, "Invalid filter pattern: empty \"anything-but\"%s", "");
     }
     if (json_is_object(v) && json_object_size(v) == 1) {
         json_t *s;
         if ((s = json_object_get(v, "prefix")) || (s = json_object_get(v, "suffix")) ||
             (s = json_object_get(v, "equals-ignore-case")))
-            return json_is_string(s) ? 0 : bad(err, "Invalid filter pattern: \"anything-but\" "
-                                               "%s needs a string", "operand");
+            return json_is_string(s) ? 0
+                                     : bad(err,
+                                           "Invalid filter pattern: \"anything-but\" "
+                                           "%s needs a string",
+                                           "operand");
     }
-    return bad(err, "Invalid filter pattern: \"anything-but\" takes a value, a list, or "
-               "{\"prefix\"|\"suffix\"|\"equals-ignore-case\": string}%s", "");
+    return bad(err,
+               "Invalid filter pattern: \"anything-but\" takes a value, a list, or "
+               "{\"prefix\"|\"suffix\"|\"equals-ignore-case\": string}%s",
+               "");
 }
 
 static int check_rule(json_t *r, tr_err *err) {
     if (json_is_string(r) || json_is_number(r) || json_is_boolean(r) || json_is_null(r)) return 0;
     if (!json_is_object(r) || json_object_size(r) != 1)
-        return bad(err, "Invalid filter pattern: a rule is a value or a one-key operator object%s", "");
+        return bad(err, "Invalid filter pattern: a rule is a value or a one-key operator object%s",
+                   "");
     const char *op = json_object_iter_key(json_object_iter(r));
     json_t *v = json_object_iter_value(json_object_iter(r));
     if (!strcmp(op, "prefix") || !strcmp(op, "suffix") || !strcmp(op, "equals-ignore-case") ||
@@ -98,7 +110,9 @@ static int check_rule(json_t *r, tr_err *err) {
         return bad(err, "Invalid filter pattern: \"%s\" needs a string", op);
     }
     if (!strcmp(op, "exists"))
-        return json_is_boolean(v) ? 0 : bad(err, "Invalid filter pattern: \"exists\" needs true or false%s", "");
+        return json_is_boolean(v)
+                   ? 0
+                   : bad(err, "Invalid filter pattern: \"exists\" needs true or false%s", "");
     if (!strcmp(op, "numeric")) return check_numeric(v, err);
     if (!strcmp(op, "anything-but")) return check_anything_but(v, err);
     if (!strcmp(op, "cidr")) {
@@ -122,7 +136,8 @@ static int check_pattern(json_t *p, int depth, tr_err *err) {
     if (depth > 32) return bad(err, "Invalid filter pattern: nested too deeply%s", "");
     const char *k;
     json_t *v;
-    if (!json_object_size(p)) return bad(err, "Invalid filter pattern: an empty object matches nothing%s", "");
+    if (!json_object_size(p))
+        return bad(err, "Invalid filter pattern: an empty object matches nothing%s", "");
     json_object_foreach(p, k, v) {
         if (json_is_object(v)) {
             if (check_pattern(v, depth + 1, err)) return TR_EINVAL;
@@ -133,8 +148,10 @@ static int check_pattern(json_t *p, int depth, tr_err *err) {
             json_t *r;
             json_array_foreach(v, i, r) if (check_rule(r, err)) return TR_EINVAL;
         } else {
-            return bad(err, "Invalid filter pattern: the value of \"%s\" must be a list of rules "
-                       "or an object", k);
+            return bad(err,
+                       "Invalid filter pattern: the value of \"%s\" must be a list of rules "
+                       "or an object",
+                       k);
         }
     }
     return 0;
@@ -174,20 +191,26 @@ int esm_filter_compile(const char *criteria_json, esm_filter_t **out, tr_err *er
         json_t *pat = json_object_get(json_array_get(filters, i), "Pattern");
         const char *text = json_string_value(pat);
         if (!text) {
-            rc = tr_err_set(err, TR_EINVAL, "FilterCriteria.Filters[%zu].Pattern must be a string "
-                            "holding a JSON pattern", i);
+            rc = tr_err_set(err, TR_EINVAL,
+                            "FilterCriteria.Filters[%zu].Pattern must be a string "
+                            "holding a JSON pattern",
+                            i);
             break;
         }
         if (strlen(text) > ESM_MAX_PATTERN) {
-            rc = tr_err_set(err, TR_EINVAL, "FilterCriteria.Filters[%zu].Pattern is longer than %d "
-                            "characters", i, ESM_MAX_PATTERN);
+            rc = tr_err_set(err, TR_EINVAL,
+                            "FilterCriteria.Filters[%zu].Pattern is longer than %d "
+                            "characters",
+                            i, ESM_MAX_PATTERN);
             break;
         }
         json_t *p = json_loads(text, 0, &je);
         if (!p || !json_is_object(p)) {
             json_decref(p);
-            rc = tr_err_set(err, TR_EINVAL, "Invalid filter pattern definition: Filters[%zu].Pattern "
-                            "is not a JSON object (%s)", i, p ? "not an object" : je.text);
+            rc = tr_err_set(err, TR_EINVAL,
+                            "Invalid filter pattern definition: Filters[%zu].Pattern "
+                            "is not a JSON object (%s)",
+                            i, p ? "not an object" : je.text);
             break;
         }
         f->patterns[f->n++] = p;
@@ -252,8 +275,11 @@ static int numeric(json_t *arr, double v) {
     for (size_t i = 0; i + 1 < json_array_size(arr); i += 2) {
         const char *op = json_string_value(json_array_get(arr, i));
         double x = json_number_value(json_array_get(arr, i + 1));
-        int ok = !strcmp(op, "<") ? v < x : !strcmp(op, "<=") ? v <= x : !strcmp(op, ">") ? v > x
-                 : !strcmp(op, ">=") ? v >= x : v == x;
+        int ok = !strcmp(op, "<")    ? v < x
+                 : !strcmp(op, "<=") ? v <= x
+                 : !strcmp(op, ">")  ? v > x
+                 : !strcmp(op, ">=") ? v >= x
+                                     : v == x;
         if (!ok) return 0;
     }
     return 1;

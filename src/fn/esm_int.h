@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esm_int.h -- internals of the event-source mappings shared by esm.c and esm_run.c; not API
  * (other modules use esm.h).
  *
@@ -24,9 +25,11 @@
 #define ESM_ACCOUNT "000000000000"
 #define ESM_MAX_LANES 10
 #define ESM_MAX_PAYLOAD (6 * 1024 * 1024 - 4096) /* AWS: 6 MB synchronous invoke payload */
-#define ESM_LANE_MAX_BYTES (8u << 20)            /* queued data per lane before the reader
+#define ESM_LANE_MAX_BYTES                                                                         \
+    (8u << 20)            /* queued data per lane before the reader
                                                     waits */
-#define ESM_QUEUE_MAX ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
+#define ESM_QUEUE_MAX                                                                              \
+    ((size_t)256 << 20)        /* queued data of all lanes of all mappings:
                                                     readers wait above it, so memory stays
                                                     bounded however many mappings x shards x
                                                     lanes run */
@@ -42,10 +45,10 @@ _Static_assert(ESM_UUID_LEN == TR_UUID_LEN, "mapping UUIDs are core/uuid.h's");
 typedef struct esm_rec {
     uint64_t seq;
     int64_t arrival_ms;
-    int64_t queued_ms;                   /* monotonic, for MaximumBatchingWindowInSeconds */
+    int64_t queued_ms; /* monotonic, for MaximumBatchingWindowInSeconds */
     uint16_t pk_len;
     uint32_t data_len;
-    char bytes[];                        /* pk, NUL, data, NUL */
+    char bytes[]; /* pk, NUL, data, NUL */
 } esm_rec_t;
 
 typedef struct esm_task esm_task_t;
@@ -54,13 +57,13 @@ typedef struct esm_mapping esm_mapping_t;
 typedef struct esm_lane {
     esm_task_t *t;
     int idx;
-    esm_rec_t **q;                       /* ring */
+    esm_rec_t **q; /* ring */
     size_t head, n, cap, bytes;
     pthread_t thread;
     int running;
     /* tumbling window (lane 0 only; ParallelizationFactor is 1 then) */
-    int64_t win_start;                   /* 0: no open window */
-    char *state;                         /* JSON object text; NULL = "{}" */
+    int64_t win_start; /* 0: no open window */
+    char *state; /* JSON object text; NULL = "{}" */
 } esm_lane_t;
 
 /* What a task runs with: a snapshot of the configuration (tasks restart when it changes). */
@@ -68,13 +71,13 @@ typedef struct esm_run {
     esm_config_t cfg;
     esm_filter_t *filter;
     char stream_name[SLOG_MAX_STREAM_NAME + 1];
-    char dest_stream[SLOG_MAX_STREAM_NAME + 1];   /* "" when no destination */
-    int refs;                            /* under e->mu */
+    char dest_stream[SLOG_MAX_STREAM_NAME + 1]; /* "" when no destination */
+    int refs; /* under e->mu */
 } esm_run_t;
 
 struct esm_task {
-    esm_task_t *next;                    /* in the mapping's list */
-    esm_task_t *hnext;                   /* in the hook's table */
+    esm_task_t *next; /* in the mapping's list */
+    esm_task_t *hnext; /* in the hook's table */
     esm_mapping_t *m;
     esm_run_t *run;
     esm_t *e;
@@ -84,10 +87,10 @@ struct esm_task {
     pthread_cond_t cv_reader, cv_lanes;
     atomic_int stop;
     int poked;
-    uint64_t read_pos;                   /* next counter to read */
-    int read_done;                       /* a closed shard read to its end */
-    int finished;                        /* ... and processed and checkpointed */
-    uint64_t ck_next;                    /* last checkpoint handed to the checkpointer */
+    uint64_t read_pos; /* next counter to read */
+    int read_done; /* a closed shard read to its end */
+    int finished; /* ... and processed and checkpointed */
+    uint64_t ck_next; /* last checkpoint handed to the checkpointer */
     int n_lanes;
     esm_lane_t lanes[ESM_MAX_LANES];
     pthread_t reader;
@@ -96,16 +99,16 @@ struct esm_task {
 
 struct esm_mapping {
     esm_mapping_t *next;
-    esm_config_t cfg;                    /* under e->mu */
-    uint64_t cfg_gen;                    /* bumped by every update */
-    int desire;                          /* DESIRE_* */
+    esm_config_t cfg; /* under e->mu */
+    uint64_t cfg_gen; /* bumped by every update */
+    int desire; /* DESIRE_* */
     uint64_t stream_id;
     /* manager-owned */
-    uint32_t n_tasks;                    /* copy of the task count, under e->mu (stats) */
+    uint32_t n_tasks; /* copy of the task count, under e->mu (stats) */
     esm_run_t *run;
     uint64_t run_gen;
     esm_task_t *tasks;
-    uint32_t *finished;                  /* shards known finished */
+    uint32_t *finished; /* shards known finished */
     size_t n_finished, cap_finished;
     /* stats (under e->mu) */
     int64_t iterator_age_ms;
@@ -120,11 +123,11 @@ typedef struct esm_ck_item {
     uint32_t flags;
     int64_t win_start;
     char *state;
-    int del;                             /* delete every checkpoint of uuid instead */
+    int del; /* delete every checkpoint of uuid instead */
 } esm_ck_item_t;
 
 struct esm {
-    atomic_size_t queued_bytes;          /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
+    atomic_size_t queued_bytes; /* records read, not yet done, all lanes (ESM_QUEUE_MAX) */
     slog_t *lg;
     fn_t *fn;
     char region[64];

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * esm_run.c -- what a running shard task of an event-source mapping does: the reader thread
  * (slog_read, filters, queueing to lanes), the lane threads (batching windows, invocation and
  * the response's partial failures, retries with bisection, record age, the on-failure
@@ -31,9 +32,9 @@
 enum { INV_OK = 0, INV_PARTIAL = 1, INV_FAILED = 2, INV_NOT_INVOKED = 3 };
 
 typedef struct inv_out {
-    int kind;                            /* INV_* */
-    size_t first_failed;                 /* INV_PARTIAL: index into the batch */
-    char *state;                         /* window state returned (malloc'd) or NULL */
+    int kind; /* INV_* */
+    size_t first_failed; /* INV_PARTIAL: index into the batch */
+    char *state; /* window state returned (malloc'd) or NULL */
     char request_id[FN_REQUEST_ID_LEN + 1];
     char function_error[64];
     int status;
@@ -47,7 +48,7 @@ static void parse_response(const esm_run_t *run, esm_rec_t **recs, size_t n, uin
     json_t *root = len ? json_loadb((const char *)p, len, JSON_DECODE_ANY, NULL) : NULL;
     if (!json_is_object(root)) {
         json_decref(root);
-        return;   /* null, empty, not an object: success (AWS) */
+        return; /* null, empty, not an object: success (AWS) */
     }
     if (run->cfg.tumbling_window_s) {
         json_t *st = json_object_get(root, "state");
@@ -56,7 +57,7 @@ static void parse_response(const esm_run_t *run, esm_rec_t **recs, size_t n, uin
     json_t *bif = json_object_get(root, "batchItemFailures");
     if (run->cfg.report_item_failures && bif && !json_is_null(bif)) {
         if (!json_is_array(bif)) {
-            o->kind = INV_FAILED;   /* malformed response: the whole batch failed */
+            o->kind = INV_FAILED; /* malformed response: the whole batch failed */
         } else {
             size_t i, best = SIZE_MAX;
             json_t *item;
@@ -69,7 +70,7 @@ static void parse_response(const esm_run_t *run, esm_rec_t **recs, size_t n, uin
                     if (slog_seq_parse(id, &sh, &ctr) == 0 && sh == shard)
                         for (k = 0; k < n && recs[k]->seq != ctr; k++) {}
                 }
-                if (k == n) {   /* null, empty, unknown: the whole batch failed */
+                if (k == n) { /* null, empty, unknown: the whole batch failed */
                     best = SIZE_MAX;
                     o->kind = INV_FAILED;
                     break;
@@ -125,9 +126,12 @@ static void invoke_batch(esm_task_t *t, esm_rec_t **recs, size_t n, const win_ar
     }
     for (size_t i = 0; i < n; i++) {
         slog_seq_format(t->shard, recs[i]->seq, seqs[i]);
-        tr[i] = (trf_record_t){recs[i]->bytes, recs[i]->pk_len,
+        tr[i] = (trf_record_t){recs[i]->bytes,
+                               recs[i]->pk_len,
                                (const uint8_t *)recs[i]->bytes + recs[i]->pk_len + 1,
-                               recs[i]->data_len, seqs[i], recs[i]->arrival_ms};
+                               recs[i]->data_len,
+                               seqs[i],
+                               recs[i]->arrival_ms};
     }
     trf_window_t tw = {0};
     if (w->active) {
@@ -137,15 +141,16 @@ static void invoke_batch(esm_task_t *t, esm_rec_t **recs, size_t n, const win_ar
         tw.state_len = strlen(tw.state);
         tw.is_final = w->is_final;
     }
-    fn_native_batch_t nb = {FN_NATIVE_BATCH_MAGIC, tr, n, t->shard, run->cfg.source_arn,
-                            e->region, w->active ? &tw : NULL};
+    fn_native_batch_t nb = {FN_NATIVE_BATCH_MAGIC, tr, n, t->shard, run->cfg.source_arn, e->region,
+                            w->active ? &tw : NULL};
     trf__buf_t json = {0};
     if (!native) {
         /* Other runtimes get AWS's event JSON. */
         char shard_id[32];
         snprintf(shard_id, sizeof shard_id, "shardId-%012u", t->shard);
-        trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, tr, n,
-                          run->cfg.source_arn, shard_id, e->region, w->active ? &tw : NULL, {0}};
+        trf_event_t ev = {
+            TRF_ABI_VERSION, TRF_EVENT_KINESIS,      NULL, 0, tr, n, run->cfg.source_arn, shard_id,
+            e->region,       w->active ? &tw : NULL, {0}};
         trf__kinesis_render(&json, &ev, NULL);
         if (json.oom) {
             trf__buf_free(&json);
@@ -155,9 +160,12 @@ static void invoke_batch(esm_task_t *t, esm_rec_t **recs, size_t n, const win_ar
             return;
         }
     }
-    fn_invoke_req_t req = {.name = name, .qualifier = NULL, .type = FN_INVOKE_SYNC,
+    fn_invoke_req_t req = {.name = name,
+                           .qualifier = NULL,
+                           .type = FN_INVOKE_SYNC,
                            .payload = (const uint8_t *)(native ? "{}" : json.data),
-                           .payload_len = native ? 2 : json.len, .wait_for_slot = 1,
+                           .payload_len = native ? 2 : json.len,
+                           .wait_for_slot = 1,
                            .native = &nb};
     fn_result_owned_t res;
     memset(&res, 0, sizeof res);
@@ -179,7 +187,7 @@ static void invoke_batch(esm_task_t *t, esm_rec_t **recs, size_t n, const win_ar
             parse_response(run, recs, n, t->shard, res.r.payload, res.r.payload_len, o);
         }
     } else if (res.r.rc == TR_ETOOBIG) {
-        o->kind = INV_FAILED;   /* the function ran; its response was too large */
+        o->kind = INV_FAILED; /* the function ran; its response was too large */
         snprintf(o->function_error, sizeof o->function_error, "Unhandled");
     } else {
         o->kind = INV_NOT_INVOKED;
@@ -215,7 +223,7 @@ static void put_done(void *arg, int rc) {
 static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condition,
                    const inv_out_t *last, int invoke_count) {
     esm_t *e = t->e;
-    if (!n) return 0;   /* a window's final invoke without records: nothing to report */
+    if (!n) return 0; /* a window's final invoke without records: nothing to report */
     const esm_run_t *run = t->run;
     char first[SLOG_SEQ_STRLEN + 1], lastseq[SLOG_SEQ_STRLEN + 1], a1[32], a2[32], now[32];
     slog_seq_format(t->shard, recs[0]->seq, first);
@@ -227,9 +235,10 @@ static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condit
     t->m->records_discarded += n;
     pthread_mutex_unlock(&e->mu);
     if (!run->dest_stream[0]) {
-        tr_warn("esm", "mapping %s: discarded %zu records of shardId-%012u (%s .. %s): %s; "
-                "no OnFailure destination is configured", run->cfg.uuid, n, t->shard, first,
-                lastseq, condition);
+        tr_warn("esm",
+                "mapping %s: discarded %zu records of shardId-%012u (%s .. %s): %s; "
+                "no OnFailure destination is configured",
+                run->cfg.uuid, n, t->shard, first, lastseq, condition);
         return 0;
     }
     char rid[FN_REQUEST_ID_LEN + 1];
@@ -243,10 +252,13 @@ static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condit
     trf__buf_printf(&b, ",\"condition\":\"%s\",\"approximateInvokeCount\":%d}", condition,
                     invoke_count);
     if (invoke_count > 0 && last)
-        trf__buf_printf(&b, ",\"responseContext\":{\"statusCode\":%d,\"executedVersion\":\"$LATEST\","
-                        "\"functionError\":\"%s\"}", last->status ? last->status : 200,
+        trf__buf_printf(&b,
+                        ",\"responseContext\":{\"statusCode\":%d,\"executedVersion\":\"$LATEST\","
+                        "\"functionError\":\"%s\"}",
+                        last->status ? last->status : 200,
                         last->function_error[0] ? "Unhandled" : "");
-    trf__buf_printf(&b, ",\"version\":\"1.0\",\"timestamp\":\"%s\",\"KinesisBatchInfo\":{"
+    trf__buf_printf(&b,
+                    ",\"version\":\"1.0\",\"timestamp\":\"%s\",\"KinesisBatchInfo\":{"
                     "\"shardId\":\"shardId-%012u\",\"startSequenceNumber\":\"%s\","
                     "\"endSequenceNumber\":\"%s\",\"approximateArrivalOfFirstRecord\":\"%s\","
                     "\"approximateArrivalOfLastRecord\":\"%s\",\"batchSize\":%zu,\"streamArn\":",
@@ -266,8 +278,10 @@ static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condit
             return -1;
         }
         put_wait_t w = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0};
-        slog_put_rec_t pr = {.pk = pk, .pk_len = (uint16_t)strlen(pk),
-                             .data = (const uint8_t *)b.data, .data_len = (uint32_t)b.len};
+        slog_put_rec_t pr = {.pk = pk,
+                             .pk_len = (uint16_t)strlen(pk),
+                             .data = (const uint8_t *)b.data,
+                             .data_len = (uint32_t)b.len};
         tr_err err;
         tr_err_clear(&err);
         int rc = slog_put(e->lg, run->dest_stream, &pr, 1, put_done, &w, &err);
@@ -280,7 +294,8 @@ static int discard(esm_task_t *t, esm_rec_t **recs, size_t n, const char *condit
         }
         if (rc == 0) break;
         if (attempt % 20 == 0)
-            tr_error("esm", "mapping %s: cannot send the on-failure record to %s: %s; retrying "
+            tr_error("esm",
+                     "mapping %s: cannot send the on-failure record to %s: %s; retrying "
                      "(the shard waits: records are never skipped without their report)",
                      run->cfg.uuid, run->cfg.on_failure, err.msg);
         esm__sleep_ms(backoff);
@@ -324,7 +339,7 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
     span_t *st = stack_spans;
     size_t sp = 0, cap = 64;
     st[sp++] = (span_t){0, n, 0};
-    size_t done = 0;   /* everything before this index is processed */
+    size_t done = 0; /* everything before this index is processed */
     win_arg_t win = *w;
     char *cur_state = w->state ? strdup(w->state) : NULL;
     int final_pending = w->is_final;
@@ -340,8 +355,7 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
         size_t k = s->lo;
         while (k < s->hi && expired(t, recs[k], now)) k++;
         if (k > s->lo) {
-            if (discard(t, recs + s->lo, k - s->lo, "RecordAgeExceeded", &last, s->attempts))
-                break;
+            if (discard(t, recs + s->lo, k - s->lo, "RecordAgeExceeded", &last, s->attempts)) break;
             s->lo = k;
             done = k;
             s->attempts = 0;
@@ -384,7 +398,7 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
         }
         if (o.kind == INV_PARTIAL) {
             size_t f = s->lo + o.first_failed;
-            if (f > s->lo) s->attempts = 0;   /* progress: the rest is a new batch */
+            if (f > s->lo) s->attempts = 0; /* progress: the rest is a new batch */
             s->lo = f;
             done = f;
         }
@@ -470,7 +484,8 @@ static int64_t window_of(const esm_task_t *t, int64_t arrival_ms) {
 uint64_t esm__checkpoint_locked(esm_task_t *t, int state_changed) {
     uint64_t next = t->read_pos;
     for (int i = 0; i < t->n_lanes; i++)
-        if (t->lanes[i].n && lane_at(&t->lanes[i], 0)->seq < next) next = lane_at(&t->lanes[i], 0)->seq;
+        if (t->lanes[i].n && lane_at(&t->lanes[i], 0)->seq < next)
+            next = lane_at(&t->lanes[i], 0)->seq;
     int all_empty = 1;
     for (int i = 0; i < t->n_lanes; i++)
         if (t->lanes[i].n || (t->run->cfg.tumbling_window_s && t->lanes[i].win_start))
@@ -513,7 +528,8 @@ void *esm__lane_main(void *arg) {
         win_arg_t w = {0};
         size_t k = 0;
         int final = 0;
-        if (wsize && l->win_start && (!l->n || window_of(t, lane_at(l, 0)->arrival_ms) != l->win_start)) {
+        if (wsize && l->win_start &&
+            (!l->n || window_of(t, lane_at(l, 0)->arrival_ms) != l->win_start)) {
             /* The open window has no queued records left. */
             int later_queued = l->n > 0;
             if (!later_queued && now < l->win_start + wsize + t->e->window_grace_ms) {
@@ -522,7 +538,7 @@ void *esm__lane_main(void *arg) {
                 pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
                 continue;
             }
-            final = 1;   /* final invoke with no records */
+            final = 1; /* final invoke with no records */
         } else if (!l->n) {
             struct timespec ts;
             esm__abstime_in(&ts, 1000);
@@ -535,7 +551,8 @@ void *esm__lane_main(void *arg) {
             while (k < l->n && k < cfg->batch_size) {
                 esm_rec_t *r = lane_at(l, k);
                 if (wsize && window_of(t, r->arrival_ms) != win) break;
-                size_t sz = (size_t)r->data_len * 4 / 3 + 2u * r->pk_len + 2 * strlen(cfg->source_arn) + 400;
+                size_t sz = (size_t)r->data_len * 4 / 3 + 2u * r->pk_len +
+                            2 * strlen(cfg->source_arn) + 400;
                 if (k && est + sz > ESM_MAX_PAYLOAD) break;
                 est += sz;
                 batch[k++] = r;
@@ -602,7 +619,7 @@ void *esm__lane_main(void *arg) {
             free(state);
         }
         uint64_t gen = esm__checkpoint_locked(t, wsize != 0);
-        pthread_cond_signal(&t->cv_reader);   /* room in the queue */
+        pthread_cond_signal(&t->cv_reader); /* room in the queue */
         if (gen) {
             pthread_mutex_unlock(&t->mu);
             finish_wait(t, gen);
@@ -692,8 +709,8 @@ void *esm__reader_main(void *arg) {
             c->bytes[r->pk_len] = 0;
             memcpy(c->bytes + r->pk_len + 1, r->data, r->data_len);
             c->bytes[r->pk_len + 1 + r->data_len] = 0;
-            lane_of[n_keep] =
-                t->n_lanes > 1 ? esm__pk_hash(r->pk, r->pk_len) % (uint32_t)t->n_lanes : 0;
+            lane_of[n_keep] = t->n_lanes > 1 ? esm__pk_hash(r->pk, r->pk_len) % (uint32_t)t->n_lanes
+                                             : 0;
             keep[n_keep++] = c;
         }
         size_t consumed = rd.n;
@@ -711,20 +728,20 @@ void *esm__reader_main(void *arg) {
 
         pthread_mutex_lock(&t->mu);
         for (size_t i = 0; i < n_keep; i++)
-            if (lane_push(&t->lanes[lane_of[i]], keep[i])) free(keep[i]);   /* see above */
+            if (lane_push(&t->lanes[lane_of[i]], keep[i])) free(keep[i]); /* see above */
         free(keep);
         free(lane_of);
         if (consumed) t->read_pos = rd.next_seq;
-        else if (rd.n == 0 && rd.next_seq > t->read_pos) t->read_pos = rd.next_seq;   /* trimmed */
+        else if (rd.n == 0 && rd.next_seq > t->read_pos) t->read_pos = rd.next_seq; /* trimmed */
         if (closed_end != UINT64_MAX && t->read_pos >= closed_end) t->read_done = 1;
         if (n_keep) pthread_cond_broadcast(&t->cv_lanes);
-        uint64_t gen = esm__checkpoint_locked(t, 0);   /* filtered records move it too */
+        uint64_t gen = esm__checkpoint_locked(t, 0); /* filtered records move it too */
         if (gen) {
             pthread_mutex_unlock(&t->mu);
             finish_wait(t, gen);
             pthread_mutex_lock(&t->mu);
         }
-        if (consumed && rd.n >= want) continue;   /* more may be there: read on */
+        if (consumed && rd.n >= want) continue; /* more may be there: read on */
         if (!consumed && rd.n) {
             struct timespec ts;
             esm__abstime_in(&ts, 100);
@@ -742,4 +759,3 @@ void *esm__reader_main(void *arg) {
     slog_read_free(&rd);
     return NULL;
 }
-

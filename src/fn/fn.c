@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * fn.c -- the functions engine's lifetime and its registry (see fn.h).
  *
  * The registry is an LMDB environment in DATA/functions with two databases:
@@ -151,12 +152,25 @@ static int runtime_index(fn_t *fn, const char *rt) {
     return -1;
 }
 
-static const char *const reserved_env[] = {
-    "_HANDLER", "_X_AMZN_TRACE_ID", "AWS_DEFAULT_REGION", "AWS_REGION", "AWS_EXECUTION_ENV",
-    "AWS_LAMBDA_FUNCTION_NAME", "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "AWS_LAMBDA_FUNCTION_VERSION",
-    "AWS_LAMBDA_INITIALIZATION_TYPE", "AWS_LAMBDA_LOG_GROUP_NAME", "AWS_LAMBDA_LOG_STREAM_NAME",
-    "AWS_ACCESS_KEY", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_SESSION_TOKEN",
-    "AWS_LAMBDA_RUNTIME_API", "LAMBDA_TASK_ROOT", "LAMBDA_RUNTIME_DIR", NULL};
+static const char *const reserved_env[] = {"_HANDLER",
+                                           "_X_AMZN_TRACE_ID",
+                                           "AWS_DEFAULT_REGION",
+                                           "AWS_REGION",
+                                           "AWS_EXECUTION_ENV",
+                                           "AWS_LAMBDA_FUNCTION_NAME",
+                                           "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                           "AWS_LAMBDA_FUNCTION_VERSION",
+                                           "AWS_LAMBDA_INITIALIZATION_TYPE",
+                                           "AWS_LAMBDA_LOG_GROUP_NAME",
+                                           "AWS_LAMBDA_LOG_STREAM_NAME",
+                                           "AWS_ACCESS_KEY",
+                                           "AWS_ACCESS_KEY_ID",
+                                           "AWS_SECRET_ACCESS_KEY",
+                                           "AWS_SESSION_TOKEN",
+                                           "AWS_LAMBDA_RUNTIME_API",
+                                           "LAMBDA_TASK_ROOT",
+                                           "LAMBDA_RUNTIME_DIR",
+                                           NULL};
 
 static int env_check(const fn_env_var_t *env, size_t n, tr_err *err) {
     size_t total = 0;
@@ -270,8 +284,7 @@ static const char *jstr(json_t *o, const char *k) {
     return json_is_string(v) ? json_string_value(v) : "";
 }
 
-static int config_parse(const char *name, const void *data, size_t len, fn_func_t *f,
-                        tr_err *err) {
+static int config_parse(const char *name, const void *data, size_t len, fn_func_t *f, tr_err *err) {
     json_error_t je;
     json_t *o = json_loadb(data, len, 0, &je);
     if (!o || !json_is_object(o)) {
@@ -506,7 +519,8 @@ static void code_gc_locked(fn_t *fn, const char *name, char trash[FN__PATH + 64]
         snprintf(from, sizeof from, "%s/%s", dir, e->d_name);
         snprintf(to, sizeof to, "%s/%s", trash, e->d_name);
         if (rename(from, to) != 0)
-            tr_warn("fn", "cannot remove %s: %s (removed at the next start)", from, strerror(errno));
+            tr_warn("fn", "cannot remove %s: %s (removed at the next start)", from,
+                    strerror(errno));
     }
     closedir(d);
 }
@@ -549,15 +563,16 @@ static int load_registry(fn_t *fn, tr_err *err) {
             return err ? err->code : TR_ECORRUPT;
         }
         func_derive(fn, f);
-        if (f->cfg.reserved_concurrency >= 0) fn->reserved_total += (uint64_t)f->cfg.reserved_concurrency;
+        if (f->cfg.reserved_concurrency >= 0)
+            fn->reserved_total += (uint64_t)f->cfg.reserved_concurrency;
         func_link(fn, f);
         char fdir[FN__PATH];
         snprintf(fdir, sizeof fdir, "%s/%s", fn->root, name);
         tr_err e2;
         tr_err_clear(&e2);
         if (fn__code_ensure(fdir, f->code_hex, fn->o.no_sync, &e2))
-            tr_warn("fn", "function %s: %s (invocations will fail until its code is updated)",
-                    name, e2.msg);
+            tr_warn("fn", "function %s: %s (invocations will fail until its code is updated)", name,
+                    e2.msg);
         char trash[FN__PATH + 64] = "";
         code_gc_locked(fn, name, trash);
         trash_empty(trash);
@@ -664,7 +679,8 @@ int fn_work_submit(fn_t *fn, fn_work_fn run, void *arg, tr_err *err) {
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err) {
-    if (!data_dir || !out) return tr_err_set(err, TR_EINVAL, "fn_open: data_dir and out are required");
+    if (!data_dir || !out)
+        return tr_err_set(err, TR_EINVAL, "fn_open: data_dir and out are required");
     *out = NULL;
     fn_t *fn = calloc(1, sizeof *fn);
     if (!fn) return tr_err_set(err, TR_ENOMEM, "out of memory");
@@ -693,7 +709,8 @@ int fn_open(const char *data_dir, const fn_opts_t *opts, fn_t **out, tr_err *err
     }
     if ((rc = mdb_env_create(&fn->env)) || (rc = mdb_env_set_maxdbs(fn->env, 4)) ||
         (rc = mdb_env_set_mapsize(fn->env, FN__MAPSIZE)) ||
-        (rc = mdb_env_open(fn->env, fn->root, MDB_NOTLS | (fn->o.no_sync ? MDB_NOSYNC : 0), 0600))) {
+        (rc = mdb_env_open(fn->env, fn->root, MDB_NOTLS | (fn->o.no_sync ? MDB_NOSYNC : 0),
+                           0600))) {
         rc = tr_err_set(err, TR_EIO, "cannot open the functions registry in %s: %s", fn->root,
                         mdb_strerror(rc));
         goto fail;
@@ -738,10 +755,13 @@ void fn_set_rt_listener(fn_t *fn, const fn_rt_listener_t *l) {
 
 int fn_start(fn_t *fn, const char *runtime_api, tr_err *err) {
     if (!fn || (!runtime_api && !fn->rtl.open))
-        return tr_err_set(err, TR_EINVAL, "fn_start: a runtime_api address or a listener is required");
+        return tr_err_set(err, TR_EINVAL,
+                          "fn_start: a runtime_api address or a listener is required");
     pthread_mutex_lock(&fn->mu);
     snprintf(fn->runtime_api, sizeof fn->runtime_api, "%s", runtime_api ? runtime_api : "");
-    for (fn_func_t *f = fn->funcs; f; f = f->next) f->runtime = fn__runtime_is_provided(f->cfg.runtime) ? -1 : runtime_index(fn, f->cfg.runtime);
+    for (fn_func_t *f = fn->funcs; f; f = f->next)
+        f->runtime = fn__runtime_is_provided(f->cfg.runtime) ? -1
+                                                             : runtime_index(fn, f->cfg.runtime);
     pthread_mutex_unlock(&fn->mu);
     int rc = fn__sup_start(fn, err);
     if (rc) return rc;
@@ -818,8 +838,9 @@ int fn_runtime_register(fn_t *fn, const fn_runtime_t *rt, void *arg, tr_err *err
 /* ---- registry operations ------------------------------------------------------------------- */
 
 static int not_found(fn_t *fn, const char *name, tr_err *err) {
-    return tr_err_set(err, TR_ENOTFOUND, "Function not found: arn:aws:lambda:%s:000000000000:function:%s",
-                      fn->region, name);
+    return tr_err_set(err, TR_ENOTFOUND,
+                      "Function not found: arn:aws:lambda:%s:000000000000:function:%s", fn->region,
+                      name);
 }
 
 /* Store the package for function `name` outside the lock; fills hex/b64.  On success the
@@ -828,8 +849,9 @@ static int not_found(fn_t *fn, const char *name, tr_err *err) {
 static int code_put(fn_t *fn, const char *name, const uint8_t *zip, size_t len, char hex[65],
                     char b64[45], tr_err *err) {
     if (!zip || !len)
-        return tr_err_set(err, TR_EINVAL, "Code.ZipFile is required (a base64 .zip holding an "
-                                          "executable bootstrap)");
+        return tr_err_set(err, TR_EINVAL,
+                          "Code.ZipFile is required (a base64 .zip holding an "
+                          "executable bootstrap)");
     if (len > FN_MAX_ZIP)
         return tr_err_set(err, TR_ETOOBIG,
                           "the zip is %zu bytes; a package uploaded directly must be at most %d "
@@ -913,7 +935,8 @@ int fn_create(fn_t *fn, const fn_config_t *cfg, const uint8_t *zip, size_t zip_l
     pthread_mutex_lock(&fn->mu);
     func_derive(fn, f);
     if (fn->closing) rc = tr_err_set(err, TR_ECLOSED, "the server is shutting down");
-    else if (fn__func_find(fn, c->name)) rc = tr_err_set(err, TR_EEXISTS, "Function already exist: %s", c->name);
+    else if (fn__func_find(fn, c->name))
+        rc = tr_err_set(err, TR_EEXISTS, "Function already exist: %s", c->name);
     if (!rc) {
         char *json = config_json(f);
         rc = reg_write(fn, c->name, json, NULL, err);
@@ -1031,7 +1054,8 @@ int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_le
 int fn_update_config(fn_t *fn, const char *name, const fn_config_update_t *u, fn_config_t *out,
                      tr_err *err) {
     if (out) memset(out, 0, sizeof *out);
-    if (!fn || !name || !u) return tr_err_set(err, TR_EINVAL, "fn_update_config: name and update are required");
+    if (!fn || !name || !u)
+        return tr_err_set(err, TR_EINVAL, "fn_update_config: name and update are required");
     int rc;
     if (u->has_env && (rc = env_check(u->env, u->n_env, err))) return rc;
     fn__todo_t t = FN__TODO_INIT;
@@ -1084,7 +1108,8 @@ int fn_delete(fn_t *fn, const char *name, tr_err *err) {
     if (!rc) {
         func_unlink(fn, f);
         f->deleted = 1;
-        if (f->cfg.reserved_concurrency >= 0) fn->reserved_total -= (uint64_t)f->cfg.reserved_concurrency;
+        if (f->cfg.reserved_concurrency >= 0)
+            fn->reserved_total -= (uint64_t)f->cfg.reserved_concurrency;
         fn__func_retire_all(fn, f, TR_ENOTFOUND, "the function was deleted", &t);
         pthread_mutex_lock(&f->log_mu);
         fn__log_close(f);
@@ -1106,11 +1131,12 @@ int fn_delete(fn_t *fn, const char *name, tr_err *err) {
 int fn_concurrency_put(fn_t *fn, const char *name, int32_t n, tr_err *err) {
     if (!fn || !name) return tr_err_set(err, TR_EINVAL, "fn_concurrency_put: name is required");
     if (n < 0)
-        return tr_err_set(err, TR_EVALIDATION,
-                          "1 validation error detected: Value '%d' at 'reservedConcurrentExecutions' "
-                          "failed to satisfy constraint: Member must have value greater than or "
-                          "equal to 0",
-                          n);
+        return tr_err_set(
+            err, TR_EVALIDATION,
+            "1 validation error detected: Value '%d' at 'reservedConcurrentExecutions' "
+            "failed to satisfy constraint: Member must have value greater than or "
+            "equal to 0",
+            n);
     fn__todo_t t = FN__TODO_INIT;
     pthread_mutex_lock(&fn->mu);
     fn_func_t *f = fn__func_find(fn, name);
@@ -1119,8 +1145,9 @@ int fn_concurrency_put(fn_t *fn, const char *name, int32_t n, tr_err *err) {
         rc = not_found(fn, name, err);
         goto leave;
     }
-    uint64_t others = fn->reserved_total -
-                      (f->cfg.reserved_concurrency >= 0 ? (uint64_t)f->cfg.reserved_concurrency : 0);
+    uint64_t others = fn->reserved_total - (f->cfg.reserved_concurrency >= 0
+                                                ? (uint64_t)f->cfg.reserved_concurrency
+                                                : 0);
     uint64_t room = fn->o.account_concurrency > others + fn->o.unreserved_min
                         ? fn->o.account_concurrency - others - fn->o.unreserved_min
                         : 0;
@@ -1175,7 +1202,8 @@ int fn_concurrency_delete(fn_t *fn, const char *name, tr_err *err) {
 }
 
 int fn_concurrency_get(fn_t *fn, const char *name, int32_t *n, tr_err *err) {
-    if (!fn || !name || !n) return tr_err_set(err, TR_EINVAL, "fn_concurrency_get: name and n are required");
+    if (!fn || !name || !n)
+        return tr_err_set(err, TR_EINVAL, "fn_concurrency_get: name and n are required");
     pthread_mutex_lock(&fn->mu);
     fn_func_t *f = fn__func_find(fn, name);
     int rc = f ? 0 : not_found(fn, name, err);
@@ -1221,12 +1249,13 @@ int fn_name_parse(const char *in, char *name, char *qualifier, tr_err *err) {
         q = n == 2 ? parts[1] : NULL;
     }
     if (!nm || !name_ok(nm) || (q && (!*q || strlen(q) > 128)))
-        return tr_err_set(err, TR_EVALIDATION,
-                          "1 validation error detected: Value '%.170s' at 'functionName' failed to "
-                          "satisfy constraint: Member must satisfy regular expression pattern: "
-                          "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
-                          "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
-                          in);
+        return tr_err_set(
+            err, TR_EVALIDATION,
+            "1 validation error detected: Value '%.170s' at 'functionName' failed to "
+            "satisfy constraint: Member must satisfy regular expression pattern: "
+            "(arn:(aws[a-zA-Z-]*)?:lambda:)?([a-z]{2}(-gov)?-[a-z]+-\\d{1}:)?(\\d{12}:)?"
+            "(function:)?([a-zA-Z0-9-_\\.]+)(:(\\$LATEST|[a-zA-Z0-9-_]+))?",
+            in);
     snprintf(name, FN_MAX_NAME + 1, "%s", nm);
     if (q) snprintf(qualifier, 130, "%s", q);
     return 0;

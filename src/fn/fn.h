@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * fn.h -- the functions engine: Lambda as a C library, without HTTP.
  *
  * A fn_t owns DATA/functions/:
@@ -78,7 +79,8 @@
 #define FN_MAX_ASYNC_PAYLOAD (256 * 1024)       /* Event request (AWS: 256 KB) */
 #define FN_MAX_ZIP (50 * 1024 * 1024)           /* direct upload; AWS: 50 MB */
 #define FN_MAX_UNZIPPED (250 * 1024 * 1024)     /* AWS: 250 MB unzipped */
-#define FN_MAX_ZIP_ENTRIES 65535             /* entries in a package: AWS documents no cap; this
+#define FN_MAX_ZIP_ENTRIES                                                                         \
+    65535             /* entries in a package: AWS documents no cap; this
                                                 is the classic (non-zip64) zip's own limit */
 #define FN_CODE_WORKERS 2                    /* threads storing packages (fn_work_submit) */
 #define FN_CODE_QUEUE 8                      /* packages waiting for them; more: TR_ETHROTTLED */
@@ -118,35 +120,35 @@ typedef struct fn_config {
     uint64_t code_size;                      /* zip bytes */
     int64_t last_modified_ms;                /* LastModified */
     char revision_id[37];                    /* changes on every update */
-    char arn[256];                           /* arn:aws:lambda:<region>:000000000000:function:<name> */
-    char *code_dir;                          /* absolute path of the unpacked package */
+    char arn[256]; /* arn:aws:lambda:<region>:000000000000:function:<name> */
+    char *code_dir; /* absolute path of the unpacked package */
 } fn_config_t;
 
-void fn_config_free(fn_config_t *cfg);       /* frees the owned strings; accepts NULL */
+void fn_config_free(fn_config_t *cfg); /* frees the owned strings; accepts NULL */
 
 /* Changes for fn_update_config: a field applies only when its has_* flag is set. */
 typedef struct fn_config_update {
     int has_runtime, has_handler, has_role, has_description, has_timeout, has_memory, has_env;
     const char *runtime, *handler, *role, *description;
     uint32_t timeout_s, memory_mb;
-    const fn_env_var_t *env;                 /* replaces all variables (AWS semantics) */
+    const fn_env_var_t *env; /* replaces all variables (AWS semantics) */
     size_t n_env;
-    const char *revision_id;                 /* if not NULL: TR_ECONDITION unless it matches */
+    const char *revision_id; /* if not NULL: TR_ECONDITION unless it matches */
 } fn_config_update_t;
 
 /* ---- lifetime ------------------------------------------------------------------------------ */
 
 typedef struct fn_opts {
-    const char *region;                      /* ARNs; "us-east-1" when NULL */
-    uint32_t account_concurrency;            /* all functions together; 0: 64 (AWS: 1000) */
-    uint32_t unreserved_min;                 /* AWS keeps 100 unreserved; 0: 0 here */
-    int64_t idle_instance_ms;                /* a warm instance unused this long exits; 0: 600000 */
-    int64_t init_timeout_ms;                 /* bootstrap must reach /next within; 0: 10000 */
-    int64_t async_retry_ms;                  /* delay before retrying a failed Event; 0: 60000 */
-    uint32_t async_retries;                  /* retries of a failed Event; 0: 2 as AWS;
+    const char *region; /* ARNs; "us-east-1" when NULL */
+    uint32_t account_concurrency; /* all functions together; 0: 64 (AWS: 1000) */
+    uint32_t unreserved_min; /* AWS keeps 100 unreserved; 0: 0 here */
+    int64_t idle_instance_ms; /* a warm instance unused this long exits; 0: 600000 */
+    int64_t init_timeout_ms; /* bootstrap must reach /next within; 0: 10000 */
+    int64_t async_retry_ms; /* delay before retrying a failed Event; 0: 60000 */
+    uint32_t async_retries; /* retries of a failed Event; 0: 2 as AWS;
                                                 FN_NO_RETRIES: none */
-    uint64_t log_max_bytes;                  /* function.log rotation size; 0: 64 MiB */
-    int no_sync;                             /* tests only: skip fsync / LMDB sync */
+    uint64_t log_max_bytes; /* function.log rotation size; 0: 64 MiB */
+    int no_sync; /* tests only: skip fsync / LMDB sync */
 } fn_opts_t;
 
 #define FN_NO_RETRIES UINT32_MAX
@@ -223,8 +225,8 @@ int fn_list(fn_t *fn, const char *marker, size_t max, fn_config_t **out, size_t 
  * code are retired (idle ones at once, busy ones after their invocation). */
 int fn_update_code(fn_t *fn, const char *name, const uint8_t *zip, size_t zip_len,
                    const char *revision_id, fn_config_t *out, tr_err *err);
-int fn_update_config(fn_t *fn, const char *name, const fn_config_update_t *upd,
-                     fn_config_t *out, tr_err *err);
+int fn_update_config(fn_t *fn, const char *name, const fn_config_update_t *upd, fn_config_t *out,
+                     tr_err *err);
 /* Delete the function, its queued Events, its code and logs; running instances are killed and
  * their invocations fail with TR_ENOTFOUND.  TR_ENOTFOUND. */
 int fn_delete(fn_t *fn, const char *name, tr_err *err);
@@ -245,23 +247,23 @@ int fn_name_parse(const char *in, char *name, char *qualifier, tr_err *err);
 /* ---- invocation ---------------------------------------------------------------------------- */
 
 enum {
-    FN_INVOKE_SYNC = 0,                      /* RequestResponse */
-    FN_INVOKE_EVENT = 1,                     /* asynchronous: durable queue, 202 */
-    FN_INVOKE_DRYRUN = 2,                    /* validate only, 204 */
+    FN_INVOKE_SYNC = 0, /* RequestResponse */
+    FN_INVOKE_EVENT = 1, /* asynchronous: durable queue, 202 */
+    FN_INVOKE_DRYRUN = 2, /* validate only, 204 */
 };
 
 typedef struct fn_invoke_req {
-    const char *name;                        /* function name (not an ARN: use fn_name_parse) */
-    const char *qualifier;                   /* NULL, "" or "$LATEST" */
-    int type;                                /* FN_INVOKE_* */
-    const uint8_t *payload;                  /* the event JSON (NULL/0: "{}"); borrowed until
+    const char *name; /* function name (not an ARN: use fn_name_parse) */
+    const char *qualifier; /* NULL, "" or "$LATEST" */
+    int type; /* FN_INVOKE_* */
+    const uint8_t *payload; /* the event JSON (NULL/0: "{}"); borrowed until
                                                 fn_invoke returns (it is copied) */
     size_t payload_len;
-    int log_tail;                            /* want result.log_tail (LogType Tail) */
-    int wait_for_slot;                       /* SYNC at the concurrency limit: queue instead of
+    int log_tail; /* want result.log_tail (LogType Tail) */
+    int wait_for_slot; /* SYNC at the concurrency limit: queue instead of
                                                 TR_ETHROTTLED (event-source pollers) */
-    const char *trace_id;                    /* Lambda-Runtime-Trace-Id; NULL: generated */
-    const char *client_context;              /* base64 JSON, passed to the runtime; may be NULL */
+    const char *trace_id; /* Lambda-Runtime-Trace-Id; NULL: generated */
+    const char *client_context; /* base64 JSON, passed to the runtime; may be NULL */
     /* Opaque to the engine, handed to a plug-in runtime's invoke (fn_inv_info_t.native) so a
      * native runtime can take records without JSON.  Borrowed until the callback has run.  The
      * payload must still be valid JSON for runtimes that need it. */
@@ -270,23 +272,23 @@ typedef struct fn_invoke_req {
 
 /* The outcome of one invocation, borrowed by the callback for its duration. */
 typedef struct fn_result {
-    int rc;                                  /* 0: the function ran (or was queued / validated);
+    int rc; /* 0: the function ran (or was queued / validated);
                                                 TR_ENOTFOUND, TR_ETHROTTLED, TR_ETOOBIG (response
                                                 too large), TR_ECLOSED (shutdown), TR_EINVAL */
-    int status;                              /* 200 (SYNC), 202 (EVENT), 204 (DRYRUN) when rc 0 */
-    const char *function_error;              /* NULL, or "Unhandled" (timeout, crash, /error) */
-    const uint8_t *payload;                  /* response, or the error JSON
+    int status; /* 200 (SYNC), 202 (EVENT), 204 (DRYRUN) when rc 0 */
+    const char *function_error; /* NULL, or "Unhandled" (timeout, crash, /error) */
+    const uint8_t *payload; /* response, or the error JSON
                                                 {"errorMessage","errorType",...} */
     size_t payload_len;
-    const char *log_tail;                    /* raw last <= 4 KB of this invocation's log lines
+    const char *log_tail; /* raw last <= 4 KB of this invocation's log lines
                                                 (START..REPORT) when req.log_tail; else NULL */
     size_t log_tail_len;
-    const char *throttle_reason;             /* with TR_ETHROTTLED: AWS's Reason, e.g.
+    const char *throttle_reason; /* with TR_ETHROTTLED: AWS's Reason, e.g.
                                                 "ReservedFunctionConcurrentInvocationLimitExceeded" */
-    const char *executed_version;            /* "$LATEST" */
+    const char *executed_version; /* "$LATEST" */
     char request_id[FN_REQUEST_ID_LEN + 1];
-    double duration_ms;                      /* run time (0 when it did not run) */
-    tr_err err;                              /* message when rc < 0 */
+    double duration_ms; /* run time (0 when it did not run) */
+    tr_err err; /* message when rc < 0 */
 } fn_result_t;
 
 typedef void (*fn_invoke_cb)(void *arg, const fn_result_t *res);
@@ -302,7 +304,7 @@ int fn_invoke(fn_t *fn, const fn_invoke_req_t *req, fn_invoke_cb cb, void *arg, 
 /* Blocking convenience for engine threads (event-source pollers): invoke and wait.  *out gets
  * owned copies (free with fn_result_free).  Returns out->rc (or the fn_invoke error). */
 typedef struct fn_result_owned {
-    fn_result_t r;                           /* payload / log_tail point into the buffers below */
+    fn_result_t r; /* payload / log_tail point into the buffers below */
     tr_buf payload_buf, tail_buf;
     char *function_error_copy, *throttle_reason_copy;
 } fn_result_owned_t;
@@ -313,15 +315,15 @@ void fn_result_free(fn_result_owned_t *out);
 
 typedef struct fn_metrics {
     char name[FN_MAX_NAME + 1];
-    uint64_t invocations;                    /* ran (success or function error) */
-    uint64_t errors;                         /* function errors, timeouts, crashes */
-    uint64_t throttles;                      /* refused or delayed by a concurrency limit */
+    uint64_t invocations; /* ran (success or function error) */
+    uint64_t errors; /* function errors, timeouts, crashes */
+    uint64_t throttles; /* refused or delayed by a concurrency limit */
     uint64_t duration_count;
     double duration_sum_ms;
-    uint64_t duration_le[8];                 /* cumulative buckets: 1,5,10,50,100,500,1000,5000 ms */
-    uint32_t concurrent;                     /* running now */
-    uint32_t instances;                      /* live instances (warm or busy) */
-    uint64_t async_queued;                   /* Event invocations waiting */
+    uint64_t duration_le[8]; /* cumulative buckets: 1,5,10,50,100,500,1000,5000 ms */
+    uint32_t concurrent; /* running now */
+    uint32_t instances; /* live instances (warm or busy) */
+    uint64_t async_queued; /* Event invocations waiting */
 } fn_metrics_t;
 
 #define FN_DURATION_BUCKETS {1, 5, 10, 50, 100, 500, 1000, 5000}
@@ -342,12 +344,12 @@ void fn_metrics_prometheus(fn_t *fn, tr_buf *out);
 #define FN_TOKEN_LEN 16
 
 typedef struct fn_rt_event {
-    const char *request_id;                  /* Lambda-Runtime-Aws-Request-Id */
-    int64_t deadline_ms;                     /* Lambda-Runtime-Deadline-Ms (Unix ms) */
-    const char *function_arn;                /* Lambda-Runtime-Invoked-Function-Arn */
-    const char *trace_id;                    /* Lambda-Runtime-Trace-Id */
-    const char *client_context;              /* Lambda-Runtime-Client-Context or NULL */
-    const uint8_t *payload;                  /* the event */
+    const char *request_id; /* Lambda-Runtime-Aws-Request-Id */
+    int64_t deadline_ms; /* Lambda-Runtime-Deadline-Ms (Unix ms) */
+    const char *function_arn; /* Lambda-Runtime-Invoked-Function-Arn */
+    const char *trace_id; /* Lambda-Runtime-Trace-Id */
+    const char *client_context; /* Lambda-Runtime-Client-Context or NULL */
+    const uint8_t *payload; /* the event */
     size_t payload_len;
 } fn_rt_event_t;
 
@@ -376,22 +378,22 @@ int fn_rt_init_error(fn_t *fn, const char *token, const char *error_type, const 
 
 /* ---- plug-in runtimes (the native C runtime) ----------------------------------------------- */
 
-typedef struct fn_inv fn_inv_t;              /* one invocation handed to a plug-in runtime */
+typedef struct fn_inv fn_inv_t; /* one invocation handed to a plug-in runtime */
 
 /* What a plug-in runtime gets for one invocation; borrowed until fn_inv_complete. */
 typedef struct fn_inv_info {
     const char *request_id;
-    const fn_config_t *config;               /* name, handler, env, memory, timeout, code_dir */
-    int64_t deadline_ms;                     /* wall clock */
+    const fn_config_t *config; /* name, handler, env, memory, timeout, code_dir */
+    int64_t deadline_ms; /* wall clock */
     const uint8_t *payload;
     size_t payload_len;
-    const void *native;                      /* fn_invoke_req_t.native (may be NULL) */
+    const void *native; /* fn_invoke_req_t.native (may be NULL) */
     const char *trace_id;
     const char *client_context;
 } fn_inv_info_t;
 
 typedef struct fn_runtime {
-    const char *name;                        /* Runtime value it serves, e.g. "tributary.c1" */
+    const char *name; /* Runtime value it serves, e.g. "tributary.c1" */
     /* Start one invocation and return at once.  Called on an engine thread, without engine
      * locks held, at most `concurrency limit` at a time per function.  Must eventually call
      * fn_inv_complete(inv, ...) exactly once -- also after cancel.  A nonzero return fails the

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * fn_int.h -- internals of the functions engine shared by its files (not API; see fn.h).
  *
  *   fn.c      lifetime, the registry (LMDB), configuration validation, ARN parsing
@@ -190,7 +191,7 @@ struct fn {
     /* code workers (fn_work_submit): CreateFunction / UpdateFunctionCode off network threads */
     pthread_cond_t job_cv;
     fn__job_t *job_head, *job_tail;
-    uint32_t n_jobs;                 /* queued, not yet taken by a worker */
+    uint32_t n_jobs; /* queued, not yet taken by a worker */
     pthread_t workers[FN_CODE_WORKERS];
     int n_workers;
     int jobs_stop;
@@ -201,21 +202,21 @@ typedef struct fn__next_call {
     fn_rt_next_cb cb;
     void *arg;
     int rc;
-    fn_inv_t *inv;                   /* rc 0: the event; kept alive until the call has run */
+    fn_inv_t *inv; /* rc 0: the event; kept alive until the call has run */
 } fn__next_call_t;
 
 typedef struct fn__todo {
-    fn_inv_t **done;                 /* invocations whose callback is due */
+    fn_inv_t **done; /* invocations whose callback is due */
     size_t n_done, cap_done;
-    fn__next_call_t *next;           /* /next answers */
+    fn__next_call_t *next; /* /next answers */
     size_t n_next, cap_next;
-    fn_inv_t **start;                /* plug-in invocations to hand to their runtime */
+    fn_inv_t **start; /* plug-in invocations to hand to their runtime */
     size_t n_start, cap_start;
-    fn_inst_t **spawn;               /* instances to fork */
+    fn_inst_t **spawn; /* instances to fork */
     size_t n_spawn, cap_spawn;
-    fn_inv_t **cancel;               /* plug-in invocations past their deadline */
+    fn_inv_t **cancel; /* plug-in invocations past their deadline */
     size_t n_cancel, cap_cancel;
-    char **scratch;                  /* gone instances' scratch dirs to remove (owned) */
+    char **scratch; /* gone instances' scratch dirs to remove (owned) */
     size_t n_scratch, cap_scratch;
 } fn__todo_t;
 
@@ -261,8 +262,8 @@ int fn__zip_unpack(const uint8_t *zip, size_t n, const char *target, tr_err *err
 /* ---- sched.c ---- */
 void fn__todo_run(fn_t *fn, fn__todo_t *t);
 void fn__dispatch(fn_t *fn, fn_func_t *f, fn__todo_t *t);
-void fn__inv_finish(fn_t *fn, fn_inv_t *inv, const char *fnerr, const uint8_t *payload,
-                    size_t len, const char *status_note, fn__todo_t *t);
+void fn__inv_finish(fn_t *fn, fn_inv_t *inv, const char *fnerr, const uint8_t *payload, size_t len,
+                    const char *status_note, fn__todo_t *t);
 void fn__inv_fail(fn_t *fn, fn_inv_t *inv, int rc, const char *msg, fn__todo_t *t);
 void fn__inv_unref(fn_inv_t *inv);
 void fn__inv_mark_running(fn_t *fn, fn_inv_t *inv);

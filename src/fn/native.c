@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * native.c -- the native runtime's supervisor: pools of host processes per function (native.h).
  *
  * Each function has a pool: a FIFO of submitted jobs and a set of hosts.  A host is one
@@ -60,24 +61,24 @@ extern char **environ;
 /* ---- types ----------------------------------------------------------------------------------- */
 
 typedef struct spawn {
-    int refs;                            /* under nt->mu */
-    char *sig;                           /* identity: code dir, handler, memory, env */
+    int refs; /* under nt->mu */
+    char *sig; /* identity: code dir, handler, memory, env */
     size_t sig_len;
     char *code_dir;
-    char **envp;                         /* NULL-terminated, owned */
+    char **envp; /* NULL-terminated, owned */
 } spawn_t;
 
 typedef struct job {
     struct job *next;
-    trf__buf_t frame;                    /* the INVOKE frame */
+    trf__buf_t frame; /* the INVOKE frame */
     char request_id[FN_REQUEST_ID_LEN + 8];
-    int64_t deadline_ms;                 /* wall clock */
+    int64_t deadline_ms; /* wall clock */
     uint32_t timeout_s;
     spawn_t *spawn;
     fn_native_log_cb log;
     fn_native_done_cb done;
     void *tag;
-    int cancelled;                       /* under nt->mu */
+    int cancelled; /* under nt->mu */
 } job_t;
 
 typedef struct pool pool_t;
@@ -86,32 +87,32 @@ typedef struct host {
     struct host *next;
     pool_t *pool;
     fn_native_t *nt;
-    int counted;                         /* counted in pool->n_waiting (under nt->mu) */
-    pid_t pid;                           /* 0 when no process */
+    int counted; /* counted in pool->n_waiting (under nt->mu) */
+    pid_t pid; /* 0 when no process */
     int sock, logfd;
-    spawn_t *spawn;                      /* what the process was started with */
-    job_t *job;                          /* running now (under nt->mu) */
+    spawn_t *spawn; /* what the process was started with */
+    job_t *job; /* running now (under nt->mu) */
     int64_t last_used_ms;
-    trf__buf_t logline;                  /* partial log line */
-    trf__buf_t rbuf;                     /* frame being read */
-    trf__buf_t wbuf;                     /* frames being written (INVOKE, TABLE_REPLY) */
+    trf__buf_t logline; /* partial log line */
+    trf__buf_t rbuf; /* frame being read */
+    trf__buf_t wbuf; /* frames being written (INVOKE, TABLE_REPLY) */
     size_t wsent;
-    char scratch[PATH_MAX];              /* the process's $TMPDIR (sandbox.h); "" if none */
+    char scratch[PATH_MAX]; /* the process's $TMPDIR (sandbox.h); "" if none */
     /* table calls: dispatched and not yet answered, and the answers not yet moved to wbuf */
     pthread_mutex_t tmu;
     pthread_cond_t tcv;
     size_t t_out;
     trf__buf_t t_replies;
-    int wake[2];                         /* pipe: t_replies has frames */
+    int wake[2]; /* pipe: t_replies has frames */
 } host_t;
 
 struct pool {
     struct pool *next;
     char name[FN_MAX_NAME + 1];
-    spawn_t *spawn;                      /* current configuration */
+    spawn_t *spawn; /* current configuration */
     job_t *q_head, *q_tail;
     size_t q_len, n_waiting, n_hosts;
-    uint64_t generation;                 /* fn_native_release bumps it */
+    uint64_t generation; /* fn_native_release bumps it */
     host_t *hosts;
     pthread_cond_t cv;
 };
@@ -125,14 +126,14 @@ struct fn_native {
     char host_exe[PATH_MAX];
     char region[64];
     int64_t idle_ms, init_timeout_ms;
-    fn_native_table_error_fn table_error;  /* fixed at create; NULL: table_error_plain */
-    fn_native_table_fn table_fn;         /* under mu */
+    fn_native_table_error_fn table_error; /* fixed at create; NULL: table_error_plain */
+    fn_native_table_fn table_fn; /* under mu */
     void *table_arg;
-    size_t table_busy;                   /* dispatches inside table_fn now (under mu) */
+    size_t table_busy; /* dispatches inside table_fn now (under mu) */
     pthread_cond_t table_idle;
 };
 
-typedef struct tcall {                   /* one table call in flight */
+typedef struct tcall { /* one table call in flight */
     host_t *h;
     uint32_t id;
 } tcall_t;
@@ -145,7 +146,7 @@ typedef struct host_arg {
 
 /* ---- small helpers --------------------------------------------------------------------------- */
 
-static void spawn_unref(spawn_t *s) {   /* under nt->mu */
+static void spawn_unref(spawn_t *s) { /* under nt->mu */
     if (!s || --s->refs > 0) return;
     free(s->sig);
     free(s->code_dir);
@@ -180,9 +181,14 @@ static const char *signal_text(int sig) {
 /* ---- spawn configuration --------------------------------------------------------------------- */
 
 static int env_reserved(const char *k) {
-    static const char *const res[] = {"_HANDLER", "LAMBDA_TASK_ROOT", "AWS_LAMBDA_FUNCTION_NAME",
-                                      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "TRIBUTARY_FN_PARENT",
-                                      FN_NATIVE_SANDBOX_ENV, FN_NATIVE_TMP_ENV, NULL};
+    static const char *const res[] = {"_HANDLER",
+                                      "LAMBDA_TASK_ROOT",
+                                      "AWS_LAMBDA_FUNCTION_NAME",
+                                      "AWS_LAMBDA_FUNCTION_MEMORY_SIZE",
+                                      "TRIBUTARY_FN_PARENT",
+                                      FN_NATIVE_SANDBOX_ENV,
+                                      FN_NATIVE_TMP_ENV,
+                                      NULL};
     for (int i = 0; res[i]; i++)
         if (!strcmp(k, res[i])) return 1;
     return 0;
@@ -240,8 +246,8 @@ static spawn_t *spawn_build(fn_native_t *nt, const fn_config_t *cfg) {
      * crashes be crashes (signals reported as AWS does), not sanitizer reports. */
     const char *asan = getenv("ASAN_OPTIONS");
     envp[n++] = xasprintf("ASAN_OPTIONS=%s%shandle_segv=0:handle_sigbus=0:handle_sigfpe=0:"
-                          "handle_sigill=0:handle_abort=0", asan ? asan : "",
-                          asan && *asan ? ":" : "");
+                          "handle_sigill=0:handle_abort=0",
+                          asan ? asan : "", asan && *asan ? ":" : "");
     static const char *const pass[] = {"UBSAN_OPTIONS", "LSAN_OPTIONS", NULL};
     for (int i = 0; pass[i]; i++) {
         const char *v = getenv(pass[i]);
@@ -280,10 +286,8 @@ static int job_frame(trf__buf_t *b, const fn_inv_info_t *info, tr_err *err) {
     fn_native__cstr(b, info->config->arn);
     fn_native__cstr(b, info->trace_id);
     if (!batch) {
-        if (info->payload && info->payload_len)
-            fn_native__str(b, info->payload, info->payload_len);
-        else
-            fn_native__cstr(b, "{}");
+        if (info->payload && info->payload_len) fn_native__str(b, info->payload, info->payload_len);
+        else fn_native__cstr(b, "{}");
     } else {
         char shard_id[32];
         snprintf(shard_id, sizeof shard_id, "shardId-%012u", batch->shard);
@@ -418,8 +422,7 @@ static int host_spawn(fn_native_t *nt, host_t *h, spawn_t *s, char *why, size_t 
     if (!envp[n] || !envp[n + 1] || !envp[n + 2]) abort();
     free(plan);
     plan = NULL;
-    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) ||
-        pipe2(lp, O_CLOEXEC)) {
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) || pipe2(lp, O_CLOEXEC)) {
         snprintf(why, cap, "cannot create the host's socket/pipe: %s", strerror(errno));
         goto fail;
     }
@@ -548,8 +551,11 @@ static void table_error_plain(int code, const char *msg, fn_native_table_done_fn
                               void *done_arg) {
     char body[256];
     snprintf(body, sizeof body, "{\"message\":\"%s\"}", msg);
-    done(done_arg, code == TR_ESERIALIZATION ? 400 : code == TR_ENOMEM ? 500 : 503, body,
-         strlen(body));
+    done(done_arg,
+         code == TR_ESERIALIZATION ? 400
+         : code == TR_ENOMEM       ? 500
+                                   : 503,
+         body, strlen(body));
 }
 
 /* Where table_error's answer lands when it is needed synchronously (the OOM fallback below). */
@@ -577,7 +583,7 @@ static void table_reply(host_t *h, uint32_t id, int status, const char *body, si
     small_answer_t oom = {500, "", 0};
     if (f.oom) h->nt->table_error(TR_ENOMEM, "out of memory", small_answer_done, &oom);
     pthread_mutex_lock(&h->tmu);
-    if (f.oom) {   /* still answer: the handler must not wait forever */
+    if (f.oom) { /* still answer: the handler must not wait forever */
         trf__buf_free(&f);
         fn_native__begin(&f, FN_NATIVE_TABLE_REPLY);
         fn_native__u32(&f, id);
@@ -627,7 +633,7 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
         table_fail(h, id, TR_ESERIALIZATION, "malformed table call frame");
         return;
     }
-    pthread_mutex_lock(&h->tmu);          /* backpressure: the host waits on its socket */
+    pthread_mutex_lock(&h->tmu); /* backpressure: the host waits on its socket */
     while (h->t_out >= FN_NATIVE_TABLE_INFLIGHT) pthread_cond_wait(&h->tcv, &h->tmu);
     pthread_mutex_unlock(&h->tmu);
     pthread_mutex_lock(&nt->mu);
@@ -637,7 +643,8 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
     pthread_mutex_unlock(&nt->mu);
     tcall_t *tc = fn ? malloc(sizeof *tc) : NULL;
     if (!fn) {
-        table_fail(h, id, TR_ECLOSED, "The table service is not available (the server is "
+        table_fail(h, id, TR_ECLOSED,
+                   "The table service is not available (the server is "
                    "shutting down or has no table engine)");
     } else if (!tc) {
         table_fail(h, id, TR_ENOMEM, "out of memory");
@@ -768,8 +775,10 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
         if (init_deadline >= j->deadline_ms) {
             finish_timeout(h, j);
         } else {
-            snprintf(msg, sizeof msg, "RequestId: %s Error: the function's library did not load "
-                     "within %lld ms", j->request_id, (long long)nt->init_timeout_ms);
+            snprintf(msg, sizeof msg,
+                     "RequestId: %s Error: the function's library did not load "
+                     "within %lld ms",
+                     j->request_id, (long long)nt->init_timeout_ms);
             finish(j, "Runtime.InitError", msg, NULL, 0);
         }
         return -1;
@@ -782,7 +791,7 @@ static int host_cold_start(fn_native_t *nt, host_t *h, job_t *j) {
 /* Run one job on host h (spawning its process if needed).  Calls the job's done. */
 static void host_run(fn_native_t *nt, host_t *h, job_t *j) {
     char why[1024];
-    if (h->pid && h->spawn != j->spawn) host_reap(h, 0, NULL, 0);   /* reconfigured: restart */
+    if (h->pid && h->spawn != j->spawn) host_reap(h, 0, NULL, 0); /* reconfigured: restart */
     if (!h->pid && host_cold_start(nt, h, j)) return;
     int ex = host_next(nt, h, j, j->frame.data, j->frame.len, j->deadline_ms);
     pthread_mutex_lock(&nt->mu);
@@ -836,7 +845,7 @@ static void host_stop(host_t *h) {
     if (h->sock >= 0) close(h->sock);
     if (h->logfd >= 0) close(h->logfd);
     h->sock = h->logfd = -1;
-    fn_sandbox_scratch_free(h->scratch);   /* host_reap's, when the process ended by itself */
+    fn_sandbox_scratch_free(h->scratch); /* host_reap's, when the process ended by itself */
     h->scratch[0] = 0;
 }
 
@@ -970,8 +979,10 @@ int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *er
         ssize_t n = readlink("/proc/self/exe", nt->host_exe, sizeof nt->host_exe - 1);
         if (n <= 0) {
             free(nt);
-            return tr_err_set(err, TR_EIO, "cannot find this program's path (/proc/self/exe: %s); "
-                              "pass fn_native_opts.host_exe", strerror(errno));
+            return tr_err_set(err, TR_EIO,
+                              "cannot find this program's path (/proc/self/exe: %s); "
+                              "pass fn_native_opts.host_exe",
+                              strerror(errno));
         }
         nt->host_exe[n] = 0;
     }
@@ -981,7 +992,8 @@ int fn_native_create(const fn_native_opts_t *opts, fn_native_t **out, tr_err *er
         return tr_err_set(err, TR_EIO, "function host binary %s is not executable: %s",
                           opts && opts->host_exe ? opts->host_exe : "/proc/self/exe", strerror(e));
     }
-    snprintf(nt->region, sizeof nt->region, "%s", opts && opts->region ? opts->region : "us-east-1");
+    snprintf(nt->region, sizeof nt->region, "%s",
+             opts && opts->region ? opts->region : "us-east-1");
     nt->idle_ms = opts && opts->idle_ms > 0 ? opts->idle_ms : 600000;
     nt->init_timeout_ms = opts && opts->init_timeout_ms > 0 ? opts->init_timeout_ms : 10000;
     nt->table_error = opts && opts->table_error ? opts->table_error : table_error_plain;
@@ -1035,7 +1047,7 @@ void fn_native_destroy(fn_native_t *nt) {
     free(nt);
 }
 
-static pool_t *pool_get(fn_native_t *nt, const char *name) {   /* under nt->mu */
+static pool_t *pool_get(fn_native_t *nt, const char *name) { /* under nt->mu */
     for (pool_t *p = nt->pools; p; p = p->next)
         if (!strcmp(p->name, name)) return p;
     pool_t *p = calloc(1, sizeof *p);
@@ -1053,8 +1065,10 @@ int fn_native_submit(fn_native_t *nt, const fn_inv_info_t *info, fn_native_log_c
         return tr_err_set(err, TR_EINVAL, "fn_native_submit: missing invocation info");
     const fn_config_t *cfg = info->config;
     if (!cfg->handler || !strchr(cfg->handler, ':'))
-        return tr_err_set(err, TR_EINVAL, "Handler \"%s\" is not \"<file>.so:<symbol>\" as the %s "
-                          "runtime requires", cfg->handler ? cfg->handler : "", FN_NATIVE_RUNTIME);
+        return tr_err_set(err, TR_EINVAL,
+                          "Handler \"%s\" is not \"<file>.so:<symbol>\" as the %s "
+                          "runtime requires",
+                          cfg->handler ? cfg->handler : "", FN_NATIVE_RUNTIME);
     job_t *j = calloc(1, sizeof *j);
     if (!j) return tr_err_set(err, TR_ENOMEM, "out of memory");
     int rc = job_frame(&j->frame, info, err);
@@ -1102,7 +1116,7 @@ int fn_native_submit(fn_native_t *nt, const fn_inv_info_t *info, fn_native_log_c
     if ((reconfigured || p->q_len > p->n_waiting) && host_add(nt, p)) {
         /* No thread for it: a host that is running will still take it. */
         if (!p->n_hosts) {
-            p->q_head = p->q_tail = NULL;   /* it is the only job: undo */
+            p->q_head = p->q_tail = NULL; /* it is the only job: undo */
             p->q_len = 0;
             spawn_unref(j->spawn);
             pthread_mutex_unlock(&nt->mu);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * native.h -- the native C runtime ("tributary.c1"): user .so files run in supervised host
  * processes, never in the server.
  *

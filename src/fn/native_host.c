@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * native_host.c -- `tributary __fn-host`: the process a native function's library lives in.
  *
  * Started by the supervisor (native.c) with fd 3 a socketpair end, stdout/stderr a log pipe,
@@ -106,7 +107,7 @@ static int table_send(void *arg, uint32_t id, const char *op, const char *req, s
         b->oom = 0;
         return -1;
     }
-    if (write_all(FN_NATIVE_FD, b->data, b->len)) _exit(3);   /* the supervisor is gone */
+    if (write_all(FN_NATIVE_FD, b->data, b->len)) _exit(3); /* the supervisor is gone */
     return 0;
 }
 
@@ -126,7 +127,7 @@ static int table_recv(void *arg, uint32_t *id, int *status, char **resp, size_t 
     size_t n = 0;
     const char *text = fn_native__get_str(&r, &n);
     if (r.bad) _exit(4);
-    memmove(body, text, n);   /* the response, in place, NUL-terminated */
+    memmove(body, text, n); /* the response, in place, NUL-terminated */
     body[n] = 0;
     *resp = body;
     *len = n;
@@ -142,8 +143,10 @@ static trf_handler_fn load_handler(const trf_module_t **mod) {
     const char *root = getenv("LAMBDA_TASK_ROOT");
     char msg[4096];
     if (!spec || !strchr(spec, ':')) {
-        snprintf(msg, sizeof msg, "Handler \"%s\" is not \"<file>.so:<symbol>\"; set Handler to "
-                 "e.g. \"libmine.so:handler\" with UpdateFunctionConfiguration", spec ? spec : "");
+        snprintf(msg, sizeof msg,
+                 "Handler \"%s\" is not \"<file>.so:<symbol>\"; set Handler to "
+                 "e.g. \"libmine.so:handler\" with UpdateFunctionConfiguration",
+                 spec ? spec : "");
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     const char *colon = strrchr(spec, ':');
@@ -156,37 +159,45 @@ static trf_handler_fn load_handler(const trf_module_t **mod) {
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     if (strstr(file, "..") || file[0] == '/') {
-        snprintf(msg, sizeof msg, "Handler file \"%s\" must be a path inside the package (no "
-                 "\"..\", not absolute)", file);
+        snprintf(msg, sizeof msg,
+                 "Handler file \"%s\" must be a path inside the package (no "
+                 "\"..\", not absolute)",
+                 file);
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     snprintf(path, sizeof path, "%s/%s", root ? root : ".", file);
     if (access(path, F_OK) != 0) {
         int e = errno;
-        snprintf(msg, sizeof msg, "the package has no %s (Handler \"%s\"): cannot open %s: %s; "
-                 "zip the library at the top level or fix Handler", file, spec, path, strerror(e));
+        snprintf(msg, sizeof msg,
+                 "the package has no %s (Handler \"%s\"): cannot open %s: %s; "
+                 "zip the library at the top level or fix Handler",
+                 file, spec, path, strerror(e));
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     void *lib = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     if (!lib) {
-        snprintf(msg, sizeof msg, "cannot load %s: %s; build it with tributary-cc (a shared "
-                 "library for this machine) and ship its dependencies under lib/", file, dlerror());
+        snprintf(msg, sizeof msg,
+                 "cannot load %s: %s; build it with tributary-cc (a shared "
+                 "library for this machine) and ship its dependencies under lib/",
+                 file, dlerror());
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     void *h = dlsym(lib, sym);
     if (!h) {
-        snprintf(msg, sizeof msg, "%s does not export the handler symbol \"%s\"; define it "
-                 "non-static (int %s(const trf_event_t *, trf_context_t *)) or fix Handler", file,
-                 sym, sym);
+        snprintf(msg, sizeof msg,
+                 "%s does not export the handler symbol \"%s\"; define it "
+                 "non-static (int %s(const trf_event_t *, trf_context_t *)) or fix Handler",
+                 file, sym, sym);
         init_error("Runtime.HandlerNotFound", msg);
     }
-    const trf_module_t *(*modfn)(void) =
-        (const trf_module_t *(*)(void))dlsym(lib, TRF_MODULE_SYMBOL);
+    const trf_module_t *(*modfn)(void) = (const trf_module_t *(*)(void))dlsym(lib,
+                                                                              TRF_MODULE_SYMBOL);
     *mod = modfn ? modfn() : NULL;
     if (*mod && ((*mod)->abi == 0 || (*mod)->abi > TRF_ABI_VERSION)) {
-        snprintf(msg, sizeof msg, "%s was built for function ABI %u but this server implements "
-                 "ABI %u; rebuild it against this server's <tributary/function.h>", file,
-                 (*mod)->abi, TRF_ABI_VERSION);
+        snprintf(msg, sizeof msg,
+                 "%s was built for function ABI %u but this server implements "
+                 "ABI %u; rebuild it against this server's <tributary/function.h>",
+                 file, (*mod)->abi, TRF_ABI_VERSION);
         init_error("Runtime.InvalidEntrypoint", msg);
     }
     return (trf_handler_fn)h;
@@ -277,7 +288,7 @@ int fn_native_host_main(int argc, char **argv) {
     (void)argv;
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     const char *ppid = getenv("TRIBUTARY_FN_PARENT");
-    if (ppid && atol(ppid) != (long)getppid()) _exit(1);   /* the server died before prctl */
+    if (ppid && atol(ppid) != (long)getppid()) _exit(1); /* the server died before prctl */
     signal(SIGPIPE, SIG_IGN);
     /* confined before any user code runs; the variable is the supervisor's (reserved) */
     const char *sb = getenv(FN_NATIVE_SANDBOX_ENV);
@@ -288,7 +299,7 @@ int fn_native_host_main(int argc, char **argv) {
     unsetenv(FN_NATIVE_TMP_ENV);
     if (fn_sandbox_enter(rfd > FN_NATIVE_FD ? rfd : -1) != 0)
         init_error("Runtime.Unknown", "the function host cannot confine itself (no_new_privs, "
-                   "capabilities or Landlock refused); see the server log");
+                                      "capabilities or Landlock refused); see the server log");
     close_inherited();
     setvbuf(stdout, NULL, _IOLBF, 0);
 

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * native_int.h -- the wire between the native runtime's supervisor (native.c) and its host
  * process (native_host.c).  Private: both ends are always the same build of the same binary.
  *
@@ -48,8 +49,8 @@
 #define FN_NATIVE_MAGIC 0x48465254u               /* "TRFH" */
 #define FN_NATIVE_FD 3                            /* the host's end of the socketpair */
 #define FN_NATIVE_SANDBOX_ENV "TRIBUTARY_FN_SANDBOX" /* the fd of its Landlock ruleset, or -1 */
-#define FN_NATIVE_TMP_ENV "TRIBUTARY_FN_TMP"         /* its private /tmp plan (sandbox.h), or "" */
-#define FN_NATIVE_MAX_FRAME (64u << 20)           /* sanity bound on a body */
+#define FN_NATIVE_TMP_ENV "TRIBUTARY_FN_TMP" /* its private /tmp plan (sandbox.h), or "" */
+#define FN_NATIVE_MAX_FRAME (64u << 20) /* sanity bound on a body */
 
 enum {
     FN_NATIVE_READY = 1,
@@ -96,7 +97,7 @@ static inline void fn_native__cstr(trf__buf_t *b, const char *s) {
 typedef struct fn_native_rd {
     const char *p;
     size_t left;
-    int bad;                             /* set by any read past the end */
+    int bad; /* set by any read past the end */
 } fn_native_rd_t;
 
 static inline uint32_t fn_native__get_u32(fn_native_rd_t *r) {

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * native_rt.c -- the native runtime as a plug-in of the functions engine (fn.h's fn_runtime_t).
  *
  * Separate from native.c so that a program (or a unit test) can drive the supervisor without

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * sandbox.c -- Landlock rulesets, capability dropping and scratch directories for function
  * processes (sandbox.h says what a function can and cannot reach).
  *
@@ -64,8 +65,8 @@ typedef struct {
 
 #define FS_READ (LANDLOCK_ACCESS_FS_READ_FILE | LANDLOCK_ACCESS_FS_READ_DIR)
 #define FS_EXEC (FS_READ | LANDLOCK_ACCESS_FS_EXECUTE)
-#define FS_FILE_RIGHTS                                                                         \
-    (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE | \
+#define FS_FILE_RIGHTS                                                                             \
+    (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |   \
      LANDLOCK_ACCESS_FS_TRUNCATE | LANDLOCK_ACCESS_FS_IOCTL_DEV)
 
 /* ---- configuration --------------------------------------------------------------------------- */
@@ -73,7 +74,7 @@ typedef struct {
 static struct {
     char **read, **write;
     size_t n_read, n_write;
-    char *private;          /* realpath of the data directory: no rule reaches into it */
+    char *private; /* realpath of the data directory: no rule reaches into it */
 } g_dirs;
 
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
@@ -104,8 +105,10 @@ int fn_sandbox_abi(const char **why) {
 static int copy_dirs(char ***out, size_t *n_out, const char *const *in, size_t n, tr_err *err) {
     for (size_t i = 0; i < n; i++)
         if (!in[i] || in[i][0] != '/')
-            return tr_err_set(err, TR_EINVAL, "function directory \"%s\" is not an absolute path; "
-                              "give it from /", in[i] ? in[i] : "");
+            return tr_err_set(err, TR_EINVAL,
+                              "function directory \"%s\" is not an absolute path; "
+                              "give it from /",
+                              in[i] ? in[i] : "");
     char **a = calloc(n + 1, sizeof *a);
     if (!a) abort();
     for (size_t i = 0; i < n; i++)
@@ -115,8 +118,8 @@ static int copy_dirs(char ***out, size_t *n_out, const char *const *in, size_t n
     return 0;
 }
 
-int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
-                        const char *const *write_dirs, size_t n_write, tr_err *err) {
+int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read, const char *const *write_dirs,
+                        size_t n_write, tr_err *err) {
     char **r = NULL, **w = NULL;
     size_t nr = 0, nw = 0;
     int rc = copy_dirs(&r, &nr, read_dirs, n_read, err);
@@ -148,8 +151,10 @@ static int path_within(const char *path, const char *dir) {
 int fn_sandbox_set_private(const char *dir, tr_err *err) {
     char *real = realpath(dir, NULL);
     if (!real)
-        return tr_err_set(err, TR_EIO, "cannot resolve the data directory %s to fence functions "
-                          "out of it: %s", dir, strerror(errno));
+        return tr_err_set(err, TR_EIO,
+                          "cannot resolve the data directory %s to fence functions "
+                          "out of it: %s",
+                          dir, strerror(errno));
     for (size_t i = 0; i < g_dirs.n_read + g_dirs.n_write; i++) {
         int rd = i < g_dirs.n_read;
         const char *d = rd ? g_dirs.read[i] : g_dirs.write[i - g_dirs.n_read];
@@ -157,7 +162,8 @@ int fn_sandbox_set_private(const char *dir, tr_err *err) {
         int bad = rdir && path_within(rdir, real);
         free(rdir);
         if (bad) {
-            tr_err_set(err, TR_EINVAL, "--lambda-%s-dir %s is inside the data directory %s, which "
+            tr_err_set(err, TR_EINVAL,
+                       "--lambda-%s-dir %s is inside the data directory %s, which "
                        "holds the server's credentials and every function's code: functions "
                        "must not reach it. Fix: give a directory outside %s",
                        rd ? "read" : "write", d, real, real);
@@ -168,7 +174,8 @@ int fn_sandbox_set_private(const char *dir, tr_err *err) {
     for (size_t i = 0; i < g_dirs.n_write; i++) {
         char *rdir = realpath(g_dirs.write[i], NULL);
         if (rdir && path_within(real, rdir))
-            tr_warn("fn", "the data directory %s lies inside --lambda-write-dir %s: functions can "
+            tr_warn("fn",
+                    "the data directory %s lies inside --lambda-write-dir %s: functions can "
                     "read and write it (credentials, tables, other functions' code) through that "
                     "directory. Fix: keep the data directory outside every --lambda-write-dir",
                     real, g_dirs.write[i]);
@@ -182,7 +189,7 @@ int fn_sandbox_set_private(const char *dir, tr_err *err) {
 /* ---- rulesets -------------------------------------------------------------------------------- */
 
 static uint64_t handled_fs(int abi) {
-    uint64_t m = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1;   /* ABI 1: bits 0..12 */
+    uint64_t m = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* ABI 1: bits 0..12 */
     if (abi >= 2) m |= LANDLOCK_ACCESS_FS_REFER;
     if (abi >= 3) m |= LANDLOCK_ACCESS_FS_TRUNCATE;
     if (abi >= 5) m |= LANDLOCK_ACCESS_FS_IOCTL_DEV;
@@ -201,9 +208,9 @@ static int allow(int rfd, const char *path, uint64_t access, uint64_t handled, i
     struct stat st;
     if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode)) access &= FS_FILE_RIGHTS;
     struct landlock_path_beneath_attr pb = {.allowed_access = access & handled, .parent_fd = fd};
-    long r = pb.allowed_access ? syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH,
-                                         &pb, 0)
-                               : 0;
+    long r = pb.allowed_access
+                 ? syscall(SYS_landlock_add_rule, rfd, LANDLOCK_RULE_PATH_BENEATH, &pb, 0)
+                 : 0;
     int e = errno;
     close(fd);
     if (r != 0)
@@ -248,15 +255,15 @@ static int allow_tree(int rfd, const char *path, uint64_t access, uint64_t handl
     if (!real) return 0;
     const char *avoid = g_dirs.private;
     int rc = 0;
-    if (avoid && path_within(real, avoid)) goto done;          /* inside: nothing */
-    if (!avoid || !path_within(avoid, real)) {                 /* apart: all but skip */
+    if (avoid && path_within(real, avoid)) goto done; /* inside: nothing */
+    if (!avoid || !path_within(avoid, real)) { /* apart: all but skip */
         rc = skip ? allow_except(rfd, real, access, handled, skip, NULL, err)
                   : allow(rfd, real, access, handled, 0, err);
         goto done;
     }
     char cur[4096];
     snprintf(cur, sizeof cur, "%s", strcmp(real, "/") ? real : "");
-    while (!rc) {   /* cur is above avoid: its entries but the next step, then down a level */
+    while (!rc) { /* cur is above avoid: its entries but the next step, then down a level */
         const char *next = avoid + strlen(cur) + 1;
         size_t nn = strcspn(next, "/");
         char name[256];
@@ -285,26 +292,38 @@ int fn_sandbox_ruleset(const char *code_dir, const char *scratch, int *out, tr_e
     if (rfd < 0)
         return tr_err_set(err, TR_EIO, "cannot create the function's Landlock ruleset: %s",
                           strerror(errno));
-    static const char *const sys_exec[] = {"/usr", "/bin", "/sbin", "/lib", "/lib32", "/lib64",
-                                           "/libx32", "/opt", NULL};
+    static const char *const sys_exec[] = {"/usr",   "/bin",    "/sbin", "/lib", "/lib32",
+                                           "/lib64", "/libx32", "/opt",  NULL};
     static const char *const sys_read[] = {"/proc", "/sys", "/etc/ssl/certs",
                                            "/etc/ssl/openssl.cnf", NULL};
     /* /etc but its secrets: password hashes, sudo rules, SSH host keys, TLS private keys (a
      * server running as root would otherwise hand them over: uid 0 owns them) */
-    static const char *const etc_secret[] = {"shadow", "shadow-", "gshadow", "gshadow-", "sudoers",
-                                             "sudoers.d", "ssh", "ssl", "security", "credstore",
-                                             "credstore.encrypted", ".pwd.lock", NULL};
+    static const char *const etc_secret[] = {"shadow",
+                                             "shadow-",
+                                             "gshadow",
+                                             "gshadow-",
+                                             "sudoers",
+                                             "sudoers.d",
+                                             "ssh",
+                                             "ssl",
+                                             "security",
+                                             "credstore",
+                                             "credstore.encrypted",
+                                             ".pwd.lock",
+                                             NULL};
     /* /dev: the harmless nodes only -- not disks, loop devices, the kernel log or memory; no
      * terminal either: a function has no controlling terminal (it runs in a new session), and
      * the server's (a tour in a shell) must not be written to or have input pushed into it */
-    static const char *const dev_rw[] = {"/dev/null", "/dev/zero", "/dev/full", "/dev/random",
-                                         "/dev/urandom", NULL};
+    static const char *const dev_rw[] = {"/dev/null",   "/dev/zero",    "/dev/full",
+                                         "/dev/random", "/dev/urandom", NULL};
     const uint64_t all = h;
     const uint64_t dev = FS_READ | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_TRUNCATE |
                          LANDLOCK_ACCESS_FS_IOCTL_DEV;
     int rc = 0;
-    for (int i = 0; !rc && sys_exec[i]; i++) rc = allow_tree(rfd, sys_exec[i], FS_EXEC, h, NULL, err);
-    for (int i = 0; !rc && sys_read[i]; i++) rc = allow_tree(rfd, sys_read[i], FS_READ, h, NULL, err);
+    for (int i = 0; !rc && sys_exec[i]; i++)
+        rc = allow_tree(rfd, sys_exec[i], FS_EXEC, h, NULL, err);
+    for (int i = 0; !rc && sys_read[i]; i++)
+        rc = allow_tree(rfd, sys_read[i], FS_READ, h, NULL, err);
     if (!rc) rc = allow_tree(rfd, "/etc", FS_EXEC, h, etc_secret, err);
     if (!rc) rc = allow(rfd, "/dev", LANDLOCK_ACCESS_FS_READ_DIR, h, 0, err);
     for (int i = 0; !rc && dev_rw[i]; i++) rc = allow(rfd, dev_rw[i], dev, h, 0, err);
@@ -359,14 +378,13 @@ static int under_tmp(const char *path) {
     return path[4] == '/' ? 2 : 0;
 }
 
-static int plan_add(tr_buf *b, const char *scratch, const char *src, int writable,
-                    tr_err *err) {
-    if (strchr(src, '\n')) return 0;   /* not representable: such a directory stays unseen */
+static int plan_add(tr_buf *b, const char *scratch, const char *src, int writable, tr_err *err) {
+    if (strchr(src, '\n')) return 0; /* not representable: such a directory stays unseen */
     char dst[8192];
     if (snprintf(dst, sizeof dst, "%s%s", scratch, src + 4) >= (int)sizeof dst)
         return tr_err_set(err, TR_EINVAL, "path %s is too long to keep visible in a private /tmp",
                           src);
-    for (char *q = dst + strlen(scratch) + 1;; q++) {   /* mkdir -p, 0700 */
+    for (char *q = dst + strlen(scratch) + 1;; q++) { /* mkdir -p, 0700 */
         char c = *q;
         if (c != '/' && c != 0) continue;
         *q = 0;
@@ -411,7 +429,7 @@ int fn_sandbox_tmp_plan(const char *code_dir, const char *scratch, char **plan, 
         tr_buf_free(&b);
         return rc;
     }
-    *plan = b.data;   /* NUL-terminated, owned by the caller now */
+    *plan = b.data; /* NUL-terminated, owned by the caller now */
     return 0;
 }
 
@@ -495,12 +513,16 @@ static int rm_below(const char *path, const struct stat *st, int flag, struct FT
 
 int fn_sandbox_set_scratch_root(const char *dir, tr_err *err) {
     if (!dir || dir[0] != '/' || strlen(dir) >= sizeof g_scratch_root - 64)
-        return tr_err_set(err, TR_EINVAL, "scratch root \"%s\" must be an absolute path shorter "
-                          "than %zu bytes", dir ? dir : "", sizeof g_scratch_root - 64);
+        return tr_err_set(err, TR_EINVAL,
+                          "scratch root \"%s\" must be an absolute path shorter "
+                          "than %zu bytes",
+                          dir ? dir : "", sizeof g_scratch_root - 64);
     if (mkdir(dir, 0700) != 0 && errno != EEXIST)
-        return tr_err_set(err, TR_EIO, "cannot create %s for functions' scratch directories: %s; "
-                          "check the data directory's permissions", dir, strerror(errno));
-    nftw(dir, rm_below, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT);   /* a previous run's leftovers */
+        return tr_err_set(err, TR_EIO,
+                          "cannot create %s for functions' scratch directories: %s; "
+                          "check the data directory's permissions",
+                          dir, strerror(errno));
+    nftw(dir, rm_below, 16, FTW_DEPTH | FTW_PHYS | FTW_MOUNT); /* a previous run's leftovers */
     snprintf(g_scratch_root, sizeof g_scratch_root, "%s", dir);
     return 0;
 }
@@ -509,11 +531,14 @@ int fn_sandbox_scratch_new(char *out, size_t cap, tr_err *err) {
     const char *base = g_scratch_root[0] ? g_scratch_root : getenv("TMPDIR");
     if (!base || base[0] != '/') base = "/tmp";
     if (snprintf(out, cap, "%s/tributary-fn-XXXXXX", base) >= (int)cap)
-        return tr_err_set(err, TR_EINVAL, "TMPDIR %s is too long for a function's scratch "
-                          "directory; set a shorter TMPDIR", base);
+        return tr_err_set(err, TR_EINVAL,
+                          "TMPDIR %s is too long for a function's scratch "
+                          "directory; set a shorter TMPDIR",
+                          base);
     if (!mkdtemp(out)) {
         int e = errno;
-        int rc = tr_err_set(err, TR_EIO, "cannot create a scratch directory in %s for a function: "
+        int rc = tr_err_set(err, TR_EIO,
+                            "cannot create a scratch directory in %s for a function: "
                             "%s; check that %s exists and is writable (or set TMPDIR)",
                             base, strerror(e), base);
         out[0] = 0;

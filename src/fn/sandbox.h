@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * sandbox.h -- least privilege for function processes (provided bootstraps, native hosts).
  *
  * A function runs as the server's user, so without a fence it could read the server's
@@ -57,8 +58,8 @@ int fn_sandbox_abi(const char **why);
 
 /* Extra directories every function may read (and execute) / read and write.  The arrays are
  * copied.  Returns 0, TR_EINVAL for a relative path (message in err). */
-int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read,
-                        const char *const *write_dirs, size_t n_write, tr_err *err);
+int fn_sandbox_set_dirs(const char *const *read_dirs, size_t n_read, const char *const *write_dirs,
+                        size_t n_write, tr_err *err);
 
 /* The directory no function may reach: the data directory (resolved with realpath here).  Rules
  * for directories that contain it (/opt, a --lambda-read-dir, ...) are split around it.  Call it

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * sched.c -- invocations: admission, queues, concurrency, deadlines, the durable async queue,
  * logs and metrics.
  *
@@ -280,8 +281,8 @@ static long max_memory_mb(fn_inv_t *inv) {
 
 /* Finish a started or queued invocation with the function's outcome.  fnerr NULL = success.
  * status_note: extra REPORT field ("Status: timeout"). */
-void fn__inv_finish(fn_t *fn, fn_inv_t *inv, const char *fnerr, const uint8_t *payload,
-                    size_t len, const char *status_note, fn__todo_t *t) {
+void fn__inv_finish(fn_t *fn, fn_inv_t *inv, const char *fnerr, const uint8_t *payload, size_t len,
+                    const char *status_note, fn__todo_t *t) {
     if (inv->state == FN__INV_DONE) return;
     fn_func_t *f = inv->func;
     int was_running = inv->state == FN__INV_RUNNING;
@@ -385,8 +386,7 @@ static void ev_hdr(uint8_t *h, uint32_t attempt, int64_t not_before, int64_t enq
 }
 
 static int ev_write(fn_t *fn, const char *name, uint64_t seq, uint32_t attempt, int64_t nb,
-                    int64_t enq, const char *id, const uint8_t *payload, size_t len,
-                    tr_err *err) {
+                    int64_t enq, const char *id, const uint8_t *payload, size_t len, tr_err *err) {
     uint8_t key[FN_MAX_NAME + 9];
     MDB_val k = {ev_key(name, seq, key), key}, v = {EV_HDR + len, NULL};
     MDB_txn *txn;
@@ -702,8 +702,8 @@ void fn__timers(fn_t *fn, int64_t now, fn__todo_t *t) {
         fn_func_t *f = inv->func;
         char ts[40], msg[256];
         fn__iso_time(now, ts, sizeof ts, 0);
-        snprintf(msg, sizeof msg, "%s %s Task timed out after %u.00 seconds", ts,
-                 inv->request_id, f->cfg.timeout_s);
+        snprintf(msg, sizeof msg, "%s %s Task timed out after %u.00 seconds", ts, inv->request_id,
+                 f->cfg.timeout_s);
         fn__log_line(fn, f, inv, msg, strlen(msg));
         tr_buf b = TR_BUF_INIT;
         tr_buf_puts(&b, "{\"errorMessage\":");
@@ -748,8 +748,8 @@ int fn_invoke(fn_t *fn, const fn_invoke_req_t *req, fn_invoke_cb cb, void *arg, 
         return tr_err_set(err, TR_ETOOBIG,
                           "%zu byte payload is too large for the %s invocation type (limit %zu "
                           "bytes)",
-                          req->payload_len, req->type == FN_INVOKE_EVENT ? "Event" : "RequestResponse",
-                          max);
+                          req->payload_len,
+                          req->type == FN_INVOKE_EVENT ? "Event" : "RequestResponse", max);
     fn__todo_t t = FN__TODO_INIT;
     pthread_mutex_lock(&fn->mu);
     fn_func_t *f = fn->closing ? NULL : fn__func_find(fn, req->name);
@@ -933,9 +933,11 @@ void fn_inv_complete(fn_inv_t *inv, const char *function_error, const char *erro
         }
         if (!function_error && len > FN_MAX_SYNC_PAYLOAD) {
             tr_buf_reset(&b);
-            tr_buf_printf(&b, "{\"errorMessage\":\"Response payload size (%zu bytes) exceeded maximum "
-                              "allowed payload size (%d bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
-                          len, FN_MAX_SYNC_PAYLOAD);
+            tr_buf_printf(
+                &b,
+                "{\"errorMessage\":\"Response payload size (%zu bytes) exceeded maximum "
+                "allowed payload size (%d bytes).\",\"errorType\":\"Function.ResponseSizeTooLarge\"}",
+                len, FN_MAX_SYNC_PAYLOAD);
             fn__inv_finish(fn, inv, "Unhandled", (const uint8_t *)b.data, b.len, NULL, &t);
         } else {
             fn__inv_finish(fn, inv, function_error ? "Unhandled" : NULL, payload, len,
@@ -995,7 +997,8 @@ void fn__log_line(fn_t *fn, fn_func_t *f, fn_inv_t *inv, const char *text, size_
             f->log_fd = open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
             f->log_size = 0;
         }
-        if (f->log_fd >= 0 && write(f->log_fd, b.data, b.len) == (ssize_t)b.len) f->log_size += b.len;
+        if (f->log_fd >= 0 && write(f->log_fd, b.data, b.len) == (ssize_t)b.len)
+            f->log_size += b.len;
     }
     pthread_mutex_unlock(&f->log_mu);
     tr_buf_free(&b);
@@ -1031,11 +1034,15 @@ void fn_metrics_prometheus(fn_t *fn, tr_buf *b) {
         int field;
     } fam[] = {
         {"tributary_lambda_invocations_total", "counter", "Invocations that ran (Invocations)", 0},
-        {"tributary_lambda_errors_total", "counter", "Invocations that ended in a function error, timeout or crash (Errors)", 1},
-        {"tributary_lambda_throttles_total", "counter", "Invocations refused or delayed by a concurrency limit (Throttles)", 2},
-        {"tributary_lambda_concurrent_executions", "gauge", "Invocations running now (ConcurrentExecutions)", 3},
+        {"tributary_lambda_errors_total", "counter",
+         "Invocations that ended in a function error, timeout or crash (Errors)", 1},
+        {"tributary_lambda_throttles_total", "counter",
+         "Invocations refused or delayed by a concurrency limit (Throttles)", 2},
+        {"tributary_lambda_concurrent_executions", "gauge",
+         "Invocations running now (ConcurrentExecutions)", 3},
         {"tributary_lambda_instances", "gauge", "Live execution environments (warm or busy)", 4},
-        {"tributary_lambda_async_queue_events", "gauge", "Event invocations waiting in the durable queue", 5},
+        {"tributary_lambda_async_queue_events", "gauge",
+         "Event invocations waiting in the durable queue", 5},
     };
     for (size_t i = 0; i < sizeof fam / sizeof fam[0]; i++) {
         tr_buf_printf(b, "# HELP %s %s\n# TYPE %s %s\n", fam[i].name, fam[i].help, fam[i].name,

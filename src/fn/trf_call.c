@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * trf_call.c -- one call of a native handler: the runtime services behind trf_ops_t and the
  * outcome they add up to (see trf__call_run in trf_int.h).  Used by the native host process and
  * by the bootstrap, so a handler's response is the same under both runtimes.
@@ -238,7 +239,9 @@ int trf__call_run(trf__call_t *c, trf_handler_fn h, const trf_event_t *ev) {
         c->failed = 1;
         snprintf(c->error_type, sizeof c->error_type, "Function.ResponseSizeTooLarge");
         c->payload.len = 0;
-        trf__error_json(&c->payload, c->error_type, "Response payload size exceeded maximum allowed payload size (6291556 bytes).");
+        trf__error_json(
+            &c->payload, c->error_type,
+            "Response payload size exceeded maximum allowed payload size (6291556 bytes).");
     }
     return c->payload.oom ? -1 : 0;
 }

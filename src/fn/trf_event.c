@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * trf_event.c -- AWS's Kinesis event JSON to and from the native trf_event_t (see trf_int.h).
  *
  * The same code decodes events in three places -- the bootstrap on AWS, the bootstrap on
@@ -65,7 +66,7 @@ int trf__event_from_json(trf__event_owned_t *out, const char *json, size_t len, 
     trf__json_t j;
     if (trf__json_parse(&j, json, len) || j.t[0].type != TRF__J_OBJ || !is_kinesis(&j)) {
         trf__json_free(&j);
-        return 0;   /* not a Kinesis event: the handler gets the JSON as is */
+        return 0; /* not a Kinesis event: the handler gets the JSON as is */
     }
     *why = "out of memory decoding the Kinesis event";
     long recs = trf__json_member(&j, 0, "Records");
@@ -107,16 +108,16 @@ int trf__event_from_json(trf__event_owned_t *out, const char *json, size_t len, 
         out->arena[off + (size_t)dn] = 0;
         off += (size_t)dn + 1;
         if (r == 0) {
-            ev->event_source_arn =
-                arena_str(&j, trf__json_member(&j, i, "eventSourceARN"), out->arena, &off, cap, NULL);
-            ev->aws_region =
-                arena_str(&j, trf__json_member(&j, i, "awsRegion"), out->arena, &off, cap, NULL);
+            ev->event_source_arn = arena_str(&j, trf__json_member(&j, i, "eventSourceARN"),
+                                             out->arena, &off, cap, NULL);
+            ev->aws_region = arena_str(&j, trf__json_member(&j, i, "awsRegion"), out->arena, &off,
+                                       cap, NULL);
             size_t idl = 0;
-            const char *id =
-                arena_str(&j, trf__json_member(&j, i, "eventID"), out->arena, &off, cap, &idl);
+            const char *id = arena_str(&j, trf__json_member(&j, i, "eventID"), out->arena, &off,
+                                       cap, &idl);
             const char *colon = id ? memchr(id, ':', idl) : NULL;
             if (colon) {
-                out->arena[colon - out->arena] = 0;   /* "shardId-...:seq" -> "shardId-..." */
+                out->arena[colon - out->arena] = 0; /* "shardId-...:seq" -> "shardId-..." */
                 ev->shard_id = id;
             }
         }
@@ -124,7 +125,8 @@ int trf__event_from_json(trf__event_owned_t *out, const char *json, size_t len, 
     long w = trf__json_member(&j, 0, "window");
     if (w >= 0 && j.t[w].type == TRF__J_OBJ) {
         trf_window_t *win = &out->window;
-        long s = trf__json_member(&j, (size_t)w, "start"), e = trf__json_member(&j, (size_t)w, "end");
+        long s = trf__json_member(&j, (size_t)w, "start"),
+             e = trf__json_member(&j, (size_t)w, "end");
         if (s >= 0 && j.t[s].type == TRF__J_STR)
             trf__iso_parse(json + j.t[s].start, j.t[s].end - j.t[s].start, &win->start_ms);
         if (e >= 0 && j.t[e].type == TRF__J_STR)
@@ -147,11 +149,11 @@ int trf__event_from_json(trf__event_owned_t *out, const char *json, size_t len, 
         long te = trf__json_member(&j, 0, "isWindowTerminatedEarly");
         win->is_terminated_early = te >= 0 && j.t[te].type == TRF__J_TRUE;
         ev->window = win;
-        const char *sid =
-            arena_str(&j, trf__json_member(&j, 0, "shardId"), out->arena, &off, cap, NULL);
+        const char *sid = arena_str(&j, trf__json_member(&j, 0, "shardId"), out->arena, &off, cap,
+                                    NULL);
         if (sid) ev->shard_id = sid;
-        const char *arn =
-            arena_str(&j, trf__json_member(&j, 0, "eventSourceARN"), out->arena, &off, cap, NULL);
+        const char *arn = arena_str(&j, trf__json_member(&j, 0, "eventSourceARN"), out->arena, &off,
+                                    cap, NULL);
         if (arn) ev->event_source_arn = arn;
     }
     if (!ev->event_source_arn) ev->event_source_arn = "";
@@ -216,8 +218,7 @@ void trf__kinesis_render(trf__buf_t *b, const trf_event_t *ev, const char *invok
         trf__buf_printf(b, ",\"window\":{\"start\":\"%s\",\"end\":\"%s\"},\"state\":", s, e);
         if (ev->window->state && ev->window->state_len)
             trf__buf_append(b, ev->window->state, ev->window->state_len);
-        else
-            trf__buf_puts(b, "{}");
+        else trf__buf_puts(b, "{}");
         trf__buf_puts(b, ",\"shardId\":");
         trf__buf_json_str(b, shard, strlen(shard));
         trf__buf_puts(b, ",\"eventSourceARN\":");

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * trf_int.h -- internals of the native function library (libtributary-function): a flat JSON
  * tokenizer, base64, a growable buffer, and the conversions between AWS's Kinesis event JSON and
  * the trf_event_t of <tributary/function.h>.
@@ -59,15 +60,15 @@ enum { TRF__J_OBJ = 1, TRF__J_ARR, TRF__J_STR, TRF__J_NUM, TRF__J_TRUE, TRF__J_F
  * text between the quotes (still escaped). */
 typedef struct trf__tok {
     uint8_t type;
-    uint32_t start, end;                 /* byte offsets into the text */
-    uint32_t size;                       /* direct children (an object: members, not tokens) */
+    uint32_t start, end; /* byte offsets into the text */
+    uint32_t size; /* direct children (an object: members, not tokens) */
     uint32_t skip;
 } trf__tok_t;
 
 typedef struct trf__json {
     const char *text;
     size_t len;
-    trf__tok_t *t;                       /* malloc'd */
+    trf__tok_t *t; /* malloc'd */
     size_t n, cap;
 } trf__json_t;
 
@@ -94,8 +95,8 @@ typedef struct trf__event_owned {
     trf_event_t ev;
     trf_window_t window;
     trf_record_t *recs;
-    char *arena;                         /* pk, seq and data bytes of recs, arn, shard, region */
-    char *state;                         /* window state text */
+    char *arena; /* pk, seq and data bytes of recs, arn, shard, region */
+    char *state; /* window state text */
 } trf__event_owned_t;
 
 /* Decode a JSON payload into an event: AWS's Kinesis event (Records[].eventSource ==
@@ -116,8 +117,7 @@ TRF__HIDDEN void trf__kinesis_render(trf__buf_t *b, const trf_event_t *ev,
  * "state" when window_state is not NULL.  failed[] are record indices (any order, duplicates
  * allowed). */
 TRF__HIDDEN void trf__kinesis_response(trf__buf_t *b, const trf_event_t *ev, const size_t *failed,
-                                       size_t n_failed, const char *window_state,
-                                       size_t state_len);
+                                       size_t n_failed, const char *window_state, size_t state_len);
 
 /* ISO-8601 UTC with seconds ("2020-07-30T17:00:00Z") or milliseconds (ms != 0) into out[32]. */
 TRF__HIDDEN void trf__iso_time(int64_t unix_ms, int with_ms, char out[32]);
@@ -153,9 +153,9 @@ typedef struct trf__call {
     const trf__table_io_t *table_io;
     void *table_arg;
     /* out */
-    int failed;                          /* function error */
-    char error_type[128];                /* when failed */
-    trf__buf_t payload;                  /* the response, or the error JSON when failed */
+    int failed; /* function error */
+    char error_type[128]; /* when failed */
+    trf__buf_t payload; /* the response, or the error JSON when failed */
     /* scratch (reset by every run) */
     size_t *fails;
     size_t n_fails, cap_fails;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * trf_json.c -- the native function library's JSON, base64 and buffer helpers (see trf_int.h).
  *
  * The tokenizer is a single pass over the text that appends one token per value into a flat
@@ -134,7 +135,7 @@ void trf__buf_free(trf__buf_t *b) {
 long trf__base64_decode(const char *in, size_t n, uint8_t *out) {
     static signed char rev[256];
     static int init;
-    if (!init) {   /* benign race: every thread writes the same values */
+    if (!init) { /* benign race: every thread writes the same values */
         memset(rev, -1, sizeof rev);
         const char *t = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
         for (int i = 0; i < 64; i++) rev[(unsigned char)t[i]] = (signed char)i;
@@ -200,7 +201,7 @@ static int hexval(char c) {
 }
 
 static int parse_string(parser_t *p) {
-    size_t start = ++p->pos;   /* past the quote */
+    size_t start = ++p->pos; /* past the quote */
     while (p->pos < p->len) {
         unsigned char c = (unsigned char)p->s[p->pos];
         if (c == '"') {
@@ -392,7 +393,7 @@ long trf__json_str(const trf__json_t *j, size_t i, char *out, size_t cap) {
                 }
                 break;
             }
-            default: tmp[0] = e; break;   /* " \ / */
+            default: tmp[0] = e; break; /* " \ / */
             }
         }
         if (out) {
@@ -534,8 +535,7 @@ int trf__iso_parse(const char *s, size_t n, int64_t *unix_ms) {
     memcpy(tmp, s, n);
     tmp[n] = 0;
     int y, mo, d, h, mi, sec, used = 0;
-    if (sscanf(tmp, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6)
-        return -1;
+    if (sscanf(tmp, "%4d-%2d-%2dT%2d:%2d:%2d%n", &y, &mo, &d, &h, &mi, &sec, &used) != 6) return -1;
     int ms = 0;
     const char *r = tmp + used;
     if (*r == '.') {

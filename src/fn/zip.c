@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * zip.c -- deployment packages: content hash, durable storage, safe unpacking (libzip).
  *
  * A package is stored as DIR/code-<sha256 hex>.zip and unpacked into DIR/code-<hex>/, both
@@ -232,11 +233,12 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
             int is_link = !is_dir && opsys == ZIP_OPSYS_UNIX && S_ISLNK(umode);
             if (pass == 0) {
                 if (!entry_name_ok(name))
-                    rc = tr_err_set(err, TR_EINVAL,
-                                    "Could not unzip uploaded file: entry '%.200s' is an absolute "
-                                    "path or climbs out of the package ('..'); rebuild the zip with "
-                                    "relative paths",
-                                    name ? name : "");
+                    rc =
+                        tr_err_set(err, TR_EINVAL,
+                                   "Could not unzip uploaded file: entry '%.200s' is an absolute "
+                                   "path or climbs out of the package ('..'); rebuild the zip with "
+                                   "relative paths",
+                                   name ? name : "");
                 continue;
             }
             if (pass == 3) {
@@ -321,7 +323,9 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                 fe = FN__FAULT("unpack.write");
                 if (fe || write(fd, buf, (size_t)r) != r) {
                     rc = tr_err_set(err, TR_EIO, "cannot write %s: %s", path,
-                                    fe ? strerror(fe) : errno ? strerror(errno) : "short write");
+                                    fe      ? strerror(fe)
+                                    : errno ? strerror(errno)
+                                            : "short write");
                     break;
                 }
             }
@@ -330,7 +334,8 @@ int fn__zip_unpack(const uint8_t *zipb, size_t n, const char *target, tr_err *er
                                 "Could not unzip uploaded file: entry '%.200s' is damaged (%s)",
                                 name, zip_file_strerror(zf));
             if (fchmod(fd, mode) != 0 && !rc)
-                rc = tr_err_set(err, TR_EIO, "cannot set the mode of %s: %s", path, strerror(errno));
+                rc = tr_err_set(err, TR_EIO, "cannot set the mode of %s: %s", path,
+                                strerror(errno));
             close(fd);
             zip_fclose(zf);
         }
@@ -482,7 +487,8 @@ int fn__code_ensure(const char *dir, const char *hex, int no_sync, tr_err *err) 
     uint8_t *b;
     size_t n;
     if (read_file(zpath, &b, &n) != 0)
-        return tr_err_set(err, TR_ECORRUPT, "code package %s is missing: %s", zpath, strerror(errno));
+        return tr_err_set(err, TR_ECORRUPT, "code package %s is missing: %s", zpath,
+                          strerror(errno));
     char utmp[FN__PATH + 16];
     snprintf(utmp, sizeof utmp, "%s.tmp", udir);
     tr_rmtree(utmp);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * shard.c -- one shard's durable log: segment files, sparse index, commit, recovery, retention.
  *
  * The contract and the frame format are in shard.h; this file explains how they are kept.
@@ -90,9 +91,8 @@ static int px_fstat(int fd, struct stat *st) { return fstat(fd, st); }
 static int px_unlink(const char *path) { return unlink(path); }
 static int px_rename(const char *a, const char *b) { return rename(a, b); }
 
-const slog_io_t slog__io_posix = {px_open,      px_close,  px_pread,     px_pwrite,
-                                  px_fdatasync, px_fsync,  px_ftruncate, px_fstat,
-                                  px_unlink,    px_rename};
+const slog_io_t slog__io_posix = {px_open,  px_close,     px_pread, px_pwrite, px_fdatasync,
+                                  px_fsync, px_ftruncate, px_fstat, px_unlink, px_rename};
 
 static const slog_io_t *io_default = &slog__io_posix;
 
@@ -259,15 +259,19 @@ const char *slog__seg_header_check(const slog_shard_t *sh, const slog_seg_t *seg
 int slog__seg_create(slog_shard_t *sh, uint64_t first, tr_err *err) {
     slog_seg_t *seg = slog__seg_new(sh, first);
     if (!seg)
-        return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
-                          "memory or lower the number of shards", sh->dir);
+        return tr_err_set(err, TR_ENOMEM,
+                          "out of memory creating a segment in %s; Fix: free "
+                          "memory or lower the number of shards",
+                          sh->dir);
     pthread_mutex_lock(&sh->mu);
     int rc = slog__segs_reserve(sh, sh->nsegs + 1);
     pthread_mutex_unlock(&sh->mu);
     if (rc || slog__ix_reserve(seg, 16)) {
         slog__seg_unref(sh, seg);
-        return tr_err_set(err, TR_ENOMEM, "out of memory creating a segment in %s; Fix: free "
-                          "memory or lower the number of shards", sh->dir);
+        return tr_err_set(err, TR_ENOMEM,
+                          "out of memory creating a segment in %s; Fix: free "
+                          "memory or lower the number of shards",
+                          sh->dir);
     }
     /* A file with this name can only be the debris of an earlier failed create: no segment
      * holds this seq yet.  O_TRUNC replaces it. */
@@ -340,8 +344,10 @@ void slog__idx_write(slog_shard_t *sh, const slog_seg_t *seg) {
     if (!ok) {
         char eb[128];
         sh->io->unlink(tmp);
-        tr_warn("slog", "shard %s: cannot write index %s: %s; the next start will scan the "
-                "segment instead. Fix: check the disk", sh->dir, path, errtxt(e, eb, sizeof eb));
+        tr_warn("slog",
+                "shard %s: cannot write index %s: %s; the next start will scan the "
+                "segment instead. Fix: check the disk",
+                sh->dir, path, errtxt(e, eb, sizeof eb));
     }
 }
 
@@ -414,11 +420,14 @@ int slog_shard_open(const char *dir, const slog_shard_opts_t *opts, slog_shard_t
                     tr_err *err) {
     if (out) *out = NULL;
     if (!dir || !*dir || !out)
-        return tr_err_set(err, TR_EINVAL, "slog_shard_open: dir and out are required; Fix: pass "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_open: dir and out are required; Fix: pass "
                           "the shard's directory and a result pointer");
     if (strlen(dir) > PATH_MAX - 64)
-        return tr_err_set(err, TR_EINVAL, "shard directory path is too long (%zu bytes); Fix: "
-                          "use a data directory with a shorter path", strlen(dir));
+        return tr_err_set(err, TR_EINVAL,
+                          "shard directory path is too long (%zu bytes); Fix: "
+                          "use a data directory with a shorter path",
+                          strlen(dir));
     slog_shard_t *sh = calloc(1, sizeof *sh);
     if (!sh || !(sh->dir = strdup(dir))) {
         free(sh);
@@ -482,9 +491,10 @@ static void w_undo_batch(slog_shard_t *sh) {
     if (sh->io->ftruncate(seg->fd, (off_t)seg->w_size) != 0) {
         char eb[128];
         sh->w_trunc_pending = 1;
-        tr_error("slog", "shard %s: cannot truncate %s back to %llu bytes after a failed write: "
-                 "%s; appends are refused until it succeeds. Fix: " SLOG_FIX_DISK, sh->dir,
-                 seg->path, (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
+        tr_error("slog",
+                 "shard %s: cannot truncate %s back to %llu bytes after a failed write: "
+                 "%s; appends are refused until it succeeds. Fix: " SLOG_FIX_DISK,
+                 sh->dir, seg->path, (unsigned long long)seg->w_size, errtxt(errno, eb, sizeof eb));
     }
 }
 
@@ -516,20 +526,27 @@ static int seg_roll(slog_shard_t *sh, tr_err *err) {
 int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int64_t arrival_ms,
                       uint64_t *first_seq, tr_err *err) {
     if (!sh || (n && !recs))
-        return tr_err_set(err, TR_EINVAL, "slog_shard_append: shard and records are required; "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_append: shard and records are required; "
                           "Fix: pass an open shard and an array of n records");
     uint64_t total = 0;
     for (size_t i = 0; i < n; i++) {
         const slog_rec_in_t *r = &recs[i];
         if (r->pk_len > SLOG_MAX_PK)
-            return tr_err_set(err, TR_EINVAL, "record %zu: partition key is %u bytes, the limit "
-                              "is %d; Fix: shorten the partition key", i, r->pk_len, SLOG_MAX_PK);
+            return tr_err_set(err, TR_EINVAL,
+                              "record %zu: partition key is %u bytes, the limit "
+                              "is %d; Fix: shorten the partition key",
+                              i, r->pk_len, SLOG_MAX_PK);
         if (r->data_len > SLOG_MAX_DATA)
-            return tr_err_set(err, TR_EINVAL, "record %zu: data is %u bytes, the limit is %d; "
-                              "Fix: split the record", i, r->data_len, SLOG_MAX_DATA);
+            return tr_err_set(err, TR_EINVAL,
+                              "record %zu: data is %u bytes, the limit is %d; "
+                              "Fix: split the record",
+                              i, r->data_len, SLOG_MAX_DATA);
         if ((r->pk_len && !r->pk) || (r->data_len && !r->data))
-            return tr_err_set(err, TR_EINVAL, "record %zu: NULL pointer with a non-zero length; "
-                              "Fix: pass the partition key and data buffers", i);
+            return tr_err_set(err, TR_EINVAL,
+                              "record %zu: NULL pointer with a non-zero length; "
+                              "Fix: pass the partition key and data buffers",
+                              i);
         total += (uint64_t)SLOG_FRAME_HDR + r->pk_len + r->data_len;
     }
     if (first_seq) *first_seq = sh->w_next;
@@ -576,8 +593,10 @@ int slog_shard_append(slog_shard_t *sh, const slog_rec_in_t *recs, size_t n, int
     if (sh->stage_cap < need) {
         uint8_t *s = realloc(sh->stage, need);
         if (!s)
-            return tr_err_set(err, TR_ENOMEM, "out of memory staging %zu records; Fix: free "
-                              "memory or append smaller batches", n);
+            return tr_err_set(err, TR_ENOMEM,
+                              "out of memory staging %zu records; Fix: free "
+                              "memory or append smaller batches",
+                              n);
         sh->stage = s;
         sh->stage_cap = need;
     }
@@ -630,14 +649,16 @@ fail:;
     int e = errno;
     w_undo_batch(sh);
     char eb[128];
-    return tr_err_set(err, TR_EIO, "write to %s failed: %s; none of the %zu records of this batch "
-                      "was appended (the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
-                      errtxt(e, eb, sizeof eb), n);
+    return tr_err_set(err, TR_EIO,
+                      "write to %s failed: %s; none of the %zu records of this batch "
+                      "was appended (the shard stays usable). Fix: " SLOG_FIX_DISK,
+                      seg->path, errtxt(e, eb, sizeof eb), n);
 }
 
 int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
     if (!sh)
-        return tr_err_set(err, TR_EINVAL, "slog_shard_sync: shard is NULL; Fix: pass an open "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_sync: shard is NULL; Fix: pass an open "
                           "shard");
     slog_seg_t *seg = slog__seg_active(sh);
     if (sh->w_trunc_pending) {
@@ -651,10 +672,11 @@ int slog_shard_sync(slog_shard_t *sh, tr_err *err) {
         unsigned long long lost = (unsigned long long)(sh->w_next - sh->pub_end);
         w_rewind(sh);
         char eb[128];
-        return tr_err_set(err, TR_EIO, "fdatasync %s failed: %s; the %llu records appended since "
+        return tr_err_set(err, TR_EIO,
+                          "fdatasync %s failed: %s; the %llu records appended since "
                           "the last sync were not committed and were discarded (append them "
-                          "again; the shard stays usable). Fix: " SLOG_FIX_DISK, seg->path,
-                          errtxt(e, eb, sizeof eb), lost);
+                          "again; the shard stays usable). Fix: " SLOG_FIX_DISK,
+                          seg->path, errtxt(e, eb, sizeof eb), lost);
     }
     pthread_mutex_lock(&sh->mu);
     seg->pub_size = seg->w_size;
@@ -683,8 +705,8 @@ static int rd_corrupt(slog_shard_t *sh, const slog_seg_t *seg, uint64_t off, uin
                       "shard %s: committed data in %s is damaged at offset %llu (record seq %llu: "
                       "%s). Fix: the disk is losing data; restore the segment from a backup, or "
                       "move it and every older segment out of the directory and restart (their "
-                      "records are lost)", sh->dir, seg->path, (unsigned long long)off,
-                      (unsigned long long)seq, why);
+                      "records are lost)",
+                      sh->dir, seg->path, (unsigned long long)off, (unsigned long long)seq, why);
 }
 
 /* Make at least `need` bytes of the file at w->pos available at out->buf + w->cur. */
@@ -709,15 +731,16 @@ static int rd_fill(slog_shard_t *sh, const slog_rd_span_t *sp, rd_win_t *w, size
         while (cap < w->blen + want) cap *= 2;
         uint8_t *b = realloc(out->buf, cap);
         if (!b)
-            return tr_err_set(err, TR_ENOMEM, "out of memory reading shard %s; Fix: free memory "
-                              "or read with a smaller max_bytes", sh->dir);
+            return tr_err_set(err, TR_ENOMEM,
+                              "out of memory reading shard %s; Fix: free memory "
+                              "or read with a smaller max_bytes",
+                              sh->dir);
         out->buf = b;
         out->buf_cap = cap;
     }
     int r = slog__full_pread(sh->io, sp->seg->fd, out->buf + w->blen, want, from);
     if (r < 0) return slog__io_err(err, errno, "read", sp->seg->path, SLOG_FIX_DISK);
-    if (r > 0)
-        return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
+    if (r > 0) return rd_corrupt(sh, sp->seg, from, 0, "file shorter than its committed size", err);
     w->blen += want;
     return 0;
 }
@@ -807,10 +830,11 @@ static int rd_damage(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t vpos, uint64
     /* 1. the first bad frame at or after vpos */
     uint64_t n = end > vpos ? end - vpos : 0;
     if (n > SLOG_RESYNC_MAX) {
-        rc = tr_err_set(err, TR_ECORRUPT, "shard %s: %s is damaged at offset %llu and the %llu "
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "shard %s: %s is damaged at offset %llu and the %llu "
                         "bytes to check are too many; Fix: restart the server (the segment is "
-                        "rescanned) and check the disk", sh->dir, seg->path,
-                        (unsigned long long)bad, (unsigned long long)n);
+                        "rescanned) and check the disk",
+                        sh->dir, seg->path, (unsigned long long)bad, (unsigned long long)n);
         goto out;
     }
     if (n && !(b = malloc((size_t)n))) {
@@ -867,10 +891,11 @@ static int rd_damage(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t vpos, uint64
         *to_seq = vseq;
         goto out;
     } else {
-        rc = tr_err_set(err, TR_ECORRUPT, "shard %s: %s read differently twice at offset %llu "
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "shard %s: %s read differently twice at offset %llu "
                         "(%s, then intact); Fix: the disk or memory is failing: check dmesg, "
-                        "the drive's SMART status and the RAM", sh->dir, seg->path,
-                        (unsigned long long)bad, why);
+                        "the drive's SMART status and the RAM",
+                        sh->dir, seg->path, (unsigned long long)bad, why);
         goto out;
     }
     /* 3. publish, report, record */
@@ -892,13 +917,16 @@ static int rd_damage(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t vpos, uint64
     char ipath[PATH_MAX];
     slog__seg_idx_path(seg, ipath, ".idx");
     if (slog__dmg_store(sh, seg, NULL, 0, &e2) != 0)
-        tr_error("slog", "shard %s: the damage found in %s could not be recorded: %s. This "
-                 "process skips it; after a restart a reader finds it again", sh->dir,
-                 seg->path, e2.msg);
+        tr_error("slog",
+                 "shard %s: the damage found in %s could not be recorded: %s. This "
+                 "process skips it; after a restart a reader finds it again",
+                 sh->dir, seg->path, e2.msg);
     else if (sh->io->unlink(ipath) != 0 && errno != ENOENT)
-        tr_warn("slog", "shard %s: cannot delete %s after recording damage in %s; the next "
+        tr_warn("slog",
+                "shard %s: cannot delete %s after recording damage in %s; the next "
                 "start ignores it anyway (a .dmg file exists). Fix: check the directory's "
-                "permissions", sh->dir, ipath, seg->path);
+                "permissions",
+                sh->dir, ipath, seg->path);
 out:
     pthread_mutex_unlock(&sh->dmg_mu);
     free(b);
@@ -909,8 +937,7 @@ out:
  * seq the walk got to (past skipped damage too).  Known holes are jumped; damage met anywhere
  * else goes to rd_damage, which makes it a hole. */
 static int rd_span(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t from, size_t max_records,
-                   size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached,
-                   tr_err *err) {
+                   size_t max_bytes, slog_read_t *out, int *full, uint64_t *reached, tr_err *err) {
     rd_win_t w = {out->buf_len, out->buf_len, out->buf_len, sp->pos};
     uint64_t seq = sp->seq;
     /* the last point known good: frames before it were checked in full (or jumped as holes);
@@ -974,8 +1001,10 @@ static int rd_span(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t from, size_t m
             if (cap > max_records) cap = max_records > out->n ? max_records : out->n + 1;
             slog_rec_t *r = realloc(out->recs, cap * sizeof *r);
             if (!r) {
-                rc = tr_err_set(err, TR_ENOMEM, "out of memory reading shard %s; Fix: free "
-                                "memory or read with a smaller max_records", sh->dir);
+                rc = tr_err_set(err, TR_ENOMEM,
+                                "out of memory reading shard %s; Fix: free "
+                                "memory or read with a smaller max_records",
+                                sh->dir);
                 break;
             }
             out->recs = r;
@@ -1006,7 +1035,8 @@ static int rd_span(slog_shard_t *sh, slog_rd_span_t *sp, uint64_t from, size_t m
 int slog_shard_read(slog_shard_t *sh, uint64_t from_seq, size_t max_records, size_t max_bytes,
                     slog_read_t *out, tr_err *err) {
     if (!sh || !out)
-        return tr_err_set(err, TR_EINVAL, "slog_shard_read: shard and out are required; Fix: "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_read: shard and out are required; Fix: "
                           "pass an open shard and a zero-initialised slog_read_t");
     out->n = 0;
     out->buf_len = 0;
@@ -1202,7 +1232,8 @@ int64_t slog_shard_last_arrival(slog_shard_t *sh) {
 
 int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
     if (!sh)
-        return tr_err_set(err, TR_EINVAL, "slog_shard_trim: shard is NULL; Fix: pass an open "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_trim: shard is NULL; Fix: pass an open "
                           "shard");
     int removed = 0;
     /* Oldest first, and never the active segment.  Sealed segments are fully committed. */
@@ -1244,7 +1275,8 @@ int slog_shard_trim(slog_shard_t *sh, int64_t older_than_ms, tr_err *err) {
 
 int slog_shard_destroy_dir(const char *dir, tr_err *err) {
     if (!dir || !*dir)
-        return tr_err_set(err, TR_EINVAL, "slog_shard_destroy_dir: dir is required; Fix: pass "
+        return tr_err_set(err, TR_EINVAL,
+                          "slog_shard_destroy_dir: dir is required; Fix: pass "
                           "the shard's directory");
     if (tr_rmtree(dir) != 0)
         return slog__io_err(err, errno, "remove shard directory", dir,

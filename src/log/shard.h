@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * shard.h -- one shard's durable, append-only log of records, stored as segment files.
  *
  * A shard lives in its own directory.  Records are appended in batches by ONE writer thread

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * shard_int.h -- internals of the shard log: the test hooks (first part), then the types,
  * constants and helpers shared by shard.c and shard_recover.c (second part).  Not API: other
  * modules use shard.h; slog.c uses only the test hooks' I/O vtable (an ENOSPC hook).
@@ -121,7 +122,7 @@ typedef struct slog_seg {
                                  changed in place) under sh->mu by a reader that finds damage
                                  (hole_publish), so readers use a snapshot without the lock */
     size_t nholes;
-    slog_hole_t **retired;    /* replaced hole arrays, freed with the segment: readers' snapshots */
+    slog_hole_t **retired; /* replaced hole arrays, freed with the segment: readers' snapshots */
     size_t nretired;
 } slog_seg_t;
 
@@ -132,26 +133,26 @@ struct slog_shard {
     int no_sync;
     const slog_io_t *io;
 
-    pthread_mutex_t mu;       /* guards the fields below and the pub_ and ix fields of segs */
-    pthread_mutex_t dmg_mu;   /* serialises readers handling newly found damage (rd_damage)
+    pthread_mutex_t mu; /* guards the fields below and the pub_ and ix fields of segs */
+    pthread_mutex_t dmg_mu; /* serialises readers handling newly found damage (rd_damage)
                                  and the removal of .dmg files by trim; never held with mu
                                  except mu inside it */
-    slog_seg_t **segs;        /* ascending first_seq; the last one is the active segment */
+    slog_seg_t **segs; /* ascending first_seq; the last one is the active segment */
     size_t nsegs, segcap;
-    uint64_t begin;           /* first retained seq */
-    uint64_t pub_end;         /* committed end */
+    uint64_t begin; /* first retained seq */
+    uint64_t pub_end; /* committed end */
     int64_t pub_last_arrival; /* arrival of the last committed record, -1 if none yet */
 
     /* writer only */
-    uint64_t w_next;          /* seq of the next appended record */
-    int64_t w_last_arrival;   /* arrival of the last appended record */
-    int w_trunc_pending;      /* a failed batch's bytes are still past w_size in the file */
+    uint64_t w_next; /* seq of the next appended record */
+    int64_t w_last_arrival; /* arrival of the last appended record */
+    int w_trunc_pending; /* a failed batch's bytes are still past w_size in the file */
     uint8_t *stage;
     size_t stage_cap;
-    uint64_t hwm;             /* DIR/state: no seq at or past this was ever handed out */
-    uint64_t st_newest;       /* DIR/state: first seq of the newest segment created */
-    int st_dirty;             /* DIR/state must be rewritten before the next frame */
-    uint64_t min_next;        /* opts.min_next */
+    uint64_t hwm; /* DIR/state: no seq at or past this was ever handed out */
+    uint64_t st_newest; /* DIR/state: first seq of the newest segment created */
+    int st_dirty; /* DIR/state must be rewritten before the next frame */
+    uint64_t min_next; /* opts.min_next */
     slog_shard_hwm_fn hwm_fn; /* copy of the mark outside DIR (slog_shard_set_hwm_hook) */
     void *hwm_arg;
 
@@ -161,10 +162,10 @@ struct slog_shard {
 
 /* Result of scanning a segment's frames. */
 typedef struct slog_scan_res {
-    uint64_t end_off;         /* offset after the last valid frame */
-    uint64_t end_seq;         /* seq after the last valid frame */
-    int64_t last_arrival;     /* -1 if no frame */
-    const char *why;          /* NULL: valid up to the end of the file; else why it stopped */
+    uint64_t end_off; /* offset after the last valid frame */
+    uint64_t end_seq; /* seq after the last valid frame */
+    int64_t last_arrival; /* -1 if no frame */
+    const char *why; /* NULL: valid up to the end of the file; else why it stopped */
 } slog_scan_res_t;
 
 typedef struct slog_frame_hdr {
@@ -177,12 +178,12 @@ typedef struct slog_frame_hdr {
 /* What a reader needs to read one segment, looked up under sh->mu. */
 typedef struct slog_rd_span {
     slog_seg_t *seg;
-    uint64_t pos, seq;        /* start parsing here: an index entry at or before the wanted seq */
-    uint64_t lim;             /* committed bytes of the segment */
-    uint64_t end_seq;         /* committed end seq of the segment */
-    uint64_t goal;            /* read-ahead target: no wanted byte lies past it (except the
+    uint64_t pos, seq; /* start parsing here: an index entry at or before the wanted seq */
+    uint64_t lim; /* committed bytes of the segment */
+    uint64_t end_seq; /* committed end seq of the segment */
+    uint64_t goal; /* read-ahead target: no wanted byte lies past it (except the
                                  first record, which is always returned) */
-    int64_t arr;              /* a lower bound of the arrival times from pos on */
+    int64_t arr; /* a lower bound of the arrival times from pos on */
     const slog_hole_t *holes; /* snapshot of seg's holes (valid while the reference is held) */
     size_t nholes;
 } slog_rd_span_t;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * shard_recover.c -- how a shard log is opened: recovery (scanning segments, resynchronising
  * past damage, .dmg files of known holes), the shard state file, and slog__shard_load.
  *
@@ -119,20 +120,25 @@ static int seg_resync(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t from, 
     uint64_t n = size - from;
     if (n <= SLOG_FRAME_HDR) return 0;
     if (n > SLOG_RESYNC_MAX)
-        return tr_err_set(err, TR_ECORRUPT, "segment %s is damaged at offset %llu and the %llu "
+        return tr_err_set(err, TR_ECORRUPT,
+                          "segment %s is damaged at offset %llu and the %llu "
                           "bytes after it are too many to search for intact records; Fix: move "
-                          "the segment out of %s and restart (its records are lost)", seg->path,
-                          (unsigned long long)from, (unsigned long long)n, sh->dir);
+                          "the segment out of %s and restart (its records are lost)",
+                          seg->path, (unsigned long long)from, (unsigned long long)n, sh->dir);
     uint8_t *b = malloc((size_t)n);
     if (!b)
-        return tr_err_set(err, TR_ENOMEM, "out of memory searching damaged %s for intact "
-                          "records; Fix: free memory and restart", seg->path);
+        return tr_err_set(err, TR_ENOMEM,
+                          "out of memory searching damaged %s for intact "
+                          "records; Fix: free memory and restart",
+                          seg->path);
     int r = slog__full_pread(sh->io, fd, b, (size_t)n, from);
     int rc = 0;
     if (r != 0) {
         rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
-                   : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make sure only "
-                                "one server uses %s", seg->path, sh->dir);
+                   : tr_err_set(err, TR_EIO,
+                                "%s shrank while being scanned; Fix: make sure only "
+                                "one server uses %s",
+                                seg->path, sh->dir);
         goto out;
     }
     uint64_t q = slog__rs_search(b, n, seq, limit, last_arr, is_last, h);
@@ -157,32 +163,37 @@ void slog__hole_report(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_
     if (by) atomic_fetch_add(&sh->h_read_skips, 1);
     if (off == off_end) {
         atomic_fetch_add(&sh->h_missing, 1);
-        if (why == k_newest_missing) {   /* not counted in h_lost: the number is unknown */
-            tr_error("slog", "shard %s: MISSING DATA after %s: sequence numbers [%llu, %llu) are "
+        if (why == k_newest_missing) { /* not counted in h_lost: the number is unknown */
+            tr_error("slog",
+                     "shard %s: MISSING DATA after %s: sequence numbers [%llu, %llu) are "
                      "in no segment file (%s): the records they held are lost -- how many is "
                      "unknown, the range also holds numbers reserved ahead and never handed "
                      "out. Sequence numbers are not reused; readers skip the gap. Fix: restore "
                      "the missing .seg files from a backup (stop the server first) if you have "
-                     "them", sh->dir, seg->path, seq, seq_end, why);
+                     "them",
+                     sh->dir, seg->path, seq, seq_end, why);
             return;
         }
         atomic_fetch_add(&sh->h_lost, seq_end - seq);
-        tr_error("slog", "shard %s: MISSING DATA after %s%s%s: records [%llu, %llu) are in no "
+        tr_error("slog",
+                 "shard %s: MISSING DATA after %s%s%s: records [%llu, %llu) are in no "
                  "segment file (%s). Sequence numbers are not reused; readers skip the gap. Fix: "
                  "restore the missing .seg file from a backup (stop the server first) if you "
-                 "have one", sh->dir, seg->path, by ? ", found by " : "", by ? by : "", seq,
-                 seq_end, why);
+                 "have one",
+                 sh->dir, seg->path, by ? ", found by " : "", by ? by : "", seq, seq_end, why);
         return;
     }
     atomic_fetch_add(&sh->h_lost, seq_end - seq);
     atomic_fetch_add(&sh->h_ranges, 1);
     atomic_fetch_add(&sh->h_bytes, off_end - off);
-    tr_error("slog", "shard %s: DAMAGED DATA in %s%s%s: bytes [%llu, %llu) are unreadable (%s); "
+    tr_error("slog",
+             "shard %s: DAMAGED DATA in %s%s%s: bytes [%llu, %llu) are unreadable (%s); "
              "records [%llu, %llu) (%llu) are lost, every intact record before and after is kept "
              "and served (readers skip exactly the damaged range; the bytes are left in place as "
              "evidence). Fix: the disk is corrupting data: check dmesg and the drive's SMART "
-             "status, and replace the drive", sh->dir, seg->path, by ? ", found by " : "",
-             by ? by : "", off, off_end, why, seq, seq_end, seq_end - seq);
+             "status, and replace the drive",
+             sh->dir, seg->path, by ? ", found by " : "", by ? by : "", off, off_end, why, seq,
+             seq_end, seq_end - seq);
 }
 
 /* Recovery: record a damaged range [off, off_end) losing records [seq, seq_end), and say so
@@ -251,8 +262,10 @@ static slog_hole_t *dmg_load(slog_shard_t *sh, const slog_seg_t *seg, size_t *n)
     sh->io->close(fd);
     return h;
 bad:
-    tr_warn("slog", "shard %s: damage record %s is unreadable; recovery searches the segment "
-            "again", sh->dir, path);
+    tr_warn("slog",
+            "shard %s: damage record %s is unreadable; recovery searches the segment "
+            "again",
+            sh->dir, path);
     free(h);
     free(b);
     sh->io->close(fd);
@@ -308,7 +321,8 @@ int slog__dmg_store(slog_shard_t *sh, const slog_seg_t *seg, const slog_hole_t *
     }
     size_t len = SLOG_DMG_HDR + k * SLOG_DMG_ENT;
     uint8_t *b = calloc(1, len);
-    if (!b) return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
+    if (!b)
+        return tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
     memcpy(b, dmg_magic, 8);
     slog__put32(b + 8, (uint32_t)k);
     for (size_t i = 0, j = 0; i < seg->nholes; i++) {
@@ -343,8 +357,7 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
     uint8_t *b = malloc(SLOG_SCAN_BUF);
     if (!b) {
         free(known);
-        return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory",
-                          seg->path);
+        return tr_err_set(err, TR_ENOMEM, "out of memory scanning %s; Fix: free memory", seg->path);
     }
     uint64_t pos = SLOG_SEG_HDR, boff = SLOG_SEG_HDR, seq = seg->first_seq;
     size_t blen = 0; /* b[0..blen) holds the file bytes at [boff, boff + blen) */
@@ -362,8 +375,10 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
             int r = slog__full_pread(sh->io, fd, b + blen, want, boff + blen);
             if (r != 0) {
                 rc = r < 0 ? slog__io_err(err, errno, "read", seg->path, SLOG_FIX_DISK)
-                           : tr_err_set(err, TR_EIO, "%s shrank while being scanned; Fix: make "
-                                        "sure only one server uses %s", seg->path, sh->dir);
+                           : tr_err_set(err, TR_EIO,
+                                        "%s shrank while being scanned; Fix: make "
+                                        "sure only one server uses %s",
+                                        seg->path, sh->dir);
                 goto out;
             }
             blen += want;
@@ -388,8 +403,8 @@ int slog__seg_scan(slog_shard_t *sh, slog_seg_t *seg, int fd, uint64_t size, uin
                 found = 1;
             } else {
                 slog_frame_hdr_t rh;
-                rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at,
-                                &rh, &found, err);
+                rc = seg_resync(sh, seg, fd, pos, size, seq, limit, last_arr, is_last, &at, &rh,
+                                &found, err);
                 if (rc) goto out;
                 at_seq = rh.seq;
             }
@@ -432,10 +447,11 @@ out:
 static void seg_header_damage(slog_shard_t *sh, const slog_seg_t *seg, const char *bad) {
     atomic_fetch_add(&sh->h_ranges, 1);
     atomic_fetch_add(&sh->h_bytes, SLOG_SEG_HDR);
-    tr_error("slog", "shard %s: DAMAGED DATA in %s: the segment header is bad (%s); its records "
+    tr_error("slog",
+             "shard %s: DAMAGED DATA in %s: the segment header is bad (%s); its records "
              "are recovered from the frames behind it (first seq %llu from the file name). Fix: "
-             "the disk is corrupting data: check dmesg and the drive's SMART status", sh->dir,
-             seg->path, bad, (unsigned long long)seg->first_seq);
+             "the disk is corrupting data: check dmesg and the drive's SMART status",
+             sh->dir, seg->path, bad, (unsigned long long)seg->first_seq);
 }
 
 /* A sealed (not newest) segment: header, then .idx or a scan; it covers the seqs up to
@@ -473,8 +489,10 @@ int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr
         (rc = slog__seg_scan(sh, seg, fd, size, next_first, 0, &r, err)) != 0)
         goto out;
     if (r.end_seq > next_first) { /* cannot happen: the scan stops at the limit */
-        rc = tr_err_set(err, TR_ECORRUPT, "segment %s overlaps the next one; Fix: move the "
-                        "foreign segment out of %s and restart", seg->path, sh->dir);
+        rc = tr_err_set(err, TR_ECORRUPT,
+                        "segment %s overlaps the next one; Fix: move the "
+                        "foreign segment out of %s and restart",
+                        seg->path, sh->dir);
         goto out;
     }
     if (r.why) /* damaged up to its end */
@@ -482,7 +500,8 @@ int slog__load_sealed(slog_shard_t *sh, slog_seg_t *seg, uint64_t next_first, tr
     else if (r.end_seq != next_first)
         rc = seg_hole_add(sh, seg, r.end_off, r.end_off, r.end_seq, next_first,
                           size > SLOG_SEG_HDR ? "a segment file between them is missing"
-                                              : "the file is shorter than its header", err);
+                                              : "the file is shorter than its header",
+                          err);
     if (rc) goto out;
     seg->pub_size = seg->w_size = size < SLOG_SEG_HDR ? SLOG_SEG_HDR : size;
     seg->pub_end = next_first;
@@ -512,7 +531,8 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
          * frames behind it is a crash during the segment's creation. */
         uint8_t hdr[SLOG_SEG_HDR];
         slog__seg_header(hdr, seg->first_seq);
-        tr_warn("slog", "shard %s: newest segment %s has a torn header (%llu bytes: %s), left by "
+        tr_warn("slog",
+                "shard %s: newest segment %s has a torn header (%llu bytes: %s), left by "
                 "a crash while it was being created; rewriting it as an empty segment",
                 sh->dir, seg->path, (unsigned long long)size, bad);
         if (slog__full_pwrite(sh->io, fd, hdr, sizeof hdr, 0) != 0 ||
@@ -527,10 +547,12 @@ static int load_last(slog_shard_t *sh, slog_seg_t *seg, tr_err *err) {
     int rc = slog__seg_scan(sh, seg, fd, size, UINT64_MAX, 1, &r, err);
     if (rc) return rc;
     if (r.why) {
-        tr_warn("slog", "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
+        tr_warn("slog",
+                "shard %s: torn tail in %s: dropped %llu bytes at offset %llu (%s; records "
                 "from seq %llu on; no intact record follows). Expected after a crash or power "
                 "loss (such records were never acknowledged); without one it means the disk lost "
-                "data", sh->dir, seg->path, (unsigned long long)(size - r.end_off),
+                "data",
+                sh->dir, seg->path, (unsigned long long)(size - r.end_off),
                 (unsigned long long)r.end_off, r.why, (unsigned long long)r.end_seq);
         if (sh->io->ftruncate(fd, (off_t)r.end_off) != 0 ||
             (!sh->no_sync && sh->io->fdatasync(fd) != 0))
@@ -576,8 +598,8 @@ static int u64_push(uint64_t **a, size_t *n, size_t *cap, uint64_t v) {
 }
 
 /* List DIR: segment and index first seqs, ascending.  Removes leftover .idx.tmp files. */
-static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **idxs,
-                    size_t *nidx, tr_err *err) {
+static int dir_list(slog_shard_t *sh, uint64_t **segs, size_t *nseg, uint64_t **idxs, size_t *nidx,
+                    tr_err *err) {
     size_t cs = 0, ci = 0;
     DIR *d = opendir(sh->dir);
     if (!d) return slog__io_err(err, errno, "list directory", sh->dir, "check its permissions");
@@ -682,15 +704,18 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
     if (rc) goto out;
     int st = state_read(sh, &st_hwm, &st_newest);
     if (st < 0)
-        tr_error("slog", "shard %s: the state file %s/state is damaged or unreadable; it is "
+        tr_error("slog",
+                 "shard %s: the state file %s/state is damaged or unreadable; it is "
                  "rewritten from the segments, but a missing newest segment cannot be detected "
-                 "this time. Fix: check the disk", sh->dir, sh->dir);
+                 "this time. Fix: check the disk",
+                 sh->dir, sh->dir);
     if (n == 0) {
         if (st > 0) { /* it had segments: all gone */
             if (sh->min_next > st_hwm) st_hwm = sh->min_next;
             first_seq = st_hwm > first_seq ? st_hwm : first_seq;
             atomic_fetch_add(&sh->h_missing, 1);
-            tr_error("slog", "shard %s: MISSING DATA: no segment file is left, but the shard had "
+            tr_error("slog",
+                     "shard %s: MISSING DATA: no segment file is left, but the shard had "
                      "handed out sequence numbers below %llu (its newest segment started at "
                      "%llu). Numbering continues at %llu, so no number is reused. Fix: restore "
                      "the .seg files from a backup (stop the server first) if you have one",
@@ -699,13 +724,14 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         } else if (st == 0 && sh->min_next > first_seq) { /* the directory itself went */
             first_seq = sh->min_next;
             atomic_fetch_add(&sh->h_missing, 1);
-            tr_error("slog", "shard %s: MISSING DATA: the shard directory holds no segment file "
+            tr_error("slog",
+                     "shard %s: MISSING DATA: the shard directory holds no segment file "
                      "and no state file, but the shard had handed out sequence numbers below "
                      "%llu (as recorded outside the directory): the directory was deleted or "
                      "emptied, and its records are lost. Numbering continues at %llu, so no "
                      "number is reused. Fix: restore the shard directory from a backup (stop the "
-                     "server first) if you have one", sh->dir, (unsigned long long)first_seq,
-                     (unsigned long long)first_seq);
+                     "server first) if you have one",
+                     sh->dir, (unsigned long long)first_seq, (unsigned long long)first_seq);
         }
         if ((rc = slog__seg_create(sh, first_seq, err)) != 0) goto out;
         sh->begin = sh->pub_end = sh->w_next = first_seq;
@@ -723,8 +749,7 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
     for (size_t i = 0; i < n; i++) {
         slog_seg_t *seg = slog__seg_new(sh, firsts[i]);
         if (!seg) {
-            rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory",
-                            sh->dir);
+            rc = tr_err_set(err, TR_ENOMEM, "out of memory opening %s; Fix: free memory", sh->dir);
             goto out;
         }
         sh->segs[sh->nsegs++] = seg; /* no reader can see the shard yet: no lock */
@@ -766,8 +791,10 @@ int slog__shard_load(slog_shard_t *sh, uint64_t first_seq, tr_err *err) {
         tr_err_clear(&werr);
         if (slog__state_write(sh, slog__sat_add(sh->pub_end, SLOG_STATE_STEP),
                               slog__seg_active(sh)->first_seq, &werr) != 0)
-            tr_warn("slog", "shard %s: cannot write its sequence high-water mark (%s); its records "
-                    "are served, appends wait until the mark can be written", sh->dir, werr.msg);
+            tr_warn("slog",
+                    "shard %s: cannot write its sequence high-water mark (%s); its records "
+                    "are served, appends wait until the mark can be written",
+                    sh->dir, werr.msg);
     } else {
         sh->hwm = st_hwm;
         sh->st_newest = st_newest;

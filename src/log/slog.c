@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * slog.c -- the stream engine: named streams of shards, LMDB metadata, group-committed appends.
  *
  * A slog_t keeps every stream in memory (the cache) and mirrors each change of a stream into one
@@ -483,9 +484,11 @@ static int hwm_store(void *arg, uint64_t hwm, tr_err *err) {
     if (!rc && (rc = mdb_put(txn, lg->db_meta, &k, &v, 0)) != 0) mdb_txn_abort(txn);
     else if (!rc) rc = mdb_txn_commit(txn);
     if (!rc) return 0;
-    return tr_err_set(err, TR_EIO, "recording the sequence high-water mark of %s in %s/meta "
+    return tr_err_set(err, TR_EIO,
+                      "recording the sequence high-water mark of %s in %s/meta "
                       "failed: %s; nothing was appended. Fix: check free space and permissions "
-                      "of %s/meta, then retry", sh->dir, lg->dir, mdb_strerror(rc), lg->dir);
+                      "of %s/meta, then retry",
+                      sh->dir, lg->dir, mdb_strerror(rc), lg->dir);
 }
 
 /* Drop the marks of a deleted stream (best effort: a leftover key names an id never reused). */
@@ -510,8 +513,10 @@ void slog__hwm_forget(slog_t *lg, uint64_t sid) {
     mdb_cursor_close(cur);
     if (rc && rc != MDB_NOTFOUND) mdb_txn_abort(txn);
     else if (mdb_txn_commit(txn))
-        tr_warn(SUB, "could not remove the high-water marks of deleted stream %" PRIu64 " from "
-                "%s/meta (harmless: its id is never reused)", sid, lg->dir);
+        tr_warn(SUB,
+                "could not remove the high-water marks of deleted stream %" PRIu64 " from "
+                "%s/meta (harmless: its id is never reused)",
+                sid, lg->dir);
 }
 
 /* Open a shard's log.  With `tolerate` (loading existing shards at start-up) a log that cannot
@@ -536,8 +541,8 @@ int slog__sh_open(slog_t *lg, uint64_t sid, const slog_shard_info_t *info, sl_sh
         sh->fail_rc = rc;
         sh->fail_msg = slog__xasprintf("shard %s (%s) is unavailable: its log could not be opened "
                                        "at start-up: %s. The other shards are served. Fix: repair "
-                                       "what the message says, then restart the server", sid_s,
-                                       sh->dir, err ? err->msg : tr_strerror(rc));
+                                       "what the message says, then restart the server",
+                                       sid_s, sh->dir, err ? err->msg : tr_strerror(rc));
         tr_error(SUB, "FAILED SHARD: %s", sh->fail_msg);
         rc = 0;
     }
@@ -771,8 +776,8 @@ static void commit_batch(slog_t *lg, sl_job_t *jobs) {
             s->out[k]->seq = s->rc ? 0 : s->first + k;
         }
         s->sh->c_slot = 0;
-        if (!s->rc && hook) hook(hook_arg, s->sh->stream_id, s->sh->info.index,
-                                 slog_shard_end(s->sh->log));
+        if (!s->rc && hook)
+            hook(hook_arg, s->sh->stream_id, s->sh->info.index, slog_shard_end(s->sh->log));
     }
 
     pthread_mutex_lock(&lg->qmu);
@@ -869,8 +874,7 @@ static void *retention_main(void *arg) {
         long long ns = ts.tv_nsec + (long long)lg->opts.retention_interval_ms % 1000 * 1000000;
         ts.tv_sec += lg->opts.retention_interval_ms / 1000 + ns / 1000000000;
         ts.tv_nsec = ns % 1000000000;
-        while (!lg->r_stop && pthread_cond_timedwait(&lg->r_cond, &lg->rmu, &ts) != ETIMEDOUT) {
-        }
+        while (!lg->r_stop && pthread_cond_timedwait(&lg->r_cond, &lg->rmu, &ts) != ETIMEDOUT) {}
         if (lg->r_stop) break;
         pthread_mutex_unlock(&lg->rmu);
         retention_run(lg);
@@ -917,11 +921,13 @@ static void remove_orphans(slog_t *lg) {
 }
 
 /* Build the cache entry of one decoded record and open (recover) its shards. */
-static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_len,
-                       sl_image_t *img, tr_err *err) {
+static int stream_load(slog_t *lg, MDB_txn *txn, const char *name, size_t name_len, sl_image_t *img,
+                       tr_err *err) {
     if (name_len == 0 || name_len > SLOG_MAX_STREAM_NAME)
-        return tr_err_set(err, TR_ECORRUPT, "metadata holds an invalid stream name; Fix: "
-                                            "restore %s/meta from a backup", lg->dir);
+        return tr_err_set(err, TR_ECORRUPT,
+                          "metadata holds an invalid stream name; Fix: "
+                          "restore %s/meta from a backup",
+                          lg->dir);
     sl_stream_t *st = tr_xcalloc(1, sizeof *st);
     memcpy(st->name, name, name_len);
     st->id = img->id;
@@ -967,11 +973,12 @@ static int meta_load(slog_t *lg, tr_err *err) {
     int rc = mdb_env_create(&lg->env);
     if (!rc) rc = mdb_env_set_maxdbs(lg->env, 4);
     if (!rc) rc = mdb_env_set_mapsize(lg->env, SLOG_META_MAPSIZE);
-    if (!rc) rc = mdb_env_open(lg->env, path, MDB_NOTLS | (lg->opts.no_sync ? MDB_NOSYNC : 0),
-                               0644);
+    if (!rc)
+        rc = mdb_env_open(lg->env, path, MDB_NOTLS | (lg->opts.no_sync ? MDB_NOSYNC : 0), 0644);
     if (rc) {
-        tr_err_set(err, TR_EIO, "cannot open metadata environment %s: %s; check that the "
-                                "directory is writable and not opened by another server",
+        tr_err_set(err, TR_EIO,
+                   "cannot open metadata environment %s: %s; check that the "
+                   "directory is writable and not opened by another server",
                    path, mdb_strerror(rc));
         rc = TR_EIO;
         goto leave;
@@ -1105,8 +1112,10 @@ int slog_open(const char *dir, const slog_opts_t *opts, slog_t **out, tr_err *er
     free(meta);
     free(streams);
     if (mk) {
-        rc = tr_err_set(err, TR_EIO, "cannot create data directory %s: %s; check the path and "
-                                     "its permissions", dir, strerror(errno));
+        rc = tr_err_set(err, TR_EIO,
+                        "cannot create data directory %s: %s; check the path and "
+                        "its permissions",
+                        dir, strerror(errno));
         goto fail;
     }
     if ((rc = meta_load(lg, err))) goto fail;
@@ -1146,11 +1155,15 @@ int slog_put(slog_t *lg, const char *name, slog_put_rec_t *recs, size_t n, slog_
     for (size_t i = 0; i < n; i++) {
         slog_put_rec_t *r = &recs[i];
         if (!r->pk || r->pk_len < 1 || r->pk_len > SLOG_MAX_PK)
-            return tr_err_set(err, TR_EINVAL, "record %zu: the partition key must be 1-%d bytes "
-                                              "long", i, SLOG_MAX_PK);
+            return tr_err_set(err, TR_EINVAL,
+                              "record %zu: the partition key must be 1-%d bytes "
+                              "long",
+                              i, SLOG_MAX_PK);
         if (r->data_len > SLOG_MAX_DATA || (r->data_len && !r->data))
-            return tr_err_set(err, TR_EINVAL, "record %zu: data is %" PRIu32 " bytes; the "
-                                              "maximum is %d", i, r->data_len, SLOG_MAX_DATA);
+            return tr_err_set(err, TR_EINVAL,
+                              "record %zu: data is %" PRIu32 " bytes; the "
+                              "maximum is %d",
+                              i, r->data_len, SLOG_MAX_DATA);
         r->hash = r->has_explicit_hash ? r->explicit_hash : slog_hash_pk(r->pk, r->pk_len);
         r->rc = 0;
         r->shard = SLOG_NO_SHARD;
@@ -1242,7 +1255,8 @@ int slog_read(slog_t *lg, uint64_t id, uint32_t shard, uint64_t from, size_t max
 }
 
 int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err) {
-    if (!lg || !name) return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
+    if (!lg || !name)
+        return tr_err_set(err, TR_EINVAL, "slog_shard_status: engine and name needed");
     int rc = 0;
     pthread_rwlock_rdlock(&lg->lock);
     sl_stream_t *st = slog__stream_by_name(lg, name);
@@ -1251,8 +1265,10 @@ int slog_shard_status(slog_t *lg, const char *name, uint32_t shard, tr_err *err)
         if (st->shards[i] && st->shards[i]->info.index == shard) sh = st->shards[i];
     if (!st) rc = slog__stream_missing(name, err);
     else if (!sh)
-        rc = tr_err_set(err, TR_ENOTFOUND, "shard shardId-%012" PRIu32 " not found in stream "
-                        "\"%s\"", shard, name);
+        rc = tr_err_set(err, TR_ENOTFOUND,
+                        "shard shardId-%012" PRIu32 " not found in stream "
+                        "\"%s\"",
+                        shard, name);
     else if (!sh->log) rc = tr_err_set(err, sh->fail_rc, "%s", sh->fail_msg);
     pthread_rwlock_unlock(&lg->lock);
     return rc;
@@ -1291,17 +1307,22 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
         const char *name, *help;
         size_t off;
     } fam[] = {
-        {"tributary_stream_damaged_ranges_total", "Damaged byte ranges found in shard logs at "
-         "start-up or by readers (their intact neighbours are served)", offsetof(slog_shard_health_t,
-                                                                damaged_ranges)},
+        {"tributary_stream_damaged_ranges_total",
+         "Damaged byte ranges found in shard logs at "
+         "start-up or by readers (their intact neighbours are served)",
+         offsetof(slog_shard_health_t, damaged_ranges)},
         {"tributary_stream_damaged_bytes_total", "Bytes in those damaged ranges",
          offsetof(slog_shard_health_t, damaged_bytes)},
-        {"tributary_stream_lost_records_total", "Records lost to damage or missing segment "
-         "files (readers skip them; not counted: what missing newest files held, unknown)", offsetof(slog_shard_health_t, lost_records)},
+        {"tributary_stream_lost_records_total",
+         "Records lost to damage or missing segment "
+         "files (readers skip them; not counted: what missing newest files held, unknown)",
+         offsetof(slog_shard_health_t, lost_records)},
         {"tributary_stream_missing_segments_total", "Gaps left by missing segment files",
          offsetof(slog_shard_health_t, missing)},
-        {"tributary_stream_read_damage_total", "Damaged ranges found by readers since start-up "
-         "(also counted in damaged_ranges)", offsetof(slog_shard_health_t, read_skips)},
+        {"tributary_stream_read_damage_total",
+         "Damaged ranges found by readers since start-up "
+         "(also counted in damaged_ranges)",
+         offsetof(slog_shard_health_t, read_skips)},
     };
     enum { NFAM = sizeof fam / sizeof fam[0] };
     /* Prometheus wants each family's lines together: per-shard lines are gathered per family
@@ -1319,8 +1340,10 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
             slog__shard_id(sh->info.index, sid);
             if (!sh->log) {
                 failed++;
-                tr_buf_printf(&detail[NFAM], "tributary_stream_failed_shards{stream=\"%s\","
-                              "shard=\"%s\"} 1\n", st->name, sid);
+                tr_buf_printf(&detail[NFAM],
+                              "tributary_stream_failed_shards{stream=\"%s\","
+                              "shard=\"%s\"} 1\n",
+                              st->name, sid);
                 continue;
             }
             slog_shard_health_t h;
@@ -1340,9 +1363,11 @@ void slog_metrics_prometheus(slog_t *lg, tr_buf *b) {
                       fam[f].help, fam[f].name, fam[f].name, total[f]);
         if (detail[f].len) tr_buf_append(b, detail[f].data, detail[f].len);
     }
-    tr_buf_printf(b, "# HELP tributary_stream_failed_shards Shards whose log could not be opened "
+    tr_buf_printf(b,
+                  "# HELP tributary_stream_failed_shards Shards whose log could not be opened "
                   "(their requests fail; see the log)\n# TYPE tributary_stream_failed_shards "
-                  "gauge\ntributary_stream_failed_shards %" PRIu32 "\n", failed);
+                  "gauge\ntributary_stream_failed_shards %" PRIu32 "\n",
+                  failed);
     if (detail[NFAM].len) tr_buf_append(b, detail[NFAM].data, detail[NFAM].len);
     for (size_t f = 0; f <= NFAM; f++) tr_buf_free(&detail[f]);
 }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * slog.h -- the stream engine: named streams of shards, durable appends with group commit.
  *
  * This is Kinesis Data Streams as a C library, without HTTP.  A slog_t owns a data directory:
@@ -137,8 +138,8 @@ int slog_stream_describe_id(slog_t *lg, uint64_t id, slog_stream_info_t *out, tr
 void slog_stream_info_free(slog_stream_info_t *info);
 /* Names of all streams in ascending order, starting after `after` (NULL = first), at most max.
  * *names is an array of malloc'd strings (free each and the array).  *more set if more follow. */
-int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, size_t *n,
-                     int *more, tr_err *err);
+int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, size_t *n, int *more,
+                     tr_err *err);
 /* Retention: TR_EINVAL when hours is out of [24, 8760] or does not move in the stated direction
  * (increase: hours >= current; decrease: hours <= current), message says why. */
 int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int increase,
@@ -146,16 +147,14 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
 /* Tags: add/overwrite (TR_ELIMIT past 50 tags in all), remove (absent keys ignored). */
 int slog_stream_tags_add(slog_t *lg, const char *name, const slog_tag_t *tags, size_t n,
                          tr_err *err);
-int slog_stream_tags_remove(slog_t *lg, const char *name, char *const *keys, size_t n,
-                            tr_err *err);
+int slog_stream_tags_remove(slog_t *lg, const char *name, char *const *keys, size_t n, tr_err *err);
 /* Mode switch (UpdateStreamMode) is not implemented yet. */
 
 /* Resharding.  TR_EINVAL for a closed/unknown shard, a hash key outside the shard's range,
  * non-adjacent merges, or an out-of-range target; TR_ELIMIT past the shard limit. */
 int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t new_start,
                      tr_err *err);
-int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adjacent,
-                     tr_err *err);
+int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adjacent, tr_err *err);
 /* Uniform scaling to target open shards; target in [open/2, open*2] as AWS allows.
  * *old_count receives the previous open count. */
 int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *old_count,

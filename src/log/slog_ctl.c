@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * slog_ctl.c -- the stream engine's control plane: create, delete, describe, list, retention,
  * tags, and resharding (split, merge, UpdateShardCount).
  *
@@ -54,11 +55,14 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
                           mode);
     uint32_t count = mode == SLOG_MODE_ON_DEMAND ? lg->opts.on_demand_shards : shard_count;
     if (count < 1)
-        return tr_err_set(err, TR_EINVAL, "ShardCount must be at least 1 for a PROVISIONED "
-                                          "stream");
+        return tr_err_set(err, TR_EINVAL,
+                          "ShardCount must be at least 1 for a PROVISIONED "
+                          "stream");
     if (count > SLOG_MAX_SHARDS_PER_STREAM)
-        return tr_err_set(err, TR_ELIMIT, "ShardCount %" PRIu32 " is above %d, the most a "
-                                          "stream can have", count, SLOG_MAX_SHARDS_PER_STREAM);
+        return tr_err_set(err, TR_ELIMIT,
+                          "ShardCount %" PRIu32 " is above %d, the most a "
+                          "stream can have",
+                          count, SLOG_MAX_SHARDS_PER_STREAM);
     if (n_tags && !tags)
         return tr_err_set(err, TR_EINVAL, "n_tags is %zu but tags is NULL", n_tags);
     if ((rc = slog__tags_check(tags, n_tags, err))) return rc;
@@ -75,8 +79,10 @@ int slog_stream_create(slog_t *lg, const char *name, uint32_t shard_count, int m
     slog_hash_t *starts = NULL, *ends = NULL;
     pthread_mutex_lock(&lg->ctl_mu);
     if (slog__stream_by_name(lg, name)) {
-        rc = tr_err_set(err, TR_EEXISTS, "stream \"%s\" already exists; delete it first or pick "
-                                         "another StreamName", name);
+        rc = tr_err_set(err, TR_EEXISTS,
+                        "stream \"%s\" already exists; delete it first or pick "
+                        "another StreamName",
+                        name);
         goto leave;
     }
     if ((uint64_t)lg->open_total + count > lg->opts.shard_limit) {
@@ -213,8 +219,10 @@ int slog_stream_describe_id(slog_t *lg, uint64_t id, slog_stream_info_t *out, tr
     if (st) info_fill(st, out);
     pthread_rwlock_unlock(&lg->lock);
     if (st) return 0;
-    return tr_err_set(err, TR_ENOTFOUND, "stream with id %" PRIu64 " not found: it was deleted; "
-                                         "describe the stream by name again", id);
+    return tr_err_set(err, TR_ENOTFOUND,
+                      "stream with id %" PRIu64 " not found: it was deleted; "
+                      "describe the stream by name again",
+                      id);
 }
 
 void slog_stream_info_free(slog_stream_info_t *info) {
@@ -227,8 +235,8 @@ void slog_stream_info_free(slog_stream_info_t *info) {
     info->n_tags = 0;
 }
 
-int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, size_t *n,
-                     int *more, tr_err *err) {
+int slog_stream_list(slog_t *lg, const char *after, size_t max, char ***names, size_t *n, int *more,
+                     tr_err *err) {
     if (!lg || !names || !n) return tr_err_set(err, TR_EINVAL, "names and n needed");
     pthread_rwlock_rdlock(&lg->lock);
     size_t i = 0;
@@ -250,29 +258,35 @@ int slog_stream_set_retention(slog_t *lg, const char *name, uint32_t hours, int 
                               tr_err *err) {
     if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
     if (hours < SLOG_MIN_RETENTION_H)
-        return tr_err_set(err, TR_EINVAL, "Minimum allowed retention period is %d hours. "
-                                          "Requested retention period (%" PRIu32 " hours) is "
-                                          "too short.", SLOG_MIN_RETENTION_H, hours);
+        return tr_err_set(err, TR_EINVAL,
+                          "Minimum allowed retention period is %d hours. "
+                          "Requested retention period (%" PRIu32 " hours) is "
+                          "too short.",
+                          SLOG_MIN_RETENTION_H, hours);
     if (hours > SLOG_MAX_RETENTION_H)
-        return tr_err_set(err, TR_EINVAL, "Maximum allowed retention period is %d hours. "
-                                          "Requested retention period (%" PRIu32 " hours) is "
-                                          "too long.", SLOG_MAX_RETENTION_H, hours);
+        return tr_err_set(err, TR_EINVAL,
+                          "Maximum allowed retention period is %d hours. "
+                          "Requested retention period (%" PRIu32 " hours) is "
+                          "too long.",
+                          SLOG_MAX_RETENTION_H, hours);
     int rc = 0;
     pthread_mutex_lock(&lg->ctl_mu);
     sl_stream_t *st = slog__stream_by_name(lg, name);
     if (!st) {
         rc = slog__stream_missing(name, err);
     } else if (increase && hours < st->retention_hours) {
-        rc = tr_err_set(err, TR_EINVAL, "Requested retention period (%" PRIu32 " hours) for "
-                                        "stream %s can not be shorter than existing retention "
-                                        "period (%" PRIu32 " hours). Use "
-                                        "DecreaseStreamRetentionPeriod API.",
+        rc = tr_err_set(err, TR_EINVAL,
+                        "Requested retention period (%" PRIu32 " hours) for "
+                        "stream %s can not be shorter than existing retention "
+                        "period (%" PRIu32 " hours). Use "
+                        "DecreaseStreamRetentionPeriod API.",
                         hours, name, st->retention_hours);
     } else if (!increase && hours > st->retention_hours) {
-        rc = tr_err_set(err, TR_EINVAL, "Requested retention period (%" PRIu32 " hours) for "
-                                        "stream %s can not be longer than existing retention "
-                                        "period (%" PRIu32 " hours). Use "
-                                        "IncreaseStreamRetentionPeriod API.",
+        rc = tr_err_set(err, TR_EINVAL,
+                        "Requested retention period (%" PRIu32 " hours) for "
+                        "stream %s can not be longer than existing retention "
+                        "period (%" PRIu32 " hours). Use "
+                        "IncreaseStreamRetentionPeriod API.",
                         hours, name, st->retention_hours);
     } else if (hours != st->retention_hours) {
         slog_shard_info_t *infos = tr_xcalloc(st->n_shards, sizeof *infos);
@@ -328,8 +342,9 @@ int slog_stream_tags_add(slog_t *lg, const char *name, const slog_tag_t *tags, s
         slog_tag_t *tv = slog__tags_merge(st->tags, st->n_tags, tags, n, NULL, 0, &nt);
         if (nt > SLOG_MAX_TAGS) {
             slog__tags_free(tv, nt);
-            rc = tr_err_set(err, TR_ELIMIT, "stream \"%s\" would have %zu tags; a stream can "
-                                            "have at most %d: remove some first",
+            rc = tr_err_set(err, TR_ELIMIT,
+                            "stream \"%s\" would have %zu tags; a stream can "
+                            "have at most %d: remove some first",
                             name, nt, SLOG_MAX_TAGS);
         } else {
             rc = tags_commit(lg, st, tv, nt, err);
@@ -366,8 +381,10 @@ static int reshard_commit(slog_t *lg, sl_stream_t *st, sl_shard_t **parents, siz
                           slog_shard_info_t *kids, size_t n_kids, tr_err *err) {
     for (size_t p = 0; p < n_par; p++)
         if (!parents[p]->log)
-            return tr_err_set(err, parents[p]->fail_rc, "%s (it cannot be split or merged "
-                              "while it is unavailable)", parents[p]->fail_msg);
+            return tr_err_set(err, parents[p]->fail_rc,
+                              "%s (it cannot be split or merged "
+                              "while it is unavailable)",
+                              parents[p]->fail_msg);
     int rc = 0;
     int64_t now = tr_now_ms();
     sl_shard_t **kh = tr_xcalloc(n_kids, sizeof *kh);
@@ -435,12 +452,16 @@ static int open_shard(sl_stream_t *st, uint32_t idx, sl_shard_t **out, tr_err *e
     char id[24];
     slog__shard_id(idx, id);
     if (idx >= st->n_shards)
-        return tr_err_set(err, TR_EINVAL, "Could not find shard %s in stream %s; list the "
-                                          "stream's shards with DescribeStream", id, st->name);
+        return tr_err_set(err, TR_EINVAL,
+                          "Could not find shard %s in stream %s; list the "
+                          "stream's shards with DescribeStream",
+                          id, st->name);
     if (st->shards[idx]->info.closed)
-        return tr_err_set(err, TR_EINVAL, "Shard %s in stream %s has already been merged or "
-                                          "split, and thus is not eligible for merging or "
-                                          "splitting.", id, st->name);
+        return tr_err_set(err, TR_EINVAL,
+                          "Shard %s in stream %s has already been merged or "
+                          "split, and thus is not eligible for merging or "
+                          "splitting.",
+                          id, st->name);
     *out = st->shards[idx];
     return 0;
 }
@@ -464,10 +485,12 @@ int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t n
         slog_hash_format(s, b);
         slog_hash_format(e, c);
         slog__shard_id(shard, id);
-        rc = tr_err_set(err, TR_EINVAL, "NewStartingHashKey %s used in SplitShard() on shard %s "
-                                        "in stream %s is not both greater than one plus the "
-                                        "shard's StartingHashKey %s and less than the shard's "
-                                        "EndingHashKey %s.", a, id, name, b, c);
+        rc = tr_err_set(err, TR_EINVAL,
+                        "NewStartingHashKey %s used in SplitShard() on shard %s "
+                        "in stream %s is not both greater than one plus the "
+                        "shard's StartingHashKey %s and less than the shard's "
+                        "EndingHashKey %s.",
+                        a, id, name, b, c);
         goto leave;
     }
     if ((uint64_t)lg->open_total + 1 > lg->opts.shard_limit) {
@@ -475,10 +498,11 @@ int slog_shard_split(slog_t *lg, const char *name, uint32_t shard, slog_hash_t n
         goto leave;
     }
     slog_shard_info_t kids[2] = {
-        {.parent = shard, .adjacent_parent = SLOG_NO_SHARD, .hash_start = s,
+        {.parent = shard,
+         .adjacent_parent = SLOG_NO_SHARD,
+         .hash_start = s,
          .hash_end = new_start - 1},
-        {.parent = shard, .adjacent_parent = SLOG_NO_SHARD, .hash_start = new_start,
-         .hash_end = e},
+        {.parent = shard, .adjacent_parent = SLOG_NO_SHARD, .hash_start = new_start, .hash_end = e},
     };
     rc = reshard_commit(lg, st, &sh, 1, kids, 2, err);
 leave:
@@ -486,8 +510,7 @@ leave:
     return rc;
 }
 
-int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adjacent,
-                     tr_err *err) {
+int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adjacent, tr_err *err) {
     if (!lg || !name) return tr_err_set(err, TR_EINVAL, "stream name needed");
     int rc;
     sl_shard_t *a = NULL, *b = NULL;
@@ -499,16 +522,17 @@ int slog_shard_merge(slog_t *lg, const char *name, uint32_t shard, uint32_t adja
     }
     if ((rc = open_shard(st, shard, &a, err)) || (rc = open_shard(st, adjacent, &b, err)))
         goto leave;
-    int adj = a != b && ((a->info.hash_end != SLOG_HASH_MAX &&
-                          a->info.hash_end + 1 == b->info.hash_start) ||
-                         (b->info.hash_end != SLOG_HASH_MAX &&
-                          b->info.hash_end + 1 == a->info.hash_start));
+    int adj = a != b &&
+              ((a->info.hash_end != SLOG_HASH_MAX && a->info.hash_end + 1 == b->info.hash_start) ||
+               (b->info.hash_end != SLOG_HASH_MAX && b->info.hash_end + 1 == a->info.hash_start));
     if (!adj) {
         char x[24], y[24];
         slog__shard_id(shard, x);
         slog__shard_id(adjacent, y);
-        rc = tr_err_set(err, TR_EINVAL, "Shards %s and %s in stream %s are not an adjacent pair "
-                                        "of shards eligible for merging", x, y, name);
+        rc = tr_err_set(err, TR_EINVAL,
+                        "Shards %s and %s in stream %s are not an adjacent pair "
+                        "of shards eligible for merging",
+                        x, y, name);
         goto leave;
     }
     slog_shard_info_t kid = {
@@ -566,7 +590,7 @@ int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *o
         slog_hash_t bo = 0, so = 0;
         for (uint32_t p = 0; p < open; p++) {
             slog_hash_t s = par[p]->info.hash_start > starts[k] ? par[p]->info.hash_start
-                                                                 : starts[k];
+                                                                : starts[k];
             slog_hash_t e = par[p]->info.hash_end < ends[k] ? par[p]->info.hash_end : ends[k];
             if (s > e) continue;
             slog_hash_t ov = e - s; /* overlap size - 1 */
@@ -577,8 +601,10 @@ int slog_stream_scale(slog_t *lg, const char *name, uint32_t target, uint32_t *o
                 second = par[p]->info.index, so = ov;
             }
         }
-        kids[k] = (slog_shard_info_t){.parent = best, .adjacent_parent = second,
-                                      .hash_start = starts[k], .hash_end = ends[k]};
+        kids[k] = (slog_shard_info_t){.parent = best,
+                                      .adjacent_parent = second,
+                                      .hash_start = starts[k],
+                                      .hash_end = ends[k]};
     }
     rc = reshard_commit(lg, st, par, open, kids, target, err);
 leave:

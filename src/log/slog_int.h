@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * slog_int.h -- internals of the stream engine shared by slog.c and slog_ctl.c; not API.
  *
  * slog.c holds the engine's state (struct slog), the LMDB metadata encoding, shard handles, the

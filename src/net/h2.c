@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * h2.c -- cleartext HTTP/2 with prior knowledge ("h2c", RFC 9113 section 3.3) on nghttp2.
  *
  * Why: the AWS SDK for JavaScript v3 sends Kinesis requests over HTTP/2 by default, and on an
@@ -123,32 +124,32 @@ typedef struct h2_stream {
     size_t n_hs;
     size_t off_method, off_path, off_query, off_auth;
     int has_host;
-    size_t charge;                 /* bytes charged to the header budgets (see the file comment) */
-    long long deadline_ms;         /* end of its header block, then END_STREAM, due by then */
-    int early;                     /* answered by the precheck, the client's END_STREAM not seen */
-    int counted;                   /* net__req_begin counted it (net_server_drain) */
+    size_t charge; /* bytes charged to the header budgets (see the file comment) */
+    long long deadline_ms; /* end of its header block, then END_STREAM, due by then */
+    int early; /* answered by the precheck, the client's END_STREAM not seen */
+    int counted; /* net__req_begin counted it (net_server_drain) */
 } h2_stream_t;
 
 struct h2_conn {
     h2_loop_t *loop;
     int fd;
     nghttp2_session *ses;
-    h2_stream_t *streams;          /* open streams, and deferred ones not yet orphaned */
-    uint8_t *out;                  /* produced by nghttp2, not yet written */
+    h2_stream_t *streams; /* open streams, and deferred ones not yet orphaned */
+    uint8_t *out; /* produced by nghttp2, not yet written */
     size_t out_off, out_len, out_cap;
-    int pollout;                   /* EPOLLOUT registered */
-    int dirty;                     /* on the loop's to-flush list */
-    int closed;                    /* on the loop's dead list, freed after this epoll batch */
+    int pollout; /* EPOLLOUT registered */
+    int dirty; /* on the loop's to-flush list */
+    int closed; /* on the loop's dead list, freed after this epoll batch */
     h2_conn_t *dnext;
-    h2_conn_t *prev, *next;        /* loop->conns */
-    long long last_active_s;       /* last HEADERS or DATA frame (PINGs do not count) */
-    size_t hdr_bytes;              /* header budget charged by this connection's streams */
-    long long unauth_ms;           /* closed at this time (monotonic ms) unless authed: accept +
+    h2_conn_t *prev, *next; /* loop->conns */
+    long long last_active_s; /* last HEADERS or DATA frame (PINGs do not count) */
+    size_t hdr_bytes; /* header budget charged by this connection's streams */
+    long long unauth_ms; /* closed at this time (monotonic ms) unless authed: accept +
                                       header_timeout_s, or the body deadline of the first
                                       request that passed the header-phase check if later */
-    int grace;                     /* unauth_ms was extended (once per connection) */
-    int authed;                    /* a request on it passed authentication */
-    net__conn_t *rec;              /* the acceptor's record (per-address cap); NULL in memory */
+    int grace; /* unauth_ms was extended (once per connection) */
+    int authed; /* a request on it passed authentication */
+    net__conn_t *rec; /* the acceptor's record (per-address cap); NULL in memory */
     char remote[64];
 };
 
@@ -158,14 +159,14 @@ struct h2_loop {
     pthread_t th;
     int started;
     int ep, efd;
-    pthread_mutex_t mu;            /* guards rhead/rtail, adopt, stop */
-    h2_stream_t *rhead, *rtail;    /* resumed, waiting for the loop */
-    h2_conn_t *adopt;              /* sockets handed over by the acceptor */
+    pthread_mutex_t mu; /* guards rhead/rtail, adopt, stop */
+    h2_stream_t *rhead, *rtail; /* resumed, waiting for the loop */
+    h2_conn_t *adopt; /* sockets handed over by the acceptor */
     int stop;
-    h2_conn_t *conns;              /* loop thread only */
-    h2_conn_t *dead;               /* closed, freed at the end of the epoll batch */
+    h2_conn_t *conns; /* loop thread only */
+    h2_conn_t *dead; /* closed, freed at the end of the epoll batch */
     uint8_t rbuf[H2_READ_CHUNK];
-    long long date_s;              /* cached Date header value */
+    long long date_s; /* cached Date header value */
     char date[40];
 };
 
@@ -175,8 +176,8 @@ struct net__h2 {
     atomic_uint next;
     nghttp2_session_callbacks *cbs;
     nghttp2_option *opt;
-    atomic_size_t hdr_bytes;       /* header budget charged, all connections */
-    size_t hdr_max;                /* its bound: max_inflight_bytes / H2_HEADER_SHARE */
+    atomic_size_t hdr_bytes; /* header budget charged, all connections */
+    size_t hdr_max; /* its bound: max_inflight_bytes / H2_HEADER_SHARE */
     h2_loop_t loops[H2_MAX_LOOPS];
 };
 
@@ -200,7 +201,7 @@ static long long mono_ms(void) {
 static void loop_wake(h2_loop_t *l) {
     uint64_t one = 1;
     ssize_t w = write(l->efd, &one, sizeof one);
-    (void)w;  /* EAGAIN: the counter is already non-zero, the loop will wake anyway */
+    (void)w; /* EAGAIN: the counter is already non-zero, the loop will wake anyway */
 }
 
 static void set_pollout(h2_conn_t *c, int on) {
@@ -225,7 +226,7 @@ static const char *loop_date(h2_loop_t *l) {
 static void stream_unlink(h2_stream_t *st) {
     h2_conn_t *c = st->conn;
     if (!c) return;
-    c->hdr_bytes -= st->charge;  /* the connection's share; the server's goes in stream_free */
+    c->hdr_bytes -= st->charge; /* the connection's share; the server's goes in stream_free */
     if (st->prev) st->prev->next = st->next;
     else c->streams = st->next;
     if (st->next) st->next->prev = st->prev;
@@ -298,7 +299,7 @@ static size_t stream_cost(const h2_stream_t *st, size_t extra, size_t fields) {
 static size_t hs_put(h2_stream_t *st, const uint8_t *p, size_t n) {
     size_t off = st->hs.len;
     tr_buf_append(&st->hs, p, n);
-    tr_buf_append(&st->hs, "", 1);  /* keep the NUL in the text */
+    tr_buf_append(&st->hs, "", 1); /* keep the NUL in the text */
     return off;
 }
 
@@ -338,14 +339,14 @@ static void stream_respond(h2_stream_t *st) {
     char status[8], clen[24], names[NET_MAX_RESP_HEADERS][64];
     nghttp2_nv nv[4 + NET_MAX_RESP_HEADERS];
     size_t n = 0;
-#define NV(nm, nmlen, val)                                                                       \
-    do {                                                                                         \
-        nv[n].name = (uint8_t *)(nm);                                                            \
-        nv[n].namelen = (nmlen);                                                                 \
-        nv[n].value = (uint8_t *)(val);                                                          \
-        nv[n].valuelen = strlen(val);                                                            \
-        nv[n].flags = NGHTTP2_NV_FLAG_NONE;                                                      \
-        n++;                                                                                     \
+#define NV(nm, nmlen, val)                                                                         \
+    do {                                                                                           \
+        nv[n].name = (uint8_t *)(nm);                                                              \
+        nv[n].namelen = (nmlen);                                                                   \
+        nv[n].value = (uint8_t *)(val);                                                            \
+        nv[n].valuelen = strlen(val);                                                              \
+        nv[n].flags = NGHTTP2_NV_FLAG_NONE;                                                        \
+        n++;                                                                                       \
     } while (0)
     int code = r->status >= 100 && r->status <= 999 ? r->status : 500;
     snprintf(status, sizeof status, "%d", code);
@@ -378,7 +379,7 @@ static void stream_respond(h2_stream_t *st) {
  * text (which no longer moves: trailers are not kept). */
 static void stream_present(h2_stream_t *st) {
     net_req_t *r = &st->pub;
-    if (r->headers) return;  /* done when the headers ended, for the precheck */
+    if (r->headers) return; /* done when the headers ended, for the precheck */
     char *hs = st->hs.data;
     size_t n = st->n_hs + (st->has_host || st->off_auth == NOPOS ? 0 : 1);
     r->headers = calloc(n ? n : 1, sizeof *r->headers);
@@ -475,7 +476,7 @@ static int on_header(nghttp2_session *ses, const nghttp2_frame *f, const uint8_t
     if (st->hs.len + namelen + valuelen + 2 > H2_MAX_HEADER_BYTES) {
         tr_debug("http2", "%s: stream %d reset: more than %d bytes of headers", st->conn->remote,
                  st->id, H2_MAX_HEADER_BYTES);
-        stream_refuse(st, NGHTTP2_INTERNAL_ERROR);  /* this stream only, as nghttp2 would */
+        stream_refuse(st, NGHTTP2_INTERNAL_ERROR); /* this stream only, as nghttp2 would */
         return 0;
     }
     /* At most three strings (a :path with a query: two) for st->n_hs + 1 fields. */
@@ -495,7 +496,7 @@ static int on_header(nghttp2_session *ses, const nghttp2_frame *f, const uint8_t
         } else if (namelen == 10 && !memcmp(name, ":authority", 10)) {
             st->off_auth = hs_put(st, value, valuelen);
         }
-        return 0;  /* :scheme, :protocol: not presented */
+        return 0; /* :scheme, :protocol: not presented */
     }
     hs_put(st, name, namelen);
     size_t voff = hs_put(st, value, valuelen);
@@ -625,9 +626,9 @@ static int conn_flush(h2_conn_t *c) {
             return 0;
         }
         /* No socket (net__h2_mem_open): the output is produced, checked by nghttp2, dropped. */
-        ssize_t w = c->fd < 0 ? (ssize_t)(c->out_len - c->out_off)
-                              : send(c->fd, c->out + c->out_off, c->out_len - c->out_off,
-                                     MSG_NOSIGNAL);
+        ssize_t w = c->fd < 0
+                        ? (ssize_t)(c->out_len - c->out_off)
+                        : send(c->fd, c->out + c->out_off, c->out_len - c->out_off, MSG_NOSIGNAL);
         if (w < 0) {
             if (errno == EINTR) continue;
             if (errno == EAGAIN || errno == EWOULDBLOCK) {
@@ -644,9 +645,8 @@ static int conn_flush(h2_conn_t *c) {
 /* Flush, then close when nghttp2 says the session is over.  Returns 0 if c is still alive. */
 static int conn_settle(h2_conn_t *c) {
     if (c->closed) return -1;
-    if (conn_flush(c) != 0 ||
-        (!nghttp2_session_want_read(c->ses) && !nghttp2_session_want_write(c->ses) &&
-         c->out_len == c->out_off)) {
+    if (conn_flush(c) != 0 || (!nghttp2_session_want_read(c->ses) &&
+                               !nghttp2_session_want_write(c->ses) && c->out_len == c->out_off)) {
         conn_close(c);
         return -1;
     }
@@ -659,7 +659,7 @@ static void conn_close(h2_conn_t *c) {
     h2_loop_t *l = c->loop;
     if (c->closed) return;
     c->closed = 1;
-    if (c->rec) net__conn_forget(l->srv, c->rec);  /* before the fd can be reused */
+    if (c->rec) net__conn_forget(l->srv, c->rec); /* before the fd can be reused */
     c->rec = NULL;
     if (c->fd >= 0) {
         epoll_ctl(l->ep, EPOLL_CTL_DEL, c->fd, NULL);
@@ -716,11 +716,13 @@ static void conn_open(h2_loop_t *l, h2_conn_t *c) {
     c->next = l->conns;
     if (l->conns) l->conns->prev = c;
     l->conns = c;
-    conn_settle(c);  /* our SETTINGS go out now */
+    conn_settle(c); /* our SETTINGS go out now */
     return;
 fail:
-    tr_warn("http2", "%s: cannot set up an HTTP/2 session (out of memory or file descriptors); "
-            "the connection is closed, the client will retry", c->remote);
+    tr_warn("http2",
+            "%s: cannot set up an HTTP/2 session (out of memory or file descriptors); "
+            "the connection is closed, the client will retry",
+            c->remote);
     if (c->ses) nghttp2_session_del(c->ses);
     if (c->rec) net__conn_forget(l->srv, c->rec);
     if (c->fd >= 0) close(c->fd);
@@ -733,7 +735,7 @@ static int conn_input(h2_conn_t *c, const uint8_t *p, size_t n) {
     ssize_t r = nghttp2_session_mem_recv(c->ses, p, n);
     if (r < 0) {
         tr_debug("http2", "%s: protocol error: %s", c->remote, nghttp2_strerror((int)r));
-        conn_flush(c);  /* best effort: nghttp2 may have queued a GOAWAY saying why */
+        conn_flush(c); /* best effort: nghttp2 may have queued a GOAWAY saying why */
         conn_close(c);
         return -1;
     }
@@ -744,7 +746,7 @@ static void conn_readable(h2_conn_t *c, int hup) {
     ssize_t n = recv(c->fd, c->loop->rbuf, sizeof c->loop->rbuf, 0);
     if (n < 0 && !hup && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR)) return;
     if (n <= 0) {
-        conn_close(c);  /* peer closed or reset: deferred streams are orphaned */
+        conn_close(c); /* peer closed or reset: deferred streams are orphaned */
         return;
     }
     conn_input(c, c->loop->rbuf, (size_t)n);
@@ -795,7 +797,7 @@ static int loop_drain_queues(h2_loop_t *l) {
     while (rs) {
         h2_stream_t *st = rs;
         rs = rs->rnext;
-        if (!st->conn || stop) {  /* client went away (or we are stopping): nobody to answer */
+        if (!st->conn || stop) { /* client went away (or we are stopping): nobody to answer */
             tr_debug("http2", "%s: stream %d: the client went away before its answer was ready",
                      st->pub.remote, st->id);
             stream_unlink(st);
@@ -840,15 +842,17 @@ static int conn_stalled(const h2_conn_t *c, long long now) {
  * sent the reset (on_stream_close).  Returns 0 while c is alive. */
 static int stream_late_response(h2_conn_t *c, h2_stream_t *st) {
     const net_opts_t *o = &c->loop->srv->o;
-    tr_debug("http2", "%s: stream %d: its %zu-byte response was not taken in time "
-             "(--body-timeout %u s + 1 s per 64 KiB)%s", c->remote, st->id, st->pub.out.len,
-             o->body_timeout_s, c->out_len > c->out_off ? "; connection closed" : "");
+    tr_debug("http2",
+             "%s: stream %d: its %zu-byte response was not taken in time "
+             "(--body-timeout %u s + 1 s per 64 KiB)%s",
+             c->remote, st->id, st->pub.out.len, o->body_timeout_s,
+             c->out_len > c->out_off ? "; connection closed" : "");
     if (c->out_len > c->out_off) {
         nghttp2_session_terminate_session(c->ses, NGHTTP2_CANCEL);
         conn_close(c);
         return -1;
     }
-    net_req_resp_free(&st->pub);  /* body_read now finds nothing left to send */
+    net_req_resp_free(&st->pub); /* body_read now finds nothing left to send */
     st->resp_off = 0;
     nghttp2_submit_rst_stream(c->ses, NGHTTP2_FLAG_NONE, st->id, NGHTTP2_CANCEL);
     return 0;
@@ -864,8 +868,10 @@ static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
         int unauth = !c->authed && now_ms >= c->unauth_ms;
         if (unauth || conn_stalled(c, now)) {
             if (unauth)
-                tr_debug("http2", "%s: closed: no request authenticated within %u s "
-                         "(--header-timeout)", c->remote, o->header_timeout_s);
+                tr_debug("http2",
+                         "%s: closed: no request authenticated within %u s "
+                         "(--header-timeout)",
+                         c->remote, o->header_timeout_s);
             nghttp2_session_terminate_session(c->ses, NGHTTP2_NO_ERROR);
             conn_flush(c);
             conn_close(c);
@@ -883,9 +889,10 @@ static void loop_sweep_idle(h2_loop_t *l, long long now_ms) {
                 continue;
             }
             if (st->state != S_READING) continue;
-            tr_debug("http2", "%s: stream %d reset: its request was not complete in time "
-                     "(--header-timeout %u s, --body-timeout %u s)", c->remote, st->id,
-                     o->header_timeout_s, o->body_timeout_s);
+            tr_debug("http2",
+                     "%s: stream %d reset: its request was not complete in time "
+                     "(--header-timeout %u s, --body-timeout %u s)",
+                     c->remote, st->id, o->header_timeout_s, o->body_timeout_s);
             stream_refuse(st, NGHTTP2_CANCEL);
             late = 1;
         }
@@ -910,10 +917,10 @@ static void *loop_main(void *arg) {
         if (stop) break;
         for (int i = 0; i < n; i++) {
             h2_conn_t *c = ev[i].data.ptr;
-            if (!c || c->closed) continue;  /* closed earlier in this batch */
+            if (!c || c->closed) continue; /* closed earlier in this batch */
             if (ev[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
                 conn_readable(c, (ev[i].events & (EPOLLHUP | EPOLLERR)) != 0);
-                continue;  /* it flushed (or closed) */
+                continue; /* it flushed (or closed) */
             }
             if (ev[i].events & EPOLLOUT) conn_settle(c);
         }
@@ -999,13 +1006,12 @@ int net__h2_start(net_server_t *srv, int loops, net__h2_t **out, tr_err *err) {
         h->n = i + 1;
         struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
         int e = 0;
-        if (l->ep < 0 || l->efd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) != 0)
-            e = errno;
-        else if ((e = pthread_create(&l->th, NULL, loop_main, l)) == 0)
-            l->started = 1;
+        if (l->ep < 0 || l->efd < 0 || epoll_ctl(l->ep, EPOLL_CTL_ADD, l->efd, &ev) != 0) e = errno;
+        else if ((e = pthread_create(&l->th, NULL, loop_main, l)) == 0) l->started = 1;
         if (e) {
             net__h2_stop(h);
-            return tr_err_set(err, TR_EIO, "cannot start an HTTP/2 event loop: %s; raise the "
+            return tr_err_set(err, TR_EIO,
+                              "cannot start an HTTP/2 event loop: %s; raise the "
                               "process's thread or file-descriptor limit (ulimit -u / -n)",
                               strerror(e));
         }
@@ -1051,14 +1057,15 @@ int net__h2_mem_open(net_server_t *srv, net__h2_t **out, tr_err *err) {
     if (l->efd < 0 || !c) {
         free(c);
         net__h2_stop(h);
-        return tr_err_set(err, TR_ENOMEM, "cannot set up an HTTP/2 session: out of memory or "
+        return tr_err_set(err, TR_ENOMEM,
+                          "cannot set up an HTTP/2 session: out of memory or "
                           "file descriptors");
     }
     c->fd = -1;
     c->unauth_ms = mono_ms() + (long long)srv->o.header_timeout_s * 1000;
     snprintf(c->remote, sizeof c->remote, "memory");
     atomic_fetch_add(&srv->live, 1);
-    conn_open(l, c);  /* on failure it has freed c and uncounted it */
+    conn_open(l, c); /* on failure it has freed c and uncounted it */
     *out = h;
     return 0;
 }
@@ -1067,7 +1074,7 @@ int net__h2_mem_feed(net__h2_t *h, const void *p, size_t n) {
     h2_loop_t *l = &h->loops[0];
     h2_conn_t *c = l->conns;
     int alive = c && conn_input(c, p, n) == 0;
-    loop_drain_queues(l);  /* requests resumed meanwhile get their answers */
+    loop_drain_queues(l); /* requests resumed meanwhile get their answers */
     loop_reap(l);
     return alive && l->conns ? 0 : -1;
 }
@@ -1086,7 +1093,7 @@ void net__h2_mem_close(net__h2_t *h) {
     pthread_mutex_lock(&l->mu);
     l->stop = 1;
     pthread_mutex_unlock(&l->mu);
-    loop_drain_queues(l);  /* resumed streams, orphaned by the close, are freed */
+    loop_drain_queues(l); /* resumed streams, orphaned by the close, are freed */
     loop_reap(l);
     net__h2_stop(h);
 }

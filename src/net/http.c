@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * http.c -- the front door (see http.h): the listening socket, the acceptor that tells HTTP/1.x
  * from HTTP/2, and the libmicrohttpd adapter for HTTP/1.x.  HTTP/2 lives in h2.c.
  *
@@ -64,7 +65,7 @@
 #define PAUSE_RETRY_MS 50     /* re-check interval while the listening socket is paused */
 #define HDR_INLINE 24         /* request headers kept in the net_req itself; more are malloc'd */
 #define REQ_CACHE 64          /* freed net_reqs each network thread keeps for its next requests */
-#define SWEEP_MS 250          /* deadline granularity: the acceptor checks connections this often */
+#define SWEEP_MS 250 /* deadline granularity: the acceptor checks connections this often */
 
 enum { ST_READING = 0, ST_DEFERRED = 1 };
 
@@ -72,18 +73,18 @@ typedef struct net_req_int {
     net_req_t pub;
     net_server_t *srv;
     struct MHD_Connection *conn;
-    net__conn_t *c;      /* the connection's tracking record, or NULL */
+    net__conn_t *c; /* the connection's tracking record, or NULL */
     int state;
     atomic_int sync;
-    int counted;         /* net__req_begin counted it (net_server_drain) */
-    size_t body_cap;     /* bytes charged to the in-flight budget */
-    size_t expect;       /* Content-Length, or 0 */
+    int counted; /* net__req_begin counted it (net_server_drain) */
+    size_t body_cap; /* bytes charged to the in-flight budget */
+    size_t expect; /* Content-Length, or 0 */
     size_t n_hdr_cap;
     tr_buf query;
     sigv4_header_t hdr_inline[HDR_INLINE];
 } net_req_int_t;
 
-static char A_LISTEN, A_WAKE;  /* epoll markers in the acceptor's set */
+static char A_LISTEN, A_WAKE; /* epoll markers in the acceptor's set */
 
 /* Per-thread cache of freed requests.  A net_req is over 1 KiB, and glibc serves such a size from
  * its large bins, consolidating the fast bins first: a malloc per request cost more than the
@@ -102,7 +103,7 @@ static pthread_once_t req_cache_once = PTHREAD_ONCE_INIT;
 static size_t no_unescape(void *cls, struct MHD_Connection *c, char *s) {
     (void)cls;
     (void)c;
-    return strlen(s);  /* keep the raw, still-encoded text: SigV4 signs what was sent */
+    return strlen(s); /* keep the raw, still-encoded text: SigV4 signs what was sent */
 }
 
 static enum MHD_Result collect_header(void *cls, enum MHD_ValueKind kind, const char *key,
@@ -248,7 +249,7 @@ static net_req_int_t *req_alloc(void) {
 }
 
 static void req_release(net_req_int_t *r) {
-    req_cache_t *c = pthread_getspecific(req_cache_key);  /* key made by req_alloc before */
+    req_cache_t *c = pthread_getspecific(req_cache_key); /* key made by req_alloc before */
     if (c && c->n < REQ_CACHE) c->v[c->n++] = r;
     else free(r);
 }
@@ -271,13 +272,13 @@ static enum MHD_Result send_response(net_req_int_t *r) {
      * slowly the client keeps reading (the sweep closes the connection past that). */
     net__charge_response(&r->pub);
     const net_opts_t *o = &r->srv->o;
-    conn_phase(r->c, NET__C_REPLY, mono_ms() + (long long)o->body_timeout_s * 1000 +
-               (long long)(r->pub.out.len / NET_BODY_MIN_RATE) * 1000);
+    conn_phase(r->c, NET__C_REPLY,
+               mono_ms() + (long long)o->body_timeout_s * 1000 +
+                   (long long)(r->pub.out.len / NET_BODY_MIN_RATE) * 1000);
     size_t len = 0;
     char *data = r->pub.out.data ? tr_buf_detach(&r->pub.out, &len) : NULL;
     struct MHD_Response *resp;
-    if (len)
-        resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
+    if (len) resp = MHD_create_response_from_buffer(len, data, MHD_RESPMEM_MUST_FREE);
     else {
         free(data);
         resp = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -339,8 +340,10 @@ int net__h1_frame_check(const sigv4_header_t *h, size_t n, char *msg, size_t cap
                 return 400;
             }
             if (cl && (vn != cl_n || memcmp(v, cl, vn))) {
-                snprintf(msg, cap, "two Content-Length headers that differ ('%.*s', '%.*s'); "
-                         "send one", (int)(cl_n > 20 ? 20 : cl_n), cl, (int)(vn > 20 ? 20 : vn), v);
+                snprintf(msg, cap,
+                         "two Content-Length headers that differ ('%.*s', '%.*s'); "
+                         "send one",
+                         (int)(cl_n > 20 ? 20 : cl_n), cl, (int)(vn > 20 ? 20 : vn), v);
                 return 400;
             }
             cl = v;
@@ -352,8 +355,10 @@ int net__h1_frame_check(const sigv4_header_t *h, size_t n, char *msg, size_t cap
         return 400;
     }
     if (te && !(te_n == 7 && !strncasecmp(te, "chunked", 7))) {
-        snprintf(msg, cap, "Transfer-Encoding '%.*s' is not supported; send the body with "
-                 "Content-Length or Transfer-Encoding: chunked", (int)(te_n > 40 ? 40 : te_n), te);
+        snprintf(msg, cap,
+                 "Transfer-Encoding '%.*s' is not supported; send the body with "
+                 "Content-Length or Transfer-Encoding: chunked",
+                 (int)(te_n > 40 ? 40 : te_n), te);
         return 501;
     }
     return 0;
@@ -402,11 +407,12 @@ static int head_complete(net_server_t *s, net_req_int_t *r) {
     }
     if (r->c && r->pub.authed) atomic_store(&r->c->authed, 1);
     if (r->c && s->o.precheck && net_req_header(&r->pub, "Authorization"))
-        atomic_store(&r->c->vouched, 1);   /* its key, date and scope passed */
+        atomic_store(&r->c->vouched, 1); /* its key, date and scope passed */
     /* The body gets body_timeout_s plus time for what it declares at NET_BODY_MIN_RATE (a
      * chunked body: for the largest we accept). */
-    size_t len = r->expect ? r->expect
-                 : net_req_header(&r->pub, "Transfer-Encoding") ? s->o.max_body : 0;
+    size_t len = r->expect                                      ? r->expect
+                 : net_req_header(&r->pub, "Transfer-Encoding") ? s->o.max_body
+                                                                : 0;
     long long ms = (long long)s->o.body_timeout_s * 1000 +
                    (long long)(len / NET_BODY_MIN_RATE) * 1000;
     conn_phase(r->c, NET__C_BODY, mono_ms() + ms);
@@ -433,9 +439,10 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t ex
          * 4 KiB; then doubling as bytes arrive.  A declared length is not charged up front: a
          * client that claims 16 MB and sends one byte must not hold 16 MB of everybody's
          * in-flight budget. */
-        size_t cap = *cap_io ? *cap_io * 2
-                     : !expect ? 4096
-                     : expect < NET__BODY_PREALLOC ? expect + 1 : NET__BODY_PREALLOC;
+        size_t cap = *cap_io                       ? *cap_io * 2
+                     : !expect                     ? 4096
+                     : expect < NET__BODY_PREALLOC ? expect + 1
+                                                   : NET__BODY_PREALLOC;
         while (cap < need) cap *= 2;
         if (need <= expect + 1 && cap > expect + 1) cap = expect + 1; /* no overshoot */
         if (cap > s->o.max_body + 1) cap = s->o.max_body + 1;
@@ -459,9 +466,8 @@ void net__body_append(net_server_t *s, net_req_t *req, size_t *cap_io, size_t ex
 }
 
 static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const char *url,
-                                  const char *method, const char *version,
-                                  const char *upload_data, size_t *upload_data_size,
-                                  void **con_cls) {
+                                  const char *method, const char *version, const char *upload_data,
+                                  size_t *upload_data_size, void **con_cls) {
     (void)version;
     net_server_t *s = cls;
     net_req_int_t *r = *con_cls;
@@ -471,7 +477,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         r->srv = s;
         r->conn = conn;
         r->pub.method = method;
-        r->pub.path = url;  /* MHD keeps it (as the header text) until on_completed */
+        r->pub.path = url; /* MHD keeps it (as the header text) until on_completed */
         r->pub.status = 200;
         r->pub.resume_fn = h1_resume;
         r->pub.budget_srv = s;
@@ -490,7 +496,7 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *conn, const 
         ci = MHD_get_connection_info(conn, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
         r->c = ci ? ci->socket_context : NULL;
         *con_cls = r;
-        if (head_complete(s, r)) return send_response(r);  /* the body is never read */
+        if (head_complete(s, r)) return send_response(r); /* the body is never read */
         return MHD_YES;
     }
     if (r->state == ST_DEFERRED) {
@@ -612,11 +618,11 @@ static int sniff(int fd, int hup) {
     ssize_t n = recv(fd, b, sizeof b, MSG_PEEK);
     if (n < 0)
         return !hup && (errno == EAGAIN || errno == EWOULDBLOCK || errno == EINTR) ? SNIFF_WAIT
-                                                                                    : SNIFF_CLOSE;
+                                                                                   : SNIFF_CLOSE;
     if (n == 0) return SNIFF_CLOSE;
     if (memcmp(b, NET__H2_PREFACE, (size_t)n) != 0) return SNIFF_H1;
     if (n == NET__H2_PREFACE_LEN) return SNIFF_H2;
-    return hup ? SNIFF_CLOSE : SNIFF_WAIT;  /* a prefix of the preface: wait for the rest */
+    return hup ? SNIFF_CLOSE : SNIFF_WAIT; /* a prefix of the preface: wait for the rest */
 }
 
 /* Close a connection the acceptor still owns (state SNIFF): out of its epoll set (a no-op when
@@ -649,7 +655,7 @@ static void route(net_server_t *s, net__conn_t *c, int how) {
              * authed up to date and forgets the record when the connection closes. */
             atomic_store(&c->deadline_ms, 0);
             atomic_store(&c->state, NET__C_H2);
-            net__h2_adopt(s->h2, fd, &c->peer, c);  /* h2.c uncounts it from s->live */
+            net__h2_adopt(s->h2, fd, &c->peer, c); /* h2.c uncounts it from s->live */
             return;
         }
         pthread_mutex_lock(&s->c_lock);
@@ -667,7 +673,7 @@ static void route(net_server_t *s, net__conn_t *c, int how) {
     for (int i = 1; i < s->n_mhd; i++)
         if (atomic_load(&s->mhd[i].conns) < atomic_load(&m->conns)) m = &s->mhd[i];
     if ((unsigned)atomic_load(&m->conns) >= NET__MHD_CONNS_PER_THREAD) {
-        route(s, c, SNIFF_CLOSE);  /* not reached while at_limit holds */
+        route(s, c, SNIFF_CLOSE); /* not reached while at_limit holds */
         return;
     }
     /* The record stays listed, now the daemon's: its thread finds it by fd when it starts
@@ -678,7 +684,7 @@ static void route(net_server_t *s, net__conn_t *c, int how) {
     if (MHD_add_connection(m->d, fd, (const struct sockaddr *)&c->peer, sizeof c->peer) !=
         MHD_YES) {
         tr_debug("http", "connection refused by libmicrohttpd: %s", strerror(errno));
-        mhd_count(m, -1);   /* MHD closed fd and will not report it */
+        mhd_count(m, -1); /* MHD closed fd and will not report it */
         pthread_mutex_lock(&s->c_lock);
         conn_unlink(s, c);
         pthread_mutex_unlock(&s->c_lock);
@@ -710,7 +716,7 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
     pthread_mutex_lock(&s->c_lock);
     for (net__conn_t *x = s->c_head, *nx; x; x = nx) {
         nx = x->next;
-        if (x->fd == fd) {  /* a record whose socket is gone (MHD dropped it unreported) */
+        if (x->fd == fd) { /* a record whose socket is gone (MHD dropped it unreported) */
             conn_unlink(s, x);
             free(x);
             continue;
@@ -719,8 +725,7 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
         n_ip++;
         int st = atomic_load(&x->state);
         if (!victim && !atomic_load(&x->authed) &&
-            (st == NET__C_SNIFF || st == NET__C_HEADERS || st == NET__C_IDLE ||
-             st == NET__C_H2))
+            (st == NET__C_SNIFF || st == NET__C_HEADERS || st == NET__C_IDLE || st == NET__C_H2))
             victim = x;
     }
     int ok = n_ip < s->o.max_conns_per_ip;
@@ -741,8 +746,10 @@ static net__conn_t *admit(net_server_t *s, int fd, const struct sockaddr_in *pee
     if (tr_log_allow(&ip_rl, 1, &dropped)) {
         char a[INET_ADDRSTRLEN];
         inet_ntop(AF_INET, &peer->sin_addr, a, sizeof a);
-        tr_warn("http", "connection from %s closed: it has %u open, the per-address limit, all "
-                "busy (raise --max-connections-per-ip)%s", a, n_ip, dropped ? " [repeated]" : "");
+        tr_warn("http",
+                "connection from %s closed: it has %u open, the per-address limit, all "
+                "busy (raise --max-connections-per-ip)%s",
+                a, n_ip, dropped ? " [repeated]" : "");
     }
     close(fd);
     atomic_fetch_sub(&s->live, 1);
@@ -792,10 +799,11 @@ static void sweep(net_server_t *s, long long now) {
     static tr_ratelimit sweep_rl;
     unsigned dropped;
     if (n && tr_log_allow(&sweep_rl, 1, &dropped))
-        tr_info("http", "closed %u connection(s) that did not send a complete request, or take "
+        tr_info("http",
+                "closed %u connection(s) that did not send a complete request, or take "
                 "a response, in time (--header-timeout %u s, --body-timeout %u s + 1 s per "
-                "64 KiB)%s", n, s->o.header_timeout_s,
-                s->o.body_timeout_s, dropped ? " [repeated]" : "");
+                "64 KiB)%s",
+                n, s->o.header_timeout_s, s->o.body_timeout_s, dropped ? " [repeated]" : "");
 }
 
 static int at_limit(net_server_t *s) {
@@ -814,9 +822,10 @@ static void accept_burst(net_server_t *s) {
             static tr_ratelimit limit_rl;
             unsigned dropped;
             if (tr_log_allow(&limit_rl, 1, &dropped))
-                tr_warn("http", "%u connections open, the limit: new clients wait until some "
-                        "close (raise --max-connections)%s", s->o.max_connections,
-                        dropped ? " [repeated]" : "");
+                tr_warn("http",
+                        "%u connections open, the limit: new clients wait until some "
+                        "close (raise --max-connections)%s",
+                        s->o.max_connections, dropped ? " [repeated]" : "");
             listen_pause(s, 1);
             return;
         }
@@ -831,9 +840,10 @@ static void accept_burst(net_server_t *s) {
             static tr_ratelimit accept_rl;
             unsigned dropped;
             if (tr_log_allow(&accept_rl, 1, &dropped))
-                tr_warn("http", "accept: %s; new connections wait until some close (raise "
-                        "ulimit -n or lower the client's connection count)%s", strerror(errno),
-                        dropped ? " [repeated]" : "");
+                tr_warn("http",
+                        "accept: %s; new connections wait until some close (raise "
+                        "ulimit -n or lower the client's connection count)%s",
+                        strerror(errno), dropped ? " [repeated]" : "");
             listen_pause(s, 1);
             return;
         }
@@ -861,13 +871,15 @@ static void *acceptor_main(void *arg) {
         if (s->a_paused && timeout > PAUSE_RETRY_MS) timeout = PAUSE_RETRY_MS;
         int n = epoll_wait(s->a_ep, ev, 64, timeout);
         if (n < 0 && errno != EINTR) {
-            tr_error("http", "acceptor epoll_wait: %s; no new connections are accepted; restart "
-                     "the server", strerror(errno));
+            tr_error("http",
+                     "acceptor epoll_wait: %s; no new connections are accepted; restart "
+                     "the server",
+                     strerror(errno));
             break;
         }
         for (int i = 0; i < n; i++) {
             void *ptr = ev[i].data.ptr;
-            if (ptr == &A_WAKE) goto out;  /* net_server_stop */
+            if (ptr == &A_WAKE) goto out; /* net_server_stop */
             if (ptr == &A_LISTEN) accept_burst(s);
             else pend_event(s, ptr, ev[i].events);
         }
@@ -897,8 +909,7 @@ static int listen_open(net_server_t *s, const struct sockaddr_in *sin, tr_err *e
     }
     struct sockaddr_in got;
     socklen_t len = sizeof got;
-    s->port = getsockname(fd, (struct sockaddr *)&got, &len) == 0 ? ntohs(got.sin_port)
-                                                                   : s->o.port;
+    s->port = getsockname(fd, (struct sockaddr *)&got, &len) == 0 ? ntohs(got.sin_port) : s->o.port;
     return fd;
 }
 
@@ -927,7 +938,9 @@ static int drain_setup(net_server_t *s) {
     pthread_condattr_t ca;
     if (pthread_condattr_init(&ca) != 0) return -1;
     int rc = pthread_condattr_setclock(&ca, CLOCK_MONOTONIC) == 0 &&
-                     pthread_cond_init(&s->drain_cv, &ca) == 0 ? 0 : -1;
+                     pthread_cond_init(&s->drain_cv, &ca) == 0
+                 ? 0
+                 : -1;
     pthread_condattr_destroy(&ca);
     if (rc == 0 && pthread_mutex_init(&s->drain_mu, NULL) != 0) {
         pthread_cond_destroy(&s->drain_cv);
@@ -951,8 +964,7 @@ int net_server_drain(net_server_t *srv, int timeout_ms) {
     pthread_mutex_lock(&srv->drain_mu);
     int left;
     while ((left = atomic_load(&srv->busy)) > 0 &&
-           pthread_cond_timedwait(&srv->drain_cv, &srv->drain_mu, &until) != ETIMEDOUT) {
-    }
+           pthread_cond_timedwait(&srv->drain_cv, &srv->drain_mu, &until) != ETIMEDOUT) {}
     pthread_mutex_unlock(&srv->drain_mu);
     return left > 0 ? left : 0;
 }
@@ -1023,17 +1035,19 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     for (int i = 0; i < s->o.threads; i++) {
         net__mhd_t *m = &s->mhd[i];
         m->s = s;
-        m->d = MHD_start_daemon(
-            flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, m,
-            MHD_OPTION_CONNECTION_LIMIT, 2 * NET__MHD_CONNS_PER_THREAD,
-            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)NET__IDLE_TIMEOUT_S,
-            MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK,
-            no_unescape, NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
-            MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_END);
+        m->d = MHD_start_daemon(flags, 0, NULL, NULL, on_request, s, MHD_OPTION_EXTERNAL_LOGGER,
+                                mhd_log, m, MHD_OPTION_CONNECTION_LIMIT,
+                                2 * NET__MHD_CONNS_PER_THREAD, MHD_OPTION_CONNECTION_TIMEOUT,
+                                (unsigned)NET__IDLE_TIMEOUT_S, MHD_OPTION_CONNECTION_MEMORY_LIMIT,
+                                (size_t)(16 * 1024), MHD_OPTION_UNESCAPE_CALLBACK, no_unescape,
+                                NULL, MHD_OPTION_NOTIFY_COMPLETED, on_completed, s,
+                                MHD_OPTION_NOTIFY_CONNECTION, on_connection, m, MHD_OPTION_END);
         if (!m->d) {
-            rc = tr_err_set(err, TR_EIO, "cannot start the HTTP/1.1 server threads (%s); raise "
+            rc = tr_err_set(err, TR_EIO,
+                            "cannot start the HTTP/1.1 server threads (%s); raise "
                             "the thread or file-descriptor limit (ulimit -u / -n) or pass fewer "
-                            "--threads", strerror(errno));
+                            "--threads",
+                            strerror(errno));
             goto fail;
         }
         s->n_mhd++;
@@ -1051,11 +1065,12 @@ int net_server_start(const net_opts_t *opts, net_server_t **out, tr_err *err) {
     if (s->a_ep < 0 || s->a_wake < 0 || epoll_ctl(s->a_ep, EPOLL_CTL_ADD, s->lfd, &lev) != 0 ||
         epoll_ctl(s->a_ep, EPOLL_CTL_ADD, s->a_wake, &wev) != 0)
         e = errno;
-    else if ((e = pthread_create(&s->a_thread, NULL, acceptor_main, s)) == 0)
-        s->a_started = 1;
+    else if ((e = pthread_create(&s->a_thread, NULL, acceptor_main, s)) == 0) s->a_started = 1;
     if (e) {
-        rc = tr_err_set(err, TR_EIO, "cannot start the acceptor thread (%s); raise the thread or "
-                   "file-descriptor limit (ulimit -u / -n)", strerror(e));
+        rc = tr_err_set(err, TR_EIO,
+                        "cannot start the acceptor thread (%s); raise the thread or "
+                        "file-descriptor limit (ulimit -u / -n)",
+                        strerror(e));
         goto fail;
     }
     *out = s;
@@ -1069,7 +1084,7 @@ int net_server_port(net_server_t *srv) { return srv->port; }
 
 void net_server_stop(net_server_t *srv) {
     if (!srv) return;
-    if (srv->a_started) {  /* no new connections; sockets not yet routed are closed */
+    if (srv->a_started) { /* no new connections; sockets not yet routed are closed */
         uint64_t one = 1;
         ssize_t w = write(srv->a_wake, &one, sizeof one);
         (void)w;

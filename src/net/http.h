@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * http.h -- the front door: one port, one handler for every request.  HTTP/1.1 runs on
  * libmicrohttpd; cleartext HTTP/2 with prior knowledge (h2c, what the AWS SDK for JavaScript v3
  * speaks to http:// endpoints) on nghttp2.  The protocol is told from a connection's first bytes.

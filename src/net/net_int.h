@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * net_int.h -- private to src/net: what http.c (the front door, HTTP/1.1 on libmicrohttpd)
  * and h2.c (cleartext HTTP/2 on nghttp2) share.  Not API: nothing outside src/net includes it.
  *
@@ -33,7 +34,8 @@
 #define NET__MHD_CONNS_PER_THREAD 126u
 #define NET__THREADS_PER_CPU 4   /* measured on 2 cores, 256 clients: 4/CPU best (2: -15%) */
 #define NET__BODY_PREALLOC ((size_t)64 << 10)   /* most of a declared body charged up front */
-#define NET__BODY_TIMEOUT_S 30   /* an HTTP/2 connection whose requests wait for body bytes
+#define NET__BODY_TIMEOUT_S                                                                        \
+    30   /* an HTTP/2 connection whose requests wait for body bytes
                                     that do not come is closed after this long */
 
 typedef struct net__h2 net__h2_t;
@@ -127,8 +129,8 @@ int net__h1_frame_check(const sigv4_header_t *h, size_t n, char *msg, size_t cap
  * to size the first allocation.  Over max_body sets req->reject = NET_REJECT_TOO_BIG, over the
  * budget NET_REJECT_OVERLOAD; either way the body is dropped and later chunks are ignored.
  * Allocation failure aborts (the sizes are bounded by the budget). */
-void net__body_append(net_server_t *s, net_req_t *req, size_t *cap, size_t expect,
-                      const void *data, size_t n);
+void net__body_append(net_server_t *s, net_req_t *req, size_t *cap, size_t expect, const void *data,
+                      size_t n);
 /* Free req->body and give its charge back.  Idempotent. */
 void net__body_release(net_server_t *s, net_req_t *req, size_t *cap);
 

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * sigv4.c -- AWS Signature Version 4: canonical request, signing key, verification, signing.
  *
  * Verification is on the path of every request, so the common case does no heap allocation:
@@ -527,10 +528,8 @@ static size_t hindex_find(const hindex_t *ix, const char *name, size_t nlen) {
     size_t lo = 0, hi = ix->n;
     while (lo < hi) {
         size_t mid = lo + (hi - lo) / 2;
-        if (hname_cmp(ix->v[mid].name, ix->v[mid].nlen, name, nlen) < 0)
-            lo = mid + 1;
-        else
-            hi = mid;
+        if (hname_cmp(ix->v[mid].name, ix->v[mid].nlen, name, nlen) < 0) lo = mid + 1;
+        else hi = mid;
     }
     if (lo < ix->n && hname_cmp(ix->v[lo].name, ix->v[lo].nlen, name, nlen) == 0) return lo;
     return ix->n;
@@ -609,8 +608,8 @@ static int canon_headers(sb_t *b, const sigv4_header_t *h, const hindex_t *ix, s
         b->len += nlen + 1;
         int need_comma = 0;
         size_t first = k;
-        for (; k < ix->n && hname_cmp(ix->v[k].name, ix->v[k].nlen, ix->v[first].name,
-                                      ix->v[first].nlen) == 0;
+        for (; k < ix->n &&
+               hname_cmp(ix->v[k].name, ix->v[k].nlen, ix->v[first].name, ix->v[first].nlen) == 0;
              k++) {
             canon_value(b, h[ix->v[k].idx].value, &need_comma);
             if (used) used[k] = 1;
@@ -630,10 +629,8 @@ static int build_creq(sb_t *b, const sigv4_req_t *req, const hindex_t *ix, slice
     const char *path = req->path ? req->path : "";
     sb_puts(b, req->method);
     sb_putc(b, '\n');
-    if (s3)
-        canon_path_s3(b, path, strlen(path));
-    else
-        canon_path_norm(b, path, strlen(path));
+    if (s3) canon_path_s3(b, path, strlen(path));
+    else canon_path_norm(b, path, strlen(path));
     sb_putc(b, '\n');
     canon_query(b, req->query);
     sb_putc(b, '\n');
@@ -712,8 +709,8 @@ static int to_epoch(int y, int mo, int d, int h, int mi, int s, long long *t) {
 static int parse_iso_basic(const char *s, size_t n, long long *t) {
     int y, mo, d, h, mi, sec;
     if (n != 16 || s[8] != 'T' || s[15] != 'Z') return -1;
-    if (digits(s, 4, &y) || digits(s + 4, 2, &mo) || digits(s + 6, 2, &d) ||
-        digits(s + 9, 2, &h) || digits(s + 11, 2, &mi) || digits(s + 13, 2, &sec))
+    if (digits(s, 4, &y) || digits(s + 4, 2, &mo) || digits(s + 6, 2, &d) || digits(s + 9, 2, &h) ||
+        digits(s + 11, 2, &mi) || digits(s + 13, 2, &sec))
         return -1;
     return to_epoch(y, mo, d, h, mi, sec, t);
 }
@@ -937,12 +934,9 @@ static int parse_header_form(vparse_t *vp, slice_t auth, const hindex_t *ix,
                               (int)(auth.n > 300 ? 300 : auth.n), auth.p);
         slice_t v = {eq + 1, (size_t)(p - eq - 1)};
         size_t kn = (size_t)(eq - t);
-        if (eq_lit(t, kn, "Credential") && !cred.p)
-            cred = v;
-        else if (eq_lit(t, kn, "SignedHeaders") && !sh.p)
-            sh = v;
-        else if (eq_lit(t, kn, "Signature") && !sig.p)
-            sig = v;
+        if (eq_lit(t, kn, "Credential") && !cred.p) cred = v;
+        else if (eq_lit(t, kn, "SignedHeaders") && !sh.p) sh = v;
+        else if (eq_lit(t, kn, "Signature") && !sig.p) sig = v;
     }
 
     /* The date: X-Amz-Date, else Date. */
@@ -1179,7 +1173,7 @@ static int verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sig
     if (!req || !req->method || !lookup || (req->n_headers && !req->headers))
         return tr_err_set(err, TR_EINVAL, "sigv4_verify: req, req->method and lookup are required");
     sigv4_req_t head_only;
-    if (!full) {   /* no body yet: its hash is not known */
+    if (!full) { /* no body yet: its hash is not known */
         head_only = *req;
         head_only.payload_sha256 = NULL;
         req = &head_only;
@@ -1311,10 +1305,8 @@ static int verify(const sigv4_req_t *req, sigv4_secret_fn lookup, void *arg, sig
     for (size_t i = 0; ok && i < 32; i++) {
         int hi = hexval((unsigned char)vp.sig.p[2 * i]);
         int lo = hexval((unsigned char)vp.sig.p[2 * i + 1]);
-        if (hi < 0 || lo < 0)
-            ok = 0;
-        else
-            given[i] = (uint8_t)(hi << 4 | lo);
+        if (hi < 0 || lo < 0) ok = 0;
+        else given[i] = (uint8_t)(hi << 4 | lo);
     }
     if (!ok || CRYPTO_memcmp(given, mac, 32) != 0) {
         rc = tr_err_set(err, TR_EAUTH_SIG, "%s", mismatch_msg(vp.s3));

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * sigv4.h -- AWS Signature Version 4 verification (header and presigned-query forms).
  *
  * The HTTP layer fills a sigv4_req_t from the request as received (method, raw path, raw query
@@ -39,13 +40,13 @@ typedef struct sigv4_header {
 
 typedef struct sigv4_req {
     const char *method;          /* "POST" */
-    const char *path;            /* raw path as on the request line, without the query: "/a%20b" */
-    const char *query;           /* raw query string without '?', or NULL/"" */
+    const char *path; /* raw path as on the request line, without the query: "/a%20b" */
+    const char *query; /* raw query string without '?', or NULL/"" */
     const sigv4_header_t *headers;
-    size_t n_headers;            /* a name may repeat (values are then joined) */
-    const char *payload_sha256;  /* lowercase hex SHA-256 of the body, or NULL to require the
+    size_t n_headers; /* a name may repeat (values are then joined) */
+    const char *payload_sha256; /* lowercase hex SHA-256 of the body, or NULL to require the
                                     x-amz-content-sha256 header */
-    long long now_ms;            /* current time (tests pass a fixed clock) */
+    long long now_ms; /* current time (tests pass a fixed clock) */
 } sigv4_req_t;
 
 /* What a verified request was signed with. */
@@ -53,9 +54,9 @@ typedef struct sigv4_result {
     char access_key[128];
     char region[64];
     char service[64];
-    char date[9];         /* YYYYMMDD of the credential scope */
-    char amz_date[17];    /* request time as signed, ISO 8601 basic: "20150830T123600Z" */
-    char signature[65];   /* verified signature, lowercase hex (seeds S3 chunk signatures) */
+    char date[9]; /* YYYYMMDD of the credential scope */
+    char amz_date[17]; /* request time as signed, ISO 8601 basic: "20150830T123600Z" */
+    char signature[65]; /* verified signature, lowercase hex (seeds S3 chunk signatures) */
 } sigv4_result_t;
 
 /* Secret lookup: copy the secret for access_key into secret (cap bytes incl. NUL) and return 0,

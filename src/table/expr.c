@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * expr.c -- DynamoDB expressions: lexer, recursive-descent parser and checks.  Evaluation is in
  * expr_eval.c; the parsed tree (node_t and friends) is drawn in expr_int.h.
  *
@@ -39,9 +40,9 @@
 #include "table/expr_int.h"
 #include "table/num.h"
 
-#define EXPR_MAX_BYTES 4096   /* DynamoDB: "The maximum length of any expression string is 4 KB" */
-#define EXPR_MAX_NEST 128     /* parentheses / NOT / function nesting; bounds parser recursion */
-#define EXPR_MAX_IN 100       /* DynamoDB: at most 100 operands on the right of IN */
+#define EXPR_MAX_BYTES 4096 /* DynamoDB: "The maximum length of any expression string is 4 KB" */
+#define EXPR_MAX_NEST 128 /* parentheses / NOT / function nesting; bounds parser recursion */
+#define EXPR_MAX_IN 100 /* DynamoDB: at most 100 operands on the right of IN */
 #define EXPR_MAX_INDEX 0x7fffffffu
 
 /* ------------------------------------------------------------------------------------------ */
@@ -50,15 +51,27 @@
 
 typedef struct parser {
     tbl_expr_t *e;
-    uint32_t i;    /* current token */
+    uint32_t i; /* current token */
     int depth;
     int failed;
     tr_err *err;
 } parser_t;
 
 /* Semantic check classes, in the order DynamoDB reports them. */
-enum { C_FUNCNAME, C_FUNCUSE, C_RESERVED, C_SECTION, C_NAME, C_VALUE, C_ADDDEL, C_OVERLAP,
-       C_CONFLICT, C_FUNC, C_DISTINCT, C_NCLASS };
+enum {
+    C_FUNCNAME,
+    C_FUNCUSE,
+    C_RESERVED,
+    C_SECTION,
+    C_NAME,
+    C_VALUE,
+    C_ADDDEL,
+    C_OVERLAP,
+    C_CONFLICT,
+    C_FUNC,
+    C_DISTINCT,
+    C_NCLASS
+};
 
 enum { CTX_COND, CTX_OPERAND };
 
@@ -74,71 +87,579 @@ typedef struct chk {
 /* ------------------------------------------------------------------------------------------ */
 
 static const char *const reserved[] = {
-    "ABORT", "ABSOLUTE", "ACTION", "ADD", "AFTER", "AGENT", "AGGREGATE", "ALL", "ALLOCATE",
-    "ALTER", "ANALYZE", "AND", "ANY", "ARCHIVE", "ARE", "ARRAY", "AS", "ASC", "ASCII",
-    "ASENSITIVE", "ASSERTION", "ASYMMETRIC", "AT", "ATOMIC", "ATTACH", "ATTRIBUTE", "AUTH",
-    "AUTHORIZATION", "AUTHORIZE", "AUTO", "AVG", "BACK", "BACKUP", "BASE", "BATCH", "BEFORE",
-    "BEGIN", "BETWEEN", "BIGINT", "BINARY", "BIT", "BLOB", "BLOCK", "BOOLEAN", "BOTH", "BREADTH",
-    "BUCKET", "BULK", "BY", "BYTE", "CALL", "CALLED", "CALLING", "CAPACITY", "CASCADE", "CASCADED",
-    "CASE", "CAST", "CATALOG", "CHAR", "CHARACTER", "CHECK", "CLASS", "CLOB", "CLOSE", "CLUSTER",
-    "CLUSTERED", "CLUSTERING", "CLUSTERS", "COALESCE", "COLLATE", "COLLATION", "COLLECTION",
-    "COLUMN", "COLUMNS", "COMBINE", "COMMENT", "COMMIT", "COMPACT", "COMPILE", "COMPRESS",
-    "CONDITION", "CONFLICT", "CONNECT", "CONNECTION", "CONSISTENCY", "CONSISTENT", "CONSTRAINT",
-    "CONSTRAINTS", "CONSTRUCTOR", "CONSUMED", "CONTINUE", "CONVERT", "COPY", "CORRESPONDING",
-    "COUNT", "COUNTER", "CREATE", "CROSS", "CUBE", "CURRENT", "CURSOR", "CYCLE", "DATA",
-    "DATABASE", "DATE", "DATETIME", "DAY", "DEALLOCATE", "DEC", "DECIMAL", "DECLARE", "DEFAULT",
-    "DEFERRABLE", "DEFERRED", "DEFINE", "DEFINED", "DEFINITION", "DELETE", "DELIMITED", "DEPTH",
-    "DEREF", "DESC", "DESCRIBE", "DESCRIPTOR", "DETACH", "DETERMINISTIC", "DIAGNOSTICS",
-    "DIRECTORIES", "DISABLE", "DISCONNECT", "DISTINCT", "DISTRIBUTE", "DO", "DOMAIN", "DOUBLE",
-    "DROP", "DUMP", "DURATION", "DYNAMIC", "EACH", "ELEMENT", "ELSE", "ELSEIF", "EMPTY", "ENABLE",
-    "END", "EQUAL", "EQUALS", "ERROR", "ESCAPE", "ESCAPED", "EVAL", "EVALUATE", "EXCEEDED",
-    "EXCEPT", "EXCEPTION", "EXCEPTIONS", "EXCLUSIVE", "EXEC", "EXECUTE", "EXISTS", "EXIT",
-    "EXPLAIN", "EXPLODE", "EXPORT", "EXPRESSION", "EXTENDED", "EXTERNAL", "EXTRACT", "FAIL",
-    "FALSE", "FAMILY", "FETCH", "FIELDS", "FILE", "FILTER", "FILTERING", "FINAL", "FINISH",
-    "FIRST", "FIXED", "FLATTERN", "FLOAT", "FOR", "FORCE", "FOREIGN", "FORMAT", "FORWARD", "FOUND",
-    "FREE", "FROM", "FULL", "FUNCTION", "FUNCTIONS", "GENERAL", "GENERATE", "GET", "GLOB",
-    "GLOBAL", "GO", "GOTO", "GRANT", "GREATER", "GROUP", "GROUPING", "HANDLER", "HASH", "HAVE",
-    "HAVING", "HEAP", "HIDDEN", "HOLD", "HOUR", "IDENTIFIED", "IDENTITY", "IF", "IGNORE",
-    "IMMEDIATE", "IMPORT", "IN", "INCLUDING", "INCLUSIVE", "INCREMENT", "INCREMENTAL", "INDEX",
-    "INDEXED", "INDEXES", "INDICATOR", "INFINITE", "INITIALLY", "INLINE", "INNER", "INNTER",
-    "INOUT", "INPUT", "INSENSITIVE", "INSERT", "INSTEAD", "INT", "INTEGER", "INTERSECT",
-    "INTERVAL", "INTO", "INVALIDATE", "IS", "ISOLATION", "ITEM", "ITEMS", "ITERATE", "JOIN", "KEY",
-    "KEYS", "LAG", "LANGUAGE", "LARGE", "LAST", "LATERAL", "LEAD", "LEADING", "LEAVE", "LEFT",
-    "LENGTH", "LESS", "LEVEL", "LIKE", "LIMIT", "LIMITED", "LINES", "LIST", "LOAD", "LOCAL",
-    "LOCALTIME", "LOCALTIMESTAMP", "LOCATION", "LOCATOR", "LOCK", "LOCKS", "LOG", "LOGED", "LONG",
-    "LOOP", "LOWER", "MAP", "MATCH", "MATERIALIZED", "MAX", "MAXLEN", "MEMBER", "MERGE", "METHOD",
-    "METRICS", "MIN", "MINUS", "MINUTE", "MISSING", "MOD", "MODE", "MODIFIES", "MODIFY", "MODULE",
-    "MONTH", "MULTI", "MULTISET", "NAME", "NAMES", "NATIONAL", "NATURAL", "NCHAR", "NCLOB", "NEW",
-    "NEXT", "NO", "NONE", "NOT", "NULL", "NULLIF", "NUMBER", "NUMERIC", "OBJECT", "OF", "OFFLINE",
-    "OFFSET", "OLD", "ON", "ONLINE", "ONLY", "OPAQUE", "OPEN", "OPERATOR", "OPTION", "OR", "ORDER",
-    "ORDINALITY", "OTHER", "OTHERS", "OUT", "OUTER", "OUTPUT", "OVER", "OVERLAPS", "OVERRIDE",
-    "OWNER", "PAD", "PARALLEL", "PARAMETER", "PARAMETERS", "PARTIAL", "PARTITION", "PARTITIONED",
-    "PARTITIONS", "PATH", "PERCENT", "PERCENTILE", "PERMISSION", "PERMISSIONS", "PIPE",
-    "PIPELINED", "PLAN", "POOL", "POSITION", "PRECISION", "PREPARE", "PRESERVE", "PRIMARY",
-    "PRIOR", "PRIVATE", "PRIVILEGES", "PROCEDURE", "PROCESSED", "PROJECT", "PROJECTION",
-    "PROPERTY", "PROVISIONING", "PUBLIC", "PUT", "QUERY", "QUIT", "QUORUM", "RAISE", "RANDOM",
-    "RANGE", "RANK", "RAW", "READ", "READS", "REAL", "REBUILD", "RECORD", "RECURSIVE", "REDUCE",
-    "REF", "REFERENCE", "REFERENCES", "REFERENCING", "REGEXP", "REGION", "REINDEX", "RELATIVE",
-    "RELEASE", "REMAINDER", "RENAME", "REPEAT", "REPLACE", "REQUEST", "RESET", "RESIGNAL",
-    "RESOURCE", "RESPONSE", "RESTORE", "RESTRICT", "RESULT", "RETURN", "RETURNING", "RETURNS",
-    "REVERSE", "REVOKE", "RIGHT", "ROLE", "ROLES", "ROLLBACK", "ROLLUP", "ROUTINE", "ROW", "ROWS",
-    "RULE", "RULES", "SAMPLE", "SATISFIES", "SAVE", "SAVEPOINT", "SCAN", "SCHEMA", "SCOPE",
-    "SCROLL", "SEARCH", "SECOND", "SECTION", "SEGMENT", "SEGMENTS", "SELECT", "SELF", "SEMI",
-    "SENSITIVE", "SEPARATE", "SEQUENCE", "SERIALIZABLE", "SESSION", "SET", "SETS", "SHARD",
-    "SHARE", "SHARED", "SHORT", "SHOW", "SIGNAL", "SIMILAR", "SIZE", "SKEWED", "SMALLINT",
-    "SNAPSHOT", "SOME", "SOURCE", "SPACE", "SPACES", "SPARSE", "SPECIFIC", "SPECIFICTYPE", "SPLIT",
-    "SQL", "SQLCODE", "SQLERROR", "SQLEXCEPTION", "SQLSTATE", "SQLWARNING", "START", "STATE",
-    "STATIC", "STATUS", "STORAGE", "STORE", "STORED", "STREAM", "STRING", "STRUCT", "STYLE", "SUB",
-    "SUBMULTISET", "SUBPARTITION", "SUBSTRING", "SUBTYPE", "SUM", "SUPER", "SYMMETRIC", "SYNONYM",
-    "SYSTEM", "TABLE", "TABLESAMPLE", "TEMP", "TEMPORARY", "TERMINATED", "TEXT", "THAN", "THEN",
-    "THROUGHPUT", "TIME", "TIMESTAMP", "TIMEZONE", "TINYINT", "TO", "TOKEN", "TOTAL", "TOUCH",
-    "TRAILING", "TRANSACTION", "TRANSFORM", "TRANSLATE", "TRANSLATION", "TREAT", "TRIGGER", "TRIM",
-    "TRUE", "TRUNCATE", "TTL", "TUPLE", "TYPE", "UNDER", "UNDO", "UNION", "UNIQUE", "UNIT",
-    "UNKNOWN", "UNLOGGED", "UNNEST", "UNPROCESSED", "UNSIGNED", "UNTIL", "UPDATE", "UPPER", "URL",
-    "USAGE", "USE", "USER", "USERS", "USING", "UUID", "VACUUM", "VALUE", "VALUED", "VALUES",
-    "VARCHAR", "VARIABLE", "VARIANCE", "VARINT", "VARYING", "VIEW", "VIEWS", "VIRTUAL", "VOID",
-    "WAIT", "WHEN", "WHENEVER", "WHERE", "WHILE", "WINDOW", "WITH", "WITHIN", "WITHOUT", "WORK",
-    "WRAPPED", "WRITE", "YEAR", "ZONE",
+    "ABORT",
+    "ABSOLUTE",
+    "ACTION",
+    "ADD",
+    "AFTER",
+    "AGENT",
+    "AGGREGATE",
+    "ALL",
+    "ALLOCATE",
+    "ALTER",
+    "ANALYZE",
+    "AND",
+    "ANY",
+    "ARCHIVE",
+    "ARE",
+    "ARRAY",
+    "AS",
+    "ASC",
+    "ASCII",
+    "ASENSITIVE",
+    "ASSERTION",
+    "ASYMMETRIC",
+    "AT",
+    "ATOMIC",
+    "ATTACH",
+    "ATTRIBUTE",
+    "AUTH",
+    "AUTHORIZATION",
+    "AUTHORIZE",
+    "AUTO",
+    "AVG",
+    "BACK",
+    "BACKUP",
+    "BASE",
+    "BATCH",
+    "BEFORE",
+    "BEGIN",
+    "BETWEEN",
+    "BIGINT",
+    "BINARY",
+    "BIT",
+    "BLOB",
+    "BLOCK",
+    "BOOLEAN",
+    "BOTH",
+    "BREADTH",
+    "BUCKET",
+    "BULK",
+    "BY",
+    "BYTE",
+    "CALL",
+    "CALLED",
+    "CALLING",
+    "CAPACITY",
+    "CASCADE",
+    "CASCADED",
+    "CASE",
+    "CAST",
+    "CATALOG",
+    "CHAR",
+    "CHARACTER",
+    "CHECK",
+    "CLASS",
+    "CLOB",
+    "CLOSE",
+    "CLUSTER",
+    "CLUSTERED",
+    "CLUSTERING",
+    "CLUSTERS",
+    "COALESCE",
+    "COLLATE",
+    "COLLATION",
+    "COLLECTION",
+    "COLUMN",
+    "COLUMNS",
+    "COMBINE",
+    "COMMENT",
+    "COMMIT",
+    "COMPACT",
+    "COMPILE",
+    "COMPRESS",
+    "CONDITION",
+    "CONFLICT",
+    "CONNECT",
+    "CONNECTION",
+    "CONSISTENCY",
+    "CONSISTENT",
+    "CONSTRAINT",
+    "CONSTRAINTS",
+    "CONSTRUCTOR",
+    "CONSUMED",
+    "CONTINUE",
+    "CONVERT",
+    "COPY",
+    "CORRESPONDING",
+    "COUNT",
+    "COUNTER",
+    "CREATE",
+    "CROSS",
+    "CUBE",
+    "CURRENT",
+    "CURSOR",
+    "CYCLE",
+    "DATA",
+    "DATABASE",
+    "DATE",
+    "DATETIME",
+    "DAY",
+    "DEALLOCATE",
+    "DEC",
+    "DECIMAL",
+    "DECLARE",
+    "DEFAULT",
+    "DEFERRABLE",
+    "DEFERRED",
+    "DEFINE",
+    "DEFINED",
+    "DEFINITION",
+    "DELETE",
+    "DELIMITED",
+    "DEPTH",
+    "DEREF",
+    "DESC",
+    "DESCRIBE",
+    "DESCRIPTOR",
+    "DETACH",
+    "DETERMINISTIC",
+    "DIAGNOSTICS",
+    "DIRECTORIES",
+    "DISABLE",
+    "DISCONNECT",
+    "DISTINCT",
+    "DISTRIBUTE",
+    "DO",
+    "DOMAIN",
+    "DOUBLE",
+    "DROP",
+    "DUMP",
+    "DURATION",
+    "DYNAMIC",
+    "EACH",
+    "ELEMENT",
+    "ELSE",
+    "ELSEIF",
+    "EMPTY",
+    "ENABLE",
+    "END",
+    "EQUAL",
+    "EQUALS",
+    "ERROR",
+    "ESCAPE",
+    "ESCAPED",
+    "EVAL",
+    "EVALUATE",
+    "EXCEEDED",
+    "EXCEPT",
+    "EXCEPTION",
+    "EXCEPTIONS",
+    "EXCLUSIVE",
+    "EXEC",
+    "EXECUTE",
+    "EXISTS",
+    "EXIT",
+    "EXPLAIN",
+    "EXPLODE",
+    "EXPORT",
+    "EXPRESSION",
+    "EXTENDED",
+    "EXTERNAL",
+    "EXTRACT",
+    "FAIL",
+    "FALSE",
+    "FAMILY",
+    "FETCH",
+    "FIELDS",
+    "FILE",
+    "FILTER",
+    "FILTERING",
+    "FINAL",
+    "FINISH",
+    "FIRST",
+    "FIXED",
+    "FLATTERN",
+    "FLOAT",
+    "FOR",
+    "FORCE",
+    "FOREIGN",
+    "FORMAT",
+    "FORWARD",
+    "FOUND",
+    "FREE",
+    "FROM",
+    "FULL",
+    "FUNCTION",
+    "FUNCTIONS",
+    "GENERAL",
+    "GENERATE",
+    "GET",
+    "GLOB",
+    "GLOBAL",
+    "GO",
+    "GOTO",
+    "GRANT",
+    "GREATER",
+    "GROUP",
+    "GROUPING",
+    "HANDLER",
+    "HASH",
+    "HAVE",
+    "HAVING",
+    "HEAP",
+    "HIDDEN",
+    "HOLD",
+    "HOUR",
+    "IDENTIFIED",
+    "IDENTITY",
+    "IF",
+    "IGNORE",
+    "IMMEDIATE",
+    "IMPORT",
+    "IN",
+    "INCLUDING",
+    "INCLUSIVE",
+    "INCREMENT",
+    "INCREMENTAL",
+    "INDEX",
+    "INDEXED",
+    "INDEXES",
+    "INDICATOR",
+    "INFINITE",
+    "INITIALLY",
+    "INLINE",
+    "INNER",
+    "INNTER",
+    "INOUT",
+    "INPUT",
+    "INSENSITIVE",
+    "INSERT",
+    "INSTEAD",
+    "INT",
+    "INTEGER",
+    "INTERSECT",
+    "INTERVAL",
+    "INTO",
+    "INVALIDATE",
+    "IS",
+    "ISOLATION",
+    "ITEM",
+    "ITEMS",
+    "ITERATE",
+    "JOIN",
+    "KEY",
+    "KEYS",
+    "LAG",
+    "LANGUAGE",
+    "LARGE",
+    "LAST",
+    "LATERAL",
+    "LEAD",
+    "LEADING",
+    "LEAVE",
+    "LEFT",
+    "LENGTH",
+    "LESS",
+    "LEVEL",
+    "LIKE",
+    "LIMIT",
+    "LIMITED",
+    "LINES",
+    "LIST",
+    "LOAD",
+    "LOCAL",
+    "LOCALTIME",
+    "LOCALTIMESTAMP",
+    "LOCATION",
+    "LOCATOR",
+    "LOCK",
+    "LOCKS",
+    "LOG",
+    "LOGED",
+    "LONG",
+    "LOOP",
+    "LOWER",
+    "MAP",
+    "MATCH",
+    "MATERIALIZED",
+    "MAX",
+    "MAXLEN",
+    "MEMBER",
+    "MERGE",
+    "METHOD",
+    "METRICS",
+    "MIN",
+    "MINUS",
+    "MINUTE",
+    "MISSING",
+    "MOD",
+    "MODE",
+    "MODIFIES",
+    "MODIFY",
+    "MODULE",
+    "MONTH",
+    "MULTI",
+    "MULTISET",
+    "NAME",
+    "NAMES",
+    "NATIONAL",
+    "NATURAL",
+    "NCHAR",
+    "NCLOB",
+    "NEW",
+    "NEXT",
+    "NO",
+    "NONE",
+    "NOT",
+    "NULL",
+    "NULLIF",
+    "NUMBER",
+    "NUMERIC",
+    "OBJECT",
+    "OF",
+    "OFFLINE",
+    "OFFSET",
+    "OLD",
+    "ON",
+    "ONLINE",
+    "ONLY",
+    "OPAQUE",
+    "OPEN",
+    "OPERATOR",
+    "OPTION",
+    "OR",
+    "ORDER",
+    "ORDINALITY",
+    "OTHER",
+    "OTHERS",
+    "OUT",
+    "OUTER",
+    "OUTPUT",
+    "OVER",
+    "OVERLAPS",
+    "OVERRIDE",
+    "OWNER",
+    "PAD",
+    "PARALLEL",
+    "PARAMETER",
+    "PARAMETERS",
+    "PARTIAL",
+    "PARTITION",
+    "PARTITIONED",
+    "PARTITIONS",
+    "PATH",
+    "PERCENT",
+    "PERCENTILE",
+    "PERMISSION",
+    "PERMISSIONS",
+    "PIPE",
+    "PIPELINED",
+    "PLAN",
+    "POOL",
+    "POSITION",
+    "PRECISION",
+    "PREPARE",
+    "PRESERVE",
+    "PRIMARY",
+    "PRIOR",
+    "PRIVATE",
+    "PRIVILEGES",
+    "PROCEDURE",
+    "PROCESSED",
+    "PROJECT",
+    "PROJECTION",
+    "PROPERTY",
+    "PROVISIONING",
+    "PUBLIC",
+    "PUT",
+    "QUERY",
+    "QUIT",
+    "QUORUM",
+    "RAISE",
+    "RANDOM",
+    "RANGE",
+    "RANK",
+    "RAW",
+    "READ",
+    "READS",
+    "REAL",
+    "REBUILD",
+    "RECORD",
+    "RECURSIVE",
+    "REDUCE",
+    "REF",
+    "REFERENCE",
+    "REFERENCES",
+    "REFERENCING",
+    "REGEXP",
+    "REGION",
+    "REINDEX",
+    "RELATIVE",
+    "RELEASE",
+    "REMAINDER",
+    "RENAME",
+    "REPEAT",
+    "REPLACE",
+    "REQUEST",
+    "RESET",
+    "RESIGNAL",
+    "RESOURCE",
+    "RESPONSE",
+    "RESTORE",
+    "RESTRICT",
+    "RESULT",
+    "RETURN",
+    "RETURNING",
+    "RETURNS",
+    "REVERSE",
+    "REVOKE",
+    "RIGHT",
+    "ROLE",
+    "ROLES",
+    "ROLLBACK",
+    "ROLLUP",
+    "ROUTINE",
+    "ROW",
+    "ROWS",
+    "RULE",
+    "RULES",
+    "SAMPLE",
+    "SATISFIES",
+    "SAVE",
+    "SAVEPOINT",
+    "SCAN",
+    "SCHEMA",
+    "SCOPE",
+    "SCROLL",
+    "SEARCH",
+    "SECOND",
+    "SECTION",
+    "SEGMENT",
+    "SEGMENTS",
+    "SELECT",
+    "SELF",
+    "SEMI",
+    "SENSITIVE",
+    "SEPARATE",
+    "SEQUENCE",
+    "SERIALIZABLE",
+    "SESSION",
+    "SET",
+    "SETS",
+    "SHARD",
+    "SHARE",
+    "SHARED",
+    "SHORT",
+    "SHOW",
+    "SIGNAL",
+    "SIMILAR",
+    "SIZE",
+    "SKEWED",
+    "SMALLINT",
+    "SNAPSHOT",
+    "SOME",
+    "SOURCE",
+    "SPACE",
+    "SPACES",
+    "SPARSE",
+    "SPECIFIC",
+    "SPECIFICTYPE",
+    "SPLIT",
+    "SQL",
+    "SQLCODE",
+    "SQLERROR",
+    "SQLEXCEPTION",
+    "SQLSTATE",
+    "SQLWARNING",
+    "START",
+    "STATE",
+    "STATIC",
+    "STATUS",
+    "STORAGE",
+    "STORE",
+    "STORED",
+    "STREAM",
+    "STRING",
+    "STRUCT",
+    "STYLE",
+    "SUB",
+    "SUBMULTISET",
+    "SUBPARTITION",
+    "SUBSTRING",
+    "SUBTYPE",
+    "SUM",
+    "SUPER",
+    "SYMMETRIC",
+    "SYNONYM",
+    "SYSTEM",
+    "TABLE",
+    "TABLESAMPLE",
+    "TEMP",
+    "TEMPORARY",
+    "TERMINATED",
+    "TEXT",
+    "THAN",
+    "THEN",
+    "THROUGHPUT",
+    "TIME",
+    "TIMESTAMP",
+    "TIMEZONE",
+    "TINYINT",
+    "TO",
+    "TOKEN",
+    "TOTAL",
+    "TOUCH",
+    "TRAILING",
+    "TRANSACTION",
+    "TRANSFORM",
+    "TRANSLATE",
+    "TRANSLATION",
+    "TREAT",
+    "TRIGGER",
+    "TRIM",
+    "TRUE",
+    "TRUNCATE",
+    "TTL",
+    "TUPLE",
+    "TYPE",
+    "UNDER",
+    "UNDO",
+    "UNION",
+    "UNIQUE",
+    "UNIT",
+    "UNKNOWN",
+    "UNLOGGED",
+    "UNNEST",
+    "UNPROCESSED",
+    "UNSIGNED",
+    "UNTIL",
+    "UPDATE",
+    "UPPER",
+    "URL",
+    "USAGE",
+    "USE",
+    "USER",
+    "USERS",
+    "USING",
+    "UUID",
+    "VACUUM",
+    "VALUE",
+    "VALUED",
+    "VALUES",
+    "VARCHAR",
+    "VARIABLE",
+    "VARIANCE",
+    "VARINT",
+    "VARYING",
+    "VIEW",
+    "VIEWS",
+    "VIRTUAL",
+    "VOID",
+    "WAIT",
+    "WHEN",
+    "WHENEVER",
+    "WHERE",
+    "WHILE",
+    "WINDOW",
+    "WITH",
+    "WITHIN",
+    "WITHOUT",
+    "WORK",
+    "WRAPPED",
+    "WRITE",
+    "YEAR",
+    "ZONE",
 };
 
 /* ------------------------------------------------------------------------------------------ */
@@ -405,8 +926,8 @@ static void *syntax(parser_t *p) {
     a = i ? e->toks[i - 1].pos : t->pos;
     const tok_t *nx = &e->toks[i + 1];
     b = nx->t == T_EOF ? t->pos + t->len : nx->pos + nx->len;
-    return pfail(p, "Syntax error; token: \"%.*s\", near: \"%.*s\"", TOKTEXT(e, i),
-                 (int)(b - a), e->text + a);
+    return pfail(p, "Syntax error; token: \"%.*s\", near: \"%.*s\"", TOKTEXT(e, i), (int)(b - a),
+                 e->text + a);
 }
 
 static bool expect(parser_t *p, int t) {
@@ -449,13 +970,16 @@ static bool is_cond_node(const node_t *n) {
 }
 
 static int fn_of(const char *s, size_t n) {
-    static const struct { const char *name; int fn; } fns[] = {
-        {"attribute_exists", F_EXISTS}, {"attribute_not_exists", F_NOT_EXISTS},
-        {"attribute_type", F_TYPE},     {"begins_with", F_BEGINS},
-        {"contains", F_CONTAINS},       {"size", F_SIZE},
+    static const struct {
+        const char *name;
+        int fn;
+    } fns[] = {
+        {"attribute_exists", F_EXISTS},     {"attribute_not_exists", F_NOT_EXISTS},
+        {"attribute_type", F_TYPE},         {"begins_with", F_BEGINS},
+        {"contains", F_CONTAINS},           {"size", F_SIZE},
         {"if_not_exists", F_IF_NOT_EXISTS}, {"list_append", F_LIST_APPEND},
     };
-    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++)  /* case-sensitive, as DynamoDB */
+    for (size_t i = 0; i < sizeof fns / sizeof fns[0]; i++) /* case-sensitive, as DynamoDB */
         if (strlen(fns[i].name) == n && memcmp(fns[i].name, s, n) == 0) return fns[i].fn;
     return F_UNKNOWN;
 }
@@ -528,7 +1052,7 @@ static node_t *parse_func(parser_t *p, bool update) {
     tbl_expr_t *e = p->e;
     node_t *n = mk(p, N_FUNC, p->i);
     n->fn = fn_of(e->text + e->toks[p->i].pos, e->toks[p->i].len);
-    p->i += 2;  /* name and '(' */
+    p->i += 2; /* name and '(' */
     if (!nest_in(p)) return NULL;
     uint32_t cap = 0;
     for (;;) {
@@ -816,7 +1340,8 @@ static void chk_path(chk_t *c, node_t *n) {
             if (!json_is_string(v)) {
                 note(c, C_NAME,
                      "An expression attribute name used in the document path is not defined; "
-                     "attribute name: %.*s", TOKTEXT(e, el->tok));
+                     "attribute name: %.*s",
+                     TOKTEXT(e, el->tok));
                 continue;
             }
             el->name = json_string_value(v);
@@ -833,7 +1358,8 @@ static void chk_value(chk_t *c, node_t *n) {
     if (!v) {
         note(c, C_VALUE,
              "An expression attribute value used in expression is not defined; "
-             "attribute value: %.*s", TOKTEXT(e, n->tok));
+             "attribute value: %.*s",
+             TOKTEXT(e, n->tok));
         return;
     }
     n->val = v;
@@ -863,12 +1389,15 @@ static void walk1(chk_t *c, node_t *n, int ctx) {
             if (!ok)
                 note(c, C_FUNCUSE,
                      "The function is not allowed to be used this way in an expression; "
-                     "function: %.*s", TOKTEXT(e, n->tok));
+                     "function: %.*s",
+                     TOKTEXT(e, n->tok));
         }
         for (uint32_t i = 0; i < n->nk; i++) walk1(c, n->k[i], CTX_OPERAND);
         return;
     }
-    case N_AND: case N_OR: case N_NOT:
+    case N_AND:
+    case N_OR:
+    case N_NOT:
         for (uint32_t i = 0; i < n->nk; i++) walk1(c, n->k[i], CTX_COND);
         return;
     default:
@@ -908,8 +1437,10 @@ static void node_opname(const tbl_expr_t *e, const node_t *n, char *out, size_t 
 static void bad_type(chk_t *c, const node_t *n, int t) {
     char op[64];
     node_opname(c->e, n, op, sizeof op);
-    note(c, C_FUNC, "Incorrect operand type for operator or function; operator or function: %s, "
-         "operand type: %s", op, tbl_type_name(t));
+    note(c, C_FUNC,
+         "Incorrect operand type for operator or function; operator or function: %s, "
+         "operand type: %s",
+         op, tbl_type_name(t));
 }
 
 static void chk_between_bounds(chk_t *c, const node_t *n) {
@@ -939,8 +1470,10 @@ static void chk_distinct(chk_t *c, const node_t *n) {
         node_opname(c->e, n, op, sizeof op);
         tr_buf b = TR_BUF_INIT;
         path_render(&b, first);
-        note(c, C_DISTINCT, "The first operand must be distinct from the remaining operands for "
-             "this operator or function; operator: %s, first operand: %s", op, b.data);
+        note(c, C_DISTINCT,
+             "The first operand must be distinct from the remaining operands for "
+             "this operator or function; operator: %s, first operand: %s",
+             op, b.data);
         tr_buf_free(&b);
         return;
     }
@@ -953,14 +1486,19 @@ static void chk_func(chk_t *c, const node_t *n) {
     uint32_t want = n->fn == F_EXISTS || n->fn == F_NOT_EXISTS || n->fn == F_SIZE ? 1 : 2;
     if (n->fn == F_UNKNOWN) return;
     if (n->nk != want) {
-        note(c, C_FUNC, "Incorrect number of operands for operator or function; operator or "
-             "function: %.*s, number of operands: %u", TOKTEXT(e, n->tok), n->nk);
+        note(c, C_FUNC,
+             "Incorrect number of operands for operator or function; operator or "
+             "function: %.*s, number of operands: %u",
+             TOKTEXT(e, n->tok), n->nk);
         return;
     }
     if ((n->fn == F_EXISTS || n->fn == F_NOT_EXISTS || n->fn == F_TYPE ||
-         n->fn == F_IF_NOT_EXISTS) && n->k[0]->kind != N_PATH) {
-        note(c, C_FUNC, "Operator or function requires a document path; operator or function: "
-             "%.*s", TOKTEXT(e, n->tok));
+         n->fn == F_IF_NOT_EXISTS) &&
+        n->k[0]->kind != N_PATH) {
+        note(c, C_FUNC,
+             "Operator or function requires a document path; operator or function: "
+             "%.*s",
+             TOKTEXT(e, n->tok));
         return;
     }
     switch (n->fn) {
@@ -1042,8 +1580,10 @@ static void walk2(chk_t *c, const node_t *n) {
         break;
     case N_IN:
         if (n->nk - 1 > EXPR_MAX_IN)
-            note(c, C_FUNC, "The IN operator is provided with too many operands; number of "
-                 "operands: %u", n->nk - 1);
+            note(c, C_FUNC,
+                 "The IN operator is provided with too many operands; number of "
+                 "operands: %u",
+                 n->nk - 1);
         chk_distinct(c, n);
         break;
     default: break;
@@ -1058,8 +1598,7 @@ static int path_relation(const node_t *a, const node_t *b) {
         const pel_t *x = &a->el[i], *y = &b->el[i];
         bool xi = x->src == EL_INDEX, yi = y->src == EL_INDEX;
         if (xi != yi) return 2;
-        if (xi ? x->idx != y->idx
-               : x->nlen != y->nlen || memcmp(x->name, y->name, x->nlen) != 0)
+        if (xi ? x->idx != y->idx : x->nlen != y->nlen || memcmp(x->name, y->name, x->nlen) != 0)
             return 0;
     }
     return 1;
@@ -1078,9 +1617,10 @@ static void chk_paths(chk_t *c, node_t *const *paths, uint32_t n) {
             tr_buf a = TR_BUF_INIT, b = TR_BUF_INIT;
             path_render(&a, paths[i]);
             path_render(&b, paths[j]);
-            note(c, cls, "Two document paths %s with each other; must remove or rewrite one of "
-                 "these paths; path one: %s, path two: %s", r == 1 ? "overlap" : "conflict",
-                 a.data, b.data);
+            note(c, cls,
+                 "Two document paths %s with each other; must remove or rewrite one of "
+                 "these paths; path one: %s, path two: %s",
+                 r == 1 ? "overlap" : "conflict", a.data, b.data);
             tr_buf_free(&a);
             tr_buf_free(&b);
         }
@@ -1095,8 +1635,10 @@ static int check(tbl_expr_t *e, tbl_expr_usage_t *u, tr_err *err) {
     c->u = u;
     if (e->kind == TBL_EXPR_UPDATE) {
         if (e->dup_section >= 0)
-            note(c, C_SECTION, "The \"%s\" section can only be used once in an update "
-                 "expression;", section_names[e->dup_section]);
+            note(c, C_SECTION,
+                 "The \"%s\" section can only be used once in an update "
+                 "expression;",
+                 section_names[e->dup_section]);
         for (uint32_t i = 0; i < e->nacts; i++) {
             walk1(c, e->acts[i].path, CTX_OPERAND);
             if (e->acts[i].val) walk1(c, e->acts[i].val, CTX_OPERAND);
@@ -1107,8 +1649,10 @@ static int check(tbl_expr_t *e, tbl_expr_usage_t *u, tr_err *err) {
             int t = tbl_av_type(a->val->val);
             bool ok = is_set_type(t) || (a->type == A_ADD && t == TBL_T_N);
             if (!ok)
-                note(c, C_ADDDEL, "Incorrect operand type for operator or function; operator: "
-                     "%s, operand type: %s", section_names[a->type], long_type(t));
+                note(c, C_ADDDEL,
+                     "Incorrect operand type for operator or function; operator: "
+                     "%s, operand type: %s",
+                     section_names[a->type], long_type(t));
         }
         node_t **paths = tr_xcalloc(e->nacts, sizeof *paths);
         for (uint32_t i = 0; i < e->nacts; i++) paths[i] = e->acts[i].path;
@@ -1148,14 +1692,17 @@ void tbl_expr_free(tbl_expr_t *e) {
 int tbl_expr_parse(int kind, const char *text, json_t *names, json_t *values,
                    tbl_expr_usage_t *usage, tbl_expr_t **out, tr_err *err) {
     if (!out || !text || kind < TBL_EXPR_CONDITION || kind > TBL_EXPR_PROJECTION)
-        return tr_err_set(err, TR_EINVAL, "tbl_expr_parse: text, out and a TBL_EXPR_* kind are "
+        return tr_err_set(err, TR_EINVAL,
+                          "tbl_expr_parse: text, out and a TBL_EXPR_* kind are "
                           "required");
     *out = NULL;
     const char *what = what_of(kind);
     size_t len = strlen(text);
     if (len > EXPR_MAX_BYTES)
-        return tr_err_set(err, TR_EVALIDATION, "Invalid %s: Expression size has exceeded the "
-                          "maximum allowed size; expression size: %zu", what, len);
+        return tr_err_set(err, TR_EVALIDATION,
+                          "Invalid %s: Expression size has exceeded the "
+                          "maximum allowed size; expression size: %zu",
+                          what, len);
     if (strspn(text, " \t\r\n") == len)
         return tr_err_set(err, TR_EVALIDATION, "Invalid %s: The expression can not be empty;",
                           what);
@@ -1201,8 +1748,10 @@ static int unused(const json_t *defined, const json_t *used, const char *what, t
     }
     int rc = 0;
     if (b.len)
-        rc = tr_err_set(err, TR_EVALIDATION, "Value provided in %s unused in expressions: keys: "
-                        "{%s}", what, b.data);
+        rc = tr_err_set(err, TR_EVALIDATION,
+                        "Value provided in %s unused in expressions: keys: "
+                        "{%s}",
+                        what, b.data);
     tr_buf_free(&b);
     return rc;
 }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * expr.h -- DynamoDB expressions: condition / filter, key condition, update, projection.
  *
  * Parse once, evaluate against items in their wire form (item.h).  The grammar and semantics
@@ -41,8 +42,13 @@
 #include "core/err.h"
 #include "table/item.h"
 
-enum { TBL_EXPR_CONDITION, TBL_EXPR_FILTER, TBL_EXPR_KEY_CONDITION, TBL_EXPR_UPDATE,
-       TBL_EXPR_PROJECTION };
+enum {
+    TBL_EXPR_CONDITION,
+    TBL_EXPR_FILTER,
+    TBL_EXPR_KEY_CONDITION,
+    TBL_EXPR_UPDATE,
+    TBL_EXPR_PROJECTION
+};
 
 typedef struct tbl_expr tbl_expr_t;
 
@@ -94,8 +100,16 @@ json_t *tbl_expr_update_project(const tbl_expr_t *e, const json_t *item);
 json_t *tbl_expr_project(const tbl_expr_t *e, const json_t *item);
 
 /* Key condition, resolved against the table/index key names. */
-enum { TBL_KC_NONE, TBL_KC_EQ, TBL_KC_LT, TBL_KC_LE, TBL_KC_GT, TBL_KC_GE, TBL_KC_BETWEEN,
-       TBL_KC_BEGINS_WITH };
+enum {
+    TBL_KC_NONE,
+    TBL_KC_EQ,
+    TBL_KC_LT,
+    TBL_KC_LE,
+    TBL_KC_GT,
+    TBL_KC_GE,
+    TBL_KC_BETWEEN,
+    TBL_KC_BEGINS_WITH
+};
 typedef struct tbl_keycond {
     const json_t *hash;      /* borrowed from values */
     int range_op;            /* TBL_KC_* */

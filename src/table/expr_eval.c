@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * expr_eval.c -- DynamoDB expressions, evaluated: conditions and filters, update expressions
  * (new values against the old item, then writes in document-path order), projections and key
  * conditions.  expr.c parses and checks the text into the tree (expr_int.h) these walk.
@@ -30,17 +31,13 @@ static json_t *path_get_n(const json_t *item, const node_t *p, uint32_t n) {
     for (uint32_t i = 1; i < n && av; i++) {
         int t;
         json_t *in = tbl__expr_av_inner(av, &t);
-        if (p->el[i].src == EL_INDEX)
-            av = t == TBL_T_L ? json_array_get(in, p->el[i].idx) : NULL;
-        else
-            av = t == TBL_T_M ? json_object_getn(in, p->el[i].name, p->el[i].nlen) : NULL;
+        if (p->el[i].src == EL_INDEX) av = t == TBL_T_L ? json_array_get(in, p->el[i].idx) : NULL;
+        else av = t == TBL_T_M ? json_object_getn(in, p->el[i].name, p->el[i].nlen) : NULL;
     }
     return av;
 }
 
-static json_t *path_get(const json_t *item, const node_t *p) {
-    return path_get_n(item, p, p->nel);
-}
+static json_t *path_get(const json_t *item, const node_t *p) { return path_get_n(item, p, p->nel); }
 
 /* size(): UTF-8 bytes of S, decoded bytes of B, members of sets / L / M; -1 otherwise. */
 static long av_size(const json_t *av) {
@@ -55,7 +52,10 @@ static long av_size(const json_t *av) {
         free(b);
         return (long)n;
     }
-    case TBL_T_SS: case TBL_T_NS: case TBL_T_BS: case TBL_T_L: return (long)json_array_size(v);
+    case TBL_T_SS:
+    case TBL_T_NS:
+    case TBL_T_BS:
+    case TBL_T_L: return (long)json_array_size(v);
     case TBL_T_M: return (long)json_object_size(v);
     default: return -1;
     }
@@ -147,7 +147,8 @@ static bool ev_contains(const json_t *a, const json_t *b) {
     int ta, tb;
     json_t *va = tbl__expr_av_inner(a, &ta), *vb = tbl__expr_av_inner(b, &tb);
     switch (ta) {
-    case TBL_T_S: case TBL_T_B: return av_bytes_op(a, b, false);
+    case TBL_T_S:
+    case TBL_T_B: return av_bytes_op(a, b, false);
     case TBL_T_SS: return tb == TBL_T_S && set_has(ta, va, vb);
     case TBL_T_NS: return tb == TBL_T_N && set_has(ta, va, vb);
     case TBL_T_BS: return tb == TBL_T_B && set_has(ta, va, vb);
@@ -237,7 +238,8 @@ static bool ev_cond(const node_t *n, const json_t *item) {
 
 int tbl_expr_eval(const tbl_expr_t *e, const json_t *item, int *result, tr_err *err) {
     if (!e || !result || !e->root)
-        return tr_err_set(err, TR_EINVAL, "tbl_expr_eval: a parsed condition, filter or key "
+        return tr_err_set(err, TR_EINVAL,
+                          "tbl_expr_eval: a parsed condition, filter or key "
                           "condition expression and result are required");
     *result = ev_cond(e->root, item) ? 1 : 0;
     return 0;
@@ -248,17 +250,20 @@ int tbl_expr_eval(const tbl_expr_t *e, const json_t *item, int *result, tr_err *
 /* ------------------------------------------------------------------------------------------ */
 
 static int err_missing(tr_err *err) {
-    return tr_err_set(err, TR_EVALIDATION, "The provided expression refers to an attribute that "
+    return tr_err_set(err, TR_EVALIDATION,
+                      "The provided expression refers to an attribute that "
                       "does not exist in the item");
 }
 
 static int err_type(tr_err *err) {
-    return tr_err_set(err, TR_EVALIDATION, "An operand in the update expression has an incorrect "
+    return tr_err_set(err, TR_EVALIDATION,
+                      "An operand in the update expression has an incorrect "
                       "data type");
 }
 
 static int err_path(tr_err *err) {
-    return tr_err_set(err, TR_EVALIDATION, "The document path provided in the update expression "
+    return tr_err_set(err, TR_EVALIDATION,
+                      "The document path provided in the update expression "
                       "is invalid for update");
 }
 
@@ -279,9 +284,7 @@ static int upd_value(const node_t *n, const json_t *item, json_t **out, tr_err *
         *out = json_deep_copy(v);
         return 0;
     }
-    case N_VALUE:
-        *out = json_deep_copy(n->val);
-        return 0;
+    case N_VALUE: *out = json_deep_copy(n->val); return 0;
     case N_FUNC:
         if (n->fn == F_IF_NOT_EXISTS) {
             json_t *v = path_get(item, n->k[0]);
@@ -324,8 +327,7 @@ static int upd_value(const node_t *n, const json_t *item, json_t **out, tr_err *
         json_decref(b);
         return rc;
     }
-    default:
-        return err_type(err);
+    default: return err_type(err);
     }
 }
 
@@ -447,7 +449,8 @@ static void apply(json_t *item, const wr_t *w) {
 int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
                     tr_err *err) {
     if (!e || !out || e->kind != TBL_EXPR_UPDATE)
-        return tr_err_set(err, TR_EINVAL, "tbl_expr_update: a parsed update expression and out "
+        return tr_err_set(err, TR_EINVAL,
+                          "tbl_expr_update: a parsed update expression and out "
                           "are required");
     *out = NULL;
     int rc = tbl_expr_update_keys_ok(e, key, err);
@@ -498,7 +501,8 @@ int tbl_expr_update_keys_ok(const tbl_expr_t *e, const json_t *key, tr_err *err)
     for (uint32_t i = 0; i < e->nacts; i++) {
         const pel_t *top = &e->acts[i].path->el[0];
         if (json_object_getn(key, top->name, top->nlen))
-            return tr_err_set(err, TR_EVALIDATION, "One or more parameter values were invalid: "
+            return tr_err_set(err, TR_EVALIDATION,
+                              "One or more parameter values were invalid: "
                               "Cannot update attribute %.*s. This attribute is part of the key",
                               (int)top->nlen, top->name);
     }
@@ -655,8 +659,10 @@ static int kc_leaf(const tbl_expr_t *e, const node_t *n, kleaf_t *out, tr_err *e
     if (n->kind == N_OR || n->kind == N_NOT || n->kind == N_IN ||
         (n->kind == N_CMP && n->op == T_NE))
         return kc_fail(err, "Invalid operator used in KeyConditionExpression: %s",
-                       n->kind == N_OR ? "OR" : n->kind == N_NOT ? "NOT"
-                       : n->kind == N_IN ? "IN" : "<>");
+                       n->kind == N_OR    ? "OR"
+                       : n->kind == N_NOT ? "NOT"
+                       : n->kind == N_IN  ? "IN"
+                                          : "<>");
     if (n->kind == N_FUNC && n->fn != F_BEGINS)
         return kc_fail(err, "Invalid operator used in KeyConditionExpression: %.*s",
                        TOKTEXT(e, n->tok));
@@ -673,19 +679,22 @@ static int kc_leaf(const tbl_expr_t *e, const node_t *n, kleaf_t *out, tr_err *e
     }
     if (npath > 1)
         return kc_fail(err, "Invalid condition in KeyConditionExpression: Multiple attribute "
-                       "names used in one condition");
+                            "names used in one condition");
     if (npath == 0)
         return kc_fail(err, "Invalid condition in KeyConditionExpression: No key attribute "
-                       "specified");
+                            "specified");
     const node_t *p = n->k[pathi];
     if (p->nel > 1)
         return kc_fail(err, "KeyConditionExpressions cannot have conditions on nested "
-                       "attributes");
+                            "attributes");
     out->path = p;
     out->b = NULL;
     if (n->kind == N_CMP) {
-        static const int map[] = {[T_EQ] = TBL_KC_EQ, [T_LT] = TBL_KC_LT, [T_LE] = TBL_KC_LE,
-                                  [T_GT] = TBL_KC_GT, [T_GE] = TBL_KC_GE};
+        static const int map[] = {[T_EQ] = TBL_KC_EQ,
+                                  [T_LT] = TBL_KC_LT,
+                                  [T_LE] = TBL_KC_LE,
+                                  [T_GT] = TBL_KC_GT,
+                                  [T_GE] = TBL_KC_GE};
         out->op = pathi == 0 ? map[n->op] : kc_flip(map[n->op]);
         out->a = n->k[1 - pathi]->val;
         return 0;
@@ -709,7 +718,8 @@ static bool name_is(const node_t *p, const char *name) {
 int tbl_expr_keycond(const tbl_expr_t *e, const char *hash_name, const char *range_name,
                      tbl_keycond_t *out, tr_err *err) {
     if (!e || !out || !hash_name || !e->root)
-        return tr_err_set(err, TR_EINVAL, "tbl_expr_keycond: a parsed key condition, hash_name "
+        return tr_err_set(err, TR_EINVAL,
+                          "tbl_expr_keycond: a parsed key condition, hash_name "
                           "and out are required");
     memset(out, 0, sizeof *out);
     out->range_op = TBL_KC_NONE;
@@ -735,15 +745,14 @@ int tbl_expr_keycond(const tbl_expr_t *e, const char *hash_name, const char *ran
         for (int j = 0; j < i; j++)
             if (tbl__expr_path_eq(kl[i].path, kl[j].path))
                 return kc_fail(err, "KeyConditionExpressions must only contain one condition "
-                               "per key");
+                                    "per key");
     }
     int hash = -1, range = -1;
     for (int i = 0; i < nl; i++) {
         if (name_is(kl[i].path, hash_name)) hash = i;
         else if (name_is(kl[i].path, range_name)) range = i;
     }
-    if (hash < 0)
-        return kc_fail(err, "Query condition missed key schema element: %s", hash_name);
+    if (hash < 0) return kc_fail(err, "Query condition missed key schema element: %s", hash_name);
     for (int i = 0; i < nl; i++) {
         if (i == hash || i == range) continue;
         if (range_name && range < 0)

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * expr_int.h -- DynamoDB expression internals shared by expr.c (lexer, parser, checks) and
  * expr_eval.c (evaluation, updates, projections, key conditions): the parsed tree.  Not API
  * (expr.h is).
@@ -18,8 +19,28 @@
 /* Types                                                                                       */
 /* ------------------------------------------------------------------------------------------ */
 
-enum { T_EOF, T_IDENT, T_NAME, T_VALUE, T_NUM, T_LP, T_RP, T_LB, T_RB, T_COMMA, T_DOT, T_EQ,
-       T_NE, T_LT, T_LE, T_GT, T_GE, T_PLUS, T_MINUS, T_BAD };
+enum {
+    T_EOF,
+    T_IDENT,
+    T_NAME,
+    T_VALUE,
+    T_NUM,
+    T_LP,
+    T_RP,
+    T_LB,
+    T_RB,
+    T_COMMA,
+    T_DOT,
+    T_EQ,
+    T_NE,
+    T_LT,
+    T_LE,
+    T_GT,
+    T_GE,
+    T_PLUS,
+    T_MINUS,
+    T_BAD
+};
 
 typedef struct tok {
     int t;
@@ -27,8 +48,17 @@ typedef struct tok {
 } tok_t;
 
 enum { N_PATH, N_VALUE, N_FUNC, N_CMP, N_BETWEEN, N_IN, N_AND, N_OR, N_NOT, N_ARITH };
-enum { F_UNKNOWN, F_EXISTS, F_NOT_EXISTS, F_TYPE, F_BEGINS, F_CONTAINS, F_SIZE, F_IF_NOT_EXISTS,
-       F_LIST_APPEND };
+enum {
+    F_UNKNOWN,
+    F_EXISTS,
+    F_NOT_EXISTS,
+    F_TYPE,
+    F_BEGINS,
+    F_CONTAINS,
+    F_SIZE,
+    F_IF_NOT_EXISTS,
+    F_LIST_APPEND
+};
 enum { EL_IDENT, EL_REF, EL_INDEX };
 
 /* One element of a document path: a name (bare or #ref, resolved) or a list index. */

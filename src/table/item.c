@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * item.c -- DynamoDB AttributeValues and items in wire form: type, validate, size, compare, key.
  *
  * Everything works on jansson values exactly as the request carried them (item.h).  Validation
@@ -613,8 +614,8 @@ int tbl_av_equal(const json_t *a, const json_t *b) {
     case TBL_T_M: {
         if (json_object_size(va) != json_object_size(vb)) return 0;
         for (void *it = json_object_iter(va); it; it = json_object_iter_next(va, it)) {
-            json_t *o =
-                json_object_getn(vb, json_object_iter_key(it), json_object_iter_key_len(it));
+            json_t *o = json_object_getn(vb, json_object_iter_key(it),
+                                         json_object_iter_key_len(it));
             if (!o || !tbl_av_equal(json_object_iter_value(it), o)) return 0;
         }
         return 1;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * item.h -- DynamoDB attribute values and items, in their wire form (jansson).
  *
  * An item is a JSON object {"name": AttributeValue, ...}; an AttributeValue is a one-member
@@ -24,8 +25,19 @@
 #define TBL_MAX_ITEM_BYTES (400 * 1024)
 #define TBL_MAX_DEPTH 32
 
-enum { TBL_T_S, TBL_T_N, TBL_T_B, TBL_T_BOOL, TBL_T_NULL, TBL_T_L, TBL_T_M, TBL_T_SS,
-       TBL_T_NS, TBL_T_BS, TBL_T_INVALID };
+enum {
+    TBL_T_S,
+    TBL_T_N,
+    TBL_T_B,
+    TBL_T_BOOL,
+    TBL_T_NULL,
+    TBL_T_L,
+    TBL_T_M,
+    TBL_T_SS,
+    TBL_T_NS,
+    TBL_T_BS,
+    TBL_T_INVALID
+};
 
 /* Append v as compact JSON text: the text json_dumps(v, JSON_COMPACT | JSON_ENCODE_ANY)
  * writes (members in insertion order, the same escapes; \u00XX hex in lower case), without

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * num.c -- DynamoDB numbers: exact decimal parse, format, add/sub, compare, key bytes.
  *
  * A number is a sign, up to 38 significant digits and a decimal exponent (num.h).  Everything

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * num.h -- DynamoDB numbers: exact decimals with up to 38 significant digits.
  *
  * DynamoDB's N type is a decimal, not a double: 38 digits of precision, magnitudes from 1E-130

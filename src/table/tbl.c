@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl.c -- the table engine: DynamoDB tables in one LMDB environment, group-committed writes.
  *
  * Every table lives in memory as an immutable snapshot (tb_table_t: schema, indexes, TTL, tags),
@@ -156,11 +157,15 @@ int64_t tbl__now_ms(const tbl_t *db) {
 /* Message for an LMDB failure, with the fix. */
 int tbl__mdb_fail(tr_err *err, int rc, const char *what) {
     if (rc == MDB_MAP_FULL)
-        return tr_err_set(err, TR_EIO, "table storage is full while %s (LMDB map size "
-                                        "reached); raise the tables map size", what);
+        return tr_err_set(err, TR_EIO,
+                          "table storage is full while %s (LMDB map size "
+                          "reached); raise the tables map size",
+                          what);
     if (rc == MDB_TXN_FULL)
-        return tr_err_set(err, TR_EIO, "too many changes in one transaction while %s; split the "
-                                        "request", what);
+        return tr_err_set(err, TR_EIO,
+                          "too many changes in one transaction while %s; split the "
+                          "request",
+                          what);
     return tr_err_set(err, TR_EIO, "storage error while %s: %s", what, mdb_strerror(rc));
 }
 
@@ -372,8 +377,9 @@ int tbl__wait_end(tb_wait_t *w) {
 
 int tbl__on_writer(tbl_t *db, tr_err *err) {
     if (db->writer_started && pthread_equal(pthread_self(), db->writer))
-        return tr_err_set(err, TR_EINVAL, "a synchronous table call was made from a write "
-                                          "callback; it would wait for itself");
+        return tr_err_set(err, TR_EINVAL,
+                          "a synchronous table call was made from a write "
+                          "callback; it would wait for itself");
     return 0;
 }
 
@@ -435,8 +441,9 @@ static int meta_load(tbl_t *db, tr_err *err) {
         if (!j) {
             mdb_cursor_close(c);
             mdb_txn_abort(txn);
-            return tr_err_set(err, TR_ECORRUPT, "table metadata %.*s is corrupt (%s); restore "
-                                                "DATA/tables from a backup",
+            return tr_err_set(err, TR_ECORRUPT,
+                              "table metadata %.*s is corrupt (%s); restore "
+                              "DATA/tables from a backup",
                               (int)k.mv_size, (char *)k.mv_data, je.text);
         }
         tb_table_t *t = tbl__tab_from_json(j);
@@ -461,8 +468,10 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     if (!dir || !out) return tr_err_set(err, TR_EINVAL, "tbl_open needs a directory");
     *out = NULL;
     if (tr_mkdir_p(dir))
-        return tr_err_set(err, TR_EIO, "cannot create %s: %s; check the data directory "
-                                       "permissions", dir, strerror(errno));
+        return tr_err_set(err, TR_EIO,
+                          "cannot create %s: %s; check the data directory "
+                          "permissions",
+                          dir, strerror(errno));
     tbl_t *db = tr_xcalloc(1, sizeof *db);
     db->dir = tr_xstrdup(dir);
     if (opts) db->opts = *opts;
@@ -489,8 +498,9 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     int dead = 0;
     mdb_reader_check(db->env, &dead); /* slots left by a crashed process */
     if (mdb_env_get_maxkeysize(db->env) < TBL__KEYMAX) {
-        tr_err_set(err, TR_EINTERNAL, "liblmdb allows keys of %d bytes; the table engine needs "
-                                      "%d: build against a standard liblmdb",
+        tr_err_set(err, TR_EINTERNAL,
+                   "liblmdb allows keys of %d bytes; the table engine needs "
+                   "%d: build against a standard liblmdb",
                    mdb_env_get_maxkeysize(db->env), TBL__KEYMAX);
         goto fail;
     }
@@ -602,10 +612,12 @@ static int sync_one(tbl_handle_t *h, tbl_write_t *w, json_t **attrs, tr_err *err
     return rc;
 }
 
-int tbl_sync_put(tbl_handle_t *h, json_t *item, const tbl_expr_t *cond, json_t **old,
-                 tr_err *err) {
+int tbl_sync_put(tbl_handle_t *h, json_t *item, const tbl_expr_t *cond, json_t **old, tr_err *err) {
     if (!h) return tr_err_set(err, TR_EINVAL, "no table handle");
-    tbl_write_t w = {.op = TBL_OP_PUT, .table = h->name, .item = item, .cond = cond,
+    tbl_write_t w = {.op = TBL_OP_PUT,
+                     .table = h->name,
+                     .item = item,
+                     .cond = cond,
                      .return_values = old ? TBL_RV_ALL_OLD : TBL_RV_NONE};
     return sync_one(h, &w, old, err);
 }
@@ -613,15 +625,22 @@ int tbl_sync_put(tbl_handle_t *h, json_t *item, const tbl_expr_t *cond, json_t *
 int tbl_sync_update(tbl_handle_t *h, const json_t *key, const tbl_expr_t *update,
                     const tbl_expr_t *cond, int return_values, json_t **attrs, tr_err *err) {
     if (!h) return tr_err_set(err, TR_EINVAL, "no table handle");
-    tbl_write_t w = {.op = TBL_OP_UPDATE, .table = h->name, .key = key, .update = update,
-                     .cond = cond, .return_values = return_values};
+    tbl_write_t w = {.op = TBL_OP_UPDATE,
+                     .table = h->name,
+                     .key = key,
+                     .update = update,
+                     .cond = cond,
+                     .return_values = return_values};
     return sync_one(h, &w, attrs, err);
 }
 
 int tbl_sync_delete(tbl_handle_t *h, const json_t *key, const tbl_expr_t *cond, json_t **old,
                     tr_err *err) {
     if (!h) return tr_err_set(err, TR_EINVAL, "no table handle");
-    tbl_write_t w = {.op = TBL_OP_DELETE, .table = h->name, .key = key, .cond = cond,
+    tbl_write_t w = {.op = TBL_OP_DELETE,
+                     .table = h->name,
+                     .key = key,
+                     .cond = cond,
                      .return_values = old ? TBL_RV_ALL_OLD : TBL_RV_NONE};
     return sync_one(h, &w, old, err);
 }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl.h -- the table engine: DynamoDB-style tables in one LMDB environment, group-committed writes.
  *
  * This is DynamoDB as a C library, without HTTP.  A tbl_t owns a data directory:
@@ -112,8 +113,7 @@ enum { TBL_RV_NONE, TBL_RV_ALL_OLD, TBL_RV_UPDATED_OLD, TBL_RV_ALL_NEW, TBL_RV_U
 /* Write kinds; CHECK is TransactWriteItems' ConditionCheck */
 enum { TBL_OP_PUT, TBL_OP_UPDATE, TBL_OP_DELETE, TBL_OP_CHECK };
 /* Select */
-enum { TBL_SELECT_ALL_ATTRIBUTES, TBL_SELECT_ALL_PROJECTED, TBL_SELECT_SPECIFIC,
-       TBL_SELECT_COUNT };
+enum { TBL_SELECT_ALL_ATTRIBUTES, TBL_SELECT_ALL_PROJECTED, TBL_SELECT_SPECIFIC, TBL_SELECT_COUNT };
 
 typedef struct tbl tbl_t;
 
@@ -226,8 +226,7 @@ int tbl_table_update(tbl_t *db, const char *name, const tbl_table_update_t *u,
 int tbl_table_list(tbl_t *db, const char *after, size_t max, char ***names, size_t *n, int *more,
                    tr_err *err);
 /* Tags: add/overwrite (TR_ELIMIT past 50 in all), remove (absent keys ignored). */
-int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_t n,
-                       tr_err *err);
+int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_t n, tr_err *err);
 int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t n, tr_err *err);
 /* UpdateTimeToLive.  TR_EVALIDATION "TimeToLive is already enabled" / "TimeToLive is already
  * disabled" as DynamoDB.  Enabling applies to writes at once; the existing items' TTL values
@@ -279,8 +278,7 @@ typedef void (*tbl_done_cb)(void *arg, int rc);
  * match its schema, a bad index key value: the message names it), TR_ETHROTTLED, TR_ECLOSED.
  * Two writes of one key in one submission are applied in order (BatchWriteItem's "Provided list
  * of item keys contains duplicates" is the adapter's to refuse). */
-int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg,
-                     tr_err *err);
+int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg, tr_err *err);
 
 /* TransactWriteItems.  All writes or none, in ONE LMDB write transaction. */
 typedef struct tbl_txn {
@@ -346,22 +344,22 @@ typedef struct tbl_query {
      * the table/index key names) or, when keycond_expr is NULL, kc filled by the caller. */
     const tbl_expr_t *keycond_expr;
     tbl_keycond_t kc;
-    const tbl_expr_t *filter;       /* applied after the page is read */
-    const tbl_expr_t *projection;   /* TBL_SELECT_SPECIFIC */
-    int select;                     /* TBL_SELECT_*; ALL_ATTRIBUTES on an LSI whose projection
+    const tbl_expr_t *filter; /* applied after the page is read */
+    const tbl_expr_t *projection; /* TBL_SELECT_SPECIFIC */
+    int select; /* TBL_SELECT_*; ALL_ATTRIBUTES on an LSI whose projection
                                        is not ALL fetches from the table; on such a GSI it is
                                        TR_EVALIDATION, as DynamoDB */
-    int backward;                   /* ScanIndexForward = false */
-    uint32_t limit;                 /* items read (before the filter); 0: no limit */
-    const json_t *start_key;        /* ExclusiveStartKey or NULL */
-    uint32_t segment, total_segments;   /* Scan; total 0: not segmented */
+    int backward; /* ScanIndexForward = false */
+    uint32_t limit; /* items read (before the filter); 0: no limit */
+    const json_t *start_key; /* ExclusiveStartKey or NULL */
+    uint32_t segment, total_segments; /* Scan; total 0: not segmented */
     /* out */
-    json_t *items;                  /* array (new reference) of items after filter and
+    json_t *items; /* array (new reference) of items after filter and
                                        projection; NULL for SELECT_COUNT */
-    uint32_t count;                 /* items after the filter */
-    uint32_t scanned;               /* items read */
-    size_t scanned_bytes;           /* sum of tbl_item_size of read items, for ConsumedCapacity */
-    json_t *last_key;               /* LastEvaluatedKey (new reference) or NULL on the last page */
+    uint32_t count; /* items after the filter */
+    uint32_t scanned; /* items read */
+    size_t scanned_bytes; /* sum of tbl_item_size of read items, for ConsumedCapacity */
+    json_t *last_key; /* LastEvaluatedKey (new reference) or NULL on the last page */
     tr_err err;
 } tbl_query_t;
 
@@ -372,7 +370,7 @@ typedef struct tbl_query {
  * the schema, bad segment).  On error nothing is returned (outputs NULL).  Free outputs with
  * tbl_query_free. */
 int tbl_query(tbl_t *db, tbl_query_t *q, tr_err *err);
-void tbl_query_free(tbl_query_t *q);    /* decref items/last_key; accepts NULL */
+void tbl_query_free(tbl_query_t *q); /* decref items/last_key; accepts NULL */
 
 /* Key attribute names of a table (index NULL) or index, into caller buffers of TBL_MAX_NAME+1
  * (range[0] = 0 when none).  For adapters that resolve key conditions themselves. */
@@ -403,7 +401,7 @@ int tbl_background_pending(tbl_t *db);
  * usable from any thread; it stays valid across a DeleteTable (calls then give TR_ENOTFOUND). */
 typedef struct tbl_handle tbl_handle_t;
 int tbl_handle_open(tbl_t *db, const char *table, tbl_handle_t **out, tr_err *err);
-void tbl_handle_close(tbl_handle_t *h);   /* accepts NULL */
+void tbl_handle_close(tbl_handle_t *h); /* accepts NULL */
 
 /* Submit and wait: returns the callback's rc; w[] / t outputs as in the async calls. */
 int tbl_sync_write(tbl_t *db, tbl_write_t *w, size_t n, tr_err *err);
@@ -411,8 +409,7 @@ int tbl_sync_txn(tbl_t *db, tbl_txn_t *t, tr_err *err);
 
 /* PutItem; cond may be NULL; *old (may be NULL) receives the previous item (new ref) or NULL.
  * TR_ECONDITION when cond is false. */
-int tbl_sync_put(tbl_handle_t *h, json_t *item, const tbl_expr_t *cond, json_t **old,
-                 tr_err *err);
+int tbl_sync_put(tbl_handle_t *h, json_t *item, const tbl_expr_t *cond, json_t **old, tr_err *err);
 /* GetItem; *item receives a new reference or NULL when absent (rc 0 either way). */
 int tbl_sync_get(tbl_handle_t *h, const json_t *key, json_t **item, tr_err *err);
 /* UpdateItem; *attrs (may be NULL) receives what return_values asks for, or NULL. */
@@ -431,6 +428,6 @@ size_t tbl_key_bytes(const json_t *hash_av, const json_t *range_av, uint8_t *out
 /* Scan segment (0..total-1) an item with this hash key AV belongs to. */
 uint32_t tbl_key_segment(const json_t *hash_av, uint32_t total);
 
-const char *tbl_status_name(int status);    /* "ACTIVE", ... */
+const char *tbl_status_name(int status); /* "ACTIVE", ... */
 
 #endif

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_bg.c -- the table engine's background work, on the writer thread between batches: GSI
  * backfill, removal of a deleted table's or index's entries, TTL indexing of existing items;
  * and the TTL sweep (the TTL thread finds expired items, a control job deletes them).
@@ -24,8 +25,8 @@
 
 /* Delete the keys starting with prefix[0..n), at most max of them (0: all).  *more (if not
  * NULL) tells whether some are left. */
-static int range_delete_some(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n,
-                             size_t max, int *more) {
+static int range_delete_some(MDB_txn *txn, MDB_dbi dbi, const uint8_t *prefix, size_t n, size_t max,
+                             int *more) {
     MDB_cursor *c;
     int rc = mdb_cursor_open(txn, dbi, &c);
     if (rc) return rc;
@@ -311,9 +312,9 @@ static int marker_step(tbl_t *db, const char *prefix, marker_fn fn, const char *
 
 /* A drop marker: delete the next chunk of keys under its prefix, then the marker. */
 static int drop_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
-    uint8_t pre[5];   /* table id, or table id + space */
+    uint8_t pre[5]; /* table id, or table id + space */
     size_t plen = tbl__marker_bytes(k, pre);
-    if (plen != 4 && plen != 5) return mdb_cursor_del(c, 0);   /* not ours: dropped */
+    if (plen != 4 && plen != 5) return mdb_cursor_del(c, 0); /* not ours: dropped */
     int more = 0;
     int rc = range_delete_some(txn, db->db_items, pre, plen, db->opts.bf_chunk, &more);
     if (!rc && !more) rc = mdb_cursor_del(c, 0);
@@ -337,7 +338,7 @@ int tbl__ttl_pos_del(tbl_t *db, MDB_txn *txn, uint32_t id) {
 static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) {
     uint8_t idb[5];
     char mk[16];
-    if (tbl__marker_bytes(k, idb) != 4) return mdb_cursor_del(c, 0);   /* not ours: dropped */
+    if (tbl__marker_bytes(k, idb) != 4) return mdb_cursor_del(c, 0); /* not ours: dropped */
     uint32_t id = get_be32(idb);
     MDB_val posk = {(size_t)tbl__ttl_key_meta(mk, id), mk};
     tb_table_t *t = NULL;
@@ -345,7 +346,7 @@ static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) 
         if (db->tabs[i]->id == id && db->tabs[i]->ttl_enabled) t = db->tabs[i];
     uint8_t kb[TBL__KEYMAX];
     size_t kn = 0;
-    int done = 1, rc = 0;   /* a marker without its table (or with TTL off) is dropped */
+    int done = 1, rc = 0; /* a marker without its table (or with TTL off) is dropped */
     if (t) rc = chunk_each(db, txn, t, &posk, kb, &kn, ttl_index_one, NULL, &done);
     if (!rc && done) {
         rc = mdb_del(txn, db->db_meta, &posk, NULL);
@@ -359,11 +360,11 @@ static int ttl_marker(tbl_t *db, MDB_txn *txn, MDB_cursor *c, const MDB_val *k) 
 
 /* Writer thread, between batches: one chunk of background work. */
 void tbl__bg_step(tbl_t *db) {
-    if (tr_mono_ms() < db->bg_retry_ms) return;   /* backing off after a failure */
+    if (tr_mono_ms() < db->bg_retry_ms) return; /* backing off after a failure */
     int r = marker_step(db, "d/", drop_marker, "removing a deleted table's or index's entries");
     if (r == 0) r = marker_step(db, "l/", ttl_marker, "indexing TTL values");
     if (r < 0) db->bg_retry_ms = tr_mono_ms() + TB_BG_RETRY_MS;
-    else if (r == 0) bf_step(db);   /* clears bg_pending when nothing is left */
+    else if (r == 0) bf_step(db); /* clears bg_pending when nothing is left */
 }
 
 int tbl_background_pending(tbl_t *db) { return db ? atomic_load(&db->bg_pending) : 0; }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_int.h -- the table engine's internals, shared by its files.  Not API (tbl.h is).
  *
  *     tbl.c        overview and on-disk format; helpers, the name map of table snapshots,
@@ -55,11 +56,12 @@ uint32_t tbl__hash32(const uint8_t *p, size_t n);
 #define TB_BG_RETRY_MS 1000   /* background work waits this long after an LMDB failure */
 #define TB_DEF_TTL_MS 1000
 #define TB_TOKEN_SWEEP_MS 60000
-#define TB_ENC_MAX 4200                 /* tbl_key_encode output of the largest legal key value
+#define TB_ENC_MAX                                                                                 \
+    4200                 /* tbl_key_encode output of the largest legal key value
                                            (1 + 2 * 2048 + 2); longer is refused */
 #define TB_FULLKEY_MAX (9 + 4 * (2 * TB_ENC_MAX + 2) + 64)   /* unfolded key scratch */
 #define TB_RPOOL 64
-#define TB_VAL_KEYTAIL 0x02             /* value flag: the unfolded key's tail follows the header */
+#define TB_VAL_KEYTAIL 0x02 /* value flag: the unfolded key's tail follows the header */
 #define TB_MAX_HASH_BYTES 2048
 #define TB_MAX_RANGE_BYTES 1024
 #define TB_MAX_INCLUDE 100
@@ -81,7 +83,7 @@ typedef struct tb_scratch {
     uint8_t pk[TB_FULLKEY_MAX];
 } tb_scratch_t;
 
-extern _Thread_local tb_scratch_t *tbl__tls_scratch;   /* tbl.c; NULL until first use */
+extern _Thread_local tb_scratch_t *tbl__tls_scratch; /* tbl.c; NULL until first use */
 tb_scratch_t *tbl__scratch_new(void);
 
 /* This thread's scratch (valid until the thread exits; the next key built on this thread
@@ -98,7 +100,7 @@ typedef struct tb_index {
     uint8_t space;
     int local;
     char *hash, *range;
-    int htype, rtype;           /* TBL_T_S/N/B; rtype -1 without range */
+    int htype, rtype; /* TBL_T_S/N/B; rtype -1 without range */
     int proj;
     char **incl;
     size_t n_incl;
@@ -108,7 +110,7 @@ typedef struct tb_index {
 
 typedef struct tb_table {
     atomic_int refs;
-    atomic_int retired;         /* replaced or dropped: re-resolve on the writer thread */
+    atomic_int retired; /* replaced or dropped: re-resolve on the writer thread */
     uint32_t id;
     char *name;
     char table_id[37];
@@ -126,7 +128,7 @@ typedef struct tb_table {
     size_t n_tags;
     tb_index_t *idx;
     size_t n_idx;
-    int kf;                     /* key format (tbl.c "On-disk format"): 0 or 1 */
+    int kf; /* key format (tbl.c "On-disk format"): 0 or 1 */
     /* writer thread only */
     uint64_t st_items[256], st_bytes[256];
     int dirty;
@@ -139,14 +141,14 @@ typedef struct tb_key {
 
 /* Per write, computed at submit. */
 typedef struct tb_wx {
-    tb_table_t *tab;            /* reference held */
-    tb_key_t key;               /* stored key in space 0 */
-    uint8_t *pk;                /* C(hash)[C(range)], malloc'd */
+    tb_table_t *tab; /* reference held */
+    tb_key_t key; /* stored key in space 0 */
+    uint8_t *pk; /* C(hash)[C(range)], malloc'd */
     size_t pk_n;
-    char *text;                 /* PUT: compact JSON (malloc'd by jansson) */
+    char *text; /* PUT: compact JSON (malloc'd by jansson) */
     size_t text_n;
-    uint32_t size;              /* PUT: tbl_item_size */
-    int bad_key;                /* transaction: a key attribute has the wrong type (no key
+    uint32_t size; /* PUT: tbl_item_size */
+    int bad_key; /* transaction: a key attribute has the wrong type (no key
                                    built); the writer cancels with the reason */
 } tb_wx_t;
 
@@ -164,7 +166,7 @@ typedef struct tb_job {
     tbl_done_cb cb;
     void *arg;
     size_t bytes;
-    int rc;                     /* J_WRITES: first failing rc */
+    int rc; /* J_WRITES: first failing rc */
     tb_wx_t x[];
 } tb_job_t;
 
@@ -175,27 +177,26 @@ typedef struct tb_op {
     uint32_t old_size;
     int old_has_ttl;
     int64_t old_ttl;
-    json_t *old;                /* parsed old item (owned) or NULL */
-    json_t *neu;                /* new item (owned reference) or NULL */
-    char *text;                 /* new text */
+    json_t *old; /* parsed old item (owned) or NULL */
+    json_t *neu; /* new item (owned reference) or NULL */
+    char *text; /* new text */
     size_t text_n;
     int text_owned;
     uint32_t new_size;
     int new_has_ttl;
     int64_t new_ttl;
-    int act;                    /* A_NONE, A_PUT, A_DEL */
-    int refuse_all;             /* w->rc refuses a whole transaction, not just this write (an
+    int act; /* A_NONE, A_PUT, A_DEL */
+    int refuse_all; /* w->rc refuses a whole transaction, not just this write (an
                                    empty index key value: DynamoDB's top-level error) */
 } tb_op_t;
 
 enum { A_NONE, A_PUT, A_DEL };
 
-enum { C_CREATE, C_DELETE, C_UPDATE, C_TAGS_ADD, C_TAGS_REMOVE, C_TTL, C_TTL_DELETE,
-       C_TOKENS };
+enum { C_CREATE, C_DELETE, C_UPDATE, C_TAGS_ADD, C_TAGS_REMOVE, C_TTL, C_TTL_DELETE, C_TOKENS };
 
 typedef struct tb_ttl_cand {
-    tb_table_t *tab;            /* reference held */
-    tb_key_t key;               /* stored key of the item */
+    tb_table_t *tab; /* reference held */
+    tb_key_t key; /* stored key of the item */
     int64_t expiry;
 } tb_ttl_cand_t;
 
@@ -235,9 +236,9 @@ struct tbl {
     MDB_dbi db_meta, db_items, db_stats, db_tokens;
 
     pthread_rwlock_t tlock;
-    tb_table_t **tabs;          /* sorted by name; one reference each */
+    tb_table_t **tabs; /* sorted by name; one reference each */
     size_t n_tabs, cap_tabs;
-    uint32_t next_id;           /* writer thread */
+    uint32_t next_id; /* writer thread */
 
     pthread_mutex_t qmu;
     pthread_cond_t q_cond;
@@ -256,11 +257,11 @@ struct tbl {
     /* writer thread only */
     tb_table_t **dirty;
     size_t n_dirty, cap_dirty;
-    tr_err werr;                /* message of a hard (LMDB) failure */
+    tr_err werr; /* message of a hard (LMDB) failure */
     int64_t last_token_sweep;
-    atomic_int bg_pending;      /* a dropped table's items or a CREATING GSI may be left:
+    atomic_int bg_pending; /* a dropped table's items or a CREATING GSI may be left:
                                    tbl__bg_step runs between batches (tbl_background_pending) */
-    long long bg_retry_ms;      /* monotonic ms before which tbl__bg_step waits (after a failure) */
+    long long bg_retry_ms; /* monotonic ms before which tbl__bg_step waits (after a failure) */
 
     pthread_t writer, ttl_thr;
     int writer_started, ttl_started;
@@ -269,9 +270,13 @@ struct tbl {
 /* What tbl__index_check looks at.  DynamoDB refuses an empty index key value before anything runs
  * (even in a transaction: a top-level ValidationException), a wrong type or size while applying
  * (in a transaction: a cancellation reason). */
-enum { IX_EMPTY = 1, IX_TYPE = 2, IX_ALL = 3, IX_UPDATE = 4 /* the value came from an update
-                                                                   expression (its message) */ };
-
+enum {
+    IX_EMPTY = 1,
+    IX_TYPE = 2,
+    IX_ALL = 3,
+    IX_UPDATE = 4 /* the value came from an update
+                                                                   expression (its message) */
+};
 
 /* ---- small helpers, inline: they run per key read ------------------------------------------ */
 

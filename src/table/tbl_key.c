@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_key.c -- the table engine's storage encoding: stored keys (components, partition hash,
  * key formats 0 and 1, folding of long keys), item values (header, key tail, JSON text) and the
  * schema checks that decide whether an item or a key can be stored at all.
@@ -276,8 +277,7 @@ int tbl__key_value_empty(const json_t *av, int type) {
 }
 
 /* Value checks shared by items and keys: emptiness and the size limits. */
-static int key_value_check(const char *name, int type, const json_t *av, int is_hash,
-                           tr_err *err) {
+static int key_value_check(const char *name, int type, const json_t *av, int is_hash, tr_err *err) {
     if (tbl__key_value_empty(av, type))
         return tr_err_set(err, TR_EVALIDATION,
                           "One or more parameter values are not valid. The AttributeValue for a "
@@ -285,17 +285,19 @@ static int key_value_check(const char *name, int type, const json_t *av, int is_
                           type == TBL_T_S ? "string" : "binary", name);
     size_t n = key_value_bytes(av, type);
     if (is_hash && n > TB_MAX_HASH_BYTES)
-        return tr_err_set(err, TR_EVALIDATION, INVALID "Size of hashkey has exceeded the maximum "
-                                                       "size limit of 2048 bytes");
+        return tr_err_set(err, TR_EVALIDATION,
+                          INVALID "Size of hashkey has exceeded the maximum "
+                                  "size limit of 2048 bytes");
     if (!is_hash && n > TB_MAX_RANGE_BYTES)
-        return tr_err_set(err, TR_EVALIDATION, INVALID "Aggregated size of all range keys has "
-                                                       "exceeded the size limit of 1024 bytes");
+        return tr_err_set(err, TR_EVALIDATION,
+                          INVALID "Aggregated size of all range keys has "
+                                  "exceeded the size limit of 1024 bytes");
     return 0;
 }
 
 /* The key attributes of a whole item (PutItem). */
-int tbl__item_key_check(const tb_table_t *t, const json_t *item, const json_t **h,
-                        const json_t **r, tr_err *err) {
+int tbl__item_key_check(const tb_table_t *t, const json_t *item, const json_t **h, const json_t **r,
+                        tr_err *err) {
     if (!json_is_object(item))
         return tr_err_set(err, TR_EVALIDATION, INVALID "the item must be a map of attributes");
     const char *names[2] = {t->hash, t->range};
@@ -304,13 +306,14 @@ int tbl__item_key_check(const tb_table_t *t, const json_t *item, const json_t **
     *r = NULL;
     for (int i = 0; i < (t->range ? 2 : 1); i++) {
         const json_t *av = json_object_get(item, names[i]);
-        if (!av) return tr_err_set(err, TR_EVALIDATION, INVALID "Missing the key %s in the item",
-                                   names[i]);
+        if (!av)
+            return tr_err_set(err, TR_EVALIDATION, INVALID "Missing the key %s in the item",
+                              names[i]);
         int at = tbl_av_type(av);
         if (at != types[i])
             return tr_err_set(err, TR_EVALIDATION,
-                              INVALID "Type mismatch for key %s expected: %s actual: %s",
-                              names[i], tbl_type_name(types[i]), tbl_type_name(at));
+                              INVALID "Type mismatch for key %s expected: %s actual: %s", names[i],
+                              tbl_type_name(types[i]), tbl_type_name(at));
         int rc = key_value_check(names[i], types[i], av, i == 0, err);
         if (rc) return rc;
         *outs[i] = av;
@@ -330,8 +333,7 @@ int tbl__key_check(const tb_table_t *t, const json_t *key, const json_t **h, con
     if (rc) return rc;
     if (t->range) {
         const json_t *rv = json_object_get(key, t->range);
-        if (!rv || tbl_av_type(rv) != t->rtype)
-            return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
+        if (!rv || tbl_av_type(rv) != t->rtype) return tr_err_set(err, TR_EVALIDATION, KEY_SCHEMA);
         rc = key_value_check(t->range, t->rtype, rv, 0, err);
         if (rc) return rc;
         *r = rv;
@@ -414,8 +416,8 @@ int tbl__index_key(const tb_index_t *ix, const json_t *item, const uint8_t *pk, 
 
 /* Unfolded key of item's entry in ix (tbl__index_key returned 1) in tbl__scratch()->full; its
  * length. */
-size_t tbl__index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk,
-                       size_t pk_n, const tb_table_t *t) {
+size_t tbl__index_full(const tb_index_t *ix, const json_t *item, const uint8_t *pk, size_t pk_n,
+                       const tb_table_t *t) {
     return tbl__key_full(t, ix->space, json_object_get(item, ix->hash),
                          ix->range ? json_object_get(item, ix->range) : NULL, pk, pk_n);
 }

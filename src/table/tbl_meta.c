@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_meta.c -- the table engine's metadata and control plane: table snapshots and their JSON
  * form in "meta", CreateTable / DeleteTable / UpdateTable (GSIs), tags, TTL settings,
  * DescribeTable / ListTables, and the control jobs that run them on the writer thread.
@@ -269,8 +270,9 @@ static int def_check(const tbl_table_info_t *d, tr_err *err) {
     int rc = name_check("tableName", d->name, err);
     if (rc) return rc;
     if (!d->hash)
-        return tr_err_set(err, TR_EVALIDATION, "No Hash Key specified in schema.  All Dynamo DB "
-                                               "tables must have exactly one hash key");
+        return tr_err_set(err, TR_EVALIDATION,
+                          "No Hash Key specified in schema.  All Dynamo DB "
+                          "tables must have exactly one hash key");
     if (d->range && !strcmp(d->hash, d->range))
         return tr_err_set(err, TR_EVALIDATION,
                           INVALID "Both the Hash Key and the Range Key element in the KeySchema "
@@ -278,12 +280,16 @@ static int def_check(const tbl_table_info_t *d, tr_err *err) {
     for (size_t i = 0; i < d->n_attrs; i++) {
         int t = d->attrs[i].type;
         if (!d->attrs[i].name || (t != TBL_T_S && t != TBL_T_N && t != TBL_T_B))
-            return tr_err_set(err, TR_EVALIDATION, INVALID "attribute definition %zu: a name and "
-                                                           "type S, N or B are required", i);
+            return tr_err_set(err, TR_EVALIDATION,
+                              INVALID "attribute definition %zu: a name and "
+                                      "type S, N or B are required",
+                              i);
         for (size_t k = 0; k < i; k++)
             if (!strcmp(d->attrs[k].name, d->attrs[i].name))
-                return tr_err_set(err, TR_EVALIDATION, "Cannot have two attributes with the same "
-                                                       "name: %s", d->attrs[i].name);
+                return tr_err_set(err, TR_EVALIDATION,
+                                  "Cannot have two attributes with the same "
+                                  "name: %s",
+                                  d->attrs[i].name);
     }
     size_t gsi = 0, lsi = 0, incl = 0;
     const char *used[2 + 2 * (TBL_MAX_GSI + TBL_MAX_LSI)];
@@ -316,18 +322,22 @@ static int def_check(const tbl_table_info_t *d, tr_err *err) {
             if (!ix->range)
                 return tr_err_set(err, TR_EVALIDATION,
                                   INVALID "Index KeySchema must have a range key for local "
-                                          "secondary index: %s", ix->name);
+                                          "secondary index: %s",
+                                  ix->name);
         } else if (++gsi > TBL_MAX_GSI) {
-            return tr_err_set(err, TR_ELIMIT, INVALID "GlobalSecondaryIndex count exceeds the "
-                                                      "per-table limit of %d", TBL_MAX_GSI);
+            return tr_err_set(err, TR_ELIMIT,
+                              INVALID "GlobalSecondaryIndex count exceeds the "
+                                      "per-table limit of %d",
+                              TBL_MAX_GSI);
         }
         incl += ix->n_include;
         used[n_used++] = ix->hash;
         if (ix->range) used[n_used++] = ix->range;
     }
     if (incl > TB_MAX_INCLUDE)
-        return tr_err_set(err, TR_ELIMIT, INVALID "The number of attributes in key schema plus "
-                                                  "non-key projected attributes exceeds %d",
+        return tr_err_set(err, TR_ELIMIT,
+                          INVALID "The number of attributes in key schema plus "
+                                  "non-key projected attributes exceeds %d",
                           TB_MAX_INCLUDE);
     for (size_t i = 0; i < n_used; i++)
         if (def_type(d->attrs, d->n_attrs, used[i]) < 0)
@@ -569,8 +579,7 @@ static int ctl_create(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
 
 static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     tb_table_t *t = tbl__map_find(db, c->name);
-    if (!t)
-        return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
+    if (!t) return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
     if (t->dp)
         return tr_err_set(&c->err, TR_EINUSE,
                           "Resource cannot be deleted as it is currently protected against "
@@ -604,8 +613,7 @@ static int ctl_delete(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
 static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
     const tbl_table_update_t *u = c->u;
     tb_table_t *t = tbl__map_find(db, c->name);
-    if (!t)
-        return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
+    if (!t) return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
     tb_table_t *n = tbl__tab_clone(t);
     int rc = 0;
     if (u->set_billing) {
@@ -620,24 +628,30 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
         for (size_t i = 0; i < n->n_idx; i++) gsis += !n->idx[i].local;
         if ((rc = index_def_check(gi, &c->err))) goto fail;
         if (gi->local) {
-            rc = tr_err_set(&c->err, TR_EVALIDATION, INVALID "local secondary indexes can only "
-                                                             "be created with the table");
+            rc = tr_err_set(&c->err, TR_EVALIDATION,
+                            INVALID "local secondary indexes can only "
+                                    "be created with the table");
             goto fail;
         }
         if (gsis >= TBL_MAX_GSI) {
-            rc = tr_err_set(&c->err, TR_ELIMIT, "GlobalSecondaryIndex count exceeds the "
-                                                "per-table limit of %d", TBL_MAX_GSI);
+            rc = tr_err_set(&c->err, TR_ELIMIT,
+                            "GlobalSecondaryIndex count exceeds the "
+                            "per-table limit of %d",
+                            TBL_MAX_GSI);
             goto fail;
         }
         for (size_t i = 0; i < n->n_idx; i++)
             if (n->idx[i].status == TBL_STATUS_CREATING) {
-                rc = tr_err_set(&c->err, TR_ELIMIT, "Subscriber limit exceeded: Only 1 online "
+                rc = tr_err_set(&c->err, TR_ELIMIT,
+                                "Subscriber limit exceeded: Only 1 online "
                                 "index can be created or deleted simultaneously per table");
                 goto fail;
             }
         if (tbl__tab_index(n, gi->name)) {
-            rc = tr_err_set(&c->err, TR_EVALIDATION, "Attempting to create an index which "
-                                                     "already exists: %s", gi->name);
+            rc = tr_err_set(&c->err, TR_EVALIDATION,
+                            "Attempting to create an index which "
+                            "already exists: %s",
+                            gi->name);
             goto fail;
         }
         for (size_t i = 0; i < u->n_attrs; i++) {
@@ -671,8 +685,10 @@ static int ctl_update(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
             if (!taken && !tbl__space_dropping(db, txn, n->id, (uint8_t)s)) space = (uint8_t)s;
         }
         if (!space) {   /* every key space taken or still being emptied */
-            rc = tr_err_set(&c->err, TR_ELIMIT, "Subscriber limit exceeded: too many indexes "
-                            "created and deleted on table %s recently; retry later", n->name);
+            rc = tr_err_set(&c->err, TR_ELIMIT,
+                            "Subscriber limit exceeded: too many indexes "
+                            "created and deleted on table %s recently; retry later",
+                            n->name);
             goto fail;
         }
         n->idx = tr_xrealloc(n->idx, (n->n_idx + 1) * sizeof *n->idx);
@@ -756,15 +772,12 @@ static int tags_merge(tb_table_t *n, const tbl_tag_t *tags, size_t nt, tr_err *e
 
 static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pub) {
     tb_table_t *t = tbl__map_find(db, c->name);
-    if (!t)
-        return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
+    if (!t) return tr_err_set(&c->err, TR_ENOTFOUND, NOT_FOUND ": Table: %s not found", c->name);
     tb_table_t *n = tbl__tab_clone(t);
     int rc = 0;
     uint8_t pre[5];
     switch (c->kind) {
-    case C_TAGS_ADD:
-        rc = tags_merge(n, c->tags, c->n_tags, &c->err);
-        break;
+    case C_TAGS_ADD: rc = tags_merge(n, c->tags, c->n_tags, &c->err); break;
     case C_TAGS_REMOVE:
         for (size_t i = 0; i < c->n_keys; i++)
             for (size_t k = 0; k < n->n_tags; k++)
@@ -815,8 +828,7 @@ static int ctl_meta_change(tbl_t *db, MDB_txn *txn, tb_ctl_t *c, tb_table_t **pu
             if (rc) rc = tbl__mdb_fail(&c->err, rc, "removing TTL entries");
         }
         break;
-    default:
-        break;
+    default: break;
     }
     if (!rc && (rc = tbl__meta_put(db, txn, n)))
         rc = tbl__mdb_fail(&c->err, rc, "updating a table");
@@ -833,7 +845,7 @@ static int ctl_tokens(tbl_t *db, MDB_txn *txn, tb_ctl_t *c) {
     MDB_cursor *cur;
     int rc = mdb_cursor_open(txn, db->db_tokens, &cur);
     if (rc) return tbl__mdb_fail(&c->err, rc, "sweeping tokens");
-    char (*dead)[TBL_MAX_TOKEN + 1] = NULL;
+    char(*dead)[TBL_MAX_TOKEN + 1] = NULL;
     size_t n = 0, cap = 0;
     MDB_val k, v;
     for (rc = mdb_cursor_get(cur, &k, &v, MDB_FIRST); !rc;
@@ -867,7 +879,10 @@ int tbl__ctl_exec(tbl_t *db, tb_ctl_t *c) {
     int remove = 0;
     switch (c->kind) {
     case C_CREATE: rc = ctl_create(db, txn, c, &pub); break;
-    case C_DELETE: rc = ctl_delete(db, txn, c); remove = !rc; break;
+    case C_DELETE:
+        rc = ctl_delete(db, txn, c);
+        remove = !rc;
+        break;
     case C_UPDATE: rc = ctl_update(db, txn, c, &pub); break;
     case C_TTL_DELETE: rc = tbl__ctl_ttl_delete(db, txn, c); break;
     case C_TOKENS: rc = ctl_tokens(db, txn, c); break;
@@ -921,8 +936,7 @@ int tbl__ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err) {
     return rc;
 }
 
-int tbl_table_create(tbl_t *db, const tbl_table_info_t *def, tbl_table_info_t *out,
-                     tr_err *err) {
+int tbl_table_create(tbl_t *db, const tbl_table_info_t *def, tbl_table_info_t *out, tr_err *err) {
     if (!db || !def) return tr_err_set(err, TR_EINVAL, "CreateTable needs a definition");
     int rc = def_check(def, err);
     if (rc) return rc;
@@ -945,14 +959,14 @@ int tbl_table_update(tbl_t *db, const char *name, const tbl_table_update_t *u,
                           "UpdateStreamEnabled, GlobalSecondaryIndexUpdates or SSESpecification "
                           "or ReplicaUpdates is required");
     if (u->create_gsi && u->delete_gsi)
-        return tr_err_set(err, TR_EVALIDATION, "Only one global secondary index update per "
-                                               "UpdateTable call is supported");
+        return tr_err_set(err, TR_EVALIDATION,
+                          "Only one global secondary index update per "
+                          "UpdateTable call is supported");
     tb_ctl_t c = {.kind = C_UPDATE, .name = name, .u = u, .out = out};
     return tbl__ctl_run(db, &c, err);
 }
 
-int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_t n,
-                       tr_err *err) {
+int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_t n, tr_err *err) {
     if (!db || !name || (n && !tags)) return tr_err_set(err, TR_EINVAL, "TagResource: bad args");
     for (size_t i = 0; i < n; i++)
         if (!tags[i].key || !*tags[i].key)
@@ -961,8 +975,7 @@ int tbl_table_tags_add(tbl_t *db, const char *name, const tbl_tag_t *tags, size_
     return tbl__ctl_run(db, &c, err);
 }
 
-int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t n,
-                          tr_err *err) {
+int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t n, tr_err *err) {
     if (!db || !name || (n && !keys)) return tr_err_set(err, TR_EINVAL, "UntagResource: bad args");
     tb_ctl_t c = {.kind = C_TAGS_REMOVE, .name = name, .keys = keys, .n_keys = n};
     return tbl__ctl_run(db, &c, err);
@@ -971,8 +984,9 @@ int tbl_table_tags_remove(tbl_t *db, const char *name, char *const *keys, size_t
 int tbl_ttl_update(tbl_t *db, const char *name, const char *attr, int enabled, tr_err *err) {
     if (!db || !name) return tr_err_set(err, TR_EINVAL, "UpdateTimeToLive needs a table name");
     if (!attr || !*attr || strlen(attr) > 255)
-        return tr_err_set(err, TR_EVALIDATION, "TimeToLiveSpecification needs an AttributeName "
-                                               "of 1-255 characters");
+        return tr_err_set(err, TR_EVALIDATION,
+                          "TimeToLiveSpecification needs an AttributeName "
+                          "of 1-255 characters");
     tb_ctl_t c = {.kind = C_TTL, .name = name, .ttl_attr = attr, .ttl_enabled = enabled};
     return tbl__ctl_run(db, &c, err);
 }
@@ -1026,8 +1040,11 @@ int tbl_key_schema(tbl_t *db, const char *table, const char *index, char *hash, 
     int rc = 0;
     if (index) {
         const tb_index_t *ix = tbl__tab_index(t, index);
-        if (!ix) rc = tr_err_set(err, TR_EVALIDATION, "The table does not have the specified "
-                                                      "index: %s", index);
+        if (!ix)
+            rc = tr_err_set(err, TR_EVALIDATION,
+                            "The table does not have the specified "
+                            "index: %s",
+                            index);
         else {
             h = ix->hash;
             r = ix->range;

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_read.c -- the table engine's reads, on the calling thread in an LMDB read transaction:
  * GetItem / BatchGetItem / TransactGetItems (tbl_get_many), and Query / Scan in exact key order
  * (fold groups of long keys read whole and sorted on unfolded keys).
@@ -54,8 +55,10 @@ int tbl_get_many(tbl_t *db, tbl_get_t *g, size_t n, tr_err *err) {
                 } else {
                     q->item = tbl__val_parse(&v);
                     if (!q->item)
-                        q->rc = tr_err_set(&q->err, TR_ECORRUPT, "stored item of table %s is "
-                                                                 "corrupt", t->name);
+                        q->rc = tr_err_set(&q->err, TR_ECORRUPT,
+                                           "stored item of table %s is "
+                                           "corrupt",
+                                           t->name);
                     else if (q->projection) {
                         json_t *p = tbl_expr_project(q->projection, q->item);
                         json_decref(q->item);
@@ -211,8 +214,7 @@ static int seek(MDB_cursor *c, const uint8_t *b, size_t n, int after, MDB_val *k
 
 /* Position at the last key < b (n <= TBL__FOLD_KEEP), or with incl the last key extending or
  * below b. */
-static int seek_back(MDB_cursor *c, const uint8_t *b, size_t n, int incl, MDB_val *k,
-                     MDB_val *v) {
+static int seek_back(MDB_cursor *c, const uint8_t *b, size_t n, int incl, MDB_val *k, MDB_val *v) {
     uint8_t s[TBL__KEYMAX];
     int rc;
     if (incl && !(n = key_succ(b, n, s))) return mdb_cursor_get(c, k, v, MDB_LAST);
@@ -266,9 +268,9 @@ static json_t *value_succ(const json_t *av, int type) {
     return out;
 }
 
-
-#define BAD_START "The provided starting key is invalid: The provided key element does not match " \
-                  "the schema"
+#define BAD_START                                                                                  \
+    "The provided starting key is invalid: The provided key element does not match "               \
+    "the schema"
 
 /* Unfolded key of an ExclusiveStartKey. */
 static int esk_build(const tb_table_t *t, const tb_index_t *ix, const json_t *esk, tb_fkey_t *S,
@@ -331,14 +333,16 @@ static int kc_check(const tbl_keycond_t *kc, const char *hname, const char *rnam
         return tr_err_set(err, TR_EVALIDATION, "Query condition missed key schema element: %s",
                           hname);
     if (tbl_av_type(kc->hash) != htype)
-        return tr_err_set(err, TR_EVALIDATION, INVALID "Condition parameter type does not match "
-                                                       "schema type");
+        return tr_err_set(err, TR_EVALIDATION,
+                          INVALID "Condition parameter type does not match "
+                                  "schema type");
     if (kc->range_op == TBL_KC_NONE) return 0;
     if (!rname) return tr_err_set(err, TR_EVALIDATION, "Query key condition not supported");
     if (!kc->range_a || tbl_av_type(kc->range_a) != rtype ||
         (kc->range_op == TBL_KC_BETWEEN && (!kc->range_b || tbl_av_type(kc->range_b) != rtype)))
-        return tr_err_set(err, TR_EVALIDATION, INVALID "Condition parameter type does not match "
-                                                       "schema type");
+        return tr_err_set(err, TR_EVALIDATION,
+                          INVALID "Condition parameter type does not match "
+                                  "schema type");
     if (kc->range_op == TBL_KC_BEGINS_WITH && rtype == TBL_T_N)
         return tr_err_set(err, TR_EVALIDATION,
                           "Invalid KeyConditionExpression: Incorrect operand type for operator or "
@@ -349,7 +353,6 @@ static int kc_check(const tbl_keycond_t *kc, const char *hname, const char *rnam
                           "bound to be greater than or equal to lower bound");
     return 0;
 }
-
 
 /* The unfolded key of a stored entry (val_ok): the stored key itself unless it may be folded
  * (folded keys are exactly TBL__FOLD_KEEP + 32 bytes long), else its first TBL__FOLD_KEEP bytes
@@ -540,11 +543,15 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     if (q->index) {
         ix = tbl__tab_index(t, q->index);
         if (!ix)
-            return tr_err_set(err, TR_EVALIDATION, "The table does not have the specified index: "
-                                                   "%s", q->index);
+            return tr_err_set(err, TR_EVALIDATION,
+                              "The table does not have the specified index: "
+                              "%s",
+                              q->index);
         if (ix->status == TBL_STATUS_CREATING)
-            return tr_err_set(err, TR_EVALIDATION, "Cannot read from backfilling global "
-                                                   "secondary index: %s", q->index);
+            return tr_err_set(err, TR_EVALIDATION,
+                              "Cannot read from backfilling global "
+                              "secondary index: %s",
+                              q->index);
         hname = ix->hash;
         rname = ix->range;
         htype = ix->htype;
@@ -554,8 +561,9 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     if (q->select < TBL_SELECT_ALL_ATTRIBUTES || q->select > TBL_SELECT_COUNT)
         return tr_err_set(err, TR_EVALIDATION, "unknown Select value %d", q->select);
     if (q->select == TBL_SELECT_SPECIFIC && !q->projection)
-        return tr_err_set(err, TR_EVALIDATION, "Select SPECIFIC_ATTRIBUTES needs a "
-                                               "ProjectionExpression");
+        return tr_err_set(err, TR_EVALIDATION,
+                          "Select SPECIFIC_ATTRIBUTES needs a "
+                          "ProjectionExpression");
     if (q->select == TBL_SELECT_ALL_ATTRIBUTES && ix && !ix->local && ix->proj != TBL_PROJ_ALL)
         return tr_err_set(err, TR_EVALIDATION,
                           INVALID "Select type ALL_ATTRIBUTES is not supported for global "
@@ -606,12 +614,12 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
             }
             break;
         }
-        default:
-            break;
+        default: break;
         }
         if (bad) {
-            rc = tr_err_set(err, TR_EVALIDATION, INVALID "a key condition value is longer than "
-                                                         "a key value can be (2048 bytes)");
+            rc = tr_err_set(err, TR_EVALIDATION,
+                            INVALID "a key condition value is longer than "
+                                    "a key value can be (2048 bytes)");
             goto out;
         }
     } else {
@@ -640,8 +648,9 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
     if (q->start_key) {
         if ((rc = esk_build(t, ix, q->start_key, &g->S, err))) goto out;
         if (!q->scan && !tbl_av_equal(json_object_get(q->start_key, hname), kc.hash)) {
-            rc = tr_err_set(err, TR_EVALIDATION, "The provided starting key is outside query "
-                                                 "boundaries based on provided condition");
+            rc = tr_err_set(err, TR_EVALIDATION,
+                            "The provided starting key is outside query "
+                            "boundaries based on provided condition");
             goto out;
         }
         g->has_S = 1;
@@ -683,8 +692,9 @@ static int query_run(tbl_t *db, const tb_table_t *t, tbl_query_t *q, tr_err *err
         }
     }
     if (q->select != TBL_SELECT_COUNT) q->items = json_array();
-    tb_page_t pg = {db, t, ix, q, txn, g, q->filter || q->select != TBL_SELECT_COUNT || fetch_base,
-                    fetch_base, NULL, err};
+    tb_page_t pg = {
+        db,         t,    ix, q, txn, g, q->filter || q->select != TBL_SELECT_COUNT || fetch_base,
+        fetch_base, NULL, err};
     size_t pn = fkey_seekable(&g->P);
     int r = 0;
     while (mrc == 0) {

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tbl_write.c -- the table engine's data writes: submission (checks, key encoding, admission
  * against the budget, queue) on any thread, and the writer thread that applies queued jobs in
  * group-committed LMDB transactions (PutItem, UpdateItem, DeleteItem, BatchWriteItem,
@@ -51,8 +52,7 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
     if (rc && rc != MDB_NOTFOUND) return tbl__mdb_fail(&db->werr, rc, "reading an item");
     if (!rc) {
         if (!val_ok(&v)) {
-            w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt",
-                               t->name);
+            w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt", t->name);
             return 0;
         }
         const uint8_t *p = v.mv_data;
@@ -61,8 +61,8 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         op->old_has_ttl = p[1] & 1;
         op->old_ttl = (int64_t)get_le64(p + 8);
         int rv = w->return_values;
-        if (w->cond || rv == TBL_RV_ALL_OLD || rv == TBL_RV_UPDATED_OLD ||
-            w->op == TBL_OP_UPDATE || t->n_idx) {
+        if (w->cond || rv == TBL_RV_ALL_OLD || rv == TBL_RV_UPDATED_OLD || w->op == TBL_OP_UPDATE ||
+            t->n_idx) {
             op->old = tbl__val_parse(&v);
             if (!op->old) {
                 w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt",
@@ -130,12 +130,8 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         op->act = A_PUT;
         break;
     }
-    case TBL_OP_DELETE:
-        op->act = op->exists ? A_DEL : A_NONE;
-        break;
-    default:
-        op->act = A_NONE;
-        break;
+    case TBL_OP_DELETE: op->act = op->exists ? A_DEL : A_NONE; break;
+    default: op->act = A_NONE; break;
     }
     if (op->act == A_PUT && t->n_idx) {
         rc = tbl__index_check(t, op->neu, IX_TYPE, &w->err);
@@ -189,8 +185,8 @@ static int index_apply(tbl_t *db, MDB_txn *txn, tb_table_t *t, const tb_index_t 
             sz = (uint32_t)tbl_item_size(pj);
             json_decref(pj);
         }
-        size_t fn =
-            kn.n == TBL__FOLD_KEEP + 32 ? tbl__index_full(ix, op->neu, x->pk, x->pk_n, t) : 0;
+        size_t fn = kn.n == TBL__FOLD_KEEP + 32 ? tbl__index_full(ix, op->neu, x->pk, x->pk_n, t)
+                                                : 0;
         rc = tbl__val_put(txn, db->db_items, &kn, tbl__scratch()->full, fn, sz, 0, 0, text, tn, 0);
         if (!rc) {
             t->st_items[s]++;
@@ -209,7 +205,8 @@ int tbl__op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op) {
     int rc;
     if (op->act == A_PUT) {
         size_t fn = x->key.n == TBL__FOLD_KEEP + 32
-                        ? tbl__key_full_pk(t, x->pk, x->pk_n, tbl__pk_hlen(x->pk, x->pk_n)) : 0;
+                        ? tbl__key_full_pk(t, x->pk, x->pk_n, tbl__pk_hlen(x->pk, x->pk_n))
+                        : 0;
         rc = tbl__val_put(txn, db->db_items, &x->key, tbl__scratch()->full, fn, op->new_size,
                           op->new_has_ttl, op->new_ttl, op->text, op->text_n, 0);
         if (rc) return rc;
@@ -255,20 +252,16 @@ static void op_outputs(tbl_write_t *w, const tb_op_t *op) {
     w->old_size = op->exists ? op->old_size : 0;
     w->new_size = op->act == A_PUT ? op->new_size : op->act == A_NONE ? w->old_size : 0;
     switch (w->return_values) {
-    case TBL_RV_ALL_OLD:
-        w->attrs = op->old ? json_incref(op->old) : NULL;
-        break;
-    case TBL_RV_ALL_NEW:
-        w->attrs = op->act == A_PUT ? json_incref(op->neu) : NULL;
-        break;
+    case TBL_RV_ALL_OLD: w->attrs = op->old ? json_incref(op->old) : NULL; break;
+    case TBL_RV_ALL_NEW: w->attrs = op->act == A_PUT ? json_incref(op->neu) : NULL; break;
     case TBL_RV_UPDATED_OLD:
     case TBL_RV_UPDATED_NEW:
         if (w->op != TBL_OP_UPDATE || !w->update) break;
-        w->attrs = tbl_expr_update_project(
-            w->update, w->return_values == TBL_RV_UPDATED_OLD ? op->old : op->neu);
+        w->attrs = tbl_expr_update_project(w->update, w->return_values == TBL_RV_UPDATED_OLD
+                                                          ? op->old
+                                                          : op->neu);
         break;
-    default:
-        break;
+    default: break;
     }
     if (w->attrs && json_object_size(w->attrs) == 0) {
         json_decref(w->attrs);
@@ -353,7 +346,7 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
         if (!rc && j->w[i].rc) failed = 1;
         if (!rc && ops[i].refuse_all && refused < 0) refused = (int)i;
     }
-    if (!rc && refused >= 0) {   /* the whole request is refused, as a validation error */
+    if (!rc && refused >= 0) { /* the whole request is refused, as a validation error */
         t->rc = tr_err_set(&t->err, j->w[refused].rc, "%s", j->w[refused].err.msg);
     } else if (!rc && failed) {
         tr_buf b = TR_BUF_INIT;
@@ -361,7 +354,8 @@ static int job_txn(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
             tr_buf_printf(&b, "%s%s", k ? ", " : "", reason_name(j->w[k].rc));
         t->rc = tr_err_set(&t->err, TR_ETXN_CANCELED,
                            "Transaction cancelled, please refer cancellation reasons for specific "
-                           "reasons [%s]", b.data);
+                           "reasons [%s]",
+                           b.data);
         tr_buf_free(&b);
     }
     for (size_t k = 0; k < j->n && !rc && !failed; k++) {
@@ -500,7 +494,7 @@ void *tbl__writer_main(void *arg) {
     uint32_t max = db->opts.max_batch;
     pthread_setname_np(pthread_self(), "tbl-writer");
     for (;;) {
-        if (atomic_load(&db->bg_pending)) tbl__bg_step(db);   /* a chunk per round: writes flow */
+        if (atomic_load(&db->bg_pending)) tbl__bg_step(db); /* a chunk per round: writes flow */
         pthread_mutex_lock(&db->qmu);
         while (!db->q_head && !db->stopping) {
             long long wait_ms = db->bg_retry_ms - tr_mono_ms();
@@ -510,7 +504,7 @@ void *tbl__writer_main(void *arg) {
                 pthread_mutex_lock(&db->qmu);
                 continue;
             }
-            if (atomic_load(&db->bg_pending)) {   /* backing off: wake for work or the retry */
+            if (atomic_load(&db->bg_pending)) { /* backing off: wake for work or the retry */
                 struct timespec ts;
                 clock_gettime(CLOCK_REALTIME, &ts);
                 ts.tv_sec += wait_ms / 1000;
@@ -611,7 +605,7 @@ static int wx_fill(tbl_t *db, tbl_write_t *w, tb_wx_t *x, int txn, tr_err *err) 
     x->tab = tbl__tab_get(db, w->table, err);
     if (!x->tab) return TR_ENOTFOUND;
     if (txn && key_type_mismatch(x->tab, w->op == TBL_OP_PUT ? w->item : w->key)) {
-        x->bad_key = 1;   /* DynamoDB cancels the transaction for it: op_prepare says why */
+        x->bad_key = 1; /* DynamoDB cancels the transaction for it: op_prepare says why */
         return 0;
     }
     const json_t *h, *r;
@@ -643,8 +637,7 @@ tb_job_t *tbl__job_new(size_t n) {
     return j;
 }
 
-int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg,
-                     tr_err *err) {
+int tbl_write_submit(tbl_t *db, tbl_write_t *w, size_t n, tbl_done_cb cb, void *arg, tr_err *err) {
     if (!db || !w || n == 0) return tr_err_set(err, TR_EINVAL, "a write needs at least one item");
     tb_job_t *j = tbl__job_new(n);
     j->kind = J_WRITES;
@@ -689,8 +682,9 @@ int tbl_txn_submit(tbl_t *db, tbl_txn_t *t, tbl_done_cb cb, void *arg, tr_err *e
             if (!j->x[k].bad_key && j->x[k].tab->id == j->x[i].tab->id &&
                 j->x[k].key.n == j->x[i].key.n &&
                 !memcmp(j->x[k].key.b, j->x[i].key.b, j->x[i].key.n))
-                rc = tr_err_set(err, TR_EVALIDATION, "Transaction request cannot include "
-                                                     "multiple operations on one item");
+                rc = tr_err_set(err, TR_EVALIDATION,
+                                "Transaction request cannot include "
+                                "multiple operations on one item");
     }
     if (!rc) rc = tbl__enqueue(db, j, err);
     if (rc) job_free(j);

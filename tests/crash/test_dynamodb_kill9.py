@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kill -9 under concurrent DynamoDB write load, several rounds.
 
 Writer threads (each with its own boto3 client) do PutItem of self-checking items (a payload and

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Event source mappings under crashes: a handler that segfaults (the server must survive, the
 batch is retried, nothing is skipped) and kill -9 of the server mid-processing (after restart
 processing resumes from the durable checkpoint: every acknowledged record is delivered at least

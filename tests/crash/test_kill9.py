@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """kill -9 under concurrent PutRecords load, 20 rounds.
 
 Writer threads (each with its own boto3 client) put batches of self-checking records and note

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Crash-and-corruption soak: random kill -9 plus random damage to files at rest, against an
 oracle of acknowledged writes in all three engines.
 

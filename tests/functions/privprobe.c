@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * privprobe.c -- a native test function that tries what a confined function must not do and
  * answers what happened (tests/integration/test_fn_privileges.py).
  *

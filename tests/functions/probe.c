@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * probe.c -- the test suite's native function: records what it was given and misbehaves on
  * request, so tests can check the runtime's and the event-source mappings' semantics.
  *
@@ -161,7 +162,8 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         trf_log(ctx, "probe: echo %zu bytes", ev->json_len);
         trf_respond(ctx, b.p, b.len);
         free(b.p);
-        if (ev->json_len && strstr(ev->json, "\"fail\"")) return trf_error(ctx, "ProbeError", "asked to fail");
+        if (ev->json_len && strstr(ev->json, "\"fail\""))
+            return trf_error(ctx, "ProbeError", "asked to fail");
         if (ev->json_len && strstr(ev->json, "\"segv\"")) raise(SIGSEGV);
         return TRF_OK;
     }
@@ -174,7 +176,8 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     for (size_t i = 0; i < ev->n_records; i++) {
         const trf_record_t *r = &ev->records[i];
         char name[128];
-        if (has(r, "SLEEP:")) usleep((useconds_t)atoi(strstr((const char *)r->data, "SLEEP:") + 6) * 1000);
+        if (has(r, "SLEEP:"))
+            usleep((useconds_t)atoi(strstr((const char *)r->data, "SLEEP:") + 6) * 1000);
         if (has(r, "SEGVALWAYS")) raise(SIGSEGV);
         snprintf(name, sizeof name, "segv-%s", r->sequence_number);
         if (has(r, "SEGV") && !marker(name, 1)) {

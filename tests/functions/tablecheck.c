@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * tablecheck.c -- the test suite's native function for trf_table_* (in-process DynamoDB).
  *
  * Invoke it with {"table":"T","mode":M,"n":N}; it answers {"results":[{"op":..,"rc":..,
@@ -36,8 +37,8 @@ static void put(out_t *o, const char *s) {
 static void call(trf_context_t *ctx, out_t *o, const char *op, const char *req) {
     char *resp = NULL, head[128];
     int rc = trf_table_call(ctx, op, req, strlen(req), &resp);
-    snprintf(head, sizeof head, "%s{\"op\":\"%s\",\"rc\":%d,\"resp\":", o->len > 12 ? "," : "",
-             op, rc);
+    snprintf(head, sizeof head, "%s{\"op\":\"%s\",\"rc\":%d,\"resp\":", o->len > 12 ? "," : "", op,
+             rc);
     put(o, head);
     put(o, resp && *resp ? resp : "null");
     put(o, "}");
@@ -64,29 +65,41 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     out_t o = {0};
     if (!strcmp(mode, "basic")) {
         put(&o, "{\"results\":[");
-        snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"a\"},"
-                 "\"n\":{\"N\":\"1\"},\"s\":{\"S\":\"hello\"}}}", table);
+        snprintf(req, sizeof req,
+                 "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"a\"},"
+                 "\"n\":{\"N\":\"1\"},\"s\":{\"S\":\"hello\"}}}",
+                 table);
         call(ctx, &o, "PutItem", req);
-        snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"a\"}},"
-                 "\"ConsistentRead\":true}", table);
+        snprintf(req, sizeof req,
+                 "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"a\"}},"
+                 "\"ConsistentRead\":true}",
+                 table);
         call(ctx, &o, "GetItem", req);
-        snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"a\"}},"
+        snprintf(req, sizeof req,
+                 "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"a\"}},"
                  "\"UpdateExpression\":\"ADD n :d\",\"ExpressionAttributeValues\":{\":d\":"
-                 "{\"N\":\"2\"}},\"ReturnValues\":\"UPDATED_NEW\"}", table);
+                 "{\"N\":\"2\"}},\"ReturnValues\":\"UPDATED_NEW\"}",
+                 table);
         call(ctx, &o, "UpdateItem", req);
-        snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"a\"}},"
-                 "\"ConditionExpression\":\"attribute_not_exists(pk)\"}", table);
+        snprintf(req, sizeof req,
+                 "{\"TableName\":\"%s\",\"Item\":{\"pk\":{\"S\":\"a\"}},"
+                 "\"ConditionExpression\":\"attribute_not_exists(pk)\"}",
+                 table);
         call(ctx, &o, "PutItem", req);
-        snprintf(req, sizeof req, "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":"
+        snprintf(req, sizeof req,
+                 "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":"
                  "{\"pk\":{\"S\":\"b\"},\"v\":{\"S\":\"x\"}}}},{\"Update\":{\"TableName\":\"%s\","
                  "\"Key\":{\"pk\":{\"S\":\"a\"}},\"UpdateExpression\":\"ADD n :d\","
-                 "\"ExpressionAttributeValues\":{\":d\":{\"N\":\"10\"}}}}]}", table, table);
+                 "\"ExpressionAttributeValues\":{\":d\":{\"N\":\"10\"}}}}]}",
+                 table, table);
         call(ctx, &o, "TransactWriteItems", req);
-        snprintf(req, sizeof req, "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":"
+        snprintf(req, sizeof req,
+                 "{\"TransactItems\":[{\"Put\":{\"TableName\":\"%s\",\"Item\":"
                  "{\"pk\":{\"S\":\"c\"}}}},{\"Update\":{\"TableName\":\"%s\","
                  "\"Key\":{\"pk\":{\"S\":\"a\"}},\"UpdateExpression\":\"ADD n :d\","
                  "\"ConditionExpression\":\"n > :big\",\"ExpressionAttributeValues\":{\":d\":"
-                 "{\"N\":\"100\"},\":big\":{\"N\":\"1000\"}}}}]}", table, table);
+                 "{\"N\":\"100\"},\":big\":{\"N\":\"1000\"}}}}]}",
+                 table, table);
         call(ctx, &o, "TransactWriteItems", req);
         call(ctx, &o, "NoSuchOperation", "{}");
         call(ctx, &o, "GetItem", "{not json");
@@ -96,9 +109,11 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         long sent = 0;
         for (long i = 0; i < (long)n; i++) {
             if (!crash) {
-                snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":"
+                snprintf(req, sizeof req,
+                         "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":"
                          "\"counter\"}},\"UpdateExpression\":\"ADD c :one\","
-                         "\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}}}", table);
+                         "\"ExpressionAttributeValues\":{\":one\":{\"N\":\"1\"}}}",
+                         table);
                 if (trf_table_send(ctx, "UpdateItem", req, strlen(req)) < 0) return TRF_ERROR;
                 sent++;
             }
@@ -117,9 +132,11 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
     } else if (!strcmp(mode, "sync")) {
         int bad = 0;
         for (long i = 0; i < (long)n; i++) {
-            snprintf(req, sizeof req, "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"sync\"}},"
+            snprintf(req, sizeof req,
+                     "{\"TableName\":\"%s\",\"Key\":{\"pk\":{\"S\":\"sync\"}},"
                      "\"UpdateExpression\":\"ADD c :one\",\"ExpressionAttributeValues\":"
-                     "{\":one\":{\"N\":\"1\"}}}", table);
+                     "{\":one\":{\"N\":\"1\"}}}",
+                     table);
             bad += trf_table_call(ctx, "UpdateItem", req, strlen(req), NULL) != TRF_OK;
         }
         char b[64];

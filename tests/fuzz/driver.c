@@ -1,4 +1,6 @@
-/* driver.c -- replays fuzz inputs without libFuzzer, so every fuzz target's corpus (seeds and
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * driver.c -- replays fuzz inputs without libFuzzer, so every fuzz target's corpus (seeds and
  * the inputs of crashes once found) runs as a regression test in the normal and ASan builds.
  *
  *   fuzz_<name> FILE-OR-DIR...   calls LLVMFuzzerInitialize (if the target has one) once, then

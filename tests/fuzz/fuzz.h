@@ -1,4 +1,6 @@
-/* fuzz.h -- what every fuzz target in tests/fuzz/ shares.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz.h -- what every fuzz target in tests/fuzz/ shares.
  *
  * A target is tests/fuzz/fuzz_<name>.c defining LLVMFuzzerTestOneInput (and optionally
  * LLVMFuzzerInitialize), with seed inputs in tests/fuzz/corpus/<name>/.  It is built twice:
@@ -16,12 +18,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 
-#define FUZZ_CHECK(cond)                                                                    \
-    do {                                                                                    \
-        if (!(cond)) {                                                                      \
-            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);     \
-            abort();                                                                        \
-        }                                                                                   \
+#define FUZZ_CHECK(cond)                                                                           \
+    do {                                                                                           \
+        if (!(cond)) {                                                                             \
+            fprintf(stderr, "%s:%d: property failed: %s\n", __FILE__, __LINE__, #cond);            \
+            abort();                                                                               \
+        }                                                                                          \
     } while (0)
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);

@@ -1,4 +1,6 @@
-/* fuzz_ddb_expr.c -- DynamoDB expressions (table/expr.h): parse, then evaluate what parsed.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_ddb_expr.c -- DynamoDB expressions (table/expr.h): parse, then evaluate what parsed.
  *
  * Input: up to four lines (split at the first three '\n'):
  *     1  the expression text

@@ -1,4 +1,6 @@
-/* fuzz_ddb_item.c -- DynamoDB items from request JSON (table/item.h): AttributeValue decoding and
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_ddb_item.c -- DynamoDB items from request JSON (table/item.h): AttributeValue decoding and
  * validation (numbers canonicalised, base64, sets, nesting), then what the engine does with a
  * valid item.
  *
@@ -130,7 +132,7 @@ static void check_one(json_t *v, int item) {
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     json_t *j = json_loadb((const char *)data, size, JSON_DECODE_ANY | JSON_ALLOW_NUL, NULL);
     if (!j) return 0;
-    if (json_is_object(j)) {   /* as an item, and (a copy) as one AttributeValue */
+    if (json_is_object(j)) { /* as an item, and (a copy) as one AttributeValue */
         json_t *copy = json_deep_copy(j);
         check_one(copy, 1);
         json_decref(copy);

@@ -1,4 +1,6 @@
-/* fuzz_esm_filter.c -- FilterCriteria patterns of event-source mappings (fn/esm_filter.c).
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_esm_filter.c -- FilterCriteria patterns of event-source mappings (fn/esm_filter.c).
  *
  * Input: a pattern, a '\n', then a record's data (the second part may be absent).  A pattern
  * starting with {"Filters" is taken as the whole FilterCriteria; otherwise it is wrapped as

@@ -1,4 +1,6 @@
-/* fuzz_h2.c -- the HTTP/2 request path (net/h2.c): arbitrary client bytes to a server session.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_h2.c -- the HTTP/2 request path (net/h2.c): arbitrary client bytes to a server session.
  *
  * The session is set up as for an adopted socket (net__h2_mem_open: same nghttp2 callbacks,
  * options, SETTINGS and budgets), minus the socket and the loop thread.  Input: one mode byte,

@@ -1,4 +1,6 @@
-/* fuzz_http1.c -- the HTTP/1.1 header phase that is ours (libmicrohttpd parses the wire; this
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_http1.c -- the HTTP/1.1 header phase that is ours (libmicrohttpd parses the wire; this
  * is what runs on its result before any body byte is admitted): the framing checks
  * (net__h1_frame_check) and the API's header-phase admission (api_precheck: routing by
  * X-Amz-Target / path, SigV4 checks that need no body, scope).
@@ -39,9 +41,9 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     return 0;
 }
 
-static const char *const SINGLE[] = {"host", "authorization", "content-type", "x-amz-target",
-                                     "x-amz-date", "x-amz-content-sha256",
-                                     "x-amz-security-token", "transfer-encoding"};
+static const char *const SINGLE[] = {
+    "host",       "authorization",        "content-type",         "x-amz-target",
+    "x-amz-date", "x-amz-content-sha256", "x-amz-security-token", "transfer-encoding"};
 
 /* The framing rules restated plainly: 1 if the headers are acceptable. */
 static int framing_ok(const sigv4_header_t *h, size_t n) {
@@ -90,8 +92,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         if (!has_host) r.h[r.n++] = (sigv4_header_t){"Host", "localhost:4566"};
         char hash[65];
         sigv4_payload_hash(r.body, r.body_len, hash);
-        sigv4_req_t sr = {.method = r.method, .path = r.path, .query = r.query, .headers = r.h,
-                          .n_headers = r.n, .payload_sha256 = hash, .now_ms = fixed_now()};
+        sigv4_req_t sr = {.method = r.method,
+                          .path = r.path,
+                          .query = r.query,
+                          .headers = r.h,
+                          .n_headers = r.n,
+                          .payload_sha256 = hash,
+                          .now_ms = fixed_now()};
         auth = sigv4_sign(&sr, AKID, SECRET, "us-east-1", "kinesis", AMZ_DATE);
         if (auth) r.h[r.n++] = (sigv4_header_t){"Authorization", auth};
     }

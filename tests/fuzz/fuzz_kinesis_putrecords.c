@@ -1,4 +1,6 @@
-/* fuzz_kinesis_putrecords.c -- the PutRecord(s) fast scanner of api/kinesis.c, differentially.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_kinesis_putrecords.c -- the PutRecord(s) fast scanner of api/kinesis.c, differentially.
  *
  * Input: one byte (bit 0: PutRecord, else PutRecords), then the request body.  The body goes to
  * both readers of api/kinesis_int.h.  Checked:

@@ -1,4 +1,6 @@
-/* fuzz_num.c -- DynamoDB number text (table/num.h): parse, canonical format, key encoding.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_num.c -- DynamoDB number text (table/num.h): parse, canonical format, key encoding.
  *
  * Input: two number texts separated by the first '\n' (the second may be absent).  Checked:
  *   - parse never crashes; a parsed number formats to text that parses back to the same value;

@@ -1,4 +1,6 @@
-/* fuzz_req.h -- fuzz input as an HTTP request, shared by fuzz_http1 and fuzz_sigv4.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_req.h -- fuzz input as an HTTP request, shared by fuzz_http1 and fuzz_sigv4.
  *
  * Input: "METHOD TARGET\n", then "name:value\n" lines up to an empty line; the rest is the body.
  * TARGET splits at its first '?' into path and query.  A value loses its leading spaces and tabs

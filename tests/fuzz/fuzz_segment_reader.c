@@ -1,4 +1,6 @@
-/* fuzz_segment_reader.c -- damage a READER meets (log/shard.c rd_damage): byte flips in a sealed
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_segment_reader.c -- damage a READER meets (log/shard.c rd_damage): byte flips in a sealed
  * segment that the shard trusts from its intact .idx, so nothing is scanned at open.
  *
  * Input: byte 0 picks the number of records (20-83), byte 1 their sizes, byte 2 the segment

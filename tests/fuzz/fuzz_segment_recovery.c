@@ -1,4 +1,6 @@
-/* fuzz_segment_recovery.c -- shard recovery (log/shard.c) over arbitrary segment files.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_segment_recovery.c -- shard recovery (log/shard.c) over arbitrary segment files.
  *
  * Input: byte 0 picks the layout, the rest is file content.
  *   - bit 0 clear: the rest is the shard's only segment, 00000000000000000000.seg (the newest:

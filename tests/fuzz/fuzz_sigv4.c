@@ -1,4 +1,6 @@
-/* fuzz_sigv4.c -- SigV4 verification (net/sigv4.h): Authorization header and presigned-query
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_sigv4.c -- SigV4 verification (net/sigv4.h): Authorization header and presigned-query
  * parsing, canonical request building, the header-phase checks.
  *
  * Input: a request as tests/fuzz/fuzz_req.h reads it, after one mode byte.  Checked:
@@ -67,8 +69,13 @@ static void sign_round_trip(fuzz_req_t *r, int s3) {
     r->h[r->n++] = (sigv4_header_t){"X-Amz-Date", AMZ_DATE};
     char hash[65];
     sigv4_payload_hash(r->body, r->body_len, hash);
-    sigv4_req_t sr = {.method = r->method, .path = r->path, .query = r->query, .headers = r->h,
-                      .n_headers = r->n, .payload_sha256 = hash, .now_ms = NOW_MS};
+    sigv4_req_t sr = {.method = r->method,
+                      .path = r->path,
+                      .query = r->query,
+                      .headers = r->h,
+                      .n_headers = r->n,
+                      .payload_sha256 = hash,
+                      .now_ms = NOW_MS};
     char *auth = sigv4_sign(&sr, AKID, SECRET, "us-east-1", s3 ? "s3" : "kinesis", AMZ_DATE);
     FUZZ_CHECK(auth != NULL);   /* host and x-amz-date are there */
     r->h[r->n++] = (sigv4_header_t){"Authorization", auth};
@@ -98,8 +105,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     }
     char hash[65];
     sigv4_payload_hash(r.body, r.body_len, hash);
-    sigv4_req_t sr = {.method = r.method, .path = r.path, .query = r.query, .headers = r.h,
-                      .n_headers = r.n, .payload_sha256 = (mode & 1) ? hash : NULL,
+    sigv4_req_t sr = {.method = r.method,
+                      .path = r.path,
+                      .query = r.query,
+                      .headers = r.h,
+                      .n_headers = r.n,
+                      .payload_sha256 = (mode & 1) ? hash : NULL,
                       .now_ms = NOW_MS};
     sigv4_result_t res;
     tr_err e1 = {0}, e2 = {0};

@@ -1,4 +1,6 @@
-/* fuzz_tblorder.c -- Query order of sort keys around and past LMDB's key limit (table/tbl.h).
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_tblorder.c -- Query order of sort keys around and past LMDB's key limit (table/tbl.h).
  *
  * Input:
  *   byte 0   flags: bit 0 key format 1 (else 0), bit 1 a 600-byte partition key (else "x"),
@@ -110,8 +112,12 @@ int LLVMFuzzerInitialize(int *argc, char ***argv) {
     atexit(db_done);
     for (int kf = 0; kf < 2; kf++) { /* one table per key format; emptied after each input */
         tbl_attrdef_t a[2] = {{"h", TBL_T_S}, {"r", TBL_T_B}};
-        tbl_table_info_t d = {.name = kf ? "fz1" : "fz0", .hash = "h", .range = "r", .attrs = a,
-                              .n_attrs = 2, .billing = TBL_BILLING_PAY_PER_REQUEST};
+        tbl_table_info_t d = {.name = kf ? "fz1" : "fz0",
+                              .hash = "h",
+                              .range = "r",
+                              .attrs = a,
+                              .n_attrs = 2,
+                              .billing = TBL_BILLING_PAY_PER_REQUEST};
         tbl__key_format_new = kf;
         FUZZ_CHECK(tbl_table_create(db, &d, NULL, &e) == 0);
     }
@@ -157,9 +163,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
         json_decref(it);
     }
 
-    static const char *conds[] = {"h = :h", "h = :h AND r = :a", "h = :h AND r < :a",
-                                  "h = :h AND r <= :a", "h = :h AND r > :a",
-                                  "h = :h AND r >= :a", "h = :h AND r BETWEEN :a AND :b",
+    static const char *conds[] = {"h = :h",
+                                  "h = :h AND r = :a",
+                                  "h = :h AND r < :a",
+                                  "h = :h AND r <= :a",
+                                  "h = :h AND r > :a",
+                                  "h = :h AND r >= :a",
+                                  "h = :h AND r BETWEEN :a AND :b",
                                   "h = :h AND begins_with(r, :a)"};
     fkey_t lo = keys[data[3] % n], hi = keys[data[3] / 16 % n];
     if (kcmp(&lo, &hi) > 0) {
@@ -177,8 +187,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     int pages = 0;
     json_t *start = NULL;
     do {
-        tbl_query_t q = {.table = name, .keycond_expr = kc, .backward = flags & 4 ? 1 : 0,
-                         .limit = (uint32_t)limit, .start_key = start};
+        tbl_query_t q = {.table = name,
+                         .keycond_expr = kc,
+                         .backward = flags & 4 ? 1 : 0,
+                         .limit = (uint32_t)limit,
+                         .start_key = start};
         FUZZ_CHECK(tbl_query(db, &q, &e) == 0);
         size_t k;
         json_t *it;

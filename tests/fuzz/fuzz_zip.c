@@ -1,4 +1,6 @@
-/* fuzz_zip.c -- deployment packages (fn/zip.c): arbitrary bytes stored as an uploaded zip.
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * fuzz_zip.c -- deployment packages (fn/zip.c): arbitrary bytes stored as an uploaded zip.
  *
  * Each input goes through fn__code_store (unpack to a temp name, write the zip, renames; no
  * sync) into a package directory five levels below a private temp root.  Checked:
@@ -86,8 +88,8 @@ static void links_inside(const char *dir, const char *root) {
                 if (!realpath(probe[k], real)) continue;
                 size_t rl = strlen(root);
                 if (strncmp(real, root, rl) || (real[rl] && real[rl] != '/')) {
-                    fprintf(stderr, "link %s (via %s) resolves to %s, outside %s\n", p,
-                            probe[k], real, root);
+                    fprintf(stderr, "link %s (via %s) resolves to %s, outside %s\n", p, probe[k],
+                            real, root);
                     abort();
                 }
             }

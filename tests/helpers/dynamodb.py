@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB test helpers: boto3 clients/resources, a raw signed JSON 1.0 caller, table factory.
 
 The raw caller is helpers/raw.py's client with service "dynamodb", target prefix

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Event-source-mapping test helpers: native and bootstrap packages of tests/functions/probe.c,
 its invocation log, stream ARNs, puts, waits.
 

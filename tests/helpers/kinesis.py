@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Kinesis test helpers: clients, a raw signed JSON caller, routing maths and shard readers.
 
 The raw caller is helpers/raw.py's client for JSON 1.1 with Kinesis's target prefix: tests can

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lambda test helpers: clients, deployment packages, shell bootstraps and fixtures.
 
 Import the fixtures into a test module (``from helpers.lambdafn import lam, lam_nv,

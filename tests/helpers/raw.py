@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Raw signed requests: the one SigV4 signer and HTTP client of the Python helpers.
 
 Tests need requests that boto3 will not make: any date, key, region, service, header or body,

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Start, stop and restart a Tributary server for tests, or stand in for an external endpoint.
 
 A ServerProcess owns one temp root holding ``data/`` (the server's --data dir) and ``server.log``

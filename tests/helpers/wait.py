@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Bounded waits: the one way the Python suites wait for a condition.
 
 A test never sleeps to let something happen: it polls a condition with wait_for (or poll, for

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Fixtures for the Kinesis integration suite.
 
 server         session-scoped: a Tributary process on 127.0.0.1:<free port> with a fresh temp

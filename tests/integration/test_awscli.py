@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The same server driven by the aws CLI v2 (Debian's awscli), in an isolated environment."""
 import base64
 import os

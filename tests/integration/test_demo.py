@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make demo` as a test: scripts/demo.py runs the whole core path briefly (devices -> stream ->
 native function -> tables) and must end with its self-check's PASS."""
 import os

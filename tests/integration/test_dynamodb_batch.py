@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB multi-item operations: BatchGetItem, BatchWriteItem, TransactWriteItems,
 TransactGetItems."""
 import uuid

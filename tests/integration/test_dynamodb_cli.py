@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`aws dynamodb` (Debian's aws CLI v2) against the fixture server, in an isolated environment."""
 import json
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB under concurrency: atomic counters, exact decimal sums, conflicting transactions that
 must never apply partially."""
 import threading

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB single-item operations: PutItem, GetItem, UpdateItem, DeleteItem with expressions,
 conditions, return values, numbers and DynamoDB's validation messages."""
 import base64

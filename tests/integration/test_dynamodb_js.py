@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run tests/js/dynamo-smoke.mjs (AWS SDK for JavaScript v3: DynamoDBClient + lib-dynamodb
 DocumentClient) against the fixture server.  node_modules must be installed (cd tests/js && npm ci)."""
 import pathlib

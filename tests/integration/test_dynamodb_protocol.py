@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB wire protocol: JSON 1.0, __type values, status codes, x-amz-crc32, auth scope."""
 import json
 import zlib

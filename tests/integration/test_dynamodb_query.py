@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB Query and Scan: key conditions, filters, indexes, order, paging, COUNT, segments."""
 import random
 from decimal import Decimal

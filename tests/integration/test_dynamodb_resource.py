@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The boto3 resource layer (Table, Key/Attr conditions, batch_writer) against Tributary."""
 from decimal import Decimal
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """DynamoDB control plane: CreateTable, DescribeTable, ListTables, UpdateTable, DeleteTable,
 TTL and tags, with DynamoDB's validation messages."""
 import datetime

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Event source mappings through boto3: Create/Get/List/Update/Delete, their validation and
 errors, persistence across a restart."""
 import pytest

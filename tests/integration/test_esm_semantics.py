@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Event source mappings: every option's semantics, checked end to end (boto3 -> Kinesis put ->
 append hook -> poller -> function).  Each test would fail if the semantics were wrong: the probe
 function (tests/functions/probe.c) logs exactly what each invocation received."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """What a function can reach (README, "What a function can reach"): a provided.al2023 shell function
 and a native one (tests/functions/privprobe.c) try to read the server's credentials, list its data
 directory, read another function's code, write outside their scratch dir, read the server's

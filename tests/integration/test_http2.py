@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Cleartext HTTP/2 with prior knowledge (h2c) on the same port as HTTP/1.1.
 
 The AWS SDK for JavaScript v3 talks to Kinesis over HTTP/2 by default; on an http:// endpoint

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """`make install` (cmake --install with a prefix, DESTDIR honoured): the server, tributary-cc and
 function.h land under the prefix, and the installed tributary-cc -- finding its header and
 prebuilt libraries relative to itself, with no source tree -- builds a function that the

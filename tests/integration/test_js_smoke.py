@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Run tests/js/smoke.mjs (AWS SDK for JavaScript v3) against the fixture server.
 
 node_modules must be installed first (cd tests/js && npm ci); the test fails, not skips, when it

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Retention (Increase/DecreaseStreamRetentionPeriod) and tags (Add/List/RemoveTags)."""
 import pytest
 

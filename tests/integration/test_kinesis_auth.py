@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """SigV4 authentication: the AWS error codes and messages for missing, unknown, wrong and stale
 signatures.  Requests are signed either by botocore or by the suite's own signer (helpers)."""
 import datetime

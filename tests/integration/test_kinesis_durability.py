@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Durability: everything acknowledged survives a restart, graceful (SIGTERM) or not (SIGKILL):
 streams, shards and their lineage, retention, tags, records byte for byte with their sequence
 numbers; deleted streams stay deleted; sequence numbers keep increasing afterwards."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The JSON 1.1 wire protocol itself: bad bodies, content types and targets, response headers,
 connection reuse and robustness against junk."""
 import base64

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Data plane: PutRecord, PutRecords, GetShardIterator, GetRecords -- routing, ordering, byte-exact
 round trips, AWS size limits, iterator types and iterator errors."""
 import base64

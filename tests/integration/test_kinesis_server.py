@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The server process contract: command line, log line, generated credentials file."""
 import configparser
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """ListShards (paging, ShardFilter) and resharding: SplitShard, MergeShards, UpdateShardCount,
 with reads across parents and children in order, ChildShards at a closed shard's end."""
 import time

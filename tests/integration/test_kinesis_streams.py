@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Stream lifecycle: CreateStream, DescribeStream(Summary), ListStreams, DeleteStream, DescribeLimits,
 StreamARN addressing, and the errors AWS gives for each."""
 import datetime

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Deployment packages through the Lambda API (issue #8): concurrent UpdateFunctionCode keeps the
 package the registry names (also after a restart), refused creates leave nothing on disk, large
 packages are stored off the network threads, and AWS's package limits answer AWS's errors."""

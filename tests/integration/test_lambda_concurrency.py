@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Reserved and account concurrency: caps on running instances, TooManyRequestsException with
 AWS's Reason for synchronous calls beyond the cap, queueing (not refusal) for Event calls."""
 import concurrent.futures as cf

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Lambda control plane through boto3: create/get/list/update/delete, concurrency, and the
 error types, statuses and body shape AWS uses for each failure."""
 import base64

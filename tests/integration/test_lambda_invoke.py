@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Invoke through boto3 against shell `bootstrap` functions on the Runtime API: AWS's tutorial
 bootstrap unchanged, function errors, crashes, timeouts, the environment, warm reuse, log tails,
 Event / DryRun, payload limits, and the `tributary logs` command."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The Node.js runtime interface client from npm (aws-lambda-ric) against Tributary's Runtime
 API: a `bootstrap` that execs it with an ES-module handler, as a provided.al2023 function.
 

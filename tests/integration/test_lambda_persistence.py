@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Functions survive restarts (SIGTERM and kill -9): configuration, code, reserved
 concurrency, and Event invocations that were acknowledged but had not run yet."""
 import signal

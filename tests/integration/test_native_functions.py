@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The native C runtime (tributary.c1) through the Lambda API, and the same source as a
 provided.al2023 bootstrap against Tributary's own Runtime API: tributary-cc packs both in one
 zip, and both answer alike."""

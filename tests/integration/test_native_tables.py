@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """Native functions' in-process DynamoDB (trf_table_call / trf_table_send + trf_table_flush):
 the same adapter as the HTTP API -- results, errors, conditions, transactions -- with pipelined
 writes, and a handler that crashes mid-call leaves the server serving."""

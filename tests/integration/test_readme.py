@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: Apache-2.0
 """The README's tour runs as written (#8 item 19): its ```sh and ```python blocks from "A short
 tour" to the end of "Functions (Lambda)", in order, in one bash session, from a directory that is
 not the repository (holding only links named build/, scripts/ and examples/ to it, so the

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // dynamo-smoke.mjs -- Tributary's DynamoDB API through the AWS SDK for JavaScript v3:
 // the low-level DynamoDBClient and the lib-dynamodb DocumentClient.
 //

@@ -1,3 +1,4 @@
+// SPDX-License-Identifier: Apache-2.0
 // smoke.mjs -- Tributary's Kinesis API through the AWS SDK for JavaScript v3.
 //
 // Env: TRIBUTARY_ENDPOINT (e.g. http://127.0.0.1:4567), AWS_ACCESS_KEY_ID,

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * testutil.c -- the shared helpers of the unit tests (testutil.h): temporary directories and
  * their cmocka fixtures, tr_err assertions, and the in-memory zip builder.  Linked into every
  * binary of tests/unit/<subsystem>/test_*.c; nothing here is part of the server.
@@ -66,11 +67,9 @@ void tu__fails(int rc, int code, const tr_err *err, const char *text, const char
                const char *file, int line) {
     if (rc != code)
         fail_msg("%s:%d: %s returned %s (%d), want %s (%d): %s", file, line, call,
-                 rc ? tr_err_name(rc) : "success", rc, tr_err_name(code), code,
-                 rc ? err->msg : "");
+                 rc ? tr_err_name(rc) : "success", rc, tr_err_name(code), code, rc ? err->msg : "");
     if (text && !strstr(err->msg, text))
-        fail_msg("%s:%d: %s: message \"%s\" does not say \"%s\"", file, line, call, err->msg,
-                 text);
+        fail_msg("%s:%d: %s: message \"%s\" does not say \"%s\"", file, line, call, err->msg, text);
 }
 
 /* ---- test data ------------------------------------------------------------------------------ */

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * testutil.h -- what the cmocka unit tests under tests/unit/<subsystem>/ share: temporary
  * directories, cmocka fixtures that make and remove one per test, assertions on tr_err results,
  * and an in-memory zip builder for the functions engine's tests.
@@ -59,15 +60,14 @@ int tu_dir_teardown(void **state);
  * message in `err` (a tr_err the call filled):
  *     tr_err e;
  *     tu_ok(slog_open(dir, &o, &lg, &e), e);                                                 */
-#define tu_ok(call, err)                                                                       \
-    do {                                                                                       \
-        int tu_rc_ = (call);                                                                   \
-        if (tu_rc_)                                                                            \
-            fail_msg("%s: %s (%d): %s", #call, tr_err_name(tu_rc_), tu_rc_, (err).msg);        \
+#define tu_ok(call, err)                                                                           \
+    do {                                                                                           \
+        int tu_rc_ = (call);                                                                       \
+        if (tu_rc_) fail_msg("%s: %s (%d): %s", #call, tr_err_name(tu_rc_), tu_rc_, (err).msg);    \
     } while (0)
 
 /* `call` must fail with `code` (a negative TR_E*) and a message holding `text` (NULL: any). */
-#define tu_fails(call, code, err, text)                                                        \
+#define tu_fails(call, code, err, text)                                                            \
     tu__fails((call), (code), &(err), (text), #call, __FILE__, __LINE__)
 
 void tu__fails(int rc, int code, const tr_err *err, const char *text, const char *call,
@@ -87,8 +87,8 @@ uint64_t tu_xorshift(uint64_t *state);
 
 typedef struct tu_zentry {
     const char *name;
-    const char *data;      /* NULL: directory */
-    unsigned mode;         /* Unix mode incl. type bits; 0: regular 0644 / directory 0755 */
+    const char *data; /* NULL: directory */
+    unsigned mode; /* Unix mode incl. type bits; 0: regular 0644 / directory 0755 */
 } tu_zentry_t;
 
 /* Build a zip of `count` entries in memory (a later entry of the same name replaces an earlier

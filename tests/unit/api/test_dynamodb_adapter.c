@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_dynamodb_adapter.c -- the DynamoDB adapter as a kit service, through its in-process call
  * path (api_dynamodb_call, which native functions' trf_table_* use): no HTTP, no SigV4, the same
  * dispatch, validation, engine calls and responses as a request.  What the integration suites
@@ -142,7 +143,8 @@ static void test_engine_not_open(void **state) {
     ctx.tbl = NULL;
     expect_at(&ctx, "ListTables", "{}", 500,
               "{\"__type\":\"" NS "InternalServerError\",\"message\":\"The table engine is not "
-              "open on this server\"}", 1);
+              "open on this server\"}",
+              1);
     /* an unknown operation is still named as such */
     expect_at(&ctx, "Nope", "{}", 400, "UnknownOperationException", 0);
 }
@@ -164,7 +166,8 @@ static void test_engine_errors_through_the_map(void **state) {
                  "resource not found: Table: nope not found\"}");
     expect(fx, "CreateTable", table_def, 200, "\"TableStatus\":\"ACTIVE\"");
     expect(fx, "CreateTable", table_def, 400,
-           "{\"__type\":\"" NS "ResourceInUseException\",\"message\":\"Table already exists: tab\"}");
+           "{\"__type\":\"" NS
+           "ResourceInUseException\",\"message\":\"Table already exists: tab\"}");
     expect(fx, "GetItem", "{\"TableName\":\"nope\",\"Key\":{\"pk\":{\"S\":\"a\"}}}", 400,
            "{\"__type\":\"" NS "ResourceNotFoundException\"");
 }
@@ -184,17 +187,20 @@ static void test_write_paths(void **state) {
                  "\"ReturnValues\":\"UPDATED_NEW\"}",
                  200, "{\"Attributes\":{\"n\":{\"N\":\"3\"}}}");
     /* a failed condition with the item as it was */
-    expect_exact(fx, "DeleteItem",
-                 "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}},\"ConditionExpression\":"
-                 "\"attribute_not_exists(pk)\",\"ReturnValuesOnConditionCheckFailure\":"
-                 "\"ALL_OLD\"}",
-                 400, "{\"__type\":\"" NS "ConditionalCheckFailedException\",\"message\":\"The "
-                 "conditional request failed\",\"Item\":{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"3\"}}}");
+    expect_exact(
+        fx, "DeleteItem",
+        "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}},\"ConditionExpression\":"
+        "\"attribute_not_exists(pk)\",\"ReturnValuesOnConditionCheckFailure\":"
+        "\"ALL_OLD\"}",
+        400,
+        "{\"__type\":\"" NS "ConditionalCheckFailedException\",\"message\":\"The "
+        "conditional request failed\",\"Item\":{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"3\"}}}");
     expect_exact(fx, "BatchWriteItem",
                  "{\"RequestItems\":{\"tab\":[{\"PutRequest\":{\"Item\":{\"pk\":{\"S\":\"b\"}}}},"
                  "{\"DeleteRequest\":{\"Key\":{\"pk\":{\"S\":\"a\"}}}}]},"
                  "\"ReturnConsumedCapacity\":\"TOTAL\"}",
-                 200, "{\"UnprocessedItems\":{},\"ConsumedCapacity\":[{\"TableName\":\"tab\","
+                 200,
+                 "{\"UnprocessedItems\":{},\"ConsumedCapacity\":[{\"TableName\":\"tab\","
                  "\"CapacityUnits\":2.0}]}");
     expect_exact(fx, "TransactWriteItems",
                  "{\"TransactItems\":[{\"Put\":{\"TableName\":\"tab\",\"Item\":{\"pk\":{\"S\":"
@@ -203,7 +209,8 @@ static void test_write_paths(void **state) {
     expect(fx, "TransactWriteItems",
            "{\"TransactItems\":[{\"ConditionCheck\":{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":"
            "\"zz\"}},\"ConditionExpression\":\"attribute_exists(pk)\"}}]}",
-           400, "{\"__type\":\"" NS "TransactionCanceledException\",\"Message\":\"Transaction "
+           400,
+           "{\"__type\":\"" NS "TransactionCanceledException\",\"Message\":\"Transaction "
            "cancelled, please refer cancellation reasons for specific reasons "
            "[ConditionalCheckFailed]\"");
     expect_exact(fx, "GetItem", "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"a\"}}}", 200,

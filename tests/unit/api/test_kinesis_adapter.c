@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_kinesis_adapter.c -- the Kinesis adapter and the adapter kit through the in-process call
  * path (kit.h: api_call_local): no HTTP, no SigV4, the same dispatch, validation, engine calls
  * and responses as a request.  Cheaper than the integration tests for what is about the
@@ -181,7 +182,8 @@ static void read_back(fx_t *fx, const char *stream, int n_want, const char *data
     char body[256], it[128], *got;
     snprintf(body, sizeof body,
              "{\"StreamName\":\"%s\",\"ShardId\":\"shardId-000000000000\","
-             "\"ShardIteratorType\":\"TRIM_HORIZON\"}", stream);
+             "\"ShardIteratorType\":\"TRIM_HORIZON\"}",
+             stream);
     assert_int_equal(call(fx, "GetShardIterator", body, &got), 200);
     member(got, "ShardIterator", it, sizeof it);
     free(got);
@@ -221,15 +223,15 @@ static void test_put_and_get(void **state) {
 static void test_iterator_refused_when_forged(void **state) {
     fx_t *fx = *state;
     expect(fx, "GetRecords",
-           "{\"ShardIterator\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}",
-           400, "Invalid ShardIterator: it was not issued by this server or was altered");
+           "{\"ShardIterator\":\"AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA\"}", 400,
+           "Invalid ShardIterator: it was not issued by this server or was altered");
 }
 
 /* ---- REST services: routing, readiness, error shape ------------------------------------------- */
 
 static void expect_rest(const api_service_t *svc, const char *line, int status, const char *want) {
     api_ctx_t ctx;
-    memset(&ctx, 0, sizeof ctx);   /* no engines: the services answer 503 once routed */
+    memset(&ctx, 0, sizeof ctx); /* no engines: the services answer 503 once routed */
     ctx.region = "us-east-1";
     char *got;
     int st = call_svc(&ctx, svc, line, "", &got);
@@ -303,15 +305,18 @@ static void test_query_and_paths(void **state) {
     assert_string_equal(out, "");
     assert_int_equal(api_query(&req, "Bad", out, sizeof out), -1);
     assert_int_equal(api_query(&req, "None", out, sizeof out), 0);
-    assert_int_equal(api_query(&req, "Marker", out, 3), -1);   /* too long */
+    assert_int_equal(api_query(&req, "Marker", out, 3), -1); /* too long */
     char seg[API_SEG_MAX];
-    assert_int_equal(api_path_match("/2015-03-31/functions/{}/code", "/2015-03-31/functions/f1/code/",
-                                    seg, sizeof seg), 1);
+    assert_int_equal(api_path_match("/2015-03-31/functions/{}/code",
+                                    "/2015-03-31/functions/f1/code/", seg, sizeof seg),
+                     1);
     assert_string_equal(seg, "f1");
     assert_int_equal(api_path_match("/2015-03-31/functions/{}", "/2015-03-31/functions//", seg,
-                                    sizeof seg), 0);
+                                    sizeof seg),
+                     0);
     assert_int_equal(api_path_match("/2015-03-31/functions", "/2015-03-31/functions/x", seg,
-                                    sizeof seg), 0);
+                                    sizeof seg),
+                     0);
 }
 
 int main(void) {

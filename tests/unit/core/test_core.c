@@ -1,4 +1,6 @@
-/* test_core.c -- CRC-32C, base64, JSON escaping and error helpers (core/). */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_core.c -- CRC-32C, base64, JSON escaping and error helpers (core/). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -45,8 +47,13 @@ static void crc_hw_matches_sw_and_chains(void **st) {
 
 static void base64_round_trip(void **st) {
     (void)st;
-    const char *vec[][2] = {{"", ""}, {"f", "Zg=="}, {"fo", "Zm8="}, {"foo", "Zm9v"},
-                            {"foob", "Zm9vYg=="}, {"fooba", "Zm9vYmE="}, {"foobar", "Zm9vYmFy"}};
+    const char *vec[][2] = {{"", ""},
+                            {"f", "Zg=="},
+                            {"fo", "Zm8="},
+                            {"foo", "Zm9v"},
+                            {"foob", "Zm9vYg=="},
+                            {"fooba", "Zm9vYmE="},
+                            {"foobar", "Zm9vYmFy"}};
     for (size_t i = 0; i < sizeof vec / sizeof vec[0]; i++) {
         tr_buf b = TR_BUF_INIT;
         tr_buf_base64(&b, vec[i][0], strlen(vec[i][0]));
@@ -111,9 +118,10 @@ static void fsync_parent(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(crc_check_value), cmocka_unit_test(crc_hw_matches_sw_and_chains),
+        cmocka_unit_test(crc_check_value),   cmocka_unit_test(crc_hw_matches_sw_and_chains),
         cmocka_unit_test(base64_round_trip), cmocka_unit_test(json_escaping),
-        cmocka_unit_test(err_helpers), cmocka_unit_test(log_rate_limit), cmocka_unit_test(fsync_parent),
+        cmocka_unit_test(err_helpers),       cmocka_unit_test(log_rate_limit),
+        cmocka_unit_test(fsync_parent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

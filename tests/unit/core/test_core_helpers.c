@@ -1,4 +1,6 @@
-/* test_core_helpers.c -- the helpers the engines share: tr_rmtree, tr_uuid_v4, tr_x*alloc,
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_core_helpers.c -- the helpers the engines share: tr_rmtree, tr_uuid_v4, tr_x*alloc,
  * clocks (core/fs.h, core/uuid.h, core/mem.h, core/clock.h). */
 #include <setjmp.h>
 #include <stdarg.h>

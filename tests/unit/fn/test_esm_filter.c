@@ -1,4 +1,6 @@
-/* test_esm_filter.c -- FilterCriteria of event-source mappings (src/fn/esm_filter.c): AWS's
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_esm_filter.c -- FilterCriteria of event-source mappings (src/fn/esm_filter.c): AWS's
  * event-pattern grammar on Kinesis records, and what it refuses at compile time. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -51,16 +53,18 @@ static void equality_and_types(void **st) {
     (void)st;
     assert_true(passes("{\"data\":{\"t\":[\"buy\"]}}", "k", "{\"t\":\"buy\"}"));
     assert_false(passes("{\"data\":{\"t\":[\"buy\"]}}", "k", "{\"t\":\"sell\"}"));
-    assert_true(passes("{\"data\":{\"t\":[\"sell\",\"buy\"]}}", "k", "{\"t\":\"buy\"}"));   /* OR */
-    assert_true(passes("{\"data\":{\"n\":[5]}}", "k", "{\"n\":5.0}"));                    /* numeric */
-    assert_false(passes("{\"data\":{\"n\":[5]}}", "k", "{\"n\":\"5\"}"));                 /* types */
+    assert_true(passes("{\"data\":{\"t\":[\"sell\",\"buy\"]}}", "k", "{\"t\":\"buy\"}")); /* OR */
+    assert_true(passes("{\"data\":{\"n\":[5]}}", "k", "{\"n\":5.0}")); /* numeric */
+    assert_false(passes("{\"data\":{\"n\":[5]}}", "k", "{\"n\":\"5\"}")); /* types */
     assert_true(passes("{\"data\":{\"b\":[true]}}", "k", "{\"b\":true}"));
     assert_true(passes("{\"data\":{\"z\":[null]}}", "k", "{\"z\":null}"));
-    assert_false(passes("{\"data\":{\"z\":[null]}}", "k", "{}"));                         /* absent != null */
+    assert_false(passes("{\"data\":{\"z\":[null]}}", "k", "{}")); /* absent != null */
     assert_true(passes("{\"data\":{\"e\":[\"\"]}}", "k", "{\"e\":\"\"}"));
     /* AND across keys, nesting, arrays in the record. */
-    assert_true(passes("{\"data\":{\"a\":[1],\"o\":{\"b\":[\"x\"]}}}", "k", "{\"a\":1,\"o\":{\"b\":\"x\"}}"));
-    assert_false(passes("{\"data\":{\"a\":[1],\"o\":{\"b\":[\"x\"]}}}", "k", "{\"a\":1,\"o\":{\"b\":\"y\"}}"));
+    assert_true(passes("{\"data\":{\"a\":[1],\"o\":{\"b\":[\"x\"]}}}", "k",
+                       "{\"a\":1,\"o\":{\"b\":\"x\"}}"));
+    assert_false(passes("{\"data\":{\"a\":[1],\"o\":{\"b\":[\"x\"]}}}", "k",
+                        "{\"a\":1,\"o\":{\"b\":\"y\"}}"));
     assert_true(passes("{\"data\":{\"tags\":[\"hot\"]}}", "k", "{\"tags\":[\"cold\",\"hot\"]}"));
     /* Not JSON: data patterns cannot match; metadata ones can. */
     assert_false(passes("{\"data\":{\"a\":[{\"exists\":false}]}}", "k", "plain text"));
@@ -71,16 +75,22 @@ static void operators(void **st) {
     (void)st;
     assert_true(passes("{\"data\":{\"s\":[{\"prefix\":\"AB\"}]}}", "k", "{\"s\":\"ABC\"}"));
     assert_false(passes("{\"data\":{\"s\":[{\"prefix\":\"AB\"}]}}", "k", "{\"s\":\"XAB\"}"));
-    assert_true(passes("{\"data\":{\"s\":[{\"prefix\":{\"equals-ignore-case\":\"ab\"}}]}}", "k", "{\"s\":\"ABC\"}"));
+    assert_true(passes("{\"data\":{\"s\":[{\"prefix\":{\"equals-ignore-case\":\"ab\"}}]}}", "k",
+                       "{\"s\":\"ABC\"}"));
     assert_true(passes("{\"data\":{\"s\":[{\"suffix\":\".png\"}]}}", "k", "{\"s\":\"a.png\"}"));
-    assert_true(passes("{\"data\":{\"s\":[{\"equals-ignore-case\":\"BuY\"}]}}", "k", "{\"s\":\"buy\"}"));
+    assert_true(passes("{\"data\":{\"s\":[{\"equals-ignore-case\":\"BuY\"}]}}", "k",
+                       "{\"s\":\"buy\"}"));
     assert_true(passes("{\"data\":{\"s\":[{\"wildcard\":\"a*c*e\"}]}}", "k", "{\"s\":\"abcde\"}"));
     assert_false(passes("{\"data\":{\"s\":[{\"wildcard\":\"a*c*e\"}]}}", "k", "{\"s\":\"abcd\"}"));
-    assert_true(passes("{\"data\":{\"s\":[{\"anything-but\":[\"a\",\"b\"]}]}}", "k", "{\"s\":\"c\"}"));
-    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":[\"a\",\"b\"]}]}}", "k", "{\"s\":\"b\"}"));
-    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":\"a\"}]}}", "k", "{}"));    /* absent */
-    assert_true(passes("{\"data\":{\"s\":[{\"anything-but\":{\"prefix\":\"x\"}}]}}", "k", "{\"s\":\"yz\"}"));
-    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":{\"prefix\":\"x\"}}]}}", "k", "{\"s\":\"xy\"}"));
+    assert_true(passes("{\"data\":{\"s\":[{\"anything-but\":[\"a\",\"b\"]}]}}", "k",
+                       "{\"s\":\"c\"}"));
+    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":[\"a\",\"b\"]}]}}", "k",
+                        "{\"s\":\"b\"}"));
+    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":\"a\"}]}}", "k", "{}")); /* absent */
+    assert_true(passes("{\"data\":{\"s\":[{\"anything-but\":{\"prefix\":\"x\"}}]}}", "k",
+                       "{\"s\":\"yz\"}"));
+    assert_false(passes("{\"data\":{\"s\":[{\"anything-but\":{\"prefix\":\"x\"}}]}}", "k",
+                        "{\"s\":\"xy\"}"));
     assert_true(passes("{\"data\":{\"n\":[{\"numeric\":[\">\",0,\"<=\",5]}]}}", "k", "{\"n\":5}"));
     assert_false(passes("{\"data\":{\"n\":[{\"numeric\":[\">\",0,\"<=\",5]}]}}", "k", "{\"n\":0}"));
     assert_false(passes("{\"data\":{\"n\":[{\"numeric\":[\">\",0]}]}}", "k", "{\"n\":\"7\"}"));
@@ -89,8 +99,10 @@ static void operators(void **st) {
     assert_false(passes("{\"data\":{\"x\":[{\"exists\":true}]}}", "k", "{\"y\":0}"));
     assert_true(passes("{\"data\":{\"x\":[{\"exists\":false}]}}", "k", "{\"y\":0}"));
     assert_true(passes("{\"data\":{\"o\":{\"x\":[{\"exists\":false}]}}}", "k", "{\"y\":0}"));
-    assert_true(passes("{\"data\":{\"ip\":[{\"cidr\":\"10.0.0.0/8\"}]}}", "k", "{\"ip\":\"10.2.3.4\"}"));
-    assert_false(passes("{\"data\":{\"ip\":[{\"cidr\":\"10.0.0.0/8\"}]}}", "k", "{\"ip\":\"11.2.3.4\"}"));
+    assert_true(passes("{\"data\":{\"ip\":[{\"cidr\":\"10.0.0.0/8\"}]}}", "k",
+                       "{\"ip\":\"10.2.3.4\"}"));
+    assert_false(passes("{\"data\":{\"ip\":[{\"cidr\":\"10.0.0.0/8\"}]}}", "k",
+                        "{\"ip\":\"11.2.3.4\"}"));
 }
 
 static void any_filter_passes(void **st) {
@@ -118,13 +130,16 @@ static void refused_at_compile(void **st) {
     assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":1}\"}]}"));
     assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[]}\"}]}"));
     assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"nope\\\":1}]}\"}]}"));
-    assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"numeric\\\":[\\\"~\\\",1]}]}\"}]}"));
+    assert_false(compiles(
+        "{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"numeric\\\":[\\\"~\\\",1]}]}\"}]}"));
     assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"exists\\\":1}]}\"}]}"));
-    assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"cidr\\\":\\\"x/99\\\"}]}\"}]}"));
+    assert_false(
+        compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"cidr\\\":\\\"x/99\\\"}]}\"}]}"));
     assert_false(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[{\\\"prefix\\\":1}]}\"}]}"));
     assert_false(compiles("{\"Filters\":[{}]}"));
     char six[1024] = "{\"Filters\":[";
-    for (int i = 0; i < 6; i++) strcat(six, i ? ",{\"Pattern\":\"{\\\"a\\\":[1]}\"}" : "{\"Pattern\":\"{\\\"a\\\":[1]}\"}");
+    for (int i = 0; i < 6; i++)
+        strcat(six, i ? ",{\"Pattern\":\"{\\\"a\\\":[1]}\"}" : "{\"Pattern\":\"{\\\"a\\\":[1]}\"}");
     strcat(six, "]}");
     assert_false(compiles(six));
     assert_true(compiles("{\"Filters\":[{\"Pattern\":\"{\\\"a\\\":[1]}\"}]}"));

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_fn_code.c -- the functions engine's code storage (fn.h, zip.c): packages stored and
  * garbage-collected race-free under concurrent UpdateFunctionCode / CreateFunction, refused
  * creates leave nothing, symbolic links resolved as the kernel would, entry-count cap, and
@@ -243,7 +244,9 @@ static void test_symlink_escapes(void **state) {
         /* a link through a link: up is the root, up/.. is above it */
         {{"a/b/up", "../..", 0120777}, {"a/b/y", "up/..", 0120777}, {"bootstrap", "y", 0100755}},
         /* ... and an entry written through such a link lands outside the package */
-        {{"a/b/up", "../..", 0120777}, {"a/b/up2", "up/..", 0120777}, {"a/b/up2/evil", "x", 0120777}},
+        {{"a/b/up", "../..", 0120777},
+         {"a/b/up2", "up/..", 0120777},
+         {"a/b/up2/evil", "x", 0120777}},
         /* a loop */
         {{"l1", "l2", 0120777}, {"l2", "l1", 0120777}, {"bootstrap", "y", 0100755}},
         /* an entry below a link */
@@ -260,8 +263,10 @@ static void test_symlink_escapes(void **state) {
         assert_false(exists("%s/%s", "evil"));
     }
     /* links that stay inside are kept, also through other links */
-    tu_zentry_t ok[] = {{"a/b/up", "../..", 0120777}, {"a/b/self", "up/a/b", 0120777},
-                        {"bootstrap", "y", 0100755}, {"a/b/f", "data", 0},
+    tu_zentry_t ok[] = {{"a/b/up", "../..", 0120777},
+                        {"a/b/self", "up/a/b", 0120777},
+                        {"bootstrap", "y", 0100755},
+                        {"a/b/f", "data", 0},
                         {"a/b/dangling", "nothing/here", 0120777}};
     size_t n;
     uint8_t *z = tu_zip(ok, 5, &n);
@@ -293,8 +298,11 @@ static int fault_hook(const char *step) {
 static uint8_t *fault_zip(const char *tag, size_t *n) {
     char body[128];
     snprintf(body, sizeof body, "#!/bin/sh\necho %s\n", tag);
-    tu_zentry_t e[] = {{"bootstrap", body, 0100755}, {"lib/", NULL, 0}, {"lib/data.txt", tag, 0},
-                    {"lib/more/deep.txt", "deep", 0}, {"lib/link", "data.txt", 0120777}};
+    tu_zentry_t e[] = {{"bootstrap", body, 0100755},
+                       {"lib/", NULL, 0},
+                       {"lib/data.txt", tag, 0},
+                       {"lib/more/deep.txt", "deep", 0},
+                       {"lib/link", "data.txt", 0120777}};
     return tu_zip(e, 5, n);
 }
 
@@ -373,7 +381,7 @@ static void test_fault_injection(void **state) {
             fault_crash = crash;
             if (crash) {
                 crash_in_child(0, "f", z1, n1);
-                assert_state("f", NULL, sha1);   /* either never created or complete */
+                assert_state("f", NULL, sha1); /* either never created or complete */
                 fn = open_fn_sync(0);
                 fn_delete(fn, "f", &err);
                 fn_close(fn);
@@ -407,7 +415,7 @@ static void test_fault_injection(void **state) {
                 if (rc == 0) fail_msg("update survived a failure at step %d", k);
                 fn_config_t c;
                 assert_int_equal(fn_get(fn, "u", &c, &err), 0);
-                assert_string_equal(c.code_sha256, sha1);   /* old code still live */
+                assert_string_equal(c.code_sha256, sha1); /* old code still live */
                 fn_config_free(&c);
                 assert_code_usable(fn, "u");
                 fn_close(fn);

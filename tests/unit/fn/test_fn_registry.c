@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_fn_registry.c -- the functions engine through fn.h: registry durability and validation,
  * safe unpacking, ARN parsing, reserved concurrency, and invocation through a plug-in runtime
  * (sync, timeout, throttling, the durable Event queue, metrics).
@@ -211,8 +212,12 @@ static void test_list_update_delete(void **state) {
     fn_config_t cur, out;
     assert_int_equal(fn_get(fn, "c", &cur, &err), 0);
     fn_env_var_t env[] = {{"NEW_ONE", "1"}};
-    fn_config_update_t u = {.has_timeout = 1, .timeout_s = 30, .has_env = 1, .env = env,
-                            .n_env = 1, .revision_id = "stale"};
+    fn_config_update_t u = {.has_timeout = 1,
+                            .timeout_s = 30,
+                            .has_env = 1,
+                            .env = env,
+                            .n_env = 1,
+                            .revision_id = "stale"};
     assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), TR_ECONDITION);
     u.revision_id = cur.revision_id;
     assert_int_equal(fn_update_config(fn, "c", &u, &out, &err), 0);
@@ -283,8 +288,8 @@ static void test_name_parse(void **state) {
     assert_string_equal(q, "$LATEST");
     assert_int_equal(fn_name_parse("123456789012:function:f_1", name, q, &err), 0);
     assert_string_equal(name, "f_1");
-    assert_int_equal(fn_name_parse("arn:aws:lambda:us-east-1:123456789012:function:f:prod", name,
-                                   q, &err),
+    assert_int_equal(fn_name_parse("arn:aws:lambda:us-east-1:123456789012:function:f:prod", name, q,
+                                   &err),
                      0);
     assert_string_equal(name, "f");
     assert_string_equal(q, "prod");
@@ -335,7 +340,7 @@ static void rt_cancel(void *arg, fn_inv_t *inv) {
             break;
         }
     pthread_mutex_unlock(&rt_mu);
-    fn_inv_complete(inv, NULL, NULL, (const uint8_t *)"late", 4);   /* ignored */
+    fn_inv_complete(inv, NULL, NULL, (const uint8_t *)"late", 4); /* ignored */
 }
 
 static const fn_runtime_t test_rt = {.name = "test.rt", .invoke = rt_invoke, .cancel = rt_cancel};
@@ -367,8 +372,10 @@ static void test_invoke_plugin(void **state) {
     (void)state;
     fn_t *fn = open_started();
     make_rt_fn(fn, "echo", "echo", 3);
-    fn_invoke_req_t req = {.name = "echo", .type = FN_INVOKE_SYNC,
-                           .payload = (const uint8_t *)"{\"a\":1}", .payload_len = 7,
+    fn_invoke_req_t req = {.name = "echo",
+                           .type = FN_INVOKE_SYNC,
+                           .payload = (const uint8_t *)"{\"a\":1}",
+                           .payload_len = 7,
                            .log_tail = 1};
     fn_result_owned_t r;
     assert_int_equal(fn_invoke_wait(fn, &req, &r), 0);
@@ -433,12 +440,14 @@ static void test_timeout_and_throttle(void **state) {
     fn_invoke_req_t req = {.name = "hang", .type = FN_INVOKE_SYNC, .log_tail = 1};
     fn_result_owned_t r1, r2;
     /* an async Event takes the slot, then a sync call is throttled */
-    fn_invoke_req_t ev = {.name = "hang", .type = FN_INVOKE_EVENT,
-                          .payload = (const uint8_t *)"{}", .payload_len = 2};
+    fn_invoke_req_t ev = {.name = "hang",
+                          .type = FN_INVOKE_EVENT,
+                          .payload = (const uint8_t *)"{}",
+                          .payload_len = 2};
     assert_int_equal(fn_invoke_wait(fn, &ev, &r1), 0);
     assert_int_equal(r1.r.status, 202);
     fn_result_free(&r1);
-    for (int i = 0; i < 200; i++) {   /* wait until the runtime holds it */
+    for (int i = 0; i < 200; i++) { /* wait until the runtime holds it */
         pthread_mutex_lock(&rt_mu);
         int held = rt_n_held;
         pthread_mutex_unlock(&rt_mu);
@@ -471,8 +480,10 @@ static void test_events_durable(void **state) {
     make_rt_fn(fn, "ev", "echo", 3);
     tr_err err;
     assert_int_equal(fn_concurrency_put(fn, "ev", 0, &err), 0);
-    fn_invoke_req_t ev = {.name = "ev", .type = FN_INVOKE_EVENT,
-                          .payload = (const uint8_t *)"\"x\"", .payload_len = 3};
+    fn_invoke_req_t ev = {.name = "ev",
+                          .type = FN_INVOKE_EVENT,
+                          .payload = (const uint8_t *)"\"x\"",
+                          .payload_len = 3};
     fn_result_owned_t r;
     for (int i = 0; i < 3; i++) {
         assert_int_equal(fn_invoke_wait(fn, &ev, &r), 0);
@@ -523,14 +534,10 @@ static void test_events_durable(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        TU_DIR_TEST(test_create_get_persist),
-        TU_DIR_TEST(test_validation),
-        TU_DIR_TEST(test_zip_slip),
-        TU_DIR_TEST(test_list_update_delete),
-        TU_DIR_TEST(test_concurrency),
-        cmocka_unit_test(test_name_parse),
-        TU_DIR_TEST(test_invoke_plugin),
-        TU_DIR_TEST(test_timeout_and_throttle),
+        TU_DIR_TEST(test_create_get_persist), TU_DIR_TEST(test_validation),
+        TU_DIR_TEST(test_zip_slip),           TU_DIR_TEST(test_list_update_delete),
+        TU_DIR_TEST(test_concurrency),        cmocka_unit_test(test_name_parse),
+        TU_DIR_TEST(test_invoke_plugin),      TU_DIR_TEST(test_timeout_and_throttle),
         TU_DIR_TEST(test_events_durable),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

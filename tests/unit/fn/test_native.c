@@ -1,4 +1,6 @@
-/* test_native.c -- the native runtime's supervisor and host process (src/fn/native*.c): JSON
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_native.c -- the native runtime's supervisor and host process (src/fn/native*.c): JSON
  * and native-batch invokes, batch item failures, handler errors, crashes, exits, timeouts,
  * load failures, warm reuse, concurrency -- all through fn_native_submit with tests/functions/
  * probe.c as the user library.  This binary is also the host (argv[1] == "__fn-host"). */
@@ -88,9 +90,12 @@ static void run(fn_config_t *c, const char *payload, const fn_native_batch_t *ba
     static int seq;
     char rid[64];
     snprintf(rid, sizeof rid, "00000000-0000-4000-8000-%012d", ++seq);
-    fn_inv_info_t info = {.request_id = rid, .config = c, .deadline_ms = tr_now_ms() + timeout_ms,
+    fn_inv_info_t info = {.request_id = rid,
+                          .config = c,
+                          .deadline_ms = tr_now_ms() + timeout_ms,
                           .payload = (const uint8_t *)payload,
-                          .payload_len = payload ? strlen(payload) : 0, .native = batch,
+                          .payload_len = payload ? strlen(payload) : 0,
+                          .native = batch,
                           .trace_id = "Root=1-x"};
     tr_err err;
     assert_int_equal(fn_native_submit(nt, &info, on_log, on_done, r, &err), 0);
@@ -165,8 +170,9 @@ static void native_batch_without_json(void **st) {
     const char *data[] = {"one", "two\nlines", "\"quoted\""};
     trf_record_t recs[3];
     batch_of(recs, 5, data, 3);
-    fn_native_batch_t b = {FN_NATIVE_BATCH_MAGIC, recs, 3, 5,
-                           "arn:aws:kinesis:us-east-1:000000000000:stream/s", "us-east-1", NULL};
+    fn_native_batch_t b = {
+        FN_NATIVE_BATCH_MAGIC, recs, 3, 5, "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+        "us-east-1",           NULL};
     result_t r;
     invoke(&c, "{}", &b, 5000, &r);
     assert_string_equal(r.type, "");
@@ -184,7 +190,9 @@ static void native_batch_without_json(void **st) {
     /* A bad batch pointer is refused at submit. */
     fn_native_batch_t bad = b;
     bad.magic = 1;
-    fn_inv_info_t info = {.request_id = "x", .config = &c, .deadline_ms = tr_now_ms() + 1000,
+    fn_inv_info_t info = {.request_id = "x",
+                          .config = &c,
+                          .deadline_ms = tr_now_ms() + 1000,
                           .native = &bad};
     tr_err err;
     assert_int_equal(fn_native_submit(nt, &info, on_log, on_done, NULL, &err), TR_EINVAL);
@@ -242,7 +250,7 @@ static void crash_is_contained(void **st) {
     invoke(&c, "{\"segv\":1}", NULL, 5000, &r);
     assert_string_equal(r.type, "Runtime.ExitError");
     assert_non_null(strstr(r.msg, "Runtime exited with error: signal: segmentation fault"));
-    assert_non_null(strstr(r.log, "probe: echo"));   /* logged before the crash: kept */
+    assert_non_null(strstr(r.log, "probe: echo")); /* logged before the crash: kept */
     /* The next invoke gets a fresh host and works. */
     invoke(&c, "{\"again\":1}", NULL, 5000, &r);
     assert_string_equal(r.type, "");
@@ -333,7 +341,7 @@ static void warm_reuse_and_concurrency(void **st) {
     invoke(&c, "{}", NULL, 5000, &r);
     char *o = slurp(out_path);
     assert_true(pid_of(o, 0) > 0);
-    assert_int_equal(pid_of(o, 0), pid_of(o, 1));   /* same warm host */
+    assert_int_equal(pid_of(o, 0), pid_of(o, 1)); /* same warm host */
     free(o);
     /* Four at once run in four hosts, in parallel. */
     const char *data[] = {"SLEEP:600"};
@@ -348,7 +356,7 @@ static void warm_reuse_and_concurrency(void **st) {
         assert_string_equal(rs[i].type, "");
     }
     long long took = tr_now_ms() - t0;
-    assert_true(took < 2000);   /* serial would be >= 2400 */
+    assert_true(took < 2000); /* serial would be >= 2400 */
     assert_true(fn_native_host_count(nt, "warm") >= 4);
     /* A configuration change restarts hosts with the new environment. */
     fn_env_var_t env[3] = {{"PROBE_OUT", out_path}, {"PROBE_DIR", dir}, {"X", "1"}};
@@ -414,8 +422,8 @@ static void table_calls_without_a_handler(void **st) {
     nt = plain;
     assert_string_equal(r.type, "");
     snprintf(want, sizeof want,
-             "{\"op\":\"PutItem\",\"rc\":418,\"resp\":{\"code\":%d,\"msg\":\"%s\"}}",
-             TR_ECLOSED, gone);
+             "{\"op\":\"PutItem\",\"rc\":418,\"resp\":{\"code\":%d,\"msg\":\"%s\"}}", TR_ECLOSED,
+             gone);
     assert_non_null(strstr(r.payload, want));
 }
 

@@ -1,4 +1,6 @@
-/* test_sandbox.c -- function confinement (src/fn/sandbox.h): what a process that entered a
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_sandbox.c -- function confinement (src/fn/sandbox.h): what a process that entered a
  * function's ruleset can open, scratch directories, and the refusals. */
 #include <errno.h>
 #include <fcntl.h>
@@ -99,9 +101,9 @@ static void test_confined_process_reaches_only_its_own(void **state) {
 static void test_system_secrets_and_devices_are_out_of_reach(void **state) {
     (void)state;
     if (!fn_sandbox_abi(NULL)) skip();
-    static const char *const denied[] = {"/etc/shadow", "/etc/gshadow", "/etc/sudoers",
-                                         "/dev/kmsg", "/dev/loop0", "/dev/kvm", "/dev/mem",
-                                         "/dev/sda", "/dev/vda", "/dev/nvme0n1", NULL};
+    static const char *const denied[] = {
+        "/etc/shadow", "/etc/gshadow", "/etc/sudoers", "/dev/kmsg",    "/dev/loop0", "/dev/kvm",
+        "/dev/mem",    "/dev/sda",     "/dev/vda",     "/dev/nvme0n1", NULL};
     struct stat st;
     for (int i = 0; denied[i]; i++)
         if (stat(denied[i], &st) == 0) {
@@ -112,7 +114,8 @@ static void test_system_secrets_and_devices_are_out_of_reach(void **state) {
     assert_int_equal(try_in_sandbox("/dev/zero", O_RDONLY), 0);
     assert_int_equal(try_in_sandbox("/dev/null", O_RDWR), 0);
     assert_int_equal(try_in_sandbox("/etc/hostname", O_RDONLY) == 0 ||
-                     stat("/etc/hostname", &st) != 0, 1);
+                         stat("/etc/hostname", &st) != 0,
+                     1);
     if (stat("/etc/ssl/certs", &st) == 0)
         assert_int_equal(try_in_sandbox("/etc/ssl/certs", O_RDONLY | O_DIRECTORY), 0);
     if (stat("/etc/ssl/openssl.cnf", &st) == 0)
@@ -233,21 +236,22 @@ static void test_private_tmp_unprivileged(void **state) {
     char f[200];
     snprintf(f, sizeof f, "%s/bootstrap", c2);
     assert_int_equal(chown(b2, 65534, 65534) | chown(c2, 65534, 65534) | chown(s2, 65534, 65534) |
-                     chown(f, 65534, 65534), 0);
+                         chown(f, 65534, 65534),
+                     0);
     pid_t pid = fork();
     assert_true(pid >= 0);
     if (pid == 0) {
         /* the server's side (plan: mount points made as the server's user), then the child's */
         if (setgroups(0, NULL) || setresgid(65534, 65534, 65534) || setresuid(65534, 65534, 65534))
             _exit(98);
-        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0);   /* as a server started as that user would be */
+        prctl(PR_SET_DUMPABLE, 1, 0, 0, 0); /* as a server started as that user would be */
         tr_err err;
         if (fn_sandbox_tmp_plan(c2, s2, &plan, &err) || !plan) _exit(97);
-        if (fn_sandbox_tmp_apply(plan) != 0) _exit(99);   /* user namespaces not allowed */
+        if (fn_sandbox_tmp_apply(plan) != 0) _exit(99); /* user namespaces not allowed */
         struct stat st;
         if (stat(f, &st) != 0) _exit(2);
         if (stat(b2, &st) != 0 || stat("/tmp/code", &st) == 0) _exit(3);
-        if (getuid() != 65534) _exit(4);                  /* the same user, mapped */
+        if (getuid() != 65534) _exit(4); /* the same user, mapped */
         int fd = open("/tmp/written", O_WRONLY | O_CREAT | O_CLOEXEC, 0600);
         _exit(fd >= 0 ? 0 : 5);
     }

@@ -1,4 +1,6 @@
-/* test_trf.c -- the native function library: JSON reader, base64, Kinesis event JSON to and from
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_trf.c -- the native function library: JSON reader, base64, Kinesis event JSON to and from
  * native records, handler-call outcomes (src/fn/trf_*.c through include/tributary/function.h and
  * trf_int.h). */
 #include <setjmp.h>
@@ -16,10 +18,16 @@
 
 static void json_validates(void **st) {
     (void)st;
-    const char *good[] = {"{}", "[]", "0", "-1.5e+3", "\"a\\u00e9\\n\"", "true", " null ",
+    const char *good[] = {"{}",
+                          "[]",
+                          "0",
+                          "-1.5e+3",
+                          "\"a\\u00e9\\n\"",
+                          "true",
+                          " null ",
                           "{\"a\":[1,{\"b\":null}],\"c\":\"\\ud83d\\ude00\"}"};
-    const char *bad[] = {"", "{", "[1,]", "{\"a\"}", "01", "1.", "\"\\x\"", "tru", "{} x",
-                         "\"a\nb\"", "[1 2]", "{\"a\":1,}", "-", "\"\\u12\""};
+    const char *bad[] = {"",    "{",    "[1,]",     "{\"a\"}", "01",         "1.", "\"\\x\"",
+                         "tru", "{} x", "\"a\nb\"", "[1 2]",   "{\"a\":1,}", "-",  "\"\\u12\""};
     for (size_t i = 0; i < sizeof good / sizeof *good; i++)
         assert_true(trf_json_valid(good[i], strlen(good[i])));
     for (size_t i = 0; i < sizeof bad / sizeof *bad; i++)
@@ -131,7 +139,8 @@ static void kinesis_event_decodes(void **st) {
     assert_ptr_equal(e.ev.json, other);
     trf__event_owned_free(&e);
     /* Kinesis with broken data: an error, not a silent empty record. */
-    const char *broken = "{\"Records\":[{\"kinesis\":{\"data\":\"@@@\"},\"eventSource\":\"aws:kinesis\"}]}";
+    const char *broken =
+        "{\"Records\":[{\"kinesis\":{\"data\":\"@@@\"},\"eventSource\":\"aws:kinesis\"}]}";
     assert_int_equal(trf__event_from_json(&e, broken, strlen(broken), &why), -1);
     assert_non_null(why);
 }
@@ -140,20 +149,33 @@ static void kinesis_event_decodes(void **st) {
 static void kinesis_render_round_trip(void **st) {
     (void)st;
     trf_record_t recs[3] = {
-        {"dev-1", 5, (const uint8_t *)"{\"t\":1}", 7, "49000000000000000000000000000000000001", 1700000000123},
-        {"d\"q", 3, (const uint8_t *)"\x00\x01\xff", 3, "49000000000000000000000000000000000002", 1700000000999},
+        {"dev-1", 5, (const uint8_t *)"{\"t\":1}", 7, "49000000000000000000000000000000000001",
+         1700000000123},
+        {"d\"q", 3, (const uint8_t *)"\x00\x01\xff", 3, "49000000000000000000000000000000000002",
+         1700000000999},
         {"", 0, (const uint8_t *)"", 0, "49000000000000000000000000000000000003", 1700000001000},
     };
     trf_window_t w = {1700000000000, 1700000060000, "{\"sum\":3}", 9, 1, 0};
-    trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, recs, 3,
-                      "arn:aws:kinesis:us-east-1:000000000000:stream/s", "shardId-000000000002",
-                      "us-east-1", &w, {0}};
+    trf_event_t ev = {TRF_ABI_VERSION,
+                      TRF_EVENT_KINESIS,
+                      NULL,
+                      0,
+                      recs,
+                      3,
+                      "arn:aws:kinesis:us-east-1:000000000000:stream/s",
+                      "shardId-000000000002",
+                      "us-east-1",
+                      &w,
+                      {0}};
     trf__buf_t b = {0};
     trf__kinesis_render(&b, &ev, NULL);
     assert_true(trf_json_valid(b.data, b.len));
-    assert_non_null(strstr(b.data, "\"eventID\":\"shardId-000000000002:49000000000000000000000000000000000001\""));
+    assert_non_null(strstr(
+        b.data, "\"eventID\":\"shardId-000000000002:49000000000000000000000000000000000001\""));
     assert_non_null(strstr(b.data, "\"approximateArrivalTimestamp\":1700000000.123"));
-    assert_non_null(strstr(b.data, "\"window\":{\"start\":\"2023-11-14T22:13:20Z\",\"end\":\"2023-11-14T22:14:20Z\"}"));
+    assert_non_null(
+        strstr(b.data,
+               "\"window\":{\"start\":\"2023-11-14T22:13:20Z\",\"end\":\"2023-11-14T22:14:20Z\"}"));
     assert_non_null(strstr(b.data, "\"isFinalInvokeForWindow\":true"));
     trf__event_owned_t e;
     const char *why;
@@ -189,7 +211,7 @@ static void kinesis_render_round_trip(void **st) {
 
 static int h_fail_two(const trf_event_t *ev, trf_context_t *ctx) {
     trf_log(ctx, "n=%zu", ev->n_records);
-    assert_int_equal(trf_fail_record(ctx, 99), TRF_ERROR);   /* out of range */
+    assert_int_equal(trf_fail_record(ctx, 99), TRF_ERROR); /* out of range */
     trf_fail_record(ctx, 2);
     trf_fail_record(ctx, 1);
     return TRF_OK;
@@ -205,7 +227,7 @@ static int h_return(const trf_event_t *ev, trf_context_t *ctx) {
 }
 static int h_window(const trf_event_t *ev, trf_context_t *ctx) {
     (void)ev;
-    assert_int_equal(trf_window_state(ctx, "[1]", 3), TRF_ERROR);   /* must be an object */
+    assert_int_equal(trf_window_state(ctx, "[1]", 3), TRF_ERROR); /* must be an object */
     return trf_window_state(ctx, "{\"n\":5}", 7);
 }
 static int h_json(const trf_event_t *ev, trf_context_t *ctx) {
@@ -223,7 +245,8 @@ static int h_json(const trf_event_t *ev, trf_context_t *ctx) {
 static char logged[1024];
 static void sink(void *arg, const char *t, size_t n) {
     (void)arg;
-    strncat(logged, t, n < sizeof logged - strlen(logged) - 1 ? n : sizeof logged - strlen(logged) - 1);
+    strncat(logged, t,
+            n < sizeof logged - strlen(logged) - 1 ? n : sizeof logged - strlen(logged) - 1);
 }
 
 static void call_outcomes(void **st) {
@@ -231,8 +254,8 @@ static void call_outcomes(void **st) {
     trf_record_t recs[3] = {{"a", 1, (const uint8_t *)"x", 1, "101", 1},
                             {"b", 1, (const uint8_t *)"y", 1, "102", 2},
                             {"c", 1, (const uint8_t *)"z", 1, "103", 3}};
-    trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0, recs, 3, "arn", "shardId-0", "r",
-                      NULL, {0}};
+    trf_event_t ev = {TRF_ABI_VERSION, TRF_EVENT_KINESIS, NULL, 0,    recs, 3,
+                      "arn",           "shardId-0",       "r",  NULL, {0}};
     trf__call_t c;
     memset(&c, 0, sizeof c);
     c.log_sink = sink;
@@ -241,13 +264,14 @@ static void call_outcomes(void **st) {
     assert_int_equal(trf__call_run(&c, h_fail_two, &ev), 0);
     assert_false(c.failed);
     assert_string_equal(c.payload.data, "{\"batchItemFailures\":[{\"itemIdentifier\":\"103\"},"
-                                         "{\"itemIdentifier\":\"102\"}]}");
+                                        "{\"itemIdentifier\":\"102\"}]}");
     assert_string_equal(logged, "n=3\n");
 
     assert_int_equal(trf__call_run(&c, h_error, &ev), 0);
     assert_true(c.failed);
     assert_string_equal(c.error_type, "Boom");
-    assert_string_equal(c.payload.data, "{\"errorMessage\":\"it \\\"broke\\\"\",\"errorType\":\"Boom\"}");
+    assert_string_equal(c.payload.data,
+                        "{\"errorMessage\":\"it \\\"broke\\\"\",\"errorType\":\"Boom\"}");
 
     assert_int_equal(trf__call_run(&c, h_return, &ev), 0);
     assert_true(c.failed);
@@ -263,21 +287,25 @@ static void call_outcomes(void **st) {
     assert_string_equal(c.payload.data, "{\"state\":{\"n\":1},\"batchItemFailures\":[]}");
     ev.window = NULL;
     assert_int_equal(trf__call_run(&c, h_json, &ev), 0);
-    assert_string_equal(c.payload.data, "null");   /* plain success */
+    assert_string_equal(c.payload.data, "null"); /* plain success */
 
-    trf_event_t je = {TRF_ABI_VERSION, TRF_EVENT_JSON, "{\"a\":1}", 7, NULL, 0, "", "", "", NULL, {0}};
+    trf_event_t je = {
+        TRF_ABI_VERSION, TRF_EVENT_JSON, "{\"a\":1}", 7, NULL, 0, "", "", "", NULL, {0}};
     assert_int_equal(trf__call_run(&c, h_json, &je), 0);
     assert_string_equal(c.payload.data, "{\"a\":1}");
-    assert_int_equal(trf__call_run(&c, h_fail_two, &je), 0);   /* fail_record refused for JSON */
+    assert_int_equal(trf__call_run(&c, h_fail_two, &je), 0); /* fail_record refused for JSON */
     assert_string_equal(c.payload.data, "null");
     trf__call_free(&c);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(json_validates),        cmocka_unit_test(json_lookups),
-        cmocka_unit_test(base64_and_time),       cmocka_unit_test(kinesis_event_decodes),
-        cmocka_unit_test(kinesis_render_round_trip), cmocka_unit_test(call_outcomes),
+        cmocka_unit_test(json_validates),
+        cmocka_unit_test(json_lookups),
+        cmocka_unit_test(base64_and_time),
+        cmocka_unit_test(kinesis_event_decodes),
+        cmocka_unit_test(kinesis_render_round_trip),
+        cmocka_unit_test(call_outcomes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -1,4 +1,6 @@
-/* test_shard.c -- the shard log (log/shard.h): round trips, segments, read limits, recovery of
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_shard.c -- the shard log (log/shard.h): round trips, segments, read limits, recovery of
  * torn tails and headers, corruption, retention, seek by time, commit visibility, injected I/O
  * faults (through the private vtable in log/shard_int.h) and a concurrent reader. */
 #include <setjmp.h>
@@ -434,8 +436,8 @@ static void read_limits(void **st) {
     /* records of 100 bytes of data and a 4-byte key */
     uint8_t d[100000];
     memset(d, 'x', sizeof d);
-    slog_rec_in_t in[6] = {{"k000", 4, d, 100}, {"k001", 4, d, 100}, {"k002", 4, d, 100},
-                           {"k003", 4, d, 90000},  {"k004", 4, d, 100}, {"k005", 4, d, 100}};
+    slog_rec_in_t in[6] = {{"k000", 4, d, 100},   {"k001", 4, d, 100}, {"k002", 4, d, 100},
+                           {"k003", 4, d, 90000}, {"k004", 4, d, 100}, {"k005", 4, d, 100}};
     uint64_t first;
     tr_err err;
     assert_int_equal(slog_shard_append(sh, in, 6, 1, &first, &err), 0);
@@ -640,9 +642,7 @@ static off_t frame_off(uint64_t seq) {
 static void damage_mid_newest(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 0);
-    for (uint64_t b = 0; b < 20; b++) {
-        append_synced(sh, b * 100, 100, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 20; b++) { append_synced(sh, b * 100, 100, (int64_t)b); }
     slog_shard_close(sh);
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
@@ -945,9 +945,7 @@ static void damage_found_by_reader(void **st) {
     fixture_t *f = *st;
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
-    for (uint64_t b = 0; b < 8; b++) {
-        append_synced(sh, b * 50, 50, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 8; b++) { append_synced(sh, b * 50, 50, (int64_t)b); }
     assert_true(slog__shard_nsegs(sh) >= 2);
     slog_shard_close(sh);
     char segs[32][256], dmg[256], idx[256];
@@ -991,9 +989,7 @@ static void damage_reader_exact(void **st) {
     fixture_t *f = *st;
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 400000, 0, 1);
-    for (uint64_t b = 0; b < 10; b++) {
-        append_synced(sh, b * 50, 50, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 10; b++) { append_synced(sh, b * 50, 50, (int64_t)b); }
     assert_true(slog__shard_nsegs(sh) >= 2);
     slog_shard_close(sh);
     char segs[32][256];
@@ -1041,9 +1037,7 @@ static void damage_reader_exact(void **st) {
 static void damage_reader_active(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 0, 0, 1);
-    for (uint64_t b = 0; b < 10; b++) {
-        append_synced(sh, b * 20, 20, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 10; b++) { append_synced(sh, b * 20, 20, (int64_t)b); }
     char segs[4][256];
     assert_int_equal(seg_files(f->dir, segs, 4), 1);
     uint64_t bad = 77;
@@ -1075,9 +1069,7 @@ static void damage_nearby(void **st) {
     fixture_t *f = *st;
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
-    for (uint64_t b = 0; b < 8; b++) {
-        append_synced(sh, b * 50, 50, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 8; b++) { append_synced(sh, b * 50, 50, (int64_t)b); }
     uint64_t end = slog_shard_end(sh);
     slog_shard_close(sh);
     char segs[32][256];
@@ -1182,9 +1174,7 @@ static void damage_reader_concurrent(void **st) {
     fixture_t *f = *st;
     g_size_mod = 2000;
     slog_shard_t *sh = open_ok(f->dir, 150000, 0, 1);
-    for (uint64_t b = 0; b < 8; b++) {
-        append_synced(sh, b * 50, 50, (int64_t)b);
-    }
+    for (uint64_t b = 0; b < 8; b++) { append_synced(sh, b * 50, 50, (int64_t)b); }
     slog_shard_close(sh);
     char segs[32][256];
     assert_true(seg_files(f->dir, segs, 32) >= 2);
@@ -1634,8 +1624,7 @@ static void fp_power_cut(void) {
             if (fp.f[i].had_old) {
                 int fd = open(p, O_WRONLY | O_CREAT | O_TRUNC, 0644);
                 assert_true(fd >= 0);
-                assert_int_equal(write(fd, fp.f[i].old, fp.f[i].old_len),
-                                 (ssize_t)fp.f[i].old_len);
+                assert_int_equal(write(fd, fp.f[i].old, fp.f[i].old_len), (ssize_t)fp.f[i].old_len);
                 close(fd);
             }
             continue;
@@ -1895,9 +1884,7 @@ static void trim_during_read(void **st) {
 static void destroy_dir(void **st) {
     fixture_t *f = *st;
     slog_shard_t *sh = open_ok(f->dir, 200, 0, 1);
-    for (int b = 0; b < 5; b++) {
-        append_synced(sh, (uint64_t)b * 5, 5, b);
-    }
+    for (int b = 0; b < 5; b++) { append_synced(sh, (uint64_t)b * 5, 5, b); }
     slog_shard_close(sh);
     tr_err err;
     assert_int_equal(slog_shard_destroy_dir(f->dir, &err), 0);

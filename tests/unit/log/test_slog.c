@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_slog.c -- the stream engine through slog.h: control plane, group-committed puts, reads,
  * resharding, retention bounds, tags, persistence, admission, and the text helpers.
  *
@@ -256,7 +257,15 @@ static void test_hash_format_parse(void **state) {
         "340282366920938463463374607431768211456", /* 2^128 */
         "999999999999999999999999999999999999999",
         "1000000000000000000000000000000000000000", /* 40 digits */
-        "", "01", "00", "1a", "-1", "+1", " 1", "1 ", "0x10",
+        "",
+        "01",
+        "00",
+        "1a",
+        "-1",
+        "+1",
+        " 1",
+        "1 ",
+        "0x10",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         assert_int_equal(slog_hash_parse(bad[i], &h), TR_EINVAL);
@@ -469,13 +478,11 @@ static void test_name_and_limit_errors(void **state) {
     assert_int_equal(slog_stream_create(lg, "big", 9, 0, NULL, 0, &e), TR_ELIMIT);
     assert_non_null(strstr(e.msg, "shard limit"));
     assert_non_null(strstr(e.msg, "Current limit of shards is 10"));
-    assert_int_equal(slog_stream_describe(lg, "big", &(slog_stream_info_t){0}, NULL),
-                     TR_ENOTFOUND);
+    assert_int_equal(slog_stream_describe(lg, "big", &(slog_stream_info_t){0}, NULL), TR_ENOTFOUND);
     create(lg, "six", 6);
     /* on-demand: 2 shards each, at most one stream */
     assert_int_equal(slog_stream_create(lg, "od1", 0, SLOG_MODE_ON_DEMAND, NULL, 0, &e), 0);
-    assert_int_equal(slog_stream_create(lg, "od2", 0, SLOG_MODE_ON_DEMAND, NULL, 0, &e),
-                     TR_ELIMIT);
+    assert_int_equal(slog_stream_create(lg, "od2", 0, SLOG_MODE_ON_DEMAND, NULL, 0, &e), TR_ELIMIT);
     assert_int_equal(slog_stream_create(lg, "one", 1, 0, NULL, 0, &e), TR_ELIMIT);
     assert_int_equal(slog_stream_delete(lg, "od1", NULL), 0);
     assert_int_equal(slog_stream_create(lg, "od2", 0, SLOG_MODE_ON_DEMAND, NULL, 0, &e), 0);
@@ -670,8 +677,8 @@ static void test_put_read_roundtrip(void **state) {
         assert_int_equal(b, 0);
         assert_int_equal(en, n);
         assert_int_equal(at, 0);
-        assert_int_equal(slog_position(lg, si.id, sh, tr_now_ms() + 3600000, NULL, NULL, &at,
-                                       NULL), 0);
+        assert_int_equal(slog_position(lg, si.id, sh, tr_now_ms() + 3600000, NULL, NULL, &at, NULL),
+                         0);
         assert_int_equal(at, n);
         got_free(g, n);
     }

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_h2.c -- net/h2.c's session driven from memory (net__h2_mem_*, net_int.h): what needs a
  * clock rather than a socket.  The integration tests (tests/integration/test_http2.py) cover the
  * same rules over TCP where a few seconds suffice; these cover the ones counted in minutes.
@@ -168,7 +169,7 @@ static void test_authenticated_connection_kept_past_header_timeout(void **state)
     net__h2_t *h = open_session(srv);
     request(h, 1, 0);
     request(h, 3, 1);
-    request(h, 5, 0);  /* a later failure does not take the trust back */
+    request(h, 5, 0); /* a later failure does not take the trust back */
     net__h2_mem_tick(h, NET__IDLE_TIMEOUT_S - 2);
     assert_int_equal(net__h2_mem_feed(h, ping, sizeof ping), 0);
     close_session(srv, h);
@@ -186,12 +187,12 @@ static void test_response_not_taken_is_charged_then_dropped(void **state) {
     static const uint8_t window0[15] = {0, 0, 6, 4, 0, 0, 0, 0, 0, 0, 4, 0, 0, 0, 0};
     assert_int_equal(net__h2_mem_feed(h, window0, sizeof window0), 0);
     request(h, 1, 0);
-    assert_true(atomic_load(&srv->inflight) >= 100000);   /* the response, until taken */
-    net__h2_mem_tick(h, 30);                              /* due after 30 + 1 s */
+    assert_true(atomic_load(&srv->inflight) >= 100000); /* the response, until taken */
+    net__h2_mem_tick(h, 30); /* due after 30 + 1 s */
     assert_true(atomic_load(&srv->inflight) >= 100000);
     net__h2_mem_tick(h, 32);
     assert_int_equal(atomic_load(&srv->inflight), 0);
-    assert_int_equal(net__h2_mem_feed(h, ping, sizeof ping), 0);  /* the connection stays */
+    assert_int_equal(net__h2_mem_feed(h, ping, sizeof ping), 0); /* the connection stays */
     close_session(srv, h);
 }
 

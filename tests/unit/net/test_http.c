@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_http.c -- net/http (the front door) through its public header: HTTP/1.1 and cleartext
  * HTTP/2 (prior knowledge) on one port, the same net_req_t for both, NET_DEFER resumed from
  * another thread, body bounds (max_body, in-flight budget), the connection limit, and stop with
@@ -137,7 +138,8 @@ static net_server_t *start_opts(net_opts_t o) {
 }
 
 static net_server_t *start(size_t max_body, size_t max_inflight, unsigned max_conns) {
-    net_opts_t o = {.max_body = max_body, .max_inflight_bytes = max_inflight,
+    net_opts_t o = {.max_body = max_body,
+                    .max_inflight_bytes = max_inflight,
                     .max_connections = max_conns};
     return start_opts(o);
 }
@@ -257,8 +259,8 @@ static int c_on_header(nghttp2_session *s, const nghttp2_frame *f, const uint8_t
     return 0;
 }
 
-static int c_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data,
-                     size_t len, void *ud) {
+static int c_on_data(nghttp2_session *s, uint8_t flags, int32_t id, const uint8_t *data, size_t len,
+                     void *ud) {
     (void)s;
     (void)flags;
     h2_resp_t *r = h2c_slot(ud, id);
@@ -316,9 +318,9 @@ static int32_t h2c_request(h2c_t *c, const char *method, const char *path, const
     char len[24];
     snprintf(len, sizeof len, "%zu", n);
 #define NVS(a, b) {(uint8_t *)(a), (uint8_t *)(b), strlen(a), strlen(b), NGHTTP2_NV_FLAG_NONE}
-    nghttp2_nv nv[] = {NVS(":method", method),        NVS(":scheme", "http"),
-                       NVS(":authority", "h2.example:4566"), NVS(":path", path),
-                       NVS("x-test", "two"),          NVS("content-length", len)};
+    nghttp2_nv nv[] = {
+        NVS(":method", method), NVS(":scheme", "http"), NVS(":authority", "h2.example:4566"),
+        NVS(":path", path),     NVS("x-test", "two"),   NVS("content-length", len)};
 #undef NVS
     int32_t next = nghttp2_session_get_next_stream_id(c->s);
     h2_resp_t *r = h2c_slot(c, (int32_t)next);
@@ -608,17 +610,23 @@ static void test_h1_framing(void **state) {
         int status;
     } cases[] = {
         {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nContent-Length: 7\r\n\r\n"
-         "hello12", 400},
+         "hello12",
+         400},
         {"POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
-         "5\r\nhello\r\n0\r\n\r\n", 400},
+         "5\r\nhello\r\n0\r\n\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
-         "5\r\nhello\r\n0\r\n\r\n", 501},
+         "5\r\nhello\r\n0\r\n\r\n",
+         501},
         {"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked"
-         "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 400},
+         "\r\n\r\n5\r\nhello\r\n0\r\n\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: x\r\nAuthorization: a\r\nAuthorization: b\r\n"
-         "Content-Length: 0\r\n\r\n", 400},
+         "Content-Length: 0\r\n\r\n",
+         400},
         {"POST / HTTP/1.1\r\nHost: x\r\nX-Amz-Target: A.B\r\nx-amz-target: A.C\r\n"
-         "Content-Length: 0\r\n\r\n", 400},
+         "Content-Length: 0\r\n\r\n",
+         400},
         {"GET / HTTP/1.1\r\nHost: x\r\nHost: y\r\n\r\n", 400},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -630,10 +638,16 @@ static void test_h1_framing(void **state) {
     assert_int_equal(atomic_load(&H_calls), 0);
     /* What stays allowed: equal duplicate Content-Length, plain chunked. */
     int fd = tcp_connect(port);
-    assert_int_equal(h1_raw(fd, "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
-                                "Content-Length: 5\r\n\r\nhello", WAIT_MS), 200);
-    assert_int_equal(h1_raw(fd, "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
-                                "5\r\nhello\r\n0\r\n\r\n", WAIT_MS), 200);
+    assert_int_equal(h1_raw(fd,
+                            "POST / HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                            "Content-Length: 5\r\n\r\nhello",
+                            WAIT_MS),
+                     200);
+    assert_int_equal(h1_raw(fd,
+                            "POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n"
+                            "5\r\nhello\r\n0\r\n\r\n",
+                            WAIT_MS),
+                     200);
     close(fd);
     stop(s);
 }
@@ -656,8 +670,11 @@ static void test_precheck_before_body(void **state) {
     int fds[16];
     for (int i = 0; i < 16; i++) {
         fds[i] = tcp_connect(port);
-        assert_int_equal(h1_raw(fds[i], "POST / HTTP/1.1\r\nHost: x\r\nX-Deny: 1\r\n"
-                                        "Content-Length: 1048576\r\n\r\n", WAIT_MS), 403);
+        assert_int_equal(h1_raw(fds[i],
+                                "POST / HTTP/1.1\r\nHost: x\r\nX-Deny: 1\r\n"
+                                "Content-Length: 1048576\r\n\r\n",
+                                WAIT_MS),
+                         403);
     }
     /* Denied with body bytes trickling in: nothing is charged, the budget stays whole. */
     for (int i = 0; i < 16; i++) {

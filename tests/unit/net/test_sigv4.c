@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_sigv4.c -- net/sigv4 against the published AWS Signature Version 4 test suite (2015
  * edition: AKIDEXAMPLE, 20150830T123600Z, us-east-1, service "service"), the IAM and S3
  * documentation examples, and the verification error paths.
@@ -34,8 +35,7 @@
 #define UNRESERVED "-._~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 #define STS_PREFIX "AWS4-HMAC-SHA256\n" AMZ_DATE "\n" SCOPE "\n"
 #define AUTHZ_PREFIX "AWS4-HMAC-SHA256 Credential=" AKID "/" SCOPE ", SignedHeaders="
-#define CREQ_TAIL_VANILLA                                                                          \
-    "host:" HOST "\nx-amz-date:" AMZ_DATE "\n\nhost;x-amz-date\n" EMPTY_SHA
+#define CREQ_TAIL_VANILLA "host:" HOST "\nx-amz-date:" AMZ_DATE "\n\nhost;x-amz-date\n" EMPTY_SHA
 #define TOKEN                                                                                      \
     "AQoDYXdzEPT//////////wEXAMPLEtc764bNrC9SAPBSM22wDOk4x4HIZ8j4FZTwdQWLWsKWHGBuFqwAeMicRX"       \
     "mxfpSPfIeoIYRqTflfKD8YUuwthAx7mSEI/qkPpKPi/kMcGdQrmGdeehM4IC1NtBmUpp2wUE8phUZampKsburEDy"     \
@@ -127,7 +127,7 @@ static int verify(const treq_t *t, keyring_t *k, sigv4_result_t *res, tr_err *er
 
 #define assert_msg_contains(err, s)                                                                \
     do {                                                                                           \
-        if (!strstr((err)->msg, (s))) fail_msg("message \"%s\" lacks \"%s\"", (err)->msg, (s));   \
+        if (!strstr((err)->msg, (s))) fail_msg("message \"%s\" lacks \"%s\"", (err)->msg, (s));    \
     } while (0)
 
 /* ------------------------------------------------------------------------------------------ */
@@ -146,13 +146,16 @@ typedef struct vec {
     const char *sig;      /* Signature= of the .authz */
 } vec_t;
 
-#define H_VANILLA {"Host", HOST}, {"X-Amz-Date", AMZ_DATE}
+#define H_VANILLA                                                                                  \
+    {"Host", HOST}, { "X-Amz-Date", AMZ_DATE }
 #define SH_VANILLA "host;x-amz-date"
 #define STS_VANILLA "bb579772317eb040ac9ed261061d46c1f17a8133879d6129b6e1c25292927e63"
 #define SIG_VANILLA "5fa00fa31553b73ebf1942676e86291e8372ff2a2260956d9b8aae1d763fbf31"
 #define GET_ROOT(name, path)                                                                       \
-    {name, "GET", path, NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,                                    \
-     "GET\n/\n\n" CREQ_TAIL_VANILLA, STS_VANILLA, SIG_VANILLA}
+    {name,        "GET",       path,                                                               \
+     NULL,        {H_VANILLA}, 2,                                                                  \
+     NULL,        SH_VANILLA,  "GET\n/\n\n" CREQ_TAIL_VANILLA,                                     \
+     STS_VANILLA, SIG_VANILLA}
 
 static const vec_t VECTORS[] = {
     GET_ROOT("get-vanilla", "/"),
@@ -161,47 +164,124 @@ static const vec_t VECTORS[] = {
     GET_ROOT("get-relative-relative (normalize-path)", "/example1/example2/../.."),
     GET_ROOT("get-slash (normalize-path)", "//"),
     GET_ROOT("get-slash-dot-slash (normalize-path)", "/./"),
-    {"get-slashes (normalize-path)", "GET", "//example//", NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-slashes (normalize-path)",
+     "GET",
+     "//example//",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/example/\n\n" CREQ_TAIL_VANILLA,
      "cb96b4ac96d501f7c5c15bc6d67b3035061cfced4af6585ad927f7e6c985c015",
      "9a624bd73a37c9a373b5312afbebe7a714a789de108f0bdfe846570885f57e84"},
-    {"get-slash-pointless-dot (normalize-path)", "GET", "/./example", NULL, {H_VANILLA}, 2, NULL,
-     SH_VANILLA, "GET\n/example\n\n" CREQ_TAIL_VANILLA,
+    {"get-slash-pointless-dot (normalize-path)",
+     "GET",
+     "/./example",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
+     "GET\n/example\n\n" CREQ_TAIL_VANILLA,
      "214d50c111a8edc4819da6a636336472c916b5240f51e9a51b5c3305180cf702",
      "ef75d96142cf21edca26f06005da7988e4f8dc83a165a80865db7089db637ec5"},
-    {"get-space (normalize)", "GET", "/example space/", NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-space (normalize)",
+     "GET",
+     "/example space/",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/example%20space/\n\n" CREQ_TAIL_VANILLA,
      "63ee75631ed7234ae61b5f736dfc7754cdccfedbff4b5128a915706ee9390d86",
      "652487583200325589f1fba4c7e578f72c47cb61beeca81406b39ddec1366741"},
-    {"get-utf8", "GET", "/\xe1\x88\xb4", NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-utf8",
+     "GET",
+     "/\xe1\x88\xb4",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/%E1%88%B4\n\n" CREQ_TAIL_VANILLA,
      "2a0a97d02205e45ce2e994789806b19270cfbbb0921b278ccf58f5249ac42102",
      "8318018e0b0f223aa2bbf98705b62bb787dc9c0e678f255a891fd03141be5d85"},
-    {"get-unreserved", "GET", "/" UNRESERVED, NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-unreserved",
+     "GET",
+     "/" UNRESERVED,
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/" UNRESERVED "\n\n" CREQ_TAIL_VANILLA,
      "6a968768eefaa713e2a6b16b589a8ea192661f098f37349f4e2c0082757446f9",
      "07ef7494c76fa4850883e2b006601f940f8a34d404d0cfa977f52a65bbf5f24f"},
-    {"get-vanilla-query-order-key-case", "GET", "/", "Param2=value2&Param1=value1", {H_VANILLA}, 2,
-     NULL, SH_VANILLA, "GET\n/\nParam1=value1&Param2=value2\n" CREQ_TAIL_VANILLA,
+    {"get-vanilla-query-order-key-case",
+     "GET",
+     "/",
+     "Param2=value2&Param1=value1",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
+     "GET\n/\nParam1=value1&Param2=value2\n" CREQ_TAIL_VANILLA,
      "816cd5b414d056048ba4f7c5386d6e0533120fb1fcfa93762cf0fc39e2cf19e0",
      "b97d918cfa904a5beff61c982a1b6f458b799221646efd99d3219ec94cdf2500"},
-    {"get-vanilla-query-order-key", "GET", "/", "Param1=value2&Param1=Value1", {H_VANILLA}, 2, NULL,
-     SH_VANILLA, "GET\n/\nParam1=Value1&Param1=value2\n" CREQ_TAIL_VANILLA,
+    {"get-vanilla-query-order-key",
+     "GET",
+     "/",
+     "Param1=value2&Param1=Value1",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
+     "GET\n/\nParam1=Value1&Param1=value2\n" CREQ_TAIL_VANILLA,
      "704b4cef673542d84cdff252633f065e8daeba5f168b77116f8b1bcaf3d38f89",
      "eedbc4e291e521cf13422ffca22be7d2eb8146eecf653089df300a15b2382bd1"},
-    {"get-vanilla-query-order-value", "GET", "/", "Param1=value2&Param1=value1", {H_VANILLA}, 2,
-     NULL, SH_VANILLA, "GET\n/\nParam1=value1&Param1=value2\n" CREQ_TAIL_VANILLA,
+    {"get-vanilla-query-order-value",
+     "GET",
+     "/",
+     "Param1=value2&Param1=value1",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
+     "GET\n/\nParam1=value1&Param1=value2\n" CREQ_TAIL_VANILLA,
      "c968629d70850097a2d8781c9bf7edcb988b04cac14cca9be4acc3595f884606",
      "5772eed61e12b33fae39ee5e7012498b51d56abc0abb7c60486157bd471c4694"},
-    {"get-vanilla-query-unreserved", "GET", "/", UNRESERVED "=" UNRESERVED, {H_VANILLA}, 2, NULL,
-     SH_VANILLA, "GET\n/\n" UNRESERVED "=" UNRESERVED "\n" CREQ_TAIL_VANILLA,
+    {"get-vanilla-query-unreserved",
+     "GET",
+     "/",
+     UNRESERVED "=" UNRESERVED,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
+     "GET\n/\n" UNRESERVED "=" UNRESERVED "\n" CREQ_TAIL_VANILLA,
      "c30d4703d9f799439be92736156d47ccfb2d879ddf56f5befa6d1d6aab979177",
      "9c3e54bfcdf0b19771a7f523ee5669cdf59bc7cc0884027167c21bb143a40197"},
-    {"get-vanilla-utf8-query", "GET", "/", "\xe1\x88\xb4=bar", {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-vanilla-utf8-query",
+     "GET",
+     "/",
+     "\xe1\x88\xb4=bar",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/\n%E1%88%B4=bar\n" CREQ_TAIL_VANILLA,
      "eb30c5bed55734080471a834cc727ae56beb50e5f39d1bff6d0d38cb192a7073",
      "2cdec8eed098649ff3a119c94853b13c643bcf08f8b0a1d91e12c9027818dd04"},
-    {"get-vanilla-empty-query-key", "GET", "/", "Param1=value1", {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"get-vanilla-empty-query-key",
+     "GET",
+     "/",
+     "Param1=value1",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "GET\n/\nParam1=value1\n" CREQ_TAIL_VANILLA,
      "1e24db194ed7d0eec2de28d7369675a243488e08526e8c1c73571282f7c517ab",
      "a67d582fa61cc504c4bae71f336f98b97f1ea3c7a6bfe1b6e45aec72011b9aeb"},
@@ -267,20 +347,47 @@ static const vec_t VECTORS[] = {
      "\n\nhost;my-header1;x-amz-date\n" EMPTY_SHA,
      "b7b6cbfd8a0430b78891e986784da2630c8a135a8595cec25b26ea94f926ee55",
      "ba17b383a53190154eb5fa66a1b836cc297cc0a3d70a5d00705980573d8ff790"},
-    {"post-vanilla", "POST", "/", NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"post-vanilla",
+     "POST",
+     "/",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "POST\n/\n\n" CREQ_TAIL_VANILLA,
      "553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87",
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-    {"post-vanilla-query", "POST", "/", "Param1=value1", {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"post-vanilla-query",
+     "POST",
+     "/",
+     "Param1=value1",
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "POST\n/\nParam1=value1\n" CREQ_TAIL_VANILLA,
      "9d659678c1756bb3113e2ce898845a0a79dbbc57b740555917687f1b3340fbbd",
      "28038455d6de14eafc1f9222cf5aa6f1a96197d7deb8263271d420d138af7f11"},
-    {"post-header-key-case", "POST", "/", NULL, {H_VANILLA}, 2, NULL, SH_VANILLA,
+    {"post-header-key-case",
+     "POST",
+     "/",
+     NULL,
+     {H_VANILLA},
+     2,
+     NULL,
+     SH_VANILLA,
      "POST\n/\n\n" CREQ_TAIL_VANILLA,
      "553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87",
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
-    {"post-header-key-case (upper-case names)", "POST", "/", NULL,
-     {{"HOST", HOST}, {"X-AMZ-DATE", AMZ_DATE}}, 2, NULL, SH_VANILLA,
+    {"post-header-key-case (upper-case names)",
+     "POST",
+     "/",
+     NULL,
+     {{"HOST", HOST}, {"X-AMZ-DATE", AMZ_DATE}},
+     2,
+     NULL,
+     SH_VANILLA,
      "POST\n/\n\n" CREQ_TAIL_VANILLA,
      "553f88c9e4d10fc9e109e2aeb65f030801b70c2f6468faca261d401ae622fc87",
      "5da7c1a2acd57cee7505fc6676e4e544621c30862966e37dddb68e92efbe5d6b"},
@@ -312,7 +419,8 @@ static const vec_t VECTORS[] = {
      "POST",
      "/",
      NULL,
-     {{"Content-Type", "application/x-www-form-urlencoded"}, {"Host", HOST},
+     {{"Content-Type", "application/x-www-form-urlencoded"},
+      {"Host", HOST},
       {"X-Amz-Date", AMZ_DATE}},
      3,
      "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e", /* "Param1=value1" */
@@ -326,7 +434,8 @@ static const vec_t VECTORS[] = {
      "POST",
      "/",
      NULL,
-     {{"Content-Type", "application/x-www-form-urlencoded; charset=utf8"}, {"Host", HOST},
+     {{"Content-Type", "application/x-www-form-urlencoded; charset=utf8"},
+      {"Host", HOST},
       {"X-Amz-Date", AMZ_DATE}},
      3,
      "9095672bbd1f56dfc5b65f3e153adc8731a4a654192329106275f4c7b24d0b6e",
@@ -533,8 +642,8 @@ static void test_presigned_s3_docs_example(void **state) {
     char *creq = sigv4_canonical_request(&t.r, "host", "UNSIGNED-PAYLOAD", "s3");
     assert_string_equal(creq, "GET\n/test.txt\n" S3_Q_UNSIGNED
                               "\nhost:examplebucket.s3.amazonaws.com\n\nhost\nUNSIGNED-PAYLOAD");
-    char *sts =
-        sigv4_string_to_sign("20130524T000000Z", "20130524/us-east-1/s3/aws4_request", creq);
+    char *sts = sigv4_string_to_sign("20130524T000000Z", "20130524/us-east-1/s3/aws4_request",
+                                     creq);
     assert_string_equal(sts, "AWS4-HMAC-SHA256\n20130524T000000Z\n"
                              "20130524/us-east-1/s3/aws4_request\n"
                              "3bfa292879f6447bbcda7001decf97f4a54dc650c8942174ae0a9121cf58ad04");
@@ -1119,8 +1228,8 @@ static char *creq_line(const char *path, const char *query, const char *service,
 
 #define CHECK_LINE(path, query, service, line, want)                                               \
     do {                                                                                           \
-        char *got_ = creq_line(path, query, service, line);                                       \
-        assert_string_equal(got_, want);                                                          \
+        char *got_ = creq_line(path, query, service, line);                                        \
+        assert_string_equal(got_, want);                                                           \
         free(got_);                                                                                \
     } while (0)
 
@@ -1207,7 +1316,7 @@ typedef struct worker {
 
 static void *worker_run(void *arg) {
     worker_t *w = arg;
-    static const char *const regions[] = {"us-east-1", "us-west-2", "eu-west-1",
+    static const char *const regions[] = {"us-east-1",    "us-west-2",  "eu-west-1",
                                           "eu-central-1", "ap-south-1", "sa-east-1"};
     static const char *const secrets[] = {"secret-a", "secret-b"};
     for (int i = 0; i < N_ROUNDS; i++) {

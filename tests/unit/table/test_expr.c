@@ -1,4 +1,6 @@
-/* test_expr.c -- DynamoDB expressions (table/expr.h): parse errors, conditions, updates,
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_expr.c -- DynamoDB expressions (table/expr.h): parse errors, conditions, updates,
  * projections, key conditions, attribute name / value usage. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -367,8 +369,9 @@ static void cond_names(void **st) {
     json_t *item = J(ITEM);
     assert_int_equal(eval_cond("#s = :abc", "{\"#s\":\"s\"}", VALS, item), 1);
     assert_int_equal(eval_cond("#m.#k = :v", "{\"#m\":\"m\",\"#k\":\"k\"}", VALS, item), 1);
-    assert_int_equal(
-        eval_cond("#m.k = :v AND #m.#n = :two", "{\"#m\":\"m\",\"#n\":\"n\"}", VALS, item), 1);
+    assert_int_equal(eval_cond("#m.k = :v AND #m.#n = :two", "{\"#m\":\"m\",\"#n\":\"n\"}", VALS,
+                               item),
+                     1);
     /* a name holding a dot is one attribute, not a path */
     json_t *dotted = J("{\"a.b\":{\"S\":\"x\"},\"a\":{\"M\":{\"b\":{\"S\":\"y\"}}}}");
     assert_int_equal(eval_cond("#ab = :x", "{\"#ab\":\"a.b\"}", VALS, dotted), 1);
@@ -1188,10 +1191,18 @@ static void update_touched(void **st) {
  * only), and the key check that applies to both. */
 static void update_creates(void **st) {
     (void)st;
-    static const struct { const char *text; int creates; } cases[] = {
-        {"SET a = :v", 1}, {"ADD n :one", 1}, {"REMOVE a SET b = :v", 1},
-        {"DELETE s :ss ADD n :one", 1}, {"REMOVE a", 0}, {"REMOVE a, m.x, l[0]", 0},
-        {"DELETE s :ss", 0}, {"REMOVE a DELETE s :ss", 0},
+    static const struct {
+        const char *text;
+        int creates;
+    } cases[] = {
+        {"SET a = :v", 1},
+        {"ADD n :one", 1},
+        {"REMOVE a SET b = :v", 1},
+        {"DELETE s :ss ADD n :one", 1},
+        {"REMOVE a", 0},
+        {"REMOVE a, m.x, l[0]", 0},
+        {"DELETE s :ss", 0},
+        {"REMOVE a DELETE s :ss", 0},
     };
     json_t *key = J(KEY);
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -1372,8 +1383,8 @@ int main(void) {
         cmocka_unit_test(update_remove),    cmocka_unit_test(update_add_delete),
         cmocka_unit_test(update_decimal),   cmocka_unit_test(update_decimal_overflow),
         cmocka_unit_test(update_errors),    cmocka_unit_test(update_touched),
-        cmocka_unit_test(update_creates),
-        cmocka_unit_test(projection),       cmocka_unit_test(key_conditions),
+        cmocka_unit_test(update_creates),   cmocka_unit_test(projection),
+        cmocka_unit_test(key_conditions),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

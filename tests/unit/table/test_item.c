@@ -1,4 +1,6 @@
-/* test_item.c -- AttributeValues and items (table/item.h): types, validation messages,
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_item.c -- AttributeValues and items (table/item.h): types, validation messages,
  * canonical numbers, depth, size, equality, order and key bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -89,7 +91,7 @@ static void types(void **st) {
         {"{\"NS\":[\"1\"]}", TBL_T_NS},
         {"{\"BS\":[\"YQ==\"]}", TBL_T_BS},
         {"{\"S\":\"x\",\"other\":1}", TBL_T_S}, /* unknown members are ignored, as DynamoDB does */
-        {"{\"S\":null,\"N\":\"1\"}", TBL_T_N},  /* so are nulls */
+        {"{\"S\":null,\"N\":\"1\"}", TBL_T_N}, /* so are nulls */
         {"{}", TBL_T_INVALID},
         {"{\"X\":\"1\"}", TBL_T_INVALID},
         {"{\"S\":\"a\",\"N\":\"1\"}", TBL_T_INVALID},
@@ -396,16 +398,16 @@ static void equality(void **st) {
     assert_false(eq("{\"NS\":[\"1\",\"2\"]}", "{\"NS\":[\"1\",\"3\"]}"));
     assert_true(eq("{\"BS\":[\"YQ==\",\"Yg==\"]}", "{\"BS\":[\"Yg==\",\"YQ==\"]}"));
     assert_false(eq("{\"SS\":[\"a\"]}", "{\"NS\":[\"1\"]}"));
-    assert_true(
-        eq("{\"L\":[{\"N\":\"1\"},{\"S\":\"x\"}]}", "{\"L\":[{\"N\":\"1.0\"},{\"S\":\"x\"}]}"));
-    assert_false(
-        eq("{\"L\":[{\"N\":\"1\"},{\"S\":\"x\"}]}", "{\"L\":[{\"S\":\"x\"},{\"N\":\"1\"}]}"));
+    assert_true(eq("{\"L\":[{\"N\":\"1\"},{\"S\":\"x\"}]}",
+                   "{\"L\":[{\"N\":\"1.0\"},{\"S\":\"x\"}]}"));
+    assert_false(eq("{\"L\":[{\"N\":\"1\"},{\"S\":\"x\"}]}",
+                    "{\"L\":[{\"S\":\"x\"},{\"N\":\"1\"}]}"));
     assert_false(eq("{\"L\":[{\"N\":\"1\"}]}", "{\"L\":[{\"N\":\"1\"},{\"N\":\"1\"}]}"));
     assert_true(eq("{\"M\":{\"a\":{\"N\":\"1\"},\"b\":{\"SS\":[\"x\",\"y\"]}}}",
                    "{\"M\":{\"b\":{\"SS\":[\"y\",\"x\"]},\"a\":{\"N\":\"1.00\"}}}"));
     assert_false(eq("{\"M\":{\"a\":{\"N\":\"1\"}}}", "{\"M\":{\"b\":{\"N\":\"1\"}}}"));
-    assert_false(
-        eq("{\"M\":{\"a\":{\"N\":\"1\"}}}", "{\"M\":{\"a\":{\"N\":\"1\"},\"b\":{\"N\":\"1\"}}}"));
+    assert_false(eq("{\"M\":{\"a\":{\"N\":\"1\"}}}",
+                    "{\"M\":{\"a\":{\"N\":\"1\"},\"b\":{\"N\":\"1\"}}}"));
     assert_false(eq("{\"L\":[]}", "{\"M\":{}}"));
     assert_true(eq("{\"S\":\"x\",\"junk\":1}", "{\"S\":\"x\"}"));
     /* large sets compare in n log n, order-free */
@@ -440,7 +442,7 @@ static void ordering(void **st) {
     assert_int_equal(cmp("{\"S\":\"a\"}", "{\"S\":\"a\"}"), 0);
     assert_int_equal(cmp("{\"S\":\"a\"}", "{\"S\":\"aa\"}"), -1);
     assert_int_equal(cmp("{\"S\":\"\"}", "{\"S\":\"a\"}"), -1);
-    assert_int_equal(cmp("{\"S\":\"Z\"}", "{\"S\":\"a\"}"), -1);       /* bytes, not locale */
+    assert_int_equal(cmp("{\"S\":\"Z\"}", "{\"S\":\"a\"}"), -1); /* bytes, not locale */
     assert_int_equal(cmp("{\"S\":\"z\"}", "{\"S\":\"\\u00e9\"}"), -1); /* UTF-8 bytes */
     assert_int_equal(cmp("{\"S\":\"\\uffff\"}", "{\"S\":\"\\ud83d\\ude00\"}"), -1); /* not UTF-16 */
     assert_int_equal(cmp("{\"N\":\"10\"}", "{\"N\":\"9\"}"), 1);
@@ -580,7 +582,7 @@ static void hex_upper(char *s, size_t n) {
                 if (s[k] >= 'a' && s[k] <= 'f') s[k] = (char)(s[k] - 'a' + 'A');
             i += 5;
         } else if (s[i] == '\\') {
-            i++;   /* an escaped character: skip it */
+            i++; /* an escaped character: skip it */
         }
 }
 
@@ -588,7 +590,16 @@ static void hex_upper(char *s, size_t n) {
 static void json_dump_matches_jansson(void **state) {
     (void)state;
     static const char *texts[] = {
-        "{}", "[]", "\"\"", "true", "false", "null", "0", "-12345678901234", "1.5", "1e300",
+        "{}",
+        "[]",
+        "\"\"",
+        "true",
+        "false",
+        "null",
+        "0",
+        "-12345678901234",
+        "1.5",
+        "1e300",
         "{\"pk\":{\"S\":\"a\"},\"n\":{\"N\":\"-1.50e3\"},\"b\":{\"BOOL\":false}}",
         "{\"q\\\"uote\":{\"S\":\"back\\\\slash / \\\"q\\\" \\n\\r\\t\\b\\f \\u0001\\u001f\\u007f\"}}",
         "{\"utf8\":{\"S\":\"h\\u00e9llo \\u2028 \\ud83d\\ude00 \\u65e5\\u672c\"}}",

@@ -1,4 +1,6 @@
-/* test_num.c -- DynamoDB numbers (table/num.h): parse, format, add/sub, compare, key bytes. */
+/* SPDX-License-Identifier: Apache-2.0
+ *
+ * test_num.c -- DynamoDB numbers (table/num.h): parse, format, add/sub, compare, key bytes. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -223,7 +225,7 @@ static void parse_junk(void **st) {
         "١",    "1e1.",     ".e1",       "+e2",   "1+2",   "1-",   "12a",  "\t1",   "1\n",
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) expect_bad_s(bad[i], MSG_NAN);
-    expect_bad("1\0", 2, MSG_NAN);   /* embedded NUL */
+    expect_bad("1\0", 2, MSG_NAN); /* embedded NUL */
     expect_bad("12345", 0, MSG_NAN); /* len governs, not NUL */
     tbl_num_t x;
     assert_int_equal(tbl_num_parse("12345", 2, &x, NULL), 0);
@@ -352,7 +354,7 @@ static void add_sub_random_vs_int128(void **st) {
         int64_t a = (int64_t)(rnd() % 2000000000000000001ull) - 1000000000000000000LL;
         int64_t b = (int64_t)(rnd() % 2000000000000000001ull) - 1000000000000000000LL;
         if (it % 3 == 0) b = (int64_t)(rnd() % 2001) - 1000; /* small against big */
-        if (it % 7 == 0) b = -a + (int64_t)(rnd() % 5) - 2;  /* near cancellation */
+        if (it % 7 == 0) b = -a + (int64_t)(rnd() % 5) - 2; /* near cancellation */
         int sa = (int)(rnd() % 19), sb = (int)(rnd() % 19), s = sa > sb ? sa : sb;
         __int128 A = (__int128)a * p10(s - sa), B = (__int128)b * p10(s - sb);
         char ta[80], tb[80], ts[80], td[80];
@@ -515,8 +517,8 @@ static void unkey_malformed(void **st) {
     static const uint8_t bad_tag[] = {0x04, 0x81, 0x0b, 0x00};
     static const uint8_t no_digits[] = {0x03, 0x81, 0x00};
     static const uint8_t no_term[] = {0x03, 0x81, 0x0b};
-    static const uint8_t pair_range[] = {0x03, 0x81, 0x65, 0x00};       /* 101 is not a pair */
-    static const uint8_t lead_zero[] = {0x03, 0x81, 0x02, 0x00};        /* digits 0,1 */
+    static const uint8_t pair_range[] = {0x03, 0x81, 0x65, 0x00}; /* 101 is not a pair */
+    static const uint8_t lead_zero[] = {0x03, 0x81, 0x02, 0x00}; /* digits 0,1 */
     static const uint8_t trail_zero[] = {0x03, 0x81, 0x0c, 0x01, 0x00}; /* 1,1,0,0 */
     static const uint8_t neg_wrong_term[] = {0x01, 0x7e, 0x5a, 0x00};
     assert_int_equal(tbl_num_unkey(bad_tag, sizeof bad_tag, &y), 0);

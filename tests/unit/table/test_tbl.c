@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_tbl.c -- the table engine through tbl.h: control plane, group-committed writes with
  * conditions and ReturnValues, queries and scans, secondary indexes, transactions, idempotency,
  * concurrency, TTL, persistence, admission, and the synchronous API.
@@ -147,8 +148,8 @@ static int update(tbl_t *db, const char *t, const char *key, const char *upd, co
         fail_msg("update expr: %s", pe.msg);
     if (cond && tbl_expr_parse(TBL_EXPR_CONDITION, cond, nm, vals, NULL, &ce, &pe))
         fail_msg("cond expr: %s", pe.msg);
-    tbl_write_t w = {.op = TBL_OP_UPDATE, .table = t, .key = k, .update = ue, .cond = ce,
-                     .return_values = rv};
+    tbl_write_t w =
+        {.op = TBL_OP_UPDATE, .table = t, .key = k, .update = ue, .cond = ce, .return_values = rv};
     int rc = tbl_sync_write(db, &w, 1, e);
     if (attrs) *attrs = w.attrs;
     else json_decref(w.attrs);
@@ -315,14 +316,18 @@ static void test_put_get_delete(void **state) {
     assert_int_equal(tbl_get_many(db, &g4, 1, &e), TR_ENOTFOUND);
 
     /* delete, ALL_OLD */
-    tbl_write_t w = {.op = TBL_OP_DELETE, .table = "tt1", .key = k,
+    tbl_write_t w = {.op = TBL_OP_DELETE,
+                     .table = "tt1",
+                     .key = k,
                      .return_values = TBL_RV_ALL_OLD};
     assert_int_equal(tbl_sync_write(db, &w, 1, &e), 0);
     assert_non_null(w.attrs);
     assert_string_equal(sval(w.attrs, "name"), "Ann");
     json_decref(w.attrs);
     assert_null(get(db, "tt1", "{\"id\":{\"S\":\"a\"}}"));
-    tbl_write_t w2 = {.op = TBL_OP_DELETE, .table = "tt1", .key = k,
+    tbl_write_t w2 = {.op = TBL_OP_DELETE,
+                      .table = "tt1",
+                      .key = k,
                       .return_values = TBL_RV_ALL_OLD};
     assert_int_equal(tbl_sync_write(db, &w2, 1, &e), 0); /* absent: fine, nothing returned */
     assert_null(w2.attrs);
@@ -358,36 +363,43 @@ static void test_return_values(void **state) {
 
     json_t *at = NULL;
     const char *vals = "{\":one\":{\"N\":\"1\"}}";
-    assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL, TBL_RV_NONE,
-                            &at, &e), 0);
+    assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL, TBL_RV_NONE, &at,
+                            &e),
+                     0);
     assert_null(at);
     assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL, TBL_RV_ALL_OLD,
-                            &at, &e), 0);
+                            &at, &e),
+                     0);
     assert_int_equal(nval(at, "a"), 2);
     assert_string_equal(sval(at, "b"), "x");
     json_decref(at);
     assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL,
-                            TBL_RV_UPDATED_OLD, &at, &e), 0);
+                            TBL_RV_UPDATED_OLD, &at, &e),
+                     0);
     assert_int_equal(json_object_size(at), 1);
     assert_int_equal(nval(at, "a"), 3);
     json_decref(at);
     assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL, TBL_RV_ALL_NEW,
-                            &at, &e), 0);
+                            &at, &e),
+                     0);
     assert_int_equal(nval(at, "a"), 5);
     assert_string_equal(sval(at, "b"), "x");
     json_decref(at);
     assert_int_equal(update(db, "tt1", key, "SET a = a + :one", NULL, vals, NULL,
-                            TBL_RV_UPDATED_NEW, &at, &e), 0);
+                            TBL_RV_UPDATED_NEW, &at, &e),
+                     0);
     assert_int_equal(json_object_size(at), 1);
     assert_int_equal(nval(at, "a"), 6);
     json_decref(at);
     /* REMOVE: UPDATED_OLD has the value, UPDATED_NEW nothing */
     assert_int_equal(update(db, "tt1", key, "REMOVE b", NULL, NULL, NULL, TBL_RV_UPDATED_NEW, &at,
-                            &e), 0);
+                            &e),
+                     0);
     assert_null(at);
     /* update of an absent item creates it; ALL_OLD returns nothing */
-    assert_int_equal(update(db, "tt1", "{\"id\":{\"S\":\"new\"}}", "SET c = :one", NULL, vals,
-                            NULL, TBL_RV_ALL_OLD, &at, &e), 0);
+    assert_int_equal(update(db, "tt1", "{\"id\":{\"S\":\"new\"}}", "SET c = :one", NULL, vals, NULL,
+                            TBL_RV_ALL_OLD, &at, &e),
+                     0);
     assert_null(at);
     json_t *it = get(db, "tt1", "{\"id\":{\"S\":\"new\"}}");
     assert_int_equal(nval(it, "c"), 1);
@@ -395,7 +407,9 @@ static void test_return_values(void **state) {
 
     /* PutItem ALL_OLD */
     json_t *item = J("{\"id\":{\"S\":\"k\"},\"z\":{\"S\":\"new\"}}");
-    tbl_write_t w = {.op = TBL_OP_PUT, .table = "tt1", .item = item,
+    tbl_write_t w = {.op = TBL_OP_PUT,
+                     .table = "tt1",
+                     .item = item,
                      .return_values = TBL_RV_ALL_OLD};
     assert_int_equal(tbl_sync_write(db, &w, 1, &e), 0);
     assert_int_equal(nval(w.attrs, "a"), 6);
@@ -405,7 +419,8 @@ static void test_return_values(void **state) {
 
     /* update of a key attribute is refused */
     assert_int_equal(update(db, "tt1", key, "SET id = :v", NULL, "{\":v\":{\"S\":\"q\"}}", NULL,
-                            TBL_RV_NONE, NULL, &e), TR_EVALIDATION);
+                            TBL_RV_NONE, NULL, &e),
+                     TR_EVALIDATION);
     tbl_close(db);
 }
 
@@ -420,7 +435,10 @@ static void test_conditions(void **state) {
     json_t *item = J("{\"id\":{\"S\":\"a\"},\"v\":{\"N\":\"1\"}}");
     tbl_write_t w = {.op = TBL_OP_PUT, .table = "tt1", .item = item, .cond = ne.e};
     assert_int_equal(tbl_sync_write(db, &w, 1, &e), 0);
-    tbl_write_t w2 = {.op = TBL_OP_PUT, .table = "tt1", .item = item, .cond = ne.e,
+    tbl_write_t w2 = {.op = TBL_OP_PUT,
+                      .table = "tt1",
+                      .item = item,
+                      .cond = ne.e,
                       .return_old_on_fail = 1};
     assert_int_equal(tbl_sync_write(db, &w2, 1, &e), TR_ECONDITION);
     assert_int_equal(w2.rc, TR_ECONDITION);
@@ -435,11 +453,13 @@ static void test_conditions(void **state) {
     json_t *at = NULL;
     assert_int_equal(update(db, "tt1", "{\"id\":{\"S\":\"a\"}}", "SET v = :n", NULL,
                             "{\":n\":{\"N\":\"2\"},\":old\":{\"N\":\"5\"}}", "v = :old",
-                            TBL_RV_ALL_NEW, &at, &e), TR_ECONDITION);
+                            TBL_RV_ALL_NEW, &at, &e),
+                     TR_ECONDITION);
     assert_null(at);
     assert_int_equal(update(db, "tt1", "{\"id\":{\"S\":\"a\"}}", "SET v = :n", NULL,
                             "{\":n\":{\"N\":\"2\"},\":old\":{\"N\":\"1\"}}", "v = :old",
-                            TBL_RV_NONE, NULL, &e), 0);
+                            TBL_RV_NONE, NULL, &e),
+                     0);
     json_t *k = J("{\"id\":{\"S\":\"a\"}}");
     ex_t c = X(TBL_EXPR_CONDITION, "v > :x", NULL, "{\":x\":{\"N\":\"10\"}}");
     tbl_write_t d = {.op = TBL_OP_DELETE, .table = "tt1", .key = k, .cond = c.e};
@@ -486,8 +506,12 @@ static size_t query_all(tbl_t *db, const char *table, const char *index, const c
     json_t *start = NULL;
     *pages = 0;
     for (;;) {
-        tbl_query_t q = {.table = table, .index = index, .keycond_expr = e,
-                         .backward = backward, .limit = limit, .start_key = start};
+        tbl_query_t q = {.table = table,
+                         .index = index,
+                         .keycond_expr = e,
+                         .backward = backward,
+                         .limit = limit,
+                         .start_key = start};
         if (tbl_query(db, &q, &err)) fail_msg("query %s: %s", kc, err.msg);
         (*pages)++;
         size_t i;
@@ -532,8 +556,8 @@ static void test_query_ranges(void **state) {
     }
     for (size_t i = 0; i < ni; i += 25) {
         size_t n = ni - i < 25 ? ni - i : 25;
-        for (size_t k = 0; k < n; k++) w[k] = (tbl_write_t){.op = TBL_OP_PUT, .table = "tt1",
-                                                            .item = items[i + k]};
+        for (size_t k = 0; k < n; k++)
+            w[k] = (tbl_write_t){.op = TBL_OP_PUT, .table = "tt1", .item = items[i + k]};
         assert_int_equal(tbl_sync_write(db, w, n, &e), 0);
     }
     for (size_t i = 0; i < ni; i++) json_decref(items[i]);
@@ -585,7 +609,8 @@ static void test_query_ranges(void **state) {
         json_t *vals = J("{\":h\":{\"S\":\"x\"},\":p\":{\"S\":\"ab\"}}");
         tbl_expr_t *kc = NULL;
         assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "h = :h AND begins_with(r, :p)",
-                                        NULL, vals, NULL, &kc, &e), 0);
+                                        NULL, vals, NULL, &kc, &e),
+                         0);
         tbl_query_t q = {.table = "str", .keycond_expr = kc, .backward = back};
         assert_int_equal(tbl_query(db, &q, &e), 0);
         assert_int_equal(q.count, 4);
@@ -649,8 +674,8 @@ static void test_query_page_bytes(void **state) {
     memset(big, 'x', 100 * 1024);
     big[100 * 1024] = 0;
     for (int r = 0; r < 30; r++) {
-        json_t *it = json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "h", "S", "a", "r", "N", "0", "d",
-                               "S", big);
+        json_t *it = json_pack("{s:{s:s},s:{s:s},s:{s:s}}", "h", "S", "a", "r", "N", "0", "d", "S",
+                               big);
         char num[16];
         snprintf(num, sizeof num, "%d", r);
         json_object_set_new(it, "r", json_pack("{s:s}", "N", num));
@@ -661,8 +686,8 @@ static void test_query_page_bytes(void **state) {
     free(big);
     long out[64];
     int pages;
-    size_t n =
-        query_all(db, "tt1", NULL, "h = :h", "{\":h\":{\"S\":\"a\"}}", 0, 0, out, 64, &pages);
+    size_t n = query_all(db, "tt1", NULL, "h = :h", "{\":h\":{\"S\":\"a\"}}", 0, 0, out, 64,
+                         &pages);
     assert_int_equal(n, 30);
     assert_int_equal(pages, 3);
     for (int i = 0; i < 30; i++) assert_int_equal(out[i], i);
@@ -694,8 +719,12 @@ static void test_scan_segments(void **state) {
             json_t *start = NULL;
             size_t in_seg = 0;
             do {
-                tbl_query_t q = {.table = "tt1", .scan = 1, .segment = s, .total_segments = total,
-                                 .limit = 37, .start_key = start};
+                tbl_query_t q = {.table = "tt1",
+                                 .scan = 1,
+                                 .segment = s,
+                                 .total_segments = total,
+                                 .limit = 37,
+                                 .start_key = start};
                 assert_int_equal(tbl_query(db, &q, &e), 0);
                 size_t i;
                 json_t *it;
@@ -736,12 +765,21 @@ static void create_indexed(tbl_t *db) {
     tbl_attrdef_t a[4] = {{"pk", TBL_T_S}, {"sk", TBL_T_N}, {"g", TBL_T_N}, {"gh", TBL_T_S}};
     char *incl[1] = {"extra"};
     tbl_index_info_t ix[2] = {
-        {.name = "byG", .hash = "gh", .range = "g", .projection = TBL_PROJ_INCLUDE,
-         .include = incl, .n_include = 1},
+        {.name = "byG",
+         .hash = "gh",
+         .range = "g",
+         .projection = TBL_PROJ_INCLUDE,
+         .include = incl,
+         .n_include = 1},
         {.name = "byL", .local = 1, .hash = "pk", .range = "g", .projection = TBL_PROJ_KEYS_ONLY},
     };
-    tbl_table_info_t d = {.name = "tt1", .hash = "pk", .range = "sk", .attrs = a, .n_attrs = 4,
-                          .indexes = ix, .n_indexes = 2};
+    tbl_table_info_t d = {.name = "tt1",
+                          .hash = "pk",
+                          .range = "sk",
+                          .attrs = a,
+                          .n_attrs = 4,
+                          .indexes = ix,
+                          .n_indexes = 2};
     tr_err e = {0, ""};
     int rc = tbl_table_create(db, &d, NULL, &e);
     if (rc) fail_msg("create: %s", e.msg);
@@ -758,7 +796,10 @@ static uint32_t index_count(tbl_t *db, const char *index, const char *kc, const 
     json_t *start = NULL;
     if (items) *items = json_array();
     do {   /* every page */
-        tbl_query_t q = {.table = "tt1", .index = index, .keycond_expr = e, .start_key = start,
+        tbl_query_t q = {.table = "tt1",
+                         .index = index,
+                         .keycond_expr = e,
+                         .start_key = start,
                          .select = items ? TBL_SELECT_ALL_PROJECTED : TBL_SELECT_COUNT};
         if (tbl_query(db, &q, &err)) fail_msg("query %s: %s", index, err.msg);
         n += q.count;
@@ -781,10 +822,12 @@ static void test_index_maintenance(void **state) {
     const char *G = "{\":h\":{\"S\":\"red\"}}";
     const char *L = "{\":h\":{\"S\":\"p1\"}}";
 
-    put_ok(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"1\"},\"gh\":{\"S\":\"red\"},"
-                    "\"g\":{\"N\":\"10\"},\"extra\":{\"S\":\"e\"},\"other\":{\"S\":\"o\"}}");
-    put_ok(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"2\"},\"gh\":{\"S\":\"red\"},"
-                    "\"g\":{\"N\":\"5\"}}");
+    put_ok(db, "tt1",
+           "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"1\"},\"gh\":{\"S\":\"red\"},"
+           "\"g\":{\"N\":\"10\"},\"extra\":{\"S\":\"e\"},\"other\":{\"S\":\"o\"}}");
+    put_ok(db, "tt1",
+           "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"2\"},\"gh\":{\"S\":\"red\"},"
+           "\"g\":{\"N\":\"5\"}}");
     /* sparse: no gh -> no GSI entry; no g -> neither */
     put_ok(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"3\"},\"g\":{\"N\":\"7\"}}");
     put_ok(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"4\"}}");
@@ -801,27 +844,34 @@ static void test_index_maintenance(void **state) {
     assert_int_equal(index_count(db, "byL", "pk = :h", L, NULL), 3);
 
     /* type mismatch on an index key is refused */
-    assert_int_equal(put(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"9\"},"
-                                  "\"gh\":{\"N\":\"1\"}}"), TR_EVALIDATION);
+    assert_int_equal(put(db, "tt1",
+                         "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"9\"},"
+                         "\"gh\":{\"N\":\"1\"}}"),
+                     TR_EVALIDATION);
 
     /* update moves the entry; removing the attribute drops it */
     assert_int_equal(update(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"1\"}}",
                             "SET gh = :b", NULL, "{\":b\":{\"S\":\"blue\"}}", NULL, TBL_RV_NONE,
-                            NULL, &e), 0);
+                            NULL, &e),
+                     0);
     assert_int_equal(index_count(db, "byG", "gh = :h", G, NULL), 1);
     assert_int_equal(index_count(db, "byG", "gh = :h", "{\":h\":{\"S\":\"blue\"}}", NULL), 1);
     assert_int_equal(update(db, "tt1", "{\"pk\":{\"S\":\"p1\"},\"sk\":{\"N\":\"2\"}}", "REMOVE g",
-                            NULL, NULL, NULL, TBL_RV_NONE, NULL, &e), 0);
+                            NULL, NULL, NULL, TBL_RV_NONE, NULL, &e),
+                     0);
     assert_int_equal(index_count(db, "byG", "gh = :h", G, NULL), 0);
     assert_int_equal(index_count(db, "byL", "pk = :h", L, NULL), 2);
     /* ranges on the index key */
     assert_int_equal(index_count(db, "byL", "pk = :h AND g > :x",
-                                 "{\":h\":{\"S\":\"p1\"},\":x\":{\"N\":\"7\"}}", NULL), 1);
+                                 "{\":h\":{\"S\":\"p1\"},\":x\":{\"N\":\"7\"}}", NULL),
+                     1);
     /* LSI with KEYS_ONLY: ALL_ATTRIBUTES fetches the table item */
     json_t *v = J(L);
     tbl_expr_t *kc = NULL;
     assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "pk = :h", NULL, v, NULL, &kc, &e), 0);
-    tbl_query_t q = {.table = "tt1", .index = "byL", .keycond_expr = kc,
+    tbl_query_t q = {.table = "tt1",
+                     .index = "byL",
+                     .keycond_expr = kc,
                      .select = TBL_SELECT_ALL_ATTRIBUTES};
     assert_int_equal(tbl_query(db, &q, &e), 0);
     assert_int_equal(q.count, 2);
@@ -831,7 +881,9 @@ static void test_index_maintenance(void **state) {
     assert_string_equal(sval(it, "other"), "o");
     tbl_query_free(&q);
     /* GSI with INCLUDE: ALL_ATTRIBUTES refused */
-    tbl_query_t q2 = {.table = "tt1", .index = "byG", .keycond_expr = kc,
+    tbl_query_t q2 = {.table = "tt1",
+                      .index = "byG",
+                      .keycond_expr = kc,
                       .select = TBL_SELECT_ALL_ATTRIBUTES};
     assert_int_equal(tbl_query(db, &q2, &e), TR_EVALIDATION);
     tbl_expr_free(kc);
@@ -909,8 +961,7 @@ static void test_gsi_backfill_in_background(void **state) {
     char buf[160];
     for (int i = 0; i < N; i++) {   /* every third item has no g: not in the index */
         if (i % 3)
-            snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i,
-                     i % 10);
+            snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"},\"g\":{\"S\":\"g%d\"}}", i, i % 10);
         else snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"i%d\"}}", i);
         put_ok(db, "tt1", buf);
     }
@@ -1088,8 +1139,12 @@ static void test_gsi_backfill_and_delete(void **state) {
         json_t *start = NULL, *seen = json_object();
         int pages = 0;
         do {
-            tbl_query_t pq = {.table = "tt1", .index = "byC", .keycond_expr = kc, .limit = 3,
-                              .backward = back, .start_key = start};
+            tbl_query_t pq = {.table = "tt1",
+                              .index = "byC",
+                              .keycond_expr = kc,
+                              .limit = 3,
+                              .backward = back,
+                              .start_key = start};
             assert_int_equal(tbl_query(db, &pq, &e), 0);
             size_t i;
             json_t *it;
@@ -1429,8 +1484,8 @@ static void test_concurrent_add(void **state) {
     json_t *it = get(db, "tt1", "{\"id\":{\"S\":\"ctr\"}}");
     assert_int_equal(nval(it, "n"), ADD_THREADS * ADDS);
     json_decref(it);
-    print_message("    %d durable ADD updates in %.1f ms (%.0f/s)\n", ADD_THREADS * ADDS,
-                  dt / 1e6, ADD_THREADS * ADDS / (dt / 1e9));
+    print_message("    %d durable ADD updates in %.1f ms (%.0f/s)\n", ADD_THREADS * ADDS, dt / 1e6,
+                  ADD_THREADS * ADDS / (dt / 1e9));
     json_decref(shared.key);
     pthread_mutex_destroy(&shared.mu);
     X_free(&inc);
@@ -1447,21 +1502,23 @@ static void test_ttl(void **state) {
     atomic_store(&g_clock_ms, now_s * 1000);
     tbl_attrdef_t a[2] = {{"id", TBL_T_S}, {"g", TBL_T_S}};
     tbl_index_info_t gi = {.name = "byG", .hash = "g", .projection = TBL_PROJ_KEYS_ONLY};
-    tbl_table_info_t d = {.name = "tt1", .hash = "id", .attrs = a, .n_attrs = 2, .indexes = &gi,
-                          .n_indexes = 1};
+    tbl_table_info_t d =
+        {.name = "tt1", .hash = "id", .attrs = a, .n_attrs = 2, .indexes = &gi, .n_indexes = 1};
     tr_err e = {0, ""};
     assert_int_equal(tbl_table_create(db, &d, NULL, &e), 0);
     char buf[160];
     /* written before TTL is enabled: indexed when it is */
-    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"old\"},\"g\":{\"S\":\"x\"},\"exp\":{\"N\":\"%"
-                              PRId64 "\"}}", now_s - 10);
+    snprintf(buf, sizeof buf,
+             "{\"id\":{\"S\":\"old\"},\"g\":{\"S\":\"x\"},\"exp\":{\"N\":\"%" PRId64 "\"}}",
+             now_s - 10);
     put_ok(db, "tt1", buf);
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), 0);
     wait_background(db);   /* the items already there are indexed in the background */
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), TR_EVALIDATION);
     assert_non_null(strstr(e.msg, "already enabled"));
-    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"soon\"},\"g\":{\"S\":\"x\"},\"exp\":{\"N\":\"%"
-                              PRId64 ".5\"}}", now_s + 100);
+    snprintf(buf, sizeof buf,
+             "{\"id\":{\"S\":\"soon\"},\"g\":{\"S\":\"x\"},\"exp\":{\"N\":\"%" PRId64 ".5\"}}",
+             now_s + 100);
     put_ok(db, "tt1", buf);
     snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"never\"},\"exp\":{\"S\":\"%" PRId64 "\"}}",
              now_s - 10);
@@ -1475,7 +1532,8 @@ static void test_ttl(void **state) {
     /* an update that moves the expiry into the future saves it */
     snprintf(buf, sizeof buf, "{\":e\":{\"N\":\"%" PRId64 "\"}}", now_s + 1000);
     assert_int_equal(update(db, "tt1", "{\"id\":{\"S\":\"moved\"}}", "SET exp = :e", NULL, buf,
-                            NULL, TBL_RV_NONE, NULL, &e), 0);
+                            NULL, TBL_RV_NONE, NULL, &e),
+                     0);
 
     assert_int_equal(tbl_ttl_run(db, 0), 1);
     assert_null(get(db, "tt1", "{\"id\":{\"S\":\"old\"}}"));
@@ -1556,8 +1614,10 @@ static void test_ttl_enable_in_background(void **state) {
      * attribute: only that attribute counts */
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 0, &e), 0);
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp2", 1, &e), 0);
-    snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"a\"},\"exp\":{\"N\":\"%" PRId64
-                              "\"},\"exp2\":{\"N\":\"%" PRId64 "\"}}", now_s - 10, now_s + 100);
+    snprintf(buf, sizeof buf,
+             "{\"id\":{\"S\":\"a\"},\"exp\":{\"N\":\"%" PRId64 "\"},\"exp2\":{\"N\":\"%" PRId64
+             "\"}}",
+             now_s - 10, now_s + 100);
     put_ok(db, "tt1", buf);
     snprintf(buf, sizeof buf, "{\"id\":{\"S\":\"b\"},\"exp2\":{\"N\":\"%" PRId64 "\"}}",
              now_s - 10);
@@ -1583,8 +1643,9 @@ static void test_reopen(void **state) {
     create_indexed(db);
     create(db, "gone", "id", TBL_T_S, NULL, 0);
     tr_err e = {0, ""};
-    put_ok(db, "tt1", "{\"pk\":{\"S\":\"p\"},\"sk\":{\"N\":\"1\"},\"gh\":{\"S\":\"red\"},"
-                    "\"g\":{\"N\":\"3\"}}");
+    put_ok(db, "tt1",
+           "{\"pk\":{\"S\":\"p\"},\"sk\":{\"N\":\"1\"},\"gh\":{\"S\":\"red\"},"
+           "\"g\":{\"N\":\"3\"}}");
     put_ok(db, "tt1", "{\"pk\":{\"S\":\"p\"},\"sk\":{\"N\":\"2\"}}");
     assert_int_equal(tbl_ttl_update(db, "tt1", "exp", 1, &e), 0);
     tbl_tag_t tag = {"k", "v"};
@@ -1908,16 +1969,19 @@ static void test_update_remove_on_missing_creates_nothing(void **state) {
     tr_err e = {0, ""};
     json_t *attrs = NULL;
     assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"m\"}}", "REMOVE a, b", NULL, NULL, NULL,
-                            TBL_RV_ALL_NEW, &attrs, &e), 0);
+                            TBL_RV_ALL_NEW, &attrs, &e),
+                     0);
     assert_null(attrs);
     assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"m\"}}", "DELETE s :v", NULL,
                             "{\":v\":{\"SS\":[\"x\"]}}", "attribute_not_exists(id)",
-                            TBL_RV_UPDATED_NEW, &attrs, &e), 0);
+                            TBL_RV_UPDATED_NEW, &attrs, &e),
+                     0);
     assert_null(attrs);
     assert_int_equal(count(db, "pht"), 0);
     put_ok(db, "pht", "{\"id\":{\"S\":\"k\"},\"a\":{\"N\":\"1\"}}");
     assert_int_equal(update(db, "pht", "{\"id\":{\"S\":\"k\"}}", "REMOVE a", NULL, NULL, NULL,
-                            TBL_RV_ALL_NEW, &attrs, &e), 0);
+                            TBL_RV_ALL_NEW, &attrs, &e),
+                     0);
     assert_non_null(attrs);
     assert_int_equal(json_object_size(attrs), 1);
     json_decref(attrs);
@@ -1985,12 +2049,12 @@ static void test_key_order(void **state) {
     create(db, "tt1", "h", TBL_T_S, "r", TBL_T_N);
     create(db, "bin", "h", TBL_T_S, "r", TBL_T_B);
     tr_err e = {0, ""};
-    const char *nums[] = {"-1e10", "-100.5", "-100", "-1", "-0.001", "0", "0.001", "0.5", "1",
-                          "1.5", "2", "10", "99.99", "100", "1e20"};
+    const char *nums[] = {"-1e10", "-100.5", "-100", "-1", "-0.001", "0",   "0.001", "0.5",
+                          "1",     "1.5",    "2",    "10", "99.99",  "100", "1e20"};
     size_t nn = sizeof nums / sizeof nums[0];
     for (size_t i = nn; i-- > 0;) {
-        json_t *it = json_pack("{s:{s:s},s:{s:s},s:{s:i}}", "h", "S", "x", "r", "N", nums[i],
-                               "i", "N", (int)i);
+        json_t *it = json_pack("{s:{s:s},s:{s:s},s:{s:i}}", "h", "S", "x", "r", "N", nums[i], "i",
+                               "N", (int)i);
         char ib[24];
         snprintf(ib, sizeof ib, "%zu", i);
         json_object_set_new(it, "i", json_pack("{s:s}", "N", ib));
@@ -2074,8 +2138,9 @@ static void test_key_order(void **state) {
     json_t *lv = json_pack("{s:{s:s},s:{s:s},s:{s:s}}", ":h", "S", "x", ":a", "S", lo, ":b", "S",
                            hi);
     tbl_expr_t *lk = NULL;
-    assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "h = :h AND r BETWEEN :a AND :b",
-                                    NULL, lv, NULL, &lk, &e), 0);
+    assert_int_equal(tbl_expr_parse(TBL_EXPR_KEY_CONDITION, "h = :h AND r BETWEEN :a AND :b", NULL,
+                                    lv, NULL, &lk, &e),
+                     0);
     for (int back = 0; back < 2; back++) {
         tbl_query_t lq = {.table = "longr", .keycond_expr = lk, .backward = back};
         assert_int_equal(tbl_query(db, &lq, &e), 0);
@@ -2223,9 +2288,13 @@ static int lk_match(int op, const lk_key_t *v, const lk_key_t *a, const lk_key_t
  * the sorted keys. */
 static void lk_check(tbl_t *db, const char *table, const char *index, const char *hname,
                      const json_t *hv, const char *rname, const lk_key_t *sorted, size_t n) {
-    static const char *conds[] = {"#h = :h", "#h = :h AND #r = :a", "#h = :h AND #r < :a",
-                                  "#h = :h AND #r <= :a", "#h = :h AND #r > :a",
-                                  "#h = :h AND #r >= :a", "#h = :h AND #r BETWEEN :a AND :b",
+    static const char *conds[] = {"#h = :h",
+                                  "#h = :h AND #r = :a",
+                                  "#h = :h AND #r < :a",
+                                  "#h = :h AND #r <= :a",
+                                  "#h = :h AND #r > :a",
+                                  "#h = :h AND #r >= :a",
+                                  "#h = :h AND #r BETWEEN :a AND :b",
                                   "#h = :h AND begins_with(#r, :a)"};
     int type = sorted[0].type;
     lk_key_t *got = malloc(sizeof *got * (n + 1));
@@ -2257,8 +2326,12 @@ static void lk_check(tbl_t *db, const char *table, const char *index, const char
                 int pages = 0;
                 json_t *start = NULL;
                 do {
-                    tbl_query_t q = {.table = table, .index = index, .keycond_expr = kc,
-                                     .backward = back, .limit = limits[li], .start_key = start,
+                    tbl_query_t q = {.table = table,
+                                     .index = index,
+                                     .keycond_expr = kc,
+                                     .backward = back,
+                                     .limit = limits[li],
+                                     .start_key = start,
                                      .select = TBL_SELECT_ALL_PROJECTED};
                     if (tbl_query(db, &q, &e)) fail_msg("query %s: %s", conds[op], e.msg);
                     size_t i;
@@ -2281,8 +2354,9 @@ static void lk_check(tbl_t *db, const char *table, const char *index, const char
                     if (!lk_match(op, &sorted[s], &a, &b)) continue;
                     if (lk_cmp(&got[w], &sorted[s]))
                         fail_msg("%s %s/%s back=%d limit=%u: item %zu out of order (key of %zu "
-                                 "bytes, want the one of %zu)", conds[op], table,
-                                 index ? index : "-", back, limits[li], w, got[w].n, sorted[s].n);
+                                 "bytes, want the one of %zu)",
+                                 conds[op], table, index ? index : "-", back, limits[li], w,
+                                 got[w].n, sorted[s].n);
                     w++;
                 }
             }
@@ -2312,14 +2386,22 @@ static void long_key_order(int kf) {
     tr_err e = {0, ""};
     tbl__key_format_new = kf;
     /* B range keys sharing 700 bytes; a GSI and an LSI with S keys sharing 800 / 900 bytes */
-    tbl_attrdef_t a[5] = {{"h", TBL_T_S}, {"r", TBL_T_B}, {"gh", TBL_T_S}, {"gr", TBL_T_S},
+    tbl_attrdef_t a[5] = {{"h", TBL_T_S},
+                          {"r", TBL_T_B},
+                          {"gh", TBL_T_S},
+                          {"gr", TBL_T_S},
                           {"lr", TBL_T_S}};
     tbl_index_info_t ix[2] = {
         {.name = "byG", .hash = "gh", .range = "gr", .projection = TBL_PROJ_KEYS_ONLY},
         {.name = "byL", .local = 1, .hash = "h", .range = "lr", .projection = TBL_PROJ_ALL},
     };
-    tbl_table_info_t d = {.name = "lks", .hash = "h", .range = "r", .attrs = a, .n_attrs = 5,
-                          .indexes = ix, .n_indexes = 2,
+    tbl_table_info_t d = {.name = "lks",
+                          .hash = "h",
+                          .range = "r",
+                          .attrs = a,
+                          .n_attrs = 5,
+                          .indexes = ix,
+                          .n_indexes = 2,
                           .billing = TBL_BILLING_PAY_PER_REQUEST};
     if (tbl_table_create(db, &d, NULL, &e)) fail_msg("create: %s", e.msg);
     static lk_key_t rk[LK_N + 10], gk[LK_N + 10], lkk[LK_N + 10];
@@ -2357,7 +2439,9 @@ static void long_key_order(int kf) {
     lk_check(db, "lks", "byL", "h", hx, "lr", lkk, LK_N);
     lk_check(db, "lks", "byL", "h", hp, "lr", lkk, LK_N);
     /* entries written by a GSI backfill, values rewritten by TTL indexing: same order */
-    tbl_index_info_t gi2 = {.name = "byG2", .hash = "gh", .range = "gr",
+    tbl_index_info_t gi2 = {.name = "byG2",
+                            .hash = "gh",
+                            .range = "gr",
                             .projection = TBL_PROJ_KEYS_ONLY};
     tbl_table_update_t u = {.create_gsi = &gi2};
     if (tbl_table_update(db, "lks", &u, NULL, &e)) fail_msg("update: %s", e.msg);

@@ -1,4 +1,5 @@
-/*
+/* SPDX-License-Identifier: Apache-2.0
+ *
  * test_tbl_durable.c -- the table engine acknowledges a write only once the disk has it.
  *
  * LMDB commits by writing the data pages, syncing them, then writing the meta page (through an
@@ -302,8 +303,7 @@ static tbl_t *ft_open(const char *dir, int create) {
     if (!create) return db;
     tbl_attrdef_t a[2] = {{.name = (char *)"pk", .type = TBL_T_S},
                           {.name = (char *)"g", .type = TBL_T_S}};
-    tbl_index_info_t ix = {.name = (char *)"byG", .hash = (char *)"g",
-                           .projection = TBL_PROJ_ALL};
+    tbl_index_info_t ix = {.name = (char *)"byG", .hash = (char *)"g", .projection = TBL_PROJ_ALL};
     tbl_table_info_t def = {0};
     def.name = (char *)"flt";
     def.hash = (char *)"pk";
