@@ -744,9 +744,12 @@ def test_put_records_flood_stays_within_memory_budget(private_server, general_pa
     in-flight budget, so the server's memory stays within its budgets plus a fixed slack and the
     excess is throttled, not buffered (#8 item 13: ~190 MB above the budgets before)."""
     budget_mb, pending_mb, conns = 16, 4, 600
+    # --header-timeout 60: the pipes sit idle while the warm-up puts below commit (20 x 300 ms,
+    # longer on a loaded machine or under ASan); the default 10 s would close them as idle
+    # keep-alive connections, which is right, but not what this test measures.
     s = private_server(extra_args=["--max-inflight-mb", str(budget_mb),
                                    "--max-pending-mb", str(pending_mb),
-                                   "--test-commit-delay-ms", "300"])
+                                   "--test-commit-delay-ms", "300", "--header-timeout", "60"])
     kin = k.make_client(s)
     kin.create_stream(StreamName="flood", ShardCount=4)
     k.wait_active(kin, "flood")
