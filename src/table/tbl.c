@@ -391,7 +391,6 @@ static void db_free(tbl_t *db) {
     for (int i = 0; i < db->n_rpool; i++) mdb_txn_abort(db->rpool[i]);
     if (db->env) mdb_env_close(db->env);
     free(db->dirty);
-    tbl__icache_free(db);
     free(db->dir);
     free(db);
 }
@@ -481,12 +480,6 @@ int tbl_open(const char *dir, const tbl_opts_t *opts, tbl_t **out, tr_err *err) 
     if (!db->opts.max_batch) db->opts.max_batch = TB_DEF_BATCH;
     if (!db->opts.bf_chunk) db->opts.bf_chunk = TB_BF_CHUNK;
     if (!db->opts.ttl_interval_ms) db->opts.ttl_interval_ms = TB_DEF_TTL_MS;
-    if (db->opts.item_cache >= 0) {
-        size_t want = db->opts.item_cache ? (size_t)db->opts.item_cache : TB_ICACHE_SLOTS;
-        db->icache_n = 1;
-        while (db->icache_n < want) db->icache_n <<= 1;
-        db->icache = tr_xcalloc(db->icache_n, sizeof *db->icache);
-    }
     pthread_rwlock_init(&db->tlock, NULL);
     pthread_mutex_init(&db->qmu, NULL);
     pthread_cond_init(&db->q_cond, NULL);

@@ -128,12 +128,6 @@ typedef struct tbl_opts {
                                        TTL, creation times, token expiry: tests inject one */
     void *clock_arg;
     int no_sync;                    /* tests only: MDB_NOSYNC (still one txn per batch) */
-    int item_cache;                 /* parsed stored items the writer thread keeps, so a write
-                                       to a recently written or read item does not parse its
-                                       stored text again (used only while that text is
-                                       unchanged): slots (rounded up to a power of 2); 0: 8192;
-                                       < 0: none.  Only items stored in at most 1 KiB of text,
-                                       and ~16 MiB in all (estimated) */
 } tbl_opts_t;
 
 /* ---- metadata ------------------------------------------------------------------------------ */
@@ -242,10 +236,8 @@ int tbl_ttl_update(tbl_t *db, const char *name, const char *attr, int enabled, t
 /* ---- writes (asynchronous, group-committed) ------------------------------------------------ */
 
 /* One write.  Inputs are borrowed until the callback has run (json refcounts untouched); outputs
- * are filled before it runs and belong to the caller (json_decref them).  Output trees (attrs,
- * old_item, and the sync calls' *old / *attrs) may be shared with the engine's cache of parsed
- * items: read them, never modify them (Fix: json_deep_copy first).  Zero-initialise, then set
- * the inputs. */
+ * are filled before it runs and belong to the caller (json_decref them).  Zero-initialise, then
+ * set the inputs. */
 typedef struct tbl_write {
     int op;                         /* TBL_OP_* */
     const char *table;

@@ -67,12 +67,6 @@ uint32_t tbl__hash32(const uint8_t *p, size_t n);
 #define TB_MAX_INCLUDE 100
 #define TB_TTL_PAST_S (5LL * 365 * 86400)
 #define TB_WRITE_COST 1024
-#define TB_ICACHE_SLOTS 8192 /* parsed items the writer keeps (tbl_opts.item_cache 0) */
-#define TB_ICACHE_TEXT 1024  /* ... only items stored in at most this many bytes of text */
-#define TB_ICACHE_BYTES                                                                            \
-    (16u << 20) /* ... and at most this much memory (estimated: a parsed
-                                       item takes ~TB_ICACHE_FACTOR times its text) */
-#define TB_ICACHE_FACTOR 16
 
 /* DynamoDB's wording, used by the messages of several files. */
 #define INVALID "One or more parameter values were invalid: "
@@ -235,15 +229,6 @@ struct tbl_handle {
     char *name;
 };
 
-/* The writer's cache of parsed stored items (tbl_write.c, "parsed-item cache"): an entry is
- * used only when the stored text at its key is byte for byte the text it holds, so nothing
- * ever needs invalidating (a write, a TTL delete, an aborted batch just make it miss). */
-typedef struct tb_icache_ent {
-    json_t *item;   /* one reference; NULL: empty slot.  Immutable once cached */
-    uint8_t *bytes; /* the storage key, then the stored text (malloc'd) */
-    uint32_t key_n, text_n;
-} tb_icache_ent_t;
-
 struct tbl {
     char *dir;
     tbl_opts_t opts;
@@ -270,10 +255,6 @@ struct tbl {
     int s_stop;
 
     /* writer thread only */
-    tb_icache_ent_t *icache; /* parsed stored items, direct-mapped by storage key */
-    size_t icache_n; /* slots, a power of 2; 0: no cache */
-    size_t icache_bytes; /* estimated memory held (TB_ICACHE_BYTES at most) */
-    uint64_t icache_hits, icache_misses; /* tests, tuning */
     tb_table_t **dirty;
     size_t n_dirty, cap_dirty;
     tr_err werr; /* message of a hard (LMDB) failure */
@@ -426,13 +407,6 @@ int tbl__ctl_run(tbl_t *db, tb_ctl_t *c, tr_err *err);
 /* ---- tbl_write.c: applying and queuing writes ---------------------------------------------- */
 
 void tbl__op_clear(tb_op_t *op);
-/* The parsed-item cache (writer thread; tbl_write.c).  get: the item stored at k with value v
- * (val_ok), a new reference -- cached when v's text is the cached text, else parsed and cached;
- * NULL when it does not parse.  put: remember item (engine-owned, never modified afterwards; a
- * reference is taken) as the one stored at k as text[0..n).  free: empty it (tbl_close). */
-json_t *tbl__icache_get(tbl_t *db, const tb_key_t *k, const MDB_val *v);
-void tbl__icache_put(tbl_t *db, const tb_key_t *k, const char *text, size_t n, json_t *item);
-void tbl__icache_free(tbl_t *db);
 int tbl__op_mutate(tbl_t *db, MDB_txn *txn, const tb_wx_t *x, tb_op_t *op);
 void *tbl__writer_main(void *arg);
 int tbl__enqueue(tbl_t *db, tb_job_t *j, tr_err *err);

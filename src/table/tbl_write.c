@@ -15,75 +15,12 @@
 #include <string.h>
 #include <time.h>
 
-#include "core/crc32c.h"
 #include "core/digest.h"
 #include "core/buf.h"
 #include "core/tlog.h"
 #include "table/tbl_int.h"
 
 #define SUB "tbl"
-
-/* ---- parsed-item cache (writer thread) ----------------------------------------------------- */
-
-/* A write that reads its item (a condition, an update, ReturnValues, index upkeep) parsed the
- * stored JSON text every time, on the one writer thread; the items a stream of writes touches
- * again and again (counters, latest values) are kept parsed here.  Direct-mapped by the CRC-32C
- * of the storage key; an entry holds the text it stands for and is used only while the stored
- * text is still exactly that (a memcmp instead of a parse), so nothing invalidates it: another
- * write, a TTL or background delete, an aborted batch simply make it miss.  Cached trees are
- * shared (json refcounts are atomic) and never modified: tbl_expr_update works on a copy, and
- * the outputs handed to callers are documented read-only (tbl.h). */
-
-static void icache_drop(tbl_t *db, tb_icache_ent_t *e) {
-    if (!e->item) return;
-    json_decref(e->item);
-    free(e->bytes);
-    db->icache_bytes -= (size_t)e->key_n + (size_t)e->text_n * TB_ICACHE_FACTOR;
-    memset(e, 0, sizeof *e);
-}
-
-static tb_icache_ent_t *icache_slot(tbl_t *db, const tb_key_t *k) {
-    return &db->icache[tr_crc32c(0, k->b, k->n) & (db->icache_n - 1)];
-}
-
-void tbl__icache_put(tbl_t *db, const tb_key_t *k, const char *text, size_t n, json_t *item) {
-    if (!db->icache_n || !item) return;
-    tb_icache_ent_t *e = icache_slot(db, k);
-    icache_drop(db, e);
-    size_t cost = k->n + n * TB_ICACHE_FACTOR;
-    if (n > TB_ICACHE_TEXT || db->icache_bytes + cost > TB_ICACHE_BYTES) return;
-    e->bytes = tr_xmalloc(k->n + n);
-    memcpy(e->bytes, k->b, k->n);
-    memcpy(e->bytes + k->n, text, n);
-    e->key_n = (uint32_t)k->n;
-    e->text_n = (uint32_t)n;
-    e->item = json_incref(item);
-    db->icache_bytes += cost;
-}
-
-json_t *tbl__icache_get(tbl_t *db, const tb_key_t *k, const MDB_val *v) {
-    size_t n;
-    const char *text = tbl__val_text(v, &n);
-    if (db->icache_n) {
-        tb_icache_ent_t *e = icache_slot(db, k);
-        if (e->item && e->key_n == k->n && e->text_n == n && !memcmp(e->bytes, k->b, k->n) &&
-            !memcmp(e->bytes + k->n, text, n)) {
-            db->icache_hits++;
-            return json_incref(e->item);
-        }
-        db->icache_misses++;
-    }
-    json_t *item = json_loadb(text, n, JSON_ALLOW_NUL, NULL);
-    tbl__icache_put(db, k, text, n, item);
-    return item;
-}
-
-void tbl__icache_free(tbl_t *db) {
-    for (size_t i = 0; i < db->icache_n; i++) icache_drop(db, &db->icache[i]);
-    free(db->icache);
-    db->icache = NULL;
-    db->icache_n = 0;
-}
 
 /* ---- applying writes (writer thread) ------------------------------------------------------- */
 
@@ -126,7 +63,7 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
         int rv = w->return_values;
         if (w->cond || rv == TBL_RV_ALL_OLD || rv == TBL_RV_UPDATED_OLD || w->op == TBL_OP_UPDATE ||
             t->n_idx) {
-            op->old = tbl__icache_get(db, &x->key, &v);
+            op->old = tbl__val_parse(&v);
             if (!op->old) {
                 w->rc = tr_err_set(&w->err, TR_ECORRUPT, "stored item of table %s is corrupt",
                                    t->name);
@@ -361,10 +298,6 @@ static int job_writes(tbl_t *db, MDB_txn *txn, tb_job_t *j) {
             rc = tbl__op_mutate(db, txn, &j->x[i], &op);
             if (rc) rc = tbl__mdb_fail(&db->werr, rc, "writing an item");
             else op_outputs(w, &op);
-            /* an update's new item is the engine's own tree: the next write of it skips the
-               parse (a put's item is the caller's, which may change it after the callback) */
-            if (!rc && op.act == A_PUT && w->op == TBL_OP_UPDATE)
-                tbl__icache_put(db, &j->x[i].key, op.text, op.text_n, op.neu);
         }
         tbl__op_clear(&op);
         if (rc) return rc;

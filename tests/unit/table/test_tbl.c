@@ -1989,93 +1989,6 @@ static void test_update_remove_on_missing_creates_nothing(void **state) {
     tbl_close(db);
 }
 
-/* The writer's cache of parsed items (tbl_opts.item_cache) never shows a stale item: after a
- * put of the caller's item, a delete, a second write of one key in one submission, another
- * table with the same key, a dropped and recreated table; trees handed out are never changed
- * by later writes.  With one slot every key collides. */
-static void test_item_cache(void **state) {
-    const char *dir = *state;
-    for (int slots = 1; slots >= 0; slots--) {
-        tbl_opts_t o = test_opts();
-        o.item_cache = slots;
-        tbl_t *db = open_at(dir, &o);
-        char t1[16], t2[16];
-        snprintf(t1, sizeof t1, "ic1_%d", slots);
-        snprintf(t2, sizeof t2, "ic2_%d", slots);
-        create(db, t1, "id", TBL_T_S, NULL, 0);
-        create(db, t2, "id", TBL_T_S, NULL, 0);
-        const char *one = "{\":one\":{\"N\":\"1\"}}", *ka = "{\"id\":{\"S\":\"a\"}}",
-                   *kb = "{\"id\":{\"S\":\"b\"}}";
-        tr_err e = {0, ""};
-        json_t *at = NULL, *old1 = NULL;
-        assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_NONE, NULL, &e),
-                         0);
-        assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_OLD, &old1,
-                                &e),
-                         0);
-        assert_int_equal(nval(old1, "n"), 1);
-        for (int i = 0; i < 3; i++) { /* alternating keys: one slot, always the other key */
-            assert_int_equal(update(db, t1, kb, "ADD n :one", NULL, one, NULL, TBL_RV_NONE, NULL,
-                                    &e),
-                             0);
-            assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_NEW, &at,
-                                    &e),
-                             0);
-            assert_int_equal(nval(at, "n"), 3 + i);
-            json_decref(at);
-        }
-        assert_int_equal(nval(old1, "n"), 1); /* the tree handed out earlier is unchanged */
-        json_decref(old1);
-        json_t *it = get(db, t1, kb);
-        assert_int_equal(nval(it, "n"), 3);
-        json_decref(it);
-        /* a put of the caller's item, then an update sees it */
-        put_ok(db, t1, "{\"id\":{\"S\":\"a\"},\"n\":{\"N\":\"100\"},\"x\":{\"S\":\"y\"}}");
-        assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_NEW, &at, &e),
-                         0);
-        assert_int_equal(nval(at, "n"), 101);
-        assert_string_equal(sval(at, "x"), "y");
-        json_decref(at);
-        /* the same key in another table */
-        assert_int_equal(update(db, t2, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_NEW, &at, &e),
-                         0);
-        assert_int_equal(nval(at, "n"), 1);
-        json_decref(at);
-        /* deleted, then updated: a new item */
-        json_t *k = J(ka);
-        tbl_write_t d = {.op = TBL_OP_DELETE, .table = t1, .key = k};
-        assert_int_equal(tbl_sync_write(db, &d, 1, &e), 0);
-        assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_NEW, &at, &e),
-                         0);
-        assert_int_equal(nval(at, "n"), 1);
-        assert_null(json_object_get(at, "x"));
-        json_decref(at);
-        /* two updates of one key in one submission (one LMDB transaction) */
-        ex_t inc = X(TBL_EXPR_UPDATE, "ADD n :one", NULL, one);
-        tbl_write_t w2[2] = {
-            {.op = TBL_OP_UPDATE, .table = t1, .key = k, .update = inc.e},
-            {.op = TBL_OP_UPDATE,
-             .table = t1,
-             .key = k,
-             .update = inc.e,
-             .return_values = TBL_RV_ALL_NEW},
-        };
-        assert_int_equal(tbl_sync_write(db, w2, 2, &e), 0);
-        assert_int_equal(nval(w2[1].attrs, "n"), 3);
-        json_decref(w2[1].attrs);
-        /* the table dropped and created again: its items are gone */
-        assert_int_equal(tbl_table_delete(db, t1, NULL, &e), 0);
-        create(db, t1, "id", TBL_T_S, NULL, 0);
-        assert_int_equal(update(db, t1, ka, "ADD n :one", NULL, one, NULL, TBL_RV_ALL_NEW, &at, &e),
-                         0);
-        assert_int_equal(nval(at, "n"), 1);
-        json_decref(at);
-        X_free(&inc);
-        json_decref(k);
-        tbl_close(db);
-    }
-}
-
 static void test_sync_api(void **state) {
     const char *dir = *state;
     tbl_opts_t o = test_opts();
@@ -2673,7 +2586,6 @@ int main(void) {
         cmocka_unit_test(test_batch_checked_again_at_apply),
         cmocka_unit_test(test_batch_table_deleted_before_apply),
         TU_DIR_TEST(test_update_remove_on_missing_creates_nothing),
-        TU_DIR_TEST(test_item_cache),
         TU_DIR_TEST(test_sync_api),
         TU_DIR_TEST(test_key_order),
         cmocka_unit_test(test_long_key_order),
