@@ -102,8 +102,9 @@ static int gated_handle(void *arg, net_req_t *req) {
 
 /* Native functions' trf_table_* calls: the DynamoDB adapter, in-process (fn/native.h). */
 static void native_table_call(void *arg, const char *op, const char *body, size_t len,
-                              fn_native_table_done_fn done, void *done_arg) {
-    api_dynamodb_call(arg, op, body, len, done, done_arg);
+                              fn_native_table_done_fn done, void *done_arg, fn_native_post_fn post,
+                              void *post_arg) {
+    api_dynamodb_call_post(arg, op, body, len, done, done_arg, post, post_arg);
 }
 
 /* ... and the answers to those the functions engine could not pass on, in DynamoDB's format. */

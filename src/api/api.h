@@ -124,6 +124,14 @@ int api_kinesis_init(api_kinesis_t *k, const char *data_dir, long long iter_ttl_
 typedef void (*api_dynamodb_done_fn)(void *arg, int status, const char *body, size_t len);
 void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t len,
                        api_dynamodb_done_fn done, void *arg);
+/* The same, with a write's completion (response building, done, freeing) handed back to the
+ * caller: on the writer thread only post(post_arg, run, run_arg) runs, and the caller runs
+ * run(run_arg) once on its own thread (kit.h, api_call_local_post).  post NULL: as above. */
+typedef void (*api_dynamodb_run_fn)(void *run_arg);
+typedef void (*api_dynamodb_post_fn)(void *post_arg, api_dynamodb_run_fn run, void *run_arg);
+void api_dynamodb_call_post(api_ctx_t *ctx, const char *op, const char *body, size_t len,
+                            api_dynamodb_done_fn done, void *arg, api_dynamodb_post_fn post,
+                            void *post_arg);
 /* The Lambda Runtime API listener's handler (a second net server on 127.0.0.1, ephemeral port,
  * no SigV4 -- as on AWS); arg is the api_ctx_t. */
 int api_runtime_handle(void *arg, net_req_t *req);

@@ -290,3 +290,9 @@ void api_dynamodb_call(api_ctx_t *ctx, const char *op, const char *body, size_t 
                        api_dynamodb_done_fn done, void *arg) {
     api_call_local(ctx, &api_dynamodb_service, op, body, len, done, arg);
 }
+
+void api_dynamodb_call_post(api_ctx_t *ctx, const char *op, const char *body, size_t len,
+                            api_dynamodb_done_fn done, void *arg, api_dynamodb_post_fn post,
+                            void *post_arg) {
+    api_call_local_post(ctx, &api_dynamodb_service, op, body, len, done, arg, post, post_arg);
+}

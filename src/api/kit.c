@@ -466,6 +466,8 @@ typedef struct api_local {
     atomic_int sync;
     api_local_done_fn done;
     void *arg;
+    api_local_post_fn post; /* NULL: complete on the resuming thread */
+    void *post_arg;
     char *line; /* REST: "METHOD path?query", split in place */
 } api_local_t;
 
@@ -479,19 +481,34 @@ static void local_end(api_local_t *l) {
     free(l);
 }
 
+static void local_end_run(void *arg) { local_end(arg); }
+
+/* The engine's resume (its thread: the table writer's).  The completion -- finish building the
+ * response, done, freeing the request and its trees -- is the caller's work: with a post it is
+ * handed back to the caller's thread, so the engine's serial thread only signals. */
 static void local_resume(net_req_t *req) {
     api_local_t *l = (api_local_t *)req;
-    if (atomic_fetch_add(&l->sync, 1) == 1) local_end(l);
+    if (atomic_fetch_add(&l->sync, 1) != 1) return;
+    if (l->post) l->post(l->post_arg, local_end_run, l);
+    else local_end(l);
 }
 
 void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
                     size_t len, api_local_done_fn done, void *arg) {
+    api_call_local_post(ctx, svc, op, body, len, done, arg, NULL, NULL);
+}
+
+void api_call_local_post(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
+                         size_t len, api_local_done_fn done, void *arg, api_local_post_fn post,
+                         void *post_arg) {
     api_local_t *l = tr_xcalloc(1, sizeof *l);
     uint8_t *b = tr_xmalloc(len + 1);
     if (len) memcpy(b, body, len);
     b[len] = 0;
     l->done = done;
     l->arg = arg;
+    l->post = post;
+    l->post_arg = post_arg;
     l->req.method = "POST";
     l->req.path = "/";
     l->req.query = "";

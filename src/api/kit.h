@@ -260,4 +260,16 @@ typedef void (*api_local_done_fn)(void *arg, int status, const char *body, size_
 void api_call_local(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
                     size_t len, api_local_done_fn done, void *arg);
 
+/* The same, completing a deferred operation on the caller's side: the thread that finishes it
+ * (the table engine's writer, a serial section) only calls post(post_arg, run, run_arg), which
+ * must make run(run_arg) be called exactly once, soon, on a thread of the caller's choosing
+ * (never inside post itself if that thread must stay short); run builds the response, calls
+ * done there and frees the request.  An operation answered before api_call_local_post returns
+ * completes on this thread without post.  post NULL: api_call_local. */
+typedef void (*api_local_run_fn)(void *run_arg);
+typedef void (*api_local_post_fn)(void *post_arg, api_local_run_fn run, void *run_arg);
+void api_call_local_post(api_ctx_t *ctx, const api_service_t *svc, const char *op, const char *body,
+                         size_t len, api_local_done_fn done, void *arg, api_local_post_fn post,
+                         void *post_arg);
+
 #endif

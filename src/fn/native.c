@@ -25,8 +25,12 @@
  * Table calls (trf_table_*): while a host thread waits for RESULT (or READY) it also serves
  * TABLE_CALL frames: each goes to the table handler main.c installed (fn_native_set_table_handler;
  * the engine never sees the DynamoDB adapter), many may be in flight (FN_NATIVE_TABLE_INFLIGHT,
- * then the thread stops reading the socket: backpressure), and their completions -- from any
- * thread -- queue TABLE_REPLY frames under h->tmu and wake the poll through a pipe.  A job
+ * then the thread stops reading the socket: backpressure).  A call that completes on another
+ * thread (a write, on the table engine's one writer thread) posts its completion back
+ * (host_post): the host thread runs it -- the response is built, the request freed and the
+ * TABLE_REPLY frame queued there, not on the engine's serial thread -- wherever it waits (its
+ * poll, backpressure, table_settle).  Replies queue under h->tmu and wake the poll through a
+ * pipe.  A job
  * completes (finish_on) only after every call it dispatched has been answered, so a retried
  * batch never races writes of the failed attempt.  A call the engine cannot pass on (malformed
  * frame, no handler installed, no memory) is answered through opts.table_error: the engine
@@ -50,6 +54,7 @@
 #include <unistd.h>
 
 #include "core/clock.h"
+#include "core/mem.h"
 #include "core/tlog.h"
 #include "fn/native_int.h"
 #include "fn/sandbox.h"
@@ -103,7 +108,14 @@ typedef struct host {
     pthread_cond_t tcv;
     size_t t_out;
     trf__buf_t t_replies;
-    int wake[2]; /* pipe: t_replies has frames */
+    int wake[2]; /* pipe: t_replies has frames, or posted has work */
+    /* completions handed back by the table service (fn_native_post_fn), run by this host's
+     * thread: at most one per call in flight */
+    struct posted {
+        fn_native_run_fn run;
+        void *arg;
+    } *posted;
+    size_t n_posted, cap_posted;
 } host_t;
 
 struct pool {
@@ -482,6 +494,57 @@ fail:
 
 enum { EXCH_FRAME = 0, EXCH_DIED = 1, EXCH_TIMEOUT = 2 };
 
+/* Run the completions posted to h (host thread; h->tmu not held).  Each runs outside the lock:
+ * it answers its call (table_done), which takes h->tmu. */
+static void host_run_posted(host_t *h) {
+    for (;;) {
+        pthread_mutex_lock(&h->tmu);
+        struct posted *p = h->posted;
+        size_t n = h->n_posted, cap = h->cap_posted;
+        h->posted = NULL;
+        h->n_posted = h->cap_posted = 0;
+        pthread_mutex_unlock(&h->tmu);
+        for (size_t i = 0; i < n; i++) p[i].run(p[i].arg); /* in posting order */
+        pthread_mutex_lock(&h->tmu);
+        if (!h->posted) { /* keep the array for the next ones */
+            h->posted = p;
+            h->cap_posted = cap;
+            p = NULL;
+        }
+        int more = h->n_posted > 0;
+        pthread_mutex_unlock(&h->tmu);
+        free(p);
+        if (!more) return;
+    }
+}
+
+/* Wait on h->tcv (h->tmu held) until woken, running posted completions meanwhile: the calls
+ * waited for may need this very thread to complete. */
+static void host_wait_calls(host_t *h) {
+    if (h->n_posted) {
+        pthread_mutex_unlock(&h->tmu);
+        host_run_posted(h);
+        pthread_mutex_lock(&h->tmu);
+        return;
+    }
+    pthread_cond_wait(&h->tcv, &h->tmu);
+}
+
+/* fn_native_post_fn handed to the table service: queue a completion for h's thread (any
+ * thread) and wake it wherever it waits (poll or h->tcv). */
+static void host_post(void *post_arg, fn_native_run_fn run, void *run_arg) {
+    host_t *h = post_arg;
+    pthread_mutex_lock(&h->tmu);
+    if (h->n_posted == h->cap_posted) {
+        h->cap_posted = h->cap_posted ? h->cap_posted * 2 : 64;
+        h->posted = tr_xrealloc(h->posted, h->cap_posted * sizeof *h->posted);
+    }
+    h->posted[h->n_posted++] = (struct posted){run, run_arg};
+    if (h->n_posted == 1) (void)!write(h->wake[1], "", 1);
+    pthread_cond_broadcast(&h->tcv);
+    pthread_mutex_unlock(&h->tmu);
+}
+
 /* Queue out[0..out_len) (if any) and read until h->rbuf starts with a whole frame, writing
  * queued frames and table replies and forwarding logs to j, until deadline_ms.  Returns
  * EXCH_*.  The caller consumes the frame (frame_consume). */
@@ -510,6 +573,7 @@ static int host_exchange(host_t *h, job_t *j, const char *out, size_t out_len,
         if (pf[1].revents & POLLIN) {
             char tmp[256];
             while (read(h->wake[0], tmp, sizeof tmp) > 0) {}
+            host_run_posted(h);
             pthread_mutex_lock(&h->tmu);
             trf__buf_append(&h->wbuf, h->t_replies.data, h->t_replies.len);
             h->t_replies.len = 0;
@@ -591,8 +655,8 @@ static void table_reply(host_t *h, uint32_t id, int status, const char *body, si
         fn_native__str(&f, oom.body, oom.len);
         fn_native__end(&f);
     }
+    if (!h->t_replies.len) (void)!write(h->wake[1], "", 1);
     trf__buf_append(&h->t_replies, f.data, f.len);
-    (void)!write(h->wake[1], "", 1);
     pthread_mutex_unlock(&h->tmu);
     trf__buf_free(&f);
 }
@@ -634,7 +698,7 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
         return;
     }
     pthread_mutex_lock(&h->tmu); /* backpressure: the host waits on its socket */
-    while (h->t_out >= FN_NATIVE_TABLE_INFLIGHT) pthread_cond_wait(&h->tcv, &h->tmu);
+    while (h->t_out >= FN_NATIVE_TABLE_INFLIGHT) host_wait_calls(h);
     pthread_mutex_unlock(&h->tmu);
     pthread_mutex_lock(&nt->mu);
     fn_native_table_fn fn = nt->table_fn;
@@ -654,7 +718,7 @@ static void table_dispatch(fn_native_t *nt, host_t *h) {
         pthread_mutex_lock(&h->tmu);
         h->t_out++;
         pthread_mutex_unlock(&h->tmu);
-        fn(arg, op, req, len, table_done, tc);
+        fn(arg, op, req, len, table_done, tc, host_post, h);
     }
     if (fn) {
         pthread_mutex_lock(&nt->mu);
@@ -681,7 +745,7 @@ static int host_next(fn_native_t *nt, host_t *h, job_t *j, const char *out, size
 /* Wait until every table call the host made has been answered; drop undelivered replies. */
 static void table_settle(host_t *h) {
     pthread_mutex_lock(&h->tmu);
-    while (h->t_out) pthread_cond_wait(&h->tcv, &h->tmu);
+    while (h->t_out) host_wait_calls(h);
     h->t_replies.len = 0;
     pthread_mutex_unlock(&h->tmu);
     char tmp[256];
@@ -921,6 +985,7 @@ out:
 static void host_free_io(host_t *h) {
     trf__buf_free(&h->wbuf);
     trf__buf_free(&h->t_replies);
+    free(h->posted);
     pthread_mutex_destroy(&h->tmu);
     pthread_cond_destroy(&h->tcv);
     close(h->wake[0]);

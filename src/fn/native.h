@@ -120,11 +120,21 @@ void fn_native_release(fn_native_t *nt, const char *function_name);
 
 /* ---- tables (trf_table_* of <tributary/function.h>) ------------------------------------------ */
 
+/* Work handed back to the host thread that made a table call (see fn_native_table_fn). */
+typedef void (*fn_native_run_fn)(void *run_arg);
+/* post(post_arg, run, run_arg): from any thread, queue run(run_arg) to run once on the host
+ * thread that made the call, before that call's job completes (the host thread runs posted
+ * work while it waits for frames, for backpressure, or for its calls to settle). */
+typedef void (*fn_native_post_fn)(void *post_arg, fn_native_run_fn run, void *run_arg);
+
 /* Run one DynamoDB operation (op "PutItem", body its JSON 1.0 request; both borrowed for the
- * call only) and answer through done.  Must not block for long: writes should complete
+ * call only) and answer through done.  A call that completes on another thread (a write, on
+ * the table engine's writer) should hand its completion -- response building, done, freeing --
+ * back through post, so the engine's serial thread only signals.  Must not block for long: writes should complete
  * asynchronously (group commit), so many calls of one batch share an fsync. */
 typedef void (*fn_native_table_fn)(void *arg, const char *op, const char *body, size_t len,
-                                   fn_native_table_done_fn done, void *done_arg);
+                                   fn_native_table_done_fn done, void *done_arg,
+                                   fn_native_post_fn post, void *post_arg);
 
 /* Install (or with fn NULL remove) what serves the handlers' table calls; the engine does not
  * know the DynamoDB adapter, main.c wires it.  Without one, calls are answered through

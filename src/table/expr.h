@@ -78,6 +78,12 @@ int tbl_expr_eval(const tbl_expr_t *e, const json_t *item, int *result, tr_err *
  * ("Cannot update attribute <a>. This attribute is part of the key").  Numbers use num.h. */
 int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
                     tr_err *err);
+/* The same, changing item itself (when item is not NULL) instead of a copy: *out is then a new
+ * reference to item.  Saves a copy of the whole item when the caller does not need the item as
+ * it was; item must be referenced by nobody else (a tree shared with anyone changes under
+ * them).  On error item is unchanged. */
+int tbl_expr_update_inplace(const tbl_expr_t *e, json_t *item, const json_t *key, json_t **out,
+                            tr_err *err);
 /* 1 when the update has a SET or ADD action, 0 when it only REMOVEs / DELETEs: such an update
  * of a missing item creates nothing (DynamoDB neither stores nor returns an item holding only
  * the key). */

@@ -446,8 +446,10 @@ static void apply(json_t *item, const wr_t *w) {
     }
 }
 
-int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
-                    tr_err *err) {
+/* tbl_expr_update and tbl_expr_update_inplace: every value is computed from item (or key) first,
+ * as deep copies, and only then applied -- to a copy, or to item itself. */
+static int update_apply(const tbl_expr_t *e, json_t *item, const json_t *key, int inplace,
+                        json_t **out, tr_err *err) {
     if (!e || !out || e->kind != TBL_EXPR_UPDATE)
         return tr_err_set(err, TR_EINVAL,
                           "tbl_expr_update: a parsed update expression and out "
@@ -485,7 +487,9 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
         nw++;
     }
     if (!rc) {
-        json_t *res = base ? json_deep_copy(base) : json_object();
+        json_t *res = inplace && item ? json_incref(item)
+                      : base          ? json_deep_copy(base)
+                                      : json_object();
         if (!res) tbl__expr_oom();
         qsort(w, nw, sizeof *w, wr_cmp);
         for (uint32_t i = 0; i < nw; i++) apply(res, &w[i]);
@@ -494,6 +498,16 @@ int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, 
     for (uint32_t i = 0; i < nw; i++) json_decref(w[i].val);
     free(w);
     return rc;
+}
+
+int tbl_expr_update(const tbl_expr_t *e, const json_t *item, const json_t *key, json_t **out,
+                    tr_err *err) {
+    return update_apply(e, (json_t *)item, key, 0, out, err);
+}
+
+int tbl_expr_update_inplace(const tbl_expr_t *e, json_t *item, const json_t *key, json_t **out,
+                            tr_err *err) {
+    return update_apply(e, item, key, 1, out, err);
 }
 
 int tbl_expr_update_keys_ok(const tbl_expr_t *e, const json_t *key, tr_err *err) {

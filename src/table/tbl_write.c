@@ -105,10 +105,20 @@ static int op_prepare(tbl_t *db, MDB_txn *txn, tbl_write_t *w, tb_wx_t *x, tb_op
             break;
         }
         if (w->update) {
-            rc = tbl_expr_update(w->update, op->old, w->key, &neu, &w->err);
+            /* the old item is this write's own fresh parse: when nothing needs it afterwards
+               (index upkeep, ReturnValues of the old item), update it in place, not a copy */
+            int rv = w->return_values,
+                keep_old = t->n_idx || rv == TBL_RV_ALL_OLD || rv == TBL_RV_UPDATED_OLD;
+            rc = keep_old || !op->old
+                     ? tbl_expr_update(w->update, op->old, w->key, &neu, &w->err)
+                     : tbl_expr_update_inplace(w->update, op->old, w->key, &neu, &w->err);
             if (rc) {
                 w->rc = rc;
                 return 0;
+            }
+            if (!keep_old && op->old) { /* op->old is the new item now: forget it as the old */
+                json_decref(op->old);
+                op->old = NULL;
             }
         } else {
             neu = op->old ? json_incref(op->old) : json_deep_copy(w->key);

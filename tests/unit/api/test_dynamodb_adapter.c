@@ -219,6 +219,80 @@ static void test_write_paths(void **state) {
                  "{\"Item\":{\"pk\":{\"S\":\"b\"}}}");
 }
 
+/* ---- completion handed back to the caller (api_dynamodb_call_post) -------------------------- */
+
+typedef struct poster {
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    api_dynamodb_run_fn run;
+    void *run_arg;
+    int posts;
+    pthread_t done_on;
+    answer_t a;
+} poster_t;
+
+static void post_rec(void *arg, api_dynamodb_run_fn run, void *run_arg) {
+    poster_t *p = arg;
+    pthread_mutex_lock(&p->mu);
+    p->run = run;
+    p->run_arg = run_arg;
+    p->posts++;
+    pthread_cond_signal(&p->cv);
+    pthread_mutex_unlock(&p->mu);
+}
+
+static void post_done(void *arg, int status, const char *body, size_t len) {
+    poster_t *p = arg;
+    p->done_on = pthread_self();
+    on_done(&p->a, status, body, len);
+}
+
+/* A write's response is built, answered and freed on the thread that runs the posted work --
+ * here the test's own -- never on the engine's writer thread: done has not run when the post
+ * arrives, and runs on this thread once the test runs the work. */
+static void test_write_completes_on_caller(void **state) {
+    fx_t *fx = *state;
+    expect(fx, "CreateTable", table_def, 200, "");
+    static const char *const ops[][2] = {
+        {"PutItem", "{\"TableName\":\"tab\",\"Item\":{\"pk\":{\"S\":\"p\"},\"n\":{\"N\":\"1\"}}}"},
+        {"UpdateItem",
+         "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"p\"}},\"UpdateExpression\":\"ADD n "
+         ":one\",\"ExpressionAttributeValues\":{\":one\":{\"N\":\"2\"}},\"ReturnValues\":"
+         "\"UPDATED_NEW\"}"},
+    };
+    static const char *const want[] = {"{}", "{\"Attributes\":{\"n\":{\"N\":\"3\"}}}"};
+    for (size_t i = 0; i < 2; i++) {
+        poster_t p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+        p.a = (answer_t){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL};
+        api_dynamodb_call_post(&fx->ctx, ops[i][0], ops[i][1], strlen(ops[i][1]), post_done, &p,
+                               post_rec, &p);
+        struct timespec until;
+        clock_gettime(CLOCK_REALTIME, &until);
+        until.tv_sec += WAIT_S;
+        pthread_mutex_lock(&p.mu);
+        while (!p.posts)
+            if (pthread_cond_timedwait(&p.cv, &p.mu, &until)) fail_msg("%s: no post", ops[i][0]);
+        pthread_mutex_unlock(&p.mu);
+        assert_int_equal(p.a.done, 0); /* nothing answered on the writer thread */
+        p.run(p.run_arg);
+        assert_int_equal(p.a.done, 1);
+        assert_int_equal(p.posts, 1);
+        assert_true(pthread_equal(p.done_on, pthread_self()));
+        assert_int_equal(p.a.status, 200);
+        assert_string_equal(p.a.body, want[i]);
+        free(p.a.body);
+    }
+    /* answered before the return (a read): on this thread, without a post */
+    poster_t p = {.mu = PTHREAD_MUTEX_INITIALIZER, .cv = PTHREAD_COND_INITIALIZER};
+    p.a = (answer_t){PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, 0, 0, NULL};
+    const char *get = "{\"TableName\":\"tab\",\"Key\":{\"pk\":{\"S\":\"p\"}}}";
+    api_dynamodb_call_post(&fx->ctx, "GetItem", get, strlen(get), post_done, &p, post_rec, &p);
+    assert_int_equal(p.a.done, 1);
+    assert_int_equal(p.posts, 0);
+    assert_string_equal(p.a.body, "{\"Item\":{\"pk\":{\"S\":\"p\"},\"n\":{\"N\":\"3\"}}}");
+    free(p.a.body);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_unknown_operation_and_bodies, setup, teardown),
@@ -226,6 +300,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(test_validation_accumulates, setup, teardown),
         cmocka_unit_test_setup_teardown(test_engine_errors_through_the_map, setup, teardown),
         cmocka_unit_test_setup_teardown(test_write_paths, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_write_completes_on_caller, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -427,6 +427,76 @@ static void table_calls_without_a_handler(void **st) {
     assert_non_null(strstr(r.payload, want));
 }
 
+/* A table service whose completions are posted back to the calling host thread (as main.c's
+ * DynamoDB adapter does for writes, from the table engine's writer thread): it holds every call
+ * until HOLD (the host's in-flight bound, FN_NATIVE_TABLE_INFLIGHT in native.c) are in flight,
+ * then a thread of its own posts them all.  The host thread, blocked for room by then, must run
+ * the posted completions itself or it waits for ever. */
+#define HOLD 4096
+typedef struct held {
+    fn_native_table_done_fn done;
+    void *done_arg;
+    fn_native_post_fn post;
+    void *post_arg;
+} held_t;
+static held_t held[2 * HOLD];
+static size_t n_held;
+static pthread_mutex_t held_mu = PTHREAD_MUTEX_INITIALIZER;
+
+static void held_run(void *arg) {
+    held_t *h = arg;
+    h->done(h->done_arg, 200, "{}", 2);
+}
+
+static void *held_release(void *arg) {
+    (void)arg;
+    for (size_t i = 0; i < HOLD; i++) held[i].post(held[i].post_arg, held_run, &held[i]);
+    return NULL;
+}
+
+static void holding_table(void *arg, const char *op, const char *body, size_t len,
+                          fn_native_table_done_fn done, void *done_arg, fn_native_post_fn post,
+                          void *post_arg) {
+    (void)arg, (void)op, (void)body, (void)len;
+    pthread_mutex_lock(&held_mu);
+    assert_true(n_held < 2 * HOLD);
+    held_t *h = &held[n_held++];
+    *h = (held_t){done, done_arg, post, post_arg};
+    size_t n = n_held;
+    pthread_mutex_unlock(&held_mu);
+    if (n > HOLD) {
+        post(post_arg, held_run, h);
+    } else if (n == HOLD) {
+        pthread_t t;
+        assert_int_equal(pthread_create(&t, NULL, held_release, NULL), 0);
+        pthread_detach(t);
+    }
+}
+
+static void table_completions_posted_back(void **st) {
+    (void)st;
+    fn_native_set_table_handler(nt, holding_table, NULL);
+    n_held = 0;
+    fn_config_t c = config("posted", "libtablecheck.so:handler");
+    c.timeout_s = 30;
+    result_t r;
+    run(&c, "{\"table\":\"t\",\"mode\":\"pipeline\",\"n\":2100}", NULL, 30000, &r);
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 30;
+    pthread_mutex_lock(&r.mu);
+    while (!r.done)
+        if (pthread_cond_timedwait(&r.cv, &r.mu, &until))
+            fail_msg("the host did not finish (%zu calls seen): stuck waiting for room?", n_held);
+    pthread_mutex_unlock(&r.mu);
+    fn_native_set_table_handler(nt, NULL, NULL);
+    assert_string_equal(r.type, "");
+    assert_int_equal(n_held, 4200);
+    /* every call answered 200 (the payload is cut at sizeof r.payload: its start) */
+    assert_int_equal(strncmp(r.payload, "{\"statuses\":[200,200,", 21), 0);
+    assert_null(strstr(r.payload, ",418"));
+}
+
 static int setup(void **st) {
     (void)st;
     dir = tu_tmpdir("trib-native");
@@ -475,6 +545,7 @@ int main(int argc, char **argv) {
         cmocka_unit_test(warm_reuse_and_concurrency),
         cmocka_unit_test(kinesis_json_is_decoded),
         cmocka_unit_test(table_calls_without_a_handler),
+        cmocka_unit_test(table_completions_posted_back),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -94,6 +94,29 @@ static json_t *update(const char *text, const char *names, const char *values, c
         assert_string_equal(before, after);
         free(after);
     }
+    /* tbl_expr_update_inplace on a fresh copy: the same result, member order included, in the
+       item itself; the same error, the item unchanged */
+    json_t *it2 = J(item), *out2 = NULL;
+    tr_err err2 = {0, ""};
+    int rc2 = tbl_expr_update_inplace(c.e, it2, k, &out2, &err2);
+    assert_int_equal(rc2, rc);
+    assert_string_equal(err2.msg, err.msg);
+    if (rc2) {
+        assert_null(out2);
+        if (it2) {
+            char *after = json_dumps(it2, JSON_SORT_KEYS);
+            assert_string_equal(before, after);
+            free(after);
+        }
+    } else {
+        if (it2) assert_ptr_equal(out2, it2);
+        char *a = json_dumps(out, JSON_COMPACT), *b = json_dumps(out2, JSON_COMPACT);
+        assert_string_equal(a, b);
+        free(a);
+        free(b);
+        json_decref(out2);
+    }
+    json_decref(it2);
     free(before);
     json_decref(it);
     json_decref(k);
