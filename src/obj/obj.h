@@ -5,17 +5,19 @@
  * A library first (issue #11): the S3 adapter and native functions drive it through this header
  * only, with S3's semantics but no S3 names (error codes are TR_E*; the adapter maps them).
  *
- * Layout under the directory given to obj_open:
+ * Layout under the directory given to obj_open (bodies up to obj_opts_t.inline_max bytes are kept
+ * inside their version record instead of a file):
  *     DIR/meta/data.mdb        LMDB: buckets, their configuration blobs, versions (obj.c)
  *     DIR/tmp/<body id>        bodies being written, or committed but not yet moved into place
  *     DIR/objects/<2 hex>/<body id>   committed bodies (32 hex digits; one file per version)
  *
  * Invariants:
- * - Durable acknowledgement.  obj_put_commit returns 0 only after the body was fdatasync'ed, its
- *   directory entry fsync'ed, the metadata committed by LMDB (synced) and the body renamed into
- *   objects/ (directory fsync'ed).  A crash before the metadata commit leaves no visible version;
- *   its body stays in tmp/ and obj_open removes it.  A crash after the commit leaves the body in
- *   tmp/; obj_open moves it into place (a reader meanwhile finds it in tmp/ as well).
+ * - Durable acknowledgement.  obj_put_commit returns 0 only after the body was fdatasync'ed in
+ *   tmp/, the tmp/ directory fsync'ed and the metadata committed by LMDB (synced).  Then the body
+ *   is renamed into objects/ (not synced: a crash leaves it under one of its two names).  A crash
+ *   before the metadata commit leaves no visible version; its body stays in tmp/ and obj_open
+ *   removes it.  A crash after the commit may leave the body in tmp/; obj_open moves it into
+ *   place (a reader meanwhile finds it in tmp/ as well).
  * - Bodies of removed versions are listed in the same transaction that removes the version
  *   ("gc" records) and unlinked after the commit; obj_open finishes what a crash interrupted.
  *   Nothing is orphaned.
@@ -72,6 +74,8 @@ typedef struct obj obj_t;
 
 typedef struct obj_opts {
     size_t map_size; /* LMDB map size in bytes; 0: 64 GiB */
+    int inline_max;  /* bodies up to this many bytes are stored inside their metadata record
+                        (one commit makes them durable, no file); 0: 8192; < 0: never */
 } obj_opts_t;
 
 /* Open (creating) the engine in dir; collects what a crash left (tmp/ bodies, gc records).
@@ -210,11 +214,13 @@ typedef struct obj_get_opts {
     obj_range_t range;
 } obj_get_opts_t;
 
-/* An open version: the body is fd[offset, offset+length).  The fd stays valid (even if the
- * version is deleted meanwhile) until obj_reader_close. */
+/* An open version: the body is fd[offset, offset+length), or -- a small body stored inline,
+ * fd -1 -- mem[0, length) (a copy owned by the reader, at most obj_opts_t.inline_max bytes).
+ * Both stay valid (even if the version is deleted meanwhile) until obj_reader_close. */
 typedef struct obj_reader {
     obj_info_t *info;
     int fd;
+    const void *mem;
     uint64_t offset, length;
     int ranged; /* 1: a range was applied (the adapter answers 206) */
     uint64_t pos; /* obj_reader_read's position within [0, length) */

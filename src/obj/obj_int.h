@@ -31,6 +31,8 @@ enum {
 #define OBJ__REC_HDR 48
 #define OBJ__FL_DM 1   /* delete marker */
 #define OBJ__FL_NULL 2 /* the "null" version */
+#define OBJ__FL_INLINE 4 /* the body follows the fields in the record (no file) */
+#define OBJ__INLINE_DEFAULT 8192
 #define OBJ__SK_MAX 498   /* stored key bytes at most: 4 + 498 + 1 + 8 = 511, LMDB's key limit */
 #define OBJ__SK_FOLD 466  /* a folded key keeps this many bytes, then 32 hex of its SHA-256 */
 
@@ -56,6 +58,7 @@ struct obj {
     pthread_cond_t cv;
     obj__job_t *qh, *qt;
     int leader;
+    size_t inline_max;  /* bodies up to this size live in the record; 0: none */
     uint64_t seq;       /* next version sequence (committing thread only) */
     uint32_t next_bid;  /* next bucket id (committing thread only) */
     uint8_t (*gc_done)[16]; /* bodies unlinked whose gc records the next commit removes */

@@ -59,12 +59,14 @@ typedef struct rec {
     uint8_t body[16];
     const char *f[OBJ__F_N];
     size_t fl[OBJ__F_N];
+    const void *inl; /* OBJ__FL_INLINE: the body (size bytes) */
 } rec_t;
 
 static void *rec_encode(const rec_t *r, size_t *n) {
     size_t len = OBJ__REC_HDR;
     for (int i = 0; i < OBJ__F_N; i++) len += 4 + r->fl[i];
-    uint8_t *p = tr_xcalloc(1, len);
+    size_t inl = r->flags & OBJ__FL_INLINE ? (size_t)r->size : 0;
+    uint8_t *p = tr_xcalloc(1, len + inl);
     p[0] = 1;
     p[1] = r->flags;
     uint32_t nf = OBJ__F_N;
@@ -80,7 +82,8 @@ static void *rec_encode(const rec_t *r, size_t *n) {
         if (l) memcpy(p + off + 4, r->f[i], l);
         off += 4 + l;
     }
-    *n = len;
+    if (inl) memcpy(p + off, r->inl, inl);
+    *n = len + inl;
     return p;
 }
 
@@ -110,6 +113,22 @@ static int rec_key(const MDB_val *v, const char **key, size_t *n) {
     if (v->mv_size < OBJ__REC_HDR + 4 + (size_t)l) return -1;
     *key = (const char *)p + OBJ__REC_HDR + 4;
     *n = l;
+    return 0;
+}
+
+/* The inline body of a record with OBJ__FL_INLINE (size bytes at *body), or -1. */
+static int rec_inline(const MDB_val *v, uint64_t size, const uint8_t **body) {
+    const uint8_t *p = v->mv_data;
+    size_t off = OBJ__REC_HDR;
+    for (int i = 0; i < OBJ__F_N; i++) {
+        uint32_t l;
+        if (v->mv_size - off < 4) return -1;
+        memcpy(&l, p + off, 4);
+        if (v->mv_size - off - 4 < l) return -1;
+        off += 4 + l;
+    }
+    if (v->mv_size - off != size) return -1;
+    *body = p + off;
     return 0;
 }
 
@@ -245,7 +264,7 @@ static int insert_version(obj_t *o, MDB_txn *txn, const obj__bucket_t *b, const 
     MDB_val k = {vkey(b->bid, key, r->seq, kb), kb}, v = {n, val};
     rc = mdb_put(txn, o->db_v, &k, &v, 0);
     free(val);
-    if (!rc && !(r->flags & OBJ__FL_DM)) {
+    if (!rc && !(r->flags & OBJ__FL_DM) && !is_zero(r->body, 16)) {
         MDB_val bk = {16, r->body};
         rc = mdb_put(txn, o->db_body, &bk, &k, 0);
     }
@@ -268,7 +287,10 @@ struct obj_put {
     int64_t expect_size;
     uint8_t body[16];
     char path[4096];
-    int fd;
+    int fd;     /* the body file once spilled (-1: the body is still in ibuf) */
+    char *ibuf; /* the first inline_max bytes, while the body fits */
+    size_t ilen;
+    int inl; /* committing inline */
     EVP_MD_CTX *md5;
     uint64_t size;
     /* commit */
@@ -330,15 +352,7 @@ int obj_put_begin(obj_t *o, const char *bucket, const char *key, const obj_put_o
         obj_put_abort(p);
         return tr_err_set(err, TR_EIO, "no random bytes for a body id");
     }
-    p->body[0] |= 0; /* any first byte: the objects/ subdirectory */
-    obj__body_path(o, p->body, 1, p->path, sizeof p->path);
-    p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
-    if (p->fd < 0) {
-        rc = tr_err_set(err, TR_EIO, "cannot create %s: %s", p->path, strerror(errno));
-        p->path[0] = 0;
-        obj_put_abort(p);
-        return rc;
-    }
+    p->fd = -1;
     p->md5 = EVP_MD_CTX_new();
     if (!p->md5 || EVP_DigestInit_ex(p->md5, EVP_md5(), NULL) != 1) {
         obj_put_abort(p);
@@ -352,9 +366,7 @@ static int put_io_err(obj_put_t *p, tr_err *err, const char *what) {
     return tr_err_set(err, TR_EIO, "%s %s: %s", what, p->path, strerror(errno));
 }
 
-int obj_put_write(obj_put_t *p, const void *buf, size_t n, tr_err *err) {
-    const char *s = buf;
-    EVP_DigestUpdate(p->md5, buf, n);
+static int write_all(obj_put_t *p, const char *s, size_t n, tr_err *err) {
     while (n) {
         ssize_t w = write(p->fd, s, n);
         if (w < 0) {
@@ -363,9 +375,37 @@ int obj_put_write(obj_put_t *p, const void *buf, size_t n, tr_err *err) {
         }
         s += w;
         n -= (size_t)w;
-        p->size += (uint64_t)w;
     }
     return 0;
+}
+
+/* The body outgrew inline_max: move it to a file in tmp/. */
+static int spill(obj_put_t *p, tr_err *err) {
+    obj__body_path(p->o, p->body, 1, p->path, sizeof p->path);
+    p->fd = open(p->path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (p->fd < 0) {
+        int rc = put_io_err(p, err, "cannot create");
+        p->path[0] = 0;
+        return rc;
+    }
+    int rc = write_all(p, p->ibuf, p->ilen, err);
+    free(p->ibuf);
+    p->ibuf = NULL;
+    p->ilen = 0;
+    return rc;
+}
+
+int obj_put_write(obj_put_t *p, const void *buf, size_t n, tr_err *err) {
+    EVP_DigestUpdate(p->md5, buf, n);
+    p->size += n;
+    if (p->fd < 0 && p->size <= p->o->inline_max) {
+        if (!p->ibuf) p->ibuf = tr_xmalloc(p->o->inline_max);
+        memcpy(p->ibuf + p->ilen, buf, n);
+        p->ilen += n;
+        return 0;
+    }
+    int rc = p->fd < 0 ? spill(p, err) : 0;
+    return rc ? rc : write_all(p, buf, n, err);
 }
 
 int obj_put_copy_fd(obj_put_t *p, int fd, uint64_t off, uint64_t len, tr_err *err) {
@@ -417,7 +457,12 @@ static int apply_put(obj_t *o, MDB_txn *txn, obj__job_t *j) {
         if (rc) return rc;
     }
     rec_t r = {.size = p->size, .mtime = p->mtime};
-    memcpy(r.body, p->body, 16);
+    if (p->inl) {
+        r.flags = OBJ__FL_INLINE;
+        r.inl = p->ibuf;
+    } else {
+        memcpy(r.body, p->body, 16);
+    }
     for (int i = 0; i < OBJ__F_N; i++) {
         r.f[i] = p->f[i];
         r.fl[i] = p->fl[i];
@@ -425,7 +470,7 @@ static int apply_put(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     r.f[OBJ__F_ETAG] = p->etag;
     r.fl[OBJ__F_ETAG] = 32;
     memcpy(j->add_body, p->body, 16);
-    j->has_add = 1;
+    j->has_add = !p->inl;
     if ((rc = insert_version(o, txn, &b, p->key, &r, p->res.version_id, j))) j->has_add = 0;
     return rc;
 }
@@ -443,13 +488,14 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
     else if (p->expect_size >= 0 && p->size != (uint64_t)p->expect_size)
         rc = tr_err_set(err, TR_EINVAL, "the body has %llu bytes, %lld were announced",
                         (unsigned long long)p->size, (long long)p->expect_size);
-    else if (fdatasync(p->fd)) rc = put_io_err(p, err, "fdatasync");
+    else if (p->fd >= 0 && fdatasync(p->fd)) rc = put_io_err(p, err, "fdatasync");
     if (rc) {
         obj_put_abort(p);
         return rc;
     }
     if (obj__fault) obj__fault("put:synced");
-    close(p->fd);
+    p->inl = p->fd < 0;
+    if (p->fd >= 0) close(p->fd);
     p->fd = -1;
     p->mtime = tr_now_ms();
     obj__job_t j = {.apply = apply_put, .arg = p, .err = err};
@@ -471,8 +517,9 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
 
 void obj_put_abort(obj_put_t *p) {
     if (!p) return;
-    if (p->fd >= 0 && p->path[0]) close(p->fd);
+    if (p->fd >= 0) close(p->fd);
     if (p->path[0]) unlink(p->path);
+    free(p->ibuf);
     EVP_MD_CTX_free(p->md5);
     for (int i = 0; i < OBJ__F_N; i++) free(p->f[i]);
     free(p->if_match);
@@ -590,12 +637,22 @@ int obj_get(obj_t *o, const char *bucket, const char *key, const obj_get_opts_t 
             !(rc = mdb_cursor_open(txn, o->db_v, &c)))
             rc = find_version(c, b.bid, key, in->version_id, &k, &v, err);
         else if (rc > 0) rc = obj__mdb_err(err, rc, "get");
-        if (!rc) memcpy(body, (uint8_t *)v.mv_data + 32, 16);
+        const uint8_t *inl = NULL;
+        if (!rc) {
+            memcpy(body, (uint8_t *)v.mv_data + 32, 16);
+            if ((((uint8_t *)v.mv_data)[1] & OBJ__FL_INLINE) && rec_inline(&v, in->size, &inl))
+                rc = tr_err_set(err, TR_ECORRUPT, "version record of \"%.200s\" is corrupt", key);
+        }
         if (c) mdb_cursor_close(c);
         /* Open the body while the snapshot still holds the version: a delete committed after
          * the snapshot unlinks it only after its commit, so a miss here means "deleted". */
         int fd = -1;
-        if (!rc) {
+        void *mem = NULL;
+        if (!rc && inl) {
+            mem = tr_xmalloc(len ? len : 1);
+            memcpy(mem, inl + off, len);
+            off = 0;
+        } else if (!rc) {
             char path[4096];
             obj__body_path(o, body, 0, path, sizeof path);
             fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -614,6 +671,7 @@ int obj_get(obj_t *o, const char *bucket, const char *key, const obj_get_opts_t 
         obj_reader_t *r = tr_xcalloc(1, sizeof *r);
         r->info = in;
         r->fd = fd;
+        r->mem = mem;
         r->offset = off;
         r->length = len;
         r->ranged = ranged;
@@ -631,6 +689,11 @@ fail:
 long obj_reader_read(obj_reader_t *r, void *buf, size_t n, tr_err *err) {
     if (r->pos >= r->length) return 0;
     if (n > r->length - r->pos) n = (size_t)(r->length - r->pos);
+    if (r->mem) {
+        memcpy(buf, (const char *)r->mem + r->pos, n);
+        r->pos += n;
+        return (long)n;
+    }
     for (;;) {
         ssize_t got = pread(r->fd, buf, n, (off_t)(r->offset + r->pos));
         if (got < 0 && errno == EINTR) continue;
@@ -644,6 +707,7 @@ long obj_reader_read(obj_reader_t *r, void *buf, size_t n, tr_err *err) {
 void obj_reader_close(obj_reader_t *r) {
     if (!r) return;
     if (r->fd >= 0) close(r->fd);
+    free((void *)r->mem);
     obj_info_free(r->info);
     free(r);
 }
@@ -764,7 +828,8 @@ int obj_copy(obj_t *o, const char *src_bucket, const char *src_key, const char *
     obj_put_t *p;
     rc = obj_put_begin(o, dst_bucket, dst_key, opts, &p, err);
     if (!rc) {
-        rc = obj_put_copy_fd(p, r->fd, r->offset, r->length, err);
+        rc = r->mem ? obj_put_write(p, r->mem, (size_t)r->length, err)
+                    : obj_put_copy_fd(p, r->fd, r->offset, r->length, err);
         if (rc) obj_put_abort(p);
         else rc = obj_put_commit(p, res, err);
     }

@@ -31,10 +31,14 @@
 
 /* ---- helpers -------------------------------------------------------------------------------- */
 
+/* 0: every body in a file (the layout assertions hold); 1: small bodies inline (the default). */
+static int g_inline;
+
 static obj_t *open_obj(const char *dir) {
     obj_t *o;
     tr_err e;
-    tu_ok(obj_open(dir, NULL, &o, &e), e);
+    obj_opts_t oo = {.inline_max = g_inline ? 0 : -1};
+    tu_ok(obj_open(dir, &oo, &o, &e), e);
     return o;
 }
 
@@ -239,8 +243,11 @@ static void test_put_get_range(void **state) {
         tu_ok(obj_get(o, "bk1", "dir/hello.txt", &g, &rd, NULL, &e), e);
         assert_true(rd->ranged);
         char buf[64] = {0};
-        /* the adapter's path: pread (sendfile) of fd[offset, offset+length) */
-        assert_int_equal(pread(rd->fd, buf, rd->length, (off_t)rd->offset), (ssize_t)rd->length);
+        /* the adapter's path: sendfile of fd[offset, offset+length), or mem when inline */
+        if (rd->fd < 0) memcpy(buf, rd->mem, rd->length);
+        else
+            assert_int_equal(pread(rd->fd, buf, rd->length, (off_t)rd->offset),
+                             (ssize_t)rd->length);
         assert_string_equal(buf, rg[i].want);
         obj_reader_close(rd);
     }
@@ -302,8 +309,8 @@ static void test_put_refused_stores_nothing(void **state) {
     assert_body(o, "bk1", "k", NULL, "old");
     int ob, tmp;
     count_bodies(*state, &ob, &tmp);
-    assert_int_equal(ob, 1);
-    assert_int_equal(tmp, 0);
+    if (!g_inline) assert_int_equal(ob, 1);
+    if (!g_inline) assert_int_equal(tmp, 0);
     obj_close(o);
 }
 
@@ -330,7 +337,7 @@ static void test_unversioned(void **state) {
     obj_list_page_free(pg);
     int ob, tmp;
     count_bodies(*state, &ob, &tmp);
-    assert_int_equal(ob, 1); /* the replaced body was collected */
+    if (!g_inline) assert_int_equal(ob, 1); /* the replaced body was collected */
     obj_del_result_t d;
     tu_ok(obj_delete(o, "bkt", "k", NULL, &d, &e), e);
     assert_false(d.delete_marker);
@@ -341,7 +348,7 @@ static void test_unversioned(void **state) {
     assert_int_equal(pg->n, 0);
     obj_list_page_free(pg);
     count_bodies(*state, &ob, &tmp);
-    assert_int_equal(ob, 0);
+    if (!g_inline) assert_int_equal(ob, 0);
     tu_ok(obj_delete(o, "bkt", "k", NULL, &d, &e), e); /* deleting nothing succeeds */
     tu_fails(obj_delete(o, "bkt", "k", "bad", &d, &e), TR_EINVAL, e, "version id");
     obj_close(o);
@@ -456,7 +463,7 @@ static void test_versioning_suspended(void **state) {
     assert_body(o, "bkt", "k", r2.version_id, "v2");
     int ob, tmp;
     count_bodies(*state, &ob, &tmp);
-    assert_int_equal(ob, 2); /* v1, v2: n1 and n2 were collected */
+    if (!g_inline) assert_int_equal(ob, 2); /* v1, v2: n1 and n2 were collected */
     obj_close(o);
 }
 
@@ -517,7 +524,7 @@ static void test_preconditions(void **state) {
     assert_int_equal(rc.conflicts, 7);
     int ob, tmp;
     count_bodies(*state, &ob, &tmp);
-    assert_int_equal(tmp, 0);
+    if (!g_inline) assert_int_equal(tmp, 0);
     obj_close(o);
 }
 
@@ -735,7 +742,8 @@ static void crash_child(const char *dir, const char *point, const char *what) {
     if (pid == 0) {
         obj_t *o;
         tr_err e;
-        if (obj_open(dir, NULL, &o, &e)) _exit(1);
+        obj_opts_t oo = {.inline_max = g_inline ? 0 : -1};
+        if (obj_open(dir, &oo, &o, &e)) _exit(1);
         g_crash_at = point;
         obj__fault = crash_hook;
         if (!strcmp(what, "put")) {
@@ -763,7 +771,7 @@ static void test_crash_before_commit(void **state) {
     crash_child(dir, "put:synced", "put");
     int ob, tmp;
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(tmp, 1); /* the synced body, never committed */
+    if (!g_inline) assert_int_equal(tmp, 1); /* the synced body, never committed */
     o = open_obj(dir);
     int rc;
     assert_null(get_str(o, "bkt", "k", NULL, &rc));
@@ -772,8 +780,8 @@ static void test_crash_before_commit(void **state) {
     assert_int_equal(pg->n, 0);
     obj_list_page_free(pg);
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(ob, 0);
-    assert_int_equal(tmp, 0); /* collected at open */
+    if (!g_inline) assert_int_equal(ob, 0);
+    if (!g_inline) assert_int_equal(tmp, 0); /* collected at open */
     obj_close(o);
 }
 
@@ -786,25 +794,25 @@ static void test_crash_after_commit(void **state) {
     crash_child(dir, "commit:done", "put");
     int ob, tmp;
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(ob, 0);
-    assert_int_equal(tmp, 1); /* committed, not yet moved */
+    if (!g_inline) assert_int_equal(ob, 0);
+    if (!g_inline) assert_int_equal(tmp, 1); /* committed, not yet moved */
     o = open_obj(dir);
     assert_body(o, "bkt", "k", NULL, "crashed");
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(ob, 1);
-    assert_int_equal(tmp, 0);
+    if (!g_inline) assert_int_equal(ob, 1);
+    if (!g_inline) assert_int_equal(tmp, 0);
     obj_close(o);
     /* a delete that dies between its commit and the unlink: the body is collected at open */
     crash_child(dir, "delete:committed", "delete");
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(ob, 1);
+    if (!g_inline) assert_int_equal(ob, 1);
     o = open_obj(dir);
     int rc;
     assert_null(get_str(o, "bkt", "k", NULL, &rc));
     assert_int_equal(rc, TR_ENOTFOUND);
     count_bodies(dir, &ob, &tmp);
-    assert_int_equal(ob, 0);
-    assert_int_equal(tmp, 0);
+    if (!g_inline) assert_int_equal(ob, 0);
+    if (!g_inline) assert_int_equal(tmp, 0);
     obj_close(o);
 }
 
@@ -871,6 +879,43 @@ static void test_big_object_constant_rss(void **state) {
     obj_close(o);
 }
 
+/* Small bodies live in their record (no file); a body that grows past inline_max moves to a file;
+ * ranges and copies work on both. */
+static void test_inline_bodies(void **state) {
+    obj_t *o = open_obj(*state);
+    tr_err e;
+    tu_ok(obj_bucket_create(o, "bkt", NULL, &e), e);
+    put(o, "bkt", "small", "tiny body", NULL);
+    int ob, tmp;
+    count_bodies(*state, &ob, &tmp);
+    assert_int_equal(ob, 0);
+    static char big[OBJ__INLINE_DEFAULT + 2];
+    memset(big, 'z', sizeof big - 1);
+    obj_put_t *p;
+    tu_ok(obj_put_begin(o, "bkt", "big", NULL, &p, &e), e);
+    tu_ok(obj_put_write(p, big, 100, &e), e); /* inline so far */
+    tu_ok(obj_put_write(p, big + 100, sizeof big - 101, &e), e); /* spills */
+    tu_ok(obj_put_commit(p, NULL, &e), e);
+    count_bodies(*state, &ob, &tmp);
+    assert_int_equal(ob, 1);
+    assert_int_equal(tmp, 0);
+    assert_body(o, "bkt", "big", NULL, big);
+    obj_get_opts_t g = {.range = {OBJ_RANGE_FROM_TO, 5, 8}};
+    obj_reader_t *rd;
+    tu_ok(obj_get(o, "bkt", "small", &g, &rd, NULL, &e), e);
+    assert_int_equal(rd->fd, -1);
+    assert_int_equal(rd->length, 4);
+    assert_memory_equal(rd->mem, "body", 4);
+    obj_reader_close(rd);
+    tu_ok(obj_copy(o, "bkt", "small", NULL, "bkt", "small2", NULL, NULL, &e), e);
+    assert_body(o, "bkt", "small2", NULL, "tiny body");
+    obj_close(o);
+    o = open_obj(*state);
+    assert_body(o, "bkt", "small", NULL, "tiny body");
+    assert_body(o, "bkt", "big", NULL, big);
+    obj_close(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket_names),
@@ -887,5 +932,14 @@ int main(void) {
         TU_DIR_TEST(test_crash_after_commit),
         TU_DIR_TEST(test_big_object_constant_rss),
     };
-    return cmocka_run_group_tests(tests, NULL, NULL);
+    int failed = cmocka_run_group_tests_name("bodies in files", tests, NULL, NULL);
+    g_inline = 1;
+    const struct CMUnitTest inl[] = {
+        TU_DIR_TEST(test_put_get_range),        TU_DIR_TEST(test_put_refused_stores_nothing),
+        TU_DIR_TEST(test_unversioned),          TU_DIR_TEST(test_versioning_enabled),
+        TU_DIR_TEST(test_versioning_suspended), TU_DIR_TEST(test_preconditions),
+        TU_DIR_TEST(test_list_oracle),          TU_DIR_TEST(test_copy_and_delete_many),
+        TU_DIR_TEST(test_crash_before_commit),  TU_DIR_TEST(test_inline_bodies),
+    };
+    return failed + cmocka_run_group_tests_name("small bodies inline", inl, NULL, NULL);
 }
