@@ -42,18 +42,20 @@ static void *worker(void *arg) {
             obj_put_t *p;
             if (obj_put_begin(g_o, "bench", key, NULL, &p, &e) ||
                 obj_put_write(p, buf, g_size, &e) || obj_put_commit(p, NULL, &e)) {
-                atomic_fetch_add(&g_errs, 1);
+                if (atomic_fetch_add(&g_errs, 1) == 0) fprintf(stderr, "PUT %s: %s\n", key, e.msg);
                 continue;
             }
         } else {
             seed ^= seed << 13, seed ^= seed >> 7, seed ^= seed << 17;
             snprintf(key, sizeof key, "obj/%08d", (int)(seed % (uint64_t)atomic_load(&g_keys)));
             obj_reader_t *r;
-            if (obj_get(g_o, "bench", key, NULL, &r, NULL, &e) ||
-                pread(r->fd, buf, r->length, (off_t)r->offset) != (ssize_t)r->length) {
-                atomic_fetch_add(&g_errs, 1);
+            if (obj_get(g_o, "bench", key, NULL, &r, NULL, &e)) {
+                if (atomic_fetch_add(&g_errs, 1) == 0) fprintf(stderr, "GET %s: %s\n", key, e.msg);
                 continue;
             }
+            if (r->fd < 0) memcpy(buf, r->mem, r->length);
+            else if (pread(r->fd, buf, r->length, (off_t)r->offset) != (ssize_t)r->length)
+                atomic_fetch_add(&g_errs, 1);
             obj_reader_close(r);
         }
         atomic_fetch_add(&g_ops, 1);

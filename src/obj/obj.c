@@ -8,10 +8,11 @@
  * first waiting thread that finds no commit under way becomes the leader, takes the whole queue
  * and commits it as ONE write transaction (each job in a nested transaction, so a job that fails
  * -- a false precondition, a missing bucket -- leaves nothing and the others go on), then does the
- * post-commit file work of the batch (renames into objects/, unlinks of removed bodies) with one
- * fsync per directory touched, and wakes the batch.  While it works, new jobs queue for the next
- * leader.  So concurrent PUTs share the fsyncs of the commit; the body's own fdatasync happens on
- * the writer's thread before it queues.
+ * post-commit file work of the batch (renames into objects/; unlinks of removed bodies, with one
+ * fsync per directory touched) and wakes the batch.  While it works, new jobs queue for the next
+ * leader.  So concurrent PUTs share the commit's fsyncs.  A body in a file is fdatasync'ed on the
+ * writer's thread before it queues (the leader fsyncs tmp/ once per batch); a small body
+ * (<= inline_max) travels inside its record and needs no sync of its own.
  *
  * ==== On-disk format ==========================================================================
  *
@@ -246,8 +247,8 @@ static void run_batch(obj_t *o, obj__job_t *batch) {
      * referenced by the metadata, so the version is acknowledged as it is.  The rename into
      * objects/ tidies up; it is not synced: rename is atomic in a journaling file system, so a
      * crash leaves the body under one of its two names, and obj_open moves a referenced body
-     * found in tmp/ into place.  (Syncing up to 256 objects/ directories per batch cost 10x the
-     * throughput: bench/obj/objbench.c.) */
+     * found in tmp/ into place.  That saves a directory fsync per objects/ subdirectory the
+     * batch touched (up to 256). */
     char from[4096], to[4096];
     for (obj__job_t *j = batch; j; j = j->next) {
         if (j->has_add) {
