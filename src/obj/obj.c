@@ -176,7 +176,7 @@ void obj_info_free(obj_info_t *i) { free(i); }
 
 static void fsync_dirs(obj_t *o, const uint8_t *mask /* 257 flags: 256 objects/xx, tmp */) {
     char path[4096];
-    for (int i = 0; i < 257; i++) {
+    for (int i = 0; i < 257 && !o->no_sync; i++) {
         if (!mask[i]) continue;
         if (i == 256) snprintf(path, sizeof path, "%s/tmp", o->dir);
         else snprintf(path, sizeof path, "%s/objects/%02x", o->dir, i);
@@ -432,7 +432,8 @@ int obj_open(const char *dir, const obj_opts_t *opts, obj_t **out, tr_err *err) 
     if (!rc) rc = mdb_env_set_maxdbs(o->env, 8);
     if (!rc) rc = mdb_env_set_mapsize(o->env, map);
     if (!rc) rc = mdb_env_set_maxreaders(o->env, 1024);
-    if (!rc) rc = mdb_env_open(o->env, path, MDB_NOTLS, 0644);
+    o->no_sync = opts && opts->no_sync;
+    if (!rc) rc = mdb_env_open(o->env, path, MDB_NOTLS | (o->no_sync ? MDB_NOSYNC : 0), 0644);
     if (rc) {
         rc = obj__mdb_err(err, rc, "open object metadata");
         goto fail;

@@ -76,6 +76,8 @@ typedef struct obj_opts {
     size_t map_size; /* LMDB map size in bytes; 0: 64 GiB */
     int inline_max;  /* bodies up to this many bytes are stored inside their metadata record
                         (one commit makes them durable, no file); 0: 8192; < 0: never */
+    int no_sync;     /* 1: no fsync at all (tests and benchmarks of non-durable paths only: an
+                        acknowledged write may be lost in a crash of the machine) */
 } obj_opts_t;
 
 /* Open (creating) the engine in dir; collects what a crash left (tmp/ bodies, gc records).

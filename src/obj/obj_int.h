@@ -58,6 +58,7 @@ struct obj {
     pthread_cond_t cv;
     obj__job_t *qh, *qt;
     int leader;
+    int no_sync;        /* obj_opts_t.no_sync */
     size_t inline_max;  /* bodies up to this size live in the record; 0: none */
     uint64_t seq;       /* next version sequence (committing thread only) */
     uint32_t next_bid;  /* next bucket id (committing thread only) */

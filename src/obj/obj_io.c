@@ -488,7 +488,7 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
     else if (p->expect_size >= 0 && p->size != (uint64_t)p->expect_size)
         rc = tr_err_set(err, TR_EINVAL, "the body has %llu bytes, %lld were announced",
                         (unsigned long long)p->size, (long long)p->expect_size);
-    else if (p->fd >= 0 && fdatasync(p->fd)) rc = put_io_err(p, err, "fdatasync");
+    else if (p->fd >= 0 && !p->o->no_sync && fdatasync(p->fd)) rc = put_io_err(p, err, "fdatasync");
     if (rc) {
         obj_put_abort(p);
         return rc;
