@@ -654,11 +654,12 @@ int obj_get(obj_t *o, const char *bucket, const char *key, const obj_get_opts_t 
             off = 0;
         } else if (!rc) {
             char path[4096];
-            obj__body_path(o, body, 0, path, sizeof path);
-            fd = open(path, O_RDONLY | O_CLOEXEC);
-            if (fd < 0 && errno == ENOENT) {
-                obj__body_path(o, body, 1, path, sizeof path);
+            /* objects/, tmp/, objects/ again: the committer renames tmp/ -> objects/ (atomic)
+             * after the commit we see, so a body missed in both places moved in between. */
+            for (int try = 0; try < 3; try++) {
+                obj__body_path(o, body, try == 1, path, sizeof path);
                 fd = open(path, O_RDONLY | O_CLOEXEC);
+                if (fd >= 0 || errno != ENOENT) break;
             }
             if (fd < 0)
                 rc = errno == ENOENT
