@@ -294,7 +294,8 @@ typedef struct obj_list_page {
     size_t np;
     int truncated;
     char *next_token; /* when truncated: continuation token (opaque text) */
-    char *next_key_marker; /* versions, when truncated */
+    char *
+        next_key_marker; /* when truncated: the last key or common prefix (V1 NextMarker, versions NextKeyMarker) */
     char *next_version_id_marker; /* versions, when truncated */
 } obj_list_page_t;
 

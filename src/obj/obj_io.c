@@ -1023,14 +1023,14 @@ static int list_run(obj_t *o, const char *bucket, const obj_list_opts_t *q, int 
         free(pg->next_token);
         pg->next_token = NULL;
     }
-    if (!rc && pg->truncated && versions) {
+    if (!rc && pg->truncated) {
         /* the last entry: a common prefix, or a version */
         int kind;
         char *kk;
         size_t kl;
         if (!obj_token_decode(pg->next_token, &kind, &kk, &kl)) {
             pg->next_key_marker = kk;
-            if (kind == 'k' && pg->n)
+            if (versions && kind == 'k' && pg->n)
                 pg->next_version_id_marker = tr_xstrdup(pg->items[pg->n - 1]->version_id);
         }
     }
