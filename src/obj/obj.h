@@ -189,9 +189,11 @@ typedef struct obj_put_result {
  * obj_put_abort (each frees it). */
 int obj_put_begin(obj_t *o, const char *bucket, const char *key, const obj_put_opts_t *opts,
                   obj_put_t **out, tr_err *err);
-/* Append n bytes (written to the body file, hashed; nothing kept in memory).  TR_EIO. */
+/* Append n bytes, hashed; the first inline_max bytes are kept in memory (a body that stays that
+ * small is stored inline), the rest go to the body file.  TR_EIO. */
 int obj_put_write(obj_put_t *p, const void *buf, size_t n, tr_err *err);
-/* Append len bytes read from fd at off (in the kernel where it can: copy_file_range). */
+/* Append len bytes read from fd at off, through one 64 KiB buffer (the MD5 needs the bytes).
+ * TR_EIO (read or write failed, or fd shorter than off + len). */
 int obj_put_copy_fd(obj_put_t *p, int fd, uint64_t off, uint64_t len, tr_err *err);
 /* Make the version durable and current (see Invariants), evaluating the preconditions atomically
  * with the commit.  res may be NULL.  Frees p whatever the result; on failure nothing is stored.
@@ -268,10 +270,10 @@ int obj_delete_many(obj_t *o, const char *bucket, obj_del_item_t *items, size_t 
 
 /* ==== copy =================================================================================== */
 
-/* Copy src_bucket/src_key (version src_vid, NULL: current) to dst_bucket/dst_key, streaming in
- * the kernel.  opts NULL keeps the source's metadata (COPY directive); given, it replaces it
- * (REPLACE) -- its preconditions apply to the destination.  TR_ENOBUCKET, TR_ENOTFOUND,
- * TR_ENOVERSION, TR_ECONDITION, TR_EIO. */
+/* Copy src_bucket/src_key (version src_vid, NULL: current) to dst_bucket/dst_key, streamed
+ * through a 64 KiB buffer (obj_put_copy_fd).  opts NULL keeps the source's metadata (COPY
+ * directive); given, it replaces it (REPLACE) -- its preconditions apply to the destination.
+ * TR_ENOBUCKET, TR_ENOTFOUND, TR_ENOVERSION, TR_ECONDITION, TR_EIO. */
 int obj_copy(obj_t *o, const char *src_bucket, const char *src_key, const char *src_vid,
              const char *dst_bucket, const char *dst_key, const obj_put_opts_t *opts,
              obj_put_result_t *res, tr_err *err);
@@ -294,8 +296,8 @@ typedef struct obj_list_page {
     size_t np;
     int truncated;
     char *next_token; /* when truncated: continuation token (opaque text) */
-    char *
-        next_key_marker; /* when truncated: the last key or common prefix (V1 NextMarker, versions NextKeyMarker) */
+    /* when truncated: the last key or common prefix (V1 NextMarker, versions NextKeyMarker) */
+    char *next_key_marker;
     char *next_version_id_marker; /* versions, when truncated */
 } obj_list_page_t;
 

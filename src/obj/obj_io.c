@@ -3,11 +3,12 @@
  * obj_io.c -- objects: the streaming writer (put), readers (get, head), delete, copy, listing.
  *
  * A writer keeps the first inline_max bytes in memory and streams the rest of a larger body into
- * DIR/tmp/<id>, hashing it all (MD5, the ETag); commit fdatasyncs a file body and hands a job to the group commit (obj.c), whose apply function evaluates the
- * preconditions and the versioning rules against the current versions, in the commit's
- * transaction, so they are atomic with the write.  Readers take an LMDB read snapshot, decode
- * the version record and open its body file (objects/, else tmp/: a body is there between the
- * metadata commit and its rename).  Listing walks the "versions" database in key order.
+ * DIR/tmp/<id>, hashing it all (MD5, the ETag); commit fdatasyncs a file body and hands a job to
+ * the group commit (obj.c), whose apply function evaluates the preconditions and the versioning
+ * rules against the current versions, in the commit's transaction, so they are atomic with the
+ * write.  Readers take an LMDB read snapshot, decode the version record and copy its inline body
+ * or open its body file (objects/, else tmp/: a body is there between the metadata commit and
+ * its rename).  Listing walks the "versions" database in key order.
  */
 #include <errno.h>
 #include <fcntl.h>
