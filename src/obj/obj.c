@@ -215,10 +215,12 @@ static void run_batch(obj_t *o, obj__job_t *batch) {
         j->rc = j->apply(o, sub, j);
         if (j->rc) {
             mdb_txn_abort(sub);
-            j->has_add = j->has_gc = 0;
+            j->has_add = 0;
+            j->ngc = 0;
         } else if ((r = mdb_txn_commit(sub))) {
             j->rc = obj__mdb_err(j->err, r, "nested commit");
-            j->has_add = j->has_gc = 0;
+            j->has_add = 0;
+            j->ngc = 0;
         }
     }
     if (!rc) {
@@ -237,7 +239,8 @@ static void run_batch(obj_t *o, obj__job_t *batch) {
         o->next_bid = bid0;
         for (obj__job_t *j = batch; j; j = j->next) {
             if (!j->rc) j->rc = obj__mdb_err(j->err, rc, "commit");
-            j->has_add = j->has_gc = 0;
+            j->has_add = 0;
+            j->ngc = 0;
         }
         return;
     }
@@ -261,28 +264,37 @@ static void run_batch(obj_t *o, obj__job_t *batch) {
     }
     int any_gc = 0;
     for (obj__job_t *j = batch; j; j = j->next) {
-        if (!j->has_gc) continue;
-        any_gc = 1;
-        if (obj__fault) obj__fault("delete:committed");
-        obj__body_path(o, j->gc_body, 0, to, sizeof to);
-        if (unlink(to) && errno == ENOENT) {
-            obj__body_path(o, j->gc_body, 1, to, sizeof to);
-            unlink(to);
-            mask[256] = 1;
+        for (size_t g = 0; g < j->ngc; g++) {
+            any_gc = 1;
+            if (obj__fault) obj__fault("delete:committed");
+            obj__body_path(o, j->gc[g], 0, to, sizeof to);
+            if (unlink(to) && errno == ENOENT) {
+                obj__body_path(o, j->gc[g], 1, to, sizeof to);
+                unlink(to);
+                mask[256] = 1;
+            }
+            mask[j->gc[g][0]] = 1;
         }
-        mask[j->gc_body[0]] = 1;
     }
     if (any_gc) {
         fsync_dirs(o, mask);
-        for (obj__job_t *j = batch; j; j = j->next) {
-            if (!j->has_gc) continue;
-            if (o->gc_n == o->gc_cap) {
-                o->gc_cap = o->gc_cap ? 2 * o->gc_cap : 64;
-                o->gc_done = tr_xrealloc(o->gc_done, o->gc_cap * 16);
+        for (obj__job_t *j = batch; j; j = j->next)
+            for (size_t g = 0; g < j->ngc; g++) {
+                if (o->gc_n == o->gc_cap) {
+                    o->gc_cap = o->gc_cap ? 2 * o->gc_cap : 64;
+                    o->gc_done = tr_xrealloc(o->gc_done, o->gc_cap * 16);
+                }
+                memcpy(o->gc_done[o->gc_n++], j->gc[g], 16);
             }
-            memcpy(o->gc_done[o->gc_n++], j->gc_body, 16);
-        }
     }
+}
+
+void obj__job_gc(obj__job_t *j, const uint8_t id[16]) {
+    if (j->ngc == j->gccap) {
+        j->gccap = j->gccap ? 2 * j->gccap : 4;
+        j->gc = tr_xrealloc(j->gc, j->gccap * 16);
+    }
+    memcpy(j->gc[j->ngc++], id, 16);
 }
 
 int obj__submit(obj_t *o, obj__job_t *j) {
@@ -312,6 +324,9 @@ int obj__submit(obj_t *o, obj__job_t *j) {
         }
     }
     pthread_mutex_unlock(&o->mu);
+    free(j->gc);
+    j->gc = NULL;
+    j->ngc = j->gccap = 0;
     return j->rc;
 }
 

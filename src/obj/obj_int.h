@@ -38,14 +38,17 @@ enum {
 
 /* A write to apply in the group commit (obj.c): apply runs on the committing thread inside a
  * nested transaction; it may set add_body (a body in tmp/ to move into place after the commit)
- * and gc_body (a removed version's body to unlink after the commit). */
+ * and add bodies to gc (removed versions' or parts' bodies to unlink after the commit:
+ * obj__job_gc; the list is freed by obj__submit). */
 typedef struct obj__job obj__job_t;
 struct obj__job {
     int (*apply)(obj_t *o, MDB_txn *txn, obj__job_t *j);
     void *arg;
     tr_err *err;
-    uint8_t add_body[16], gc_body[16];
-    int has_add, has_gc;
+    uint8_t add_body[16];
+    int has_add;
+    uint8_t (*gc)[16];
+    size_t ngc, gccap;
     int rc, done;
     obj__job_t *next;
 };
@@ -77,6 +80,7 @@ typedef struct obj__bucket {
 extern void (*obj__fault)(const char *where);
 
 int obj__submit(obj_t *o, obj__job_t *j);
+void obj__job_gc(obj__job_t *j, const uint8_t id[16]);
 int obj__bucket_get(obj_t *o, MDB_txn *txn, const char *name, obj__bucket_t *b, tr_err *err);
 int obj__key_check(const char *key, tr_err *err);
 size_t obj__sk(const char *key, size_t n, uint8_t *out);

@@ -208,7 +208,7 @@ noversion:
                       key);
 }
 
-/* Remove the version c points at (k/v), with its body's bookkeeping; j->gc_body is set. */
+/* Remove the version c points at (k/v), with its body's bookkeeping (its body goes to j's gc). */
 static int remove_version(obj_t *o, MDB_txn *txn, MDB_cursor *c, const MDB_val *v, obj__job_t *j) {
     uint8_t fl;
     const uint8_t *body;
@@ -217,9 +217,8 @@ static int remove_version(obj_t *o, MDB_txn *txn, MDB_cursor *c, const MDB_val *
     if (rec_peek(v, &fl, &body, &id, &idn))
         return tr_err_set(j->err, TR_ECORRUPT, "version record");
     if (!(fl & OBJ__FL_DM) && !is_zero(body, 16)) {
-        memcpy(j->gc_body, body, 16);
-        j->has_gc = 1;
-        MDB_val bk = {16, j->gc_body}, e = {0, ""};
+        obj__job_gc(j, body);
+        MDB_val bk = {16, j->gc[j->ngc - 1]}, e = {0, ""};
         int rc = mdb_del(txn, o->db_body, &bk, NULL);
         if (!rc || rc == MDB_NOTFOUND) rc = mdb_put(txn, o->db_g, &bk, &e, 0);
         if (rc) return obj__mdb_err(j->err, rc, "remove version");
