@@ -23,7 +23,11 @@
  *              SK: the key if it is at most 498 bytes, else its first 466 bytes + 32 lower-case
  *              hex digits of its SHA-256 (no NUL either way, so [SK][0x00] bounds one key's
  *              versions).  ~seq orders a key's versions newest first.
- *   "bodies"   body id (16 bytes) -> the "versions" key of the version that owns it
+ *   "bodies"   body id (16 bytes) -> the "versions" or "uploads" key of what owns it
+ *   "uploads"  [bid u32 BE][upload id 16 bytes] -> an upload: a version record (format below;
+ *              the final object's key and metadata, mtime = initiated, no body)
+ *              [bid u32 BE][upload id 16 bytes][part number u32 BE] -> a part:
+ *              [size u64 LE][mtime ms i64 LE][body id 16][MD5 hex 32]  (64 bytes)
  *   "gc"       body id (16 bytes) -> empty: a removed version's body not yet known unlinked
  *   "next"     "seq" -> u64 LE next version sequence; "bid" -> u32 LE next bucket id
  *
@@ -461,6 +465,7 @@ int obj_open(const char *dir, const obj_opts_t *opts, obj_t **out, tr_err *err) 
     if (!rc) rc = mdb_dbi_open(txn, "gc", MDB_CREATE, &o->db_g);
     if (!rc) rc = mdb_dbi_open(txn, "next", MDB_CREATE, &o->db_n);
     if (!rc) rc = mdb_dbi_open(txn, "bodies", MDB_CREATE, &o->db_body);
+    if (!rc) rc = mdb_dbi_open(txn, "uploads", MDB_CREATE, &o->db_u);
     if (!rc) {
         MDB_val k = {3, "seq"}, v;
         o->seq = 1;
@@ -635,10 +640,16 @@ static int apply_delete_bucket(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
     int nonempty = !rc && k.mv_size >= 4 && !memcmp(k.mv_data, pk, 4);
     mdb_cursor_close(c);
+    if (!nonempty && !(rc = mdb_cursor_open(txn, o->db_u, &c))) {
+        k = (MDB_val){4, pk};
+        rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE);
+        nonempty = !rc && k.mv_size >= 4 && !memcmp(k.mv_data, pk, 4);
+        mdb_cursor_close(c);
+    }
     if (nonempty)
         return tr_err_set(j->err, TR_EINUSE,
                           "bucket \"%s\" is not empty: delete every object "
-                          "version and delete marker first",
+                          "version and delete marker, and abort its multipart uploads, first",
                           a->name);
     for (int kind = 1; kind < OBJ_CONF_MAX_; kind++) {
         conf_key(b.bid, kind, pk);

@@ -48,13 +48,15 @@
  * Errors (negative TR_E*, a message in the tr_err):
  *     TR_EINVAL       bad argument (bucket name, key, version id, token, options)
  *     TR_ENOBUCKET    no such bucket
- *     TR_ENOTFOUND    no such key (or its current version is a delete marker)
+ *     TR_ENOTFOUND    no such key (or its current version is a delete marker); no such upload
+ *                     (obj_mpu_*)
  *     TR_ENOVERSION   no such version of the key
  *     TR_EEXISTS      bucket exists (obj_bucket_create)
  *     TR_EINUSE       bucket not empty (obj_bucket_delete)
  *     TR_ECONDITION   a precondition (If-Match / If-None-Match) is false
  *     TR_ERANGE       range not satisfiable
  *     TR_ECORRUPT     body does not match the expected MD5 (nothing stored)
+ *     TR_EAGAIN       multipart completion raced with a part uploaded again or an abort: retry
  *     TR_EIO          disk or LMDB failure (nothing acknowledged; see the message)
  *     TR_ENOMEM       metadata map full
  */
@@ -179,7 +181,7 @@ typedef struct obj_put obj_put_t;
 
 typedef struct obj_put_result {
     char version_id[OBJ_VID_LEN + 1];
-    char etag[33];
+    char etag[48]; /* MD5 hex, or for a multipart object MD5-of-MD5s hex + "-" + parts */
     uint64_t size;
     int64_t mtime_ms;
 } obj_put_result_t;
@@ -277,6 +279,61 @@ int obj_delete_many(obj_t *o, const char *bucket, obj_del_item_t *items, size_t 
 int obj_copy(obj_t *o, const char *src_bucket, const char *src_key, const char *src_vid,
              const char *dst_bucket, const char *dst_key, const obj_put_opts_t *opts,
              obj_put_result_t *res, tr_err *err);
+
+/* ==== multipart uploads ===================================================================== */
+
+#define OBJ_MPU_MIN_PART (5u << 20) /* every part but the last at least this many bytes */
+#define OBJ_MPU_MAX_PART 10000      /* part numbers 1..10000 */
+
+enum { OBJ_MPU_OK = 0, OBJ_MPU_BAD_PART, OBJ_MPU_BAD_ORDER, OBJ_MPU_TOO_SMALL };
+
+typedef struct obj_part_info {
+    int number;
+    char etag[33]; /* MD5 hex of the part, no quotes */
+    uint64_t size;
+    int64_t mtime_ms;
+} obj_part_info_t;
+
+typedef struct obj_upload_info {
+    char upload_id[33];
+    char *key; /* malloc'ed (obj_upload_list_free) */
+    int64_t initiated_ms;
+} obj_upload_info_t;
+
+/* Start a multipart upload of bucket/key: opts (may be NULL) give the final object's metadata
+ * (its preconditions are ignored here: give them to obj_mpu_complete).  upload_id receives 32 hex
+ * digits.  TR_EINVAL, TR_ENOBUCKET, TR_EIO. */
+int obj_mpu_create(obj_t *o, const char *bucket, const char *key, const obj_put_opts_t *opts,
+                   char upload_id[33], tr_err *err);
+/* A writer for part `number` (1..10000) of the upload: obj_put_write / obj_put_copy_fd, then
+ * obj_put_commit (res->etag: the part's MD5; version_id "") or obj_put_abort.  A part uploaded
+ * again replaces the earlier one.  Parts always go to a file (never inline).  TR_EINVAL,
+ * TR_ENOBUCKET, TR_ENOTFOUND (no such upload, also at commit if aborted meanwhile). */
+int obj_mpu_part_begin(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                       int number, obj_put_t **out, tr_err *err);
+/* Complete the upload with the n parts listed (number and ETag, in ascending order): the object
+ * is their concatenation (copied into one new body, streamed), its ETag the MD5 of the parts'
+ * binary MD5s + "-" + n, and the upload with all its parts is removed in the same commit.
+ * cond (may be NULL) gives If-Match / If-None-Match for the object, evaluated at the commit.
+ * Errors: TR_EINVAL with *why (may be NULL) OBJ_MPU_BAD_PART (not uploaded, or ETag differs),
+ * OBJ_MPU_BAD_ORDER, OBJ_MPU_TOO_SMALL (a part but the last under OBJ_MPU_MIN_PART), or an empty
+ * list; TR_ENOTFOUND (no such upload), TR_ENOBUCKET, TR_ECONDITION, TR_EIO. */
+int obj_mpu_complete(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                     const obj_part_info_t *parts, size_t n, const obj_put_opts_t *cond,
+                     obj_put_result_t *res, int *why, tr_err *err);
+/* Remove the upload and its parts.  TR_ENOTFOUND (no such upload), TR_ENOBUCKET. */
+int obj_mpu_abort(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                  tr_err *err);
+/* Parts with number > marker, at most max (<= 0 or > 1000: 1000), in order: *out (malloc'ed,
+ * caller frees), *n, *truncated.  TR_ENOTFOUND (no such upload), TR_ENOBUCKET. */
+int obj_mpu_list_parts(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                       int marker, int max, obj_part_info_t **out, size_t *n, int *truncated,
+                       tr_err *err);
+/* Uploads in progress whose key starts with prefix (NULL: all), at most 1000, in upload order
+ * within the bucket (not key order): *out, *n (obj_upload_list_free).  TR_ENOBUCKET. */
+int obj_mpu_list_uploads(obj_t *o, const char *bucket, const char *prefix, obj_upload_info_t **out,
+                         size_t *n, tr_err *err);
+void obj_upload_list_free(obj_upload_info_t *u, size_t n);
 
 /* ==== listing ================================================================================ */
 

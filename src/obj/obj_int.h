@@ -56,7 +56,7 @@ struct obj__job {
 struct obj {
     char *dir;
     MDB_env *env;
-    MDB_dbi db_b, db_c, db_v, db_g, db_n, db_body;
+    MDB_dbi db_b, db_c, db_v, db_g, db_n, db_body, db_u;
     pthread_mutex_t mu; /* the queue, leader flag, gc_done */
     pthread_cond_t cv;
     obj__job_t *qh, *qt;

@@ -294,8 +294,16 @@ struct obj_put {
     EVP_MD_CTX *md5;
     uint64_t size;
     /* commit */
-    char etag[33];
+    char etag[48];
     int64_t mtime;
+    /* multipart: a part (part > 0) of upload uid; or the completion of upload uid (complete),
+     * whose parts must still be the bodies in expect[] (numbers expect_num[]) at the commit */
+    int part, complete;
+    uint8_t uid[16];
+    uint8_t (*expect)[16];
+    uint32_t *expect_num;
+    size_t nexpect;
+    char etag_override[48];
     obj_put_result_t res;
 };
 
@@ -398,7 +406,7 @@ static int spill(obj_put_t *p, tr_err *err) {
 int obj_put_write(obj_put_t *p, const void *buf, size_t n, tr_err *err) {
     EVP_DigestUpdate(p->md5, buf, n);
     p->size += n;
-    if (p->fd < 0 && p->size <= p->o->inline_max) {
+    if (p->fd < 0 && !p->part && p->size <= p->o->inline_max) {
         if (!p->ibuf) p->ibuf = tr_xmalloc(p->o->inline_max);
         memcpy(p->ibuf + p->ilen, buf, n);
         p->ilen += n;
@@ -430,11 +438,15 @@ int obj_put_copy_fd(obj_put_t *p, int fd, uint64_t off, uint64_t len, tr_err *er
     return rc;
 }
 
+static int apply_part(obj_t *o, MDB_txn *txn, obj__job_t *j);
+static int mpu_finish(obj_t *o, MDB_txn *txn, uint32_t bid, obj_put_t *p, obj__job_t *j);
+
 static int apply_put(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     obj_put_t *p = j->arg;
     obj__bucket_t b;
     int rc = obj__bucket_get(o, txn, p->bucket, &b, j->err);
     if (rc) return rc;
+    if (p->complete && (rc = mpu_finish(o, txn, b.bid, p, j))) return rc;
     if (p->if_match || p->if_none_match) {
         MDB_cursor *c;
         if ((rc = mdb_cursor_open(txn, o->db_v, &c))) return obj__mdb_err(j->err, rc, "put");
@@ -468,7 +480,7 @@ static int apply_put(obj_t *o, MDB_txn *txn, obj__job_t *j) {
         r.fl[i] = p->fl[i];
     }
     r.f[OBJ__F_ETAG] = p->etag;
-    r.fl[OBJ__F_ETAG] = 32;
+    r.fl[OBJ__F_ETAG] = strlen(p->etag);
     memcpy(j->add_body, p->body, 16);
     j->has_add = !p->inl;
     if ((rc = insert_version(o, txn, &b, p->key, &r, p->res.version_id, j))) j->has_add = 0;
@@ -481,6 +493,7 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
     unsigned mdn = 0;
     EVP_DigestFinal_ex(p->md5, md, &mdn);
     obj__hex(md, 16, p->etag);
+    if (p->etag_override[0]) memcpy(p->etag, p->etag_override, sizeof p->etag);
     if (p->has_md5 && memcmp(md, p->md5_want, 16))
         rc = tr_err_set(err, TR_ECORRUPT,
                         "the body's MD5 is not the Content-MD5 given; nothing "
@@ -498,7 +511,7 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
     if (p->fd >= 0) close(p->fd);
     p->fd = -1;
     p->mtime = tr_now_ms();
-    obj__job_t j = {.apply = apply_put, .arg = p, .err = err};
+    obj__job_t j = {.apply = p->part ? apply_part : apply_put, .arg = p, .err = err};
     rc = obj__submit(p->o, &j);
     if (rc) {
         obj_put_abort(p); /* the body was never referenced: remove it */
@@ -506,7 +519,7 @@ int obj_put_commit(obj_put_t *p, obj_put_result_t *res, tr_err *err) {
     }
     if (res) {
         *res = p->res;
-        memcpy(res->etag, p->etag, 33);
+        memcpy(res->etag, p->etag, sizeof res->etag);
         res->size = p->size;
         res->mtime_ms = p->mtime;
     }
@@ -520,6 +533,8 @@ void obj_put_abort(obj_put_t *p) {
     if (p->fd >= 0) close(p->fd);
     if (p->path[0]) unlink(p->path);
     free(p->ibuf);
+    free(p->expect);
+    free(p->expect_num);
     EVP_MD_CTX_free(p->md5);
     for (int i = 0; i < OBJ__F_N; i++) free(p->f[i]);
     free(p->if_match);
@@ -1067,4 +1082,434 @@ void obj_list_page_free(obj_list_page_t *p) {
     free(p->next_key_marker);
     free(p->next_version_id_marker);
     free(p);
+}
+
+/* ==== multipart uploads ===================================================================== */
+
+static int uid_parse(const char *s, uint8_t uid[16], tr_err *err) {
+    if (!s || strlen(s) != 32) goto bad;
+    for (int i = 0; i < 16; i++) {
+        int a = hexv(s[2 * i]), b = hexv(s[2 * i + 1]);
+        if (a < 0 || b < 0) goto bad;
+        uid[i] = (uint8_t)(a << 4 | b);
+    }
+    return 0;
+bad:
+    return tr_err_set(err, TR_ENOTFOUND, "upload \"%.64s\" does not exist", s ? s : "");
+}
+
+/* [bid][uid] (20 bytes) or [bid][uid][part] (24 bytes) into k. */
+static size_t ukey(uint32_t bid, const uint8_t uid[16], int part, uint8_t k[24]) {
+    be32(k, bid);
+    memcpy(k + 4, uid, 16);
+    if (part <= 0) return 20;
+    be32(k + 20, (uint32_t)part);
+    return 24;
+}
+
+/* The upload's record in *v, checked to be for key.  TR_ENOTFOUND. */
+static int upload_get(obj_t *o, MDB_txn *txn, uint32_t bid, const uint8_t uid[16], const char *key,
+                      MDB_val *v, tr_err *err) {
+    uint8_t kb[24];
+    MDB_val k = {ukey(bid, uid, 0, kb), kb};
+    int rc = mdb_get(txn, o->db_u, &k, v);
+    const char *rk;
+    size_t rn;
+    if (rc == MDB_NOTFOUND ||
+        (!rc && (rec_key(v, &rk, &rn) || rn != strlen(key) || memcmp(rk, key, rn))))
+        return tr_err_set(err, TR_ENOTFOUND,
+                          "multipart upload does not exist for key \"%.200s\" "
+                          "(completed or aborted?)",
+                          key);
+    return rc ? obj__mdb_err(err, rc, "upload lookup") : 0;
+}
+
+typedef struct mpu_args {
+    const char *bucket, *key;
+    uint8_t uid[16];
+    rec_t r; /* create */
+} mpu_args_t;
+
+static int apply_mpu_create(obj_t *o, MDB_txn *txn, obj__job_t *j) {
+    mpu_args_t *a = j->arg;
+    obj__bucket_t b;
+    int rc = obj__bucket_get(o, txn, a->bucket, &b, j->err);
+    if (rc) return rc;
+    uint8_t kb[24];
+    size_t n;
+    void *val = rec_encode(&a->r, &n);
+    MDB_val k = {ukey(b.bid, a->uid, 0, kb), kb}, v = {n, val};
+    rc = mdb_put(txn, o->db_u, &k, &v, 0);
+    free(val);
+    return rc ? obj__mdb_err(j->err, rc, "create upload") : 0;
+}
+
+int obj_mpu_create(obj_t *o, const char *bucket, const char *key, const obj_put_opts_t *opts,
+                   char upload_id[33], tr_err *err) {
+    /* The option strings are gathered exactly as a PUT's (obj_put_begin), then dropped. */
+    obj_put_t *p;
+    int rc = obj_put_begin(o, bucket, key, opts, &p, err);
+    if (rc) return rc;
+    mpu_args_t a = {.bucket = bucket, .key = key};
+    if (RAND_bytes(a.uid, 16) != 1) {
+        obj_put_abort(p);
+        return tr_err_set(err, TR_EIO, "no random bytes for an upload id");
+    }
+    a.r.mtime = tr_now_ms();
+    for (int i = 0; i < OBJ__F_N; i++) {
+        a.r.f[i] = p->f[i];
+        a.r.fl[i] = p->fl[i];
+    }
+    a.r.f[OBJ__F_KEY] = key;
+    a.r.fl[OBJ__F_KEY] = strlen(key);
+    obj__job_t j = {.apply = apply_mpu_create, .arg = &a, .err = err};
+    rc = obj__submit(o, &j);
+    obj_put_abort(p);
+    if (!rc) obj__hex(a.uid, 16, upload_id);
+    return rc;
+}
+
+int obj_mpu_part_begin(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                       int number, obj_put_t **out, tr_err *err) {
+    *out = NULL;
+    if (number < 1 || number > OBJ_MPU_MAX_PART)
+        return tr_err_set(err, TR_EINVAL, "part number %d: give 1 to %d", number, OBJ_MPU_MAX_PART);
+    uint8_t uid[16];
+    int rc = uid_parse(upload_id, uid, err);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = obj__rtxn(o, &txn, err))) return rc;
+    obj__bucket_t b;
+    MDB_val v;
+    if (!(rc = obj__bucket_get(o, txn, bucket, &b, err)))
+        rc = upload_get(o, txn, b.bid, uid, key, &v, err);
+    mdb_txn_abort(txn);
+    if (rc) return rc;
+    if ((rc = obj_put_begin(o, bucket, key, NULL, out, err))) return rc;
+    (*out)->part = number;
+    memcpy((*out)->uid, uid, 16);
+    return 0;
+}
+
+/* Commit of a part: replaces a part of the same number (its body collected). */
+static int apply_part(obj_t *o, MDB_txn *txn, obj__job_t *j) {
+    obj_put_t *p = j->arg;
+    obj__bucket_t b;
+    MDB_val v;
+    int rc = obj__bucket_get(o, txn, p->bucket, &b, j->err);
+    if (rc || (rc = upload_get(o, txn, b.bid, p->uid, p->key, &v, j->err))) return rc;
+    uint8_t kb[24], rec[64];
+    MDB_val k = {ukey(b.bid, p->uid, p->part, kb), kb};
+    if (!mdb_get(txn, o->db_u, &k, &v) && v.mv_size == 64) {
+        uint8_t old[16];
+        memcpy(old, (uint8_t *)v.mv_data + 16, 16);
+        obj__job_gc(j, old);
+        MDB_val bk = {16, old}, e = {0, ""};
+        mdb_del(txn, o->db_body, &bk, NULL);
+        if ((rc = mdb_put(txn, o->db_g, &bk, &e, 0))) return obj__mdb_err(j->err, rc, "part");
+    }
+    memcpy(rec, &p->size, 8);
+    memcpy(rec + 8, &p->mtime, 8);
+    memcpy(rec + 16, p->body, 16);
+    memcpy(rec + 32, p->etag, 32);
+    v = (MDB_val){64, rec};
+    rc = mdb_put(txn, o->db_u, &k, &v, 0);
+    MDB_val bk = {16, p->body};
+    if (!rc) rc = mdb_put(txn, o->db_body, &bk, &k, 0);
+    if (rc) return obj__mdb_err(j->err, rc, "part");
+    memcpy(j->add_body, p->body, 16);
+    j->has_add = 1;
+    p->res.version_id[0] = 0;
+    return 0;
+}
+
+/* Remove upload uid and every part of it (bodies collected after the commit).  With p (a
+ * completion), first check the parts listed are still the bodies that were copied. */
+static int mpu_remove(obj_t *o, MDB_txn *txn, uint32_t bid, const uint8_t uid[16],
+                      const obj_put_t *p, obj__job_t *j) {
+    uint8_t kb[24];
+    MDB_val k, v;
+    int rc;
+    for (size_t i = 0; p && i < p->nexpect; i++) {
+        k = (MDB_val){ukey(bid, uid, (int)p->expect_num[i], kb), kb};
+        if (mdb_get(txn, o->db_u, &k, &v) || v.mv_size != 64 ||
+            memcmp((uint8_t *)v.mv_data + 16, p->expect[i], 16))
+            return tr_err_set(j->err, TR_EAGAIN,
+                              "part %u was uploaded again during the "
+                              "completion; complete again",
+                              p->expect_num[i]);
+    }
+    MDB_cursor *c;
+    if ((rc = mdb_cursor_open(txn, o->db_u, &c))) return obj__mdb_err(j->err, rc, "upload");
+    for (;;) { /* seek the first entry left each time: the upload, then its parts */
+        k = (MDB_val){ukey(bid, uid, 0, kb), kb};
+        if ((rc = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE))) break;
+        if (k.mv_size < 20 || memcmp(k.mv_data, kb, 20)) break;
+        if (k.mv_size == 24 && v.mv_size == 64) {
+            uint8_t body[16];
+            memcpy(body, (uint8_t *)v.mv_data + 16, 16);
+            obj__job_gc(j, body);
+            MDB_val bk = {16, body}, e = {0, ""};
+            mdb_del(txn, o->db_body, &bk, NULL);
+            if ((rc = mdb_put(txn, o->db_g, &bk, &e, 0))) break;
+        }
+        if ((rc = mdb_cursor_del(c, 0))) break;
+    }
+    mdb_cursor_close(c);
+    if (rc && rc != MDB_NOTFOUND) return obj__mdb_err(j->err, rc, "remove upload");
+    return 0;
+}
+
+static int mpu_finish(obj_t *o, MDB_txn *txn, uint32_t bid, obj_put_t *p, obj__job_t *j) {
+    MDB_val v;
+    int rc = upload_get(o, txn, bid, p->uid, p->key, &v, j->err);
+    return rc ? rc : mpu_remove(o, txn, bid, p->uid, p, j);
+}
+
+static int apply_mpu_abort(obj_t *o, MDB_txn *txn, obj__job_t *j) {
+    mpu_args_t *a = j->arg;
+    obj__bucket_t b;
+    MDB_val v;
+    int rc = obj__bucket_get(o, txn, a->bucket, &b, j->err);
+    if (rc || (rc = upload_get(o, txn, b.bid, a->uid, a->key, &v, j->err))) return rc;
+    return mpu_remove(o, txn, b.bid, a->uid, NULL, j);
+}
+
+int obj_mpu_abort(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                  tr_err *err) {
+    mpu_args_t a = {.bucket = bucket, .key = key};
+    int rc = uid_parse(upload_id, a.uid, err);
+    if (rc) return rc;
+    obj__job_t j = {.apply = apply_mpu_abort, .arg = &a, .err = err};
+    return obj__submit(o, &j);
+}
+
+int obj_mpu_list_parts(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                       int marker, int max, obj_part_info_t **out, size_t *n, int *truncated,
+                       tr_err *err) {
+    *out = NULL;
+    *n = 0;
+    *truncated = 0;
+    if (max <= 0 || max > 1000) max = 1000;
+    uint8_t uid[16], kb[24];
+    int rc = uid_parse(upload_id, uid, err);
+    if (rc) return rc;
+    MDB_txn *txn;
+    if ((rc = obj__rtxn(o, &txn, err))) return rc;
+    obj__bucket_t b;
+    MDB_val k, v;
+    MDB_cursor *c = NULL;
+    obj_part_info_t *a = NULL;
+    size_t cnt = 0;
+    if (!(rc = obj__bucket_get(o, txn, bucket, &b, err)) &&
+        !(rc = upload_get(o, txn, b.bid, uid, key, &v, err))) {
+        if ((rc = mdb_cursor_open(txn, o->db_u, &c))) {
+            rc = obj__mdb_err(err, rc, "list parts");
+        } else {
+            a = tr_xcalloc((size_t)max, sizeof *a);
+            k = (MDB_val){ukey(b.bid, uid, marker + 1, kb), kb};
+            for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !r;
+                 r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                if (k.mv_size != 24 || memcmp(k.mv_data, kb, 20) || v.mv_size != 64) break;
+                if (cnt == (size_t)max) {
+                    *truncated = 1;
+                    break;
+                }
+                const uint8_t *kp = k.mv_data, *vp = v.mv_data;
+                a[cnt].number = (int)((uint32_t)kp[20] << 24 | (uint32_t)kp[21] << 16 |
+                                      (uint32_t)kp[22] << 8 | kp[23]);
+                memcpy(&a[cnt].size, vp, 8);
+                memcpy(&a[cnt].mtime_ms, vp + 8, 8);
+                memcpy(a[cnt].etag, vp + 32, 32);
+                a[cnt].etag[32] = 0;
+                cnt++;
+            }
+            mdb_cursor_close(c);
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc) {
+        free(a);
+        return rc;
+    }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+int obj_mpu_list_uploads(obj_t *o, const char *bucket, const char *prefix, obj_upload_info_t **out,
+                         size_t *n, tr_err *err) {
+    *out = NULL;
+    *n = 0;
+    MDB_txn *txn;
+    int rc = obj__rtxn(o, &txn, err);
+    if (rc) return rc;
+    obj__bucket_t b;
+    obj_upload_info_t *a = NULL;
+    size_t cnt = 0, cap = 0, pn = prefix ? strlen(prefix) : 0;
+    MDB_cursor *c;
+    if (!(rc = obj__bucket_get(o, txn, bucket, &b, err))) {
+        if ((rc = mdb_cursor_open(txn, o->db_u, &c))) {
+            rc = obj__mdb_err(err, rc, "list uploads");
+        } else {
+            uint8_t kb[4];
+            be32(kb, b.bid);
+            MDB_val k = {4, kb}, v;
+            for (int r = mdb_cursor_get(c, &k, &v, MDB_SET_RANGE); !r && cnt < 1000;
+                 r = mdb_cursor_get(c, &k, &v, MDB_NEXT)) {
+                if (k.mv_size < 20 || memcmp(k.mv_data, kb, 4)) break;
+                const char *key;
+                size_t kn;
+                if (k.mv_size != 20 || rec_key(&v, &key, &kn)) continue;
+                if (kn < pn || memcmp(key, prefix, pn)) continue;
+                if (cnt == cap) a = tr_xrealloc(a, (cap = cap ? 2 * cap : 16) * sizeof *a);
+                obj__hex((const uint8_t *)k.mv_data + 4, 16, a[cnt].upload_id);
+                a[cnt].key = tr_xstrndup(key, kn);
+                memcpy(&a[cnt].initiated_ms, (uint8_t *)v.mv_data + 16, 8);
+                cnt++;
+            }
+            mdb_cursor_close(c);
+        }
+    }
+    mdb_txn_abort(txn);
+    if (rc) {
+        obj_upload_list_free(a, cnt);
+        return rc;
+    }
+    *out = a;
+    *n = cnt;
+    return 0;
+}
+
+void obj_upload_list_free(obj_upload_info_t *u, size_t n) {
+    for (size_t i = 0; u && i < n; i++) free(u[i].key);
+    free(u);
+}
+
+int obj_mpu_complete(obj_t *o, const char *bucket, const char *key, const char *upload_id,
+                     const obj_part_info_t *parts, size_t n, const obj_put_opts_t *cond,
+                     obj_put_result_t *res, int *why, tr_err *err) {
+    if (why) *why = OBJ_MPU_OK;
+    uint8_t uid[16];
+    int rc = uid_parse(upload_id, uid, err);
+    if (rc) return rc;
+    if (n == 0 || n > OBJ_MPU_MAX_PART)
+        return tr_err_set(err, TR_EINVAL, "give 1 to %d parts to complete an upload",
+                          OBJ_MPU_MAX_PART);
+    for (size_t i = 1; i < n; i++)
+        if (parts[i].number <= parts[i - 1].number) {
+            if (why) *why = OBJ_MPU_BAD_ORDER;
+            return tr_err_set(err, TR_EINVAL,
+                              "the parts must be listed in ascending order of "
+                              "part number (part %d after %d)",
+                              parts[i].number, parts[i - 1].number);
+        }
+    /* Read the upload and its parts in one snapshot. */
+    MDB_txn *txn;
+    if ((rc = obj__rtxn(o, &txn, err))) return rc;
+    obj__bucket_t b;
+    MDB_val v;
+    obj_info_t *up = NULL;
+    uint8_t(*bodies)[16] = tr_xcalloc(n, 16);
+    uint32_t *nums = tr_xcalloc(n, sizeof *nums);
+    uint64_t *sizes = tr_xcalloc(n, sizeof *sizes);
+    EVP_MD_CTX *md = EVP_MD_CTX_new();
+    EVP_DigestInit_ex(md, EVP_md5(), NULL);
+    if (!(rc = obj__bucket_get(o, txn, bucket, &b, err)) &&
+        !(rc = upload_get(o, txn, b.bid, uid, key, &v, err))) {
+        up = obj__info_decode(v.mv_data, v.mv_size);
+        if (!up) rc = tr_err_set(err, TR_ECORRUPT, "upload record is corrupt");
+    }
+    for (size_t i = 0; i < n && !rc; i++) {
+        uint8_t kb[24];
+        const char *want = parts[i].etag;
+        MDB_val k = {ukey(b.bid, uid, parts[i].number, kb), kb};
+        if (parts[i].number < 1 || mdb_get(txn, o->db_u, &k, &v) || v.mv_size != 64 ||
+            strlen(want) != 32 || memcmp((uint8_t *)v.mv_data + 32, want, 32)) {
+            if (why) *why = OBJ_MPU_BAD_PART;
+            rc = tr_err_set(err, TR_EINVAL,
+                            "part %d was not uploaded, or its ETag is not \"%.40s\"",
+                            parts[i].number, want);
+            break;
+        }
+        memcpy(&sizes[i], v.mv_data, 8);
+        memcpy(bodies[i], (uint8_t *)v.mv_data + 16, 16);
+        nums[i] = (uint32_t)parts[i].number;
+        if (i + 1 < n && sizes[i] < OBJ_MPU_MIN_PART) {
+            if (why) *why = OBJ_MPU_TOO_SMALL;
+            rc = tr_err_set(err, TR_EINVAL,
+                            "part %d has %llu bytes; every part but the last "
+                            "needs at least %u",
+                            parts[i].number, (unsigned long long)sizes[i], OBJ_MPU_MIN_PART);
+            break;
+        }
+        uint8_t bin[16];
+        for (int x = 0; x < 16; x++)
+            bin[x] = (uint8_t)(hexv(want[2 * x]) << 4 | hexv(want[2 * x + 1]));
+        EVP_DigestUpdate(md, bin, 16);
+    }
+    mdb_txn_abort(txn);
+    obj_put_t *p = NULL;
+    if (!rc) {
+        obj_put_opts_t po = {.content_type = up->content_type,
+                             .content_encoding = up->content_encoding,
+                             .cache_control = up->cache_control,
+                             .content_disposition = up->content_disposition,
+                             .content_language = up->content_language,
+                             .expires = up->expires,
+                             .storage_class = up->storage_class,
+                             .tags = up->tags,
+                             .checksums = up->checksums,
+                             .if_match = cond ? cond->if_match : NULL,
+                             .if_none_match = cond ? cond->if_none_match : NULL,
+                             .expect_size = -1};
+        rc = obj_put_begin(o, bucket, key, &po, &p, err);
+        if (!rc && up->meta_len) { /* the user metadata, as stored */
+            p->f[OBJ__F_META] = tr_xmalloc(up->meta_len);
+            memcpy(p->f[OBJ__F_META], up->meta, up->meta_len);
+            p->fl[OBJ__F_META] = up->meta_len;
+        }
+    }
+    /* Stream each part's body into the object's. */
+    for (size_t i = 0; i < n && !rc; i++) {
+        char path[4096];
+        int fd = -1;
+        for (int t = 0; t < 3 && fd < 0; t++) {
+            obj__body_path(o, bodies[i], t == 1, path, sizeof path);
+            fd = open(path, O_RDONLY | O_CLOEXEC);
+        }
+        if (fd < 0) {
+            rc = tr_err_set(err, TR_EAGAIN,
+                            "part %d was replaced or aborted during the "
+                            "completion",
+                            parts[i].number);
+            break;
+        }
+        rc = obj_put_copy_fd(p, fd, 0, sizes[i], err);
+        close(fd);
+    }
+    if (!rc) {
+        uint8_t d[16];
+        unsigned dn;
+        char hex[33];
+        EVP_DigestFinal_ex(md, d, &dn);
+        obj__hex(d, 16, hex);
+        snprintf(p->etag_override, sizeof p->etag_override, "%s-%zu", hex, n);
+        p->complete = 1;
+        memcpy(p->uid, uid, 16);
+        p->expect = bodies;
+        p->expect_num = nums;
+        p->nexpect = n;
+        bodies = NULL;
+        nums = NULL;
+        rc = obj_put_commit(p, res, err);
+        p = NULL;
+    }
+    obj_put_abort(p);
+    EVP_MD_CTX_free(md);
+    obj_info_free(up);
+    free(bodies);
+    free(nums);
+    free(sizes);
+    return rc;
 }

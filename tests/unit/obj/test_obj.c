@@ -924,6 +924,162 @@ static void test_inline_bodies(void **state) {
     obj_close(o);
 }
 
+/* ---- multipart ------------------------------------------------------------------------------ */
+
+static void md5_of(const void *p, size_t n, uint8_t out[16]) {
+    unsigned dn;
+    EVP_Digest(p, n, out, &dn, EVP_md5(), NULL);
+}
+
+/* Upload part `num` of size n filled with byte c; its ETag into etag. */
+static void put_part(obj_t *o, const char *key, const char *uid, int num, size_t n, char c,
+                     char etag[33]) {
+    obj_put_t *p;
+    tr_err e;
+    tu_ok(obj_mpu_part_begin(o, "bkt", key, uid, num, &p, &e), e);
+    char buf[4096];
+    memset(buf, c, sizeof buf);
+    for (size_t done = 0; done < n;) {
+        size_t w = n - done < sizeof buf ? n - done : sizeof buf;
+        tu_ok(obj_put_write(p, buf, w, &e), e);
+        done += w;
+    }
+    obj_put_result_t r;
+    tu_ok(obj_put_commit(p, &r, &e), e);
+    assert_string_equal(r.version_id, "");
+    memcpy(etag, r.etag, 33);
+}
+
+static void test_multipart(void **state) {
+    obj_t *o = open_obj(*state);
+    tr_err e;
+    tu_ok(obj_bucket_create(o, "bkt", NULL, &e), e);
+    obj_kv_t meta[] = {{"who", "me"}};
+    obj_put_opts_t po = {.content_type = "video/mp4", .meta = meta, .nmeta = 1, .expect_size = -1};
+    char uid[33], uid2[33];
+    tu_ok(obj_mpu_create(o, "bkt", "movie", &po, uid, &e), e);
+    assert_int_equal(strlen(uid), 32);
+    const size_t M = OBJ_MPU_MIN_PART;
+    obj_part_info_t parts[3] = {{.number = 1}, {.number = 2}, {.number = 3}};
+    put_part(o, "movie", uid, 1, M, 'a', parts[0].etag);
+    put_part(o, "movie", uid, 2, M, 'b', parts[1].etag);
+    put_part(o, "movie", uid, 2, M, 'c', parts[1].etag); /* replaces part 2 */
+    put_part(o, "movie", uid, 3, 4, 't', parts[2].etag);
+    obj_put_t *p;
+    tu_fails(obj_mpu_part_begin(o, "bkt", "other", uid, 1, &p, &e), TR_ENOTFOUND, e, NULL);
+    tu_fails(obj_mpu_part_begin(o, "bkt", "movie", uid, 0, &p, &e), TR_EINVAL, e, NULL);
+    tu_fails(obj_mpu_part_begin(o, "bkt", "movie", "nope", 1, &p, &e), TR_ENOTFOUND, e, NULL);
+
+    obj_part_info_t *pl;
+    size_t n;
+    int trunc;
+    tu_ok(obj_mpu_list_parts(o, "bkt", "movie", uid, 0, 0, &pl, &n, &trunc, &e), e);
+    assert_int_equal(n, 3);
+    assert_false(trunc);
+    assert_int_equal(pl[1].size, M);
+    assert_string_equal(pl[1].etag, parts[1].etag);
+    free(pl);
+    tu_ok(obj_mpu_list_parts(o, "bkt", "movie", uid, 1, 1, &pl, &n, &trunc, &e), e);
+    assert_int_equal(n, 1);
+    assert_int_equal(pl[0].number, 2);
+    assert_true(trunc);
+    free(pl);
+
+    /* a second upload with small parts */
+    tu_ok(obj_mpu_create(o, "bkt", "small", NULL, uid2, &e), e);
+    obj_part_info_t sp[2] = {{.number = 1}, {.number = 2}};
+    put_part(o, "small", uid2, 1, 10, 'x', sp[0].etag);
+    put_part(o, "small", uid2, 2, 10, 'y', sp[1].etag);
+    obj_upload_info_t *ul;
+    tu_ok(obj_mpu_list_uploads(o, "bkt", NULL, &ul, &n, &e), e);
+    assert_int_equal(n, 2);
+    obj_upload_list_free(ul, n);
+    tu_ok(obj_mpu_list_uploads(o, "bkt", "mo", &ul, &n, &e), e);
+    assert_int_equal(n, 1);
+    assert_string_equal(ul[0].key, "movie");
+    assert_string_equal(ul[0].upload_id, uid);
+    obj_upload_list_free(ul, n);
+    tu_fails(obj_bucket_delete(o, "bkt", &e), TR_EINUSE, e, "multipart");
+
+    int why;
+    tu_fails(obj_mpu_complete(o, "bkt", "small", uid2, sp, 2, NULL, NULL, &why, &e), TR_EINVAL, e,
+             "at least");
+    assert_int_equal(why, OBJ_MPU_TOO_SMALL);
+    obj_part_info_t rev[2] = {parts[1], parts[0]};
+    tu_fails(obj_mpu_complete(o, "bkt", "movie", uid, rev, 2, NULL, NULL, &why, &e), TR_EINVAL, e,
+             "ascending");
+    assert_int_equal(why, OBJ_MPU_BAD_ORDER);
+    obj_part_info_t bad[2] = {parts[0], parts[1]};
+    bad[1].etag[0] = bad[1].etag[0] == '0' ? '1' : '0';
+    tu_fails(obj_mpu_complete(o, "bkt", "movie", uid, bad, 2, NULL, NULL, &why, &e), TR_EINVAL, e,
+             "ETag");
+    assert_int_equal(why, OBJ_MPU_BAD_PART);
+    obj_put_opts_t inm = {.if_none_match = "*", .expect_size = -1};
+    put(o, "bkt", "movie", "old", NULL);
+    tu_fails(obj_mpu_complete(o, "bkt", "movie", uid, parts, 3, &inm, NULL, &why, &e),
+             TR_ECONDITION, e, NULL);
+    tu_ok(obj_delete(o, "bkt", "movie", NULL, NULL, &e), e);
+
+    obj_put_result_t r;
+    tu_ok(obj_mpu_complete(o, "bkt", "movie", uid, parts, 3, &inm, &r, &why, &e), e);
+    /* ETag: MD5 of the parts' binary MD5s, "-3" */
+    uint8_t cat[48], d[16];
+    char *buf = malloc(M);
+    memset(buf, 'a', M);
+    md5_of(buf, M, cat);
+    memset(buf, 'c', M);
+    md5_of(buf, M, cat + 16);
+    md5_of("tttt", 4, cat + 32);
+    md5_of(cat, 48, d);
+    char want[48];
+    obj__hex(d, 16, want);
+    strcat(want, "-3");
+    assert_string_equal(r.etag, want);
+    assert_int_equal(r.size, 2 * M + 4);
+    obj_info_t *in;
+    tu_ok(obj_head(o, "bkt", "movie", NULL, &in, NULL, &e), e);
+    assert_string_equal(in->etag, want);
+    assert_string_equal(in->content_type, "video/mp4");
+    assert_int_equal(in->meta_n, 1);
+    assert_string_equal(in->meta, "who");
+    obj_info_free(in);
+    obj_get_opts_t g = {.range = {OBJ_RANGE_FROM_TO, M - 2, M + 1}};
+    obj_reader_t *rd;
+    tu_ok(obj_get(o, "bkt", "movie", &g, &rd, NULL, &e), e);
+    char four[5] = {0};
+    assert_int_equal(obj_reader_read(rd, four, 4, &e), 4);
+    assert_string_equal(four, "aacc");
+    obj_reader_close(rd);
+    g.range = (obj_range_t){OBJ_RANGE_SUFFIX, 0, 5};
+    tu_ok(obj_get(o, "bkt", "movie", &g, &rd, NULL, &e), e);
+    char five[6] = {0};
+    assert_int_equal(obj_reader_read(rd, five, 5, &e), 5);
+    assert_string_equal(five, "ctttt");
+    obj_reader_close(rd);
+    free(buf);
+
+    /* the upload is gone */
+    tu_fails(obj_mpu_list_parts(o, "bkt", "movie", uid, 0, 0, &pl, &n, &trunc, &e), TR_ENOTFOUND, e,
+             NULL);
+    tu_fails(obj_mpu_complete(o, "bkt", "movie", uid, parts, 3, NULL, NULL, &why, &e), TR_ENOTFOUND,
+             e, NULL);
+    tu_ok(obj_mpu_abort(o, "bkt", "small", uid2, &e), e);
+    tu_fails(obj_mpu_abort(o, "bkt", "small", uid2, &e), TR_ENOTFOUND, e, NULL);
+    tu_ok(obj_mpu_list_uploads(o, "bkt", NULL, &ul, &n, &e), e);
+    assert_int_equal(n, 0);
+    obj_upload_list_free(ul, n);
+    int ob, tmp;
+    count_bodies(*state, &ob, &tmp);
+    if (!g_inline) assert_int_equal(ob, 1); /* the object; every part body collected */
+    assert_int_equal(tmp, 0);
+    obj_close(o);
+    o = open_obj(*state);
+    tu_ok(obj_head(o, "bkt", "movie", NULL, &in, NULL, &e), e);
+    assert_int_equal(in->size, 2 * M + 4);
+    obj_info_free(in);
+    obj_close(o);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_bucket_names),
@@ -939,15 +1095,22 @@ int main(void) {
         TU_DIR_TEST(test_crash_before_commit),
         TU_DIR_TEST(test_crash_after_commit),
         TU_DIR_TEST(test_big_object_constant_rss),
+        TU_DIR_TEST(test_multipart),
     };
     int failed = cmocka_run_group_tests_name("bodies in files", tests, NULL, NULL);
     g_inline = 1;
     const struct CMUnitTest inl[] = {
-        TU_DIR_TEST(test_put_get_range),        TU_DIR_TEST(test_put_refused_stores_nothing),
-        TU_DIR_TEST(test_unversioned),          TU_DIR_TEST(test_versioning_enabled),
-        TU_DIR_TEST(test_versioning_suspended), TU_DIR_TEST(test_preconditions),
-        TU_DIR_TEST(test_list_oracle),          TU_DIR_TEST(test_copy_and_delete_many),
-        TU_DIR_TEST(test_crash_before_commit),  TU_DIR_TEST(test_inline_bodies),
+        TU_DIR_TEST(test_put_get_range),
+        TU_DIR_TEST(test_put_refused_stores_nothing),
+        TU_DIR_TEST(test_unversioned),
+        TU_DIR_TEST(test_versioning_enabled),
+        TU_DIR_TEST(test_versioning_suspended),
+        TU_DIR_TEST(test_preconditions),
+        TU_DIR_TEST(test_list_oracle),
+        TU_DIR_TEST(test_copy_and_delete_many),
+        TU_DIR_TEST(test_crash_before_commit),
+        TU_DIR_TEST(test_inline_bodies),
+        TU_DIR_TEST(test_multipart),
     };
     return failed + cmocka_run_group_tests_name("small bodies inline", inl, NULL, NULL);
 }
