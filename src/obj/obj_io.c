@@ -1361,7 +1361,7 @@ int obj_mpu_list_uploads(obj_t *o, const char *bucket, const char *prefix, obj_u
                 const char *key;
                 size_t kn;
                 if (k.mv_size != 20 || rec_key(&v, &key, &kn)) continue;
-                if (kn < pn || memcmp(key, prefix, pn)) continue;
+                if (kn < pn || (pn && memcmp(key, prefix, pn))) continue;
                 if (cnt == cap) a = tr_xrealloc(a, (cap = cap ? 2 * cap : 16) * sizeof *a);
                 obj__hex((const uint8_t *)k.mv_data + 4, 16, a[cnt].upload_id);
                 a[cnt].key = tr_xstrndup(key, kn);
