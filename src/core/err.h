@@ -43,7 +43,10 @@
     X(VALIDATION, -21, "validation failed")                                                        \
     X(CONDITION, -22, "conditional check failed")                                                  \
     X(TXN_CANCELED, -23, "transaction canceled")                                                   \
-    X(IDEMPOTENCY, -24, "idempotency token reused with different parameters")
+    X(IDEMPOTENCY, -24, "idempotency token reused with different parameters")                      \
+    X(NOBUCKET, -25, "bucket not found")                                                           \
+    X(NOVERSION, -26, "version not found")                                                         \
+    X(RANGE, -27, "range not satisfiable")
 
 enum {
 #define TR__ERR_ENUM(name, val, desc) TR_E##name = (val),
