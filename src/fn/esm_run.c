@@ -324,17 +324,65 @@ static int backoff(esm_task_t *t, int attempt) {
     return atomic_load(&t->stop) ? -1 : 0;
 }
 
+/* A span of a batch still to process, and the failed attempts it has had. */
+typedef struct span {
+    size_t lo, hi;
+    int attempts;
+} span_t;
+
+/* Room for one more span on the stack *st of sp spans (capacity *cap; stack is the caller's
+ * array, never freed here).  -1 when out of memory (the stack is unchanged). */
+static int spans_reserve(span_t **st, span_t *stack, size_t sp, size_t *cap) {
+    if (sp + 1 < *cap) return 0;
+    size_t nc = *cap * 2;
+    span_t *p = malloc(nc * sizeof *p);
+    if (!p) return -1;
+    memcpy(p, *st, sp * sizeof *p);
+    if (*st != stack) free(*st);
+    *st = p;
+    *cap = nc;
+    return 0;
+}
+
 /* Process recs[0, n) to completion under the mapping's policy.  Returns how many records, from
  * the front, are done (n unless the task is stopping).  *state gets the window state to carry
- * (malloc'd, may be NULL). */
+ * (malloc'd, may be NULL).
+ *
+ * The policy, AWS's (with-kinesis.html, services-kinesis-batchfailurereporting.html):
+ *   - success: the span is done.
+ *   - function error: with BisectBatchOnFunctionError a span of 2+ records is split in two
+ *     halves, first half first, without spending a retry ("if the invocation fails ... the batch
+ *     is split in two regardless of ReportBatchItemFailures"); otherwise (or a single record) it
+ *     is retried after a back-off until MaximumRetryAttempts, then reported to the destination.
+ *   - partial batch response naming item f (the lowest named): [lo, f) is done (the checkpoint
+ *     may move past it) and [f, hi) is what remains.  Without bisection [f, hi) is retried as a
+ *     batch (a retry of f; progress starts a new count), then reported as a batch.
+ *   - ... with bisection, AWS "bisects the batch at the returned sequence number and retries
+ *     only the remaining records".  We split what remains once more, at the item: [f, f+1) with
+ *     the failed attempt counted against it, then [f+1, hi) as a new batch.  Why this is within
+ *     AWS's semantics and what it saves: the function said which record failed, so the records
+ *     after it are not implicated; retrying [f, hi) and, when f fails again, bisecting it in
+ *     halves (what a function error would cause) ends with the same outcome -- f alone on the
+ *     destination after its MaximumRetryAttempts, every other record processed, in order --
+ *     at the cost of ~2 log2(hi - f) invocations, most of them failing and re-delivering good
+ *     records, and a back-off per failure.  Split at the item it costs MaximumRetryAttempts
+ *     invocations of the single record (none with 0 retries: the report was its failed attempt),
+ *     and [f+1, hi) stays one batch.  A function that fails the whole invoke instead of
+ *     reporting the item still gets the halving bisection.  Order holds: [f, f+1) is resolved
+ *     (processed or reported durably) before [f+1, hi) is invoked, and a record is never
+ *     delivered again once reported.
+ *   - back-off: a retry of the same span waits retry_backoff_ms (20 ms), doubled per attempt up
+ *     to 1 s, so that a failure that may be passing (a throttled or restarting dependency, a
+ *     crashing function) is not retried in a tight loop, and a record retried forever
+ *     (MaximumRetryAttempts -1) costs little.  The first retry of a record split off at a
+ *     reported item is immediate: the function ran and answered, one more invocation of one
+ *     record loads nothing, and a record that fails for good (malformed) then stalls its lane
+ *     for two short invocations instead of back-offs; its later retries back off as any.
+ *   - MaximumRecordAgeInSeconds: expired records at a span's front are reported, never invoked. */
 static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win_arg_t *w,
                             char **state) {
     esm_task_t *t = l->t;
     const esm_config_t *cfg = &t->run->cfg;
-    typedef struct span {
-        size_t lo, hi;
-        int attempts;
-    } span_t;
     span_t stack_spans[64];
     span_t *st = stack_spans;
     size_t sp = 0, cap = 64;
@@ -396,11 +444,26 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
             sp--;
             continue;
         }
+        int split_at_item = 0;
         if (o.kind == INV_PARTIAL) {
             size_t f = s->lo + o.first_failed;
             if (f > s->lo) s->attempts = 0; /* progress: the rest is a new batch */
             s->lo = f;
             done = f;
+            if (cfg->bisect) {
+                /* Split at the item (see above): [f, f+1) on top with the span's failed
+                 * attempts, [f+1, hi) below it as a new batch. */
+                split_at_item = 1;
+                if (s->hi - f > 1) {
+                    if (spans_reserve(&st, stack_spans, sp, &cap)) break;
+                    s = &st[sp - 1];
+                    size_t hi = s->hi;
+                    int attempts = s->attempts;
+                    st[sp - 1] = (span_t){f + 1, hi, 0};
+                    st[sp++] = (span_t){f, f + 1, attempts};
+                    s = &st[sp - 1];
+                }
+            }
         }
         /* Function error (or a partial failure). */
         pthread_mutex_lock(&t->e->mu);
@@ -409,16 +472,8 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
         pthread_mutex_unlock(&t->e->mu);
         if (o.kind == INV_FAILED && cfg->bisect && s->hi - s->lo > 1) {
             size_t lo = s->lo, hi = s->hi, mid = lo + (hi - lo) / 2;
-            if (sp + 1 >= cap) {
-                size_t nc = cap * 2;
-                span_t *p = malloc(nc * sizeof *p);
-                if (!p) break;
-                memcpy(p, st, sp * sizeof *p);
-                if (st != stack_spans) free(st);
-                st = p;
-                cap = nc;
-                s = &st[sp - 1];
-            }
+            if (spans_reserve(&st, stack_spans, sp, &cap)) break;
+            s = &st[sp - 1];
             /* Second half below, first half on top: processed in order. */
             st[sp - 1] = (span_t){mid, hi, 0};
             st[sp++] = (span_t){lo, mid, 0};
@@ -433,6 +488,9 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
             sp--;
             continue;
         }
+        /* The first retry of a record the function itself reported is immediate (see above);
+         * every other retry backs off. */
+        if (split_at_item && s->attempts == 1) continue;
         if (backoff(t, s->attempts)) break;
     }
     if (st != stack_spans) free(st);
