@@ -32,7 +32,10 @@
  *     cycle that made records visible; a 1 s timer is only a fallback.
  *   - Bisection (BisectBatchOnFunctionError) splits a failed batch in halves, first half first,
  *     without consuming retries; each (sub)batch counts its own retries.  A partial batch
- *     response checkpoints up to the first failed item and retries from it (counts as a retry).
+ *     response checkpoints up to the first failed item and retries from it (counts as a retry);
+ *     with bisection the rest is split at that item instead: the item alone (its failed attempt
+ *     counted), then the records after it as a new batch -- so a
+ *     record the function names costs its retries, not a bisection (esm_run.c, process_batch).
  *   - Tumbling windows are aligned to multiples of the window since the epoch, by record
  *     arrival time; a batch never spans windows; the state returned by an invoke is passed to
  *     the next one of the window and checkpointed with it; once the window has ended (wall clock

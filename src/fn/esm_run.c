@@ -374,10 +374,11 @@ static int spans_reserve(span_t **st, span_t *stack, size_t sp, size_t *cap) {
  *   - back-off: a retry of the same span waits retry_backoff_ms (20 ms), doubled per attempt up
  *     to 1 s, so that a failure that may be passing (a throttled or restarting dependency, a
  *     crashing function) is not retried in a tight loop, and a record retried forever
- *     (MaximumRetryAttempts -1) costs little.  The first retry of a record split off at a
- *     reported item is immediate: the function ran and answered, one more invocation of one
- *     record loads nothing, and a record that fails for good (malformed) then stalls its lane
- *     for two short invocations instead of back-offs; its later retries back off as any.
+ *     (MaximumRetryAttempts -1) costs little.  A split is not a retry and does not wait; a
+ *     record the function reported is retried after the back-off like any other: the report
+ *     does not say the failure is permanent (a throttled write is reported the same way).
+ *     Measured (bench/pipeline.py, half load): an immediate first retry of the split-off record
+ *     changed nothing visible, so the one rule stays.
  *   - MaximumRecordAgeInSeconds: expired records at a span's front are reported, never invoked. */
 static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win_arg_t *w,
                             char **state) {
@@ -444,25 +445,21 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
             sp--;
             continue;
         }
-        int split_at_item = 0;
         if (o.kind == INV_PARTIAL) {
             size_t f = s->lo + o.first_failed;
             if (f > s->lo) s->attempts = 0; /* progress: the rest is a new batch */
             s->lo = f;
             done = f;
-            if (cfg->bisect) {
+            if (cfg->bisect && s->hi - f > 1) {
                 /* Split at the item (see above): [f, f+1) on top with the span's failed
-                 * attempts, [f+1, hi) below it as a new batch. */
-                split_at_item = 1;
-                if (s->hi - f > 1) {
-                    if (spans_reserve(&st, stack_spans, sp, &cap)) break;
-                    s = &st[sp - 1];
-                    size_t hi = s->hi;
-                    int attempts = s->attempts;
-                    st[sp - 1] = (span_t){f + 1, hi, 0};
-                    st[sp++] = (span_t){f, f + 1, attempts};
-                    s = &st[sp - 1];
-                }
+                 * attempts, counted below; [f+1, hi) under it as a new batch. */
+                if (spans_reserve(&st, stack_spans, sp, &cap)) break;
+                s = &st[sp - 1];
+                size_t hi = s->hi;
+                int attempts = s->attempts;
+                st[sp - 1] = (span_t){f + 1, hi, 0};
+                st[sp++] = (span_t){f, f + 1, attempts};
+                s = &st[sp - 1];
             }
         }
         /* Function error (or a partial failure). */
@@ -488,9 +485,6 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
             sp--;
             continue;
         }
-        /* The first retry of a record the function itself reported is immediate (see above);
-         * every other retry backs off. */
-        if (split_at_item && s->attempts == 1) continue;
         if (backoff(t, s->attempts)) break;
     }
     if (st != stack_spans) free(st);
