@@ -519,6 +519,49 @@ def test_parallelization_keeps_order_per_key(runtime, server, kinesis, make_stre
     assert len({inv["pid"] for inv in probe.invokes()}) >= 2
 
 
+def test_parallelization_idle_lanes_take_a_small_read_as_one_batch(server, kinesis, make_stream,
+                                                                   native_function, make_mapping,
+                                                                   probe):
+    """ParallelizationFactor is a maximum: 30 records of 30 keys found by idle lanes are one batch
+    (before: one batch per lane, ~10 invocations of ~3 records), in order."""
+    fn = native_function()
+    stream = make_stream()
+    recs = [{"PartitionKey": f"key{i}", "Data": f"r{i}".encode()} for i in range(30)]
+    kinesis.put_records(StreamName=stream, Records=recs)
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=100,
+                 ParallelizationFactor=10)
+    probe.wait_records(30)
+    time.sleep(0.3)  # no other invoke comes: an absence, the wait is the test
+    invs = probe.invokes()
+    assert [inv["n"] for inv in invs] == [30]
+    assert invs[0]["data"] == [f"r{i}" for i in range(30)]
+
+
+def test_parallelization_keys_wait_for_their_records_in_the_one_batch(server, kinesis,
+                                                                       make_stream,
+                                                                       native_function,
+                                                                       make_mapping, probe):
+    """After idle lanes took a read as one batch, later records of its keys (queued in their own
+    lanes) wait until that batch is done -- here it sleeps, crashes, and is retried."""
+    fn = native_function()
+    stream = make_stream()
+    first = [{"PartitionKey": f"key{i}", "Data": f"a{i}".encode()} for i in range(20)]
+    first[0]["Data"] = b"a0 SLEEP:300 SEGV"
+    kinesis.put_records(StreamName=stream, Records=first)
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=100,
+                 ParallelizationFactor=10)
+    lf.wait_for(lambda: probe.invokes(), 20, what="the first invoke")
+    kinesis.put_records(StreamName=stream, Records=[
+        {"PartitionKey": f"key{i}", "Data": f"b{i}".encode()} for i in range(20)])
+    probe.wait_records(40, timeout=30)
+    invs = probe.invokes()
+    assert invs[0]["n"] == 20 and invs[1]["n"] == 20      # the one batch, crashed, then again
+    for i in range(20):
+        last_a = max(k for k, inv in enumerate(invs) if f"a{i}" in " ".join(inv["data"]).split())
+        first_b = min(k for k, inv in enumerate(invs) if f"b{i}" in inv["data"])
+        assert last_a < first_b, (i, [inv["data"] for inv in invs])
+
+
 def test_resharding_parents_before_children(server, kinesis, make_stream, native_function,
                                             make_mapping, probe):
     fn = native_function()
