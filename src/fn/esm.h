@@ -32,7 +32,10 @@
  *     cycle that made records visible; a 1 s timer is only a fallback.
  *   - Bisection (BisectBatchOnFunctionError) splits a failed batch in halves, first half first,
  *     without consuming retries; each (sub)batch counts its own retries.  A partial batch
- *     response checkpoints up to the first failed item and retries from it (counts as a retry).
+ *     response checkpoints up to the first failed item and retries from it (counts as a retry);
+ *     with bisection the rest is split at that item instead: the item alone (its failed attempt
+ *     counted), then the records after it as a new batch -- so a
+ *     record the function names costs its retries, not a bisection (esm_run.c, process_batch).
  *   - Tumbling windows are aligned to multiples of the window since the epoch, by record
  *     arrival time; a batch never spans windows; the state returned by an invoke is passed to
  *     the next one of the window and checkpointed with it; once the window has ended (wall clock
@@ -51,6 +54,13 @@
  *     commits the record; a commit that takes longer than opts.window_grace_ms could make a
  *     record of an ended window arrive after its final invoke: it then goes to the next window.
  *   - OnFailure destinations other than Kinesis streams (SQS, SNS, S3) are refused.
+ *   - ParallelizationFactor is a maximum: a read that fits one batch and finds every lane idle
+ *     goes to one lane as one batch (fewer, fuller invocations at moderate load); what is read
+ *     while lanes are busy goes to each key's own lane as before.  Records read with a record
+ *     that is being retried wait with it (and the later records of their keys wait for them), as
+ *     with ParallelizationFactor 1; with MaximumRetryAttempts -1 a poison record can so stop
+ *     more of the shard than its own lane.  Fix: a finite MaximumRetryAttempts or
+ *     MaximumRecordAgeInSeconds (with an OnFailure destination).
  */
 #ifndef FN_ESM_H
 #define FN_ESM_H

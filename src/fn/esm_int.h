@@ -34,6 +34,11 @@
                                                     bounded however many mappings x shards x
                                                     lanes run */
 #define ESM_READ_MAX_RECORDS 10000
+/* A read of at most this many records (and BatchSize) that finds every lane empty goes to lane 0
+ * alone, as one batch (lanes_collapse in esm_run.c).  Measured (bench/pipeline.py): 200 takes
+ * ~16% of the CPU per reading off at 6,000 readings/s and is neutral at saturation; 1,000 cost
+ * ~15% of the saturated throughput (the other lanes waiting behind lane 0's bigger batch). */
+#define ESM_COLLAPSE_MAX 200
 #define ESM_CK_FINISHED 1u
 
 enum { ESM_DESIRE_RUN = 0, ESM_DESIRE_DELETE = 1 };
@@ -47,6 +52,7 @@ typedef struct esm_rec {
     int64_t arrival_ms;
     int64_t queued_ms; /* monotonic, for MaximumBatchingWindowInSeconds */
     uint16_t pk_len;
+    uint8_t home; /* lane hash(pk) % ParallelizationFactor, whichever lane holds it */
     uint32_t data_len;
     char bytes[]; /* pk, NUL, data, NUL */
 } esm_rec_t;
@@ -95,6 +101,9 @@ struct esm_task {
     esm_lane_t lanes[ESM_MAX_LANES];
     pthread_t reader;
     int reader_running;
+    /* under mu: records queued in lane 0 by home lane (lanes_collapse in esm_run.c); lane h
+     * starts no batch while in0[h] > 0 */
+    uint32_t in0[ESM_MAX_LANES];
 };
 
 struct esm_mapping {

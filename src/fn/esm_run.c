@@ -324,17 +324,66 @@ static int backoff(esm_task_t *t, int attempt) {
     return atomic_load(&t->stop) ? -1 : 0;
 }
 
+/* A span of a batch still to process, and the failed attempts it has had. */
+typedef struct span {
+    size_t lo, hi;
+    int attempts;
+} span_t;
+
+/* Room for one more span on the stack *st of sp spans (capacity *cap; stack is the caller's
+ * array, never freed here).  -1 when out of memory (the stack is unchanged). */
+static int spans_reserve(span_t **st, span_t *stack, size_t sp, size_t *cap) {
+    if (sp + 1 < *cap) return 0;
+    size_t nc = *cap * 2;
+    span_t *p = malloc(nc * sizeof *p);
+    if (!p) return -1;
+    memcpy(p, *st, sp * sizeof *p);
+    if (*st != stack) free(*st);
+    *st = p;
+    *cap = nc;
+    return 0;
+}
+
 /* Process recs[0, n) to completion under the mapping's policy.  Returns how many records, from
  * the front, are done (n unless the task is stopping).  *state gets the window state to carry
- * (malloc'd, may be NULL). */
+ * (malloc'd, may be NULL).
+ *
+ * The policy, AWS's (with-kinesis.html, services-kinesis-batchfailurereporting.html):
+ *   - success: the span is done.
+ *   - function error: with BisectBatchOnFunctionError a span of 2+ records is split in two
+ *     halves, first half first, without spending a retry ("if the invocation fails ... the batch
+ *     is split in two regardless of ReportBatchItemFailures"); otherwise (or a single record) it
+ *     is retried after a back-off until MaximumRetryAttempts, then reported to the destination.
+ *   - partial batch response naming item f (the lowest named): [lo, f) is done (the checkpoint
+ *     may move past it) and [f, hi) is what remains.  Without bisection [f, hi) is retried as a
+ *     batch (a retry of f; progress starts a new count), then reported as a batch.
+ *   - ... with bisection, AWS "bisects the batch at the returned sequence number and retries
+ *     only the remaining records".  We split what remains once more, at the item: [f, f+1) with
+ *     the failed attempt counted against it, then [f+1, hi) as a new batch.  Why this is within
+ *     AWS's semantics and what it saves: the function said which record failed, so the records
+ *     after it are not implicated; retrying [f, hi) and, when f fails again, bisecting it in
+ *     halves (what a function error would cause) ends with the same outcome -- f alone on the
+ *     destination after its MaximumRetryAttempts, every other record processed, in order --
+ *     at the cost of ~2 log2(hi - f) invocations, most of them failing and re-delivering good
+ *     records, and a back-off per failure.  Split at the item it costs MaximumRetryAttempts
+ *     invocations of the single record (none with 0 retries: the report was its failed attempt),
+ *     and [f+1, hi) stays one batch.  A function that fails the whole invoke instead of
+ *     reporting the item still gets the halving bisection.  Order holds: [f, f+1) is resolved
+ *     (processed or reported durably) before [f+1, hi) is invoked, and a record is never
+ *     delivered again once reported.
+ *   - back-off: a retry of the same span waits retry_backoff_ms (20 ms), doubled per attempt up
+ *     to 1 s, so that a failure that may be passing (a throttled or restarting dependency, a
+ *     crashing function) is not retried in a tight loop, and a record retried forever
+ *     (MaximumRetryAttempts -1) costs little.  A split is not a retry and does not wait; a
+ *     record the function reported is retried after the back-off like any other: the report
+ *     does not say the failure is permanent (a throttled write is reported the same way).
+ *     Measured (bench/pipeline.py, half load): an immediate first retry of the split-off record
+ *     changed nothing visible, so the one rule stays.
+ *   - MaximumRecordAgeInSeconds: expired records at a span's front are reported, never invoked. */
 static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win_arg_t *w,
                             char **state) {
     esm_task_t *t = l->t;
     const esm_config_t *cfg = &t->run->cfg;
-    typedef struct span {
-        size_t lo, hi;
-        int attempts;
-    } span_t;
     span_t stack_spans[64];
     span_t *st = stack_spans;
     size_t sp = 0, cap = 64;
@@ -401,6 +450,17 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
             if (f > s->lo) s->attempts = 0; /* progress: the rest is a new batch */
             s->lo = f;
             done = f;
+            if (cfg->bisect && s->hi - f > 1) {
+                /* Split at the item (see above): [f, f+1) on top with the span's failed
+                 * attempts, counted below; [f+1, hi) under it as a new batch. */
+                if (spans_reserve(&st, stack_spans, sp, &cap)) break;
+                s = &st[sp - 1];
+                size_t hi = s->hi;
+                int attempts = s->attempts;
+                st[sp - 1] = (span_t){f + 1, hi, 0};
+                st[sp++] = (span_t){f, f + 1, attempts};
+                s = &st[sp - 1];
+            }
         }
         /* Function error (or a partial failure). */
         pthread_mutex_lock(&t->e->mu);
@@ -409,16 +469,8 @@ static size_t process_batch(esm_lane_t *l, esm_rec_t **recs, size_t n, const win
         pthread_mutex_unlock(&t->e->mu);
         if (o.kind == INV_FAILED && cfg->bisect && s->hi - s->lo > 1) {
             size_t lo = s->lo, hi = s->hi, mid = lo + (hi - lo) / 2;
-            if (sp + 1 >= cap) {
-                size_t nc = cap * 2;
-                span_t *p = malloc(nc * sizeof *p);
-                if (!p) break;
-                memcpy(p, st, sp * sizeof *p);
-                if (st != stack_spans) free(st);
-                st = p;
-                cap = nc;
-                s = &st[sp - 1];
-            }
+            if (spans_reserve(&st, stack_spans, sp, &cap)) break;
+            s = &st[sp - 1];
             /* Second half below, first half on top: processed in order. */
             st[sp - 1] = (span_t){mid, hi, 0};
             st[sp++] = (span_t){lo, mid, 0};
@@ -465,6 +517,7 @@ static int lane_push(esm_lane_t *l, esm_rec_t *r) {
 void esm__lane_pop(esm_lane_t *l, size_t k) {
     for (size_t i = 0; i < k && l->n; i++) {
         esm_rec_t *r = l->q[l->head];
+        if (l->idx == 0 && r->home) l->t->in0[r->home]--;
         l->bytes -= r->data_len + r->pk_len;
         atomic_fetch_sub(&l->t->e->queued_bytes, r->data_len + r->pk_len);
         free(r);
@@ -539,7 +592,9 @@ void *esm__lane_main(void *arg) {
                 continue;
             }
             final = 1; /* final invoke with no records */
-        } else if (!l->n) {
+        } else if (!l->n || (l->idx && t->in0[l->idx])) {
+            /* Nothing queued, or records of this lane's keys still queued in lane 0 (they
+             * come first: lanes_collapse). */
             struct timespec ts;
             esm__abstime_in(&ts, 1000);
             pthread_cond_timedwait(&t->cv_lanes, &t->mu, &ts);
@@ -620,6 +675,7 @@ void *esm__lane_main(void *arg) {
         }
         uint64_t gen = esm__checkpoint_locked(t, wsize != 0);
         pthread_cond_signal(&t->cv_reader); /* room in the queue */
+        if (l->idx == 0 && t->n_lanes > 1) pthread_cond_broadcast(&t->cv_lanes); /* in0 */
         if (gen) {
             pthread_mutex_unlock(&t->mu);
             finish_wait(t, gen);
@@ -632,6 +688,35 @@ void *esm__lane_main(void *arg) {
 }
 
 /* ---- reader ---------------------------------------------------------------------------------- */
+
+/* Under t->mu, before n (> 0) new records are queued: 1 if they all go to lane 0, 0 if each
+ * goes to its home lane hash(key) % ParallelizationFactor.
+ *
+ * Why: ParallelizationFactor N lets up to N batches of a shard run at once, which pays when a
+ * shard has more than one invocation can take.  At moderate load the lanes are idle when a
+ * PutRecords arrives, so N lanes would invoke N small batches at once (at the demo's 6,000
+ * readings/s, PF 10: ~14 records per invocation, each costing its fixed ~1.7 ms of frames,
+ * wake-ups, flushes and checkpoints).  When every lane is empty (nothing queued, nothing in
+ * flight: a lane pops its records only after processing them) and the read fits in one batch
+ * (<= BatchSize and ESM_COLLAPSE_MAX), lane 0 takes all of it as one batch, invoked at once:
+ * PF is AWS's maximum of concurrent batches, not a number of batches to fill, and a batch with
+ * the records of several lanes, in sequence order, is what PF 1 would have sent.  Otherwise the
+ * records go to their home lanes as before, so under load the lanes run in parallel.  Records
+ * are never held to fill a batch (MaximumBatchingWindowInSeconds 0: invoke when records are
+ * available, as AWS).
+ *
+ * Order per partition key: a record in lane 0 keeps its home lane (r->home, counted in
+ * t->in0[home]); lane h starts no batch while lane 0 still holds records whose home is h, so a
+ * key's later records, queued in lane h, wait for its earlier ones in lane 0.  The reader never
+ * waits. */
+static int lanes_collapse(esm_task_t *t, size_t n) {
+    size_t cmax = t->run->cfg.batch_size < ESM_COLLAPSE_MAX ? t->run->cfg.batch_size
+                                                            : ESM_COLLAPSE_MAX;
+    if (n > cmax) return 0;
+    for (int i = 0; i < t->n_lanes; i++)
+        if (t->lanes[i].n) return 0;
+    return 1;
+}
 
 void *esm__reader_main(void *arg) {
     esm_task_t *t = arg;
@@ -727,8 +812,13 @@ void *esm__reader_main(void *arg) {
         pthread_mutex_unlock(&e->mu);
 
         pthread_mutex_lock(&t->mu);
-        for (size_t i = 0; i < n_keep; i++)
-            if (lane_push(&t->lanes[lane_of[i]], keep[i])) free(keep[i]); /* see above */
+        int collapse = t->n_lanes > 1 && n_keep && lanes_collapse(t, n_keep);
+        for (size_t i = 0; i < n_keep; i++) {
+            keep[i]->home = (uint8_t)lane_of[i];
+            if (lane_push(&t->lanes[collapse ? 0 : lane_of[i]], keep[i]))
+                free(keep[i]); /* see above */
+            else if (collapse && lane_of[i]) t->in0[lane_of[i]]++;
+        }
         free(keep);
         free(lane_of);
         if (consumed) t->read_pos = rd.next_seq;

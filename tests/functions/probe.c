@@ -10,6 +10,9 @@
  *   POISON     the invoke fails (returns TRF_ERROR) whenever the batch holds this record
  *   FAILITEM   the record is reported with trf_fail_record while $PROBE_DIR/<seq>.ok is missing;
  *              the report creates that file, so the record succeeds on its next delivery
+ *   BADITEM    the record is reported with trf_fail_record on every delivery
+ *   MALFORMED  as examples/functions/iot.c treats a malformed reading: reported with
+ *              trf_fail_record, and the invoke fails (TRF_ERROR) when it is the batch's first
  *   SEGV       the process crashes (SIGSEGV) the first time it sees this record (marker file
  *              $PROBE_DIR/segv-<seq>), and succeeds afterwards
  *   SEGVALWAYS the process crashes every time
@@ -188,6 +191,11 @@ int handler(const trf_event_t *ev, trf_context_t *ctx) {
         if (has(r, "POISON")) fail = 1;
         snprintf(name, sizeof name, "%s.ok", r->sequence_number);
         if (has(r, "FAILITEM") && !marker(name, 1)) trf_fail_record(ctx, i);
+        if (has(r, "BADITEM")) trf_fail_record(ctx, i);
+        if (has(r, "MALFORMED")) {
+            if (i == 0) fail = 1;
+            else trf_fail_record(ctx, i);
+        }
         char *end;
         double v = strtod((const char *)r->data, &end);
         if (end != (const char *)r->data && *end == 0) sum += v;

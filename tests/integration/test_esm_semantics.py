@@ -213,6 +213,99 @@ def test_poison_record_retries_then_bisect(runtime, server, kinesis, make_stream
     assert {"approximateArrivalOfFirstRecord", "approximateArrivalOfLastRecord"} <= set(info)
 
 
+# A malformed record that the function names in its partial batch response, with
+# BisectBatchOnFunctionError: the engine splits the batch at that record instead of retrying the
+# rest and halving it (see process_batch in src/fn/esm_run.c).  Per malformed record: the batch
+# that found it, then the record alone for its MaximumRetryAttempts retries, then the
+# destination; every other record is processed once, in order.
+
+def poison_run(server, kinesis, make_stream, make_mapping, fn, probe, word, bad, retries):
+    """16 records, those at the indexes bad holding word, mapped with bisection, partial batch
+    responses and MaximumRetryAttempts retries; checks the outcome; returns the sequences."""
+    stream, dest = make_stream(), make_stream()
+    seqs = esm.put(kinesis, stream, [word if i in bad else f"ok{i}" for i in range(16)])
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=16,
+                 MaximumRetryAttempts=retries, BisectBatchOnFunctionError=True,
+                 FunctionResponseTypes=["ReportBatchItemFailures"],
+                 DestinationConfig={"OnFailure": {"Destination": esm.stream_arn(server, dest)}})
+    invoke_count = retries + 1
+    ok = [s for i, s in enumerate(seqs) if i not in bad]
+    probe.wait_records(len(seqs) - len(bad))
+    lf.wait_for(lambda: len(destination_reports(kinesis, dest)) >= len(bad), 20,
+                what="on-failure reports")
+    reps = destination_reports(kinesis, dest)
+    assert len(reps) == len(bad)
+    for rep, i in zip(reps, bad):
+        info = rep["KinesisBatchInfo"]
+        assert info["startSequenceNumber"] == info["endSequenceNumber"] == seqs[i]
+        assert info["batchSize"] == 1
+        assert rep["requestContext"]["condition"] == "RetryAttemptsExhausted"
+        assert rep["requestContext"]["approximateInvokeCount"] == invoke_count
+    # Every other record processed, in order; the malformed ones never delivered after their
+    # report (the last invocation holding one is the record alone).
+    good = [s for s in seqs_in_order(probe) if s in set(ok)]
+    assert good == ok
+    last = {}
+    for k, inv in enumerate(probe.invokes()):
+        for s in inv["seqs"]:
+            last[s] = (k, inv["n"])
+    assert all(last[seqs[i]][1] == 1 or invoke_count == 1 for i in bad)
+    return seqs
+
+
+@pytest.mark.parametrize("runtime", [esm.NATIVE_RUNTIME, "provided.al2023"])
+def test_reported_item_failure_with_bisect_splits_at_the_item(runtime, server, kinesis,
+                                                              make_stream, native_function,
+                                                              make_mapping, probe):
+    """The function names record 5 of 16 on every delivery: [0,5) is done, record 5 is retried
+    alone (MaximumRetryAttempts 1) and reported, [6,16) goes on as one batch.  Before: the rest
+    [5,16) was retried as a whole and all 11 records went to the destination."""
+    fn = native_function(runtime=runtime)
+    seqs = poison_run(server, kinesis, make_stream, make_mapping, fn, probe, "BADITEM", [5], 1)
+    assert [inv["n"] for inv in probe.invokes()] == [16, 1, 10]
+    assert [inv["seqs"] for inv in probe.invokes()][1:] == [[seqs[5]], seqs[6:]]
+
+
+def test_reported_item_failure_without_retries_goes_straight_to_destination(
+        server, kinesis, make_stream, native_function, make_mapping, probe):
+    """MaximumRetryAttempts 0: the report is the record's one failed attempt; it is not invoked
+    again."""
+    fn = native_function()
+    poison_run(server, kinesis, make_stream, make_mapping, fn, probe, "BADITEM", [3, 9], 0)
+    assert [inv["n"] for inv in probe.invokes()] == [16, 12, 6]
+
+
+def test_malformed_records_cost_a_few_invocations_each(server, kinesis, make_stream,
+                                                       native_function, make_mapping, probe):
+    """iot.c's way (report the malformed record, fail the invoke when it comes first): with the
+    split, each malformed record costs its singleton retries, not a bisection of the rest
+    (before: 9 invocations, 5 of them function errors, for one malformed record in 16)."""
+    fn = native_function()
+    poison_run(server, kinesis, make_stream, make_mapping, fn, probe, "MALFORMED", [5], 1)
+    assert [inv["n"] for inv in probe.invokes()] == [16, 1, 10]
+
+
+def test_reported_item_failure_without_bisect_retries_the_rest(server, kinesis, make_stream,
+                                                               native_function, make_mapping,
+                                                               probe):
+    """Without BisectBatchOnFunctionError a partial batch response is AWS's literally: the rest
+    from the failed item is retried as a batch, then reported as a batch."""
+    fn = native_function()
+    stream, dest = make_stream(), make_stream()
+    data = [f"ok{i}" for i in range(8)]
+    data[2] = "BADITEM"
+    seqs = esm.put(kinesis, stream, data)
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=8,
+                 MaximumRetryAttempts=1, FunctionResponseTypes=["ReportBatchItemFailures"],
+                 DestinationConfig={"OnFailure": {"Destination": esm.stream_arn(server, dest)}})
+    lf.wait_for(lambda: destination_reports(kinesis, dest), 20, what="on-failure report")
+    assert [inv["n"] for inv in probe.invokes()] == [8, 6]
+    (rep,) = destination_reports(kinesis, dest)
+    info = rep["KinesisBatchInfo"]
+    assert (info["startSequenceNumber"], info["endSequenceNumber"], info["batchSize"]) == \
+        (seqs[2], seqs[7], 6)
+
+
 def test_retries_without_bisect_discard_whole_batch(server, kinesis, make_stream, native_function,
                                                     make_mapping, probe):
     fn = native_function()
@@ -424,6 +517,49 @@ def test_parallelization_keeps_order_per_key(runtime, server, kinesis, make_stre
         assert order == list(range(15)), (key, order)
     # It really ran in parallel: several host processes served batches of one shard at once.
     assert len({inv["pid"] for inv in probe.invokes()}) >= 2
+
+
+def test_parallelization_idle_lanes_take_a_small_read_as_one_batch(server, kinesis, make_stream,
+                                                                   native_function, make_mapping,
+                                                                   probe):
+    """ParallelizationFactor is a maximum: 30 records of 30 keys found by idle lanes are one batch
+    (before: one batch per lane, ~10 invocations of ~3 records), in order."""
+    fn = native_function()
+    stream = make_stream()
+    recs = [{"PartitionKey": f"key{i}", "Data": f"r{i}".encode()} for i in range(30)]
+    kinesis.put_records(StreamName=stream, Records=recs)
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=100,
+                 ParallelizationFactor=10)
+    probe.wait_records(30)
+    time.sleep(0.3)  # no other invoke comes: an absence, the wait is the test
+    invs = probe.invokes()
+    assert [inv["n"] for inv in invs] == [30]
+    assert invs[0]["data"] == [f"r{i}" for i in range(30)]
+
+
+def test_parallelization_keys_wait_for_their_records_in_the_one_batch(server, kinesis,
+                                                                       make_stream,
+                                                                       native_function,
+                                                                       make_mapping, probe):
+    """After idle lanes took a read as one batch, later records of its keys (queued in their own
+    lanes) wait until that batch is done -- here it sleeps, crashes, and is retried."""
+    fn = native_function()
+    stream = make_stream()
+    first = [{"PartitionKey": f"key{i}", "Data": f"a{i}".encode()} for i in range(20)]
+    first[0]["Data"] = b"a0 SLEEP:300 SEGV"
+    kinesis.put_records(StreamName=stream, Records=first)
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=100,
+                 ParallelizationFactor=10)
+    lf.wait_for(lambda: probe.invokes(), 20, what="the first invoke")
+    kinesis.put_records(StreamName=stream, Records=[
+        {"PartitionKey": f"key{i}", "Data": f"b{i}".encode()} for i in range(20)])
+    probe.wait_records(40, timeout=30)
+    invs = probe.invokes()
+    assert invs[0]["n"] == 20 and invs[1]["n"] == 20      # the one batch, crashed, then again
+    for i in range(20):
+        last_a = max(k for k, inv in enumerate(invs) if f"a{i}" in " ".join(inv["data"]).split())
+        first_b = min(k for k, inv in enumerate(invs) if f"b{i}" in inv["data"])
+        assert last_a < first_b, (i, [inv["data"] for inv in invs])
 
 
 def test_resharding_parents_before_children(server, kinesis, make_stream, native_function,
