@@ -25,7 +25,8 @@
  * Measured with bench/pipeline.py on 2 shared cores (bench/results/pipeline.md): the server's
  * CPU per reading fell from ~145 us (one write per reading, BatchSize 500) to ~90 us at the
  * same BatchSize, ~65 us at BatchSize 10000 and ~30-35 us with ParallelizationFactor 10 as well
- * (each lane's batch then holds fewer devices, more readings each).  One more idea was measured
+ * (each lane's batch then holds fewer devices, more readings each); ~19 us at saturation since
+ * the engine's phase 2 (bench/results/pipeline.md, 2026-12-08).  One more idea was measured
  * and dropped: remembering each device-minute's min/max in the process to skip writes that
  * cannot win (within the noise: 0-8%).
  *
