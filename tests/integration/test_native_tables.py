@@ -3,12 +3,14 @@
 the same adapter as the HTTP API -- results, errors, conditions, transactions -- with pipelined
 writes, and a handler that crashes mid-call leaves the server serving."""
 import json
+import time
 
 import pytest
 
 from helpers import esm
 from helpers import lambdafn as lf
 from helpers.lambdafn import lam, make_function  # noqa: F401 (fixtures)
+from helpers.esm import make_mapping  # noqa: F401 (fixture)
 
 pytestmark = pytest.mark.usefixtures("local_only")
 
@@ -82,14 +84,20 @@ def test_crash_mid_pipeline_leaves_the_server_serving(lam, ddb, make_table, tabl
                         ConsistentRead=True)["Item"]["c"] == {"N": "20"}
 
 
-def test_iot_function_writes_the_tables(lam, ddb, make_table, make_function):
+def iot_tables(make_table, make_function, **env):
+    """Tables device_latest, device_minute and alerts, and iot.c deployed on them."""
     latest = make_table(hash=("device", "S"))
     minute = make_table(hash=("device", "S"), range=("minute", "S"))
     alerts = make_table(hash=("device", "S"), range=("seq", "S"))
     fn = make_function(zip=esm.native_zip("iot"), runtime=esm.NATIVE_RUNTIME,
                        handler_name="libiot.so:handler",
                        env={"IOT_LATEST_TABLE": latest, "IOT_MINUTE_TABLE": minute,
-                            "IOT_ALERTS_TABLE": alerts, "IOT_ALERT_TEMP": "50"})
+                            "IOT_ALERTS_TABLE": alerts, **env})
+    return fn, latest, minute, alerts
+
+
+def test_iot_function_writes_the_tables(lam, ddb, make_table, make_function):
+    fn, latest, minute, alerts = iot_tables(make_table, make_function, IOT_ALERT_TEMP="50")
     ts = 1700000000000   # 2023-11-14T22:13:20Z
     recs = [("d-1", json.dumps({"device": "d-1", "n": 1, "ts": ts, "temperature": 21.5})),
             ("d-1", json.dumps({"device": "d-1", "n": 2, "ts": ts + 1000, "temperature": 80.25})),
@@ -123,13 +131,7 @@ def test_iot_function_takes_a_device_name_that_escapes_long(lam, ddb, make_table
     """A device name of 200 control characters is 1,200 bytes once JSON-escaped: the function's
     requests must not cut it (iot.c once built device_minute's key in a 1,024-byte buffer, so the
     UpdateItem was invalid JSON and the batch was retried until it went to the destination)."""
-    latest = make_table(hash=("device", "S"))
-    minute = make_table(hash=("device", "S"), range=("minute", "S"))
-    alerts = make_table(hash=("device", "S"), range=("seq", "S"))
-    fn = make_function(zip=esm.native_zip("iot"), runtime=esm.NATIVE_RUNTIME,
-                       handler_name="libiot.so:handler",
-                       env={"IOT_LATEST_TABLE": latest, "IOT_MINUTE_TABLE": minute,
-                            "IOT_ALERTS_TABLE": alerts})
+    fn, latest, minute, _ = iot_tables(make_table, make_function)
     device = "\u0001" * 200
     ts = 1700000000000   # 2023-11-14T22:13:20Z
     recs = [(f"d{i}", json.dumps({"device": device, "n": i, "ts": ts, "temperature": 20 + i}))
@@ -145,3 +147,60 @@ def test_iot_function_takes_a_device_name_that_escapes_long(lam, ddb, make_table
     assert m["count"] == {"N": "2"} and m["sum"] == {"N": "43"}
     assert m["min"] == {"N": "21"} and m["max"] == {"N": "22"}
     assert ddb.get_item(TableName=latest, Key={"device": {"S": device}})["Item"]["n"] == {"N": "2"}
+
+
+def test_iot_function_reports_a_malformed_first_reading(lam, ddb, make_table, make_function):
+    """A malformed reading first in its batch is reported like any other (before: the invocation
+    failed, so a mapping with bisection halved the batch down to it, ~2 log2(batch) invocations);
+    nothing of the batch is applied: the mapping splits it there and delivers the rest again."""
+    fn, latest, minute, _ = iot_tables(make_table, make_function)
+    ts = 1700000000000
+    recs = [("d-1", '{"device": "d-1", "temp'),
+            ("d-1", json.dumps({"device": "d-1", "n": 1, "ts": ts, "temperature": 21.5}))]
+    from test_native_functions import kinesis_event
+    r, body = lf.invoke_json(lam, fn, kinesis_event(recs), LogType="Tail")
+    assert "FunctionError" not in r, body
+    assert body == {"batchItemFailures": [{"itemIdentifier": f"4959{0:030d}"}]}
+    assert "Item" not in ddb.get_item(TableName=latest, Key={"device": {"S": "d-1"}},
+                                      ConsistentRead=True)
+    assert not ddb.scan(TableName=minute)["Items"]
+
+
+def test_iot_mapping_applies_the_readings_after_a_malformed_one_once(
+        server, kinesis, lam, ddb, make_stream, make_table, make_function, make_mapping):
+    """Through a mapping as the demo's (bisection, partial batch responses, 1 retry): the batch
+    stops at each malformed reading, the mapping splits it there -- the reading alone to its
+    retry and the destination, the readings after it as a new batch -- so every valid reading is
+    counted exactly once and each malformed one reaches the destination alone."""
+    fn, latest, minute, _ = iot_tables(make_table, make_function)
+    stream, dest = make_stream(), make_stream()
+    ts = 1700000000000   # 2023-11-14T22:13:20Z
+    bad = {0, 7, 8}
+    datas = ['{"device": "d-1", "temp' if i in bad else
+             json.dumps({"device": "d-1", "n": i, "ts": ts, "temperature": i})
+             for i in range(16)]
+    seqs = esm.put(kinesis, stream, datas, pk="d-1")
+    make_mapping(FunctionName=fn, EventSourceArn=esm.stream_arn(server, stream), BatchSize=16,
+                 MaximumRetryAttempts=1, BisectBatchOnFunctionError=True,
+                 FunctionResponseTypes=["ReportBatchItemFailures"],
+                 DestinationConfig={"OnFailure": {"Destination": esm.stream_arn(server, dest)}})
+
+    def reports():
+        return [r for r in esm.read_stream(kinesis, dest) if isinstance(r, dict)]
+    lf.wait_for(lambda: len(reports()) >= len(bad), 30, what="on-failure reports")
+    key = {"device": {"S": "d-1"}, "minute": {"S": "2023-11-14T22:13"}}
+    want = [i for i in range(16) if i not in bad]
+    lf.wait_for(lambda: ddb.get_item(TableName=minute, Key=key, ConsistentRead=True)
+                .get("Item", {}).get("count") == {"N": str(len(want))}, 30, what="all applied")
+    time.sleep(1)   # nothing is applied a second time
+    m = ddb.get_item(TableName=minute, Key=key, ConsistentRead=True)["Item"]
+    assert m["count"] == {"N": str(len(want))} and m["sum"] == {"N": str(sum(want))}
+    assert m["min"] == {"N": "1"} and m["max"] == {"N": "15"}
+    latest_n = ddb.get_item(TableName=latest, Key={"device": {"S": "d-1"}}, ConsistentRead=True)
+    assert latest_n["Item"]["n"] == {"N": "15"}
+    reps = reports()
+    assert len(reps) == len(bad)
+    for rep, i in zip(reps, sorted(bad)):
+        info = rep["KinesisBatchInfo"]
+        assert info["startSequenceNumber"] == info["endSequenceNumber"] == seqs[i]
+        assert rep["requestContext"]["condition"] == "RetryAttemptsExhausted"
