@@ -11,8 +11,9 @@
  *   FAILITEM   the record is reported with trf_fail_record while $PROBE_DIR/<seq>.ok is missing;
  *              the report creates that file, so the record succeeds on its next delivery
  *   BADITEM    the record is reported with trf_fail_record on every delivery
- *   MALFORMED  as examples/functions/iot.c treats a malformed reading: reported with
- *              trf_fail_record, and the invoke fails (TRF_ERROR) when it is the batch's first
+ *   MALFORMED  as examples/functions/iot.c treated a malformed reading until the split at the
+ *              reported item: reported with trf_fail_record, and the invoke fails (TRF_ERROR)
+ *              when it is the batch's first (iot.c now reports it, as BADITEM does)
  *   SEGV       the process crashes (SIGSEGV) the first time it sees this record (marker file
  *              $PROBE_DIR/segv-<seq>), and succeeds afterwards
  *   SEGVALWAYS the process crashes every time

@@ -277,9 +277,10 @@ def test_reported_item_failure_without_retries_goes_straight_to_destination(
 
 def test_malformed_records_cost_a_few_invocations_each(server, kinesis, make_stream,
                                                        native_function, make_mapping, probe):
-    """iot.c's way (report the malformed record, fail the invoke when it comes first): with the
-    split, each malformed record costs its singleton retries, not a bisection of the rest
-    (before: 9 invocations, 5 of them function errors, for one malformed record in 16)."""
+    """A function that reports the malformed record and fails the invoke when it comes first
+    (iot.c's way before it reported that one too): with the split, each malformed record costs
+    its singleton retries, not a bisection of the rest (before: 9 invocations, 5 of them function
+    errors, for one malformed record in 16)."""
     fn = native_function()
     poison_run(server, kinesis, make_stream, make_mapping, fn, probe, "MALFORMED", [5], 1)
     assert [inv["n"] for inv in probe.invokes()] == [16, 1, 10]
