@@ -602,7 +602,7 @@ typedef struct bucket_args {
 
 static int apply_create(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     bucket_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     tr_err e;
     if (!obj__bucket_get(o, txn, a->name, &b, &e))
         return tr_err_set(j->err, TR_EEXISTS, "bucket \"%s\" already exists", a->name);
@@ -629,7 +629,7 @@ int obj_bucket_create(obj_t *o, const char *name, const char *location, tr_err *
 
 static int apply_delete_bucket(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     bucket_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, a->name, &b, j->err);
     if (rc) return rc;
     uint8_t pk[5];
@@ -672,7 +672,7 @@ int obj_bucket_head(obj_t *o, const char *name, obj_bucket_info_t *info, tr_err 
     MDB_txn *txn;
     int rc = obj__rtxn(o, &txn, err);
     if (rc) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     rc = obj__bucket_get(o, txn, name, &b, err);
     mdb_txn_abort(txn);
     if (!rc && info) {
@@ -714,7 +714,7 @@ int obj_bucket_list(obj_t *o, obj_bucket_info_t **out, size_t *n, tr_err *err) {
 
 static int apply_versioning(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     bucket_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, a->name, &b, j->err);
     if (rc) return rc;
     b.versioning = a->state;
@@ -739,7 +739,7 @@ int obj_versioning_get(obj_t *o, const char *bucket, int *state, tr_err *err) {
 
 static int apply_conf(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     bucket_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, a->name, &b, j->err);
     if (rc) return rc;
     uint8_t ck[5];
@@ -767,7 +767,7 @@ int obj_conf_get(obj_t *o, const char *bucket, obj_conf_t kind, char **text, siz
     MDB_txn *txn;
     int rc = obj__rtxn(o, &txn, err);
     if (rc) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     rc = obj__bucket_get(o, txn, bucket, &b, err);
     if (!rc) {
         uint8_t ck[5];

@@ -182,7 +182,7 @@ static int find_version(MDB_cursor *c, uint32_t bid, const char *key, const char
         rc = mdb_cursor_get(c, k, v, MDB_SET_KEY);
         if (rc == MDB_NOTFOUND) goto noversion;
         if (rc) return obj__mdb_err(err, rc, "version lookup");
-        uint8_t fl;
+        uint8_t fl = 0;
         const uint8_t *body;
         const char *id;
         size_t idn;
@@ -194,7 +194,7 @@ static int find_version(MDB_cursor *c, uint32_t bid, const char *key, const char
     for (rc = mdb_cursor_get(c, k, v, MDB_SET_RANGE); !rc; rc = mdb_cursor_get(c, k, v, MDB_NEXT)) {
         if (k->mv_size != m + 9 || memcmp(k->mv_data, kb, m + 1)) break;
         if (!vid) return 0;
-        uint8_t fl;
+        uint8_t fl = 0;
         const uint8_t *body;
         const char *id;
         size_t idn;
@@ -210,7 +210,7 @@ noversion:
 
 /* Remove the version c points at (k/v), with its body's bookkeeping (its body goes to j's gc). */
 static int remove_version(obj_t *o, MDB_txn *txn, MDB_cursor *c, const MDB_val *v, obj__job_t *j) {
-    uint8_t fl;
+    uint8_t fl = 0;
     const uint8_t *body;
     const char *id;
     size_t idn;
@@ -443,7 +443,7 @@ static int mpu_finish(obj_t *o, MDB_txn *txn, uint32_t bid, obj_put_t *p, obj__j
 
 static int apply_put(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     obj_put_t *p = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, p->bucket, &b, j->err);
     if (rc) return rc;
     if (p->complete && (rc = mpu_finish(o, txn, b.bid, p, j))) return rc;
@@ -553,7 +553,7 @@ static int lookup(obj_t *o, const char *bucket, const char *key, const char *vid
     if (rc) return rc;
     MDB_txn *txn;
     if ((rc = obj__rtxn(o, &txn, err))) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_cursor *c = NULL;
     if (!(rc = obj__bucket_get(o, txn, bucket, &b, err))) {
         if ((rc = mdb_cursor_open(txn, o->db_v, &c))) rc = obj__mdb_err(err, rc, "get");
@@ -645,7 +645,7 @@ int obj_get(obj_t *o, const char *bucket, const char *key, const obj_get_opts_t 
     uint8_t body[16];
     if ((rc = obj__rtxn(o, &txn, err))) goto fail;
     {
-        obj__bucket_t b;
+        obj__bucket_t b = {0};
         MDB_cursor *c = NULL;
         MDB_val k, v;
         if (!(rc = obj__bucket_get(o, txn, bucket, &b, err)) &&
@@ -737,7 +737,7 @@ typedef struct del_args {
 
 static int apply_delete(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     del_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, a->bucket, &b, j->err);
     if (rc) return rc;
     MDB_cursor *c;
@@ -750,7 +750,7 @@ static int apply_delete(obj_t *o, MDB_txn *txn, obj__job_t *j) {
         if (rc == TR_EINVAL) {
             tr_err_set(j->err, rc, "%s", e.msg);
         } else if (!rc) {
-            uint8_t fl;
+            uint8_t fl = 0;
             const uint8_t *body;
             const char *id;
             size_t idn;
@@ -938,7 +938,7 @@ static int list_run(obj_t *o, const char *bucket, const obj_list_opts_t *q, int 
         free(start);
         return rc;
     }
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_cursor *c = NULL;
     obj_list_page_t *pg = tr_xcalloc(1, sizeof *pg);
     size_t cap_i = 0, cap_p = 0;
@@ -984,7 +984,7 @@ static int list_run(obj_t *o, const char *bucket, const obj_list_opts_t *q, int 
             r = seek_past_key(c, b.bid, key, kn, &k, &v);
             continue;
         }
-        uint8_t fl;
+        uint8_t fl = 0;
         const uint8_t *body;
         const char *vid;
         size_t vidn;
@@ -1132,7 +1132,7 @@ typedef struct mpu_args {
 
 static int apply_mpu_create(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     mpu_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     int rc = obj__bucket_get(o, txn, a->bucket, &b, j->err);
     if (rc) return rc;
     uint8_t kb[24];
@@ -1179,7 +1179,7 @@ int obj_mpu_part_begin(obj_t *o, const char *bucket, const char *key, const char
     if (rc) return rc;
     MDB_txn *txn;
     if ((rc = obj__rtxn(o, &txn, err))) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_val v;
     if (!(rc = obj__bucket_get(o, txn, bucket, &b, err)))
         rc = upload_get(o, txn, b.bid, uid, key, &v, err);
@@ -1194,7 +1194,7 @@ int obj_mpu_part_begin(obj_t *o, const char *bucket, const char *key, const char
 /* Commit of a part: replaces a part of the same number (its body collected). */
 static int apply_part(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     obj_put_t *p = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_val v;
     int rc = obj__bucket_get(o, txn, p->bucket, &b, j->err);
     if (rc || (rc = upload_get(o, txn, b.bid, p->uid, p->key, &v, j->err))) return rc;
@@ -1268,7 +1268,7 @@ static int mpu_finish(obj_t *o, MDB_txn *txn, uint32_t bid, obj_put_t *p, obj__j
 
 static int apply_mpu_abort(obj_t *o, MDB_txn *txn, obj__job_t *j) {
     mpu_args_t *a = j->arg;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_val v;
     int rc = obj__bucket_get(o, txn, a->bucket, &b, j->err);
     if (rc || (rc = upload_get(o, txn, b.bid, a->uid, a->key, &v, j->err))) return rc;
@@ -1296,7 +1296,7 @@ int obj_mpu_list_parts(obj_t *o, const char *bucket, const char *key, const char
     if (rc) return rc;
     MDB_txn *txn;
     if ((rc = obj__rtxn(o, &txn, err))) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_val k, v;
     MDB_cursor *c = NULL;
     obj_part_info_t *a = NULL;
@@ -1344,7 +1344,7 @@ int obj_mpu_list_uploads(obj_t *o, const char *bucket, const char *prefix, obj_u
     MDB_txn *txn;
     int rc = obj__rtxn(o, &txn, err);
     if (rc) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     obj_upload_info_t *a = NULL;
     size_t cnt = 0, cap = 0, pn = prefix ? strlen(prefix) : 0;
     MDB_cursor *c;
@@ -1407,7 +1407,7 @@ int obj_mpu_complete(obj_t *o, const char *bucket, const char *key, const char *
     /* Read the upload and its parts in one snapshot. */
     MDB_txn *txn;
     if ((rc = obj__rtxn(o, &txn, err))) return rc;
-    obj__bucket_t b;
+    obj__bucket_t b = {0};
     MDB_val v;
     obj_info_t *up = NULL;
     uint8_t(*bodies)[16] = tr_xcalloc(n, 16);
