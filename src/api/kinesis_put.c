@@ -67,7 +67,12 @@ static void k_put_why(const k_put_t *kp, const slog_put_rec_t *r, int code, tr_e
 static void k_put_finish(net_req_t *req) {
     k_put_t *kp = req->state;
     tr_buf *b = &req->out;
-    api_call_t c = {.ctx = kp->ctx, .svc = &api_kinesis_service, .req = req, .out = b};
+    api_call_t c = {
+        .ctx = kp->ctx,
+        .svc = &api_kinesis_service,
+        .req = req,
+        .out = b,
+        .op = api_op_find(&api_kinesis_service, kp->single ? "PutRecord" : "PutRecords")};
     if (kp->single) {
         slog_put_rec_t *r = &kp->recs[0];
         if (kp->rc || r->rc) {
@@ -553,7 +558,13 @@ int api__kinesis_put_fast(api_ctx_t *ctx, const void *body, size_t len, int sing
     net_req_t req;
     k_hook_req(&req, body, len);
     out->priv_body = req.body;  /* the partition keys point into it */
-    api_call_t c = {.ctx = ctx, .svc = &api_kinesis_service, .req = &req, .out = &req.out};
+    /* op as the dispatcher sets it: messages name the operation (e.g. a StreamARN of another
+     * account: "not authorized to perform: kinesis:PutRecords"). */
+    api_call_t c = {.ctx = ctx,
+                    .svc = &api_kinesis_service,
+                    .req = &req,
+                    .out = &req.out,
+                    .op = api_op_find(&api_kinesis_service, single ? "PutRecord" : "PutRecords")};
     k_scan_t s = {(const char *)req.body, (const char *)req.body + len};
     if (!ks_ch(&s, '{')) return 1;
     k_put_t *kp = tr_xcalloc(1, sizeof *kp);
@@ -575,7 +586,13 @@ int api__kinesis_put_slow(api_ctx_t *ctx, const void *body, size_t len, int sing
     memset(out, 0, sizeof *out);
     net_req_t req;
     k_hook_req(&req, body, len);
-    api_call_t c = {.ctx = ctx, .svc = &api_kinesis_service, .req = &req, .out = &req.out};
+    /* op as the dispatcher sets it: messages name the operation (e.g. a StreamARN of another
+     * account: "not authorized to perform: kinesis:PutRecords"). */
+    api_call_t c = {.ctx = ctx,
+                    .svc = &api_kinesis_service,
+                    .req = &req,
+                    .out = &req.out,
+                    .op = api_op_find(&api_kinesis_service, single ? "PutRecord" : "PutRecords")};
     json_error_t jerr;
     int rc = -1;
     /* As api_kinesis_handle reads a body. */
